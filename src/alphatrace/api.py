@@ -1,0 +1,45 @@
+"""The Python API (DESIGN.md §8). The CLI is a thin layer over it.
+
+`Database` is assembled from one mixin per area (each in `alphatrace/<area>/api.py`), so each
+area owns its methods without editing a shared file.
+"""
+
+from __future__ import annotations
+
+import os
+
+from alphatrace.forensics.api import ForensicsAPI
+from alphatrace.governance.api import GovernanceAPI
+from alphatrace.ledger.api import LedgerAPI
+from alphatrace.market.api import MarketAPI
+from alphatrace.store import Store
+from alphatrace.store.ingest import IngestReport, ingest_paths
+
+
+class Database(LedgerAPI, MarketAPI, ForensicsAPI, GovernanceAPI):
+    """An open alphatrace store with every capability as a method."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> None:
+        self.store = Store(path, read_only=read_only)
+
+    @property
+    def con(self):  # type: ignore[no-untyped-def]
+        return self.store.con
+
+    def ingest(self, *paths: str | os.PathLike[str], kind: str | None = None) -> IngestReport:
+        """Ingest JSON Lines files or folders; see `alphatrace ingest`."""
+        return ingest_paths(self.store, [str(p) for p in paths], kind=kind)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> Database:
+    """Open (creating if needed) a store: `path`, else $ALPHATRACE_DB, else ./alphatrace.duckdb."""
+    return Database(path, read_only=read_only)

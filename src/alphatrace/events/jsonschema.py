@@ -1,0 +1,68 @@
+"""JSON Schema (draft 2020-12) for each event kind, generated from the field table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alphatrace.events.fields import DIRECTIONS, SPECS, Field, Kind
+
+_TS = {
+    "oneOf": [
+        {"type": "string", "description": "ISO 8601; UTC when no offset is given"},
+        {"type": "number", "description": "epoch seconds, or milliseconds when >= 1e11"},
+    ]
+}
+
+
+def _field_schema(f: Field) -> dict[str, Any]:
+    s: dict[str, Any]
+    if f.type == "string":
+        s = {"type": "string", "minLength": 1}
+    elif f.type == "id":
+        s = {"type": ["string", "integer"], "minLength": 1}
+    elif f.type == "number":
+        s = {"type": "number"}
+    elif f.type == "integer":
+        s = {"type": "integer"}
+    elif f.type == "timestamp":
+        s = dict(_TS)
+    elif f.type == "direction":
+        s = {
+            "type": "string",
+            "pattern": "^(?i:" + "|".join(DIRECTIONS) + ")$",
+            "description": "LONG, SHORT or FLAT, any case",
+        }
+    else:  # horizon
+        s = {
+            "oneOf": [
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smhdw]?\s*$"},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "description": 'holding horizon: "8h", "90m", "30s", "2d", "1w" or seconds',
+        }
+    if f.bound == "nonneg" and f.type in ("number", "integer"):
+        s["minimum"] = 0
+    if f.bound == "positive" and f.type in ("number", "integer"):
+        s["exclusiveMinimum"] = 0
+    if f.doc:
+        s.setdefault("description", f.doc)
+    return s
+
+
+def event_schema(kind: Kind) -> dict[str, Any]:
+    fields = SPECS[kind]
+    props: dict[str, Any] = {
+        "type": {"type": "string", "const": kind},
+        "event_id": {"type": "string", "description": "identity; default: hash of the event"},
+    }
+    props.update({f.name: _field_schema(f) for f in fields})
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://alphatrace.dev/schema/{kind}.json",
+        "title": f"alphatrace {kind} event",
+        "type": "object",
+        "properties": props,
+        "required": [f.name for f in fields if f.required],
+        "additionalProperties": True,
+        "description": "Unknown extra fields are kept as attrs.",
+    }

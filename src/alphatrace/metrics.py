@@ -1,0 +1,172 @@
+"""Every run metric, defined once: the per-agent summary, gates, forensics and the dashboard all
+read them from here, so a number means the same thing wherever it is shown.
+
+A metric is a SQL aggregate over a group of ledger rows (an agent's runs, a gate's window of the
+last N runs, a strategy class). Path-dependent metrics (drawdown, losing streak, last-N sums)
+read helper columns that `compute` derives per group in (ts, run_id) order before aggregating:
+`_seq` (1 = oldest), `_rn_desc` (1 = newest), `_cum_bps`/`_peak_bps`, `_cum_usd`/`_peak_usd`
+(net USD), `_streak` (consecutive losing runs ending at this row).
+
+PnL metrics use `realized_pnl_bps` (the external figure when there is one, else the reconciled
+one) and ignore runs without it; cost and latency metrics use every row they are given.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+PNL = "realized_pnl_bps"
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    sql: str
+    unit: str
+    formula: str
+    doc: str
+
+
+def _m(name: str, sql: str, unit: str, formula: str, doc: str) -> Metric:
+    return Metric(name, sql, unit, formula, doc)
+
+
+_METRICS: tuple[Metric, ...] = (
+    _m("runs", "count(*)", "runs", "n", "runs in the group"),
+    _m("realized_runs", f"count({PNL})", "runs", "n(pnl ≠ null)", "runs with realized PnL"),
+    _m("hit_rate", f"avg(CASE WHEN {PNL} IS NULL THEN NULL WHEN {PNL} > 0 THEN 1.0 ELSE 0.0 END)",
+       "ratio", "#(pnl > 0) / #realized", "share of realized runs that made money (0 counts as a miss)"),
+    _m("rolling_pnl_bps", f"coalesce(sum({PNL}), 0)", "bps", "Σ pnl",
+       "sum of realized bps over the group (a gate's window: its last N runs)"),
+    _m("mean_pnl_bps", f"avg({PNL})", "bps", "Σ pnl / n", "mean realized bps per run"),
+    _m("median_pnl_bps", f"median({PNL})", "bps", "median(pnl)", "median realized bps per run"),
+    _m("mean_net_bps", "avg(net_bps)", "bps", "mean(pnl_bps − cost_usd/size_usd·1e4)",
+       "mean per-run bps after inference cost"),
+    _m("median_net_bps", "median(net_bps)", "bps", "median(net_bps)", "median per-run net bps"),
+    _m("total_pnl_usd", "coalesce(sum(pnl_usd), 0)", "USD", "Σ pnl_usd", "trading PnL in dollars"),
+    _m("total_cost_usd", "coalesce(sum(cost_usd), 0)", "USD", "Σ cost_usd", "inference spend"),
+    _m("net_usd", "coalesce(sum(net_usd), 0)", "USD", "Σ (pnl_usd − cost_usd)",
+       "dollars after inference cost"),
+    _m("profit_factor",
+       f"sum(CASE WHEN {PNL} > 0 THEN {PNL} ELSE 0 END) / "
+       f"nullif(-sum(CASE WHEN {PNL} < 0 THEN {PNL} ELSE 0 END), 0)",
+       "ratio", "Σ winning bps / |Σ losing bps|", "null when there is no losing run"),
+    _m("sharpe", f"avg({PNL}) / nullif(stddev_samp({PNL}), 0)", "ratio",
+       "mean(pnl) / sd(pnl)", "per-run Sharpe ratio (sample sd); null under 2 runs or zero sd"),
+    _m("sharpe_annualised",
+       f"avg({PNL}) / nullif(stddev_samp({PNL}), 0) * sqrt(365.0 * count({PNL}) / "
+       "greatest(date_diff('second', min(ts), max(ts)) / 86400.0, 1.0))",
+       "ratio", "sharpe · √(365 · runs per day)",
+       "per-run Sharpe scaled by the observed run frequency (runs / days spanned, at least 1 day)"),
+    _m("max_drawdown_bps", "coalesce(max(_peak_bps - _cum_bps), 0)", "bps",
+       "max_t (max_{s≤t} C_s − C_t), C = cumulative pnl, C_0 = 0",
+       "largest peak-to-trough fall of cumulative bps"),
+    _m("max_drawdown_usd", "coalesce(max(_peak_usd - _cum_usd), 0)", "USD",
+       "same on cumulative net_usd", "largest peak-to-trough fall of cumulative net dollars"),
+    _m("max_losing_streak", "coalesce(max(_streak), 0)", "runs",
+       "longest run of consecutive pnl < 0", "runs without realized PnL neither extend nor break it"),
+    _m("error_rate", "coalesce(avg(CASE WHEN coalesce(errors, 0) > 0 THEN 1.0 ELSE 0.0 END), 0)",
+       "ratio", "#(errors > 0) / n", "share of runs with at least one error"),
+    _m("mean_latency_ms", "avg(latency_ms)", "ms", "mean(latency)", "mean run latency"),
+    _m("median_latency_ms", "median(latency_ms)", "ms", "median(latency)", "median run latency"),
+    _m("p90_latency_ms", "quantile_cont(latency_ms, 0.9)", "ms", "90th percentile (linear)",
+       "tail latency"),
+    _m("cost_per_run", "avg(coalesce(cost_usd, 0))", "USD", "Σ cost / n", "inference cost per run"),
+    _m("tokens_per_run", "avg(coalesce(tokens_in, 0) + coalesce(tokens_out, 0))", "tokens",
+       "Σ (tokens_in + tokens_out) / n", "tokens per run"),
+    _m("pnl_per_cost", "sum(pnl_usd) / nullif(sum(cost_usd), 0)", "ratio",
+       "Σ pnl_usd / Σ cost_usd", "trading dollars per dollar of inference; null without cost"),
+)
+
+METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}
+
+_LAST_N = re.compile(r"^last_(\d+)_runs_pnl$")
+
+
+def get(name: str) -> Metric:
+    """A metric by name; `last_N_runs_pnl` exists for every N ≥ 1."""
+    m = METRICS.get(name)
+    if m is not None:
+        return m
+    lm = _LAST_N.match(name)
+    if lm and int(lm.group(1)) >= 1:
+        n = int(lm.group(1))
+        return _m(name, f"coalesce(sum({PNL}) FILTER (WHERE _rn_desc <= {n}), 0)", "bps",
+                  f"Σ pnl over the newest {n} runs", f"sum of realized bps over the last {n} runs")
+    raise KeyError(name)
+
+
+def names() -> list[str]:
+    return [*METRICS, "last_N_runs_pnl"]
+
+
+def is_metric(name: str) -> bool:
+    try:
+        get(name)
+    except KeyError:
+        return False
+    return True
+
+
+def path_sql(source: str, group_by: list[str]) -> str:
+    """`source` plus the per-group path columns the aggregates read."""
+    part = f"PARTITION BY {', '.join(group_by)}" if group_by else ""
+    order = "ORDER BY ts, run_id"
+    w = f"({part} {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    return f"""
+SELECT *,
+  greatest(0, max(_cum_bps) OVER {w}) AS _peak_bps,
+  greatest(0, max(_cum_usd) OVER {w}) AS _peak_usd,
+  CASE WHEN {PNL} < 0 THEN _nloss - max(CASE WHEN {PNL} >= 0 THEN _nloss ELSE 0 END) OVER {w}
+       ELSE 0 END AS _streak
+FROM (
+  SELECT *,
+    row_number() OVER ({part} {order}) AS _seq,
+    row_number() OVER ({part} ORDER BY ts DESC, run_id DESC) AS _rn_desc,
+    sum(coalesce({PNL}, 0)) OVER {w} AS _cum_bps,
+    sum(coalesce(net_usd, 0)) OVER {w} AS _cum_usd,
+    count(CASE WHEN {PNL} < 0 THEN 1 END) OVER {w} AS _nloss
+  FROM ({source})
+)"""
+
+
+def select_list(metric_names: list[str]) -> str:
+    """Counts stay integers; everything else is DOUBLE whatever the input column types."""
+    out = []
+    for n in metric_names:
+        m = get(n)
+        expr = m.sql if m.unit == "runs" else f"CAST({m.sql} AS DOUBLE)"
+        out.append(f'{expr} AS "{n}"')
+    return ", ".join(out)
+
+
+def compute(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    group_by: list[str],
+    metric_names: list[str] | None = None,
+    params: list[object] | None = None,
+) -> pa.Table:
+    """Metrics per group of `source` (a SQL query over ledger rows), ordered by the group keys.
+
+    `source` must have the ledger columns the chosen metrics read, plus `ts` and `run_id`.
+    """
+    chosen = metric_names or list(METRICS)
+    keys = ", ".join(group_by)
+    sql = f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} FROM ({path_sql(source, group_by)})"
+    if group_by:
+        sql += f" GROUP BY {keys} ORDER BY {keys}"
+    return con.sql(sql, params=params or None).to_arrow_table()
+
+
+def glossary_markdown() -> str:
+    """The README's metric glossary, generated so docs and code cannot drift."""
+    rows = ["| metric | unit | formula | meaning |", "|---|---|---|---|"]
+    for m in _METRICS:
+        rows.append(f"| `{m.name}` | {m.unit} | {m.formula} | {m.doc} |")
+    rows.append("| `last_N_runs_pnl` | bps | Σ pnl over the newest N runs | any N ≥ 1, e.g. `last_5_runs_pnl` |")
+    return "\n".join(rows)

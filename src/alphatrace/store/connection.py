@@ -1,0 +1,82 @@
+"""The one place that opens DuckDB: UTC session, migrations applied, transactions scoped.
+
+DuckDB allows one writing process per file; a second writer gets a clear StoreError that says
+to go through the collector or spool files instead of a lock traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from alphatrace.config import resolve_db_path
+from alphatrace.errors import StoreError
+from alphatrace.store.migrations import migrate
+
+
+class Store:
+    """An open alphatrace store. `con` is the DuckDB connection; areas run SQL on it."""
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False
+    ) -> None:
+        self.path: Path | None
+        if path is not None and str(path) == ":memory:":
+            self.path = None
+            target = ":memory:"
+        else:
+            self.path = resolve_db_path(path)
+            target = str(self.path)
+            if read_only and not self.path.exists():
+                raise StoreError(f"no alphatrace store at {self.path} (run `alphatrace ingest` first)")
+        try:
+            self.con = duckdb.connect(target, read_only=read_only)
+        except duckdb.IOException as e:
+            msg = str(e)
+            if "lock" in msg.lower():
+                raise StoreError(
+                    f"{target} is open for writing by another process; DuckDB allows one writer. "
+                    "Send events through `alphatrace serve` or spool files instead."
+                ) from None
+            raise StoreError(f"cannot open store {target}: {msg}") from None
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.read_only = read_only
+        if not read_only:
+            migrate(self.con)
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All-or-nothing: a crash or an exception inside leaves the store as before."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> tuple:  # type: ignore[type-arg]
+    """The single row of a query, with the result fully consumed.
+
+    DuckDB 2.x refuses new work on a connection whose previous result was not consumed, so
+    `fetchone()` on a multi-row result would poison the connection; this is the one helper for
+    single-row queries.
+    """
+    rows = con.execute(sql, params or []).fetchall()
+    if len(rows) != 1:
+        raise RuntimeError(f"expected one row, got {len(rows)}: {sql}")
+    return tuple(rows[0])

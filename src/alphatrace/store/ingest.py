@@ -1,0 +1,276 @@
+"""Ingest JSON Lines into the store: validated, deduplicated, quarantined, one transaction a file.
+
+A file is all-or-nothing (a kill -9 mid-file leaves the store as before it), events are
+identified by `event_id` or a hash of their normalised content, so re-ingesting a file or
+retrying an HTTP batch adds nothing, and every bad line lands in quarantine with file, line,
+field and reason while the good lines of the same file are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import duckdb
+
+from alphatrace.errors import InputError, SchemaError
+from alphatrace.events.fields import KINDS, SPECS, TYPE_ALIASES, Kind
+from alphatrace.store.connection import Store, one
+from alphatrace.store.lines import Chunk, expand_paths, from_bytes, iter_chunks, open_input
+from alphatrace.store.validate_sql import SEP, check_sql, parse_sql, rows_sql
+
+TABLE: dict[Kind, str] = {"telemetry": "telemetry", "alpha": "alpha", "pnl": "pnl"}
+COLUMN: dict[str, str] = {"horizon": "horizon_s"}  # field name -> stored column name
+DEFAULT_EXPR: dict[str, str] = {"revision": 'coalesce("revision", 0)'}
+RAW_LIMIT = 4096  # quarantined raw lines are kept up to this many characters
+
+Progress = Callable[[int], None]  # called with bytes consumed since the last call
+
+
+@dataclass
+class IngestReport:
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    files: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: IngestReport) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+        self.files += other.files
+        for k, v in other.by_kind.items():
+            self.by_kind[k] = self.by_kind.get(k, 0) + v
+
+    def to_dict(self) -> dict[str, Any]:
+        """The CLI contract of DESIGN.md §7: accepted, duplicates, quarantined, files."""
+        return asdict(self)
+
+
+EventStatus = Literal["accepted", "duplicate", "rejected"]
+
+
+@dataclass
+class EventResult:
+    index: int
+    status: EventStatus
+    event_id: str | None = None
+    kind: str | None = None
+    field: str | None = None
+    reason: str | None = None
+
+
+def normalize_kind(kind: str | None) -> Kind | None:
+    if kind is None:
+        return None
+    k = TYPE_ALIASES.get(kind.strip().lower())
+    if k is None:
+        raise InputError(f"--kind {kind!r} is not one of: {', '.join(KINDS)}")
+    return k
+
+
+def _insert_columns(kind: Kind) -> list[tuple[str, str]]:
+    """(stored column, select expression) pairs for one kind's table."""
+    cols = [("event_id", "event_id")]
+    cols += [(COLUMN.get(f.name, f.name), DEFAULT_EXPR.get(f.name, f'"{f.name}"')) for f in SPECS[kind]]
+    cols += [("attrs", "attrs"), ("file_id", "?"), ("line", "line_no")]
+    return cols
+
+
+def _ingest_chunk(
+    con: duckdb.DuckDBPyConnection,
+    chunk: Chunk,
+    file_id: int,
+    path: str,
+    kind: Kind | None,
+    report: IngestReport,
+    collect: bool,
+) -> list[tuple[int, str, str | None, str | None, str | None, str | None]]:
+    """Validate, dedupe and insert one chunk. Returns per-line statuses when `collect`."""
+    con.register("raw_chunk", chunk.table)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _parsed AS {parse_sql('raw_chunk', kind)}"
+        )
+    finally:
+        con.unregister("raw_chunk")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {check_sql('_parsed')}")
+    statuses: list[tuple[int, str, str | None, str | None, str | None, str | None]] = []
+    for k in KINDS:
+        table = TABLE[k]
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _cand AS
+            SELECT r.*, (row_number() OVER (PARTITION BY r.event_id ORDER BY r.line_no) = 1
+                         AND r.event_id NOT IN (SELECT event_id FROM {table})) AS is_new
+            FROM ({rows_sql('_checked', k)}) r"""
+        )
+        cols = _insert_columns(k)
+        target = ", ".join(c for c, _ in cols)
+        select = ", ".join(e for _, e in cols)
+        con.execute(
+            f"INSERT INTO {table} ({target}) SELECT {select} FROM _cand WHERE is_new ORDER BY line_no",
+            [file_id],
+        )
+        new, total = one(con, "SELECT count(*) FILTER (WHERE is_new), count(*) FROM _cand")
+        report.accepted += new
+        report.duplicates += total - new
+        if new:
+            report.by_kind[k] = report.by_kind.get(k, 0) + new
+        if collect:
+            statuses += [
+                (ln, "accepted" if is_new else "duplicate", eid, k, None, None)
+                for ln, eid, is_new in con.execute(
+                    "SELECT line_no, event_id, is_new FROM _cand"
+                ).fetchall()
+            ]
+    bad = con.execute(
+        f"""SELECT line_no, kind, split_part(err, '{SEP}', 1), split_part(err, '{SEP}', 2),
+                   left(rtrim(line, chr(10) || chr(13)), {RAW_LIMIT})
+            FROM _checked WHERE err IS NOT NULL AND trim(line, ' ' || chr(9) || chr(10) || chr(13)) <> ''
+            ORDER BY line_no"""
+    ).fetchall()
+    bad_rows = [
+        (file_id, path, ln, (k if k in KINDS else None), fld or None, reason, raw)
+        for ln, k, fld, reason, raw in bad
+    ]
+    bad_rows += [
+        (file_id, path, ln, None, None, "not valid UTF-8",
+         raw.decode("utf-8", "replace").rstrip("\r\n")[:RAW_LIMIT])
+        for ln, raw in chunk.bad_utf8
+    ]
+    if bad_rows:
+        # A quarantined line already recorded for this path is not recorded twice.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _bad (file_id BIGINT, path VARCHAR, line BIGINT, "
+            "kind VARCHAR, field VARCHAR, reason VARCHAR, raw VARCHAR)"
+        )
+        con.executemany("INSERT INTO _bad VALUES (?, ?, ?, ?, ?, ?, ?)", bad_rows)
+        con.execute(
+            """INSERT INTO quarantine SELECT b.* FROM _bad b
+               WHERE NOT EXISTS (SELECT 1 FROM quarantine q
+                                 WHERE q.path = b.path AND q.line = b.line AND q.raw = b.raw)"""
+        )
+        report.quarantined += len(bad_rows)
+        if collect:
+            statuses += [(r[2], "rejected", None, r[3], r[4], r[5]) for r in bad_rows]
+    return statuses
+
+
+def _ingest_stream(
+    store: Store,
+    stream: BinaryIO,
+    path: str,
+    kind: Kind | None,
+    progress: Progress | None,
+    collect: bool = False,
+) -> tuple[IngestReport, list[tuple[int, str, str | None, str | None, str | None, str | None]]]:
+    report = IngestReport(files=1)
+    statuses: list[tuple[int, str, str | None, str | None, str | None, str | None]] = []
+    nbytes = 0
+    lines = 0
+    with store.transaction() as con:
+        file_id = int(one(con, "SELECT nextval('file_id_seq')")[0])
+        for chunk in iter_chunks(stream):
+            statuses += _ingest_chunk(con, chunk, file_id, path, kind, report, collect)
+            nbytes += chunk.nbytes
+            lines += chunk.table.num_rows
+            if progress:
+                progress(chunk.nbytes)
+        con.execute(
+            "INSERT INTO ingested_files VALUES (?, ?, NULL, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)",
+            [file_id, path, nbytes, lines, report.accepted, report.duplicates, report.quarantined],
+        )
+        for t in ("_parsed", "_checked", "_cand", "_bad"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+    return report, statuses
+
+
+def input_size(paths: Iterable[str]) -> int:
+    total = 0
+    for p in paths:
+        if p != "-":
+            total += Path(p).stat().st_size
+    return total
+
+
+def resolve_inputs(paths: list[str]) -> list[str]:
+    files = expand_paths(paths)
+    for p in files:
+        if p != "-" and not Path(p).is_file():
+            raise InputError(f"{p}: no such file")
+    if not files:
+        raise InputError("no JSON Lines files found in " + ", ".join(paths))
+    return files
+
+
+def ingest_paths(
+    store: Store,
+    paths: list[str],
+    kind: str | None = None,
+    progress: Progress | None = None,
+    stdin: BinaryIO | None = None,
+) -> IngestReport:
+    """Ingest files, folders and `-` (stdin). Each file commits on its own."""
+    k = normalize_kind(kind)
+    total = IngestReport()
+    for p in resolve_inputs(paths):
+        if p == "-":
+            stream: BinaryIO = stdin or sys.stdin.buffer
+            r, _ = _ingest_stream(store, stream, "<stdin>", k, progress)
+        else:
+            with open_input(Path(p)) as fh:
+                try:
+                    r, _ = _ingest_stream(store, fh, str(p), k, progress)
+                except (OSError, EOFError) as e:  # e.g. a truncated .gz
+                    raise InputError(f"{p}: cannot read: {e}") from None
+        total.add(r)
+    return total
+
+
+def ingest_events(
+    store: Store,
+    events: list[Any],
+    source: str = "<api>",
+    kind: str | None = None,
+) -> tuple[IngestReport, list[EventResult]]:
+    """Ingest in-memory events (SDK direct sink, HTTP collector) with a status per event.
+
+    The events go through exactly the same validation as file lines; index i of the result is
+    event i of the input.
+    """
+    k = normalize_kind(kind)
+    lines = []
+    for e in events:
+        try:
+            lines.append(json.dumps(e, separators=(",", ":"), allow_nan=True, default=str))
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(f"event cannot be serialised as JSON: {exc}") from None
+    data = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+    if not data:
+        return IngestReport(), []
+    report, raw = _ingest_stream(store, from_bytes(data), source, k, None, collect=True)
+    by_line = {ln: s for (ln, *_), s in zip(raw, raw, strict=True)}
+    results: list[EventResult] = []
+    for i in range(len(events)):
+        s = by_line.get(i + 1)
+        if s is None:  # blank serialisation cannot happen for dicts; keep the contract total
+            results.append(EventResult(i, "rejected", reason="empty event"))
+            continue
+        _, status, eid, kd, fld, reason = s
+        results.append(EventResult(i, status, eid, kd, fld, reason))  # type: ignore[arg-type]
+    return report, results
+
+
+def iter_quarantine(store: Store, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    sql = "SELECT path, line, kind, field, reason, raw FROM quarantine ORDER BY path, line"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    cur = store.con.execute(sql)
+    names = [d[0] for d in cur.description]
+    for row in cur.fetchall():
+        yield dict(zip(names, row, strict=True))
