@@ -1,9 +1,114 @@
-"""CLI commands of the demo area (filled in by that area)."""
+"""`alphatrace demo`: a fresh demo store from shipped real prices and simulated agents."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from alphatrace.cli.common import console, emit, err_console, handle_errors, print_json
+from alphatrace.demo.pipeline import (
+    DEFAULT_DB,
+    DEFAULT_RUNS_PER_AGENT,
+    DEFAULT_SEED,
+    Step,
+    run_demo,
+)
 
 
 def register(app: typer.Typer) -> None:
-    """Adds this area's commands to the app."""
+    app.command("demo")(demo)
+
+
+def _render_market(r: dict[str, Any]) -> None:
+    console.print(f"[bold]market[/]: {r['bars']:,} bars, {r['funding']:,} funding rates "
+                  f"({', '.join(r['symbols'])}) from {', '.join(r['files'])}")
+
+
+def _render_simulate(r: dict[str, Any]) -> None:
+    p = r["planted"]
+    lc, br = p["loss_cluster"], p["cost_then_pnl_break"]
+    console.print(
+        f"[bold]simulate[/]: {r['runs']:,} runs of {r['agents']} agents (seed {r['seed']}); "
+        f"{r['bad_lines']} bad lines and {r['duplicates']} retried duplicates mixed in"
+    )
+    console.print(
+        f"  planted: loss cluster in [cyan]{lc['agent']}[/] when {lc['when']} "
+        f"({lc['runs']} of {lc['of_runs']} runs); [cyan]{br['agent']}[/] cost ×"
+        f"{br['cost_break']['cost_ratio']:g} from run {br['cost_break']['run_index']} "
+        f"({br['cost_break']['model']}), PnL breaks from run {br['pnl_break']['run_index']}"
+    )
+
+
+def _render_ingest(r: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]ingest[/]: {r['accepted']:,} accepted, {r['duplicates']:,} duplicates, "
+        f"{r['quarantined']:,} quarantined from {r['files']} files"
+    )
+
+
+def _render_summary(r: dict[str, Any]) -> None:
+    emit(r["market"], False, title="market data")
+    emit(r["events"], False, title="events per kind")
+    emit(r["strategies"], False, title="runs per strategy")
+    emit(r["agents"], False, title="runs per agent (all columns with --json)",
+         columns=["strategy", "agent", "runs", "signals", "models", "cost_usd",
+                  "error_runs", "ext_pnl_runs"])
+    emit(r["quarantine"], False, title="quarantined lines")
+
+
+RENDER = {
+    "market": _render_market,
+    "simulate": _render_simulate,
+    "ingest": _render_ingest,
+    "summary": _render_summary,
+}
+
+
+@contextmanager
+def _progress(step: Step) -> Iterator[None]:
+    t0 = time.perf_counter()
+    with err_console.status(f"{step.title}…"):
+        yield
+    err_console.print(f"[green]✓[/] {step.title} [dim]({time.perf_counter() - t0:.1f} s)[/]")
+
+
+@handle_errors
+def demo(
+    db: Annotated[Path, typer.Option(
+        "--db", help="Demo store file; deleted and rebuilt (ALPHATRACE_DB is ignored on purpose).",
+    )] = DEFAULT_DB,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, nothing else.")] = False,
+    seed: Annotated[int, typer.Option(help="Simulator seed: same seed, same events.")] = DEFAULT_SEED,
+    runs_per_agent: Annotated[int, typer.Option(help="Simulated runs per agent (6 agents).")] = DEFAULT_RUNS_PER_AGENT,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Folder of market files to use instead of the shipped slice.",
+    )] = None,
+    events_dir: Annotated[Path | None, typer.Option(
+        "--events-dir", help="Keep the simulated JSONL here (default: a temporary folder).",
+    )] = None,
+) -> None:
+    """Build a fresh demo store from shipped real BTC/ETH prices and simulated agents."""
+    results = run_demo(
+        db, seed=seed, runs_per_agent=runs_per_agent, data_dir=data, events_dir=events_dir,
+        on_step=(lambda s: _null()) if as_json else _progress,
+    )
+    if as_json:
+        print_json({"db": str(db), "steps": results})
+        return
+    for name, result in results.items():
+        render = RENDER.get(name)
+        if render is not None:
+            render(result)
+        else:
+            emit(result, False, title=name)
+    console.print(f"\nDemo store: [bold]{db}[/]  (try `alphatrace quarantine --db {db}`)")
+
+
+@contextmanager
+def _null() -> Iterator[None]:
+    yield

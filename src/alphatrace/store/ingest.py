@@ -21,7 +21,7 @@ from alphatrace.errors import InputError, SchemaError
 from alphatrace.events.fields import KINDS, SPECS, TYPE_ALIASES, Kind
 from alphatrace.store.connection import Store, one
 from alphatrace.store.lines import Chunk, expand_paths, from_bytes, iter_chunks, open_input
-from alphatrace.store.validate_sql import SEP, check_sql, parse_sql, rows_sql
+from alphatrace.store.validate_sql import SEP, staged_sql
 
 TABLE: dict[Kind, str] = {"telemetry": "telemetry", "alpha": "alpha", "pnl": "pnl"}
 COLUMN: dict[str, str] = {"horizon": "horizon_s"}  # field name -> stored column name
@@ -77,9 +77,16 @@ def normalize_kind(kind: str | None) -> Kind | None:
 def _insert_columns(kind: Kind) -> list[tuple[str, str]]:
     """(stored column, select expression) pairs for one kind's table."""
     cols = [("event_id", "event_id")]
-    cols += [(COLUMN.get(f.name, f.name), DEFAULT_EXPR.get(f.name, f'"{f.name}"')) for f in SPECS[kind]]
+    for f in SPECS[kind]:
+        expr = DEFAULT_EXPR.get(f.name, f'"{f.name}"')
+        if f.type == "integer" and f.name not in DEFAULT_EXPR:
+            expr = f'CAST("{f.name}" AS BIGINT)'
+        cols.append((COLUMN.get(f.name, f.name), expr))
     cols += [("attrs", "attrs"), ("file_id", "?"), ("line", "line_no")]
     return cols
+
+
+Status = tuple[int, str, str | None, str | None, str | None, str | None]
 
 
 def _ingest_chunk(
@@ -90,53 +97,55 @@ def _ingest_chunk(
     kind: Kind | None,
     report: IngestReport,
     collect: bool,
-) -> list[tuple[int, str, str | None, str | None, str | None, str | None]]:
+) -> list[Status]:
     """Validate, dedupe and insert one chunk. Returns per-line statuses when `collect`."""
     con.register("raw_chunk", chunk.table)
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _parsed AS {parse_sql('raw_chunk', kind)}"
-        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {staged_sql('raw_chunk', kind)}")
     finally:
         con.unregister("raw_chunk")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {check_sql('_parsed')}")
-    statuses: list[tuple[int, str, str | None, str | None, str | None, str | None]] = []
+    statuses: list[Status] = []
     for k in KINDS:
         table = TABLE[k]
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _cand AS
-            SELECT r.*, (row_number() OVER (PARTITION BY r.event_id ORDER BY r.line_no) = 1
-                         AND r.event_id NOT IN (SELECT event_id FROM {table})) AS is_new
-            FROM ({rows_sql('_checked', k)}) r"""
-        )
         cols = _insert_columns(k)
         target = ", ".join(c for c, _ in cols)
         select = ", ".join(e for _, e in cols)
-        con.execute(
-            f"INSERT INTO {table} ({target}) SELECT {select} FROM _cand WHERE is_new ORDER BY line_no",
-            [file_id],
-        )
-        new, total = one(con, "SELECT count(*) FILTER (WHERE is_new), count(*) FROM _cand")
+        # New = not in the table yet, and the first occurrence within this chunk.
+        new_rows = f"""SELECT * FROM _staged
+            WHERE kind = '{k}' AND err IS NULL
+              AND event_id NOT IN (SELECT event_id FROM {table})
+            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY line_no) = 1"""
+        if collect:
+            inserted = con.execute(
+                f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows}) ORDER BY line_no "
+                "RETURNING line",
+                [file_id],
+            ).fetchall()
+            new_lines = {r[0] for r in inserted}
+            new = len(new_lines)
+            valid = con.execute(
+                f"SELECT line_no, event_id FROM _staged WHERE kind = '{k}' AND err IS NULL"
+            ).fetchall()
+            statuses += [
+                (ln, "accepted" if ln in new_lines else "duplicate", eid, k, None, None)
+                for ln, eid in valid
+            ]
+            total = len(valid)
+        else:
+            new = int(one(con, f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows}) "
+                               "ORDER BY line_no", [file_id])[0])
+            total = int(one(con, f"SELECT count(*) FROM _staged WHERE kind = '{k}' AND err IS NULL")[0])
         report.accepted += new
         report.duplicates += total - new
         if new:
             report.by_kind[k] = report.by_kind.get(k, 0) + new
-        if collect:
-            statuses += [
-                (ln, "accepted" if is_new else "duplicate", eid, k, None, None)
-                for ln, eid, is_new in con.execute(
-                    "SELECT line_no, event_id, is_new FROM _cand"
-                ).fetchall()
-            ]
     bad = con.execute(
-        f"""SELECT line_no, kind, split_part(err, '{SEP}', 1), split_part(err, '{SEP}', 2),
-                   left(rtrim(line, chr(10) || chr(13)), {RAW_LIMIT})
-            FROM _checked WHERE err IS NOT NULL AND trim(line, ' ' || chr(9) || chr(10) || chr(13)) <> ''
-            ORDER BY line_no"""
+        f"""SELECT line_no, kind, split_part(err, '{SEP}', 1), split_part(err, '{SEP}', 2), bad_line
+            FROM _staged WHERE err IS NOT NULL ORDER BY line_no"""
     ).fetchall()
     bad_rows = [
-        (file_id, path, ln, (k if k in KINDS else None), fld or None, reason, raw)
-        for ln, k, fld, reason, raw in bad
+        (file_id, path, ln, (kd if kd in KINDS else None), fld or None, reason, raw)
+        for ln, kd, fld, reason, raw in bad
     ]
     bad_rows += [
         (file_id, path, ln, None, None, "not valid UTF-8",
@@ -168,9 +177,9 @@ def _ingest_stream(
     kind: Kind | None,
     progress: Progress | None,
     collect: bool = False,
-) -> tuple[IngestReport, list[tuple[int, str, str | None, str | None, str | None, str | None]]]:
+) -> tuple[IngestReport, list[Status]]:
     report = IngestReport(files=1)
-    statuses: list[tuple[int, str, str | None, str | None, str | None, str | None]] = []
+    statuses: list[Status] = []
     nbytes = 0
     lines = 0
     with store.transaction() as con:
@@ -185,7 +194,7 @@ def _ingest_stream(
             "INSERT INTO ingested_files VALUES (?, ?, NULL, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)",
             [file_id, path, nbytes, lines, report.accepted, report.duplicates, report.quarantined],
         )
-        for t in ("_parsed", "_checked", "_cand", "_bad"):
+        for t in ("_staged", "_bad"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     return report, statuses
 

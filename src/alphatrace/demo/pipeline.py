@@ -1,0 +1,182 @@
+"""`alphatrace demo` as a list of steps over one fresh store.
+
+Each step is a function of the shared context returning a JSON-able dict; the CLI shows one
+progress line per step and prints every result (or one JSON document of all of them). Later
+areas append their step (reconcile, forensics, gates, ...) to `STEPS` instead of editing the
+command, and can read what the simulator planted from `ctx.demo.truth`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from alphatrace.demo import shipped, summary
+from alphatrace.demo.simulate import DemoEvents, simulate
+from alphatrace.errors import InputError, StoreError
+from alphatrace.store import Store
+from alphatrace.store.ingest import ingest_paths
+
+DEFAULT_DB = Path("alphatrace-demo.duckdb")
+DEFAULT_SEED = 7
+DEFAULT_RUNS_PER_AGENT = 700
+DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
+
+
+@dataclass
+class DemoContext:
+    store: Store
+    data_dir: Path
+    events_dir: Path
+    seed: int = DEFAULT_SEED
+    runs_per_agent: int = DEFAULT_RUNS_PER_AGENT
+    demo: DemoEvents | None = None
+    files: list[Path] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # key of its result in the JSON document
+    title: str  # what the progress line says while it runs
+    run: Callable[[DemoContext], dict[str, Any]]
+
+
+def step_market(ctx: DemoContext) -> dict[str, Any]:
+    files = shipped.market_files(ctx.data_dir)
+    out = shipped.import_market(ctx.store, files)
+    return {**out, "files": [f.name for f in files]}
+
+
+def _bars_for_simulation(store: Store) -> tuple[pa.Table, pa.Table]:
+    """The finest regular bars (1h when present) and the funding, as Arrow."""
+    con = store.con
+    iv = con.execute(
+        "SELECT coalesce(max(interval_s) FILTER (WHERE interval_s = 3600), min(interval_s)) "
+        "FROM bars WHERE interval_s > 0"
+    ).fetchall()[0][0]
+    if iv is None:
+        raise InputError("no bars in the store: the simulator needs prices to trade on")
+    bars = con.sql(
+        "SELECT symbol, ts, open, high, low, close FROM bars WHERE interval_s = $iv ORDER BY symbol, ts",
+        params={"iv": int(iv)},
+    ).to_arrow_table()
+    funding = con.sql(
+        "SELECT symbol, ts, funding_rate, mark_price FROM funding ORDER BY symbol, ts"
+    ).to_arrow_table()
+    return bars, funding
+
+
+def step_simulate(ctx: DemoContext) -> dict[str, Any]:
+    bars, funding = _bars_for_simulation(ctx.store)
+    ctx.demo = simulate(bars, seed=ctx.seed, runs_per_agent=ctx.runs_per_agent, funding=funding)
+    ctx.files = ctx.demo.write_jsonl(ctx.events_dir)
+    t = ctx.demo.truth
+    qb = t.quality_break
+    return {
+        "seed": t.seed,
+        "runs": t.runs,
+        "agents": len(t.runs_by_agent),
+        "events": t.events_by_kind,
+        "lines": {f.name: len(ctx.demo.lines[f.name]) for f in ctx.files},
+        "bad_lines": len(t.bad_lines),
+        "duplicates": t.duplicates,
+        "planted": {
+            "loss_cluster": {
+                "agent": t.cluster.agent,
+                "when": f"latency_ms > {t.cluster.latency_ms_gt:g} and tokens_in > {t.cluster.tokens_in_gt}",
+                "runs": len(t.cluster.run_ids),
+                "of_runs": t.cluster.agent_runs,
+            },
+            "cost_then_pnl_break": {
+                "agent": qb.agent,
+                "cost_break": {"run_index": qb.cost_break_index, "run_id": qb.cost_break_run_id,
+                               "ts": qb.cost_break_ts, "model": f"{qb.model_before} -> {qb.model_after}",
+                               "cost_ratio": qb.cost_ratio},
+                "pnl_break": {"run_index": qb.pnl_break_index, "run_id": qb.pnl_break_run_id,
+                              "ts": qb.pnl_break_ts},
+            },
+            "external_pnl": {"agent": t.external_pnl_agent, "runs": t.external_pnl_runs},
+        },
+    }
+
+
+def step_ingest(ctx: DemoContext) -> dict[str, Any]:
+    report = ingest_paths(ctx.store, [str(f) for f in ctx.files])
+    return {**report.to_dict(), "file_names": [f.name for f in ctx.files]}
+
+
+def step_summary(ctx: DemoContext) -> dict[str, Any]:
+    return summary.summarize(ctx.store)
+
+
+STEPS: list[Step] = [
+    Step("market", "importing the shipped BTC/ETH bars and funding", step_market),
+    Step("simulate", "simulating agent runs over the real prices", step_simulate),
+    Step("ingest", "ingesting the simulated events", step_ingest),
+    Step("summary", "summarising the demo store", step_summary),
+]
+
+
+def fresh_store_path(db: Path) -> None:
+    """Remove an earlier demo store, refusing anything that is not a DuckDB database file."""
+    if db.is_dir():
+        raise InputError(f"{db} is a folder; --db needs a file path")
+    if db.exists():
+        with open(db, "rb") as fh:
+            head = fh.read(16)
+        if head[8:12] != DUCKDB_MAGIC:
+            raise InputError(f"refusing to overwrite {db}: it is not a DuckDB database file")
+        try:
+            db.unlink()
+        except OSError as e:
+            raise StoreError(f"cannot remove the old demo store {db}: {e}") from None
+    wal = db.with_name(db.name + ".wal")
+    if wal.exists():
+        wal.unlink()
+
+
+StepHook = Callable[[Step], AbstractContextManager[Any]]
+
+
+def _no_hook(step: Step) -> AbstractContextManager[Any]:
+    return nullcontext()
+
+
+@contextmanager
+def _events_dir(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="alphatrace-demo-") as d:
+        yield Path(d)
+
+
+def run_demo(
+    db: Path = DEFAULT_DB,
+    *,
+    seed: int = DEFAULT_SEED,
+    runs_per_agent: int = DEFAULT_RUNS_PER_AGENT,
+    data_dir: Path | None = None,
+    events_dir: Path | None = None,
+    steps: Sequence[Step] | None = None,
+    on_step: StepHook = _no_hook,
+) -> dict[str, Any]:
+    """Build a fresh demo store at `db` and return every step's result by step name.
+
+    The JSONL goes to a temporary folder unless `events_dir` says where to keep it.
+    """
+    fresh_store_path(db)
+    with _events_dir(events_dir) as ev_dir, Store(db) as store:
+        ctx = DemoContext(store, data_dir or shipped.data_dir(), ev_dir, seed, runs_per_agent)
+        for step in steps if steps is not None else STEPS:
+            with on_step(step):
+                ctx.results[step.name] = step.run(ctx)
+        return dict(ctx.results)

@@ -1,0 +1,49 @@
+"""Subject lifecycle: candidate → promoted, any → killed, killed → candidate only by revive.
+
+Kept as a pure function of (state before, what the rules said) so the evaluation, the backtest
+and the audit replay all apply the same transitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+State = Literal["candidate", "promoted", "killed"]
+STATES: tuple[State, ...] = ("candidate", "promoted", "killed")
+Action = Literal["promote", "kill", "hold", "inconclusive", "revive"]
+CASCADE_RULE = "cascade"
+
+SubjectKey = tuple[str, str]  # (scope, subject)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Action
+    rule: str | None
+    blocked: bool
+    state: State
+    cascade_from: str | None
+
+
+def resolve(pre: State, *, conclusive: bool, kill_rule: str | None, promote_rule: str | None,
+            cascade_from: str | None) -> Outcome:
+    """Kill wins over promote; a strategy kill cascades; a killed subject is never promoted."""
+    if kill_rule is not None:
+        return Outcome("kill", kill_rule, False, "killed", None)
+    if cascade_from is not None:
+        return Outcome("kill", CASCADE_RULE, False, "killed", cascade_from)
+    if promote_rule is not None:
+        if pre == "killed":
+            return Outcome("hold", promote_rule, True, "killed", None)
+        return Outcome("promote", promote_rule, False, "promoted", None)
+    return Outcome("hold" if conclusive else "inconclusive", None, False, pre, None)
+
+
+def fold(records: Iterable[Mapping[str, Any]]) -> dict[SubjectKey, State]:
+    """State of every subject after `records` (in chain order): each record carries its state."""
+    out: dict[SubjectKey, State] = {}
+    for r in records:
+        out[(str(r["scope"]), str(r["subject"]))] = r["state"]
+    return out

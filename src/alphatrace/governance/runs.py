@@ -1,0 +1,95 @@
+"""Which runs governance reads, as SQL relations over the ledger.
+
+A run counts when it has realized PnL, a timestamp at or before the as-of time and (by default)
+no exclusion from forensics. Everything downstream orders runs by (ts, run_id), so ties in time
+are broken the same way on every machine and whatever order the events were ingested in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import duckdb
+
+from alphatrace import metrics
+from alphatrace.errors import InputError
+from alphatrace.governance.policy import SCOPES, GovernancePolicy
+
+# Columns every governance relation carries, whatever the metrics read.
+BASE_COLUMNS = ("run_id", "agent", "strategy", "ts", "realized_pnl_bps", "net_usd", "pnl_usd")
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    rows = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
+    ).fetchall()
+    return bool(rows[0][0])
+
+
+def ledger_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ledger' AND NOT temporary "
+        "ORDER BY column_index").fetchall()]
+
+
+def needed_columns(con: duckdb.DuckDBPyConnection, metric_names: list[str]) -> list[str]:
+    """Ledger columns the chosen metrics read (found by name in their SQL), plus the base ones."""
+    text = " ".join(metrics.get(n).sql for n in metric_names)
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+    cols = ledger_columns(con)
+    return [c for c in cols if c in BASE_COLUMNS or c in words]
+
+
+def eligible_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: list[str],
+                 as_of: dt.datetime | None) -> tuple[str, list[object]]:
+    """Runs governance counts: realized, timed, not after `as_of`, not excluded."""
+    cols = ", ".join(f"l.{c}" for c in columns)
+    where = ["l.realized_pnl_bps IS NOT NULL", "l.ts IS NOT NULL"]
+    params: list[object] = []
+    if as_of is not None:
+        where.append("l.ts <= ?")
+        params.append(as_of)
+    if gp.eligibility.exclude_flagged and has_table(con, "run_exclusions"):
+        where.append("NOT EXISTS (SELECT 1 FROM run_exclusions x WHERE x.run_id = l.run_id)")
+    return f"SELECT {cols} FROM ledger l WHERE {' AND '.join(where)}", params
+
+
+def subjects_sql(base: str, scopes: list[str]) -> str:
+    """Each run once per subject it belongs to: its agent and its strategy class."""
+    parts = []
+    for scope in SCOPES:
+        if scope in scopes:
+            parts.append(f"SELECT '{scope}' AS scope, {scope} AS subject, b.* "
+                         f"FROM ({base}) b WHERE {scope} IS NOT NULL")
+    if not parts:
+        return f"SELECT NULL::VARCHAR AS scope, NULL::VARCHAR AS subject, b.* FROM ({base}) b WHERE false"
+    return " UNION ALL ".join(parts)
+
+
+def data_as_of(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+    """The newest run time in the ledger: the default as-of, derived from data, not the clock."""
+    rows = con.execute("SELECT max(ts) FROM ledger").fetchall()
+    v = rows[0][0]
+    return v if isinstance(v, dt.datetime) else None
+
+
+def parse_as_of(text: str | dt.datetime | None) -> dt.datetime | None:
+    """ISO 8601 (UTC when no offset) or epoch seconds/milliseconds, as naive UTC."""
+    if text is None or isinstance(text, dt.datetime):
+        if isinstance(text, dt.datetime) and text.tzinfo is not None:
+            return text.astimezone(dt.UTC).replace(tzinfo=None)
+        return text
+    s = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        v = float(s)
+        secs = v / 1000.0 if v >= 1e11 else v
+        return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=secs)
+    try:
+        ts = dt.datetime.fromisoformat(s.replace("z", "Z"))
+    except ValueError:
+        raise InputError(f"--as-of {text!r} is not a time (ISO 8601 like 2024-03-01T12:00 or "
+                         "epoch seconds)") from None
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(dt.UTC).replace(tzinfo=None)
+    return ts
