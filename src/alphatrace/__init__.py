@@ -3,21 +3,29 @@
     import alphatrace as at
     db = at.connect("alphatrace.duckdb")
     db.ingest("events.jsonl")
+
+Entry points load lazily, so `import alphatrace.store` (or the SDK inside an agent) does not
+import every area of the product.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alphatrace.api import Database, connect
 from alphatrace.errors import AlphatraceError
+
+if TYPE_CHECKING:
+    from alphatrace.api import Database, connect
 
 __version__ = "0.1.0"
 __all__ = ["AlphatraceError", "Database", "__version__", "connect", "flush", "run", "size"]
 
 
 def __getattr__(name: str) -> Any:
-    """SDK and governance entry points load lazily so `import alphatrace` stays light."""
+    if name in ("connect", "Database"):
+        from alphatrace import api
+
+        return getattr(api, name)
     if name in ("run", "flush"):
         from alphatrace import sdk
 

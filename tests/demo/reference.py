@@ -22,9 +22,9 @@ HOUR_MS = 3_600_000
 def ts_ms(v: Any) -> int:
     """ISO 8601 (Z or offset) or epoch seconds/milliseconds, to epoch ms."""
     if isinstance(v, int | float):
-        return int(round(v if abs(v) >= 1e11 else v * 1000))
+        return round(v if abs(v) >= 1e11 else v * 1000)
     t = dt.datetime.fromisoformat(str(v).replace("Z", "+00:00"))
-    return int(round(t.timestamp() * 1000))
+    return round(t.timestamp() * 1000)
 
 
 def horizon_ms(v: Any) -> int:

@@ -1,9 +1,267 @@
-"""CLI commands of the governance area (filled in by that area)."""
+"""`alphatrace confidence | gates evaluate | gates backtest | audit verify | audit show | revive |
+policy check`: a thin layer over the governance methods of the Python API."""
 
 from __future__ import annotations
 
+import importlib
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from alphatrace.api import Database
+from alphatrace.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit,
+    err_console,
+    handle_errors,
+    print_json,
+)
+from alphatrace.governance.policy import load_governance
+from alphatrace.policy import load_policy
+
+PolicyOption = Annotated[
+    Path | None, typer.Option("--policy", help="Policy file (default: the shipped default.yaml).")
+]
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Use only runs at or before this time (ISO 8601, UTC if no "
+                 "offset, or epoch seconds). Default: the newest run in the ledger."),
+]
+ScopeOption = Annotated[
+    str | None, typer.Option("--scope", help="agent | strategy, when a name is both.")
+]
+
+gates_app = typer.Typer(help="Promotion/kill gates.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident decision log.", no_args_is_help=True)
+policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Adds this area's commands to the app."""
+    app.command("confidence")(confidence)
+    app.command("revive")(revive)
+    gates_app.command("evaluate")(gates_evaluate)
+    gates_app.command("backtest")(gates_backtest)
+    audit_app.command("verify")(audit_verify)
+    audit_app.command("show")(audit_show)
+    policy_app.command("check")(policy_check)
+    app.add_typer(gates_app, name="gates")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(policy_app, name="policy")
+
+
+@contextmanager
+def _busy(message: str, enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    with err_console.status(message):
+        yield
+
+
+def _check_scope(scope: str | None) -> None:
+    if scope is not None and scope not in ("agent", "strategy"):
+        from alphatrace.errors import InputError
+
+        raise InputError(f"--scope must be agent or strategy, not {scope!r}")
+
+
+@handle_errors
+def confidence(
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent.")] = None,
+    history: Annotated[bool, typer.Option("--history", help="Every run's factor and the "
+                                          "multiplier after it.")] = False,
+    policy: PolicyOption = None,
+    as_of: AsOfOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per agent: the confidence multiplier (running product of per-run decay factors)."""
+    gp = load_governance(policy)
+    with Database(db, read_only=True) as d:
+        tbl = d.confidence(agent=agent, history=history, policy=gp, as_of=as_of)
+    rows = tbl.to_pylist()
+    if history:
+        emit(rows, as_json, title="confidence history",
+             columns=["agent", "run_id", "ts", "pnl", "factor", "multiplier_after"])
+        return
+    emit(rows, as_json, title="confidence",
+         columns=["agent", "multiplier", "runs", "min_multiplier", "last_ts", "state"])
+    warn = gp.confidence.warn_below
+    for r in rows:
+        if r["warning"]:
+            err_console.print(f"[yellow]warning:[/] {r['agent']}: multiplier {r['multiplier']:.4f} "
+                              f"is under warn_below {warn}", highlight=False)
+
+
+def _decision_rows(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    metric_cols: dict[str, None] = {}
+    for r in recs:
+        for k in r["metrics"]:
+            metric_cols.setdefault(k, None)
+    rows = []
+    for r in recs:
+        row = {k: r.get(k) for k in ("seq", "scope", "subject", "action", "rule", "state")}
+        row["note"] = (f"from {r['cascade_from']}" if r.get("cascade_from")
+                       else "blocked: killed" if r.get("blocked") else None)
+        row.update({k: r["metrics"].get(k) for k in metric_cols})
+        rows.append(row)
+    cols = ["seq", "scope", "subject", "action", "rule", "state", "note", *metric_cols]
+    return rows, cols
+
+
+@handle_errors
+def gates_evaluate(
+    policy: PolicyOption = None,
+    as_of: AsOfOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide but do not append to the "
+                                          "decision log.")] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate every agent and strategy class; append the decisions to the hash chain."""
+    gp = load_governance(policy)
+    with Database(db, read_only=dry_run) as d, _busy("evaluating gates", not as_json):
+        recs = d.gates.evaluate(policy=gp, as_of=as_of, record=not dry_run)
+    if as_json:
+        print_json(recs)
+        return
+    rows, cols = _decision_rows(recs)
+    if dry_run:
+        cols.remove("seq")
+    emit(rows, False, columns=cols, title="gate decisions" + (" (dry run)" if dry_run else ""))
+    if recs:
+        counts = Counter(r["action"] for r in recs)
+        console.print(", ".join(f"{k}: {counts[k]}" for k in
+                                ("promote", "kill", "hold", "inconclusive") if counts[k])
+                      + f"  (as of {recs[0]['as_of']}, policy {gp.hash[:12]})", highlight=False)
+
+
+@handle_errors
+def gates_backtest(
+    policy: PolicyOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay a policy run by run: when each subject would have been promoted or killed, and
+    the PnL each kill would have avoided."""
+    gp = load_governance(policy)
+    with Database(db, read_only=True) as d, _busy("replaying the policy", not as_json):
+        result = d.gates.backtest(gp)
+    if as_json:
+        print_json(result)
+        return
+    emit(result["subjects"], False, title=f"backtest of policy {gp.hash[:12]}", columns=[
+        "scope", "subject", "runs", "promoted_at", "promoted_run", "killed_at", "killed_run",
+        "kill_rule", "cascade_from", "runs_after_kill", "pnl_after_kill_bps", "avoided_usd"])
+    emit(result["summary"], False, title="summary")
+
+
+@handle_errors
+def audit_verify(
+    recompute: Annotated[bool, typer.Option(
+        "--recompute/--chain-only", help="Also re-decide every evaluation from the store.")] = True,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-hash the decision chain and re-compute each decision; name every record that was
+    edited, removed, reordered or no longer follows from its inputs. Exit 1 if any."""
+    with Database(db, read_only=True) as d, _busy("verifying the decision log", not as_json):
+        result = d.audit_verify(policy_check=recompute)
+    if as_json:
+        print_json(result)
+    elif result["ok"]:
+        console.print(f"[green]ok[/]: {result['records']:,} records, chain intact"
+                      + (", every decision follows from its inputs" if recompute else "")
+                      + (f" (head {result['head'][:12]})" if result["head"] else ""),
+                      highlight=False)
+    else:
+        emit(result["problems"], False, columns=["seq", "kind", "detail"],
+             title=f"{len(result['problems'])} problem(s) in {result['records']:,} records")
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@handle_errors
+def audit_show(
+    subject: Annotated[str, typer.Argument(help="Agent or strategy name.")],
+    scope: ScopeOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every decision about one subject, oldest first."""
+    _check_scope(scope)
+    with Database(db, read_only=True) as d:
+        recs = d.audit_show(subject, scope)
+    if as_json:
+        print_json(recs)
+        return
+    rows, cols = _decision_rows(recs)
+    for row, r in zip(rows, recs, strict=True):
+        row["as_of"] = r["as_of"]
+        row["reason"] = r.get("reason")
+        row["hash"] = str(r["hash"])[:12]
+    cols = ["seq", "as_of", "action", "rule", "state", "note", "reason", *cols[7:], "hash"]
+    emit(rows, False, columns=cols, title=f"decisions about {subject}")
+
+
+@handle_errors
+def revive(
+    subject: Annotated[str, typer.Argument(help="The killed agent or strategy.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the decision log).")],
+    scope: ScopeOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Bring a killed subject back to candidate (manual, recorded)."""
+    _check_scope(scope)
+    with Database(db) as d:
+        rec = d.revive(subject, reason, scope)
+    if as_json:
+        print_json(rec)
+        return
+    console.print(f"[green]revived[/] {rec['scope']} {rec['subject']} (seq {rec['seq']}): "
+                  f"{rec['reason']}", highlight=False)
+
+
+def _area_checks(policy: Any) -> dict[str, str]:
+    """Sections other areas validate, through their `check_policy(policy)` when they have one."""
+    out = {}
+    for area in ("ledger", "forensics"):
+        try:
+            mod = importlib.import_module(f"alphatrace.{area}.policy")
+        except ImportError:
+            continue
+        check = getattr(mod, "check_policy", None)
+        if callable(check):
+            check(policy)
+            out[area] = "ok"
+    return out
+
+
+@handle_errors
+def policy_check(
+    path: Annotated[Path, typer.Argument(help="Policy file (YAML or TOML).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Load a policy and check every section: unknown keys, wrong types, rules over unknown
+    metrics or with syntax errors fail with file:line:column and a suggestion."""
+    policy = load_policy(path)
+    gp = load_governance(policy)
+    sections = {"confidence": "ok", "gates": "ok", "eligibility": "ok", **_area_checks(policy)}
+    data = {"ok": True, "path": str(path), "policy_hash": policy.hash, "decision_hash": gp.hash,
+            "sections": sections,
+            "gate_rules": [{"name": g.rule.name, "action": g.rule.action, "when": g.rule.when}
+                           for g in gp.gate_rules],
+            "confidence_rules": [{"when": f.rule.when, "factor": f.rule.factor}
+                                 for f in gp.factors]}
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"[green]ok[/]: {path} ({', '.join(sections)}); decision hash {gp.hash[:12]}",
+                  highlight=False)

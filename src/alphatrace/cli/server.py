@@ -1,9 +1,151 @@
-"""CLI commands of the server area (filled in by that area)."""
+"""`alphatrace serve`, `alphatrace keys create|list|revoke`, `alphatrace follow`."""
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from alphatrace.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit,
+    err_console,
+    handle_errors,
+    open_store,
+    print_json,
+)
+from alphatrace.errors import InputError
+
+keys_app = typer.Typer(help="API keys of the collector (stored hashed; a key is shown once).",
+                       no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Adds this area's commands to the app."""
+    app.command("serve")(serve)
+    app.command("follow")(follow_cmd)
+    app.add_typer(keys_app, name="keys")
+
+
+@handle_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8700,
+    db: DbOption = None,
+    follow: Annotated[list[Path] | None, typer.Option(
+        "--follow", help="Also ingest closed spool files from this folder (repeatable).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the collector: HTTP events, OTLP traces and the read API, as the store's only writer."""
+    import uvicorn
+
+    from alphatrace.server.app import create_app
+
+    for d in follow or []:
+        if not d.is_dir():
+            raise InputError(f"--follow {d}: not a folder")
+    app = create_app(db, follow=follow or [])
+    n_keys = len(app.state.keyring)
+    err_console.print(
+        f"[bold]alphatrace collector[/] on http://{host}:{port}  (docs: /docs, "
+        f"{n_keys} active key{'s' if n_keys != 1 else ''})", highlight=False,
+    )
+    if not n_keys:
+        err_console.print("[yellow]no API keys yet:[/] every route but /healthz answers 401. "
+                          "Stop the server and run `alphatrace keys create --name NAME --scope ingest`.")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                timeout_graceful_shutdown=10)
+
+
+@keys_app.command("create")
+@handle_errors
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="A label for the key (unique).")],
+    scope: Annotated[str, typer.Option("--scope", help="ingest | read | admin")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a key. It is printed once; only its hash is stored."""
+    from alphatrace.server.keys import create_key
+
+    with open_store(db) as store:
+        doc = create_key(store, name, scope)
+    if as_json:
+        print_json(doc)
+        return
+    console.print(f"key [bold]{doc['name']}[/] (scope {doc['scope']}):")
+    console.print(doc["key"], highlight=False, markup=False)
+    console.print("[dim]Shown once: store it now. Send it as `Authorization: Bearer <key>`.[/]")
+
+
+@keys_app.command("list")
+@handle_errors
+def keys_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Keys with name, scope, prefix and state (never the keys themselves)."""
+    from alphatrace.server.keys import list_keys
+
+    with open_store(db) as store:
+        rows = list_keys(store)
+    emit(rows, as_json, columns=["name", "scope", "prefix", "created_at", "revoked", "revoked_at"],
+         title="API keys")
+
+
+@keys_app.command("revoke")
+@handle_errors
+def keys_revoke(
+    name: Annotated[str, typer.Argument(help="The key's name.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a key: it stops working at the next server start (or at once via DELETE /v1/keys)."""
+    from alphatrace.server.keys import revoke_key
+
+    with open_store(db) as store:
+        doc = revoke_key(store, name)
+    emit(doc, as_json, title="revoked")
+
+
+def run_follow(dirs: list[Path], *, once: bool, max_seconds: float | None, poll: float,
+               db: Path | None, as_json: bool) -> None:
+    """The body of `alphatrace follow` (and of `alphatrace ingest --follow`)."""
+    from alphatrace.sdk.follow import FollowReport, follow
+
+    for d in dirs:
+        if not d.is_dir():
+            raise InputError(f"{d}: not a folder")
+    stop = threading.Event()
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+
+    def should_stop() -> bool:
+        return stop.is_set() or (deadline is not None and time.monotonic() >= deadline)
+
+    def on_pass(r: FollowReport) -> None:
+        if not as_json and r.files:
+            console.print(f"[green]+{r.files} file(s)[/]: {r.accepted:,} accepted, "
+                          f"{r.duplicates:,} duplicates, {r.quarantined:,} quarantined")
+
+    with open_store(db) as store:
+        try:
+            total = follow(store, dirs, once=once, poll_s=poll, stop=should_stop, on_pass=on_pass)
+        except KeyboardInterrupt:
+            total = None
+    if total is not None:
+        emit(total.to_dict(), as_json, title="spool pickup")
+
+
+@handle_errors
+def follow_cmd(
+    dirs: Annotated[list[Path], typer.Argument(help="Spool folders to tail.")],
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    max_seconds: Annotated[float | None, typer.Option(
+        "--max-seconds", help="Stop after this many seconds.")] = None,
+    poll: Annotated[float, typer.Option("--poll", help="Seconds between passes.")] = 1.0,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Tail spool folders: ingest each closed file exactly once, across restarts."""
+    run_follow(dirs, once=once, max_seconds=max_seconds, poll=poll, db=db, as_json=as_json)

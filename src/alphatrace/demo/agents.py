@@ -88,7 +88,7 @@ AGENTS: tuple[Agent, ...] = (
           ts_style="iso_offset", run_id_style="uuid", run_id_prefix="", typed=False,
           direction_case="title"),
     Agent("BreakoutMomentumAgent", "MOMENTUM", "gemini-1.5-pro", ("BTCUSDT", "ETHUSDT"),
-          bare_symbols=False, horizons=("8h",), horizon_seconds=False, skill=0.35,
+          bare_symbols=False, horizons=("8h",), horizon_seconds=False, skill=0.45,
           tokens_in=2100, tokens_out=500, latency_ms=450, latency_sigma=0.3, max_calls=1,
           error_rate=0.01, flat_rate=0.0, size_usd=10_000, multi_leg_rate=0.0,
           ts_style="iso_z", run_id_style="prefixed", run_id_prefix="bko-", typed=True,

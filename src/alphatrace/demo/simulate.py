@@ -213,8 +213,8 @@ def _simulate_agent(
         probe = legs(mk.bar_ms, mk.open, leg_ms[sel], leg_hz[sel], np.ones(len(sel), dtype=np.int64))
         oracle[sel] = np.nan_to_num(np.sign(probe.gross_long_bps)).astype(np.int64)
         vol_hi = float(np.nanquantile(mk.past_vol(mk.bar_ms, LOOKBACK_BARS_S * 1000), 0.8))
-        for j, r in zip(sel.tolist(), _regime(mk, leg_ms[sel], vol_hi), strict=True):
-            regime[j] = r
+        for j, label in zip(sel.tolist(), _regime(mk, leg_ms[sel], vol_hi), strict=True):
+            regime[j] = label
     skill = np.full(n_legs, agent.skill)
     if is_break:
         skill = np.where(leg_run >= pnl_break, BREAK_SKILL_AFTER, skill)
@@ -292,8 +292,8 @@ def _simulate_agent(
             entry = float(entry_px[j]) * (1 + d * px_slip[0, j] / 1e4)
             exit_ = float(exit_px[j]) * (1 - d * px_slip[1, j] / 1e4)
             t = int(exit_ms[j] + pnl_delay[j])
-            head = {"type": "pnl", "run_id": run_ids[r], "agent": agent.name}
-            tail = {"symbol": _symbol_text(sym, agent.bare_symbols),
+            head: dict[str, Any] = {"type": "pnl", "run_id": run_ids[r], "agent": agent.name}
+            tail: dict[str, Any] = {"symbol": _symbol_text(sym, agent.bare_symbols),
                     "entry_price": round(entry, 2), "exit_price": round(exit_, 2)}
             if revised[j]:  # a preliminary figure first, corrected an hour later
                 first = {**head, "ts": fmt_ts(t, agent.ts_style),
@@ -333,7 +333,7 @@ def simulate(
         raise InputError(f"runs_per_agent must be at least 20 (got {runs_per_agent})")
     mkts = markets(bars, funding)
     window = _window(mkts)
-    cost_break = int(round(runs_per_agent * 0.45))
+    cost_break = round(runs_per_agent * 0.45)
     pnl_break = min(runs_per_agent - 1, cost_break + max(1, min(100, runs_per_agent // 5)))
     outs: dict[str, _AgentOut] = {}
     for i, agent in enumerate(agents):

@@ -1,9 +1,162 @@
-"""The forensics methods of `alphatrace.Database` (mixed into it by alphatrace.api)."""
+"""The forensics methods of `alphatrace.Database` (mixed into it by alphatrace.api).
+
+This layer fetches relations (data.py) and hands arrays to the pure modules; the CLI prints
+what it returns.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from alphatrace.errors import InputError, NotFoundError
+from alphatrace.forensics import changepoints as cpmod
+from alphatrace.forensics import clusters as clmod
+from alphatrace.forensics import data
+from alphatrace.forensics import exclusions as exmod
+from alphatrace.forensics.config import NUMERIC_FEATURES, ForensicsConfig, default_horizon_s, load
+from alphatrace.forensics.explain import explain as explain_doc
+from alphatrace.forensics.slices import Categorical
+from alphatrace.policy import Policy
 from alphatrace.store import Store
+
+PolicyArg = str | Path | Policy | None
+Progress = Callable[[int, int], None]
+
+
+def _policy(policy: PolicyArg) -> tuple[ForensicsConfig, Policy]:
+    return load(str(policy) if isinstance(policy, Path) else policy)
+
+
+def parse_since(since: str | dt.datetime | dt.date | None) -> dt.datetime | None:
+    """ISO date or time (UTC when no offset) → naive UTC datetime."""
+    if since is None or isinstance(since, dt.datetime):
+        if isinstance(since, dt.datetime) and since.tzinfo is not None:
+            return since.astimezone(dt.UTC).replace(tzinfo=None)
+        return since
+    if isinstance(since, dt.date):
+        return dt.datetime(since.year, since.month, since.day)
+    try:
+        t = dt.datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--since: cannot read {since!r} as a date or time (use e.g. 2024-03-01)") from None
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+def _numeric(col: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.fill_null(col.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False))
+
+
+def _categorical(col: pa.ChunkedArray) -> Categorical:
+    """Dictionary-encode in Arrow: codes stay numeric, labels are the distinct values only."""
+    enc = pc.dictionary_encode(col.combine_chunks())
+    codes = np.asarray(pc.fill_null(enc.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False))
+    return Categorical(codes.astype(np.int64), tuple(enc.dictionary.to_pylist()))
 
 
 class ForensicsAPI:
     store: Store
+
+    def explain(self, run_id: str, *, policy: PolicyArg = None) -> dict[str, Any]:
+        """The run's ledger row, dollar waterfall, causes with evidence and a `because`."""
+        cfg, pol = _policy(policy)
+        con = self.store.con
+        row = data.ledger_row(con, run_id)
+        if row is None:
+            if data.known_run(con, run_id):
+                raise NotFoundError(f"run {run_id!r} has events but no ledger row yet: run `alphatrace reconcile`")
+            raise NotFoundError(f"unknown run {run_id!r}")
+        hist = data.history(con, row, cfg.explain.history_runs)
+        legs = data.leg_paths(con, run_id, default_horizon_s(pol), cfg.regime.vol_lookback)
+        return explain_doc(row, hist, legs, cfg, data.exclusion_of(con, run_id))
+
+    def forensics(self, agent: str | None = None, strategy: str | None = None,
+                  since: str | dt.datetime | dt.date | None = None, holdout: float | None = None,
+                  depth: int | None = None, *, policy: PolicyArg = None,
+                  progress: Progress | None = None) -> dict[str, Any]:
+        """Loss clusters, change points and the findings in words (DESIGN §7)."""
+        cfg, _ = _policy(policy)
+        if holdout is not None and not 0 < holdout < 1:
+            raise InputError("--holdout must be a fraction of the runs between 0 and 1, e.g. 0.3")
+        if depth is not None and not 1 <= depth <= 4:
+            raise InputError("--depth must be 1, 2, 3 or 4")
+        f = data.Filters(agent, strategy, parse_since(since))
+        con = self.store.con
+        cc = cfg.clusters
+        keys = data.numeric_attr_keys(con, f, cc.max_attrs) if cc.attrs else []
+        frame = data.cluster_frame(con, f, cfg.target, cc.features, keys)
+        names = {f"attr_{i}": (k if k not in cc.features else f"attrs.{k}") for i, k in enumerate(keys)}
+        numeric = {*NUMERIC_FEATURES, *names.values()}
+        columns: dict[str, Any] = {}
+        for c in frame.column_names:
+            if c in ("run_id", "ts", "y"):
+                continue
+            name = names.get(c, c)
+            columns[name] = _numeric(frame[c]) if name in numeric else _categorical(frame[c])
+        y = _numeric(frame["y"])
+        run_ids = [str(r) for r in frame["run_id"].to_pylist()]
+        out: dict[str, Any] = {"runs": len(run_ids), "target": cfg.target}
+        if holdout is not None:
+            split = int(len(run_ids) * (1 - holdout))
+            disc = {k: v[:split] for k, v in columns.items()}
+            res = clmod.find(disc, sorted(numeric), y[:split], run_ids[:split], cc, depth, progress)
+            clmod.holdout_check(res.clusters, {k: v[split:] for k, v in columns.items()},
+                                y[split:], cc.fdr_q)
+            ts = frame["ts"].to_pylist()
+            out["holdout"] = {"fraction": holdout, "discovery_runs": split,
+                              "holdout_runs": len(run_ids) - split,
+                              "split_ts": ts[split] if split < len(ts) else None}
+        else:
+            res = clmod.find(columns, sorted(numeric), y, run_ids, cc, depth, progress)
+        out["clusters"] = [c.to_dict() for c in res.clusters]
+        out["search"] = {"features": res.features, "slices_tested": res.tested,
+                         "discoveries": res.discoveries, "depth": depth or cc.max_depth,
+                         "min_support": cc.support(res.runs), "fdr_q": cc.fdr_q}
+        changes = self._changes(f, cfg)
+        out["changepoints"] = [c.to_dict() for c in changes]
+        out["findings"] = [c.sentence for c in res.clusters[:3]] + cpmod.findings(changes)
+        return out
+
+    def _changes(self, f: data.Filters, cfg: ForensicsConfig) -> list[cpmod.Change]:
+        con = self.store.con
+        names: list[str] = list(cfg.changepoints.metrics)
+        frame = data.series_frame(con, f, names)
+        if frame.num_rows == 0:
+            return []
+        agents = np.asarray(frame["agent"].to_pylist(), dtype=object)
+        run_index = np.asarray(frame["run_index"].to_numpy(), dtype=np.int64)
+        run_ids = [str(r) for r in frame["run_id"].to_pylist()]
+        ts = frame["ts"].to_pylist()
+        cols = {n: _numeric(frame[n]) for n in names}
+
+        def seg(agent: str, metric: str, lo: int, hi: int) -> float | None:
+            return data.segment_metric(con, f, agent, metric, lo, hi)
+
+        out: list[cpmod.Change] = []
+        starts = [0, *[i for i in range(1, len(agents)) if agents[i] != agents[i - 1]], len(agents)]
+        for a, b in itertools.pairwise(starts):
+            agent = agents[a]
+            if agent is None:
+                continue
+            out.extend(cpmod.agent_changes(
+                str(agent), run_index[a:b], run_ids[a:b], ts[a:b],
+                {n: cols[n][a:b] for n in names}, cfg.changepoints, seg))
+        out.sort(key=lambda c: (c.agent, c.run_index, c.metric))
+        return out
+
+    def apply_exclusions(self, policy: PolicyArg = None) -> dict[str, Any]:
+        """Rewrite the excluded-run flags from the policy's `forensics.exclusions` rules."""
+        cfg, pol = _policy(policy)
+        with self.store.transaction() as con:
+            return exmod.apply(con, cfg.exclusions, pol.hash)
+
+    def exclusions(self) -> list[dict[str, Any]]:
+        """Runs excluded from governance, with rule and reason."""
+        return exmod.listing(self.store.con)

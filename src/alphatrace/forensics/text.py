@@ -14,9 +14,7 @@ def num(v: float) -> str:
     """A threshold or count: integers with separators, other values to 3 significant digits."""
     if not math.isfinite(v):
         return str(v)
-    if float(v).is_integer():
-        s = f"{abs(v):,.0f}"
-    elif abs(v) >= 1000:
+    if float(v).is_integer() or abs(v) >= 1000:
         s = f"{abs(v):,.0f}"
     else:
         s = f"{abs(v):.3g}"

@@ -1,9 +1,147 @@
-"""The governance methods of `alphatrace.Database` (mixed into it by alphatrace.api)."""
+"""The governance methods of `alphatrace.Database` (mixed into it by alphatrace.api).
+
+This is where governance touches the store: it resolves the policy and the as-of time, runs the
+pure computations, and appends decisions to the log inside one transaction.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from alphatrace.errors import GovernanceError, NotFoundError
+from alphatrace.governance import audit, backtest, confidence, journal
+from alphatrace.governance.gates import Decision, decide
+from alphatrace.governance.lifecycle import State, SubjectKey
+from alphatrace.governance.policy import GovernancePolicy, load_governance
+from alphatrace.governance.runs import data_as_of, has_table, parse_as_of
+from alphatrace.policy import Policy
 from alphatrace.store import Store
+
+PolicySource = str | Path | Policy | GovernancePolicy | None
+AsOf = str | dt.datetime | None
+
+
+class Gates:
+    """`db.gates`: evaluate the promotion/kill gates now or as of a past time; backtest them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def evaluate(self, policy: PolicySource = None, as_of: AsOf = None, *,
+                 record: bool = True) -> list[dict[str, Any]]:
+        """One decision per agent and strategy class, appended to the decision log unless
+        `record=False`. `as_of` defaults to the newest run time in the ledger."""
+        gp = load_governance(policy)
+        con = self.store.con
+        when = parse_as_of(as_of) or data_as_of(con)
+        if not record:
+            pre = journal.lifecycle_states(con)
+            return [_plain(d) for d in decide(con, gp, when, pre)]
+        with self.store.transaction():
+            pre = journal.lifecycle_states(con)
+            decisions = decide(con, gp, when, pre)
+            return journal.append(self.store, decisions, pre, gp.decision_body())
+
+    def backtest(self, policy: PolicySource = None) -> dict[str, Any]:
+        """Replay the policy run by run over the whole history; see docs/governance.md."""
+        return backtest.run(self.store.con, load_governance(policy))
+
+
+def _plain(d: Decision) -> dict[str, Any]:
+    return d.content()
+
+
+def resolve_subject(store: Store, subject: str, scope: str | None) -> SubjectKey:
+    """The (scope, subject) a user means; asks for --scope when a name is both."""
+    con = store.con
+    found: list[str] = []
+    for sc in ("agent", "strategy"):
+        if scope is not None and sc != scope:
+            continue
+        hit = False
+        if has_table(con, "lifecycle"):
+            hit = bool(con.execute("SELECT count(*) FROM lifecycle WHERE scope = ? AND subject = ?",
+                                   [sc, subject]).fetchall()[0][0])
+        if not hit and has_table(con, "ledger"):
+            hit = bool(con.execute(f"SELECT count(*) FROM ledger WHERE {sc} = ?",
+                                   [subject]).fetchall()[0][0])
+        if hit:
+            found.append(sc)
+    if not found:
+        raise NotFoundError(f"no agent or strategy named {subject!r}"
+                            + (f" in scope {scope}" if scope else ""))
+    if len(found) > 1:
+        raise GovernanceError(f"{subject!r} is both an agent and a strategy: pass --scope")
+    return (found[0], subject)
 
 
 class GovernanceAPI:
     store: Store
+
+    @property
+    def gates(self) -> Gates:
+        return Gates(self.store)
+
+    def confidence(self, agent: str | None = None, history: bool = False,
+                   policy: PolicySource = None, as_of: AsOf = None) -> pa.Table:
+        """Per agent: multiplier, runs, last run, lowest multiplier, warning, lifecycle state.
+        With `history=True`: every run's factor and the multiplier after it."""
+        gp = load_governance(policy)
+        hist = confidence.history(self.store.con, gp, agent, parse_as_of(as_of))
+        if agent is not None and hist.num_rows == 0 and not _has_agent(self.store, agent):
+            raise NotFoundError(f"no agent named {agent!r}")
+        if history:
+            return hist
+        summ = confidence.summary(hist, gp.confidence.warn_below)
+        states = journal.lifecycle_states(self.store.con)
+        return summ.append_column("state", pa.array(
+            [states.get(("agent", a), "candidate") for a in summ.column("agent").to_pylist()],
+            pa.string()))
+
+    def audit_verify(self, policy_check: bool = True) -> dict[str, Any]:
+        """Re-hash the chain and re-compute every decision; names each problem."""
+        return audit.verify(self.store.con, recompute=policy_check)
+
+    def audit_show(self, subject: str, scope: str | None = None) -> list[dict[str, Any]]:
+        """Every record about a subject, oldest first."""
+        sc, name = resolve_subject(self.store, subject, scope)
+        return journal.read_records(self.store.con, name, sc)
+
+    def revive(self, subject: str, reason: str, scope: str | None = None) -> dict[str, Any]:
+        """Bring a killed subject back to candidate: the only way out of `killed`, recorded."""
+        if not reason or not reason.strip():
+            raise GovernanceError("revive needs a --reason: it is recorded in the decision log")
+        key = resolve_subject(self.store, subject, scope)
+        con = self.store.con
+        with self.store.transaction():
+            pre = journal.lifecycle_states(con)
+            state: State = pre.get(key, "candidate")
+            if state != "killed":
+                raise GovernanceError(f"{key[0]} {key[1]!r} is {state}, not killed: nothing to revive")
+            if key[0] == "agent":
+                blocking = [s for (sc, s), st in pre.items() if sc == "strategy" and st == "killed"
+                            and s in _strategies_of(self.store, key[1])]
+                if blocking:
+                    raise GovernanceError(
+                        f"agent {key[1]!r} belongs to killed strategy {blocking[0]!r}: revive the "
+                        "strategy first, or the next evaluation kills the agent again")
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            d = Decision(subject=key[1], scope=key[0], action="revive", rule=None, fired=(),
+                         blocked=False, state="candidate", cascade_from=None, metrics={},
+                         run_ids=[], as_of=now, policy_hash=None, reason=reason.strip())
+            return journal.append(self.store, [d], pre, None)[0]
+
+
+def _has_agent(store: Store, agent: str) -> bool:
+    return bool(store.con.execute("SELECT count(*) FROM ledger WHERE agent = ?",
+                                  [agent]).fetchall()[0][0])
+
+
+def _strategies_of(store: Store, agent: str) -> set[str]:
+    rows = store.con.execute("SELECT DISTINCT strategy FROM ledger WHERE agent = ? "
+                             "AND strategy IS NOT NULL", [agent]).fetchall()
+    return {str(r[0]) for r in rows}

@@ -259,7 +259,9 @@ def _section(policy: Policy, name: str, model: type[M]) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
+        # an unknown key beside a missing one is usually the same typo: report the typo
+        errs = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
+        first = errs[0]
         loc = tuple(first["loc"])
         suggestion = None
         if first["type"] == "extra_forbidden":

@@ -22,14 +22,16 @@ BASE_COLUMNS = ("run_id", "agent", "strategy", "ts", "realized_pnl_bps", "net_us
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     rows = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main' "
+        "AND database_name = current_database() AND NOT temporary", [name]
     ).fetchall()
     return bool(rows[0][0])
 
 
 def ledger_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ledger' AND NOT temporary "
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ledger' "
+        "AND schema_name = 'main' AND database_name = current_database() "
         "ORDER BY column_index").fetchall()]
 
 
@@ -56,15 +58,14 @@ def eligible_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: 
 
 
 def subjects_sql(base: str, scopes: list[str]) -> str:
-    """Each run once per subject it belongs to: its agent and its strategy class."""
-    parts = []
-    for scope in SCOPES:
-        if scope in scopes:
-            parts.append(f"SELECT '{scope}' AS scope, {scope} AS subject, b.* "
-                         f"FROM ({base}) b WHERE {scope} IS NOT NULL")
+    """Each run once per subject it belongs to: its agent and its strategy class. `base` is
+    named once (a CTE), so its parameters are bound once."""
+    parts = [f"SELECT '{scope}' AS scope, {scope} AS subject, b.* FROM _base b "
+             f"WHERE {scope} IS NOT NULL" for scope in SCOPES if scope in scopes]
     if not parts:
-        return f"SELECT NULL::VARCHAR AS scope, NULL::VARCHAR AS subject, b.* FROM ({base}) b WHERE false"
-    return " UNION ALL ".join(parts)
+        parts = ["SELECT NULL::VARCHAR AS scope, NULL::VARCHAR AS subject, b.* FROM _base b "
+                 "WHERE false"]
+    return f"WITH _base AS ({base}) " + " UNION ALL ".join(parts)
 
 
 def data_as_of(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:

@@ -19,12 +19,11 @@ from typing import Literal
 
 from alphatrace.errors import InputError
 from alphatrace.market.names import COLUMN_NAMES, norm_column
-from alphatrace.market.sqlexpr import lit, number_sql, quote_ident, text_sql, ts_sql
+from alphatrace.market.sqlexpr import is_text_type, lit, number_sql, quote_ident, text_sql, ts_sql
 
 Kind = Literal["bars", "ticks", "funding"]
 SEP = "\x1f"  # joins field and reason inside one error string
 LINE = "__line"  # the source row's line (CSV) or row number (Parquet), 1-based
-RAW = "__raw"  # the source row as text, for quarantine
 
 REQUIRED: dict[Kind, tuple[str, ...]] = {
     "bars": ("ts", "open", "high", "low", "close"),
@@ -103,14 +102,20 @@ def detect_format(names: Sequence[str], where: str = "<file>") -> Format:
 
 
 def _checks(
-    fld: str, text: str, value: str, *, required: bool, rule: str, what: str
+    fld: str, col: str, is_text: bool, value: str, *, required: bool, rule: str, what: str
 ) -> list[tuple[str, str]]:
-    """(failure condition, reason SQL) for one field, in order."""
+    """(failure condition, reason SQL) for one field, in order.
+
+    `col` holds the source value as read; it is only turned into text for the reason, which
+    CASE evaluates for failing rows alone.
+    """
+    text = col if is_text else f"CAST({col} AS VARCHAR)"
     got = f"' (got ' || {text} || ')'"
+    absent = f"({col} IS NULL OR trim({col}) = '')" if is_text else f"({col} IS NULL)"
     out: list[tuple[str, str]] = []
     if required:
-        out.append((f"{text} IS NULL OR trim({text}) = ''", "'missing value'"))
-    present = f"{text} IS NOT NULL AND trim({text}) <> ''"
+        out.append((absent, "'missing value'"))
+    present = f"NOT {absent}"
     if what == "ts":
         out.append(
             (f"{present} AND {value} IS NULL",
@@ -130,81 +135,73 @@ def _checks(
 def normalize_sql(
     fmt: Format, types: Mapping[str, str], source: str, default_symbol: str | None
 ) -> str:
-    """One SELECT over `source` (columns: LINE, RAW, and the source columns) giving the
+    """One SELECT over `source` (columns: LINE and the source columns) giving the
     normalised row plus `err` ('field<SEP>reason' of its first problem, NULL when valid).
 
-    Columns: line, raw, symbol, ts, then open/high/low/close/volume (bars and ticks) or
+    Columns: line, symbol, ts, then open/high/low/close/volume (bars and ticks) or
     funding_rate/mark_price (funding), then err. Field names in reasons are the file's own
-    column names, so the user can find them.
+    column names, so the user can find them. Each value is parsed once, in an inner query
+    (`s_x` the source value, `v_x` its typed value); the checks only compare those.
     """
     cols = dict(fmt.columns)
-    fields: list[tuple[str, str, str, bool, str]] = []  # (canonical, text, value, required, rule)
-
-    def add(canonical: str, rule: str, required: bool) -> None:
-        src = cols.get(canonical)
-        if src is None:
-            return
-        col = quote_ident(src)
-        t = types[src]
-        if canonical == "ts":
-            value = ts_sql(col, t)
-            if value is None:
-                raise InputError(f"column {src!r} has type {t}, which cannot hold a timestamp")
-        else:
-            value = number_sql(col, t)
-            if value is None:
-                raise InputError(f"column {src!r} has type {t}, which cannot hold a number")
-        fields.append((canonical, text_sql(col, t), value, required, rule))
+    inner = [f"{LINE} AS line"]
+    checks: list[tuple[str, str]] = []
 
     if "symbol" in cols:
-        sym_text = text_sql(quote_ident(cols["symbol"]), types[cols["symbol"]])
-        symbol = f"upper(trim({sym_text}))"
-        sym_check = [(f"{sym_text} IS NULL OR trim({sym_text}) = ''",
-                      f"{lit(cols['symbol'] + SEP)} || 'missing value'")]
+        src = cols["symbol"]
+        inner.append(f"{text_sql(quote_ident(src), types[src])} AS s_symbol")
+        symbol = "upper(trim(s_symbol))"
+        checks.append(("s_symbol IS NULL OR trim(s_symbol) = ''",
+                       f"{lit(src + SEP)} || 'missing value'"))
     elif default_symbol:
-        symbol, sym_check = lit(default_symbol.strip().upper()), []
+        symbol = lit(default_symbol.strip().upper())
     else:
         raise InputError("no symbol column; pass --symbol or put the symbol in the file name")
+
+    def add(canonical: str, rule: str, required: bool) -> bool:
+        src = cols.get(canonical)
+        if src is None:
+            return False
+        col, t = quote_ident(src), types[src]
+        value = ts_sql(col, t) if canonical == "ts" else number_sql(col, t)
+        if value is None:
+            what = "a timestamp" if canonical == "ts" else "a number"
+            raise InputError(f"column {src!r} has type {t}, which cannot hold {what}")
+        inner.append(f"{col} AS s_{canonical}")
+        inner.append(f"{value} AS v_{canonical}")
+        what = "ts" if canonical == "ts" else "number"
+        checks.extend(_checks(src, f"s_{canonical}", is_text_type(t), f"v_{canonical}",
+                              required=required, rule=rule, what=what))
+        return True
 
     add("ts", "any", True)
     if fmt.kind == "bars":
         for c in ("open", "high", "low", "close"):
             add(c, "positive", True)
+        checks.append(
+            ("v_high < v_low",
+             f"{lit(cols['high'] + SEP)} || 'high (' || CAST(s_high AS VARCHAR) || "
+             "') is below low (' || CAST(s_low AS VARCHAR) || ')'")
+        )
     elif fmt.kind == "ticks":
         add("price", "positive", True)
     else:
         add("funding_rate", "any", True)
-        add("mark_price", "positive", False)
-    add("volume", "nonneg", False)
-
-    checks = list(sym_check)
-    for canonical, text, value, required, rule in fields:
-        what = "ts" if canonical == "ts" else "number"
-        checks += _checks(cols[canonical], text, value, required=required, rule=rule, what=what)
-    vals = {canonical: value for canonical, _, value, _, _ in fields}
-    texts = {canonical: text for canonical, text, _, _, _ in fields}
-    if fmt.kind == "bars":
-        checks.append(
-            (f"{vals['high']} < {vals['low']}",
-             f"{lit(cols['high'] + SEP)} || 'high (' || {texts['high']} || ') is below low (' "
-             f"|| {texts['low']} || ')'")
-        )
+    has_mark = fmt.kind == "funding" and add("mark_price", "positive", False)
+    has_volume = fmt.kind != "funding" and add("volume", "nonneg", False)
     err = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, r in checks) + " END"
 
+    null = "CAST(NULL AS DOUBLE)"
     if fmt.kind == "funding":
-        ts = f"time_bucket(INTERVAL 1 HOUR, {vals['ts']} + INTERVAL 30 MINUTE)"
-        body = (f"{ts} AS ts, {vals['funding_rate']} AS funding_rate, "
-                f"{vals.get('mark_price', 'CAST(NULL AS DOUBLE)')} AS mark_price")
+        body = ("time_bucket(INTERVAL 1 HOUR, v_ts + INTERVAL 30 MINUTE) AS ts, "
+                f"v_funding_rate AS funding_rate, {'v_mark_price' if has_mark else null} AS mark_price")
     else:
-        if fmt.kind == "ticks":
-            p = vals["price"]
-            ohlc = [p, p, p, p]
-        else:
-            ohlc = [vals[c] for c in ("open", "high", "low", "close")]
-        body = (f"{vals['ts']} AS ts, {ohlc[0]} AS open, {ohlc[1]} AS high, {ohlc[2]} AS low, "
-                f"{ohlc[3]} AS close, {vals.get('volume', 'CAST(NULL AS DOUBLE)')} AS volume")
-    return (f"SELECT {LINE} AS line, {RAW} AS raw, {symbol} AS symbol, {body}, {err} AS err "
-            f"FROM {source}")
+        o, h, lo, c = (("v_price",) * 4 if fmt.kind == "ticks"
+                       else ("v_open", "v_high", "v_low", "v_close"))
+        body = (f"v_ts AS ts, {o} AS open, {h} AS high, {lo} AS low, {c} AS close, "
+                f"{'v_volume' if has_volume else null} AS volume")
+    return (f"SELECT line, {symbol} AS symbol, {body}, {err} AS err "
+            f"FROM (SELECT {', '.join(inner)} FROM {source})")
 
 
 def interval_sql(valid: str) -> str:

@@ -20,7 +20,7 @@ import duckdb
 from alphatrace.errors import InputError
 from alphatrace.market.formats import SEP, interval_sql, normalize_sql
 from alphatrace.market.names import interval_from_filename, symbol_from_filename
-from alphatrace.market.readers import Layout, expand_paths, inspect, load
+from alphatrace.market.readers import Layout, expand_paths, inspect, load, raw_sql
 from alphatrace.store import Store
 from alphatrace.store.connection import one
 
@@ -152,7 +152,7 @@ def _import_one(store: Store, item: Planned) -> MarketImportReport:
             iv_col, iv_join = "NULL AS interval_s", ""
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _mkt_ranked AS
-                SELECT n.line, n.raw, n.symbol, {iv_col}, n.ts, {', '.join('n.' + v for v in values)},
+                SELECT n.line, n.symbol, {iv_col}, n.ts, {', '.join('n.' + v for v in values)},
                        row_number() OVER (PARTITION BY n.symbol, n.ts ORDER BY n.line DESC) AS rn
                 FROM _mkt_norm n {iv_join} WHERE n.err IS NULL"""
         )
@@ -164,13 +164,16 @@ def _import_one(store: Store, item: Planned) -> MarketImportReport:
             f"""CREATE OR REPLACE TEMP TABLE _mkt_bad AS
                 SELECT line, field, reason, raw FROM _mkt_rej
                 UNION ALL
-                SELECT line, split_part(err, '{SEP}', 1), split_part(err, '{SEP}', 2), raw
-                FROM _mkt_norm WHERE err IS NOT NULL
-                UNION ALL
-                SELECT l.line, NULL, 'same symbol and ts as line ' || w.line ||
-                       ' with different values (the later line is kept)', l.raw
-                FROM _mkt_ranked l JOIN _mkt_ranked w ON {key_join} AND w.rn = 1
-                WHERE l.rn > 1 AND NOT ({same_vals})"""
+                SELECT b.line, b.field, b.reason, r.raw FROM (
+                    SELECT line, split_part(err, '{SEP}', 1) AS field,
+                           split_part(err, '{SEP}', 2) AS reason
+                    FROM _mkt_norm WHERE err IS NOT NULL
+                    UNION ALL
+                    SELECT l.line, 'ts', 'same symbol and ts as line ' || w.line ||
+                           ' with different values (the later line is kept)'
+                    FROM _mkt_ranked l JOIN _mkt_ranked w ON {key_join} AND w.rn = 1
+                    WHERE l.rn > 1 AND NOT ({same_vals})
+                ) b LEFT JOIN ({raw_sql(lay, '_mkt_src')}) r USING (line)"""
         )
         repeats = int(one(
             con,

@@ -45,9 +45,9 @@ def symbol_from_filename(path: str | Path) -> str | None:
         up = tok.upper()
         if up in STOPWORDS or up.isdigit() or _INTERVAL_TOKEN.match(tok):
             continue
-        if _SYMBOL_TOKEN.match(tok) or (_QUOTED_TOKEN.match(tok) and up not in QUOTES):
-            if up not in found:
-                found.append(up)
+        is_symbol = _SYMBOL_TOKEN.match(tok) or (_QUOTED_TOKEN.match(tok) and up not in QUOTES)
+        if is_symbol and up not in found:
+            found.append(up)
     return found[0] if len(found) == 1 else None
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from alphatrace.errors import InputError
-from alphatrace.market.formats import LINE, RAW, Format, detect_format
+from alphatrace.market.formats import LINE, Format, detect_format
 from alphatrace.market.names import (
     BINANCE_FUNDING_COLUMNS,
     BINANCE_KLINE_COLUMNS,
@@ -70,7 +70,7 @@ class Layout:
 
 @dataclass
 class Loaded:
-    """A file in temp tables: rows (LINE, RAW, source columns) and CSV rows DuckDB rejected."""
+    """A file in temp tables: rows (LINE, source columns) and CSV rows DuckDB rejected."""
 
     rows: int
     rejected: int
@@ -122,7 +122,7 @@ def _unique(names: list[str]) -> list[str]:
     for i, n in enumerate(names):
         n = n.strip() or f"column{i}"
         base, k = n, 2
-        while n in out or n in (LINE, RAW):
+        while n in out or n == LINE:
             n, k = f"{base}_{k}", k + 1
         out.append(n)
     return out
@@ -196,9 +196,14 @@ def expand_paths(paths: list[str]) -> list[str]:
     return out
 
 
-def _raw_expr(names: tuple[str, ...], types: dict[str, str], delim: str) -> str:
-    parts = [f"coalesce({text_sql(quote_ident(n), types[n])}, '')" for n in names]
-    return f"left(concat_ws({lit(delim)}, {', '.join(parts)}), {RAW_LIMIT})"
+def raw_sql(layout: Layout, table: str) -> str:
+    """(line, raw) of the loaded rows: the fields re-joined with the file's delimiter.
+
+    Only bad rows need it, so it is a query to join against, not a column of every row.
+    """
+    parts = [f"coalesce({text_sql(quote_ident(n), layout.types[n])}, '')" for n in layout.names]
+    raw = f"left(concat_ws({lit(layout.delim)}, {', '.join(parts)}), {RAW_LIMIT})"
+    return f"SELECT {LINE} AS line, {raw} AS raw FROM {table}"
 
 
 def line_numbers(data: bytes, skip: int, header: bool) -> np.ndarray:
@@ -220,7 +225,7 @@ def line_numbers(data: bytes, skip: int, header: bool) -> np.ndarray:
 
 
 def load(con: duckdb.DuckDBPyConnection, layout: Layout, table: str, rejects: str) -> Loaded:
-    """Create temp table `table` (LINE, RAW, source columns) and `rejects` (line, field,
+    """Create temp table `table` (LINE, source columns) and `rejects` (line, field,
     reason, raw) for rows the CSV reader could not split."""
     con.execute(f"DROP TABLE IF EXISTS {table}")
     con.execute(f"DROP TABLE IF EXISTS {rejects}")
@@ -236,8 +241,7 @@ def _load_parquet(
     cols = ", ".join(quote_ident(n) for n in names)
     try:
         con.execute(
-            f"CREATE TEMP TABLE {table} AS SELECT file_row_number + 1 AS {LINE}, "
-            f"{_raw_expr(names, layout.types, ',')} AS {RAW}, {cols} "
+            f"CREATE TEMP TABLE {table} AS SELECT file_row_number + 1 AS {LINE}, {cols} "
             f"FROM read_parquet(?, file_row_number = true) ORDER BY file_row_number",
             [layout.path],
         )
@@ -299,8 +303,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, layout: Layout, table: str, reject
     try:
         con.execute(
             f"""CREATE TEMP TABLE {table} AS
-                SELECT m.__n AS {LINE}, {_raw_expr(layout.names, layout.types, layout.delim)} AS {RAW},
-                       {cols}
+                SELECT m.__n AS {LINE}, {cols}
                 FROM (SELECT row_number() OVER (ORDER BY rowid) - 1 AS __k, * FROM {table}_src) s
                 JOIN _mkt_lines m USING (__k)
                 ORDER BY m.__n"""

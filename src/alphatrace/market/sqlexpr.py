@@ -93,6 +93,10 @@ def ts_sql(col: str, type_: str) -> str | None:
     return None
 
 
+def is_text_type(type_: str) -> bool:
+    return _base(type_) in TEXT_TYPES
+
+
 def number_sql(col: str, type_: str) -> str | None:
     """DOUBLE expression for a column of this type; None if the type cannot be a number."""
     if is_numeric_type(type_):

@@ -27,7 +27,8 @@ DEFAULT_MAX_AGE_S = 30.0
 _NAME = re.compile(r"^(?P<host>.+)-(?P<pid>\d+)-(?P<ms>\d+)-(?P<n>\d+)\.jsonl(\.open|\.done)?$")
 
 
-def _host() -> str:
+def host_tag() -> str:
+    """This machine's name as it appears in spool file names."""
     return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
 
 
@@ -75,7 +76,7 @@ class SpoolWriter:
 
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        host = _host()
+        host = host_tag()
         while True:
             self._n += 1
             path = self.directory / f"{host}-{self._pid}-{self._start_ms}-{self._n:06d}{OPEN_SUFFIX}"

@@ -21,7 +21,7 @@ from alphatrace.errors import InputError, SchemaError
 from alphatrace.events.fields import KINDS, SPECS, TYPE_ALIASES, Kind
 from alphatrace.store.connection import Store, one
 from alphatrace.store.lines import Chunk, expand_paths, from_bytes, iter_chunks, open_input
-from alphatrace.store.validate_sql import SEP, staged_sql
+from alphatrace.store.validate_sql import SEP, fast_sql, staged_sql
 
 TABLE: dict[Kind, str] = {"telemetry": "telemetry", "alpha": "alpha", "pnl": "pnl"}
 COLUMN: dict[str, str] = {"horizon": "horizon_s"}  # field name -> stored column name
@@ -101,7 +101,15 @@ def _ingest_chunk(
     """Validate, dedupe and insert one chunk. Returns per-line statuses when `collect`."""
     con.register("raw_chunk", chunk.table)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {staged_sql('raw_chunk', kind)}")
+        # Lenient fast path for every line, then the exact path for the lines it could not clear.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {fast_sql('raw_chunk', kind)}")
+        if int(one(con, "SELECT count(*) FROM _staged WHERE NOT ok")[0]):
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _redo AS SELECT r.line_no, r.line FROM raw_chunk r "
+                "SEMI JOIN (SELECT line_no FROM _staged WHERE NOT ok) s ON r.line_no = s.line_no"
+            )
+            con.execute("DELETE FROM _staged WHERE NOT ok")
+            con.execute(f"INSERT INTO _staged SELECT *, true FROM ({staged_sql('_redo', kind)})")
     finally:
         con.unregister("raw_chunk")
     statuses: list[Status] = []
@@ -194,7 +202,7 @@ def _ingest_stream(
             "INSERT INTO ingested_files VALUES (?, ?, NULL, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)",
             [file_id, path, nbytes, lines, report.accepted, report.duplicates, report.quarantined],
         )
-        for t in ("_staged", "_bad"):
+        for t in ("_staged", "_redo", "_bad"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     return report, statuses
 

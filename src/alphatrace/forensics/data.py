@@ -1,0 +1,243 @@
+"""The relations forensics reads, as SQL over the store (one query per relation, no row loops).
+
+Every relation honours the same filters (agent, strategy, since) and leaves out runs in
+`run_exclusions`, so forensics and gates see the same population.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from alphatrace import metrics
+from alphatrace.forensics.exclusions import INCLUDED_SQL
+from alphatrace.forensics.explain import History, LegPath
+from alphatrace.market.symbols import symbol_map_sql
+
+
+@dataclass(frozen=True)
+class Filters:
+    agent: str | None = None
+    strategy: str | None = None
+    since: dt.datetime | None = None
+
+    def where(self, extra: list[str] | None = None) -> tuple[str, list[Any]]:
+        parts: list[str] = [INCLUDED_SQL]
+        params: list[Any] = []
+        if self.agent is not None:
+            parts.append("agent = ?")
+            params.append(self.agent)
+        if self.strategy is not None:
+            parts.append("strategy = ?")
+            params.append(self.strategy)
+        if self.since is not None:
+            parts.append("ts >= ?")
+            params.append(self.since)
+        parts.extend(extra or [])
+        return " AND ".join(parts), params
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+    ).fetchall()[0][0])
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+    ).fetchall()}
+
+
+# --- explain --------------------------------------------------------------------------------
+
+def ledger_row(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
+    rows = con.sql("SELECT * FROM ledger WHERE run_id = ?", params=[run_id]).to_arrow_table().to_pylist()
+    return rows[0] if rows else None
+
+
+def known_run(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
+    """Whether any event stream has the run (it exists but the ledger was not rebuilt)."""
+    return bool(con.execute(
+        """SELECT (SELECT count(*) FROM alpha WHERE run_id = ?) + (SELECT count(*) FROM telemetry
+           WHERE run_id = ?) + (SELECT count(*) FROM pnl WHERE run_id = ?)""",
+        [run_id, run_id, run_id]).fetchall()[0][0])
+
+
+def exclusion_of(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
+    rows = con.sql("SELECT rule, reason, policy_hash FROM run_exclusions WHERE run_id = ?",
+                   params=[run_id]).to_arrow_table().to_pylist()
+    return rows[0] if rows else None
+
+
+def history(con: duckdb.DuckDBPyConnection, row: dict[str, Any], n: int) -> History:
+    """The agent's `n` newest included runs before this one, in (ts, run_id) order."""
+    before = ("(ts < ? OR (ts = ? AND run_id < ?))" if row.get("ts") is not None
+              else "run_id <> ?")
+    bparams: list[Any] = ([row["ts"], row["ts"], row["run_id"]] if row.get("ts") is not None
+                          else [row["run_id"]])
+    source = (f"SELECT * FROM ledger WHERE agent IS NOT DISTINCT FROM ? AND {INCLUDED_SQL} "
+              f"AND {before} ORDER BY ts DESC, run_id DESC LIMIT {int(n)}")
+    params = [row.get("agent"), *bparams]
+    m = metrics.compute(con, source, [], ["runs", "p90_latency_ms"], params).to_pylist()[0]
+    c = con.execute(
+        f"""WITH h AS (SELECT coalesce(cost_usd, 0) AS c FROM ({source})),
+                 med AS (SELECT median(c) AS m FROM h)
+            SELECT count(*), any_value(med.m), median(abs(h.c - med.m)), avg(abs(h.c - med.m))
+            FROM h, med""", params).fetchall()[0]
+    return History(runs=int(m["runs"]), p90_latency_ms=m["p90_latency_ms"],
+                   cost_runs=int(c[0]), cost_median=c[1], cost_mad=c[2], cost_mean_ad=c[3])
+
+
+def _finest_interval(con: duckdb.DuckDBPyConnection, symbol: str) -> int | None:
+    r = con.execute("SELECT min(interval_s) FROM bars WHERE symbol = ? AND interval_s > 0",
+                    [symbol]).fetchall()
+    return None if r[0][0] is None else int(r[0][0])
+
+
+def _path(con: duckdb.DuckDBPyConnection, symbol: str, start: Any, end: Any | None,
+          horizon_s: float | None, lookback_s: float) -> tuple[Any, Any, list[float], list[float]]:
+    """Bar opens from the entry bar (first open ≥ start) to the exit bar, plus the lookback."""
+    iv = _finest_interval(con, symbol)
+    if iv is None or start is None:
+        return start, end, [], []
+    b = "SELECT ts, open FROM bars WHERE symbol = ? AND interval_s = ?"
+    t0 = con.execute(f"SELECT min(ts) FROM ({b}) WHERE ts >= ?", [symbol, iv, start]).fetchall()[0][0]
+    if t0 is None:
+        return start, end, [], []
+    if end is None:
+        end_target = t0 + dt.timedelta(seconds=float(horizon_s or 0))
+        t1 = con.execute(f"SELECT min(ts) FROM ({b}) WHERE ts >= ?", [symbol, iv, end_target]).fetchall()[0][0]
+        if t1 is None:
+            t1 = end_target  # still open: judge the bars seen so far
+    else:
+        t1 = end
+    path = [r[0] for r in con.execute(
+        f"SELECT open FROM ({b}) WHERE ts >= ? AND ts <= ? ORDER BY ts", [symbol, iv, t0, t1]).fetchall()]
+    lb = [r[0] for r in con.execute(
+        f"SELECT open FROM ({b}) WHERE ts >= ? AND ts < ? ORDER BY ts",
+        [symbol, iv, t0 - dt.timedelta(seconds=lookback_s), t0]).fetchall()]
+    return t0, t1, path, lb
+
+
+def leg_paths(con: duckdb.DuckDBPyConnection, run_id: str, default_horizon_s: float,
+              lookback_s: float) -> list[LegPath]:
+    """Each directional leg's holding window and price path.
+
+    Uses the ledger's `legs` table when it has entry/exit times, else the alpha events:
+    window = first bar at or after the signal, to the first bar a horizon later (DESIGN §4).
+    """
+    out: list[LegPath] = []
+    if _exists(con, "legs"):
+        cols = _columns(con, "legs")
+        entry = next((c for c in ("entry_ts", "entry_time") if c in cols), None)
+        exit_ = next((c for c in ("exit_ts", "exit_time") if c in cols), None)
+        if entry and exit_ and "symbol" in cols and "run_id" in cols:
+            reg = "regime" if "regime" in cols else "NULL"
+            rows = con.execute(
+                f"SELECT symbol, {entry}, {exit_}, {reg} FROM legs WHERE run_id = ? "
+                f"ORDER BY {entry}, symbol", [run_id]).fetchall()
+            for sym, t0, t1, regime in rows:
+                a, b, path, lb = _path(con, sym, t0, t1, None, lookback_s)
+                out.append(LegPath(sym, regime, a, b, path, lb, "legs"))
+            return out
+    rows = con.execute(
+        f"""SELECT coalesce(m.symbol, a.symbol), a.regime, a.ts, coalesce(a.horizon_s, ?)
+            FROM alpha a LEFT JOIN ({symbol_map_sql()}) m ON m.alias = a.symbol
+            WHERE a.run_id = ? AND a.direction <> 'FLAT'
+            ORDER BY a.ts, a.symbol""", [default_horizon_s, run_id]).fetchall()
+    for sym, regime, ts, hz in rows:
+        a, b, path, lb = _path(con, sym, ts, None, hz, lookback_s)
+        out.append(LegPath(sym, regime, a, b, path, lb))
+    return out
+
+
+# --- clusters -------------------------------------------------------------------------------
+
+BASE_COLUMNS = {
+    "latency_ms": "latency_ms", "tokens_in": "tokens_in", "tokens_out": "tokens_out",
+    "cost_usd": "cost_usd", "errors": "errors", "score_final": "score_final",
+    "symbols": "symbols", "direction": "direction", "regime": "regime", "model": "model",
+    "agent": "agent", "strategy": "strategy", "hour": "CAST(hour(ts) AS BIGINT)",
+}
+
+
+def numeric_attr_keys(con: duckdb.DuckDBPyConnection, f: Filters, limit: int) -> list[str]:
+    """Numeric attrs of the runs' alpha/telemetry events, most widespread first."""
+    if limit <= 0:
+        return []
+    where, params = f.where()
+    rows = con.execute(
+        f"""WITH runs AS (SELECT run_id FROM ledger WHERE {where}),
+                 ev AS (SELECT run_id, attrs FROM alpha WHERE attrs IS NOT NULL
+                        UNION ALL SELECT run_id, attrs FROM telemetry WHERE attrs IS NOT NULL),
+                 kv AS (SELECT ev.run_id, unnest(json_keys(ev.attrs)) AS k, ev.attrs
+                        FROM ev JOIN runs USING (run_id))
+            SELECT k, count(DISTINCT run_id) AS n FROM kv
+            WHERE json_type(attrs, '$."' || replace(k, '"', '\\"') || '"')
+                  IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+            GROUP BY k ORDER BY n DESC, k LIMIT {int(limit)}""", params).fetchall()
+    return [r[0] for r in rows]
+
+
+def cluster_frame(con: duckdb.DuckDBPyConnection, f: Filters, target: str,
+                  features: list[str], attr_keys: list[str]) -> pa.Table:
+    """One row per included run with realized PnL, in (ts, run_id) order: run_id, ts, y,
+    the base features, and `attr_i` columns (mean of the run's numeric attr values)."""
+    where, params = f.where([f"{target} IS NOT NULL"])
+    cols = ", ".join(f"{BASE_COLUMNS[c]} AS \"{c}\"" for c in features)
+    sel = f"run_id, ts, {target} AS y" + (f", {cols}" if cols else "")
+    if not attr_keys:
+        return con.sql(f"SELECT {sel} FROM ledger WHERE {where} ORDER BY ts, run_id",
+                       params=params).to_arrow_table()
+    aggs = ", ".join(f"avg(v) FILTER (WHERE k = ?) AS attr_{i}" for i in range(len(attr_keys)))
+    q = f"""
+WITH runs AS (SELECT {sel} FROM ledger WHERE {where}),
+     ev AS (SELECT run_id, attrs FROM alpha WHERE attrs IS NOT NULL
+            UNION ALL SELECT run_id, attrs FROM telemetry WHERE attrs IS NOT NULL),
+     kv AS (SELECT run_id, k, TRY_CAST(json_extract_string(attrs, '$."' || replace(k, '"', '\\"') || '"') AS DOUBLE) AS v
+            FROM (SELECT ev.run_id, ev.attrs, unnest(json_keys(ev.attrs)) AS k
+                  FROM ev WHERE ev.run_id IN (SELECT run_id FROM runs))),
+     wide AS (SELECT run_id, {aggs} FROM kv GROUP BY run_id)
+SELECT runs.*, {", ".join(f"wide.attr_{i}" for i in range(len(attr_keys)))}
+FROM runs LEFT JOIN wide USING (run_id) ORDER BY runs.ts, runs.run_id"""
+    return con.sql(q, params=[*params, *attr_keys]).to_arrow_table()
+
+
+# --- change points --------------------------------------------------------------------------
+
+SERIES_SQL = {
+    "cost_per_run": "coalesce(cost_usd, 0)",
+    "tokens_per_run": "coalesce(tokens_in, 0) + coalesce(tokens_out, 0)",
+    "mean_latency_ms": "latency_ms",
+    "error_rate": "CASE WHEN coalesce(errors, 0) > 0 THEN 1.0 ELSE 0.0 END",
+    "mean_pnl_bps": metrics.PNL,
+}
+
+
+def numbered_sql(f: Filters) -> tuple[str, list[Any]]:
+    """Included runs with their 1-based position in their agent's (ts, run_id) order."""
+    where, params = f.where()
+    return (f"""SELECT *, row_number() OVER (PARTITION BY agent ORDER BY ts, run_id) AS run_index
+                FROM ledger WHERE {where}""", params)
+
+
+def series_frame(con: duckdb.DuckDBPyConnection, f: Filters, names: list[str]) -> pa.Table:
+    src, params = numbered_sql(f)
+    cols = ", ".join(f"CAST({SERIES_SQL[n]} AS DOUBLE) AS \"{n}\"" for n in names)
+    return con.sql(f"SELECT agent, run_id, ts, run_index, {cols} FROM ({src}) "
+                   "ORDER BY agent, run_index", params=params).to_arrow_table()
+
+
+def segment_metric(con: duckdb.DuckDBPyConnection, f: Filters, agent: str, metric: str,
+                   lo: int, hi: int) -> float | None:
+    """`metric` (from the registry) over the agent's runs with lo ≤ run_index < hi."""
+    src, params = numbered_sql(f)
+    source = f"SELECT * FROM ({src}) WHERE agent = ? AND run_index >= ? AND run_index < ?"
+    out = metrics.compute(con, source, [], [metric], [*params, agent, lo, hi]).to_pylist()[0]
+    v = out[metric]
+    return None if v is None else float(v)

@@ -1,0 +1,497 @@
+"""Exact slice search over run features: SliceLine's lattice, scores and pruning, on histograms.
+
+A slice is a conjunction of predicates on distinct features ("latency_ms > 912 and tokens_in
+> 2,380"). SliceLine (Sagadeeva & Boehm, SIGMOD 2021) enumerates the lattice level by level and
+prunes with upper bounds on a slice's size, total error and maximum error derived from its
+parents. We keep its lattice, score and bounds exactly, but evaluate a level differently: for
+each combination of features, one pass over the rows builds the joint histogram of the
+features' bin codes (count, Σerror, max error, Σy, Σy²), and every candidate slice over that
+combination is a contraction of the histogram with the predicates' code masks. That makes
+one-sided thresholds ("x > c" covers many bins) as cheap as equality predicates, and a whole
+level costs one `bincount` per feature combination instead of a sparse product per slice.
+
+Pruning is SliceLine's: a candidate is evaluated only when all its parents are valid (size ≥
+min_support, error > 0) and its score upper bound beats the current top-K threshold and 0.
+Feature combinations with no surviving candidate are never read. With `reference=True` the
+two quirks of the SystemDS/`sliceline` implementation are reproduced (the pruning threshold is
+the current top-K minimum even before K slices are known, and the bound's size term uses the
+number of encoded columns instead of rows), so results can be checked against their tests;
+the default uses the exact bound, which is lossless.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import rankdata
+
+from alphatrace.forensics.text import num, round_sig
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+BOOL = npt.NDArray[np.bool_]
+
+MAX_CELLS = 1 << 25  # a joint histogram larger than this is refused (memory), with advice
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """One condition in the data's own units; `value` is exactly what is shown."""
+
+    feature: str
+    op: str  # ">" | "<=" | "=="
+    value: Any
+
+    @property
+    def text(self) -> str:
+        v = num(float(self.value)) if isinstance(self.value, int | float) and not isinstance(
+            self.value, bool) else str(self.value)
+        op = "=" if self.op == "==" else self.op
+        return f"{self.feature} {op} {v}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "op": self.op, "value": self.value, "text": self.text}
+
+    def mask(self, values: Any) -> BOOL:
+        """Rows of raw `values` (floats with NaN, a Categorical, or objects) where it holds."""
+        if self.op == "==":
+            if isinstance(values, Categorical):
+                return values.equals(self.value)
+            return np.asarray(values == self.value, dtype=np.bool_)
+        v = np.asarray(values, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            return v > self.value if self.op == ">" else v <= self.value
+
+
+@dataclass
+class Feature:
+    """A feature as bin codes plus one boolean code mask per predicate.
+
+    `codes[i]` in [0, n_codes); a code no mask selects (missing values, rare categories) puts
+    the row in no slice of this feature. `single[j]` is the one code predicate j selects when
+    it is an equality, which lets contractions index instead of multiply.
+    """
+
+    name: str
+    codes: npt.NDArray[np.integer[Any]]
+    n_codes: int
+    masks: BOOL  # (P, n_codes)
+    predicates: tuple[Predicate, ...]
+    single: I64 | None = None
+
+    @property
+    def n_predicates(self) -> int:
+        return len(self.predicates)
+
+
+def _codes_dtype(n_codes: int) -> type[np.integer[Any]]:
+    return np.uint8 if n_codes <= 255 else np.int32
+
+
+def numeric_feature(name: str, values: npt.ArrayLike, quantiles: Sequence[float],
+                    min_support: int = 1, sig: int = 3) -> Feature | None:
+    """One-sided thresholds at quantile cut points, rounded so the shown value is the real cut.
+
+    Cuts c₁ < … < c_m give predicates `x > c_j` and `x <= c_j`; code k = #(c_j < x), missing
+    values get code m+1. Predicates holding for fewer than `min_support` rows (or for every
+    non-missing row) are dropped: they can never be a valid slice.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(x)
+    if finite.sum() == 0:
+        return None
+    qs = np.quantile(x[finite], np.asarray(quantiles, dtype=np.float64))
+    cuts = np.unique(np.array([round_sig(float(q), sig) for q in qs], dtype=np.float64))
+    m = cuts.size
+    codes = np.where(finite, np.searchsorted(cuts, np.where(finite, x, 0.0), side="left"), m + 1)
+    n_codes = m + 2
+    counts = np.bincount(codes, minlength=n_codes)
+    n_ok = int(finite.sum())
+    masks: list[BOOL] = []
+    preds: list[Predicate] = []
+    k = np.arange(n_codes)
+    for j, c in enumerate(cuts.tolist()):
+        for op, sel in ((">", (k >= j + 1) & (k <= m)), ("<=", k <= j)):
+            support = int(counts[sel].sum())
+            if support < min_support or support == n_ok:
+                continue
+            value: float | int = int(c) if float(c).is_integer() else float(c)
+            masks.append(sel)
+            preds.append(Predicate(name, op, value))
+    if not preds:
+        return None
+    return Feature(name, codes.astype(_codes_dtype(n_codes)), n_codes, np.array(masks), tuple(preds))
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """A categorical column as codes into `labels` (−1: missing), so 1M rows never become
+    Python objects."""
+
+    codes: I64
+    labels: tuple[Any, ...]
+
+    @staticmethod
+    def from_values(values: Sequence[Any] | npt.NDArray[Any]) -> Categorical:
+        index: dict[Any, int] = {}
+        codes = np.empty(len(values), np.int64)
+        for i, v in enumerate(values):
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                codes[i] = -1
+            else:
+                codes[i] = index.setdefault(_plain(v), len(index))
+        return Categorical(codes, tuple(index))
+
+    def __len__(self) -> int:
+        return int(self.codes.size)
+
+    def __getitem__(self, sl: slice) -> Categorical:
+        return Categorical(self.codes[sl], self.labels)
+
+    def equals(self, value: Any) -> BOOL:
+        try:
+            j = self.labels.index(value)
+        except ValueError:
+            return np.zeros(self.codes.size, np.bool_)
+        return np.asarray(self.codes == j)
+
+
+def categorical_feature(name: str, values: Categorical | npt.ArrayLike, min_support: int = 1,
+                        max_categories: int | None = None) -> Feature | None:
+    """Equality predicates for values seen at least `min_support` times (most frequent first,
+    at most `max_categories`, shown in label order); other values and missing ones get an
+    unselected code."""
+    cat = values if isinstance(values, Categorical) else Categorical.from_values(
+        np.asarray(values, dtype=object))
+    n = cat.codes.size
+    present = cat.codes >= 0
+    if not present.any():
+        return None
+    cnt = np.bincount(cat.codes[present], minlength=len(cat.labels))
+    order = sorted(range(len(cat.labels)), key=lambda i: (-int(cnt[i]), str(cat.labels[i])))
+    keep = [i for i in order if min_support <= cnt[i] < n]
+    if max_categories is not None:
+        keep = keep[:max_categories]
+    if not keep:
+        return None
+    keep.sort(key=lambda i: str(cat.labels[i]))
+    remap = np.full(len(cat.labels) + 1, len(keep), dtype=np.int64)  # last slot: missing
+    remap[keep] = np.arange(len(keep))
+    codes = remap[np.where(present, cat.codes, len(cat.labels))]
+    n_codes = len(keep) + 1
+    preds = tuple(Predicate(name, "==", _plain(cat.labels[i])) for i in keep)
+    masks = np.eye(len(keep), n_codes, dtype=np.bool_)
+    return Feature(name, codes.astype(_codes_dtype(n_codes)), n_codes, masks, preds,
+                   single=np.arange(len(keep), dtype=np.int64))
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def equality_features(X: npt.ArrayLike, names: Sequence[str] | None = None) -> list[Feature]:
+    """SliceLine's encoding: one equality predicate per distinct value of every column."""
+    Xa = np.asarray(X, dtype=object)
+    out: list[Feature] = []
+    for j in range(Xa.shape[1]):
+        col = Xa[:, j]
+        uniq = sorted({_plain(v) for v in col}, key=lambda v: (str(type(v)), v))
+        index = {v: i for i, v in enumerate(uniq)}
+        codes = np.array([index[_plain(v)] for v in col], dtype=np.int64)
+        name = names[j] if names else f"x{j}"
+        out.append(Feature(name, codes.astype(_codes_dtype(len(uniq))), len(uniq),
+                           np.eye(len(uniq), dtype=np.bool_),
+                           tuple(Predicate(name, "==", v) for v in uniq),
+                           single=np.arange(len(uniq), dtype=np.int64)))
+    return out
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    alpha: float = 0.95
+    k: int = 10
+    max_level: int = 2
+    min_support: int = 1
+    reference: bool = False  # reproduce SystemDS/sliceline pruning quirks (see module doc)
+
+
+@dataclass
+class SliceTable:
+    """Every evaluated slice, one row each (levels concatenated in order).
+
+    `feats`/`preds` hold feature and predicate indices per position (−1 past the level).
+    Sums of y are of the centred target the caller passed. `top` indexes the top-K (ties at
+    the K-th score included), best first.
+    """
+
+    feats: npt.NDArray[np.int16]
+    preds: npt.NDArray[np.int16]
+    level: npt.NDArray[np.int8]
+    size: F64
+    err: F64
+    err_max: F64
+    y_sum: F64
+    y_sq: F64
+    score: F64
+    top: I64
+    n: int
+    average_error: float
+    combos_read: int = 0
+    combos_skipped: int = 0
+
+    def __len__(self) -> int:
+        return int(self.size.size)
+
+    def predicates(self, i: int, features: Sequence[Feature]) -> list[Predicate]:
+        return [features[int(f)].predicates[int(p)]
+                for f, p in zip(self.feats[i], self.preds[i], strict=True) if f >= 0]
+
+
+def slice_mask(features: Sequence[Feature], feats: Sequence[int], preds: Sequence[int]) -> BOOL:
+    """Rows in the slice, from the features' codes (no raw values needed)."""
+    mask: BOOL | None = None
+    for f, p in zip(feats, preds, strict=True):
+        if f < 0:
+            continue
+        feat = features[int(f)]
+        m = feat.masks[int(p)][feat.codes]
+        mask = m if mask is None else (mask & m)
+    if mask is None:
+        raise ValueError("empty slice")
+    return mask
+
+
+def score(alpha: float, ebar: float, n: int, size: F64, err: F64) -> F64:
+    """SliceLine's score: α·(mean error in slice / mean error − 1) − (1−α)·(n / size − 1)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sc = alpha * ((err / size) / ebar - 1) - (1 - alpha) * (n / size - 1)
+    return np.nan_to_num(sc, nan=-np.inf)
+
+
+def score_ub(alpha: float, ebar: float, n: float, min_support: float,
+             ss: F64, se: F64, sm: F64) -> F64:
+    """SliceLine's upper bound on any descendant's score, given bounds on its size, total error
+    and maximum error: the score is monotone between the probe points min_support, se/sm and ss."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.stack([np.full(ss.shape, float(min_support)), np.maximum(se / sm, min_support), ss])
+        ub = (alpha * (np.minimum(s * sm, se) / ebar - s) - (1 - alpha) * (n - s)) / s
+        out = np.max(ub, axis=0)
+    return np.nan_to_num(out, nan=-np.inf)
+
+
+@dataclass
+class _Level:
+    """Per feature combination of one level: evaluated stats as dense predicate tensors."""
+
+    valid: dict[tuple[int, ...], BOOL] = field(default_factory=dict)
+    size: dict[tuple[int, ...], F64] = field(default_factory=dict)
+    err: dict[tuple[int, ...], F64] = field(default_factory=dict)
+    err_max: dict[tuple[int, ...], F64] = field(default_factory=dict)
+
+
+def _hist(features: Sequence[Feature], combo: tuple[int, ...], e: F64, y: F64 | None,
+          y2: F64 | None) -> tuple[F64, ...]:
+    """Joint histogram of the combo's codes: count, Σe, max e, Σy, Σy² per cell."""
+    dims = tuple(features[f].n_codes for f in combo)
+    cells = math.prod(dims)
+    if cells > MAX_CELLS:
+        names = ", ".join(features[f].name for f in combo)
+        raise MemoryError(f"too many value combinations for {names} ({cells:,}); "
+                          "lower max_categories or the depth")
+    wide = np.int64 if cells >= 2**31 else np.int32
+    flat: npt.NDArray[np.signedinteger[Any]] = features[combo[0]].codes.astype(wide)
+    for f, d in zip(combo[1:], dims[1:], strict=True):
+        flat = flat * d + features[f].codes.astype(wide)
+    cnt = np.asarray(np.bincount(flat, minlength=cells), dtype=np.float64)
+    se = np.asarray(np.bincount(flat, weights=e, minlength=cells), dtype=np.float64)
+    sm = np.zeros(cells, np.float64)
+    np.maximum.at(sm, flat, e)
+    out: list[F64] = [cnt.reshape(dims), se.reshape(dims), sm.reshape(dims)]
+    if y is not None and y2 is not None:
+        for w in (y, y2):
+            out.append(np.asarray(np.bincount(flat, weights=w, minlength=cells),
+                                  dtype=np.float64).reshape(dims))
+    return tuple(out)
+
+
+def _contract_sum(h: F64, feats: Sequence[Feature]) -> F64:
+    out = h
+    for axis, f in enumerate(feats):
+        if f.single is not None:
+            out = np.take(out, f.single, axis=axis)
+        else:
+            out = np.moveaxis(np.tensordot(f.masks.astype(np.float64), out, axes=([1], [axis])), 0, axis)
+    return out
+
+
+def _contract_max(h: F64, feats: Sequence[Feature]) -> F64:
+    out = h
+    for axis, f in enumerate(feats):
+        if f.single is not None:
+            out = np.take(out, f.single, axis=axis)
+            continue
+        moved = np.moveaxis(out, axis, 0)  # (B, rest...)
+        sel = f.masks.reshape(f.masks.shape + (1,) * (moved.ndim - 1))
+        red = np.where(sel, moved[None, ...], -np.inf).max(axis=1)  # (P, rest...)
+        out = np.moveaxis(red, 0, axis)
+    return np.maximum(out, 0.0)
+
+
+class _TopK:
+    """Top-K by score with ties at the K-th score kept (SliceLine's `rankdata(min) <= K`)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.ids = np.zeros(0, np.int64)
+        self.scores = np.zeros(0, np.float64)
+
+    def add(self, ids: I64, scores: F64) -> None:
+        if ids.size == 0:
+            return
+        all_ids = np.concatenate([self.ids, ids])
+        all_sc = np.concatenate([self.scores, scores])
+        keep = rankdata(-all_sc, method="min") <= self.k
+        all_ids, all_sc = all_ids[keep], all_sc[keep]
+        order = np.lexsort((all_ids, -all_sc))
+        self.ids, self.scores = all_ids[order], all_sc[order]
+
+    def threshold(self, reference: bool) -> float:
+        if self.scores.size == 0:
+            return -np.inf
+        if reference or self.scores.size >= self.k:
+            return float(self.scores[-1])
+        return -np.inf
+
+
+def search(features: Sequence[Feature], errors: npt.ArrayLike, params: SearchParams,
+           y: npt.ArrayLike | None = None,
+           progress: Callable[[int, int], None] | None = None) -> SliceTable:
+    """Every slice SliceLine would evaluate, with its statistics, and the top-K.
+
+    `errors` must be non-negative (SliceLine's error vector; for PnL, the per-run loss).
+    `y`, when given, is summed too (Σy, Σy²) so callers can test slices without rereading rows;
+    pass it centred. `progress(done, total)` is called per feature combination.
+    """
+    e = np.asarray(errors, dtype=np.float64)
+    if e.ndim != 1 or (e.size and float(e.min()) < 0):
+        raise ValueError("errors must be a non-negative vector")
+    n = int(e.size)
+    ya = None if y is None else np.asarray(y, dtype=np.float64)
+    y2 = None if ya is None else ya * ya
+    ebar = float(np.mean(e)) if n else 0.0
+    feats = list(features)
+    n_enc = sum(f.n_predicates for f in feats)
+    ub_n = float(n_enc if params.reference else n)
+    minsup = params.min_support
+    top = _TopK(params.k)
+    max_level = min(params.max_level, len(feats))
+
+    rows: dict[str, list[Any]] = {k: [] for k in
+                                  ("feats", "preds", "size", "err", "err_max", "y_sum", "y_sq")}
+    n_rows = 0
+    combos_read = combos_skipped = 0
+
+    def record(combo: tuple[int, ...], idx: tuple[I64, ...], stats: dict[str, F64]) -> I64:
+        nonlocal n_rows
+        m = idx[0].size
+        fe = np.full((m, max_level), -1, np.int16)
+        pr = np.full((m, max_level), -1, np.int16)
+        for pos, f in enumerate(combo):
+            fe[:, pos] = f
+            pr[:, pos] = idx[pos]
+        rows["feats"].append(fe)
+        rows["preds"].append(pr)
+        for key in ("size", "err", "err_max", "y_sum", "y_sq"):
+            rows[key].append(stats[key] if key in stats else np.zeros(m))
+        ids = np.arange(n_rows, n_rows + m, dtype=np.int64)
+        n_rows += m
+        return ids
+
+    def evaluate(combo: tuple[int, ...], alive: BOOL | None) -> tuple[BOOL, F64, F64, F64]:
+        fs = [feats[f] for f in combo]
+        h = _hist(feats, combo, e, ya, y2)
+        size = _contract_sum(h[0], fs)
+        err = _contract_sum(h[1], fs)
+        emax = _contract_max(h[2], fs)
+        ev = np.ones(size.shape, np.bool_) if alive is None else alive
+        idx = np.nonzero(ev)
+        stats = {"size": size[idx], "err": err[idx], "err_max": emax[idx]}
+        if ya is not None:
+            stats["y_sum"] = _contract_sum(h[3], fs)[idx]
+            stats["y_sq"] = _contract_sum(h[4], fs)[idx]
+        ids = record(combo, tuple(np.asarray(i, np.int64) for i in idx), stats)
+        sc = score(params.alpha, ebar, n, stats["size"], stats["err"])
+        ok = (stats["size"] >= minsup) & (sc > 0)
+        top.add(ids[ok], sc[ok])
+        valid = ev & (size >= minsup) & (err > 0)
+        return valid, size, err, emax
+
+    total = len(feats) + sum(math.comb(len(feats), lv) for lv in range(2, max_level + 1))
+    done = 0
+    prev = _Level()
+    for f in range(len(feats)):
+        valid, size, err, emax = evaluate((f,), None)
+        combos_read += 1
+        prev.valid[(f,)], prev.size[(f,)], prev.err[(f,)], prev.err_max[(f,)] = valid, size, err, emax
+        done += 1
+        if progress:
+            progress(done, total)
+
+    for level in range(2, max_level + 1):
+        if not any(v.any() for v in prev.valid.values()):
+            break
+        thr = top.threshold(params.reference)
+        cur = _Level()
+        for combo in combinations(range(len(feats)), level):
+            done += 1
+            parents = [combo[:i] + combo[i + 1:] for i in range(level)]
+            if any(p not in prev.valid or not prev.valid[p].any() for p in parents):
+                combos_skipped += 1
+                continue
+            alive: BOOL | None = None
+            ss = se = sm = None
+            for i, p in enumerate(parents):
+                v = np.expand_dims(prev.valid[p], i)
+                s_ = np.expand_dims(prev.size[p], i)
+                e_ = np.expand_dims(prev.err[p], i)
+                m_ = np.expand_dims(prev.err_max[p], i)
+                alive = v if alive is None else (alive & v)
+                ss = s_ if ss is None else np.minimum(ss, s_)
+                se = e_ if se is None else np.minimum(se, e_)
+                sm = m_ if sm is None else np.minimum(sm, m_)
+            assert alive is not None and ss is not None and se is not None and sm is not None
+            ub = score_ub(params.alpha, ebar, ub_n, minsup, ss, se, sm)
+            alive = alive & (ss >= minsup) & (ub > thr) & (ub > 0)
+            if not alive.any():
+                combos_skipped += 1
+            else:
+                valid, size, err, emax = evaluate(combo, alive)
+                combos_read += 1
+                cur.valid[combo], cur.size[combo], cur.err[combo], cur.err_max[combo] = (
+                    valid, size, err, emax)
+            if progress:
+                progress(done, total)
+        prev = cur
+
+    def cat(key: str, dtype: Any, shape: tuple[int, ...] = (0,)) -> Any:
+        return np.concatenate(rows[key]).astype(dtype) if rows[key] else np.zeros(shape, dtype)
+
+    size_all = cat("size", np.float64)
+    err_all = cat("err", np.float64)
+    feats_all = cat("feats", np.int16, (0, max_level))
+    return SliceTable(
+        feats=feats_all,
+        preds=cat("preds", np.int16, (0, max_level)),
+        level=(feats_all >= 0).sum(axis=1).astype(np.int8),
+        size=size_all, err=err_all, err_max=cat("err_max", np.float64),
+        y_sum=cat("y_sum", np.float64), y_sq=cat("y_sq", np.float64),
+        score=score(params.alpha, ebar, n, size_all, err_all),
+        top=top.ids, n=n, average_error=ebar,
+        combos_read=combos_read, combos_skipped=combos_skipped,
+    )

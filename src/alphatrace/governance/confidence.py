@@ -1,0 +1,151 @@
+"""Confidence: each agent's running multiplier over its eligible runs in (ts, run_id) order.
+
+Each run's factor comes from the first matching rule (default: the seed's ×0.85 under −20 bps,
+×0.95 under 0, else ×1). Without recovery or floor the multiplier after run t is the product
+of the factors so far; since factors take a handful of values, that is Π_k f_k^{c_k(t)} with
+c_k(t) the number of runs so far that took factor k: integer counts (exact, vectorised,
+independent of summation order) instead of a float running product. With `recovery` (winning
+runs that matched no rule get that factor, the multiplier is capped at 1.0) or `floor` the
+multiplier is path-dependent both ways, so it is one sequential pass over the sorted runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from alphatrace.governance import expr
+from alphatrace.governance.policy import RUN_VARIABLES, GovernancePolicy
+from alphatrace.governance.runs import eligible_sql
+
+HISTORY_SCHEMA = pa.schema([
+    ("agent", pa.string()), ("run_id", pa.string()), ("ts", pa.timestamp("us")),
+    ("pnl", pa.float64()), ("factor", pa.float64()), ("multiplier_after", pa.float64()),
+])
+
+IntArray = npt.NDArray[np.int64]
+
+
+def _runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | None,
+          as_of: dt.datetime | None) -> pa.Table:
+    variables = gp.run_variables()
+    cols = ["agent", "run_id", "ts", *dict.fromkeys(RUN_VARIABLES[v] for v in variables)]
+    base, params = eligible_sql(con, gp, cols, as_of)
+    where = "agent IS NOT NULL"
+    if agent is not None:
+        where += " AND agent = ?"
+        params = [*params, agent]
+    sel = ", ".join(f"{RUN_VARIABLES[v]} AS {v}" for v in variables)
+    sql = (f"SELECT agent, CAST(run_id AS VARCHAR) AS run_id, ts, {sel} FROM ({base}) "
+           f"WHERE {where} ORDER BY agent, ts, run_id")
+    return con.sql(sql, params=params).to_arrow_table()
+
+
+def factors(gp: GovernancePolicy, env: dict[str, expr.FloatArray], n: int) -> tuple[IntArray, expr.FloatArray]:
+    """Per run: the index of the factor it took (rules 0..K-1, K default, K+1 recovery) and
+    the factor."""
+    conf = gp.confidence
+    k = len(gp.factors)
+    idx = np.full(n, k, dtype=np.int64)
+    open_ = np.ones(n, dtype=np.bool_)
+    for i, f in enumerate(gp.factors):
+        m = expr.evaluate(f.ast, env, n) & open_
+        idx[m] = i
+        open_ &= ~m
+    if conf.recovery is not None:
+        pnl = env["pnl"]
+        with np.errstate(invalid="ignore"):
+            idx[open_ & (pnl > 0)] = k + 1
+    table = np.array([*(f.rule.factor for f in gp.factors), conf.default_factor,
+                      conf.recovery if conf.recovery is not None else 1.0], dtype=np.float64)
+    return idx, table[idx]
+
+
+def _group_starts(agents: pa.ChunkedArray) -> npt.NDArray[np.bool_]:
+    n = len(agents)
+    starts = np.zeros(n, dtype=np.bool_)
+    if n:
+        starts[0] = True
+        if n > 1:
+            diff = pc.not_equal(agents.slice(1), agents.slice(0, n - 1))
+            starts[1:] = np.asarray(diff.to_numpy(zero_copy_only=False), dtype=np.bool_)
+    return starts
+
+
+def _product(idx: IntArray, table: expr.FloatArray, starts: npt.NDArray[np.bool_]) -> expr.FloatArray:
+    """Π_k table[k] ** (runs so far in the group that took factor k)."""
+    n = len(idx)
+    group = np.cumsum(starts) - 1
+    start_pos = np.flatnonzero(starts)
+    out = np.ones(n, dtype=np.float64)
+    for k, f in enumerate(table.tolist()):
+        if f == 1.0:
+            continue
+        hit = (idx == k).astype(np.int64)
+        if not hit.any():
+            continue
+        cs = np.cumsum(hit)
+        before = cs[start_pos] - hit[start_pos]
+        out *= np.power(f, cs - before[group])
+    return out
+
+
+def _clamped(fac: expr.FloatArray, starts: npt.NDArray[np.bool_], cap: bool,
+             floor: float | None) -> expr.FloatArray:
+    out = np.empty(len(fac), dtype=np.float64)
+    lo = floor if floor is not None else 0.0
+    m = 1.0
+    for i, (f, s) in enumerate(zip(fac.tolist(), starts.tolist(), strict=True)):
+        m = f if s else m * f
+        if cap and m > 1.0:
+            m = 1.0
+        if m < lo:
+            m = lo
+        out[i] = m
+    return out
+
+
+def history(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | None = None,
+            as_of: dt.datetime | None = None) -> pa.Table:
+    """Every eligible run's factor and the multiplier after it: (agent, run_id, ts, pnl,
+    factor, multiplier_after), ordered (agent, ts, run_id)."""
+    runs = _runs(con, gp, agent, as_of)
+    n = runs.num_rows
+    env = {v: np.asarray(runs.column(v).cast(pa.float64()).to_numpy(zero_copy_only=False),
+                         dtype=np.float64) for v in gp.run_variables()}
+    idx, fac = factors(gp, env, n)
+    starts = _group_starts(runs.column("agent"))
+    conf = gp.confidence
+    if conf.recovery is None and conf.floor is None:
+        table = np.array([*(f.rule.factor for f in gp.factors), conf.default_factor, 1.0])
+        mult = _product(idx, table, starts)
+    else:
+        mult = _clamped(fac, starts, conf.recovery is not None, conf.floor)
+    return pa.table([runs.column("agent"), runs.column("run_id"), runs.column("ts").cast(pa.timestamp("us")),
+                     pa.array(env["pnl"]), pa.array(fac), pa.array(mult)], schema=HISTORY_SCHEMA)
+
+
+def summary(hist: pa.Table, warn_below: float | None) -> pa.Table:
+    """One row per agent: multiplier after its last run, runs, last run time, lowest point."""
+    n = hist.num_rows
+    starts = _group_starts(hist.column("agent"))
+    start_pos = np.flatnonzero(starts)
+    end_pos = np.append(start_pos[1:] - 1, n - 1) if n else np.array([], dtype=np.int64)
+    mult = np.asarray(hist.column("multiplier_after").to_numpy(), dtype=np.float64)
+    lowest = np.minimum.reduceat(mult, start_pos) if n else np.array([], dtype=np.float64)
+    last = mult[end_pos]
+    warn = last < warn_below if warn_below is not None else np.zeros(len(last), dtype=np.bool_)
+    take = pa.array(end_pos)
+    return pa.table({
+        "agent": hist.column("agent").take(take),
+        "multiplier": pa.array(last, pa.float64()),
+        "runs": pa.array((end_pos - start_pos + 1).astype(np.int64)),
+        "last_ts": hist.column("ts").take(take),
+        "min_multiplier": pa.array(lowest, pa.float64()),
+        "warning": pa.array(warn, pa.bool_()),
+    })

@@ -1,0 +1,80 @@
+"""The collector app: `create_app(db_path)` → a FastAPI app that is the store's single writer.
+
+Routers live in their own modules (ingest, OTLP, reads, admin); the dashboard adds its router
+to the returned app without touching these. The store is opened here, eagerly, so a locked or
+unreadable file is reported before the server starts listening.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from alphatrace import __version__
+from alphatrace.sdk.prices import PriceTable, resolve_table
+from alphatrace.server import admin_routes, ingest_routes, otlp_routes, read_routes
+from alphatrace.server.auth import KeyRing
+from alphatrace.server.body import MAX_BODY
+from alphatrace.server.keys import active_keys
+from alphatrace.server.writer import Writer
+
+log = logging.getLogger("alphatrace.server")
+
+DESCRIPTION = """\
+Collector for alphatrace events. Send telemetry, alpha and pnl events as JSON to
+`POST /v1/events`, or OTLP traces to `POST /v1/otlp/v1/traces`. Every route except `/healthz`
+needs `Authorization: Bearer <key>` (create keys with `alphatrace keys create`): writes need
+scope `ingest`, reads `read`; `admin` has both and manages keys.
+"""
+
+
+def create_app(
+    db_path: str | os.PathLike[str] | None = None,
+    *,
+    follow: Sequence[str | os.PathLike[str]] = (),
+    max_body: int = MAX_BODY,
+    linger_s: float = 0.02,
+    max_batch_events: int = 50_000,
+    max_pending_events: int = 500_000,
+    prices: PriceTable | Any = None,
+) -> FastAPI:
+    """The app, with its writer (and store) open; the writer thread starts with the app."""
+    writer = Writer(
+        db_path,
+        linger_s=linger_s,
+        max_batch_events=max_batch_events,
+        max_pending_events=max_pending_events,
+        follow_dirs=[Path(d) for d in follow],
+    )
+    ring = KeyRing(active_keys(writer.store.con))
+    if not len(ring):
+        log.warning("no API keys: every route but /healthz answers 401 "
+                    "(create one with `alphatrace keys create --name NAME --scope ingest`)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        writer.start()
+        try:
+            yield
+        finally:
+            writer.stop()
+
+    app = FastAPI(
+        title="alphatrace collector",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.writer = writer
+    app.state.keyring = ring
+    app.state.max_body = max_body
+    app.state.prices = resolve_table(prices)
+    for module in (ingest_routes, otlp_routes, read_routes, admin_routes):
+        app.include_router(module.router)
+    return app

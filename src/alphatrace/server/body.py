@@ -1,0 +1,73 @@
+"""Request bodies: read with a hard size limit, parse, check the shape — nothing more.
+
+Events themselves are validated by the store's ingest (the same vectorised checks as files), so
+this module only answers the questions a batch as a whole can fail: too big (413), not JSON
+(400), not an array of objects or `{"events": [...]}` (400).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+MAX_BODY = 5 * 1024 * 1024
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MB"
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, or 413 as soon as it is known to exceed `limit` (before reading it all)."""
+    too_big = HTTPException(
+        413, f"body larger than the {_mb(limit)} limit: split the batch",
+        headers={"Connection": "close"},
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise too_big
+        except ValueError:
+            raise HTTPException(400, "Content-Length is not a number") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise HTTPException(400, "empty body: send a JSON array of events or {\"events\": [...]}")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise HTTPException(400, "body is not UTF-8 encoded JSON") from None
+    except json.JSONDecodeError as e:
+        raise HTTPException(
+            400, f"body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from None
+    except RecursionError:
+        raise HTTPException(400, "body is not valid JSON: nested too deeply") from None
+
+
+def event_list(doc: Any) -> list[dict[str, Any]]:
+    """The events of a batch: a JSON array of objects, or an object with such an `events`."""
+    if isinstance(doc, dict):
+        if "events" not in doc:
+            raise HTTPException(400, 'body is an object without "events": send [...] or {"events": [...]}')
+        doc = doc["events"]
+        if not isinstance(doc, list):
+            raise HTTPException(400, '"events" must be a JSON array of event objects')
+    if not isinstance(doc, list):
+        raise HTTPException(400, 'body must be a JSON array of events or {"events": [...]}')
+    for i, e in enumerate(doc):
+        if not isinstance(e, dict):
+            raise HTTPException(400, f"event {i} is not a JSON object")
+    return doc

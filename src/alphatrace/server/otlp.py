@@ -1,0 +1,205 @@
+"""OTLP traces → telemetry events (pure: a decoded ExportTraceServiceRequest in, events out).
+
+One span becomes one telemetry event:
+- run_id: span attr `alphatrace.run_id`, else the resource's, else the trace id (hex);
+- agent: `alphatrace.agent` (span, then resource), else the resource's `service.name`;
+- strategy: `alphatrace.strategy`; model: `gen_ai.request.model` (else `gen_ai.response.model`);
+- tokens_in / tokens_out: `gen_ai.usage.input_tokens` / `output_tokens` (the older
+  `prompt_tokens` / `completion_tokens` too); cost_usd: `alphatrace.cost_usd` if set, else the
+  SDK price table when the model is known;
+- errors: 1 when the span has `error.type` or an ERROR status, else 0;
+- ts / start_ts / end_ts: the span's start and end; latency_ms: the span duration, on root spans
+  only (no parent), so nested spans never add up twice — the ledger takes a run's wall time
+  from start_ts/end_ts;
+- event_id: `otlp:<trace_id>:<span_id>`, so an exporter's retry is a duplicate, not a new event.
+Both OTLP JSON forms of ids are read: hex (the OTLP/JSON spec) and base64 (protobuf's JSON
+mapping), as are int64 values written as strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+from typing import Any
+
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def any_value(v: Any) -> Any:
+    """An OTLP AnyValue as a plain Python value."""
+    if not isinstance(v, dict):
+        return None
+    if "stringValue" in v:
+        return v["stringValue"]
+    if "boolValue" in v:
+        return bool(v["boolValue"])
+    if "intValue" in v:
+        try:
+            return int(v["intValue"])
+        except (TypeError, ValueError):
+            return None
+    if "doubleValue" in v:
+        try:
+            return float(v["doubleValue"])
+        except (TypeError, ValueError):
+            return None
+    if "arrayValue" in v:
+        return [any_value(x) for x in (v["arrayValue"] or {}).get("values", []) or []]
+    if "kvlistValue" in v:
+        return attributes((v["kvlistValue"] or {}).get("values", []))
+    if "bytesValue" in v:
+        return v["bytesValue"]
+    return None
+
+
+def attributes(kvs: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if not isinstance(kvs, list):
+        return out
+    for kv in kvs:
+        if isinstance(kv, dict) and isinstance(kv.get("key"), str):
+            out[kv["key"]] = any_value(kv.get("value"))
+    return out
+
+
+def trace_id(v: Any, nbytes: int) -> str | None:
+    """Hex id from OTLP/JSON hex or protobuf-JSON base64; None if empty or malformed."""
+    if not isinstance(v, str) or not v:
+        return None
+    if len(v) == 2 * nbytes and _HEX.match(v):
+        return None if set(v) == {"0"} else v.lower()
+    try:
+        raw = base64.b64decode(v, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != nbytes or raw == bytes(nbytes):
+        return None
+    return raw.hex()
+
+
+def nanos(v: Any) -> int | None:
+    try:
+        n = int(v)
+    except (TypeError, ValueError):
+        return None
+    return n if n > 0 else None
+
+
+def iso_from_nanos(n: int) -> str:
+    return (_EPOCH + dt.timedelta(microseconds=n // 1000)).isoformat() + "Z"
+
+
+def _first(keys: tuple[str, ...], *sources: dict[str, Any]) -> Any:
+    for src in sources:
+        for k in keys:
+            v = src.get(k)
+            if v is not None and v != "":
+                return v
+    return None
+
+
+def _int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return None
+
+
+def _spans(rs: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for key in ("scopeSpans", "instrumentationLibrarySpans"):
+        for ss in rs.get(key) or []:
+            if isinstance(ss, dict):
+                out.extend(s for s in ss.get("spans") or [] if isinstance(s, dict))
+    return out
+
+
+def _is_error(span: dict[str, Any], attrs: dict[str, Any]) -> bool:
+    if attrs.get("error.type"):
+        return True
+    code = (span.get("status") or {}).get("code")
+    return code in (2, "2", "STATUS_CODE_ERROR")
+
+
+def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) -> dict[str, Any] | None:
+    """The telemetry event of one span; None when it has no usable trace/span id."""
+    tid = trace_id(span.get("traceId"), 16)
+    sid = trace_id(span.get("spanId"), 8)
+    if tid is None or sid is None:
+        return None
+    a = attributes(span.get("attributes"))
+    start, end = nanos(span.get("startTimeUnixNano")), nanos(span.get("endTimeUnixNano"))
+    parent = trace_id(span.get("parentSpanId"), 8)
+    ev: dict[str, Any] = {
+        "type": "telemetry",
+        "event_id": f"otlp:{tid}:{sid}",
+        "run_id": str(_first(("alphatrace.run_id",), a, res) or tid),
+        "agent": _first(("alphatrace.agent",), a, res) or res.get("service.name"),
+        "strategy": _first(("alphatrace.strategy",), a, res),
+        "model": _first(("gen_ai.request.model", "gen_ai.response.model"), a),
+        "tokens_in": _int(_first(("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"), a)),
+        "tokens_out": _int(_first(("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"), a)),
+        "errors": 1 if _is_error(span, a) else 0,
+        "span_name": span.get("name"),
+        "trace_id": tid,
+        "span_id": sid,
+        "parent_span_id": parent,
+        "service_name": res.get("service.name"),
+        "error_type": a.get("error.type"),
+        "gen_ai_system": a.get("gen_ai.system") or a.get("gen_ai.provider.name"),
+        "gen_ai_operation": a.get("gen_ai.operation.name"),
+    }
+    if start is not None:
+        ev["ts"] = ev["start_ts"] = iso_from_nanos(start)
+    if end is not None:
+        ev["end_ts"] = iso_from_nanos(end)
+    if start is not None and end is not None and end >= start:
+        ms = (end - start) / 1e6
+        ev["span_ms"] = ms
+        if parent is None:
+            ev["latency_ms"] = ms
+    cost = a.get("alphatrace.cost_usd")
+    if cost is None and prices is not None and ev["model"] and (ev["tokens_in"] or ev["tokens_out"]):
+        cost = prices.cost(ev["model"], ev["tokens_in"] or 0, ev["tokens_out"] or 0,
+                           _int(a.get("gen_ai.usage.cache_read_input_tokens")) or 0)
+        if cost is not None:
+            ev["price_version"] = prices.version
+    ev["cost_usd"] = cost
+    return {k: v for k, v in ev.items() if v is not None}
+
+
+def request_events(doc: Any, prices: Any = None) -> tuple[list[dict[str, Any]], int]:
+    """(events, spans that could not be mapped) of an ExportTraceServiceRequest."""
+    events: list[dict[str, Any]] = []
+    bad = 0
+    if not isinstance(doc, dict):
+        return events, 0
+    for rs in doc.get("resourceSpans") or []:
+        if not isinstance(rs, dict):
+            continue
+        res = attributes((rs.get("resource") or {}).get("attributes"))
+        for span in _spans(rs):
+            ev = span_event(span, res, prices)
+            if ev is None:
+                bad += 1
+            else:
+                events.append(ev)
+    return events, bad
+
+
+def decode_protobuf(body: bytes) -> Any:
+    """OTLP protobuf → the same dict shape as OTLP JSON (needs opentelemetry-proto)."""
+    from google.protobuf.json_format import MessageToDict
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    msg = ExportTraceServiceRequest()
+    msg.ParseFromString(body)
+    return MessageToDict(msg)

@@ -1,0 +1,99 @@
+"""Reads: GET /v1/runs/{run_id}, GET /v1/agents, GET /healthz. Parameterised SQL only.
+
+Reads run on the request thread's own cursor, never on the writer's connection, so they see
+committed data and never wait behind an ingest round.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+from fastapi import APIRouter, Depends, HTTPException, Request
+
+from alphatrace import __version__, metrics
+from alphatrace.server.auth import Principal, require
+from alphatrace.server.ingest_routes import AUTH_ERRORS
+from alphatrace.server.models import Agents, Health, Problem, RunDetail
+from alphatrace.server.serialize import rows, value
+from alphatrace.server.writer import Writer
+
+router = APIRouter(tags=["read"])
+
+EVENT_TABLES = ("telemetry", "alpha", "pnl")
+AGENT_METRICS = [
+    "runs", "realized_runs", "hit_rate", "mean_pnl_bps", "total_pnl_usd", "total_cost_usd",
+    "net_usd", "error_rate", "median_latency_ms",
+]
+
+
+def run_detail(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
+    ledger = rows(con.execute("SELECT * FROM ledger WHERE run_id = ?", [run_id]), ())
+    events: list[dict[str, Any]] = []
+    for t in EVENT_TABLES:
+        for r in rows(con.execute(
+            f"SELECT * EXCLUDE (file_id, line) FROM {t} WHERE run_id = ? ORDER BY ts, event_id",
+            [run_id],
+        )):
+            events.append({"type": t, **r})
+    if not ledger and not events:
+        return None
+    events.sort(key=lambda e: (e.get("ts") is None, e.get("ts") or "", e["type"], e["event_id"]))
+    return {"run_id": run_id, "ledger": ledger[0] if ledger else None, "events": events}
+
+
+def agent_summaries(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Per agent: what the collector has seen (events, runs, first/last time) and, for runs the
+    ledger already holds, the shared metrics of `alphatrace.metrics` (null before reconcile)."""
+    seen = rows(con.execute(
+        """SELECT agent, count(DISTINCT run_id) AS runs_seen, count(*) AS events,
+                  min(ts) AS first_seen, max(ts) AS last_seen
+           FROM (SELECT agent, run_id, ts FROM telemetry
+                 UNION ALL SELECT agent, run_id, ts FROM alpha
+                 UNION ALL SELECT agent, run_id, ts FROM pnl WHERE agent IS NOT NULL)
+           GROUP BY agent ORDER BY agent"""
+    ), ())
+    table = metrics.compute(con, "SELECT * FROM ledger WHERE agent IS NOT NULL", ["agent"], AGENT_METRICS)
+    by_agent = {r["agent"]: r for r in table.to_pylist()}
+    empty = dict.fromkeys(AGENT_METRICS)
+    out = []
+    for s in seen:
+        m = by_agent.pop(s["agent"], empty)
+        out.append({**s, **{k: value(m.get(k)) for k in AGENT_METRICS}})
+    for agent, m in sorted(by_agent.items()):  # in the ledger without stored events
+        out.append({"agent": agent, "runs_seen": 0, "events": 0, "first_seen": None,
+                    "last_seen": None, **{k: value(m.get(k)) for k in AGENT_METRICS}})
+    return out
+
+
+@router.get(
+    "/v1/runs/{run_id}",
+    summary="A run: its ledger row and every event",
+    response_model=RunDetail,
+    responses={**AUTH_ERRORS, 404: {"model": Problem, "description": "no such run"}},
+)
+def get_run(run_id: str, request: Request, who: Principal = Depends(require("read"))) -> Any:
+    writer: Writer = request.app.state.writer
+    with writer.reader() as con:
+        doc = run_detail(con, run_id)
+    if doc is None:
+        raise HTTPException(404, "no such run")
+    return doc
+
+
+@router.get(
+    "/v1/agents",
+    summary="Agents seen, with their ledger metrics",
+    response_model=Agents,
+    responses={**AUTH_ERRORS},
+)
+def get_agents(request: Request, who: Principal = Depends(require("read"))) -> Any:
+    writer: Writer = request.app.state.writer
+    with writer.reader() as con:
+        return {"agents": agent_summaries(con)}
+
+
+@router.get("/healthz", summary="Liveness (no key needed)", response_model=Health, tags=["health"])
+async def healthz(request: Request) -> Any:
+    writer: Writer = request.app.state.writer
+    return {"status": "ok", "version": __version__, "pending_events": writer.pending_events}

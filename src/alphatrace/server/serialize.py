@@ -1,0 +1,42 @@
+"""Store rows as JSON-ready values: timestamps as ISO 8601 with Z, JSON columns parsed,
+non-finite floats as null (they are not JSON)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+
+def value(v: Any) -> Any:
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(dt.UTC).replace(tzinfo=None)
+        return v.isoformat() + "Z"
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, Decimal):
+        return float(v)
+    return v
+
+
+def rows(cur: duckdb.DuckDBPyConnection, json_cols: tuple[str, ...] = ("attrs",)) -> list[dict[str, Any]]:
+    """The fetched rows of an executed query as dicts."""
+    names = [d[0] for d in cur.description]
+    out = []
+    for r in cur.fetchall():
+        d = {n: value(x) for n, x in zip(names, r, strict=True)}
+        for c in json_cols:
+            if isinstance(d.get(c), str):
+                try:
+                    d[c] = json.loads(d[c])
+                except ValueError:
+                    pass
+        out.append(d)
+    return out

@@ -1,0 +1,255 @@
+"""The collector's single writer: one thread owns the store and batches every write.
+
+Why: DuckDB allows one writer, and an ingest call has a fixed cost (one validation query, one
+transaction) that dwarfs the per-event cost, so the writer merges whatever requests are waiting
+into one `ingest_events` call and hands each request back its own slice of the per-event
+results. After taking a first request it waits up to `linger_s` for as many requests as the
+previous round had (concurrent clients send together), never longer. Requests never share a
+failure: if a merged call raises, each request is retried on its own.
+
+Reads do not go through this thread: each reading thread gets its own cursor on the same
+database (DuckDB MVCC), so a long read never delays ingest and vice versa.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+
+from alphatrace.store import Store
+from alphatrace.store.ingest import EventResult, ingest_events
+
+log = logging.getLogger("alphatrace.server")
+T = TypeVar("T")
+
+
+class Busy(Exception):
+    """More events are waiting than the writer accepts; the client should retry later."""
+
+
+@dataclass
+class _EventJob:
+    events: list[Any]
+    future: Future[list[EventResult]]
+    source: str
+
+
+@dataclass
+class _CallJob:
+    fn: Callable[[Store], Any]
+    future: Future[Any]
+
+
+@dataclass
+class WriterStats:
+    rounds: int = 0
+    events: int = 0
+    requests: int = 0
+    last_round_ms: float = 0.0
+    follow: dict[str, int] = field(default_factory=dict)
+
+
+class Writer:
+    def __init__(
+        self,
+        db_path: str | Path | None,
+        *,
+        max_batch_events: int = 50_000,
+        max_pending_events: int = 500_000,
+        linger_s: float = 0.02,
+        follow_dirs: list[Path] | None = None,
+        follow_poll_s: float = 1.0,
+    ) -> None:
+        self.store = Store(db_path)
+        self.max_batch_events = max_batch_events
+        self.max_pending_events = max_pending_events
+        self.linger_s = linger_s
+        self.follow_dirs = follow_dirs or []
+        self.follow_poll_s = follow_poll_s
+        self._q: queue.Queue[_EventJob | _CallJob | None] = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="alphatrace-writer", daemon=True)
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursor_lock = threading.Lock()
+        self._last_follow = 0.0
+        self._last_round_jobs = 1
+        self.stats = WriterStats()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish every queued request, then close the store."""
+        self._q.put(None)
+        self._thread.join(timeout)
+        with self._cursor_lock:
+            for c in self._cursors:
+                try:
+                    c.close()
+                except duckdb.Error:
+                    pass
+            self._cursors.clear()
+        self.store.close()
+
+    # -- submitting ------------------------------------------------------------------------
+    @property
+    def pending_events(self) -> int:
+        return self._pending
+
+    def submit_events(self, events: list[Any], source: str = "<http>") -> Future[list[EventResult]]:
+        n = len(events)
+        with self._pending_lock:
+            if self._pending and self._pending + n > self.max_pending_events:
+                raise Busy(f"{self._pending} events waiting")
+            self._pending += n
+        fut: Future[list[EventResult]] = Future()
+        self._q.put(_EventJob(events, fut, source))
+        return fut
+
+    def submit_call(self, fn: Callable[[Store], T]) -> Future[T]:
+        """Run a write (e.g. key management) on the writer thread, in order with ingest."""
+        fut: Future[T] = Future()
+        self._q.put(_CallJob(fn, fut))
+        return fut
+
+    # -- reading ---------------------------------------------------------------------------
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """This thread's read cursor (created on first use)."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self.store.con.cursor()
+            cur.execute("SET TimeZone = 'UTC'")
+            self._local.cursor = cur
+            with self._cursor_lock:
+                self._cursors.append(cur)
+        yield cur
+
+    # -- the thread ------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            timeout = self.follow_poll_s if self.follow_dirs else None
+            try:
+                job = self._q.get(timeout=timeout)
+            except queue.Empty:
+                self._follow_pass()
+                continue
+            if job is None:
+                self._drain_rest()
+                return
+            jobs, stop = self._gather(job)
+            self._run(jobs)
+            if self.follow_dirs and time.monotonic() - self._last_follow >= self.follow_poll_s:
+                self._follow_pass()
+            if stop:
+                self._drain_rest()
+                return
+
+    def _gather(self, first: _EventJob | _CallJob) -> tuple[list[_EventJob | _CallJob], bool]:
+        """The first job plus what arrives within the linger window (up to the batch size)."""
+        jobs: list[_EventJob | _CallJob] = [first]
+        if isinstance(first, _CallJob):
+            return jobs, False
+        n = len(first.events)
+        want = self._last_round_jobs
+        deadline = time.monotonic() + self.linger_s
+        while n < self.max_batch_events:
+            try:
+                j = self._q.get_nowait()
+            except queue.Empty:
+                if len(jobs) >= want:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    j = self._q.get(timeout=left)
+                except queue.Empty:
+                    break
+            if j is None:
+                return jobs, True
+            jobs.append(j)
+            if isinstance(j, _CallJob):
+                break
+            n += len(j.events)
+        self._last_round_jobs = max(1, sum(isinstance(j, _EventJob) for j in jobs))
+        return jobs, False
+
+    def _drain_rest(self) -> None:
+        while True:
+            try:
+                j = self._q.get_nowait()
+            except queue.Empty:
+                return
+            if j is not None:
+                self._run([j])
+
+    def _run(self, jobs: list[_EventJob | _CallJob]) -> None:
+        batch = [j for j in jobs if isinstance(j, _EventJob)]
+        if batch:
+            t0 = time.perf_counter()
+            n = sum(len(j.events) for j in batch)
+            try:
+                for source in dict.fromkeys(j.source for j in batch):
+                    self._ingest([j for j in batch if j.source == source])
+            finally:
+                with self._pending_lock:
+                    self._pending -= n
+                self.stats.rounds += 1
+                self.stats.requests += len(batch)
+                self.stats.events += n
+                self.stats.last_round_ms = (time.perf_counter() - t0) * 1000.0
+        for j in jobs:
+            if isinstance(j, _CallJob):
+                try:
+                    j.future.set_result(j.fn(self.store))
+                except BaseException as e:  # handed to the request, which answers for it
+                    j.future.set_exception(e)
+
+    def _ingest(self, batch: list[_EventJob]) -> None:
+        events: list[Any] = []
+        for j in batch:
+            events.extend(j.events)
+        try:
+            _, results = ingest_events(self.store, events, source=batch[0].source)
+        except Exception as e:
+            if len(batch) > 1:
+                log.exception("merged ingest failed; retrying %d requests one by one", len(batch))
+                for j in batch:
+                    self._ingest([j])
+            else:
+                batch[0].future.set_exception(e)
+            return
+        offset = 0
+        for j in batch:
+            n = len(j.events)
+            part = results[offset : offset + n]
+            for r in part:
+                r.index -= offset
+            offset += n
+            j.future.set_result(part)
+
+    def _follow_pass(self) -> None:
+        from alphatrace.sdk.follow import pickup_once
+
+        self._last_follow = time.monotonic()
+        try:
+            r = pickup_once(self.store, self.follow_dirs)
+        except Exception:
+            log.exception("spool pickup failed")
+            return
+        for k, v in r.to_dict().items():
+            self.stats.follow[k] = self.stats.follow.get(k, 0) + v

@@ -1,0 +1,116 @@
+"""`alphatrace demo` end to end in a temporary folder, checked against the simulator's truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from alphatrace.cli.main import app
+from alphatrace.demo.simulate import DemoEvents
+
+
+def _run(*args: str) -> Any:
+    return CliRunner().invoke(app, ["demo", *args])
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, demo_data_dir: Path) -> tuple[Path, dict[str, Any]]:
+    d = tmp_path_factory.mktemp("demo_cli")
+    db = d / "demo.duckdb"
+    r = _run("--db", str(db), "--json", "--data", str(demo_data_dir), "--events-dir", str(d / "ev"))
+    assert r.exit_code == 0, r.output
+    return d, json.loads(r.stdout)  # the whole of stdout is one JSON document
+
+
+def test_json_counts_match_what_the_simulator_planted(
+    built: tuple[Path, dict[str, Any]], demo: DemoEvents
+) -> None:
+    _, doc = built
+    steps = doc["steps"]
+    assert list(steps) == ["market", "simulate", "ingest", "summary"]
+    t = demo.truth  # same bars and seed as the fixture: the same events
+    assert steps["simulate"]["events"] == t.events_by_kind
+    ing = steps["ingest"]
+    assert ing["accepted"] == sum(t.events_by_kind.values())
+    assert ing["by_kind"] == t.events_by_kind
+    assert ing["duplicates"] == t.duplicates == 3
+    assert ing["quarantined"] == len(t.bad_lines) == 8
+    assert ing["files"] == 3
+    summ = steps["summary"]
+    assert {r["kind"]: r["events"] for r in summ["events"]} == t.events_by_kind
+    assert {r["agent"]: r["runs"] for r in summ["agents"]} == t.runs_by_agent
+    assert {r["strategy"]: r["runs"] for r in summ["strategies"]} == {
+        "FUNDING": 1400, "MEAN_REVERT": 1400, "MOMENTUM": 1400}
+    quarantined = {(q["file"], q["line"]) for q in summ["quarantine"]}
+    assert quarantined == {(b.file, b.line) for b in t.bad_lines}
+    fields = {(q["file"], q["line"]): q["field"] for q in summ["quarantine"]}
+    assert all(fields[(b.file, b.line)] == b.field for b in t.bad_lines)
+    ext = {r["agent"]: r["ext_pnl_runs"] for r in summ["agents"]}
+    assert ext[t.external_pnl_agent] == t.external_pnl_runs and sum(ext.values()) == t.external_pnl_runs
+    planted = steps["simulate"]["planted"]
+    assert planted["loss_cluster"]["runs"] == len(t.cluster.run_ids)
+    assert planted["cost_then_pnl_break"]["pnl_break"]["run_index"] == t.quality_break.pnl_break_index
+
+
+def test_market_step_and_store_contents(built: tuple[Path, dict[str, Any]]) -> None:
+    d, doc = built
+    m = doc["steps"]["market"]
+    assert m["symbols"] == ["BTCUSDT", "ETHUSDT"]
+    con = duckdb.connect(str(d / "demo.duckdb"), read_only=True)
+    try:
+        bars, funding = con.execute("SELECT (SELECT count(*) FROM bars), (SELECT count(*) FROM funding)").fetchall()[0]
+        # ~188 days of hourly bars and 8-hourly funding for two symbols.
+        assert bars == m["bars"] and 2 * 180 * 24 <= bars <= 2 * 190 * 24
+        assert funding == m["funding"] and 2 * 180 * 3 <= funding <= 2 * 190 * 3
+        assert con.execute("SELECT DISTINCT interval_s FROM bars").fetchall() == [(3600,)]
+    finally:
+        con.close()
+    assert sorted(p.name for p in (d / "ev").iterdir()) == ["alpha.jsonl", "pnl.jsonl", "telemetry.jsonl"]
+
+
+def test_rerun_rebuilds_the_store_and_gives_the_same_document(
+    built: tuple[Path, dict[str, Any]], demo_data_dir: Path
+) -> None:
+    d, doc = built
+    db = d / "demo.duckdb"
+    r = _run("--db", str(db), "--json", "--data", str(demo_data_dir))
+    assert r.exit_code == 0, r.output
+    again = json.loads(r.stdout)
+    # Nothing accumulated: a fresh store, not a re-ingest into the old one.
+    assert again == doc
+    assert again["steps"]["ingest"]["duplicates"] == 3
+
+
+def test_default_path_ignores_alphatrace_db(
+    chdir_tmp: Path, demo_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    precious = chdir_tmp / "precious.duckdb"
+    monkeypatch.setenv("ALPHATRACE_DB", str(precious))
+    r = _run("--data", str(demo_data_dir), "--runs-per-agent", "40")
+    assert r.exit_code == 0, r.output
+    assert (chdir_tmp / "alphatrace-demo.duckdb").is_file()
+    assert not precious.exists()
+    # The rich report: tables, not JSON.
+    for text in ("runs per agent", "MeanReversionAgent", "quarantined lines", "not valid JSON"):
+        assert text in r.stdout
+
+
+def test_refuses_to_overwrite_a_file_that_is_not_a_store(chdir_tmp: Path, demo_data_dir: Path) -> None:
+    notes = chdir_tmp / "notes.txt"
+    notes.write_text("my notes\n")
+    r = _run("--db", str(notes), "--data", str(demo_data_dir))
+    assert r.exit_code == 2
+    assert "not a DuckDB database file" in " ".join(r.stderr.split())
+    assert notes.read_text() == "my notes\n"
+
+
+def test_missing_market_folder_is_one_clear_error(chdir_tmp: Path) -> None:
+    r = _run("--data", str(chdir_tmp / "nope"), "--json")
+    assert r.exit_code == 2
+    assert "no such folder of market data" in " ".join(r.stderr.split())
+    assert r.stdout == ""

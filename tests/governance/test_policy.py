@@ -1,0 +1,164 @@
+"""Policy loading: every mistake is a PolicyError at the file, line and column, with a hint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alphatrace.errors import PolicyError
+from alphatrace.governance.policy import load_governance, parse_duration
+
+
+def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def where(text: str, needle: str, offset: int = 0) -> tuple[int, int]:
+    """1-based line and column of `needle` (+offset) in text, found independently."""
+    i = text.index(needle) + offset
+    line = text.count("\n", 0, i) + 1
+    col = i - (text.rfind("\n", 0, i) + 1) + 1
+    return line, col
+
+
+def load_error(tmp_path: Path, text: str) -> PolicyError:
+    with pytest.raises(PolicyError) as ei:
+        load_governance(write(tmp_path, text))
+    return ei.value
+
+
+def test_default_policy_is_the_seed_rules() -> None:
+    gp = load_governance()
+    assert [(g.rule.name, g.rule.action, g.rule.when) for g in gp.gate_rules] == [
+        ("kill_drawdown", "kill", "last_5_runs_pnl < -100 or error_rate > 0.2"),
+        ("promote_consistent", "promote",
+         "rolling_pnl_bps > 150 and error_rate == 0 and median_latency_ms < 700"),
+    ]
+    assert gp.gates.min_runs == 5 and gp.gates.window.runs == 20
+    assert [(f.rule.when, f.rule.factor) for f in gp.factors] == [("pnl < -20", 0.85),
+                                                                    ("pnl < 0", 0.95)]
+    assert gp.confidence.recovery is None and gp.confidence.floor is None
+    assert gp.eligibility.exclude_flagged is True
+
+
+def test_missing_sections_mean_the_defaults(tmp_path: Path) -> None:
+    assert load_governance(write(tmp_path, "reconcile: {fee_bps: 5}\n")).hash == load_governance().hash
+
+
+def test_decision_hash_ignores_formatting_but_not_rules(tmp_path: Path) -> None:
+    a = write(tmp_path, """gates:
+  rules:
+    - {name: k, action: kill, when: "error_rate > 0.2"}
+""", "a.yaml")
+    b = write(tmp_path, """# same rules, block style, other sections differ
+confidence: {default_factor: 1.0}
+gates:
+  rules:
+    - name: k
+      action: kill
+      when: error_rate > 0.2
+""", "b.yaml")
+    c = write(tmp_path, """gates:
+  rules:
+    - {name: k, action: kill, when: "error_rate > 0.25"}
+""", "c.yaml")
+    assert load_governance(a).hash == load_governance(b).hash
+    assert load_governance(a).hash != load_governance(c).hash
+
+
+def test_unknown_metric_points_into_the_quoted_rule(tmp_path: Path) -> None:
+    text = """gates:
+  rules:
+    - {name: k, action: kill, when: "last_5_runs_pnl < -100 or eror_rate > 0.2"}
+"""
+    e = load_error(tmp_path, text)
+    assert (e.line, e.column) == where(text, "eror_rate")
+    assert e.suggestion == "did you mean 'error_rate'?"
+    assert "unknown metric 'eror_rate'" in str(e)
+    assert str(e).startswith(f"{tmp_path / 'p.yaml'}:{e.line}:{e.column}: gates.rules.0.when")
+
+
+def test_syntax_error_in_a_plain_scalar(tmp_path: Path) -> None:
+    text = """gates:
+  rules:
+    - name: k
+      action: kill
+      when: error_rate > 0.2 and
+"""
+    e = load_error(tmp_path, text)
+    # the error is at the end of the rule: just past `and`
+    line, col = where(text, "error_rate > 0.2 and")
+    assert (e.line, e.column) == (line, col + len("error_rate > 0.2 and"))
+    assert "expected a metric or a number" in str(e)
+
+
+def test_confidence_rules_read_run_values(tmp_path: Path) -> None:
+    text = """confidence:
+  rules:
+    - {when: "pnl < -20 or latncy_ms > 900", factor: 0.8}
+"""
+    e = load_error(tmp_path, text)
+    assert (e.line, e.column) == where(text, "latncy_ms")
+    assert e.suggestion == "did you mean 'latency_ms'?"
+    assert "unknown run value" in str(e)
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    text = "gates:\n  min_run: 5\n"
+    e = load_error(tmp_path, text)
+    assert (e.line, e.column) == where(text, "min_run")
+    assert e.suggestion == "did you mean 'min_runs'?"
+
+
+def test_unknown_key_inside_a_rule(tmp_path: Path) -> None:
+    text = """gates:
+  rules:
+    - {name: k, acton: kill, when: "error_rate > 0.2"}
+"""
+    e = load_error(tmp_path, text)
+    assert (e.line, e.column) == where(text, "acton")
+    assert e.suggestion == "did you mean 'action'?"
+
+
+@pytest.mark.parametrize(("text", "needle", "fragment"), [
+    ('gates:\n  min_runs: "5"\n', "min_runs", "valid integer"),
+    ("gates:\n  min_runs: 0\n", "min_runs", "greater than or equal to 1"),
+    ("gates:\n  rules:\n    - {name: k, action: kill, when: 5}\n", "when", "valid string"),
+    ("gates:\n  rules:\n    - {name: k, action: stop, when: a > 1}\n", "action", "'promote' or 'kill'"),
+    ("gates:\n  scope: [agent, desk]\n", "desk", "'agent' or 'strategy'"),
+    ("confidence:\n  floor: 1.5\n", "floor", "less than or equal to 1"),
+    ("confidence:\n  rules:\n    - {when: pnl < 0, factor: -1}\n", "factor", "greater than 0"),
+    ("eligibility:\n  exclude_flagged: yes please\n", "exclude_flagged", "valid boolean"),
+    ("gates:\n  window: {runs: 20, duration: soon}\n", "duration", "not a duration"),
+    ("gates: [1, 2]\n", "gates", "must be a mapping"),
+])
+def test_wrong_types(tmp_path: Path, text: str, needle: str, fragment: str) -> None:
+    e = load_error(tmp_path, text)
+    assert fragment in str(e)
+    assert e.line == where(text, needle)[0]
+
+
+def test_duplicate_rule_names(tmp_path: Path) -> None:
+    text = """gates:
+  rules:
+    - {name: k, action: kill, when: "error_rate > 0.2"}
+    - {name: k, action: promote, when: "rolling_pnl_bps > 1"}
+"""
+    e = load_error(tmp_path, text)
+    assert "duplicate rule name 'k'" in str(e)
+    assert e.line == 4
+
+
+@pytest.mark.parametrize(("v", "secs"), [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400),
+                                         ("45s", 45), ("2w", 1209600), (3600, 3600), ("1.5h", 5400)])
+def test_durations(v: str | int, secs: float) -> None:
+    assert parse_duration(v) == secs
+
+
+@pytest.mark.parametrize("v", ["", "-3d", "0", "3 days", "h"])
+def test_bad_durations(v: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(v)
