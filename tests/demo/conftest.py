@@ -1,5 +1,4 @@
-"""Market data for the demo tests: the shipped slice when it is there, else the same window
-cut from the shared real data (skipped when neither exists)."""
+"""Market data for the demo tests: the real BTC/ETH slice shipped inside the package."""
 
 from __future__ import annotations
 
@@ -13,37 +12,16 @@ import pytest
 from alphatrace.demo import shipped
 from alphatrace.demo.simulate import DemoEvents, simulate
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "market"
-FIRST, LAST = "2025-06-01", "2025-12-07"
-
-
-def _shipped_ok() -> bool:
-    d = shipped.data_dir()
-    return d.is_dir() and any(p.suffix == ".parquet" for p in d.iterdir())
-
 
 @pytest.fixture(scope="session")
-def demo_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder of market files for `alphatrace demo --data`."""
-    if _shipped_ok():
-        return shipped.data_dir()
-    if not SHARED.is_dir():
-        pytest.skip("neither the shipped demo slice nor the shared market data is present")
-    out = tmp_path_factory.mktemp("demo_data")
-    con = duckdb.connect()
-    for sym in ("BTCUSDT", "ETHUSDT"):
-        bars = (SHARED / f"binance_{sym}_perp_1h.parquet").as_posix()
-        fund = (SHARED / f"binance_{sym}_funding_8h.csv").as_posix()
-        con.execute(
-            f"COPY (SELECT symbol, ts, open, high, low, close, volume FROM '{bars}' "
-            f"WHERE ts >= '{FIRST}' AND ts < '{LAST}' ORDER BY ts) TO '{out / (sym + '_1h.parquet')}'"
-        )
-        con.execute(
-            f"COPY (SELECT symbol, CAST(ts AS TIMESTAMPTZ) AS ts, funding_rate, mark_price "
-            f"FROM read_csv('{fund}') WHERE ts >= '{FIRST}' AND ts < '{LAST}' ORDER BY ts) "
-            f"TO '{out / (sym + '_funding_8h.parquet')}'"
-        )
-    return out
+def demo_data_dir() -> Path:
+    """The market slice shipped in the package: what `alphatrace demo` imports by default."""
+    d = shipped.data_dir()
+    assert sorted(p.name for p in d.glob("*.parquet")) == [
+        "BTCUSDT_1h.parquet", "BTCUSDT_funding_8h.parquet",
+        "ETHUSDT_1h.parquet", "ETHUSDT_funding_8h.parquet",
+    ]
+    return d
 
 
 @pytest.fixture(scope="session")

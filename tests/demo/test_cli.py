@@ -19,10 +19,11 @@ def _run(*args: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, demo_data_dir: Path) -> tuple[Path, dict[str, Any]]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """`alphatrace demo --json` with the shipped data, as a user runs it."""
     d = tmp_path_factory.mktemp("demo_cli")
     db = d / "demo.duckdb"
-    r = _run("--db", str(db), "--json", "--data", str(demo_data_dir), "--events-dir", str(d / "ev"))
+    r = _run("--db", str(db), "--json", "--events-dir", str(d / "ev"))
     assert r.exit_code == 0, r.output
     return d, json.loads(r.stdout)  # the whole of stdout is one JSON document
 
@@ -57,10 +58,12 @@ def test_json_counts_match_what_the_simulator_planted(
     assert planted["cost_then_pnl_break"]["pnl_break"]["run_index"] == t.quality_break.pnl_break_index
 
 
-def test_market_step_and_store_contents(built: tuple[Path, dict[str, Any]]) -> None:
+def test_market_step_and_store_contents(built: tuple[Path, dict[str, Any]], demo_data_dir: Path) -> None:
     d, doc = built
     m = doc["steps"]["market"]
     assert m["symbols"] == ["BTCUSDT", "ETHUSDT"]
+    assert m["file_names"] == sorted(p.name for p in demo_data_dir.glob("*.parquet"))
+    assert m["quarantined"] == 0
     con = duckdb.connect(str(d / "demo.duckdb"), read_only=True)
     try:
         bars, funding = con.execute("SELECT (SELECT count(*) FROM bars), (SELECT count(*) FROM funding)").fetchall()[0]
@@ -78,6 +81,7 @@ def test_rerun_rebuilds_the_store_and_gives_the_same_document(
 ) -> None:
     d, doc = built
     db = d / "demo.duckdb"
+    # --data with the same files: the same document (the folder name is not part of it).
     r = _run("--db", str(db), "--json", "--data", str(demo_data_dir))
     assert r.exit_code == 0, r.output
     again = json.loads(r.stdout)
@@ -86,12 +90,10 @@ def test_rerun_rebuilds_the_store_and_gives_the_same_document(
     assert again["steps"]["ingest"]["duplicates"] == 3
 
 
-def test_default_path_ignores_alphatrace_db(
-    chdir_tmp: Path, demo_data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_default_path_ignores_alphatrace_db(chdir_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     precious = chdir_tmp / "precious.duckdb"
     monkeypatch.setenv("ALPHATRACE_DB", str(precious))
-    r = _run("--data", str(demo_data_dir), "--runs-per-agent", "40")
+    r = _run("--runs-per-agent", "40")
     assert r.exit_code == 0, r.output
     assert (chdir_tmp / "alphatrace-demo.duckdb").is_file()
     assert not precious.exists()
@@ -100,10 +102,10 @@ def test_default_path_ignores_alphatrace_db(
         assert text in r.stdout
 
 
-def test_refuses_to_overwrite_a_file_that_is_not_a_store(chdir_tmp: Path, demo_data_dir: Path) -> None:
+def test_refuses_to_overwrite_a_file_that_is_not_a_store(chdir_tmp: Path) -> None:
     notes = chdir_tmp / "notes.txt"
     notes.write_text("my notes\n")
-    r = _run("--db", str(notes), "--data", str(demo_data_dir))
+    r = _run("--db", str(notes))
     assert r.exit_code == 2
     assert "not a DuckDB database file" in " ".join(r.stderr.split())
     assert notes.read_text() == "my notes\n"

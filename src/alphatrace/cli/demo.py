@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
 def _render_market(r: dict[str, Any]) -> None:
     console.print(f"[bold]market[/]: {r['bars']:,} bars, {r['funding']:,} funding rates "
-                  f"({', '.join(r['symbols'])}) from {', '.join(r['files'])}")
+                  f"({', '.join(r['symbols'])}) from {', '.join(r['file_names'])}")
 
 
 def _render_simulate(r: dict[str, Any]) -> None:

@@ -49,9 +49,7 @@ class Step:
 
 
 def step_market(ctx: DemoContext) -> dict[str, Any]:
-    files = shipped.market_files(ctx.data_dir)
-    out = shipped.import_market(ctx.store, files)
-    return {**out, "files": [f.name for f in files]}
+    return shipped.import_market(ctx.store, shipped.market_files(ctx.data_dir))
 
 
 def _bars_for_simulation(store: Store) -> tuple[pa.Table, pa.Table]:

@@ -333,6 +333,11 @@ def simulate(
         raise InputError(f"runs_per_agent must be at least 20 (got {runs_per_agent})")
     mkts = markets(bars, funding)
     window = _window(mkts)
+    if runs_per_agent > (window[1] - window[0]) // 60_000:
+        raise InputError(
+            f"runs_per_agent {runs_per_agent:,} exceeds the minutes the bars leave to trade in "
+            "(runs start on distinct minutes)"
+        )
     cost_break = round(runs_per_agent * 0.45)
     pnl_break = min(runs_per_agent - 1, cost_break + max(1, min(100, runs_per_agent // 5)))
     outs: dict[str, _AgentOut] = {}

@@ -10,10 +10,12 @@ Pipeline (pure, arrays in → clusters out):
    its PnL against all other runs; Benjamini–Hochberg over all of them; a discovery has
    q ≤ fdr_q and a lower mean;
 4. discoveries are ranked by SliceLine score and filtered for redundancy, greedily in rank
-   order against the clusters already kept: a slice inside a kept one survives only if it is
-   significantly worse than the rest of that cluster (the simpler slice otherwise explains the
-   same loss); a slice overlapping a kept one survives only if its runs outside it are still
-   significantly worse than the runs outside both.
+   order against the clusters already kept (tests at fdr_q / #examined, Bonferroni):
+   - a slice inside a kept cluster survives only if it is significantly worse than the rest of
+     that cluster (otherwise the simpler, kept slice explains the same loss);
+   - a slice sharing at least half its runs with a kept cluster is a variant of it: dropped;
+   - any other slice survives only if its runs outside all kept clusters are still
+     significantly worse than the runs outside it and them.
 With a holdout, the clusters found on the earlier runs are re-tested on the later ones with
 the same thresholds (BH over the clusters).
 """
@@ -103,10 +105,6 @@ def encode(columns: dict[str, Any], numeric: Sequence[str], cfg: ClustersConfig,
     return out
 
 
-def _welch_sub(y: F64, a: BOOL, b: BOOL) -> float:
-    return welch_samples(y[a], y[b], "less")
-
-
 def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
          run_ids: Sequence[str], cfg: ClustersConfig, depth: int | None = None,
          progress: Callable[[int, int], None] | None = None) -> ClusterResult:
@@ -137,12 +135,14 @@ def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
     total_loss = float(loss.sum())
     rid = np.asarray(run_ids, dtype=object)
     kept: list[Cluster] = []
-    for i in order[: cfg.max_examined]:
+    examined = order[: cfg.max_examined]
+    p_red = cfg.fdr_q / max(1, len(examined))  # Bonferroni over the slices examined
+    for i in examined:
         if len(kept) >= cfg.max_clusters:
             break
         t = int(tested[i])
         mask = slice_mask(feats, table.feats[t].tolist(), table.preds[t].tolist())
-        if not _novel(mask, kept, ya, minsup, cfg.fdr_q):
+        if not _novel(mask, kept, ya, minsup, p_red):
             continue
         kept.append(Cluster(
             predicates=table.predicates(t, feats), runs=int(n_in[i]), share=float(n_in[i] / n),
@@ -158,26 +158,30 @@ def _key(table: SliceTable, t: int, feats: Sequence[Feature]) -> str:
     return " and ".join(p.text for p in table.predicates(t, feats))
 
 
-def _novel(mask: BOOL, kept: Sequence[Cluster], y: F64, minsup: int, alpha: float) -> bool:
-    """The redundancy rule of the module doc, against every kept cluster."""
+def _novel(mask: BOOL, kept: Sequence[Cluster], y: F64, minsup: int, p_max: float) -> bool:
+    """The redundancy rule of the module doc, against the clusters kept so far."""
+    if not kept:
+        return True
     idx = np.flatnonzero(mask)
+    union = np.zeros(mask.size, np.bool_)
+    inside: list[Cluster] = []
     for k in kept:
-        in_k = k.mask[idx]
-        inter = int(in_k.sum())
-        if inter == 0:
-            continue
-        if inter == idx.size:  # inside k: must be worse than the rest of k
+        inter = int(k.mask[idx].sum())
+        if inter == idx.size:
+            inside.append(k)
+        elif inter >= 0.5 * idx.size:
+            return False  # mostly the same runs as a better-ranked cluster
+        union |= k.mask
+    if inside:  # a pocket of a kept cluster: must be worse than the rest of it
+        for k in inside:
             rest = k.mask & ~mask
-            if int(rest.sum()) < 2 or _welch_sub(y, mask, rest) > alpha:
+            if int(rest.sum()) < 2 or welch_samples(y[mask], y[rest], "less") > p_max:
                 return False
-        else:  # overlaps k: its own runs must still be worse than the runs outside both
-            own = idx[~in_k]
-            if own.size < minsup:
-                return False
-            outside = ~(mask | k.mask)
-            if welch_samples(y[own], y[outside], "less") > alpha:
-                return False
-    return True
+        return True
+    own = idx[~union[idx]]
+    if own.size < minsup:
+        return False
+    return welch_samples(y[own], y[~(mask | union)], "less") <= p_max
 
 
 def holdout_check(clusters: Sequence[Cluster], columns: dict[str, Any],

@@ -66,14 +66,19 @@ def epoch_float_sql(x: str) -> str:
 
 
 def text_ts_sql(s: str) -> str:
-    """TIMESTAMP from text: an integer or decimal epoch, else ISO 8601 (UTC when no offset)."""
+    """TIMESTAMP from text: an integer or decimal epoch, else ISO 8601 (UTC when no offset).
+
+    ISO text must start with a date (YYYY-MM-DD): DuckDB would also accept words such as
+    `epoch` or `infinity`, which are not times a market file means.
+    """
     t = f"trim({s})"
     return (
         f"(CASE WHEN regexp_full_match({t}, '{_INT_RE}') "
         f"THEN {epoch_int_sql(f'TRY_CAST({t} AS BIGINT)')} "
         f"WHEN TRY_CAST({t} AS DOUBLE) IS NOT NULL "
         f"THEN {epoch_float_sql(f'TRY_CAST({t} AS DOUBLE)')} "
-        f"ELSE try(timezone('UTC', TRY_CAST({t} AS TIMESTAMPTZ))) END)"
+        f"WHEN regexp_matches({t}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
+        f"THEN try(timezone('UTC', TRY_CAST({t} AS TIMESTAMPTZ))) END)"
     )
 
 

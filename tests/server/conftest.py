@@ -1,0 +1,94 @@
+"""A real collector on loopback: `alphatrace serve` in a subprocess, keys created beforehand."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from alphatrace.server.keys import create_key
+from alphatrace.store import Store
+
+SCOPES = ("ingest", "read", "admin")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    db: Path
+    keys: dict[str, str]
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def auth(self, scope: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[scope]}"}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def start_server(tmp: Path, *extra: str, keys: bool = True) -> Server:
+    db = tmp / "collector.duckdb"
+    made: dict[str, str] = {}
+    with Store(db) as store:
+        if keys:
+            for scope in SCOPES:
+                made[scope] = create_key(store, f"test-{scope}", scope)["key"]
+    port = free_port()
+    log = tmp / "server.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "alphatrace.cli.main", "serve", "--db", str(db),
+             "--port", str(port), "--log-level", "warning", *extra],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    srv = Server(url, db, made, proc, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return srv
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    srv.stop()
+    raise RuntimeError(f"server did not start: {log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One collector shared by the tests that only add events under their own run_ids."""
+    srv = start_server(tmp_path_factory.mktemp("collector"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
