@@ -193,7 +193,8 @@ def test_kills_block_promotion_until_revive(db: Database, tmp_path: Path) -> Non
 
 
 def test_revive_rules(db: Database) -> None:
-    insert(db.con, series("A", [-30.0] * 5, strategy="S") + series("B", [1.0] * 5, strategy="S"))
+    insert(db.con, series("A", [-30.0] * 5, strategy="S", start_hour=5)
+           + series("B", [1.0] * 5, strategy="S"))
     with pytest.raises(GovernanceError, match="not killed"):
         db.revive("A", "why")  # never evaluated: candidate
     evaluate(db)

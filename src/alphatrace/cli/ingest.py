@@ -18,8 +18,8 @@ from alphatrace.cli.common import (
 )
 from alphatrace.events import KINDS, event_schema
 from alphatrace.store.ingest import (
-    input_size,
     ingest_paths,
+    input_size,
     iter_quarantine,
     normalize_kind,
     resolve_inputs,

@@ -10,7 +10,10 @@ Pipeline (pure, arrays in → clusters out):
    its PnL against all other runs; Benjamini–Hochberg over all of them; a discovery has
    q ≤ fdr_q and a lower mean;
 4. discoveries are ranked by SliceLine score and filtered for redundancy, greedily in rank
-   order against the clusters already kept (tests at fdr_q / #examined, Bonferroni):
+   order (tests at fdr_q / #examined, Bonferroni):
+   - every predicate must earn its place: the slice must be significantly worse than the
+     runs its parent (the slice without that predicate) adds; otherwise the simpler slice
+     explains the same loss;
    - a slice inside a kept cluster survives only if it is significantly worse than the rest of
      that cluster (otherwise the simpler, kept slice explains the same loss);
    - a slice sharing at least half its runs with a kept cluster is a variant of it: dropped;
@@ -141,8 +144,12 @@ def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
         if len(kept) >= cfg.max_clusters:
             break
         t = int(tested[i])
-        mask = slice_mask(feats, table.feats[t].tolist(), table.preds[t].tolist())
-        if not _novel(mask, kept, ya, minsup, p_red):
+        parts = [slice_mask(feats, [f], [p_]) for f, p_ in
+                 zip(table.feats[t].tolist(), table.preds[t].tolist(), strict=True) if f >= 0]
+        mask = parts[0].copy()
+        for m in parts[1:]:
+            mask &= m
+        if not _beats_parents(parts, mask, ya, p_red) or not _novel(mask, kept, ya, minsup, p_red):
             continue
         kept.append(Cluster(
             predicates=table.predicates(t, feats), runs=int(n_in[i]), share=float(n_in[i] / n),
@@ -156,6 +163,22 @@ def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
 
 def _key(table: SliceTable, t: int, feats: Sequence[Feature]) -> str:
     return " and ".join(p.text for p in table.predicates(t, feats))
+
+
+def _beats_parents(parts: Sequence[BOOL], mask: BOOL, y: F64, p_max: float) -> bool:
+    """Each predicate must earn its place: the slice is significantly worse than the runs its
+    parent (the slice without that predicate) adds."""
+    if len(parts) < 2:
+        return True
+    for drop in range(len(parts)):
+        parent = np.ones(mask.size, np.bool_)
+        for j, m in enumerate(parts):
+            if j != drop:
+                parent &= m
+        rest = parent & ~mask
+        if int(rest.sum()) >= 2 and welch_samples(y[mask], y[rest], "less") > p_max:
+            return False
+    return True
 
 
 def _novel(mask: BOOL, kept: Sequence[Cluster], y: F64, minsup: int, p_max: float) -> bool:

@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -69,7 +70,7 @@ class Store:
         self.close()
 
 
-def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> tuple:  # type: ignore[type-arg]
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> tuple[Any, ...]:
     """The single row of a query, with the result fully consumed.
 
     DuckDB 2.x refuses new work on a connection whose previous result was not consumed, so
