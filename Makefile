@@ -31,4 +31,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache alphatrace.duckdb demo.duckdb
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache alphatrace.duckdb demo.duckdb alphatrace-demo.duckdb alphatrace-demo.duckdb.wal bench/out test-artifacts

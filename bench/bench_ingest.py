@@ -130,11 +130,16 @@ def machine() -> dict[str, str]:
                 mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
     except OSError:
         pass
+    try:
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        load = "?"
     import duckdb
     import pandas as pd
     import pyarrow as pa
 
     return {
+        "load": load,
         "cpus": str(os.cpu_count()), "ram": mem, "cpu": cpu, "python": platform.python_version(),
         "duckdb": duckdb.__version__, "pandas": pd.__version__, "pyarrow": pa.__version__,
         "os": f"{platform.system()} {platform.release()}",
@@ -160,7 +165,8 @@ def section(rows: dict[str, dict[str, Any]], m: dict[str, str], runs: int, event
         f"## Ingest throughput (bench/bench_ingest.py) — {when:%Y-%m-%d %H:%M} UTC",
         "",
         f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['ram']} RAM, {m['os']}; "
-        f"Python {m['python']}, DuckDB {m['duckdb']}, pandas {m['pandas']}, pyarrow {m['pyarrow']}.",
+        f"Python {m['python']}, DuckDB {m['duckdb']}, pandas {m['pandas']}, pyarrow {m['pyarrow']}; "
+        f"load average before the run {m.get('load', '?')} (a busy machine slows every row).",
         f"Input: {runs:,} runs = {events:,} events (telemetry, alpha, pnl per run), "
         f"{nbytes / 1e6:,.0f} MB JSONL from bench/gen_events.py (seed 0). "
         "Each method runs in its own process; seconds exclude interpreter start and imports, "
@@ -216,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = QUICK_RUNS if a.quick else a.runs
     write = not (a.quick or a.no_record)
     a.out.mkdir(parents=True, exist_ok=True)
+    mach = machine()  # before the run: the load average is the machine's, not ours
     file = a.out / f"events_{runs}.jsonl"
     t0 = time.perf_counter()
     events, nbytes = generate(file, runs)
@@ -230,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
               f"peak RSS {r['peak_rss_mb']:,.0f} MB  {r['result']}")
     ratio = rows["alphatrace"]["events_per_s"] / rows["pandas"]["events_per_s"]
     print(f"alphatrace / pandas: {ratio:.1f}x")
-    text = section(rows, machine(), runs, events, nbytes, dt.datetime.now(dt.UTC))
+    text = section(rows, mach, runs, events, nbytes, dt.datetime.now(dt.UTC))
     if write:
         record(text)
         print(f"appended to {RESULTS}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -22,8 +23,8 @@ START = "2025-06-01 00:00:00"
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-def _copy(con: duckdb.DuckDBPyConnection, select: str, params: list[object], dest: Path) -> int:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE slice AS {select}", params)
+def _copy(con: duckdb.DuckDBPyConnection, select: str, params: Sequence[object], dest: Path) -> int:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE slice AS {select}", list(params))
     n = int(con.execute("SELECT count(*) FROM slice").fetchall()[0][0])
     con.execute(
         f"COPY (SELECT * FROM slice ORDER BY ts) TO '{dest}' "

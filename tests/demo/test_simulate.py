@@ -227,3 +227,6 @@ def test_bad_input_is_a_typed_error(demo_market: tuple[pa.Table, pa.Table]) -> N
         simulate(bars.drop_columns(["symbol"]))
     with pytest.raises(InputError, match="too short"):
         simulate(bars.slice(0, 100))
+    # Runs start on distinct minutes: ~180 days leave ~260k of them.
+    with pytest.raises(InputError, match="exceeds the minutes"):
+        simulate(bars, runs_per_agent=400_000)

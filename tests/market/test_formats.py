@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 
 import duckdb
 import pytest
@@ -80,7 +81,7 @@ def test_bar_and_funding_columns_together_are_refused() -> None:
         detect_format(["symbol", "ts", "open", "high", "low", "close", "funding_rate"])
 
 
-def run(fmt: Format, rows: list[tuple[object, ...]], names: list[str], types: list[str],
+def run(fmt: Format, rows: Sequence[tuple[object, ...]], names: list[str], types: list[str],
         default_symbol: str | None = None) -> list[tuple[object, ...]]:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -122,7 +123,7 @@ def test_each_problem_names_the_files_own_column() -> None:
         (10, "ETHUSDT", "2024-01-01", "10", "12", None, "11", "5"),
     ]
     out = run(fmt, rows, names, ["VARCHAR"] * 7)
-    errs = {r[0]: tuple(r[-1].split(SEP)) if r[-1] else None for r in out}
+    errs = {r[0]: tuple(str(r[-1]).split(SEP)) if r[-1] else None for r in out}
     assert errs == {
         2: None,
         3: ("Open", "must be > 0 (got 0)"),

@@ -29,7 +29,8 @@ def parse(con: duckdb.DuckDBPyConnection, value: object, type_: str) -> dt.datet
     expr = ts_sql("x", type_)
     assert expr is not None
     rows = con.execute(f"SELECT {expr} FROM (SELECT CAST(? AS {type_}) AS x)", [value]).fetchall()
-    return rows[0][0]  # type: ignore[no-any-return]
+    got: dt.datetime | None = rows[0][0]
+    return got
 
 
 def micros(t: dt.datetime) -> int:

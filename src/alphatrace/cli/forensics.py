@@ -1,9 +1,164 @@
-"""CLI commands of the forensics area (filled in by that area)."""
+"""`alphatrace explain`, `alphatrace forensics`, `alphatrace exclusions apply|list`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from alphatrace.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit,
+    err_console,
+    fmt,
+    handle_errors,
+    print_json,
+    table,
+)
+
+PolicyOption = Annotated[
+    Path | None, typer.Option("--policy", help="Policy file (default: the shipped policy).")
+]
 
 
 def register(app: typer.Typer) -> None:
-    """Adds this area's commands to the app."""
+    app.command("explain")(explain)
+    app.command("forensics")(forensics)
+    ex = typer.Typer(help="Runs excluded from governance, with the reason kept per run.",
+                     no_args_is_help=True)
+    ex.command("apply")(exclusions_apply)
+    ex.command("list")(exclusions_list)
+    app.add_typer(ex, name="exclusions")
+
+
+def _db(db: Path | None) -> Any:
+    from alphatrace.api import Database  # lazy: keeps `alphatrace --help` fast
+
+    return Database(db)
+
+
+@handle_errors
+def explain(
+    run_id: Annotated[str, typer.Argument(help="The run to explain.")],
+    db: DbOption = None,
+    policy: PolicyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Why a run made or lost money: its dollar waterfall and the causes with their evidence."""
+    d = _db(db)
+    try:
+        doc = d.explain(run_id, policy=policy)
+    finally:
+        d.close()
+    if as_json:
+        print_json(doc)
+        return
+    keys = ["run_id", "agent", "strategy", "ts", "symbols", "direction", "regime", "status",
+            "latency_ms", "tokens_in", "tokens_out", "cost_usd", "errors", "model",
+            "realized_pnl_bps", "pnl_source", "net_usd"]
+    console.print(table([{"field": k, "value": doc.get(k)} for k in keys], title=f"run {run_id}"))
+    console.print(table(doc["waterfall"], ["step", "bps", "usd", "cumulative_usd"], title="waterfall"))
+    if doc["causes"]:
+        rows = [{"cause": c["cause"], "evidence": ", ".join(
+            f"{k}={fmt(v)}" for k, v in c["evidence"].items() if not isinstance(v, list | dict))}
+            for c in doc["causes"]]
+        console.print(table(rows, ["cause", "evidence"], title="causes"))
+    if doc.get("excluded"):
+        console.print(f"[yellow]excluded from governance[/]: {doc['excluded']['rule']} "
+                      f"({doc['excluded']['reason']})")
+    console.print(f"[bold]because[/]: {doc['because']}")
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    with Progress(TextColumn("[bold]slice search"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} feature sets"), TimeElapsedColumn(),
+                  console=err_console, transient=True) as prog:
+        task = prog.add_task("search", total=None)
+
+        def update(done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total)
+
+        yield update
+
+
+@handle_errors
+def forensics(
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's runs.")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="Only this strategy class.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only runs at or after this date/time (UTC).")] = None,
+    holdout: Annotated[float | None, typer.Option(
+        "--holdout", help="Find clusters on the earlier runs, confirm them on this share of the latest.")] = None,
+    depth: Annotated[int | None, typer.Option("--depth", help="Predicates per cluster (1-4; policy default 2).")] = None,
+    db: DbOption = None,
+    policy: PolicyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Loss clusters, change points per agent, and what broke first."""
+    d = _db(db)
+    try:
+        with _progress(not as_json) as prog:
+            doc = d.forensics(agent, strategy, since, holdout, depth, policy=policy, progress=prog)
+    finally:
+        d.close()
+    if as_json:
+        print_json(doc)
+        return
+    rows = []
+    for i, c in enumerate(doc["clusters"], 1):
+        r = {"#": i, "when": " and ".join(p["text"] for p in c["predicates"]), "runs": c["runs"],
+             "share": c["share"], "mean_in_bps": c["mean_in_bps"], "mean_out_bps": c["mean_out_bps"],
+             "loss_share": c["loss_share"], "q": c["q"]}
+        if "holdout" in c:
+            r["holdout"] = "confirmed" if c["holdout"]["confirmed"] else "not confirmed"
+        rows.append(r)
+    s = doc["search"]
+    emit(rows, False, title=f"loss clusters ({doc['runs']:,} runs, {s['slices_tested']:,} slices tested, "
+                            f"FDR q ≤ {s['fdr_q']})")
+    cps = [{k: c[k] for k in ("agent", "metric", "run_index", "ts", "before", "after", "ratio", "p")}
+           for c in doc["changepoints"]]
+    emit(cps, False, title="change points")
+    for line in doc["findings"]:
+        console.print(f"• {line}")
+
+
+@handle_errors
+def exclusions_apply(
+    db: DbOption = None,
+    policy: PolicyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Flag the runs the policy's forensics.exclusions rules match (replacing earlier flags)."""
+    d = _db(db)
+    try:
+        out = d.apply_exclusions(policy)
+    finally:
+        d.close()
+    if as_json:
+        print_json(out)
+        return
+    emit([{"rule": k, "runs": v} for k, v in out["rules"].items()], False,
+         title=f"excluded runs: {out['excluded']:,}")
+
+
+@handle_errors
+def exclusions_list(
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Runs excluded from governance, with rule and reason."""
+    d = _db(db)
+    try:
+        rows = d.exclusions()
+    finally:
+        d.close()
+    emit(rows, as_json, columns=["run_id", "agent", "ts", "rule", "reason"], title="excluded runs")

@@ -1,9 +1,150 @@
-"""CLI commands of the ledger area (filled in by that area)."""
+"""`alphatrace reconcile`, `alphatrace ledger`, `alphatrace agents`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+import duckdb
+import pyarrow as pa
 import typer
+
+from alphatrace.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit,
+    err_console,
+    handle_errors,
+    open_store,
+    print_json,
+)
+from alphatrace.errors import InputError
+from alphatrace.ledger import policy as rpolicy
+from alphatrace.ledger.api import agent_summary, ledger_rows
+from alphatrace.ledger.query import STATUSES, summary_line
+from alphatrace.ledger.reconcile import reconcile as run_reconcile
+from alphatrace.store.connection import one
+
+TABLE_COLUMNS = ["run_id", "agent", "ts", "symbols", "direction", "status", "realized_pnl_bps",
+                 "pnl_source", "pnl_usd", "cost_usd", "net_usd"]
+AGENT_COLUMNS = ["agent", "runs", "realized_runs", "hit_rate", "mean_net_bps", "median_net_bps",
+                 "total_pnl_usd", "total_cost_usd", "net_usd", "profit_factor", "sharpe",
+                 "max_drawdown_bps", "max_losing_streak", "mean_latency_ms", "pnl_per_cost"]
+DEFAULT_SHOWN = 50
+
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Policy file (YAML/TOML); its `reconcile:` section prices the "
+                                  "legs. Default: the shipped policy."),
+]
 
 
 def register(app: typer.Typer) -> None:
     """Adds this area's commands to the app."""
+    app.command("reconcile")(reconcile)
+    app.command("ledger")(ledger)
+    app.command("agents")(agents)
+
+
+@handle_errors
+def reconcile(
+    policy: PolicyOption = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-price every leg, not only new or "
+                                                      "changed ones (same result).")] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Price signals against market data (new or changed ones only) and rebuild the ledger."""
+    cfg = rpolicy.load(policy)
+    with open_store(db) as store:
+        if as_json:
+            report = run_reconcile(store, cfg, full=full)
+        else:
+            with err_console.status("reconciling") as status:
+                report = run_reconcile(store, cfg, full=full,
+                                       step=lambda msg: status.update(msg))
+    data = report.to_dict()
+    if as_json:
+        print_json(data)
+        return
+    emit(data, False, title="reconcile")
+
+
+def _stale_note(con: duckdb.DuckDBPyConnection) -> str | None:
+    """A reminder when events or market files arrived after the last reconcile."""
+    rows = con.execute("SELECT max_file_id FROM reconcile_log ORDER BY seq DESC LIMIT 1").fetchall()
+    if not rows:
+        return "nothing reconciled yet: run `alphatrace reconcile`"
+    parts = ["SELECT max(file_id) AS f FROM ingested_files"]
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "market_files" in tables:
+        parts.append("SELECT max(file_id) FROM market_files")
+    newest = one(con, f"SELECT coalesce(max(f), 0) FROM ({' UNION ALL '.join(parts)})")[0]
+    if int(newest) > int(rows[0][0] or 0):
+        return "files were ingested or imported since the last reconcile: run `alphatrace reconcile`"
+    return None
+
+
+@handle_errors
+def ledger(
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's runs.")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="Only this strategy.")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Runs at or after this time: ISO 8601 (UTC if no offset), epoch "
+                        "seconds, or a duration back from now (7d).")] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", help=f"Only runs with this status: {' | '.join(STATUSES)}.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write every selected row to a .parquet or .csv file.")] = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", help="Rows shown in the table (the newest); --json and --out write all.")]
+    = DEFAULT_SHOWN,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One row per run (DESIGN.md §5), ordered by (ts, run_id), with a status summary line."""
+    if out is not None and as_json:
+        raise InputError("use either --json or --out, not both")
+    if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
+        raise InputError(f"--out {out}: the file name must end in .parquet or .csv")
+    with open_store(db, read_only=True) as store:
+        result = ledger_rows(store.con, agent, strategy, since, status)
+        note = None if as_json else _stale_note(store.con)
+    if as_json:
+        print_json(result.to_pylist())
+        return
+    if out is not None:
+        _write(result.table, out)
+        console.print(f"wrote {len(result):,} runs to {out}")
+        return
+    rows = result.to_pylist()
+    shown = rows[-limit:] if limit > 0 else []
+    emit(shown, False, columns=TABLE_COLUMNS, title="ledger")
+    if len(shown) < len(rows):
+        console.print(f"[dim]showing the newest {len(shown):,} of {len(rows):,} runs; "
+                      "--json or --out for all[/]")
+    console.print(summary_line(result.summary), highlight=False)
+    if note:
+        console.print(f"[yellow]{note}[/]")
+
+
+def _write(table: pa.Table, out: Path) -> None:
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    try:
+        if out.suffix.lower() == ".parquet":
+            pq.write_table(table, out)
+        else:
+            pcsv.write_csv(table, out)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot write: {e}") from None
+
+
+@handle_errors
+def agents(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Per-agent summary: hit rate, net bps, USD, Sharpe, drawdown, latency, cost efficiency."""
+    with open_store(db, read_only=True) as store:
+        rows = agent_summary(store.con)
+    emit(rows, as_json, columns=AGENT_COLUMNS, title="agents")

@@ -25,6 +25,7 @@ AREAS = (
     "alphatrace.cli.forensics",
     "alphatrace.cli.governance",
     "alphatrace.cli.server",
+    "alphatrace.cli.dashboard",
     "alphatrace.cli.demo",
 )
 

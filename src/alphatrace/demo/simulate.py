@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from alphatrace.demo import agents as cast
 from alphatrace.demo.agents import AGENTS, MODELS, Agent, TsStyle
 from alphatrace.demo.badlines import corrupt
 from alphatrace.demo.market import DAY_MS, LOOKBACK_BARS_S, Market, markets
-from alphatrace.demo.paper import I64, legs
+from alphatrace.demo.paper import F64, I64, legs
 from alphatrace.demo.truth import LossCluster, QualityBreak, Truth
 from alphatrace.errors import InputError
 
@@ -143,21 +144,30 @@ def _rule(agent: Agent, m: Market, t_ms: I64) -> I64:
     return out
 
 
-def _simulate_agent(
-    agent: Agent,
-    rng: np.random.Generator,
-    mkts: dict[str, Market],
-    n: int,
-    window: tuple[int, int],
-    breaks: tuple[int, int],
-) -> _AgentOut:
-    t0, t1 = window
-    cost_break, pnl_break = breaks
-    is_break = agent.name == cast.BREAK_AGENT
-    is_cluster = agent.name == cast.CLUSTER_AGENT
-    syms = [s for s in agent.symbols if s in mkts] or sorted(mkts)
+@dataclass(frozen=True)
+class _Calls:
+    """One agent's runs and their LLM calls (telemetry records)."""
 
-    # --- runs and their LLM calls -------------------------------------------------------
+    run_ids: list[Any]
+    start_ms: I64  # per run
+    alpha_ms: I64  # per run: when its signal is sent
+    has_signal: npt.NDArray[np.bool_]
+    run_lat: F64
+    run_tok_in: I64
+    run_of_call: I64  # per call from here on
+    first_call: I64  # per run: index of its first call
+    call_ms: I64
+    tok_in: I64
+    tok_out: I64
+    lat: F64
+    errs: I64
+    model: npt.NDArray[np.str_]
+    cost: F64
+
+
+def _calls(agent: Agent, rng: np.random.Generator, n: int, window: tuple[int, int],
+           cost_break: int) -> _Calls:
+    t0, t1 = window
     # Runs start on distinct minutes (plus jitter), so no latency can reorder two runs.
     minutes = np.sort(rng.choice((t1 - t0) // 60_000, size=n, replace=False)).astype(np.int64)
     start_ms = t0 + minutes * 60_000 + rng.integers(0, 20_000, n)
@@ -174,32 +184,60 @@ def _simulate_agent(
     errs[last_call[err_run]] = np.where(rng.random(int(err_run.sum())) < 0.2, 2, 1)
     lat[last_call[err_run]] *= 2.0  # a failed call is retried before giving up
     lat = np.round(lat, 1)
-    after = np.arange(n) >= cost_break if is_break else np.zeros(n, dtype=bool)
-    model_of_call = np.where(after[run_of_call], cast.BREAK_MODEL_AFTER, agent.model)
-    p_in = np.array([MODELS[x].usd_per_mtok_in for x in model_of_call])
-    p_out = np.array([MODELS[x].usd_per_mtok_out for x in model_of_call])
-    cost = np.round((tok_in * p_in + tok_out * p_out) / 1e6, 6)
+    after = (np.arange(n) >= cost_break) if agent.name == cast.BREAK_AGENT else np.zeros(n, dtype=bool)
+    model = np.where(after[run_of_call], cast.BREAK_MODEL_AFTER, agent.model)
+    p_in = np.array([MODELS[x].usd_per_mtok_in for x in model])
+    p_out = np.array([MODELS[x].usd_per_mtok_out for x in model])
     first_call = np.concatenate([[0], last_call[:-1] + 1])
     run_lat = np.add.reduceat(lat, first_call)
-    run_tok_in = np.add.reduceat(tok_in, first_call)
-    lat_before = np.cumsum(lat) - lat - np.repeat(np.cumsum(lat)[first_call] - lat[first_call], ncalls)
-    call_ms = start_ms[run_of_call] + np.round(lat_before).astype(np.int64)
-    alpha_ms = start_ms + np.ceil(run_lat).astype(np.int64) + rng.integers(5, 60, n)
-    has_signal = ~err_run | (rng.random(n) < 0.5)
+    cum = np.cumsum(lat)
+    lat_before = cum - lat - np.repeat(cum[first_call] - lat[first_call], ncalls)
+    return _Calls(
+        run_ids=run_ids, start_ms=start_ms,
+        alpha_ms=start_ms + np.ceil(run_lat).astype(np.int64) + rng.integers(5, 60, n),
+        has_signal=~err_run | (rng.random(n) < 0.5),
+        run_lat=run_lat, run_tok_in=np.add.reduceat(tok_in, first_call),
+        run_of_call=run_of_call, first_call=first_call,
+        call_ms=start_ms[run_of_call] + np.round(lat_before).astype(np.int64),
+        tok_in=tok_in, tok_out=tok_out, lat=lat, errs=errs, model=model,
+        cost=np.round((tok_in * p_in + tok_out * p_out) / 1e6, 6),
+    )
 
-    # --- legs: which symbol, which way ---------------------------------------------------
+
+@dataclass(frozen=True)
+class _Legs:
+    """One agent's signals, one per (run, symbol) leg, and how each leg actually played out."""
+
+    run: I64
+    sym: I64  # index into the agent's symbols
+    hz_pick: I64  # per run: index into the agent's horizons
+    multi: npt.NDArray[np.bool_]  # per run
+    ms: I64
+    direction: I64
+    regime: list[str]
+    score: F64
+    pnl: F64  # paper bps (NaN: open or FLAT)
+    entry_px: F64
+    exit_px: F64
+    exit_ms: I64
+    cluster_run: npt.NDArray[np.bool_]  # per run
+
+
+def _legs(agent: Agent, rng: np.random.Generator, mkts: dict[str, Market], syms: list[str],
+          c: _Calls, pnl_break: int) -> _Legs:
+    n = len(c.start_ms)
     multi = rng.random(n) < agent.multi_leg_rate
     pick = rng.integers(0, len(syms), n)
     leg_run = np.concatenate([np.arange(n)[~multi], np.repeat(np.arange(n)[multi], len(syms))])
     leg_sym = np.concatenate([pick[~multi], np.tile(np.arange(len(syms)), int(multi.sum()))])
     order = np.lexsort((leg_sym, leg_run))
     leg_run, leg_sym = leg_run[order], leg_sym[order]
-    keep = has_signal[leg_run]
+    keep = c.has_signal[leg_run]
     leg_run, leg_sym = leg_run[keep], leg_sym[keep]
     n_legs = len(leg_run)
     hz_pick = rng.integers(0, len(agent.horizons), n)
     leg_hz = np.array([_horizon_ms(agent.horizons[i]) for i in hz_pick[leg_run]], dtype=np.int64)
-    leg_ms = alpha_ms[leg_run]
+    leg_ms = c.alpha_ms[leg_run]
 
     rule = np.zeros(n_legs, dtype=np.int64)
     oracle = np.zeros(n_legs, dtype=np.int64)
@@ -216,16 +254,15 @@ def _simulate_agent(
         for j, label in zip(sel.tolist(), _regime(mk, leg_ms[sel], vol_hi), strict=True):
             regime[j] = label
     skill = np.full(n_legs, agent.skill)
-    if is_break:
+    if agent.name == cast.BREAK_AGENT:
         skill = np.where(leg_run >= pnl_break, BREAK_SKILL_AFTER, skill)
     informed = (rng.random(n_legs) < np.abs(skill)) & (oracle != 0)
     direction = np.where(informed, np.sign(skill).astype(np.int64) * oracle, rule)
     direction = np.where(rng.random(n_legs) < agent.flat_rate, 0, direction).astype(np.int64)
-    cluster_run = (run_lat > cast.CLUSTER_LATENCY_MS) & (run_tok_in > cast.CLUSTER_TOKENS_IN)
-    if is_cluster:
+    cluster_run = (c.run_lat > cast.CLUSTER_LATENCY_MS) & (c.run_tok_in > cast.CLUSTER_TOKENS_IN)
+    if agent.name == cast.CLUSTER_AGENT:
         direction = np.where(cluster_run[leg_run], -direction, direction)
 
-    # --- the realised legs, for external pnl ---------------------------------------------
     pnl = np.full(n_legs, np.nan)
     entry_px = np.full(n_legs, np.nan)
     exit_px = np.full(n_legs, np.nan)
@@ -243,68 +280,93 @@ def _simulate_agent(
         exit_ms[sel] = np.where(lg.closed, mk.bar_ms[np.maximum(lg.exit_idx, 0)], 0)
     score_mag = np.round(0.3 + np.abs(rng.normal(0.8, 0.6, n_legs)), 2)
     score_flat = np.round(rng.normal(0, 0.15, n_legs), 2)
-    score = np.where(direction == 0, score_flat, direction * score_mag)
+    return _Legs(
+        run=leg_run, sym=leg_sym, hz_pick=hz_pick, multi=multi, ms=leg_ms, direction=direction,
+        regime=regime, score=np.where(direction == 0, score_flat, direction * score_mag),
+        pnl=pnl, entry_px=entry_px, exit_px=exit_px, exit_ms=exit_ms, cluster_run=cluster_run,
+    )
+
+
+def _emit(agent: Agent, rng: np.random.Generator, syms: list[str], c: _Calls, lg: _Legs) -> _AgentOut:
+    """The events as the agent writes them (its time, symbol, horizon and id habits)."""
+    m, n_legs = len(c.run_of_call), len(lg.run)
     external = np.zeros(n_legs, dtype=bool)
     if agent.name == cast.EXTERNAL_PNL_AGENT:
-        external = (rng.random(n_legs) < EXTERNAL_SHARE) & np.isfinite(pnl)
+        external = (rng.random(n_legs) < EXTERNAL_SHARE) & np.isfinite(lg.pnl)
     slip_bps = rng.normal(-2.5, 3.0, n_legs)
     px_slip = np.abs(rng.normal(0, 1.5, (2, n_legs)))
     revised = rng.random(n_legs) < 0.1
     prelim_err = rng.normal(0, 8.0, n_legs)
     pnl_delay = rng.integers(60, 1800, n_legs) * 1000
 
-    # --- events ------------------------------------------------------------------------------
     # A run's time in the ledger: its signal's, else (no signal) its first LLM call's.
-    out = _AgentOut(run_ids=[str(r) for r in run_ids],
-                    run_ms=np.where(has_signal, alpha_ms, start_ms).tolist())
-    out.no_signal_runs = int((~has_signal).sum())
-    out.cluster_run_ids = [str(run_ids[i]) for i in np.flatnonzero(cluster_run)] if is_cluster else []
+    out = _AgentOut(run_ids=[str(r) for r in c.run_ids],
+                    run_ms=np.where(c.has_signal, c.alpha_ms, c.start_ms).tolist())
+    out.no_signal_runs = int((~c.has_signal).sum())
+    if agent.name == cast.CLUSTER_AGENT:
+        out.cluster_run_ids = [str(c.run_ids[i]) for i in np.flatnonzero(lg.cluster_run)]
     steps = ("plan", "analyze", "decide")
-    for c in range(m):
-        r = int(run_of_call[c])
-        body: dict[str, Any] = {**_head(agent, "telemetry"), "run_id": run_ids[r], "agent": agent.name,
-                                "strategy": agent.strategy,
-                                "ts": fmt_ts(int(call_ms[c]), agent.ts_style),
-                                "model": str(model_of_call[c]), "latency_ms": float(lat[c]),
-                                "tokens_in": int(tok_in[c]), "tokens_out": int(tok_out[c]),
-                                "cost_usd": float(cost[c]), "errors": int(errs[c])}
+    for k in range(m):
+        r = int(c.run_of_call[k])
+        body: dict[str, Any] = {**_head(agent, "telemetry"), "run_id": c.run_ids[r],
+                                "agent": agent.name, "strategy": agent.strategy,
+                                "ts": fmt_ts(int(c.call_ms[k]), agent.ts_style),
+                                "model": str(c.model[k]), "latency_ms": float(c.lat[k]),
+                                "tokens_in": int(c.tok_in[k]), "tokens_out": int(c.tok_out[k]),
+                                "cost_usd": float(c.cost[k]), "errors": int(c.errs[k])}
         if agent.max_calls > 1:
-            body["step"] = steps[min(c - int(first_call[r]), len(steps) - 1)]
-        out.events.append(_Event(int(call_ms[c]), str(run_ids[r]), c, "telemetry", body))
+            body["step"] = steps[min(k - int(c.first_call[r]), len(steps) - 1)]
+        out.events.append(_Event(int(c.call_ms[k]), str(c.run_ids[r]), k, "telemetry", body))
     for j in range(n_legs):
-        r = int(leg_run[j])
-        d = int(direction[j])
-        sym = syms[int(leg_sym[j])]
-        hz = agent.horizons[int(hz_pick[r])]
-        body = {**_head(agent, "alpha"), "run_id": run_ids[r], "agent": agent.name, "strategy": agent.strategy,
-                "ts": fmt_ts(int(leg_ms[j]), agent.ts_style),
+        r = int(lg.run[j])
+        d = int(lg.direction[j])
+        sym = syms[int(lg.sym[j])]
+        hz = agent.horizons[int(lg.hz_pick[r])]
+        body = {**_head(agent, "alpha"), "run_id": c.run_ids[r], "agent": agent.name,
+                "strategy": agent.strategy, "ts": fmt_ts(int(lg.ms[j]), agent.ts_style),
                 "symbol": _symbol_text(sym, agent.bare_symbols),
                 "direction": _direction_text(d, agent.direction_case),
-                "score_final": float(score[j]), "regime": regime[j],
+                "score_final": float(lg.score[j]), "regime": lg.regime[j],
                 "horizon": _horizon_ms(hz) // 1000 if agent.horizon_seconds else hz}
         if agent.size_usd is not None:
-            size = agent.size_usd / (len(syms) if multi[r] else 1)
+            size = agent.size_usd / (len(syms) if lg.multi[r] else 1)
             body["size_usd"] = int(size) if float(size).is_integer() else size
-        out.events.append(_Event(int(leg_ms[j]), str(run_ids[r]), m + j, "alpha", body))
-        if external[j]:
-            out.external_runs += 1
-            final = round(float(pnl[j] + slip_bps[j]), 2)
-            entry = float(entry_px[j]) * (1 + d * px_slip[0, j] / 1e4)
-            exit_ = float(exit_px[j]) * (1 - d * px_slip[1, j] / 1e4)
-            t = int(exit_ms[j] + pnl_delay[j])
-            head: dict[str, Any] = {"type": "pnl", "run_id": run_ids[r], "agent": agent.name}
-            tail: dict[str, Any] = {"symbol": _symbol_text(sym, agent.bare_symbols),
-                    "entry_price": round(entry, 2), "exit_price": round(exit_, 2)}
-            if revised[j]:  # a preliminary figure first, corrected an hour later
-                first = {**head, "ts": fmt_ts(t, agent.ts_style),
-                         "realized_pnl_bps": round(final + float(prelim_err[j]), 2), **tail,
-                         "revision": 0}
-                out.events.append(_Event(t, str(run_ids[r]), 2 * (m + n_legs) + j, "pnl", first))
-                t += 3_600_000
-                tail["revision"] = 1
-            body = {**head, "ts": fmt_ts(t, agent.ts_style), "realized_pnl_bps": final, **tail}
-            out.events.append(_Event(t, str(run_ids[r]), 3 * (m + n_legs) + j, "pnl", body))
+        out.events.append(_Event(int(lg.ms[j]), str(c.run_ids[r]), m + j, "alpha", body))
+        if not external[j]:
+            continue
+        out.external_runs += 1
+        final = round(float(lg.pnl[j] + slip_bps[j]), 2)
+        entry = float(lg.entry_px[j]) * (1 + d * px_slip[0, j] / 1e4)
+        exit_ = float(lg.exit_px[j]) * (1 - d * px_slip[1, j] / 1e4)
+        t = int(lg.exit_ms[j] + pnl_delay[j])
+        head: dict[str, Any] = {"type": "pnl", "run_id": c.run_ids[r], "agent": agent.name}
+        tail: dict[str, Any] = {"symbol": _symbol_text(sym, agent.bare_symbols),
+                                "entry_price": round(entry, 2), "exit_price": round(exit_, 2)}
+        if revised[j]:  # a preliminary figure first, corrected an hour later
+            first = {**head, "ts": fmt_ts(t, agent.ts_style),
+                     "realized_pnl_bps": round(final + float(prelim_err[j]), 2), **tail,
+                     "revision": 0}
+            out.events.append(_Event(t, str(c.run_ids[r]), 2 * (m + n_legs) + j, "pnl", first))
+            t += 3_600_000
+            tail["revision"] = 1
+        body = {**head, "ts": fmt_ts(t, agent.ts_style), "realized_pnl_bps": final, **tail}
+        out.events.append(_Event(t, str(c.run_ids[r]), 3 * (m + n_legs) + j, "pnl", body))
     return out
+
+
+def _simulate_agent(
+    agent: Agent,
+    rng: np.random.Generator,
+    mkts: dict[str, Market],
+    n: int,
+    window: tuple[int, int],
+    breaks: tuple[int, int],
+) -> _AgentOut:
+    """Calls, then legs, then events; the draws happen in this order, so the seed fixes all."""
+    syms = [s for s in agent.symbols if s in mkts] or sorted(mkts)
+    calls = _calls(agent, rng, n, window, breaks[0])
+    leg = _legs(agent, rng, mkts, syms, calls, breaks[1])
+    return _emit(agent, rng, syms, calls, leg)
 
 
 def _window(mkts: dict[str, Market]) -> tuple[int, int]:

@@ -14,9 +14,10 @@ Pipeline (pure, arrays in → clusters out):
    - every predicate must earn its place: the slice must be significantly worse than the
      runs its parent (the slice without that predicate) adds; otherwise the simpler slice
      explains the same loss;
+   - a slice whose runs overlap a kept cluster's with Jaccard index ≥ 1/3 is a variant of it
+     (e.g. the same conjunction at a neighbouring cut point): dropped;
    - a slice inside a kept cluster survives only if it is significantly worse than the rest of
      that cluster (otherwise the simpler, kept slice explains the same loss);
-   - a slice sharing at least half its runs with a kept cluster is a variant of it: dropped;
    - any other slice survives only if its runs outside all kept clusters are still
      significantly worse than the runs outside it and them.
 With a holdout, the clusters found on the earlier runs are re-tested on the later ones with
@@ -47,6 +48,7 @@ from alphatrace.forensics.stats import bh_qvalues, welch_from_sums, welch_sample
 from alphatrace.forensics.text import pct, qvalue, signed
 
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 BOOL = npt.NDArray[np.bool_]
 
 
@@ -133,24 +135,24 @@ def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
     mean_in = s_in / n_in + centre
     mean_out = (tot_s - s_in) / (n - n_in) + centre
     disc = np.flatnonzero((q <= cfg.fdr_q) & (mean_in < mean_out))
-    order = sorted(disc.tolist(), key=lambda i: (-table.score[tested[i]], int(table.level[tested[i]]),
-                                                 _key(table, int(tested[i]), feats)))
+    td = tested[disc]
+    # best score first (rounded: equal slices reached by different contraction orders tie),
+    # then the simpler slice, then search order
+    order = disc[np.lexsort((td, table.level[td], -np.round(table.score[td], 9)))]
+    examined = order[: cfg.max_examined]
+    p_red = cfg.fdr_q / max(1, examined.size)  # Bonferroni over the slices examined
+    sums = _Sums(table, feats, yc)
     total_loss = float(loss.sum())
     rid = np.asarray(run_ids, dtype=object)
     kept: list[Cluster] = []
-    examined = order[: cfg.max_examined]
-    p_red = cfg.fdr_q / max(1, len(examined))  # Bonferroni over the slices examined
-    for i in examined:
+    for i in examined.tolist():
         if len(kept) >= cfg.max_clusters:
             break
         t = int(tested[i])
-        parts = [slice_mask(feats, [f], [p_]) for f, p_ in
-                 zip(table.feats[t].tolist(), table.preds[t].tolist(), strict=True) if f >= 0]
-        mask = parts[0].copy()
-        for m in parts[1:]:
-            mask &= m
-        if not _beats_parents(parts, mask, ya, p_red) or not _novel(mask, kept, ya, minsup, p_red):
+        if not sums.beats_parents(t, p_red) or not sums.novel(t, minsup, p_red):
             continue
+        mask = slice_mask(feats, table.feats[t].tolist(), table.preds[t].tolist())
+        sums.keep(np.flatnonzero(mask))
         kept.append(Cluster(
             predicates=table.predicates(t, feats), runs=int(n_in[i]), share=float(n_in[i] / n),
             mean_in_bps=float(mean_in[i]), mean_out_bps=float(mean_out[i]),
@@ -161,50 +163,115 @@ def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
                          table.combos_read, table.combos_skipped)
 
 
-def _key(table: SliceTable, t: int, feats: Sequence[Feature]) -> str:
-    return " and ".join(p.text for p in table.predicates(t, feats))
+Stat = tuple[float, float, float]  # n, Σy, Σy² of the centred target
 
 
-def _beats_parents(parts: Sequence[BOOL], mask: BOOL, y: F64, p_max: float) -> bool:
-    """Each predicate must earn its place: the slice is significantly worse than the runs its
-    parent (the slice without that predicate) adds."""
-    if len(parts) < 2:
+def _stat(v: F64) -> Stat:
+    return float(v.size), float(v.sum()), float((v * v).sum())
+
+
+def _less(a: Stat, b: Stat) -> float:
+    """One-sided Welch p of side a's mean below side b's, from sums."""
+    _, p = welch_from_sums(a[0], a[1], a[2], b[0], b[1], b[2], "less")
+    return float(p)
+
+
+def _minus(a: Stat, b: Stat) -> Stat:
+    return a[0] - b[0], a[1] - b[1], a[2] - b[2]
+
+
+class _Sums:
+    """Redundancy tests from sufficient statistics. Parents come from the slice table (a slice
+    is only evaluated when all its parents were), overlaps from the kept clusters' rows, so no
+    test reads every row."""
+
+    def __init__(self, table: SliceTable, feats: Sequence[Feature], yc: F64) -> None:
+        self.table, self.feats, self.yc = table, feats, yc
+        self.offsets = np.cumsum([0] + [f.n_predicates for f in feats]).astype(np.int64)
+        self.base = int(self.offsets[-1]) + 1
+        gid = np.where(table.feats >= 0,
+                       self.offsets[np.maximum(table.feats, 0)] + table.preds + 1, 0)
+        keys = self._key(np.sort(gid, axis=1))
+        self.order = np.argsort(keys, kind="stable")
+        self.sorted_keys = keys[self.order]
+        self.total = _stat(yc)
+        self.kept: list[tuple[I64, Stat]] = []
+        self.union = np.zeros(yc.size, np.bool_)
+        self.union_rows = np.zeros(0, np.int64)
+        self.union_stat: Stat = (0.0, 0.0, 0.0)
+
+    def _key(self, gid: npt.NDArray[np.integer[Any]]) -> I64:
+        """A slice as one integer: its sorted global predicate ids (0 = unused position)."""
+        key = np.zeros(gid.shape[0], np.int64)
+        for j in range(gid.shape[1]):
+            key = key * self.base + gid[:, j].astype(np.int64)
+        return key
+
+    def stat(self, t: int) -> Stat:
+        tb = self.table
+        return float(tb.size[t]), float(tb.y_sum[t]), float(tb.y_sq[t])
+
+    def on_rows(self, t: int, rows: I64) -> Stat:
+        """Sums over those of `rows` that are in slice t."""
+        m = np.ones(rows.size, np.bool_)
+        for f, p in zip(self.table.feats[t].tolist(), self.table.preds[t].tolist(), strict=True):
+            if f >= 0:
+                feat = self.feats[f]
+                m &= feat.masks[p][feat.codes[rows]]
+        return _stat(self.yc[rows[m]])
+
+    def beats_parents(self, t: int, p_max: float) -> bool:
+        """Every predicate earns its place: the slice is significantly worse than the runs its
+        parent (the slice without that predicate) adds."""
+        tb = self.table
+        level = int(tb.level[t])
+        if level < 2:
+            return True
+        gid = [int(self.offsets[f]) + int(p) + 1 for f, p in
+               zip(tb.feats[t].tolist(), tb.preds[t].tolist(), strict=True) if f >= 0]
+        width = tb.feats.shape[1]
+        me = self.stat(t)
+        for drop in range(level):
+            ids = sorted([0] * (width - level + 1) + [g for j, g in enumerate(gid) if j != drop])
+            key = int(self._key(np.asarray([ids]))[0])
+            pos = int(np.searchsorted(self.sorted_keys, key))
+            if pos >= self.sorted_keys.size or self.sorted_keys[pos] != key:
+                continue  # never happens for searched slices: all parents were evaluated
+            rest = _minus(self.stat(int(self.order[pos])), me)
+            if rest[0] < 2 or _less(me, rest) > p_max:
+                return False  # the predicate removes (almost) nothing, or nothing better
         return True
-    for drop in range(len(parts)):
-        parent = np.ones(mask.size, np.bool_)
-        for j, m in enumerate(parts):
-            if j != drop:
-                parent &= m
-        rest = parent & ~mask
-        if int(rest.sum()) >= 2 and welch_samples(y[mask], y[rest], "less") > p_max:
+
+    def keep(self, rows: I64) -> None:
+        """Add a kept cluster (its row indices) to the reference set."""
+        self.kept.append((rows, _stat(self.yc[rows])))
+        self.union[rows] = True
+        self.union_rows = np.flatnonzero(self.union)
+        self.union_stat = _stat(self.yc[self.union_rows])
+
+    def novel(self, t: int, minsup: int, p_max: float) -> bool:
+        """Against the kept clusters; the rules are in the module doc."""
+        if not self.kept:
+            return True
+        me = self.stat(t)
+        inside: list[tuple[Stat, Stat]] = []
+        for rows, k_stat in self.kept:
+            inter = self.on_rows(t, rows)
+            if inter[0] >= (me[0] + k_stat[0] - inter[0]) / 3:
+                return False  # a variant: Jaccard overlap with a better-ranked cluster ≥ 1/3
+            if inter[0] == me[0]:
+                inside.append((k_stat, inter))
+        if inside:  # a pocket of a kept cluster: must be worse than the rest of it
+            for k_stat, inter in inside:
+                rest = _minus(k_stat, inter)
+                if rest[0] < 2 or _less(me, rest) > p_max:
+                    return False
+            return True
+        own = _minus(me, self.on_rows(t, self.union_rows))
+        if own[0] < minsup:
             return False
-    return True
-
-
-def _novel(mask: BOOL, kept: Sequence[Cluster], y: F64, minsup: int, p_max: float) -> bool:
-    """The redundancy rule of the module doc, against the clusters kept so far."""
-    if not kept:
-        return True
-    idx = np.flatnonzero(mask)
-    union = np.zeros(mask.size, np.bool_)
-    inside: list[Cluster] = []
-    for k in kept:
-        inter = int(k.mask[idx].sum())
-        if inter == idx.size:
-            inside.append(k)
-        elif inter >= 0.5 * idx.size:
-            return False  # mostly the same runs as a better-ranked cluster
-        union |= k.mask
-    if inside:  # a pocket of a kept cluster: must be worse than the rest of it
-        for k in inside:
-            rest = k.mask & ~mask
-            if int(rest.sum()) < 2 or welch_samples(y[mask], y[rest], "less") > p_max:
-                return False
-        return True
-    own = idx[~union[idx]]
-    if own.size < minsup:
-        return False
-    return welch_samples(y[own], y[~(mask | union)], "less") <= p_max
+        outside = _minus(_minus(self.total, self.union_stat), own)
+        return _less(own, outside) <= p_max
 
 
 def holdout_check(clusters: Sequence[Cluster], columns: dict[str, Any],

@@ -75,8 +75,7 @@ class ClustersConfig(_Strict):
         "regime", "score_final", "hour", "model"])
     attrs: bool = True
     max_attrs: int = Field(default=8, ge=0)
-    quantiles: list[float] = Field(default_factory=lambda: [
-        0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    quantiles: list[float] = Field(default_factory=lambda: [round(0.05 * i, 2) for i in range(1, 20)])
     max_categories: int = Field(default=30, ge=1, le=250)
     min_support: float = Field(default=30, gt=0)
     max_depth: int = Field(default=2, ge=1, le=4)

@@ -47,12 +47,6 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     ).fetchall()[0][0])
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    return {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
-    ).fetchall()}
-
-
 # --- explain --------------------------------------------------------------------------------
 
 def ledger_row(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
@@ -100,22 +94,22 @@ def _finest_interval(con: duckdb.DuckDBPyConnection, symbol: str) -> int | None:
 
 
 def _path(con: duckdb.DuckDBPyConnection, symbol: str, start: Any, end: Any | None,
-          horizon_s: float | None, lookback_s: float) -> tuple[Any, Any, list[float], list[float]]:
+          horizon_s: float | None, lookback_s: float,
+          interval_s: int | None = None) -> tuple[Any, Any, list[float], list[float]]:
     """Bar opens from the entry bar (first open ≥ start) to the exit bar, plus the lookback."""
-    iv = _finest_interval(con, symbol)
+    iv = interval_s or _finest_interval(con, symbol)
     if iv is None or start is None:
         return start, end, [], []
     b = "SELECT ts, open FROM bars WHERE symbol = ? AND interval_s = ?"
     t0 = con.execute(f"SELECT min(ts) FROM ({b}) WHERE ts >= ?", [symbol, iv, start]).fetchall()[0][0]
     if t0 is None:
         return start, end, [], []
-    if end is None:
-        end_target = t0 + dt.timedelta(seconds=float(horizon_s or 0))
-        t1 = con.execute(f"SELECT min(ts) FROM ({b}) WHERE ts >= ?", [symbol, iv, end_target]).fetchall()[0][0]
+    t1 = end
+    if t1 is None:
+        target = t0 + dt.timedelta(seconds=float(horizon_s or 0))
+        t1 = con.execute(f"SELECT min(ts) FROM ({b}) WHERE ts >= ?", [symbol, iv, target]).fetchall()[0][0]
         if t1 is None:
-            t1 = end_target  # still open: judge the bars seen so far
-    else:
-        t1 = end
+            t1 = target  # still open: judge the bars seen so far
     path = [r[0] for r in con.execute(
         f"SELECT open FROM ({b}) WHERE ts >= ? AND ts <= ? ORDER BY ts", [symbol, iv, t0, t1]).fetchall()]
     lb = [r[0] for r in con.execute(
@@ -128,22 +122,20 @@ def leg_paths(con: duckdb.DuckDBPyConnection, run_id: str, default_horizon_s: fl
               lookback_s: float) -> list[LegPath]:
     """Each directional leg's holding window and price path.
 
-    Uses the ledger's `legs` table when it has entry/exit times, else the alpha events:
-    window = first bar at or after the signal, to the first bar a horizon later (DESIGN §4).
+    Reconciled legs (the `legs` table) give the market symbol, bar interval and entry/exit
+    times; a run not reconciled yet falls back to its alpha events: the first bar at or after
+    the signal, to the first bar a horizon later (DESIGN §4).
     """
     out: list[LegPath] = []
     if _exists(con, "legs"):
-        cols = _columns(con, "legs")
-        entry = next((c for c in ("entry_ts", "entry_time") if c in cols), None)
-        exit_ = next((c for c in ("exit_ts", "exit_time") if c in cols), None)
-        if entry and exit_ and "symbol" in cols and "run_id" in cols:
-            reg = "regime" if "regime" in cols else "NULL"
-            rows = con.execute(
-                f"SELECT symbol, {entry}, {exit_}, {reg} FROM legs WHERE run_id = ? "
-                f"ORDER BY {entry}, symbol", [run_id]).fetchall()
-            for sym, t0, t1, regime in rows:
-                a, b, path, lb = _path(con, sym, t0, t1, None, lookback_s)
-                out.append(LegPath(sym, regime, a, b, path, lb, "legs"))
+        rows = con.execute(
+            """SELECT market_symbol, regime, ts, entry_ts, exit_ts, horizon_s, interval_s
+               FROM legs WHERE run_id = ? AND direction <> 'FLAT' AND market_symbol IS NOT NULL
+               ORDER BY ts, market_symbol""", [run_id]).fetchall()
+        for sym, regime, ts, t0, t1, hz, iv in rows:
+            a, b, path, lb = _path(con, sym, t0 or ts, t1, hz or default_horizon_s, lookback_s, iv)
+            out.append(LegPath(sym, regime, a, b, path, lb, "legs"))
+        if rows:
             return out
     rows = con.execute(
         f"""SELECT coalesce(m.symbol, a.symbol), a.regime, a.ts, coalesce(a.horizon_s, ?)

@@ -10,6 +10,7 @@ names exactly the rules that produced it.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import types
 import typing
@@ -308,10 +309,17 @@ def compile_policy(policy: Policy) -> GovernancePolicy:
     return GovernancePolicy(conf, tuple(factors), gates, tuple(compiled), elig, policy.path)
 
 
+@functools.cache
+def _default() -> GovernancePolicy:
+    return compile_policy(load_policy(None))
+
+
 def load_governance(source: str | Path | Policy | GovernancePolicy | None = None) -> GovernancePolicy:
     """The governance view of a policy file, a loaded Policy, or the shipped default."""
     if isinstance(source, GovernancePolicy):
         return source
+    if source is None:
+        return _default()
     policy = source if isinstance(source, Policy) else load_policy(source)
     return compile_policy(policy)
 

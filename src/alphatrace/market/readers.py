@@ -149,9 +149,8 @@ def csv_layout(path: str, head: bytes) -> Layout:
         names = list(BINANCE_FUNDING_COLUMNS)
     else:
         raise InputError(
-            f"{path}: line {skip + 1}: no header line with known column names "
-            f"(e.g. symbol, ts, open, ... or openTime, ...), and not a raw Binance kline "
-            f"or funding row"
+            f"{path}: line {skip + 1}: no header with known columns (symbol, ts, open, ...) "
+            "and not a raw Binance kline/funding row"
         )
     fmt = detect_format(names, path)
     return Layout(path, "csv", tuple(names), dict.fromkeys(names, "VARCHAR"), fmt, False, delim,

@@ -23,6 +23,7 @@ TS_NAIVE_TYPES = frozenset(
 TS_TZ_TYPES = frozenset({"TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMPTZ_NS", "TIMESTAMP_NS WITH TIME ZONE"})
 
 _INT_RE = "^[+-]?[0-9]+$"
+_DEC_RE = "^[+-]?[0-9]{1,20}[.][0-9]{0,9}$"
 
 
 def quote_ident(name: str) -> str:
@@ -54,15 +55,25 @@ def epoch_int_sql(x: str) -> str:
     )
 
 
-def epoch_float_sql(x: str) -> str:
-    """TIMESTAMP from a DOUBLE epoch (fractional seconds allowed), rounded to the µs."""
+def epoch_decimal_sql(d: str) -> str:
+    """TIMESTAMP from a DECIMAL(38, 9) epoch, rounded to the µs; exact for decimal text."""
     return (
-        f"try(CASE WHEN NOT isfinite({x}) THEN NULL "
-        f"WHEN abs({x}) < 1e11 THEN make_timestamp(CAST(round({x} * 1e6) AS BIGINT)) "
-        f"WHEN abs({x}) < 1e14 THEN make_timestamp(CAST(round({x} * 1e3) AS BIGINT)) "
-        f"WHEN abs({x}) < 1e17 THEN make_timestamp(CAST(round({x}) AS BIGINT)) "
-        f"ELSE make_timestamp(CAST(round({x} / 1e3) AS BIGINT)) END)"
+        f"try(CASE WHEN abs({d}) < 1e11 THEN make_timestamp(CAST(round({d} * 1000000) AS BIGINT)) "
+        f"WHEN abs({d}) < 1e14 THEN make_timestamp(CAST(round({d} * 1000) AS BIGINT)) "
+        f"WHEN abs({d}) < 1e17 THEN make_timestamp(CAST(round({d}) AS BIGINT)) "
+        f"ELSE make_timestamp(CAST(round({d} / 1000) AS BIGINT)) END)"
     )
+
+
+def epoch_float_sql(x: str) -> str:
+    """TIMESTAMP from a DOUBLE epoch (fractional seconds allowed), rounded to the µs.
+
+    The double goes through its shortest text form to DECIMAL, then is scaled exactly:
+    `4323283200.237` * 1e6 in floating point (or DuckDB's direct DOUBLE -> DECIMAL cast)
+    would give ...237001 µs.
+    """
+    d = f"coalesce(TRY_CAST(CAST({x} AS VARCHAR) AS DECIMAL(38, 9)), CAST({x} AS DECIMAL(38, 9)))"
+    return f"(CASE WHEN isfinite({x}) AND abs({x}) < 1e27 THEN {epoch_decimal_sql(d)} END)"
 
 
 def text_ts_sql(s: str) -> str:
@@ -75,6 +86,8 @@ def text_ts_sql(s: str) -> str:
     return (
         f"(CASE WHEN regexp_full_match({t}, '{_INT_RE}') "
         f"THEN {epoch_int_sql(f'TRY_CAST({t} AS BIGINT)')} "
+        f"WHEN regexp_full_match({t}, '{_DEC_RE}') "
+        f"THEN {epoch_decimal_sql(f'TRY_CAST({t} AS DECIMAL(38, 9))')} "
         f"WHEN TRY_CAST({t} AS DOUBLE) IS NOT NULL "
         f"THEN {epoch_float_sql(f'TRY_CAST({t} AS DOUBLE)')} "
         f"WHEN regexp_matches({t}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "

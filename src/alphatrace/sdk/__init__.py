@@ -10,9 +10,9 @@ Events go to a spool folder by default, to the collector when $ALPHATRACE_URL (o
 """
 
 from alphatrace.sdk.emitter import Config, configure, flush, shutdown
+from alphatrace.sdk.ids import uuid7
 from alphatrace.sdk.prices import ModelPrice, PriceTable
 from alphatrace.sdk.run import Call, Run, RunScope, current_run, run
-from alphatrace.sdk.uuid7 import uuid7
 
 __all__ = [
     "Call",

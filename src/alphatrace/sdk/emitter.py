@@ -154,7 +154,7 @@ class Emitter:
     def _drain(self) -> None:
         q = self._q
         while q:
-            batch = []
+            batch: list[dict[str, Any]] = []
             try:
                 while len(batch) < DRAIN_CHUNK:
                     batch.append(q.popleft())
@@ -315,6 +315,14 @@ def shutdown() -> None:
     _emitter = None
     if em is not None:
         em.close(config().exit_timeout_s)
+
+
+def install(em: Emitter) -> Emitter | None:
+    """Use `em` as the process-wide emitter (custom sinks, tests); returns the previous one."""
+    global _emitter
+    with _global_lock:
+        old, _emitter = _emitter, em
+    return old
 
 
 def reset(cfg: Config | None = None) -> None:

@@ -11,6 +11,7 @@ quarantine with its reason).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -96,10 +97,9 @@ def closed_files(dirs: Iterable[Path]) -> list[Path]:
 
 
 def _mark_done(p: Path) -> None:
-    try:
+    # In a read-only folder the rename fails: the spool_files record alone prevents a re-ingest.
+    with contextlib.suppress(OSError):
         os.rename(p, p.with_name(p.name[: -len(CLOSED_SUFFIX)] + DONE_SUFFIX))
-    except OSError:
-        pass  # read-only folder: the spool_files record alone prevents a second ingest
 
 
 def pickup_once(store: Store, dirs: Iterable[str | os.PathLike[str]],

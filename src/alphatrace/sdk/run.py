@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from alphatrace.sdk import emitter as _em
-from alphatrace.sdk.uuid7 import uuid7
+from alphatrace.sdk.ids import uuid7
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,8 +39,17 @@ class Run:
     """An active run: record LLM usage, signals and PnL against one run_id."""
 
     __slots__ = (
-        "_emit", "_n", "_t0", "agent", "attrs", "errors", "error_type", "parent_run_id",
-        "run_id", "start", "strategy",
+        "_emit",
+        "_n",
+        "_t0",
+        "agent",
+        "attrs",
+        "error_type",
+        "errors",
+        "parent_run_id",
+        "run_id",
+        "start",
+        "strategy",
     )
 
     def __init__(self, agent: str, strategy: str | None = None, run_id: str | None = None,

@@ -6,6 +6,7 @@ logged (rate-limited) and the events go to the fallback spool instead of being d
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -148,10 +149,8 @@ class HttpSink:
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._conn.close()
-            except OSError:
-                pass
         self._conn = None
 
     def _post(self, body: bytes) -> tuple[int, bytes]:
@@ -258,7 +257,8 @@ class HttpSink:
         n = int(doc.get("rejected") or 0) if isinstance(doc, dict) else 0
         if n:
             self.rejected += n
-            first = next((r for r in doc.get("results", []) if r.get("status") == "rejected"), {})
+            first: dict[str, Any] = next(
+                (r for r in doc.get("results", []) if r.get("status") == "rejected"), {})
             self._warn.warn(
                 "rejected", "alphatrace: collector rejected %d event(s), e.g. %s: %s",
                 n, first.get("field"), first.get("reason"),

@@ -10,6 +10,7 @@ before renaming, so a closed file survives a power cut.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -88,21 +89,38 @@ class SpoolWriter:
         self._fd, self._path, self._size, self._opened_at = fd, path, 0, time.monotonic()
 
     def write_lines(self, lines: list[str]) -> None:
-        """Append lines (each without its newline). Raises OSError if the disk refuses."""
+        """Append lines (each without its newline), starting a new file whenever the next line
+        would take the current one past max_bytes (a single longer line gets a file of its
+        own). Raises OSError if the disk refuses."""
         if not lines:
             return
-        data = ("\n".join(lines) + "\n").encode("utf-8")
         with self._lock:
-            if self._fd is None:
-                self._open()
-            assert self._fd is not None
-            view = memoryview(data)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-            self._size += len(data)
-            if self._size >= self.max_bytes:
-                self._close_locked()
+            start = 0
+            while start < len(lines):
+                if self._fd is None:
+                    self._open()
+                room = self.max_bytes - self._size
+                parts: list[bytes] = []
+                size = 0
+                while start < len(lines):
+                    b = (lines[start] + "\n").encode("utf-8")
+                    if (parts and size + len(b) > room) or (not parts and self._size and len(b) > room):
+                        break
+                    parts.append(b)
+                    size += len(b)
+                    start += 1
+                if parts:
+                    self._write_all(b"".join(parts))
+                    self._size += size
+                if self._size >= self.max_bytes or start < len(lines):
+                    self._close_locked()
+
+    def _write_all(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
 
     def _close_locked(self) -> None:
         if self._fd is None or self._path is None:
@@ -133,9 +151,7 @@ class SpoolWriter:
     def abandon(self) -> None:
         """In a forked child: drop the parent's file without touching it."""
         if self._fd is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(self._fd)
-            except OSError:
-                pass
         self._fd, self._path = None, None
         self._lock = threading.Lock()

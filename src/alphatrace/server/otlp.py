@@ -47,9 +47,11 @@ def any_value(v: Any) -> Any:
         except (TypeError, ValueError):
             return None
     if "arrayValue" in v:
-        return [any_value(x) for x in (v["arrayValue"] or {}).get("values", []) or []]
+        arr = v["arrayValue"]
+        return [any_value(x) for x in _list(arr.get("values") if isinstance(arr, dict) else None)]
     if "kvlistValue" in v:
-        return attributes((v["kvlistValue"] or {}).get("values", []))
+        kv = v["kvlistValue"]
+        return attributes(kv.get("values") if isinstance(kv, dict) else None)
     if "bytesValue" in v:
         return v["bytesValue"]
     return None
@@ -111,19 +113,24 @@ def _int(v: Any) -> int | None:
     return None
 
 
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
 def _spans(rs: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for key in ("scopeSpans", "instrumentationLibrarySpans"):
-        for ss in rs.get(key) or []:
+        for ss in _list(rs.get(key)):
             if isinstance(ss, dict):
-                out.extend(s for s in ss.get("spans") or [] if isinstance(s, dict))
+                out.extend(s for s in _list(ss.get("spans")) if isinstance(s, dict))
     return out
 
 
 def _is_error(span: dict[str, Any], attrs: dict[str, Any]) -> bool:
     if attrs.get("error.type"):
         return True
-    code = (span.get("status") or {}).get("code")
+    status = span.get("status")
+    code = status.get("code") if isinstance(status, dict) else None
     return code in (2, "2", "STATUS_CODE_ERROR")
 
 
@@ -180,10 +187,11 @@ def request_events(doc: Any, prices: Any = None) -> tuple[list[dict[str, Any]], 
     bad = 0
     if not isinstance(doc, dict):
         return events, 0
-    for rs in doc.get("resourceSpans") or []:
+    for rs in _list(doc.get("resourceSpans")):
         if not isinstance(rs, dict):
             continue
-        res = attributes((rs.get("resource") or {}).get("attributes"))
+        resource = rs.get("resource")
+        res = attributes(resource.get("attributes") if isinstance(resource, dict) else None)
         for span in _spans(rs):
             ev = span_event(span, res, prices)
             if ev is None:

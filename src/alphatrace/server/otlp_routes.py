@@ -54,6 +54,11 @@ async def post_traces(request: Request, who: Principal = Depends(require("ingest
         doc = parse_json(body)
         if not isinstance(doc, dict):
             raise HTTPException(400, "body must be an OTLP ExportTraceServiceRequest object")
+        spans = doc.get("resourceSpans")
+        if spans is not None and (
+            not isinstance(spans, list) or not all(isinstance(x, dict) for x in spans)
+        ):
+            raise HTTPException(400, '"resourceSpans" must be an array of objects')
     events, unmapped = request_events(doc, request.app.state.prices)
     results = await store_events(request, events, "<otlp>") if events else []
     bad = [r for r in results if r.status == "rejected"]

@@ -38,6 +38,7 @@ def run_detail(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | 
             events.append({"type": t, **r})
     if not ledger and not events:
         return None
+    # Fixed-width timestamps: text order is time order; events without ts go last.
     events.sort(key=lambda e: (e.get("ts") is None, e.get("ts") or "", e["type"], e["event_id"]))
     return {"run_id": run_id, "ledger": ledger[0] if ledger else None, "events": events}
 

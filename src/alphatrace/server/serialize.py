@@ -1,8 +1,10 @@
-"""Store rows as JSON-ready values: timestamps as ISO 8601 with Z, JSON columns parsed,
-non-finite floats as null (they are not JSON)."""
+"""Store rows as JSON-ready values: timestamps as fixed-width ISO 8601 UTC
+(`2025-03-01T08:00:00.000000Z`, so text order is time order), JSON columns parsed, non-finite
+floats as null (they are not JSON)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -16,7 +18,7 @@ def value(v: Any) -> Any:
     if isinstance(v, dt.datetime):
         if v.tzinfo is not None:
             v = v.astimezone(dt.UTC).replace(tzinfo=None)
-        return v.isoformat() + "Z"
+        return v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if isinstance(v, dt.date):
         return v.isoformat()
     if isinstance(v, float):
@@ -34,9 +36,7 @@ def rows(cur: duckdb.DuckDBPyConnection, json_cols: tuple[str, ...] = ("attrs",)
         d = {n: value(x) for n, x in zip(names, r, strict=True)}
         for c in json_cols:
             if isinstance(d.get(c), str):
-                try:
+                with contextlib.suppress(ValueError):
                     d[c] = json.loads(d[c])
-                except ValueError:
-                    pass
         out.append(d)
     return out

@@ -14,12 +14,13 @@ database (DuckDB MVCC), so a long read never delays ingest and vice versa.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,7 +63,7 @@ class WriterStats:
 class Writer:
     def __init__(
         self,
-        db_path: str | Path | None,
+        db_path: str | os.PathLike[str] | None,
         *,
         max_batch_events: int = 50_000,
         max_pending_events: int = 500_000,
@@ -97,10 +98,8 @@ class Writer:
         self._thread.join(timeout)
         with self._cursor_lock:
             for c in self._cursors:
-                try:
+                with suppress(duckdb.Error):
                     c.close()
-                except duckdb.Error:
-                    pass
             self._cursors.clear()
         self.store.close()
 

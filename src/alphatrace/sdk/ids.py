@@ -58,3 +58,8 @@ def _reset_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def reset_for_tests() -> None:
+    """Forget the last timestamp (tests feed arbitrary times)."""
+    _reset_after_fork()

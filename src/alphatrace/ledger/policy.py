@@ -1,0 +1,123 @@
+"""The `reconcile:` policy section: fees, horizon, size and funding, with per-agent overrides.
+
+Validated by pydantic through `Policy.section`, so a bad value is reported with the file, line
+and column of the offending key. Reconciliation reads the effective values per agent as one
+small relation (`params_table`), joined to the signals instead of looked up in Python per event.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import pyarrow as pa
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+
+from alphatrace.policy import Policy, load_policy
+
+SECTION = "reconcile"
+
+_HORIZON = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from "8h", "90m", "30s", "2d", "1w" or a number of seconds (the event contract's
+    horizon syntax, so a policy and an event spell durations the same way)."""
+    if isinstance(value, bool):
+        raise ValueError(f"cannot parse duration {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _HORIZON.match(value)):
+        seconds = float(m.group(1)) * _UNIT_S[m.group(2).lower()]
+    else:
+        raise ValueError(f'cannot parse duration {value!r} (use "8h", "90m", "30s", "2d" or seconds)')
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+FeeBps = Annotated[float, Field(ge=0, lt=10_000, allow_inf_nan=False)]
+SizeUsd = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class AgentOverride(BaseModel):
+    """Per-agent values; a key left out falls back to the section default."""
+
+    model_config = ConfigDict(extra="forbid")
+    fee_bps: FeeBps | None = None
+    horizon: Duration | None = None
+    size_usd: SizeUsd | None = None
+    include_funding: StrictBool | None = None
+
+
+class ReconcilePolicy(BaseModel):
+    """DESIGN.md §4 defaults: 5 bps a side, 8h horizon, 10,000 USD, funding on."""
+
+    model_config = ConfigDict(extra="forbid")
+    fee_bps: FeeBps = 5.0
+    horizon: Duration = 8 * 3600.0
+    size_usd: SizeUsd = 10_000.0
+    include_funding: StrictBool = True
+    bar_interval: Duration | None = None
+    agents: dict[str, AgentOverride] = {}
+
+
+@dataclass(frozen=True)
+class ReconcileConfig:
+    """A validated section plus the hash stamped on every leg and ledger row it prices."""
+
+    policy: ReconcilePolicy
+    hash: str
+    aliases: dict[str, str]
+    source: str
+
+    @property
+    def bar_interval_s(self) -> int | None:
+        iv = self.policy.bar_interval
+        return None if iv is None else int(iv)
+
+
+def load(policy: Policy | str | Path | None = None) -> ReconcileConfig:
+    """The reconcile section of `policy` (a loaded Policy, a path, or None for the default)."""
+    pol = policy if isinstance(policy, Policy) else load_policy(policy)
+    section = pol.section(SECTION, ReconcilePolicy)
+    if section.bar_interval is not None and section.bar_interval != int(section.bar_interval):
+        raise pol.error((SECTION, "bar_interval"), "must be a whole number of seconds")
+    from alphatrace.market.aliases import policy_aliases
+
+    return ReconcileConfig(section, pol.section_hash(SECTION), policy_aliases(pol), pol.path)
+
+
+PARAMS_SCHEMA = pa.schema([
+    ("agent", pa.string()),
+    ("fee_rate", pa.float64()),
+    ("horizon_s", pa.float64()),
+    ("size_usd", pa.float64()),
+    ("include_funding", pa.bool_()),
+])
+
+
+def params_table(p: ReconcilePolicy) -> pa.Table:
+    """One row per agent override with every value filled in, plus the default row (agent NULL).
+
+    The fee is stored as a rate (bps / 1e4) so the SQL formulas read exactly like DESIGN.md §4.
+    """
+    rows: list[dict[str, Any]] = [{
+        "agent": None, "fee_rate": p.fee_bps / 1e4, "horizon_s": p.horizon,
+        "size_usd": p.size_usd, "include_funding": p.include_funding,
+    }]
+    for agent in sorted(p.agents):
+        o = p.agents[agent]
+        rows.append({
+            "agent": agent,
+            "fee_rate": (o.fee_bps if o.fee_bps is not None else p.fee_bps) / 1e4,
+            "horizon_s": o.horizon if o.horizon is not None else p.horizon,
+            "size_usd": o.size_usd if o.size_usd is not None else p.size_usd,
+            "include_funding": (o.include_funding if o.include_funding is not None
+                                else p.include_funding),
+        })
+    return pa.Table.from_pylist(rows, schema=PARAMS_SCHEMA)

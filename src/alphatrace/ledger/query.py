@@ -1,0 +1,105 @@
+"""Reading the ledger: filters, the status summary and the per-agent summary (SQL text + parsing).
+
+Filters are validated here so the CLI and the Python API reject the same bad input with the
+same one-line message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from alphatrace.errors import InputError
+from alphatrace.ledger.policy import parse_duration
+
+STATUSES = ("realized", "open", "unpriced", "no_signal")
+
+AGENT_METRICS = (
+    "runs", "realized_runs", "hit_rate", "mean_pnl_bps", "median_pnl_bps", "mean_net_bps",
+    "median_net_bps", "total_pnl_usd", "total_cost_usd", "net_usd", "profit_factor", "sharpe",
+    "sharpe_annualised", "max_drawdown_bps", "max_drawdown_usd", "max_losing_streak",
+    "mean_latency_ms", "cost_per_run", "pnl_per_cost",
+)
+
+_RELATIVE = re.compile(r"^\s*[0-9]+(?:\.[0-9]+)?\s*[smhdw]\s*$", re.IGNORECASE)
+
+
+def parse_since(value: str | dt.datetime | dt.date | float | None,
+                now: dt.datetime | None = None) -> dt.datetime | None:
+    """A naive-UTC datetime from ISO 8601 (UTC if no offset), epoch seconds, a date, or a
+    duration back from now ("7d", "12h")."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(float(value), dt.UTC).replace(tzinfo=None)
+    if isinstance(value, str):
+        text = value.strip()
+        if _RELATIVE.match(text):
+            base = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            return base - dt.timedelta(seconds=parse_duration(text))
+        try:
+            return parse_since(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+        except ValueError:
+            pass
+        try:
+            return parse_since(float(text))
+        except (ValueError, OverflowError, OSError):
+            pass
+    raise InputError(f"--since {value!r}: use an ISO 8601 time (2025-01-31, "
+                     "2025-01-31T08:00:00Z), epoch seconds, or a duration back from now (7d)")
+
+
+def check_status(status: str | None) -> str | None:
+    if status is None:
+        return None
+    s = status.strip().lower()
+    if s not in STATUSES:
+        raise InputError(f"status {status!r} is not one of: {', '.join(STATUSES)}")
+    return s
+
+
+def where_sql(agent: str | None, strategy: str | None, since: dt.datetime | None,
+              status: str | None) -> tuple[str, list[Any]]:
+    """WHERE clause (possibly empty) and its parameters."""
+    cond: list[str] = []
+    params: list[Any] = []
+    if agent is not None:
+        cond.append("agent = ?")
+        params.append(agent)
+    if strategy is not None:
+        cond.append("strategy = ?")
+        params.append(strategy)
+    if since is not None:
+        cond.append("ts >= ?")
+        params.append(since)
+    if status is not None:
+        cond.append("status = ?")
+        params.append(status)
+    return (" WHERE " + " AND ".join(cond)) if cond else "", params
+
+
+SUMMARY_SQL = """
+SELECT count(*) AS runs,
+       count(*) FILTER (WHERE status = 'realized') AS realized,
+       count(*) FILTER (WHERE status = 'open') AS open,
+       count(*) FILTER (WHERE status = 'unpriced') AS unpriced,
+       count(*) FILTER (WHERE status = 'no_signal') AS no_signal,
+       count(*) FILTER (WHERE status = 'no_signal' AND n_telemetry > 0) AS telemetry_without_signal,
+       count(*) FILTER (WHERE status = 'no_signal' AND n_telemetry = 0 AND n_pnl > 0)
+         AS pnl_unknown_run,
+       count(*) FILTER (WHERE pnl_source = 'external') AS external_pnl
+FROM ledger"""
+
+
+def summary_line(s: dict[str, int]) -> str:
+    """The orphan/status line under the ledger table."""
+    return (f"{s['runs']:,} runs: {s['realized']:,} realized · {s['open']:,} open · "
+            f"{s['unpriced']:,} unpriced (signals without prices) · {s['no_signal']:,} no_signal "
+            f"({s['telemetry_without_signal']:,} telemetry without signal, "
+            f"{s['pnl_unknown_run']:,} pnl for unknown runs) · "
+            f"{s['external_pnl']:,} with external pnl")

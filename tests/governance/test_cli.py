@@ -1,0 +1,116 @@
+"""The governance commands: --json documents, tables, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import alphatrace as at
+from alphatrace.cli.main import app
+
+from .util import insert, series
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def dbfile(tmp_path: Path) -> Path:
+    path = tmp_path / "g.duckdb"
+    with at.connect(path) as db:
+        insert(db.con, series("A", [-30.0] * 5, strategy="S", start_hour=20)
+               + series("B", [10.0] * 20, strategy="S"))
+    return path
+
+
+def call(*args: str) -> tuple[int, str, str]:
+    r = runner.invoke(app, list(args))
+    # rich wraps long error lines at the terminal width: undo that for matching
+    return r.exit_code, r.stdout, " ".join(r.stderr.split())
+
+
+def test_gates_evaluate_json(dbfile: Path) -> None:
+    code, out, _ = call("gates", "evaluate", "--db", str(dbfile), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert [(d["scope"], d["subject"], d["action"], d["rule"]) for d in doc] == [
+        ("agent", "A", "kill", "kill_drawdown"), ("agent", "B", "kill", "cascade"),
+        ("strategy", "S", "kill", "kill_drawdown")]
+    assert {"subject", "scope", "action", "rule", "metrics", "run_ids", "seq", "hash",
+            "as_of", "policy_hash"} <= set(doc[0])
+    assert doc[0]["metrics"]["last_5_runs_pnl"] == -150.0
+
+
+def test_gates_evaluate_table_and_dry_run(dbfile: Path) -> None:
+    code, out, _ = call("gates", "evaluate", "--db", str(dbfile), "--dry-run")
+    assert code == 0 and "gate decisions (dry run)" in out and "kill: 3" in out
+    with at.connect(dbfile, read_only=True) as db:
+        assert db.con.execute("SELECT count(*) FROM decisions").fetchall()[0][0] == 0
+
+
+def test_confidence_json(dbfile: Path) -> None:
+    code, out, err = call("confidence", "--db", str(dbfile), "--json")
+    assert code == 0
+    rows = {r["agent"]: r for r in json.loads(out)}
+    assert rows["A"]["multiplier"] == pytest.approx(0.85**5) and rows["A"]["runs"] == 5
+    assert rows["B"]["multiplier"] == 1.0
+    assert "under warn_below" in err  # 0.44 < 0.5, on stderr so --json stays clean
+    code, out, _ = call("confidence", "--db", str(dbfile), "--agent", "A", "--history", "--json")
+    hist = json.loads(out)
+    assert [h["factor"] for h in hist] == [0.85] * 5
+
+
+def test_audit_cycle(dbfile: Path) -> None:
+    call("gates", "evaluate", "--db", str(dbfile))
+    code, out, _ = call("audit", "verify", "--db", str(dbfile), "--json")
+    assert code == 0 and json.loads(out)["ok"] is True and json.loads(out)["records"] == 3
+    code, out, _ = call("revive", "S", "--reason", "new limits", "--db", str(dbfile), "--json")
+    assert code == 0 and json.loads(out)["action"] == "revive"
+    code, out, _ = call("audit", "show", "S", "--db", str(dbfile), "--json")
+    assert [r["action"] for r in json.loads(out)] == ["kill", "revive"]
+    with at.connect(dbfile) as db:
+        db.con.execute("UPDATE decisions SET action = 'hold' WHERE seq = 1")
+    code, out, _ = call("audit", "verify", "--db", str(dbfile), "--json")
+    assert code == 1
+    assert json.loads(out)["problems"] == [
+        {"seq": 1, "kind": "edited",
+         "detail": "content does not match its hash: changed after it was written"}]
+    code, out, _ = call("audit", "verify", "--db", str(dbfile))
+    assert code == 1 and "edited" in out
+
+
+def test_revive_errors_are_one_line(dbfile: Path) -> None:
+    code, out, err = call("revive", "B", "--reason", "x", "--db", str(dbfile))
+    assert code == 2 and out == ""
+    assert err.strip().startswith("error:") and "not killed" in err and "Traceback" not in err
+
+
+def test_backtest_json(dbfile: Path) -> None:
+    code, out, _ = call("gates", "backtest", "--db", str(dbfile), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["summary"]["killed"] == 3
+    assert {s["subject"] for s in doc["subjects"]} == {"A", "B", "S"}
+
+
+def test_policy_check(tmp_path: Path) -> None:
+    good = Path(at.__file__).parent / "policies" / "default.yaml"
+    code, out, _ = call("policy", "check", str(good), "--json")
+    assert code == 0 and json.loads(out)["ok"] is True
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('gates:\n  rules:\n    - {name: k, action: kill, when: "eror_rate > 0.2"}\n')
+    code, out, err = call("policy", "check", str(bad))
+    assert code == 2 and out == ""
+    assert f"{bad}:3:38:" in err and "did you mean 'error_rate'?" in err
+
+
+def test_missing_store_is_one_line(tmp_path: Path) -> None:
+    code, _, err = call("confidence", "--db", str(tmp_path / "none.duckdb"))
+    assert code == 2 and "no alphatrace store" in err
+
+
+def test_bad_as_of(dbfile: Path) -> None:
+    code, _, err = call("gates", "evaluate", "--db", str(dbfile), "--as-of", "yesterday")
+    assert code == 2 and "--as-of 'yesterday' is not a time" in err
