@@ -18,7 +18,7 @@ from alphatrace.governance.gates import decide
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.policy import load_governance
 
-from .util import T0, insert, run, series
+from .util import T0, insert, reset, run, series
 
 
 @pytest.fixture
@@ -108,13 +108,15 @@ def test_time_window_backtest(db: Database, tmp_path: Path) -> None:
 def ledgers(draw: st.DrawFn) -> list[dict[str, Any]]:
     n = draw(st.integers(1, 28))
     hours = draw(st.lists(st.integers(0, 400), min_size=n, max_size=n, unique=True))
+    good = draw(st.booleans())  # a winning history, so promotions (then kills) happen too
+    values = [-25.0, 5.0, 45.0, 45.0, 60.0] if good else [-60.0, -25.0, -5.0, 5.0, 20.0, 45.0]
     rows = []
     for i, h in enumerate(sorted(hours)):
         a = draw(st.sampled_from(["A", "B", "C"]))
         s = draw(st.sampled_from(["S", "S", "T", None]))
-        pnl = draw(st.one_of(st.none(), st.sampled_from([-60.0, -25.0, -5.0, 5.0, 20.0, 45.0])))
+        pnl = draw(st.one_of(st.none(), st.sampled_from(values)))
         rows.append(run(f"r{i:03d}", a, pnl, hour=h, strategy=s,
-                        errors=draw(st.sampled_from([0, 0, 0, 1]))))
+                        errors=0 if good else draw(st.sampled_from([0, 0, 0, 1]))))
     return rows
 
 
@@ -136,23 +138,31 @@ def brute_force(db: Database) -> dict[SubjectKey, dict[str, Any]]:
     return seen
 
 
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Database]:
+    d = at.connect(":memory:")
+    yield d
+    d.close()
+
+
 @settings(max_examples=12, deadline=None)
-@given(ledgers())
-def test_backtest_equals_brute_force_replay(rows: list[dict[str, Any]]) -> None:
-    with at.connect(":memory:") as db:
-        insert(db.con, rows)
-        want = brute_force(db)
-        got = by_subject(db)
-        with_runs = {(sc, r[sc]) for r in rows for sc in ("agent", "strategy")
-                     if r[sc] is not None and r["realized_pnl_bps"] is not None}
-        assert set(got) == with_runs
-        for key, g in got.items():
-            w = want[key]
-            assert (g["promoted_at"], g["killed_at"], g["kill_rule"]) == (
-                w["promoted_at"], w["killed_at"], w["rule"]), key
-            if g["killed_at"] is not None:
-                after = [r["realized_pnl_bps"] for r in rows
-                         if r[key[0]] == key[1] and r["realized_pnl_bps"] is not None
-                         and r["ts"] > g["killed_at"]]
-                assert g["runs_after_kill"] == len(after)
-                assert g["pnl_after_kill_bps"] == pytest.approx(sum(after))
+@given(rows=ledgers())
+def test_backtest_equals_brute_force_replay(shared: Database, rows: list[dict[str, Any]]) -> None:
+    db = shared
+    reset(db.con)
+    insert(db.con, rows)
+    want = brute_force(db)
+    got = by_subject(db)
+    with_runs = {(sc, r[sc]) for r in rows for sc in ("agent", "strategy")
+                 if r[sc] is not None and r["realized_pnl_bps"] is not None}
+    assert set(got) == with_runs
+    for key, g in got.items():
+        w = want[key]
+        assert (g["promoted_at"], g["killed_at"], g["kill_rule"]) == (
+            w["promoted_at"], w["killed_at"], w["rule"]), key
+        if g["killed_at"] is not None:
+            after = [r["realized_pnl_bps"] for r in rows
+                     if r[key[0]] == key[1] and r["realized_pnl_bps"] is not None
+                     and r["ts"] > g["killed_at"]]
+            assert g["runs_after_kill"] == len(after)
+            assert g["pnl_after_kill_bps"] == pytest.approx(sum(after))

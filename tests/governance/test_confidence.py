@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +17,15 @@ from alphatrace.errors import GovernanceError, InputError, NotFoundError
 from alphatrace.governance import confidence
 from alphatrace.governance.policy import load_governance
 from alphatrace.governance.sizing import size
+from alphatrace.policy import Policy
 
 from .util import T0, exclude, insert, reset, run, series
 
 
 @pytest.fixture
-def db() -> Database:
+def db() -> Iterator[Database]:
     d = at.connect(":memory:")
-    yield d  # type: ignore[misc]
+    yield d
     d.close()
 
 
@@ -145,6 +147,13 @@ def reference(pnls: list[float], recovery: float | None, floor: float | None) ->
 pnl_values = st.sampled_from([-40.0, -20.25, -20.0, -19.75, -1.0, 0.0, 0.25, 7.0, 30.0])
 
 
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Database]:
+    d = at.connect(":memory:")
+    yield d
+    d.close()
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     agents=st.dictionaries(st.sampled_from(["A", "B", "C", "D"]),
@@ -152,29 +161,22 @@ pnl_values = st.sampled_from([-40.0, -20.25, -20.0, -19.75, -1.0, 0.0, 0.25, 7.0
     recovery=st.one_of(st.none(), st.sampled_from([1.01, 1.05, 1.2])),
     floor=st.one_of(st.none(), st.sampled_from([0.3, 0.5, 0.9])),
 )
-def test_matches_the_sequential_definition(agents: dict[str, list[float]], recovery: float | None,
-                                           floor: float | None, tmp_path_factory: pytest.TempPathFactory) -> None:
-    with at.connect(":memory:") as d:
-        reset(d.con)
-        rows = []
-        for a, pnls in agents.items():
-            rows += series(a, pnls)
-        insert(d.con, rows)
-        lines = ["confidence:"]
-        if recovery is not None:
-            lines.append(f"  recovery: {recovery}")
-        if floor is not None:
-            lines.append(f"  floor: {floor}")
-        p = tmp_path_factory.mktemp("pol") / "p.yaml"
-        p.write_text("\n".join(lines) + "\n")
-        h = confidence.history(d.con, load_governance(p))
-        got: dict[str, list[float]] = {}
-        for r in h.to_pylist():
-            got.setdefault(r["agent"], []).append(r["multiplier_after"])
-        assert sorted(got) == sorted(agents)
-        for a, pnls in agents.items():
-            want = reference(pnls, recovery, floor)
-            assert got[a] == pytest.approx(want, rel=1e-12)
+def test_matches_the_sequential_definition(shared: Database, agents: dict[str, list[float]],
+                                           recovery: float | None, floor: float | None) -> None:
+    reset(shared.con)
+    rows = []
+    for a, pnls in agents.items():
+        rows += series(a, pnls)
+    insert(shared.con, rows)
+    gp = load_governance(Policy({"confidence": {"recovery": recovery, "floor": floor}}, "<test>"))
+    h = confidence.history(shared.con, gp)
+    got: dict[str, list[float]] = {}
+    for r in h.to_pylist():
+        got.setdefault(r["agent"], []).append(r["multiplier_after"])
+    assert sorted(got) == sorted(agents)
+    for a, pnls in agents.items():
+        want = reference(pnls, recovery, floor)
+        assert got[a] == pytest.approx(want, rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- sizing

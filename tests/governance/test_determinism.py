@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import statistics
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,28 +24,31 @@ AGENTS = ["A", "B", "C", "D"]
 STRATEGIES = ["S", "T", None]
 
 
+_ROW = st.tuples(
+    st.sampled_from(AGENTS),
+    st.integers(0, 9),                                                    # 0: off its home strategy
+    st.sampled_from(STRATEGIES),
+    st.one_of(st.none(), st.integers(-240, 240).map(lambda q: q / 4)),  # pnl, quarter bps
+    st.integers(0, 12),                                                   # hour: many ties
+    st.sampled_from([0, 0, 0, 0, 0, 0, 1, 3]),                            # errors
+    st.sampled_from([100.0, 650.0, 699.0, 700.0, 900.0, None]),           # latency
+    st.integers(0, 10**6),
+)
+
+
 @st.composite
 def ledgers(draw: st.DrawFn) -> list[dict[str, Any]]:
     """Random ledgers with many ties in time, unrealized runs, errors and missing latency."""
-    n = draw(st.integers(0, 70))
-    home = {a: draw(st.sampled_from(STRATEGIES)) for a in AGENTS}
+    home = draw(st.fixed_dictionaries({a: st.sampled_from(STRATEGIES) for a in AGENTS}))
+    raw = draw(st.lists(_ROW, min_size=draw(st.sampled_from([0, 10, 30])), max_size=80))
+    positive = draw(st.booleans())  # mostly winning ledgers, so promotions happen too
     rows = []
-    for i in range(n):
-        a = draw(st.sampled_from(AGENTS))
-        strategy = home[a] if draw(st.integers(0, 9)) else draw(st.sampled_from(STRATEGIES))
-        pnl = draw(st.one_of(st.none(), st.integers(-240, 240).map(lambda q: q / 4)))
-        rows.append(run(
-            f"r{draw(st.integers(0, 10**6)):07d}-{i}", a, pnl, hour=draw(st.integers(0, 12)),
-            strategy=strategy, errors=draw(st.sampled_from([0, 0, 0, 0, 0, 0, 1, 3])),
-            latency_ms=draw(st.sampled_from([100.0, 650.0, 699.0, 700.0, 900.0, None])),
-        ))
-    # mostly positive runs sometimes, so promotions happen too
-    if draw(st.booleans()):
-        for r in rows:
-            if r["realized_pnl_bps"] is not None:
-                r["realized_pnl_bps"] = abs(r["realized_pnl_bps"])
-                r["pnl_usd"] = r["net_usd"] = r["realized_pnl_bps"]
-            r["errors"] = 0
+    for i, (a, off, other, pnl, hour, errors, latency, salt) in enumerate(raw):
+        if positive:
+            pnl = None if pnl is None else abs(pnl)
+            errors = 0
+        rows.append(run(f"r{salt:07d}-{i}", a, pnl, hour=hour,
+                        strategy=home[a] if off else other, errors=errors, latency_ms=latency))
     return rows
 
 
@@ -94,52 +98,62 @@ def by_hand(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]
     return out
 
 
-@settings(max_examples=80, deadline=None)
-@given(ledgers())
-def test_decisions_equal_design_6_by_hand(rows: list[dict[str, Any]]) -> None:
-    with at.connect(":memory:") as db:
-        insert(db.con, rows)
-        gp = load_governance()
-        got = {d.key: d for d in decide(db.con, gp, data_as_of(db.con), {})}
-        want = by_hand(rows) if rows else {}
-        assert sorted(got) == sorted(want)
-        for key, w in want.items():
-            g = got[key]
-            assert (g.action, g.rule, g.cascade_from) == (w["action"], w["rule"], w["cascade_from"]), key
-            assert g.run_ids == w["run_ids"], key
-            # recorded metrics are rounded to 12 significant digits (1/3 → 0.333333333333)
-            assert g.metrics == {k: v if not isinstance(v, float) else pytest.approx(v, rel=1e-11)
-                                 for k, v in w["metrics"].items()}, key
+@pytest.fixture(scope="module")
+def shared() -> Iterator[at.Database]:
+    db = at.connect(":memory:")
+    yield db
+    db.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=ledgers())
+def test_decisions_equal_design_6_by_hand(shared: at.Database, rows: list[dict[str, Any]]) -> None:
+    db = shared
+    reset(db.con)
+    insert(db.con, rows)
+    gp = load_governance()
+    got = {d.key: d for d in decide(db.con, gp, data_as_of(db.con), {})}
+    want = by_hand(rows) if rows else {}
+    assert sorted(got) == sorted(want)
+    for key, w in want.items():
+        g = got[key]
+        assert (g.action, g.rule, g.cascade_from) == (w["action"], w["rule"], w["cascade_from"]), key
+        assert g.run_ids == w["run_ids"], key
+        # recorded metrics are rounded to 12 significant digits (1/3 → 0.333333333333)
+        assert g.metrics == {k: v if not isinstance(v, float) else pytest.approx(v, rel=1e-11)
+                             for k, v in w["metrics"].items()}, key
 
 
 _VOLATILE = ("created_at",)
 
 
-def _records(rows: list[dict[str, Any]], as_of: str | None = None) -> list[dict[str, Any]]:
-    with at.connect(":memory:") as db:
-        reset(db.con)
-        insert(db.con, rows)
-        recs = db.gates.evaluate(as_of=as_of)
-        recs += db.gates.evaluate(as_of=as_of)
-        return [{k: v for k, v in r.items() if k not in _VOLATILE} for r in recs]
+def _records(db: at.Database, rows: list[dict[str, Any]], as_of: str | None = None
+             ) -> list[dict[str, Any]]:
+    """Two evaluations on a fresh log (the store is reused, its tables emptied)."""
+    reset(db.con)
+    insert(db.con, rows)
+    recs = db.gates.evaluate(as_of=as_of)
+    recs += db.gates.evaluate(as_of=as_of)
+    return [{k: v for k, v in r.items() if k not in _VOLATILE} for r in recs]
 
 
 @settings(max_examples=40, deadline=None)
-@given(ledgers(), st.randoms(use_true_random=False))
-def test_shuffled_insertion_gives_byte_identical_records(rows: list[dict[str, Any]],
-                                                         rnd: random.Random) -> None:
+@given(rows=ledgers(), rnd=st.randoms(use_true_random=False))
+def test_shuffled_insertion_gives_byte_identical_records(
+        shared: at.Database, rows: list[dict[str, Any]], rnd: random.Random) -> None:
     shuffled = list(rows)
     rnd.shuffle(shuffled)
-    a = _records(rows)
-    b = _records(shuffled)
+    a = _records(shared, rows)
+    b = _records(shared, shuffled)
     assert a == b  # including every hash: the chain itself is reproducible
 
 
 @settings(max_examples=40, deadline=None)
-@given(ledgers(), st.integers(0, 12))
-def test_evaluating_twice_gives_identical_decisions(rows: list[dict[str, Any]], hour: int) -> None:
+@given(rows=ledgers(), hour=st.integers(0, 12))
+def test_evaluating_twice_gives_identical_decisions(
+        shared: at.Database, rows: list[dict[str, Any]], hour: int) -> None:
     as_of = (T0 + dt.timedelta(hours=hour)).isoformat()
-    recs = _records(rows, as_of)
+    recs = _records(shared, rows, as_of)
     half = len(recs) // 2
     content = [{k: v for k, v in r.items() if k not in ("seq", "eval_id", "prev_hash", "hash")}
                for r in recs]

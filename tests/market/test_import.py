@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from alphatrace.errors import InputError
 from alphatrace.market.importer import import_files
@@ -291,3 +294,42 @@ def test_in_file_funding_conflict_after_rounding(store: Store, tmp_path: Path) -
     assert (r.funding, r.quarantined) == (1, 1)
     assert rows(store, "SELECT funding_rate FROM funding") == [(0.0002,)]
     assert rows(store, "SELECT line, kind FROM quarantine") == [(2, "funding")]
+
+
+ROW_KINDS = st.sampled_from(["good", "bad_price", "blank", "spaces", "too_many", "too_few"])
+
+
+@pytest.fixture(scope="module")
+def reused_store() -> Iterator[Store]:
+    with Store(":memory:") as s:
+        yield s
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kinds=st.lists(ROW_KINDS, min_size=1, max_size=30), crlf=st.booleans(),
+       leading_blanks=st.integers(0, 2), final_newline=st.booleans())
+def test_csv_line_numbers_survive_blank_and_broken_lines(
+    reused_store: Store, tmp_path: Path, kinds: list[str], crlf: bool, leading_blanks: int, final_newline: bool
+) -> None:
+    # Expected lines computed from the text we write, independently of the importer.
+    lines = [""] * leading_blanks + ["symbol,ts,price"]
+    bad_lines, good = [], 0
+    for i, k in enumerate(kinds):
+        ts = (T0 + i * H).isoformat()
+        text = {"good": f"BTCUSDT,{ts},{i + 1}", "bad_price": f"BTCUSDT,{ts},-{i + 1}",
+                "blank": "", "spaces": "  ", "too_many": f"BTCUSDT,{ts},1,2",
+                "too_few": "BTCUSDT"}[k]
+        lines.append(text)
+        if k in ("bad_price", "too_many", "too_few"):
+            bad_lines.append(len(lines))
+        good += k == "good"
+    nl = "\r\n" if crlf else "\n"
+    f = tmp_path / f"lines_{len(kinds)}_{int(crlf)}_{leading_blanks}_{int(final_newline)}.csv"
+    f.write_bytes((nl.join(lines) + (nl if final_newline else "")).encode())
+    store = reused_store
+    store.con.execute("DELETE FROM bars")
+    r = import_files(store, [f])
+    assert [p["line"] for p in r.problems] == bad_lines
+    assert r.bars == good
+    assert rows(store, "SELECT open FROM bars ORDER BY ts") == [
+        (float(i + 1),) for i, k in enumerate(kinds) if k == "good"]

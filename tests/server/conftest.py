@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +48,16 @@ class Server:
                 self.proc.wait(10)
 
 
-def start_server(tmp: Path, *extra: str, keys: bool = True) -> Server:
+def start_server(tmp: Path, *extra: str, keys: bool = True,
+                 prepare: Callable[[Store], None] | None = None) -> Server:
     db = tmp / "collector.duckdb"
     made: dict[str, str] = {}
     with Store(db) as store:
         if keys:
             for scope in SCOPES:
                 made[scope] = create_key(store, f"test-{scope}", scope)["key"]
+        if prepare is not None:
+            prepare(store)
     port = free_port()
     log = tmp / "server.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -8,8 +8,12 @@ Pipeline (pure, arrays in → clusters out):
    max(0, −pnl_bps) as the error, keeping Σy and Σy² of every evaluated slice;
 3. every evaluated slice with at least min_support runs is tested: one-sided Welch t-test of
    its PnL against all other runs; Benjamini–Hochberg over all of them; a discovery has
-   q ≤ fdr_q and a lower mean;
-4. discoveries are ranked by SliceLine score and filtered for redundancy, greedily in rank
+   q ≤ fdr_q, a lower mean, and a positive SliceLine score (large enough for its loss to
+   matter: tiny pure pockets score below 0);
+4. discoveries are ranked by the PnL variance they explain, n_in·n_out/n·(mean_out −
+   mean_in)² (a regression tree's split criterion: a pure but tiny slice and a large diluted
+   one both rank below the slice that matches the loss region), and filtered for redundancy,
+   greedily in rank
    order (tests at fdr_q / #examined, Bonferroni):
    - every predicate must earn its place: the slice must be significantly worse than the
      runs its parent (the slice without that predicate) adds; otherwise the simpler slice
@@ -134,11 +138,13 @@ def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
     q = bh_qvalues(p)
     mean_in = s_in / n_in + centre
     mean_out = (tot_s - s_in) / (n - n_in) + centre
-    disc = np.flatnonzero((q <= cfg.fdr_q) & (mean_in < mean_out))
+    disc = np.flatnonzero((q <= cfg.fdr_q) & (mean_in < mean_out) & (table.score[tested] > 0))
     td = tested[disc]
-    # best score first (rounded: equal slices reached by different contraction orders tie),
-    # then the simpler slice, then search order
-    order = disc[np.lexsort((td, table.level[td], -np.round(table.score[td], 9)))]
+    # the slice that explains most of the PnL variance first: between-group sum of squares
+    # n_in·n_out/n·(mean_out − mean_in)² (rounded: equal slices reached by different
+    # contraction orders tie), then the simpler slice, then search order
+    ss_between = n_in * (n - n_in) / n * (mean_out - mean_in) ** 2
+    order = disc[np.lexsort((td, table.level[td], -np.round(ss_between[disc], 6)))]
     examined = order[: cfg.max_examined]
     p_red = cfg.fdr_q / max(1, examined.size)  # Bonferroni over the slices examined
     sums = _Sums(table, feats, yc)

@@ -149,21 +149,25 @@ GROUP BY ALL ORDER BY p.scope, p.subject""").fetchall()
     finally:
         con.unregister(KILL)
 
-    subjects = []
+    subjects: list[dict[str, Any]] = []
     for sc, s, runs, runs_after, bps_after, usd_after in totals:
         key = (str(sc), str(s))
-        k = kills.get(key)
-        p = promo.get(key)
+        kill = kills.get(key)
+        prom = promo.get(key)
+        killed = kill is not None
         subjects.append({
             "subject": key[1], "scope": key[0], "runs": int(runs),
-            "promoted_at": p[0][0] if p else None, "promoted_run": p[0][1] if p else None,
-            "promote_rule": rule_names[int(p[1] or 0)] if p else None,
-            "killed_at": k["point"][0] if k else None, "killed_run": k["point"][1] if k else None,
-            "kill_rule": k["rule"] if k else None, "cascade_from": k["cascade_from"] if k else None,
-            "runs_after_kill": int(runs_after) if k else 0,
-            "pnl_after_kill_bps": float(bps_after) if k else 0.0,
-            "pnl_after_kill_usd": float(usd_after) if k else 0.0,
-            "avoided_usd": 0.0 - float(usd_after) if k else 0.0,
+            "promoted_at": prom[0][0] if prom else None,
+            "promoted_run": prom[0][1] if prom else None,
+            "promote_rule": rule_names[int(prom[1] or 0)] if prom else None,
+            "killed_at": kill["point"][0] if kill else None,
+            "killed_run": kill["point"][1] if kill else None,
+            "kill_rule": kill["rule"] if kill else None,
+            "cascade_from": kill["cascade_from"] if kill else None,
+            "runs_after_kill": int(runs_after) if killed else 0,
+            "pnl_after_kill_bps": float(bps_after) if killed else 0.0,
+            "pnl_after_kill_usd": float(usd_after) if killed else 0.0,
+            "avoided_usd": 0.0 - float(usd_after) if killed else 0.0,
         })
     agents = [r for r in subjects if r["scope"] == "agent"]
     summary = {

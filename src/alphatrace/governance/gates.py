@@ -21,7 +21,7 @@ from alphatrace import metrics
 from alphatrace.governance import expr
 from alphatrace.governance.canon import round_sig, ts_text
 from alphatrace.governance.lifecycle import Action, State, SubjectKey, resolve
-from alphatrace.governance.policy import GovernancePolicy
+from alphatrace.governance.policy import SCOPES, GovernancePolicy
 from alphatrace.governance.runs import eligible_sql, needed_columns, subjects_sql
 
 WINDOW_VIEW = "_alphatrace_gate_window"
@@ -63,20 +63,29 @@ class Decision:
 
 def window_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datetime,
                metric_names: list[str]) -> tuple[str, list[object]]:
-    """Every subject's window: its newest N eligible runs (and those inside the time window)."""
+    """Every subject's window: its newest N eligible runs (and those inside the time window).
+
+    Runs are numbered once in (ts, run_id) order (a total order: run_id is the ledger key), and
+    each subject keeps its N highest numbers with a top-N aggregate: a hash aggregate instead
+    of sorting every subject's runs, several times faster on large ledgers.
+    """
     base, params = eligible_sql(con, gp, needed_columns(con, metric_names), as_of)
-    subj = subjects_sql(base, list(gp.gates.scope))
-    where = ""
     secs = gp.gates.window.seconds
     if secs is not None:
-        where = "WHERE ts > ?"
+        base = f"SELECT * FROM ({base}) WHERE ts > ?"
         params = [*params, as_of - dt.timedelta(seconds=secs)]
     n = gp.gates.window.runs
-    rn = ("row_number() OVER (PARTITION BY scope, subject ORDER BY ts DESC, run_id DESC)"
-          if n is not None else "1")
-    sql = f"SELECT * FROM (SELECT s.*, {rn} AS _w FROM ({subj}) s {where})"
-    if n is not None:
-        sql += f" WHERE _w <= {int(n)}"
+    if n is None:
+        return subjects_sql(base, list(gp.gates.scope)), params
+    tops = [f"SELECT '{sc}' AS scope, {sc} AS subject, unnest(max(_o, {int(n)})) AS _o "
+            f"FROM _b WHERE {sc} IS NOT NULL GROUP BY {sc}"
+            for sc in SCOPES if sc in gp.gates.scope]
+    if not tops:
+        tops = ["SELECT NULL::VARCHAR AS scope, NULL::VARCHAR AS subject, NULL::BIGINT AS _o "
+                "WHERE false"]
+    sql = (f"WITH _b AS (SELECT *, row_number() OVER (ORDER BY ts, run_id) AS _o FROM ({base})), "
+           f"_top AS ({' UNION ALL '.join(tops)}) "
+           f"SELECT _top.scope, _top.subject, _b.* EXCLUDE (_o) FROM _top JOIN _b ON _b._o = _top._o")
     return sql, params
 
 

@@ -8,6 +8,7 @@ checks it against the chain.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -75,10 +76,8 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
     for row in con.execute(sql, params).fetchall():
         rec = dict(zip(_SCHEMA.names, row, strict=True))
         for f in JSON_FIELDS:
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 rec[f] = json.loads(rec[f])
-            except (TypeError, ValueError):
-                pass
         rec["as_of"] = ts_text(rec["as_of"])
         rec["created_at"] = ts_text(rec["created_at"])
         out.append(rec)

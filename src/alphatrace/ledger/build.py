@@ -12,7 +12,8 @@ Rules (docs/ledger.md has the full text):
 - realized_pnl_bps = external when present, else paper (realized runs only).
 - telemetry: tokens, cost and errors are sums; latency is the sum of latencies unless every
   record has start_ts and end_ts, then max(end) − min(start).
-Sums of floating-point values are ordered (by ingest position) so a rebuild is bit-identical.
+Floating-point sums add their terms in ascending order of value (`_fsum`): the result does not
+depend on how the engine split the rows between threads, so a rebuild is bit-identical.
 """
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ def _lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def _fsum(expr: str, where: str | None = None) -> str:
+    """A deterministic float sum: terms sorted by value, then added (NULLs ignored)."""
+    filt = f" FILTER (WHERE {where})" if where else ""
+    return f"list_sum(list_sort(list({expr}){filt}))"
+
+
+def _weighted(part: str) -> str:
+    """Size-weighted run bps of realized runs: a single weighted leg's own value (exactly), the
+    weighted mean for several, 0 when every leg is FLAT."""
+    return (f"CASE WHEN status <> 'realized' THEN NULL WHEN n_weighted = 0 THEN 0.0 "
+            f"WHEN n_weighted = 1 THEN one_{part} ELSE w_{part} / deployed_usd END")
+
+
 def ledger_sql(policy_hash: str, pnl_symmap: str = "_rc_pnlmap",
                params: str = "_rc_params") -> str:
     """Ledger rows (columns LEDGER_COLUMNS) ordered by (ts, run_id)."""
@@ -45,9 +59,9 @@ leg_run AS (
     first(agent ORDER BY {_LEG_ORDER}) AS agent,
     first(strategy ORDER BY strategy IS NULL, {_LEG_ORDER}) AS strategy,
     min(ts) AS ts,
-    string_agg(DISTINCT coalesce(market_symbol, symbol), ','
-               ORDER BY coalesce(market_symbol, symbol)) AS symbols,
-    CASE WHEN count(DISTINCT direction) = 1 THEN min(direction) ELSE 'MIXED' END AS direction,
+    array_to_string(list_sort(list_distinct(list(coalesce(market_symbol, symbol)))), ',')
+      AS symbols,
+    CASE WHEN min(direction) = max(direction) THEN min(direction) ELSE 'MIXED' END AS direction,
     first(score_final ORDER BY {_LEG_ORDER}) AS score_final,
     first(regime ORDER BY {_LEG_ORDER}) AS regime,
     count(*) FILTER (WHERE status = 'unpriced') AS n_unpriced,
@@ -56,16 +70,21 @@ leg_run AS (
     any_value(entry_price) AS one_entry_price,
     any_value(exit_price) AS one_exit_price,
     min(entry_ts) AS entry_ts, max(exit_ts) AS exit_ts,
-    sum({w} ORDER BY {_LEG_ORDER}) AS deployed_usd,
-    sum({w} * gross_bps ORDER BY {_LEG_ORDER}) AS w_gross,
-    sum({w} * fee_bps ORDER BY {_LEG_ORDER}) AS w_fee,
-    sum({w} * funding_bps ORDER BY {_LEG_ORDER}) AS w_funding,
-    sum({w} * paper_pnl_bps ORDER BY {_LEG_ORDER}) AS w_paper,
-    sum(pnl_usd ORDER BY {_LEG_ORDER}) AS paper_usd
+    count({w}) AS n_weighted,
+    {_fsum(w)} AS deployed_usd,
+    {_fsum(f"{w} * gross_bps")} AS w_gross,
+    {_fsum(f"{w} * fee_bps")} AS w_fee,
+    {_fsum(f"{w} * funding_bps")} AS w_funding,
+    {_fsum(f"{w} * paper_pnl_bps")} AS w_paper,
+    any_value(gross_bps) FILTER (WHERE direction <> 'FLAT') AS one_gross,
+    any_value(fee_bps) FILTER (WHERE direction <> 'FLAT') AS one_fee,
+    any_value(funding_bps) FILTER (WHERE direction <> 'FLAT') AS one_funding,
+    any_value(paper_pnl_bps) FILTER (WHERE direction <> 'FLAT') AS one_paper,
+    {_fsum("pnl_usd")} AS paper_usd
   FROM legs GROUP BY run_id
 ),
 leg_sym AS (
-  SELECT run_id, market_symbol, sum({w} ORDER BY {_LEG_ORDER}) AS size_usd
+  SELECT run_id, market_symbol, {_fsum(w)} AS size_usd
   FROM legs WHERE market_symbol IS NOT NULL GROUP BY run_id, market_symbol
 ),
 tel AS (
@@ -75,10 +94,10 @@ tel AS (
     min(coalesce(ts, start_ts)) AS ts,
     CASE WHEN count(start_ts) = count(*) AND count(end_ts) = count(*)
          THEN date_diff('microsecond', min(start_ts), max(end_ts)) / 1000.0
-         ELSE sum(latency_ms ORDER BY {_TEL_ORDER}) END AS latency_ms,
+         ELSE {_fsum("latency_ms")} END AS latency_ms,
     sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
-    sum(cost_usd ORDER BY {_TEL_ORDER}) AS cost_usd, sum(errors) AS errors,
-    string_agg(DISTINCT model, ',' ORDER BY model) AS model
+    {_fsum("cost_usd")} AS cost_usd, sum(errors) AS errors,
+    nullif(array_to_string(list_sort(list_distinct(list(model))), ','), '') AS model
   FROM telemetry GROUP BY run_id
 ),
 pnl_keyed AS (
@@ -107,10 +126,9 @@ ext AS (
   SELECT l.run_id,
     max(l.realized_pnl_bps) FILTER (WHERE l.key IS NULL) AS run_level_bps,
     count(*) FILTER (WHERE l.key IS NOT NULL) AS n_symbols,
-    sum(l.realized_pnl_bps * coalesce(ls.size_usd, po.size_usd, d0.size_usd) ORDER BY l.key)
-      FILTER (WHERE l.key IS NOT NULL) AS w_ext,
-    sum(coalesce(ls.size_usd, po.size_usd, d0.size_usd) ORDER BY l.key)
-      FILTER (WHERE l.key IS NOT NULL) AS w_sum
+    {_fsum("l.realized_pnl_bps * coalesce(ls.size_usd, po.size_usd, d0.size_usd)",
+           "l.key IS NOT NULL")} AS w_ext,
+    {_fsum("coalesce(ls.size_usd, po.size_usd, d0.size_usd)", "l.key IS NOT NULL")} AS w_sum
   FROM pnl_latest l
   LEFT JOIN leg_sym ls ON ls.run_id = l.run_id AND ls.market_symbol = l.key
   LEFT JOIN leg_run lr ON lr.run_id = l.run_id
@@ -135,7 +153,8 @@ joined AS (
          WHEN lr.n_unpriced > 0 THEN 'unpriced'
          WHEN lr.n_open > 0 THEN 'open'
          ELSE 'realized' END AS status,
-    lr.deployed_usd, lr.w_gross, lr.w_fee, lr.w_funding, lr.w_paper, lr.paper_usd,
+    lr.deployed_usd, lr.n_weighted, lr.w_gross, lr.w_fee, lr.w_funding, lr.w_paper,
+    lr.one_gross, lr.one_fee, lr.one_funding, lr.one_paper, lr.paper_usd,
     coalesce(e.run_level_bps, e.w_ext / nullif(e.w_sum, 0)) AS external_pnl_bps,
     CASE WHEN e.run_level_bps IS NOT NULL THEN coalesce(nullif(lr.deployed_usd, 0), po.size_usd, d0.size_usd)
          ELSE e.w_sum END AS external_size_usd,
@@ -154,18 +173,10 @@ joined AS (
 ),
 valued AS (
   SELECT *,
-    CASE WHEN status = 'realized' THEN
-         CASE WHEN coalesce(deployed_usd, 0) = 0 THEN 0.0 ELSE w_gross / deployed_usd END END
-      AS gross_bps,
-    CASE WHEN status = 'realized' THEN
-         CASE WHEN coalesce(deployed_usd, 0) = 0 THEN 0.0 ELSE w_fee / deployed_usd END END
-      AS fee_bps,
-    CASE WHEN status = 'realized' THEN
-         CASE WHEN coalesce(deployed_usd, 0) = 0 THEN 0.0 ELSE w_funding / deployed_usd END END
-      AS funding_bps,
-    CASE WHEN status = 'realized' THEN
-         CASE WHEN coalesce(deployed_usd, 0) = 0 THEN 0.0 ELSE w_paper / deployed_usd END END
-      AS paper_pnl_bps
+    {_weighted("gross")} AS gross_bps,
+    {_weighted("fee")} AS fee_bps,
+    {_weighted("funding")} AS funding_bps,
+    {_weighted("paper")} AS paper_pnl_bps
   FROM joined
 ),
 sourced AS (

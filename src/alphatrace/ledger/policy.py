@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import pyarrow as pa
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from alphatrace.policy import Policy, load_policy
@@ -92,32 +91,34 @@ def load(policy: Policy | str | Path | None = None) -> ReconcileConfig:
     return ReconcileConfig(section, pol.section_hash(SECTION), policy_aliases(pol), pol.path)
 
 
-PARAMS_SCHEMA = pa.schema([
-    ("agent", pa.string()),
-    ("fee_rate", pa.float64()),
-    ("horizon_s", pa.float64()),
-    ("size_usd", pa.float64()),
-    ("include_funding", pa.bool_()),
-])
+def _num(x: float) -> str:
+    """A DOUBLE literal that round-trips exactly (repr is the shortest exact form)."""
+    return f"CAST('{float(x)!r}' AS DOUBLE)"
 
 
-def params_table(p: ReconcilePolicy) -> pa.Table:
-    """One row per agent override with every value filled in, plus the default row (agent NULL).
+def _str(x: str | None) -> str:
+    return "NULL::VARCHAR" if x is None else "'" + x.replace("'", "''") + "'"
 
-    The fee is stored as a rate (bps / 1e4) so the SQL formulas read exactly like DESIGN.md §4.
+
+def params_sql(p: ReconcilePolicy) -> str:
+    """(agent, fee_rate, horizon_s, size_usd, include_funding): one row per agent override with
+    every value filled in, plus the default row (agent NULL).
+
+    The fee is a rate (bps / 1e4) so the SQL formulas read exactly like DESIGN.md §4.
     """
-    rows: list[dict[str, Any]] = [{
-        "agent": None, "fee_rate": p.fee_bps / 1e4, "horizon_s": p.horizon,
-        "size_usd": p.size_usd, "include_funding": p.include_funding,
-    }]
+    rows = [(None, p.fee_bps, p.horizon, p.size_usd, p.include_funding)]
     for agent in sorted(p.agents):
         o = p.agents[agent]
-        rows.append({
-            "agent": agent,
-            "fee_rate": (o.fee_bps if o.fee_bps is not None else p.fee_bps) / 1e4,
-            "horizon_s": o.horizon if o.horizon is not None else p.horizon,
-            "size_usd": o.size_usd if o.size_usd is not None else p.size_usd,
-            "include_funding": (o.include_funding if o.include_funding is not None
-                                else p.include_funding),
-        })
-    return pa.Table.from_pylist(rows, schema=PARAMS_SCHEMA)
+        rows.append((
+            agent,
+            o.fee_bps if o.fee_bps is not None else p.fee_bps,
+            o.horizon if o.horizon is not None else p.horizon,
+            o.size_usd if o.size_usd is not None else p.size_usd,
+            o.include_funding if o.include_funding is not None else p.include_funding,
+        ))
+    values = ", ".join(
+        f"({_str(a)}, {_num(fee)} / 1e4, {_num(h)}, {_num(size)}, {'true' if fund else 'false'})"
+        for a, fee, h, size, fund in rows
+    )
+    return (f"SELECT * FROM (VALUES {values}) "
+            "v(agent, fee_rate, horizon_s, size_usd, include_funding)")

@@ -32,7 +32,7 @@ from alphatrace.ledger.market import (
     profile_sql,
     settlements_sql,
 )
-from alphatrace.ledger.policy import ReconcileConfig, params_table
+from alphatrace.ledger.policy import ReconcileConfig, params_sql
 from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, priced_legs_sql
 from alphatrace.market.symbols import resolution_sql
 from alphatrace.store import Store
@@ -58,7 +58,7 @@ class ReconcileReport:
         return asdict(self)
 
 
-_TEMP = ("_rc_profile", "_rc_markets", "_rc_fprofile", "_rc_gaps", "_rc_missing", "_rc_settle",
+_TEMP = ("_rc_params", "_rc_profile", "_rc_markets", "_rc_fprofile", "_rc_gaps", "_rc_missing", "_rc_settle",
          "_rc_fgrid", "_rc_symmap", "_rc_pnlmap", "_rc_todo", "_rc_priced")
 
 
@@ -155,37 +155,33 @@ def reconcile(store: Store, cfg: ReconcileConfig, *, full: bool = False,
     with store.transaction():
         say("profiling market data")
         rel = _prepare_market(con, cfg)
-        con.register("_rc_params", params_table(cfg.policy))
-        try:
-            con.execute("CREATE OR REPLACE TEMP TABLE _rc_symmap AS "
-                        + resolution_sql("alpha", cfg.aliases))
-            con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlmap AS "
-                        + resolution_sql("pnl", cfg.aliases))
-            stale_policy = one(con, "SELECT count(*) FROM legs WHERE policy_hash <> ?",
-                               [cfg.hash])[0]
-            full = full or bool(stale_policy)
-            say("selecting signals to price")
-            if full:
-                con.execute("DELETE FROM legs")
-                con.execute("CREATE OR REPLACE TEMP TABLE _rc_todo AS SELECT * FROM alpha")
-            else:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_todo AS {_TODO_INCREMENTAL}")
-                con.execute("DELETE FROM legs WHERE event_id IN (SELECT event_id FROM _rc_todo)")
-                con.execute("DELETE FROM legs WHERE event_id NOT IN (SELECT event_id FROM alpha)")
-            priced = int(one(con, "SELECT count(*) FROM _rc_todo")[0])
-            say(f"pricing {priced:,} legs")
-            cols = ", ".join(LEG_COLUMNS)
-            con.execute(
-                f"INSERT INTO legs ({cols}) SELECT {cols} FROM "
-                f"({priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s)}) "
-                "ORDER BY run_id, ts NULLS LAST, file_id, line, event_id"
-            )
-            say("building the ledger")
-            lcols = ", ".join(LEDGER_COLUMNS)
-            con.execute("DELETE FROM ledger")
-            con.execute(f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM ({ledger_sql(cfg.hash)})")
-        finally:
-            con.unregister("_rc_params")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_params AS {params_sql(cfg.policy)}")
+        con.execute("CREATE OR REPLACE TEMP TABLE _rc_symmap AS "
+                    + resolution_sql("alpha", cfg.aliases))
+        con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlmap AS "
+                    + resolution_sql("pnl", cfg.aliases))
+        stale_policy = one(con, "SELECT count(*) FROM legs WHERE policy_hash <> ?",
+                           [cfg.hash])[0]
+        full = full or bool(stale_policy)
+        say("selecting signals to price")
+        if full:
+            con.execute("DELETE FROM legs")
+            con.execute("CREATE OR REPLACE TEMP TABLE _rc_todo AS SELECT * FROM alpha")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_todo AS {_TODO_INCREMENTAL}")
+            con.execute("DELETE FROM legs WHERE event_id IN (SELECT event_id FROM _rc_todo)")
+            con.execute("DELETE FROM legs WHERE event_id NOT IN (SELECT event_id FROM alpha)")
+        priced = int(one(con, "SELECT count(*) FROM _rc_todo")[0])
+        say(f"pricing {priced:,} legs")
+        cols = ", ".join(LEG_COLUMNS)
+        con.execute(
+            f"INSERT INTO legs ({cols}) SELECT {cols} FROM "
+            f"({priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s)})"
+        )
+        say("building the ledger")
+        lcols = ", ".join(LEDGER_COLUMNS)
+        con.execute("DELETE FROM ledger")
+        con.execute(f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM ({ledger_sql(cfg.hash)})")
         _save_state(con)
         legs, realized, open_, unpriced = one(
             con, "SELECT count(*), count(*) FILTER (WHERE status = 'realized'), "

@@ -1,0 +1,1 @@
+"""Market data: import of bars, ticks and funding files, and symbol aliases/resolution."""

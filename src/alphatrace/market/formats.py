@@ -205,13 +205,13 @@ def normalize_sql(
 
 
 def interval_sql(valid: str) -> str:
-    """(symbol, interval_s, spacings) per symbol: the median spacing of its distinct bar opens.
+    """(symbol, interval_s) per symbol: the median spacing of its distinct bar opens.
 
     quantile_disc picks an observed spacing, so a few gaps or a missing bar do not move it;
     interval_s is NULL for a symbol with a single bar (the caller falls back to the file name).
     """
     return f"""
-SELECT symbol, CAST(quantile_disc(d, 0.5) AS INTEGER) AS interval_s, count(d) AS spacings
+SELECT symbol, CAST(quantile_disc(d, 0.5) AS INTEGER) AS interval_s
 FROM (SELECT symbol, epoch(ts - lag(ts) OVER (PARTITION BY symbol ORDER BY ts)) AS d
       FROM (SELECT DISTINCT symbol, ts FROM {valid}))
 GROUP BY symbol

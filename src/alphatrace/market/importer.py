@@ -18,7 +18,8 @@ from typing import Any
 import duckdb
 
 from alphatrace.errors import InputError
-from alphatrace.market.formats import SEP, interval_sql, normalize_sql
+from alphatrace.market import merge
+from alphatrace.market.formats import interval_sql, normalize_sql
 from alphatrace.market.names import interval_from_filename, symbol_from_filename
 from alphatrace.market.readers import Layout, expand_paths, inspect, load, raw_sql
 from alphatrace.store import Store
@@ -27,12 +28,6 @@ from alphatrace.store.connection import one
 Progress = Callable[[int], None]  # called with bytes consumed since the last call
 PROBLEMS_KEPT = 50  # bad rows listed on the report itself; all of them are in quarantine
 
-_VALUES = {
-    "bars": ("open", "high", "low", "close", "volume"),
-    "funding": ("funding_rate", "mark_price"),
-}
-_KEYS = {"bars": ("symbol", "interval_s", "ts"), "funding": ("symbol", "ts")}
-_KEEP_OLD = {"volume", "mark_price"}  # an empty new value keeps the stored one
 _TEMP = ("_mkt_src", "_mkt_rej", "_mkt_norm", "_mkt_iv", "_mkt_ranked", "_mkt_bad", "_mkt_stage")
 
 
@@ -135,81 +130,31 @@ def _intervals(con: duckdb.DuckDBPyConnection, path: str, kind: str) -> None:
 def _import_one(store: Store, item: Planned) -> MarketImportReport:
     lay = item.layout
     table = lay.fmt.table_kind
-    keys, values = _KEYS[table], _VALUES[table]
-    rep = MarketImportReport(files=1)
     with store.transaction() as con:
         file_id = int(one(con, "SELECT nextval('file_id_seq')")[0])
         loaded = load(con, lay, "_mkt_src", "_mkt_rej")
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _mkt_norm AS "
-            + normalize_sql(lay.fmt, lay.types, "_mkt_src", item.symbol)
-        )
+        con.execute("CREATE OR REPLACE TEMP TABLE _mkt_norm AS "
+                    + normalize_sql(lay.fmt, lay.types, "_mkt_src", item.symbol))
+        intervals = None
         if table == "bars":
             _intervals(con, lay.path, lay.fmt.kind)
-            iv_col = "i.interval_s"
-            iv_join = "JOIN _mkt_iv i USING (symbol)"
-        else:
-            iv_col, iv_join = "NULL AS interval_s", ""
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _mkt_ranked AS
-                SELECT n.line, n.symbol, {iv_col}, n.ts, {', '.join('n.' + v for v in values)},
-                       row_number() OVER (PARTITION BY n.symbol, n.ts ORDER BY n.line DESC) AS rn
-                FROM _mkt_norm n {iv_join} WHERE n.err IS NULL"""
-        )
-        same_vals = " AND ".join(f"l.{v} IS NOT DISTINCT FROM w.{v}" for v in values)
-        key_join = " AND ".join(f"w.{k} = l.{k}" for k in ("symbol", "ts"))
-        # Bad rows: unsplittable CSV lines, invalid values, and in-file conflicts (the later
-        # line wins). Identical repeats are not bad: they count as unchanged.
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _mkt_bad AS
-                SELECT line, field, reason, raw FROM _mkt_rej
-                UNION ALL
-                SELECT b.line, b.field, b.reason, r.raw FROM (
-                    SELECT line, split_part(err, '{SEP}', 1) AS field,
-                           split_part(err, '{SEP}', 2) AS reason
-                    FROM _mkt_norm WHERE err IS NOT NULL
-                    UNION ALL
-                    SELECT l.line, 'ts', 'same symbol and ts as line ' || w.line ||
-                           ' with different values (the later line is kept)'
-                    FROM _mkt_ranked l JOIN _mkt_ranked w ON {key_join} AND w.rn = 1
-                    WHERE l.rn > 1 AND NOT ({same_vals})
-                ) b LEFT JOIN ({raw_sql(lay, '_mkt_src')}) r USING (line)"""
-        )
-        repeats = int(one(
+            intervals = "_mkt_iv"
+        con.execute("CREATE OR REPLACE TEMP TABLE _mkt_ranked AS "
+                    + merge.ranked_sql(table, "_mkt_norm", intervals))
+        con.execute("CREATE OR REPLACE TEMP TABLE _mkt_bad AS " + merge.bad_rows_sql(
+            table, "_mkt_rej", "_mkt_norm", "_mkt_ranked", raw_sql(lay, "_mkt_src")))
+        repeats = int(one(con, merge.repeats_sql(table, "_mkt_ranked"))[0])
+        con.execute("CREATE OR REPLACE TEMP TABLE _mkt_stage AS "
+                    + merge.stage_sql(table, "_mkt_ranked"))
+        for sql in merge.write_sql(table, "_mkt_stage"):
+            con.execute(sql)
+        new, changed, same = (int(x) for x in one(
             con,
-            f"""SELECT count(*) FROM _mkt_ranked l JOIN _mkt_ranked w ON {key_join} AND w.rn = 1
-                WHERE l.rn > 1 AND {same_vals}""",
-        )[0])
-        merged = ", ".join(
-            f"coalesce(w.{v}, t.{v}) AS {v}" if v in _KEEP_OLD else f"w.{v}" for v in values
-        )
-        unchanged = " AND ".join(
-            f"t.{v} IS NOT DISTINCT FROM {'coalesce(w.' + v + ', t.' + v + ')' if v in _KEEP_OLD else 'w.' + v}"
-            for v in values
-        )
-        on = " AND ".join(f"t.{k} = w.{k}" for k in keys)
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _mkt_stage AS
-                SELECT {', '.join('w.' + k for k in keys)}, {merged},
-                       CASE WHEN t.ts IS NULL THEN 'new' WHEN {unchanged} THEN 'same'
-                            ELSE 'changed' END AS status
-                FROM (SELECT * FROM _mkt_ranked WHERE rn = 1) w LEFT JOIN {table} t ON {on}"""
-        )
-        cols = ", ".join((*keys, *values))
-        con.execute(
-            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _mkt_stage WHERE status = 'new' "
-            f"ORDER BY {', '.join(keys)}"
-        )
-        on_s = " AND ".join(f"{table}.{k} = s.{k}" for k in keys)
-        con.execute(
-            f"UPDATE {table} SET {', '.join(f'{v} = s.{v}' for v in values)} FROM _mkt_stage s "
-            f"WHERE {on_s} AND s.status = 'changed'"
-        )
-        new, changed, same = one(
-            con,
-            "SELECT count(*) FILTER (WHERE status = 'new'), count(*) FILTER (WHERE status = 'changed'), "
+            "SELECT count(*) FILTER (WHERE status = 'new'), "
+            "count(*) FILTER (WHERE status = 'changed'), "
             "count(*) FILTER (WHERE status = 'same') FROM _mkt_stage",
-        )
+        ))
+        # A bad row already recorded for this file (same line, same text) is not recorded twice.
         con.execute(
             """INSERT INTO quarantine (file_id, path, line, kind, field, reason, raw)
                SELECT ?, ?, b.line, ?, b.field, b.reason, b.raw FROM _mkt_bad b
@@ -232,13 +177,12 @@ def _import_one(store: Store, item: Planned) -> MarketImportReport:
         )
         for t in _TEMP:
             con.execute(f"DROP TABLE IF EXISTS {t}")
-    setattr(rep, table, int(new))
-    rep.updated, rep.unchanged, rep.quarantined = int(changed), int(same) + repeats, nbad
-    rep.symbols = symbols
-    rep.problems = [
-        {"path": lay.path, "line": ln, "field": f, "reason": r} for ln, f, r in bad
-    ]
-    return rep
+    return MarketImportReport(
+        bars=new if table == "bars" else 0,
+        funding=new if table == "funding" else 0,
+        symbols=symbols, updated=changed, unchanged=same + repeats, quarantined=nbad, files=1,
+        problems=[{"path": lay.path, "line": ln, "field": f, "reason": r} for ln, f, r in bad],
+    )
 
 
 def input_size(items: Iterable[Planned]) -> int:

@@ -5,7 +5,7 @@ DuckDB's CSV reader does not expose: it skips empty lines and rejects malformed 
 their line numbers, via `store_rejects`), but keeps file order. So the line of the k-th row it
 returns is the k-th non-empty data line that it did not reject, computed with numpy over the
 file's newline positions. If the counts ever disagree (a quoted field spanning lines), lines
-fall back to row ordinals and the report says so.
+fall back to row ordinals and `market_files.lines_exact` records it.
 
 The file's head is inspected first (`inspect`), without reading the rest, so a whole batch of
 files can be checked for format, columns and symbol before anything is written.

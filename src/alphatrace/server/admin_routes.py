@@ -43,7 +43,8 @@ async def _write(request: Request, fn: Any) -> Any:
     summary="Create an API key (shown once)",
     status_code=201,
     response_model=KeyCreated,
-    responses={**AUTH_ERRORS, 409: {"model": Problem, "description": "name taken"}},
+    responses={**AUTH_ERRORS, 400: {"model": Problem, "description": "body is not JSON"},
+               409: {"model": Problem, "description": "name taken"}},
 )
 async def create_key(body: KeyCreate, request: Request,
                      who: Principal = Depends(require("admin"))) -> Any:
@@ -62,8 +63,11 @@ def list_keys(request: Request, who: Principal = Depends(require("admin"))) -> A
     "/v1/keys/{name}",
     summary="Revoke an API key",
     response_model=KeyRevoked,
-    responses={**AUTH_ERRORS, 404: {"model": Problem, "description": "no such key"}},
+    responses={**AUTH_ERRORS, 404: {"model": Problem, "description": "no such key"},
+               409: {"model": Problem, "description": "that is the key making the request"}},
 )
 async def revoke_key(name: str, request: Request,
                      who: Principal = Depends(require("admin"))) -> Any:
+    if name == who.name:  # an admin cannot lock itself out by accident
+        raise HTTPException(409, "cannot revoke the key making this request")
     return await _write(request, lambda s: keys.revoke_key(s, name))

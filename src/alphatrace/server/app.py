@@ -14,7 +14,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alphatrace import __version__
 from alphatrace.sdk.prices import PriceTable, resolve_table
@@ -77,4 +80,20 @@ def create_app(
     app.state.prices = resolve_table(prices)
     for module in (ingest_routes, otlp_routes, read_routes, admin_routes):
         app.include_router(module.router)
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     return app
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's handler, except that a 405 lists every method the path allows (Starlette's
+    lists only those of the first route that matched the path)."""
+    if exc.status_code != 405:
+        return await http_exception_handler(request, exc)
+    allowed: set[str] = set()
+    for route in request.app.routes:
+        regex = getattr(route, "path_regex", None)
+        methods = getattr(route, "methods", None)
+        if regex is not None and methods and regex.match(request.url.path):
+            allowed |= set(methods)
+    return JSONResponse({"detail": exc.detail}, status_code=405,
+                        headers={"Allow": ", ".join(sorted(allowed))})

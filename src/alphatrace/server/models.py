@@ -132,7 +132,10 @@ OTLP_BODY_SCHEMA: dict[str, Any] = {
         "application/json": {
             "schema": {
                 "type": "object",
-                "properties": {"resourceSpans": {"type": "array", "items": {"type": "object"}}},
+                "properties": {
+                    # proto3 JSON: null means the default (no spans)
+                    "resourceSpans": {"type": ["array", "null"], "items": {"type": "object"}},
+                },
             }
         },
     },

@@ -28,6 +28,10 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
 def any_value(v: Any) -> Any:
     """An OTLP AnyValue as a plain Python value."""
     if not isinstance(v, dict):
@@ -111,10 +115,6 @@ def _int(v: Any) -> int | None:
     if isinstance(v, float) and v.is_integer():
         return int(v)
     return None
-
-
-def _list(v: Any) -> list[Any]:
-    return v if isinstance(v, list) else []
 
 
 def _spans(rs: dict[str, Any]) -> list[dict[str, Any]]:

@@ -82,10 +82,48 @@ SELECT p.*,
                   p.line DESC NULLS LAST, p.event_id DESC) = 1 AS is_latest
 FROM pnl p;
 
-ALTER TABLE ledger ADD COLUMN n_legs BIGINT;            -- alpha events of the run
-ALTER TABLE ledger ADD COLUMN n_telemetry BIGINT;       -- telemetry records
-ALTER TABLE ledger ADD COLUMN n_pnl BIGINT;             -- pnl events, revisions included
-ALTER TABLE ledger ADD COLUMN entry_ts TIMESTAMP;       -- earliest entry bar of the legs
-ALTER TABLE ledger ADD COLUMN exit_ts TIMESTAMP;        -- latest exit bar of the legs
-ALTER TABLE ledger ADD COLUMN external_pnl_bps DOUBLE;  -- the external figure, when any
-ALTER TABLE ledger ADD COLUMN reason VARCHAR;           -- why open / unpriced / no_signal
+-- The ledger is rebuilt in full by every reconcile; a PRIMARY KEY index on run_id made that
+-- rebuild (delete + insert of every row) an order of magnitude slower, so the table is
+-- recreated without it. run_id stays unique by construction (one GROUP BY run_id) and the
+-- tests check it. Same columns, same order, same meaning, plus the ones at the end.
+CREATE TABLE ledger_v6 (
+    run_id             VARCHAR NOT NULL,
+    agent              VARCHAR,
+    strategy           VARCHAR,
+    ts                 TIMESTAMP,
+    symbols            VARCHAR,
+    direction          VARCHAR,
+    score_final        DOUBLE,
+    regime             VARCHAR,
+    latency_ms         DOUBLE,
+    tokens_in          BIGINT,
+    tokens_out         BIGINT,
+    cost_usd           DOUBLE,
+    errors             BIGINT,
+    model              VARCHAR,
+    entry_price        DOUBLE,
+    exit_price         DOUBLE,
+    gross_bps          DOUBLE,
+    fee_bps            DOUBLE,
+    funding_bps        DOUBLE,
+    paper_pnl_bps      DOUBLE,
+    realized_pnl_bps   DOUBLE,
+    pnl_source         VARCHAR,
+    size_usd           DOUBLE,
+    pnl_usd            DOUBLE,
+    net_usd            DOUBLE,
+    net_bps            DOUBLE,
+    execution_gap_bps  DOUBLE,
+    status             VARCHAR,
+    policy_hash        VARCHAR,
+    n_legs             BIGINT,         -- alpha events of the run
+    n_telemetry        BIGINT,         -- telemetry records
+    n_pnl              BIGINT,         -- pnl events, revisions included
+    entry_ts           TIMESTAMP,      -- earliest entry bar of the legs
+    exit_ts            TIMESTAMP,      -- latest exit bar of the legs
+    external_pnl_bps   DOUBLE,         -- the external figure, when any
+    reason             VARCHAR         -- why open / unpriced / no_signal
+);
+INSERT INTO ledger_v6 BY NAME SELECT * FROM ledger;
+DROP TABLE ledger;
+ALTER TABLE ledger_v6 RENAME TO ledger;

@@ -1,0 +1,228 @@
+"""Collector load test: 8 concurrent clients posting batches of 500 events to 127.0.0.1.
+
+What it measures, all in one run on this machine:
+1. baseline: the same batches ingested in-process by `ingest_events` (no HTTP, no merging),
+   one 500-event batch per call, for the same duration — the cost the collector amortises;
+2. the collector (`alphatrace serve` in a subprocess, fresh store) under `--clients` client
+   processes in a closed loop (each posts its next batch when the previous one is answered)
+   for `--seconds`: sustained events/s, request latency p50/p99/max, and loss: after the
+   server stops, the store must hold exactly the events that were sent (all distinct).
+
+Load goes to 127.0.0.1 only and stops after `--seconds`. A dated section is appended to
+bench/RESULTS.md in one write (skipped with --quick).
+
+    python bench/bench_collector.py                # 8 clients x 60 s, recorded
+    python bench/bench_collector.py --quick        # 8 clients x 10 s, not recorded
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+TARGET_EPS = 20_000
+TARGET_P99_MS = 250.0
+
+
+def batch(client: int, seq: int, size: int) -> list[dict[str, Any]]:
+    """`size` events shaped like the SDK's: per run a usage, an alpha and a closing event."""
+    out: list[dict[str, Any]] = []
+    base = f"c{client}-b{seq}"
+    ts = 1_740_816_000 + seq
+    i = 0
+    while len(out) < size:
+        rid = f"{base}-r{i}"
+        out.append({"type": "telemetry", "event_id": f"{rid}:1", "run_id": rid, "agent": f"Agent{client}",
+                    "strategy": "FUNDING", "ts": ts, "model": "gpt-4o", "tokens_in": 1830,
+                    "tokens_out": 421, "cost_usd": 0.008785})
+        if len(out) < size:
+            out.append({"type": "alpha", "event_id": f"{rid}:2", "run_id": rid, "agent": f"Agent{client}",
+                        "strategy": "FUNDING", "ts": ts, "symbol": "BTC", "direction": "SHORT",
+                        "score_final": -1.42, "regime": "MEAN_REVERT"})
+        if len(out) < size:
+            out.append({"type": "telemetry", "event_id": f"{rid}:end", "run_id": rid,
+                        "agent": f"Agent{client}", "strategy": "FUNDING", "ts": ts,
+                        "latency_ms": 950.0, "errors": 0})
+        i += 1
+    return out
+
+
+def client_proc(args: tuple[int, str, str, int, float, float]) -> dict[str, Any]:
+    import httpx
+
+    client, url, key, size, start_at, seconds = args
+    lat: list[float] = []
+    sent = accepted = bad = 0
+    seq = 0
+    with httpx.Client(base_url=url, timeout=60, headers={
+        "Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as c:
+        while time.time() < start_at:
+            time.sleep(0.001)
+        end = start_at + seconds
+        while time.time() < end:
+            body = json.dumps(batch(client, seq, size), separators=(",", ":")).encode()
+            seq += 1
+            t0 = time.perf_counter()
+            res = c.post("/v1/events", content=body)
+            lat.append((time.perf_counter() - t0) * 1000)
+            sent += size
+            if res.status_code == 200:
+                accepted += res.json()["accepted"]
+            else:
+                bad += 1
+    return {"lat": lat, "sent": sent, "accepted": accepted, "bad": bad, "end": time.time()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def baseline(tmp: Path, size: int, seconds: float) -> float:
+    from alphatrace.store import Store
+    from alphatrace.store.ingest import ingest_events
+
+    n = 0
+    with Store(tmp / "baseline.duckdb") as store:
+        t0 = time.perf_counter()
+        seq = 0
+        while time.perf_counter() - t0 < seconds:
+            ingest_events(store, batch(0, seq, size))
+            seq += 1
+            n += size
+        return n / (time.perf_counter() - t0)
+
+
+def percentile(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    k = min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))
+    return s[k]
+
+
+def run_collector(tmp: Path, clients: int, size: int, seconds: float) -> dict[str, Any]:
+    from alphatrace.server.keys import create_key
+    from alphatrace.store import Store
+
+    db = tmp / "collector.duckdb"
+    with Store(db) as s:
+        key = create_key(s, "bench", "ingest")["key"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    exe = [sys.executable, "-m", "alphatrace.cli.main", "serve", "--db", str(db),
+           "--port", str(port), "--log-level", "warning"]
+    log = open(tmp / "server.log", "wb")
+    server = subprocess.Popen(exe, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        import httpx
+
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        start_at = time.time() + 2.0
+        with mp.get_context("spawn").Pool(clients) as pool:
+            outs = pool.map(client_proc, [(c, url, key, size, start_at, seconds) for c in range(clients)])
+        elapsed = max(o["end"] for o in outs) - start_at
+    finally:
+        server.terminate()
+        server.wait(60)
+        log.close()
+    lat = [x for o in outs for x in o["lat"]]
+    sent = sum(o["sent"] for o in outs)
+    with Store(db, read_only=True) as s:
+        stored, distinct = s.con.execute(
+            "SELECT sum(n), sum(d) FROM (SELECT count(*) n, count(DISTINCT event_id) d FROM telemetry "
+            "UNION ALL SELECT count(*), count(DISTINCT event_id) FROM alpha)").fetchall()[0]
+    return {
+        "clients": clients, "batch": size, "seconds": elapsed, "requests": len(lat),
+        "sent": sent, "accepted": sum(o["accepted"] for o in outs), "stored": int(stored),
+        "distinct": int(distinct), "failed_requests": sum(o["bad"] for o in outs),
+        "eps": sent / elapsed, "p50": percentile(lat, 0.50), "p99": percentile(lat, 0.99),
+        "max": max(lat) if lat else float("nan"),
+    }
+
+
+def machine() -> str:
+    import duckdb
+    import fastapi
+    import uvicorn
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} CPUs, {mem:.1f} GiB RAM, {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()}, DuckDB {duckdb.__version__}, FastAPI "
+            f"{fastapi.__version__}, uvicorn {uvicorn.__version__}; load average before the run {load}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--baseline-seconds", type=float, default=15.0)
+    ap.add_argument("--quick", action="store_true", help="10 s, not recorded")
+    a = ap.parse_args()
+    if a.quick:
+        a.seconds, a.baseline_seconds = 10.0, 5.0
+    info = machine()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-collector-"))
+    try:
+        base = baseline(tmp, a.batch, a.baseline_seconds)
+        r = run_collector(tmp, a.clients, a.batch, a.seconds)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    loss = r["sent"] - r["stored"]
+    ok_eps, ok_p99 = r["eps"] >= TARGET_EPS, r["p99"] <= TARGET_P99_MS
+    ok_loss = loss == 0 and r["stored"] == r["distinct"] == r["accepted"] and not r["failed_requests"]
+    print(json.dumps({**r, "baseline_eps": base, "ratio": r["eps"] / base, "loss": loss}, indent=2))
+    if a.quick:
+        return
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    yn = {True: "**yes**", False: "**no**"}
+    section = f"""
+## Collector load (bench/bench_collector.py) — {now}
+
+Machine: {info}.
+Load: {r['clients']} client processes on 127.0.0.1, closed loop (next batch when the previous one
+is answered), batches of {r['batch']} SDK-shaped events (usage, alpha, closing telemetry), for
+{r['seconds']:.1f} s against `alphatrace serve` with a fresh store. Baseline (same run): the same
+batches through `ingest_events` in-process, one batch per call, no HTTP, for {a.baseline_seconds:.0f} s.
+
+| measure | value |
+|---|---:|
+| events/s sustained (collector) | {r['eps']:,.0f} |
+| events/s baseline (in-process, one call per 500-event batch) | {base:,.0f} |
+| collector / baseline | {r['eps'] / base:.2f}× |
+| requests | {r['requests']:,} |
+| request latency p50 / p99 / max (ms) | {r['p50']:.0f} / {r['p99']:.0f} / {r['max']:.0f} |
+| events sent / accepted / stored (distinct) | {r['sent']:,} / {r['accepted']:,} / {r['stored']:,} ({r['distinct']:,}) |
+| failed requests | {r['failed_requests']} |
+
+Targets: ≥ {TARGET_EPS:,} events/s: {yn[ok_eps]}; p99 ≤ {TARGET_P99_MS:.0f} ms: {yn[ok_p99]}; zero loss: {yn[ok_loss]}.
+"""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    RESULTS.write_text(text.rstrip("\n") + "\n" + section)
+    print(f"appended to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

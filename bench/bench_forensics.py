@@ -1,0 +1,245 @@
+"""Slice search speed and peak memory of alphatrace forensics against the `sliceline` package.
+
+Data: N synthetic runs × 12 features (7 numeric, 5 categorical) with a planted loss cluster
+(alphatrace.forensics.synthetic, seed 0). Numeric features are binned at the 5% quantile
+grid, so every method sees the same binned matrix; the error is the per-run loss
+max(0, −pnl_bps). Each method runs in its own process (peak RSS from os.wait4):
+
+1. sliceline: `Slicefinder(alpha=0.95, k=10, max_l=2, min_sup=S).fit(binned, loss)`;
+2. alphatrace error mode, same binned data and parameters (equality predicates, SliceLine's
+   score and pruning; `reference=True` so it must return sliceline's exact top-K);
+3. alphatrace loss clusters, depth 2: thresholds on the raw numeric values, Welch tests of
+   every evaluated slice, BH, redundancy filter (the full `forensics` computation);
+4. the same at depth 3.
+
+Seconds exclude interpreter start, imports and loading the prepared arrays; the ratio compares
+methods of the same run. A dated section is appended to bench/RESULTS.md in one write.
+
+    python bench/bench_forensics.py              # 1,000,000 runs, recorded
+    python bench/bench_forensics.py --quick      # 50,000 runs, not recorded
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+RESULTS = HERE / "RESULTS.md"
+NUMERIC = ["latency_ms", "tokens_in", "tokens_out", "cost_usd", "errors", "score_final", "f0"]
+CATEGORICAL = ["symbols", "direction", "regime", "model", "hour"]
+MIN_SUP = 100
+METHODS = {
+    "sliceline": "sliceline 0.3 Slicefinder, depth 2 (baseline)",
+    "error_mode": "alphatrace slice search, error mode, depth 2",
+    "clusters2": "alphatrace loss clusters (thresholds + tests + BH + redundancy), depth 2",
+    "clusters3": "alphatrace loss clusters, depth 3",
+}
+
+
+def prepare(n: int) -> Path:
+    """Synthetic runs → bench/out/forensics_{n}.npz (raw numerics, codes, binned matrix, y)."""
+    from alphatrace.forensics import synthetic as syn
+    from alphatrace.forensics.slices import Categorical, numeric_feature
+
+    path = OUT / f"forensics_{n}.npz"
+    if path.exists():
+        return path
+    OUT.mkdir(exist_ok=True)
+    d = syn.runs(n, 0, extra_numeric=1)
+    grid = [round(0.05 * i, 2) for i in range(1, 20)]
+    arrays: dict[str, Any] = {"y": np.asarray(d["y"], np.float64)}
+    binned = []
+    for name in NUMERIC:
+        x = np.asarray(d[name], np.float64)
+        arrays[f"num_{name}"] = x
+        f = numeric_feature(name, x, grid)
+        assert f is not None
+        binned.append(np.asarray(f.codes, np.int64) + 1)  # 1-based bins
+    for name in CATEGORICAL:
+        cat = Categorical.from_values(d[name])
+        arrays[f"cat_{name}"] = cat.codes
+        arrays[f"labels_{name}"] = np.asarray([str(v) for v in cat.labels])
+        binned.append(cat.codes + 1)
+    arrays["binned"] = np.stack(binned, axis=1).astype(np.int32)
+    np.savez(path, **arrays)
+    return path
+
+
+def _vm_hwm_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(method: str, file: Path) -> dict[str, Any]:
+    data = np.load(file)
+    y = data["y"]
+    loss = np.maximum(0.0, -y)
+    binned = data["binned"]
+    before = _vm_hwm_mb()
+    if method == "sliceline":
+        import warnings
+
+        from sliceline.slicefinder import Slicefinder
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            sf = Slicefinder(alpha=0.95, k=10, max_l=2, min_sup=MIN_SUP, verbose=False).fit(binned, loss)
+            secs = time.perf_counter() - t0
+        top = [[None if v is None else int(v) for v in row] for row in sf.top_slices_]
+        scores = [s["slice_score"] for s in sf.top_slices_statistics_]
+        return {"seconds": secs, "imports_rss_mb": before, "top": top, "scores": scores}
+    if method == "error_mode":
+        from alphatrace.forensics.slices import SearchParams, equality_features, search
+
+        t0 = time.perf_counter()
+        feats = equality_features(binned)
+        t = search(feats, loss, SearchParams(alpha=0.95, k=10, max_level=2, min_support=MIN_SUP,
+                                             reference=True))
+        secs = time.perf_counter() - t0
+        top = []
+        for i in t.top.tolist():
+            row: list[int | None] = [None] * binned.shape[1]
+            for f, p in zip(t.feats[i].tolist(), t.preds[i].tolist(), strict=True):
+                if f >= 0:
+                    row[f] = int(feats[f].predicates[p].value)
+            top.append(row)
+        return {"seconds": secs, "imports_rss_mb": before, "top": top,
+                "scores": t.score[t.top].tolist(), "slices_evaluated": len(t)}
+    if method in ("clusters2", "clusters3"):
+        from alphatrace.forensics import clusters as cl
+        from alphatrace.forensics.config import ClustersConfig
+        from alphatrace.forensics.slices import Categorical
+
+        cols: dict[str, Any] = {n: data[f"num_{n}"] for n in NUMERIC}
+        for n in CATEGORICAL:
+            cols[n] = Categorical(data[f"cat_{n}"].astype(np.int64), tuple(data[f"labels_{n}"].tolist()))
+        run_ids = [f"r{i:07d}" for i in range(y.size)]
+        t0 = time.perf_counter()
+        res = cl.find(cols, NUMERIC, y, run_ids, ClustersConfig(), depth=2 if method == "clusters2" else 3)
+        secs = time.perf_counter() - t0
+        return {"seconds": secs, "imports_rss_mb": before, "slices_tested": res.tested,
+                "clusters": [c.sentence for c in res.clusters]}
+    raise SystemExit(f"unknown method {method}")
+
+
+def measure(method: str, file: Path) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, "--file", str(file)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{method} failed")
+    res: dict[str, Any] = json.loads(out)
+    res["peak_rss_mb"] = usage.ru_maxrss / 1024
+    return res
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = next((f"{int(x.split()[1]) / 1024 / 1024:.1f} GiB" for x in Path("/proc/meminfo").read_text().splitlines()
+                if x.startswith("MemTotal:")), "?")
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    import scipy
+    import sliceline
+
+    return {"cpus": str(os.cpu_count()), "cpu": cpu, "ram": mem, "load": load,
+            "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+            "sliceline": getattr(sliceline, "__version__", "?"), "os": f"{platform.system()} {platform.release()}"}
+
+
+def section(rows: dict[str, dict[str, Any]], m: dict[str, str], n: int, when: dt.datetime) -> str:
+    sl, em, c2, c3 = rows["sliceline"], rows["error_mode"], rows["clusters2"], rows["clusters3"]
+    same = em["top"] == sl["top"] and np.allclose(em["scores"], sl["scores"])
+    ratio = sl["seconds"] / em["seconds"]
+    ratio2 = sl["seconds"] / c2["seconds"]
+
+    def ok(b: bool) -> str:
+        return "yes" if b else "**no**"
+
+    lines = [
+        f"## Forensics slice search (bench/bench_forensics.py) — {when:%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['ram']} RAM, {m['os']}; Python {m['python']}, "
+        f"numpy {m['numpy']}, scipy {m['scipy']}, sliceline {m['sliceline']} (no numba); load average "
+        f"before the run {m['load']}.",
+        f"Input: {n:,} synthetic runs × 12 features (7 numeric binned at the 5% quantile grid, 5 "
+        f"categorical; planted loss cluster), error = max(0, −pnl_bps); alpha 0.95, K 10, min support "
+        f"{MIN_SUP}. Each method in its own process; seconds exclude start-up, imports and loading the "
+        "prepared arrays; peak RSS includes them.",
+        "",
+        "| method | seconds | peak RSS MB | result |",
+        "|---|---:|---:|---|",
+        f"| {METHODS['sliceline']} | {sl['seconds']:.2f} | {sl['peak_rss_mb']:,.0f} | top-{len(sl['top'])} |",
+        f"| {METHODS['error_mode']} | {em['seconds']:.2f} | {em['peak_rss_mb']:,.0f} | "
+        f"same top-K and scores as sliceline: {ok(same)}; {em['slices_evaluated']:,} slices evaluated |",
+        f"| {METHODS['clusters2']} | {c2['seconds']:.2f} | {c2['peak_rss_mb']:,.0f} | "
+        f"{c2['slices_tested']:,} slices tested; rank 1: {c2['clusters'][0] if c2['clusters'] else '—'} |",
+        f"| {METHODS['clusters3']} | {c3['seconds']:.2f} | {c3['peak_rss_mb']:,.0f} | "
+        f"{c3['slices_tested']:,} slices tested; rank 1: {c3['clusters'][0] if c3['clusters'] else '—'} |",
+        "",
+        f"sliceline / alphatrace error mode: **{ratio:.1f}×**; sliceline / full depth-2 clusters: "
+        f"**{ratio2:.1f}×**. Targets at 1M runs: depth 2 ≤ 2 s: {ok(c2['seconds'] <= 2.0)}; ≥ 5× "
+        f"sliceline: {ok(ratio2 >= 5)}; depth 3 ≤ 10 s: {ok(c3['seconds'] <= 10.0)}; memory ≤ 1 GB: "
+        f"{ok(max(em['peak_rss_mb'], c2['peak_rss_mb'], c3['peak_rss_mb']) <= 1024)}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def record(text: str) -> None:
+    """Append one section in a single write (others append theirs to the same file)."""
+    existing = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    prefix = "" if existing else "# Benchmark results\n\n"
+    if existing and not existing.endswith("\n\n"):
+        prefix = "\n" if existing.endswith("\n") else "\n\n"
+    with open(RESULTS, "a", encoding="utf-8") as fh:
+        fh.write(prefix + text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=1_000_000)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--child")
+    ap.add_argument("--file", type=Path)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(child(a.child, a.file)))
+        return
+    n = 50_000 if a.quick else a.runs
+    file = prepare(n)
+    m = machine()
+    rows = {}
+    for method in METHODS:
+        rows[method] = measure(method, file)
+        print(f"{METHODS[method]}: {rows[method]['seconds']:.2f} s, peak RSS "
+              f"{rows[method]['peak_rss_mb']:,.0f} MB", file=sys.stderr)
+    text = section(rows, m, n, dt.datetime.now(dt.UTC))
+    print(text)
+    if not a.quick:
+        record(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Governance benchmark: gates for 10,000 agents over 1M runs (target ≤ 2 s) and confidence
+over 1M runs (target ≤ 1 s), each against a baseline measured in the same run: one grouped
+scan of the same ledger (`SELECT agent, sum(pnl) ... GROUP BY agent`), the least any per-agent
+computation over it can cost.
+
+    .venv/bin/python bench/bench_governance.py [--runs 1000000] [--agents 10000] [--append]
+
+--append adds the result table to bench/RESULTS.md under "## governance".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+import alphatrace as at
+from alphatrace.governance import backtest, confidence
+from alphatrace.governance.gates import decide
+from alphatrace.governance.policy import load_governance
+from alphatrace.policy import Policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build(db: at.Database, runs: int, agents: int, strategies: int, seed: int = 7) -> None:
+    """A synthetic ledger: agents with their own edge and error rate, runs spread over a year."""
+    rng = np.random.default_rng(seed)
+    agent = rng.integers(0, agents, runs)
+    edge = rng.normal(0.5, 3.0, agents)[agent]
+    pnl = np.round(rng.normal(edge, 25.0) * 4) / 4
+    err_p = rng.uniform(0, 0.15, agents)[agent]
+    secs = np.sort(rng.integers(0, 365 * 86400, runs))
+    t0 = np.datetime64("2025-01-01T00:00:00", "us")
+    tbl = pa.table({
+        "run_id": pa.array([f"run{i:08d}" for i in range(runs)]),
+        "agent": pa.array([f"agent{a:05d}" for a in agent.tolist()]),
+        "strategy": pa.array([f"strat{a % strategies:02d}" for a in agent.tolist()]),
+        "ts": pa.array(t0 + secs.astype("timedelta64[s]")),
+        "realized_pnl_bps": pa.array(pnl),
+        "errors": pa.array((rng.uniform(0, 1, runs) < err_p).astype(np.int64)),
+        "latency_ms": pa.array(np.round(rng.lognormal(6.2, 0.4, runs))),
+        "cost_usd": pa.array(np.round(rng.uniform(0.001, 0.05, runs), 4)),
+        "pnl_usd": pa.array(pnl),
+        "net_usd": pa.array(pnl - 0.02),
+        "status": pa.array(["realized"] * runs),
+    })
+    db.con.register("_bench_rows", tbl)
+    db.con.execute("INSERT INTO ledger BY NAME SELECT * FROM _bench_rows")
+    db.con.unregister("_bench_rows")
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=1_000_000)
+    ap.add_argument("--agents", type=int, default=10_000)
+    ap.add_argument("--strategies", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--backtest", action="store_true", help="also time a full backtest")
+    ap.add_argument("--append", action="store_true")
+    args = ap.parse_args()
+
+    db = at.connect(":memory:")
+    t = time.perf_counter()
+    build(db, args.runs, args.agents, args.strategies)
+    print(f"built {args.runs:,} runs / {args.agents:,} agents in {time.perf_counter() - t:.1f}s",
+          file=sys.stderr)
+    con = db.con
+    gp = load_governance()
+    clamped = load_governance(Policy({"confidence": {"recovery": 1.02, "floor": 0.25}}, "<bench>"))
+    as_of = con.execute("SELECT max(ts) FROM ledger").fetchall()[0][0]
+
+    base, _ = timed(lambda: con.sql("SELECT agent, sum(realized_pnl_bps) FROM ledger "
+                                    "GROUP BY agent").to_arrow_table(), args.repeat)
+    rows: list[tuple[str, float, float | None]] = [("baseline: grouped scan of the ledger", base, None)]
+
+    dec, ds = timed(lambda: decide(con, gp, as_of, {}), args.repeat)
+    rows.append((f"gates decide ({len(ds):,} subjects)", dec, 2.0))
+
+    def evaluate_and_record() -> list[dict[str, Any]]:
+        con.execute("DELETE FROM decisions; DELETE FROM lifecycle; DELETE FROM decision_head")
+        return db.gates.evaluate()
+
+    ev, recs = timed(evaluate_and_record, args.repeat)
+    rows.append((f"gates evaluate + append {len(recs):,} chained records", ev, 2.0))
+
+    def conf() -> pa.Table:
+        return confidence.summary(confidence.history(con, gp), gp.confidence.warn_below)
+
+    cf, summ = timed(conf, args.repeat)
+    rows.append((f"confidence, seed rules ({summ.num_rows:,} agents)", cf, 1.0))
+    cc, _ = timed(lambda: confidence.history(con, clamped), args.repeat)
+    rows.append(("confidence, recovery + floor (sequential pass)", cc, None))
+    vf, res = timed(lambda: db.audit_verify(), 1)
+    assert res["ok"], res["problems"][:3]
+    rows.append((f"audit verify ({res['records']:,} records, re-computed)", vf, None))
+    if args.backtest:
+        bt, _ = timed(lambda: backtest.run(con, gp), 1)
+        rows.append(("gates backtest (every run of every subject)", bt, None))
+
+    cpu = platform.processor() or platform.machine()
+    head = (f"{platform.node()} · {os.cpu_count()} cores · {cpu} · Python "
+            f"{platform.python_version()} · DuckDB {at.Database.__module__ and __import__('duckdb').__version__}"
+            f" · {dt.date.today().isoformat()} · {args.runs:,} runs, {args.agents:,} agents, "
+            f"{args.strategies} strategies")
+    lines = [head, "", "| step | median s | × baseline | target |", "|---|---:|---:|---|"]
+    for name, secs, target in rows:
+        ok = "" if target is None else (f"≤ {target:g} s ✓" if secs <= target else f"≤ {target:g} s ✗")
+        lines.append(f"| {name} | {secs:.3f} | {secs / base:.1f} | {ok} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.append:
+        path = ROOT / "bench" / "RESULTS.md"
+        current = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
+        path.write_text(current.rstrip("\n") + "\n\n## governance\n\n" + text + "\n", "utf-8")
+    db.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""The single writer: merged rounds, results split back per request, backpressure, isolation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alphatrace.server import writer as writer_mod
+from alphatrace.server.writer import Busy, Writer
+from alphatrace.store.connection import one
+
+
+def events(tag: str, n: int, bad_at: int | None = None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {"type": "telemetry", "run_id": f"{tag}-{i}", "agent": tag, "event_id": f"{tag}:{i}"}
+        for i in range(n)
+    ]
+    if bad_at is not None:
+        out[bad_at]["tokens_in"] = -1
+    return out
+
+
+def test_requests_waiting_together_share_one_round(tmp_path: Path) -> None:
+    w = Writer(tmp_path / "db.duckdb", linger_s=0.2)
+    sizes = [3, 1, 4, 1, 5, 9, 2, 6]
+    futs = [w.submit_events(events(f"R{k}", n, bad_at=0 if k == 2 else None))
+            for k, n in enumerate(sizes)]
+    w.start()  # everything is already queued: one round takes it all
+    res = [f.result(30) for f in futs]
+    assert w.stats.rounds == 1 and w.stats.requests == 8 and w.stats.events == sum(sizes)
+    for k, (n, r) in enumerate(zip(sizes, res, strict=True)):
+        assert [x.index for x in r] == list(range(n))
+        ok = [x for x in r if x.status == "accepted"]
+        assert [x.event_id for x in ok] == [f"R{k}:{i}" for i in range(n) if not (k == 2 and i == 0)]
+    assert res[2][0].status == "rejected" and res[2][0].field == "tokens_in"
+    w.stop()
+
+
+def test_backpressure(tmp_path: Path) -> None:
+    w = Writer(tmp_path / "db.duckdb", max_pending_events=10)
+    w.submit_events(events("A", 8))
+    with pytest.raises(Busy):
+        w.submit_events(events("B", 8))
+    w.submit_events(events("C", 2))  # still fits
+    w.start()
+    w.stop()
+    assert w.pending_events == 0
+    from alphatrace.store import Store
+
+    with Store(tmp_path / "db.duckdb", read_only=True) as s:
+        assert one(s.con, "SELECT count(*) FROM telemetry")[0] == 10
+
+
+def test_a_failing_request_does_not_fail_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = writer_mod.ingest_events
+
+    def picky(store: Any, evs: list[Any], source: str = "", kind: Any = None) -> Any:
+        if any(e.get("poison") for e in evs):
+            raise RuntimeError("poisoned")
+        return real(store, evs, source=source)
+
+    monkeypatch.setattr(writer_mod, "ingest_events", picky)
+    w = Writer(tmp_path / "db.duckdb", linger_s=0.2)
+    good = w.submit_events(events("G", 2))
+    bad = w.submit_events([{"poison": True}])
+    also = w.submit_events(events("H", 1))
+    w.start()
+    assert [x.status for x in good.result(30)] == ["accepted", "accepted"]
+    assert [x.status for x in also.result(30)] == ["accepted"]
+    with pytest.raises(RuntimeError, match="poisoned"):
+        bad.result(30)
+    w.stop()
+
+
+def test_calls_run_in_order_with_ingest(tmp_path: Path) -> None:
+    w = Writer(tmp_path / "db.duckdb")
+    w.start()
+    w.submit_events(events("A", 3))
+    n = w.submit_call(lambda s: one(s.con, "SELECT count(*) FROM telemetry")[0])
+    assert n.result(30) == 3
+    with w.reader() as con:
+        assert one(con, "SELECT count(*) FROM telemetry")[0] == 3
+    w.stop()
