@@ -104,11 +104,11 @@ def main() -> int:
     rows.append((f"gates evaluate + append {len(recs):,} chained records", ev, 2.0))
 
     def conf() -> pa.Table:
-        return confidence.summary(confidence.history(con, gp), gp.confidence.warn_below)
+        return confidence.compute(con, gp).summary(gp.confidence.warn_below)
 
     cf, summ = timed(conf, args.repeat)
     rows.append((f"confidence, seed rules ({summ.num_rows:,} agents)", cf, 1.0))
-    cc, _ = timed(lambda: confidence.history(con, clamped), args.repeat)
+    cc, _ = timed(lambda: confidence.compute(con, clamped).summary(None), args.repeat)
     rows.append(("confidence, recovery + floor (sequential pass)", cc, None))
     vf, res = timed(lambda: db.audit_verify(), 1)
     assert res["ok"], res["problems"][:3]

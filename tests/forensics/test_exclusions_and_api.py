@@ -74,7 +74,7 @@ def test_bad_rules_fail_with_file_line(tmp_path: Path, rule: str, line: int, nee
 
 
 def test_unknown_forensics_key_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="policy.yaml:3"):
+    with pytest.raises(PolicyError, match=r"policy\.yaml:3"):
         load(str(write(tmp_path, "forensics:\n  clusters:\n    min_suport: 10\n")))
 
 

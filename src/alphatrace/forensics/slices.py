@@ -75,7 +75,9 @@ class Feature:
 
     `codes[i]` in [0, n_codes); a code no mask selects (missing values, rare categories) puts
     the row in no slice of this feature. `single[j]` is the one code predicate j selects when
-    it is an equality, which lets contractions index instead of multiply.
+    it is an equality, which lets contractions index instead of multiply. Threshold features
+    carry `cut[j]` (the cut's index: "≤" selects codes 0..cut, ">" codes cut+1..n_codes−2) and
+    `gt[j]`, which lets contractions use cumulative sums and maxima instead of products.
     """
 
     name: str
@@ -84,6 +86,8 @@ class Feature:
     masks: BOOL  # (P, n_codes)
     predicates: tuple[Predicate, ...]
     single: I64 | None = None
+    cut: I64 | None = None
+    gt: BOOL | None = None
 
     @property
     def n_predicates(self) -> int:
@@ -115,6 +119,8 @@ def numeric_feature(name: str, values: npt.ArrayLike, quantiles: Sequence[float]
     n_ok = int(finite.sum())
     masks: list[BOOL] = []
     preds: list[Predicate] = []
+    cut_ix: list[int] = []
+    gt: list[bool] = []
     k = np.arange(n_codes)
     for j, c in enumerate(cuts.tolist()):
         for op, sel in ((">", (k >= j + 1) & (k <= m)), ("<=", k <= j)):
@@ -124,9 +130,12 @@ def numeric_feature(name: str, values: npt.ArrayLike, quantiles: Sequence[float]
             value: float | int = int(c) if float(c).is_integer() else float(c)
             masks.append(sel)
             preds.append(Predicate(name, op, value))
+            cut_ix.append(j)
+            gt.append(op == ">")
     if not preds:
         return None
-    return Feature(name, codes.astype(_codes_dtype(n_codes)), n_codes, np.array(masks), tuple(preds))
+    return Feature(name, codes.astype(_codes_dtype(n_codes)), n_codes, np.array(masks), tuple(preds),
+                   cut=np.asarray(cut_ix, np.int64), gt=np.asarray(gt, np.bool_))
 
 
 @dataclass(frozen=True)
@@ -296,8 +305,9 @@ class _Level:
 
 
 def _hist(features: Sequence[Feature], combo: tuple[int, ...], e: F64, y: F64 | None,
-          y2: F64 | None) -> tuple[F64, ...]:
-    """Joint histogram of the combo's codes: count, Σe, max e, Σy, Σy² per cell."""
+          y2: F64 | None) -> tuple[F64, F64]:
+    """Joint histogram of the combo's codes: sums (count, Σe[, Σy, Σy²]) on a trailing axis,
+    and max e, per cell."""
     dims = tuple(features[f].n_codes for f in combo)
     cells = math.prod(dims)
     if cells > MAX_CELLS:
@@ -308,37 +318,51 @@ def _hist(features: Sequence[Feature], combo: tuple[int, ...], e: F64, y: F64 | 
     flat: npt.NDArray[np.signedinteger[Any]] = features[combo[0]].codes.astype(wide)
     for f, d in zip(combo[1:], dims[1:], strict=True):
         flat = flat * d + features[f].codes.astype(wide)
-    cnt = np.asarray(np.bincount(flat, minlength=cells), dtype=np.float64)
-    se = np.asarray(np.bincount(flat, weights=e, minlength=cells), dtype=np.float64)
+    weights: list[F64 | None] = [None, e] + ([y, y2] if y is not None and y2 is not None else [])
+    sums = np.stack([np.asarray(np.bincount(flat, weights=w, minlength=cells), dtype=np.float64)
+                     for w in weights], axis=-1)
     sm = np.zeros(cells, np.float64)
     np.maximum.at(sm, flat, e)
-    out: list[F64] = [cnt.reshape(dims), se.reshape(dims), sm.reshape(dims)]
-    if y is not None and y2 is not None:
-        for w in (y, y2):
-            out.append(np.asarray(np.bincount(flat, weights=w, minlength=cells),
-                                  dtype=np.float64).reshape(dims))
-    return tuple(out)
+    return sums.reshape((*dims, len(weights))), sm.reshape(dims)
 
 
 def _contract_sum(h: F64, feats: Sequence[Feature]) -> F64:
+    """Cell sums → predicate sums along each feature axis (trailing axes are carried along)."""
     out = h
     for axis, f in enumerate(feats):
         if f.single is not None:
             out = np.take(out, f.single, axis=axis)
+        elif f.cut is not None and f.gt is not None:
+            moved = np.moveaxis(out, axis, 0)
+            m = f.n_codes - 2  # number of cuts; code m+1 is "missing"
+            prefix = np.cumsum(moved[: m + 1], axis=0)  # prefix[j] = Σ codes 0..j
+            le = prefix[f.cut]
+            gt = prefix[m][None, ...] - le
+            red = np.where(f.gt.reshape((-1,) + (1,) * (moved.ndim - 1)), gt, le)
+            out = np.moveaxis(red, 0, axis)
         else:
             out = np.moveaxis(np.tensordot(f.masks.astype(np.float64), out, axes=([1], [axis])), 0, axis)
     return out
 
 
 def _contract_max(h: F64, feats: Sequence[Feature]) -> F64:
+    """Cell maxima → predicate maxima (e ≥ 0, so an empty selection gives 0)."""
     out = h
     for axis, f in enumerate(feats):
         if f.single is not None:
             out = np.take(out, f.single, axis=axis)
             continue
         moved = np.moveaxis(out, axis, 0)  # (B, rest...)
-        sel = f.masks.reshape(f.masks.shape + (1,) * (moved.ndim - 1))
-        red = np.where(sel, moved[None, ...], -np.inf).max(axis=1)  # (P, rest...)
+        if f.cut is not None and f.gt is not None:
+            m = f.n_codes - 2
+            body = moved[: m + 1]
+            pmax = np.maximum.accumulate(body, axis=0)  # max over codes 0..j
+            smax = np.maximum.accumulate(body[::-1], axis=0)[::-1]  # max over codes j..m
+            smax = np.concatenate([smax, np.zeros((1, *body.shape[1:]))], axis=0)
+            red = np.where(f.gt.reshape((-1,) + (1,) * (moved.ndim - 1)), smax[f.cut + 1], pmax[f.cut])
+        else:
+            sel = f.masks.reshape(f.masks.shape + (1,) * (moved.ndim - 1))
+            red = np.where(sel, moved[None, ...], -np.inf).max(axis=1)  # (P, rest...)
         out = np.moveaxis(red, 0, axis)
     return np.maximum(out, 0.0)
 
@@ -415,16 +439,16 @@ def search(features: Sequence[Feature], errors: npt.ArrayLike, params: SearchPar
 
     def evaluate(combo: tuple[int, ...], alive: BOOL | None) -> tuple[BOOL, F64, F64, F64]:
         fs = [feats[f] for f in combo]
-        h = _hist(feats, combo, e, ya, y2)
-        size = _contract_sum(h[0], fs)
-        err = _contract_sum(h[1], fs)
-        emax = _contract_max(h[2], fs)
+        hs, hm = _hist(feats, combo, e, ya, y2)
+        sums = _contract_sum(hs, fs)
+        size, err = sums[..., 0], sums[..., 1]
+        emax = _contract_max(hm, fs)
         ev = np.ones(size.shape, np.bool_) if alive is None else alive
         idx = np.nonzero(ev)
         stats = {"size": size[idx], "err": err[idx], "err_max": emax[idx]}
         if ya is not None:
-            stats["y_sum"] = _contract_sum(h[3], fs)[idx]
-            stats["y_sq"] = _contract_sum(h[4], fs)[idx]
+            stats["y_sum"] = sums[..., 2][idx]
+            stats["y_sq"] = sums[..., 3][idx]
         ids = record(combo, tuple(np.asarray(i, np.int64) for i in idx), stats)
         sc = score(params.alpha, ebar, n, stats["size"], stats["err"])
         ok = (stats["size"] >= minsup) & (sc > 0)

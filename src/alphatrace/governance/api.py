@@ -91,12 +91,12 @@ class GovernanceAPI:
         """Per agent: multiplier, runs, last run, lowest multiplier, warning, lifecycle state.
         With `history=True`: every run's factor and the multiplier after it."""
         gp = load_governance(policy)
-        hist = confidence.history(self.store.con, gp, agent, parse_as_of(as_of))
-        if agent is not None and hist.num_rows == 0 and not _has_agent(self.store, agent):
+        conf = confidence.compute(self.store.con, gp, agent, parse_as_of(as_of))
+        if agent is not None and len(conf.order) == 0 and not _has_agent(self.store, agent):
             raise NotFoundError(f"no agent named {agent!r}")
         if history:
-            return hist
-        summ = confidence.summary(hist, gp.confidence.warn_below)
+            return conf.history()
+        summ = conf.summary(gp.confidence.warn_below)
         states = journal.lifecycle_states(self.store.con)
         return summ.append_column("state", pa.array(
             [states.get(("agent", a), "candidate") for a in summ.column("agent").to_pylist()],

@@ -12,6 +12,7 @@ multiplier is path-dependent both ways, so it is one sequential pass over the so
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -33,6 +34,8 @@ IntArray = npt.NDArray[np.int64]
 
 def _runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | None,
           as_of: dt.datetime | None) -> pa.Table:
+    """Eligible runs in (ts, run_id) order; grouping by agent happens on integer codes later,
+    which is much cheaper than sorting a million rows by agent name in SQL."""
     variables = gp.run_variables()
     cols = ["agent", "run_id", "ts", *dict.fromkeys(RUN_VARIABLES[v] for v in variables)]
     base, params = eligible_sql(con, gp, cols, as_of)
@@ -42,7 +45,7 @@ def _runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | Non
         params = [*params, agent]
     sel = ", ".join(f"{RUN_VARIABLES[v]} AS {v}" for v in variables)
     sql = (f"SELECT agent, CAST(run_id AS VARCHAR) AS run_id, ts, {sel} FROM ({base}) "
-           f"WHERE {where} ORDER BY agent, ts, run_id")
+           f"WHERE {where} ORDER BY ts, run_id")
     return con.sql(sql, params=params).to_arrow_table()
 
 
@@ -66,15 +69,18 @@ def factors(gp: GovernancePolicy, env: dict[str, expr.FloatArray], n: int) -> tu
     return idx, table[idx]
 
 
-def _group_starts(agents: pa.ChunkedArray) -> npt.NDArray[np.bool_]:
-    n = len(agents)
-    starts = np.zeros(n, dtype=np.bool_)
-    if n:
-        starts[0] = True
-        if n > 1:
-            diff = pc.not_equal(agents.slice(1), agents.slice(0, n - 1))
-            starts[1:] = np.asarray(diff.to_numpy(zero_copy_only=False), dtype=np.bool_)
-    return starts
+def _agent_order(agents: pa.ChunkedArray) -> tuple[IntArray, IntArray]:
+    """(permutation to (agent, ts, run_id) order, sorted agent code per permuted row).
+
+    The rows arrive in (ts, run_id) order; a stable sort on the agent's rank among the sorted
+    distinct names keeps that order inside each agent."""
+    enc = pc.dictionary_encode(agents).combine_chunks()
+    names = enc.dictionary.to_numpy(zero_copy_only=False)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+    codes = rank[np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+    order = np.argsort(codes, kind="stable")
+    return order, codes[order]
 
 
 def _product(idx: IntArray, table: expr.FloatArray, starts: npt.NDArray[np.bool_]) -> expr.FloatArray:
@@ -110,42 +116,69 @@ def _clamped(fac: expr.FloatArray, starts: npt.NDArray[np.bool_], cap: bool,
     return out
 
 
-def history(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | None = None,
-            as_of: dt.datetime | None = None) -> pa.Table:
-    """Every eligible run's factor and the multiplier after it: (agent, run_id, ts, pnl,
-    factor, multiplier_after), ordered (agent, ts, run_id)."""
+@dataclass(frozen=True)
+class Confidence:
+    """Every eligible run's factor and multiplier, in (agent, ts, run_id) order."""
+
+    runs: pa.Table            # as fetched, (ts, run_id) order
+    order: IntArray           # runs.take(order) is (agent, ts, run_id) order
+    starts: npt.NDArray[np.bool_]
+    pnl: expr.FloatArray
+    factor: expr.FloatArray
+    multiplier: expr.FloatArray
+
+    def history(self) -> pa.Table:
+        """(agent, run_id, ts, pnl, factor, multiplier_after) per run."""
+        take = pa.array(self.order)
+        return pa.table([self.runs.column("agent").take(take), self.runs.column("run_id").take(take),
+                         self.runs.column("ts").take(take).cast(pa.timestamp("us")),
+                         pa.array(self.pnl), pa.array(self.factor), pa.array(self.multiplier)],
+                        schema=HISTORY_SCHEMA)
+
+    def summary(self, warn_below: float | None) -> pa.Table:
+        """One row per agent (sorted): multiplier after its last run, runs, last run time,
+        lowest multiplier, and whether it is under `warn_below`."""
+        n = len(self.order)
+        start_pos = np.flatnonzero(self.starts)
+        end_pos = np.append(start_pos[1:] - 1, n - 1) if n else np.array([], dtype=np.int64)
+        lowest = (np.minimum.reduceat(self.multiplier, start_pos) if n
+                  else np.array([], dtype=np.float64))
+        last = self.multiplier[end_pos]
+        warn = last < warn_below if warn_below is not None else np.zeros(len(last), dtype=np.bool_)
+        rows = pa.array(self.order[end_pos])
+        return pa.table({
+            "agent": self.runs.column("agent").take(rows),
+            "multiplier": pa.array(last, pa.float64()),
+            "runs": pa.array((end_pos - start_pos + 1).astype(np.int64)),
+            "last_ts": self.runs.column("ts").take(rows).cast(pa.timestamp("us")),
+            "min_multiplier": pa.array(lowest, pa.float64()),
+            "warning": pa.array(warn, pa.bool_()),
+        })
+
+
+def compute(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | None = None,
+            as_of: dt.datetime | None = None) -> Confidence:
     runs = _runs(con, gp, agent, as_of)
     n = runs.num_rows
+    order, codes = _agent_order(runs.column("agent")) if n else (
+        np.array([], dtype=np.int64), np.array([], dtype=np.int64))
     env = {v: np.asarray(runs.column(v).cast(pa.float64()).to_numpy(zero_copy_only=False),
-                         dtype=np.float64) for v in gp.run_variables()}
+                         dtype=np.float64)[order] for v in gp.run_variables()}
     idx, fac = factors(gp, env, n)
-    starts = _group_starts(runs.column("agent"))
+    starts = np.ones(n, dtype=np.bool_)
+    if n > 1:
+        starts[1:] = codes[1:] != codes[:-1]
     conf = gp.confidence
     if conf.recovery is None and conf.floor is None:
         table = np.array([*(f.rule.factor for f in gp.factors), conf.default_factor, 1.0])
         mult = _product(idx, table, starts)
     else:
         mult = _clamped(fac, starts, conf.recovery is not None, conf.floor)
-    return pa.table([runs.column("agent"), runs.column("run_id"), runs.column("ts").cast(pa.timestamp("us")),
-                     pa.array(env["pnl"]), pa.array(fac), pa.array(mult)], schema=HISTORY_SCHEMA)
+    return Confidence(runs, order, starts, env["pnl"], fac, mult)
 
 
-def summary(hist: pa.Table, warn_below: float | None) -> pa.Table:
-    """One row per agent: multiplier after its last run, runs, last run time, lowest point."""
-    n = hist.num_rows
-    starts = _group_starts(hist.column("agent"))
-    start_pos = np.flatnonzero(starts)
-    end_pos = np.append(start_pos[1:] - 1, n - 1) if n else np.array([], dtype=np.int64)
-    mult = np.asarray(hist.column("multiplier_after").to_numpy(), dtype=np.float64)
-    lowest = np.minimum.reduceat(mult, start_pos) if n else np.array([], dtype=np.float64)
-    last = mult[end_pos]
-    warn = last < warn_below if warn_below is not None else np.zeros(len(last), dtype=np.bool_)
-    take = pa.array(end_pos)
-    return pa.table({
-        "agent": hist.column("agent").take(take),
-        "multiplier": pa.array(last, pa.float64()),
-        "runs": pa.array((end_pos - start_pos + 1).astype(np.int64)),
-        "last_ts": hist.column("ts").take(take),
-        "min_multiplier": pa.array(lowest, pa.float64()),
-        "warning": pa.array(warn, pa.bool_()),
-    })
+def history(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | None = None,
+            as_of: dt.datetime | None = None) -> pa.Table:
+    """Every eligible run's factor and the multiplier after it: (agent, run_id, ts, pnl,
+    factor, multiplier_after), ordered (agent, ts, run_id)."""
+    return compute(con, gp, agent, as_of).history()

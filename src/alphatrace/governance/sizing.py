@@ -33,10 +33,8 @@ def _store_of(db: Any) -> tuple[Store, bool]:
 
 def multiplier(store: Store, agent: str, gp: GovernancePolicy) -> float:
     """The agent's confidence multiplier now (1.0 before its first eligible run)."""
-    hist = confidence.history(store.con, gp, agent)
-    if hist.num_rows == 0:
-        return 1.0
-    return float(hist.column("multiplier_after")[-1].as_py())
+    conf = confidence.compute(store.con, gp, agent)
+    return float(conf.multiplier[-1]) if len(conf.multiplier) else 1.0
 
 
 def size(agent: str, base_size: float, score: float, db: Any = None,

@@ -141,7 +141,7 @@ def _ingest_chunk(
             total = len(valid)
         else:
             new = int(one(con, f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows}) "
-                               "ORDER BY line_no", [file_id])[0])
+                               "", [file_id])[0])
             total = int(one(con, f"SELECT count(*) FROM _staged WHERE kind = '{k}' AND err IS NULL")[0])
         report.accepted += new
         report.duplicates += total - new
@@ -185,6 +185,23 @@ def _ingest_stream(
     kind: Kind | None,
     progress: Progress | None,
     collect: bool = False,
+) -> tuple[IngestReport, list[Status]]:
+    # Row order inside the event tables carries no meaning (readers order by ts/run_id or by
+    # file_id/line), so DuckDB may insert in parallel without keeping scan order.
+    store.con.execute("SET preserve_insertion_order = false")
+    try:
+        return _ingest_stream_tx(store, stream, path, kind, progress, collect)
+    finally:
+        store.con.execute("RESET preserve_insertion_order")
+
+
+def _ingest_stream_tx(
+    store: Store,
+    stream: BinaryIO,
+    path: str,
+    kind: Kind | None,
+    progress: Progress | None,
+    collect: bool,
 ) -> tuple[IngestReport, list[Status]]:
     report = IngestReport(files=1)
     statuses: list[Status] = []
