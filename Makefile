@@ -29,6 +29,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_governance.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache alphatrace.duckdb demo.duckdb alphatrace-demo.duckdb alphatrace-demo.duckdb.wal bench/out test-artifacts

@@ -96,7 +96,12 @@ def test_finding_sentence_format() -> None:
     assert cp.findings(changes) == [
         "Ag: cost per run rose 2.1× at run 361 (2024-03-02), 108 runs before PnL fell from +12 "
         "to −31 bps at run 469 (2024-03-07)."]
-    only_pnl = [changes[1]]
-    assert cp.findings(only_pnl) == [
-        "Ag: PnL fell from +12 to −31 bps at run 469 (2024-03-07); no earlier change in cost, "
-        "tokens, latency or errors."]
+    only_pnl = [changes[1], cp.Change("Ag", "mean_pnl_bps", 600, "z", t2, -31.4, -35.0, 1e-4)]
+    assert cp.findings(only_pnl) == [  # the largest fall
+        "Ag: PnL fell from +12 to −31 bps at run 469 (2024-03-07) with no change in cost, tokens, "
+        "latency or errors before it."]
+    # a market-driven PnL fall before the cost rise does not hide the cost → PnL ordering
+    early = cp.Change("Ag", "mean_pnl_bps", 200, "w", t1, 140.0, 18.0, 1e-4)
+    assert cp.findings([early, *changes])[0].startswith("Ag: cost per run rose 2.1× at run 361")
+    assert cp.findings([changes[0]]) == ["Ag: cost per run rose 2.1× at run 361 (2024-03-02); "
+                                         "PnL did not fall after it."]

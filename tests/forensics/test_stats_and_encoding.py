@@ -19,7 +19,7 @@ from alphatrace.forensics.slices import (
     slice_mask,
 )
 from alphatrace.forensics.stats import bh_qvalues, welch_from_sums, welch_samples
-from alphatrace.forensics.text import num, qvalue, round_sig, signed
+from alphatrace.forensics.text import num, qvalue, round_sig, signed, usd
 
 finite = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
 
@@ -126,3 +126,4 @@ def test_text_formats() -> None:
     assert signed(-90.4) == "−90" and signed(8.2) == "+8" and signed(0.2) == "0"
     assert qvalue(1e-9) == "1e-9" and qvalue(0.0123) == "0.012"
     assert round_sig(2383.0) == 2380.0 and round_sig(0.012345) == 0.0123
+    assert usd(-40.5) == "−$40.50" and usd(0.00323) == "$0.0032" and usd(1234.5) == "$1,234.50"

@@ -159,4 +159,4 @@ def test_audit_show(db: Database) -> None:
 
 def test_chain_only_mode_skips_recompute(db: Database) -> None:
     insert(db.con, series("B", [-500.0], strategy="T", start_hour=2.5, prefix="late"))
-    assert db.audit_verify(policy_check=False)["ok"] is True
+    assert db.audit_verify(recompute=False)["ok"] is True

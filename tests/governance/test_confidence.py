@@ -6,6 +6,7 @@ import datetime as dt
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -29,8 +30,8 @@ def db() -> Iterator[Database]:
     d.close()
 
 
-def hist(db: Database, agent: str | None = None, policy: object = None) -> list[dict[str, object]]:
-    return db.confidence(agent=agent, history=True, policy=policy).to_pylist()  # type: ignore[arg-type]
+def hist(db: Database, agent: str | None = None, policy: Path | None = None) -> list[dict[str, Any]]:
+    return db.confidence(agent=agent, history=True, policy=policy).to_pylist()
 
 
 def test_seed_factors_at_their_boundaries(db: Database) -> None:

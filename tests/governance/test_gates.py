@@ -288,3 +288,13 @@ def test_scope_agent_only(db: Database, tmp_path: Path) -> None:
 def test_empty_ledger(db: Database) -> None:
     assert db.gates.evaluate() == []
     assert db.audit_verify()["ok"] is True
+
+
+def test_pure_time_window(db: Database, tmp_path: Path) -> None:
+    p = policy(tmp_path, "gates:\n  window: {runs: null, duration: 3h}\n  min_runs: 1\n")
+    insert(db.con, series("A", [-40.0] * 30, strategy="S"))
+    out = evaluate(db, policy=p, record=False)
+    # newest run at hour 29: (26:00, 29:00] holds hours 27, 28, 29
+    for key in (("agent", "A"), ("strategy", "S")):
+        assert out[key]["run_ids"] == ["A0027", "A0028", "A0029"]
+        assert out[key]["metrics"]["runs"] == 3

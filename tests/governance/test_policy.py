@@ -123,6 +123,15 @@ def test_unknown_key_inside_a_rule(tmp_path: Path) -> None:
     assert e.suggestion == "did you mean 'action'?"
 
 
+def test_wrong_types_come_with_a_fix(tmp_path: Path) -> None:
+    assert load_error(tmp_path, 'gates:\n  min_runs: "5"\n').suggestion == \
+        "write the number without quotes"
+    assert load_error(tmp_path, "gates:\n  rules:\n    - {name: k, action: kill, when: 5}\n"
+                      ).suggestion == 'quote it, e.g. when: "error_rate > 0.2"'
+    assert load_error(tmp_path, "eligibility:\n  exclude_flagged: maybe\n").suggestion == \
+        "write true or false"
+
+
 @pytest.mark.parametrize(("text", "needle", "fragment"), [
     ('gates:\n  min_runs: "5"\n', "min_runs", "valid integer"),
     ("gates:\n  min_runs: 0\n", "min_runs", "greater than or equal to 1"),

@@ -171,3 +171,21 @@ def test_event_plan_keeps_store_sums_right(captured: ListSink) -> None:
     assert cost == pytest.approx(3000 * 2.5e-6 + 300 * 1e-5)
     assert lat == pytest.approx(captured.events[-1]["latency_ms"]) and lat >= 10
     s.close()
+
+
+def test_threads_sharing_a_run_get_distinct_event_ids(captured: ListSink) -> None:
+    import threading
+
+    with run(agent="A") as r:
+        def work() -> None:
+            for _ in range(500):
+                r.usage("gpt-4o", 1, 1)
+
+        ts = [threading.Thread(target=work) for _ in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    flush()
+    ids = [e["event_id"] for e in captured.events]
+    assert len(ids) == 2001 and len(set(ids)) == 2001

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alphatrace.sdk.prices import shipped_table
 from alphatrace.server.otlp import any_value, iso_from_nanos, request_events, trace_id
@@ -167,3 +169,22 @@ def test_spans_without_ids_are_counted_not_mapped() -> None:
     assert ev["tokens_in"] == 7 and ev["errors"] == 1 and "cost_usd" not in ev  # unknown model
     assert ev["event_id"] == "otlp:0af7651916cd43dd8448eb211c80319c:00f067aa0ba902b7"
     assert request_events([], None) == ([], 0)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["resourceSpans", "scopeSpans", "spans", "traceId", "spanId", "attributes",
+                         "key", "value", "stringValue", "intValue", "status", "code", "resource",
+                         "startTimeUnixNano", "endTimeUnixNano", "parentSpanId", "x"]),
+        inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@given(JSON)
+def test_mapping_never_raises_on_any_json(doc: Any) -> None:
+    events, bad = request_events(doc, shipped_table())
+    assert bad >= 0
+    for ev in events:
+        assert ev["type"] == "telemetry" and ev["event_id"].startswith("otlp:")

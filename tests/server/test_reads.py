@@ -58,8 +58,8 @@ def test_agent_summaries_by_hand(store: Store) -> None:
     assert el["hit_rate"] == pytest.approx(2 / 3)
     assert el["mean_pnl_bps"] == pytest.approx(25 / 3)
     assert el["total_pnl_usd"] == pytest.approx(25.0) and el["total_cost_usd"] == pytest.approx(0.3)
-    assert el["net_usd"] == pytest.approx(24.7) and el["error_rate"] == pytest.approx(1 / 3)
-    assert el["median_latency_ms"] == 200.0
+    assert el["net_usd"] == pytest.approx(24.7) and el["mean_latency_ms"] == pytest.approx(200.0)
+    assert el["max_losing_streak"] == 1 and el["max_drawdown_bps"] == pytest.approx(5.0)
     assert el["first_seen"] == "2025-03-01T08:00:00.000000Z"
     assert el["last_seen"] == "2025-03-01T08:00:05.000000Z"
     m = rows["M"]  # in the ledger only

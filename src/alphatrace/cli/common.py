@@ -53,7 +53,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except AlphatraceError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

@@ -95,7 +95,7 @@ def confidence(
     warn = gp.confidence.warn_below
     for r in rows:
         if r["warning"]:
-            err_console.print(f"[yellow]warning:[/] {r['agent']}: multiplier {r['multiplier']:.4f} "
+            err_console.print(f"[yellow]warning:[/] {r['agent']}: multiplier {r['multiplier']:.3g} "
                               f"is under warn_below {warn}", highlight=False)
 
 
@@ -172,7 +172,7 @@ def audit_verify(
     """Re-hash the decision chain and re-compute each decision; name every record that was
     edited, removed, reordered or no longer follows from its inputs. Exit 1 if any."""
     with Database(db, read_only=True) as d, _busy("verifying the decision log", not as_json):
-        result = d.audit_verify(policy_check=recompute)
+        result = d.audit_verify(recompute=recompute)
     if as_json:
         print_json(result)
     elif result["ok"]:

@@ -80,8 +80,11 @@ class ForensicsAPI:
     def forensics(self, agent: str | None = None, strategy: str | None = None,
                   since: str | dt.datetime | dt.date | None = None, holdout: float | None = None,
                   depth: int | None = None, *, policy: PolicyArg = None,
-                  progress: Progress | None = None) -> dict[str, Any]:
-        """Loss clusters, change points and the findings in words (DESIGN §7)."""
+                  progress: Progress | None = None, changepoints: bool = True) -> dict[str, Any]:
+        """Loss clusters, change points and the findings in words (DESIGN §7).
+
+        `changepoints=False` skips the change-point part (an empty list), e.g. when looping
+        over agents for clusters only."""
         cfg, _ = _policy(policy)
         if holdout is not None and not 0 < holdout < 1:
             raise InputError("--holdout must be a fraction of the runs between 0 and 1, e.g. 0.3")
@@ -119,7 +122,7 @@ class ForensicsAPI:
         out["search"] = {"features": res.features, "slices_tested": res.tested,
                          "discoveries": res.discoveries, "depth": depth or cc.max_depth,
                          "min_support": cc.support(res.runs), "fdr_q": cc.fdr_q}
-        changes = self._changes(f, cfg)
+        changes = self._changes(f, cfg) if changepoints else []
         out["changepoints"] = [c.to_dict() for c in changes]
         out["findings"] = [c.sentence for c in res.clusters[:3]] + cpmod.findings(changes)
         return out

@@ -13,9 +13,10 @@ segment before it and the segment after it gives p < p_max. Before/after values 
 metric (from the registry) over those two segments.
 
 Ordering: a "break" is a confirmed rise of cost, tokens, latency or error rate, or a confirmed
-fall of PnL; per agent the earliest operational break before the first PnL fall is reported
-with the gap in runs: "cost per run rose 2.1× at run 361 (2024-03-02), 108 runs before PnL
-fell from +12 to −31 bps at run 469".
+fall of PnL. Per agent, the first operational break and the first PnL fall at or after it are
+reported with the gap in runs: "cost per run rose 2.1× at run 361 (2024-03-02), 108 runs
+before PnL fell from +12 to −31 bps at run 469"; an agent whose PnL fell with no operational
+break gets its largest fall, said to have none before it.
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ class Change:
 
     @property
     def ratio(self) -> float | None:
-        if self.before is None or self.after is None or self.before <= 0 or self.after < 0:
+        """after / before for positive quantities; None for PnL (bps cross zero)."""
+        if self.metric == "mean_pnl_bps" or self.before is None or self.after is None \
+                or self.before <= 0 or self.after < 0:
             return None
         return self.after / self.before
 
@@ -151,25 +154,30 @@ def agent_changes(agent: str, run_index: npt.NDArray[np.int64], run_ids: list[st
 
 
 def findings(changes: list[Change]) -> list[str]:
-    """The ordering sentences, one per agent whose PnL fell."""
+    """The ordering sentences, at most one per agent.
+
+    With an operational break (a confirmed rise of cost, tokens, latency or errors): the first
+    one, and the first PnL fall at or after it ("cost per run rose 2.1× at run 361 (…), 108 runs
+    before PnL fell …"). Without one: the agent's largest PnL fall, said to have no operational
+    change before it (the market or the signal, not the machinery).
+    """
     out: list[str] = []
-    agents = sorted({c.agent for c in changes})
-    for agent in agents:
+    for agent in sorted({c.agent for c in changes}):
         mine = [c for c in changes if c.agent == agent]
         falls = [c for c in mine if c.metric == "mean_pnl_bps" and not c.rose]
-        if not falls:
-            continue
-        fall = falls[0]
-        ops = [c for c in mine if c.metric in OPERATIONAL and c.rose and c.run_index <= fall.run_index]
+        ops = [c for c in mine if c.metric in OPERATIONAL and c.rose]
         if ops:
             first = ops[0]
-            gap = fall.run_index - first.run_index
-            tail = (f"{gap} runs before {fall.phrase()}" if gap > 0
-                    else f"together with {fall.phrase()}")
-            out.append(f"{agent}: {first.phrase()} ({first.when()}), {tail} ({fall.when()}).")
-        else:
-            later = [c for c in mine if c.metric in OPERATIONAL and c.rose]
-            tail = (f"; {later[0].phrase()} only afterwards" if later
-                    else "; no earlier change in cost, tokens, latency or errors")
-            out.append(f"{agent}: {fall.phrase()} ({fall.when()}){tail}.")
+            after = [f for f in falls if f.run_index >= first.run_index]
+            if after:
+                fall = after[0]
+                gap = fall.run_index - first.run_index
+                tail = f"{gap} runs before {fall.phrase()}" if gap > 0 else f"together with {fall.phrase()}"
+                out.append(f"{agent}: {first.phrase()} ({first.when()}), {tail} ({fall.when()}).")
+            else:
+                out.append(f"{agent}: {first.phrase()} ({first.when()}); PnL did not fall after it.")
+        elif falls:
+            fall = max(falls, key=lambda c: ((c.before or 0) - (c.after or 0), -c.run_index))
+            out.append(f"{agent}: {fall.phrase()} ({fall.when()}) with no change in cost, tokens, "
+                       "latency or errors before it.")
     return out

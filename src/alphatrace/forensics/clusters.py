@@ -129,7 +129,8 @@ def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
     yc = ya - centre
     table = search(feats, loss, SearchParams(alpha=cfg.alpha, k=cfg.search_k,
                                              max_level=depth or cfg.max_depth,
-                                             min_support=minsup), y=yc, progress=progress)
+                                             min_support=minsup, exact_max=False),
+                   y=yc, progress=progress)
     tested = np.flatnonzero((table.size >= minsup) & (n - table.size >= 2))
     tot_s, tot_q = float(yc.sum()), float((yc * yc).sum())
     n_in = table.size[tested]

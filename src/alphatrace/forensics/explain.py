@@ -125,7 +125,7 @@ def causes(row: dict[str, Any], hist: History, legs: list[LegPath],
     if gross is not None and direction in ("LONG", "SHORT", "MIXED") and gross < -ec.wrong_bps:
         out.append({"cause": "wrong", "evidence": {
             "direction": direction, "gross_bps": gross, "entry_price": row.get("entry_price"),
-            "exit_price": row.get("exit_price"), "threshold_bps": -ec.wrong_bps}})
+            "exit_price": row.get("exit_price"), "threshold_bps": -ec.wrong_bps or 0.0}})
 
     fam = rg.family(row.get("regime"), cfg.regime.aliases)
     judged: list[dict[str, Any]] = []

@@ -82,6 +82,7 @@ def read(prices: npt.ArrayLike, cfg: RegimeConfig,
     p = np.asarray(prices, dtype=np.float64)
     p = p[np.isfinite(p) & (p > 0)]
     r = np.diff(np.log(p))
+    r = np.where(np.abs(r) < 1e-12, 0.0, r)  # float noise of a flat price is not a move
     n = int(r.size)
     if n < cfg.min_steps:
         return None

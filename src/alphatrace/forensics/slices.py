@@ -38,6 +38,7 @@ I64 = npt.NDArray[np.int64]
 BOOL = npt.NDArray[np.bool_]
 
 MAX_CELLS = 1 << 25  # a joint histogram larger than this is refused (memory), with advice
+QUANTILE_SAMPLE = 250_000
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,10 @@ def numeric_feature(name: str, values: npt.ArrayLike, quantiles: Sequence[float]
     finite = np.isfinite(x)
     if finite.sum() == 0:
         return None
-    qs = np.quantile(x[finite], np.asarray(quantiles, dtype=np.float64))
+    xs = x[finite]
+    if xs.size > QUANTILE_SAMPLE:  # cut points from an evenly strided sample: same to 3 digits
+        xs = xs[:: xs.size // QUANTILE_SAMPLE]
+    qs = np.quantile(xs, np.asarray(quantiles, dtype=np.float64))
     cuts = np.unique(np.array([round_sig(float(q), sig) for q in qs], dtype=np.float64))
     m = cuts.size
     codes = np.where(finite, np.searchsorted(cuts, np.where(finite, x, 0.0), side="left"), m + 1)
@@ -206,14 +210,19 @@ def _plain(v: Any) -> Any:
 
 def equality_features(X: npt.ArrayLike, names: Sequence[str] | None = None) -> list[Feature]:
     """SliceLine's encoding: one equality predicate per distinct value of every column."""
-    Xa = np.asarray(X, dtype=object)
+    Xa = np.asarray(X)
     out: list[Feature] = []
     for j in range(Xa.shape[1]):
         col = Xa[:, j]
-        uniq = sorted({_plain(v) for v in col}, key=lambda v: (str(type(v)), v))
-        index = {v: i for i, v in enumerate(uniq)}
-        codes = np.array([index[_plain(v)] for v in col], dtype=np.int64)
         name = names[j] if names else f"x{j}"
+        if col.dtype != object:  # numeric columns: vectorised
+            u, inv = np.unique(col, return_inverse=True)
+            uniq: list[Any] = [_plain(v) for v in u]
+            codes = inv.astype(np.int64).reshape(-1)
+        else:
+            uniq = sorted({_plain(v) for v in col}, key=lambda v: (str(type(v)), v))
+            index = {v: i for i, v in enumerate(uniq)}
+            codes = np.array([index[_plain(v)] for v in col], dtype=np.int64)
         out.append(Feature(name, codes.astype(_codes_dtype(len(uniq))), len(uniq),
                            np.eye(len(uniq), dtype=np.bool_),
                            tuple(Predicate(name, "==", v) for v in uniq),
@@ -228,6 +237,9 @@ class SearchParams:
     max_level: int = 2
     min_support: int = 1
     reference: bool = False  # reproduce SystemDS/sliceline pruning quirks (see module doc)
+    # False: the last level's err_max is the parents' bound, not the exact maximum (it only
+    # feeds the next level's pruning, and there is none), saving a pass per combination
+    exact_max: bool = True
 
 
 @dataclass
@@ -304,10 +316,10 @@ class _Level:
     err_max: dict[tuple[int, ...], F64] = field(default_factory=dict)
 
 
-def _hist(features: Sequence[Feature], combo: tuple[int, ...], e: F64, y: F64 | None,
-          y2: F64 | None) -> tuple[F64, F64]:
-    """Joint histogram of the combo's codes: sums (count, Σe[, Σy, Σy²]) on a trailing axis,
-    and max e, per cell."""
+def _hist(features: Sequence[Feature], combo: tuple[int, ...], e: F64,
+          weights: Sequence[F64], with_max: bool = True) -> tuple[F64, F64 | None]:
+    """Joint histogram of the combo's codes: the sums of `weights` (1, e[, y, y²]) on a
+    trailing axis, and max e, per cell."""
     dims = tuple(features[f].n_codes for f in combo)
     cells = math.prod(dims)
     if cells > MAX_CELLS:
@@ -317,10 +329,12 @@ def _hist(features: Sequence[Feature], combo: tuple[int, ...], e: F64, y: F64 | 
     wide = np.int64 if cells >= 2**31 else np.int32
     flat: npt.NDArray[np.signedinteger[Any]] = features[combo[0]].codes.astype(wide)
     for f, d in zip(combo[1:], dims[1:], strict=True):
-        flat = flat * d + features[f].codes.astype(wide)
-    weights: list[F64 | None] = [None, e] + ([y, y2] if y is not None and y2 is not None else [])
+        flat *= d
+        flat += features[f].codes
     sums = np.stack([np.asarray(np.bincount(flat, weights=w, minlength=cells), dtype=np.float64)
                      for w in weights], axis=-1)
+    if not with_max:
+        return sums.reshape((*dims, len(weights))), None
     sm = np.zeros(cells, np.float64)
     np.maximum.at(sm, flat, e)
     return sums.reshape((*dims, len(weights))), sm.reshape(dims)
@@ -407,7 +421,9 @@ def search(features: Sequence[Feature], errors: npt.ArrayLike, params: SearchPar
         raise ValueError("errors must be a non-negative vector")
     n = int(e.size)
     ya = None if y is None else np.asarray(y, dtype=np.float64)
-    y2 = None if ya is None else ya * ya
+    weights = [np.ones(e.size, np.float64), e]  # a weighted bincount counts faster than a plain one
+    if ya is not None:
+        weights += [ya, ya * ya]
     ebar = float(np.mean(e)) if n else 0.0
     feats = list(features)
     n_enc = sum(f.n_predicates for f in feats)
@@ -437,12 +453,13 @@ def search(features: Sequence[Feature], errors: npt.ArrayLike, params: SearchPar
         n_rows += m
         return ids
 
-    def evaluate(combo: tuple[int, ...], alive: BOOL | None) -> tuple[BOOL, F64, F64, F64]:
+    def evaluate(combo: tuple[int, ...], alive: BOOL | None,
+                 max_bound: F64 | None = None) -> tuple[BOOL, F64, F64, F64]:
         fs = [feats[f] for f in combo]
-        hs, hm = _hist(feats, combo, e, ya, y2)
+        hs, hm = _hist(feats, combo, e, weights, with_max=max_bound is None)
         sums = _contract_sum(hs, fs)
         size, err = sums[..., 0], sums[..., 1]
-        emax = _contract_max(hm, fs)
+        emax = _contract_max(hm, fs) if hm is not None else np.asarray(max_bound)
         ev = np.ones(size.shape, np.bool_) if alive is None else alive
         idx = np.nonzero(ev)
         stats = {"size": size[idx], "err": err[idx], "err_max": emax[idx]}
@@ -495,7 +512,8 @@ def search(features: Sequence[Feature], errors: npt.ArrayLike, params: SearchPar
             if not alive.any():
                 combos_skipped += 1
             else:
-                valid, size, err, emax = evaluate(combo, alive)
+                last = level == max_level and not params.exact_max
+                valid, size, err, emax = evaluate(combo, alive, sm if last else None)
                 combos_read += 1
                 cur.valid[combo], cur.size[combo], cur.err[combo], cur.err_max[combo] = (
                     valid, size, err, emax)

@@ -33,7 +33,10 @@ def signed(v: float, digits: int = 0) -> str:
 
 
 def usd(v: float) -> str:
-    return (MINUS if v < 0 else "") + f"${abs(v):,.2f}"
+    """$1,234.50; below a cent two significant digits ($0.0032), so LLM costs stay visible."""
+    a = abs(v)
+    body = f"{a:.2g}" if 0 < a < 0.01 else f"{a:,.2f}"
+    return (MINUS if v < 0 else "") + f"${body}"
 
 
 def qvalue(q: float) -> str:

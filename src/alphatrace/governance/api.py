@@ -40,7 +40,7 @@ class Gates:
         when = parse_as_of(as_of) or data_as_of(con)
         if not record:
             pre = journal.lifecycle_states(con)
-            return [_plain(d) for d in decide(con, gp, when, pre)]
+            return [d.content() for d in decide(con, gp, when, pre)]
         with self.store.transaction():
             pre = journal.lifecycle_states(con)
             decisions = decide(con, gp, when, pre)
@@ -49,10 +49,6 @@ class Gates:
     def backtest(self, policy: PolicySource = None) -> dict[str, Any]:
         """Replay the policy run by run over the whole history; see docs/governance.md."""
         return backtest.run(self.store.con, load_governance(policy))
-
-
-def _plain(d: Decision) -> dict[str, Any]:
-    return d.content()
 
 
 def resolve_subject(store: Store, subject: str, scope: str | None) -> SubjectKey:
@@ -102,9 +98,10 @@ class GovernanceAPI:
             [states.get(("agent", a), "candidate") for a in summ.column("agent").to_pylist()],
             pa.string()))
 
-    def audit_verify(self, policy_check: bool = True) -> dict[str, Any]:
-        """Re-hash the chain and re-compute every decision; names each problem."""
-        return audit.verify(self.store.con, recompute=policy_check)
+    def audit_verify(self, recompute: bool = True) -> dict[str, Any]:
+        """Re-hash the chain and (unless `recompute=False`) re-decide every evaluation from the
+        store and its stored policy; names each problem (see docs/governance.md)."""
+        return audit.verify(self.store.con, recompute=recompute)
 
     def audit_show(self, subject: str, scope: str | None = None) -> list[dict[str, Any]]:
         """Every record about a subject, oldest first."""

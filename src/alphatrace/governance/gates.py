@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -44,7 +44,6 @@ class Decision:
     as_of: dt.datetime | None
     policy_hash: str | None
     reason: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> SubjectKey:
@@ -76,7 +75,8 @@ def window_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.d
         params = [*params, as_of - dt.timedelta(seconds=secs)]
     n = gp.gates.window.runs
     if n is None:
-        return subjects_sql(base, list(gp.gates.scope)), params
+        return (f"SELECT *, row_number() OVER (ORDER BY ts, run_id) AS _o FROM "
+                f"({subjects_sql(base, list(gp.gates.scope))})"), params
     tops = [f"SELECT '{sc}' AS scope, {sc} AS subject, unnest(max(_o, {int(n)})) AS _o "
             f"FROM _b WHERE {sc} IS NOT NULL GROUP BY {sc}"
             for sc in SCOPES if sc in gp.gates.scope]
@@ -85,7 +85,7 @@ def window_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.d
                 "WHERE false"]
     sql = (f"WITH _b AS (SELECT *, row_number() OVER (ORDER BY ts, run_id) AS _o FROM ({base})), "
            f"_top AS ({' UNION ALL '.join(tops)}) "
-           f"SELECT _top.scope, _top.subject, _b.* EXCLUDE (_o) FROM _top JOIN _b ON _b._o = _top._o")
+           f"SELECT _top.scope, _top.subject, _b.* FROM _top JOIN _b ON _b._o = _top._o")
     return sql, params
 
 
@@ -155,32 +155,34 @@ def decide(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datet
         return []
     names = gp.gate_metrics()
     sql, params = window_sql(con, gp, as_of, names)
-    win = con.sql(sql, params=params).to_arrow_table()
+    # sorted by subject then run order, so each subject's run_ids are one slice
+    win = con.sql(f"SELECT * FROM ({sql}) ORDER BY scope, subject, _o",
+                  params=params).to_arrow_table()
     con.register(WINDOW_VIEW, win)
     try:
         tbl = metrics.compute(con, f"SELECT * FROM {WINDOW_VIEW}", ["scope", "subject"], names)
-        ids = con.sql(f"SELECT scope, subject, list(run_id ORDER BY ts, run_id) AS run_ids "
-                      f"FROM {WINDOW_VIEW} GROUP BY scope, subject ORDER BY scope, subject"
-                      ).to_arrow_table()
     finally:
         con.unregister(WINDOW_VIEW)
+    sizes = np.asarray(tbl.column("runs").to_numpy(zero_copy_only=False), dtype=np.int64)
+    if int(sizes.sum()) != win.num_rows:
+        raise RuntimeError("gate window and metric groups disagree")
+    all_ids = [str(r) for r in win.column("run_id").to_pylist()]
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    run_ids = [all_ids[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
     scopes = [str(s) for s in tbl.column("scope").to_pylist()]
     subjects = [str(s) for s in tbl.column("subject").to_pylist()]
     n = tbl.num_rows
     env = metric_env(tbl, names)
     hits = apply_rules(gp, env, scopes, n)
     mdicts = _metric_dicts(tbl, env, names)
-    run_ids = ids.column("run_ids").to_pylist()
     ph = gp.hash
 
     out: dict[SubjectKey, Decision] = {}
-    # strategies first: their state decides the agents' cascades
-    order = sorted(range(n), key=lambda i: (scopes[i] != "strategy", subjects[i]))
-    for i in order:
+    for i in range(n):
         key = (scopes[i], subjects[i])
         out[key] = _decision(key, pre_state.get(key, "candidate"), bool(hits.conclusive[i]),
                              hits.kill[i], hits.promote[i], hits.fired[i], None,
-                             mdicts[i], [str(r) for r in run_ids[i]], as_of, ph)
+                             mdicts[i], run_ids[i], as_of, ph)
     killed = sorted({s for (sc, s), st in pre_state.items() if sc == "strategy" and st == "killed"
                      and ("strategy", s) not in out}
                     | {d.subject for d in out.values() if d.scope == "strategy" and d.state == "killed"})

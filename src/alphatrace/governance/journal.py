@@ -39,8 +39,40 @@ _SCHEMA = pa.schema([
 ])
 
 
-def record_hash(rec: dict[str, Any]) -> str:
-    return sha256_hex(canonical_json({k: rec.get(k) for k in HASHED}))
+_SORTED = sorted(HASHED)
+_KEYS = {k: json.dumps(k) + ":" for k in HASHED}
+
+
+def _scalar(v: Any) -> str:
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, int):
+        return str(v)
+    return canonical_json(v)
+
+
+def record_text(rec: dict[str, Any], nested: dict[str, str] | None = None) -> str:
+    """canonical_json of the hashed fields, assembled from pieces: equal to
+    canonical_json({k: rec[k] for k in HASHED}) (sorted keys are compositional), but each
+    nested value is serialised once and reused for storage."""
+    parts = []
+    for k in _SORTED:
+        if k in JSON_FIELDS:
+            text = nested[k] if nested is not None else canonical_json(rec.get(k))
+        else:
+            text = _scalar(rec.get(k))
+        parts.append(_KEYS[k] + text)
+    return "{" + ",".join(parts) + "}"
+
+
+def record_hash(rec: dict[str, Any], nested: dict[str, str] | None = None) -> str:
+    return sha256_hex(record_text(rec, nested))
 
 
 def has_log(con: duckdb.DuckDBPyConnection) -> bool:
@@ -102,29 +134,33 @@ def append(store: Store, decisions: Sequence[Decision], pre_state: dict[SubjectK
     seq, prev, eval_id = _last(con)
     eval_id += 1
     now = _now()
+    now_text = ts_text(now)
     recs: list[dict[str, Any]] = []
-    for d in decisions:
-        rec = d.content()
-        rec["eval_id"] = eval_id
-        rec["prev_hash"] = prev
-        rec["hash"] = prev = record_hash(rec)
-        seq += 1
-        rec["seq"] = seq
-        rec["created_at"] = ts_text(now)
-        recs.append(rec)
-    if not recs:
-        return recs
     cols: dict[str, list[Any]] = {n: [] for n in _SCHEMA.names}
-    for rec, d in zip(recs, decisions, strict=True):
+    as_of_text: dict[Any, str | None] = {}
+    for d in decisions:
+        nested = {"fired": canonical_json(list(d.fired)), "metrics": canonical_json(d.metrics),
+                  "run_ids": canonical_json(d.run_ids)}
+        if d.as_of not in as_of_text:
+            as_of_text[d.as_of] = ts_text(d.as_of)
+        seq += 1
+        rec = {"seq": seq, "eval_id": eval_id, "subject": d.subject, "scope": d.scope,
+               "action": d.action, "rule": d.rule, "fired": list(d.fired), "blocked": d.blocked,
+               "state": d.state, "cascade_from": d.cascade_from, "reason": d.reason,
+               "policy_hash": d.policy_hash, "as_of": as_of_text[d.as_of], "metrics": d.metrics,
+               "run_ids": d.run_ids, "prev_hash": prev}
+        rec["hash"] = prev = record_hash(rec, nested)
+        rec["created_at"] = now_text
+        recs.append(rec)
         for n in _SCHEMA.names:
-            v = rec.get(n)
-            if n in JSON_FIELDS:
-                v = canonical_json(v)
-            elif n == "as_of":
+            v = nested[n] if n in JSON_FIELDS else rec[n]
+            if n == "as_of":
                 v = d.as_of
             elif n == "created_at":
                 v = now
             cols[n].append(v)
+    if not recs:
+        return recs
     con.register(VIEW, pa.table(cols, schema=_SCHEMA))
     try:
         con.execute(f"INSERT INTO decisions SELECT * FROM {VIEW}")

@@ -274,7 +274,25 @@ def _section(policy: Policy, name: str, model: type[M]) -> M:
             msg = first["msg"]
             if first["type"] in ("string_type", "int_type", "float_type", "bool_type"):
                 msg += f" (got {first['input']!r})"
+            suggestion = _type_hint(first["type"], first.get("input"))
         raise policy.error((name, *loc), msg, suggestion) from None
+
+
+def _type_hint(kind: str, value: Any) -> str | None:
+    """A fix for the common type mistakes of hand-written YAML."""
+    if kind in ("int_type", "float_type") and isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return "write a number"
+        return "write the number without quotes"
+    if kind == "bool_type":
+        return "write true or false"
+    if kind == "string_type":
+        return 'quote it, e.g. when: "error_rate > 0.2"'
+    if kind in ("list_type", "dict_type", "model_type"):
+        return "see the shipped default.yaml for the expected shape"
+    return None
 
 
 def compile_policy(policy: Policy) -> GovernancePolicy:

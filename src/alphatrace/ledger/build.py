@@ -12,8 +12,11 @@ Rules (docs/ledger.md has the full text):
 - realized_pnl_bps = external when present, else paper (realized runs only).
 - telemetry: tokens, cost and errors are sums; latency is the sum of latencies unless every
   record has start_ts and end_ts, then max(end) − min(start).
-Floating-point sums add their terms in ascending order of value (`_fsum`): the result does not
-depend on how the engine split the rows between threads, so a rebuild is bit-identical.
+
+Most runs have one alpha event, one telemetry record and one pnl event: those rows pass
+through as they are, and only runs with several are aggregated. Floating-point sums add their
+terms in ascending order of value (`_fsum`), so the result does not depend on how the engine
+split rows between threads: a rebuild is bit-identical.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ LEDGER_COLUMNS = (
 
 _LEG_ORDER = "ts NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
 _TEL_ORDER = "coalesce(ts, start_ts) NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
+_PNL_ORDER = "ts NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
+_W = "CASE WHEN direction <> 'FLAT' THEN size_usd END"
+_NORM = ("nullif(regexp_replace(upper(split_part(trim({x}), ':', 1)), '[^A-Z0-9]', '', 'g'), "
+         "'')")
 
 
 def _lit(s: str) -> str:
@@ -41,20 +48,30 @@ def _fsum(expr: str, where: str | None = None) -> str:
     return f"list_sum(list_sort(list({expr}){filt}))"
 
 
-def _weighted(part: str) -> str:
-    """Size-weighted run bps of realized runs: a single weighted leg's own value (exactly), the
-    weighted mean for several, 0 when every leg is FLAT."""
-    return (f"CASE WHEN status <> 'realized' THEN NULL WHEN n_weighted = 0 THEN 0.0 "
-            f"WHEN n_weighted = 1 THEN one_{part} ELSE w_{part} / deployed_usd END")
+def _wmean(part: str) -> str:
+    """Size-weighted mean of a leg column over a run's legs: 0 when all are FLAT, a single
+    weighted leg's own value exactly, else Σ size·x / Σ size."""
+    return (f"CASE WHEN count({_W}) = 0 THEN 0.0 "
+            f"WHEN count({_W}) = 1 THEN any_value({part}) FILTER (WHERE direction <> 'FLAT') "
+            f"ELSE {_fsum(f'{_W} * {part}')} / {_fsum(_W)} END")
 
 
-def ledger_sql(policy_hash: str, pnl_symmap: str = "_rc_pnlmap",
-               params: str = "_rc_params") -> str:
-    """Ledger rows (columns LEDGER_COLUMNS) ordered by (ts, run_id)."""
-    w = "CASE WHEN direction <> 'FLAT' THEN size_usd END"
+def _legs_sql() -> str:
+    """Per run: identity, symbols, direction, status counts and the weighted numbers."""
     return f"""
-WITH
+leg_n AS (SELECT run_id, count(*) AS n FROM legs GROUP BY run_id),
+leg_1 AS (SELECT * FROM legs SEMI JOIN (SELECT run_id FROM leg_n WHERE n = 1) c USING (run_id)),
+leg_m AS (SELECT * FROM legs SEMI JOIN (SELECT run_id FROM leg_n WHERE n > 1) c USING (run_id)),
 leg_run AS (
+  SELECT run_id, 1 AS n_legs, agent, strategy, ts,
+    coalesce(market_symbol, symbol) AS symbols, direction, score_final, regime,
+    CASE WHEN status = 'unpriced' THEN 1 ELSE 0 END AS n_unpriced,
+    CASE WHEN status = 'open' THEN 1 ELSE 0 END AS n_open,
+    reason, entry_price, exit_price, entry_ts, exit_ts,
+    {_W} AS deployed_usd, gross_bps, fee_bps, funding_bps, paper_pnl_bps,
+    pnl_usd AS paper_usd
+  FROM leg_1
+  UNION ALL
   SELECT run_id, count(*) AS n_legs,
     first(agent ORDER BY {_LEG_ORDER}) AS agent,
     first(strategy ORDER BY strategy IS NULL, {_LEG_ORDER}) AS strategy,
@@ -67,117 +84,155 @@ leg_run AS (
     count(*) FILTER (WHERE status = 'unpriced') AS n_unpriced,
     count(*) FILTER (WHERE status = 'open') AS n_open,
     first(reason ORDER BY status <> 'unpriced', reason IS NULL, {_LEG_ORDER}) AS reason,
-    any_value(entry_price) AS one_entry_price,
-    any_value(exit_price) AS one_exit_price,
+    NULL::DOUBLE AS entry_price, NULL::DOUBLE AS exit_price,
     min(entry_ts) AS entry_ts, max(exit_ts) AS exit_ts,
-    count({w}) AS n_weighted,
-    {_fsum(w)} AS deployed_usd,
-    {_fsum(f"{w} * gross_bps")} AS w_gross,
-    {_fsum(f"{w} * fee_bps")} AS w_fee,
-    {_fsum(f"{w} * funding_bps")} AS w_funding,
-    {_fsum(f"{w} * paper_pnl_bps")} AS w_paper,
-    any_value(gross_bps) FILTER (WHERE direction <> 'FLAT') AS one_gross,
-    any_value(fee_bps) FILTER (WHERE direction <> 'FLAT') AS one_fee,
-    any_value(funding_bps) FILTER (WHERE direction <> 'FLAT') AS one_funding,
-    any_value(paper_pnl_bps) FILTER (WHERE direction <> 'FLAT') AS one_paper,
+    {_fsum(_W)} AS deployed_usd,
+    {_wmean("gross_bps")} AS gross_bps,
+    {_wmean("fee_bps")} AS fee_bps,
+    {_wmean("funding_bps")} AS funding_bps,
+    {_wmean("paper_pnl_bps")} AS paper_pnl_bps,
     {_fsum("pnl_usd")} AS paper_usd
-  FROM legs GROUP BY run_id
-),
-leg_sym AS (
-  SELECT run_id, market_symbol, {_fsum(w)} AS size_usd
-  FROM legs WHERE market_symbol IS NOT NULL GROUP BY run_id, market_symbol
-),
+  FROM leg_m GROUP BY run_id
+)"""
+
+
+def _telemetry_sql() -> str:
+    """Per run: sums of tokens, cost and errors; latency as the sum, or wall time."""
+    wall = "date_diff('microsecond', {s}, {e}) / 1000.0"
+    return f"""
+tel_n AS (SELECT run_id, count(*) AS n FROM telemetry GROUP BY run_id),
+tel_1 AS (SELECT * FROM telemetry SEMI JOIN (SELECT run_id FROM tel_n WHERE n = 1) c USING (run_id)),
+tel_m AS (SELECT * FROM telemetry SEMI JOIN (SELECT run_id FROM tel_n WHERE n > 1) c USING (run_id)),
 tel AS (
+  SELECT run_id, 1 AS n_telemetry, agent, strategy, coalesce(ts, start_ts) AS ts,
+    CASE WHEN start_ts IS NOT NULL AND end_ts IS NOT NULL
+         THEN {wall.format(s="start_ts", e="end_ts")} ELSE latency_ms END AS latency_ms,
+    tokens_in, tokens_out, cost_usd, errors, nullif(model, '') AS model
+  FROM tel_1
+  UNION ALL
   SELECT run_id, count(*) AS n_telemetry,
     first(agent ORDER BY {_TEL_ORDER}) AS agent,
     first(strategy ORDER BY strategy IS NULL, {_TEL_ORDER}) AS strategy,
     min(coalesce(ts, start_ts)) AS ts,
     CASE WHEN count(start_ts) = count(*) AND count(end_ts) = count(*)
-         THEN date_diff('microsecond', min(start_ts), max(end_ts)) / 1000.0
+         THEN {wall.format(s="min(start_ts)", e="max(end_ts)")}
          ELSE {_fsum("latency_ms")} END AS latency_ms,
     sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
     {_fsum("cost_usd")} AS cost_usd, sum(errors) AS errors,
-    nullif(array_to_string(list_sort(list_distinct(list(model))), ','), '') AS model
-  FROM telemetry GROUP BY run_id
-),
-pnl_keyed AS (
-  SELECT p.*, CASE WHEN p.symbol IS NOT NULL THEN
-           coalesce(sm.symbol, nullif(regexp_replace(upper(split_part(trim(p.symbol), ':', 1)),
-                                                     '[^A-Z0-9]', '', 'g'), '')) END AS key
-  FROM pnl p LEFT JOIN {pnl_symmap} sm ON sm.alias = p.symbol
+    nullif(array_to_string(list_sort(list_distinct(list(nullif(model, '')))), ','), '') AS model
+  FROM tel_m GROUP BY run_id
+)"""
+
+
+def _pnl_sql(pnl_symmap: str) -> str:
+    """Per run: identity and the latest external figure(s). Per-symbol figures carry the size
+    of their market's legs as weight; figures without such a leg are summed apart (`u_*`) and
+    weighted by the agent's default size later, where the run's agent is known."""
+    key = f"CASE WHEN p.symbol IS NOT NULL THEN coalesce(sm.symbol, {_NORM.format(x='p.symbol')}) END"
+    order = ("revision DESC, ts DESC NULLS LAST, file_id DESC NULLS LAST, line DESC NULLS LAST, "
+             "event_id DESC")
+    return f"""
+pnl_n AS (SELECT run_id, count(*) AS n FROM pnl GROUP BY run_id),
+pnl_1 AS (SELECT * FROM pnl SEMI JOIN (SELECT run_id FROM pnl_n WHERE n = 1) c USING (run_id)),
+pnl_m AS (SELECT * FROM pnl SEMI JOIN (SELECT run_id FROM pnl_n WHERE n > 1) c USING (run_id)),
+pnl_run AS (
+  SELECT run_id, 1 AS n_pnl, agent, strategy, ts FROM pnl_1
+  UNION ALL
+  SELECT run_id, count(*) AS n_pnl,
+    first(agent ORDER BY agent IS NULL, {_PNL_ORDER}) AS agent,
+    first(strategy ORDER BY strategy IS NULL, {_PNL_ORDER}) AS strategy,
+    min(ts) AS ts
+  FROM pnl_m GROUP BY run_id
 ),
 pnl_latest AS (
-  SELECT * FROM pnl_keyed
-  QUALIFY row_number() OVER (
-    PARTITION BY run_id, key
-    ORDER BY revision DESC, ts DESC NULLS LAST, file_id DESC NULLS LAST, line DESC NULLS LAST,
-             event_id DESC) = 1
+  SELECT p.run_id, {key} AS key, p.realized_pnl_bps AS bps
+  FROM pnl_1 p LEFT JOIN {pnl_symmap} sm ON sm.alias = p.symbol
+  UNION ALL
+  SELECT run_id, key, bps FROM (
+    SELECT p.*, {key} AS key, p.realized_pnl_bps AS bps
+    FROM pnl_m p LEFT JOIN {pnl_symmap} sm ON sm.alias = p.symbol)
+  QUALIFY row_number() OVER (PARTITION BY run_id, key ORDER BY {order}) = 1
 ),
-pnl_run AS (
-  SELECT p.run_id,
-    first(p.agent ORDER BY p.ts NULLS LAST, p.file_id, p.line, p.event_id) AS agent,
-    first(p.strategy ORDER BY p.strategy IS NULL, p.ts NULLS LAST, p.file_id, p.line,
-          p.event_id) AS strategy,
-    min(p.ts) AS ts,
-    count(*) AS n_pnl
-  FROM pnl p GROUP BY p.run_id
+pnl_w AS (
+  SELECT p.run_id, p.bps, lw.w
+  FROM pnl_latest p
+  LEFT JOIN (
+    SELECT l.run_id, l.market_symbol, {_fsum(_W)} AS w
+    FROM legs l SEMI JOIN pnl_latest q ON q.run_id = l.run_id AND q.key = l.market_symbol
+    GROUP BY l.run_id, l.market_symbol
+  ) lw ON lw.run_id = p.run_id AND lw.market_symbol = p.key
+  WHERE p.key IS NOT NULL
 ),
 ext AS (
-  SELECT l.run_id,
-    max(l.realized_pnl_bps) FILTER (WHERE l.key IS NULL) AS run_level_bps,
-    count(*) FILTER (WHERE l.key IS NOT NULL) AS n_symbols,
-    {_fsum("l.realized_pnl_bps * coalesce(ls.size_usd, po.size_usd, d0.size_usd)",
-           "l.key IS NOT NULL")} AS w_ext,
-    {_fsum("coalesce(ls.size_usd, po.size_usd, d0.size_usd)", "l.key IS NOT NULL")} AS w_sum
-  FROM pnl_latest l
-  LEFT JOIN leg_sym ls ON ls.run_id = l.run_id AND ls.market_symbol = l.key
-  LEFT JOIN leg_run lr ON lr.run_id = l.run_id
-  LEFT JOIN pnl_run pr ON pr.run_id = l.run_id
-  LEFT JOIN {params} po ON po.agent = coalesce(lr.agent, pr.agent)
-  CROSS JOIN (SELECT size_usd FROM {params} WHERE agent IS NULL) d0
-  GROUP BY l.run_id
+  SELECT run_id, bps AS run_level_bps, NULL::BIGINT AS n_sym, NULL::DOUBLE AS one_bps,
+         NULL::DOUBLE AS k_bw, NULL::DOUBLE AS k_w, NULL::DOUBLE AS u_b, NULL::BIGINT AS u_n
+  FROM pnl_latest WHERE key IS NULL
+  UNION ALL
+  SELECT run_id, NULL, count(*), any_value(bps),
+         {_fsum("bps * w")}, {_fsum("w")}, {_fsum("bps", "w IS NULL")},
+         count(*) FILTER (WHERE w IS NULL)
+  FROM pnl_w GROUP BY run_id
 ),
-runs AS (
-  SELECT run_id FROM leg_run UNION SELECT run_id FROM tel UNION SELECT run_id FROM pnl_run
-),
+ext_run AS (
+  SELECT run_id, max(run_level_bps) AS run_level_bps, max(n_sym) AS n_sym,
+         max(one_bps) AS one_bps, max(k_bw) AS k_bw, max(k_w) AS k_w, max(u_b) AS u_b,
+         max(u_n) AS u_n
+  FROM ext GROUP BY run_id
+)"""
+
+
+def ledger_sql(policy_hash: str, pnl_symmap: str = "_rc_pnlmap",
+               params: str = "_rc_params") -> str:
+    """Ledger rows with the columns LEDGER_COLUMNS (unordered: readers order by ts, run_id)."""
+    realized = "CASE WHEN status = 'realized' THEN {x} END"
+    return f"""
+WITH
+{_legs_sql()},
+{_telemetry_sql()},
+{_pnl_sql(pnl_symmap)},
 joined AS (
-  SELECT r.run_id,
+  SELECT coalesce(lr.run_id, t.run_id, pr.run_id) AS run_id,
     coalesce(lr.agent, t.agent, pr.agent) AS agent,
     coalesce(lr.strategy, t.strategy, pr.strategy) AS strategy,
     coalesce(lr.ts, least(t.ts, pr.ts)) AS ts,
     lr.symbols, lr.direction, lr.score_final, lr.regime,
     t.latency_ms, t.tokens_in, t.tokens_out, t.cost_usd, t.errors, t.model,
-    CASE WHEN lr.n_legs = 1 THEN lr.one_entry_price END AS entry_price,
-    CASE WHEN lr.n_legs = 1 THEN lr.one_exit_price END AS exit_price,
+    lr.entry_price, lr.exit_price,
     CASE WHEN lr.run_id IS NULL THEN 'no_signal'
          WHEN lr.n_unpriced > 0 THEN 'unpriced'
          WHEN lr.n_open > 0 THEN 'open'
          ELSE 'realized' END AS status,
-    lr.deployed_usd, lr.n_weighted, lr.w_gross, lr.w_fee, lr.w_funding, lr.w_paper,
-    lr.one_gross, lr.one_fee, lr.one_funding, lr.one_paper, lr.paper_usd,
-    coalesce(e.run_level_bps, e.w_ext / nullif(e.w_sum, 0)) AS external_pnl_bps,
-    CASE WHEN e.run_level_bps IS NOT NULL THEN coalesce(nullif(lr.deployed_usd, 0), po.size_usd, d0.size_usd)
-         ELSE e.w_sum END AS external_size_usd,
+    lr.deployed_usd, lr.gross_bps AS g, lr.fee_bps AS f, lr.funding_bps AS fu,
+    lr.paper_pnl_bps AS p, lr.paper_usd,
+    e.run_level_bps, e.n_sym, e.one_bps, e.k_bw, e.k_w, e.u_b, e.u_n,
     coalesce(lr.n_legs, 0) AS n_legs, coalesce(t.n_telemetry, 0) AS n_telemetry,
     coalesce(pr.n_pnl, 0) AS n_pnl, lr.entry_ts, lr.exit_ts,
     CASE WHEN lr.run_id IS NOT NULL THEN lr.reason
          WHEN t.run_id IS NOT NULL THEN 'no alpha event (telemetry only)'
          ELSE 'no alpha event (pnl only: unknown run)' END AS reason
-  FROM runs r
-  LEFT JOIN leg_run lr ON lr.run_id = r.run_id
-  LEFT JOIN tel t ON t.run_id = r.run_id
-  LEFT JOIN pnl_run pr ON pr.run_id = r.run_id
-  LEFT JOIN ext e ON e.run_id = r.run_id
-  LEFT JOIN {params} po ON po.agent = coalesce(lr.agent, t.agent, pr.agent)
-  CROSS JOIN (SELECT size_usd FROM {params} WHERE agent IS NULL) d0
+  FROM leg_run lr
+  FULL JOIN tel t ON t.run_id = lr.run_id
+  FULL JOIN pnl_run pr ON pr.run_id = coalesce(lr.run_id, t.run_id)
+  LEFT JOIN ext_run e ON e.run_id = coalesce(lr.run_id, t.run_id, pr.run_id)
 ),
 valued AS (
-  SELECT *,
-    {_weighted("gross")} AS gross_bps,
-    {_weighted("fee")} AS fee_bps,
-    {_weighted("funding")} AS funding_bps,
-    {_weighted("paper")} AS paper_pnl_bps
-  FROM joined
+  SELECT j.*,
+    {realized.format(x="g")} AS gross_bps,
+    {realized.format(x="f")} AS fee_bps,
+    {realized.format(x="fu")} AS funding_bps,
+    {realized.format(x="p")} AS paper_pnl_bps,
+    coalesce(j.run_level_bps,
+             CASE WHEN j.n_sym = 1 THEN j.one_bps
+                  ELSE (coalesce(j.k_bw, 0.0) + coalesce(j.u_b, 0.0) * dflt.size_usd)
+                       / (coalesce(j.k_w, 0.0) + j.u_n * dflt.size_usd) END) AS external_pnl_bps,
+    CASE WHEN j.run_level_bps IS NOT NULL
+           THEN coalesce(nullif(j.deployed_usd, 0), dflt.size_usd)
+         WHEN j.n_sym IS NOT NULL
+           THEN coalesce(j.k_w, 0.0) + j.u_n * dflt.size_usd END AS external_size_usd
+  FROM joined j
+  LEFT JOIN {params} po ON po.agent = j.agent
+  CROSS JOIN (SELECT size_usd FROM {params} WHERE agent IS NULL) d0
+  CROSS JOIN LATERAL (SELECT coalesce(po.size_usd, d0.size_usd) AS size_usd) dflt
 ),
 sourced AS (
   SELECT *,
@@ -206,5 +261,4 @@ SELECT run_id, agent, strategy, ts, symbols, direction, score_final, regime, lat
        external_pnl_bps - paper_pnl_bps AS execution_gap_bps,
        status, {_lit(policy_hash)} AS policy_hash, n_legs, n_telemetry, n_pnl, entry_ts,
        exit_ts, external_pnl_bps, reason
-FROM usd
-ORDER BY ts NULLS LAST, run_id"""
+FROM usd"""

@@ -52,140 +52,143 @@ SELECT *, {chosen} AS chosen FROM (
 def markets_sql(profile: str) -> str:
     """The chosen bar series per symbol, with the facts the next-bar arithmetic needs.
 
-    `regular`: every bar sits on one grid (same phase modulo the interval). `gappy`: regular but
-    with fewer bars than slots between the first and the last.
+    `sid` is a small integer id (joins on it are cheaper than on text). `regular`: every bar
+    sits on one grid (same phase modulo the interval). `gappy`: regular but with fewer bars
+    than slots between the first and the last.
     """
     return f"""
-SELECT symbol, interval_s, interval_s * {US}::BIGINT AS iv_us, n, first_us, last_us, digest,
+SELECT CAST(row_number() OVER (ORDER BY symbol) AS INTEGER) AS sid, symbol, interval_s,
+       interval_s * {US}::BIGINT AS iv_us, n, first_us, last_us, digest,
        coalesce(min_mod, 0) AS phase_us,
        (interval_s > 0 AND min_mod = max_mod) AS regular,
        (interval_s > 0 AND min_mod = max_mod
-        AND n < (last_us - first_us) // (interval_s * {US}::BIGINT) + 1) AS gappy
+        AND n < (last_us - first_us) // nullif(interval_s * {US}::BIGINT, 0) + 1) AS gappy
 FROM {profile} WHERE chosen"""
 
 
 def chosen_bars_sql(markets: str, where: str = "") -> str:
-    """(symbol, us, open) of the bars reconciliation prices with."""
+    """(sid, us, open) of the bars reconciliation prices with."""
     cond = f"WHERE {where}" if where else ""
     return f"""
-SELECT b.symbol, epoch_us(b.ts) AS us, b.open
-FROM bars b SEMI JOIN (SELECT symbol, interval_s FROM {markets} {cond}) m
+SELECT m.sid, epoch_us(b.ts) AS us, b.open
+FROM bars b JOIN (SELECT sid, symbol, interval_s FROM {markets} {cond}) m
   ON m.symbol = b.symbol AND m.interval_s = b.interval_s"""
 
 
 def gaps_sql(markets: str) -> str:
-    """Holes in the regular series of gappy symbols: (symbol, after_us, next_us, missing)."""
+    """Holes in the regular series of gappy symbols: (sid, after_us, next_us, missing)."""
     return f"""
-SELECT symbol, prev_us AS after_us, us AS next_us, (us - prev_us) // iv_us - 1 AS missing
+SELECT sid, prev_us AS after_us, us AS next_us, (us - prev_us) // iv_us - 1 AS missing
 FROM (
-  SELECT c.symbol, c.us, m.iv_us,
-         lag(c.us) OVER (PARTITION BY c.symbol ORDER BY c.us) AS prev_us
-  FROM ({chosen_bars_sql(markets, "gappy")}) c JOIN {markets} m USING (symbol)
+  SELECT c.sid, c.us, m.iv_us, lag(c.us) OVER (PARTITION BY c.sid ORDER BY c.us) AS prev_us
+  FROM ({chosen_bars_sql(markets, "gappy")}) c JOIN {markets} m ON m.sid = c.sid
 )
 WHERE us - prev_us > iv_us"""
 
 
 def missing_slots_sql(markets: str, gaps: str) -> str:
-    """(symbol, slot_us, next_us): every missing grid slot, and the bar that ends its hole."""
+    """(sid, slot_us, next_us): every missing grid slot, and the bar that ends its hole."""
     return f"""
-SELECT g.symbol, unnest(range(g.after_us + m.iv_us, g.next_us, m.iv_us)) AS slot_us, g.next_us
-FROM {gaps} g JOIN {markets} m USING (symbol)"""
+SELECT g.sid, unnest(range(g.after_us + m.iv_us, g.next_us, m.iv_us)) AS slot_us, g.next_us
+FROM {gaps} g JOIN {markets} m ON m.sid = g.sid"""
 
 
 def grid_ceil_sql(t: str, m: str = "m") -> str:
     """The first grid slot at or after `t` (µs) for market alias `m`, never before its first bar."""
     x = f"greatest({t}, {m}.first_us)"
-    return f"({m}.phase_us + ({x} - {m}.phase_us + {m}.iv_us - 1) // {m}.iv_us * {m}.iv_us)"
+    return (f"({m}.phase_us + ({x} - {m}.phase_us + {m}.iv_us - 1) // nullif({m}.iv_us, 0) "
+            f"* {m}.iv_us)")
 
 
 def next_bar_sql(rel: str, t: str, out: str, markets: str, missing: str | None,
-                 irregular: str | None, keep_unmatched: bool = False) -> str:
+                 irregular: str | None) -> str:
     """`rel` plus `out`: open time (µs) of the first chosen bar opening at or after `rel.t`.
 
-    NULL when there is no such bar yet, or `t` is NULL. `rel` must have `symbol`. `missing` is
-    the missing-slots relation (None when no symbol has holes); `irregular` the bars of symbols
-    priced by ASOF (None when there are none). Rows whose symbol has no chosen bars are
-    dropped unless `keep_unmatched` (then they get NULL).
+    NULL when there is no such bar yet, or `t` is NULL. `rel` must have `sid` (a market of
+    `markets`). `missing` is the missing-slots relation (None when no symbol has holes);
+    `irregular` the bars of symbols priced by ASOF (None when there are none).
     """
     slot = grid_ceil_sql(f"r.{t}")
+    fixed = f"coalesce(h.next_us, {slot})" if missing else slot
+    hole = f"LEFT JOIN {missing} h ON h.sid = r.sid AND h.slot_us = {slot}" if missing else ""
     regular = f"""
-SELECT r.*, CASE WHEN r.{t} IS NULL OR {slot} > m.last_us THEN NULL
-                 ELSE {"coalesce(h.next_us, " + slot + ")" if missing else slot} END AS {out}
-FROM {rel} r JOIN {markets} m ON m.symbol = r.symbol AND m.regular
-{f"LEFT JOIN {missing} h ON h.symbol = r.symbol AND h.slot_us = {slot}" if missing else ""}"""
-    parts = [regular]
-    if irregular:
-        parts.append(f"""
+SELECT r.*, CASE WHEN r.{t} IS NULL OR {slot} > m.last_us THEN NULL ELSE {fixed} END AS {out}
+FROM {rel} r JOIN {markets} m ON m.sid = r.sid AND m.regular
+{hole}"""
+    if not irregular:
+        return regular
+    asof = f"""
 SELECT r.*, b.us AS {out}
-FROM (SELECT r.* FROM {rel} r SEMI JOIN {markets} m ON m.symbol = r.symbol AND NOT m.regular) r
-ASOF LEFT JOIN {irregular} b ON b.symbol = r.symbol AND b.us >= r.{t}""")
-    if keep_unmatched:
-        parts.append(f"""
-SELECT r.*, NULL::BIGINT AS {out}
-FROM {rel} r ANTI JOIN {markets} m ON m.symbol = r.symbol""")
-    return "\nUNION ALL\n".join(f"({p})" for p in parts)
+FROM (SELECT r.* FROM {rel} r SEMI JOIN {markets} m ON m.sid = r.sid AND NOT m.regular) r
+ASOF LEFT JOIN {irregular} b ON b.sid = r.sid AND b.us >= r.{t}"""
+    return f"({regular})\nUNION ALL\n({asof})"
 
 
-def funding_profile_sql() -> str:
-    """Per funding symbol: count, span, digest, whether every settlement is on the hour, and the
-    prefix aggregates against the stored state (see profile_sql)."""
+def funding_profile_sql(markets: str) -> str:
+    """Per funding symbol: count, span, digest, whether every settlement is on the hour, the
+    prefix aggregates against the stored state (see profile_sql), and the market's sid."""
     return f"""
-SELECT f.symbol, count(*) AS n, min(epoch_us(f.ts)) AS first_us, max(epoch_us(f.ts)) AS last_us,
-       bool_and(epoch_us(f.ts) % {HOUR_US} = 0) AS on_hour,
-       count(*) FILTER (WHERE f.mark_price IS NULL) AS null_marks,
-       bit_xor(hash(f.ts, f.funding_rate, f.mark_price)) AS digest,
-       count(*) FILTER (WHERE f.ts <= s.funding_last) AS prefix_n,
-       bit_xor(hash(f.ts, f.funding_rate, f.mark_price)) FILTER (WHERE f.ts <= s.funding_last)
-         AS prefix_digest
-FROM funding f LEFT JOIN ledger_market_state s ON s.symbol = f.symbol
-GROUP BY f.symbol"""
+SELECT m.sid, f.* FROM (
+  SELECT f.symbol, count(*) AS n, min(epoch_us(f.ts)) AS first_us,
+         max(epoch_us(f.ts)) AS last_us,
+         bool_and(epoch_us(f.ts) % {HOUR_US} = 0) AS on_hour,
+         count(*) FILTER (WHERE f.mark_price IS NULL) AS null_marks,
+         bit_xor(hash(f.ts, f.funding_rate, f.mark_price)) AS digest,
+         count(*) FILTER (WHERE f.ts <= s.funding_last) AS prefix_n,
+         bit_xor(hash(f.ts, f.funding_rate, f.mark_price)) FILTER (WHERE f.ts <= s.funding_last)
+           AS prefix_digest
+  FROM funding f LEFT JOIN ledger_market_state s ON s.symbol = f.symbol
+  GROUP BY f.symbol
+) f LEFT JOIN {markets} m ON m.symbol = f.symbol"""
 
 
-def settlements_sql(mark_fallback: str | None) -> str:
-    """(symbol, us, rm, cum): each settlement's `rate·mark` and the running (compensated) sum.
+def settlements_sql(fprofile: str, mark_fallback: str | None) -> str:
+    """(sid, us, rm, cum) for funding of priced markets: each settlement's `rate·mark` and the
+    running (compensated) sum.
 
-    `mark_fallback`, when given, is a relation (symbol, us, open) with the open of the first
-    bar at or after each settlement whose mark price is missing.
+    `mark_fallback`, when given, is a relation (sid, us, open) with the open of the first bar at
+    or after each settlement whose mark price is missing.
     """
     mark = "f.mark_price"
     join = ""
     if mark_fallback:
         mark = "coalesce(f.mark_price, mf.open)"
-        join = f"LEFT JOIN {mark_fallback} mf ON mf.symbol = f.symbol AND mf.us = epoch_us(f.ts)"
+        join = f"LEFT JOIN {mark_fallback} mf ON mf.sid = fp.sid AND mf.us = epoch_us(f.ts)"
     return f"""
-SELECT symbol, us, rm,
-       fsum(rm) OVER (PARTITION BY symbol ORDER BY us ROWS UNBOUNDED PRECEDING) AS cum
-FROM (SELECT f.symbol, epoch_us(f.ts) AS us, f.funding_rate * {mark} AS rm
-      FROM funding f {join})"""
+SELECT sid, us, rm,
+       fsum(rm) OVER (PARTITION BY sid ORDER BY us ROWS UNBOUNDED PRECEDING) AS cum
+FROM (SELECT fp.sid, epoch_us(f.ts) AS us, f.funding_rate * {mark} AS rm
+      FROM funding f JOIN {fprofile} fp ON fp.symbol = f.symbol AND fp.sid IS NOT NULL {join})"""
 
 
 def funding_grid_sql(settlements: str, fprofile: str) -> str:
-    """(symbol, hour_us, cum): the running sum as of every hour between a symbol's first and last
-    settlement (on-hour symbols only), so `C(x)` is an exact-key lookup."""
+    """(sid, hour_us, cum): the running sum as of every hour from a market's first settlement to
+    its last (on-hour markets only), so `C(x)` is an exact-key lookup. Each settlement covers
+    the hours up to the next one."""
     return f"""
-SELECT g.symbol, g.hour_us, s.cum
-FROM (SELECT symbol, unnest(range(first_us, last_us + {HOUR_US}, {HOUR_US})) AS hour_us
-      FROM {fprofile} WHERE on_hour) g
-ASOF JOIN {settlements} s ON s.symbol = g.symbol AND s.us <= g.hour_us"""
+SELECT s.sid, unnest(range(s.us, coalesce(s.next_us, s.us + {HOUR_US}), {HOUR_US})) AS hour_us,
+       s.cum
+FROM (SELECT *, lead(us) OVER (PARTITION BY sid ORDER BY us) AS next_us FROM {settlements}) s
+SEMI JOIN {fprofile} fp ON fp.sid = s.sid AND fp.on_hour"""
 
 
 def funding_cum_sql(rel: str, t: str, out: str, fprofile: str, grid: str,
                     settlements: str, off_hour: bool) -> str:
     """`rel` plus `out` = C(rel.t): 0 before the first settlement (or without funding), the
-    total after the last. `rel` must have `symbol`."""
+    total after the last. `rel` must have `sid`."""
     hour = f"(r.{t} // {HOUR_US} * {HOUR_US})"
     on_hour = f"""
 SELECT r.*, CASE WHEN r.{t} IS NULL THEN NULL
-                 WHEN fp.symbol IS NULL OR r.{t} < fp.first_us THEN 0.0
+                 WHEN fp.sid IS NULL OR r.{t} < fp.first_us THEN 0.0
                  ELSE g.cum END AS {out}
 FROM {rel} r
-LEFT JOIN {fprofile} fp ON fp.symbol = r.symbol
-LEFT JOIN {grid} g ON g.symbol = r.symbol AND g.hour_us = least({hour}, fp.last_us)
-WHERE fp.symbol IS NULL OR fp.on_hour"""
+LEFT JOIN {fprofile} fp ON fp.sid = r.sid
+LEFT JOIN {grid} g ON g.sid = r.sid AND g.hour_us = least({hour}, fp.last_us)
+WHERE fp.sid IS NULL OR fp.on_hour"""
     if not off_hour:
         return on_hour
     asof = f"""
 SELECT r.*, CASE WHEN r.{t} IS NULL THEN NULL ELSE coalesce(s.cum, 0.0) END AS {out}
-FROM (SELECT r.* FROM {rel} r SEMI JOIN {fprofile} fp ON fp.symbol = r.symbol AND NOT fp.on_hour) r
-ASOF LEFT JOIN {settlements} s ON s.symbol = r.symbol AND s.us <= r.{t}"""
+FROM (SELECT r.* FROM {rel} r SEMI JOIN {fprofile} fp ON fp.sid = r.sid AND NOT fp.on_hour) r
+ASOF LEFT JOIN {settlements} s ON s.sid = r.sid AND s.us <= r.{t}"""
     return f"({on_hour})\nUNION ALL\n({asof})"

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alphatrace.ledger.market import (
-    chosen_bars_sql,
     funding_cum_sql,
     next_bar_sql,
 )
@@ -44,7 +43,10 @@ def _str_lit(s: str) -> str:
 
 
 def classify_sql(r: Relations, bar_interval_s: int | None) -> str:
-    """Signals joined to their policy values and market, with the reason a leg is unpriced."""
+    """Signals joined to their policy values and market, with the reason a leg is unpriced.
+
+    `k` (the row id of the signal in `r.todo`) is the narrow key the pricing steps carry.
+    """
     no_bars = ("'no bars for ' || symbol" if bar_interval_s is None
                else f"'no {int(bar_interval_s)}s bars for ' || symbol || ' (policy bar_interval)'")
     return f"""
@@ -56,13 +58,13 @@ SELECT *, CASE
     WHEN symbol IS NULL THEN 'unknown symbol ' || coalesce(event_symbol, 'NULL')
          || ': no imported market matches it'
     WHEN d = 0 THEN NULL
-    WHEN interval_s IS NULL THEN {no_bars}
+    WHEN sid IS NULL THEN {no_bars}
     WHEN t_us < first_us - iv_us THEN 'signal before the first bar of ' || symbol
          || ' (' || strftime(make_timestamp(first_us), '%Y-%m-%dT%H:%M:%SZ') || ')'
   END AS reason
 FROM (
-  SELECT a.event_id, a.run_id, a.agent, a.strategy, a.ts, a.symbol AS event_symbol,
-         sm.symbol, sm.status AS sym_status, sm.candidates,
+  SELECT a.rowid AS k, a.event_id, a.run_id, a.agent, a.strategy, a.ts,
+         a.symbol AS event_symbol, sm.symbol, sm.status AS sym_status, sm.candidates,
          upper(trim(a.direction)) AS direction,
          CASE upper(trim(a.direction)) WHEN 'LONG' THEN 1 WHEN 'SHORT' THEN -1 ELSE 0 END AS d,
          a.score_final, a.regime,
@@ -70,7 +72,7 @@ FROM (
          coalesce(a.horizon_s, po.horizon_s, pd.horizon_s) AS horizon_s,
          coalesce(po.fee_rate, pd.fee_rate) AS fee_rate,
          coalesce(po.include_funding, pd.include_funding) AS include_funding,
-         m.interval_s, m.first_us, m.iv_us, epoch_us(a.ts) AS t_us, a.file_id, a.line
+         m.sid, m.interval_s, m.first_us, m.iv_us, epoch_us(a.ts) AS t_us, a.file_id, a.line
   FROM {r.todo} a
   LEFT JOIN {r.symmap} sm ON sm.alias = a.symbol
   LEFT JOIN {r.params} po ON po.agent = a.agent
@@ -79,12 +81,14 @@ FROM (
 )"""
 
 
-PRICE_LEG = """CASE d
-    WHEN 1 THEN ((exit_price * (1 - fee_rate)) / (entry_price * (1 + fee_rate)) - 1) * 1e4
-    ELSE (1 - (exit_price * (1 + fee_rate)) / (entry_price * (1 - fee_rate))) * 1e4 END"""
-GROSS = """CASE d WHEN 1 THEN (exit_price / entry_price - 1) * 1e4
-    ELSE (1 - exit_price / entry_price) * 1e4 END"""
-FUNDING = "-d * (c_exit - c_entry) / entry_price * 1e4"
+# A zero entry price (bad data) gives NULL numbers rather than a division error.
+_E = "nullif(entry_price, 0)"
+PRICE_LEG = f"""CASE d
+    WHEN 1 THEN ((exit_price * (1 - fee_rate)) / ({_E} * (1 + fee_rate)) - 1) * 1e4
+    ELSE (1 - (exit_price * (1 + fee_rate)) / ({_E} * (1 - fee_rate))) * 1e4 END"""
+GROSS = f"""CASE d WHEN 1 THEN (exit_price / {_E} - 1) * 1e4
+    ELSE (1 - exit_price / {_E}) * 1e4 END"""
+FUNDING = f"-d * (c_exit - c_entry) / {_E} * 1e4"
 
 LEG_COLUMNS = (
     "event_id", "run_id", "agent", "strategy", "ts", "symbol", "market_symbol", "direction",
@@ -95,72 +99,99 @@ LEG_COLUMNS = (
 )
 
 
-def priced_legs_sql(r: Relations, policy_hash: str, bar_interval_s: int | None) -> str:
-    """Every signal of `r.todo` as a leg row with the columns of the `legs` table."""
-    entry = next_bar_sql("pricable", "t_us", "entry_us", r.markets, r.missing, r.irregular)
+def narrow_sql(r: Relations) -> str:
+    """The priceable signals (ts, resolved symbol with bars, not before the data, not FLAT)
+    with only what pricing needs. Same conditions as `classify_sql` leaving `reason` NULL and
+    d ≠ 0, restated so the wide relation is scanned once and never materialized."""
+    return f"""
+SELECT a.rowid AS k, m.sid, m.symbol, m.interval_s,
+       CASE upper(trim(a.direction)) WHEN 'LONG' THEN 1 ELSE -1 END AS d,
+       epoch_us(a.ts) AS t_us,
+       CAST(round(coalesce(a.horizon_s, po.horizon_s, pd.horizon_s) * 1e6) AS BIGINT) AS h_us,
+       coalesce(po.fee_rate, pd.fee_rate) AS fee_rate,
+       coalesce(po.include_funding, pd.include_funding) AS include_funding
+FROM {r.todo} a
+JOIN {r.symmap} sm ON sm.alias = a.symbol AND sm.symbol IS NOT NULL AND sm.status <> 'ambiguous'
+JOIN {r.markets} m ON m.symbol = sm.symbol
+LEFT JOIN {r.params} po ON po.agent = a.agent
+CROSS JOIN (SELECT * FROM {r.params} WHERE agent IS NULL) pd
+WHERE a.ts IS NOT NULL AND upper(trim(a.direction)) IN ('LONG', 'SHORT')
+  AND epoch_us(a.ts) >= m.first_us - m.iv_us"""
+
+
+def exits_sql(r: Relations) -> str:
+    """Entry and exit bar times of the priceable signals (narrow; materialized by the caller so
+    the price and funding joins that follow are planned with exact sizes)."""
+    entry = next_bar_sql("narrow", "t_us", "entry_us", r.markets, r.missing, r.irregular)
     exit_ = next_bar_sql("targets", "target_us", "exit_us", r.markets, r.missing, r.irregular)
-    bars = chosen_bars_sql(r.markets)
-    c_entry = funding_cum_sql("priced", "f_entry_us", "c_entry", r.fprofile, r.fgrid,
+    return f"""
+WITH narrow AS ({narrow_sql(r)}),
+entries AS ({entry}),
+targets AS (SELECT *, entry_us + h_us AS target_us FROM entries)
+{exit_}"""
+
+
+def priced_sql(r: Relations, exits: str) -> str:
+    """(k, entry/exit prices, gross, price leg, funding, running sums) from `exits`."""
+    c_entry = funding_cum_sql("prices", "f_entry_us", "c_entry", r.fprofile, r.fgrid,
                               r.settlements, r.off_hour_funding)
     c_exit = funding_cum_sql("with_entry_cum", "f_exit_us", "c_exit", r.fprofile, r.fgrid,
                              r.settlements, r.off_hour_funding)
-    ph = _str_lit(policy_hash)
+    bar = ("LEFT JOIN bars {a} ON {a}.symbol = x.symbol AND {a}.interval_s = x.interval_s "
+           "AND {a}.ts = make_timestamp(x.{t})")
     return f"""
-WITH classified AS ({classify_sql(r, bar_interval_s)}),
-pricable AS (SELECT * FROM classified WHERE reason IS NULL AND d <> 0),
-entries AS ({entry}),
-targets AS (SELECT *, entry_us + CAST(round(horizon_s * 1e6) AS BIGINT) AS target_us FROM entries),
-exits AS ({exit_}),
-bars AS ({bars}),
-priced AS (
+prices AS (
   SELECT x.*, be.open AS entry_price, bx.open AS exit_price,
          CASE WHEN x.include_funding AND bx.open IS NOT NULL THEN x.entry_us END AS f_entry_us,
          CASE WHEN x.include_funding AND bx.open IS NOT NULL THEN x.exit_us END AS f_exit_us
-  FROM exits x
-  LEFT JOIN bars be ON be.symbol = x.symbol AND be.us = x.entry_us
-  LEFT JOIN bars bx ON bx.symbol = x.symbol AND bx.us = x.exit_us
+  FROM {exits} x
+  {bar.format(a="be", t="entry_us")}
+  {bar.format(a="bx", t="exit_us")}
 ),
 with_entry_cum AS ({c_entry}),
 with_cum AS ({c_exit}),
-computed AS (
-  SELECT *,
+priced AS (
+  SELECT k, entry_us, entry_price, exit_us, exit_price, target_us, c_entry, c_exit,
     CASE WHEN exit_price IS NOT NULL THEN {GROSS} END AS gross_bps,
-    CASE WHEN exit_price IS NOT NULL THEN {PRICE_LEG} END AS price_bps,
     CASE WHEN exit_price IS NULL THEN NULL WHEN include_funding THEN {FUNDING} ELSE 0.0 END
-      AS funding_bps
+      AS funding_bps,
+    CASE WHEN exit_price IS NOT NULL THEN {PRICE_LEG} END AS price_bps
   FROM with_cum
-),
-final_priced AS (
-  SELECT *, price_bps - gross_bps AS fee_bps, price_bps + funding_bps AS paper_pnl_bps,
-         CASE WHEN exit_price IS NOT NULL THEN 'realized' ELSE 'open' END AS status,
-         CASE WHEN entry_us IS NULL THEN 'no bar of ' || symbol || ' at or after the signal yet'
-              WHEN exit_price IS NULL THEN 'awaiting the exit bar of ' || symbol || ' at or after '
-                   || strftime(make_timestamp(target_us), '%Y-%m-%dT%H:%M:%SZ') END AS reason2
-  FROM computed
-)
-SELECT event_id, run_id, agent, strategy, ts, event_symbol AS symbol, symbol AS market_symbol,
-       direction, score_final, regime, size_usd, horizon_s, fee_rate, include_funding,
-       interval_s, make_timestamp(entry_us) AS entry_ts, entry_price,
-       make_timestamp(exit_us) AS exit_ts, exit_price, gross_bps, fee_bps, funding_bps,
-       paper_pnl_bps, paper_pnl_bps * size_usd / 1e4 AS pnl_usd, status, reason2 AS reason,
+)"""
+
+
+def priced_legs_sql(r: Relations, policy_hash: str, bar_interval_s: int | None,
+                    exits: str) -> str:
+    """Every signal of `r.todo` as a leg row with the columns of the `legs` table; `exits` is
+    the materialized result of `exits_sql(r)`."""
+    ph = _str_lit(policy_hash)
+    return f"""
+WITH classified AS ({classify_sql(r, bar_interval_s)}),
+{priced_sql(r, exits)}
+SELECT c.event_id, c.run_id, c.agent, c.strategy, c.ts, c.event_symbol AS symbol,
+       c.symbol AS market_symbol, c.direction, c.score_final, c.regime, c.size_usd,
+       c.horizon_s, c.fee_rate, c.include_funding, c.interval_s,
+       make_timestamp(p.entry_us) AS entry_ts, p.entry_price,
+       make_timestamp(p.exit_us) AS exit_ts, p.exit_price,
+       CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0 ELSE p.gross_bps END AS gross_bps,
+       CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0 ELSE p.price_bps - p.gross_bps END
+         AS fee_bps,
+       CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0 ELSE p.funding_bps END AS funding_bps,
+       CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0 ELSE p.price_bps + p.funding_bps END
+         AS paper_pnl_bps,
+       CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0
+            ELSE (p.price_bps + p.funding_bps) * c.size_usd / 1e4 END AS pnl_usd,
+       CASE WHEN c.reason IS NOT NULL THEN 'unpriced'
+            WHEN c.d = 0 OR p.exit_price IS NOT NULL THEN 'realized'
+            ELSE 'open' END AS status,
+       CASE WHEN c.reason IS NOT NULL THEN c.reason
+            WHEN c.d = 0 OR p.exit_price IS NOT NULL THEN NULL
+            WHEN p.entry_us IS NULL THEN 'no bar of ' || c.symbol || ' at or after the signal yet'
+            ELSE 'awaiting the exit bar of ' || c.symbol || ' at or after '
+                 || strftime(make_timestamp(p.target_us), '%Y-%m-%dT%H:%M:%SZ') END AS reason,
        {ph} AS policy_hash,
-       hash({ph}, symbol, interval_s, size_usd, horizon_s, fee_rate, include_funding,
-            entry_us, entry_price, exit_us, exit_price, c_entry, c_exit) AS fingerprint,
-       file_id, line
-FROM final_priced
-UNION ALL
-SELECT event_id, run_id, agent, strategy, ts, event_symbol AS symbol, symbol AS market_symbol,
-       direction, score_final, regime, size_usd, horizon_s, fee_rate, include_funding,
-       interval_s, NULL::TIMESTAMP AS entry_ts, NULL::DOUBLE AS entry_price,
-       NULL::TIMESTAMP AS exit_ts, NULL::DOUBLE AS exit_price,
-       CASE WHEN reason IS NULL THEN 0.0 END AS gross_bps,
-       CASE WHEN reason IS NULL THEN 0.0 END AS fee_bps,
-       CASE WHEN reason IS NULL THEN 0.0 END AS funding_bps,
-       CASE WHEN reason IS NULL THEN 0.0 END AS paper_pnl_bps,
-       CASE WHEN reason IS NULL THEN 0.0 END AS pnl_usd,
-       CASE WHEN reason IS NULL THEN 'realized' ELSE 'unpriced' END AS status, reason,
-       {ph} AS policy_hash,
-       hash({ph}, symbol, interval_s, size_usd, horizon_s, fee_rate, include_funding, reason)
-         AS fingerprint,
-       file_id, line
-FROM classified WHERE NOT (reason IS NULL AND d <> 0)"""
+       hash({ph}, c.symbol, c.interval_s, c.size_usd, c.horizon_s, c.fee_rate,
+            c.include_funding, c.reason, p.entry_us, p.entry_price, p.exit_us, p.exit_price,
+            p.c_entry, p.c_exit) AS fingerprint,
+       c.file_id, c.line
+FROM classified c LEFT JOIN priced p ON p.k = c.k"""

@@ -14,7 +14,7 @@ This module runs the SQL of `market`, `pricing` and `build` on the store, in one
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import duckdb
@@ -33,7 +33,7 @@ from alphatrace.ledger.market import (
     settlements_sql,
 )
 from alphatrace.ledger.policy import ReconcileConfig, params_sql
-from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, priced_legs_sql
+from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, exits_sql, priced_legs_sql
 from alphatrace.market.symbols import resolution_sql
 from alphatrace.store import Store
 from alphatrace.store.connection import one
@@ -59,7 +59,7 @@ class ReconcileReport:
 
 
 _TEMP = ("_rc_params", "_rc_profile", "_rc_markets", "_rc_fprofile", "_rc_gaps", "_rc_missing", "_rc_settle",
-         "_rc_fgrid", "_rc_symmap", "_rc_pnlmap", "_rc_todo", "_rc_priced")
+         "_rc_fgrid", "_rc_symmap", "_rc_pnlmap", "_rc_todo", "_rc_exits")
 
 
 def _prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig) -> Relations:
@@ -70,32 +70,36 @@ def _prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig) -> Rel
     if one(con, "SELECT count(*) FROM _rc_markets WHERE gappy")[0]:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_gaps AS {gaps_sql('_rc_markets')}")
         # Symbols with huge holes are priced by ASOF rather than indexed slot by slot.
-        con.execute(f"""UPDATE _rc_markets SET regular = false, gappy = false WHERE symbol IN (
-            SELECT symbol FROM _rc_gaps GROUP BY symbol HAVING sum(missing) > {MAX_MISSING_SLOTS})""")
+        con.execute(f"""UPDATE _rc_markets SET regular = false, gappy = false WHERE sid IN (
+            SELECT sid FROM _rc_gaps GROUP BY sid HAVING sum(missing) > {MAX_MISSING_SLOTS})""")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _rc_missing AS "
             + missing_slots_sql("(SELECT * FROM _rc_markets WHERE gappy)",
-                                "(SELECT * FROM _rc_gaps SEMI JOIN (SELECT symbol FROM _rc_markets "
-                                "WHERE gappy) g USING (symbol))")
+                                "(SELECT * FROM _rc_gaps SEMI JOIN (SELECT sid FROM _rc_markets "
+                                "WHERE gappy) g USING (sid))")
         )
         missing = "_rc_missing"
     irregular = None
     if one(con, "SELECT count(*) FROM _rc_markets WHERE NOT regular")[0]:
         irregular = f"({chosen_bars_sql('_rc_markets', 'NOT regular')})"
 
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_fprofile AS {funding_profile_sql()}")
+    con.execute("CREATE OR REPLACE TEMP TABLE _rc_fprofile AS "
+                + funding_profile_sql("_rc_markets"))
     null_marks, off_hour = one(
-        con, "SELECT coalesce(sum(null_marks), 0), count(*) FILTER (WHERE NOT on_hour) "
-             "FROM _rc_fprofile")
+        con, "SELECT coalesce(sum(null_marks) FILTER (WHERE sid IS NOT NULL), 0), "
+             "count(*) FILTER (WHERE NOT on_hour AND sid IS NOT NULL) FROM _rc_fprofile")
     fallback = None
     if null_marks:
         # Missing mark price: the open of the first bar at or after the settlement.
-        nb = next_bar_sql("(SELECT symbol, epoch_us(ts) AS t FROM funding WHERE mark_price IS NULL)",
+        nb = next_bar_sql("(SELECT fp.sid, epoch_us(f.ts) AS t FROM funding f JOIN _rc_fprofile fp "
+                          "ON fp.symbol = f.symbol AND fp.sid IS NOT NULL "
+                          "WHERE f.mark_price IS NULL)",
                           "t", "bar_us", "_rc_markets", missing, irregular)
-        fallback = (f"(SELECT n.symbol, n.t AS us, b.open FROM ({nb}) n "
+        fallback = (f"(SELECT n.sid, n.t AS us, b.open FROM ({nb}) n "
                     f"JOIN ({chosen_bars_sql('_rc_markets')}) b "
-                    "ON b.symbol = n.symbol AND b.us = n.bar_us)")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_settle AS {settlements_sql(fallback)}")
+                    "ON b.sid = n.sid AND b.us = n.bar_us)")
+    con.execute("CREATE OR REPLACE TEMP TABLE _rc_settle AS "
+                + settlements_sql("_rc_fprofile", fallback))
     con.execute("CREATE OR REPLACE TEMP TABLE _rc_fgrid AS "
                 + funding_grid_sql("_rc_settle", "_rc_fprofile"))
     return Relations(missing=missing, irregular=irregular, off_hour_funding=bool(off_hour))
@@ -157,26 +161,27 @@ def reconcile(store: Store, cfg: ReconcileConfig, *, full: bool = False,
         rel = _prepare_market(con, cfg)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_params AS {params_sql(cfg.policy)}")
         con.execute("CREATE OR REPLACE TEMP TABLE _rc_symmap AS "
-                    + resolution_sql("alpha", cfg.aliases))
+                    + resolution_sql("(SELECT DISTINCT symbol FROM alpha)", cfg.aliases))
         con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlmap AS "
-                    + resolution_sql("pnl", cfg.aliases))
+                    + resolution_sql("(SELECT DISTINCT symbol FROM pnl)", cfg.aliases))
         stale_policy = one(con, "SELECT count(*) FROM legs WHERE policy_hash <> ?",
                            [cfg.hash])[0]
         full = full or bool(stale_policy)
         say("selecting signals to price")
         if full:
             con.execute("DELETE FROM legs")
-            con.execute("CREATE OR REPLACE TEMP TABLE _rc_todo AS SELECT * FROM alpha")
+            rel = replace(rel, todo="alpha")
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_todo AS {_TODO_INCREMENTAL}")
             con.execute("DELETE FROM legs WHERE event_id IN (SELECT event_id FROM _rc_todo)")
             con.execute("DELETE FROM legs WHERE event_id NOT IN (SELECT event_id FROM alpha)")
-        priced = int(one(con, "SELECT count(*) FROM _rc_todo")[0])
+        priced = int(one(con, f"SELECT count(*) FROM {rel.todo}")[0])
         say(f"pricing {priced:,} legs")
         cols = ", ".join(LEG_COLUMNS)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_exits AS {exits_sql(rel)}")
         con.execute(
             f"INSERT INTO legs ({cols}) SELECT {cols} FROM "
-            f"({priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s)})"
+            f"({priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s, '_rc_exits')})"
         )
         say("building the ledger")
         lcols = ", ".join(LEDGER_COLUMNS)

@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import time
 from typing import Any
 
 TIME_KEYS = ("ts", "start_ts", "end_ts")
 
 
+_second: tuple[int, str] = (-(2**62), "")
+
+
 def iso(ts: float) -> str:
-    """Epoch seconds as ISO 8601 UTC with microseconds and a Z."""
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Epoch seconds as ISO 8601 UTC with microseconds and a Z.
+
+    Events come in bursts within the same second, so the formatted second is cached (one
+    tuple, replaced atomically: safe across threads)."""
+    global _second
+    sec = math.floor(ts)
+    us = round((ts - sec) * 1_000_000)
+    if us >= 1_000_000:
+        sec, us = sec + 1, us - 1_000_000
+    cached_sec, prefix = _second
+    if sec != cached_sec:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _second = (sec, prefix)
+    return f"{prefix}.{us:06d}Z"
 
 
 def _default(o: Any) -> Any:
@@ -41,10 +58,14 @@ def prepare(ev: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# One encoder for every event: json.dumps(..., default=...) would build a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), default=_default, allow_nan=True).encode
+
+
 def encode(ev: dict[str, Any]) -> str:
     """One JSON line (no newline). NaN is written as NaN so the collector quarantines it with a
     reason instead of the SDK silently changing a value."""
-    return json.dumps(prepare(ev), separators=(",", ":"), default=_default, allow_nan=True)
+    return _encode(prepare(ev))
 
 
 def encode_many(events: list[dict[str, Any]]) -> list[str]:

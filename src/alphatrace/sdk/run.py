@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -62,16 +63,15 @@ class Run:
         self.error_type: str | None = None
         parent = _current.get()
         self.parent_run_id = parent.run_id if parent is not None else None
-        self._n = 0
+        self._n = itertools.count(1)
         self._emit = _em.get_emitter().put
         self.start = time.time()
         self._t0 = time.perf_counter()
 
     def _base(self, kind: str, ts: Any, extra: dict[str, Any]) -> dict[str, Any]:
-        self._n += 1
         ev = dict(extra) if extra else {}
         ev["type"] = kind
-        ev["event_id"] = f"{self.run_id}:{self._n}"
+        ev["event_id"] = f"{self.run_id}:{next(self._n)}"  # count() is atomic: threads may share a run
         ev["run_id"] = self.run_id
         ev["agent"] = self.agent
         ev["strategy"] = self.strategy

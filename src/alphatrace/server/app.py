@@ -42,7 +42,7 @@ def create_app(
     *,
     follow: Sequence[str | os.PathLike[str]] = (),
     max_body: int = MAX_BODY,
-    linger_s: float = 0.02,
+    linger_s: float = 0.05,
     max_batch_events: int = 50_000,
     max_pending_events: int = 500_000,
     prices: PriceTable | Any = None,

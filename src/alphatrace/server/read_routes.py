@@ -6,12 +6,15 @@ committed data and never wait behind an ingest round.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import duckdb
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from alphatrace import __version__, metrics
+from alphatrace import __version__
+from alphatrace.ledger.api import agent_summary
+from alphatrace.ledger.query import AGENT_METRICS
 from alphatrace.server.auth import Principal, require
 from alphatrace.server.ingest_routes import AUTH_ERRORS
 from alphatrace.server.models import Agents, Health, Problem, RunDetail
@@ -21,10 +24,9 @@ from alphatrace.server.writer import Writer
 router = APIRouter(tags=["read"])
 
 EVENT_TABLES = ("telemetry", "alpha", "pnl")
-AGENT_METRICS = [
-    "runs", "realized_runs", "hit_rate", "mean_pnl_bps", "total_pnl_usd", "total_cost_usd",
-    "net_usd", "error_rate", "median_latency_ms",
-]
+# agent_summary pins `threads` (a database-wide setting) for bit-identical sums and restores
+# it after: two concurrent calls could restore each other's pin, so calls take turns.
+_summary_lock = threading.Lock()
 
 
 def run_detail(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
@@ -45,7 +47,7 @@ def run_detail(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | 
 
 def agent_summaries(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Per agent: what the collector has seen (events, runs, first/last time) and, for runs the
-    ledger already holds, the shared metrics of `alphatrace.metrics` (null before reconcile)."""
+    ledger already holds, the same metrics as `alphatrace agents` (null before reconcile)."""
     seen = rows(con.execute(
         """SELECT agent, count(DISTINCT run_id) AS runs_seen, count(*) AS events,
                   min(ts) AS first_seen, max(ts) AS last_seen
@@ -54,8 +56,8 @@ def agent_summaries(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
                  UNION ALL SELECT agent, run_id, ts FROM pnl WHERE agent IS NOT NULL)
            GROUP BY agent ORDER BY agent"""
     ), ())
-    table = metrics.compute(con, "SELECT * FROM ledger WHERE agent IS NOT NULL", ["agent"], AGENT_METRICS)
-    by_agent = {r["agent"]: r for r in table.to_pylist()}
+    with _summary_lock:
+        by_agent = {r["agent"]: r for r in agent_summary(con)}
     empty = dict.fromkeys(AGENT_METRICS)
     out = []
     for s in seen:

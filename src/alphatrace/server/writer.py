@@ -4,7 +4,8 @@ Why: DuckDB allows one writer, and an ingest call has a fixed cost (one validati
 transaction) that dwarfs the per-event cost, so the writer merges whatever requests are waiting
 into one `ingest_events` call and hands each request back its own slice of the per-event
 results. After taking a first request it waits up to `linger_s` for as many requests as the
-previous round had (concurrent clients send together), never longer. Requests never share a
+previous round had plus those that queued meanwhile (concurrent clients send together), never
+longer. Requests never share a
 failure: if a merged call raises, each request is retried on its own.
 
 Reads do not go through this thread: each reading thread gets its own cursor on the same
@@ -67,11 +68,20 @@ class Writer:
         *,
         max_batch_events: int = 50_000,
         max_pending_events: int = 500_000,
-        linger_s: float = 0.02,
+        linger_s: float = 0.05,
         follow_dirs: list[Path] | None = None,
         follow_poll_s: float = 1.0,
+        checkpoint_threshold: str | None = "256MB",
+        idle_checkpoint_s: float = 2.0,
     ) -> None:
         self.store = Store(db_path)
+        if checkpoint_threshold and self.store.path is not None:
+            # Fewer automatic checkpoints under load (each stalls one round); the writer
+            # checkpoints itself once traffic pauses instead.
+            self.store.con.execute(f"SET checkpoint_threshold = '{checkpoint_threshold}'")
+        self.idle_checkpoint_s = idle_checkpoint_s
+        self._dirty = False
+        self._last_write = 0.0
         self.max_batch_events = max_batch_events
         self.max_pending_events = max_pending_events
         self.linger_s = linger_s
@@ -140,11 +150,17 @@ class Writer:
     # -- the thread ------------------------------------------------------------------------
     def _loop(self) -> None:
         while True:
-            timeout = self.follow_poll_s if self.follow_dirs else None
+            timeout = self.idle_checkpoint_s if self._dirty else None
+            if self.follow_dirs:
+                timeout = min(timeout or self.follow_poll_s, self.follow_poll_s)
             try:
                 job = self._q.get(timeout=timeout)
             except queue.Empty:
-                self._follow_pass()
+                if self.follow_dirs:
+                    self._follow_pass()
+                idle = time.monotonic() - self._last_write
+                if self._dirty and idle >= self.idle_checkpoint_s and self._q.empty():
+                    self._checkpoint()
                 continue
             if job is None:
                 self._drain_rest()
@@ -163,7 +179,9 @@ class Writer:
         if isinstance(first, _CallJob):
             return jobs, False
         n = len(first.events)
-        want = self._last_round_jobs
+        # Clients in flight ≈ last round's requests + those that queued up meanwhile; waiting a
+        # moment for all of them merges two half-size rounds (two fixed costs) into one.
+        want = min(64, self._last_round_jobs + self._q.qsize())
         deadline = time.monotonic() + self.linger_s
         while n < self.max_batch_events:
             try:
@@ -201,6 +219,7 @@ class Writer:
         if batch:
             t0 = time.perf_counter()
             n = sum(len(j.events) for j in batch)
+            self._dirty, self._last_write = True, time.monotonic()
             try:
                 for source in dict.fromkeys(j.source for j in batch):
                     self._ingest([j for j in batch if j.source == source])
@@ -213,6 +232,7 @@ class Writer:
                 self.stats.last_round_ms = (time.perf_counter() - t0) * 1000.0
         for j in jobs:
             if isinstance(j, _CallJob):
+                self._dirty, self._last_write = True, time.monotonic()
                 try:
                     j.future.set_result(j.fn(self.store))
                 except BaseException as e:  # handed to the request, which answers for it
@@ -241,6 +261,15 @@ class Writer:
             offset += n
             j.future.set_result(part)
 
+    def _checkpoint(self) -> None:
+        self._dirty = False
+        if self.store.path is None:
+            return
+        try:
+            self.store.con.execute("CHECKPOINT")
+        except Exception:  # a read transaction in the way: the next idle moment will do
+            log.debug("idle checkpoint skipped", exc_info=True)
+
     def _follow_pass(self) -> None:
         from alphatrace.sdk.follow import pickup_once
 
@@ -250,5 +279,7 @@ class Writer:
         except Exception:
             log.exception("spool pickup failed")
             return
+        if r.files:
+            self._dirty, self._last_write = True, time.monotonic()
         for k, v in r.to_dict().items():
             self.stats.follow[k] = self.stats.follow.get(k, 0) + v

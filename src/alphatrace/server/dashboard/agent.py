@@ -1,0 +1,147 @@
+"""The agent document: its summary, the series behind its charts, the decisions about it, its
+change points and the runs worth opening.
+
+Series are bucketed by run position so a chart never carries more than `points` points,
+however many runs the agent has: bucket b holds runs (seq−1)·points // n = b (so with n ≤
+points every run is its own point). Cumulative values are those after the bucket's last run;
+latency, tokens and cost are the shared metrics (`mean_latency_ms`, `tokens_per_run`,
+`cost_per_run`) over the bucket's runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Hashable
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from alphatrace import metrics
+from alphatrace.errors import NotFoundError
+from alphatrace.forensics.config import SERIES
+from alphatrace.governance import journal
+from alphatrace.ledger.query import AGENT_METRICS
+from alphatrace.server.dashboard.source import Pending, Source, epoch_ms, jsonable
+
+USAGE = ["mean_latency_ms", "tokens_per_run", "cost_per_run"]
+MARKED = ("promote", "kill", "revive")
+RUN_COLUMNS = ("run_id", "ts", "symbols", "direction", "status", "realized_pnl_bps", "net_usd",
+               "cost_usd", "latency_ms", "errors")
+RECENT_RUNS = 15
+WORST_RUNS = 10
+SOURCE = "SELECT * FROM ledger WHERE agent = ? AND ts IS NOT NULL"
+
+
+def run_series(con: duckdb.DuckDBPyConnection, agent: str, points: int) -> dict[str, list[Any]]:
+    """Bucketed per-run series, oldest first (see the module docstring)."""
+    path = metrics.path_sql(SOURCE, [])
+    sql = f"""
+SELECT _b AS bucket, count(*) AS n, arg_max(run_id, _seq) AS run_id, epoch_ms(max(ts)) AS t,
+       arg_max(_cum_bps, _seq) AS cum_pnl_bps, arg_max(_cum_pnl_usd, _seq) AS cum_pnl_usd,
+       arg_max(_cum_usd, _seq) AS cum_net_usd, {metrics.select_list(USAGE)}
+FROM (SELECT *, (_seq - 1) * {int(points)} // count(*) OVER () AS _b,
+             sum(coalesce(pnl_usd, 0)) OVER (ORDER BY _seq ROWS UNBOUNDED PRECEDING) AS _cum_pnl_usd
+      FROM ({path}))
+GROUP BY _b ORDER BY _b"""
+    cols = con.sql(sql, params=[agent]).to_arrow_table().drop(["bucket"]).to_pydict()
+    return {k: list(v) for k, v in cols.items()}
+
+
+def bucket_last(n: int, points: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Index of the last element of each bucket, with the same bucketing as `run_series`."""
+    if n == 0:
+        return np.array([], dtype=np.int64)
+    b = (np.arange(n, dtype=np.int64) * points) // n
+    return np.flatnonzero(np.append(b[1:] != b[:-1], True)).astype(np.int64)
+
+
+def confidence_series(path: pa.Table, points: int) -> dict[str, list[Any]]:
+    """The multiplier after each bucket's last eligible run."""
+    idx = pa.array(bucket_last(path.num_rows, points))
+    ts = path.column("ts").take(idx).to_pylist()
+    return {"t": [epoch_ms(t) for t in ts],
+            "run_id": path.column("run_id").take(idx).to_pylist(),
+            "multiplier": path.column("multiplier_after").take(idx).to_pylist()}
+
+
+def _ts(v: Any) -> dt.datetime | None:
+    if isinstance(v, dt.datetime) or v is None:
+        return v
+    return dt.datetime.fromisoformat(str(v).replace("Z", "+00:00")).replace(tzinfo=None)
+
+
+def changepoints(src: Source, version: Hashable, agent: str) -> tuple[str, list[dict[str, Any]]]:
+    """(status, change points of this agent) from the shared forensics result."""
+    try:
+        doc = src.forensics(version, wait_s=src.side_wait_s)
+    except Pending:
+        return "computing", []
+    except Exception as e:  # noqa: BLE001 - shown on the page, not a server error
+        return f"failed: {e}", []
+    out = []
+    for c in doc.get("changepoints", []):
+        if c["agent"] != agent:
+            continue
+        out.append({**c, "t": epoch_ms(_ts(c["ts"]))})
+    return "ready", out
+
+
+def _runs(con: duckdb.DuckDBPyConnection, agent: str, order: str, limit: int) -> list[dict[str, Any]]:
+    cols = ", ".join(RUN_COLUMNS)
+    return con.sql(f"SELECT {cols} FROM ledger WHERE agent = ? ORDER BY {order} LIMIT {int(limit)}",
+                   params=[agent]).to_arrow_table().to_pylist()
+
+
+def decisions(con: duckdb.DuckDBPyConnection, agent: str) -> list[dict[str, Any]]:
+    """Every record about the agent, newest first, with the run list shortened to a count."""
+    recs = journal.read_records(con, agent, "agent")
+    out = []
+    for r in reversed(recs):
+        run_ids = r.get("run_ids")
+        out.append({k: r[k] for k in ("seq", "eval_id", "action", "rule", "fired", "blocked",
+                                      "state", "cascade_from", "reason", "as_of", "metrics", "hash")}
+                   | {"runs": len(run_ids) if isinstance(run_ids, list) else None})
+    return out
+
+
+def agent(src: Source, con: duckdb.DuckDBPyConnection, name: str, points: int) -> dict[str, Any]:
+    n = con.execute("SELECT count(*) FROM ledger WHERE agent = ?", [name]).fetchall()[0][0]
+    if not n:
+        raise NotFoundError(f"no agent named {name!r} in the ledger")
+    version = src.version(con)
+    summary = metrics.compute(con, "SELECT * FROM ledger WHERE agent = ?", [], list(AGENT_METRICS),
+                              [name]).to_pylist()[0]
+    info = con.execute(
+        """SELECT list(DISTINCT strategy ORDER BY strategy) FILTER (WHERE strategy IS NOT NULL),
+                  list(DISTINCT model ORDER BY model) FILTER (WHERE model IS NOT NULL),
+                  min(ts), max(ts)
+           FROM ledger WHERE agent = ?""", [name]).fetchall()[0]
+    mult = src.multipliers(con, version, None).get(name)
+    states = journal.lifecycle_states(con)
+    history = decisions(con, name)
+    marks = [{"t": epoch_ms(_ts(d["as_of"])), "action": d["action"], "rule": d["rule"],
+              "seq": d["seq"], "as_of": d["as_of"]}
+             for d in reversed(history) if d["action"] in MARKED and d["as_of"] is not None]
+    cp_status, cps = changepoints(src, version, name)
+    path = src.confidence_path(con, version, name)
+    return jsonable({
+        "agent": name,
+        "summary": {**summary, "strategies": list(info[0] or []), "models": list(info[1] or []),
+                    "first_ts": info[2], "last_ts": info[3],
+                    "state": states.get(("agent", name), "candidate"),
+                    "multiplier": None if mult is None else mult["multiplier"],
+                    "min_multiplier": None if mult is None else mult["min_multiplier"],
+                    "warning": bool(mult["warning"]) if mult is not None else False},
+        "points": points,
+        "series": run_series(con, name, points),
+        "confidence": confidence_series(path, points),
+        "marks": marks,
+        "changepoints_status": cp_status,
+        "changepoints": cps,
+        "changepoint_metrics": list(SERIES),
+        "decisions": history,
+        "runs": {"recent": _runs(con, name, "ts DESC NULLS LAST, run_id DESC", RECENT_RUNS),
+                 "worst": _runs(con, name, "net_usd ASC NULLS LAST, ts, run_id", WORST_RUNS)},
+    })

@@ -1,0 +1,92 @@
+"""Results keyed by the store's data version, computed once however many requests ask.
+
+Why: the heavy documents (every agent's confidence path, the loss-cluster search, the audit
+re-computation) only change when the ledger or the decision log does, while pages are read
+far more often than the store changes. A key names the data version, so a stale entry can
+never be served: a new version is a new key, and old keys fall out of the bounded LRU.
+
+Concurrent callers of the same key share one Future; background entries run on one worker
+thread, so two heavy searches never compete for the machine's cores with each other.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Pending(Exception):
+    """A background result is not ready yet (the caller shows 'computing')."""
+
+
+class Memo:
+    def __init__(self, max_entries: int = 64) -> None:
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, Future[Any]] = OrderedDict()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _slot(self, key: Hashable) -> tuple[Future[Any], bool]:
+        """(future, created): the key's future, creating an unresolved one if absent."""
+        with self._lock:
+            fut = self._entries.get(key)
+            if fut is not None:
+                self._entries.move_to_end(key)
+                return fut, False
+            fut = Future()
+            self._entries[key] = fut
+            while len(self._entries) > self.max_entries:
+                old_key, old = next(iter(self._entries.items()))
+                if not old.done():  # never evict work in progress
+                    break
+                del self._entries[old_key]
+            return fut, True
+
+    def get(self, key: Hashable, fn: Callable[[], T]) -> T:
+        """The cached value, computing it in this thread if nobody has."""
+        fut, created = self._slot(key)
+        if created:
+            _run(fut, fn)
+        result: T = fut.result()
+        return result
+
+    def background(self, key: Hashable, fn: Callable[[], T], wait_s: float | None) -> T:
+        """The value, computed on the background worker; waits at most `wait_s` seconds
+        (None: until done), then raises Pending."""
+        fut, created = self._slot(key)
+        if created:
+            self._executor().submit(_run, fut, fn)
+        try:
+            result: T = fut.result(timeout=wait_s)
+        except FutureTimeout:
+            raise Pending() from None
+        return result
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alphatrace-dash")
+            return self._pool
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run(fut: Future[Any], fn: Callable[[], Any]) -> None:
+    try:
+        fut.set_result(fn())
+    except BaseException as e:  # the caller re-raises it from fut.result()
+        fut.set_exception(e)

@@ -1,0 +1,101 @@
+"""The overview document: every agent and strategy class with its lifecycle state, confidence
+multiplier, the shared run metrics over the filtered runs, and its last decision."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import duckdb
+
+from alphatrace import metrics
+from alphatrace.governance import journal
+from alphatrace.server.dashboard.params import RunFilter
+from alphatrace.server.dashboard.source import Source, jsonable
+
+METRICS = ["runs", "realized_runs", "hit_rate", "mean_net_bps", "total_pnl_usd",
+           "total_cost_usd", "net_usd"]
+
+
+def last_decisions(src: Source, con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dict[str, Any]]:
+    if not src.has(con, "decisions"):
+        return {}
+    rows = con.execute(
+        """SELECT scope, subject, max(seq), arg_max(action, seq), arg_max(rule, seq),
+                  arg_max(as_of, seq), arg_max(state, seq)
+           FROM decisions GROUP BY scope, subject""").fetchall()
+    return {(str(sc), str(s)): {"seq": int(q), "action": a, "rule": r, "as_of": jsonable(t),
+                                "state": st}
+            for sc, s, q, a, r, t, st in rows}
+
+
+def _grouped(con: duckdb.DuckDBPyConnection, key: str, other: str, flt: RunFilter
+             ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Metrics per `key` (agent or strategy) and, per key, the distinct `other` values."""
+    cond, params = flt.where()
+    where = " AND ".join([f"{key} IS NOT NULL", *cond])
+    source = f"SELECT * FROM ledger WHERE {where}"
+    rows = metrics.compute(con, source, [key], METRICS, params).to_pylist()
+    pairs = con.execute(
+        f"SELECT {key}, list(DISTINCT {other} ORDER BY {other}) FILTER (WHERE {other} IS NOT NULL) "
+        f"FROM ledger WHERE {where} GROUP BY {key}", params).fetchall()
+    return rows, {str(k): list(v or []) for k, v in pairs}
+
+
+def _sorted(rows: list[dict[str, Any]], key: str, desc: bool) -> list[dict[str, Any]]:
+    """Rows by `key` (missing values last whatever the order), ties by name."""
+    def value(r: dict[str, Any]) -> Any:
+        v = r.get(key)
+        if key == "last_decision":
+            v = None if v is None else v["seq"]
+        return v
+
+    present = [r for r in rows if value(r) is not None]
+    missing = [r for r in rows if value(r) is None]
+    present.sort(key=lambda r: r["name"])
+    present.sort(key=value, reverse=desc)
+    missing.sort(key=lambda r: r["name"])
+    return present + missing
+
+
+def overview(src: Source, con: duckdb.DuckDBPyConnection, flt: RunFilter,
+             sort: tuple[str, bool]) -> dict[str, Any]:
+    version = src.version(con)
+    states = journal.lifecycle_states(con)
+    last = last_decisions(src, con)
+    as_of = None if flt.until is None else flt.until - dt.timedelta(microseconds=1)
+    mult = src.multipliers(con, version, as_of)
+
+    agent_rows, agent_strats = _grouped(con, "agent", "strategy", flt)
+    agents = []
+    for r in agent_rows:
+        name = str(r.pop("agent"))
+        m = mult.get(name)
+        agents.append({
+            "name": name, "scope": "agent", "strategies": agent_strats.get(name, []),
+            "state": states.get(("agent", name), "candidate"),
+            "multiplier": None if m is None else m["multiplier"],
+            "warning": bool(m["warning"]) if m is not None else False,
+            **r, "last_decision": last.get(("agent", name)),
+        })
+    strat_rows, strat_agents = _grouped(con, "strategy", "agent", flt)
+    strategies = []
+    for r in strat_rows:
+        name = str(r.pop("strategy"))
+        strategies.append({
+            "name": name, "scope": "strategy", "agents": strat_agents.get(name, []),
+            "state": states.get(("strategy", name), "candidate"), "multiplier": None,
+            "warning": False, **r, "last_decision": last.get(("strategy", name)),
+        })
+    key, desc = sort
+    avail = [str(r[0]) for r in con.execute(
+        "SELECT DISTINCT strategy FROM ledger WHERE strategy IS NOT NULL ORDER BY 1").fetchall()]
+    first, newest = con.execute("SELECT min(ts), max(ts) FROM ledger").fetchall()[0]
+    return jsonable({
+        "filters": {"strategy": flt.strategy, "since": flt.since, "until": flt.until},
+        "sort": {"key": key, "order": "desc" if desc else "asc"},
+        "strategies_available": avail,
+        "range": {"first": first, "last": newest},
+        "agents": _sorted(agents, key, desc),
+        "strategies": _sorted(strategies, key, desc),
+    })

@@ -1,0 +1,177 @@
+"""Where the pages' numbers come from: a read connection, the policy, and the shared results
+that are expensive enough to compute once per data version (confidence paths, the cluster
+search, the audit re-computation).
+
+The same `Source` serves the live dashboard (a read cursor per request thread, heavy work on a
+background worker, a request waits a bounded time) and `alphatrace report` (one read-only
+connection, waits for everything), so both show the same documents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import duckdb
+import pyarrow as pa
+
+from alphatrace.forensics.api import ForensicsAPI
+from alphatrace.governance import audit, confidence
+from alphatrace.governance.policy import GovernancePolicy, load_governance
+from alphatrace.policy import Policy
+from alphatrace.server.dashboard.memo import Memo, Pending
+from alphatrace.server.serialize import value
+from alphatrace.store import Store
+
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+PolicyArg = str | Path | Policy | None
+
+# (table, SQL over it): together they change whenever anything a page shows can change. The
+# ledger is only rewritten by a reconcile (logged) or grows, so its size, newest time and the last
+# reconcile tell; the decision log and lifecycle are small enough to hash whole.
+_VERSION_PARTS = (
+    ("ledger", "SELECT count(*), max(ts) FROM ledger"),
+    ("reconcile_log", "SELECT max(seq) FROM reconcile_log"),
+    ("run_exclusions", "SELECT count(*) FROM run_exclusions"),
+    ("decisions", "SELECT count(*), max(seq), sum(hash(seq, hash)) FROM decisions"),
+    ("lifecycle", "SELECT count(*), sum(hash(scope, subject, state)) FROM lifecycle"),
+)
+
+
+def jsonable(o: Any) -> Any:
+    """Plain JSON values: fixed-width UTC timestamps, non-finite floats as null."""
+    if isinstance(o, dict):
+        return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [jsonable(v) for v in o]
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dt.datetime | dt.date | Decimal):
+        return value(o)
+    if hasattr(o, "item") and not isinstance(o, str | bytes):  # numpy scalars
+        return jsonable(o.item())
+    return o
+
+
+def epoch_ms(ts: dt.datetime | None) -> int | None:
+    """Chart x values: integer milliseconds since the epoch (naive timestamps are UTC)."""
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=dt.UTC)
+    return int(ts.timestamp() * 1000)
+
+
+class _ConStore:
+    """Just enough of a Store for the area APIs, which only read `store.con`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+
+class _Forensics(ForensicsAPI):
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.store = cast(Store, _ConStore(con))
+
+
+@dataclass
+class Source:
+    connect: Connect
+    policy: PolicyArg = None
+    wait_s: float | None = 8.0        # how long a page waits for a heavy result it shows
+    side_wait_s: float | None = 0.0   # ... and for one it only annotates (change points)
+    memo: Memo = field(default_factory=Memo)
+    _tables: frozenset[str] | None = None
+
+    @property
+    def governance(self) -> GovernancePolicy:
+        return self.memo.get(("governance-policy",), lambda: load_governance(self.policy))
+
+    def tables(self, con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+        if self._tables is None:
+            rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+                               "AND database_name = current_database() AND NOT temporary").fetchall()
+            self._tables = frozenset(str(r[0]) for r in rows)
+        return self._tables
+
+    def has(self, con: duckdb.DuckDBPyConnection, table: str) -> bool:
+        return table in self.tables(con)
+
+    def version(self, con: duckdb.DuckDBPyConnection) -> Hashable:
+        """A key that changes whenever the ledger, exclusions or decision log change."""
+        out: list[Any] = []
+        for table, sql in _VERSION_PARTS:
+            if self.has(con, table):
+                out.extend(con.execute(sql).fetchall()[0])
+        return tuple(out)
+
+    # -- shared results ------------------------------------------------------------------
+    def multipliers(self, con: duckdb.DuckDBPyConnection, version: Hashable,
+                    as_of: dt.datetime | None) -> dict[str, dict[str, Any]]:
+        """Per agent: confidence multiplier after its last eligible run (as of `as_of`)."""
+        gp = self.governance
+
+        def compute() -> dict[str, dict[str, Any]]:
+            if not self.has(con, "ledger"):
+                return {}
+            summ = confidence.compute(con, gp, None, as_of).summary(gp.confidence.warn_below)
+            return {r["agent"]: r for r in summ.to_pylist()}
+
+        return self.memo.get(("multipliers", version, as_of), compute)
+
+    def confidence_path(self, con: duckdb.DuckDBPyConnection, version: Hashable,
+                        agent: str) -> pa.Table:
+        """One agent's (run_id, ts, pnl, factor, multiplier_after) in (ts, run_id) order."""
+        gp = self.governance
+        return self.memo.get(("confidence", version, agent),
+                             lambda: confidence.compute(con, gp, agent).history())
+
+    def forensics(self, version: Hashable, agent: str | None = None,
+                  strategy: str | None = None, *, wait_s: float | None | Literal[True] = True
+                  ) -> dict[str, Any]:
+        """The cluster search and change points; raises Pending while it runs."""
+        policy = self.policy
+
+        def compute() -> dict[str, Any]:
+            with self.connect() as con:
+                return _Forensics(con).forensics(agent=agent, strategy=strategy, policy=policy)
+
+        return self.memo.background(("forensics", version, agent, strategy), compute,
+                                    self._wait(wait_s))
+
+    def verify(self, version: Hashable, *, wait_s: float | None | Literal[True] = True) -> dict[str, Any]:
+        """`audit verify` with re-computation; raises Pending while it runs."""
+
+        def compute() -> dict[str, Any]:
+            with self.connect() as con:
+                if not self.has(con, "decisions"):
+                    return {"ok": True, "records": 0, "head": None, "problems": []}
+                return audit.verify(con, recompute=True)
+
+        return self.memo.background(("verify", version), compute, self._wait(wait_s))
+
+    def _wait(self, wait_s: float | None | Literal[True]) -> float | None:
+        """True: the source's default wait; a number: that many seconds; None: no limit."""
+        return self.wait_s if wait_s is True else wait_s
+
+    def explain(self, con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+        return _Forensics(con).explain(run_id, policy=self.policy)
+
+    def warm(self, version: Hashable) -> None:
+        """Start the heavy results for this version without waiting for them."""
+        for start in (self.forensics, self.verify):
+            try:
+                start(version, wait_s=0.0)
+            except Pending:
+                pass
+            except Exception:  # kept in the memo; the page that asks shows the message
+                pass
+
+
+__all__ = ["Pending", "Source", "epoch_ms", "jsonable"]
