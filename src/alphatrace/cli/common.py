@@ -28,6 +28,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from alphatrace.errors import AlphatraceError
 from alphatrace.store import Store
@@ -53,7 +54,8 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except AlphatraceError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            # Text, not markup: a message may contain [brackets] from the user's own input.
+            err_console.print(Text.assemble(("error: ", "bold red"), str(e)), soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
