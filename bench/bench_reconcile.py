@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--child", type=Path)
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="keep an existing store file")
     a = ap.parse_args()
     if a.child:
         child(a.child)
@@ -145,11 +146,12 @@ def main() -> None:
     signals, symbols, minutes = (50_000, 2, 60 * 24 * 60) if a.quick else (1_000_000, 10, MINUTES)
     OUT.mkdir(exist_ok=True)
     db = OUT / f"bench_reconcile_{signals}.duckdb"
+    if not (a.reuse and db.exists()):
+        t = time.perf_counter()
+        build_store(db, signals, symbols, minutes)
+        print(f"store built in {time.perf_counter() - t:.1f}s: {signals:,} signals, "
+              f"{symbols * minutes:,} bars", file=sys.stderr)
     load = os.getloadavg()
-    t = time.perf_counter()
-    build_store(db, signals, symbols, minutes)
-    print(f"store built in {time.perf_counter() - t:.1f}s: {signals:,} signals, "
-          f"{symbols * minutes:,} bars", file=sys.stderr)
     runs = []
     for _ in range(3):
         proc = subprocess.run([sys.executable, __file__, "--child", str(db)], check=True,

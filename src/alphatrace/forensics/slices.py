@@ -39,6 +39,7 @@ BOOL = npt.NDArray[np.bool_]
 
 MAX_CELLS = 1 << 25  # a joint histogram larger than this is refused (memory), with advice
 QUANTILE_SAMPLE = 250_000
+BLOCK_CELLS = 1 << 20  # largest 4-feature histogram built to serve several pairs at once
 
 
 @dataclass(frozen=True)
@@ -215,9 +216,14 @@ def equality_features(X: npt.ArrayLike, names: Sequence[str] | None = None) -> l
     for j in range(Xa.shape[1]):
         col = Xa[:, j]
         name = names[j] if names else f"x{j}"
-        if col.dtype != object:  # numeric columns: vectorised
+        if col.dtype.kind in "iu" and col.size and int(col.min()) >= 0 and int(col.max()) < 1 << 20:
+            present = np.bincount(col) > 0  # small non-negative ints: a lookup, no sort
+            lookup = np.cumsum(present) - 1
+            uniq: list[Any] = np.flatnonzero(present).tolist()
+            codes = lookup[col].astype(np.int64)
+        elif col.dtype != object:  # other numeric columns: vectorised
             u, inv = np.unique(col, return_inverse=True)
-            uniq: list[Any] = [_plain(v) for v in u]
+            uniq = [_plain(v) for v in u]
             codes = inv.astype(np.int64).reshape(-1)
         else:
             uniq = sorted({_plain(v) for v in col}, key=lambda v: (str(type(v)), v))
@@ -340,6 +346,28 @@ def _hist(features: Sequence[Feature], combo: tuple[int, ...], e: F64,
     return sums.reshape((*dims, len(weights))), sm.reshape(dims)
 
 
+def _pair_hists(features: Sequence[Feature], pairs: Sequence[tuple[int, ...]], e: F64,
+                weights: Sequence[F64], with_max: bool) -> dict[tuple[int, ...], tuple[F64, F64 | None]]:
+    """Pair histograms as marginals of 4-feature block histograms: features are taken two by
+    two, and one pass over the rows per pair of those groups serves up to six pairs, instead
+    of one pass per pair. Blocks too large to hold stay per pair (absent from the result)."""
+    n = len(features)
+    needed = set(pairs)
+    groups = [tuple(range(i, min(i + 2, n))) for i in range(0, n, 2)]
+    blocks = [groups[a] + groups[b] for a, b in combinations(range(len(groups)), 2)] or groups
+    out: dict[tuple[int, ...], tuple[F64, F64 | None]] = {}
+    for block in blocks:
+        want = [p for p in combinations(block, 2) if p in needed and p not in out]
+        cells = math.prod(features[f].n_codes for f in block)
+        if len(want) < 2 or cells > BLOCK_CELLS:
+            continue
+        hs, hm = _hist(features, block, e, weights, with_max)
+        for p in want:
+            drop = tuple(i for i, f in enumerate(block) if f not in p)
+            out[p] = (hs.sum(axis=drop), None if hm is None else hm.max(axis=drop))
+    return out
+
+
 def _contract_sum(h: F64, feats: Sequence[Feature]) -> F64:
     """Cell sums → predicate sums along each feature axis (trailing axes are carried along)."""
     out = h
@@ -453,10 +481,11 @@ def search(features: Sequence[Feature], errors: npt.ArrayLike, params: SearchPar
         n_rows += m
         return ids
 
-    def evaluate(combo: tuple[int, ...], alive: BOOL | None,
-                 max_bound: F64 | None = None) -> tuple[BOOL, F64, F64, F64]:
+    def evaluate(combo: tuple[int, ...], alive: BOOL | None, max_bound: F64 | None = None,
+                 hist: tuple[F64, F64 | None] | None = None) -> tuple[BOOL, F64, F64, F64]:
         fs = [feats[f] for f in combo]
-        hs, hm = _hist(feats, combo, e, weights, with_max=max_bound is None)
+        hs, hm = hist if hist is not None else _hist(feats, combo, e, weights,
+                                                     with_max=max_bound is None)
         sums = _contract_sum(hs, fs)
         size, err = sums[..., 0], sums[..., 1]
         emax = _contract_max(hm, fs) if hm is not None else np.asarray(max_bound)
@@ -489,11 +518,12 @@ def search(features: Sequence[Feature], errors: npt.ArrayLike, params: SearchPar
             break
         thr = top.threshold(params.reference)
         cur = _Level()
+        pending: list[tuple[tuple[int, ...], BOOL, F64]] = []
         for combo in combinations(range(len(feats)), level):
-            done += 1
             parents = [combo[:i] + combo[i + 1:] for i in range(level)]
             if any(p not in prev.valid or not prev.valid[p].any() for p in parents):
                 combos_skipped += 1
+                done += 1
                 continue
             alive: BOOL | None = None
             ss = se = sm = None
@@ -511,12 +541,18 @@ def search(features: Sequence[Feature], errors: npt.ArrayLike, params: SearchPar
             alive = alive & (ss >= minsup) & (ub > thr) & (ub > 0)
             if not alive.any():
                 combos_skipped += 1
+                done += 1
             else:
-                last = level == max_level and not params.exact_max
-                valid, size, err, emax = evaluate(combo, alive, sm if last else None)
-                combos_read += 1
-                cur.valid[combo], cur.size[combo], cur.err[combo], cur.err_max[combo] = (
-                    valid, size, err, emax)
+                pending.append((combo, alive, sm))
+        last = level == max_level and not params.exact_max
+        shared = (_pair_hists(feats, [c for c, _, _ in pending], e, weights, not last)
+                  if level == 2 else {})
+        for combo, alive, sm in pending:
+            valid, size, err, emax = evaluate(combo, alive, sm if last else None, shared.get(combo))
+            combos_read += 1
+            cur.valid[combo], cur.size[combo], cur.err[combo], cur.err_max[combo] = (
+                valid, size, err, emax)
+            done += 1
             if progress:
                 progress(done, total)
         prev = cur

@@ -106,7 +106,8 @@ def params_sql(p: ReconcilePolicy) -> str:
 
     The fee is a rate (bps / 1e4) so the SQL formulas read exactly like DESIGN.md §4.
     """
-    rows = [(None, p.fee_bps, p.horizon, p.size_usd, p.include_funding)]
+    rows: list[tuple[str | None, float, float, float, bool]] = [
+        (None, p.fee_bps, p.horizon, p.size_usd, p.include_funding)]
     for agent in sorted(p.agents):
         o = p.agents[agent]
         rows.append((

@@ -78,7 +78,7 @@ def changepoints(src: Source, version: Hashable, agent: str) -> tuple[str, list[
         doc = src.forensics(version, wait_s=src.side_wait_s)
     except Pending:
         return "computing", []
-    except Exception as e:  # noqa: BLE001 - shown on the page, not a server error
+    except Exception as e:
         return f"failed: {e}", []
     out = []
     for c in doc.get("changepoints", []):

@@ -45,7 +45,13 @@ def bps(v: Any) -> str:
     f = _finite(v)
     if f is None:
         return DASH
-    return _signed(f"{abs(f):,.1f}", f)
+    return _signed(f"{abs(f):,.1f}" if abs(f) >= 1 or f == 0 else f"{abs(f):.3f}", f)
+
+
+def amount_usd(v: Any) -> str:
+    """An unsigned dollar amount (a drawdown is a size, not a gain or loss)."""
+    f = _finite(v)
+    return DASH if f is None else f"${f:,.2f}"
 
 
 def pct(v: Any) -> str:
@@ -95,7 +101,7 @@ BY_METRIC = {
     "median_pnl_bps": bps, "mean_net_bps": bps, "median_net_bps": bps, "total_pnl_usd": usd,
     "total_cost_usd": cost, "net_usd": usd, "profit_factor": lambda v: number(v, 2),
     "sharpe": lambda v: number(v, 3), "sharpe_annualised": lambda v: number(v, 2),
-    "max_drawdown_bps": bps, "max_drawdown_usd": usd, "max_losing_streak": number,
+    "max_drawdown_bps": lambda v: number(v, 1), "max_drawdown_usd": amount_usd, "max_losing_streak": number,
     "mean_latency_ms": number, "median_latency_ms": number, "cost_per_run": cost,
     "pnl_per_cost": lambda v: number(v, 1), "error_rate": pct, "multiplier": multiplier,
 }

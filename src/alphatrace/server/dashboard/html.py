@@ -38,9 +38,7 @@ def _children(parts: Iterable[Any], out: list[str]) -> None:
             continue
         if isinstance(c, Html):
             out.append(c)
-        elif isinstance(c, str):
-            out.append(escape(c))
-        elif isinstance(c, int | float):
+        elif isinstance(c, str | int | float):
             out.append(escape(c))
         else:
             _children(c, out)

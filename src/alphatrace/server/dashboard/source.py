@@ -34,13 +34,15 @@ PolicyArg = str | Path | Policy | None
 
 # (table, SQL over it): together they change whenever anything a page shows can change. The
 # ledger is only rewritten by a reconcile (logged) or grows, so its size, newest time and the last
-# reconcile tell; the decision log and lifecycle are small enough to hash whole.
+# reconcile tell; the governance tables are small enough to hash whole.
 _VERSION_PARTS = (
-    ("ledger", "SELECT count(*), max(ts) FROM ledger"),
-    ("reconcile_log", "SELECT max(seq) FROM reconcile_log"),
-    ("run_exclusions", "SELECT count(*) FROM run_exclusions"),
-    ("decisions", "SELECT count(*), max(seq), sum(hash(seq, hash)) FROM decisions"),
-    ("lifecycle", "SELECT count(*), sum(hash(scope, subject, state)) FROM lifecycle"),
+    ("ledger", ("count(*)", "max(ts)")),
+    ("reconcile_log", ("max(seq)",)),
+    ("run_exclusions", ("count(*)",)),
+    ("decisions", ("count(*)", "max(seq)", "sum(hash(decisions))")),
+    ("lifecycle", ("count(*)", "sum(hash(lifecycle))")),
+    ("decision_head", ("sum(hash(decision_head))",)),
+    ("governance_policies", ("sum(hash(governance_policies))",)),
 )
 
 
@@ -88,6 +90,7 @@ class Source:
     side_wait_s: float | None = 0.0   # ... and for one it only annotates (change points)
     memo: Memo = field(default_factory=Memo)
     _tables: frozenset[str] | None = None
+    _version_sql: str | None = None
 
     @property
     def governance(self) -> GovernancePolicy:
@@ -105,11 +108,11 @@ class Source:
 
     def version(self, con: duckdb.DuckDBPyConnection) -> Hashable:
         """A key that changes whenever the ledger, exclusions or decision log change."""
-        out: list[Any] = []
-        for table, sql in _VERSION_PARTS:
-            if self.has(con, table):
-                out.extend(con.execute(sql).fetchall()[0])
-        return tuple(out)
+        if self._version_sql is None:
+            cols = [f"(SELECT {e} FROM {t})" for t, exprs in _VERSION_PARTS if self.has(con, t)
+                    for e in exprs]
+            self._version_sql = "SELECT " + (", ".join(cols) or "NULL")
+        return tuple(con.execute(self._version_sql).fetchall()[0])
 
     # -- shared results ------------------------------------------------------------------
     def multipliers(self, con: duckdb.DuckDBPyConnection, version: Hashable,
@@ -133,7 +136,7 @@ class Source:
                              lambda: confidence.compute(con, gp, agent).history())
 
     def forensics(self, version: Hashable, agent: str | None = None,
-                  strategy: str | None = None, *, wait_s: float | None | Literal[True] = True
+                  strategy: str | None = None, *, wait_s: float | Literal[True] | None = True
                   ) -> dict[str, Any]:
         """The cluster search and change points; raises Pending while it runs."""
         policy = self.policy
@@ -145,7 +148,7 @@ class Source:
         return self.memo.background(("forensics", version, agent, strategy), compute,
                                     self._wait(wait_s))
 
-    def verify(self, version: Hashable, *, wait_s: float | None | Literal[True] = True) -> dict[str, Any]:
+    def verify(self, version: Hashable, *, wait_s: float | Literal[True] | None = True) -> dict[str, Any]:
         """`audit verify` with re-computation; raises Pending while it runs."""
 
         def compute() -> dict[str, Any]:
@@ -156,7 +159,7 @@ class Source:
 
         return self.memo.background(("verify", version), compute, self._wait(wait_s))
 
-    def _wait(self, wait_s: float | None | Literal[True]) -> float | None:
+    def _wait(self, wait_s: float | Literal[True] | None) -> float | None:
         """True: the source's default wait; a number: that many seconds; None: no limit."""
         return self.wait_s if wait_s is True else wait_s
 
