@@ -41,15 +41,17 @@ def fill_ledger(con: duckdb.DuckDBPyConnection) -> None:
     rows = []
     for rid, agent, strat, h, pnl, cost, lat, tin, tout, err, status in RUNS:
         usd = None if pnl is None else pnl  # size 10,000: 1 bps = $1
+        gross = None if pnl is None else pnl + 10.0  # fees −10 bps, no funding
         rows.append((rid, agent, strat, T0 + dt.timedelta(hours=h), "BTCUSDT", "LONG", lat, tin,
-                     tout, cost, err, pnl, pnl, 10_000.0, usd,
+                     tout, cost, err, gross, None if pnl is None else -10.0,
+                     None if pnl is None else 0.0, pnl, pnl, 10_000.0, usd,
                      None if usd is None else usd - cost,
                      None if pnl is None else pnl - cost / 10_000 * 1e4, status))
     con.executemany(
         "INSERT INTO ledger (run_id, agent, strategy, ts, symbols, direction, latency_ms, "
-        "tokens_in, tokens_out, cost_usd, errors, paper_pnl_bps, realized_pnl_bps, size_usd, "
-        "pnl_usd, net_usd, net_bps, status) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        "tokens_in, tokens_out, cost_usd, errors, gross_bps, fee_bps, funding_bps, paper_pnl_bps, "
+        "realized_pnl_bps, size_usd, pnl_usd, net_usd, net_bps, status) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
 def fill_events(store: Store) -> None:
@@ -61,7 +63,31 @@ def fill_events(store: Store) -> None:
          "latency_ms": 100, "tokens_in": 10, "tokens_out": 1, "cost_usd": 0.5, "event_id": "a1-t"},
         {"type": "alpha", "run_id": "a1", "agent": "A", "ts": "2025-03-01T08:00:01Z",
          "symbol": "BTC", "direction": "LONG", "event_id": "a1-a"},
+        {"type": "telemetry", "run_id": "e1", "agent": "A", "ts": "2025-03-01T13:00:00Z",
+         "event_id": "e1-t"},
     ])
+
+
+KILL_POLICY = """
+gates:
+  min_runs: 2
+  window: {runs: 20}
+  scope: [agent, strategy]
+  rules:
+    - {name: kill_losses, action: kill, when: "last_5_runs_pnl < -50"}
+    - {name: promote_any, action: promote, when: "rolling_pnl_bps > 1000"}
+"""
+
+
+def evaluate(store: Store, policy_text: str | None, tmp: Path) -> list[dict[str, object]]:
+    """Record one gate evaluation (with `policy_text`, else the shipped policy)."""
+    from alphatrace.governance.api import Gates
+
+    path = None
+    if policy_text is not None:
+        path = tmp / "policy.yaml"
+        path.write_text(policy_text)
+    return Gates(store).evaluate(path)
 
 
 def make_store(path: Path | str) -> Store:

@@ -6,7 +6,7 @@ sign of the past 24h return; mean-revert: the opposite; funding: against crowded
 with probability `skill` the realised move instead, so some agents make money and some lose
 for reasons the data can show. Two stories are planted for forensics to rediscover:
 
-- a loss cluster: `MeanReversionAgent` flips its direction when a run is slow over a long
+- a loss cluster: `MeanReversionAgent` trades against the move when a run is slow over a long
   prompt (latency_ms > 900 and tokens_in > 2400);
 - a cost-then-performance break: `BreakoutMomentumAgent` switches to a model with twice the
   token prices at run k, and its signal turns against the market ~100 runs later.
@@ -261,7 +261,10 @@ def _legs(agent: Agent, rng: np.random.Generator, mkts: dict[str, Market], syms:
     direction = np.where(rng.random(n_legs) < agent.flat_rate, 0, direction).astype(np.int64)
     cluster_run = (c.run_lat > cast.CLUSTER_LATENCY_MS) & (c.run_tok_in > cast.CLUSTER_TOKENS_IN)
     if agent.name == cast.CLUSTER_AGENT:
-        direction = np.where(cluster_run[leg_run], -direction, direction)
+        # Slow runs on long prompts act on a stale read of the market and end up on the wrong
+        # side of the move they hold through: a loss cluster forensics must find.
+        wrong = np.where(oracle != 0, -oracle, -direction)
+        direction = np.where(cluster_run[leg_run], wrong, direction)
 
     pnl = np.full(n_legs, np.nan)
     entry_px = np.full(n_legs, np.nan)
