@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+import duckdb
+
 from alphatrace.forensics.api import ForensicsAPI
 from alphatrace.governance.api import GovernanceAPI
 from alphatrace.ledger.api import LedgerAPI
@@ -22,8 +24,15 @@ class Database(LedgerAPI, MarketAPI, ForensicsAPI, GovernanceAPI):
     def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> None:
         self.store = Store(path, read_only=read_only)
 
+    @classmethod
+    def on(cls, store: Store) -> Database:
+        """A Database over an already open Store (no second connection)."""
+        db = cls.__new__(cls)
+        db.store = store
+        return db
+
     @property
-    def con(self):  # type: ignore[no-untyped-def]
+    def con(self) -> duckdb.DuckDBPyConnection:
         return self.store.con
 
     def ingest(self, *paths: str | os.PathLike[str], kind: str | None = None) -> IngestReport:

@@ -61,11 +61,47 @@ def _render_summary(r: dict[str, Any]) -> None:
     emit(r["quarantine"], False, title="quarantined lines")
 
 
+def _render_reconcile(r: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]reconcile[/]: {r['legs']:,} legs: {r['realized']:,} realized, {r['open']:,} open, "
+        f"{r['unpriced']:,} unpriced"
+    )
+
+
+def _render_agents(r: dict[str, Any]) -> None:
+    emit(r["agents"], False, title="per-agent summary (all metrics: alphatrace agents --json)",
+         columns=["agent", "runs", "realized_runs", "hit_rate", "mean_net_bps", "total_pnl_usd",
+                  "total_cost_usd", "net_usd", "sharpe", "max_drawdown_bps", "pnl_per_cost"])
+
+
+def _render_forensics(r: dict[str, Any]) -> None:
+    from alphatrace.forensics import demo as forensics_demo
+
+    for line in forensics_demo.render(r):
+        console.print(line, highlight=False)
+
+
+def _render_governance(r: dict[str, Any]) -> None:
+    emit(r["confidence"], False, title="confidence (alphatrace confidence)",
+         columns=["agent", "multiplier", "runs", "state"])
+    rows = [{"subject": d["subject"], "scope": d["scope"], "action": d["action"],
+             "rule": d.get("rule"), "state": d.get("state"),
+             "cascade_from": d.get("cascade_from")} for d in r["decisions"]]
+    emit(rows, False, title="gate decisions (alphatrace gates evaluate)")
+    audit = r["audit"]
+    status = "[green]verified[/]" if audit.get("ok") else "[red]problems found[/]"
+    console.print(f"[bold]audit[/]: decision log {status}, {audit.get('records', 0)} records")
+
+
 RENDER = {
     "market": _render_market,
     "simulate": _render_simulate,
     "ingest": _render_ingest,
     "summary": _render_summary,
+    "reconcile": _render_reconcile,
+    "agents": _render_agents,
+    "forensics": _render_forensics,
+    "governance": _render_governance,
 }
 
 
@@ -106,7 +142,10 @@ def demo(
             render(result)
         else:
             emit(result, False, title=name)
-    console.print(f"\nDemo store: [bold]{db}[/]  (try `alphatrace quarantine --db {db}`)")
+    console.print(
+        f"\nDemo store: [bold]{db}[/]. Next: `alphatrace explain RUN_ID --db {db}`, "
+        f"`alphatrace forensics --db {db}`, or the dashboard: `alphatrace serve --db {db}`"
+    )
 
 
 @contextmanager

@@ -107,5 +107,5 @@ AGENTS: tuple[Agent, ...] = (
           direction_case="upper"),
 )
 
-CLUSTER_LATENCY_MS = 900.0
-CLUSTER_TOKENS_IN = 2400
+CLUSTER_LATENCY_MS = 800.0
+CLUSTER_TOKENS_IN = 2200

@@ -114,11 +114,46 @@ def step_summary(ctx: DemoContext) -> dict[str, Any]:
     return summary.summarize(ctx.store)
 
 
+def step_reconcile(ctx: DemoContext) -> dict[str, Any]:
+    from alphatrace.api import Database
+
+    report = Database.on(ctx.store).reconcile()
+    return report.to_dict()
+
+
+def step_agents(ctx: DemoContext) -> dict[str, Any]:
+    from alphatrace.api import Database
+
+    return {"agents": Database.on(ctx.store).agents()}
+
+
+def step_forensics(ctx: DemoContext) -> dict[str, Any]:
+    from alphatrace.forensics import demo as forensics_demo
+
+    return forensics_demo.step(ctx)
+
+
+def step_governance(ctx: DemoContext) -> dict[str, Any]:
+    from alphatrace.api import Database
+
+    db = Database.on(ctx.store)
+    decisions = db.gates.evaluate()
+    return {
+        "confidence": db.confidence().to_pylist(),
+        "decisions": decisions,
+        "audit": db.audit_verify(),
+    }
+
+
 STEPS: list[Step] = [
     Step("market", "importing the shipped BTC/ETH bars and funding", step_market),
     Step("simulate", "simulating agent runs over the real prices", step_simulate),
     Step("ingest", "ingesting the simulated events", step_ingest),
     Step("summary", "summarising the demo store", step_summary),
+    Step("reconcile", "reconciling signals against real prices", step_reconcile),
+    Step("agents", "summarising each agent's dollars", step_agents),
+    Step("forensics", "explaining losses: clusters and change points", step_forensics),
+    Step("governance", "confidence, gates and the decision log", step_governance),
 ]
 
 

@@ -7,7 +7,7 @@ with probability `skill` the realised move instead, so some agents make money an
 for reasons the data can show. Two stories are planted for forensics to rediscover:
 
 - a loss cluster: `MeanReversionAgent` trades against the move when a run is slow over a long
-  prompt (latency_ms > 900 and tokens_in > 2400);
+  prompt (latency_ms > 800 and tokens_in > 2200);
 - a cost-then-performance break: `BreakoutMomentumAgent` switches to a model with twice the
   token prices at run k, and its signal turns against the market ~100 runs later.
 
