@@ -102,11 +102,11 @@ def pandas_baseline(db: Path) -> float:
     con.close()
     t0 = time.perf_counter()
     w = legs["size_usd"].where(legs["direction"] != "FLAT")
-    legs = legs.assign(w=w, wp=w * legs["paper_pnl_bps"])
+    legs = legs.assign(w=w, wp=w * legs["paper_pnl_bps"], unpriced=legs["status"] == "unpriced")
     lr = legs.groupby("run_id").agg(agent=("agent", "first"), ts=("ts", "min"),
                                     symbols=("sym", "first"), w=("w", "sum"),
                                     wp=("wp", "sum"), usd=("pnl_usd", "sum"),
-                                    unpriced=("status", lambda s: (s == "unpriced").any()))
+                                    unpriced=("unpriced", "max"))
     tr = tel.groupby("run_id").agg(latency_ms=("latency_ms", "sum"), cost_usd=("cost_usd", "sum"),
                                    tokens_in=("tokens_in", "sum"), errors=("errors", "sum"))
     latest = pnl.sort_values(["run_id", "revision", "ts", "file_id", "line"]).drop_duplicates(

@@ -33,7 +33,8 @@ def test_json_counts_match_what_the_simulator_planted(
 ) -> None:
     _, doc = built
     steps = doc["steps"]
-    assert list(steps) == ["market", "simulate", "ingest", "summary"]
+    assert list(steps) == ["market", "simulate", "ingest", "summary", "reconcile", "agents",
+                           "forensics", "governance"]
     t = demo.truth  # same bars and seed as the fixture: the same events
     assert steps["simulate"]["events"] == t.events_by_kind
     ing = steps["ingest"]
@@ -116,3 +117,25 @@ def test_missing_market_folder_is_one_clear_error(chdir_tmp: Path) -> None:
     assert r.exit_code == 2
     assert "no such folder of market data" in " ".join(r.stderr.split())
     assert r.stdout == ""
+
+
+def test_demo_runs_the_whole_pipeline_and_finds_what_was_planted(
+    built: tuple[Path, dict[str, Any]], demo: DemoEvents
+) -> None:
+    steps = built[1]["steps"]
+    t = demo.truth
+    rc = steps["reconcile"]
+    assert rc["legs"] == rc["realized"] + rc["open"] + rc["unpriced"] > 0
+    assert {a["agent"]: a["runs"] for a in steps["agents"]["agents"]} == t.runs_by_agent
+    checks = steps["forensics"]["checks"]
+    assert checks["loss_cluster"]["found"] and checks["loss_cluster"]["rank"] == 1
+    assert checks["loss_cluster"]["jaccard"] >= 0.8
+    cb = checks["cost_then_pnl"]
+    assert cb["found"] and cb["found_cost_run"] == cb["planted_cost_run"]
+    assert cb["found_pnl_run"] > cb["found_cost_run"]
+    gov = steps["governance"]
+    assert {c["agent"] for c in gov["confidence"]} == set(t.runs_by_agent)
+    subjects = {(d["scope"], d["subject"]) for d in gov["decisions"]}
+    assert subjects == {("agent", a) for a in t.runs_by_agent} | {
+        ("strategy", s) for s in ("FUNDING", "MEAN_REVERT", "MOMENTUM")}
+    assert gov["audit"]["ok"] is True and gov["audit"]["records"] == len(gov["decisions"])

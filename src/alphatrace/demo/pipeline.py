@@ -137,7 +137,9 @@ def step_governance(ctx: DemoContext) -> dict[str, Any]:
     from alphatrace.api import Database
 
     db = Database.on(ctx.store)
-    decisions = db.gates.evaluate()
+    # created_at is wall-clock time (outside the hash chain); the demo document stays
+    # byte-identical from run to run without it.
+    decisions = [{k: v for k, v in d.items() if k != "created_at"} for d in db.gates.evaluate()]
     return {
         "confidence": db.confidence().to_pylist(),
         "decisions": decisions,

@@ -163,21 +163,14 @@ pnl_w AS (
   ) lw ON lw.run_id = p.run_id AND lw.market_symbol = p.key
   WHERE p.key IS NOT NULL
 ),
-ext AS (
-  SELECT run_id, bps AS run_level_bps, NULL::BIGINT AS n_sym, NULL::DOUBLE AS one_bps,
-         NULL::DOUBLE AS k_bw, NULL::DOUBLE AS k_w, NULL::DOUBLE AS u_b, NULL::BIGINT AS u_n
-  FROM pnl_latest WHERE key IS NULL
-  UNION ALL
-  SELECT run_id, NULL, count(*), any_value(bps),
-         {_fsum("bps * w")}, {_fsum("w")}, {_fsum("bps", "w IS NULL")},
-         count(*) FILTER (WHERE w IS NULL)
-  FROM pnl_w GROUP BY run_id
-),
 ext_run AS (
-  SELECT run_id, max(run_level_bps) AS run_level_bps, max(n_sym) AS n_sym,
-         max(one_bps) AS one_bps, max(k_bw) AS k_bw, max(k_w) AS k_w, max(u_b) AS u_b,
-         max(u_n) AS u_n
-  FROM ext GROUP BY run_id
+  SELECT run_id, bps AS run_level_bps FROM pnl_latest WHERE key IS NULL
+),
+ext_sym AS (
+  SELECT run_id, count(*) AS n_sym, any_value(bps) AS one_bps,
+         {_fsum("bps * w")} AS k_bw, {_fsum("w")} AS k_w, {_fsum("bps", "w IS NULL")} AS u_b,
+         count(*) FILTER (WHERE w IS NULL) AS u_n
+  FROM pnl_w GROUP BY run_id
 )"""
 
 
@@ -204,7 +197,7 @@ joined AS (
          ELSE 'realized' END AS status,
     lr.deployed_usd, lr.gross_bps AS g, lr.fee_bps AS f, lr.funding_bps AS fu,
     lr.paper_pnl_bps AS p, lr.paper_usd,
-    e.run_level_bps, e.n_sym, e.one_bps, e.k_bw, e.k_w, e.u_b, e.u_n,
+    er.run_level_bps, es.n_sym, es.one_bps, es.k_bw, es.k_w, es.u_b, es.u_n,
     coalesce(lr.n_legs, 0) AS n_legs, coalesce(t.n_telemetry, 0) AS n_telemetry,
     coalesce(pr.n_pnl, 0) AS n_pnl, lr.entry_ts, lr.exit_ts,
     CASE WHEN lr.run_id IS NOT NULL THEN lr.reason
@@ -213,7 +206,8 @@ joined AS (
   FROM leg_run lr
   FULL JOIN tel t ON t.run_id = lr.run_id
   FULL JOIN pnl_run pr ON pr.run_id = coalesce(lr.run_id, t.run_id)
-  LEFT JOIN ext_run e ON e.run_id = coalesce(lr.run_id, t.run_id, pr.run_id)
+  LEFT JOIN ext_run er ON er.run_id = coalesce(lr.run_id, t.run_id, pr.run_id)
+  LEFT JOIN ext_sym es ON es.run_id = coalesce(lr.run_id, t.run_id, pr.run_id)
 ),
 valued AS (
   SELECT j.*,
