@@ -129,7 +129,7 @@ def test_planted_loss_cluster(
     runs = _agent_runs(sums, c.agent)
     found = {r for r in runs if sums[r]["latency_ms"] > c.latency_ms_gt and sums[r]["tokens_in"] > c.tokens_in_gt}
     assert found == set(c.run_ids)
-    assert 0.03 <= len(found) / len(runs) <= 0.05
+    assert 0.06 <= len(found) / len(runs) <= 0.12  # big enough to clear min support 30 and FDR
     inside = [pnl[r] for r in found if r in pnl]
     outside = [pnl[r] for r in runs if r not in found and r in pnl]
     assert len(inside) >= 20
