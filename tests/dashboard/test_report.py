@@ -14,7 +14,14 @@ from typer.testing import CliRunner
 
 from alphatrace.cli.main import app
 from alphatrace.server.dashboard.links import anchor
-from tests.dashboard.util import EVIL_AGENT, EVIL_RUN, EVIL_SYMBOL, KILL_POLICY, evaluate, make_store
+from tests.dashboard.util import (
+    EVIL_AGENT,
+    EVIL_RUN,
+    EVIL_SYMBOL,
+    KILL_POLICY,
+    evaluate,
+    make_store,
+)
 
 runner = CliRunner()
 

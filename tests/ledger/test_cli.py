@@ -138,3 +138,19 @@ def test_agents_json(db: str) -> None:
     assert (a["runs"], a["realized_runs"], a["total_cost_usd"]) == (3, 1, pytest.approx(0.3))
     table = cli("agents", "--db", db)
     assert table.exit_code == 0 and "agents" in table.stdout
+
+
+def test_empty_store_reconciles_to_nothing(tmp_path: Path) -> None:
+    db = str(tmp_path / "empty.duckdb")
+    doc = json.loads(cli("reconcile", "--db", db, "--json").stdout)
+    assert (doc["legs"], doc["runs"]) == (0, 0)
+    assert json.loads(cli("ledger", "--db", db, "--json").stdout) == []
+    assert json.loads(cli("agents", "--db", db, "--json").stdout) == []
+
+
+def test_a_store_without_the_ledger_tables_says_what_to_do(tmp_path: Path) -> None:
+    db = str(tmp_path / "old.duckdb")
+    with Store(db) as s:
+        s.con.execute("DELETE FROM schema_migrations WHERE version = 6")
+    res = cli("ledger", "--db", db)
+    assert res.exit_code == 2 and "run `alphatrace reconcile`" in " ".join(res.output.split())

@@ -134,3 +134,19 @@ def test_incremental_equals_a_rebuild_after_every_step(history: list[tuple[str, 
             incremental = snapshot(store)
             run_reconcile(store, policy, full=True)
             assert snapshot(store) == incremental, (op, arg)
+
+
+def test_funding_sums_do_not_depend_on_later_settlements(store: Store) -> None:
+    """A leg kept from an earlier reconcile must equal a re-priced one to the last bit, however
+    many settlements were appended since (the running sum is exact decimal arithmetic)."""
+    add_bars(store, "BTCUSDT", [100.0 + i * 0.01 for i in range(24 * 40)])
+    add_funding(store, "BTCUSDT", [(at(h), 0.0001 * ((h * 7) % 13 - 6) / 3, 100.0 + h / 7)
+                                   for h in range(0, 24, 8)])
+    e = add_alpha(store, "r1", "BTC", "SHORT", at(0, 30), horizon_s=14 * 3600)  # exits 15:00
+    run_reconcile(store)
+    kept = leg(store, e)["funding_bps"]
+    add_funding(store, "BTCUSDT", [(at(h), 0.0003 * ((h * 5) % 11 - 5) / 7, 90.0 + h / 3)
+                                   for h in range(24, 24 * 39, 1)])
+    assert run_reconcile(store).priced == 0
+    run_reconcile(store, full=True)
+    assert leg(store, e)["funding_bps"] == kept

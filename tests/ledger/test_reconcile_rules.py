@@ -306,3 +306,20 @@ def test_irregular_timestamps_and_ticks_are_priced_by_the_same_rule(store: Store
         at(0, 41), 51.0, at(8, 59), 53.0)
     assert abs(lg["paper_pnl_bps"] - short_bps(51, 53)) < TOL
     assert F == 0.0005
+
+
+def test_symbols_with_huge_holes_take_the_asof_path_with_the_same_answer(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import alphatrace.ledger.reconcile as rec
+
+    opens: list[float | None] = [1000.0 + i for i in range(200)]
+    for i in (9, 10, 11, 40):
+        opens[i] = None
+    add_bars(store, "ETHUSDT", opens, interval_s=900)
+    e = add_alpha(store, "r1", "ETHUSDT", "LONG", at(2, 1), horizon_s=8 * 3600 - 15 * 60)
+    monkeypatch.setattr(rec, "MAX_MISSING_SLOTS", 1)
+    run_reconcile(store)
+    assert store.con.execute("SELECT count(*) FROM legs").fetchall() == [(1,)]
+    lg = leg(store, e)
+    assert (lg["entry_ts"], lg["entry_price"], lg["exit_ts"], lg["exit_price"]) == (
+        at(3), 1012.0, at(10, 45), 1043.0)

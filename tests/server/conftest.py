@@ -85,8 +85,11 @@ def start_server(tmp: Path, *extra: str, keys: bool = True,
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One collector shared by the tests that only add events under their own run_ids."""
-    srv = start_server(tmp_path_factory.mktemp("collector"))
+    """One collector shared by the tests that only add events under their own run_ids (its
+    store starts with the ledger rows and events of tests/server/test_reads.py)."""
+    from tests.server.test_reads import fill
+
+    srv = start_server(tmp_path_factory.mktemp("collector"), prepare=fill)
     yield srv
     srv.stop()
 

@@ -31,8 +31,14 @@ def raw_writer(url: str, key: str, agent: str, batches: int, size: int) -> None:
 
 
 def test_many_writers_exactly_once(tmp_path: Path) -> None:
-    srv = start_server(tmp_path)
+    """Three SDK processes over HTTP, three raw clients retrying every batch, and a spool
+    folder the server picks up itself, all at once."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    srv = start_server(tmp_path, "--follow", str(spool))
     try:
+        spooler = subprocess.Popen([sys.executable, "-m", "tests.sdk.agent_proc", "Spooled", "10",
+                                    "--spool", str(spool)], cwd=REPO)
         sdk_procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "tests.sdk.agent_proc", f"Sdk{i}", "200", "--url", srv.url,
@@ -46,46 +52,29 @@ def test_many_writers_exactly_once(tmp_path: Path) -> None:
             t.start()
         for t in threads:
             t.join(120)
-        for p in sdk_procs:
+        for p in [*sdk_procs, spooler]:
             assert p.wait(120) == 0
-        # Nothing fell back to the spool: the collector took it all.
+        # Nothing fell back to the SDK processes' own spools: the collector took it all.
         for i in range(3):
             assert not (tmp_path / f"spool{i}").exists() or not closed_files([tmp_path / f"spool{i}"])
         with httpx.Client(base_url=srv.url, headers=srv.auth("read")) as c:
-            agents = {a["agent"]: a for a in c.get("/v1/agents").json()["agents"]}
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # the spool is picked up within a poll or two
+                agents = {a["agent"]: a for a in c.get("/v1/agents").json()["agents"]}
+                if agents.get("Spooled", {}).get("events") == 30:
+                    break
+                time.sleep(0.2)
+        assert agents["Spooled"]["events"] == 30
+        assert list(spool.glob("*.jsonl.done")) and not closed_files([spool])
         for i in range(3):
             assert agents[f"Sdk{i}"]["events"] == 600 and agents[f"Sdk{i}"]["runs_seen"] == 200
             assert agents[f"Raw{i}"]["events"] == 1500 and agents[f"Raw{i}"]["runs_seen"] == 1500
     finally:
         srv.stop()
     with Store(srv.db, read_only=True) as store:
-        for table, n in (("telemetry", 3 * 400 + 3 * 1500), ("alpha", 3 * 200)):
+        for table, n in (("telemetry", 3 * 400 + 3 * 1500 + 20), ("alpha", 3 * 200 + 10)):
             total, distinct = store.con.execute(
                 f"SELECT count(*), count(DISTINCT event_id) FROM {table}").fetchall()[0]
             assert total == distinct == n
+        assert [r[0] for r in store.con.execute("SELECT accepted FROM spool_files").fetchall()] == [30]
     assert "Traceback" not in srv.log.read_text()
-
-
-def test_server_follows_a_spool_folder(tmp_path: Path) -> None:
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    srv = start_server(tmp_path, "--follow", str(spool))
-    try:
-        subprocess.run([sys.executable, "-m", "tests.sdk.agent_proc", "Spooled", "10", "--spool",
-                        str(spool)], cwd=REPO, check=True, timeout=60)
-        with httpx.Client(base_url=srv.url, headers=srv.auth("read")) as c:
-            deadline = time.monotonic() + 20
-            seen = 0
-            while time.monotonic() < deadline:
-                agents = {a["agent"]: a for a in c.get("/v1/agents").json()["agents"]}
-                seen = agents.get("Spooled", {}).get("events", 0)
-                if seen == 30:
-                    break
-                time.sleep(0.2)
-        assert seen == 30
-        assert list(spool.glob("*.jsonl.done")) and not closed_files([spool])
-    finally:
-        srv.stop()
-    with Store(srv.db, read_only=True) as store:
-        rows = store.con.execute("SELECT accepted FROM spool_files").fetchall()
-    assert [r[0] for r in rows] == [30]

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
 from alphatrace.server.read_routes import agent_summaries, run_detail
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_events
-from tests.server.conftest import start_server
+from tests.server.conftest import Server
 
 LEDGER = [  # run_id, agent, ts, pnl_bps, pnl_usd, cost, net_usd, errors, latency
     ("l1", "L", "2025-03-01 08:00:00", 10.0, 10.0, 0.1, 9.9, 0, 100.0),
@@ -68,15 +66,12 @@ def test_agent_summaries_by_hand(store: Store) -> None:
     assert (e["events"], e["runs"]) == (1, None)
 
 
-def test_reads_over_http(tmp_path: Path) -> None:
-    srv = start_server(tmp_path, prepare=fill)
-    try:
-        with httpx.Client(base_url=srv.url, headers=srv.auth("read")) as c:
-            run = c.get("/v1/runs/l1")
-            assert run.status_code == 200 and len(run.json()["events"]) == 3
-            assert c.get("/v1/runs/nope").json() == {"detail": "no such run"}
-            agents = c.get("/v1/agents").json()["agents"]
-            assert [a["agent"] for a in agents] == ["EventsOnly", "L", "M"]
-            assert agents[1]["total_pnl_usd"] == pytest.approx(25.0)
-    finally:
-        srv.stop()
+def test_reads_over_http(server: Server) -> None:
+    with httpx.Client(base_url=server.url, headers=server.auth("read")) as c:
+        run = c.get("/v1/runs/l1")
+        assert run.status_code == 200 and len(run.json()["events"]) == 3
+        assert run.json()["ledger"]["pnl_usd"] == 10.0
+        assert c.get("/v1/runs/nope").json() == {"detail": "no such run"}
+        agents = {a["agent"]: a for a in c.get("/v1/agents").json()["agents"]}
+        assert agents["L"]["total_pnl_usd"] == pytest.approx(25.0)
+        assert agents["L"]["events"] == 2 and agents["M"]["events"] == 0

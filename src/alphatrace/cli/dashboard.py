@@ -12,7 +12,14 @@ from typing import Annotated
 import duckdb
 import typer
 
-from alphatrace.cli.common import DbOption, JsonOption, console, err_console, handle_errors, print_json
+from alphatrace.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+)
 from alphatrace.errors import InputError
 
 
@@ -60,11 +67,11 @@ def report(
                 html, counts = build(src, con, flt,
                                      progress=lambda what: status.update(f"report: {what}"))
     out.write_text(html, encoding="utf-8")
-    doc = {"out": str(out), "bytes": len(html.encode("utf-8")), **counts}
+    size = len(html.encode("utf-8"))
     if as_json:
-        print_json(doc)
+        print_json({"out": str(out), "bytes": size, **counts})
         return
-    console.print(f"[green]✓[/] wrote [bold]{out}[/] ({doc['bytes'] / 1e6:.1f} MB: "
+    console.print(f"[green]✓[/] wrote [bold]{out}[/] ({size / 1e6:.1f} MB: "
                   f"{counts['agents']} agents, {counts['runs']} runs, {counts['clusters']} loss "
                   f"clusters, {counts['decisions']} decisions) in {time.perf_counter() - t0:.1f} s",
                   highlight=False)

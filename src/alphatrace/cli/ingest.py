@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +17,7 @@ from alphatrace.cli.common import (
     open_store,
     print_json,
 )
+from alphatrace.errors import InputError
 from alphatrace.events import KINDS, event_schema
 from alphatrace.store.ingest import (
     ingest_paths,
@@ -34,12 +36,24 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def ingest(
-    paths: Annotated[list[str], typer.Argument(help="JSONL files (.gz too), folders, or - for stdin.")],
+    paths: Annotated[list[str] | None, typer.Argument(help="JSONL files (.gz too), folders, or - for stdin.")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="telemetry | alpha | pnl for every line.")] = None,
+    follow: Annotated[list[Path] | None, typer.Option(
+        "--follow", help="Tail spool folders; ingest each closed file exactly once.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="With --follow: one pass, then exit.")] = False,
+    max_seconds: Annotated[float | None, typer.Option(
+        "--max-seconds", help="With --follow: stop after this many seconds.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest events: validated, deduplicated, bad lines quarantined with their reason."""
+    if follow:
+        from alphatrace.cli.server import run_follow
+
+        run_follow(follow, once=once, max_seconds=max_seconds, poll=1.0, db=db, as_json=as_json)
+        return
+    if not paths:
+        raise InputError("give PATH... to ingest, or --follow DIR")
     files = resolve_inputs(paths)
     with open_store(db) as store, byte_progress(
         input_size(files), "ingest", enabled=not as_json

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 US = 1_000_000
 HOUR_US = 3600 * US
+CUM_TYPE = "DECIMAL(38, 18)"
 # A gap of a regular symbol is indexed slot by slot; past this many missing slots in one
 # symbol, that symbol is priced with an ASOF join instead (same answers, no huge index).
 MAX_MISSING_SLOTS = 2_000_000
@@ -144,7 +145,9 @@ SELECT m.sid, f.* FROM (
 
 def settlements_sql(fprofile: str, mark_fallback: str | None) -> str:
     """(sid, us, rm, cum) for funding of priced markets: each settlement's `rate·mark` and the
-    running (compensated) sum.
+    running sum, in exact decimal arithmetic (terms rounded to 1e-18): the sum then does not
+    depend on how the engine evaluates the window, so C(exit) − C(entry) is the same number
+    whether a leg was priced before or after later settlements arrived.
 
     `mark_fallback`, when given, is a relation (sid, us, open) with the open of the first bar at
     or after each settlement whose mark price is missing.
@@ -156,7 +159,8 @@ def settlements_sql(fprofile: str, mark_fallback: str | None) -> str:
         join = f"LEFT JOIN {mark_fallback} mf ON mf.sid = fp.sid AND mf.us = epoch_us(f.ts)"
     return f"""
 SELECT sid, us, rm,
-       fsum(rm) OVER (PARTITION BY sid ORDER BY us ROWS UNBOUNDED PRECEDING) AS cum
+       sum(CAST(rm AS {CUM_TYPE})) OVER (PARTITION BY sid ORDER BY us ROWS UNBOUNDED PRECEDING)
+         AS cum
 FROM (SELECT fp.sid, epoch_us(f.ts) AS us, f.funding_rate * {mark} AS rm
       FROM funding f JOIN {fprofile} fp ON fp.symbol = f.symbol AND fp.sid IS NOT NULL {join})"""
 
@@ -179,7 +183,7 @@ def funding_cum_sql(rel: str, t: str, out: str, fprofile: str, grid: str,
     hour = f"(r.{t} // {HOUR_US} * {HOUR_US})"
     on_hour = f"""
 SELECT r.*, CASE WHEN r.{t} IS NULL THEN NULL
-                 WHEN fp.sid IS NULL OR r.{t} < fp.first_us THEN 0.0
+                 WHEN fp.sid IS NULL OR r.{t} < fp.first_us THEN CAST(0 AS {CUM_TYPE})
                  ELSE g.cum END AS {out}
 FROM {rel} r
 LEFT JOIN {fprofile} fp ON fp.sid = r.sid
@@ -188,7 +192,8 @@ WHERE fp.sid IS NULL OR fp.on_hour"""
     if not off_hour:
         return on_hour
     asof = f"""
-SELECT r.*, CASE WHEN r.{t} IS NULL THEN NULL ELSE coalesce(s.cum, 0.0) END AS {out}
+SELECT r.*, CASE WHEN r.{t} IS NULL THEN NULL ELSE coalesce(s.cum, CAST(0 AS {CUM_TYPE})) END
+         AS {out}
 FROM (SELECT r.* FROM {rel} r SEMI JOIN {fprofile} fp ON fp.sid = r.sid AND NOT fp.on_hour) r
 ASOF LEFT JOIN {settlements} s ON s.sid = r.sid AND s.us <= r.{t}"""
     return f"({on_hour})\nUNION ALL\n({asof})"

@@ -88,7 +88,7 @@ PRICE_LEG = f"""CASE d
     ELSE (1 - (exit_price * (1 + fee_rate)) / ({_E} * (1 - fee_rate))) * 1e4 END"""
 GROSS = f"""CASE d WHEN 1 THEN (exit_price / {_E} - 1) * 1e4
     ELSE (1 - exit_price / {_E}) * 1e4 END"""
-FUNDING = f"-d * (c_exit - c_entry) / {_E} * 1e4"
+FUNDING = f"-d * CAST(c_exit - c_entry AS DOUBLE) / {_E} * 1e4"
 
 LEG_COLUMNS = (
     "event_id", "run_id", "agent", "strategy", "ts", "symbol", "market_symbol", "direction",

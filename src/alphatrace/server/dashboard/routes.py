@@ -276,7 +276,7 @@ def logout(request: Request) -> Response:
     return resp
 
 
-def mount(app: FastAPI, *, policy: PolicyArg = None, wait_s: float | None = 8.0,
+def mount(app: FastAPI, *, policy: PolicyArg = None, wait_s: float | None = 3.0,
           session_ttl_s: float = DEFAULT_TTL_S) -> None:
     """Add the dashboard to a collector app from `create_app` (idempotent).
 

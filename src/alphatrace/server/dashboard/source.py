@@ -86,7 +86,7 @@ class _Forensics(ForensicsAPI):
 class Source:
     connect: Connect
     policy: PolicyArg = None
-    wait_s: float | None = 8.0        # how long a page waits for a heavy result it shows
+    wait_s: float | None = 3.0        # how long a page waits for a heavy result it shows
     side_wait_s: float | None = 0.0   # ... and for one it only annotates (change points)
     memo: Memo = field(default_factory=Memo)
     _tables: frozenset[str] | None = None
@@ -115,18 +115,18 @@ class Source:
         return tuple(con.execute(self._version_sql).fetchall()[0])
 
     # -- shared results ------------------------------------------------------------------
+    def _multipliers(self, con: duckdb.DuckDBPyConnection,
+                     as_of: dt.datetime | None) -> dict[str, dict[str, Any]]:
+        if not self.has(con, "ledger"):
+            return {}
+        gp = self.governance
+        summ = confidence.compute(con, gp, None, as_of).summary(gp.confidence.warn_below)
+        return {r["agent"]: r for r in summ.to_pylist()}
+
     def multipliers(self, con: duckdb.DuckDBPyConnection, version: Hashable,
                     as_of: dt.datetime | None) -> dict[str, dict[str, Any]]:
         """Per agent: confidence multiplier after its last eligible run (as of `as_of`)."""
-        gp = self.governance
-
-        def compute() -> dict[str, dict[str, Any]]:
-            if not self.has(con, "ledger"):
-                return {}
-            summ = confidence.compute(con, gp, None, as_of).summary(gp.confidence.warn_below)
-            return {r["agent"]: r for r in summ.to_pylist()}
-
-        return self.memo.get(("multipliers", version, as_of), compute)
+        return self.memo.get(("multipliers", version, as_of), lambda: self._multipliers(con, as_of))
 
     def confidence_path(self, con: duckdb.DuckDBPyConnection, version: Hashable,
                         agent: str) -> pa.Table:
@@ -167,10 +167,21 @@ class Source:
         return _Forensics(con).explain(run_id, policy=self.policy)
 
     def warm(self, version: Hashable) -> None:
-        """Start the heavy results for this version without waiting for them."""
-        for start in (self.forensics, self.verify):
+        """Start the heavy results for this version on the background worker, without waiting:
+        today's multipliers first (the overview needs them), then the audit, then the search."""
+
+        def multipliers() -> dict[str, dict[str, Any]]:
+            with self.connect() as con:
+                return self._multipliers(con, None)
+
+        starts: list[Callable[[], Any]] = [
+            lambda: self.memo.background(("multipliers", version, None), multipliers, 0.0),
+            lambda: self.verify(version, wait_s=0.0),
+            lambda: self.forensics(version, wait_s=0.0),
+        ]
+        for start in starts:
             try:
-                start(version, wait_s=0.0)
+                start()
             except Pending:
                 pass
             except Exception:  # kept in the memo; the page that asks shows the message
