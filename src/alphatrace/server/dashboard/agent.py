@@ -35,17 +35,25 @@ SOURCE = "SELECT * FROM ledger WHERE agent = ? AND ts IS NOT NULL"
 
 
 def run_series(con: duckdb.DuckDBPyConnection, agent: str, points: int) -> dict[str, list[Any]]:
-    """Bucketed per-run series, oldest first (see the module docstring)."""
-    path = metrics.path_sql(SOURCE, [])
+    """Bucketed per-run series, oldest first (see the module docstring). A bucket's cumulative
+    value is the running sum of the bucket sums: windows over a thousand buckets, not over
+    every run (one sort of the agent's runs is the whole cost)."""
     sql = f"""
-SELECT _b AS bucket, count(*) AS n, arg_max(run_id, _seq) AS run_id, epoch_ms(max(ts)) AS t,
-       arg_max(_cum_bps, _seq) AS cum_pnl_bps, arg_max(_cum_pnl_usd, _seq) AS cum_pnl_usd,
-       arg_max(_cum_usd, _seq) AS cum_net_usd, {metrics.select_list(USAGE)}
-FROM (SELECT *, (_seq - 1) * {int(points)} // count(*) OVER () AS _b,
-             sum(coalesce(pnl_usd, 0)) OVER (ORDER BY _seq ROWS UNBOUNDED PRECEDING) AS _cum_pnl_usd
-      FROM ({path}))
-GROUP BY _b ORDER BY _b"""
-    cols = con.sql(sql, params=[agent]).to_arrow_table().drop(["bucket"]).to_pydict()
+WITH r AS (
+  SELECT run_id, ts, realized_pnl_bps, pnl_usd, net_usd, latency_ms, tokens_in, tokens_out,
+         cost_usd, row_number() OVER (ORDER BY ts, run_id) AS _seq
+  FROM ledger WHERE agent = $1 AND ts IS NOT NULL),
+b AS (
+  SELECT (_seq - 1) * {int(points)} // (SELECT count(*) FROM ledger WHERE agent = $1
+                                       AND ts IS NOT NULL) AS _b,
+         count(*) AS n, arg_max(run_id, _seq) AS run_id, epoch_ms(max(ts)) AS t,
+         sum(coalesce(realized_pnl_bps, 0)) AS _bps, sum(coalesce(pnl_usd, 0)) AS _usd,
+         sum(coalesce(net_usd, 0)) AS _net, {metrics.select_list(USAGE)}
+  FROM r GROUP BY _b)
+SELECT n, run_id, t, sum(_bps) OVER w AS cum_pnl_bps, sum(_usd) OVER w AS cum_pnl_usd,
+       sum(_net) OVER w AS cum_net_usd, {", ".join(f'"{m}"' for m in USAGE)}
+FROM b WINDOW w AS (ORDER BY _b ROWS UNBOUNDED PRECEDING) ORDER BY _b"""
+    cols = con.sql(sql, params=[agent]).to_arrow_table().to_pydict()
     return {k: list(v) for k, v in cols.items()}
 
 

@@ -90,7 +90,6 @@ class Source:
     side_wait_s: float | None = 0.0   # ... and for one it only annotates (change points)
     memo: Memo = field(default_factory=Memo)
     _tables: frozenset[str] | None = None
-    _version_sql: str | None = None
 
     @property
     def governance(self) -> GovernancePolicy:
@@ -108,11 +107,11 @@ class Source:
 
     def version(self, con: duckdb.DuckDBPyConnection) -> Hashable:
         """A key that changes whenever the ledger, exclusions or decision log change."""
-        if self._version_sql is None:
-            cols = [f"(SELECT {e} FROM {t})" for t, exprs in _VERSION_PARTS if self.has(con, t)
-                    for e in exprs]
-            self._version_sql = "SELECT " + (", ".join(cols) or "NULL")
-        return tuple(con.execute(self._version_sql).fetchall()[0])
+        out: list[Any] = []
+        for table, exprs in _VERSION_PARTS:  # one query each: as scalar subqueries of one
+            if self.has(con, table):         # SELECT they lose DuckDB's statistics shortcuts
+                out.extend(con.execute(f"SELECT {', '.join(exprs)} FROM {table}").fetchall()[0])
+        return tuple(out)
 
     # -- shared results ------------------------------------------------------------------
     def _multipliers(self, con: duckdb.DuckDBPyConnection,

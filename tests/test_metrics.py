@@ -1,0 +1,72 @@
+"""Metric registry: each metric checked against a hand computation on a small ledger."""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import pytest
+
+from alphatrace import metrics
+
+ROWS = [  # agent, run_id, ts (day), pnl bps, pnl_usd, cost, latency, errors, net_bps, net_usd
+    ("a", "r1", 1, 10.0, 10.0, 0.5, 100.0, 0, 9.5, 9.5),
+    ("a", "r2", 2, -30.0, -30.0, 0.5, 200.0, 1, -30.5, -30.5),
+    ("a", "r3", 3, -5.0, -5.0, 0.5, 300.0, 0, -5.5, -5.5),
+    ("a", "r4", 4, 40.0, 40.0, 0.5, 400.0, 0, 39.5, 39.5),
+    ("a", "r5", 5, None, None, 0.5, 900.0, 0, None, -0.5),
+    ("b", "q1", 1, None, None, 0.1, 50.0, 0, None, -0.1),
+]
+
+
+@pytest.fixture
+def con() -> duckdb.DuckDBPyConnection:
+    c = duckdb.connect()
+    c.execute("""CREATE TABLE l (agent VARCHAR, run_id VARCHAR, ts TIMESTAMP, realized_pnl_bps DOUBLE,
+                 pnl_usd DOUBLE, cost_usd DOUBLE, latency_ms DOUBLE, errors BIGINT, net_bps DOUBLE,
+                 net_usd DOUBLE, tokens_in BIGINT, tokens_out BIGINT)""")
+    for a, r, d, p, pu, c_, lat, e, nb, nu in ROWS:
+        c.execute("INSERT INTO l VALUES (?, ?, TIMESTAMP '2024-01-01' + INTERVAL (?) DAY, ?, ?, ?, ?, ?, ?, ?, 100, 10)",
+                  [a, r, d, p, pu, c_, lat, e, nb, nu])
+    return c
+
+
+def test_metrics_by_hand(con: duckdb.DuckDBPyConnection) -> None:
+    rows = metrics.compute(con, "SELECT * FROM l", ["agent"]).to_pylist()
+    a = next(r for r in rows if r["agent"] == "a")
+    pnl = [10.0, -30.0, -5.0, 40.0]
+    assert a["runs"] == 5 and a["realized_runs"] == 4
+    assert a["hit_rate"] == 0.5
+    assert a["rolling_pnl_bps"] == 15.0
+    assert a["mean_pnl_bps"] == 3.75 and a["median_pnl_bps"] == 2.5
+    assert a["profit_factor"] == pytest.approx(50 / 35)
+    mean = sum(pnl) / 4
+    sd = math.sqrt(sum((x - mean) ** 2 for x in pnl) / 3)
+    assert a["sharpe"] == pytest.approx(mean / sd)
+    # 4 realized runs over 4 days (first to last ts of the group: day 1 .. day 5)
+    assert a["sharpe_annualised"] == pytest.approx(mean / sd * math.sqrt(365 * 4 / 4))
+    # cumulative bps: 10, -20, -25, 15, 15 -> peak 10 -> deepest -25: drawdown 35
+    assert a["max_drawdown_bps"] == 35.0
+    # net usd: 9.5, -21, -26.5, 13, 12.5 -> peak 9.5, trough -26.5: 36
+    assert a["max_drawdown_usd"] == pytest.approx(36.0)
+    assert a["max_losing_streak"] == 2
+    assert a["error_rate"] == pytest.approx(1 / 5)
+    assert a["median_latency_ms"] == 300.0
+    # sorted 100, 200, 300, 400, 900: position 0.9 * 4 = 3.6 -> 400 + 0.6 * (900 - 400)
+    assert a["p90_latency_ms"] == pytest.approx(700.0)
+    assert a["cost_per_run"] == 0.5
+    assert a["net_usd"] == pytest.approx(9.5 - 30.5 - 5.5 + 39.5 - 0.5)
+    assert a["pnl_per_cost"] == pytest.approx(15 / 2.5)
+    b = next(r for r in rows if r["agent"] == "b")
+    assert b["realized_runs"] == 0 and b["hit_rate"] is None and b["sharpe"] is None
+    assert b["max_drawdown_bps"] == 0.0 and b["profit_factor"] is None
+
+
+def test_last_n_window_metric(con: duckdb.DuckDBPyConnection) -> None:
+    (a,) = metrics.compute(con, "SELECT * FROM l WHERE agent = 'a'", ["agent"],
+                           ["last_2_runs_pnl", "last_3_runs_pnl"]).to_pylist()
+    # newest first: r5 (no pnl), r4 = 40, r3 = -5
+    assert a["last_2_runs_pnl"] == 40.0 and a["last_3_runs_pnl"] == 35.0
+    assert metrics.is_metric("last_20_runs_pnl") and not metrics.is_metric("last_0_runs_pnl")
+    with pytest.raises(KeyError):
+        metrics.get("latency")
