@@ -2,9 +2,9 @@
 served on 127.0.0.1 over the demo store: sign in, every page, agent → run links, a filter, the
 charts counted against the JSON API, hostile names, the pages without JavaScript, the report.
 
-Screenshots go to test-artifacts/dashboard/ (with ALPHATRACE_UPDATE_SCREENSHOTS=1 the overview
-and an agent page are also copied to docs/img/ for the README). Without /usr/bin/chromium the
-module is skipped, except under CI (env CI set), where that is a failure.
+Screenshots go to test-artifacts/dashboard/ (the README's come from the plain demo store:
+`python -m tests.dashboard.readme_screenshots`). Without /usr/bin/chromium the module is
+skipped, except under CI (env CI set), where that is a failure.
 """
 
 from __future__ import annotations
@@ -155,10 +155,7 @@ def rendered(page: Any, scope: str = "") -> None:
 
 def shot(page: Any, name: str) -> None:
     path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=name not in ("overview", "agent"))
-    if os.environ.get("ALPHATRACE_UPDATE_SCREENSHOTS") and name in ("overview", "agent"):
-        (REPO / "docs" / "img").mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, REPO / "docs" / "img" / f"{name}.png")
+    page.screenshot(path=str(path), full_page=True)
 
 
 def vertices(page: Any, chart: str, series: str | None = None) -> list[int]:

@@ -114,11 +114,12 @@ def decisions(con: duckdb.DuckDBPyConnection, agent: str) -> list[dict[str, Any]
     return out
 
 
-def agent(src: Source, con: duckdb.DuckDBPyConnection, name: str, points: int) -> dict[str, Any]:
+def core(src: Source, con: duckdb.DuckDBPyConnection, version: Hashable, name: str,
+         points: int) -> dict[str, Any]:
+    """Everything on the page but the change points (kept per version)."""
     n = con.execute("SELECT count(*) FROM ledger WHERE agent = ?", [name]).fetchall()[0][0]
     if not n:
         raise NotFoundError(f"no agent named {name!r} in the ledger")
-    version = src.version(con)
     summary = metrics.compute(con, "SELECT * FROM ledger WHERE agent = ?", [], list(AGENT_METRICS),
                               [name]).to_pylist()[0]
     info = con.execute(
@@ -132,7 +133,6 @@ def agent(src: Source, con: duckdb.DuckDBPyConnection, name: str, points: int) -
     marks = [{"t": epoch_ms(_ts(d["as_of"])), "action": d["action"], "rule": d["rule"],
               "seq": d["seq"], "as_of": d["as_of"]}
              for d in reversed(history) if d["action"] in MARKED and d["as_of"] is not None]
-    cp_status, cps = changepoints(src, version, name)
     path = src.confidence_path(con, version, name)
     return jsonable({
         "agent": name,
@@ -146,10 +146,15 @@ def agent(src: Source, con: duckdb.DuckDBPyConnection, name: str, points: int) -
         "series": run_series(con, name, points),
         "confidence": confidence_series(path, points),
         "marks": marks,
-        "changepoints_status": cp_status,
-        "changepoints": cps,
         "changepoint_metrics": list(SERIES),
         "decisions": history,
         "runs": {"recent": _runs(con, name, "ts DESC NULLS LAST, run_id DESC", RECENT_RUNS),
                  "worst": _runs(con, name, "net_usd ASC NULLS LAST, ts, run_id", WORST_RUNS)},
     })
+
+
+def agent(src: Source, con: duckdb.DuckDBPyConnection, name: str, points: int) -> dict[str, Any]:
+    version = src.version(con)
+    doc = src.cached(("agent", version, name, points), lambda: core(src, con, version, name, points))
+    cp_status, cps = changepoints(src, version, name)
+    return {**doc, "changepoints_status": cp_status, "changepoints": jsonable(cps)}

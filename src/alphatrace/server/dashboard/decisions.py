@@ -22,7 +22,8 @@ def decisions(src: Source, con: duckdb.DuckDBPyConnection, limit: int, offset: i
         verify = src.verify(version)
     except Pending:
         status = "computing"
-    recs = journal.read_records(con) if src.has(con, "decisions") else []
+    recs = src.cached(("decision-records", version),
+                      lambda: journal.read_records(con) if src.has(con, "decisions") else [])
     by_seq: dict[int, list[dict[str, Any]]] = {}
     for p in (verify or {}).get("problems", []):
         if p["seq"] is not None:

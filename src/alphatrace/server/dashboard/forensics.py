@@ -48,17 +48,10 @@ def _axes(predicates: list[dict[str, Any]], x: str | None, y: str | None) -> tup
     return picks[0], picks[1]
 
 
-def forensics(src: Source, con: duckdb.DuckDBPyConnection, agent: str | None,
-              strategy: str | None, x: str | None, y: str | None, cluster: int | None,
-              points: int) -> dict[str, Any]:
-    version = src.version(con)
-    status, error, doc = "ready", None, None
-    try:
-        doc = src.forensics(version, agent, strategy)
-    except Pending:
-        status = "computing"
-    except AlphatraceError as e:
-        status, error = "failed", str(e)
+def base(con: duckdb.DuckDBPyConnection, status: str, error: str | None,
+         doc: dict[str, Any] | None, agent: str | None, strategy: str | None,
+         points: int) -> dict[str, Any]:
+    """The document before the reader's choices (axes, cluster); kept per version and status."""
     total, cols = sample(con, agent, strategy, points)
     position = {r: i for i, r in enumerate(cols["run_id"])}
     pnl = cols["pnl"]
@@ -70,11 +63,6 @@ def forensics(src: Source, con: duckdb.DuckDBPyConnection, agent: str | None,
             "rank": rank, **{k: v for k, v in c.items() if k != "run_ids"},
             "members": members, "examples": [cols["run_id"][i] for i in worst],
         })
-    selected = (cluster or 1) if clusters else None
-    if selected is not None and not 1 <= selected <= len(clusters):
-        raise InputError(f"cluster {selected} does not exist (there are {len(clusters)})")
-    preds = clusters[selected - 1]["predicates"] if selected is not None else []
-    ax, ay = _axes(preds, x, y)
     return jsonable({
         "status": status, "error": error,
         "filters": {"agent": agent, "strategy": strategy},
@@ -84,8 +72,29 @@ def forensics(src: Source, con: duckdb.DuckDBPyConnection, agent: str | None,
         "findings": [] if doc is None else doc.get("findings", []),
         "clusters": clusters,
         "changepoints": [] if doc is None else doc.get("changepoints", []),
-        "selected": selected,
-        "scatter": {"x": ax, "y": ay, "features": list(SCATTER_FEATURES), "points": len(pnl),
-                    "of_runs": total, "run_id": cols["run_id"], "t": cols["t"], "pnl": pnl,
+        "scatter": {"features": list(SCATTER_FEATURES), "points": len(pnl), "of_runs": total,
+                    "run_id": cols["run_id"], "t": cols["t"], "pnl": pnl,
                     "values": {f: cols[f] for f in SCATTER_FEATURES}},
     })
+
+
+def forensics(src: Source, con: duckdb.DuckDBPyConnection, agent: str | None,
+              strategy: str | None, x: str | None, y: str | None, cluster: int | None,
+              points: int) -> dict[str, Any]:
+    version = src.version(con)
+    status, error, doc = "ready", None, None
+    try:
+        doc = src.forensics(version, agent, strategy)
+    except Pending:
+        status = "computing"
+    except AlphatraceError as e:
+        status, error = "failed", str(e)
+    out = src.cached(("forensics-doc", version, agent, strategy, points, status),
+                     lambda: base(con, status, error, doc, agent, strategy, points))
+    clusters = out["clusters"]
+    selected = (cluster or 1) if clusters else None
+    if selected is not None and not 1 <= selected <= len(clusters):
+        raise InputError(f"cluster {selected} does not exist (there are {len(clusters)})")
+    preds = clusters[selected - 1]["predicates"] if selected is not None else []
+    ax, ay = _axes(preds, x, y)
+    return {**out, "selected": selected, "scatter": {**out["scatter"], "x": ax, "y": ay}}

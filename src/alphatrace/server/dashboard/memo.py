@@ -3,7 +3,9 @@
 Why: the heavy documents (every agent's confidence path, the loss-cluster search, the audit
 re-computation) only change when the ledger or the decision log does, while pages are read
 far more often than the store changes. A key names the data version, so a stale entry can
-never be served: a new version is a new key, and old keys fall out of the bounded LRU.
+never be served: a new version is a new key, and old keys fall out of a bounded LRU. Keys are
+tuples whose first item names their kind; each kind has its own LRU, so browsing many agent
+pages never evicts the one cluster search that took a minute.
 
 Concurrent callers of the same key share one Future; background entries run on one worker
 thread, so two heavy searches never compete for the machine's cores with each other.
@@ -26,26 +28,30 @@ class Pending(Exception):
 
 
 class Memo:
-    def __init__(self, max_entries: int = 64) -> None:
-        self.max_entries = max_entries
+    def __init__(self, limits: dict[str, int] | None = None, default_limit: int = 256) -> None:
+        self.limits = limits or {}
+        self.default_limit = default_limit
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, Future[Any]] = OrderedDict()
+        self._kinds: dict[Hashable, OrderedDict[Hashable, Future[Any]]] = {}
         self._pool: ThreadPoolExecutor | None = None
 
     def _slot(self, key: Hashable) -> tuple[Future[Any], bool]:
         """(future, created): the key's future, creating an unresolved one if absent."""
+        kind = key[0] if isinstance(key, tuple) and key else key
         with self._lock:
-            fut = self._entries.get(key)
+            entries = self._kinds.setdefault(kind, OrderedDict())
+            fut = entries.get(key)
             if fut is not None:
-                self._entries.move_to_end(key)
+                entries.move_to_end(key)
                 return fut, False
             fut = Future()
-            self._entries[key] = fut
-            while len(self._entries) > self.max_entries:
-                old_key, old = next(iter(self._entries.items()))
+            entries[key] = fut
+            limit = self.limits.get(str(kind), self.default_limit)
+            while len(entries) > limit:
+                old_key, old = next(iter(entries.items()))
                 if not old.done():  # never evict work in progress
                     break
-                del self._entries[old_key]
+                del entries[old_key]
             return fut, True
 
     def get(self, key: Hashable, fn: Callable[[], T]) -> T:
@@ -74,9 +80,14 @@ class Memo:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alphatrace-dash")
             return self._pool
 
+    def drop(self, kind: str) -> None:
+        """Forget every entry of one kind (e.g. to measure a document uncached)."""
+        with self._lock:
+            self._kinds.pop(kind, None)
+
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._kinds.clear()
 
     def shutdown(self) -> None:
         with self._lock:

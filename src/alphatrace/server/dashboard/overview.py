@@ -58,8 +58,8 @@ def _sorted(rows: list[dict[str, Any]], key: str, desc: bool) -> list[dict[str, 
     return present + missing
 
 
-def overview(src: Source, con: duckdb.DuckDBPyConnection, flt: RunFilter,
-             sort: tuple[str, bool]) -> dict[str, Any]:
+def rows(src: Source, con: duckdb.DuckDBPyConnection, flt: RunFilter) -> dict[str, Any]:
+    """The overview's rows and choices for one filter, before sorting (kept per version)."""
     version = src.version(con)
     states = journal.lifecycle_states(con)
     last = last_decisions(src, con)
@@ -87,15 +87,23 @@ def overview(src: Source, con: duckdb.DuckDBPyConnection, flt: RunFilter,
             "state": states.get(("strategy", name), "candidate"), "multiplier": None,
             "warning": False, **r, "last_decision": last.get(("strategy", name)),
         })
-    key, desc = sort
     avail = [str(r[0]) for r in con.execute(
         "SELECT DISTINCT strategy FROM ledger WHERE strategy IS NOT NULL ORDER BY 1").fetchall()]
     first, newest = con.execute("SELECT min(ts), max(ts) FROM ledger").fetchall()[0]
     return jsonable({
         "filters": {"strategy": flt.strategy, "since": flt.since, "until": flt.until},
-        "sort": {"key": key, "order": "desc" if desc else "asc"},
         "strategies_available": avail,
         "range": {"first": first, "last": newest},
-        "agents": _sorted(agents, key, desc),
-        "strategies": _sorted(strategies, key, desc),
+        "agents": agents,
+        "strategies": strategies,
     })
+
+
+def overview(src: Source, con: duckdb.DuckDBPyConnection, flt: RunFilter,
+             sort: tuple[str, bool]) -> dict[str, Any]:
+    base = src.cached(("overview", src.version(con), flt.strategy, flt.since, flt.until),
+                      lambda: rows(src, con, flt))
+    key, desc = sort
+    return {**base, "sort": {"key": key, "order": "desc" if desc else "asc"},
+            "agents": _sorted(base["agents"], key, desc),
+            "strategies": _sorted(base["strategies"], key, desc)}

@@ -29,6 +29,7 @@ from alphatrace.server.dashboard import run as run_doc
 from alphatrace.server.dashboard.html import Html, el
 from alphatrace.server.dashboard.links import Links
 from alphatrace.server.dashboard.params import (
+    DEFAULT_POINTS,
     DEFAULT_SCATTER_POINTS,
     RunFilter,
     feature,
@@ -47,6 +48,7 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+WARM_AGENTS = 20  # agent pages computed ahead, largest first
 JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
@@ -57,11 +59,30 @@ class Dashboard:
     warmed: Any = None
 
     def warm(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Start the heavy results of the current data version in the background."""
+        """Start the heavy results of the current data version in the background, with the
+        unfiltered overview (the page everyone opens first) and the pages of the agents with
+        the most runs (the slowest to compute)."""
         version = self.source.version(con)
-        if version != self.warmed:
-            self.warmed = version
-            self.source.warm(version)
+        if version == self.warmed:
+            return
+        self.warmed = version
+        src = self.source
+
+        def default_overview() -> dict[str, Any]:
+            with src.connect() as c:
+                return overview_doc.rows(src, c, RunFilter())
+
+        def agent_page(name: str) -> Callable[[], dict[str, Any]]:
+            def build() -> dict[str, Any]:
+                with src.connect() as c:
+                    return agent_doc.core(src, c, version, name, DEFAULT_POINTS)
+            return build
+
+        top = [str(r[0]) for r in con.execute(
+            f"SELECT agent FROM ledger WHERE agent IS NOT NULL GROUP BY agent "
+            f"ORDER BY count(*) DESC, agent LIMIT {WARM_AGENTS}").fetchall()]
+        src.warm(version, first=[(("overview", version, None, None, None), default_overview)],
+                 later=[(("agent", version, a, DEFAULT_POINTS), agent_page(a)) for a in top])
 
 
 def _dash(request: Request) -> Dashboard:
@@ -260,6 +281,9 @@ async def login(request: Request) -> Response:
             target, f"Key {who.name!r} has scope {who.scope}: the dashboard needs read or admin."),
             None, 403, signed_in=False)
     token = d.sessions.create(key)
+    writer: Writer = request.app.state.writer
+    with writer.reader() as con:  # start the heavy results while the browser follows the redirect
+        d.warm(con)
     resp = RedirectResponse(target, status_code=303)
     resp.set_cookie(COOKIE, token, max_age=int(d.sessions.ttl_s), httponly=True, samesite="strict",
                     secure=request.url.scheme == "https", path="/")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import duckdb
 import pyarrow as pa
@@ -30,6 +31,10 @@ from alphatrace.server.serialize import value
 from alphatrace.store import Store
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+T = TypeVar("T")
+# Entries kept per kind: few of the heavy results, many page documents.
+Pages = Sequence[tuple[tuple[Any, ...], Callable[[], Any]]]
+HEAVY_LIMITS = {"forensics": 8, "verify": 4, "multipliers": 16, "confidence": 256}
 PolicyArg = str | Path | Policy | None
 
 # (table, SQL over it): together they change whenever anything a page shows can change. The
@@ -88,12 +93,20 @@ class Source:
     policy: PolicyArg = None
     wait_s: float | None = 3.0        # how long a page waits for a heavy result it shows
     side_wait_s: float | None = 0.0   # ... and for one it only annotates (change points)
-    memo: Memo = field(default_factory=Memo)
+    memo: Memo = field(default_factory=lambda: Memo(HEAVY_LIMITS))
     _tables: frozenset[str] | None = None
+
+    _governance: GovernancePolicy | None = None
 
     @property
     def governance(self) -> GovernancePolicy:
-        return self.memo.get(("governance-policy",), lambda: load_governance(self.policy))
+        if self._governance is None:
+            self._governance = load_governance(self.policy)
+        return self._governance
+
+    def cached(self, key: tuple[Any, ...], fn: Callable[[], T]) -> T:
+        """A document (or part of one) kept for its key, which must include the data version."""
+        return self.memo.get(key, fn)
 
     def tables(self, con: duckdb.DuckDBPyConnection) -> frozenset[str]:
         if self._tables is None:
@@ -165,19 +178,22 @@ class Source:
     def explain(self, con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
         return _Forensics(con).explain(run_id, policy=self.policy)
 
-    def warm(self, version: Hashable) -> None:
-        """Start the heavy results for this version on the background worker, without waiting:
-        today's multipliers first (the overview needs them), then the audit, then the search."""
+    def warm(self, version: Hashable, first: Pages = (), later: Pages = ()) -> None:
+        """Queue this version's heavy results on the background worker without waiting, in
+        order: the multipliers, the `first` pages, the audit, the `later` pages, the search.
+        Pages may read the multipliers: the single worker runs jobs in order, so a job never
+        waits on one queued behind it."""
 
         def multipliers() -> dict[str, dict[str, Any]]:
             with self.connect() as con:
                 return self._multipliers(con, None)
 
         starts: list[Callable[[], Any]] = [
-            lambda: self.memo.background(("multipliers", version, None), multipliers, 0.0),
-            lambda: self.verify(version, wait_s=0.0),
-            lambda: self.forensics(version, wait_s=0.0),
-        ]
+            partial(self.memo.background, ("multipliers", version, None), multipliers, 0.0)]
+        starts += [partial(self.memo.background, key, fn, 0.0) for key, fn in first]
+        starts.append(partial(self.verify, version, wait_s=0.0))
+        starts += [partial(self.memo.background, key, fn, 0.0) for key, fn in later]
+        starts.append(partial(self.forensics, version, wait_s=0.0))
         for start in starts:
             try:
                 start()
