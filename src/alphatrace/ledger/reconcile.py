@@ -154,16 +154,7 @@ def _max_file_id(con: duckdb.DuckDBPyConnection) -> int:
 def reconcile(store: Store, cfg: ReconcileConfig, *, full: bool = False,
               step: Step | None = None) -> ReconcileReport:
     """Bring `legs` and `ledger` up to date with the events, market data and `cfg`."""
-    con = store.con
-    say = step or (lambda _msg: None)
-    # Row order of the written tables carries no meaning (readers order by ts, run_id), so the
-    # engine may write them in parallel.
-    keep_order = one(con, "SELECT current_setting('preserve_insertion_order')")[0]
-    con.execute("SET preserve_insertion_order = false")
-    try:
-        return _reconcile(store, cfg, full, say)
-    finally:
-        con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
+    return _reconcile(store, cfg, full, step or (lambda _msg: None))
 
 
 def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> ReconcileReport:

@@ -22,6 +22,7 @@ from alphatrace import metrics
 from alphatrace.errors import NotFoundError
 from alphatrace.forensics.config import SERIES
 from alphatrace.governance import journal
+from alphatrace.governance.runs import needed_columns
 from alphatrace.ledger.query import AGENT_METRICS
 from alphatrace.server.dashboard.source import Pending, Source, epoch_ms, jsonable
 
@@ -120,8 +121,9 @@ def core(src: Source, con: duckdb.DuckDBPyConnection, version: Hashable, name: s
     n = con.execute("SELECT count(*) FROM ledger WHERE agent = ?", [name]).fetchall()[0][0]
     if not n:
         raise NotFoundError(f"no agent named {name!r} in the ledger")
-    summary = metrics.compute(con, "SELECT * FROM ledger WHERE agent = ?", [], list(AGENT_METRICS),
-                              [name]).to_pylist()[0]
+    cols = ", ".join(needed_columns(con, list(AGENT_METRICS)))  # not all 36 through the windows
+    summary = metrics.compute(con, f"SELECT {cols} FROM ledger WHERE agent = ?", [],
+                              list(AGENT_METRICS), [name]).to_pylist()[0]
     info = con.execute(
         """SELECT list(DISTINCT strategy ORDER BY strategy) FILTER (WHERE strategy IS NOT NULL),
                   list(DISTINCT model ORDER BY model) FILTER (WHERE model IS NOT NULL),

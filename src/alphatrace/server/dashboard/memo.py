@@ -55,9 +55,10 @@ class Memo:
             return fut, True
 
     def get(self, key: Hashable, fn: Callable[[], T]) -> T:
-        """The cached value, computing it in this thread if nobody has."""
-        fut, created = self._slot(key)
-        if created:
+        """The cached value, computing it in this thread unless another thread already is (a
+        job still queued on the background worker is taken over, not waited for)."""
+        fut, _ = self._slot(key)
+        if not fut.done():
             _run(fut, fn)
         result: T = fut.result()
         return result
@@ -97,6 +98,12 @@ class Memo:
 
 
 def _run(fut: Future[Any], fn: Callable[[], Any]) -> None:
+    """Compute into `fut` unless another thread has claimed it (claiming is atomic)."""
+    try:
+        if not fut.set_running_or_notify_cancel():
+            return
+    except RuntimeError:  # running or done elsewhere
+        return
     try:
         fut.set_result(fn())
     except BaseException as e:  # the caller re-raises it from fut.result()

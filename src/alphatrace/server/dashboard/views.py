@@ -16,6 +16,7 @@ from alphatrace.ledger.query import AGENT_METRICS
 from alphatrace.server.dashboard import fmt
 from alphatrace.server.dashboard.html import Html, el, join
 from alphatrace.server.dashboard.links import Links, data_url
+from alphatrace.server.dashboard.params import DEFAULT_POINTS
 
 Cell = Callable[[dict[str, Any]], Any]
 
@@ -286,7 +287,8 @@ def _cp_columns(links: Links, with_agent: bool) -> list[Col]:
 def agent_page(doc: dict[str, Any], links: Links) -> Html:
     s = doc["summary"]
     name = doc["agent"]
-    src = data_url("agent", {"name": name})
+    src = data_url("agent", {"name": name, "points": None if doc["points"] == DEFAULT_POINTS
+                              else doc["points"]})
     cards = [
         ("state", state_badge(s["state"])),
         ("confidence", el("span", fmt.multiplier(s["multiplier"]),
