@@ -166,7 +166,10 @@ def compute(
 def glossary_markdown() -> str:
     """The README's metric glossary, generated so docs and code cannot drift."""
     rows = ["| metric | unit | formula | meaning |", "|---|---|---|---|"]
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
     for m in _METRICS:
-        rows.append(f"| `{m.name}` | {m.unit} | {m.formula} | {m.doc} |")
+        rows.append(f"| `{m.name}` | {m.unit} | {cell(m.formula)} | {cell(m.doc)} |")
     rows.append("| `last_N_runs_pnl` | bps | Σ pnl over the newest N runs | any N ≥ 1, e.g. `last_5_runs_pnl` |")
     return "\n".join(rows)

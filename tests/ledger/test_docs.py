@@ -14,7 +14,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "ledger.md"
 def test_agent_metric_table_matches_the_registry() -> None:
     text = DOC.read_text(encoding="utf-8")
     section = text.split("<!-- agent-metrics:start")[1].split("<!-- agent-metrics:end")[0]
-    documented = [ln.replace("\\|", "|") for ln in section.splitlines() if ln.startswith("| `")]
+    documented = [ln for ln in section.splitlines() if ln.startswith("| `")]
     code = {ln.split("|")[1].strip().strip("`"): ln
             for ln in metrics.glossary_markdown().splitlines()[2:]}
     assert documented == [code[name] for name in AGENT_METRICS]

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import ruptures as rpt
 
 from alphatrace.forensics.config import ChangepointsConfig
 from alphatrace.forensics.stats import welch_samples
@@ -73,6 +72,8 @@ def detect(x: F64, cfg: ChangepointsConfig) -> list[int]:
     min_size = max(2, cfg.min_size // block)
     if zb.size < 2 * min_size:
         return []
+    import ruptures as rpt  # ~1.5 s to import: only load it when change points are searched
+
     algo = rpt.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(zb.reshape(-1, 1))
     bkps = algo.predict(pen=cfg.penalty * math.log(zb.size))
     return [int(b) * block for b in bkps[:-1]]
