@@ -15,8 +15,18 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+DEMO_DB := alphatrace-demo.duckdb
+
+# The demo store, then a read key and the dashboard over it. In a terminal it ends with the
+# running dashboard (Ctrl-C stops it); elsewhere (CI, scripts) it prints how to start it.
 demo: $(STAMP)
-	$(BIN)/alphatrace demo
+	$(BIN)/alphatrace demo --db $(DEMO_DB)
+	@$(BIN)/alphatrace keys create --db $(DEMO_DB) --name demo --scope read
+	@if [ -t 1 ] && [ -z "$$CI" ]; then \
+		$(BIN)/alphatrace serve --db $(DEMO_DB); \
+	else \
+		echo "dashboard: $(BIN)/alphatrace serve --db $(DEMO_DB)  ->  http://127.0.0.1:8700/ (sign in with the key above)"; \
+	fi
 
 # The dashboard's browser tests drive Debian's chromium. As root (CI) it is installed when
 # missing; elsewhere the browser tests skip unless CI is set.

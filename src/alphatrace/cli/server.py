@@ -54,6 +54,8 @@ def serve(
         f"[bold]alphatrace collector[/] on http://{host}:{port}  (docs: /docs, "
         f"{n_keys} active key{'s' if n_keys != 1 else ''})", highlight=False,
     )
+    err_console.print(f"[bold]dashboard[/] on http://{host}:{port}/  "
+                      "(sign in with a key of scope read)", highlight=False)
     if not n_keys:
         err_console.print("[yellow]no API keys yet:[/] every route but /healthz answers 401. "
                           "Stop the server and run `alphatrace keys create --name NAME --scope ingest`.")

@@ -81,6 +81,9 @@ def create_app(
     for module in (ingest_routes, otlp_routes, read_routes, admin_routes):
         app.include_router(module.router)
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    from alphatrace.server.dashboard import mount as mount_dashboard
+
+    mount_dashboard(app)
     return app
 
 
