@@ -82,7 +82,9 @@ def read(prices: npt.ArrayLike, cfg: RegimeConfig,
     p = np.asarray(prices, dtype=np.float64)
     p = p[np.isfinite(p) & (p > 0)]
     r = np.diff(np.log(p))
-    r = np.where(np.abs(r) < 1e-12, 0.0, r)  # float noise of a flat price is not a move
+    # A log move under 1e-9 (0.00001 bps, far below any exchange tick) is float noise of a flat
+    # price, not a move; the cut sits well above noise so the price level cannot flip a reading.
+    r = np.where(np.abs(r) < 1e-9, 0.0, r)
     n = int(r.size)
     if n < cfg.min_steps:
         return None
