@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from alphatrace.sdk.ids import uuid7
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 TARGET_EPS = 20_000
@@ -40,13 +42,13 @@ TARGET_P99_MS = 250.0
 
 
 def batch(client: int, seq: int, size: int) -> list[dict[str, Any]]:
-    """`size` events shaped like the SDK's: per run a usage, an alpha and a closing event."""
+    """`size` events shaped like the SDK's: per run a usage, an alpha and a closing event, with
+    the SDK's ids (a UUIDv7 run id, so ids are time-ordered, plus a sequence)."""
     out: list[dict[str, Any]] = []
-    base = f"c{client}-b{seq}"
     ts = 1_740_816_000 + seq
     i = 0
     while len(out) < size:
-        rid = f"{base}-r{i}"
+        rid = uuid7()
         out.append({"type": "telemetry", "event_id": f"{rid}:1", "run_id": rid, "agent": f"Agent{client}",
                     "strategy": "FUNDING", "ts": ts, "model": "gpt-4o", "tokens_in": 1830,
                     "tokens_out": 421, "cost_usd": 0.008785})
