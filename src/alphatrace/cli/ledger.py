@@ -23,8 +23,8 @@ from alphatrace.errors import InputError
 from alphatrace.ledger import policy as rpolicy
 from alphatrace.ledger.api import agent_summary, ledger_rows
 from alphatrace.ledger.query import STATUSES, summary_line
+from alphatrace.ledger.reconcile import newest_file_id
 from alphatrace.ledger.reconcile import reconcile as run_reconcile
-from alphatrace.store.connection import one
 
 TABLE_COLUMNS = ["run_id", "agent", "ts", "symbols", "direction", "status", "realized_pnl_bps",
                  "pnl_source", "pnl_usd", "cost_usd", "net_usd"]
@@ -76,12 +76,7 @@ def _stale_note(con: duckdb.DuckDBPyConnection) -> str | None:
     rows = con.execute("SELECT max_file_id FROM reconcile_log ORDER BY seq DESC LIMIT 1").fetchall()
     if not rows:
         return "nothing reconciled yet: run `alphatrace reconcile`"
-    parts = ["SELECT max(file_id) AS f FROM ingested_files"]
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if "market_files" in tables:
-        parts.append("SELECT max(file_id) FROM market_files")
-    newest = one(con, f"SELECT coalesce(max(f), 0) FROM ({' UNION ALL '.join(parts)})")[0]
-    if int(newest) > int(rows[0][0] or 0):
+    if newest_file_id(con) > int(rows[0][0] or 0):
         return "files were ingested or imported since the last reconcile: run `alphatrace reconcile`"
     return None
 

@@ -17,9 +17,10 @@ from alphatrace.governance import audit, backtest, confidence, journal
 from alphatrace.governance.gates import Decision, decide
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.policy import GovernancePolicy, load_governance
-from alphatrace.governance.runs import data_as_of, has_table, parse_as_of
+from alphatrace.governance.runs import data_as_of, parse_as_of
 from alphatrace.policy import Policy
 from alphatrace.store import Store
+from alphatrace.store.connection import has_table
 
 PolicySource = str | Path | Policy | GovernancePolicy | None
 AsOf = str | dt.datetime | None

@@ -25,7 +25,7 @@ from alphatrace.governance.gates import decide
 from alphatrace.governance.journal import head, read_records, record_hash, stored_policy
 from alphatrace.governance.lifecycle import fold
 from alphatrace.governance.policy import from_decision_body
-from alphatrace.governance.runs import has_table
+from alphatrace.store.connection import has_table
 
 Problem = dict[str, Any]
 COMPARED = ("action", "rule", "fired", "blocked", "state", "cascade_from", "metrics", "run_ids")

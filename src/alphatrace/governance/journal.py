@@ -20,9 +20,8 @@ import pyarrow as pa
 from alphatrace.governance.canon import GENESIS, canonical_json, sha256_hex, ts_text
 from alphatrace.governance.gates import Decision
 from alphatrace.governance.lifecycle import State, SubjectKey
-from alphatrace.governance.runs import has_table
 from alphatrace.store import Store
-from alphatrace.store.connection import one
+from alphatrace.store.connection import has_table, one
 
 HASHED = ("eval_id", "subject", "scope", "action", "rule", "fired", "blocked", "state",
           "cascade_from", "reason", "policy_hash", "as_of", "metrics", "run_ids", "prev_hash")

@@ -15,17 +15,10 @@ import duckdb
 from alphatrace import metrics
 from alphatrace.errors import InputError
 from alphatrace.governance.policy import SCOPES, GovernancePolicy
+from alphatrace.store.connection import has_table
 
 # Columns every governance relation carries, whatever the metrics read.
 BASE_COLUMNS = ("run_id", "agent", "strategy", "ts", "realized_pnl_bps", "net_usd", "pnl_usd")
-
-
-def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    rows = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main' "
-        "AND database_name = current_database() AND NOT temporary", [name]
-    ).fetchall()
-    return bool(rows[0][0])
 
 
 def ledger_columns(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -25,7 +25,7 @@ from alphatrace.ledger.query import (
 from alphatrace.ledger.reconcile import ReconcileReport, Step, reconcile
 from alphatrace.policy import Policy
 from alphatrace.store import Store
-from alphatrace.store.connection import one
+from alphatrace.store.connection import has_table, one
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,8 +68,7 @@ def require_ledger_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
     """Migrations a store has, without creating anything (works read-only)."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if "schema_migrations" not in tables:
+    if not has_table(con, "schema_migrations"):
         return set()
     return {int(r[0]) for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
 

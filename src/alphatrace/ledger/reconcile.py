@@ -36,7 +36,7 @@ from alphatrace.ledger.policy import ReconcileConfig, params_sql
 from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, exits_sql, priced_legs_sql
 from alphatrace.market.symbols import resolution_sql
 from alphatrace.store import Store
-from alphatrace.store.connection import one
+from alphatrace.store.connection import has_table, one
 
 Step = Callable[[str], None]
 
@@ -143,10 +143,10 @@ WHERE l.event_id IS NULL
 """
 
 
-def _max_file_id(con: duckdb.DuckDBPyConnection) -> int:
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+def newest_file_id(con: duckdb.DuckDBPyConnection) -> int:
+    """The newest ingested or imported file: reconcile records it, the CLI compares against it."""
     parts = ["SELECT max(file_id) AS f FROM ingested_files"]
-    if "market_files" in tables:
+    if has_table(con, "market_files"):
         parts.append("SELECT max(file_id) FROM market_files")
     return int(one(con, f"SELECT coalesce(max(f), 0) FROM ({' UNION ALL '.join(parts)})")[0])
 
@@ -202,7 +202,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
             "INSERT INTO reconcile_log SELECT coalesce(max(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, "
             "current_timestamp::TIMESTAMP FROM reconcile_log",
             [cfg.hash, report.legs, report.priced, report.realized, report.open,
-             report.unpriced, report.runs, _max_file_id(con)],
+             report.unpriced, report.runs, newest_file_id(con)],
         )
         for t in _TEMP:
             con.execute(f"DROP TABLE IF EXISTS {t}")

@@ -70,6 +70,22 @@ class Store:
         self.close()
 
 
+def table_names(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """The store's own tables (main schema, not temporary): which areas' data exist.
+
+    Works on read-only stores too, where migrations have not run.
+    """
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+        "AND database_name = current_database() AND NOT temporary"
+    ).fetchall()
+    return frozenset(str(r[0]) for r in rows)
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return name in table_names(con)
+
+
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> tuple[Any, ...]:
     """The single row of a query, with the result fully consumed.
 

@@ -28,7 +28,7 @@ from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.policy import Policy
 from alphatrace.server.dashboard.memo import Memo, Pending
 from alphatrace.server.serialize import value
-from alphatrace.store import Store
+from alphatrace.store import Store, table_names
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 T = TypeVar("T")
@@ -110,9 +110,7 @@ class Source:
 
     def tables(self, con: duckdb.DuckDBPyConnection) -> frozenset[str]:
         if self._tables is None:
-            rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
-                               "AND database_name = current_database() AND NOT temporary").fetchall()
-            self._tables = frozenset(str(r[0]) for r in rows)
+            self._tables = table_names(con)
         return self._tables
 
     def has(self, con: duckdb.DuckDBPyConnection, table: str) -> bool:
