@@ -42,6 +42,9 @@ DbOption = Annotated[
                  envvar="ALPHATRACE_DB", show_envvar=True),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, nothing else.")]
+PolicyOption = Annotated[
+    Path | None, typer.Option("--policy", help="Policy file (default: the shipped default.yaml).")
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from alphatrace.cli.common import (
     DbOption,
     JsonOption,
+    PolicyOption,
     console,
     emit,
     err_console,
@@ -21,10 +22,6 @@ from alphatrace.cli.common import (
     print_json,
     table,
 )
-
-PolicyOption = Annotated[
-    Path | None, typer.Option("--policy", help="Policy file (default: the shipped policy).")
-]
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from alphatrace.api import Database
 from alphatrace.cli.common import (
     DbOption,
     JsonOption,
+    PolicyOption,
     console,
     emit,
     err_console,
@@ -25,9 +26,6 @@ from alphatrace.cli.common import (
 from alphatrace.governance.policy import load_governance
 from alphatrace.policy import load_policy
 
-PolicyOption = Annotated[
-    Path | None, typer.Option("--policy", help="Policy file (default: the shipped default.yaml).")
-]
 AsOfOption = Annotated[
     str | None,
     typer.Option("--as-of", help="Use only runs at or before this time (ISO 8601, UTC if no "
