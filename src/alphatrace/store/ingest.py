@@ -123,9 +123,9 @@ def _ingest_chunk(
         # explicit [min, max] of the chunk's ids lets zone maps skip old row groups when ids are
         # time-ordered (SDK ids start with a UUIDv7 run id): a collector round then costs the
         # same on a large table as on an empty one. Any stored match lies inside that range.
-        lo, hi = one(con, f"SELECT min(event_id), max(event_id) FROM _staged "
-                          f"WHERE kind = '{k}' AND err IS NULL")
-        if lo is None:
+        lo, hi, total = one(con, f"SELECT min(event_id), max(event_id), count(*) FROM _staged "
+                                 f"WHERE kind = '{k}' AND err IS NULL")
+        if not total:
             continue
         new_rows = f"""SELECT * FROM _staged s
             WHERE kind = '{k}' AND err IS NULL
@@ -147,11 +147,9 @@ def _ingest_chunk(
                 (ln, "accepted" if ln in new_lines else "duplicate", eid, k, None, None)
                 for ln, eid in valid
             ]
-            total = len(valid)
         else:
-            new = int(one(con, f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows}) "
-                               "", [file_id, lo, hi])[0])
-            total = int(one(con, f"SELECT count(*) FROM _staged WHERE kind = '{k}' AND err IS NULL")[0])
+            new = int(one(con, f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows})",
+                          [file_id, lo, hi])[0])
         report.accepted += new
         report.duplicates += total - new
         if new:
