@@ -6,6 +6,8 @@ import math
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alphatrace import metrics
 
@@ -70,3 +72,68 @@ def test_last_n_window_metric(con: duckdb.DuckDBPyConnection) -> None:
     assert metrics.is_metric("last_20_runs_pnl") and not metrics.is_metric("last_0_runs_pnl")
     with pytest.raises(KeyError):
         metrics.get("latency")
+
+
+def _reference_path(rows: list[tuple[int, str, float | None, float]]) -> dict[str, float]:
+    """Drawdowns, losing streak and the last-3 sum by a plain loop over (ts, run_id) order."""
+    rows = sorted(rows, key=lambda r: (r[0], r[1]))
+    cum_b = cum_u = peak_b = peak_u = 0.0
+    dd_b = dd_u = 0.0
+    streak = longest = 0
+    for _, _, pnl, net in rows:
+        cum_b += pnl or 0.0
+        cum_u += net
+        peak_b, peak_u = max(peak_b, cum_b), max(peak_u, cum_u)
+        dd_b, dd_u = max(dd_b, peak_b - cum_b), max(dd_u, peak_u - cum_u)
+        if pnl is not None:
+            streak = streak + 1 if pnl < 0 else 0
+            longest = max(longest, streak)
+    last3 = sum(r[2] or 0.0 for r in rows[-3:])
+    return {"max_drawdown_bps": dd_b, "max_drawdown_usd": dd_u, "max_losing_streak": longest,
+            "last_3_runs_pnl": last3}
+
+
+PATH_METRICS = ["max_drawdown_bps", "max_drawdown_usd", "max_losing_streak", "last_3_runs_pnl"]
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 10**6),
+                          st.one_of(st.none(), st.integers(-50, 50).map(float)),
+                          st.integers(-50, 50).map(float)),
+                min_size=1, max_size=60, unique_by=lambda r: r[1]),
+       st.integers(0, 3000))
+@settings(max_examples=60, deadline=None)
+def test_path_metrics_grouped_and_single_agree_with_a_loop(
+        raw: list[tuple[int, int, float | None, float]], pad: int) -> None:
+    """The single-group SQL form (one sort, streaming running sums), the partitioned form and
+    the numpy form over ordered Arrow rows give the reference loop's path metrics. `pad` rows of another agent, inserted first, make the
+    table span several vectors, so order must survive DuckDB's parallel scan."""
+    rows = [(d, f"r{k:07d}", p, n) for d, k, p, n in raw]
+    c = duckdb.connect()
+    c.execute("SET threads = 2")
+    c.execute("CREATE TABLE l (agent VARCHAR, run_id VARCHAR, ts TIMESTAMP, "
+              "realized_pnl_bps DOUBLE, net_usd DOUBLE)")
+    c.execute("INSERT INTO l SELECT 'pad', 'p' || i, TIMESTAMP '2024-01-01', -1.0, -1.0 "
+              f"FROM range({pad}) t(i)")
+    c.executemany("INSERT INTO l VALUES ('a', ?, TIMESTAMP '2024-01-01' + INTERVAL (?) HOUR, ?, ?)",
+                  [[r, d, p, n] for d, r, p, n in rows])
+    want = _reference_path([(d, r, p, n) for d, r, p, n in rows])
+    single = metrics.compute(c, "SELECT * FROM l WHERE agent = ?", [], PATH_METRICS,
+                             ["a"]).to_pylist()[0]
+    grouped = next(r for r in metrics.compute(c, "SELECT * FROM l", ["agent"],
+                                              PATH_METRICS).to_pylist() if r["agent"] == "a")
+    ordered = c.sql("SELECT * FROM l WHERE agent = 'a' ORDER BY ts, run_id").to_arrow_table()
+    one = metrics.compute_one(c, ordered, PATH_METRICS)
+    for got in (single, grouped, one):
+        for k, v in want.items():
+            assert got[k] == pytest.approx(v, abs=1e-9), k
+
+
+def test_compute_one_gives_every_metric_of_compute(con: duckdb.DuckDBPyConnection) -> None:
+    names = [*metrics.METRICS, "last_2_runs_pnl"]
+    want = next(r for r in metrics.compute(con, "SELECT * FROM l", ["agent"], names).to_pylist()
+                if r["agent"] == "a")
+    rows = con.sql("SELECT * FROM l WHERE agent = 'a' ORDER BY ts, run_id").to_arrow_table()
+    got = metrics.compute_one(con, rows, names)
+    assert got["last_2_runs_pnl"] == 40.0 and got["max_losing_streak"] == 2
+    for k in names:
+        assert got[k] == pytest.approx(want[k], rel=1e-12, nan_ok=True), k

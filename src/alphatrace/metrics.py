@@ -14,9 +14,13 @@ one) and ignore runs without it; cost and latency metrics use every row they are
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 PNL = "realized_pnl_bps"
@@ -113,8 +117,15 @@ def is_metric(name: str) -> bool:
 
 
 def path_sql(source: str, group_by: list[str]) -> str:
-    """`source` plus the per-group path columns the aggregates read."""
-    part = f"PARTITION BY {', '.join(group_by)}" if group_by else ""
+    """`source` plus the per-group path columns the aggregates read.
+
+    With no groups (a forensics slice) the rows are sorted once and the path columns are
+    running aggregates over that order (DuckDB's streaming window, which keeps insertion
+    order): 2-3× cheaper than ordered windows, which re-sort per window and sum through a
+    segment tree. With groups the windows are partitioned and ordered."""
+    if not group_by:
+        return _stream_path_sql(f"SELECT * FROM ({source}) ORDER BY ts, run_id")
+    part = f"PARTITION BY {', '.join(group_by)}"
     order = "ORDER BY ts, run_id"
     w = f"({part} {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
     return f"""
@@ -130,6 +141,27 @@ FROM (
     sum(coalesce({PNL}, 0)) OVER {w} AS _cum_bps,
     sum(coalesce(net_usd, 0)) OVER {w} AS _cum_usd,
     count(CASE WHEN {PNL} < 0 THEN 1 END) OVER {w} AS _nloss
+  FROM ({source})
+)"""
+
+
+def _stream_path_sql(source: str) -> str:
+    """Path columns as running aggregates over `source`, which yields rows in (ts, run_id)
+    order (the order-preserving `OVER ()` and ROWS frames keep it)."""
+    s = "(ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    return f"""
+SELECT *,
+  greatest(0, max(_cum_bps) OVER {s}) AS _peak_bps,
+  greatest(0, max(_cum_usd) OVER {s}) AS _peak_usd,
+  CASE WHEN {PNL} < 0 THEN _nloss - max(CASE WHEN {PNL} >= 0 THEN _nloss ELSE 0 END) OVER {s}
+       ELSE 0 END AS _streak
+FROM (
+  SELECT *,
+    row_number() OVER () AS _seq,
+    count(*) OVER () - row_number() OVER () + 1 AS _rn_desc,
+    sum(coalesce({PNL}, 0)) OVER {s} AS _cum_bps,
+    sum(coalesce(net_usd, 0)) OVER {s} AS _cum_usd,
+    count(CASE WHEN {PNL} < 0 THEN 1 END) OVER {s} AS _nloss
   FROM ({source})
 )"""
 
@@ -161,6 +193,51 @@ def compute(
     if group_by:
         sql += f" GROUP BY {keys} ORDER BY {keys}"
     return con.sql(sql, params=params or None).to_arrow_table()
+
+
+def path_columns(pnl: npt.NDArray[np.float64], net_usd: npt.NDArray[np.float64]
+                 ) -> dict[str, npt.NDArray[Any]]:
+    """The path columns of `path_sql` for one group's rows already in (ts, run_id) order (NaN
+    for NULL), as running numpy scans: a few milliseconds at 250,000 runs, where SQL's
+    running windows call an aggregate per row."""
+    n = len(pnl)
+    seq = np.arange(1, n + 1, dtype=np.int64)
+    cum_bps = np.cumsum(np.nan_to_num(pnl, nan=0.0))
+    cum_usd = np.cumsum(np.nan_to_num(net_usd, nan=0.0))
+    with np.errstate(invalid="ignore"):
+        loss, win = pnl < 0, pnl >= 0
+    nloss = np.cumsum(loss, dtype=np.int64)
+    last_break = np.maximum.accumulate(np.where(win, nloss, 0)) if n else nloss
+    return {
+        "_seq": seq, "_rn_desc": n - seq + 1, "_cum_bps": cum_bps, "_cum_usd": cum_usd,
+        "_peak_bps": np.maximum(np.maximum.accumulate(cum_bps), 0.0) if n else cum_bps,
+        "_peak_usd": np.maximum(np.maximum.accumulate(cum_usd), 0.0) if n else cum_usd,
+        "_streak": np.where(loss, nloss - last_break, 0),
+    }
+
+
+def compute_one(con: duckdb.DuckDBPyConnection, rows: pa.Table,
+                metric_names: list[str] | None = None) -> dict[str, Any]:
+    """Metrics of one group given as Arrow rows in (ts, run_id) order (the dashboard's agent,
+    fetched once): the same aggregates as `compute`, over path columns from `path_columns`."""
+    def col(name: str) -> npt.NDArray[np.float64]:
+        if name not in rows.column_names:
+            return np.full(rows.num_rows, np.nan)
+        return np.asarray(rows.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False),
+                          dtype=np.float64)
+
+    extra = path_columns(col(PNL), col("net_usd"))
+    tbl = rows.drop_columns([c for c in extra if c in rows.column_names])
+    for name, values in extra.items():
+        tbl = tbl.append_column(name, pa.array(values))
+    view = f"_metrics_rows_{uuid.uuid4().hex}"
+    con.register(view, tbl)
+    try:
+        out = con.sql(f"SELECT {select_list(metric_names or list(METRICS))} FROM {view}"
+                      ).to_arrow_table().to_pylist()
+    finally:
+        con.unregister(view)
+    return out[0]
 
 
 def glossary_markdown() -> str:

@@ -121,7 +121,8 @@ def test_agent_series_every_run_when_few(small: Store) -> None:
 
 
 def test_agent_series_buckets(small: Store) -> None:
-    s = agent_doc.run_series(small.con, "A", 2)  # runs 1-2 and 3-4
+    small.con.register("rows_a", agent_doc.agent_rows(small.con, "A"))
+    s = agent_doc.run_series(small.con, "rows_a", 2)  # runs 1-2 and 3-4
     assert s["n"] == [2, 2] and s["run_id"] == ["a2", "a4"] and s["t"] == [ms(1), ms(3)]
     assert s["cum_pnl_bps"] == pytest.approx([-20, -5])
     assert s["cum_net_usd"] == pytest.approx([-21, -7])

@@ -175,9 +175,13 @@ def test_matches_the_sequential_definition(shared: Database, agents: dict[str, l
     for r in h.to_pylist():
         got.setdefault(r["agent"], []).append(r["multiplier_after"])
     assert sorted(got) == sorted(agents)
+    every = confidence.compute(shared.con, gp)
     for a, pnls in agents.items():
         want = reference(pnls, recovery, floor)
         assert got[a] == pytest.approx(want, rel=1e-12)
+        # The dashboard's slice of the all-agent result is the one-agent computation, exactly.
+        assert every.agent_history(a).equals(confidence.compute(shared.con, gp, a).history())
+    assert every.agent_history("nobody").num_rows == 0
 
 
 # ----------------------------------------------------------------------------- sizing

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 
 import duckdb
 import numpy as np
@@ -97,7 +98,10 @@ def _product(idx: IntArray, table: expr.FloatArray, starts: npt.NDArray[np.bool_
             continue
         cs = np.cumsum(hit)
         before = cs[start_pos] - hit[start_pos]
-        out *= np.power(f, cs - before[group])
+        counts = cs - before[group]
+        # f**c for each distinct count once, then gathered: the same np.power values as
+        # np.power(f, counts), for a fraction of the pow calls (counts repeat along a path).
+        out *= np.power(f, np.arange(int(counts.max()) + 1, dtype=np.int64))[counts]
     return out
 
 
@@ -129,11 +133,27 @@ class Confidence:
 
     def history(self) -> pa.Table:
         """(agent, run_id, ts, pnl, factor, multiplier_after) per run."""
-        take = pa.array(self.order)
+        return self._history(0, len(self.order))
+
+    def _history(self, b: int, e: int) -> pa.Table:
+        take = pa.array(self.order[b:e])
         return pa.table([self.runs.column("agent").take(take), self.runs.column("run_id").take(take),
                          self.runs.column("ts").take(take).cast(pa.timestamp("us")),
-                         pa.array(self.pnl), pa.array(self.factor), pa.array(self.multiplier)],
-                        schema=HISTORY_SCHEMA)
+                         pa.array(self.pnl[b:e]), pa.array(self.factor[b:e]),
+                         pa.array(self.multiplier[b:e])], schema=HISTORY_SCHEMA)
+
+    @cached_property
+    def _segments(self) -> dict[str, tuple[int, int]]:
+        """Agent → [start, end) of its runs in (agent, ts, run_id) order."""
+        start_pos = np.flatnonzero(self.starts)
+        ends = np.append(start_pos[1:], len(self.order))
+        names = self.runs.column("agent").take(pa.array(self.order[start_pos])).to_pylist()
+        return {str(a): (int(b), int(e)) for a, b, e in zip(names, start_pos, ends, strict=True)}
+
+    def agent_history(self, agent: str) -> pa.Table:
+        """`history()` of one agent (empty when it has no eligible run): the dashboard slices
+        an agent's path from the one all-agent computation it keeps per data version."""
+        return self._history(*self._segments.get(agent, (0, 0)))
 
     def summary(self, warn_below: float | None) -> pa.Table:
         """One row per agent (sorted): multiplier after its last run, runs, last run time,

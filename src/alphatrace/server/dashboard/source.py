@@ -34,7 +34,7 @@ Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 T = TypeVar("T")
 # Entries kept per kind: few of the heavy results, many page documents.
 Pages = Sequence[tuple[tuple[Any, ...], Callable[[], Any]]]
-HEAVY_LIMITS = {"forensics": 8, "verify": 4, "multipliers": 16, "confidence": 256}
+HEAVY_LIMITS = {"forensics": 8, "verify": 4, "multipliers": 16, "confidence": 2}
 PolicyArg = str | Path | Policy | None
 
 # (table, SQL over it): together they change whenever anything a page shows can change. The
@@ -125,25 +125,34 @@ class Source:
         return tuple(out)
 
     # -- shared results ------------------------------------------------------------------
-    def _multipliers(self, con: duckdb.DuckDBPyConnection,
+    def confidence_all(self, con: duckdb.DuckDBPyConnection, version: Hashable) -> confidence.Confidence:
+        """Every agent's confidence path today, computed once per data version: the
+        multipliers of the overview and each agent page's path are read from it."""
+        return self.memo.get(("confidence", version),
+                             lambda: confidence.compute(con, self.governance, None))
+
+    def _multipliers(self, con: duckdb.DuckDBPyConnection, version: Hashable,
                      as_of: dt.datetime | None) -> dict[str, dict[str, Any]]:
         if not self.has(con, "ledger"):
             return {}
         gp = self.governance
-        summ = confidence.compute(con, gp, None, as_of).summary(gp.confidence.warn_below)
+        conf = (self.confidence_all(con, version) if as_of is None
+                else confidence.compute(con, gp, None, as_of))
+        summ = conf.summary(gp.confidence.warn_below)
         return {r["agent"]: r for r in summ.to_pylist()}
 
     def multipliers(self, con: duckdb.DuckDBPyConnection, version: Hashable,
                     as_of: dt.datetime | None) -> dict[str, dict[str, Any]]:
         """Per agent: confidence multiplier after its last eligible run (as of `as_of`)."""
-        return self.memo.get(("multipliers", version, as_of), lambda: self._multipliers(con, as_of))
+        return self.memo.get(("multipliers", version, as_of),
+                             lambda: self._multipliers(con, version, as_of))
 
     def confidence_path(self, con: duckdb.DuckDBPyConnection, version: Hashable,
                         agent: str) -> pa.Table:
         """One agent's (run_id, ts, pnl, factor, multiplier_after) in (ts, run_id) order."""
-        gp = self.governance
-        return self.memo.get(("confidence", version, agent),
-                             lambda: confidence.compute(con, gp, agent).history())
+        if not self.has(con, "ledger"):
+            return confidence.HISTORY_SCHEMA.empty_table()
+        return self.confidence_all(con, version).agent_history(agent)
 
     def forensics(self, version: Hashable, agent: str | None = None,
                   strategy: str | None = None, *, wait_s: float | Literal[True] | None = True
@@ -184,7 +193,7 @@ class Source:
 
         def multipliers() -> dict[str, dict[str, Any]]:
             with self.connect() as con:
-                return self._multipliers(con, None)
+                return self._multipliers(con, version, None)
 
         starts: list[Callable[[], Any]] = [
             partial(self.memo.background, ("multipliers", version, None), multipliers, 0.0)]
