@@ -14,6 +14,7 @@ thread, so two heavy searches never compete for the machine's cores with each ot
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +35,7 @@ class Memo:
         self._lock = threading.Lock()
         self._kinds: dict[Hashable, OrderedDict[Hashable, Future[Any]]] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self._claimed: weakref.WeakSet[Future[Any]] = weakref.WeakSet()
 
     def _slot(self, key: Hashable) -> tuple[Future[Any], bool]:
         """(future, created): the key's future, creating an unresolved one if absent."""
@@ -59,7 +61,7 @@ class Memo:
         job still queued on the background worker is taken over, not waited for)."""
         fut, _ = self._slot(key)
         if not fut.done():
-            _run(fut, fn)
+            self._run(fut, fn)
         result: T = fut.result()
         return result
 
@@ -68,7 +70,7 @@ class Memo:
         (None: until done), then raises Pending."""
         fut, created = self._slot(key)
         if created:
-            self._executor().submit(_run, fut, fn)
+            self._executor().submit(self._run, fut, fn)
         try:
             result: T = fut.result(timeout=wait_s)
         except FutureTimeout:
@@ -96,15 +98,15 @@ class Memo:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
-
-def _run(fut: Future[Any], fn: Callable[[], Any]) -> None:
-    """Compute into `fut` unless another thread has claimed it (claiming is atomic)."""
-    try:
-        if not fut.set_running_or_notify_cancel():
-            return
-    except RuntimeError:  # running or done elsewhere
-        return
-    try:
-        fut.set_result(fn())
-    except BaseException as e:  # the caller re-raises it from fut.result()
-        fut.set_exception(e)
+    def _run(self, fut: Future[Any], fn: Callable[[], Any]) -> None:
+        """Compute into `fut` unless another thread has claimed it (claimed under the lock, so
+        a page and the background worker never both compute one key)."""
+        with self._lock:
+            if fut in self._claimed:
+                return
+            self._claimed.add(fut)
+        fut.set_running_or_notify_cancel()
+        try:
+            fut.set_result(fn())
+        except BaseException as e:  # the caller re-raises it from fut.result()
+            fut.set_exception(e)

@@ -51,12 +51,17 @@ _VERSION_PARTS = (
 )
 
 
+_PLAIN = frozenset({int, str, bool, type(None)})
+
+
 def jsonable(o: Any) -> Any:
     """Plain JSON values: fixed-width UTC timestamps, non-finite floats as null."""
     if isinstance(o, dict):
         return {str(k): jsonable(v) for k, v in o.items()}
     if isinstance(o, list | tuple):
-        return [jsonable(v) for v in o]
+        # Chart series are long lists of plain numbers: those need no call per element.
+        return [v if type(v) in _PLAIN or (type(v) is float and math.isfinite(v)) else jsonable(v)
+                for v in o]
     if isinstance(o, float):
         return o if math.isfinite(o) else None
     if isinstance(o, dt.datetime | dt.date | Decimal):
