@@ -12,7 +12,6 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from decimal import Decimal
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -31,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from alphatrace.errors import AlphatraceError
+from alphatrace.jsonvalue import plain
 from alphatrace.store import Store
 
 console = Console()
@@ -68,24 +68,6 @@ def open_store(db: Path | None, *, read_only: bool = False) -> Store:
     return Store(db, read_only=read_only)
 
 
-def _default(o: Any) -> Any:
-    if isinstance(o, dt.datetime):
-        if o.tzinfo is not None:
-            o = o.astimezone(dt.UTC).replace(tzinfo=None)
-        return o.isoformat() + "Z"
-    if isinstance(o, dt.date):
-        return o.isoformat()
-    if isinstance(o, Decimal):
-        return float(o)
-    if hasattr(o, "item"):  # numpy scalars
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def _clean(o: Any) -> Any:
     """NaN/inf are not JSON: they become null, so --json output always parses."""
     if isinstance(o, float):
@@ -98,7 +80,7 @@ def _clean(o: Any) -> Any:
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(_clean(json.loads(json.dumps(data, default=_default))), indent=2)
+    return json.dumps(_clean(json.loads(json.dumps(data, default=plain))), indent=2)
 
 
 def print_json(data: Any) -> None:

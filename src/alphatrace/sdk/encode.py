@@ -7,11 +7,12 @@ null mean the same in the event contract) so lines stay short.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import time
 from typing import Any
+
+from alphatrace.jsonvalue import plain
 
 TIME_KEYS = ("ts", "start_ts", "end_ts")
 
@@ -37,15 +38,11 @@ def iso(ts: float) -> str:
 
 
 def _default(o: Any) -> Any:
-    if isinstance(o, dt.datetime):
-        if o.tzinfo is not None:
-            o = o.astimezone(dt.UTC).replace(tzinfo=None)
-        return o.isoformat() + "Z"
-    if isinstance(o, dt.date):
-        return o.isoformat()
-    if hasattr(o, "item"):  # numpy scalars
-        return o.item()
-    return str(o)
+    """Attrs may hold anything: what has no JSON form is sent as its text."""
+    try:
+        return plain(o)
+    except TypeError:
+        return str(o)
 
 
 def prepare(ev: dict[str, Any]) -> dict[str, Any]:
