@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import rankdata
 
 from alphatrace.forensics.text import num, round_sig
 
@@ -420,6 +419,8 @@ class _TopK:
     def add(self, ids: I64, scores: F64) -> None:
         if ids.size == 0:
             return
+        from scipy.stats import rankdata  # lazily: see forensics.stats
+
         all_ids = np.concatenate([self.ids, ids])
         all_sc = np.concatenate([self.scores, scores])
         keep = rankdata(-all_sc, method="min") <= self.k
