@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Hashable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
 import duckdb
@@ -39,10 +41,12 @@ ROWS = "_agent_rows"  # the agent's runs, registered per call on the request's o
 
 def agent_rows(con: duckdb.DuckDBPyConnection, agent: str) -> pa.Table:
     """The agent's runs in (ts, run_id) order, with `_pos` (0-based position in that order)
-    and only the columns the page reads: one scan of the ledger per page instead of one per
-    query (at a million runs each scan costs as much as the rest of a typical page)."""
+    and only the columns the metrics and series read: one sorted scan of the ledger for all of
+    them (text columns other than run_id stay out: at 250,000 runs they double its cost)."""
     cols = dict.fromkeys([*needed_columns(con, list(AGENT_METRICS)), *SERIES_COLUMNS,
-                          *RUN_COLUMNS, "strategy", "model"])
+                          "run_id", "ts"])
+    for text in ("agent", "strategy"):
+        cols.pop(text, None)
     tbl = con.sql(f"SELECT {', '.join(cols)} FROM ledger WHERE agent = ? ORDER BY ts, run_id",
                   params=[agent]).to_arrow_table()
     return tbl.append_column("_pos", pa.array(np.arange(tbl.num_rows, dtype=np.int64)))
@@ -106,10 +110,28 @@ def changepoints(src: Source, version: Hashable, agent: str) -> tuple[str, list[
     return "ready", out
 
 
-def _runs(con: duckdb.DuckDBPyConnection, rows: str, order: str, limit: int) -> list[dict[str, Any]]:
+def listing(con: duckdb.DuckDBPyConnection, agent: str) -> dict[str, Any]:
+    """Strategies, models, time span and the run lists, from the ledger (small results)."""
     cols = ", ".join(RUN_COLUMNS)
-    return con.sql(f"SELECT {cols} FROM {rows} ORDER BY {order} LIMIT {int(limit)}"
-                   ).to_arrow_table().to_pylist()
+
+    def runs(order: str, limit: int) -> list[dict[str, Any]]:
+        return con.sql(f"SELECT {cols} FROM ledger WHERE agent = ? ORDER BY {order} "
+                       f"LIMIT {int(limit)}", params=[agent]).to_arrow_table().to_pylist()
+
+    strategies, models, first, last = con.execute(
+        """SELECT list(DISTINCT strategy ORDER BY strategy) FILTER (WHERE strategy IS NOT NULL),
+                  list(DISTINCT model ORDER BY model) FILTER (WHERE model IS NOT NULL),
+                  min(ts), max(ts)
+           FROM ledger WHERE agent = ?""", [agent]).fetchall()[0]
+    return {"strategies": list(strategies or []), "models": list(models or []),
+            "first_ts": first, "last_ts": last,
+            "recent": runs("ts DESC NULLS LAST, run_id DESC", RECENT_RUNS),
+            "worst": runs("net_usd ASC NULLS LAST, ts, run_id", WORST_RUNS)}
+
+
+def _listing_on(cur: duckdb.DuckDBPyConnection, agent: str) -> dict[str, Any]:
+    with closing(cur):
+        return listing(cur, agent)
 
 
 def decisions(con: duckdb.DuckDBPyConnection, agent: str) -> list[dict[str, Any]]:
@@ -124,27 +146,26 @@ def decisions(con: duckdb.DuckDBPyConnection, agent: str) -> list[dict[str, Any]
     return out
 
 
+# The listing runs on a cursor of its own while the request's thread sorts and summarises the
+# runs: DuckDB releases the GIL, so with a core free a big agent's page costs the longer of
+# the two rather than their sum.
+_SIDE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="alphatrace-agent-page")
+
+
 def core(src: Source, con: duckdb.DuckDBPyConnection, version: Hashable, name: str,
          points: int) -> dict[str, Any]:
     """Everything on the page but the change points (kept per version)."""
+    side = _SIDE.submit(_listing_on, con.cursor(), name)  # a cursor is made on its own connection
     rows = agent_rows(con, name)
     if not rows.num_rows:
+        side.result()
         raise NotFoundError(f"no agent named {name!r} in the ledger")
+    summary = metrics.compute_one(con, rows, list(AGENT_METRICS))
     con.register(ROWS, rows)
     try:
-        return _core(src, con, version, name, points, rows)
+        series = run_series(con, ROWS, points)
     finally:
         con.unregister(ROWS)
-
-
-def _core(src: Source, con: duckdb.DuckDBPyConnection, version: Hashable, name: str,
-          points: int, rows: pa.Table) -> dict[str, Any]:
-    summary = metrics.compute_one(con, rows, list(AGENT_METRICS))
-    info = con.execute(
-        f"""SELECT list(DISTINCT strategy ORDER BY strategy) FILTER (WHERE strategy IS NOT NULL),
-                   list(DISTINCT model ORDER BY model) FILTER (WHERE model IS NOT NULL),
-                   min(ts), max(ts)
-            FROM {ROWS}""").fetchall()[0]
     mult = src.multipliers(con, version, None).get(name)
     states = journal.lifecycle_states(con)
     history = decisions(con, name)
@@ -152,22 +173,22 @@ def _core(src: Source, con: duckdb.DuckDBPyConnection, version: Hashable, name: 
               "seq": d["seq"], "as_of": d["as_of"]}
              for d in reversed(history) if d["action"] in MARKED and d["as_of"] is not None]
     path = src.confidence_path(con, version, name)
+    info = side.result()
     return jsonable({
         "agent": name,
-        "summary": {**summary, "strategies": list(info[0] or []), "models": list(info[1] or []),
-                    "first_ts": info[2], "last_ts": info[3],
+        "summary": {**summary, "strategies": info["strategies"], "models": info["models"],
+                    "first_ts": info["first_ts"], "last_ts": info["last_ts"],
                     "state": states.get(("agent", name), "candidate"),
                     "multiplier": None if mult is None else mult["multiplier"],
                     "min_multiplier": None if mult is None else mult["min_multiplier"],
                     "warning": bool(mult["warning"]) if mult is not None else False},
         "points": points,
-        "series": run_series(con, ROWS, points),
+        "series": series,
         "confidence": confidence_series(path, points),
         "marks": marks,
         "changepoint_metrics": list(SERIES),
         "decisions": history,
-        "runs": {"recent": _runs(con, ROWS, "ts IS NULL, _pos DESC", RECENT_RUNS),
-                 "worst": _runs(con, ROWS, "net_usd ASC NULLS LAST, _pos", WORST_RUNS)},
+        "runs": {"recent": info["recent"], "worst": info["worst"]},
     })
 
 
