@@ -1,0 +1,52 @@
+"""encode_lines: the per-event JSON texts of `json.dumps`, produced in one call."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alphatrace.errors import SchemaError
+from alphatrace.store.encode_events import encode_lines
+
+
+def reference(events: list[Any]) -> bytes:
+    lines = [json.dumps(e, separators=(",", ":"), allow_nan=True, default=str) for e in events]
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+                    st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(["\x00", ",", '"'])))
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=12)
+
+
+@given(st.lists(values, max_size=30))
+@settings(max_examples=200)
+def test_same_bytes_as_one_dumps_per_event(events: list[Any]) -> None:
+    assert encode_lines(events) == reference(events)
+
+
+def test_non_json_values_use_their_text_like_dumps_default_str() -> None:
+    events = [{"ts": object.__new__(type("T", (), {"__str__": lambda self: "x"}))}, {"a": math.inf}]
+    assert encode_lines(events) == reference(events)
+
+
+def test_an_event_that_looks_like_the_separator_falls_back_to_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import alphatrace.store.encode_events as mod
+
+    monkeypatch.setattr(mod.secrets, "token_hex", lambda n: "ab" * n)
+    mark = "\x00" + "ab" * 16 + "\x00"
+    events = [{"a": 1}, mark, {"b": [mark, 2]}]
+    assert encode_lines(events) == reference(events)
+
+
+def test_circular_event_is_a_schema_error() -> None:
+    e: dict[str, Any] = {}
+    e["self"] = e
+    with pytest.raises(SchemaError, match="cannot be serialised"):
+        encode_lines([{"ok": 1}, e])
