@@ -21,8 +21,6 @@ import argparse
 import datetime as dt
 import json
 import multiprocessing as mp
-import os
-import platform
 import re
 import shutil
 import socket
@@ -34,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from alphatrace.sdk.ids import uuid7
+from common import RESULTS, machine, record
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
 TARGET_EPS = 20_000
 TARGET_P99_MS = 250.0
 
@@ -182,18 +180,6 @@ def run_collector(tmp: Path, clients: int, size: int, seconds: float) -> dict[st
     }
 
 
-def machine() -> str:
-    import duckdb
-    import fastapi
-    import uvicorn
-
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} CPUs, {mem:.1f} GiB RAM, {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}, DuckDB {duckdb.__version__}, FastAPI "
-            f"{fastapi.__version__}, uvicorn {uvicorn.__version__}; load average before the run {load}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clients", type=int, default=8)
@@ -204,7 +190,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.quick:
         a.seconds, a.baseline_seconds = 10.0, 5.0
-    info = machine()
+    info = machine("duckdb", "fastapi", "uvicorn")
     tmp = Path(tempfile.mkdtemp(prefix="bench-collector-"))
     try:
         base = baseline(tmp, a.batch, a.baseline_seconds)
@@ -240,8 +226,7 @@ batches through `ingest_events` in-process, one batch per call, no HTTP, for {a.
 
 Targets: ≥ {TARGET_EPS:,} events/s: {yn[ok_eps]}; p99 ≤ {TARGET_P99_MS:.0f} ms: {yn[ok_p99]}; zero loss: {yn[ok_loss]}.
 """
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    RESULTS.write_text(text.rstrip("\n") + "\n" + section)
+    record(section)
     print(f"appended to {RESULTS}")
 
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import statistics
 import sys
 import time
@@ -38,9 +36,10 @@ from typing import Any
 
 import duckdb
 
+from common import machine, record
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
-RESULTS = ROOT / "bench" / "RESULTS.md"
 TARGET_MS = 150.0
 AGENTS = 200
 STRATEGIES = 10
@@ -130,19 +129,6 @@ def ms(fn: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - t) * 1000, out
 
 
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} CPUs ({cpu}), {ram:.1f} GiB RAM, {platform.system()} {platform.release()}"
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=1_000_000)
@@ -150,13 +136,12 @@ def main() -> int:
     ap.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
     args = ap.parse_args()
 
-    import fastapi
     from fastapi.testclient import TestClient
 
     from alphatrace.server.app import create_app
     from alphatrace.server.dashboard import mount
 
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    info = machine("duckdb", "fastapi")
     path, key = store_for(args.runs)
     with duckdb.connect(str(path), read_only=True) as con:
         agents = [r[0] for r in con.execute(
@@ -252,8 +237,7 @@ def main() -> int:
 
     now = dt.datetime.now(dt.UTC)
     head = (f"## Dashboard data endpoints (bench/bench_dashboard.py) — {now:%Y-%m-%d %H:%M} UTC\n\n"
-            f"Machine: {machine()}; Python {platform.python_version()}, DuckDB {duckdb.__version__}, "
-            f"FastAPI {fastapi.__version__}; load average before the run {load}.\n"
+            f"Machine: {info}.\n"
             f"Store: {args.runs:,} runs in the ledger (+ {args.runs:,} alpha and {args.runs:,} "
             f"telemetry events), {AGENTS} agents in {STRATEGIES} strategy classes, the largest "
             f"agent {big_n:,} runs, {records} decisions from 4 evaluations. In process through "
@@ -282,8 +266,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if not args.no_record:
-        current = RESULTS.read_text("utf-8") if RESULTS.exists() else "# Benchmark results\n"
-        RESULTS.write_text(current.rstrip("\n") + "\n\n" + text + "\n", "utf-8")
+        record(text)
     return 0
 
 

@@ -26,7 +26,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -35,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from common import machine, record
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-RESULTS = HERE / "RESULTS.md"
 NUMERIC = ["latency_ms", "tokens_in", "tokens_out", "cost_usd", "errors", "score_final", "f0"]
 CATEGORICAL = ["symbols", "direction", "regime", "model", "hour"]
 MIN_SUP = 100
@@ -163,34 +163,14 @@ def measure(method: str, file: Path) -> dict[str, Any]:
     return res
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = next((f"{int(x.split()[1]) / 1024 / 1024:.1f} GiB" for x in Path("/proc/meminfo").read_text().splitlines()
-                if x.startswith("MemTotal:")), "?")
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    from importlib.metadata import version
-
-    import scipy
-
-    return {"cpus": str(os.cpu_count()), "cpu": cpu, "ram": mem, "load": load,
-            "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-            "sliceline": version("sliceline"), "os": f"{platform.system()} {platform.release()}"}
-
-
-def section(by_size: dict[int, dict[str, dict[str, Any]]], m: dict[str, str], when: dt.datetime) -> str:
+def section(by_size: dict[int, dict[str, dict[str, Any]]], m: str, when: dt.datetime) -> str:
     def ok(b: bool) -> str:
         return "yes" if b else "**no**"
 
     lines = [
         f"## Forensics slice search (bench/bench_forensics.py) — {when:%Y-%m-%d %H:%M} UTC",
         "",
-        f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['ram']} RAM, {m['os']}; Python {m['python']}, "
-        f"numpy {m['numpy']}, scipy {m['scipy']}, sliceline {m['sliceline']} (no numba); load average "
-        f"before the run {m['load']}.",
+        f"Machine: {m} (sliceline without numba).",
         "Input: synthetic runs × 12 features (7 numeric, 5 categorical; planted loss cluster). "
         "SliceLine rows: numeric features binned into deciles, error = max(0, −pnl_bps), alpha 0.95, "
         f"K 10, min support {MIN_SUP}, both engines on the same binned matrix. Cluster rows: raw values, "
@@ -239,16 +219,6 @@ def section(by_size: dict[int, dict[str, dict[str, Any]]], m: dict[str, str], wh
     return "\n".join(lines)
 
 
-def record(text: str) -> None:
-    """Append one section in a single write (others append theirs to the same file)."""
-    existing = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
-    prefix = "" if existing else "# Benchmark results\n\n"
-    if existing and not existing.endswith("\n\n"):
-        prefix = "\n" if existing.endswith("\n") else "\n\n"
-    with open(RESULTS, "a", encoding="utf-8") as fh:
-        fh.write(prefix + text)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="50,000 runs only, not recorded")
@@ -259,7 +229,7 @@ def main() -> None:
         print(json.dumps(child(a.child, a.file)))
         return
     sizes = (50_000,) if a.quick else SIZES
-    m = machine()
+    m = machine("numpy", "scipy", "sliceline")
     by_size: dict[int, dict[str, dict[str, Any]]] = {}
     for n in sizes:
         file = prepare(n)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import statistics
 import sys
 import time
@@ -21,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -30,6 +27,7 @@ from alphatrace.governance import backtest, confidence
 from alphatrace.governance.gates import decide
 from alphatrace.governance.policy import load_governance
 from alphatrace.policy import Policy
+from common import machine, record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,23 +59,6 @@ def build(db: at.Database, runs: int, agents: int, strategies: int, seed: int = 
     db.con.unregister("_bench_rows")
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
-def _ram_gib() -> float:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        return float("nan")
-
-
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     times, out = [], None
     for _ in range(repeat):
@@ -97,7 +78,7 @@ def main() -> int:
     ap.add_argument("--append", action="store_true")
     args = ap.parse_args()
 
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    info = machine("duckdb", "numpy", "pyarrow")
     db = at.connect(":memory:")
     t = time.perf_counter()
     build(db, args.runs, args.agents, args.strategies)
@@ -138,10 +119,7 @@ def main() -> int:
 
     head = (f"## Governance gates and confidence (bench/bench_governance.py) — "
             f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
-            f"Machine: {os.cpu_count()} CPUs ({_cpu()}), {_ram_gib():.1f} GiB RAM, "
-            f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
-            f"DuckDB {duckdb.__version__}, numpy {np.__version__}, pyarrow {pa.__version__}; "
-            f"load average before the run {load}.\n"
+            f"Machine: {info}.\n"
             f"Input: synthetic ledger of {args.runs:,} realized runs, {args.agents:,} agents in "
             f"{args.strategies} strategy classes, one year (seed 7); default policy (window 20, "
             f"min_runs 5). Median of {args.repeat} runs per step (verify and backtest: 1). "
@@ -154,9 +132,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.append:
-        path = ROOT / "bench" / "RESULTS.md"
-        current = path.read_text("utf-8") if path.exists() else "# Benchmark results\n"
-        path.write_text(current.rstrip("\n") + "\n\n" + text + "\n", "utf-8")
+        record(text)
     db.close()
     return 0
 

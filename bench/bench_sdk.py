@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -30,8 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import RESULTS, machine, record
+
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
 TARGET_US = 50.0
 
 
@@ -88,13 +87,6 @@ def with_drain(n: int, spool: Path) -> float:
     return us
 
 
-def machine() -> str:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} CPUs, {mem:.1f} GiB RAM, {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}; load average before the run {load}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=20_000)
@@ -136,8 +128,7 @@ manager and two calls that each build a dict.
 Target: ≤ {TARGET_US:.0f} µs per run on the hot path: {ok}. Every event reached the spool
 ({lines:,} lines for {a.runs:,} runs).
 """
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    RESULTS.write_text(text.rstrip("\n") + "\n" + section)
+    record(section)
     print(f"appended to {RESULTS}")
 
 

@@ -1,0 +1,48 @@
+"""What every benchmark script shares: the machine line of its RESULTS.md section, and
+appending that section.
+
+Scripts run as `python bench/bench_x.py`, so this module is imported as `common`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def machine(*packages: str) -> str:
+    """'2 CPUs (model), 23.5 GiB RAM, Linux 6.x; Python 3.11.7, duckdb 2.0.1, …; load average
+    before the run a b c'. Call it before the run: the load average is then the machine's
+    (others' work slows every number), not the benchmark's own."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions = []
+    for p in packages:
+        try:
+            versions.append(f"{p} {version(p)}")
+        except PackageNotFoundError:
+            versions.append(f"{p} (not installed)")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} CPUs ({_cpu()}), {ram:.1f} GiB RAM, {platform.system()} "
+            f"{platform.release()}; Python {platform.python_version()}"
+            + "".join(f", {v}" for v in versions) + f"; load average before the run {load}")
+
+
+def record(section: str, path: Path = RESULTS) -> None:
+    """Append one section in a single write, after re-reading the file (other scripts append
+    theirs to the same file)."""
+    existing = path.read_text("utf-8") if path.exists() else "# Benchmark results\n"
+    path.write_text(existing.rstrip("\n") + "\n\n" + section.strip("\n") + "\n", "utf-8")
