@@ -67,12 +67,12 @@ def child(method: str, file: Path, db: Path) -> dict[str, Any]:
         if method == "alphatrace":
             _remove_db(db)
         before = _vm_hwm_mb()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         store = Store(db)
         report = ingest_paths(store, [str(file)])
         store.close()
         secs = time.perf_counter() - t0
-        return {"seconds": secs, "imports_rss_mb": before,
+        return {"seconds": secs, "cpu_seconds": time.process_time() - c0, "imports_rss_mb": before,
                 "result": {"accepted": report.accepted, "duplicates": report.duplicates,
                            "quarantined": report.quarantined}}
     if method == "pandas":
@@ -81,7 +81,7 @@ def child(method: str, file: Path, db: Path) -> dict[str, Any]:
 
         _remove_db(db)
         before = _vm_hwm_mb()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         df = pd.read_json(file, lines=True)
         con = duckdb.connect(str(db))
         con.register("df", df)
@@ -90,7 +90,8 @@ def child(method: str, file: Path, db: Path) -> dict[str, Any]:
         rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
         con.close()
         secs = time.perf_counter() - t0
-        return {"seconds": secs, "imports_rss_mb": before, "result": {"rows": int(rows)}}
+        return {"seconds": secs, "cpu_seconds": time.process_time() - c0, "imports_rss_mb": before,
+                "result": {"rows": int(rows)}}
     raise SystemExit(f"unknown method {method}")
 
 
@@ -148,7 +149,8 @@ def machine() -> dict[str, str]:
 
 def _row(name: str, r: dict[str, Any], events: int, nbytes: int) -> dict[str, Any]:
     s = r["seconds"]
-    return {"method": METHODS[name], "seconds": s, "events_per_s": events / s,
+    return {"method": METHODS[name], "seconds": s, "cpu_seconds": r["cpu_seconds"],
+            "events_per_s": events / s,
             "mb_per_s": nbytes / 1e6 / s, "peak_rss_mb": r["peak_rss_mb"],
             "imports_rss_mb": r["imports_rss_mb"], "result": r["result"]}
 
@@ -169,16 +171,17 @@ def section(rows: dict[str, dict[str, Any]], m: dict[str, str], runs: int, event
         f"load average before the run {m.get('load', '?')} (a busy machine slows every row).",
         f"Input: {runs:,} runs = {events:,} events (telemetry, alpha, pnl per run), "
         f"{nbytes / 1e6:,.0f} MB JSONL from bench/gen_events.py (seed 0). "
-        "Each method runs in its own process; seconds exclude interpreter start and imports, "
-        "peak RSS includes them (RSS after imports shown apart).",
+        "Each method runs in its own process; seconds (wall) and CPU s (all threads) exclude "
+        "interpreter start and imports, peak RSS includes them (RSS after imports shown apart).",
         "",
-        "| method | seconds | events/s | MB/s | peak RSS MB | RSS after imports MB | result |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| method | seconds | CPU s | events/s | MB/s | peak RSS MB | RSS after imports MB | result |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows.values():
         res = ", ".join(f"{k} {v:,}" for k, v in r["result"].items())
         lines.append(
-            f"| {r['method']} | {r['seconds']:.2f} | {r['events_per_s']:,.0f} | {r['mb_per_s']:,.1f} "
+            f"| {r['method']} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {r['events_per_s']:,.0f} "
+            f"| {r['mb_per_s']:,.1f} "
             f"| {r['peak_rss_mb']:,.0f} | {r['imports_rss_mb']:,.0f} | {res} |"
         )
     lines += [
@@ -233,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("alphatrace", "pandas", "reingest"):
         r = measure(name, file, dbs[name])
         rows[name] = _row(name, r, events, nbytes)
-        print(f"{METHODS[name]:40s} {r['seconds']:8.2f} s {events / r['seconds']:>12,.0f} events/s "
+        print(f"{METHODS[name]:40s} {r['seconds']:8.2f} s (CPU {r['cpu_seconds']:.2f} s) "
+              f"{events / r['seconds']:>12,.0f} events/s "
               f"peak RSS {r['peak_rss_mb']:,.0f} MB  {r['result']}")
     ratio = rows["alphatrace"]["events_per_s"] / rows["pandas"]["events_per_s"]
     print(f"alphatrace / pandas: {ratio:.1f}x")

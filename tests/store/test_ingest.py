@@ -228,3 +228,27 @@ def test_many_chunks_dedupe_across_chunks(store: Store, tmp_path: Path, monkeypa
     assert (r.accepted, r.duplicates) == (40, 160)
     # the first occurrence is the one kept
     assert rows(store, "SELECT min(line), max(line) FROM pnl") == [(1, 40)]
+
+
+def test_duplicates_inside_one_chunk_keep_the_first_line(store: Store, tmp_path: Path) -> None:
+    a = json.dumps({**SEED_PNL, "run_id": "a"})
+    b = json.dumps({**SEED_PNL, "run_id": "b"})
+    f = write_lines(tmp_path / "d.jsonl", [a, b, a, a, b])
+    r = ingest_paths(store, [str(f)])
+    assert (r.accepted, r.duplicates) == (2, 3)
+    assert rows(store, "SELECT run_id, line FROM pnl ORDER BY line") == [("a", 1), ("b", 2)]
+
+
+def test_duplicate_across_fast_and_exact_path_in_one_chunk(store: Store, tmp_path: Path) -> None:
+    """Line 2 spells run_id "r1" with an escape, so only the exact path clears it; it is the
+    same event as line 1, and line 3 (quarantined) makes the chunk a mix of both paths."""
+    lines = ['{"run_id":"r1","realized_pnl_bps":5}',
+             '{"run_id":"r\\u0031","realized_pnl_bps":5}',
+             '{"run_id":"r2","realized_pnl_bps":"5"}',
+             '{"run_id":"r3","realized_pnl_bps":6}']
+    f = write_lines(tmp_path / "mix.jsonl", lines)
+    r = ingest_paths(store, [str(f)])
+    assert (r.accepted, r.duplicates, r.quarantined) == (2, 1, 1)
+    assert rows(store, "SELECT run_id, line FROM pnl ORDER BY line") == [("r1", 1), ("r3", 4)]
+    (q,) = list(iter_quarantine(store))
+    assert (q["line"], q["field"]) == (3, "realized_pnl_bps")

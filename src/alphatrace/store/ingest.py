@@ -8,25 +8,37 @@ field and reason while the good lines of the same file are kept.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from alphatrace.errors import InputError, SchemaError
+from alphatrace.errors import InputError
 from alphatrace.events.fields import KINDS, SPECS, TYPE_ALIASES, Kind
 from alphatrace.store.connection import Store, one
-from alphatrace.store.lines import Chunk, expand_paths, from_bytes, iter_chunks, open_input
+from alphatrace.store.encode_events import encode_lines
+from alphatrace.store.lines import (
+    Chunk,
+    expand_paths,
+    from_bytes,
+    iter_chunks,
+    open_input,
+    prefetch,
+)
 from alphatrace.store.validate_sql import SEP, fast_sql, staged_sql
 
 TABLE: dict[Kind, str] = {"telemetry": "telemetry", "alpha": "alpha", "pnl": "pnl"}
 COLUMN: dict[str, str] = {"horizon": "horizon_s"}  # field name -> stored column name
 DEFAULT_EXPR: dict[str, str] = {"revision": 'coalesce("revision", 0)'}
 RAW_LIMIT = 4096  # quarantined raw lines are kept up to this many characters
+BAD_NAMES = ["file_id", "path", "line", "kind", "field", "reason", "raw"]  # quarantine columns
+BAD_TYPES = [pa.int64(), pa.string(), pa.int64(), pa.string(), pa.string(), pa.string(), pa.string()]
 
 Progress = Callable[[int], None]  # called with bytes consumed since the last call
 
@@ -89,6 +101,14 @@ def _insert_columns(kind: Kind) -> list[tuple[str, str]]:
 Status = tuple[int, str, str | None, str | None, str | None, str | None]
 
 
+STAGE_BATCH = 1 << 16  # rows per Arrow batch of a staged chunk: scanned by all DuckDB threads
+
+# Chunks and staged rows are Arrow tables that the SQL reads by the name of a local variable
+# (DuckDB's replacement scan), never `register`ed, and never copied into temporary tables:
+# inside the file's transaction a registered object, like a replaced or dropped temporary
+# table, is kept alive until COMMIT, so the whole file stayed in memory (2.1 GB at 3M events).
+
+
 def _ingest_chunk(
     con: duckdb.DuckDBPyConnection,
     chunk: Chunk,
@@ -99,21 +119,45 @@ def _ingest_chunk(
     collect: bool,
 ) -> list[Status]:
     """Validate, dedupe and insert one chunk. Returns per-line statuses when `collect`."""
-    con.register("raw_chunk", chunk.table)
-    try:
-        # Lenient fast path for every line, then the exact path for the lines it could not clear.
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS {fast_sql('raw_chunk', kind)}")
-        if int(one(con, "SELECT count(*) FROM _staged WHERE NOT ok")[0]):
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _redo AS SELECT r.line_no, r.line FROM raw_chunk r "
-                "SEMI JOIN (SELECT line_no FROM _staged WHERE NOT ok) s ON r.line_no = s.line_no"
-            )
-            con.execute("DELETE FROM _staged WHERE NOT ok")
-            con.execute(f"INSERT INTO _staged SELECT *, true FROM ({staged_sql('_redo', kind)})")
-    finally:
-        con.unregister("raw_chunk")
+    chunk_lines = chunk.table  # noqa: F841  (read by name in the SQL)
+    # Lenient fast path for every line, then the exact path for the lines it could not clear.
+    staged_fast = con.sql(fast_sql("chunk_lines", kind)).to_arrow_table(STAGE_BATCH)
+    staged_exact = None
+    if pc.all(staged_fast.column("ok")).as_py() is False:
+        redo = ("(SELECT r.line_no, r.line FROM chunk_lines r SEMI JOIN "
+                "(SELECT line_no FROM staged_fast WHERE NOT ok) s ON r.line_no = s.line_no)")
+        exact_sql = f"SELECT *, true AS ok FROM ({staged_sql(redo, kind)})"
+        staged_exact = con.sql(exact_sql).to_arrow_table(STAGE_BATCH)
+    return _store_chunk(con, staged_fast, staged_exact, chunk.bad_utf8, file_id, path, report, collect)
+
+
+def _store_chunk(
+    con: duckdb.DuckDBPyConnection,
+    staged_fast: pa.Table,
+    staged_exact: pa.Table | None,
+    bad_utf8: list[tuple[int, bytes]],
+    file_id: int,
+    path: str,
+    report: IngestReport,
+    collect: bool,
+) -> list[Status]:
+    """Insert the new valid rows of a staged chunk, quarantine its bad lines."""
+    staged = "staged_fast"  # the tables are read by name in the SQL
+    if staged_exact is not None:
+        staged = "(SELECT * FROM staged_fast WHERE ok UNION ALL SELECT * FROM staged_exact)"
     statuses: list[Status] = []
+    # Per kind: the id range (see below), the valid count, and whether the chunk repeats an id.
+    stats = {
+        k: (lo, hi, total, distinct)
+        for k, lo, hi, total, distinct in con.execute(
+            "SELECT kind, min(event_id), max(event_id), count(*), count(DISTINCT event_id) "
+            f"FROM {staged} WHERE err IS NULL GROUP BY kind ORDER BY kind"
+        ).fetchall()
+    }
     for k in KINDS:
+        if k not in stats:
+            continue
+        lo, hi, total, distinct = stats[k]
         table = TABLE[k]
         cols = _insert_columns(k)
         target = ", ".join(c for c, _ in cols)
@@ -123,15 +167,17 @@ def _ingest_chunk(
         # explicit [min, max] of the chunk's ids lets zone maps skip old row groups when ids are
         # time-ordered (SDK ids start with a UUIDv7 run id): a collector round then costs the
         # same on a large table as on an empty one. Any stored match lies inside that range.
-        lo, hi, total = one(con, f"SELECT min(event_id), max(event_id), count(*) FROM _staged "
-                                 f"WHERE kind = '{k}' AND err IS NULL")
-        if not total:
-            continue
-        new_rows = f"""SELECT * FROM _staged s
+        # The first-occurrence window sorts every column of the chunk, so it only runs when the
+        # chunk does repeat an id (rare: a retried batch, a file concatenated with itself).
+        first_only = (
+            "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY line_no) = 1"
+            if distinct < total else ""
+        )
+        new_rows = f"""SELECT * FROM {staged} s
             WHERE kind = '{k}' AND err IS NULL
               AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.event_id = s.event_id
                               AND t.event_id BETWEEN ? AND ?)
-            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY line_no) = 1"""
+            {first_only}"""
         if collect:
             inserted = con.execute(
                 f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows}) ORDER BY line_no "
@@ -141,22 +187,23 @@ def _ingest_chunk(
             new_lines = {r[0] for r in inserted}
             new = len(new_lines)
             valid = con.execute(
-                f"SELECT line_no, event_id FROM _staged WHERE kind = '{k}' AND err IS NULL"
+                f"SELECT line_no, event_id FROM {staged} WHERE kind = '{k}' AND err IS NULL"
             ).fetchall()
             statuses += [
                 (ln, "accepted" if ln in new_lines else "duplicate", eid, k, None, None)
                 for ln, eid in valid
             ]
         else:
-            new = int(one(con, f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows})",
-                          [file_id, lo, hi])[0])
+            # con.execute here, not via a helper: the SQL reads this frame's tables by name.
+            new = int(con.execute(f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows})",
+                                  [file_id, lo, hi]).fetchall()[0][0])
         report.accepted += new
         report.duplicates += total - new
         if new:
             report.by_kind[k] = report.by_kind.get(k, 0) + new
     bad = con.execute(
         f"""SELECT line_no, kind, split_part(err, '{SEP}', 1), split_part(err, '{SEP}', 2), bad_line
-            FROM _staged WHERE err IS NOT NULL ORDER BY line_no"""
+            FROM {staged} WHERE err IS NOT NULL ORDER BY line_no"""
     ).fetchall()
     bad_rows = [
         (file_id, path, ln, (kd if kd in KINDS else None), fld or None, reason, raw)
@@ -165,17 +212,15 @@ def _ingest_chunk(
     bad_rows += [
         (file_id, path, ln, None, None, "not valid UTF-8",
          raw.decode("utf-8", "replace").rstrip("\r\n")[:RAW_LIMIT])
-        for ln, raw in chunk.bad_utf8
+        for ln, raw in bad_utf8
     ]
     if bad_rows:
         # A quarantined line already recorded for this path is not recorded twice.
+        cols = list(zip(*bad_rows, strict=True))
+        bad_lines = pa.table(  # noqa: F841  (read by name in the SQL)
+            [pa.array(c, t) for c, t in zip(cols, BAD_TYPES, strict=True)], names=BAD_NAMES)
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _bad (file_id BIGINT, path VARCHAR, line BIGINT, "
-            "kind VARCHAR, field VARCHAR, reason VARCHAR, raw VARCHAR)"
-        )
-        con.executemany("INSERT INTO _bad VALUES (?, ?, ?, ?, ?, ?, ?)", bad_rows)
-        con.execute(
-            """INSERT INTO quarantine SELECT b.* FROM _bad b
+            """INSERT INTO quarantine SELECT b.* FROM bad_lines b
                WHERE NOT EXISTS (SELECT 1 FROM quarantine q
                                  WHERE q.path = b.path AND q.line = b.line AND q.raw = b.raw)"""
         )
@@ -216,18 +261,18 @@ def _ingest_stream_tx(
     lines = 0
     with store.transaction() as con:
         file_id = int(one(con, "SELECT nextval('file_id_seq')")[0])
-        for chunk in iter_chunks(stream):
-            statuses += _ingest_chunk(con, chunk, file_id, path, kind, report, collect)
-            nbytes += chunk.nbytes
-            lines += chunk.table.num_rows
-            if progress:
-                progress(chunk.nbytes)
+        with closing(prefetch(iter_chunks(stream))) as chunks:
+            for chunk in chunks:
+                statuses += _ingest_chunk(con, chunk, file_id, path, kind, report, collect)
+                nbytes += chunk.nbytes
+                lines += chunk.table.num_rows
+                if progress:
+                    progress(chunk.nbytes)
+                del chunk  # its buffers go before the next chunk arrives
         con.execute(
             "INSERT INTO ingested_files VALUES (?, ?, NULL, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)",
             [file_id, path, nbytes, lines, report.accepted, report.duplicates, report.quarantined],
         )
-        for t in ("_staged", "_redo", "_bad"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
     return report, statuses
 
 
@@ -285,13 +330,7 @@ def ingest_events(
     event i of the input.
     """
     k = normalize_kind(kind)
-    lines = []
-    for e in events:
-        try:
-            lines.append(json.dumps(e, separators=(",", ":"), allow_nan=True, default=str))
-        except (TypeError, ValueError) as exc:
-            raise SchemaError(f"event cannot be serialised as JSON: {exc}") from None
-    data = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+    data = encode_lines(events)
     if not data:
         return IngestReport(), []
     report, raw = _ingest_stream(store, from_bytes(data), source, k, None, collect=True)

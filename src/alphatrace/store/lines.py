@@ -1,8 +1,8 @@
 """Split JSON Lines input into Arrow chunks of (line_no, line) without a Python loop per line.
 
 The chunk's bytes become the Arrow string buffer as-is and the newline positions (numpy) become
-its offsets, so a 64 MiB chunk costs two vectorised passes. Each line keeps its trailing
-newline (JSON parsers ignore trailing whitespace). Lines that are not valid UTF-8 are set to
+its offsets, so a chunk costs its read and two vectorised passes (newlines, ASCII check). Each
+line keeps its trailing newline (JSON parsers ignore trailing whitespace). Lines that are not valid UTF-8 are set to
 null and reported separately, so one bad byte never costs the rest of the chunk.
 """
 
@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import gzip
 import io
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 CHUNK_BYTES = 64 * 1024 * 1024
+BATCH_LINES = 16384  # zero-copy slices of a chunk
 SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json", ".json.gz")
+T = TypeVar("T")
+_DONE = object()  # end of a prefetched stream
 
 
 @dataclass
@@ -29,33 +34,33 @@ class Chunk:
     nbytes: int = 0
 
 
-def _is_utf8(arr: np.ndarray, buf: bytes) -> bool:
-    """Pure ASCII (the common case) is checked with one vectorised pass; else decode."""
-    if not (arr >= 0x80).any():
+def _is_utf8(arr: np.ndarray) -> bool:
+    """Pure ASCII (the common case) is one vectorised reduction; anything else is decoded."""
+    if not len(arr) or int(arr.max()) < 0x80:
         return True
     try:
-        buf.decode("utf-8")
+        str(arr.data, "utf-8")
     except UnicodeDecodeError:
         return False
     return True
 
 
-def _to_table(buf: bytes, first_line_no: int) -> Chunk:
-    arr = np.frombuffer(buf, dtype=np.uint8)
-    nl = np.flatnonzero(arr == 10)
+def _to_table(data: np.ndarray, nl: np.ndarray, first_line_no: int) -> Chunk:
+    """`data` (uint8, not copied: it becomes the Arrow string buffer), `nl` its newline positions."""
     starts = np.empty(len(nl) + 1, dtype=np.int64)
     starts[0] = 0
     starts[1:] = nl + 1
-    if starts[-1] == len(buf):
+    if starts[-1] == len(data):
         starts = starts[:-1]
     n = len(starts)
     offsets = np.empty(n + 1, dtype=np.int64)
     offsets[:n] = starts
-    offsets[n] = len(buf)
-    lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(buf))
+    offsets[n] = len(data)
+    lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
     bad: list[tuple[int, bytes]] = []
-    if not _is_utf8(arr, buf):
+    if not _is_utf8(data):
         # Rare path: find the offending lines, null them, keep the rest.
+        buf = data.tobytes()
         py: list[str | None] = []
         for i in range(n):
             raw = buf[offsets[i] : offsets[i + 1]]
@@ -66,28 +71,94 @@ def _to_table(buf: bytes, first_line_no: int) -> Chunk:
                 bad.append((first_line_no + i, raw))
         lines = pa.array(py, type=pa.large_string())
     line_no = pa.array(np.arange(first_line_no, first_line_no + n, dtype=np.int64))
-    return Chunk(pa.table({"line_no": line_no, "line": lines}), bad, len(buf))
+    table = pa.table({"line_no": line_no, "line": lines})
+    # DuckDB hands out an Arrow table to its threads a batch at a time: one batch, one thread.
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_LINES), table.schema)
+    return Chunk(table, bad, len(data))
+
+
+def _fill(stream: BinaryIO, view: memoryview) -> int:
+    """Read until `view` is full or the stream ends; returns the bytes read."""
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])  # type: ignore[attr-defined]  # not in typing.BinaryIO
+        if not n:
+            break
+        got += n
+    return got
 
 
 def iter_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
-    """Chunks that end on a newline; the last may end without one."""
-    carry = b""
+    """Chunks that end on a newline; the last may end without one.
+
+    Each chunk is read straight into its own fresh buffer (the table keeps it), so the bytes
+    are copied once, by the read; only the partial last line moves to the next buffer.
+    """
+    carry = np.empty(0, dtype=np.uint8)
     line_no = 1
     while True:
-        block = stream.read(chunk_bytes)
-        if not block:
+        buf = np.empty(len(carry) + chunk_bytes, dtype=np.uint8)
+        buf[: len(carry)] = carry
+        got = _fill(stream, buf.data[len(carry) :])
+        if not got:
             break
-        data = carry + block if carry else block
-        cut = data.rfind(b"\n")
-        if cut < 0:
+        data = buf[: len(carry) + got]
+        nl = np.flatnonzero(data == 10)
+        if not len(nl):
             carry = data
             continue
-        head, carry = data[: cut + 1], data[cut + 1 :]
-        chunk = _to_table(head, line_no)
+        cut = int(nl[-1]) + 1
+        carry = data[cut:].copy()
+        chunk = _to_table(data[:cut], nl, line_no)
         line_no += chunk.table.num_rows
         yield chunk
-    if carry:
-        yield _to_table(carry, line_no)
+    if len(carry):
+        yield _to_table(carry, np.flatnonzero(carry == 10), line_no)
+
+
+def prefetch(items: Iterator[T]) -> Generator[T, None, None]:
+    """The same items, the next one produced in a background thread while the caller works.
+
+    Reading and splitting a chunk (file I/O, decompression, numpy) release the GIL, as does
+    DuckDB while it validates and inserts the previous chunk, so the two overlap on two cores.
+    The producer starts an item only once the caller has taken the previous one: two items
+    alive at most. An exception of the producer is raised in the caller. If the caller stops
+    early the producer stops before its next item; it is not waited for (it may be blocked on
+    a pipe).
+    """
+    box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
+    taken = threading.Semaphore(0)
+    stop = threading.Event()
+
+    def handed(ok: bool, x: object) -> bool:
+        """Put an item and wait until the caller takes it; False once the caller is gone."""
+        box.put((ok, x))  # never blocks: the box is empty whenever the producer runs
+        while not stop.is_set():
+            if taken.acquire(timeout=0.05):
+                return True
+        return False
+
+    def produce() -> None:
+        try:
+            for it in items:
+                if not handed(True, it):
+                    return
+            handed(True, _DONE)
+        except BaseException as e:  # handed to the caller, who raises it
+            handed(False, e)
+
+    threading.Thread(target=produce, name="alphatrace-ingest-read", daemon=True).start()
+    try:
+        while True:
+            ok, x = box.get()
+            taken.release()
+            if not ok:
+                raise x  # type: ignore[misc]
+            if x is _DONE:
+                break
+            yield x  # type: ignore[misc]
+    finally:
+        stop.set()
 
 
 def open_input(path: Path) -> BinaryIO:

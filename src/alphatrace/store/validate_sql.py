@@ -276,8 +276,11 @@ SUSPICIOUS_RE = (
     r'|"(' + "|".join(_STRING_KEYS) + r')"\s*:\s*[^"n\s]'
     r'|"run_id"\s*:\s*([^-0-9"n\s]|-?[0-9]+[.eE])'
     r'|"(' + "|".join(_FLEX_KEYS) + r')"\s*:\s*[\[{tf]'
-    r'|\\u'
 )
+# Any \u escape flags the line too (an escaped key or value is not seen by the expression). It
+# is tested with `contains`, not as one more alternative: an alternative without the leading
+# quote makes the expression half as slow again (0.68 instead of 0.45 µs a line).
+ESCAPE = "\\u"
 
 
 def _typed_fast(f: Field) -> str:
@@ -345,7 +348,8 @@ FROM (
     FROM (
       SELECT line_no, line,
              CASE WHEN starts_with(line, '{{') THEN try(json_transform(line, {struct})) END AS v,
-             regexp_matches(line, {_lit(SUSPICIOUS_RE)}) AS suspicious
+             regexp_matches(line, {_lit(SUSPICIOUS_RE)}) OR contains(line, {_lit(ESCAPE)})
+               AS suspicious
       FROM {source}
       WHERE line IS NOT NULL AND (starts_with(line, '{{') OR trim(line, ' ' || chr(9) || chr(10) || chr(13)) <> '')
     )
