@@ -146,14 +146,19 @@ def _store_chunk(
     if staged_exact is not None:
         staged = "(SELECT * FROM staged_fast WHERE ok UNION ALL SELECT * FROM staged_exact)"
     statuses: list[Status] = []
-    # Per kind: the id range (see below), the valid count, and whether the chunk repeats an id.
-    stats = {
-        k: (lo, hi, total, distinct)
-        for k, lo, hi, total, distinct in con.execute(
-            "SELECT kind, min(event_id), max(event_id), count(*), count(DISTINCT event_id) "
-            f"FROM {staged} WHERE err IS NULL GROUP BY kind ORDER BY kind"
-        ).fetchall()
-    }
+    new_lines: set[int] = set()
+    # Per kind: the id range (see below), the valid count, and whether the chunk repeats an id;
+    # and how many lines are bad. One query: a collector round pays per statement.
+    stats: dict[str, tuple[str, str, int, int]] = {}
+    n_bad = 0
+    for k, valid, lo, hi, total, distinct in con.execute(
+        "SELECT kind, err IS NULL, min(event_id), max(event_id), count(*), "
+        f"count(DISTINCT event_id) FROM {staged} GROUP BY ALL"
+    ).fetchall():
+        if valid:
+            stats[k] = (lo, hi, total, distinct)
+        else:
+            n_bad += total
     for k in KINDS:
         if k not in stats:
             continue
@@ -184,15 +189,8 @@ def _store_chunk(
                 "RETURNING line",
                 [file_id, lo, hi],  # placeholders in text order: file_id, then the id range
             ).fetchall()
-            new_lines = {r[0] for r in inserted}
-            new = len(new_lines)
-            valid = con.execute(
-                f"SELECT line_no, event_id FROM {staged} WHERE kind = '{k}' AND err IS NULL"
-            ).fetchall()
-            statuses += [
-                (ln, "accepted" if ln in new_lines else "duplicate", eid, k, None, None)
-                for ln, eid in valid
-            ]
+            new = len(inserted)
+            new_lines.update(r[0] for r in inserted)
         else:
             # con.execute here, not via a helper: the SQL reads this frame's tables by name.
             new = int(con.execute(f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows})",
@@ -201,10 +199,16 @@ def _store_chunk(
         report.duplicates += total - new
         if new:
             report.by_kind[k] = report.by_kind.get(k, 0) + new
+    if collect and stats:
+        statuses += [
+            (ln, "accepted" if ln in new_lines else "duplicate", eid, kd, None, None)
+            for ln, eid, kd in con.execute(
+                f"SELECT line_no, event_id, kind FROM {staged} WHERE err IS NULL").fetchall()
+        ]
     bad = con.execute(
         f"""SELECT line_no, kind, split_part(err, '{SEP}', 1), split_part(err, '{SEP}', 2), bad_line
             FROM {staged} WHERE err IS NOT NULL ORDER BY line_no"""
-    ).fetchall()
+    ).fetchall() if n_bad else []
     bad_rows = [
         (file_id, path, ln, (kd if kd in KINDS else None), fld or None, reason, raw)
         for ln, kd, fld, reason, raw in bad
