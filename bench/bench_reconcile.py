@@ -21,17 +21,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from common import machine, record
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-RESULTS = HERE / "RESULTS.md"
 START = "2024-01-01"
 MINUTES = 525_600
 TARGET_S = 1.5
@@ -103,12 +102,10 @@ def child(db: Path) -> None:
 def child_compute(db: Path) -> None:
     """Pricing only, as reconcile runs it, into an in-memory result (nothing persisted): the
     same work as the pandas pipeline, which also only produces a frame."""
-    import dataclasses
-
     from alphatrace.ledger import policy
     from alphatrace.ledger.policy import params_sql
-    from alphatrace.ledger.pricing import exits_sql, priced_legs_sql
-    from alphatrace.ledger.reconcile import _prepare_market
+    from alphatrace.ledger.pricing import Relations, priced_legs_sql
+    from alphatrace.ledger.reconcile import locate_exits, prepare_market, registered
     from alphatrace.market.symbols import resolution_sql
     from alphatrace.store import Store
 
@@ -116,13 +113,14 @@ def child_compute(db: Path) -> None:
         con = store.con
         cfg = policy.load()
         t0, c0 = time.perf_counter(), _cpu()
-        rel = dataclasses.replace(_prepare_market(con, cfg), todo="alpha")
+        market = prepare_market(con, cfg)
+        rel = Relations(todo="alpha")
         con.execute(f"CREATE TEMP TABLE _rc_params AS {params_sql(cfg.policy)}")
         con.execute("CREATE TEMP TABLE _rc_symmap AS "
                     + resolution_sql("(SELECT DISTINCT symbol FROM alpha)", cfg.aliases))
-        con.execute(f"CREATE TEMP TABLE _rc_exits AS {exits_sql(rel)}")
-        con.execute("CREATE TEMP TABLE priced AS SELECT * FROM "
-                    f"({priced_legs_sql(rel, cfg.hash, None, '_rc_exits')})")
+        with registered(con, "_rc_exits", locate_exits(con, rel, market)) as exits:
+            con.execute("CREATE TEMP TABLE priced AS SELECT * FROM "
+                        f"({priced_legs_sql(rel, cfg.hash, None, exits)})")
         t1, c1 = time.perf_counter(), _cpu()
         n = con.execute("SELECT count(*) FROM priced").fetchall()[0][0]
     print(json.dumps({"compute_s": t1 - t0, "compute_cpu": c1 - c0, "legs": n}))
@@ -194,7 +192,7 @@ def main() -> None:
         build_store(db, signals, symbols, minutes)
         print(f"store built in {time.perf_counter() - t:.1f}s: {signals:,} signals, "
               f"{symbols * minutes:,} bars", file=sys.stderr)
-    load = os.getloadavg()
+    info = machine("duckdb", "numpy", "pandas")
     runs = []
     for _ in range(3):
         proc = subprocess.run([sys.executable, __file__, "--child", str(db)], check=True,
@@ -224,9 +222,7 @@ def main() -> None:
     lines = [
         f"## Reconcile (bench/bench_reconcile.py) — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Machine: {os.cpu_count()} CPUs, {platform.platform()}; Python "
-        f"{platform.python_version()}; load average before the run "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}.",
+        f"Machine: {info}.",
         f"Input: {signals:,} alpha events (LONG/SHORT/FLAT, horizons 37m–8h, a third with bare "
         f"symbols resolved by prefix), {symbols} symbols × {minutes:,} one-minute bars "
         f"= {symbols * minutes:,} bars, 8-hourly funding. Fresh process per run, best of 3.",
@@ -254,8 +250,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not (a.quick or a.no_record):
-        existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + text)
+        record(text)
 
 
 if __name__ == "__main__":

@@ -153,6 +153,26 @@ def test_per_symbol_external_figures_are_weighted_by_their_legs(mkt: Store) -> N
     assert r2["size_usd"] == 2_000.0
 
 
+def test_a_single_per_symbol_figure_takes_the_size_of_its_market_legs(mkt: Store) -> None:
+    # one pnl event per run (the common case, priced without ranking): same weights as above
+    add_alpha(mkt, "r1", "BTC", "LONG", at(0, 30), size_usd=3_000, agent="A")
+    add_pnl(mkt, "r1", 12.0, symbol="btc/usdt")                 # its only leg's market
+    add_alpha(mkt, "r2", "ETH", "LONG", at(0, 30), size_usd=3_000, agent="A")
+    add_pnl(mkt, "r2", 6.0, symbol="BTCUSDT")                   # a market it never traded
+    add_alpha(mkt, "r3", "BTC", "LONG", at(0, 30), size_usd=2_000, agent="A")
+    add_alpha(mkt, "r3", "ETH", "SHORT", at(0, 30), size_usd=7_000, agent="A")
+    add_pnl(mkt, "r3", -5.0, symbol="ETH")                      # one of its two legs
+    add_alpha(mkt, "r4", "SOL", "FLAT", at(0, 30), size_usd=9_000, agent="A")
+    add_pnl(mkt, "r4", 3.0, symbol="SOLUSDT")                   # FLAT deploys nothing
+    run_reconcile(mkt, "reconcile: {agents: {A: {size_usd: 500}}}")
+    got = {r: (run(mkt, r)["realized_pnl_bps"], run(mkt, r)["size_usd"], run(mkt, r)["pnl_usd"],
+               run(mkt, r)["pnl_source"]) for r in ("r1", "r2", "r3", "r4")}
+    assert got == {"r1": (12.0, 3_000.0, 12.0 * 3_000 / 1e4, "external"),
+                   "r2": (6.0, 500.0, 6.0 * 500 / 1e4, "external"),
+                   "r3": (-5.0, 7_000.0, -5.0 * 7_000 / 1e4, "external"),
+                   "r4": (3.0, 500.0, 3.0 * 500 / 1e4, "external")}
+
+
 def test_run_level_external_figure_wins_over_per_symbol(mkt: Store) -> None:
     add_alpha(mkt, "r1", "BTC", "LONG", at(0, 30), size_usd=3_000)
     add_pnl(mkt, "r1", 10.0, symbol="BTC")

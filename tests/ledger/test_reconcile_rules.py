@@ -308,18 +308,21 @@ def test_irregular_timestamps_and_ticks_are_priced_by_the_same_rule(store: Store
     assert F == 0.0005
 
 
-def test_symbols_with_huge_holes_take_the_asof_path_with_the_same_answer(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    import alphatrace.ledger.reconcile as rec
-
-    opens: list[float | None] = [1000.0 + i for i in range(200)]
-    for i in (9, 10, 11, 40):
-        opens[i] = None
-    add_bars(store, "ETHUSDT", opens, interval_s=900)
-    e = add_alpha(store, "r1", "ETHUSDT", "LONG", at(2, 1), horizon_s=8 * 3600 - 15 * 60)
-    monkeypatch.setattr(rec, "MAX_MISSING_SLOTS", 1)
+def test_a_year_long_hole_in_minute_bars_is_no_special_case(store: Store) -> None:
+    # 1-minute bars 00:00–00:04, then nothing for a year (≈525,600 missing slots), then 3 more.
+    later = at(24 * 366)
+    add_ticks(store, "ETHUSDT", [(at(0, i), 1000.0 + i) for i in range(5)]
+              + [(later + dt.timedelta(minutes=i), 2000.0 + i) for i in range(3)], interval_s=60)
+    e = add_alpha(store, "r1", "ETHUSDT", "LONG", at(0, 3), horizon_s=24 * 3600)
+    e2 = add_alpha(store, "r2", "ETHUSDT", "SHORT", at(0, 4) + dt.timedelta(seconds=1),
+                   horizon_s=60)
     run_reconcile(store)
-    assert store.con.execute("SELECT count(*) FROM legs").fetchall() == [(1,)]
     lg = leg(store, e)
+    # entry 00:03 @1003; exit due a day later, in the hole -> first bar after it @2000
     assert (lg["entry_ts"], lg["entry_price"], lg["exit_ts"], lg["exit_price"]) == (
-        at(3), 1012.0, at(10, 45), 1043.0)
+        at(0, 3), 1003.0, later, 2000.0)
+    l2 = leg(store, e2)
+    # entry due 00:04:01, in the hole -> 2000 at `later`; exit at or after later + 1 min -> 2001
+    assert (l2["entry_ts"], l2["entry_price"], l2["exit_ts"], l2["exit_price"]) == (
+        later, 2000.0, later + dt.timedelta(minutes=1), 2001.0)
+    assert abs(l2["paper_pnl_bps"] - short_bps(2000, 2001)) < TOL

@@ -42,6 +42,16 @@ def _lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def _split(table: str, name: str) -> str:
+    """`{name}_1`: rows of runs with one row in `table`; `{name}_m`: rows of runs with several.
+    The few runs with several rows are found first; both halves are then joins against that
+    small set (semi / anti), never against the million single-row runs."""
+    return f"""
+{name}_multi AS (SELECT run_id FROM {table} GROUP BY run_id HAVING count(*) > 1),
+{name}_1 AS (SELECT * FROM {table} ANTI JOIN {name}_multi USING (run_id)),
+{name}_m AS (SELECT * FROM {table} SEMI JOIN {name}_multi USING (run_id))"""
+
+
 def _fsum(expr: str, where: str | None = None) -> str:
     """A deterministic float sum: terms sorted by value, then added (NULLs ignored)."""
     filt = f" FILTER (WHERE {where})" if where else ""
@@ -59,9 +69,7 @@ def _wmean(part: str) -> str:
 def _legs_sql() -> str:
     """Per run: identity, symbols, direction, status counts and the weighted numbers."""
     return f"""
-leg_n AS (SELECT run_id, count(*) AS n FROM legs GROUP BY run_id),
-leg_1 AS (SELECT * FROM legs SEMI JOIN (SELECT run_id FROM leg_n WHERE n = 1) c USING (run_id)),
-leg_m AS (SELECT * FROM legs SEMI JOIN (SELECT run_id FROM leg_n WHERE n > 1) c USING (run_id)),
+{_split("legs", "leg")},
 leg_run AS (
   SELECT run_id, 1 AS n_legs, agent, strategy, ts,
     coalesce(market_symbol, symbol) AS symbols, direction, score_final, regime,
@@ -69,7 +77,7 @@ leg_run AS (
     CASE WHEN status = 'open' THEN 1 ELSE 0 END AS n_open,
     reason, entry_price, exit_price, entry_ts, exit_ts,
     {_W} AS deployed_usd, gross_bps, fee_bps, funding_bps, paper_pnl_bps,
-    pnl_usd AS paper_usd
+    pnl_usd AS paper_usd, market_symbol AS leg_market
   FROM leg_1
   UNION ALL
   SELECT run_id, count(*) AS n_legs,
@@ -91,7 +99,7 @@ leg_run AS (
     {_wmean("fee_bps")} AS fee_bps,
     {_wmean("funding_bps")} AS funding_bps,
     {_wmean("paper_pnl_bps")} AS paper_pnl_bps,
-    {_fsum("pnl_usd")} AS paper_usd
+    {_fsum("pnl_usd")} AS paper_usd, NULL AS leg_market
   FROM leg_m GROUP BY run_id
 )"""
 
@@ -100,9 +108,7 @@ def _telemetry_sql() -> str:
     """Per run: sums of tokens, cost and errors; latency as the sum, or wall time."""
     wall = "date_diff('microsecond', {s}, {e}) / 1000.0"
     return f"""
-tel_n AS (SELECT run_id, count(*) AS n FROM telemetry GROUP BY run_id),
-tel_1 AS (SELECT * FROM telemetry SEMI JOIN (SELECT run_id FROM tel_n WHERE n = 1) c USING (run_id)),
-tel_m AS (SELECT * FROM telemetry SEMI JOIN (SELECT run_id FROM tel_n WHERE n > 1) c USING (run_id)),
+{_split("telemetry", "tel")},
 tel AS (
   SELECT run_id, 1 AS n_telemetry, agent, strategy, coalesce(ts, start_ts) AS ts,
     CASE WHEN start_ts IS NOT NULL AND end_ts IS NOT NULL
@@ -124,57 +130,73 @@ tel AS (
 )"""
 
 
-def _pnl_sql(pnl_symmap: str) -> str:
-    """Per run: identity and the latest external figure(s). Per-symbol figures carry the size
-    of their market's legs as weight; figures without such a leg are summed apart (`u_*`) and
-    weighted by the agent's default size later, where the run's agent is known."""
-    key = f"CASE WHEN p.symbol IS NOT NULL THEN coalesce(sm.symbol, {_NORM.format(x='p.symbol')}) END"
+def pnl_keys_sql(pnl_symmap: str) -> str:
+    """(alias, key) per distinct pnl symbol of `pnl_symmap` (a `resolution_sql` relation over
+    them): the resolved market symbol, else the normalised spelling. Computed once per
+    distinct symbol rather than per event."""
+    return f"SELECT alias, coalesce(symbol, {_NORM.format(x='alias')}) AS key FROM {pnl_symmap}"
+
+
+def _pnl_sql(pnl_keys: str) -> str:
+    """Per run: identity and the latest external figure(s) — `run_level_bps` for a run-level
+    event, else per-symbol figures, each weighted by the size of its market's legs (`k_*`);
+    figures without such a leg are summed apart (`u_*`) and weighted by the agent's default
+    size later, where the run's agent is known.
+
+    A run with one pnl event (the usual case) takes it as it is (`key1`, `bps1`); its weight is
+    settled after the join with the run's legs (`mw1`: the weight when the run has several
+    legs). Only runs with several pnl events are ranked and aggregated here (`*_m`)."""
+    key = "CASE WHEN p.symbol IS NOT NULL THEN sm.key END"
     order = ("revision DESC, ts DESC NULLS LAST, file_id DESC NULLS LAST, line DESC NULLS LAST, "
              "event_id DESC")
     return f"""
-pnl_n AS (SELECT run_id, count(*) AS n FROM pnl GROUP BY run_id),
-pnl_1 AS (SELECT * FROM pnl SEMI JOIN (SELECT run_id FROM pnl_n WHERE n = 1) c USING (run_id)),
-pnl_m AS (SELECT * FROM pnl SEMI JOIN (SELECT run_id FROM pnl_n WHERE n > 1) c USING (run_id)),
-pnl_run AS (
-  SELECT run_id, 1 AS n_pnl, agent, strategy, ts FROM pnl_1
-  UNION ALL
-  SELECT run_id, count(*) AS n_pnl,
-    first(agent ORDER BY agent IS NULL, {_PNL_ORDER}) AS agent,
-    first(strategy ORDER BY strategy IS NULL, {_PNL_ORDER}) AS strategy,
-    min(ts) AS ts
-  FROM pnl_m GROUP BY run_id
-),
-pnl_latest AS (
-  SELECT p.run_id, {key} AS key, p.realized_pnl_bps AS bps
-  FROM pnl_1 p LEFT JOIN {pnl_symmap} sm ON sm.alias = p.symbol
-  UNION ALL
+{_split("pnl", "pnl")},
+pnl_latest_m AS (
   SELECT run_id, key, bps FROM (
     SELECT p.*, {key} AS key, p.realized_pnl_bps AS bps
-    FROM pnl_m p LEFT JOIN {pnl_symmap} sm ON sm.alias = p.symbol)
+    FROM pnl_m p LEFT JOIN {pnl_keys} sm ON sm.alias = p.symbol)
   QUALIFY row_number() OVER (PARTITION BY run_id, key ORDER BY {order}) = 1
 ),
-pnl_w AS (
+pnl_w_m AS (
   SELECT p.run_id, p.bps, lw.w
-  FROM pnl_latest p
+  FROM pnl_latest_m p
   LEFT JOIN (
     SELECT l.run_id, l.market_symbol, {_fsum(_W)} AS w
-    FROM legs l SEMI JOIN pnl_latest q ON q.run_id = l.run_id AND q.key = l.market_symbol
+    FROM legs l SEMI JOIN pnl_latest_m q ON q.run_id = l.run_id AND q.key = l.market_symbol
     GROUP BY l.run_id, l.market_symbol
   ) lw ON lw.run_id = p.run_id AND lw.market_symbol = p.key
   WHERE p.key IS NOT NULL
 ),
-ext_run AS (
-  SELECT run_id, bps AS run_level_bps FROM pnl_latest WHERE key IS NULL
-),
-ext_sym AS (
-  SELECT run_id, count(*) AS n_sym, any_value(bps) AS one_bps,
-         {_fsum("bps * w")} AS k_bw, {_fsum("w")} AS k_w, {_fsum("bps", "w IS NULL")} AS u_b,
-         count(*) FILTER (WHERE w IS NULL) AS u_n
-  FROM pnl_w GROUP BY run_id
+pnl_run AS (
+  SELECT p.run_id, 1 AS n_pnl, p.agent, p.strategy, p.ts,
+    CASE WHEN {key} IS NULL THEN p.realized_pnl_bps END AS run_level_bps,
+    {key} AS key1, p.realized_pnl_bps AS bps1, lw.w AS mw1
+  FROM pnl_1 p LEFT JOIN {pnl_keys} sm ON sm.alias = p.symbol
+  LEFT JOIN (
+    SELECT run_id, market_symbol, {_fsum(_W)} AS w FROM leg_m GROUP BY run_id, market_symbol
+  ) lw ON lw.run_id = p.run_id AND lw.market_symbol = {key}
+  UNION ALL BY NAME
+  SELECT r.*, er.run_level_bps, es.n_sym_m, es.one_bps_m, es.k_bw_m, es.k_w_m, es.u_b_m,
+         es.u_n_m
+  FROM (
+    SELECT run_id, count(*) AS n_pnl,
+      first(agent ORDER BY agent IS NULL, {_PNL_ORDER}) AS agent,
+      first(strategy ORDER BY strategy IS NULL, {_PNL_ORDER}) AS strategy,
+      min(ts) AS ts
+    FROM pnl_m GROUP BY run_id
+  ) r
+  LEFT JOIN (SELECT run_id, bps AS run_level_bps FROM pnl_latest_m WHERE key IS NULL) er
+    ON er.run_id = r.run_id
+  LEFT JOIN (
+    SELECT run_id, count(*) AS n_sym_m, any_value(bps) AS one_bps_m,
+           {_fsum("bps * w")} AS k_bw_m, {_fsum("w")} AS k_w_m,
+           {_fsum("bps", "w IS NULL")} AS u_b_m, count(*) FILTER (WHERE w IS NULL) AS u_n_m
+    FROM pnl_w_m GROUP BY run_id
+  ) es ON es.run_id = r.run_id
 )"""
 
 
-def ledger_sql(policy_hash: str, pnl_symmap: str = "_rc_pnlmap",
+def ledger_sql(policy_hash: str, pnl_keys: str = "_rc_pnlkeys",
                params: str = "_rc_params") -> str:
     """Ledger rows with the columns LEDGER_COLUMNS (unordered: readers order by ts, run_id)."""
     realized = "CASE WHEN status = 'realized' THEN {x} END"
@@ -182,7 +204,7 @@ def ledger_sql(policy_hash: str, pnl_symmap: str = "_rc_pnlmap",
 WITH
 {_legs_sql()},
 {_telemetry_sql()},
-{_pnl_sql(pnl_symmap)},
+{_pnl_sql(pnl_keys)},
 joined AS (
   SELECT coalesce(lr.run_id, t.run_id, pr.run_id) AS run_id,
     coalesce(lr.agent, t.agent, pr.agent) AS agent,
@@ -197,7 +219,10 @@ joined AS (
          ELSE 'realized' END AS status,
     lr.deployed_usd, lr.gross_bps AS g, lr.fee_bps AS f, lr.funding_bps AS fu,
     lr.paper_pnl_bps AS p, lr.paper_usd,
-    er.run_level_bps, es.n_sym, es.one_bps, es.k_bw, es.k_w, es.u_b, es.u_n,
+    pr.run_level_bps, pr.key1, pr.bps1,
+    CASE WHEN lr.n_legs = 1 THEN CASE WHEN lr.leg_market = pr.key1 THEN lr.deployed_usd END
+         ELSE pr.mw1 END AS w1,
+    pr.n_sym_m, pr.one_bps_m, pr.k_bw_m, pr.k_w_m, pr.u_b_m, pr.u_n_m,
     coalesce(lr.n_legs, 0) AS n_legs, coalesce(t.n_telemetry, 0) AS n_telemetry,
     coalesce(pr.n_pnl, 0) AS n_pnl, lr.entry_ts, lr.exit_ts,
     CASE WHEN lr.run_id IS NOT NULL THEN lr.reason
@@ -206,8 +231,16 @@ joined AS (
   FROM leg_run lr
   FULL JOIN tel t ON t.run_id = lr.run_id
   FULL JOIN pnl_run pr ON pr.run_id = coalesce(lr.run_id, t.run_id)
-  LEFT JOIN ext_run er ON er.run_id = coalesce(lr.run_id, t.run_id, pr.run_id)
-  LEFT JOIN ext_sym es ON es.run_id = coalesce(lr.run_id, t.run_id, pr.run_id)
+),
+weighed AS (
+  SELECT j.*,
+    CASE WHEN key1 IS NOT NULL THEN 1 ELSE n_sym_m END AS n_sym,
+    CASE WHEN key1 IS NOT NULL THEN bps1 ELSE one_bps_m END AS one_bps,
+    CASE WHEN key1 IS NOT NULL THEN bps1 * w1 ELSE k_bw_m END AS k_bw,
+    CASE WHEN key1 IS NOT NULL THEN w1 ELSE k_w_m END AS k_w,
+    CASE WHEN key1 IS NOT NULL THEN CASE WHEN w1 IS NULL THEN bps1 END ELSE u_b_m END AS u_b,
+    CASE WHEN key1 IS NOT NULL THEN CAST(w1 IS NULL AS BIGINT) ELSE u_n_m END AS u_n
+  FROM joined j
 ),
 valued AS (
   SELECT j.*,
@@ -223,7 +256,7 @@ valued AS (
            THEN coalesce(nullif(j.deployed_usd, 0), dflt.size_usd)
          WHEN j.n_sym IS NOT NULL
            THEN coalesce(j.k_w, 0.0) + j.u_n * dflt.size_usd END AS external_size_usd
-  FROM joined j
+  FROM weighed j
   LEFT JOIN {params} po ON po.agent = j.agent
   CROSS JOIN (SELECT size_usd FROM {params} WHERE agent IS NULL) d0
   CROSS JOIN LATERAL (SELECT coalesce(po.size_usd, d0.size_usd) AS size_usd) dflt

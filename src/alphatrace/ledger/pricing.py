@@ -1,4 +1,5 @@
-"""Pricing alpha events into legs (DESIGN.md §4), as one relational query (SQL text, no I/O).
+"""Pricing alpha events into legs (DESIGN.md §4), as relations (SQL text, no I/O); the entry
+and exit bars and funding settlements of each signal come from `locate`.
 
 Per leg, with direction d (LONG +1, SHORT −1) and fee rate f per side:
 - entry: the first bar opening at or after the signal; exit: the first bar opening at or after
@@ -16,10 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alphatrace.ledger.market import (
-    funding_cum_sql,
-    next_bar_sql,
-)
+from alphatrace.ledger.market import CUM_TYPE
 
 
 @dataclass(frozen=True)
@@ -30,12 +28,7 @@ class Relations:
     params: str = "_rc_params"      # effective policy values per agent (NULL agent: default)
     symmap: str = "_rc_symmap"      # (alias, symbol, status, candidates)
     markets: str = "_rc_markets"    # chosen bar series per symbol
-    fprofile: str = "_rc_fprofile"  # funding profile per symbol
-    fgrid: str = "_rc_fgrid"        # hourly running funding sums
-    settlements: str = "_rc_settle"
-    missing: str | None = None      # missing grid slots (None: no holes anywhere)
-    irregular: str | None = None    # bars of symbols priced by ASOF (None: none)
-    off_hour_funding: bool = False
+    settlements: str = "_rc_settle"  # funding settlements with their running sums (cum)
 
 
 def _str_lit(s: str) -> str:
@@ -104,7 +97,7 @@ def narrow_sql(r: Relations) -> str:
     with only what pricing needs. Same conditions as `classify_sql` leaving `reason` NULL and
     d ≠ 0, restated so the wide relation is scanned once and never materialized."""
     return f"""
-SELECT a.rowid AS k, m.sid, m.symbol, m.interval_s,
+SELECT a.rowid AS k, m.sid,
        CASE upper(trim(a.direction)) WHEN 'LONG' THEN 1 ELSE -1 END AS d,
        epoch_us(a.ts) AS t_us,
        CAST(round(coalesce(a.horizon_s, po.horizon_s, pd.horizon_s) * 1e6) AS BIGINT) AS h_us,
@@ -119,37 +112,20 @@ WHERE a.ts IS NOT NULL AND upper(trim(a.direction)) IN ('LONG', 'SHORT')
   AND epoch_us(a.ts) >= m.first_us - m.iv_us"""
 
 
-def exits_sql(r: Relations) -> str:
-    """Entry and exit bar times of the priceable signals (narrow; materialized by the caller so
-    the price and funding joins that follow are planned with exact sizes)."""
-    entry = next_bar_sql("narrow", "t_us", "entry_us", r.markets, r.missing, r.irregular)
-    exit_ = next_bar_sql("targets", "target_us", "exit_us", r.markets, r.missing, r.irregular)
-    return f"""
-WITH narrow AS ({narrow_sql(r)}),
-entries AS ({entry}),
-targets AS (SELECT *, entry_us + h_us AS target_us FROM entries)
-{exit_}"""
-
-
 def priced_sql(r: Relations, exits: str) -> str:
-    """(k, entry/exit prices, gross, price leg, funding, running sums) from `exits`."""
-    c_entry = funding_cum_sql("prices", "f_entry_us", "c_entry", r.fprofile, r.fgrid,
-                              r.settlements, r.off_hour_funding)
-    c_exit = funding_cum_sql("with_entry_cum", "f_exit_us", "c_exit", r.fprofile, r.fgrid,
-                             r.settlements, r.off_hour_funding)
-    bar = ("LEFT JOIN bars {a} ON {a}.symbol = x.symbol AND {a}.interval_s = x.interval_s "
-           "AND {a}.ts = make_timestamp(x.{t})")
+    """(k, entry/exit prices, gross, price leg, funding, running sums) from `exits`: the
+    priceable signals of `narrow_sql` with their bars and settlements (`locate.exits`).
+    C(x) is the running sum of the settlement found for x, 0 when there is none."""
+    zero = f"CAST(0 AS {CUM_TYPE})"
     return f"""
-prices AS (
-  SELECT x.*, be.open AS entry_price, bx.open AS exit_price,
-         CASE WHEN x.include_funding AND bx.open IS NOT NULL THEN x.entry_us END AS f_entry_us,
-         CASE WHEN x.include_funding AND bx.open IS NOT NULL THEN x.exit_us END AS f_exit_us
+with_cum AS (
+  SELECT x.*,
+    CASE WHEN x.funded THEN coalesce(se.cum, {zero}) END AS c_entry,
+    CASE WHEN x.funded THEN coalesce(sx.cum, {zero}) END AS c_exit
   FROM {exits} x
-  {bar.format(a="be", t="entry_us")}
-  {bar.format(a="bx", t="exit_us")}
+  LEFT JOIN {r.settlements} se ON se.rowid = x.entry_settle
+  LEFT JOIN {r.settlements} sx ON sx.rowid = x.exit_settle
 ),
-with_entry_cum AS ({c_entry}),
-with_cum AS ({c_exit}),
 priced AS (
   SELECT k, entry_us, entry_price, exit_us, exit_price, target_us, c_entry, c_exit,
     CASE WHEN exit_price IS NOT NULL THEN {GROSS} END AS gross_bps,
@@ -163,7 +139,7 @@ priced AS (
 def priced_legs_sql(r: Relations, policy_hash: str, bar_interval_s: int | None,
                     exits: str) -> str:
     """Every signal of `r.todo` as a leg row with the columns of the `legs` table; `exits` is
-    the materialized result of `exits_sql(r)`."""
+    the result of `locate.exits` on `narrow_sql(r)`."""
     ph = _str_lit(policy_hash)
     return f"""
 WITH classified AS ({classify_sql(r, bar_interval_s)}),

@@ -8,32 +8,31 @@ existed and new bars open later. Market changes are detected from a per-symbol d
 after each reconcile (`ledger_market_state`), one aggregate pass over the bars. The result
 equals a from-scratch rebuild; the tests check that on random histories.
 
-This module runs the SQL of `market`, `pricing` and `build` on the store, in one transaction.
+This module runs the SQL of `market`, `pricing` and `build` on the store, in one transaction,
+and hands `locate` the bars, settlements and signals it searches (as numpy arrays).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import duckdb
+import numpy as np
 
-from alphatrace.ledger.build import LEDGER_COLUMNS, ledger_sql
+from alphatrace.ledger import locate
+from alphatrace.ledger.build import LEDGER_COLUMNS, ledger_sql, pnl_keys_sql
 from alphatrace.ledger.market import (
-    MAX_MISSING_SLOTS,
     chosen_bars_sql,
-    funding_grid_sql,
     funding_profile_sql,
-    gaps_sql,
     markets_sql,
-    missing_slots_sql,
-    next_bar_sql,
     profile_sql,
     settlements_sql,
 )
 from alphatrace.ledger.policy import ReconcileConfig, params_sql
-from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, exits_sql, priced_legs_sql
+from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, narrow_sql, priced_legs_sql
 from alphatrace.market.symbols import resolution_sql
 from alphatrace.store import Store
 from alphatrace.store.connection import has_table, one
@@ -58,51 +57,63 @@ class ReconcileReport:
         return asdict(self)
 
 
-_TEMP = ("_rc_params", "_rc_profile", "_rc_markets", "_rc_fprofile", "_rc_gaps", "_rc_missing", "_rc_settle",
-         "_rc_fgrid", "_rc_symmap", "_rc_pnlmap", "_rc_todo", "_rc_exits")
+_TEMP = ("_rc_params", "_rc_profile", "_rc_markets", "_rc_fprofile", "_rc_settle", "_rc_symmap",
+         "_rc_pnlkeys", "_rc_todo")
 
 
-def _prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig) -> Relations:
-    """Profiles, holes, funding sums: the relations pricing joins against."""
+@dataclass(frozen=True)
+class Market:
+    """The chosen bars (their times as a `locate.Series`, their opens per row) and the funding
+    settlements (i, sid, us; `i` is the rowid in `_rc_settle`, which holds their running sums)
+    of one reconcile: what `locate` searches."""
+
+    bars: locate.Series
+    opens: np.ndarray
+    settlements: locate.Columns
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, columns: locate.Columns
+               ) -> Iterator[str]:
+    """`columns` visible to SQL as the relation `name` for the duration of the block."""
+    con.register(name, columns)
+    try:
+        yield name
+    finally:
+        con.unregister(name)
+
+
+def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig) -> Market:
+    """Profiles (temp tables `_rc_profile`, `_rc_markets`, `_rc_fprofile`), the chosen bars
+    and the funding running sums (`_rc_settle`)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_profile AS {profile_sql(cfg.bar_interval_s)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_markets AS {markets_sql('_rc_profile')}")
-    missing = None
-    if one(con, "SELECT count(*) FROM _rc_markets WHERE gappy")[0]:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_gaps AS {gaps_sql('_rc_markets')}")
-        # Symbols with huge holes are priced by ASOF rather than indexed slot by slot.
-        con.execute(f"""UPDATE _rc_markets SET regular = false, gappy = false WHERE sid IN (
-            SELECT sid FROM _rc_gaps GROUP BY sid HAVING sum(missing) > {MAX_MISSING_SLOTS})""")
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _rc_missing AS "
-            + missing_slots_sql("(SELECT * FROM _rc_markets WHERE gappy)",
-                                "(SELECT * FROM _rc_gaps SEMI JOIN (SELECT sid FROM _rc_markets "
-                                "WHERE gappy) g USING (sid))")
-        )
-        missing = "_rc_missing"
-    irregular = None
-    if one(con, "SELECT count(*) FROM _rc_markets WHERE NOT regular")[0]:
-        irregular = f"({chosen_bars_sql('_rc_markets', 'NOT regular')})"
-
+    chosen = con.sql(chosen_bars_sql("_rc_markets")).fetchnumpy()
+    bars, opens = locate.Series.of(chosen["sid"], chosen["us"]), np.ma.getdata(chosen["open"])
     con.execute("CREATE OR REPLACE TEMP TABLE _rc_fprofile AS "
                 + funding_profile_sql("_rc_markets"))
-    null_marks, off_hour = one(
-        con, "SELECT coalesce(sum(null_marks) FILTER (WHERE sid IS NOT NULL), 0), "
-             "count(*) FILTER (WHERE NOT on_hour AND sid IS NOT NULL) FROM _rc_fprofile")
-    fallback = None
+    null_marks = one(con, "SELECT coalesce(sum(null_marks) FILTER (WHERE sid IS NOT NULL), 0) "
+                          "FROM _rc_fprofile")[0]
     if null_marks:
         # Missing mark price: the open of the first bar at or after the settlement.
-        nb = next_bar_sql("(SELECT fp.sid, epoch_us(f.ts) AS t FROM funding f JOIN _rc_fprofile fp "
-                          "ON fp.symbol = f.symbol AND fp.sid IS NOT NULL "
-                          "WHERE f.mark_price IS NULL)",
-                          "t", "bar_us", "_rc_markets", missing, irregular)
-        fallback = (f"(SELECT n.sid, n.t AS us, b.open FROM ({nb}) n "
-                    f"JOIN ({chosen_bars_sql('_rc_markets')}) b "
-                    "ON b.sid = n.sid AND b.us = n.bar_us)")
-    con.execute("CREATE OR REPLACE TEMP TABLE _rc_settle AS "
-                + settlements_sql("_rc_fprofile", fallback))
-    con.execute("CREATE OR REPLACE TEMP TABLE _rc_fgrid AS "
-                + funding_grid_sql("_rc_settle", "_rc_fprofile"))
-    return Relations(missing=missing, irregular=irregular, off_hour_funding=bool(off_hour))
+        points = con.sql("SELECT fp.sid, epoch_us(f.ts) AS us FROM funding f "
+                         "JOIN _rc_fprofile fp ON fp.symbol = f.symbol AND fp.sid IS NOT NULL "
+                         "WHERE f.mark_price IS NULL").fetchnumpy()
+        with registered(con, "_rc_markfb", locate.next_opens(bars, opens, points)) as fallback:
+            con.execute("CREATE OR REPLACE TEMP TABLE _rc_settle AS "
+                        + settlements_sql("_rc_fprofile", fallback))
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE _rc_settle AS "
+                    + settlements_sql("_rc_fprofile", None))
+    settle = con.sql("SELECT rowid AS i, sid, us FROM _rc_settle").fetchnumpy()
+    return Market(bars, opens, settle)
+
+
+def locate_exits(con: duckdb.DuckDBPyConnection, rel: Relations, market: Market
+                 ) -> locate.Columns:
+    """The priceable signals of `rel.todo` with their entry/exit bars and settlements."""
+    narrow = con.sql(narrow_sql(rel)).fetchnumpy()
+    return locate.exits(narrow, market.bars, market.opens, market.settlements)
 
 
 _TODO_INCREMENTAL = """
@@ -161,12 +172,13 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
     con = store.con
     with store.transaction():
         say("profiling market data")
-        rel = _prepare_market(con, cfg)
+        market = prepare_market(con, cfg)
+        rel = Relations()
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_params AS {params_sql(cfg.policy)}")
         con.execute("CREATE OR REPLACE TEMP TABLE _rc_symmap AS "
                     + resolution_sql("(SELECT DISTINCT symbol FROM alpha)", cfg.aliases))
-        con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlmap AS "
-                    + resolution_sql("(SELECT DISTINCT symbol FROM pnl)", cfg.aliases))
+        con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlkeys AS " + pnl_keys_sql(
+            f"({resolution_sql('(SELECT DISTINCT symbol FROM pnl)', cfg.aliases)})"))
         stale_policy = one(con, "SELECT count(*) FROM legs WHERE policy_hash <> ?",
                            [cfg.hash])[0]
         full = full or bool(stale_policy)
@@ -181,11 +193,11 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
         priced = int(one(con, f"SELECT count(*) FROM {rel.todo}")[0])
         say(f"pricing {priced:,} legs")
         cols = ", ".join(LEG_COLUMNS)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_exits AS {exits_sql(rel)}")
-        con.execute(
-            f"INSERT INTO legs ({cols}) SELECT {cols} FROM "
-            f"({priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s, '_rc_exits')})"
-        )
+        with registered(con, "_rc_exits", locate_exits(con, rel, market)) as exits:
+            con.execute(
+                f"INSERT INTO legs ({cols}) SELECT {cols} FROM "
+                f"({priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s, exits)})"
+            )
         say("building the ledger")
         lcols = ", ".join(LEDGER_COLUMNS)
         con.execute("DELETE FROM ledger")

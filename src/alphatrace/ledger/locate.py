@@ -1,0 +1,154 @@
+"""Entry and exit bars and funding settlements of priced signals, by binary search (numpy).
+
+"The first bar opening at or after t" and "the last settlement at or before t" are searches in
+a sorted array: per market, `np.searchsorted` over its bar (settlement) times. One rule then
+covers regular grids, grids with holes, irregular timestamps and ticks, and funding on or off
+the hour, with no per-case relations to build. The loop below is over markets, never over
+signals. Prices are gathered by position from the rows the store holds, bit for bit; funding
+sums stay `DECIMAL` in SQL, which joins them by the settlement row this finds.
+
+Columns come and go as dicts of numpy arrays (masked where NULL), the form DuckDB's
+`fetchnumpy` returns and `register` scans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Columns = dict[str, np.ndarray]
+NONE = -1  # "no such row" in a position array
+
+
+def by_market_then_time(sid: np.ndarray, us: np.ndarray) -> np.ndarray:
+    """The permutation sorting rows by (sid, us): a stable sort by time, then a stable sort by
+    market on a 16-bit key (numpy radix-sorts those; the time sort is fast on the long sorted
+    runs market data comes in). Cheaper than `np.lexsort`. `sid` are small ids ≥ 0."""
+    order = np.argsort(us, kind="stable")
+    key = sid[order]
+    if len(key) and key.max() < 2**15:
+        key = key.astype(np.int16)
+    return order[np.argsort(key, kind="stable")]
+
+
+def _int(a: np.ndarray) -> np.ndarray:
+    return np.asarray(np.ma.getdata(a), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Series:
+    """Row times sorted by market (sid) then time: market `m` is `us[lo[m]:hi[m]]`; `order`
+    maps a position in `us` back to the input row."""
+
+    us: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    order: np.ndarray
+
+    @staticmethod
+    def of(sid: np.ndarray, us: np.ndarray) -> Series:
+        s, u = np.ma.getdata(sid), _int(us)
+        order = by_market_then_time(s, u)
+        counts = np.bincount(s, minlength=1)
+        hi = np.cumsum(counts)
+        return Series(u[order], hi - counts, hi, order)
+
+    def bounds(self, markets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[lo, hi) in `us` of each market (empty for a market with no rows)."""
+        known = markets < len(self.lo)
+        m = np.where(known, markets, 0)
+        return np.where(known, self.lo[m], 0), np.where(known, self.hi[m], 0)
+
+
+def _search(s: Series, sid: np.ndarray, t: np.ndarray, side: Literal["left", "right"]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per query, `np.searchsorted(side)` within its market's rows, as a position in `s`, and
+    that market's [lo, hi) in `s`. Queries must be sorted by `sid` (one call per market);
+    searches are fastest when `t` is sorted within each market too."""
+    cuts = np.flatnonzero(np.diff(sid)) + 1
+    starts = np.concatenate([[0], cuts]) if len(sid) else cuts
+    ends = np.append(starts, len(sid))[1:]
+    m_lo, m_hi = s.bounds(sid[starts])
+    pos = np.empty(len(sid), dtype=np.int64)
+    for a, b, mlo, mhi in zip(starts, ends, m_lo, m_hi, strict=True):
+        pos[a:b] = mlo + np.searchsorted(s.us[mlo:mhi], t[a:b], side=side)
+    return pos, np.repeat(m_lo, ends - starts), np.repeat(m_hi, ends - starts)
+
+
+def at_or_after(s: Series, sid: np.ndarray, t: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Position in `s` of the first row of market `sid` at or after `t` (NONE: none, or not
+    `valid`). Queries sorted by `sid`."""
+    pos, _lo, hi = _search(s, sid, t, "left")
+    return np.where(valid & (pos < hi), pos, NONE)
+
+
+def at_or_before(s: Series, sid: np.ndarray, t: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Position in `s` of the last row of market `sid` at or before `t` (NONE: none, or not
+    `valid`). Queries sorted by `sid`."""
+    pos, lo, _hi = _search(s, sid, t, "right")
+    return np.where(valid & (pos - 1 >= lo), pos - 1, NONE)
+
+
+def _at(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """`values[pos]`, masked (NULL) where pos is NONE."""
+    none = pos == NONE
+    picked = (values[np.maximum(pos, 0)] if len(values)
+              else np.zeros(len(pos), dtype=values.dtype))
+    return np.ma.masked_array(picked, mask=none)
+
+
+def _rows(s: Series, pos: np.ndarray) -> np.ndarray:
+    """The input row of each position in `s` (NONE stays NONE)."""
+    return np.ma.filled(_at(s.order, pos), NONE)
+
+
+def _sorted_by_market(cols: Columns, sid: str, us: str) -> Columns:
+    order = by_market_then_time(_int(cols[sid]), _int(cols[us]))
+    return {name: a[order] for name, a in cols.items()}
+
+
+def next_opens(bars: Series, opens: np.ndarray, points: Columns) -> Columns:
+    """(sid, us, open) per point (sid, us) with the open of the first bar at or after it; points
+    with no such bar are left out. `opens` is per input row of `bars`."""
+    p = _sorted_by_market(points, "sid", "us")
+    sid, us = _int(p["sid"]), _int(p["us"])
+    pos = at_or_after(bars, sid, us, np.ones(len(sid), dtype=bool))
+    keep = pos != NONE
+    return {"sid": sid[keep], "us": us[keep], "open": opens[_rows(bars, pos[keep])]}
+
+
+def exits(narrow: Columns, b: Series, opens: np.ndarray, settlements: Columns) -> Columns:
+    """`narrow` (sid, t_us, h_us, include_funding, …) plus the entry and exit bar (`entry_us`,
+    `entry_price`, `exit_us`, `exit_price`), the target time, `funded` (the leg includes
+    funding and has an exit) and, for funded legs, `entry_settle` / `exit_settle`: the `i` of
+    the last settlement at or before entry / exit (NULL: none, C = 0).
+
+    entry: first bar at or after t; exit: first bar at or after entry + horizon (NULL: none yet).
+    `b` are the bars, `opens` their open per input row, `settlements` (i, sid, us) in any
+    order; the result is in (sid, t_us) order.
+    """
+    x = _sorted_by_market(narrow, "sid", "t_us")
+    n = len(x["sid"])
+    sid, t = _int(x["sid"]), _int(x["t_us"])
+    h = _int(np.ma.filled(x["h_us"], 0))
+    has_h = ~np.ma.getmaskarray(x["h_us"])
+    funding = np.ma.filled(x["include_funding"], False).astype(bool)
+
+    entry = at_or_after(b, sid, t, np.ones(n, dtype=bool))
+    entry_us = _at(b.us, entry)
+    has_target = (entry != NONE) & has_h
+    target = np.ma.masked_array(np.ma.getdata(entry_us) + h, mask=~has_target)
+    exit_ = at_or_after(b, sid, np.ma.getdata(target), has_target)
+    exit_us = _at(b.us, exit_)
+    funded = funding & (exit_ != NONE)
+
+    f = Series.of(settlements["sid"], settlements["us"])
+    entry_j = at_or_before(f, sid, np.ma.getdata(entry_us), funded)
+    exit_j = at_or_before(f, sid, np.ma.getdata(exit_us), funded)
+    opens, settle_i = np.ma.getdata(opens), _int(settlements["i"])
+    return x | {"entry_us": entry_us, "entry_price": _at(opens, _rows(b, entry)),
+                "target_us": target, "exit_us": exit_us, "exit_price": _at(opens, _rows(b, exit_)),
+                "funded": funded, "entry_settle": _at(settle_i, _rows(f, entry_j)),
+                "exit_settle": _at(settle_i, _rows(f, exit_j))}
