@@ -21,16 +21,16 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from common import RESULTS, machine, record
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-RESULTS = HERE / "RESULTS.md"
 QUICK_RUNS = 20_000
 TARGET_EVENTS_PER_S = 1_000_000
 TARGET_RATIO = 5.0
@@ -115,38 +115,6 @@ def measure(method: str, file: Path, db: Path) -> dict[str, Any]:
     return res
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    try:
-        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        load = "?"
-    import duckdb
-    import pandas as pd
-    import pyarrow as pa
-
-    return {
-        "load": load,
-        "cpus": str(os.cpu_count()), "ram": mem, "cpu": cpu, "python": platform.python_version(),
-        "duckdb": duckdb.__version__, "pandas": pd.__version__, "pyarrow": pa.__version__,
-        "os": f"{platform.system()} {platform.release()}",
-    }
-
-
 def _row(name: str, r: dict[str, Any], events: int, nbytes: int) -> dict[str, Any]:
     s = r["seconds"]
     return {"method": METHODS[name], "seconds": s, "cpu_seconds": r["cpu_seconds"],
@@ -155,7 +123,7 @@ def _row(name: str, r: dict[str, Any], events: int, nbytes: int) -> dict[str, An
             "imports_rss_mb": r["imports_rss_mb"], "result": r["result"]}
 
 
-def section(rows: dict[str, dict[str, Any]], m: dict[str, str], runs: int, events: int,
+def section(rows: dict[str, dict[str, Any]], m: str, runs: int, events: int,
             nbytes: int, when: dt.datetime) -> str:
     a, p = rows["alphatrace"], rows["pandas"]
     ratio = a["events_per_s"] / p["events_per_s"]
@@ -166,9 +134,7 @@ def section(rows: dict[str, dict[str, Any]], m: dict[str, str], runs: int, event
     lines = [
         f"## Ingest throughput (bench/bench_ingest.py) — {when:%Y-%m-%d %H:%M} UTC",
         "",
-        f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['ram']} RAM, {m['os']}; "
-        f"Python {m['python']}, DuckDB {m['duckdb']}, pandas {m['pandas']}, pyarrow {m['pyarrow']}; "
-        f"load average before the run {m.get('load', '?')} (a busy machine slows every row).",
+        f"Machine: {m} (a busy machine slows every row).",
         f"Input: {runs:,} runs = {events:,} events (telemetry, alpha, pnl per run), "
         f"{nbytes / 1e6:,.0f} MB JSONL from bench/gen_events.py (seed 0). "
         "Each method runs in its own process; seconds (wall) and CPU s (all threads) exclude "
@@ -194,16 +160,6 @@ def section(rows: dict[str, dict[str, Any]], m: dict[str, str], runs: int, event
     return "\n".join(lines)
 
 
-def record(text: str, path: Path = RESULTS) -> None:
-    """Append one section in a single write; others append theirs to the same file."""
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    prefix = "" if existing else "# Benchmark results\n\n"
-    if existing and not existing.endswith("\n\n"):
-        prefix = "\n" if existing.endswith("\n") else "\n\n"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(prefix + text)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Ingest throughput vs a pandas baseline.")
     ap.add_argument("--runs", type=int, default=1_000_000, help="runs to generate (3 events each)")
@@ -225,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = QUICK_RUNS if a.quick else a.runs
     write = not (a.quick or a.no_record)
     a.out.mkdir(parents=True, exist_ok=True)
-    mach = machine()  # before the run: the load average is the machine's, not ours
+    mach = machine("duckdb", "pandas", "pyarrow")  # before the run: the load average is the machine's, not ours
     file = a.out / f"events_{runs}.jsonl"
     t0 = time.perf_counter()
     events, nbytes = generate(file, runs)

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -31,9 +29,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_reconcile  # noqa: E402
+from common import machine, record  # noqa: E402
 
 OUT = HERE / "out"
-RESULTS = HERE / "RESULTS.md"
 TARGET_S = 5.0
 
 
@@ -145,7 +143,7 @@ def main() -> None:
         t = time.perf_counter()
         build_store(db, runs, symbols, minutes)
         print(f"store built in {time.perf_counter() - t:.1f}s", file=sys.stderr)
-    load = os.getloadavg()
+    info = machine("duckdb", "pandas")
     results = []
     for _ in range(3):
         proc = subprocess.run([sys.executable, __file__, "--child", str(db)], check=True,
@@ -164,9 +162,7 @@ def main() -> None:
     lines = [
         f"## Ledger build (bench/bench_ledger.py) — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Machine: {os.cpu_count()} CPUs, {platform.platform()}; Python "
-        f"{platform.python_version()}; load average before the run "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}.",
+        f"Machine: {info}.",
         f"Input: {rep['runs']:,} runs from {events:,} events (alpha, telemetry, pnl with "
         f"revisions) in the store, {symbols * minutes:,} one-minute bars, never reconciled. "
         "Fresh process per run, best of 3.",
@@ -189,8 +185,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not (a.quick or a.no_record):
-        existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + text)
+        record(text)
 
 
 if __name__ == "__main__":

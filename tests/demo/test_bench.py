@@ -27,6 +27,8 @@ def _load(name: str) -> ModuleType:
 
 
 gen = _load("gen_events")
+sys.path.insert(0, str(BENCH))  # the scripts import their shared module as `common`
+common = _load("common")
 harness = _load("bench_ingest")
 
 
@@ -63,7 +65,7 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
 
 
 def _rows(a_s: float, p_s: float, rss: float) -> dict[str, dict[str, object]]:
-    base = {"peak_rss_mb": rss, "imports_rss_mb": 90.0}
+    base = {"peak_rss_mb": rss, "imports_rss_mb": 90.0, "cpu_seconds": 3.0}
     return {
         "alphatrace": harness._row("alphatrace", {**base, "seconds": a_s, "result": {"accepted": 3_000_000}}, 3_000_000, 600_000_000),
         "pandas": harness._row("pandas", {**base, "seconds": p_s, "result": {"rows": 3_000_000}}, 3_000_000, 600_000_000),
@@ -72,14 +74,15 @@ def _rows(a_s: float, p_s: float, rss: float) -> dict[str, dict[str, object]]:
 
 
 def test_section_reports_rates_ratio_and_targets() -> None:
-    m = {"cpus": "2", "cpu": "Test CPU", "ram": "24.0 GiB", "os": "Linux", "python": "3.11.7",
-         "duckdb": "2.0.1", "pandas": "3.0.0", "pyarrow": "26.0.1"}
+    m = "2 CPUs (Test CPU), 24.0 GiB RAM, Linux; Python 3.11.7"
     when = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)
     # 3M events in 2.5 s = 1,200,000/s; baseline 30 s = 100,000/s; ratio 12.0.
     text = harness.section(_rows(2.5, 30.0, 900.0), m, 1_000_000, 3_000_000, 600_000_000, when)
     assert text.startswith("## Ingest throughput (bench/bench_ingest.py) — 2026-01-02 03:04 UTC")
-    assert "| alphatrace ingest, fresh store | 2.50 | 1,200,000 | 240.0 | 900 | 90 | accepted 3,000,000 |" in text
-    assert "| pandas read_json + DuckDB insert | 30.00 | 100,000 | 20.0 |" in text
+    assert "Machine: 2 CPUs (Test CPU), 24.0 GiB RAM, Linux; Python 3.11.7 (a busy" in text
+    assert ("| alphatrace ingest, fresh store | 2.50 | 3.00 | 1,200,000 | 240.0 | 900 | 90 "
+            "| accepted 3,000,000 |") in text
+    assert "| pandas read_json + DuckDB insert | 30.00 | 3.00 | 100,000 | 20.0 |" in text
     assert "**12.0×**" in text
     assert "≥ 1M events/s: yes; ≥ 5× baseline: yes; peak RSS ≤ 2 GB: yes" in text
     # 3M in 6 s = 500,000/s; baseline 20 s = 150,000/s; ratio 3.3; 2.5 GB
@@ -90,9 +93,9 @@ def test_section_reports_rates_ratio_and_targets() -> None:
 
 def test_record_appends_whole_sections(tmp_path: Path) -> None:
     path = tmp_path / "RESULTS.md"
-    harness.record("## A\n\nfirst\n", path)
+    common.record("## A\n\nfirst\n", path)
     path.write_text(path.read_text() + "## Someone else\ntheirs")  # no trailing newline
-    harness.record("## B\n\nsecond\n", path)
+    common.record("## B\n\nsecond\n", path)
     text = path.read_text()
     assert text == "# Benchmark results\n\n## A\n\nfirst\n## Someone else\ntheirs\n\n## B\n\nsecond\n"
 
