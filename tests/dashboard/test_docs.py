@@ -215,3 +215,40 @@ def test_forensics_population_honours_filters(small: Store) -> None:
     assert total == 2 and cols["run_id"] == ["b1", "b2"]
     total, _ = forensics_doc.sample(small.con, None, "S1", 100)
     assert total == 4
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(min_value=0, max_value=5)),
+                          st.text(alphabet="ab1_", min_size=1, max_size=3),
+                          st.one_of(st.none(), st.sampled_from([-2.0, -1.0, 0.0, 3.5]))),
+                max_size=30, unique_by=lambda r: r[1]),
+       st.integers(min_value=1, max_value=12))
+def test_agent_rows_and_picked_runs_match_sql_order(
+        runs: list[tuple[int | None, str, float | None]], k: int) -> None:
+    """Whatever the ties and NULLs, the page's runs come in the order a plain Python sort
+    gives (timestamp, NULLs last, then run_id), and its recent and worst lists are the ones
+    SQL's ORDER BY ... LIMIT picks."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE ledger (agent VARCHAR, run_id VARCHAR, ts TIMESTAMP, "
+                "realized_pnl_bps DOUBLE, pnl_usd DOUBLE, net_usd DOUBLE, net_bps DOUBLE, "
+                "latency_ms DOUBLE, tokens_in BIGINT, tokens_out BIGINT, cost_usd DOUBLE, "
+                "errors INTEGER, symbols VARCHAR, direction VARCHAR, status VARCHAR)")
+    for minute, run_id, net in runs:
+        ts = None if minute is None else T0 + dt.timedelta(minutes=minute)
+        con.execute("INSERT INTO ledger (agent, run_id, ts, net_usd) VALUES ('A', ?, ?, ?)",
+                    [run_id, ts, net])
+    rows = agent_doc.agent_rows(con, "A")
+    ids = rows.column("run_id").to_pylist()
+    assert ids == [r for _, r, _ in sorted(runs, key=lambda x: (x[0] is None, x[0] or 0, x[1]))]
+
+    def sql(order: str) -> list[str]:
+        return [r[0] for r in con.execute(
+            f"SELECT run_id FROM ledger ORDER BY {order} LIMIT {k}").fetchall()]
+
+    assert [ids[i] for i in agent_doc.recent_positions(rows, k)] == \
+        sql("ts DESC NULLS LAST, run_id DESC")
+    assert [ids[i] for i in agent_doc.worst_positions(rows, k)] == \
+        sql("net_usd ASC NULLS LAST, ts, run_id")
+    picked = agent_doc.runs_at(con, "A", rows, {"worst": agent_doc.worst_positions(rows, k)})
+    assert [r["run_id"] for r in picked["worst"]] == sql("net_usd ASC NULLS LAST, ts, run_id")
