@@ -83,3 +83,37 @@ def test_calls_run_in_order_with_ingest(tmp_path: Path) -> None:
     with w.reader() as con:
         assert one(con, "SELECT count(*) FROM telemetry")[0] == 3
     w.stop()
+
+
+def test_stop_interrupts_a_long_read_and_closes_the_store(tmp_path: Path) -> None:
+    """A background read still running at shutdown (the dashboard's minute-long search) is
+    interrupted: the store closes at once instead of DuckDB refusing because a cursor is busy."""
+    import threading
+    import time
+
+    import duckdb
+
+    w = Writer(tmp_path / "db.duckdb")
+    w.start()
+    calls: list[str] = []
+    w.before_close(lambda: calls.append("before"))
+    started, failed = threading.Event(), []
+
+    def long_read() -> None:
+        with w.reader() as cur:
+            started.set()
+            try:
+                cur.execute("SELECT count(*) FROM range(10000000000000) t(i) WHERE i % 7 = 3")
+            except duckdb.Error as e:
+                failed.append(type(e).__name__)
+
+    t = threading.Thread(target=long_read)
+    t.start()
+    assert started.wait(10)
+    time.sleep(0.2)  # the query is running
+    t0 = time.monotonic()
+    w.stop()
+    t.join(10)
+    assert time.monotonic() - t0 < 5 and not t.is_alive()
+    assert calls == ["before"] and failed == ["InterruptException"]
+    duckdb.connect(str(tmp_path / "db.duckdb")).close()  # closed: the file opens again

@@ -61,6 +61,14 @@ class WriterStats:
     follow: dict[str, int] = field(default_factory=dict)
 
 
+def _closed(cur: duckdb.DuckDBPyConnection) -> bool:
+    try:
+        cur.close()
+    except duckdb.Error:
+        return False
+    return True
+
+
 class Writer:
     def __init__(
         self,
@@ -96,22 +104,42 @@ class Writer:
         self._cursor_lock = threading.Lock()
         self._last_follow = 0.0
         self._last_round_jobs = 1
+        self._before_close: list[Callable[[], None]] = []
         self.stats = WriterStats()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
 
+    def before_close(self, fn: Callable[[], None]) -> None:
+        """Call `fn` when the server stops, before the store closes (the dashboard drops the
+        background work it has queued)."""
+        self._before_close.append(fn)
+
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish every queued request, then close the store."""
+        """Finish every queued request, then close the store.
+
+        Reads still running then (a background search over the whole ledger takes a minute)
+        are interrupted: DuckDB refuses to close a connection one of its cursors is busy on,
+        and a server asked to stop should not wait a minute for a page nobody will see."""
         self._q.put(None)
         self._thread.join(timeout)
-        with self._cursor_lock:
-            for c in self._cursors:
-                with suppress(duckdb.Error):
-                    c.close()
-            self._cursors.clear()
-        self.store.close()
+        for fn in self._before_close:
+            fn()
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cursor_lock:
+                for c in self._cursors:
+                    with suppress(duckdb.Error):
+                        c.interrupt()
+                self._cursors = [c for c in self._cursors if not _closed(c)]
+            try:
+                self.store.close()
+                return
+            except duckdb.Error:  # a cursor busy until its thread sees the interrupt
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     # -- submitting ------------------------------------------------------------------------
     @property

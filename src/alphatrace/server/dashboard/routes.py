@@ -312,6 +312,7 @@ def mount(app: FastAPI, *, policy: PolicyArg = None, wait_s: float | None = 3.0,
         return
     writer: Writer = app.state.writer
     source = Source(writer.reader, policy=policy, wait_s=wait_s)
+    writer.before_close(source.memo.shutdown)
     app.state.dashboard = Dashboard(source, Sessions(session_ttl_s))
     app.include_router(router)
     app.mount(layout.STATIC_PREFIX, StaticFiles(directory=layout.STATIC), name="dashboard-static")
