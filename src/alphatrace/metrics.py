@@ -124,10 +124,20 @@ def path_sql(source: str, group_by: list[str]) -> str:
     order): 2-3× cheaper than ordered windows, which re-sort per window and sum through a
     segment tree. With groups the windows are partitioned and ordered."""
     if not group_by:
-        return _stream_path_sql(f"SELECT * FROM ({source}) ORDER BY ts, run_id")
+        s = "(ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+        return _with_path_columns(
+            f"SELECT * FROM ({source}) ORDER BY ts, run_id", s,
+            seq="row_number() OVER ()", rn_desc="count(*) OVER () - row_number() OVER () + 1")
     part = f"PARTITION BY {', '.join(group_by)}"
     order = "ORDER BY ts, run_id"
-    w = f"({part} {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    return _with_path_columns(
+        source, f"({part} {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+        seq=f"row_number() OVER ({part} {order})",
+        rn_desc=f"row_number() OVER ({part} ORDER BY ts DESC, run_id DESC)")
+
+
+def _with_path_columns(source: str, w: str, *, seq: str, rn_desc: str) -> str:
+    """Rows of `source` with the path columns as running aggregates over the frame `w`."""
     return f"""
 SELECT *,
   greatest(0, max(_cum_bps) OVER {w}) AS _peak_bps,
@@ -136,32 +146,11 @@ SELECT *,
        ELSE 0 END AS _streak
 FROM (
   SELECT *,
-    row_number() OVER ({part} {order}) AS _seq,
-    row_number() OVER ({part} ORDER BY ts DESC, run_id DESC) AS _rn_desc,
+    {seq} AS _seq,
+    {rn_desc} AS _rn_desc,
     sum(coalesce({PNL}, 0)) OVER {w} AS _cum_bps,
     sum(coalesce(net_usd, 0)) OVER {w} AS _cum_usd,
     count(CASE WHEN {PNL} < 0 THEN 1 END) OVER {w} AS _nloss
-  FROM ({source})
-)"""
-
-
-def _stream_path_sql(source: str) -> str:
-    """Path columns as running aggregates over `source`, which yields rows in (ts, run_id)
-    order (the order-preserving `OVER ()` and ROWS frames keep it)."""
-    s = "(ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-    return f"""
-SELECT *,
-  greatest(0, max(_cum_bps) OVER {s}) AS _peak_bps,
-  greatest(0, max(_cum_usd) OVER {s}) AS _peak_usd,
-  CASE WHEN {PNL} < 0 THEN _nloss - max(CASE WHEN {PNL} >= 0 THEN _nloss ELSE 0 END) OVER {s}
-       ELSE 0 END AS _streak
-FROM (
-  SELECT *,
-    row_number() OVER () AS _seq,
-    count(*) OVER () - row_number() OVER () + 1 AS _rn_desc,
-    sum(coalesce({PNL}, 0)) OVER {s} AS _cum_bps,
-    sum(coalesce(net_usd, 0)) OVER {s} AS _cum_usd,
-    count(CASE WHEN {PNL} < 0 THEN 1 END) OVER {s} AS _nloss
   FROM ({source})
 )"""
 
