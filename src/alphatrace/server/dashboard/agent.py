@@ -38,7 +38,7 @@ WORST_RUNS = 10
 SERIES_COLUMNS = ("realized_pnl_bps", "pnl_usd", "net_usd", "latency_ms", "tokens_in",
                   "tokens_out", "cost_usd")
 T = TypeVar("T")
-ROWS = "_agent_rows"  # the agent's runs, registered per call on the request's own cursor
+ROWS = "_agent_rows"  # the agent's runs, registered on the series' own cursor
 
 
 def agent_rows(con: duckdb.DuckDBPyConnection, agent: str) -> pa.Table:
