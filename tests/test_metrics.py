@@ -137,3 +137,36 @@ def test_compute_one_gives_every_metric_of_compute(con: duckdb.DuckDBPyConnectio
     assert got["last_2_runs_pnl"] == 40.0 and got["max_losing_streak"] == 2
     for k in names:
         assert got[k] == pytest.approx(want[k], rel=1e-12, nan_ok=True), k
+
+
+def test_constant_pnl_has_no_sharpe() -> None:
+    """A constant series has zero spread, so Sharpe is null, not the ratio to a rounding
+    residue (0.1 is not exact in binary: a sum-of-squares formula leaves ~1e-17 there)."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE r AS SELECT 'A' AS agent, 'r' || i AS run_id, "
+                "TIMESTAMP '2025-01-01' + to_hours(i) AS ts, 0.1 AS realized_pnl_bps, "
+                "0.0 AS net_usd "
+                "FROM range(7) t(i)")
+    (row,) = metrics.compute(con, "SELECT * FROM r", ["agent"], ["sharpe", "mean_pnl_bps"]).to_pylist()
+    assert row["sharpe"] is None and row["mean_pnl_bps"] == pytest.approx(0.1)
+
+
+def test_same_runs_same_numbers_on_many_threads() -> None:
+    """1M runs over 200 agents: DuckDB aggregates each agent on several threads (8 here, more
+    than the cores, so partial results meet in a different order each time). With plain
+    `sum`/`avg`/`stddev_samp` 7 of 8 re-computations differed in the last digits; every
+    metric must now come out bit for bit the same each time."""
+    con = duckdb.connect()
+    con.execute("SET threads = 8")
+    con.execute("""CREATE TABLE ledger AS SELECT 'run-' || i AS run_id, 'A' || (i % 200) AS agent,
+      TIMESTAMP '2025-01-01' + to_seconds(i) AS ts,
+      ((hash(i) % 100000) / 1000.0 - 49.0) * 1.37 AS realized_pnl_bps,
+      ((hash(i + 7) % 1000) / 10.0 - 50) * 0.013 AS net_usd,
+      ((hash(i + 7) % 1000) / 10.0 - 50) * 0.017 AS pnl_usd,
+      (hash(i + 9) % 1000) / 7.0 AS latency_ms, (hash(i + 3) % 100) / 9973.0 AS cost_usd,
+      100::BIGINT AS tokens_in, 10::BIGINT AS tokens_out, 0 AS errors,
+      (hash(i + 5) % 1000) / 77.0 AS net_bps
+      FROM range(1000000) t(i)""")
+    first = metrics.compute(con, "SELECT * FROM ledger", ["agent"])
+    for _ in range(3):
+        assert metrics.compute(con, "SELECT * FROM ledger", ["agent"]).equals(first)

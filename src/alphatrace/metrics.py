@@ -39,30 +39,38 @@ def _m(name: str, sql: str, unit: str, formula: str, doc: str) -> Metric:
     return Metric(name, sql, unit, formula, doc)
 
 
+# Same runs, same bytes: DuckDB aggregates a large group on several threads and adds their
+# partial results in no fixed order, so a plain `sum`/`avg` of doubles can change in the last
+# digits from one run to the next (seen at 1M runs over 200 agents). Sums and means of doubles
+# are compensated (`fsum`/`favg`), which are correctly rounded in practice whatever the
+# order; the standard deviation keeps Welford's stable update (exactly 0 for a constant
+# series, so such a Sharpe is null) and is fed in run order.
+_SD = f"stddev_samp({PNL} ORDER BY _seq)"
+
 _METRICS: tuple[Metric, ...] = (
     _m("runs", "count(*)", "runs", "n", "runs in the group"),
     _m("realized_runs", f"count({PNL})", "runs", "n(pnl ≠ null)", "runs with realized PnL"),
-    _m("hit_rate", f"avg(CASE WHEN {PNL} IS NULL THEN NULL WHEN {PNL} > 0 THEN 1.0 ELSE 0.0 END)",
+    _m("hit_rate", f"favg(CASE WHEN {PNL} IS NULL THEN NULL WHEN {PNL} > 0 THEN 1.0 ELSE 0.0 END)",
        "ratio", "#(pnl > 0) / #realized", "share of realized runs that made money (0 counts as a miss)"),
-    _m("rolling_pnl_bps", f"coalesce(sum({PNL}), 0)", "bps", "Σ pnl",
+    _m("rolling_pnl_bps", f"coalesce(fsum({PNL}), 0)", "bps", "Σ pnl",
        "sum of realized bps over the group (a gate's window: its last N runs)"),
-    _m("mean_pnl_bps", f"avg({PNL})", "bps", "Σ pnl / n", "mean realized bps per run"),
+    _m("mean_pnl_bps", f"favg({PNL})", "bps", "Σ pnl / n", "mean realized bps per run"),
     _m("median_pnl_bps", f"median({PNL})", "bps", "median(pnl)", "median realized bps per run"),
-    _m("mean_net_bps", "avg(net_bps)", "bps", "mean(pnl_bps − cost_usd/size_usd·1e4)",
+    _m("mean_net_bps", "favg(net_bps)", "bps", "mean(pnl_bps − cost_usd/size_usd·1e4)",
        "mean per-run bps after inference cost"),
     _m("median_net_bps", "median(net_bps)", "bps", "median(net_bps)", "median per-run net bps"),
-    _m("total_pnl_usd", "coalesce(sum(pnl_usd), 0)", "USD", "Σ pnl_usd", "trading PnL in dollars"),
-    _m("total_cost_usd", "coalesce(sum(cost_usd), 0)", "USD", "Σ cost_usd", "inference spend"),
-    _m("net_usd", "coalesce(sum(net_usd), 0)", "USD", "Σ (pnl_usd − cost_usd)",
+    _m("total_pnl_usd", "coalesce(fsum(pnl_usd), 0)", "USD", "Σ pnl_usd", "trading PnL in dollars"),
+    _m("total_cost_usd", "coalesce(fsum(cost_usd), 0)", "USD", "Σ cost_usd", "inference spend"),
+    _m("net_usd", "coalesce(fsum(net_usd), 0)", "USD", "Σ (pnl_usd − cost_usd)",
        "dollars after inference cost"),
     _m("profit_factor",
-       f"sum(CASE WHEN {PNL} > 0 THEN {PNL} ELSE 0 END) / "
-       f"nullif(-sum(CASE WHEN {PNL} < 0 THEN {PNL} ELSE 0 END), 0)",
+       f"fsum(CASE WHEN {PNL} > 0 THEN {PNL} ELSE 0 END) / "
+       f"nullif(-fsum(CASE WHEN {PNL} < 0 THEN {PNL} ELSE 0 END), 0)",
        "ratio", "Σ winning bps / |Σ losing bps|", "null when there is no losing run"),
-    _m("sharpe", f"avg({PNL}) / nullif(stddev_samp({PNL}), 0)", "ratio",
+    _m("sharpe", f"favg({PNL}) / nullif({_SD}, 0)", "ratio",
        "mean(pnl) / sd(pnl)", "per-run Sharpe ratio (sample sd); null under 2 runs or zero sd"),
     _m("sharpe_annualised",
-       f"avg({PNL}) / nullif(stddev_samp({PNL}), 0) * sqrt(365.0 * count({PNL}) / "
+       f"favg({PNL}) / nullif({_SD}, 0) * sqrt(365.0 * count({PNL}) / "
        "greatest(date_diff('second', min(ts), max(ts)) / 86400.0, 1.0))",
        "ratio", "sharpe · √(365 · runs per day)",
        "per-run Sharpe scaled by the observed run frequency (runs / days spanned, at least 1 day)"),
@@ -73,16 +81,16 @@ _METRICS: tuple[Metric, ...] = (
        "same on cumulative net_usd", "largest peak-to-trough fall of cumulative net dollars"),
     _m("max_losing_streak", "coalesce(max(_streak), 0)", "runs",
        "longest run of consecutive pnl < 0", "runs without realized PnL neither extend nor break it"),
-    _m("error_rate", "coalesce(avg(CASE WHEN coalesce(errors, 0) > 0 THEN 1.0 ELSE 0.0 END), 0)",
+    _m("error_rate", "coalesce(favg(CASE WHEN coalesce(errors, 0) > 0 THEN 1.0 ELSE 0.0 END), 0)",
        "ratio", "#(errors > 0) / n", "share of runs with at least one error"),
-    _m("mean_latency_ms", "avg(latency_ms)", "ms", "mean(latency)", "mean run latency"),
+    _m("mean_latency_ms", "favg(latency_ms)", "ms", "mean(latency)", "mean run latency"),
     _m("median_latency_ms", "median(latency_ms)", "ms", "median(latency)", "median run latency"),
     _m("p90_latency_ms", "quantile_cont(latency_ms, 0.9)", "ms", "90th percentile (linear)",
        "tail latency"),
-    _m("cost_per_run", "avg(coalesce(cost_usd, 0))", "USD", "Σ cost / n", "inference cost per run"),
-    _m("tokens_per_run", "avg(coalesce(tokens_in, 0) + coalesce(tokens_out, 0))", "tokens",
+    _m("cost_per_run", "favg(coalesce(cost_usd, 0))", "USD", "Σ cost / n", "inference cost per run"),
+    _m("tokens_per_run", "favg(coalesce(tokens_in, 0) + coalesce(tokens_out, 0))", "tokens",
        "Σ (tokens_in + tokens_out) / n", "tokens per run"),
-    _m("pnl_per_cost", "sum(pnl_usd) / nullif(sum(cost_usd), 0)", "ratio",
+    _m("pnl_per_cost", "fsum(pnl_usd) / nullif(fsum(cost_usd), 0)", "ratio",
        "Σ pnl_usd / Σ cost_usd", "trading dollars per dollar of inference; null without cost"),
 )
 
@@ -99,7 +107,7 @@ def get(name: str) -> Metric:
     lm = _LAST_N.match(name)
     if lm and int(lm.group(1)) >= 1:
         n = int(lm.group(1))
-        return _m(name, f"coalesce(sum({PNL}) FILTER (WHERE _rn_desc <= {n}), 0)", "bps",
+        return _m(name, f"coalesce(fsum({PNL}) FILTER (WHERE _rn_desc <= {n}), 0)", "bps",
                   f"Σ pnl over the newest {n} runs", f"sum of realized bps over the last {n} runs")
     raise KeyError(name)
 

@@ -142,8 +142,8 @@ JOIN {PTS} p ON p.scope = e.scope AND p.subject = e.subject AND p._i = e._end"""
         totals = con.execute(f"""
 SELECT p.scope, p.subject, count(*) AS runs,
   count(*) FILTER (WHERE {_after()}) AS runs_after,
-  coalesce(sum(realized_pnl_bps) FILTER (WHERE {_after()}), 0) AS bps_after,
-  coalesce(sum(pnl_usd) FILTER (WHERE {_after()}), 0) AS usd_after
+  coalesce(fsum(realized_pnl_bps) FILTER (WHERE {_after()}), 0) AS bps_after,
+  coalesce(fsum(pnl_usd) FILTER (WHERE {_after()}), 0) AS usd_after
 FROM {PTS} p LEFT JOIN {KILL} k ON k.scope = p.scope AND k.subject = p.subject
 GROUP BY ALL ORDER BY p.scope, p.subject""").fetchall()
     finally:

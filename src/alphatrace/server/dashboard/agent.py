@@ -82,8 +82,8 @@ def run_series(con: duckdb.DuckDBPyConnection, rows: str, points: int) -> dict[s
 WITH b AS (
   SELECT _pos * {int(points)} // (SELECT count(*) FROM {rows} WHERE ts IS NOT NULL) AS _b,
          count(*) AS n, arg_max(run_id, _pos) AS run_id, epoch_ms(max(ts)) AS t,
-         sum(coalesce(realized_pnl_bps, 0)) AS _bps, sum(coalesce(pnl_usd, 0)) AS _usd,
-         sum(coalesce(net_usd, 0)) AS _net, {metrics.select_list(USAGE)}
+         fsum(coalesce(realized_pnl_bps, 0)) AS _bps, fsum(coalesce(pnl_usd, 0)) AS _usd,
+         fsum(coalesce(net_usd, 0)) AS _net, {metrics.select_list(USAGE)}
   FROM {rows} WHERE ts IS NOT NULL GROUP BY _b)
 SELECT n, run_id, t, sum(_bps) OVER w AS cum_pnl_bps, sum(_usd) OVER w AS cum_pnl_usd,
        sum(_net) OVER w AS cum_net_usd, {", ".join(f'"{m}"' for m in USAGE)}
