@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import duckdb
 import pytest
@@ -89,11 +90,15 @@ def _reference_path(rows: list[tuple[int, str, float | None, float]]) -> dict[st
             streak = streak + 1 if pnl < 0 else 0
             longest = max(longest, streak)
     last3 = sum(r[2] or 0.0 for r in rows[-3:])
+    pnl = [r[2] for r in rows if r[2] is not None]
+    sd = statistics.stdev(pnl) if len(pnl) > 1 else 0.0  # exact arithmetic on the floats
+    sharpe = statistics.fmean(pnl) / sd if sd else None
     return {"max_drawdown_bps": dd_b, "max_drawdown_usd": dd_u, "max_losing_streak": longest,
-            "last_3_runs_pnl": last3}
+            "last_3_runs_pnl": last3, "sharpe": sharpe}
 
 
-PATH_METRICS = ["max_drawdown_bps", "max_drawdown_usd", "max_losing_streak", "last_3_runs_pnl"]
+PATH_METRICS = ["max_drawdown_bps", "max_drawdown_usd", "max_losing_streak", "last_3_runs_pnl",
+                "sharpe"]
 
 
 @given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 10**6),
@@ -105,7 +110,8 @@ PATH_METRICS = ["max_drawdown_bps", "max_drawdown_usd", "max_losing_streak", "la
 def test_path_metrics_grouped_and_single_agree_with_a_loop(
         raw: list[tuple[int, int, float | None, float]], pad: int) -> None:
     """The single-group SQL form (one sort, streaming running sums), the partitioned form and
-    the numpy form over ordered Arrow rows give the reference loop's path metrics. `pad` rows of another agent, inserted first, make the
+    the numpy form over ordered Arrow rows give the reference loop's path metrics and Sharpe
+    (null for a constant series). `pad` rows of another agent, inserted first, make the
     table span several vectors, so order must survive DuckDB's parallel scan."""
     rows = [(d, f"r{k:07d}", p, n) for d, k, p, n in raw]
     c = duckdb.connect()
@@ -125,7 +131,10 @@ def test_path_metrics_grouped_and_single_agree_with_a_loop(
     one = metrics.compute_one(c, ordered, PATH_METRICS)
     for got in (single, grouped, one):
         for k, v in want.items():
-            assert got[k] == pytest.approx(v, abs=1e-9), k
+            if v is None:
+                assert got[k] is None, k
+            else:
+                assert got[k] == pytest.approx(v, rel=1e-9, abs=1e-9), k
 
 
 def test_compute_one_gives_every_metric_of_compute(con: duckdb.DuckDBPyConnection) -> None:

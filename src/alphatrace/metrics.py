@@ -5,7 +5,8 @@ A metric is a SQL aggregate over a group of ledger rows (an agent's runs, a gate
 last N runs, a strategy class). Path-dependent metrics (drawdown, losing streak, last-N sums)
 read helper columns that `compute` derives per group in (ts, run_id) order before aggregating:
 `_seq` (1 = oldest), `_rn_desc` (1 = newest), `_cum_bps`/`_peak_bps`, `_cum_usd`/`_peak_usd`
-(net USD), `_streak` (consecutive losing runs ending at this row).
+(net USD), `_streak` (consecutive losing runs ending at this row), `_pnl0` (the group's first
+realized PnL, the shift of the variance sums).
 
 PnL metrics use `realized_pnl_bps` (the external figure when there is one, else the reconciled
 one) and ignore runs without it; cost and latency metrics use every row they are given.
@@ -40,12 +41,15 @@ def _m(name: str, sql: str, unit: str, formula: str, doc: str) -> Metric:
 
 
 # Same runs, same bytes: DuckDB aggregates a large group on several threads and adds their
-# partial results in no fixed order, so a plain `sum`/`avg` of doubles can change in the last
-# digits from one run to the next (seen at 1M runs over 200 agents). Sums and means of doubles
-# are compensated (`fsum`/`favg`), which are correctly rounded in practice whatever the
-# order; the standard deviation keeps Welford's stable update (exactly 0 for a constant
-# series, so such a Sharpe is null) and is fed in run order.
-_SD = f"stddev_samp({PNL} ORDER BY _seq)"
+# partial results in no fixed order, so a plain `sum`/`avg`/`stddev_samp` of doubles can
+# change in the last digits from one run to the next (seen at 1M runs over 200 agents). Sums
+# and means of doubles are compensated (`fsum`/`favg`), correctly rounded in practice
+# whatever the order. The sample variance sums squares of PnL shifted by the group's first
+# realized PnL (`_pnl0`, a path column): shifted by a value inside the data, the two sums do
+# not cancel catastrophically, and a constant series gives exactly 0 (so its Sharpe is null).
+_D = f"({PNL} - _pnl0)"
+_SD = (f"sqrt(greatest(0, (fsum({_D} * {_D}) - fsum({_D}) * fsum({_D}) / count({PNL})) "
+       f"/ nullif(count({PNL}) - 1, 0)))")
 
 _METRICS: tuple[Metric, ...] = (
     _m("runs", "count(*)", "runs", "n", "runs in the group"),
@@ -158,7 +162,8 @@ FROM (
     {rn_desc} AS _rn_desc,
     sum(coalesce({PNL}, 0)) OVER {w} AS _cum_bps,
     sum(coalesce(net_usd, 0)) OVER {w} AS _cum_usd,
-    count(CASE WHEN {PNL} < 0 THEN 1 END) OVER {w} AS _nloss
+    count(CASE WHEN {PNL} < 0 THEN 1 END) OVER {w} AS _nloss,
+    first_value({PNL} IGNORE NULLS) OVER {w} AS _pnl0
   FROM ({source})
 )"""
 
@@ -205,8 +210,10 @@ def path_columns(pnl: npt.NDArray[np.float64], net_usd: npt.NDArray[np.float64]
         loss, win = pnl < 0, pnl >= 0
     nloss = np.cumsum(loss, dtype=np.int64)
     last_break = np.maximum.accumulate(np.where(win, nloss, 0)) if n else nloss
+    known = np.flatnonzero(~np.isnan(pnl))
     return {
         "_seq": seq, "_rn_desc": n - seq + 1, "_cum_bps": cum_bps, "_cum_usd": cum_usd,
+        "_pnl0": np.full(n, pnl[known[0]] if len(known) else np.nan),
         "_peak_bps": np.maximum(np.maximum.accumulate(cum_bps), 0.0) if n else cum_bps,
         "_peak_usd": np.maximum(np.maximum.accumulate(cum_usd), 0.0) if n else cum_usd,
         "_streak": np.where(loss, nloss - last_break, 0),
