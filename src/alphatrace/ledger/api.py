@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +23,7 @@ from alphatrace.ledger.query import (
 from alphatrace.ledger.reconcile import ReconcileReport, Step, reconcile
 from alphatrace.policy import Policy
 from alphatrace.store import Store
-from alphatrace.store.connection import has_table, one
+from alphatrace.store.connection import has_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,18 +71,6 @@ def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
     return {int(r[0]) for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
 
 
-@contextmanager
-def single_threaded(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Run aggregates in one thread: float sums then add up in one order, so a summary is
-    bit-identical from one call to the next."""
-    threads = one(con, "SELECT current_setting('threads')")[0]
-    con.execute("SET threads = 1")
-    try:
-        yield
-    finally:
-        con.execute(f"SET threads = {int(threads)}")
-
-
 def ledger_rows(con: duckdb.DuckDBPyConnection, agent: str | None = None,
                 strategy: str | None = None,
                 since: str | dt.datetime | dt.date | float | None = None,
@@ -106,9 +92,8 @@ def ledger_rows(con: duckdb.DuckDBPyConnection, agent: str | None = None,
 def agent_summary(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """One dict per agent (sorted by agent): the metrics of AGENT_METRICS over its runs."""
     require_ledger_schema(con)
-    with single_threaded(con):
-        t = metrics.compute(con, "SELECT * FROM ledger WHERE agent IS NOT NULL", ["agent"],
-                            list(AGENT_METRICS))
+    t = metrics.compute(con, "SELECT * FROM ledger WHERE agent IS NOT NULL", ["agent"],
+                        list(AGENT_METRICS))
     return t.to_pylist()
 
 

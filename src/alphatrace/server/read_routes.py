@@ -6,7 +6,6 @@ committed data and never wait behind an ingest round.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import duckdb
@@ -24,9 +23,6 @@ from alphatrace.server.writer import Writer
 router = APIRouter(tags=["read"])
 
 EVENT_TABLES = ("telemetry", "alpha", "pnl")
-# agent_summary pins `threads` (a database-wide setting) for bit-identical sums and restores
-# it after: two concurrent calls could restore each other's pin, so calls take turns.
-_summary_lock = threading.Lock()
 
 
 def run_detail(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
@@ -56,8 +52,7 @@ def agent_summaries(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
                  UNION ALL SELECT agent, run_id, ts FROM pnl WHERE agent IS NOT NULL)
            GROUP BY agent ORDER BY agent"""
     ), ())
-    with _summary_lock:
-        by_agent = {r["agent"]: r for r in agent_summary(con)}
+    by_agent = {r["agent"]: r for r in agent_summary(con)}
     empty = dict.fromkeys(AGENT_METRICS)
     out = []
     for s in seen:
