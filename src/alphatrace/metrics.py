@@ -24,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from alphatrace.store.connection import registered
+
 PNL = "realized_pnl_bps"
 
 
@@ -234,13 +236,9 @@ def compute_one(con: duckdb.DuckDBPyConnection, rows: pa.Table,
     tbl = rows.drop_columns([c for c in extra if c in rows.column_names])
     for name, values in extra.items():
         tbl = tbl.append_column(name, pa.array(values))
-    view = f"_metrics_rows_{uuid.uuid4().hex}"
-    con.register(view, tbl)
-    try:
+    with registered(con, f"_metrics_rows_{uuid.uuid4().hex}", tbl) as view:
         out = con.sql(f"SELECT {select_list(metric_names or list(METRICS))} FROM {view}"
                       ).to_arrow_table().to_pylist()
-    finally:
-        con.unregister(view)
     return out[0]
 
 

@@ -23,6 +23,7 @@ from alphatrace.governance import expr
 from alphatrace.governance.gates import metric_env
 from alphatrace.governance.policy import GovernancePolicy
 from alphatrace.governance.runs import eligible_sql, needed_columns, subjects_sql
+from alphatrace.store.connection import registered
 
 PTS, EVAL, KILL = "_alphatrace_bt_points", "_alphatrace_bt_eval", "_alphatrace_bt_kills"
 Point = tuple[Any, str]  # (ts, run_id): the order of runs everywhere
@@ -67,8 +68,7 @@ def run(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy) -> dict[str, Any]:
     subj = subjects_sql(base, list(gp.gates.scope))
     pts = con.sql(f"SELECT s.*, row_number() OVER (PARTITION BY scope, subject ORDER BY ts, run_id) "
                   f"AS _i FROM ({subj}) s", params=params).to_arrow_table()
-    con.register(PTS, pts)
-    try:
+    with registered(con, PTS, pts):
         tbl = metrics.compute(con, _expansion_sql(gp), ["scope", "subject", "_end"], names)
         n = tbl.num_rows
         env = metric_env(tbl, names)
@@ -77,13 +77,8 @@ def run(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy) -> dict[str, Any]:
         promote = _first_rule(gp, env, scopes, n, "promote")
         ev = pa.table({"scope": tbl.column("scope"), "subject": tbl.column("subject"),
                        "_end": tbl.column("_end"), "_kill": kill, "_promote": promote})
-        con.register(EVAL, ev)
-        try:
+        with registered(con, EVAL, ev):
             return _summarise(con, gp)
-        finally:
-            con.unregister(EVAL)
-    finally:
-        con.unregister(PTS)
 
 
 def _points(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None
@@ -127,8 +122,7 @@ SELECT e.scope, e.subject, p.ts, CAST(p.run_id AS VARCHAR), e.{col} FROM (
         "krun": [v["point"][1] for v in kills.values()],
     }, schema=pa.schema([("scope", pa.string()), ("subject", pa.string()),
                          ("kts", pa.timestamp("us")), ("krun", pa.string())]))
-    con.register(KILL, kp)
-    try:
+    with registered(con, KILL, kp):
         promo = _points(con, f"""
 SELECT e.scope, e.subject, p.ts, CAST(p.run_id AS VARCHAR), e._promote FROM (
   SELECT e.scope, e.subject, min(e._end) AS _end FROM {EVAL} e
@@ -146,8 +140,6 @@ SELECT p.scope, p.subject, count(*) AS runs,
   coalesce(fsum(pnl_usd) FILTER (WHERE {_after()}), 0) AS usd_after
 FROM {PTS} p LEFT JOIN {KILL} k ON k.scope = p.scope AND k.subject = p.subject
 GROUP BY ALL ORDER BY p.scope, p.subject""").fetchall()
-    finally:
-        con.unregister(KILL)
 
     subjects: list[dict[str, Any]] = []
     for sc, s, runs, runs_after, bps_after, usd_after in totals:

@@ -23,6 +23,7 @@ from alphatrace.governance.canon import round_sig, ts_text
 from alphatrace.governance.lifecycle import Action, State, SubjectKey, resolve
 from alphatrace.governance.policy import SCOPES, GovernancePolicy
 from alphatrace.governance.runs import eligible_sql, needed_columns, subjects_sql
+from alphatrace.store.connection import registered
 
 WINDOW_VIEW = "_alphatrace_gate_window"
 
@@ -158,11 +159,8 @@ def decide(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datet
     # sorted by subject then run order, so each subject's run_ids are one slice
     win = con.sql(f"SELECT * FROM ({sql}) ORDER BY scope, subject, _o",
                   params=params).to_arrow_table()
-    con.register(WINDOW_VIEW, win)
-    try:
+    with registered(con, WINDOW_VIEW, win):
         tbl = metrics.compute(con, f"SELECT * FROM {WINDOW_VIEW}", ["scope", "subject"], names)
-    finally:
-        con.unregister(WINDOW_VIEW)
     sizes = np.asarray(tbl.column("runs").to_numpy(zero_copy_only=False), dtype=np.int64)
     if int(sizes.sum()) != win.num_rows:
         raise RuntimeError("gate window and metric groups disagree")

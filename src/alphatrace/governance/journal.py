@@ -21,7 +21,7 @@ from alphatrace.governance.canon import GENESIS, canonical_json, sha256_hex, ts_
 from alphatrace.governance.gates import Decision
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.store import Store
-from alphatrace.store.connection import has_table, one
+from alphatrace.store.connection import has_table, one, registered
 
 HASHED = ("eval_id", "subject", "scope", "action", "rule", "fired", "blocked", "state",
           "cascade_from", "reason", "policy_hash", "as_of", "metrics", "run_ids", "prev_hash")
@@ -160,23 +160,17 @@ def append(store: Store, decisions: Sequence[Decision], pre_state: dict[SubjectK
             cols[n].append(v)
     if not recs:
         return recs
-    con.register(VIEW, pa.table(cols, schema=_SCHEMA))
-    try:
+    with registered(con, VIEW, pa.table(cols, schema=_SCHEMA)):
         con.execute(f"INSERT INTO decisions SELECT * FROM {VIEW}")
-    finally:
-        con.unregister(VIEW)
     changed = [(r["scope"], r["subject"], r["state"], r["seq"]) for r in recs
                if pre_state.get((r["scope"], r["subject"])) != r["state"]]
     if changed:
         lc = pa.table({"scope": [c[0] for c in changed], "subject": [c[1] for c in changed],
                        "state": [c[2] for c in changed], "since_seq": [c[3] for c in changed]})
-        con.register(VIEW, lc)
-        try:
+        with registered(con, VIEW, lc):
             con.execute(f"DELETE FROM lifecycle WHERE (scope, subject) IN "
                         f"(SELECT (scope, subject) FROM {VIEW})")
             con.execute(f"INSERT INTO lifecycle SELECT scope, subject, state, since_seq FROM {VIEW}")
-        finally:
-            con.unregister(VIEW)
     if policy_body is not None:
         body = canonical_json(policy_body)
         con.execute("INSERT INTO governance_policies SELECT ?, ? WHERE NOT EXISTS "

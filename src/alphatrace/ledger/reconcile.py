@@ -14,8 +14,7 @@ and hands `locate` the bars, settlements and signals it searches (as numpy array
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -35,7 +34,7 @@ from alphatrace.ledger.policy import ReconcileConfig, params_sql
 from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, narrow_sql, priced_legs_sql
 from alphatrace.market.symbols import resolution_sql
 from alphatrace.store import Store
-from alphatrace.store.connection import has_table, one
+from alphatrace.store.connection import has_table, one, registered
 
 Step = Callable[[str], None]
 
@@ -70,17 +69,6 @@ class Market:
     bars: locate.Series
     opens: np.ndarray
     settlements: locate.Columns
-
-
-@contextmanager
-def registered(con: duckdb.DuckDBPyConnection, name: str, columns: locate.Columns
-               ) -> Iterator[str]:
-    """`columns` visible to SQL as the relation `name` for the duration of the block."""
-    con.register(name, columns)
-    try:
-        yield name
-    finally:
-        con.unregister(name)
 
 
 def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig) -> Market:

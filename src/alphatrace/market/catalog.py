@@ -10,6 +10,7 @@ import pyarrow as pa
 from alphatrace.market.names import interval_label
 from alphatrace.market.symbols import resolution_sql
 from alphatrace.store import Store
+from alphatrace.store.connection import registered
 
 SYMBOLS_SQL = """
 WITH b AS (SELECT symbol, interval_s, min(ts) AS first_bar, max(ts) AS last_bar, count(*) AS bars
@@ -46,11 +47,9 @@ def resolve(
     order = list(dict.fromkeys(wanted))
     if not order:
         return []
-    store.con.register("_mkt_wanted", pa.table({"symbol": pa.array(order, pa.string())}))
-    try:
-        rows = store.con.execute(resolution_sql("_mkt_wanted", aliases)).fetchall()
-    finally:
-        store.con.unregister("_mkt_wanted")
+    with registered(store.con, "_mkt_wanted",
+                    pa.table({"symbol": pa.array(order, pa.string())})) as wanted:
+        rows = store.con.execute(resolution_sql(wanted, aliases)).fetchall()
     by_alias = {r[0]: r for r in rows}
     return [
         {"symbol": w, "resolved": by_alias[w][1], "status": by_alias[w][2],

@@ -33,7 +33,7 @@ from alphatrace.market.names import (
     norm_column,
 )
 from alphatrace.market.sqlexpr import lit, quote_ident, text_sql
-from alphatrace.store.connection import one
+from alphatrace.store.connection import one, registered
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
@@ -297,9 +297,9 @@ def _load_csv(con: duckdb.DuckDBPyConnection, layout: Layout, table: str, reject
     if not exact:
         first = layout.skip + (2 if layout.header else 1)
         good = np.arange(first, first + rows, dtype=np.int64)
-    con.register("_mkt_lines", pa.table({"__k": np.arange(rows, dtype=np.int64), "__n": good}))
     cols = ", ".join(f"s.{quote_ident(n)}" for n in layout.names)
-    try:
+    with registered(con, "_mkt_lines",
+                    pa.table({"__k": np.arange(rows, dtype=np.int64), "__n": good})):
         con.execute(
             f"""CREATE TEMP TABLE {table} AS
                 SELECT m.__n AS {LINE}, {cols}
@@ -307,7 +307,5 @@ def _load_csv(con: duckdb.DuckDBPyConnection, layout: Layout, table: str, reject
                 JOIN _mkt_lines m USING (__k)
                 ORDER BY m.__n"""
         )
-    finally:
-        con.unregister("_mkt_lines")
     con.execute(f"DROP TABLE {table}_src")
     return Loaded(rows, rejected, exact)

@@ -86,6 +86,17 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return name in table_names(con)
 
 
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, data: object) -> Iterator[str]:
+    """`data` (an Arrow table, a dict of numpy arrays, ...) visible to SQL on `con` as the
+    relation `name` for the duration of the block; yields the name."""
+    con.register(name, data)
+    try:
+        yield name
+    finally:
+        con.unregister(name)
+
+
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> tuple[Any, ...]:
     """The single row of a query, with the result fully consumed.
 
