@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from alphatrace.arrays import floats
 from alphatrace.store.connection import registered
 
 PNL = "realized_pnl_bps"
@@ -229,8 +230,7 @@ def compute_one(con: duckdb.DuckDBPyConnection, rows: pa.Table,
     def col(name: str) -> npt.NDArray[np.float64]:
         if name not in rows.column_names:
             return np.full(rows.num_rows, np.nan)
-        return np.asarray(rows.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False),
-                          dtype=np.float64)
+        return floats(rows.column(name))
 
     extra = path_columns(col(PNL), col("net_usd"))
     tbl = rows.drop_columns([c for c in extra if c in rows.column_names])

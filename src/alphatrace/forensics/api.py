@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alphatrace.arrays import floats
 from alphatrace.errors import InputError, NotFoundError
 from alphatrace.forensics import changepoints as cpmod
 from alphatrace.forensics import clusters as clmod
@@ -50,8 +51,6 @@ def parse_since(since: str | dt.datetime | dt.date | None) -> dt.datetime | None
     return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
-def _numeric(col: pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(pc.fill_null(col.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False))
 
 
 def _categorical(col: pa.ChunkedArray) -> Categorical:
@@ -102,8 +101,8 @@ class ForensicsAPI:
             if c in ("run_id", "ts", "y"):
                 continue
             name = names.get(c, c)
-            columns[name] = _numeric(frame[c]) if name in numeric else _categorical(frame[c])
-        y = _numeric(frame["y"])
+            columns[name] = floats(frame[c]) if name in numeric else _categorical(frame[c])
+        y = floats(frame["y"])
         run_ids = [str(r) for r in frame["run_id"].to_pylist()]
         out: dict[str, Any] = {"runs": len(run_ids), "target": cfg.target}
         if holdout is not None:
@@ -137,7 +136,7 @@ class ForensicsAPI:
         run_index = np.asarray(frame["run_index"].to_numpy(), dtype=np.int64)
         run_ids = [str(r) for r in frame["run_id"].to_pylist()]
         ts = frame["ts"].to_pylist()
-        cols = {n: _numeric(frame[n]) for n in names}
+        cols = {n: floats(frame[n]) for n in names}
 
         def seg(agent: str, metric: str, lo: int, hi: int) -> float | None:
             return data.segment_metric(con, f, agent, metric, lo, hi)

@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alphatrace.arrays import floats
 from alphatrace.governance import expr
 from alphatrace.governance.policy import RUN_VARIABLES, GovernancePolicy
 from alphatrace.governance.runs import eligible_sql
@@ -182,8 +183,7 @@ def compute(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | N
     n = runs.num_rows
     order, codes = _agent_order(runs.column("agent")) if n else (
         np.array([], dtype=np.int64), np.array([], dtype=np.int64))
-    env = {v: np.asarray(runs.column(v).cast(pa.float64()).to_numpy(zero_copy_only=False),
-                         dtype=np.float64)[order] for v in gp.run_variables()}
+    env = {v: floats(runs.column(v))[order] for v in gp.run_variables()}
     idx, fac = factors(gp, env, n)
     starts = np.ones(n, dtype=np.bool_)
     if n > 1:

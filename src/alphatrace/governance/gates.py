@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from alphatrace import metrics
+from alphatrace.arrays import floats
 from alphatrace.governance import expr
 from alphatrace.governance.canon import round_sig, ts_text
 from alphatrace.governance.lifecycle import Action, State, SubjectKey, resolve
@@ -94,8 +95,7 @@ def metric_env(tbl: pa.Table, names: list[str]) -> dict[str, expr.FloatArray]:
     """Metric columns as float arrays (NaN = null), rounded as recorded."""
     env = {}
     for n in names:
-        col = tbl.column(n).cast(pa.float64()).to_numpy(zero_copy_only=False)
-        env[n] = round_sig(np.asarray(col, dtype=np.float64))
+        env[n] = round_sig(floats(tbl.column(n)))
     return env
 
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alphatrace import metrics
+from alphatrace.arrays import floats
 from alphatrace.errors import NotFoundError
 from alphatrace.forensics.config import SERIES
 from alphatrace.governance import journal
@@ -154,8 +155,7 @@ def worst_positions(rows: pa.Table, k: int) -> list[int]:
     """Positions in `rows` of the `k` runs with the lowest net_usd (NULLs last, ties in
     (ts, run_id) order, which is `rows`' own): the k-th lowest value found by partition, then
     a stable sort of only the runs at or below it."""
-    net = np.asarray(rows.column("net_usd").cast(pa.float64()).to_numpy(zero_copy_only=False),
-                     dtype=np.float64)
+    net = floats(rows.column("net_usd"))
     known = np.flatnonzero(~np.isnan(net))
     if len(known) > k:
         kth = np.partition(net[known], k - 1)[k - 1]
