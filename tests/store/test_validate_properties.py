@@ -16,6 +16,9 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from alphatrace.events.fields import SPECS
+from alphatrace.store import Store
+from alphatrace.store.ingest import ingest_events
 from alphatrace.store.validate_sql import ALL_FIELDS, fast_sql, staged_sql
 
 scalars = st.one_of(
@@ -131,3 +134,33 @@ def test_valid_alpha_events_all_clear_the_fast_path(evs: list[dict[str, Any]]) -
     for ln, f in fast.items():
         has_escape = "\\u" in lines[ln - 1]
         assert f["ok"] or has_escape, lines[ln - 1]
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=5)),
+    lambda inner: st.one_of(st.lists(inner, max_size=2),
+                            st.dictionaries(st.text(max_size=3), inner, max_size=2)),
+    max_leaves=4,
+)
+BASES: dict[str, dict[str, Any]] = {
+    "telemetry": {"type": "telemetry", "run_id": "r", "agent": "A"},
+    "alpha": {"type": "alpha", "run_id": "r", "agent": "A", "symbol": "BTC", "direction": "LONG"},
+    "pnl": {"type": "pnl", "run_id": "r", "realized_pnl_bps": 1.5},
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(sorted(BASES)),
+       extras=st.dictionaries(st.sampled_from([*ALL_FIELDS, "note", "features", "p"]), json_values,
+                              max_size=4))
+def test_attrs_are_every_key_the_kind_does_not_know(kind: str, extras: dict[str, Any]) -> None:
+    """attrs = the event minus its own kind's fields, computed here from the field table by
+    hand: a key another kind knows (`model` on an alpha event) is kept like any unknown key."""
+    own = {f.name for f in SPECS[kind]} | {"type", "event_id"}  # type: ignore[index]
+    extras = {k: v for k, v in extras.items() if k not in own}
+    event = {**BASES[kind], **extras}
+    with Store(":memory:") as store:
+        _, results = ingest_events(store, [event])
+        assert [r.status for r in results] == ["accepted"], results
+        (attrs,) = store.con.execute(f"SELECT attrs FROM {kind}").fetchall()[0]
+    assert (json.loads(attrs) if attrs is not None else {}) == extras

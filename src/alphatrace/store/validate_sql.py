@@ -192,15 +192,20 @@ def _kind_expr(forced: Kind | None) -> str:
 
 
 def _attrs_expr() -> str:
-    """The event minus its known keys, as JSON text; only parsed again when extra keys exist."""
-    n_known = " + ".join(f'(v."{k}" IS NOT NULL)::INTEGER' for k in ALL_FIELDS)
+    """The event minus its kind's known keys, as JSON text.
+
+    The line is parsed again (json_keys, json_merge_patch) only when it has more keys than the
+    kind's known keys that are present. A key known to another kind is an attr of this one
+    (`model` on an alpha event is kept, as any unknown key would be).
+    """
     parts = []
     for kind in KINDS:
         known = [f.name for f in SPECS[kind]] + list(ENVELOPE)
+        n_known = " + ".join(f'(v."{k}" IS NOT NULL)::INTEGER' for k in known)
         patch = "{" + ", ".join(f'"{k}": null' for k in known) + "}"
-        parts.append(f"WHEN {_lit(kind)} THEN CAST(json_merge_patch(line, {_lit(patch)}) AS VARCHAR)")
-    return (f"(CASE WHEN len(json_keys(line)) > ({n_known}) "
-            f"THEN NULLIF(CASE kind {' '.join(parts)} END, '{{}}') END)")
+        parts.append(f"WHEN {_lit(kind)} THEN (CASE WHEN len(json_keys(line)) > ({n_known}) "
+                     f"THEN NULLIF(CAST(json_merge_patch(line, {_lit(patch)}) AS VARCHAR), '{{}}') END)")
+    return f"(CASE kind {' '.join(parts)} END)"
 
 
 def _identity_expr() -> str:
