@@ -6,7 +6,10 @@ own subprocess, so peak RSS is that method's alone (read with os.wait4 on the ch
 1. alphatrace ingest into a fresh store file (validation, identity hashing, dedupe, quarantine);
 2. baseline: `pandas.read_json(path, lines=True)`, then DuckDB `INSERT INTO t SELECT * FROM df`
    into a fresh file (no validation, no dedupe: the floor of "just load it");
-3. alphatrace re-ingest of the same file into the store of (1): every event a duplicate.
+3. alphatrace re-ingest of the same file into the store of (1): every event a duplicate;
+4. DuckDB's own loader, `CREATE TABLE t AS SELECT * FROM read_json(path)` into a fresh file: no
+   validation, no identity, no dedupe, no quarantine, no line numbers. Not a target, a ceiling:
+   no ingest into a DuckDB store can beat it on this machine.
 
 The ratio compares methods of the same run on the same machine and file, never a stored number.
 A dated section (machine, versions, numbers) is appended to bench/RESULTS.md in one write.
@@ -40,6 +43,7 @@ METHODS = {
     "alphatrace": "alphatrace ingest, fresh store",
     "pandas": "pandas read_json + DuckDB insert",
     "reingest": "alphatrace re-ingest (all duplicates)",
+    "duckdb": "DuckDB read_json into a table (ceiling: validates nothing)",
 }
 
 
@@ -92,6 +96,20 @@ def child(method: str, file: Path, db: Path) -> dict[str, Any]:
         secs = time.perf_counter() - t0
         return {"seconds": secs, "cpu_seconds": time.process_time() - c0, "imports_rss_mb": before,
                 "result": {"rows": int(rows)}}
+    if method == "duckdb":
+        import duckdb
+
+        _remove_db(db)
+        before = _vm_hwm_mb()
+        t0, c0 = time.perf_counter(), time.process_time()
+        con = duckdb.connect(str(db))
+        con.execute("CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited')",
+                    [str(file)])
+        rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
+        con.close()
+        secs = time.perf_counter() - t0
+        return {"seconds": secs, "cpu_seconds": time.process_time() - c0, "imports_rss_mb": before,
+                "result": {"rows": int(rows)}}
     raise SystemExit(f"unknown method {method}")
 
 
@@ -125,7 +143,7 @@ def _row(name: str, r: dict[str, Any], events: int, nbytes: int) -> dict[str, An
 
 def section(rows: dict[str, dict[str, Any]], m: str, runs: int, events: int,
             nbytes: int, when: dt.datetime) -> str:
-    a, p = rows["alphatrace"], rows["pandas"]
+    a, p, d = rows["alphatrace"], rows["pandas"], rows["duckdb"]
     ratio = a["events_per_s"] / p["events_per_s"]
 
     def ok(b: bool) -> str:
@@ -155,6 +173,9 @@ def section(rows: dict[str, dict[str, Any]], m: str, runs: int, events: int,
         f"alphatrace / pandas baseline: **{ratio:.1f}×** events/s. Targets: ≥ 1M events/s: "
         f"{ok(a['events_per_s'] >= TARGET_EVENTS_PER_S)}; ≥ 5× baseline: {ok(ratio >= TARGET_RATIO)}; "
         f"peak RSS ≤ 2 GB: {ok(a['peak_rss_mb'] <= TARGET_RSS_MB)}.",
+        f"DuckDB's own loader, validating nothing: {d['events_per_s']:,.0f} events/s "
+        f"({d['cpu_seconds']:.2f} CPU s); alphatrace runs at "
+        f"{a['events_per_s'] / d['events_per_s']:.2f}× of that ceiling.",
         "",
     ]
     return "\n".join(lines)
@@ -189,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[str, Any]] = {}
     dbs = {"alphatrace": a.out / "bench_alphatrace.duckdb", "pandas": a.out / "bench_pandas.duckdb"}
     dbs["reingest"] = dbs["alphatrace"]
-    for name in ("alphatrace", "pandas", "reingest"):
+    dbs["duckdb"] = a.out / "bench_duckdb.duckdb"
+    for name in ("alphatrace", "pandas", "reingest", "duckdb"):
         r = measure(name, file, dbs[name])
         rows[name] = _row(name, r, events, nbytes)
         print(f"{METHODS[name]:40s} {r['seconds']:8.2f} s (CPU {r['cpu_seconds']:.2f} s) "
