@@ -70,6 +70,7 @@ def _rows(a_s: float, p_s: float, rss: float) -> dict[str, dict[str, object]]:
         "alphatrace": harness._row("alphatrace", {**base, "seconds": a_s, "result": {"accepted": 3_000_000}}, 3_000_000, 600_000_000),
         "pandas": harness._row("pandas", {**base, "seconds": p_s, "result": {"rows": 3_000_000}}, 3_000_000, 600_000_000),
         "reingest": harness._row("reingest", {**base, "seconds": 2.0, "result": {"duplicates": 3_000_000}}, 3_000_000, 600_000_000),
+        "duckdb": harness._row("duckdb", {**base, "seconds": 1.5, "result": {"rows": 3_000_000}}, 3_000_000, 600_000_000),
     }
 
 
@@ -85,6 +86,10 @@ def test_section_reports_rates_ratio_and_targets() -> None:
     assert "| pandas read_json + DuckDB insert | 30.00 | 3.00 | 100,000 | 20.0 |" in text
     assert "**12.0×**" in text
     assert "≥ 1M events/s: yes; ≥ 5× baseline: yes; peak RSS ≤ 2 GB: yes" in text
+    # DuckDB's own load: 3M in 1.5 s = 2,000,000/s; 1,200,000 / 2,000,000 = 0.60 of it.
+    assert "| DuckDB read_json into a table (ceiling: validates nothing) | 1.50 |" in text
+    assert ("DuckDB's own loader, validating nothing: 2,000,000 events/s (3.00 CPU s); "
+            "alphatrace runs at 0.60× of that ceiling.") in text
     # 3M in 6 s = 500,000/s; baseline 20 s = 150,000/s; ratio 3.3; 2.5 GB
     slow = harness.section(_rows(6.0, 20.0, 2560.0), m, 1_000_000, 3_000_000, 600_000_000, when)
     assert "**3.3×**" in slow
@@ -101,7 +106,8 @@ def test_record_appends_whole_sections(tmp_path: Path) -> None:
 
 
 def test_harness_smoke_run(tmp_path: Path) -> None:
-    """The whole harness on 2,000 runs: three child processes, nothing recorded."""
+    """The whole harness on 2,000 runs: four child processes, nothing recorded; then the CPU
+    breakdown on the file it generated."""
     before = (BENCH / "RESULTS.md").read_text() if (BENCH / "RESULTS.md").exists() else None
     out = subprocess.run(
         [sys.executable, str(BENCH / "bench_ingest.py"), "--runs", "2000", "--no-record",
@@ -115,3 +121,13 @@ def test_harness_smoke_run(tmp_path: Path) -> None:
     assert "alphatrace / pandas:" in out.stdout
     after = (BENCH / "RESULTS.md").read_text() if (BENCH / "RESULTS.md").exists() else None
     assert before == after
+    cost = subprocess.run(
+        [sys.executable, str(BENCH / "bench_ingest_cost.py"), "--no-record",
+         "--file", str(tmp_path / "events_2000.jsonl")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert cost.returncode == 0, cost.stderr
+    assert "(6,000 lines)" in cost.stdout
+    rows = [line for line in cost.stdout.splitlines() if line.startswith("| ") and "µs" not in line]
+    assert len(rows) == 5 and float(rows[0].split("|")[2]) > 0, cost.stdout
+    assert (BENCH / "RESULTS.md").read_text() == after  # nothing recorded here either
