@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,16 @@ def _remove_db(db: Path) -> None:
             p.unlink()
 
 
+def _timed(work: Callable[[], dict[str, int]]) -> dict[str, Any]:
+    """Run `work` once: wall and CPU seconds (all threads), and the peak RSS before it (imports)."""
+    before = _vm_hwm_mb()
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = work()
+    secs = time.perf_counter() - t0
+    return {"seconds": secs, "cpu_seconds": time.process_time() - c0, "imports_rss_mb": before,
+            "result": result}
+
+
 def child(method: str, file: Path, db: Path) -> dict[str, Any]:
     if method in ("alphatrace", "reingest"):
         from alphatrace.store import Store
@@ -70,46 +81,46 @@ def child(method: str, file: Path, db: Path) -> dict[str, Any]:
 
         if method == "alphatrace":
             _remove_db(db)
-        before = _vm_hwm_mb()
-        t0, c0 = time.perf_counter(), time.process_time()
-        store = Store(db)
-        report = ingest_paths(store, [str(file)])
-        store.close()
-        secs = time.perf_counter() - t0
-        return {"seconds": secs, "cpu_seconds": time.process_time() - c0, "imports_rss_mb": before,
-                "result": {"accepted": report.accepted, "duplicates": report.duplicates,
-                           "quarantined": report.quarantined}}
+
+        def ingest() -> dict[str, int]:
+            store = Store(db)
+            report = ingest_paths(store, [str(file)])
+            store.close()
+            return {"accepted": report.accepted, "duplicates": report.duplicates,
+                    "quarantined": report.quarantined}
+
+        return _timed(ingest)
     if method == "pandas":
         import duckdb
         import pandas as pd
 
         _remove_db(db)
-        before = _vm_hwm_mb()
-        t0, c0 = time.perf_counter(), time.process_time()
-        df = pd.read_json(file, lines=True)
-        con = duckdb.connect(str(db))
-        con.register("df", df)
-        con.execute("CREATE TABLE t AS SELECT * FROM df LIMIT 0")
-        con.execute("INSERT INTO t SELECT * FROM df")
-        rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
-        con.close()
-        secs = time.perf_counter() - t0
-        return {"seconds": secs, "cpu_seconds": time.process_time() - c0, "imports_rss_mb": before,
-                "result": {"rows": int(rows)}}
+
+        def baseline() -> dict[str, int]:
+            df = pd.read_json(file, lines=True)
+            con = duckdb.connect(str(db))
+            con.register("df", df)
+            con.execute("CREATE TABLE t AS SELECT * FROM df LIMIT 0")
+            con.execute("INSERT INTO t SELECT * FROM df")
+            rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
+            con.close()
+            return {"rows": int(rows)}
+
+        return _timed(baseline)
     if method == "duckdb":
         import duckdb
 
         _remove_db(db)
-        before = _vm_hwm_mb()
-        t0, c0 = time.perf_counter(), time.process_time()
-        con = duckdb.connect(str(db))
-        con.execute("CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited')",
-                    [str(file)])
-        rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
-        con.close()
-        secs = time.perf_counter() - t0
-        return {"seconds": secs, "cpu_seconds": time.process_time() - c0, "imports_rss_mb": before,
-                "result": {"rows": int(rows)}}
+
+        def ceiling() -> dict[str, int]:
+            con = duckdb.connect(str(db))
+            con.execute("CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited')",
+                        [str(file)])
+            rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
+            con.close()
+            return {"rows": int(rows)}
+
+        return _timed(ceiling)
     raise SystemExit(f"unknown method {method}")
 
 

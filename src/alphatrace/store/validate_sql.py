@@ -173,9 +173,10 @@ def _kind_error(kind: Kind) -> str:
     return "coalesce(" + ", ".join(_field_error(f) for f in SPECS[kind]) + ")"
 
 
-def struct_spec() -> str:
-    """json_transform target: every known key as a raw JSON fragment."""
-    return "{" + ", ".join(f'"{k}": "JSON"' for k in ALL_FIELDS) + "}"
+def struct_spec(value_type: str = "JSON") -> str:
+    """json_transform target: every known key, as a raw JSON fragment (the exact path) or as
+    VARCHAR (the lenient fast path)."""
+    return "{" + ", ".join(f'"{k}": "{value_type}"' for k in ALL_FIELDS) + "}"
 
 
 def _kind_expr(forced: Kind | None) -> str:
@@ -338,7 +339,7 @@ def fast_sql(source: str, forced: Kind | None) -> str:
     """Same columns as `staged_sql` plus `ok`; rows with `ok = false` must be re-run exactly."""
     typed = ", ".join(f"{_typed_fast(FIELD_TYPES[k])} AS {_q(k)}" for k in ALL_FIELDS)
     names = ", ".join(_q(k) for k in ALL_FIELDS if k not in ("type", "event_id"))
-    struct = _lit(struct_spec().replace('"JSON"', '"VARCHAR"'))
+    struct = _lit(struct_spec("VARCHAR"))
     return f"""
 SELECT line_no, kind, NULL::VARCHAR AS err, NULL::VARCHAR AS bad_line,
        CASE WHEN ok THEN coalesce(event_id_given, {_identity_expr()}) END AS event_id,
