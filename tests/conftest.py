@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from alphatrace.store import Store
+
+# No test may depend on the machine's speed (CI runs on a shared, loaded 2-core machine): no
+# hypothesis deadline and no too_slow health check anywhere. CI also derandomizes, so a red run
+# is reproducible, and prints the blob that replays a failing example.
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True,
+                          print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
 REPO = Path(__file__).resolve().parents[1]
 MARKET_DIR = REPO.parent / "shared" / "data" / "market"

@@ -106,7 +106,7 @@ PATH_METRICS = ["max_drawdown_bps", "max_drawdown_usd", "max_losing_streak", "la
                           st.integers(-50, 50).map(float)),
                 min_size=1, max_size=60, unique_by=lambda r: r[1]),
        st.integers(0, 3000))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 def test_path_metrics_grouped_and_single_agree_with_a_loop(
         raw: list[tuple[int, int, float | None, float]], pad: int) -> None:
     """The single-group SQL form (one sort, streaming running sums), the partitioned form and

@@ -64,7 +64,7 @@ def test_funding_counts_settlements_in_entry_exit_half_open_interval() -> None:
     assert math.isclose(lg.pnl_bps[0], fees - 60.0, rel_tol=1e-12)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     opens=st.lists(st.floats(10, 1e5), min_size=30, max_size=30),
     sig=st.lists(st.tuples(st.integers(0, 29 * H), st.sampled_from([H, 4 * H, 8 * H, 24 * H]),

@@ -53,7 +53,7 @@ def python_match(row: dict[str, Any], c: dict[str, Any]) -> bool:
     return bool(OPS[c["op"]](v, c["value"]))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(row_st, min_size=1, max_size=12), st.lists(st.one_of(num_cond, text_cond), min_size=1, max_size=3))
 def test_rule_sql_matches_python(rows: list[dict[str, Any]], conds: list[dict[str, Any]]) -> None:
     with Store(":memory:") as store:

@@ -96,7 +96,7 @@ def test_contradictions() -> None:
 moves = st.floats(-0.05, 0.05, allow_nan=False).map(lambda x: 0.0 if abs(x) < 1e-6 else x)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.lists(moves, min_size=4, max_size=60))
 @example([0.0, 0.0, 0.0, 1e-12])  # float noise at one price level must not read as a trend
 def test_er_bounds_and_scale_invariance(rets: list[float]) -> None:

@@ -24,7 +24,7 @@ from alphatrace.forensics.text import num, qvalue, round_sig, signed, usd
 finite = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(st.lists(finite, min_size=2, max_size=40), st.lists(finite, min_size=2, max_size=40),
        st.sampled_from(["less", "greater", "two-sided"]))
 def test_welch_from_sums_matches_scipy(a: list[float], b: list[float], alt: str) -> None:
@@ -47,7 +47,7 @@ def test_welch_degenerate_cases() -> None:
     assert welch_samples([5.0, 5.0], [1.0, 1.0]) == 1.0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.lists(st.floats(0, 1), min_size=1, max_size=200))
 def test_bh_matches_scipy(p: list[float]) -> None:
     assert bh_qvalues(p) == pytest.approx(sps.false_discovery_control(p), abs=1e-12)
@@ -58,7 +58,7 @@ def test_bh_hand_example() -> None:
     assert bh_qvalues([0.5, 0.01, 0.03, 0.02]).tolist() == pytest.approx([0.5, 0.04, 0.04, 0.04])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.lists(st.one_of(st.floats(-50, 3000, allow_nan=False), st.just(float("nan"))),
                 min_size=5, max_size=120),
        st.lists(st.floats(0.01, 0.99), min_size=1, max_size=8))
@@ -94,7 +94,7 @@ def test_categorical_feature_support_and_missing() -> None:
     assert Predicate("model", "==", "zzz").mask(cat).sum() == 0
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(st.integers(0, 10_000))
 def test_slice_statistics_equal_direct_computation(seed: int) -> None:
     """Every evaluated slice's size, Σe, max e, Σy, Σy² from the histogram contractions equal

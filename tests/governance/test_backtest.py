@@ -145,7 +145,7 @@ def shared() -> Iterator[Database]:
     d.close()
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12)
 @given(rows=ledgers())
 def test_backtest_equals_brute_force_replay(shared: Database, rows: list[dict[str, Any]]) -> None:
     db = shared

@@ -155,7 +155,7 @@ def shared() -> Iterator[Database]:
     d.close()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     agents=st.dictionaries(st.sampled_from(["A", "B", "C", "D"]),
                            st.lists(pnl_values, min_size=1, max_size=40), min_size=1),

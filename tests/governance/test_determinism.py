@@ -105,7 +105,7 @@ def shared() -> Iterator[at.Database]:
     db.close()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(rows=ledgers())
 def test_decisions_equal_design_6_by_hand(shared: at.Database, rows: list[dict[str, Any]]) -> None:
     db = shared
@@ -137,7 +137,7 @@ def _records(db: at.Database, rows: list[dict[str, Any]], as_of: str | None = No
     return [{k: v for k, v in r.items() if k not in _VOLATILE} for r in recs]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(rows=ledgers(), rnd=st.randoms(use_true_random=False))
 def test_shuffled_insertion_gives_byte_identical_records(
         shared: at.Database, rows: list[dict[str, Any]], rnd: random.Random) -> None:
@@ -148,7 +148,7 @@ def test_shuffled_insertion_gives_byte_identical_records(
     assert a == b  # including every hash: the chain itself is reproducible
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(rows=ledgers(), hour=st.integers(0, 12))
 def test_evaluating_twice_gives_identical_decisions(
         shared: at.Database, rows: list[dict[str, Any]], hour: int) -> None:

@@ -164,7 +164,7 @@ def reference(tree: object, values: Values) -> bool:
 value = st.one_of(st.none(), st.integers(-6, 6).map(float))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(_rule(), st.lists(st.fixed_dictionaries({v: value for v in VARS}), min_size=1, max_size=6))
 def test_random_rules_match_reference(rule: tuple[str, object], rows: list[Values]) -> None:
     text, tree = rule
@@ -174,7 +174,7 @@ def test_random_rules_match_reference(rule: tuple[str, object], rows: list[Value
     assert got == [reference(tree, r) for r in rows]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.text(alphabet="ab c()<>=!&|-+.0123456789eandortx", max_size=30))
 def test_arbitrary_text_parses_or_fails_cleanly(text: str) -> None:
     try:

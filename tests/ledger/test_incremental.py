@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphatrace.store import Store
@@ -88,7 +88,7 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
     return draw(st.lists(ops, min_size=1, max_size=6))
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10)
 @given(history=histories())
 def test_incremental_equals_a_rebuild_after_every_step(history: list[tuple[str, Any]]) -> None:
     with Store(":memory:") as store:

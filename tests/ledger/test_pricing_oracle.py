@@ -9,7 +9,7 @@ import bisect
 import datetime as dt
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphatrace.store import Store
@@ -79,7 +79,7 @@ def ts(us: int) -> dt.datetime:
     return T0 + dt.timedelta(microseconds=us)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40)
 @given(m=markets(), data=st.data())
 def test_pricing_matches_the_oracle(m: Market, data: st.DataObject) -> None:
     span = m.times[-1]

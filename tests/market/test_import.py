@@ -305,7 +305,7 @@ def reused_store() -> Iterator[Store]:
         yield s
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(kinds=st.lists(ROW_KINDS, min_size=1, max_size=30), crlf=st.booleans(),
        leading_blanks=st.integers(0, 2), final_newline=st.booleans())
 def test_csv_line_numbers_survive_blank_and_broken_lines(

@@ -38,7 +38,7 @@ def micros(t: dt.datetime) -> int:
     return (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(t=instants, off=offsets, sep=st.sampled_from(["T", " "]))
 def test_iso_text_with_offset_is_converted_to_utc(
     con: duckdb.DuckDBPyConnection, t: dt.datetime, off: dt.timedelta, sep: str
@@ -47,14 +47,14 @@ def test_iso_text_with_offset_is_converted_to_utc(
     assert parse(con, local.isoformat(sep=sep), "VARCHAR") == t
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(t=instants)
 def test_iso_text_without_offset_or_with_z_is_utc(con: duckdb.DuckDBPyConnection, t: dt.datetime) -> None:
     assert parse(con, t.isoformat(), "VARCHAR") == t
     assert parse(con, t.isoformat() + "Z", "VARCHAR") == t
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(t=instants, unit=st.sampled_from(["s", "ms", "us", "ns"]), as_text=st.booleans())
 def test_integer_epochs_pick_their_unit_by_magnitude(
     con: duckdb.DuckDBPyConnection, t: dt.datetime, unit: str, as_text: bool
@@ -72,7 +72,7 @@ def test_integer_epochs_pick_their_unit_by_magnitude(
     assert got == t
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(t=instants)
 def test_fractional_epoch_seconds(con: duckdb.DuckDBPyConnection, t: dt.datetime) -> None:
     t = t.replace(microsecond=t.microsecond // 1000 * 1000)  # ms precision survives a double
@@ -82,7 +82,7 @@ def test_fractional_epoch_seconds(con: duckdb.DuckDBPyConnection, t: dt.datetime
     assert parse(con, float(text), "DOUBLE") == t
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50)
 @given(t=instants, off=offsets)
 def test_typed_timestamp_columns(con: duckdb.DuckDBPyConnection, t: dt.datetime, off: dt.timedelta) -> None:
     assert parse(con, t, "TIMESTAMP") == t
@@ -90,7 +90,7 @@ def test_typed_timestamp_columns(con: duckdb.DuckDBPyConnection, t: dt.datetime,
     assert parse(con, aware, "TIMESTAMPTZ") == t
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Nd", "Cs")), max_size=20)
        | st.sampled_from(["epoch", "infinity", "-infinity", "now", "today", "allballs"]))
 def test_text_without_digits_never_parses(con: duckdb.DuckDBPyConnection, s: str) -> None:

@@ -81,7 +81,7 @@ def shared_store() -> Iterator[Store]:
         yield s
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(markets=MARKETS, wanted=st.text(alphabet="ABEHTUSDC", min_size=1, max_size=4))
 def test_resolution_matches_the_rule_computed_in_python(
     shared_store: Store, markets: list[str], wanted: str

@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphatrace.events.fields import SPECS
@@ -91,7 +91,7 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150)
 @given(st.lists(events(), min_size=1, max_size=25))
 def test_fast_path_agrees_with_exact_path(evs: list[dict[str, Any]]) -> None:
     con = duckdb.connect()
@@ -115,7 +115,7 @@ def test_fast_path_agrees_with_exact_path(evs: list[dict[str, Any]]) -> None:
                 assert _same(f[col], x[col]), (col, f[col], x[col], lines[ln - 1])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.lists(st.fixed_dictionaries({
     "run_id": st.text(min_size=1, max_size=8).filter(lambda s: s.strip() != ""),
     "agent": st.sampled_from(["A", "B"]),
@@ -149,7 +149,7 @@ BASES: dict[str, dict[str, Any]] = {
 }
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(kind=st.sampled_from(sorted(BASES)),
        extras=st.dictionaries(st.sampled_from([*ALL_FIELDS, "note", "features", "p"]), json_values,
                               max_size=4))
