@@ -4,7 +4,9 @@ export and docs, so the three can never disagree.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 Kind = Literal["telemetry", "alpha", "pnl"]
@@ -14,7 +16,45 @@ KINDS: tuple[Kind, ...] = ("telemetry", "alpha", "pnl")
 # integer: whole JSON number; timestamp: ISO 8601 (UTC if no offset) or epoch s/ms;
 # direction: LONG/SHORT/FLAT in any case; horizon: "8h", "90m", "30s", "2d", "1w" or seconds.
 FieldType = Literal["string", "id", "number", "integer", "timestamp", "direction", "horizon"]
-Bound = Literal["any", "nonneg", "positive"]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take: [lo, hi], or (lo, hi] when `lo_open`.
+
+    Every number has one, so a value no real run produces (an integer beyond 2^63, a PnL of
+    1.7e308 whose sum overflows to infinity) is quarantined at ingest instead of breaking a
+    later cast, sum or report for the whole store. Enforced by `alphatrace.sql.range_checks`
+    on every ingest path (files, HTTP, OTLP, SDK) and in market import.
+    """
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+
+    def text(self) -> str:
+        op = "<" if self.lo_open else "≤"
+        return f"{show(self.lo)} {op} x ≤ {show(self.hi)}"
+
+
+def show(x: float) -> str:
+    """A bound as people read it: `1e12` for a large power of ten, else digits with commas."""
+    if abs(x) >= 1e7 and math.log10(abs(x)).is_integer():
+        return ("-" if x < 0 else "") + f"1e{round(math.log10(abs(x)))}"
+    return f"{int(x):,}" if x == int(x) else f"{x:g}"
+
+
+# Timestamps: [TS_MIN, TS_MAX). A 64-bit nanosecond timestamp (pandas, numpy, Arrow in any
+# unit) holds every instant in it, with ten years of room for a signal's horizon.
+TS_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+TS_MAX = datetime(2250, 1, 1, tzinfo=UTC)
+
+COUNT = Range(0, 1e12)  # tokens: a trillion per run is far beyond any model's context
+MONEY = Range(0, 1e9)  # USD of inference per run
+PRICE = Range(0, 1e12, lo_open=True)
+BPS = Range(-1e7, 1e7)  # ±100,000 %: a 1,000x levered move
+REVISION = Range(0, 2**53 - 1)  # every integer up to 2^53 is exact in a double
+HORIZON_S = Range(0, 3650 * 86400, lo_open=True)  # ten years
 
 
 @dataclass(frozen=True)
@@ -22,7 +62,7 @@ class Field:
     name: str
     type: FieldType
     required: bool = False
-    bound: Bound = "any"
+    range: Range | None = None  # numbers, integers and horizons (in seconds)
     doc: str = ""
 
 
@@ -36,11 +76,11 @@ SPECS: dict[Kind, tuple[Field, ...]] = {
     "telemetry": (
         *COMMON,
         Field("agent", "string", True),
-        Field("latency_ms", "number", bound="nonneg"),
-        Field("tokens_in", "integer", bound="nonneg"),
-        Field("tokens_out", "integer", bound="nonneg"),
-        Field("cost_usd", "number", bound="nonneg"),
-        Field("errors", "integer", bound="nonneg"),
+        Field("latency_ms", "number", range=Range(0, 1e10)),
+        Field("tokens_in", "integer", range=COUNT),
+        Field("tokens_out", "integer", range=COUNT),
+        Field("cost_usd", "number", range=MONEY),
+        Field("errors", "integer", range=Range(0, 1e9)),
         Field("model", "string"),
         Field("start_ts", "timestamp", doc="call start; with end_ts, run latency is wall time"),
         Field("end_ts", "timestamp"),
@@ -50,19 +90,19 @@ SPECS: dict[Kind, tuple[Field, ...]] = {
         Field("agent", "string", True),
         Field("symbol", "string", True),
         Field("direction", "direction", True),
-        Field("score_final", "number"),
+        Field("score_final", "number", range=Range(-1e12, 1e12)),
         Field("regime", "string"),
-        Field("size_usd", "number", bound="positive"),
-        Field("horizon", "horizon", bound="positive"),
+        Field("size_usd", "number", range=Range(0, 1e13, lo_open=True)),
+        Field("horizon", "horizon", range=HORIZON_S),
     ),
     "pnl": (
         *COMMON,
-        Field("realized_pnl_bps", "number", True),
+        Field("realized_pnl_bps", "number", True, range=BPS),
         Field("agent", "string"),
         Field("symbol", "string"),
-        Field("entry_price", "number", bound="positive"),
-        Field("exit_price", "number", bound="positive"),
-        Field("revision", "integer", bound="nonneg"),
+        Field("entry_price", "number", range=PRICE),
+        Field("exit_price", "number", range=PRICE),
+        Field("revision", "integer", range=REVISION),
     ),
 }
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from alphatrace.events.fields import DIRECTIONS, SPECS, Field, Kind
+from alphatrace.events.fields import DIRECTIONS, SPECS, TS_MAX, TS_MIN, Field, Kind
 
 _TS = {
     "oneOf": [
         {"type": "string", "description": "ISO 8601; UTC when no offset is given"},
         {"type": "number", "description": "epoch seconds, or milliseconds when >= 1e11"},
-    ]
+    ],
+    "description": (f"from {TS_MIN:%Y-%m-%d} (inclusive) to {TS_MAX:%Y-%m-%d} (exclusive), "
+                    "UTC"),
 }
 
 
@@ -40,12 +42,13 @@ def _field_schema(f: Field) -> dict[str, Any]:
             ],
             "description": 'holding horizon: "8h", "90m", "30s", "2d", "1w" or seconds',
         }
-    if f.bound == "nonneg" and f.type in ("number", "integer"):
-        s["minimum"] = 0
-    if f.bound == "positive" and f.type in ("number", "integer"):
-        s["exclusiveMinimum"] = 0
+    if f.range is not None:
+        target = s["oneOf"][1] if f.type == "horizon" else s  # a horizon's number is seconds
+        target.pop("exclusiveMinimum", None)
+        target["exclusiveMinimum" if f.range.lo_open else "minimum"] = f.range.lo
+        target["maximum"] = f.range.hi
     if f.doc:
-        s.setdefault("description", f.doc)
+        s["description"] = f"{f.doc}; {s['description']}" if "description" in s else f.doc
     return s
 
 

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from alphatrace.errors import InputError
+from alphatrace.events.fields import PRICE, Range
 from alphatrace.market.names import COLUMN_NAMES, norm_column
 from alphatrace.market.sqlexpr import is_text_type, lit, number_sql, quote_ident, text_sql, ts_sql
+from alphatrace.sql import range_checks, ts_range_checks
 
 Kind = Literal["bars", "ticks", "funding"]
 SEP = "\x1f"  # joins field and reason inside one error string
@@ -34,6 +36,14 @@ OPTIONAL: dict[Kind, tuple[str, ...]] = {
     "bars": ("symbol", "volume"),
     "ticks": ("symbol", "volume"),
     "funding": ("symbol", "mark_price"),
+}
+# The values each market column may take (timestamps: the event range, TS_MIN to TS_MAX),
+# enforced by the same `alphatrace.sql` checks as event fields; docs/market.md lists them.
+RANGES: dict[str, Range] = {
+    "open": PRICE, "high": PRICE, "low": PRICE, "close": PRICE, "price": PRICE,
+    "mark_price": PRICE,
+    "volume": Range(0, 1e18),
+    "funding_rate": Range(-1, 1),  # ±100 % per settlement
 }
 SHAPES = (
     "bars (symbol, ts, open, high, low, close[, volume]), ticks (symbol, ts, price), "
@@ -102,12 +112,12 @@ def detect_format(names: Sequence[str], where: str = "<file>") -> Format:
 
 
 def _checks(
-    fld: str, col: str, is_text: bool, value: str, *, required: bool, rule: str, what: str
+    fld: str, col: str, is_text: bool, value: str, *, required: bool, what: str
 ) -> list[tuple[str, str]]:
     """(failure condition, reason SQL) for one field, in order.
 
     `col` holds the source value as read; it is only turned into text for the reason, which
-    CASE evaluates for failing rows alone.
+    CASE evaluates for failing rows alone. `what` is "ts" or the canonical column name.
     """
     text = col if is_text else f"CAST({col} AS VARCHAR)"
     got = f"' (got ' || {text} || ')'"
@@ -122,13 +132,11 @@ def _checks(
              f"'cannot parse timestamp ' || {text} || "
              "' (use ISO 8601 or epoch seconds/milliseconds)'")
         )
+        out += [(f"{present} AND {c}", r) for c, r in ts_range_checks(value, text)]
     else:
         out.append((f"{present} AND {value} IS NULL", f"'not a number' || {got}"))
         out.append((f"{present} AND NOT isfinite({value})", f"'must be finite' || {got}"))
-        if rule == "positive":
-            out.append((f"{present} AND {value} <= 0", f"'must be > 0' || {got}"))
-        elif rule == "nonneg":
-            out.append((f"{present} AND {value} < 0", f"'must be >= 0' || {got}"))
+        out += [(f"{present} AND {c}", r) for c, r in range_checks(value, RANGES[what], text)]
     return [(c, f"{lit(fld + SEP)} || {r}") for c, r in out]
 
 
@@ -158,7 +166,7 @@ def normalize_sql(
     else:
         raise InputError("no symbol column; pass --symbol or put the symbol in the file name")
 
-    def add(canonical: str, rule: str, required: bool) -> bool:
+    def add(canonical: str, required: bool) -> bool:
         src = cols.get(canonical)
         if src is None:
             return False
@@ -169,26 +177,25 @@ def normalize_sql(
             raise InputError(f"column {src!r} has type {t}, which cannot hold {what}")
         inner.append(f"{col} AS s_{canonical}")
         inner.append(f"{value} AS v_{canonical}")
-        what = "ts" if canonical == "ts" else "number"
         checks.extend(_checks(src, f"s_{canonical}", is_text_type(t), f"v_{canonical}",
-                              required=required, rule=rule, what=what))
+                              required=required, what=canonical))
         return True
 
-    add("ts", "any", True)
+    add("ts", True)
     if fmt.kind == "bars":
         for c in ("open", "high", "low", "close"):
-            add(c, "positive", True)
+            add(c, True)
         checks.append(
             ("v_high < v_low",
              f"{lit(cols['high'] + SEP)} || 'high (' || CAST(s_high AS VARCHAR) || "
              "') is below low (' || CAST(s_low AS VARCHAR) || ')'")
         )
     elif fmt.kind == "ticks":
-        add("price", "positive", True)
+        add("price", True)
     else:
-        add("funding_rate", "any", True)
-    has_mark = fmt.kind == "funding" and add("mark_price", "positive", False)
-    has_volume = fmt.kind != "funding" and add("volume", "nonneg", False)
+        add("funding_rate", True)
+    has_mark = fmt.kind == "funding" and add("mark_price", False)
+    has_volume = fmt.kind != "funding" and add("volume", False)
     err = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, r in checks) + " END"
 
     null = "CAST(NULL AS DOUBLE)"

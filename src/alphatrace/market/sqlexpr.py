@@ -11,6 +11,10 @@ from 1975 to 2200 is unambiguous under it.
 
 from __future__ import annotations
 
+from alphatrace.sql import lit
+
+__all__ = ["lit"]  # re-exported: the market readers quote through this module
+
 INT_TYPES = frozenset(
     {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
      "UBIGINT", "UHUGEINT"}
@@ -28,10 +32,6 @@ _DEC_RE = "^[+-]?[0-9]{1,20}[.][0-9]{0,9}$"
 
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 def _base(type_: str) -> str:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
+from alphatrace.sql import lit as _lit
 
 
 def norm_sql(expr: str) -> str:

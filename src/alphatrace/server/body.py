@@ -12,6 +12,8 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 
+from alphatrace.store.encode_events import object_pairs
+
 MAX_BODY = 5 * 1024 * 1024
 
 
@@ -46,7 +48,7 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise HTTPException(400, "empty body: send a JSON array of events or {\"events\": [...]}")
     try:
-        return json.loads(body)
+        return json.loads(body, object_pairs_hook=object_pairs)
     except UnicodeDecodeError:
         raise HTTPException(400, "body is not UTF-8 encoded JSON") from None
     except json.JSONDecodeError as e:

@@ -19,8 +19,27 @@ from alphatrace.errors import SchemaError
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True, default=str)
 
 
+class DuplicateKeys(dict[str, Any]):
+    """A JSON object whose text repeated a key. Parsers disagree on which value wins, so its
+    line keeps every (key, value) as written and validation quarantines it ("duplicate key
+    run_id") exactly as it does a file line: the same bytes give the same outcome on every path."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.pairs = pairs
+
+
+def object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads` object hook for event batches: a plain dict, or DuplicateKeys."""
+    d = dict(pairs)
+    return d if len(d) == len(pairs) else DuplicateKeys(pairs)
+
+
 def _one(e: Any) -> str:
     try:
+        if type(e) is DuplicateKeys:
+            return "{" + ",".join(
+                _ENCODER.encode(k) + ":" + _ENCODER.encode(v) for k, v in e.pairs) + "}"
         return _ENCODER.encode(e)
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"event cannot be serialised as JSON: {exc}") from None
@@ -31,6 +50,8 @@ def encode_lines(events: list[Any]) -> bytes:
     allow_nan=True, default=str)` gives; SchemaError names an event that has no JSON form."""
     if not events:
         return b""
+    if any(type(e) is DuplicateKeys for e in events):  # the encoder would drop the repeats
+        return ("\n".join(_one(e) for e in events) + "\n").encode("utf-8")
     mark = "\x00" + secrets.token_hex(16) + "\x00"
     sep = "," + _ENCODER.encode(mark) + ","
     interleaved: list[Any] = [mark] * (2 * len(events) - 1)

@@ -223,12 +223,15 @@ def _store_chunk(
         cols = list(zip(*bad_rows, strict=True))
         bad_lines = pa.table(  # noqa: F841  (read by name in the SQL)
             [pa.array(c, t) for c, t in zip(cols, BAD_TYPES, strict=True)], names=BAD_NAMES)
-        con.execute(
+        added = int(con.execute(
             """INSERT INTO quarantine SELECT b.* FROM bad_lines b
                WHERE NOT EXISTS (SELECT 1 FROM quarantine q
                                  WHERE q.path = b.path AND q.line = b.line AND q.raw = b.raw)"""
-        )
-        report.quarantined += len(bad_rows)
+        ).fetchall()[0][0])
+        # The report says what this call did: a line quarantined by an earlier ingest of the
+        # same file is a duplicate now, as a stored event would be.
+        report.quarantined += added
+        report.duplicates += len(bad_rows) - added
         if collect:
             statuses += [(r[2], "rejected", None, r[3], r[4], r[5]) for r in bad_rows]
     return statuses

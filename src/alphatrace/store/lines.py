@@ -88,6 +88,16 @@ def _fill(stream: BinaryIO, view: memoryview) -> int:
     return got
 
 
+_BOM = np.frombuffer(b"\xef\xbb\xbf", dtype=np.uint8)
+
+
+def _blank_bom(head: np.ndarray) -> None:
+    """A UTF-8 byte order mark (common from Windows tools) opening the input becomes three
+    spaces: JSON allows the whitespace, and byte counts and line numbers stay as they were."""
+    if len(head) >= 3 and np.array_equal(head[:3], _BOM):
+        head[:3] = 32
+
+
 def iter_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Generator[Chunk, None, None]:
     """Chunks that end on a newline; the last may end without one.
 
@@ -96,12 +106,16 @@ def iter_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Generator[C
     """
     carry = np.empty(0, dtype=np.uint8)
     line_no = 1
+    first = True
     while True:
         buf = np.empty(len(carry) + chunk_bytes, dtype=np.uint8)
         buf[: len(carry)] = carry
         got = _fill(stream, buf.data[len(carry) :])
         if not got:
             break
+        if first:
+            _blank_bom(buf[:got])
+            first = False
         data = buf[: len(carry) + got]
         nl = np.flatnonzero(data == 10)
         if not len(nl):

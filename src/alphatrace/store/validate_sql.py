@@ -27,13 +27,11 @@ from alphatrace.events.fields import (
     Kind,
     all_field_names,
 )
+from alphatrace.sql import lit as _lit
+from alphatrace.sql import range_checks, ts_range_checks
 
 SEP = "\x1f"  # joins field and reason inside one error string
 ALL_FIELDS: list[str] = all_field_names()
-
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 def _q(name: str) -> str:
@@ -124,7 +122,12 @@ def _got(name: str) -> str:
 
 
 def _checks(f: Field) -> list[tuple[str, str]]:
-    """(failure condition, reason SQL) in order, over the typed column; the field is present."""
+    """(failure condition, reason SQL) in order, over the typed column; the field is present.
+
+    The one statement of the value rules: the exact path names the first failing condition
+    (`_field_error`), the fast path clears a line only when none holds (`_ok_field`). Each
+    condition reads the typed column alone, so it means the same on both paths.
+    """
     x = _q(f.name)
     j = _j(f.name)
     got = f"' (got ' || {_got(f.name)} || ')'"
@@ -144,6 +147,7 @@ def _checks(f: Field) -> list[tuple[str, str]]:
     elif f.type == "timestamp":
         out.append((f"{x} IS NULL",
                     f"'cannot parse timestamp ' || {j} || ' (use ISO 8601 or epoch seconds/milliseconds)'"))
+        out += ts_range_checks(x, j)
     elif f.type == "direction":
         out += [(f"{x} IS NULL", f"'must be a string' || {got}"),
                 (f"{x} NOT IN ({', '.join(_lit(d) for d in DIRECTIONS)})",
@@ -151,10 +155,8 @@ def _checks(f: Field) -> list[tuple[str, str]]:
     elif f.type == "horizon":
         out.append((f"{x} IS NULL OR NOT isfinite({x})",
                     f"'cannot parse horizon ' || {j} || ' (use \"8h\", \"90m\", \"30s\", \"2d\" or seconds)'"))
-    if f.bound == "nonneg":
-        out.append((f"{x} < 0", f"'must be >= 0' || {shown}"))
-    elif f.bound == "positive":
-        out.append((f"{x} <= 0", f"'must be > 0' || {shown}"))
+    if f.range is not None:
+        out += range_checks(x, f.range, j)
     return out
 
 
@@ -192,21 +194,40 @@ def _kind_expr(forced: Kind | None) -> str:
             f"ELSE (CASE {shape} ELSE NULL END) END)")
 
 
-def _attrs_expr() -> str:
-    """The event minus its kind's known keys, as JSON text.
+def _known_present(kind: Kind) -> str:
+    """How many of the kind's known keys (and the envelope's) the parsed line holds."""
+    known = [f.name for f in SPECS[kind]] + list(ENVELOPE)
+    return " + ".join(f'(v."{k}" IS NOT NULL)::INTEGER' for k in known)
 
-    The line is parsed again (json_keys, json_merge_patch) only when it has more keys than the
-    kind's known keys that are present. A key known to another kind is an attr of this one
-    (`model` on an alpha event is kept, as any unknown key would be).
+
+def _extra_expr() -> str:
+    """True when the line has more top-level keys than its kind's known keys it holds: it has
+    attrs, or a key written twice. Counting keys is the one check every line pays; only such
+    lines are looked at again (duplicates, attrs)."""
+    per_kind = " ".join(f"WHEN {_lit(k)} THEN {_known_present(k)}" for k in KINDS)
+    return f"(nkeys > CASE kind {per_kind} END)"
+
+
+# The first key that repeats an earlier one: JSON parsers disagree on which value wins (DuckDB
+# keeps the first, Python the last), so an event with a duplicated key is quarantined on every
+# path rather than silently attributed to one of two runs.
+_DUPKEY = ("(CASE WHEN extra THEN list_filter(json_keys(line), "
+           "lambda k, i: list_position(json_keys(line), k) < i)[1] END)")
+
+
+def _attrs_expr() -> str:
+    """The event minus its kind's known keys, as JSON text, for lines with `extra` keys.
+
+    A key known to another kind is an attr of this one (`model` on an alpha event is kept, as
+    any unknown key would be).
     """
     parts = []
     for kind in KINDS:
         known = [f.name for f in SPECS[kind]] + list(ENVELOPE)
-        n_known = " + ".join(f'(v."{k}" IS NOT NULL)::INTEGER' for k in known)
         patch = "{" + ", ".join(f'"{k}": null' for k in known) + "}"
-        parts.append(f"WHEN {_lit(kind)} THEN (CASE WHEN len(json_keys(line)) > ({n_known}) "
-                     f"THEN NULLIF(CAST(json_merge_patch(line, {_lit(patch)}) AS VARCHAR), '{{}}') END)")
-    return f"(CASE kind {' '.join(parts)} END)"
+        parts.append(f"WHEN {_lit(kind)} THEN NULLIF(CAST(json_merge_patch(line, {_lit(patch)}) "
+                     "AS VARCHAR), '{}')")
+    return f"(CASE WHEN extra THEN (CASE kind {' '.join(parts)} END) END)"
 
 
 def _identity_expr() -> str:
@@ -223,6 +244,9 @@ def _identity_expr() -> str:
     return f"CASE kind {' '.join(parts)} END"
 
 
+_WS = "(' ' || chr(9) || chr(10) || chr(13))"  # JSON's whitespace
+
+
 def staged_sql(source: str, forced: Kind | None) -> str:
     """One row per non-blank line: line_no, kind, err ('field<SEP>reason' or NULL), bad_line
     (the raw text, failing lines only), event_id and attrs (valid lines only), and every known
@@ -234,6 +258,7 @@ def staged_sql(source: str, forced: Kind | None) -> str:
   WHEN kind IS NULL THEN 'type{SEP}cannot tell the event kind: no "type" field and the shape matches none of telemetry, alpha, pnl'
   WHEN kind = '?' THEN 'type{SEP}unknown type ' || {_j('type')} || ' (expected telemetry, alpha or pnl)'
   WHEN v."event_id" IS NOT NULL AND (event_id_given IS NULL OR trim(event_id_given) = '') THEN 'event_id{SEP}must be a non-empty string'
+  WHEN dupkey IS NOT NULL THEN dupkey || '{SEP}duplicate key ' || dupkey
   ELSE CASE kind {per_kind} END END)"""
     names = ", ".join(_q(k) for k in ALL_FIELDS if k not in ("type", "event_id"))
     struct = _lit(struct_spec())
@@ -247,16 +272,23 @@ FROM (
   FROM (
     SELECT *, {err} AS err
     FROM (
+     SELECT *, {_DUPKEY} AS dupkey
+     FROM (
+      SELECT *, {_extra_expr()} AS extra
+      FROM (
       SELECT line_no, line, v, {typed}, {_kind_expr(forced)} AS kind,
-             {_typed(FIELD_TYPES['event_id'])} AS event_id_given
+             {_typed(FIELD_TYPES['event_id'])} AS event_id_given,
+             CASE WHEN v IS NOT NULL THEN len(json_keys(line)) END AS nkeys
       FROM (
         SELECT line_no, line,
                CASE WHEN starts_with(line, '{{') THEN try(json_transform(line, {struct}))
-                    WHEN starts_with(ltrim(line), '{{') THEN try(json_transform(ltrim(line), {struct}))
+                    WHEN starts_with(ltrim(line, {_WS}), '{{') THEN try(json_transform(ltrim(line, {_WS}), {struct}))
                END AS v
         FROM {source}
-        WHERE line IS NOT NULL AND (starts_with(line, '{{') OR trim(line, ' ' || chr(9) || chr(10) || chr(13)) <> '')
+        WHERE line IS NOT NULL AND (starts_with(line, '{{') OR trim(line, {_WS}) <> '')
       )
+      )
+     )
     )
   )
 )
@@ -280,7 +312,7 @@ _FLEX_KEYS = sorted(k for k, f in FIELD_TYPES.items() if f.type in ("timestamp",
 SUSPICIOUS_RE = (
     r'"(' + "|".join(_NUMBER_KEYS) + r')"\s*:\s*[^-0-9n\s]'
     r'|"(' + "|".join(_STRING_KEYS) + r')"\s*:\s*[^"n\s]'
-    r'|"run_id"\s*:\s*([^-0-9"n\s]|-?[0-9]+[.eE])'
+    r'|"run_id"\s*:\s*([^-0-9"n\s]|-?[0-9]+[.eE]|-[^0-9])'
     r'|"(' + "|".join(_FLEX_KEYS) + r')"\s*:\s*[\[{tf]'
 )
 # Any \u escape flags the line too (an escaped key or value is not seen by the expression). It
@@ -304,26 +336,14 @@ def _typed_fast(f: Field) -> str:
 
 
 def _ok_field(f: Field) -> str:
-    """True when the field is absent (and optional) or present with a valid value."""
-    x = _q(f.name)
+    """True when the field is absent (and optional) or present with a valid value: no condition
+    of `_checks` holds (a NULL typed value makes the first one true)."""
     present = f'v."{f.name}" IS NOT NULL'
-    conds = [f"{x} IS NOT NULL"]
-    if f.type in ("string", "id"):
-        conds.append(f"trim({x}) <> ''")
-    if f.type in ("number", "integer", "horizon"):
-        conds.append(f"isfinite({x})")
-    if f.type == "integer":
-        conds.append(f"{x} = floor({x})")
-    if f.type == "direction":
-        conds.append(f"{x} IN ({', '.join(_lit(d) for d in DIRECTIONS)})")
-    if f.bound == "nonneg":
-        conds.append(f"{x} >= 0")
-    elif f.bound == "positive":
-        conds.append(f"{x} > 0")
-    check = " AND ".join(conds)
+    bad = " OR ".join(f"({cond})" for cond, _ in _checks(f))
+    check = f"NOT coalesce({bad}, true)"
     if f.required:
         return f"({present} AND {check})"
-    return f"(NOT {present} OR ({check}))"
+    return f"(NOT {present} OR {check})"
 
 
 def _ok_expr() -> str:
@@ -331,7 +351,7 @@ def _ok_expr() -> str:
         f"WHEN {_lit(k)} THEN " + " AND ".join(_ok_field(f) for f in SPECS[k]) for k in KINDS
     )
     return (f"(v IS NOT NULL AND NOT suspicious AND kind IS NOT NULL AND kind <> '?' "
-            f"AND (v.\"event_id\" IS NULL OR trim(v.\"event_id\") <> '') "
+            f"AND (v.\"event_id\" IS NULL OR trim(v.\"event_id\") <> '') AND dupkey IS NULL "
             f"AND coalesce(CASE kind {per_kind} END, false))")
 
 
@@ -349,16 +369,23 @@ FROM (
  FROM (
   SELECT *, {_ok_expr()} AS ok
   FROM (
+   SELECT *, {_DUPKEY} AS dupkey
+   FROM (
+    SELECT *, {_extra_expr()} AS extra
+    FROM (
     SELECT line_no, line, v, suspicious, {typed}, {_kind_expr(forced)} AS kind,
-           v."event_id" AS event_id_given
+           v."event_id" AS event_id_given,
+           CASE WHEN v IS NOT NULL THEN len(json_keys(line)) END AS nkeys
     FROM (
       SELECT line_no, line,
              CASE WHEN starts_with(line, '{{') THEN try(json_transform(line, {struct})) END AS v,
              regexp_matches(line, {_lit(SUSPICIOUS_RE)}) OR contains(line, {_lit(ESCAPE)})
                AS suspicious
       FROM {source}
-      WHERE line IS NOT NULL AND (starts_with(line, '{{') OR trim(line, ' ' || chr(9) || chr(10) || chr(13)) <> '')
+      WHERE line IS NOT NULL AND (starts_with(line, '{{') OR trim(line, {_WS}) <> '')
     )
+    )
+   )
   )
  )
 )

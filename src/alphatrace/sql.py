@@ -1,0 +1,40 @@
+"""SQL text helpers every area shares: literal quoting and the range checks of the field table.
+
+Range checks are generated here, once, for event fields (`store/validate_sql.py`) and market
+columns (`market/formats.py`), so a documented range means the same thing on every path.
+"""
+
+from __future__ import annotations
+
+from alphatrace.events.fields import TS_MAX, TS_MIN, Range, show
+
+
+def lit(s: str) -> str:
+    """A SQL string literal."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def num(x: float) -> str:
+    """A SQL DOUBLE literal that reads back exactly."""
+    return f"CAST({float(x)!r} AS DOUBLE)"
+
+
+def range_checks(x: str, rng: Range, shown: str) -> list[tuple[str, str]]:
+    """(failure condition, reason SQL) for a DOUBLE value `x` outside `rng`, in order: the lower
+    bound first, in the words users already know ("must be >= 0"), then the upper bound.
+
+    `shown` is SQL text for the value as the user wrote it, quoted in the reason.
+    """
+    got = f"' (got ' || {shown} || ')'"
+    lo, hi = lit(show(rng.lo)), lit(show(rng.hi))
+    lower = (f"{x} <= {num(rng.lo)}", f"'must be > ' || {lo} || {got}") if rng.lo_open else (
+        f"{x} < {num(rng.lo)}", f"'must be >= ' || {lo} || {got}")
+    upper = (f"{x} > {num(rng.hi)}", f"'out of range: must be <= ' || {hi} || {got}")
+    return [lower, upper]
+
+
+def ts_range_checks(x: str, shown: str) -> list[tuple[str, str]]:
+    """(failure condition, reason SQL) for a TIMESTAMP (UTC) outside [TS_MIN, TS_MAX)."""
+    lo, hi = TS_MIN.strftime("%Y-%m-%d"), TS_MAX.strftime("%Y-%m-%d")
+    cond = f"({x} < TIMESTAMP '{lo}' OR {x} >= TIMESTAMP '{hi}')"
+    return [(cond, f"'out of range: must be from {lo} to before {hi} (got ' || {shown} || ')'")]
