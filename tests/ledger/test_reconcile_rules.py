@@ -382,3 +382,18 @@ def test_each_leg_and_run_says_which_bar_interval_priced_it(store: Store) -> Non
     run_reconcile(store, "reconcile: {bar_interval: 1h}")
     assert (leg(store, btc)["bar_interval"], leg(store, btc)["entry_price"]) == ("1h", 101.0)
     assert (run(store, "r1")["bar_interval"], run(store, "r2")["bar_interval"]) == ("1h", "1h")
+
+
+def test_a_flat_event_without_ts_is_unpriced_not_realized_at_zero(btc: Store) -> None:
+    # FLAT opens nothing, but a signal without a time cannot be placed in the data at all:
+    # the rule for every signal without ts comes first, so it is unpriced, and so is its run.
+    e = add_alpha(btc, "r1", "BTCUSDT", "FLAT", None)
+    timed = add_alpha(btc, "r2", "BTCUSDT", "FLAT", at(0, 30))
+    run_reconcile(btc)
+    lg = leg(btc, e)
+    assert (lg["status"], lg["reason"], lg["paper_pnl_bps"], lg["pnl_usd"]) == (
+        "unpriced", "signal has no ts", None, None)
+    r = run(btc, "r1")
+    assert (r["status"], r["realized_pnl_bps"], r["pnl_usd"], r["reason"]) == (
+        "unpriced", None, None, "signal has no ts")
+    assert (leg(btc, timed)["status"], run(btc, "r2")["realized_pnl_bps"]) == ("realized", 0.0)

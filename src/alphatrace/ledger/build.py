@@ -8,7 +8,7 @@ Rules (docs/ledger.md has the full text):
 - external pnl: per (run, market symbol) the latest event wins (highest revision, then later
   ts, then later ingest). A run-level event (no symbol) is the run's figure; otherwise the
   per-symbol figures are size-weighted, each by its symbol's legs (by the agent's default size
-  when the run has no leg on that symbol).
+  when the run has no leg on that symbol, or only FLAT ones: FLAT carries no size).
 - realized_pnl_bps = external when present, else paper (realized runs only).
 - bar_interval: the labels of the bar intervals its legs were priced with, finest first,
   comma-joined (NULL when no leg was priced against bars: unpriced, FLAT).
