@@ -4,8 +4,8 @@ read them from here, so a number means the same thing wherever it is shown.
 A metric is a SQL aggregate over a group of ledger rows (an agent's runs, a gate's window of the
 last N runs, a strategy class). Path-dependent metrics (drawdown, losing streak, last-N sums)
 read helper columns that `compute` derives per group in (ts, run_id) order before aggregating:
-`_seq` (1 = oldest), `_rn_desc` (realized runs at or after this row: 1 = the newest realized
-run), `_cum_bps`/`_peak_bps`, `_cum_usd`/`_peak_usd` (net USD), `_streak` (consecutive losing
+`_seq` (1 = oldest), `_rn_desc` (a realized run's rank among the realized runs, 1 = the
+newest), `_cum_bps`/`_peak_bps`, `_cum_usd`/`_peak_usd` (net USD), `_streak` (consecutive losing
 runs ending at this row), `_pnl0` (the group's first realized PnL, the shift of the variance
 sums).
 
@@ -160,19 +160,21 @@ def path_sql(source: str, group_by: list[str]) -> str:
         return _with_path_columns(
             f"SELECT * FROM ({source}) ORDER BY ts, run_id", s,
             seq="row_number() OVER ()",
-            rn_desc=f"count({PNL}) OVER () - count({PNL}) OVER {s} "
-                    f"+ CAST({PNL} IS NOT NULL AS BIGINT)")
+            rn_desc=f"count({PNL}) OVER () - count({PNL}) OVER {s} + 1")
     part = f"PARTITION BY {', '.join(group_by)}"
     order = "ORDER BY ts, run_id"
     return _with_path_columns(
         source, f"({part} {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
         seq=f"row_number() OVER ({part} {order})",
-        rn_desc=f"count({PNL}) OVER ({part} ORDER BY ts DESC, run_id DESC "
-                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
+        rn_desc=f"row_number() OVER ({part}, {PNL} IS NULL ORDER BY ts DESC, run_id DESC)")
 
 
 def _with_path_columns(source: str, w: str, *, seq: str, rn_desc: str) -> str:
-    """Rows of `source` with the path columns as running aggregates over the frame `w`."""
+    """Rows of `source` with the path columns as running aggregates over the frame `w`.
+
+    `rn_desc` gives a realized row its rank among the group's realized runs, newest first;
+    its value on a row without PnL is whatever the form computes (every reader of `_rn_desc`
+    sums PnL, which such a row does not have)."""
     return f"""
 SELECT *,
   greatest(0, max(_cum_bps) OVER {w}) AS _peak_bps,
@@ -237,7 +239,7 @@ def path_columns(pnl: npt.NDArray[np.float64], net_usd: npt.NDArray[np.float64]
     known = np.flatnonzero(realized)
     n_realized = np.cumsum(realized, dtype=np.int64)
     return {
-        "_seq": seq, "_rn_desc": len(known) - n_realized + realized,
+        "_seq": seq, "_rn_desc": len(known) - n_realized + 1,
         "_cum_bps": cum_bps, "_cum_usd": cum_usd,
         "_pnl0": np.full(n, pnl[known[0]] if len(known) else np.nan),
         "_peak_bps": np.maximum(np.maximum.accumulate(cum_bps), 0.0) if n else cum_bps,
