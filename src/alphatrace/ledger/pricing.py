@@ -38,10 +38,10 @@ def _str_lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-# A signal whose entry bar is unknown: the bar it would enter opened at or before the first bar
-# we have minus one bar, i.e. the signal is at least one bar before the first bar (ticks, with
-# no bar length: any time before the first tick). A signal exactly one bar before the first
-# enters a bar we do not have, so it is not entered a bar late at the first one.
+# A signal's entry bar is unknown when the signal is one bar or more before the first bar we
+# have (first − t ≥ one bar): it would enter a bar we do not have. Exactly one bar before, it
+# enters that missing bar, not the first one a bar late. Ticks have no bar length: any signal
+# before the first tick.
 _BEFORE_DATA = "{first} - {t} >= greatest({iv}, 1)"
 
 
@@ -100,8 +100,8 @@ FUNDING = f"-d * CAST(c_exit - c_entry AS DOUBLE) / {_E} * 1e4"
 LEG_COLUMNS = (
     "event_id", "run_id", "agent", "strategy", "ts", "symbol", "market_symbol", "direction",
     "score_final", "regime", "size_usd", "horizon_s", "fee_rate", "include_funding",
-    "interval_s", "bar_interval", "entry_ts", "entry_price", "exit_ts", "exit_price", "gross_bps", "fee_bps",
-    "funding_bps", "paper_pnl_bps", "pnl_usd", "status", "reason", "policy_hash",
+    "interval_s", "bar_interval", "entry_ts", "entry_price", "exit_ts", "exit_price",
+    "gross_bps", "fee_bps", "funding_bps", "paper_pnl_bps", "pnl_usd", "status", "reason", "policy_hash",
     "fingerprint", "file_id", "line",
 )
 
