@@ -101,8 +101,8 @@ LEG_COLUMNS = (
     "event_id", "run_id", "agent", "strategy", "ts", "symbol", "market_symbol", "direction",
     "score_final", "regime", "size_usd", "horizon_s", "fee_rate", "include_funding",
     "interval_s", "bar_interval", "entry_ts", "entry_price", "exit_ts", "exit_price",
-    "gross_bps", "fee_bps", "funding_bps", "paper_pnl_bps", "pnl_usd", "status", "reason", "policy_hash",
-    "fingerprint", "file_id", "line",
+    "gross_bps", "fee_bps", "funding_bps", "paper_pnl_bps", "pnl_usd", "status", "reason",
+    "policy_hash", "fingerprint", "file_id", "line",
 )
 
 
