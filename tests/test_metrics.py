@@ -46,8 +46,9 @@ def test_metrics_by_hand(con: duckdb.DuckDBPyConnection) -> None:
     mean = sum(pnl) / 4
     sd = math.sqrt(sum((x - mean) ** 2 for x in pnl) / 3)
     assert a["sharpe"] == pytest.approx(mean / sd)
-    # 4 realized runs over 4 days (first to last ts of the group: day 1 .. day 5)
-    assert a["sharpe_annualised"] == pytest.approx(mean / sd * math.sqrt(365 * 4 / 4))
+    # 4 realized runs over 3 days: first to last *realized* run, day 1 .. day 4 (r5, day 5,
+    # has no PnL and does not stretch the span)
+    assert a["sharpe_annualised"] == pytest.approx(mean / sd * math.sqrt(365 * 4 / 3))
     # cumulative bps: 10, -20, -25, 15, 15 -> peak 10 -> deepest -25: drawdown 35
     assert a["max_drawdown_bps"] == 35.0
     # net usd: 9.5, -21, -26.5, 13, 12.5 -> peak 9.5, trough -26.5: 36
@@ -68,8 +69,8 @@ def test_metrics_by_hand(con: duckdb.DuckDBPyConnection) -> None:
 def test_last_n_window_metric(con: duckdb.DuckDBPyConnection) -> None:
     (a,) = metrics.compute(con, "SELECT * FROM l WHERE agent = 'a'", ["agent"],
                            ["last_2_runs_pnl", "last_3_runs_pnl"]).to_pylist()
-    # newest first: r5 (no pnl), r4 = 40, r3 = -5
-    assert a["last_2_runs_pnl"] == 40.0 and a["last_3_runs_pnl"] == 35.0
+    # the newest realized runs: r4 = 40, r3 = -5, r2 = -30 (r5, the newest run, has no pnl)
+    assert a["last_2_runs_pnl"] == 35.0 and a["last_3_runs_pnl"] == 5.0
     assert metrics.is_metric("last_20_runs_pnl") and not metrics.is_metric("last_0_runs_pnl")
     with pytest.raises(KeyError):
         metrics.get("latency")
@@ -89,16 +90,19 @@ def _reference_path(rows: list[tuple[int, str, float | None, float]]) -> dict[st
         if pnl is not None:
             streak = streak + 1 if pnl < 0 else 0
             longest = max(longest, streak)
-    last3 = sum(r[2] or 0.0 for r in rows[-3:])
     pnl = [r[2] for r in rows if r[2] is not None]
+    last3 = math.fsum(pnl[-3:])                 # the newest 3 realized runs
     sd = statistics.stdev(pnl) if len(pnl) > 1 else 0.0  # exact arithmetic on the floats
     sharpe = statistics.fmean(pnl) / sd if sd else None
+    hours = [r[0] for r in rows if r[2] is not None]   # ts in hours, realized runs only
+    days = max((hours[-1] - hours[0]) / 24, 1.0) if hours else 1.0
+    annual = None if sharpe is None else sharpe * math.sqrt(365 * len(pnl) / days)
     return {"max_drawdown_bps": dd_b, "max_drawdown_usd": dd_u, "max_losing_streak": longest,
-            "last_3_runs_pnl": last3, "sharpe": sharpe}
+            "last_3_runs_pnl": last3, "sharpe": sharpe, "sharpe_annualised": annual}
 
 
 PATH_METRICS = ["max_drawdown_bps", "max_drawdown_usd", "max_losing_streak", "last_3_runs_pnl",
-                "sharpe"]
+                "sharpe", "sharpe_annualised"]
 
 
 @given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 10**6),
@@ -137,13 +141,82 @@ def test_path_metrics_grouped_and_single_agree_with_a_loop(
                 assert got[k] == pytest.approx(v, rel=1e-9, abs=1e-9), k
 
 
+def test_annualised_sharpe_spans_the_realized_runs_only() -> None:
+    """Runs without PnL (open, unpriced, no signal) carry no return: a stray old one must not
+    stretch the days spanned. Realized: +10, -10, +30 at days 10, 11, 12 (2 days); an unpriced
+    run 100 days earlier and an open one 50 days later change nothing."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE l (agent VARCHAR, run_id VARCHAR, ts TIMESTAMP, "
+                "realized_pnl_bps DOUBLE, net_usd DOUBLE)")
+    con.executemany("INSERT INTO l VALUES ('a', ?, TIMESTAMP '2024-01-01' + INTERVAL (?) DAY, ?, ?)",
+                    [["u", -90, None, None], ["r1", 10, 10.0, 1.0], ["r2", 11, -10.0, -1.0],
+                     ["r3", 12, 30.0, 3.0], ["o", 62, None, None]])
+    mean, sd = 10.0, 20.0             # mean of 10, -10, 30; sample sd √((0 + 400 + 400) / 2)
+    want = mean / sd * math.sqrt(365 * 3 / 2)
+    (got,) = metrics.compute(con, "SELECT * FROM l", ["agent"], ["sharpe_annualised"]).to_pylist()
+    assert got["sharpe_annualised"] == pytest.approx(want, rel=1e-12)
+    rows = con.sql("SELECT * FROM l ORDER BY ts, run_id").to_arrow_table()
+    assert metrics.compute_one(con, rows, ["sharpe_annualised"])["sharpe_annualised"] == (
+        pytest.approx(want, rel=1e-12))
+
+
+@given(st.lists(st.tuples(st.integers(0, 40), st.one_of(st.none(), st.integers(-99, 99))),
+                min_size=0, max_size=40),
+       st.integers(1, 12))
+@settings(max_examples=80)
+def test_last_n_sums_the_newest_n_realized_runs(raw: list[tuple[int, int | None]],
+                                                n: int) -> None:
+    """`last_N_runs_pnl` over random mixes of realized and unrealized runs (ties in time broken
+    by run_id) equals a plain loop: the N newest runs that have PnL, however many runs without
+    PnL sit between them. SQL (grouped and single-group) and `compute_one` alike."""
+    rows = [(d, f"r{k:03d}", None if p is None else float(p)) for k, (d, p) in enumerate(raw)]
+    newest_first = sorted(rows, key=lambda r: (r[0], r[1]), reverse=True)
+    want = math.fsum([p for _, _, p in newest_first if p is not None][:n])
+    c = duckdb.connect()
+    c.execute("CREATE TABLE l (agent VARCHAR, run_id VARCHAR, ts TIMESTAMP, "
+              "realized_pnl_bps DOUBLE, net_usd DOUBLE)")
+    c.execute("INSERT INTO l VALUES ('pad', 'p', TIMESTAMP '2030-01-01', 1000.0, 0.0)")
+    if rows:
+        c.executemany("INSERT INTO l VALUES ('a', ?, TIMESTAMP '2024-01-01' + INTERVAL (?) HOUR, "
+                      "?, 0.0)", [[r, d, p] for d, r, p in rows])
+    name = f"last_{n}_runs_pnl"
+    grouped = {r["agent"]: r[name] for r in metrics.compute(c, "SELECT * FROM l", ["agent"],
+                                                            [name]).to_pylist()}
+    single = metrics.compute(c, "SELECT * FROM l WHERE agent = 'a'", [], [name]).to_pylist()[0]
+    ordered = c.sql("SELECT * FROM l WHERE agent = 'a' ORDER BY ts, run_id").to_arrow_table()
+    assert grouped.get("a", 0.0) == want
+    assert single[name] == want
+    assert metrics.compute_one(c, ordered, [name])[name] == want
+
+
+def test_net_usd_counts_the_cost_of_every_run() -> None:
+    """Inference money is spent whether or not the trade is realized. Realized runs: pnl 10 and
+    -4 USD, cost 1 and 0.5; an open run (cost 2) and an unpriced one (cost 4) with no PnL yet
+    (net_usd NULL on their ledger rows); a no-signal run (pnl 0, cost 0.25, net -0.25)."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE l (agent VARCHAR, run_id VARCHAR, ts TIMESTAMP, "
+                "realized_pnl_bps DOUBLE, pnl_usd DOUBLE, cost_usd DOUBLE, net_usd DOUBLE)")
+    con.executemany("INSERT INTO l VALUES ('a', ?, TIMESTAMP '2024-01-01' + INTERVAL (?) HOUR, "
+                    "?, ?, ?, ?)",
+                    [["r1", 1, 10.0, 10.0, 1.0, 9.0], ["r2", 2, -4.0, -4.0, 0.5, -4.5],
+                     ["open", 3, None, None, 2.0, None], ["unpriced", 4, None, None, 4.0, None],
+                     ["nosignal", 5, None, 0.0, 0.25, -0.25]])
+    names = ["total_pnl_usd", "total_cost_usd", "unrealized_cost_usd", "net_usd"]
+    want = {"total_pnl_usd": 6.0, "total_cost_usd": 7.75, "unrealized_cost_usd": 6.0,
+            "net_usd": 6.0 - 7.75}
+    (got,) = metrics.compute(con, "SELECT * FROM l", ["agent"], names).to_pylist()
+    assert {k: got[k] for k in names} == want
+    rows = con.sql("SELECT * FROM l ORDER BY ts, run_id").to_arrow_table()
+    assert metrics.compute_one(con, rows, names) == want
+
+
 def test_compute_one_gives_every_metric_of_compute(con: duckdb.DuckDBPyConnection) -> None:
     names = [*metrics.METRICS, "last_2_runs_pnl"]
     want = next(r for r in metrics.compute(con, "SELECT * FROM l", ["agent"], names).to_pylist()
                 if r["agent"] == "a")
     rows = con.sql("SELECT * FROM l WHERE agent = 'a' ORDER BY ts, run_id").to_arrow_table()
     got = metrics.compute_one(con, rows, names)
-    assert got["last_2_runs_pnl"] == 40.0 and got["max_losing_streak"] == 2
+    assert got["last_2_runs_pnl"] == 35.0 and got["max_losing_streak"] == 2
     for k in names:
         assert got[k] == pytest.approx(want[k], rel=1e-12, nan_ok=True), k
 

@@ -4,12 +4,16 @@ read them from here, so a number means the same thing wherever it is shown.
 A metric is a SQL aggregate over a group of ledger rows (an agent's runs, a gate's window of the
 last N runs, a strategy class). Path-dependent metrics (drawdown, losing streak, last-N sums)
 read helper columns that `compute` derives per group in (ts, run_id) order before aggregating:
-`_seq` (1 = oldest), `_rn_desc` (1 = newest), `_cum_bps`/`_peak_bps`, `_cum_usd`/`_peak_usd`
-(net USD), `_streak` (consecutive losing runs ending at this row), `_pnl0` (the group's first
-realized PnL, the shift of the variance sums).
+`_seq` (1 = oldest), `_rn_desc` (a realized run's rank among the realized runs, 1 = the
+newest), `_cum_bps`/`_peak_bps`, `_cum_usd`/`_peak_usd` (net USD), `_streak` (consecutive losing
+runs ending at this row), `_pnl0` (the group's first realized PnL, the shift of the variance
+sums).
 
 PnL metrics use `realized_pnl_bps` (the external figure when there is one, else the reconciled
-one) and ignore runs without it; cost and latency metrics use every row they are given.
+one) and ignore runs without it, for their counts, windows and time spans alike; cost and
+latency metrics use every row they are given. Inference money is spent whether or not the
+trade is realized, so `net_usd` counts the cost of every run; `unrealized_cost_usd` is the part
+spent on runs whose PnL is not known yet (`pnl_usd` NULL: open or unpriced).
 """
 
 from __future__ import annotations
@@ -53,6 +57,11 @@ def _m(name: str, sql: str, unit: str, formula: str, doc: str) -> Metric:
 _D = f"({PNL} - _pnl0)"
 _SD = (f"sqrt(greatest(0, (fsum({_D} * {_D}) - fsum({_D}) * fsum({_D}) / count({PNL})) "
        f"/ nullif(count({PNL}) - 1, 0)))")
+# Days from the first to the last realized run (runs without PnL carry no return).
+_DAYS = (f"date_diff('second', min(ts) FILTER (WHERE {PNL} IS NOT NULL), "
+         f"max(ts) FILTER (WHERE {PNL} IS NOT NULL)) / 86400.0")
+# A run whose PnL is not known yet (open, unpriced): its ledger net_usd is NULL, its cost spent.
+_UNREALIZED = "pnl_usd IS NULL"
 
 _METRICS: tuple[Metric, ...] = (
     _m("runs", "count(*)", "runs", "n", "runs in the group"),
@@ -67,9 +76,15 @@ _METRICS: tuple[Metric, ...] = (
        "mean per-run bps after inference cost"),
     _m("median_net_bps", "median(net_bps)", "bps", "median(net_bps)", "median per-run net bps"),
     _m("total_pnl_usd", "coalesce(fsum(pnl_usd), 0)", "USD", "Σ pnl_usd", "trading PnL in dollars"),
-    _m("total_cost_usd", "coalesce(fsum(cost_usd), 0)", "USD", "Σ cost_usd", "inference spend"),
-    _m("net_usd", "coalesce(fsum(net_usd), 0)", "USD", "Σ (pnl_usd − cost_usd)",
-       "dollars after inference cost"),
+    _m("total_cost_usd", "coalesce(fsum(cost_usd), 0)", "USD", "Σ cost_usd",
+       "inference spend of every run, realized or not"),
+    _m("unrealized_cost_usd", f"coalesce(fsum(cost_usd) FILTER (WHERE {_UNREALIZED}), 0)", "USD",
+       "Σ cost_usd where pnl_usd = null",
+       "the part of total_cost_usd spent on runs whose PnL is not known yet (open, unpriced)"),
+    _m("net_usd",
+       f"coalesce(fsum(CASE WHEN {_UNREALIZED} THEN -cost_usd ELSE net_usd END), 0)", "USD",
+       "Σ pnl_usd − Σ cost_usd",
+       "dollars after inference cost: the PnL known so far minus the cost of every run"),
     _m("profit_factor",
        f"fsum(CASE WHEN {PNL} > 0 THEN {PNL} ELSE 0 END) / "
        f"nullif(-fsum(CASE WHEN {PNL} < 0 THEN {PNL} ELSE 0 END), 0)",
@@ -77,15 +92,16 @@ _METRICS: tuple[Metric, ...] = (
     _m("sharpe", f"favg({PNL}) / nullif({_SD}, 0)", "ratio",
        "mean(pnl) / sd(pnl)", "per-run Sharpe ratio (sample sd); null under 2 runs or zero sd"),
     _m("sharpe_annualised",
-       f"favg({PNL}) / nullif({_SD}, 0) * sqrt(365.0 * count({PNL}) / "
-       "greatest(date_diff('second', min(ts), max(ts)) / 86400.0, 1.0))",
+       f"favg({PNL}) / nullif({_SD}, 0) * sqrt(365.0 * count({PNL}) / greatest({_DAYS}, 1.0))",
        "ratio", "sharpe · √(365 · runs per day)",
-       "per-run Sharpe scaled by the observed run frequency (runs / days spanned, at least 1 day)"),
+       "per-run Sharpe scaled by the observed run frequency (realized runs / days from the first "
+       "to the last realized run, at least 1 day)"),
     _m("max_drawdown_bps", "coalesce(max(_peak_bps - _cum_bps), 0)", "bps",
        "max_t (max_{s≤t} C_s − C_t), C = cumulative pnl, C_0 = 0",
        "largest peak-to-trough fall of cumulative bps"),
     _m("max_drawdown_usd", "coalesce(max(_peak_usd - _cum_usd), 0)", "USD",
-       "same on cumulative net_usd", "largest peak-to-trough fall of cumulative net dollars"),
+       "same on the cumulative ledger net_usd of each run",
+       "largest peak-to-trough fall of cumulative net dollars (a run counts once its PnL is known)"),
     _m("max_losing_streak", "coalesce(max(_streak), 0)", "runs",
        "longest run of consecutive pnl < 0", "runs without realized PnL neither extend nor break it"),
     _m("error_rate", "coalesce(favg(CASE WHEN coalesce(errors, 0) > 0 THEN 1.0 ELSE 0.0 END), 0)",
@@ -115,7 +131,8 @@ def get(name: str) -> Metric:
     if lm and int(lm.group(1)) >= 1:
         n = int(lm.group(1))
         return _m(name, f"coalesce(fsum({PNL}) FILTER (WHERE _rn_desc <= {n}), 0)", "bps",
-                  f"Σ pnl over the newest {n} runs", f"sum of realized bps over the last {n} runs")
+                  f"Σ pnl over the newest {n} realized runs",
+                  f"sum of realized bps over the last {n} runs with realized PnL")
     raise KeyError(name)
 
 
@@ -142,17 +159,22 @@ def path_sql(source: str, group_by: list[str]) -> str:
         s = "(ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
         return _with_path_columns(
             f"SELECT * FROM ({source}) ORDER BY ts, run_id", s,
-            seq="row_number() OVER ()", rn_desc="count(*) OVER () - row_number() OVER () + 1")
+            seq="row_number() OVER ()",
+            rn_desc=f"count({PNL}) OVER () - count({PNL}) OVER {s} + 1")
     part = f"PARTITION BY {', '.join(group_by)}"
     order = "ORDER BY ts, run_id"
     return _with_path_columns(
         source, f"({part} {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
         seq=f"row_number() OVER ({part} {order})",
-        rn_desc=f"row_number() OVER ({part} ORDER BY ts DESC, run_id DESC)")
+        rn_desc=f"row_number() OVER ({part}, {PNL} IS NULL ORDER BY ts DESC, run_id DESC)")
 
 
 def _with_path_columns(source: str, w: str, *, seq: str, rn_desc: str) -> str:
-    """Rows of `source` with the path columns as running aggregates over the frame `w`."""
+    """Rows of `source` with the path columns as running aggregates over the frame `w`.
+
+    `rn_desc` gives a realized row its rank among the group's realized runs, newest first;
+    its value on a row without PnL is whatever the form computes (every reader of `_rn_desc`
+    sums PnL, which such a row does not have)."""
     return f"""
 SELECT *,
   greatest(0, max(_cum_bps) OVER {w}) AS _peak_bps,
@@ -213,9 +235,12 @@ def path_columns(pnl: npt.NDArray[np.float64], net_usd: npt.NDArray[np.float64]
         loss, win = pnl < 0, pnl >= 0
     nloss = np.cumsum(loss, dtype=np.int64)
     last_break = np.maximum.accumulate(np.where(win, nloss, 0)) if n else nloss
-    known = np.flatnonzero(~np.isnan(pnl))
+    realized = ~np.isnan(pnl)
+    known = np.flatnonzero(realized)
+    n_realized = np.cumsum(realized, dtype=np.int64)
     return {
-        "_seq": seq, "_rn_desc": n - seq + 1, "_cum_bps": cum_bps, "_cum_usd": cum_usd,
+        "_seq": seq, "_rn_desc": len(known) - n_realized + 1,
+        "_cum_bps": cum_bps, "_cum_usd": cum_usd,
         "_pnl0": np.full(n, pnl[known[0]] if len(known) else np.nan),
         "_peak_bps": np.maximum(np.maximum.accumulate(cum_bps), 0.0) if n else cum_bps,
         "_peak_usd": np.maximum(np.maximum.accumulate(cum_usd), 0.0) if n else cum_usd,
@@ -250,5 +275,6 @@ def glossary_markdown() -> str:
 
     for m in _METRICS:
         rows.append(f"| `{m.name}` | {m.unit} | {cell(m.formula)} | {cell(m.doc)} |")
-    rows.append("| `last_N_runs_pnl` | bps | Σ pnl over the newest N runs | any N ≥ 1, e.g. `last_5_runs_pnl` |")
+    rows.append("| `last_N_runs_pnl` | bps | Σ pnl over the newest N realized runs | any N ≥ 1, "
+                "e.g. `last_5_runs_pnl`; runs without realized PnL are skipped, not counted |")
     return "\n".join(rows)

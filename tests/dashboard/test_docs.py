@@ -50,9 +50,9 @@ def test_overview_numbers_by_hand(small: Store) -> None:
     # Confidence: 1 · 0.85 (−30 < −20) · 0.95 (−5 < 0) · 1.
     assert a["multiplier"] == pytest.approx(0.85 * 0.95)
     assert a["strategies"] == ["S1"] and a["state"] == "candidate" and a["last_decision"] is None
-    # B: two −50 runs and an open one (no pnl, cost counted).
+    # B: two −50 runs and an open one (no pnl, cost counted: in net_usd too, −100 − 3 · $1).
     assert (b["runs"], b["realized_runs"], b["hit_rate"]) == (3, 2, 0.0)
-    assert b["total_cost_usd"] == pytest.approx(3.0) and b["net_usd"] == pytest.approx(-102.0)
+    assert b["total_cost_usd"] == pytest.approx(3.0) and b["net_usd"] == pytest.approx(-103.0)
     assert b["multiplier"] == pytest.approx(0.85 ** 2)
     # Default order: net_usd, highest first.
     assert [r["name"] for r in doc["agents"]] == [EVIL_AGENT, "A", "B"]

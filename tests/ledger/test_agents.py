@@ -71,3 +71,26 @@ def test_summary_is_identical_from_one_call_to_the_next(store: Store) -> None:
         add_telemetry(store, f"r{i}", agent=f"A{i % 3}", cost_usd=0.001 * (i % 17) + 1e-7)
     run_reconcile(store)
     assert agent_summary(store.con) == agent_summary(store.con)
+
+
+def test_net_usd_and_cost_count_every_run_realized_or_not(store: Store) -> None:
+    """An agent's inference money is spent whether or not its trades are realized: net_usd and
+    total_cost_usd count the cost of open and unpriced runs, and unrealized_cost_usd shows
+    that part apart. By hand: a realized run with an external +10 bps on 10,000 USD (pnl 10 USD,
+    cost 0.5), an open run (cost 2), an unpriced run (no ts, cost 4), a no-signal run (0.75)."""
+    add_bars(store, "BTCUSDT", [100.0 + i for i in range(48)])
+    add_alpha(store, "real", "BTC", "LONG", at(1), agent="A", size_usd=10_000)
+    add_pnl(store, "real", 10.0)
+    add_telemetry(store, "real", agent="A", cost_usd=0.5)
+    add_alpha(store, "open", "BTC", "LONG", at(46), agent="A")          # exit due after the data
+    add_telemetry(store, "open", agent="A", cost_usd=2.0)
+    add_alpha(store, "unpriced", "BTC", "LONG", None, agent="A")
+    add_telemetry(store, "unpriced", agent="A", cost_usd=4.0)
+    add_telemetry(store, "nosignal", agent="A", cost_usd=0.75, ts=at(3))
+    run_reconcile(store)
+    (a,) = agent_summary(store.con)
+    assert (a["runs"], a["realized_runs"]) == (4, 1)
+    assert a["total_pnl_usd"] == 10.0
+    assert a["total_cost_usd"] == 0.5 + 2.0 + 4.0 + 0.75
+    assert a["unrealized_cost_usd"] == 2.0 + 4.0
+    assert a["net_usd"] == 10.0 - (0.5 + 2.0 + 4.0 + 0.75)

@@ -173,6 +173,33 @@ def test_a_single_per_symbol_figure_takes_the_size_of_its_market_legs(mkt: Store
                    "r4": (3.0, 500.0, 3.0 * 500 / 1e4, "external")}
 
 
+def test_a_per_symbol_figure_on_a_flat_only_market_takes_the_default_size(mkt: Store) -> None:
+    """FLAT deploys nothing, so a per-symbol figure on a market where the run's only leg is FLAT
+    has no deployed size to weigh it: it is weighted by the agent's default size (policy:
+    agent A 500, default 10,000), whatever size the FLAT event carried (9,000). The same with
+    several pnl events per run (revisions; the ranked path) and next to a real position."""
+    # one FLAT leg, two revisions of its market's figure: the latest (3.0) on 500 USD
+    add_alpha(mkt, "r1", "SOL", "FLAT", at(0, 30), size_usd=9_000, agent="A")
+    add_pnl(mkt, "r1", 7.0, symbol="SOLUSDT")
+    add_pnl(mkt, "r1", 3.0, symbol="SOLUSDT", revision=1)
+    # FLAT on SOL next to a 3,000 USD BTC position: SOL weighs 500, BTC 3,000
+    add_alpha(mkt, "r2", "SOL", "FLAT", at(0, 30), size_usd=9_000, agent="A")
+    add_alpha(mkt, "r2", "BTC", "LONG", at(0, 30), size_usd=3_000, agent="A")
+    add_pnl(mkt, "r2", 8.0, symbol="SOL")
+    add_pnl(mkt, "r2", -2.0, symbol="BTC")
+    # another agent: the section default, 10,000
+    add_alpha(mkt, "r3", "SOL", "FLAT", at(0, 30), size_usd=9_000, agent="B")
+    add_pnl(mkt, "r3", 4.0, symbol="SOLUSDT")
+    run_reconcile(mkt, "reconcile: {agents: {A: {size_usd: 500}}}")
+    got = {r: (run(mkt, r)["realized_pnl_bps"], run(mkt, r)["size_usd"], run(mkt, r)["pnl_usd"])
+           for r in ("r1", "r2", "r3")}
+    assert got["r1"] == (3.0, 500.0, 3.0 * 500 / 1e4)
+    assert got["r3"] == (4.0, 10_000.0, 4.0 * 10_000 / 1e4)
+    bps, size, usd = got["r2"]
+    assert abs(bps - (8.0 * 500 + -2.0 * 3_000) / 3_500) < TOL and size == 3_500.0
+    assert abs(usd - (8.0 * 500 + -2.0 * 3_000) / 1e4) < 1e-12
+
+
 def test_run_level_external_figure_wins_over_per_symbol(mkt: Store) -> None:
     add_alpha(mkt, "r1", "BTC", "LONG", at(0, 30), size_usd=3_000)
     add_pnl(mkt, "r1", 10.0, symbol="BTC")

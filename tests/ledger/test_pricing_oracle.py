@@ -55,7 +55,8 @@ def markets(draw: st.DrawFn) -> Market:
 
 def oracle(m: Market, t: int, d: int, horizon_us: int, f: float) -> tuple[str, tuple[float, ...]]:
     iv = m.interval_s * US
-    if t < m.times[0] - iv:
+    # the entry bar is unknown when the signal is a whole bar (ticks: any time) before the data
+    if (t <= m.times[0] - iv) if iv else (t < m.times[0]):
         return "unpriced", ()
     i = bisect.bisect_left(m.times, t)
     if i == len(m.times):
@@ -84,8 +85,9 @@ def ts(us: int) -> dt.datetime:
 def test_pricing_matches_the_oracle(m: Market, data: st.DataObject) -> None:
     span = m.times[-1]
     iv = max(m.interval_s, 60) * US
+    edges = [m.times[0] - m.interval_s * US + k for k in (-1, 0, 1)]  # one bar before the data
     signals = data.draw(st.lists(st.tuples(
-        st.integers(-3 * iv, span + 2 * iv),
+        st.one_of(st.integers(-3 * iv, span + 2 * iv), st.sampled_from(edges)),
         st.sampled_from([1, -1]),
         st.integers(1, 20 * iv // US),
     ), min_size=1, max_size=12))

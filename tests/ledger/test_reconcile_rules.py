@@ -239,10 +239,37 @@ def test_unpriceable_signals_carry_a_reason(btc: Store) -> None:
     run_reconcile(btc)
     assert (leg(btc, no_ts)["status"], leg(btc, no_ts)["reason"]) == ("unpriced",
                                                                       "signal has no ts")
-    assert "before the first bar of BTCUSDT" in leg(btc, early)["reason"]
+    assert leg(btc, early)["reason"] == ("signal before the first bar of BTCUSDT (1h bars from "
+                                         "2024-01-01T00:00:00Z): its entry bar is unknown")
     # within one bar of the data: enters the first bar
     assert (leg(btc, just_before)["status"], leg(btc, just_before)["entry_price"]) == (
         "realized", 100.0)
+
+
+def test_a_signal_exactly_one_bar_before_the_first_bar_is_unpriced(btc: Store) -> None:
+    # 1h bars from 2024-01-01 00:00. A signal at 2023-12-31 23:00 would enter the 23:00 bar,
+    # which we do not have: its entry bar is unknown (not the 00:00 bar, an hour late).
+    # One microsecond later the 23:00 bar (if it existed) opened before the signal, so the
+    # first bar at or after it is 00:00 @ 100.
+    on = add_alpha(btc, "r1", "BTCUSDT", "LONG", dt.datetime(2023, 12, 31, 23))
+    after = add_alpha(btc, "r2", "BTCUSDT", "LONG",
+                      dt.datetime(2023, 12, 31, 23, 0, 0, 1))
+    run_reconcile(btc)
+    assert (leg(btc, on)["status"], leg(btc, on)["entry_price"]) == ("unpriced", None)
+    assert "before the first bar of BTCUSDT" in leg(btc, on)["reason"]
+    assert run(btc, "r1")["status"] == "unpriced"
+    assert (leg(btc, after)["status"], leg(btc, after)["entry_ts"],
+            leg(btc, after)["entry_price"]) == ("realized", at(0), 100.0)
+
+
+def test_ticks_a_signal_exactly_on_the_first_tick_enters_it(store: Store) -> None:
+    # ticks have no bar length: only a signal strictly before the first tick is unpriced
+    add_ticks(store, "SOLUSDT", [(at(1), 50.0), (at(2), 51.0), (at(12), 52.0)])
+    on = add_alpha(store, "r1", "SOLUSDT", "LONG", at(1))
+    before = add_alpha(store, "r2", "SOLUSDT", "LONG", at(0, 59))
+    run_reconcile(store)
+    assert (leg(store, on)["status"], leg(store, on)["entry_price"]) == ("realized", 50.0)
+    assert leg(store, before)["status"] == "unpriced"
 
 
 def test_policy_defaults_and_per_agent_overrides(btc: Store) -> None:
@@ -326,3 +353,47 @@ def test_a_year_long_hole_in_minute_bars_is_no_special_case(store: Store) -> Non
     assert (l2["entry_ts"], l2["entry_price"], l2["exit_ts"], l2["exit_price"]) == (
         later, 2000.0, later + dt.timedelta(minutes=1), 2001.0)
     assert abs(l2["paper_pnl_bps"] - short_bps(2000, 2001)) < TOL
+
+
+def test_each_leg_and_run_says_which_bar_interval_priced_it(store: Store) -> None:
+    # BTCUSDT has 1h and 15m bars (the 15m opens are 0.01 above the hourly grid), ETHUSDT 1h.
+    add_bars(store, "BTCUSDT", HOURLY)
+    add_bars(store, "BTCUSDT", [100.0 + i / 4 + 0.01 for i in range(48 * 4)], interval_s=900)
+    add_bars(store, "ETHUSDT", [10.0 + i for i in range(48)])
+    btc = add_alpha(store, "r1", "BTCUSDT", "LONG", at(0, 20))
+    add_alpha(store, "r2", "BTCUSDT", "LONG", at(0, 20))
+    add_alpha(store, "r2", "ETHUSDT", "SHORT", at(0, 20))
+    flat = add_alpha(store, "r3", "BTCUSDT", "FLAT", at(0, 20))
+    unknown = add_alpha(store, "r4", "XRPUSDT", "LONG", at(0, 20))
+    waiting = add_alpha(store, "r5", "ETHUSDT", "LONG", at(44, 30))  # exit due 2024-01-03 05:00
+    no_bar = add_alpha(store, "r6", "ETHUSDT", "LONG", at(60))
+    run_reconcile(store)
+    # the finest: 15m; entry at the 00:30 bar, 100 + 2/4 + 0.01
+    assert (leg(store, btc)["bar_interval"], leg(store, btc)["entry_price"]) == ("15m", 100.51)
+    assert [leg(store, e)["bar_interval"] for e in (flat, unknown, waiting, no_bar)] == [
+        None, None, "1h", "1h"]
+    assert leg(store, waiting)["reason"] == (
+        "awaiting the exit bar of ETHUSDT at or after 2024-01-03T05:00:00Z (1h bars)")
+    assert leg(store, no_bar)["reason"] == "no bar of ETHUSDT at or after the signal yet (1h bars)"
+    runs = {r: run(store, r)["bar_interval"] for r in ("r1", "r2", "r3", "r4", "r5", "r6")}
+    assert runs == {"r1": "15m", "r2": "15m,1h", "r3": None, "r4": None, "r5": "1h", "r6": "1h"}
+    assert run(store, "r5")["reason"] == leg(store, waiting)["reason"]
+    # the same run on the hourly bars says so
+    run_reconcile(store, "reconcile: {bar_interval: 1h}")
+    assert (leg(store, btc)["bar_interval"], leg(store, btc)["entry_price"]) == ("1h", 101.0)
+    assert (run(store, "r1")["bar_interval"], run(store, "r2")["bar_interval"]) == ("1h", "1h")
+
+
+def test_a_flat_event_without_ts_is_unpriced_not_realized_at_zero(btc: Store) -> None:
+    # FLAT opens nothing, but a signal without a time cannot be placed in the data at all:
+    # the rule for every signal without ts comes first, so it is unpriced, and so is its run.
+    e = add_alpha(btc, "r1", "BTCUSDT", "FLAT", None)
+    timed = add_alpha(btc, "r2", "BTCUSDT", "FLAT", at(0, 30))
+    run_reconcile(btc)
+    lg = leg(btc, e)
+    assert (lg["status"], lg["reason"], lg["paper_pnl_bps"], lg["pnl_usd"]) == (
+        "unpriced", "signal has no ts", None, None)
+    r = run(btc, "r1")
+    assert (r["status"], r["realized_pnl_bps"], r["pnl_usd"], r["reason"]) == (
+        "unpriced", None, None, "signal has no ts")
+    assert (leg(btc, timed)["status"], run(btc, "r2")["realized_pnl_bps"]) == ("realized", 0.0)

@@ -8,8 +8,10 @@ Rules (docs/ledger.md has the full text):
 - external pnl: per (run, market symbol) the latest event wins (highest revision, then later
   ts, then later ingest). A run-level event (no symbol) is the run's figure; otherwise the
   per-symbol figures are size-weighted, each by its symbol's legs (by the agent's default size
-  when the run has no leg on that symbol).
+  when the run has no leg on that symbol, or only FLAT ones: FLAT carries no size).
 - realized_pnl_bps = external when present, else paper (realized runs only).
+- bar_interval: the labels of the bar intervals its legs were priced with, finest first,
+  comma-joined (NULL when no leg was priced against bars: unpriced, FLAT).
 - telemetry: tokens, cost and errors are sums; latency is the sum of latencies unless every
   record has start_ts and end_ts, then max(end) − min(start).
 
@@ -27,7 +29,7 @@ LEDGER_COLUMNS = (
     "exit_price", "gross_bps", "fee_bps", "funding_bps", "paper_pnl_bps", "realized_pnl_bps",
     "pnl_source", "size_usd", "pnl_usd", "net_usd", "net_bps", "execution_gap_bps", "status",
     "policy_hash", "n_legs", "n_telemetry", "n_pnl", "entry_ts", "exit_ts",
-    "external_pnl_bps", "reason",
+    "external_pnl_bps", "reason", "bar_interval",
 )
 
 _LEG_ORDER = "ts NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
@@ -77,7 +79,7 @@ leg_run AS (
     CASE WHEN status = 'open' THEN 1 ELSE 0 END AS n_open,
     reason, entry_price, exit_price, entry_ts, exit_ts,
     {_W} AS deployed_usd, gross_bps, fee_bps, funding_bps, paper_pnl_bps,
-    pnl_usd AS paper_usd, market_symbol AS leg_market
+    pnl_usd AS paper_usd, market_symbol AS leg_market, bar_interval
   FROM leg_1
   UNION ALL
   SELECT run_id, count(*) AS n_legs,
@@ -99,7 +101,10 @@ leg_run AS (
     {_wmean("fee_bps")} AS fee_bps,
     {_wmean("funding_bps")} AS funding_bps,
     {_wmean("paper_pnl_bps")} AS paper_pnl_bps,
-    {_fsum("pnl_usd")} AS paper_usd, NULL AS leg_market
+    {_fsum("pnl_usd")} AS paper_usd, NULL AS leg_market,
+    nullif(array_to_string(list_transform(list_sort(list_distinct(
+      list({{'s': interval_s, 'label': bar_interval}}) FILTER (WHERE bar_interval IS NOT NULL))),
+      lambda x: x.label), ','), '') AS bar_interval
   FROM leg_m GROUP BY run_id
 )"""
 
@@ -224,7 +229,7 @@ joined AS (
          ELSE pr.mw1 END AS w1,
     pr.n_sym_m, pr.one_bps_m, pr.k_bw_m, pr.k_w_m, pr.u_b_m, pr.u_n_m,
     coalesce(lr.n_legs, 0) AS n_legs, coalesce(t.n_telemetry, 0) AS n_telemetry,
-    coalesce(pr.n_pnl, 0) AS n_pnl, lr.entry_ts, lr.exit_ts,
+    coalesce(pr.n_pnl, 0) AS n_pnl, lr.entry_ts, lr.exit_ts, lr.bar_interval,
     CASE WHEN lr.run_id IS NOT NULL THEN lr.reason
          WHEN t.run_id IS NOT NULL THEN 'no alpha event (telemetry only)'
          ELSE 'no alpha event (pnl only: unknown run)' END AS reason
@@ -287,5 +292,5 @@ SELECT run_id, agent, strategy, ts, symbols, direction, score_final, regime, lat
             THEN realized_pnl_bps - coalesce(cost_usd, 0.0) / size_usd_ * 1e4 END AS net_bps,
        external_pnl_bps - paper_pnl_bps AS execution_gap_bps,
        status, {_lit(policy_hash)} AS policy_hash, n_legs, n_telemetry, n_pnl, entry_ts,
-       exit_ts, external_pnl_bps, reason
+       exit_ts, external_pnl_bps, reason, bar_interval
 FROM usd"""

@@ -10,6 +10,10 @@ Time is handled as epoch microseconds (BIGINT) inside the pipeline: exact intege
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from alphatrace.market.names import interval_label
+
 US = 1_000_000
 CUM_TYPE = "DECIMAL(38, 18)"
 
@@ -36,12 +40,22 @@ SELECT *, {chosen} AS chosen FROM (
 )"""
 
 
-def markets_sql(profile: str) -> str:
-    """The chosen bar series per symbol. `sid` is a small integer id (joins on it are cheaper
+def label_sql(intervals: Iterable[int]) -> str:
+    """`interval_s` as the label `alphatrace market symbols` shows (900 → '15m', 0 → 'tick'),
+    a CASE over the given intervals (the few a store has)."""
+    whens = " ".join(f"WHEN {int(s)} THEN '{interval_label(int(s))}'"
+                     for s in sorted(set(intervals)))
+    return f"CASE interval_s {whens} END" if whens else "NULL::VARCHAR"
+
+
+def markets_sql(profile: str, label: str) -> str:
+    """The chosen bar series per symbol, with `bar_interval`, the label of its interval
+    (`label`: a `label_sql` expression). `sid` is a small integer id (joins on it are cheaper
     than on text)."""
     return f"""
 SELECT CAST(row_number() OVER (ORDER BY symbol) AS INTEGER) AS sid, symbol, interval_s,
-       interval_s * {US}::BIGINT AS iv_us, n, first_us, last_us, digest
+       interval_s * {US}::BIGINT AS iv_us, {label} AS bar_interval, n, first_us, last_us,
+       digest
 FROM {profile} WHERE chosen"""
 
 

@@ -9,8 +9,11 @@ Per leg, with direction d (LONG +1, SHORT −1) and fee rate f per side:
   fee_bps = price leg − gross;
 - funding: −d · Σ rate_t·mark_t / entry · 1e4 over settlements entry < t ≤ exit;
 - paper_pnl_bps = price leg + funding; pnl_usd = paper · size_usd / 1e4.
-FLAT opens nothing: realized at 0 with no prices. A leg that cannot be priced (no ts, symbol not
-resolved, no bars, signal before the data) is `unpriced` with a one-line reason.
+FLAT opens nothing: realized at 0 with no prices. A leg that cannot be priced (no ts — FLAT
+included —, symbol not resolved, no bars, signal one bar or more before the first bar, so its
+entry bar is unknown) is `unpriced` with a one-line reason. A leg priced or awaiting prices
+records the label of the bar interval it is priced with (`bar_interval`, e.g. '15m'), and
+the reasons of open legs name it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ def _str_lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+# A signal's entry bar is unknown when the signal is one bar or more before the first bar we
+# have (first − t ≥ one bar): it would enter a bar we do not have. Exactly one bar before, it
+# enters that missing bar, not the first one a bar late. Ticks have no bar length: any signal
+# before the first tick.
+_BEFORE_DATA = "{first} - {t} >= greatest({iv}, 1)"
+
+
 def classify_sql(r: Relations, bar_interval_s: int | None) -> str:
     """Signals joined to their policy values and market, with the reason a leg is unpriced.
 
@@ -42,6 +52,7 @@ def classify_sql(r: Relations, bar_interval_s: int | None) -> str:
     """
     no_bars = ("'no bars for ' || symbol" if bar_interval_s is None
                else f"'no {int(bar_interval_s)}s bars for ' || symbol || ' (policy bar_interval)'")
+    before_data = _BEFORE_DATA.format(t="t_us", first="first_us", iv="iv_us")
     return f"""
 SELECT *, CASE
     WHEN ts IS NULL THEN 'signal has no ts'
@@ -52,8 +63,10 @@ SELECT *, CASE
          || ': no imported market matches it'
     WHEN d = 0 THEN NULL
     WHEN sid IS NULL THEN {no_bars}
-    WHEN t_us < first_us - iv_us THEN 'signal before the first bar of ' || symbol
-         || ' (' || strftime(make_timestamp(first_us), '%Y-%m-%dT%H:%M:%SZ') || ')'
+    WHEN {before_data}
+      THEN 'signal before the first bar of ' || symbol || ' (' || bar_interval
+         || ' bars from ' || strftime(make_timestamp(first_us), '%Y-%m-%dT%H:%M:%SZ')
+         || '): its entry bar is unknown'
   END AS reason
 FROM (
   SELECT a.rowid AS k, a.event_id, a.run_id, a.agent, a.strategy, a.ts,
@@ -65,7 +78,8 @@ FROM (
          coalesce(a.horizon_s, po.horizon_s, pd.horizon_s) AS horizon_s,
          coalesce(po.fee_rate, pd.fee_rate) AS fee_rate,
          coalesce(po.include_funding, pd.include_funding) AS include_funding,
-         m.sid, m.interval_s, m.first_us, m.iv_us, epoch_us(a.ts) AS t_us, a.file_id, a.line
+         m.sid, m.interval_s, m.bar_interval, m.first_us, m.iv_us, epoch_us(a.ts) AS t_us,
+         a.file_id, a.line
   FROM {r.todo} a
   LEFT JOIN {r.symmap} sm ON sm.alias = a.symbol
   LEFT JOIN {r.params} po ON po.agent = a.agent
@@ -86,9 +100,9 @@ FUNDING = f"-d * CAST(c_exit - c_entry AS DOUBLE) / {_E} * 1e4"
 LEG_COLUMNS = (
     "event_id", "run_id", "agent", "strategy", "ts", "symbol", "market_symbol", "direction",
     "score_final", "regime", "size_usd", "horizon_s", "fee_rate", "include_funding",
-    "interval_s", "entry_ts", "entry_price", "exit_ts", "exit_price", "gross_bps", "fee_bps",
-    "funding_bps", "paper_pnl_bps", "pnl_usd", "status", "reason", "policy_hash",
-    "fingerprint", "file_id", "line",
+    "interval_s", "bar_interval", "entry_ts", "entry_price", "exit_ts", "exit_price",
+    "gross_bps", "fee_bps", "funding_bps", "paper_pnl_bps", "pnl_usd", "status", "reason",
+    "policy_hash", "fingerprint", "file_id", "line",
 )
 
 
@@ -96,6 +110,7 @@ def narrow_sql(r: Relations) -> str:
     """The priceable signals (ts, resolved symbol with bars, not before the data, not FLAT)
     with only what pricing needs. Same conditions as `classify_sql` leaving `reason` NULL and
     d ≠ 0, restated so the wide relation is scanned once and never materialized."""
+    before_data = _BEFORE_DATA.format(t="epoch_us(a.ts)", first="m.first_us", iv="m.iv_us")
     return f"""
 SELECT a.rowid AS k, m.sid,
        CASE upper(trim(a.direction)) WHEN 'LONG' THEN 1 ELSE -1 END AS d,
@@ -109,7 +124,7 @@ JOIN {r.markets} m ON m.symbol = sm.symbol
 LEFT JOIN {r.params} po ON po.agent = a.agent
 CROSS JOIN (SELECT * FROM {r.params} WHERE agent IS NULL) pd
 WHERE a.ts IS NOT NULL AND upper(trim(a.direction)) IN ('LONG', 'SHORT')
-  AND epoch_us(a.ts) >= m.first_us - m.iv_us"""
+  AND NOT ({before_data})"""
 
 
 def priced_sql(r: Relations, exits: str) -> str:
@@ -147,6 +162,7 @@ WITH classified AS ({classify_sql(r, bar_interval_s)}),
 SELECT c.event_id, c.run_id, c.agent, c.strategy, c.ts, c.event_symbol AS symbol,
        c.symbol AS market_symbol, c.direction, c.score_final, c.regime, c.size_usd,
        c.horizon_s, c.fee_rate, c.include_funding, c.interval_s,
+       CASE WHEN c.reason IS NULL AND c.d <> 0 THEN c.bar_interval END AS bar_interval,
        make_timestamp(p.entry_us) AS entry_ts, p.entry_price,
        make_timestamp(p.exit_us) AS exit_ts, p.exit_price,
        CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0 ELSE p.gross_bps END AS gross_bps,
@@ -163,8 +179,10 @@ SELECT c.event_id, c.run_id, c.agent, c.strategy, c.ts, c.event_symbol AS symbol
        CASE WHEN c.reason IS NOT NULL THEN c.reason
             WHEN c.d = 0 OR p.exit_price IS NOT NULL THEN NULL
             WHEN p.entry_us IS NULL THEN 'no bar of ' || c.symbol || ' at or after the signal yet'
+                 || ' (' || c.bar_interval || ' bars)'
             ELSE 'awaiting the exit bar of ' || c.symbol || ' at or after '
-                 || strftime(make_timestamp(p.target_us), '%Y-%m-%dT%H:%M:%SZ') END AS reason,
+                 || strftime(make_timestamp(p.target_us), '%Y-%m-%dT%H:%M:%SZ')
+                 || ' (' || c.bar_interval || ' bars)' END AS reason,
        {ph} AS policy_hash,
        hash({ph}, c.symbol, c.interval_s, c.size_usd, c.horizon_s, c.fee_rate,
             c.include_funding, c.reason, p.entry_us, p.entry_price, p.exit_us, p.exit_price,

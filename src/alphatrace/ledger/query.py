@@ -17,7 +17,8 @@ STATUSES = ("realized", "open", "unpriced", "no_signal")
 
 AGENT_METRICS = (
     "runs", "realized_runs", "hit_rate", "mean_pnl_bps", "median_pnl_bps", "mean_net_bps",
-    "median_net_bps", "total_pnl_usd", "total_cost_usd", "net_usd", "profit_factor", "sharpe",
+    "median_net_bps", "total_pnl_usd", "total_cost_usd", "unrealized_cost_usd", "net_usd",
+    "profit_factor", "sharpe",
     "sharpe_annualised", "max_drawdown_bps", "max_drawdown_usd", "max_losing_streak",
     "mean_latency_ms", "cost_per_run", "pnl_per_cost",
 )

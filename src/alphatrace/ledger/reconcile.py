@@ -1,7 +1,8 @@
 """`alphatrace reconcile`: price what is new or whose inputs changed, then rebuild the ledger.
 
 Incremental and idempotent. A leg is (re)priced when it is new, still open or unpriced, its
-symbol now resolves differently, the policy section changed, its market's bars changed other
+symbol now resolves differently, it was priced before legs recorded their `bar_interval` (a
+store upgraded by migration 0008: its next reconcile re-prices those legs once), the policy section changed, its market's bars changed other
 than by appending, or funding changed in a way that can reach it (anything but appended
 settlements after its exit). Appended bars cannot move a realized leg: its exit bar already
 existed and new bars open later. Market changes are detected from a per-symbol digest stored
@@ -26,6 +27,7 @@ from alphatrace.ledger.build import LEDGER_COLUMNS, ledger_sql, pnl_keys_sql
 from alphatrace.ledger.market import (
     chosen_bars_sql,
     funding_profile_sql,
+    label_sql,
     markets_sql,
     profile_sql,
     settlements_sql,
@@ -75,7 +77,10 @@ def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig) -> Mark
     """Profiles (temp tables `_rc_profile`, `_rc_markets`, `_rc_fprofile`), the chosen bars
     and the funding running sums (`_rc_settle`)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_profile AS {profile_sql(cfg.bar_interval_s)}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_markets AS {markets_sql('_rc_profile')}")
+    intervals = [int(r[0]) for r in con.execute(
+        "SELECT DISTINCT interval_s FROM _rc_profile WHERE chosen").fetchall()]
+    con.execute("CREATE OR REPLACE TEMP TABLE _rc_markets AS "
+                + markets_sql("_rc_profile", label_sql(intervals)))
     chosen = con.sql(chosen_bars_sql("_rc_markets")).fetchnumpy()
     bars, opens = locate.Series.of(chosen["sid"], chosen["us"]), np.ma.getdata(chosen["open"])
     con.execute("CREATE OR REPLACE TEMP TABLE _rc_fprofile AS "
@@ -134,6 +139,7 @@ LEFT JOIN bars_change bc ON bc.symbol = l.market_symbol
 LEFT JOIN funding_change fc ON fc.symbol = l.market_symbol
 WHERE l.event_id IS NULL
    OR l.status <> 'realized'
+   OR (l.bar_interval IS NULL AND l.direction <> 'FLAT')
    OR l.market_symbol IS DISTINCT FROM sm.symbol
    OR bc.kind = 'changed'
    OR (l.include_funding AND l.direction <> 'FLAT'
