@@ -38,7 +38,7 @@ from alphatrace.governance.journal import (
     record_hash,
     stored_policy,
 )
-from alphatrace.governance.lifecycle import CHAIN_SCOPE, fold, resolve
+from alphatrace.governance.lifecycle import CHAIN_SCOPE, State, SubjectKey, fold, resolve
 from alphatrace.governance.policy import SCOPES, GovernancePolicy, from_decision_body
 from alphatrace.governance.verdicts import Problem
 from alphatrace.governance.verdicts import problem as _problem
@@ -73,13 +73,14 @@ def chain_order(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _renumbered(recs: list[dict[str, Any]], intact: set[int]) -> dict[int, int]:
+def _renumbered(recs: list[dict[str, Any]], order: list[dict[str, Any]],
+                intact: set[int]) -> dict[int, int]:
     """id(record) → the seq it was written with, for v2 records whose hash matches only under
     that seq (one more than their chain predecessor's): their seq was changed, nothing else."""
     by_hash = {r["hash"]: r for r in recs}
     orig: dict[int, int] = {}
     out: dict[int, int] = {}
-    for r in chain_order(recs):
+    for r in order:
         orig[id(r)] = r["seq"]
         if id(r) in intact or r.get("hash_version") != HASH_VERSION:
             continue
@@ -91,11 +92,20 @@ def _renumbered(recs: list[dict[str, Any]], intact: set[int]) -> dict[int, int]:
     return out
 
 
-def check_chain(recs: list[dict[str, Any]], head_mark: tuple[int, str] | None) -> list[Problem]:
-    """Problems in the chain itself: edited, removed, reordered records."""
+def intact_ids(recs: list[dict[str, Any]]) -> set[int]:
+    """id() of every record whose hash matches its content."""
+    return {id(r) for r in recs if record_hash(r) == r["hash"]}
+
+
+def check_chain(recs: list[dict[str, Any]], head_mark: tuple[int, str] | None,
+                intact: set[int] | None = None) -> list[Problem]:
+    """Problems in the chain itself: edited, removed, reordered records. `intact`: the result
+    of intact_ids(recs) when the caller has it."""
     problems: list[Problem] = []
-    intact = {id(r) for r in recs if record_hash(r) == r["hash"]}
-    renumbered = _renumbered(recs, intact)
+    if intact is None:
+        intact = intact_ids(recs)
+    order = chain_order(recs)
+    renumbered = _renumbered(recs, order, intact)
     edited: set[int] = set()
     for r in recs:
         if id(r) not in intact and id(r) not in renumbered:
@@ -129,7 +139,6 @@ def check_chain(recs: list[dict[str, Any]], head_mark: tuple[int, str] | None) -
             problems.append(_problem(prev["seq"], "edited",
                                      f"its hash was rewritten: seq {r['seq']} links to a "
                                      "different predecessor"))
-    order = chain_order(recs)
     pos = {id(r): i for i, r in enumerate(recs)}
     for i, r in enumerate(order):
         if pos[id(r)] != i:
@@ -189,11 +198,11 @@ def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
             skip: set[int], removed: set[int]) -> list[Problem]:
     """Re-decide every evaluation from the store and its stored policy; report differences."""
     problems: list[Problem] = []
-    done: list[dict[str, Any]] = []
+    state: dict[SubjectKey, State] = {}
     for _, grp_iter in groupby(order, key=lambda r: r["eval_id"]):
         grp = list(grp_iter)
-        pre = fold(done)
-        done.extend(grp)
+        pre = dict(state)
+        state.update(fold(grp))
         gate = [r for r in grp if r["action"] in GATE_ACTIONS]
         if not gate:
             continue
@@ -298,12 +307,11 @@ def check_consistency(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]
     of a subject that was not killed, an unknown action or scope (`forged`). Records in `skip`
     (ids of records already named as edited) are not judged again."""
     problems: list[Problem] = []
-    done: list[dict[str, Any]] = []
+    post: dict[SubjectKey, State] = {}
     for _, grp_iter in groupby(order, key=lambda r: r["eval_id"]):
         grp = list(grp_iter)
-        pre = fold(done)
-        done.extend(grp)
-        post = fold(done)
+        pre = dict(post)
+        post.update(fold(grp))
         killed = {s for (sc, s), st in post.items() if sc == "strategy" and st == "killed"}
         gate = [r for r in grp if r["action"] in GATE_ACTIONS and r["scope"] in SCOPES]
         gate_ids = {id(r) for r in gate}
@@ -377,12 +385,13 @@ def verify(con: duckdb.DuckDBPyConnection, recompute: bool = True,
     signed in the store are always used; with a public key their signatures are checked)."""
     recs = read_records(con)
     mark = head(con)
-    problems = check_chain(recs, mark)
+    intact = intact_ids(recs)
+    problems = check_chain(recs, mark, intact)
     order = chain_order(recs)
     if not problems:  # with a broken chain the implied lifecycle is itself unknown
         problems += check_lifecycle(con, order)
     problems += recorded_problems(recs)
-    broken = {id(r) for r in recs if record_hash(r) != r["hash"]}
+    broken = {id(r) for r in recs} - intact
     own = check_consistency(con, order, broken)
     problems += own
     anchors, anchor_problems = anchor_check.collect(con, given or anchor_check.Given())

@@ -188,20 +188,20 @@ def write(store: Store, items: Sequence[tuple[dict[str, Any], dt.datetime | None
     now_text = ts_text(at)
     recs: list[dict[str, Any]] = []
     cols: dict[str, list[Any]] = {n: [] for n in _SCHEMA.names}
-    for content, as_of in items:
+    for content, _ in items:
         nested = {k: canonical_json(content[k]) for k in JSON_FIELDS}
         seq += 1
-        rec = {**content, "seq": seq, "eval_id": eval_id, "prev_hash": prev,
+        rec = {"seq": seq, "eval_id": eval_id, **content, "prev_hash": prev,
                "created_at": now_text, "actor": actor, "hash_version": HASH_VERSION}
         rec["hash"] = prev = record_hash(rec, nested)
-        recs.append({n: rec[n] for n in _SCHEMA.names})
-        for n in _SCHEMA.names:
-            v = nested[n] if n in JSON_FIELDS else rec[n]
-            if n == "as_of":
-                v = as_of
-            elif n == "created_at":
-                v = at
-            cols[n].append(v)
+        recs.append(rec)
+        for k in JSON_FIELDS:
+            cols[k].append(nested[k])
+    for n in _SCHEMA.names:
+        if n not in JSON_FIELDS:
+            cols[n] = [r[n] for r in recs]
+    cols["as_of"] = [as_of for _, as_of in items]
+    cols["created_at"] = [at] * len(recs)
     if not recs:
         return recs
     with registered(con, VIEW, pa.table(cols, schema=_SCHEMA)):
