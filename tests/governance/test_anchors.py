@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import alphatrace as at
 from alphatrace.errors import GovernanceError, InputError
@@ -262,3 +264,35 @@ def test_key_files(tmp_path: Path) -> None:
     os.chmod(tmp_path / "k", 0o644)
     with pytest.raises(InputError, match="readable by others"):
         signing.load_private(tmp_path / "k")
+
+
+_HEAD = st.builds(signing.SignedHead, seq=st.integers(1, 10**12),
+                  hash=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+                  signed_at=st.just("2025-01-01T00:00:00.000000Z"),
+                  key_id=st.text(min_size=1, max_size=16), signature=st.text(max_size=90))
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(heads=st.lists(_HEAD, max_size=6), junk=st.one_of(st.none(), st.text(max_size=30)),
+       at_line=st.integers(0, 6))
+def test_heads_file_round_trip_and_bad_lines(tmp_path: Path, heads: list[signing.SignedHead],
+                                             junk: str | None, at_line: int) -> None:
+    path = tmp_path / "h.jsonl"
+    path.unlink(missing_ok=True)
+    for sh in heads:
+        signing.append_line(path, sh)
+    if not heads:
+        path.write_text("")
+    assert [sh for _, sh in signing.read_file(path)] == heads
+    if junk is None or not junk.strip() or "\n" in junk:
+        return
+    lines = path.read_text().split("\n")[:-1] if heads else []
+    k = min(at_line, len(lines))
+    lines.insert(k, junk)
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        got = signing.read_file(path)
+    except InputError as e:
+        assert f"h.jsonl:{k + 1}: not a signed head" in str(e)
+    else:  # only a line that is itself a well-formed head parses
+        assert len(got) == len(heads) + 1

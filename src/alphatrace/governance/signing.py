@@ -160,7 +160,8 @@ def read_file(path: Path) -> list[tuple[int, SignedHead]]:
     except OSError as e:
         raise InputError(f"heads file {path}: {e.strerror}") from None
     out = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    # split on "\n" only: JSON text may hold U+2028 and the like, which splitlines() splits on
+    for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
