@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import groupby
 from typing import Any
 
@@ -194,15 +194,25 @@ def _parse_ts(text: str | None) -> dt.datetime | None:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
-            skip: set[int], removed: set[int]) -> list[Problem]:
-    """Re-decide every evaluation from the store and its stored policy; report differences."""
-    problems: list[Problem] = []
-    state: dict[SubjectKey, State] = {}
+Lifecycle = dict[SubjectKey, State]
+
+
+def evaluations(order: list[dict[str, Any]]
+                ) -> Iterator[tuple[list[dict[str, Any]], Lifecycle, Lifecycle]]:
+    """Each evaluation's records (one eval_id, chain order) with the lifecycle before and after."""
+    state: Lifecycle = {}
     for _, grp_iter in groupby(order, key=lambda r: r["eval_id"]):
         grp = list(grp_iter)
         pre = dict(state)
         state.update(fold(grp))
+        yield grp, pre, dict(state)
+
+
+def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
+            skip: set[int], removed: set[int]) -> list[Problem]:
+    """Re-decide every evaluation from the store and its stored policy; report differences."""
+    problems: list[Problem] = []
+    for grp, pre, _ in evaluations(order):
         gate = [r for r in grp if r["action"] in GATE_ACTIONS]
         if not gate:
             continue
@@ -307,11 +317,7 @@ def check_consistency(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]
     of a subject that was not killed, an unknown action or scope (`forged`). Records in `skip`
     (ids of records already named as edited) are not judged again."""
     problems: list[Problem] = []
-    post: dict[SubjectKey, State] = {}
-    for _, grp_iter in groupby(order, key=lambda r: r["eval_id"]):
-        grp = list(grp_iter)
-        pre = dict(post)
-        post.update(fold(grp))
+    for grp, pre, post in evaluations(order):
         killed = {s for (sc, s), st in post.items() if sc == "strategy" and st == "killed"}
         gate = [r for r in grp if r["action"] in GATE_ACTIONS and r["scope"] in SCOPES]
         gate_ids = {id(r) for r in gate}
