@@ -266,7 +266,7 @@ def audit_sign(
         print_json(sh)
         return
     console.print(f"[green]signed[/] head seq {sh['seq']} ({sh['hash'][:12]}) with key "
-                  f"{sh['key_id']}" + (f"; appended to {heads}" if heads else ""), highlight=False)
+                  f"{sh['key_id']}" + (f"; exported to {heads}" if heads else ""), highlight=False)
 
 
 @handle_errors
