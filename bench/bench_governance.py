@@ -97,7 +97,7 @@ def main() -> int:
     rows.append((f"gates decide ({len(ds):,} subjects)", dec, 2.0))
 
     def evaluate_and_record() -> list[dict[str, Any]]:
-        con.execute("DELETE FROM decisions; DELETE FROM lifecycle; DELETE FROM decision_head")
+        con.execute("DELETE FROM decisions; DELETE FROM decision_head")
         return db.gates.evaluate()
 
     ev, recs = timed(evaluate_and_record, args.repeat)

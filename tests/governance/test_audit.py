@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import duckdb
 import pytest
 
 import alphatrace as at
@@ -37,14 +38,16 @@ def problems(db: Database) -> list[tuple[int | None, str]]:
 
 def test_an_untouched_log_verifies(db: Database) -> None:
     out = db.audit_verify()
-    assert out == {"ok": True, "records": 15, "head": out["head"], "problems": []}
+    assert out == {"ok": True, "records": 15, "head": out["head"], "legacy_records": 0,
+                   "anchors": 0, "anchored_to_seq": None, "problems": []}
     assert out["head"] == db.con.execute("SELECT hash FROM decisions WHERE seq = 15").fetchall()[0][0]
 
 
 def test_hashes_chain_by_hand(db: Database) -> None:
     rows = db.con.execute("SELECT seq, prev_hash, hash, eval_id, subject, scope, action, rule, "
                           "fired, blocked, state, cascade_from, reason, policy_hash, as_of, "
-                          "metrics, run_ids FROM decisions ORDER BY seq").fetchall()
+                          "metrics, run_ids, created_at, actor, hash_version FROM decisions "
+                          "ORDER BY seq").fetchall()
     prev = GENESIS
     for r in rows:
         assert r[1] == prev
@@ -52,7 +55,10 @@ def test_hashes_chain_by_hand(db: Database) -> None:
                 "fired": json.loads(r[8]), "blocked": r[9], "state": r[10],
                 "cascade_from": r[11], "reason": r[12], "policy_hash": r[13],
                 "as_of": r[14].strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "metrics": json.loads(r[15]),
-                "run_ids": json.loads(r[16]), "prev_hash": r[1]}
+                "run_ids": json.loads(r[16]), "prev_hash": r[1], "seq": r[0],
+                "created_at": r[17].strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "actor": r[18],
+                "hash_version": r[19]}
+        assert r[19] == 2 and (r[18] is not None) == (r[6] == "revive")
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         assert hashlib.sha256(text.encode()).hexdigest() == r[2]
         prev = r[2]
@@ -61,6 +67,7 @@ def test_hashes_chain_by_hand(db: Database) -> None:
 @pytest.mark.parametrize("change", [
     "action = 'kill'", "metrics = '{\"runs\":5}'", "run_ids = '[]'", "rule = NULL",
     "as_of = as_of + INTERVAL 1 HOUR", "reason = 'because'",
+    "created_at = created_at + INTERVAL 1 SECOND", "actor = 'mallory'", "hash_version = 1",
 ])
 def test_an_edited_record_is_named(db: Database, change: str) -> None:
     db.con.execute(f"UPDATE decisions SET {change} WHERE seq = 6")
@@ -113,10 +120,23 @@ def test_all_three_at_once(db: Database) -> None:
     assert problems(db) == [(2, "edited"), (5, "removed"), (12, "reordered"), (13, "reordered")]
 
 
-def test_a_tampered_lifecycle_is_named(db: Database) -> None:
-    db.con.execute("UPDATE lifecycle SET state = 'promoted' WHERE subject = 'A'")
+def test_the_lifecycle_is_read_from_the_chain(db: Database) -> None:
+    from alphatrace.governance.journal import lifecycle_states
+
+    # by hand from the fixture: S killed at 3 and 8, revived at 10, killed again at 14
+    rows = db.con.execute("SELECT scope, subject, state, since_seq FROM lifecycle "
+                          "ORDER BY ALL").fetchall()
+    assert ("strategy", "S", "killed", 14) in rows and ("agent", "A", "killed", 1) in rows
+    assert {(sc, s): st for sc, s, st, _ in rows} == lifecycle_states(db.con)
+    with pytest.raises(duckdb.Error):  # a view: there is no separate table to edit
+        db.con.execute("UPDATE lifecycle SET state = 'promoted' WHERE subject = 'A'")
+
+
+def test_a_changed_seq_is_named_reordered(db: Database) -> None:
+    db.con.execute("UPDATE decisions SET seq = 99 WHERE seq = 15")
     out = db.audit_verify()
-    assert [(p["kind"], "'A'" in p["detail"]) for p in out["problems"]] == [("edited", True)]
+    assert [(p["seq"], p["kind"]) for p in out["problems"]] == [(99, "reordered")]
+    assert "written as seq 15" in out["problems"][0]["detail"]
 
 
 def test_a_tampered_policy_is_named(db: Database) -> None:

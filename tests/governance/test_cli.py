@@ -114,3 +114,44 @@ def test_missing_store_is_one_line(tmp_path: Path) -> None:
 def test_bad_as_of(dbfile: Path) -> None:
     code, _, err = call("gates", "evaluate", "--db", str(dbfile), "--as-of", "yesterday")
     assert code == 2 and "--as-of 'yesterday' is not a time" in err
+
+
+def test_keygen_sign_and_verify_against_anchors(dbfile: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    key, heads = tmp_path / "k.pem", tmp_path / "heads.jsonl"
+    code, out, _ = call("audit", "keygen", str(key), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["private_key"] == str(key) and doc["public_key"] == f"{key}.pub"
+    assert (key.stat().st_mode & 0o777) == 0o600 and len(doc["key_id"]) == 16
+    code, _, err = call("audit", "keygen", str(key))
+    assert code == 2 and "already exists" in err
+    # with the key configured, evaluate and revive sign the head and export it
+    monkeypatch.setenv("ALPHATRACE_SIGNING_KEY", str(key))
+    monkeypatch.setenv("ALPHATRACE_HEADS_FILE", str(heads))
+    code, out, _ = call("gates", "evaluate", "--db", str(dbfile), "--json")
+    assert code == 0 and len(json.loads(out)) == 3
+    code, out, _ = call("revive", "S", "--reason", "new limits", "--by", "dana", "--db",
+                        str(dbfile), "--json")
+    assert code == 0 and json.loads(out)["actor"] == "dana"
+    assert [json.loads(x)["seq"] for x in heads.read_text().splitlines()] == [3, 4]
+    code, out, _ = call("audit", "sign", "--db", str(dbfile), "--json")  # already signed
+    assert code == 0 and json.loads(out)["seq"] == 4 and len(heads.read_text().splitlines()) == 2
+    monkeypatch.delenv("ALPHATRACE_HEADS_FILE")
+    code, out, _ = call("audit", "verify", "--db", str(dbfile), "--json", "--pubkey", f"{key}.pub",
+                        "--heads", str(heads), "--expect-seq", "4")
+    doc = json.loads(out)
+    assert code == 0 and doc["ok"] and doc["anchored_to_seq"] == 4
+    code, out, _ = call("audit", "verify", "--db", str(dbfile), "--expect-seq", "9")
+    assert code == 1 and "truncated" in out
+    code, _, err = call("audit", "verify", "--db", str(dbfile), "--expect-head", "abc")
+    assert code == 2 and "not a 64-hex-digit SHA-256 hash" in err
+    code, out, _ = call("audit", "show", "S", "--db", str(dbfile), "--json")
+    assert [(r["action"], r["actor"]) for r in json.loads(out)] == [("kill", None),
+                                                                    ("revive", "dana")]
+
+
+def test_sign_without_a_key_is_one_line(dbfile: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ALPHATRACE_SIGNING_KEY", raising=False)
+    code, out, err = call("audit", "sign", "--db", str(dbfile))
+    assert code == 2 and out == "" and "no signing key" in err

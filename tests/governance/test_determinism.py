@@ -8,12 +8,14 @@ import random
 import statistics
 from collections.abc import Iterator
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import alphatrace as at
+from alphatrace.governance import journal
 from alphatrace.governance.gates import decide
 from alphatrace.governance.policy import load_governance
 from alphatrace.governance.runs import data_as_of
@@ -124,7 +126,9 @@ def test_decisions_equal_design_6_by_hand(shared: at.Database, rows: list[dict[s
                              for k, v in w["metrics"].items()}, key
 
 
-_VOLATILE = ("created_at",)
+# created_at is the one time of writing in a record; it is hashed, so the clock is fixed here
+# and every field, every hash included, must then be identical.
+WRITTEN_AT = dt.datetime(2024, 6, 1, 12, 0, 0, 123456)
 
 
 def _records(db: at.Database, rows: list[dict[str, Any]], as_of: str | None = None
@@ -132,9 +136,11 @@ def _records(db: at.Database, rows: list[dict[str, Any]], as_of: str | None = No
     """Two evaluations on a fresh log (the store is reused, its tables emptied)."""
     reset(db.con)
     insert(db.con, rows)
-    recs = db.gates.evaluate(as_of=as_of)
-    recs += db.gates.evaluate(as_of=as_of)
-    return [{k: v for k, v in r.items() if k not in _VOLATILE} for r in recs]
+    with patch.object(journal, "now", lambda: WRITTEN_AT):
+        recs = db.gates.evaluate(as_of=as_of)
+        recs += db.gates.evaluate(as_of=as_of)
+    assert {r["created_at"] for r in recs} <= {"2024-06-01T12:00:00.123456Z"}
+    return recs
 
 
 @settings(max_examples=40)

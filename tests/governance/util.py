@@ -58,7 +58,7 @@ def exclude(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str]) -> None:
                     [[r] for r in run_ids])
 
 
-GOV_TABLES = ("ledger", "decisions", "lifecycle", "governance_policies", "decision_head",
+GOV_TABLES = ("ledger", "decisions", "governance_policies", "decision_head", "signed_heads",
               "run_exclusions")
 
 

@@ -1,5 +1,6 @@
-"""`alphatrace confidence | gates evaluate | gates backtest | audit verify | audit show | revive |
-policy check`: a thin layer over the governance methods of the Python API."""
+"""`alphatrace confidence | gates evaluate | gates backtest | audit verify | audit show |
+audit keygen | audit sign | revive | policy check`: a thin layer over the governance methods of
+the Python API."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from alphatrace.cli.common import (
     handle_errors,
     print_json,
 )
+from alphatrace.errors import InputError
+from alphatrace.governance import anchor, anchor_check, signing
 from alphatrace.governance.policy import load_governance
 from alphatrace.policy import load_policy
 
@@ -33,6 +36,16 @@ AsOfOption = Annotated[
 ]
 ScopeOption = Annotated[
     str | None, typer.Option("--scope", help="agent | strategy, when a name is both.")
+]
+HeadsOption = Annotated[
+    Path | None,
+    typer.Option("--heads", help="The append-only JSON Lines file of signed heads.",
+                 envvar=signing.ENV_HEADS, show_envvar=True),
+]
+KeyOption = Annotated[
+    Path | None,
+    typer.Option("--key", help="Ed25519 private key file (PEM, mode 0600) to sign the head with.",
+                 envvar=signing.ENV_KEY, show_envvar=True),
 ]
 
 gates_app = typer.Typer(help="Promotion/kill gates.", no_args_is_help=True)
@@ -47,6 +60,8 @@ def register(app: typer.Typer) -> None:
     gates_app.command("backtest")(gates_backtest)
     audit_app.command("verify")(audit_verify)
     audit_app.command("show")(audit_show)
+    audit_app.command("keygen")(audit_keygen)
+    audit_app.command("sign")(audit_sign)
     policy_app.command("check")(policy_check)
     app.add_typer(gates_app, name="gates")
     app.add_typer(audit_app, name="audit")
@@ -126,6 +141,8 @@ def gates_evaluate(
     gp = load_governance(policy)
     with Database(db, read_only=dry_run) as d, _busy("evaluating gates", not as_json):
         recs = d.gates.evaluate(policy=gp, as_of=as_of, record=not dry_run)
+        signed = None if dry_run or not recs else anchor.sign_if_configured(d.store)
+    _say_signed(signed, as_json)
     if as_json:
         print_json(recs)
         return
@@ -138,6 +155,12 @@ def gates_evaluate(
         console.print(", ".join(f"{k}: {counts[k]}" for k in
                                 ("promote", "kill", "hold", "inconclusive") if counts[k])
                       + f"  (as of {recs[0]['as_of']}, policy {gp.hash[:12]})", highlight=False)
+
+
+def _say_signed(sh: signing.SignedHead | None, quiet: bool) -> None:
+    if sh is not None and not quiet:
+        err_console.print(f"signed head seq {sh.seq} ({sh.hash[:12]}) with key {sh.key_id}",
+                          highlight=False)
 
 
 @handle_errors
@@ -164,18 +187,37 @@ def gates_backtest(
 def audit_verify(
     recompute: Annotated[bool, typer.Option(
         "--recompute/--chain-only", help="Also re-decide every evaluation from the store.")] = True,
+    pubkey: Annotated[Path | None, typer.Option(
+        "--pubkey", help="Ed25519 public key (PEM): check the signature of every signed head."
+    )] = None,
+    heads: HeadsOption = None,
+    expect_head: Annotated[str | None, typer.Option(
+        "--expect-head", help="A head hash recorded elsewhere: the chain must still contain it."
+    )] = None,
+    expect_seq: Annotated[int | None, typer.Option(
+        "--expect-seq", min=1, help="The chain must still reach this seq (with --expect-head: "
+        "that hash at that seq).")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-hash the decision chain and re-compute each decision; name every record that was
-    edited, removed, reordered or no longer follows from its inputs. Exit 1 if any."""
+    """Re-hash the decision chain, check every decision against its own metrics and the chain
+    against signed or expected heads, and re-compute each decision; name every record that was
+    edited, removed, reordered, rewritten, forged, truncated, forked, left unsigned or no longer
+    follows from its inputs. Exit 1 if any."""
+    if expect_head is not None and not _is_hash(expect_head):
+        raise InputError(f"--expect-head {expect_head!r} is not a 64-hex-digit SHA-256 hash")
+    given = anchor_check.Given(pubkey=signing.load_public(pubkey) if pubkey else None,
+                               heads_path=heads, expect_head=expect_head and expect_head.lower(),
+                               expect_seq=expect_seq)
     with Database(db, read_only=True) as d, _busy("verifying the decision log", not as_json):
-        result = d.audit_verify(recompute=recompute)
+        result = d.audit_verify(recompute=recompute, anchors=given)
     if as_json:
         print_json(result)
     elif result["ok"]:
+        anchored = result["anchored_to_seq"]
         console.print(f"[green]ok[/]: {result['records']:,} records, chain intact"
                       + (", every decision follows from its inputs" if recompute else "")
+                      + (f", anchored up to seq {anchored}" if anchored else ", no anchor")
                       + (f" (head {result['head'][:12]})" if result["head"] else ""),
                       highlight=False)
     else:
@@ -183,6 +225,48 @@ def audit_verify(
              title=f"{len(result['problems'])} problem(s) in {result['records']:,} records")
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+def _is_hash(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
+
+
+@handle_errors
+def audit_keygen(
+    out: Annotated[Path, typer.Argument(help="Private key file to create (mode 0600); the "
+                                        "public key goes to OUT.pub.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Create an Ed25519 key pair for signing the decision log's head. Keep the private key
+    off the store's machine if you can; give the public key to whoever verifies."""
+    public = out.with_name(out.name + ".pub")
+    kid = signing.generate(out, public)
+    data = {"private_key": str(out), "public_key": str(public), "key_id": kid}
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"[green]created[/] {out} (private, mode 600) and {public}; key id {kid}\n"
+                  f"sign after every evaluation: export {signing.ENV_KEY}={out}", highlight=False)
+
+
+@handle_errors
+def audit_sign(
+    key: KeyOption = None,
+    heads: HeadsOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign the decision log's current head and append it to the heads file. Refuses when the
+    chain no longer follows from the last signed head."""
+    if key is None:
+        raise InputError(f"no signing key: pass --key or set {signing.ENV_KEY}")
+    with Database(db) as d:
+        sh = d.audit_sign(key, heads)
+    if as_json:
+        print_json(sh)
+        return
+    console.print(f"[green]signed[/] head seq {sh['seq']} ({sh['hash'][:12]}) with key "
+                  f"{sh['key_id']}" + (f"; exported to {heads}" if heads else ""), highlight=False)
 
 
 @handle_errors
@@ -203,8 +287,9 @@ def audit_show(
     for row, r in zip(rows, recs, strict=True):
         row["as_of"] = r["as_of"]
         row["reason"] = r.get("reason")
+        row["by"] = r.get("actor")
         row["hash"] = str(r["hash"])[:12]
-    cols = ["seq", "as_of", "action", "rule", "state", "note", "reason", *cols[7:], "hash"]
+    cols = ["seq", "as_of", "action", "rule", "state", "note", "reason", "by", *cols[7:], "hash"]
     emit(rows, False, columns=cols, title=f"decisions about {subject}")
 
 
@@ -212,19 +297,24 @@ def audit_show(
 def revive(
     subject: Annotated[str, typer.Argument(help="The killed agent or strategy.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the decision log).")],
+    by: Annotated[str | None, typer.Option("--by", help="Who (recorded in the decision log; "
+                                           "default: the OS user).")] = None,
     scope: ScopeOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Bring a killed subject back to candidate (manual, recorded)."""
+    """Bring a killed subject back to candidate (manual, recorded with who and why; the head is
+    signed when a signing key is configured)."""
     _check_scope(scope)
     with Database(db) as d:
-        rec = d.revive(subject, reason, scope)
+        rec = d.revive(subject, reason, scope, actor=by)
+        signed = anchor.sign_if_configured(d.store)
+    _say_signed(signed, as_json)
     if as_json:
         print_json(rec)
         return
-    console.print(f"[green]revived[/] {rec['scope']} {rec['subject']} (seq {rec['seq']}): "
-                  f"{rec['reason']}", highlight=False)
+    console.print(f"[green]revived[/] {rec['scope']} {rec['subject']} (seq {rec['seq']}) by "
+                  f"{rec['actor']}: {rec['reason']}", highlight=False)
 
 
 # Sections other areas own, checked through their loaders when those exist.

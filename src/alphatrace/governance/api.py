@@ -13,7 +13,15 @@ from typing import Any
 import pyarrow as pa
 
 from alphatrace.errors import GovernanceError, NotFoundError
-from alphatrace.governance import audit, backtest, confidence, journal
+from alphatrace.governance import (
+    anchor,
+    anchor_check,
+    audit,
+    backtest,
+    confidence,
+    journal,
+    upgrade,
+)
 from alphatrace.governance.gates import Decision, decide
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.policy import GovernancePolicy, load_governance
@@ -43,9 +51,10 @@ class Gates:
             pre = journal.lifecycle_states(con)
             return [d.content() for d in decide(con, gp, when, pre)]
         with self.store.transaction():
+            upgrade.ensure_current(self.store)
             pre = journal.lifecycle_states(con)
             decisions = decide(con, gp, when, pre)
-            return journal.append(self.store, decisions, pre, gp.decision_body())
+            return journal.append(self.store, decisions, gp.decision_body())
 
     def backtest(self, policy: PolicySource = None) -> dict[str, Any]:
         """Replay the policy run by run over the whole history; see docs/governance.md."""
@@ -59,10 +68,7 @@ def resolve_subject(store: Store, subject: str, scope: str | None) -> SubjectKey
     for sc in ("agent", "strategy"):
         if scope is not None and sc != scope:
             continue
-        hit = False
-        if has_table(con, "lifecycle"):
-            hit = bool(con.execute("SELECT count(*) FROM lifecycle WHERE scope = ? AND subject = ?",
-                                   [sc, subject]).fetchall()[0][0])
+        hit = (sc, subject) in journal.lifecycle_states(con)
         if not hit and has_table(con, "ledger"):
             hit = bool(con.execute(f"SELECT count(*) FROM ledger WHERE {sc} = ?",
                                    [subject]).fetchall()[0][0])
@@ -99,23 +105,33 @@ class GovernanceAPI:
             [states.get(("agent", a), "candidate") for a in summ.column("agent").to_pylist()],
             pa.string()))
 
-    def audit_verify(self, recompute: bool = True) -> dict[str, Any]:
-        """Re-hash the chain and (unless `recompute=False`) re-decide every evaluation from the
-        store and its stored policy; names each problem (see docs/governance.md)."""
-        return audit.verify(self.store.con, recompute=recompute)
+    def audit_verify(self, recompute: bool = True,
+                     anchors: anchor_check.Given | None = None) -> dict[str, Any]:
+        """Re-hash the chain, check each decision against its own metrics and the chain against
+        the heads signed or given in `anchors`, and (unless `recompute=False`) re-decide every
+        evaluation from the store and its stored policy; names each problem (see
+        docs/governance.md)."""
+        return audit.verify(self.store.con, recompute=recompute, given=anchors)
+
+    def audit_sign(self, key: Path, heads_file: Path | None = None) -> dict[str, Any]:
+        """Sign the decision log's head with the Ed25519 key file; append it to `heads_file`."""
+        return anchor.sign_head(self.store, key, heads_file).to_json()
 
     def audit_show(self, subject: str, scope: str | None = None) -> list[dict[str, Any]]:
         """Every record about a subject, oldest first."""
         sc, name = resolve_subject(self.store, subject, scope)
         return journal.read_records(self.store.con, name, sc)
 
-    def revive(self, subject: str, reason: str, scope: str | None = None) -> dict[str, Any]:
-        """Bring a killed subject back to candidate: the only way out of `killed`, recorded."""
+    def revive(self, subject: str, reason: str, scope: str | None = None,
+               actor: str | None = None) -> dict[str, Any]:
+        """Bring a killed subject back to candidate: the only way out of `killed`, recorded
+        with who (`actor`, default: the OS user) and why."""
         if not reason or not reason.strip():
             raise GovernanceError("revive needs a --reason: it is recorded in the decision log")
         key = resolve_subject(self.store, subject, scope)
         con = self.store.con
         with self.store.transaction():
+            upgrade.ensure_current(self.store)
             pre = journal.lifecycle_states(con)
             state: State = pre.get(key, "candidate")
             if state != "killed":
@@ -127,11 +143,12 @@ class GovernanceAPI:
                     raise GovernanceError(
                         f"agent {key[1]!r} belongs to killed strategy {blocking[0]!r}: revive the "
                         "strategy first, or the next evaluation kills the agent again")
-            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            now = journal.now()
             d = Decision(subject=key[1], scope=key[0], action="revive", rule=None, fired=(),
                          blocked=False, state="candidate", cascade_from=None, metrics={},
                          run_ids=[], as_of=now, policy_hash=None, reason=reason.strip())
-            return journal.append(self.store, [d], pre, None)[0]
+            return journal.append(self.store, [d], None, actor=actor or upgrade.operator(),
+                                  at=now)[0]
 
 
 def _has_agent(store: Store, agent: str) -> bool:

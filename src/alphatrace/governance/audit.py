@@ -4,35 +4,49 @@ inputs?
 Tampering and late data are told apart. A record whose content no longer matches its own hash
 was edited; a link to a predecessor that no longer exists means a record was removed (a gap in
 seq) or its hash rewritten (no gap); records whose chain order (followed through prev_hash)
-differs from their seq order were reordered. A record that is intact but that the gates, re-run
-on the store with the stored policy, the same as-of and the lifecycle the chain implies at that
-point, would decide differently is reported as `inputs_changed`: the ledger changed after the
-decision (late data, a re-reconcile, a new exclusion), not the log.
+differs from their seq order, or whose hash matches only under another seq, were reordered.
+
+Whoever can write the store can also recompute every hash. Two checks still see such a rewrite:
+each decision must follow from its own recorded metrics under its stored policy (and each revive
+from a killed state), which needs no data but the record; and heads recorded outside the store
+(signed heads, a heads file, a head the user wrote down; see anchor_check) pin the chain up to
+them. A record that is intact but that the gates, re-run on the store with the stored policy,
+the same as-of and the lifecycle the chain implies at that point, would decide differently is
+reported as `inputs_changed` (the ledger changed after the decision), unless an anchor shows the
+chain was rewritten there: then it is `rewritten`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Iterator
 from itertools import groupby
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from alphatrace.errors import PolicyError
+from alphatrace.governance import anchor_check
 from alphatrace.governance.canon import GENESIS
-from alphatrace.governance.gates import decide
-from alphatrace.governance.journal import head, read_records, record_hash, stored_policy
-from alphatrace.governance.lifecycle import fold
-from alphatrace.governance.policy import from_decision_body
+from alphatrace.governance.gates import apply_rules, decide
+from alphatrace.governance.journal import (
+    HASH_VERSION,
+    head,
+    read_records,
+    record_hash,
+    stored_policy,
+)
+from alphatrace.governance.lifecycle import CHAIN_SCOPE, State, SubjectKey, fold, resolve
+from alphatrace.governance.policy import SCOPES, GovernancePolicy, from_decision_body
+from alphatrace.governance.verdicts import Problem
+from alphatrace.governance.verdicts import problem as _problem
 from alphatrace.store.connection import has_table
 
-Problem = dict[str, Any]
 COMPARED = ("action", "rule", "fired", "blocked", "state", "cascade_from", "metrics", "run_ids")
-
-
-def _problem(seq: int | None, kind: str, detail: str) -> Problem:
-    return {"seq": seq, "kind": kind, "detail": detail}
+GATE_ACTIONS = ("promote", "kill", "hold", "inconclusive")
+RECHAIN = "rechain"
 
 
 def chain_order(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -59,15 +73,53 @@ def chain_order(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def check_chain(recs: list[dict[str, Any]], head_mark: tuple[int, str] | None) -> list[Problem]:
-    """Problems in the chain itself: edited, removed, reordered records."""
+def _renumbered(recs: list[dict[str, Any]], order: list[dict[str, Any]],
+                intact: set[int]) -> dict[int, int]:
+    """id(record) → the seq it was written with, for v2 records whose hash matches only under
+    that seq (one more than their chain predecessor's): their seq was changed, nothing else."""
+    by_hash = {r["hash"]: r for r in recs}
+    orig: dict[int, int] = {}
+    out: dict[int, int] = {}
+    for r in order:
+        orig[id(r)] = r["seq"]
+        if id(r) in intact or r.get("hash_version") != HASH_VERSION:
+            continue
+        pred = by_hash.get(r["prev_hash"])
+        cand = 1 if r["prev_hash"] == GENESIS else (
+            orig[id(pred)] + 1 if pred is not None and id(pred) in orig else None)
+        if cand is not None and cand != r["seq"] and record_hash({**r, "seq": cand}) == r["hash"]:
+            out[id(r)] = orig[id(r)] = cand
+    return out
+
+
+def intact_ids(recs: list[dict[str, Any]]) -> set[int]:
+    """id() of every record whose hash matches its content."""
+    return {id(r) for r in recs if record_hash(r) == r["hash"]}
+
+
+def check_chain(recs: list[dict[str, Any]], head_mark: tuple[int, str] | None,
+                intact: set[int] | None = None) -> list[Problem]:
+    """Problems in the chain itself: edited, removed, reordered records. `intact`: the result
+    of intact_ids(recs) when the caller has it."""
     problems: list[Problem] = []
+    if intact is None:
+        intact = intact_ids(recs)
+    order = chain_order(recs)
+    renumbered = _renumbered(recs, order, intact)
     edited: set[int] = set()
     for r in recs:
-        if record_hash(r) != r["hash"]:
+        if id(r) not in intact and id(r) not in renumbered:
             edited.add(id(r))
             problems.append(_problem(r["seq"], "edited",
                                      "content does not match its hash: changed after it was written"))
+    seen_v2 = False
+    for r in recs:
+        if r.get("hash_version") == HASH_VERSION:
+            seen_v2 = True
+        elif seen_v2 and id(r) not in edited:
+            problems.append(_problem(r["seq"], "rewritten", "a v1 record after v2 records: "
+                                     "re-hashed under the old formula, which covers neither seq "
+                                     "nor created_at"))
     by_hash = {r["hash"]: r for r in recs}
     for p, r in enumerate(recs):
         prev = recs[p - 1] if p else None
@@ -87,13 +139,17 @@ def check_chain(recs: list[dict[str, Any]], head_mark: tuple[int, str] | None) -
             problems.append(_problem(prev["seq"], "edited",
                                      f"its hash was rewritten: seq {r['seq']} links to a "
                                      "different predecessor"))
-    order = chain_order(recs)
     pos = {id(r): i for i, r in enumerate(recs)}
     for i, r in enumerate(order):
         if pos[id(r)] != i:
             problems.append(_problem(r["seq"], "reordered",
                                      f"seq {r['seq']} is out of chain order: its prev_hash puts it "
-                                     f"at position {i + 1}"))
+                                     f"at position {i + 1}"
+                                     + (f" (it was written as seq {renumbered[id(r)]})"
+                                        if id(r) in renumbered else "")))
+        elif id(r) in renumbered:
+            problems.append(_problem(r["seq"], "reordered", f"its seq was changed: it was "
+                                     f"written as seq {renumbered[id(r)]}"))
     seqs = [r["seq"] for r in recs]
     for s, grp in groupby(seqs):
         if len(list(grp)) > 1:
@@ -138,16 +194,26 @@ def _parse_ts(text: str | None) -> dt.datetime | None:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+Lifecycle = dict[SubjectKey, State]
+
+
+def evaluations(order: list[dict[str, Any]]
+                ) -> Iterator[tuple[list[dict[str, Any]], Lifecycle, Lifecycle]]:
+    """Each evaluation's records (one eval_id, chain order) with the lifecycle before and after."""
+    state: Lifecycle = {}
+    for _, grp_iter in groupby(order, key=lambda r: r["eval_id"]):
+        grp = list(grp_iter)
+        pre = dict(state)
+        state.update(fold(grp))
+        yield grp, pre, dict(state)
+
+
 def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
             skip: set[int], removed: set[int]) -> list[Problem]:
     """Re-decide every evaluation from the store and its stored policy; report differences."""
     problems: list[Problem] = []
-    done: list[dict[str, Any]] = []
-    for _, grp_iter in groupby(order, key=lambda r: r["eval_id"]):
-        grp = list(grp_iter)
-        pre = fold(done)
-        done.extend(grp)
-        gate = [r for r in grp if r["action"] != "revive"]
+    for grp, pre, _ in evaluations(order):
+        gate = [r for r in grp if r["action"] in GATE_ACTIONS]
         if not gate:
             continue
         first = gate[0]
@@ -213,17 +279,143 @@ def check_lifecycle(con: duckdb.DuckDBPyConnection, order: Iterable[dict[str, An
     return problems
 
 
-def verify(con: duckdb.DuckDBPyConnection, recompute: bool = True) -> dict[str, Any]:
+def _loaded(con: duckdb.DuckDBPyConnection, policy_hash: Any) -> GovernancePolicy | None:
+    """The stored policy of a record, or None when it is missing, altered or does not load
+    (recheck names those)."""
+    body = stored_policy(con, str(policy_hash)) if policy_hash is not None else None
+    if body is None or body.get("__tampered__"):
+        return None
+    try:
+        return from_decision_body(body, f"<stored policy {str(policy_hash)[:12]}>")
+    except PolicyError:
+        return None
+
+
+def _metric_env(gp: GovernancePolicy, recs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The rule inputs of `recs` from their own recorded metrics (null → NaN), or None when a
+    record's metrics are not an object of numbers."""
+    env: dict[str, Any] = {}
+    for name in gp.gate_metrics():
+        col = []
+        for r in recs:
+            m = r["metrics"]
+            if not isinstance(m, dict):
+                return None
+            v = m.get(name, 0 if name == "runs" and not m else None)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                return None
+            col.append(math.nan if v is None else float(v))
+        env[name] = np.asarray(col, dtype=np.float64)
+    return env
+
+
+def check_consistency(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
+                      skip: set[int]) -> list[Problem]:
+    """Records that alphatrace could not have written, found from the chain alone: a gate
+    decision whose action, rule, fired rules, block or state does not follow from its own
+    recorded metrics under its stored policy and the lifecycle before it (`rewritten`); a revive
+    of a subject that was not killed, an unknown action or scope (`forged`). Records in `skip`
+    (ids of records already named as edited) are not judged again."""
+    problems: list[Problem] = []
+    for grp, pre, post in evaluations(order):
+        killed = {s for (sc, s), st in post.items() if sc == "strategy" and st == "killed"}
+        gate = [r for r in grp if r["action"] in GATE_ACTIONS and r["scope"] in SCOPES]
+        gate_ids = {id(r) for r in gate}
+        for r in grp:
+            if id(r) in gate_ids or id(r) in skip:
+                continue
+            key = (r["scope"], r["subject"])
+            if r["scope"] == CHAIN_SCOPE and r["action"] == RECHAIN:
+                continue
+            if r["action"] == "revive" and r["scope"] in SCOPES:
+                was = pre.get(key, "candidate")
+                if was != "killed" or r["state"] != "candidate" or not (r["reason"] or "").strip():
+                    problems.append(_problem(r["seq"], "forged", f"revive of {key[0]} {key[1]!r} "
+                                             f"(it was {was}, the record leaves it {r['state']}, "
+                                             f"reason {r['reason']!r}): alphatrace revives only "
+                                             "a killed subject, to candidate, with a reason"))
+                continue
+            problems.append(_problem(r["seq"], "forged", f"action {r['action']!r} in scope "
+                                     f"{r['scope']!r} is not one alphatrace writes"))
+        if not gate:
+            continue
+        gp = _loaded(con, gate[0]["policy_hash"])
+        if gp is None:
+            continue
+        env = _metric_env(gp, gate)
+        if env is None:
+            problems += [_problem(r["seq"], "rewritten", "its metrics are not a JSON object of "
+                                  "numbers") for r in gate]
+            continue
+        hits = apply_rules(gp, env, [r["scope"] for r in gate], len(gate))
+        for i, r in enumerate(gate):
+            if id(r) in skip:
+                continue
+            cascade = r["cascade_from"]
+            if cascade is not None and (r["scope"] != "agent" or cascade not in killed):
+                problems.append(_problem(r["seq"], "rewritten", f"cascade_from {cascade!r} is not "
+                                         "a strategy killed at that point"))
+                continue
+            o = resolve(pre.get((r["scope"], r["subject"]), "candidate"),
+                        conclusive=bool(hits.conclusive[i]), kill_rule=hits.kill[i],
+                        promote_rule=hits.promote[i], cascade_from=cascade)
+            want = {"action": o.action, "rule": o.rule, "fired": list(hits.fired[i]),
+                    "blocked": o.blocked, "state": o.state}
+            diffs = [f"{f} {r[f]!r}" for f in want if r[f] != want[f]]
+            if diffs:
+                problems.append(_problem(
+                    r["seq"], "rewritten",
+                    f"{', '.join(diffs)} does not follow from its own recorded metrics under "
+                    f"policy {str(r['policy_hash'])[:12]}, which give "
+                    + ", ".join(f"{f} {want[f]!r}" for f in want if r[f] != want[f])))
+    return problems
+
+
+def recorded_problems(recs: Iterable[dict[str, Any]]) -> list[Problem]:
+    """The problems a `rechain` record says the v1 chain had when it was re-chained: still
+    problems (re-chaining must not launder earlier tampering)."""
+    out = []
+    for r in recs:
+        if r["scope"] != CHAIN_SCOPE or r["action"] != RECHAIN or not isinstance(r["metrics"], dict):
+            continue
+        for p in r["metrics"].get("legacy_problems") or []:
+            out.append(_problem(p.get("seq"), p.get("kind", "edited"),
+                                f"found in the v1 chain when it was re-chained (seq {r['seq']}): "
+                                f"{p.get('detail')}"))
+    return out
+
+
+def verify(con: duckdb.DuckDBPyConnection, recompute: bool = True,
+           given: anchor_check.Given | None = None) -> dict[str, Any]:
+    """Every check, problems sorted by seq. `given`: the anchors to check against (the heads
+    signed in the store are always used; with a public key their signatures are checked)."""
     recs = read_records(con)
     mark = head(con)
-    problems = check_chain(recs, mark)
+    intact = intact_ids(recs)
+    problems = check_chain(recs, mark, intact)
     order = chain_order(recs)
     if not problems:  # with a broken chain the implied lifecycle is itself unknown
         problems += check_lifecycle(con, order)
+    problems += recorded_problems(recs)
+    broken = {id(r) for r in recs} - intact
+    own = check_consistency(con, order, broken)
+    problems += own
+    anchors, anchor_problems = anchor_check.collect(con, given or anchor_check.Given())
+    departed, rewritten, covered = anchor_check.compare(recs, anchors)
+    problems += anchor_problems + departed
     if recompute:
-        skip = {id(r) for r in recs if record_hash(r) != r["hash"]}
-        removed = {int(p["seq"]) for p in problems if p["kind"] == "removed" and p["seq"] is not None}
-        problems += recheck(con, order, skip, removed)
+        flagged = {int(p["seq"]) for p in own}
+        skip = broken | {id(r) for r in recs if r["seq"] in flagged}
+        removed = {int(p["seq"]) for p in problems
+                   if p["kind"] in ("removed", "truncated") and p["seq"] is not None}
+        for p in recheck(con, order, skip, removed):
+            if p["kind"] == "inputs_changed" and p["seq"] in rewritten:
+                p = _problem(p["seq"], "rewritten", f"the chain no longer reaches "
+                             f"{rewritten[p['seq']]}, and this record no longer follows from "
+                             f"its inputs: {p['detail']}")
+            problems.append(p)
     problems.sort(key=lambda p: (p["seq"] is None, p["seq"] or 0, p["kind"], p["detail"]))
+    legacy = sum(1 for r in recs if r.get("hash_version") != HASH_VERSION)
     return {"ok": not problems, "records": len(recs), "head": mark[1] if mark else None,
+            "legacy_records": legacy, "anchors": len(anchors), "anchored_to_seq": covered,
             "problems": problems}

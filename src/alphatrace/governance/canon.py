@@ -9,6 +9,7 @@ PnL adds up to exactly 150 bps compares as exactly 150 (the hand answer), not 14
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -39,8 +40,10 @@ def round_value(v: float | None) -> float | None:
     return float(round_sig(np.array([v], dtype=np.float64))[0])
 
 
+@functools.lru_cache(maxsize=4096)
 def ts_text(ts: dt.datetime | None) -> str | None:
-    """A naive-UTC timestamp as ISO 8601 text with a Z, always with microseconds."""
+    """A naive-UTC timestamp as ISO 8601 text with a Z, always with microseconds. Cached: an
+    evaluation formats the same as-of once per subject."""
     if ts is None:
         return None
     if ts.tzinfo is not None:

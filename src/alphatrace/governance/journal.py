@@ -1,9 +1,12 @@
-"""The decision log: append-only records chained by SHA-256, plus the lifecycle they imply.
+"""The decision log: append-only records chained by SHA-256; the lifecycle is read from it.
 
-Each record's hash covers its content and the previous record's hash, so editing, removing or
-reordering any record breaks the chain at a place `audit verify` can name. The lifecycle table
-is a cache of the chain (the state in each subject's last record) for fast reads; the audit
-checks it against the chain.
+Each record's hash (v2) covers its content, its seq, its created_at, its actor and the previous
+record's hash, so editing, removing, renumbering or re-dating any record breaks the chain at a
+place `audit verify` can name. Records written before migration 0009 carry hash_version NULL
+(v1: seq and created_at not hashed) until the next write re-chains them (governance.upgrade).
+
+The lifecycle is not stored apart from the chain: `lifecycle_states` reads each subject's state
+from its newest record (the `lifecycle` view of migration 0009 does the same in SQL).
 """
 
 from __future__ import annotations
@@ -17,14 +20,18 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from alphatrace.errors import GovernanceError
 from alphatrace.governance.canon import GENESIS, canonical_json, sha256_hex, ts_text
 from alphatrace.governance.gates import Decision
 from alphatrace.governance.lifecycle import State, SubjectKey
+from alphatrace.governance.policy import SCOPES
 from alphatrace.store import Store
 from alphatrace.store.connection import has_table, one, registered
 
-HASHED = ("eval_id", "subject", "scope", "action", "rule", "fired", "blocked", "state",
-          "cascade_from", "reason", "policy_hash", "as_of", "metrics", "run_ids", "prev_hash")
+HASH_VERSION = 2
+HASHED_V1 = ("eval_id", "subject", "scope", "action", "rule", "fired", "blocked", "state",
+             "cascade_from", "reason", "policy_hash", "as_of", "metrics", "run_ids", "prev_hash")
+HASHED = (*HASHED_V1, "seq", "created_at", "actor", "hash_version")
 JSON_FIELDS = ("fired", "metrics", "run_ids")
 VIEW = "_alphatrace_new_decisions"
 
@@ -35,10 +42,12 @@ _SCHEMA = pa.schema([
     ("cascade_from", pa.string()), ("reason", pa.string()), ("policy_hash", pa.string()),
     ("as_of", pa.timestamp("us")), ("metrics", pa.string()), ("run_ids", pa.string()),
     ("prev_hash", pa.string()), ("hash", pa.string()), ("created_at", pa.timestamp("us")),
+    ("actor", pa.string()), ("hash_version", pa.int32()),
 ])
+_LATE_COLUMNS = ("actor", "hash_version")  # added by migration 0009
 
 
-_SORTED = sorted(HASHED)
+_SORTED = {1: sorted(HASHED_V1), 2: sorted(HASHED)}
 _KEYS = {k: json.dumps(k) + ":" for k in HASHED}
 
 
@@ -57,11 +66,11 @@ def _scalar(v: Any) -> str:
 
 
 def record_text(rec: dict[str, Any], nested: dict[str, str] | None = None) -> str:
-    """canonical_json of the hashed fields, assembled from pieces: equal to
-    canonical_json({k: rec[k] for k in HASHED}) (sorted keys are compositional), but each
-    nested value is serialised once and reused for storage."""
+    """canonical_json of the hashed fields of the record's hash_version (NULL: v1), assembled
+    from pieces: equal to canonical_json({k: rec[k] for k in fields}) (sorted keys are
+    compositional), but each nested value is serialised once and reused for storage."""
     parts = []
-    for k in _SORTED:
+    for k in _SORTED[2 if rec.get("hash_version") == HASH_VERSION else 1]:
         if k in JSON_FIELDS:
             text = nested[k] if nested is not None else canonical_json(rec.get(k))
         else:
@@ -78,28 +87,42 @@ def has_log(con: duckdb.DuckDBPyConnection) -> bool:
     return has_table(con, "decisions")
 
 
+def _columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'decisions' "
+                       "AND schema_name = 'main' AND database_name = current_database()").fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def lifecycle_states(con: duckdb.DuckDBPyConnection) -> dict[SubjectKey, State]:
-    if not has_table(con, "lifecycle"):
+    """Each subject's state after its newest record (by seq, which the hash covers)."""
+    if not has_log(con):
         return {}
-    rows = con.execute("SELECT scope, subject, state FROM lifecycle").fetchall()
+    scopes = ", ".join(f"'{sc}'" for sc in SCOPES)
+    rows = con.execute(f"SELECT scope, subject, arg_max(state, seq) FROM decisions "
+                       f"WHERE scope IN ({scopes}) GROUP BY scope, subject").fetchall()
     return {(str(sc), str(s)): st for sc, s, st in rows}
 
 
 def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
-                 scope: str | None = None) -> list[dict[str, Any]]:
-    """Records ordered by seq, JSON fields parsed (left as text when they no longer parse)."""
+                 scope: str | None = None, since_seq: int | None = None) -> list[dict[str, Any]]:
+    """Records ordered by seq, JSON fields parsed (left as text when they no longer parse).
+    On a store not yet migrated to 0009 (opened read-only), actor and hash_version are NULL."""
     if not has_log(con):
         return []
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if subject is not None:
         where.append("subject = ?")
         params.append(subject)
     if scope is not None:
         where.append("scope = ?")
         params.append(scope)
-    sql = ("SELECT seq, eval_id, subject, scope, action, rule, fired, blocked, state, "
-           "cascade_from, reason, policy_hash, as_of, metrics, run_ids, prev_hash, hash, "
-           "created_at FROM decisions")
+    if since_seq is not None:
+        where.append("seq >= ?")
+        params.append(since_seq)
+    have = _columns(con)
+    cols = [n if n in have or n not in _LATE_COLUMNS else f"NULL AS {n}" for n in _SCHEMA.names]
+    sql = f"SELECT {', '.join(cols)} FROM decisions"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY seq, hash"
@@ -115,70 +138,81 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
     return out
 
 
+def legacy_count(con: duckdb.DuckDBPyConnection) -> int:
+    """Records still hashed under v1 (written before migration 0009, not yet re-chained)."""
+    if not has_log(con):
+        return 0
+    if "hash_version" not in _columns(con):
+        return int(one(con, "SELECT count(*) FROM decisions")[0])
+    return int(one(con, "SELECT count(*) FROM decisions WHERE hash_version IS NULL")[0])
+
+
 def _last(con: duckdb.DuckDBPyConnection) -> tuple[int, str, int]:
     seq, h, ev = one(con, "SELECT coalesce(max(seq), 0), coalesce(arg_max(hash, seq), ?), "
                           "coalesce(max(eval_id), 0) FROM decisions", [GENESIS])
     return int(seq), str(h), int(ev)
 
 
-def _now() -> dt.datetime:
+def now() -> dt.datetime:
+    """The wall clock, naive UTC at microsecond precision (what TIMESTAMP keeps)."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def append(store: Store, decisions: Sequence[Decision], pre_state: dict[SubjectKey, State],
-           policy_body: dict[str, Any] | None) -> list[dict[str, Any]]:
+def append(store: Store, decisions: Sequence[Decision], policy_body: dict[str, Any] | None, *,
+           actor: str | None = None, at: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Append one evaluation's decisions (or one revive) to the chain, inside the caller's
-    transaction; returns the records as stored."""
+    transaction; returns the records as stored. `actor` is who (revives: the operator);
+    `at` is created_at (default: the wall clock), the only field that is a time of writing."""
     con = store.con
-    seq, prev, eval_id = _last(con)
-    eval_id += 1
-    now = _now()
-    now_text = ts_text(now)
-    recs: list[dict[str, Any]] = []
-    cols: dict[str, list[Any]] = {n: [] for n in _SCHEMA.names}
-    as_of_text: dict[Any, str | None] = {}
-    for d in decisions:
-        nested = {"fired": canonical_json(list(d.fired)), "metrics": canonical_json(d.metrics),
-                  "run_ids": canonical_json(d.run_ids)}
-        if d.as_of not in as_of_text:
-            as_of_text[d.as_of] = ts_text(d.as_of)
-        seq += 1
-        rec = {"seq": seq, "eval_id": eval_id, "subject": d.subject, "scope": d.scope,
-               "action": d.action, "rule": d.rule, "fired": list(d.fired), "blocked": d.blocked,
-               "state": d.state, "cascade_from": d.cascade_from, "reason": d.reason,
-               "policy_hash": d.policy_hash, "as_of": as_of_text[d.as_of], "metrics": d.metrics,
-               "run_ids": d.run_ids, "prev_hash": prev}
-        rec["hash"] = prev = record_hash(rec, nested)
-        rec["created_at"] = now_text
-        recs.append(rec)
-        for n in _SCHEMA.names:
-            v = nested[n] if n in JSON_FIELDS else rec[n]
-            if n == "as_of":
-                v = d.as_of
-            elif n == "created_at":
-                v = now
-            cols[n].append(v)
-    if not recs:
-        return recs
-    with registered(con, VIEW, pa.table(cols, schema=_SCHEMA)):
-        con.execute(f"INSERT INTO decisions SELECT * FROM {VIEW}")
-    changed = [(r["scope"], r["subject"], r["state"], r["seq"]) for r in recs
-               if pre_state.get((r["scope"], r["subject"])) != r["state"]]
-    if changed:
-        lc = pa.table({"scope": [c[0] for c in changed], "subject": [c[1] for c in changed],
-                       "state": [c[2] for c in changed], "since_seq": [c[3] for c in changed]})
-        with registered(con, VIEW, lc):
-            con.execute(f"DELETE FROM lifecycle WHERE (scope, subject) IN "
-                        f"(SELECT (scope, subject) FROM {VIEW})")
-            con.execute(f"INSERT INTO lifecycle SELECT scope, subject, state, since_seq FROM {VIEW}")
-    if policy_body is not None:
+    if legacy_count(con):
+        raise GovernanceError("the decision log still has v1 records: re-chain them first "
+                              "(alphatrace.governance.upgrade.ensure_current)")
+    when = at if at is not None else now()
+    items = [(d.content(), d.as_of) for d in decisions]
+    recs = write(store, items, actor=actor, at=when)
+    if recs and policy_body is not None:
         body = canonical_json(policy_body)
         con.execute("INSERT INTO governance_policies SELECT ?, ? WHERE NOT EXISTS "
                     "(SELECT 1 FROM governance_policies WHERE policy_hash = ?)",
                     [sha256_hex(body), body, sha256_hex(body)])
-    con.execute("DELETE FROM decision_head")
-    con.execute("INSERT INTO decision_head VALUES (1, ?, ?)", [recs[-1]["seq"], recs[-1]["hash"]])
     return recs
+
+
+def write(store: Store, items: Sequence[tuple[dict[str, Any], dt.datetime | None]], *,
+          actor: str | None, at: dt.datetime) -> list[dict[str, Any]]:
+    """Chain and insert records given as (content, as_of): content is Decision.content()'s
+    shape; one eval_id for all; the head moves to the last one."""
+    con = store.con
+    seq, prev, eval_id = _last(con)
+    eval_id += 1
+    now_text = ts_text(at)
+    recs: list[dict[str, Any]] = []
+    cols: dict[str, list[Any]] = {n: [] for n in _SCHEMA.names}
+    for content, _ in items:
+        nested = {k: canonical_json(content[k]) for k in JSON_FIELDS}
+        seq += 1
+        rec = {"seq": seq, "eval_id": eval_id, **content, "prev_hash": prev,
+               "created_at": now_text, "actor": actor, "hash_version": HASH_VERSION}
+        rec["hash"] = prev = record_hash(rec, nested)
+        recs.append(rec)
+        for k in JSON_FIELDS:
+            cols[k].append(nested[k])
+    for n in _SCHEMA.names:
+        if n not in JSON_FIELDS:
+            cols[n] = [r[n] for r in recs]
+    cols["as_of"] = [as_of for _, as_of in items]
+    cols["created_at"] = [at] * len(recs)
+    if not recs:
+        return recs
+    with registered(con, VIEW, pa.table(cols, schema=_SCHEMA)):
+        con.execute(f"INSERT INTO decisions BY NAME SELECT * FROM {VIEW}")
+    set_head(con, recs[-1]["seq"], recs[-1]["hash"])
+    return recs
+
+
+def set_head(con: duckdb.DuckDBPyConnection, seq: int, hash_: str) -> None:
+    con.execute("DELETE FROM decision_head")
+    con.execute("INSERT INTO decision_head VALUES (1, ?, ?)", [seq, hash_])
 
 
 def stored_policy(con: duckdb.DuckDBPyConnection, policy_hash: str) -> dict[str, Any] | None:

@@ -16,6 +16,9 @@ Action = Literal["promote", "kill", "hold", "inconclusive", "revive"]
 CASCADE_RULE = "cascade"
 
 SubjectKey = tuple[str, str]  # (scope, subject)
+# Records about the log itself (the one-time re-chaining of v1 records) carry this scope; they
+# are links of the chain but no subject's lifecycle.
+CHAIN_SCOPE = "chain"
 
 
 @dataclass(frozen=True)
@@ -45,5 +48,6 @@ def fold(records: Iterable[Mapping[str, Any]]) -> dict[SubjectKey, State]:
     """State of every subject after `records` (in chain order): each record carries its state."""
     out: dict[SubjectKey, State] = {}
     for r in records:
-        out[(str(r["scope"]), str(r["subject"]))] = r["state"]
+        if r["scope"] != CHAIN_SCOPE:
+            out[(str(r["scope"]), str(r["subject"]))] = r["state"]
     return out
