@@ -20,6 +20,7 @@ from alphatrace.cli.common import (
     print_json,
 )
 from alphatrace.errors import InputError
+from alphatrace.server.limits import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS
 
 keys_app = typer.Typer(help="API keys of the collector (stored hashed; a key is shown once).",
                        no_args_is_help=True)
@@ -39,16 +40,37 @@ def serve(
     follow: Annotated[list[Path] | None, typer.Option(
         "--follow", help="Also ingest closed spool files from this folder (repeatable).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    header_timeout: Annotated[float, typer.Option(
+        help="Seconds a client has to send a request's line and headers.")] = HEADER_TIMEOUT_S,
+    body_timeout: Annotated[float, typer.Option(
+        help="Seconds a client has to send a request's body, from the end of its headers.",
+    )] = BODY_TIMEOUT_S,
+    max_connections: Annotated[int, typer.Option(
+        help="Open connections beyond this are answered 503 and closed.")] = MAX_CONNECTIONS,
 ) -> None:
     """Run the collector: HTTP events, OTLP traces and the read API, as the store's only writer."""
     import uvicorn
 
     from alphatrace.server.app import create_app
+    from alphatrace.server.guard import guarded_protocol
+    from alphatrace.server.limits import Limits
+    from alphatrace.server.listen import bind
 
     for d in follow or []:
         if not d.is_dir():
             raise InputError(f"--follow {d}: not a folder")
-    app = create_app(db, follow=follow or [])
+    try:
+        limits = Limits(header_timeout, body_timeout, max_connections)
+    except ValueError as e:
+        raise InputError(f"--header-timeout/--body-timeout/--max-connections: {e}") from None
+    app = create_app(db, follow=follow or [], warn_without_keys=False)
+    try:
+        # Before any banner: a port in use is one line and exit 2, not a startup then a crash.
+        sock = bind(host, port)
+    except InputError:
+        app.state.writer.store.close()
+        raise
+    port = int(sock.getsockname()[1])  # the real one when --port 0
     n_keys = len(app.state.keyring)
     err_console.print(
         f"[bold]alphatrace collector[/] on http://{host}:{port}  (docs: /docs, "
@@ -59,8 +81,9 @@ def serve(
     if not n_keys:
         err_console.print("[yellow]no API keys yet:[/] every route but /healthz answers 401. "
                           "Stop the server and run `alphatrace keys create --name NAME --scope ingest`.")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=10)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=10, http=guarded_protocol(limits))
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @keys_app.command("create")

@@ -37,6 +37,9 @@ needs `Authorization: Bearer <key>` (create keys with `alphatrace keys create`):
 scope `ingest`, reads `read`; `admin` has both and manages keys.
 """
 
+NO_KEYS = ("no API keys: every route but /healthz answers 401 "
+           "(create one with `alphatrace keys create --name NAME --scope ingest`)")
+
 
 def create_app(
     db_path: str | os.PathLike[str] | None = None,
@@ -47,8 +50,12 @@ def create_app(
     max_batch_events: int = 50_000,
     max_pending_events: int = 500_000,
     prices: PriceTable | Any = None,
+    warn_without_keys: bool = True,
 ) -> FastAPI:
-    """The app, with its writer (and store) open; the writer thread starts with the app."""
+    """The app, with its writer (and store) open; the writer thread starts with the app.
+
+    `warn_without_keys=False` leaves the "no API keys" warning to the caller (`alphatrace
+    serve` prints it in its banner, once)."""
     writer = Writer(
         db_path,
         linger_s=linger_s,
@@ -57,9 +64,8 @@ def create_app(
         follow_dirs=[Path(d) for d in follow],
     )
     ring = KeyRing(active_keys(writer.store.con))
-    if not len(ring):
-        log.warning("no API keys: every route but /healthz answers 401 "
-                    "(create one with `alphatrace keys create --name NAME --scope ingest`)")
+    if warn_without_keys and not len(ring):
+        log.warning(NO_KEYS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
