@@ -162,13 +162,14 @@ def test_spans_without_ids_are_counted_not_mapped() -> None:
                             {"key": "gen_ai.request.model", "value": {"stringValue": "mystery"}}],
              "status": {"code": "STATUS_CODE_ERROR"}},
         ]}]}]}
-    events, bad = request_events(doc, shipped_table())
-    assert bad == 1 and len(events) == 1
-    ev = events[0]
+    mapped = request_events(doc, shipped_table())
+    assert [(r.index, r.field) for r in mapped.rejected] == [(0, "traceId")]
+    assert len(mapped.events) == 1 and mapped.positions == [1]
+    ev = mapped.events[0]
     assert ev["run_id"] == "0af7651916cd43dd8448eb211c80319c" and ev["agent"] == "s"
     assert ev["tokens_in"] == 7 and ev["errors"] == 1 and "cost_usd" not in ev  # unknown model
     assert ev["event_id"] == "otlp:0af7651916cd43dd8448eb211c80319c:00f067aa0ba902b7"
-    assert request_events([], None) == ([], 0)
+    assert request_events([], None).spans == 0
 
 
 JSON = st.recursive(
@@ -184,7 +185,8 @@ JSON = st.recursive(
 
 @given(JSON)
 def test_mapping_never_raises_on_any_json(doc: Any) -> None:
-    events, bad = request_events(doc, shipped_table())
-    assert bad >= 0
-    for ev in events:
+    mapped = request_events(doc, shipped_table())
+    assert len(mapped.positions) == len(mapped.events)
+    assert sorted(mapped.positions + [r.index for r in mapped.rejected]) == list(range(mapped.spans))
+    for ev in mapped.events:
         assert ev["type"] == "telemetry" and ev["event_id"].startswith("otlp:")

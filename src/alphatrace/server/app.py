@@ -32,9 +32,9 @@ log = logging.getLogger("alphatrace.server")
 
 DESCRIPTION = """\
 Collector for alphatrace events. Send telemetry, alpha and pnl events as JSON to
-`POST /v1/events`, or OTLP traces to `POST /v1/otlp/v1/traces`. Every route except `/healthz`
-needs `Authorization: Bearer <key>` (create keys with `alphatrace keys create`): writes need
-scope `ingest`, reads `read`; `admin` has both and manages keys.
+`POST /v1/events`, or OTLP traces to `POST /v1/traces` (also `/v1/otlp/v1/traces`). Every
+route except `/healthz` needs `Authorization: Bearer <key>` (create keys with `alphatrace keys
+create`): writes need scope `ingest`, reads `read`; `admin` has both and manages keys.
 """
 
 NO_KEYS = ("no API keys: every route but /healthz answers 401 "

@@ -14,6 +14,10 @@ One span becomes one telemetry event:
 - event_id: `otlp:<trace_id>:<span_id>`, so an exporter's retry is a duplicate, not a new event.
 Both OTLP JSON forms of ids are read: hex (the OTLP/JSON spec) and base64 (protobuf's JSON
 mapping), as are int64 values written as strings.
+
+A span that cannot become an event (no valid trace/span id, a time past the year 9999, a token
+count beyond a 64-bit integer) is rejected on its own with the field and reason: the other spans
+of the request are kept (OTLP partial success).
 """
 
 from __future__ import annotations
@@ -21,11 +25,45 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _EPOCH = dt.datetime(1970, 1, 1)
+MAX_NANOS = 253_402_300_799_999_999_999  # 9999-12-31T23:59:59.999999999Z, the last timestamp
+INT64_MAX = 2**63 - 1
+
+
+class SpanError(ValueError):
+    """Why one span cannot become an event: the OTLP field (or attribute) and the reason."""
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RejectedSpan:
+    index: int  # the span's position in the request, counted over all resources and scopes
+    field: str | None
+    reason: str
+    span: dict[str, Any]
+
+
+@dataclass
+class Mapped:
+    """The events of a request (with the position of each one's span) and the spans rejected."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    rejected: list[RejectedSpan] = field(default_factory=list)
+
+    @property
+    def spans(self) -> int:
+        return len(self.events) + len(self.rejected)
 
 
 def _list(v: Any) -> list[Any]:
@@ -86,11 +124,14 @@ def trace_id(v: Any, nbytes: int) -> str | None:
     return raw.hex()
 
 
-def nanos(v: Any) -> int | None:
+def nanos(v: Any, name: str = "timeUnixNano") -> int | None:
+    """Nanoseconds since 1970 (None when absent or not positive); SpanError past year 9999."""
     try:
         n = int(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float('inf')
         return None
+    if n > MAX_NANOS:
+        raise SpanError(name, f"{n} ns since 1970 is past the year 9999")
     return n if n > 0 else None
 
 
@@ -117,6 +158,18 @@ def _int(v: Any) -> int | None:
     return None
 
 
+def _count(keys: tuple[str, ...], attrs: dict[str, Any]) -> int | None:
+    """The first of `keys` set in `attrs`, as an integer; SpanError beyond a 64-bit integer."""
+    for k in keys:
+        v = attrs.get(k)
+        if v is not None and v != "":
+            n = _int(v)
+            if n is not None and abs(n) > INT64_MAX:
+                raise SpanError(k, f"{v} is out of range for a token count")
+            return n
+    return None
+
+
 def _spans(rs: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for key in ("scopeSpans", "instrumentationLibrarySpans"):
@@ -134,14 +187,17 @@ def _is_error(span: dict[str, Any], attrs: dict[str, Any]) -> bool:
     return code in (2, "2", "STATUS_CODE_ERROR")
 
 
-def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) -> dict[str, Any] | None:
-    """The telemetry event of one span; None when it has no usable trace/span id."""
+def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) -> dict[str, Any]:
+    """The telemetry event of one span; SpanError when the span cannot be one."""
     tid = trace_id(span.get("traceId"), 16)
+    if tid is None:
+        raise SpanError("traceId", "missing, all zero or not a 16-byte id")
     sid = trace_id(span.get("spanId"), 8)
-    if tid is None or sid is None:
-        return None
+    if sid is None:
+        raise SpanError("spanId", "missing, all zero or not an 8-byte id")
     a = attributes(span.get("attributes"))
-    start, end = nanos(span.get("startTimeUnixNano")), nanos(span.get("endTimeUnixNano"))
+    start = nanos(span.get("startTimeUnixNano"), "startTimeUnixNano")
+    end = nanos(span.get("endTimeUnixNano"), "endTimeUnixNano")
     parent = trace_id(span.get("parentSpanId"), 8)
     ev: dict[str, Any] = {
         "type": "telemetry",
@@ -150,8 +206,8 @@ def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) ->
         "agent": _first(("alphatrace.agent",), a, res) or res.get("service.name"),
         "strategy": _first(("alphatrace.strategy",), a, res),
         "model": _first(("gen_ai.request.model", "gen_ai.response.model"), a),
-        "tokens_in": _int(_first(("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"), a)),
-        "tokens_out": _int(_first(("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"), a)),
+        "tokens_in": _count(("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"), a),
+        "tokens_out": _count(("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"), a),
         "errors": 1 if _is_error(span, a) else 0,
         "span_name": span.get("name"),
         "trace_id": tid,
@@ -172,33 +228,45 @@ def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) ->
         if parent is None:
             ev["latency_ms"] = ms
     cost = a.get("alphatrace.cost_usd")
+    cached = _count(("gen_ai.usage.cache_read_input_tokens",), a)
     if cost is None and prices is not None and ev["model"] and (ev["tokens_in"] or ev["tokens_out"]):
-        cost = prices.cost(ev["model"], ev["tokens_in"] or 0, ev["tokens_out"] or 0,
-                           _int(a.get("gen_ai.usage.cache_read_input_tokens")) or 0)
+        cost = prices.cost(ev["model"], ev["tokens_in"] or 0, ev["tokens_out"] or 0, cached or 0)
         if cost is not None:
             ev["price_version"] = prices.version
     ev["cost_usd"] = cost
     return {k: v for k, v in ev.items() if v is not None}
 
 
-def request_events(doc: Any, prices: Any = None) -> tuple[list[dict[str, Any]], int]:
-    """(events, spans that could not be mapped) of an ExportTraceServiceRequest."""
-    events: list[dict[str, Any]] = []
-    bad = 0
+def request_events(doc: Any, prices: Any = None) -> Mapped:
+    """The events of an ExportTraceServiceRequest, and the spans that could not be mapped.
+
+    Never raises on a span: whatever goes wrong with one (a SpanError, or anything the mapping
+    did not foresee) rejects that span with its reason, and the others are mapped."""
+    out = Mapped()
     if not isinstance(doc, dict):
-        return events, 0
+        return out
+    index = 0
     for rs in _list(doc.get("resourceSpans")):
         if not isinstance(rs, dict):
             continue
         resource = rs.get("resource")
         res = attributes(resource.get("attributes") if isinstance(resource, dict) else None)
         for span in _spans(rs):
-            ev = span_event(span, res, prices)
-            if ev is None:
-                bad += 1
-            else:
-                events.append(ev)
-    return events, bad
+            try:
+                out.events.append(span_event(span, res, prices))
+                out.positions.append(index)
+            except SpanError as e:
+                out.rejected.append(RejectedSpan(index, e.field, e.reason, span))
+            except Exception as e:  # a bug here must cost one span, not the export
+                out.rejected.append(RejectedSpan(
+                    index, None, f"cannot map span: {type(e).__name__}: {e}", span))
+            index += 1
+    return out
+
+
+def span_json(span: dict[str, Any]) -> str:
+    """A span as one line of JSON (for quarantine)."""
+    return json.dumps(span, separators=(",", ":"), default=str, sort_keys=True)
 
 
 def decode_protobuf(body: bytes) -> Any:
