@@ -201,3 +201,20 @@ def test_out_of_range_values_never_500_on_events(local: tuple[TestClient, dict[s
     assert [r["status"] for r in res.json()["results"]] == ["accepted", "rejected", "accepted"]
     assert any(r["path"] == "<http>" and json.loads(r["raw"])["event_id"] == f"{run}:1"
                for r in quarantined(c))
+
+
+def test_a_busy_writer_is_503_with_retry_after(
+    local: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alphatrace.server.writer import Busy
+
+    c, auth = local
+
+    def busy(events: list[Any], source: str = "<http>") -> Future[Any]:
+        raise Busy("500000 events waiting")
+
+    monkeypatch.setattr(c.app.state.writer, "submit_events", busy)  # type: ignore[attr-defined]
+    for path, body in (("/v1/events", [{"type": "telemetry"}]), ("/v1/traces", bad_request("b"))):
+        res = c.post(path, json=body, headers=auth)
+        assert res.status_code == 503 and res.headers["retry-after"] == "1"
+        assert res.json() == {"detail": "collector busy: retry later"}

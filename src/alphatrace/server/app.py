@@ -26,7 +26,7 @@ from alphatrace.server import admin_routes, ingest_routes, otlp_routes, read_rou
 from alphatrace.server.auth import KeyRing
 from alphatrace.server.body import MAX_BODY
 from alphatrace.server.keys import active_keys
-from alphatrace.server.writer import Writer
+from alphatrace.server.writer import Busy, Writer
 
 log = logging.getLogger("alphatrace.server")
 
@@ -94,10 +94,17 @@ def create_app(
     for module in (ingest_routes, otlp_routes, read_routes, admin_routes):
         app.include_router(module.router)
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Busy, _busy)
     from alphatrace.server.dashboard import mount as mount_dashboard
 
     mount_dashboard(app)
     return app
+
+
+async def _busy(request: Request, exc: Exception) -> Response:
+    """More events waiting than the writer takes: the client retries after a second."""
+    return JSONResponse({"detail": "collector busy: retry later"}, status_code=503,
+                        headers={"Retry-After": "1"})
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
