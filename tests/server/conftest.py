@@ -59,6 +59,8 @@ def start_server(tmp: Path, *extra: str, keys: bool = True,
         if prepare is not None:
             prepare(store)
     port = free_port()
+    if "--otlp-grpc-port" not in extra:  # off unless asked: test servers run side by side
+        extra = (*extra, "--otlp-grpc-port", "0")
     log = tmp / "server.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "wb") as out:

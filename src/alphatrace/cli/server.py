@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -47,6 +47,8 @@ def serve(
     )] = BODY_TIMEOUT_S,
     max_connections: Annotated[int, typer.Option(
         help="Open connections beyond this are answered 503 and closed.")] = MAX_CONNECTIONS,
+    otlp_grpc_port: Annotated[int, typer.Option(
+        help="Port of the OTLP/gRPC traces service (0 = off).")] = 4317,
 ) -> None:
     """Run the collector: HTTP events, OTLP traces and the read API, as the store's only writer."""
     import uvicorn
@@ -67,15 +69,19 @@ def serve(
     try:
         # Before any banner: a port in use is one line and exit 2, not a startup then a crash.
         sock = bind(host, port)
+        port = int(sock.getsockname()[1])  # the real one when --port 0
+        if otlp_grpc_port:
+            app.state.stop_first.append(start_grpc(app, host, otlp_grpc_port).stop)
     except InputError:
         app.state.writer.store.close()
         raise
-    port = int(sock.getsockname()[1])  # the real one when --port 0
     n_keys = len(app.state.keyring)
     err_console.print(
         f"[bold]alphatrace collector[/] on http://{host}:{port}  (docs: /docs, "
         f"{n_keys} active key{'s' if n_keys != 1 else ''})", highlight=False,
     )
+    if otlp_grpc_port:
+        err_console.print(f"[bold]OTLP/gRPC[/] on {host}:{otlp_grpc_port}", highlight=False)
     err_console.print(f"[bold]dashboard[/] on http://{host}:{port}/  "
                       "(sign in with a key of scope read)", highlight=False)
     if not n_keys:
@@ -84,6 +90,16 @@ def serve(
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             timeout_graceful_shutdown=10, http=guarded_protocol(limits))
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def start_grpc(app: Any, host: str, port: int) -> Any:
+    """The OTLP/gRPC service of `app`, bound and serving (InputError if it cannot bind)."""
+    from alphatrace.server.otlp_grpc import GrpcServer
+
+    server = GrpcServer(app.state.writer, app.state.keyring, app.state.prices, host, port,
+                        app.state.max_body)
+    server.start()
+    return server
 
 
 @keys_app.command("create")

@@ -78,6 +78,8 @@ def create_app(
         try:
             yield
         finally:
+            for stop in app.state.stop_first:  # front ends that feed the writer (OTLP/gRPC)
+                stop()
             writer.stop()
             gc.unfreeze()
 
@@ -88,6 +90,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.writer = writer
+    app.state.stop_first = []  # callables run at shutdown before the writer stops
     app.state.keyring = ring
     app.state.max_body = max_body
     app.state.prices = resolve_table(prices)

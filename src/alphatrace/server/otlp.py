@@ -270,12 +270,18 @@ def span_json(span: dict[str, Any]) -> str:
 
 
 def decode_protobuf(body: bytes) -> Any:
-    """OTLP protobuf → the same dict shape as OTLP JSON (needs opentelemetry-proto)."""
-    from google.protobuf.json_format import MessageToDict
+    """OTLP protobuf bytes → the same dict shape as OTLP JSON."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
 
     msg = ExportTraceServiceRequest()
     msg.ParseFromString(body)
+    return message_doc(msg)
+
+
+def message_doc(msg: Any) -> Any:
+    """A decoded ExportTraceServiceRequest (HTTP protobuf or gRPC) → the OTLP JSON dict shape."""
+    from google.protobuf.json_format import MessageToDict
+
     return MessageToDict(msg)
