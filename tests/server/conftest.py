@@ -85,6 +85,20 @@ def start_server(tmp: Path, *extra: str, keys: bool = True,
     raise RuntimeError(f"server did not start: {log.read_text()}")
 
 
+def serve_with_port_taken(tmp: Path, option: str, *extra: str
+                          ) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """`alphatrace serve` with `option` (e.g. --port) set to a port another socket listens on:
+    (that port, the finished process)."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = int(holder.getsockname()[1])
+        res = subprocess.run([sys.executable, "-m", "alphatrace.cli.main", "serve", "--db",
+                              str(tmp / "taken.duckdb"), option, str(port), *extra],
+                             capture_output=True, text=True, timeout=120)
+    return port, res
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One collector shared by the tests that only add events under their own run_ids (its

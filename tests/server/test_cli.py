@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from alphatrace.cli.main import app
-from tests.server.conftest import start_server
+from tests.server.conftest import serve_with_port_taken, start_server
 
 runner = CliRunner()
 
@@ -61,13 +60,7 @@ def test_serve_on_a_locked_store_says_why(tmp_path: Path) -> None:
 
 
 def test_serve_on_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        res = subprocess.run([sys.executable, "-m", "alphatrace.cli.main", "serve", "--db",
-                              str(tmp_path / "c.duckdb"), "--port", str(port)],
-                             capture_output=True, text=True, timeout=120)
+    port, res = serve_with_port_taken(tmp_path, "--port")
     assert res.returncode == 2
     out = res.stdout + res.stderr
     assert f"127.0.0.1:{port} is already in use" in out and "--port" in out

@@ -73,6 +73,19 @@ def otlp_json(spans: list[ReadableSpan], hex_ids: bool) -> dict[str, Any]:
     return doc
 
 
+def export_and_read(server: Server, exporter: Any, spans: list[ReadableSpan],
+                    run_id: str) -> list[dict[str, Any]]:
+    """Export `spans` with a stock exporter; then the events of `run_id` from the read API."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    exporter.shutdown()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        events: list[dict[str, Any]] = c.get(
+            f"/v1/runs/{run_id}", headers=server.auth("read")).json()["events"]
+    return events
+
+
 def test_otel_sdk_payload_lands_on_the_run(client: httpx.Client, server: Server) -> None:
     spans, tid = make_spans({"service.name": "otel-agent", "alphatrace.strategy": "FUNDING"})
     res = client.post("/v1/otlp/v1/traces", json=otlp_json(spans, hex_ids=True),
@@ -122,12 +135,7 @@ def test_real_otlp_exporter_protobuf(server: Server) -> None:
         endpoint=server.url + "/v1/otlp/v1/traces",
         headers={"Authorization": f"Bearer {server.keys['ingest']}"},
     )
-    from opentelemetry.sdk.trace.export import SpanExportResult
-
-    assert exporter.export(spans) == SpanExportResult.SUCCESS
-    exporter.shutdown()
-    with httpx.Client(base_url=server.url) as c:
-        events = c.get(f"/v1/runs/{tid}", headers=server.auth("read")).json()["events"]
+    events = export_and_read(server, exporter, spans, tid)
     assert sorted(e["tokens_in"] or 0 for e in events) == [0, 1830]
 
 

@@ -3,25 +3,20 @@ their run; keys are checked from the `authorization` metadata; partial success a
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 from google.protobuf.json_format import ParseDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
-from tests.server.conftest import Server, free_port, start_server
-from tests.server.test_otlp import make_spans
+from tests.server.conftest import Server, free_port, serve_with_port_taken, start_server
+from tests.server.test_otlp import export_and_read, make_spans
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace.export import SpanExportResult
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +35,7 @@ def test_stock_grpc_exporter_lands_on_the_run(grpc_server: tuple[Server, int],
     exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}", insecure=True,
                                 headers=(("authorization", f"Bearer {srv.keys['ingest']}"),),
                                 compression=compression)
-    assert exporter.export(spans) == SpanExportResult.SUCCESS
-    exporter.shutdown()
-    with httpx.Client(base_url=srv.url) as c:
-        events = c.get(f"/v1/runs/{tid}", headers=srv.auth("read")).json()["events"]
+    events = export_and_read(srv, exporter, spans, tid)
     assert sorted(e["tokens_in"] or 0 for e in events) == [0, 1830]
     assert {e["agent"] for e in events} == {f"grpc-{compression.name}"}
     llm = next(e for e in events if e["tokens_in"])
@@ -83,14 +75,7 @@ def test_keys_and_partial_success(grpc_server: tuple[Server, int]) -> None:
 
 
 def test_grpc_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        busy = holder.getsockname()[1]
-        res = subprocess.run([sys.executable, "-m", "alphatrace.cli.main", "serve", "--db",
-                              str(tmp_path / "g.duckdb"), "--port", str(free_port()),
-                              "--otlp-grpc-port", str(busy)],
-                             capture_output=True, text=True, timeout=120)
+    busy, res = serve_with_port_taken(tmp_path, "--otlp-grpc-port", "--port", str(free_port()))
     out = res.stdout + res.stderr
     assert res.returncode == 2, out
     assert f"127.0.0.1:{busy} is already in use" in out and "--otlp-grpc-port" in out

@@ -12,7 +12,6 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -23,12 +22,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from alphatrace.server.app import create_app
 from alphatrace.server.keys import create_key
 from tests.server.conftest import Server
-from tests.server.test_otlp import T0, make_spans
+from tests.server.test_otlp import T0, export_and_read, make_spans
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace.export import SpanExportResult
 
 
 @pytest.mark.parametrize("compression", [Compression.NoCompression, Compression.Gzip])
@@ -40,10 +38,7 @@ def test_stock_exporter_with_the_base_url(server: Server, compression: Compressi
     exporter = OTLPSpanExporter(headers={"Authorization": f"Bearer {server.keys['ingest']}"},
                                 compression=compression)
     assert exporter._endpoint == server.url + "/v1/traces"  # what the env var gives
-    assert exporter.export(spans) == SpanExportResult.SUCCESS
-    exporter.shutdown()
-    with httpx.Client(base_url=server.url) as c:
-        events = c.get(f"/v1/runs/{tid}", headers=server.auth("read")).json()["events"]
+    events = export_and_read(server, exporter, spans, tid)
     assert sorted(e["tokens_in"] or 0 for e in events) == [0, 1830]
     assert {e["agent"] for e in events} == {f"root-{compression.value}"}
 
