@@ -2,11 +2,11 @@
 
 One span becomes one telemetry event:
 - run_id: span attr `alphatrace.run_id`, else the resource's, else the trace id (hex);
-- agent: `alphatrace.agent` (span, then resource), else the resource's `service.name`;
-- strategy: `alphatrace.strategy`; model: `gen_ai.request.model` (else `gen_ai.response.model`);
-- tokens_in / tokens_out: `gen_ai.usage.input_tokens` / `output_tokens` (the older
-  `prompt_tokens` / `completion_tokens` too); cost_usd: `alphatrace.cost_usd` if set, else the
-  SDK price table when the model is known;
+- agent, model, token counts, provider, error type: from the attributes listed in
+  `otlp_attrs` (GenAI semconv, current and older names, and OpenInference), first set wins;
+- strategy: `alphatrace.strategy` (span, then resource);
+- cost_usd: `alphatrace.cost_usd` if set, else the SDK price table when the model is known,
+  cached prompt tokens at the cached rate;
 - errors: 1 when the span has `error.type` or an ERROR status, else 0;
 - ts / start_ts / end_ts: the span's start and end; latency_ms: the span duration, on root spans
   only (no parent), so nested spans never add up twice — the ledger takes a run's wall time
@@ -29,6 +29,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from alphatrace.server.otlp_attrs import AGENT, USAGE
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -140,8 +142,9 @@ def iso_from_nanos(n: int) -> str:
 
 
 def _first(keys: tuple[str, ...], *sources: dict[str, Any]) -> Any:
-    for src in sources:
-        for k in keys:
+    """The first key set in any source: key by key, each looked up in the sources in order."""
+    for k in keys:
+        for src in sources:
             v = src.get(k)
             if v is not None and v != "":
                 return v
@@ -187,6 +190,28 @@ def _is_error(span: dict[str, Any], attrs: dict[str, Any]) -> bool:
     return code in (2, "2", "STATUS_CODE_ERROR")
 
 
+def exception_type(span: dict[str, Any]) -> Any:
+    """`exception.type` of the span's first `exception` event (how SDKs record an error)."""
+    for ev in _list(span.get("events")):
+        if isinstance(ev, dict) and ev.get("name") == "exception":
+            t = attributes(ev.get("attributes")).get("exception.type")
+            if t:
+                return t
+    return None
+
+
+def usage(a: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `otlp_attrs.USAGE` read from span attributes `a` (None when unset)."""
+    out: dict[str, Any] = {}
+    for src in USAGE:
+        if src.kind == "count":
+            out[src.field] = _count(src.keys, a)
+        else:
+            v = _first(src.keys, a)
+            out[src.field] = None if v is None else str(v)
+    return out
+
+
 def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) -> dict[str, Any]:
     """The telemetry event of one span; SpanError when the span cannot be one."""
     tid = trace_id(span.get("traceId"), 16)
@@ -199,24 +224,23 @@ def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) ->
     start = nanos(span.get("startTimeUnixNano"), "startTimeUnixNano")
     end = nanos(span.get("endTimeUnixNano"), "endTimeUnixNano")
     parent = trace_id(span.get("parentSpanId"), 8)
+    error = _is_error(span, a)
+    u = usage(a)
+    if u["error_type"] is None and error:
+        u["error_type"] = exception_type(span)
     ev: dict[str, Any] = {
         "type": "telemetry",
         "event_id": f"otlp:{tid}:{sid}",
         "run_id": str(_first(("alphatrace.run_id",), a, res) or tid),
-        "agent": _first(("alphatrace.agent",), a, res) or res.get("service.name"),
+        "agent": _first(AGENT.keys, a, res) or res.get("service.name"),
         "strategy": _first(("alphatrace.strategy",), a, res),
-        "model": _first(("gen_ai.request.model", "gen_ai.response.model"), a),
-        "tokens_in": _count(("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"), a),
-        "tokens_out": _count(("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"), a),
-        "errors": 1 if _is_error(span, a) else 0,
+        **u,
+        "errors": 1 if error else 0,
         "span_name": span.get("name"),
         "trace_id": tid,
         "span_id": sid,
         "parent_span_id": parent,
         "service_name": res.get("service.name"),
-        "error_type": a.get("error.type"),
-        "gen_ai_system": a.get("gen_ai.system") or a.get("gen_ai.provider.name"),
-        "gen_ai_operation": a.get("gen_ai.operation.name"),
     }
     if start is not None:
         ev["ts"] = ev["start_ts"] = iso_from_nanos(start)
@@ -228,9 +252,9 @@ def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) ->
         if parent is None:
             ev["latency_ms"] = ms
     cost = a.get("alphatrace.cost_usd")
-    cached = _count(("gen_ai.usage.cache_read_input_tokens",), a)
     if cost is None and prices is not None and ev["model"] and (ev["tokens_in"] or ev["tokens_out"]):
-        cost = prices.cost(ev["model"], ev["tokens_in"] or 0, ev["tokens_out"] or 0, cached or 0)
+        cost = prices.cost(ev["model"], ev["tokens_in"] or 0, ev["tokens_out"] or 0,
+                           ev["cached_tokens"] or 0)
         if cost is not None:
             ev["price_version"] = prices.version
     ev["cost_usd"] = cost
