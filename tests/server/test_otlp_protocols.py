@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -160,7 +161,8 @@ def test_an_event_the_store_cannot_take_costs_only_itself(
     def submit(events: list[Any], source: str = "<http>") -> Future[Any]:
         if any(e.get("poison") for e in events):
             fut: Future[Any] = Future()
-            fut.set_exception(RuntimeError('Conversion Error: bad value\nfrom column "tokens_in"'))
+            fut.set_exception(duckdb.ConversionException(
+                'Conversion Error: bad value\nfrom column "tokens_in"'))
             return fut
         return real(events, source)
 
@@ -182,6 +184,27 @@ def test_an_event_the_store_cannot_take_costs_only_itself(
     q = [r for r in quarantined(c) if r["path"] == "<http>"]
     assert [r["line"] for r in q] == [3, 6, 7]  # 1-based positions in the request
     assert json.loads(q[0]["raw"])["event_id"] == f"{run}:2"
+
+
+def test_a_server_failure_is_not_blamed_on_the_events(
+    local: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error is the server's: no splitting, no quarantine, a 500 the client retries."""
+    c, auth = local
+    calls: list[int] = []
+
+    def broken(events: list[Any], source: str = "<http>") -> Future[Any]:
+        calls.append(len(events))
+        fut: Future[Any] = Future()
+        fut.set_exception(duckdb.IOException("IO Error: No space left on device"))
+        return fut
+
+    monkeypatch.setattr(c.app.state.writer, "submit_events", broken)  # type: ignore[attr-defined]
+    batch = [{"type": "telemetry", "run_id": "io", "agent": "a", "event_id": f"io:{i}"}
+             for i in range(4)]
+    with pytest.raises(duckdb.IOException):
+        c.post("/v1/events", json=batch, headers=auth)
+    assert calls == [4] and quarantined(c) == []
 
 
 def test_out_of_range_values_never_500_on_events(local: tuple[TestClient, dict[str, str]]) -> None:

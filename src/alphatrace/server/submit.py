@@ -12,11 +12,17 @@ import logging
 import re
 from typing import Any
 
+import duckdb
+
 from alphatrace.server.quarantine import Bad, record
-from alphatrace.server.writer import Busy, Writer
+from alphatrace.server.writer import Writer
 from alphatrace.store.ingest import EventResult
 
 log = logging.getLogger("alphatrace.server")
+# Errors that a value in the events causes (DuckDB's conversion / range / input errors, and
+# what encoding or Arrow raise on a value); a batch failing with one is split to find it.
+DATA_ERRORS: tuple[type[Exception], ...] = (
+    duckdb.DataError, duckdb.InvalidInputException, ValueError, TypeError, OverflowError)
 
 
 async def store_events(
@@ -28,17 +34,17 @@ async def store_events(
     then see `duplicate`), so nothing it sent is half-stored or lost.
 
     Ingest answers each event, but a value it does not foresee can make the whole call raise
-    (a count DuckDB cannot convert): then the batch is split in halves until the events that
-    raise are alone, and each of those is rejected with the error as its reason and kept in
-    quarantine (`lines`: the events' 1-based positions in the request, default 1..n). The others
-    are stored as usual, and the request never fails for one event.
+    with a data error (a count DuckDB cannot convert): then the batch is split in halves until
+    the events that raise are alone, and each of those is rejected with the error as its reason
+    and kept in quarantine (`lines`: the events' 1-based positions in the request, default
+    1..n). The others are stored as usual, and the request never fails for one event. Any other
+    failure (I/O, out of memory, a closed store) is the server's, not the data's: it propagates
+    (500), so the client retries instead of being told its events are bad.
     """
     lines = lines if lines is not None else list(range(1, len(events) + 1))
     try:
         return await asyncio.shield(asyncio.wrap_future(writer.submit_events(events, source)))
-    except Busy:
-        raise
-    except Exception as e:
+    except DATA_ERRORS as e:
         if len(events) > 1:
             half = len(events) // 2
             left = await store_events(writer, events[:half], source, lines[:half])
