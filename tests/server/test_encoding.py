@@ -49,6 +49,17 @@ def test_gzip_members_in_a_row_are_one_body(parts: list[bytes]) -> None:
     assert decode(body, "gzip", 10_000) == b"".join(parts) == gzip.decompress(body)
 
 
+@given(st.binary(max_size=300), st.sampled_from(["gzip", "deflate", "identity", "br", "gzip, gzip"]),
+       st.integers(0, 500))
+def test_any_bytes_decode_within_the_limit_or_fail_cleanly(body: bytes, coding: str,
+                                                           limit: int) -> None:
+    try:
+        out = decode(body, coding, limit)
+    except (TooLarge, Unsupported, Undecodable):
+        return
+    assert len(out) <= limit
+
+
 def test_codings_apply_in_order_and_identity_is_nothing() -> None:
     data = b'[{"a": 1}]' * 50
     assert decode(data, None, 1000) == decode(data, "identity", 1000) == data
