@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from alphatrace.cli.common import (
     DbOption,
@@ -53,7 +54,7 @@ def serve(
     """Run the collector: HTTP events, OTLP traces and the read API, as the store's only writer."""
     import uvicorn
 
-    from alphatrace.server.app import create_app
+    from alphatrace.server.app import NO_KEYS, create_app
     from alphatrace.server.guard import guarded_protocol
     from alphatrace.server.limits import Limits
     from alphatrace.server.listen import bind
@@ -85,8 +86,7 @@ def serve(
     err_console.print(f"[bold]dashboard[/] on http://{host}:{port}/  "
                       "(sign in with a key of scope read)", highlight=False)
     if not n_keys:
-        err_console.print("[yellow]no API keys yet:[/] every route but /healthz answers 401. "
-                          "Stop the server and run `alphatrace keys create --name NAME --scope ingest`.")
+        err_console.print(Text(NO_KEYS, style="yellow"))
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             timeout_graceful_shutdown=10, http=guarded_protocol(limits))
     uvicorn.Server(config).run(sockets=[sock])

@@ -37,8 +37,8 @@ route except `/healthz` needs `Authorization: Bearer <key>` (create keys with `a
 create`): writes need scope `ingest`, reads `read`; `admin` has both and manages keys.
 """
 
-NO_KEYS = ("no API keys: every route but /healthz answers 401 "
-           "(create one with `alphatrace keys create --name NAME --scope ingest`)")
+NO_KEYS = ("no API keys yet: every route but /healthz answers 401. Stop the server and run "
+           "`alphatrace keys create --name NAME --scope ingest`.")
 
 
 def create_app(

@@ -46,7 +46,7 @@ async def settle(writer: Writer, mapped: Mapped, results: list[EventResult]) -> 
 
 
 def rejection_message(why: list[tuple[int, str | None, str]]) -> str:
-    """`2 of the spans rejected: span 3: startTimeUnixNano: …; span 7: …` (the first few)."""
+    """`2 span(s) rejected (…): span 3: startTimeUnixNano: …; span 7: …` (the first few)."""
     if not why:
         return ""
     shown = "; ".join(f"span {i}: {f + ': ' if f else ''}{r}" for i, f, r in why[:REASONS_SHOWN])
