@@ -145,7 +145,8 @@ def test_partial_success_in_protobuf(local: tuple[TestClient, dict[str, str]]) -
     assert "span 3: traceId" in msg.partial_success.error_message
     assert len(stored(c, auth, run)) == 4
     full = c.post("/v1/traces", content=ExportTraceServiceRequest().SerializeToString(),
-                  headers={**auth, "Content-Type": "application/x-protobuf"})
+                  headers={**auth, "Content-Type": "application/protobuf"})
+    assert full.headers["content-type"] == "application/protobuf"
     assert ExportTraceServiceResponse.FromString(full.content) == ExportTraceServiceResponse()
 
 

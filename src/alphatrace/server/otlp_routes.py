@@ -24,7 +24,7 @@ from alphatrace.server.otlp_export import export, partial_json, partial_message
 
 router = APIRouter(tags=["otlp"])
 
-PROTOBUF = "application/x-protobuf"
+PROTOBUF = "application/x-protobuf"  # the OTLP spec's; `application/protobuf` is read too
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -45,12 +45,12 @@ async def post_traces(request: Request, who: Principal = Depends(require("ingest
     """Each span becomes a telemetry event of its run (see docs/collector.md for the mapping)."""
     body = await read_body(request, request.app.state.max_body)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    protobuf = ctype == PROTOBUF
+    protobuf = ctype in (PROTOBUF, "application/protobuf")
     doc = decode_protobuf_body(body) if protobuf else decode_json_body(body)
     rejected, message = await export(request.app.state.writer, request.app.state.prices, doc)
     if protobuf:
         return Response(partial_message(rejected, message).SerializeToString(),
-                        media_type=PROTOBUF)
+                        media_type=ctype)
     return Response(json.dumps(partial_json(rejected, message)), media_type="application/json")
 
 
