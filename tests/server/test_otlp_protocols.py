@@ -237,3 +237,21 @@ def test_a_busy_writer_is_503_with_retry_after(
         res = c.post(path, json=body, headers=auth)
         assert res.status_code == 503 and res.headers["retry-after"] == "1"
         assert res.json() == {"detail": "collector busy: retry later"}
+
+
+def test_quarantine_records_each_bad_item_once(tmp_path: Path) -> None:
+    from alphatrace.server.quarantine import Bad, record
+    from alphatrace.store import Store
+
+    bad = [Bad(1, "telemetry", "traceId", "missing", '{"a":1}'),
+           Bad(2, None, None, "x", '{"b":' + "9" * 5000 + "}"),
+           Bad(1, "telemetry", "traceId", "missing", '{"a":1}')]  # the same item twice
+    with Store(tmp_path / "q.duckdb") as store:
+        assert record(store, "<otlp>", bad) == 2
+        assert record(store, "<otlp>", bad) == 0  # a retry adds nothing
+        assert record(store, "<http>", bad[:1]) == 1  # another route is another source
+        rows = store.con.execute("SELECT path, line, kind, field, reason, length(raw) "
+                                 "FROM quarantine ORDER BY path, line").fetchall()
+    assert rows == [("<http>", 1, "telemetry", "traceId", "missing", 7),
+                    ("<otlp>", 1, "telemetry", "traceId", "missing", 7),
+                    ("<otlp>", 2, None, None, "x", 4096)]  # raw kept up to 4096 characters
