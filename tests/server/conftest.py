@@ -59,6 +59,8 @@ def start_server(tmp: Path, *extra: str, keys: bool = True,
         if prepare is not None:
             prepare(store)
     port = free_port()
+    if "--otlp-grpc-port" not in extra:  # off unless asked: test servers run side by side
+        extra = (*extra, "--otlp-grpc-port", "0")
     log = tmp / "server.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "wb") as out:
@@ -81,6 +83,20 @@ def start_server(tmp: Path, *extra: str, keys: bool = True,
         time.sleep(0.1)
     srv.stop()
     raise RuntimeError(f"server did not start: {log.read_text()}")
+
+
+def serve_with_port_taken(tmp: Path, option: str, *extra: str
+                          ) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """`alphatrace serve` with `option` (e.g. --port) set to a port another socket listens on:
+    (that port, the finished process)."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = int(holder.getsockname()[1])
+        res = subprocess.run([sys.executable, "-m", "alphatrace.cli.main", "serve", "--db",
+                              str(tmp / "taken.duckdb"), option, str(port), *extra],
+                             capture_output=True, text=True, timeout=120)
+    return port, res
 
 
 @pytest.fixture(scope="session")

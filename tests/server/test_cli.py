@@ -11,6 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from alphatrace.cli.main import app
+from tests.server.conftest import serve_with_port_taken, start_server
 
 runner = CliRunner()
 
@@ -56,3 +57,26 @@ def test_serve_on_a_locked_store_says_why(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    port, res = serve_with_port_taken(tmp_path, "--port")
+    assert res.returncode == 2
+    out = res.stdout + res.stderr
+    assert f"127.0.0.1:{port} is already in use" in out and "--port" in out
+    # Nothing claims the server started, and the error is the only thing said about it.
+    assert "collector on" not in out and "startup" not in out.lower() and "Errno" not in out
+    assert "Traceback" not in out
+
+
+def test_serve_says_each_warning_once(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, keys=False)
+    srv.stop()
+    log = srv.log.read_text()
+    assert log.count("no API keys") == 1, log
+    assert log.count("alphatrace collector on") == 1
+
+
+def test_serve_rejects_bad_limits(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["serve", "--db", str(tmp_path / "c.duckdb"), "--header-timeout", "0"])
+    assert res.exit_code == 2 and "timeouts must be positive" in res.output

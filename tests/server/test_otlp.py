@@ -73,6 +73,19 @@ def otlp_json(spans: list[ReadableSpan], hex_ids: bool) -> dict[str, Any]:
     return doc
 
 
+def export_and_read(server: Server, exporter: Any, spans: list[ReadableSpan],
+                    run_id: str) -> list[dict[str, Any]]:
+    """Export `spans` with a stock exporter; then the events of `run_id` from the read API."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    exporter.shutdown()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        events: list[dict[str, Any]] = c.get(
+            f"/v1/runs/{run_id}", headers=server.auth("read")).json()["events"]
+    return events
+
+
 def test_otel_sdk_payload_lands_on_the_run(client: httpx.Client, server: Server) -> None:
     spans, tid = make_spans({"service.name": "otel-agent", "alphatrace.strategy": "FUNDING"})
     res = client.post("/v1/otlp/v1/traces", json=otlp_json(spans, hex_ids=True),
@@ -122,12 +135,7 @@ def test_real_otlp_exporter_protobuf(server: Server) -> None:
         endpoint=server.url + "/v1/otlp/v1/traces",
         headers={"Authorization": f"Bearer {server.keys['ingest']}"},
     )
-    from opentelemetry.sdk.trace.export import SpanExportResult
-
-    assert exporter.export(spans) == SpanExportResult.SUCCESS
-    exporter.shutdown()
-    with httpx.Client(base_url=server.url) as c:
-        events = c.get(f"/v1/runs/{tid}", headers=server.auth("read")).json()["events"]
+    events = export_and_read(server, exporter, spans, tid)
     assert sorted(e["tokens_in"] or 0 for e in events) == [0, 1830]
 
 
@@ -162,13 +170,14 @@ def test_spans_without_ids_are_counted_not_mapped() -> None:
                             {"key": "gen_ai.request.model", "value": {"stringValue": "mystery"}}],
              "status": {"code": "STATUS_CODE_ERROR"}},
         ]}]}]}
-    events, bad = request_events(doc, shipped_table())
-    assert bad == 1 and len(events) == 1
-    ev = events[0]
+    mapped = request_events(doc, shipped_table())
+    assert [(r.index, r.field) for r in mapped.rejected] == [(0, "traceId")]
+    assert len(mapped.events) == 1 and mapped.positions == [1]
+    ev = mapped.events[0]
     assert ev["run_id"] == "0af7651916cd43dd8448eb211c80319c" and ev["agent"] == "s"
     assert ev["tokens_in"] == 7 and ev["errors"] == 1 and "cost_usd" not in ev  # unknown model
     assert ev["event_id"] == "otlp:0af7651916cd43dd8448eb211c80319c:00f067aa0ba902b7"
-    assert request_events([], None) == ([], 0)
+    assert request_events([], None).spans == 0
 
 
 JSON = st.recursive(
@@ -184,7 +193,8 @@ JSON = st.recursive(
 
 @given(JSON)
 def test_mapping_never_raises_on_any_json(doc: Any) -> None:
-    events, bad = request_events(doc, shipped_table())
-    assert bad >= 0
-    for ev in events:
+    mapped = request_events(doc, shipped_table())
+    assert len(mapped.positions) == len(mapped.events)
+    assert sorted(mapped.positions + [r.index for r in mapped.rejected]) == list(range(mapped.spans))
+    for ev in mapped.events:
         assert ev["type"] == "telemetry" and ev["event_id"].startswith("otlp:")

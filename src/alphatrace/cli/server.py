@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from alphatrace.cli.common import (
     DbOption,
@@ -20,6 +21,7 @@ from alphatrace.cli.common import (
     print_json,
 )
 from alphatrace.errors import InputError
+from alphatrace.server.limits import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS
 
 keys_app = typer.Typer(help="API keys of the collector (stored hashed; a key is shown once).",
                        no_args_is_help=True)
@@ -39,28 +41,65 @@ def serve(
     follow: Annotated[list[Path] | None, typer.Option(
         "--follow", help="Also ingest closed spool files from this folder (repeatable).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    header_timeout: Annotated[float, typer.Option(
+        help="Seconds a client has to send a request's line and headers.")] = HEADER_TIMEOUT_S,
+    body_timeout: Annotated[float, typer.Option(
+        help="Seconds a client has to send a request's body, from the end of its headers.",
+    )] = BODY_TIMEOUT_S,
+    max_connections: Annotated[int, typer.Option(
+        help="Open connections beyond this are answered 503 and closed.")] = MAX_CONNECTIONS,
+    otlp_grpc_port: Annotated[int, typer.Option(
+        help="Port of the OTLP/gRPC traces service (0 = off).")] = 4317,
 ) -> None:
     """Run the collector: HTTP events, OTLP traces and the read API, as the store's only writer."""
     import uvicorn
 
-    from alphatrace.server.app import create_app
+    from alphatrace.server.app import NO_KEYS, create_app
+    from alphatrace.server.guard import guarded_protocol
+    from alphatrace.server.limits import Limits
+    from alphatrace.server.listen import bind
 
     for d in follow or []:
         if not d.is_dir():
             raise InputError(f"--follow {d}: not a folder")
-    app = create_app(db, follow=follow or [])
+    try:
+        limits = Limits(header_timeout, body_timeout, max_connections)
+    except ValueError as e:
+        raise InputError(f"--header-timeout/--body-timeout/--max-connections: {e}") from None
+    app = create_app(db, follow=follow or [], warn_without_keys=False)
+    try:
+        # Before any banner: a port in use is one line and exit 2, not a startup then a crash.
+        sock = bind(host, port)
+        port = int(sock.getsockname()[1])  # the real one when --port 0
+        if otlp_grpc_port:
+            app.state.stop_first.append(start_grpc(app, host, otlp_grpc_port).stop)
+    except InputError:
+        app.state.writer.store.close()
+        raise
     n_keys = len(app.state.keyring)
     err_console.print(
         f"[bold]alphatrace collector[/] on http://{host}:{port}  (docs: /docs, "
         f"{n_keys} active key{'s' if n_keys != 1 else ''})", highlight=False,
     )
+    if otlp_grpc_port:
+        err_console.print(f"[bold]OTLP/gRPC[/] on {host}:{otlp_grpc_port}", highlight=False)
     err_console.print(f"[bold]dashboard[/] on http://{host}:{port}/  "
                       "(sign in with a key of scope read)", highlight=False)
     if not n_keys:
-        err_console.print("[yellow]no API keys yet:[/] every route but /healthz answers 401. "
-                          "Stop the server and run `alphatrace keys create --name NAME --scope ingest`.")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=10)
+        err_console.print(Text(NO_KEYS, style="yellow"))
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=10, http=guarded_protocol(limits))
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def start_grpc(app: Any, host: str, port: int) -> Any:
+    """The OTLP/gRPC service of `app`, bound and serving (InputError if it cannot bind)."""
+    from alphatrace.server.otlp_grpc import GrpcServer
+
+    server = GrpcServer(app.state.writer, app.state.keyring, app.state.prices, host, port,
+                        app.state.max_body)
+    server.start()
+    return server
 
 
 @keys_app.command("create")

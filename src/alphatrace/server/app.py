@@ -26,16 +26,19 @@ from alphatrace.server import admin_routes, ingest_routes, otlp_routes, read_rou
 from alphatrace.server.auth import KeyRing
 from alphatrace.server.body import MAX_BODY
 from alphatrace.server.keys import active_keys
-from alphatrace.server.writer import Writer
+from alphatrace.server.writer import Busy, Writer
 
 log = logging.getLogger("alphatrace.server")
 
 DESCRIPTION = """\
 Collector for alphatrace events. Send telemetry, alpha and pnl events as JSON to
-`POST /v1/events`, or OTLP traces to `POST /v1/otlp/v1/traces`. Every route except `/healthz`
-needs `Authorization: Bearer <key>` (create keys with `alphatrace keys create`): writes need
-scope `ingest`, reads `read`; `admin` has both and manages keys.
+`POST /v1/events`, or OTLP traces to `POST /v1/traces` (also `/v1/otlp/v1/traces`). Every
+route except `/healthz` needs `Authorization: Bearer <key>` (create keys with `alphatrace keys
+create`): writes need scope `ingest`, reads `read`; `admin` has both and manages keys.
 """
+
+NO_KEYS = ("no API keys yet: every route but /healthz answers 401. Stop the server and run "
+           "`alphatrace keys create --name NAME --scope ingest`.")
 
 
 def create_app(
@@ -47,8 +50,12 @@ def create_app(
     max_batch_events: int = 50_000,
     max_pending_events: int = 500_000,
     prices: PriceTable | Any = None,
+    warn_without_keys: bool = True,
 ) -> FastAPI:
-    """The app, with its writer (and store) open; the writer thread starts with the app."""
+    """The app, with its writer (and store) open; the writer thread starts with the app.
+
+    `warn_without_keys=False` leaves the "no API keys" warning to the caller (`alphatrace
+    serve` prints it in its banner, once)."""
     writer = Writer(
         db_path,
         linger_s=linger_s,
@@ -57,9 +64,8 @@ def create_app(
         follow_dirs=[Path(d) for d in follow],
     )
     ring = KeyRing(active_keys(writer.store.con))
-    if not len(ring):
-        log.warning("no API keys: every route but /healthz answers 401 "
-                    "(create one with `alphatrace keys create --name NAME --scope ingest`)")
+    if warn_without_keys and not len(ring):
+        log.warning(NO_KEYS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,6 +78,8 @@ def create_app(
         try:
             yield
         finally:
+            for stop in app.state.stop_first:  # front ends that feed the writer (OTLP/gRPC)
+                stop()
             writer.stop()
             gc.unfreeze()
 
@@ -82,16 +90,24 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.writer = writer
+    app.state.stop_first = []  # callables run at shutdown before the writer stops
     app.state.keyring = ring
     app.state.max_body = max_body
     app.state.prices = resolve_table(prices)
     for module in (ingest_routes, otlp_routes, read_routes, admin_routes):
         app.include_router(module.router)
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Busy, _busy)
     from alphatrace.server.dashboard import mount as mount_dashboard
 
     mount_dashboard(app)
     return app
+
+
+async def _busy(request: Request, exc: Exception) -> Response:
+    """More events waiting than the writer takes: the client retries after a second."""
+    return JSONResponse({"detail": "collector busy: retry later"}, status_code=503,
+                        headers={"Retry-After": "1"})
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

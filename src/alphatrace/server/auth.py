@@ -57,6 +57,19 @@ class KeyRing:
         return found
 
 
+def bearer_principal(ring: KeyRing, authorization: str | None) -> Principal | None:
+    """The key holder of an `Authorization: Bearer <key>` value (HTTP header or gRPC
+    metadata); None when absent, malformed, unknown or revoked."""
+    scheme, _, key = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return ring.verify(key.strip())
+
+
+def allows(who: Principal, scope: str) -> bool:
+    return scope in GRANTS.get(who.scope, frozenset())
+
+
 def unauthorized() -> HTTPException:
     return HTTPException(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
 
@@ -74,7 +87,7 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         who = ring.verify(creds.credentials)
         if who is None:
             raise unauthorized()
-        if scope not in GRANTS.get(who.scope, frozenset()):
+        if not allows(who, scope):
             raise HTTPException(403, "forbidden")
         return who
 

@@ -1,8 +1,9 @@
-"""Request bodies: read with a hard size limit, parse, check the shape — nothing more.
+"""Request bodies: read with a hard size limit, decode, parse, check the shape — nothing more.
 
 Events themselves are validated by the store's ingest (the same vectorised checks as files), so
-this module only answers the questions a batch as a whole can fail: too big (413), not JSON
-(400), not an array of objects or `{"events": [...]}` (400).
+this module only answers the questions a batch as a whole can fail: too big, on the wire or once
+decompressed (413), a Content-Encoding other than gzip/deflate (415), not JSON (400), not an
+array of objects or `{"events": [...]}` (400).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import json
 from typing import Any
 
 from fastapi import HTTPException, Request
+from starlette.requests import ClientDisconnect
+
+from alphatrace.server import encoding
 
 from alphatrace.store.encode_events import object_pairs
 
@@ -22,7 +26,8 @@ def _mb(n: int) -> str:
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The body, or 413 as soon as it is known to exceed `limit` (before reading it all)."""
+    """The body with its Content-Encoding undone; 413 as soon as it is known to exceed `limit`,
+    before reading it all, and again if it inflates past `limit` (a gzip bomb stops there)."""
     too_big = HTTPException(
         413, f"body larger than the {_mb(limit)} limit: split the batch",
         headers={"Connection": "close"},
@@ -36,12 +41,33 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
             raise HTTPException(400, "Content-Length is not a number") from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_big
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Gone, or cut off by the body read timeout (server/guard.py): nobody reads this answer.
+        raise HTTPException(408, "request body not received") from None
+    return decoded(b"".join(chunks), request.headers.get("content-encoding"), limit)
+
+
+def decoded(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """`encoding.decode` with its errors as HTTP answers."""
+    try:
+        return encoding.decode(body, content_encoding, limit)
+    except encoding.TooLarge:
+        raise HTTPException(
+            413, f"decompressed body larger than the {_mb(limit)} limit: split the batch",
+        ) from None
+    except encoding.Unsupported as e:
+        raise HTTPException(
+            415, f"Content-Encoding {e} is not supported: send gzip, deflate or no encoding",
+            headers={"Accept-Encoding": "gzip, deflate"},
+        ) from None
+    except encoding.Undecodable as e:
+        raise HTTPException(400, str(e)) from None
 
 
 def parse_json(body: bytes) -> Any:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from alphatrace.server.auth import Principal, require
 from alphatrace.server.body import event_list, parse_json, read_body
 from alphatrace.server.models import EVENTS_BODY_SCHEMA, IngestResult, Problem
-from alphatrace.server.writer import Busy, Writer
+from alphatrace.server.submit import store_events
 from alphatrace.store.ingest import EventResult
 
 router = APIRouter(tags=["ingest"])
@@ -26,20 +25,6 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": Problem, "description": "body larger than 5 MB"},
     503: {"model": Problem, "description": "too many events waiting; retry after Retry-After"},
 }
-
-
-async def store_events(request: Request, events: list[Any], source: str) -> list[EventResult]:
-    """Hand events to the single writer and wait for their statuses.
-
-    The wait is shielded: a client that disconnects does not cancel the write (its retry will
-    then see `duplicate`), so nothing it sent is half-stored or lost.
-    """
-    writer: Writer = request.app.state.writer
-    try:
-        fut = writer.submit_events(events, source)
-    except Busy:
-        raise HTTPException(503, "collector busy: retry later", headers={"Retry-After": "1"}) from None
-    return await asyncio.shield(asyncio.wrap_future(fut))
 
 
 def result_doc(results: list[EventResult]) -> dict[str, Any]:
@@ -82,7 +67,8 @@ async def post_events(
     the field and reason; rejected events are also kept in quarantine. 200 when nothing was
     rejected, 207 (multi-status) otherwise."""
     events = event_list(parse_json(await read_body(request, request.app.state.max_body)))
-    results = await store_events(request, events, "<http>") if events else []
+    writer = request.app.state.writer
+    results = await store_events(writer, events, "<http>") if events else []
     doc = result_doc(results)
     return Response(
         json.dumps(doc, separators=(",", ":")),

@@ -125,7 +125,8 @@ EVENTS_BODY_SCHEMA: dict[str, Any] = {
 OTLP_BODY_SCHEMA: dict[str, Any] = {
     "description": (
         "An OTLP/HTTP ExportTraceServiceRequest, JSON encoded (application/json) or protobuf "
-        "(application/x-protobuf, when opentelemetry-proto is installed). At most 5 MB."
+        "(application/x-protobuf), plain or with Content-Encoding gzip or deflate. At most 5 MB, "
+        "compressed and decompressed."
     ),
     "required": True,
     "content": {

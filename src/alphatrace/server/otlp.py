@@ -2,11 +2,11 @@
 
 One span becomes one telemetry event:
 - run_id: span attr `alphatrace.run_id`, else the resource's, else the trace id (hex);
-- agent: `alphatrace.agent` (span, then resource), else the resource's `service.name`;
-- strategy: `alphatrace.strategy`; model: `gen_ai.request.model` (else `gen_ai.response.model`);
-- tokens_in / tokens_out: `gen_ai.usage.input_tokens` / `output_tokens` (the older
-  `prompt_tokens` / `completion_tokens` too); cost_usd: `alphatrace.cost_usd` if set, else the
-  SDK price table when the model is known;
+- agent, model, token counts, provider, error type: from the attributes listed in
+  `otlp_attrs` (GenAI semconv, current and older names, and OpenInference), first set wins;
+- strategy: `alphatrace.strategy` (span, then resource);
+- cost_usd: `alphatrace.cost_usd` if set, else the SDK price table when the model is known,
+  cached prompt tokens at the cached rate;
 - errors: 1 when the span has `error.type` or an ERROR status, else 0;
 - ts / start_ts / end_ts: the span's start and end; latency_ms: the span duration, on root spans
   only (no parent), so nested spans never add up twice — the ledger takes a run's wall time
@@ -14,6 +14,10 @@ One span becomes one telemetry event:
 - event_id: `otlp:<trace_id>:<span_id>`, so an exporter's retry is a duplicate, not a new event.
 Both OTLP JSON forms of ids are read: hex (the OTLP/JSON spec) and base64 (protobuf's JSON
 mapping), as are int64 values written as strings.
+
+A span that cannot become an event (no valid trace/span id, a time past the year 9999, a token
+count beyond a 64-bit integer) is rejected on its own with the field and reason: the other spans
+of the request are kept (OTLP partial success).
 """
 
 from __future__ import annotations
@@ -21,11 +25,47 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 import re
+from dataclasses import dataclass, field
 from typing import Any
+
+from alphatrace.server.otlp_attrs import AGENT, USAGE
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _EPOCH = dt.datetime(1970, 1, 1)
+MAX_NANOS = 253_402_300_799_999_999_999  # 9999-12-31T23:59:59.999999999Z, the last timestamp
+INT64_MAX = 2**63 - 1
+
+
+class SpanError(ValueError):
+    """Why one span cannot become an event: the OTLP field (or attribute) and the reason."""
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RejectedSpan:
+    index: int  # the span's position in the request, counted over all resources and scopes
+    field: str | None
+    reason: str
+    span: dict[str, Any]
+
+
+@dataclass
+class Mapped:
+    """The events of a request (with the position of each one's span) and the spans rejected."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    rejected: list[RejectedSpan] = field(default_factory=list)
+
+    @property
+    def spans(self) -> int:
+        return len(self.events) + len(self.rejected)
 
 
 def _list(v: Any) -> list[Any]:
@@ -86,11 +126,14 @@ def trace_id(v: Any, nbytes: int) -> str | None:
     return raw.hex()
 
 
-def nanos(v: Any) -> int | None:
+def nanos(v: Any, name: str = "timeUnixNano") -> int | None:
+    """Nanoseconds since 1970 (None when absent or not positive); SpanError past year 9999."""
     try:
         n = int(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float('inf')
         return None
+    if n > MAX_NANOS:
+        raise SpanError(name, f"{n} ns since 1970 is past the year 9999")
     return n if n > 0 else None
 
 
@@ -99,8 +142,9 @@ def iso_from_nanos(n: int) -> str:
 
 
 def _first(keys: tuple[str, ...], *sources: dict[str, Any]) -> Any:
-    for src in sources:
-        for k in keys:
+    """The first key set in any source: key by key, each looked up in the sources in order."""
+    for k in keys:
+        for src in sources:
             v = src.get(k)
             if v is not None and v != "":
                 return v
@@ -114,6 +158,18 @@ def _int(v: Any) -> int | None:
         return v
     if isinstance(v, float) and v.is_integer():
         return int(v)
+    return None
+
+
+def _count(keys: tuple[str, ...], attrs: dict[str, Any]) -> int | None:
+    """The first of `keys` set in `attrs`, as an integer; SpanError beyond a 64-bit integer."""
+    for k in keys:
+        v = attrs.get(k)
+        if v is not None and v != "":
+            n = _int(v)
+            if n is not None and abs(n) > INT64_MAX:
+                raise SpanError(k, f"{v} is out of range for a token count")
+            return n
     return None
 
 
@@ -134,33 +190,57 @@ def _is_error(span: dict[str, Any], attrs: dict[str, Any]) -> bool:
     return code in (2, "2", "STATUS_CODE_ERROR")
 
 
-def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) -> dict[str, Any] | None:
-    """The telemetry event of one span; None when it has no usable trace/span id."""
+def exception_type(span: dict[str, Any]) -> Any:
+    """`exception.type` of the span's first `exception` event (how SDKs record an error)."""
+    for ev in _list(span.get("events")):
+        if isinstance(ev, dict) and ev.get("name") == "exception":
+            t = attributes(ev.get("attributes")).get("exception.type")
+            if t:
+                return t
+    return None
+
+
+def usage(a: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `otlp_attrs.USAGE` read from span attributes `a` (None when unset)."""
+    out: dict[str, Any] = {}
+    for src in USAGE:
+        if src.kind == "count":
+            out[src.field] = _count(src.keys, a)
+        else:
+            v = _first(src.keys, a)
+            out[src.field] = None if v is None else str(v)
+    return out
+
+
+def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) -> dict[str, Any]:
+    """The telemetry event of one span; SpanError when the span cannot be one."""
     tid = trace_id(span.get("traceId"), 16)
+    if tid is None:
+        raise SpanError("traceId", "missing, all zero or not a 16-byte id")
     sid = trace_id(span.get("spanId"), 8)
-    if tid is None or sid is None:
-        return None
+    if sid is None:
+        raise SpanError("spanId", "missing, all zero or not an 8-byte id")
     a = attributes(span.get("attributes"))
-    start, end = nanos(span.get("startTimeUnixNano")), nanos(span.get("endTimeUnixNano"))
+    start = nanos(span.get("startTimeUnixNano"), "startTimeUnixNano")
+    end = nanos(span.get("endTimeUnixNano"), "endTimeUnixNano")
     parent = trace_id(span.get("parentSpanId"), 8)
+    error = _is_error(span, a)
+    u = usage(a)
+    if u["error_type"] is None and error:
+        u["error_type"] = exception_type(span)
     ev: dict[str, Any] = {
         "type": "telemetry",
         "event_id": f"otlp:{tid}:{sid}",
         "run_id": str(_first(("alphatrace.run_id",), a, res) or tid),
-        "agent": _first(("alphatrace.agent",), a, res) or res.get("service.name"),
+        "agent": _first(AGENT.keys, a, res) or res.get("service.name"),
         "strategy": _first(("alphatrace.strategy",), a, res),
-        "model": _first(("gen_ai.request.model", "gen_ai.response.model"), a),
-        "tokens_in": _int(_first(("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"), a)),
-        "tokens_out": _int(_first(("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"), a)),
-        "errors": 1 if _is_error(span, a) else 0,
+        **u,
+        "errors": 1 if error else 0,
         "span_name": span.get("name"),
         "trace_id": tid,
         "span_id": sid,
         "parent_span_id": parent,
         "service_name": res.get("service.name"),
-        "error_type": a.get("error.type"),
-        "gen_ai_system": a.get("gen_ai.system") or a.get("gen_ai.provider.name"),
-        "gen_ai_operation": a.get("gen_ai.operation.name"),
     }
     if start is not None:
         ev["ts"] = ev["start_ts"] = iso_from_nanos(start)
@@ -174,40 +254,58 @@ def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) ->
     cost = a.get("alphatrace.cost_usd")
     if cost is None and prices is not None and ev["model"] and (ev["tokens_in"] or ev["tokens_out"]):
         cost = prices.cost(ev["model"], ev["tokens_in"] or 0, ev["tokens_out"] or 0,
-                           _int(a.get("gen_ai.usage.cache_read_input_tokens")) or 0)
+                           ev["cached_tokens"] or 0)
         if cost is not None:
             ev["price_version"] = prices.version
     ev["cost_usd"] = cost
     return {k: v for k, v in ev.items() if v is not None}
 
 
-def request_events(doc: Any, prices: Any = None) -> tuple[list[dict[str, Any]], int]:
-    """(events, spans that could not be mapped) of an ExportTraceServiceRequest."""
-    events: list[dict[str, Any]] = []
-    bad = 0
+def request_events(doc: Any, prices: Any = None) -> Mapped:
+    """The events of an ExportTraceServiceRequest, and the spans that could not be mapped.
+
+    Never raises on a span: whatever goes wrong with one (a SpanError, or anything the mapping
+    did not foresee) rejects that span with its reason, and the others are mapped."""
+    out = Mapped()
     if not isinstance(doc, dict):
-        return events, 0
+        return out
+    index = 0
     for rs in _list(doc.get("resourceSpans")):
         if not isinstance(rs, dict):
             continue
         resource = rs.get("resource")
         res = attributes(resource.get("attributes") if isinstance(resource, dict) else None)
         for span in _spans(rs):
-            ev = span_event(span, res, prices)
-            if ev is None:
-                bad += 1
-            else:
-                events.append(ev)
-    return events, bad
+            try:
+                out.events.append(span_event(span, res, prices))
+                out.positions.append(index)
+            except SpanError as e:
+                out.rejected.append(RejectedSpan(index, e.field, e.reason, span))
+            except Exception as e:  # a bug here must cost one span, not the export
+                out.rejected.append(RejectedSpan(
+                    index, None, f"cannot map span: {type(e).__name__}: {e}", span))
+            index += 1
+    return out
+
+
+def span_json(span: dict[str, Any]) -> str:
+    """A span as one line of JSON (for quarantine)."""
+    return json.dumps(span, separators=(",", ":"), default=str, sort_keys=True)
 
 
 def decode_protobuf(body: bytes) -> Any:
-    """OTLP protobuf → the same dict shape as OTLP JSON (needs opentelemetry-proto)."""
-    from google.protobuf.json_format import MessageToDict
+    """OTLP protobuf bytes → the same dict shape as OTLP JSON."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
 
     msg = ExportTraceServiceRequest()
     msg.ParseFromString(body)
+    return message_doc(msg)
+
+
+def message_doc(msg: Any) -> Any:
+    """A decoded ExportTraceServiceRequest (HTTP protobuf or gRPC) → the OTLP JSON dict shape."""
+    from google.protobuf.json_format import MessageToDict
+
     return MessageToDict(msg)
