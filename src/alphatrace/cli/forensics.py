@@ -20,7 +20,6 @@ from alphatrace.cli.common import (
     fmt,
     handle_errors,
     print_json,
-    table,
 )
 
 
@@ -59,13 +58,13 @@ def explain(
     keys = ["run_id", "agent", "strategy", "ts", "symbols", "direction", "regime", "status",
             "latency_ms", "tokens_in", "tokens_out", "cost_usd", "errors", "model",
             "realized_pnl_bps", "pnl_source", "net_usd"]
-    console.print(table([{"field": k, "value": doc.get(k)} for k in keys], title=f"run {run_id}"))
-    console.print(table(doc["waterfall"], ["step", "bps", "usd", "cumulative_usd"], title="waterfall"))
+    emit({k: doc.get(k) for k in keys}, False, title=f"run {run_id}")
+    emit(doc["waterfall"], False, columns=["step", "bps", "usd", "cumulative_usd"], title="waterfall")
     if doc["causes"]:
         rows = [{"cause": c["cause"], "evidence": ", ".join(
             f"{k}={fmt(v)}" for k, v in c["evidence"].items() if not isinstance(v, list | dict))}
             for c in doc["causes"]]
-        console.print(table(rows, ["cause", "evidence"], title="causes"))
+        emit(rows, False, columns=["cause", "evidence"], title="causes")
     if doc.get("excluded"):
         console.print(f"[yellow]excluded from governance[/]: {doc['excluded']['rule']} "
                       f"({doc['excluded']['reason']})")
