@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,37 @@ def test_demo_runs_the_whole_pipeline_and_finds_what_was_planted(
     assert subjects == {("agent", a) for a in t.runs_by_agent} | {
         ("strategy", s) for s in ("FUNDING", "MEAN_REVERT", "MOMENTUM")}
     assert gov["audit"]["ok"] is True and gov["audit"]["records"] == len(gov["decisions"])
+
+
+def test_demo_shows_what_a_recovery_policy_would_give(built: tuple[Path, dict[str, Any]]) -> None:
+    """The seed rule stays the default; beside it, the multipliers under the same rules plus
+    recovery, recomputed here by hand from each run's pnl."""
+    d, doc = built
+    gov = doc["steps"]["governance"]
+    alt = gov["with_recovery"]
+    assert alt["recovery"] == 1.15
+    assert "recovery" in gov["confidence_note"] and "floor" in gov["confidence_note"]
+    from alphatrace.api import Database
+
+    with Database(d / "demo.duckdb", read_only=True) as db:
+        hist = db.confidence(history=True).to_pylist()
+    by_agent: dict[str, float] = {}
+    for r in hist:  # (agent, ts, run_id) order
+        m = by_agent.get(r["agent"], 1.0)
+        p = r["pnl"]
+        f = 0.85 if p < -20 else 0.95 if p < 0 else 1.15 if p > 0 else 1.0
+        by_agent[r["agent"]] = min(1.0, m * f)
+    assert alt["multipliers"] == pytest.approx(by_agent, rel=1e-9)
+    default = {c["agent"]: c["multiplier"] for c in gov["confidence"]}
+    assert all(alt["multipliers"][a] >= default[a] for a in default)
+    assert max(alt["multipliers"].values()) > 0.5 > max(default.values())
+
+
+def test_demo_summary_reads_confidence_as_percent(tmp_path: Path) -> None:
+    r = _run("--db", str(tmp_path / "d.duckdb"))
+    assert r.exit_code == 0, r.output
+    section = r.stdout[r.stdout.index("confidence (alphatrace confidence)"):]
+    section = section[:section.index("gate decisions")]
+    assert "< 0.01 %" in section and "with recovery 1.15" in section
+    assert not re.search(r"\de-\d", section)
+    assert "note:" in section and "recovery" in section and "floor" in section

@@ -18,6 +18,7 @@ from alphatrace.demo.pipeline import (
     Step,
     run_demo,
 )
+from alphatrace.governance.confidence import percent
 
 
 def register(app: typer.Typer) -> None:
@@ -82,8 +83,14 @@ def _render_forensics(r: dict[str, Any]) -> None:
 
 
 def _render_governance(r: dict[str, Any]) -> None:
-    emit(r["confidence"], False, title="confidence (alphatrace confidence)",
-         columns=["agent", "multiplier", "runs", "state"])
+    alt = r["with_recovery"]
+    with_col = f"with recovery {alt['recovery']:g}"
+    rows = [{**c, with_col: alt["multipliers"].get(c["agent"])} for c in r["confidence"]]
+    emit(rows, False, title="confidence (alphatrace confidence)",
+         columns=["agent", "multiplier", with_col, "runs", "state"],
+         formats={"multiplier": percent, with_col: percent})
+    if r.get("confidence_note"):
+        console.print(f"[yellow]note:[/] {r['confidence_note']}", highlight=False)
     rows = [{"subject": d["subject"], "scope": d["scope"], "action": d["action"],
              "rule": d.get("rule"), "state": d.get("state"),
              "cascade_from": d.get("cascade_from")} for d in r["decisions"]]

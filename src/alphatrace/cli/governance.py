@@ -23,6 +23,7 @@ from alphatrace.cli.common import (
     handle_errors,
     print_json,
 )
+from alphatrace.governance import confidence as confidence_mod
 from alphatrace.governance.policy import load_governance
 from alphatrace.policy import load_policy
 
@@ -86,15 +87,24 @@ def confidence(
     rows = tbl.to_pylist()
     if history:
         emit(rows, as_json, title="confidence history",
-             columns=["agent", "run_id", "ts", "pnl", "factor", "multiplier_after"])
+             columns=["agent", "run_id", "ts", "pnl", "factor", "multiplier_after"],
+             formats={"multiplier_after": confidence_mod.percent})
         return
     emit(rows, as_json, title="confidence",
-         columns=["agent", "multiplier", "runs", "min_multiplier", "last_ts", "state"])
+         columns=["agent", "multiplier", "runs", "min_multiplier", "last_ts", "state"],
+         priority=["agent", "multiplier", "state", "runs", "min_multiplier", "last_ts"],
+         formats={"multiplier": confidence_mod.percent, "min_multiplier": confidence_mod.percent})
+    if as_json:
+        return
     warn = gp.confidence.warn_below
     for r in rows:
         if r["warning"]:
-            err_console.print(f"[yellow]warning:[/] {r['agent']}: multiplier {r['multiplier']:.3g} "
-                              f"is under warn_below {warn}", highlight=False)
+            err_console.print(f"[yellow]warning:[/] {r['agent']}: multiplier "
+                              f"{confidence_mod.percent(r['multiplier'])} is under warn_below "
+                              f"{confidence_mod.percent(warn)}", highlight=False)
+    note = confidence_mod.collapse_note({r["agent"]: r["multiplier"] for r in rows}, gp.confidence)
+    if note:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 def _decision_rows(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from alphatrace.governance.confidence import percent
+
 DASH = "—"
 MINUS = "\u2212"
 
@@ -67,12 +69,9 @@ def number(v: Any, digits: int = 0) -> str:
 
 
 def multiplier(v: Any) -> str:
+    """A confidence multiplier as a percentage (the same text as the CLI's)."""
     f = _finite(v)
-    if f is None:
-        return DASH
-    if f != 0 and abs(f) < 0.001:
-        return f"{f:.2e}"
-    return f"{f:.3f}"
+    return DASH if f is None else percent(f)
 
 
 def ts(v: Any) -> str:

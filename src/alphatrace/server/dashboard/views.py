@@ -311,6 +311,7 @@ def agent_page(doc: dict[str, Any], links: Links) -> Html:
         el("div", [el("div", el("div", k, class_="card-k"), el("div", v, class_="card-v"),
                       class_="card") for k, v in cards], class_="cards"),
         el("p", cp_note, class_="notice") if cp_note else None,
+        el("p", s["confidence_note"], class_="notice") if s.get("confidence_note") else None,
         el("div",
            chart("agent-pnl-bps", src, "Cumulative PnL (bps)",
                  "realized bps; decisions and PnL change points marked"),
