@@ -150,9 +150,9 @@ def demo(
         else:
             emit(result, False, title=name)
     console.print(
-        f"\nDemo store: [bold]{db}[/]. Next: `alphatrace explain RUN_ID --db {db}`, "
-        f"`alphatrace forensics --db {db}`, or the dashboard: `alphatrace serve --db {db}`"
-    )
+        f"\nDemo store: [bold]{db}[/]. Next: `export ALPHATRACE_DB={db}`, then "
+        "`alphatrace forensics`, `alphatrace confidence`, `alphatrace explain RUN_ID`, or the "
+        "dashboard: `alphatrace serve`", highlight=False)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from alphatrace.cli import names
 from alphatrace.cli.common import (
     DbOption,
     JsonOption,
@@ -33,9 +34,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ex, name="exclusions")
 
 
-def _db(db: Path | None) -> Any:
+def _db(db: Path | None, *, create: bool = False) -> Any:
+    """The store; a read command (create=False) refuses to create a missing one."""
     from alphatrace.api import Database  # lazy: keeps `alphatrace --help` fast
 
+    if not create:
+        names.require_store(db)
     return Database(db)
 
 
@@ -102,6 +106,7 @@ def forensics(
     """Loss clusters, change points per agent, and what broke first."""
     d = _db(db)
     try:
+        names.check(d.con, agent, strategy)
         with _progress(not as_json) as prog:
             doc = d.forensics(agent, strategy, since, holdout, depth, policy=policy, progress=prog)
     finally:
@@ -134,7 +139,7 @@ def exclusions_apply(
     as_json: JsonOption = False,
 ) -> None:
     """Flag the runs the policy's forensics.exclusions rules match (replacing earlier flags)."""
-    d = _db(db)
+    d = _db(db, create=True)
     try:
         out = d.apply_exclusions(policy)
     finally:

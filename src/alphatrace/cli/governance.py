@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from alphatrace.api import Database
+from alphatrace.cli import names
 from alphatrace.cli.common import (
     DbOption,
     JsonOption,
@@ -83,6 +84,7 @@ def confidence(
     """Per agent: the confidence multiplier (running product of per-run decay factors)."""
     gp = load_governance(policy)
     with Database(db, read_only=True) as d:
+        names.check(d.con, agent)
         tbl = d.confidence(agent=agent, history=history, policy=gp, as_of=as_of)
     rows = tbl.to_pylist()
     if history:
@@ -205,6 +207,7 @@ def audit_show(
     """Every decision about one subject, oldest first."""
     _check_scope(scope)
     with Database(db, read_only=True) as d:
+        names.check_subject(d.con, subject, [scope] if scope else None)
         recs = d.audit_show(subject, scope)
     if as_json:
         print_json(recs)
@@ -228,7 +231,9 @@ def revive(
 ) -> None:
     """Bring a killed subject back to candidate (manual, recorded)."""
     _check_scope(scope)
+    names.require_store(db)
     with Database(db) as d:
+        names.check_subject(d.con, subject, [scope] if scope else None)
         rec = d.revive(subject, reason, scope)
     if as_json:
         print_json(rec)

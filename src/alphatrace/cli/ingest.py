@@ -77,7 +77,7 @@ def quarantine(
     limit: Annotated[int | None, typer.Option(help="Show at most this many.")] = None,
 ) -> None:
     """Bad events with file, line, field and reason."""
-    with open_store(db) as store:
+    with open_store(db, read_only=True) as store:
         rows = list(iter_quarantine(store, limit))
     emit(rows, as_json, columns=["path", "line", "kind", "field", "reason"], title="quarantine")
 

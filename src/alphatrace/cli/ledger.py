@@ -9,6 +9,7 @@ import duckdb
 import pyarrow as pa
 import typer
 
+from alphatrace.cli import names
 from alphatrace.cli.common import (
     DbOption,
     JsonOption,
@@ -111,6 +112,7 @@ def ledger(
     if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
         raise InputError(f"--out {out}: the file name must end in .parquet or .csv")
     with open_store(db, read_only=True) as store:
+        names.check(store.con, agent, strategy)
         result = ledger_rows(store.con, agent, strategy, since, status)
         note = None if as_json else _stale_note(store.con)
     if as_json:
