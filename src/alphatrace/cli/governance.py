@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from alphatrace.api import Database
 from alphatrace.cli import names
@@ -24,9 +25,10 @@ from alphatrace.cli.common import (
     handle_errors,
     print_json,
 )
+from alphatrace.errors import PolicyError
 from alphatrace.governance import confidence as confidence_mod
-from alphatrace.governance.policy import load_governance
-from alphatrace.policy import load_policy
+from alphatrace.governance.policy import load_governance, policy_errors
+from alphatrace.policy import Policy, load_policy
 
 AsOfOption = Annotated[
     str | None,
@@ -96,9 +98,7 @@ def confidence(
          columns=["agent", "multiplier", "runs", "min_multiplier", "last_ts", "state"],
          priority=["agent", "multiplier", "state", "runs", "min_multiplier", "last_ts"],
          formats={"multiplier": confidence_mod.percent, "min_multiplier": confidence_mod.percent})
-    if as_json:
-        return
-    warn = gp.confidence.warn_below
+    warn = gp.confidence.warn_below  # warnings go to stderr, so --json stays one document
     for r in rows:
         if r["warning"]:
             err_console.print(f"[yellow]warning:[/] {r['agent']}: multiplier "
@@ -242,21 +242,36 @@ def revive(
                   f"{rec['reason']}", highlight=False)
 
 
-# Sections other areas own, checked through their loaders when those exist.
-AREA_LOADERS = (("reconcile", "alphatrace.ledger.policy", "load"),
-                ("forensics", "alphatrace.forensics.config", "load"))
+# Sections other areas own: (section, module, pydantic model, loader) checked when they exist.
+AREA_SECTIONS = (("reconcile", "alphatrace.ledger.policy", "ReconcilePolicy", "load"),
+                 ("forensics", "alphatrace.forensics.config", "ForensicsConfig", "load"))
 
 
-def _area_checks(policy: Any) -> dict[str, str]:
-    out = {}
-    for section, module, fn in AREA_LOADERS:
+def _area_errors(policy: Policy) -> tuple[dict[str, str], list[PolicyError]]:
+    """Every schema problem of the other areas' sections; when there is none, their loaders
+    run too (they may check more than the schema)."""
+    sections: dict[str, str] = {}
+    errors: list[PolicyError] = []
+    for section, module, model, loader in AREA_SECTIONS:
         try:
-            load = getattr(importlib.import_module(module), fn)
+            mod = importlib.import_module(module)
+            cls, load = getattr(mod, model), getattr(mod, loader)
         except (ImportError, AttributeError):
             continue
-        load(policy)
-        out[section] = "ok"
-    return out
+        found = policy.checked_section(section, cls)[1]
+        if not found:
+            try:
+                load(policy)
+            except PolicyError as e:
+                found = [e]
+        errors += found
+        sections[section] = "ok" if not found else f"{len(found)} error(s)"
+    return sections, errors
+
+
+def _error_doc(e: PolicyError) -> dict[str, Any]:
+    return {"path": e.path, "line": e.line, "column": e.column, "message": str(e),
+            "suggestion": e.suggestion}
 
 
 @handle_errors
@@ -265,10 +280,22 @@ def policy_check(
     as_json: JsonOption = False,
 ) -> None:
     """Load a policy and check every section: unknown keys, wrong types, rules over unknown
-    metrics or with syntax errors fail with file:line:column and a suggestion."""
+    metrics or with syntax errors. Every problem is reported in one pass, each with
+    file:line:column and a suggestion; exit 2 when there is any."""
     policy = load_policy(path)
+    errors = policy_errors(policy)
+    sections, area = _area_errors(policy)
+    errors = sorted(errors + area, key=lambda e: (e.line or 0, e.column or 0))
+    if errors:
+        if as_json:
+            print_json({"ok": False, "path": str(path), "errors": [_error_doc(e) for e in errors]})
+        else:
+            for e in errors:
+                err_console.print(Text.assemble(("error: ", "bold red"), str(e)), soft_wrap=True)
+            err_console.print(f"{len(errors)} problem(s) in {path}", highlight=False)
+        raise typer.Exit(2)
     gp = load_governance(policy)
-    sections = {"confidence": "ok", "gates": "ok", "eligibility": "ok", **_area_checks(policy)}
+    sections = {"confidence": "ok", "gates": "ok", "eligibility": "ok", **sections}
     data = {"ok": True, "path": str(path), "policy_hash": policy.hash, "decision_hash": gp.hash,
             "sections": sections,
             "gate_rules": [{"name": g.rule.name, "action": g.rule.action, "when": g.rule.when}
