@@ -22,7 +22,9 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    SpinnerColumn,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -189,3 +191,16 @@ def byte_progress(total: int, description: str, enabled: bool) -> Iterator[Calla
     ) as prog:
         task = prog.add_task(description, total=total)
         yield lambda n: prog.advance(task, n)
+
+
+@contextmanager
+def step_progress(first: str, enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner with the current step and the time elapsed (on stderr), for long commands
+    whose steps are known only as they come; a no-op callback when disabled (--json)."""
+    if not enabled:
+        yield lambda _: None
+        return
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
+                  console=err_console, transient=True) as prog:
+        task = prog.add_task(first, total=None)
+        yield lambda what: prog.update(task, description=what)

@@ -80,13 +80,16 @@ def _progress(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
-    with Progress(TextColumn("[bold]slice search"), BarColumn(),
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} feature sets"), TimeElapsedColumn(),
                   console=err_console, transient=True) as prog:
-        task = prog.add_task("search", total=None)
+        task = prog.add_task("loss clusters: slice search", total=None)
 
         def update(done: int, total: int) -> None:
-            prog.update(task, completed=done, total=total)
+            # the search is the first part; the clock keeps running through the change points
+            what = ("change points per agent" if total and done >= total
+                    else "loss clusters: slice search")
+            prog.update(task, completed=done, total=total, description=what)
 
         yield update
 

@@ -27,6 +27,7 @@ from alphatrace.forensics.explain import explain as explain_doc
 from alphatrace.forensics.slices import Categorical
 from alphatrace.policy import Policy
 from alphatrace.store import Store
+from alphatrace.utc import utc_result
 
 PolicyArg = str | Path | Policy | None
 Progress = Callable[[int, int], None]
@@ -63,6 +64,7 @@ def _categorical(col: pa.ChunkedArray) -> Categorical:
 class ForensicsAPI:
     store: Store
 
+    @utc_result
     def explain(self, run_id: str, *, policy: PolicyArg = None) -> dict[str, Any]:
         """The run's ledger row, dollar waterfall, causes with evidence and a `because`."""
         cfg, pol = _policy(policy)
@@ -76,6 +78,7 @@ class ForensicsAPI:
         legs = data.leg_paths(con, run_id, default_horizon_s(pol), cfg.regime.vol_lookback)
         return explain_doc(row, hist, legs, cfg, data.exclusion_of(con, run_id))
 
+    @utc_result
     def forensics(self, agent: str | None = None, strategy: str | None = None,
                   since: str | dt.datetime | dt.date | None = None, holdout: float | None = None,
                   depth: int | None = None, *, policy: PolicyArg = None,
@@ -153,12 +156,14 @@ class ForensicsAPI:
         out.sort(key=lambda c: (c.agent, c.run_index, c.metric))
         return out
 
+    @utc_result
     def apply_exclusions(self, policy: PolicyArg = None) -> dict[str, Any]:
         """Rewrite the excluded-run flags from the policy's `forensics.exclusions` rules."""
         cfg, pol = _policy(policy)
         with self.store.transaction() as con:
             return exmod.apply(con, cfg.exclusions, pol.hash)
 
+    @utc_result
     def exclusions(self) -> list[dict[str, Any]]:
         """Runs excluded from governance, with rule and reason."""
         return exmod.listing(self.store.con)
