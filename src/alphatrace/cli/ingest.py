@@ -26,6 +26,7 @@ from alphatrace.store.ingest import (
     normalize_kind,
     resolve_inputs,
 )
+from alphatrace.store.sniff import check_files
 
 
 def register(app: typer.Typer) -> None:
@@ -55,6 +56,7 @@ def ingest(
     if not paths:
         raise InputError("give PATH... to ingest, or --follow DIR")
     files = resolve_inputs(paths)
+    check_files(files)  # before the store opens: a refused file creates nothing
     with open_store(db) as store, byte_progress(
         input_size(files), "ingest", enabled=not as_json
     ) as progress:
