@@ -22,7 +22,6 @@ from alphatrace.events import KINDS, event_schema
 from alphatrace.store.ingest import (
     ingest_paths,
     input_size,
-    iter_quarantine,
     normalize_kind,
     resolve_inputs,
 )
@@ -31,7 +30,9 @@ from alphatrace.store.sniff import check_files
 
 def register(app: typer.Typer) -> None:
     app.command("ingest")(ingest)
-    app.command("quarantine")(quarantine)
+    from alphatrace.cli.quarantine import quarantine_app
+
+    app.add_typer(quarantine_app, name="quarantine")
     app.command("schema")(schema)
 
 
@@ -70,18 +71,6 @@ def ingest(
         console.print(
             f"[yellow]{report.quarantined:,} bad line(s) quarantined:[/] see `alphatrace quarantine`"
         )
-
-
-@handle_errors
-def quarantine(
-    db: DbOption = None,
-    as_json: JsonOption = False,
-    limit: Annotated[int | None, typer.Option(help="Show at most this many.")] = None,
-) -> None:
-    """Bad events with file, line, field and reason."""
-    with open_store(db, read_only=True) as store:
-        rows = list(iter_quarantine(store, limit))
-    emit(rows, as_json, columns=["path", "line", "kind", "field", "reason"], title="quarantine")
 
 
 @handle_errors
