@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from alphatrace.cli.common import console, emit, err_console, handle_errors, print_json
+from alphatrace.cli.governance import cause_first
 from alphatrace.demo.pipeline import (
     DEFAULT_DB,
     DEFAULT_RUNS_PER_AGENT,
@@ -93,7 +94,7 @@ def _render_governance(r: dict[str, Any]) -> None:
         console.print(f"[yellow]note:[/] {r['confidence_note']}", highlight=False)
     rows = [{"subject": d["subject"], "scope": d["scope"], "action": d["action"],
              "rule": d.get("rule"), "state": d.get("state"),
-             "cascade_from": d.get("cascade_from")} for d in r["decisions"]]
+             "cascade_from": d.get("cascade_from")} for d in cause_first(r["decisions"])]
     emit(rows, False, title="gate decisions (alphatrace gates evaluate)")
     audit = r["audit"]
     status = "[green]verified[/]" if audit.get("ok") else "[red]problems found[/]"

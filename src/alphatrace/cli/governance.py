@@ -109,6 +109,27 @@ def confidence(
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
+def cause_first(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Decisions in log order, except that a cascade kill is shown right after the strategy
+    kill that caused it (the log decides agents before strategies; a reader wants the cause
+    first). Display only: the log and its hashes keep their order."""
+    causes = {(r["subject"], r.get("as_of")) for r in recs
+              if r.get("scope") == "strategy" and r.get("action") == "kill"}
+    waiting: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    out: list[dict[str, Any]] = []
+    for r in recs:
+        key = (r.get("cascade_from"), r.get("as_of"))
+        if r.get("cascade_from") and key in causes:
+            waiting.setdefault(key, []).append(r)
+            continue
+        out.append(r)
+        if r.get("scope") == "strategy":
+            out += waiting.pop((r["subject"], r.get("as_of")), [])
+    for rest in waiting.values():
+        out += rest
+    return out
+
+
 def _decision_rows(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     metric_cols: dict[str, None] = {}
     for r in recs:
@@ -141,7 +162,7 @@ def gates_evaluate(
     if as_json:
         print_json(recs)
         return
-    rows, cols = _decision_rows(recs)
+    rows, cols = _decision_rows(cause_first(recs))
     if dry_run:
         cols.remove("seq")
     emit(rows, False, columns=cols, title="gate decisions" + (" (dry run)" if dry_run else ""))

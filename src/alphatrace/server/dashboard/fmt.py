@@ -44,10 +44,11 @@ def cost(v: Any) -> str:
 
 
 def bps(v: Any) -> str:
+    """Two decimals, like the dollars in cents beside them."""
     f = _finite(v)
     if f is None:
         return DASH
-    return _signed(f"{abs(f):,.1f}" if abs(f) >= 1 or f == 0 else f"{abs(f):.3f}", f)
+    return _signed(f"{abs(f):,.2f}", f)
 
 
 def amount_usd(v: Any) -> str:
@@ -100,7 +101,7 @@ BY_METRIC = {
     "median_pnl_bps": bps, "mean_net_bps": bps, "median_net_bps": bps, "total_pnl_usd": usd,
     "total_cost_usd": cost, "net_usd": usd, "profit_factor": lambda v: number(v, 2),
     "sharpe": lambda v: number(v, 3), "sharpe_annualised": lambda v: number(v, 2),
-    "max_drawdown_bps": lambda v: number(v, 1), "max_drawdown_usd": amount_usd, "max_losing_streak": number,
+    "max_drawdown_bps": lambda v: number(v, 2), "max_drawdown_usd": amount_usd, "max_losing_streak": number,
     "mean_latency_ms": number, "median_latency_ms": number, "cost_per_run": cost,
     "pnl_per_cost": lambda v: number(v, 1), "error_rate": pct, "multiplier": multiplier,
 }

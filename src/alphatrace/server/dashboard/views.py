@@ -316,7 +316,7 @@ def agent_page(doc: dict[str, Any], links: Links) -> Html:
            chart("agent-pnl-bps", src, "Cumulative PnL (bps)",
                  "realized bps; decisions and PnL change points marked"),
            chart("agent-pnl-usd", src, "Cumulative PnL (USD)",
-                 "trading PnL and net of inference cost; decisions marked"),
+                 "net of inference cost (wide line) and trading PnL (dashed); decisions marked"),
            chart("agent-confidence", src, "Confidence multiplier", "log scale, after each run"),
            chart("agent-latency", src, "Latency per run (ms)", "change points marked"),
            chart("agent-tokens", src, "Tokens per run", "change points marked"),
