@@ -174,3 +174,35 @@ def test_demo_summary_reads_confidence_as_percent(tmp_path: Path) -> None:
     assert "< 0.01 %" in section and "with recovery 1.15" in section
     assert not re.search(r"\de-\d", section)
     assert "note:" in section and "recovery" in section and "floor" in section
+
+
+def test_default_forensics_finds_the_planted_cluster_at_rank_one(
+        built: tuple[Path, dict[str, Any]], demo: DemoEvents, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store-wide question (no --agent) searches every agent and strategy class too, so
+    MeanReversionAgent's planted cluster is the top finding of `forensics`, the page and the
+    report (which read the same search)."""
+    d, _ = built
+    planted = set(demo.truth.cluster.run_ids)
+    out = CliRunner().invoke(app, ["forensics", "--db", str(d / "demo.duckdb"), "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    top = doc["clusters"][0]
+    got = set(top["run_ids"])
+    assert top["population"] == f"agent {demo.truth.cluster.agent}"
+    assert len(got & planted) / len(got | planted) >= 0.8
+    assert doc["search"]["populations"] == 1 + 6 + 3  # the store, 6 agents, 3 strategies
+    assert doc["findings"][0] == top["sentence"]
+
+    from alphatrace.server.dashboard import forensics as forensics_doc
+    from alphatrace.store import Store
+    from tests.dashboard.util import source
+
+    with Store(d / "demo.duckdb", read_only=True) as store:
+        page = forensics_doc.forensics(source(store.con), store.con, None, None, None, None, None, 500)
+    assert page["clusters"][0]["sentence"] == top["sentence"]
+    from alphatrace.cli import common
+
+    monkeypatch.setattr(common.console, "_width", 200)
+    table = CliRunner().invoke(app, ["forensics", "--db", str(d / "demo.duckdb")])
+    first = next(x for x in table.stdout.splitlines() if x.startswith("│ 1 "))
+    assert "agent MeanReversionAgent" in first and "latency_ms >" in first

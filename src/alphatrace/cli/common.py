@@ -150,10 +150,11 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
 
 
 def _cell(text: str, width: int, atomic: bool) -> str:
-    """A name longer than its column is cut in the middle; prose wraps at spaces."""
-    if atomic or len(text) <= width or " " in text:
+    """A name longer than its column is cut in the middle; prose wraps at spaces, a word of it
+    longer than the column cut in the middle too (never folded onto two lines)."""
+    if atomic or len(text) <= width:
         return text
-    return abbreviate(text, width)
+    return " ".join(abbreviate(w, width) for w in text.split(" "))
 
 
 def emit(data: Any, as_json: bool, *, columns: Sequence[str] | None = None,

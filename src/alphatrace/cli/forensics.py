@@ -81,14 +81,15 @@ def _progress(enabled: bool) -> Iterator[Any]:
         yield None
         return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} feature sets"), TimeElapsedColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=err_console, transient=True) as prog:
-        task = prog.add_task("loss clusters: slice search", total=None)
+        task = prog.add_task("loss clusters: slice search (populations or feature sets)",
+                             total=None)
 
         def update(done: int, total: int) -> None:
             # the search is the first part; the clock keeps running through the change points
             what = ("change points per agent" if total and done >= total
-                    else "loss clusters: slice search")
+                    else "loss clusters: slice search (populations or feature sets)")
             prog.update(task, completed=done, total=total, description=what)
 
         yield update
@@ -119,15 +120,20 @@ def forensics(
         return
     rows = []
     for i, c in enumerate(doc["clusters"], 1):
-        r = {"#": i, "when": " and ".join(p["text"] for p in c["predicates"]), "runs": c["runs"],
+        r = {"#": i, "population": c.get("population") or "all runs",
+             "when": " and ".join(p["text"] for p in c["predicates"]), "runs": c["runs"],
              "share": c["share"], "mean_in_bps": c["mean_in_bps"], "mean_out_bps": c["mean_out_bps"],
              "loss_share": c["loss_share"], "q": c["q"]}
         if "holdout" in c:
             r["holdout"] = "confirmed" if c["holdout"]["confirmed"] else "not confirmed"
         rows.append(r)
     s = doc["search"]
-    emit(rows, False, title=f"loss clusters ({doc['runs']:,} runs, {s['slices_tested']:,} slices tested, "
-                            f"FDR q ≤ {s['fdr_q']})")
+    pops = s.get("populations", 1)
+    emit(rows, False, title=f"loss clusters ({doc['runs']:,} runs, {s['slices_tested']:,} slices tested"
+                            + (f" in {pops} populations: the store, each agent and strategy"
+                               if pops > 1 else "") + f", FDR q ≤ {s['fdr_q']})",
+         priority=["#", "population", "when", "runs", "mean_in_bps", "mean_out_bps", "q",
+                   "loss_share", "share", "holdout"])
     cps = [{k: c[k] for k in ("agent", "metric", "run_index", "ts", "before", "after", "ratio", "p")}
            for c in doc["changepoints"]]
     emit(cps, False, title="change points")
