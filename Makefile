@@ -7,19 +7,26 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean chromium
 
+# Progress from the first second: each step says what it does before it starts, and pip
+# prints what it collects and installs (no -q: the first install takes a few minutes).
 $(BIN)/python:
+	@echo "==> [1/3] creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	@echo "==> [2/3] upgrading pip"
+	$(BIN)/python -m pip install --progress-bar on --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "==> [3/3] installing alphatrace and its dependencies into $(VENV) (a few minutes the first time)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
 	@touch $(STAMP)
+	@echo "==> installed"
 
 DEMO_DB := alphatrace-demo.duckdb
 
 # The demo store, then a read key and the dashboard over it. In a terminal it ends with the
 # running dashboard (Ctrl-C stops it); elsewhere (CI, scripts) it prints how to start it.
 demo: $(STAMP)
+	@echo "==> building the demo store $(DEMO_DB)"
 	$(BIN)/alphatrace demo --db $(DEMO_DB)
 	@$(BIN)/alphatrace keys create --db $(DEMO_DB) --name demo --scope read
 	@if [ -t 1 ] && [ -z "$$CI" ]; then \

@@ -15,7 +15,8 @@ from alphatrace.governance.api import GovernanceAPI
 from alphatrace.ledger.api import LedgerAPI
 from alphatrace.market.api import MarketAPI
 from alphatrace.store import Store
-from alphatrace.store.ingest import IngestReport, ingest_paths
+from alphatrace.store.ingest import IngestReport, ingest_paths, resolve_inputs
+from alphatrace.store.sniff import check_files
 
 
 class Database(LedgerAPI, MarketAPI, ForensicsAPI, GovernanceAPI):
@@ -36,8 +37,11 @@ class Database(LedgerAPI, MarketAPI, ForensicsAPI, GovernanceAPI):
         return self.store.con
 
     def ingest(self, *paths: str | os.PathLike[str], kind: str | None = None) -> IngestReport:
-        """Ingest JSON Lines files or folders; see `alphatrace ingest`."""
-        return ingest_paths(self.store, [str(p) for p in paths], kind=kind)
+        """Ingest JSON Lines files or folders; see `alphatrace ingest`. A Parquet, CSV or other
+        non-JSON-Lines file is refused (InputError) before anything is read."""
+        files = resolve_inputs([str(p) for p in paths])
+        check_files(files)
+        return ingest_paths(self.store, files, kind=kind)
 
     def close(self) -> None:
         self.store.close()

@@ -7,9 +7,12 @@ canonical JSON of the parsed document, so reformatting a file does not change it
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import tomllib
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -68,16 +71,104 @@ class Policy:
 
     def section(self, name: str, model: type[M]) -> M:
         """The section validated by `model`; a missing section means all defaults."""
-        raw = self.data.get(name) or {}
+        value, errors = self.checked_section(name, model)
+        if errors:
+            raise errors[0]
+        assert value is not None
+        return value
+
+    def checked_section(self, name: str, model: type[M]) -> tuple[M | None, list[PolicyError]]:
+        """The section validated by `model` and every error in it (file, line, column and a
+        suggestion each), so a check can report them all in one pass."""
+        raw = self.data.get(name)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            return None, [self.error((name,), f"must be a mapping, got {type(raw).__name__}")]
         try:
-            return model.model_validate(raw)
+            return model.model_validate(raw), []
         except ValidationError as e:
-            first = e.errors()[0]
-            loc = (name, *first["loc"])
-            raise self.error(loc, first["msg"]) from None
+            return None, validation_errors(self, name, model, e)
 
     def section_hash(self, name: str) -> str:
         return policy_hash(self.data.get(name) or {})
+
+
+def validation_errors(policy: Policy, name: str, model: type[BaseModel],
+                      e: ValidationError) -> list[PolicyError]:
+    """pydantic's errors of section `name` as PolicyErrors, unknown keys first (an unknown key
+    beside a missing one is usually the same typo: the missing one is not repeated)."""
+    errs = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
+    typo_parents = {tuple(x["loc"][:-1]) for x in errs if x["type"] == "extra_forbidden"}
+    out: list[PolicyError] = []
+    seen: set[tuple[Any, ...]] = set()
+    for err in errs:
+        loc = tuple(err["loc"])
+        if (err["type"] == "missing" and loc[:-1] in typo_parents) or loc in seen:
+            continue
+        seen.add(loc)
+        if err["type"] == "extra_forbidden":
+            known = fields_at(model, loc)
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.5)
+            suggestion = (f"did you mean {close[0]!r}?" if close
+                          else f"known keys: {', '.join(known)}" if known else None)
+            msg = "unknown key"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] in ("string_type", "int_type", "float_type", "bool_type",
+                               "int_parsing", "float_parsing"):
+                msg += f" (got {err['input']!r})"
+            suggestion = type_hint(err["type"], err.get("input"))
+        out.append(policy.error((name, *loc), msg, suggestion))
+    return out
+
+
+def fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (nested) model that `loc` points into, for 'did you mean'."""
+    current: Any = model
+    for key in loc[:-1]:
+        if isinstance(key, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        fld = current.model_fields.get(str(key))
+        if fld is None:
+            return []
+        current = _model_in(fld.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (list, dict, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def type_hint(kind: str, value: Any) -> str | None:
+    """A fix for the common type mistakes of hand-written YAML."""
+    if kind in ("int_type", "float_type", "int_parsing", "float_parsing") and isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return "write a number"
+        return "write the number without quotes"
+    if kind == "bool_type":
+        return "write true or false"
+    if kind == "string_type":
+        return 'quote it, e.g. when: "error_rate > 0.2"'
+    if kind in ("list_type", "dict_type", "model_type"):
+        return "see the shipped default.yaml for the expected shape"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return "see the comments in the shipped default.yaml for the allowed range"
+    return None
 
 
 def policy_hash(data: Any) -> str:

@@ -169,6 +169,29 @@ def present(values: list[Any], positive: bool = False) -> int:
     return sum(1 for v in values if v is not None and (v > 0 or not positive))
 
 
+def pnl_usd_lines_are_told_apart(page: Any) -> None:
+    """Trading PnL is dashed on top of the wide net line, and the legend draws each the same."""
+    chart = "[data-chart=agent-pnl-usd]"
+    net = page.locator(f"{chart} path.series[data-series='net USD (after inference)']")
+    trading = page.locator(f"{chart} path.series[data-series='trading PnL USD']")
+    assert net.get_attribute("stroke-dasharray") is None
+    assert trading.get_attribute("stroke-dasharray") == "6 4"
+    assert float(net.get_attribute("stroke-width")) > float(trading.get_attribute("stroke-width"))
+    legend = page.locator(f"{chart} g.legend-item")
+    assert legend.locator("text").all_text_contents() == ["net USD (after inference)", "trading PnL USD"]
+    assert legend.locator("line").evaluate_all(
+        "els => els.map(e => e.getAttribute('stroke-dasharray'))") == [None, "6 4"]
+    # trading is drawn last: on top where the two coincide
+    assert page.locator(f"{chart} path.series").evaluate_all(
+        "els => els.map(e => e.getAttribute('data-series'))")[-1] == "trading PnL USD"
+
+
+def text_scale(page: Any, chart: str) -> float:
+    """Screen pixels per SVG unit of a chart: its 11px text renders at 11 times this."""
+    return float(page.locator(f"{chart} svg").first.evaluate(
+        "s => s.getBoundingClientRect().width / s.viewBox.baseVal.width"))
+
+
 def test_overview_filter_agent_and_run_pages(tab: Tab, live: Live) -> None:
     page = tab.page
     ov = live.api("/v1/dash/overview")
@@ -178,6 +201,10 @@ def test_overview_filter_agent_and_run_pages(tab: Tab, live: Live) -> None:
     assert rows.locator("a.agent-link").all_inner_texts() == [a["name"] for a in ov["agents"]]
     bars = page.locator("[data-chart=overview-net] rect.bar")
     expect(bars).to_have_count(present([a["net_usd"] for a in ov["agents"]]))
+    # one number format on every bar: whole dollars with thousands separators
+    labels = page.locator("[data-chart=overview-net] text.value").all_text_contents()
+    assert labels == [("\u2212" if a["net_usd"] < 0 else "") + f"${abs(round(a['net_usd'])):,}"
+                      for a in ov["agents"] if a["net_usd"] is not None]
     shot(page, "overview")
 
     # The agent with the most change points: its charts carry decisions and change marks.
@@ -203,7 +230,11 @@ def test_overview_filter_agent_and_run_pages(tab: Tab, live: Live) -> None:
     assert page.locator("h1 .agent-name").inner_text() == name
     s = doc["series"]
     assert vertices(page, "agent-pnl-bps") == [present(s["cum_pnl_bps"])]
-    assert vertices(page, "agent-pnl-usd") == [present(s["cum_pnl_usd"]), present(s["cum_net_usd"])]
+    assert vertices(page, "agent-pnl-usd") == [present(s["cum_net_usd"]), present(s["cum_pnl_usd"])]
+    pnl_usd_lines_are_told_apart(page)
+    for card in ("net bps / run",):  # bps with two decimals, like the cents beside them
+        value = page.locator(".card", has_text=card).locator(".card-v").inner_text()
+        assert re.fullmatch(r"[+\u2212]?[\d,]+\.\d{2}", value), value
     assert vertices(page, "agent-latency") == [present(s["mean_latency_ms"])]
     assert vertices(page, "agent-tokens") == [present(s["tokens_per_run"])]
     assert vertices(page, "agent-cost") == [present(s["cost_per_run"])]
@@ -242,6 +273,7 @@ def test_forensics_clusters_scatter_and_region(tab: Tab, live: Live) -> None:
     assert doc["clusters"], "the slow runs of SlowLoserAgent are a loss cluster"
     page.goto(f"{live.url}/forensics?agent={SLOW_AGENT}")
     rendered(page)
+    assert text_scale(page, "[data-chart=forensics-scatter]") == pytest.approx(1, abs=0.02)
     expect(page.locator("ol.clusters li.cluster")).to_have_count(len(doc["clusters"]))
     assert page.locator("ol.clusters li.cluster .cluster-pick").all_inner_texts() == [
         c["sentence"] for c in doc["clusters"]]
@@ -340,6 +372,17 @@ def test_report_opens_offline(browser: Any, live: Live) -> None:
     dialogs: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(out.as_uri())
+    rendered(page, "#overview")
+    # the scatter's text is the served page's size (the hidden section is redrawn when shown)
+    page.goto(out.as_uri() + "#forensics")
+    page.reload()
+    rendered(page, "#forensics")
+    assert text_scale(page, "#forensics [data-chart=forensics-scatter]") == pytest.approx(1, abs=0.02)
+    page.goto(out.as_uri())
+    page.locator("header a[href='#forensics']").first.click()
+    rendered(page, "#forensics")
+    assert text_scale(page, "#forensics [data-chart=forensics-scatter]") == pytest.approx(1, abs=0.02)
     page.goto(out.as_uri())
     rendered(page, "#overview")
     ov = live.api("/v1/dash/overview")

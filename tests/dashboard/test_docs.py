@@ -252,3 +252,31 @@ def test_agent_rows_and_picked_runs_match_sql_order(
         sql("net_usd ASC NULLS LAST, ts, run_id")
     picked = agent_doc.runs_at(con, "A", rows, {"worst": agent_doc.worst_positions(rows, k)})
     assert [r["run_id"] for r in picked["worst"]] == sql("net_usd ASC NULLS LAST, ts, run_id")
+
+
+def test_agent_page_says_when_confidence_collapsed(small: Store, tmp_path: Path) -> None:
+    """B's two losses under a ×0.001 rule leave 1e-6 = 0.0001 %: the page shows "< 0.01 %" and
+    one line naming recovery and floor; A under the default policy (80.75 %) gets no line."""
+    import contextlib
+
+    from alphatrace.server.dashboard import views
+    from alphatrace.server.dashboard.links import Links
+    from alphatrace.server.dashboard.source import Source
+
+    harsh = tmp_path / "harsh.yaml"
+    harsh.write_text('confidence:\n  rules:\n    - {when: "pnl < 0", factor: 0.001}\n')
+
+    @contextlib.contextmanager
+    def connect() -> Iterator[Any]:
+        yield small.con
+
+    src = Source(connect, policy=harsh, wait_s=None, side_wait_s=None)
+    doc = agent_doc.agent(src, small.con, "B", 100)
+    assert doc["summary"]["multiplier"] == pytest.approx(1e-6)
+    note = doc["summary"]["confidence_note"]
+    assert note.startswith("B under 1 %") and "recovery" in note and "floor" in note
+    page = str(views.agent_page(doc, Links()))
+    assert "&lt; 0.01 %" in page and note.split(":")[0] in page
+    calm = agent_doc.agent(source(small.con), small.con, "A", 100)
+    assert calm["summary"]["confidence_note"] is None
+    assert "80.8 %" in str(views.agent_page(calm, Links()))

@@ -92,7 +92,8 @@ def test_report_anchors_are_digests_and_only_link_what_exists() -> None:
 def test_number_formats() -> None:
     assert fmt.usd(-1234.5) == "\u2212$1,234.50" and fmt.usd(3) == "+$3.00" and fmt.usd(0) == "$0.00"
     assert fmt.usd(float("nan")) == "—" and fmt.usd(None) == "—"
-    assert fmt.bps(-0.0066) == "\u22120.007" and fmt.bps(12.34) == "+12.3"
-    assert fmt.pct(0.482) == "48.2%" and fmt.multiplier(5.1e-22) == "5.10e-22"
-    assert fmt.multiplier(0.8075) == "0.807" and fmt.cost(0.0065) == "$0.0065"
+    assert fmt.bps(-0.0066) == "\u22120.01" and fmt.bps(12.34) == "+12.34"
+    assert fmt.bps(1234.5) == "+1,234.50" and fmt.usd(-1234.5) == "\u2212$1,234.50"  # both in hundredths
+    assert fmt.pct(0.482) == "48.2%" and fmt.multiplier(5.1e-22) == "< 0.01 %"
+    assert fmt.multiplier(0.8) == "80.0 %" and fmt.cost(0.0065) == "$0.0065"
     assert fmt.ts("2025-06-05T13:53:10.312000Z") == "2025-06-05 13:53:10"

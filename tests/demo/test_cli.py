@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,69 @@ def test_demo_runs_the_whole_pipeline_and_finds_what_was_planted(
     assert subjects == {("agent", a) for a in t.runs_by_agent} | {
         ("strategy", s) for s in ("FUNDING", "MEAN_REVERT", "MOMENTUM")}
     assert gov["audit"]["ok"] is True and gov["audit"]["records"] == len(gov["decisions"])
+
+
+def test_demo_shows_what_a_recovery_policy_would_give(built: tuple[Path, dict[str, Any]]) -> None:
+    """The seed rule stays the default; beside it, the multipliers under the same rules plus
+    recovery, recomputed here by hand from each run's pnl."""
+    d, doc = built
+    gov = doc["steps"]["governance"]
+    alt = gov["with_recovery"]
+    assert alt["recovery"] == 1.15
+    assert "recovery" in gov["confidence_note"] and "floor" in gov["confidence_note"]
+    from alphatrace.api import Database
+
+    with Database(d / "demo.duckdb", read_only=True) as db:
+        hist = db.confidence(history=True).to_pylist()
+    by_agent: dict[str, float] = {}
+    for r in hist:  # (agent, ts, run_id) order
+        m = by_agent.get(r["agent"], 1.0)
+        p = r["pnl"]
+        f = 0.85 if p < -20 else 0.95 if p < 0 else 1.15 if p > 0 else 1.0
+        by_agent[r["agent"]] = min(1.0, m * f)
+    assert alt["multipliers"] == pytest.approx(by_agent, rel=1e-9)
+    default = {c["agent"]: c["multiplier"] for c in gov["confidence"]}
+    assert all(alt["multipliers"][a] >= default[a] for a in default)
+    assert max(alt["multipliers"].values()) > 0.5 > max(default.values())
+
+
+def test_demo_summary_reads_confidence_as_percent(tmp_path: Path) -> None:
+    r = _run("--db", str(tmp_path / "d.duckdb"))
+    assert r.exit_code == 0, r.output
+    section = r.stdout[r.stdout.index("confidence (alphatrace confidence)"):]
+    section = section[:section.index("gate decisions")]
+    assert "< 0.01 %" in section and "with recovery 1.15" in section
+    assert not re.search(r"\de-\d", section)
+    assert "note:" in section and "recovery" in section and "floor" in section
+
+
+def test_default_forensics_finds_the_planted_cluster_at_rank_one(
+        built: tuple[Path, dict[str, Any]], demo: DemoEvents, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store-wide question (no --agent) searches every agent and strategy class too, so
+    MeanReversionAgent's planted cluster is the top finding of `forensics`, the page and the
+    report (which read the same search)."""
+    d, _ = built
+    planted = set(demo.truth.cluster.run_ids)
+    out = CliRunner().invoke(app, ["forensics", "--db", str(d / "demo.duckdb"), "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    top = doc["clusters"][0]
+    got = set(top["run_ids"])
+    assert top["population"] == f"agent {demo.truth.cluster.agent}"
+    assert len(got & planted) / len(got | planted) >= 0.8
+    assert doc["search"]["populations"] == 1 + 6 + 3  # the store, 6 agents, 3 strategies
+    assert doc["findings"][0] == top["sentence"]
+
+    from alphatrace.server.dashboard import forensics as forensics_doc
+    from alphatrace.store import Store
+    from tests.dashboard.util import source
+
+    with Store(d / "demo.duckdb", read_only=True) as store:
+        page = forensics_doc.forensics(source(store.con), store.con, None, None, None, None, None, 500)
+    assert page["clusters"][0]["sentence"] == top["sentence"]
+    from alphatrace.cli import common
+
+    monkeypatch.setattr(common.console, "_width", 200)
+    table = CliRunner().invoke(app, ["forensics", "--db", str(d / "demo.duckdb")])
+    first = next(x for x in table.stdout.splitlines() if x.startswith("│ 1 "))
+    assert "agent MeanReversionAgent" in first and "latency_ms >" in first

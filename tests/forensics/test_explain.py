@@ -141,8 +141,8 @@ def test_mis_regimed_from_bars_over_the_holding_window(store: Store) -> None:
     assert leg["symbol"] == "BTCUSDT"  # "BTC" resolved to the market symbol
     assert leg["realised"] == "TREND" and leg["declared_family"] == "MEAN_REVERT"
     # entry = first bar at/after 00:10 = 01:00; exit = first bar ≥ 09:00: 9 opens, 8 returns
-    assert leg["window_start"] == T0 + dt.timedelta(hours=1)
-    assert leg["window_end"] == T0 + dt.timedelta(hours=9)
+    assert leg["window_start"] == (T0 + dt.timedelta(hours=1)).replace(tzinfo=dt.UTC)
+    assert leg["window_end"] == (T0 + dt.timedelta(hours=9)).replace(tzinfo=dt.UTC)
     assert leg["bars"] == 9
     assert leg["reading"]["efficiency_ratio"] == pytest.approx(1.0)
     assert "mis_regimed" in [c["cause"] for c in doc["causes"]]

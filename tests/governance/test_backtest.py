@@ -17,6 +17,7 @@ from alphatrace.api import Database
 from alphatrace.governance.gates import decide
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.policy import load_governance
+from alphatrace.utc import aware
 
 from .util import T0, insert, reset, run, series
 
@@ -36,7 +37,7 @@ def test_kill_point_and_avoided_pnl_by_hand(db: Database) -> None:
     # last-5 sums: run 7 (index 6) is the first under −100: 10 − 30·4 = −110
     insert(db.con, series("A", [10.0] * 3 + [-30.0] * 5 + [5.0] * 3, strategy=None))
     a = by_subject(db)[("agent", "A")]
-    assert (a["killed_run"], a["killed_at"], a["kill_rule"]) == ("A0006", T0 + dt.timedelta(hours=6),
+    assert (a["killed_run"], a["killed_at"], a["kill_rule"]) == ("A0006", aware(T0 + dt.timedelta(hours=6)),
                                                                  "kill_drawdown")
     assert a["runs_after_kill"] == 4
     assert a["pnl_after_kill_bps"] == -30.0 + 5.0 * 3
@@ -158,11 +159,11 @@ def test_backtest_equals_brute_force_replay(shared: Database, rows: list[dict[st
     assert set(got) == with_runs
     for key, g in got.items():
         w = want[key]
-        assert (g["promoted_at"], g["killed_at"], g["kill_rule"]) == (
-            w["promoted_at"], w["killed_at"], w["rule"]), key
+        assert (g["promoted_at"], g["killed_at"], g["kill_rule"]) == aware((
+            w["promoted_at"], w["killed_at"], w["rule"])), key  # the API's times are UTC-aware
         if g["killed_at"] is not None:
             after = [r["realized_pnl_bps"] for r in rows
                      if r[key[0]] == key[1] and r["realized_pnl_bps"] is not None
-                     and r["ts"] > g["killed_at"]]
+                     and aware(r["ts"]) > g["killed_at"]]
             assert g["runs_after_kill"] == len(after)
             assert g["pnl_after_kill_bps"] == pytest.approx(sum(after))

@@ -49,7 +49,7 @@ def test_summary_per_agent(db: Database) -> None:
     assert rows["A"]["multiplier"] == pytest.approx(0.7225, rel=1e-14)
     assert rows["A"]["runs"] == 3 and rows["B"]["runs"] == 2
     assert rows["B"]["multiplier"] == 1.0
-    assert rows["A"]["last_ts"] == T0 + dt.timedelta(hours=2)
+    assert rows["A"]["last_ts"] == (T0 + dt.timedelta(hours=2)).replace(tzinfo=dt.UTC)
     assert rows["A"]["min_multiplier"] == pytest.approx(0.7225)
     assert rows["A"]["state"] == "candidate"
 

@@ -171,3 +171,40 @@ def test_durations(v: str | int, secs: float) -> None:
 def test_bad_durations(v: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(v)
+
+
+def test_policy_check_reports_every_error_in_one_pass(tmp_path: Path) -> None:
+    """A bad horizon on line 3 and an unknown key on line 5, a bad rule and a bad type: all
+    reported, in file order, each with line, column and a suggestion."""
+    from typer.testing import CliRunner
+
+    from alphatrace.cli.main import app
+
+    text = ("reconcile:\n"
+            "  fee_bps: 5\n"
+            "  horizon: 8x\n"
+            "confidence:\n"
+            "  recovry: 1.02\n"
+            "gates:\n"
+            "  min_runs: \"5\"\n"
+            "  rules:\n"
+            "    - {name: k, action: kill, when: \"rolling_pnl < -100\"}\n")
+    p = write(tmp_path, text)
+    out = CliRunner().invoke(app, ["policy", "check", str(p)])
+    assert out.exit_code == 2
+    lines = [x for x in out.output.splitlines() if x.startswith("error: ")]
+    assert len(lines) == 4, out.output
+    expected = [where(text, "horizon"), where(text, "recovry"), where(text, "min_runs"),
+                where(text, "rolling_pnl")]
+    for line, (ln, col) in zip(lines, expected, strict=True):
+        assert line.startswith(f"error: {p}:{ln}:{col}: "), (line, ln, col)
+    assert "8x" in lines[0] and '"8h"' in lines[0]
+    assert "did you mean 'recovery'?" in lines[1]
+    assert "write the number without quotes" in lines[2]
+    assert "did you mean 'rolling_pnl_bps'?" in lines[3]
+    doc = CliRunner().invoke(app, ["policy", "check", str(p), "--json"])
+    assert doc.exit_code == 2
+    import json
+
+    got = json.loads(doc.stdout)
+    assert got["ok"] is False and [(e["line"], e["column"]) for e in got["errors"]] == expected

@@ -22,13 +22,16 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    SpinnerColumn,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
 from rich.table import Table
 from rich.text import Text
 
+from alphatrace.cli.fit import abbreviate, fit, header_lines
 from alphatrace.errors import AlphatraceError
 from alphatrace.jsonvalue import plain
 from alphatrace.store import Store
@@ -108,21 +111,57 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
+Formats = dict[str, Callable[[Any], str]]
+# Identifiers a user copies into the next command: never cut, whatever the width.
+WHOLE = frozenset({"run_id"})
+
+
+def _atomic(values: Sequence[Any]) -> bool:
+    """Numbers and times: a column of them is never wrapped or cut."""
+    present = [v for v in values if v is not None]
+    return bool(present) and all(
+        isinstance(v, int | float | dt.datetime | dt.date) for v in present)
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
-          title: str | None = None) -> Table:
+          title: str | None = None, *, width: int | None = None,
+          priority: Sequence[str] | None = None, formats: Formats | None = None,
+          ) -> tuple[Table, tuple[str, ...]]:
+    """A rich Table of `rows` that fits `width` (default: the console's) and the columns
+    dropped to make it fit (see alphatrace.cli.fit). `formats` renders a column's values
+    (such columns are atomic too)."""
     cols = list(columns) if columns else (list(rows[0].keys()) if rows else [])
+    formats = formats or {}
+    raw = {c: [r.get(c) for r in rows] for c in cols}
+    texts = [[formats[c](v) if c in formats and v is not None else fmt(v) for v in raw[c]]
+             for c in cols]
+    numeric = [c in formats or _atomic(raw[c]) for c in cols]
+    whole = [n or c in WHOLE for n, c in zip(numeric, cols, strict=True)]
+    layout = fit(cols, texts, whole, width or console.width, priority)
     t = Table(title=title, header_style="bold", show_lines=False)
-    for c in cols:
-        numeric = bool(rows) and isinstance(rows[0].get(c), int | float) and not isinstance(rows[0].get(c), bool)
-        t.add_column(c, justify="right" if numeric else "left", overflow="fold")
-    for r in rows:
-        t.add_row(*(fmt(r.get(c)) for c in cols))
-    return t
+    for c, w in zip(layout.columns, layout.widths, strict=True):
+        j = cols.index(c)
+        t.add_column("\n".join(header_lines(c, w)), justify="right" if numeric[j] else "left",
+                     width=w, no_wrap=whole[j], overflow="fold")
+    shown = [cols.index(c) for c in layout.columns]
+    for i in range(len(rows)):
+        t.add_row(*(_cell(texts[j][i], w, whole[j]) for j, w in zip(shown, layout.widths, strict=True)))
+    return t, layout.dropped
+
+
+def _cell(text: str, width: int, atomic: bool) -> str:
+    """A name longer than its column is cut in the middle; prose wraps at spaces, a word of it
+    longer than the column cut in the middle too (never folded onto two lines)."""
+    if atomic or len(text) <= width:
+        return text
+    return " ".join(abbreviate(w, width) for w in text.split(" "))
 
 
 def emit(data: Any, as_json: bool, *, columns: Sequence[str] | None = None,
-         title: str | None = None) -> None:
-    """--json: the document; else a table (list of rows) or a key/value table (dict)."""
+         title: str | None = None, priority: Sequence[str] | None = None,
+         formats: Formats | None = None) -> None:
+    """--json: the document; else a table (list of rows) or a key/value table (dict) that
+    fits the terminal, with a note naming any column left out to fit."""
     if as_json:
         print_json(data)
         return
@@ -130,9 +169,13 @@ def emit(data: Any, as_json: bool, *, columns: Sequence[str] | None = None,
         if not data:
             console.print(f"[dim]{title + ': ' if title else ''}nothing to show[/]")
             return
-        console.print(table(data, columns, title))
+        t, dropped = table(data, columns, title, priority=priority, formats=formats)
+        console.print(t)
+        if dropped:
+            console.print(f"[dim]not shown at {console.width} columns: {', '.join(dropped)} "
+                          "(wider terminal or --json for all)[/]", highlight=False)
     elif isinstance(data, dict):
-        console.print(table([{"field": k, "value": v} for k, v in data.items()], title=title))
+        console.print(table([{"field": k, "value": v} for k, v in data.items()], title=title)[0])
     else:
         console.print(data)
 
@@ -149,3 +192,16 @@ def byte_progress(total: int, description: str, enabled: bool) -> Iterator[Calla
     ) as prog:
         task = prog.add_task(description, total=total)
         yield lambda n: prog.advance(task, n)
+
+
+@contextmanager
+def step_progress(first: str, enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner with the current step and the time elapsed (on stderr), for long commands
+    whose steps are known only as they come; a no-op callback when disabled (--json)."""
+    if not enabled:
+        yield lambda _: None
+        return
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
+                  console=err_console, transient=True) as prog:
+        task = prog.add_task(first, total=None)
+        yield lambda what: prog.update(task, description=what)

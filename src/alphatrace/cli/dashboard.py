@@ -16,9 +16,9 @@ from alphatrace.cli.common import (
     DbOption,
     JsonOption,
     console,
-    err_console,
     handle_errors,
     print_json,
+    step_progress,
 )
 from alphatrace.errors import InputError
 
@@ -60,12 +60,8 @@ def report(
             yield con
 
         src = Source(connect, policy=policy, wait_s=None, side_wait_s=None)
-        if as_json:
-            html, counts = build(src, con, flt)
-        else:
-            with err_console.status("building the report…") as status:
-                html, counts = build(src, con, flt,
-                                     progress=lambda what: status.update(f"report: {what}"))
+        with step_progress("report: starting", not as_json) as say:
+            html, counts = build(src, con, flt, progress=lambda what: say(f"report: {what}"))
     out.write_text(html, encoding="utf-8")
     size = len(html.encode("utf-8"))
     if as_json:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from alphatrace.cli.common import console, emit, err_console, handle_errors, print_json
+from alphatrace.cli.governance import cause_first
 from alphatrace.demo.pipeline import (
     DEFAULT_DB,
     DEFAULT_RUNS_PER_AGENT,
@@ -18,6 +19,7 @@ from alphatrace.demo.pipeline import (
     Step,
     run_demo,
 )
+from alphatrace.governance.confidence import percent
 
 
 def register(app: typer.Typer) -> None:
@@ -82,11 +84,17 @@ def _render_forensics(r: dict[str, Any]) -> None:
 
 
 def _render_governance(r: dict[str, Any]) -> None:
-    emit(r["confidence"], False, title="confidence (alphatrace confidence)",
-         columns=["agent", "multiplier", "runs", "state"])
+    alt = r["with_recovery"]
+    with_col = f"with recovery {alt['recovery']:g}"
+    rows = [{**c, with_col: alt["multipliers"].get(c["agent"])} for c in r["confidence"]]
+    emit(rows, False, title="confidence (alphatrace confidence)",
+         columns=["agent", "multiplier", with_col, "runs", "state"],
+         formats={"multiplier": percent, with_col: percent})
+    if r.get("confidence_note"):
+        console.print(f"[yellow]note:[/] {r['confidence_note']}", highlight=False)
     rows = [{"subject": d["subject"], "scope": d["scope"], "action": d["action"],
              "rule": d.get("rule"), "state": d.get("state"),
-             "cascade_from": d.get("cascade_from")} for d in r["decisions"]]
+             "cascade_from": d.get("cascade_from")} for d in cause_first(r["decisions"])]
     emit(rows, False, title="gate decisions (alphatrace gates evaluate)")
     audit = r["audit"]
     status = "[green]verified[/]" if audit.get("ok") else "[red]problems found[/]"
@@ -143,9 +151,9 @@ def demo(
         else:
             emit(result, False, title=name)
     console.print(
-        f"\nDemo store: [bold]{db}[/]. Next: `alphatrace explain RUN_ID --db {db}`, "
-        f"`alphatrace forensics --db {db}`, or the dashboard: `alphatrace serve --db {db}`"
-    )
+        f"\nDemo store: [bold]{db}[/]. Next: `export ALPHATRACE_DB={db}`, then "
+        "`alphatrace forensics`, `alphatrace confidence`, `alphatrace explain RUN_ID`, or the "
+        "dashboard: `alphatrace serve`", highlight=False)
 
 
 @contextmanager

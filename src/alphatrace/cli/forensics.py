@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from alphatrace.cli import names
 from alphatrace.cli.common import (
     DbOption,
     JsonOption,
@@ -20,7 +21,6 @@ from alphatrace.cli.common import (
     fmt,
     handle_errors,
     print_json,
-    table,
 )
 
 
@@ -34,9 +34,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ex, name="exclusions")
 
 
-def _db(db: Path | None) -> Any:
+def _db(db: Path | None, *, create: bool = False) -> Any:
+    """The store; a read command (create=False) refuses to create a missing one."""
     from alphatrace.api import Database  # lazy: keeps `alphatrace --help` fast
 
+    if not create:
+        names.require_store(db)
     return Database(db)
 
 
@@ -59,13 +62,13 @@ def explain(
     keys = ["run_id", "agent", "strategy", "ts", "symbols", "direction", "regime", "status",
             "latency_ms", "tokens_in", "tokens_out", "cost_usd", "errors", "model",
             "realized_pnl_bps", "pnl_source", "net_usd"]
-    console.print(table([{"field": k, "value": doc.get(k)} for k in keys], title=f"run {run_id}"))
-    console.print(table(doc["waterfall"], ["step", "bps", "usd", "cumulative_usd"], title="waterfall"))
+    emit({k: doc.get(k) for k in keys}, False, title=f"run {run_id}")
+    emit(doc["waterfall"], False, columns=["step", "bps", "usd", "cumulative_usd"], title="waterfall")
     if doc["causes"]:
         rows = [{"cause": c["cause"], "evidence": ", ".join(
             f"{k}={fmt(v)}" for k, v in c["evidence"].items() if not isinstance(v, list | dict))}
             for c in doc["causes"]]
-        console.print(table(rows, ["cause", "evidence"], title="causes"))
+        emit(rows, False, columns=["cause", "evidence"], title="causes")
     if doc.get("excluded"):
         console.print(f"[yellow]excluded from governance[/]: {doc['excluded']['rule']} "
                       f"({doc['excluded']['reason']})")
@@ -77,13 +80,17 @@ def _progress(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
-    with Progress(TextColumn("[bold]slice search"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} feature sets"), TimeElapsedColumn(),
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=err_console, transient=True) as prog:
-        task = prog.add_task("search", total=None)
+        task = prog.add_task("loss clusters: slice search (populations or feature sets)",
+                             total=None)
 
         def update(done: int, total: int) -> None:
-            prog.update(task, completed=done, total=total)
+            # the search is the first part; the clock keeps running through the change points
+            what = ("change points per agent" if total and done >= total
+                    else "loss clusters: slice search (populations or feature sets)")
+            prog.update(task, completed=done, total=total, description=what)
 
         yield update
 
@@ -103,6 +110,7 @@ def forensics(
     """Loss clusters, change points per agent, and what broke first."""
     d = _db(db)
     try:
+        names.check(d.con, agent, strategy)
         with _progress(not as_json) as prog:
             doc = d.forensics(agent, strategy, since, holdout, depth, policy=policy, progress=prog)
     finally:
@@ -112,15 +120,20 @@ def forensics(
         return
     rows = []
     for i, c in enumerate(doc["clusters"], 1):
-        r = {"#": i, "when": " and ".join(p["text"] for p in c["predicates"]), "runs": c["runs"],
+        r = {"#": i, "population": c.get("population") or "all runs",
+             "when": " and ".join(p["text"] for p in c["predicates"]), "runs": c["runs"],
              "share": c["share"], "mean_in_bps": c["mean_in_bps"], "mean_out_bps": c["mean_out_bps"],
              "loss_share": c["loss_share"], "q": c["q"]}
         if "holdout" in c:
             r["holdout"] = "confirmed" if c["holdout"]["confirmed"] else "not confirmed"
         rows.append(r)
     s = doc["search"]
-    emit(rows, False, title=f"loss clusters ({doc['runs']:,} runs, {s['slices_tested']:,} slices tested, "
-                            f"FDR q ≤ {s['fdr_q']})")
+    pops = s.get("populations", 1)
+    emit(rows, False, title=f"loss clusters ({doc['runs']:,} runs, {s['slices_tested']:,} slices tested"
+                            + (f" in {pops} populations: the store, each agent and strategy"
+                               if pops > 1 else "") + f", FDR q ≤ {s['fdr_q']})",
+         priority=["#", "population", "when", "runs", "mean_in_bps", "mean_out_bps", "q",
+                   "loss_share", "share", "holdout"])
     cps = [{k: c[k] for k in ("agent", "metric", "run_index", "ts", "before", "after", "ratio", "p")}
            for c in doc["changepoints"]]
     emit(cps, False, title="change points")
@@ -135,7 +148,7 @@ def exclusions_apply(
     as_json: JsonOption = False,
 ) -> None:
     """Flag the runs the policy's forensics.exclusions rules match (replacing earlier flags)."""
-    d = _db(db)
+    d = _db(db, create=True)
     try:
         out = d.apply_exclusions(policy)
     finally:

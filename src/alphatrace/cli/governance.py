@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from alphatrace.api import Database
+from alphatrace.cli import names
 from alphatrace.cli.common import (
     DbOption,
     JsonOption,
@@ -24,10 +26,11 @@ from alphatrace.cli.common import (
     handle_errors,
     print_json,
 )
-from alphatrace.errors import InputError
+from alphatrace.errors import InputError, PolicyError
 from alphatrace.governance import anchor, anchor_check, signing
-from alphatrace.governance.policy import load_governance
-from alphatrace.policy import load_policy
+from alphatrace.governance import confidence as confidence_mod
+from alphatrace.governance.policy import load_governance, policy_errors
+from alphatrace.policy import Policy, load_policy
 
 AsOfOption = Annotated[
     str | None,
@@ -97,19 +100,48 @@ def confidence(
     """Per agent: the confidence multiplier (running product of per-run decay factors)."""
     gp = load_governance(policy)
     with Database(db, read_only=True) as d:
+        names.check(d.con, agent)
         tbl = d.confidence(agent=agent, history=history, policy=gp, as_of=as_of)
     rows = tbl.to_pylist()
     if history:
         emit(rows, as_json, title="confidence history",
-             columns=["agent", "run_id", "ts", "pnl", "factor", "multiplier_after"])
+             columns=["agent", "run_id", "ts", "pnl", "factor", "multiplier_after"],
+             formats={"multiplier_after": confidence_mod.percent})
         return
     emit(rows, as_json, title="confidence",
-         columns=["agent", "multiplier", "runs", "min_multiplier", "last_ts", "state"])
-    warn = gp.confidence.warn_below
+         columns=["agent", "multiplier", "runs", "min_multiplier", "last_ts", "state"],
+         priority=["agent", "multiplier", "state", "runs", "min_multiplier", "last_ts"],
+         formats={"multiplier": confidence_mod.percent, "min_multiplier": confidence_mod.percent})
+    warn = gp.confidence.warn_below  # warnings go to stderr, so --json stays one document
     for r in rows:
         if r["warning"]:
-            err_console.print(f"[yellow]warning:[/] {r['agent']}: multiplier {r['multiplier']:.3g} "
-                              f"is under warn_below {warn}", highlight=False)
+            err_console.print(f"[yellow]warning:[/] {r['agent']}: multiplier "
+                              f"{confidence_mod.percent(r['multiplier'])} is under warn_below "
+                              f"{confidence_mod.percent(warn)}", highlight=False)
+    note = confidence_mod.collapse_note({r["agent"]: r["multiplier"] for r in rows}, gp.confidence)
+    if note:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def cause_first(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Decisions in log order, except that a cascade kill is shown right after the strategy
+    kill that caused it (the log decides agents before strategies; a reader wants the cause
+    first). Display only: the log and its hashes keep their order."""
+    causes = {(r["subject"], r.get("as_of")) for r in recs
+              if r.get("scope") == "strategy" and r.get("action") == "kill"}
+    waiting: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    out: list[dict[str, Any]] = []
+    for r in recs:
+        key = (r.get("cascade_from"), r.get("as_of"))
+        if r.get("cascade_from") and key in causes:
+            waiting.setdefault(key, []).append(r)
+            continue
+        out.append(r)
+        if r.get("scope") == "strategy":
+            out += waiting.pop((r["subject"], r.get("as_of")), [])
+    for rest in waiting.values():
+        out += rest
+    return out
 
 
 def _decision_rows(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -146,7 +178,7 @@ def gates_evaluate(
     if as_json:
         print_json(recs)
         return
-    rows, cols = _decision_rows(recs)
+    rows, cols = _decision_rows(cause_first(recs))
     if dry_run:
         cols.remove("seq")
     emit(rows, False, columns=cols, title="gate decisions" + (" (dry run)" if dry_run else ""))
@@ -279,6 +311,7 @@ def audit_show(
     """Every decision about one subject, oldest first."""
     _check_scope(scope)
     with Database(db, read_only=True) as d:
+        names.check_subject(d.con, subject, [scope] if scope else None)
         recs = d.audit_show(subject, scope)
     if as_json:
         print_json(recs)
@@ -306,7 +339,9 @@ def revive(
     """Bring a killed subject back to candidate (manual, recorded with who and why; the head is
     signed when a signing key is configured)."""
     _check_scope(scope)
+    names.require_store(db)
     with Database(db) as d:
+        names.check_subject(d.con, subject, [scope] if scope else None)
         rec = d.revive(subject, reason, scope, actor=by)
         signed = anchor.sign_if_configured(d.store)
     _say_signed(signed, as_json)
@@ -317,21 +352,36 @@ def revive(
                   f"{rec['actor']}: {rec['reason']}", highlight=False)
 
 
-# Sections other areas own, checked through their loaders when those exist.
-AREA_LOADERS = (("reconcile", "alphatrace.ledger.policy", "load"),
-                ("forensics", "alphatrace.forensics.config", "load"))
+# Sections other areas own: (section, module, pydantic model, loader) checked when they exist.
+AREA_SECTIONS = (("reconcile", "alphatrace.ledger.policy", "ReconcilePolicy", "load"),
+                 ("forensics", "alphatrace.forensics.config", "ForensicsConfig", "load"))
 
 
-def _area_checks(policy: Any) -> dict[str, str]:
-    out = {}
-    for section, module, fn in AREA_LOADERS:
+def _area_errors(policy: Policy) -> tuple[dict[str, str], list[PolicyError]]:
+    """Every schema problem of the other areas' sections; when there is none, their loaders
+    run too (they may check more than the schema)."""
+    sections: dict[str, str] = {}
+    errors: list[PolicyError] = []
+    for section, module, model, loader in AREA_SECTIONS:
         try:
-            load = getattr(importlib.import_module(module), fn)
+            mod = importlib.import_module(module)
+            cls, load = getattr(mod, model), getattr(mod, loader)
         except (ImportError, AttributeError):
             continue
-        load(policy)
-        out[section] = "ok"
-    return out
+        found = policy.checked_section(section, cls)[1]
+        if not found:
+            try:
+                load(policy)
+            except PolicyError as e:
+                found = [e]
+        errors += found
+        sections[section] = "ok" if not found else f"{len(found)} error(s)"
+    return sections, errors
+
+
+def _error_doc(e: PolicyError) -> dict[str, Any]:
+    return {"path": e.path, "line": e.line, "column": e.column, "message": str(e),
+            "suggestion": e.suggestion}
 
 
 @handle_errors
@@ -340,10 +390,22 @@ def policy_check(
     as_json: JsonOption = False,
 ) -> None:
     """Load a policy and check every section: unknown keys, wrong types, rules over unknown
-    metrics or with syntax errors fail with file:line:column and a suggestion."""
+    metrics or with syntax errors. Every problem is reported in one pass, each with
+    file:line:column and a suggestion; exit 2 when there is any."""
     policy = load_policy(path)
+    errors = policy_errors(policy)
+    sections, area = _area_errors(policy)
+    errors = sorted(errors + area, key=lambda e: (e.line or 0, e.column or 0))
+    if errors:
+        if as_json:
+            print_json({"ok": False, "path": str(path), "errors": [_error_doc(e) for e in errors]})
+        else:
+            for e in errors:
+                err_console.print(Text.assemble(("error: ", "bold red"), str(e)), soft_wrap=True)
+            err_console.print(f"{len(errors)} problem(s) in {path}", highlight=False)
+        raise typer.Exit(2)
     gp = load_governance(policy)
-    sections = {"confidence": "ok", "gates": "ok", "eligibility": "ok", **_area_checks(policy)}
+    sections = {"confidence": "ok", "gates": "ok", "eligibility": "ok", **sections}
     data = {"ok": True, "path": str(path), "policy_hash": policy.hash, "decision_hash": gp.hash,
             "sections": sections,
             "gate_rules": [{"name": g.rule.name, "action": g.rule.action, "when": g.rule.when}

@@ -22,15 +22,17 @@ from alphatrace.events import KINDS, event_schema
 from alphatrace.store.ingest import (
     ingest_paths,
     input_size,
-    iter_quarantine,
     normalize_kind,
     resolve_inputs,
 )
+from alphatrace.store.sniff import check_files
 
 
 def register(app: typer.Typer) -> None:
     app.command("ingest")(ingest)
-    app.command("quarantine")(quarantine)
+    from alphatrace.cli.quarantine import quarantine_app
+
+    app.add_typer(quarantine_app, name="quarantine")
     app.command("schema")(schema)
 
 
@@ -55,6 +57,7 @@ def ingest(
     if not paths:
         raise InputError("give PATH... to ingest, or --follow DIR")
     files = resolve_inputs(paths)
+    check_files(files)  # before the store opens: a refused file creates nothing
     with open_store(db) as store, byte_progress(
         input_size(files), "ingest", enabled=not as_json
     ) as progress:
@@ -68,18 +71,6 @@ def ingest(
         console.print(
             f"[yellow]{report.quarantined:,} bad line(s) quarantined:[/] see `alphatrace quarantine`"
         )
-
-
-@handle_errors
-def quarantine(
-    db: DbOption = None,
-    as_json: JsonOption = False,
-    limit: Annotated[int | None, typer.Option(help="Show at most this many.")] = None,
-) -> None:
-    """Bad events with file, line, field and reason."""
-    with open_store(db) as store:
-        rows = list(iter_quarantine(store, limit))
-    emit(rows, as_json, columns=["path", "line", "kind", "field", "reason"], title="quarantine")
 
 
 @handle_errors

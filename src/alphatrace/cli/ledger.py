@@ -9,6 +9,7 @@ import duckdb
 import pyarrow as pa
 import typer
 
+from alphatrace.cli import names
 from alphatrace.cli.common import (
     DbOption,
     JsonOption,
@@ -31,6 +32,13 @@ TABLE_COLUMNS = ["run_id", "agent", "ts", "symbols", "direction", "status", "rea
 AGENT_COLUMNS = ["agent", "runs", "realized_runs", "hit_rate", "mean_net_bps", "median_net_bps",
                  "total_pnl_usd", "total_cost_usd", "net_usd", "profit_factor", "sharpe",
                  "max_drawdown_bps", "max_losing_streak", "mean_latency_ms", "pnl_per_cost"]
+# Dropped from the end when a terminal is too narrow for every column.
+AGENT_PRIORITY = ["agent", "runs", "net_usd", "mean_net_bps", "hit_rate", "sharpe",
+                  "max_drawdown_bps", "total_pnl_usd", "total_cost_usd", "pnl_per_cost",
+                  "realized_runs", "profit_factor", "median_net_bps", "max_losing_streak",
+                  "mean_latency_ms"]
+LEDGER_PRIORITY = ["run_id", "agent", "ts", "net_usd", "realized_pnl_bps", "status", "symbols",
+                   "direction", "pnl_usd", "cost_usd", "pnl_source"]
 DEFAULT_SHOWN = 50
 
 PolicyOption = Annotated[
@@ -104,6 +112,7 @@ def ledger(
     if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
         raise InputError(f"--out {out}: the file name must end in .parquet or .csv")
     with open_store(db, read_only=True) as store:
+        names.check(store.con, agent, strategy)
         result = ledger_rows(store.con, agent, strategy, since, status)
         note = None if as_json else _stale_note(store.con)
     if as_json:
@@ -115,7 +124,7 @@ def ledger(
         return
     rows = result.to_pylist()
     shown = rows[-limit:] if limit > 0 else []
-    emit(shown, False, columns=TABLE_COLUMNS, title="ledger")
+    emit(shown, False, columns=TABLE_COLUMNS, title="ledger", priority=LEDGER_PRIORITY)
     if len(shown) < len(rows):
         console.print(f"[dim]showing the newest {len(shown):,} of {len(rows):,} runs; "
                       "--json or --out for all[/]")
@@ -142,4 +151,4 @@ def agents(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Per-agent summary: hit rate, net bps, USD, Sharpe, drawdown, latency, cost efficiency."""
     with open_store(db, read_only=True) as store:
         rows = agent_summary(store.con)
-    emit(rows, as_json, columns=AGENT_COLUMNS, title="agents")
+    emit(rows, as_json, columns=AGENT_COLUMNS, title="agents", priority=AGENT_PRIORITY)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ import pyarrow as pa
 from alphatrace.demo import shipped, summary
 from alphatrace.demo.simulate import DemoEvents, simulate
 from alphatrace.errors import InputError, StoreError
+from alphatrace.governance.confidence import EXAMPLE_RECOVERY, collapse_note
+from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_paths
 
@@ -142,11 +144,25 @@ def step_governance(ctx: DemoContext) -> dict[str, Any]:
     # stay byte-identical.
     volatile = ("created_at", "hash", "prev_hash", "head")
     decisions = [{k: v for k, v in d.items() if k not in volatile} for d in db.gates.evaluate()]
+    gp = load_governance(None)
+    conf = db.confidence(policy=gp).to_pylist()
     return {
-        "confidence": db.confidence().to_pylist(),
+        "confidence": conf,
+        "confidence_note": collapse_note({r["agent"]: r["multiplier"] for r in conf},
+                                         gp.confidence),
+        "with_recovery": with_recovery(db, gp),
         "decisions": decisions,
         "audit": {k: v for k, v in db.audit_verify().items() if k not in volatile},
     }
+
+
+def with_recovery(db: Any, gp: GovernancePolicy) -> dict[str, Any]:
+    """What the same agents' multipliers would be under the default policy plus
+    `recovery`, so the demo shows the alternative beside the seed rule (which stays default)."""
+    alt = replace(gp, confidence=gp.confidence.model_copy(update={"recovery": EXAMPLE_RECOVERY}))
+    rows = db.confidence(policy=alt).to_pylist()
+    return {"recovery": EXAMPLE_RECOVERY,
+            "multipliers": {r["agent"]: r["multiplier"] for r in rows}}
 
 
 STEPS: list[Step] = [

@@ -27,6 +27,7 @@ from alphatrace.forensics.explain import explain as explain_doc
 from alphatrace.forensics.slices import Categorical
 from alphatrace.policy import Policy
 from alphatrace.store import Store
+from alphatrace.utc import utc_result
 
 PolicyArg = str | Path | Policy | None
 Progress = Callable[[int, int], None]
@@ -63,6 +64,7 @@ def _categorical(col: pa.ChunkedArray) -> Categorical:
 class ForensicsAPI:
     store: Store
 
+    @utc_result
     def explain(self, run_id: str, *, policy: PolicyArg = None) -> dict[str, Any]:
         """The run's ledger row, dollar waterfall, causes with evidence and a `because`."""
         cfg, pol = _policy(policy)
@@ -76,6 +78,7 @@ class ForensicsAPI:
         legs = data.leg_paths(con, run_id, default_horizon_s(pol), cfg.regime.vol_lookback)
         return explain_doc(row, hist, legs, cfg, data.exclusion_of(con, run_id))
 
+    @utc_result
     def forensics(self, agent: str | None = None, strategy: str | None = None,
                   since: str | dt.datetime | dt.date | None = None, holdout: float | None = None,
                   depth: int | None = None, *, policy: PolicyArg = None,
@@ -90,22 +93,16 @@ class ForensicsAPI:
         if depth is not None and not 1 <= depth <= 4:
             raise InputError("--depth must be 1, 2, 3 or 4")
         f = data.Filters(agent, strategy, parse_since(since))
-        con = self.store.con
         cc = cfg.clusters
-        keys = data.numeric_attr_keys(con, f, cc.max_attrs) if cc.attrs else []
-        frame = data.cluster_frame(con, f, cfg.target, cc.features, keys)
-        names = {f"attr_{i}": (k if k not in cc.features else f"attrs.{k}") for i, k in enumerate(keys)}
-        numeric = {*NUMERIC_FEATURES, *names.values()}
-        columns: dict[str, Any] = {}
-        for c in frame.column_names:
-            if c in ("run_id", "ts", "y"):
-                continue
-            name = names.get(c, c)
-            columns[name] = floats(frame[c]) if name in numeric else _categorical(frame[c])
+        frame, columns, numeric = self._population(f, cfg)
         y = floats(frame["y"])
         run_ids = [str(r) for r in frame["run_id"].to_pylist()]
         out: dict[str, Any] = {"runs": len(run_ids), "target": cfg.target}
-        if holdout is not None:
+        populations = 1
+        if holdout is None and agent is None and strategy is None:
+            res, populations = self._store_wide(f, cfg, (columns, sorted(numeric), y, run_ids),
+                                                depth, progress)
+        elif holdout is not None:
             split = int(len(run_ids) * (1 - holdout))
             disc = {k: v[:split] for k, v in columns.items()}
             res = clmod.find(disc, sorted(numeric), y[:split], run_ids[:split], cc, depth, progress)
@@ -120,11 +117,55 @@ class ForensicsAPI:
         out["clusters"] = [c.to_dict() for c in res.clusters]
         out["search"] = {"features": res.features, "slices_tested": res.tested,
                          "discoveries": res.discoveries, "depth": depth or cc.max_depth,
-                         "min_support": cc.support(res.runs), "fdr_q": cc.fdr_q}
+                         "min_support": cc.support(res.runs), "fdr_q": cc.fdr_q,
+                         "populations": populations}
         changes = self._changes(f, cfg) if changepoints else []
         out["changepoints"] = [c.to_dict() for c in changes]
         out["findings"] = [c.sentence for c in res.clusters[:3]] + cpmod.findings(changes)
         return out
+
+    def _population(self, f: data.Filters, cfg: ForensicsConfig) -> tuple[Any, dict[str, Any], set[str]]:
+        """(frame, feature columns, numeric feature names) of the runs `f` selects."""
+        con = self.store.con
+        cc = cfg.clusters
+        keys = data.numeric_attr_keys(con, f, cc.max_attrs) if cc.attrs else []
+        frame = data.cluster_frame(con, f, cfg.target, cc.features, keys)
+        names = {f"attr_{i}": (k if k not in cc.features else f"attrs.{k}") for i, k in enumerate(keys)}
+        numeric = {*NUMERIC_FEATURES, *names.values()}
+        columns: dict[str, Any] = {}
+        for c in frame.column_names:
+            if c in ("run_id", "ts", "y"):
+                continue
+            name = names.get(c, c)
+            columns[name] = floats(frame[c]) if name in numeric else _categorical(frame[c])
+        return frame, columns, numeric
+
+    def _store_wide(self, f: data.Filters, cfg: ForensicsConfig, whole: clmod.Population,
+                    depth: int | None, progress: Progress | None) -> tuple[clmod.ClusterResult, int]:
+        """The whole store, each agent and each strategy class searched as one BH family
+        (an agent's loss region is diluted in the pool of every agent, so the store alone
+        misses it), the findings merged into one ranking. (result, populations searched)."""
+        con = self.store.con
+        labels: list[str | None] = [None]  # the whole store: no prefix
+        pops: list[clmod.Population] = [whole]
+        for scope in ("agent", "strategy"):
+            where, params = f.where([f"{scope} IS NOT NULL"])
+            names = [str(r[0]) for r in con.execute(
+                f"SELECT DISTINCT {scope} FROM ledger WHERE {where} ORDER BY 1", params).fetchall()]
+            for name in names:
+                sub = data.Filters(name if scope == "agent" else None,
+                                   name if scope == "strategy" else None, f.since)
+                frame, columns, numeric = self._population(sub, cfg)
+                pops.append((columns, sorted(numeric), floats(frame["y"]),
+                             [str(r) for r in frame["run_id"].to_pylist()]))
+                labels.append(f"{scope} {name}")
+        results = clmod.find_family(pops, cfg.clusters, depth, progress)
+        merged = clmod.merge_ranked(list(zip(labels, results, strict=True)), cfg.clusters.max_clusters)
+        first = results[0]
+        return clmod.ClusterResult(
+            merged, first.runs, sum(r.tested for r in results),
+            sum(r.discoveries for r in results), first.features,
+            sum(r.combos_read for r in results), sum(r.combos_skipped for r in results)), len(pops)
 
     def _changes(self, f: data.Filters, cfg: ForensicsConfig) -> list[cpmod.Change]:
         con = self.store.con
@@ -153,12 +194,14 @@ class ForensicsAPI:
         out.sort(key=lambda c: (c.agent, c.run_index, c.metric))
         return out
 
+    @utc_result
     def apply_exclusions(self, policy: PolicyArg = None) -> dict[str, Any]:
         """Rewrite the excluded-run flags from the policy's `forensics.exclusions` rules."""
         cfg, pol = _policy(policy)
         with self.store.transaction() as con:
             return exmod.apply(con, cfg.exclusions, pol.hash)
 
+    @utc_result
     def exclusions(self) -> list[dict[str, Any]]:
         """Runs excluded from governance, with rule and reason."""
         return exmod.listing(self.store.con)

@@ -70,11 +70,14 @@ class Cluster:
     run_ids: list[str]
     mask: BOOL = field(repr=False)
     holdout: dict[str, Any] | None = None
+    explained: float = 0.0  # n_in·n_out/n·(mean_out − mean_in)²: the PnL variance it explains
+    population: str | None = None  # "agent X" / "strategy S" in a store-wide search
 
     @property
     def sentence(self) -> str:
         conds = " and ".join(p.text for p in self.predicates)
-        return (f"Losses cluster when {conds}: {self.runs:,} runs ({pct(self.share)}), mean "
+        who = f"{self.population}: " if self.population else ""
+        return (f"{who}Losses cluster when {conds}: {self.runs:,} runs ({pct(self.share)}), mean "
                 f"{signed(self.mean_in_bps)} bps vs {signed(self.mean_out_bps)} bps elsewhere, "
                 f"{pct(self.loss_share, 0)} of all loss (q = {qvalue(self.q)}).")
 
@@ -83,7 +86,8 @@ class Cluster:
             "predicates": [p.to_dict() for p in self.predicates], "sentence": self.sentence,
             "runs": self.runs, "share": self.share, "mean_in_bps": self.mean_in_bps,
             "mean_out_bps": self.mean_out_bps, "loss_share": self.loss_share, "q": self.q,
-            "p": self.p, "score": self.score, "run_ids": self.run_ids}
+            "p": self.p, "score": self.score, "explained": self.explained,
+            "population": self.population, "run_ids": self.run_ids}
         if self.holdout is not None:
             d["holdout"] = self.holdout
         return d
@@ -114,17 +118,36 @@ def encode(columns: dict[str, Any], numeric: Sequence[str], cfg: ClustersConfig,
     return out
 
 
-def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
+@dataclass
+class Scan:
+    """One population's lattice search and the one-sided Welch p-value of every tested slice:
+    the part of `find` before FDR control, so several populations can share one BH family."""
+
+    n: int
+    feats: list[Feature]
+    table: SliceTable | None
+    tested: I64
+    p: F64
+    n_in: F64
+    mean_in: F64
+    mean_out: F64
+    yc: F64
+    loss: F64
+    run_ids: Sequence[str]
+
+
+def scan(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
          run_ids: Sequence[str], cfg: ClustersConfig, depth: int | None = None,
-         progress: Callable[[int, int], None] | None = None) -> ClusterResult:
-    """Loss clusters of target `y` (bps) over the run features in `columns`."""
+         progress: Callable[[int, int], None] | None = None) -> Scan:
     ya = np.asarray(y, dtype=np.float64)
     n = int(ya.size)
     minsup = cfg.support(n)
     feats = encode(columns, numeric, cfg, minsup)
-    if n < 2 * minsup or not feats:
-        return ClusterResult([], n, 0, 0, [f.name for f in feats], 0, 0)
     loss = np.maximum(0.0, -ya)
+    empty = np.array([], dtype=np.float64)
+    if n < 2 * minsup or not feats:
+        return Scan(n, feats, None, np.array([], dtype=np.int64), empty, empty, empty, empty,
+                    ya, loss, run_ids)
     centre = float(ya.mean())
     yc = ya - centre
     table = search(feats, loss, SearchParams(alpha=cfg.alpha, k=cfg.search_k,
@@ -136,9 +159,47 @@ def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
     n_in = table.size[tested]
     s_in, q_in = table.y_sum[tested], table.y_sq[tested]
     _, p = welch_from_sums(n_in, s_in, q_in, n - n_in, tot_s - s_in, tot_q - q_in, "less")
-    q = bh_qvalues(p)
     mean_in = s_in / n_in + centre
     mean_out = (tot_s - s_in) / (n - n_in) + centre
+    return Scan(n, feats, table, tested, np.asarray(p, np.float64), n_in, mean_in, mean_out,
+                yc, loss, run_ids)
+
+
+def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
+         run_ids: Sequence[str], cfg: ClustersConfig, depth: int | None = None,
+         progress: Callable[[int, int], None] | None = None) -> ClusterResult:
+    """Loss clusters of target `y` (bps) over the run features in `columns`."""
+    sc = scan(columns, numeric, y, run_ids, cfg, depth, progress)
+    return select(sc, bh_qvalues(sc.p), cfg)
+
+
+Population = tuple[dict[str, Any], Sequence[str], npt.ArrayLike, Sequence[str]]
+
+
+def find_family(populations: Sequence[Population], cfg: ClustersConfig, depth: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> list[ClusterResult]:
+    """Loss clusters of several populations (e.g. the whole store, each agent, each strategy
+    class) with Benjamini–Hochberg over the whole family of tested slices, so searching more
+    populations does not inflate the false discovery rate. One result per population."""
+    scans: list[Scan] = []
+    total = len(populations)
+    for i, (columns, numeric, y, run_ids) in enumerate(populations):
+        scans.append(scan(columns, numeric, y, run_ids, cfg, depth))
+        if progress is not None:
+            progress(i + 1, total)
+    q = bh_qvalues(np.concatenate([s.p for s in scans]) if scans else np.array([]))
+    bounds = np.cumsum([0, *(s.p.size for s in scans)])
+    return [select(s, q[bounds[i]:bounds[i + 1]], cfg) for i, s in enumerate(scans)]
+
+
+def select(sc: Scan, q: F64, cfg: ClustersConfig) -> ClusterResult:
+    """Discoveries at `q` ≤ fdr_q (q-values from the caller's BH family), ranked and filtered
+    for redundancy (see the module docstring)."""
+    n, feats, table, tested = sc.n, sc.feats, sc.table, sc.tested
+    if table is None:
+        return ClusterResult([], n, 0, 0, [f.name for f in feats], 0, 0)
+    minsup = cfg.support(n)
+    p, n_in, mean_in, mean_out, yc, loss = sc.p, sc.n_in, sc.mean_in, sc.mean_out, sc.yc, sc.loss
     disc = np.flatnonzero((q <= cfg.fdr_q) & (mean_in < mean_out) & (table.score[tested] > 0))
     td = tested[disc]
     # the slice that explains most of the PnL variance first: between-group sum of squares
@@ -150,7 +211,7 @@ def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
     p_red = cfg.fdr_q / max(1, examined.size)  # Bonferroni over the slices examined
     sums = _Sums(table, feats, yc)
     total_loss = float(loss.sum())
-    rid = np.asarray(run_ids, dtype=object)
+    rid = np.asarray(sc.run_ids, dtype=object)
     kept: list[Cluster] = []
     for i in examined.tolist():
         if len(kept) >= cfg.max_clusters:
@@ -165,7 +226,8 @@ def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
             mean_in_bps=float(mean_in[i]), mean_out_bps=float(mean_out[i]),
             loss_share=float(loss[mask].sum() / total_loss) if total_loss > 0 else 0.0,
             p=float(p[i]), q=float(q[i]), score=float(table.score[t]),
-            run_ids=[str(r) for r in rid[mask]], mask=mask))
+            run_ids=[str(r) for r in rid[mask]], mask=mask,
+            explained=float(ss_between[i])))
     return ClusterResult(kept, n, int(tested.size), int(disc.size), [f.name for f in feats],
                          table.combos_read, table.combos_skipped)
 
@@ -302,3 +364,25 @@ def holdout_check(clusters: Sequence[Cluster], columns: dict[str, Any],
         worse = r["mean_in_bps"] is not None and r["mean_out_bps"] is not None and \
             r["mean_in_bps"] < r["mean_out_bps"]
         c.holdout = {**r, "q": q, "confirmed": bool(worse and q <= fdr_q)}
+
+
+def merge_ranked(results: Sequence[tuple[str | None, ClusterResult]],
+                 max_clusters: int) -> list[Cluster]:
+    """The clusters of several populations as one ranked list: most PnL variance explained
+    first (ties: the smaller population label order given), a cluster whose runs overlap a
+    better-ranked one's with Jaccard ≥ 1/3 dropped as the same finding seen from a wider or
+    narrower population. Each cluster is labelled with its population."""
+    pool = [(c, label, k) for k, (label, r) in enumerate(results) for c in r.clusters]
+    pool.sort(key=lambda t: (-round(t[0].explained, 6), t[2]))
+    kept: list[Cluster] = []
+    sets: list[set[str]] = []
+    for c, label, _ in pool:
+        runs = set(c.run_ids)
+        if any(len(runs & s) * 3 >= len(runs | s) for s in sets):
+            continue
+        c.population = label
+        kept.append(c)
+        sets.append(runs)
+        if len(kept) >= max_clusters:
+            break
+    return kept

@@ -29,6 +29,7 @@ from alphatrace.governance.runs import data_as_of, parse_as_of
 from alphatrace.policy import Policy
 from alphatrace.store import Store
 from alphatrace.store.connection import has_table
+from alphatrace.utc import utc_result
 
 PolicySource = str | Path | Policy | GovernancePolicy | None
 AsOf = str | dt.datetime | None
@@ -40,6 +41,7 @@ class Gates:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    @utc_result
     def evaluate(self, policy: PolicySource = None, as_of: AsOf = None, *,
                  record: bool = True) -> list[dict[str, Any]]:
         """One decision per agent and strategy class, appended to the decision log unless
@@ -56,6 +58,7 @@ class Gates:
             decisions = decide(con, gp, when, pre)
             return journal.append(self.store, decisions, gp.decision_body())
 
+    @utc_result
     def backtest(self, policy: PolicySource = None) -> dict[str, Any]:
         """Replay the policy run by run over the whole history; see docs/governance.md."""
         return backtest.run(self.store.con, load_governance(policy))
@@ -89,6 +92,7 @@ class GovernanceAPI:
     def gates(self) -> Gates:
         return Gates(self.store)
 
+    @utc_result
     def confidence(self, agent: str | None = None, history: bool = False,
                    policy: PolicySource = None, as_of: AsOf = None) -> pa.Table:
         """Per agent: multiplier, runs, last run, lowest multiplier, warning, lifecycle state.
@@ -105,6 +109,7 @@ class GovernanceAPI:
             [states.get(("agent", a), "candidate") for a in summ.column("agent").to_pylist()],
             pa.string()))
 
+    @utc_result
     def audit_verify(self, recompute: bool = True,
                      anchors: anchor_check.Given | None = None) -> dict[str, Any]:
         """Re-hash the chain, check each decision against its own metrics and the chain against
@@ -117,11 +122,13 @@ class GovernanceAPI:
         """Sign the decision log's head with the Ed25519 key file; append it to `heads_file`."""
         return anchor.sign_head(self.store, key, heads_file).to_json()
 
+    @utc_result
     def audit_show(self, subject: str, scope: str | None = None) -> list[dict[str, Any]]:
         """Every record about a subject, oldest first."""
         sc, name = resolve_subject(self.store, subject, scope)
         return journal.read_records(self.store.con, name, sc)
 
+    @utc_result
     def revive(self, subject: str, reason: str, scope: str | None = None,
                actor: str | None = None) -> dict[str, Any]:
         """Bring a killed subject back to candidate: the only way out of `killed`, recorded

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from alphatrace.arrays import floats
 from alphatrace.governance import expr
-from alphatrace.governance.policy import RUN_VARIABLES, GovernancePolicy
+from alphatrace.governance.policy import RUN_VARIABLES, ConfidenceSection, GovernancePolicy
 from alphatrace.governance.runs import eligible_sql
 
 HISTORY_SCHEMA = pa.schema([
@@ -202,3 +202,39 @@ def history(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | N
     """Every eligible run's factor and the multiplier after it: (agent, run_id, ts, pnl,
     factor, multiplier_after), ordered (agent, ts, run_id)."""
     return compute(con, gp, agent, as_of).history()
+
+
+# --- how a multiplier reads (display only) --------------------------------------------------
+
+COLLAPSED_BELOW = 0.01  # a multiplier under 1 % sizes an agent at almost nothing
+# A recovery that separates the demo's winners from its losers under the seed's decay
+# (×1.02 is too weak against ×0.85 losses: every demo agent still collapses with it).
+EXAMPLE_RECOVERY = 1.15
+EXAMPLE_FLOOR = 0.25
+
+
+def percent(m: float | None) -> str:
+    """A multiplier as a percentage a person reads at a glance: "85.0 %", "0.35 %",
+    "< 0.01 %"; never scientific notation (1e-22 of a position is "< 0.01 %")."""
+    if m is None or not np.isfinite(m):
+        return "—"
+    p = m * 100
+    if p == 0:
+        return "0 %"
+    if abs(p) < 0.01:
+        return "< 0.01 %"
+    return f"{p:.2f} %" if abs(p) < 10 else f"{p:.1f} %"
+
+
+def collapse_note(multipliers: dict[str, float], conf: ConfidenceSection) -> str | None:
+    """One line when multipliers collapsed under a policy whose multiplier can only fall
+    (no `recovery`, no `floor`), naming the options that change that; None otherwise."""
+    if conf.recovery is not None or conf.floor is not None:
+        return None
+    low = sorted(a for a, m in multipliers.items() if m is not None and m < COLLAPSED_BELOW)
+    if not low:
+        return None
+    who = low[0] if len(low) == 1 else f"{len(low)} of {len(multipliers)} agents"
+    return (f"{who} under {COLLAPSED_BELOW * 100:g} %: this policy has no confidence.recovery or "
+            "confidence.floor, so a multiplier only falls over a long history; set recovery "
+            f"(e.g. {EXAMPLE_RECOVERY:g}) or floor (e.g. {EXAMPLE_FLOOR:g}) in a policy file")

@@ -9,11 +9,9 @@ names exactly the rules that produced it.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
-import types
-import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -219,112 +217,75 @@ def _expr_error(policy: Policy, keypath: tuple[Any, ...], e: expr.ExprError) -> 
                        line=line, column=col, suggestion=e.suggestion)
 
 
-def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the (nested) model that `loc` points into, for 'did you mean'."""
-    current: Any = model
-    for key in loc[:-1]:
-        if isinstance(key, int):
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        field = current.model_fields.get(str(key))
-        if field is None:
-            return []
-        current = _model_in(field.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _model_in(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    origin = typing.get_origin(annotation)
-    if origin in (list, typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _model_in(arg)
-            if found is not None:
-                return found
-    return None
-
-
-M = typing.TypeVar("M", bound=BaseModel)
-
-
-def _section(policy: Policy, name: str, model: type[M]) -> M:
-    raw = policy.data.get(name)
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise policy.error((name,), f"must be a mapping, got {type(raw).__name__}")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as e:
-        # an unknown key beside a missing one is usually the same typo: report the typo
-        errs = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")
-        first = errs[0]
-        loc = tuple(first["loc"])
-        suggestion = None
-        if first["type"] == "extra_forbidden":
-            known = _fields_at(model, loc)
-            close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.5)
-            suggestion = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
-            msg = "unknown key"
-        else:
-            msg = first["msg"]
-            if first["type"] in ("string_type", "int_type", "float_type", "bool_type"):
-                msg += f" (got {first['input']!r})"
-            suggestion = _type_hint(first["type"], first.get("input"))
-        raise policy.error((name, *loc), msg, suggestion) from None
-
-
-def _type_hint(kind: str, value: Any) -> str | None:
-    """A fix for the common type mistakes of hand-written YAML."""
-    if kind in ("int_type", "float_type") and isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return "write a number"
-        return "write the number without quotes"
-    if kind == "bool_type":
-        return "write true or false"
-    if kind == "string_type":
-        return 'quote it, e.g. when: "error_rate > 0.2"'
-    if kind in ("list_type", "dict_type", "model_type"):
-        return "see the shipped default.yaml for the expected shape"
-    return None
-
-
 def compile_policy(policy: Policy) -> GovernancePolicy:
-    conf = _section(policy, "confidence", ConfidenceSection)
-    gates = _section(policy, "gates", GatesSection)
-    elig = _section(policy, "eligibility", EligibilitySection)
+    """The compiled governance sections; the first problem (see `policy_errors`) is raised."""
+    gp, errors = _compile(policy)
+    if errors:
+        raise errors[0]
+    assert gp is not None
+    return gp
+
+
+def policy_errors(policy: Policy) -> list[PolicyError]:
+    """Every problem of the governance sections in one pass: unknown keys, wrong types, rules
+    over unknown names or with syntax errors, duplicate rule names."""
+    return _compile(policy)[1]
+
+
+def _rules(policy: Policy, section: str, rules: Sequence[BaseModel] | None,
+           model: type[BaseModel]) -> list[tuple[int, Any]]:
+    """(index, rule) of a section's rules; when the section itself failed, its rules that
+    are valid on their own, so their expressions are still checked in the same pass."""
+    if rules is not None:
+        return list(enumerate(rules))
+    raw = (policy.data.get(section) or {}) if isinstance(policy.data.get(section), dict) else {}
+    items = raw.get("rules")
+    out: list[tuple[int, Any]] = []
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        try:
+            out.append((i, model.model_validate(item)))
+        except ValidationError:
+            continue  # reported by the section's own validation
+    return out
+
+
+def _compile(policy: Policy) -> tuple[GovernancePolicy | None, list[PolicyError]]:
+    errors: list[PolicyError] = []
+    conf, e1 = policy.checked_section("confidence", ConfidenceSection)
+    gates, e2 = policy.checked_section("gates", GatesSection)
+    elig, e3 = policy.checked_section("eligibility", EligibilitySection)
+    errors += e1 + e2 + e3
 
     factors = []
     run_vars = list(RUN_VARIABLES)
-    for i, r in enumerate(conf.rules):
+    for i, r in _rules(policy, "confidence", conf.rules if conf else None, ConfidenceRule):
         kp = ("confidence", "rules", i, "when")
         try:
             ast = expr.parse(r.when, lambda n: n in RUN_VARIABLES, run_vars, kind="run value")
         except expr.ExprError as e:
-            raise _expr_error(policy, kp, e) from None
+            errors.append(_expr_error(policy, kp, e))
+            continue
         factors.append(CompiledFactor(r, ast))
 
     compiled = []
     seen: set[str] = set()
     pool = [*metrics.METRICS, "last_5_runs_pnl", "last_10_runs_pnl"]
-    for i, g in enumerate(gates.rules):
+    for i, g in _rules(policy, "gates", gates.rules if gates else None, GateRule):
         if g.name in seen:
-            raise policy.error(("gates", "rules", i, "name"), f"duplicate rule name {g.name!r}",
-                               "every gate rule needs its own name: decisions cite it")
+            errors.append(policy.error(("gates", "rules", i, "name"),
+                                       f"duplicate rule name {g.name!r}",
+                                       "every gate rule needs its own name: decisions cite it"))
         seen.add(g.name)
         kp = ("gates", "rules", i, "when")
         try:
             ast = expr.parse(g.when, metrics.is_metric, pool, kind="metric")
         except expr.ExprError as e:
-            raise _expr_error(policy, kp, e) from None
+            errors.append(_expr_error(policy, kp, e))
+            continue
         compiled.append(CompiledGate(g, ast))
-    return GovernancePolicy(conf, tuple(factors), gates, tuple(compiled), elig, policy.path)
+    if errors or conf is None or gates is None or elig is None:
+        return None, errors
+    return GovernancePolicy(conf, tuple(factors), gates, tuple(compiled), elig, policy.path), errors
 
 
 @functools.cache

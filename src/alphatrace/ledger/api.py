@@ -24,6 +24,7 @@ from alphatrace.ledger.reconcile import ReconcileReport, Step, reconcile
 from alphatrace.policy import Policy
 from alphatrace.store import Store
 from alphatrace.store.connection import has_table
+from alphatrace.utc import aware_table, utc_result
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,9 +113,12 @@ class LedgerAPI:
     def ledger(self, agent: str | None = None, strategy: str | None = None,
                since: str | dt.datetime | dt.date | float | None = None,
                status: str | None = None) -> LedgerResult:
-        """Ledger rows as Arrow (`.table`, `.to_pandas()`, `.to_polars()`), ordered by (ts, run_id)."""
-        return ledger_rows(self.store.con, agent, strategy, since, status)
+        """Ledger rows as Arrow (`.table`, `.to_pandas()`, `.to_polars()`), ordered by (ts, run_id);
+        times are UTC-aware."""
+        res = ledger_rows(self.store.con, agent, strategy, since, status)
+        return LedgerResult(aware_table(res.table), res.summary)
 
+    @utc_result
     def agents(self) -> list[dict[str, Any]]:
         """Per-agent summary (DESIGN.md metrics; see `alphatrace agents`)."""
         return agent_summary(self.store.con)

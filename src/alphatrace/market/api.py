@@ -11,6 +11,7 @@ from alphatrace.market import catalog
 from alphatrace.market.importer import MarketImportReport, import_files
 from alphatrace.policy import Policy
 from alphatrace.store import Store
+from alphatrace.utc import utc_result
 
 
 class MarketAPI:
@@ -22,19 +23,23 @@ class MarketAPI:
         """Import bars/ticks/funding files or folders; see `alphatrace market import`."""
         return import_files(self.store, [str(p) for p in paths], symbol=symbol)
 
+    @utc_result
     def alias(self, alias: str, symbol: str | None) -> dict[str, Any]:
         """Store `alias` -> `symbol`; `symbol=None` removes the alias."""
         if symbol is None:
             return _aliases.remove_alias(self.store, alias)
         return _aliases.set_alias(self.store, alias, symbol)
 
+    @utc_result
     def aliases(self) -> list[dict[str, Any]]:
         return _aliases.list_aliases(self.store)
 
+    @utc_result
     def symbols(self) -> list[dict[str, Any]]:
         """Imported symbols: interval, first/last bar, bar and funding counts, aliases."""
         return catalog.symbols(self.store)
 
+    @utc_result
     def resolve(
         self, *symbols: str, policy: Policy | str | Path | None = None
     ) -> list[dict[str, Any]]:

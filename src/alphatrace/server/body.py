@@ -15,7 +15,6 @@ from fastapi import HTTPException, Request
 from starlette.requests import ClientDisconnect
 
 from alphatrace.server import encoding
-
 from alphatrace.store.encode_events import object_pairs
 
 MAX_BODY = 5 * 1024 * 1024

@@ -25,7 +25,7 @@ from alphatrace import metrics
 from alphatrace.arrays import floats
 from alphatrace.errors import NotFoundError
 from alphatrace.forensics.config import SERIES
-from alphatrace.governance import journal
+from alphatrace.governance import confidence, journal
 from alphatrace.governance.runs import needed_columns
 from alphatrace.ledger.query import AGENT_METRICS
 from alphatrace.server.dashboard.source import Pending, Source, epoch_ms, jsonable
@@ -234,7 +234,9 @@ def core(src: Source, con: duckdb.DuckDBPyConnection, version: Hashable, name: s
                     "state": states.get(("agent", name), "candidate"),
                     "multiplier": None if mult is None else mult["multiplier"],
                     "min_multiplier": None if mult is None else mult["min_multiplier"],
-                    "warning": bool(mult["warning"]) if mult is not None else False},
+                    "warning": bool(mult["warning"]) if mult is not None else False,
+                    "confidence_note": None if mult is None else confidence.collapse_note(
+                        {name: mult["multiplier"]}, src.governance.confidence)},
         "points": points,
         "series": series.result(),
         "confidence": confidence_series(path, points),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from alphatrace.governance.confidence import percent
+
 DASH = "—"
 MINUS = "\u2212"
 
@@ -42,10 +44,11 @@ def cost(v: Any) -> str:
 
 
 def bps(v: Any) -> str:
+    """Two decimals, like the dollars in cents beside them."""
     f = _finite(v)
     if f is None:
         return DASH
-    return _signed(f"{abs(f):,.1f}" if abs(f) >= 1 or f == 0 else f"{abs(f):.3f}", f)
+    return _signed(f"{abs(f):,.2f}", f)
 
 
 def amount_usd(v: Any) -> str:
@@ -67,12 +70,9 @@ def number(v: Any, digits: int = 0) -> str:
 
 
 def multiplier(v: Any) -> str:
+    """A confidence multiplier as a percentage (the same text as the CLI's)."""
     f = _finite(v)
-    if f is None:
-        return DASH
-    if f != 0 and abs(f) < 0.001:
-        return f"{f:.2e}"
-    return f"{f:.3f}"
+    return DASH if f is None else percent(f)
 
 
 def ts(v: Any) -> str:
@@ -101,7 +101,7 @@ BY_METRIC = {
     "median_pnl_bps": bps, "mean_net_bps": bps, "median_net_bps": bps, "total_pnl_usd": usd,
     "total_cost_usd": cost, "net_usd": usd, "profit_factor": lambda v: number(v, 2),
     "sharpe": lambda v: number(v, 3), "sharpe_annualised": lambda v: number(v, 2),
-    "max_drawdown_bps": lambda v: number(v, 1), "max_drawdown_usd": amount_usd, "max_losing_streak": number,
+    "max_drawdown_bps": lambda v: number(v, 2), "max_drawdown_usd": amount_usd, "max_losing_streak": number,
     "mean_latency_ms": number, "median_latency_ms": number, "cost_per_run": cost,
     "pnl_per_cost": lambda v: number(v, 1), "error_rate": pct, "multiplier": multiplier,
 }

@@ -51,6 +51,7 @@
   function frame(el, height) {
     while (el.firstChild) { el.removeChild(el.firstChild); }
     W = el.clientWidth > 320 ? Math.round(el.clientWidth) : 760;
+    el.setAttribute('data-w', String(W));
     var svg = node('svg', { viewBox: '0 0 ' + W + ' ' + (height || H), role: 'img',
       preserveAspectRatio: 'xMidYMid meet' }, el);
     return svg;
@@ -96,11 +97,19 @@
     if (a >= 1e9) { return sign + (a / 1e9).toFixed(1) + 'G'; }
     if (a >= 1e6) { return sign + (a / 1e6).toFixed(1) + 'M'; }
     if (a >= 1e4) { return sign + (a / 1e3).toFixed(0) + 'k'; }
+    if (a >= 1e3) { return sign + (a / 1e3).toFixed(1) + 'k'; }  // one style from a thousand up
     if (a >= 100) { return sign + a.toFixed(0); }
     if (a >= 1) { return sign + a.toFixed(a >= 10 ? 1 : 2); }
     if (a === 0) { return '0'; }
     if (a >= 0.001) { return sign + a.toFixed(4); }
     return sign + a.toExponential(1);
+  }
+
+  // Whole dollars with thousands separators: every bar label in one format ("$9,432", "$18,120").
+  function fmtUsd(v) {
+    if (!finite(v)) { return '—'; }
+    var a = Math.round(Math.abs(v)), sign = v < 0 ? '\u2212' : '';
+    return sign + '$' + String(a).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
   }
 
   function pad2(n) { return (n < 10 ? '0' : '') + n; }
@@ -170,8 +179,10 @@
         n += 1;
       }
       var color = s.color || COLORS[k % COLORS.length];
-      var path = node('path', { 'class': 'series', 'data-series': s.name, d: d.join(''), fill: 'none',
-        stroke: color, 'stroke-width': 1.6 }, plot);
+      var attrs = { 'class': 'series', 'data-series': s.name, d: d.join(''), fill: 'none',
+        stroke: color, 'stroke-width': s.width || 1.6 };
+      if (s.dash) { attrs['stroke-dasharray'] = s.dash; }
+      var path = node('path', attrs, plot);
       path.setAttribute('data-points', String(n));
       if (n === 1) {  // a lone point has no line: show it
         node('circle', { cx: sx(x[ys[k].findIndex(function (v) { return v !== null; })]),
@@ -195,10 +206,12 @@
     var lx = M.l + 8;
     spec.series.forEach(function (s, k) {
       var color = s.color || COLORS[k % COLORS.length];
-      node('rect', { x: lx, y: M.t - 10, width: 10, height: 3, fill: color }, legend);
-      var t = node('text', { x: lx + 14, y: M.t - 6 }, legend, s.name);
-      lx += 24 + 6.5 * String(s.name).length;
-      return t;
+      var item = node('g', { 'class': 'legend-item', 'data-series': s.name, 'data-dash': s.dash || '' }, legend);
+      var sample = { x1: lx, x2: lx + 18, y1: M.t - 9, y2: M.t - 9, stroke: color, 'stroke-width': s.width || 1.6 };
+      if (s.dash) { sample['stroke-dasharray'] = s.dash; }
+      node('line', sample, item);  // the legend draws each line as the chart does (dash and width)
+      node('text', { x: lx + 22, y: M.t - 6 }, item, s.name);
+      lx += 32 + 6.5 * String(s.name).length;
     });
     hover(svg, x, spec, ys, sx, sy);
     done(el, total);
@@ -263,9 +276,10 @@
       var x0 = sx(Math.min(0, v)), x1 = sx(Math.max(0, v));
       var bar = node('rect', { 'class': 'bar', x: x0, y: y + 4, width: Math.max(1, x1 - x0), height: row - 8,
         fill: v >= 0 ? '#1f7a4d' : '#b42318', 'data-label': name, 'data-value': v }, g);
-      node('title', null, bar, name + ': ' + fmtNum(v));
+      var text = (spec.format || fmtNum)(v);
+      node('title', null, bar, name + ': ' + text);
       node('text', { x: v >= 0 ? x1 + 4 : x0 - 4, y: y + 15, 'text-anchor': v >= 0 ? 'start' : 'end',
-        'class': 'label' }, g, fmtNum(v));
+        'class': 'label value' }, g, text);
       drawn += 1;
     });
     done(el, drawn);
@@ -446,16 +460,18 @@
   var CHARTS = {
     'overview-net': function (el, doc) {
       barChart(el, { labels: doc.agents.map(function (a) { return a.name; }),
-        values: doc.agents.map(function (a) { return a.net_usd; }) });
+        values: doc.agents.map(function (a) { return a.net_usd; }), format: fmtUsd });
     },
     'agent-pnl-bps': function (el, doc) {
       lineChart(el, { x: doc.series.t, ids: doc.series.run_id, series: [{ name: 'cumulative bps', y: doc.series.cum_pnl_bps }],
         marks: decisionMarks(doc).concat(changeMarks(doc, 'mean_pnl_bps')) });
     },
     'agent-pnl-usd': function (el, doc) {
+      // net is the wide pale line underneath, trading PnL the dashed one on top: where inference
+      // cost is small the two coincide and both stay visible.
       lineChart(el, { x: doc.series.t, ids: doc.series.run_id, series: [
-        { name: 'trading PnL USD', y: doc.series.cum_pnl_usd },
-        { name: 'net USD (after inference)', y: doc.series.cum_net_usd }],
+        { name: 'net USD (after inference)', y: doc.series.cum_net_usd, color: '#93b4f5', width: 4 },
+        { name: 'trading PnL USD', y: doc.series.cum_pnl_usd, color: '#1d2b53', dash: '6 4', width: 1.6 }],
         marks: decisionMarks(doc) });
     },
     'agent-confidence': function (el, doc) {
@@ -528,16 +544,24 @@
     });
   }
 
+  // A chart drawn while hidden (a report section not yet targeted: Chrome applies the URL's
+  // :target only after the scripts ran) got the fallback width; once shown, or when the window
+  // is resized, every chart whose on-screen width differs is drawn again, so text stays 11px.
+  function refit() {
+    document.querySelectorAll('[data-chart][data-w]').forEach(function (el) {
+      var w = el.clientWidth;
+      if (w > 320 && Math.abs(w - parseFloat(el.getAttribute('data-w'))) > 2) {
+        if (el.redraw) { el.redraw(); } else { render(el, false); }
+      }
+    });
+  }
+
   function start() {
     document.querySelectorAll('[data-chart]').forEach(function (el) { render(el, false); });
+    window.addEventListener('load', refit);
+    window.addEventListener('resize', refit);
     if (EMBEDDED) {
-      window.addEventListener('hashchange', function () {
-        var target = location.hash ? document.getElementById(location.hash.slice(1)) : null;
-        var scope = target || document;
-        scope.querySelectorAll('[data-chart]').forEach(function (el) {
-          if (el.redraw) { el.redraw(); } else { render(el, false); }
-        });
-      });
+      window.addEventListener('hashchange', refit);
       document.querySelectorAll('table.sortable').forEach(sortable);
       document.querySelectorAll('select[data-filter="strategy"]').forEach(strategyFilter);
     }
