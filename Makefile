@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean chromium
+.PHONY: demo test test-fast lint bench clean chromium
 
 # Progress from the first second: each step says what it does before it starts, and pip
 # prints what it collects and installs (no -q: the first install takes a few minutes).
@@ -44,10 +44,18 @@ chromium:
 		|| echo "chromium could not be installed: browser tests will not run"; \
 	fi
 
+# Tests run in parallel, one worker per core (pytest-xdist). AREA=governance runs one area's
+# folder (tests/governance); `make test-fast` leaves out the tests marked slow (fuzzing, real
+# browsers, real-data replays, kill -9 and many-process runs). CI runs `make test`: everything.
+PYTEST := $(BIN)/python -m pytest -n auto $(if $(AREA),tests/$(AREA))
+
 test: $(STAMP) chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+test-fast: $(STAMP)
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -233,6 +233,7 @@ def test_constant_pnl_has_no_sharpe() -> None:
     assert row["sharpe"] is None and row["mean_pnl_bps"] == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_same_runs_same_numbers_on_many_threads() -> None:
     """1M runs over 200 agents: DuckDB aggregates each agent on several threads (8 here, more
     than the cores, so partial results meet in a different order each time). With plain

@@ -28,6 +28,8 @@ import pytest
 from tests.dashboard.browser_data import SLOW_AGENT, build
 from tests.dashboard.util import EVIL_AGENT, EVIL_RUN, EVIL_STRATEGY, EVIL_SYMBOL
 
+pytestmark = pytest.mark.slow  # see `make test-fast`
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 

@@ -15,6 +15,8 @@ import pytest
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_paths
 
+pytestmark = pytest.mark.slow  # see `make test-fast`
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 

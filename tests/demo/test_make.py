@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_make_demo_announces_each_step_and_never_runs_pip_quietly() -> None:
-    out = subprocess.run(["make", "-n", "-B", "demo"], cwd=ROOT, capture_output=True, text=True,
+    # --no-print-directory: under `make test` the nested make would announce its directory first
+    out = subprocess.run(["make", "--no-print-directory", "-n", "-B", "demo"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.splitlines()
     assert out[0].startswith('echo "==> [1/3]')  # the very first thing make does is say so
     pips = [line for line in out if " -m pip install" in line]

@@ -74,6 +74,7 @@ def test_sentence_reads_like_the_contract() -> None:
                           "mean −90 bps vs +8 bps elsewhere, 31% of all loss (q = 1e-9).")
 
 
+@pytest.mark.slow
 def test_pure_noise_yields_no_cluster_in_at_least_95_percent_of_seeds() -> None:
     clean = 0
     for seed in range(100):

@@ -8,6 +8,7 @@ import json
 import operator
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -53,6 +54,7 @@ def python_match(row: dict[str, Any], c: dict[str, Any]) -> bool:
     return bool(OPS[c["op"]](v, c["value"]))
 
 
+@pytest.mark.slow
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(row_st, min_size=1, max_size=12), st.lists(st.one_of(num_cond, text_cond), min_size=1, max_size=3))
 def test_rule_sql_matches_python(rows: list[dict[str, Any]], conds: list[dict[str, Any]]) -> None:

@@ -143,6 +143,7 @@ def _records(db: at.Database, rows: list[dict[str, Any]], as_of: str | None = No
     return recs
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(rows=ledgers(), rnd=st.randoms(use_true_random=False))
 def test_shuffled_insertion_gives_byte_identical_records(

@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from alphatrace.cli.main import app
 from tests.ledger.test_real_data import FILES, _expected
 
+pytestmark = pytest.mark.slow  # see `make test-fast`
+
 runner = CliRunner()
 
 AGENTS = {  # agent: (strategy, behaviour, runs)

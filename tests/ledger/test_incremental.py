@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -88,6 +89,7 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
     return draw(st.lists(ops, min_size=1, max_size=6))
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(history=histories())
 def test_incremental_equals_a_rebuild_after_every_step(history: list[tuple[str, Any]]) -> None:

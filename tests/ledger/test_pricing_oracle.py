@@ -9,6 +9,7 @@ import bisect
 import datetime as dt
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +81,7 @@ def ts(us: int) -> dt.datetime:
     return T0 + dt.timedelta(microseconds=us)
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(m=markets(), data=st.data())
 def test_pricing_matches_the_oracle(m: Market, data: st.DataObject) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from alphatrace.cli.main import app
@@ -81,6 +82,7 @@ def _expected(ev: dict[str, Any], bars: dict[str, pd.DataFrame],
             "funding": fund, "usd": (price + fund) * size / 1e4}
 
 
+@pytest.mark.slow
 def test_shared_real_data_end_to_end(market_dir: Path, tmp_path: Path) -> None:
     db = str(tmp_path / "real.duckdb")
     events = tmp_path / "events.jsonl"

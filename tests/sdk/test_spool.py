@@ -62,6 +62,7 @@ def run_agents(tmp: Path, specs: list[tuple[str, int]], *extra: str) -> None:
         assert p.wait(120) == 0
 
 
+@pytest.mark.slow
 def test_many_processes_one_folder_exactly_once(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     specs = [(f"P{i}", 150) for i in range(4)]

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from alphatrace.sdk.follow import closed_files
 from alphatrace.store import Store
@@ -30,6 +31,7 @@ def raw_writer(url: str, key: str, agent: str, batches: int, size: int) -> None:
                 assert res.status_code == 200, res.text
 
 
+@pytest.mark.slow
 def test_many_writers_exactly_once(tmp_path: Path) -> None:
     """Three SDK processes over HTTP, three raw clients retrying every batch, and a spool
     folder the server picks up itself, all at once."""

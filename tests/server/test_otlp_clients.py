@@ -26,6 +26,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E4
     InMemorySpanExporter,
 )
 
+pytestmark = pytest.mark.slow  # see `make test-fast`
+
 USAGE = {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200,
          "prompt_tokens_details": {"cached_tokens": 400},
          "completion_tokens_details": {"reasoning_tokens": 50}}

@@ -17,6 +17,8 @@ import pytest
 
 from tests.server.conftest import start_server
 
+pytestmark = pytest.mark.slow  # see `make test-fast`
+
 pytest.importorskip("schemathesis")
 
 

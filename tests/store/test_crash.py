@@ -10,8 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_paths
+
+pytestmark = pytest.mark.slow  # see `make test-fast`
 
 CHILD = """
 import sys

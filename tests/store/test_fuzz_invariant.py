@@ -12,12 +12,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphatrace.store import Store
 from alphatrace.store.encode_events import object_pairs
 from alphatrace.store.ingest import ingest_events, ingest_paths
+
+pytestmark = pytest.mark.slow  # see `make test-fast`
 
 SEEDS: list[dict[str, Any]] = [
     {"run_id": "r1", "agent": "A", "latency_ms": 812, "tokens_in": 1830, "tokens_out": 421,

@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -91,6 +92,7 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+@pytest.mark.slow
 @settings(max_examples=150)
 @given(st.lists(events(), min_size=1, max_size=25))
 def test_fast_path_agrees_with_exact_path(evs: list[dict[str, Any]]) -> None:
@@ -123,6 +125,7 @@ def test_fast_path_agrees_with_exact_path(evs: list[dict[str, Any]]) -> None:
     "direction": st.sampled_from(["LONG", "short", "Flat"]),
     "score_final": st.floats(-5, 5, allow_nan=False),
 }), min_size=1, max_size=20))
+@pytest.mark.slow
 def test_valid_alpha_events_all_clear_the_fast_path(evs: list[dict[str, Any]]) -> None:
     """Clean events (the common case) never need the slow path; unicode ones may."""
     con = duckdb.connect()
@@ -153,6 +156,7 @@ BASES: dict[str, dict[str, Any]] = {
 @given(kind=st.sampled_from(sorted(BASES)),
        extras=st.dictionaries(st.sampled_from([*ALL_FIELDS, "note", "features", "p"]), json_values,
                               max_size=4))
+@pytest.mark.slow
 def test_attrs_are_every_key_the_kind_does_not_know(kind: str, extras: dict[str, Any]) -> None:
     """attrs = the event minus its own kind's fields, computed here from the field table by
     hand: a key another kind knows (`model` on an alpha event) is kept like any unknown key."""
