@@ -105,6 +105,7 @@ PATH_METRICS = ["max_drawdown_bps", "max_drawdown_usd", "max_losing_streak", "la
                 "sharpe", "sharpe_annualised"]
 
 
+@pytest.mark.slow
 @given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 10**6),
                           st.one_of(st.none(), st.integers(-50, 50).map(float)),
                           st.integers(-50, 50).map(float)),
@@ -160,6 +161,7 @@ def test_annualised_sharpe_spans_the_realized_runs_only() -> None:
         pytest.approx(want, rel=1e-12))
 
 
+@pytest.mark.slow
 @given(st.lists(st.tuples(st.integers(0, 40), st.one_of(st.none(), st.integers(-99, 99))),
                 min_size=0, max_size=40),
        st.integers(1, 12))

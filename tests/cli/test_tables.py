@@ -59,6 +59,7 @@ def test_ledger_keeps_run_ids_whole(demo_db: Path, columns: Callable[[int], None
         assert row["run_id"] in out.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
 def test_demo_summary_is_readable(tmp_path: Path, columns: Callable[[int], None], width: int) -> None:
     columns(width)

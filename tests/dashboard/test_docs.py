@@ -217,6 +217,7 @@ def test_forensics_population_honours_filters(small: Store) -> None:
     assert total == 4
 
 
+@pytest.mark.slow
 @given(st.lists(st.tuples(st.one_of(st.none(), st.integers(min_value=0, max_value=5)),
                           st.text(alphabet="ab1_", min_size=1, max_size=3),
                           st.one_of(st.none(), st.sampled_from([-2.0, -1.0, 0.0, 3.5]))),

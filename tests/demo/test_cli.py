@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from alphatrace.cli.main import app
 from alphatrace.demo.simulate import DemoEvents
 
+pytestmark = pytest.mark.slow  # see `make test-fast`
 
 def _run(*args: str) -> Any:
     return CliRunner().invoke(app, ["demo", *args])

@@ -146,6 +146,7 @@ def shared() -> Iterator[Database]:
     d.close()
 
 
+@pytest.mark.slow
 @settings(max_examples=12)
 @given(rows=ledgers())
 def test_backtest_equals_brute_force_replay(shared: Database, rows: list[dict[str, Any]]) -> None:

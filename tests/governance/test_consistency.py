@@ -42,6 +42,7 @@ def _log(db: at.Database, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return journal.read_records(db.con)
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(rows=ledgers())
 def test_written_decisions_are_consistent(shared: at.Database, rows: list[dict[str, Any]]) -> None:
@@ -49,6 +50,7 @@ def test_written_decisions_are_consistent(shared: at.Database, rows: list[dict[s
     assert audit.check_consistency(shared.con, audit.chain_order(recs), set()) == []
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(rows=ledgers(), pick=st.integers(0, 10**6), action=st.sampled_from(ACTIONS))
 def test_any_other_action_is_a_rewrite(shared: at.Database, rows: list[dict[str, Any]],

@@ -155,6 +155,7 @@ def test_shuffled_insertion_gives_byte_identical_records(
     assert a == b  # including every hash: the chain itself is reproducible
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(rows=ledgers(), hour=st.integers(0, 12))
 def test_evaluating_twice_gives_identical_decisions(

@@ -18,6 +18,8 @@ import pytest
 
 from tests.server.conftest import Server, start_server
 
+pytestmark = pytest.mark.slow  # see `make test-fast`
+
 WAIT_S = 30.0
 
 
