@@ -15,8 +15,9 @@ def lit(s: str) -> str:
 
 
 def num(x: float) -> str:
-    """A SQL DOUBLE literal that reads back exactly."""
-    return f"CAST({float(x)!r} AS DOUBLE)"
+    """A SQL DOUBLE literal that reads back exactly (repr is the shortest exact form; quoted, so
+    inf and nan read back too)."""
+    return f"CAST('{float(x)!r}' AS DOUBLE)"
 
 
 def range_checks(x: str, rng: Range, shown: str) -> list[tuple[str, str]]:

@@ -23,6 +23,9 @@ split rows between threads: a rebuild is bit-identical.
 
 from __future__ import annotations
 
+from alphatrace.market.symbols import norm_sql
+from alphatrace.sql import lit
+
 LEDGER_COLUMNS = (
     "run_id", "agent", "strategy", "ts", "symbols", "direction", "score_final", "regime",
     "latency_ms", "tokens_in", "tokens_out", "cost_usd", "errors", "model", "entry_price",
@@ -36,12 +39,6 @@ _LEG_ORDER = "ts NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
 _TEL_ORDER = "coalesce(ts, start_ts) NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
 _PNL_ORDER = "ts NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
 _W = "CASE WHEN direction <> 'FLAT' THEN size_usd END"
-_NORM = ("nullif(regexp_replace(upper(split_part(trim({x}), ':', 1)), '[^A-Z0-9]', '', 'g'), "
-         "'')")
-
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 def _split(table: str, name: str) -> str:
@@ -139,7 +136,7 @@ def pnl_keys_sql(pnl_symmap: str) -> str:
     """(alias, key) per distinct pnl symbol of `pnl_symmap` (a `resolution_sql` relation over
     them): the resolved market symbol, else the normalised spelling. Computed once per
     distinct symbol rather than per event."""
-    return f"SELECT alias, coalesce(symbol, {_NORM.format(x='alias')}) AS key FROM {pnl_symmap}"
+    return f"SELECT alias, coalesce(symbol, nullif({norm_sql('alias')}, '')) AS key FROM {pnl_symmap}"
 
 
 def _pnl_sql(pnl_keys: str) -> str:
@@ -291,6 +288,6 @@ SELECT run_id, agent, strategy, ts, symbols, direction, score_final, regime, lat
        CASE WHEN realized_pnl_bps IS NOT NULL AND size_usd_ > 0
             THEN realized_pnl_bps - coalesce(cost_usd, 0.0) / size_usd_ * 1e4 END AS net_bps,
        external_pnl_bps - paper_pnl_bps AS execution_gap_bps,
-       status, {_lit(policy_hash)} AS policy_hash, n_legs, n_telemetry, n_pnl, entry_ts,
+       status, {lit(policy_hash)} AS policy_hash, n_legs, n_telemetry, n_pnl, entry_ts,
        exit_ts, external_pnl_bps, reason, bar_interval
 FROM usd"""

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from alphatrace.policy import Policy, load_policy
+from alphatrace.sql import lit, num
 
 SECTION = "reconcile"
 
@@ -91,13 +92,8 @@ def load(policy: Policy | str | Path | None = None) -> ReconcileConfig:
     return ReconcileConfig(section, pol.section_hash(SECTION), policy_aliases(pol), pol.path)
 
 
-def _num(x: float) -> str:
-    """A DOUBLE literal that round-trips exactly (repr is the shortest exact form)."""
-    return f"CAST('{float(x)!r}' AS DOUBLE)"
-
-
 def _str(x: str | None) -> str:
-    return "NULL::VARCHAR" if x is None else "'" + x.replace("'", "''") + "'"
+    return "NULL::VARCHAR" if x is None else lit(x)
 
 
 def params_sql(p: ReconcilePolicy) -> str:
@@ -118,7 +114,7 @@ def params_sql(p: ReconcilePolicy) -> str:
             o.include_funding if o.include_funding is not None else p.include_funding,
         ))
     values = ", ".join(
-        f"({_str(a)}, {_num(fee)} / 1e4, {_num(h)}, {_num(size)}, {'true' if fund else 'false'})"
+        f"({_str(a)}, {num(fee)} / 1e4, {num(h)}, {num(size)}, {'true' if fund else 'false'})"
         for a, fee, h, size, fund in rows
     )
     return (f"SELECT * FROM (VALUES {values}) "

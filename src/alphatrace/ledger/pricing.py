@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alphatrace.ledger.market import CUM_TYPE
+from alphatrace.sql import lit
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,6 @@ class Relations:
     symmap: str = "_rc_symmap"      # (alias, symbol, status, candidates)
     markets: str = "_rc_markets"    # chosen bar series per symbol
     settlements: str = "_rc_settle"  # funding settlements with their running sums (cum)
-
-
-def _str_lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 # A signal's entry bar is unknown when the signal is one bar or more before the first bar we
@@ -155,7 +152,7 @@ def priced_legs_sql(r: Relations, policy_hash: str, bar_interval_s: int | None,
                     exits: str) -> str:
     """Every signal of `r.todo` as a leg row with the columns of the `legs` table; `exits` is
     the result of `locate.exits` on `narrow_sql(r)`."""
-    ph = _str_lit(policy_hash)
+    ph = lit(policy_hash)
     return f"""
 WITH classified AS ({classify_sql(r, bar_interval_s)}),
 {priced_sql(r, exits)}
