@@ -247,8 +247,14 @@ def core(src: Source, con: duckdb.DuckDBPyConnection, version: Hashable, name: s
     })
 
 
+def cache_key(version: Hashable, name: str, points: int) -> tuple[Any, ...]:
+    """The memo key of an agent page's core document: the page and the warm-up
+    (`routes.Dashboard.warm`) both ask for it here, so they cannot drift apart."""
+    return ("agent", version, name, points)
+
+
 def agent(src: Source, con: duckdb.DuckDBPyConnection, name: str, points: int) -> dict[str, Any]:
     version = src.version(con)
-    doc = src.cached(("agent", version, name, points), lambda: core(src, con, version, name, points))
+    doc = src.cached(cache_key(version, name, points), lambda: core(src, con, version, name, points))
     cp_status, cps = changepoints(src, version, name)
     return {**doc, "changepoints_status": cp_status, "changepoints": jsonable(cps)}

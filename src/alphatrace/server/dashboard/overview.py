@@ -4,6 +4,7 @@ multiplier, the shared run metrics over the filtered runs, and its last decision
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Hashable
 from typing import Any
 
 import duckdb
@@ -99,10 +100,15 @@ def rows(src: Source, con: duckdb.DuckDBPyConnection, flt: RunFilter) -> dict[st
     })
 
 
+def cache_key(version: Hashable, flt: RunFilter) -> tuple[Any, ...]:
+    """The memo key of the overview's rows: the page and the warm-up (`routes.Dashboard.warm`)
+    both ask for it here, so they cannot drift apart."""
+    return ("overview", version, flt.strategy, flt.since, flt.until)
+
+
 def overview(src: Source, con: duckdb.DuckDBPyConnection, flt: RunFilter,
              sort: tuple[str, bool]) -> dict[str, Any]:
-    base = src.cached(("overview", src.version(con), flt.strategy, flt.since, flt.until),
-                      lambda: rows(src, con, flt))
+    base = src.cached(cache_key(src.version(con), flt), lambda: rows(src, con, flt))
     key, desc = sort
     return {**base, "sort": {"key": key, "order": "desc" if desc else "asc"},
             "agents": _sorted(base["agents"], key, desc),

@@ -81,8 +81,9 @@ class Dashboard:
         top = [str(r[0]) for r in con.execute(
             f"SELECT agent FROM ledger WHERE agent IS NOT NULL GROUP BY agent "
             f"ORDER BY count(*) DESC, agent LIMIT {WARM_AGENTS}").fetchall()]
-        src.warm(version, first=[(("overview", version, None, None, None), default_overview)],
-                 later=[(("agent", version, a, DEFAULT_POINTS), agent_page(a)) for a in top])
+        src.warm(version, first=[(overview_doc.cache_key(version, RunFilter()), default_overview)],
+                 later=[(agent_doc.cache_key(version, a, DEFAULT_POINTS), agent_page(a))
+                        for a in top])
 
 
 def _dash(request: Request) -> Dashboard:
