@@ -14,8 +14,8 @@ import duckdb
 import pyarrow as pa
 
 from alphatrace import metrics
+from alphatrace.forensics.causes import History, LegPath
 from alphatrace.forensics.exclusions import INCLUDED_SQL
-from alphatrace.forensics.explain import History, LegPath
 from alphatrace.market.symbols import symbol_map_sql
 
 
