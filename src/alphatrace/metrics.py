@@ -41,10 +41,21 @@ class Metric:
     unit: str
     formula: str
     doc: str
+    # For a mean over runs: the per-run value it averages (what a per-run series plots, e.g.
+    # the forensics change points), so the two can never be spelled differently.
+    per_run: str | None = None
 
 
 def _m(name: str, sql: str, unit: str, formula: str, doc: str) -> Metric:
     return Metric(name, sql, unit, formula, doc)
+
+
+def _mean(name: str, per_run: str, unit: str, formula: str, doc: str, *,
+          empty_is_zero: bool = False) -> Metric:
+    """A compensated mean of a per-run value (`favg`), NULL over no runs unless `empty_is_zero`."""
+    sql = f"favg({per_run})"
+    return Metric(name, f"coalesce({sql}, 0)" if empty_is_zero else sql, unit, formula, doc,
+                  per_run)
 
 
 # Same runs, same bytes: DuckDB aggregates a large group on several threads and adds their
@@ -66,13 +77,13 @@ _UNREALIZED = "pnl_usd IS NULL"
 _METRICS: tuple[Metric, ...] = (
     _m("runs", "count(*)", "runs", "n", "runs in the group"),
     _m("realized_runs", f"count({PNL})", "runs", "n(pnl ≠ null)", "runs with realized PnL"),
-    _m("hit_rate", f"favg(CASE WHEN {PNL} IS NULL THEN NULL WHEN {PNL} > 0 THEN 1.0 ELSE 0.0 END)",
+    _mean("hit_rate", f"CASE WHEN {PNL} IS NULL THEN NULL WHEN {PNL} > 0 THEN 1.0 ELSE 0.0 END",
        "ratio", "#(pnl > 0) / #realized", "share of realized runs that made money (0 counts as a miss)"),
     _m("rolling_pnl_bps", f"coalesce(fsum({PNL}), 0)", "bps", "Σ pnl",
        "sum of realized bps over the group (a gate's window: its last N runs)"),
-    _m("mean_pnl_bps", f"favg({PNL})", "bps", "Σ pnl / n", "mean realized bps per run"),
+    _mean("mean_pnl_bps", PNL, "bps", "Σ pnl / n", "mean realized bps per run"),
     _m("median_pnl_bps", f"median({PNL})", "bps", "median(pnl)", "median realized bps per run"),
-    _m("mean_net_bps", "favg(net_bps)", "bps", "mean(pnl_bps − cost_usd/size_usd·1e4)",
+    _mean("mean_net_bps", "net_bps", "bps", "mean(pnl_bps − cost_usd/size_usd·1e4)",
        "mean per-run bps after inference cost"),
     _m("median_net_bps", "median(net_bps)", "bps", "median(net_bps)", "median per-run net bps"),
     _m("total_pnl_usd", "coalesce(fsum(pnl_usd), 0)", "USD", "Σ pnl_usd", "trading PnL in dollars"),
@@ -104,14 +115,15 @@ _METRICS: tuple[Metric, ...] = (
        "largest peak-to-trough fall of cumulative net dollars (a run counts once its PnL is known)"),
     _m("max_losing_streak", "coalesce(max(_streak), 0)", "runs",
        "longest run of consecutive pnl < 0", "runs without realized PnL neither extend nor break it"),
-    _m("error_rate", "coalesce(favg(CASE WHEN coalesce(errors, 0) > 0 THEN 1.0 ELSE 0.0 END), 0)",
-       "ratio", "#(errors > 0) / n", "share of runs with at least one error"),
-    _m("mean_latency_ms", "favg(latency_ms)", "ms", "mean(latency)", "mean run latency"),
+    _mean("error_rate", "CASE WHEN coalesce(errors, 0) > 0 THEN 1.0 ELSE 0.0 END",
+          "ratio", "#(errors > 0) / n", "share of runs with at least one error",
+          empty_is_zero=True),
+    _mean("mean_latency_ms", "latency_ms", "ms", "mean(latency)", "mean run latency"),
     _m("median_latency_ms", "median(latency_ms)", "ms", "median(latency)", "median run latency"),
     _m("p90_latency_ms", "quantile_cont(latency_ms, 0.9)", "ms", "90th percentile (linear)",
        "tail latency"),
-    _m("cost_per_run", "favg(coalesce(cost_usd, 0))", "USD", "Σ cost / n", "inference cost per run"),
-    _m("tokens_per_run", "favg(coalesce(tokens_in, 0) + coalesce(tokens_out, 0))", "tokens",
+    _mean("cost_per_run", "coalesce(cost_usd, 0)", "USD", "Σ cost / n", "inference cost per run"),
+    _mean("tokens_per_run", "coalesce(tokens_in, 0) + coalesce(tokens_out, 0)", "tokens",
        "Σ (tokens_in + tokens_out) / n", "tokens per run"),
     _m("pnl_per_cost", "fsum(pnl_usd) / nullif(fsum(cost_usd), 0)", "ratio",
        "Σ pnl_usd / Σ cost_usd", "trading dollars per dollar of inference; null without cost"),

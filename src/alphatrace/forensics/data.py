@@ -202,12 +202,11 @@ FROM runs LEFT JOIN wide USING (run_id) ORDER BY runs.ts, runs.run_id"""
 
 # --- change points --------------------------------------------------------------------------
 
+# The per-run series the change points search: each is the per-run value its metric averages.
 SERIES_SQL = {
-    "cost_per_run": "coalesce(cost_usd, 0)",
-    "tokens_per_run": "coalesce(tokens_in, 0) + coalesce(tokens_out, 0)",
-    "mean_latency_ms": "latency_ms",
-    "error_rate": "CASE WHEN coalesce(errors, 0) > 0 THEN 1.0 ELSE 0.0 END",
-    "mean_pnl_bps": metrics.PNL,
+    name: per_run
+    for name in ("cost_per_run", "tokens_per_run", "mean_latency_ms", "error_rate", "mean_pnl_bps")
+    if (per_run := metrics.METRICS[name].per_run) is not None
 }
 
 
