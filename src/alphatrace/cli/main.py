@@ -42,6 +42,13 @@ def version() -> None:
 
 
 def main() -> None:
+    import sys
+
+    from alphatrace.cli.remote import forward
+
+    code = forward(sys.argv[1:])  # a server holds the store: it runs the command
+    if code is not None:
+        raise SystemExit(code)
     app()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -89,7 +90,22 @@ def serve(
         err_console.print(Text(NO_KEYS, style="yellow"))
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             timeout_graceful_shutdown=10, http=guarded_protocol(limits))
-    uvicorn.Server(config).run(sockets=[sock])
+    from alphatrace.store import discovery
+
+    served = None
+    if app.state.db_abs is not None:
+        local = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)
+        local = f"[{local}]" if ":" in local and not local.startswith("[") else local
+        served = discovery.write(app.state.db_abs, f"http://{local}:{port}")
+        app.state.local_token = served.token
+        # At shutdown, inside the app's lifespan: uvicorn ends the process by re-raising the
+        # signal that stopped it, so code after `run` is not reached on Ctrl-C or SIGTERM.
+        app.state.stop_first.append(partial(discovery.remove, app.state.db_abs, served))
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if served is not None:
+            discovery.remove(app.state.db_abs, served)
 
 
 def start_grpc(app: Any, host: str, port: int) -> Any:

@@ -186,6 +186,11 @@ def fresh_store_path(db: Path) -> None:
             head = fh.read(16)
         if head[8:12] != DUCKDB_MAGIC:
             raise InputError(f"refusing to overwrite {db}: it is not a DuckDB database file")
+        # A store another process has open (a running `alphatrace serve`) would be unlinked
+        # under it and keep growing unseen: opening it first raises the holder's error instead.
+        from alphatrace.store import Store
+
+        Store(db, read_only=True).close()
         try:
             db.unlink()
         except OSError as e:

@@ -22,11 +22,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alphatrace import __version__
 from alphatrace.sdk.prices import PriceTable, resolve_table
-from alphatrace.server import admin_routes, ingest_routes, otlp_routes, read_routes
+from alphatrace.server import admin_routes, cli_routes, ingest_routes, otlp_routes, read_routes
 from alphatrace.server.auth import KeyRing
 from alphatrace.server.body import MAX_BODY
 from alphatrace.server.keys import active_keys
 from alphatrace.server.writer import Busy, Writer
+from alphatrace.store.connection import SERVED
 
 log = logging.getLogger("alphatrace.server")
 
@@ -94,7 +95,11 @@ def create_app(
     app.state.keyring = ring
     app.state.max_body = max_body
     app.state.prices = resolve_table(prices)
-    for module in (ingest_routes, otlp_routes, read_routes, admin_routes):
+    app.state.local_token = None  # set by `serve` with the discovery file (store/discovery.py)
+    app.state.db_abs = writer.store.path.resolve() if writer.store.path is not None else None
+    if app.state.db_abs is not None:
+        SERVED.add(app.state.db_abs)
+    for module in (ingest_routes, otlp_routes, read_routes, admin_routes, cli_routes):
         app.include_router(module.router)
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Busy, _busy)

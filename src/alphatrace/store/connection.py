@@ -18,6 +18,12 @@ from alphatrace.config import resolve_db_path
 from alphatrace.errors import StoreError
 from alphatrace.store.migrations import migrate
 
+# Store files this process serves (`alphatrace serve`). A command the server runs for the CLI
+# (`server/cli_routes.py`) opens its store again in this process, where DuckDB shares one
+# database instance per file and refuses a second configuration: read-only is not possible
+# there, so such a store is opened read-write whatever the caller asked.
+SERVED: set[Path] = set()
+
 
 class Store:
     """An open alphatrace store. `con` is the DuckDB connection; areas run SQL on it."""
@@ -34,11 +40,20 @@ class Store:
             target = str(self.path)
             if read_only and not self.path.exists():
                 raise StoreError(f"no alphatrace store at {self.path} (run `alphatrace ingest` first)")
+        shared = self.path is not None and self.path.resolve() in SERVED
         try:
-            self.con = duckdb.connect(target, read_only=read_only)
+            self.con = duckdb.connect(target, read_only=read_only and not shared)
         except duckdb.IOException as e:
             msg = str(e)
             if "lock" in msg.lower():
+                from alphatrace.store import discovery
+
+                served = discovery.read(self.path) if self.path is not None else None
+                if served is not None:
+                    raise StoreError(
+                        f"{target} is held by `alphatrace serve` at {served.url} (pid "
+                        f"{served.pid}); other commands go through it, but this one cannot: "
+                        "stop the server first") from None
                 raise StoreError(
                     f"{target} is open for writing by another process; DuckDB allows one writer. "
                     "Send events through `alphatrace serve` or spool files instead."
