@@ -142,23 +142,57 @@ def _store_chunk(
     collect: bool,
 ) -> list[Status]:
     """Insert the new valid rows of a staged chunk, quarantine its bad lines."""
-    staged = "staged_fast"  # the tables are read by name in the SQL
-    if staged_exact is not None:
-        staged = "(SELECT * FROM staged_fast WHERE ok UNION ALL SELECT * FROM staged_exact)"
-    statuses: list[Status] = []
-    new_lines: set[int] = set()
-    # Per kind: the id range (see below), the valid count, and whether the chunk repeats an id;
-    # and how many lines are bad. One query: a collector round pays per statement.
-    stats: dict[str, tuple[str, str, int, int]] = {}
+    stats, n_bad = _chunk_stats(con, staged_fast, staged_exact)
+    statuses = _insert_new(con, staged_fast, staged_exact, stats, file_id, report, collect)
+    bad = _bad_rows(con, staged_fast, staged_exact, bad_utf8, file_id, path) if n_bad or bad_utf8 else []
+    if bad:
+        _quarantine(con, bad, report)
+        if collect:
+            statuses += [(r[2], "rejected", None, r[3], r[4], r[5]) for r in bad]
+    return statuses
+
+
+# The staged rows are read by name in the SQL (DuckDB's replacement scan looks in the calling
+# frame only), so each step below takes them as parameters named `staged_fast`/`staged_exact`.
+def _staged(staged_exact: pa.Table | None) -> str:
+    """SQL for the chunk's staged rows: the fast path's cleared rows and the exact path's."""
+    if staged_exact is None:
+        return "staged_fast"
+    return "(SELECT * FROM staged_fast WHERE ok UNION ALL SELECT * FROM staged_exact)"
+
+
+Stats = dict[str, tuple[str, str, int, int]]
+
+
+def _chunk_stats(con: duckdb.DuckDBPyConnection, staged_fast: pa.Table,
+                 staged_exact: pa.Table | None) -> tuple[Stats, int]:
+    """Per kind of valid rows: the id range (see `_insert_new`), the count and the distinct
+    count; and how many lines are bad. One query: a collector round pays per statement."""
+    stats: Stats = {}
     n_bad = 0
     for k, valid, lo, hi, total, distinct in con.execute(
         "SELECT kind, err IS NULL, min(event_id), max(event_id), count(*), "
-        f"count(DISTINCT event_id) FROM {staged} GROUP BY ALL"
+        f"count(DISTINCT event_id) FROM {_staged(staged_exact)} GROUP BY ALL"
     ).fetchall():
         if valid:
             stats[k] = (lo, hi, total, distinct)
         else:
             n_bad += total
+    return stats, n_bad
+
+
+def _insert_new(
+    con: duckdb.DuckDBPyConnection,
+    staged_fast: pa.Table,
+    staged_exact: pa.Table | None,
+    stats: Stats,
+    file_id: int,
+    report: IngestReport,
+    collect: bool,
+) -> list[Status]:
+    """Insert each kind's rows that are new; per-line statuses of the valid lines if `collect`."""
+    staged = _staged(staged_exact)
+    new_lines: set[int] = set()
     for k in KINDS:
         if k not in stats:
             continue
@@ -183,58 +217,68 @@ def _store_chunk(
               AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.event_id = s.event_id
                               AND t.event_id BETWEEN ? AND ?)
             {first_only}"""
-        if collect:
-            inserted = con.execute(
-                f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows}) ORDER BY line_no "
-                "RETURNING line",
-                [file_id, lo, hi],  # placeholders in text order: file_id, then the id range
-            ).fetchall()
+        insert = f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows})"
+        params = [file_id, lo, hi]  # placeholders in text order: file_id, then the id range
+        if collect:  # which lines were new, for the per-event statuses
+            inserted = con.execute(insert + " ORDER BY line_no RETURNING line", params).fetchall()
             new = len(inserted)
             new_lines.update(r[0] for r in inserted)
-        else:
-            # con.execute here, not via a helper: the SQL reads this frame's tables by name.
-            new = int(con.execute(f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows})",
-                                  [file_id, lo, hi]).fetchall()[0][0])
+        else:  # only how many: a large file's lines never come back to Python
+            new = int(con.execute(insert, params).fetchall()[0][0])
         report.accepted += new
         report.duplicates += total - new
         if new:
             report.by_kind[k] = report.by_kind.get(k, 0) + new
-    if collect and stats:
-        statuses += [
-            (ln, "accepted" if ln in new_lines else "duplicate", eid, kd, None, None)
+    if not (collect and stats):
+        return []
+    return [(ln, "accepted" if ln in new_lines else "duplicate", eid, kd, None, None)
             for ln, eid, kd in con.execute(
-                f"SELECT line_no, event_id, kind FROM {staged} WHERE err IS NULL").fetchall()
-        ]
+                f"SELECT line_no, event_id, kind FROM {staged} WHERE err IS NULL").fetchall()]
+
+
+BadRow = tuple[int, str, int, str | None, str | None, str, str]
+
+
+def _bad_rows(
+    con: duckdb.DuckDBPyConnection,
+    staged_fast: pa.Table,
+    staged_exact: pa.Table | None,
+    bad_utf8: list[tuple[int, bytes]],
+    file_id: int,
+    path: str,
+) -> list[BadRow]:
+    """The chunk's bad lines as quarantine rows: the staged lines with an error, then the lines
+    that were not UTF-8."""
     bad = con.execute(
         f"""SELECT line_no, kind, split_part(err, '{SEP}', 1), split_part(err, '{SEP}', 2), bad_line
-            FROM {staged} WHERE err IS NOT NULL ORDER BY line_no"""
-    ).fetchall() if n_bad else []
-    bad_rows = [
+            FROM {_staged(staged_exact)} WHERE err IS NOT NULL ORDER BY line_no"""
+    ).fetchall()
+    rows: list[BadRow] = [
         (file_id, path, ln, (kd if kd in KINDS else None), fld or None, reason, raw)
         for ln, kd, fld, reason, raw in bad
     ]
-    bad_rows += [
+    rows += [
         (file_id, path, ln, None, None, "not valid UTF-8",
          raw.decode("utf-8", "replace").rstrip("\r\n")[:RAW_LIMIT])
         for ln, raw in bad_utf8
     ]
-    if bad_rows:
-        # A quarantined line already recorded for this path is not recorded twice.
-        cols = list(zip(*bad_rows, strict=True))
-        bad_lines = pa.table(  # noqa: F841  (read by name in the SQL)
-            [pa.array(c, t) for c, t in zip(cols, BAD_TYPES, strict=True)], names=BAD_NAMES)
-        added = int(con.execute(
-            """INSERT INTO quarantine SELECT b.* FROM bad_lines b
-               WHERE NOT EXISTS (SELECT 1 FROM quarantine q
-                                 WHERE q.path = b.path AND q.line = b.line AND q.raw = b.raw)"""
-        ).fetchall()[0][0])
-        # The report says what this call did: a line quarantined by an earlier ingest of the
-        # same file is a duplicate now, as a stored event would be.
-        report.quarantined += added
-        report.duplicates += len(bad_rows) - added
-        if collect:
-            statuses += [(r[2], "rejected", None, r[3], r[4], r[5]) for r in bad_rows]
-    return statuses
+    return rows
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, rows: list[BadRow], report: IngestReport) -> None:
+    """Record bad lines; a line already quarantined for this path is not recorded twice."""
+    cols = list(zip(*rows, strict=True))
+    bad_lines = pa.table(  # noqa: F841  (read by name in the SQL)
+        [pa.array(c, t) for c, t in zip(cols, BAD_TYPES, strict=True)], names=BAD_NAMES)
+    added = int(con.execute(
+        """INSERT INTO quarantine SELECT b.* FROM bad_lines b
+           WHERE NOT EXISTS (SELECT 1 FROM quarantine q
+                             WHERE q.path = b.path AND q.line = b.line AND q.raw = b.raw)"""
+    ).fetchall()[0][0])
+    # The report says what this call did: a line quarantined by an earlier ingest of the
+    # same file is a duplicate now, as a stored event would be.
+    report.quarantined += added
+    report.duplicates += len(rows) - added
 
 
 def _ingest_stream(
