@@ -106,3 +106,33 @@ def test_bad_policy_is_one_line_with_location(tmp_path: Path) -> None:
     pol.write_text("forensics:\n  clusters:\n    fdr_q: 2\n")
     r = runner.invoke(app, ["forensics", "--db", str(make_db(tmp_path)), "--policy", str(pol)])
     assert r.exit_code == 2 and "p.yaml:3" in r.output
+
+
+def _runs(db: Path, *args: str) -> tuple[int, int]:
+    """(forensics' run count, ledger's row count) for the same filter flags."""
+    f = runner.invoke(app, ["forensics", "--db", str(db), "--json", *args])
+    assert f.exit_code == 0, f.output
+    led = runner.invoke(app, ["ledger", "--db", str(db), "--json", *args])
+    assert led.exit_code == 0, led.output
+    return json.loads(f.stdout)["runs"], len(json.loads(led.stdout))
+
+
+def test_since_epoch_seconds_works_like_ledger(tmp_path: Path) -> None:
+    """Synthetic runs are one a minute from 2024-01-01T00:00Z (epoch 1704067200); 1704127200 is
+    run 1000's minute, so runs 1000-2499 and the March run `lost` are at or after it."""
+    db = make_db(tmp_path)
+    assert _runs(db, "--since", "1704127200") == (1501, 1501)
+    assert _runs(db, "--since", "1704127200000") == (1501, 1501)  # the same instant in ms
+
+
+def test_since_span_back_from_now_works_like_ledger(tmp_path: Path) -> None:
+    """The synthetic runs moved so that run 1000 is 30 s younger than 7 days and run 999 30 s
+    older: `--since 7d` keeps runs 1000-2499 (`lost` stays in March 2024)."""
+    db = make_db(tmp_path)
+    start = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=7, minutes=1000,
+                                                                        seconds=-30)
+    with Store(db) as s:
+        s.con.execute("UPDATE ledger SET ts = ts + (?::TIMESTAMP - ?::TIMESTAMP) "
+                      "WHERE run_id <> 'lost'", [start, syn.T0])
+    assert _runs(db, "--since", "7d") == (1500, 1500)
+    assert _runs(db, "--since", " 168 H ") == (1500, 1500)

@@ -113,7 +113,7 @@ def test_missing_store_is_one_line(tmp_path: Path) -> None:
 
 def test_bad_as_of(dbfile: Path) -> None:
     code, _, err = call("gates", "evaluate", "--db", str(dbfile), "--as-of", "yesterday")
-    assert code == 2 and "--as-of 'yesterday' is not a time" in err
+    assert code == 2 and "--as-of 'yesterday': not a time" in err
 
 
 def test_keygen_sign_and_verify_against_anchors(dbfile: Path, tmp_path: Path,

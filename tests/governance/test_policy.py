@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from alphatrace.errors import PolicyError
-from alphatrace.governance.policy import load_governance, parse_duration
+from alphatrace.governance.policy import Window, load_governance
 
 
 def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
@@ -162,15 +163,17 @@ def test_duplicate_rule_names(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("v", "secs"), [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400),
-                                         ("45s", 45), ("2w", 1209600), (3600, 3600), ("1.5h", 5400)])
-def test_durations(v: str | int, secs: float) -> None:
-    assert parse_duration(v) == secs
+                                         ("45s", 45), ("2w", 1209600), (3600, 3600), ("1.5h", 5400),
+                                         ("12H", 43200), (" 2 D ", 172800)])
+def test_window_durations(v: str | int, secs: float) -> None:
+    """gates.window.duration reads `alphatrace.parse.parse_duration`'s grammar (any case)."""
+    assert Window(duration=v).seconds == secs
 
 
 @pytest.mark.parametrize("v", ["", "-3d", "0", "3 days", "h"])
-def test_bad_durations(v: str) -> None:
-    with pytest.raises(ValueError):
-        parse_duration(v)
+def test_bad_window_durations(v: str) -> None:
+    with pytest.raises(ValidationError, match=r"not a duration|must be positive"):
+        Window(duration=v)
 
 
 def test_policy_check_reports_every_error_in_one_pass(tmp_path: Path) -> None:

@@ -99,7 +99,9 @@ def _progress(enabled: bool) -> Iterator[Any]:
 def forensics(
     agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's runs.")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy", help="Only this strategy class.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Only runs at or after this date/time (UTC).")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Runs at or after this time: ISO 8601 (UTC if no offset), epoch seconds "
+                        "or ms, or a span back from now (7d).")] = None,
     holdout: Annotated[float | None, typer.Option(
         "--holdout", help="Find clusters on the earlier runs, confirm them on this share of the latest.")] = None,
     depth: Annotated[int | None, typer.Option("--depth", help="Predicates per cluster (1-4; policy default 2).")] = None,

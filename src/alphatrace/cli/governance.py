@@ -34,8 +34,9 @@ from alphatrace.policy import Policy, load_policy
 
 AsOfOption = Annotated[
     str | None,
-    typer.Option("--as-of", help="Use only runs at or before this time (ISO 8601, UTC if no "
-                 "offset, or epoch seconds). Default: the newest run in the ledger."),
+    typer.Option("--as-of", help="Use only runs at or before this time: ISO 8601 (UTC if no "
+                 "offset), epoch seconds or ms, or a span back from now (7d). Default: the "
+                 "newest run in the ledger."),
 ]
 ScopeOption = Annotated[
     str | None, typer.Option("--scope", help="agent | strategy, when a name is both.")

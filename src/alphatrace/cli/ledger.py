@@ -95,7 +95,7 @@ def ledger(
     strategy: Annotated[str | None, typer.Option("--strategy", help="Only this strategy.")] = None,
     since: Annotated[str | None, typer.Option(
         "--since", help="Runs at or after this time: ISO 8601 (UTC if no offset), epoch "
-                        "seconds, or a duration back from now (7d).")] = None,
+                        "seconds or ms, or a span back from now (7d).")] = None,
     status: Annotated[str | None, typer.Option(
         "--status", help=f"Only runs with this status: {' | '.join(STATUSES)}.")] = None,
     out: Annotated[Path | None, typer.Option(

@@ -21,8 +21,7 @@ from alphatrace.cli.common import (
     print_json,
 )
 from alphatrace.cli.names import not_found, require_store
-from alphatrace.errors import InputError
-from alphatrace.ledger.query import parse_since
+from alphatrace.parse import parse_since
 from alphatrace.store import Store
 from alphatrace.store.connection import has_table
 from alphatrace.store.ingest import iter_quarantine
@@ -102,19 +101,14 @@ def clear_command(
         "--file", help="Only the rows of this file (its path as ingested, or its name).")] = None,
     before: Annotated[str | None, typer.Option(
         "--before", help="Only rows of files ingested before this time: ISO 8601 (UTC if no "
-                         "offset), epoch seconds, or a duration back from now (30d).")] = None,
+                         "offset), epoch seconds or ms, or a span back from now (30d).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")]
     = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Clear the quarantine, or prune it by file and/or age; every clear is recorded."""
-    try:
-        cutoff = parse_since(before)
-    except InputError:
-        raise InputError(f"--before {before!r}: use an ISO 8601 time (2025-01-31, "
-                         "2025-01-31T08:00:00Z), epoch seconds, or a duration back from now "
-                         "(30d)") from None
+    cutoff = parse_since(before, name="--before")
     require_store(db)
     with open_store(db) as store:
         doc = clear(store, file, cutoff, dry_run=dry_run)

@@ -25,6 +25,7 @@ from alphatrace.forensics import exclusions as exmod
 from alphatrace.forensics.config import NUMERIC_FEATURES, ForensicsConfig, default_horizon_s, load
 from alphatrace.forensics.explain import explain as explain_doc
 from alphatrace.forensics.slices import Categorical
+from alphatrace.parse import parse_since
 from alphatrace.policy import Policy
 from alphatrace.store import Store
 from alphatrace.utc import utc_result
@@ -35,23 +36,6 @@ Progress = Callable[[int, int], None]
 
 def _policy(policy: PolicyArg) -> tuple[ForensicsConfig, Policy]:
     return load(str(policy) if isinstance(policy, Path) else policy)
-
-
-def parse_since(since: str | dt.datetime | dt.date | None) -> dt.datetime | None:
-    """ISO date or time (UTC when no offset) → naive UTC datetime."""
-    if since is None or isinstance(since, dt.datetime):
-        if isinstance(since, dt.datetime) and since.tzinfo is not None:
-            return since.astimezone(dt.UTC).replace(tzinfo=None)
-        return since
-    if isinstance(since, dt.date):
-        return dt.datetime(since.year, since.month, since.day)
-    try:
-        t = dt.datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"--since: cannot read {since!r} as a date or time (use e.g. 2024-03-01)") from None
-    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
-
-
 
 
 def _categorical(col: pa.ChunkedArray) -> Categorical:

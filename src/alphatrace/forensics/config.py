@@ -6,27 +6,14 @@ turns validation errors into file:line:column messages.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from alphatrace.ledger.policy import SECTION as RECONCILE
+from alphatrace.ledger.policy import ReconcilePolicy
+from alphatrace.parse import parse_duration
 from alphatrace.policy import Policy, load_policy
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def duration_s(v: Any) -> float:
-    """Seconds from 3600, "90m", "8h", "7d" (the event contract's horizon forms)."""
-    if isinstance(v, int | float) and not isinstance(v, bool):
-        if v <= 0:
-            raise ValueError("must be positive")
-        return float(v)
-    m = _DURATION.match(str(v))
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"cannot read duration {v!r} (use e.g. 8h, 90m, 7d or seconds)")
-    return float(m.group(1)) * _UNIT[m.group(2)]
 
 
 class _Strict(BaseModel):
@@ -56,7 +43,7 @@ class RegimeConfig(_Strict):
     @field_validator("vol_lookback", mode="before")
     @classmethod
     def _dur(cls, v: Any) -> float:
-        return duration_s(v)
+        return parse_duration(v).total_seconds()
 
     @model_validator(mode="after")
     def _order(self) -> RegimeConfig:
@@ -120,6 +107,19 @@ class ChangepointsConfig(_Strict):
     max_points: int = Field(default=20000, ge=100)
 
 
+# Ledger columns an exclusion rule may test; `pnl` is the realized PnL in bps (the gates' name).
+FIELDS: dict[str, str] = {
+    "pnl": "realized_pnl_bps",
+    **{c: c for c in (
+        "agent", "strategy", "symbols", "direction", "regime", "model", "status", "pnl_source",
+        "latency_ms", "tokens_in", "tokens_out", "cost_usd", "errors", "score_final",
+        "gross_bps", "fee_bps", "funding_bps", "paper_pnl_bps", "realized_pnl_bps",
+        "size_usd", "pnl_usd", "net_usd", "net_bps", "execution_gap_bps")},
+}
+
+TEXT_FIELDS = frozenset({"agent", "strategy", "symbols", "direction", "regime", "model", "status",
+                         "pnl_source"})
+
 CONDITION_OPS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in", "is_null", "not_null")
 
 
@@ -130,8 +130,6 @@ class Condition(_Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> Condition:
-        from alphatrace.forensics.exclusions import FIELDS, TEXT_FIELDS
-
         if self.field not in FIELDS:
             raise ValueError(f"unknown field {self.field!r} (known: {', '.join(sorted(FIELDS))})")
         values = self.value if isinstance(self.value, list) else [self.value]
@@ -180,9 +178,6 @@ def load(policy: str | Policy | None = None) -> tuple[ForensicsConfig, Policy]:
 
 
 def default_horizon_s(pol: Policy) -> float:
-    """The reconcile default horizon (DESIGN §4: 8h) for legs without one."""
-    raw = (pol.data.get("reconcile") or {}).get("horizon", "8h")
-    try:
-        return duration_s(raw)
-    except ValueError:
-        return 8 * 3600.0
+    """The reconcile default horizon (DESIGN §4: 8h) for legs without one; a horizon that does
+    not parse is a PolicyError at its line and column, as when reconciling."""
+    return pol.section(RECONCILE, ReconcilePolicy).horizon

@@ -13,20 +13,7 @@ from typing import Any
 
 import duckdb
 
-from alphatrace.forensics.config import Condition, ExclusionRule
-
-# Ledger columns a rule may test; `pnl` is the realized PnL in bps (the gates' name for it).
-FIELDS: dict[str, str] = {
-    "pnl": "realized_pnl_bps",
-    **{c: c for c in (
-        "agent", "strategy", "symbols", "direction", "regime", "model", "status", "pnl_source",
-        "latency_ms", "tokens_in", "tokens_out", "cost_usd", "errors", "score_final",
-        "gross_bps", "fee_bps", "funding_bps", "paper_pnl_bps", "realized_pnl_bps",
-        "size_usd", "pnl_usd", "net_usd", "net_bps", "execution_gap_bps")},
-}
-
-TEXT_FIELDS = frozenset({"agent", "strategy", "symbols", "direction", "regime", "model", "status",
-                         "pnl_source"})
+from alphatrace.forensics.config import FIELDS, Condition, ExclusionRule
 
 # A run counts unless it has an exclusion: `... WHERE <INCLUDED_SQL>` on a relation with run_id.
 INCLUDED_SQL = "run_id NOT IN (SELECT run_id FROM run_exclusions)"

@@ -10,7 +10,6 @@ names exactly the rules that produced it.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +23,7 @@ from alphatrace import metrics
 from alphatrace.errors import PolicyError
 from alphatrace.governance import expr
 from alphatrace.governance.canon import canonical_json, sha256_hex
+from alphatrace.parse import parse_duration
 from alphatrace.policy import DEFAULT_POLICY, Policy, load_policy
 
 Scope = Literal["agent", "strategy"]
@@ -37,26 +37,6 @@ RUN_VARIABLES: dict[str, str] = {
     "cost_usd": "cost_usd",
     "net_bps": "net_bps",
 }
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(v: str | int | float) -> float:
-    """Seconds in `30d`, `12h`, `90m`, `45s`, `2w` or a plain number of seconds."""
-    if isinstance(v, bool):
-        raise ValueError("a duration is a number of seconds or text like '30d'")
-    if isinstance(v, int | float):
-        secs = float(v)
-    else:
-        m = _DURATION.match(v)
-        if not m:
-            raise ValueError(f"{v!r} is not a duration (examples: 30d, 12h, 90m, 3600)")
-        secs = float(m.group(1)) * _UNIT_S[m.group(2)]
-    if not secs > 0:
-        raise ValueError("a duration must be positive")
-    return secs
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -92,7 +72,7 @@ class Window(_Model):
 
     @property
     def seconds(self) -> float | None:
-        return None if self.duration is None else parse_duration(self.duration)
+        return None if self.duration is None else parse_duration(self.duration).total_seconds()
 
 
 class GateRule(_Model):

@@ -13,8 +13,8 @@ import re
 import duckdb
 
 from alphatrace import metrics
-from alphatrace.errors import InputError
 from alphatrace.governance.policy import SCOPES, GovernancePolicy
+from alphatrace.parse import parse_since
 from alphatrace.store.connection import has_table
 
 # Columns every governance relation carries, whatever the metrics read.
@@ -69,21 +69,5 @@ def data_as_of(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
 
 
 def parse_as_of(text: str | dt.datetime | None) -> dt.datetime | None:
-    """ISO 8601 (UTC when no offset) or epoch seconds/milliseconds, as naive UTC."""
-    if text is None or isinstance(text, dt.datetime):
-        if isinstance(text, dt.datetime) and text.tzinfo is not None:
-            return text.astimezone(dt.UTC).replace(tzinfo=None)
-        return text
-    s = text.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", s):
-        v = float(s)
-        secs = v / 1000.0 if v >= 1e11 else v
-        return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=secs)
-    try:
-        ts = dt.datetime.fromisoformat(s.replace("z", "Z"))
-    except ValueError:
-        raise InputError(f"--as-of {text!r} is not a time (ISO 8601 like 2024-03-01T12:00 or "
-                         "epoch seconds)") from None
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(dt.UTC).replace(tzinfo=None)
-    return ts
+    """`--as-of` (any form `alphatrace.parse.parse_time` reads) as naive UTC."""
+    return parse_since(text, name="--as-of")

@@ -7,39 +7,25 @@ small relation (`params_table`), joined to the signals instead of looked up in P
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
+from alphatrace.parse import parse_duration
 from alphatrace.policy import Policy, load_policy
 from alphatrace.sql import lit, num
 
 SECTION = "reconcile"
 
-_HORIZON = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
-_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+def _seconds(value: Any) -> float:
+    """Seconds of a policy duration (`alphatrace.parse.parse_duration`: the event field
+    `horizon`'s grammar, so a policy and an event spell durations the same way)."""
+    return parse_duration(value).total_seconds()
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from "8h", "90m", "30s", "2d", "1w" or a number of seconds (the event contract's
-    horizon syntax, so a policy and an event spell durations the same way)."""
-    if isinstance(value, bool):
-        raise ValueError(f"cannot parse duration {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _HORIZON.match(value)):
-        seconds = float(m.group(1)) * _UNIT_S[m.group(2).lower()]
-    else:
-        raise ValueError(f'cannot parse duration {value!r} (use "8h", "90m", "30s", "2d" or seconds)')
-    if not seconds > 0 or seconds == float("inf"):
-        raise ValueError(f"duration must be positive, got {value!r}")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+Duration = Annotated[float, BeforeValidator(_seconds)]
 FeeBps = Annotated[float, Field(ge=0, lt=10_000, allow_inf_nan=False)]
 SizeUsd = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 

@@ -7,11 +7,10 @@ same one-line message.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from alphatrace.errors import InputError
-from alphatrace.ledger.policy import parse_duration
+from alphatrace.parse import parse_since as parse_since
 
 STATUSES = ("realized", "open", "unpriced", "no_signal")
 
@@ -22,38 +21,6 @@ AGENT_METRICS = (
     "sharpe_annualised", "max_drawdown_bps", "max_drawdown_usd", "max_losing_streak",
     "mean_latency_ms", "cost_per_run", "pnl_per_cost",
 )
-
-_RELATIVE = re.compile(r"^\s*[0-9]+(?:\.[0-9]+)?\s*[smhdw]\s*$", re.IGNORECASE)
-
-
-def parse_since(value: str | dt.datetime | dt.date | float | None,
-                now: dt.datetime | None = None) -> dt.datetime | None:
-    """A naive-UTC datetime from ISO 8601 (UTC if no offset), epoch seconds, a date, or a
-    duration back from now ("7d", "12h")."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(float(value), dt.UTC).replace(tzinfo=None)
-    if isinstance(value, str):
-        text = value.strip()
-        if _RELATIVE.match(text):
-            base = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-            return base - dt.timedelta(seconds=parse_duration(text))
-        try:
-            return parse_since(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
-        except ValueError:
-            pass
-        try:
-            return parse_since(float(text))
-        except (ValueError, OverflowError, OSError):
-            pass
-    raise InputError(f"--since {value!r}: use an ISO 8601 time (2025-01-31, "
-                     "2025-01-31T08:00:00Z), epoch seconds, or a duration back from now (7d)")
-
 
 def check_status(status: str | None) -> str | None:
     if status is None:
