@@ -109,9 +109,6 @@ def test_parse_duration_agrees_with_ingest_sql(text: str) -> None:
     assert _parsed(text) == _ingest_accepts(_ingest_seconds(text))
 
 
-@pytest.mark.xfail(strict=True, reason="ingest's _HORIZON_RE is case-sensitive: '8H' is "
-                   "quarantined while policies and flags read it (store/validate_sql.py is "
-                   "outside this change)")
 def test_ingest_reads_upper_case_units_like_parse_duration() -> None:
     assert _ingest_accepts(_ingest_seconds("8H")) == parse_duration("8H")
 

@@ -75,7 +75,7 @@ def _epoch(x: str) -> str:
     )
 
 
-_HORIZON_RE = r"^\s*([0-9]+(\.[0-9]+)?)\s*([smhdw]?)\s*$"
+_HORIZON_RE = r"(?i)^\s*([0-9]+(\.[0-9]+)?)\s*([smhdw]?)\s*$"  # units in any case, as parse.parse_duration
 
 
 def _typed(f: Field) -> str:
