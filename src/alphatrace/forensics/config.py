@@ -180,7 +180,7 @@ def load(policy: str | Policy | None = None) -> tuple[ForensicsConfig, Policy]:
 
 
 def default_horizon_s(pol: Policy) -> float:
-    """The reconcile default horizon (DESIGN §4: 8h) for legs without one."""
+    """The reconcile default horizon (docs/architecture.md §Reconciliation: 8h) for legs without one."""
     raw = (pol.data.get("reconcile") or {}).get("horizon", "8h")
     try:
         return duration_s(raw)
