@@ -1,4 +1,4 @@
-"""The Python API (DESIGN.md §8). The CLI is a thin layer over it.
+"""The Python API (docs/architecture.md §API). The CLI is a thin layer over it.
 
 `Database` is assembled from one mixin per area (each in `alphatrace/<area>/api.py`), so each
 area owns its methods without editing a shared file.

@@ -18,7 +18,7 @@ class InputError(AlphatraceError):
 
 
 class SchemaError(AlphatraceError):
-    """An event or record that breaks the contract of DESIGN.md §2/§3."""
+    """An event or record that breaks the contract of docs/architecture.md §Events or docs/architecture.md §Market."""
 
 
 class PolicyError(AlphatraceError):

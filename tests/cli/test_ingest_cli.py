@@ -1,4 +1,4 @@
-"""The ingest CLI contract (DESIGN.md §7): --json is one document, errors are one line."""
+"""The ingest CLI contract (docs/architecture.md §CLI): --json is one document, errors are one line."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """An independent, deliberately plain re-implementation of what the tests check the demo data
-against: event parsing and the DESIGN.md §4 paper PnL, one event at a time with `bisect`.
+against: event parsing and the docs/architecture.md §Reconciliation paper PnL, one event at a time with `bisect`.
 
 It shares no code with `alphatrace.demo` (which is vectorised numpy), so agreement between the
 two is evidence, not a tautology.

@@ -125,7 +125,7 @@ def test_unknown_agent(db: Database) -> None:
 # ------------------------------------------------------------- property: sequential reference
 
 def reference(pnls: list[float], recovery: float | None, floor: float | None) -> list[float]:
-    """DESIGN.md §6 read literally: a running product, one run at a time."""
+    """docs/architecture.md §Governance read literally: a running product, one run at a time."""
     m, out = 1.0, []
     for p in pnls:
         if p < -20:

@@ -1,4 +1,4 @@
-"""Decisions equal DESIGN.md §6 computed by hand, are the same when evaluated twice, and do not
+"""Decisions equal docs/architecture.md §Governance computed by hand, are the same when evaluated twice, and do not
 depend on the order the runs were written in."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Gate decisions at the boundaries of DESIGN.md §6, cascades, revive, as-of, windows."""
+"""Gate decisions at the boundaries of docs/architecture.md §Governance, cascades, revive, as-of, windows."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""On a store built from the shared real Binance data, gate decisions equal the DESIGN.md §6
+"""On a store built from the shared real Binance data, gate decisions equal the docs/architecture.md §Governance
 definitions applied by hand: PnL recomputed independently from the raw bar files (the ledger
 tests' oracle), windows, metrics and actions in plain Python."""
 
@@ -55,7 +55,7 @@ def _events(bars: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _decide(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """DESIGN.md §6 by hand over one subject's realized runs."""
+    """docs/architecture.md §Governance by hand over one subject's realized runs."""
     runs = sorted(runs, key=lambda r: (r["ts"], r["run_id"]))[-20:]
     pnl = [r["pnl"] for r in runs]
     m = {"rolling_pnl_bps": sum(pnl), "last_5_runs_pnl": sum(pnl[-5:]),

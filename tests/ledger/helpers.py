@@ -103,7 +103,7 @@ F = 5 / 1e4  # the default fee rate, 5 bps a side
 
 
 def long_bps(entry: float, exit_: float, f: float = F) -> float:
-    """DESIGN.md §4 LONG price leg, written out independently of the SQL."""
+    """docs/architecture.md §Reconciliation LONG price leg, written out independently of the SQL."""
     return ((exit_ * (1 - f)) / (entry * (1 + f)) - 1) * 1e4
 
 

@@ -11,7 +11,7 @@ size·(exit − entry) − c·|size|·(entry + exit). Dividing by the cash the t
 |size|·entry·(1 + c) for a long and |size|·entry·(1 − c) for a short, gives
   long:  (exit·(1−c) − entry·(1+c)) / (entry·(1+c)) = exit·(1−c) / (entry·(1+c)) − 1
   short: (entry·(1−c) − exit·(1+c)) / (entry·(1−c)) = 1 − exit·(1+c) / (entry·(1−c))
-which are DESIGN.md §4's freqtrade-style formulas with f = c. So bps = pl / committed · 1e4.
+which are docs/architecture.md §Reconciliation's freqtrade-style formulas with f = c. So bps = pl / committed · 1e4.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""CLI contract (DESIGN.md §7): --json documents, tables with the status line, --out files,
+"""CLI contract (docs/architecture.md §CLI): --json documents, tables with the status line, --out files,
 one-line errors."""
 
 from __future__ import annotations

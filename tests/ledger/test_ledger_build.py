@@ -1,4 +1,4 @@
-"""The run ledger (DESIGN.md §5): multi-leg weighting, external pnl revisions, telemetry sums,
+"""The run ledger (docs/architecture.md §Ledger): multi-leg weighting, external pnl revisions, telemetry sums,
 orphans, ordering and determinism. Expected values are written out by hand."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """End to end on the shared real Binance data: `ingest` + `market import` + `reconcile` +
-`ledger --json` give DESIGN.md §4's numbers, recomputed here independently from the raw files
+`ledger --json` give docs/architecture.md §Reconciliation's numbers, recomputed here independently from the raw files
 with pandas and plain loops (entry/exit by scanning bar times, funding by summing settlements)."""
 
 from __future__ import annotations

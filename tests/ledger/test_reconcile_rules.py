@@ -1,4 +1,4 @@
-"""DESIGN.md §4 by hand: every expected number below is written out from the formula with the
+"""docs/architecture.md §Reconciliation by hand: every expected number below is written out from the formula with the
 literal prices of the test, not computed by the code under test."""
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ def ledger(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """One row per run (DESIGN.md §5), ordered by (ts, run_id), with a status summary line."""
+    """One row per run (docs/architecture.md §Ledger), ordered by (ts, run_id), with a status summary line."""
     if out is not None and as_json:
         raise InputError("use either --json or --out, not both")
     if out is not None and out.suffix.lower() not in (".parquet", ".csv"):

@@ -1,7 +1,7 @@
 """The bad lines and retried duplicates a real spool contains, mixed into the demo files.
 
 Each bad line is a corrupted retry of a real event (inserted right after it) or a log line
-that leaked into the spool, one of every kind of DESIGN.md §2 bad input, so the demo's
+that leaked into the spool, one of every kind of docs/architecture.md §Events bad input, so the demo's
 quarantine shows each reason once; exact retries show that re-sent lines count as duplicates.
 """
 

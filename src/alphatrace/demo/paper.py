@@ -1,4 +1,4 @@
-"""Paper PnL of simulated signals with the DESIGN.md §4 formula, vectorised over numpy arrays.
+"""Paper PnL of simulated signals with the docs/architecture.md §Reconciliation formula, vectorised over numpy arrays.
 
 The simulator needs the true paper PnL before any event exists: to give an agent a known edge
 (it trades the realised move with some probability), to plant the loss cluster and the quality
@@ -16,7 +16,7 @@ import numpy.typing as npt
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
-FEE = 0.0005  # per side, DESIGN.md §4 default
+FEE = 0.0005  # per side, docs/architecture.md §Reconciliation default
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The event contract (DESIGN.md §2): field table, kind inference, JSON Schema."""
+"""The event contract (docs/architecture.md §Events): field table, kind inference, JSON Schema."""
 
 from alphatrace.events.fields import KINDS, SPECS, Field, Kind
 from alphatrace.events.jsonschema import event_schema

@@ -1,5 +1,7 @@
-"""The event contract of DESIGN.md §2 as data: one table drives validation SQL, JSON Schema
-export and docs, so the three can never disagree.
+"""The event contract (docs/architecture.md §Events) as data: one table drives the validation
+SQL (`store/validate_sql.py`, ranges via `alphatrace.sql.range_checks`), the JSON Schema
+(`events/jsonschema.py`: `alphatrace schema --kind K` and the OpenAPI body of POST /v1/events)
+and the README's event tables (`events/markdown.py`), so they can never disagree.
 """
 
 from __future__ import annotations

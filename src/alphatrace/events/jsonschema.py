@@ -1,4 +1,8 @@
-"""JSON Schema (draft 2020-12) for each event kind, generated from the field table."""
+"""JSON Schema (draft 2020-12) for each event kind, generated from the field table.
+
+Ingest reads a JSON null in an optional field (and in `type`, `event_id`) as the field being absent,
+so the schema allows null there; a required field that is null is missing.
+"""
 
 from __future__ import annotations
 
@@ -49,14 +53,24 @@ def _field_schema(f: Field) -> dict[str, Any]:
         target["maximum"] = f.range.hi
     if f.doc:
         s["description"] = f"{f.doc}; {s['description']}" if "description" in s else f.doc
-    return s
+    return s if f.required else _nullable(s)
+
+
+def _nullable(s: dict[str, Any]) -> dict[str, Any]:
+    """`s` or null (absent)."""
+    if "oneOf" in s:
+        return {**s, "oneOf": [*s["oneOf"], {"type": "null"}]}
+    t = s["type"]
+    return {**s, "type": [*(t if isinstance(t, list) else [t]), "null"]}
 
 
 def event_schema(kind: Kind) -> dict[str, Any]:
     fields = SPECS[kind]
     props: dict[str, Any] = {
-        "type": {"type": "string", "const": kind},
-        "event_id": {"type": "string", "description": "identity; default: hash of the event"},
+        "type": {"enum": [kind, None],
+                 "description": "the kind; absent or null: inferred from the event's shape"},
+        "event_id": _nullable({"type": "string", "pattern": r"\S",
+                               "description": "identity; default: hash of the event"}),
     }
     props.update({f.name: _field_schema(f) for f in fields})
     return {

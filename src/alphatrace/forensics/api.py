@@ -67,7 +67,7 @@ class ForensicsAPI:
                   since: str | dt.datetime | dt.date | None = None, holdout: float | None = None,
                   depth: int | None = None, *, policy: PolicyArg = None,
                   progress: Progress | None = None, changepoints: bool = True) -> dict[str, Any]:
-        """Loss clusters, change points and the findings in words (DESIGN §7).
+        """Loss clusters, change points and the findings in words (docs/architecture.md §CLI).
 
         `changepoints=False` skips the change-point part (an empty list), e.g. when looping
         over agents for clusters only."""

@@ -178,6 +178,7 @@ def load(policy: str | Policy | None = None) -> tuple[ForensicsConfig, Policy]:
 
 
 def default_horizon_s(pol: Policy) -> float:
-    """The reconcile default horizon (DESIGN §4: 8h) for legs without one; a horizon that does
-    not parse is a PolicyError at its line and column, as when reconciling."""
+    """The reconcile default horizon (docs/architecture.md §Reconciliation: 8h) for legs without
+    one; a horizon that does not parse is a PolicyError at its line and column, as when
+    reconciling."""
     return pol.section(RECONCILE, ReconcilePolicy).horizon

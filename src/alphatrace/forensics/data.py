@@ -124,7 +124,7 @@ def leg_paths(con: duckdb.DuckDBPyConnection, run_id: str, default_horizon_s: fl
 
     Reconciled legs (the `legs` table) give the market symbol, bar interval and entry/exit
     times; a run not reconciled yet falls back to its alpha events: the first bar at or after
-    the signal, to the first bar a horizon later (DESIGN §4).
+    the signal, to the first bar a horizon later (docs/architecture.md §Reconciliation).
     """
     out: list[LegPath] = []
     if _exists(con, "legs"):

@@ -120,5 +120,5 @@ class LedgerAPI:
 
     @utc_result
     def agents(self) -> list[dict[str, Any]]:
-        """Per-agent summary (DESIGN.md metrics; see `alphatrace agents`)."""
+        """Per-agent summary (the metric registry, docs/architecture.md §Ledger; see `alphatrace agents`)."""
         return agent_summary(self.store.con)

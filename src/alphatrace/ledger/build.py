@@ -1,4 +1,4 @@
-"""The ledger (DESIGN.md §5): one row per run from legs, telemetry and pnl (SQL text, no I/O).
+"""The ledger (docs/architecture.md §Ledger): one row per run from legs, telemetry and pnl (SQL text, no I/O).
 
 Rules (docs/ledger.md has the full text):
 - status: `no_signal` without alpha events; else `unpriced` if any leg is, else `open` if any

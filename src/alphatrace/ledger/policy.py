@@ -41,7 +41,7 @@ class AgentOverride(BaseModel):
 
 
 class ReconcilePolicy(BaseModel):
-    """DESIGN.md §4 defaults: 5 bps a side, 8h horizon, 10,000 USD, funding on."""
+    """docs/architecture.md §Reconciliation defaults: 5 bps a side, 8h horizon, 10,000 USD, funding on."""
 
     model_config = ConfigDict(extra="forbid")
     fee_bps: FeeBps = 5.0
@@ -86,7 +86,7 @@ def params_sql(p: ReconcilePolicy) -> str:
     """(agent, fee_rate, horizon_s, size_usd, include_funding): one row per agent override with
     every value filled in, plus the default row (agent NULL).
 
-    The fee is a rate (bps / 1e4) so the SQL formulas read exactly like DESIGN.md §4.
+    The fee is a rate (bps / 1e4) so the SQL formulas read exactly like docs/architecture.md §Reconciliation.
     """
     rows: list[tuple[str | None, float, float, float, bool]] = [
         (None, p.fee_bps, p.horizon, p.size_usd, p.include_funding)]

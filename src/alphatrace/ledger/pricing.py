@@ -1,4 +1,4 @@
-"""Pricing alpha events into legs (DESIGN.md §4), as relations (SQL text, no I/O); the entry
+"""Pricing alpha events into legs (docs/architecture.md §Reconciliation), as relations (SQL text, no I/O); the entry
 and exit bars and funding settlements of each signal come from `locate`.
 
 Per leg, with direction d (LONG +1, SHORT −1) and fee rate f per side:

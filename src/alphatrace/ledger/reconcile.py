@@ -43,7 +43,7 @@ Step = Callable[[str], None]
 
 @dataclass
 class ReconcileReport:
-    """DESIGN.md §7 keys (legs, realized, open, unpriced) plus what this reconcile did."""
+    """docs/architecture.md §CLI keys (legs, realized, open, unpriced) plus what this reconcile did."""
 
     legs: int
     realized: int

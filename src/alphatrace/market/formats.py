@@ -1,4 +1,4 @@
-"""The market file formats of DESIGN.md §3: recognised from their columns, normalised in SQL.
+"""The market file formats of docs/architecture.md §Market: recognised from their columns, normalised in SQL.
 
 Every format ends in one of two row shapes, so everything after this module (dedupe, interval
 inference, merge into the store) is written once:

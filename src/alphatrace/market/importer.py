@@ -54,7 +54,7 @@ class MarketImportReport:
         self.problems += other.problems[: max(room, 0)]
 
     def to_dict(self) -> dict[str, Any]:
-        """DESIGN.md §7 `{"bars","funding","symbols"}` plus the other counts."""
+        """docs/architecture.md §CLI `{"bars","funding","symbols"}` plus the other counts."""
         return {
             "bars": self.bars, "funding": self.funding, "symbols": self.symbols,
             "updated": self.updated, "unchanged": self.unchanged,

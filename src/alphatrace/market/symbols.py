@@ -1,4 +1,4 @@
-"""Which market symbol an event's symbol means (DESIGN.md §3).
+"""Which market symbol an event's symbol means (docs/architecture.md §Market).
 
 Explicit aliases win: those passed in (the policy's `market.aliases`) over those stored in the
 `symbol_aliases` table (`alphatrace market alias`). Otherwise a symbol that is itself an

@@ -1,6 +1,6 @@
 """`alphatrace.run`: one agent run, as a context manager (sync or async) or a decorator.
 
-Event plan, chosen so the ledger's per-run sums (DESIGN.md §2) come out right:
+Event plan, chosen so the ledger's per-run sums (docs/architecture.md §Events) come out right:
 - `usage()` → one telemetry event: model, tokens_in, tokens_out, cost_usd (from the price table
   unless given), and no `latency_ms` (a timed call's latency rides along as the attr
   `call_latency_ms`), so tokens and cost add up across calls while latency is not counted twice.

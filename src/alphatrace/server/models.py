@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alphatrace.events import KINDS, event_schema
+
 
 class Problem(BaseModel):
     detail: str
@@ -79,14 +81,17 @@ class KeyRevoked(BaseModel):
     revoked: bool
 
 
+# One event: any of the three kinds' JSON Schemas, generated from the field table
+# (`alphatrace schema --kind K` prints the same documents), so the OpenAPI body cannot drift
+# from what ingest enforces. anyOf, not oneOf: an event without `type` may fit several shapes;
+# ingest picks its kind (see `events.fields.SHAPE_MARKERS`).
 EVENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
     "description": (
-        "One event. Common keys: type (telemetry|alpha|pnl), event_id, run_id, agent, ts, "
-        "strategy. Unknown keys are kept as attrs. Field-level problems are reported per event "
-        "(status `rejected` with field and reason), not by failing the batch."
+        "One event: telemetry, alpha or pnl. Unknown keys are kept as attrs. An event that breaks "
+        "its kind's schema is reported per event (status `rejected` with field and reason, HTTP "
+        "207) and kept in quarantine; the batch is not failed."
     ),
-    "additionalProperties": True,
+    "anyOf": [event_schema(kind) for kind in KINDS],
 }
 
 EVENTS_BODY_SCHEMA: dict[str, Any] = {

@@ -60,7 +60,7 @@ class IngestReport:
             self.by_kind[k] = self.by_kind.get(k, 0) + v
 
     def to_dict(self) -> dict[str, Any]:
-        """The CLI contract of DESIGN.md §7: accepted, duplicates, quarantined, files."""
+        """The CLI contract of docs/architecture.md §CLI: accepted, duplicates, quarantined, files."""
         return asdict(self)
 
 

@@ -1,4 +1,4 @@
--- Ledger (DESIGN.md §5): one row per run, rebuilt by `alphatrace reconcile`.
+-- Ledger (docs/architecture.md §Ledger): one row per run, rebuilt by `alphatrace reconcile`.
 -- Extra columns beyond §5: model, size_usd, net_bps, execution_gap_bps, policy_hash.
 
 CREATE TABLE ledger (

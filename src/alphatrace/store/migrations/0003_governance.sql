@@ -1,4 +1,4 @@
--- Governance (DESIGN.md §6): the decision log (a SHA-256 hash chain), subject lifecycle, and
+-- Governance (docs/architecture.md §Governance): the decision log (a SHA-256 hash chain), subject lifecycle, and
 -- the policies decisions were made under (so an audit can replay them).
 -- `seq` is deliberately not a key: the chain order is carried by prev_hash, and an audit must
 -- be able to see (and name) rows whose seq was swapped or duplicated.
