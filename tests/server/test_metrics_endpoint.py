@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from concurrent.futures import Future
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
@@ -238,3 +240,31 @@ def test_spool_pickup_is_counted_as_source_follow(tmp_path: Path) -> None:
         row = con.execute("SELECT sum(accepted), sum(duplicates), sum(quarantined) "
                           "FROM spool_files").fetchone()
     assert row == (3, 0, 2)
+
+
+def test_events_the_store_cannot_take_are_counted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch on which ingest raises is split until the poisoned events are alone: each event
+    is counted once, the poisoned ones as rejected (quarantined by the collector)."""
+    keys = keyed_store(tmp_path / "p.duckdb")
+    app = create_app(tmp_path / "p.duckdb", metrics_public=True)
+    writer = app.state.writer
+    real = writer.submit_events
+
+    def submit(evs: list[Any], source: str = "<http>") -> Future[Any]:
+        if any(e.get("poison") for e in evs):
+            fut: Future[Any] = Future()
+            fut.set_exception(duckdb.ConversionException("Conversion Error: bad value"))
+            return fut
+        return real(evs, source)
+
+    monkeypatch.setattr(writer, "submit_events", submit)
+    batch = [{"type": "telemetry", "run_id": "p", "agent": "p", "ts": "2025-03-01T08:00:00Z",
+              "event_id": f"p:{i}", "poison": i in (2, 5, 6)} for i in range(9)]
+    with TestClient(app) as c:
+        res = c.post("/v1/events", json=batch, headers={"Authorization": f"Bearer {keys['ingest']}"})
+        assert res.status_code == 207
+        got = events(scrape(c.get("/metrics").text))
+    assert got == {("http", "telemetry", "accepted"): 6, ("http", "telemetry", "rejected"): 3}
+    assert store_counts(tmp_path / "p.duckdb") == got
