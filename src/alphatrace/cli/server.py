@@ -59,6 +59,7 @@ def serve(
     from alphatrace.server.guard import guarded_protocol
     from alphatrace.server.limits import Limits
     from alphatrace.server.listen import bind
+    from alphatrace.server.metrics_routes import is_loopback
 
     for d in follow or []:
         if not d.is_dir():
@@ -67,7 +68,8 @@ def serve(
         limits = Limits(header_timeout, body_timeout, max_connections)
     except ValueError as e:
         raise InputError(f"--header-timeout/--body-timeout/--max-connections: {e}") from None
-    app = create_app(db, follow=follow or [], warn_without_keys=False)
+    app = create_app(db, follow=follow or [], warn_without_keys=False,
+                     metrics_public=is_loopback(host))
     try:
         # Before any banner: a port in use is one line and exit 2, not a startup then a crash.
         sock = bind(host, port)

@@ -22,10 +22,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alphatrace import __version__
 from alphatrace.sdk.prices import PriceTable, resolve_table
-from alphatrace.server import admin_routes, cli_routes, ingest_routes, otlp_routes, read_routes
+from alphatrace.server import (
+    admin_routes,
+    cli_routes,
+    ingest_routes,
+    metrics_routes,
+    otlp_routes,
+    read_routes,
+)
 from alphatrace.server.auth import KeyRing
 from alphatrace.server.body import MAX_BODY
 from alphatrace.server.keys import active_keys
+from alphatrace.server.metrics import CollectorMetrics
 from alphatrace.server.writer import Busy, Writer
 from alphatrace.store.connection import SERVED
 
@@ -34,11 +42,13 @@ log = logging.getLogger("alphatrace.server")
 DESCRIPTION = """\
 Collector for alphatrace events. Send telemetry, alpha and pnl events as JSON to
 `POST /v1/events`, or OTLP traces to `POST /v1/traces` (also `/v1/otlp/v1/traces`). Every
-route except `/healthz` needs `Authorization: Bearer <key>` (create keys with `alphatrace keys
-create`): writes need scope `ingest`, reads `read`; `admin` has both and manages keys.
+route except `/healthz` (and `/metrics` when bound to loopback) needs `Authorization: Bearer
+<key>` (create keys with `alphatrace keys create`): writes need scope `ingest`, reads `read`;
+`admin` has both and manages keys.
 """
 
-NO_KEYS = ("no API keys yet: every route but /healthz answers 401. Stop the server and run "
+NO_KEYS = ("no API keys yet: every route but /healthz (and /metrics on loopback) answers 401. "
+           "Stop the server and run "
            "`alphatrace keys create --name NAME --scope ingest`.")
 
 
@@ -52,11 +62,13 @@ def create_app(
     max_pending_events: int = 500_000,
     prices: PriceTable | Any = None,
     warn_without_keys: bool = True,
+    metrics_public: bool = False,
 ) -> FastAPI:
     """The app, with its writer (and store) open; the writer thread starts with the app.
 
     `warn_without_keys=False` leaves the "no API keys" warning to the caller (`alphatrace
-    serve` prints it in its banner, once)."""
+    serve` prints it in its banner, once). `metrics_public=True` serves `/metrics` without a
+    key (`alphatrace serve` sets it when it binds a loopback address)."""
     writer = Writer(
         db_path,
         linger_s=linger_s,
@@ -64,6 +76,8 @@ def create_app(
         max_pending_events=max_pending_events,
         follow_dirs=[Path(d) for d in follow],
     )
+    metrics = CollectorMetrics(writer.reader)
+    writer.observer = metrics.ingest
     ring = KeyRing(active_keys(writer.store.con))
     if warn_without_keys and not len(ring):
         log.warning(NO_KEYS)
@@ -95,12 +109,14 @@ def create_app(
     app.state.keyring = ring
     app.state.max_body = max_body
     app.state.prices = resolve_table(prices)
+    app.state.metrics = metrics
     app.state.local_token = None  # set by `serve` with the discovery file (store/discovery.py)
     app.state.db_abs = writer.store.path.resolve() if writer.store.path is not None else None
     if app.state.db_abs is not None:
         SERVED.add(app.state.db_abs)
     for module in (ingest_routes, otlp_routes, read_routes, admin_routes, cli_routes):
         app.include_router(module.router)
+    app.include_router(metrics_routes.router(public=metrics_public))
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Busy, _busy)
     from alphatrace.server.dashboard import mount as mount_dashboard

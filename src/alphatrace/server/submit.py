@@ -16,6 +16,7 @@ import duckdb
 
 from alphatrace.server.quarantine import Bad, record
 from alphatrace.server.writer import Writer
+from alphatrace.store import Store
 from alphatrace.store.ingest import EventResult
 
 log = logging.getLogger("alphatrace.server")
@@ -74,7 +75,14 @@ async def _reject_unstorable(
 
 
 async def quarantine_bad(writer: Writer, source: str, bad: list[Bad]) -> None:
-    """Record `bad` in quarantine, on the writer thread (the store's only writer)."""
-    if bad:
-        await asyncio.shield(asyncio.wrap_future(
-            writer.submit_call(lambda store: record(store, source, bad))))
+    """Record `bad` in quarantine, on the writer thread (the store's only writer), and count
+    them as rejected (ingest never answered for them, so the writer has not)."""
+    if not bad:
+        return
+
+    def run(store: Store) -> int:
+        new = record(store, source, bad)
+        writer.observer.rejected(source, [b.kind for b in bad])
+        return new
+
+    await asyncio.shield(asyncio.wrap_future(writer.submit_call(run)))

@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import duckdb
 
@@ -37,6 +37,29 @@ T = TypeVar("T")
 
 class Busy(Exception):
     """More events are waiting than the writer accepts; the client should retry later."""
+
+
+class IngestObserver(Protocol):
+    """What the writer reports as it goes (the app's metrics; see server/metrics.py)."""
+
+    def results(self, source: str, results: list[EventResult]) -> None: ...
+    def rejected(self, source: str, kinds: list[str | None]) -> None: ...
+    def follow(self, accepted: int, duplicates: int, quarantined: int) -> None: ...
+    def round(self, seconds: float) -> None: ...
+
+
+class _Unobserved:
+    def results(self, source: str, results: list[EventResult]) -> None:
+        pass
+
+    def rejected(self, source: str, kinds: list[str | None]) -> None:
+        pass
+
+    def follow(self, accepted: int, duplicates: int, quarantined: int) -> None:
+        pass
+
+    def round(self, seconds: float) -> None:
+        pass
 
 
 @dataclass
@@ -81,6 +104,7 @@ class Writer:
         follow_poll_s: float = 1.0,
         checkpoint_threshold: str | None = "256MB",
         idle_checkpoint_s: float = 2.0,
+        observer: IngestObserver | None = None,
     ) -> None:
         self.store = Store(db_path)
         if checkpoint_threshold and self.store.path is not None:
@@ -106,6 +130,7 @@ class Writer:
         self._last_round_jobs = 1
         self._before_close: list[Callable[[], None]] = []
         self.stats = WriterStats()
+        self.observer: IngestObserver = observer or _Unobserved()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -257,7 +282,9 @@ class Writer:
                 self.stats.rounds += 1
                 self.stats.requests += len(batch)
                 self.stats.events += n
-                self.stats.last_round_ms = (time.perf_counter() - t0) * 1000.0
+                elapsed = time.perf_counter() - t0
+                self.stats.last_round_ms = elapsed * 1000.0
+                self.observer.round(elapsed)
         for j in jobs:
             if isinstance(j, _CallJob):
                 self._dirty, self._last_write = True, time.monotonic()
@@ -280,6 +307,7 @@ class Writer:
             else:
                 batch[0].future.set_exception(e)
             return
+        self.observer.results(batch[0].source, results)
         offset = 0
         for j in batch:
             n = len(j.events)
@@ -311,3 +339,4 @@ class Writer:
             self._dirty, self._last_write = True, time.monotonic()
         for k, v in r.to_dict().items():
             self.stats.follow[k] = self.stats.follow.get(k, 0) + v
+        self.observer.follow(r.accepted, r.duplicates, r.quarantined)

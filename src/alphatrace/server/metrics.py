@@ -1,0 +1,122 @@
+"""The collector's operational metrics, in a registry of its own (one per app).
+
+Why a registry per app and not prometheus-client's global one: several apps live in one process
+(tests, an embedding program), and each must report only its own traffic.
+
+Two kinds of numbers:
+- counted as they happen, by the writer (`IngestObserver`): the per-event statuses of every
+  ingest call and of what the collector quarantines itself, and each ingest round's duration;
+- read from the store at scrape time (`StoreCollector`): open legs and decisions by action, on
+  the scraping thread's own read cursor, and only when their tables exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import duckdb
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from alphatrace.store.ingest import EventResult
+
+# Ingest rounds take from a millisecond (one small request) to seconds (a checkpoint, 50,000
+# events): buckets cover that range.
+ROUND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+FOLLOW_KIND = "all"  # the spool pickup reports per-file totals, not per kind
+UNKNOWN_KIND = "unknown"  # a rejected event whose `type` was missing or not a known kind
+
+Reader = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+
+def source_label(source: str) -> str:
+    """The writer's source (`<http>`, `<otlp>`) as a label value (`http`, `otlp`)."""
+    return source.strip("<>") or "unknown"
+
+
+class IngestMetrics:
+    """The counters the writer feeds (it holds one as its observer)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "alphatrace_events", "Events answered by the collector, per source, kind and status "
+            "(accepted, duplicate, rejected = quarantined).",
+            ["source", "kind", "status"], registry=registry)
+        self.rounds = Histogram(
+            "alphatrace_ingest_round_seconds", "Duration of the writer's ingest rounds (one "
+            "round stores every request waiting at once).",
+            buckets=ROUND_BUCKETS, registry=registry)
+
+    def results(self, source: str, results: Iterable[EventResult]) -> None:
+        """Count the statuses an ingest call answered."""
+        counts: dict[tuple[str, str], int] = {}
+        for r in results:
+            key = (r.kind or UNKNOWN_KIND, r.status)
+            counts[key] = counts.get(key, 0) + 1
+        src = source_label(source)
+        for (kind, status), n in counts.items():
+            self.events.labels(src, kind, status).inc(n)
+
+    def rejected(self, source: str, kinds: Iterable[str | None]) -> None:
+        """Count events the collector quarantined itself (never reached ingest's answer)."""
+        self.results(source, [EventResult(0, "rejected", kind=k) for k in kinds])
+
+    def follow(self, accepted: int, duplicates: int, quarantined: int) -> None:
+        """Count one spool pickup pass (totals only: kind `all`)."""
+        for status, n in (("accepted", accepted), ("duplicate", duplicates),
+                          ("rejected", quarantined)):
+            if n:
+                self.events.labels("follow", FOLLOW_KIND, status).inc(n)
+
+    def round(self, seconds: float) -> None:
+        self.rounds.observe(seconds)
+
+
+def existing_tables(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -> set[str]:
+    wanted = list(names)
+    found = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+        "AND list_contains(?, table_name)", [wanted]).fetchall()
+    return {r[0] for r in found}
+
+
+class StoreCollector(Collector):
+    """Gauges read from the store at scrape time: cheap aggregates on a read cursor."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+
+    def describe(self) -> list[Any]:
+        return []  # read at scrape time only: registering must not touch the store
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        with self.reader() as con:
+            tables = existing_tables(con, ("legs", "decisions"))
+            if "legs" in tables:
+                legs = GaugeMetricFamily(
+                    "alphatrace_open_legs", "Legs whose exit is not yet priced (status open).")
+                n = con.execute("SELECT count(*) FROM legs WHERE status = 'open'").fetchone()
+                legs.add_metric([], float(n[0] if n else 0))
+                yield legs
+            if "decisions" in tables:
+                # The log is append-only (a hash chain): a counter, read from the table.
+                dec = CounterMetricFamily(
+                    "alphatrace_decisions", "Decision records in the log, per action.",
+                    labels=["action"])
+                for action, n in con.execute(
+                        "SELECT action, count(*) FROM decisions GROUP BY action ORDER BY action"
+                ).fetchall():
+                    dec.add_metric([action], float(n))
+                yield dec
+
+
+class CollectorMetrics:
+    """One app's registry: the ingest counters plus the store's gauges."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.ingest = IngestMetrics(self.registry)
+        self.registry.register(StoreCollector(reader))

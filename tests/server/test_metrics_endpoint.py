@@ -1,0 +1,270 @@
+"""GET /metrics: Prometheus text that parses, counters equal to the store's own counts, the
+round histogram equal to the writer's rounds, scrape-time gauges, and who may read it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from concurrent.futures import Future
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from alphatrace.server.app import create_app
+from alphatrace.server.keys import create_key
+from alphatrace.server.metrics import StoreCollector
+from alphatrace.server.metrics_routes import is_loopback
+from alphatrace.store import Store
+from tests.server.conftest import start_server
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+SPAN_OK = "0af7651916cd43dd8448eb211c80319c"
+
+
+def scrape(text: str) -> Samples:
+    """Every sample of a /metrics body, keyed by (name, sorted labels)."""
+    out: Samples = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def events(samples: Samples) -> dict[tuple[str, str, str], float]:
+    """alphatrace_events_total as {(source, kind, status): n}."""
+    out = {}
+    for (name, labels), v in samples.items():
+        if name == "alphatrace_events_total":
+            d = dict(labels)
+            out[(d["source"], d["kind"], d["status"])] = v
+    return out
+
+
+def http_batch(run: str) -> list[dict[str, Any]]:
+    """3 accepted (telemetry, alpha, pnl), 2 rejected (alpha: bad direction; telemetry:
+    negative tokens)."""
+    return [
+        {"type": "telemetry", "run_id": run, "agent": "M", "ts": "2025-03-01T08:00:00Z",
+         "tokens_in": 10, "event_id": f"{run}:1"},
+        {"type": "alpha", "run_id": run, "agent": "M", "symbol": "BTC", "direction": "short",
+         "ts": "2025-03-01T08:00:01Z", "event_id": f"{run}:2"},
+        {"type": "alpha", "run_id": run, "agent": "M", "symbol": "BTC", "direction": "UP"},
+        {"run_id": run, "realized_pnl_bps": 12.5, "event_id": f"{run}:3"},
+        {"type": "telemetry", "run_id": run, "agent": "M", "tokens_in": -3},
+    ]
+
+
+def otlp_doc(good: bool = True, bad: bool = True) -> dict[str, Any]:
+    """One span without a trace id (rejected by the mapping) and one good span."""
+    spans = []
+    if bad:
+        spans.append({"traceId": "", "spanId": "00f067aa0ba902b7"})
+    if good:
+        spans.append({"traceId": SPAN_OK, "spanId": "00f067aa0ba902b7",
+                      "startTimeUnixNano": "1740816000000000000",
+                      "endTimeUnixNano": "1740816001000000000",
+                      "attributes": [{"key": "gen_ai.usage.prompt_tokens",
+                                      "value": {"intValue": "7"}}]})
+    return {"resourceSpans": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "otlp-agent"}}]},
+        "scopeSpans": [{"spans": spans}]}]}
+
+
+def store_counts(db: Path) -> dict[tuple[str, str, str], float]:
+    """The same numbers from the store alone: stored events per kind and the path their
+    ingest call recorded, duplicates per ingest call, quarantine rows per path and kind."""
+    out: dict[tuple[str, str, str], float] = {}
+    with duckdb.connect(str(db), read_only=True) as con:
+        for kind in ("telemetry", "alpha", "pnl"):
+            for path, n in con.execute(
+                f"SELECT f.path, count(*) FROM {kind} e JOIN ingested_files f USING (file_id) "
+                "GROUP BY f.path").fetchall():
+                out[(path.strip("<>"), kind, "accepted")] = n
+        for path, n in con.execute(
+                "SELECT path, sum(duplicates) FROM ingested_files GROUP BY path "
+                "HAVING sum(duplicates) > 0").fetchall():
+            out[(path.strip("<>"), "telemetry", "duplicate")] = n  # only telemetry is re-sent
+        for path, kind, n in con.execute(
+                "SELECT path, kind, count(*) FROM quarantine GROUP BY path, kind").fetchall():
+            out[(path.strip("<>"), kind, "rejected")] = n
+    return out
+
+
+def test_counters_match_the_store_over_http_and_otlp(tmp_path: Path) -> None:
+    srv = start_server(tmp_path)
+    try:
+        run = f"m-{uuid.uuid4()}"
+        with httpx.Client(base_url=srv.url, timeout=30, headers=srv.auth("ingest")) as c:
+            assert c.post("/v1/events", json=http_batch(run)).status_code == 207
+            # the good telemetry event again: a duplicate
+            assert c.post("/v1/events", json=http_batch(run)[:1]).json()["duplicates"] == 1
+            assert c.post("/v1/traces", json=otlp_doc()).status_code == 200
+            assert c.post("/v1/traces", json=otlp_doc(bad=False)).status_code == 200  # retry
+            rounds = 4  # sequential requests with at least one event: one round each
+            body = c.get("/metrics").text  # loopback: no key needed (the ingest key is ignored)
+        got = events(scrape(body))
+        # By hand from the requests above.
+        assert got == {
+            ("http", "telemetry", "accepted"): 1, ("http", "alpha", "accepted"): 1,
+            ("http", "pnl", "accepted"): 1, ("http", "alpha", "rejected"): 1,
+            ("http", "telemetry", "rejected"): 1, ("http", "telemetry", "duplicate"): 1,
+            ("otlp", "telemetry", "accepted"): 1, ("otlp", "telemetry", "rejected"): 1,
+            ("otlp", "telemetry", "duplicate"): 1,
+        }
+        samples = scrape(body)
+        assert samples[("alphatrace_ingest_round_seconds_count", ())] == rounds
+        assert samples[("alphatrace_ingest_round_seconds_bucket", (("le", "+Inf"),))] == rounds
+        assert samples[("alphatrace_open_legs", ())] == 0
+    finally:
+        srv.stop()
+    assert store_counts(srv.db) == got
+
+
+def test_non_loopback_bind_needs_a_read_key(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, "--host", "0.0.0.0")
+    try:
+        assert httpx.get(srv.url + "/metrics").status_code == 401
+        assert httpx.get(srv.url + "/metrics", headers=srv.auth("ingest")).status_code == 403
+        ok = httpx.get(srv.url + "/metrics", headers=srv.auth("read"))
+        assert ok.status_code == 200 and ok.headers["content-type"].startswith("text/plain")
+        assert ("alphatrace_ingest_round_seconds_count", ()) in scrape(ok.text)
+        assert httpx.get(srv.url + "/healthz").json().keys() == {
+            "status", "version", "pending_events"}
+    finally:
+        srv.stop()
+
+
+def keyed_store(db: Path) -> dict[str, str]:
+    with Store(db) as store:
+        return {s: create_key(store, f"k-{s}", s)["key"] for s in ("ingest", "read")}
+
+
+def test_auth_rule_follows_metrics_public(tmp_path: Path) -> None:
+    keys = keyed_store(tmp_path / "a.duckdb")
+    with TestClient(create_app(tmp_path / "a.duckdb", warn_without_keys=False)) as c:
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert c.get("/metrics", headers={
+            "Authorization": f"Bearer {keys['ingest']}"}).status_code == 403
+        assert c.get("/metrics", headers={
+            "Authorization": f"Bearer {keys['read']}"}).status_code == 200
+    with TestClient(create_app(tmp_path / "a.duckdb", metrics_public=True)) as c:
+        assert c.get("/metrics").status_code == 200
+
+
+def test_round_histogram_counts_the_writers_rounds(tmp_path: Path) -> None:
+    keys = keyed_store(tmp_path / "r.duckdb")
+    app = create_app(tmp_path / "r.duckdb", metrics_public=True, linger_s=0.0)
+    auth = {"Authorization": f"Bearer {keys['ingest']}"}
+    with TestClient(app) as c:
+        for i in range(5):
+            run = f"r{i}"
+            c.post("/v1/events", json=http_batch(run)[: i + 1], headers=auth)
+        samples = scrape(c.get("/metrics").text)
+        rounds = app.state.writer.stats.rounds
+    assert rounds >= 5
+    assert samples[("alphatrace_ingest_round_seconds_count", ())] == rounds
+    # 1+2+3+4+5 events answered, of which the 3rd and 5th of a batch are rejected
+    assert sum(events(samples).values()) == 15
+
+
+def test_open_legs_and_decisions_are_read_at_scrape_time(tmp_path: Path) -> None:
+    db = tmp_path / "g.duckdb"
+    with Store(db) as store:
+        for i, status in enumerate(["open", "open", "realized", "unpriced", "open"]):
+            store.con.execute("INSERT INTO legs (event_id, run_id, status, policy_hash) "
+                              "VALUES (?, 'r', ?, 'p')", [f"e{i}", status])
+        for seq, action in enumerate(["kill", "promote", "kill", "hold"], start=1):
+            store.con.execute(
+                "INSERT INTO decisions (seq, eval_id, subject, scope, action, fired, blocked, "
+                "state, metrics, run_ids, prev_hash, hash) "
+                "VALUES (?, 1, 'a', 'agent', ?, '[]', false, 'x', '{}', '[]', '', '')",
+                [seq, action])
+    app = create_app(db, metrics_public=True)
+    with TestClient(app) as c:
+        samples = scrape(c.get("/metrics").text)
+        assert samples[("alphatrace_open_legs", ())] == 3
+        assert {dict(k[1])["action"]: v for k, v in samples.items()
+                if k[0] == "alphatrace_decisions_total"} == {"kill": 2, "promote": 1, "hold": 1}
+        app.state.writer.submit_call(lambda s: s.con.execute(
+            "UPDATE legs SET status = 'realized' WHERE event_id = 'e0'")).result()
+        again = scrape(c.get("/metrics").text)
+        assert again[("alphatrace_open_legs", ())] == 2  # read now, not cached
+
+
+def test_store_gauges_skip_missing_tables() -> None:
+    with duckdb.connect() as con:
+        assert list(StoreCollector(lambda: nullcontext(con)).collect()) == []
+        con.execute("CREATE TABLE legs (status VARCHAR)")
+        fams = list(StoreCollector(lambda: nullcontext(con)).collect())
+        assert [f.name for f in fams] == ["alphatrace_open_legs"]
+        assert fams[0].samples[0].value == 0
+
+
+@given(st.ip_addresses(v=4))
+def test_ipv4_loopback_is_127_slash_8(ip: Any) -> None:
+    assert is_loopback(str(ip)) == str(ip).startswith("127.")
+
+
+def test_named_hosts() -> None:
+    assert is_loopback("localhost") and is_loopback("::1") and is_loopback("[::1]")
+    for host in ("0.0.0.0", "::", "example.com", "", "fe80::1"):
+        assert not is_loopback(host), host
+
+
+def test_spool_pickup_is_counted_as_source_follow(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    lines = [json.dumps(e) for e in http_batch("f1")]
+    (spool / "a.jsonl").write_text("\n".join(lines) + "\n")
+    app = create_app(tmp_path / "f.duckdb", follow=[spool], metrics_public=True)
+    with TestClient(app) as c:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            got = events(scrape(c.get("/metrics").text))
+            if sum(got.values()) >= 5:  # one pass counts its statuses one after another
+                break
+            time.sleep(0.1)
+    assert got == {("follow", "all", "accepted"): 3, ("follow", "all", "rejected"): 2}
+    with duckdb.connect(str(tmp_path / "f.duckdb"), read_only=True) as con:
+        row = con.execute("SELECT sum(accepted), sum(duplicates), sum(quarantined) "
+                          "FROM spool_files").fetchone()
+    assert row == (3, 0, 2)
+
+
+def test_events_the_store_cannot_take_are_counted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch on which ingest raises is split until the poisoned events are alone: each event
+    is counted once, the poisoned ones as rejected (quarantined by the collector)."""
+    keys = keyed_store(tmp_path / "p.duckdb")
+    app = create_app(tmp_path / "p.duckdb", metrics_public=True)
+    writer = app.state.writer
+    real = writer.submit_events
+
+    def submit(evs: list[Any], source: str = "<http>") -> Future[Any]:
+        if any(e.get("poison") for e in evs):
+            fut: Future[Any] = Future()
+            fut.set_exception(duckdb.ConversionException("Conversion Error: bad value"))
+            return fut
+        return real(evs, source)
+
+    monkeypatch.setattr(writer, "submit_events", submit)
+    batch = [{"type": "telemetry", "run_id": "p", "agent": "p", "ts": "2025-03-01T08:00:00Z",
+              "event_id": f"p:{i}", "poison": i in (2, 5, 6)} for i in range(9)]
+    with TestClient(app) as c:
+        res = c.post("/v1/events", json=batch, headers={"Authorization": f"Bearer {keys['ingest']}"})
+        assert res.status_code == 207
+        got = events(scrape(c.get("/metrics").text))
+    assert got == {("http", "telemetry", "accepted"): 6, ("http", "telemetry", "rejected"): 3}
+    assert store_counts(tmp_path / "p.duckdb") == got
