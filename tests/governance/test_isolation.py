@@ -145,3 +145,14 @@ def test_a_rewritten_error_record_is_named(tmp_path: Any) -> None:
     with at.connect(path, read_only=True) as d:
         got = [(p["seq"], p["kind"]) for p in d.audit_verify(recompute=False)["problems"]]
     assert got == [(seq, "rewritten")]
+
+
+def test_the_backtest_never_acts_on_a_non_finite_point(db: Database) -> None:
+    # BAD's sums are +inf from its first run: `promote_consistent` (rolling_pnl_bps > 150) would
+    # fire on them; evaluate records an error instead, and the backtest acts on neither
+    insert(db.con, GOOD + HUGE)
+    got = {(r["scope"], r["subject"]): r for r in db.gates.backtest()["subjects"]}
+    for key in (("agent", "BAD"), ("strategy", "Z")):
+        assert (got[key]["promoted_at"], got[key]["killed_at"]) == (None, None)
+    assert got[("agent", "A")]["kill_rule"] == "kill_drawdown"
+    assert got[("agent", "B")]["promote_rule"] == "promote_consistent"
