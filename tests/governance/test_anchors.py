@@ -53,7 +53,7 @@ def _write(d: at.Database, s: Signed, fn: Any) -> None:
 
 @pytest.fixture
 def signed(tmp_path: Path) -> Iterator[Signed]:
-    """The test_audit fixture (3 evaluations and a revive: seq 1-4, 5-9, 10, 11-15), the head
+    """The test_audit fixture (3 evaluations and a revive: seq 1-4, 5-6, 7, 8-9), the head
     signed and exported after each write."""
     s = Signed(tmp_path / "s.duckdb", tmp_path / "k.pem", tmp_path / "k.pem.pub",
                tmp_path / "heads.jsonl")
@@ -64,17 +64,18 @@ def signed(tmp_path: Path) -> Iterator[Signed]:
         insert(d.con, series("C", [1.0] * 3, strategy="T", start_hour=30))
         _write(d, s, d.gates.evaluate)
         _write(d, s, lambda: d.revive("S", "risk limits tightened", actor="alice"))
+        insert(d.con, series("A", [-30.0], strategy="S", start_hour=40, prefix="A2-"))
         _write(d, s, d.gates.evaluate)
     yield s
 
 
 def test_an_untouched_signed_log_verifies(signed: Signed) -> None:
-    out = signed.result(**signed.anchored(), expect_seq=15)
+    out = signed.result(**signed.anchored(), expect_seq=9)
     assert out["ok"] and out["problems"] == []
-    assert out["anchored_to_seq"] == 15
+    assert out["anchored_to_seq"] == 9
     assert out["anchors"] == 4 + 4 + 1  # in the store, in the file, the expectation
     heads = [json.loads(line) for line in signed.heads.read_text().splitlines()]
-    assert [h["seq"] for h in heads] == [4, 9, 10, 15]
+    assert [h["seq"] for h in heads] == [4, 6, 7, 9]
     assert heads[-1]["hash"] == rows_of(signed)[-1]["hash"]
 
 
@@ -131,7 +132,7 @@ def test_a_consistent_rewrite_is_a_rewrite_only_with_an_anchor(signed: Signed) -
 
 # -- attack 2: the newest evaluation deleted, head fixed -----------------------------------------
 DELETE_NEWEST = ("DELETE FROM decisions WHERE eval_id = (SELECT max(eval_id) FROM decisions)",
-                 "DELETE FROM signed_heads WHERE seq > 10")
+                 "DELETE FROM signed_heads WHERE seq > 7")
 
 
 def test_deleted_newest_evaluation_is_invisible_without_an_anchor(signed: Signed) -> None:
@@ -140,76 +141,76 @@ def test_deleted_newest_evaluation_is_invisible_without_an_anchor(signed: Signed
     with at.connect(signed.db, read_only=True) as d:
         from alphatrace.governance.journal import lifecycle_states
 
-        assert lifecycle_states(d.con)[("strategy", "S")] == "candidate"  # killed at 14
+        assert lifecycle_states(d.con)[("strategy", "S")] == "candidate"  # killed at 9
 
 
 def test_deleted_newest_evaluation_is_truncation(signed: Signed) -> None:
     tamper(signed.db, *DELETE_NEWEST)
-    want = [(s, "truncated") for s in range(11, 16)]
+    want = [(s, "truncated") for s in range(8, 10)]
     assert signed.verify(**signed.anchored()) == want
-    assert signed.verify(expect_seq=15) == want
-    detail = signed.result(expect_seq=15)["problems"][0]["detail"]
-    assert detail == ("record 11 is gone: the head given by --expect-seq covers the chain up to "
-                      "seq 15, which now ends at seq 10")
+    assert signed.verify(expect_seq=9) == want
+    detail = signed.result(expect_seq=9)["problems"][0]["detail"]
+    assert detail == ("record 8 is gone: the head given by --expect-seq covers the chain up to "
+                      "seq 9, which now ends at seq 7")
 
 
 def test_deleted_and_re_run_evaluation_is_a_fork(signed: Signed) -> None:
     tamper(signed.db, *DELETE_NEWEST)
     with at.connect(signed.db) as d:  # the normal path signs the re-run
         _write(d, signed, d.gates.evaluate)
-    assert signed.verify(**signed.anchored()) == [(15, "fork")]
+    assert signed.verify(**signed.anchored()) == [(9, "fork")]
     detail = signed.result(**signed.anchored())["problems"][0]["detail"]
-    assert "a record in seq 11..15 was rewritten or replaced" in detail
+    assert "a record in seq 8..9 was rewritten or replaced" in detail
 
 
 # -- attack 3: a forged revive appended ----------------------------------------------------------
 def _append_revive(path: Path, subject: str, scope: str) -> None:
-    tamper(path, f"INSERT INTO decisions SELECT 16, 5, '{subject}', '{scope}', 'revive', NULL, "
+    tamper(path, f"INSERT INTO decisions SELECT 10, 5, '{subject}', '{scope}', 'revive', NULL, "
            "'[]', false, 'candidate', NULL, 'ok', NULL, TIMESTAMP '2030-01-01', '{}', '[]', '', "
            "'', TIMESTAMP '2030-01-01', 'mallory', 2")
 
 
 def test_forged_revive_of_a_killed_subject_is_unsigned(signed: Signed) -> None:
     _append_revive(signed.db, "S", "strategy")
-    assert signed.verify(**signed.anchored()) == [(16, "unsigned")]
-    assert signed.verify() == [(16, "unsigned")]  # the heads signed in the store, unchecked
+    assert signed.verify(**signed.anchored()) == [(10, "unsigned")]
+    assert signed.verify() == [(10, "unsigned")]  # the heads signed in the store, unchecked
     tamper(signed.db, "DELETE FROM signed_heads")
     assert signed.verify() == []  # a well-formed revive: only a signature can tell
-    assert signed.verify(heads_path=signed.heads) == [(16, "unsigned")]
+    assert signed.verify(heads_path=signed.heads) == [(10, "unsigned")]
     detail = signed.result(heads_path=signed.heads)["problems"][0]["detail"]
     assert detail == ("revive of strategy 'S' by mallory was appended after the newest signed "
-                      "head (seq 15): no signature covers it")
+                      "head (seq 9): no signature covers it")
 
 
 def test_forged_revive_of_a_subject_that_was_not_killed_is_forged(signed: Signed) -> None:
     _append_revive(signed.db, "B", "agent")  # B is promoted
-    assert signed.verify() == [(16, "forged"), (16, "unsigned")]
+    assert signed.verify() == [(10, "forged"), (10, "unsigned")]
 
 
 # -- attack 4: seq and created_at are hashed (test_audit covers edits without recomputing) -------
 def test_re_dated_record_with_recomputed_hashes_is_a_rewrite(signed: Signed) -> None:
     tamper(signed.db, "UPDATE decisions SET created_at = created_at - INTERVAL 1 DAY "
-           "WHERE seq = 10")
-    assert signed.verify(**signed.anchored()) == [(10, "rewritten")]
+           "WHERE seq = 7")
+    assert signed.verify(**signed.anchored()) == [(7, "rewritten")]
 
 
 # -- the anchors themselves ----------------------------------------------------------------------
 def test_a_forged_signed_head_is_named(signed: Signed) -> None:
     tamper(signed.db, "UPDATE signed_heads SET signature = (SELECT signature FROM signed_heads "
-           "WHERE seq = 4) WHERE seq = 9", recompute=False)
-    assert signed.verify(pubkey=signing.load_public(signed.pub)) == [(9, "bad_signature")]
+           "WHERE seq = 4) WHERE seq = 6", recompute=False)
+    assert signed.verify(pubkey=signing.load_public(signed.pub)) == [(6, "bad_signature")]
 
 
 def test_a_signature_by_another_key_is_named(signed: Signed, tmp_path: Path) -> None:
     signing.generate(tmp_path / "other.pem", tmp_path / "other.pub")
     got = signed.result(pubkey=signing.load_public(tmp_path / "other.pub"))["problems"]
-    assert [(p["seq"], p["kind"]) for p in got] == [(s, "bad_signature") for s in (4, 9, 10, 15)]
+    assert [(p["seq"], p["kind"]) for p in got] == [(s, "bad_signature") for s in (4, 6, 7, 9)]
 
 
 def test_a_truncated_heads_file_is_named(signed: Signed) -> None:
     lines = signed.heads.read_text().splitlines(keepends=True)
     signed.heads.write_text("".join(lines[:2]))
-    assert signed.verify(**signed.anchored()) == [(10, "unexported"), (15, "unexported")]
+    assert signed.verify(**signed.anchored()) == [(7, "unexported"), (9, "unexported")]
 
 
 def test_a_malformed_heads_file_names_the_line(signed: Signed) -> None:
@@ -240,7 +241,7 @@ def test_signing_twice_adds_nothing(signed: Signed) -> None:
     with at.connect(signed.db) as d:
         sh = anchor.sign_head(d.store, signed.key, signed.heads)
         assert d.con.execute("SELECT count(*) FROM signed_heads").fetchall() == [(4,)]
-    assert sh.seq == 15 and signed.heads.read_text() == before
+    assert sh.seq == 9 and signed.heads.read_text() == before
 
 
 def test_signatures_are_deterministic(tmp_path: Path) -> None:

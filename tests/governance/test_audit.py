@@ -20,14 +20,16 @@ from .util import insert, series
 
 @pytest.fixture
 def db() -> Iterator[Database]:
-    """Three evaluations and a revive: 4 + 4 + 1 + 4 = 13 records."""
+    """Three evaluations and a revive: 4 + 2 + 1 + 2 = 9 records (only changes are recorded)."""
     d = at.connect(":memory:")
     insert(d.con, series("A", [-30.0] * 5, strategy="S") + series("B", [10.0] * 20, strategy="T"))
     d.gates.evaluate()  # seq 1-4: A kill, B promote, S kill, T promote
     insert(d.con, series("C", [1.0] * 3, strategy="T", start_hour=30))
-    d.gates.evaluate()  # seq 5-9: A, B, C, S, T
-    d.revive("S", "risk limits tightened")  # seq 10
-    d.gates.evaluate()  # seq 11-15
+    # seq 5-6: C inconclusive (new), T promote (fires on a window with C's runs); A, B, S as before
+    d.gates.evaluate()
+    d.revive("S", "risk limits tightened")  # seq 7
+    insert(d.con, series("A", [-30.0], strategy="S", start_hour=40, prefix="A2-"))
+    d.gates.evaluate()  # seq 8-9: A kill (fires on a new window), S kill (killed again)
     yield d
     d.close()
 
@@ -38,9 +40,9 @@ def problems(db: Database) -> list[tuple[int | None, str]]:
 
 def test_an_untouched_log_verifies(db: Database) -> None:
     out = db.audit_verify()
-    assert out == {"ok": True, "records": 15, "head": out["head"], "legacy_records": 0,
+    assert out == {"ok": True, "records": 9, "head": out["head"], "legacy_records": 0,
                    "anchors": 0, "anchored_to_seq": None, "problems": []}
-    assert out["head"] == db.con.execute("SELECT hash FROM decisions WHERE seq = 15").fetchall()[0][0]
+    assert out["head"] == db.con.execute("SELECT hash FROM decisions WHERE seq = 9").fetchall()[0][0]
 
 
 def test_hashes_chain_by_hand(db: Database) -> None:
@@ -90,8 +92,8 @@ def test_a_removed_record_is_named(db: Database) -> None:
 
 
 def test_removing_the_last_records_is_named(db: Database) -> None:
-    db.con.execute("DELETE FROM decisions WHERE seq >= 14")
-    assert problems(db) == [(14, "removed"), (15, "removed")]
+    db.con.execute("DELETE FROM decisions WHERE seq >= 8")
+    assert problems(db) == [(8, "removed"), (9, "removed")]
 
 
 def test_removing_the_first_record_is_named(db: Database) -> None:
@@ -107,41 +109,41 @@ def test_reordered_records_are_named(db: Database) -> None:
 
 
 def test_adjacent_swap_is_named(db: Database) -> None:
-    db.con.execute("UPDATE decisions SET seq = CASE seq WHEN 11 THEN 12 ELSE 11 END "
-                   "WHERE seq IN (11, 12)")
-    assert problems(db) == [(11, "reordered"), (12, "reordered")]
+    db.con.execute("UPDATE decisions SET seq = CASE seq WHEN 8 THEN 9 ELSE 8 END "
+                   "WHERE seq IN (8, 9)")
+    assert problems(db) == [(8, "reordered"), (9, "reordered")]
 
 
 def test_all_three_at_once(db: Database) -> None:
     db.con.execute("UPDATE decisions SET action = 'hold' WHERE seq = 2")
     db.con.execute("DELETE FROM decisions WHERE seq = 5")
-    db.con.execute("UPDATE decisions SET seq = CASE seq WHEN 12 THEN 13 ELSE 12 END "
-                   "WHERE seq IN (12, 13)")
-    assert problems(db) == [(2, "edited"), (5, "removed"), (12, "reordered"), (13, "reordered")]
+    db.con.execute("UPDATE decisions SET seq = CASE seq WHEN 8 THEN 9 ELSE 8 END "
+                   "WHERE seq IN (8, 9)")
+    assert problems(db) == [(2, "edited"), (5, "removed"), (8, "reordered"), (9, "reordered")]
 
 
 def test_the_lifecycle_is_read_from_the_chain(db: Database) -> None:
     from alphatrace.governance.journal import lifecycle_states
 
-    # by hand from the fixture: S killed at 3 and 8, revived at 10, killed again at 14
+    # by hand from the fixture: S killed at 3, revived at 7, killed again at 9
     rows = db.con.execute("SELECT scope, subject, state, since_seq FROM lifecycle "
                           "ORDER BY ALL").fetchall()
-    assert ("strategy", "S", "killed", 14) in rows and ("agent", "A", "killed", 1) in rows
+    assert ("strategy", "S", "killed", 9) in rows and ("agent", "A", "killed", 1) in rows
     assert {(sc, s): st for sc, s, st, _ in rows} == lifecycle_states(db.con)
     with pytest.raises(duckdb.Error):  # a view: there is no separate table to edit
         db.con.execute("UPDATE lifecycle SET state = 'promoted' WHERE subject = 'A'")
 
 
 def test_a_changed_seq_is_named_reordered(db: Database) -> None:
-    db.con.execute("UPDATE decisions SET seq = 99 WHERE seq = 15")
+    db.con.execute("UPDATE decisions SET seq = 99 WHERE seq = 9")
     out = db.audit_verify()
     assert [(p["seq"], p["kind"]) for p in out["problems"]] == [(99, "reordered")]
-    assert "written as seq 15" in out["problems"][0]["detail"]
+    assert "written as seq 9" in out["problems"][0]["detail"]
 
 
 def test_a_tampered_policy_is_named(db: Database) -> None:
     db.con.execute("UPDATE governance_policies SET body = replace(body, '0.2', '0.9')")
-    assert set(problems(db)) == {(1, "edited"), (5, "edited"), (11, "edited")}
+    assert set(problems(db)) == {(1, "edited"), (5, "edited"), (8, "edited")}
 
 
 def test_late_data_is_inputs_changed_not_tampering(db: Database) -> None:
@@ -172,9 +174,8 @@ def test_a_new_exclusion_is_inputs_changed(db: Database) -> None:
 def test_audit_show(db: Database) -> None:
     recs: list[dict[str, Any]] = db.audit_show("S")
     assert [(r["seq"], r["action"], r["state"]) for r in recs] == [
-        (3, "kill", "killed"), (8, "kill", "killed"), (10, "revive", "candidate"),
-        (14, "kill", "killed")]
-    assert recs[2]["reason"] == "risk limits tightened"
+        (3, "kill", "killed"), (7, "revive", "candidate"), (9, "kill", "killed")]
+    assert recs[1]["reason"] == "risk limits tightened"
 
 
 def test_chain_only_mode_skips_recompute(db: Database) -> None:

@@ -35,12 +35,24 @@ def test_gates_evaluate_json(dbfile: Path) -> None:
     code, out, _ = call("gates", "evaluate", "--db", str(dbfile), "--json")
     assert code == 0
     doc = json.loads(out)
-    assert [(d["scope"], d["subject"], d["action"], d["rule"]) for d in doc] == [
-        ("agent", "A", "kill", "kill_drawdown"), ("agent", "B", "kill", "cascade"),
-        ("strategy", "S", "kill", "kill_drawdown")]
+    assert (doc["recorded"], doc["evaluated"], doc["changed"]) == (True, 3, 3)
+    assert [(d["scope"], d["subject"], d["action"], d["rule"], d["seq"])
+            for d in doc["decisions"]] == [
+        ("agent", "A", "kill", "kill_drawdown", 1), ("agent", "B", "kill", "cascade", 2),
+        ("strategy", "S", "kill", "kill_drawdown", 3)]
     assert {"subject", "scope", "action", "rule", "metrics", "run_ids", "seq", "hash",
-            "as_of", "policy_hash"} <= set(doc[0])
-    assert doc[0]["metrics"]["last_5_runs_pnl"] == -150.0
+            "as_of", "policy_hash", "changed"} <= set(doc["decisions"][0])
+    assert doc["decisions"][0]["metrics"]["last_5_runs_pnl"] == -150.0
+    # the same data again: every subject evaluated, none recorded
+    code, out, _ = call("gates", "evaluate", "--db", str(dbfile), "--json")
+    doc = json.loads(out)
+    assert (code, doc["evaluated"], doc["changed"]) == (0, 3, 0)
+    assert [(d["subject"], d["action"], d["changed"], d["seq"]) for d in doc["decisions"]] == [
+        ("A", "kill", False, None), ("B", "kill", False, None), ("S", "kill", False, None)]
+    code, out, _ = call("gates", "evaluate", "--db", str(dbfile))
+    assert code == 0 and "no change (3 subjects evaluated, as of 2024-01-02" in out
+    with at.connect(dbfile, read_only=True) as db:
+        assert db.con.execute("SELECT count(*) FROM decisions").fetchall()[0][0] == 3
 
 
 def test_gates_evaluate_table_and_dry_run(dbfile: Path) -> None:
@@ -130,7 +142,7 @@ def test_keygen_sign_and_verify_against_anchors(dbfile: Path, tmp_path: Path,
     monkeypatch.setenv("ALPHATRACE_SIGNING_KEY", str(key))
     monkeypatch.setenv("ALPHATRACE_HEADS_FILE", str(heads))
     code, out, _ = call("gates", "evaluate", "--db", str(dbfile), "--json")
-    assert code == 0 and len(json.loads(out)) == 3
+    assert code == 0 and len(json.loads(out)["decisions"]) == 3
     code, out, _ = call("revive", "S", "--reason", "new limits", "--by", "dana", "--db",
                         str(dbfile), "--json")
     assert code == 0 and json.loads(out)["actor"] == "dana"

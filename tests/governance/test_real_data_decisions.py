@@ -89,7 +89,7 @@ def test_gates_on_real_prices_equal_the_rules_by_hand(market_dir: Path, tmp_path
         assert r.exit_code == 0, r.output
     out = runner.invoke(app, ["gates", "evaluate", "--db", db, "--json"])
     assert out.exit_code == 0, out.output
-    got = {(d["scope"], d["subject"]): d for d in json.loads(out.stdout)}
+    got = {(d["scope"], d["subject"]): d for d in json.loads(out.stdout)["decisions"]}
 
     # expected, independently
     per_run: dict[str, dict[str, Any]] = {}

@@ -65,12 +65,22 @@ def test_a_legacy_store_verifies_before_and_after_migration(tmp_path: Path) -> N
     assert (out["ok"], out["legacy_records"]) == (True, 15)
 
 
+def _new_runs(d: at.Database) -> None:
+    """A run of A after the fixture's: A's kill rule fires on a new window and S is killed
+    again (it was revived), so the next evaluation records A and S (seq 17, 18)."""
+    insert(d.con, series("A", [-30.0], strategy="S", start_hour=40, prefix="A2-"))
+
+
 def test_the_first_write_re_chains_and_records_it(tmp_path: Path) -> None:
     path = _legacy(tmp_path / "old.duckdb")
     with at.connect(path) as d:
+        assert d.gates.evaluate() == []  # nothing changed: only the rechain record is written
+        assert len(rows(d.con)) == 16
+        _new_runs(d)
         recs = d.gates.evaluate()
         got = rows(d.con)
-    assert [r["seq"] for r in recs] == [17, 18, 19, 20, 21]
+    assert [(r["seq"], r["subject"], r["action"]) for r in recs] == [(17, "A", "kill"),
+                                                                     (18, "S", "kill")]
     rechain = got[15]
     assert (rechain["seq"], rechain["scope"], rechain["action"], rechain["eval_id"]) \
         == (16, "chain", "rechain", 5)
@@ -89,7 +99,7 @@ def test_the_first_write_re_chains_and_records_it(tmp_path: Path) -> None:
             assert new[k] == o[k], k
         assert new["created_at"].isoformat() == o["created_at"]
     out = _verify(path)
-    assert (out["ok"], out["records"], out["legacy_records"]) == (True, 21, 0)
+    assert (out["ok"], out["records"], out["legacy_records"]) == (True, 18, 0)
 
 
 def test_tampering_before_the_upgrade_stays_reported(tmp_path: Path) -> None:
@@ -119,6 +129,7 @@ def test_signing_a_legacy_store_re_chains_first(tmp_path: Path) -> None:
 def test_a_v1_record_after_the_upgrade_is_a_rewrite(tmp_path: Path) -> None:
     path = _legacy(tmp_path / "old.duckdb")
     with at.connect(path) as d:
+        _new_runs(d)
         d.gates.evaluate()
     # the administrator turns the newest record back into a v1 one, with a correct v1 hash
     con = duckdb.connect(str(path))
@@ -133,10 +144,10 @@ def test_a_v1_record_after_the_upgrade_is_a_rewrite(tmp_path: Path) -> None:
 
     h = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
                                   ensure_ascii=False).encode()).hexdigest()
-    con.execute("UPDATE decisions SET hash_version = NULL, hash = ? WHERE seq = 21", [h])
+    con.execute("UPDATE decisions SET hash_version = NULL, hash = ? WHERE seq = 18", [h])
     con.execute("UPDATE decision_head SET hash = ?", [h])
     con.close()
-    assert [(p["seq"], p["kind"]) for p in _verify(path)["problems"]] == [(21, "rewritten")]
+    assert [(p["seq"], p["kind"]) for p in _verify(path)["problems"]] == [(18, "rewritten")]
 
 
 @pytest.mark.parametrize("scope", ["agent", "strategy"])

@@ -154,7 +154,8 @@ def _decision_rows(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     for r in recs:
         row = {k: r.get(k) for k in ("seq", "scope", "subject", "action", "rule", "state")}
         row["note"] = (f"from {r['cascade_from']}" if r.get("cascade_from")
-                       else "blocked: killed" if r.get("blocked") else None)
+                       else "blocked: killed" if r.get("blocked")
+                       else "evaluation failed" if r.get("action") == "error" else None)
         row.update({k: r["metrics"].get(k) for k in metric_cols})
         rows.append(row)
     cols = ["seq", "scope", "subject", "action", "rule", "state", "note", *metric_cols]
@@ -170,24 +171,36 @@ def gates_evaluate(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Evaluate every agent and strategy class; append the decisions to the hash chain."""
+    """Evaluate every agent and strategy class; append to the hash chain the decisions that
+    changed (action, state, a rule firing on new runs, a new error)."""
     gp = load_governance(policy)
     with Database(db, read_only=dry_run) as d, _busy("evaluating gates", not as_json):
-        recs = d.gates.evaluate(policy=gp, as_of=as_of, record=not dry_run)
-        signed = None if dry_run or not recs else anchor.sign_if_configured(d.store)
+        doc = d.gates.evaluation(policy=gp, as_of=as_of, record=not dry_run)
+        wrote = any(x["seq"] is not None for x in doc["decisions"])
+        signed = anchor.sign_if_configured(d.store) if wrote else None
     _say_signed(signed, as_json)
     if as_json:
-        print_json(recs)
+        print_json(doc)
         return
-    rows, cols = _decision_rows(cause_first(recs))
+    shown = [x for x in doc["decisions"] if x["changed"]]
+    rows, cols = _decision_rows(cause_first(shown))
     if dry_run:
         cols.remove("seq")
+    n, unchanged = doc["evaluated"], doc["evaluated"] - doc["changed"]
+    if not shown:
+        console.print(f"no change ({n} subject{'s' if n != 1 else ''} evaluated"
+                      + (f", as of {doc['as_of']}" if doc["as_of"] else "") + ")", highlight=False)
+        return
     emit(rows, False, columns=cols, title="gate decisions" + (" (dry run)" if dry_run else ""))
-    if recs:
-        counts = Counter(r["action"] for r in recs)
-        console.print(", ".join(f"{k}: {counts[k]}" for k in
-                                ("promote", "kill", "hold", "inconclusive") if counts[k])
-                      + f"  (as of {recs[0]['as_of']}, policy {gp.hash[:12]})", highlight=False)
+    counts = Counter(r["action"] for r in shown)
+    console.print(", ".join(f"{k}: {counts[k]}" for k in
+                            ("promote", "kill", "hold", "inconclusive", "error") if counts[k])
+                  + (f"; {unchanged} unchanged, not recorded" if unchanged else "")
+                  + f"  (as of {doc['as_of']}, policy {gp.hash[:12]})", highlight=False)
+    for r in shown:
+        if r["action"] == "error":
+            err_console.print(f"[red]error:[/] {r['scope']} {r['subject']}: {r['reason']} "
+                              f"(state stays {r['state']})", highlight=False)
 
 
 def _say_signed(sh: signing.SignedHead | None, quiet: bool) -> None:

@@ -20,9 +20,11 @@ from alphatrace.governance import (
     backtest,
     confidence,
     journal,
+    novelty,
     upgrade,
 )
-from alphatrace.governance.gates import Decision, decide
+from alphatrace.governance.canon import ts_text
+from alphatrace.governance.gates import Decision, assess, judge
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.governance.runs import data_as_of, parse_as_of
@@ -44,19 +46,56 @@ class Gates:
     @utc_result
     def evaluate(self, policy: PolicySource = None, as_of: AsOf = None, *,
                  record: bool = True) -> list[dict[str, Any]]:
-        """One decision per agent and strategy class, appended to the decision log unless
-        `record=False`. `as_of` defaults to the newest run time in the ledger."""
+        """The records appended to the decision log: one per subject whose decision is news
+        (see governance.novelty; re-evaluating unchanged data appends none). With
+        `record=False`: every subject's decision, nothing written. `as_of` defaults to the
+        newest run time in the ledger."""
+        doc = self._run(policy, as_of, record)
+        return doc["records"] if record else [d for d, _ in doc["decisions"]]
+
+    @utc_result
+    def evaluation(self, policy: PolicySource = None, as_of: AsOf = None, *,
+                   record: bool = True) -> dict[str, Any]:
+        """Like `evaluate`, but about every subject evaluated: `{"as_of", "policy_hash",
+        "recorded" (written, not a dry run), "evaluated", "changed", "decisions"}`, each
+        decision with `changed` (news: recorded, or would be) and the `seq` and `hash` of its
+        record (null when not recorded)."""
+        gp = load_governance(policy)
+        doc = self._run(gp, as_of, record)
+        by_key = {(r["scope"], r["subject"]): r for r in doc["records"]}
+        decisions = []
+        for d, news in doc["decisions"]:
+            rec = by_key.get((d["scope"], d["subject"]), {})
+            decisions.append({**d, "changed": news, "seq": rec.get("seq"),
+                              "hash": rec.get("hash")})
+        return {"as_of": doc["as_of"], "policy_hash": gp.hash, "recorded": record,
+                "evaluated": len(decisions), "changed": sum(d["changed"] for d in decisions),
+                "decisions": decisions}
+
+    def _run(self, policy: PolicySource, as_of: AsOf, record: bool) -> dict[str, Any]:
         gp = load_governance(policy)
         con = self.store.con
         when = parse_as_of(as_of) or data_as_of(con)
+        # read before the write transaction: a query that fails there would abort it
+        assessed = assess(con, gp, when) if when is not None else []
+
+        def decided() -> list[tuple[Decision, bool]]:
+            pre = journal.lifecycle_states(con)
+            last = journal.newest_records(con)
+            ds = judge(con, gp, when, pre, assessed) if when is not None else []
+            return [(d, novelty.is_news(last.get(d.key), d.content())) for d in ds]
+
         if not record:
-            pre = journal.lifecycle_states(con)
-            return [d.content() for d in decide(con, gp, when, pre)]
-        with self.store.transaction():
-            upgrade.ensure_current(self.store)
-            pre = journal.lifecycle_states(con)
-            decisions = decide(con, gp, when, pre)
-            return journal.append(self.store, decisions, gp.decision_body())
+            decisions = decided()
+            records: list[dict[str, Any]] = []
+        else:
+            with self.store.transaction():
+                upgrade.ensure_current(self.store)
+                decisions = decided()
+                records = journal.append(self.store, [d for d, news in decisions if news],
+                                         gp.decision_body())
+        return {"as_of": ts_text(when), "records": records,
+                "decisions": [(d.content(), news) for d, news in decisions]}
 
     @utc_result
     def backtest(self, policy: PolicySource = None) -> dict[str, Any]:

@@ -38,7 +38,16 @@ from alphatrace.governance.journal import (
     record_hash,
     stored_policy,
 )
-from alphatrace.governance.lifecycle import CHAIN_SCOPE, State, SubjectKey, fold, resolve
+from alphatrace.governance.lifecycle import (
+    CHAIN_SCOPE,
+    ERROR,
+    State,
+    SubjectKey,
+    failed,
+    fold,
+    resolve,
+)
+from alphatrace.governance.novelty import is_news
 from alphatrace.governance.policy import SCOPES, GovernancePolicy, from_decision_body
 from alphatrace.governance.verdicts import Problem
 from alphatrace.governance.verdicts import problem as _problem
@@ -46,6 +55,7 @@ from alphatrace.store.connection import has_table
 
 COMPARED = ("action", "rule", "fired", "blocked", "state", "cascade_from", "metrics", "run_ids")
 GATE_ACTIONS = ("promote", "kill", "hold", "inconclusive")
+EVALUATED = (*GATE_ACTIONS, ERROR)  # what an evaluation writes (revives are written apart)
 RECHAIN = "rechain"
 
 
@@ -208,12 +218,23 @@ def evaluations(order: list[dict[str, Any]]
         yield grp, pre, dict(state)
 
 
+def newest_before(order: list[dict[str, Any]]) -> Iterator[dict[SubjectKey, dict[str, Any]]]:
+    """For each evaluation of `evaluations(order)`: each subject's newest record before it,
+    which that evaluation's novelty test compared with."""
+    last: dict[SubjectKey, dict[str, Any]] = {}
+    for _, grp in groupby(order, key=lambda r: r["eval_id"]):
+        yield dict(last)
+        for r in grp:
+            last[(r["scope"], r["subject"])] = r
+
+
 def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
             skip: set[int], removed: set[int]) -> list[Problem]:
     """Re-decide every evaluation from the store and its stored policy; report differences."""
     problems: list[Problem] = []
-    for grp, pre, _ in evaluations(order):
-        gate = [r for r in grp if r["action"] in GATE_ACTIONS]
+    differs: set[int] = set()  # records named inputs_changed: later novelty follows from them
+    for (grp, pre, _), last in zip(evaluations(order), newest_before(order), strict=True):
+        gate = [r for r in grp if r["action"] in EVALUATED]
         if not gate:
             continue
         first = gate[0]
@@ -248,14 +269,21 @@ def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
                                          f"{key[0]} {key[1]!r} has no eligible runs at this as-of "
                                          "any more"))
                 continue
-            diffs = [_describe(f, r.get(f), now.get(f)) for f in COMPARED if r.get(f) != now.get(f)]
+            fields = (*COMPARED, "reason") if ERROR in (r["action"], now["action"]) else COMPARED
+            diffs = [_describe(f, r.get(f), now.get(f)) for f in fields if r.get(f) != now.get(f)]
             if diffs:
+                differs.add(id(r))
                 problems.append(_problem(r["seq"], "inputs_changed", "; ".join(diffs)))
         seqs = [r["seq"] for r in grp]
         near_removal = any(min(seqs) - 1 <= s <= max(seqs) + 1 for s in removed)
         for key in sorted(set(fresh) - stored_keys):
-            if near_removal:
-                continue
+            prior = last.get(key)
+            since = prior["seq"] if prior is not None else 0
+            if (near_removal or (prior is not None and id(prior) in skip | differs)
+                    or any(since < s < min(seqs) for s in removed)):
+                continue  # what the evaluation compared with is named already, or removed
+            if not is_news(prior, fresh[key]):
+                continue  # an unchanged decision is not recorded again
             problems.append(_problem(gate[-1]["seq"], "inputs_changed",
                                      f"evaluation {first['eval_id']} would now also decide "
                                      f"{key[0]} {key[1]!r} ({fresh[key]['action']})"))
@@ -320,7 +348,9 @@ def check_consistency(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]
     for grp, pre, post in evaluations(order):
         killed = {s for (sc, s), st in post.items() if sc == "strategy" and st == "killed"}
         gate = [r for r in grp if r["action"] in GATE_ACTIONS and r["scope"] in SCOPES]
-        gate_ids = {id(r) for r in gate}
+        errors = [r for r in grp if r["action"] == ERROR and r["scope"] in SCOPES]
+        problems += _failed_problems(errors, pre, skip)
+        gate_ids = {id(r) for r in gate + errors}
         for r in grp:
             if id(r) in gate_ids or id(r) in skip:
                 continue
@@ -369,6 +399,28 @@ def check_consistency(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]
                     f"policy {str(r['policy_hash'])[:12]}, which give "
                     + ", ".join(f"{f} {want[f]!r}" for f in want if r[f] != want[f])))
     return problems
+
+
+def _failed_problems(errors: list[dict[str, Any]], pre: Lifecycle,
+                     skip: set[int]) -> list[Problem]:
+    """An `error` record decides nothing: it must name its failure and leave the state, with no
+    rule, fired rule, block or cascade."""
+    out = []
+    for r in errors:
+        if id(r) in skip:
+            continue
+        o = failed(pre.get((r["scope"], r["subject"]), "candidate"))
+        want: dict[str, Any] = {"rule": o.rule, "fired": [], "blocked": o.blocked, "state": o.state,
+                "cascade_from": o.cascade_from}
+        diffs = [f"{f} {r[f]!r}" for f in want if r[f] != want[f]]
+        if not (r["reason"] or "").strip():
+            diffs.append("no reason")
+        if diffs:
+            out.append(_problem(r["seq"], "rewritten", f"error of {r['scope']} "
+                                f"{r['subject']!r}: {', '.join(diffs)}; a failed evaluation "
+                                "records its reason and leaves the state "
+                                f"{o.state!r}, with no rule"))
+    return out
 
 
 def recorded_problems(recs: Iterable[dict[str, Any]]) -> list[Problem]:

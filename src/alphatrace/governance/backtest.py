@@ -49,8 +49,11 @@ WHERE {time_cut}"""
 
 def _first_rule(gp: GovernancePolicy, env: dict[str, expr.FloatArray], scopes: np.ndarray[Any, Any],
                 n: int, action: str) -> np.ndarray[Any, Any]:
-    """Index (into gp.gate_rules) of the first rule of `action` firing at each point; -1 none."""
+    """Index (into gp.gate_rules) of the first rule of `action` firing at each point; -1 none.
+    A point with a non-finite metric fires nothing: `gates evaluate` records it as an `error`."""
     conclusive = env["runs"] >= gp.gates.min_runs
+    for v in env.values():
+        conclusive &= ~np.isinf(v)
     out = np.full(n, -1, dtype=np.int64)
     for k, g in enumerate(gp.gate_rules):
         if g.rule.action != action:

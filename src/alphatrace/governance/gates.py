@@ -9,6 +9,7 @@ per subject is a Python loop (over subjects, not runs).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,15 @@ from alphatrace import metrics
 from alphatrace.arrays import floats
 from alphatrace.governance import expr
 from alphatrace.governance.canon import round_sig, ts_text
-from alphatrace.governance.lifecycle import Action, State, SubjectKey, resolve
+from alphatrace.governance.lifecycle import (
+    ERROR,
+    Action,
+    Outcome,
+    State,
+    SubjectKey,
+    failed,
+    resolve,
+)
 from alphatrace.governance.policy import SCOPES, GovernancePolicy
 from alphatrace.governance.runs import eligible_sql, needed_columns, subjects_sql
 from alphatrace.store.connection import registered
@@ -149,16 +158,37 @@ def _metric_dicts(tbl: pa.Table, env: Mapping[str, expr.FloatArray], names: list
     return [{nm: cols[nm][i] for nm in names} for i in range(tbl.num_rows)]
 
 
-def decide(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datetime | None,
-           pre_state: Mapping[SubjectKey, State]) -> list[Decision]:
-    """Every subject's decision at `as_of` given the lifecycle before; ordered (scope, subject)."""
-    if as_of is None:
-        return []
-    names = gp.gate_metrics()
-    sql, params = window_sql(con, gp, as_of, names)
-    # sorted by subject then run order, so each subject's run_ids are one slice
-    win = con.sql(f"SELECT * FROM ({sql}) ORDER BY scope, subject, _o",
-                  params=params).to_arrow_table()
+@dataclass(frozen=True)
+class Assessment:
+    """One subject's window and what its rules said, or why that could not be computed."""
+
+    key: SubjectKey
+    run_ids: list[str]
+    metrics: dict[str, Any]
+    conclusive: bool = False
+    kill: str | None = None
+    promote: str | None = None
+    fired: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def failure(e: Exception) -> str:
+    """What a failed evaluation records: the exception's type and message, no traceback."""
+    return f"{type(e).__name__}: {e}"
+
+
+def _finite(values: Mapping[str, Any]) -> None:
+    """Non-finite values cannot be recorded (canonical JSON has no inf/NaN) nor judged."""
+    for k, v in values.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ArithmeticError(f"metric {k} is {v} (not finite)")
+
+
+def _assess(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, win: pa.Table,
+            names: list[str]) -> list[Assessment]:
+    """Every subject of `win` (sorted by scope, subject, run order) at once: one metric pass,
+    rules as vectors. A subject with a non-finite metric gets an error; an exception anywhere
+    else fails the whole pass (the caller then assesses subject by subject)."""
     with registered(con, WINDOW_VIEW, win):
         tbl = metrics.compute(con, f"SELECT * FROM {WINDOW_VIEW}", ["scope", "subject"], names)
     sizes = np.asarray(tbl.column("runs").to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -166,46 +196,114 @@ def decide(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datet
         raise RuntimeError("gate window and metric groups disagree")
     all_ids = [str(r) for r in win.column("run_id").to_pylist()]
     bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-    run_ids = [all_ids[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
     scopes = [str(s) for s in tbl.column("scope").to_pylist()]
     subjects = [str(s) for s in tbl.column("subject").to_pylist()]
     n = tbl.num_rows
     env = metric_env(tbl, names)
     hits = apply_rules(gp, env, scopes, n)
     mdicts = _metric_dicts(tbl, env, names)
+    out = []
+    for i in range(n):
+        key, ids = (scopes[i], subjects[i]), all_ids[bounds[i]:bounds[i + 1]]
+        try:
+            _finite(mdicts[i])
+        except ArithmeticError as e:
+            out.append(Assessment(key, ids, {}, error=failure(e)))
+            continue
+        out.append(Assessment(key, ids, mdicts[i], bool(hits.conclusive[i]), hits.kill[i],
+                              hits.promote[i], hits.fired[i]))
+    return out
+
+
+def _assess_each(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, win: pa.Table,
+                 names: list[str]) -> list[Assessment]:
+    """Subject by subject, so that one subject's failure is its own error and every other
+    subject is still judged (the slow path, taken only when the vectorised pass failed)."""
+    keys = list(zip(win.column("scope").to_pylist(), win.column("subject").to_pylist(),
+                    strict=True))
+    out: list[Assessment] = []
+    start = 0
+    while start < len(keys):
+        stop = start
+        while stop < len(keys) and keys[stop] == keys[start]:
+            stop += 1
+        part = win.slice(start, stop - start)
+        try:
+            out += _assess(con, gp, part, names)
+        except Exception as e:  # any failure of one subject is its error
+            out.append(Assessment((str(keys[start][0]), str(keys[start][1])),
+                                  [str(r) for r in part.column("run_id").to_pylist()], {},
+                                  error=failure(e)))
+        start = stop
+    return out
+
+
+def assess(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
+           as_of: dt.datetime) -> list[Assessment]:
+    """Every subject's window, metrics and rule hits at `as_of`, ordered (scope, subject); a
+    subject whose metrics fail gets an error, the others are unaffected. Reads only: run it
+    outside a write transaction, since a failed query aborts the transaction it runs in."""
+    names = gp.gate_metrics()
+    sql, params = window_sql(con, gp, as_of, names)
+    # sorted by subject then run order, so each subject's run_ids are one slice
+    win = con.sql(f"SELECT * FROM ({sql}) ORDER BY scope, subject, _o",
+                  params=params).to_arrow_table()
+    try:
+        return _assess(con, gp, win, names)
+    except Exception:  # find which subject failed: the rest are still judged
+        return _assess_each(con, gp, win, names)
+
+
+def decide(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datetime | None,
+           pre_state: Mapping[SubjectKey, State]) -> list[Decision]:
+    """Every subject's decision at `as_of` given the lifecycle before; ordered (scope, subject).
+    A subject whose evaluation fails gets an `error` decision; the others are unaffected."""
+    if as_of is None:
+        return []
+    return judge(con, gp, as_of, pre_state, assess(con, gp, as_of))
+
+
+def judge(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datetime,
+          pre_state: Mapping[SubjectKey, State], assessed: list[Assessment]) -> list[Decision]:
+    """The decisions from the assessments and the lifecycle before, cascades included."""
     ph = gp.hash
 
     out: dict[SubjectKey, Decision] = {}
-    for i in range(n):
-        key = (scopes[i], subjects[i])
-        out[key] = _decision(key, pre_state.get(key, "candidate"), bool(hits.conclusive[i]),
-                             hits.kill[i], hits.promote[i], hits.fired[i], None,
-                             mdicts[i], run_ids[i], as_of, ph)
+    for a in assessed:
+        pre = pre_state.get(a.key, "candidate")
+        if a.error is not None:
+            out[a.key] = _decision(a.key, failed(pre), (), {}, a.run_ids, as_of, ph, a.error)
+            continue
+        o = resolve(pre, conclusive=a.conclusive, kill_rule=a.kill, promote_rule=a.promote,
+                    cascade_from=None)
+        out[a.key] = _decision(a.key, o, a.fired, a.metrics, a.run_ids, as_of, ph)
     killed = sorted({s for (sc, s), st in pre_state.items() if sc == "strategy" and st == "killed"
                      and ("strategy", s) not in out}
                     | {d.subject for d in out.values() if d.scope == "strategy" and d.state == "killed"})
     for agent, strategy in _cascade_targets(con, killed, as_of).items():
         key = ("agent", agent)
         prev = out.get(key)
-        if prev is None:
-            out[key] = _decision(key, pre_state.get(key, "candidate"), False, None, None, (),
-                                 strategy, {}, [], as_of, ph)
+        pre = pre_state.get(key, "candidate")
+        if prev is None or prev.action == ERROR:
+            # the cascade needs none of the agent's own metrics: a failed agent is still killed,
+            # and the failure stays in the record's reason
+            o = resolve(pre, conclusive=False, kill_rule=None, promote_rule=None,
+                        cascade_from=strategy)
+            out[key] = _decision(key, o, (), {}, [], as_of, ph, prev.reason if prev else None)
         elif prev.action != "kill":
-            out[key] = _decision(key, pre_state.get(key, "candidate"),
-                                 prev.action != "inconclusive", None, None, prev.fired, strategy,
-                                 prev.metrics, prev.run_ids, as_of, ph)
+            o = resolve(pre, conclusive=prev.action != "inconclusive", kill_rule=None,
+                        promote_rule=None, cascade_from=strategy)
+            out[key] = _decision(key, o, prev.fired, prev.metrics, prev.run_ids, as_of, ph)
     return [out[k] for k in sorted(out)]
 
 
-def _decision(key: SubjectKey, pre: State, conclusive: bool, kill_rule: str | None,
-              promote_rule: str | None, fired: tuple[str, ...], cascade_from: str | None,
-              metric_values: dict[str, Any], run_ids: list[str], as_of: dt.datetime,
-              policy_hash: str) -> Decision:
-    o = resolve(pre, conclusive=conclusive, kill_rule=kill_rule, promote_rule=promote_rule,
-                cascade_from=cascade_from)
+def _decision(key: SubjectKey, o: Outcome, fired: tuple[str, ...], metric_values: dict[str, Any],
+              run_ids: list[str], as_of: dt.datetime, policy_hash: str,
+              reason: str | None = None) -> Decision:
     return Decision(subject=key[1], scope=key[0], action=o.action, rule=o.rule, fired=fired,
                     blocked=o.blocked, state=o.state, cascade_from=o.cascade_from,
-                    metrics=metric_values, run_ids=run_ids, as_of=as_of, policy_hash=policy_hash)
+                    metrics=metric_values, run_ids=run_ids, as_of=as_of, policy_hash=policy_hash,
+                    reason=reason)
 
 
 def _cascade_targets(con: duckdb.DuckDBPyConnection, strategies: list[str],

@@ -104,9 +104,11 @@ def lifecycle_states(con: duckdb.DuckDBPyConnection) -> dict[SubjectKey, State]:
 
 
 def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
-                 scope: str | None = None, since_seq: int | None = None) -> list[dict[str, Any]]:
+                 scope: str | None = None, since_seq: int | None = None,
+                 newest: bool = False) -> list[dict[str, Any]]:
     """Records ordered by seq, JSON fields parsed (left as text when they no longer parse).
-    On a store not yet migrated to 0009 (opened read-only), actor and hash_version are NULL."""
+    `newest`: only each subject's newest record. On a store not yet migrated to 0009 (opened
+    read-only), actor and hash_version are NULL."""
     if not has_log(con):
         return []
     where: list[str] = []
@@ -125,6 +127,8 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
     sql = f"SELECT {', '.join(cols)} FROM decisions"
     if where:
         sql += " WHERE " + " AND ".join(where)
+    if newest:
+        sql += " QUALIFY row_number() OVER (PARTITION BY scope, subject ORDER BY seq DESC) = 1"
     sql += " ORDER BY seq, hash"
     out = []
     for row in con.execute(sql, params).fetchall():
@@ -136,6 +140,11 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
         rec["created_at"] = ts_text(rec["created_at"])
         out.append(rec)
     return out
+
+
+def newest_records(con: duckdb.DuckDBPyConnection) -> dict[SubjectKey, dict[str, Any]]:
+    """Each subject's newest record: what the next evaluation is compared with (novelty)."""
+    return {(str(r["scope"]), str(r["subject"])): r for r in read_records(con, newest=True)}
 
 
 def legacy_count(con: duckdb.DuckDBPyConnection) -> int:

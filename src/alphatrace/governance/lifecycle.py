@@ -12,8 +12,11 @@ from typing import Any, Literal
 
 State = Literal["candidate", "promoted", "killed"]
 STATES: tuple[State, ...] = ("candidate", "promoted", "killed")
-Action = Literal["promote", "kill", "hold", "inconclusive", "revive"]
+Action = Literal["promote", "kill", "hold", "inconclusive", "revive", "error"]
 CASCADE_RULE = "cascade"
+# A subject whose evaluation failed (its metrics could not be computed, or were not finite):
+# recorded with the reason, and its state left as it was.
+ERROR: Action = "error"
 
 SubjectKey = tuple[str, str]  # (scope, subject)
 # Records about the log itself (the one-time re-chaining of v1 records) carry this scope; they
@@ -42,6 +45,12 @@ def resolve(pre: State, *, conclusive: bool, kill_rule: str | None, promote_rule
             return Outcome("hold", promote_rule, True, "killed", None)
         return Outcome("promote", promote_rule, False, "promoted", None)
     return Outcome("hold" if conclusive else "inconclusive", None, False, pre, None)
+
+
+def failed(pre: State) -> Outcome:
+    """A failed evaluation decides nothing: no rule, no block, the state before (a killed
+    subject stays killed, a promoted one stays promoted)."""
+    return Outcome(ERROR, None, False, pre, None)
 
 
 def fold(records: Iterable[Mapping[str, Any]]) -> dict[SubjectKey, State]:
