@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import alphatrace as at
@@ -276,6 +276,7 @@ _HEAD = st.builds(signing.SignedHead, seq=st.integers(1, 10**12),
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(heads=st.lists(_HEAD, max_size=6), junk=st.one_of(st.none(), st.text(max_size=30)),
        at_line=st.integers(0, 6))
+@example(heads=[], junk="\r0", at_line=0)  # a lone CR is no line break in a heads file
 def test_heads_file_round_trip_and_bad_lines(tmp_path: Path, heads: list[signing.SignedHead],
                                              junk: str | None, at_line: int) -> None:
     path = tmp_path / "h.jsonl"

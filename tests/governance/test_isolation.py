@@ -18,7 +18,7 @@ from .chain import tamper
 from .util import insert, series
 
 # A kills (last 5 runs sum to -150 < -100), B promotes (20 runs summing to 200 > 150), S is
-# killed with A and cascades to nobody else; T promotes with B. By hand from DESIGN.md §6.
+# killed with A and cascades to nobody else; T promotes with B. By hand from docs/architecture.md §Governance.
 GOOD = series("A", [-30.0] * 5, strategy="S") + series("B", [10.0] * 20, strategy="T")
 # Two runs of 1e308 bps: every sum over them overflows to inf (a double's range ends at 1.8e308).
 # Written straight into the ledger, as a store written before ingest's ranges holds them.

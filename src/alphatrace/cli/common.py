@@ -39,6 +39,21 @@ from alphatrace.store import Store
 console = Console()
 err_console = Console(stderr=True)
 
+
+@contextmanager
+def terminal_width(columns: int) -> Iterator[None]:
+    """Both consoles lay out for `columns` within the block: a command the server runs for a
+    client (`server/cli_routes.py`) fits the client's terminal, not the server's. Rich fixes a
+    width read from COLUMNS when a console is made, so setting the environment is not enough."""
+    saved = [(c, c._width) for c in (console, err_console)]
+    try:
+        for c, _ in saved:
+            c.width = columns
+        yield
+    finally:
+        for c, width in saved:
+            c._width = width
+
 DbOption = Annotated[
     Path | None,
     typer.Option("--db", help="Store file (default: $ALPHATRACE_DB or ./alphatrace.duckdb).",

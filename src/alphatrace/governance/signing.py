@@ -156,7 +156,8 @@ def read_file(path: Path) -> list[tuple[int, SignedHead]]:
     """(line number, head) for every line of a heads file; a malformed line is an error that
     names it (a heads file is only ever written by `append_line`)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # bytes, then text: read_text would turn a stray "\r" into a line break of its own
+        text = path.read_bytes().decode("utf-8", "replace")
     except OSError as e:
         raise InputError(f"heads file {path}: {e.strerror}") from None
     out = []

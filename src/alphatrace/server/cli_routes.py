@@ -43,6 +43,7 @@ class CliCall(BaseModel):
 def run_command(argv: list[str], cwd: str, columns: int, stdin: bytes | None,
                 db: str) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of `alphatrace ARGV` run here on the server's store."""
+    from alphatrace.cli.common import terminal_width
     from alphatrace.cli.main import app as cli_app
 
     out, err = io.StringIO(), io.StringIO()
@@ -55,7 +56,8 @@ def run_command(argv: list[str], cwd: str, columns: int, stdin: bytes | None,
             os.environ["COLUMNS"] = str(columns)
             if stdin is not None:
                 sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                    terminal_width(columns):
                 try:
                     # standalone_mode=False: click returns an Exit's code instead of exiting
                     rv = cli_app(args=argv, prog_name="alphatrace", standalone_mode=False)
