@@ -3,8 +3,8 @@
 Rules are declarative (`field`, `op`, `value` conditions, all of which must hold) rather than
 expressions: they compile to one parameterised SQL predicate over the ledger, cannot inject
 SQL, and do not depend on the governance expression language. Rules are applied in order; a
-run is attributed to the first rule it matches. Forensics and gates read the same table
-through `INCLUDED_SQL`.
+run is attributed to the first rule it matches. Forensics and gates decide which runs count
+through the one predicate `included_sql`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,16 @@ import duckdb
 
 from alphatrace.forensics.config import FIELDS, Condition, ExclusionRule
 
-# A run counts unless it has an exclusion: `... WHERE <INCLUDED_SQL>` on a relation with run_id.
-INCLUDED_SQL = "run_id NOT IN (SELECT run_id FROM run_exclusions)"
+
+def included_sql(relation: str) -> str:
+    """SQL true for the runs of `relation` (a table or alias with run_id) that count: those
+    without an exclusion. NOT EXISTS, not NOT IN: a NULL run_id in the exclusions cannot make
+    every run drop out, and DuckDB plans it as an anti-join."""
+    return (f"NOT EXISTS (SELECT 1 FROM run_exclusions x "
+            f"WHERE x.run_id = {relation}.run_id)")
+
+
+INCLUDED_SQL = included_sql("ledger")  # for the queries that read `FROM ledger`
 
 
 def condition_sql(c: Condition) -> tuple[str, list[Any]]:

@@ -13,6 +13,7 @@ import re
 import duckdb
 
 from alphatrace import metrics
+from alphatrace.forensics.exclusions import included_sql
 from alphatrace.governance.policy import SCOPES, GovernancePolicy
 from alphatrace.parse import parse_since
 from alphatrace.store.connection import has_table
@@ -46,7 +47,7 @@ def eligible_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: 
         where.append("l.ts <= ?")
         params.append(as_of)
     if gp.eligibility.exclude_flagged and has_table(con, "run_exclusions"):
-        where.append("NOT EXISTS (SELECT 1 FROM run_exclusions x WHERE x.run_id = l.run_id)")
+        where.append(included_sql("l"))
     return f"SELECT {cols} FROM ledger l WHERE {' AND '.join(where)}", params
 
 
