@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow as pa
-
 from alphatrace.store import Store
-from alphatrace.store.ingest import RAW_LIMIT
+from alphatrace.store.ingest import RAW_LIMIT, insert_quarantine
 
 
 @dataclass(frozen=True)
@@ -32,21 +30,6 @@ def record(store: Store, source: str, bad: list[Bad]) -> int:
     """Insert `bad` into quarantine (run it on the writer thread); returns how many were new."""
     if not bad:
         return 0
-    rows = pa.table({  # noqa: F841  (read by name in the SQL)
-        "path": pa.array([source] * len(bad), pa.string()),
-        "line": pa.array([b.line for b in bad], pa.int64()),
-        "kind": pa.array([b.kind for b in bad], pa.string()),
-        "field": pa.array([b.field for b in bad], pa.string()),
-        "reason": pa.array([b.reason for b in bad], pa.string()),
-        "raw": pa.array([b.raw[:RAW_LIMIT] for b in bad], pa.string()),
-    })
+    rows = [(None, source, b.line, b.kind, b.field, b.reason, b.raw[:RAW_LIMIT]) for b in bad]
     with store.transaction() as con:
-        new = con.execute(
-            """INSERT INTO quarantine (file_id, path, line, kind, field, reason, raw)
-               SELECT DISTINCT ON (r.line, r.raw) NULL, r.path, r.line, r.kind, r.field, r.reason,
-                      r.raw
-               FROM rows r
-               WHERE NOT EXISTS (SELECT 1 FROM quarantine q
-                                 WHERE q.path = r.path AND q.line = r.line AND q.raw = r.raw)"""
-        ).fetchall()[0][0]
-    return int(new)
+        return insert_quarantine(con, rows)

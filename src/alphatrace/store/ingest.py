@@ -9,7 +9,7 @@ field and reason while the good lines of the same file are kept.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -236,7 +236,7 @@ def _insert_new(
                 f"SELECT line_no, event_id, kind FROM {staged} WHERE err IS NULL").fetchall()]
 
 
-BadRow = tuple[int, str, int, str | None, str | None, str, str]
+BadRow = tuple[int | None, str, int, str | None, str | None, str, str]  # BAD_NAMES
 
 
 def _bad_rows(
@@ -265,16 +265,23 @@ def _bad_rows(
     return rows
 
 
-def _quarantine(con: duckdb.DuckDBPyConnection, rows: list[BadRow], report: IngestReport) -> None:
-    """Record bad lines; a line already quarantined for this path is not recorded twice."""
+def insert_quarantine(con: duckdb.DuckDBPyConnection, rows: Sequence[BadRow]) -> int:
+    """Record bad lines (or items of a request), each once: a row already quarantined with the
+    same path, line and raw text (a file ingested again, an exporter's retry) is not recorded
+    again, and repeats within `rows` are folded. Returns how many rows were new. The one way
+    into the quarantine table, for file ingest and for what the collector rejects itself."""
     cols = list(zip(*rows, strict=True))
     bad_lines = pa.table(  # noqa: F841  (read by name in the SQL)
         [pa.array(c, t) for c, t in zip(cols, BAD_TYPES, strict=True)], names=BAD_NAMES)
-    added = int(con.execute(
-        """INSERT INTO quarantine SELECT b.* FROM bad_lines b
+    return int(con.execute(
+        """INSERT INTO quarantine SELECT DISTINCT ON (b.path, b.line, b.raw) b.* FROM bad_lines b
            WHERE NOT EXISTS (SELECT 1 FROM quarantine q
                              WHERE q.path = b.path AND q.line = b.line AND q.raw = b.raw)"""
     ).fetchall()[0][0])
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, rows: list[BadRow], report: IngestReport) -> None:
+    added = insert_quarantine(con, rows)
     # The report says what this call did: a line quarantined by an earlier ingest of the
     # same file is a duplicate now, as a stored event would be.
     report.quarantined += added
