@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 from alphatrace.config import resolve_db_path
+from alphatrace.store import discovery
 
-# Commands that never touch a store, or must not run through a server.
-LOCAL = frozenset({"serve", "follow", "demo", "version", "schema", "policy", "--help", "-h"})
+# Commands that never touch a store, and those that must not run through a server.
+LOCAL = discovery.NOT_BESIDE_A_SERVER | {"version", "schema", "policy"}
 
 
 def db_of(argv: list[str]) -> Path:
@@ -31,12 +32,10 @@ def db_of(argv: list[str]) -> Path:
 
 def forward(argv: list[str]) -> int | None:
     """The exit code of the command run by the server holding its store; None to run it here."""
-    command = next((a for a in argv if not a.startswith("-")), None)
+    command = discovery.command_of(argv)
     if command is None or command in LOCAL or "--help" in argv:
         return None
     db = db_of(argv)
-    from alphatrace.store import discovery
-
     served = discovery.read(db)
     if served is None:
         return None

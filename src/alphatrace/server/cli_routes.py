@@ -25,12 +25,10 @@ from pydantic import BaseModel
 
 from alphatrace.config import ENV_DB
 from alphatrace.server.keys import active_keys
+from alphatrace.store import discovery
 
 router = APIRouter()
 _LOCK = threading.Lock()
-
-# Commands that cannot run inside a server: they would start another one, or rebuild the store.
-REFUSED = frozenset({"serve", "follow", "demo"})
 
 
 class CliCall(BaseModel):
@@ -91,8 +89,8 @@ async def cli(call: CliCall, request: Request) -> dict[str, Any]:
     scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
     if token is None or scheme.lower() != "bearer" or not hmac.compare_digest(given, token):
         raise HTTPException(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
-    command = next((a for a in call.argv if not a.startswith("-")), None)
-    if command in REFUSED:
+    command = discovery.command_of(call.argv)
+    if command in discovery.NOT_BESIDE_A_SERVER:
         return {"exit_code": 2, "stdout": "",
                 "stderr": f"error: `alphatrace {command}` cannot run while a server holds the store "
                           f"({request.app.state.writer.store.path}); stop the server first\n"}

@@ -21,6 +21,16 @@ from pathlib import Path
 
 SUFFIX = ".server.json"
 
+# Commands that cannot run beside a server holding their store: they would start another
+# one, or rebuild the store. The CLI runs them itself (and they fail on the lock with the
+# server's address); the server refuses them if they are sent anyway.
+NOT_BESIDE_A_SERVER = frozenset({"serve", "follow", "demo"})
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The command an `alphatrace` argument list names (its first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
 
 @dataclass(frozen=True)
 class Served:
