@@ -74,7 +74,9 @@ def create_app(
         linger_s=linger_s,
         max_batch_events=max_batch_events,
         max_pending_events=max_pending_events,
-        follow_dirs=[Path(d) for d in follow],
+        # absolute now: a command run for the CLI changes the working directory while it runs
+        # (server/cli_routes.py), and the follow thread must keep reading the same folders
+        follow_dirs=[Path(d).resolve() for d in follow],
     )
     metrics = CollectorMetrics(writer.reader)
     writer.observer = metrics.ingest
