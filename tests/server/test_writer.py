@@ -117,3 +117,29 @@ def test_stop_interrupts_a_long_read_and_closes_the_store(tmp_path: Path) -> Non
     assert time.monotonic() - t0 < 5 and not t.is_alive()
     assert calls == ["before"] and failed == ["InterruptException"]
     duckdb.connect(str(tmp_path / "db.duckdb")).close()  # closed: the file opens again
+
+
+def test_after_round_hooks_see_each_committed_round_in_order(tmp_path: Path) -> None:
+    """Hooks run on the writer thread after a round, in registration order, with the round's
+    rows already visible; a hook that raises neither fails ingest nor stops the next hook."""
+    w = Writer(tmp_path / "db.duckdb")
+    seen: list[tuple[str, int]] = []
+
+    def count(tag: str) -> Any:
+        def hook(store: Any) -> None:
+            seen.append((tag, int(one(store.con, "SELECT count(*) FROM telemetry")[0])))
+        return hook
+
+    def broken(store: Any) -> None:
+        raise RuntimeError("hook failure")
+
+    w.after_round(count("first"))
+    w.after_round(broken)
+    w.after_round(count("second"))
+    w.start()
+    res = w.submit_events(events("A", 3)).result(30)
+    assert [r.status for r in res] == ["accepted"] * 3
+    w.submit_events(events("B", 2)).result(30)
+    w.stop()
+    assert seen[:2] == [("first", 3), ("second", 3)]
+    assert seen[-2:] == [("first", 5), ("second", 5)]

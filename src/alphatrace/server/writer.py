@@ -129,6 +129,7 @@ class Writer:
         self._last_follow = 0.0
         self._last_round_jobs = 1
         self._before_close: list[Callable[[], None]] = []
+        self._after_round: list[Callable[[Store], None]] = []
         self.stats = WriterStats()
         self.observer: IngestObserver = observer or _Unobserved()
 
@@ -140,6 +141,20 @@ class Writer:
         """Call `fn` when the server stops, before the store closes (the dashboard drops the
         background work it has queued)."""
         self._before_close.append(fn)
+
+    def after_round(self, fn: Callable[[Store], None]) -> None:
+        """Call `fn(store)` on the writer thread after every round that wrote something
+        (events, a write call, a spool pickup), in registration order: the live pipeline
+        first (server/app.py registers it), then whatever reads what it derived. A hook that
+        raises is logged and the next one still runs; ingest never fails because of a hook."""
+        self._after_round.append(fn)
+
+    def _hooks(self) -> None:
+        for fn in self._after_round:
+            try:
+                fn(self.store)
+            except Exception:
+                log.exception("after-round hook %r failed", fn)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish every queued request, then close the store.
@@ -209,8 +224,8 @@ class Writer:
             try:
                 job = self._q.get(timeout=timeout)
             except queue.Empty:
-                if self.follow_dirs:
-                    self._follow_pass()
+                if self.follow_dirs and self._follow_pass():
+                    self._hooks()
                 idle = time.monotonic() - self._last_write
                 if self._dirty and idle >= self.idle_checkpoint_s and self._q.empty():
                     self._checkpoint()
@@ -222,6 +237,7 @@ class Writer:
             self._run(jobs)
             if self.follow_dirs and time.monotonic() - self._last_follow >= self.follow_poll_s:
                 self._follow_pass()
+            self._hooks()
             if stop:
                 self._drain_rest()
                 return
@@ -259,13 +275,17 @@ class Writer:
         return jobs, False
 
     def _drain_rest(self) -> None:
+        ran = False
         while True:
             try:
                 j = self._q.get_nowait()
             except queue.Empty:
-                return
+                break
             if j is not None:
                 self._run([j])
+                ran = True
+        if ran:
+            self._hooks()
 
     def _run(self, jobs: list[_EventJob | _CallJob]) -> None:
         batch = [j for j in jobs if isinstance(j, _EventJob)]
@@ -326,7 +346,8 @@ class Writer:
         except Exception:  # a read transaction in the way: the next idle moment will do
             log.debug("idle checkpoint skipped", exc_info=True)
 
-    def _follow_pass(self) -> None:
+    def _follow_pass(self) -> bool:
+        """Pick up spool files once; whether any were taken."""
         from alphatrace.sdk.follow import pickup_once
 
         self._last_follow = time.monotonic()
@@ -334,9 +355,10 @@ class Writer:
             r = pickup_once(self.store, self.follow_dirs)
         except Exception:
             log.exception("spool pickup failed")
-            return
+            return False
         if r.files:
             self._dirty, self._last_write = True, time.monotonic()
         for k, v in r.to_dict().items():
             self.stats.follow[k] = self.stats.follow.get(k, 0) + v
         self.observer.follow(r.accepted, r.duplicates, r.quarantined)
+        return bool(r.files)
