@@ -27,6 +27,7 @@ AREAS = (
     "alphatrace.cli.server",
     "alphatrace.cli.dashboard",
     "alphatrace.cli.demo",
+    "alphatrace.cli.export",
 )
 
 for _name in AREAS:
