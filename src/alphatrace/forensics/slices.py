@@ -428,12 +428,212 @@ class _TopK:
         order = np.lexsort((all_ids, -all_sc))
         self.ids, self.scores = all_ids[order], all_sc[order]
 
-    def threshold(self, reference: bool) -> float:
-        if self.scores.size == 0:
-            return -np.inf
-        if reference or self.scores.size >= self.k:
-            return float(self.scores[-1])
-        return -np.inf
+    @property
+    def full(self) -> bool:
+        return self.scores.size >= self.k
+
+    @property
+    def lowest(self) -> float:
+        return float(self.scores[-1]) if self.scores.size else -np.inf
+
+
+class _Rows:
+    """The evaluated slices, appended level by level, concatenated once at the end."""
+
+    KEYS = ("feats", "preds", "size", "err", "err_max", "y_sum", "y_sq")
+
+    def __init__(self, max_level: int) -> None:
+        self.max_level = max_level
+        self.parts: dict[str, list[Any]] = {k: [] for k in self.KEYS}
+        self.n = 0
+
+    def add(self, combo: tuple[int, ...], idx: tuple[I64, ...], stats: dict[str, F64]) -> I64:
+        """Append the slices at `idx` of the combo's predicate tensor; their row ids."""
+        m = idx[0].size
+        fe = np.full((m, self.max_level), -1, np.int16)
+        pr = np.full((m, self.max_level), -1, np.int16)
+        for pos, f in enumerate(combo):
+            fe[:, pos] = f
+            pr[:, pos] = idx[pos]
+        self.parts["feats"].append(fe)
+        self.parts["preds"].append(pr)
+        for key in ("size", "err", "err_max", "y_sum", "y_sq"):
+            self.parts[key].append(stats[key] if key in stats else np.zeros(m))
+        ids = np.arange(self.n, self.n + m, dtype=np.int64)
+        self.n += m
+        return ids
+
+    def column(self, key: str, dtype: Any, shape: tuple[int, ...] = (0,)) -> Any:
+        parts = self.parts[key]
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype)
+
+
+class SliceLine:
+    """One search: SliceLine's lattice over `features`, level by level, with its exact bound.
+
+    A level is a set of feature combinations; `first_level` evaluates every feature alone,
+    `next_level` the combinations whose parents all survived and whose bound beats the top-K
+    threshold. `ReferenceSliceLine` changes only the two pruning quirks (see the module doc).
+    """
+
+    def __init__(self, features: Sequence[Feature], errors: npt.ArrayLike, params: SearchParams,
+                 y: npt.ArrayLike | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        e = np.asarray(errors, dtype=np.float64)
+        if e.ndim != 1 or (e.size and float(e.min()) < 0):
+            raise ValueError("errors must be a non-negative vector")
+        self.e = e
+        self.n = int(e.size)
+        self.ya = None if y is None else np.asarray(y, dtype=np.float64)
+        # a weighted bincount counts faster than a plain one
+        self.weights = [np.ones(e.size, np.float64), e]
+        if self.ya is not None:
+            self.weights += [self.ya, self.ya * self.ya]
+        self.ebar = float(np.mean(e)) if self.n else 0.0
+        self.feats = list(features)
+        self.params = params
+        self.top = _TopK(params.k)
+        self.max_level = min(params.max_level, len(self.feats))
+        self.rows = _Rows(self.max_level)
+        self.combos_read = self.combos_skipped = 0
+        self.progress = progress
+        self.done = 0
+        self.total = len(self.feats) + sum(math.comb(len(self.feats), lv)
+                                           for lv in range(2, self.max_level + 1))
+
+    # -- the two pruning choices a reference run replaces ------------------------------------
+    @property
+    def bound_rows(self) -> float:
+        """The `n` of the score bound's size term: the rows."""
+        return float(self.n)
+
+    def threshold(self) -> float:
+        """Candidates must beat this bound: the K-th best score once K slices are known."""
+        return self.top.lowest if self.top.full else -np.inf
+
+    # -- the lattice -------------------------------------------------------------------------
+    def run(self) -> SliceTable:
+        """Every slice SliceLine would evaluate, with its statistics, and the top-K."""
+        prev = self.first_level()
+        for level in range(2, self.max_level + 1):
+            if not any(v.any() for v in prev.valid.values()):
+                break
+            prev = self.next_level(level, prev)
+        return self.table()
+
+    def first_level(self) -> _Level:
+        out = _Level()
+        for f in range(len(self.feats)):
+            out.valid[(f,)], out.size[(f,)], out.err[(f,)], out.err_max[(f,)] = (
+                self.evaluate((f,), None))
+            self.combos_read += 1
+            self._step()
+        return out
+
+    def next_level(self, level: int, prev: _Level) -> _Level:
+        thr = self.threshold()
+        pending: list[tuple[tuple[int, ...], BOOL, F64]] = []
+        for combo in combinations(range(len(self.feats)), level):
+            alive, sm = self.candidates(combo, prev, thr)
+            if alive is None or sm is None:
+                self.combos_skipped += 1
+                self.done += 1
+            else:
+                pending.append((combo, alive, sm))
+        last = level == self.max_level and not self.params.exact_max
+        shared = (_pair_hists(self.feats, [c for c, _, _ in pending], self.e, self.weights,
+                              not last) if level == 2 else {})
+        cur = _Level()
+        for combo, alive, sm in pending:
+            cur.valid[combo], cur.size[combo], cur.err[combo], cur.err_max[combo] = self.evaluate(
+                combo, alive, sm if last else None, shared.get(combo))
+            self.combos_read += 1
+            self._step()
+        return cur
+
+    def candidates(self, combo: tuple[int, ...], prev: _Level, thr: float
+                   ) -> tuple[BOOL | None, F64 | None]:
+        """The combo's slices worth evaluating (all parents valid, bound above `thr` and 0) and
+        the parents' bound on their maximum error; (None, None) when there are none."""
+        level = len(combo)
+        parents = [combo[:i] + combo[i + 1:] for i in range(level)]
+        if any(p not in prev.valid or not prev.valid[p].any() for p in parents):
+            return None, None
+        alive: BOOL | None = None
+        ss = se = sm = None
+        for i, p in enumerate(parents):
+            v = np.expand_dims(prev.valid[p], i)
+            s_ = np.expand_dims(prev.size[p], i)
+            e_ = np.expand_dims(prev.err[p], i)
+            m_ = np.expand_dims(prev.err_max[p], i)
+            alive = v if alive is None else (alive & v)
+            ss = s_ if ss is None else np.minimum(ss, s_)
+            se = e_ if se is None else np.minimum(se, e_)
+            sm = m_ if sm is None else np.minimum(sm, m_)
+        assert alive is not None and ss is not None and se is not None and sm is not None
+        minsup = self.params.min_support
+        ub = score_ub(self.params.alpha, self.ebar, self.bound_rows, minsup, ss, se, sm)
+        alive = alive & (ss >= minsup) & (ub > thr) & (ub > 0)
+        return (alive, sm) if alive.any() else (None, None)
+
+    def evaluate(self, combo: tuple[int, ...], alive: BOOL | None, max_bound: F64 | None = None,
+                 hist: tuple[F64, F64 | None] | None = None) -> tuple[BOOL, F64, F64, F64]:
+        """Record the combo's `alive` slices (all when None), offer them to the top-K; the
+        combo's validity, size, error and max error tensors for the next level's bounds."""
+        fs = [self.feats[f] for f in combo]
+        hs, hm = hist if hist is not None else _hist(self.feats, combo, self.e, self.weights,
+                                                     with_max=max_bound is None)
+        sums = _contract_sum(hs, fs)
+        size, err = sums[..., 0], sums[..., 1]
+        emax = _contract_max(hm, fs) if hm is not None else np.asarray(max_bound)
+        ev = np.ones(size.shape, np.bool_) if alive is None else alive
+        idx = np.nonzero(ev)
+        stats = {"size": size[idx], "err": err[idx], "err_max": emax[idx]}
+        if self.ya is not None:
+            stats["y_sum"] = sums[..., 2][idx]
+            stats["y_sq"] = sums[..., 3][idx]
+        ids = self.rows.add(combo, tuple(np.asarray(i, np.int64) for i in idx), stats)
+        sc = score(self.params.alpha, self.ebar, self.n, stats["size"], stats["err"])
+        minsup = self.params.min_support
+        ok = (stats["size"] >= minsup) & (sc > 0)
+        self.top.add(ids[ok], sc[ok])
+        valid = ev & (size >= minsup) & (err > 0)
+        return valid, size, err, emax
+
+    def _step(self) -> None:
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.total)
+
+    def table(self) -> SliceTable:
+        r = self.rows
+        size_all = r.column("size", np.float64)
+        err_all = r.column("err", np.float64)
+        feats_all = r.column("feats", np.int16, (0, self.max_level))
+        return SliceTable(
+            feats=feats_all,
+            preds=r.column("preds", np.int16, (0, self.max_level)),
+            level=(feats_all >= 0).sum(axis=1).astype(np.int8),
+            size=size_all, err=err_all, err_max=r.column("err_max", np.float64),
+            y_sum=r.column("y_sum", np.float64), y_sq=r.column("y_sq", np.float64),
+            score=score(self.params.alpha, self.ebar, self.n, size_all, err_all),
+            top=self.top.ids, n=self.n, average_error=self.ebar,
+            combos_read=self.combos_read, combos_skipped=self.combos_skipped,
+        )
+
+
+class ReferenceSliceLine(SliceLine):
+    """The SystemDS/`sliceline` pruning, to check results against their tests: the bound's size
+    term counts encoded predicates instead of rows, and the threshold is the current top-K
+    minimum even before K slices are known. Both only prune less tightly or differently;
+    the statistics of an evaluated slice are the same."""
+
+    @property
+    def bound_rows(self) -> float:
+        return float(sum(f.n_predicates for f in self.feats))
+
+    def threshold(self) -> float:
+        return self.top.lowest
 
 
 def search(features: Sequence[Feature], errors: npt.ArrayLike, params: SearchParams,
@@ -444,133 +644,7 @@ def search(features: Sequence[Feature], errors: npt.ArrayLike, params: SearchPar
     `errors` must be non-negative (SliceLine's error vector; for PnL, the per-run loss).
     `y`, when given, is summed too (Σy, Σy²) so callers can test slices without rereading rows;
     pass it centred. `progress(done, total)` is called per feature combination.
+    `params.reference` picks `ReferenceSliceLine`.
     """
-    e = np.asarray(errors, dtype=np.float64)
-    if e.ndim != 1 or (e.size and float(e.min()) < 0):
-        raise ValueError("errors must be a non-negative vector")
-    n = int(e.size)
-    ya = None if y is None else np.asarray(y, dtype=np.float64)
-    weights = [np.ones(e.size, np.float64), e]  # a weighted bincount counts faster than a plain one
-    if ya is not None:
-        weights += [ya, ya * ya]
-    ebar = float(np.mean(e)) if n else 0.0
-    feats = list(features)
-    n_enc = sum(f.n_predicates for f in feats)
-    ub_n = float(n_enc if params.reference else n)
-    minsup = params.min_support
-    top = _TopK(params.k)
-    max_level = min(params.max_level, len(feats))
-
-    rows: dict[str, list[Any]] = {k: [] for k in
-                                  ("feats", "preds", "size", "err", "err_max", "y_sum", "y_sq")}
-    n_rows = 0
-    combos_read = combos_skipped = 0
-
-    def record(combo: tuple[int, ...], idx: tuple[I64, ...], stats: dict[str, F64]) -> I64:
-        nonlocal n_rows
-        m = idx[0].size
-        fe = np.full((m, max_level), -1, np.int16)
-        pr = np.full((m, max_level), -1, np.int16)
-        for pos, f in enumerate(combo):
-            fe[:, pos] = f
-            pr[:, pos] = idx[pos]
-        rows["feats"].append(fe)
-        rows["preds"].append(pr)
-        for key in ("size", "err", "err_max", "y_sum", "y_sq"):
-            rows[key].append(stats[key] if key in stats else np.zeros(m))
-        ids = np.arange(n_rows, n_rows + m, dtype=np.int64)
-        n_rows += m
-        return ids
-
-    def evaluate(combo: tuple[int, ...], alive: BOOL | None, max_bound: F64 | None = None,
-                 hist: tuple[F64, F64 | None] | None = None) -> tuple[BOOL, F64, F64, F64]:
-        fs = [feats[f] for f in combo]
-        hs, hm = hist if hist is not None else _hist(feats, combo, e, weights,
-                                                     with_max=max_bound is None)
-        sums = _contract_sum(hs, fs)
-        size, err = sums[..., 0], sums[..., 1]
-        emax = _contract_max(hm, fs) if hm is not None else np.asarray(max_bound)
-        ev = np.ones(size.shape, np.bool_) if alive is None else alive
-        idx = np.nonzero(ev)
-        stats = {"size": size[idx], "err": err[idx], "err_max": emax[idx]}
-        if ya is not None:
-            stats["y_sum"] = sums[..., 2][idx]
-            stats["y_sq"] = sums[..., 3][idx]
-        ids = record(combo, tuple(np.asarray(i, np.int64) for i in idx), stats)
-        sc = score(params.alpha, ebar, n, stats["size"], stats["err"])
-        ok = (stats["size"] >= minsup) & (sc > 0)
-        top.add(ids[ok], sc[ok])
-        valid = ev & (size >= minsup) & (err > 0)
-        return valid, size, err, emax
-
-    total = len(feats) + sum(math.comb(len(feats), lv) for lv in range(2, max_level + 1))
-    done = 0
-    prev = _Level()
-    for f in range(len(feats)):
-        valid, size, err, emax = evaluate((f,), None)
-        combos_read += 1
-        prev.valid[(f,)], prev.size[(f,)], prev.err[(f,)], prev.err_max[(f,)] = valid, size, err, emax
-        done += 1
-        if progress:
-            progress(done, total)
-
-    for level in range(2, max_level + 1):
-        if not any(v.any() for v in prev.valid.values()):
-            break
-        thr = top.threshold(params.reference)
-        cur = _Level()
-        pending: list[tuple[tuple[int, ...], BOOL, F64]] = []
-        for combo in combinations(range(len(feats)), level):
-            parents = [combo[:i] + combo[i + 1:] for i in range(level)]
-            if any(p not in prev.valid or not prev.valid[p].any() for p in parents):
-                combos_skipped += 1
-                done += 1
-                continue
-            alive: BOOL | None = None
-            ss = se = sm = None
-            for i, p in enumerate(parents):
-                v = np.expand_dims(prev.valid[p], i)
-                s_ = np.expand_dims(prev.size[p], i)
-                e_ = np.expand_dims(prev.err[p], i)
-                m_ = np.expand_dims(prev.err_max[p], i)
-                alive = v if alive is None else (alive & v)
-                ss = s_ if ss is None else np.minimum(ss, s_)
-                se = e_ if se is None else np.minimum(se, e_)
-                sm = m_ if sm is None else np.minimum(sm, m_)
-            assert alive is not None and ss is not None and se is not None and sm is not None
-            ub = score_ub(params.alpha, ebar, ub_n, minsup, ss, se, sm)
-            alive = alive & (ss >= minsup) & (ub > thr) & (ub > 0)
-            if not alive.any():
-                combos_skipped += 1
-                done += 1
-            else:
-                pending.append((combo, alive, sm))
-        last = level == max_level and not params.exact_max
-        shared = (_pair_hists(feats, [c for c, _, _ in pending], e, weights, not last)
-                  if level == 2 else {})
-        for combo, alive, sm in pending:
-            valid, size, err, emax = evaluate(combo, alive, sm if last else None, shared.get(combo))
-            combos_read += 1
-            cur.valid[combo], cur.size[combo], cur.err[combo], cur.err_max[combo] = (
-                valid, size, err, emax)
-            done += 1
-            if progress:
-                progress(done, total)
-        prev = cur
-
-    def cat(key: str, dtype: Any, shape: tuple[int, ...] = (0,)) -> Any:
-        return np.concatenate(rows[key]).astype(dtype) if rows[key] else np.zeros(shape, dtype)
-
-    size_all = cat("size", np.float64)
-    err_all = cat("err", np.float64)
-    feats_all = cat("feats", np.int16, (0, max_level))
-    return SliceTable(
-        feats=feats_all,
-        preds=cat("preds", np.int16, (0, max_level)),
-        level=(feats_all >= 0).sum(axis=1).astype(np.int8),
-        size=size_all, err=err_all, err_max=cat("err_max", np.float64),
-        y_sum=cat("y_sum", np.float64), y_sq=cat("y_sq", np.float64),
-        score=score(params.alpha, ebar, n, size_all, err_all),
-        top=top.ids, n=n, average_error=ebar,
-        combos_read=combos_read, combos_skipped=combos_skipped,
-    )
+    algo = ReferenceSliceLine if params.reference else SliceLine
+    return algo(features, errors, params, y, progress).run()
