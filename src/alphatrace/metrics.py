@@ -34,6 +34,12 @@ from alphatrace.store.connection import registered
 PNL = "realized_pnl_bps"
 
 
+# How a metric's value reads in a table (server/dashboard/fmt.py maps each to its formatter):
+# signed bps, signed USD, a cost (small amounts keep their digits), an unsigned USD amount, a
+# percentage of a ratio, or a number with 0-3 decimals.
+FORMATS = ("bps", "usd", "cost", "amount_usd", "pct", "n0", "n1", "n2", "n3")
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -44,18 +50,27 @@ class Metric:
     # For a mean over runs: the per-run value it averages (what a per-run series plots, e.g.
     # the forensics change points), so the two can never be spelled differently.
     per_run: str | None = None
+    label: str = ""  # what a person reads in a sentence or a column head
+    fmt: str = "n0"  # one of FORMATS
+
+    def __post_init__(self) -> None:
+        if self.fmt not in FORMATS:
+            raise ValueError(f"metric {self.name}: unknown format {self.fmt!r}")
+        if not self.label:
+            object.__setattr__(self, "label", self.name.replace("_", " "))
 
 
-def _m(name: str, sql: str, unit: str, formula: str, doc: str) -> Metric:
-    return Metric(name, sql, unit, formula, doc)
+def _m(name: str, sql: str, unit: str, formula: str, doc: str, *, label: str = "",
+       fmt: str = "n0") -> Metric:
+    return Metric(name, sql, unit, formula, doc, label=label, fmt=fmt)
 
 
 def _mean(name: str, per_run: str, unit: str, formula: str, doc: str, *,
-          empty_is_zero: bool = False) -> Metric:
+          empty_is_zero: bool = False, label: str = "", fmt: str = "n0") -> Metric:
     """A compensated mean of a per-run value (`favg`), NULL over no runs unless `empty_is_zero`."""
     sql = f"favg({per_run})"
     return Metric(name, f"coalesce({sql}, 0)" if empty_is_zero else sql, unit, formula, doc,
-                  per_run)
+                  per_run, label, fmt)
 
 
 # Same runs, same bytes: DuckDB aggregates a large group on several threads and adds their
@@ -75,58 +90,83 @@ _DAYS = (f"date_diff('second', min(ts) FILTER (WHERE {PNL} IS NOT NULL), "
 _UNREALIZED = "pnl_usd IS NULL"
 
 _METRICS: tuple[Metric, ...] = (
-    _m("runs", "count(*)", "runs", "n", "runs in the group"),
-    _m("realized_runs", f"count({PNL})", "runs", "n(pnl ≠ null)", "runs with realized PnL"),
+    _m("runs", "count(*)", "runs", "n", "runs in the group",
+       label="runs", fmt="n0"),
+    _m("realized_runs", f"count({PNL})", "runs", "n(pnl ≠ null)", "runs with realized PnL",
+       label="realized runs", fmt="n0"),
     _mean("hit_rate", f"CASE WHEN {PNL} IS NULL THEN NULL WHEN {PNL} > 0 THEN 1.0 ELSE 0.0 END",
-       "ratio", "#(pnl > 0) / #realized", "share of realized runs that made money (0 counts as a miss)"),
+       "ratio", "#(pnl > 0) / #realized", "share of realized runs that made money (0 counts as a miss)",
+       label="hit rate", fmt="pct"),
     _m("rolling_pnl_bps", f"coalesce(fsum({PNL}), 0)", "bps", "Σ pnl",
-       "sum of realized bps over the group (a gate's window: its last N runs)"),
-    _mean("mean_pnl_bps", PNL, "bps", "Σ pnl / n", "mean realized bps per run"),
-    _m("median_pnl_bps", f"median({PNL})", "bps", "median(pnl)", "median realized bps per run"),
+       "sum of realized bps over the group (a gate's window: its last N runs)",
+       label="rolling PnL", fmt="bps"),
+    _mean("mean_pnl_bps", PNL, "bps", "Σ pnl / n", "mean realized bps per run",
+       label="PnL", fmt="bps"),
+    _m("median_pnl_bps", f"median({PNL})", "bps", "median(pnl)", "median realized bps per run",
+       label="median PnL", fmt="bps"),
     _mean("mean_net_bps", "net_bps", "bps", "mean(pnl_bps − cost_usd/size_usd·1e4)",
-       "mean per-run bps after inference cost"),
-    _m("median_net_bps", "median(net_bps)", "bps", "median(net_bps)", "median per-run net bps"),
-    _m("total_pnl_usd", "coalesce(fsum(pnl_usd), 0)", "USD", "Σ pnl_usd", "trading PnL in dollars"),
+       "mean per-run bps after inference cost",
+       label="mean net", fmt="bps"),
+    _m("median_net_bps", "median(net_bps)", "bps", "median(net_bps)", "median per-run net bps",
+       label="median net", fmt="bps"),
+    _m("total_pnl_usd", "coalesce(fsum(pnl_usd), 0)", "USD", "Σ pnl_usd", "trading PnL in dollars",
+       label="trading PnL", fmt="usd"),
     _m("total_cost_usd", "coalesce(fsum(cost_usd), 0)", "USD", "Σ cost_usd",
-       "inference spend of every run, realized or not"),
+       "inference spend of every run, realized or not",
+       label="inference cost", fmt="cost"),
     _m("unrealized_cost_usd", f"coalesce(fsum(cost_usd) FILTER (WHERE {_UNREALIZED}), 0)", "USD",
        "Σ cost_usd where pnl_usd = null",
-       "the part of total_cost_usd spent on runs whose PnL is not known yet (open, unpriced)"),
+       "the part of total_cost_usd spent on runs whose PnL is not known yet (open, unpriced)",
+       label="cost of unrealized runs", fmt="cost"),
     _m("net_usd",
        f"coalesce(fsum(CASE WHEN {_UNREALIZED} THEN -cost_usd ELSE net_usd END), 0)", "USD",
        "Σ pnl_usd − Σ cost_usd",
-       "dollars after inference cost: the PnL known so far minus the cost of every run"),
+       "dollars after inference cost: the PnL known so far minus the cost of every run",
+       label="net", fmt="usd"),
     _m("profit_factor",
        f"fsum(CASE WHEN {PNL} > 0 THEN {PNL} ELSE 0 END) / "
        f"nullif(-fsum(CASE WHEN {PNL} < 0 THEN {PNL} ELSE 0 END), 0)",
-       "ratio", "Σ winning bps / |Σ losing bps|", "null when there is no losing run"),
+       "ratio", "Σ winning bps / |Σ losing bps|", "null when there is no losing run",
+       label="profit factor", fmt="n2"),
     _m("sharpe", f"favg({PNL}) / nullif({_SD}, 0)", "ratio",
-       "mean(pnl) / sd(pnl)", "per-run Sharpe ratio (sample sd); null under 2 runs or zero sd"),
+       "mean(pnl) / sd(pnl)", "per-run Sharpe ratio (sample sd); null under 2 runs or zero sd",
+       label="Sharpe", fmt="n3"),
     _m("sharpe_annualised",
        f"favg({PNL}) / nullif({_SD}, 0) * sqrt(365.0 * count({PNL}) / greatest({_DAYS}, 1.0))",
        "ratio", "sharpe · √(365 · runs per day)",
        "per-run Sharpe scaled by the observed run frequency (realized runs / days from the first "
-       "to the last realized run, at least 1 day)"),
+       "to the last realized run, at least 1 day)",
+       label="annualised Sharpe", fmt="n2"),
     _m("max_drawdown_bps", "coalesce(max(_peak_bps - _cum_bps), 0)", "bps",
        "max_t (max_{s≤t} C_s − C_t), C = cumulative pnl, C_0 = 0",
-       "largest peak-to-trough fall of cumulative bps"),
+       "largest peak-to-trough fall of cumulative bps",
+       label="max drawdown (bps)", fmt="n2"),
     _m("max_drawdown_usd", "coalesce(max(_peak_usd - _cum_usd), 0)", "USD",
        "same on the cumulative ledger net_usd of each run",
-       "largest peak-to-trough fall of cumulative net dollars (a run counts once its PnL is known)"),
+       "largest peak-to-trough fall of cumulative net dollars (a run counts once its PnL is known)",
+       label="max drawdown", fmt="amount_usd"),
     _m("max_losing_streak", "coalesce(max(_streak), 0)", "runs",
-       "longest run of consecutive pnl < 0", "runs without realized PnL neither extend nor break it"),
+       "longest run of consecutive pnl < 0", "runs without realized PnL neither extend nor break it",
+       label="longest losing streak", fmt="n0"),
     _mean("error_rate", "CASE WHEN coalesce(errors, 0) > 0 THEN 1.0 ELSE 0.0 END",
           "ratio", "#(errors > 0) / n", "share of runs with at least one error",
-          empty_is_zero=True),
-    _mean("mean_latency_ms", "latency_ms", "ms", "mean(latency)", "mean run latency"),
-    _m("median_latency_ms", "median(latency_ms)", "ms", "median(latency)", "median run latency"),
+          empty_is_zero=True,
+       label="error rate", fmt="pct"),
+    _mean("mean_latency_ms", "latency_ms", "ms", "mean(latency)", "mean run latency",
+       label="latency", fmt="n0"),
+    _m("median_latency_ms", "median(latency_ms)", "ms", "median(latency)", "median run latency",
+       label="median latency", fmt="n0"),
     _m("p90_latency_ms", "quantile_cont(latency_ms, 0.9)", "ms", "90th percentile (linear)",
-       "tail latency"),
-    _mean("cost_per_run", "coalesce(cost_usd, 0)", "USD", "Σ cost / n", "inference cost per run"),
+       "tail latency",
+       label="p90 latency", fmt="n0"),
+    _mean("cost_per_run", "coalesce(cost_usd, 0)", "USD", "Σ cost / n", "inference cost per run",
+       label="cost per run", fmt="cost"),
     _mean("tokens_per_run", "coalesce(tokens_in, 0) + coalesce(tokens_out, 0)", "tokens",
-       "Σ (tokens_in + tokens_out) / n", "tokens per run"),
+       "Σ (tokens_in + tokens_out) / n", "tokens per run",
+       label="tokens per run", fmt="n0"),
     _m("pnl_per_cost", "fsum(pnl_usd) / nullif(fsum(cost_usd), 0)", "ratio",
-       "Σ pnl_usd / Σ cost_usd", "trading dollars per dollar of inference; null without cost"),
+       "Σ pnl_usd / Σ cost_usd", "trading dollars per dollar of inference; null without cost",
+       label="PnL per cost dollar", fmt="n1"),
 )
 
 METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}
@@ -144,7 +184,8 @@ def get(name: str) -> Metric:
         n = int(lm.group(1))
         return _m(name, f"coalesce(fsum({PNL}) FILTER (WHERE _rn_desc <= {n}), 0)", "bps",
                   f"Σ pnl over the newest {n} realized runs",
-                  f"sum of realized bps over the last {n} runs with realized PnL")
+                  f"sum of realized bps over the last {n} runs with realized PnL",
+                  label=f"PnL of the last {n} runs", fmt="bps")
     raise KeyError(name)
 
 

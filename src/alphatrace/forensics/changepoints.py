@@ -29,19 +29,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from alphatrace import metrics
 from alphatrace.forensics.config import ChangepointsConfig
 from alphatrace.forensics.stats import welch_samples
 from alphatrace.forensics.text import num, pct, signed
 
 F64 = npt.NDArray[np.float64]
 
-LABELS = {
-    "cost_per_run": "cost per run",
-    "tokens_per_run": "tokens per run",
-    "mean_latency_ms": "latency",
-    "error_rate": "error rate",
-    "mean_pnl_bps": "PnL",
-}
 OPERATIONAL = ("cost_per_run", "tokens_per_run", "mean_latency_ms", "error_rate")
 
 
@@ -103,7 +97,7 @@ class Change:
         return self.before is not None and self.after is not None and self.after > self.before
 
     def phrase(self) -> str:
-        label = LABELS[self.metric]
+        label = metrics.get(self.metric).label
         verb = "rose" if self.rose else "fell"
         if self.metric == "mean_pnl_bps":
             what = f"{label} {verb} from {signed(self.before or 0)} to {signed(self.after or 0)} bps"

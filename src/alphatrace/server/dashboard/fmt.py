@@ -4,8 +4,10 @@ Raw values travel alongside (`data-v`) so sorting never parses formatted text.""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
+from alphatrace import metrics
 from alphatrace.governance.confidence import percent
 
 DASH = "—"
@@ -95,17 +97,20 @@ def plain(v: Any) -> str:
     return str(v)
 
 
-# metric name → formatter, for the summary tables
-BY_METRIC = {
-    "runs": number, "realized_runs": number, "hit_rate": pct, "mean_pnl_bps": bps,
-    "median_pnl_bps": bps, "mean_net_bps": bps, "median_net_bps": bps, "total_pnl_usd": usd,
-    "total_cost_usd": cost, "net_usd": usd, "profit_factor": lambda v: number(v, 2),
-    "sharpe": lambda v: number(v, 3), "sharpe_annualised": lambda v: number(v, 2),
-    "max_drawdown_bps": lambda v: number(v, 2), "max_drawdown_usd": amount_usd, "max_losing_streak": number,
-    "mean_latency_ms": number, "median_latency_ms": number, "cost_per_run": cost,
-    "pnl_per_cost": lambda v: number(v, 1), "error_rate": pct, "multiplier": multiplier,
+# a metric's declared format (alphatrace.metrics.FORMATS) → its formatter
+FORMATTERS: dict[str, Callable[[Any], str]] = {
+    "bps": bps, "usd": usd, "cost": cost, "amount_usd": amount_usd, "pct": pct,
+    "n0": number, "n1": lambda v: number(v, 1), "n2": lambda v: number(v, 2),
+    "n3": lambda v: number(v, 3),
 }
+# values shown beside the metrics that are not metrics
+OTHER = {"multiplier": multiplier}
 
 
 def metric(name: str, v: Any) -> str:
-    return BY_METRIC.get(name, plain)(v)
+    """A summary value as its metric declares (alphatrace.metrics.Metric.fmt)."""
+    if name in OTHER:
+        return OTHER[name](v)
+    if metrics.is_metric(name):
+        return FORMATTERS[metrics.get(name).fmt](v)
+    return plain(v)
