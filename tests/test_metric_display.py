@@ -40,3 +40,4 @@ def test_change_point_sentences_use_the_registry_label() -> None:
     cp = Change(agent="A", metric="cost_per_run", run_index=40, run_id="r40",
                      ts=dt.datetime(2025, 1, 1), before=0.01, after=0.05, p=0.001)
     assert cp.phrase() == "cost per run rose 5.0× at run 40"
+

@@ -1,8 +1,7 @@
 """Values `json` cannot encode, in the one form every alphatrace JSON output uses.
 
 The CLI's `--json` documents and the SDK's event lines both pass this as `default=`, so a
-timestamp reads the same wherever it is written: ISO 8601 in UTC with a `Z` (aware times are
-converted, naive ones are taken as UTC, as everywhere in the store).
+timestamp reads the same wherever it is written: `alphatrace.utc.iso_z`.
 """
 
 from __future__ import annotations
@@ -11,13 +10,13 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from alphatrace.utc import iso_z
+
 
 def plain(o: Any) -> Any:
     """A JSON-encodable stand-in for `o`; TypeError when there is none."""
     if isinstance(o, dt.datetime):
-        if o.tzinfo is not None:
-            o = o.astimezone(dt.UTC).replace(tzinfo=None)
-        return o.isoformat() + "Z"
+        return iso_z(o)
     if isinstance(o, dt.date):
         return o.isoformat()
     if isinstance(o, Decimal):

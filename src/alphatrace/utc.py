@@ -15,6 +15,16 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 
+def iso_z(ts: dt.datetime) -> str:
+    """The one text form of an instant in every JSON alphatrace writes (CLI `--json`, HTTP,
+    decision records, SDK lines): ISO 8601 in UTC, always six fractional digits, with a Z
+    (`2025-03-01T08:00:00.000000Z`). Fixed width, so text order is time order. A naive
+    datetime is read as UTC, as everywhere in the store."""
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(dt.UTC).replace(tzinfo=None)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def aware(o: Any) -> Any:
     """`o` with every datetime inside (dicts, lists, tuples) UTC-aware: a naive one is read as
     UTC, an aware one converted to UTC."""

@@ -63,7 +63,7 @@ def test_ledger_json_is_ordered_rows(db: str) -> None:
     assert res.exit_code == 0
     rows = json.loads(res.stdout)
     assert [r["run_id"] for r in rows] == ["r1", "r4", "r2", "r3", "p9", "t9"]
-    assert rows[0]["ts"] == "2024-01-01T00:30:00Z"
+    assert rows[0]["ts"] == "2024-01-01T00:30:00.000000Z"
     only = json.loads(cli("ledger", "--db", db, "--json", "--status", "open").stdout)
     assert [r["run_id"] for r in only] == ["r3"]
     agent = json.loads(cli("ledger", "--db", db, "--json", "--agent", "B").stdout)

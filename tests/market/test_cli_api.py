@@ -74,9 +74,9 @@ def test_alias_symbols_and_resolve(db: str, tmp_path: Path) -> None:
     got = [(r["symbol"], r["interval"], r["interval_s"], r["bars"], r["first_bar"], r["last_bar"], r["aliases"])
            for r in json.loads(out)]
     assert got == [
-        ("BTCUSDT", "1h", 3600, 3, "2024-01-01T00:00:00Z", "2024-01-01T02:00:00Z", ["XBT"]),
-        ("ETHBTC", "1h", 3600, 3, "2024-01-01T00:00:00Z", "2024-01-01T02:00:00Z", []),
-        ("ETHUSDT", "1h", 3600, 3, "2024-01-01T00:00:00Z", "2024-01-01T02:00:00Z", []),
+        ("BTCUSDT", "1h", 3600, 3, "2024-01-01T00:00:00.000000Z", "2024-01-01T02:00:00.000000Z", ["XBT"]),
+        ("ETHBTC", "1h", 3600, 3, "2024-01-01T00:00:00.000000Z", "2024-01-01T02:00:00.000000Z", []),
+        ("ETHUSDT", "1h", 3600, 3, "2024-01-01T00:00:00.000000Z", "2024-01-01T02:00:00.000000Z", []),
     ]
 
     policy = tmp_path / "p.yaml"

@@ -30,7 +30,7 @@ def test_prepare_and_encode() -> None:
     out = prepare(ev)
     assert out == {"type": "alpha", "ts": "2025-03-01T08:00:00.250000Z",
                    "start_ts": "1970-01-01T00:00:00.000000Z", "when": ev["when"], "flag": True}
-    assert json.loads(encode(ev))["when"] == "2025-03-01T08:00:00Z"
+    assert json.loads(encode(ev))["when"] == "2025-03-01T08:00:00.000000Z"
     assert encode({"score_final": math.nan}) == '{"score_final":NaN}'
     circular: dict[str, object] = {}
     circular["self"] = circular

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from alphatrace.governance.expr import FloatArray
+from alphatrace.utc import iso_z
 
 SIG_DIGITS = 12
 GENESIS = "0" * 64
@@ -42,13 +43,11 @@ def round_value(v: float | None) -> float | None:
 
 @functools.lru_cache(maxsize=4096)
 def ts_text(ts: dt.datetime | None) -> str | None:
-    """A naive-UTC timestamp as ISO 8601 text with a Z, always with microseconds. Cached: an
-    evaluation formats the same as-of once per subject."""
+    """`alphatrace.utc.iso_z`, None for None. Cached: an evaluation formats the same as-of once
+    per subject."""
     if ts is None:
         return None
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(dt.UTC).replace(tzinfo=None)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_z(ts)
 
 
 def canonical_json(obj: Any) -> str:

@@ -1,6 +1,5 @@
-"""Store rows as JSON-ready values: timestamps as fixed-width ISO 8601 UTC
-(`2025-03-01T08:00:00.000000Z`, so text order is time order), JSON columns parsed, non-finite
-floats as null (they are not JSON)."""
+"""Store rows as JSON-ready values: timestamps as `alphatrace.utc.iso_z` (as every JSON output
+writes them), JSON columns parsed, non-finite floats as null (they are not JSON)."""
 
 from __future__ import annotations
 
@@ -13,12 +12,12 @@ from typing import Any
 
 import duckdb
 
+from alphatrace.utc import iso_z
+
 
 def value(v: Any) -> Any:
     if isinstance(v, dt.datetime):
-        if v.tzinfo is not None:
-            v = v.astimezone(dt.UTC).replace(tzinfo=None)
-        return v.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return iso_z(v)
     if isinstance(v, dt.date):
         return v.isoformat()
     if isinstance(v, float):
