@@ -21,7 +21,7 @@ from alphatrace.cli.common import (
     open_store,
     print_json,
 )
-from alphatrace.errors import InputError
+from alphatrace.errors import InputError, NotFoundError
 
 notify_app = typer.Typer(help="Notifications of decisions: webhooks and Slack "
                               "(docs/governance.md §Notifications).", no_args_is_help=True)
@@ -129,7 +129,7 @@ def notify_test(
     t = section.find(target)
     if t is None:
         err = names.not_found("notify target", target, [x.name for x in section.targets])
-        raise InputError(f"{err} in {where}")
+        raise NotFoundError(f"{err} (targets of {where})")
     stamp = now()
     d = Delivery(id=0, target=t.name, kind=t.kind, url=t.url, url_env=t.url_env,
                  secret_env=t.secret_env, record_seq=0,
