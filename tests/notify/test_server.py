@@ -93,7 +93,9 @@ def test_pending_deliveries_survive_kill_9(tmp_path: Path, secret: str) -> None:
 
 def test_a_hanging_receiver_does_not_slow_ingest(tmp_path: Path, secret: str) -> None:
     hanging = Receiver(free_port(), mode="hang").up()
-    db, pol = prepared(tmp_path, hanging.url)
+    # retries 0.05-0.1 s apart: the dispatcher spends nearly all its time inside a request
+    # that hangs until its 5 s timeout
+    db, pol = prepared(tmp_path, hanging.url, initial="0.05s", max="0.1s")
     srv = start_server(tmp_path, prepare=lambda s: losers(s, ["A"]))
     latencies: list[float] = []
     try:
@@ -102,7 +104,6 @@ def test_a_hanging_receiver_does_not_slow_ingest(tmp_path: Path, secret: str) ->
         while not hanging.requests and time.monotonic() < deadline:
             time.sleep(0.02)
         assert hanging.requests, "the dispatcher never reached the receiver"
-        hung_at = hanging.requests[0].at
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             for i in range(15):
                 events = [{"type": "telemetry", "run_id": f"h{i}-{j}", "agent": "H",
@@ -111,11 +112,10 @@ def test_a_hanging_receiver_does_not_slow_ingest(tmp_path: Path, secret: str) ->
                 res = c.post("/v1/events", json=events, headers=srv.auth("ingest"))
                 latencies.append(time.monotonic() - t0)
                 assert res.status_code == 200, res.text
-        # every post was made while the dispatcher's request hung (its read timeout is 5 s)
-        assert time.monotonic() - hung_at < 5.0
+        assert all(r.answered is None for r in hanging.requests)  # it never answered
     finally:
         srv.stop()
         hanging.down()
-    # The dispatcher waits up to its 5 s read timeout on the receiver; ingest must not.
-    assert max(latencies) < 2.0, latencies
-
+    # Ingest waiting on the dispatcher would take up to its 5 s timeout; the bound leaves
+    # room for a loaded machine and none for that.
+    assert max(latencies) < 3.0, latencies
