@@ -143,10 +143,6 @@ class Dispatcher:
         """The writer's after-round hook: wake, never wait (the writer must not)."""
         self._wake.set()
 
-    def pending(self) -> int:
-        """Deliveries waiting (for /healthz and metrics), from a fresh cursor of the caller."""
-        return outbox.counts(self.cursor)["pending"]
-
     def stop(self, timeout: float = 10.0) -> None:
         """End the thread (a request in flight may take up to the client's timeout) and
         close the cursor; pending deliveries stay in the store for the next start."""
