@@ -7,6 +7,8 @@ area owns its methods without editing a shared file.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import duckdb
 
@@ -35,6 +37,15 @@ class Database(LedgerAPI, MarketAPI, ForensicsAPI, GovernanceAPI):
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         return self.store.con
+
+    def on_decision(self, fn: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Call `fn(records)` after each commit through this store that appends decision
+        records (an evaluation's news, a revive), with the records as stored, on the thread
+        that committed. Never for a transaction that rolls back; what `fn` raises is logged
+        and does not undo the append (docs/governance.md §Notifications)."""
+        from alphatrace.notify import callbacks
+
+        callbacks.on_decision(self.store, fn)
 
     def ingest(self, *paths: str | os.PathLike[str], kind: str | None = None) -> IngestReport:
         """Ingest JSON Lines files or folders; see `alphatrace ingest`. A Parquet, CSV or other

@@ -419,7 +419,8 @@ def policy_check(
             err_console.print(f"{len(errors)} problem(s) in {path}", highlight=False)
         raise typer.Exit(2)
     gp = load_governance(policy)
-    sections = {"confidence": "ok", "gates": "ok", "eligibility": "ok", **sections}
+    sections = {"confidence": "ok", "gates": "ok", "eligibility": "ok", "notify": "ok",
+                **sections}
     data = {"ok": True, "path": str(path), "policy_hash": policy.hash, "decision_hash": gp.hash,
             "sections": sections,
             "gate_rules": [{"name": g.rule.name, "action": g.rule.action, "when": g.rule.when}

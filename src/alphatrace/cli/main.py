@@ -24,6 +24,7 @@ AREAS = (
     "alphatrace.cli.ledger",
     "alphatrace.cli.forensics",
     "alphatrace.cli.governance",
+    "alphatrace.cli.notify",
     "alphatrace.cli.server",
     "alphatrace.cli.dashboard",
     "alphatrace.cli.demo",

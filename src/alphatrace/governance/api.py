@@ -93,7 +93,7 @@ class Gates:
                 upgrade.ensure_current(self.store)
                 decisions = decided()
                 records = journal.append(self.store, [d for d, news in decisions if news],
-                                         gp.decision_body())
+                                         gp.decision_body(), notify=gp.notify)
         return {"as_of": ts_text(when), "records": records,
                 "decisions": [(d.content(), news) for d, news in decisions]}
 

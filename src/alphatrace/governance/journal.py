@@ -25,6 +25,8 @@ from alphatrace.governance.canon import GENESIS, canonical_json, sha256_hex, ts_
 from alphatrace.governance.gates import Decision
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.policy import SCOPES
+from alphatrace.notify import outbox
+from alphatrace.notify.config import NotifySection
 from alphatrace.store import Store
 from alphatrace.store.connection import has_table, one, registered
 
@@ -168,10 +170,13 @@ def now() -> dt.datetime:
 
 
 def append(store: Store, decisions: Sequence[Decision], policy_body: dict[str, Any] | None, *,
-           actor: str | None = None, at: dt.datetime | None = None) -> list[dict[str, Any]]:
+           actor: str | None = None, at: dt.datetime | None = None,
+           notify: NotifySection | None = None) -> list[dict[str, Any]]:
     """Append one evaluation's decisions (or one revive) to the chain, inside the caller's
     transaction; returns the records as stored. `actor` is who (revives: the operator);
-    `at` is created_at (default: the wall clock), the only field that is a time of writing."""
+    `at` is created_at (default: the wall clock), the only field that is a time of writing.
+    The same transaction queues their notifications: to `notify`'s targets, or (None) to
+    those of the policy that last appended (notify.outbox)."""
     con = store.con
     if legacy_count(con):
         raise GovernanceError("the decision log still has v1 records: re-chain them first "
@@ -184,6 +189,7 @@ def append(store: Store, decisions: Sequence[Decision], policy_body: dict[str, A
         con.execute("INSERT INTO governance_policies SELECT ?, ? WHERE NOT EXISTS "
                     "(SELECT 1 FROM governance_policies WHERE policy_hash = ?)",
                     [sha256_hex(body), body, sha256_hex(body)])
+    outbox.on_append(store, recs, notify)
     return recs
 
 

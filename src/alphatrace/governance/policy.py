@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from alphatrace import metrics
 from alphatrace.errors import PolicyError
 from alphatrace.governance import expr
 from alphatrace.governance.canon import canonical_json, sha256_hex
+from alphatrace.notify.config import NotifySection
 from alphatrace.parse import parse_duration
 from alphatrace.policy import DEFAULT_POLICY, Policy, load_policy
 
@@ -123,6 +124,7 @@ class GovernancePolicy:
     gate_rules: tuple[CompiledGate, ...]
     eligibility: EligibilitySection
     path: str
+    notify: NotifySection = field(default_factory=NotifySection)  # announced where; not hashed
 
     def decision_body(self) -> dict[str, Any]:
         """What a decision depends on; stored beside the decisions so audits can replay it."""
@@ -234,7 +236,8 @@ def _compile(policy: Policy) -> tuple[GovernancePolicy | None, list[PolicyError]
     conf, e1 = policy.checked_section("confidence", ConfidenceSection)
     gates, e2 = policy.checked_section("gates", GatesSection)
     elig, e3 = policy.checked_section("eligibility", EligibilitySection)
-    errors += e1 + e2 + e3
+    notify, e4 = policy.checked_section("notify", NotifySection)
+    errors += e1 + e2 + e3 + e4
 
     factors = []
     run_vars = list(RUN_VARIABLES)
@@ -263,9 +266,10 @@ def _compile(policy: Policy) -> tuple[GovernancePolicy | None, list[PolicyError]
             errors.append(_expr_error(policy, kp, e))
             continue
         compiled.append(CompiledGate(g, ast))
-    if errors or conf is None or gates is None or elig is None:
+    if errors or conf is None or gates is None or elig is None or notify is None:
         return None, errors
-    return GovernancePolicy(conf, tuple(factors), gates, tuple(compiled), elig, policy.path), errors
+    return GovernancePolicy(conf, tuple(factors), gates, tuple(compiled), elig, policy.path,
+                            notify), errors
 
 
 @functools.cache

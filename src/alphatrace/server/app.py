@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alphatrace import __version__
+from alphatrace.notify.dispatcher import Dispatcher
 from alphatrace.sdk.prices import PriceTable, resolve_table
 from alphatrace.server import (
     admin_routes,
@@ -79,6 +80,9 @@ def create_app(
         follow_dirs=[Path(d).resolve() for d in follow],
     )
     metrics = CollectorMetrics(writer.reader)
+    # Notifications: sends on its own thread and cursor (docs/governance.md §Notifications).
+    dispatcher = Dispatcher(writer.store)
+    writer.before_close(dispatcher.stop)
     writer.observer = metrics.ingest
     ring = KeyRing(active_keys(writer.store.con))
     if warn_without_keys and not len(ring):
@@ -87,6 +91,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer.start()
+        dispatcher.start()
         # Everything alive now (the app, its routes and models, the libraries) lives as long as
         # the server: out of the collector's way, so the full collections that thousands of
         # events a second trigger do not walk it again each time (p99 291 -> 245 ms in
@@ -112,6 +117,7 @@ def create_app(
     app.state.max_body = max_body
     app.state.prices = resolve_table(prices)
     app.state.metrics = metrics
+    app.state.dispatcher = dispatcher
     app.state.local_token = None  # set by `serve` with the discovery file (store/discovery.py)
     app.state.db_abs = writer.store.path.resolve() if writer.store.path is not None else None
     if app.state.db_abs is not None:
@@ -124,6 +130,8 @@ def create_app(
     from alphatrace.server.dashboard import mount as mount_dashboard
 
     mount_dashboard(app)
+    # Last of the after-round hooks: the dispatcher wakes after the live pipeline's has run.
+    writer.after_round(dispatcher.after_round)
     return app
 
 

@@ -6,8 +6,9 @@ to go through the collector or spool files instead of a lock traceback.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import duckdb
 from alphatrace.config import resolve_db_path
 from alphatrace.errors import StoreError
 from alphatrace.store.migrations import migrate
+
+log = logging.getLogger("alphatrace.store")
 
 # Store files this process serves (`alphatrace serve`). A command the server runs for the CLI
 # (`server/cli_routes.py`) opens its store again in this process, where DuckDB shares one
@@ -61,6 +64,8 @@ class Store:
             raise StoreError(f"cannot open store {target}: {msg}") from None
         self.con.execute("SET TimeZone = 'UTC'")
         self.read_only = read_only
+        self._in_transaction = False
+        self._on_commit: list[Callable[[], None]] = []
         if not read_only:
             migrate(self.con)
 
@@ -68,12 +73,36 @@ class Store:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """All-or-nothing: a crash or an exception inside leaves the store as before."""
         self.con.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
         try:
             yield self.con
         except BaseException:
+            self._in_transaction = False
+            self._on_commit.clear()
             self.con.execute("ROLLBACK")
             raise
-        self.con.execute("COMMIT")
+        self._in_transaction = False
+        try:
+            self.con.execute("COMMIT")
+        except BaseException:
+            self._on_commit.clear()
+            raise
+        self._run_on_commit()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Call `fn` once the current `transaction()` commits (never if it rolls back); now
+        when there is none. What it raises is logged: the write has happened regardless."""
+        self._on_commit.append(fn)
+        if not self._in_transaction:
+            self._run_on_commit()
+
+    def _run_on_commit(self) -> None:
+        fns, self._on_commit = self._on_commit, []
+        for fn in fns:
+            try:
+                fn()
+            except Exception:
+                log.exception("after-commit callback %r failed", fn)
 
     def close(self) -> None:
         self.con.close()

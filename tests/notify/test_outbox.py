@@ -1,0 +1,118 @@
+"""The outbox: deliveries are written by the transaction that appends the decisions, one per
+record and matching target, and in-process listeners hear of records only once committed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alphatrace.api import Database
+from alphatrace.governance import journal
+from alphatrace.governance.gates import Decision
+from alphatrace.notify import outbox
+from tests.notify.util import hook, losers, policy
+
+
+def deliveries(db: Database) -> list[dict[str, Any]]:
+    cols = ["id", "target", "kind", "record_seq", "record_hash", "payload", "status",
+            "attempts", "created_at", "next_attempt_at", "expires_at"]
+    rows = db.con.execute(f"SELECT {', '.join(cols)} FROM notify_deliveries ORDER BY id").fetchall()
+    return [dict(zip(cols, r, strict=True)) for r in rows]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    return Database(tmp_path / "s.duckdb")
+
+
+def test_one_delivery_per_record_and_matching_target(db: Database) -> None:
+    losers(db.store, ["A", "B"])
+    gp = policy([hook("http://127.0.0.1:9/a", "all-kills", actions=["kill"]),
+                 hook("http://127.0.0.1:9/b", "only-a", subjects=["A"]),
+                 hook("http://127.0.0.1:9/c", "promotions", actions=["promote"]),
+                 {"name": "chat", "kind": "slack", "url": "https://hooks.slack.example/x",
+                  "subjects": "S*"}], retry={"horizon": "2h"})
+    recs = db.gates.evaluate(gp)
+    kills = {(r["scope"], r["subject"]): r for r in recs}
+    assert set(kills) == {("agent", "A"), ("agent", "B"), ("strategy", "S")}
+    got = deliveries(db)
+    # all-kills: 3 records; only-a: agent A; promotions: none; chat: strategy S (glob S*)
+    assert sorted((d["target"], d["record_seq"]) for d in got) == sorted(
+        [("all-kills", r["seq"]) for r in recs]
+        + [("only-a", kills["agent", "A"]["seq"]), ("chat", kills["strategy", "S"]["seq"])])
+    for d in got:
+        rec = next(r for r in recs if r["seq"] == d["record_seq"])
+        assert d["record_hash"] == rec["hash"] and d["status"] == "pending"
+        assert d["attempts"] == 0 and d["next_attempt_at"] == d["created_at"]
+        assert (d["expires_at"] - d["created_at"]).total_seconds() == 7200
+        body = json.loads(d["payload"])
+        if d["kind"] == "webhook":
+            assert body["type"] == "decision" and body["record"]["hash"] == rec["hash"]
+            assert body["record"]["metrics"] == rec["metrics"]
+            assert body["link"] == ("/agent?name=" + rec["subject"] if rec["scope"] == "agent"
+                                    else "/decisions")
+        else:
+            assert set(body) == {"text"} and "kill strategy S" in body["text"]
+
+
+def test_unchanged_data_enqueues_nothing_more(db: Database) -> None:
+    losers(db.store, ["A"])
+    gp = policy([hook("http://127.0.0.1:9/a")])
+    assert db.gates.evaluate(gp)
+    n = len(deliveries(db))
+    assert db.gates.evaluate(gp) == [] and len(deliveries(db)) == n
+
+
+def test_a_rolled_back_append_leaves_no_delivery_and_tells_no_listener(db: Database) -> None:
+    losers(db.store, ["A"])
+    heard: list[list[dict[str, Any]]] = []
+    db.on_decision(heard.append)
+    gp = policy([hook("http://127.0.0.1:9/a")])
+    d = Decision(subject="A", scope="agent", action="kill", rule="r", fired=("r",),
+                 blocked=False, state="killed", cascade_from=None, metrics={}, run_ids=[],
+                 as_of=None, policy_hash=gp.hash)
+    with pytest.raises(RuntimeError), db.store.transaction():
+        journal.append(db.store, [d], gp.decision_body(), notify=gp.notify)
+        assert len(deliveries(db)) == 1  # inside: written with the record
+        assert heard == []  # not before the commit
+        raise RuntimeError("the evaluation failed after the append")
+    assert deliveries(db) == [] and journal.read_records(db.con) == [] and heard == []
+    with db.store.transaction():
+        recs = journal.append(db.store, [d], gp.decision_body(), notify=gp.notify)
+        assert heard == []
+    assert heard == [recs] and len(deliveries(db)) == 1
+
+
+def test_on_decision_hears_evaluations_and_revives_after_commit(db: Database) -> None:
+    losers(db.store, ["A"])
+    heard: list[tuple[str, str]] = []
+    db.on_decision(lambda recs: heard.extend((r["action"], r["subject"]) for r in recs))
+    db.on_decision(lambda recs: 1 / 0)  # a failing listener is logged, the others still run
+    db.gates.evaluate(policy([]))
+    db.revive("S", "reviewed", scope="strategy", actor="ops")
+    assert heard == [("kill", "A"), ("kill", "S"), ("revive", "S")]
+
+
+def test_a_revive_notifies_the_targets_of_the_last_policy(db: Database) -> None:
+    losers(db.store, ["A"])
+    db.gates.evaluate(policy([hook("http://127.0.0.1:9/a", actions=["kill", "revive"])]))
+    rec = db.revive("S", "false alarm", scope="strategy", actor="ops")
+    last = deliveries(db)[-1]
+    assert last["record_seq"] == rec["seq"] and last["target"] == "ops"
+    assert json.loads(last["payload"])["record"]["reason"] == "false alarm"
+    # a later policy without targets: nothing more for the next revive
+    db.gates.evaluate(policy([]))
+    assert outbox.saved_section(db.con).targets == []
+
+
+def test_log_and_counts(db: Database) -> None:
+    losers(db.store, ["A"])
+    db.gates.evaluate(policy([hook("http://127.0.0.1:9/a")]))
+    rows = outbox.log(db.con)
+    assert [r["subject"] for r in rows] == ["S", "A"]  # newest first
+    assert all(r["action"] == "kill" and r["status_codes"] == [] for r in rows)
+    assert outbox.counts(db.con) == {"pending": 2, "delivered": 0, "expired": 0}
+    assert outbox.log(db.con, status="delivered") == []
