@@ -121,7 +121,8 @@ def test_the_kill_table_counts_the_pnl_after_each_kill() -> None:
     assert (a["batch_run"], a["batch_runs_after"], a["batch_pnl_after_usd"]) == ("A-3", 0, 0.0)
     s = rows[("strategy", "S")]  # a strategy's runs are all its agents' runs
     assert (s["live_runs_after"], s["live_pnl_after_usd"]) == (3, -63.0)
-    assert s["batch_killed_at"] is None and s["batch_runs_after"] == 0
+    assert (s["batch_killed_at"], s["batch_runs_after"], s["batch_pnl_after_usd"]) == (
+        None, None, None)  # not killed: nothing "after"
     b = rows[("agent", "B")]
     assert b["live_killed_at"] is None and b["batch_rule"] == "cascade"
 

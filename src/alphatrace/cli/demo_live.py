@@ -9,9 +9,14 @@ from alphatrace.cli.common import console, emit, err_console, print_json
 from alphatrace.demo.live import DemoData, LiveResult, run_live
 from alphatrace.demo.replay import Run, Tick, fired_at, iso
 
-KILL_COLUMNS = ["scope", "subject", "live_killed_at", "live_run_index", "live_rule",
-                "live_runs_after", "live_pnl_after_usd", "batch_killed_at",
-                "batch_pnl_after_usd"]
+KILL_COLUMNS = ["scope", "subject", "live_killed_at", "live_run_index", "live_pnl_after_usd",
+                "batch_killed_at", "batch_pnl_after_usd", "live_rule", "live_runs_after"]
+# What a narrow terminal keeps: who, when live, at which run, what it avoided, when batch.
+KILL_PRIORITY = KILL_COLUMNS[1:7]
+
+
+def minute(t: str) -> str:
+    return t[:16].replace("T", " ")
 
 
 def decision_line(rec: dict[str, Any], by_id: dict[str, Run]) -> str:
@@ -69,7 +74,8 @@ def render_end(result: LiveResult) -> None:
     pb = result.pnl_break
     console.print(f"planted: {pb.get('agent')} PnL breaks at run #{pb.get('run_index')} "
                   f"({str(pb.get('ts'))[:10]})", highlight=False)
-    emit(result.kills, False, columns=KILL_COLUMNS,
+    emit(result.kills, False, columns=KILL_COLUMNS, priority=KILL_PRIORITY,
+         formats={"live_killed_at": minute, "batch_killed_at": minute},
          title=f"kills: live, against one evaluation as of the end ({result.end[:10]})")
     console.print("[dim]pnl_after_usd: what the subject's runs made after the kill (negative: a "
                   "loss the kill avoided); batch: `gates evaluate --as-of END` once.[/]",

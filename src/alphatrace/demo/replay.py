@@ -152,12 +152,10 @@ def as_of_time(rec: Mapping[str, Any]) -> dt.datetime | None:
     return None if t is None else parse_time(t).replace(tzinfo=None)
 
 
-def after(runs: Sequence[Run], t: dt.datetime | None) -> tuple[int, float]:
-    """(runs signalled after t, their summed net PnL in USD); nothing when t is None."""
-    if t is None:
-        return 0, 0.0
+def after(runs: Sequence[Run], t: dt.datetime) -> tuple[int, float]:
+    """(runs signalled after t, their summed net PnL in USD)."""
     later = [r for r in runs if r.ts > t]
-    return len(later), sum(r.net_usd or 0.0 for r in later)
+    return len(later), sum((r.net_usd or 0.0 for r in later), 0.0)
 
 
 def first_kills(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
@@ -185,12 +183,12 @@ def kill_table(live: Iterable[Mapping[str, Any]], batch: Iterable[Mapping[str, A
             rec = recs.get(key)
             t = as_of_time(rec) if rec is not None else None
             run = fired_at(rec, by_id) if rec is not None else None
-            n, pnl = after(mine, t)
+            n, pnl = after(mine, t) if t is not None else (None, None)  # not killed: no "after"
             row[f"{label}_killed_at"] = None if t is None else t.isoformat(timespec="seconds")
             row[f"{label}_rule"] = None if rec is None else rec.get("rule")
             row[f"{label}_run"] = None if run is None else run.run_id
             row[f"{label}_run_index"] = None if run is None else run.index
             row[f"{label}_runs_after"] = n
-            row[f"{label}_pnl_after_usd"] = round(pnl, 2)
+            row[f"{label}_pnl_after_usd"] = None if pnl is None else round(pnl, 2)
         rows.append(row)
     return rows
