@@ -74,6 +74,26 @@ def test_a_file_being_written_is_not_read(tmp_path: Path) -> None:
         assert count(store, "quarantine") == 0
 
 
+def test_an_abandoned_open_file_is_adopted_in_place_after_ten_minutes(tmp_path: Path) -> None:
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    torn = rec / "ETHUSDT_1h.csv.open"  # its writer died mid-line
+    write(torn, "ts,open,high,low,close\n2025-01-01T00:00:00Z,1,2,0.5,1.5\n"
+                "2025-01-01T01:00:00Z,1,2,0.5,1.5\n2025-01-01T02:00:00Z,1,2", age_s=0.0)
+    changed = torn.stat().st_mtime_ns
+    with Store(tmp_path / "f.duckdb") as store:
+        assert pickup_market(store, [rec], now_ns=changed + 599 * 10**9).files == 0
+        r = pickup_market(store, [rec], now_ns=changed + 600 * 10**9)
+        assert (r.files, r.adopted, r.accepted, r.quarantined) == (1, 1, 2, 1)
+        # Symbol and interval from the name without `.open`; recorded under its own path.
+        assert store.con.execute("SELECT DISTINCT symbol, interval_s FROM bars").fetchall() == [
+            ("ETHUSDT", 3600)]
+        assert store.con.execute("SELECT path, line FROM quarantine").fetchall() == [
+            (str(torn), 4)]
+        assert torn.exists()
+        assert pickup_market(store, [rec], now_ns=changed + 900 * 10**9).files == 0
+
+
 def test_an_unusable_file_is_quarantined_whole_once(tmp_path: Path) -> None:
     rec = tmp_path / "rec"
     rec.mkdir()
