@@ -142,7 +142,7 @@ def test_a_single_bar_needs_an_interval_and_the_error_says_how(app: App) -> None
     # Once the symbol's interval is known, the next single bar needs nothing.
     nxt = app.post("/v1/market/bars", json=[bar(4, symbol="SOLUSDT")])
     assert nxt.status_code == 200 and nxt.json()["accepted"] == 1
-    assert app.post("/v1/market/bars", json=[bar(0)], params={"interval": "soon"}).status_code == 400
+    assert app.post("/v1/market/bars", json=[bar(0)], params={"interval": "soon"}).status_code == 422
 
 
 def test_rows_without_symbol_take_the_query_symbol(app: App) -> None:

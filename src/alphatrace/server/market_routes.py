@@ -257,27 +257,52 @@ async def receive(
                     status_code=207 if doc["quarantined"] else 200, media_type="application/json")
 
 
-BODY_DOC: dict[str, Any] = {
-    "requestBody": {
+TIME = {"type": ["string", "number"], "description": "ISO 8601 (UTC when no offset) or epoch s/ms"}
+NUMBER = {"type": ["number", "string"]}
+# The canonical spellings; every spelling `market import` knows is accepted (docs/market.md).
+ROW_SCHEMA: dict[Table, dict[str, Any]] = {
+    "bars": {
+        "type": "object",
+        "properties": {"symbol": {"type": "string"}, "ts": TIME, "open": NUMBER, "high": NUMBER,
+                       "low": NUMBER, "close": NUMBER, "volume": NUMBER, "price": NUMBER},
+        "anyOf": [{"required": ["ts", "open", "high", "low", "close"]},
+                  {"required": ["ts", "price"]}],  # ticks
+    },
+    "funding": {
+        "type": "object",
+        "properties": {"symbol": {"type": "string"}, "ts": TIME, "funding_rate": NUMBER,
+                       "mark_price": NUMBER},
+        "required": ["ts", "funding_rate"],
+    },
+}
+COLUMNS = {"bars": "symbol, ts, open, high, low, close[, volume] (or ticks: symbol, ts, price)",
+           "funding": "symbol, ts, funding_rate[, mark_price]"}
+
+
+def body_doc(table: Table) -> dict[str, Any]:
+    """The route's request body in the OpenAPI document."""
+    row = ROW_SCHEMA[table]
+    return {"requestBody": {
         "description": (
-            "JSON rows (an array of objects or {\"rows\": [...]}) with the columns of a market "
-            "file (bars: symbol, ts, open, high, low, close[, volume]; funding: symbol, ts, "
-            "funding_rate[, mark_price]; the spellings `alphatrace market import` knows), a CSV "
-            "or Parquet file as the raw body, or files in multipart/form-data. At most 5 MB."),
+            f"JSON rows (an array of objects or {{\"rows\": [...]}}) with the columns {COLUMNS[table]}"
+            " in any spelling `alphatrace market import` knows; or a CSV (text/csv, "
+            "text/tab-separated-values) or Parquet (application/vnd.apache.parquet) file as the "
+            "raw body; or files in multipart/form-data. At most 5 MB, gzip/deflate allowed."),
         "required": True,
         "content": {
             "application/json": {"schema": {"oneOf": [
-                {"type": "array", "items": {"type": "object"}},
+                {"type": "array", "items": row},
                 {"type": "object", "required": ["rows"],
-                 "properties": {"rows": {"type": "array", "items": {"type": "object"}}}},
+                 "properties": {"rows": {"type": "array", "items": row}}},
             ]}},
             "text/csv": {"schema": {"type": "string"}},
             "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
             "multipart/form-data": {"schema": {"type": "object", "properties": {
                 "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
         },
-    },
-}
+    }}
+
+
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "every row stored, or already stored (duplicates)"},
     207: {"description": "some rows quarantined: see `problems`"},
@@ -285,13 +310,16 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "not a market file or rows this route takes"},
     415: {"model": Problem, "description": "a Content-Type or file type not accepted"},
 }
-SymbolQ = Query(None, description="Symbol of rows without a symbol column (default: from the file name).")
-IntervalQ = Query(None, description="Bar interval (1m, 1h, 1d) when it cannot be inferred from the rows.")
-FilenameQ = Query(None, description="Name of a raw-body file (it may carry symbol and interval).")
+SymbolQ = Query(None, pattern=r"^\S+$",
+                description="Symbol of rows without a symbol column (default: from the file name).")
+IntervalQ = Query(None, pattern=r"^[1-9][0-9]{0,5}[smhdwHDW]$",
+                  description="Bar interval (1m, 1h, 1d, 3600s) when the rows cannot show it.")
+FilenameQ = Query(None, pattern=r"^.*\.((csv|tsv|txt)(\.gz)?|parquet|pq)$",
+                  description="Name of a raw-body file (it may carry symbol and interval).")
 
 
 @router.post("/v1/market/bars", summary="Ingest bars (JSON rows, CSV or Parquet)",
-             responses=RESPONSES, openapi_extra=BODY_DOC)
+             responses=RESPONSES, openapi_extra=body_doc("bars"))
 async def post_bars(
     request: Request, symbol: str | None = SymbolQ, interval: str | None = IntervalQ,
     filename: str | None = FilenameQ, who: Principal = Depends(require("ingest")),
@@ -302,7 +330,7 @@ async def post_bars(
 
 
 @router.post("/v1/market/funding", summary="Ingest funding rates (JSON rows, CSV or Parquet)",
-             responses=RESPONSES, openapi_extra=BODY_DOC)
+             responses=RESPONSES, openapi_extra=body_doc("funding"))
 async def post_funding(
     request: Request, symbol: str | None = SymbolQ, interval: str | None = IntervalQ,
     filename: str | None = FilenameQ, who: Principal = Depends(require("ingest")),
