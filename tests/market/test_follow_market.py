@@ -98,17 +98,19 @@ def test_an_unusable_file_is_quarantined_whole_once(tmp_path: Path) -> None:
     rec = tmp_path / "rec"
     rec.mkdir()
     write(rec / "notes.csv", "when,what\nmonday,rain\n")
+    write(rec / "prices.parquet", "not parquet at all")
     write(rec / "ok_1h.csv", HEADER + bars_csv(0, 1) + "BTCUSDT,2025-01-01T02:00:00Z,1,2,0.5,x\n")
     with Store(tmp_path / "f.duckdb") as store:
         r = pickup_market(store, [rec])
-        assert (r.files, r.failed, r.accepted, r.quarantined) == (1, 1, 2, 1)
+        assert (r.files, r.failed, r.accepted, r.quarantined) == (1, 2, 2, 1)
         q = store.con.execute("SELECT path, line, field, reason FROM quarantine ORDER BY path")
         rows = q.fetchall()
         assert [(Path(p).name, ln, f) for p, ln, f, _ in rows] == [
-            ("notes.csv", 0, None), ("ok_1h.csv", 4, "close")]
+            ("notes.csv", 0, None), ("ok_1h.csv", 4, "close"), ("prices.parquet", 0, None)]
         assert rows[0][3].startswith("line 1: no header with known columns")
+        assert rows[2][3].startswith("not a readable Parquet file")
         pickup_market(store, [rec])
-        assert count(store, "quarantine") == 2  # not retried until the file changes
+        assert count(store, "quarantine") == 3  # not retried until the file changes
 
 
 def test_the_writer_imports_dropped_files_and_runs_the_hooks(tmp_path: Path) -> None:

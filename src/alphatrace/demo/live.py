@@ -238,7 +238,7 @@ def replay(items: list[Item], client: Client, col: Collector, *, speed: float,
     t0 = clock()
     start, i = first - 1, 0
     while i < len(items):
-        step_due = t0 + (start - first) / rate + TICK_S  # TICK_S of market time after `start`
+        step_due = t0 + (start - first) / rate + TICK_S  # TICK_S after the clock passed `start`
         next_due = t0 + (items[i].at_ms - first) / rate  # when the next item becomes known
         wait = max(step_due, next_due) - clock()
         if wait > 0:

@@ -13,8 +13,9 @@ The rules are the spool's (sdk/follow.py), for files that are not ours to rename
   importer makes harmless: rows already stored with the same values count `unchanged`;
 - the files are left where they are (the recorder owns them) and imported in name order, one
   transaction each, through `market import`'s importer: bad rows are quarantined with their
-  reason. A file the importer cannot read at all (unknown columns, no symbol) is quarantined
-  as a whole, line 0 with the error, and recorded, so it is not retried until it changes.
+  reason. A file the importer cannot read at all (unknown columns, no symbol, not Parquet) is
+  quarantined as a whole, line 0 with the error, and recorded, so it is not retried until it
+  changes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from alphatrace.errors import InputError
 from alphatrace.market.importer import MarketImportReport, import_files, import_planned, plan
@@ -138,9 +141,10 @@ def pickup_market(store: Store, dirs: Iterable[Path], settle_s: float = DEFAULT_
             continue
         try:
             r = import_candidate(store, c)
-        except InputError as e:
+        except (InputError, duckdb.Error) as e:  # the file's content: retrying cannot help
             log.warning("market file not imported: %s", e)
-            reason = str(e).removeprefix(f"{c.path}: ")  # the path is the row's own column
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            reason = first.removeprefix(f"{c.path}: ")  # the path is the row's own column
             with store.transaction() as con:
                 insert_quarantine(con, [(None, str(c.path), 0, None, None, reason, "")])
             _record(store, c, 0, 0, 0)
