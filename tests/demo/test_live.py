@@ -175,6 +175,7 @@ def test_replay_sends_through_http_and_reports_each_decision_once(tmp_path: Path
 
 # -- the command ----------------------------------------------------------------------------
 
+@pytest.mark.slow  # a real-data replay (see `make test-fast`)
 def test_demo_live_json_replays_the_whole_demo(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "alphatrace.cli.main", "demo", "--live", "--speed", "100000",
@@ -205,6 +206,7 @@ def test_speed_must_be_positive() -> None:
 FEW_RUNS = 25  # "within a few runs of its break": the gate's window is 20 runs
 
 
+@pytest.mark.slow  # a real-data replay (see `make test-fast`)
 def test_breakout_momentum_is_killed_live_near_its_break(tmp_path: Path) -> None:
     pytest.importorskip("alphatrace.server.pipeline")
     result = live.run_live(tmp_path / "live.duckdb", speed=50.0)
