@@ -220,3 +220,16 @@ def test_breakout_momentum_is_killed_live_near_its_break(tmp_path: Path) -> None
     # the loop avoided.
     assert bko["live_killed_at"] < bko["batch_killed_at"]
     assert bko["live_pnl_after_usd"] < 0
+
+
+def test_a_decision_is_printed_with_its_market_time_and_the_run_at_which_it_fired() -> None:
+    from alphatrace.cli.demo_live import decision_line
+
+    runs = {r.run_id: r for r in (run(7, 2, -1.0), run(8, 3, -2.0))}
+    rec = {**kill("A", "agent", "2025-01-03T13:00:00.000000Z", ["A-8", "A-7", "gone"]),
+           "cascade_from": None}
+    assert decision_line(rec, runs) == (
+        "2025-01-03 13:00:00  KILL         A (agent)  kill_drawdown  at run #8 A-8  -> killed")
+    cascade = {**rec, "rule": "cascade", "cascade_from": "S", "run_ids": []}
+    assert decision_line(cascade, runs) == (
+        "2025-01-03 13:00:00  KILL         A (agent)  cascade from S  at no run  -> killed")

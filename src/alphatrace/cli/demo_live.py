@@ -78,5 +78,6 @@ def render_end(result: LiveResult) -> None:
          formats={"live_killed_at": minute, "batch_killed_at": minute},
          title=f"kills: live, against one evaluation as of the end ({result.end[:10]})")
     console.print("[dim]pnl_after_usd: what the subject's runs made after the kill (negative: a "
-                  "loss the kill avoided); batch: `gates evaluate --as-of END` once.[/]",
+                  "loss the kill avoided); run_index: the newest run of the kill's window, "
+                  "counted within its agent; batch: `gates evaluate --as-of END` once.[/]",
                   highlight=False)
