@@ -23,11 +23,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 DEMO_DB := alphatrace-demo.duckdb
 
-# The demo store, then a read key and the dashboard over it. In a terminal it ends with the
-# running dashboard (Ctrl-C stops it); elsewhere (CI, scripts) it prints how to start it.
+# The demo store, its live replay (decisions as they are recorded, about 40 s), then a read
+# key and the dashboard over the store. In a terminal it ends with the running dashboard
+# (Ctrl-C stops it); elsewhere (CI, scripts) it prints how to start it.
 demo: $(STAMP)
 	@echo "==> building the demo store $(DEMO_DB)"
 	$(BIN)/alphatrace demo --db $(DEMO_DB)
+	@echo "==> the same history replayed live into a collector, 10 market days a second"
+	$(BIN)/alphatrace demo --live --speed 10
 	@$(BIN)/alphatrace keys create --db $(DEMO_DB) --name demo --scope read
 	@if [ -t 1 ] && [ -z "$$CI" ]; then \
 		$(BIN)/alphatrace serve --db $(DEMO_DB); \

@@ -12,6 +12,7 @@ import typer
 
 from alphatrace.cli.common import console, emit, err_console, handle_errors, print_json
 from alphatrace.cli.governance import cause_first
+from alphatrace.demo.live import DEFAULT_SPEED
 from alphatrace.demo.pipeline import (
     DEFAULT_DB,
     DEFAULT_RUNS_PER_AGENT,
@@ -19,6 +20,7 @@ from alphatrace.demo.pipeline import (
     Step,
     run_demo,
 )
+from alphatrace.errors import InputError
 from alphatrace.governance.confidence import percent
 
 
@@ -123,9 +125,10 @@ def _progress(step: Step) -> Iterator[None]:
 
 @handle_errors
 def demo(
-    db: Annotated[Path, typer.Option(
-        "--db", help="Demo store file; deleted and rebuilt (ALPHATRACE_DB is ignored on purpose).",
-    )] = DEFAULT_DB,
+    db: Annotated[Path | None, typer.Option(
+        "--db", help="Demo store file; deleted and rebuilt (ALPHATRACE_DB is ignored on purpose). "
+                     f"Default {DEFAULT_DB}; with --live, a temporary store.",
+    )] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, nothing else.")] = False,
     seed: Annotated[int, typer.Option(help="Simulator seed: same seed, same events.")] = DEFAULT_SEED,
     runs_per_agent: Annotated[int, typer.Option(help="Simulated runs per agent (6 agents).")] = DEFAULT_RUNS_PER_AGENT,
@@ -135,8 +138,26 @@ def demo(
     events_dir: Annotated[Path | None, typer.Option(
         "--events-dir", help="Keep the simulated JSONL here (default: a temporary folder).",
     )] = None,
+    live: Annotated[bool, typer.Option(
+        "--live", help="Start a collector and replay the demo into it in accelerated time, "
+                       "printing each decision as it is recorded.")] = False,
+    speed: Annotated[float, typer.Option(
+        "--speed", metavar="DAYS_PER_SECOND",
+        help="With --live: market days replayed per second.")] = DEFAULT_SPEED,
 ) -> None:
-    """Build a fresh demo store from shipped real BTC/ETH prices and simulated agents."""
+    """Build a fresh demo store from shipped real BTC/ETH prices and simulated agents.
+
+    With --live: replay the same data into a running collector, market day by market day, and
+    show each gate decision as the live pipeline records it."""
+    if live:
+        if events_dir is not None:
+            raise InputError("--events-dir is not used with --live")
+        from alphatrace.cli.demo_live import live as run_live
+
+        run_live(db, speed=speed, seed=seed, runs_per_agent=runs_per_agent, data=data,
+                 as_json=as_json)
+        return
+    db = db if db is not None else DEFAULT_DB
     results = run_demo(
         db, seed=seed, runs_per_agent=runs_per_agent, data_dir=data, events_dir=events_dir,
         on_step=(lambda s: _null()) if as_json else _progress,

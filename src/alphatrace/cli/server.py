@@ -41,6 +41,9 @@ def serve(
     db: DbOption = None,
     follow: Annotated[list[Path] | None, typer.Option(
         "--follow", help="Also ingest closed spool files from this folder (repeatable).")] = None,
+    follow_market: Annotated[list[Path] | None, typer.Option(
+        "--follow-market", help="Also import the market files (bars, funding) a price recorder "
+                                "drops in this folder, once each (repeatable).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     header_timeout: Annotated[float, typer.Option(
         help="Seconds a client has to send a request's line and headers.")] = HEADER_TIMEOUT_S,
@@ -64,11 +67,15 @@ def serve(
     for d in follow or []:
         if not d.is_dir():
             raise InputError(f"--follow {d}: not a folder")
+    for d in follow_market or []:
+        if not d.is_dir():
+            raise InputError(f"--follow-market {d}: not a folder")
     try:
         limits = Limits(header_timeout, body_timeout, max_connections)
     except ValueError as e:
         raise InputError(f"--header-timeout/--body-timeout/--max-connections: {e}") from None
-    app = create_app(db, follow=follow or [], warn_without_keys=False,
+    app = create_app(db, follow=follow or [], follow_market=follow_market or [],
+                     warn_without_keys=False,
                      metrics_public=is_loopback(host))
     try:
         # Before any banner: a port in use is one line and exit 2, not a startup then a crash.

@@ -66,6 +66,13 @@ class MarketImportReport:
 class Planned:
     layout: Layout
     symbol: str | None  # for rows of a file without a symbol column
+    # What quarantine and market_files call the file (default: its path). The collector's
+    # market routes read uploads from a temporary file and name them after the request.
+    source: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.source or self.layout.path
 
 
 def clean_symbol(symbol: str | None) -> str | None:
@@ -161,7 +168,7 @@ def _import_one(store: Store, item: Planned) -> MarketImportReport:
                WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.path = ? AND q.line = b.line
                                  AND q.raw IS NOT DISTINCT FROM b.raw)
                ORDER BY b.line""",
-            [file_id, lay.path, table, lay.path],
+            [file_id, item.name, table, item.name],
         )
         bad = con.execute(
             f"SELECT line, field, reason FROM _mkt_bad ORDER BY line LIMIT {PROBLEMS_KEPT}"
@@ -172,7 +179,7 @@ def _import_one(store: Store, item: Planned) -> MarketImportReport:
         con.execute(
             "INSERT INTO market_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
             "current_timestamp::TIMESTAMP)",
-            [file_id, lay.path, lay.fmt.name, loaded.rows + loaded.rejected, new, changed,
+            [file_id, item.name, lay.fmt.name, loaded.rows + loaded.rejected, new, changed,
              same + repeats, nbad, loaded.lines_exact, ",".join(symbols)],
         )
         for t in _TEMP:
@@ -181,7 +188,7 @@ def _import_one(store: Store, item: Planned) -> MarketImportReport:
         bars=new if table == "bars" else 0,
         funding=new if table == "funding" else 0,
         symbols=symbols, updated=changed, unchanged=same + repeats, quarantined=nbad, files=1,
-        problems=[{"path": lay.path, "line": ln, "field": f, "reason": r} for ln, f, r in bad],
+        problems=[{"path": item.name, "line": ln, "field": f, "reason": r} for ln, f, r in bad],
     )
 
 

@@ -26,7 +26,9 @@ from alphatrace.sdk.prices import PriceTable, resolve_table
 from alphatrace.server import (
     admin_routes,
     cli_routes,
+    decision_routes,
     ingest_routes,
+    market_routes,
     metrics_routes,
     otlp_routes,
     read_routes,
@@ -57,6 +59,7 @@ def create_app(
     db_path: str | os.PathLike[str] | None = None,
     *,
     follow: Sequence[str | os.PathLike[str]] = (),
+    follow_market: Sequence[str | os.PathLike[str]] = (),
     max_body: int = MAX_BODY,
     linger_s: float = 0.05,
     max_batch_events: int = 50_000,
@@ -78,6 +81,7 @@ def create_app(
         # absolute now: a command run for the CLI changes the working directory while it runs
         # (server/cli_routes.py), and the follow thread must keep reading the same folders
         follow_dirs=[Path(d).resolve() for d in follow],
+        market_dirs=[Path(d).resolve() for d in follow_market],
     )
     metrics = CollectorMetrics(writer.reader)
     # Notifications: sends on its own thread and cursor (docs/governance.md §Notifications).
@@ -122,7 +126,8 @@ def create_app(
     app.state.db_abs = writer.store.path.resolve() if writer.store.path is not None else None
     if app.state.db_abs is not None:
         SERVED.add(app.state.db_abs)
-    for module in (ingest_routes, otlp_routes, read_routes, admin_routes, cli_routes):
+    for module in (ingest_routes, otlp_routes, read_routes, admin_routes, cli_routes,
+                   market_routes, decision_routes):
         app.include_router(module.router)
     app.include_router(metrics_routes.router(public=metrics_public))
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

@@ -82,6 +82,7 @@ class WriterStats:
     requests: int = 0
     last_round_ms: float = 0.0
     follow: dict[str, int] = field(default_factory=dict)
+    market: dict[str, int] = field(default_factory=dict)
 
 
 def _closed(cur: duckdb.DuckDBPyConnection) -> bool:
@@ -101,6 +102,7 @@ class Writer:
         max_pending_events: int = 500_000,
         linger_s: float = 0.05,
         follow_dirs: list[Path] | None = None,
+        market_dirs: list[Path] | None = None,
         follow_poll_s: float = 1.0,
         checkpoint_threshold: str | None = "256MB",
         idle_checkpoint_s: float = 2.0,
@@ -118,6 +120,7 @@ class Writer:
         self.max_pending_events = max_pending_events
         self.linger_s = linger_s
         self.follow_dirs = follow_dirs or []
+        self.market_dirs = market_dirs or []  # market files a recorder drops (market/follow.py)
         self.follow_poll_s = follow_poll_s
         self._q: queue.Queue[_EventJob | _CallJob | None] = queue.Queue()
         self._pending = 0
@@ -219,12 +222,12 @@ class Writer:
     def _loop(self) -> None:
         while True:
             timeout = self.idle_checkpoint_s if self._dirty else None
-            if self.follow_dirs:
+            if self.following:
                 timeout = min(timeout or self.follow_poll_s, self.follow_poll_s)
             try:
                 job = self._q.get(timeout=timeout)
             except queue.Empty:
-                if self.follow_dirs and self._follow_pass():
+                if self.following and self._follow_pass():
                     self._hooks()
                 idle = time.monotonic() - self._last_write
                 if self._dirty and idle >= self.idle_checkpoint_s and self._q.empty():
@@ -235,7 +238,7 @@ class Writer:
                 return
             jobs, stop = self._gather(job)
             self._run(jobs)
-            if self.follow_dirs and time.monotonic() - self._last_follow >= self.follow_poll_s:
+            if self.following and time.monotonic() - self._last_follow >= self.follow_poll_s:
                 self._follow_pass()
             self._hooks()
             if stop:
@@ -346,11 +349,34 @@ class Writer:
         except Exception:  # a read transaction in the way: the next idle moment will do
             log.debug("idle checkpoint skipped", exc_info=True)
 
+    @property
+    def following(self) -> bool:
+        return bool(self.follow_dirs or self.market_dirs)
+
     def _follow_pass(self) -> bool:
-        """Pick up spool files once; whether any were taken."""
+        """Pick up spool files and market files once; whether any were taken."""
+        self._last_follow = time.monotonic()
+        market = self._market_pass() if self.market_dirs else False
+        spool = self._spool_pass() if self.follow_dirs else False
+        return market or spool
+
+    def _market_pass(self) -> bool:
+        from alphatrace.market.follow import pickup_market
+
+        try:
+            r = pickup_market(self.store, self.market_dirs)
+        except Exception:
+            log.exception("market file pickup failed")
+            return False
+        if r.files or r.failed:
+            self._dirty, self._last_write = True, time.monotonic()
+        for k, v in r.to_dict().items():
+            self.stats.market[k] = self.stats.market.get(k, 0) + v
+        return bool(r.files)
+
+    def _spool_pass(self) -> bool:
         from alphatrace.sdk.follow import pickup_once
 
-        self._last_follow = time.monotonic()
         try:
             r = pickup_once(self.store, self.follow_dirs)
         except Exception:

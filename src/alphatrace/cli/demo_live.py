@@ -1,0 +1,83 @@
+"""What `alphatrace demo --live` prints: each decision as it is recorded, then the kill table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alphatrace.cli.common import console, emit, err_console, print_json
+from alphatrace.demo.live import DemoData, LiveResult, run_live
+from alphatrace.demo.replay import Run, Tick, fired_at, iso
+
+KILL_COLUMNS = ["scope", "subject", "live_killed_at", "live_run_index", "live_pnl_after_usd",
+                "batch_killed_at", "batch_pnl_after_usd", "live_rule", "live_runs_after"]
+# What a narrow terminal keeps: who, when live, at which run, what it avoided, when batch.
+KILL_PRIORITY = KILL_COLUMNS[1:7]
+
+
+def minute(t: str) -> str:
+    return t[:16].replace("T", " ")
+
+
+def decision_line(rec: dict[str, Any], by_id: dict[str, Run]) -> str:
+    """`market time  ACTION  subject (scope)  rule  at run #i run_id  state` for one record."""
+    run = fired_at(rec, by_id)
+    at = f"at run #{run.index} {run.run_id}" if run is not None else "at no run"
+    rule = rec.get("rule") or "-"
+    cascade = f" from {rec['cascade_from']}" if rec.get("cascade_from") else ""
+    when = str(rec.get("as_of") or "")[:19].replace("T", " ")
+    return (f"{when}  {str(rec['action']).upper():<12} {rec['subject']} ({rec['scope']})  "
+            f"{rule}{cascade}  {at}  -> {rec['state']}")
+
+
+def live(db: Path | None, *, speed: float, seed: int, runs_per_agent: int,
+         data: Path | None, as_json: bool) -> None:
+    by_id: dict[str, Run] = {}
+    status = err_console.status("building the demo data (prices, simulated agents, reconcile)…")
+    status.start()
+
+    def ready(url: str, d: DemoData) -> None:
+        by_id.update({r.run_id: r for r in d.runs})
+        if d.items:
+            status.update(f"replaying into {url}")
+        if not as_json:
+            console.print(
+                f"[bold]live demo[/]: collector on {url}; replaying {len(d.items):,} bars, "
+                f"funding rates and events from {iso(d.items[0].at_ms)[:10]} to "
+                f"{iso(d.items[-1].at_ms)[:10]} at {speed:g} market day(s) per second",
+                highlight=False)
+
+    def decided(rec: dict[str, Any]) -> None:
+        if not as_json:
+            console.print(decision_line(rec, by_id), highlight=False, markup=False)
+
+    def ticked(tick: Tick) -> None:
+        status.update(f"market time {iso(tick.end_ms)[:16].replace('T', ' ')}")
+
+    try:
+        result = run_live(db, speed=speed, seed=seed, runs_per_agent=runs_per_agent,
+                          data_dir=data, on_ready=ready, on_decision=decided, on_tick=ticked)
+    finally:
+        status.stop()
+    if as_json:
+        print_json(result.to_dict())
+        return
+    render_end(result)
+
+
+def render_end(result: LiveResult) -> None:
+    if not result.decisions:
+        why = ("" if result.pipeline else
+               " (this build has no live pipeline, server/pipeline.py: the collector stores the "
+               "data but evaluates nothing)")
+        console.print(f"[yellow]the collector recorded no decisions{why}[/]", highlight=False)
+    pb = result.pnl_break
+    console.print(f"planted: {pb.get('agent')} PnL breaks at run #{pb.get('run_index')} "
+                  f"({str(pb.get('ts'))[:10]})", highlight=False)
+    emit(result.kills, False, columns=KILL_COLUMNS, priority=KILL_PRIORITY,
+         formats={"live_killed_at": minute, "batch_killed_at": minute},
+         title=f"kills: live, against one evaluation as of the end ({result.end[:10]})")
+    console.print("[dim]pnl_after_usd: what the subject's runs made after the kill (negative: a "
+                  "loss the kill avoided); run_index: the newest run of the kill's window, "
+                  "counted within its agent; batch: `gates evaluate --as-of END` once.[/]",
+                  highlight=False)

@@ -1,0 +1,310 @@
+"""`alphatrace demo --live`: the demo's history sent to a running collector in accelerated time.
+
+It builds the demo data as `alphatrace demo` does (shipped prices, simulated agents), starts a
+collector in this process (uvicorn on a free 127.0.0.1 port, over its own store), creates an
+ingest key and a read key, and replays the bars, funding and events into it through HTTP in
+the order they became known (demo/replay.py), `speed` market days per second. After each step
+it reads the decision log after the last seq it saw (GET /v1/decisions) and reports each new
+record: the live pipeline (server/pipeline.py, the writer's first after-round hook) records
+them as the data arrives.
+
+At the end the same data is evaluated the old way, once, as of the end (`gates evaluate
+--as-of END` on a separate store that holds the same data: the batch build), and the closing
+table puts each kill's timing and the PnL made after it side by side.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alphatrace.demo.pipeline import (
+    DEFAULT_RUNS_PER_AGENT,
+    DEFAULT_SEED,
+    STEPS,
+    DemoContext,
+    Step,
+    fresh_store_path,
+    run_demo,
+)
+from alphatrace.demo.replay import (
+    DAY_MS,
+    Item,
+    Run,
+    Tick,
+    bar_items,
+    event_items,
+    funding_items,
+    iso,
+    kill_table,
+    next_tick,
+    timeline,
+)
+from alphatrace.demo.simulate import DemoEvents
+from alphatrace.errors import AlphatraceError, InputError
+from alphatrace.store import Store
+
+DEFAULT_SPEED = 1.0  # market days per second
+TICK_S = 0.25  # wall seconds between replay steps, at least
+BATCH_STEPS = ("market", "simulate", "ingest", "reconcile")
+
+
+class ReplayError(AlphatraceError):
+    """The collector refused a request of the replay."""
+
+
+@dataclass
+class LiveResult:
+    url: str
+    speed: float
+    start: str
+    end: str
+    sent: dict[str, int]
+    decisions: list[dict[str, Any]]
+    batch: list[dict[str, Any]]
+    kills: list[dict[str, Any]]
+    pipeline: bool  # whether this build has the live pipeline (server/pipeline.py)
+    pnl_break: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "speed_days_per_s": self.speed, "start": self.start,
+                "end": self.end, "sent": self.sent, "decisions": self.decisions,
+                "batch_decisions": self.batch, "kills": self.kills, "pipeline": self.pipeline,
+                "pnl_break": self.pnl_break}
+
+
+# -- the demo data --------------------------------------------------------------------------
+
+@dataclass
+class DemoData:
+    items: list[Item]
+    runs: list[Run]
+    demo: DemoEvents
+    batch_db: Path
+
+
+def build(folder: Path, *, seed: int, runs_per_agent: int, data_dir: Path | None) -> DemoData:
+    """The demo's market import, simulation, ingest and reconcile into `folder/batch.duckdb`
+    (the batch store), and the timeline of what the replay sends."""
+    captured: dict[str, DemoEvents] = {}
+
+    def capture(ctx: DemoContext) -> dict[str, Any]:
+        if ctx.demo is not None:
+            captured["demo"] = ctx.demo
+        return {}
+
+    steps = [s for s in STEPS if s.name in BATCH_STEPS] + [Step("capture", "", capture)]
+    batch_db = folder / "batch.duckdb"
+    run_demo(batch_db, seed=seed, runs_per_agent=runs_per_agent, data_dir=data_dir, steps=steps)
+    with Store(batch_db, read_only=True) as store:
+        con = store.con
+        bars = _dicts(con.execute(
+            "SELECT symbol, ts, open, high, low, close, volume, interval_s FROM bars "
+            "WHERE interval_s > 0 ORDER BY ts, symbol"))
+        funding = _dicts(con.execute(
+            "SELECT symbol, ts, funding_rate, mark_price FROM funding ORDER BY ts, symbol"))
+        runs = [Run(str(r[0]), r[1], r[2], r[3], r[4], int(r[5])) for r in con.execute(
+            "SELECT run_id, agent, strategy, ts, net_usd, "
+            "row_number() OVER (PARTITION BY agent ORDER BY ts, run_id) - 1 FROM ledger "
+            "WHERE ts IS NOT NULL").fetchall()]
+    demo = captured["demo"]
+    events = [e for kind in ("telemetry", "alpha", "pnl") for e in demo.events.get(kind, [])]
+    items = timeline(bar_items(bars), funding_items(funding), event_items(events))
+    return DemoData(items, runs, demo, batch_db)
+
+
+def _dicts(cur: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+# -- the collector, in this process ---------------------------------------------------------
+
+@dataclass
+class Collector:
+    url: str
+    app: Any
+    ingest_key: str
+    read_key: str
+
+    def settle(self) -> None:
+        """Wait until the writer has finished every round sent so far, hooks included (they
+        run before it takes the next job)."""
+        self.app.state.writer.submit_call(lambda store: None).result(timeout=600)
+
+
+@contextmanager
+def collector(db: Path) -> Iterator[Collector]:
+    """A collector on a free 127.0.0.1 port over `db`, with an ingest and a read key."""
+    import uvicorn
+
+    from alphatrace.server.app import create_app
+    from alphatrace.server.keys import create_key
+    from alphatrace.server.listen import bind
+
+    with Store(db) as store:
+        ingest = create_key(store, "demo-live-ingest", "ingest")["key"]
+        read = create_key(store, "demo-live-read", "read")["key"]
+    app = create_app(db, warn_without_keys=False)
+    sock = bind("127.0.0.1", 0)
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                              name="alphatrace-demo-collector", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise ReplayError("the demo collector did not start")
+        time.sleep(0.02)
+    try:
+        yield Collector(f"http://127.0.0.1:{port}", app, ingest, read)
+    finally:
+        server.should_exit = True
+        thread.join(60)
+        sock.close()
+
+
+class Client:
+    """One keep-alive HTTP connection to the collector (stdlib: the demo needs no extra)."""
+
+    def __init__(self, url: str) -> None:
+        host, _, port = url.removeprefix("http://").partition(":")
+        self._con = http.client.HTTPConnection(host, int(port), timeout=600)
+
+    def request(self, method: str, path: str, key: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body, separators=(",", ":"), default=str)
+        headers = {"Authorization": f"Bearer {key}"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        self._con.request(method, path, body=data, headers=headers)
+        res = self._con.getresponse()
+        text = res.read()
+        if res.status >= 300 and res.status != 207:
+            raise ReplayError(f"{method} {path}: HTTP {res.status}: {text[:500]!r}")
+        return json.loads(text)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+# -- the replay -----------------------------------------------------------------------------
+
+OnDecision = Callable[[dict[str, Any]], None]
+OnTick = Callable[[Tick], None]
+
+
+def replay(items: list[Item], client: Client, col: Collector, *, speed: float,
+           on_decision: OnDecision, on_tick: OnTick | None = None,
+           clock: Callable[[], float] = time.monotonic,
+           sleep: Callable[[float], None] = time.sleep) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Send the timeline at `speed` market days per wall second and report each decision the
+    collector records. Returns (items sent per route, every decision).
+
+    The market clock follows the wall clock: each step sends what became known since the last
+    one, at least TICK_S apart. When the collector is slower than the clock, steps grow rather
+    than the replay falling behind; over a gap in the data the replay waits for the next item.
+    """
+    if speed <= 0:
+        raise InputError("--speed must be a positive number of market days per second")
+    rate = speed * DAY_MS  # market ms per wall second
+    sent: dict[str, int] = {}
+    decisions: list[dict[str, Any]] = []
+    last = 0
+
+    def poll() -> None:
+        nonlocal last
+        while True:
+            doc = client.request("GET", f"/v1/decisions?after={last}", col.read_key)
+            for rec in doc["decisions"]:
+                decisions.append(rec)
+                on_decision(rec)
+            if doc["last_seq"] == last:
+                return
+            last = int(doc["last_seq"])
+
+    if not items:
+        return sent, decisions
+    first = items[0].at_ms
+    t0 = clock()
+    start, i = first - 1, 0
+    while i < len(items):
+        step_due = t0 + (start - first) / rate + TICK_S  # TICK_S after the clock passed `start`
+        next_due = t0 + (items[i].at_ms - first) / rate  # when the next item becomes known
+        wait = max(step_due, next_due) - clock()
+        if wait > 0:
+            sleep(wait)
+        end = max(first + int((clock() - t0) * rate), items[i].at_ms)
+        tick, i = next_tick(items, i, start, end)
+        for path, bodies in tick.requests:
+            client.request("POST", path, col.ingest_key, bodies)
+            route = path.split("?")[0]
+            sent[route] = sent.get(route, 0) + len(bodies)
+        if on_tick is not None:
+            on_tick(tick)
+        poll()
+        start = end
+    col.settle()
+    poll()
+    return sent, decisions
+
+
+def batch_decisions(batch_db: Path, end: str) -> list[dict[str, Any]]:
+    """The old way: one `gates evaluate --as-of END` over all the data."""
+    from alphatrace.api import Database
+
+    with Store(batch_db) as store:
+        return Database.on(store).gates.evaluate(as_of=end)
+
+
+def has_pipeline() -> bool:
+    return importlib.util.find_spec("alphatrace.server.pipeline") is not None
+
+
+def run_live(
+    db: Path | None = None,
+    *,
+    speed: float = DEFAULT_SPEED,
+    seed: int = DEFAULT_SEED,
+    runs_per_agent: int = DEFAULT_RUNS_PER_AGENT,
+    data_dir: Path | None = None,
+    on_ready: Callable[[str, DemoData], None] | None = None,
+    on_decision: OnDecision = lambda rec: None,
+    on_tick: OnTick | None = None,
+) -> LiveResult:
+    """The whole live demo; `db` is the collector's store (rebuilt), default a temporary one."""
+    if speed <= 0:
+        raise InputError("--speed must be a positive number of market days per second")
+    with tempfile.TemporaryDirectory(prefix="alphatrace-live-") as tmp:
+        folder = Path(tmp)
+        data = build(folder, seed=seed, runs_per_agent=runs_per_agent, data_dir=data_dir)
+        live_db = db if db is not None else folder / "live.duckdb"
+        fresh_store_path(live_db)
+        with collector(live_db) as col:
+            if on_ready is not None:
+                on_ready(col.url, data)
+            client = Client(col.url)
+            try:
+                sent, decisions = replay(data.items, client, col, speed=speed,
+                                         on_decision=on_decision, on_tick=on_tick)
+            finally:
+                client.close()
+        end = iso(data.items[-1].at_ms) if data.items else ""
+        batch = batch_decisions(data.batch_db, end)
+        qb = data.demo.truth.quality_break
+        return LiveResult(
+            url=col.url, speed=speed, start=iso(data.items[0].at_ms) if data.items else "",
+            end=end, sent=sent, decisions=decisions, batch=batch,
+            kills=kill_table(decisions, batch, data.runs), pipeline=has_pipeline(),
+            pnl_break={"agent": qb.agent, "run_index": qb.pnl_break_index,
+                       "run_id": qb.pnl_break_run_id, "ts": qb.pnl_break_ts},
+        )
