@@ -1,4 +1,5 @@
-"""The governance sections of a policy file (`confidence`, `gates`, `eligibility`), validated.
+"""The governance sections of a policy file (`confidence`, `gates`, `eligibility`, `sizing`),
+validated.
 
 Every rule is parsed when the policy loads, so a typo in a metric name is a load error at the
 file, line and column of the typo, with a suggestion, instead of a gate that silently never
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -98,6 +99,14 @@ class EligibilitySection(_Model):
     exclude_flagged: bool = True
 
 
+class SizingSection(_Model):
+    """How `alphatrace.size()` behaves against a server (docs/governance.md, "Sizing")."""
+
+    fail: Literal["closed", "last_known"] = "closed"  # server unreachable: 0, or the last answer
+    cache_s: float = Field(default=1.0, ge=0, le=60)   # how long the SDK reuses an answer
+    timeout_ms: float = Field(default=200, gt=0, le=10_000)  # one request, connect to answer
+
+
 @dataclass(frozen=True)
 class CompiledGate:
     rule: GateRule
@@ -123,6 +132,7 @@ class GovernancePolicy:
     gate_rules: tuple[CompiledGate, ...]
     eligibility: EligibilitySection
     path: str
+    sizing: SizingSection = field(default_factory=SizingSection)
 
     def decision_body(self) -> dict[str, Any]:
         """What a decision depends on; stored beside the decisions so audits can replay it."""
@@ -234,7 +244,8 @@ def _compile(policy: Policy) -> tuple[GovernancePolicy | None, list[PolicyError]
     conf, e1 = policy.checked_section("confidence", ConfidenceSection)
     gates, e2 = policy.checked_section("gates", GatesSection)
     elig, e3 = policy.checked_section("eligibility", EligibilitySection)
-    errors += e1 + e2 + e3
+    sizing, e4 = policy.checked_section("sizing", SizingSection)
+    errors += e1 + e2 + e3 + e4
 
     factors = []
     run_vars = list(RUN_VARIABLES)
@@ -263,9 +274,10 @@ def _compile(policy: Policy) -> tuple[GovernancePolicy | None, list[PolicyError]
             errors.append(_expr_error(policy, kp, e))
             continue
         compiled.append(CompiledGate(g, ast))
-    if errors or conf is None or gates is None or elig is None:
+    if errors or conf is None or gates is None or elig is None or sizing is None:
         return None, errors
-    return GovernancePolicy(conf, tuple(factors), gates, tuple(compiled), elig, policy.path), errors
+    return GovernancePolicy(conf, tuple(factors), gates, tuple(compiled), elig, policy.path,
+                            sizing), errors
 
 
 @functools.cache
