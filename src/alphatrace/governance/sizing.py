@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,20 @@ def killed_message(agent: str, reason: str | None) -> str:
             f"`alphatrace revive` ({KILL_STOPS})")
 
 
+SIGNAL_USD = 10_000.0  # the dashboard's reference signal: its size at score 1
+
+
+def stopped_by(state: str, strategies: Iterable[str], strategy_states: Mapping[str, str]
+               ) -> tuple[str | None, str | None]:
+    """(who stops the agent, the killed strategy class) given its own state, the strategy
+    classes it has runs in, and each strategy's state: its own kill first, then the first
+    killed class by name (as the gates' cascade picks it); (None, None) when it may trade."""
+    if state == "killed":
+        return "agent", None
+    hit = next((s for s in sorted(strategies) if strategy_states.get(s) == "killed"), None)
+    return ("strategy", hit) if hit is not None else (None, None)
+
+
 def _record_reason(rec: dict[str, Any]) -> str:
     """A decision record as a short reason: the rule (or cascade) and its seq."""
     why = rec.get("reason") or (f"rule {rec['rule']}" if rec.get("rule") else rec.get("action"))
@@ -119,6 +133,7 @@ def agent_sizings(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
     names: Iterable[str] = sorted(set(facts) | {s for (sc, s) in newest if sc == "agent"})
     killed_strats = {s: r for (sc, s), r in newest.items()
                      if sc == "strategy" and r["state"] == "killed"}
+    strat_states = {s: "killed" for s in killed_strats}
     out: dict[str, AgentSizing] = {}
     for name in names:
         if agent is not None and name != agent:
@@ -126,18 +141,16 @@ def agent_sizings(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
         rec = newest.get(("agent", name))
         state: State = rec["state"] if rec is not None else "candidate"
         known, strategies = facts.get(name, (None, []))
-        stopped_by = strat = reason = None
-        if state == "killed":
+        who, strat = stopped_by(state, strategies, strat_states)
+        reason = None
+        if who == "agent":
             assert rec is not None
-            stopped_by, strat, reason = "agent", rec.get("cascade_from"), _record_reason(rec)
-        else:
-            hit = next((s for s in strategies if s in killed_strats), None)
-            if hit is not None:
-                stopped_by, strat = "strategy", hit
-                reason = f"strategy {hit!r} is killed: {_record_reason(killed_strats[hit])}"
+            strat, reason = rec.get("cascade_from"), _record_reason(rec)
+        elif strat is not None:
+            reason = f"strategy {strat!r} is killed: {_record_reason(killed_strats[strat])}"
         out[name] = AgentSizing(
             agent=name, state=state, multiplier=mult.get(name, 1.0), known_ts=known,
-            stopped_by=stopped_by, strategy=strat, reason=reason,
+            stopped_by=who, strategy=strat, reason=reason,
             seq=int(rec["seq"]) if rec is not None else None)
     return out
 
