@@ -23,6 +23,7 @@ from alphatrace.governance.policy import load_governance
 from alphatrace.governance.sizing import KILL_STOPS, agent_sizings, sized
 from alphatrace.server.app import create_app
 from alphatrace.server.keys import create_key
+from alphatrace.server.sizing_routes import Sizing
 from alphatrace.store import Store
 from tests.governance.util import insert, series
 
@@ -68,6 +69,7 @@ class Collector:
         r = self.client.get(f"/v1/agents/{agent}/sizing", params=q, headers=self.auth("read"))
         assert r.status_code == 200, r.text
         doc: dict[str, Any] = r.json()
+        assert Sizing.model_validate(doc).model_dump() == doc  # the documented shape, exactly
         return doc
 
 

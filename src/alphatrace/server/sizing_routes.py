@@ -8,10 +8,12 @@ agent's newest counted run, and, when the agent is stopped, why and what a kill 
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from alphatrace.errors import InputError
@@ -79,13 +81,13 @@ def answer(snap: Snapshot, agent: str, base_size: float | None,
 @router.get(
     "/v1/agents/{agent}/sizing",
     summary="The size for an agent's signal now (state, multiplier, decision seq)",
-    response_model=Sizing,
-    responses={**AUTH_ERRORS, 422: {"model": Problem, "description": "bad base_size or score"},
+    response_class=JSONResponse,
+    responses={200: {"model": Sizing}, **AUTH_ERRORS, 422: {"model": Problem, "description": "bad base_size or score"},
                503: {"model": Problem, "description": "the sizing state could not be read yet"}},
 )
 async def get_sizing(request: Request, agent: str, base_size: float | None = None,
                      score: float | None = None,
-                     who: Principal = Depends(require("read"))) -> Any:
+                     who: Principal = Depends(require("read"))) -> Response:
     t0 = time.perf_counter()
     live: LiveState = request.app.state.live
     snap = live.current()
@@ -93,7 +95,11 @@ async def get_sizing(request: Request, agent: str, base_size: float | None = Non
         if snap is None:
             raise HTTPException(503, f"sizing state not read yet: {live.last_error or 'starting'}",
                                 headers={"Retry-After": "1"})
-        return answer(snap, agent, base_size, score)
+        # Serialised here, not through a response_model: the hot path skips a validation
+        # pass over a body `answer` builds field by field (Sizing documents it; a test checks
+        # the shape against it).
+        return Response(json.dumps(answer(snap, agent, base_size, score)),
+                        media_type="application/json")
     except InputError as e:
         raise HTTPException(422, str(e)) from None
     finally:
