@@ -60,6 +60,7 @@ class Collector:
         writer = self.client.app.state.writer  # type: ignore[attr-defined]
         out = writer.submit_call(fn).result(60)
         writer.submit_call(lambda s: None).result(60)
+        assert self.client.app.state.live.settle()  # type: ignore[attr-defined]
         return out
 
     def reconcile_and_evaluate(self) -> None:
@@ -165,7 +166,7 @@ def test_state_is_not_read_again_when_nothing_it_reads_changed(collector: Collec
     n = live.refreshes
     collector.write(lambda s: None)
     collector.post([{"type": "telemetry", "run_id": "x", "agent": "X", "latency_ms": 1}])
-    assert live.refreshes == n  # events alone (no reconcile, no decision) change nothing
+    assert live.settle() and live.refreshes == n  # events alone (no reconcile, no decision) change nothing
     collector.reconcile_and_evaluate()
     assert live.refreshes == n + 1
 

@@ -97,11 +97,52 @@ def _record_reason(rec: dict[str, Any]) -> str:
     return f"{why} (decision seq {rec['seq']})"
 
 
-def _ledger_facts(con: duckdb.DuckDBPyConnection, agent: str | None
-                  ) -> dict[str, tuple[dt.datetime | None, list[str]]]:
-    """Agent → (newest knowledge time of its realized runs, its strategy classes)."""
+@dataclass(frozen=True)
+class Lifecycle:
+    """The decision log's side of sizing: each subject's newest record (the few fields a
+    reason needs), and the head. One aggregate query: cheap enough after every append."""
+
+    seq: int                                   # the decision head (0: no decision yet)
+    agents: dict[str, dict[str, Any]]          # agent → its newest record's fields
+    strategies: dict[str, dict[str, Any]]      # strategy class → its newest record's fields
+
+
+@dataclass(frozen=True)
+class LedgerFacts:
+    """The ledger's side: per agent its multiplier, knowledge time and strategy classes (a
+    confidence computation: the expensive part, redone only when the ledger changed)."""
+
+    multipliers: dict[str, float]
+    known: dict[str, dt.datetime | None]
+    strategies: dict[str, list[str]]
+
+
+def read_lifecycle(con: duckdb.DuckDBPyConnection, agent: str | None = None) -> Lifecycle:
+    head = journal.head(con)
+    if not journal.has_log(con):
+        return Lifecycle(0, {}, {})
+    where, params = "scope IN ('agent', 'strategy')", []
+    if agent is not None:
+        where += " AND (scope = 'strategy' OR subject = ?)"
+        params.append(agent)
+    rows = con.execute(
+        f"SELECT scope, subject, max(seq), arg_max(state, seq), arg_max(action, seq), "
+        f"arg_max(rule, seq), arg_max(reason, seq), arg_max(cascade_from, seq) "
+        f"FROM decisions WHERE {where} GROUP BY scope, subject", params).fetchall()
+    out: dict[str, dict[str, dict[str, Any]]] = {"agent": {}, "strategy": {}}
+    for sc, subj, seq, state, action, rule, reason, cascade in rows:
+        out[str(sc)][str(subj)] = {"seq": int(seq), "state": state, "action": action,
+                                   "rule": rule, "reason": reason, "cascade_from": cascade}
+    return Lifecycle(head[0] if head else 0, out["agent"], out["strategy"])
+
+
+def read_ledger_facts(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
+                      agent: str | None = None) -> LedgerFacts:
     if not has_table(con, "ledger"):
-        return {}
+        return LedgerFacts({}, {}, {})
+    conf = confidence.compute(con, gp, agent)
+    mult = {str(r["agent"]): float(r["multiplier"])
+            for r in conf.summary(None).select(["agent", "multiplier"]).to_pylist()}
     cols = {str(r[0]) for r in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ledger' "
         "AND schema_name = 'main' AND database_name = current_database()").fetchall()}
@@ -114,45 +155,42 @@ def _ledger_facts(con: duckdb.DuckDBPyConnection, agent: str | None
         f"SELECT agent, max({known}) FILTER (WHERE realized_pnl_bps IS NOT NULL), "
         f"list(DISTINCT strategy ORDER BY strategy) FILTER (WHERE strategy IS NOT NULL) "
         f"FROM ledger WHERE {where} GROUP BY agent", params).fetchall()
-    return {str(a): (k, list(s or [])) for a, k, s in rows}
+    return LedgerFacts(mult, {str(a): k for a, k, _ in rows},
+                       {str(a): list(s or []) for a, _, s in rows})
 
 
-def agent_sizings(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
-                  agent: str | None = None) -> dict[str, AgentSizing]:
-    """Every agent's sizing state (or only `agent`'s): agents with ledger runs or decisions.
+def combine(life: Lifecycle, facts: LedgerFacts) -> dict[str, AgentSizing]:
+    """Every agent's sizing state from the two sides: agents with ledger runs or decisions.
 
     An agent is stopped by its own kill, or by the kill of a strategy class it has runs in
     (the first such class by name, as the gates' cascade picks it): the cascade records the
     agent's kill at the next evaluation; sizing does not wait for it."""
-    newest = {k: r for k, r in journal.newest_records(con).items()
-              if agent is None or k[1] == agent or k[0] == "strategy"}
-    conf = confidence.compute(con, gp, agent)
-    mult = {str(r["agent"]): float(r["multiplier"])
-            for r in conf.summary(None).select(["agent", "multiplier"]).to_pylist()}
-    facts = _ledger_facts(con, agent)
-    names: Iterable[str] = sorted(set(facts) | {s for (sc, s) in newest if sc == "agent"})
-    killed_strats = {s: r for (sc, s), r in newest.items()
-                     if sc == "strategy" and r["state"] == "killed"}
-    strat_states = {s: "killed" for s in killed_strats}
+    names: Iterable[str] = sorted(set(facts.strategies) | set(facts.multipliers)
+                                  | set(life.agents))
+    strat_states = {s: str(r["state"]) for s, r in life.strategies.items()}
     out: dict[str, AgentSizing] = {}
     for name in names:
-        if agent is not None and name != agent:
-            continue
-        rec = newest.get(("agent", name))
+        rec = life.agents.get(name)
         state: State = rec["state"] if rec is not None else "candidate"
-        known, strategies = facts.get(name, (None, []))
-        who, strat = stopped_by(state, strategies, strat_states)
+        who, strat = stopped_by(state, facts.strategies.get(name, []), strat_states)
         reason = None
         if who == "agent":
             assert rec is not None
             strat, reason = rec.get("cascade_from"), _record_reason(rec)
         elif strat is not None:
-            reason = f"strategy {strat!r} is killed: {_record_reason(killed_strats[strat])}"
+            reason = f"strategy {strat!r} is killed: {_record_reason(life.strategies[strat])}"
         out[name] = AgentSizing(
-            agent=name, state=state, multiplier=mult.get(name, 1.0), known_ts=known,
-            stopped_by=who, strategy=strat, reason=reason,
+            agent=name, state=state, multiplier=facts.multipliers.get(name, 1.0),
+            known_ts=facts.known.get(name), stopped_by=who, strategy=strat, reason=reason,
             seq=int(rec["seq"]) if rec is not None else None)
     return out
+
+
+def agent_sizings(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
+                  agent: str | None = None) -> dict[str, AgentSizing]:
+    """Every agent's sizing state now (or only `agent`'s), read in one go (`combine`)."""
+    out = combine(read_lifecycle(con, agent), read_ledger_facts(con, gp, agent))
+    return out if agent is None else {k: v for k, v in out.items() if k == agent}
 
 
 def unknown_agent(agent: str) -> AgentSizing:

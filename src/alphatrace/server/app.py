@@ -88,12 +88,13 @@ def create_app(
     writer.observer = metrics.ingest
     # The sizing state: read now, then after every round that wrote; registered after the
     # live pipeline's hook, so it reads what the pipeline derived in the same round.
-    live = LiveState(load_governance(policy))
+    live = LiveState(load_governance(policy), reader=writer.reader)
     try:
-        live.refresh(writer.store)
+        live.start(writer.store)
     except Exception:
         log.exception("reading the sizing state failed; sizing answers 503 until it succeeds")
     writer.after_round(live.refresh)
+    writer.before_close(live.stop)
     ring = KeyRing(active_keys(writer.store.con))
     if warn_without_keys and not len(ring):
         log.warning(NO_KEYS)
