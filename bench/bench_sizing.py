@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +42,9 @@ AGENTS = [f"Agent{i}" for i in range(8)]
 BATCH = 500
 
 
-def sizing_client(args: tuple[int, int, str, float, float, float]) -> dict[str, Any]:
-    """One sizing client: `rate` requests/s on a schedule, one kept-alive connection."""
-    client, port, key, rate, start_at, seconds = args
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Authorization": f"Bearer {key}"}
-    paths = [f"/v1/agents/{a}/sizing?base_size=10000&score=1.0" for a in AGENTS]
-    lat: list[float] = []
-    bad = 0
-    n = int(rate * seconds)
+def schedule(rate: float, n: int, start_at: float) -> Iterator[float]:
+    """Waits for the wall-clock `start_at`, then yields `n` due times `rate` per second apart,
+    each once it has come (open loop: a late request does not push the next ones back)."""
     while time.time() < start_at:
         time.sleep(0.001)
     t_start = time.perf_counter()
@@ -58,6 +53,18 @@ def sizing_client(args: tuple[int, int, str, float, float, float]) -> dict[str, 
         wait = due - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
+        yield due
+
+
+def sizing_client(args: tuple[int, int, str, float, float, float]) -> dict[str, Any]:
+    """One sizing client: `rate` requests/s on a schedule, one kept-alive connection."""
+    client, port, key, rate, start_at, seconds = args
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Bearer {key}"}
+    paths = [f"/v1/agents/{a}/sizing?base_size=10000&score=1.0" for a in AGENTS]
+    lat: list[float] = []
+    bad = 0
+    for i, due in enumerate(schedule(rate, int(rate * seconds), start_at)):
         try:
             conn.request("GET", paths[(client + i) % len(paths)], headers=headers)
             resp = conn.getresponse()
@@ -83,14 +90,9 @@ def ingest_client(args: tuple[int, int, str, float, float, float]) -> dict[str, 
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     sent = bad = 0
     lag: list[float] = []
-    while time.time() < start_at:
-        time.sleep(0.001)
-    t_start = time.perf_counter()
-    for i in range(n):
-        due = t_start + i / rate
-        wait = due - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
+    first = None
+    for i, due in enumerate(schedule(rate, n, start_at)):
+        first = due if first is None else first
         conn.request("POST", "/v1/events", body=bodies[i], headers=headers)
         resp = conn.getresponse()
         resp.read()
@@ -98,7 +100,7 @@ def ingest_client(args: tuple[int, int, str, float, float, float]) -> dict[str, 
         sent += BATCH
         lag.append((time.perf_counter() - due) * 1000)
     conn.close()
-    return {"sent": sent, "bad": bad, "lat": lag, "elapsed": time.perf_counter() - t_start}
+    return {"sent": sent, "bad": bad, "lat": lag, "elapsed": time.perf_counter() - (first or 0.0)}
 
 
 def cached_size_us(url: str, key: str, calls: int) -> float:

@@ -95,9 +95,10 @@ def test_size_is_base_times_abs_score_times_the_multiplier(collector: Collector)
     assert doc["known_ts"] == "2025-03-01T02:00:00.000000Z"  # the newest run's time (no 0012)
     assert doc["kill_stops"] == KILL_STOPS and "open" in doc["kill_stops"]
     assert doc["policy"] == {"fail": "closed", "cache_s": 1.0, "timeout_ms": 200.0}
-    # Without base_size and score: the state alone (what the SDK caches).
+    # Without base_size: the state alone (what the SDK caches).
     bare = collector.sizing("A")
     assert bare["size"] is None and bare["multiplier"] == pytest.approx(m)
+    assert bare["score"] == 1.0
     # An agent the store has never seen: a candidate at 1.0, as local sizing answers.
     new = collector.sizing("Nobody", base_size=100, score=2)
     assert (new["size"], new["multiplier"], new["state"], new["decision_seq"]) == (
@@ -139,10 +140,14 @@ def test_an_agent_of_a_killed_strategy_gets_nothing_before_the_cascade(collector
 
 def test_bad_numbers_and_keys_are_refused(collector: Collector) -> None:
     c = collector.client
-    for q in ({"base_size": -1, "score": 1}, {"base_size": 1, "score": "inf"},
-              {"base_size": 1}, {"base_size": "x", "score": 1}):
+    for q, field in (({"base_size": -1, "score": 1}, "base_size"),
+                     ({"base_size": 1, "score": "inf"}, "score"),
+                     ({"base_size": "nan"}, "base_size"), ({"base_size": "x"}, "base_size")):
         r = c.get("/v1/agents/A/sizing", params=q, headers=collector.auth("read"))
         assert r.status_code == 422, (q, r.text)
+        assert r.json()["detail"][0]["loc"] == ["query", field]
+    # base_size alone: a signal at score 1.
+    assert collector.sizing("A", base_size=250)["size"] == 250.0
     assert c.get("/v1/agents/A/sizing").status_code == 401
     assert c.get("/v1/agents/A/sizing", headers=collector.auth("ingest")).status_code == 403
     assert c.get("/v1/agents/A/sizing", headers=collector.auth("admin")).status_code == 200

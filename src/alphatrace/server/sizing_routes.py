@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from alphatrace.errors import InputError
 from alphatrace.governance.canon import ts_text
-from alphatrace.governance.sizing import KILL_STOPS, check_inputs, sized
+from alphatrace.governance.sizing import KILL_STOPS, sized
 from alphatrace.server.auth import Principal, require
 from alphatrace.server.ingest_routes import AUTH_ERRORS
 from alphatrace.server.live_state import LiveState, Snapshot
@@ -46,9 +45,9 @@ class Sizing(BaseModel):
     reason: str | None = Field(None, description="why the agent gets no size")
     multiplier: float = Field(description="confidence multiplier (1.0 before any eligible run)")
     base_size: float | None = None
-    score: float | None = None
+    score: float
     size: float | None = Field(None, description="base_size × |score| × multiplier; 0 when "
-                                                 "killed; null without base_size and score")
+                                                 "killed; null without base_size")
     seq: int = Field(description="the decision head (seq) this answer reflects")
     decision_seq: int | None = Field(None, description="the record that set the agent's state")
     known_ts: str | None = Field(None, description="knowledge time of the agent's newest "
@@ -58,16 +57,12 @@ class Sizing(BaseModel):
     policy: SizingPolicy
 
 
-def answer(snap: Snapshot, agent: str, base_size: float | None,
-           score: float | None) -> dict[str, Any]:
-    """The response body for one agent (pure given the snapshot)."""
+def answer(snap: Snapshot, agent: str, base_size: float | None, score: float
+           ) -> dict[str, Any]:
+    """The response body for one agent (pure given the snapshot); `size` only with a
+    base_size (the route has checked both numbers: finite, base_size ≥ 0)."""
     st = snap.agent(agent)
-    size = None
-    if base_size is not None or score is not None:
-        if base_size is None or score is None:
-            raise InputError("give both base_size and score, or neither")
-        check_inputs(base_size, score)
-        size = sized(base_size, score, st.multiplier, st.killed)
+    size = None if base_size is None else sized(base_size, score, st.multiplier, st.killed)
     return {
         "agent": agent, "state": st.state, "killed": st.killed, "stopped_by": st.stopped_by,
         "strategy": st.strategy, "reason": st.reason, "multiplier": st.multiplier,
@@ -82,12 +77,18 @@ def answer(snap: Snapshot, agent: str, base_size: float | None,
     "/v1/agents/{agent}/sizing",
     summary="The size for an agent's signal now (state, multiplier, decision seq)",
     response_class=JSONResponse,
-    responses={200: {"model": Sizing}, **AUTH_ERRORS, 422: {"model": Problem, "description": "bad base_size or score"},
+    responses={200: {"model": Sizing}, **AUTH_ERRORS,
                503: {"model": Problem, "description": "the sizing state could not be read yet"}},
 )
-async def get_sizing(request: Request, agent: str, base_size: float | None = None,
-                     score: float | None = None,
-                     who: Principal = Depends(require("read"))) -> Response:
+async def get_sizing(
+    request: Request, agent: str,
+    base_size: Annotated[float | None, Query(
+        ge=0, allow_inf_nan=False, description="the signal's full size; without it, no size")
+    ] = None,
+    score: Annotated[float, Query(
+        allow_inf_nan=False, description="the signal's score; its sign is the caller's")] = 1.0,
+    who: Principal = Depends(require("read")),
+) -> Response:
     t0 = time.perf_counter()
     live: LiveState = request.app.state.live
     snap = live.current()
@@ -100,7 +101,5 @@ async def get_sizing(request: Request, agent: str, base_size: float | None = Non
         # the shape against it).
         return Response(json.dumps(answer(snap, agent, base_size, score)),
                         media_type="application/json")
-    except InputError as e:
-        raise HTTPException(422, str(e)) from None
     finally:
         request.app.state.metrics.sizing.observe(time.perf_counter() - t0)
