@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -181,3 +182,23 @@ def test_a_policy_file_s_sizing_section_is_read(tmp_path: Path) -> None:
                                                       timeout_ms=80)
     with pytest.raises(Exception, match="fail"):
         load_governance(Policy({"sizing": {"fail": "open"}}, "<t>"))
+
+
+def test_a_forked_child_sizes_with_its_own_sizer(stub: Stub, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
+    monkeypatch.setenv("ALPHATRACE_URL", stub.url)
+    stub.state["A"], stub.state["B"] = {"multiplier": 0.5}, {"multiplier": 0.25}
+    assert alphatrace.size("A", 100, 1) == 50.0  # the parent's sizer and pool exist
+    parent = sizing.sizer(stub.url, None)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh sizer (the parent's pool threads are not here)
+        try:
+            fresh = sizing.sizer(stub.url, None) is not parent
+            # B is not cached: a request, which needs pool threads of this process
+            os.write(w, f"{fresh} {alphatrace.size('B', 100, 1)}".encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(r, 100).decode() == "True 25.0" and status == 0

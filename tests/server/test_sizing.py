@@ -146,6 +146,9 @@ def test_bad_numbers_and_keys_are_refused(collector: Collector) -> None:
         r = c.get("/v1/agents/A/sizing", params=q, headers=collector.auth("read"))
         assert r.status_code == 422, (q, r.text)
         assert r.json()["detail"][0]["loc"] == ["query", field]
+    # Any agent name, quoted as the SDK sends it (a slash included).
+    r = c.get("/v1/agents/a%2Fb%20c/sizing", headers=collector.auth("read"))
+    assert r.status_code == 200 and r.json()["agent"] == "a/b c"
     # base_size alone: a signal at score 1.
     assert collector.sizing("A", base_size=250)["size"] == 250.0
     assert c.get("/v1/agents/A/sizing").status_code == 401

@@ -225,6 +225,16 @@ def reset() -> None:
         _SIZER, _SIZER_KEY = None, None
 
 
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's pool threads: it makes its own sizer."""
+    global _SIZER, _SIZER_KEY, _LOCK
+    _SIZER, _SIZER_KEY, _LOCK = None, None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def size(agent: str, base_size: float, score: float, db: Any = None,
          policy: str | Path | Policy | GovernancePolicy | None = None, *,
          raise_on_kill: bool = True) -> float:

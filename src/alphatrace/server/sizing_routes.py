@@ -74,7 +74,7 @@ def answer(snap: Snapshot, agent: str, base_size: float | None, score: float
 
 
 @router.get(
-    "/v1/agents/{agent}/sizing",
+    "/v1/agents/{agent:path}/sizing",
     summary="The size for an agent's signal now (state, multiplier, decision seq)",
     response_class=JSONResponse,
     responses={200: {"model": Sizing}, **AUTH_ERRORS,
