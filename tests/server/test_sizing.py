@@ -7,7 +7,9 @@ Expected multipliers are the seed's factors by hand: a run under −20 bps ×0.8
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from alphatrace.governance.policy import load_governance
 from alphatrace.governance.sizing import KILL_STOPS, agent_sizings, sized
 from alphatrace.server.app import create_app
 from alphatrace.server.keys import create_key
+from alphatrace.server.live_state import LiveState
 from alphatrace.server.sizing_routes import Sizing
 from alphatrace.store import Store
 from tests.governance.util import insert, series
@@ -193,3 +196,39 @@ def test_state_multiplier_is_the_product_of_the_seed_factors(
     assert st_.multiplier == pytest.approx(want, rel=1e-12)
     assert sized(base, score, st_.multiplier, False) == pytest.approx(base * abs(score) * want)
     assert sized(base, score, st_.multiplier, True) == 0.0
+
+
+def test_a_kill_is_answered_while_the_confidence_pass_is_still_running() -> None:
+    with Store(":memory:") as store:
+        insert(store.con, series("A", [5.0, -30.0]))
+        gate = threading.Event()
+
+        @contextmanager
+        def slow_reader() -> Iterator[Any]:
+            gate.wait(30)  # the background pass is held here
+            cur = store.con.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+        live = LiveState(load_governance(), reader=slow_reader)
+        live.start(store)  # both sides read now, on this thread
+        snap = live.current()
+        assert snap is not None and snap.agent("A").multiplier == pytest.approx(0.85)
+        # More runs (a confidence pass is due, and held) and a kill of A.
+        insert(store.con, series("A", [-30.0], prefix="A2"))
+        d = Decision(subject="A", scope="agent", action="kill", rule="manual", fired=(),
+                     blocked=False, state="killed", cascade_from=None, reason=None,
+                     policy_hash="p", as_of=None, metrics={}, run_ids=[])
+        journal.append(store, [d], None, actor="test")
+        live.refresh(store)
+        snap = live.current()
+        assert snap is not None and snap.agent("A").killed and snap.seq == 1
+        assert snap.agent("A").multiplier == pytest.approx(0.85)  # the old pass's, for now
+        gate.set()
+        assert live.settle()
+        snap = live.current()
+        assert snap is not None and snap.agent("A").multiplier == pytest.approx(0.85 ** 2)
+        assert snap.agent("A").killed
+        live.stop()
