@@ -22,7 +22,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alphatrace.server.app import create_app
 from alphatrace.server.keys import create_key
-from alphatrace.server.metrics import StoreCollector, pipeline_lag_s, store_lag_s
+from alphatrace.server.metrics import (
+    StoreCollector,
+    pending_notifications,
+    pipeline_lag_s,
+    store_lag_s,
+)
 from alphatrace.server.metrics_routes import is_loopback
 from alphatrace.store import Store
 from tests.server.conftest import start_server
@@ -232,6 +237,22 @@ def test_pipeline_lag_from_the_store_is_the_age_of_the_oldest_file_not_reconcile
         lag_s = 1.25
 
     assert pipeline_lag_s(Reports(), lambda: nullcontext(None)) == 1.25  # type: ignore[arg-type]
+
+
+def test_pending_notifications_once_the_outbox_exists() -> None:
+    with duckdb.connect() as con:
+        def read() -> nullcontext[duckdb.DuckDBPyConnection]:
+            return nullcontext(con)
+
+        assert pending_notifications(read) is None
+        assert "alphatrace_notifications_pending" not in {
+            f.name for f in StoreCollector(read).collect()}
+        con.execute("CREATE TABLE notify_deliveries (id INTEGER, status VARCHAR)")
+        con.execute("INSERT INTO notify_deliveries VALUES (1, 'pending'), (2, 'delivered'), "
+                    "(3, 'pending'), (4, 'expired')")
+        assert pending_notifications(read) == 2
+        fams = {f.name: f for f in StoreCollector(read).collect()}
+        assert fams["alphatrace_notifications_pending"].samples[0].value == 2
 
 
 @given(st.ip_addresses(v=4))

@@ -122,11 +122,18 @@ def pipeline_lag_s(pipeline: Any, reader: Reader) -> float:
         return store_lag_s(con)
 
 
-def pending_notifications(reader: Reader) -> int | None:
-    """Notification deliveries waiting to be sent; None while the store has no delivery table.
+NOTIFY_TABLE = "notify_deliveries"  # the notify area's outbox (its migration 0013)
 
-    The notify area (its migration 0013) fills this in: /healthz and /metrics report it."""
-    return None
+
+def pending_notifications(reader: Reader) -> int | None:
+    """Notification deliveries waiting to be sent (status `pending` in the notify area's
+    outbox); None while the store has no such table. /healthz and /metrics report it."""
+    with reader() as con:
+        if not existing_tables(con, (NOTIFY_TABLE,)):
+            return None
+        row = con.execute(f"SELECT count(*) FROM {NOTIFY_TABLE} WHERE status = 'pending'"
+                          ).fetchall()
+    return int(row[0][0]) if row else 0
 
 
 def existing_tables(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -> set[str]:
