@@ -31,7 +31,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(sdk, name)
     if name == "size":
-        from alphatrace.governance import sizing
+        from alphatrace.sdk import sizing
 
         return sizing.size
     raise AttributeError(f"module 'alphatrace' has no attribute {name!r}")

@@ -61,6 +61,24 @@ def test_overview_numbers_by_hand(small: Store) -> None:
     assert doc["range"]["first"] == "2025-03-01T08:00:00.000000Z"
 
 
+def test_overview_sizes_a_10k_signal_as_a_meta_agent_would(small: Store, tmp_path: Path
+                                                             ) -> None:
+    doc = overview_doc.overview(source(small.con), small.con, RunFilter(), sort_key(None, None))
+    a, b = by_name(doc["agents"])["A"], by_name(doc["agents"])["B"]
+    assert a["sizing_multiplier"] == pytest.approx(0.85 * 0.95)
+    assert a["signal_size_usd"] == pytest.approx(10_000 * 0.85 * 0.95)
+    assert b["signal_size_usd"] == pytest.approx(10_000 * 0.85 ** 2)
+    assert by_name(doc["strategies"])["S1"]["signal_size_usd"] is None
+    # B (−50, −50) and its strategy S2 are killed: nothing, though its confidence is 0.7225.
+    evaluate(small, KILL_POLICY, tmp_path)
+    doc = overview_doc.overview(source(small.con), small.con, RunFilter(),
+                                sort_key("signal_size_usd", "desc"))
+    b = by_name(doc["agents"])["B"]
+    assert b["state"] == "killed" and b["multiplier"] == pytest.approx(0.85 ** 2)
+    assert (b["sizing_multiplier"], b["signal_size_usd"]) == (0.0, 0.0)
+    assert doc["agents"][-1]["name"] == "B"  # sorted by size, largest first
+
+
 def test_overview_filters_and_sort(small: Store) -> None:
     src = source(small.con)
     since = overview_doc.overview(src, small.con, RunFilter.parse(None, "2025-03-01T10:00:00", None),

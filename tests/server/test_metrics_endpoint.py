@@ -3,6 +3,7 @@ round histogram equal to the writer's rounds, scrape-time gauges, and who may re
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
@@ -21,7 +22,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alphatrace.server.app import create_app
 from alphatrace.server.keys import create_key
-from alphatrace.server.metrics import StoreCollector
+from alphatrace.server.metrics import (
+    StoreCollector,
+    pending_notifications,
+    pipeline_lag_s,
+    store_lag_s,
+)
 from alphatrace.server.metrics_routes import is_loopback
 from alphatrace.store import Store
 from tests.server.conftest import start_server
@@ -139,7 +145,7 @@ def test_non_loopback_bind_needs_a_read_key(tmp_path: Path) -> None:
         assert ok.status_code == 200 and ok.headers["content-type"].startswith("text/plain")
         assert ("alphatrace_ingest_round_seconds_count", ()) in scrape(ok.text)
         assert httpx.get(srv.url + "/healthz").json().keys() == {
-            "status", "version", "pending_events"}
+            "status", "version", "pending_events", "pipeline_lag_s", "pending_notifications"}
     finally:
         srv.stop()
 
@@ -204,11 +210,49 @@ def test_open_legs_and_decisions_are_read_at_scrape_time(tmp_path: Path) -> None
 
 def test_store_gauges_skip_missing_tables() -> None:
     with duckdb.connect() as con:
-        assert list(StoreCollector(lambda: nullcontext(con)).collect()) == []
+        lag = "alphatrace_pipeline_lag_seconds"  # always there: 0 without events
+        fams = list(StoreCollector(lambda: nullcontext(con)).collect())
+        assert [(f.name, f.samples[0].value) for f in fams] == [(lag, 0.0)]
         con.execute("CREATE TABLE legs (status VARCHAR)")
         fams = list(StoreCollector(lambda: nullcontext(con)).collect())
-        assert [f.name for f in fams] == ["alphatrace_open_legs"]
+        assert [f.name for f in fams] == ["alphatrace_open_legs", lag]
         assert fams[0].samples[0].value == 0
+
+
+def test_pipeline_lag_from_the_store_is_the_age_of_the_oldest_file_not_reconciled() -> None:
+    with Store(":memory:") as store:
+        con = store.con
+        assert store_lag_s(con) == 0.0  # nothing ingested
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        for fid, age_s in ((1, 3600.0), (2, 600.0), (3, 60.0)):
+            con.execute("INSERT INTO ingested_files (file_id, path, ingested_at) VALUES (?, 'f', ?)",
+                        [fid, now - dt.timedelta(seconds=age_s)])
+        assert store_lag_s(con) == pytest.approx(3600.0, abs=30)  # no reconcile yet
+        con.execute("INSERT INTO reconcile_log (seq, policy_hash, max_file_id) VALUES (1, 'p', 1)")
+        assert store_lag_s(con) == pytest.approx(600.0, abs=30)  # file 1 covered, 2 waits
+        con.execute("INSERT INTO reconcile_log (seq, policy_hash, max_file_id) VALUES (2, 'p', 3)")
+        assert store_lag_s(con) == 0.0
+
+    class Reports:
+        lag_s = 1.25
+
+    assert pipeline_lag_s(Reports(), lambda: nullcontext(None)) == 1.25  # type: ignore[arg-type]
+
+
+def test_pending_notifications_once_the_outbox_exists() -> None:
+    with duckdb.connect() as con:
+        def read() -> nullcontext[duckdb.DuckDBPyConnection]:
+            return nullcontext(con)
+
+        assert pending_notifications(read) is None
+        assert "alphatrace_notifications_pending" not in {
+            f.name for f in StoreCollector(read).collect()}
+        con.execute("CREATE TABLE notify_deliveries (id INTEGER, status VARCHAR)")
+        con.execute("INSERT INTO notify_deliveries VALUES (1, 'pending'), (2, 'delivered'), "
+                    "(3, 'pending'), (4, 'expired')")
+        assert pending_notifications(read) == 2
+        fams = {f.name: f for f in StoreCollector(read).collect()}
+        assert fams["alphatrace_notifications_pending"].samples[0].value == 2
 
 
 @given(st.ip_addresses(v=4))

@@ -107,9 +107,9 @@ def lifecycle_states(con: duckdb.DuckDBPyConnection) -> dict[SubjectKey, State]:
 
 def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
                  scope: str | None = None, since_seq: int | None = None,
-                 newest: bool = False) -> list[dict[str, Any]]:
+                 newest: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
     """Records ordered by seq, JSON fields parsed (left as text when they no longer parse).
-    `newest`: only each subject's newest record. On a store not yet migrated to 0009 (opened
+    `newest`: only each subject's newest record; `limit`: the first N. On a store not yet migrated to 0009 (opened
     read-only), actor and hash_version are NULL."""
     if not has_log(con):
         return []
@@ -132,6 +132,8 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
     if newest:
         sql += " QUALIFY row_number() OVER (PARTITION BY scope, subject ORDER BY seq DESC) = 1"
     sql += " ORDER BY seq, hash"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
     out = []
     for row in con.execute(sql, params).fetchall():
         rec = dict(zip(_SCHEMA.names, row, strict=True))

@@ -1,4 +1,5 @@
-"""The governance sections of a policy file (`confidence`, `gates`, `eligibility`), validated.
+"""The governance sections of a policy file (`confidence`, `gates`, `eligibility`, `sizing`),
+validated.
 
 Every rule is parsed when the policy loads, so a typo in a metric name is a load error at the
 file, line and column of the typo, with a suggestion, instead of a gate that silently never
@@ -99,6 +100,14 @@ class EligibilitySection(_Model):
     exclude_flagged: bool = True
 
 
+class SizingSection(_Model):
+    """How `alphatrace.size()` behaves against a server (docs/governance.md, "Sizing")."""
+
+    fail: Literal["closed", "last_known"] = "closed"  # server unreachable: 0, or the last answer
+    cache_s: float = Field(default=1.0, ge=0, le=60)   # how long the SDK reuses an answer
+    timeout_ms: float = Field(default=200, gt=0, le=10_000)  # one request, connect to answer
+
+
 @dataclass(frozen=True)
 class CompiledGate:
     rule: GateRule
@@ -125,6 +134,7 @@ class GovernancePolicy:
     eligibility: EligibilitySection
     path: str
     notify: NotifySection = field(default_factory=NotifySection)  # announced where; not hashed
+    sizing: SizingSection = field(default_factory=SizingSection)
 
     def decision_body(self) -> dict[str, Any]:
         """What a decision depends on; stored beside the decisions so audits can replay it."""
@@ -237,7 +247,8 @@ def _compile(policy: Policy) -> tuple[GovernancePolicy | None, list[PolicyError]
     gates, e2 = policy.checked_section("gates", GatesSection)
     elig, e3 = policy.checked_section("eligibility", EligibilitySection)
     notify, e4 = policy.checked_section("notify", NotifySection)
-    errors += e1 + e2 + e3 + e4
+    sizing, e5 = policy.checked_section("sizing", SizingSection)
+    errors += e1 + e2 + e3 + e4 + e5
 
     factors = []
     run_vars = list(RUN_VARIABLES)
@@ -266,10 +277,11 @@ def _compile(policy: Policy) -> tuple[GovernancePolicy | None, list[PolicyError]
             errors.append(_expr_error(policy, kp, e))
             continue
         compiled.append(CompiledGate(g, ast))
-    if errors or conf is None or gates is None or elig is None or notify is None:
+    if errors or conf is None or gates is None or elig is None or notify is None \
+            or sizing is None:
         return None, errors
     return GovernancePolicy(conf, tuple(factors), gates, tuple(compiled), elig, policy.path,
-                            notify), errors
+                            notify, sizing), errors
 
 
 @functools.cache

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alphatrace import __version__
+from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.notify.dispatcher import Dispatcher
 from alphatrace.sdk.prices import PriceTable, resolve_table
 from alphatrace.server import (
@@ -32,10 +33,13 @@ from alphatrace.server import (
     metrics_routes,
     otlp_routes,
     read_routes,
+    sizing_routes,
+    stream_routes,
 )
 from alphatrace.server.auth import KeyRing
 from alphatrace.server.body import MAX_BODY
 from alphatrace.server.keys import active_keys
+from alphatrace.server.live_state import LiveState
 from alphatrace.server.metrics import CollectorMetrics
 from alphatrace.server.writer import Busy, Writer
 from alphatrace.store.connection import SERVED
@@ -67,12 +71,14 @@ def create_app(
     prices: PriceTable | Any = None,
     warn_without_keys: bool = True,
     metrics_public: bool = False,
+    policy: str | Path | GovernancePolicy | None = None,
 ) -> FastAPI:
     """The app, with its writer (and store) open; the writer thread starts with the app.
 
     `warn_without_keys=False` leaves the "no API keys" warning to the caller (`alphatrace
     serve` prints it in its banner, once). `metrics_public=True` serves `/metrics` without a
-    key (`alphatrace serve` sets it when it binds a loopback address)."""
+    key (`alphatrace serve` sets it when it binds a loopback address). `policy`: the
+    governance policy the sizing state uses (confidence, `sizing:`; default the shipped one)."""
     writer = Writer(
         db_path,
         linger_s=linger_s,
@@ -83,11 +89,20 @@ def create_app(
         follow_dirs=[Path(d).resolve() for d in follow],
         market_dirs=[Path(d).resolve() for d in follow_market],
     )
-    metrics = CollectorMetrics(writer.reader)
+    metrics = CollectorMetrics(writer.reader, lambda: getattr(app.state, "pipeline", None))
     # Notifications: sends on its own thread and cursor (docs/governance.md §Notifications).
     dispatcher = Dispatcher(writer.store)
     writer.before_close(dispatcher.stop)
     writer.observer = metrics.ingest
+    # The sizing state: read now, then after every round that wrote; registered after the
+    # live pipeline's hook, so it reads what the pipeline derived in the same round.
+    live = LiveState(load_governance(policy), reader=writer.reader)
+    try:
+        live.start(writer.store)
+    except Exception:
+        log.exception("reading the sizing state failed; sizing answers 503 until it succeeds")
+    writer.after_round(live.refresh)
+    writer.before_close(live.stop)
     ring = KeyRing(active_keys(writer.store.con))
     if warn_without_keys and not len(ring):
         log.warning(NO_KEYS)
@@ -122,12 +137,13 @@ def create_app(
     app.state.prices = resolve_table(prices)
     app.state.metrics = metrics
     app.state.dispatcher = dispatcher
+    app.state.live = live
     app.state.local_token = None  # set by `serve` with the discovery file (store/discovery.py)
     app.state.db_abs = writer.store.path.resolve() if writer.store.path is not None else None
     if app.state.db_abs is not None:
         SERVED.add(app.state.db_abs)
     for module in (ingest_routes, otlp_routes, read_routes, admin_routes, cli_routes,
-                   market_routes, decision_routes):
+                   market_routes, decision_routes, sizing_routes, stream_routes):
         app.include_router(module.router)
     app.include_router(metrics_routes.router(public=metrics_public))
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ the environment and the standard streams are the process's own.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hmac
@@ -83,6 +84,10 @@ def run_command(argv: list[str], cwd: str, columns: int, stdin: bytes | None,
     return code, out.getvalue(), err.getvalue()
 
 
+def _wrote(store: object) -> None:
+    """A write call that writes nothing: the round after it runs the after-round hooks."""
+
+
 @router.post("/v1/admin/cli", include_in_schema=False)
 async def cli(call: CliCall, request: Request) -> dict[str, Any]:
     token: str | None = request.app.state.local_token
@@ -101,4 +106,10 @@ async def cli(call: CliCall, request: Request) -> dict[str, Any]:
     # `keys create|revoke` may have changed the keys: the server's ring follows at once.
     with request.app.state.writer.store.con.cursor() as cur:
         request.app.state.keyring.replace(active_keys(cur))
+    # The command may have written (`gates evaluate`, `revive`) beside the writer thread: an
+    # empty write makes the writer run its after-round hooks (the live sizing state); they run
+    # after that round's call returns and before the writer takes the next job, so once a
+    # second empty write returns, the hooks have seen the command's writes.
+    for _ in range(2):
+        await asyncio.wrap_future(request.app.state.writer.submit_call(_wrote))
     return {"exit_code": code, "stdout": out, "stderr": err}

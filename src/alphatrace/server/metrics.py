@@ -7,7 +7,9 @@ Two kinds of numbers:
 - counted as they happen, by the writer (`IngestObserver`): the per-event statuses of every
   ingest call and of what the collector quarantines itself, and each ingest round's duration;
 - read from the store at scrape time (`StoreCollector`): open legs and decisions by action, on
-  the scraping thread's own read cursor, and only when their tables exist.
+  the scraping thread's own read cursor, and only when their tables exist; and the pipeline
+  lag (`pipeline_lag_s`);
+- sizing requests and their latency, counted by the sizing route (`SizingMetrics`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from alphatrace.store.ingest import EventResult
 # Ingest rounds take from a millisecond (one small request) to seconds (a checkpoint, 50,000
 # events): buckets cover that range.
 ROUND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A sizing answer is a dict lookup (tens of microseconds); the target is p99 ≤ 5 ms end to end.
+SIZING_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
 FOLLOW_KIND = "all"  # the spool pickup reports per-file totals, not per kind
 UNKNOWN_KIND = "unknown"  # a rejected event whose `type` was missing or not a known kind
 
@@ -75,6 +79,63 @@ class IngestMetrics:
         self.rounds.observe(seconds)
 
 
+class SizingMetrics:
+    """Requests to GET /v1/agents/{agent}/sizing and the time the route spends on each."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.latency = Histogram(
+            "alphatrace_sizing_seconds", "Time the sizing route spends on a request (answered "
+            "from memory; excludes the HTTP transport).",
+            buckets=SIZING_BUCKETS, registry=registry)
+
+    def observe(self, seconds: float) -> None:
+        self.latency.observe(seconds)
+
+
+def store_lag_s(con: duckdb.DuckDBPyConnection) -> float:
+    """Seconds the oldest committed file (an ingest round, a spool file, market data) not yet
+    covered by a reconcile has waited; 0 when the newest reconcile covers every file.
+
+    The pipeline's lag read from the store, for when no pipeline reports its own: a file is
+    covered when its file_id is at most the newest reconcile's `max_file_id`."""
+    tables = existing_tables(con, ("ingested_files", "reconcile_log"))
+    if "ingested_files" not in tables:
+        return 0.0
+    covered = "(SELECT coalesce(arg_max(max_file_id, seq), 0) FROM reconcile_log)" \
+        if "reconcile_log" in tables else "0"
+    row = con.execute(
+        f"SELECT epoch(current_timestamp::TIMESTAMP) - epoch(min(ingested_at)) "
+        f"FROM ingested_files WHERE file_id > {covered}").fetchall()
+    lag = row[0][0] if row else None
+    return max(0.0, float(lag)) if lag is not None else 0.0
+
+
+def pipeline_lag_s(pipeline: Any, reader: Reader) -> float:
+    """The live pipeline's own lag when it reports one (`lag_s`, a number or a method), else
+    the lag read from the store (`store_lag_s`)."""
+    lag = getattr(pipeline, "lag_s", None)
+    if callable(lag):
+        lag = lag()
+    if isinstance(lag, int | float):
+        return float(lag)
+    with reader() as con:
+        return store_lag_s(con)
+
+
+NOTIFY_TABLE = "notify_deliveries"  # the notify area's outbox (its migration 0013)
+
+
+def pending_notifications(reader: Reader) -> int | None:
+    """Notification deliveries waiting to be sent (status `pending` in the notify area's
+    outbox); None while the store has no such table. /healthz and /metrics report it."""
+    with reader() as con:
+        if not existing_tables(con, (NOTIFY_TABLE,)):
+            return None
+        row = con.execute(f"SELECT count(*) FROM {NOTIFY_TABLE} WHERE status = 'pending'"
+                          ).fetchall()
+    return int(row[0][0]) if row else 0
+
+
 def existing_tables(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -> set[str]:
     wanted = list(names)
     found = con.execute(
@@ -86,8 +147,9 @@ def existing_tables(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -> set
 class StoreCollector(Collector):
     """Gauges read from the store at scrape time: cheap aggregates on a read cursor."""
 
-    def __init__(self, reader: Reader) -> None:
+    def __init__(self, reader: Reader, pipeline: Callable[[], Any] = lambda: None) -> None:
         self.reader = reader
+        self.pipeline = pipeline  # the app's live pipeline, once there is one
 
     def describe(self) -> list[Any]:
         return []  # read at scrape time only: registering must not touch the store
@@ -111,12 +173,25 @@ class StoreCollector(Collector):
                 ).fetchall():
                     dec.add_metric([action], float(n))
                 yield dec
+        lag = GaugeMetricFamily(
+            "alphatrace_pipeline_lag_seconds", "Seconds from the oldest committed event not yet "
+            "in derived state (ledger, decisions) to now; 0 when up to date.")
+        lag.add_metric([], pipeline_lag_s(self.pipeline(), self.reader))
+        yield lag
+        pending = pending_notifications(self.reader)
+        if pending is not None:
+            gauge = GaugeMetricFamily("alphatrace_notifications_pending",
+                                      "Notification deliveries waiting to be sent.")
+            gauge.add_metric([], float(pending))
+            yield gauge
 
 
 class CollectorMetrics:
-    """One app's registry: the ingest counters plus the store's gauges."""
+    """One app's registry: the ingest counters, the sizing route's, and the store's gauges.
+    `pipeline` returns the app's live pipeline (None without one)."""
 
-    def __init__(self, reader: Reader) -> None:
+    def __init__(self, reader: Reader, pipeline: Callable[[], Any] = lambda: None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.ingest = IngestMetrics(self.registry)
-        self.registry.register(StoreCollector(reader))
+        self.sizing = SizingMetrics(self.registry)
+        self.registry.register(StoreCollector(reader, pipeline))

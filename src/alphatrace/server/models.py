@@ -54,6 +54,10 @@ class Health(BaseModel):
     status: Literal["ok"]
     version: str
     pending_events: int
+    pipeline_lag_s: float = Field(description="seconds the oldest committed event not yet in "
+                                              "derived state has waited; 0 when up to date")
+    pending_notifications: int | None = Field(
+        None, description="notification deliveries waiting; null without notifications")
 
 
 class KeyCreate(BaseModel):

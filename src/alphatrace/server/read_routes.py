@@ -10,12 +10,14 @@ from typing import Any
 
 import duckdb
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 
 from alphatrace import __version__
 from alphatrace.ledger.api import agent_summary
 from alphatrace.ledger.query import AGENT_METRICS
 from alphatrace.server.auth import Principal, require
 from alphatrace.server.ingest_routes import AUTH_ERRORS
+from alphatrace.server.metrics import pending_notifications, pipeline_lag_s
 from alphatrace.server.models import Agents, Health, Problem, RunDetail
 from alphatrace.server.serialize import rows, value
 from alphatrace.server.writer import Writer
@@ -94,4 +96,8 @@ def get_agents(request: Request, who: Principal = Depends(require("read"))) -> A
 @router.get("/healthz", summary="Liveness (no key needed)", response_model=Health, tags=["health"])
 async def healthz(request: Request) -> Any:
     writer: Writer = request.app.state.writer
-    return {"status": "ok", "version": __version__, "pending_events": writer.pending_events}
+    pipeline = getattr(request.app.state, "pipeline", None)
+    lag = await run_in_threadpool(pipeline_lag_s, pipeline, writer.reader)
+    pending = await run_in_threadpool(pending_notifications, writer.reader)
+    return {"status": "ok", "version": __version__, "pending_events": writer.pending_events,
+            "pipeline_lag_s": lag, "pending_notifications": pending}

@@ -1,5 +1,7 @@
 """The overview document: every agent and strategy class with its lifecycle state, confidence
-multiplier, the shared run metrics over the filtered runs, and its last decision."""
+multiplier, the multiplier a meta-agent sizes with now and the size of a 10,000 USD signal at
+score 1 (governance/sizing.py), the shared run metrics over the filtered runs, and its last
+decision."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import duckdb
 
 from alphatrace import metrics
 from alphatrace.governance import journal
+from alphatrace.governance.sizing import SIGNAL_USD, sized, stopped_by
 from alphatrace.server.dashboard.params import RunFilter
 from alphatrace.server.dashboard.source import Source, jsonable
 
@@ -68,15 +71,25 @@ def rows(src: Source, con: duckdb.DuckDBPyConnection, flt: RunFilter) -> dict[st
     mult = src.multipliers(con, version, as_of)
 
     agent_rows, agent_strats = _grouped(con, "agent", "strategy", flt)
+    # What a meta-agent gets now (alphatrace.size): 0 when the agent or a strategy class it
+    # has runs in (any time, not only in the filter) is killed.
+    all_strats = _grouped(con, "agent", "strategy", RunFilter())[1] if flt != RunFilter() \
+        else agent_strats
+    strat_states = {s: st for (sc, s), st in states.items() if sc == "strategy"}
     agents = []
     for r in agent_rows:
         name = str(r.pop("agent"))
         m = mult.get(name)
+        state = states.get(("agent", name), "candidate")
+        multiplier = 1.0 if m is None else float(m["multiplier"])
+        stopped = stopped_by(state, all_strats.get(name, []), strat_states)[0] is not None
         agents.append({
             "name": name, "scope": "agent", "strategies": agent_strats.get(name, []),
-            "state": states.get(("agent", name), "candidate"),
+            "state": state,
             "multiplier": None if m is None else m["multiplier"],
             "warning": bool(m["warning"]) if m is not None else False,
+            "sizing_multiplier": 0.0 if stopped else multiplier,
+            "signal_size_usd": sized(SIGNAL_USD, 1.0, multiplier, stopped),
             **r, "last_decision": last.get(("agent", name)),
         })
     strat_rows, strat_agents = _grouped(con, "strategy", "agent", flt)
@@ -86,7 +99,8 @@ def rows(src: Source, con: duckdb.DuckDBPyConnection, flt: RunFilter) -> dict[st
         strategies.append({
             "name": name, "scope": "strategy", "agents": strat_agents.get(name, []),
             "state": states.get(("strategy", name), "candidate"), "multiplier": None,
-            "warning": False, **r, "last_decision": last.get(("strategy", name)),
+            "warning": False, "sizing_multiplier": None, "signal_size_usd": None,
+            **r, "last_decision": last.get(("strategy", name)),
         })
     avail = [str(r[0]) for r in con.execute(
         "SELECT DISTINCT strategy FROM ledger WHERE strategy IS NOT NULL ORDER BY 1").fetchall()]

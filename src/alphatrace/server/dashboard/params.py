@@ -13,7 +13,8 @@ from alphatrace.ledger.query import parse_since
 
 _DATE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 
-OVERVIEW_SORT = ("name", "state", "multiplier", "runs", "hit_rate", "mean_net_bps",
+OVERVIEW_SORT = ("name", "state", "multiplier", "signal_size_usd", "runs", "hit_rate",
+                 "mean_net_bps",
                  "total_pnl_usd", "total_cost_usd", "net_usd", "last_decision")
 SCATTER_FEATURES = NUMERIC_FEATURES
 DEFAULT_POINTS = 1000

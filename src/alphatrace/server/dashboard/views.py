@@ -119,6 +119,13 @@ def overview_columns(links: Links, scope: str) -> list[Col]:
             "span", fmt.multiplier(r.get("multiplier")),
             class_="warn" if r.get("warning") else None), lambda r: r.get("multiplier"),
             numeric=True, sort="multiplier"),
+        Col("signal_size_usd", "size of $10k", lambda r: el(
+            "span", fmt.amount_usd(r.get("signal_size_usd")),
+            title=None if r.get("sizing_multiplier") is None else
+            f"alphatrace.size(agent, 10000, 1): multiplier as used "
+            f"{fmt.multiplier(r.get('sizing_multiplier'))} (0 when the agent or a strategy "
+            f"class it trades is killed)"),
+            lambda r: r.get("signal_size_usd"), numeric=True, sort="signal_size_usd"),
         Col("runs", "runs", lambda r: fmt.number(r.get("runs")), lambda r: r.get("runs"),
             numeric=True, sort="runs"),
         Col("hit_rate", "hit rate", lambda r: fmt.pct(r.get("hit_rate")),
@@ -522,9 +529,25 @@ def decisions_page(doc: dict[str, Any], links: Links) -> Html:
         el("p", f"{total} records, newest first"
                 + (f"; showing {off + 1}–{min(off + lim, total)}" if total > lim else "") + ".",
            class_="muted"),
-        table(cols, doc["records"], cls="decisions audit", empty="no decisions recorded yet"),
+        _live_log(table(cols, doc["records"], cls="decisions audit",
+                        empty="no decisions recorded yet"), cols, doc, links),
         el("p", *[join(n, " ") for n in nav], class_="pager") if nav else None,
     )
+
+
+LIVE_STREAM = "/v1/decisions/stream"
+
+
+def _live_log(tbl: Html, cols: Sequence[Col], doc: dict[str, Any], links: Links) -> Html:
+    """The decision table; on the served first page, dash.js adds each record appended from
+    now on at its top, from the decision stream (resuming after the newest record shown)."""
+    if links.report or doc["offset"] != 0:
+        return tbl
+    newest = max((int(r["seq"]) for r in doc["records"]), default=0)
+    return el("div", el("p", "live: new decisions appear at the top as they are recorded",
+                         class_="muted", id="decision-live"),
+              tbl, id="decision-log", data_live=LIVE_STREAM, data_since=str(newest),
+              data_columns=",".join(c.key for c in cols))
 
 
 def error_page(message: str) -> Html:

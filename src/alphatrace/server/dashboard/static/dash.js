@@ -556,8 +556,59 @@
     });
   }
 
+  // ---- the live decision log ----------------------------------------------------------------
+  // The decisions page's table (#decision-log[data-live]) gets each record appended after the
+  // newest one shown, at its top, from the server's decision stream (Server-Sent Events; the
+  // session cookie authenticates it). EventSource resumes by itself with Last-Event-ID.
+  function decisionCell(key, rec) {
+    var m = rec.metrics;
+    switch (key) {
+      case 'status': return 'new';
+      case 'action': return rec.action + (rec.blocked ? ' blocked' : '');
+      case 'rule': return rec.rule || '\u2014';
+      case 'metrics':
+        return m && typeof m === 'object'
+          ? Object.keys(m).sort().map(function (k) { return k + ' ' + m[k]; }).join('  ') : '';
+      case 'runs': return Array.isArray(rec.run_ids) ? String(rec.run_ids.length) : '\u2014';
+      case 'why': return rec.cascade_from || rec.reason || '\u2014';
+      case 'hash': return String(rec.hash || '').slice(0, 12);
+      default: return rec[key] === null || rec[key] === undefined ? '\u2014' : String(rec[key]);
+    }
+  }
+
+  function liveLog(box) {
+    if (typeof window.EventSource !== 'function') { return; }
+    var cols = box.getAttribute('data-columns').split(',');
+    var body = box.querySelector('tbody');
+    var note = document.getElementById('decision-live');
+    var url = box.getAttribute('data-live') + '?since=' + encodeURIComponent(box.getAttribute('data-since'));
+    var es = new window.EventSource(url, { withCredentials: true });
+    es.addEventListener('decision', function (ev) {
+      var rec = JSON.parse(ev.data);
+      var empty = body.querySelector('td.empty');
+      if (empty) { body.removeChild(empty.parentNode); }
+      var tr = document.createElement('tr');
+      tr.className = 'live-new';
+      tr.setAttribute('data-seq', String(rec.seq));
+      cols.forEach(function (k) {
+        var td = document.createElement('td');
+        td.textContent = decisionCell(k, rec);
+        tr.appendChild(td);
+      });
+      body.insertBefore(tr, body.firstChild);
+      box.setAttribute('data-since', String(rec.seq));
+    });
+    es.addEventListener('open', function () {
+      if (note) { note.textContent = 'live: new decisions appear at the top as they are recorded'; }
+    });
+    es.addEventListener('error', function () {
+      if (note) { note.textContent = 'live updates interrupted: reconnecting\u2026'; }
+    });
+  }
+
   function start() {
     document.querySelectorAll('[data-chart]').forEach(function (el) { render(el, false); });
+    document.querySelectorAll('#decision-log[data-live]').forEach(liveLog);
     window.addEventListener('load', refit);
     window.addEventListener('resize', refit);
     if (EMBEDDED) {

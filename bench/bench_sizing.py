@@ -1,0 +1,222 @@
+"""Sizing endpoint and SDK benchmark (issue #20 "Targets").
+
+What it measures, in one run on this machine:
+1. GET /v1/agents/{agent}/sizing at `--rps` requests/s (default 1,000) from `--clients` client
+   processes (default 8) on 127.0.0.1, open loop: each request has a scheduled send time and its
+   latency counts from that time, so a stall is not hidden by the clients slowing down with it
+   (no coordinated omission); meanwhile `--ingest-clients` processes post SDK-shaped events at
+   `--eps` events/s in total (default 10,000) to the same `alphatrace serve`. Target: p99 ≤ 5 ms.
+2. The SDK's cached `alphatrace.size()` against that server, in this process: per call, after
+   the first call filled the cache. Target: ≤ 20 µs.
+
+Load goes to 127.0.0.1 only and stops after `--seconds`. A dated section is appended to
+bench/RESULTS.md in one write (skipped with --quick).
+
+    python bench/bench_sizing.py                 # 20 s, recorded
+    python bench/bench_sizing.py --quick         # 5 s, not recorded
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench_collector import _warm, body, free_port, percentile
+from common import RESULTS, machine, record
+
+TARGET_P99_MS = 5.0
+TARGET_CACHED_US = 20.0
+AGENTS = [f"Agent{i}" for i in range(8)]
+BATCH = 500
+
+
+def schedule(rate: float, n: int, start_at: float) -> Iterator[float]:
+    """Waits for the wall-clock `start_at`, then yields `n` due times `rate` per second apart,
+    each once it has come (open loop: a late request does not push the next ones back)."""
+    while time.time() < start_at:
+        time.sleep(0.001)
+    t_start = time.perf_counter()
+    for i in range(n):
+        due = t_start + i / rate
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        yield due
+
+
+def sizing_client(args: tuple[int, int, str, float, float, float]) -> dict[str, Any]:
+    """One sizing client: `rate` requests/s on a schedule, one kept-alive connection."""
+    client, port, key, rate, start_at, seconds = args
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Bearer {key}"}
+    paths = [f"/v1/agents/{a}/sizing?base_size=10000&score=1.0" for a in AGENTS]
+    lat: list[float] = []
+    bad = 0
+    for i, due in enumerate(schedule(rate, int(rate * seconds), start_at)):
+        try:
+            conn.request("GET", paths[(client + i) % len(paths)], headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            ok = resp.status == 200
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            ok = False
+        lat.append((time.perf_counter() - due) * 1000)
+        bad += not ok
+    conn.close()
+    return {"lat": lat, "bad": bad}
+
+
+def ingest_client(args: tuple[int, int, str, float, float, float]) -> dict[str, Any]:
+    """One ingest client: batches of BATCH events at `eps` events/s on a schedule."""
+    client, port, key, eps, start_at, seconds = args
+    rate = eps / BATCH
+    n = int(rate * seconds)
+    bodies = [body(100 + client, seq, BATCH) for seq in range(n)]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    sent = bad = 0
+    lag: list[float] = []
+    first = None
+    for i, due in enumerate(schedule(rate, n, start_at)):
+        first = due if first is None else first
+        conn.request("POST", "/v1/events", body=bodies[i], headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        bad += resp.status != 200
+        sent += BATCH
+        lag.append((time.perf_counter() - due) * 1000)
+    conn.close()
+    return {"sent": sent, "bad": bad, "lat": lag, "elapsed": time.perf_counter() - (first or 0.0)}
+
+
+def cached_size_us(url: str, key: str, calls: int) -> float:
+    """Per-call time of `alphatrace.size()` as an agent calls it (the server's cache time,
+    1 s: the few calls that ask the server again are included), after a first call."""
+    os.environ["ALPHATRACE_URL"] = url
+    os.environ["ALPHATRACE_READ_KEY"] = key
+    import alphatrace
+
+    size = alphatrace.size
+    size("Agent0", 10_000, 1.0)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        size("Agent0", 10_000, 1.0)
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def run(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
+    from alphatrace.server.keys import create_key
+    from alphatrace.store import Store
+
+    db = tmp / "sizing.duckdb"
+    with Store(db) as s:
+        ingest_key = create_key(s, "bench-ingest", "ingest")["key"]
+        read_key = create_key(s, "bench-read", "read")["key"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    exe = [sys.executable, "-m", "alphatrace.cli.main", "serve", "--db", str(db),
+           "--port", str(port), "--log-level", "warning", "--otlp-grpc-port", "0"]
+    with open(tmp / "server.log", "wb") as log:
+        server = subprocess.Popen(exe, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        import httpx
+
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        cached = cached_size_us(url, read_key, a.calls)
+        n = a.clients + a.ingest_clients
+        with mp.get_context("spawn").Pool(n) as pool:
+            pool.map(_warm, range(n), chunksize=1)
+            start_at = time.time() + 2.0
+            jobs = [(sizing_client, (c, port, read_key, a.rps / a.clients, start_at, a.seconds))
+                    for c in range(a.clients)]
+            jobs += [(ingest_client, (c, port, ingest_key, a.eps / a.ingest_clients, start_at,
+                                      a.seconds)) for c in range(a.ingest_clients)]
+            futs = [pool.apply_async(fn, (args,)) for fn, args in jobs]
+            outs = [f.get() for f in futs]
+        metrics = httpx.get(url + "/metrics", timeout=10).text
+    finally:
+        server.terminate()
+        server.wait(60)
+    sz, ing = outs[:a.clients], outs[a.clients:] or [{"sent": 0, "bad": 0, "lat": [],
+                                                       "elapsed": 1.0}]
+    lat = [x for o in sz for x in o["lat"]]
+    ilat = [x for o in ing for x in o["lat"]]
+    route = [ln for ln in metrics.splitlines() if ln.startswith("alphatrace_sizing_seconds_")]
+    return {
+        "requests": len(lat), "failed": sum(o["bad"] for o in sz),
+        "rps": len(lat) / a.seconds, "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99),
+        "max": max(lat) if lat else float("nan"),
+        "events_sent": sum(o["sent"] for o in ing), "ingest_failed": sum(o["bad"] for o in ing),
+        "eps": sum(o["sent"] for o in ing) / max(o["elapsed"] for o in ing),
+        "ingest_p99": percentile(ilat, 0.99), "cached_us": cached, "route_metrics": route[-2:],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--rps", type=float, default=1000.0)
+    ap.add_argument("--ingest-clients", type=int, default=2)
+    ap.add_argument("--eps", type=float, default=10_000.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--calls", type=int, default=200_000, help="cached size() calls timed")
+    ap.add_argument("--quick", action="store_true", help="5 s, not recorded")
+    a = ap.parse_args()
+    if a.quick:
+        a.seconds, a.calls = 5.0, 50_000
+    info = machine("duckdb", "fastapi", "uvicorn")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sizing-"))
+    try:
+        r = run(tmp, a)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(r, indent=2))
+    if a.quick:
+        return
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    yn = {True: "**yes**", False: "**no**"}
+    section = f"""
+## Sizing endpoint and SDK (bench/bench_sizing.py) — {now}
+
+Machine: {info}.
+Load: {a.clients} client processes asking GET /v1/agents/{{agent}}/sizing at {a.rps:,.0f}
+requests/s in total (open loop: latency counted from each request's scheduled time), while
+{a.ingest_clients} processes post {BATCH}-event batches at {a.eps:,.0f} events/s to the same
+`alphatrace serve` (fresh store), for {a.seconds:.0f} s.
+
+| measure | value |
+|---|---:|
+| sizing requests (failed) | {r['requests']:,} ({r['failed']}) |
+| sizing latency p50 / p99 / max (ms) | {r['p50']:.2f} / {r['p99']:.2f} / {r['max']:.1f} |
+| events/s posted beside it (failed batches) | {r['eps']:,.0f} ({r['ingest_failed']}) |
+| ingest request p99 from schedule (ms) | {r['ingest_p99']:.0f} |
+| SDK cached `alphatrace.size()` per call (µs) | {r['cached_us']:.2f} |
+
+Targets: sizing p99 ≤ {TARGET_P99_MS:.0f} ms: {yn[r['p99'] <= TARGET_P99_MS]}; cached size()
+≤ {TARGET_CACHED_US:.0f} µs: {yn[r['cached_us'] <= TARGET_CACHED_US]}.
+"""
+    record(section)
+    print(f"appended to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""GET /v1/agents/{agent}/sizing: the size a meta-agent should give a signal now, from memory.
+
+Answered from the live state (server/live_state.py), never by recomputing, so it costs a dict
+lookup and a multiplication; the SDK's `alphatrace.size()` calls it when $ALPHATRACE_URL is
+set. The answer says which decision head it reflects (`seq`), the knowledge time of the
+agent's newest counted run, and, when the agent is stopped, why and what a kill stops.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from alphatrace.governance.canon import ts_text
+from alphatrace.governance.sizing import KILL_STOPS, sized
+from alphatrace.server.auth import Principal, require
+from alphatrace.server.ingest_routes import AUTH_ERRORS
+from alphatrace.server.live_state import LiveState, Snapshot
+from alphatrace.server.models import Problem
+
+router = APIRouter(tags=["governance"])
+
+
+class SizingPolicy(BaseModel):
+    fail: Literal["closed", "last_known"] = Field(
+        description="what the SDK does when it cannot reach the server: closed = size 0, "
+                    "last_known = the last answer it had")
+    cache_s: float = Field(description="how long the SDK reuses an answer")
+    timeout_ms: float = Field(description="the SDK's bound on one request")
+
+
+class Sizing(BaseModel):
+    agent: str
+    state: Literal["candidate", "promoted", "killed"] = Field(
+        description="the agent's own lifecycle state")
+    killed: bool = Field(description="true when the agent gets no size: its own kill or its "
+                                     "strategy class's")
+    stopped_by: Literal["agent", "strategy"] | None = None
+    strategy: str | None = Field(None, description="the killed strategy class, if any")
+    reason: str | None = Field(None, description="why the agent gets no size")
+    multiplier: float = Field(description="confidence multiplier (1.0 before any eligible run)")
+    base_size: float | None = None
+    score: float
+    size: float | None = Field(None, description="base_size × |score| × multiplier; 0 when "
+                                                 "killed; null without base_size")
+    seq: int = Field(description="the decision head (seq) this answer reflects")
+    decision_seq: int | None = Field(None, description="the record that set the agent's state")
+    known_ts: str | None = Field(None, description="knowledge time of the agent's newest "
+                                                   "realized run")
+    as_of: str = Field(description="when the server read this state (UTC)")
+    kill_stops: str = Field(description="what a kill stops: new size, not open positions")
+    policy: SizingPolicy
+
+
+def answer(snap: Snapshot, agent: str, base_size: float | None, score: float
+           ) -> dict[str, Any]:
+    """The response body for one agent (pure given the snapshot); `size` only with a
+    base_size (the route has checked both numbers: finite, base_size ≥ 0)."""
+    st = snap.agent(agent)
+    size = None if base_size is None else sized(base_size, score, st.multiplier, st.killed)
+    return {
+        "agent": agent, "state": st.state, "killed": st.killed, "stopped_by": st.stopped_by,
+        "strategy": st.strategy, "reason": st.reason, "multiplier": st.multiplier,
+        "base_size": base_size, "score": score, "size": size, "seq": snap.seq,
+        "decision_seq": st.seq, "known_ts": ts_text(st.known_ts) if st.known_ts else None,
+        "as_of": ts_text(snap.built_at), "kill_stops": KILL_STOPS,
+        "policy": snap.sizing.model_dump(mode="json"),
+    }
+
+
+@router.get(
+    "/v1/agents/{agent:path}/sizing",
+    summary="The size for an agent's signal now (state, multiplier, decision seq)",
+    response_class=JSONResponse,
+    responses={200: {"model": Sizing}, **AUTH_ERRORS,
+               503: {"model": Problem, "description": "the sizing state could not be read yet"}},
+)
+async def get_sizing(
+    request: Request, agent: str,
+    base_size: Annotated[float | None, Query(
+        ge=0, allow_inf_nan=False, description="the signal's full size; without it, no size")
+    ] = None,
+    score: Annotated[float, Query(
+        allow_inf_nan=False, description="the signal's score; its sign is the caller's")] = 1.0,
+    who: Principal = Depends(require("read")),
+) -> Response:
+    t0 = time.perf_counter()
+    live: LiveState = request.app.state.live
+    snap = live.current()
+    try:
+        if snap is None:
+            raise HTTPException(503, f"sizing state not read yet: {live.last_error or 'starting'}",
+                                headers={"Retry-After": "1"})
+        # Serialised here, not through a response_model: the hot path skips a validation
+        # pass over a body `answer` builds field by field (Sizing documents it; a test checks
+        # the shape against it).
+        return Response(json.dumps(answer(snap, agent, base_size, score)),
+                        media_type="application/json")
+    finally:
+        request.app.state.metrics.sizing.observe(time.perf_counter() - t0)
