@@ -24,6 +24,7 @@ from alphatrace import __version__
 from alphatrace.sdk.prices import PriceTable, resolve_table
 from alphatrace.server import (
     admin_routes,
+    call_routes,
     cli_routes,
     ingest_routes,
     metrics_routes,
@@ -116,7 +117,8 @@ def create_app(
     app.state.db_abs = writer.store.path.resolve() if writer.store.path is not None else None
     if app.state.db_abs is not None:
         SERVED.add(app.state.db_abs)
-    for module in (ingest_routes, otlp_routes, read_routes, admin_routes, cli_routes):
+    for module in (ingest_routes, otlp_routes, read_routes, admin_routes, cli_routes,
+                   call_routes):
         app.include_router(module.router)
     app.include_router(metrics_routes.router(public=metrics_public))
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
