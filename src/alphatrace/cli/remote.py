@@ -171,7 +171,8 @@ def _remote(url: str, key: str | None, argv: list[str]) -> int | None:
             raise RemoteError("ingest --follow tails folders on this machine: run it here, or "
                               "send events to the server with the SDK")
         sent, uploads = remote_argv(words, argv)
-        call = {"argv": sent, "columns": _columns(), "stdin_b64": _stdin(argv)}
+        call = {"argv": sent, "columns": _columns(), "stdin_b64": _stdin(argv),
+                "folders": sorted(uploads.folders)}
         doc = http.post(url, "/v1/cli", key, call, uploads.files).json()
     except RemoteError as e:
         sys.stderr.write(f"error: {e}\n")

@@ -108,7 +108,8 @@ class RemoteDatabase:
     # -- the transport ---------------------------------------------------------------------
     def _call(self, method: str, c: _Call, *args: Any, **kwargs: Any) -> Any:
         doc = {"method": method, "args": [_wire(a) for a in args],
-               "kwargs": {k: _wire(v) for k, v in kwargs.items()}}
+               "kwargs": {k: _wire(v) for k, v in kwargs.items()},
+               "folders": sorted(c.uploads.folders)}
         ans = http.post(self.url, "/v1/call", self.key, doc, c.uploads.files, self.timeout)
         kind = {k.lower(): v for k, v in ans.headers.items()}.get(wire.RESULT_HEADER.lower())
         if kind is not None:

@@ -38,6 +38,7 @@ class Uploads:
     files: dict[str, Path] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     outputs: set[str] = field(default_factory=set)
+    folders: set[str] = field(default_factory=set)  # made on the server before the command
 
     def name_for(self, given: str) -> str:
         """The server name of the caller's path `given` (the same text when safe)."""
@@ -66,6 +67,9 @@ class Uploads:
         """A file the command writes (uploaded too when it exists: it may be appended to)."""
         name = self.add(given)
         self.outputs.add(name)
+        parent = PurePosixPath(name).parent.as_posix()
+        if parent != "." and Path(given).expanduser().parent.is_dir():
+            self.folders.add(parent)  # it exists here: the command may write into it there
         return name
 
     def local(self, name: str) -> Path | None:

@@ -1,7 +1,8 @@
 """The scratch folder a remote command or call runs in: its uploaded files in, its outputs out.
 
 A remote caller's files arrive as a `multipart/form-data` body (`client/http.py`): a `call`
-part (JSON) and one part per file, named as `client/files.py` maps the caller's paths. They
+part (JSON; its `folders` are made first, the folders of the outputs it will want back) and
+one part per file, named as `client/files.py` maps the caller's paths. They
 are written under a fresh temporary folder, which is the working directory while the command
 runs (one at a time: the working directory, environment and standard streams are the
 process's own, hence `PROCESS`). Files the command created or changed there go back to the
@@ -78,6 +79,12 @@ async def receive(request: Request) -> Scratch:
     root = Path(tempfile.mkdtemp(prefix="alphatrace-call-"))
     scratch = Scratch(call, root)
     try:
+        folders = call.get("folders") or []
+        for name in folders if isinstance(folders, list) else [folders]:
+            if not isinstance(name, str) or not safe_name(name):
+                raise HTTPException(400, f"folder name {name!r} is not a relative path inside "
+                                         "the working directory")
+            (root / name).mkdir(parents=True, exist_ok=True)
         for item in form.getlist("file"):
             if not isinstance(item, UploadFile) or item.filename is None:
                 raise HTTPException(400, "a `file` part without a file name")
