@@ -143,6 +143,9 @@ def test_files_go_up_and_outputs_come_back(setup: Setup, tmp_path: Path) -> None
         assert got.returncode == 0, got.stderr
         assert (s.work / out if "/" not in out else Path(out)).exists()
     assert (s.work / "runs.csv").read_bytes() == (s.work / "local.csv").read_bytes()
+    report = s.remote("report", "--out", "report.html", scope="read")
+    assert report.returncode == 0, report.stderr
+    assert (s.work / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
     # a policy file is uploaded; an error in it names the file as given
     (s.work / "bad.yaml").write_text("confidence:\n  decay: [1\n")
     want, got = s.here("confidence", "--policy", "bad.yaml"), s.remote(
