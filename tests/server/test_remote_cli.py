@@ -201,7 +201,8 @@ def test_the_server_refuses_paths_outside_the_scratch_folder(setup: Setup) -> No
     from alphatrace.client import http
 
     for argv in (["ingest", "/etc/passwd"], ["ledger", "--db", "/tmp/other.duckdb"],
-                 ["confidence", "--policy=../secret.yaml"], ["report", "--out", "~/x.html"]):
+                 ["confidence", "--policy=../secret.yaml"], ["report", "--out", "~/x.html"],
+                 ["ingest", "--follow", "spool", "--json"]):
         with pytest.raises(http.RemoteError, match="400"):
             http.post(s_url(setup), "/v1/cli", setup.server.keys["admin"],
                       {"argv": argv, "columns": 80})

@@ -122,6 +122,9 @@ def test_names_given_relative_are_kept_and_others_are_rooted(tmp_path: Path) -> 
     (["--url=http://h:1", "ledger", "--api-key=k", "--json"], ("http://h:1", "k", ["ledger", "--json"])),
     (["audit", "sign", "--key", "s.pem", "--api-key", "k", "--url", "u"],
      ("u", "k", ["audit", "sign", "--key", "s.pem"])),
+    (["--url", "http://h:1", "audit", "sign", "--key", "s.pem"],
+     ("http://h:1", None, ["audit", "sign", "--key", "s.pem"])),
+    (["--key", "k", "audit", "verify"], (None, "k", ["audit", "verify"])),
     (["ledger"], (None, None, ["ledger"])),
 ])
 def test_remote_options_are_read_wherever_they_stand(
@@ -140,6 +143,10 @@ def test_scopes_of_commands() -> None:
     assert scope_of(("ingest",), ["ingest", "x"]) == "ingest"
     assert scope_of(("gates", "evaluate"), ["gates", "evaluate"]) == "admin"
     assert scope_of(("gates", "evaluate"), ["gates", "evaluate", "--dry-run"]) == "read"
+    assert scope_of(("quarantine", "clear"), ["quarantine", "clear", "--dry-run"]) == "read"
+    # a value that looks like the flag is no dry run: the command would record
+    assert scope_of(("gates", "evaluate"), ["gates", "evaluate", "--policy", "--dry-run"]) == "admin"
+    assert scope_of(("gates", "evaluate"), ["gates", "evaluate", "--as-of", "--dry-run"]) == "admin"
     assert scope_of(("something", "new"), []) == "admin"  # unknown: the strictest
 
 

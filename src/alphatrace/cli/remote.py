@@ -48,14 +48,28 @@ def db_of(argv: list[str]) -> Path:
     return resolve_db_path(None)
 
 
+# The remote options, which take a value wherever they stand.
+REMOTE_OPTIONS = frozenset({"--url", "--key", "--api-key"})
+
+
 def command_words(argv: list[str]) -> tuple[str, ...]:
     """The command an argument list names: its first word, and the subcommand's for a group
-    (`("gates", "evaluate")`); () for none."""
+    (`("gates", "evaluate")`); () for none. The value of a remote option is not a word."""
     import typer.main
 
     from alphatrace.cli.main import app
 
-    words = [a for a in argv if not a.startswith("-")]
+    words: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in REMOTE_OPTIONS:
+            skip = True
+        elif not a.startswith("-"):
+            words.append(a)
+            if len(words) == 2:
+                break
     if not words:
         return ()
     group = typer.main.get_command(app)
@@ -70,7 +84,7 @@ def split_remote(argv: list[str]) -> tuple[str | None, str | None, list[str]]:
     """(url, key, the other arguments): `--url`, `--key`, `--api-key` taken out wherever they
     stand, each with its environment variable as the default. `audit sign` keeps its own
     `--key` (the signing key file)."""
-    own_key = command_words([a for a in argv if not a.startswith("--url")]) == ("audit", "sign")
+    own_key = command_words(argv) == ("audit", "sign")
     names = {"--url": "url", "--api-key": "key"} | ({} if own_key else {"--key": "key"})
     found: dict[str, str] = {}
     rest: list[str] = []
@@ -191,7 +205,7 @@ def remote_argv(words: tuple[str, ...], argv: list[str]) -> tuple[list[str], Any
 
     from alphatrace.client.files import Uploads
 
-    params = _params(words, argv)
+    params = parsed_params(words, argv)
     uploads = Uploads()
     folder_module = FOLDERS.get(words)
     expand = importlib.import_module(folder_module).expand_paths if folder_module else None
@@ -218,8 +232,9 @@ def remote_argv(words: tuple[str, ...], argv: list[str]) -> tuple[list[str], Any
     return out, uploads
 
 
-def _params(words: tuple[str, ...], argv: list[str]) -> dict[str, Any]:
-    """The command's parameters as click reads `argv` (without running anything)."""
+def parsed_params(words: tuple[str, ...], argv: list[str]) -> dict[str, Any]:
+    """The command's parameters as click reads `argv`, without running anything ({} for a
+    command line it cannot read)."""
     import typer.main
 
     from alphatrace.cli.main import app
@@ -229,7 +244,8 @@ def _params(words: tuple[str, ...], argv: list[str]) -> dict[str, Any]:
         cmd = cmd.commands[w]
     args = list(argv)
     for w in words:  # the words themselves, not the options around them
-        args.remove(w)
+        if w in args:
+            args.remove(w)
     try:
         ctx = cmd.make_context(" ".join(words), args, resilient_parsing=True)
     except Exception:  # a usage error: the server reports it, as a local run would

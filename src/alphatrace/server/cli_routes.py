@@ -56,10 +56,23 @@ DRY_RUN = frozenset({("gates", "evaluate"), ("quarantine", "clear")})
 
 
 def scope_of(words: tuple[str, ...], argv: list[str]) -> str:
-    """The scope a key needs to run `alphatrace ARGV` whose command is `words`."""
-    if words in DRY_RUN and "--dry-run" in argv:
+    """The scope a key needs to run `alphatrace ARGV` whose command is `words`. A dry run is
+    read from the arguments as the command will parse them (`--policy --dry-run` names a
+    policy file, it is no dry run)."""
+    from alphatrace.cli.remote import parsed_params
+
+    if words in DRY_RUN and parsed_params(words, argv).get("dry_run") is True:
         return READ
     return SCOPES.get(words, ADMIN)
+
+
+def _tails(words: tuple[str, ...], argv: list[str]) -> str | None:
+    """`ingest --follow` never ends: it tails folders of the machine it runs on."""
+    from alphatrace.cli.remote import parsed_params
+
+    if words == ("ingest",) and parsed_params(words, argv).get("follow"):
+        return "ingest --follow tails folders of the machine it runs on: not through a server"
+    return None
 
 
 def unsafe_argument(argv: list[str]) -> str | None:
@@ -183,7 +196,7 @@ async def cli_with_key(request: Request) -> dict[str, Any]:
         refused = _refused(discovery.command_of(argv), request)
         if refused is not None:
             return {**refused, "files": {}}
-        why = unsafe_argument(argv)
+        why = unsafe_argument(argv) or _tails(words, argv)
         if why is not None:
             raise HTTPException(400, why)
         stdin = call.get("stdin_b64")
