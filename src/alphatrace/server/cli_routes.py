@@ -16,6 +16,7 @@ the standard streams are the process's own (`scratch.PROCESS`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hmac
@@ -34,6 +35,7 @@ from alphatrace.config import ENV_DB
 from alphatrace.server import scratch
 from alphatrace.server.auth import allows, bearer_principal, unauthorized
 from alphatrace.server.keys import active_keys
+from alphatrace.server.writer import Writer
 from alphatrace.store import discovery
 
 router = APIRouter()
@@ -151,18 +153,31 @@ async def cli(call: CliCall, request: Request) -> dict[str, Any]:
     if refused is not None:
         return refused
     stdin = base64.b64decode(call.stdin_b64) if call.stdin_b64 is not None else None
-    code, out, err = await _run(request, call.argv, call.cwd, call.columns, stdin)
+    from alphatrace.cli.remote import command_words
+
+    writes = scope_of(command_words(call.argv), call.argv) != READ
+    code, out, err = await _run(request, call.argv, call.cwd, call.columns, stdin, writes)
     return {"exit_code": code, "stdout": out, "stderr": err}
 
 
 async def _run(request: Request, argv: list[str], cwd: str, columns: int,
-               stdin: bytes | None) -> tuple[int, str, str]:
+               stdin: bytes | None, writes: bool) -> tuple[int, str, str]:
+    """Run the command; after one that may have written, the writer takes a round (an empty
+    write call), so its after-round hooks (the live pipeline) see what the command wrote on
+    its own connection, as they see every ingest."""
+    writer: Writer = request.app.state.writer
     db = str(request.app.state.db_abs)
     res = await run_in_threadpool(run_command, argv, cwd, columns, stdin, db)
     # `keys create|revoke` may have changed the keys: the server's ring follows at once.
-    with request.app.state.writer.store.con.cursor() as cur:
+    with writer.store.con.cursor() as cur:
         request.app.state.keyring.replace(active_keys(cur))
+    if writes:
+        await asyncio.wrap_future(writer.submit_call(_nothing))
     return res
+
+
+def _nothing(store: object) -> None:
+    """An empty write call: a writer round, hence its after-round hooks."""
 
 
 def _refused(command: str | None, request: Request) -> dict[str, Any] | None:
@@ -202,7 +217,8 @@ async def cli_with_key(request: Request) -> dict[str, Any]:
         stdin = call.get("stdin_b64")
         code, out, err = await _run(request, argv, str(received.root),
                                     int(call.get("columns") or 80),
-                                    base64.b64decode(stdin) if isinstance(stdin, str) else None)
+                                    base64.b64decode(stdin) if isinstance(stdin, str) else None,
+                                    need != READ)
         return {"exit_code": code, "stdout": out, "stderr": err, "files": received.changed()}
     finally:
         received.close()
