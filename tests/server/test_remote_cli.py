@@ -193,6 +193,14 @@ def test_refusals_are_one_clear_line(setup: Setup) -> None:
     both = s.remote("agents", "--db", "x.duckdb")
     assert both.returncode == 2 and b"--db and --url" in both.stderr
     assert b"runs on this machine only" in s.remote("demo").stderr
+    # $ALPHATRACE_URL (set for the agents' SDK) yields to an explicit --db, and never sends
+    # `serve`, `follow` or `demo` away
+    env = {"ALPHATRACE_URL": s.server.url, "ALPHATRACE_API_KEY": s.server.keys["read"]}
+    here = cli(s.work, "agents", "--json", "--db", str(s.local), env=env)
+    assert here.returncode == 0 and here.stdout == s.here("agents", "--json").stdout
+    follow = cli(s.work, "follow", str(s.work / "nothing"), "--once", "--db",
+                 str(s.work / "f.duckdb"), env=env)
+    assert b"runs on this machine only" not in follow.stderr
     assert s.remote("version").stdout.strip() == cli(s.work, "version").stdout.strip()
 
 

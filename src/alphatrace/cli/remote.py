@@ -108,12 +108,15 @@ def split_remote(argv: list[str]) -> tuple[str | None, str | None, list[str]]:
 def forward(argv: list[str]) -> int | None:
     """The exit code of the command run by a server (remote, or holding its store); None to
     run it here (then with `local_args(argv)`)."""
+    explicit = any(a == "--url" or a.startswith("--url=") for a in argv)
     url, key, argv = split_remote(argv)
     command = discovery.command_of(argv)
+    if not explicit and (has_db(argv) or command in discovery.NOT_BESIDE_A_SERVER):
+        url = None  # an explicit --db, or `serve` in the agents' shell: $ALPHATRACE_URL yields
     if command is None or command in LOCAL or "--help" in argv:
         if url and command in discovery.NOT_BESIDE_A_SERVER:
             sys.stderr.write(f"error: `alphatrace {command}` runs on this machine only; "
-                             f"drop --url (or unset {ENV_URL})\n")
+                             "drop --url\n")
             return 2
         return None
     if url:
@@ -123,6 +126,10 @@ def forward(argv: list[str]) -> int | None:
     if served is None:
         return None
     return _served(served, db, argv)
+
+
+def has_db(argv: list[str]) -> bool:
+    return any(a == "--db" or a.startswith("--db=") for a in argv)
 
 
 def local_args(argv: list[str]) -> list[str]:
@@ -177,7 +184,7 @@ def _remote(url: str, key: str | None, argv: list[str]) -> int | None:
     if words in LOCAL_WORDS:
         return None
     try:
-        if any(a == "--db" or a.startswith("--db=") for a in argv):
+        if has_db(argv):
             raise RemoteError("--db and --url name two stores: a command with --url runs on "
                               "the server's store; drop --db")
         if words == ("ingest",) and any(a == "--follow" or a.startswith("--follow=")
