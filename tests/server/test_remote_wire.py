@@ -152,9 +152,11 @@ def test_scopes_of_commands() -> None:
 
 def test_arguments_naming_server_files_are_refused() -> None:
     for argv in (["ingest", "/etc/passwd"], ["ledger", "--db", "x"], ["ledger", "--db=x"],
-                 ["x", "--policy=../p.yaml"], ["x", "~/p"], ["x", "a/../../b"]):
+                 ["x", "--policy=../p.yaml"], ["x", "~/p"], ["x", "a/../../b"],
+                 ["report", "-o/etc/x.html"], ["report", "-o../x.html"]):
         assert unsafe_argument(argv) is not None, argv
     for argv in (["ingest", "events.jsonl", "data/bars"], ["revive", "A", "--reason", "a b"],
+                 ["report", "-oreport.html"], ["gates", "evaluate", "--dry-run"],
                  ["ledger", "--since", "2025-01-01T00:00:00Z"], ["market", "resolve", "BTC/USDT"]):
         assert unsafe_argument(argv) is None, argv
 

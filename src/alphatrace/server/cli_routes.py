@@ -84,7 +84,12 @@ def unsafe_argument(argv: list[str]) -> str | None:
     for a in argv:
         if a == "--db" or a.startswith("--db="):
             return "--db: a remote command runs on the server's own store"
-        value = a.split("=", 1)[1] if a.startswith("--") and "=" in a else a
+        if a.startswith("--"):
+            value = a.partition("=")[2]
+        elif a.startswith("-") and len(a) > 2:
+            value = a[2:]  # a short option with its value attached: -o/x
+        else:
+            value = a
         if value.startswith(("/", "~")) or (("/" in value or value == "..") and
                                              not safe_name(value)):
             return f"{a!r}: a remote command cannot name a file outside its working directory"
