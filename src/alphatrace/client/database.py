@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -111,15 +112,13 @@ class RemoteDatabase:
                "kwargs": {k: _wire(v) for k, v in kwargs.items()},
                "folders": sorted(c.uploads.folders)}
         ans = http.post(self.url, "/v1/call", self.key, doc, c.uploads.files, self.timeout)
-        kind = {k.lower(): v for k, v in ans.headers.items()}.get(wire.RESULT_HEADER.lower())
+        headers = {k.lower(): v for k, v in ans.headers.items()}
+        kind = headers.get(wire.RESULT_HEADER.lower())
         if kind is not None:
             table = wire.table_of(ans.body)
             if kind == "ledger":
-                summary = ans.headers.get(wire.SUMMARY_HEADER) or ans.headers.get(
-                    wire.SUMMARY_HEADER.lower()) or "{}"
-                import json
-
-                return LedgerResult(table, {str(k): int(v) for k, v in json.loads(summary).items()})
+                summary = json.loads(headers.get(wire.SUMMARY_HEADER.lower()) or "{}")
+                return LedgerResult(table, {str(k): int(v) for k, v in summary.items()})
             return table
         body = ans.json()
         for name, data in (body.get("files") or {}).items():
