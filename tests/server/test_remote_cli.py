@@ -218,3 +218,16 @@ def test_the_server_refuses_paths_outside_the_scratch_folder(setup: Setup) -> No
 
 def s_url(setup: Setup) -> str:
     return setup.server.url
+
+
+def test_a_key_created_remotely_works_at_once(setup: Setup) -> None:
+    s = setup
+    made = s.remote("keys", "create", "--name", "made-remotely", "--scope", "read", "--json")
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)["key"]
+    got = cli(s.work, "agents", "--json", "--url", s.server.url, "--key", key)
+    assert got.returncode == 0 and got.stdout == s.remote("agents", "--json").stdout
+    gone = s.remote("keys", "revoke", "made-remotely")
+    assert gone.returncode == 0, gone.stderr
+    again = cli(s.work, "agents", "--url", s.server.url, "--key", key)
+    assert again.returncode == 2 and b"401" in again.stderr
