@@ -32,9 +32,13 @@ LOCAL_WORDS = frozenset({("audit", "keygen")})
 # The options that name a file the command reads, whatever the command; and those it writes.
 READS = frozenset({"policy", "pubkey", "heads"})
 WRITES = frozenset({"out"})
-# Per command, parameters naming files it reads, with how a folder among them is read.
+# Per command, more parameters naming files it reads.
 READS_BY_COMMAND: dict[tuple[str, ...], frozenset[str]] = {("audit", "sign"): frozenset({"key"})}
-FOLDERS: dict[tuple[str, ...], str] = {("ingest",): "alphatrace.store.lines", ("market", "import"): "alphatrace.market.readers"}
+# Commands whose `paths` are files or folders, and the module whose `expand_paths` lists the
+# files of a folder that the command reads (only those are uploaded).
+FOLDERS: dict[tuple[str, ...], str] = {("ingest",): "alphatrace.store.lines",
+                                       ("market", "import"): "alphatrace.market.readers"}
+# Files a command reads and appends to: uploaded, and brought back.
 APPENDS: dict[tuple[str, ...], frozenset[str]] = {("audit", "sign"): frozenset({"heads"})}
 
 
