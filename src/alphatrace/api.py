@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import duckdb
 
+from alphatrace.errors import InputError
 from alphatrace.forensics.api import ForensicsAPI
 from alphatrace.governance.api import GovernanceAPI
 from alphatrace.ledger.api import LedgerAPI
@@ -19,6 +20,9 @@ from alphatrace.market.api import MarketAPI
 from alphatrace.store import Store
 from alphatrace.store.ingest import IngestReport, ingest_paths, resolve_inputs
 from alphatrace.store.sniff import check_files
+
+if TYPE_CHECKING:
+    from alphatrace.client.database import RemoteDatabase
 
 
 class Database(LedgerAPI, MarketAPI, ForensicsAPI, GovernanceAPI):
@@ -64,6 +68,28 @@ class Database(LedgerAPI, MarketAPI, ForensicsAPI, GovernanceAPI):
         self.close()
 
 
-def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> Database:
-    """Open (creating if needed) a store: `path`, else $ALPHATRACE_DB, else ./alphatrace.duckdb."""
+@overload
+def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = False,
+            key: None = None) -> Database: ...
+
+
+@overload
+def connect(path: str, *, read_only: bool = False, key: str) -> RemoteDatabase: ...
+
+
+def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = False,
+            key: str | None = None) -> Database | RemoteDatabase:
+    """Open (creating if needed) a store: `path`, else $ALPHATRACE_DB, else ./alphatrace.duckdb.
+
+    An `http://` or `https://` address (or, with no path, $ALPHATRACE_URL) is a running
+    `alphatrace serve`: the Database's methods are answered by it (client/database.py), with
+    `key` (default: $ALPHATRACE_API_KEY) granting the scope each method needs."""
+    from alphatrace.client.database import RemoteDatabase, is_url
+    from alphatrace.client.http import ENV_URL
+
+    target = path if path is not None else os.environ.get(ENV_URL) or None
+    if is_url(target):
+        return RemoteDatabase(str(target), key)
+    if key is not None:
+        raise InputError("key= is for a server address (http://host:port), not a store file")
     return Database(path, read_only=read_only)

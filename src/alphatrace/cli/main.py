@@ -7,6 +7,7 @@ shared command file.
 from __future__ import annotations
 
 import importlib
+from typing import Annotated
 
 import typer
 
@@ -43,15 +44,31 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.callback()
+def _remote_options(
+    url: Annotated[str | None, typer.Option(
+        "--url", help="Run the command on the alphatrace server at URL instead of a local "
+        "store (any command, before or after its name).", envvar="ALPHATRACE_URL",
+        show_envvar=True)] = None,
+    key: Annotated[str | None, typer.Option(
+        "--key", "--api-key", help="API key for --url (`audit sign` takes --api-key: its "
+        "--key is the signing key).", envvar="ALPHATRACE_API_KEY", show_envvar=True)] = None,
+) -> None:
+    """Explain every dollar an automated trading agent gains or loses.
+
+    `main()` reads --url and --key wherever they stand (cli/remote.py); declared here so that
+    `alphatrace --help` lists them."""
+
+
 def main() -> None:
     import sys
 
-    from alphatrace.cli.remote import forward
+    from alphatrace.cli.remote import forward, local_args
 
-    code = forward(sys.argv[1:])  # a server holds the store: it runs the command
+    code = forward(sys.argv[1:])  # a server (remote, or holding the store) runs the command
     if code is not None:
         raise SystemExit(code)
-    app()
+    app(args=local_args(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from alphatrace.notify.dispatcher import Dispatcher
 from alphatrace.sdk.prices import PriceTable, resolve_table
 from alphatrace.server import (
     admin_routes,
+    call_routes,
     cli_routes,
     decision_routes,
     ingest_routes,
@@ -143,7 +144,7 @@ def create_app(
     if app.state.db_abs is not None:
         SERVED.add(app.state.db_abs)
     for module in (ingest_routes, otlp_routes, read_routes, admin_routes, cli_routes,
-                   market_routes, decision_routes, sizing_routes, stream_routes):
+                   market_routes, decision_routes, sizing_routes, stream_routes, call_routes):
         app.include_router(module.router)
     app.include_router(metrics_routes.router(public=metrics_public))
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
