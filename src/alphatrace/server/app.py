@@ -34,6 +34,8 @@ from alphatrace.server.auth import KeyRing
 from alphatrace.server.body import MAX_BODY
 from alphatrace.server.keys import active_keys
 from alphatrace.server.metrics import CollectorMetrics
+from alphatrace.server.otlp_late import LateWriter
+from alphatrace.server.trace_hold import TraceHold
 from alphatrace.server.writer import Busy, Writer
 from alphatrace.store.connection import SERVED
 
@@ -63,12 +65,14 @@ def create_app(
     prices: PriceTable | Any = None,
     warn_without_keys: bool = True,
     metrics_public: bool = False,
+    trace_hold: TraceHold | None = None,
 ) -> FastAPI:
     """The app, with its writer (and store) open; the writer thread starts with the app.
 
     `warn_without_keys=False` leaves the "no API keys" warning to the caller (`alphatrace
     serve` prints it in its banner, once). `metrics_public=True` serves `/metrics` without a
-    key (`alphatrace serve` sets it when it binds a loopback address)."""
+    key (`alphatrace serve` sets it when it binds a loopback address). `trace_hold`: where
+    OTLP spans wait for their trace's root (server/trace_hold.py; default bounds if None)."""
     writer = Writer(
         db_path,
         linger_s=linger_s,
@@ -80,6 +84,8 @@ def create_app(
     )
     metrics = CollectorMetrics(writer.reader)
     writer.observer = metrics.ingest
+    hold = trace_hold if trace_hold is not None else TraceHold()
+    late = LateWriter(writer, hold)
     ring = KeyRing(active_keys(writer.store.con))
     if warn_without_keys and not len(ring):
         log.warning(NO_KEYS)
@@ -87,6 +93,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer.start()
+        late.start()
         # Everything alive now (the app, its routes and models, the libraries) lives as long as
         # the server: out of the collector's way, so the full collections that thousands of
         # events a second trigger do not walk it again each time (p99 291 -> 245 ms in
@@ -97,6 +104,7 @@ def create_app(
         finally:
             for stop in app.state.stop_first:  # front ends that feed the writer (OTLP/gRPC)
                 stop()
+            late.close()  # OTLP spans still waiting for their trace's root: written now
             writer.stop()
             gc.unfreeze()
 
@@ -107,6 +115,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.writer = writer
+    app.state.trace_hold = hold
     app.state.stop_first = []  # callables run at shutdown before the writer stops
     app.state.keyring = ring
     app.state.max_body = max_body

@@ -1,10 +1,12 @@
 """OTLP traces → telemetry events (pure: a decoded ExportTraceServiceRequest in, events out).
 
 One span becomes one telemetry event:
-- run_id: span attr `alphatrace.run_id`, else the resource's, else the trace id (hex);
-- agent, model, token counts, provider, error type: from the attributes listed in
-  `otlp_attrs` (GenAI semconv, current and older names, and OpenInference), first set wins;
-- strategy: `alphatrace.strategy` (span, then resource);
+- run_id, agent, strategy: decided per trace (`otlp_runs`: the span's own `alphatrace.*` tag,
+  else the trace's value, else the fallbacks of `otlp_attrs.TRACE`). `request_events` treats
+  the spans of the request as the whole of their traces; the collector holds spans of a trace
+  whose root has not arrived yet and decides when it has (`trace_hold`);
+- model, token counts, provider, error type: from the attributes listed in `otlp_attrs`
+  (GenAI semconv, current and older names, and OpenInference), first set wins;
 - cost_usd: `alphatrace.cost_usd` if set, else the SDK price table when the model is known,
   cached prompt tokens at the cached rate;
 - errors: 1 when the span has `error.type` or an ERROR status, else 0;
@@ -30,7 +32,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from alphatrace.server.otlp_attrs import AGENT, USAGE
+from alphatrace.server.otlp_attrs import USAGE
+from alphatrace.server.otlp_runs import SpanTags, attribute_together, span_tags
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -57,10 +60,12 @@ class RejectedSpan:
 
 @dataclass
 class Mapped:
-    """The events of a request (with the position of each one's span) and the spans rejected."""
+    """The events of a request (with the position of each one's span and what it says about
+    its trace) and the spans rejected."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
+    tags: list[SpanTags] = field(default_factory=list)
     rejected: list[RejectedSpan] = field(default_factory=list)
 
     @property
@@ -212,8 +217,11 @@ def usage(a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) -> dict[str, Any]:
-    """The telemetry event of one span; SpanError when the span cannot be one."""
+def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None
+               ) -> tuple[dict[str, Any], SpanTags]:
+    """The telemetry event of one span, without its run, agent and strategy (`otlp_runs`
+    decides those per trace), and what the span says about them; SpanError when the span
+    cannot be one."""
     tid = trace_id(span.get("traceId"), 16)
     if tid is None:
         raise SpanError("traceId", "missing, all zero or not a 16-byte id")
@@ -231,9 +239,6 @@ def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) ->
     ev: dict[str, Any] = {
         "type": "telemetry",
         "event_id": f"otlp:{tid}:{sid}",
-        "run_id": str(_first(("alphatrace.run_id",), a, res) or tid),
-        "agent": _first(AGENT.keys, a, res) or res.get("service.name"),
-        "strategy": _first(("alphatrace.strategy",), a, res),
         **u,
         "errors": 1 if error else 0,
         "span_name": span.get("name"),
@@ -258,11 +263,13 @@ def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) ->
         if cost is not None:
             ev["price_version"] = prices.version
     ev["cost_usd"] = cost
-    return {k: v for k, v in ev.items() if v is not None}
+    tags = span_tags(tid, sid, parent is None, start, a, res)
+    return {k: v for k, v in ev.items() if v is not None}, tags
 
 
 def request_events(doc: Any, prices: Any = None) -> Mapped:
-    """The events of an ExportTraceServiceRequest, and the spans that could not be mapped.
+    """The events of an ExportTraceServiceRequest, and the spans that could not be mapped; each
+    event attributed with the request's spans as the whole of its trace.
 
     Never raises on a span: whatever goes wrong with one (a SpanError, or anything the mapping
     did not foresee) rejects that span with its reason, and the others are mapped."""
@@ -277,7 +284,9 @@ def request_events(doc: Any, prices: Any = None) -> Mapped:
         res = attributes(resource.get("attributes") if isinstance(resource, dict) else None)
         for span in _spans(rs):
             try:
-                out.events.append(span_event(span, res, prices))
+                ev, tags = span_event(span, res, prices)
+                out.events.append(ev)
+                out.tags.append(tags)
                 out.positions.append(index)
             except SpanError as e:
                 out.rejected.append(RejectedSpan(index, e.field, e.reason, span))
@@ -285,6 +294,7 @@ def request_events(doc: Any, prices: Any = None) -> Mapped:
                 out.rejected.append(RejectedSpan(
                     index, None, f"cannot map span: {type(e).__name__}: {e}", span))
             index += 1
+    out.events = attribute_together(out.events, out.tags)
     return out
 
 
