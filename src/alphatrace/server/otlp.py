@@ -33,7 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alphatrace.server.otlp_attrs import USAGE
-from alphatrace.server.otlp_runs import SpanTags, attribute_together, span_tags
+from alphatrace.server.otlp_runs import (
+    SpanTags,
+    attribute_together,
+    resource_values,
+    span_tags,
+)
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -217,8 +222,8 @@ def usage(a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None
-               ) -> tuple[dict[str, Any], SpanTags]:
+def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None,
+               res_values: Any = None) -> tuple[dict[str, Any], SpanTags]:
     """The telemetry event of one span, without its run, agent and strategy (`otlp_runs`
     decides those per trace), and what the span says about them; SpanError when the span
     cannot be one."""
@@ -263,7 +268,7 @@ def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None
         if cost is not None:
             ev["price_version"] = prices.version
     ev["cost_usd"] = cost
-    tags = span_tags(tid, sid, parent is None, start, a, res)
+    tags = span_tags(tid, sid, parent is None, start, a, res, res_values)
     return {k: v for k, v in ev.items() if v is not None}, tags
 
 
@@ -282,9 +287,10 @@ def request_events(doc: Any, prices: Any = None) -> Mapped:
             continue
         resource = rs.get("resource")
         res = attributes(resource.get("attributes") if isinstance(resource, dict) else None)
+        res_values = resource_values(res)
         for span in _spans(rs):
             try:
-                ev, tags = span_event(span, res, prices)
+                ev, tags = span_event(span, res, prices, res_values)
                 out.events.append(ev)
                 out.tags.append(tags)
                 out.positions.append(index)

@@ -35,14 +35,20 @@ class LateWriter:
         self._thread.start()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop the timer, then write every held span (decided by what arrived)."""
+        """Stop the timer, then write every held span (decided by what arrived). Callable from
+        a running event loop (the app's shutdown): the write runs on a thread of its own."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
         deadline = time.monotonic() + timeout
-        if not self._write(self._leftover + self.hold.drain(), lambda: time.monotonic() > deadline):
-            log.error("held spans not written at shutdown: the writer stayed busy for %.0f s",
-                      timeout)
+        ready = self._leftover + self.hold.drain()
+        done: list[bool] = []
+        writing = threading.Thread(target=lambda: done.append(
+            self._write(ready, lambda: time.monotonic() > deadline)), name="alphatrace-drain")
+        writing.start()
+        writing.join(timeout + 5)
+        if not done or not done[0]:
+            log.error("%d held spans not written at shutdown: the writer stayed busy", len(ready))
 
     def _run(self) -> None:
         while not self._stop.is_set():

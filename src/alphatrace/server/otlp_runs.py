@@ -50,10 +50,28 @@ def _text(v: Any) -> str | None:
     return str(v)
 
 
+_KEYS = frozenset(k for src in TRACE for k in src.keys)
+
+
+def _values(*sources: dict[str, Any]) -> tuple[tuple[str | None, ...], ...]:
+    return tuple(tuple(next((t for src_ in sources if (t := _text(src_.get(k))) is not None),
+                            None) for k in src.keys) for src in TRACE)
+
+
+def resource_values(resource: dict[str, Any]) -> tuple[tuple[str | None, ...], ...]:
+    """What a resource says (computed once for all the spans under it)."""
+    return _values(resource)
+
+
 def span_tags(trace_id: str, span_id: str, root: bool, start: int | None,
-              attrs: dict[str, Any], resource: dict[str, Any]) -> SpanTags:
-    values = tuple(
-        tuple(_text(attrs.get(k)) or _text(resource.get(k)) for k in src.keys) for src in TRACE)
+              attrs: dict[str, Any], resource: dict[str, Any],
+              res_values: tuple[tuple[str | None, ...], ...] | None = None) -> SpanTags:
+    """What a span says (its attribute, else its resource's, per key); `res_values`:
+    `resource_values(resource)` if already known."""
+    if _KEYS.isdisjoint(attrs):  # most spans: only what the resource says
+        values = res_values if res_values is not None else _values(resource)
+    else:
+        values = _values(attrs, resource)
     return SpanTags(trace_id, span_id, root, start or 0, values)
 
 
