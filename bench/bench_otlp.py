@@ -51,7 +51,7 @@ def trace_spans(client: int, run: int) -> tuple[Any, list[Any]]:
         val = AnyValue(int_value=v) if isinstance(v, int) else AnyValue(string_value=v)
         return KeyValue(key=k, value=val)
 
-    tid = (client << 96 | run).to_bytes(16, "big")
+    tid = ((client + 1) << 96 | run + 1).to_bytes(16, "big")  # never all zero
     start = T0 + run * 1_000_000_000
     root = Span(trace_id=tid, span_id=(1 << 60 | run).to_bytes(8, "big"), name="agent.run",
                 start_time_unix_nano=start, end_time_unix_nano=start + 900_000_000,
@@ -131,6 +131,7 @@ def client_proc(client: int, url: str, key: str, size: int, seconds: float, spli
     sizes = [count_spans(b) for b in data]
     lat: list[float] = []
     sent = after = failed = 0
+    why: list[str] = []  # the first failures' status and answer
     with httpx.Client(base_url=url, timeout=60, headers={
             "Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}) as c:
         start.wait()
@@ -144,6 +145,8 @@ def client_proc(client: int, url: str, key: str, size: int, seconds: float, spli
                 sent += sizes[seq]
             else:
                 failed += 1
+                if len(why) < 3:
+                    why.append(f"{res.status_code}: {res.content[:300]!r}")
             seq += 1
         stopped = time.time()
         if split:  # the roots of the children just sent: not timed
@@ -152,7 +155,8 @@ def client_proc(client: int, url: str, key: str, size: int, seconds: float, spli
                 after += len(_root_ids(data[seq]))
             else:
                 failed += 1
-    results.put({"lat": lat, "sent": sent, "after": after, "failed": failed, "end": stopped,
+    results.put({"lat": lat, "sent": sent, "after": after, "failed": failed, "why": why,
+                 "end": stopped,
                  "exhausted": seq >= len(data) - 1})
 
 
@@ -245,6 +249,7 @@ def run(tmp: Path, clients: int, size: int, seconds: float, split: bool) -> dict
         "requests": len(lat), "spans_sent": sent, "stored": int(stored),
         "distinct": int(distinct), "runs": int(runs), "spans_outside_their_run": int(strays),
         "failed_requests": sum(o["failed"] for o in outs),
+        "failures": [w for o in outs for w in o["why"]][:5],
         "clients_out_of_bodies": sum(o["exhausted"] for o in outs),
         "spans_s": timed / elapsed,
         "p50": percentile(lat, 0.50), "p99": percentile(lat, 0.99),

@@ -111,7 +111,14 @@ def any_value(v: Any) -> Any:
     return None
 
 
+class Decoded(dict[str, Any]):
+    """Attributes already decoded to plain values (from protobuf, `otlp_proto`): taken as they
+    are. OTLP/JSON never gives one: its attributes are lists of key/value objects."""
+
+
 def attributes(kvs: Any) -> dict[str, Any]:
+    if isinstance(kvs, Decoded):
+        return kvs
     out: dict[str, Any] = {}
     if not isinstance(kvs, list):
         return out
@@ -310,7 +317,7 @@ def span_json(span: dict[str, Any]) -> str:
 
 
 def decode_protobuf(body: bytes) -> Any:
-    """OTLP protobuf bytes → the same dict shape as OTLP JSON."""
+    """OTLP protobuf bytes → the dict shape of OTLP JSON (`otlp_proto.request_doc`)."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
@@ -321,7 +328,8 @@ def decode_protobuf(body: bytes) -> Any:
 
 
 def message_doc(msg: Any) -> Any:
-    """A decoded ExportTraceServiceRequest (HTTP protobuf or gRPC) → the OTLP JSON dict shape."""
-    from google.protobuf.json_format import MessageToDict
+    """A decoded ExportTraceServiceRequest (HTTP protobuf or gRPC) → the OTLP JSON dict shape,
+    its attribute lists already decoded."""
+    from alphatrace.server.otlp_proto import request_doc
 
-    return MessageToDict(msg)
+    return request_doc(msg)
