@@ -4,6 +4,7 @@ root's run."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 import tracemalloc
@@ -18,8 +19,10 @@ from fastapi.testclient import TestClient
 from alphatrace.server.app import create_app
 from alphatrace.server.keys import create_key
 from alphatrace.server.otlp import request_events
+from alphatrace.server.otlp_export import export
 from alphatrace.server.otlp_runs import SpanTags, span_tags
 from alphatrace.server.trace_hold import Ready, TraceHold, estimate
+from alphatrace.server.writer import Busy
 from alphatrace.store import Store
 from tests.server.conftest import Server, start_server
 from tests.server.test_otlp_runs import TID, request, span
@@ -103,6 +106,25 @@ def test_drain_decides_everything_and_later_spans_pass_through() -> None:
     (r,) = hold.drain()
     assert (r.event["run_id"], r.event["agent"], hold.stats.by_shutdown) == (TID, "G", 1)
     assert len(admit(hold, span(3, parent=1))) == 1  # closed: nothing is held any more
+
+
+class BusyWriter:
+    """A writer with more events waiting than it takes."""
+
+    def submit_events(self, events: list[Any], source: str) -> Any:
+        raise Busy("full")
+
+
+def test_spans_released_into_a_busy_writer_are_not_lost() -> None:
+    hold = TraceHold(wait_s=60)
+    admit(hold, span(2, parent=1))  # held: its request was answered
+    with pytest.raises(Busy):  # the root's request: 503, its client re-sends the root
+        asyncio.run(export(BusyWriter(), hold, None,  # type: ignore[arg-type]
+                           request([span(1, alphatrace__run_id="R")])))
+    assert hold.next_due() == 0.0
+    (r,) = hold.due()  # the child is handed out again, for the timer to write
+    assert (r.event["span_id"], r.event["run_id"], r.mine) == (f"{2:016x}", "R", False)
+    assert hold.due() == [] and hold.next_due() is None
 
 
 # -- memory: spans of traces whose root never comes ----------------------------------------

@@ -22,7 +22,7 @@ from alphatrace.server.otlp import Mapped, request_events, span_json
 from alphatrace.server.quarantine import Bad
 from alphatrace.server.submit import quarantine_bad, store_events
 from alphatrace.server.trace_hold import Ready, TraceHold
-from alphatrace.server.writer import Writer
+from alphatrace.server.writer import Busy, Writer
 from alphatrace.store.ingest import EventResult
 
 SOURCE = "<otlp>"
@@ -35,7 +35,11 @@ async def export(writer: Writer, hold: TraceHold, prices: Any, doc: Any) -> tupl
     mapped = request_events(doc, prices)
     ready = hold.admit(list(zip(mapped.events, mapped.tags,
                                 [p + 1 for p in mapped.positions], strict=True)))
-    results = await write_ready(writer, ready)
+    try:
+        results = await write_ready(writer, ready)
+    except Busy:  # the client re-sends its spans; those of earlier requests go back
+        hold.put_back([r for r in ready if not r.mine])
+        raise
     return await settle(writer, mapped, ready, results)
 
 

@@ -32,6 +32,11 @@ class LateWriter:
                                         daemon=True)
 
     def start(self) -> None:
+        """Start the timer (again, if an app's lifespan is entered a second time)."""
+        if self._thread.ident is not None:
+            self._thread = threading.Thread(target=self._run, name="alphatrace-trace-hold",
+                                            daemon=True)
+        self._stop.clear()
         self._thread.start()
 
     def close(self, timeout: float = 30.0) -> None:

@@ -96,6 +96,7 @@ class TraceHold:
         self._lock = threading.Lock()
         self._held: OrderedDict[str, _Trace] = OrderedDict()  # oldest first
         self._done: OrderedDict[str, Attribution] = OrderedDict()  # least recently used first
+        self._unwritten: list[Ready] = []  # released, then refused by a busy writer
         self._batch = 0
         self._closed = False
         self.stats = HoldStats()
@@ -139,10 +140,18 @@ class TraceHold:
             self.stats.traces = len(self._held)
             return out
 
-    def due(self) -> list[Ready]:
-        """Held spans of the traces that waited `wait_s`, decided by what arrived."""
+    def put_back(self, ready: list[Ready]) -> None:
+        """Released spans the writer could not take (busy): `due` hands them out again. The
+        request that released them answers for its own spans (the client re-sends those)."""
         with self._lock:
-            out = self._due(self._clock(), 0)
+            self._unwritten += [Ready(r.event, r.line, False) for r in ready]
+
+    def due(self) -> list[Ready]:
+        """Spans put back, and held spans of the traces that waited `wait_s`, decided by what
+        arrived."""
+        with self._lock:
+            out, self._unwritten = self._unwritten, []
+            out += self._due(self._clock(), 0)
             self.stats.traces = len(self._held)
             return out
 
@@ -150,7 +159,7 @@ class TraceHold:
         """Every held span, decided by what arrived; later calls to `admit` hold nothing."""
         with self._lock:
             self._closed = True
-            out: list[Ready] = []
+            out, self._unwritten = self._unwritten, []
             while self._held:
                 out += self._release(next(iter(self._held)), 0)
                 self.stats.by_shutdown += 1
@@ -158,8 +167,11 @@ class TraceHold:
             return out
 
     def next_due(self) -> float | None:
-        """Seconds until the oldest held trace has waited `wait_s` (None: nothing held)."""
+        """Seconds until the oldest held trace has waited `wait_s`, 0 with spans put back
+        (None: nothing held)."""
         with self._lock:
+            if self._unwritten:
+                return 0.0
             if not self._held:
                 return None
             oldest = next(iter(self._held.values()))
