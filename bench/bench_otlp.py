@@ -26,15 +26,12 @@ import datetime as dt
 import json
 import multiprocessing as mp
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, machine, record
+from common import RESULTS, collector, machine, percentile, record
 
 TARGET_SPANS_S = 10_000
 TARGET_P99_MS = 250.0
@@ -186,41 +183,11 @@ def _roots_only(body: bytes) -> bytes:
     return req.SerializeToString()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    if not s:
-        return float("nan")
-    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
-
-
 def run(tmp: Path, clients: int, size: int, seconds: float, split: bool) -> dict[str, Any]:
-    from alphatrace.server.keys import create_key
     from alphatrace.store import Store
 
-    db = tmp / "collector.duckdb"
-    with Store(db) as s:
-        key = create_key(s, "bench", "ingest")["key"]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    exe = [sys.executable, "-m", "alphatrace.cli.main", "serve", "--db", str(db),
-           "--port", str(port), "--otlp-grpc-port", "0", "--log-level", "warning"]
-    with open(tmp / "server.log", "wb") as log:
-        server = subprocess.Popen(exe, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        import httpx
-
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    # stopped with SIGTERM at the end: a clean stop writes what the trace hold still has
+    with collector(tmp, "--otlp-grpc-port", "0") as (url, key, db):
         ctx = mp.get_context("spawn")
         start, results = ctx.Barrier(clients + 1), ctx.Queue()
         procs = [ctx.Process(target=client_proc,
@@ -234,9 +201,6 @@ def run(tmp: Path, clients: int, size: int, seconds: float, split: bool) -> dict
         for p in procs:
             p.join(60)
         elapsed = max(o["end"] for o in outs) - start_at
-    finally:
-        server.terminate()  # SIGTERM: a clean stop writes what the trace hold still has
-        server.wait(60)
     lat = [x for o in outs for x in o["lat"]]
     timed = sum(o["sent"] for o in outs)
     sent = timed + sum(o["after"] for o in outs)

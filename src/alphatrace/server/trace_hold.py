@@ -36,8 +36,8 @@ from alphatrace.server.otlp_runs import Attribution, SpanTags, attribute, trace_
 WAIT_S = 30.0  # OTel's batch exporter sends every 5 s: a root ends and arrives soon after
 MAX_SPANS = 100_000
 MAX_BYTES = 128 * 2**20
-REMEMBER = 100_000  # decided traces kept for their late spans (about 200 bytes each)
-SPAN_OVERHEAD = 1_500  # bytes per held span beyond its text (dicts, tags; tests/…_hold)
+REMEMBER = 100_000  # decided traces kept for their late spans (a few hundred bytes each)
+SPAN_OVERHEAD = 1_500  # bytes per held span beyond its text (tests/server/test_otlp_hold.py)
 
 
 @dataclass(frozen=True, slots=True)
