@@ -35,12 +35,13 @@ def request(spans: list[dict[str, Any]], **resource: Any) -> dict[str, Any]:
 
 
 def decided(*requests: dict[str, Any], hold: TraceHold | None = None) -> dict[str, Any]:
-    """event_id → (run_id, agent, strategy) after the requests went through a hold in order."""
+    """event_id → (run_id, agent, strategy) after the requests went through a hold in order,
+    as the collector admits them (with each request's own attribution of its traces)."""
     hold = hold if hold is not None else TraceHold(wait_s=1e9)
     out: dict[str, Any] = {}
     for doc in requests:
         m = request_events(doc)
-        for r in hold.admit(list(zip(m.events, m.tags, m.positions, strict=True))):
+        for r in hold.admit(list(zip(m.events, m.tags, m.positions, strict=True)), m.traces):
             out.setdefault(r.event["event_id"], (r.event["run_id"], r.event.get("agent"),
                                                  r.event.get("strategy")))
     for r in hold.drain():

@@ -34,13 +34,16 @@ from typing import Any
 
 from alphatrace.server.otlp_attrs import USAGE
 from alphatrace.server.otlp_runs import (
+    Attribution,
     SpanTags,
     attribute_together,
     resource_values,
     span_tags,
+    trace_attributions,
 )
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_ZEROS = {16: "0" * 32, 8: "0" * 16}  # the invalid all-zero trace and span ids, in hex
 _EPOCH = dt.datetime(1970, 1, 1)
 MAX_NANOS = 253_402_300_799_999_999_999  # 9999-12-31T23:59:59.999999999Z, the last timestamp
 INT64_MAX = 2**63 - 1
@@ -71,6 +74,8 @@ class Mapped:
     events: list[dict[str, Any]] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     tags: list[SpanTags] = field(default_factory=list)
+    # per trace id: its run, agent, strategy with the request's spans as the whole trace
+    traces: dict[str, Attribution] = field(default_factory=dict)
     rejected: list[RejectedSpan] = field(default_factory=list)
 
     @property
@@ -133,7 +138,7 @@ def trace_id(v: Any, nbytes: int) -> str | None:
     if not isinstance(v, str) or not v:
         return None
     if len(v) == 2 * nbytes and _HEX.match(v):
-        return None if set(v) == {"0"} else v.lower()
+        return None if v == _ZEROS[nbytes] else v.lower()
     try:
         raw = base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError):
@@ -307,7 +312,8 @@ def request_events(doc: Any, prices: Any = None) -> Mapped:
                 out.rejected.append(RejectedSpan(
                     index, None, f"cannot map span: {type(e).__name__}: {e}", span))
             index += 1
-    out.events = attribute_together(out.events, out.tags)
+    out.traces = trace_attributions(out.tags)
+    out.events = attribute_together(out.events, out.tags, out.traces)
     return out
 
 

@@ -34,7 +34,7 @@ async def export(writer: Writer, hold: TraceHold, prices: Any, doc: Any) -> tupl
     trace is not decided yet; (rejected, message)."""
     mapped = request_events(doc, prices)
     ready = hold.admit(list(zip(mapped.events, mapped.tags,
-                                [p + 1 for p in mapped.positions], strict=True)))
+                                [p + 1 for p in mapped.positions], strict=True)), mapped.traces)
     try:
         results = await write_ready(writer, ready)
     except Busy:  # the client re-sends its spans; those of earlier requests go back

@@ -104,11 +104,15 @@ def attribute(event: dict[str, Any], tags: SpanTags, trace: Attribution) -> dict
     return out
 
 
-def attribute_together(events: list[dict[str, Any]], tags: list[SpanTags]
-                       ) -> list[dict[str, Any]]:
-    """Each event attributed with the spans given here as the whole of its trace."""
+def trace_attributions(tags: list[SpanTags]) -> dict[str, Attribution]:
+    """Per trace id, its attribution with the spans in `tags` as the whole of each trace."""
     by_trace: dict[str, list[SpanTags]] = {}
     for t in tags:
         by_trace.setdefault(t.trace_id, []).append(t)
-    traces = {tid: trace_attribution(tid, ts) for tid, ts in by_trace.items()}
+    return {tid: trace_attribution(tid, ts) for tid, ts in by_trace.items()}
+
+
+def attribute_together(events: list[dict[str, Any]], tags: list[SpanTags],
+                       traces: dict[str, Attribution]) -> list[dict[str, Any]]:
+    """Each event attributed with its trace's value in `traces` (`trace_attributions`)."""
     return [attribute(ev, t, traces[t.trace_id]) for ev, t in zip(events, tags, strict=True)]

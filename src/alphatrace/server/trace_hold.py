@@ -101,21 +101,32 @@ class TraceHold:
         self._closed = False
         self.stats = HoldStats()
 
-    def admit(self, spans: list[tuple[dict[str, Any], SpanTags, int]]) -> list[Ready]:
+    def admit(self, spans: list[tuple[dict[str, Any], SpanTags, int]],
+              traces: dict[str, Attribution] | None = None) -> list[Ready]:
         """Take one request's spans (event, tags, line); what can be written now: its spans
         whose trace is decided, plus earlier-held spans released by it (their root came, they
-        waited long enough, or memory is full)."""
+        waited long enough, or memory is full).
+
+        `traces` (`Mapped.traces`): each trace's attribution with this request's spans as
+        the whole trace, the events already attributed so. A trace whose root is in the
+        request and that has nothing held is then decided at once: its events go as they are
+        (the common case, whole traces per request, costs no copy)."""
         with self._lock:
             self._batch += 1
             batch, now = self._batch, self._clock()
             out: list[Ready] = []
             roots: list[str] = []
+            whole = ({t.trace_id for _, t, _ in spans if t.root} - self._held.keys()
+                     if traces is not None and not self._closed else set())
             for event, tags, line in spans:
                 tid = tags.trace_id
                 known = self._done.get(tid)
                 if known is not None:
                     self._done.move_to_end(tid)
                     out.append(Ready(attribute(event, tags, known), line, True))
+                    continue
+                if tid in whole:
+                    out.append(Ready(event, line, True))
                     continue
                 trace = self._held.get(tid)
                 if trace is None:
@@ -128,6 +139,10 @@ class TraceHold:
                 self.stats.bytes += held.size
                 if tags.root or self._closed:
                     roots.append(tid)
+            if traces is not None:
+                for tid in whole:
+                    self._remember(tid, traces[tid])
+                self.stats.by_root += len(whole)
             for tid in roots:
                 if tid in self._held:
                     out += self._release(tid, batch)
@@ -187,14 +202,17 @@ class TraceHold:
             self.stats.by_wait += 1
         return out
 
-    def _release(self, tid: str, batch: int) -> list[Ready]:
-        trace = self._held.pop(tid)
-        held = list(trace.spans.values())
-        decided = trace_attribution(tid, (h.tags for h in held))
+    def _remember(self, tid: str, decided: Attribution) -> None:
         if self.remember:
             self._done[tid] = decided
             while len(self._done) > self.remember:
                 self._done.popitem(last=False)
+
+    def _release(self, tid: str, batch: int) -> list[Ready]:
+        trace = self._held.pop(tid)
+        held = list(trace.spans.values())
+        decided = trace_attribution(tid, (h.tags for h in held))
+        self._remember(tid, decided)
         self.stats.spans -= len(held)
         self.stats.bytes -= sum(h.size for h in held)
         return [Ready(attribute(h.event, h.tags, decided), h.line, h.batch == batch)
