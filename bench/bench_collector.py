@@ -23,16 +23,13 @@ import json
 import multiprocessing as mp
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from alphatrace.sdk.ids import uuid7
-from common import RESULTS, machine, record
+from common import RESULTS, collector, machine, percentile, record
 
 HERE = Path(__file__).resolve().parent
 TARGET_EPS = 20_000
@@ -105,12 +102,6 @@ def _warm(_: int) -> None:
     time.sleep(0.2)  # keeps this worker busy so each warm-up lands on a different one
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def baseline(tmp: Path, size: int, seconds: float) -> float:
     from alphatrace.store import Store
     from alphatrace.store.ingest import ingest_events
@@ -126,45 +117,16 @@ def baseline(tmp: Path, size: int, seconds: float) -> float:
         return n / (time.perf_counter() - t0)
 
 
-def percentile(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    if not s:
-        return float("nan")
-    k = min(len(s) - 1, max(0, round(q * (len(s) - 1))))
-    return s[k]
-
-
 def run_collector(tmp: Path, clients: int, size: int, seconds: float) -> dict[str, Any]:
-    from alphatrace.server.keys import create_key
     from alphatrace.store import Store
 
-    db = tmp / "collector.duckdb"
-    with Store(db) as s:
-        key = create_key(s, "bench", "ingest")["key"]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    exe = [sys.executable, "-m", "alphatrace.cli.main", "serve", "--db", str(db),
-           "--port", str(port), "--log-level", "warning"]
-    with open(tmp / "server.log", "wb") as log:
-        server = subprocess.Popen(exe, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        import httpx
-
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with collector(tmp) as (url, key, db):
         with mp.get_context("spawn").Pool(clients) as pool:
             pool.map(_warm, range(clients), chunksize=1)  # every worker up and importing done
             start_at = time.time() + 2.0 + seconds * 0.05  # time to build the bodies
             outs = pool.map(client_proc, [(c, url, key, size, start_at, seconds) for c in range(clients)],
                             chunksize=1)
         elapsed = max(o["end"] for o in outs) - start_at
-    finally:
-        server.terminate()
-        server.wait(60)
     lat = [x for o in outs for x in o["lat"]]
     sent = sum(o["sent"] for o in outs)
     with Store(db, read_only=True) as s:

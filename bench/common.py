@@ -1,5 +1,5 @@
-"""What every benchmark script shares: the machine line of its RESULTS.md section, and
-appending that section.
+"""What every benchmark script shares: the machine line of its RESULTS.md section, appending
+that section, and a collector to load (`alphatrace serve` on a fresh store).
 
 Scripts run as `python bench/bench_x.py`, so this module is imported as `common`.
 """
@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -46,3 +52,49 @@ def record(section: str, path: Path = RESULTS) -> None:
     theirs to the same file)."""
     existing = path.read_text("utf-8") if path.exists() else "# Benchmark results\n"
     path.write_text(existing.rstrip("\n") + "\n\n" + section.strip("\n") + "\n", "utf-8")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    k = min(len(s) - 1, max(0, round(q * (len(s) - 1))))
+    return s[k]
+
+
+@contextmanager
+def collector(tmp: Path, *extra: str) -> Iterator[tuple[str, str, Path]]:
+    """`alphatrace serve` on a fresh store in `tmp` on a free loopback port, answering
+    /healthz: (its URL, a key of scope ingest, the store's path). Stopped with SIGTERM (a
+    clean stop) when the block ends; its output goes to tmp/server.log."""
+    from alphatrace.server.keys import create_key
+    from alphatrace.store import Store
+
+    db = tmp / "collector.duckdb"
+    with Store(db) as s:
+        key = create_key(s, "bench", "ingest")["key"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    exe = [sys.executable, "-m", "alphatrace.cli.main", "serve", "--db", str(db),
+           "--port", str(port), "--log-level", "warning", *extra]
+    with open(tmp / "server.log", "wb") as log:
+        server = subprocess.Popen(exe, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        import httpx
+
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url, key, db
+    finally:
+        server.terminate()
+        server.wait(60)

@@ -8,6 +8,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -33,17 +34,37 @@ USAGE = {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200,
          "completion_tokens_details": {"reasoning_tokens": 50}}
 
 
+RESPONSES_USAGE = {"input_tokens": 1000, "output_tokens": 200, "total_tokens": 1200,
+                   "input_tokens_details": {"cached_tokens": 400},
+                   "output_tokens_details": {"reasoning_tokens": 50}}
+
+
+def chat_completion() -> dict[str, Any]:
+    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1740816000,
+            "model": "gpt-4o-2024-08-06", "usage": USAGE,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "SHORT BTC"}}]}
+
+
+def response() -> dict[str, Any]:
+    """A Responses API answer (what the OpenAI Agents SDK calls by default)."""
+    return {"id": "resp_1", "object": "response", "created_at": 1740816000,
+            "status": "completed", "model": "gpt-4o-2024-08-06", "usage": RESPONSES_USAGE,
+            "output": [{"type": "message", "id": "msg_1", "role": "assistant",
+                        "status": "completed", "content": [
+                            {"type": "output_text", "text": "SHORT BTC", "annotations": []}]}],
+            "parallel_tool_calls": True, "tool_choice": "auto", "tools": []}
+
+
 class FakeOpenAI(BaseHTTPRequestHandler):
-    """POST /v1/chat/completions: one answer with the usage above, from a dated gpt-4o."""
+    """POST /v1/chat/completions and /v1/responses: one answer with the usage above (1,000
+    prompt tokens of which 400 cached, 200 completion tokens of which 50 reasoning), from a
+    dated gpt-4o."""
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
-        data = json.dumps({
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1740816000,
-            "model": "gpt-4o-2024-08-06", "usage": USAGE,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "SHORT BTC"}}],
-        }).encode()
+        doc = response() if self.path.rstrip("/").endswith("/responses") else chat_completion()
+        data = json.dumps(doc).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
@@ -54,13 +75,22 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def fake_openai() -> Iterator[str]:
+@contextmanager
+def serve_fake_openai() -> Iterator[str]:
+    """The fake OpenAI server on a free loopback port: its base URL (…/v1)."""
     srv = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    srv.shutdown()
-    srv.server_close()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def fake_openai() -> Iterator[str]:
+    with serve_fake_openai() as url:
+        yield url
 
 
 def instrumentor(name: str) -> Any:

@@ -121,8 +121,8 @@ def start_grpc(app: Any, host: str, port: int) -> Any:
     """The OTLP/gRPC service of `app`, bound and serving (InputError if it cannot bind)."""
     from alphatrace.server.otlp_grpc import GrpcServer
 
-    server = GrpcServer(app.state.writer, app.state.keyring, app.state.prices, host, port,
-                        app.state.max_body)
+    server = GrpcServer(app.state.writer, app.state.trace_hold, app.state.keyring,
+                        app.state.prices, host, port, app.state.max_body)
     server.start()
     return server
 

@@ -42,6 +42,8 @@ from alphatrace.server.body import MAX_BODY
 from alphatrace.server.keys import active_keys
 from alphatrace.server.live_state import LiveState
 from alphatrace.server.metrics import CollectorMetrics
+from alphatrace.server.otlp_late import LateWriter
+from alphatrace.server.trace_hold import TraceHold
 from alphatrace.server.writer import Busy, Writer
 from alphatrace.store.connection import SERVED
 
@@ -73,13 +75,16 @@ def create_app(
     warn_without_keys: bool = True,
     metrics_public: bool = False,
     policy: str | Path | GovernancePolicy | None = None,
+    trace_hold: TraceHold | None = None,
 ) -> FastAPI:
     """The app, with its writer (and store) open; the writer thread starts with the app.
 
     `warn_without_keys=False` leaves the "no API keys" warning to the caller (`alphatrace
     serve` prints it in its banner, once). `metrics_public=True` serves `/metrics` without a
     key (`alphatrace serve` sets it when it binds a loopback address). `policy`: the
-    governance policy the sizing state uses (confidence, `sizing:`; default the shipped one)."""
+    governance policy the sizing state uses (confidence, `sizing:`; default the shipped one).
+    `trace_hold`: where OTLP spans wait for their trace's root (server/trace_hold.py; default
+    bounds if None)."""
     writer = Writer(
         db_path,
         linger_s=linger_s,
@@ -104,6 +109,8 @@ def create_app(
         log.exception("reading the sizing state failed; sizing answers 503 until it succeeds")
     writer.after_round(live.refresh)
     writer.before_close(live.stop)
+    hold = trace_hold if trace_hold is not None else TraceHold()
+    late = LateWriter(writer, hold)
     ring = KeyRing(active_keys(writer.store.con))
     if warn_without_keys and not len(ring):
         log.warning(NO_KEYS)
@@ -112,6 +119,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer.start()
         dispatcher.start()
+        late.start()
         # Everything alive now (the app, its routes and models, the libraries) lives as long as
         # the server: out of the collector's way, so the full collections that thousands of
         # events a second trigger do not walk it again each time (p99 291 -> 245 ms in
@@ -122,6 +130,7 @@ def create_app(
         finally:
             for stop in app.state.stop_first:  # front ends that feed the writer (OTLP/gRPC)
                 stop()
+            late.close()  # OTLP spans still waiting for their trace's root: written now
             writer.stop()
             gc.unfreeze()
 
@@ -132,6 +141,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.writer = writer
+    app.state.trace_hold = hold
     app.state.stop_first = []  # callables run at shutdown before the writer stops
     app.state.keyring = ring
     app.state.max_body = max_body

@@ -1,10 +1,12 @@
 """OTLP traces → telemetry events (pure: a decoded ExportTraceServiceRequest in, events out).
 
 One span becomes one telemetry event:
-- run_id: span attr `alphatrace.run_id`, else the resource's, else the trace id (hex);
-- agent, model, token counts, provider, error type: from the attributes listed in
-  `otlp_attrs` (GenAI semconv, current and older names, and OpenInference), first set wins;
-- strategy: `alphatrace.strategy` (span, then resource);
+- run_id, agent, strategy: decided per trace (`otlp_runs`: the span's own `alphatrace.*` tag,
+  else the trace's value, else the fallbacks of `otlp_attrs.TRACE`). `request_events` treats
+  the spans of the request as the whole of their traces; the collector holds spans of a trace
+  whose root has not arrived yet and decides when it has (`trace_hold`);
+- model, token counts, provider, error type: from the attributes listed in `otlp_attrs`
+  (GenAI semconv, current and older names, and OpenInference), first set wins;
 - cost_usd: `alphatrace.cost_usd` if set, else the SDK price table when the model is known,
   cached prompt tokens at the cached rate;
 - errors: 1 when the span has `error.type` or an ERROR status, else 0;
@@ -30,9 +32,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from alphatrace.server.otlp_attrs import AGENT, USAGE
+from alphatrace.server.otlp_attrs import USAGE
+from alphatrace.server.otlp_runs import (
+    Attribution,
+    SpanTags,
+    attribute_together,
+    resource_values,
+    span_tags,
+    trace_attributions,
+)
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_ZEROS = {16: "0" * 32, 8: "0" * 16}  # the invalid all-zero trace and span ids, in hex
 _EPOCH = dt.datetime(1970, 1, 1)
 MAX_NANOS = 253_402_300_799_999_999_999  # 9999-12-31T23:59:59.999999999Z, the last timestamp
 INT64_MAX = 2**63 - 1
@@ -57,10 +68,14 @@ class RejectedSpan:
 
 @dataclass
 class Mapped:
-    """The events of a request (with the position of each one's span) and the spans rejected."""
+    """The events of a request (with the position of each one's span and what it says about
+    its trace) and the spans rejected."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
+    tags: list[SpanTags] = field(default_factory=list)
+    # per trace id: its run, agent, strategy with the request's spans as the whole trace
+    traces: dict[str, Attribution] = field(default_factory=dict)
     rejected: list[RejectedSpan] = field(default_factory=list)
 
     @property
@@ -101,7 +116,14 @@ def any_value(v: Any) -> Any:
     return None
 
 
+class Decoded(dict[str, Any]):
+    """Attributes already decoded to plain values (from protobuf, `otlp_proto`): taken as they
+    are. OTLP/JSON never gives one: its attributes are lists of key/value objects."""
+
+
 def attributes(kvs: Any) -> dict[str, Any]:
+    if isinstance(kvs, Decoded):
+        return kvs
     out: dict[str, Any] = {}
     if not isinstance(kvs, list):
         return out
@@ -116,7 +138,7 @@ def trace_id(v: Any, nbytes: int) -> str | None:
     if not isinstance(v, str) or not v:
         return None
     if len(v) == 2 * nbytes and _HEX.match(v):
-        return None if set(v) == {"0"} else v.lower()
+        return None if v == _ZEROS[nbytes] else v.lower()
     try:
         raw = base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError):
@@ -212,8 +234,11 @@ def usage(a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) -> dict[str, Any]:
-    """The telemetry event of one span; SpanError when the span cannot be one."""
+def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None,
+               res_values: Any = None) -> tuple[dict[str, Any], SpanTags]:
+    """The telemetry event of one span, without its run, agent and strategy (`otlp_runs`
+    decides those per trace), and what the span says about them; SpanError when the span
+    cannot be one."""
     tid = trace_id(span.get("traceId"), 16)
     if tid is None:
         raise SpanError("traceId", "missing, all zero or not a 16-byte id")
@@ -231,9 +256,6 @@ def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) ->
     ev: dict[str, Any] = {
         "type": "telemetry",
         "event_id": f"otlp:{tid}:{sid}",
-        "run_id": str(_first(("alphatrace.run_id",), a, res) or tid),
-        "agent": _first(AGENT.keys, a, res) or res.get("service.name"),
-        "strategy": _first(("alphatrace.strategy",), a, res),
         **u,
         "errors": 1 if error else 0,
         "span_name": span.get("name"),
@@ -258,11 +280,13 @@ def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None) ->
         if cost is not None:
             ev["price_version"] = prices.version
     ev["cost_usd"] = cost
-    return {k: v for k, v in ev.items() if v is not None}
+    tags = span_tags(tid, sid, parent is None, start, a, res, res_values)
+    return {k: v for k, v in ev.items() if v is not None}, tags
 
 
 def request_events(doc: Any, prices: Any = None) -> Mapped:
-    """The events of an ExportTraceServiceRequest, and the spans that could not be mapped.
+    """The events of an ExportTraceServiceRequest, and the spans that could not be mapped; each
+    event attributed with the request's spans as the whole of its trace.
 
     Never raises on a span: whatever goes wrong with one (a SpanError, or anything the mapping
     did not foresee) rejects that span with its reason, and the others are mapped."""
@@ -275,9 +299,12 @@ def request_events(doc: Any, prices: Any = None) -> Mapped:
             continue
         resource = rs.get("resource")
         res = attributes(resource.get("attributes") if isinstance(resource, dict) else None)
+        res_values = resource_values(res)
         for span in _spans(rs):
             try:
-                out.events.append(span_event(span, res, prices))
+                ev, tags = span_event(span, res, prices, res_values)
+                out.events.append(ev)
+                out.tags.append(tags)
                 out.positions.append(index)
             except SpanError as e:
                 out.rejected.append(RejectedSpan(index, e.field, e.reason, span))
@@ -285,6 +312,8 @@ def request_events(doc: Any, prices: Any = None) -> Mapped:
                 out.rejected.append(RejectedSpan(
                     index, None, f"cannot map span: {type(e).__name__}: {e}", span))
             index += 1
+    out.traces = trace_attributions(out.tags)
+    out.events = attribute_together(out.events, out.tags, out.traces)
     return out
 
 
@@ -294,7 +323,7 @@ def span_json(span: dict[str, Any]) -> str:
 
 
 def decode_protobuf(body: bytes) -> Any:
-    """OTLP protobuf bytes → the same dict shape as OTLP JSON."""
+    """OTLP protobuf bytes → the dict shape of OTLP JSON (`otlp_proto.request_doc`)."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
@@ -305,7 +334,8 @@ def decode_protobuf(body: bytes) -> Any:
 
 
 def message_doc(msg: Any) -> Any:
-    """A decoded ExportTraceServiceRequest (HTTP protobuf or gRPC) → the OTLP JSON dict shape."""
-    from google.protobuf.json_format import MessageToDict
+    """A decoded ExportTraceServiceRequest (HTTP protobuf or gRPC) → the OTLP JSON dict shape,
+    its attribute lists already decoded."""
+    from alphatrace.server.otlp_proto import request_doc
 
-    return MessageToDict(msg)
+    return request_doc(msg)

@@ -24,15 +24,25 @@ class Source:
     field: str  # the event's key (a column, or an attr for the others)
     keys: tuple[str, ...]  # attributes, first set wins
     kind: Literal["count", "text"]
-    where: Literal["span", "span, then resource"]
+    where: Literal["span", "trace"]
     note: str
 
 
-# The agent: alphatrace's own tag, then the GenAI agent name (OpenAI Agents SDK through
-# OpenLLMetry), then OpenInference's; each on the span, then on the resource. Last resort:
-# the resource's service.name.
-AGENT = Source("agent", ("alphatrace.agent", "gen_ai.agent.name", "agent.name"), "text",
-               "span, then resource", "else the resource's `service.name`")
+# Who the span's work is for: decided per trace (server/otlp_runs.py). The first key is
+# alphatrace's own tag: the span's (span attribute, then its resource's) wins for that span;
+# a span without it takes the trace's value. The other keys are fallbacks, taken at trace
+# level only, so one trace's untagged spans land in one run, under one agent. The trace's
+# value of a key: the root span's (span, then resource), else that of the earliest-starting
+# span that has it. A baggage entry reaches a span as an attribute of the same name
+# (OpenTelemetry's BaggageSpanProcessor copies it), so the tags can also ride in baggage.
+RUN = Source("run_id", ("alphatrace.run_id", "session.id", "gen_ai.conversation.id"), "text",
+             "trace", "else the trace id (hex)")
+AGENT = Source("agent", ("alphatrace.agent", "gen_ai.agent.name", "agent.name",
+                         "service.name"), "text", "trace",
+               "`gen_ai.agent.name`: OpenAI Agents SDK via OpenLLMetry; `agent.name`: "
+               "OpenInference")
+STRATEGY = Source("strategy", ("alphatrace.strategy",), "text", "trace", "else none")
+TRACE: tuple[Source, ...] = (RUN, AGENT, STRATEGY)
 
 USAGE: tuple[Source, ...] = (
     Source("model", ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name"),
@@ -71,8 +81,8 @@ USAGE: tuple[Source, ...] = (
 def markdown() -> str:
     """The table as docs/collector.md shows it."""
     rows = ["| event field | span attributes, first set wins | notes |", "|---|---|---|"]
-    for s in (AGENT, *USAGE):
+    for s in (*TRACE, *USAGE):
         keys = " / ".join(f"`{k}`" for k in s.keys)
-        where = "" if s.where == "span" else f" ({s.where})"
+        where = " (trace level, below)" if s.where == "trace" else ""
         rows.append(f"| {s.field} | {keys}{where} | {s.note} |")
     return "\n".join(rows)

@@ -1,8 +1,12 @@
 """The OTLP Export, shared by the HTTP routes and the gRPC service: a decoded request in,
 (rejected spans, error message) out, with the partial-success answer in both encodings.
 
-Each span is mapped on its own (`otlp.request_events`); the events go to the writer; the spans
-the mapping rejected are quarantined here, those ingest rejected were quarantined by ingest.
+Each span is mapped on its own (`otlp.request_events`) and goes through the trace hold
+(`trace_hold`): the spans whose trace is decided go to the writer, with those of earlier
+requests that this one released; the others wait for their root. The answer counts the
+request's spans the mapping or the store rejected (a held span is accepted: its run is not
+known yet, its content was checked). The spans the mapping rejected are quarantined here,
+those ingest rejected were quarantined by ingest.
 """
 
 from __future__ import annotations
@@ -17,30 +21,47 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from alphatrace.server.otlp import Mapped, request_events, span_json
 from alphatrace.server.quarantine import Bad
 from alphatrace.server.submit import quarantine_bad, store_events
-from alphatrace.server.writer import Writer
+from alphatrace.server.trace_hold import Ready, TraceHold
+from alphatrace.server.writer import Busy, Writer
 from alphatrace.store.ingest import EventResult
 
 SOURCE = "<otlp>"
 REASONS_SHOWN = 3  # rejected spans named in error_message; the count covers them all
 
 
-async def export(writer: Writer, prices: Any, doc: Any) -> tuple[int, str]:
-    """Store the spans of an ExportTraceServiceRequest (as a dict); (rejected, message)."""
+async def export(writer: Writer, hold: TraceHold, prices: Any, doc: Any) -> tuple[int, str]:
+    """Store the spans of an ExportTraceServiceRequest (as a dict), or hold those whose
+    trace is not decided yet; (rejected, message)."""
     mapped = request_events(doc, prices)
-    lines = [p + 1 for p in mapped.positions]
-    results = await store_events(writer, mapped.events, SOURCE, lines) if mapped.events else []
-    return await settle(writer, mapped, results)
+    ready = hold.admit(list(zip(mapped.events, mapped.tags,
+                                [p + 1 for p in mapped.positions], strict=True)), mapped.traces)
+    try:
+        results = await write_ready(writer, ready)
+    except Busy:  # the client re-sends its spans; those of earlier requests go back
+        hold.put_back([r for r in ready if not r.mine])
+        raise
+    return await settle(writer, mapped, ready, results)
 
 
-async def settle(writer: Writer, mapped: Mapped, results: list[EventResult]) -> tuple[int, str]:
+async def write_ready(writer: Writer, ready: list[Ready]) -> list[EventResult]:
+    """Hand released spans to the writer; their statuses, in the same order."""
+    if not ready:
+        return []
+    return await store_events(writer, [r.event for r in ready], SOURCE,
+                              [r.line for r in ready])
+
+
+async def settle(writer: Writer, mapped: Mapped, ready: list[Ready],
+                 results: list[EventResult]) -> tuple[int, str]:
     """Quarantine the spans the mapping rejected; (rejected spans, error message) of the
-    request, from those and from the store's per-event statuses (it quarantined its own)."""
+    request, from those and from the store's statuses of its own spans (the store
+    quarantined what it rejected)."""
     await quarantine_bad(writer, SOURCE, [
         Bad(line=r.index + 1, kind="telemetry", field=r.field, reason=r.reason,
             raw=span_json(r.span)) for r in mapped.rejected])
     why = [(r.index, r.field, r.reason) for r in mapped.rejected]
-    why += [(mapped.positions[r.index], r.field, r.reason or "rejected")
-            for r in results if r.status == "rejected"]
+    why += [(ready[r.index].line - 1, r.field, r.reason or "rejected")
+            for r in results if r.status == "rejected" and ready[r.index].mine]
     why.sort(key=lambda w: w[0])
     return len(why), rejection_message(why)
 

@@ -1,7 +1,7 @@
 """OTLP/gRPC traces: `alphatrace serve --otlp-grpc-port 4317` (0 = off).
 
-The same Export as `POST /v1/traces` (`otlp_export.export`: span mapping, per-span rejection,
-quarantine, partial_success), behind the same API keys: metadata `authorization: Bearer <key>`
+The same Export as `POST /v1/traces` (`otlp_export.export`: span mapping, the same trace
+hold, per-span rejection, quarantine, partial_success), behind the same API keys: metadata `authorization: Bearer <key>`
 with scope `ingest` (none or unknown → UNAUTHENTICATED, wrong scope → PERMISSION_DENIED). A
 busy writer is UNAVAILABLE, which OTLP exporters retry. gzip-compressed messages are decoded
 by gRPC itself; a message may be at most the HTTP body limit (5 MB).
@@ -31,6 +31,7 @@ from alphatrace.server.auth import KeyRing, allows, bearer_principal
 from alphatrace.server.listen import bind
 from alphatrace.server.otlp import message_doc
 from alphatrace.server.otlp_export import export, partial_message
+from alphatrace.server.trace_hold import TraceHold
 from alphatrace.server.writer import Busy, Writer
 
 log = logging.getLogger("alphatrace.server")
@@ -38,8 +39,8 @@ OPTION = "--otlp-grpc-port"
 
 
 class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, writer: Writer, ring: KeyRing, prices: Any) -> None:
-        self.writer, self.ring, self.prices = writer, ring, prices
+    def __init__(self, writer: Writer, hold: TraceHold, ring: KeyRing, prices: Any) -> None:
+        self.writer, self.hold, self.ring, self.prices = writer, hold, ring, prices
 
     async def Export(
         self, request: ExportTraceServiceRequest, context: grpc.aio.ServicerContext
@@ -55,7 +56,8 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         if not allows(who, "ingest"):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "forbidden")
         try:
-            rejected, message = await export(self.writer, self.prices, message_doc(request))
+            rejected, message = await export(self.writer, self.hold, self.prices,
+                                             message_doc(request))
         except Busy:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "collector busy: retry later")
         return partial_message(rejected, message)
@@ -64,9 +66,9 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
 class GrpcServer:
     """The OTLP/gRPC service on (host, port), on its own thread; `start()` binds or raises."""
 
-    def __init__(self, writer: Writer, ring: KeyRing, prices: Any, host: str, port: int,
-                 max_message: int) -> None:
-        self.service = TraceService(writer, ring, prices)
+    def __init__(self, writer: Writer, hold: TraceHold, ring: KeyRing, prices: Any, host: str,
+                 port: int, max_message: int) -> None:
+        self.service = TraceService(writer, hold, ring, prices)
         self.host, self.port, self.max_message = host, port, max_message
         self._bound: Future[int] = Future()
         self._loop: asyncio.AbstractEventLoop | None = None

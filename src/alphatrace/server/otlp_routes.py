@@ -47,7 +47,8 @@ async def post_traces(request: Request, who: Principal = Depends(require("ingest
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     protobuf = ctype in (PROTOBUF, "application/protobuf")
     doc = decode_protobuf_body(body) if protobuf else decode_json_body(body)
-    rejected, message = await export(request.app.state.writer, request.app.state.prices, doc)
+    state = request.app.state
+    rejected, message = await export(state.writer, state.trace_hold, state.prices, doc)
     if protobuf:
         return Response(partial_message(rejected, message).SerializeToString(),
                         media_type=ctype)

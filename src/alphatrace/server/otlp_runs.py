@@ -1,0 +1,118 @@
+"""Which run, agent and strategy a span belongs to: decided per trace (pure).
+
+Instrumentations put the work of one agent run in one trace, but only some spans say whose
+run it is: the user tags the root span (`alphatrace.run_id` around the agent's work), while
+the LLM calls that carry the tokens and cost are children without the tag. So the fields of
+`otlp_attrs.TRACE` are decided for the trace as a whole:
+
+- a span's own tag (the first key, e.g. `alphatrace.run_id`: the span attribute, then its
+  resource's) wins for that span;
+- otherwise the trace's value: for each key in table order (the tag, then the fallbacks), the
+  root span's value, else that of the earliest-starting span that has it (ties by span id);
+- otherwise the last resort: the trace id for the run, none for the others.
+
+The choice depends only on the set of spans considered, never on their order of arrival or on
+which request carried them (`trace_attribution` sorts them), so the same spans always give the
+same events. `server/trace_hold.py` decides when a trace's spans are all there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from alphatrace.server.otlp_attrs import TRACE
+
+Attribution = tuple[str | None, ...]  # per field of TRACE: the trace's value
+
+
+@dataclass(frozen=True, slots=True)
+class SpanTags:
+    """What one span says about its trace: per field of TRACE, per key, its value (span
+    attribute, then resource attribute; None when neither has it)."""
+
+    trace_id: str
+    span_id: str
+    root: bool
+    start: int  # ns since 1970; 0 when unknown
+    values: tuple[tuple[str | None, ...], ...]
+
+    @property
+    def rank(self) -> tuple[bool, int, str]:
+        """Root first, then by start time, then by span id: the order values are taken in."""
+        return (not self.root, self.start, self.span_id)
+
+
+def _text(v: Any) -> str | None:
+    if v is None or v == "" or isinstance(v, (dict, list)):
+        return None
+    return str(v)
+
+
+_KEYS = frozenset(k for src in TRACE for k in src.keys)
+
+
+def _values(*sources: dict[str, Any]) -> tuple[tuple[str | None, ...], ...]:
+    return tuple(tuple(next((t for src_ in sources if (t := _text(src_.get(k))) is not None),
+                            None) for k in src.keys) for src in TRACE)
+
+
+def resource_values(resource: dict[str, Any]) -> tuple[tuple[str | None, ...], ...]:
+    """What a resource says (computed once for all the spans under it)."""
+    return _values(resource)
+
+
+def span_tags(trace_id: str, span_id: str, root: bool, start: int | None,
+              attrs: dict[str, Any], resource: dict[str, Any],
+              res_values: tuple[tuple[str | None, ...], ...] | None = None) -> SpanTags:
+    """What a span says (its attribute, else its resource's, per key); `res_values`:
+    `resource_values(resource)` if already known."""
+    if _KEYS.isdisjoint(attrs):  # most spans: only what the resource says
+        values = res_values if res_values is not None else _values(resource)
+    else:
+        values = _values(attrs, resource)
+    return SpanTags(trace_id, span_id, root, start or 0, values)
+
+
+def trace_attribution(trace_id: str, tags: Iterable[SpanTags]) -> Attribution:
+    """The trace's value of each TRACE field, from the spans in `tags` (any order)."""
+    ordered = sorted(tags, key=lambda t: t.rank)
+    out: list[str | None] = []
+    for i, src in enumerate(TRACE):
+        value = None
+        for j in range(len(src.keys)):
+            value = next((t.values[i][j] for t in ordered if t.values[i][j] is not None), None)
+            if value is not None:
+                break
+        if value is None and src.field == "run_id":
+            value = trace_id
+        out.append(value)
+    return tuple(out)
+
+
+def attribute(event: dict[str, Any], tags: SpanTags, trace: Attribution) -> dict[str, Any]:
+    """`event` with its TRACE fields set: the span's own tag, else the trace's value (a field
+    with neither is left out, as the mapping leaves out every unset field)."""
+    out = dict(event)
+    for i, src in enumerate(TRACE):
+        value = tags.values[i][0] or trace[i]
+        if value is None:
+            out.pop(src.field, None)
+        else:
+            out[src.field] = value
+    return out
+
+
+def trace_attributions(tags: list[SpanTags]) -> dict[str, Attribution]:
+    """Per trace id, its attribution with the spans in `tags` as the whole of each trace."""
+    by_trace: dict[str, list[SpanTags]] = {}
+    for t in tags:
+        by_trace.setdefault(t.trace_id, []).append(t)
+    return {tid: trace_attribution(tid, ts) for tid, ts in by_trace.items()}
+
+
+def attribute_together(events: list[dict[str, Any]], tags: list[SpanTags],
+                       traces: dict[str, Attribution]) -> list[dict[str, Any]]:
+    """Each event attributed with its trace's value in `traces` (`trace_attributions`)."""
+    return [attribute(ev, t, traces[t.trace_id]) for ev, t in zip(events, tags, strict=True)]
