@@ -143,3 +143,25 @@ def test_after_round_hooks_see_each_committed_round_in_order(tmp_path: Path) -> 
     w.stop()
     assert seen[:2] == [("first", 3), ("second", 3)]
     assert seen[-2:] == [("first", 5), ("second", 5)]
+
+
+def test_sync_resolves_after_the_hooks_of_its_round(tmp_path: Path) -> None:
+    """`sync()` is a round whose answer waits for its hooks: a hook that takes a while has
+    finished (and seen the store) when the future resolves."""
+    import threading
+
+    w = Writer(tmp_path / "db.duckdb")
+    release = threading.Event()
+    seen: list[int] = []
+
+    def slow_hook(store: Any) -> None:
+        release.wait(30)
+        seen.append(1)
+
+    w.after_round(slow_hook)
+    w.start()
+    fut = w.sync()
+    assert not fut.done()  # the hook is still waiting
+    release.set()
+    assert fut.result(30) is None and seen == [1]
+    w.stop()

@@ -167,11 +167,9 @@ async def cli(call: CliCall, request: Request) -> dict[str, Any]:
 
 async def _run(request: Request, argv: list[str], cwd: str, columns: int,
                stdin: bytes | None, writes: bool) -> tuple[int, str, str]:
-    """Run the command; after one that may have written, the writer takes a round (an empty
-    write call), so its after-round hooks (the live pipeline, the sizing state) see what the
-    command wrote on its own connection, as they see every ingest. The hooks run after that
-    round's call has returned and before the writer takes the next job: once a second empty
-    call returns, they have run, and the answer reflects them."""
+    """Run the command; after one that may have written, the writer takes a round
+    (`Writer.sync`), so its after-round hooks (the live pipeline, the sizing state) see what
+    the command wrote on its own connection, as they see every ingest, before we answer."""
     writer: Writer = request.app.state.writer
     db = str(request.app.state.db_abs)
     res = await run_in_threadpool(run_command, argv, cwd, columns, stdin, db)
@@ -179,13 +177,8 @@ async def _run(request: Request, argv: list[str], cwd: str, columns: int,
     with writer.store.con.cursor() as cur:
         request.app.state.keyring.replace(active_keys(cur))
     if writes:
-        for _ in range(2):
-            await asyncio.wrap_future(writer.submit_call(_nothing))
+        await asyncio.wrap_future(writer.sync())
     return res
-
-
-def _nothing(store: object) -> None:
-    """An empty write call: a writer round, hence its after-round hooks."""
 
 
 def _refused(command: str | None, request: Request) -> dict[str, Any] | None:

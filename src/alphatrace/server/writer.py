@@ -73,6 +73,7 @@ class _EventJob:
 class _CallJob:
     fn: Callable[[Store], Any]
     future: Future[Any]
+    after_hooks: bool = False  # resolve the future only once the round's hooks have run
 
 
 @dataclass
@@ -133,6 +134,7 @@ class Writer:
         self._last_round_jobs = 1
         self._before_close: list[Callable[[], None]] = []
         self._after_round: list[Callable[[Store], None]] = []
+        self._settle: list[tuple[Future[Any], Any]] = []  # results held until the hooks ran
         self.stats = WriterStats()
         self.observer: IngestObserver = observer or _Unobserved()
 
@@ -158,6 +160,9 @@ class Writer:
                 fn(self.store)
             except Exception:
                 log.exception("after-round hook %r failed", fn)
+        settle, self._settle = self._settle, []
+        for fut, result in settle:
+            fut.set_result(result)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish every queued request, then close the store.
@@ -203,6 +208,15 @@ class Writer:
         """Run a write (e.g. key management) on the writer thread, in order with ingest."""
         fut: Future[T] = Future()
         self._q.put(_CallJob(fn, fut))
+        return fut
+
+    def sync(self) -> Future[None]:
+        """A round that writes nothing, resolved once its after-round hooks have run: a write
+        made beside the writer (a CLI command the server runs on its own connection) is then
+        seen by the live pipeline and what reads it, and an answer given after this reflects
+        them."""
+        fut: Future[None] = Future()
+        self._q.put(_CallJob(lambda _store: None, fut, after_hooks=True))
         return fut
 
     # -- reading ---------------------------------------------------------------------------
@@ -312,9 +326,14 @@ class Writer:
             if isinstance(j, _CallJob):
                 self._dirty, self._last_write = True, time.monotonic()
                 try:
-                    j.future.set_result(j.fn(self.store))
+                    result = j.fn(self.store)
                 except BaseException as e:  # handed to the request, which answers for it
                     j.future.set_exception(e)
+                    continue
+                if j.after_hooks:
+                    self._settle.append((j.future, result))
+                else:
+                    j.future.set_result(result)
 
     def _ingest(self, batch: list[_EventJob]) -> None:
         events: list[Any] = []
