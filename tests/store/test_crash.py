@@ -55,6 +55,8 @@ def test_kill_9_mid_file_then_rerun(tmp_path: Path) -> None:
         files = s.con.execute("SELECT count(*) FROM ingested_files").fetchall()[0][0]
         # all or nothing per file: either only the first file, or both
         assert (n, files) in {(1_000, 1), (401_000, 2)}
+        # the identity keys commit with their events (migration 0015): one per stored event
+        assert s.con.execute("SELECT count(*) FROM event_identity").fetchall()[0][0] == n
         if killed_mid_file:
             assert (n, files) == (1_000, 1)
         r = ingest_paths(s, [str(small), str(big)])
@@ -63,4 +65,5 @@ def test_kill_9_mid_file_then_rerun(tmp_path: Path) -> None:
         total, distinct = s.con.execute(
             "SELECT count(*), count(DISTINCT event_id) FROM telemetry").fetchall()[0]
         assert total == distinct == 401_000
+        assert s.con.execute("SELECT count(*) FROM event_identity").fetchall()[0][0] == 401_000
     assert killed_mid_file, "the kill landed after the second file committed; enlarge the file"

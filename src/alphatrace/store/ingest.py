@@ -142,9 +142,10 @@ def _store_chunk(
     collect: bool,
 ) -> list[Status]:
     """Insert the new valid rows of a staged chunk, quarantine its bad lines."""
-    stats, n_bad = _chunk_stats(con, staged_fast, staged_exact)
+    stats = _chunk_stats(con, staged_fast, staged_exact)
     statuses = _insert_new(con, staged_fast, staged_exact, stats, file_id, report, collect)
-    bad = _bad_rows(con, staged_fast, staged_exact, bad_utf8, file_id, path) if n_bad or bad_utf8 else []
+    bad = (_bad_rows(con, staged_fast, staged_exact, bad_utf8, file_id, path)
+           if stats.bad or bad_utf8 else [])
     if bad:
         _quarantine(con, bad, report)
         if collect:
@@ -161,24 +162,54 @@ def _staged(staged_exact: pa.Table | None) -> str:
     return "(SELECT * FROM staged_fast WHERE ok UNION ALL SELECT * FROM staged_exact)"
 
 
-Stats = dict[str, tuple[str, str, int, int]]
+@dataclass
+class Stats:
+    """What one query tells about a staged chunk before anything is inserted."""
+
+    valid: dict[str, int]  # kind -> valid rows
+    repeats: bool  # a valid id occurs twice in the chunk
+    pre_range: tuple[str, str] | None  # [min, max] of the valid ids' `pre` (see `_insert_new`)
+    bad: int  # lines with an error
+
+
+# An event's identity key (migration 0015): the two halves of 128 bits of md5 over kind and
+# event_id, stable across DuckDB versions; `pre` keeps the order of time-ordered ids for zone maps.
+KEY_SQL = "md5_number(kind || chr(31) || event_id)"
+KEY_HALVES = "(id_key >> 64)::UBIGINT AS key_hi, (id_key & 18446744073709551615::UHUGEINT)::UBIGINT AS key_lo"
+PRE_SQL = "left(event_id, 8)"
 
 
 def _chunk_stats(con: duckdb.DuckDBPyConnection, staged_fast: pa.Table,
-                 staged_exact: pa.Table | None) -> tuple[Stats, int]:
-    """Per kind of valid rows: the id range (see `_insert_new`), the count and the distinct
-    count; and how many lines are bad. One query: a collector round pays per statement."""
-    stats: Stats = {}
-    n_bad = 0
-    for k, valid, lo, hi, total, distinct in con.execute(
-        "SELECT kind, err IS NULL, min(event_id), max(event_id), count(*), "
-        f"count(DISTINCT event_id) FROM {_staged(staged_exact)} GROUP BY ALL"
+                 staged_exact: pa.Table | None) -> Stats:
+    """Per kind the valid rows, whether an id repeats, the `pre` range of the valid ids, and how
+    many lines are bad. One query: a collector round pays per statement."""
+    stats = Stats({}, False, None, 0)
+    lo: str | None = None
+    hi: str | None = None
+    for k, valid, total, distinct, p_lo, p_hi in con.execute(
+        f"SELECT kind, err IS NULL, count(*), count(DISTINCT event_id), min({PRE_SQL}), "
+        f"max({PRE_SQL}) FROM {_staged(staged_exact)} GROUP BY ALL"
     ).fetchall():
-        if valid:
-            stats[k] = (lo, hi, total, distinct)
-        else:
-            n_bad += total
-    return stats, n_bad
+        if not valid:
+            stats.bad += total
+            continue
+        stats.valid[k] = total
+        stats.repeats |= distinct < total
+        lo = p_lo if lo is None else min(lo, p_lo)
+        hi = p_hi if hi is None else max(hi, p_hi)
+    if lo is not None and hi is not None:
+        stats.pre_range = (lo, hi)
+    return stats
+
+
+def _valid_rows(con: duckdb.DuckDBPyConnection, staged_fast: pa.Table,
+                staged_exact: pa.Table | None) -> pa.Table:
+    """The chunk's valid rows as one Arrow table: the fast path's rows as they are when it
+    cleared every line (the common case: no copy), else both paths' valid rows."""
+    if staged_exact is None:
+        return staged_fast
+    return con.sql(f"SELECT * FROM {_staged(staged_exact)} WHERE err IS NULL").to_arrow_table(
+        STAGE_BATCH)
 
 
 def _insert_new(
@@ -190,50 +221,57 @@ def _insert_new(
     report: IngestReport,
     collect: bool,
 ) -> list[Status]:
-    """Insert each kind's rows that are new; per-line statuses of the valid lines if `collect`."""
-    staged = _staged(staged_exact)
-    new_lines: set[int] = set()
+    """Insert the valid rows that are new, with their identity keys; per-line statuses of the
+    valid lines if `collect`."""
+    if stats.pre_range is None:
+        return []
+    valid = _valid_rows(con, staged_fast, staged_exact)
+    # New = its key is not in event_identity yet, and the first occurrence within this chunk.
+    # One probe for every kind, of the keys alone: the chunk's keys are the hash join's build
+    # side (a right anti join), so each stored key costs one lookup in a table of the chunk's
+    # size; the [min, max] of `pre` lets zone maps skip old row groups when ids are
+    # time-ordered (SDK ids start with a UUIDv7 run id), so a collector round costs the same on
+    # a large store as on an empty one. The first-occurrence window only runs when the chunk
+    # repeats an id (rare: a retried batch, a file concatenated with itself).
+    first_only = ("QUALIFY row_number() OVER (PARTITION BY key_hi, key_lo ORDER BY line_no) = 1"
+                  if stats.repeats else "")
+    fresh = con.sql(
+        f"""SELECT line_no, {PRE_SQL} AS pre, key_hi, key_lo FROM (
+              SELECT line_no, event_id, {KEY_HALVES} FROM (
+                SELECT line_no, event_id, {KEY_SQL} AS id_key FROM valid)) s
+            WHERE NOT EXISTS (SELECT 1 FROM event_identity t WHERE t.key_hi = s.key_hi
+                              AND t.key_lo = s.key_lo AND t.pre BETWEEN ? AND ?)
+            {first_only}""",
+        params=list(stats.pre_range),
+    ).to_arrow_table(STAGE_BATCH)
+    if fresh.num_rows:
+        con.execute("INSERT INTO event_identity SELECT pre, key_hi, key_lo FROM fresh")
+    # Duplicates are rare outside a re-ingest: then every valid row of a kind is new, and each
+    # insert reads the kind's rows straight from the staged chunk (an Arrow filter to split the
+    # chunk by kind measured slower than the filter inside each insert).
+    all_new = fresh.num_rows == valid.num_rows
+    rows = "valid" if all_new else "(SELECT * FROM valid SEMI JOIN fresh USING (line_no))"
     for k in KINDS:
-        if k not in stats:
+        if k not in stats.valid:
             continue
-        lo, hi, total, distinct = stats[k]
-        table = TABLE[k]
-        cols = _insert_columns(k)
-        target = ", ".join(c for c, _ in cols)
-        select = ", ".join(e for _, e in cols)
-        # New = not in the table yet, and the first occurrence within this chunk.
-        # NOT EXISTS, not NOT IN: no NULL-aware mark join, 2.5-3x faster on large tables. The
-        # explicit [min, max] of the chunk's ids lets zone maps skip old row groups when ids are
-        # time-ordered (SDK ids start with a UUIDv7 run id): a collector round then costs the
-        # same on a large table as on an empty one. Any stored match lies inside that range.
-        # The first-occurrence window sorts every column of the chunk, so it only runs when the
-        # chunk does repeat an id (rare: a retried batch, a file concatenated with itself).
-        first_only = (
-            "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY line_no) = 1"
-            if distinct < total else ""
-        )
-        new_rows = f"""SELECT * FROM {staged} s
-            WHERE kind = '{k}' AND err IS NULL
-              AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.event_id = s.event_id
-                              AND t.event_id BETWEEN ? AND ?)
-            {first_only}"""
-        insert = f"INSERT INTO {table} ({target}) SELECT {select} FROM ({new_rows})"
-        params = [file_id, lo, hi]  # placeholders in text order: file_id, then the id range
-        if collect:  # which lines were new, for the per-event statuses
-            inserted = con.execute(insert + " ORDER BY line_no RETURNING line", params).fetchall()
-            new = len(inserted)
-            new_lines.update(r[0] for r in inserted)
-        else:  # only how many: a large file's lines never come back to Python
-            new = int(con.execute(insert, params).fetchall()[0][0])
+        new = 0
+        if fresh.num_rows:  # all duplicates (a re-ingest): nothing to read again
+            cols = _insert_columns(k)
+            target = ", ".join(c for c, _ in cols)
+            select = ", ".join(e for _, e in cols)
+            new = int(con.execute(
+                f"INSERT INTO {TABLE[k]} ({target}) SELECT {select} FROM {rows} WHERE kind = '{k}'",
+                [file_id]).fetchall()[0][0])
         report.accepted += new
-        report.duplicates += total - new
+        report.duplicates += stats.valid[k] - new
         if new:
             report.by_kind[k] = report.by_kind.get(k, 0) + new
-    if not (collect and stats):
+    if not collect:  # only how many: a large file's lines never come back to Python
         return []
+    new_lines = set(fresh.column("line_no").to_pylist())
     return [(ln, "accepted" if ln in new_lines else "duplicate", eid, kd, None, None)
-            for ln, eid, kd in con.execute(
-                f"SELECT line_no, event_id, kind FROM {staged} WHERE err IS NULL").fetchall()]
+            for ln, eid, kd in zip(*(valid.column(c).to_pylist()
+                                     for c in ("line_no", "event_id", "kind")), strict=True)]
 
 
 BadRow = tuple[int | None, str, int, str | None, str | None, str, str]  # BAD_NAMES
