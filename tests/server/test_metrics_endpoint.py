@@ -139,7 +139,7 @@ def test_non_loopback_bind_needs_a_read_key(tmp_path: Path) -> None:
         assert ok.status_code == 200 and ok.headers["content-type"].startswith("text/plain")
         assert ("alphatrace_ingest_round_seconds_count", ()) in scrape(ok.text)
         assert httpx.get(srv.url + "/healthz").json().keys() == {
-            "status", "version", "pending_events"}
+            "status", "version", "pending_events", "pipeline"}
     finally:
         srv.stop()
 

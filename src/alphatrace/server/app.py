@@ -34,6 +34,7 @@ from alphatrace.server.auth import KeyRing
 from alphatrace.server.body import MAX_BODY
 from alphatrace.server.keys import active_keys
 from alphatrace.server.metrics import CollectorMetrics
+from alphatrace.server.pipeline import Pipeline, PipelineConfig
 from alphatrace.server.writer import Busy, Writer
 from alphatrace.store.connection import SERVED
 
@@ -63,12 +64,16 @@ def create_app(
     prices: PriceTable | Any = None,
     warn_without_keys: bool = True,
     metrics_public: bool = False,
+    pipeline: PipelineConfig | None = None,
 ) -> FastAPI:
     """The app, with its writer (and store) open; the writer thread starts with the app.
 
     `warn_without_keys=False` leaves the "no API keys" warning to the caller (`alphatrace
     serve` prints it in its banner, once). `metrics_public=True` serves `/metrics` without a
-    key (`alphatrace serve` sets it when it binds a loopback address)."""
+    key (`alphatrace serve` sets it when it binds a loopback address). `pipeline`: run the
+    live pipeline (server/pipeline.py) with this policy after every ingest round, as the
+    first after-round hook, and once at start for what arrived while the server was down
+    (`alphatrace serve` passes one unless --no-pipeline; None: store events only)."""
     writer = Writer(
         db_path,
         linger_s=linger_s,
@@ -80,6 +85,10 @@ def create_app(
     )
     metrics = CollectorMetrics(writer.reader)
     writer.observer = metrics.ingest
+    live = None
+    if pipeline is not None:
+        live = Pipeline(pipeline, backlog=lambda: writer.pending_events)
+        writer.after_round(live)  # first: the hooks after it read what it derived
     ring = KeyRing(active_keys(writer.store.con))
     if warn_without_keys and not len(ring):
         log.warning(NO_KEYS)
@@ -87,6 +96,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer.start()
+        if live is not None:  # catch up at once with what arrived while no server ran
+            writer.submit_call(lambda store: None)
         # Everything alive now (the app, its routes and models, the libraries) lives as long as
         # the server: out of the collector's way, so the full collections that thousands of
         # events a second trigger do not walk it again each time (p99 291 -> 245 ms in
@@ -112,6 +123,7 @@ def create_app(
     app.state.max_body = max_body
     app.state.prices = resolve_table(prices)
     app.state.metrics = metrics
+    app.state.pipeline = live
     app.state.local_token = None  # set by `serve` with the discovery file (store/discovery.py)
     app.state.db_abs = writer.store.path.resolve() if writer.store.path is not None else None
     if app.state.db_abs is not None:

@@ -94,4 +94,6 @@ def get_agents(request: Request, who: Principal = Depends(require("read"))) -> A
 @router.get("/healthz", summary="Liveness (no key needed)", response_model=Health, tags=["health"])
 async def healthz(request: Request) -> Any:
     writer: Writer = request.app.state.writer
-    return {"status": "ok", "version": __version__, "pending_events": writer.pending_events}
+    live = request.app.state.pipeline
+    return {"status": "ok", "version": __version__, "pending_events": writer.pending_events,
+            "pipeline": live.health() if live is not None else None}
