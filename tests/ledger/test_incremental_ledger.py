@@ -63,6 +63,23 @@ def test_a_new_event_rebuilds_only_its_run(store: Store) -> None:
     assert run_reconcile(store).rebuilt == 0  # nothing new: nothing rebuilt
 
 
+def test_an_open_leg_is_priced_when_its_exit_bar_arrives(store: Store) -> None:
+    add_bars(store, "BTCUSDT", [100.0 + i for i in range(5)])
+    ingest(store, [alpha("a1", "r1", 3 * 60 + 30, horizon=7200),
+                   alpha("a2", "r2", 0, horizon=3600)])  # realized at once
+    run_reconcile(store)
+    assert store.con.execute("SELECT status FROM ledger WHERE run_id = 'r1'").fetchall() == [
+        ("open",)]
+    add_bars(store, "BTCUSDT", [105.0, 106.0, 107.0], start=at(5))
+    rep = run_reconcile(store)
+    assert (rep.priced, rep.rebuilt) == (1, 1)
+    # entry at the 04:00 bar (104), exit at 06:00 (106), 5 bps fees a side
+    got = store.con.execute("SELECT status, paper_pnl_bps FROM ledger WHERE run_id = 'r1'"
+                            ).fetchall()
+    assert got[0][0] == "realized"
+    assert got[0][1] == pytest.approx(((106 * (1 - 5e-4)) / (104 * (1 + 5e-4)) - 1) * 1e4)
+
+
 def test_a_removed_event_rebuilds_everything(store: Store) -> None:
     add_bars(store, "BTCUSDT", [100.0 + i for i in range(48)])
     ingest(store, [alpha("a1", "r1", 0), telemetry("t1", "r1", 5.0),
@@ -114,7 +131,7 @@ SYMBOLS = ["BTC", "ETHUSDT", "XBT", "SOL"]
 def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
     run = st.integers(0, 7).map(lambda i: f"r{i}")
     event = st.one_of(
-        st.tuples(st.just("alpha"), run, st.integers(-30, 40 * 60), st.sampled_from(SYMBOLS),
+        st.tuples(st.just("alpha"), run, st.integers(-30, 30 * 60), st.sampled_from(SYMBOLS),
                   st.sampled_from(["LONG", "SHORT", "FLAT"]),
                   st.sampled_from([None, 1800, 7200, 36_000]), st.sampled_from(["A", "B"])),
         st.tuples(st.just("telemetry"), run, st.integers(0, 500)),
@@ -123,7 +140,8 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
     )
     op = st.one_of(
         st.tuples(st.just("batch"), st.lists(event, min_size=1, max_size=8)),
-        st.tuples(st.just("bars"), st.sampled_from(["BTCUSDT", "ETHUSDT"])),
+        st.tuples(st.just("bars"), st.tuples(st.sampled_from(["BTCUSDT", "ETHUSDT"]),
+                                             st.integers(1, 12))),
         st.tuples(st.just("alias"), st.just(None)),
         st.tuples(st.just("remove"), st.integers(0, 10_000)),
         st.tuples(st.just("resend"), st.integers(0, 10_000)),
@@ -165,11 +183,12 @@ def test_incremental_ledger_equals_a_full_rebuild_after_every_batch(
                 for s in stores:
                     ingest(s, events)
             elif op == "bars":
-                iv = 3600 if arg == "BTCUSDT" else 900
+                symbol, n = arg
+                iv = 3600 if symbol == "BTCUSDT" else 900
                 for s in stores:
-                    add_bars(s, arg, [300.0 + ends[arg]], interval_s=iv,
-                             start=at(0, ends[arg] * iv / 60))
-                ends[arg] += 1
+                    add_bars(s, symbol, [300.0 + ends[symbol] + i for i in range(n)],
+                             interval_s=iv, start=at(0, ends[symbol] * iv / 60))
+                ends[symbol] += n
             elif op == "alias":
                 for s in stores:
                     s.con.execute("INSERT OR IGNORE INTO symbol_aliases VALUES ('XBT', 'BTCUSDT')")

@@ -41,19 +41,19 @@ _PNL_ORDER = "ts NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
 _W = "CASE WHEN direction <> 'FLAT' THEN size_usd END"
 
 
-def _rows(table: str, runs: str | None) -> str:
-    """`table`, or only its rows of the runs in relation `runs` (an incremental reconcile)."""
-    return table if runs is None else f"(SELECT * FROM {table} SEMI JOIN {runs} USING (run_id))"
-
-
 def _split(table: str, name: str, runs: str | None = None) -> str:
     """`{name}_1`: rows of runs with one row in `table`; `{name}_m`: rows of runs with several.
     The few runs with several rows are found first; both halves are then joins against that
     small set (semi / anti), never against the million single-row runs. With `runs`, only the
-    rows of those runs take part: the work follows the runs that changed."""
-    table = _rows(table, runs)
+    rows of those runs take part (`{name}_rows`, found once): the work follows the runs that
+    changed."""
+    head = ""
+    if runs is not None:
+        head = (f"{name}_rows AS MATERIALIZED (SELECT * FROM {table} "
+                f"SEMI JOIN {runs} USING (run_id)),\n")
+        table = f"{name}_rows"
     return f"""
-{name}_multi AS (SELECT run_id FROM {table} GROUP BY run_id HAVING count(*) > 1),
+{head}{name}_multi AS (SELECT run_id FROM {table} GROUP BY run_id HAVING count(*) > 1),
 {name}_1 AS (SELECT * FROM {table} ANTI JOIN {name}_multi USING (run_id)),
 {name}_m AS (SELECT * FROM {table} SEMI JOIN {name}_multi USING (run_id))"""
 
