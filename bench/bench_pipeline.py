@@ -14,7 +14,7 @@
 
     python bench/bench_pipeline.py round [--runs N]
     python bench/bench_pipeline.py latency [--seconds S] [--probes N]
-    python bench/bench_pipeline.py throughput [--seconds S]
+    python bench/bench_pipeline.py throughput [--seconds S] [--no-pipeline]
 """
 
 from __future__ import annotations
@@ -241,14 +241,26 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
             "load_events_per_s": sent / seconds, "pipeline": health["pipeline"]}
 
 
-def bench_throughput(seconds: float) -> dict[str, Any]:
-    """bench_collector.py's run with `serve` started with the pipeline on (its default)."""
+def bench_throughput(seconds: float, pipeline: bool) -> dict[str, Any]:
+    """bench_collector.py's run with `serve` started with the pipeline on (its default), or
+    with `--no-pipeline` (the same load without it, for comparison in the same conditions)."""
+    import subprocess
     import tempfile
 
     import bench_collector
 
-    with tempfile.TemporaryDirectory() as tmp:
-        return dict(bench_collector.run_collector(Path(tmp), 8, 100, seconds))
+    popen = subprocess.Popen
+
+    def serve(args: list[str], **kw: Any) -> Any:
+        return popen(args + ([] if pipeline else ["--no-pipeline"]), **kw)
+
+    bench_collector.subprocess.Popen = serve  # type: ignore[assignment]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return {"pipeline": pipeline,
+                    **bench_collector.run_collector(Path(tmp), 8, 500, seconds)}
+    finally:
+        bench_collector.subprocess.Popen = popen  # type: ignore[misc]
 
 
 def main() -> None:
@@ -260,6 +272,8 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=40)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--rate", type=float, default=10_000.0)
+    ap.add_argument("--no-pipeline", action="store_true",
+                    help="throughput: the same load against `serve --no-pipeline`")
     a = ap.parse_args()
     print(machine("duckdb"), file=sys.stderr)
     if a.part == "round":
@@ -267,7 +281,7 @@ def main() -> None:
     elif a.part == "latency":
         out = bench_latency(a.seconds, a.probes, a.clients, a.rate)
     else:
-        out = bench_throughput(a.seconds)
+        out = bench_throughput(a.seconds, not a.no_pipeline)
     print(json.dumps(out, indent=2, default=str))
 
 
