@@ -3,8 +3,10 @@ batchings, a kill -9 mid-stream loses and double-counts nothing, the flags and /
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
@@ -158,3 +160,23 @@ def test_serve_with_a_bad_policy_exits_2_naming_the_file(tmp_path: Path) -> None
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
     assert str(bad) in res.stderr and "min_runz" in res.stderr
+
+
+def test_a_cli_ingest_through_the_server_is_reconciled_at_once(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, prepare=bars)
+    try:
+        (tmp_path / "runs.jsonl").write_text(
+            "\n".join(json.dumps(e) for e in run_events("Cli", 0, "LONG")) + "\n")
+        res = subprocess.run([sys.executable, "-m", "alphatrace.cli.main", "ingest",
+                              "runs.jsonl", "--db", str(srv.db)], cwd=tmp_path,
+                             capture_output=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        row = None
+        deadline = time.monotonic() + 30
+        while row is None and time.monotonic() < deadline:  # no further HTTP round comes
+            row = httpx.get(srv.url + "/v1/runs/Cli-0", headers=srv.auth("read")).json()[
+                "ledger"]
+            time.sleep(0.1)
+        assert row is not None and row["status"] == "realized"
+    finally:
+        srv.stop()

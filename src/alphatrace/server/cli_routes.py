@@ -101,4 +101,8 @@ async def cli(call: CliCall, request: Request) -> dict[str, Any]:
     # `keys create|revoke` may have changed the keys: the server's ring follows at once.
     with request.app.state.writer.store.con.cursor() as cur:
         request.app.state.keyring.replace(active_keys(cur))
+    if request.app.state.pipeline is not None:
+        # the command wrote on its own connection, not in a writer round: an empty round makes
+        # the live pipeline look at what it wrote (an ingest, a market import) now
+        request.app.state.writer.submit_call(lambda store: None)
     return {"exit_code": code, "stdout": out, "stderr": err}
