@@ -119,6 +119,26 @@ def test_a_steady_stream_still_gets_passes(seeded: Store, config: PipelineConfig
     assert live.passes == 2 and live.skipped == 8
 
 
+def test_under_a_stream_a_slow_pass_waits_as_long_as_it_took(
+        seeded: Store, config: PipelineConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+
+    def slow(store: Store, cfg: Any) -> Any:
+        clock.t += 0.5  # each pass takes 0.5 s
+        return reconcile(store, cfg)
+
+    monkeypatch.setattr(pipeline_mod, "reconcile", slow)
+    live = Pipeline(config, backlog=lambda: 1, max_defer_s=0.25, clock=clock)
+    for i in range(8):
+        ingest_events(seeded, run_events("A", i, "LONG"))
+        live(seeded)
+        clock.t += 0.125  # exact in binary: no rounding at the limits
+    # rounds 0-1 (t = 0, 0.125) wait; round 2 (0.25) passes, until 0.75; rounds 3-6
+    # (0.875 .. 1.25) wait up to 0.5 s, as long as that pass took (with 0.25, round 5 would
+    # pass); round 7 (1.375) passes, covering rounds 3-7
+    assert live.passes == 2 and live.last is not None and live.last.rounds == 5
+
+
 def test_a_failed_step_is_reported_and_retried(seeded: Store, config: PipelineConfig,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     live = Pipeline(config)

@@ -10,8 +10,9 @@ When it runs: after a round that committed something new — the data mark (newe
 number of event and market files, number of bars and funding rows) differs from the one the
 last pass saw — or when the last pass failed (it is retried). Coalescing: while more events
 wait in the writer's queue, the hook returns at once and the round that drains them runs one
-pass for all of them; a pass is never put off longer than `max_defer_s` after the data it
-covers was committed, so a steady stream still gets passes.
+pass for all of them; a pass is never put off longer than `max_defer_s` (or the duration of
+the last pass, if longer) after the data it covers was committed, so a steady stream still
+gets passes and ingest keeps at least about half of the writer's time.
 
 A failing step is logged and kept in `last_error` (GET /healthz shows it); ingest never fails
 because of the pipeline. Each pass is recorded (`PassRecord`): what changed, how long each
@@ -122,10 +123,19 @@ class Pipeline:
             self._rounds += 1
         if self._pending_since is None:
             return
-        if self.backlog() > 0 and now - self._pending_since < self.max_defer_s:
+        if self.backlog() > 0 and now - self._pending_since < self._defer_limit():
             self.skipped += 1  # the round draining the queue runs one pass for all of it
             return
         self.run(store, mark)
+
+    def _defer_limit(self) -> float:
+        """How long a pass may wait for the queue to drain: `max_defer_s`, or as long as the
+        last pass took, so that under a steady stream passes take at most about half of the
+        writer's time and ingest keeps the rest."""
+        last = self.last
+        took = 0.0 if last is None or last.caught_up_at is None else (
+            last.caught_up_at - last.started_at)
+        return max(self.max_defer_s, took)
 
     def run(self, store: Store, mark: Mark | None = None) -> PassRecord:
         """One pass now: reconcile, then gates. Never raises; the record says what happened."""
