@@ -145,7 +145,8 @@ def test_non_loopback_bind_needs_a_read_key(tmp_path: Path) -> None:
         assert ok.status_code == 200 and ok.headers["content-type"].startswith("text/plain")
         assert ("alphatrace_ingest_round_seconds_count", ()) in scrape(ok.text)
         assert httpx.get(srv.url + "/healthz").json().keys() == {
-            "status", "version", "pending_events", "pipeline_lag_s", "pending_notifications"}
+            "status", "version", "pending_events", "pipeline_lag_s", "pending_notifications",
+            "pipeline"}
     finally:
         srv.stop()
 

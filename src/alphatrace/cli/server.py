@@ -54,8 +54,18 @@ def serve(
         help="Open connections beyond this are answered 503 and closed.")] = MAX_CONNECTIONS,
     otlp_grpc_port: Annotated[int, typer.Option(
         help="Port of the OTLP/gRPC traces service (0 = off).")] = 4317,
+    policy: Annotated[Path | None, typer.Option(
+        "--policy", help="Policy file (YAML/TOML) of the live pipeline: its `reconcile:` "
+                         "section prices the legs, its governance sections decide the gates. "
+                         "Default: the shipped policy.")] = None,
+    no_pipeline: Annotated[bool, typer.Option(
+        "--no-pipeline", help="Only store events: no reconcile or gates after each round "
+                              "(run them with the CLI).")] = False,
 ) -> None:
-    """Run the collector: HTTP events, OTLP traces and the read API, as the store's only writer."""
+    """Run the collector: HTTP events, OTLP traces and the read API, as the store's only writer.
+
+    After every round that committed new data, the live pipeline reconciles what changed and
+    evaluates the gates (docs/collector.md §The live pipeline); --no-pipeline turns it off."""
     import uvicorn
 
     from alphatrace.server.app import NO_KEYS, create_app
@@ -63,6 +73,7 @@ def serve(
     from alphatrace.server.limits import Limits
     from alphatrace.server.listen import bind
     from alphatrace.server.metrics_routes import is_loopback
+    from alphatrace.server.pipeline import PipelineConfig
 
     for d in follow or []:
         if not d.is_dir():
@@ -74,9 +85,12 @@ def serve(
         limits = Limits(header_timeout, body_timeout, max_connections)
     except ValueError as e:
         raise InputError(f"--header-timeout/--body-timeout/--max-connections: {e}") from None
+    if no_pipeline and policy is not None:
+        raise InputError("--policy configures the live pipeline: not with --no-pipeline")
+    live = None if no_pipeline else PipelineConfig.load(str(policy) if policy else None)
     app = create_app(db, follow=follow or [], follow_market=follow_market or [],
-                     warn_without_keys=False,
-                     metrics_public=is_loopback(host))
+                     warn_without_keys=False, metrics_public=is_loopback(host), pipeline=live,
+                     policy=live.governance if live is not None else None)
     try:
         # Before any banner: a port in use is one line and exit 2, not a startup then a crash.
         sock = bind(host, port)
@@ -95,6 +109,9 @@ def serve(
         err_console.print(f"[bold]OTLP/gRPC[/] on {host}:{otlp_grpc_port}", highlight=False)
     err_console.print(f"[bold]dashboard[/] on http://{host}:{port}/  "
                       "(sign in with a key of scope read)", highlight=False)
+    err_console.print("[bold]live pipeline[/] " + (
+        "off (--no-pipeline): run reconcile and gates evaluate yourself" if live is None
+        else f"on: reconcile + gates after each round (policy {live.path})"), highlight=False)
     if not n_keys:
         err_console.print(Text(NO_KEYS, style="yellow"))
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,

@@ -41,12 +41,19 @@ _PNL_ORDER = "ts NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
 _W = "CASE WHEN direction <> 'FLAT' THEN size_usd END"
 
 
-def _split(table: str, name: str) -> str:
+def _split(table: str, name: str, runs: str | None = None) -> str:
     """`{name}_1`: rows of runs with one row in `table`; `{name}_m`: rows of runs with several.
     The few runs with several rows are found first; both halves are then joins against that
-    small set (semi / anti), never against the million single-row runs."""
+    small set (semi / anti), never against the million single-row runs. With `runs`, only the
+    rows of those runs take part (`{name}_rows`, found once): the work follows the runs that
+    changed."""
+    head = ""
+    if runs is not None:
+        head = (f"{name}_rows AS MATERIALIZED (SELECT * FROM {table} "
+                f"SEMI JOIN {runs} USING (run_id)),\n")
+        table = f"{name}_rows"
     return f"""
-{name}_multi AS (SELECT run_id FROM {table} GROUP BY run_id HAVING count(*) > 1),
+{head}{name}_multi AS (SELECT run_id FROM {table} GROUP BY run_id HAVING count(*) > 1),
 {name}_1 AS (SELECT * FROM {table} ANTI JOIN {name}_multi USING (run_id)),
 {name}_m AS (SELECT * FROM {table} SEMI JOIN {name}_multi USING (run_id))"""
 
@@ -65,10 +72,10 @@ def _wmean(part: str) -> str:
             f"ELSE {_fsum(f'{_W} * {part}')} / {_fsum(_W)} END")
 
 
-def _legs_sql() -> str:
+def _legs_sql(runs: str | None) -> str:
     """Per run: identity, symbols, direction, status counts and the weighted numbers."""
     return f"""
-{_split("legs", "leg")},
+{_split("legs", "leg", runs)},
 leg_run AS (
   SELECT run_id, 1 AS n_legs, agent, strategy, ts,
     coalesce(market_symbol, symbol) AS symbols, direction, score_final, regime,
@@ -106,11 +113,11 @@ leg_run AS (
 )"""
 
 
-def _telemetry_sql() -> str:
+def _telemetry_sql(runs: str | None) -> str:
     """Per run: sums of tokens, cost and errors; latency as the sum, or wall time."""
     wall = "date_diff('microsecond', {s}, {e}) / 1000.0"
     return f"""
-{_split("telemetry", "tel")},
+{_split("telemetry", "tel", runs)},
 tel AS (
   SELECT run_id, 1 AS n_telemetry, agent, strategy, coalesce(ts, start_ts) AS ts,
     CASE WHEN start_ts IS NOT NULL AND end_ts IS NOT NULL
@@ -139,7 +146,7 @@ def pnl_keys_sql(pnl_symmap: str) -> str:
     return f"SELECT alias, coalesce(symbol, nullif({norm_sql('alias')}, '')) AS key FROM {pnl_symmap}"
 
 
-def _pnl_sql(pnl_keys: str) -> str:
+def _pnl_sql(pnl_keys: str, runs: str | None) -> str:
     """Per run: identity and the latest external figure(s) — `run_level_bps` for a run-level
     event, else per-symbol figures, each weighted by the size of its market's legs (`k_*`);
     figures without such a leg are summed apart (`u_*`) and weighted by the agent's default
@@ -152,7 +159,7 @@ def _pnl_sql(pnl_keys: str) -> str:
     order = ("revision DESC, ts DESC NULLS LAST, file_id DESC NULLS LAST, line DESC NULLS LAST, "
              "event_id DESC")
     return f"""
-{_split("pnl", "pnl")},
+{_split("pnl", "pnl", runs)},
 pnl_latest_m AS (
   SELECT run_id, key, bps FROM (
     SELECT p.*, {key} AS key, p.realized_pnl_bps AS bps
@@ -199,14 +206,15 @@ pnl_run AS (
 
 
 def ledger_sql(policy_hash: str, pnl_keys: str = "_rc_pnlkeys",
-               params: str = "_rc_params") -> str:
-    """Ledger rows with the columns LEDGER_COLUMNS (unordered: readers order by ts, run_id)."""
+               params: str = "_rc_params", runs: str | None = None) -> str:
+    """Ledger rows with the columns LEDGER_COLUMNS (unordered: readers order by ts, run_id).
+    `runs`: a relation with a `run_id` column; only those runs' rows are built (None: all)."""
     realized = "CASE WHEN status = 'realized' THEN {x} END"
     return f"""
 WITH
-{_legs_sql()},
-{_telemetry_sql()},
-{_pnl_sql(pnl_keys)},
+{_legs_sql(runs)},
+{_telemetry_sql(runs)},
+{_pnl_sql(pnl_keys, runs)},
 joined AS (
   SELECT coalesce(lr.run_id, t.run_id, pr.run_id) AS run_id,
     coalesce(lr.agent, t.agent, pr.agent) AS agent,

@@ -43,6 +43,7 @@ from alphatrace.server.keys import active_keys
 from alphatrace.server.live_state import LiveState
 from alphatrace.server.metrics import CollectorMetrics
 from alphatrace.server.otlp_late import LateWriter
+from alphatrace.server.pipeline import Pipeline, PipelineConfig
 from alphatrace.server.trace_hold import TraceHold
 from alphatrace.server.writer import Busy, Writer
 from alphatrace.store.connection import SERVED
@@ -76,6 +77,7 @@ def create_app(
     metrics_public: bool = False,
     policy: str | Path | GovernancePolicy | None = None,
     trace_hold: TraceHold | None = None,
+    pipeline: PipelineConfig | None = None,
 ) -> FastAPI:
     """The app, with its writer (and store) open; the writer thread starts with the app.
 
@@ -84,7 +86,10 @@ def create_app(
     key (`alphatrace serve` sets it when it binds a loopback address). `policy`: the
     governance policy the sizing state uses (confidence, `sizing:`; default the shipped one).
     `trace_hold`: where OTLP spans wait for their trace's root (server/trace_hold.py; default
-    bounds if None)."""
+    bounds if None).
+    `pipeline`: run the live pipeline (server/pipeline.py) with this policy after every ingest
+    round, as the first after-round hook, and once at start for what arrived while the server
+    was down (`alphatrace serve` passes one unless --no-pipeline; None: store events only)."""
     writer = Writer(
         db_path,
         linger_s=linger_s,
@@ -100,6 +105,10 @@ def create_app(
     dispatcher = Dispatcher(writer.store)
     writer.before_close(dispatcher.stop)
     writer.observer = metrics.ingest
+    pipe = None
+    if pipeline is not None:
+        pipe = Pipeline(pipeline, backlog=lambda: writer.pending_events)
+        writer.after_round(pipe)  # first: the hooks after it read what it derived
     # The sizing state: read now, then after every round that wrote; registered after the
     # live pipeline's hook, so it reads what the pipeline derived in the same round.
     live = LiveState(load_governance(policy), reader=writer.reader)
@@ -120,6 +129,8 @@ def create_app(
         writer.start()
         dispatcher.start()
         late.start()
+        if pipe is not None:  # catch up at once with what arrived while no server ran
+            writer.submit_call(lambda store: None)
         # Everything alive now (the app, its routes and models, the libraries) lives as long as
         # the server: out of the collector's way, so the full collections that thousands of
         # events a second trigger do not walk it again each time (p99 291 -> 245 ms in
@@ -149,6 +160,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.dispatcher = dispatcher
     app.state.live = live
+    app.state.pipeline = pipe
     app.state.local_token = None  # set by `serve` with the discovery file (store/discovery.py)
     app.state.db_abs = writer.store.path.resolve() if writer.store.path is not None else None
     if app.state.db_abs is not None:

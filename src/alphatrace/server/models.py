@@ -50,6 +50,23 @@ class Agents(BaseModel):
     agents: list[AgentSummary]
 
 
+class PipelineHealth(BaseModel):
+    """The live pipeline (server/pipeline.py): null in the health body when it is off."""
+
+    policy: str
+    passes: int
+    failures: int
+    caught_up: bool = Field(description="no committed data waits for a pass")
+    lag_ms: float = Field(description="derived state behind committed data: growing while a "
+                                      "pass is due, else the last pass's lag")
+    last_pass_ms: float | None
+    last_reconcile_ms: float | None
+    last_gates_ms: float | None
+    last_decisions: int = Field(description="decision records the last pass appended")
+    newest_file_id: int | None
+    last_error: str | None = Field(description="why the last pass failed (retried next round)")
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
@@ -58,6 +75,7 @@ class Health(BaseModel):
                                               "derived state has waited; 0 when up to date")
     pending_notifications: int | None = Field(
         None, description="notification deliveries waiting; null without notifications")
+    pipeline: PipelineHealth | None = None
 
 
 class KeyCreate(BaseModel):

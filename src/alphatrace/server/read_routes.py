@@ -100,4 +100,5 @@ async def healthz(request: Request) -> Any:
     lag = await run_in_threadpool(pipeline_lag_s, pipeline, writer.reader)
     pending = await run_in_threadpool(pending_notifications, writer.reader)
     return {"status": "ok", "version": __version__, "pending_events": writer.pending_events,
-            "pipeline_lag_s": lag, "pending_notifications": pending}
+            "pipeline_lag_s": lag, "pending_notifications": pending,
+            "pipeline": pipeline.health() if pipeline is not None else None}

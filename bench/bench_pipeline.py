@@ -1,0 +1,289 @@
+"""The live pipeline (issue #14 targets): its work per round, decision latency, throughput.
+
+(a) round: a store of 1M runs (alpha + telemetry each, pnl for 1 in 10; a year of 1h bars
+    for 4 symbols), reconciled once in full; then a round adds 1,000 runs through ingest and
+    the pipeline pass runs (incremental reconcile + gates evaluate), printed beside a full
+    rebuild (`reconcile(full=True)`) of the same store in the same run. Target ≤ 100 ms.
+(b) latency: a real server (uvicorn on loopback, in this process) with the pipeline on,
+    8 client processes sending 10,000 events/s in all; a probe sends a losing agent's runs,
+    one run per request, and times from the request that completes its evidence (the 5th
+    losing run) to the committed kill record (seen by an after-round hook registered after
+    the pipeline). p50/p99 over repeats. Targets p50 ≤ 250 ms, p99 ≤ 1 s.
+(c) throughput: bench_collector.py's load generator against `serve` with the pipeline on.
+    Target ≥ 20,000 events/s, p99 ≤ 250 ms.
+
+    python bench/bench_pipeline.py round [--runs N]
+    python bench/bench_pipeline.py latency [--seconds S] [--probes N]
+    python bench/bench_pipeline.py throughput [--seconds S] [--no-pipeline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from common import machine
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+START = dt.datetime(2024, 1, 1)
+HOURS = 24 * 365
+SYMBOLS = 4
+
+
+def build_store(db: Path, runs: int) -> None:
+    """Bars for SYMBOLS symbols, and `runs` runs written straight into the event tables as
+    ingest would store them (one file id, recorded in ingested_files)."""
+    from alphatrace.store import Store
+
+    for p in (db, db.with_name(db.name + ".wal")):
+        if p.exists():
+            p.unlink()
+    with Store(db) as store:
+        con = store.con
+        con.execute("SELECT setseed(0.17)")
+        con.execute(f"""
+INSERT INTO bars (symbol, interval_s, ts, open)
+SELECT 'SYM' || s || 'USDT', 3600, TIMESTAMP '{START}' + to_hours(h),
+       (100 + 37 * s) * exp(0.05 * sin(h / 300.0 + s) + 0.01 * sin(h / 7.0 + 3 * s))
+FROM range({SYMBOLS}) a(s), range({HOURS}) b(h)""")
+        fid = int(con.execute("SELECT nextval('file_id_seq')").fetchall()[0][0])
+        con.execute("INSERT INTO ingested_files VALUES (?, 'bench', NULL, 0, ?, ?, 0, 0, "
+                    "current_timestamp::TIMESTAMP)", [fid, runs, runs])
+        ts = (f"TIMESTAMP '{START}' + to_microseconds(CAST(i / {runs} * {HOURS - 10} * 3600e6 "
+              "AS BIGINT))")
+        con.execute(f"""
+INSERT INTO alpha (event_id, run_id, agent, ts, symbol, direction, score_final, size_usd,
+                   horizon_s, strategy, file_id, line)
+SELECT 'a' || i, 'r' || lpad(i::VARCHAR, 8, '0'), 'Agent' || (i % 12), {ts},
+       'SYM' || (i % {SYMBOLS}) || 'USDT',
+       CASE WHEN random() < 0.5 THEN 'LONG' ELSE 'SHORT' END, round(random() * 4 - 2, 2),
+       NULL, [3600, 14400, 28800][1 + i % 3], 'S' || (i % 3), {fid}, 3 * i + 1
+FROM range({runs}) r(i)""")
+        con.execute(f"""
+INSERT INTO telemetry (event_id, run_id, agent, ts, latency_ms, tokens_in, tokens_out,
+                       cost_usd, errors, strategy, file_id, line)
+SELECT 't' || i, 'r' || lpad(i::VARCHAR, 8, '0'), 'Agent' || (i % 12), {ts},
+       100 + random() * 400, 1000, 200, 0.002, 0, 'S' || (i % 3), {fid}, 3 * i + 2
+FROM range({runs}) r(i)""")
+        con.execute(f"""
+INSERT INTO pnl (event_id, run_id, realized_pnl_bps, ts, agent, revision, file_id, line)
+SELECT 'p' || i, 'r' || lpad(i::VARCHAR, 8, '0'), round(random() * 60 - 30, 2), {ts},
+       'Agent' || (i % 12), 0, {fid}, 3 * i + 3
+FROM range(0, {runs}, 10) r(i)""")
+        con.execute("CHECKPOINT")
+
+
+def new_runs(first: int, n: int) -> list[dict[str, Any]]:
+    """`n` runs after the stored ones (the newest signal times: their exits mostly open)."""
+    out: list[dict[str, Any]] = []
+    for k in range(first, first + n):
+        ts = (START + dt.timedelta(hours=HOURS - 10, seconds=k % 30_000)).isoformat() + "Z"
+        rid = f"n{k:08d}"
+        out.append({"type": "alpha", "event_id": f"{rid}:a", "run_id": rid,
+                    "agent": f"Agent{k % 12}", "ts": ts, "symbol": f"SYM{k % SYMBOLS}USDT",
+                    "direction": "LONG", "horizon": 3600, "strategy": f"S{k % 3}"})
+        out.append({"type": "telemetry", "event_id": f"{rid}:t", "run_id": rid,
+                    "agent": f"Agent{k % 12}", "ts": ts, "latency_ms": 120.0,
+                    "strategy": f"S{k % 3}"})
+    return out
+
+
+def bench_round(runs: int, rounds: int) -> dict[str, Any]:
+    from alphatrace.ledger.reconcile import reconcile
+    from alphatrace.server.pipeline import Pipeline, PipelineConfig
+    from alphatrace.store import Store
+    from alphatrace.store.ingest import ingest_events
+
+    OUT.mkdir(exist_ok=True)
+    db = OUT / f"bench_pipeline_{runs}.duckdb"
+    t = time.perf_counter()
+    build_store(db, runs)
+    print(f"store built in {time.perf_counter() - t:.1f}s: {runs:,} runs", file=sys.stderr)
+    cfg = PipelineConfig.load(None)
+    with Store(db) as store:
+        t = time.perf_counter()
+        reconcile(store, cfg.reconcile, full=True)
+        first_full = time.perf_counter() - t
+        live = Pipeline(cfg)
+        live.run(store)  # the first pass: gates over the whole history, as at server start
+        passes = []
+        for k in range(rounds):
+            ingest_events(store, new_runs(k * 1000, 1000))
+            live(store)
+            rec = live.last
+            assert rec is not None and rec.error is None, rec
+            assert rec.reconcile is not None
+            passes.append({"total_ms": rec.total_ms, "reconcile_ms": rec.reconcile_ms,
+                           "gates_ms": rec.gates_ms, "rebuilt": rec.reconcile["rebuilt"],
+                           "priced": rec.reconcile["priced"]})
+        t = time.perf_counter()
+        rep = reconcile(store, cfg.reconcile, full=True)
+        full_s = time.perf_counter() - t
+    totals = sorted(p["total_ms"] for p in passes)
+    return {"runs": rep.runs, "first_full_s": first_full, "full_rebuild_s": full_s,
+            "pass_ms_median": statistics.median(totals), "pass_ms_max": totals[-1],
+            "passes": passes}
+
+
+# -- (b) decision latency --------------------------------------------------------------------
+
+def _load_client(args: tuple[str, str, float, float, int]) -> int:
+    """One load client: sends `rate` events/s in requests of 100 until `until`."""
+    import httpx
+
+    url, key, rate, until, seed = args
+    sent, seq = 0, 0
+    per = 100
+    interval = per / rate
+    nxt = time.monotonic()
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
+                      timeout=30) as c:
+        while time.monotonic() < until:
+            evs = [{"type": "telemetry", "run_id": f"L{seed}-{seq}-{i}", "agent": f"Load{seed}",
+                    "latency_ms": 50.0, "tokens_in": 10} for i in range(per)]
+            c.post("/v1/events", json=evs)
+            sent += per
+            seq += 1
+            nxt += interval
+            time.sleep(max(0.0, nxt - time.monotonic()))
+    return sent
+
+
+def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dict[str, Any]:
+    import multiprocessing as mp
+
+    import httpx
+    import uvicorn
+
+    from alphatrace.server.app import create_app
+    from alphatrace.server.keys import create_key
+    from alphatrace.server.pipeline import PipelineConfig
+    from alphatrace.store import Store
+
+    OUT.mkdir(exist_ok=True)
+    db = OUT / "bench_pipeline_latency.duckdb"
+    for p in (db, db.with_name(db.name + ".wal")):
+        if p.exists():
+            p.unlink()
+    with Store(db) as store:
+        key = create_key(store, "bench", "ingest")["key"]
+        store.con.execute(
+            "INSERT INTO bars (symbol, interval_s, ts, open) SELECT 'BTCUSDT', 3600, "
+            f"TIMESTAMP '{START}' + to_hours(h), 100 * pow(1.01, h) FROM range(2000) b(h)")
+    app = create_app(db, pipeline=PipelineConfig.load(None), warn_without_keys=False)
+    kills: dict[str, float] = {}
+
+    def watch(store: Any) -> None:  # after the pipeline: its kill records are committed
+        rec = app.state.pipeline.last
+        if rec is not None:
+            for d in rec.decisions:
+                if d["action"] == "kill" and d["subject"] not in kills:
+                    kills[d["subject"]] = time.perf_counter()
+
+    app.state.writer.after_round(watch)
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    while not server.started:
+        time.sleep(0.05)
+    until = time.monotonic() + seconds
+    ctx = mp.get_context("spawn")
+    pool = ctx.Pool(clients)
+    load = pool.map_async(_load_client, [(url, key, rate / clients, until, i)
+                                         for i in range(clients)])
+    time.sleep(min(3.0, seconds / 5))  # the load is running
+    latencies: list[float] = []
+    hdr = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, headers=hdr, timeout=30) as c:
+        for p in range(probes):
+            if time.monotonic() > until - 2:
+                break
+            agent = f"Probe{p}"
+            for i in range(5):  # realized losers: SHORT in a rising market, 1h horizon
+                ts = (START + dt.timedelta(hours=10 * p + i, minutes=1)).isoformat() + "Z"
+                ev = [{"type": "alpha", "run_id": f"{agent}-{i}", "agent": agent, "ts": ts,
+                       "symbol": "BTC", "direction": "SHORT", "horizon": 3600}]
+                t0 = time.perf_counter()
+                c.post("/v1/events", json=ev).raise_for_status()
+            deadline = time.perf_counter() + 10
+            while agent not in kills and time.perf_counter() < deadline:
+                time.sleep(0.002)
+            if agent in kills:
+                latencies.append((kills[agent] - t0) * 1000.0)
+            time.sleep(0.2)
+    sent = sum(load.get())
+    pool.close()
+    health = httpx.get(url + "/healthz").json()
+    server.should_exit = True
+    thread.join(30)
+    latencies.sort()
+
+    def q(x: float) -> float:
+        return latencies[min(len(latencies) - 1, int(x * len(latencies)))] if latencies else float("nan")
+
+    return {"probes": len(latencies), "missed": probes - len(latencies),
+            "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": latencies[-1] if latencies else None,
+            "load_events_per_s": sent / seconds, "pipeline": health["pipeline"]}
+
+
+def bench_throughput(seconds: float, pipeline: bool) -> dict[str, Any]:
+    """bench_collector.py's run with `serve` started with the pipeline on (its default), or
+    with `--no-pipeline` (the same load without it, for comparison in the same conditions)."""
+    import subprocess
+    import tempfile
+
+    import bench_collector
+
+    popen = subprocess.Popen
+
+    def serve(args: list[str], **kw: Any) -> Any:
+        return popen(args + ([] if pipeline else ["--no-pipeline"]), **kw)
+
+    bench_collector.subprocess.Popen = serve  # type: ignore[assignment]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return {"pipeline": pipeline,
+                    **bench_collector.run_collector(Path(tmp), 8, 500, seconds)}
+    finally:
+        bench_collector.subprocess.Popen = popen  # type: ignore[misc]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("part", choices=["round", "latency", "throughput"])
+    ap.add_argument("--runs", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--probes", type=int, default=40)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--rate", type=float, default=10_000.0)
+    ap.add_argument("--no-pipeline", action="store_true",
+                    help="throughput: the same load against `serve --no-pipeline`")
+    a = ap.parse_args()
+    print(machine("duckdb"), file=sys.stderr)
+    if a.part == "round":
+        out = bench_round(a.runs, a.rounds)
+    elif a.part == "latency":
+        out = bench_latency(a.seconds, a.probes, a.clients, a.rate)
+    else:
+        out = bench_throughput(a.seconds, not a.no_pipeline)
+    print(json.dumps(out, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""The live pipeline: after each ingest round, the server brings derived state up to date.
+
+`Pipeline` is the first `Writer.after_round` hook (server/app.py registers it). It runs on
+the writer thread, so nothing else writes while it works: an incremental `reconcile` (legs
+and the ledger rows of the runs that changed), then `Gates(store).evaluate(policy)`, which
+appends decision records only for news. The same calls as `alphatrace reconcile` and
+`alphatrace gates evaluate`, so the live path and the batch tools give the same results.
+
+When it runs: after a round that committed something new — the data mark (newest file id,
+number of event and market files, number of bars and funding rows) differs from the one the
+last pass saw — or when the last pass failed (it is retried). Coalescing: while more events
+wait in the writer's queue, the hook returns at once and the round that drains them runs one
+pass for all of them; a pass is never put off longer than `max_defer_s` (or the duration of
+the last pass, if longer) after the data it covers was committed, so a steady stream still
+gets passes and ingest keeps at least about half of the writer's time.
+
+A failing step is logged and kept in `last_error` (GET /healthz shows it); ingest never fails
+because of the pipeline. Each pass is recorded (`PassRecord`): what changed, how long each
+step took, and the pipeline lag — from the commit of the oldest data the pass covers to the
+end of the pass. The last one stays in `last` for /healthz and for the hooks registered after
+this one (live sizing, the decision stream, notifications).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import duckdb
+
+from alphatrace.governance.api import Gates
+from alphatrace.governance.policy import GovernancePolicy, load_governance
+from alphatrace.ledger import policy as rpolicy
+from alphatrace.ledger.reconcile import newest_file_id, reconcile
+from alphatrace.policy import Policy, load_policy
+from alphatrace.store import Store
+from alphatrace.store.connection import has_table, one
+
+log = logging.getLogger("alphatrace.server.pipeline")
+
+Mark = tuple[int, ...]
+Clock = Callable[[], float]
+
+
+def data_mark(con: duckdb.DuckDBPyConnection) -> Mark:
+    """What the pipeline compares to tell new data: the newest file id (`newest_file_id`, as
+    reconcile records it), the number of event and market files (a file committed late with an
+    older id still counts), and the number of bar and funding rows (market data written
+    without a file). Each is a count or a max over a small table, or table metadata."""
+    parts = ["(SELECT count(*) FROM ingested_files)"]
+    for table in ("market_files", "bars", "funding"):
+        if has_table(con, table):
+            parts.append(f"(SELECT count(*) FROM {table})")
+    counts = one(con, f"SELECT {', '.join(parts)}")
+    return (newest_file_id(con), *(int(c) for c in counts))
+
+
+@dataclass
+class PassRecord:
+    """One pipeline pass. Times are seconds since the epoch; durations milliseconds."""
+
+    seq: int
+    rounds: int                  # writer rounds this pass covers (coalesced)
+    newest_file_id: int
+    started_at: float
+    committed_at: float          # when the oldest round this pass covers was committed
+    reconcile_ms: float | None = None
+    gates_ms: float | None = None
+    total_ms: float = 0.0
+    caught_up_at: float | None = None   # derived state up to date (None: the pass failed)
+    lag_ms: float | None = None         # caught_up_at - committed_at
+    reconcile: dict[str, Any] | None = None
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PipelineConfig:
+    """The policy the pipeline runs with: its `reconcile:` and governance sections."""
+
+    reconcile: rpolicy.ReconcileConfig
+    governance: GovernancePolicy
+    path: str
+
+    @classmethod
+    def load(cls, policy: Policy | str | None = None) -> PipelineConfig:
+        """From a policy file (None: the shipped policy); a bad file raises PolicyError."""
+        doc = policy if isinstance(policy, Policy) else load_policy(policy)
+        return cls(rpolicy.load(doc), load_governance(doc), doc.path)
+
+
+class Pipeline:
+    """The `after_round` hook; see the module docstring."""
+
+    def __init__(self, config: PipelineConfig, *, backlog: Callable[[], int] = lambda: 0,
+                 max_defer_s: float = 0.25, clock: Clock = time.time) -> None:
+        self.config = config
+        self.backlog = backlog
+        self.max_defer_s = max_defer_s
+        self.clock = clock
+        self.last: PassRecord | None = None
+        self.last_error: str | None = None
+        self.passes = 0
+        self.failures = 0
+        self.skipped = 0
+        self._seen: Mark | None = None
+        self._pending_since: float | None = None  # first round not yet covered by a pass
+        self._rounds = 0
+        self._retry = False
+
+    def __call__(self, store: Store) -> None:
+        now = self.clock()
+        mark = data_mark(store.con)
+        if mark != self._seen or self._retry:
+            if self._pending_since is None:
+                self._pending_since = now
+            self._rounds += 1
+        if self._pending_since is None:
+            return
+        if self.backlog() > 0 and now - self._pending_since < self._defer_limit():
+            self.skipped += 1  # the round draining the queue runs one pass for all of it
+            return
+        self.run(store, mark)
+
+    def _defer_limit(self) -> float:
+        """How long a pass may wait for the queue to drain: `max_defer_s`, or as long as the
+        last pass took, so that under a steady stream passes take at most about half of the
+        writer's time and ingest keeps the rest."""
+        last = self.last
+        took = 0.0 if last is None or last.caught_up_at is None else (
+            last.caught_up_at - last.started_at)
+        return max(self.max_defer_s, took)
+
+    def run(self, store: Store, mark: Mark | None = None) -> PassRecord:
+        """One pass now: reconcile, then gates. Never raises; the record says what happened."""
+        started = self.clock()
+        committed = self._pending_since if self._pending_since is not None else started
+        mark = mark if mark is not None else data_mark(store.con)
+        rec = PassRecord(seq=self.passes + 1, rounds=self._rounds, newest_file_id=mark[0],
+                         started_at=started, committed_at=committed)
+        t0 = time.perf_counter()
+        try:
+            report = self._step(rec, "reconcile_ms",
+                                lambda: reconcile(store, self.config.reconcile))
+            rec.reconcile = report.to_dict()
+            rec.decisions = self._step(
+                rec, "gates_ms", lambda: Gates(store).evaluate(self.config.governance))
+        except Exception as e:
+            rec.error = f"{type(e).__name__}: {e}"
+            log.exception("live pipeline pass failed; it is retried after the next round")
+        rec.total_ms = (time.perf_counter() - t0) * 1000.0
+        self.passes += 1
+        self.last = rec
+        if rec.error is None:
+            rec.caught_up_at = self.clock()
+            rec.lag_ms = (rec.caught_up_at - committed) * 1000.0
+            self._seen, self._pending_since, self._rounds = mark, None, 0
+            self._retry = False
+            self.last_error = None
+        else:
+            self.failures += 1
+            self.last_error = rec.error
+            self._retry = True
+        return rec
+
+    @staticmethod
+    def _step(rec: PassRecord, slot: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            setattr(rec, slot, (time.perf_counter() - t0) * 1000.0)
+
+    def health(self) -> dict[str, Any]:
+        """The `pipeline` part of GET /healthz. `lag_ms`: how far derived state is behind the
+        committed data — growing while a pass is due, else the last pass's lag."""
+        last = self.last
+        behind = self._pending_since
+        lag = ((self.clock() - behind) * 1000.0 if behind is not None
+               else (last.lag_ms if last is not None else 0.0))
+        return {
+            "policy": self.config.path,
+            "passes": self.passes,
+            "failures": self.failures,
+            "caught_up": behind is None,
+            "lag_ms": lag,
+            "last_pass_ms": last.total_ms if last is not None else None,
+            "last_reconcile_ms": last.reconcile_ms if last is not None else None,
+            "last_gates_ms": last.gates_ms if last is not None else None,
+            "last_decisions": len(last.decisions) if last is not None else 0,
+            "newest_file_id": last.newest_file_id if last is not None else None,
+            "last_error": self.last_error,
+        }
+

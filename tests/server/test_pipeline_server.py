@@ -1,0 +1,182 @@
+"""The live pipeline in a real `alphatrace serve` on loopback: live equals batch over random
+batchings, a kill -9 mid-stream loses and double-counts nothing, the flags and /healthz."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import alphatrace as at
+from alphatrace.governance.api import Gates
+from alphatrace.ledger.reconcile import reconcile
+from alphatrace.server.pipeline import PipelineConfig
+from alphatrace.store import Store
+from alphatrace.store.ingest import ingest_events
+from tests.server.conftest import Server, start_server
+from tests.server.test_pipeline import bars, run_events
+
+# Agents whose lifecycle does not depend on when the gates were evaluated (a loser is killed
+# from its 5th run on, a winner promoted, a flat one stays a candidate; Mixed loses more than
+# it wins and is killed by the end in any case), so every batching must end the same.
+EVENTS = [e for i in range(7) for e in
+          run_events("Loser", i, "SHORT") + run_events("Winner", i, "LONG")
+          + run_events("Mixed", i, "LONG" if i % 2 else "SHORT")
+          + run_events("Idle", i, "FLAT")]
+
+
+def final_state(db: Path) -> dict[str, Any]:
+    """Ledger rows, confidence multipliers, lifecycle and event counts of a closed store."""
+    with at.connect(db) as d:
+        con = d.store.con
+        return {
+            "ledger": con.execute("SELECT * FROM ledger ORDER BY run_id").fetchall(),
+            "confidence": d.confidence().select(["agent", "multiplier", "runs", "state"]
+                                                ).to_pylist(),
+            "events": con.execute("SELECT (SELECT count(*) FROM alpha), "
+                                  "(SELECT count(*) FROM telemetry)").fetchall(),
+        }
+
+
+@pytest.fixture(scope="module")
+def batch_state(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Batch: `ingest` + `reconcile` + `gates evaluate` on a fresh store."""
+    db = tmp_path_factory.mktemp("batch") / "batch.duckdb"
+    cfg = PipelineConfig.load(None)
+    with Store(db) as store:
+        bars(store)
+        ingest_events(store, EVENTS)
+        reconcile(store, cfg.reconcile)
+        Gates(store).evaluate(cfg.governance)
+    state = final_state(db)
+    assert {(c["agent"], c["state"]) for c in state["confidence"]} == {
+        ("Loser", "killed"), ("Winner", "promoted"), ("Mixed", "killed"), ("Idle", "candidate")}
+    return state
+
+
+def post(srv: Server, events: list[dict[str, Any]]) -> None:
+    res = httpx.post(srv.url + "/v1/events", json=events, headers=srv.auth("ingest"),
+                     timeout=60)
+    assert res.status_code == 200, res.text
+
+
+@pytest.mark.slow
+@settings(max_examples=4, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(1, len(EVENTS) - 1), max_size=12, unique=True),
+       parallel=st.booleans())
+def test_live_equals_batch_in_any_batching(tmp_path_factory: pytest.TempPathFactory,
+                                           batch_state: dict[str, Any], cuts: list[int],
+                                           parallel: bool) -> None:
+    bounds = [0, *sorted(cuts), len(EVENTS)]
+    batches = [EVENTS[a:b] for a, b in pairwise(bounds)]
+    srv = start_server(tmp_path_factory.mktemp("live"), prepare=bars)
+    try:
+        if parallel:  # concurrent requests: rounds merge, passes coalesce
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(lambda b: post(srv, b), batches))
+        else:
+            for b in batches:
+                post(srv, b)
+        health = httpx.get(srv.url + "/healthz").json()["pipeline"]
+        assert health["last_error"] is None and health["passes"] >= 1
+    finally:
+        srv.stop()  # the writer finishes its queue and the pass after the last round first
+    assert final_state(srv.db) == batch_state
+
+
+def test_kill_9_mid_stream_then_restart_ends_as_without_a_crash(
+        tmp_path: Path, batch_state: dict[str, Any]) -> None:
+    """The client resends every batch it got no answer for (at-least-once, fixed event ids):
+    events are not lost or counted twice, and the restarted pipeline catches up."""
+    batches = [EVENTS[k:k + 4] for k in range(0, len(EVENTS), 4)]
+    srv = start_server(tmp_path, prepare=bars)
+    sent = 0
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            for i, b in enumerate(batches):
+                if i == len(batches) // 2:
+                    # the kill lands while this batch is in flight (or just before it)
+                    fut = pool.submit(post, srv, b)
+                    srv.proc.kill()
+                    srv.proc.wait(30)
+                    try:
+                        fut.result()
+                        sent += 1  # answered before the kill: committed
+                    except (httpx.TransportError, AssertionError):
+                        pass
+                    break
+                post(srv, b)
+                sent += 1
+    finally:
+        srv.stop()
+    again = start_server(tmp_path, keys=False)
+    again.keys = srv.keys
+    try:
+        for b in batches[sent:]:
+            post(again, b)
+        # a resend of what was committed is a duplicate, never a second copy
+        post(again, batches[0])
+    finally:
+        again.stop()
+    assert final_state(srv.db) == batch_state
+
+
+def test_health_reports_the_pipeline_and_no_pipeline_turns_it_off(tmp_path: Path) -> None:
+    (tmp_path / "on").mkdir()
+    srv = start_server(tmp_path / "on", prepare=bars)
+    try:
+        post(srv, run_events("A", 0, "LONG"))
+        health = httpx.get(srv.url + "/healthz").json()["pipeline"]
+        assert health["policy"] == "<default policy default.yaml>"
+        assert health["failures"] == 0 and health["last_error"] is None
+    finally:
+        srv.stop()
+    (tmp_path / "off").mkdir()
+    off = start_server(tmp_path / "off", "--no-pipeline")
+    try:
+        post(off, run_events("A", 0, "LONG"))
+        assert httpx.get(off.url + "/healthz").json()["pipeline"] is None
+    finally:
+        off.stop()
+    with Store(off.db) as store:  # events stored, nothing derived
+        assert store.con.execute("SELECT count(*) FROM ledger").fetchall() == [(0,)]
+
+
+def test_serve_with_a_bad_policy_exits_2_naming_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("gates:\n  min_runz: 3\n")
+    res = subprocess.run([sys.executable, "-m", "alphatrace.cli.main", "serve", "--db",
+                          str(tmp_path / "s.duckdb"), "--port", "0", "--policy", str(bad)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert str(bad) in res.stderr and "min_runz" in res.stderr
+
+
+def test_a_cli_ingest_through_the_server_is_reconciled_at_once(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, prepare=bars)
+    try:
+        (tmp_path / "runs.jsonl").write_text(
+            "\n".join(json.dumps(e) for e in run_events("Cli", 0, "LONG")) + "\n")
+        res = subprocess.run([sys.executable, "-m", "alphatrace.cli.main", "ingest",
+                              "runs.jsonl", "--db", str(srv.db)], cwd=tmp_path,
+                             capture_output=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        row = None
+        deadline = time.monotonic() + 30
+        while row is None and time.monotonic() < deadline:  # no further HTTP round comes
+            row = httpx.get(srv.url + "/v1/runs/Cli-0", headers=srv.auth("read")).json()[
+                "ledger"]
+            time.sleep(0.1)
+        assert row is not None and row["status"] == "realized"
+    finally:
+        srv.stop()
