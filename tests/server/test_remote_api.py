@@ -52,7 +52,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     (root / "here").mkdir()
     shutil.copy(root / "demo.duckdb", root / "served" / "collector.duckdb")
     shutil.copy(root / "demo.duckdb", root / "here" / "local.duckdb")
-    srv = start_server(root / "served")
+    # --no-pipeline: the remote copy must change only by the calls compared here
+    srv = start_server(root / "served", "--no-pipeline")
     local = at.connect(root / "here" / "local.duckdb")
     try:
         yield Pair(at.connect(srv.url, key=srv.keys["admin"]), local, srv, root / "events")

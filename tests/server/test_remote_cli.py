@@ -63,7 +63,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     shutil.copy(root / "demo.duckdb", root / "served" / "collector.duckdb")
     shutil.copy(root / "demo.duckdb", root / "local.duckdb")
     rows = json.loads(cli(root, "ledger", "--json", "--db", str(root / "local.duckdb")).stdout)
-    srv = start_server(root / "served")
+    # --no-pipeline: the remote copy must change only by the commands compared here
+    srv = start_server(root / "served", "--no-pipeline")
     try:
         yield Setup(srv, root / "local.duckdb", root / "work", rows[0]["agent"], rows[0]["run_id"])
     finally:

@@ -177,13 +177,19 @@ class Pipeline:
         finally:
             setattr(rec, slot, (time.perf_counter() - t0) * 1000.0)
 
-    def health(self) -> dict[str, Any]:
-        """The `pipeline` part of GET /healthz. `lag_ms`: how far derived state is behind the
-        committed data — growing while a pass is due, else the last pass's lag."""
+    def lag_s(self) -> float:
+        """How far derived state is behind the committed data, in seconds: growing while a
+        pass is due, else the last pass's lag (`/healthz` and the `/metrics` gauge)."""
         last = self.last
         behind = self._pending_since
-        lag = ((self.clock() - behind) * 1000.0 if behind is not None
-               else (last.lag_ms if last is not None else 0.0))
+        return ((self.clock() - behind) if behind is not None
+                else ((last.lag_ms or 0.0) / 1000.0 if last is not None else 0.0))
+
+    def health(self) -> dict[str, Any]:
+        """The `pipeline` part of GET /healthz (`lag_ms`: `lag_s` in ms)."""
+        last = self.last
+        behind = self._pending_since
+        lag = self.lag_s() * 1000.0
         return {
             "policy": self.config.path,
             "passes": self.passes,
