@@ -10,6 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from alphatrace.errors import GovernanceError, NotFoundError
@@ -80,8 +81,8 @@ class Gates:
         assessed = assess(con, gp, when) if when is not None else []
 
         def decided() -> list[tuple[Decision, bool]]:
-            pre = journal.lifecycle_states(con)
-            last = journal.newest_records(con)
+            pre = journal.lifecycle_states(con, when)
+            last = journal.newest_records(con, when)
             ds = judge(con, gp, when, pre, assessed) if when is not None else []
             return [(d, novelty.is_news(last.get(d.key), d.content())) for d in ds]
 
@@ -137,13 +138,14 @@ class GovernanceAPI:
         """Per agent: multiplier, runs, last run, lowest multiplier, warning, lifecycle state.
         With `history=True`: every run's factor and the multiplier after it."""
         gp = load_governance(policy)
-        conf = confidence.compute(self.store.con, gp, agent, parse_as_of(as_of))
+        when = parse_as_of(as_of)
+        conf = confidence.compute(self.store.con, gp, agent, when)
         if agent is not None and len(conf.order) == 0 and not _has_agent(self.store, agent):
             raise NotFoundError(f"no agent named {agent!r}")
         if history:
             return conf.history()
         summ = conf.summary(gp.confidence.warn_below)
-        states = journal.lifecycle_states(self.store.con)
+        states = journal.lifecycle_states(self.store.con, when)
         return summ.append_column("state", pa.array(
             [states.get(("agent", a), "candidate") for a in summ.column("agent").to_pylist()],
             pa.string()))
@@ -192,9 +194,21 @@ class GovernanceAPI:
             now = journal.now()
             d = Decision(subject=key[1], scope=key[0], action="revive", rule=None, fired=(),
                          blocked=False, state="candidate", cascade_from=None, metrics={},
-                         run_ids=[], as_of=now, policy_hash=None, reason=reason.strip())
+                         run_ids=[], as_of=revive_time(con, key), policy_hash=None,
+                         reason=reason.strip())
             return journal.append(self.store, [d], None, actor=actor or upgrade.operator(),
                                   at=now)[0]
+
+
+def revive_time(con: duckdb.DuckDBPyConnection, key: SubjectKey) -> dt.datetime:
+    """A revive's as_of: the time the data stands at (the newest knowledge time), or the
+    subject's newest record's as_of when that is later, so that it counts after the kill it
+    lifts and from the next knowledge time on; the wall clock when the store has neither.
+    When it was written is its created_at."""
+    newest = journal.newest_records(con).get(key)
+    times = [t for t in (data_as_of(con), parse_as_of(newest["as_of"]) if newest else None)
+             if t is not None]
+    return max(times) if times else journal.now()
 
 
 def _has_agent(store: Store, agent: str) -> bool:

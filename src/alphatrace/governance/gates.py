@@ -32,7 +32,7 @@ from alphatrace.governance.lifecycle import (
     resolve,
 )
 from alphatrace.governance.policy import SCOPES, GovernancePolicy
-from alphatrace.governance.runs import eligible_sql, needed_columns, subjects_sql
+from alphatrace.governance.runs import ORDER, eligible_sql, needed_columns, subjects_sql
 from alphatrace.store.connection import registered
 
 WINDOW_VIEW = "_alphatrace_gate_window"
@@ -73,20 +73,21 @@ class Decision:
 
 def window_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datetime,
                metric_names: list[str]) -> tuple[str, list[object]]:
-    """Every subject's window: its newest N eligible runs (and those inside the time window).
+    """Every subject's window: its newest N eligible runs (and those known inside the time
+    window (as_of − d, as_of]).
 
-    Runs are numbered once in (ts, run_id) order (a total order: run_id is the ledger key), and
+    Runs are numbered once in (known_ts, ts, run_id) order (a total order: run_id is the ledger key), and
     each subject keeps its N highest numbers with a top-N aggregate: a hash aggregate instead
     of sorting every subject's runs, several times faster on large ledgers.
     """
     base, params = eligible_sql(con, gp, needed_columns(con, metric_names), as_of)
     secs = gp.gates.window.seconds
     if secs is not None:
-        base = f"SELECT * FROM ({base}) WHERE ts > ?"
+        base = f"SELECT * FROM ({base}) WHERE known_ts > ?"
         params = [*params, as_of - dt.timedelta(seconds=secs)]
     n = gp.gates.window.runs
     if n is None:
-        return (f"SELECT *, row_number() OVER (ORDER BY ts, run_id) AS _o FROM "
+        return (f"SELECT *, row_number() OVER (ORDER BY {ORDER}) AS _o FROM "
                 f"({subjects_sql(base, list(gp.gates.scope))})"), params
     tops = [f"SELECT '{sc}' AS scope, {sc} AS subject, unnest(max(_o, {int(n)})) AS _o "
             f"FROM _b WHERE {sc} IS NOT NULL GROUP BY {sc}"
@@ -94,7 +95,7 @@ def window_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.d
     if not tops:
         tops = ["SELECT NULL::VARCHAR AS scope, NULL::VARCHAR AS subject, NULL::BIGINT AS _o "
                 "WHERE false"]
-    sql = (f"WITH _b AS (SELECT *, row_number() OVER (ORDER BY ts, run_id) AS _o FROM ({base})), "
+    sql = (f"WITH _b AS (SELECT *, row_number() OVER (ORDER BY {ORDER}) AS _o FROM ({base})), "
            f"_top AS ({' UNION ALL '.join(tops)}) "
            f"SELECT _top.scope, _top.subject, _b.* FROM _top JOIN _b ON _b._o = _top._o")
     return sql, params
@@ -190,7 +191,8 @@ def _assess(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, win: pa.Table,
     rules as vectors. A subject with a non-finite metric gets an error; an exception anywhere
     else fails the whole pass (the caller then assesses subject by subject)."""
     with registered(con, WINDOW_VIEW, win):
-        tbl = metrics.compute(con, f"SELECT * FROM {WINDOW_VIEW}", ["scope", "subject"], names)
+        tbl = metrics.compute(con, f"SELECT * FROM {WINDOW_VIEW}", ["scope", "subject"], names,
+                              order=ORDER)
     sizes = np.asarray(tbl.column("runs").to_numpy(zero_copy_only=False), dtype=np.int64)
     if int(sizes.sum()) != win.num_rows:
         raise RuntimeError("gate window and metric groups disagree")
@@ -308,7 +310,9 @@ def _decision(key: SubjectKey, o: Outcome, fired: tuple[str, ...], metric_values
 
 def _cascade_targets(con: duckdb.DuckDBPyConnection, strategies: list[str],
                      as_of: dt.datetime) -> dict[str, str]:
-    """Agent → the first (by name) killed strategy it has any run in, up to `as_of`."""
+    """Agent → the first (by name) killed strategy it has any run in signalled by `as_of`.
+    Membership needs no PnL: a run exists from its signal, so an agent whose runs in the
+    class are still open is stopped with it."""
     if not strategies:
         return {}
     rows = con.execute(
