@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,12 +262,23 @@ def decide(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datet
     A subject whose evaluation fails gets an `error` decision; the others are unaffected."""
     if as_of is None:
         return []
-    return judge(con, gp, as_of, pre_state, assess(con, gp, as_of))
+    return judge(gp, as_of, pre_state, assess(con, gp, as_of), members(con, as_of))
 
 
-def judge(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datetime,
-          pre_state: Mapping[SubjectKey, State], assessed: list[Assessment]) -> list[Decision]:
-    """The decisions from the assessments and the lifecycle before, cascades included."""
+Members = Callable[[list[str]], dict[str, str]]
+
+
+def members(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> Members:
+    """The cascade targets of killed strategies at `as_of`, read from the ledger."""
+    return lambda strategies: _cascade_targets(con, strategies, as_of)
+
+
+def judge(gp: GovernancePolicy, as_of: dt.datetime, pre_state: Mapping[SubjectKey, State],
+          assessed: list[Assessment], targets: Members,
+          killed_before: Iterable[str] | None = None) -> list[Decision]:
+    """The decisions from the assessments and the lifecycle before, cascades included.
+    `targets(killed strategies)`: agent → the killed strategy that cascades to it;
+    `killed_before`: the strategies killed in `pre_state` (found from it when None)."""
     ph = gp.hash
 
     out: dict[SubjectKey, Decision] = {}
@@ -279,10 +290,12 @@ def judge(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.dateti
         o = resolve(pre, conclusive=a.conclusive, kill_rule=a.kill, promote_rule=a.promote,
                     cascade_from=None)
         out[a.key] = _decision(a.key, o, a.fired, a.metrics, a.run_ids, as_of, ph)
-    killed = sorted({s for (sc, s), st in pre_state.items() if sc == "strategy" and st == "killed"
-                     and ("strategy", s) not in out}
+    if killed_before is None:
+        killed_before = [s for (sc, s), st in pre_state.items()
+                         if sc == "strategy" and st == "killed"]
+    killed = sorted({s for s in killed_before if ("strategy", s) not in out}
                     | {d.subject for d in out.values() if d.scope == "strategy" and d.state == "killed"})
-    for agent, strategy in _cascade_targets(con, killed, as_of).items():
+    for agent, strategy in (targets(killed) if killed else {}).items():
         key = ("agent", agent)
         prev = out.get(key)
         pre = pre_state.get(key, "candidate")

@@ -201,14 +201,19 @@ def append(store: Store, decisions: Sequence[Decision], policy_body: dict[str, A
 def write(store: Store, items: Sequence[tuple[dict[str, Any], dt.datetime | None]], *,
           actor: str | None, at: dt.datetime) -> list[dict[str, Any]]:
     """Chain and insert records given as (content, as_of): content is Decision.content()'s
-    shape; one eval_id for all; the head moves to the last one."""
+    shape; one eval_id per evaluation time (a catch-up evaluates at several knowledge times,
+    each its own evaluation; consecutive items with the same as_of share one); the head moves
+    to the last one."""
     con = store.con
     seq, prev, eval_id = _last(con)
-    eval_id += 1
     now_text = ts_text(at)
     recs: list[dict[str, Any]] = []
     cols: dict[str, list[Any]] = {n: [] for n in _SCHEMA.names}
-    for content, _ in items:
+    when: object = object()
+    for content, as_of in items:
+        if as_of != when or not recs:
+            eval_id += 1
+            when = as_of
         nested = {k: canonical_json(content[k]) for k in JSON_FIELDS}
         seq += 1
         rec = {"seq": seq, "eval_id": eval_id, **content, "prev_hash": prev,
