@@ -45,9 +45,11 @@ def needed_columns(con: duckdb.DuckDBPyConnection, metric_names: list[str]) -> l
 
 def ledger_sql(con: duckdb.DuckDBPyConnection) -> str:
     """The ledger as governance reads it. A store not yet migrated to 0012 (opened read-only)
-    has no known_ts: its runs count from their signal time, as they did then."""
+    has no known_ts, and a row with realized PnL but no known_ts was written by something
+    other than reconcile (which sets it on every realized row): those runs count from their
+    signal time, as they did before knowledge time."""
     if "known_ts" in ledger_columns(con):
-        return "ledger"
+        return "(SELECT * REPLACE (coalesce(known_ts, ts) AS known_ts) FROM ledger)"
     return "(SELECT *, ts AS known_ts FROM ledger)"
 
 
