@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import alphatrace as at
 from alphatrace.api import Database
 from alphatrace.governance import replay
 
-from .util import T0, insert, run, series
+from .test_backtest import ledgers
+from .util import T0, insert, reset, run, series
 
 
 @pytest.fixture
@@ -103,3 +107,46 @@ def test_a_strategy_kill_cascades_at_its_knowledge_time(db: Database) -> None:
                      ("strategy", "S"): (text(h(4)), "kill_drawdown", None),
                      ("agent", "B"): (text(h(10)), "cascade", "S")}
     assert db.audit_verify()["ok"]
+
+
+# -------------------------------------------- property: no look-ahead
+
+@pytest.fixture(scope="module")
+def two() -> Iterator[tuple[Database, Database]]:
+    a, b = at.connect(":memory:"), at.connect(":memory:")
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _as_at(rows: list[dict[str, Any]], t: dt.datetime) -> list[dict[str, Any]]:
+    """The store as it was at `t`: runs not signalled yet are absent, runs whose PnL became
+    known later are open (what removing every bar after `t` and reconciling leaves)."""
+    out = []
+    for r in rows:
+        if r["ts"] > t:
+            continue
+        if r["known_ts"] is not None and r["known_ts"] > t:
+            r = {**r, "realized_pnl_bps": None, "pnl_usd": None, "net_usd": None,
+                 "net_bps": None, "known_ts": None, "status": "open"}
+        out.append(r)
+    return out
+
+
+@pytest.mark.slow
+@settings(max_examples=15)
+@given(rows=ledgers(), cut=st.integers(0, 600))
+def test_no_decision_depends_on_what_became_known_later(
+        two: tuple[Database, Database], rows: list[dict[str, Any]], cut: int) -> None:
+    full, past = two
+    reset(full.con)
+    reset(past.con)
+    t = h(cut)
+    insert(full.con, rows)
+    insert(past.con, _as_at(rows, t))
+    fields = ("as_of", "scope", "subject", "action", "rule", "state", "cascade_from",
+              "metrics", "run_ids")
+    want = [tuple(r[f] for f in fields) for r in full.gates.evaluate()
+            if r["as_of"] <= text(t)]
+    got = [tuple(r[f] for f in fields) for r in past.gates.evaluate()]
+    assert got == want

@@ -25,3 +25,10 @@ CREATE TABLE gate_progress (
     evaluated_to  TIMESTAMP NOT NULL, -- UTC knowledge time
     PRIMARY KEY (scope, subject)
 );
+-- A store with decisions already: each subject is evaluated up to its newest gate record, so
+-- the first catch-up after the upgrade does not replay the history it already judged.
+INSERT INTO gate_progress
+SELECT scope, subject, max(as_of) FROM decisions
+WHERE scope IN ('agent', 'strategy') AND as_of IS NOT NULL
+  AND action IN ('promote', 'kill', 'hold', 'inconclusive', 'error')
+GROUP BY scope, subject;
