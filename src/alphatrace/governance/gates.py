@@ -72,7 +72,8 @@ class Decision:
 
 
 def window_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datetime,
-               metric_names: list[str]) -> tuple[str, list[object]]:
+               metric_names: list[str], only: list[SubjectKey] | None = None
+               ) -> tuple[str, list[object]]:
     """Every subject's window: its newest N eligible runs (and those known inside the time
     window (as_of − d, as_of]).
 
@@ -81,6 +82,11 @@ def window_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.d
     of sorting every subject's runs, several times faster on large ledgers.
     """
     base, params = eligible_sql(con, gp, needed_columns(con, metric_names), as_of)
+    if only is not None:  # these subjects' runs only (a catch-up needs a few windows)
+        base = (f"SELECT * FROM ({base}) WHERE agent IN (SELECT unnest(?::VARCHAR[])) "
+                f"OR strategy IN (SELECT unnest(?::VARCHAR[]))")
+        params = [*params, sorted({s for sc, s in only if sc == "agent"}),
+                  sorted({s for sc, s in only if sc == "strategy"})]
     secs = gp.gates.window.seconds
     if secs is not None:
         base = f"SELECT * FROM ({base}) WHERE known_ts > ?"
@@ -241,12 +247,15 @@ def _assess_each(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, win: pa.T
 
 
 def assess(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
-           as_of: dt.datetime) -> list[Assessment]:
+           as_of: dt.datetime, only: list[SubjectKey] | None = None) -> list[Assessment]:
     """Every subject's window, metrics and rule hits at `as_of`, ordered (scope, subject); a
     subject whose metrics fail gets an error, the others are unaffected. Reads only: run it
     outside a write transaction, since a failed query aborts the transaction it runs in."""
     names = gp.gate_metrics()
-    sql, params = window_sql(con, gp, as_of, names)
+    sql, params = window_sql(con, gp, as_of, names, only)
+    if only is not None:
+        sql = f"SELECT * FROM ({sql}) WHERE (scope, subject) IN (SELECT unnest(?, recursive := true))"
+        params = [*params, [{"scope": sc, "subject": s} for sc, s in only]]
     # sorted by subject then run order, so each subject's run_ids are one slice
     win = con.sql(f"SELECT * FROM ({sql}) ORDER BY scope, subject, _o",
                   params=params).to_arrow_table()

@@ -322,7 +322,7 @@ def walk(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, p: Plan, w: Walk,
         judged = {a.key for a in fresh}
         missing = [k for k in extra - judged if k not in current]
         if missing:
-            at_t = {a.key: a for a in assess(con, gp, t)}
+            at_t = {a.key: a for a in assess(con, gp, t, sorted(missing))}
             for k in missing:
                 if k in at_t:
                     current[k] = at_t[k]
