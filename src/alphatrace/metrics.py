@@ -201,25 +201,26 @@ def is_metric(name: str) -> bool:
     return True
 
 
-def path_sql(source: str, group_by: list[str]) -> str:
+def path_sql(source: str, group_by: list[str], order: str = "ts, run_id") -> str:
     """`source` plus the per-group path columns the aggregates read.
 
     With no groups (a forensics slice) the rows are sorted once and the path columns are
     running aggregates over that order (DuckDB's streaming window, which keeps insertion
     order): 2-3× cheaper than ordered windows, which re-sort per window and sum through a
-    segment tree. With groups the windows are partitioned and ordered."""
+    segment tree. With groups the windows are partitioned and ordered. `order`: the run order
+    (governance orders by knowledge time: "known_ts, ts, run_id")."""
+    desc = ", ".join(f"{c.strip()} DESC" for c in order.split(","))
     if not group_by:
         s = "(ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
         return _with_path_columns(
-            f"SELECT * FROM ({source}) ORDER BY ts, run_id", s,
+            f"SELECT * FROM ({source}) ORDER BY {order}", s,
             seq="row_number() OVER ()",
             rn_desc=f"count({PNL}) OVER () - count({PNL}) OVER {s} + 1")
     part = f"PARTITION BY {', '.join(group_by)}"
-    order = "ORDER BY ts, run_id"
     return _with_path_columns(
-        source, f"({part} {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
-        seq=f"row_number() OVER ({part} {order})",
-        rn_desc=f"row_number() OVER ({part}, {PNL} IS NULL ORDER BY ts DESC, run_id DESC)")
+        source, f"({part} ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+        seq=f"row_number() OVER ({part} ORDER BY {order})",
+        rn_desc=f"row_number() OVER ({part}, {PNL} IS NULL ORDER BY {desc})")
 
 
 def _with_path_columns(source: str, w: str, *, seq: str, rn_desc: str) -> str:
@@ -262,14 +263,17 @@ def compute(
     group_by: list[str],
     metric_names: list[str] | None = None,
     params: list[object] | None = None,
+    order: str = "ts, run_id",
 ) -> pa.Table:
     """Metrics per group of `source` (a SQL query over ledger rows), ordered by the group keys.
 
-    `source` must have the ledger columns the chosen metrics read, plus `ts` and `run_id`.
+    `source` must have the ledger columns the chosen metrics read, plus the columns of
+    `order` (the run order path metrics follow: default `ts, run_id`).
     """
     chosen = metric_names or list(METRICS)
     keys = ", ".join(group_by)
-    sql = f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} FROM ({path_sql(source, group_by)})"
+    path = path_sql(source, group_by, order)
+    sql = f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} FROM ({path})"
     if group_by:
         sql += f" GROUP BY {keys} ORDER BY {keys}"
     return con.sql(sql, params=params or None).to_arrow_table()

@@ -195,7 +195,7 @@ def test_size_is_base_times_abs_score_times_multiplier(db: Database) -> None:
 
 def test_size_refuses_killed_agents(db: Database) -> None:
     insert(db.con, series("A", [-30] * 5))
-    db.gates.evaluate()
+    db.gates.evaluate(catch_up=False)
     with pytest.raises(GovernanceError, match="killed"):
         at.size("A", 10_000, 1.0, db=db)
 

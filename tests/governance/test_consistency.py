@@ -32,13 +32,13 @@ def _log(db: at.Database, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     reset(db.con)
     half = len(rows) // 2
     insert(db.con, rows[:half])
-    db.gates.evaluate()
+    db.gates.evaluate(catch_up=False)
     for (scope, subject), state in sorted(journal.lifecycle_states(db.con).items()):
         if state == "killed" and scope == "strategy":
             db.revive(subject, "test", scope=scope, actor="t")
             break
     insert(db.con, rows[half:])
-    db.gates.evaluate()
+    db.gates.evaluate(catch_up=False)
     return journal.read_records(db.con)
 
 

@@ -24,7 +24,7 @@ def db() -> Iterator[Database]:
 
 
 def evaluate(db: Database, **kw: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r["scope"], r["subject"]): r for r in db.gates.evaluate(**kw)}
+    return {(r["scope"], r["subject"]): r for r in db.gates.evaluate(catch_up=False, **kw)}
 
 
 def agent(db: Database, name: str = "A", **kw: Any) -> dict[str, Any]:
@@ -286,7 +286,7 @@ def test_scope_agent_only(db: Database, tmp_path: Path) -> None:
 
 
 def test_empty_ledger(db: Database) -> None:
-    assert db.gates.evaluate() == []
+    assert db.gates.evaluate(catch_up=False) == []
     assert db.audit_verify()["ok"] is True
 
 

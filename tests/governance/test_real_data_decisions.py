@@ -87,7 +87,7 @@ def test_gates_on_real_prices_equal_the_rules_by_hand(market_dir: Path, tmp_path
                  ["reconcile"]):
         r = runner.invoke(app, [*args, "--db", db])
         assert r.exit_code == 0, r.output
-    out = runner.invoke(app, ["gates", "evaluate", "--db", db, "--json"])
+    out = runner.invoke(app, ["gates", "evaluate", "--once", "--db", db, "--json"])
     assert out.exit_code == 0, out.output
     got = {(d["scope"], d["subject"]): d for d in json.loads(out.stdout)["decisions"]}
 

@@ -14,7 +14,7 @@ T0 = dt.datetime(2024, 1, 1)
 
 _TYPES = {
     "run_id": pa.string(), "agent": pa.string(), "strategy": pa.string(),
-    "ts": pa.timestamp("us"), "realized_pnl_bps": pa.float64(), "errors": pa.int64(),
+    "ts": pa.timestamp("us"), "known_ts": pa.timestamp("us"), "realized_pnl_bps": pa.float64(), "errors": pa.int64(),
     "latency_ms": pa.float64(), "cost_usd": pa.float64(), "pnl_usd": pa.float64(),
     "net_usd": pa.float64(), "net_bps": pa.float64(), "status": pa.string(),
 }
@@ -22,11 +22,16 @@ _TYPES = {
 
 def run(run_id: str, agent: str | None, pnl: float | None, *, hour: float = 0.0,
         strategy: str | None = "S", errors: int = 0, latency_ms: float | None = 100.0,
-        ts: dt.datetime | None = None, cost_usd: float = 0.0) -> dict[str, Any]:
-    """One ledger row; pnl_usd follows the default 10,000 USD size (1 bps = 1 USD)."""
+        ts: dt.datetime | None = None, cost_usd: float = 0.0, known: dt.datetime | None = None,
+        lag_h: float = 0.0) -> dict[str, Any]:
+    """One ledger row; pnl_usd follows the default 10,000 USD size (1 bps = 1 USD). Its PnL is
+    known at `known`, else `lag_h` hours after its ts (default: at its ts); open runs never."""
     when = ts if ts is not None else T0 + dt.timedelta(hours=hour)
+    if known is None:
+        known = when + dt.timedelta(hours=lag_h)
     usd = None if pnl is None else pnl * 1.0
     return {"run_id": run_id, "agent": agent, "strategy": strategy, "ts": when,
+            "known_ts": known if pnl is not None else None,
             "realized_pnl_bps": pnl, "errors": errors, "latency_ms": latency_ms,
             "cost_usd": cost_usd, "pnl_usd": usd,
             "net_usd": None if usd is None else usd - cost_usd,
@@ -45,7 +50,9 @@ def series(agent: str, pnls: Iterable[float | None], *, strategy: str | None = "
 def insert(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    tbl = pa.table({k: pa.array([r[k] for r in rows], t) for k, t in _TYPES.items()})
+    have = {str(r[0]) for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ledger'").fetchall()}
+    tbl = pa.table({k: pa.array([r[k] for r in rows], t) for k, t in _TYPES.items() if k in have})
     con.register("_test_rows", tbl)
     try:
         con.execute("INSERT INTO ledger BY NAME SELECT * FROM _test_rows")
@@ -59,7 +66,7 @@ def exclude(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str]) -> None:
 
 
 GOV_TABLES = ("ledger", "decisions", "governance_policies", "decision_head", "signed_heads",
-              "run_exclusions")
+              "run_exclusions", "gate_progress")
 
 
 def reset(con: duckdb.DuckDBPyConnection) -> None:

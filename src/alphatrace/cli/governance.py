@@ -168,14 +168,18 @@ def gates_evaluate(
     as_of: AsOfOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide but do not append to the "
                                           "decision log.")] = False,
+    once: Annotated[bool, typer.Option("--once", help="One evaluation at --as-of (default: "
+                                       "the newest knowledge time) instead of catching up "
+                                       "over every knowledge time since the last one.")] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Evaluate every agent and strategy class; append to the hash chain the decisions that
-    changed (action, state, a rule firing on new runs, a new error)."""
+    """Evaluate every agent and strategy class at every knowledge time since the last
+    evaluation (catch-up); append to the hash chain the decisions that changed (action,
+    state, a rule firing on new runs, a new error), each at the time it was decided."""
     gp = load_governance(policy)
     with Database(db, read_only=dry_run) as d, _busy("evaluating gates", not as_json):
-        doc = d.gates.evaluation(policy=gp, as_of=as_of, record=not dry_run)
+        doc = d.gates.evaluation(policy=gp, as_of=as_of, record=not dry_run, catch_up=not once)
         wrote = any(x["seq"] is not None for x in doc["decisions"])
         signed = anchor.sign_if_configured(d.store) if wrote else None
     _say_signed(signed, as_json)
@@ -186,7 +190,7 @@ def gates_evaluate(
     rows, cols = _decision_rows(cause_first(shown))
     if dry_run:
         cols.remove("seq")
-    n, unchanged = doc["evaluated"], doc["evaluated"] - doc["changed"]
+    n, unchanged = doc["evaluated"], sum(1 for x in doc["decisions"] if not x["changed"])
     if not shown:
         console.print(f"no change ({n} subject{'s' if n != 1 else ''} evaluated"
                       + (f", as of {doc['as_of']}" if doc["as_of"] else "") + ")", highlight=False)

@@ -10,6 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from alphatrace.errors import GovernanceError, NotFoundError
@@ -21,10 +22,11 @@ from alphatrace.governance import (
     confidence,
     journal,
     novelty,
+    replay,
     upgrade,
 )
 from alphatrace.governance.canon import ts_text
-from alphatrace.governance.gates import Decision, assess, judge
+from alphatrace.governance.gates import Decision, assess, judge, members
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.governance.runs import data_as_of, parse_as_of
@@ -45,44 +47,101 @@ class Gates:
 
     @utc_result
     def evaluate(self, policy: PolicySource = None, as_of: AsOf = None, *,
-                 record: bool = True) -> list[dict[str, Any]]:
+                 record: bool = True, catch_up: bool = True) -> list[dict[str, Any]]:
         """The records appended to the decision log: one per subject whose decision is news
         (see governance.novelty; re-evaluating unchanged data appends none). With
         `record=False`: every subject's decision, nothing written. `as_of` defaults to the
-        newest run time in the ledger."""
-        doc = self._run(policy, as_of, record)
+        newest knowledge time in the ledger. `catch_up`: evaluate at every knowledge time since
+        the progress mark instead (see docs/governance.md, Catch-up)."""
+        doc = self._run(policy, as_of, record, catch_up)
         return doc["records"] if record else [d for d, _ in doc["decisions"]]
 
     @utc_result
     def evaluation(self, policy: PolicySource = None, as_of: AsOf = None, *,
-                   record: bool = True) -> dict[str, Any]:
+                   record: bool = True, catch_up: bool = True) -> dict[str, Any]:
         """Like `evaluate`, but about every subject evaluated: `{"as_of", "policy_hash",
         "recorded" (written, not a dry run), "evaluated", "changed", "decisions"}`, each
         decision with `changed` (news: recorded, or would be) and the `seq` and `hash` of its
         record (null when not recorded)."""
         gp = load_governance(policy)
-        doc = self._run(gp, as_of, record)
-        by_key = {(r["scope"], r["subject"]): r for r in doc["records"]}
+        doc = self._run(gp, as_of, record, catch_up)
+        recs = iter(doc["records"])
         decisions = []
         for d, news in doc["decisions"]:
-            rec = by_key.get((d["scope"], d["subject"]), {})
+            rec = next(recs) if news and record else {}
             decisions.append({**d, "changed": news, "seq": rec.get("seq"),
                               "hash": rec.get("hash")})
         return {"as_of": doc["as_of"], "policy_hash": gp.hash, "recorded": record,
-                "evaluated": len(decisions), "changed": sum(d["changed"] for d in decisions),
+                "evaluated": len({(d["scope"], d["subject"]) for d in decisions}),
+                "changed": sum(d["changed"] for d in decisions),
                 "decisions": decisions}
 
-    def _run(self, policy: PolicySource, as_of: AsOf, record: bool) -> dict[str, Any]:
+    def _run(self, policy: PolicySource, as_of: AsOf, record: bool,
+             catch_up: bool = False) -> dict[str, Any]:
+        """A single evaluation at `as_of` (default: the newest knowledge time), or with
+        `catch_up` every knowledge time after the progress marks up to it; a catch-up to a
+        time at or before the progress mark (or a dry run at a given time) is a single
+        evaluation at that time."""
         gp = load_governance(policy)
         con = self.store.con
-        when = parse_as_of(as_of) or data_as_of(con)
+        asked = parse_as_of(as_of)
+        if not catch_up:
+            return self._single(gp, asked or data_as_of(con), record)
+        marks = replay.progress(con)
+        if asked is not None and (not record or (marks and asked <= max(marks.values()))):
+            return self._single(gp, asked, record)
+        return self._catch_up(gp, asked or data_as_of(con), marks, record)
+
+    def _catch_up(self, gp: GovernancePolicy, target: dt.datetime | None,
+                  marks: dict[SubjectKey, dt.datetime], record: bool) -> dict[str, Any]:
+        con = self.store.con
+        if target is None:
+            return {"as_of": None, "records": [], "decisions": []}
+        # read before the write transaction: a query that fails there would abort it
+        p = replay.plan(con, gp, marks, target)
+        revived = replay.revived(con, target)
+        for t in revived:
+            p.by_time.setdefault(t, [])
+        p.by_time = dict(sorted(p.by_time.items()))
+        first = min(p.by_time) if p.by_time else None
+
+        def walked() -> list[tuple[Decision, bool]]:
+            steps = replay.walk(con, gp, p, replay.start(con, first), target, revived)
+            out: list[tuple[Decision, bool]] = []
+            final: dict[SubjectKey, tuple[Decision, bool]] = {}
+            for _, ds in steps:
+                for d, news in ds:
+                    if news:
+                        out.append((d, news))
+                    final[d.key] = (d, news)
+            # subjects with no news: their decision at the last point they were judged
+            out += [final[k] for k in sorted(final) if not final[k][1]]
+            return out
+
+        if not record:
+            decisions = walked()
+            records: list[dict[str, Any]] = []
+        else:
+            with self.store.transaction():
+                upgrade.ensure_current(self.store)
+                decisions = walked()
+                records = journal.append(self.store, [d for d, news in decisions if news],
+                                         gp.decision_body())
+                replay.save_progress(con, p.subjects, target)
+        return {"as_of": ts_text(target), "records": records,
+                "decisions": [(d.content(), news) for d, news in decisions]}
+
+    def _single(self, gp: GovernancePolicy, when: dt.datetime | None,
+                record: bool) -> dict[str, Any]:
+        con = self.store.con
         # read before the write transaction: a query that fails there would abort it
         assessed = assess(con, gp, when) if when is not None else []
 
         def decided() -> list[tuple[Decision, bool]]:
-            pre = journal.lifecycle_states(con)
-            last = journal.newest_records(con)
-            ds = judge(con, gp, when, pre, assessed) if when is not None else []
+            pre = journal.lifecycle_states(con, when)
+            last = journal.newest_records(con, when)
+            ds = (judge(gp, when, pre, assessed, members(con, when)) if when is not None
+                  else [])
             return [(d, novelty.is_news(last.get(d.key), d.content())) for d in ds]
 
         if not record:
@@ -137,13 +196,14 @@ class GovernanceAPI:
         """Per agent: multiplier, runs, last run, lowest multiplier, warning, lifecycle state.
         With `history=True`: every run's factor and the multiplier after it."""
         gp = load_governance(policy)
-        conf = confidence.compute(self.store.con, gp, agent, parse_as_of(as_of))
+        when = parse_as_of(as_of)
+        conf = confidence.compute(self.store.con, gp, agent, when)
         if agent is not None and len(conf.order) == 0 and not _has_agent(self.store, agent):
             raise NotFoundError(f"no agent named {agent!r}")
         if history:
             return conf.history()
         summ = conf.summary(gp.confidence.warn_below)
-        states = journal.lifecycle_states(self.store.con)
+        states = journal.lifecycle_states(self.store.con, when)
         return summ.append_column("state", pa.array(
             [states.get(("agent", a), "candidate") for a in summ.column("agent").to_pylist()],
             pa.string()))
@@ -192,9 +252,21 @@ class GovernanceAPI:
             now = journal.now()
             d = Decision(subject=key[1], scope=key[0], action="revive", rule=None, fired=(),
                          blocked=False, state="candidate", cascade_from=None, metrics={},
-                         run_ids=[], as_of=now, policy_hash=None, reason=reason.strip())
+                         run_ids=[], as_of=revive_time(con, key), policy_hash=None,
+                         reason=reason.strip())
             return journal.append(self.store, [d], None, actor=actor or upgrade.operator(),
                                   at=now)[0]
+
+
+def revive_time(con: duckdb.DuckDBPyConnection, key: SubjectKey) -> dt.datetime:
+    """A revive's as_of: the time the data stands at (the newest knowledge time), or the
+    subject's newest record's as_of when that is later, so that it counts after the kill it
+    lifts and from the next knowledge time on; the wall clock when the store has neither.
+    When it was written is its created_at."""
+    newest = journal.newest_records(con).get(key)
+    times = [t for t in (data_as_of(con), parse_as_of(newest["as_of"]) if newest else None)
+             if t is not None]
+    return max(times) if times else journal.now()
 
 
 def _has_agent(store: Store, agent: str) -> bool:

@@ -1,4 +1,5 @@
-"""Confidence: each agent's running multiplier over its eligible runs in (ts, run_id) order.
+"""Confidence: each agent's running multiplier over its eligible runs in (known_ts, ts, run_id)
+order: the multiplier moves when a run's PnL becomes known.
 
 Each run's factor comes from the first matching rule (default: the seed's ×0.85 under −20 bps,
 ×0.95 under 0, else ×1). Without recovery or floor the multiplier after run t is the product
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 from alphatrace.arrays import floats
 from alphatrace.governance import expr
 from alphatrace.governance.policy import RUN_VARIABLES, ConfidenceSection, GovernancePolicy
-from alphatrace.governance.runs import eligible_sql
+from alphatrace.governance.runs import ORDER, eligible_sql
 
 HISTORY_SCHEMA = pa.schema([
     ("agent", pa.string()), ("run_id", pa.string()), ("ts", pa.timestamp("us")),
@@ -36,10 +37,10 @@ IntArray = npt.NDArray[np.int64]
 
 def _runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | None,
           as_of: dt.datetime | None) -> pa.Table:
-    """Eligible runs in (ts, run_id) order; grouping by agent happens on integer codes later,
+    """Eligible runs in (known_ts, ts, run_id) order; grouping by agent happens on integer codes later,
     which is much cheaper than sorting a million rows by agent name in SQL."""
     variables = gp.run_variables()
-    cols = ["agent", "run_id", "ts", *dict.fromkeys(RUN_VARIABLES[v] for v in variables)]
+    cols = ["agent", "run_id", "ts", "known_ts", *dict.fromkeys(RUN_VARIABLES[v] for v in variables)]
     base, params = eligible_sql(con, gp, cols, as_of)
     where = "agent IS NOT NULL"
     if agent is not None:
@@ -47,7 +48,7 @@ def _runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | Non
         params = [*params, agent]
     sel = ", ".join(f"{RUN_VARIABLES[v]} AS {v}" for v in variables)
     sql = (f"SELECT agent, CAST(run_id AS VARCHAR) AS run_id, ts, {sel} FROM ({base}) "
-           f"WHERE {where} ORDER BY ts, run_id")
+           f"WHERE {where} ORDER BY {ORDER}")
     return con.sql(sql, params=params).to_arrow_table()
 
 
@@ -72,9 +73,9 @@ def factors(gp: GovernancePolicy, env: dict[str, expr.FloatArray], n: int) -> tu
 
 
 def _agent_order(agents: pa.ChunkedArray) -> tuple[IntArray, IntArray]:
-    """(permutation to (agent, ts, run_id) order, sorted agent code per permuted row).
+    """(permutation to (agent, known_ts, ts, run_id) order, sorted agent code per permuted row).
 
-    The rows arrive in (ts, run_id) order; a stable sort on the agent's rank among the sorted
+    The rows arrive in (known_ts, ts, run_id) order; a stable sort on the agent's rank among the sorted
     distinct names keeps that order inside each agent."""
     enc = pc.dictionary_encode(agents).combine_chunks()
     names = enc.dictionary.to_numpy(zero_copy_only=False)
@@ -123,10 +124,10 @@ def _clamped(fac: expr.FloatArray, starts: npt.NDArray[np.bool_], cap: bool,
 
 @dataclass(frozen=True)
 class Confidence:
-    """Every eligible run's factor and multiplier, in (agent, ts, run_id) order."""
+    """Every eligible run's factor and multiplier, in (agent, known_ts, ts, run_id) order."""
 
-    runs: pa.Table            # as fetched, (ts, run_id) order
-    order: IntArray           # runs.take(order) is (agent, ts, run_id) order
+    runs: pa.Table            # as fetched, (known_ts, ts, run_id) order
+    order: IntArray           # runs.take(order) is (agent, known_ts, ts, run_id) order
     starts: npt.NDArray[np.bool_]
     pnl: expr.FloatArray
     factor: expr.FloatArray
@@ -145,7 +146,7 @@ class Confidence:
 
     @cached_property
     def _segments(self) -> dict[str, tuple[int, int]]:
-        """Agent → [start, end) of its runs in (agent, ts, run_id) order."""
+        """Agent → [start, end) of its runs in (agent, known_ts, ts, run_id) order."""
         start_pos = np.flatnonzero(self.starts)
         ends = np.append(start_pos[1:], len(self.order))
         names = self.runs.column("agent").take(pa.array(self.order[start_pos])).to_pylist()
@@ -200,7 +201,7 @@ def compute(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | N
 def history(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | None = None,
             as_of: dt.datetime | None = None) -> pa.Table:
     """Every eligible run's factor and the multiplier after it: (agent, run_id, ts, pnl,
-    factor, multiplier_after), ordered (agent, ts, run_id)."""
+    factor, multiplier_after), ordered (agent, known_ts, ts, run_id)."""
     return compute(con, gp, agent, as_of).history()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from alphatrace.governance.lifecycle import (
     resolve,
 )
 from alphatrace.governance.policy import SCOPES, GovernancePolicy
-from alphatrace.governance.runs import eligible_sql, needed_columns, subjects_sql
+from alphatrace.governance.runs import ORDER, eligible_sql, needed_columns, subjects_sql
 from alphatrace.store.connection import registered
 
 WINDOW_VIEW = "_alphatrace_gate_window"
@@ -72,21 +72,28 @@ class Decision:
 
 
 def window_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datetime,
-               metric_names: list[str]) -> tuple[str, list[object]]:
-    """Every subject's window: its newest N eligible runs (and those inside the time window).
+               metric_names: list[str], only: list[SubjectKey] | None = None
+               ) -> tuple[str, list[object]]:
+    """Every subject's window: its newest N eligible runs (and those known inside the time
+    window (as_of − d, as_of]).
 
-    Runs are numbered once in (ts, run_id) order (a total order: run_id is the ledger key), and
+    Runs are numbered once in (known_ts, ts, run_id) order (a total order: run_id is the ledger key), and
     each subject keeps its N highest numbers with a top-N aggregate: a hash aggregate instead
     of sorting every subject's runs, several times faster on large ledgers.
     """
     base, params = eligible_sql(con, gp, needed_columns(con, metric_names), as_of)
+    if only is not None:  # these subjects' runs only (a catch-up needs a few windows)
+        base = (f"SELECT * FROM ({base}) WHERE agent IN (SELECT unnest(?::VARCHAR[])) "
+                f"OR strategy IN (SELECT unnest(?::VARCHAR[]))")
+        params = [*params, sorted({s for sc, s in only if sc == "agent"}),
+                  sorted({s for sc, s in only if sc == "strategy"})]
     secs = gp.gates.window.seconds
     if secs is not None:
-        base = f"SELECT * FROM ({base}) WHERE ts > ?"
+        base = f"SELECT * FROM ({base}) WHERE known_ts > ?"
         params = [*params, as_of - dt.timedelta(seconds=secs)]
     n = gp.gates.window.runs
     if n is None:
-        return (f"SELECT *, row_number() OVER (ORDER BY ts, run_id) AS _o FROM "
+        return (f"SELECT *, row_number() OVER (ORDER BY {ORDER}) AS _o FROM "
                 f"({subjects_sql(base, list(gp.gates.scope))})"), params
     tops = [f"SELECT '{sc}' AS scope, {sc} AS subject, unnest(max(_o, {int(n)})) AS _o "
             f"FROM _b WHERE {sc} IS NOT NULL GROUP BY {sc}"
@@ -94,7 +101,7 @@ def window_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.d
     if not tops:
         tops = ["SELECT NULL::VARCHAR AS scope, NULL::VARCHAR AS subject, NULL::BIGINT AS _o "
                 "WHERE false"]
-    sql = (f"WITH _b AS (SELECT *, row_number() OVER (ORDER BY ts, run_id) AS _o FROM ({base})), "
+    sql = (f"WITH _b AS (SELECT *, row_number() OVER (ORDER BY {ORDER}) AS _o FROM ({base})), "
            f"_top AS ({' UNION ALL '.join(tops)}) "
            f"SELECT _top.scope, _top.subject, _b.* FROM _top JOIN _b ON _b._o = _top._o")
     return sql, params
@@ -190,7 +197,8 @@ def _assess(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, win: pa.Table,
     rules as vectors. A subject with a non-finite metric gets an error; an exception anywhere
     else fails the whole pass (the caller then assesses subject by subject)."""
     with registered(con, WINDOW_VIEW, win):
-        tbl = metrics.compute(con, f"SELECT * FROM {WINDOW_VIEW}", ["scope", "subject"], names)
+        tbl = metrics.compute(con, f"SELECT * FROM {WINDOW_VIEW}", ["scope", "subject"], names,
+                              order=ORDER)
     sizes = np.asarray(tbl.column("runs").to_numpy(zero_copy_only=False), dtype=np.int64)
     if int(sizes.sum()) != win.num_rows:
         raise RuntimeError("gate window and metric groups disagree")
@@ -239,12 +247,15 @@ def _assess_each(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, win: pa.T
 
 
 def assess(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
-           as_of: dt.datetime) -> list[Assessment]:
+           as_of: dt.datetime, only: list[SubjectKey] | None = None) -> list[Assessment]:
     """Every subject's window, metrics and rule hits at `as_of`, ordered (scope, subject); a
     subject whose metrics fail gets an error, the others are unaffected. Reads only: run it
     outside a write transaction, since a failed query aborts the transaction it runs in."""
     names = gp.gate_metrics()
-    sql, params = window_sql(con, gp, as_of, names)
+    sql, params = window_sql(con, gp, as_of, names, only)
+    if only is not None:
+        sql = f"SELECT * FROM ({sql}) WHERE (scope, subject) IN (SELECT unnest(?, recursive := true))"
+        params = [*params, [{"scope": sc, "subject": s} for sc, s in only]]
     # sorted by subject then run order, so each subject's run_ids are one slice
     win = con.sql(f"SELECT * FROM ({sql}) ORDER BY scope, subject, _o",
                   params=params).to_arrow_table()
@@ -260,12 +271,23 @@ def decide(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datet
     A subject whose evaluation fails gets an `error` decision; the others are unaffected."""
     if as_of is None:
         return []
-    return judge(con, gp, as_of, pre_state, assess(con, gp, as_of))
+    return judge(gp, as_of, pre_state, assess(con, gp, as_of), members(con, as_of))
 
 
-def judge(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.datetime,
-          pre_state: Mapping[SubjectKey, State], assessed: list[Assessment]) -> list[Decision]:
-    """The decisions from the assessments and the lifecycle before, cascades included."""
+Members = Callable[[list[str]], dict[str, str]]
+
+
+def members(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> Members:
+    """The cascade targets of killed strategies at `as_of`, read from the ledger."""
+    return lambda strategies: _cascade_targets(con, strategies, as_of)
+
+
+def judge(gp: GovernancePolicy, as_of: dt.datetime, pre_state: Mapping[SubjectKey, State],
+          assessed: list[Assessment], targets: Members,
+          killed_before: Iterable[str] | None = None) -> list[Decision]:
+    """The decisions from the assessments and the lifecycle before, cascades included.
+    `targets(killed strategies)`: agent → the killed strategy that cascades to it;
+    `killed_before`: the strategies killed in `pre_state` (found from it when None)."""
     ph = gp.hash
 
     out: dict[SubjectKey, Decision] = {}
@@ -277,10 +299,12 @@ def judge(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, as_of: dt.dateti
         o = resolve(pre, conclusive=a.conclusive, kill_rule=a.kill, promote_rule=a.promote,
                     cascade_from=None)
         out[a.key] = _decision(a.key, o, a.fired, a.metrics, a.run_ids, as_of, ph)
-    killed = sorted({s for (sc, s), st in pre_state.items() if sc == "strategy" and st == "killed"
-                     and ("strategy", s) not in out}
+    if killed_before is None:
+        killed_before = [s for (sc, s), st in pre_state.items()
+                         if sc == "strategy" and st == "killed"]
+    killed = sorted({s for s in killed_before if ("strategy", s) not in out}
                     | {d.subject for d in out.values() if d.scope == "strategy" and d.state == "killed"})
-    for agent, strategy in _cascade_targets(con, killed, as_of).items():
+    for agent, strategy in (targets(killed) if killed else {}).items():
         key = ("agent", agent)
         prev = out.get(key)
         pre = pre_state.get(key, "candidate")
@@ -308,7 +332,9 @@ def _decision(key: SubjectKey, o: Outcome, fired: tuple[str, ...], metric_values
 
 def _cascade_targets(con: duckdb.DuckDBPyConnection, strategies: list[str],
                      as_of: dt.datetime) -> dict[str, str]:
-    """Agent → the first (by name) killed strategy it has any run in, up to `as_of`."""
+    """Agent → the first (by name) killed strategy it has any run in signalled by `as_of`.
+    Membership needs no PnL: a run exists from its signal, so an agent whose runs in the
+    class are still open is stopped with it."""
     if not strategies:
         return {}
     rows = con.execute(

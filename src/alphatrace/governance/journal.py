@@ -95,21 +95,28 @@ def _columns(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def lifecycle_states(con: duckdb.DuckDBPyConnection) -> dict[SubjectKey, State]:
-    """Each subject's state after its newest record (by seq, which the hash covers)."""
+def lifecycle_states(con: duckdb.DuckDBPyConnection,
+                     as_of: dt.datetime | None = None) -> dict[SubjectKey, State]:
+    """Each subject's state after its newest record (by seq, which the hash covers); with
+    `as_of`, the lifecycle as it was at that time: only records whose as_of is at or before
+    it (a decision counts from the knowledge time it was decided at, a revive from its time)."""
     if not has_log(con):
         return {}
     scopes = ", ".join(f"'{sc}'" for sc in SCOPES)
+    when = "" if as_of is None else " AND as_of <= ?"
     rows = con.execute(f"SELECT scope, subject, arg_max(state, seq) FROM decisions "
-                       f"WHERE scope IN ({scopes}) GROUP BY scope, subject").fetchall()
+                       f"WHERE scope IN ({scopes}){when} GROUP BY scope, subject",
+                       [] if as_of is None else [as_of]).fetchall()
     return {(str(sc), str(s)): st for sc, s, st in rows}
 
 
 def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
                  scope: str | None = None, since_seq: int | None = None,
-                 newest: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
+                 newest: bool = False, limit: int | None = None,
+                 as_of: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Records ordered by seq, JSON fields parsed (left as text when they no longer parse).
-    `newest`: only each subject's newest record; `limit`: the first N. On a store not yet migrated to 0009 (opened
+    `newest`: only each subject's newest record; `limit`: the first N; `as_of`: only records at
+    or before it. On a store not yet migrated to 0009 (opened
     read-only), actor and hash_version are NULL."""
     if not has_log(con):
         return []
@@ -124,6 +131,9 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
     if since_seq is not None:
         where.append("seq >= ?")
         params.append(since_seq)
+    if as_of is not None:
+        where.append("as_of <= ?")
+        params.append(as_of)
     have = _columns(con)
     cols = [n if n in have or n not in _LATE_COLUMNS else f"NULL AS {n}" for n in _SCHEMA.names]
     sql = f"SELECT {', '.join(cols)} FROM decisions"
@@ -146,9 +156,12 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
     return out
 
 
-def newest_records(con: duckdb.DuckDBPyConnection) -> dict[SubjectKey, dict[str, Any]]:
-    """Each subject's newest record: what the next evaluation is compared with (novelty)."""
-    return {(str(r["scope"]), str(r["subject"])): r for r in read_records(con, newest=True)}
+def newest_records(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None = None
+                   ) -> dict[SubjectKey, dict[str, Any]]:
+    """Each subject's newest record (at or before `as_of`): what an evaluation at that time is
+    compared with (novelty)."""
+    return {(str(r["scope"]), str(r["subject"])): r
+            for r in read_records(con, newest=True, as_of=as_of)}
 
 
 def legacy_count(con: duckdb.DuckDBPyConnection) -> int:
@@ -198,14 +211,19 @@ def append(store: Store, decisions: Sequence[Decision], policy_body: dict[str, A
 def write(store: Store, items: Sequence[tuple[dict[str, Any], dt.datetime | None]], *,
           actor: str | None, at: dt.datetime) -> list[dict[str, Any]]:
     """Chain and insert records given as (content, as_of): content is Decision.content()'s
-    shape; one eval_id for all; the head moves to the last one."""
+    shape; one eval_id per evaluation time (a catch-up evaluates at several knowledge times,
+    each its own evaluation; consecutive items with the same as_of share one); the head moves
+    to the last one."""
     con = store.con
     seq, prev, eval_id = _last(con)
-    eval_id += 1
     now_text = ts_text(at)
     recs: list[dict[str, Any]] = []
     cols: dict[str, list[Any]] = {n: [] for n in _SCHEMA.names}
-    for content, _ in items:
+    when: object = object()
+    for content, as_of in items:
+        if as_of != when or not recs:
+            eval_id += 1
+            when = as_of
         nested = {k: canonical_json(content[k]) for k in JSON_FIELDS}
         seq += 1
         rec = {"seq": seq, "eval_id": eval_id, **content, "prev_hash": prev,

@@ -1,8 +1,10 @@
 """Which runs governance reads, as SQL relations over the ledger.
 
-A run counts when it has realized PnL, a timestamp at or before the as-of time and (by default)
-no exclusion from forensics. Everything downstream orders runs by (ts, run_id), so ties in time
-are broken the same way on every machine and whatever order the events were ingested in.
+A run counts from its knowledge time (`ledger.known_ts`, when its PnL became known), never
+from its signal time: at time T a subject's runs are those with realized PnL, `known_ts <= T`
+and (by default) no exclusion from forensics. Everything downstream orders runs by
+(known_ts, ts, run_id) — ORDER — so ties are broken the same way on every machine and whatever
+order the events were ingested in.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from alphatrace.parse import parse_since
 from alphatrace.store.connection import has_table
 
 # Columns every governance relation carries, whatever the metrics read.
-BASE_COLUMNS = ("run_id", "agent", "strategy", "ts", "realized_pnl_bps", "net_usd", "pnl_usd")
+BASE_COLUMNS = ("run_id", "agent", "strategy", "ts", "known_ts", "realized_pnl_bps", "net_usd",
+                "pnl_usd")
+# The order of runs everywhere in governance: when their PnL became known, then signal time.
+ORDER = "known_ts, ts, run_id"
 
 
 def ledger_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -34,21 +39,33 @@ def needed_columns(con: duckdb.DuckDBPyConnection, metric_names: list[str]) -> l
     text = " ".join(metrics.get(n).sql for n in metric_names)
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
     cols = ledger_columns(con)
-    return [c for c in cols if c in BASE_COLUMNS or c in words]
+    out = [c for c in cols if c in BASE_COLUMNS or c in words]
+    return out if "known_ts" in out else [*out, "known_ts"]
+
+
+def ledger_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """The ledger as governance reads it. A store not yet migrated to 0012 (opened read-only)
+    has no known_ts, and a row with realized PnL but no known_ts was written by something
+    other than reconcile (which sets it on every realized row): those runs count from their
+    signal time, as they did before knowledge time."""
+    if "known_ts" in ledger_columns(con):
+        return "(SELECT * REPLACE (coalesce(known_ts, ts) AS known_ts) FROM ledger)"
+    return "(SELECT *, ts AS known_ts FROM ledger)"
 
 
 def eligible_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: list[str],
                  as_of: dt.datetime | None) -> tuple[str, list[object]]:
-    """Runs governance counts: realized, timed, not after `as_of`, not excluded."""
+    """Runs governance counts at `as_of` (None: all): realized, timed, known by `as_of`, not
+    excluded. The one definition of which runs a subject's window may hold at a time."""
     cols = ", ".join(f"l.{c}" for c in columns)
-    where = ["l.realized_pnl_bps IS NOT NULL", "l.ts IS NOT NULL"]
+    where = ["l.realized_pnl_bps IS NOT NULL", "l.ts IS NOT NULL", "l.known_ts IS NOT NULL"]
     params: list[object] = []
     if as_of is not None:
-        where.append("l.ts <= ?")
+        where.append("l.known_ts <= ?")
         params.append(as_of)
     if gp.eligibility.exclude_flagged and has_table(con, "run_exclusions"):
         where.append(included_sql("l"))
-    return f"SELECT {cols} FROM ledger l WHERE {' AND '.join(where)}", params
+    return f"SELECT {cols} FROM {ledger_sql(con)} l WHERE {' AND '.join(where)}", params
 
 
 def subjects_sql(base: str, scopes: list[str]) -> str:
@@ -63,8 +80,9 @@ def subjects_sql(base: str, scopes: list[str]) -> str:
 
 
 def data_as_of(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
-    """The newest run time in the ledger: the default as-of, derived from data, not the clock."""
-    rows = con.execute("SELECT max(ts) FROM ledger").fetchall()
+    """The newest knowledge time in the ledger: the default as-of, derived from data, not the
+    clock."""
+    rows = con.execute(f"SELECT max(known_ts) FROM {ledger_sql(con)}").fetchall()
     v = rows[0][0]
     return v if isinstance(v, dt.datetime) else None
 

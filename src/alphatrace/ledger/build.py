@@ -12,6 +12,10 @@ Rules (docs/ledger.md has the full text):
 - realized_pnl_bps = external when present, else paper (realized runs only).
 - bar_interval: the labels of the bar intervals its legs were priced with, finest first,
   comma-joined (NULL when no leg was priced against bars: unpriced, FLAT).
+- known_ts (knowledge time: when the run's PnL became known): a reconciled run's latest exit
+  bar open time over its legs (its signal ts when every leg is FLAT); an external figure's
+  latest ts over the pnl events it uses (each event's file arrival time when it has no ts),
+  never before the run's ts; NULL when there is no realized PnL.
 - telemetry: tokens, cost and errors are sums; latency is the sum of latencies unless every
   record has start_ts and end_ts, then max(end) − min(start).
 
@@ -32,13 +36,15 @@ LEDGER_COLUMNS = (
     "exit_price", "gross_bps", "fee_bps", "funding_bps", "paper_pnl_bps", "realized_pnl_bps",
     "pnl_source", "size_usd", "pnl_usd", "net_usd", "net_bps", "execution_gap_bps", "status",
     "policy_hash", "n_legs", "n_telemetry", "n_pnl", "entry_ts", "exit_ts",
-    "external_pnl_bps", "reason", "bar_interval",
+    "external_pnl_bps", "reason", "bar_interval", "known_ts",
 )
 
 _LEG_ORDER = "ts NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
 _TEL_ORDER = "coalesce(ts, start_ts) NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
 _PNL_ORDER = "ts NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
 _W = "CASE WHEN direction <> 'FLAT' THEN size_usd END"
+# When a pnl event's figure existed: its ts, else the time its file arrived.
+_KTS = "coalesce(p.ts, f.ingested_at)"
 
 
 def _split(table: str, name: str, runs: str | None = None) -> str:
@@ -161,13 +167,14 @@ def _pnl_sql(pnl_keys: str, runs: str | None) -> str:
     return f"""
 {_split("pnl", "pnl", runs)},
 pnl_latest_m AS (
-  SELECT run_id, key, bps FROM (
-    SELECT p.*, {key} AS key, p.realized_pnl_bps AS bps
-    FROM pnl_m p LEFT JOIN {pnl_keys} sm ON sm.alias = p.symbol)
+  SELECT run_id, key, bps, kts FROM (
+    SELECT p.*, {key} AS key, p.realized_pnl_bps AS bps, {_KTS} AS kts
+    FROM pnl_m p LEFT JOIN {pnl_keys} sm ON sm.alias = p.symbol
+    LEFT JOIN ingested_files f ON f.file_id = p.file_id)
   QUALIFY row_number() OVER (PARTITION BY run_id, key ORDER BY {order}) = 1
 ),
 pnl_w_m AS (
-  SELECT p.run_id, p.bps, lw.w
+  SELECT p.run_id, p.bps, p.kts, lw.w
   FROM pnl_latest_m p
   LEFT JOIN (
     SELECT l.run_id, l.market_symbol, {_fsum(_W)} AS w
@@ -179,14 +186,16 @@ pnl_w_m AS (
 pnl_run AS (
   SELECT p.run_id, 1 AS n_pnl, p.agent, p.strategy, p.ts,
     CASE WHEN {key} IS NULL THEN p.realized_pnl_bps END AS run_level_bps,
-    {key} AS key1, p.realized_pnl_bps AS bps1, lw.w AS mw1
+    {key} AS key1, p.realized_pnl_bps AS bps1, lw.w AS mw1, {_KTS} AS pnl_kts
   FROM pnl_1 p LEFT JOIN {pnl_keys} sm ON sm.alias = p.symbol
+  LEFT JOIN ingested_files f ON f.file_id = p.file_id
   LEFT JOIN (
     SELECT run_id, market_symbol, {_fsum(_W)} AS w FROM leg_m GROUP BY run_id, market_symbol
   ) lw ON lw.run_id = p.run_id AND lw.market_symbol = {key}
   UNION ALL BY NAME
   SELECT r.*, er.run_level_bps, es.n_sym_m, es.one_bps_m, es.k_bw_m, es.k_w_m, es.u_b_m,
-         es.u_n_m
+         es.u_n_m,
+         CASE WHEN er.run_level_bps IS NOT NULL THEN er.kts ELSE es.kts_m END AS pnl_kts
   FROM (
     SELECT run_id, count(*) AS n_pnl,
       first(agent ORDER BY agent IS NULL, {_PNL_ORDER}) AS agent,
@@ -194,12 +203,13 @@ pnl_run AS (
       min(ts) AS ts
     FROM pnl_m GROUP BY run_id
   ) r
-  LEFT JOIN (SELECT run_id, bps AS run_level_bps FROM pnl_latest_m WHERE key IS NULL) er
+  LEFT JOIN (SELECT run_id, bps AS run_level_bps, kts FROM pnl_latest_m WHERE key IS NULL) er
     ON er.run_id = r.run_id
   LEFT JOIN (
     SELECT run_id, count(*) AS n_sym_m, any_value(bps) AS one_bps_m,
            {_fsum("bps * w")} AS k_bw_m, {_fsum("w")} AS k_w_m,
-           {_fsum("bps", "w IS NULL")} AS u_b_m, count(*) FILTER (WHERE w IS NULL) AS u_n_m
+           {_fsum("bps", "w IS NULL")} AS u_b_m, count(*) FILTER (WHERE w IS NULL) AS u_n_m,
+           max(kts) AS kts_m
     FROM pnl_w_m GROUP BY run_id
   ) es ON es.run_id = r.run_id
 )"""
@@ -232,7 +242,7 @@ joined AS (
     pr.run_level_bps, pr.key1, pr.bps1,
     CASE WHEN lr.n_legs = 1 THEN CASE WHEN lr.leg_market = pr.key1 THEN lr.deployed_usd END
          ELSE pr.mw1 END AS w1,
-    pr.n_sym_m, pr.one_bps_m, pr.k_bw_m, pr.k_w_m, pr.u_b_m, pr.u_n_m,
+    pr.n_sym_m, pr.one_bps_m, pr.k_bw_m, pr.k_w_m, pr.u_b_m, pr.u_n_m, pr.pnl_kts,
     coalesce(lr.n_legs, 0) AS n_legs, coalesce(t.n_telemetry, 0) AS n_telemetry,
     coalesce(pr.n_pnl, 0) AS n_pnl, lr.entry_ts, lr.exit_ts, lr.bar_interval,
     CASE WHEN lr.run_id IS NOT NULL THEN lr.reason
@@ -297,5 +307,7 @@ SELECT run_id, agent, strategy, ts, symbols, direction, score_final, regime, lat
             THEN realized_pnl_bps - coalesce(cost_usd, 0.0) / size_usd_ * 1e4 END AS net_bps,
        external_pnl_bps - paper_pnl_bps AS execution_gap_bps,
        status, {lit(policy_hash)} AS policy_hash, n_legs, n_telemetry, n_pnl, entry_ts,
-       exit_ts, external_pnl_bps, reason, bar_interval
+       exit_ts, external_pnl_bps, reason, bar_interval,
+       CASE WHEN pnl_source = 'external' THEN greatest(ts, pnl_kts)
+            WHEN pnl_source = 'reconciled' THEN coalesce(exit_ts, ts) END AS known_ts
 FROM usd"""

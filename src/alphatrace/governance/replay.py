@@ -1,0 +1,371 @@
+"""Point-by-point gate evaluation in knowledge time: the catch-up of `gates evaluate` and the
+backtest's replay are this one computation.
+
+A subject's window changes only when one of its runs becomes known (or, with a duration window,
+when one leaves it), so those are its points. Every run a subject's points need — its runs known
+after its progress mark, and the window's worth before it — is numbered once in (known_ts, ts,
+run_id) order; each point's window is a contiguous range of those numbers ending at the last
+run known by the point. The metric module computes every (subject, point) window in one pass
+and the rules are evaluated as vectors over points. Only the lifecycle walk is a Python loop:
+over the points in time order, each judged with the lifecycle as it stands at that time (kills,
+promotions and cascades decided at earlier points, records already in the log up to it), and
+only decisions that are news (governance.novelty) are kept, stamped with their point.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from alphatrace import metrics
+from alphatrace.governance.gates import (
+    Assessment,
+    Decision,
+    apply_rules,
+    assess,
+    failure,
+    judge,
+    metric_env,
+)
+from alphatrace.governance.gates import _finite as finite
+from alphatrace.governance.gates import _metric_dicts as metric_dicts
+from alphatrace.governance.lifecycle import State, SubjectKey
+from alphatrace.governance.novelty import is_news
+from alphatrace.governance.policy import GovernancePolicy
+from alphatrace.governance.runs import ORDER, eligible_sql, ledger_sql, needed_columns, subjects_sql
+from alphatrace.store.connection import registered
+
+MARKS, RUNS, POINTS = "_alphatrace_rp_marks", "_alphatrace_rp_runs", "_alphatrace_rp_points"
+
+
+@dataclass
+class Plan:
+    """The (subject, point) assessments of a replay, by point time."""
+
+    by_time: dict[dt.datetime, list[Assessment]]
+    subjects: set[SubjectKey]
+
+
+def _marks_table(marks: Mapping[SubjectKey, dt.datetime]) -> pa.Table:
+    return pa.table({"scope": [k[0] for k in marks], "subject": [k[1] for k in marks],
+                     "mark": pa.array(list(marks.values()), pa.timestamp("us"))},
+                    schema=pa.schema([("scope", pa.string()), ("subject", pa.string()),
+                                      ("mark", pa.timestamp("us"))]))
+
+
+def _runs_sql(gp: GovernancePolicy, base: str) -> str:
+    """Runs of subjects with runs known after their mark: those new ones, and the newest
+    `window.runs` before the mark (every one when the window has no run count), numbered
+    per subject in (known_ts, ts, run_id) order."""
+    n = gp.gates.window.runs
+    keep = "true" if n is None else f"_new OR _rk <= {int(n)}"
+    return f"""
+WITH s AS ({subjects_sql(base, list(gp.gates.scope))}),
+j AS (SELECT s.*, m.mark, (m.mark IS NULL OR s.known_ts > m.mark) AS _new
+      FROM s LEFT JOIN {MARKS} m ON m.scope = s.scope AND m.subject = s.subject),
+r AS (SELECT j.* FROM j SEMI JOIN (SELECT DISTINCT scope, subject FROM j WHERE _new) c
+      ON c.scope = j.scope AND c.subject = j.subject),
+k AS (SELECT *, row_number() OVER (PARTITION BY scope, subject, _new
+                                   ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk
+      FROM r QUALIFY {keep})
+SELECT * EXCLUDE (_rk), row_number() OVER (PARTITION BY scope, subject ORDER BY {ORDER}) AS _i
+FROM k ORDER BY scope, subject, _i"""
+
+
+def _points_sql(gp: GovernancePolicy) -> str:
+    """Each subject's points: the knowledge times of its new runs and, with a duration window,
+    the times its runs leave the window after its mark; `_end` is the last run known by then."""
+    secs = gp.gates.window.seconds
+    parts = [f"SELECT scope, subject, known_ts AS _at FROM {RUNS} WHERE _new"]
+    if secs is not None:
+        d = f"to_microseconds({round(secs * 1e6)})"
+        parts.append(f"SELECT scope, subject, known_ts + {d} AS _at FROM {RUNS} "
+                     f"WHERE (mark IS NULL OR known_ts + {d} > mark) AND known_ts + {d} <= ?")
+    return f"""
+SELECT p.scope, p.subject, p._at, max(w._i) AS _end
+FROM (SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})) p
+JOIN {RUNS} w ON w.scope = p.scope AND w.subject = p.subject AND w.known_ts <= p._at
+GROUP BY ALL"""
+
+
+def _expansion_sql(gp: GovernancePolicy) -> str:
+    """Every point's window: the runs numbered (_end − N, _end] known after _at − duration."""
+    n = gp.gates.window.runs
+    secs = gp.gates.window.seconds
+    cond = [] if n is None else [f"w._i > p._end - {int(n)}"]
+    if secs is not None:
+        cond.append(f"w.known_ts > p._at - to_microseconds({round(secs * 1e6)})")
+    extra = "".join(f" AND {c}" for c in cond)
+    return f"""
+SELECT p._at, p._end, w.* EXCLUDE (mark, _new) FROM {POINTS} p
+JOIN {RUNS} w ON w.scope = p.scope AND w.subject = p.subject AND w._i <= p._end{extra}"""
+
+
+def plan(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
+         marks: Mapping[SubjectKey, dt.datetime], target: dt.datetime) -> Plan:
+    """Every subject's assessments at its points after its mark (no mark: its whole history)
+    up to `target`."""
+    names = gp.gate_metrics()
+    base, params = eligible_sql(con, gp, needed_columns(con, names), target)
+    with registered(con, MARKS, _marks_table(marks)):
+        runs = con.sql(_runs_sql(gp, base), params=params).to_arrow_table()
+    if runs.num_rows == 0:
+        return Plan({}, set())
+    with registered(con, RUNS, runs):
+        pparams = [target] if gp.gates.window.seconds is not None else []
+        points = con.sql(f"SELECT * FROM ({_points_sql(gp)}) ORDER BY scope, subject, _at",
+                         params=pparams).to_arrow_table()
+        ids = _ids_by_subject(runs)
+        with registered(con, POINTS, points):
+            try:
+                out = _assess_points(con, gp, names, ids)
+            except Exception:  # find which subject fails: every other one is still judged
+                out = _assess_each(con, gp, names, ids, points)
+    by_time: dict[dt.datetime, list[Assessment]] = {}
+    for t, a in out:
+        by_time.setdefault(t, []).append(a)
+    return Plan(dict(sorted(by_time.items())), set(ids))
+
+
+def _ids_by_subject(runs: pa.Table) -> dict[SubjectKey, list[str]]:
+    """Each subject's run_ids in window order (index _i − 1)."""
+    out: dict[SubjectKey, list[str]] = {}
+    for sc, s, r in zip(runs.column("scope").to_pylist(), runs.column("subject").to_pylist(),
+                        runs.column("run_id").to_pylist(), strict=True):
+        out.setdefault((str(sc), str(s)), []).append(str(r))
+    return out
+
+
+def _assess_points(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, names: list[str],
+                   ids: Mapping[SubjectKey, list[str]], where: str = "true"
+                   ) -> list[tuple[dt.datetime, Assessment]]:
+    tbl = metrics.compute(con, f"SELECT * FROM ({_expansion_sql(gp)}) WHERE {where}",
+                          ["scope", "subject", "_at", "_end"], names, order=ORDER)
+    n = tbl.num_rows
+    scopes = [str(s) for s in tbl.column("scope").to_pylist()]
+    subjects = [str(s) for s in tbl.column("subject").to_pylist()]
+    ats = tbl.column("_at").to_pylist()
+    ends = tbl.column("_end").to_pylist()
+    env = metric_env(tbl, names)
+    hits = apply_rules(gp, env, scopes, n)
+    mdicts = metric_dicts(tbl, env, names)
+    out = []
+    for i in range(n):
+        key = (scopes[i], subjects[i])
+        size = int(mdicts[i]["runs"])
+        window = ids[key][int(ends[i]) - size:int(ends[i])]
+        try:
+            finite(mdicts[i])
+        except ArithmeticError as e:
+            out.append((ats[i], Assessment(key, window, {}, error=failure(e))))
+            continue
+        out.append((ats[i], Assessment(key, window, mdicts[i], bool(hits.conclusive[i]),
+                                       hits.kill[i], hits.promote[i], hits.fired[i])))
+    return out
+
+
+def _assess_each(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, names: list[str],
+                 ids: Mapping[SubjectKey, list[str]], points: pa.Table
+                 ) -> list[tuple[dt.datetime, Assessment]]:
+    """Subject by subject; a subject whose metrics fail gets an `error` at each of its points
+    (its window: the newest `window.runs` known by then)."""
+    n = gp.gates.window.runs
+    out: list[tuple[dt.datetime, Assessment]] = []
+    rows = list(zip(points.column("scope").to_pylist(), points.column("subject").to_pylist(),
+                    points.column("_at").to_pylist(), points.column("_end").to_pylist(),
+                    strict=True))
+    for key in sorted(ids):
+        sc, s = key
+        try:
+            out += _assess_points(con, gp, names, ids,
+                                  f"scope = '{sc}' AND subject = {_quote(s)}")
+        except Exception as e:  # this subject's failure is its error
+            for psc, ps, at, end in rows:
+                if (psc, ps) == key:
+                    lo = 0 if n is None else max(0, int(end) - n)
+                    out.append((at, Assessment(key, ids[key][lo:int(end)], {}, error=failure(e))))
+    return out
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass
+class Walk:
+    """The lifecycle as the walk passes through time: each subject's state and newest record,
+    with the log's records applied when the walk reaches their as_of."""
+
+    state: dict[SubjectKey, State]
+    last: dict[SubjectKey, dict[str, Any]]
+    pending: list[dict[str, Any]] = field(default_factory=list)  # by (as_of, seq)
+
+    def advance(self, t: dt.datetime) -> set[SubjectKey]:
+        """Apply the log's records up to `t`; the subjects revived by them."""
+        revived = set()
+        while self.pending and self.pending[0]["_at"] <= t:
+            r = self.pending.pop(0)
+            key = (str(r["scope"]), str(r["subject"]))
+            self.state[key] = r["state"]
+            self.last[key] = r
+            if r["action"] == "revive":
+                revived.add(key)
+        return revived
+
+    def record(self, d: Decision) -> None:
+        self.state[d.key] = d.state
+        self.last[d.key] = d.content()
+
+
+def start(con: duckdb.DuckDBPyConnection, first: dt.datetime | None, *,
+          empty: bool = False) -> Walk:
+    """The lifecycle at `first` from the log (empty: from nothing, as the backtest starts),
+    with the log's later records pending."""
+    from alphatrace.governance import journal  # journal imports gates: avoid a cycle at import
+    from alphatrace.governance.lifecycle import CHAIN_SCOPE
+
+    if empty or first is None:
+        return Walk({}, {})
+    state = journal.lifecycle_states(con, first)
+    last = journal.newest_records(con, first)
+    later = [r for r in journal.read_records(con) if r["scope"] != CHAIN_SCOPE
+             and r["as_of"] is not None and _parse(r["as_of"]) > first]
+    for r in later:
+        r["_at"] = _parse(r["as_of"])
+    later.sort(key=lambda r: (r["_at"], r["seq"]))
+    return Walk(state, last, later)
+
+
+def _parse(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Membership:
+    """Which agents a killed strategy cascades to at a time: agents with a run in it signalled
+    by then (ledger rows, excluded and open runs too), as `gates._cascade_targets` reads them."""
+
+    first: dict[str, dict[str, dt.datetime]]  # agent → strategy → its first signal there
+    joins: list[tuple[dt.datetime, str, str]]  # (first signal, agent, strategy), sorted
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection, target: dt.datetime) -> Membership:
+        rows = con.execute(
+            f"SELECT agent, strategy, min(ts) FROM {ledger_sql(con)} WHERE ts <= ? "
+            "AND agent IS NOT NULL AND strategy IS NOT NULL GROUP BY ALL", [target]).fetchall()
+        first: dict[str, dict[str, dt.datetime]] = {}
+        for a, s, t in rows:
+            first.setdefault(str(a), {})[str(s)] = t
+        joins = sorted((t, str(a), str(s)) for a, s, t in rows)
+        return cls(first, joins)
+
+    def of(self, strategies: set[str], t: dt.datetime) -> set[str]:
+        return {a for a, ss in self.first.items()
+                if any(s in strategies and ts <= t for s, ts in ss.items())}
+
+    def joined(self, lo: dt.datetime | None, hi: dt.datetime) -> set[str]:
+        """Agents that joined a strategy in (lo, hi]."""
+        i = 0 if lo is None else bisect.bisect_right(self.joins, (lo, "\uffff", "\uffff"))
+        j = bisect.bisect_right(self.joins, (hi, "\uffff", "\uffff"))
+        return {a for _, a, _ in self.joins[i:j]}
+
+    def target(self, agent: str, killed: list[str], t: dt.datetime) -> str | None:
+        ss = self.first.get(agent, {})
+        hit = [s for s in killed if s in ss and ss[s] <= t]
+        return min(hit) if hit else None
+
+
+def revived(con: duckdb.DuckDBPyConnection, target: dt.datetime
+            ) -> dict[dt.datetime, set[SubjectKey]]:
+    """Subjects whose newest record is a revive (not judged since), by the revive's as_of (at
+    most `target`): the next evaluation judges them there, in the lifecycle the revive left."""
+    from alphatrace.governance import journal
+
+    out: dict[dt.datetime, set[SubjectKey]] = {}
+    for key, r in journal.newest_records(con).items():
+        if r["action"] == "revive" and r["as_of"] is not None:
+            out.setdefault(min(_parse(r["as_of"]), target), set()).add(key)
+    return out
+
+
+def walk(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, p: Plan, w: Walk,
+         target: dt.datetime, revives: Mapping[dt.datetime, set[SubjectKey]] | None = None
+         ) -> Iterator[tuple[dt.datetime, list[tuple[Decision, bool]]]]:
+    """At each point in time order: every decision taken there and whether it is news (the
+    news are applied to the lifecycle before the next point). Subjects judged at a point: those
+    with a point there, plus the agents a strategy kill cascades to, agents that joined a
+    killed strategy since the previous point and subjects revived since then (each with its
+    window as it stands: its latest assessment, else its window read at that time)."""
+    members = Membership.load(con, target)
+    current: dict[SubjectKey, Assessment] = {}
+    killed = {s for (sc, s), st in w.state.items() if sc == "strategy" and st == "killed"}
+    prev: dt.datetime | None = None
+    for t, fresh in p.by_time.items():
+        revived = w.advance(t) | set((revives or {}).get(t, set()))
+        killed = {s for (sc, s), st in w.state.items() if sc == "strategy" and st == "killed"}
+        for a in fresh:
+            current[a.key] = a
+        new_kills = {a.key[1] for a in fresh if a.key[0] == "strategy" and a.error is None
+                     and a.kill is not None and a.key[1] not in killed}
+        doomed = killed | new_kills
+        extra = {("agent", a) for a in members.of(new_kills, t)} if new_kills else set()
+        if doomed:
+            extra |= {("agent", a) for a in members.joined(prev, t)
+                      if members.target(a, sorted(doomed), t) is not None}
+        extra |= revived
+        judged = {a.key for a in fresh}
+        missing = [k for k in extra - judged if k not in current]
+        if missing:
+            at_t = {a.key: a for a in assess(con, gp, t, sorted(missing))}
+            for k in missing:
+                if k in at_t:
+                    current[k] = at_t[k]
+        assessed = fresh + [current[k] for k in sorted(extra - judged) if k in current]
+        scope_of = {a.key[1] for a in assessed if a.key[0] == "agent"} | {
+            k[1] for k in extra if k[0] == "agent"}
+
+        def targets(ks: list[str], _t: dt.datetime = t, _who: set[str] = scope_of
+                    ) -> dict[str, str]:
+            out = {}
+            for agent in sorted(_who):
+                s = members.target(agent, ks, _t)
+                if s is not None:
+                    out[agent] = s
+            return out
+
+        decisions = judge(gp, t, w.state, assessed, targets, killed)
+        out = []
+        for d in decisions:
+            news = is_news(w.last.get(d.key), d.content())
+            out.append((d, news))
+        for d, news in out:
+            if news:
+                w.record(d)
+        prev = t
+        yield t, out
+
+
+def progress(con: duckdb.DuckDBPyConnection) -> dict[SubjectKey, dt.datetime]:
+    """How far each subject has been evaluated (gate_progress; empty before migration 0012)."""
+    from alphatrace.store.connection import has_table
+
+    if not has_table(con, "gate_progress"):
+        return {}
+    return {(str(sc), str(s)): t for sc, s, t in
+            con.execute("SELECT scope, subject, evaluated_to FROM gate_progress").fetchall()}
+
+
+def save_progress(con: duckdb.DuckDBPyConnection, subjects: set[SubjectKey],
+                  to: dt.datetime) -> None:
+    if not subjects:
+        return
+    tbl = _marks_table(dict.fromkeys(sorted(subjects), to))
+    with registered(con, MARKS, tbl):
+        con.execute(f"INSERT OR REPLACE INTO gate_progress SELECT scope, subject, mark FROM {MARKS}")
+
