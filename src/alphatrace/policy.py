@@ -25,6 +25,9 @@ from pydantic import BaseModel, ValidationError
 from alphatrace.errors import PolicyError
 
 DEFAULT_POLICY = "default.yaml"
+# Gates sized for evaluation after every run (the live loop); the demo runs with it. Its
+# comments say why the seed's gates (the default) do not suit a control loop.
+LIVE_POLICY = "live.yaml"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -199,6 +202,12 @@ def parse_policy_text(text: str, path: str) -> Policy:
     if node is not None:
         _marks(node, (), positions)
     return Policy(data, path, positions)
+
+
+def shipped_policy(name: str) -> Policy:
+    """A policy file shipped in `alphatrace/policies` (DEFAULT_POLICY, LIVE_POLICY)."""
+    text = resources.files("alphatrace.policies").joinpath(name).read_text("utf-8")
+    return parse_policy_text(text, f"<shipped policy {name}>")
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

@@ -47,9 +47,21 @@ def live(db: Path | None, *, speed: float, seed: int, runs_per_agent: int,
                 f"{iso(d.items[-1].at_ms)[:10]} at {speed:g} market day(s) per second",
                 highlight=False)
 
+    state: dict[tuple[str, str], str] = {}
+    repeats = [0]
+
     def decided(rec: dict[str, Any]) -> None:
-        if not as_json:
+        # A lifecycle change is printed; a rule firing again on new evidence (a promoted
+        # agent's promote rule after each winning run) is recorded but only counted here.
+        key = (str(rec["scope"]), str(rec["subject"]))
+        changed = state.get(key) != rec["state"] or rec["action"] in ("revive", "error")
+        state[key] = str(rec["state"])
+        if as_json:
+            return
+        if changed:
             console.print(decision_line(rec, by_id), highlight=False, markup=False)
+        else:
+            repeats[0] += 1
 
     def ticked(tick: Tick) -> None:
         status.update(f"market time {iso(tick.end_ms)[:16].replace('T', ' ')}")
@@ -62,15 +74,16 @@ def live(db: Path | None, *, speed: float, seed: int, runs_per_agent: int,
     if as_json:
         print_json(result.to_dict())
         return
+    if repeats[0]:
+        console.print(f"[dim]{repeats[0]:,} more records: a rule firing again on new evidence "
+                      "without changing the subject's state (`alphatrace audit show SUBJECT`)[/]",
+                      highlight=False)
     render_end(result)
 
 
 def render_end(result: LiveResult) -> None:
     if not result.decisions:
-        why = ("" if result.pipeline else
-               " (this build has no live pipeline, server/pipeline.py: the collector stores the "
-               "data but evaluates nothing)")
-        console.print(f"[yellow]the collector recorded no decisions{why}[/]", highlight=False)
+        console.print("[yellow]the collector recorded no decisions[/]", highlight=False)
     pb = result.pnl_break
     console.print(f"planted: {pb.get('agent')} PnL breaks at run #{pb.get('run_index')} "
                   f"({str(pb.get('ts'))[:10]})", highlight=False)

@@ -16,7 +16,6 @@ table puts each kill's timing and the PnL made after it side by side.
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
 import tempfile
 import threading
@@ -51,6 +50,7 @@ from alphatrace.demo.replay import (
 )
 from alphatrace.demo.simulate import DemoEvents
 from alphatrace.errors import AlphatraceError, InputError
+from alphatrace.policy import LIVE_POLICY, shipped_policy
 from alphatrace.store import Store
 
 DEFAULT_SPEED = 1.0  # market days per second
@@ -72,13 +72,12 @@ class LiveResult:
     decisions: list[dict[str, Any]]
     batch: list[dict[str, Any]]
     kills: list[dict[str, Any]]
-    pipeline: bool  # whether this build has the live pipeline (server/pipeline.py)
     pnl_break: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"url": self.url, "speed_days_per_s": self.speed, "start": self.start,
                 "end": self.end, "sent": self.sent, "decisions": self.decisions,
-                "batch_decisions": self.batch, "kills": self.kills, "pipeline": self.pipeline,
+                "batch_decisions": self.batch, "kills": self.kills,
                 "pnl_break": self.pnl_break}
 
 
@@ -139,7 +138,7 @@ class Collector:
     def settle(self) -> None:
         """Wait until the writer has finished every round sent so far, hooks included (they
         run before it takes the next job)."""
-        self.app.state.writer.submit_call(lambda store: None).result(timeout=600)
+        self.app.state.writer.sync().result(timeout=600)
 
 
 @contextmanager
@@ -150,11 +149,13 @@ def collector(db: Path) -> Iterator[Collector]:
     from alphatrace.server.app import create_app
     from alphatrace.server.keys import create_key
     from alphatrace.server.listen import bind
+    from alphatrace.server.pipeline import PipelineConfig
 
     with Store(db) as store:
         ingest = create_key(store, "demo-live-ingest", "ingest")["key"]
         read = create_key(store, "demo-live-read", "read")["key"]
-    app = create_app(db, warn_without_keys=False)
+    config = PipelineConfig.load(shipped_policy(LIVE_POLICY))
+    app = create_app(db, warn_without_keys=False, pipeline=config, policy=config.governance)
     sock = bind("127.0.0.1", 0)
     port = int(sock.getsockname()[1])
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
@@ -263,11 +264,8 @@ def batch_decisions(batch_db: Path, end: str) -> list[dict[str, Any]]:
     from alphatrace.api import Database
 
     with Store(batch_db) as store:
-        return Database.on(store).gates.evaluate(as_of=end)
-
-
-def has_pipeline() -> bool:
-    return importlib.util.find_spec("alphatrace.server.pipeline") is not None
+        return Database.on(store).gates.evaluate(shipped_policy(LIVE_POLICY), as_of=end,
+                                                 catch_up=False)
 
 
 def run_live(
@@ -304,7 +302,7 @@ def run_live(
         return LiveResult(
             url=col.url, speed=speed, start=iso(data.items[0].at_ms) if data.items else "",
             end=end, sent=sent, decisions=decisions, batch=batch,
-            kills=kill_table(decisions, batch, data.runs), pipeline=has_pipeline(),
+            kills=kill_table(decisions, batch, data.runs),
             pnl_break={"agent": qb.agent, "run_index": qb.pnl_break_index,
                        "run_id": qb.pnl_break_run_id, "ts": qb.pnl_break_ts},
         )
