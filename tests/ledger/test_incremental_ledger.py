@@ -16,8 +16,13 @@ from tests.ledger.helpers import add_bars, at, run_reconcile
 
 
 def snapshot(store: Store) -> tuple[list[Any], list[Any]]:
+    """Legs and ledger rows; a known_ts that is a file's arrival time (an external PnL without
+    a ts) reads "arrival": two stores ingest the same files at different wall times."""
     legs = store.con.execute("SELECT * FROM legs ORDER BY event_id")
-    ledger = store.con.execute("SELECT * FROM ledger ORDER BY run_id")
+    ledger = store.con.execute(
+        "SELECT * REPLACE (CASE WHEN known_ts IN (SELECT ingested_at FROM ingested_files) "
+        "THEN 'arrival' ELSE CAST(known_ts AS VARCHAR) END AS known_ts) "
+        "FROM ledger ORDER BY run_id")
     return legs.fetchall(), ledger.fetchall()
 
 

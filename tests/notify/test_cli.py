@@ -35,7 +35,7 @@ def setup(tmp_path: Path, receiver: Receiver, secret: str) -> tuple[Path, Path]:
 def test_evaluate_then_send_then_log(setup: tuple[Path, Path], receiver: Receiver,
                                      secret: str) -> None:
     db, pol = setup
-    code, _, err = call("gates", "evaluate", "--db", str(db), "--policy", str(pol), "--json")
+    code, _, err = call("gates", "evaluate", "--db", str(db), "--policy", str(pol), "--json", "--once")
     assert code == 0, err
     code, out, _ = call("notify", "log", "--db", str(db), "--json")
     doc = json.loads(out)
@@ -60,7 +60,7 @@ def test_send_to_a_dead_receiver_exits_1_and_keeps_it_pending(tmp_path: Path, se
         losers(d.store, ["A"])
     pol = tmp_path / "p.yaml"
     pol.write_text(policy_text([hook(Receiver(free_port()).url)]))
-    assert call("gates", "evaluate", "--db", str(db), "--policy", str(pol))[0] == 0
+    assert call("gates", "evaluate", "--db", str(db), "--policy", str(pol), "--once")[0] == 0
     code, out, _ = call("notify", "send", "--db", str(db), "--json")
     doc = json.loads(out)
     assert code == 1 and doc["failed"] == 1 and doc["pending"] == 2
@@ -82,7 +82,7 @@ def test_notify_test_sends_a_signed_sample(setup: tuple[Path, Path], receiver: R
     # without --policy: the targets of the policy that last appended to the store
     code, _, err = call("notify", "test", "ops", "--db", str(db))
     assert code == 1 and "no notify target named 'ops'" in err
-    call("gates", "evaluate", "--db", str(db), "--policy", str(pol))
+    call("gates", "evaluate", "--db", str(db), "--policy", str(pol), "--once")
     code, out, err = call("notify", "test", "ops", "--db", str(db))
     assert code == 0 and "ok" in out, err
     code, _, err = call("notify", "test", "opz", "--policy", str(pol))

@@ -33,7 +33,7 @@ def prepared(tmp: Path, url: str, **retry: str) -> tuple[Path, Path]:
 
 
 def evaluate(db: Path, pol: Path) -> list[dict[str, object]]:
-    r = cli("gates", "evaluate", "--db", str(db), "--policy", str(pol), "--json")
+    r = cli("gates", "evaluate", "--db", str(db), "--policy", str(pol), "--json", "--once")
     assert r.returncode == 0, r.stderr
     return [d for d in json.loads(r.stdout)["decisions"] if d["changed"]]
 
@@ -41,7 +41,7 @@ def evaluate(db: Path, pol: Path) -> list[dict[str, object]]:
 def test_decisions_appended_through_the_server_are_delivered(tmp_path: Path, secret: str,
                                                              receiver: Receiver) -> None:
     db, pol = prepared(tmp_path, receiver.url)
-    srv = start_server(tmp_path, prepare=lambda s: losers(s, ["A", "B"]))
+    srv = start_server(tmp_path, "--no-pipeline", prepare=lambda s: losers(s, ["A", "B"]))
     try:
         decided = evaluate(db, pol)
         got = receiver.wait_for(len(decided), timeout=20)
@@ -59,7 +59,7 @@ def test_decisions_appended_through_the_server_are_delivered(tmp_path: Path, sec
 def test_pending_deliveries_survive_kill_9(tmp_path: Path, secret: str) -> None:
     rcv = Receiver(free_port())  # down
     db, pol = prepared(tmp_path, rcv.url, initial="0.2s", max="1s")
-    srv = start_server(tmp_path, prepare=lambda s: losers(s, ["A", "B", "C"]))
+    srv = start_server(tmp_path, "--no-pipeline", prepare=lambda s: losers(s, ["A", "B", "C"]))
     try:
         decided = evaluate(db, pol)
         deadline = time.monotonic() + 20
@@ -75,7 +75,7 @@ def test_pending_deliveries_survive_kill_9(tmp_path: Path, secret: str) -> None:
         srv.proc.wait(10)
     rcv.up()
     try:
-        srv = start_server(tmp_path, keys=False)
+        srv = start_server(tmp_path, "--no-pipeline", keys=False)
         try:
             got = rcv.wait_for(4, timeout=30)
             time.sleep(0.5)  # a duplicate would arrive now
@@ -96,7 +96,7 @@ def test_a_hanging_receiver_does_not_slow_ingest(tmp_path: Path, secret: str) ->
     # retries 0.05-0.1 s apart: the dispatcher spends nearly all its time inside a request
     # that hangs until its 5 s timeout
     db, pol = prepared(tmp_path, hanging.url, initial="0.05s", max="0.1s")
-    srv = start_server(tmp_path, prepare=lambda s: losers(s, ["A"]))
+    srv = start_server(tmp_path, "--no-pipeline", prepare=lambda s: losers(s, ["A"]))
     latencies: list[float] = []
     try:
         evaluate(db, pol)

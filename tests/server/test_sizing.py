@@ -95,7 +95,8 @@ def test_size_is_base_times_abs_score_times_the_multiplier(collector: Collector)
     assert doc["multiplier"] == pytest.approx(m)
     assert doc["size"] == pytest.approx(10_000 * 1.5 * m)
     assert (doc["state"], doc["killed"], doc["reason"]) == ("candidate", False, None)
-    assert doc["known_ts"] == "2025-03-01T02:00:00.000000Z"  # the newest run's time (no 0012)
+    # knowledge time: the newest run's PnL event came at 02:30 (its telemetry at 02:00)
+    assert doc["known_ts"] == "2025-03-01T02:30:00.000000Z"
     assert doc["kill_stops"] == KILL_STOPS and "open" in doc["kill_stops"]
     assert doc["policy"] == {"fail": "closed", "cache_s": 1.0, "timeout_ms": 200.0}
     # Without base_size: the state alone (what the SDK caches).

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from alphatrace.cli.common import console, emit, err_console, handle_errors, print_json
-from alphatrace.cli.governance import cause_first
+from alphatrace.cli.governance import StateChanges, cause_first
 from alphatrace.demo.live import DEFAULT_SPEED
 from alphatrace.demo.pipeline import (
     DEFAULT_DB,
@@ -94,13 +94,22 @@ def _render_governance(r: dict[str, Any]) -> None:
          formats={"multiplier": percent, with_col: percent})
     if r.get("confidence_note"):
         console.print(f"[yellow]note:[/] {r['confidence_note']}", highlight=False)
-    rows = [{"subject": d["subject"], "scope": d["scope"], "action": d["action"],
-             "rule": d.get("rule"), "state": d.get("state"),
-             "cascade_from": d.get("cascade_from")} for d in cause_first(r["decisions"])]
-    emit(rows, False, title="gate decisions (alphatrace gates evaluate)")
+    changes = StateChanges()
+    shown = [d for d in r["decisions"] if changes(d)]
+    rows = [{"as_of": str(d.get("as_of") or "")[:16].replace("T", " "), "subject": d["subject"],
+             "scope": d["scope"], "action": d["action"], "rule": d.get("rule"),
+             "state": d.get("state"), "cascade_from": d.get("cascade_from")}
+            for d in cause_first(shown)]
+    emit(rows, False, title="lifecycle changes (alphatrace gates evaluate, caught up run by run)")
+    if changes.repeats:
+        console.print(f"[dim]{changes.repeats:,} more records: a rule firing again on new "
+                      "evidence without changing its subject's state (`alphatrace audit show "
+                      "SUBJECT`)[/]", highlight=False)
     audit = r["audit"]
     status = "[green]verified[/]" if audit.get("ok") else "[red]problems found[/]"
-    console.print(f"[bold]audit[/]: decision log {status}, {audit.get('records', 0)} records")
+    console.print(f"[bold]audit[/]: decision log {status}, {audit.get('records', 0)} records "
+                  "(hash chain and each record's metrics; `alphatrace audit verify` also "
+                  "re-decides every evaluation)", highlight=False)
 
 
 RENDER = {

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from alphatrace.cli.common import console, emit, err_console, print_json
+from alphatrace.cli.governance import StateChanges
 from alphatrace.demo.live import DemoData, LiveResult, run_live
 from alphatrace.demo.replay import Run, Tick, fired_at, iso
 
@@ -47,21 +48,11 @@ def live(db: Path | None, *, speed: float, seed: int, runs_per_agent: int,
                 f"{iso(d.items[-1].at_ms)[:10]} at {speed:g} market day(s) per second",
                 highlight=False)
 
-    state: dict[tuple[str, str], str] = {}
-    repeats = [0]
+    changes = StateChanges()
 
     def decided(rec: dict[str, Any]) -> None:
-        # A lifecycle change is printed; a rule firing again on new evidence (a promoted
-        # agent's promote rule after each winning run) is recorded but only counted here.
-        key = (str(rec["scope"]), str(rec["subject"]))
-        changed = state.get(key) != rec["state"] or rec["action"] in ("revive", "error")
-        state[key] = str(rec["state"])
-        if as_json:
-            return
-        if changed:
+        if changes(rec) and not as_json:
             console.print(decision_line(rec, by_id), highlight=False, markup=False)
-        else:
-            repeats[0] += 1
 
     def ticked(tick: Tick) -> None:
         status.update(f"market time {iso(tick.end_ms)[:16].replace('T', ' ')}")
@@ -74,8 +65,8 @@ def live(db: Path | None, *, speed: float, seed: int, runs_per_agent: int,
     if as_json:
         print_json(result.to_dict())
         return
-    if repeats[0]:
-        console.print(f"[dim]{repeats[0]:,} more records: a rule firing again on new evidence "
+    if changes.repeats:
+        console.print(f"[dim]{changes.repeats:,} more records: a rule firing again on new evidence "
                       "without changing the subject's state (`alphatrace audit show SUBJECT`)[/]",
                       highlight=False)
     render_end(result)

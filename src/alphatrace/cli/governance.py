@@ -124,6 +124,26 @@ def confidence(
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
+class StateChanges:
+    """Which decision records change their subject's lifecycle state (or revive it, or report
+    an error), fed in log order: what a person reads as "what happened". The others are a rule
+    firing again on new evidence (a promoted agent's promote rule after each winning run): the
+    log keeps them, a summary counts them. Display only."""
+
+    def __init__(self) -> None:
+        self.state: dict[tuple[str, str], str] = {}
+        self.repeats = 0
+
+    def __call__(self, rec: dict[str, Any]) -> bool:
+        key = (str(rec["scope"]), str(rec["subject"]))
+        changed = (self.state.get(key, "candidate") != rec.get("state")
+                   or rec.get("action") in ("revive", "error"))
+        self.state[key] = str(rec.get("state"))
+        if not changed:
+            self.repeats += 1
+        return changed
+
+
 def cause_first(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Decisions in log order, except that a cascade kill is shown right after the strategy
     kill that caused it (the log decides agents before strategies; a reader wants the cause

@@ -61,7 +61,7 @@ def command_words(argv: list[str]) -> tuple[str, ...]:
     (`("gates", "evaluate")`); () for none. The value of a remote option is not a word."""
     import typer.main
 
-    from alphatrace.cli.main import app
+    from alphatrace.cli.app import app
 
     words: list[str] = []
     skip = False
@@ -248,7 +248,7 @@ def parsed_params(words: tuple[str, ...], argv: list[str]) -> dict[str, Any]:
     command line it cannot read)."""
     import typer.main
 
-    from alphatrace.cli.main import app
+    from alphatrace.cli.app import app
 
     cmd: Any = typer.main.get_command(app)
     for w in words:

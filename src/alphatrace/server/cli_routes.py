@@ -106,8 +106,8 @@ class CliCall(BaseModel):
 def run_command(argv: list[str], cwd: str, columns: int, stdin: bytes | None,
                 db: str) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of `alphatrace ARGV` run here on the server's store."""
+    from alphatrace.cli.app import app as cli_app
     from alphatrace.cli.common import terminal_width
-    from alphatrace.cli.main import app as cli_app
 
     out, err = io.StringIO(), io.StringIO()
     with scratch.PROCESS:

@@ -320,22 +320,3 @@ def request_events(doc: Any, prices: Any = None) -> Mapped:
 def span_json(span: dict[str, Any]) -> str:
     """A span as one line of JSON (for quarantine)."""
     return json.dumps(span, separators=(",", ":"), default=str, sort_keys=True)
-
-
-def decode_protobuf(body: bytes) -> Any:
-    """OTLP protobuf bytes → the dict shape of OTLP JSON (`otlp_proto.request_doc`)."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-
-    msg = ExportTraceServiceRequest()
-    msg.ParseFromString(body)
-    return message_doc(msg)
-
-
-def message_doc(msg: Any) -> Any:
-    """A decoded ExportTraceServiceRequest (HTTP protobuf or gRPC) → the OTLP JSON dict shape,
-    its attribute lists already decoded."""
-    from alphatrace.server.otlp_proto import request_doc
-
-    return request_doc(msg)

@@ -29,8 +29,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from alphatrace.errors import InputError
 from alphatrace.server.auth import KeyRing, allows, bearer_principal
 from alphatrace.server.listen import bind
-from alphatrace.server.otlp import message_doc
 from alphatrace.server.otlp_export import export, partial_message
+from alphatrace.server.otlp_proto import message_doc
 from alphatrace.server.trace_hold import TraceHold
 from alphatrace.server.writer import Busy, Writer
 

@@ -63,3 +63,20 @@ def request_doc(msg: Any) -> dict[str, Any]:
         {"resource": {"attributes": _attributes(rs.resource.attributes)},
          "scopeSpans": [{"spans": [_span(s) for s in ss.spans]} for ss in rs.scope_spans]}
         for rs in msg.resource_spans]}
+
+
+def decode_protobuf(body: bytes) -> Any:
+    """OTLP protobuf bytes → the dict shape of OTLP JSON (`request_doc`)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    msg = ExportTraceServiceRequest()
+    msg.ParseFromString(body)
+    return request_doc(msg)
+
+
+def message_doc(msg: Any) -> Any:
+    """A decoded ExportTraceServiceRequest (HTTP protobuf or gRPC) → the OTLP JSON dict shape,
+    its attribute lists already decoded."""
+    return request_doc(msg)

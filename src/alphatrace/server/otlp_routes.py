@@ -19,8 +19,8 @@ from alphatrace.server.auth import Principal, require
 from alphatrace.server.body import parse_json, read_body
 from alphatrace.server.ingest_routes import WRITE_ERRORS
 from alphatrace.server.models import OTLP_BODY_SCHEMA
-from alphatrace.server.otlp import decode_protobuf
 from alphatrace.server.otlp_export import export, partial_json, partial_message
+from alphatrace.server.otlp_proto import decode_protobuf
 
 router = APIRouter(tags=["otlp"])
 

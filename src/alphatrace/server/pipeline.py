@@ -2,7 +2,7 @@
 
 `Pipeline` is the first `Writer.after_round` hook (server/app.py registers it). It runs on
 the writer thread, so nothing else writes while it works: an incremental `reconcile` (legs
-and the ledger rows of the runs that changed), then `Gates(store).evaluate(policy)`, which
+and the ledger rows of the runs that changed), then `Gates(store).evaluate(policy, catch_up=True)`, which
 appends decision records only for news. The same calls as `alphatrace reconcile` and
 `alphatrace gates evaluate`, so the live path and the batch tools give the same results.
 
@@ -150,7 +150,7 @@ class Pipeline:
                                 lambda: reconcile(store, self.config.reconcile))
             rec.reconcile = report.to_dict()
             rec.decisions = self._step(
-                rec, "gates_ms", lambda: Gates(store).evaluate(self.config.governance))
+                rec, "gates_ms", lambda: Gates(store).evaluate(self.config.governance, catch_up=True))
         except Exception as e:
             rec.error = f"{type(e).__name__}: {e}"
             log.exception("live pipeline pass failed; it is retried after the next round")

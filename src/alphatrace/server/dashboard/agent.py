@@ -26,7 +26,7 @@ from alphatrace.arrays import floats
 from alphatrace.errors import NotFoundError
 from alphatrace.forensics.config import SERIES
 from alphatrace.governance import confidence, journal
-from alphatrace.governance.runs import needed_columns
+from alphatrace.governance.runs import ledger_columns, needed_columns
 from alphatrace.ledger.query import AGENT_METRICS
 from alphatrace.server.dashboard.source import Pending, Source, epoch_ms, jsonable
 
@@ -50,6 +50,8 @@ def agent_rows(con: duckdb.DuckDBPyConnection, agent: str) -> pa.Table:
                           "run_id", "ts"])
     for text in ("agent", "strategy"):
         cols.pop(text, None)
+    have = set(ledger_columns(con))  # a store not yet migrated to 0012 has no known_ts
+    cols = {c: None for c in cols if c in have}
     tbl = by_ts_then_run_id(con.sql(
         f"SELECT {', '.join(cols)} FROM ledger WHERE agent = ? ORDER BY ts",
         params=[agent]).to_arrow_table())
