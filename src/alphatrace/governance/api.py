@@ -47,7 +47,7 @@ class Gates:
 
     @utc_result
     def evaluate(self, policy: PolicySource = None, as_of: AsOf = None, *,
-                 record: bool = True, catch_up: bool = True) -> list[dict[str, Any]]:
+                 record: bool = True, catch_up: bool = False) -> list[dict[str, Any]]:
         """The records appended to the decision log: one per subject whose decision is news
         (see governance.novelty; re-evaluating unchanged data appends none). With
         `record=False`: every subject's decision, nothing written. `as_of` defaults to the
@@ -58,7 +58,7 @@ class Gates:
 
     @utc_result
     def evaluation(self, policy: PolicySource = None, as_of: AsOf = None, *,
-                   record: bool = True, catch_up: bool = True) -> dict[str, Any]:
+                   record: bool = True, catch_up: bool = False) -> dict[str, Any]:
         """Like `evaluate`, but about every subject evaluated: `{"as_of", "policy_hash",
         "recorded" (written, not a dry run), "evaluated", "changed", "decisions"}`, each
         decision with `changed` (news: recorded, or would be) and the `seq` and `hash` of its
