@@ -146,7 +146,7 @@ def test_no_decision_depends_on_what_became_known_later(
     insert(past.con, _as_at(rows, t))
     fields = ("as_of", "scope", "subject", "action", "rule", "state", "cascade_from",
               "metrics", "run_ids")
-    want = [tuple(r[f] for f in fields) for r in full.gates.evaluate()
+    want = [tuple(r[f] for f in fields) for r in full.gates.evaluate(catch_up=True)
             if r["as_of"] <= text(t)]
-    got = [tuple(r[f] for f in fields) for r in past.gates.evaluate()]
+    got = [tuple(r[f] for f in fields) for r in past.gates.evaluate(catch_up=True)]
     assert got == want
