@@ -171,7 +171,7 @@ def test_demo_summary_reads_confidence_as_percent(tmp_path: Path) -> None:
     r = _run("--db", str(tmp_path / "d.duckdb"))
     assert r.exit_code == 0, r.output
     section = r.stdout[r.stdout.index("confidence (alphatrace confidence)"):]
-    section = section[:section.index("gate decisions")]
+    section = section[:section.index("lifecycle changes")]
     assert "< 0.01 %" in section and "with recovery 1.15" in section
     assert not re.search(r"\de-\d", section)
     assert "note:" in section and "recovery" in section and "floor" in section

@@ -226,7 +226,8 @@ def test_breakout_momentum_is_killed_live_near_its_break(tmp_path: Path) -> None
     assert pb["run_index"] <= bko["live_run_index"] <= pb["run_index"] + evidence_runs(), bko
     # Earlier than the one evaluation at the end, and what it made after the kill is a loss
     # the loop avoided.
-    assert bko["live_killed_at"] < bko["batch_killed_at"]
+    # (one evaluation at the end may not kill it at all: its last window is not the break)
+    assert bko["batch_killed_at"] is None or bko["live_killed_at"] < bko["batch_killed_at"]
     assert bko["live_pnl_after_usd"] < 0
 
 

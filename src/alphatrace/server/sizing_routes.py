@@ -9,6 +9,7 @@ agent's newest counted run, and, when the agent is stopped, why and what a kill 
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Annotated, Any, Literal
 
@@ -78,6 +79,8 @@ def answer(snap: Snapshot, agent: str, base_size: float | None, score: float
     summary="The size for an agent's signal now (state, multiplier, decision seq)",
     response_class=JSONResponse,
     responses={200: {"model": Sizing}, **AUTH_ERRORS,
+               404: {"model": Problem,
+                     "description": "no such route: an agent name a URL path cannot carry"},
                503: {"model": Problem, "description": "the sizing state could not be read yet"}},
 )
 async def get_sizing(
@@ -99,7 +102,11 @@ async def get_sizing(
         # Serialised here, not through a response_model: the hot path skips a validation
         # pass over a body `answer` builds field by field (Sizing documents it; a test checks
         # the shape against it).
-        return Response(json.dumps(answer(snap, agent, base_size, score)),
-                        media_type="application/json")
+        body = answer(snap, agent, base_size, score)
+        if body["size"] is not None and not math.isfinite(body["size"]):
+            # finite inputs whose product is not (1e308 × 1e10): no size to give, and JSON
+            # has no Infinity
+            raise HTTPException(422, "base_size × |score| × multiplier is not a finite number")
+        return Response(json.dumps(body), media_type="application/json")
     finally:
         request.app.state.metrics.sizing.observe(time.perf_counter() - t0)
