@@ -25,7 +25,9 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     need_chromium()
-    srv = start_server(tmp_path)
+    # --no-pipeline and one evaluation (--once): the page must get exactly the records the
+    # test appends (the live pipeline would add its own as the evidence arrives)
+    srv = start_server(tmp_path, "--no-pipeline")
     yield srv
     srv.stop()
 
@@ -34,7 +36,7 @@ def decide(server: Server, agent: str, strategy: str) -> None:
     r = httpx.post(f"{server.url}/v1/events", json=evidence(agent, [-50.0] * 6, strategy),
                    headers=server.auth("ingest"), timeout=30)
     assert r.status_code == 200, r.text
-    for args in (("reconcile",), ("gates", "evaluate")):
+    for args in (("reconcile",), ("gates", "evaluate", "--once")):
         done = cli(server.db.parent, *args, "--db", server.db.name)
         assert done.returncode == 0, done.stderr
 

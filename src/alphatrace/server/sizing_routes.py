@@ -106,7 +106,9 @@ async def get_sizing(
         if body["size"] is not None and not math.isfinite(body["size"]):
             # finite inputs whose product is not (1e308 × 1e10): no size to give, and JSON
             # has no Infinity
-            raise HTTPException(422, "base_size × |score| × multiplier is not a finite number")
+            raise HTTPException(422, [{"loc": ["query", "base_size"], "type": "value_error",
+                                       "msg": "base_size × |score| × multiplier is not a "
+                                              "finite number"}])
         return Response(json.dumps(body), media_type="application/json")
     finally:
         request.app.state.metrics.sizing.observe(time.perf_counter() - t0)
