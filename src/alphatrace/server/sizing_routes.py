@@ -86,10 +86,12 @@ def answer(snap: Snapshot, agent: str, base_size: float | None, score: float
 async def get_sizing(
     request: Request, agent: str,
     base_size: Annotated[float | None, Query(
-        ge=0, allow_inf_nan=False, description="the signal's full size; without it, no size")
+        ge=0, le=1e15, allow_inf_nan=False,
+        description="the signal's full size (at most 1e15); without it, no size")
     ] = None,
     score: Annotated[float, Query(
-        allow_inf_nan=False, description="the signal's score; its sign is the caller's")] = 1.0,
+        ge=-1e6, le=1e6, allow_inf_nan=False,
+        description="the signal's score (|score| at most 1e6); its sign is the caller's")] = 1.0,
     who: Principal = Depends(require("read")),
 ) -> Response:
     t0 = time.perf_counter()
