@@ -25,16 +25,14 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench_collector import _warm, body, free_port, percentile
-from common import RESULTS, machine, record
+from bench_collector import _warm, body, percentile
+from common import RESULTS, collector, machine, record
 
 TARGET_P99_MS = 5.0
 TARGET_CACHED_US = 20.0
@@ -119,43 +117,29 @@ def cached_size_us(url: str, key: str, calls: int) -> float:
 
 
 def run(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
+    import httpx
+
     from alphatrace.server.keys import create_key
-    from alphatrace.store import Store
 
-    db = tmp / "sizing.duckdb"
-    with Store(db) as s:
-        ingest_key = create_key(s, "bench-ingest", "ingest")["key"]
-        read_key = create_key(s, "bench-read", "read")["key"]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    exe = [sys.executable, "-m", "alphatrace.cli.main", "serve", "--db", str(db),
-           "--port", str(port), "--log-level", "warning", "--otlp-grpc-port", "0"]
-    with open(tmp / "server.log", "wb") as log:
-        server = subprocess.Popen(exe, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        import httpx
+    keys: dict[str, str] = {}
 
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        cached = cached_size_us(url, read_key, a.calls)
+    def read_key(store: Any) -> None:
+        keys["read"] = create_key(store, "bench-read", "read")["key"]
+
+    with collector(tmp, "--otlp-grpc-port", "0", prepare=read_key) as (url, ingest_key, _db):
+        port = int(url.rsplit(":", 1)[1])
+        cached = cached_size_us(url, keys["read"], a.calls)
         n = a.clients + a.ingest_clients
         with mp.get_context("spawn").Pool(n) as pool:
             pool.map(_warm, range(n), chunksize=1)
             start_at = time.time() + 2.0
-            jobs = [(sizing_client, (c, port, read_key, a.rps / a.clients, start_at, a.seconds))
-                    for c in range(a.clients)]
+            jobs = [(sizing_client, (c, port, keys["read"], a.rps / a.clients, start_at,
+                                     a.seconds)) for c in range(a.clients)]
             jobs += [(ingest_client, (c, port, ingest_key, a.eps / a.ingest_clients, start_at,
                                       a.seconds)) for c in range(a.ingest_clients)]
             futs = [pool.apply_async(fn, (args,)) for fn, args in jobs]
             outs = [f.get() for f in futs]
         metrics = httpx.get(url + "/metrics", timeout=10).text
-    finally:
-        server.terminate()
-        server.wait(60)
     sz, ing = outs[:a.clients], outs[a.clients:] or [{"sent": 0, "bad": 0, "lat": [],
                                                        "elapsed": 1.0}]
     lat = [x for o in sz for x in o["lat"]]

@@ -12,10 +12,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -69,16 +70,20 @@ def percentile(xs: list[float], q: float) -> float:
 
 
 @contextmanager
-def collector(tmp: Path, *extra: str) -> Iterator[tuple[str, str, Path]]:
+def collector(tmp: Path, *extra: str, prepare: Callable[[Any], None] | None = None
+              ) -> Iterator[tuple[str, str, Path]]:
     """`alphatrace serve` on a fresh store in `tmp` on a free loopback port, answering
-    /healthz: (its URL, a key of scope ingest, the store's path). Stopped with SIGTERM (a
-    clean stop) when the block ends; its output goes to tmp/server.log."""
+    /healthz: (its URL, a key of scope ingest, the store's path). `prepare(store)` runs on the
+    store before the server opens it (more keys, data). Stopped with SIGTERM (a clean stop)
+    when the block ends; its output goes to tmp/server.log."""
     from alphatrace.server.keys import create_key
     from alphatrace.store import Store
 
     db = tmp / "collector.duckdb"
     with Store(db) as s:
         key = create_key(s, "bench", "ingest")["key"]
+        if prepare is not None:
+            prepare(s)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     exe = [sys.executable, "-m", "alphatrace.cli.main", "serve", "--db", str(db),

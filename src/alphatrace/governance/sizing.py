@@ -28,6 +28,7 @@ from alphatrace.errors import GovernanceError, InputError
 from alphatrace.governance import confidence, journal
 from alphatrace.governance.lifecycle import State
 from alphatrace.governance.policy import GovernancePolicy, load_governance
+from alphatrace.governance.runs import ledger_columns
 from alphatrace.policy import Policy
 from alphatrace.store import Store
 from alphatrace.store.connection import has_table
@@ -143,10 +144,7 @@ def read_ledger_facts(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
     conf = confidence.compute(con, gp, agent)
     mult = {str(r["agent"]): float(r["multiplier"])
             for r in conf.summary(None).select(["agent", "multiplier"]).to_pylist()}
-    cols = {str(r[0]) for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ledger' "
-        "AND schema_name = 'main' AND database_name = current_database()").fetchall()}
-    known = "coalesce(known_ts, ts)" if "known_ts" in cols else "ts"
+    known = "coalesce(known_ts, ts)" if "known_ts" in ledger_columns(con) else "ts"
     where, params = "agent IS NOT NULL", []
     if agent is not None:
         where += " AND agent = ?"
