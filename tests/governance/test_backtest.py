@@ -22,13 +22,6 @@ from alphatrace.utc import aware
 from .util import T0, insert, reset, run, series
 
 
-@pytest.fixture
-def db() -> Iterator[Database]:
-    d = at.connect(":memory:")
-    yield d
-    d.close()
-
-
 def by_subject(db: Database, policy: Any = None) -> dict[tuple[str, str], dict[str, Any]]:
     return {(r["scope"], r["subject"]): r for r in db.gates.backtest(policy)["subjects"]}
 

@@ -17,18 +17,7 @@ from alphatrace.api import Database
 from alphatrace.governance import replay
 
 from .test_backtest import ledgers
-from .util import T0, insert, reset, run, series
-
-
-@pytest.fixture
-def db() -> Iterator[Database]:
-    d = at.connect(":memory:")
-    yield d
-    d.close()
-
-
-def h(hours: float) -> dt.datetime:
-    return T0 + dt.timedelta(hours=hours)
+from .util import h, insert, reset, run, series
 
 
 def text(t: dt.datetime) -> str:

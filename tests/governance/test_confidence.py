@@ -23,13 +23,6 @@ from alphatrace.policy import Policy
 from .util import T0, exclude, insert, reset, run, series
 
 
-@pytest.fixture
-def db() -> Iterator[Database]:
-    d = at.connect(":memory:")
-    yield d
-    d.close()
-
-
 def hist(db: Database, agent: str | None = None, policy: Path | None = None) -> list[dict[str, Any]]:
     return db.confidence(agent=agent, history=True, policy=policy).to_pylist()
 

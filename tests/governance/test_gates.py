@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import alphatrace as at
 from alphatrace.api import Database
 from alphatrace.errors import GovernanceError, NotFoundError
 
 from .util import T0, exclude, insert, run, series
-
-
-@pytest.fixture
-def db() -> Iterator[Database]:
-    d = at.connect(":memory:")
-    yield d
-    d.close()
 
 
 def evaluate(db: Database, **kw: Any) -> dict[tuple[str, str], dict[str, Any]]:

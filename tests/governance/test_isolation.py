@@ -4,7 +4,6 @@ other subject is decided and recorded exactly as without it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import duckdb
@@ -26,13 +25,6 @@ HUGE = series("BAD", [1e308] * 5, strategy="Z")
 
 STABLE = ("subject", "scope", "action", "rule", "fired", "blocked", "state", "cascade_from",
           "metrics", "run_ids", "as_of", "policy_hash", "reason")
-
-
-@pytest.fixture
-def db() -> Iterator[Database]:
-    d = at.connect(":memory:")
-    yield d
-    d.close()
 
 
 def content(recs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

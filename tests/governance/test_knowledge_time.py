@@ -3,27 +3,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator
-
-import pytest
-
-import alphatrace as at
 from alphatrace.api import Database
 from alphatrace.governance import journal
 
-from .util import T0, insert, run, series
-
-
-@pytest.fixture
-def db() -> Iterator[Database]:
-    d = at.connect(":memory:")
-    yield d
-    d.close()
-
-
-def h(hours: float) -> dt.datetime:
-    return T0 + dt.timedelta(hours=hours)
+from .util import h, insert, run, series
 
 
 def test_a_run_is_out_of_the_window_until_its_pnl_is_known(db: Database) -> None:

@@ -4,26 +4,16 @@ new reason is recorded; the audit replay agrees with what was left out."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import alphatrace as at
 from alphatrace.api import Database
 from alphatrace.governance.novelty import is_news
 
 from .util import insert, series
-
-
-@pytest.fixture
-def db() -> Iterator[Database]:
-    d = at.connect(":memory:")
-    yield d
-    d.close()
 
 
 def actions(recs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:

@@ -72,3 +72,8 @@ GOV_TABLES = ("ledger", "decisions", "governance_policies", "decision_head", "si
 def reset(con: duckdb.DuckDBPyConnection) -> None:
     for t in GOV_TABLES:
         con.execute(f"DELETE FROM {t}")
+
+
+def h(hours: float) -> dt.datetime:
+    """T0 plus `hours`: the tests' times."""
+    return T0 + dt.timedelta(hours=hours)

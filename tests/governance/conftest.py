@@ -1,0 +1,18 @@
+"""The governance tests' shared fixture: an empty in-memory store (tests/governance/util.py builds
+its ledger rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import alphatrace as at
+from alphatrace.api import Database
+
+
+@pytest.fixture
+def db() -> Iterator[Database]:
+    d = at.connect(":memory:")
+    yield d
+    d.close()
