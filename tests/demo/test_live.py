@@ -258,28 +258,28 @@ def test_a_decision_is_printed_with_its_market_time_and_the_run_at_which_it_fire
 
 # -- the demo's webhook receiver ------------------------------------------------------------
 
-def test_the_evidence_of_a_knowledge_time_is_the_first_item_that_carries_it() -> None:
-    bars = bar_items([bar_row(0), bar_row(1), bar_row(1, "ETHUSDT")])
-    pnl = {"type": "pnl", "run_id": "p", "realized_pnl_bps": -5.0, "ts": T0 + 90 * 60_000}
-    bare = {"run_id": "q", "realized_pnl_bps": 3.0, "ts": T0 + 30 * 60_000}  # seed shape
-    other = {"type": "telemetry", "run_id": "t", "ts": T0 + 45 * 60_000}
-    flat = {"run_id": "f", "symbol": "BTC", "direction": "flat", "ts": T0 + 50 * 60_000}
-    long = {"type": "alpha", "run_id": "g", "symbol": "BTC", "direction": "LONG",
-            "ts": T0 + 55 * 60_000}
-    items = timeline(bars, event_items([pnl, bare, other, flat, long]),
-                     funding_items([{"symbol": "BTCUSDT", "ts": T0 + 8 * H,
-                                     "funding_rate": 1e-4, "mark_price": None}]))
-    # A leg exits at a bar's open (known then), and the bar is sent when it closes, an hour
-    # later; a pnl figure and an all-FLAT run are known and sent at their ts; telemetry,
-    # another signal and funding carry none.
-    assert replay.evidence_at(items) == {T0: T0 + H, T0 + H: T0 + 2 * H,
-                                         T0 + 90 * 60_000: T0 + 90 * 60_000,
-                                         T0 + 30 * 60_000: T0 + 30 * 60_000,
-                                         T0 + 50 * 60_000: T0 + 50 * 60_000}
-    sends = [(T0 + H, 100.0), (T0 + 3 * H, 101.5)]  # (step end, wall time it began sending)
-    assert replay.posted_at(sends, T0 + H) == 100.0  # a step sends (start, end]
-    assert replay.posted_at(sends, T0 + H + 1) == 101.5
-    assert replay.posted_at(sends, T0 + 4 * H) is None
+def test_a_request_carries_the_knowledge_times_of_its_bars_pnl_and_flat_signals() -> None:
+    bars = [it.body for it in bar_items([bar_row(0), bar_row(1, "ETHUSDT")])]
+    # A leg exits at a bar's open, so a bar carries its open time (the replay sends it at its
+    # close); a pnl figure and an all-FLAT run are known at their ts; telemetry, another signal
+    # and funding carry none.
+    assert replay.knowledge_times(BARS, bars) == [T0, T0 + H]
+    events = [
+        {"type": "pnl", "run_id": "p", "realized_pnl_bps": -5.0, "ts": T0 + 90 * 60_000},
+        {"run_id": "q", "realized_pnl_bps": 3.0, "ts": "2025-01-01T00:30:00Z"},  # seed shape
+        {"type": "telemetry", "run_id": "t", "ts": T0 + 45 * 60_000},
+        {"run_id": "f", "symbol": "BTC", "direction": "flat", "ts": T0 + 50 * 60_000},
+        {"type": "alpha", "run_id": "g", "symbol": "BTC", "direction": "LONG",
+         "ts": T0 + 55 * 60_000},
+    ]
+    assert replay.knowledge_times(EVENTS, events) == [
+        T0 + 90 * 60_000, T0 + 30 * 60_000, T0 + 50 * 60_000]
+    assert replay.knowledge_times(FUNDING, [{"symbol": "BTCUSDT", "ts": T0}]) == []
+    posted: dict[int, float] = {}
+    live.note_posted(posted, BARS + "?interval=3600s", bars)
+    first = posted[T0]
+    live.note_posted(posted, BARS + "?interval=3600s", bars[:1])  # sent again later
+    assert posted == {T0: first, T0 + H: first}  # the first request that carried it
 
 
 def test_a_delivery_row_has_both_delays() -> None:
@@ -287,13 +287,13 @@ def test_a_delivery_row_has_both_delays() -> None:
            "created_at": "2025-01-01T00:00:10.250000Z"}
     t = T0 / 1000
     got = hook.Received(rec, "7", t + 10.75)
-    row = live.delivery_row(got, {T0 + H: T0 + 2 * H}, [(T0 + 2 * H, t + 7.5)])
+    row = live.delivery_row(got, {T0 + H: t + 7.5, T0: t + 1.0})
     assert row == {"seq": 9, "action": "kill", "scope": "agent", "subject": "A",
                    "rule": "kill_drawdown", "as_of": "2025-01-01T01:00:00.000000Z",
                    "delivery_id": "7", "received_at": "2025-01-01T00:00:10.750Z",
                    "evidence_posted_at": "2025-01-01T00:00:07.500Z",
                    "evidence_delay_s": 3.25, "append_delay_s": 0.5}
-    unknown = live.delivery_row(hook.Received({**rec, "as_of": None}, "8", t + 11), {}, [])
+    unknown = live.delivery_row(hook.Received({**rec, "as_of": None}, "8", t + 11), {})
     assert unknown["evidence_delay_s"] is None and unknown["evidence_posted_at"] is None
 
 

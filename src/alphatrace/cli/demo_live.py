@@ -96,8 +96,8 @@ def live(db: Path | None, *, speed: float, seed: int, runs_per_agent: int,
     if shown & {int(d["seq"]) for d in result.deliveries}:
         console.print("[dim]webhook: a receiver in this process on 127.0.0.1, a notify target of "
                       "the collector's policy, checking each HMAC signature; \"evidence "
-                      "posted\": when the replay began sending the step that carried the data "
-                      "making the kill's newest run known (the record's as_of)[/]",
+                      "posted\": when the replay sent the request carrying the data that made the "
+                      "kill's newest run known (the record's as_of)[/]",
                       highlight=False)
     if more_hooks[0]:
         console.print(f"[dim]the webhook also got {more_hooks[0]:,} of those repeated kill "

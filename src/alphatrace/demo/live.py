@@ -11,8 +11,8 @@ them as the data arrives.
 The collector's policy is the shipped live policy plus a `notify` section with one webhook: a
 receiver in this process (demo/hook.py), which checks each delivery's signature. After each
 step the kills it received are reported with their delay from the evidence: from the moment
-the replay began sending the step that carried the data making the kill's newest run known
-(its `as_of`, a knowledge time), to the moment the receiver read the delivery.
+the replay sent the request that carried the data making the kill's newest run known (its
+`as_of`, a knowledge time), to the moment the receiver read the delivery.
 
 At the end the same data is evaluated the old way, once, as of the end (`gates evaluate
 --as-of END` on a separate store that holds the same data: the batch build), and the closing
@@ -27,7 +27,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,12 +51,11 @@ from alphatrace.demo.replay import (
     bar_items,
     epoch_ms,
     event_items,
-    evidence_at,
     funding_items,
     iso,
     kill_table,
+    knowledge_times,
     next_tick,
-    posted_at,
     timeline,
 )
 from alphatrace.demo.simulate import DemoEvents
@@ -243,18 +242,16 @@ class Client:
 OnDecision = Callable[[dict[str, Any]], None]
 OnTick = Callable[[Tick], None]
 OnDelivery = Callable[[dict[str, Any]], None]
+OnRequest = Callable[[str, list[dict[str, Any]]], None]
 
 
-def delivery_row(got: hook.Received, evidence: dict[int, int],
-                 sends: list[tuple[int, float]]) -> dict[str, Any]:
+def delivery_row(got: hook.Received, posted_at: Mapping[int, float]) -> dict[str, Any]:
     """A kill as the receiver got it, with its delays: `evidence_delay_s` from the moment the
-    replay began sending the step that carried its evidence (None: not found), and
+    replay sent the request carrying its evidence (`posted_at`: knowledge time in epoch ms →
+    the wall time of the first request that carried it; None: not found), and
     `append_delay_s` from its record's `created_at` (the append)."""
     rec = got.record
-    posted = None
-    if rec.get("as_of"):
-        at_ms = evidence.get(epoch_ms(rec["as_of"]))
-        posted = posted_at(sends, at_ms) if at_ms is not None else None
+    posted = posted_at.get(epoch_ms(rec["as_of"])) if rec.get("as_of") else None
     created = epoch_ms(rec["created_at"]) / 1000 if rec.get("created_at") else None
     return {"seq": rec["seq"], "action": rec["action"], "scope": rec["scope"],
             "subject": rec["subject"], "rule": rec.get("rule"), "as_of": rec.get("as_of"),
@@ -263,6 +260,13 @@ def delivery_row(got: hook.Received, evidence: dict[int, int],
             "evidence_posted_at": None if posted is None else iso(int(posted * 1000)),
             "evidence_delay_s": None if posted is None else round(got.received_at - posted, 3),
             "append_delay_s": None if created is None else round(got.received_at - created, 3)}
+
+
+def note_posted(posted: dict[int, float], path: str, rows: list[dict[str, Any]]) -> None:
+    """Remember now as the time each knowledge time the request carries was first posted."""
+    now = time.time()
+    for known in knowledge_times(path.split("?")[0], rows):
+        posted.setdefault(known, now)
 
 
 def wait_for_kills(decisions: list[dict[str, Any]], deliveries: list[dict[str, Any]],
@@ -277,7 +281,8 @@ def wait_for_kills(decisions: list[dict[str, Any]], deliveries: list[dict[str, A
 
 def replay(items: list[Item], client: Client, col: Collector, *, speed: float,
            on_decision: OnDecision, on_tick: OnTick | None = None,
-           before_send: OnTick | None = None, after_poll: Callable[[], None] | None = None,
+           before_request: OnRequest | None = None,
+           after_poll: Callable[[], None] | None = None,
            clock: Callable[[], float] = time.monotonic,
            sleep: Callable[[float], None] = time.sleep) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Send the timeline at `speed` market days per wall second and report each decision the
@@ -286,8 +291,8 @@ def replay(items: list[Item], client: Client, col: Collector, *, speed: float,
     The market clock follows the wall clock: each step sends what became known since the last
     one, at least TICK_S apart. When the collector is slower than the clock, steps grow rather
     than the replay falling behind; over a gap in the data the replay waits for the next item.
-    `before_send` sees each step before its requests go out; `after_poll` runs after each
-    reading of the decision log.
+    `before_request` sees each request (path, rows) just before it is sent; `after_poll` runs
+    after each reading of the decision log.
     """
     if speed <= 0:
         raise InputError("--speed must be a positive number of market days per second")
@@ -320,9 +325,9 @@ def replay(items: list[Item], client: Client, col: Collector, *, speed: float,
             sleep(wait)
         end = max(first + int((clock() - t0) * rate), items[i].at_ms)
         tick, i = next_tick(items, i, start, end)
-        if before_send is not None:
-            before_send(tick)
         for path, bodies in tick.requests:
+            if before_request is not None:
+                before_request(path, bodies)
             client.request("POST", path, col.ingest_key, bodies)
             route = path.split("?")[0]
             sent[route] = sent.get(route, 0) + len(bodies)
@@ -370,8 +375,7 @@ def run_live(
         data = build(folder, seed=seed, runs_per_agent=runs_per_agent, data_dir=data_dir)
         live_db = db if db is not None else folder / "live.duckdb"
         fresh_store_path(live_db)
-        evidence = evidence_at(data.items)
-        sends: list[tuple[int, float]] = []  # (step end_ms, wall time it began sending)
+        posted: dict[int, float] = {}  # knowledge time (ms) → when a request first carried it
         deliveries: list[dict[str, Any]] = []
         with hook.receiver() as rcv, hook_secret(rcv.secret), \
                 collector(live_db, demo_policy(rcv.url)) as col:
@@ -380,7 +384,7 @@ def run_live(
 
             def received() -> None:
                 for got in rcv.drain():
-                    row = delivery_row(got, evidence, sends)
+                    row = delivery_row(got, posted)
                     deliveries.append(row)
                     on_delivery(row)
 
@@ -389,7 +393,7 @@ def run_live(
                 sent, decisions = replay(
                     data.items, client, col, speed=speed, on_decision=on_decision,
                     on_tick=on_tick, after_poll=received,
-                    before_send=lambda tick: sends.append((tick.end_ms, time.time())))
+                    before_request=lambda path, rows: note_posted(posted, path, rows))
             finally:
                 client.close()
             wait_for_kills(decisions, deliveries, received)

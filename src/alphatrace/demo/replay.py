@@ -126,23 +126,17 @@ def ticks(items: Sequence[Item], step_ms: int) -> Iterator[Tick]:
 
 # -- when a decision's evidence was sent ----------------------------------------------------
 
-def evidence_at(items: Iterable[Item]) -> dict[int, int]:
-    """Knowledge time → the market time at which the replay sends the first item carrying it
-    (epoch ms both). A decision's `as_of` is the knowledge time of the newest run of its window
-    (docs/governance.md §Knowledge time): a reconciled run's is its exit bar's open time, and
-    that bar is sent when it closes; an external PnL figure's is its pnl event's `ts`, and an
-    all-FLAT run's its signal's `ts`, each sent then."""
-    out: dict[int, int] = {}
-    for it in items:
-        if it.route == BARS:
-            known = epoch_ms(it.body["ts"])
-        elif it.route == EVENTS and (is_pnl(it.body) or is_flat(it.body)):
-            known = it.at_ms
-        else:
-            continue
-        if known not in out or it.at_ms < out[known]:
-            out[known] = it.at_ms
-    return out
+def knowledge_times(route: str, bodies: Iterable[Mapping[str, Any]]) -> list[int]:
+    """The knowledge times (epoch ms) one request of the replay carries: what makes a run's PnL
+    known (docs/governance.md §Knowledge time), so a decision whose `as_of` is one of them was
+    made on this request's data. A reconciled run is known at its exit bar's open time (the
+    bar's `ts`; the replay sends the bar when it closes); an external PnL figure at its pnl
+    event's `ts`; an all-FLAT run at its signal's `ts`. Funding and telemetry carry none."""
+    if route == BARS:
+        return [epoch_ms(b["ts"]) for b in bodies]
+    if route == EVENTS:
+        return [epoch_ms(e["ts"]) for e in bodies if is_pnl(e) or is_flat(e)]
+    return []
 
 
 def is_pnl(event: Mapping[str, Any]) -> bool:
@@ -156,15 +150,6 @@ def is_flat(event: Mapping[str, Any]) -> bool:
     kind = event.get("type")
     alpha = kind in ("alpha", "signal") if kind is not None else "direction" in event
     return alpha and str(event.get("direction", "")).strip().upper() == "FLAT"
-
-
-def posted_at(sends: Sequence[tuple[int, float]], at_ms: int) -> float | None:
-    """The wall time the replay began the step that sent an item known at `at_ms`, from
-    `sends`: (step end_ms, wall time it began sending), in replay order. None: not sent."""
-    for end_ms, wall in sends:
-        if at_ms <= end_ms:
-            return wall
-    return None
 
 
 # -- the closing table ---------------------------------------------------------------------
