@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alphatrace.demo import live
+from alphatrace.demo import hook, live, replay
 from alphatrace.demo.replay import (
     BARS,
     EVENTS,
@@ -193,6 +194,9 @@ def test_demo_live_json_replays_the_whole_demo(tmp_path: Path) -> None:
     assert doc["sent"] == {FUNDING: 1132, BARS: 9056, EVENTS: counts[2]}
     assert counts[:2] == (9056, 1132) and counts[3] == 0
     assert doc["start"] < doc["end"] and doc["pnl_break"]["agent"] == "BreakoutMomentumAgent"
+    # every kill record reached the demo's webhook receiver once
+    assert sorted(d["seq"] for d in doc["deliveries"]) == sorted(
+        d["seq"] for d in doc["decisions"] if d["action"] == "kill")
 
 
 def test_speed_must_be_positive() -> None:
@@ -229,6 +233,14 @@ def test_breakout_momentum_is_killed_live_near_its_break(tmp_path: Path) -> None
     # (one evaluation at the end may not kill it at all: its last window is not the break)
     assert bko["batch_killed_at"] is None or bko["live_killed_at"] < bko["batch_killed_at"]
     assert bko["live_pnl_after_usd"] < 0
+    # The demo's receiver got every kill record once (it keeps only deliveries whose signature
+    # verifies), after its append, and its evidence was found in the replay and posted before
+    # the append (the kill was decided on it).
+    kills = sorted(d["seq"] for d in result.decisions if d["action"] == "kill")
+    assert sorted(d["seq"] for d in result.deliveries) == kills
+    for d in result.deliveries:
+        assert d["evidence_delay_s"] is not None, d
+        assert d["evidence_delay_s"] >= d["append_delay_s"] >= 0, d
 
 
 def test_a_decision_is_printed_with_its_market_time_and_the_run_at_which_it_fired() -> None:
@@ -242,3 +254,95 @@ def test_a_decision_is_printed_with_its_market_time_and_the_run_at_which_it_fire
     cascade = {**rec, "rule": "cascade", "cascade_from": "S", "run_ids": []}
     assert decision_line(cascade, runs) == (
         "2025-01-03 13:00:00  KILL         A (agent)  cascade from S  at no run  -> killed")
+
+
+# -- the demo's webhook receiver ------------------------------------------------------------
+
+def test_a_request_carries_the_knowledge_times_of_its_bars_pnl_and_flat_signals() -> None:
+    bars = [it.body for it in bar_items([bar_row(0), bar_row(1, "ETHUSDT")])]
+    # A leg exits at a bar's open, so a bar carries its open time (the replay sends it at its
+    # close); a pnl figure and an all-FLAT run are known at their ts; telemetry, another signal
+    # and funding carry none.
+    assert replay.knowledge_times(BARS, bars) == [T0, T0 + H]
+    events = [
+        {"type": "pnl", "run_id": "p", "realized_pnl_bps": -5.0, "ts": T0 + 90 * 60_000},
+        {"run_id": "q", "realized_pnl_bps": 3.0, "ts": "2025-01-01T00:30:00Z"},  # seed shape
+        {"type": "telemetry", "run_id": "t", "ts": T0 + 45 * 60_000},
+        {"run_id": "f", "symbol": "BTC", "direction": "flat", "ts": T0 + 50 * 60_000},
+        {"type": "alpha", "run_id": "g", "symbol": "BTC", "direction": "LONG",
+         "ts": T0 + 55 * 60_000},
+    ]
+    assert replay.knowledge_times(EVENTS, events) == [
+        T0 + 90 * 60_000, T0 + 30 * 60_000, T0 + 50 * 60_000]
+    assert replay.knowledge_times(FUNDING, [{"symbol": "BTCUSDT", "ts": T0}]) == []
+    posted: dict[int, float] = {}
+    live.note_posted(posted, BARS + "?interval=3600s", bars)
+    first = posted[T0]
+    live.note_posted(posted, BARS + "?interval=3600s", bars[:1])  # sent again later
+    assert posted == {T0: first, T0 + H: first}  # the first request that carried it
+
+
+def test_a_delivery_row_has_both_delays() -> None:
+    rec = {**kill("A", "agent", "2025-01-01T01:00:00.000000Z", ["A-1"]), "seq": 9,
+           "created_at": "2025-01-01T00:00:10.250000Z"}
+    t = T0 / 1000
+    got = hook.Received(rec, "7", t + 10.75)
+    row = live.delivery_row(got, {T0 + H: t + 7.5, T0: t + 1.0})
+    assert row == {"seq": 9, "action": "kill", "scope": "agent", "subject": "A",
+                   "rule": "kill_drawdown", "as_of": "2025-01-01T01:00:00.000000Z",
+                   "delivery_id": "7", "received_at": "2025-01-01T00:00:10.750Z",
+                   "evidence_posted_at": "2025-01-01T00:00:07.500Z",
+                   "evidence_delay_s": 3.25, "append_delay_s": 0.5}
+    unknown = live.delivery_row(hook.Received({**rec, "as_of": None}, "8", t + 11), {})
+    assert unknown["evidence_delay_s"] is None and unknown["evidence_posted_at"] is None
+
+
+def test_the_receiver_keeps_signed_deliveries_once() -> None:
+    from alphatrace.notify.signing import sign
+
+    rec = {**kill("A", "agent", "2025-01-01T01:00:00Z", []), "seq": 3}
+    body = json.dumps({"type": "decision", "record": rec, "link": "/agent?name=A"}).encode()
+    with hook.receiver() as rcv:
+        def post(data: bytes, sig: str) -> int:
+            return httpx.post(rcv.url, content=data, timeout=10, headers={
+                "X-Alphatrace-Signature": sig, "Idempotency-Key": "h3",
+                "X-Alphatrace-Delivery": "1"}).status_code
+
+        now = int(dt.datetime.now(dt.UTC).timestamp())
+        assert post(body.replace(b'"kill"', b'"hold"'), sign(rcv.secret, body, now)) == 401
+        assert post(body, sign("not the secret", body, now)) == 401
+        assert post(body, sign(rcv.secret, body, now)) == 200
+        assert post(body, sign(rcv.secret, body, now)) == 200  # a retry: not kept twice
+        got = rcv.drain()
+        assert rcv.rejected == 2
+    assert [(g.record, g.delivery_id) for g in got] == [(rec, "1")]
+
+
+def test_the_demo_prints_each_kill_as_the_webhook_got_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from alphatrace.cli import demo_live
+
+    first = {**kill("A", "agent", "2025-01-03T13:00:00.000000Z", []), "seq": 4,
+             "cascade_from": None}
+    again = {**first, "seq": 6}  # the rule firing again: no state change
+
+    def fake_run(db: Any, **kw: Any) -> live.LiveResult:
+        for rec in (first, again):
+            kw["on_decision"](rec)
+        rows = [{"seq": 4, "action": "kill", "scope": "agent", "subject": "A",
+                 "delivery_id": "1", "evidence_delay_s": 0.4567, "append_delay_s": 0.05},
+                {"seq": 6, "action": "kill", "scope": "agent", "subject": "A",
+                 "delivery_id": "2", "evidence_delay_s": 0.3, "append_delay_s": 0.02}]
+        for row in rows:
+            kw["on_delivery"](row)
+        return live.LiveResult("u", 1.0, "s", "2025-01-09", {}, [first, again], [], [], {},
+                               rows)
+
+    monkeypatch.setattr(demo_live, "run_live", fake_run)
+    demo_live.live(None, speed=1.0, seed=1, runs_per_agent=1, data=None, as_json=False)
+    out = " ".join(capsys.readouterr().out.split())  # as printed, unwrapped
+    assert ("webhook: KILL A, 0.46 s after its evidence was posted (0.05 s after the "
+            "append), signature ok") in out
+    assert out.index("KILL A (agent)") < out.index("webhook: KILL A")
+    assert out.count("webhook: KILL") == 1  # the repeat is counted, not printed
+    assert "the webhook also got 1 of those repeated kill records" in out

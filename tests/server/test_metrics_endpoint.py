@@ -248,12 +248,18 @@ def test_pending_notifications_once_the_outbox_exists() -> None:
         assert pending_notifications(read) is None
         assert "alphatrace_notifications_pending" not in {
             f.name for f in StoreCollector(read).collect()}
-        con.execute("CREATE TABLE notify_deliveries (id INTEGER, status VARCHAR)")
-        con.execute("INSERT INTO notify_deliveries VALUES (1, 'pending'), (2, 'delivered'), "
-                    "(3, 'pending'), (4, 'expired')")
+        con.execute("CREATE TABLE notify_deliveries (id INTEGER, target VARCHAR, "
+                    "status VARCHAR)")
+        con.execute("INSERT INTO notify_deliveries VALUES (1, 'a', 'pending'), "
+                    "(2, 'a', 'delivered'), (3, 'b', 'pending'), (4, 'b', 'expired')")
         assert pending_notifications(read) == 2
         fams = {f.name: f for f in StoreCollector(read).collect()}
         assert fams["alphatrace_notifications_pending"].samples[0].value == 2
+        # no attempts table: the attempts family has no samples; finished deliveries counted
+        assert fams["alphatrace_notification_attempts"].samples == []
+        assert {(s.labels["target"], s.labels["status"]): s.value
+                for s in fams["alphatrace_notification_deliveries"].samples} == {
+            ("a", "delivered"): 1, ("b", "expired"): 1}
 
 
 @given(st.ip_addresses(v=4))
@@ -313,3 +319,71 @@ def test_events_the_store_cannot_take_are_counted_once(
         got = events(scrape(c.get("/metrics").text))
     assert got == {("http", "telemetry", "accepted"): 6, ("http", "telemetry", "rejected"): 3}
     assert store_counts(tmp_path / "p.duckdb") == got
+
+
+def notify_store_counts(db: Path) -> dict[tuple[str, str, str], float]:
+    """The notification counters from the store alone: attempts per target by their status
+    code, and deliveries per target whose status is final."""
+    out: dict[tuple[str, str, str], float] = {}
+    with duckdb.connect(str(db), read_only=True) as con:
+        for target, code, n in con.execute(
+                "SELECT d.target, a.status_code, count(*) FROM notify_attempts a, "
+                "notify_deliveries d WHERE a.delivery_id = d.id GROUP BY ALL").fetchall():
+            outcome = ("no_response" if code is None else
+                       "delivered" if 200 <= code < 300 else "http_error")
+            key = ("alphatrace_notification_attempts_total", target, outcome)
+            out[key] = out.get(key, 0) + n
+        for target, status, n in con.execute(
+                "SELECT target, status, count(*) FROM notify_deliveries GROUP BY ALL").fetchall():
+            if status != "pending":
+                out[("alphatrace_notification_deliveries_total", target, status)] = n
+    return out
+
+
+def test_notification_counters_match_the_outbox(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three webhooks: one answers 200, one 503, one is not listening. Each is sent the two
+    kills (agent A, its strategy S); the failing ones retry until their 1 s horizon ends."""
+    from alphatrace.api import Database
+    from tests.notify.receiver import Receiver, free_port
+    from tests.notify.util import SECRET_ENV, hook, losers, policy
+
+    monkeypatch.setenv(SECRET_ENV, "s3cret")
+    ok, bad = Receiver(free_port()).up(), Receiver(free_port(), mode="fail").up()
+    gone = f"http://127.0.0.1:{free_port()}/hook"
+    pol = policy([hook(ok.url, "ok"), hook(bad.url, "bad"), hook(gone, "gone")],
+                 retry={"initial": "0.05s", "max": "0.1s", "horizon": "1s"})
+    db = tmp_path / "n.duckdb"
+    with Store(db) as store:
+        losers(store, ["A"])
+    app = create_app(db, metrics_public=True)
+    try:
+        with TestClient(app) as c:
+            before = scrape(c.get("/metrics").text)
+            assert not [k for k in before if k[0].startswith("alphatrace_notification_")]
+            app.state.writer.submit_call(
+                lambda s: Database.on(s).gates.evaluate(pol, catch_up=False)).result(60)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # every delivery delivered or expired
+                samples = scrape(c.get("/metrics").text)
+                if samples.get(("alphatrace_notifications_pending", ())) == 0:
+                    break
+                time.sleep(0.1)
+            body = c.get("/metrics").text
+    finally:
+        ok.down()
+        bad.down()
+    got = {(name, dict(labels)["target"], dict(labels).get("outcome") or dict(labels)["status"]): v
+           for (name, labels), v in scrape(body).items()
+           if name in ("alphatrace_notification_attempts_total",
+                       "alphatrace_notification_deliveries_total")}
+    assert got == notify_store_counts(db)
+    # By hand: 2 kills to each target; "ok" took both at once, the others never did.
+    attempts = "alphatrace_notification_attempts_total"
+    finished = "alphatrace_notification_deliveries_total"
+    assert got[(attempts, "ok", "delivered")] == 2 and (attempts, "ok", "http_error") not in got
+    assert got[(finished, "ok", "delivered")] == 2
+    assert got[(attempts, "bad", "http_error")] >= 2 and (attempts, "bad", "delivered") not in got
+    assert got[(attempts, "gone", "no_response")] >= 2
+    assert got[(finished, "bad", "expired")] == got[(finished, "gone", "expired")] == 2
+    assert len(ok.accepted()) == 2 and len(bad.requests) == got[(attempts, "bad", "http_error")]

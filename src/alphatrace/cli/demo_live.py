@@ -1,4 +1,5 @@
-"""What `alphatrace demo --live` prints: each decision as it is recorded, then the kill table."""
+"""What `alphatrace demo --live` prints: each decision as it is recorded, each kill as the demo's
+webhook receiver got it, then the kill table."""
 
 from __future__ import annotations
 
@@ -31,6 +32,17 @@ def decision_line(rec: dict[str, Any], by_id: dict[str, Run]) -> str:
             f"{rule}{cascade}  {at}  -> {rec['state']}")
 
 
+def delivery_line(row: dict[str, Any]) -> str:
+    """`  webhook: KILL subject, X s after its evidence was posted (Y s after the append),
+    signature ok` for one kill the demo's receiver got."""
+    def secs(v: Any) -> str:
+        return "?" if v is None else f"{v:.2f} s"
+
+    return (f"  webhook: {str(row['action']).upper()} {row['subject']}, "
+            f"{secs(row['evidence_delay_s'])} after its evidence was posted "
+            f"({secs(row['append_delay_s'])} after the append), signature ok")
+
+
 def live(db: Path | None, *, speed: float, seed: int, runs_per_agent: int,
          data: Path | None, as_json: bool) -> None:
     by_id: dict[str, Run] = {}
@@ -49,17 +61,29 @@ def live(db: Path | None, *, speed: float, seed: int, runs_per_agent: int,
                 highlight=False)
 
     changes = StateChanges()
+    shown: set[int] = set()  # kills printed as state changes: their deliveries are printed
+    more_hooks = [0]
 
     def decided(rec: dict[str, Any]) -> None:
         if changes(rec) and not as_json:
             console.print(decision_line(rec, by_id), highlight=False, markup=False)
+            shown.add(int(rec["seq"]))
+
+    def delivered(row: dict[str, Any]) -> None:
+        if as_json:
+            return
+        if int(row["seq"]) in shown:
+            console.print(delivery_line(row), highlight=False, markup=False)
+        else:
+            more_hooks[0] += 1
 
     def ticked(tick: Tick) -> None:
         status.update(f"market time {iso(tick.end_ms)[:16].replace('T', ' ')}")
 
     try:
         result = run_live(db, speed=speed, seed=seed, runs_per_agent=runs_per_agent,
-                          data_dir=data, on_ready=ready, on_decision=decided, on_tick=ticked)
+                          data_dir=data, on_ready=ready, on_decision=decided, on_tick=ticked,
+                          on_delivery=delivered)
     finally:
         status.stop()
     if as_json:
@@ -69,6 +93,15 @@ def live(db: Path | None, *, speed: float, seed: int, runs_per_agent: int,
         console.print(f"[dim]{changes.repeats:,} more records: a rule firing again on new evidence "
                       "without changing the subject's state (`alphatrace audit show SUBJECT`)[/]",
                       highlight=False)
+    if shown & {int(d["seq"]) for d in result.deliveries}:
+        console.print("[dim]webhook: a receiver in this process on 127.0.0.1, a notify target of "
+                      "the collector's policy, checking each HMAC signature; \"evidence "
+                      "posted\": when the replay sent the request carrying the data that made the "
+                      "kill's newest run known (the record's as_of)[/]",
+                      highlight=False)
+    if more_hooks[0]:
+        console.print(f"[dim]the webhook also got {more_hooks[0]:,} of those repeated kill "
+                      "records (every kill record is sent)[/]", highlight=False)
     render_end(result)
 
 

@@ -8,6 +8,12 @@ it reads the decision log after the last seq it saw (GET /v1/decisions) and repo
 record: the live pipeline (server/pipeline.py, the writer's first after-round hook) records
 them as the data arrives.
 
+The collector's policy is the shipped live policy plus a `notify` section with one webhook: a
+receiver in this process (demo/hook.py), which checks each delivery's signature. After each
+step the kills it received are reported with their delay from the evidence: from the moment
+the replay sent the request that carried the data making the kill's newest run known (its
+`as_of`, a knowledge time), to the moment the receiver read the delivery.
+
 At the end the same data is evaluated the old way, once, as of the end (`gates evaluate
 --as-of END` on a separate store that holds the same data: the batch build), and the closing
 table puts each kill's timing and the PnL made after it side by side.
@@ -17,15 +23,17 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alphatrace.demo import hook
 from alphatrace.demo.pipeline import (
     DEFAULT_RUNS_PER_AGENT,
     DEFAULT_SEED,
@@ -41,21 +49,25 @@ from alphatrace.demo.replay import (
     Run,
     Tick,
     bar_items,
+    epoch_ms,
     event_items,
     funding_items,
     iso,
     kill_table,
+    knowledge_times,
     next_tick,
     timeline,
 )
 from alphatrace.demo.simulate import DemoEvents
 from alphatrace.errors import AlphatraceError, InputError
-from alphatrace.policy import LIVE_POLICY, shipped_policy
+from alphatrace.policy import LIVE_POLICY, Policy, shipped_policy
 from alphatrace.store import Store
 
 DEFAULT_SPEED = 1.0  # market days per second
 TICK_S = 0.25  # wall seconds between replay steps, at least
 BATCH_STEPS = ("market", "simulate", "ingest", "reconcile")
+HOOK_SECRET_ENV = "ALPHATRACE_DEMO_HOOK_SECRET"  # set in this process while the demo runs
+DELIVERY_WAIT_S = 15.0  # after the replay, how long the demo waits for kills still in flight
 
 
 class ReplayError(AlphatraceError):
@@ -73,12 +85,13 @@ class LiveResult:
     batch: list[dict[str, Any]]
     kills: list[dict[str, Any]]
     pnl_break: dict[str, Any] = field(default_factory=dict)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"url": self.url, "speed_days_per_s": self.speed, "start": self.start,
                 "end": self.end, "sent": self.sent, "decisions": self.decisions,
                 "batch_decisions": self.batch, "kills": self.kills,
-                "pnl_break": self.pnl_break}
+                "pnl_break": self.pnl_break, "deliveries": self.deliveries}
 
 
 # -- the demo data --------------------------------------------------------------------------
@@ -141,9 +154,35 @@ class Collector:
         self.app.state.writer.sync().result(timeout=600)
 
 
+def demo_policy(hook_url: str) -> Policy:
+    """The shipped live policy, whose kills go to the demo's receiver (signed with the secret
+    in HOOK_SECRET_ENV; retried quickly, since the demo is short)."""
+    live = shipped_policy(LIVE_POLICY)
+    notify = {"retry": {"initial": "0.2s", "max": "2s", "horizon": "5m"},
+              "targets": [{"name": "demo-receiver", "kind": "webhook", "url": hook_url,
+                           "secret_env": HOOK_SECRET_ENV, "actions": ["kill"]}]}
+    return Policy({**live.data, "notify": notify}, f"{live.path} + the demo's webhook")
+
+
 @contextmanager
-def collector(db: Path) -> Iterator[Collector]:
-    """A collector on a free 127.0.0.1 port over `db`, with an ingest and a read key."""
+def hook_secret(secret: str) -> Iterator[None]:
+    """HOOK_SECRET_ENV set to `secret` in this process (the dispatcher reads the secret from
+    the environment, never from the policy), restored afterwards."""
+    old = os.environ.get(HOOK_SECRET_ENV)
+    os.environ[HOOK_SECRET_ENV] = secret
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(HOOK_SECRET_ENV, None)
+        else:
+            os.environ[HOOK_SECRET_ENV] = old
+
+
+@contextmanager
+def collector(db: Path, policy: Policy | None = None) -> Iterator[Collector]:
+    """A collector on a free 127.0.0.1 port over `db`, with an ingest and a read key, whose
+    live pipeline runs `policy` (default the shipped live policy)."""
     import uvicorn
 
     from alphatrace.server.app import create_app
@@ -154,7 +193,7 @@ def collector(db: Path) -> Iterator[Collector]:
     with Store(db) as store:
         ingest = create_key(store, "demo-live-ingest", "ingest")["key"]
         read = create_key(store, "demo-live-read", "read")["key"]
-    config = PipelineConfig.load(shipped_policy(LIVE_POLICY))
+    config = PipelineConfig.load(policy if policy is not None else shipped_policy(LIVE_POLICY))
     app = create_app(db, warn_without_keys=False, pipeline=config, policy=config.governance)
     sock = bind("127.0.0.1", 0)
     port = int(sock.getsockname()[1])
@@ -202,10 +241,48 @@ class Client:
 
 OnDecision = Callable[[dict[str, Any]], None]
 OnTick = Callable[[Tick], None]
+OnDelivery = Callable[[dict[str, Any]], None]
+OnRequest = Callable[[str, list[dict[str, Any]]], None]
+
+
+def delivery_row(got: hook.Received, posted_at: Mapping[int, float]) -> dict[str, Any]:
+    """A kill as the receiver got it, with its delays: `evidence_delay_s` from the moment the
+    replay sent the request carrying its evidence (`posted_at`: knowledge time in epoch ms →
+    the wall time of the first request that carried it; None: not found), and
+    `append_delay_s` from its record's `created_at` (the append)."""
+    rec = got.record
+    posted = posted_at.get(epoch_ms(rec["as_of"])) if rec.get("as_of") else None
+    created = epoch_ms(rec["created_at"]) / 1000 if rec.get("created_at") else None
+    return {"seq": rec["seq"], "action": rec["action"], "scope": rec["scope"],
+            "subject": rec["subject"], "rule": rec.get("rule"), "as_of": rec.get("as_of"),
+            "delivery_id": got.delivery_id,
+            "received_at": iso(int(got.received_at * 1000)),
+            "evidence_posted_at": None if posted is None else iso(int(posted * 1000)),
+            "evidence_delay_s": None if posted is None else round(got.received_at - posted, 3),
+            "append_delay_s": None if created is None else round(got.received_at - created, 3)}
+
+
+def note_posted(posted: dict[int, float], path: str, rows: list[dict[str, Any]]) -> None:
+    """Remember now as the time each knowledge time the request carries was first posted."""
+    now = time.time()
+    for known in knowledge_times(path.split("?")[0], rows):
+        posted.setdefault(known, now)
+
+
+def wait_for_kills(decisions: list[dict[str, Any]], deliveries: list[dict[str, Any]],
+                   received: Callable[[], None], timeout_s: float = DELIVERY_WAIT_S) -> None:
+    """Wait (at most `timeout_s`) until the receiver got every kill the log holds."""
+    want = {d["seq"] for d in decisions if d.get("action") == "kill"}
+    deadline = time.monotonic() + timeout_s
+    while want - {d["seq"] for d in deliveries} and time.monotonic() < deadline:
+        time.sleep(0.05)
+        received()
 
 
 def replay(items: list[Item], client: Client, col: Collector, *, speed: float,
            on_decision: OnDecision, on_tick: OnTick | None = None,
+           before_request: OnRequest | None = None,
+           after_poll: Callable[[], None] | None = None,
            clock: Callable[[], float] = time.monotonic,
            sleep: Callable[[float], None] = time.sleep) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Send the timeline at `speed` market days per wall second and report each decision the
@@ -214,6 +291,8 @@ def replay(items: list[Item], client: Client, col: Collector, *, speed: float,
     The market clock follows the wall clock: each step sends what became known since the last
     one, at least TICK_S apart. When the collector is slower than the clock, steps grow rather
     than the replay falling behind; over a gap in the data the replay waits for the next item.
+    `before_request` sees each request (path, rows) just before it is sent; `after_poll` runs
+    after each reading of the decision log.
     """
     if speed <= 0:
         raise InputError("--speed must be a positive number of market days per second")
@@ -247,15 +326,21 @@ def replay(items: list[Item], client: Client, col: Collector, *, speed: float,
         end = max(first + int((clock() - t0) * rate), items[i].at_ms)
         tick, i = next_tick(items, i, start, end)
         for path, bodies in tick.requests:
+            if before_request is not None:
+                before_request(path, bodies)
             client.request("POST", path, col.ingest_key, bodies)
             route = path.split("?")[0]
             sent[route] = sent.get(route, 0) + len(bodies)
         if on_tick is not None:
             on_tick(tick)
         poll()
+        if after_poll is not None:
+            after_poll()
         start = end
     col.settle()
     poll()
+    if after_poll is not None:
+        after_poll()
     return sent, decisions
 
 
@@ -278,8 +363,11 @@ def run_live(
     on_ready: Callable[[str, DemoData], None] | None = None,
     on_decision: OnDecision = lambda rec: None,
     on_tick: OnTick | None = None,
+    on_delivery: OnDelivery = lambda d: None,
 ) -> LiveResult:
-    """The whole live demo; `db` is the collector's store (rebuilt), default a temporary one."""
+    """The whole live demo; `db` is the collector's store (rebuilt), default a temporary one.
+    `on_delivery` is called, on this thread, with each kill the demo's receiver got
+    (`delivery_row`), after the decision itself was reported."""
     if speed <= 0:
         raise InputError("--speed must be a positive number of market days per second")
     with tempfile.TemporaryDirectory(prefix="alphatrace-live-") as tmp:
@@ -287,15 +375,28 @@ def run_live(
         data = build(folder, seed=seed, runs_per_agent=runs_per_agent, data_dir=data_dir)
         live_db = db if db is not None else folder / "live.duckdb"
         fresh_store_path(live_db)
-        with collector(live_db) as col:
+        posted: dict[int, float] = {}  # knowledge time (ms) → when a request first carried it
+        deliveries: list[dict[str, Any]] = []
+        with hook.receiver() as rcv, hook_secret(rcv.secret), \
+                collector(live_db, demo_policy(rcv.url)) as col:
             if on_ready is not None:
                 on_ready(col.url, data)
+
+            def received() -> None:
+                for got in rcv.drain():
+                    row = delivery_row(got, posted)
+                    deliveries.append(row)
+                    on_delivery(row)
+
             client = Client(col.url)
             try:
-                sent, decisions = replay(data.items, client, col, speed=speed,
-                                         on_decision=on_decision, on_tick=on_tick)
+                sent, decisions = replay(
+                    data.items, client, col, speed=speed, on_decision=on_decision,
+                    on_tick=on_tick, after_poll=received,
+                    before_request=lambda path, rows: note_posted(posted, path, rows))
             finally:
                 client.close()
+            wait_for_kills(decisions, deliveries, received)
         end = iso(data.items[-1].at_ms) if data.items else ""
         batch = batch_decisions(data.batch_db, end)
         qb = data.demo.truth.quality_break
@@ -305,4 +406,5 @@ def run_live(
             kills=kill_table(decisions, batch, data.runs),
             pnl_break={"agent": qb.agent, "run_index": qb.pnl_break_index,
                        "run_id": qb.pnl_break_run_id, "ts": qb.pnl_break_ts},
+            deliveries=deliveries,
         )

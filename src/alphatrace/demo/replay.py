@@ -124,6 +124,34 @@ def ticks(items: Sequence[Item], step_ms: int) -> Iterator[Tick]:
         yield tick
 
 
+# -- when a decision's evidence was sent ----------------------------------------------------
+
+def knowledge_times(route: str, bodies: Iterable[Mapping[str, Any]]) -> list[int]:
+    """The knowledge times (epoch ms) one request of the replay carries: what makes a run's PnL
+    known (docs/governance.md §Knowledge time), so a decision whose `as_of` is one of them was
+    made on this request's data. A reconciled run is known at its exit bar's open time (the
+    bar's `ts`; the replay sends the bar when it closes); an external PnL figure at its pnl
+    event's `ts`; an all-FLAT run at its signal's `ts`. Funding and telemetry carry none."""
+    if route == BARS:
+        return [epoch_ms(b["ts"]) for b in bodies]
+    if route == EVENTS:
+        return [epoch_ms(e["ts"]) for e in bodies if is_pnl(e) or is_flat(e)]
+    return []
+
+
+def is_pnl(event: Mapping[str, Any]) -> bool:
+    """A pnl event: typed so, or untyped with the pnl marker field (the seed's bare shape)."""
+    kind = event.get("type")
+    return kind == "pnl" if kind is not None else "realized_pnl_bps" in event
+
+
+def is_flat(event: Mapping[str, Any]) -> bool:
+    """A FLAT signal (typed alpha or signal, or untyped with a direction)."""
+    kind = event.get("type")
+    alpha = kind in ("alpha", "signal") if kind is not None else "direction" in event
+    return alpha and str(event.get("direction", "")).strip().upper() == "FLAT"
+
+
 # -- the closing table ---------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -200,6 +200,34 @@ def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return out
 
 
+# What one attempt came to, for /metrics: a 2xx answer, another status, or no answer at all
+# (refused, timed out, or never sent because a variable the target names is not set).
+OUTCOMES = ("delivered", "http_error", "no_response")
+_OUTCOME_SQL = ("CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 'delivered' "
+                "WHEN a.status_code IS NOT NULL THEN 'http_error' ELSE 'no_response' END")
+
+
+def attempts_by_target(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], int]:
+    """Every attempt recorded so far, per (target, outcome of OUTCOMES); only pairs that
+    occurred. Rows are never deleted, so each count only grows (a Prometheus counter)."""
+    if not (has_table(con, "notify_attempts") and has_table(con, "notify_deliveries")):
+        return {}
+    rows = con.execute(f"SELECT d.target, {_OUTCOME_SQL} AS outcome, count(*) "
+                       "FROM notify_attempts a JOIN notify_deliveries d ON d.id = a.delivery_id "
+                       "GROUP BY ALL ORDER BY ALL").fetchall()
+    return {(str(t), str(o)): int(n) for t, o, n in rows}
+
+
+def finished_by_target(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], int]:
+    """Deliveries that reached an end, per (target, status): `delivered` or `expired` (the
+    retry horizon passed). A delivery ends once, so each count only grows."""
+    if not has_table(con, "notify_deliveries"):
+        return {}
+    rows = con.execute("SELECT target, status, count(*) FROM notify_deliveries "
+                       "WHERE status <> 'pending' GROUP BY ALL ORDER BY ALL").fetchall()
+    return {(str(t), str(s)): int(n) for t, s, n in rows}
+
+
 def log(con: duckdb.DuckDBPyConnection, *, target: str | None = None,
         status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """The newest deliveries first, each with its attempts' status codes and errors."""

@@ -6,9 +6,11 @@ Why a registry per app and not prometheus-client's global one: several apps live
 Two kinds of numbers:
 - counted as they happen, by the writer (`IngestObserver`): the per-event statuses of every
   ingest call and of what the collector quarantines itself, and each ingest round's duration;
-- read from the store at scrape time (`StoreCollector`): open legs and decisions by action, on
-  the scraping thread's own read cursor, and only when their tables exist; and the pipeline
-  lag (`pipeline_lag_s`);
+- read from the store at scrape time (`StoreCollector`): open legs, decisions by action, and
+  notifications (attempts per target and outcome, finished deliveries per target and status,
+  the pending count: the notify outbox's own tables, so they agree with `alphatrace notify
+  log` and survive a restart), on the scraping thread's own read cursor, and only when their
+  tables exist; and the pipeline lag (`pipeline_lag_s`);
 - sizing requests and their latency, counted by the sizing route (`SizingMetrics`).
 """
 
@@ -23,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from alphatrace.notify import outbox
 from alphatrace.store.ingest import EventResult
 
 # Ingest rounds take from a millisecond (one small request) to seconds (a checkpoint, 50,000
@@ -173,6 +176,7 @@ class StoreCollector(Collector):
                 ).fetchall():
                     dec.add_metric([action], float(n))
                 yield dec
+            yield from notification_families(con)
         lag = GaugeMetricFamily(
             "alphatrace_pipeline_lag_seconds", "Seconds from the oldest committed event not yet "
             "in derived state (ledger, decisions) to now; 0 when up to date.")
@@ -184,6 +188,27 @@ class StoreCollector(Collector):
                                       "Notification deliveries waiting to be sent.")
             gauge.add_metric([], float(pending))
             yield gauge
+
+
+def notification_families(con: duckdb.DuckDBPyConnection) -> Iterator[CounterMetricFamily]:
+    """Notification counters from the outbox's tables (none while the store has none)."""
+    if not existing_tables(con, (NOTIFY_TABLE,)):
+        return
+    attempts = CounterMetricFamily(
+        "alphatrace_notification_attempts", "Notification sends, per target and outcome: "
+        "delivered (2xx), http_error (another status), no_response (refused, timed out, or "
+        "not sent: a variable the target names is unset). Failures are the last two.",
+        labels=["target", "outcome"])
+    for (target, outcome), n in outbox.attempts_by_target(con).items():
+        attempts.add_metric([target, outcome], float(n))
+    yield attempts
+    finished = CounterMetricFamily(
+        "alphatrace_notification_deliveries", "Notification deliveries that ended, per target "
+        "and status: delivered, or expired (retries gave up at the policy's horizon).",
+        labels=["target", "status"])
+    for (target, status), n in outbox.finished_by_target(con).items():
+        finished.add_metric([target, status], float(n))
+    yield finished
 
 
 class CollectorMetrics:
