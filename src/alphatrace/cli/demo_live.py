@@ -61,21 +61,15 @@ def live(db: Path | None, *, speed: float, seed: int, runs_per_agent: int,
                 highlight=False)
 
     changes = StateChanges()
-    shown: set[int] = set()  # kills printed as state changes: their deliveries are printed
-    more_hooks = [0]
 
     def decided(rec: dict[str, Any]) -> None:
         if changes(rec) and not as_json:
             console.print(decision_line(rec, by_id), highlight=False, markup=False)
-            shown.add(int(rec["seq"]))
 
     def delivered(row: dict[str, Any]) -> None:
-        if as_json:
-            return
-        if int(row["seq"]) in shown:
+        # targets hear of changes only (notify.outbox.changes): no repeat reaches the receiver
+        if not as_json:
             console.print(delivery_line(row), highlight=False, markup=False)
-        else:
-            more_hooks[0] += 1
 
     def ticked(tick: Tick) -> None:
         status.update(f"market time {iso(tick.end_ms)[:16].replace('T', ' ')}")
@@ -93,15 +87,12 @@ def live(db: Path | None, *, speed: float, seed: int, runs_per_agent: int,
         console.print(f"[dim]{changes.repeats:,} more records: a rule firing again on new evidence "
                       "without changing the subject's state (`alphatrace audit show SUBJECT`)[/]",
                       highlight=False)
-    if shown & {int(d["seq"]) for d in result.deliveries}:
+    if result.deliveries:
         console.print("[dim]webhook: a receiver in this process on 127.0.0.1, a notify target of "
                       "the collector's policy, checking each HMAC signature; \"evidence "
                       "posted\": when the replay sent the request carrying the data that made the "
                       "kill's newest run known (the record's as_of)[/]",
                       highlight=False)
-    if more_hooks[0]:
-        console.print(f"[dim]the webhook also got {more_hooks[0]:,} of those repeated kill "
-                      "records (every kill record is sent)[/]", highlight=False)
     render_end(result)
 
 

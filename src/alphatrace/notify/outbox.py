@@ -82,13 +82,39 @@ def on_append(store: Store, records: Sequence[dict[str, Any]],
     return n
 
 
+def changes(con: duckdb.DuckDBPyConnection, records: Sequence[dict[str, Any]]
+            ) -> list[dict[str, Any]]:
+    """The records that change what their subject is doing: its action or lifecycle state
+    differs from its previous record's (or it has none). A rule that fires again on new
+    evidence (a killed agent's kill rule on its next window, a promoted agent's promote rule)
+    is news for the log (`governance.novelty.is_news`) but not for a receiver: a channel that
+    heard "kill A" once must not hear it again with every run A's replayed history brings."""
+    recs = [r for r in records if r.get("scope") != CHAIN_SCOPE]
+    if not recs:
+        return []
+    first = min(int(r["seq"]) for r in recs)
+    keys = sorted({(str(r["scope"]), str(r["subject"])) for r in recs})
+    last: dict[tuple[str, str], tuple[str, str]] = {
+        (str(sc), str(su)): (str(a), str(st)) for sc, su, a, st in con.execute(
+            "SELECT scope, subject, arg_max(action, seq), arg_max(state, seq) FROM decisions "
+            "WHERE seq < ? AND (scope, subject) IN (SELECT (unnest(?::VARCHAR[]), "
+            "unnest(?::VARCHAR[]))) GROUP BY scope, subject",
+            [first, [k[0] for k in keys], [k[1] for k in keys]]).fetchall()}
+    out = []
+    for r in sorted(recs, key=lambda r: int(r["seq"])):
+        key, now_ = (str(r["scope"]), str(r["subject"])), (str(r["action"]), str(r["state"]))
+        if last.get(key) != now_:
+            out.append(r)
+        last[key] = now_
+    return out
+
+
 def enqueue(con: duckdb.DuckDBPyConnection, records: Sequence[dict[str, Any]],
             section: NotifySection, at: dt.datetime) -> int:
+    """One pending delivery per matching target of each record `changes` keeps."""
     rows: list[dict[str, Any]] = []
     horizon = dt.timedelta(seconds=section.retry.horizon_s)
-    for rec in records:
-        if rec.get("scope") == CHAIN_SCOPE:
-            continue
+    for rec in (changes(con, records) if section.targets else []):
         for t in section.targets:
             if not t.wants(str(rec.get("action")), str(rec.get("subject"))):
                 continue
