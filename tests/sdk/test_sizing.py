@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -166,6 +167,23 @@ def test_a_silent_server_costs_one_timeout_then_the_fail_policy(stub: Stub) -> N
     assert s.answer("A").ok is False  # remembered: the next calls do not wait again
     assert s.size("A", 100, 1) == 0.0
     assert len(stub.hits) == 1
+
+
+def test_a_late_answer_is_cached_from_when_it_was_asked_not_from_when_it_came(
+        stub: Stub) -> None:
+    # The answer reflects the server's state at some time after the request left: it may be
+    # trusted for cache_s from then. Counted from its arrival, an answer that came late would
+    # keep a "not killed" alive past cache_s after the kill. (The fetch is called directly with
+    # a long socket timeout: through size() the caller stops waiting at timeout_ms, and the
+    # pool thread's answer lands in the cache the same way.)
+    stub.hang.set()
+    s = RemoteSizer(stub.url, None, SizingSection(cache_s=1.0, timeout_ms=50))
+    threading.Timer(2.0, stub.release.set).start()  # answered about 2 s after asked
+    assert s._fetch("A", 30.0).ok
+    assert s._cache["A"][0] < time.monotonic()  # already stale when it came
+    stub.hang.clear()
+    assert s.size("A", 100, 1) == 100.0
+    assert len(stub.hits) == 2  # asked again
 
 
 def test_without_a_server_size_reads_the_store(tmp_path: Path) -> None:

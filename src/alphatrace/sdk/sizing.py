@@ -7,10 +7,11 @@ $ALPHATRACE_READ_KEY, else $ALPHATRACE_API_KEY (the route needs scope `read` or 
 
 The agent never waits longer than `timeout_ms` (default 200 ms) for an answer: the request
 runs on a small pool of threads and the caller stops waiting at the deadline (a late answer
-still fills the cache). When the server cannot be reached, or refuses, the policy's
-`sizing.fail` decides: `closed` (the default: a kill switch must not fail open) sizes 0,
-`last_known` reuses the last answer this process had for the agent (0 without one). Either way
-it is logged, at most once a minute. A failure is remembered for `cache_s` too, so a dead
+still fills the cache, for what is left of `cache_s` counted from when it was asked: a late
+"not killed" never outlives a kill by more than `cache_s`). When the server cannot be reached,
+or refuses, the policy's `sizing.fail` decides: `closed` (the default: a kill switch must not
+fail open) sizes 0, `last_known` reuses the last answer this process had for the agent (0
+without one). Either way it is logged, at most once a minute. A failure is remembered for `cache_s` too, so a dead
 server costs one timeout per agent per `cache_s`, not one per call.
 
 Settings: the `sizing:` section of the `policy=` given to `size()`, else the server's policy
@@ -121,6 +122,7 @@ class RemoteSizer:
 
     def _fetch(self, agent: str, timeout: float) -> Answer:
         self.requests += 1
+        asked = time.monotonic()  # the answer is the server's state from then on, not older
         path = f"{self._base}/v1/agents/{quote(agent, safe='')}/sizing"
         for attempt in (1, 2):
             reused = getattr(self._local, "conn", None) is not None
@@ -150,7 +152,7 @@ class RemoteSizer:
         if not self.pinned:
             self.settings = server
         self._last_good[agent] = a
-        self._cache[agent] = (time.monotonic() + self.settings.cache_s, a)
+        self._cache[agent] = (asked + self.settings.cache_s, a)
         return a
 
     def _failed(self, agent: str, why: str) -> Answer:
