@@ -228,6 +228,23 @@ def newest_before(order: list[dict[str, Any]]) -> Iterator[dict[SubjectKey, dict
             last[(r["scope"], r["subject"])] = r
 
 
+def _redecider(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]]) -> redecide.Redecide:
+    """governance.redecide.chosen for this log: its evaluations per policy, its newest as-of."""
+    counts: dict[str, int] = {}
+    newest: dt.datetime | None = None
+    for _, grp in groupby(order, key=lambda r: r["eval_id"]):
+        gate = [r for r in grp if r["action"] in EVALUATED]
+        t = _parse_ts(gate[0]["as_of"]) if gate else None
+        if t is None:
+            continue
+        ph = str(gate[0]["policy_hash"])
+        counts[ph] = counts.get(ph, 0) + 1
+        newest = t if newest is None else max(newest, t)
+    if newest is None:
+        return redecide.decide_each(con)
+    return redecide.chosen(con, newest, counts)
+
+
 class Policies:
     """The stored policies of a log, each read, checked against its hash and loaded once (a log
     has few policies and many evaluations)."""
@@ -265,9 +282,7 @@ def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
     each naming the record's seq, its subject and the fields. `redecider`: how (default: the
     windows of one replay plan per policy, governance.redecide)."""
     if redecider is None:
-        times = [t for r in order if r["action"] in EVALUATED
-                 and (t := _parse_ts(r["as_of"])) is not None]
-        redecider = redecide.planned(con, max(times)) if times else redecide.decide_each(con)
+        redecider = _redecider(con, order)
     policies = policies or Policies(con)
     problems: list[Problem] = []
     differs: set[int] = set()  # records named inputs_changed: later novelty follows from them

@@ -11,9 +11,13 @@ window changes only at its points, so its window at T is the one of its last poi
 T. Cascade targets come from the replay's `Membership` (agents with a run in a killed strategy
 signalled by T), as `gates._cascade_targets` reads them at T.
 
-`decide_each` is the reference: `gates.decide` at each evaluation, one window query each (what
-`audit verify` did before). Both give the same decisions; tests/governance/test_audit_replay.py
-checks that on random ledgers.
+The plan computes a window at every point of every subject: each run is read about
+2 × window.runs times (one window per point of its agent and of its strategy), where one
+evaluation's window query reads each run about once. So a policy with fewer evaluations than
+that in the log (a few `--once` evaluations over a long history) is re-decided by `decide_each`,
+`gates.decide` at each evaluation (what `audit verify` always did before); `chosen` picks per
+policy. Both give the same decisions; tests/governance/test_audit_replay.py checks that on
+random logs.
 """
 
 from __future__ import annotations
@@ -81,6 +85,28 @@ def planned(con: duckdb.DuckDBPyConnection, target: dt.datetime) -> Redecide:
         if w is None:
             w = cache[gp.hash] = Windows(con, gp, target)
         return w.decide(gp, t, pre)
+
+    return redecide
+
+
+PLAN_RUNS = 20  # the window a duration-only policy is costed as
+
+
+def worth_planning(gp: GovernancePolicy) -> int:
+    """From how many evaluations of `gp` one plan costs less than a query per evaluation."""
+    return 2 * (gp.gates.window.runs or PLAN_RUNS)
+
+
+def chosen(con: duckdb.DuckDBPyConnection, target: dt.datetime,
+           evaluations: Mapping[str, int]) -> Redecide:
+    """Per policy: the plan when the log has `worth_planning` evaluations of it or more
+    (`evaluations`: policy hash → count), else one query per evaluation."""
+    plans, each = planned(con, target), decide_each(con)
+
+    def redecide(gp: GovernancePolicy, t: dt.datetime,
+                 pre: Mapping[SubjectKey, State]) -> list[Decision]:
+        how = plans if evaluations.get(gp.hash, 0) >= worth_planning(gp) else each
+        return how(gp, t, pre)
 
     return redecide
 
