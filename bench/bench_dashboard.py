@@ -101,7 +101,7 @@ SELECT 't-' || run_id, run_id, agent, ts - INTERVAL 1 SECOND, latency_ms, tokens
     con.execute("DROP TABLE gen")
     gates = Gates(store)
     for q in ("2025-03-31", "2025-06-30", "2025-09-30", "2025-12-31"):
-        gates.evaluate(as_of=f"{q}T23:59:59")
+        gates.evaluate(as_of=f"{q}T23:59:59", once=True)
     key = str(create_key(store, "bench", "read")["key"])
     con.execute("CHECKPOINT")
     store.close()

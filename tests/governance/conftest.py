@@ -16,3 +16,11 @@ def db() -> Iterator[Database]:
     d = at.connect(":memory:")
     yield d
     d.close()
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Database]:
+    """One store per module, for hypothesis tests that reset it at each example."""
+    d = at.connect(":memory:")
+    yield d
+    d.close()

@@ -39,7 +39,7 @@ def verified(secret: str, headers: dict[str, str], body: bytes) -> bool:
 def test_a_webhook_is_signed_and_carries_its_ids(db: Database, receiver: Receiver,
                                                  secret: str) -> None:
     losers(db.store, ["A"])
-    recs = db.gates.evaluate(policy([hook(receiver.url)], dashboard_url="http://at:8700"))
+    recs = db.gates.evaluate(policy([hook(receiver.url)], dashboard_url="http://at:8700"), once=True)
     with delivery.client() as http:
         r = deliver_pending(db.con, http, db.store.path)
     assert (r.attempted, r.delivered) == (2, 2)
@@ -66,7 +66,7 @@ def test_a_webhook_is_signed_and_carries_its_ids(db: Database, receiver: Receive
 def test_slack_gets_text(db: Database, receiver: Receiver) -> None:
     losers(db.store, ["A"])
     db.gates.evaluate(policy([{"name": "chat", "kind": "slack", "url": receiver.url,
-                               "subjects": ["A"]}]))
+                               "subjects": ["A"]}]), once=True)
     with delivery.client() as http:
         deliver_pending(db.con, http, db.store.path)
     (req,) = receiver.accepted()
@@ -79,7 +79,7 @@ def test_a_missing_secret_is_an_error_retried_not_a_crash(db: Database, receiver
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SECRET_ENV, raising=False)
     losers(db.store, ["A"])
-    db.gates.evaluate(policy([hook(receiver.url)]))
+    db.gates.evaluate(policy([hook(receiver.url)]), once=True)
     with delivery.client() as http:
         r = deliver_pending(db.con, http, db.store.path)
     assert r.failed == 1 and r.delivered == 0  # the target's turn ends at its first failure
@@ -96,7 +96,7 @@ def test_down_then_back_every_decision_once(db: Database, secret: str) -> None:
     disp = Dispatcher(db.store, poll_s=0.1)
     disp.start()
     try:
-        recs = db.gates.evaluate(gp)
+        recs = db.gates.evaluate(gp, once=True)
         assert len(recs) == 4
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and disp.failed < 3:
@@ -128,7 +128,7 @@ def test_gives_up_after_the_horizon(db: Database, secret: str) -> None:
     rcv = Receiver(free_port())  # never up
     losers(db.store, ["A"])
     db.gates.evaluate(policy([hook(rcv.url, actions=["kill"], subjects=["A"])],
-                             retry={"initial": "0.05s", "max": "0.1s", "horizon": "0.5s"}))
+                             retry={"initial": "0.05s", "max": "0.1s", "horizon": "0.5s"}), once=True)
     deadline = time.monotonic() + 10
     with delivery.client() as http:
         while time.monotonic() < deadline and outbox.counts(db.con)["expired"] == 0:
@@ -143,7 +143,7 @@ def test_a_hanging_receiver_does_not_hold_up_the_other_targets(db: Database, sec
                                                                receiver: Receiver) -> None:
     hanging = Receiver(free_port(), mode="hang").up()
     losers(db.store, ["A"])
-    db.gates.evaluate(policy([hook(hanging.url, "slow"), hook(receiver.url, "fast")]))
+    db.gates.evaluate(policy([hook(hanging.url, "slow"), hook(receiver.url, "fast")]), once=True)
     timeout = httpx.Timeout(2.0, connect=1.0)
     t0 = time.monotonic()
     try:

@@ -36,7 +36,7 @@ def test_one_delivery_per_record_and_matching_target(db: Database) -> None:
                  hook("http://127.0.0.1:9/c", "promotions", actions=["promote"]),
                  {"name": "chat", "kind": "slack", "url": "https://hooks.slack.example/x",
                   "subjects": "S*"}], retry={"horizon": "2h"})
-    recs = db.gates.evaluate(gp)
+    recs = db.gates.evaluate(gp, once=True)
     kills = {(r["scope"], r["subject"]): r for r in recs}
     assert set(kills) == {("agent", "A"), ("agent", "B"), ("strategy", "S")}
     got = deliveries(db)
@@ -62,9 +62,9 @@ def test_one_delivery_per_record_and_matching_target(db: Database) -> None:
 def test_unchanged_data_enqueues_nothing_more(db: Database) -> None:
     losers(db.store, ["A"])
     gp = policy([hook("http://127.0.0.1:9/a")])
-    assert db.gates.evaluate(gp)
+    assert db.gates.evaluate(gp, once=True)
     n = len(deliveries(db))
-    assert db.gates.evaluate(gp) == [] and len(deliveries(db)) == n
+    assert db.gates.evaluate(gp, once=True) == [] and len(deliveries(db)) == n
 
 
 def test_a_rule_firing_again_is_logged_but_not_announced_again(db: Database) -> None:
@@ -114,26 +114,26 @@ def test_on_decision_hears_evaluations_and_revives_after_commit(db: Database) ->
     heard: list[tuple[str, str]] = []
     db.on_decision(lambda recs: heard.extend((r["action"], r["subject"]) for r in recs))
     db.on_decision(lambda recs: 1 / 0)  # a failing listener is logged, the others still run
-    db.gates.evaluate(policy([]))
+    db.gates.evaluate(policy([]), once=True)
     db.revive("S", "reviewed", scope="strategy", actor="ops")
     assert heard == [("kill", "A"), ("kill", "S"), ("revive", "S")]
 
 
 def test_a_revive_notifies_the_targets_of_the_last_policy(db: Database) -> None:
     losers(db.store, ["A"])
-    db.gates.evaluate(policy([hook("http://127.0.0.1:9/a", actions=["kill", "revive"])]))
+    db.gates.evaluate(policy([hook("http://127.0.0.1:9/a", actions=["kill", "revive"])]), once=True)
     rec = db.revive("S", "false alarm", scope="strategy", actor="ops")
     last = deliveries(db)[-1]
     assert last["record_seq"] == rec["seq"] and last["target"] == "ops"
     assert json.loads(last["payload"])["record"]["reason"] == "false alarm"
     # a later policy without targets: nothing more for the next revive
-    db.gates.evaluate(policy([]))
+    db.gates.evaluate(policy([]), once=True)
     assert outbox.saved_section(db.con).targets == []
 
 
 def test_log_and_counts(db: Database) -> None:
     losers(db.store, ["A"])
-    db.gates.evaluate(policy([hook("http://127.0.0.1:9/a")]))
+    db.gates.evaluate(policy([hook("http://127.0.0.1:9/a")]), once=True)
     rows = outbox.log(db.con)
     assert [r["subject"] for r in rows] == ["S", "A"]  # newest first
     assert all(r["action"] == "kill" and r["status_codes"] == [] for r in rows)

@@ -76,17 +76,17 @@ class RemoteGates:
         self._db = db
 
     def evaluate(self, policy: PolicySource = None, as_of: AsOf = None, *,
-                 record: bool = True) -> list[dict[str, Any]]:
+                 record: bool = True, once: bool = False) -> list[dict[str, Any]]:
         c = _Call()
         out: list[dict[str, Any]] = self._db._call(
-            "gates.evaluate", c, policy=c.policy(policy), as_of=as_of, record=record)
+            "gates.evaluate", c, policy=c.policy(policy), as_of=as_of, record=record, once=once)
         return out
 
     def evaluation(self, policy: PolicySource = None, as_of: AsOf = None, *,
-                   record: bool = True) -> dict[str, Any]:
+                   record: bool = True, once: bool = False) -> dict[str, Any]:
         c = _Call()
         out: dict[str, Any] = self._db._call(
-            "gates.evaluation", c, policy=c.policy(policy), as_of=as_of, record=record)
+            "gates.evaluation", c, policy=c.policy(policy), as_of=as_of, record=record, once=once)
         return out
 
     def backtest(self, policy: PolicySource = None) -> dict[str, Any]:

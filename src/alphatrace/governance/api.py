@@ -47,24 +47,27 @@ class Gates:
 
     @utc_result
     def evaluate(self, policy: PolicySource = None, as_of: AsOf = None, *,
-                 record: bool = True, catch_up: bool = False) -> list[dict[str, Any]]:
+                 record: bool = True, catch_up: bool = True,
+                 once: bool = False) -> list[dict[str, Any]]:
         """The records appended to the decision log: one per subject whose decision is news
         (see governance.novelty; re-evaluating unchanged data appends none). With
         `record=False`: every subject's decision, nothing written. `as_of` defaults to the
-        newest knowledge time in the ledger. `catch_up`: evaluate at every knowledge time since
-        the progress mark instead (see docs/governance.md, Catch-up)."""
-        doc = self._run(policy, as_of, record, catch_up)
+        newest knowledge time in the ledger. By default a catch-up, as `gates evaluate`: at
+        every knowledge time since the progress mark up to `as_of` (see docs/governance.md,
+        Catch-up); `once=True` (or `catch_up=False`): one evaluation at `as_of`."""
+        doc = self._run(policy, as_of, record, catch_up and not once)
         return doc["records"] if record else [d for d, _ in doc["decisions"]]
 
     @utc_result
     def evaluation(self, policy: PolicySource = None, as_of: AsOf = None, *,
-                   record: bool = True, catch_up: bool = False) -> dict[str, Any]:
+                   record: bool = True, catch_up: bool = True,
+                   once: bool = False) -> dict[str, Any]:
         """Like `evaluate`, but about every subject evaluated: `{"as_of", "policy_hash",
         "recorded" (written, not a dry run), "evaluated", "changed", "decisions"}`, each
         decision with `changed` (news: recorded, or would be) and the `seq` and `hash` of its
         record (null when not recorded)."""
         gp = load_governance(policy)
-        doc = self._run(gp, as_of, record, catch_up)
+        doc = self._run(gp, as_of, record, catch_up and not once)
         recs = iter(doc["records"])
         decisions = []
         for d, news in doc["decisions"]:

@@ -28,9 +28,9 @@ import duckdb
 import numpy as np
 
 from alphatrace.errors import PolicyError
-from alphatrace.governance import anchor_check
+from alphatrace.governance import anchor_check, redecide
 from alphatrace.governance.canon import GENESIS
-from alphatrace.governance.gates import apply_rules, decide
+from alphatrace.governance.gates import apply_rules
 from alphatrace.governance.journal import (
     HASH_VERSION,
     head,
@@ -228,9 +228,62 @@ def newest_before(order: list[dict[str, Any]]) -> Iterator[dict[SubjectKey, dict
             last[(r["scope"], r["subject"])] = r
 
 
+def _redecider(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]]) -> redecide.Redecide:
+    """governance.redecide.chosen for this log: its evaluations per policy, its newest as-of."""
+    counts: dict[str, int] = {}
+    newest: dt.datetime | None = None
+    for _, grp in groupby(order, key=lambda r: r["eval_id"]):
+        gate = [r for r in grp if r["action"] in EVALUATED]
+        t = _parse_ts(gate[0]["as_of"]) if gate else None
+        if t is None:
+            continue
+        ph = str(gate[0]["policy_hash"])
+        counts[ph] = counts.get(ph, 0) + 1
+        newest = t if newest is None else max(newest, t)
+    if newest is None:
+        return redecide.decide_each(con)
+    return redecide.chosen(con, newest, counts)
+
+
+class Policies:
+    """The stored policies of a log, each read, checked against its hash and loaded once (a log
+    has few policies and many evaluations)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self._bodies: dict[str, dict[str, Any] | None] = {}
+        self._loaded: dict[str, GovernancePolicy | PolicyError] = {}
+
+    def body(self, policy_hash: str) -> dict[str, Any] | None:
+        """The stored body (None: not stored; `{"__tampered__": True}`: altered)."""
+        if policy_hash not in self._bodies:
+            self._bodies[policy_hash] = stored_policy(self.con, policy_hash)
+        return self._bodies[policy_hash]
+
+    def load(self, policy_hash: str, body: dict[str, Any]) -> GovernancePolicy:
+        """The policy of an intact stored `body`; PolicyError when it no longer loads."""
+        if policy_hash not in self._loaded:
+            try:
+                self._loaded[policy_hash] = from_decision_body(
+                    body, f"<stored policy {policy_hash[:12]}>")
+            except PolicyError as e:
+                self._loaded[policy_hash] = e
+        got = self._loaded[policy_hash]
+        if isinstance(got, PolicyError):
+            raise got
+        return got
+
+
 def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
-            skip: set[int], removed: set[int]) -> list[Problem]:
-    """Re-decide every evaluation from the store and its stored policy; report differences."""
+            skip: set[int], removed: set[int],
+            redecider: redecide.Redecide | None = None,
+            policies: Policies | None = None) -> list[Problem]:
+    """Re-decide every evaluation from the store and its stored policy; report differences,
+    each naming the record's seq, its subject and the fields. `redecider`: how (default: the
+    windows of one replay plan per policy, governance.redecide)."""
+    if redecider is None:
+        redecider = _redecider(con, order)
+    policies = policies or Policies(con)
     problems: list[Problem] = []
     differs: set[int] = set()  # records named inputs_changed: later novelty follows from them
     for (grp, pre, _), last in zip(evaluations(order), newest_before(order), strict=True):
@@ -238,7 +291,7 @@ def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
         if not gate:
             continue
         first = gate[0]
-        body = stored_policy(con, first["policy_hash"])
+        body = policies.body(str(first["policy_hash"]))
         if body is None:
             problems.append(_problem(first["seq"], "removed",
                                      f"policy {str(first['policy_hash'])[:12]} of evaluation "
@@ -250,13 +303,14 @@ def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
                                      "matches its hash"))
             continue
         try:
-            gp = from_decision_body(body, f"<stored policy {str(first['policy_hash'])[:12]}>")
+            gp = policies.load(str(first["policy_hash"]), body)
         except PolicyError as e:
             problems.append(_problem(first["seq"], "inputs_changed",
                                      f"stored policy no longer loads: {e}"))
             continue
         as_of = _parse_ts(first["as_of"])
-        fresh = {d.key: d.content() for d in decide(con, gp, as_of, pre)}
+        fresh = ({} if as_of is None else
+                 {d.key: d.content() for d in redecider(gp, as_of, pre)})
         stored_keys = set()
         for r in gate:
             key = (r["scope"], r["subject"])
@@ -273,7 +327,8 @@ def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
             diffs = [_describe(f, r.get(f), now.get(f)) for f in fields if r.get(f) != now.get(f)]
             if diffs:
                 differs.add(id(r))
-                problems.append(_problem(r["seq"], "inputs_changed", "; ".join(diffs)))
+                problems.append(_problem(r["seq"], "inputs_changed",
+                                         f"{key[0]} {key[1]!r}: " + "; ".join(diffs)))
         seqs = [r["seq"] for r in grp]
         near_removal = any(min(seqs) - 1 <= s <= max(seqs) + 1 for s in removed)
         for key in sorted(set(fresh) - stored_keys):
@@ -307,14 +362,14 @@ def check_lifecycle(con: duckdb.DuckDBPyConnection, order: Iterable[dict[str, An
     return problems
 
 
-def _loaded(con: duckdb.DuckDBPyConnection, policy_hash: Any) -> GovernancePolicy | None:
+def _loaded(policies: Policies, policy_hash: Any) -> GovernancePolicy | None:
     """The stored policy of a record, or None when it is missing, altered or does not load
     (recheck names those)."""
-    body = stored_policy(con, str(policy_hash)) if policy_hash is not None else None
+    body = policies.body(str(policy_hash)) if policy_hash is not None else None
     if body is None or body.get("__tampered__"):
         return None
     try:
-        return from_decision_body(body, f"<stored policy {str(policy_hash)[:12]}>")
+        return policies.load(str(policy_hash), body)
     except PolicyError:
         return None
 
@@ -338,12 +393,13 @@ def _metric_env(gp: GovernancePolicy, recs: list[dict[str, Any]]) -> dict[str, A
 
 
 def check_consistency(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
-                      skip: set[int]) -> list[Problem]:
+                      skip: set[int], policies: Policies | None = None) -> list[Problem]:
     """Records that alphatrace could not have written, found from the chain alone: a gate
     decision whose action, rule, fired rules, block or state does not follow from its own
     recorded metrics under its stored policy and the lifecycle before it (`rewritten`); a revive
     of a subject that was not killed, an unknown action or scope (`forged`). Records in `skip`
     (ids of records already named as edited) are not judged again."""
+    policies = policies or Policies(con)
     problems: list[Problem] = []
     for grp, pre, post in evaluations(order):
         killed = {s for (sc, s), st in post.items() if sc == "strategy" and st == "killed"}
@@ -369,7 +425,7 @@ def check_consistency(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]
                                      f"{r['scope']!r} is not one alphatrace writes"))
         if not gate:
             continue
-        gp = _loaded(con, gate[0]["policy_hash"])
+        gp = _loaded(policies, gate[0]["policy_hash"])
         if gp is None:
             continue
         env = _metric_env(gp, gate)
@@ -450,7 +506,8 @@ def verify(con: duckdb.DuckDBPyConnection, recompute: bool = True,
         problems += check_lifecycle(con, order)
     problems += recorded_problems(recs)
     broken = {id(r) for r in recs} - intact
-    own = check_consistency(con, order, broken)
+    policies = Policies(con)
+    own = check_consistency(con, order, broken, policies)
     problems += own
     anchors, anchor_problems = anchor_check.collect(con, given or anchor_check.Given())
     departed, rewritten, covered = anchor_check.compare(recs, anchors)
@@ -460,7 +517,7 @@ def verify(con: duckdb.DuckDBPyConnection, recompute: bool = True,
         skip = broken | {id(r) for r in recs if r["seq"] in flagged}
         removed = {int(p["seq"]) for p in problems
                    if p["kind"] in ("removed", "truncated") and p["seq"] is not None}
-        for p in recheck(con, order, skip, removed):
+        for p in recheck(con, order, skip, removed, policies=policies):
             if p["kind"] == "inputs_changed" and p["seq"] in rewritten:
                 p = _problem(p["seq"], "rewritten", f"the chain no longer reaches "
                              f"{rewritten[p['seq']]}, and this record no longer follows from "
