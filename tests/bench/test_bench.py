@@ -1,0 +1,107 @@
+"""The benchmark generator and harness.
+
+bench/ is scripts, not a package: each runs as `python bench/<name>.py` (the README and
+bench/RESULTS.md say so), with its folder on the path, and imports the shared helpers as
+`common`. Here they are loaded by path, and `common` is registered under that name for them,
+instead of putting bench/ on everyone's import path."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from alphatrace.store import Store
+from alphatrace.store.ingest import ingest_paths
+
+pytestmark = pytest.mark.slow  # see `make test-fast`
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+gen = _load("gen_events")
+common = sys.modules.setdefault("common", _load("common"))  # for `from common import ...`
+harness = _load("bench_ingest")
+
+
+def test_generated_lines_are_valid_events_in_run_order(tmp_path: Path, store: Store,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gen, "CHUNK_RUNS", 64)  # several chunks, the boundary included
+    path = tmp_path / "e.jsonl"
+    events, nbytes = gen.generate(path, 200, seed=3)
+    raw = path.read_bytes()
+    assert events == 600 and nbytes == len(raw) and raw.endswith(b"\n")
+    objs = [json.loads(line) for line in raw.decode().splitlines()]
+    assert len(objs) == 600
+    assert [o["type"] for o in objs[:6]] == ["telemetry", "alpha", "pnl"] * 2
+    assert [o["run_id"] for o in objs[::3]] == [f"r{i:010d}" for i in range(200)]
+    assert all(o["run_id"] == objs[3 * (i // 3)]["run_id"] for i, o in enumerate(objs))
+    times = [o["ts"] for o in objs[::3]]
+    assert times == sorted(times)  # time-ordered across chunk boundaries
+    for t in objs[::3]:
+        i = gen.MODELS.index(t["model"])
+        want = (t["tokens_in"] * gen.PRICE_IN[i] + t["tokens_out"] * gen.PRICE_OUT[i]) / 1e6
+        assert t["cost_usd"] == pytest.approx(want, abs=5.01e-7)
+    report = ingest_paths(store, [str(path)])
+    assert (report.accepted, report.duplicates, report.quarantined) == (600, 0, 0)
+    assert report.by_kind == {"telemetry": 200, "alpha": 200, "pnl": 200}
+
+
+def test_generation_is_deterministic(tmp_path: Path) -> None:
+    gen.generate(tmp_path / "a.jsonl", 300, seed=1)
+    gen.generate(tmp_path / "b.jsonl", 300, seed=1)
+    gen.generate(tmp_path / "c.jsonl", 300, seed=2)
+    a = (tmp_path / "a.jsonl").read_bytes()
+    assert a == (tmp_path / "b.jsonl").read_bytes()
+    assert a != (tmp_path / "c.jsonl").read_bytes()
+
+
+def test_record_appends_whole_sections(tmp_path: Path) -> None:
+    path = tmp_path / "RESULTS.md"
+    common.record("## A\n\nfirst\n", path)
+    path.write_text(path.read_text() + "## Someone else\ntheirs")  # no trailing newline
+    common.record("## B\n\nsecond\n", path)
+    text = path.read_text()
+    assert text == "# Benchmark results\n\n## A\n\nfirst\n## Someone else\ntheirs\n\n## B\n\nsecond\n"
+
+
+def test_harness_smoke_run(tmp_path: Path) -> None:
+    """The whole harness on 6,000 typed events (2,000 runs): a child process per method,
+    nothing recorded; then the CPU breakdown on the file it generated."""
+    before = (BENCH / "RESULTS.md").read_text() if (BENCH / "RESULTS.md").exists() else None
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "bench_ingest.py"), "--events", "6000", "--inputs", "typed",
+         "--no-record", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    # fresh ingest and the second file into the store holding the first: all accepted
+    assert out.stdout.count("{'accepted': 6000, 'duplicates': 0, 'quarantined': 0}") == 2
+    assert out.stdout.count("{'rows': 6000}") == 2  # DuckDB's own load and pandas
+    assert "{'accepted': 0, 'duplicates': 6000, 'quarantined': 0}" in out.stdout
+    assert "| typed | 6,000 |" in out.stdout
+    after = (BENCH / "RESULTS.md").read_text() if (BENCH / "RESULTS.md").exists() else None
+    assert before == after
+    cost = subprocess.run(
+        [sys.executable, str(BENCH / "bench_ingest_cost.py"), "--no-record",
+         "--file", str(tmp_path / "events_typed_2000.jsonl")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert cost.returncode == 0, cost.stderr
+    assert "(6,000 lines)" in cost.stdout
+    rows = [line for line in cost.stdout.splitlines() if line.startswith("| ") and "µs" not in line]
+    assert len(rows) == 5 and float(rows[0].split("|")[2]) > 0, cost.stdout
+    assert (BENCH / "RESULTS.md").read_text() == after  # nothing recorded here either
