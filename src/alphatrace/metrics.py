@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 import duckdb
@@ -170,6 +171,40 @@ _METRICS: tuple[Metric, ...] = (
 )
 
 METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}
+
+
+class View(IntEnum):
+    """The views of the per-agent summary, narrowest first; each shows every metric of the
+    views before it."""
+
+    OVERVIEW = 1  # the dashboard overview's agent and strategy tables
+    DEMO = 2      # the per-agent table `alphatrace demo` prints
+    TABLE = 3     # the terminal table of `alphatrace agents`
+    FULL = 4      # the whole summary: `agents --json`, db.agents(), GET /v1/agents, agent page
+
+
+# The per-agent summary: each of its metrics with the narrowest view that shows it. Views list
+# them in registry order.
+_SUMMARY: dict[str, View] = {
+    "runs": View.OVERVIEW, "realized_runs": View.OVERVIEW, "hit_rate": View.OVERVIEW,
+    "mean_pnl_bps": View.FULL, "median_pnl_bps": View.FULL,
+    "mean_net_bps": View.OVERVIEW, "median_net_bps": View.TABLE,
+    "total_pnl_usd": View.OVERVIEW, "total_cost_usd": View.OVERVIEW,
+    "unrealized_cost_usd": View.FULL, "net_usd": View.OVERVIEW,
+    "profit_factor": View.TABLE, "sharpe": View.DEMO, "sharpe_annualised": View.FULL,
+    "max_drawdown_bps": View.DEMO, "max_drawdown_usd": View.FULL,
+    "max_losing_streak": View.TABLE, "mean_latency_ms": View.TABLE,
+    "cost_per_run": View.FULL, "pnl_per_cost": View.DEMO,
+}
+assert set(_SUMMARY) <= set(METRICS), set(_SUMMARY) - set(METRICS)
+
+
+def summary(view: View = View.FULL) -> tuple[str, ...]:
+    """The summary metrics `view` shows, in registry order."""
+    return tuple(n for n in METRICS if n in _SUMMARY and _SUMMARY[n] <= view)
+
+
+SUMMARY = summary()  # every metric of the per-agent summary
 
 _LAST_N = re.compile(r"^last_(\d+)_runs_pnl$")
 

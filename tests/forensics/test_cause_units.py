@@ -11,8 +11,7 @@ from alphatrace.forensics import causes as causes_mod
 from alphatrace.forensics import explain as explain_mod
 from alphatrace.forensics.config import ForensicsConfig
 from alphatrace.forensics.explain import History, because, causes
-
-from .rows import T0, ledger_row
+from tests.rows import T0, full_row
 
 
 class Weekend(causes_mod.Cause):
@@ -38,7 +37,7 @@ def test_a_registered_unit_is_checked_and_explained(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(explain_mod, "BY_NAME", {**causes_mod.BY_NAME, unit.name: unit})
     # T0 plus the days to the next Saturday; errors=1 so a built-in cause fires first.
     saturday = T0.replace(day=T0.day + (5 - T0.weekday()) % 7)
-    row = ledger_row("r", saturday, errors=1, realized_pnl_bps=-5.0)
+    row = full_row("r", saturday, errors=1, realized_pnl_bps=-5.0)
     found = causes(row, History(), [], ForensicsConfig())
     assert [c["cause"] for c in found] == ["errored", "weekend"]
     assert found[1]["evidence"] == {"weekday": 5}

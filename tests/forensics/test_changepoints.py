@@ -9,10 +9,10 @@ import pytest
 
 from alphatrace.forensics import changepoints as cp
 from alphatrace.forensics import synthetic as syn
+from alphatrace.forensics.api import Forensics
 from alphatrace.forensics.config import ChangepointsConfig
 from alphatrace.store import Store
-
-from .rows import DB, insert_ledger, ledger_row
+from tests.rows import full_row, insert
 
 CFG = ChangepointsConfig()
 
@@ -58,18 +58,18 @@ def test_robust_scale_ignores_a_level_shift() -> None:
 
 def _store_with_break(store: Store, n: int = 600, cost_at: int = 300, pnl_at: int = 420) -> dict[str, object]:
     d = syn.breaks(n, 3, cost_at=cost_at, pnl_at=pnl_at, agent="BreakAgent")
-    rows = [ledger_row(str(d["run_id"][i]), d["ts"][i], agent="BreakAgent",  # type: ignore[index]
+    rows = [full_row(str(d["run_id"][i]), d["ts"][i], agent="BreakAgent",  # type: ignore[index]
                        cost_usd=float(d["cost_usd"][i]), realized_pnl_bps=float(d["y"][i]),  # type: ignore[index]
                        latency_ms=float(d["latency_ms"][i]), tokens_in=int(d["tokens_in"][i]),  # type: ignore[index]
                        tokens_out=int(d["tokens_out"][i]))  # type: ignore[index]
             for i in range(n)]
-    insert_ledger(store.con, rows)
+    insert(store.con, rows)
     return d
 
 
 def test_forensics_orders_cost_before_pnl(store: Store) -> None:
     d = _store_with_break(store)
-    out = DB(store).forensics()
+    out = Forensics(store).forensics()
     by_metric = {c["metric"]: c for c in out["changepoints"] if c["agent"] == "BreakAgent"}
     cost, pnl = by_metric["cost_per_run"], by_metric["mean_pnl_bps"]
     assert abs(cost["run_index"] - 301) <= 2  # 1-based: run 301 is the first at 2.1×

@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 from alphatrace.cli.main import app
 from alphatrace.forensics import synthetic as syn
 from alphatrace.store import Store
-
-from .rows import T0, insert_ledger, ledger_row
+from tests.rows import T0, full_row, insert
 
 runner = CliRunner()
 
@@ -25,7 +24,7 @@ def make_db(tmp_path: Path) -> Path:
         s.con.register("_t", syn.ledger_table(d))
         s.con.execute("INSERT INTO ledger BY NAME SELECT * FROM _t")
         s.con.unregister("_t")
-        insert_ledger(s.con, [ledger_row("lost", T0 + dt.timedelta(days=30), agent="Other", errors=2,
+        insert(s.con, [full_row("lost", T0 + dt.timedelta(days=30), agent="Other", errors=2,
                                          gross_bps=-20.0, realized_pnl_bps=-30.0, cost_usd=0.4)])
     return path
 
@@ -119,20 +118,22 @@ def _runs(db: Path, *args: str) -> tuple[int, int]:
 
 def test_since_epoch_seconds_works_like_ledger(tmp_path: Path) -> None:
     """Synthetic runs are one a minute from 2024-01-01T00:00Z (epoch 1704067200); 1704127200 is
-    run 1000's minute, so runs 1000-2499 and the March run `lost` are at or after it."""
+    run 1000's minute, so runs 1000-2499 and the run `lost` (2024-01-31) are at or after it."""
     db = make_db(tmp_path)
     assert _runs(db, "--since", "1704127200") == (1501, 1501)
     assert _runs(db, "--since", "1704127200000") == (1501, 1501)  # the same instant in ms
 
 
 def test_since_span_back_from_now_works_like_ledger(tmp_path: Path) -> None:
-    """The synthetic runs moved so that run 1000 is 30 s younger than 7 days and run 999 30 s
-    older: `--since 7d` keeps runs 1000-2499 (`lost` stays in March 2024)."""
+    """The synthetic runs moved so that run 1000 is an hour younger than 7 days and run 999
+    an hour older (a margin no slow machine eats up between the commands): `--since 7d` keeps
+    runs 1000-2499 (`lost` stays in January 2024)."""
     db = make_db(tmp_path)
-    start = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=7, minutes=1000,
-                                                                        seconds=-30)
+    start = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=7, minutes=1000)
+    split = syn.T0 + dt.timedelta(minutes=1000)
     with Store(db) as s:
-        s.con.execute("UPDATE ledger SET ts = ts + (?::TIMESTAMP - ?::TIMESTAMP) "
-                      "WHERE run_id <> 'lost'", [start, syn.T0])
+        s.con.execute("UPDATE ledger SET ts = ts + (?::TIMESTAMP - ?::TIMESTAMP) + CASE WHEN "
+                      "ts >= ? THEN INTERVAL 1 HOUR ELSE -INTERVAL 1 HOUR END "
+                      "WHERE run_id <> 'lost'", [start, syn.T0, split])
     assert _runs(db, "--since", "7d") == (1500, 1500)
     assert _runs(db, "--since", " 168 H ") == (1500, 1500)

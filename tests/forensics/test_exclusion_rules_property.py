@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alphatrace.forensics import synthetic as syn
+from alphatrace.forensics.api import Forensics
 from alphatrace.forensics.config import Condition, ExclusionRule
 from alphatrace.forensics.exclusions import FIELDS, rule_sql
 from alphatrace.store import Store
-
-from .rows import DB, T0, insert_ledger, ledger_row
+from tests.rows import T0, full_row, insert
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
        "==": operator.eq, "!=": operator.ne}
@@ -59,8 +59,8 @@ def python_match(row: dict[str, Any], c: dict[str, Any]) -> bool:
 @given(st.lists(row_st, min_size=1, max_size=12), st.lists(st.one_of(num_cond, text_cond), min_size=1, max_size=3))
 def test_rule_sql_matches_python(rows: list[dict[str, Any]], conds: list[dict[str, Any]]) -> None:
     with Store(":memory:") as store:
-        full = [ledger_row(f"r{i}", T0 + dt.timedelta(minutes=i), **r) for i, r in enumerate(rows)]
-        insert_ledger(store.con, full)
+        full = [full_row(f"r{i}", T0 + dt.timedelta(minutes=i), **r) for i, r in enumerate(rows)]
+        insert(store.con, full)
         rule = ExclusionRule(name="x", reason="y", when=[Condition(**c) for c in conds])
         where, params = rule_sql(rule)
         got = {r[0] for r in store.con.execute(f"SELECT run_id FROM ledger WHERE {where}", params).fetchall()}
@@ -72,7 +72,7 @@ def test_forensics_output_is_byte_identical_across_runs(store: Store) -> None:
     d = syn.runs(2500, 9)
     store.con.register("_t", syn.ledger_table(d))
     store.con.execute("INSERT INTO ledger BY NAME SELECT * FROM _t")
-    db = DB(store)
+    db = Forensics(store)
     a = json.dumps(db.forensics(), default=str, sort_keys=True)
     b = json.dumps(db.forensics(), default=str, sort_keys=True)
     assert a == b and '"clusters"' in a

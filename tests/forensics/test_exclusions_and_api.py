@@ -12,10 +12,10 @@ import pytest
 
 from alphatrace.errors import InputError, PolicyError
 from alphatrace.forensics import synthetic as syn
+from alphatrace.forensics.api import Forensics
 from alphatrace.forensics.config import load
 from alphatrace.store import Store
-
-from .rows import DB, T0, insert_ledger, insert_rows, ledger_row
+from tests.rows import T0, full_row, insert, insert_rows
 
 POLICY = """
 forensics:
@@ -36,13 +36,13 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_rules_flag_runs_first_rule_wins(store: Store, tmp_path: Path) -> None:
-    insert_ledger(store.con, [
-        ledger_row("a", T0, errors=1, realized_pnl_bps=-5.0, model="old-1"),  # both rules: first wins
-        ledger_row("b", T0 + dt.timedelta(hours=1), errors=1, realized_pnl_bps=5.0),  # won: kept
-        ledger_row("c", T0 + dt.timedelta(hours=2), errors=0, realized_pnl_bps=-5.0, model="old-2"),
-        ledger_row("d", T0 + dt.timedelta(hours=3), errors=3, realized_pnl_bps=None, status="open"),
+    insert(store.con, [
+        full_row("a", T0, errors=1, realized_pnl_bps=-5.0, model="old-1"),  # both rules: first wins
+        full_row("b", T0 + dt.timedelta(hours=1), errors=1, realized_pnl_bps=5.0),  # won: kept
+        full_row("c", T0 + dt.timedelta(hours=2), errors=0, realized_pnl_bps=-5.0, model="old-2"),
+        full_row("d", T0 + dt.timedelta(hours=3), errors=3, realized_pnl_bps=None, status="open"),
     ])
-    db = DB(store)
+    db = Forensics(store)
     out = db.apply_exclusions(write(tmp_path, POLICY))
     assert out["excluded"] == 2 and out["rules"] == {"infra_errors": 1, "bad_model": 1}
     rows = {r["run_id"]: (r["rule"], r["reason"]) for r in db.exclusions()}
@@ -52,8 +52,8 @@ def test_rules_flag_runs_first_rule_wins(store: Store, tmp_path: Path) -> None:
 
 
 def test_explain_shows_the_exclusion(store: Store, tmp_path: Path) -> None:
-    insert_ledger(store.con, [ledger_row("a", T0, errors=1, realized_pnl_bps=-5.0)])
-    db = DB(store)
+    insert(store.con, [full_row("a", T0, errors=1, realized_pnl_bps=-5.0)])
+    db = Forensics(store)
     db.apply_exclusions(write(tmp_path, POLICY))
     assert db.explain("a")["excluded"]["rule"] == "infra_errors"
 
@@ -98,7 +98,7 @@ def _insert_synthetic(store: Store, n: int, seed: int, agent: str = "SynthAgent"
 
 def test_forensics_finds_the_planted_cluster_through_the_store(store: Store) -> None:
     d = _insert_synthetic(store, 3000, 2)
-    out = DB(store).forensics()
+    out = Forensics(store).forensics()
     assert out["runs"] == 3000
     top = out["clusters"][0]
     assert {p["feature"] for p in top["predicates"]} == {"latency_ms", "tokens_in"}
@@ -113,7 +113,7 @@ def test_forensics_finds_the_planted_cluster_through_the_store(store: Store) -> 
 def test_exclusions_and_filters_change_the_population(store: Store, tmp_path: Path) -> None:
     _insert_synthetic(store, 600, 3, agent="X")
     _insert_synthetic(store, 400, 4, agent="Y", t0=dt.datetime(2024, 6, 1))
-    db = DB(store)
+    db = Forensics(store)
     assert db.forensics()["runs"] == 1000
     assert db.forensics(agent="Y")["runs"] == 400
     assert db.forensics(since="2024-06-01")["runs"] == 400
@@ -134,12 +134,12 @@ def test_numeric_attrs_become_features(store: Store) -> None:
     for i in range(n):
         z = float(rng.normal())
         pnl = float(rng.normal(5, 20) - (80 if z > 1.3 else 0))
-        rows.append(ledger_row(f"r{i:04d}", T0 + dt.timedelta(minutes=i), realized_pnl_bps=pnl))
+        rows.append(full_row(f"r{i:04d}", T0 + dt.timedelta(minutes=i), realized_pnl_bps=pnl))
         alpha.append({"event_id": f"e{i}", "run_id": f"r{i:04d}", "agent": "A", "ts": T0 + dt.timedelta(minutes=i),
                       "symbol": "BTC", "direction": "LONG", "attrs": json.dumps({"funding_z": z, "note": "x"})})
-    insert_ledger(store.con, rows)
+    insert(store.con, rows)
     insert_rows(store.con, "alpha", alpha)
-    out = DB(store).forensics()
+    out = Forensics(store).forensics()
     assert "funding_z" in out["search"]["features"] and "note" not in out["search"]["features"]
     top = out["clusters"][0]["predicates"]
     assert [(p["feature"], p["op"]) for p in top] == [("funding_z", ">")]
@@ -148,6 +148,6 @@ def test_numeric_attrs_become_features(store: Store) -> None:
 
 def test_holdout_reports_confirmation(store: Store) -> None:
     _insert_synthetic(store, 4000, 6)
-    out = DB(store).forensics(holdout=0.3)
+    out = Forensics(store).forensics(holdout=0.3)
     assert out["holdout"]["discovery_runs"] == 2800 and out["holdout"]["holdout_runs"] == 1200
     assert out["clusters"][0]["holdout"]["confirmed"] is True

@@ -1,4 +1,4 @@
-"""The governance tests' shared fixture: an empty in-memory store (tests/governance/util.py builds
+"""The governance tests' shared fixture: an empty in-memory store (tests/rows.py builds
 its ledger rows)."""
 
 from __future__ import annotations

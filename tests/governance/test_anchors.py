@@ -20,9 +20,9 @@ import alphatrace as at
 from alphatrace.errors import GovernanceError, InputError
 from alphatrace.governance import anchor, signing
 from alphatrace.governance.anchor_check import Given
+from tests.rows import insert, series
 
 from .chain import rows, tamper
-from .util import insert, series
 
 
 @dataclass

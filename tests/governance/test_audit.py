@@ -14,8 +14,7 @@ import pytest
 import alphatrace as at
 from alphatrace.api import Database
 from alphatrace.governance.canon import GENESIS
-
-from .util import insert, series
+from tests.rows import insert, series
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from alphatrace.governance.gates import decide
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.policy import load_governance
 from alphatrace.utc import aware
-
-from .util import T0, insert, reset, run, series
+from tests.rows import T0, insert, reset, run, series
 
 
 def by_subject(db: Database, policy: Any = None) -> dict[tuple[str, str], dict[str, Any]]:

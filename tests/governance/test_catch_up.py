@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 import alphatrace as at
 from alphatrace.api import Database
 from alphatrace.governance import replay
+from tests.rows import h, insert, reset, run, series
 
 from .test_backtest import ledgers
-from .util import h, insert, reset, run, series
 
 
 def text(t: dt.datetime) -> str:

@@ -10,8 +10,7 @@ from typer.testing import CliRunner
 
 import alphatrace as at
 from alphatrace.cli.main import app
-
-from .util import insert, series
+from tests.rows import insert, series
 
 runner = CliRunner()
 

@@ -19,8 +19,7 @@ from alphatrace.governance import confidence
 from alphatrace.governance.policy import load_governance
 from alphatrace.governance.sizing import size
 from alphatrace.policy import Policy
-
-from .util import T0, exclude, insert, reset, run, series
+from tests.rows import T0, exclude, insert, reset, run, series
 
 
 def hist(db: Database, agent: str | None = None, policy: Path | None = None) -> list[dict[str, Any]]:

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 import alphatrace as at
 from alphatrace.governance import audit, journal
+from tests.rows import insert, reset
 
 from .test_determinism import ledgers
-from .util import insert, reset
 
 ACTIONS = ("promote", "kill", "hold", "inconclusive")
 

@@ -19,8 +19,7 @@ from alphatrace.governance import journal
 from alphatrace.governance.gates import decide
 from alphatrace.governance.policy import load_governance
 from alphatrace.governance.runs import data_as_of
-
-from .util import T0, insert, reset, run
+from tests.rows import T0, insert, reset, run
 
 AGENTS = ["A", "B", "C", "D"]
 STRATEGIES = ["S", "T", None]

@@ -10,8 +10,7 @@ import pytest
 
 from alphatrace.api import Database
 from alphatrace.errors import GovernanceError, NotFoundError
-
-from .util import T0, exclude, insert, run, series
+from tests.rows import T0, exclude, insert, run, series
 
 
 def evaluate(db: Database, **kw: Any) -> dict[tuple[str, str], dict[str, Any]]:

@@ -12,9 +12,9 @@ import pytest
 import alphatrace as at
 from alphatrace.api import Database
 from alphatrace.governance import gates, journal
+from tests.rows import insert, series
 
 from .chain import tamper
-from .util import insert, series
 
 # A kills (last 5 runs sum to -150 < -100), B promotes (20 runs summing to 200 > 150), S is
 # killed with A and cascades to nobody else; T promotes with B. By hand from docs/architecture.md §Governance.

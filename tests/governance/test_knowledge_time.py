@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from alphatrace.api import Database
 from alphatrace.governance import journal
-
-from .util import h, insert, run, series
+from tests.rows import h, insert, run, series
 
 
 def test_a_run_is_out_of_the_window_until_its_pnl_is_known(db: Database) -> None:

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from alphatrace.api import Database
 from alphatrace.governance.novelty import is_news
-
-from .util import insert, series
+from tests.rows import insert, series
 
 
 def actions(recs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:

@@ -16,9 +16,9 @@ import pytest
 import alphatrace as at
 from alphatrace.governance import anchor, signing
 from alphatrace.store.migrations import applied, available
+from tests.rows import insert, series
 
 from .chain import hand_hash, rows
-from .util import insert, series
 
 FIXTURE = json.loads((Path(__file__).parent / "data" / "legacy_v1_store.json").read_text())
 V1_HEAD = FIXTURE["decision_head"]["rows"][0][2]

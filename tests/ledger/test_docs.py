@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from alphatrace import metrics
-from alphatrace.ledger.query import AGENT_METRICS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ledger.md"
 
@@ -17,4 +16,4 @@ def test_agent_metric_table_matches_the_registry() -> None:
     documented = [ln for ln in section.splitlines() if ln.startswith("| `")]
     code = {ln.split("|")[1].strip().strip("`"): ln
             for ln in metrics.glossary_markdown().splitlines()[2:]}
-    assert documented == [code[name] for name in AGENT_METRICS]
+    assert documented == [code[name] for name in metrics.SUMMARY]

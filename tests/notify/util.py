@@ -9,7 +9,7 @@ import yaml
 from alphatrace.governance.policy import GovernancePolicy, compile_policy
 from alphatrace.policy import parse_policy_text
 from alphatrace.store import Store
-from tests.governance.util import insert, series
+from tests.rows import insert, series
 
 SECRET_ENV = "ALPHATRACE_TEST_HOOK_SECRET"
 

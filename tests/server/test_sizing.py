@@ -28,7 +28,7 @@ from alphatrace.server.keys import create_key
 from alphatrace.server.live_state import LiveState
 from alphatrace.server.sizing_routes import Sizing
 from alphatrace.store import Store
-from tests.governance.util import insert, series
+from tests.rows import insert, series
 
 
 def evidence(agent: str, pnls: list[float], strategy: str = "S1", prefix: str | None = None

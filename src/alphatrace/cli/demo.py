@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from alphatrace import metrics
 from alphatrace.cli.common import console, emit, err_console, handle_errors, print_json
 from alphatrace.cli.governance import StateChanges, cause_first
 from alphatrace.demo.live import DEFAULT_SPEED
@@ -74,8 +75,7 @@ def _render_reconcile(r: dict[str, Any]) -> None:
 
 def _render_agents(r: dict[str, Any]) -> None:
     emit(r["agents"], False, title="per-agent summary (all metrics: alphatrace agents --json)",
-         columns=["agent", "runs", "realized_runs", "hit_rate", "mean_net_bps", "total_pnl_usd",
-                  "total_cost_usd", "net_usd", "sharpe", "max_drawdown_bps", "pnl_per_cost"])
+         columns=["agent", *metrics.summary(metrics.View.DEMO)])
 
 
 def _render_forensics(r: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import duckdb
 import pyarrow as pa
 import typer
 
+from alphatrace import metrics
 from alphatrace.cli import names
 from alphatrace.cli.common import (
     DbOption,
@@ -29,10 +30,9 @@ from alphatrace.ledger.reconcile import reconcile as run_reconcile
 
 TABLE_COLUMNS = ["run_id", "agent", "ts", "symbols", "direction", "status", "realized_pnl_bps",
                  "pnl_source", "pnl_usd", "cost_usd", "net_usd"]
-AGENT_COLUMNS = ["agent", "runs", "realized_runs", "hit_rate", "mean_net_bps", "median_net_bps",
-                 "total_pnl_usd", "total_cost_usd", "net_usd", "profit_factor", "sharpe",
-                 "max_drawdown_bps", "max_losing_streak", "mean_latency_ms", "pnl_per_cost"]
-# Dropped from the end when a terminal is too narrow for every column.
+AGENT_COLUMNS = ["agent", *metrics.summary(metrics.View.TABLE)]
+# Most important first: dropped from the end when a terminal is too narrow for every column
+# (a column left out here would be dropped first).
 AGENT_PRIORITY = ["agent", "runs", "net_usd", "mean_net_bps", "hit_rate", "sharpe",
                   "max_drawdown_bps", "total_pnl_usd", "total_cost_usd", "pnl_per_cost",
                   "realized_runs", "profit_factor", "median_net_bps", "max_losing_streak",

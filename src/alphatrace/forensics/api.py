@@ -1,4 +1,5 @@
-"""The forensics methods of `alphatrace.Database` (mixed into it by alphatrace.api).
+"""The forensics area of the Python API: `Forensics`, an object on a store whose methods
+`alphatrace.Database` exposes (`db.explain`, `db.forensics`, `db.exclusions`, ...).
 
 This layer fetches relations (data.py) and hands arrays to the pure modules; the CLI prints
 what it returns.
@@ -45,8 +46,12 @@ def _categorical(col: pa.ChunkedArray) -> Categorical:
     return Categorical(codes.astype(np.int64), tuple(enc.dictionary.to_pylist()))
 
 
-class ForensicsAPI:
-    store: Store
+class Forensics:
+    """Explain a run, search for loss clusters and change points, exclude runs
+    (docs/forensics.md)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     @utc_result
     def explain(self, run_id: str, *, policy: PolicyArg = None) -> dict[str, Any]:

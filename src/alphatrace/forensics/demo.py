@@ -11,13 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alphatrace.forensics.api import ForensicsAPI
-from alphatrace.store import Store
-
-
-class _Db(ForensicsAPI):
-    def __init__(self, store: Store) -> None:
-        self.store = store
+from alphatrace.forensics.api import Forensics
 
 
 def _planted(ctx: Any) -> Any:
@@ -26,7 +20,7 @@ def _planted(ctx: Any) -> Any:
 
 
 def step(ctx: Any) -> dict[str, Any]:
-    db = _Db(ctx.store)
+    db = Forensics(ctx.store)
     agents = [r[0] for r in ctx.store.con.execute(
         "SELECT DISTINCT agent FROM ledger WHERE agent IS NOT NULL ORDER BY agent").fetchall()]
     clusters: list[dict[str, Any]] = []

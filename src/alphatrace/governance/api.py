@@ -1,4 +1,5 @@
-"""The governance methods of `alphatrace.Database` (mixed into it by alphatrace.api).
+"""The governance area of the Python API: `Governance`, an object on a store whose methods
+`alphatrace.Database` exposes (`db.gates`, `db.confidence`, `db.audit_verify`, `db.revive`, ...).
 
 This is where governance touches the store: it resolves the policy and the as-of time, runs the
 pure computations, and appends decisions to the log inside one transaction.
@@ -186,12 +187,13 @@ def resolve_subject(store: Store, subject: str, scope: str | None) -> SubjectKey
     return (found[0], subject)
 
 
-class GovernanceAPI:
-    store: Store
+class Governance:
+    """Confidence, the gates (`gates`), the audit of the decision log, revive
+    (docs/governance.md)."""
 
-    @property
-    def gates(self) -> Gates:
-        return Gates(self.store)
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.gates = Gates(store)
 
     @utc_result
     def confidence(self, agent: str | None = None, history: bool = False,

@@ -1,4 +1,5 @@
-"""The ledger methods of `alphatrace.Database` (mixed into it by alphatrace.api)."""
+"""The ledger area of the Python API: `Ledger`, an object on a store whose methods
+`alphatrace.Database` exposes (`db.reconcile`, `db.ledger`, `db.agents`)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,7 @@ import pyarrow as pa
 from alphatrace import metrics
 from alphatrace.errors import StoreError
 from alphatrace.ledger import policy as rpolicy
-from alphatrace.ledger.query import (
-    AGENT_METRICS,
-    SUMMARY_SQL,
-    check_status,
-    parse_since,
-    where_sql,
-)
+from alphatrace.ledger.query import SUMMARY_SQL, check_status, parse_since, where_sql
 from alphatrace.ledger.reconcile import ReconcileReport, Step, reconcile
 from alphatrace.policy import Policy
 from alphatrace.store import Store
@@ -91,15 +86,18 @@ def ledger_rows(con: duckdb.DuckDBPyConnection, agent: str | None = None,
 
 
 def agent_summary(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """One dict per agent (sorted by agent): the metrics of AGENT_METRICS over its runs."""
+    """One dict per agent (sorted by agent): the summary metrics (metrics.SUMMARY) over its runs."""
     require_ledger_schema(con)
     t = metrics.compute(con, "SELECT * FROM ledger WHERE agent IS NOT NULL", ["agent"],
-                        list(AGENT_METRICS))
+                        list(metrics.SUMMARY))
     return t.to_pylist()
 
 
-class LedgerAPI:
-    store: Store
+class Ledger:
+    """Reconcile the ledger and read it (docs/ledger.md)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def reconcile(self, policy: Policy | str | Path | None = None, *, full: bool = False,
                   step: Step | None = None) -> ReconcileReport:

@@ -1,4 +1,5 @@
-"""Reading the ledger: filters, the status summary and the per-agent summary (SQL text + parsing).
+"""Reading the ledger: filters and the status summary (SQL text + parsing); the per-agent
+summary's metrics are `metrics.SUMMARY`.
 
 Filters are validated here so the CLI and the Python API reject the same bad input with the
 same one-line message.
@@ -13,14 +14,6 @@ from alphatrace.errors import InputError
 from alphatrace.parse import parse_since as parse_since
 
 STATUSES = ("realized", "open", "unpriced", "no_signal")
-
-AGENT_METRICS = (
-    "runs", "realized_runs", "hit_rate", "mean_pnl_bps", "median_pnl_bps", "mean_net_bps",
-    "median_net_bps", "total_pnl_usd", "total_cost_usd", "unrealized_cost_usd", "net_usd",
-    "profit_factor", "sharpe",
-    "sharpe_annualised", "max_drawdown_bps", "max_drawdown_usd", "max_losing_streak",
-    "mean_latency_ms", "cost_per_run", "pnl_per_cost",
-)
 
 def check_status(status: str | None) -> str | None:
     if status is None:

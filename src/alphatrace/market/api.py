@@ -1,4 +1,5 @@
-"""The market methods of `alphatrace.Database` (mixed into it by alphatrace.api)."""
+"""The market area of the Python API: `Market`, an object on a store whose methods
+`alphatrace.Database` exposes (`db.import_market`, `db.alias`, `db.symbols`, ...)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from alphatrace.store import Store
 from alphatrace.utc import utc_result
 
 
-class MarketAPI:
-    store: Store
+class Market:
+    """Import market data and name its symbols (docs/market.md)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def import_market(
         self, *paths: str | os.PathLike[str], symbol: str | None = None

@@ -60,11 +60,6 @@ def method_of(name: str, kwargs: dict[str, Any]) -> Method:
     return _READ if name in DRY and kwargs.get("record", True) is False else m
 
 
-def _view(cur: Any, path: Path | None) -> Store:
-    """A Store over a read cursor (no second connection, no migration)."""
-    store = Store.__new__(Store)
-    store.con, store.path, store.read_only = cur, path, True
-    return store
 
 
 def argument(v: Any, sc: scratch.Scratch) -> Any:
@@ -166,7 +161,7 @@ async def call(request: Request) -> Response:
 
         def read() -> Any:
             with writer.reader() as cur:
-                return run(_view(cur, writer.store.path))
+                return run(Store(writer.store.path, read_only=True, con=cur))
 
         try:
             if m.write:

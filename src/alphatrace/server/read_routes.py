@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from alphatrace import __version__
 from alphatrace.ledger.api import agent_summary
-from alphatrace.ledger.query import AGENT_METRICS
+from alphatrace.metrics import SUMMARY
 from alphatrace.server.auth import Principal, require
 from alphatrace.server.ingest_routes import AUTH_ERRORS
 from alphatrace.server.metrics import pending_notifications, pipeline_lag_s
@@ -55,14 +55,14 @@ def agent_summaries(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
            GROUP BY agent ORDER BY agent"""
     ), ())
     by_agent = {r["agent"]: r for r in agent_summary(con)}
-    empty = dict.fromkeys(AGENT_METRICS)
+    empty = dict.fromkeys(SUMMARY)
     out = []
     for s in seen:
         m = by_agent.pop(s["agent"], empty)
-        out.append({**s, **{k: value(m.get(k)) for k in AGENT_METRICS}})
+        out.append({**s, **{k: value(m.get(k)) for k in SUMMARY}})
     for agent, m in sorted(by_agent.items()):  # in the ledger without stored events
         out.append({"agent": agent, "runs_seen": 0, "events": 0, "first_seen": None,
-                    "last_seen": None, **{k: value(m.get(k)) for k in AGENT_METRICS}})
+                    "last_seen": None, **{k: value(m.get(k)) for k in SUMMARY}})
     return out
 
 

@@ -32,9 +32,21 @@ class Store:
     """An open alphatrace store. `con` is the DuckDB connection; areas run SQL on it."""
 
     def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False
+        self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False,
+        con: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
+        """Open the store at `path` (see config.resolve_db_path; ":memory:" for none),
+        migrating it unless `read_only`. With `con`: a view of a store already open in this
+        process (a read cursor of the server's connection): `con` is used as it is, nothing
+        is opened or migrated, and `path` is only recorded."""
         self.path: Path | None
+        self.read_only = read_only
+        self._in_transaction = False
+        self._on_commit: list[Callable[[], None]] = []
+        if con is not None:
+            self.path = Path(path) if path is not None else None
+            self.con = con
+            return
         if path is not None and str(path) == ":memory:":
             self.path = None
             target = ":memory:"
@@ -63,9 +75,6 @@ class Store:
                 ) from None
             raise StoreError(f"cannot open store {target}: {msg}") from None
         self.con.execute("SET TimeZone = 'UTC'")
-        self.read_only = read_only
-        self._in_transaction = False
-        self._on_commit: list[Callable[[], None]] = []
         if not read_only:
             migrate(self.con)
 

@@ -27,7 +27,6 @@ from alphatrace.errors import NotFoundError
 from alphatrace.forensics.config import SERIES
 from alphatrace.governance import confidence, journal
 from alphatrace.governance.runs import ledger_columns, needed_columns
-from alphatrace.ledger.query import AGENT_METRICS
 from alphatrace.server.dashboard.source import Pending, Source, epoch_ms, jsonable
 
 USAGE = ["mean_latency_ms", "tokens_per_run", "cost_per_run"]
@@ -46,7 +45,7 @@ def agent_rows(con: duckdb.DuckDBPyConnection, agent: str) -> pa.Table:
     """The agent's runs in (ts, run_id) order, with `_pos` (0-based position in that order)
     and only the columns the metrics and series read: one sorted scan of the ledger for all of
     them (text columns other than run_id stay out: at 250,000 runs they double its cost)."""
-    cols = dict.fromkeys([*needed_columns(con, list(AGENT_METRICS)), *SERIES_COLUMNS,
+    cols = dict.fromkeys([*needed_columns(con, list(metrics.SUMMARY)), *SERIES_COLUMNS,
                           "run_id", "ts"])
     for text in ("agent", "strategy"):
         cols.pop(text, None)
@@ -220,7 +219,7 @@ def core(src: Source, con: duckdb.DuckDBPyConnection, version: Hashable, name: s
     lists = {"recent": recent_positions(rows, RECENT_RUNS),
              "worst": worst_positions(rows, WORST_RUNS)}
     runs = _SIDE.submit(_on, con.cursor(), runs_at, name, rows, lists)
-    summary = metrics.compute_one(con, rows, list(AGENT_METRICS))
+    summary = metrics.compute_one(con, rows, list(metrics.SUMMARY))
     mult = src.multipliers(con, version, None).get(name)
     states = journal.lifecycle_states(con)
     history = decisions(con, name)

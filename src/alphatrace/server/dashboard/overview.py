@@ -17,8 +17,7 @@ from alphatrace.governance.sizing import SIGNAL_USD, sized, stopped_by
 from alphatrace.server.dashboard.params import RunFilter
 from alphatrace.server.dashboard.source import Source, jsonable
 
-METRICS = ["runs", "realized_runs", "hit_rate", "mean_net_bps", "total_pnl_usd",
-           "total_cost_usd", "net_usd"]
+METRICS = list(metrics.summary(metrics.View.OVERVIEW))
 
 
 def last_decisions(src: Source, con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dict[str, Any]]:

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 import duckdb
 import pyarrow as pa
 
-from alphatrace.forensics.api import ForensicsAPI
+from alphatrace.forensics.api import Forensics
 from alphatrace.governance import audit, confidence
 from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.policy import Policy
@@ -80,16 +80,9 @@ def epoch_ms(ts: dt.datetime | None) -> int | None:
     return int(ts.timestamp() * 1000)
 
 
-class _ConStore:
-    """Just enough of a Store for the area APIs, which only read `store.con`."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-
-
-class _Forensics(ForensicsAPI):
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.store = cast(Store, _ConStore(con))
+def _forensics(con: duckdb.DuckDBPyConnection) -> Forensics:
+    """The forensics area on a page's read connection (nothing opened or migrated)."""
+    return Forensics(Store(read_only=True, con=con))
 
 
 @dataclass
@@ -167,7 +160,7 @@ class Source:
 
         def compute() -> dict[str, Any]:
             with self.connect() as con:
-                return _Forensics(con).forensics(agent=agent, strategy=strategy, policy=policy)
+                return _forensics(con).forensics(agent=agent, strategy=strategy, policy=policy)
 
         return self.memo.background(("forensics", version, agent, strategy), compute,
                                     self._wait(wait_s))
@@ -188,7 +181,7 @@ class Source:
         return self.wait_s if wait_s is True else wait_s
 
     def explain(self, con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
-        return _Forensics(con).explain(run_id, policy=self.policy)
+        return _forensics(con).explain(run_id, policy=self.policy)
 
     def warm(self, version: Hashable, first: Pages = (), later: Pages = ()) -> None:
         """Queue this version's heavy results on the background worker without waiting, in

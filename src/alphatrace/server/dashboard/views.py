@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from alphatrace.ledger.query import AGENT_METRICS
+from alphatrace.metrics import SUMMARY
 from alphatrace.server.dashboard import fmt
 from alphatrace.server.dashboard.html import Html, el, join
 from alphatrace.server.dashboard.links import Links, data_url
@@ -309,7 +309,7 @@ def agent_page(doc: dict[str, Any], links: Links) -> Html:
     ]
     cp = doc["changepoints_status"]
     cp_note = None if cp == "ready" else f"change points: {cp}"
-    metrics_rows = [(m, fmt.metric(m, s.get(m))) for m in AGENT_METRICS]
+    metrics_rows = [(m, fmt.metric(m, s.get(m))) for m in SUMMARY]
     return join(
         el("h1", el("span", "agent ", class_="muted"), el("span", name, class_="agent-name")),
         el("p", f"strategy {', '.join(s['strategies']) or '—'} · models "

@@ -1,4 +1,9 @@
-"""The benchmark generator and harness (bench/ is scripts, not a package: loaded by path)."""
+"""The benchmark generator and harness.
+
+bench/ is scripts, not a package: each runs as `python bench/<name>.py` (the README and
+bench/RESULTS.md say so), with its folder on the path, and imports the shared helpers as
+`common`. Here they are loaded by path, and `common` is registered under that name for them,
+instead of putting bench/ on everyone's import path."""
 
 from __future__ import annotations
 
@@ -28,8 +33,7 @@ def _load(name: str) -> ModuleType:
 
 
 gen = _load("gen_events")
-sys.path.insert(0, str(BENCH))  # the scripts import their shared module as `common`
-common = _load("common")
+common = sys.modules.setdefault("common", _load("common"))  # for `from common import ...`
 harness = _load("bench_ingest")
 
 
