@@ -19,7 +19,7 @@ from alphatrace.governance import audit, journal, redecide
 
 from .chain import rehash
 from .test_backtest import ledgers
-from .util import h, insert, reset, run, series
+from tests.rows import h, insert, reset, run, series
 
 
 def losing_then_late(db: Database) -> None:

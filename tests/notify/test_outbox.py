@@ -13,7 +13,7 @@ from alphatrace.api import Database
 from alphatrace.governance import journal
 from alphatrace.governance.gates import Decision
 from alphatrace.notify import outbox
-from tests.governance.util import insert, series
+from tests.rows import insert, series
 from tests.notify.util import hook, losers, policy
 
 

@@ -17,6 +17,7 @@ import pytest
 
 import alphatrace
 from alphatrace.errors import GovernanceError
+from alphatrace.governance.policy import load_governance
 from alphatrace.sdk import emitter
 from alphatrace.sdk import sizing as sdk_sizing
 from tests.server.conftest import Server, start_server
@@ -65,9 +66,14 @@ def test_a_kill_is_visible_at_the_endpoint_and_in_the_sdk_within_the_cache_time(
     r = httpx.post(f"{server.url}/v1/events", json=evidence("K", [-50.0] * 6),
                    headers=server.auth("ingest"), timeout=30)
     assert r.status_code == 200 and r.json()["accepted"] == 12
+    # The SDK with the policy's cache time and a bound no loaded machine reaches: this test is
+    # about when the kill shows, not about the 200 ms default (tests/sdk/test_sizing.py).
+    sdk_policy = tmp_path / "sdk.yaml"
+    sdk_policy.write_text("sizing: {cache_s: 1.0, timeout_ms: 10000}\n")
+    pinned = load_governance(sdk_policy).sizing
     # Before the evidence is derived: the SDK sizes at 1.0 and caches that answer.
-    assert alphatrace.size("K", 10_000, 1.0) == 10_000.0
-    sizer = sdk_sizing.sizer(server.url, server.keys["read"])
+    assert alphatrace.size("K", 10_000, 1.0, policy=sdk_policy) == 10_000.0
+    sizer = sdk_sizing.sizer(server.url, server.keys["read"], pinned)
     valid_until = sizer._cache["K"][0]
 
     db = server.db.name
@@ -83,5 +89,5 @@ def test_a_kill_is_visible_at_the_endpoint_and_in_the_sdk_within_the_cache_time(
     while time.monotonic() <= valid_until:
         time.sleep(0.05)
     with pytest.raises(GovernanceError, match="killed"):
-        alphatrace.size("K", 10_000, 1.0)
-    assert alphatrace.size("K", 10_000, 1.0, raise_on_kill=False) == 0.0
+        alphatrace.size("K", 10_000, 1.0, policy=sdk_policy)
+    assert alphatrace.size("K", 10_000, 1.0, policy=sdk_policy, raise_on_kill=False) == 0.0
