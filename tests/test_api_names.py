@@ -44,7 +44,7 @@ class World:
 
     def killed(self) -> tuple[str, str] | None:
         """A killed subject nothing else keeps killed: a strategy class first."""
-        ds = self.db.gates.evaluation(record=False)["decisions"]
+        ds = self.db.gates.evaluation(record=False, once=True)["decisions"]
         killed = sorted((d["scope"] != "strategy", d["scope"], d["subject"]) for d in ds
                         if d["state"] == "killed")
         return (killed[0][1], killed[0][2]) if killed else None
