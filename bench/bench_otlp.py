@@ -201,6 +201,7 @@ def run(tmp: Path, clients: int, size: int, seconds: float, split: bool) -> dict
         for p in procs:
             p.join(60)
         elapsed = max(o["end"] for o in outs) - start_at
+        rounds = writer_rounds(url)
     lat = [x for o in outs for x in o["lat"]]
     timed = sum(o["sent"] for o in outs)
     sent = timed + sum(o["after"] for o in outs)
@@ -218,7 +219,25 @@ def run(tmp: Path, clients: int, size: int, seconds: float, split: bool) -> dict
         "spans_s": timed / elapsed,
         "p50": percentile(lat, 0.50), "p99": percentile(lat, 0.99),
         "max": max(lat) if lat else float("nan"),
+        # the writer's rounds (from /metrics): a round's fixed cost is shared by its requests
+        "writer_rounds": rounds[0],
+        "requests_per_round": len(lat) / rounds[0] if rounds[0] else float("nan"),
+        "round_ms_mean": 1000 * rounds[1] / rounds[0] if rounds[0] else float("nan"),
     }
+
+
+def writer_rounds(url: str) -> tuple[int, float]:
+    """(rounds, seconds in rounds) of the writer so far, from /metrics (public on loopback)."""
+    import httpx
+
+    text = httpx.get(url + "/metrics", timeout=30).text
+    values = {}
+    for line in text.splitlines():
+        for name in ("alphatrace_ingest_round_seconds_count", "alphatrace_ingest_round_seconds_sum"):
+            if line.startswith(name + " "):
+                values[name] = float(line.split()[1])
+    return (int(values.get("alphatrace_ingest_round_seconds_count", 0)),
+            values.get("alphatrace_ingest_round_seconds_sum", 0.0))
 
 
 def main() -> None:
