@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -162,7 +163,16 @@ def nanos(v: Any, name: str = "timeUnixNano") -> int | None:
 
 
 def iso_from_nanos(n: int) -> str:
-    return (_EPOCH + dt.timedelta(microseconds=n // 1000)).isoformat() + "Z"
+    """ISO 8601 UTC to the microsecond (truncated), as `datetime.isoformat` writes it (no
+    fraction on a whole second). The date and time of the second come from a cache: a
+    request's spans start and end within a few seconds of one another."""
+    second, micros = divmod(n // 1000, 1_000_000)
+    return f"{_iso_second(second)}.{micros:06d}Z" if micros else f"{_iso_second(second)}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    return (_EPOCH + dt.timedelta(seconds=second)).isoformat()
 
 
 def _first(keys: tuple[str, ...], *sources: dict[str, Any]) -> Any:
