@@ -195,12 +195,16 @@ def run(tmp: Path, clients: int, size: int, seconds: float, split: bool) -> dict
                  for c in range(clients)]
         for p in procs:
             p.start()
+        server = server_pid(db)
         start.wait(timeout=300)
         start_at = time.time()
+        cpu0 = cpu_seconds(server)
         outs = [results.get(timeout=seconds + 300) for _ in procs]
         for p in procs:
             p.join(60)
         elapsed = max(o["end"] for o in outs) - start_at
+        cpu = cpu_seconds(server) - cpu0  # to the end of the split runs' last roots too
+        rounds = writer_rounds(url)
     lat = [x for o in outs for x in o["lat"]]
     timed = sum(o["sent"] for o in outs)
     sent = timed + sum(o["after"] for o in outs)
@@ -218,7 +222,47 @@ def run(tmp: Path, clients: int, size: int, seconds: float, split: bool) -> dict
         "spans_s": timed / elapsed,
         "p50": percentile(lat, 0.50), "p99": percentile(lat, 0.99),
         "max": max(lat) if lat else float("nan"),
+        # CPU the server used per span: steadier than spans/s on a machine others load too
+        "server_cpu_us_per_span": 1e6 * cpu / sent if sent else float("nan"),
+        # the writer's rounds (from /metrics): a round's fixed cost is shared by its requests
+        "writer_rounds": rounds[0],
+        "requests_per_round": len(lat) / rounds[0] if rounds[0] else float("nan"),
+        "round_ms_mean": 1000 * rounds[1] / rounds[0] if rounds[0] else float("nan"),
     }
+
+
+def server_pid(db: Path) -> int:
+    """The pid of the `alphatrace serve` process on `db` (Linux /proc)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in cmd and str(db).encode() in cmd:
+            return int(proc.name)
+    raise RuntimeError(f"no server process on {db}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid`, all its threads (Linux /proc)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def writer_rounds(url: str) -> tuple[int, float]:
+    """(rounds, seconds in rounds) of the writer so far, from /metrics (public on loopback)."""
+    import httpx
+
+    text = httpx.get(url + "/metrics", timeout=30).text
+    values = {}
+    for line in text.splitlines():
+        for name in ("alphatrace_ingest_round_seconds_count", "alphatrace_ingest_round_seconds_sum"):
+            if line.startswith(name + " "):
+                values[name] = float(line.split()[1])
+    return (int(values.get("alphatrace_ingest_round_seconds_count", 0)),
+            values.get("alphatrace_ingest_round_seconds_sum", 0.0))
 
 
 def main() -> None:

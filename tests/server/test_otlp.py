@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -12,7 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alphatrace.sdk.prices import shipped_table
-from alphatrace.server.otlp import any_value, iso_from_nanos, request_events, trace_id
+from alphatrace.server.otlp import (
+    MAX_NANOS,
+    any_value,
+    iso_from_nanos,
+    request_events,
+    trace_id,
+)
 from tests.server.conftest import Server
 
 otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
@@ -198,3 +205,11 @@ def test_mapping_never_raises_on_any_json(doc: Any) -> None:
     assert sorted(mapped.positions + [r.index for r in mapped.rejected]) == list(range(mapped.spans))
     for ev in mapped.events:
         assert ev["type"] == "telemetry" and ev["event_id"].startswith("otlp:")
+
+
+@given(st.one_of(st.integers(-(10**19), MAX_NANOS),  # whole seconds: no fraction written
+                 st.integers(-(10**10), MAX_NANOS // 10**9).map(lambda s: s * 10**9)))
+def test_iso_from_nanos_is_datetimes_isoformat(n: int) -> None:
+    """The cached form writes what datetime does for the same instant (microsecond, truncated)."""
+    expected = (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=n // 1000)).isoformat()
+    assert iso_from_nanos(n) == expected + "Z"

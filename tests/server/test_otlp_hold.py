@@ -119,8 +119,8 @@ def test_spans_released_into_a_busy_writer_are_not_lost() -> None:
     hold = TraceHold(wait_s=60)
     admit(hold, span(2, parent=1))  # held: its request was answered
     with pytest.raises(Busy):  # the root's request: 503, its client re-sends the root
-        asyncio.run(export(BusyWriter(), hold, None,  # type: ignore[arg-type]
-                           request([span(1, alphatrace__run_id="R")])))
+        asyncio.run(export(BusyWriter(), hold,  # type: ignore[arg-type]
+                           request_events(request([span(1, alphatrace__run_id="R")]))))
     assert hold.next_due() == 0.0
     (r,) = hold.due()  # the child is handed out again, for the timer to write
     assert (r.event["span_id"], r.event["run_id"], r.mine) == (f"{2:016x}", "R", False)
@@ -324,3 +324,54 @@ def test_a_trace_whose_root_never_comes_is_written_after_the_wait(tmp_path: Path
             time.sleep(0.1)
         assert res.status_code == 200 and {e["agent"] for e in res.json()["events"]} == {
             "svc-hold"}
+
+
+# -- the hold's bounds as `serve` flags -----------------------------------------------------
+class Captured(Exception):
+    """Raised by a stand-in create_app: the hold `serve` built, before anything listens."""
+
+    def __init__(self, hold: TraceHold) -> None:
+        super().__init__("captured")
+        self.hold = hold
+
+
+def test_serve_flags_set_the_holds_bounds(monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import alphatrace.server.app as app_module
+    from alphatrace.cli.app import app
+
+    def fake_create_app(*_a: Any, trace_hold: TraceHold, **_k: Any) -> Any:
+        raise Captured(trace_hold)
+
+    monkeypatch.setattr(app_module, "create_app", fake_create_app)
+    db = str(tmp_path / "c.duckdb")
+    res = CliRunner().invoke(app, ["serve", "--db", db, "--no-pipeline", "--otlp-hold-seconds",
+                                   "2.5", "--otlp-hold-spans", "7", "--otlp-hold-bytes", "9000"])
+    assert isinstance(res.exception, Captured), res.output
+    hold = res.exception.hold
+    assert (hold.wait_s, hold.max_spans, hold.max_bytes) == (2.5, 7, 9000)
+    res = CliRunner().invoke(app, ["serve", "--db", db, "--no-pipeline"])
+    assert isinstance(res.exception, Captured)
+    defaults = TraceHold()
+    assert (res.exception.hold.wait_s, res.exception.hold.max_spans,
+            res.exception.hold.max_bytes) == (defaults.wait_s, defaults.max_spans,
+                                              defaults.max_bytes)
+    res = CliRunner().invoke(app, ["serve", "--db", db, "--otlp-hold-spans", "-1"])
+    assert res.exit_code == 2 and "--otlp-hold-spans" in res.output
+
+
+def test_a_server_that_holds_nothing_writes_children_at_once(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, "--no-pipeline", "--otlp-hold-spans", "0")
+    try:
+        _, children, tid = agent_trace(None, session="sess-now")
+        exp = exporter(srv)
+        assert exp.export(children) == SpanExportResult.SUCCESS  # no root: held by default
+        exp.shutdown()
+        with httpx.Client(base_url=srv.url, timeout=30) as c:  # already stored, no wait
+            events = c.get("/v1/runs/sess-now", headers=srv.auth("read")).json()["events"]
+    finally:
+        srv.stop()
+    assert len(events) == len(children) == 2  # decided by the fallbacks: session, service
+    assert {e["agent"] for e in events} == {"svc-hold"} and tid

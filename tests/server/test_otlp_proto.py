@@ -1,6 +1,7 @@
 """The protobuf reader (`otlp_proto`) gives the mapping what protobuf's own JSON mapping
 (`MessageToDict`, the reference) gives it: the same events and the same rejections, for any
-request."""
+request; and `message_events`, which maps the message without its JSON form, gives what the
+JSON path (`otlp.request_events`) makes of that form, down to the order of the events' keys."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from alphatrace.sdk.prices import shipped_table
-from alphatrace.server.otlp import request_events
-from alphatrace.server.otlp_proto import request_doc
+from alphatrace.server.otlp import Mapped, request_events
+from alphatrace.server.otlp_proto import message_events, request_doc
 
 KEYS = st.sampled_from([
     "alphatrace.run_id", "alphatrace.agent", "alphatrace.strategy", "alphatrace.cost_usd",
@@ -67,3 +68,20 @@ def mapped(doc: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str | None, 
 def test_same_events_as_protobufs_json_mapping(msg: ExportTraceServiceRequest) -> None:
     msg = ExportTraceServiceRequest.FromString(msg.SerializeToString())  # as received
     assert mapped(request_doc(msg)) == mapped(MessageToDict(msg))
+
+
+def whole(m: Mapped) -> tuple[Any, ...]:
+    """Everything a Mapped says, with each event's keys in order (they make the stored attrs)."""
+    return ([list(e.items()) for e in m.events], m.positions, m.tags, m.traces,
+            [(r.index, r.field, r.reason, r.span) for r in m.rejected])
+
+
+@settings(max_examples=300)
+@given(REQUESTS)
+def test_message_events_are_the_json_paths_events(msg: ExportTraceServiceRequest) -> None:
+    msg = ExportTraceServiceRequest.FromString(msg.SerializeToString())  # as received
+    prices = shipped_table()
+    assert whole(message_events(msg, prices)) == whole(request_events(request_doc(msg), prices))
+    reference = request_events(MessageToDict(msg), prices)
+    assert [list(e.items()) for e in message_events(msg, prices).events] == [
+        list(e.items()) for e in reference.events]

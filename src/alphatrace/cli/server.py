@@ -23,6 +23,7 @@ from alphatrace.cli.common import (
 )
 from alphatrace.errors import InputError
 from alphatrace.server.limits import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS
+from alphatrace.server.trace_hold import MAX_BYTES, MAX_SPANS, WAIT_S, TraceHold
 
 keys_app = typer.Typer(help="API keys of the collector (stored hashed; a key is shown once).",
                        no_args_is_help=True)
@@ -61,6 +62,15 @@ def serve(
     no_pipeline: Annotated[bool, typer.Option(
         "--no-pipeline", help="Only store events: no reconcile or gates after each round "
                               "(run them with the CLI).")] = False,
+    otlp_hold_seconds: Annotated[float, typer.Option(
+        help="Seconds an OTLP span waits for its trace's root span before its trace is "
+             "decided without it.")] = WAIT_S,
+    otlp_hold_spans: Annotated[int, typer.Option(
+        help="OTLP spans held at most (waiting for their root); beyond, the oldest traces "
+             "are decided early.")] = MAX_SPANS,
+    otlp_hold_bytes: Annotated[int, typer.Option(
+        help="Estimated bytes of held OTLP spans at most; beyond, the oldest traces are "
+             "decided early.")] = MAX_BYTES,
 ) -> None:
     """Run the collector: HTTP events, OTLP traces and the read API, as the store's only writer.
 
@@ -87,10 +97,16 @@ def serve(
         raise InputError(f"--header-timeout/--body-timeout/--max-connections: {e}") from None
     if no_pipeline and policy is not None:
         raise InputError("--policy configures the live pipeline: not with --no-pipeline")
+    try:
+        hold = TraceHold(wait_s=otlp_hold_seconds, max_spans=otlp_hold_spans,
+                         max_bytes=otlp_hold_bytes)
+    except ValueError:
+        raise InputError("--otlp-hold-seconds/--otlp-hold-spans/--otlp-hold-bytes must be "
+                         ">= 0") from None
     live = None if no_pipeline else PipelineConfig.load(str(policy) if policy else None)
     app = create_app(db, follow=follow or [], follow_market=follow_market or [],
                      warn_without_keys=False, metrics_public=is_loopback(host), pipeline=live,
-                     policy=live.governance if live is not None else None)
+                     policy=live.governance if live is not None else None, trace_hold=hold)
     try:
         # Before any banner: a port in use is one line and exit 2, not a startup then a crash.
         sock = bind(host, port)

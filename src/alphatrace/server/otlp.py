@@ -27,12 +27,14 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from alphatrace.server.otlp_attrs import USAGE
+from alphatrace.server.otlp_attrs import TRACE, USAGE
 from alphatrace.server.otlp_runs import (
     Attribution,
     SpanTags,
@@ -47,6 +49,7 @@ _ZEROS = {16: "0" * 32, 8: "0" * 16}  # the invalid all-zero trace and span ids,
 _EPOCH = dt.datetime(1970, 1, 1)
 MAX_NANOS = 253_402_300_799_999_999_999  # 9999-12-31T23:59:59.999999999Z, the last timestamp
 INT64_MAX = 2**63 - 1
+S = TypeVar("S")  # a span as a front end decoded it (an OTLP/JSON dict, a protobuf message)
 
 
 class SpanError(ValueError):
@@ -160,7 +163,16 @@ def nanos(v: Any, name: str = "timeUnixNano") -> int | None:
 
 
 def iso_from_nanos(n: int) -> str:
-    return (_EPOCH + dt.timedelta(microseconds=n // 1000)).isoformat() + "Z"
+    """ISO 8601 UTC to the microsecond (truncated), as `datetime.isoformat` writes it (no
+    fraction on a whole second). The date and time of the second come from a cache: a
+    request's spans start and end within a few seconds of one another."""
+    second, micros = divmod(n // 1000, 1_000_000)
+    return f"{_iso_second(second)}.{micros:06d}Z" if micros else f"{_iso_second(second)}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    return (_EPOCH + dt.timedelta(seconds=second)).isoformat()
 
 
 def _first(keys: tuple[str, ...], *sources: dict[str, Any]) -> Any:
@@ -204,12 +216,9 @@ def _spans(rs: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _is_error(span: dict[str, Any], attrs: dict[str, Any]) -> bool:
-    if attrs.get("error.type"):
-        return True
-    status = span.get("status")
-    code = status.get("code") if isinstance(status, dict) else None
-    return code in (2, "2", "STATUS_CODE_ERROR")
+def is_error(attrs: dict[str, Any], status_code: Any) -> bool:
+    """An error span: `error.type` set, or an ERROR status (2, in either JSON spelling)."""
+    return bool(attrs.get("error.type")) or status_code in (2, "2", "STATUS_CODE_ERROR")
 
 
 def exception_type(span: dict[str, Any]) -> Any:
@@ -234,36 +243,66 @@ def usage(a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None,
-               res_values: Any = None) -> tuple[dict[str, Any], SpanTags]:
-    """The telemetry event of one span, without its run, agent and strategy (`otlp_runs`
-    decides those per trace), and what the span says about them; SpanError when the span
-    cannot be one."""
+BAD_TRACE_ID = ("traceId", "missing, all zero or not a 16-byte id")  # SpanError(field, reason)
+BAD_SPAN_ID = ("spanId", "missing, all zero or not an 8-byte id")
+COST_KEY = "alphatrace.cost_usd"
+# Every span attribute the mapping reads (`build_event`): a reader may drop the others.
+READ_KEYS = frozenset([COST_KEY, *(k for src in (*TRACE, *USAGE) for k in src.keys)])
+
+
+def span_fields(span: dict[str, Any]) -> SpanFields:
+    """What the mapping reads of an OTLP/JSON span; SpanError when it cannot be an event."""
     tid = trace_id(span.get("traceId"), 16)
     if tid is None:
-        raise SpanError("traceId", "missing, all zero or not a 16-byte id")
+        raise SpanError(*BAD_TRACE_ID)
     sid = trace_id(span.get("spanId"), 8)
     if sid is None:
-        raise SpanError("spanId", "missing, all zero or not an 8-byte id")
+        raise SpanError(*BAD_SPAN_ID)
     a = attributes(span.get("attributes"))
     start = nanos(span.get("startTimeUnixNano"), "startTimeUnixNano")
     end = nanos(span.get("endTimeUnixNano"), "endTimeUnixNano")
     parent = trace_id(span.get("parentSpanId"), 8)
-    error = _is_error(span, a)
+    status = span.get("status")
+    code = status.get("code") if isinstance(status, dict) else None
+    return SpanFields(tid, sid, parent, start, end, span.get("name"), a, is_error(a, code),
+                      lambda: exception_type(span))
+
+
+@dataclass(frozen=True, slots=True)
+class SpanFields:
+    """What the mapping reads of a span, checked: the same from OTLP/JSON (`span_event`) and
+    from a protobuf message (`otlp_proto.message_events`)."""
+
+    trace_id: str  # hex
+    span_id: str
+    parent: str | None
+    start: int | None  # ns since 1970
+    end: int | None
+    name: Any
+    attrs: dict[str, Any]  # the span's attributes: those of READ_KEYS at least
+    error: bool
+    exception: Callable[[], Any]  # `exception_type` of the span (read on error spans only)
+
+
+def build_event(f: SpanFields, res: dict[str, Any], prices: Any = None,
+                res_values: Any = None) -> tuple[dict[str, Any], SpanTags]:
+    """The event (its keys in a fixed order, unset ones left out) and the tags of a span."""
+    a = f.attrs
     u = usage(a)
-    if u["error_type"] is None and error:
-        u["error_type"] = exception_type(span)
+    if u["error_type"] is None and f.error:
+        u["error_type"] = f.exception()
     ev: dict[str, Any] = {
         "type": "telemetry",
-        "event_id": f"otlp:{tid}:{sid}",
+        "event_id": f"otlp:{f.trace_id}:{f.span_id}",
         **u,
-        "errors": 1 if error else 0,
-        "span_name": span.get("name"),
-        "trace_id": tid,
-        "span_id": sid,
-        "parent_span_id": parent,
+        "errors": 1 if f.error else 0,
+        "span_name": f.name,
+        "trace_id": f.trace_id,
+        "span_id": f.span_id,
+        "parent_span_id": f.parent,
         "service_name": res.get("service.name"),
     }
+    start, end = f.start, f.end
     if start is not None:
         ev["ts"] = ev["start_ts"] = iso_from_nanos(start)
     if end is not None:
@@ -271,29 +310,29 @@ def span_event(span: dict[str, Any], res: dict[str, Any], prices: Any = None,
     if start is not None and end is not None and end >= start:
         ms = (end - start) / 1e6
         ev["span_ms"] = ms
-        if parent is None:
+        if f.parent is None:
             ev["latency_ms"] = ms
-    cost = a.get("alphatrace.cost_usd")
+    cost = a.get(COST_KEY)
     if cost is None and prices is not None and ev["model"] and (ev["tokens_in"] or ev["tokens_out"]):
         cost = prices.cost(ev["model"], ev["tokens_in"] or 0, ev["tokens_out"] or 0,
                            ev["cached_tokens"] or 0)
         if cost is not None:
             ev["price_version"] = prices.version
     ev["cost_usd"] = cost
-    tags = span_tags(tid, sid, parent is None, start, a, res, res_values)
+    tags = span_tags(f.trace_id, f.span_id, f.parent is None, start, a, res, res_values)
     return {k: v for k, v in ev.items() if v is not None}, tags
 
 
 def request_events(doc: Any, prices: Any = None) -> Mapped:
-    """The events of an ExportTraceServiceRequest, and the spans that could not be mapped; each
-    event attributed with the request's spans as the whole of its trace.
-
-    Never raises on a span: whatever goes wrong with one (a SpanError, or anything the mapping
-    did not foresee) rejects that span with its reason, and the others are mapped."""
-    out = Mapped()
+    """The events of an ExportTraceServiceRequest in OTLP/JSON, and the spans that could not be
+    mapped; each event attributed with the request's spans as the whole of its trace (a
+    protobuf message: `otlp_proto.message_events`, the same events)."""
     if not isinstance(doc, dict):
-        return out
-    index = 0
+        return Mapped()
+    return map_spans(_doc_spans(doc), span_fields, lambda span: span, prices)
+
+
+def _doc_spans(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any], Any]]:
     for rs in _list(doc.get("resourceSpans")):
         if not isinstance(rs, dict):
             continue
@@ -301,17 +340,28 @@ def request_events(doc: Any, prices: Any = None) -> Mapped:
         res = attributes(resource.get("attributes") if isinstance(resource, dict) else None)
         res_values = resource_values(res)
         for span in _spans(rs):
-            try:
-                ev, tags = span_event(span, res, prices, res_values)
-                out.events.append(ev)
-                out.tags.append(tags)
-                out.positions.append(index)
-            except SpanError as e:
-                out.rejected.append(RejectedSpan(index, e.field, e.reason, span))
-            except Exception as e:  # a bug here must cost one span, not the export
-                out.rejected.append(RejectedSpan(
-                    index, None, f"cannot map span: {type(e).__name__}: {e}", span))
-            index += 1
+            yield span, res, res_values
+
+
+def map_spans(spans: Iterable[tuple[S, dict[str, Any], Any]], fields: Callable[[S], SpanFields],
+              raw: Callable[[S], dict[str, Any]], prices: Any = None) -> Mapped:
+    """Map each (span, its resource's attributes, `resource_values` of them) of a request, in
+    request order: `fields` reads a span, `raw` gives its OTLP/JSON form (for quarantine).
+
+    Never raises on a span: whatever goes wrong with one (a SpanError, or anything the mapping
+    did not foresee) rejects that span with its reason, and the others are mapped."""
+    out = Mapped()
+    for index, (span, res, res_values) in enumerate(spans):
+        try:
+            ev, tags = build_event(fields(span), res, prices, res_values)
+            out.events.append(ev)
+            out.tags.append(tags)
+            out.positions.append(index)
+        except SpanError as e:
+            out.rejected.append(RejectedSpan(index, e.field, e.reason, raw(span)))
+        except Exception as e:  # a bug here must cost one span, not the export
+            out.rejected.append(RejectedSpan(
+                index, None, f"cannot map span: {type(e).__name__}: {e}", raw(span)))
     out.traces = trace_attributions(out.tags)
     out.events = attribute_together(out.events, out.tags, out.traces)
     return out

@@ -1,7 +1,7 @@
 """The OTLP Export, shared by the HTTP routes and the gRPC service: a decoded request in,
 (rejected spans, error message) out, with the partial-success answer in both encodings.
 
-Each span is mapped on its own (`otlp.request_events`) and goes through the trace hold
+Each span is mapped on its own (`otlp.request_events`, `otlp_proto.message_events`) and goes through the trace hold
 (`trace_hold`): the spans whose trace is decided go to the writer, with those of earlier
 requests that this one released; the others wait for their root. The answer counts the
 request's spans the mapping or the store rejected (a held span is accepted: its run is not
@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from alphatrace.server.otlp import Mapped, request_events, span_json
+from alphatrace.server.otlp import Mapped, span_json
 from alphatrace.server.quarantine import Bad
 from alphatrace.server.submit import quarantine_bad, store_events
 from alphatrace.server.trace_hold import Ready, TraceHold
@@ -29,10 +29,9 @@ SOURCE = "<otlp>"
 REASONS_SHOWN = 3  # rejected spans named in error_message; the count covers them all
 
 
-async def export(writer: Writer, hold: TraceHold, prices: Any, doc: Any) -> tuple[int, str]:
-    """Store the spans of an ExportTraceServiceRequest (as a dict), or hold those whose
-    trace is not decided yet; (rejected, message)."""
-    mapped = request_events(doc, prices)
+async def export(writer: Writer, hold: TraceHold, mapped: Mapped) -> tuple[int, str]:
+    """Store the mapped spans of an ExportTraceServiceRequest, or hold those whose trace is
+    not decided yet; (rejected, message)."""
     ready = hold.admit(list(zip(mapped.events, mapped.tags,
                                 [p + 1 for p in mapped.positions], strict=True)), mapped.traces)
     try:

@@ -30,7 +30,7 @@ from alphatrace.errors import InputError
 from alphatrace.server.auth import KeyRing, allows, bearer_principal
 from alphatrace.server.listen import bind
 from alphatrace.server.otlp_export import export, partial_message
-from alphatrace.server.otlp_proto import message_doc
+from alphatrace.server.otlp_proto import message_events
 from alphatrace.server.trace_hold import TraceHold
 from alphatrace.server.writer import Busy, Writer
 
@@ -56,8 +56,8 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         if not allows(who, "ingest"):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "forbidden")
         try:
-            rejected, message = await export(self.writer, self.hold, self.prices,
-                                             message_doc(request))
+            rejected, message = await export(self.writer, self.hold,
+                                             message_events(request, self.prices))
         except Busy:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "collector busy: retry later")
         return partial_message(rejected, message)

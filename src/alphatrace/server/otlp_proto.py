@@ -1,19 +1,36 @@
-"""A decoded OTLP protobuf ExportTraceServiceRequest → the OTLP/JSON dict shape the mapping reads.
+"""A decoded OTLP protobuf ExportTraceServiceRequest → its events (`message_events`), and the
+OTLP/JSON dict shape of it (`request_doc`: the form a rejected span is quarantined in).
 
-Why not protobuf's `MessageToDict`: it walks every field by reflection, which cost about twice
-the rest of the span mapping (bench/bench_otlp.py). This reads only the fields the mapping uses
-(`otlp.request_events`): resource attributes; per span the ids (as hex, the OTLP/JSON spelling),
-name, times, attributes, status and events. Attribute lists come already decoded (`Decoded`,
-the plain dict `otlp.attributes` makes of a JSON list), which saves building the JSON form of
-every value only to read it back.
+Why not protobuf's `MessageToDict` and the JSON mapping: it walks every field by reflection,
+which cost about twice the rest of the span mapping (bench/bench_otlp.py); and building the
+OTLP/JSON dict of every span (every attribute decoded) only to read a few fields back is work
+the mapping does not need. `message_events`
+reads the message's fields directly into `otlp.SpanFields` (ids as hex, the OTLP/JSON
+spelling; of the span's attributes only those the mapping reads, `otlp.READ_KEYS`) and maps
+them with the code the JSON path uses (`otlp.map_spans`), so both give the same events
+(tests/server/test_otlp_proto.py).
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any
 
-from alphatrace.server.otlp import Decoded
+from alphatrace.server.otlp import (
+    BAD_SPAN_ID,
+    BAD_TRACE_ID,
+    READ_KEYS,
+    Decoded,
+    Mapped,
+    SpanError,
+    SpanFields,
+    exception_type,
+    is_error,
+    map_spans,
+    nanos,
+    resource_values,
+)
 
 
 def _value(v: Any) -> Any:
@@ -66,17 +83,55 @@ def request_doc(msg: Any) -> dict[str, Any]:
 
 
 def decode_protobuf(body: bytes) -> Any:
-    """OTLP protobuf bytes → the dict shape of OTLP JSON (`request_doc`)."""
+    """OTLP protobuf bytes → an ExportTraceServiceRequest message (DecodeError if not one)."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
 
     msg = ExportTraceServiceRequest()
     msg.ParseFromString(body)
-    return request_doc(msg)
+    return msg
 
 
-def message_doc(msg: Any) -> Any:
-    """A decoded ExportTraceServiceRequest (HTTP protobuf or gRPC) → the OTLP JSON dict shape,
-    its attribute lists already decoded."""
-    return request_doc(msg)
+_ZERO = {16: bytes(16), 8: bytes(8)}
+
+
+def _hex(raw: bytes, nbytes: int) -> str | None:
+    """An id's bytes as hex; None when empty, all zero or not `nbytes` long (`otlp.trace_id`
+    of the hex form: hex of another length is never a valid base64 id of `nbytes`)."""
+    return raw.hex() if len(raw) == nbytes and raw != _ZERO[nbytes] else None
+
+
+def _read_attributes(kvs: Any) -> dict[str, Any]:
+    """The attributes of `otlp.READ_KEYS`, decoded (a repeated key: the last one, as in a dict)."""
+    return {kv.key: _value(kv.value) for kv in kvs if kv.key in READ_KEYS}
+
+
+def span_fields(s: Any) -> SpanFields:
+    """What the mapping reads of a protobuf Span (`otlp.span_fields` of its JSON form)."""
+    tid = _hex(s.trace_id, 16)
+    if tid is None:
+        raise SpanError(*BAD_TRACE_ID)
+    sid = _hex(s.span_id, 8)
+    if sid is None:
+        raise SpanError(*BAD_SPAN_ID)
+    a = _read_attributes(s.attributes)
+    return SpanFields(tid, sid, _hex(s.parent_span_id, 8),
+                      nanos(s.start_time_unix_nano, "startTimeUnixNano"),
+                      nanos(s.end_time_unix_nano, "endTimeUnixNano"), s.name or None, a,
+                      is_error(a, s.status.code), lambda: exception_type(_span(s)))
+
+
+def _message_spans(msg: Any) -> Iterator[tuple[Any, dict[str, Any], Any]]:
+    for rs in msg.resource_spans:
+        res = _attributes(rs.resource.attributes)
+        res_values = resource_values(res)
+        for ss in rs.scope_spans:
+            for s in ss.spans:
+                yield s, res, res_values
+
+
+def message_events(msg: Any, prices: Any = None) -> Mapped:
+    """The events of a decoded ExportTraceServiceRequest (HTTP protobuf or gRPC): those
+    `otlp.request_events` makes of its OTLP/JSON form, rejected spans included."""
+    return map_spans(_message_spans(msg), span_fields, _span, prices)

@@ -19,8 +19,9 @@ from alphatrace.server.auth import Principal, require
 from alphatrace.server.body import parse_json, read_body
 from alphatrace.server.ingest_routes import WRITE_ERRORS
 from alphatrace.server.models import OTLP_BODY_SCHEMA
+from alphatrace.server.otlp import Mapped, request_events
 from alphatrace.server.otlp_export import export, partial_json, partial_message
-from alphatrace.server.otlp_proto import decode_protobuf
+from alphatrace.server.otlp_proto import decode_protobuf, message_events
 
 router = APIRouter(tags=["otlp"])
 
@@ -46,9 +47,10 @@ async def post_traces(request: Request, who: Principal = Depends(require("ingest
     body = await read_body(request, request.app.state.max_body)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     protobuf = ctype in (PROTOBUF, "application/protobuf")
-    doc = decode_protobuf_body(body) if protobuf else decode_json_body(body)
     state = request.app.state
-    rejected, message = await export(state.writer, state.trace_hold, state.prices, doc)
+    mapped: Mapped = (message_events(decode_protobuf_body(body), state.prices) if protobuf
+                      else request_events(decode_json_body(body), state.prices))
+    rejected, message = await export(state.writer, state.trace_hold, mapped)
     if protobuf:
         return Response(partial_message(rejected, message).SerializeToString(),
                         media_type=ctype)
