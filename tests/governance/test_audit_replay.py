@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from alphatrace.api import Database
 from alphatrace.governance import audit, journal, redecide
+from tests.rows import h, insert, reset, run, series
 
 from .chain import rehash
 from .test_backtest import ledgers
-from tests.rows import h, insert, reset, run, series
 
 
 def losing_then_late(db: Database) -> None:

@@ -13,8 +13,8 @@ from alphatrace.api import Database
 from alphatrace.governance import journal
 from alphatrace.governance.gates import Decision
 from alphatrace.notify import outbox
-from tests.rows import insert, series
 from tests.notify.util import hook, losers, policy
+from tests.rows import insert, series
 
 
 def deliveries(db: Database) -> list[dict[str, Any]]:
