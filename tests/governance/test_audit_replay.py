@@ -185,3 +185,22 @@ def test_the_planned_re_decision_is_the_reference(
     shared.gates.evaluate(catch_up=True)
     assert (_recheck(shared, _planned(shared))
             == _recheck(shared, redecide.decide_each(shared.con)))
+
+
+def test_a_catch_up_after_one_time_evaluations_starts_where_they_left_off(db: Database) -> None:
+    # Two --once evaluations (h5.5, then h30) judge A and B; the catch-up after them must not go
+    # back and append records stamped before h30 (the log would run backwards in time, and
+    # verify would call those records rewritten).
+    insert(db.con, series("A", [-30.0] * 8, strategy=None)
+           + series("B", [10.0] * 8, strategy=None))
+    db.gates.evaluate(once=True, as_of=h(5.5))
+    db.gates.evaluate(once=True, as_of=h(30))
+    head = db.con.execute("SELECT max(seq) FROM decisions").fetchone()[0]
+    assert db.gates.evaluate() == []  # nothing known after h30
+    insert(db.con, series("A", [-30.0], strategy=None, start_hour=40, prefix="A-late-"))
+    later = db.gates.evaluate()
+    assert [(r["subject"], r["action"], r["as_of"][:13]) for r in later] == [
+        ("A", "kill", "2024-01-02T16")]  # h40: the kill rule fires on the new window
+    as_of = [r[0] for r in db.con.execute("SELECT as_of FROM decisions ORDER BY seq").fetchall()]
+    assert as_of == sorted(as_of) and len(as_of) == head + 1
+    assert db.audit_verify()["ok"] is True

@@ -157,6 +157,11 @@ class Gates:
                 decisions = decided()
                 records = journal.append(self.store, [d for d, news in decisions if news],
                                          gp.decision_body(), notify=gp.notify)
+                if when is not None:  # a later catch-up starts after `when` for these subjects
+                    marks = replay.progress(con)
+                    replay.save_progress(con, {d.key for d, _ in decisions
+                                               if d.key not in marks or marks[d.key] < when},
+                                         when)
         return {"as_of": ts_text(when), "records": records,
                 "decisions": [(d.content(), news) for d, news in decisions]}
 
