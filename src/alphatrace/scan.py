@@ -31,7 +31,13 @@ def segmented_accumulate(op: np.ufunc, x: npt.NDArray[Any], starts: npt.NDArray[
                          ) -> npt.NDArray[Any]:
     """`op.accumulate` restarted at each segment start: the same bits as calling it on each
     segment alone (a sequential left-to-right scan), with a few numpy calls per position of
-    the short segments instead of several per segment."""
+    the short segments instead of several per segment. A sum past the double range is
+    ±inf (IEEE arithmetic, as in SQL), without a warning."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _scan(op, x, starts)
+
+
+def _scan(op: np.ufunc, x: npt.NDArray[Any], starts: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
     out = np.array(x, copy=True)
     n = len(x)
     if n == 0:
