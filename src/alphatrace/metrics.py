@@ -28,11 +28,15 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from alphatrace.arrays import floats
+from alphatrace.engines.duckdb import DUCKDB
+from alphatrace.scan import segment_cumsum_int, segmented_accumulate
 from alphatrace.store.connection import registered
 
 PNL = "realized_pnl_bps"
+_sum = DUCKDB.exact_sum
 
 
 # How a metric's value reads in a table (server/dashboard/fmt.py maps each to its formatter):
@@ -68,21 +72,24 @@ def _m(name: str, sql: str, unit: str, formula: str, doc: str, *, label: str = "
 
 def _mean(name: str, per_run: str, unit: str, formula: str, doc: str, *,
           empty_is_zero: bool = False, label: str = "", fmt: str = "n0") -> Metric:
-    """A compensated mean of a per-run value (`favg`), NULL over no runs unless `empty_is_zero`."""
-    sql = f"favg({per_run})"
+    """The exact mean of a per-run value (`exact_sum` / count), NULL over no runs unless
+    `empty_is_zero`."""
+    sql = DUCKDB.exact_mean(per_run)
     return Metric(name, f"coalesce({sql}, 0)" if empty_is_zero else sql, unit, formula, doc,
                   per_run, label, fmt)
 
 
 # Same runs, same bytes: DuckDB aggregates a large group on several threads and adds their
 # partial results in no fixed order, so a plain `sum`/`avg`/`stddev_samp` of doubles can
-# change in the last digits from one run to the next (seen at 1M runs over 200 agents). Sums
-# and means of doubles are compensated (`fsum`/`favg`), correctly rounded in practice
-# whatever the order. The sample variance sums squares of PnL shifted by the group's first
-# realized PnL (`_pnl0`, a path column): shifted by a value inside the data, the two sums do
-# not cancel catastrophically, and a constant series gives exactly 0 (so its Sharpe is null).
+# change in the last digits from one run to the next (seen at 1M runs over 200 agents), and
+# Spark splits the work differently again. Every sum and mean of doubles is the dialect's
+# `exact_sum`: the terms sorted by value, then added in that order, the same bits on any
+# split and either engine. The sample variance sums squares of PnL shifted by the group's
+# first realized PnL (`_pnl0`, a path column): shifted by a value inside the data, the two
+# sums do not cancel catastrophically, and a constant series gives exactly 0 (so its Sharpe
+# is null).
 _D = f"({PNL} - _pnl0)"
-_SD = (f"sqrt(greatest(0, (fsum({_D} * {_D}) - fsum({_D}) * fsum({_D}) / count({PNL})) "
+_SD = (f"sqrt(greatest(0, ({_sum(f'{_D} * {_D}')} - {_sum(_D)} * {_sum(_D)} / count({PNL})) "
        f"/ nullif(count({PNL}) - 1, 0)))")
 # Days from the first to the last realized run (runs without PnL carry no return).
 _DAYS = (f"date_diff('second', min(ts) FILTER (WHERE {PNL} IS NOT NULL), "
@@ -98,7 +105,7 @@ _METRICS: tuple[Metric, ...] = (
     _mean("hit_rate", f"CASE WHEN {PNL} IS NULL THEN NULL WHEN {PNL} > 0 THEN 1.0 ELSE 0.0 END",
        "ratio", "#(pnl > 0) / #realized", "share of realized runs that made money (0 counts as a miss)",
        label="hit rate", fmt="pct"),
-    _m("rolling_pnl_bps", f"coalesce(fsum({PNL}), 0)", "bps", "Σ pnl",
+    _m("rolling_pnl_bps", f"coalesce({_sum(PNL)}, 0)", "bps", "Σ pnl",
        "sum of realized bps over the group (a gate's window: its last N runs)",
        label="rolling PnL", fmt="bps"),
     _mean("mean_pnl_bps", PNL, "bps", "Σ pnl / n", "mean realized bps per run",
@@ -110,30 +117,30 @@ _METRICS: tuple[Metric, ...] = (
        label="mean net", fmt="bps"),
     _m("median_net_bps", "median(net_bps)", "bps", "median(net_bps)", "median per-run net bps",
        label="median net", fmt="bps"),
-    _m("total_pnl_usd", "coalesce(fsum(pnl_usd), 0)", "USD", "Σ pnl_usd", "trading PnL in dollars",
+    _m("total_pnl_usd", f"coalesce({_sum('pnl_usd')}, 0)", "USD", "Σ pnl_usd", "trading PnL in dollars",
        label="trading PnL", fmt="usd"),
-    _m("total_cost_usd", "coalesce(fsum(cost_usd), 0)", "USD", "Σ cost_usd",
+    _m("total_cost_usd", f"coalesce({_sum('cost_usd')}, 0)", "USD", "Σ cost_usd",
        "inference spend of every run, realized or not",
        label="inference cost", fmt="cost"),
-    _m("unrealized_cost_usd", f"coalesce(fsum(cost_usd) FILTER (WHERE {_UNREALIZED}), 0)", "USD",
+    _m("unrealized_cost_usd", f"coalesce({_sum('cost_usd', _UNREALIZED)}, 0)", "USD",
        "Σ cost_usd where pnl_usd = null",
        "the part of total_cost_usd spent on runs whose PnL is not known yet (open, unpriced)",
        label="cost of unrealized runs", fmt="cost"),
     _m("net_usd",
-       f"coalesce(fsum(CASE WHEN {_UNREALIZED} THEN -cost_usd ELSE net_usd END), 0)", "USD",
+       f"coalesce({_sum(f'CASE WHEN {_UNREALIZED} THEN -cost_usd ELSE net_usd END')}, 0)", "USD",
        "Σ pnl_usd − Σ cost_usd",
        "dollars after inference cost: the PnL known so far minus the cost of every run",
        label="net", fmt="usd"),
     _m("profit_factor",
-       f"fsum(CASE WHEN {PNL} > 0 THEN {PNL} ELSE 0 END) / "
-       f"nullif(-fsum(CASE WHEN {PNL} < 0 THEN {PNL} ELSE 0 END), 0)",
+       f"{_sum(f'CASE WHEN {PNL} > 0 THEN {PNL} ELSE 0 END')} / "
+       f"nullif(-{_sum(f'CASE WHEN {PNL} < 0 THEN {PNL} ELSE 0 END')}, 0)",
        "ratio", "Σ winning bps / |Σ losing bps|", "null when there is no losing run",
        label="profit factor", fmt="n2"),
-    _m("sharpe", f"favg({PNL}) / nullif({_SD}, 0)", "ratio",
+    _m("sharpe", f"{DUCKDB.exact_mean(PNL)} / nullif({_SD}, 0)", "ratio",
        "mean(pnl) / sd(pnl)", "per-run Sharpe ratio (sample sd); null under 2 runs or zero sd",
        label="Sharpe", fmt="n3"),
     _m("sharpe_annualised",
-       f"favg({PNL}) / nullif({_SD}, 0) * sqrt(365.0 * count({PNL}) / greatest({_DAYS}, 1.0))",
+       f"{DUCKDB.exact_mean(PNL)} / nullif({_SD}, 0) * sqrt(365.0 * count({PNL}) / greatest({_DAYS}, 1.0))",
        "ratio", "sharpe · √(365 · runs per day)",
        "per-run Sharpe scaled by the observed run frequency (realized runs / days from the first "
        "to the last realized run, at least 1 day)",
@@ -165,7 +172,7 @@ _METRICS: tuple[Metric, ...] = (
     _mean("tokens_per_run", "coalesce(tokens_in, 0) + coalesce(tokens_out, 0)", "tokens",
        "Σ (tokens_in + tokens_out) / n", "tokens per run",
        label="tokens per run", fmt="n0"),
-    _m("pnl_per_cost", "fsum(pnl_usd) / nullif(fsum(cost_usd), 0)", "ratio",
+    _m("pnl_per_cost", f"{_sum('pnl_usd')} / nullif({_sum('cost_usd')}, 0)", "ratio",
        "Σ pnl_usd / Σ cost_usd", "trading dollars per dollar of inference; null without cost",
        label="PnL per cost dollar", fmt="n1"),
 )
@@ -217,7 +224,7 @@ def get(name: str) -> Metric:
     lm = _LAST_N.match(name)
     if lm and int(lm.group(1)) >= 1:
         n = int(lm.group(1))
-        return _m(name, f"coalesce(fsum({PNL}) FILTER (WHERE _rn_desc <= {n}), 0)", "bps",
+        return _m(name, f"coalesce({_sum(PNL, f'_rn_desc <= {n}')}, 0)", "bps",
                   f"Σ pnl over the newest {n} realized runs",
                   f"sum of realized bps over the last {n} runs with realized PnL",
                   label=f"PnL of the last {n} runs", fmt="bps")
@@ -234,52 +241,6 @@ def is_metric(name: str) -> bool:
     except KeyError:
         return False
     return True
-
-
-def path_sql(source: str, group_by: list[str], order: str = "ts, run_id") -> str:
-    """`source` plus the per-group path columns the aggregates read.
-
-    With no groups (a forensics slice) the rows are sorted once and the path columns are
-    running aggregates over that order (DuckDB's streaming window, which keeps insertion
-    order): 2-3× cheaper than ordered windows, which re-sort per window and sum through a
-    segment tree. With groups the windows are partitioned and ordered. `order`: the run order
-    (governance orders by knowledge time: "known_ts, ts, run_id")."""
-    desc = ", ".join(f"{c.strip()} DESC" for c in order.split(","))
-    if not group_by:
-        s = "(ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-        return _with_path_columns(
-            f"SELECT * FROM ({source}) ORDER BY {order}", s,
-            seq="row_number() OVER ()",
-            rn_desc=f"count({PNL}) OVER () - count({PNL}) OVER {s} + 1")
-    part = f"PARTITION BY {', '.join(group_by)}"
-    return _with_path_columns(
-        source, f"({part} ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
-        seq=f"row_number() OVER ({part} ORDER BY {order})",
-        rn_desc=f"row_number() OVER ({part}, {PNL} IS NULL ORDER BY {desc})")
-
-
-def _with_path_columns(source: str, w: str, *, seq: str, rn_desc: str) -> str:
-    """Rows of `source` with the path columns as running aggregates over the frame `w`.
-
-    `rn_desc` gives a realized row its rank among the group's realized runs, newest first;
-    its value on a row without PnL is whatever the form computes (every reader of `_rn_desc`
-    sums PnL, which such a row does not have)."""
-    return f"""
-SELECT *,
-  greatest(0, max(_cum_bps) OVER {w}) AS _peak_bps,
-  greatest(0, max(_cum_usd) OVER {w}) AS _peak_usd,
-  CASE WHEN {PNL} < 0 THEN _nloss - max(CASE WHEN {PNL} >= 0 THEN _nloss ELSE 0 END) OVER {w}
-       ELSE 0 END AS _streak
-FROM (
-  SELECT *,
-    {seq} AS _seq,
-    {rn_desc} AS _rn_desc,
-    sum(coalesce({PNL}, 0)) OVER {w} AS _cum_bps,
-    sum(coalesce(net_usd, 0)) OVER {w} AS _cum_usd,
-    count(CASE WHEN {PNL} < 0 THEN 1 END) OVER {w} AS _nloss,
-    first_value({PNL} IGNORE NULLS) OVER {w} AS _pnl0
-  FROM ({source})
-)"""
 
 
 def select_list(metric_names: list[str]) -> str:
@@ -303,56 +264,108 @@ def compute(
     """Metrics per group of `source` (a SQL query over ledger rows), ordered by the group keys.
 
     `source` must have the ledger columns the chosen metrics read, plus the columns of
-    `order` (the run order path metrics follow: default `ts, run_id`).
+    `order` (the run order path metrics follow: default `ts, run_id`). The rows are fetched
+    once in (groups, order) order, the path columns computed by `path_columns` (the same
+    sequential scans `compute_one` uses, so both give the same bits), and the aggregates run
+    over them.
     """
     chosen = metric_names or list(METRICS)
     keys = ", ".join(group_by)
-    path = path_sql(source, group_by, order)
-    sql = f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} FROM ({path})"
-    if group_by:
-        sql += f" GROUP BY {keys} ORDER BY {keys}"
-    return con.sql(sql, params=params or None).to_arrow_table()
+    tail = f" GROUP BY {keys} ORDER BY {keys}" if group_by else ""
+    if not any(reads_path(get(n)) for n in chosen):  # plain aggregates: no rows to fetch
+        return con.sql(f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} "
+                       f"FROM ({source}){tail}", params=params or None).to_arrow_table()
+    rows = con.sql(f"SELECT * FROM ({source}) ORDER BY {', '.join([*group_by, order])}",
+                   params=params or None).to_arrow_table()
+    starts = segment_starts(rows, group_by)
+    with registered(con, f"_metrics_rows_{uuid.uuid4().hex}", _with_path(rows, starts)) as view:
+        return con.sql(f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} "
+                       f"FROM {view}{tail}").to_arrow_table()
 
 
-def path_columns(pnl: npt.NDArray[np.float64], net_usd: npt.NDArray[np.float64]
-                 ) -> dict[str, npt.NDArray[Any]]:
-    """The path columns of `path_sql` for one group's rows already in (ts, run_id) order (NaN
-    for NULL), as running numpy scans: a few milliseconds at 250,000 runs, where SQL's
-    running windows call an aggregate per row."""
+PATH_COLUMNS = ("_seq", "_rn_desc", "_cum_bps", "_cum_usd", "_pnl0", "_peak_bps", "_peak_usd",
+                "_streak")
+
+
+def reads_path(m: Metric) -> bool:
+    """Whether the metric reads a path column (then its rows are fetched in run order)."""
+    return any(c in m.sql for c in PATH_COLUMNS)
+
+
+def segment_starts(rows: pa.Table, keys: list[str]) -> npt.NDArray[np.int64]:
+    """The first row of each run of equal `keys` values in `rows` (NULL equals NULL): the
+    groups of rows sorted by those keys. No keys: one group (none when there are no rows)."""
+    n = rows.num_rows
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for k in keys:
+        codes = pc.dictionary_encode(rows.column(k).combine_chunks()).indices
+        c = np.asarray(codes.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        change[1:] |= c[1:] != c[:-1]
+    return np.flatnonzero(change).astype(np.int64)
+
+
+def path_columns(pnl: npt.NDArray[np.float64], net_usd: npt.NDArray[np.float64],
+                 starts: npt.NDArray[np.int64] | None = None) -> dict[str, npt.NDArray[Any]]:
+    """The path columns (see the module docstring) of rows already in run order within each
+    group, a group starting at each of `starts` (default: one group), NaN for NULL.
+
+    The one definition of the path: running sums add each run to the previous total in run
+    order (numpy's sequential `cumsum`, never a tree of partial sums), so every engine that
+    calls this gets the same bits. `_rn_desc` is meaningful on realized rows only, `_pnl0`
+    is the group's first realized PnL."""
     n = len(pnl)
-    seq = np.arange(1, n + 1, dtype=np.int64)
-    cum_bps = np.cumsum(np.nan_to_num(pnl, nan=0.0))
-    cum_usd = np.cumsum(np.nan_to_num(net_usd, nan=0.0))
+    if starts is None:
+        starts = np.zeros(1 if n else 0, dtype=np.int64)
+    lens = np.diff(np.append(starts, n))
+    first = np.repeat(starts, lens)
+    seq = np.arange(n, dtype=np.int64) - first + 1
+    cum_bps = segmented_accumulate(np.add, np.nan_to_num(pnl, nan=0.0), starts)
+    cum_usd = segmented_accumulate(np.add, np.nan_to_num(net_usd, nan=0.0), starts)
     with np.errstate(invalid="ignore"):
         loss, win = pnl < 0, pnl >= 0
-    nloss = np.cumsum(loss, dtype=np.int64)
-    last_break = np.maximum.accumulate(np.where(win, nloss, 0)) if n else nloss
+    nloss = segment_cumsum_int(loss.astype(np.int64), starts)
+    # Running max of the last non-losing row's count, restarted per group: the counts are
+    # ≥ 0, so lifting each group above the previous ones by its index makes one scan do.
+    lift = np.repeat(np.arange(len(starts), dtype=np.int64), lens) * (n + 1)
+    last_break = np.maximum.accumulate(np.where(win, nloss, 0) + lift) - lift if n else nloss
     realized = ~np.isnan(pnl)
-    known = np.flatnonzero(realized)
-    n_realized = np.cumsum(realized, dtype=np.int64)
+    n_realized = segment_cumsum_int(realized.astype(np.int64), starts)
+    total = n_realized[np.append(starts[1:], n) - 1] if n else n_realized
+    at = np.where(realized, np.arange(n), n)
+    first_known = np.minimum.reduceat(at, starts) if n else at
+    pnl0 = np.where(first_known < n, np.append(pnl, np.nan)[first_known], np.nan)
     return {
-        "_seq": seq, "_rn_desc": len(known) - n_realized + 1,
+        "_seq": seq, "_rn_desc": np.repeat(total, lens) - n_realized + 1,
         "_cum_bps": cum_bps, "_cum_usd": cum_usd,
-        "_pnl0": np.full(n, pnl[known[0]] if len(known) else np.nan),
-        "_peak_bps": np.maximum(np.maximum.accumulate(cum_bps), 0.0) if n else cum_bps,
-        "_peak_usd": np.maximum(np.maximum.accumulate(cum_usd), 0.0) if n else cum_usd,
+        "_pnl0": np.repeat(pnl0, lens),
+        "_peak_bps": np.maximum(segmented_accumulate(np.maximum, cum_bps, starts), 0.0),
+        "_peak_usd": np.maximum(segmented_accumulate(np.maximum, cum_usd, starts), 0.0),
         "_streak": np.where(loss, nloss - last_break, 0),
     }
 
 
-def compute_one(con: duckdb.DuckDBPyConnection, rows: pa.Table,
-                metric_names: list[str] | None = None) -> dict[str, Any]:
-    """Metrics of one group given as Arrow rows in (ts, run_id) order (the dashboard's agent,
-    fetched once): the same aggregates as `compute`, over path columns from `path_columns`."""
+def _with_path(rows: pa.Table, starts: npt.NDArray[np.int64]) -> pa.Table:
+    """`rows` (in run order within each group of `starts`) with their path columns."""
     def col(name: str) -> npt.NDArray[np.float64]:
         if name not in rows.column_names:
             return np.full(rows.num_rows, np.nan)
         return floats(rows.column(name))
 
-    extra = path_columns(col(PNL), col("net_usd"))
+    extra = path_columns(col(PNL), col("net_usd"), starts)
     tbl = rows.drop_columns([c for c in extra if c in rows.column_names])
     for name, values in extra.items():
         tbl = tbl.append_column(name, pa.array(values))
+    return tbl
+
+
+def compute_one(con: duckdb.DuckDBPyConnection, rows: pa.Table,
+                metric_names: list[str] | None = None) -> dict[str, Any]:
+    """Metrics of one group given as Arrow rows in (ts, run_id) order (the dashboard's agent,
+    fetched once): the same aggregates and path columns as `compute`."""
+    tbl = _with_path(rows, segment_starts(rows, []))
     with registered(con, f"_metrics_rows_{uuid.uuid4().hex}", tbl) as view:
         out = con.sql(f"SELECT {select_list(metric_names or list(METRICS))} FROM {view}"
                       ).to_arrow_table().to_pylist()

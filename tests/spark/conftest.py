@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +16,8 @@ def spark() -> Iterator[Any]:
     pyspark_sql = pytest.importorskip("pyspark.sql")
     if shutil.which("java") is None:
         pytest.skip("Spark needs Java 17+ (not on PATH)")
+    # Python workers (mapInArrow) run this interpreter, with its pyarrow and alphatrace.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (pyspark_sql.SparkSession.builder.master("local[2]")
                .appName("alphatrace-tests")
                .config("spark.sql.session.timeZone", "UTC")

@@ -103,10 +103,25 @@ def ledger(
     limit: Annotated[int, typer.Option(
         "--limit", help="Rows shown in the table (the newest); --json and --out write all.")]
     = DEFAULT_SHOWN,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="duckdb (the store) or spark: build the ledger on Spark from the "
+                         "legs and events of an export (--tables DIR) into the Parquet "
+                         "directory --out (docs/spark.md).")] = "duckdb",
+    tables: Annotated[Path | None, typer.Option(
+        "--tables", help="With --engine spark: the folder `alphatrace export --to parquet` "
+                         "wrote.")] = None,
+    policy: PolicyOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """One row per run (docs/architecture.md §Ledger), ordered by (ts, run_id), with a status summary line."""
+    if engine not in ("duckdb", "spark"):
+        raise InputError(f"--engine {engine}: use duckdb or spark")
+    if engine == "spark":
+        _spark_ledger(tables, out, policy, as_json)
+        return
+    if tables is not None or policy is not None:
+        raise InputError("--tables and --policy go with --engine spark")
     if out is not None and as_json:
         raise InputError("use either --json or --out, not both")
     if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
@@ -131,6 +146,19 @@ def ledger(
     console.print(summary_line(result.summary), highlight=False)
     if note:
         console.print(f"[yellow]{note}[/]")
+
+
+def _spark_ledger(tables: Path | None, out: Path | None, policy: Path | None,
+                  as_json: bool) -> None:
+    if tables is None or out is None:
+        raise InputError("--engine spark needs --tables DIR (an export) and --out DIR")
+    from alphatrace.engines.spark.run import ledger_to_parquet
+
+    rows = ledger_to_parquet(tables, out, rpolicy.load(policy))
+    if as_json:
+        print_json({"engine": "spark", "runs": rows, "out": str(out)})
+    else:
+        console.print(f"wrote {rows:,} runs to {out} (Spark)")
 
 
 def _write(table: pa.Table, out: Path) -> None:

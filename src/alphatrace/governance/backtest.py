@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from alphatrace.engines.duckdb import DUCKDB
 from alphatrace.governance import replay
 from alphatrace.governance.gates import Decision
 from alphatrace.governance.policy import GovernancePolicy
@@ -64,8 +65,8 @@ def run(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy) -> dict[str, Any]:
         totals = con.execute(f"""
 SELECT p.scope, p.subject, count(*) AS runs,
   count(*) FILTER (WHERE {after}) AS runs_after,
-  coalesce(fsum(realized_pnl_bps) FILTER (WHERE {after}), 0) AS bps_after,
-  coalesce(fsum(pnl_usd) FILTER (WHERE {after}), 0) AS usd_after
+  coalesce({DUCKDB.exact_sum("realized_pnl_bps", after)}, 0) AS bps_after,
+  coalesce({DUCKDB.exact_sum("pnl_usd", after)}, 0) AS usd_after
 FROM ({subjects_sql(base, list(gp.gates.scope))}) p
 LEFT JOIN {KILL} k ON k.scope = p.scope AND k.subject = p.subject
 GROUP BY ALL ORDER BY p.scope, p.subject""", params).fetchall()

@@ -20,13 +20,17 @@ Rules (docs/ledger.md has the full text):
   record has start_ts and end_ts, then max(end) − min(start).
 
 Most runs have one alpha event, one telemetry record and one pnl event: those rows pass
-through as they are, and only runs with several are aggregated. Floating-point sums add their
-terms in ascending order of value (`_fsum`), so the result does not depend on how the engine
-split rows between threads: a rebuild is bit-identical.
+through as they are, and only runs with several are aggregated. Floating-point sums are the
+dialect's `exact_sum` (terms in ascending order of value), so the result does not depend on how
+the engine split rows between threads or executors: a rebuild is bit-identical, and so is the
+same ledger built on Spark. The SQL is written once over a `Dialect` (`engines`), in the subset
+DuckDB and Spark share plus the dialect's primitives.
 """
 
 from __future__ import annotations
 
+from alphatrace.engines.dialect import Dialect
+from alphatrace.engines.duckdb import DUCKDB
 from alphatrace.market.symbols import norm_sql
 from alphatrace.sql import lit
 
@@ -43,11 +47,13 @@ _LEG_ORDER = "ts NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
 _TEL_ORDER = "coalesce(ts, start_ts) NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
 _PNL_ORDER = "ts NULLS LAST, file_id NULLS LAST, line NULLS LAST, event_id"
 _W = "CASE WHEN direction <> 'FLAT' THEN size_usd END"
+_NO_DOUBLE = "CAST(NULL AS DOUBLE)"
+_NO_BIGINT = "CAST(NULL AS BIGINT)"
 # When a pnl event's figure existed: its ts, else the time its file arrived.
 _KTS = "coalesce(p.ts, f.ingested_at)"
 
 
-def _split(table: str, name: str, runs: str | None = None) -> str:
+def _split(d: Dialect, table: str, name: str, runs: str | None = None) -> str:
     """`{name}_1`: rows of runs with one row in `table`; `{name}_m`: rows of runs with several.
     The few runs with several rows are found first; both halves are then joins against that
     small set (semi / anti), never against the million single-row runs. With `runs`, only the
@@ -55,33 +61,27 @@ def _split(table: str, name: str, runs: str | None = None) -> str:
     changed."""
     head = ""
     if runs is not None:
-        head = (f"{name}_rows AS MATERIALIZED (SELECT * FROM {table} "
-                f"SEMI JOIN {runs} USING (run_id)),\n")
+        head = (f"{name}_rows AS {d.materialized()}(SELECT * FROM {table} "
+                f"{d.semi_join()} {runs} USING (run_id)),\n")
         table = f"{name}_rows"
     return f"""
 {head}{name}_multi AS (SELECT run_id FROM {table} GROUP BY run_id HAVING count(*) > 1),
-{name}_1 AS (SELECT * FROM {table} ANTI JOIN {name}_multi USING (run_id)),
-{name}_m AS (SELECT * FROM {table} SEMI JOIN {name}_multi USING (run_id))"""
+{name}_1 AS (SELECT * FROM {table} {d.anti_join()} {name}_multi USING (run_id)),
+{name}_m AS (SELECT * FROM {table} {d.semi_join()} {name}_multi USING (run_id))"""
 
 
-def _fsum(expr: str, where: str | None = None) -> str:
-    """A deterministic float sum: terms sorted by value, then added (NULLs ignored)."""
-    filt = f" FILTER (WHERE {where})" if where else ""
-    return f"list_sum(list_sort(list({expr}){filt}))"
-
-
-def _wmean(part: str) -> str:
+def _wmean(d: Dialect, part: str) -> str:
     """Size-weighted mean of a leg column over a run's legs: 0 when all are FLAT, a single
     weighted leg's own value exactly, else Σ size·x / Σ size."""
     return (f"CASE WHEN count({_W}) = 0 THEN 0.0 "
-            f"WHEN count({_W}) = 1 THEN any_value({part}) FILTER (WHERE direction <> 'FLAT') "
-            f"ELSE {_fsum(f'{_W} * {part}')} / {_fsum(_W)} END")
+            f"WHEN count({_W}) = 1 THEN {d.any_value(part)} FILTER (WHERE direction <> 'FLAT') "
+            f"ELSE {d.exact_sum(f'{_W} * {part}')} / {d.exact_sum(_W)} END")
 
 
-def _legs_sql(runs: str | None) -> str:
+def _legs_sql(d: Dialect, runs: str | None) -> str:
     """Per run: identity, symbols, direction, status counts and the weighted numbers."""
     return f"""
-{_split("legs", "leg", runs)},
+{_split(d, "legs", "leg", runs)},
 leg_run AS (
   SELECT run_id, 1 AS n_legs, agent, strategy, ts,
     coalesce(market_symbol, symbol) AS symbols, direction, score_final, regime,
@@ -93,54 +93,54 @@ leg_run AS (
   FROM leg_1
   UNION ALL
   SELECT run_id, count(*) AS n_legs,
-    first(agent ORDER BY {_LEG_ORDER}) AS agent,
-    first(strategy ORDER BY strategy IS NULL, {_LEG_ORDER}) AS strategy,
+    {d.first_by("agent", _LEG_ORDER)} AS agent,
+    {d.first_by("strategy", f"strategy IS NULL, {_LEG_ORDER}")} AS strategy,
     min(ts) AS ts,
-    array_to_string(list_sort(list_distinct(list(coalesce(market_symbol, symbol)))), ',')
-      AS symbols,
+    {d.sorted_distinct_join("coalesce(market_symbol, symbol)")} AS symbols,
     CASE WHEN min(direction) = max(direction) THEN min(direction) ELSE 'MIXED' END AS direction,
-    first(score_final ORDER BY {_LEG_ORDER}) AS score_final,
-    first(regime ORDER BY {_LEG_ORDER}) AS regime,
+    {d.first_by("score_final", _LEG_ORDER)} AS score_final,
+    {d.first_by("regime", _LEG_ORDER)} AS regime,
     count(*) FILTER (WHERE status = 'unpriced') AS n_unpriced,
     count(*) FILTER (WHERE status = 'open') AS n_open,
-    first(reason ORDER BY status <> 'unpriced', reason IS NULL, {_LEG_ORDER}) AS reason,
-    NULL::DOUBLE AS entry_price, NULL::DOUBLE AS exit_price,
+    {d.first_by("reason", f"status <> 'unpriced', reason IS NULL, {_LEG_ORDER}")} AS reason,
+    CAST(NULL AS DOUBLE) AS entry_price, CAST(NULL AS DOUBLE) AS exit_price,
     min(entry_ts) AS entry_ts, max(exit_ts) AS exit_ts,
-    {_fsum(_W)} AS deployed_usd,
-    {_wmean("gross_bps")} AS gross_bps,
-    {_wmean("fee_bps")} AS fee_bps,
-    {_wmean("funding_bps")} AS funding_bps,
-    {_wmean("paper_pnl_bps")} AS paper_pnl_bps,
-    {_fsum("pnl_usd")} AS paper_usd, NULL AS leg_market,
-    nullif(array_to_string(list_transform(list_sort(list_distinct(
-      list({{'s': interval_s, 'label': bar_interval}}) FILTER (WHERE bar_interval IS NOT NULL))),
-      lambda x: x.label), ','), '') AS bar_interval
+    {d.exact_sum(_W)} AS deployed_usd,
+    {_wmean(d, "gross_bps")} AS gross_bps,
+    {_wmean(d, "fee_bps")} AS fee_bps,
+    {_wmean(d, "funding_bps")} AS funding_bps,
+    {_wmean(d, "paper_pnl_bps")} AS paper_pnl_bps,
+    {d.exact_sum("pnl_usd")} AS paper_usd, CAST(NULL AS STRING) AS leg_market,
+    nullif({d.sorted_labels("interval_s", "bar_interval", "bar_interval IS NOT NULL")}, '')
+      AS bar_interval
   FROM leg_m GROUP BY run_id
 )"""
 
 
-def _telemetry_sql(runs: str | None) -> str:
+def _telemetry_sql(d: Dialect, runs: str | None) -> str:
     """Per run: sums of tokens, cost and errors; latency as the sum, or wall time."""
-    wall = "date_diff('microsecond', {s}, {e}) / 1000.0"
+    def wall(s: str, e: str) -> str:
+        return f"CAST({d.epoch_us(e)} - {d.epoch_us(s)} AS DOUBLE) / 1e3"
+
     return f"""
-{_split("telemetry", "tel", runs)},
+{_split(d, "telemetry", "tel", runs)},
 tel AS (
   SELECT run_id, 1 AS n_telemetry, agent, strategy, coalesce(ts, start_ts) AS ts,
     CASE WHEN start_ts IS NOT NULL AND end_ts IS NOT NULL
-         THEN {wall.format(s="start_ts", e="end_ts")} ELSE latency_ms END AS latency_ms,
+         THEN {wall("start_ts", "end_ts")} ELSE latency_ms END AS latency_ms,
     tokens_in, tokens_out, cost_usd, errors, nullif(model, '') AS model
   FROM tel_1
   UNION ALL
   SELECT run_id, count(*) AS n_telemetry,
-    first(agent ORDER BY {_TEL_ORDER}) AS agent,
-    first(strategy ORDER BY strategy IS NULL, {_TEL_ORDER}) AS strategy,
+    {d.first_by("agent", _TEL_ORDER)} AS agent,
+    {d.first_by("strategy", f"strategy IS NULL, {_TEL_ORDER}")} AS strategy,
     min(coalesce(ts, start_ts)) AS ts,
     CASE WHEN count(start_ts) = count(*) AND count(end_ts) = count(*)
-         THEN {wall.format(s="min(start_ts)", e="max(end_ts)")}
-         ELSE {_fsum("latency_ms")} END AS latency_ms,
+         THEN {wall("min(start_ts)", "max(end_ts)")}
+         ELSE {d.exact_sum("latency_ms")} END AS latency_ms,
     sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
-    {_fsum("cost_usd")} AS cost_usd, sum(errors) AS errors,
-    nullif(array_to_string(list_sort(list_distinct(list(nullif(model, '')))), ','), '') AS model
+    {d.exact_sum("cost_usd")} AS cost_usd, sum(errors) AS errors,
+    nullif({d.sorted_distinct_join("nullif(model, '')")}, '') AS model
   FROM tel_m GROUP BY run_id
 )"""
 
@@ -152,7 +152,7 @@ def pnl_keys_sql(pnl_symmap: str) -> str:
     return f"SELECT alias, coalesce(symbol, nullif({norm_sql('alias')}, '')) AS key FROM {pnl_symmap}"
 
 
-def _pnl_sql(pnl_keys: str, runs: str | None) -> str:
+def _pnl_sql(d: Dialect, pnl_keys: str, runs: str | None) -> str:
     """Per run: identity and the latest external figure(s) — `run_level_bps` for a run-level
     event, else per-symbol figures, each weighted by the size of its market's legs (`k_*`);
     figures without such a leg are summed apart (`u_*`) and weighted by the agent's default
@@ -162,53 +162,57 @@ def _pnl_sql(pnl_keys: str, runs: str | None) -> str:
     settled after the join with the run's legs (`mw1`: the weight when the run has several
     legs). Only runs with several pnl events are ranked and aggregated here (`*_m`)."""
     key = "CASE WHEN p.symbol IS NOT NULL THEN sm.key END"
-    order = ("revision DESC, ts DESC NULLS LAST, file_id DESC NULLS LAST, line DESC NULLS LAST, "
-             "event_id DESC")
+    order = ("p.revision DESC, p.ts DESC NULLS LAST, p.file_id DESC NULLS LAST, "
+             "p.line DESC NULLS LAST, p.event_id DESC")
     return f"""
-{_split("pnl", "pnl", runs)},
+{_split(d, "pnl", "pnl", runs)},
 pnl_latest_m AS (
   SELECT run_id, key, bps, kts FROM (
-    SELECT p.*, {key} AS key, p.realized_pnl_bps AS bps, {_KTS} AS kts
+    SELECT p.*, {key} AS key, p.realized_pnl_bps AS bps, {_KTS} AS kts,
+      row_number() OVER (PARTITION BY p.run_id, {key} ORDER BY {order}) AS _rank
     FROM pnl_m p LEFT JOIN {pnl_keys} sm ON sm.alias = p.symbol
-    LEFT JOIN ingested_files f ON f.file_id = p.file_id)
-  QUALIFY row_number() OVER (PARTITION BY run_id, key ORDER BY {order}) = 1
+    LEFT JOIN ingested_files f ON f.file_id = p.file_id) ranked
+  WHERE _rank = 1
 ),
 pnl_w_m AS (
   SELECT p.run_id, p.bps, p.kts, lw.w
   FROM pnl_latest_m p
   LEFT JOIN (
-    SELECT l.run_id, l.market_symbol, {_fsum(_W)} AS w
-    FROM legs l SEMI JOIN pnl_latest_m q ON q.run_id = l.run_id AND q.key = l.market_symbol
+    SELECT l.run_id, l.market_symbol, {d.exact_sum(_W)} AS w
+    FROM legs l {d.semi_join()} pnl_latest_m q ON q.run_id = l.run_id AND q.key = l.market_symbol
     GROUP BY l.run_id, l.market_symbol
   ) lw ON lw.run_id = p.run_id AND lw.market_symbol = p.key
   WHERE p.key IS NOT NULL
 ),
 pnl_run AS (
-  SELECT p.run_id, 1 AS n_pnl, p.agent, p.strategy, p.ts,
+  SELECT p.run_id, CAST(1 AS BIGINT) AS n_pnl, p.agent, p.strategy, p.ts,
     CASE WHEN {key} IS NULL THEN p.realized_pnl_bps END AS run_level_bps,
-    {key} AS key1, p.realized_pnl_bps AS bps1, lw.w AS mw1, {_KTS} AS pnl_kts
+    {key} AS key1, p.realized_pnl_bps AS bps1, lw.w AS mw1,
+    {_NO_BIGINT} AS n_sym_m, {_NO_DOUBLE} AS one_bps_m, {_NO_DOUBLE} AS k_bw_m,
+    {_NO_DOUBLE} AS k_w_m, {_NO_DOUBLE} AS u_b_m, {_NO_BIGINT} AS u_n_m, {_KTS} AS pnl_kts
   FROM pnl_1 p LEFT JOIN {pnl_keys} sm ON sm.alias = p.symbol
   LEFT JOIN ingested_files f ON f.file_id = p.file_id
   LEFT JOIN (
-    SELECT run_id, market_symbol, {_fsum(_W)} AS w FROM leg_m GROUP BY run_id, market_symbol
+    SELECT run_id, market_symbol, {d.exact_sum(_W)} AS w FROM leg_m GROUP BY run_id, market_symbol
   ) lw ON lw.run_id = p.run_id AND lw.market_symbol = {key}
-  UNION ALL BY NAME
-  SELECT r.*, er.run_level_bps, es.n_sym_m, es.one_bps_m, es.k_bw_m, es.k_w_m, es.u_b_m,
-         es.u_n_m,
+  UNION ALL
+  SELECT r.run_id, r.n_pnl, r.agent, r.strategy, r.ts, er.run_level_bps,
+         CAST(NULL AS STRING) AS key1, {_NO_DOUBLE} AS bps1, {_NO_DOUBLE} AS mw1,
+         es.n_sym_m, es.one_bps_m, es.k_bw_m, es.k_w_m, es.u_b_m, es.u_n_m,
          CASE WHEN er.run_level_bps IS NOT NULL THEN er.kts ELSE es.kts_m END AS pnl_kts
   FROM (
     SELECT run_id, count(*) AS n_pnl,
-      first(agent ORDER BY agent IS NULL, {_PNL_ORDER}) AS agent,
-      first(strategy ORDER BY strategy IS NULL, {_PNL_ORDER}) AS strategy,
+      {d.first_by("agent", f"agent IS NULL, {_PNL_ORDER}")} AS agent,
+      {d.first_by("strategy", f"strategy IS NULL, {_PNL_ORDER}")} AS strategy,
       min(ts) AS ts
     FROM pnl_m GROUP BY run_id
   ) r
   LEFT JOIN (SELECT run_id, bps AS run_level_bps, kts FROM pnl_latest_m WHERE key IS NULL) er
     ON er.run_id = r.run_id
   LEFT JOIN (
-    SELECT run_id, count(*) AS n_sym_m, any_value(bps) AS one_bps_m,
-           {_fsum("bps * w")} AS k_bw_m, {_fsum("w")} AS k_w_m,
-           {_fsum("bps", "w IS NULL")} AS u_b_m, count(*) FILTER (WHERE w IS NULL) AS u_n_m,
+    SELECT run_id, count(*) AS n_sym_m, {d.any_value("bps")} AS one_bps_m,
+           {d.exact_sum("bps * w")} AS k_bw_m, {d.exact_sum("w")} AS k_w_m,
+           {d.exact_sum("bps", "w IS NULL")} AS u_b_m, count(*) FILTER (WHERE w IS NULL) AS u_n_m,
            max(kts) AS kts_m
     FROM pnl_w_m GROUP BY run_id
   ) es ON es.run_id = r.run_id
@@ -216,15 +220,18 @@ pnl_run AS (
 
 
 def ledger_sql(policy_hash: str, pnl_keys: str = "_rc_pnlkeys",
-               params: str = "_rc_params", runs: str | None = None) -> str:
+               params: str = "_rc_params", runs: str | None = None,
+               dialect: Dialect = DUCKDB) -> str:
     """Ledger rows with the columns LEDGER_COLUMNS (unordered: readers order by ts, run_id).
-    `runs`: a relation with a `run_id` column; only those runs' rows are built (None: all)."""
+    `runs`: a relation with a `run_id` column; only those runs' rows are built (None: all).
+    Relations `legs`, `telemetry`, `pnl` and `ingested_files` are read by those names."""
+    d = dialect
     realized = "CASE WHEN status = 'realized' THEN {x} END"
     return f"""
 WITH
-{_legs_sql(runs)},
-{_telemetry_sql(runs)},
-{_pnl_sql(pnl_keys, runs)},
+{_legs_sql(d, runs)},
+{_telemetry_sql(d, runs)},
+{_pnl_sql(d, pnl_keys, runs)},
 joined AS (
   SELECT coalesce(lr.run_id, t.run_id, pr.run_id) AS run_id,
     coalesce(lr.agent, t.agent, pr.agent) AS agent,
@@ -259,7 +266,8 @@ weighed AS (
     CASE WHEN key1 IS NOT NULL THEN bps1 * w1 ELSE k_bw_m END AS k_bw,
     CASE WHEN key1 IS NOT NULL THEN w1 ELSE k_w_m END AS k_w,
     CASE WHEN key1 IS NOT NULL THEN CASE WHEN w1 IS NULL THEN bps1 END ELSE u_b_m END AS u_b,
-    CASE WHEN key1 IS NOT NULL THEN CAST(w1 IS NULL AS BIGINT) ELSE u_n_m END AS u_n
+    CASE WHEN key1 IS NOT NULL THEN CASE WHEN w1 IS NULL THEN 1 ELSE 0 END ELSE u_n_m END
+      AS u_n
   FROM joined j
 ),
 valued AS (
@@ -270,16 +278,18 @@ valued AS (
     {realized.format(x="p")} AS paper_pnl_bps,
     coalesce(j.run_level_bps,
              CASE WHEN j.n_sym = 1 THEN j.one_bps
-                  ELSE (coalesce(j.k_bw, 0.0) + coalesce(j.u_b, 0.0) * dflt.size_usd)
-                       / (coalesce(j.k_w, 0.0) + j.u_n * dflt.size_usd) END) AS external_pnl_bps,
+                  ELSE (coalesce(j.k_bw, 0.0) + coalesce(j.u_b, 0.0) * j.dflt_size)
+                       / (coalesce(j.k_w, 0.0) + j.u_n * j.dflt_size) END) AS external_pnl_bps,
     CASE WHEN j.run_level_bps IS NOT NULL
-           THEN coalesce(nullif(j.deployed_usd, 0), dflt.size_usd)
+           THEN coalesce(nullif(j.deployed_usd, 0), j.dflt_size)
          WHEN j.n_sym IS NOT NULL
-           THEN coalesce(j.k_w, 0.0) + j.u_n * dflt.size_usd END AS external_size_usd
-  FROM weighed j
-  LEFT JOIN {params} po ON po.agent = j.agent
-  CROSS JOIN (SELECT size_usd FROM {params} WHERE agent IS NULL) d0
-  CROSS JOIN LATERAL (SELECT coalesce(po.size_usd, d0.size_usd) AS size_usd) dflt
+           THEN coalesce(j.k_w, 0.0) + j.u_n * j.dflt_size END AS external_size_usd
+  FROM (
+    SELECT w.*, coalesce(po.size_usd, d0.size_usd) AS dflt_size
+    FROM weighed w
+    LEFT JOIN {params} po ON po.agent = w.agent
+    CROSS JOIN (SELECT size_usd FROM {params} WHERE agent IS NULL) d0
+  ) j
 ),
 sourced AS (
   SELECT *,

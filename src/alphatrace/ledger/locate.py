@@ -4,8 +4,9 @@
 a sorted array: per market, `np.searchsorted` over its bar (settlement) times. One rule then
 covers regular grids, grids with holes, irregular timestamps and ticks, and funding on or off
 the hour, with no per-case relations to build. The loop below is over markets, never over
-signals. Prices are gathered by position from the rows the store holds, bit for bit; funding
-sums stay `DECIMAL` in SQL, which joins them by the settlement row this finds.
+signals. Prices are gathered by position from the rows the store holds, bit for bit; the
+funding running totals are a sequential scan per market (`funding_totals`), which SQL joins by
+the settlement (`i`) this finds.
 
 Columns come and go as dicts of numpy arrays (masked where NULL), the form DuckDB's
 `fetchnumpy` returns and `register` scans.
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+from alphatrace.scan import segmented_accumulate, starts_of
 
 Columns = dict[str, np.ndarray]
 NONE = -1  # "no such row" in a position array
@@ -152,3 +155,16 @@ def exits(narrow: Columns, b: Series, opens: np.ndarray, settlements: Columns) -
                 "target_us": target, "exit_us": exit_us, "exit_price": _at(opens, _rows(b, exit_)),
                 "funded": funded, "entry_settle": _at(settle_i, _rows(f, entry_j)),
                 "exit_settle": _at(settle_i, _rows(f, exit_j))}
+
+
+def funding_totals(settlements: Columns) -> Columns:
+    """`settlements` (sid, us, rm; in (sid, us) order) with `i` (the row's position: the key
+    `exits` reports) and `cum`, the running sum of `rm` per market, added settlement by
+    settlement in time order (a missing `rm` adds nothing). Appending later settlements
+    leaves every earlier total as it was, so C(exit) − C(entry) does not depend on when a
+    leg was priced; the scan is the same on every engine."""
+    sid = _int(settlements["sid"])
+    rm = np.ma.filled(np.ma.masked_invalid(settlements["rm"]).astype(np.float64), 0.0)
+    cum = segmented_accumulate(np.add, np.asarray(rm, dtype=np.float64), starts_of(sid))
+    return {"i": np.arange(len(sid), dtype=np.int64), "sid": sid,
+            "us": _int(settlements["us"]), "rm": settlements["rm"], "cum": cum}

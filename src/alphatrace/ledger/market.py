@@ -1,8 +1,9 @@
 """What reconciliation needs to know about the market data, as relations (SQL text, no I/O).
 
 The chosen bar series per symbol (profiled, with a content digest for change detection) and the
-funding settlements with their running total: the funding paid between entry and exit is
-`C(exit) − C(entry)` where `C(x)` is the sum of `rate·mark` over settlements at or before x.
+funding settlements, whose running total (`locate.funding_totals`) gives the funding paid
+between entry and exit: `C(exit) − C(entry)` where `C(x)` is the sum of `rate·mark` over
+settlements at or before x.
 Finding the bars and settlements a signal needs is a binary search (`locate`), not SQL.
 
 Time is handled as epoch microseconds (BIGINT) inside the pipeline: exact integer arithmetic.
@@ -15,7 +16,6 @@ from collections.abc import Iterable
 from alphatrace.market.names import interval_label
 
 US = 1_000_000
-CUM_TYPE = "DECIMAL(38, 18)"
 
 
 def profile_sql(bar_interval_s: int | None) -> str:
@@ -84,10 +84,8 @@ SELECT m.sid, f.* FROM (
 
 
 def settlements_sql(fprofile: str, mark_fallback: str | None) -> str:
-    """(sid, us, rm, cum) for funding of priced markets: each settlement's `rate·mark` and the
-    running sum, in exact decimal arithmetic (terms rounded to 1e-18): the sum then does not
-    depend on how the engine evaluates the window, so C(exit) − C(entry) is the same number
-    whether a leg was priced before or after later settlements arrived.
+    """(sid, us, rm) for funding of priced markets, each settlement's `rate·mark`, in (sid,
+    us) order: the order `locate.funding_totals` adds them in.
 
     `mark_fallback`, when given, is a relation (sid, us, open) with the open of the first bar at
     or after each settlement whose mark price is missing.
@@ -98,8 +96,6 @@ def settlements_sql(fprofile: str, mark_fallback: str | None) -> str:
         mark = "coalesce(f.mark_price, mf.open)"
         join = f"LEFT JOIN {mark_fallback} mf ON mf.sid = fp.sid AND mf.us = epoch_us(f.ts)"
     return f"""
-SELECT sid, us, rm,
-       sum(CAST(rm AS {CUM_TYPE})) OVER (PARTITION BY sid ORDER BY us ROWS UNBOUNDED PRECEDING)
-         AS cum
-FROM (SELECT fp.sid, epoch_us(f.ts) AS us, f.funding_rate * {mark} AS rm
-      FROM funding f JOIN {fprofile} fp ON fp.symbol = f.symbol AND fp.sid IS NOT NULL {join})"""
+SELECT fp.sid, epoch_us(f.ts) AS us, f.funding_rate * {mark} AS rm
+FROM funding f JOIN {fprofile} fp ON fp.symbol = f.symbol AND fp.sid IS NOT NULL {join}
+ORDER BY sid, us, rm NULLS FIRST"""

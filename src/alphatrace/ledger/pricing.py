@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alphatrace.ledger.market import CUM_TYPE
 from alphatrace.sql import lit
 
 
@@ -92,7 +91,7 @@ PRICE_LEG = f"""CASE d
     ELSE (1 - (exit_price * (1 + fee_rate)) / ({_E} * (1 - fee_rate))) * 1e4 END"""
 GROSS = f"""CASE d WHEN 1 THEN (exit_price / {_E} - 1) * 1e4
     ELSE (1 - exit_price / {_E}) * 1e4 END"""
-FUNDING = f"-d * CAST(c_exit - c_entry AS DOUBLE) / {_E} * 1e4"
+FUNDING = f"-d * (c_exit - c_entry) / {_E} * 1e4"
 
 LEG_COLUMNS = (
     "event_id", "run_id", "agent", "strategy", "ts", "symbol", "market_symbol", "direction",
@@ -128,15 +127,15 @@ def priced_sql(r: Relations, exits: str) -> str:
     """(k, entry/exit prices, gross, price leg, funding, running sums) from `exits`: the
     priceable signals of `narrow_sql` with their bars and settlements (`locate.exits`).
     C(x) is the running sum of the settlement found for x, 0 when there is none."""
-    zero = f"CAST(0 AS {CUM_TYPE})"
+    zero = "CAST(0 AS DOUBLE)"
     return f"""
 with_cum AS (
   SELECT x.*,
     CASE WHEN x.funded THEN coalesce(se.cum, {zero}) END AS c_entry,
     CASE WHEN x.funded THEN coalesce(sx.cum, {zero}) END AS c_exit
   FROM {exits} x
-  LEFT JOIN {r.settlements} se ON se.rowid = x.entry_settle
-  LEFT JOIN {r.settlements} sx ON sx.rowid = x.exit_settle
+  LEFT JOIN {r.settlements} se ON se.i = x.entry_settle
+  LEFT JOIN {r.settlements} sx ON sx.i = x.exit_settle
 ),
 priced AS (
   SELECT k, entry_us, entry_price, exit_us, exit_price, target_us, c_entry, c_exit,

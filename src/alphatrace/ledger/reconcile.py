@@ -74,7 +74,7 @@ _TEMP = ("_rc_params", "_rc_profile", "_rc_markets", "_rc_fprofile", "_rc_settle
 @dataclass(frozen=True)
 class Market:
     """The chosen bars (their times as a `locate.Series`, their opens per row) and the funding
-    settlements (i, sid, us; `i` is the rowid in `_rc_settle`, which holds their running sums)
+    settlements (i, sid, us; `i` is the key of `_rc_settle`, which holds their running sums)
     of one reconcile: what `locate` searches."""
 
     bars: locate.Series
@@ -96,19 +96,28 @@ def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig) -> Mark
                 + funding_profile_sql("_rc_markets"))
     null_marks = one(con, "SELECT coalesce(sum(null_marks) FILTER (WHERE sid IS NOT NULL), 0) "
                           "FROM _rc_fprofile")[0]
+    fallback = None
     if null_marks:
         # Missing mark price: the open of the first bar at or after the settlement.
         points = con.sql("SELECT fp.sid, epoch_us(f.ts) AS us FROM funding f "
                          "JOIN _rc_fprofile fp ON fp.symbol = f.symbol AND fp.sid IS NOT NULL "
                          "WHERE f.mark_price IS NULL").fetchnumpy()
-        with registered(con, "_rc_markfb", locate.next_opens(bars, opens, points)) as fallback:
-            con.execute("CREATE OR REPLACE TEMP TABLE _rc_settle AS "
-                        + settlements_sql("_rc_fprofile", fallback))
-    else:
-        con.execute("CREATE OR REPLACE TEMP TABLE _rc_settle AS "
-                    + settlements_sql("_rc_fprofile", None))
-    settle = con.sql("SELECT rowid AS i, sid, us FROM _rc_settle").fetchnumpy()
+        fallback = locate.next_opens(bars, opens, points)
+    totals = locate.funding_totals(_settlement_rows(con, fallback))
+    with registered(con, "_rc_settle_rows", totals) as rows:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_settle AS SELECT * FROM {rows}")
+    settle = {k: totals[k] for k in ("i", "sid", "us")}
     return Market(bars, opens, settle)
+
+
+def _settlement_rows(con: duckdb.DuckDBPyConnection, fallback: locate.Columns | None
+                     ) -> locate.Columns:
+    """(sid, us, rm) of the settlements of `_rc_fprofile`'s markets, in (sid, us) order;
+    `fallback` (sid, us, open): the marks of settlements without one."""
+    if fallback is None:
+        return con.sql(settlements_sql("_rc_fprofile", None)).fetchnumpy()
+    with registered(con, "_rc_markfb", fallback) as fb:
+        return con.sql(settlements_sql("_rc_fprofile", fb)).fetchnumpy()
 
 
 def locate_exits(con: duckdb.DuckDBPyConnection, rel: Relations, market: Market

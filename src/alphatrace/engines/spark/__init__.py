@@ -1,0 +1,2 @@
+"""Apache Spark: the dialect's Spark spelling (text only, `engines.spark.dialect`) and the
+runners that need pyspark (imported only from here)."""

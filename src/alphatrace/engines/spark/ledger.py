@@ -1,0 +1,45 @@
+"""The ledger on Spark: `ledger.build.ledger_sql` in the Spark dialect over an export.
+
+`alphatrace export --to parquet DIR` writes the store's tables; this reads `legs`,
+`telemetry`, `pnl` and `ingested_files` from DIR as Spark views, adds the two small relations
+(`small.small_relations`: computed on the driver) and runs the same SQL builder the embedded
+engine runs, with `SPARK` primitives. The rows equal the embedded engine's ledger by run_id,
+doubles bit for bit (tests/spark/test_ledger_parity.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alphatrace.engines.spark.dialect import SPARK
+from alphatrace.engines.spark.small import small_relations
+from alphatrace.errors import InputError
+from alphatrace.ledger.build import LEDGER_COLUMNS, ledger_sql
+from alphatrace.ledger.policy import ReconcileConfig
+
+INPUTS = ("legs", "telemetry", "pnl", "ingested_files")
+_PARAMS = ("agent STRING, fee_rate DOUBLE, horizon_s DOUBLE, size_usd DOUBLE, "
+           "include_funding BOOLEAN")
+
+
+def read_views(spark: Any, tables: Path, names: tuple[str, ...]) -> None:
+    """Each `names` table of the export in `tables` as a Spark temp view of that name."""
+    for name in names:
+        f = tables / f"{name}.parquet"
+        if not f.is_file():
+            raise InputError(f"{tables}: no {name}.parquet (write it with "
+                             "`alphatrace export --to parquet`)")
+        spark.read.parquet(str(f)).createOrReplaceTempView(name)
+
+
+def ledger_frame(spark: Any, tables: Path, cfg: ReconcileConfig) -> Any:
+    """The ledger of the export in `tables` as a Spark DataFrame (columns LEDGER_COLUMNS)."""
+    read_views(spark, tables, INPUTS)
+    small = small_relations(tables, cfg)
+    spark.createDataFrame(small["params"].to_pylist(), schema=_PARAMS).createOrReplaceTempView(
+        "_sp_params")
+    spark.createDataFrame(small["pnl_keys"].to_pylist(), schema="alias STRING, key STRING"
+                          ).createOrReplaceTempView("_sp_pnlkeys")
+    sql = ledger_sql(cfg.hash, pnl_keys="_sp_pnlkeys", params="_sp_params", dialect=SPARK)
+    return spark.sql(f"SELECT {', '.join(LEDGER_COLUMNS)} FROM ({sql}) l")
