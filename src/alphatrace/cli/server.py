@@ -132,7 +132,7 @@ def serve(
         app.state.stop_first.append(partial(discovery.remove, app.state.db_abs, served))
     # The event loop shares the GIL with the writer, pipeline and parsing threads: a request
     # that arrives while one of them runs Python waits for the switch interval (5 ms by
-    # default) before the loop gets the GIL back; 0.5 ms bounds that wait for sizing answers.
+    # default) before the loop gets the GIL back; 0.5 ms shortens that wait for sizing answers.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         uvicorn.Server(config).run(sockets=[sock])
