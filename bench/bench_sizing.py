@@ -6,6 +6,8 @@ What it measures, in one run on this machine:
    latency counts from that time, so a stall is not hidden by the clients slowing down with it
    (no coordinated omission); meanwhile `--ingest-clients` processes post SDK-shaped events at
    `--eps` events/s in total (default 10,000) to the same `alphatrace serve`. Target: p99 ≤ 5 ms.
+   The clients (bench/load.py) prepare everything before the clock starts and send
+   pre-encoded requests, since they share the server's cores.
 2. The SDK's cached `alphatrace.size()` against that server, in this process: per call, after
    the first call filled the cache. Target: ≤ 20 µs.
 
@@ -20,85 +22,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import http.client
 import json
-import multiprocessing as mp
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench_collector import _warm, body, percentile
-from common import RESULTS, collector, machine, record
+from common import RESULTS, collector, machine, percentile, record
+from load import BATCH, Job, Load, ingest_client, sizing_client
 
 TARGET_P99_MS = 5.0
 TARGET_CACHED_US = 20.0
 AGENTS = [f"Agent{i}" for i in range(8)]
-BATCH = 500
-
-
-def schedule(rate: float, n: int, start_at: float) -> Iterator[float]:
-    """Waits for the wall-clock `start_at`, then yields `n` due times `rate` per second apart,
-    each once it has come (open loop: a late request does not push the next ones back)."""
-    while time.time() < start_at:
-        time.sleep(0.001)
-    t_start = time.perf_counter()
-    for i in range(n):
-        due = t_start + i / rate
-        wait = due - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
-        yield due
-
-
-def sizing_client(args: tuple[int, int, str, float, float, float]) -> dict[str, Any]:
-    """One sizing client: `rate` requests/s on a schedule, one kept-alive connection."""
-    client, port, key, rate, start_at, seconds = args
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Authorization": f"Bearer {key}"}
-    paths = [f"/v1/agents/{a}/sizing?base_size=10000&score=1.0" for a in AGENTS]
-    lat: list[float] = []
-    bad = 0
-    for i, due in enumerate(schedule(rate, int(rate * seconds), start_at)):
-        try:
-            conn.request("GET", paths[(client + i) % len(paths)], headers=headers)
-            resp = conn.getresponse()
-            resp.read()
-            ok = resp.status == 200
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            ok = False
-        lat.append((time.perf_counter() - due) * 1000)
-        bad += not ok
-    conn.close()
-    return {"lat": lat, "bad": bad}
-
-
-def ingest_client(args: tuple[int, int, str, float, float, float]) -> dict[str, Any]:
-    """One ingest client: batches of BATCH events at `eps` events/s on a schedule."""
-    client, port, key, eps, start_at, seconds = args
-    rate = eps / BATCH
-    n = int(rate * seconds)
-    bodies = [body(100 + client, seq, BATCH) for seq in range(n)]
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    sent = bad = 0
-    lag: list[float] = []
-    first = None
-    for i, due in enumerate(schedule(rate, n, start_at)):
-        first = due if first is None else first
-        conn.request("POST", "/v1/events", body=bodies[i], headers=headers)
-        resp = conn.getresponse()
-        resp.read()
-        bad += resp.status != 200
-        sent += BATCH
-        lag.append((time.perf_counter() - due) * 1000)
-    conn.close()
-    return {"sent": sent, "bad": bad, "lat": lag, "elapsed": time.perf_counter() - (first or 0.0)}
 
 
 def cached_size_us(url: str, key: str, calls: int) -> float:
@@ -129,17 +66,14 @@ def run(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
     with collector(tmp, "--otlp-grpc-port", "0", prepare=read_key) as (url, ingest_key, _db):
         port = int(url.rsplit(":", 1)[1])
         cached = cached_size_us(url, keys["read"], a.calls)
-        n = a.clients + a.ingest_clients
-        with mp.get_context("spawn").Pool(n) as pool:
-            pool.map(_warm, range(n), chunksize=1)
-            start_at = time.time() + 2.0
-            jobs = [(sizing_client, (c, port, keys["read"], a.rps / a.clients, start_at,
-                                     a.seconds)) for c in range(a.clients)]
-            jobs += [(ingest_client, (c, port, ingest_key, a.eps / a.ingest_clients, start_at,
-                                      a.seconds)) for c in range(a.ingest_clients)]
-            futs = [pool.apply_async(fn, (args,)) for fn, args in jobs]
-            outs = [f.get() for f in futs]
+        jobs: list[Job] = [(sizing_client, (c, port, keys["read"], AGENTS, a.rps / a.clients,
+                                            a.seconds)) for c in range(a.clients)]
+        jobs += [(ingest_client, (c, port, ingest_key, a.eps / a.ingest_clients, a.seconds))
+                 for c in range(a.ingest_clients)]
+        with Load(jobs) as load:
+            load.start()
         metrics = httpx.get(url + "/metrics", timeout=10).text
+    outs = load.results
     sz, ing = outs[:a.clients], outs[a.clients:] or [{"sent": 0, "bad": 0, "lat": [],
                                                        "elapsed": 1.0}]
     lat = [x for o in sz for x in o["lat"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from functools import partial
@@ -24,6 +25,8 @@ from alphatrace.cli.common import (
 from alphatrace.errors import InputError
 from alphatrace.server.limits import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS
 from alphatrace.server.trace_hold import MAX_BYTES, MAX_SPANS, WAIT_S, TraceHold
+
+SWITCH_INTERVAL_S = 0.0005  # sys.setswitchinterval while serving (see `serve`)
 
 keys_app = typer.Typer(help="API keys of the collector (stored hashed; a key is shown once).",
                        no_args_is_help=True)
@@ -143,6 +146,10 @@ def serve(
         # At shutdown, inside the app's lifespan: uvicorn ends the process by re-raising the
         # signal that stopped it, so code after `run` is not reached on Ctrl-C or SIGTERM.
         app.state.stop_first.append(partial(discovery.remove, app.state.db_abs, served))
+    # The event loop shares the GIL with the writer, pipeline and parsing threads: a request
+    # that arrives while one of them runs Python waits for the switch interval (5 ms by
+    # default) before the loop gets the GIL back; 0.5 ms shortens that wait for sizing answers.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -44,6 +44,7 @@ from alphatrace.server.live_state import LiveState
 from alphatrace.server.metrics import CollectorMetrics
 from alphatrace.server.otlp_late import LateWriter
 from alphatrace.server.pipeline import Pipeline, PipelineConfig
+from alphatrace.server.sizing_fast import SizingFastPath
 from alphatrace.server.trace_hold import TraceHold
 from alphatrace.server.writer import Busy, Writer
 from alphatrace.store.connection import SERVED
@@ -169,6 +170,7 @@ def create_app(
                    market_routes, decision_routes, sizing_routes, stream_routes, call_routes):
         app.include_router(module.router)
     app.include_router(metrics_routes.router(public=metrics_public))
+    app.add_middleware(SizingFastPath)  # plainly valid sizing requests, before the routing
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Busy, _busy)
     from alphatrace.server.dashboard import mount as mount_dashboard

@@ -77,6 +77,10 @@ class Snapshot:
     agents: dict[str, AgentSizing]
     sizing: SizingSection            # the policy's sizing settings, told to the SDK
     built_at: dt.datetime            # wall clock (UTC) when it was put together
+    # Encoded sizing answers per agent (server/sizing_routes.py `parts`): valid as long as the
+    # snapshot, so they go with it.
+    encoded: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, compare=False,
+                                                    repr=False)
 
     def agent(self, name: str) -> AgentSizing:
         return self.agents.get(name) or unknown_agent(name)

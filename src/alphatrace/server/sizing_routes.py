@@ -4,6 +4,12 @@ Answered from the live state (server/live_state.py), never by recomputing, so it
 lookup and a multiplication; the SDK's `alphatrace.size()` calls it when $ALPHATRACE_URL is
 set. The answer says which decision head it reflects (`seq`), the knowledge time of the
 agent's newest counted run, and, when the agent is stopped, why and what a kill stops.
+
+The body is encoded once per agent and snapshot (`encoded`): everything but the request's three
+numbers is the same for every request until the state changes, so a request splices
+`base_size`, `score` and `size` between two cached byte strings. server/sizing_fast.py answers
+plainly valid requests with the same bytes before FastAPI's routing; this route answers the
+rest (and documents the operation).
 """
 
 from __future__ import annotations
@@ -25,6 +31,12 @@ from alphatrace.server.live_state import LiveState, Snapshot
 from alphatrace.server.models import Problem
 
 router = APIRouter(tags=["governance"])
+# The query's bounds, so that a schema-valid request has a finite size.
+BASE_SIZE_MAX = 1e15
+SCORE_MAX = 1e6
+# The request's numbers sit together in the document, between the agent's state and the head.
+_NUMBERS = ("base_size", "score", "size")
+MAX_ENCODED = 10_000  # agents whose encoded answers a snapshot keeps (any name may be asked)
 
 
 class SizingPolicy(BaseModel):
@@ -74,6 +86,41 @@ def answer(snap: Snapshot, agent: str, base_size: float | None, score: float
     }
 
 
+def _number(x: float | None) -> bytes:
+    """A number as json.dumps writes it (repr of the float; null for None)."""
+    return b"null" if x is None else float.__repr__(x).encode()
+
+
+def parts(snap: Snapshot, agent: str) -> tuple[bytes, bytes]:
+    """The encoded body around the request's numbers, for one agent at one snapshot: the bytes
+    before `"base_size": ` and after the size (cached on the snapshot)."""
+    got = snap.encoded.get(agent)
+    if got is None:
+        doc = answer(snap, agent, None, 1.0)
+        keys = list(doc)
+        i = keys.index(_NUMBERS[0])
+        assert tuple(keys[i:i + 3]) == _NUMBERS
+        head = json.dumps({k: doc[k] for k in keys[:i]})[:-1] + ", "
+        tail = ", " + json.dumps({k: doc[k] for k in keys[i + 3:]})[1:]
+        got = head.encode() + b'"base_size": ', tail.encode()
+        if len(snap.encoded) >= MAX_ENCODED:
+            snap.encoded.clear()
+        snap.encoded[agent] = got
+    return got
+
+
+def encoded(snap: Snapshot, agent: str, base_size: float | None, score: float) -> bytes | None:
+    """The response body, byte for byte `json.dumps(answer(...))`; None when the size is not a
+    finite number (finite inputs whose product is not: 1e308 × 1e10), which JSON cannot say."""
+    st = snap.agent(agent)
+    size = None if base_size is None else sized(base_size, score, st.multiplier, st.killed)
+    if size is not None and not math.isfinite(size):
+        return None
+    head, tail = parts(snap, agent)
+    return b"".join((head, _number(base_size), b', "score": ', _number(score), b', "size": ',
+                     _number(size), tail))
+
+
 @router.get(
     "/v1/agents/{agent:path}/sizing",
     summary="The size for an agent's signal now (state, multiplier, decision seq)",
@@ -86,11 +133,11 @@ def answer(snap: Snapshot, agent: str, base_size: float | None, score: float
 async def get_sizing(
     request: Request, agent: str,
     base_size: Annotated[float | None, Query(
-        ge=0, le=1e15, allow_inf_nan=False,
+        ge=0, le=BASE_SIZE_MAX, allow_inf_nan=False,
         description="the signal's full size (at most 1e15); without it, no size")
     ] = None,
     score: Annotated[float, Query(
-        ge=-1e6, le=1e6, allow_inf_nan=False,
+        ge=-SCORE_MAX, le=SCORE_MAX, allow_inf_nan=False,
         description="the signal's score (|score| at most 1e6); its sign is the caller's")] = 1.0,
     who: Principal = Depends(require("read")),
 ) -> Response:
@@ -101,16 +148,15 @@ async def get_sizing(
         if snap is None:
             raise HTTPException(503, f"sizing state not read yet: {live.last_error or 'starting'}",
                                 headers={"Retry-After": "1"})
-        # Serialised here, not through a response_model: the hot path skips a validation
-        # pass over a body `answer` builds field by field (Sizing documents it; a test checks
-        # the shape against it).
-        body = answer(snap, agent, base_size, score)
-        if body["size"] is not None and not math.isfinite(body["size"]):
+        # Serialised here, not through a response_model: the body is spliced from cached
+        # bytes (Sizing documents it; a test checks the shape against it).
+        body = encoded(snap, agent, base_size, score)
+        if body is None:
             # finite inputs whose product is not (1e308 × 1e10): no size to give, and JSON
             # has no Infinity
             raise HTTPException(422, [{"loc": ["query", "base_size"], "type": "value_error",
                                        "msg": "base_size × |score| × multiplier is not a "
                                               "finite number"}])
-        return Response(json.dumps(body), media_type="application/json")
+        return Response(body, media_type="application/json")
     finally:
         request.app.state.metrics.sizing.observe(time.perf_counter() - t0)
