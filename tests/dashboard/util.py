@@ -87,7 +87,7 @@ def evaluate(store: Store, policy_text: str | None, tmp: Path) -> list[dict[str,
     if policy_text is not None:
         path = tmp / "policy.yaml"
         path.write_text(policy_text)
-    return Gates(store).evaluate(path)
+    return Gates(store).evaluate(path, once=True)
 
 
 def make_store(path: Path | str) -> Store:
