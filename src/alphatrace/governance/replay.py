@@ -309,8 +309,12 @@ def start(con: duckdb.DuckDBPyConnection, first: dt.datetime | None, *,
         return Walk({}, {})
     state = journal.lifecycle_states(con, first)
     last = journal.newest_records(con, first)
-    later = [r for r in journal.read_records(con) if r["scope"] != CHAIN_SCOPE
-             and r["as_of"] is not None and _parse(r["as_of"]) > first]
+    # the log's records after `first` (from the first of them by seq: not the whole log)
+    lo = (con.execute("SELECT min(seq) FROM decisions WHERE as_of > ?", [first]).fetchall()[0][0]
+          if journal.has_log(con) else None)
+    later = [] if lo is None else [
+        r for r in journal.read_records(con, since_seq=int(lo)) if r["scope"] != CHAIN_SCOPE
+        and r["as_of"] is not None and _parse(r["as_of"]) > first]
     for r in later:
         r["_at"] = _parse(r["as_of"])
     later.sort(key=lambda r: (r["_at"], r["seq"]))
