@@ -1,8 +1,9 @@
 """The live pipeline (issue #14 targets): its work per round, decision latency, throughput.
 
 (a) round: a store of 1M runs (alpha + telemetry each, pnl for 1 in 10; a year of 1h bars
-    for 4 symbols), reconciled once in full; then a round adds 1,000 runs through ingest and
-    the pipeline pass runs (incremental reconcile + gates evaluate), printed beside a full
+    for 4 symbols), reconciled once in full; then a round adds the next hour's bar and 1,000
+    runs whose exit is that bar (so they are known after every subject's mark, as live runs
+    are) through ingest, and the pipeline pass runs (incremental reconcile + gates evaluate), printed beside a full
     rebuild (`reconcile(full=True)`) of the same store in the same run. Target ≤ 100 ms.
 (b) latency: a real server (uvicorn on loopback, in this process) with the pipeline on,
     8 client processes sending 10,000 events/s in all; a probe sends a losing agent's runs,
@@ -81,11 +82,12 @@ FROM range(0, {runs}, 10) r(i)""")
         con.execute("CHECKPOINT")
 
 
-def new_runs(first: int, n: int) -> list[dict[str, Any]]:
-    """`n` runs after the stored ones (the newest signal times: their exits mostly open)."""
+def new_runs(first: int, n: int, hour: int = HOURS - 10) -> list[dict[str, Any]]:
+    """`n` runs after the stored ones, signalled in the hour before `hour` (1h horizon: entry
+    at bar `hour`, exit at bar `hour` + 1)."""
     out: list[dict[str, Any]] = []
     for k in range(first, first + n):
-        ts = (START + dt.timedelta(hours=HOURS - 10, seconds=k % 30_000)).isoformat() + "Z"
+        ts = (START + dt.timedelta(hours=hour - 1, seconds=1 + k % 3599)).isoformat() + "Z"
         rid = f"n{k:08d}"
         out.append({"type": "alpha", "event_id": f"{rid}:a", "run_id": rid,
                     "agent": f"Agent{k % 12}", "ts": ts, "symbol": f"SYM{k % SYMBOLS}USDT",
@@ -94,6 +96,15 @@ def new_runs(first: int, n: int) -> list[dict[str, Any]]:
                     "agent": f"Agent{k % 12}", "ts": ts, "latency_ms": 120.0,
                     "strategy": f"S{k % 3}"})
     return out
+
+
+def add_bar(store: Any, hour: int) -> None:
+    """The bar at `hour` for every symbol, as a live price feed would add it (no-op if there)."""
+    store.con.execute(f"""
+INSERT INTO bars (symbol, interval_s, ts, open)
+SELECT 'SYM' || s || 'USDT', 3600, TIMESTAMP '{START}' + to_hours({hour}), 100 + 37 * s
+FROM range({SYMBOLS}) a(s) ANTI JOIN bars b ON b.symbol = 'SYM' || s || 'USDT'
+  AND b.interval_s = 3600 AND b.ts = TIMESTAMP '{START}' + to_hours({hour})""")
 
 
 def bench_round(runs: int, rounds: int) -> dict[str, Any]:
@@ -116,7 +127,8 @@ def bench_round(runs: int, rounds: int) -> dict[str, Any]:
         live.run(store)  # the first pass: gates over the whole history, as at server start
         passes = []
         for k in range(rounds):
-            ingest_events(store, new_runs(k * 1000, 1000))
+            add_bar(store, HOURS - 1 + k)  # the round's exit bar: its runs are known now
+            ingest_events(store, new_runs(k * 1000, 1000, HOURS - 2 + k))
             live(store)
             rec = live.last
             assert rec is not None and rec.error is None, rec

@@ -38,7 +38,15 @@ from alphatrace.governance.gates import _metric_dicts as metric_dicts
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.novelty import is_news
 from alphatrace.governance.policy import GovernancePolicy
-from alphatrace.governance.runs import ORDER, eligible_sql, ledger_sql, needed_columns, subjects_sql
+from alphatrace.governance.runs import (
+    ORDER,
+    eligible_sql,
+    ledger_columns,
+    ledger_sql,
+    needed_columns,
+    subjects_sql,
+    ts_literal,
+)
 from alphatrace.store.connection import registered
 
 MARKS, RUNS, POINTS = "_alphatrace_rp_marks", "_alphatrace_rp_runs", "_alphatrace_rp_points"
@@ -78,6 +86,75 @@ SELECT * EXCLUDE (_rk), row_number() OVER (PARTITION BY scope, subject ORDER BY 
 FROM k ORDER BY scope, subject, _i"""
 
 
+def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: list[str],
+                marks: Mapping[SubjectKey, dt.datetime], target: dt.datetime, *,
+                bounded: bool = True) -> pa.Table:
+    """`_runs_sql`'s table (the runs a replay needs), read without scanning the ledger.
+
+    The marked subjects' runs are read from a lower bound on (`runs.ledger_sql`'s `since`):
+    the earliest mark less a margin, which grows fourfold until every marked subject with news
+    kept `window.runs` runs before its mark from inside the bound (they are its newest, so no
+    older run can be in its window) or the bound passes the oldest run. Subjects with no mark
+    need their whole history: their runs are added without the bound. The result equals the
+    unbounded read (`bounded=False`), row for row. With no run count in the window, or no
+    marks, the read is unbounded: every earlier run may be needed."""
+    n = gp.gates.window.runs
+    start = min(marks.values()) if bounded and n is not None and marks else None
+    margin = dt.timedelta(hours=1)
+    with registered(con, MARKS, _marks_table(marks)):
+        unmarked = _unmarked(con, marks) if start is not None else ([], [])
+        floor: dt.datetime | None = None
+        while True:
+            if start is not None and margin > dt.timedelta(hours=1):
+                floor = floor or _oldest(con)  # read once the first bound fell short
+            lo = (None if start is None or (floor is not None and start - margin <= floor)
+                  else start - margin)
+            base, params = eligible_sql(con, gp, columns, target, lo)
+            if lo is not None and (unmarked[0] or unmarked[1]):
+                rest, rparams = eligible_sql(con, gp, columns, target)
+                base = (f"{base} UNION ALL SELECT * FROM ({rest}) WHERE known_ts < "
+                        f"{ts_literal(lo)} AND (agent IN (SELECT unnest(?::VARCHAR[])) OR "
+                        f"strategy IN (SELECT unnest(?::VARCHAR[])))")
+                params = [*params, *rparams, *unmarked]
+            runs = con.sql(_runs_sql(gp, base), params=params).to_arrow_table()
+            if lo is None or n is None or _complete(runs, lo, n):
+                return runs
+            margin *= 4
+
+
+def _oldest(con: duckdb.DuckDBPyConnection) -> dt.datetime:
+    """A time no run is known before: the earliest stored known_ts or ts (two plain column
+    minimums, cheaper than the coalesced view). An empty ledger: any time will do."""
+    cols = "least(min(known_ts), min(ts))" if "known_ts" in ledger_columns(con) else "min(ts)"
+    v = con.execute(f"SELECT {cols} FROM ledger").fetchall()[0][0]
+    return v if isinstance(v, dt.datetime) else dt.datetime.max
+
+
+def _unmarked(con: duckdb.DuckDBPyConnection, marks: Mapping[SubjectKey, dt.datetime]
+              ) -> tuple[list[str], list[str]]:
+    """Agents and strategies with realized runs in the ledger and no progress mark."""
+    agents, strategies = con.execute(
+        "SELECT list(DISTINCT agent) FILTER (WHERE agent IS NOT NULL), "
+        "list(DISTINCT strategy) FILTER (WHERE strategy IS NOT NULL) "
+        "FROM ledger WHERE realized_pnl_bps IS NOT NULL").fetchall()[0]
+    return (sorted(a for a in agents or [] if ("agent", a) not in marks),
+            sorted(s for s in strategies or [] if ("strategy", s) not in marks))
+
+
+def _complete(runs: pa.Table, lo: dt.datetime, n: int) -> bool:
+    """Whether every marked subject with news kept at least `n` runs from before its mark that
+    are known at or after `lo` (then the older runs of its window were all inside the bound)."""
+    counts: dict[SubjectKey, int] = {}
+    for sc, s, new, mark, known in zip(
+            runs.column("scope").to_pylist(), runs.column("subject").to_pylist(),
+            runs.column("_new").to_pylist(), runs.column("mark").to_pylist(),
+            runs.column("known_ts").to_pylist(), strict=True):
+        if mark is not None:
+            key = (str(sc), str(s))
+            counts[key] = counts.get(key, 0) + int(not new and known >= lo)
+    return all(c >= n for c in counts.values())
+
+
 def _points_sql(gp: GovernancePolicy) -> str:
     """Each subject's points: the knowledge times of its new runs and, with a duration window,
     the times its runs leave the window after its mark; `_end` is the last run known by then."""
@@ -112,9 +189,7 @@ def plan(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
     """Every subject's assessments at its points after its mark (no mark: its whole history)
     up to `target`."""
     names = gp.gate_metrics()
-    base, params = eligible_sql(con, gp, needed_columns(con, names), target)
-    with registered(con, MARKS, _marks_table(marks)):
-        runs = con.sql(_runs_sql(gp, base), params=params).to_arrow_table()
+    runs = window_runs(con, gp, needed_columns(con, names), marks, target)
     if runs.num_rows == 0:
         return Plan({}, set())
     with registered(con, RUNS, runs):
@@ -234,8 +309,12 @@ def start(con: duckdb.DuckDBPyConnection, first: dt.datetime | None, *,
         return Walk({}, {})
     state = journal.lifecycle_states(con, first)
     last = journal.newest_records(con, first)
-    later = [r for r in journal.read_records(con) if r["scope"] != CHAIN_SCOPE
-             and r["as_of"] is not None and _parse(r["as_of"]) > first]
+    # the log's records after `first` (from the first of them by seq: not the whole log)
+    lo = (con.execute("SELECT min(seq) FROM decisions WHERE as_of > ?", [first]).fetchall()[0][0]
+          if journal.has_log(con) else None)
+    later = [] if lo is None else [
+        r for r in journal.read_records(con, since_seq=int(lo)) if r["scope"] != CHAIN_SCOPE
+        and r["as_of"] is not None and _parse(r["as_of"]) > first]
     for r in later:
         r["_at"] = _parse(r["as_of"])
     later.sort(key=lambda r: (r["_at"], r["seq"]))
@@ -302,7 +381,13 @@ def walk(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, p: Plan, w: Walk,
     with a point there, plus the agents a strategy kill cascades to, agents that joined a
     killed strategy since the previous point and subjects revived since then (each with its
     window as it stands: its latest assessment, else its window read at that time)."""
-    members = Membership.load(con, target)
+    loaded: list[Membership] = []
+
+    def members() -> Membership:  # read on first need: only cascades ask for it
+        if not loaded:
+            loaded.append(Membership.load(con, target))
+        return loaded[0]
+
     current: dict[SubjectKey, Assessment] = {}
     killed = {s for (sc, s), st in w.state.items() if sc == "strategy" and st == "killed"}
     prev: dt.datetime | None = None
@@ -314,10 +399,10 @@ def walk(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, p: Plan, w: Walk,
         new_kills = {a.key[1] for a in fresh if a.key[0] == "strategy" and a.error is None
                      and a.kill is not None and a.key[1] not in killed}
         doomed = killed | new_kills
-        extra = {("agent", a) for a in members.of(new_kills, t)} if new_kills else set()
+        extra = {("agent", a) for a in members().of(new_kills, t)} if new_kills else set()
         if doomed:
-            extra |= {("agent", a) for a in members.joined(prev, t)
-                      if members.target(a, sorted(doomed), t) is not None}
+            extra |= {("agent", a) for a in members().joined(prev, t)
+                      if members().target(a, sorted(doomed), t) is not None}
         extra |= revived
         judged = {a.key for a in fresh}
         missing = [k for k in extra - judged if k not in current]
@@ -334,7 +419,7 @@ def walk(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, p: Plan, w: Walk,
                     ) -> dict[str, str]:
             out = {}
             for agent in sorted(_who):
-                s = members.target(agent, ks, _t)
+                s = members().target(agent, ks, _t)
                 if s is not None:
                     out[agent] = s
             return out

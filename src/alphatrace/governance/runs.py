@@ -43,20 +43,40 @@ def needed_columns(con: duckdb.DuckDBPyConnection, metric_names: list[str]) -> l
     return out if "known_ts" in out else [*out, "known_ts"]
 
 
-def ledger_sql(con: duckdb.DuckDBPyConnection) -> str:
+def ledger_sql(con: duckdb.DuckDBPyConnection, since: dt.datetime | None = None) -> str:
     """The ledger as governance reads it. A store not yet migrated to 0012 (opened read-only)
     has no known_ts, and a row with realized PnL but no known_ts was written by something
     other than reconcile (which sets it on every realized row): those runs count from their
-    signal time, as they did before knowledge time."""
+    signal time, as they did before knowledge time.
+
+    `since`: only the runs known at or after it. The bound is put on the stored columns (not
+    on the coalesced `known_ts`), so DuckDB skips the row groups whose min/max rule them out:
+    a read of the newest runs costs what they are, not what the ledger is."""
     if "known_ts" in ledger_columns(con):
-        return "(SELECT * REPLACE (coalesce(known_ts, ts) AS known_ts) FROM ledger)"
-    return "(SELECT *, ts AS known_ts FROM ledger)"
+        if since is None:
+            return "(SELECT * REPLACE (coalesce(known_ts, ts) AS known_ts) FROM ledger)"
+        t = ts_literal(since)
+        return (f"(SELECT * FROM ledger WHERE known_ts >= {t} UNION ALL "
+                f"SELECT * REPLACE (ts AS known_ts) FROM ledger "
+                f"WHERE known_ts IS NULL AND ts >= {t})")
+    if since is None:
+        return "(SELECT *, ts AS known_ts FROM ledger)"
+    return f"(SELECT *, ts AS known_ts FROM ledger WHERE ts >= {ts_literal(since)})"
+
+
+def ts_literal(t: dt.datetime) -> str:
+    """A naive-UTC datetime as an exact SQL TIMESTAMP literal."""
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.UTC).replace(tzinfo=None)
+    return f"TIMESTAMP '{t.isoformat(sep=' ', timespec='microseconds')}'"
 
 
 def eligible_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: list[str],
-                 as_of: dt.datetime | None) -> tuple[str, list[object]]:
+                 as_of: dt.datetime | None, since: dt.datetime | None = None
+                 ) -> tuple[str, list[object]]:
     """Runs governance counts at `as_of` (None: all): realized, timed, known by `as_of`, not
-    excluded. The one definition of which runs a subject's window may hold at a time."""
+    excluded. The one definition of which runs a subject's window may hold at a time.
+    `since`: only those known at or after it (see `ledger_sql`)."""
     cols = ", ".join(f"l.{c}" for c in columns)
     where = ["l.realized_pnl_bps IS NOT NULL", "l.ts IS NOT NULL", "l.known_ts IS NOT NULL"]
     params: list[object] = []
@@ -65,7 +85,7 @@ def eligible_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: 
         params.append(as_of)
     if gp.eligibility.exclude_flagged and has_table(con, "run_exclusions"):
         where.append(included_sql("l"))
-    return f"SELECT {cols} FROM {ledger_sql(con)} l WHERE {' AND '.join(where)}", params
+    return f"SELECT {cols} FROM {ledger_sql(con, since)} l WHERE {' AND '.join(where)}", params
 
 
 def subjects_sql(base: str, scopes: list[str]) -> str:
