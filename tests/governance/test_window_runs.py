@@ -15,8 +15,7 @@ from alphatrace.governance import replay
 from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.governance.runs import needed_columns
 from alphatrace.policy import Policy
-
-from .util import T0, insert, run
+from tests.rows import T0, insert, run
 
 AGENTS = ["A", "B", "C"]
 STRATEGIES = ["S", "T", None]
