@@ -1,7 +1,9 @@
 """Subject lifecycle: candidate → promoted, any → killed, killed → candidate only by revive.
 
-Kept as a pure function of (state before, what the rules said) so the evaluation, the backtest
-and the audit replay all apply the same transitions.
+Kept as one pure function of (state before, what the rules said), `resolve`, so every path
+applies the same transitions: the evaluation (one or a catch-up), the backtest (`replay.walk`)
+and the audit's re-decision (`redecide`) decide through `gates.judge`, which calls it, and the
+audit's check of each record's own consistency (`audit.verify`) calls it directly.
 """
 
 from __future__ import annotations
