@@ -8,6 +8,7 @@ pure computations, and appends decisions to the log inside one transaction.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,18 +123,8 @@ class Gates:
             out += [final[k] for k in sorted(final) if not final[k][1]]
             return out
 
-        if not record:
-            decisions = walked()
-            records: list[dict[str, Any]] = []
-        else:
-            with self.store.transaction():
-                upgrade.ensure_current(self.store)
-                decisions = walked()
-                records = journal.append(self.store, [d for d, news in decisions if news],
-                                         gp.decision_body(), notify=gp.notify)
-                replay.save_progress(con, p.subjects, target)
-        return {"as_of": ts_text(target), "records": records,
-                "decisions": [(d.content(), news) for d, news in decisions]}
+        return self._settle(gp, target, walked, record,
+                            lambda _: replay.save_progress(con, p.subjects, target))
 
     def _single(self, gp: GovernancePolicy, when: dt.datetime | None,
                 record: bool) -> dict[str, Any]:
@@ -148,21 +139,30 @@ class Gates:
                   else [])
             return [(d, novelty.is_news(last.get(d.key), d.content())) for d in ds]
 
+        def advance(decisions: list[tuple[Decision, bool]]) -> None:
+            if when is not None:  # a later catch-up starts after `when` for these subjects
+                marks = replay.progress(con)
+                replay.save_progress(con, {d.key for d, _ in decisions
+                                           if d.key not in marks or marks[d.key] < when}, when)
+
+        return self._settle(gp, when, decided, record, advance)
+
+    def _settle(self, gp: GovernancePolicy, as_of: dt.datetime | None,
+                decide: Callable[[], list[tuple[Decision, bool]]], record: bool,
+                progress: Callable[[list[tuple[Decision, bool]]], None]) -> dict[str, Any]:
+        """Decide; when recording, inside one transaction that also appends the news (which
+        queues its notifications) and moves the progress marks, so a failure leaves none."""
         if not record:
-            decisions = decided()
+            decisions = decide()
             records: list[dict[str, Any]] = []
         else:
             with self.store.transaction():
                 upgrade.ensure_current(self.store)
-                decisions = decided()
+                decisions = decide()
                 records = journal.append(self.store, [d for d, news in decisions if news],
                                          gp.decision_body(), notify=gp.notify)
-                if when is not None:  # a later catch-up starts after `when` for these subjects
-                    marks = replay.progress(con)
-                    replay.save_progress(con, {d.key for d, _ in decisions
-                                               if d.key not in marks or marks[d.key] < when},
-                                         when)
-        return {"as_of": ts_text(when), "records": records,
+                progress(decisions)
+        return {"as_of": ts_text(as_of), "records": records,
                 "decisions": [(d.content(), news) for d, news in decisions]}
 
     @utc_result
