@@ -1,4 +1,5 @@
-"""SQL text helpers every area shares: literal quoting and the range checks of the field table.
+"""SQL text helpers every area shares: optional filters, literal quoting and the range checks
+of the field table.
 
 Range checks are generated here, once, for event fields (`store/validate_sql.py`) and market
 columns (`market/formats.py`), so a documented range means the same thing on every path.
@@ -7,6 +8,14 @@ columns (`market/formats.py`), so a documented range means the same thing on eve
 from __future__ import annotations
 
 from alphatrace.events.fields import TS_MAX, TS_MIN, Range, show
+
+
+def filters(*terms: tuple[str, object]) -> tuple[list[str], list[object]]:
+    """The optional filters of a query: each (condition with one `?`, value) whose value is not
+    None, as the conditions to AND together and their parameters in the same order (a value
+    of 0 or '' filters; only None leaves a filter out)."""
+    kept = [(cond, value) for cond, value in terms if value is not None]
+    return [c for c, _ in kept], [v for _, v in kept]
 
 
 def lit(s: str) -> str:

@@ -17,6 +17,7 @@ from alphatrace import metrics
 from alphatrace.forensics.causes import History, LegPath
 from alphatrace.forensics.exclusions import INCLUDED_SQL
 from alphatrace.market.symbols import symbol_map_sql
+from alphatrace.sql import filters
 
 
 @dataclass(frozen=True)
@@ -26,19 +27,9 @@ class Filters:
     since: dt.datetime | None = None
 
     def where(self, extra: list[str] | None = None) -> tuple[str, list[Any]]:
-        parts: list[str] = [INCLUDED_SQL]
-        params: list[Any] = []
-        if self.agent is not None:
-            parts.append("agent = ?")
-            params.append(self.agent)
-        if self.strategy is not None:
-            parts.append("strategy = ?")
-            params.append(self.strategy)
-        if self.since is not None:
-            parts.append("ts >= ?")
-            params.append(self.since)
-        parts.extend(extra or [])
-        return " AND ".join(parts), params
+        conds, params = filters(("agent = ?", self.agent), ("strategy = ?", self.strategy),
+                                ("ts >= ?", self.since))
+        return " AND ".join([INCLUDED_SQL, *conds, *(extra or [])]), params
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -27,6 +27,7 @@ from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.policy import SCOPES
 from alphatrace.notify import outbox
 from alphatrace.notify.config import NotifySection
+from alphatrace.sql import filters
 from alphatrace.store import Store
 from alphatrace.store.connection import has_table, one, registered
 
@@ -120,20 +121,8 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
     read-only), actor and hash_version are NULL."""
     if not has_log(con):
         return []
-    where: list[str] = []
-    params: list[Any] = []
-    if subject is not None:
-        where.append("subject = ?")
-        params.append(subject)
-    if scope is not None:
-        where.append("scope = ?")
-        params.append(scope)
-    if since_seq is not None:
-        where.append("seq >= ?")
-        params.append(since_seq)
-    if as_of is not None:
-        where.append("as_of <= ?")
-        params.append(as_of)
+    where, params = filters(("subject = ?", subject), ("scope = ?", scope),
+                            ("seq >= ?", since_seq), ("as_of <= ?", as_of))
     have = _columns(con)
     cols = [n if n in have or n not in _LATE_COLUMNS else f"NULL AS {n}" for n in _SCHEMA.names]
     sql = f"SELECT {', '.join(cols)} FROM decisions"

@@ -12,6 +12,7 @@ from typing import Any
 
 from alphatrace.errors import InputError
 from alphatrace.parse import parse_since as parse_since
+from alphatrace.sql import filters
 
 STATUSES = ("realized", "open", "unpriced", "no_signal")
 
@@ -27,20 +28,8 @@ def check_status(status: str | None) -> str | None:
 def where_sql(agent: str | None, strategy: str | None, since: dt.datetime | None,
               status: str | None) -> tuple[str, list[Any]]:
     """WHERE clause (possibly empty) and its parameters."""
-    cond: list[str] = []
-    params: list[Any] = []
-    if agent is not None:
-        cond.append("agent = ?")
-        params.append(agent)
-    if strategy is not None:
-        cond.append("strategy = ?")
-        params.append(strategy)
-    if since is not None:
-        cond.append("ts >= ?")
-        params.append(since)
-    if status is not None:
-        cond.append("status = ?")
-        params.append(status)
+    cond, params = filters(("agent = ?", agent), ("strategy = ?", strategy), ("ts >= ?", since),
+                           ("status = ?", status))
     return (" WHERE " + " AND ".join(cond)) if cond else "", params
 
 

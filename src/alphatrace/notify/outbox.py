@@ -23,6 +23,7 @@ from alphatrace.governance.lifecycle import CHAIN_SCOPE
 from alphatrace.notify import callbacks, payload
 from alphatrace.notify.backoff import next_attempt
 from alphatrace.notify.config import NotifySection
+from alphatrace.sql import filters
 from alphatrace.store import Store
 from alphatrace.store.connection import has_table, one, registered
 
@@ -259,13 +260,8 @@ def log(con: duckdb.DuckDBPyConnection, *, target: str | None = None,
     """The newest deliveries first, each with its attempts' status codes and errors."""
     if not has_table(con, "notify_deliveries"):
         return []
-    where, params = ["true"], []
-    if target is not None:
-        where.append("d.target = ?")
-        params.append(target)
-    if status is not None:
-        where.append("d.status = ?")
-        params.append(status)
+    where, params = filters(("d.target = ?", target), ("d.status = ?", status))
+    where = ["true", *where]
     sql = ("SELECT d.id, d.target, d.kind, d.record_seq, d.record_hash, d.status, d.attempts, "
            "d.created_at, d.next_attempt_at, d.expires_at, d.last_status, d.last_error, "
            "d.delivered_at, r.action, r.subject, "
