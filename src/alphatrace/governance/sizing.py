@@ -30,6 +30,7 @@ from alphatrace.governance.lifecycle import State
 from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.governance.runs import ledger_columns
 from alphatrace.policy import Policy
+from alphatrace.sql import filters
 from alphatrace.store import Store
 from alphatrace.store.connection import has_table
 
@@ -122,10 +123,8 @@ def read_lifecycle(con: duckdb.DuckDBPyConnection, agent: str | None = None) -> 
     head = journal.head(con)
     if not journal.has_log(con):
         return Lifecycle(0, {}, {})
-    where, params = "scope IN ('agent', 'strategy')", []
-    if agent is not None:
-        where += " AND (scope = 'strategy' OR subject = ?)"
-        params.append(agent)
+    conds, params = filters(("(scope = 'strategy' OR subject = ?)", agent))
+    where = " AND ".join(["scope IN ('agent', 'strategy')", *conds])
     rows = con.execute(
         f"SELECT scope, subject, max(seq), arg_max(state, seq), arg_max(action, seq), "
         f"arg_max(rule, seq), arg_max(reason, seq), arg_max(cascade_from, seq) "
@@ -145,10 +144,8 @@ def read_ledger_facts(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
     mult = {str(r["agent"]): float(r["multiplier"])
             for r in conf.summary(None).select(["agent", "multiplier"]).to_pylist()}
     known = "coalesce(known_ts, ts)" if "known_ts" in ledger_columns(con) else "ts"
-    where, params = "agent IS NOT NULL", []
-    if agent is not None:
-        where += " AND agent = ?"
-        params.append(agent)
+    conds, params = filters(("agent = ?", agent))
+    where = " AND ".join(["agent IS NOT NULL", *conds])
     rows = con.execute(
         f"SELECT agent, max({known}) FILTER (WHERE realized_pnl_bps IS NOT NULL), "
         f"list(DISTINCT strategy ORDER BY strategy) FILTER (WHERE strategy IS NOT NULL) "
