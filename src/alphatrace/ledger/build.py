@@ -78,42 +78,52 @@ def _wmean(d: Dialect, part: str) -> str:
             f"ELSE {d.exact_sum(f'{_W} * {part}')} / {d.exact_sum(_W)} END")
 
 
+def _halves(name: str, columns: list[tuple[str, str, str]]) -> str:
+    """Per run, from `_split`'s halves: each column as (name, its value for a run with one row,
+    its aggregate over a run's several rows), so the two halves are written once, side by
+    side, and cannot drift apart."""
+    one = ",\n    ".join(f"{single} AS {col}" for col, single, _ in columns)
+    many = ",\n    ".join(f"{agg} AS {col}" for col, _, agg in columns)
+    return (f"  SELECT run_id,\n    {one}\n  FROM {name}_1\n  UNION ALL\n"
+            f"  SELECT run_id,\n    {many}\n  FROM {name}_m GROUP BY run_id")
+
+
 def _legs_sql(d: Dialect, runs: str | None) -> str:
     """Per run: identity, symbols, direction, status counts and the weighted numbers."""
+    columns = [
+        ("n_legs", "1", "count(*)"),
+        ("agent", "agent", d.first_by("agent", _LEG_ORDER)),
+        ("strategy", "strategy", d.first_by("strategy", f"strategy IS NULL, {_LEG_ORDER}")),
+        ("ts", "ts", "min(ts)"),
+        ("symbols", "coalesce(market_symbol, symbol)",
+         d.sorted_distinct_join("coalesce(market_symbol, symbol)")),
+        ("direction", "direction",
+         "CASE WHEN min(direction) = max(direction) THEN min(direction) ELSE 'MIXED' END"),
+        ("score_final", "score_final", d.first_by("score_final", _LEG_ORDER)),
+        ("regime", "regime", d.first_by("regime", _LEG_ORDER)),
+        ("n_unpriced", "CASE WHEN status = 'unpriced' THEN 1 ELSE 0 END",
+         "count(*) FILTER (WHERE status = 'unpriced')"),
+        ("n_open", "CASE WHEN status = 'open' THEN 1 ELSE 0 END",
+         "count(*) FILTER (WHERE status = 'open')"),
+        ("reason", "reason",
+         d.first_by("reason", f"status <> 'unpriced', reason IS NULL, {_LEG_ORDER}")),
+        ("entry_price", "entry_price", "CAST(NULL AS DOUBLE)"),
+        ("exit_price", "exit_price", "CAST(NULL AS DOUBLE)"),
+        ("entry_ts", "entry_ts", "min(entry_ts)"),
+        ("exit_ts", "exit_ts", "max(exit_ts)"),
+        ("deployed_usd", _W, d.exact_sum(_W)),
+        *[(c, c, _wmean(d, c)) for c in ("gross_bps", "fee_bps", "funding_bps",
+                                         "paper_pnl_bps")],
+        ("paper_usd", "pnl_usd", d.exact_sum("pnl_usd")),
+        ("leg_market", "market_symbol", "CAST(NULL AS STRING)"),
+        ("bar_interval", "bar_interval",
+         f"nullif({d.sorted_labels('interval_s', 'bar_interval', 'bar_interval IS NOT NULL')},"
+         " '')"),
+    ]
     return f"""
 {_split(d, "legs", "leg", runs)},
 leg_run AS (
-  SELECT run_id, 1 AS n_legs, agent, strategy, ts,
-    coalesce(market_symbol, symbol) AS symbols, direction, score_final, regime,
-    CASE WHEN status = 'unpriced' THEN 1 ELSE 0 END AS n_unpriced,
-    CASE WHEN status = 'open' THEN 1 ELSE 0 END AS n_open,
-    reason, entry_price, exit_price, entry_ts, exit_ts,
-    {_W} AS deployed_usd, gross_bps, fee_bps, funding_bps, paper_pnl_bps,
-    pnl_usd AS paper_usd, market_symbol AS leg_market, bar_interval
-  FROM leg_1
-  UNION ALL
-  SELECT run_id, count(*) AS n_legs,
-    {d.first_by("agent", _LEG_ORDER)} AS agent,
-    {d.first_by("strategy", f"strategy IS NULL, {_LEG_ORDER}")} AS strategy,
-    min(ts) AS ts,
-    {d.sorted_distinct_join("coalesce(market_symbol, symbol)")} AS symbols,
-    CASE WHEN min(direction) = max(direction) THEN min(direction) ELSE 'MIXED' END AS direction,
-    {d.first_by("score_final", _LEG_ORDER)} AS score_final,
-    {d.first_by("regime", _LEG_ORDER)} AS regime,
-    count(*) FILTER (WHERE status = 'unpriced') AS n_unpriced,
-    count(*) FILTER (WHERE status = 'open') AS n_open,
-    {d.first_by("reason", f"status <> 'unpriced', reason IS NULL, {_LEG_ORDER}")} AS reason,
-    CAST(NULL AS DOUBLE) AS entry_price, CAST(NULL AS DOUBLE) AS exit_price,
-    min(entry_ts) AS entry_ts, max(exit_ts) AS exit_ts,
-    {d.exact_sum(_W)} AS deployed_usd,
-    {_wmean(d, "gross_bps")} AS gross_bps,
-    {_wmean(d, "fee_bps")} AS fee_bps,
-    {_wmean(d, "funding_bps")} AS funding_bps,
-    {_wmean(d, "paper_pnl_bps")} AS paper_pnl_bps,
-    {d.exact_sum("pnl_usd")} AS paper_usd, CAST(NULL AS STRING) AS leg_market,
-    nullif({d.sorted_labels("interval_s", "bar_interval", "bar_interval IS NOT NULL")}, '')
-      AS bar_interval
-  FROM leg_m GROUP BY run_id
+{_halves("leg", columns)}
 )"""
 
 
@@ -122,26 +132,27 @@ def _telemetry_sql(d: Dialect, runs: str | None) -> str:
     def wall(s: str, e: str) -> str:
         return f"CAST({d.epoch_us(e)} - {d.epoch_us(s)} AS DOUBLE) / 1e3"
 
+    model = "nullif(model, '')"
+    columns = [
+        ("n_telemetry", "1", "count(*)"),
+        ("agent", "agent", d.first_by("agent", _TEL_ORDER)),
+        ("strategy", "strategy", d.first_by("strategy", f"strategy IS NULL, {_TEL_ORDER}")),
+        ("ts", "coalesce(ts, start_ts)", "min(coalesce(ts, start_ts))"),
+        ("latency_ms",
+         "CASE WHEN start_ts IS NOT NULL AND end_ts IS NOT NULL "
+         f"THEN {wall('start_ts', 'end_ts')} ELSE latency_ms END",
+         "CASE WHEN count(start_ts) = count(*) AND count(end_ts) = count(*) "
+         f"THEN {wall('min(start_ts)', 'max(end_ts)')} ELSE {d.exact_sum('latency_ms')} END"),
+        ("tokens_in", "tokens_in", "sum(tokens_in)"),
+        ("tokens_out", "tokens_out", "sum(tokens_out)"),
+        ("cost_usd", "cost_usd", d.exact_sum("cost_usd")),
+        ("errors", "errors", "sum(errors)"),
+        ("model", model, f"nullif({d.sorted_distinct_join(model)}, '')"),
+    ]
     return f"""
 {_split(d, "telemetry", "tel", runs)},
 tel AS (
-  SELECT run_id, 1 AS n_telemetry, agent, strategy, coalesce(ts, start_ts) AS ts,
-    CASE WHEN start_ts IS NOT NULL AND end_ts IS NOT NULL
-         THEN {wall("start_ts", "end_ts")} ELSE latency_ms END AS latency_ms,
-    tokens_in, tokens_out, cost_usd, errors, nullif(model, '') AS model
-  FROM tel_1
-  UNION ALL
-  SELECT run_id, count(*) AS n_telemetry,
-    {d.first_by("agent", _TEL_ORDER)} AS agent,
-    {d.first_by("strategy", f"strategy IS NULL, {_TEL_ORDER}")} AS strategy,
-    min(coalesce(ts, start_ts)) AS ts,
-    CASE WHEN count(start_ts) = count(*) AND count(end_ts) = count(*)
-         THEN {wall("min(start_ts)", "max(end_ts)")}
-         ELSE {d.exact_sum("latency_ms")} END AS latency_ms,
-    sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
-    {d.exact_sum("cost_usd")} AS cost_usd, sum(errors) AS errors,
-    nullif({d.sorted_distinct_join("nullif(model, '')")}, '') AS model
-  FROM tel_m GROUP BY run_id
+{_halves("tel", columns)}
 )"""
 
 
