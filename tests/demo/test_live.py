@@ -199,15 +199,15 @@ def test_demo_live_json_replays_the_whole_demo(tmp_path: Path) -> None:
 
 
 def announced_kills(decisions: list[dict[str, Any]]) -> list[int]:
-    """The kill records a target hears of: those whose action or state differs from their
-    subject's previous record (a kill rule firing again on a killed agent is not sent)."""
-    last: dict[tuple[str, str], tuple[str, str]] = {}
+    """The kill records a target hears of: those that kill a subject that was not killed just
+    before (a kill rule firing again on a killed agent is not sent)."""
+    state: dict[tuple[str, str], str] = {}
     out = []
     for d in sorted(decisions, key=lambda d: d["seq"]):
-        key, now = (d["scope"], d["subject"]), (d["action"], d["state"])
-        if d["action"] == "kill" and last.get(key) != now:
+        key = (d["scope"], d["subject"])
+        if d["action"] == "kill" and state.get(key, "candidate") != "killed":
             out.append(d["seq"])
-        last[key] = now
+        state[key] = d["state"]
     return out
 
 

@@ -92,6 +92,25 @@ def test_a_rule_firing_again_is_logged_but_not_announced_again(db: Database) -> 
     assert [d["record_seq"] for d in deliveries(db)] == [kill, revived["seq"], again[0]["seq"]]
 
 
+@pytest.mark.parametrize(("prev", "action", "state", "sent"), [
+    (None, "kill", "killed", True),                    # first record: became killed
+    (None, "inconclusive", "candidate", True),         # first verdict
+    (("kill", "killed"), "kill", "killed", False),     # the kill rule fires again
+    (("hold", "killed"), "kill", "killed", False),     # ... after a window where it did not
+    (("kill", "killed"), "promote", "killed", False),  # a promotion blocked by the kill
+    (("kill", "killed"), "hold", "killed", True),      # a killed subject's verdict changed
+    (("hold", "candidate"), "inconclusive", "candidate", True),
+    (("inconclusive", "candidate"), "inconclusive", "candidate", False),
+    (("hold", "candidate"), "promote", "promoted", True),
+    (("promote", "promoted"), "promote", "promoted", False),
+    (("kill", "killed"), "revive", "candidate", True),
+    (("error", "candidate"), "error", "candidate", True),  # a new failure (is_news: new reason)
+])
+def test_what_a_receiver_hears(prev: tuple[str, str] | None, action: str, state: str,
+                               sent: bool) -> None:
+    assert outbox.announces(prev, action, state) is sent
+
+
 def test_a_rolled_back_append_leaves_no_delivery_and_tells_no_listener(db: Database) -> None:
     losers(db.store, ["A"])
     heard: list[list[dict[str, Any]]] = []

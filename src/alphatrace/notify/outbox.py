@@ -83,13 +83,27 @@ def on_append(store: Store, records: Sequence[dict[str, Any]],
     return n
 
 
+def announces(prev: tuple[str, str] | None, action: str, state: str) -> bool:
+    """Whether a record (`action`, lifecycle `state`) is news for a receiver, after its
+    subject's previous record (action, state), None when it has none. A receiver hears of what
+    changed: a subject becoming killed or promoted (not a kill rule firing again on a killed
+    agent, nor a promotion blocked by a kill), a verdict that changes no state (hold,
+    inconclusive) when it differs from the previous one, and every revive and error."""
+    if action in ("revive", "error"):
+        return True
+    prev_action, prev_state = prev if prev is not None else (None, "candidate")
+    if state != prev_state:
+        return True
+    return action not in ("kill", "promote") and action != prev_action
+
+
 def changes(con: duckdb.DuckDBPyConnection, records: Sequence[dict[str, Any]]
             ) -> list[dict[str, Any]]:
-    """The records that change what their subject is doing: its action or lifecycle state
-    differs from its previous record's (or it has none). A rule that fires again on new
-    evidence (a killed agent's kill rule on its next window, a promoted agent's promote rule)
-    is news for the log (`governance.novelty.is_news`) but not for a receiver: a channel that
-    heard "kill A" once must not hear it again with every run A's replayed history brings."""
+    """The records `announces` keeps, each judged after its subject's previous record (in the
+    log, or earlier in `records`). A rule that fires again on new evidence is news for the log
+    (`governance.novelty.is_news`) but not for a receiver: a channel that heard "kill A" once
+    must not hear it again with every run A's history brings, nor each time the rule stops
+    and starts firing while A stays killed."""
     recs = [r for r in records if r.get("scope") != CHAIN_SCOPE]
     if not recs:
         return []
@@ -104,7 +118,7 @@ def changes(con: duckdb.DuckDBPyConnection, records: Sequence[dict[str, Any]]
     out = []
     for r in sorted(recs, key=lambda r: int(r["seq"])):
         key, now_ = (str(r["scope"]), str(r["subject"])), (str(r["action"]), str(r["state"]))
-        if last.get(key) != now_:
+        if announces(last.get(key), *now_):
             out.append(r)
         last[key] = now_
     return out
