@@ -23,7 +23,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 DEMO_DB := alphatrace-demo.duckdb
 
-# The demo store, its live replay (decisions as they are recorded, about 40 s), then a read
+# The demo store, its live replay (decisions as they are recorded, about 30–60 s), then a read
 # key and the dashboard over the store. In a terminal it ends with the running dashboard
 # (Ctrl-C stops it); elsewhere (CI, scripts) it prints how to start it.
 demo: $(STAMP)
