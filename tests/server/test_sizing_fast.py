@@ -270,3 +270,39 @@ def test_serve_shortens_the_gil_switch_interval(tmp_path: Path,
     finally:
         sys.setswitchinterval(before)
     assert seen == [cli_server.SWITCH_INTERVAL_S] and seen[0] < 0.005
+
+
+@pytest.mark.parametrize("protobuf", [True, False])
+def test_an_otlp_export_is_decoded_and_mapped_off_the_event_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, protobuf: bool) -> None:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from alphatrace.server import otlp_routes
+    from tests.server.test_otlp import make_spans, otlp_json
+
+    threads: dict[str, int] = {}
+    mapper, raw = otlp_routes.map_body, otlp_routes.read_raw
+
+    def map_here(*args: Any) -> Any:
+        threads["map"] = threading.get_ident()
+        return mapper(*args)
+
+    async def raw_here(request: Any, limit: int) -> bytes:
+        threads["loop"] = threading.get_ident()
+        return await raw(request, limit)
+
+    monkeypatch.setattr(otlp_routes, "map_body", map_here)
+    monkeypatch.setattr(otlp_routes, "read_raw", raw_here)
+    spans, _ = make_spans({"service.name": "svc"}, run_attr="otlp-off-loop")
+    db = tmp_path / "c.duckdb"
+    with Store(db) as store:
+        key = create_key(store, "k", "ingest")["key"]
+    auth = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(db, linger_s=0.001, warn_without_keys=False)) as client:
+        if protobuf:
+            r = client.post("/v1/traces", content=encode_spans(spans).SerializeToString(),
+                            headers={**auth, "Content-Type": "application/x-protobuf"})
+        else:
+            r = client.post("/v1/traces", json=otlp_json(spans, hex_ids=True), headers=auth)
+    assert r.status_code == 200
+    assert threads["map"] != threads["loop"]
