@@ -74,11 +74,6 @@ class Database:
         self.forensics_area = Forensics(self.store)
         self.governance_area = Governance(self.store)
 
-    @classmethod
-    def on(cls, store: Store) -> Database:
-        """A Database over an already open Store: `Database(store)`."""
-        return cls(store)
-
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         return self.store.con

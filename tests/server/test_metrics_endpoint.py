@@ -362,7 +362,7 @@ def test_notification_counters_match_the_outbox(tmp_path: Path,
             before = scrape(c.get("/metrics").text)
             assert not [k for k in before if k[0].startswith("alphatrace_notification_")]
             app.state.writer.submit_call(
-                lambda s: Database.on(s).gates.evaluate(pol, catch_up=False)).result(60)
+                lambda s: Database(s).gates.evaluate(pol, catch_up=False)).result(60)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:  # every delivery delivered or expired
                 samples = scrape(c.get("/metrics").text)

@@ -67,7 +67,7 @@ class Collector:
         return out
 
     def reconcile_and_evaluate(self) -> None:
-        self.write(lambda s: (Database.on(s).reconcile(), Database.on(s).gates.evaluate(once=True)))
+        self.write(lambda s: (Database(s).reconcile(), Database(s).gates.evaluate(once=True)))
 
     def sizing(self, agent: str, **q: Any) -> dict[str, Any]:
         r = self.client.get(f"/v1/agents/{agent}/sizing", params=q, headers=self.auth("read"))

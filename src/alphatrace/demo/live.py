@@ -349,7 +349,7 @@ def batch_decisions(batch_db: Path, end: str) -> list[dict[str, Any]]:
     from alphatrace.api import Database
 
     with Store(batch_db) as store:
-        return Database.on(store).gates.evaluate(shipped_policy(LIVE_POLICY), as_of=end,
+        return Database(store).gates.evaluate(shipped_policy(LIVE_POLICY), as_of=end,
                                                  catch_up=False)
 
 

@@ -120,14 +120,14 @@ def step_summary(ctx: DemoContext) -> dict[str, Any]:
 def step_reconcile(ctx: DemoContext) -> dict[str, Any]:
     from alphatrace.api import Database
 
-    report = Database.on(ctx.store).reconcile()
+    report = Database(ctx.store).reconcile()
     return report.to_dict()
 
 
 def step_agents(ctx: DemoContext) -> dict[str, Any]:
     from alphatrace.api import Database
 
-    return {"agents": Database.on(ctx.store).agents()}
+    return {"agents": Database(ctx.store).agents()}
 
 
 def step_forensics(ctx: DemoContext) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def step_forensics(ctx: DemoContext) -> dict[str, Any]:
 def step_governance(ctx: DemoContext) -> dict[str, Any]:
     from alphatrace.api import Database
 
-    db = Database.on(ctx.store)
+    db = Database(ctx.store)
     # created_at is the time of writing and is hashed, so it and the hashes that cover it
     # (hash, prev_hash, the head) differ from run to run: the demo document leaves them out to
     # stay byte-identical.

@@ -149,7 +149,7 @@ async def call(request: Request) -> Response:
         def run(store: Store) -> Any:
             from alphatrace.api import Database
 
-            fn = _bound(Database.on(store), name)
+            fn = _bound(Database(store), name)
             try:
                 inspect.signature(fn).bind(*args, **kwargs)
             except TypeError as e:
