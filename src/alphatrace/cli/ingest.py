@@ -45,10 +45,23 @@ def ingest(
     once: Annotated[bool, typer.Option("--once", help="With --follow: one pass, then exit.")] = False,
     max_seconds: Annotated[float | None, typer.Option(
         "--max-seconds", help="With --follow: stop after this many seconds.")] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="duckdb (the store) or spark: validate each file in a Spark executor "
+                         "and deduplicate across files on Spark, into the Parquet tables of "
+                         "--tables DIR (docs/spark.md).")] = "duckdb",
+    tables: Annotated[Path | None, typer.Option(
+        "--tables", help="With --engine spark: the folder to write the tables to.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest events: validated, deduplicated, bad lines quarantined with their reason."""
+    if engine not in ("duckdb", "spark"):
+        raise InputError(f"--engine {engine}: use duckdb or spark")
+    if engine == "spark":
+        _spark_ingest(paths, kind, tables, bool(follow), as_json)
+        return
+    if tables is not None:
+        raise InputError("--tables goes with --engine spark")
     if follow:
         from alphatrace.cli.server import run_follow
 
@@ -71,6 +84,25 @@ def ingest(
         console.print(
             f"[yellow]{report.quarantined:,} bad line(s) quarantined:[/] see `alphatrace quarantine`"
         )
+
+
+def _spark_ingest(paths: list[str] | None, kind: str | None, tables: Path | None,
+                  follow: bool, as_json: bool) -> None:
+    if tables is None or not paths or follow:
+        raise InputError("--engine spark needs PATH... (files or folders) and --tables DIR")
+    files = resolve_inputs(paths)
+    if "-" in files:
+        raise InputError("--engine spark reads files, not stdin (-)")
+    check_files(files)
+    normalize_kind(kind)
+    from alphatrace.engines.spark.ingest import ingest_sharded
+
+    report = ingest_sharded(files, tables, kind)
+    data = {k: v for k, v in report.to_dict().items() if k != "by_kind"}
+    if as_json:
+        print_json(data)
+        return
+    emit(data, False, title=f"ingest (Spark) into {tables}")
 
 
 @handle_errors

@@ -27,7 +27,7 @@ def read_views(spark: Any, tables: Path, names: tuple[str, ...]) -> None:
     """Each `names` table of the export in `tables` as a Spark temp view of that name."""
     for name in names:
         f = tables / f"{name}.parquet"
-        if not f.is_file():
+        if not f.exists():  # a file (`export`) or a Spark output folder (`ingest --engine spark`)
             raise InputError(f"{tables}: no {name}.parquet (write it with "
                              "`alphatrace export --to parquet`)")
         spark.read.parquet(str(f)).createOrReplaceTempView(name)
