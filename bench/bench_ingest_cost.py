@@ -5,18 +5,25 @@ CPU goes. It runs, on one 64 MB chunk of the benchmark file (as ingest splits it
 validation query that every line goes through, then the same query with one piece removed, or
 one piece alone. CPU µs per line = process CPU time (all DuckDB threads) / lines, best of five.
 
+`--rounds 512,8192` measures collector rounds instead: `ingest_events` of SDK-shaped batches
+of each size into a fresh store file, CPU and wall ms per round (median of `--repeat`), so the
+round's fixed cost shows as the gap between the per-event costs.
+
 The budget it is compared with: a target of T seconds for N lines on C cores leaves C·T/N CPU
 µs per line for everything (reading, validation, identity, dedupe, insert, compression, commit).
 
     python bench/bench_ingest_cost.py             # after bench_ingest.py made the 3M-event file
     python bench/bench_ingest_cost.py --no-record
+    python bench/bench_ingest_cost.py --rounds 512,8192 --no-record
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +48,30 @@ def cpu_per_line(con: duckdb.DuckDBPyConnection, sql: str, lines: int) -> float:
     return best / lines * 1e6
 
 
+def round_costs(sizes: list[int], repeat: int) -> list[tuple[int, float, float]]:
+    """(events a round, CPU ms, wall ms) per round size: the median of `repeat` rounds after
+    three warm-up rounds, each round a fresh batch (new run ids) into the same store file."""
+    from alphatrace.store import Store
+    from alphatrace.store.ingest import ingest_events
+    from bench_collector import batch
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "rounds.duckdb")
+        for size in sizes:
+            cpu, wall = [], []
+            for i in range(3 + repeat):
+                events = batch(size, i, size)
+                c0, t0 = time.process_time(), time.perf_counter()
+                ingest_events(store, events)
+                if i >= 3:
+                    cpu.append(time.process_time() - c0)
+                    wall.append(time.perf_counter() - t0)
+            out.append((size, statistics.median(cpu) * 1e3, statistics.median(wall) * 1e3))
+        store.close()
+    return out
+
+
 def _without(name: str, expr: str, make: Callable[[], str]) -> str:
     """The fast query with one generator of validate_sql replaced (restored afterwards)."""
     old = getattr(V, name)
@@ -55,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--file", type=Path, default=HERE / "out" / "events_1000000.jsonl")
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--rounds", help="comma-separated round sizes: measure collector rounds")
+    ap.add_argument("--repeat", type=int, default=30, help="rounds measured per size (--rounds)")
     a = ap.parse_args(argv)
+    if a.rounds:
+        return rounds_main([int(x) for x in a.rounds.split(",")], a.repeat, not a.no_record)
     if not a.file.exists():
         raise SystemExit(f"{a.file} is missing: run `python bench/bench_ingest.py` first")
     mach = machine("duckdb")
@@ -66,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     con.execute("SET TimeZone = 'UTC'")
     con.register("chunk_lines", chunk.table)
 
-    def fast() -> str:
-        return V.fast_sql("chunk_lines", None)
+    def fast() -> str:  # built afresh: fast_sql caches its text
+        return V.fast_sql.__wrapped__("chunk_lines", None)
 
     struct = V._lit(V.struct_spec("VARCHAR"))
     full = cpu_per_line(con, fast(), n)
@@ -102,6 +137,28 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if not a.no_record:
+        record(text)
+    return 0
+
+
+def rounds_main(sizes: list[int], repeat: int, write: bool) -> int:
+    mach = machine("duckdb")
+    rows = round_costs(sizes, repeat)
+    lines = [
+        f"## Collector round cost (bench/bench_ingest_cost.py --rounds) — "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Machine: {mach}.",
+        f"`ingest_events` of SDK-shaped batches into one store file; median of {repeat} rounds.",
+        "",
+        "| events a round | CPU ms | wall ms | CPU µs / event |",
+        "|---:|---:|---:|---:|",
+        *(f"| {n:,} | {c:.1f} | {w:.1f} | {c / n * 1e3:.1f} |" for n, c, w in rows),
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if write:
         record(text)
     return 0
 

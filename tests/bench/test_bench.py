@@ -105,3 +105,9 @@ def test_harness_smoke_run(tmp_path: Path) -> None:
     rows = [line for line in cost.stdout.splitlines() if line.startswith("| ") and "µs" not in line]
     assert len(rows) == 5 and float(rows[0].split("|")[2]) > 0, cost.stdout
     assert (BENCH / "RESULTS.md").read_text() == after  # nothing recorded here either
+    rounds = subprocess.run(
+        [sys.executable, str(BENCH / "bench_ingest_cost.py"), "--no-record", "--rounds", "16,32",
+         "--repeat", "2"], capture_output=True, text=True, timeout=300, check=False)
+    assert rounds.returncode == 0, rounds.stderr
+    assert "| 16 |" in rounds.stdout and "| 32 |" in rounds.stdout, rounds.stdout
+    assert (BENCH / "RESULTS.md").read_text() == after

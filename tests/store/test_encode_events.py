@@ -14,8 +14,9 @@ from alphatrace.errors import SchemaError
 from alphatrace.store.encode_events import encode_lines
 
 
-def reference(events: list[Any]) -> bytes:
-    lines = [json.dumps(e, separators=(",", ":"), allow_nan=True, default=str) for e in events]
+def reference(events: list[Any], ascii: bool = False) -> bytes:
+    lines = [json.dumps(e, separators=(",", ":"), allow_nan=True, default=str, ensure_ascii=ascii)
+             for e in events]
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 
@@ -50,3 +51,17 @@ def test_circular_event_is_a_schema_error() -> None:
     e["self"] = e
     with pytest.raises(SchemaError, match="cannot be serialised"):
         encode_lines([{"ok": 1}, e])
+
+
+def test_characters_beyond_ascii_are_written_as_utf8_not_escapes() -> None:
+    """An escape sends a line to validation's exact path (its plan costs more than the rest of
+    a collector round), so encoded events carry no escape a plain text does not need."""
+    events = [{"agent": "Agenté", "note": "café ☕ 𝄞", "ctl": "a\tb\x00"}]
+    assert encode_lines(events) == reference(events)
+    assert b"\\u00e9" not in encode_lines(events) and "é".encode() in encode_lines(events)
+    assert b"\\u0000" in encode_lines(events)  # control characters must stay escaped in JSON
+
+
+def test_a_batch_with_a_lone_surrogate_is_written_with_escapes() -> None:
+    events = [{"a": "é"}, {"b": "x\ud800y"}]
+    assert encode_lines(events) == reference(events, ascii=True)

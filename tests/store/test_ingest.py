@@ -254,3 +254,15 @@ def test_duplicate_across_fast_and_exact_path_in_one_chunk(store: Store, tmp_pat
     assert rows(store, "SELECT run_id, line FROM pnl ORDER BY line") == [("r1", 1), ("r3", 4)]
     (q,) = list(iter_quarantine(store))
     assert (q["line"], q["field"]) == (3, "realized_pnl_bps")
+
+
+def test_an_event_is_one_event_whether_its_text_escapes_non_ascii_or_not(store: Store, tmp_path: Path) -> None:
+    """Collector batches are encoded with UTF-8 text (store/encode_events.py); a file may carry
+    the same event with \\u escapes: both spellings are one identity."""
+    e = {**SEED_ALPHA, "agent": "Agenté", "note": "café ☕ 𝄞", "nested": {"k": "ü"}}
+    f = write_lines(tmp_path / "escaped.jsonl", [json.dumps(e, ensure_ascii=True)])
+    assert ingest_paths(store, [str(f)]).accepted == 1
+    report, _results = ingest_events(store, [e])
+    assert (report.accepted, report.duplicates) == (0, 1)
+    assert rows(store, "SELECT agent, attrs FROM alpha") == [
+        ("Agenté", '{"note":"café ☕ 𝄞","nested":{"k":"ü"}}')]

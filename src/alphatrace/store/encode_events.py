@@ -6,6 +6,12 @@ separator string between the events, and cutting the text at the separators give
 the per-event texts (the same encoder settings produce the same text for an item inside a
 list as on its own). If the separator text could occur inside an event, or the list cannot be
 encoded as a whole, the events are encoded one by one instead, so the result never differs.
+
+Characters beyond ASCII are written as UTF-8, not as `\\u` escapes: validation sends every line
+with an escape to its exact path (store/validate_sql.py), whose plan alone cost a collector round
+more than the rest of it, so one accented name in a batch doubled the round. Both spellings
+parse to the same values, so an event's identity does not depend on which one it came in. A
+batch holding a lone surrogate (no UTF-8 form) is written with escapes, as before.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from typing import Any
 
 from alphatrace.errors import SchemaError
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True, default=str)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True, default=str, ensure_ascii=False)
+_ASCII = json.JSONEncoder(separators=(",", ":"), allow_nan=True, default=str)
 
 
 class DuplicateKeys(dict[str, Any]):
@@ -35,32 +42,39 @@ def object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return d if len(d) == len(pairs) else DuplicateKeys(pairs)
 
 
-def _one(e: Any) -> str:
+def _one(e: Any, enc: json.JSONEncoder = _ENCODER) -> str:
     try:
         if type(e) is DuplicateKeys:
-            return "{" + ",".join(
-                _ENCODER.encode(k) + ":" + _ENCODER.encode(v) for k, v in e.pairs) + "}"
-        return _ENCODER.encode(e)
+            return "{" + ",".join(enc.encode(k) + ":" + enc.encode(v) for k, v in e.pairs) + "}"
+        return enc.encode(e)
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"event cannot be serialised as JSON: {exc}") from None
 
 
 def encode_lines(events: list[Any]) -> bytes:
     """`events` as UTF-8 JSON lines, each line what `json.dumps(e, separators=(",", ":"),
-    allow_nan=True, default=str)` gives; SchemaError names an event that has no JSON form."""
+    allow_nan=True, default=str, ensure_ascii=False)` gives (with `ensure_ascii=True` for a
+    batch that has no UTF-8 form); SchemaError names an event that has no JSON form."""
     if not events:
         return b""
+    try:
+        return _lines(events, _ENCODER).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: only an escape can carry it
+        return _lines(events, _ASCII).encode("utf-8")
+
+
+def _lines(events: list[Any], enc: json.JSONEncoder) -> str:
     if any(type(e) is DuplicateKeys for e in events):  # the encoder would drop the repeats
-        return ("\n".join(_one(e) for e in events) + "\n").encode("utf-8")
+        return "\n".join(_one(e, enc) for e in events) + "\n"
     mark = "\x00" + secrets.token_hex(16) + "\x00"
-    sep = "," + _ENCODER.encode(mark) + ","
+    sep = "," + enc.encode(mark) + ","
     interleaved: list[Any] = [mark] * (2 * len(events) - 1)
     interleaved[::2] = events
     try:
-        text = _ENCODER.encode(interleaved)
+        text = enc.encode(interleaved)
     except (TypeError, ValueError):
         text = ""
     parts = text[1:-1].split(sep) if text else []
     if len(parts) != len(events):  # cannot encode as a whole, or the mark text appears inside
-        parts = [_one(e) for e in events]
-    return ("\n".join(parts) + "\n").encode("utf-8")
+        parts = [_one(e, enc) for e in events]
+    return "\n".join(parts) + "\n"

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 
 from alphatrace.errors import InputError
 from alphatrace.events.fields import KINDS, SPECS, TYPE_ALIASES, Kind
-from alphatrace.store.connection import Store, one
+from alphatrace.store.connection import Store
 from alphatrace.store.encode_events import encode_lines
 from alphatrace.store.lines import (
     Chunk,
@@ -31,6 +32,7 @@ from alphatrace.store.lines import (
     open_input,
     prefetch,
 )
+from alphatrace.store.statements import parsed, to_arrow
 from alphatrace.store.validate_sql import SEP, fast_sql, staged_sql
 
 TABLE: dict[Kind, str] = {"telemetry": "telemetry", "alpha": "alpha", "pnl": "pnl"}
@@ -86,7 +88,8 @@ def normalize_kind(kind: str | None) -> Kind | None:
     return k
 
 
-def _insert_columns(kind: Kind) -> list[tuple[str, str]]:
+@cache
+def _insert_columns(kind: Kind) -> tuple[tuple[str, str], ...]:
     """(stored column, select expression) pairs for one kind's table."""
     cols = [("event_id", "event_id")]
     for f in SPECS[kind]:
@@ -95,7 +98,7 @@ def _insert_columns(kind: Kind) -> list[tuple[str, str]]:
             expr = f'CAST("{f.name}" AS BIGINT)'
         cols.append((COLUMN.get(f.name, f.name), expr))
     cols += [("attrs", "attrs"), ("file_id", "?"), ("line", "line_no")]
-    return cols
+    return tuple(cols)
 
 
 Status = tuple[int, str, str | None, str | None, str | None, str | None]
@@ -121,13 +124,14 @@ def _ingest_chunk(
     """Validate, dedupe and insert one chunk. Returns per-line statuses when `collect`."""
     chunk_lines = chunk.table  # noqa: F841  (read by name in the SQL)
     # Lenient fast path for every line, then the exact path for the lines it could not clear.
-    staged_fast = con.sql(fast_sql("chunk_lines", kind)).to_arrow_table(STAGE_BATCH)
+    con.execute(parsed(con, fast_sql("chunk_lines", kind)))
+    staged_fast = to_arrow(con, STAGE_BATCH)
     staged_exact = None
     if pc.all(staged_fast.column("ok")).as_py() is False:
         redo = ("(SELECT r.line_no, r.line FROM chunk_lines r SEMI JOIN "
                 "(SELECT line_no FROM staged_fast WHERE NOT ok) s ON r.line_no = s.line_no)")
-        exact_sql = f"SELECT *, true AS ok FROM ({staged_sql(redo, kind)})"
-        staged_exact = con.sql(exact_sql).to_arrow_table(STAGE_BATCH)
+        con.execute(parsed(con, f"SELECT *, true AS ok FROM ({staged_sql(redo, kind)})"))
+        staged_exact = to_arrow(con, STAGE_BATCH)
     return _store_chunk(con, staged_fast, staged_exact, chunk.bad_utf8, file_id, path, report, collect)
 
 
@@ -186,9 +190,9 @@ def _chunk_stats(con: duckdb.DuckDBPyConnection, staged_fast: pa.Table,
     stats = Stats({}, False, None, 0)
     lo: str | None = None
     hi: str | None = None
-    for k, valid, total, distinct, p_lo, p_hi in con.execute(
-        f"SELECT kind, err IS NULL, count(*), count(DISTINCT event_id), min({PRE_SQL}), "
-        f"max({PRE_SQL}) FROM {_staged(staged_exact)} GROUP BY ALL"
+    for k, valid, total, distinct, p_lo, p_hi in con.execute(parsed(
+        con, f"SELECT kind, err IS NULL, count(*), count(DISTINCT event_id), min({PRE_SQL}), "
+        f"max({PRE_SQL}) FROM {_staged(staged_exact)} GROUP BY ALL")
     ).fetchall():
         if not valid:
             stats.bad += total
@@ -208,8 +212,8 @@ def _valid_rows(con: duckdb.DuckDBPyConnection, staged_fast: pa.Table,
     cleared every line (the common case: no copy), else both paths' valid rows."""
     if staged_exact is None:
         return staged_fast
-    return con.sql(f"SELECT * FROM {_staged(staged_exact)} WHERE err IS NULL").to_arrow_table(
-        STAGE_BATCH)
+    con.execute(parsed(con, f"SELECT * FROM {_staged(staged_exact)} WHERE err IS NULL"))
+    return to_arrow(con, STAGE_BATCH)
 
 
 def _insert_new(
@@ -235,17 +239,17 @@ def _insert_new(
     # repeats an id (rare: a retried batch, a file concatenated with itself).
     first_only = ("QUALIFY row_number() OVER (PARTITION BY key_hi, key_lo ORDER BY line_no) = 1"
                   if stats.repeats else "")
-    fresh = con.sql(
+    con.execute(parsed(con,
         f"""SELECT line_no, {PRE_SQL} AS pre, key_hi, key_lo FROM (
               SELECT line_no, event_id, {KEY_HALVES} FROM (
                 SELECT line_no, event_id, {KEY_SQL} AS id_key FROM valid)) s
             WHERE NOT EXISTS (SELECT 1 FROM event_identity t WHERE t.key_hi = s.key_hi
                               AND t.key_lo = s.key_lo AND t.pre BETWEEN ? AND ?)
-            {first_only}""",
-        params=list(stats.pre_range),
-    ).to_arrow_table(STAGE_BATCH)
+            {first_only}"""),
+        list(stats.pre_range))
+    fresh = to_arrow(con, STAGE_BATCH)
     if fresh.num_rows:
-        con.execute("INSERT INTO event_identity SELECT pre, key_hi, key_lo FROM fresh")
+        con.execute(parsed(con, "INSERT INTO event_identity SELECT pre, key_hi, key_lo FROM fresh"))
     # Duplicates are rare outside a re-ingest: then every valid row of a kind is new, and each
     # insert reads the kind's rows straight from the staged chunk (an Arrow filter to split the
     # chunk by kind measured slower than the filter inside each insert).
@@ -259,8 +263,8 @@ def _insert_new(
             cols = _insert_columns(k)
             target = ", ".join(c for c, _ in cols)
             select = ", ".join(e for _, e in cols)
-            new = int(con.execute(
-                f"INSERT INTO {TABLE[k]} ({target}) SELECT {select} FROM {rows} WHERE kind = '{k}'",
+            new = int(con.execute(parsed(
+                con, f"INSERT INTO {TABLE[k]} ({target}) SELECT {select} FROM {rows} WHERE kind = '{k}'"),
                 [file_id]).fetchall()[0][0])
         report.accepted += new
         report.duplicates += stats.valid[k] - new
@@ -287,9 +291,9 @@ def _bad_rows(
 ) -> list[BadRow]:
     """The chunk's bad lines as quarantine rows: the staged lines with an error, then the lines
     that were not UTF-8."""
-    bad = con.execute(
-        f"""SELECT line_no, kind, split_part(err, '{SEP}', 1), split_part(err, '{SEP}', 2), bad_line
-            FROM {_staged(staged_exact)} WHERE err IS NOT NULL ORDER BY line_no"""
+    bad = con.execute(parsed(
+        con, f"""SELECT line_no, kind, split_part(err, '{SEP}', 1), split_part(err, '{SEP}', 2), bad_line
+            FROM {_staged(staged_exact)} WHERE err IS NOT NULL ORDER BY line_no""")
     ).fetchall()
     rows: list[BadRow] = [
         (file_id, path, ln, (kd if kd in KINDS else None), fld or None, reason, raw)
@@ -311,10 +315,10 @@ def insert_quarantine(con: duckdb.DuckDBPyConnection, rows: Sequence[BadRow]) ->
     cols = list(zip(*rows, strict=True))
     bad_lines = pa.table(  # noqa: F841  (read by name in the SQL)
         [pa.array(c, t) for c, t in zip(cols, BAD_TYPES, strict=True)], names=BAD_NAMES)
-    return int(con.execute(
-        """INSERT INTO quarantine SELECT DISTINCT ON (b.path, b.line, b.raw) b.* FROM bad_lines b
+    return int(con.execute(parsed(
+        con, """INSERT INTO quarantine SELECT DISTINCT ON (b.path, b.line, b.raw) b.* FROM bad_lines b
            WHERE NOT EXISTS (SELECT 1 FROM quarantine q
-                             WHERE q.path = b.path AND q.line = b.line AND q.raw = b.raw)"""
+                             WHERE q.path = b.path AND q.line = b.line AND q.raw = b.raw)""")
     ).fetchall()[0][0])
 
 
@@ -337,11 +341,11 @@ def _ingest_stream(
 ) -> tuple[IngestReport, list[Status]]:
     # Row order inside the event tables carries no meaning (readers order by ts/run_id or by
     # file_id/line), so DuckDB may insert in parallel without keeping scan order.
-    store.con.execute("SET preserve_insertion_order = false")
+    store.con.execute(parsed(store.con, "SET preserve_insertion_order = false"))
     try:
         return _ingest_stream_tx(store, stream, path, kind, progress, collect, read_ahead)
     finally:
-        store.con.execute("RESET preserve_insertion_order")
+        store.con.execute(parsed(store.con, "RESET preserve_insertion_order"))
 
 
 def _ingest_stream_tx(
@@ -358,7 +362,7 @@ def _ingest_stream_tx(
     nbytes = 0
     lines = 0
     with store.transaction() as con:
-        file_id = int(one(con, "SELECT nextval('file_id_seq')")[0])
+        file_id = int(con.execute(parsed(con, "SELECT nextval('file_id_seq')")).fetchall()[0][0])
         chunks = prefetch(iter_chunks(stream)) if read_ahead else iter_chunks(stream)
         with closing(chunks):
             for chunk in chunks:
@@ -368,8 +372,8 @@ def _ingest_stream_tx(
                 if progress:
                     progress(chunk.nbytes)
                 del chunk  # its buffers go before the next chunk arrives
-        con.execute(
-            "INSERT INTO ingested_files VALUES (?, ?, NULL, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)",
+        con.execute(parsed(
+            con, "INSERT INTO ingested_files VALUES (?, ?, NULL, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)"),
             [file_id, path, nbytes, lines, report.accepted, report.duplicates, report.quarantined],
         )
     return report, statuses

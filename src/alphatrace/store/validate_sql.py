@@ -16,6 +16,8 @@ The first failing field of a line, in field-table order, becomes its quarantine 
 
 from __future__ import annotations
 
+from functools import cache
+
 from alphatrace.events.fields import (
     DIRECTIONS,
     ENVELOPE,
@@ -247,6 +249,7 @@ def _identity_expr() -> str:
 _WS = "(' ' || chr(9) || chr(10) || chr(13))"  # JSON's whitespace
 
 
+@cache  # the same text every round, so the statement cache (store/statements.py) finds it
 def staged_sql(source: str, forced: Kind | None) -> str:
     """One row per non-blank line: line_no, kind, err ('field<SEP>reason' or NULL), bad_line
     (the raw text, failing lines only), event_id and attrs (valid lines only), and every known
@@ -335,26 +338,30 @@ def _typed_fast(f: Field) -> str:
     return _horizon_text(x)
 
 
-def _ok_field(f: Field) -> str:
-    """True when the field is absent (and optional) or present with a valid value: no condition
-    of `_checks` holds (a NULL typed value makes the first one true)."""
-    present = f'v."{f.name}" IS NOT NULL'
+def _value_ok(f: Field) -> str:
+    """True when the field is absent or present with a valid value: no condition of `_checks`
+    holds (a NULL typed value makes the first one true)."""
     bad = " OR ".join(f"({cond})" for cond, _ in _checks(f))
-    check = f"NOT coalesce({bad}, true)"
-    if f.required:
-        return f"({present} AND {check})"
-    return f"(NOT {present} OR {check})"
+    return f'(v."{f.name}" IS NULL OR NOT coalesce({bad}, true))'
 
 
 def _ok_expr() -> str:
-    per_kind = " ".join(
-        f"WHEN {_lit(k)} THEN " + " AND ".join(_ok_field(f) for f in SPECS[k]) for k in KINDS
-    )
+    """Whether the fast path clears a line. Each known field's value rule is stated once, for
+    every kind: a key another kind knows is an attr of this one, so a bad value there only
+    sends the line to the exact path, which decides (and keeps it). Stating the rules once,
+    not once per kind that has the field, leaves less SQL to plan: planning is most of a small
+    collector round's cost."""
+    rules = dict.fromkeys(_value_ok(f) for k in KINDS for f in SPECS[k])  # one per distinct rule
+    required = " ".join(
+        f"WHEN {_lit(k)} THEN "
+        + " AND ".join(f'v."{f.name}" IS NOT NULL' for f in SPECS[k] if f.required)
+        for k in KINDS)
     return (f"(v IS NOT NULL AND NOT suspicious AND kind IS NOT NULL AND kind <> '?' "
             f"AND (v.\"event_id\" IS NULL OR trim(v.\"event_id\") <> '') AND dupkey IS NULL "
-            f"AND coalesce(CASE kind {per_kind} END, false))")
+            f"AND {' AND '.join(rules)} AND coalesce(CASE kind {required} END, false))")
 
 
+@cache
 def fast_sql(source: str, forced: Kind | None) -> str:
     """Same columns as `staged_sql` plus `ok`; rows with `ok = false` must be re-run exactly."""
     typed = ", ".join(f"{_typed_fast(FIELD_TYPES[k])} AS {_q(k)}" for k in ALL_FIELDS)
