@@ -28,6 +28,9 @@ class SparkDialect:
     def format_ts(self, ts: str) -> str:
         return f"date_format({ts}, \"yyyy-MM-dd'T'HH:mm:ss'Z'\")"
 
+    def join_array(self, expr: str, sep: str) -> str:
+        return f"array_join({expr}, {lit(sep)})"
+
     def first_by(self, expr: str, order: str) -> str:
         return f"min_by({expr}, struct({_sort_keys(order)}))"
 
