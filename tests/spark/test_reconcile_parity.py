@@ -94,8 +94,8 @@ def lakes(tmp_path_factory: pytest.TempPathFactory, demo_market: tuple[pa.Table,
     return out
 
 
-@pytest.mark.parametrize("data", ["edges", "demo"])
-@pytest.mark.parametrize("partitions", [1, 7])
+# Each data set with 1 and 7 shuffle partitions: edges with 1 is the CLI test below.
+@pytest.mark.parametrize(("data", "partitions"), [("edges", 7), ("demo", 1), ("demo", 7)])
 def test_spark_prices_the_same_legs_and_ledger(
         lakes: dict[str, tuple[Path, Rows, Rows]], spark: Any, data: str,
         partitions: int) -> None:
@@ -116,12 +116,17 @@ def test_spark_prices_the_same_legs_and_ledger(
 
 def test_reconcile_cli_writes_legs_and_ledger(
         lakes: dict[str, tuple[Path, Rows, Rows]], spark: Any, tmp_path: Path) -> None:
-    """`alphatrace reconcile --engine spark --tables DIR --out DIR --policy P --json`."""
+    """`alphatrace reconcile --engine spark --tables DIR --out DIR --policy P --json`, with one
+    shuffle partition."""
     lake, want_legs, want_ledger = lakes["edges"]
     (tmp_path / "p.yaml").write_text(POLICY)
-    res = CliRunner().invoke(app, ["reconcile", "--engine", "spark", "--tables", str(lake),
-                                   "--out", str(tmp_path / "out"), "--policy",
-                                   str(tmp_path / "p.yaml"), "--json"])
+    spark.conf.set("spark.sql.shuffle.partitions", "1")
+    try:
+        res = CliRunner().invoke(app, ["reconcile", "--engine", "spark", "--tables", str(lake),
+                                       "--out", str(tmp_path / "out"), "--policy",
+                                       str(tmp_path / "p.yaml"), "--json"])
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", "2")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     by_status = [r["status"] for r in want_legs.values()]
