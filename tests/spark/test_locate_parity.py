@@ -44,13 +44,13 @@ def test_mapinarrow_exits_equal_the_embedded_call(tmp_path: Path, spark: Any) ->
     want_cols = locate.exits(con.sql(narrow_sql(rel)).fetchnumpy(), market.bars, market.opens,
                              market.settlements)
     names = list(want_cols)
-    want = {int(want_cols["k"][i]): [_key(want_cols[n][i]) for n in names]
-            for i in range(len(want_cols["k"]))}
+    want = {want_cols["event_id"][i]: [_key(want_cols[n][i]) for n in names]
+            for i in range(len(want_cols["event_id"]))}
     assert any(v[names.index("exit_us")] is None for v in want.values())  # an open leg
     assert any(v[names.index("entry_settle")] is not None for v in want.values())
     s.close()
     for parts in (1, 3):
         df = spark.createDataFrame(narrow).repartition(parts)
         rows = exits_in_partitions(df, market).collect()
-        got = {int(r["k"]): [_key(r[n]) for n in names] for r in rows}
+        got = {r["event_id"]: [_key(r[n]) for n in names] for r in rows}
         assert got == want

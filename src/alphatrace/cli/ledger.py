@@ -55,16 +55,39 @@ def register(app: typer.Typer) -> None:
     app.command("agents")(agents)
 
 
+EngineOption = Annotated[str, typer.Option(
+    "--engine", help="duckdb (the store) or spark: run on Spark over an export (--tables DIR), "
+                     "writing Parquet to --out (docs/spark.md).")]
+TablesOption = Annotated[Path | None, typer.Option(
+    "--tables", help="With --engine spark: the folder `alphatrace export --to parquet` wrote.")]
+
+
+def _engine(engine: str) -> str:
+    if engine not in ("duckdb", "spark"):
+        raise InputError(f"--engine {engine}: use duckdb or spark")
+    return engine
+
+
 @handle_errors
 def reconcile(
     policy: PolicyOption = None,
     full: Annotated[bool, typer.Option("--full", help="Re-price every leg, not only new or "
                                                       "changed ones (same result).")] = False,
+    engine: EngineOption = "duckdb",
+    tables: TablesOption = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="With --engine spark: the folder to write `legs/` and `ledger/` "
+                      "(Parquet directories, replaced) to.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Price signals against market data (new or changed ones only) and rebuild the ledger."""
     cfg = rpolicy.load(policy)
+    if _engine(engine) == "spark":
+        _spark_reconcile(tables, out, cfg, as_json)
+        return
+    if tables is not None or out is not None:
+        raise InputError("--tables and --out go with --engine spark")
     with open_store(db) as store:
         if as_json:
             report = run_reconcile(store, cfg, full=full)
@@ -77,6 +100,19 @@ def reconcile(
         print_json(data)
         return
     emit(data, False, title="reconcile")
+
+
+def _spark_reconcile(tables: Path | None, out: Path | None, cfg: rpolicy.ReconcileConfig,
+                     as_json: bool) -> None:
+    if tables is None or out is None:
+        raise InputError("--engine spark needs --tables DIR (an export) and --out DIR")
+    from alphatrace.engines.spark.run import reconcile_to_parquet
+
+    data = {"engine": "spark", **reconcile_to_parquet(tables, out, cfg), "out": str(out)}
+    if as_json:
+        print_json(data)
+        return
+    emit(data, False, title="reconcile (Spark)")
 
 
 def _stale_note(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -103,21 +139,14 @@ def ledger(
     limit: Annotated[int, typer.Option(
         "--limit", help="Rows shown in the table (the newest); --json and --out write all.")]
     = DEFAULT_SHOWN,
-    engine: Annotated[str, typer.Option(
-        "--engine", help="duckdb (the store) or spark: build the ledger on Spark from the "
-                         "legs and events of an export (--tables DIR) into the Parquet "
-                         "directory --out (docs/spark.md).")] = "duckdb",
-    tables: Annotated[Path | None, typer.Option(
-        "--tables", help="With --engine spark: the folder `alphatrace export --to parquet` "
-                         "wrote.")] = None,
+    engine: EngineOption = "duckdb",
+    tables: TablesOption = None,
     policy: PolicyOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """One row per run (docs/architecture.md §Ledger), ordered by (ts, run_id), with a status summary line."""
-    if engine not in ("duckdb", "spark"):
-        raise InputError(f"--engine {engine}: use duckdb or spark")
-    if engine == "spark":
+    if _engine(engine) == "spark":
         _spark_ledger(tables, out, policy, as_json)
         return
     if tables is not None or policy is not None:

@@ -42,6 +42,10 @@ class Dialect(Protocol):
         """A TIMESTAMP as text in the form `TS_TEXT`."""
         ...
 
+    def join_array(self, expr: str, sep: str) -> str:
+        """An array of text joined by `sep`, in array order (NULL elements skipped)."""
+        ...
+
     def first_by(self, expr: str, order: str) -> str:
         """The aggregate: `expr` of the group's first row in `order` (an ORDER BY list; give
         a total order, ending in a unique key)."""

@@ -14,12 +14,19 @@ included —, symbol not resolved, no bars, signal one bar or more before the fi
 entry bar is unknown) is `unpriced` with a one-line reason. A leg priced or awaiting prices
 records the label of the bar interval it is priced with (`bar_interval`, e.g. '15m'), and
 the reasons of open legs name it.
+
+The SQL is written once over a `Dialect` (`alphatrace.engines`): the embedded engine runs it on
+the store, `alphatrace reconcile --engine spark` on Spark, with the same `locate` kernel between
+the two halves. A signal's key through the steps is its `event_id` (no engine row ids). The
+`fingerprint` column is not SQL: `ledger.fingerprint` adds it to the rows this builds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from alphatrace.engines.dialect import Dialect
+from alphatrace.engines.duckdb import DUCKDB
 from alphatrace.sql import lit
 
 
@@ -41,31 +48,32 @@ class Relations:
 _BEFORE_DATA = "{first} - {t} >= greatest({iv}, 1)"
 
 
-def classify_sql(r: Relations, bar_interval_s: int | None) -> str:
+def classify_sql(r: Relations, bar_interval_s: int | None, d: Dialect = DUCKDB) -> str:
     """Signals joined to their policy values and market, with the reason a leg is unpriced.
 
-    `k` (the row id of the signal in `r.todo`) is the narrow key the pricing steps carry.
+    `event_id` (the signal's key) is what the pricing steps carry and join on.
     """
     no_bars = ("'no bars for ' || symbol" if bar_interval_s is None
                else f"'no {int(bar_interval_s)}s bars for ' || symbol || ' (policy bar_interval)'")
     before_data = _BEFORE_DATA.format(t="t_us", first="first_us", iv="iv_us")
+    first_bar = d.format_ts(d.ts_from_us("first_us"))
     return f"""
 SELECT *, CASE
     WHEN ts IS NULL THEN 'signal has no ts'
     WHEN direction NOT IN ('LONG', 'SHORT', 'FLAT') THEN 'unknown direction ' || direction
     WHEN sym_status = 'ambiguous' THEN 'ambiguous symbol ' || event_symbol || ' (matches '
-         || array_to_string(candidates, ', ') || '); add an alias'
+         || {d.join_array("candidates", ", ")} || '); add an alias'
     WHEN symbol IS NULL THEN 'unknown symbol ' || coalesce(event_symbol, 'NULL')
          || ': no imported market matches it'
     WHEN d = 0 THEN NULL
     WHEN sid IS NULL THEN {no_bars}
     WHEN {before_data}
       THEN 'signal before the first bar of ' || symbol || ' (' || bar_interval
-         || ' bars from ' || strftime(make_timestamp(first_us), '%Y-%m-%dT%H:%M:%SZ')
+         || ' bars from ' || {first_bar}
          || '): its entry bar is unknown'
   END AS reason
 FROM (
-  SELECT a.rowid AS k, a.event_id, a.run_id, a.agent, a.strategy, a.ts,
+  SELECT a.event_id, a.run_id, a.agent, a.strategy, a.ts,
          a.symbol AS event_symbol, sm.symbol, sm.status AS sym_status, sm.candidates,
          upper(trim(a.direction)) AS direction,
          CASE upper(trim(a.direction)) WHEN 'LONG' THEN 1 WHEN 'SHORT' THEN -1 ELSE 0 END AS d,
@@ -74,7 +82,7 @@ FROM (
          coalesce(a.horizon_s, po.horizon_s, pd.horizon_s) AS horizon_s,
          coalesce(po.fee_rate, pd.fee_rate) AS fee_rate,
          coalesce(po.include_funding, pd.include_funding) AS include_funding,
-         m.sid, m.interval_s, m.bar_interval, m.first_us, m.iv_us, epoch_us(a.ts) AS t_us,
+         m.sid, m.interval_s, m.bar_interval, m.first_us, m.iv_us, {d.epoch_us("a.ts")} AS t_us,
          a.file_id, a.line
   FROM {r.todo} a
   LEFT JOIN {r.symmap} sm ON sm.alias = a.symbol
@@ -100,17 +108,20 @@ LEG_COLUMNS = (
     "gross_bps", "fee_bps", "funding_bps", "paper_pnl_bps", "pnl_usd", "status", "reason",
     "policy_hash", "fingerprint", "file_id", "line",
 )
+# What `priced_legs_sql` returns: every leg column but the fingerprint (`ledger.fingerprint`).
+PRICED_COLUMNS = tuple(c for c in LEG_COLUMNS if c != "fingerprint")
 
 
-def narrow_sql(r: Relations) -> str:
+def narrow_sql(r: Relations, d: Dialect = DUCKDB) -> str:
     """The priceable signals (ts, resolved symbol with bars, not before the data, not FLAT)
     with only what pricing needs. Same conditions as `classify_sql` leaving `reason` NULL and
     d ≠ 0, restated so the wide relation is scanned once and never materialized."""
-    before_data = _BEFORE_DATA.format(t="epoch_us(a.ts)", first="m.first_us", iv="m.iv_us")
+    t_us = d.epoch_us("a.ts")
+    before_data = _BEFORE_DATA.format(t=t_us, first="m.first_us", iv="m.iv_us")
     return f"""
-SELECT a.rowid AS k, m.sid,
+SELECT a.event_id, m.sid,
        CASE upper(trim(a.direction)) WHEN 'LONG' THEN 1 ELSE -1 END AS d,
-       epoch_us(a.ts) AS t_us,
+       {t_us} AS t_us,
        CAST(round(coalesce(a.horizon_s, po.horizon_s, pd.horizon_s) * 1e6) AS BIGINT) AS h_us,
        coalesce(po.fee_rate, pd.fee_rate) AS fee_rate,
        coalesce(po.include_funding, pd.include_funding) AS include_funding
@@ -124,7 +135,7 @@ WHERE a.ts IS NOT NULL AND upper(trim(a.direction)) IN ('LONG', 'SHORT')
 
 
 def priced_sql(r: Relations, exits: str) -> str:
-    """(k, entry/exit prices, gross, price leg, funding, running sums) from `exits`: the
+    """(event_id, entry/exit prices, gross, price leg, funding, running sums) from `exits`: the
     priceable signals of `narrow_sql` with their bars and settlements (`locate.exits`).
     C(x) is the running sum of the settlement found for x, 0 when there is none."""
     zero = "CAST(0 AS DOUBLE)"
@@ -138,7 +149,7 @@ with_cum AS (
   LEFT JOIN {r.settlements} sx ON sx.i = x.exit_settle
 ),
 priced AS (
-  SELECT k, entry_us, entry_price, exit_us, exit_price, target_us, c_entry, c_exit,
+  SELECT event_id, entry_us, entry_price, exit_us, exit_price, target_us, c_entry, c_exit,
     CASE WHEN exit_price IS NOT NULL THEN {GROSS} END AS gross_bps,
     CASE WHEN exit_price IS NULL THEN NULL WHEN include_funding THEN {FUNDING} ELSE 0.0 END
       AS funding_bps,
@@ -148,19 +159,21 @@ priced AS (
 
 
 def priced_legs_sql(r: Relations, policy_hash: str, bar_interval_s: int | None,
-                    exits: str) -> str:
-    """Every signal of `r.todo` as a leg row with the columns of the `legs` table; `exits` is
-    the result of `locate.exits` on `narrow_sql(r)`."""
+                    exits: str, d: Dialect = DUCKDB) -> str:
+    """Every signal of `r.todo` as a leg row with the columns of the `legs` table but the
+    fingerprint (`PRICED_COLUMNS`); `exits` is the result of `locate.exits` on
+    `narrow_sql(r)`."""
     ph = lit(policy_hash)
+    target = d.format_ts(d.ts_from_us("p.target_us"))
     return f"""
-WITH classified AS ({classify_sql(r, bar_interval_s)}),
+WITH classified AS ({classify_sql(r, bar_interval_s, d)}),
 {priced_sql(r, exits)}
 SELECT c.event_id, c.run_id, c.agent, c.strategy, c.ts, c.event_symbol AS symbol,
        c.symbol AS market_symbol, c.direction, c.score_final, c.regime, c.size_usd,
        c.horizon_s, c.fee_rate, c.include_funding, c.interval_s,
        CASE WHEN c.reason IS NULL AND c.d <> 0 THEN c.bar_interval END AS bar_interval,
-       make_timestamp(p.entry_us) AS entry_ts, p.entry_price,
-       make_timestamp(p.exit_us) AS exit_ts, p.exit_price,
+       {d.ts_from_us("p.entry_us")} AS entry_ts, p.entry_price,
+       {d.ts_from_us("p.exit_us")} AS exit_ts, p.exit_price,
        CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0 ELSE p.gross_bps END AS gross_bps,
        CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0 ELSE p.price_bps - p.gross_bps END
          AS fee_bps,
@@ -176,12 +189,7 @@ SELECT c.event_id, c.run_id, c.agent, c.strategy, c.ts, c.event_symbol AS symbol
             WHEN c.d = 0 OR p.exit_price IS NOT NULL THEN NULL
             WHEN p.entry_us IS NULL THEN 'no bar of ' || c.symbol || ' at or after the signal yet'
                  || ' (' || c.bar_interval || ' bars)'
-            ELSE 'awaiting the exit bar of ' || c.symbol || ' at or after '
-                 || strftime(make_timestamp(p.target_us), '%Y-%m-%dT%H:%M:%SZ')
+            ELSE 'awaiting the exit bar of ' || c.symbol || ' at or after ' || {target}
                  || ' (' || c.bar_interval || ' bars)' END AS reason,
-       {ph} AS policy_hash,
-       hash({ph}, c.symbol, c.interval_s, c.size_usd, c.horizon_s, c.fee_rate,
-            c.include_funding, c.reason, p.entry_us, p.entry_price, p.exit_us, p.exit_price,
-            p.c_entry, p.c_exit) AS fingerprint,
-       c.file_id, c.line
-FROM classified c LEFT JOIN priced p ON p.k = c.k"""
+       {ph} AS policy_hash, c.file_id, c.line
+FROM classified c LEFT JOIN priced p ON p.event_id = c.event_id"""

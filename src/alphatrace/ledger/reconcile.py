@@ -32,6 +32,7 @@ import numpy as np
 
 from alphatrace.ledger import locate
 from alphatrace.ledger.build import LEDGER_COLUMNS, ledger_sql, pnl_keys_sql
+from alphatrace.ledger.fingerprint import FIELDS, with_fingerprints
 from alphatrace.ledger.market import (
     chosen_bars_sql,
     funding_profile_sql,
@@ -222,7 +223,8 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
             f"({resolution_sql('(SELECT DISTINCT symbol FROM pnl)', cfg.aliases)})"))
         stale_policy = one(con, "SELECT count(*) FROM legs WHERE policy_hash <> ?",
                            [cfg.hash])[0]
-        full = full or bool(stale_policy)
+        # Legs priced by other pricing code (e.g. fingerprints of an older form) are re-priced.
+        full = full or bool(stale_policy) or _built_by_other_code(con)
         say("selecting signals to price")
         if full:
             con.execute("DELETE FROM legs")
@@ -245,10 +247,10 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
         say(f"pricing {priced:,} legs")
         cols = ", ".join(LEG_COLUMNS)
         with registered(con, "_rc_exits", locate_exits(con, rel, market)) as exits:
-            con.execute(
-                f"INSERT INTO legs ({cols}) SELECT {cols} FROM "
-                f"({priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s, exits)})"
-            )
+            legs = with_fingerprints(con.sql(
+                priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s, exits)).to_arrow_table())
+        with registered(con, "_rc_new_legs", legs) as new:
+            con.execute(f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}")
         say("building the ledger")
         changed = None if full else changed_runs(con, cfg.hash)
         lcols = ", ".join(LEDGER_COLUMNS)
@@ -298,9 +300,19 @@ def _legs_match_old_signals(con: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def ledger_definition() -> str:
-    """A hash of the SQL that builds the ledger: another version of it means a full rebuild."""
-    text = f"{LEDGER_COLUMNS}\n{ledger_sql('policy', runs='runs')}"
+    """A hash of the code that prices legs and builds the ledger (their SQL, the fingerprint's
+    fields): another version of it means a full re-price and rebuild."""
+    pricing = f"{priced_legs_sql(Relations(), 'policy', None, 'exits')}\n{FIELDS}"
+    text = f"{LEDGER_COLUMNS}\n{ledger_sql('policy', runs='runs')}\n{pricing}"
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _built_by_other_code(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether there are stored legs and they were priced by a version of the code other than
+    this one (or by one from before `ledger_build` recorded it)."""
+    built = [r[0] for r in con.execute("SELECT definition FROM ledger_build").fetchall()]
+    return built != [ledger_definition()] and bool(one(
+        con, "SELECT count(*) FROM (SELECT 1 FROM legs LIMIT 1)")[0])
 
 
 _KEY_CHANGES = """

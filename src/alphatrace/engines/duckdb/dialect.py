@@ -27,6 +27,9 @@ class DuckDBDialect:
     def format_ts(self, ts: str) -> str:
         return f"strftime({ts}, {lit(TS_TEXT)})"
 
+    def join_array(self, expr: str, sep: str) -> str:
+        return f"array_to_string({expr}, {lit(sep)})"
+
     def first_by(self, expr: str, order: str) -> str:
         return f"first({expr} ORDER BY {order})"
 

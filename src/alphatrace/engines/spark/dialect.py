@@ -28,6 +28,9 @@ class SparkDialect:
     def format_ts(self, ts: str) -> str:
         return f"date_format({ts}, \"yyyy-MM-dd'T'HH:mm:ss'Z'\")"
 
+    def join_array(self, expr: str, sep: str) -> str:
+        return f"array_join({expr}, {lit(sep)})"
+
     def first_by(self, expr: str, order: str) -> str:
         return f"min_by({expr}, struct({_sort_keys(order)}))"
 
@@ -35,8 +38,17 @@ class SparkDialect:
         return f"array_join(array_sort(collect_set({expr})), {lit(sep)})"
 
     def sorted_labels(self, key: str, label: str, where: str) -> str:
+        # Sorted, then equal neighbours dropped by comparing the fields. Not `collect_set` or
+        # `array_distinct` on the structs: they compare a struct's bytes, and a struct built
+        # from a joined row can carry stale padding bytes, so equal pairs came out twice
+        # ('1h,1h' for a run with two 1h legs, on the demo data).
         pair = f"CASE WHEN {where} THEN named_struct('s', {key}, 'label', {label}) END"
-        return (f"array_join(transform(array_sort(collect_set({pair})), lab_ -> lab_.label), ',')")
+        pairs = f"array_sort(collect_list({pair}))"
+        last = "element_at(acc_, -1)"
+        kept = (f"aggregate({pairs}, slice({pairs}, 1, 0), (acc_, p_) -> CASE WHEN size(acc_) > 0 "
+                f"AND {last}.s = p_.s AND {last}.label = p_.label THEN acc_ "
+                f"ELSE concat(acc_, array(p_)) END)")
+        return f"array_join(transform({kept}, lab_ -> lab_.label), ',')"
 
     def semi_join(self) -> str:
         return "LEFT SEMI JOIN"

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from alphatrace.engines.spark.dialect import SPARK
 from alphatrace.engines.spark.small import small_relations
 from alphatrace.errors import InputError
@@ -36,7 +38,12 @@ def read_views(spark: Any, tables: Path, names: tuple[str, ...]) -> None:
 def ledger_frame(spark: Any, tables: Path, cfg: ReconcileConfig) -> Any:
     """The ledger of the export in `tables` as a Spark DataFrame (columns LEDGER_COLUMNS)."""
     read_views(spark, tables, INPUTS)
-    small = small_relations(tables, cfg)
+    return ledger_over_views(spark, small_relations(tables, cfg), cfg)
+
+
+def ledger_over_views(spark: Any, small: dict[str, pa.Table], cfg: ReconcileConfig) -> Any:
+    """The ledger from the views `legs`, `telemetry`, `pnl` and `ingested_files`, with the
+    small relations `params` and `pnl_keys` (`small.small_relations`)."""
     spark.createDataFrame(small["params"].to_pylist(), schema=_PARAMS).createOrReplaceTempView(
         "_sp_params")
     spark.createDataFrame(small["pnl_keys"].to_pylist(), schema="alias STRING, key STRING"

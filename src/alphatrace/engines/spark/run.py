@@ -1,10 +1,13 @@
-"""What `alphatrace ledger --engine spark` runs: the ledger of an export, written as Parquet."""
+"""What the `--engine spark` commands run: the ledger, or the legs and the ledger, of an export,
+written as Parquet."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alphatrace.engines.spark.ledger import ledger_frame
+from alphatrace.engines.spark.reconcile import reconcile_frames
 from alphatrace.engines.spark.session import session
 from alphatrace.ledger.policy import ReconcileConfig
 
@@ -18,3 +21,23 @@ def ledger_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> int:
         return int(df.count())
     finally:
         df.unpersist()
+
+
+def reconcile_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> dict[str, Any]:
+    """Price every signal of the export in `tables` on Spark and build the ledger; write the
+    legs to the Parquet directory `out/legs` (rows in event_id order) and the ledger to
+    `out/ledger` (in (ts, run_id) order), both replaced. The counts `alphatrace reconcile`
+    reports (legs by status, runs) and the policy hash."""
+    frames = reconcile_frames(session(), tables, cfg)
+    try:
+        frames.legs.orderBy("event_id").write.mode("overwrite").parquet(str(out / "legs"))
+        frames.ledger.orderBy("ts", "run_id").write.mode("overwrite").parquet(
+            str(out / "ledger"))
+        counts = {r["status"]: int(r["n"]) for r in
+                  frames.legs.groupBy("status").count().withColumnRenamed("count", "n").collect()}
+        runs = int(frames.ledger.count())
+    finally:
+        frames.legs.unpersist()
+    return {"legs": sum(counts.values()), "realized": counts.get("realized", 0),
+            "open": counts.get("open", 0), "unpriced": counts.get("unpriced", 0),
+            "runs": runs, "policy_hash": cfg.hash}

@@ -1,0 +1,82 @@
+"""Reconcile on Spark: the legs of an export's signals priced against its market, and the
+ledger built from them, by the embedded engine's own definitions.
+
+The steps are those of `ledger.reconcile` in full (every signal priced, nothing stored):
+the driver builds the small relations and the market (`small.pricing_relations`, DuckDB over
+the export); Spark runs `pricing.narrow_sql`, then `locate.exits` per partition
+(`locate.exits_in_partitions`), then `pricing.priced_legs_sql`, all in the `SPARK` dialect;
+the fingerprint kernel runs per partition too; the ledger is `ledger.build.ledger_sql` over
+those legs (`ledger.ledger_over_views`). Legs equal the embedded engine's by event_id and the
+ledger by run_id, doubles bit for bit (tests/spark/test_reconcile_parity.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from alphatrace.engines.spark.dialect import SPARK
+from alphatrace.engines.spark.ledger import ledger_over_views, read_views
+from alphatrace.engines.spark.locate import exits_in_partitions
+from alphatrace.engines.spark.small import pricing_relations
+from alphatrace.ledger.fingerprint import with_fingerprints_batch
+from alphatrace.ledger.policy import ReconcileConfig
+from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, narrow_sql, priced_legs_sql
+
+INPUTS = ("alpha", "telemetry", "pnl", "ingested_files")
+# The driver's relations as Spark views: (name in `Pricing.relations`, view, Spark schema).
+_VIEWS = (
+    ("params", "_rc_params", "agent STRING, fee_rate DOUBLE, horizon_s DOUBLE, "
+                             "size_usd DOUBLE, include_funding BOOLEAN"),
+    ("symmap", "_rc_symmap", "alias STRING, symbol STRING, status STRING, "
+                             "candidates ARRAY<STRING>"),
+    ("markets", "_rc_markets", "sid INT, symbol STRING, interval_s INT, iv_us BIGINT, "
+                               "bar_interval STRING, first_us BIGINT"),
+    ("settlements", "_rc_settle", "i BIGINT, cum DOUBLE"),
+)
+
+
+@dataclass(frozen=True)
+class Frames:
+    """The legs (columns LEG_COLUMNS) and the ledger (LEDGER_COLUMNS) as Spark DataFrames."""
+
+    legs: Any
+    ledger: Any
+
+
+def fingerprinted(legs: Any) -> Any:
+    """`legs` (the rows of `priced_legs_sql`) with their `fingerprint`, computed per partition
+    by the embedded engine's kernel (`ledger.fingerprint`)."""
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    tz = legs.sparkSession.conf.get("spark.sql.session.timeZone")
+    schema = pa.schema([*to_arrow_schema(legs.schema, timezone=tz), ("fingerprint", pa.int64())])
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            if b.num_rows:
+                yield with_fingerprints_batch(b)
+
+    return legs.mapInArrow(run, from_arrow_schema(schema))
+
+
+def reconcile_frames(spark: Any, tables: Path, cfg: ReconcileConfig) -> Frames:
+    """Legs and ledger of the export in `tables`, priced with `cfg`. The legs are cached (the
+    ledger and the caller both read them): `unpersist` them when done."""
+    read_views(spark, tables, INPUTS)
+    symbols = spark.sql("SELECT DISTINCT symbol FROM alpha").toArrow()
+    pricing = pricing_relations(tables, cfg, symbols)
+    for name, view, schema in _VIEWS:
+        spark.createDataFrame(pricing.relations[name].to_pylist(), schema=schema
+                              ).createOrReplaceTempView(view)
+    rel = Relations(todo="alpha")
+    narrow = spark.sql(narrow_sql(rel, SPARK))
+    exits_in_partitions(narrow, pricing.market).createOrReplaceTempView("_rc_exits")
+    priced = spark.sql(priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s, "_rc_exits", SPARK))
+    legs = fingerprinted(priced).select(*LEG_COLUMNS).cache()
+    legs.createOrReplaceTempView("legs")
+    return Frames(legs, ledger_over_views(spark, pricing.relations, cfg))
