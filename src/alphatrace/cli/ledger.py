@@ -21,6 +21,7 @@ from alphatrace.cli.common import (
     open_store,
     print_json,
 )
+from alphatrace.cli.engine import root_engine
 from alphatrace.errors import InputError
 from alphatrace.ledger import policy as rpolicy
 from alphatrace.ledger.api import agent_summary, ledger_rows
@@ -115,6 +116,7 @@ def ledger(
     as_json: JsonOption = False,
 ) -> None:
     """One row per run (docs/architecture.md §Ledger), ordered by (ts, run_id), with a status summary line."""
+    engine = root_engine(engine)
     if engine not in ("duckdb", "spark"):
         raise InputError(f"--engine {engine}: use duckdb or spark")
     if engine == "spark":
