@@ -191,20 +191,3 @@ def test_demo_catch_up_on_spark_equals_the_embedded_engine(tmp_path: Path, spark
         assert _decisions(s) == _decisions(e)
     _same(ok("confidence", "--db", emb, "--json"), conf)
 
-
-def test_engine_flags_are_checked_before_spark_starts(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from alphatrace.cli.main import app
-
-    cli = CliRunner()
-    no_tables = cli.invoke(app, ["--engine", "spark", "gates", "evaluate"])
-    assert no_tables.exit_code != 0 and "--tables" in no_tables.output
-    backtest = cli.invoke(app, ["--engine", "spark", "gates", "backtest"])
-    assert backtest.exit_code != 0 and "runs on the store only" in backtest.output
-    audit = cli.invoke(app, ["--engine", "spark", "audit", "verify"])
-    assert audit.exit_code != 0 and "runs on the store only" in audit.output
-    bad = cli.invoke(app, ["confidence", "--engine", "flink", "--tables", str(tmp_path)])
-    assert bad.exit_code != 0 and "duckdb or spark" in bad.output
-    stray = cli.invoke(app, ["confidence", "--tables", str(tmp_path)])
-    assert stray.exit_code != 0 and "--engine spark" in stray.output

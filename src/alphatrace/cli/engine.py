@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from alphatrace.errors import InputError
@@ -42,24 +41,30 @@ def check_root(engine: str | None, command: str | None) -> None:
                                  f"{', '.join(sorted(ON_SPARK))}", param_hint="--engine")
 
 
-def check_group(group: str, command: str | None) -> None:
+def _root(ctx: typer.Context) -> str | None:
+    """The root's `alphatrace --engine`, if given."""
+    v = ctx.find_root().params.get("engine")
+    return None if v is None else str(v)
+
+
+def check_group(ctx: typer.Context, group: str) -> None:
     """Refuse a root `--engine spark` for a subcommand of `group` that does not run on Spark."""
-    root = click.get_current_context().find_root().params.get("engine")
-    if root == "spark" and command is not None and command not in ON_SPARK.get(group, ()):
+    command = ctx.invoked_subcommand
+    if _root(ctx) == "spark" and command is not None and command not in ON_SPARK.get(group, ()):
         raise typer.BadParameter(f"`{group} {command}` runs on the store only",
                                  param_hint="--engine")
 
 
-def root_engine(engine: str) -> str:
+def root_engine(ctx: typer.Context, engine: str) -> str:
     """A command's `--engine` (default duckdb), else the root's `alphatrace --engine`."""
-    root = click.get_current_context().find_root().params.get("engine")
+    root = _root(ctx)
     return root if engine == "duckdb" and root else engine
 
 
-def spark_tables(engine: str | None, tables: Path | None) -> Path | None:
+def spark_tables(ctx: typer.Context, engine: str | None, tables: Path | None) -> Path | None:
     """The export to read on Spark (the command's --engine, else the root's), or None for the
     embedded engine."""
-    chosen = engine or click.get_current_context().find_root().params.get("engine") or "duckdb"
+    chosen = engine or _root(ctx) or "duckdb"
     if chosen not in ENGINES:
         raise InputError(f"--engine {chosen}: use duckdb or spark")
     if chosen == "duckdb":

@@ -66,7 +66,7 @@ policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
 @gates_app.callback()
 def _gates(ctx: typer.Context) -> None:
     """Promotion/kill gates."""
-    check_group("gates", ctx.invoked_subcommand)
+    check_group(ctx, "gates")
 
 
 def _log_store(db: Path | None, *, read_only: bool) -> Database:
@@ -130,6 +130,7 @@ def _check_scope(scope: str | None) -> None:
 
 @handle_errors
 def confidence(
+    ctx: typer.Context,
     agent: Annotated[str | None, typer.Option("--agent", help="Only this agent.")] = None,
     history: Annotated[bool, typer.Option("--history", help="Every run's factor and the "
                                           "multiplier after it.")] = False,
@@ -142,7 +143,7 @@ def confidence(
 ) -> None:
     """Per agent: the confidence multiplier (running product of per-run decay factors)."""
     gp = load_governance(policy)
-    lake = spark_tables(engine, tables)
+    lake = spark_tables(ctx, engine, tables)
     if lake is not None:
         with _log_store(db, read_only=True) as d:
             tbl = _spark_confidence(d, lake, agent, history, gp, as_of)
@@ -231,6 +232,7 @@ def _decision_rows(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
 
 @handle_errors
 def gates_evaluate(
+    ctx: typer.Context,
     policy: PolicyOption = None,
     as_of: AsOfOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide but do not append to the "
@@ -249,7 +251,7 @@ def gates_evaluate(
     With --engine spark: the ledger of an export (--tables) is read on Spark; the decisions
     are appended to (and the lifecycle read from) the store's log, as without it."""
     gp = load_governance(policy)
-    lake = spark_tables(engine, tables)
+    lake = spark_tables(ctx, engine, tables)
     store = _log_store(db, read_only=dry_run) if lake is not None else Database(db, read_only=dry_run)
     with store as d, _busy("evaluating gates", not as_json):
         gates = d.gates if lake is None else Gates(d.store, _spark_reads(lake))

@@ -92,6 +92,7 @@ def _stale_note(con: duckdb.DuckDBPyConnection) -> str | None:
 
 @handle_errors
 def ledger(
+    ctx: typer.Context,
     agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's runs.")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy", help="Only this strategy.")] = None,
     since: Annotated[str | None, typer.Option(
@@ -116,7 +117,7 @@ def ledger(
     as_json: JsonOption = False,
 ) -> None:
     """One row per run (docs/architecture.md §Ledger), ordered by (ts, run_id), with a status summary line."""
-    engine = root_engine(engine)
+    engine = root_engine(ctx, engine)
     if engine not in ("duckdb", "spark"):
         raise InputError(f"--engine {engine}: use duckdb or spark")
     if engine == "spark":

@@ -84,8 +84,7 @@ class SparkReads:
         ledger = _table_path(tables, "ledger")
         if ledger is None:
             raise InputError(f"{tables}: no ledger.parquet (write it with `alphatrace export "
-                             "--to parquet`, or `alphatrace ledger --engine spark --out "
-                             f"{tables / 'ledger.parquet'}`)")
+                             "--to parquet`)")
         self.spark = spark
         df = spark.read.parquet(str(ledger))
         self.columns = [c for c in df.columns if c != "known_ts"] + ["known_ts"]
