@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -86,13 +87,14 @@ class SparkReads:
             raise InputError(f"{tables}: no ledger.parquet (write it with `alphatrace export "
                              "--to parquet`)")
         self.spark = spark
+        self.view = f"{LEDGER_VIEW}_{uuid.uuid4().hex}"  # two exports in one session: two views
         df = spark.read.parquet(str(ledger))
         self.columns = [c for c in df.columns if c != "known_ts"] + ["known_ts"]
         known = KNOWN_TS if "known_ts" in df.columns else "ts"
         keep = ", ".join(c for c in df.columns if c != "known_ts")
-        df.createOrReplaceTempView(f"{LEDGER_VIEW}_raw")
-        spark.sql(f"SELECT {keep}, {known} AS known_ts FROM {LEDGER_VIEW}_raw"
-                  ).createOrReplaceTempView(LEDGER_VIEW)
+        df.createOrReplaceTempView(f"{self.view}_raw")
+        spark.sql(f"SELECT {keep}, {known} AS known_ts FROM {self.view}_raw"
+                  ).createOrReplaceTempView(self.view)
         exclusions = _table_path(tables, "run_exclusions")
         self.has_exclusions = exclusions is not None
         if exclusions is not None:
@@ -107,17 +109,17 @@ class SparkReads:
         cols = ", ".join(f"l.{c}" for c in columns)
         where = eligible_where("l", None if as_of is None else _ts_sql(as_of),
                                gp.eligibility.exclude_flagged and self.has_exclusions)
-        return f"SELECT {cols} FROM {LEDGER_VIEW} l WHERE {where}"
+        return f"SELECT {cols} FROM {self.view} l WHERE {where}"
 
     def as_of(self) -> dt.datetime | None:
-        v = self.spark.sql(f"SELECT unix_micros(max(known_ts)) AS t FROM {LEDGER_VIEW}"
+        v = self.spark.sql(f"SELECT unix_micros(max(known_ts)) AS t FROM {self.view}"
                            ).collect()[0]["t"]
         return None if v is None else from_micros(int(v))
 
     def has_agent(self, agent: str) -> bool:
         from pyspark.sql import functions as F
 
-        return bool(self.spark.table(LEDGER_VIEW).where(F.col("agent") == agent).limit(1)
+        return bool(self.spark.table(self.view).where(F.col("agent") == agent).limit(1)
                     .count())
 
     # -- confidence ---------------------------------------------------------------------------
@@ -214,7 +216,7 @@ SELECT * FROM k WHERE {keep}""").drop("_rk")
         (read once per target: a few rows per agent)."""
         if target not in self._membership:
             rows = self.spark.sql(
-                f"SELECT agent, strategy, unix_micros(min(ts)) AS t FROM {LEDGER_VIEW} "
+                f"SELECT agent, strategy, unix_micros(min(ts)) AS t FROM {self.view} "
                 f"WHERE ts <= {_ts_sql(target)} AND agent IS NOT NULL AND strategy IS NOT NULL "
                 "GROUP BY agent, strategy").collect()
             self._membership[target] = replay.Membership.of_rows(
