@@ -47,6 +47,7 @@ def version() -> None:
 
 @app.callback()
 def _remote_options(
+    ctx: typer.Context,
     url: Annotated[str | None, typer.Option(
         "--url", help="Run the command on the alphatrace server at URL instead of a local "
         "store (any command, before or after its name).", envvar="ALPHATRACE_URL",
@@ -54,8 +55,14 @@ def _remote_options(
     key: Annotated[str | None, typer.Option(
         "--key", "--api-key", help="API key for --url (`audit sign` takes --api-key: its "
         "--key is the signing key).", envvar="ALPHATRACE_API_KEY", show_envvar=True)] = None,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="duckdb (the store, default) or spark, for `ingest`, `reconcile`, "
+        "`ledger`, `confidence` and `gates evaluate` (each also takes --engine itself).")] = None,
 ) -> None:
     """Explain every dollar an automated trading agent gains or loses.
 
     `main()` reads --url and --key wherever they stand (cli/remote.py); declared here so that
-    `alphatrace --help` lists them."""
+    `alphatrace --help` lists them. `--engine` here is read by the commands that take it."""
+    from alphatrace.cli.engine import check_root
+
+    check_root(engine, ctx.invoked_subcommand)

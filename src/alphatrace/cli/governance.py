@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import pyarrow as pa
 import typer
 from rich.text import Text
 
@@ -26,11 +27,16 @@ from alphatrace.cli.common import (
     handle_errors,
     print_json,
 )
-from alphatrace.errors import InputError, PolicyError
-from alphatrace.governance import anchor, anchor_check, signing
+from alphatrace.cli.engine import EngineOption, TablesOption, check_group, spark_tables
+from alphatrace.config import resolve_db_path
+from alphatrace.errors import InputError, NotFoundError, PolicyError
+from alphatrace.governance import anchor, anchor_check, journal, signing
 from alphatrace.governance import confidence as confidence_mod
+from alphatrace.governance.api import Gates, with_states
 from alphatrace.governance.policy import load_governance, policy_errors
+from alphatrace.governance.runs import parse_as_of
 from alphatrace.policy import Policy, load_policy
+from alphatrace.utc import aware_table
 
 AsOfOption = Annotated[
     str | None,
@@ -55,6 +61,40 @@ KeyOption = Annotated[
 gates_app = typer.Typer(help="Promotion/kill gates.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident decision log.", no_args_is_help=True)
 policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
+
+
+@gates_app.callback()
+def _gates(ctx: typer.Context) -> None:
+    """Promotion/kill gates."""
+    check_group(ctx, "gates")
+
+
+def _log_store(db: Path | None, *, read_only: bool) -> Database:
+    """The store whose decision log a Spark evaluation reads and appends to. A read of a
+    store that does not exist yet (a dry run, confidence) reads an empty log: with Spark the
+    runs come from the export, so no store is needed to read them."""
+    if read_only and not resolve_db_path(db).exists():
+        return Database(":memory:")
+    return Database(db, read_only=read_only)
+
+
+def _spark_reads(tables: Path) -> Any:
+    from alphatrace.engines.spark.run import spark_reads
+
+    return spark_reads(tables)
+
+
+def _spark_confidence(d: Database, tables: Path, agent: str | None, history: bool,
+                      gp: Any, as_of: str | None) -> pa.Table:
+    """`Governance.confidence` with the runs read and each agent's path computed on Spark."""
+    when = parse_as_of(as_of)
+    reads = _spark_reads(tables)
+    tbl = reads.confidence(gp, agent, when, history)
+    if agent is not None and tbl.num_rows == 0 and not reads.has_agent(agent):
+        raise NotFoundError(f"no agent named {agent!r}")
+    if history:
+        return aware_table(tbl)
+    return aware_table(with_states(tbl, journal.lifecycle_states(d.con, when)))
 
 
 def register(app: typer.Typer) -> None:
@@ -90,19 +130,27 @@ def _check_scope(scope: str | None) -> None:
 
 @handle_errors
 def confidence(
+    ctx: typer.Context,
     agent: Annotated[str | None, typer.Option("--agent", help="Only this agent.")] = None,
     history: Annotated[bool, typer.Option("--history", help="Every run's factor and the "
                                           "multiplier after it.")] = False,
     policy: PolicyOption = None,
     as_of: AsOfOption = None,
+    engine: EngineOption = None,
+    tables: TablesOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Per agent: the confidence multiplier (running product of per-run decay factors)."""
     gp = load_governance(policy)
-    with Database(db, read_only=True) as d:
-        names.check(d.con, agent)
-        tbl = d.confidence(agent=agent, history=history, policy=gp, as_of=as_of)
+    lake = spark_tables(ctx, engine, tables)
+    if lake is not None:
+        with _log_store(db, read_only=True) as d:
+            tbl = _spark_confidence(d, lake, agent, history, gp, as_of)
+    else:
+        with Database(db, read_only=True) as d:
+            names.check(d.con, agent)
+            tbl = d.confidence(agent=agent, history=history, policy=gp, as_of=as_of)
     rows = tbl.to_pylist()
     if history:
         emit(rows, as_json, title="confidence history",
@@ -184,6 +232,7 @@ def _decision_rows(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
 
 @handle_errors
 def gates_evaluate(
+    ctx: typer.Context,
     policy: PolicyOption = None,
     as_of: AsOfOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide but do not append to the "
@@ -191,15 +240,22 @@ def gates_evaluate(
     once: Annotated[bool, typer.Option("--once", help="One evaluation at --as-of (default: "
                                        "the newest knowledge time) instead of catching up "
                                        "over every knowledge time since the last one.")] = False,
+    engine: EngineOption = None,
+    tables: TablesOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate every agent and strategy class at every knowledge time since the last
     evaluation (catch-up); append to the hash chain the decisions that changed (action,
-    state, a rule firing on new runs, a new error), each at the time it was decided."""
+    state, a rule firing on new runs, a new error), each at the time it was decided.
+    With --engine spark: the ledger of an export (--tables) is read on Spark; the decisions
+    are appended to (and the lifecycle read from) the store's log, as without it."""
     gp = load_governance(policy)
-    with Database(db, read_only=dry_run) as d, _busy("evaluating gates", not as_json):
-        doc = d.gates.evaluation(policy=gp, as_of=as_of, record=not dry_run, catch_up=not once)
+    lake = spark_tables(ctx, engine, tables)
+    store = _log_store(db, read_only=dry_run) if lake is not None else Database(db, read_only=dry_run)
+    with store as d, _busy("evaluating gates", not as_json):
+        gates = d.gates if lake is None else Gates(d.store, _spark_reads(lake))
+        doc = gates.evaluation(policy=gp, as_of=as_of, record=not dry_run, catch_up=not once)
         wrote = any(x["seq"] is not None for x in doc["decisions"])
         signed = anchor.sign_if_configured(d.store) if wrote else None
     _say_signed(signed, as_json)

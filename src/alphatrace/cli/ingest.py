@@ -17,6 +17,7 @@ from alphatrace.cli.common import (
     open_store,
     print_json,
 )
+from alphatrace.cli.engine import root_engine
 from alphatrace.errors import InputError
 from alphatrace.events import KINDS, event_schema
 from alphatrace.store.ingest import (
@@ -38,6 +39,7 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def ingest(
+    ctx: typer.Context,
     paths: Annotated[list[str] | None, typer.Argument(help="JSONL files (.gz too), folders, or - for stdin.")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="telemetry | alpha | pnl for every line.")] = None,
     follow: Annotated[list[Path] | None, typer.Option(
@@ -55,6 +57,7 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Ingest events: validated, deduplicated, bad lines quarantined with their reason."""
+    engine = root_engine(ctx, engine)
     if engine not in ("duckdb", "spark"):
         raise InputError(f"--engine {engine}: use duckdb or spark")
     if engine == "spark":

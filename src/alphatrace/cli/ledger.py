@@ -21,6 +21,7 @@ from alphatrace.cli.common import (
     open_store,
     print_json,
 )
+from alphatrace.cli.engine import root_engine
 from alphatrace.errors import InputError
 from alphatrace.ledger import policy as rpolicy
 from alphatrace.ledger.api import agent_summary, ledger_rows
@@ -70,6 +71,7 @@ def _engine(engine: str) -> str:
 
 @handle_errors
 def reconcile(
+    ctx: typer.Context,
     policy: PolicyOption = None,
     full: Annotated[bool, typer.Option("--full", help="Re-price every leg, not only new or "
                                                       "changed ones (same result).")] = False,
@@ -83,7 +85,7 @@ def reconcile(
 ) -> None:
     """Price signals against market data (new or changed ones only) and rebuild the ledger."""
     cfg = rpolicy.load(policy)
-    if _engine(engine) == "spark":
+    if _engine(root_engine(ctx, engine)) == "spark":
         _spark_reconcile(tables, out, cfg, as_json)
         return
     if tables is not None or out is not None:
@@ -127,6 +129,7 @@ def _stale_note(con: duckdb.DuckDBPyConnection) -> str | None:
 
 @handle_errors
 def ledger(
+    ctx: typer.Context,
     agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's runs.")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy", help="Only this strategy.")] = None,
     since: Annotated[str | None, typer.Option(
@@ -146,7 +149,7 @@ def ledger(
     as_json: JsonOption = False,
 ) -> None:
     """One row per run (docs/architecture.md §Ledger), ordered by (ts, run_id), with a status summary line."""
-    if _engine(engine) == "spark":
+    if _engine(root_engine(ctx, engine)) == "spark":
         _spark_ledger(tables, out, policy, as_json)
         return
     if tables is not None or policy is not None:

@@ -54,6 +54,8 @@ def db_of(argv: list[str]) -> Path:
 
 # The remote options, which take a value wherever they stand.
 REMOTE_OPTIONS = frozenset({"--url", "--key", "--api-key"})
+# Root options with a value (`alphatrace --engine spark gates evaluate`): not command words.
+ROOT_VALUE_OPTIONS = REMOTE_OPTIONS | {"--engine"}
 
 
 def command_words(argv: list[str]) -> tuple[str, ...]:
@@ -68,7 +70,7 @@ def command_words(argv: list[str]) -> tuple[str, ...]:
     for a in argv:
         if skip:
             skip = False
-        elif a in REMOTE_OPTIONS:
+        elif a in ROOT_VALUE_OPTIONS:
             skip = True
         elif not a.startswith("-"):
             words.append(a)
@@ -114,6 +116,8 @@ def forward(argv: list[str]) -> int | None:
     run it here (then with `local_args(argv)`)."""
     explicit = any(a == "--url" or a.startswith("--url=") for a in argv)
     url, key, argv = split_remote(argv)
+    if on_spark(argv):
+        return None  # Spark reads the export from this machine's session, not the server's
     command = discovery.command_of(argv)
     if not explicit and (has_db(argv) or command in discovery.NOT_BESIDE_A_SERVER):
         url = None  # an explicit --db, or `serve` in the agents' shell: $ALPHATRACE_URL yields
@@ -130,6 +134,12 @@ def forward(argv: list[str]) -> int | None:
     if served is None:
         return None
     return _served(served, db, argv)
+
+
+def on_spark(argv: list[str]) -> bool:
+    """Whether the command line asks for `--engine spark` (before or after the command)."""
+    return any(a == "--engine=spark" or (a == "--engine" and nxt == "spark")
+               for a, nxt in zip(argv, [*argv[1:], ""], strict=True))
 
 
 def has_db(argv: list[str]) -> bool:

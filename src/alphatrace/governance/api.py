@@ -28,9 +28,10 @@ from alphatrace.governance import (
     upgrade,
 )
 from alphatrace.governance.canon import ts_text
-from alphatrace.governance.gates import Decision, assess, judge, members
+from alphatrace.governance.gates import Decision, judge
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.policy import GovernancePolicy, load_governance
+from alphatrace.governance.reads import Reads, StoreReads
 from alphatrace.governance.runs import data_as_of, parse_as_of
 from alphatrace.policy import Policy
 from alphatrace.store import Store
@@ -42,10 +43,18 @@ AsOf = str | dt.datetime | None
 
 
 class Gates:
-    """`db.gates`: evaluate the promotion/kill gates now or as of a past time; backtest them."""
+    """`db.gates`: evaluate the promotion/kill gates now or as of a past time; backtest them.
 
-    def __init__(self, store: Store) -> None:
+    `reads`: where the ledger is read (default: the store's; `engines.spark` passes its
+    own). The decision log, lifecycle and progress marks are always the store's."""
+
+    def __init__(self, store: Store, reads: Reads | None = None) -> None:
         self.store = store
+        self._reads = reads
+
+    @property
+    def reads(self) -> Reads:
+        return self._reads if self._reads is not None else StoreReads(self.store.con)
 
     @utc_result
     def evaluate(self, policy: PolicySource = None, as_of: AsOf = None, *,
@@ -91,11 +100,11 @@ class Gates:
         con = self.store.con
         asked = parse_as_of(as_of)
         if not catch_up:
-            return self._single(gp, asked or data_as_of(con), record)
+            return self._single(gp, asked or self.reads.as_of(), record)
         marks = replay.progress(con)
         if asked is not None and (not record or (marks and asked <= max(marks.values()))):
             return self._single(gp, asked, record)
-        return self._catch_up(gp, asked or data_as_of(con), marks, record)
+        return self._catch_up(gp, asked or self.reads.as_of(), marks, record)
 
     def _catch_up(self, gp: GovernancePolicy, target: dt.datetime | None,
                   marks: dict[SubjectKey, dt.datetime], record: bool) -> dict[str, Any]:
@@ -103,7 +112,8 @@ class Gates:
         if target is None:
             return {"as_of": None, "records": [], "decisions": []}
         # read before the write transaction: a query that fails there would abort it
-        p = replay.plan(con, gp, marks, target)
+        reads = self.reads
+        p = reads.plan(gp, marks, target)
         revived = replay.revived(con, target)
         for t in revived:
             p.by_time.setdefault(t, [])
@@ -111,7 +121,7 @@ class Gates:
         first = min(p.by_time) if p.by_time else None
 
         def walked() -> list[tuple[Decision, bool]]:
-            steps = replay.walk(con, gp, p, replay.start(con, first), target, revived)
+            steps = replay.walk(con, gp, p, replay.start(con, first), target, revived, reads)
             out: list[tuple[Decision, bool]] = []
             final: dict[SubjectKey, tuple[Decision, bool]] = {}
             for _, ds in steps:
@@ -130,12 +140,13 @@ class Gates:
                 record: bool) -> dict[str, Any]:
         con = self.store.con
         # read before the write transaction: a query that fails there would abort it
-        assessed = assess(con, gp, when) if when is not None else []
+        reads = self.reads
+        assessed = reads.assess(gp, when) if when is not None else []
 
         def decided() -> list[tuple[Decision, bool]]:
             pre = journal.lifecycle_states(con, when)
             last = journal.newest_records(con, when)
-            ds = (judge(gp, when, pre, assessed, members(con, when)) if when is not None
+            ds = (judge(gp, when, pre, assessed, reads.members(when)) if when is not None
                   else [])
             return [(d, novelty.is_news(last.get(d.key), d.content())) for d in ds]
 
@@ -212,11 +223,8 @@ class Governance:
             raise NotFoundError(f"no agent named {agent!r}")
         if history:
             return conf.history()
-        summ = conf.summary(gp.confidence.warn_below)
-        states = journal.lifecycle_states(self.store.con, when)
-        return summ.append_column("state", pa.array(
-            [states.get(("agent", a), "candidate") for a in summ.column("agent").to_pylist()],
-            pa.string()))
+        return with_states(conf.summary(gp.confidence.warn_below),
+                           journal.lifecycle_states(self.store.con, when))
 
     @utc_result
     def audit_verify(self, recompute: bool = True,
@@ -266,6 +274,14 @@ class Governance:
                          reason=reason.strip())
             return journal.append(self.store, [d], None, actor=actor or upgrade.operator(),
                                   at=now)[0]
+
+
+def with_states(summary: pa.Table, states: dict[SubjectKey, State]) -> pa.Table:
+    """A confidence summary with each agent's lifecycle state (`candidate` when the log has
+    none), whichever engine computed it."""
+    return summary.append_column("state", pa.array(
+        [states.get(("agent", a), "candidate") for a in summary.column("agent").to_pylist()],
+        pa.string()))
 
 
 def revive_time(con: duckdb.DuckDBPyConnection, key: SubjectKey) -> dt.datetime:

@@ -39,17 +39,26 @@ def _runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | Non
           as_of: dt.datetime | None) -> pa.Table:
     """Eligible runs in (known_ts, ts, run_id) order; grouping by agent happens on integer codes later,
     which is much cheaper than sorting a million rows by agent name in SQL."""
-    variables = gp.run_variables()
-    cols = ["agent", "run_id", "ts", "known_ts", *dict.fromkeys(RUN_VARIABLES[v] for v in variables)]
-    base, params = eligible_sql(con, gp, cols, as_of)
+    base, params = eligible_sql(con, gp, ledger_columns(gp), as_of)
     where = "agent IS NOT NULL"
     if agent is not None:
         where += " AND agent = ?"
         params = [*params, agent]
-    sel = ", ".join(f"{RUN_VARIABLES[v]} AS {v}" for v in variables)
-    sql = (f"SELECT agent, CAST(run_id AS VARCHAR) AS run_id, ts, {sel} FROM ({base}) "
-           f"WHERE {where} ORDER BY {ORDER}")
+    sql = f"SELECT {select_list(gp)} FROM ({base}) WHERE {where} ORDER BY {ORDER}"
     return con.sql(sql, params=params).to_arrow_table()
+
+
+def ledger_columns(gp: GovernancePolicy) -> list[str]:
+    """The ledger columns confidence reads: the run's identity and times, and the columns of
+    the run variables its rules use."""
+    return ["agent", "run_id", "ts", "known_ts",
+            *dict.fromkeys(RUN_VARIABLES[v] for v in gp.run_variables())]
+
+
+def select_list(gp: GovernancePolicy) -> str:
+    """The columns `from_runs` reads, over eligible ledger rows (SQL both engines read)."""
+    sel = "".join(f", {RUN_VARIABLES[v]} AS {v}" for v in gp.run_variables())
+    return f"agent, CAST(run_id AS STRING) AS run_id, ts{sel}"
 
 
 def factors(gp: GovernancePolicy, env: dict[str, expr.FloatArray], n: int) -> tuple[IntArray, expr.FloatArray]:
@@ -180,7 +189,13 @@ class Confidence:
 
 def compute(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | None = None,
             as_of: dt.datetime | None = None) -> Confidence:
-    runs = _runs(con, gp, agent, as_of)
+    return from_runs(gp, _runs(con, gp, agent, as_of))
+
+
+def from_runs(gp: GovernancePolicy, runs: pa.Table) -> Confidence:
+    """The confidence of eligible runs (columns of `select_list`) given in (known_ts, ts,
+    run_id) order: the one computation, whether the runs are the whole ledger's (the embedded
+    engine) or one agent's (a Spark group; each agent's path depends on its runs only)."""
     n = runs.num_rows
     order, codes = _agent_order(runs.column("agent")) if n else (
         np.array([], dtype=np.int64), np.array([], dtype=np.int64))

@@ -259,6 +259,14 @@ def assess(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
     # sorted by subject then run order, so each subject's run_ids are one slice
     win = con.sql(f"SELECT * FROM ({sql}) ORDER BY scope, subject, _o",
                   params=params).to_arrow_table()
+    return assess_window(con, gp, win, names)
+
+
+def assess_window(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, win: pa.Table,
+                  names: list[str]) -> list[Assessment]:
+    """The assessments of the windows in `win` (rows sorted by scope, subject, run order),
+    wherever they were selected: `con` only computes their metrics (engines.spark runs this
+    per subject group on an in-memory connection)."""
     try:
         return _assess(con, gp, win, names)
     except Exception:  # find which subject failed: the rest are still judged

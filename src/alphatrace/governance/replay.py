@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -192,6 +192,23 @@ def plan(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
     runs = window_runs(con, gp, needed_columns(con, names), marks, target)
     if runs.num_rows == 0:
         return Plan({}, set())
+    return plan_of(assess_runs(con, gp, runs, target), set(_ids_by_subject(runs)))
+
+
+def plan_of(assessed: list[tuple[dt.datetime, Assessment]],
+            subjects: set[SubjectKey]) -> Plan:
+    by_time: dict[dt.datetime, list[Assessment]] = {}
+    for t, a in assessed:
+        by_time.setdefault(t, []).append(a)
+    return Plan(dict(sorted(by_time.items())), subjects)
+
+
+def assess_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, runs: pa.Table,
+                target: dt.datetime) -> list[tuple[dt.datetime, Assessment]]:
+    """Every (point, assessment) of the runs a replay needs (`_runs_sql`'s table, in its
+    order), wherever they were selected: `con` only computes (engines.spark runs this per
+    subject group on an in-memory connection)."""
+    names = gp.gate_metrics()
     with registered(con, RUNS, runs):
         pparams = [target] if gp.gates.window.seconds is not None else []
         points = con.sql(f"SELECT * FROM ({_points_sql(gp)}) ORDER BY scope, subject, _at",
@@ -199,13 +216,9 @@ def plan(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
         ids = _ids_by_subject(runs)
         with registered(con, POINTS, points):
             try:
-                out = _assess_points(con, gp, names, ids)
+                return _assess_points(con, gp, names, ids)
             except Exception:  # find which subject fails: every other one is still judged
-                out = _assess_each(con, gp, names, ids, points)
-    by_time: dict[dt.datetime, list[Assessment]] = {}
-    for t, a in out:
-        by_time.setdefault(t, []).append(a)
-    return Plan(dict(sorted(by_time.items())), set(ids))
+                return _assess_each(con, gp, names, ids, points)
 
 
 def _ids_by_subject(runs: pa.Table) -> dict[SubjectKey, list[str]]:
@@ -272,6 +285,15 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+class RunReads(Protocol):
+    """The two ledger reads a walk may need, from an engine other than `con`'s."""
+
+    def membership(self, target: dt.datetime) -> Membership: ...
+
+    def assess(self, gp: GovernancePolicy, as_of: dt.datetime,
+               only: list[SubjectKey] | None = None) -> list[Assessment]: ...
+
+
 @dataclass
 class Walk:
     """The lifecycle as the walk passes through time: each subject's state and newest record,
@@ -335,13 +357,18 @@ class Membership:
 
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection, target: dt.datetime) -> Membership:
-        rows = con.execute(
+        return cls.of_rows(con.execute(
             f"SELECT agent, strategy, min(ts) FROM {ledger_sql(con)} WHERE ts <= ? "
-            "AND agent IS NOT NULL AND strategy IS NOT NULL GROUP BY ALL", [target]).fetchall()
+            "AND agent IS NOT NULL AND strategy IS NOT NULL GROUP BY ALL", [target]).fetchall())
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[tuple[Any, Any, dt.datetime]]) -> Membership:
+        """From (agent, strategy, first signal there) rows, whichever engine read them."""
+        got = list(rows)
         first: dict[str, dict[str, dt.datetime]] = {}
-        for a, s, t in rows:
+        for a, s, t in got:
             first.setdefault(str(a), {})[str(s)] = t
-        joins = sorted((t, str(a), str(s)) for a, s, t in rows)
+        joins = sorted((t, str(a), str(s)) for a, s, t in got)
         return cls(first, joins)
 
     def of(self, strategies: set[str], t: dt.datetime) -> set[str]:
@@ -374,18 +401,20 @@ def revived(con: duckdb.DuckDBPyConnection, target: dt.datetime
 
 
 def walk(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, p: Plan, w: Walk,
-         target: dt.datetime, revives: Mapping[dt.datetime, set[SubjectKey]] | None = None
+         target: dt.datetime, revives: Mapping[dt.datetime, set[SubjectKey]] | None = None,
+         runs: RunReads | None = None
          ) -> Iterator[tuple[dt.datetime, list[tuple[Decision, bool]]]]:
     """At each point in time order: every decision taken there and whether it is news (the
     news are applied to the lifecycle before the next point). Subjects judged at a point: those
     with a point there, plus the agents a strategy kill cascades to, agents that joined a
     killed strategy since the previous point and subjects revived since then (each with its
-    window as it stands: its latest assessment, else its window read at that time)."""
+    window as it stands: its latest assessment, else its window read at that time).
+    `runs`: where the ledger is read (default: `con`'s)."""
     loaded: list[Membership] = []
 
     def members() -> Membership:  # read on first need: only cascades ask for it
         if not loaded:
-            loaded.append(Membership.load(con, target))
+            loaded.append(runs.membership(target) if runs else Membership.load(con, target))
         return loaded[0]
 
     current: dict[SubjectKey, Assessment] = {}
@@ -407,7 +436,8 @@ def walk(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, p: Plan, w: Walk,
         judged = {a.key for a in fresh}
         missing = [k for k in extra - judged if k not in current]
         if missing:
-            at_t = {a.key: a for a in assess(con, gp, t, sorted(missing))}
+            at_t = {a.key: a for a in (runs.assess(gp, t, sorted(missing)) if runs
+                                       else assess(con, gp, t, sorted(missing)))}
             for k in missing:
                 if k in at_t:
                     current[k] = at_t[k]

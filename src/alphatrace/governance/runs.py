@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 
 import duckdb
 
@@ -25,6 +26,9 @@ BASE_COLUMNS = ("run_id", "agent", "strategy", "ts", "known_ts", "realized_pnl_b
                 "pnl_usd")
 # The order of runs everywhere in governance: when their PnL became known, then signal time.
 ORDER = "known_ts, ts, run_id"
+# A run's knowledge time as governance reads it: a row without one (written before migration
+# 0012, or by something other than reconcile) counts from its signal time.
+KNOWN_TS = "coalesce(known_ts, ts)"
 
 
 def ledger_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -36,10 +40,15 @@ def ledger_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def needed_columns(con: duckdb.DuckDBPyConnection, metric_names: list[str]) -> list[str]:
     """Ledger columns the chosen metrics read (found by name in their SQL), plus the base ones."""
+    return columns_for(ledger_columns(con), metric_names)
+
+
+def columns_for(available: Sequence[str], metric_names: list[str]) -> list[str]:
+    """Of the ledger columns `available`, those the chosen metrics read (found by name in
+    their SQL), plus the base ones and known_ts (whichever engine holds the ledger)."""
     text = " ".join(metrics.get(n).sql for n in metric_names)
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
-    cols = ledger_columns(con)
-    out = [c for c in cols if c in BASE_COLUMNS or c in words]
+    out = [c for c in available if c in BASE_COLUMNS or c in words]
     return out if "known_ts" in out else [*out, "known_ts"]
 
 
@@ -54,7 +63,7 @@ def ledger_sql(con: duckdb.DuckDBPyConnection, since: dt.datetime | None = None)
     a read of the newest runs costs what they are, not what the ledger is."""
     if "known_ts" in ledger_columns(con):
         if since is None:
-            return "(SELECT * REPLACE (coalesce(known_ts, ts) AS known_ts) FROM ledger)"
+            return f"(SELECT * REPLACE ({KNOWN_TS} AS known_ts) FROM ledger)"
         t = ts_literal(since)
         return (f"(SELECT * FROM ledger WHERE known_ts >= {t} UNION ALL "
                 f"SELECT * REPLACE (ts AS known_ts) FROM ledger "
@@ -78,14 +87,23 @@ def eligible_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: 
     excluded. The one definition of which runs a subject's window may hold at a time.
     `since`: only those known at or after it (see `ledger_sql`)."""
     cols = ", ".join(f"l.{c}" for c in columns)
-    where = ["l.realized_pnl_bps IS NOT NULL", "l.ts IS NOT NULL", "l.known_ts IS NOT NULL"]
-    params: list[object] = []
+    params: list[object] = [] if as_of is None else [as_of]
+    where = eligible_where("l", None if as_of is None else "?",
+                           gp.eligibility.exclude_flagged and has_table(con, "run_exclusions"))
+    return f"SELECT {cols} FROM {ledger_sql(con, since)} l WHERE {where}", params
+
+
+def eligible_where(alias: str, as_of: str | None, exclude: bool) -> str:
+    """The condition on ledger rows `alias` (known_ts already coalesced with ts) that makes a
+    run count: realized, timed, known by `as_of` (SQL text: a `?` or a literal; None: no bound)
+    and, with `exclude`, not in `run_exclusions`. SQL both engines read."""
+    where = [f"{alias}.realized_pnl_bps IS NOT NULL", f"{alias}.ts IS NOT NULL",
+             f"{alias}.known_ts IS NOT NULL"]
     if as_of is not None:
-        where.append("l.known_ts <= ?")
-        params.append(as_of)
-    if gp.eligibility.exclude_flagged and has_table(con, "run_exclusions"):
-        where.append(included_sql("l"))
-    return f"SELECT {cols} FROM {ledger_sql(con, since)} l WHERE {' AND '.join(where)}", params
+        where.append(f"{alias}.known_ts <= {as_of}")
+    if exclude:
+        where.append(included_sql(alias))
+    return " AND ".join(where)
 
 
 def subjects_sql(base: str, scopes: list[str]) -> str:

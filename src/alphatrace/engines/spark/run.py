@@ -1,11 +1,13 @@
-"""What the `--engine spark` commands run: the ledger, or the legs and the ledger, of an export,
-written as Parquet."""
+"""What `alphatrace ... --engine spark` runs: the ledger (`ledger`), or the legs and the ledger
+(`reconcile`), of an export written as Parquet, and the reads `confidence` and `gates evaluate`
+make (`spark_reads`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from alphatrace.engines.spark.governance import SparkReads
 from alphatrace.engines.spark.ledger import ledger_frame
 from alphatrace.engines.spark.reconcile import reconcile_frames
 from alphatrace.engines.spark.session import session
@@ -41,3 +43,8 @@ def reconcile_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> dict[
     return {"legs": sum(counts.values()), "realized": counts.get("realized", 0),
             "open": counts.get("open", 0), "unpriced": counts.get("unpriced", 0),
             "runs": runs, "policy_hash": cfg.hash}
+
+
+def spark_reads(tables: Path) -> SparkReads:
+    """The ledger of the export in `tables`, read on the session (`session()`)."""
+    return SparkReads(session(), tables)

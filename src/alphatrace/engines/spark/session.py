@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from alphatrace.errors import InputError
@@ -16,8 +18,12 @@ def session() -> Any:
     except ImportError:
         raise InputError("--engine spark needs pyspark: pip install 'alphatrace[spark]' "
                          "(and Java 17+)") from None
-    spark = SparkSession.getActiveSession() or SparkSession.builder.appName(
-        "alphatrace").getOrCreate()
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        # A new session's Python workers run this interpreter, which has alphatrace (pyspark
+        # would start `python3` from PATH); a cluster's session says where its own is.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        spark = SparkSession.builder.appName("alphatrace").getOrCreate()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     return spark

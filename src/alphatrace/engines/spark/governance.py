@@ -1,0 +1,356 @@
+"""Confidence and the gates on Spark, over an export (`alphatrace export --to parquet DIR`).
+
+Spark selects the runs (eligibility, each subject's window, the runs a catch-up needs) with
+the same conditions the embedded engine uses (`governance.runs`), groups them by subject and
+runs the embedded engine's own per-group computation in each group through `applyInArrow`:
+`confidence.from_runs` (the sequential numpy kernel: Java's `pow` differs from numpy's, so no
+factor is computed in Spark SQL), `gates.assess_window` and `replay.assess_runs` (the metric
+registry's aggregates and the numpy path columns, on an in-memory DuckDB connection in the
+Python worker). The driver collects one row per subject (or per subject and point), and the
+lifecycle, the verdicts (`gates.judge`, `replay.walk`), the decision log and its signature
+stay where they are for the embedded engine: `api.Gates` on the store, the one writer.
+
+Timestamps cross between Spark and Python as epoch microseconds (`unix_micros`,
+`timestamp_micros`), never as Python datetimes, which pyspark would read in the local zone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from alphatrace.errors import InputError
+from alphatrace.governance import confidence, replay
+from alphatrace.governance.gates import Assessment, Members, assess_window
+from alphatrace.governance.lifecycle import SubjectKey
+from alphatrace.governance.policy import GovernancePolicy
+from alphatrace.governance.runs import KNOWN_TS, columns_for, eligible_where, subjects_sql
+
+LEDGER_VIEW = "_alphatrace_gov_ledger"
+EXCLUSIONS_VIEW = "run_exclusions"  # the name `forensics.exclusions.included_sql` reads
+_EPOCH = dt.datetime(1970, 1, 1)
+_SORT = [("known_ts", "ascending"), ("ts", "ascending"), ("run_id", "ascending")]
+
+# One row per assessed subject (and point, in a catch-up): `at_us` NULL marks a subject whose
+# runs were read but which has no point (it still counts as evaluated).
+ASSESSED = ("scope string, subject string, at_us bigint, run_ids array<string>, "
+            "metrics string, conclusive boolean, kill string, promote string, "
+            "fired array<string>, error string")
+_ASSESSED = pa.schema([
+    ("scope", pa.string()), ("subject", pa.string()), ("at_us", pa.int64()),
+    ("run_ids", pa.list_(pa.string())), ("metrics", pa.string()), ("conclusive", pa.bool_()),
+    ("kill", pa.string()), ("promote", pa.string()), ("fired", pa.list_(pa.string())),
+    ("error", pa.string())])
+SUMMARY = ("agent string, multiplier double, runs bigint, last_us bigint, "
+           "min_multiplier double, warning boolean")
+HISTORY = ("agent string, _i bigint, run_id string, ts_us bigint, pnl double, factor double, "
+           "multiplier_after double")
+
+
+def micros(t: dt.datetime) -> int:
+    """A naive-UTC (or aware) datetime as epoch microseconds, exactly."""
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.UTC).replace(tzinfo=None)
+    return (t - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def from_micros(us: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=us)
+
+
+def _ts_sql(t: dt.datetime) -> str:
+    return f"timestamp_micros({micros(t)})"
+
+
+def _table_path(tables: Path, name: str) -> Path | None:
+    """`DIR/name.parquet`, a file (`alphatrace export`) or a folder (Spark's own writes)."""
+    f = tables / f"{name}.parquet"
+    return f if f.exists() else None
+
+
+class SparkReads:
+    """The ledger of an export, read on Spark: `governance.reads.Reads` for `api.Gates`,
+    and confidence."""
+
+    def __init__(self, spark: Any, tables: Path) -> None:
+        ledger = _table_path(tables, "ledger")
+        if ledger is None:
+            raise InputError(f"{tables}: no ledger.parquet (write it with `alphatrace export "
+                             "--to parquet`)")
+        self.spark = spark
+        self.view = f"{LEDGER_VIEW}_{uuid.uuid4().hex}"  # two exports in one session: two views
+        df = spark.read.parquet(str(ledger))
+        self.columns = [c for c in df.columns if c != "known_ts"] + ["known_ts"]
+        known = KNOWN_TS if "known_ts" in df.columns else "ts"
+        keep = ", ".join(c for c in df.columns if c != "known_ts")
+        df.createOrReplaceTempView(f"{self.view}_raw")
+        spark.sql(f"SELECT {keep}, {known} AS known_ts FROM {self.view}_raw"
+                  ).createOrReplaceTempView(self.view)
+        exclusions = _table_path(tables, "run_exclusions")
+        self.has_exclusions = exclusions is not None
+        if exclusions is not None:
+            spark.read.parquet(str(exclusions)).createOrReplaceTempView(EXCLUSIONS_VIEW)
+        self._membership: dict[dt.datetime, replay.Membership] = {}
+
+    # -- which runs count ---------------------------------------------------------------------
+
+    def eligible_sql(self, gp: GovernancePolicy, columns: list[str],
+                     as_of: dt.datetime | None) -> str:
+        """`runs.eligible_sql` over the export's ledger."""
+        cols = ", ".join(f"l.{c}" for c in columns)
+        where = eligible_where("l", None if as_of is None else _ts_sql(as_of),
+                               gp.eligibility.exclude_flagged and self.has_exclusions)
+        return f"SELECT {cols} FROM {self.view} l WHERE {where}"
+
+    def as_of(self) -> dt.datetime | None:
+        v = self.spark.sql(f"SELECT unix_micros(max(known_ts)) AS t FROM {self.view}"
+                           ).collect()[0]["t"]
+        return None if v is None else from_micros(int(v))
+
+    def has_agent(self, agent: str) -> bool:
+        from pyspark.sql import functions as F
+
+        return bool(self.spark.table(self.view).where(F.col("agent") == agent).limit(1)
+                    .count())
+
+    # -- confidence ---------------------------------------------------------------------------
+
+    def confidence(self, gp: GovernancePolicy, agent: str | None, as_of: dt.datetime | None,
+                   history: bool) -> pa.Table:
+        """`confidence.compute(...).summary(warn_below)` (or `.history()` with `history`):
+        each agent's runs go to one group, where `confidence.from_runs` runs on them."""
+        from pyspark.sql import functions as F
+
+        base = self.eligible_sql(gp, confidence.ledger_columns(gp), as_of)
+        df = self.spark.sql(f"SELECT {confidence.select_list(gp)}, known_ts FROM ({base}) b "
+                            "WHERE agent IS NOT NULL")
+        if agent is not None:
+            df = df.where(F.col("agent") == agent)
+        kernel = partial(_confidence_group, gp, history)
+        rows = df.groupBy("agent").applyInArrow(_grouped(kernel), HISTORY if history else SUMMARY)
+        got = rows.toArrow()
+        if history:
+            got = got.take(pc.sort_indices(got, [("agent", "ascending"), ("_i", "ascending")]))
+            return pa.table([got.column("agent"), got.column("run_id"),
+                             _ts_column(got.column("ts_us")), got.column("pnl"),
+                             got.column("factor"), got.column("multiplier_after")],
+                            names=confidence.HISTORY_SCHEMA.names
+                            ).cast(confidence.HISTORY_SCHEMA)
+        got = got.take(pc.sort_indices(got, [("agent", "ascending")]))
+        return pa.table({"agent": got.column("agent").cast(pa.string()),
+                         "multiplier": got.column("multiplier"), "runs": got.column("runs"),
+                         "last_ts": _ts_column(got.column("last_us")),
+                         "min_multiplier": got.column("min_multiplier"),
+                         "warning": got.column("warning")})
+
+    # -- gates --------------------------------------------------------------------------------
+
+    def assess(self, gp: GovernancePolicy, as_of: dt.datetime,
+               only: list[SubjectKey] | None = None) -> list[Assessment]:
+        """`gates.assess`: each subject's window (its newest `window.runs` eligible runs,
+        known inside the time window) selected on Spark, assessed in its group."""
+        names = gp.gate_metrics()
+        base = self.eligible_sql(gp, columns_for(self.columns, names), as_of)
+        secs = gp.gates.window.seconds
+        if secs is not None:
+            base = (f"SELECT * FROM ({base}) b WHERE known_ts > "
+                    f"{_ts_sql(as_of - dt.timedelta(seconds=secs))}")
+        subjects = self.spark.sql(subjects_sql(base, list(gp.gates.scope)))
+        if only is not None:
+            keys = self.spark.createDataFrame([list(k) for k in only],
+                                              "scope string, subject string")
+            subjects = subjects.join(keys, ["scope", "subject"], "left_semi")
+        n = gp.gates.window.runs
+        if n is not None:
+            subjects.createOrReplaceTempView("_alphatrace_gov_subjects")
+            subjects = self.spark.sql(
+                "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY scope, subject "
+                "ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk "
+                f"FROM _alphatrace_gov_subjects) w WHERE _rk <= {int(n)}").drop("_rk")
+        kernel = partial(_window_group, gp, names)
+        rows = subjects.groupBy("scope", "subject").applyInArrow(_grouped(kernel), ASSESSED)
+        return [a for _, a in _assessments(rows.toArrow())]
+
+    def plan(self, gp: GovernancePolicy, marks: Mapping[SubjectKey, dt.datetime],
+             target: dt.datetime) -> replay.Plan:
+        """`replay.plan`: the runs of the subjects with news (`replay._runs_sql`, spelled
+        for Spark: new runs and the newest `window.runs` before the mark) selected on Spark,
+        each subject's points and assessments computed in its group (`replay.assess_runs`)."""
+        names = gp.gate_metrics()
+        base = self.eligible_sql(gp, columns_for(self.columns, names), target)
+        self.spark.sql(subjects_sql(base, list(gp.gates.scope))).createOrReplaceTempView(
+            "_alphatrace_gov_s")
+        self.spark.createDataFrame(
+            [(sc, s, micros(t)) for (sc, s), t in marks.items()],
+            "scope string, subject string, mark_us bigint").createOrReplaceTempView(
+            "_alphatrace_gov_marks")
+        n = gp.gates.window.runs
+        keep = "true" if n is None else f"_new OR _rk <= {int(n)}"
+        runs = self.spark.sql(f"""
+WITH j AS (SELECT s.*, timestamp_micros(m.mark_us) AS mark,
+                  (m.mark_us IS NULL OR s.known_ts > timestamp_micros(m.mark_us)) AS _new
+           FROM _alphatrace_gov_s s LEFT JOIN _alphatrace_gov_marks m
+             ON m.scope = s.scope AND m.subject = s.subject),
+r AS (SELECT j.* FROM j LEFT SEMI JOIN (SELECT DISTINCT scope, subject FROM j WHERE _new) c
+      ON c.scope = j.scope AND c.subject = j.subject),
+k AS (SELECT *, row_number() OVER (PARTITION BY scope, subject, _new
+                                   ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk FROM r)
+SELECT * FROM k WHERE {keep}""").drop("_rk")
+        kernel = partial(_runs_group, gp, target)
+        got = _assessments(runs.groupBy("scope", "subject").applyInArrow(_grouped(kernel), ASSESSED)
+                           .toArrow())
+        subjects = {a.key for _, a in got}
+        return replay.plan_of([(t, a) for t, a in got if t is not None], subjects)
+
+    def membership(self, target: dt.datetime) -> replay.Membership:
+        """`replay.Membership.load`: each agent's first signal in each strategy by `target`
+        (read once per target: a few rows per agent)."""
+        if target not in self._membership:
+            rows = self.spark.sql(
+                f"SELECT agent, strategy, unix_micros(min(ts)) AS t FROM {self.view} "
+                f"WHERE ts <= {_ts_sql(target)} AND agent IS NOT NULL AND strategy IS NOT NULL "
+                "GROUP BY agent, strategy").collect()
+            self._membership[target] = replay.Membership.of_rows(
+                (r["agent"], r["strategy"], from_micros(int(r["t"]))) for r in rows)
+        return self._membership[target]
+
+    def members(self, as_of: dt.datetime) -> Members:
+        """`gates.members`: agent → the first (by name) killed strategy it has a run in."""
+        def targets(strategies: list[str]) -> dict[str, str]:
+            m = self.membership(as_of)
+            out = {}
+            for agent in sorted(m.first):
+                s = m.target(agent, strategies, as_of)
+                if s is not None:
+                    out[agent] = s
+            return out
+
+        return targets
+
+
+# -- what runs in the Python workers, one call per group ---------------------------------------
+
+_CON: list[duckdb.DuckDBPyConnection] = []
+
+
+def _con() -> duckdb.DuckDBPyConnection:
+    """The worker's in-memory DuckDB connection (one per Python worker, reused across groups):
+    it only computes the metrics of the rows handed to it."""
+    if not _CON:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET threads = 1")  # Spark runs the groups in parallel
+        _CON.append(con)
+    return _CON[0]
+
+
+def _grouped(kernel: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
+    """`kernel` as a function pyspark's `applyInArrow` recognises (it reads the type hints:
+    a table in, a table out)."""
+    def run(tbl: pa.Table) -> pa.Table:
+        return kernel(tbl)
+
+    return run
+
+
+def _naive(tbl: pa.Table) -> pa.Table:
+    """Spark's UTC timestamps as the store's naive UTC ones (same instants), and its large
+    strings as strings."""
+    fields = []
+    for f in tbl.schema:
+        if pa.types.is_timestamp(f.type):
+            f = pa.field(f.name, pa.timestamp("us"), f.nullable)
+        elif pa.types.is_large_string(f.type):
+            f = pa.field(f.name, pa.string(), f.nullable)
+        fields.append(f)
+    return tbl.cast(pa.schema(fields))
+
+
+def _in_order(tbl: pa.Table) -> pa.Table:
+    """The rows in (known_ts, ts, run_id) order (`runs.ORDER`: a total order, byte order on
+    run_id as DuckDB's)."""
+    tbl = _naive(tbl)
+    return tbl.take(pc.sort_indices(tbl, _SORT))
+
+
+def _us(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return pc.cast(values, pa.timestamp("us")).cast(pa.int64())
+
+
+def _ts_column(us: pa.ChunkedArray) -> pa.ChunkedArray:
+    return us.cast(pa.timestamp("us"))
+
+
+def _confidence_group(gp: GovernancePolicy, history: bool, tbl: pa.Table) -> pa.Table:
+    conf = confidence.from_runs(gp, _in_order(tbl))
+    if history:
+        h = conf.history()
+        return pa.table({"agent": h.column("agent"), "_i": pa.array(range(h.num_rows),
+                                                                    pa.int64()),
+                         "run_id": h.column("run_id"), "ts_us": _us(h.column("ts")),
+                         "pnl": h.column("pnl"), "factor": h.column("factor"),
+                         "multiplier_after": h.column("multiplier_after")})
+    s = conf.summary(gp.confidence.warn_below)
+    return pa.table({"agent": s.column("agent"), "multiplier": s.column("multiplier"),
+                     "runs": s.column("runs"), "last_us": _us(s.column("last_ts")),
+                     "min_multiplier": s.column("min_multiplier"),
+                     "warning": s.column("warning")})
+
+
+def _encode(rows: list[tuple[int | None, Assessment]], key: SubjectKey) -> pa.Table:
+    """One row per (point, assessment); a subject with none: one row, every field NULL but
+    its key."""
+    if not rows:
+        return pa.table({f.name: [list(key)[i] if i < 2 else None] for i, f in
+                         enumerate(_ASSESSED)}, schema=_ASSESSED)
+    return pa.table({
+        "scope": [key[0]] * len(rows), "subject": [key[1]] * len(rows),
+        "at_us": [at for at, _ in rows], "run_ids": [a.run_ids for _, a in rows],
+        "metrics": [json.dumps(a.metrics) for _, a in rows],
+        "conclusive": [a.conclusive for _, a in rows], "kill": [a.kill for _, a in rows],
+        "promote": [a.promote for _, a in rows], "fired": [list(a.fired) for _, a in rows],
+        "error": [a.error for _, a in rows]}, schema=_ASSESSED)
+
+
+def _group_key(tbl: pa.Table) -> SubjectKey:
+    return (str(tbl.column("scope")[0]), str(tbl.column("subject")[0]))
+
+
+def _window_group(gp: GovernancePolicy, names: list[str], tbl: pa.Table) -> pa.Table:
+    win = _in_order(tbl)
+    return _encode([(None, a) for a in assess_window(_con(), gp, win, names)], _group_key(win))
+
+
+def _runs_group(gp: GovernancePolicy, target: dt.datetime, tbl: pa.Table) -> pa.Table:
+    runs = _in_order(tbl)
+    runs = runs.append_column("_i", pa.array(range(1, runs.num_rows + 1), pa.int64()))
+    got = replay.assess_runs(_con(), gp, runs, target)
+    return _encode([(micros(t), a) for t, a in got], _group_key(runs))
+
+
+def _assessments(tbl: pa.Table) -> list[tuple[dt.datetime | None, Assessment]]:
+    """The collected rows as (point, assessment), in (scope, subject, point) order (a subject
+    with no point: None and an assessment with no run)."""
+    rows = sorted(tbl.to_pylist(), key=lambda r: (r["scope"], r["subject"],
+                                                  -1 if r["at_us"] is None else r["at_us"]))
+    out: list[tuple[dt.datetime | None, Assessment]] = []
+    for r in rows:
+        key = (str(r["scope"]), str(r["subject"]))
+        if r["run_ids"] is None:
+            out.append((None, Assessment(key, [], {})))
+            continue
+        out.append((None if r["at_us"] is None else from_micros(int(r["at_us"])),
+                    Assessment(key, [str(x) for x in r["run_ids"]], json.loads(r["metrics"]),
+                               bool(r["conclusive"]), r["kill"], r["promote"],
+                               tuple(r["fired"]), r["error"])))
+    return out
+
