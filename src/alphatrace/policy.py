@@ -25,8 +25,9 @@ from pydantic import BaseModel, ValidationError
 from alphatrace.errors import PolicyError
 
 DEFAULT_POLICY = "default.yaml"
-# The seed's gates (DESIGN.md §6), for one evaluation at the end of a batch; its comments say
-# why they do not suit the live loop, which the default's gates are sized for.
+# The seed's gates (docs/architecture.md §Governance), for one evaluation at the end of a
+# batch; its comments say why they do not suit the live loop, which the default's gates are
+# sized for.
 SEED_POLICY = "seed.yaml"
 
 M = TypeVar("M", bound=BaseModel)
