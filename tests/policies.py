@@ -8,8 +8,8 @@ of these instead of relying on the default:
 
 - `SEED`: the shipped policies/seed.yaml, for `db.gates.evaluate`, `backtest`, `create_app`,
   `PipelineConfig.load`, ...;
-- `SEED_PATH`: its file, for a real `serve` subprocess; `SEED_FLAG`, `--policy` naming it, for
-  the CLI;
+- `SEED_PATH`: its file; `SEED_FLAG`: `--policy` naming it, for the CLI and for a real
+  `serve` subprocess;
 - `SEED_RULES`: its gate rules as a `  rules:` line of YAML, for a test that writes its own
   `gates:` section (whose omitted keys would be the default's).
 """
