@@ -8,8 +8,8 @@
    `alphatrace serve` (live pipeline on, a policy whose `notify:` sends kills to the receiver)
    takes `--eps` events/s from `--ingest-clients` processes and `--rps` sizing requests/s from
    `--clients` processes (bench/load.py, open loop); every `--gap-s` a probe posts a fresh
-   agent's losing evidence (six runs at −50 bps, external pnl: a kill by the default policy's
-   `last_5_runs_pnl < -100`) in one request. The latency runs from just before that request is
+   agent's losing evidence (six runs at −50 bps, external pnl: a kill by the seed's gates,
+   policies/seed.yaml, `last_5_runs_pnl < -100`) in one request. The latency runs from just before that request is
    sent to the arrival of the agent's kill webhook.
 
     .venv/bin/python bench/bench_notify.py [--decisions 300] [--gap-ms 20] [--append]
@@ -29,10 +29,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import yaml
+
 from alphatrace.governance import journal
 from alphatrace.governance.gates import Decision
 from alphatrace.notify.config import NotifySection
 from alphatrace.notify.dispatcher import Dispatcher
+from alphatrace.policy import SEED_POLICY, shipped_policy
 from alphatrace.store import Store
 from common import machine, record
 
@@ -130,7 +133,8 @@ def run_evidence(a: argparse.Namespace) -> dict[str, object]:
     sent: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         policy = Path(tmp) / "policy.yaml"
-        policy.write_text(f"""notify:
+        seed_gates = yaml.safe_dump({"gates": shipped_policy(SEED_POLICY).data["gates"]})
+        policy.write_text(seed_gates + f"""notify:
   targets:
     - name: bench
       url: http://127.0.0.1:{srv.server_address[1]}/hook

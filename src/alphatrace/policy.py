@@ -25,9 +25,10 @@ from pydantic import BaseModel, ValidationError
 from alphatrace.errors import PolicyError
 
 DEFAULT_POLICY = "default.yaml"
-# Gates sized for evaluation after every run (the live loop); the demo runs with it. Its
-# comments say why the seed's gates (the default) do not suit a control loop.
-LIVE_POLICY = "live.yaml"
+# The seed's gates (docs/architecture.md §Governance), for one evaluation at the end of a
+# batch; its comments say why they do not suit the live loop, which the default's gates are
+# sized for.
+SEED_POLICY = "seed.yaml"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -205,7 +206,7 @@ def parse_policy_text(text: str, path: str) -> Policy:
 
 
 def shipped_policy(name: str) -> Policy:
-    """A policy file shipped in `alphatrace/policies` (DEFAULT_POLICY, LIVE_POLICY)."""
+    """A policy file shipped in `alphatrace/policies` (DEFAULT_POLICY, SEED_POLICY)."""
     text = resources.files("alphatrace.policies").joinpath(name).read_text("utf-8")
     return parse_policy_text(text, f"<shipped policy {name}>")
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.dashboard.test_browser import ARGS, CHROMIUM, Live, expect, need_chromium, open_tab
+from tests.policies import SEED_FLAG
 from tests.server.conftest import Server, start_server
 from tests.server.test_sizing import evidence
 from tests.server.test_sizing_live import cli
@@ -36,7 +37,7 @@ def decide(server: Server, agent: str, strategy: str) -> None:
     r = httpx.post(f"{server.url}/v1/events", json=evidence(agent, [-50.0] * 6, strategy),
                    headers=server.auth("ingest"), timeout=30)
     assert r.status_code == 200, r.text
-    for args in (("reconcile",), ("gates", "evaluate", "--once")):
+    for args in (("reconcile",), ("gates", "evaluate", "--once", *SEED_FLAG)):
         done = cli(server.db.parent, *args, "--db", server.db.name)
         assert done.returncode == 0, done.stderr
 

@@ -220,12 +220,12 @@ def test_speed_must_be_positive() -> None:
 # -- the live kill (needs the live pipeline, server/pipeline.py) ----------------------------
 
 def evidence_runs() -> int:
-    """How many losing runs after the break the live policy needs at most to see it: its
-    window (which must fill with the new regime's runs) plus its minimum of conclusive runs."""
+    """How many losing runs after the break the demo's policy (the default) needs at most to
+    see it: its window (which must fill with the new regime's runs) plus its minimum of
+    conclusive runs."""
     from alphatrace.governance.policy import load_governance
-    from alphatrace.policy import LIVE_POLICY, shipped_policy
 
-    gates = load_governance(shipped_policy(LIVE_POLICY)).gates
+    gates = load_governance().gates
     assert gates.window.runs is not None
     return gates.window.runs + gates.min_runs
 

@@ -20,6 +20,7 @@ import alphatrace as at
 from alphatrace.errors import GovernanceError, InputError
 from alphatrace.governance import anchor, signing
 from alphatrace.governance.anchor_check import Given
+from tests.policies import SEED
 from tests.rows import insert, series
 
 from .chain import rows, tamper
@@ -60,12 +61,12 @@ def signed(tmp_path: Path) -> Iterator[Signed]:
     signing.generate(s.key, s.pub)
     with at.connect(s.db) as d:
         insert(d.con, series("A", [-30.0] * 5, strategy="S") + series("B", [10.0] * 20, strategy="T"))
-        _write(d, s, lambda: d.gates.evaluate(catch_up=False))
+        _write(d, s, lambda: d.gates.evaluate(SEED, catch_up=False))
         insert(d.con, series("C", [1.0] * 3, strategy="T", start_hour=30))
-        _write(d, s, lambda: d.gates.evaluate(catch_up=False))
+        _write(d, s, lambda: d.gates.evaluate(SEED, catch_up=False))
         _write(d, s, lambda: d.revive("S", "risk limits tightened", actor="alice"))
         insert(d.con, series("A", [-30.0], strategy="S", start_hour=40, prefix="A2-"))
-        _write(d, s, lambda: d.gates.evaluate(catch_up=False))
+        _write(d, s, lambda: d.gates.evaluate(SEED, catch_up=False))
     yield s
 
 
@@ -157,7 +158,7 @@ def test_deleted_newest_evaluation_is_truncation(signed: Signed) -> None:
 def test_deleted_and_re_run_evaluation_is_a_fork(signed: Signed) -> None:
     tamper(signed.db, *DELETE_NEWEST)
     with at.connect(signed.db) as d:  # the normal path signs the re-run
-        _write(d, signed, lambda: d.gates.evaluate(catch_up=False))
+        _write(d, signed, lambda: d.gates.evaluate(SEED, catch_up=False))
     assert signed.verify(**signed.anchored()) == [(9, "fork")]
     detail = signed.result(**signed.anchored())["problems"][0]["detail"]
     assert "a record in seq 8..9 was rewritten or replaced" in detail

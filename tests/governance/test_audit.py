@@ -14,6 +14,7 @@ import pytest
 import alphatrace as at
 from alphatrace.api import Database
 from alphatrace.governance.canon import GENESIS
+from tests.policies import SEED
 from tests.rows import insert, series
 
 
@@ -22,13 +23,13 @@ def db() -> Iterator[Database]:
     """Three evaluations and a revive: 4 + 2 + 1 + 2 = 9 records (only changes are recorded)."""
     d = at.connect(":memory:")
     insert(d.con, series("A", [-30.0] * 5, strategy="S") + series("B", [10.0] * 20, strategy="T"))
-    d.gates.evaluate(catch_up=False)  # seq 1-4: A kill, B promote, S kill, T promote
+    d.gates.evaluate(SEED, catch_up=False)  # seq 1-4: A kill, B promote, S kill, T promote
     insert(d.con, series("C", [1.0] * 3, strategy="T", start_hour=30))
     # seq 5-6: C inconclusive (new), T promote (fires on a window with C's runs); A, B, S as before
-    d.gates.evaluate(catch_up=False)
+    d.gates.evaluate(SEED, catch_up=False)
     d.revive("S", "risk limits tightened")  # seq 7
     insert(d.con, series("A", [-30.0], strategy="S", start_hour=40, prefix="A2-"))
-    d.gates.evaluate(catch_up=False)  # seq 8-9: A kill (fires on a new window), S kill (killed again)
+    d.gates.evaluate(SEED, catch_up=False)  # seq 8-9: A kill (fires on a new window), S kill (killed again)
     yield d
     d.close()
 

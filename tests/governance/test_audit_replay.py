@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from alphatrace.api import Database
 from alphatrace.governance import audit, journal, redecide
+from tests.policies import SEED
 from tests.rows import h, insert, reset, run, series
 
 from .chain import rehash
@@ -28,7 +29,7 @@ def losing_then_late(db: Database) -> None:
     rows = series("A", [10.0] * 4 + [-30.0] * 5, strategy=None)
     rows[7] = run("A0007", "A", -30.0, hour=7, strategy=None, known=h(20))
     insert(db.con, rows)
-    recs = db.gates.evaluate(catch_up=True)
+    recs = db.gates.evaluate(SEED, catch_up=True)
     assert [(r["seq"], r["action"]) for r in recs] == [
         (1, "inconclusive"), (2, "hold"), (3, "kill"), (4, "kill")]
 
@@ -76,7 +77,7 @@ def test_a_cascade_in_a_catch_up_log_verifies_and_its_alteration_is_named(db: Da
     # strategy S: A loses from h0, B wins from h100; S is killed at h8 (A's five losses are
     # S's last five), so B is cascade-killed when it joins S at h100
     insert(db.con, series("A", [-30.0] * 5) + series("B", [40.0] * 3, start_hour=100))
-    recs = db.gates.evaluate(catch_up=True)
+    recs = db.gates.evaluate(SEED, catch_up=True)
     kills = [(r["seq"], r["scope"], r["subject"], r["cascade_from"]) for r in recs
              if r["action"] == "kill"]
     assert ("agent", "B", "S") in [k[1:] for k in kills]
@@ -93,8 +94,8 @@ def test_single_evaluations_verify_too(db: Database) -> None:
     """A log of `--once` evaluations at times that are nobody's point (h5.5, h30) is re-decided
     as it was made: every subject at that time."""
     insert(db.con, series("A", [10.0] * 4 + [-30.0] * 5) + series("B", [40.0] * 6))
-    db.gates.evaluate(as_of=h(5.5), once=True)
-    db.gates.evaluate(as_of=h(30), once=True)
+    db.gates.evaluate(SEED, as_of=h(5.5), once=True)
+    db.gates.evaluate(SEED, as_of=h(30), once=True)
     assert {r["as_of"] for r in journal.read_records(db.con)} == {
         "2024-01-01T05:30:00.000000Z", "2024-01-02T06:00:00.000000Z"}
     assert db.audit_verify()["ok"] is True
@@ -128,12 +129,12 @@ def test_a_plan_is_built_only_for_a_policy_with_many_evaluations(
 
     monkeypatch.setattr(redecide, "Windows", counted)
     insert(db.con, series("A", [10.0] * 4 + [-30.0] * 5) + series("B", [40.0] * 6))
-    db.gates.evaluate(as_of=h(5.5), once=True)
-    db.gates.evaluate(as_of=h(30), once=True)
+    db.gates.evaluate(SEED, as_of=h(5.5), once=True)
+    db.gates.evaluate(SEED, as_of=h(30), once=True)
     assert db.audit_verify()["ok"] is True and built == []
     reset(db.con)
     insert(db.con, series("D", [-30.0] * 50, strategy=None))
-    recs = db.gates.evaluate()
+    recs = db.gates.evaluate(SEED)
     assert sum(r["subject"] == "D" for r in recs) == 47  # inconclusive, then 46 kills
     assert db.audit_verify()["ok"] is True and built == [1]
 
@@ -143,7 +144,7 @@ def test_a_plan_is_built_only_for_a_policy_with_many_evaluations(
 def test_a_catch_up_log_always_verifies(shared: Database, rows: list[dict[str, Any]]) -> None:
     reset(shared.con)
     insert(shared.con, rows)
-    shared.gates.evaluate(catch_up=True)
+    shared.gates.evaluate(SEED, catch_up=True)
     assert shared.audit_verify()["problems"] == []  # a short log: one query per evaluation
     assert _recheck(shared, _planned(shared)) == []  # and from the plan
 
@@ -173,16 +174,16 @@ def test_the_planned_re_decision_is_the_reference(
     t = h(cut)
     early = [r for r in rows if r["known_ts"] is None or r["known_ts"] <= t]
     insert(shared.con, early)
-    shared.gates.evaluate(catch_up=True)
+    shared.gates.evaluate(SEED, catch_up=True)
     insert(shared.con, [r for r in rows if r not in early])
-    shared.gates.evaluate(once=True, as_of=h(once))
+    shared.gates.evaluate(SEED, once=True, as_of=h(once))
     states = journal.lifecycle_states(shared.con)
     killed = sorted(k for k, st_ in states.items() if st_ == "killed")
     # a strategy first: an agent of a killed strategy cannot be revived
     killed.sort(key=lambda k: k[0] != "strategy")
     if killed and data.draw(st.booleans()):
         shared.revive(killed[0][1], "checked", scope=killed[0][0])
-    shared.gates.evaluate(catch_up=True)
+    shared.gates.evaluate(SEED, catch_up=True)
     assert (_recheck(shared, _planned(shared))
             == _recheck(shared, redecide.decide_each(shared.con)))
 
@@ -193,12 +194,12 @@ def test_a_catch_up_after_one_time_evaluations_starts_where_they_left_off(db: Da
     # verify would call those records rewritten).
     insert(db.con, series("A", [-30.0] * 8, strategy=None)
            + series("B", [10.0] * 8, strategy=None))
-    db.gates.evaluate(once=True, as_of=h(5.5))
-    db.gates.evaluate(once=True, as_of=h(30))
+    db.gates.evaluate(SEED, once=True, as_of=h(5.5))
+    db.gates.evaluate(SEED, once=True, as_of=h(30))
     head = db.con.execute("SELECT max(seq) FROM decisions").fetchone()[0]
-    assert db.gates.evaluate() == []  # nothing known after h30
+    assert db.gates.evaluate(SEED) == []  # nothing known after h30
     insert(db.con, series("A", [-30.0], strategy=None, start_hour=40, prefix="A-late-"))
-    later = db.gates.evaluate()
+    later = db.gates.evaluate(SEED)
     assert [(r["subject"], r["action"], r["as_of"][:13]) for r in later] == [
         ("A", "kill", "2024-01-02T16")]  # h40: the kill rule fires on the new window
     as_of = [r[0] for r in db.con.execute("SELECT as_of FROM decisions ORDER BY seq").fetchall()]

@@ -18,10 +18,11 @@ from alphatrace.governance.gates import decide
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.policy import load_governance
 from alphatrace.utc import aware
+from tests.policies import SEED
 from tests.rows import T0, insert, reset, run, series
 
 
-def by_subject(db: Database, policy: Any = None) -> dict[tuple[str, str], dict[str, Any]]:
+def by_subject(db: Database, policy: Any = SEED) -> dict[tuple[str, str], dict[str, Any]]:
     return {(r["scope"], r["subject"]): r for r in db.gates.backtest(policy)["subjects"]}
 
 
@@ -80,7 +81,7 @@ def test_cascade_points(db: Database) -> None:
     # C is killed at its first run in S; that run happened, the 3 after it are avoided
     c = out[("agent", "C")]
     assert (c["killed_run"], c["runs_after_kill"], c["pnl_after_kill_bps"]) == ("C0000", 3, 9.0)
-    summary = db.gates.backtest()["summary"]
+    summary = db.gates.backtest(SEED)["summary"]
     assert summary["cascaded"] == 3 and summary["killed"] == 4
     assert summary["agents_avoided_bps"] == 80.0 - 16.0 - 9.0
 
@@ -117,7 +118,7 @@ def ledgers(draw: st.DrawFn) -> list[dict[str, Any]]:
 def brute_force(db: Database) -> dict[SubjectKey, dict[str, Any]]:
     """Evaluate the gates (one single evaluation each) at every knowledge time in order,
     carrying the lifecycle."""
-    gp = load_governance()
+    gp = load_governance(SEED)
     times = [r[0] for r in db.con.execute(
         "SELECT DISTINCT known_ts FROM ledger WHERE known_ts IS NOT NULL ORDER BY 1").fetchall()]
     state: dict[SubjectKey, State] = {}
@@ -174,8 +175,8 @@ def test_replay_through_evaluate_equals_the_backtest(shared: Database,
     db = shared
     reset(db.con)
     insert(db.con, rows)
-    bt = db.gates.backtest()["decisions"]
-    recs = db.gates.evaluate(catch_up=True)
+    bt = db.gates.backtest(SEED)["decisions"]
+    recs = db.gates.evaluate(SEED, catch_up=True)
     fields = ("as_of", "scope", "subject", "action", "rule", "cascade_from", "run_ids")
     assert [tuple(r[f] for f in fields) for r in recs] == [
         tuple(d[f] for f in fields) for d in bt]

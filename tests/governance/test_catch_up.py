@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import alphatrace as at
 from alphatrace.api import Database
 from alphatrace.governance import replay
+from tests.policies import SEED
 from tests.rows import h, insert, reset, run, series
 
 from .test_backtest import ledgers
@@ -33,7 +34,7 @@ def losing_then_late(db: Database) -> None:
 
 def test_a_kill_is_stamped_at_the_knowledge_time_of_its_evidence(db: Database) -> None:
     losing_then_late(db)
-    recs = db.gates.evaluate(catch_up=True)
+    recs = db.gates.evaluate(SEED, catch_up=True)
     # h4: 5 runs, last-5 = +10 (hold); h8: A0003..A0006 + A0008 = −110 (kill); h20: A0004..
     # A0006, A0008, A0007 = −150 (fires again on new evidence)
     assert [(r["as_of"], r["action"], r["state"], r["metrics"]["runs"]) for r in recs] == [
@@ -48,13 +49,13 @@ def test_a_kill_is_stamped_at_the_knowledge_time_of_its_evidence(db: Database) -
 
 def test_the_next_catch_up_evaluates_only_new_points(db: Database) -> None:
     losing_then_late(db)
-    db.gates.evaluate(catch_up=True)
-    assert db.gates.evaluate(catch_up=True) == []  # unchanged data: nothing
+    db.gates.evaluate(SEED, catch_up=True)
+    assert db.gates.evaluate(SEED, catch_up=True) == []  # unchanged data: nothing
     insert(db.con, [run("A0009", "A", 50.0, hour=30, strategy=None),
                     run("A0010", "A", 50.0, hour=31, strategy=None),
                     run("A0011", "A", 1.0, hour=9, strategy=None, known=h(25)),
                     run("A0012", "A", -1.0, hour=9.5, strategy=None, known=h(15))])
-    doc = db.gates.evaluation(catch_up=True)
+    doc = db.gates.evaluation(SEED, catch_up=True)
     # A0012 is known at 15, before the mark (20): no point of its own, counted from the next.
     # h25: last 5 = A0006 A0008 A0012 A0007 A0011 = −30 −30 −1 −30 +1 = −90: no kill, so the
     # killed agent holds (news); h30: −10, h31: +70: holds again (not news)
@@ -77,7 +78,7 @@ def test_a_one_week_run_kills_when_its_loss_is_known_not_at_its_signal(db: Datab
             for i in range(4)]
     rows.append(run("r4", "A", -30.0, ts=t, strategy=None, known=t + dt.timedelta(days=7)))
     insert(db.con, rows)
-    kills = [r for r in db.gates.evaluate(catch_up=True) if r["action"] == "kill"]
+    kills = [r for r in db.gates.evaluate(SEED, catch_up=True) if r["action"] == "kill"]
     assert [(r["as_of"], r["run_ids"][-1]) for r in kills] == [
         (text(t + dt.timedelta(days=7)), "r4")]
 
@@ -85,7 +86,7 @@ def test_a_one_week_run_kills_when_its_loss_is_known_not_at_its_signal(db: Datab
 def test_a_strategy_kill_cascades_at_its_knowledge_time(db: Database) -> None:
     insert(db.con, series("A", [-40.0] * 5, strategy="S")
            + series("B", [1.0] * 3, strategy="S", start_hour=10))
-    recs = db.gates.evaluate(catch_up=True)
+    recs = db.gates.evaluate(SEED, catch_up=True)
     kills: dict[tuple[str, str], tuple[str, str, str | None]] = {}
     for r in recs:  # each subject's first kill
         if r["action"] == "kill":
@@ -135,7 +136,7 @@ def test_no_decision_depends_on_what_became_known_later(
     insert(past.con, _as_at(rows, t))
     fields = ("as_of", "scope", "subject", "action", "rule", "state", "cascade_from",
               "metrics", "run_ids")
-    want = [tuple(r[f] for f in fields) for r in full.gates.evaluate(catch_up=True)
+    want = [tuple(r[f] for f in fields) for r in full.gates.evaluate(SEED, catch_up=True)
             if r["as_of"] <= text(t)]
-    got = [tuple(r[f] for f in fields) for r in past.gates.evaluate(catch_up=True)]
+    got = [tuple(r[f] for f in fields) for r in past.gates.evaluate(SEED, catch_up=True)]
     assert got == want

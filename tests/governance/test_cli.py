@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import alphatrace as at
 from alphatrace.cli.main import app
+from tests.policies import SEED_FLAG
 from tests.rows import insert, series
 
 runner = CliRunner()
@@ -31,7 +32,7 @@ def call(*args: str) -> tuple[int, str, str]:
 
 
 def test_gates_evaluate_json(dbfile: Path) -> None:
-    code, out, _ = call("gates", "evaluate", "--once", "--db", str(dbfile), "--json")
+    code, out, _ = call("gates", "evaluate", *SEED_FLAG, "--once", "--db", str(dbfile), "--json")
     assert code == 0
     doc = json.loads(out)
     assert (doc["recorded"], doc["evaluated"], doc["changed"]) == (True, 3, 3)
@@ -43,19 +44,19 @@ def test_gates_evaluate_json(dbfile: Path) -> None:
             "as_of", "policy_hash", "changed"} <= set(doc["decisions"][0])
     assert doc["decisions"][0]["metrics"]["last_5_runs_pnl"] == -150.0
     # the same data again: every subject evaluated, none recorded
-    code, out, _ = call("gates", "evaluate", "--once", "--db", str(dbfile), "--json")
+    code, out, _ = call("gates", "evaluate", *SEED_FLAG, "--once", "--db", str(dbfile), "--json")
     doc = json.loads(out)
     assert (code, doc["evaluated"], doc["changed"]) == (0, 3, 0)
     assert [(d["subject"], d["action"], d["changed"], d["seq"]) for d in doc["decisions"]] == [
         ("A", "kill", False, None), ("B", "kill", False, None), ("S", "kill", False, None)]
-    code, out, _ = call("gates", "evaluate", "--once", "--db", str(dbfile))
+    code, out, _ = call("gates", "evaluate", *SEED_FLAG, "--once", "--db", str(dbfile))
     assert code == 0 and "no change (3 subjects evaluated, as of 2024-01-02" in out
     with at.connect(dbfile, read_only=True) as db:
         assert db.con.execute("SELECT count(*) FROM decisions").fetchall()[0][0] == 3
 
 
 def test_gates_evaluate_table_and_dry_run(dbfile: Path) -> None:
-    code, out, _ = call("gates", "evaluate", "--once", "--db", str(dbfile), "--dry-run")
+    code, out, _ = call("gates", "evaluate", *SEED_FLAG, "--once", "--db", str(dbfile), "--dry-run")
     assert code == 0 and "gate decisions (dry run)" in out and "kill: 3" in out
     with at.connect(dbfile, read_only=True) as db:
         assert db.con.execute("SELECT count(*) FROM decisions").fetchall()[0][0] == 0
@@ -74,7 +75,7 @@ def test_confidence_json(dbfile: Path) -> None:
 
 
 def test_audit_cycle(dbfile: Path) -> None:
-    call("gates", "evaluate", "--once", "--db", str(dbfile))
+    call("gates", "evaluate", *SEED_FLAG, "--once", "--db", str(dbfile))
     code, out, _ = call("audit", "verify", "--db", str(dbfile), "--json")
     assert code == 0 and json.loads(out)["ok"] is True and json.loads(out)["records"] == 3
     code, out, _ = call("revive", "S", "--reason", "new limits", "--db", str(dbfile), "--json")
@@ -99,7 +100,7 @@ def test_revive_errors_are_one_line(dbfile: Path) -> None:
 
 
 def test_backtest_json(dbfile: Path) -> None:
-    code, out, _ = call("gates", "backtest", "--db", str(dbfile), "--json")
+    code, out, _ = call("gates", "backtest", *SEED_FLAG, "--db", str(dbfile), "--json")
     assert code == 0
     doc = json.loads(out)
     assert doc["summary"]["killed"] == 3
@@ -140,7 +141,7 @@ def test_keygen_sign_and_verify_against_anchors(dbfile: Path, tmp_path: Path,
     # with the key configured, evaluate and revive sign the head and export it
     monkeypatch.setenv("ALPHATRACE_SIGNING_KEY", str(key))
     monkeypatch.setenv("ALPHATRACE_HEADS_FILE", str(heads))
-    code, out, _ = call("gates", "evaluate", "--once", "--db", str(dbfile), "--json")
+    code, out, _ = call("gates", "evaluate", *SEED_FLAG, "--once", "--db", str(dbfile), "--json")
     assert code == 0 and len(json.loads(out)["decisions"]) == 3
     code, out, _ = call("revive", "S", "--reason", "new limits", "--by", "dana", "--db",
                         str(dbfile), "--json")
@@ -172,7 +173,7 @@ def test_gates_evaluate_catches_up_by_default(dbfile: Path) -> None:
     # B's 20 runs (+10, hours 0..19) then A's five −30 (hours 20..24), all in S. S's last 5:
     # hour 23 = 10 − 4·30 = −110 < −100: S is killed at 23:00 and cascades to A and B then;
     # A's own five runs kill it at 24:00 (−150)
-    code, out, _ = call("gates", "evaluate", "--db", str(dbfile), "--json")
+    code, out, _ = call("gates", "evaluate", *SEED_FLAG, "--db", str(dbfile), "--json")
     assert code == 0
     doc = json.loads(out)
     first_kill: dict[tuple[str, str], tuple[str, str]] = {}
@@ -184,5 +185,5 @@ def test_gates_evaluate_catches_up_by_default(dbfile: Path) -> None:
                           ("agent", "B"): ("2024-01-01T23:00:00", "cascade")}
     assert [d["as_of"][:19] for d in doc["decisions"]
             if d["subject"] == "A" and d["rule"] == "kill_drawdown"] == ["2024-01-02T00:00:00"]
-    code, out, _ = call("gates", "evaluate", "--db", str(dbfile))
+    code, out, _ = call("gates", "evaluate", *SEED_FLAG, "--db", str(dbfile))
     assert code == 0 and "no change (0 subjects evaluated" in out

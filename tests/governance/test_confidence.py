@@ -19,6 +19,7 @@ from alphatrace.governance import confidence
 from alphatrace.governance.policy import load_governance
 from alphatrace.governance.sizing import size
 from alphatrace.policy import Policy
+from tests.policies import SEED
 from tests.rows import T0, exclude, insert, reset, run, series
 
 
@@ -187,7 +188,7 @@ def test_size_is_base_times_abs_score_times_multiplier(db: Database) -> None:
 
 def test_size_refuses_killed_agents(db: Database) -> None:
     insert(db.con, series("A", [-30] * 5))
-    db.gates.evaluate(catch_up=False)
+    db.gates.evaluate(SEED, catch_up=False)
     with pytest.raises(GovernanceError, match="killed"):
         at.size("A", 10_000, 1.0, db=db)
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import alphatrace as at
 from alphatrace.governance import audit, journal
+from tests.policies import SEED
 from tests.rows import insert, reset
 
 from .test_determinism import ledgers
@@ -32,13 +33,13 @@ def _log(db: at.Database, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     reset(db.con)
     half = len(rows) // 2
     insert(db.con, rows[:half])
-    db.gates.evaluate(catch_up=False)
+    db.gates.evaluate(SEED, catch_up=False)
     for (scope, subject), state in sorted(journal.lifecycle_states(db.con).items()):
         if state == "killed" and scope == "strategy":
             db.revive(subject, "test", scope=scope, actor="t")
             break
     insert(db.con, rows[half:])
-    db.gates.evaluate(catch_up=False)
+    db.gates.evaluate(SEED, catch_up=False)
     return journal.read_records(db.con)
 
 

@@ -19,6 +19,7 @@ from alphatrace.governance import journal
 from alphatrace.governance.gates import decide
 from alphatrace.governance.policy import load_governance
 from alphatrace.governance.runs import data_as_of
+from tests.policies import SEED
 from tests.rows import T0, insert, reset, run
 
 AGENTS = ["A", "B", "C", "D"]
@@ -112,7 +113,7 @@ def test_decisions_equal_design_6_by_hand(shared: at.Database, rows: list[dict[s
     db = shared
     reset(db.con)
     insert(db.con, rows)
-    gp = load_governance()
+    gp = load_governance(SEED)
     got = {d.key: d for d in decide(db.con, gp, data_as_of(db.con), {})}
     want = by_hand(rows) if rows else {}
     assert sorted(got) == sorted(want)
@@ -137,8 +138,8 @@ def _records(db: at.Database, rows: list[dict[str, Any]], as_of: str | None = No
     reset(db.con)
     insert(db.con, rows)
     with patch.object(journal, "now", lambda: WRITTEN_AT):
-        recs = db.gates.evaluate(catch_up=False, as_of=as_of)
-        assert db.gates.evaluate(catch_up=False, as_of=as_of) == []
+        recs = db.gates.evaluate(SEED, catch_up=False, as_of=as_of)
+        assert db.gates.evaluate(SEED, catch_up=False, as_of=as_of) == []
     assert {r["created_at"] for r in recs} <= {"2024-06-01T12:00:00.123456Z"}
     return recs
 
@@ -163,7 +164,7 @@ def test_evaluating_twice_gives_identical_decisions(
     as_of = (T0 + dt.timedelta(hours=hour)).isoformat()
     recs = _records(shared, rows, as_of)  # the second evaluation appended nothing
     # ... because it decides exactly what the first recorded, given the lifecycle that left
-    again = shared.gates.evaluation(catch_up=False, as_of=as_of, record=False)
+    again = shared.gates.evaluation(SEED, catch_up=False, as_of=as_of, record=False)
     hashed = ("seq", "eval_id", "prev_hash", "hash", "created_at", "actor", "hash_version")
     assert [{k: v for k, v in r.items() if k not in hashed} for r in recs] == [
         {k: v for k, v in d.items() if k not in ("changed", "seq", "hash")}

@@ -10,11 +10,13 @@ import pytest
 
 from alphatrace.api import Database
 from alphatrace.errors import GovernanceError, NotFoundError
+from tests.policies import SEED, SEED_RULES
 from tests.rows import T0, exclude, insert, run, series
 
 
-def evaluate(db: Database, **kw: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r["scope"], r["subject"]): r for r in db.gates.evaluate(catch_up=False, **kw)}
+def evaluate(db: Database, policy: Any = SEED, **kw: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["scope"], r["subject"]): r
+            for r in db.gates.evaluate(policy, catch_up=False, **kw)}
 
 
 def agent(db: Database, name: str = "A", **kw: Any) -> dict[str, Any]:
@@ -230,7 +232,7 @@ def test_default_as_of_is_the_newest_run(db: Database) -> None:
 
 
 def test_time_window(db: Database, tmp_path: Path) -> None:
-    p = policy(tmp_path, "gates:\n  window: {runs: 20, duration: 10h}\n  min_runs: 1\n")
+    p = policy(tmp_path, "gates:\n  window: {runs: 20, duration: 10h}\n  min_runs: 1\n" + SEED_RULES)
     insert(db.con, series("A", [-100.0] * 5 + [1.0] * 10, strategy=None))
     # newest run at hour 14: window is (04:00, 14:00] → hours 5..14, the 10 runs of +1
     d = agent(db, policy=p)
@@ -276,7 +278,7 @@ def test_scope_agent_only(db: Database, tmp_path: Path) -> None:
 
 
 def test_empty_ledger(db: Database) -> None:
-    assert db.gates.evaluate(catch_up=False) == []
+    assert db.gates.evaluate(SEED, catch_up=False) == []
     assert db.audit_verify()["ok"] is True
 
 

@@ -12,6 +12,7 @@ import pytest
 import alphatrace as at
 from alphatrace.api import Database
 from alphatrace.governance import gates, journal
+from tests.policies import SEED
 from tests.rows import insert, series
 
 from .chain import tamper
@@ -35,7 +36,7 @@ def alone(rows: list[dict[str, Any]], as_of: str) -> dict[tuple[str, str], dict[
     """The decisions on a store holding only `rows`: what the others must equal."""
     with at.connect(":memory:") as d:
         insert(d.con, rows)
-        return content(d.gates.evaluate(catch_up=False, as_of=as_of))
+        return content(d.gates.evaluate(SEED, catch_up=False, as_of=as_of))
 
 
 AS_OF = "2024-01-01T19:00:00"  # after every run above (B's last is at hour 19)
@@ -44,7 +45,7 @@ LATER = "2024-01-02T03:00:00"  # after runs written at hours 25 and 26
 
 def test_an_overflowing_subject_is_an_error_and_the_others_are_decided(db: Database) -> None:
     insert(db.con, GOOD + HUGE)
-    got = content(db.gates.evaluate(catch_up=False, as_of=AS_OF))
+    got = content(db.gates.evaluate(SEED, catch_up=False, as_of=AS_OF))
     want = alone(GOOD, AS_OF)
     assert {k: v for k, v in got.items() if k[1] not in ("BAD", "Z")} == want
     assert {k: v["action"] for k, v in want.items()} == {
@@ -63,14 +64,14 @@ def test_an_overflowing_subject_is_an_error_and_the_others_are_decided(db: Datab
 
 def test_an_error_keeps_a_killed_subject_killed(db: Database) -> None:
     insert(db.con, GOOD + series("BAD", [-30.0] * 5, strategy=None))
-    first = content(db.gates.evaluate(catch_up=False, as_of=AS_OF))
+    first = content(db.gates.evaluate(SEED, catch_up=False, as_of=AS_OF))
     assert first[("agent", "BAD")]["state"] == "killed"
     insert(db.con, series("BAD", [1e308] * 2, strategy=None, start_hour=25, prefix="huge"))
-    recs = db.gates.evaluate(catch_up=False, as_of=LATER)
+    recs = db.gates.evaluate(SEED, catch_up=False, as_of=LATER)
     assert [(r["subject"], r["action"], r["state"]) for r in recs] == [
         ("BAD", "error", "killed")]  # nothing else changed: nothing else recorded
     assert journal.lifecycle_states(db.con)[("agent", "BAD")] == "killed"
-    assert db.gates.evaluate(catch_up=False, as_of=LATER) == []  # the same error again is not re-recorded
+    assert db.gates.evaluate(SEED, catch_up=False, as_of=LATER) == []  # the same error again is not re-recorded
     assert db.audit_verify()["ok"]
 
 
@@ -79,16 +80,16 @@ def test_a_cascade_still_kills_an_agent_whose_evaluation_failed(db: Database) ->
     # fail: Z stays killed (error), and BAD is killed by Z's cascade, which needs none of its
     # own metrics, its failure kept as the reason
     insert(db.con, GOOD + series("BAD", [-30.0] * 5, strategy="Z"))
-    db.gates.evaluate(catch_up=False, as_of=AS_OF)
+    db.gates.evaluate(SEED, catch_up=False, as_of=AS_OF)
     insert(db.con, series("BAD", [1e308] * 2, strategy="Z", start_hour=25, prefix="huge"))
-    recs = content(db.gates.evaluate(catch_up=False, as_of=LATER))
+    recs = content(db.gates.evaluate(SEED, catch_up=False, as_of=LATER))
     assert set(recs) == {("agent", "BAD"), ("strategy", "Z")}
     z, bad = recs[("strategy", "Z")], recs[("agent", "BAD")]
     assert (z["action"], z["state"]) == ("error", "killed")
     assert (bad["action"], bad["rule"], bad["cascade_from"], bad["state"], bad["metrics"],
             bad["run_ids"]) == ("kill", "cascade", "Z", "killed", {}, [])
     assert bad["reason"] == z["reason"] and "is inf (not finite)" in bad["reason"]
-    assert db.gates.evaluate(catch_up=False, as_of=LATER) == []
+    assert db.gates.evaluate(SEED, catch_up=False, as_of=LATER) == []
     assert db.audit_verify()["ok"]
 
 
@@ -111,7 +112,7 @@ def test_a_failing_metric_query_is_that_subjects_error(db: Database,
     insert(db.con, GOOD + series("BAD", [1.0] * 5, strategy="S"))
     want = alone(GOOD + series("BAD", [1.0] * 5, strategy="S"), AS_OF)
     monkeypatch.setattr(gates.metrics, "compute", _fail_for("BAD"))
-    got = content(db.gates.evaluate(catch_up=False, as_of=AS_OF))
+    got = content(db.gates.evaluate(SEED, catch_up=False, as_of=AS_OF))
     # BAD's runs are in agent BAD and strategy S: both fail, A, B and T are as before
     assert {k: v for k, v in got.items() if k not in (("agent", "BAD"), ("strategy", "S"))} \
         == {k: v for k, v in want.items() if k not in (("agent", "BAD"), ("strategy", "S"))}
@@ -128,9 +129,9 @@ def test_a_rewritten_error_record_is_named(tmp_path: Any) -> None:
     path = tmp_path / "s.duckdb"
     with at.connect(path) as d:
         insert(d.con, GOOD + series("BAD", [-30.0] * 5, strategy=None))
-        d.gates.evaluate(catch_up=False, as_of=AS_OF)  # BAD killed
+        d.gates.evaluate(SEED, catch_up=False, as_of=AS_OF)  # BAD killed
         insert(d.con, series("BAD", [1e308] * 2, strategy=None, start_hour=25, prefix="huge"))
-        recs = d.gates.evaluate(catch_up=False, as_of=LATER)
+        recs = d.gates.evaluate(SEED, catch_up=False, as_of=LATER)
     seq = next(r["seq"] for r in recs if r["subject"] == "BAD")
     # the administrator turns the error into a way out of `killed`, hashes recomputed
     tamper(path, f"UPDATE decisions SET state = 'candidate' WHERE seq = {seq}")
@@ -143,7 +144,7 @@ def test_the_backtest_never_acts_on_a_non_finite_point(db: Database) -> None:
     # BAD's sums are +inf from its first run: `promote_consistent` (rolling_pnl_bps > 150) would
     # fire on them; evaluate records an error instead, and the backtest acts on neither
     insert(db.con, GOOD + HUGE)
-    got = {(r["scope"], r["subject"]): r for r in db.gates.backtest()["subjects"]}
+    got = {(r["scope"], r["subject"]): r for r in db.gates.backtest(SEED)["subjects"]}
     for key in (("agent", "BAD"), ("strategy", "Z")):
         assert (got[key]["promoted_at"], got[key]["killed_at"]) == (None, None)
     assert got[("agent", "A")]["kill_rule"] == "kill_drawdown"

@@ -8,7 +8,19 @@ import pytest
 from pydantic import ValidationError
 
 from alphatrace.errors import PolicyError
-from alphatrace.governance.policy import Window, load_governance
+from alphatrace.governance.policy import (
+    ConfidenceSection,
+    EligibilitySection,
+    GatesSection,
+    SizingSection,
+    Window,
+    load_governance,
+)
+from alphatrace.notify.config import NotifySection
+from alphatrace.policy import SEED_POLICY, Policy, load_policy, shipped_policy
+
+SECTIONS = {"confidence": ConfidenceSection, "gates": GatesSection,
+            "eligibility": EligibilitySection, "notify": NotifySection, "sizing": SizingSection}
 
 
 def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
@@ -31,18 +43,47 @@ def load_error(tmp_path: Path, text: str) -> PolicyError:
     return ei.value
 
 
-def test_default_policy_is_the_seed_rules() -> None:
+def test_default_policy_gates_are_sized_for_the_live_loop() -> None:
     gp = load_governance()
-    assert [(g.rule.name, g.rule.action, g.rule.when) for g in gp.gate_rules] == [
-        ("kill_drawdown", "kill", "last_5_runs_pnl < -100 or error_rate > 0.2"),
-        ("promote_consistent", "promote",
+    assert [(g.rule.name, g.rule.action, g.rule.scope, g.rule.when) for g in gp.gate_rules] == [
+        ("kill_evidence", "kill", ["agent"],
+         "mean_pnl_bps < -40 and sharpe < -0.3 or error_rate > 0.2"),
+        ("kill_class", "kill", ["strategy"],
+         "mean_pnl_bps < -80 and sharpe < -0.5 or error_rate > 0.2"),
+        ("promote_consistent", "promote", None,
          "rolling_pnl_bps > 150 and error_rate == 0 and median_latency_ms < 700"),
     ]
-    assert gp.gates.min_runs == 5 and gp.gates.window.runs == 20
+    assert gp.gates.min_runs == 40 and gp.gates.window.runs == 60
+    assert gp.gates.window.duration is None and gp.gates.scope == ["agent", "strategy"]
     assert [(f.rule.when, f.rule.factor) for f in gp.factors] == [("pnl < -20", 0.85),
                                                                     ("pnl < 0", 0.95)]
     assert gp.confidence.recovery is None and gp.confidence.floor is None
     assert gp.eligibility.exclude_flagged is True
+
+
+def test_default_yaml_equals_the_models_defaults() -> None:
+    """A policy that leaves a section or key out gets the model's default: it must be what
+    default.yaml says, or the same omission would mean two things."""
+    shipped = load_policy().data
+    for name, model in SECTIONS.items():
+        assert model.model_validate(shipped.get(name, {})) == model(), name
+    assert load_governance(Policy({}, "<empty>")).hash == load_governance().hash
+
+
+def test_seed_policy_is_the_seed_gates() -> None:
+    """policies/seed.yaml: the seed's gates (docs/architecture.md §Governance), every other
+    section the default's."""
+    gp, default = load_governance(shipped_policy(SEED_POLICY)), load_governance()
+    assert [(g.rule.name, g.rule.action, g.rule.scope, g.rule.when) for g in gp.gate_rules] == [
+        ("kill_drawdown", "kill", None, "last_5_runs_pnl < -100 or error_rate > 0.2"),
+        ("promote_consistent", "promote", None,
+         "rolling_pnl_bps > 150 and error_rate == 0 and median_latency_ms < 700"),
+    ]
+    assert gp.gates.min_runs == 5 and gp.gates.window.runs == 20
+    assert gp.gates.window.duration is None and gp.gates.scope == ["agent", "strategy"]
+    assert (gp.confidence, gp.eligibility, gp.notify, gp.sizing) == (
+        default.confidence, default.eligibility, default.notify, default.sizing)
+    assert gp.hash != default.hash
 
 
 def test_missing_sections_mean_the_defaults(tmp_path: Path) -> None:

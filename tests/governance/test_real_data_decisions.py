@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from alphatrace.cli.main import app
 from tests.ledger.test_real_data import FILES, _expected
+from tests.policies import SEED_FLAG
 
 pytestmark = pytest.mark.slow  # see `make test-fast`
 
@@ -87,7 +88,7 @@ def test_gates_on_real_prices_equal_the_rules_by_hand(market_dir: Path, tmp_path
                  ["reconcile"]):
         r = runner.invoke(app, [*args, "--db", db])
         assert r.exit_code == 0, r.output
-    out = runner.invoke(app, ["gates", "evaluate", "--once", "--db", db, "--json"])
+    out = runner.invoke(app, ["gates", "evaluate", *SEED_FLAG, "--once", "--db", db, "--json"])
     assert out.exit_code == 0, out.output
     got = {(d["scope"], d["subject"]): d for d in json.loads(out.stdout)["decisions"]}
 

@@ -16,6 +16,7 @@ import pytest
 import alphatrace as at
 from alphatrace.governance import anchor, signing
 from alphatrace.store.migrations import applied, available
+from tests.policies import SEED
 from tests.rows import insert, series
 
 from .chain import hand_hash, rows
@@ -74,10 +75,10 @@ def _new_runs(d: at.Database) -> None:
 def test_the_first_write_re_chains_and_records_it(tmp_path: Path) -> None:
     path = _legacy(tmp_path / "old.duckdb")
     with at.connect(path) as d:
-        assert d.gates.evaluate(catch_up=False) == []  # nothing changed: only the rechain record is written
+        assert d.gates.evaluate(SEED, catch_up=False) == []  # nothing changed: only the rechain record is written
         assert len(rows(d.con)) == 16
         _new_runs(d)
-        recs = d.gates.evaluate(catch_up=False)
+        recs = d.gates.evaluate(SEED, catch_up=False)
         got = rows(d.con)
     assert [(r["seq"], r["subject"], r["action"]) for r in recs] == [(17, "A", "kill"),
                                                                      (18, "S", "kill")]
@@ -105,7 +106,7 @@ def test_the_first_write_re_chains_and_records_it(tmp_path: Path) -> None:
 def test_tampering_before_the_upgrade_stays_reported(tmp_path: Path) -> None:
     path = _legacy(tmp_path / "old.duckdb", "UPDATE decisions SET reason = 'x' WHERE seq = 6")
     with at.connect(path) as d:
-        d.gates.evaluate(catch_up=False)
+        d.gates.evaluate(SEED, catch_up=False)
     out = _verify(path)
     assert [(p["seq"], p["kind"]) for p in out["problems"]] == [(6, "edited")]
     assert out["problems"][0]["detail"].startswith("found in the v1 chain when it was re-chained "
@@ -130,7 +131,7 @@ def test_a_v1_record_after_the_upgrade_is_a_rewrite(tmp_path: Path) -> None:
     path = _legacy(tmp_path / "old.duckdb")
     with at.connect(path) as d:
         _new_runs(d)
-        d.gates.evaluate(catch_up=False)
+        d.gates.evaluate(SEED, catch_up=False)
     # the administrator turns the newest record back into a v1 one, with a correct v1 hash
     con = duckdb.connect(str(path))
     r = rows(con)[-1]
@@ -154,7 +155,7 @@ def test_a_v1_record_after_the_upgrade_is_a_rewrite(tmp_path: Path) -> None:
 def test_revive_records_who(tmp_path: Path, scope: str) -> None:
     path = _legacy(tmp_path / "old.duckdb")
     with at.connect(path) as d:
-        d.gates.evaluate(catch_up=False)
+        d.gates.evaluate(SEED, catch_up=False)
         name = "A" if scope == "agent" else "S"
         if scope == "agent":
             d.revive("S", "strategy first", actor="bob")

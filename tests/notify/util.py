@@ -1,4 +1,5 @@
-"""Policies with a notify section, and stores whose evaluation kills or promotes."""
+"""Policies with a notify section (and the seed's gates), and stores whose evaluation kills
+or promotes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import yaml
 from alphatrace.governance.policy import GovernancePolicy, compile_policy
 from alphatrace.policy import parse_policy_text
 from alphatrace.store import Store
+from tests.policies import SEED
 from tests.rows import insert, series
 
 SECRET_ENV = "ALPHATRACE_TEST_HOOK_SECRET"
@@ -19,7 +21,9 @@ def policy(targets: list[dict[str, Any]], **notify: Any) -> GovernancePolicy:
 
 
 def policy_text(targets: list[dict[str, Any]], **notify: Any) -> str:
-    return yaml.safe_dump({"notify": {"targets": targets, **notify}}, sort_keys=False)
+    """The seed's gates (which `losers` is built for) and these notify targets."""
+    return yaml.safe_dump({"gates": SEED.data["gates"], "notify": {"targets": targets, **notify}},
+                          sort_keys=False)
 
 
 def hook(url: str, name: str = "ops", **kw: Any) -> dict[str, Any]:
@@ -27,7 +31,7 @@ def hook(url: str, name: str = "ops", **kw: Any) -> dict[str, Any]:
 
 
 def losers(store: Store, agents: list[str], strategy: str = "S") -> None:
-    """Agents whose last five runs lose 250 bps: the default kill_drawdown kills each, and
+    """Agents whose last five runs lose 250 bps: the seed's kill_drawdown kills each, and
     their strategy."""
     for a in agents:
         insert(store.con, series(a, [-50.0] * 6, strategy=strategy))

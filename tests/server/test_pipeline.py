@@ -15,6 +15,7 @@ from alphatrace.server import pipeline as pipeline_mod
 from alphatrace.server.pipeline import Pipeline, PipelineConfig, data_mark
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_events
+from tests.policies import SEED
 
 T0 = dt.datetime(2024, 1, 1)
 
@@ -45,7 +46,7 @@ def run_events(agent: str, i: int, direction: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def config() -> PipelineConfig:
-    return PipelineConfig.load(None)
+    return PipelineConfig.load(SEED)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from alphatrace.ledger.reconcile import reconcile
 from alphatrace.server.pipeline import PipelineConfig
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_events
+from tests.policies import SEED, SEED_FLAG
 from tests.server.conftest import Server, start_server
 from tests.server.test_pipeline import bars, run_events
 
@@ -52,7 +53,7 @@ def final_state(db: Path) -> dict[str, Any]:
 def batch_state(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Batch: `ingest` + `reconcile` + `gates evaluate` on a fresh store."""
     db = tmp_path_factory.mktemp("batch") / "batch.duckdb"
-    cfg = PipelineConfig.load(None)
+    cfg = PipelineConfig.load(SEED)
     with Store(db) as store:
         bars(store)
         ingest_events(store, EVENTS)
@@ -79,7 +80,7 @@ def test_live_equals_batch_in_any_batching(tmp_path_factory: pytest.TempPathFact
                                            parallel: bool) -> None:
     bounds = [0, *sorted(cuts), len(EVENTS)]
     batches = [EVENTS[a:b] for a, b in pairwise(bounds)]
-    srv = start_server(tmp_path_factory.mktemp("live"), prepare=bars)
+    srv = start_server(tmp_path_factory.mktemp("live"), *SEED_FLAG, prepare=bars)
     try:
         if parallel:  # concurrent requests: rounds merge, passes coalesce
             with ThreadPoolExecutor(4) as pool:
@@ -99,7 +100,7 @@ def test_kill_9_mid_stream_then_restart_ends_as_without_a_crash(
     """The client resends every batch it got no answer for (at-least-once, fixed event ids):
     events are not lost or counted twice, and the restarted pipeline catches up."""
     batches = [EVENTS[k:k + 4] for k in range(0, len(EVENTS), 4)]
-    srv = start_server(tmp_path, prepare=bars)
+    srv = start_server(tmp_path, *SEED_FLAG, prepare=bars)
     sent = 0
     try:
         with ThreadPoolExecutor(1) as pool:
@@ -119,7 +120,7 @@ def test_kill_9_mid_stream_then_restart_ends_as_without_a_crash(
                 sent += 1
     finally:
         srv.stop()
-    again = start_server(tmp_path, keys=False)
+    again = start_server(tmp_path, *SEED_FLAG, keys=False)
     again.keys = srv.keys
     try:
         for b in batches[sent:]:

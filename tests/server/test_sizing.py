@@ -28,6 +28,7 @@ from alphatrace.server.keys import create_key
 from alphatrace.server.live_state import LiveState
 from alphatrace.server.sizing_routes import Sizing
 from alphatrace.store import Store
+from tests.policies import SEED
 from tests.rows import insert, series
 
 
@@ -67,7 +68,7 @@ class Collector:
         return out
 
     def reconcile_and_evaluate(self) -> None:
-        self.write(lambda s: (Database(s).reconcile(), Database(s).gates.evaluate(once=True)))
+        self.write(lambda s: (Database(s).reconcile(), Database(s).gates.evaluate(SEED, once=True)))
 
     def sizing(self, agent: str, **q: Any) -> dict[str, Any]:
         r = self.client.get(f"/v1/agents/{agent}/sizing", params=q, headers=self.auth("read"))

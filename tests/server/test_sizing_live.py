@@ -20,6 +20,7 @@ from alphatrace.errors import GovernanceError
 from alphatrace.governance.policy import load_governance
 from alphatrace.sdk import emitter
 from alphatrace.sdk import sizing as sdk_sizing
+from tests.policies import SEED_FLAG
 from tests.server.conftest import Server, start_server
 from tests.server.test_sizing import evidence
 
@@ -77,7 +78,10 @@ def test_a_kill_is_visible_at_the_endpoint_and_in_the_sdk_within_the_cache_time(
     valid_until = sizer._cache["K"][0]
 
     db = server.db.name
-    for args in (("reconcile",), ("gates", "evaluate")):
+    # One evaluation (--once) under the seed's gates: the server's own pipeline evaluates the
+    # default's (no kill on 6 runs) and has caught up to the newest run, so a catch-up under
+    # another policy would start after it.
+    for args in (("reconcile",), ("gates", "evaluate", "--once", *SEED_FLAG)):
         done = cli(server.db.parent, *args, "--db", db)
         assert done.returncode == 0, done.stderr
     # The endpoint answers the kill as soon as the command returns (the hook ran before).

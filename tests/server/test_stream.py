@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alphatrace.server.stream_routes import frame, last_seen
+from tests.policies import SEED_FLAG
 from tests.server.conftest import Server, start_server
 from tests.server.test_sizing import evidence
 from tests.server.test_sizing_live import cli
@@ -59,7 +60,7 @@ def stream(server: Server, last_id: int | None = None,
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    srv = start_server(tmp_path)
+    srv = start_server(tmp_path, *SEED_FLAG)
     yield srv
     srv.stop()
 
@@ -69,7 +70,7 @@ def decide(server: Server, agent: str, pnls: list[float]) -> None:
     r = httpx.post(f"{server.url}/v1/events", json=evidence(agent, pnls),
                    headers=server.auth("ingest"), timeout=30)
     assert r.status_code == 200, r.text
-    for args in (("reconcile",), ("gates", "evaluate")):
+    for args in (("reconcile",), ("gates", "evaluate", *SEED_FLAG)):
         done = cli(server.db.parent, *args, "--db", server.db.name)
         assert done.returncode == 0, done.stderr
 

@@ -60,7 +60,7 @@ from alphatrace.demo.replay import (
 )
 from alphatrace.demo.simulate import DemoEvents
 from alphatrace.errors import AlphatraceError, InputError
-from alphatrace.policy import LIVE_POLICY, Policy, shipped_policy
+from alphatrace.policy import Policy, load_policy
 from alphatrace.store import Store
 
 DEFAULT_SPEED = 1.0  # market days per second
@@ -155,9 +155,9 @@ class Collector:
 
 
 def demo_policy(hook_url: str) -> Policy:
-    """The shipped live policy, whose kills go to the demo's receiver (signed with the secret
+    """The shipped default policy, whose kills go to the demo's receiver (signed with the secret
     in HOOK_SECRET_ENV; retried quickly, since the demo is short)."""
-    live = shipped_policy(LIVE_POLICY)
+    live = load_policy()
     notify = {"retry": {"initial": "0.2s", "max": "2s", "horizon": "5m"},
               "targets": [{"name": "demo-receiver", "kind": "webhook", "url": hook_url,
                            "secret_env": HOOK_SECRET_ENV, "actions": ["kill"]}]}
@@ -193,7 +193,7 @@ def collector(db: Path, policy: Policy | None = None) -> Iterator[Collector]:
     with Store(db) as store:
         ingest = create_key(store, "demo-live-ingest", "ingest")["key"]
         read = create_key(store, "demo-live-read", "read")["key"]
-    config = PipelineConfig.load(policy if policy is not None else shipped_policy(LIVE_POLICY))
+    config = PipelineConfig.load(policy if policy is not None else load_policy())
     app = create_app(db, warn_without_keys=False, pipeline=config, policy=config.governance)
     sock = bind("127.0.0.1", 0)
     port = int(sock.getsockname()[1])
@@ -349,7 +349,7 @@ def batch_decisions(batch_db: Path, end: str) -> list[dict[str, Any]]:
     from alphatrace.api import Database
 
     with Store(batch_db) as store:
-        return Database(store).gates.evaluate(shipped_policy(LIVE_POLICY), as_of=end,
+        return Database(store).gates.evaluate(load_policy(), as_of=end,
                                                  catch_up=False)
 
 

@@ -22,7 +22,6 @@ from alphatrace.demo.simulate import DemoEvents, simulate
 from alphatrace.errors import InputError, StoreError
 from alphatrace.governance.confidence import EXAMPLE_RECOVERY, collapse_note
 from alphatrace.governance.policy import GovernancePolicy, load_governance
-from alphatrace.policy import LIVE_POLICY, shipped_policy
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_paths
 
@@ -144,12 +143,11 @@ def step_governance(ctx: DemoContext) -> dict[str, Any]:
     # (hash, prev_hash, the head) differ from run to run: the demo document leaves them out to
     # stay byte-identical.
     volatile = ("created_at", "hash", "prev_hash", "head")
-    # The gates of the live loop (policies/live.yaml): the evaluation catches up run by run, and
-    # the seed's gates (the default) kill every demo agent on noise within its first runs.
-    gates_policy = load_governance(shipped_policy(LIVE_POLICY))
-    decisions = [{k: v for k, v in d.items() if k not in volatile}
-                 for d in db.gates.evaluate(gates_policy, catch_up=True)]
+    # The default gates, evaluated as the live loop does: catching up run by run (the seed's
+    # gates, policies/seed.yaml, would kill every demo agent on noise within its first runs).
     gp = load_governance(None)
+    decisions = [{k: v for k, v in d.items() if k not in volatile}
+                 for d in db.gates.evaluate(gp, catch_up=True)]
     conf = db.confidence(policy=gp).to_pylist()
     return {
         "confidence": conf,

@@ -62,7 +62,7 @@ class ConfidenceSection(_Model):
 
 
 class Window(_Model):
-    runs: int | None = Field(default=20, ge=1)
+    runs: int | None = Field(default=60, ge=1)
     duration: str | int | float | None = None
 
     @field_validator("duration")
@@ -85,12 +85,17 @@ class GateRule(_Model):
 
 
 class GatesSection(_Model):
-    min_runs: int = Field(default=5, ge=1)
+    """Defaults equal the shipped default.yaml's gates (tests/governance/test_policy.py pins it):
+    sized for evaluation after every run. The seed's gates are policies/seed.yaml."""
+
+    min_runs: int = Field(default=40, ge=1)
     window: Window = Field(default_factory=Window)
     scope: list[Scope] = Field(default_factory=lambda: list(SCOPES))
     rules: list[GateRule] = Field(default_factory=lambda: [
-        GateRule(name="kill_drawdown", action="kill",
-                 when="last_5_runs_pnl < -100 or error_rate > 0.2"),
+        GateRule(name="kill_evidence", action="kill", scope=["agent"],
+                 when="mean_pnl_bps < -40 and sharpe < -0.3 or error_rate > 0.2"),
+        GateRule(name="kill_class", action="kill", scope=["strategy"],
+                 when="mean_pnl_bps < -80 and sharpe < -0.5 or error_rate > 0.2"),
         GateRule(name="promote_consistent", action="promote",
                  when="rolling_pnl_bps > 150 and error_rate == 0 and median_latency_ms < 700"),
     ])
