@@ -120,7 +120,9 @@ def test_incremental_equals_a_rebuild_after_every_step(history: list[tuple[str, 
                 store.con.execute("UPDATE bars SET open = open * 1.01 WHERE ts = ?", [at(arg)])
             elif op == "funding_after":
                 fund_last += arg
-                add_funding(store, "BTCUSDT", [(at(fund_last), 0.0003, None)])
+                # OR REPLACE: `funding_before` may already have written that hour
+                store.con.execute("INSERT OR REPLACE INTO funding VALUES ('BTCUSDT', ?, 0.0003, "
+                                  "NULL)", [at(fund_last)])
             elif op == "funding_before":
                 store.con.execute("INSERT OR REPLACE INTO funding VALUES ('BTCUSDT', ?, -0.001, 90)",
                                   [at(arg)])

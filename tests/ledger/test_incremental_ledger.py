@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alphatrace.governance.replay import recorded_subjects
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_events
 from tests.ledger.helpers import add_bars, at, run_reconcile
@@ -150,6 +151,8 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
         st.tuples(st.just("alias"), st.just(None)),
         st.tuples(st.just("remove"), st.integers(0, 10_000)),
         st.tuples(st.just("resend"), st.integers(0, 10_000)),
+        st.tuples(st.just("edit"), st.integers(0, 30)),
+        st.tuples(st.just("funding"), st.integers(0, 40)),
     )
     return draw(st.lists(op, min_size=1, max_size=7))
 
@@ -205,6 +208,29 @@ def test_incremental_ledger_equals_a_full_rebuild_after_every_batch(
             elif op == "resend" and sent:
                 for s in stores:
                     ingest(s, [sent[arg % len(sent)]])
-            run_reconcile(inc)
-            run_reconcile(full, full=True)
+            elif op == "edit":  # history changed: the legs of that market are re-priced
+                for s in stores:
+                    s.con.execute("UPDATE bars SET open = open * 1.01 WHERE ts = ?",
+                                  [at(arg)])
+            elif op == "funding":  # a settlement inside or after the legs' holding windows
+                for s in stores:
+                    s.con.execute("INSERT OR REPLACE INTO funding VALUES ('BTCUSDT', ?, 0.001, "
+                                  "NULL)", [at(arg)])
+            got = run_reconcile(inc)
+            want = run_reconcile(full, full=True)
             assert snapshot(inc) == snapshot(full), (op, arg)
+            counts = ("legs", "realized", "open", "unpriced", "runs")
+            assert ([getattr(got, c) for c in counts]
+                    == [getattr(want, c) for c in counts]), (op, arg)
+            # the subjects gates read instead of a DISTINCT over the ledger: every subject with
+            # a realized run (more are allowed: subjects whose runs are no longer realized)
+            recorded = recorded_subjects(inc.con)
+            assert recorded is not None and recorded >= realized_subjects(inc), (op, arg)
+
+
+def realized_subjects(store: Store) -> set[tuple[str, str]]:
+    return {(sc, s) for sc, s in store.con.execute(
+        "SELECT 'agent', agent FROM ledger WHERE realized_pnl_bps IS NOT NULL "
+        "AND agent IS NOT NULL UNION "
+        "SELECT 'strategy', strategy FROM ledger WHERE realized_pnl_bps IS NOT NULL "
+        "AND strategy IS NOT NULL").fetchall()}

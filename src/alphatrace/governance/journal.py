@@ -29,7 +29,7 @@ from alphatrace.notify import outbox
 from alphatrace.notify.config import NotifySection
 from alphatrace.sql import filters
 from alphatrace.store import Store
-from alphatrace.store.connection import has_table, one, registered
+from alphatrace.store.connection import has_table, one, registered, table_columns
 
 HASH_VERSION = 2
 HASHED_V1 = ("eval_id", "subject", "scope", "action", "rule", "fired", "blocked", "state",
@@ -91,9 +91,7 @@ def has_log(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def _columns(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'decisions' "
-                       "AND schema_name = 'main' AND database_name = current_database()").fetchall()
-    return {str(r[0]) for r in rows}
+    return set(table_columns(con, "decisions"))
 
 
 def lifecycle_states(con: duckdb.DuckDBPyConnection,

@@ -47,7 +47,7 @@ from alphatrace.governance.runs import (
     subjects_sql,
     ts_literal,
 )
-from alphatrace.store.connection import registered
+from alphatrace.store.connection import has_table, registered
 
 MARKS, RUNS, POINTS = "_alphatrace_rp_marks", "_alphatrace_rp_runs", "_alphatrace_rp_points"
 
@@ -132,13 +132,34 @@ def _oldest(con: duckdb.DuckDBPyConnection) -> dt.datetime:
 
 def _unmarked(con: duckdb.DuckDBPyConnection, marks: Mapping[SubjectKey, dt.datetime]
               ) -> tuple[list[str], list[str]]:
-    """Agents and strategies with realized runs in the ledger and no progress mark."""
-    agents, strategies = con.execute(
-        "SELECT list(DISTINCT agent) FILTER (WHERE agent IS NOT NULL), "
-        "list(DISTINCT strategy) FILTER (WHERE strategy IS NOT NULL) "
-        "FROM ledger WHERE realized_pnl_bps IS NOT NULL").fetchall()[0]
-    return (sorted(a for a in agents or [] if ("agent", a) not in marks),
-            sorted(s for s in strategies or [] if ("strategy", s) not in marks))
+    """Agents and strategies with realized runs in the ledger (or, from `recorded_subjects`,
+    a few more without any: they add no run to the read) and no progress mark."""
+    known = recorded_subjects(con)
+    if known is None:
+        agents, strategies = con.execute(
+            "SELECT list(DISTINCT agent) FILTER (WHERE agent IS NOT NULL), "
+            "list(DISTINCT strategy) FILTER (WHERE strategy IS NOT NULL) "
+            "FROM ledger WHERE realized_pnl_bps IS NOT NULL").fetchall()[0]
+        known = ({("agent", str(a)) for a in agents or []}
+                 | {("strategy", str(s)) for s in strategies or []})
+    return (sorted(s for sc, s in known if sc == "agent" and ("agent", s) not in marks),
+            sorted(s for sc, s in known if sc == "strategy" and ("strategy", s) not in marks))
+
+
+def recorded_subjects(con: duckdb.DuckDBPyConnection) -> set[SubjectKey] | None:
+    """Every subject with a realized run in the ledger, read from `ledger_subjects` (reconcile
+    keeps it, migration 0016; it may also hold subjects whose runs are no longer realized)
+    instead of a DISTINCT over the whole ledger. None when it cannot be relied on: the last
+    reconcile did not record its state (an older version), or the ledger has since gained or
+    lost rows other than by reconcile (its row count differs from the one recorded)."""
+    if not (has_table(con, "ledger_subjects") and has_table(con, "reconcile_log")):
+        return None
+    last = con.execute("SELECT n_telemetry IS NOT NULL AND runs = (SELECT count(*) FROM ledger) "
+                       "FROM reconcile_log ORDER BY seq DESC LIMIT 1").fetchall()
+    if not last or not last[0][0]:
+        return None
+    return {(str(sc), str(s)) for sc, s in
+            con.execute("SELECT scope, subject FROM ledger_subjects").fetchall()}
 
 
 def _complete(runs: pa.Table, lo: dt.datetime, n: int) -> bool:
@@ -468,8 +489,6 @@ def walk(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, p: Plan, w: Walk,
 
 def progress(con: duckdb.DuckDBPyConnection) -> dict[SubjectKey, dt.datetime]:
     """How far each subject has been evaluated (gate_progress; empty before migration 0012)."""
-    from alphatrace.store.connection import has_table
-
     if not has_table(con, "gate_progress"):
         return {}
     return {(str(sc), str(s)): t for sc, s, t in

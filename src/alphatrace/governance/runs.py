@@ -19,7 +19,7 @@ from alphatrace import metrics
 from alphatrace.forensics.exclusions import included_sql
 from alphatrace.governance.policy import SCOPES, GovernancePolicy
 from alphatrace.parse import parse_since
-from alphatrace.store.connection import has_table
+from alphatrace.store.connection import has_table, table_columns
 
 # Columns every governance relation carries, whatever the metrics read.
 BASE_COLUMNS = ("run_id", "agent", "strategy", "ts", "known_ts", "realized_pnl_bps", "net_usd",
@@ -32,10 +32,7 @@ KNOWN_TS = "coalesce(known_ts, ts)"
 
 
 def ledger_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ledger' "
-        "AND schema_name = 'main' AND database_name = current_database() "
-        "ORDER BY column_index").fetchall()]
+    return table_columns(con, "ledger")
 
 
 def needed_columns(con: duckdb.DuckDBPyConnection, metric_names: list[str]) -> list[str]:

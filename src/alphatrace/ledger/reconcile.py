@@ -16,12 +16,22 @@ the first reconcile, after a policy change, when the code that builds it changed
 the new files (an event removed, or rows written other than by ingest). The result equals a
 from-scratch rebuild; the tests check that on random histories split into random batches.
 
+What the last reconcile left is recorded so the next one does not recount it (migration 0016):
+its `reconcile_log` row (policy, legs, runs, newest file, the telemetry and pnl rows then), the
+alias resolution its legs were priced with (`ledger_alpha_keys`) and the subjects with realized
+runs (`ledger_subjects`, read by gates). When that row still describes the store (same number
+of legs and ledger rows, written by this version), a pass reads only what is new: the symbols
+of new events and the stored ones, the legs that are not realized plus those of symbols whose
+market or resolution changed, and the runs of new files. Otherwise it counts and compares
+everything, as the first reconcile after an upgrade does once.
+
 This module runs the SQL of `market`, `pricing` and `build` on the store, in one transaction,
 and hands `locate` the bars, settlements and signals it searches (as numpy arrays).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -44,8 +54,9 @@ from alphatrace.ledger.market import (
 from alphatrace.ledger.policy import ReconcileConfig, params_sql
 from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, narrow_sql, priced_legs_sql
 from alphatrace.market.symbols import resolution_sql
+from alphatrace.sql import lit
 from alphatrace.store import Store
-from alphatrace.store.connection import has_table, one, registered
+from alphatrace.store.connection import catalog_cached, has_table, one, registered
 
 Step = Callable[[str], None]
 
@@ -69,7 +80,7 @@ class ReconcileReport:
 
 
 _TEMP = ("_rc_params", "_rc_profile", "_rc_markets", "_rc_fprofile", "_rc_settle", "_rc_symmap",
-         "_rc_pnlkeys", "_rc_todo", "_rc_gone", "_rc_runs", "_rc_stale")
+         "_rc_pnlkeys", "_rc_todo", "_rc_gone", "_rc_runs", "_rc_stale", "_rc_built")
 
 
 @dataclass(frozen=True)
@@ -172,16 +183,49 @@ WHERE l.event_id IS NULL OR {_STALE_LEG}
 """
 
 
-def _stale_legs_sql() -> str:
-    """The legs to re-price, found in `legs` alone (event_id)."""
+def _stale_legs_sql(moved: Moved | None = None) -> str:
+    """The legs to re-price, found in `legs` alone (event_id). With `moved`, every leg is
+    known to have been priced with `ledger_alpha_keys`' resolution and the market as
+    `ledger_market_state` records it, so only the candidates can be stale: legs not realized,
+    legs from before `bar_interval`, and legs of the symbols and aliases in `moved`."""
+    legs = "legs"
+    if moved is not None:
+        may = ["l.status <> 'realized'", "(l.bar_interval IS NULL AND l.direction <> 'FLAT')"]
+        if moved.symbols:
+            may.append(f"l.market_symbol IN ({', '.join(lit(x) for x in moved.symbols)})")
+        if moved.aliases:
+            may.append(f"l.symbol IN ({', '.join(lit(x) for x in moved.aliases)})")
+        legs = f"(SELECT * FROM legs l WHERE {' OR '.join(may)})"
     return f"""
 WITH {_MARKET_CHANGES}
-SELECT l.event_id FROM legs l
+SELECT l.event_id FROM {legs} l
 LEFT JOIN _rc_symmap sm ON sm.alias = l.symbol
 LEFT JOIN bars_change bc ON bc.symbol = l.market_symbol
 LEFT JOIN funding_change fc ON fc.symbol = l.market_symbol
 WHERE {_STALE_LEG}
 """
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What changed since the last reconcile that can make a realized leg stale: market symbols
+    whose bars changed other than by appending or whose funding changed at all, and aliases
+    that resolve differently from `ledger_alpha_keys` (a few, usually none)."""
+
+    symbols: list[str]
+    aliases: list[str]
+
+
+def moved(con: duckdb.DuckDBPyConnection) -> Moved:
+    symbols = con.execute(f"""
+WITH {_MARKET_CHANGES}
+SELECT symbol FROM bars_change WHERE kind = 'changed' AND symbol IS NOT NULL
+UNION SELECT symbol FROM funding_change WHERE kind <> 'same' AND symbol IS NOT NULL
+ORDER BY symbol""").fetchall()
+    aliases = con.execute("""
+SELECT n.alias FROM _rc_symmap n LEFT JOIN ledger_alpha_keys o ON o.alias = n.alias
+WHERE n.alias IS NOT NULL AND n.symbol IS DISTINCT FROM o.symbol ORDER BY n.alias""").fetchall()
+    return Moved([str(r[0]) for r in symbols], [str(r[0]) for r in aliases])
 
 
 def _todo_from_new_files(seen: int) -> str:
@@ -212,27 +256,32 @@ def reconcile(store: Store, cfg: ReconcileConfig, *, full: bool = False,
 
 def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> ReconcileReport:
     con = store.con
-    with store.transaction():
+    with store.transaction(), catalog_cached(con):
         say("profiling market data")
         market = prepare_market(con, cfg)
         rel = Relations()
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_params AS {params_sql(cfg.policy)}")
-        con.execute("CREATE OR REPLACE TEMP TABLE _rc_symmap AS "
-                    + resolution_sql("(SELECT DISTINCT symbol FROM alpha)", cfg.aliases))
-        con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlkeys AS " + pnl_keys_sql(
-            f"({resolution_sql('(SELECT DISTINCT symbol FROM pnl)', cfg.aliases)})"))
-        stale_policy = one(con, "SELECT count(*) FROM legs WHERE policy_hash <> ?",
-                           [cfg.hash])[0]
+        last = last_state(con)
         # Legs priced by other pricing code (e.g. fingerprints of an older form) are re-priced.
-        full = full or bool(stale_policy) or _built_by_other_code(con)
+        full = full or _policy_changed(con, cfg.hash, last) or _built_by_other_code(con)
+        seen = None if full else _legs_match_old_signals(con, last)
+        # the last reconcile's keys cover every event of the files it saw: read only new ones
+        keyed = seen is not None and last is not None and last.current
+        con.execute("CREATE OR REPLACE TEMP TABLE _rc_symmap AS " + resolution_sql(
+            _symbols("alpha", "ledger_alpha_keys", seen if keyed else None), cfg.aliases))
+        counted = (_events_counted(con, last) if not full and last is not None and last.current
+                   else None)
+        pnl_seen = seen if keyed and counted else None
+        con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlkeys AS " + pnl_keys_sql(
+            f"({resolution_sql(_symbols('pnl', 'ledger_pnl_keys', pnl_seen), cfg.aliases)})"))
         say("selecting signals to price")
         if full:
             con.execute("DELETE FROM legs")
             rel = replace(rel, todo="alpha")
         else:
-            seen = _legs_match_old_signals(con)
             if seen is not None:  # the usual case: signals were only added, by ingest
-                con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS " + _stale_legs_sql())
+                con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS "
+                            + _stale_legs_sql(moved(con) if keyed else None))
                 con.execute("CREATE OR REPLACE TEMP TABLE _rc_todo AS "
                             + _todo_from_new_files(seen))
                 con.execute("CREATE OR REPLACE TEMP TABLE _rc_gone AS "
@@ -244,61 +293,112 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
             con.execute("DELETE FROM legs WHERE event_id IN (SELECT event_id FROM _rc_todo "
                         "UNION ALL SELECT event_id FROM _rc_gone)")
         priced = int(one(con, f"SELECT count(*) FROM {rel.todo}")[0])
-        say(f"pricing {priced:,} legs")
-        cols = ", ".join(LEG_COLUMNS)
-        with registered(con, "_rc_exits", locate_exits(con, rel, market)) as exits:
-            legs = with_fingerprints(con.sql(
-                priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s, exits)).to_arrow_table())
-        with registered(con, "_rc_new_legs", legs) as new:
-            con.execute(f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}")
+        if priced:  # nothing new and nothing stale: no pricing at all
+            say(f"pricing {priced:,} legs")
+            cols = ", ".join(LEG_COLUMNS)
+            with registered(con, "_rc_exits", locate_exits(con, rel, market)) as exits:
+                legs = with_fingerprints(con.sql(
+                    priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s, exits)).to_arrow_table())
+            with registered(con, "_rc_new_legs", legs) as new:
+                con.execute(f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}")
         say("building the ledger")
-        changed = None if full else changed_runs(con, cfg.hash)
-        lcols = ", ".join(LEDGER_COLUMNS)
-        if changed is None:
-            con.execute("DELETE FROM ledger")
-        else:
-            con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM {changed})")
-        rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM "
-                               f"({ledger_sql(cfg.hash, runs=changed)})")[0])
+        changed = None if full else changed_runs(con, cfg.hash, last, counted)
+        rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current)
         _save_state(con)
-        legs, realized, open_, unpriced = one(
-            con, "SELECT count(*), count(*) FILTER (WHERE status = 'realized'), "
-                 "count(*) FILTER (WHERE status = 'open'), "
-                 "count(*) FILTER (WHERE status = 'unpriced') FROM legs")
+        legs = int(one(con, "SELECT count(*) FROM legs")[0])
+        pending = dict(con.execute("SELECT status, count(*) FROM legs WHERE status <> 'realized' "
+                                   "GROUP BY status").fetchall())
+        open_, unpriced = int(pending.get("open", 0)), int(pending.get("unpriced", 0))
         runs = int(one(con, "SELECT count(*) FROM ledger")[0])
-        report = ReconcileReport(int(legs), int(realized), int(open_), int(unpriced), priced,
+        report = ReconcileReport(legs, legs - open_ - unpriced, open_, unpriced, priced,
                                  runs, cfg.hash, full, rebuilt)
         con.execute(
-            "INSERT INTO reconcile_log SELECT coalesce(max(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "current_timestamp::TIMESTAMP FROM reconcile_log",
+            "INSERT INTO reconcile_log (seq, policy_hash, legs, priced, realized, open, unpriced, "
+            "runs, max_file_id, reconciled_at, n_telemetry, n_pnl) "
+            "SELECT coalesce(max(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, "
+            "(SELECT count(*) FROM telemetry), (SELECT count(*) FROM pnl) FROM reconcile_log",
             [cfg.hash, report.legs, report.priced, report.realized, report.open,
              report.unpriced, report.runs, newest_file_id(con)],
         )
-        for t in _TEMP:
-            con.execute(f"DROP TABLE IF EXISTS {t}")
+        con.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in _TEMP))
     return report
 
 
-def _last_seen_file(con: duckdb.DuckDBPyConnection) -> int | None:
-    """The newest file the last reconcile saw (None before the first)."""
-    last = con.execute("SELECT max_file_id FROM reconcile_log ORDER BY seq DESC LIMIT 1"
-                       ).fetchall()
-    return int(last[0][0] or 0) if last else None
+@dataclass(frozen=True)
+class LastState:
+    """The last reconcile's `reconcile_log` row, and whether it still describes the store."""
+
+    policy_hash: str
+    legs: int
+    runs: int
+    seen: int                 # the newest file it saw
+    n_telemetry: int | None   # telemetry rows then (None: written before migration 0016)
+    n_pnl: int | None
+    current: bool             # written by this version; legs and ledger rows still number legs, runs
 
 
-def _legs_match_old_signals(con: duckdb.DuckDBPyConnection) -> int | None:
+def last_state(con: duckdb.DuckDBPyConnection) -> LastState | None:
+    """The last reconcile's state (None before the first). `current` says whether what it
+    recorded can stand in for counting the tables: it recorded the 0016 state, and nothing
+    has added or removed legs or ledger rows since (only reconcile writes them)."""
+    rows = con.execute(
+        "SELECT policy_hash, legs, runs, max_file_id, n_telemetry, n_pnl, "
+        "(SELECT count(*) FROM legs), (SELECT count(*) FROM ledger) "
+        "FROM reconcile_log ORDER BY seq DESC LIMIT 1").fetchall()
+    if not rows:
+        return None
+    ph, legs, runs, seen, n_tel, n_pnl, legs_now, runs_now = rows[0]
+    current = n_tel is not None and n_pnl is not None and (legs, runs) == (legs_now, runs_now)
+    return LastState(str(ph), int(legs or 0), int(runs or 0), int(seen or 0),
+                     None if n_tel is None else int(n_tel), None if n_pnl is None else int(n_pnl),
+                     current)
+
+
+def _policy_changed(con: duckdb.DuckDBPyConnection, policy_hash: str,
+                    last: LastState | None) -> bool:
+    """Whether some leg was priced under another policy: after a reconcile every leg carries
+    its policy, so the last one's record answers when it still describes the legs."""
+    if last is not None and last.current:
+        return last.policy_hash != policy_hash
+    return bool(one(con, "SELECT count(*) FROM legs WHERE policy_hash <> ?", [policy_hash])[0])
+
+
+def _symbols(table: str, keys: str, seen: int | None) -> str:
+    """The distinct symbols `table`'s events spell, as a relation with a `symbol` column: all
+    of them (`seen` None), or the ones stored in `keys` (the last reconcile's, which covered
+    every event of files up to `seen`) and those of newer files."""
+    if seen is None:
+        return f"(SELECT DISTINCT symbol FROM {table})"
+    return (f"(SELECT alias AS symbol FROM {keys} UNION "
+            f"SELECT DISTINCT symbol FROM {table} WHERE file_id > {int(seen)})")
+
+
+def _legs_match_old_signals(con: duckdb.DuckDBPyConnection, last: LastState | None
+                            ) -> int | None:
     """The last reconcile's newest file, when the signals of files up to it number exactly
     the stored legs (each of those signals got one leg then): nothing was removed or written
     other than by ingest since. None otherwise: the full comparison of `alpha` and `legs`."""
-    seen = _last_seen_file(con)
-    if seen is None:
+    if last is None:
         return None
     total, new = one(con, "SELECT count(*), count(*) FILTER (WHERE file_id > ?) FROM alpha",
-                     [seen])
-    legs = one(con, "SELECT count(*) FROM legs")[0]
-    return seen if int(total) == int(legs) + int(new) else None
+                     [last.seen])
+    legs = last.legs if last.current else one(con, "SELECT count(*) FROM legs")[0]
+    return last.seen if int(total) == int(legs) + int(new) else None
 
 
+def _events_counted(con: duckdb.DuckDBPyConnection, last: LastState) -> bool:
+    """Whether the telemetry and pnl rows of files up to the last reconcile's newest still
+    number what it recorded (every one of them is counted in the ledger): nothing was removed
+    or written other than by ingest since."""
+    for table, then in (("telemetry", last.n_telemetry), ("pnl", last.n_pnl)):
+        total, new = one(con, f"SELECT count(*), count(*) FILTER (WHERE file_id > ?) "
+                              f"FROM {table}", [last.seen])
+        if int(total) != int(then or 0) + int(new):
+            return False
+    return True
+
+
+@functools.cache
 def ledger_definition() -> str:
     """A hash of the code that prices legs and builds the ledger (their SQL, the fingerprint's
     fields): another version of it means a full re-price and rebuild."""
@@ -321,25 +421,36 @@ FULL JOIN ledger_pnl_keys o ON o.alias = n.alias
 WHERE n.key IS DISTINCT FROM o.key"""
 
 
-def changed_runs(con: duckdb.DuckDBPyConnection, policy_hash: str) -> str | None:
+def changed_runs(con: duckdb.DuckDBPyConnection, policy_hash: str, last: LastState | None,
+                 counted: bool | None) -> str | None:
     """The temp table (`_rc_runs`) of the runs whose ledger rows must be rebuilt, or None when
     the whole ledger must be (see the module docstring). Runs inside the reconcile's
-    transaction, after the legs were priced (`_rc_todo`, `_rc_gone`)."""
-    seen = _last_seen_file(con)
+    transaction, after the legs were priced (`_rc_todo`, `_rc_gone`). `counted`: whether
+    `_events_counted` held (None: the last reconcile recorded no counts, so they are compared
+    with the ledger's)."""
+    if last is None:
+        return None
     built = con.execute("SELECT definition FROM ledger_build").fetchall()
-    if seen is None or [r[0] for r in built] != [ledger_definition()]:
+    if [r[0] for r in built] != [ledger_definition()]:
         return None
-    if one(con, "SELECT count(*) FROM ledger WHERE policy_hash IS DISTINCT FROM ?",
-           [policy_hash])[0]:
-        return None
-    # Every event of a file the last reconcile saw is counted in the ledger; the rest are new.
-    # Anything else (a removed event, a row not written by ingest) rebuilds everything.
-    for table, column in (("telemetry", "n_telemetry"), ("pnl", "n_pnl")):
-        total, new = one(con, f"SELECT count(*), count(*) FILTER (WHERE file_id > ?) "
-                              f"FROM {table}", [seen])
-        counted = one(con, f"SELECT coalesce(sum({column}), 0) FROM ledger")[0]
-        if int(total) != int(counted) + int(new):
+    seen = last.seen
+    if last.current:
+        if last.policy_hash != policy_hash:
             return None
+    elif one(con, "SELECT count(*) FROM ledger WHERE policy_hash IS DISTINCT FROM ?",
+             [policy_hash])[0]:
+        return None
+    if counted is False:
+        return None
+    if counted is None:
+        # Every event of a file the last reconcile saw is counted in the ledger; the rest are
+        # new. Anything else (a removed event, a row not written by ingest) rebuilds everything.
+        for table, column in (("telemetry", "n_telemetry"), ("pnl", "n_pnl")):
+            total, new = one(con, f"SELECT count(*), count(*) FILTER (WHERE file_id > ?) "
+                                  f"FROM {table}", [seen])
+            counted_then = one(con, f"SELECT coalesce(sum({column}), 0) FROM ledger")[0]
+            if int(total) != int(counted_then) + int(new):
+                return None
     con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _rc_runs AS
 SELECT DISTINCT run_id FROM (
@@ -353,9 +464,47 @@ SELECT DISTINCT run_id FROM (
     return "_rc_runs"
 
 
+def _subjects_sql(rows: str) -> str:
+    """The agents and strategy classes with a realized run among the ledger rows `rows`."""
+    return " UNION ".join(
+        f"SELECT DISTINCT '{scope}' AS scope, {scope} AS subject FROM {rows} "
+        f"WHERE realized_pnl_bps IS NOT NULL AND {scope} IS NOT NULL"
+        for scope in ("agent", "strategy"))
+
+
+def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: str | None,
+                  add_subjects: bool) -> int:
+    """Rebuild the ledger rows of the runs in `changed` (None: every row) and keep
+    `ledger_subjects` up to date: the subjects of the rebuilt rows added when
+    `add_subjects` (it held every subject before), else found again in the whole ledger.
+    Returns the number of rows built."""
+    lcols = ", ".join(LEDGER_COLUMNS)
+    if changed is None:
+        con.execute("DELETE FROM ledger")
+        rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM "
+                               f"({ledger_sql(policy_hash)})")[0])
+    elif int(one(con, f"SELECT count(*) FROM {changed}")[0]) == 0:
+        rebuilt = 0
+    else:
+        con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM {changed})")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_built AS SELECT {lcols} FROM "
+                    f"({ledger_sql(policy_hash, runs=changed)})")
+        rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM _rc_built")[0])
+    if changed is not None and add_subjects:
+        if rebuilt:
+            con.execute(f"INSERT OR IGNORE INTO ledger_subjects {_subjects_sql('_rc_built')}")
+    else:
+        con.execute("DELETE FROM ledger_subjects")
+        con.execute(f"INSERT INTO ledger_subjects {_subjects_sql('ledger')}")
+    return rebuilt
+
+
 def _save_state(con: duckdb.DuckDBPyConnection) -> None:
-    """The market as priced against, the pnl symbols' keys and the ledger's definition, for
-    the next reconcile's change detection."""
+    """The market as priced against, the alpha and pnl symbols' keys and the ledger's
+    definition, for the next reconcile's change detection."""
+    con.execute("DELETE FROM ledger_alpha_keys")
+    con.execute("INSERT INTO ledger_alpha_keys SELECT alias, symbol FROM _rc_symmap "
+                "WHERE alias IS NOT NULL")
     con.execute("DELETE FROM ledger_pnl_keys")
     con.execute("INSERT INTO ledger_pnl_keys SELECT alias, key FROM _rc_pnlkeys "
                 "WHERE alias IS NOT NULL")

@@ -37,7 +37,7 @@ from alphatrace.ledger import policy as rpolicy
 from alphatrace.ledger.reconcile import newest_file_id, reconcile
 from alphatrace.policy import Policy, load_policy
 from alphatrace.store import Store
-from alphatrace.store.connection import has_table, one
+from alphatrace.store.connection import catalog_cached, has_table, one
 
 log = logging.getLogger("alphatrace.server.pipeline")
 
@@ -115,6 +115,10 @@ class Pipeline:
         self._retry = False
 
     def __call__(self, store: Store) -> None:
+        with catalog_cached(store.con):  # no store table is created or dropped in a pass
+            self._after_round(store)
+
+    def _after_round(self, store: Store) -> None:
         now = self.clock()
         mark = data_mark(store.con)
         if mark != self._seen or self._retry:
@@ -146,11 +150,13 @@ class Pipeline:
                          started_at=started, committed_at=committed)
         t0 = time.perf_counter()
         try:
-            report = self._step(rec, "reconcile_ms",
-                                lambda: reconcile(store, self.config.reconcile))
-            rec.reconcile = report.to_dict()
-            rec.decisions = self._step(
-                rec, "gates_ms", lambda: Gates(store).evaluate(self.config.governance, catch_up=True))
+            with catalog_cached(store.con):
+                report = self._step(rec, "reconcile_ms",
+                                    lambda: reconcile(store, self.config.reconcile))
+                rec.reconcile = report.to_dict()
+                rec.decisions = self._step(
+                    rec, "gates_ms",
+                    lambda: Gates(store).evaluate(self.config.governance, catch_up=True))
         except Exception as e:
             rec.error = f"{type(e).__name__}: {e}"
             log.exception("live pipeline pass failed; it is retried after the next round")

@@ -135,8 +135,51 @@ def table_names(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
     return frozenset(str(r[0]) for r in rows)
 
 
+class _Catalog:
+    """The store tables, read once, and each table's columns, read on first need."""
+
+    def __init__(self, tables: frozenset[str]) -> None:
+        self.tables = tables
+        self.columns: dict[str, list[str]] = {}
+
+
+# Connections (by id) inside a `catalog_cached` block, with what was read of their catalog.
+_CATALOG: dict[int, _Catalog] = {}
+
+
+@contextmanager
+def catalog_cached(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """For the block, `has_table` and `table_columns` on `con` answer from one read of the
+    catalog instead of a catalog query per call (a live pipeline pass asked 15-20 times).
+    Only for work that creates, drops or alters no store table (temporary tables do not
+    count); nested blocks share the outer read."""
+    key = id(con)
+    if key in _CATALOG:
+        yield
+        return
+    _CATALOG[key] = _Catalog(table_names(con))
+    try:
+        yield
+    finally:
+        _CATALOG.pop(key, None)
+
+
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return name in table_names(con)
+    cached = _CATALOG.get(id(con))
+    return name in (cached.tables if cached is not None else table_names(con))
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The columns of the store table `table` (main schema), in order; [] when it is absent."""
+    cached = _CATALOG.get(id(con))
+    if cached is not None and table in cached.columns:
+        return cached.columns[table]
+    cols = [str(r[0]) for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' "
+        "AND database_name = current_database() ORDER BY column_index", [table]).fetchall()]
+    if cached is not None:
+        cached.columns[table] = cols
+    return cols
 
 
 @contextmanager
