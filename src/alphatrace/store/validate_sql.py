@@ -335,15 +335,24 @@ def _typed_fast(f: Field) -> str:
     return _horizon_text(x)
 
 
-def _ok_field(f: Field) -> str:
+def _ok_field(f: Field, present: str | None = None) -> str:
     """True when the field is absent (and optional) or present with a valid value: no condition
-    of `_checks` holds (a NULL typed value makes the first one true)."""
-    present = f'v."{f.name}" IS NOT NULL'
+    of `_checks` holds (a NULL typed value makes the first one true). `present`: whether the
+    field is present (default: the parsed line has it)."""
+    present = present or f'v."{f.name}" IS NOT NULL'
     bad = " OR ".join(f"({cond})" for cond, _ in _checks(f))
     check = f"NOT coalesce({bad}, true)"
     if f.required:
         return f"({present} AND {check})"
     return f"(NOT {present} OR {check})"
+
+
+def typed_ok(kind: Kind, raw: str) -> str:
+    """`_ok_field` of every field of `kind` over rows whose fields are typed columns of their
+    names, and whose column `raw.format(name)` is NULL when the field is absent (the typed
+    entry, store/typed_ingest.py): the same value rules as a parsed line's."""
+    return " AND ".join(_ok_field(f, f"{_q(raw.format(f.name))} IS NOT NULL")
+                        for f in SPECS[kind])
 
 
 def _ok_expr() -> str:
