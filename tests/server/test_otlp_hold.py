@@ -111,7 +111,7 @@ def test_drain_decides_everything_and_later_spans_pass_through() -> None:
 class BusyWriter:
     """A writer with more events waiting than it takes."""
 
-    def submit_events(self, events: list[Any], source: str) -> Any:
+    def submit_events(self, events: list[Any], *_args: Any) -> Any:
         raise Busy("full")
 
 
@@ -125,6 +125,16 @@ def test_spans_released_into_a_busy_writer_are_not_lost() -> None:
     (r,) = hold.due()  # the child is handed out again, for the timer to write
     assert (r.event["span_id"], r.event["run_id"], r.mine) == (f"{2:016x}", "R", False)
     assert hold.due() == [] and hold.next_due() is None
+
+
+def test_spans_of_a_request_refused_by_a_busy_writer_are_not_held() -> None:
+    """Its client re-sends them: then they are held, and written to the store, as new."""
+    hold = TraceHold(wait_s=60)
+    with pytest.raises(Busy):
+        asyncio.run(export(BusyWriter(), hold,  # type: ignore[arg-type]
+                           request_events(request([span(2, parent=1)]))))
+    assert (hold.stats.spans, hold.stats.traces, hold.next_due()) == (0, 0, None)
+    assert admit(hold, span(2, parent=1)) == [] and hold.stats.spans == 1
 
 
 # -- memory: spans of traces whose root never comes ----------------------------------------
@@ -303,6 +313,52 @@ def test_spans_held_at_shutdown_are_written(tmp_path: Path) -> None:
         rows = s.con.execute("SELECT run_id, agent FROM telemetry WHERE event_id LIKE ?",
                              [f"otlp:{tid}:%"]).fetchall()
     assert rows == [("sess-held", "svc-hold")] * 2  # decided by the fallbacks
+
+
+def test_spans_held_when_the_collector_is_killed_land_in_their_run_after_a_restart(
+        tmp_path: Path) -> None:
+    """kill -9 with two children held (answered success): the restarted collector holds them
+    again, and the root sent to it brings them into its run, as without the kill."""
+    run_id = f"killed-{uuid.uuid4()}"
+    root, children, tid = agent_trace(run_id)
+    srv = start_server(tmp_path, "--no-pipeline")
+    try:
+        exp = exporter(srv)
+        assert exp.export(children) == SpanExportResult.SUCCESS
+        exp.shutdown()
+    finally:
+        srv.proc.kill()  # SIGKILL: no shutdown, nothing written at stop
+        srv.proc.wait(30)
+    with Store(srv.db, read_only=True) as s:
+        assert s.con.execute("SELECT count(*) FROM telemetry").fetchall() == [(0,)]
+        assert s.con.execute("SELECT count(*) FROM otlp_held WHERE trace_id = ?",
+                             [tid]).fetchall() == [(2,)]
+    keys = srv.keys
+    srv = start_server(tmp_path, "--no-pipeline", keys=False)
+    srv.keys = keys
+    try:
+        exp = exporter(srv)
+        assert exp.export([root]) == SpanExportResult.SUCCESS
+        exp.shutdown()
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            events = c.get(f"/v1/runs/{run_id}", headers=srv.auth("read")).json()["events"]
+    finally:
+        srv.stop()
+    assert len(events) == 3 and {e["agent"] for e in events} == {"HoldAgent"}
+    assert sum(e["tokens_in"] or 0 for e in events) == 2000
+    with Store(srv.db, read_only=True) as s:  # released: their held rows went with them
+        assert s.con.execute("SELECT count(*) FROM otlp_held").fetchall() == [(0,)]
+
+
+def test_restored_spans_wait_only_what_they_had_left() -> None:
+    clock = [100.0]
+    hold = TraceHold(wait_s=30, clock=lambda: clock[0])
+    m = request_events(request([span(2, parent=1, session__id="S")]))
+    hold.restore([(m.events[0], m.tags[0], time.time() - 20)])  # held 20 s before the stop
+    assert hold.stats.spans == 1 and hold.next_due() == pytest.approx(10, abs=1)
+    clock[0] += 11
+    (r,) = hold.due()
+    assert (r.event["run_id"], r.trace) == ("S", TID)
 
 
 def test_a_trace_whose_root_never_comes_is_written_after_the_wait(tmp_path: Path) -> None:

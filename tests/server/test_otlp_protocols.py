@@ -229,7 +229,7 @@ def test_a_busy_writer_is_503_with_retry_after(
 
     c, auth = local
 
-    def busy(events: list[Any], source: str = "<http>") -> Future[Any]:
+    def busy(events: list[Any], *_args: Any, **_kw: Any) -> Future[Any]:
         raise Busy("500000 events waiting")
 
     monkeypatch.setattr(c.app.state.writer, "submit_events", busy)  # type: ignore[attr-defined]

@@ -2,7 +2,8 @@
 
 A request releases what it can (its roots, traces past their wait, memory over the cap), but
 when no OTLP traffic comes, nothing would; this thread wakes when the oldest held trace is due
-and writes it. `close()` (the app calls it when the front ends have stopped, before the writer
+and writes it. `start()` first holds again what a collector that was killed still held
+(`otlp_held.load`), so those traces are decided as they would have been. `close()` (the app calls it when the front ends have stopped, before the writer
 stops) writes every span still held, decided by what arrived, so a clean stop loses none.
 """
 
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from alphatrace.server.otlp_export import write_ready
+from alphatrace.server.otlp_held import load
 from alphatrace.server.trace_hold import Ready, TraceHold
 from alphatrace.server.writer import Busy, Writer
 
@@ -31,8 +33,13 @@ class LateWriter:
         self._thread = threading.Thread(target=self._run, name="alphatrace-trace-hold",
                                         daemon=True)
 
-    def start(self) -> None:
-        """Start the timer (again, if an app's lifespan is entered a second time)."""
+    def start(self, timeout: float = 60.0) -> None:
+        """Hold again the spans held in the store (the writer is running), then start the
+        timer (again, if an app's lifespan is entered a second time)."""
+        try:
+            self.hold.restore(self.writer.submit_call(load).result(timeout))
+        except Exception:
+            log.exception("the held OTLP spans in the store could not be read back")
         if self._thread.ident is not None:
             self._thread = threading.Thread(target=self._run, name="alphatrace-trace-hold",
                                             daemon=True)

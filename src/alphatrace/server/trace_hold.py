@@ -17,8 +17,11 @@ A decided trace is remembered (the last `remember` traces): a span of it arrivin
 the same run, agent and strategy at once. A span re-sent while held is kept once (its event id
 is the same, so the store would count it once anyway).
 
-Held spans live in memory only: a process that is killed (not stopped) loses them, at most
-`max_spans`, each younger than `wait_s`. The exporter was answered success for them.
+The exporter is answered success for a held span, so the hold says what to persist
+(`HoldWrites`, written by `otlp_held` in the round that answers the request): the spans it
+newly holds, and the traces it released (their rows go in the transaction that stores their
+events). A collector killed with spans held reads them back at start (`restore`) and decides
+their traces as it would have. Memory stays bounded by `max_spans` and `max_bytes`.
 Thread-safe: the HTTP routes, the gRPC thread and the timer all call in.
 """
 
@@ -28,8 +31,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from alphatrace.server.otlp_runs import Attribution, SpanTags, attribute, trace_attribution
 
@@ -38,6 +41,7 @@ MAX_SPANS = 100_000
 MAX_BYTES = 128 * 2**20
 REMEMBER = 100_000  # decided traces kept for their late spans (a few hundred bytes each)
 SPAN_OVERHEAD = 1_500  # bytes per held span beyond its text (tests/server/test_otlp_hold.py)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,22 @@ class Ready:
     event: dict[str, Any]
     line: int  # 1-based position of the span in the request that carried it
     mine: bool
+    trace: str | None = None  # its trace id when it comes out of the hold (rows to delete)
+
+
+@dataclass
+class HoldWrites:
+    """What a call changed that the store must keep: the spans newly held (event before
+    attribution, tags), when, and the traces whose held spans are released (`otlp_held`)."""
+
+    held: list[tuple[dict[str, Any], SpanTags]] = field(default_factory=list)
+    drop: list[str] = field(default_factory=list)
+    at: float = 0.0  # epoch seconds
+
+    @staticmethod
+    def dropping(ready: list[Ready]) -> HoldWrites:
+        """The traces of `ready` that came out of the hold."""
+        return HoldWrites(drop=sorted({r.trace for r in ready if r.trace is not None}))
 
 
 @dataclass(slots=True)
@@ -112,54 +132,115 @@ class TraceHold:
         request and that has nothing held is then decided at once: its events go as they are
         (the common case, whole traces per request, costs no copy)."""
         with self._lock:
-            self._batch += 1
-            batch, now = self._batch, self._clock()
-            out: list[Ready] = []
-            roots: list[str] = []
-            whole = ({t.trace_id for _, t, _ in spans if t.root} - self._held.keys()
-                     if traces is not None and not self._closed else set())
-            for event, tags, line in spans:
-                tid = tags.trace_id
-                known = self._done.get(tid)
-                if known is not None:
-                    self._done.move_to_end(tid)
-                    out.append(Ready(attribute(event, tags, known), line, True))
-                    continue
-                if tid in whole:
-                    out.append(Ready(event, line, True))
-                    continue
-                trace = self._held.get(tid)
+            return self._admit(spans, traces)[0]
+
+    def admit_submit(self, spans: list[tuple[dict[str, Any], SpanTags, int]],
+                     traces: dict[str, Attribution] | None,
+                     submit: Callable[[list[Ready], HoldWrites], T]) -> T:
+        """`admit`, then `submit(ready, writes)` (hand both to the writer) before any other
+        call can change the hold, so the store sees holds and releases in the hold's order.
+        If `submit` raises (a busy writer), the request's spans are not held (the client
+        re-sends them) and earlier spans it released are handed out again by `due`."""
+        with self._lock:
+            ready, added = self._admit(spans, traces)
+            held = [(tid, h) for tid, h in added
+                    if tid in self._held and self._held[tid].spans.get(h.tags.span_id) is h]
+            writes = HoldWrites([(h.event, h.tags) for _, h in held],
+                                HoldWrites.dropping(ready).drop, time.time())
+            try:
+                return submit(ready, writes)
+            except BaseException:
+                self._unwritten += [Ready(r.event, r.line, False, r.trace)
+                                    for r in ready if not r.mine]
+                for tid, h in held:
+                    self._forget(tid, h)
+                raise
+
+    def restore(self, spans: list[tuple[dict[str, Any], SpanTags, float]]) -> None:
+        """Hold again spans a stopped collector held (event, tags, epoch seconds it first held
+        them: `otlp_held.load`), oldest first, each trace waiting what it had left; traces past
+        their wait or over the memory bounds are handed out by `due`."""
+        with self._lock:
+            now, wall = self._clock(), time.time()
+            for event, tags, at in sorted(spans, key=lambda s: s[2]):
+                trace = self._held.get(tags.trace_id)
                 if trace is None:
-                    trace = self._held[tid] = _Trace(now)
+                    trace = self._held[tags.trace_id] = _Trace(now - max(0.0, wall - at))
                 if tags.span_id in trace.spans:
-                    continue  # re-sent while held
-                held = _Held(event, tags, line, batch, estimate(event))
+                    continue
+                held = _Held(event, tags, 0, -1, estimate(event))  # no request's
                 trace.spans[tags.span_id] = held
                 self.stats.spans += 1
                 self.stats.bytes += held.size
-                if tags.root or self._closed:
-                    roots.append(tid)
-            if traces is not None:
-                for tid in whole:
-                    self._remember(tid, traces[tid])
-                self.stats.by_root += len(whole)
-            for tid in roots:
-                if tid in self._held:
-                    out += self._release(tid, batch)
-                    self.stats.by_root += 1
-            out += self._due(now, batch)
             while self._held and (self.stats.spans > self.max_spans
                                   or self.stats.bytes > self.max_bytes):
-                out += self._release(next(iter(self._held)), batch)
+                self._unwritten += self._release(next(iter(self._held)), 0)
                 self.stats.by_memory += 1
             self.stats.traces = len(self._held)
-            return out
+
+    def _forget(self, tid: str, held: _Held) -> None:
+        trace = self._held[tid]
+        del trace.spans[held.tags.span_id]
+        self.stats.spans -= 1
+        self.stats.bytes -= held.size
+        if not trace.spans:
+            del self._held[tid]
+        self.stats.traces = len(self._held)
+
+    def _admit(self, spans: list[tuple[dict[str, Any], SpanTags, int]],
+               traces: dict[str, Attribution] | None
+               ) -> tuple[list[Ready], list[tuple[str, _Held]]]:
+        """`admit` under the lock: (ready, the spans it added to the hold)."""
+        added: list[tuple[str, _Held]] = []
+        self._batch += 1
+        batch, now = self._batch, self._clock()
+        out: list[Ready] = []
+        roots: list[str] = []
+        whole = ({t.trace_id for _, t, _ in spans if t.root} - self._held.keys()
+                 if traces is not None and not self._closed else set())
+        for event, tags, line in spans:
+            tid = tags.trace_id
+            known = self._done.get(tid)
+            if known is not None:
+                self._done.move_to_end(tid)
+                out.append(Ready(attribute(event, tags, known), line, True))
+                continue
+            if tid in whole:
+                out.append(Ready(event, line, True))
+                continue
+            trace = self._held.get(tid)
+            if trace is None:
+                trace = self._held[tid] = _Trace(now)
+            if tags.span_id in trace.spans:
+                continue  # re-sent while held
+            held = _Held(event, tags, line, batch, estimate(event))
+            trace.spans[tags.span_id] = held
+            added.append((tid, held))
+            self.stats.spans += 1
+            self.stats.bytes += held.size
+            if tags.root or self._closed:
+                roots.append(tid)
+        if traces is not None:
+            for tid in whole:
+                self._remember(tid, traces[tid])
+            self.stats.by_root += len(whole)
+        for tid in roots:
+            if tid in self._held:
+                out += self._release(tid, batch)
+                self.stats.by_root += 1
+        out += self._due(now, batch)
+        while self._held and (self.stats.spans > self.max_spans
+                              or self.stats.bytes > self.max_bytes):
+            out += self._release(next(iter(self._held)), batch)
+            self.stats.by_memory += 1
+        self.stats.traces = len(self._held)
+        return out, added
 
     def put_back(self, ready: list[Ready]) -> None:
         """Released spans the writer could not take (busy): `due` hands them out again. The
         request that released them answers for its own spans (the client re-sends those)."""
         with self._lock:
-            self._unwritten += [Ready(r.event, r.line, False) for r in ready]
+            self._unwritten += [Ready(r.event, r.line, False, r.trace) for r in ready]
 
     def due(self) -> list[Ready]:
         """Spans put back, and held spans of the traces that waited `wait_s`, decided by what
@@ -215,5 +296,5 @@ class TraceHold:
         self._remember(tid, decided)
         self.stats.spans -= len(held)
         self.stats.bytes -= sum(h.size for h in held)
-        return [Ready(attribute(h.event, h.tags, decided), h.line, h.batch == batch)
+        return [Ready(attribute(h.event, h.tags, decided), h.line, h.batch == batch, tid)
                 for h in held]

@@ -39,6 +39,12 @@ class Busy(Exception):
     """More events are waiting than the writer accepts; the client should retry later."""
 
 
+# An entry other than the JSON path for one kind of request (the OTLP spans'): it stores the
+# merged events of a round's requests, with each request's side writes (`side`), in one
+# transaction, and answers a status per event, as `ingest_events` does.
+Entry = Callable[[Store, list[Any], str, list[Any]], list[EventResult]]
+
+
 class IngestObserver(Protocol):
     """What the writer reports as it goes (the app's metrics; see server/metrics.py)."""
 
@@ -67,6 +73,8 @@ class _EventJob:
     events: list[Any]
     future: Future[list[EventResult]]
     source: str
+    entry: Entry | None = None  # None: the JSON path (`ingest_events`)
+    side: Any = None  # for `entry`: this request's other writes
 
 
 @dataclass
@@ -194,14 +202,17 @@ class Writer:
     def pending_events(self) -> int:
         return self._pending
 
-    def submit_events(self, events: list[Any], source: str = "<http>") -> Future[list[EventResult]]:
+    def submit_events(self, events: list[Any], source: str = "<http>", entry: Entry | None = None,
+                      side: Any = None) -> Future[list[EventResult]]:
+        """Queue events for the next round (Busy when too many wait). `entry` (with the
+        request's `side` writes): how they go into the store, default the JSON path."""
         n = len(events)
         with self._pending_lock:
             if self._pending and self._pending + n > self.max_pending_events:
                 raise Busy(f"{self._pending} events waiting")
             self._pending += n
         fut: Future[list[EventResult]] = Future()
-        self._q.put(_EventJob(events, fut, source))
+        self._q.put(_EventJob(events, fut, source, entry, side))
         return fut
 
     def submit_call(self, fn: Callable[[Store], T]) -> Future[T]:
@@ -311,8 +322,8 @@ class Writer:
             n = sum(len(j.events) for j in batch)
             self._dirty, self._last_write = True, time.monotonic()
             try:
-                for source in dict.fromkeys(j.source for j in batch):
-                    self._ingest([j for j in batch if j.source == source])
+                for how in dict.fromkeys((j.source, j.entry) for j in batch):
+                    self._ingest([j for j in batch if (j.source, j.entry) == how])
             finally:
                 with self._pending_lock:
                     self._pending -= n
@@ -339,8 +350,12 @@ class Writer:
         events: list[Any] = []
         for j in batch:
             events.extend(j.events)
+        entry = batch[0].entry
         try:
-            _, results = ingest_events(self.store, events, source=batch[0].source)
+            if entry is None:
+                _, results = ingest_events(self.store, events, source=batch[0].source)
+            else:
+                results = entry(self.store, events, batch[0].source, [j.side for j in batch])
         except Exception as e:
             if len(batch) > 1:
                 log.exception("merged ingest failed; retrying %d requests one by one", len(batch))

@@ -126,13 +126,30 @@ def _ingest_chunk(
     # Lenient fast path for every line, then the exact path for the lines it could not clear.
     con.execute(parsed(con, fast_sql("chunk_lines", kind)))
     staged_fast = to_arrow(con, STAGE_BATCH)
+    return _redo_and_store(con, staged_fast, chunk.table, chunk.bad_utf8, file_id, path, kind,
+                           report, collect)
+
+
+def _redo_and_store(
+    con: duckdb.DuckDBPyConnection,
+    staged_fast: pa.Table,
+    chunk_lines: pa.Table,
+    bad_utf8: list[tuple[int, bytes]],
+    file_id: int,
+    path: str,
+    kind: Kind | None,
+    report: IngestReport,
+    collect: bool,
+) -> list[Status]:
+    """Run the rows `staged_fast` did not clear (`ok` false) through the exact path, from their
+    lines in `chunk_lines` (line_no, line), then store the chunk."""
     staged_exact = None
     if pc.all(staged_fast.column("ok")).as_py() is False:
         redo = ("(SELECT r.line_no, r.line FROM chunk_lines r SEMI JOIN "
                 "(SELECT line_no FROM staged_fast WHERE NOT ok) s ON r.line_no = s.line_no)")
         con.execute(parsed(con, f"SELECT *, true AS ok FROM ({staged_sql(redo, kind)})"))
         staged_exact = to_arrow(con, STAGE_BATCH)
-    return _store_chunk(con, staged_fast, staged_exact, chunk.bad_utf8, file_id, path, report, collect)
+    return _store_chunk(con, staged_fast, staged_exact, bad_utf8, file_id, path, report, collect)
 
 
 def _store_chunk(
@@ -362,7 +379,7 @@ def _ingest_stream_tx(
     nbytes = 0
     lines = 0
     with store.transaction() as con:
-        file_id = int(con.execute(parsed(con, "SELECT nextval('file_id_seq')")).fetchall()[0][0])
+        file_id = _new_file(con)
         chunks = prefetch(iter_chunks(stream)) if read_ahead else iter_chunks(stream)
         with closing(chunks):
             for chunk in chunks:
@@ -372,11 +389,20 @@ def _ingest_stream_tx(
                 if progress:
                     progress(chunk.nbytes)
                 del chunk  # its buffers go before the next chunk arrives
-        con.execute(parsed(
-            con, "INSERT INTO ingested_files VALUES (?, ?, NULL, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)"),
-            [file_id, path, nbytes, lines, report.accepted, report.duplicates, report.quarantined],
-        )
+        _record_file(con, file_id, path, nbytes, lines, report)
     return report, statuses
+
+
+def _new_file(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute(parsed(con, "SELECT nextval('file_id_seq')")).fetchall()[0][0])
+
+
+def _record_file(con: duckdb.DuckDBPyConnection, file_id: int, path: str, nbytes: int | None,
+                 lines: int, report: IngestReport) -> None:
+    con.execute(parsed(
+        con, "INSERT INTO ingested_files VALUES (?, ?, NULL, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)"),
+        [file_id, path, nbytes, lines, report.accepted, report.duplicates, report.quarantined],
+    )
 
 
 def input_size(paths: Iterable[str]) -> int:
@@ -440,16 +466,45 @@ def ingest_events(
     # only add a hand-off to every collector round.
     report, raw = _ingest_stream(store, from_bytes(data), source, k, None, collect=True,
                                  read_ahead=False)
+    return report, _event_results(len(events), raw)
+
+
+def ingest_staged(
+    store: Store,
+    staged: pa.Table,
+    lines: pa.Table,
+    source: str,
+    within: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> tuple[IngestReport, list[EventResult]]:
+    """Store events that a typed entry staged itself (store/typed_ingest.py), as
+    `ingest_events` stores a batch: one transaction and file row, identity, dedupe,
+    quarantine, a status per event (index i: the row with line_no i + 1).
+
+    `staged` has `fast_sql`'s columns, one row per event; a row with `ok` false is validated
+    again by the exact path from its JSON line in `lines` (line_no, line), which names the
+    field and reason of a bad one. `within(con)`: more writes in the same transaction."""
+    report = IngestReport(files=1)
+    with store.transaction() as con:
+        file_id = _new_file(con)
+        raw = _redo_and_store(con, staged, lines, [], file_id, source, None, report, True)
+        if within is not None:
+            within(con)
+        _record_file(con, file_id, source, None, staged.num_rows, report)
+    return report, _event_results(staged.num_rows, raw)
+
+
+def _event_results(n: int, raw: list[Status]) -> list[EventResult]:
+    """Per-line statuses as one EventResult per event (index i: line i + 1)."""
     by_line = {ln: s for (ln, *_), s in zip(raw, raw, strict=True)}
     results: list[EventResult] = []
-    for i in range(len(events)):
+    for i in range(n):
         s = by_line.get(i + 1)
         if s is None:  # blank serialisation cannot happen for dicts; keep the contract total
             results.append(EventResult(i, "rejected", reason="empty event"))
             continue
         _, status, eid, kd, fld, reason = s
         results.append(EventResult(i, status, eid, kd, fld, reason))  # type: ignore[arg-type]
-    return report, results
+    return results
 
 
 def iter_quarantine(store: Store, limit: int | None = None) -> Iterator[dict[str, Any]]:
