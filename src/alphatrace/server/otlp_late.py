@@ -19,6 +19,7 @@ from alphatrace.server.otlp_export import write_ready
 from alphatrace.server.otlp_held import load
 from alphatrace.server.trace_hold import Ready, TraceHold
 from alphatrace.server.writer import Busy, Writer
+from alphatrace.store import Store
 
 log = logging.getLogger("alphatrace.server")
 IDLE_S = 1.0  # how often to look when nothing is held
@@ -33,11 +34,14 @@ class LateWriter:
         self._thread = threading.Thread(target=self._run, name="alphatrace-trace-hold",
                                         daemon=True)
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self) -> None:
         """Hold again the spans held in the store (the writer is running), then start the
         timer (again, if an app's lifespan is entered a second time)."""
         try:
-            self.hold.restore(self.writer.submit_call(load).result(timeout))
+            # Read on a cursor, not as a writer round: a round would run the after-round hooks
+            # (the pipeline) before any request arrived.
+            with self.writer.reader() as cur:
+                self.hold.restore(load(Store(con=cur)))
         except Exception:
             log.exception("the held OTLP spans in the store could not be read back")
         if self._thread.ident is not None:
