@@ -8,7 +8,7 @@
 (b) latency: a real server (uvicorn on loopback, in this process) with the pipeline on,
     8 client processes sending 10,000 events/s in all; a probe sends a losing agent's runs,
     one run per request, and times from the request that completes its evidence (the 5th
-    losing run) to the committed kill record (seen by an after-round hook registered after
+    losing run, under the seed's gates, policies/seed.yaml) to the committed kill record (seen by an after-round hook registered after
     the pipeline). p50/p99 over repeats. Targets p50 ≤ 250 ms, p99 ≤ 1 s.
 (c) throughput: bench_collector.py's load generator against `serve` with the pipeline on.
     Target ≥ 20,000 events/s, p99 ≤ 250 ms.
@@ -175,6 +175,7 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
     import httpx
     import uvicorn
 
+    from alphatrace.policy import SEED_POLICY, shipped_policy
     from alphatrace.server.app import create_app
     from alphatrace.server.keys import create_key
     from alphatrace.server.pipeline import PipelineConfig
@@ -190,7 +191,10 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
         store.con.execute(
             "INSERT INTO bars (symbol, interval_s, ts, open) SELECT 'BTCUSDT', 3600, "
             f"TIMESTAMP '{START}' + to_hours(h), 100 * pow(1.01, h) FROM range(2000) b(h)")
-    app = create_app(db, pipeline=PipelineConfig.load(None), warn_without_keys=False)
+    # The seed's gates: the probe's 5th losing run is the evidence of a kill (the default
+    # gates need 40 runs and would make each probe 8× longer).
+    app = create_app(db, pipeline=PipelineConfig.load(shipped_policy(SEED_POLICY)),
+                     warn_without_keys=False)
     kills: dict[str, float] = {}
 
     def watch(store: Any) -> None:  # after the pipeline: its kill records are committed
