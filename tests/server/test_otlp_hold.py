@@ -350,11 +350,13 @@ def test_spans_held_when_the_collector_is_killed_land_in_their_run_after_a_resta
         assert s.con.execute("SELECT count(*) FROM otlp_held").fetchall() == [(0,)]
 
 
-def test_restored_spans_wait_only_what_they_had_left() -> None:
+def test_restored_spans_wait_only_what_they_had_left(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
     hold = TraceHold(wait_s=30, clock=lambda: clock[0])
     m = request_events(request([span(2, parent=1, session__id="S")]))
-    hold.restore([(m.events[0], m.tags[0], time.time() - 20)])  # held 20 s before the stop
+    # restore reads the wall clock: fixed, so a stalled machine cannot age the span further
+    monkeypatch.setattr(time, "time", lambda: 1_000.0)
+    hold.restore([(m.events[0], m.tags[0], 980.0)])  # held 20 s before the stop
     assert hold.stats.spans == 1 and hold.next_due() == pytest.approx(10, abs=1)
     clock[0] += 11
     (r,) = hold.due()
