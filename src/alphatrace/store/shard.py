@@ -17,7 +17,7 @@ from pathlib import Path
 
 from alphatrace.store.connection import Store
 from alphatrace.store.export import select_sql
-from alphatrace.store.ingest import ingest_paths, normalize_kind
+from alphatrace.store.ingest import ingest_paths
 
 # The tables a shard writes: the three event tables, the quarantine and the file's record.
 EVENT_TABLES = ("telemetry", "alpha", "pnl")
@@ -43,7 +43,6 @@ def validate_file(path: str, key: int, staging: str, kind: str | None = None) ->
     out = shard_dir(Path(staging), key)
     out.mkdir(parents=True, exist_ok=True)
     with Store(":memory:") as store:
-        normalize_kind(kind)  # a bad --kind is refused before any work
         rep = ingest_paths(store, [path], kind=kind)
         con = store.con
         con.execute("UPDATE ingested_files SET file_id = ?", [key])
