@@ -57,9 +57,13 @@ def check_group(ctx: typer.Context, group: str) -> None:
 
 
 def root_engine(ctx: typer.Context, engine: str) -> str:
-    """A command's `--engine` (default duckdb), else the root's `alphatrace --engine`."""
+    """A command's `--engine` (default duckdb), else the root's `alphatrace --engine`;
+    refused unless one of ENGINES."""
     root = _root(ctx)
-    return root if engine == "duckdb" and root else engine
+    chosen = root if engine == "duckdb" and root else engine
+    if chosen not in ENGINES:
+        raise InputError(f"--engine {chosen}: use duckdb or spark")
+    return chosen
 
 
 def spark_tables(ctx: typer.Context, engine: str | None, tables: Path | None) -> Path | None:

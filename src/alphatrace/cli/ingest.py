@@ -57,10 +57,7 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Ingest events: validated, deduplicated, bad lines quarantined with their reason."""
-    engine = root_engine(ctx, engine)
-    if engine not in ("duckdb", "spark"):
-        raise InputError(f"--engine {engine}: use duckdb or spark")
-    if engine == "spark":
+    if root_engine(ctx, engine) == "spark":
         _spark_ingest(paths, kind, tables, bool(follow), as_json)
         return
     if tables is not None:

@@ -63,12 +63,6 @@ TablesOption = Annotated[Path | None, typer.Option(
     "--tables", help="With --engine spark: the folder `alphatrace export --to parquet` wrote.")]
 
 
-def _engine(engine: str) -> str:
-    if engine not in ("duckdb", "spark"):
-        raise InputError(f"--engine {engine}: use duckdb or spark")
-    return engine
-
-
 @handle_errors
 def reconcile(
     ctx: typer.Context,
@@ -85,7 +79,7 @@ def reconcile(
 ) -> None:
     """Price signals against market data (new or changed ones only) and rebuild the ledger."""
     cfg = rpolicy.load(policy)
-    if _engine(root_engine(ctx, engine)) == "spark":
+    if root_engine(ctx, engine) == "spark":
         _spark_reconcile(tables, out, cfg, as_json)
         return
     if tables is not None or out is not None:
@@ -149,7 +143,7 @@ def ledger(
     as_json: JsonOption = False,
 ) -> None:
     """One row per run (docs/architecture.md §Ledger), ordered by (ts, run_id), with a status summary line."""
-    if _engine(root_engine(ctx, engine)) == "spark":
+    if root_engine(ctx, engine) == "spark":
         _spark_ledger(tables, out, policy, as_json)
         return
     if tables is not None or policy is not None:
