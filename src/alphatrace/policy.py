@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 import types
 import typing
@@ -207,16 +208,38 @@ def parse_policy_text(text: str, path: str) -> Policy:
 
 def shipped_policy(name: str) -> Policy:
     """A policy file shipped in `alphatrace/policies` (DEFAULT_POLICY, SEED_POLICY)."""
-    text = resources.files("alphatrace.policies").joinpath(name).read_text("utf-8")
-    return parse_policy_text(text, f"<shipped policy {name}>")
+    return parse_policy_text(shipped_text(name), shipped_label(name))
+
+
+def shipped_label(name: str) -> str:
+    """What a shipped policy's `path` says (/healthz shows it); `shipped_name` reads it back."""
+    return f"<default policy {name}>" if name == DEFAULT_POLICY else f"<shipped policy {name}>"
+
+
+def shipped_name(label: str) -> str | None:
+    """The shipped file a `shipped_label` names, else None (a user's file)."""
+    m = re.fullmatch(r"<(?:default|shipped) policy ([\w.-]+)>", label)
+    return m.group(1) if m else None
+
+
+def shipped_text(name: str) -> str:
+    return resources.files("alphatrace.policies").joinpath(name).read_text("utf-8")
+
+
+# The shipped policies by the names `--policy` accepts for them (`load_policy`).
+SHIPPED = {"default": DEFAULT_POLICY, "seed": SEED_POLICY}
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
-    """The policy at `path`, or the shipped default."""
+    """The policy at `path`, or the shipped default. A bare name of `SHIPPED` (`seed`,
+    `default`) that is not a file in the working directory names the shipped policy, so users
+    need not find the package's folder; a file of that name wins, so no existing command line
+    changes meaning."""
     if path is None:
-        text = resources.files("alphatrace.policies").joinpath(DEFAULT_POLICY).read_text("utf-8")
-        return parse_policy_text(text, f"<default policy {DEFAULT_POLICY}>")
+        return shipped_policy(DEFAULT_POLICY)
     p = Path(path)
+    if not p.is_file() and str(path) in SHIPPED:
+        return shipped_policy(SHIPPED[str(path)])
     if not p.is_file():
         raise PolicyError("no such policy file", path=str(p))
     return parse_policy_text(p.read_text("utf-8"), str(p))

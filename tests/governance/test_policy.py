@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+import alphatrace.policies
 from alphatrace.errors import PolicyError
 from alphatrace.governance.policy import (
     ConfidenceSection,
@@ -14,6 +15,7 @@ from alphatrace.governance.policy import (
     GatesSection,
     SizingSection,
     Window,
+    _source_text,
     load_governance,
 )
 from alphatrace.notify.config import NotifySection
@@ -84,6 +86,32 @@ def test_seed_policy_is_the_seed_gates() -> None:
     assert (gp.confidence, gp.eligibility, gp.notify, gp.sizing) == (
         default.confidence, default.eligibility, default.notify, default.sizing)
     assert gp.hash != default.hash
+
+
+def test_policy_names_seed_and_default_are_the_shipped_files(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--policy seed` is the shipped seed.yaml read from the package's folder (found here
+    independently, by its path on disk), and `default` the default; a file of that name in the
+    working directory wins, so no command line that worked before changes meaning."""
+    monkeypatch.chdir(tmp_path)
+    folder = Path(alphatrace.policies.__file__).parent
+    by_name, by_path = load_policy("seed"), load_policy(folder / "seed.yaml")
+    assert by_name.data == by_path.data
+    assert load_governance(by_name).hash == load_governance(by_path).hash != load_governance().hash
+    assert load_governance(load_policy("default")).hash == load_governance().hash
+    write(tmp_path, "gates: {min_runs: 3}\n", name="seed")
+    assert load_policy("seed").data == {"gates": {"min_runs": 3}}
+    with pytest.raises(PolicyError, match="no such policy file"):
+        load_policy("seeed")
+
+
+def test_a_shipped_policys_source_is_found_again_for_error_positions() -> None:
+    """A shipped policy's source is found again from its label, so its errors point into it."""
+    gp_policy = load_policy("seed")
+    text = (Path(alphatrace.policies.__file__).parent / "seed.yaml").read_text("utf-8")
+    assert _source_text(gp_policy) == text
+    assert _source_text(load_policy()) == (
+        Path(alphatrace.policies.__file__).parent / "default.yaml").read_text("utf-8")
 
 
 def test_missing_sections_mean_the_defaults(tmp_path: Path) -> None:

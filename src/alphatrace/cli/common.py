@@ -61,7 +61,9 @@ DbOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, nothing else.")]
 PolicyOption = Annotated[
-    Path | None, typer.Option("--policy", help="Policy file (default: the shipped default.yaml).")
+    Path | None,
+    typer.Option("--policy", help="Policy file (default: the shipped default.yaml; `seed` names "
+                 "the shipped seed.yaml, `default` the default, unless a file has that name)."),
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])

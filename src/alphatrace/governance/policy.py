@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +25,7 @@ from alphatrace.governance import expr
 from alphatrace.governance.canon import canonical_json, sha256_hex
 from alphatrace.notify.config import NotifySection
 from alphatrace.parse import parse_duration
-from alphatrace.policy import DEFAULT_POLICY, Policy, load_policy
+from alphatrace.policy import Policy, load_policy, shipped_name, shipped_text
 
 Scope = Literal["agent", "strategy"]
 SCOPES: tuple[Scope, ...] = ("agent", "strategy")
@@ -173,8 +172,9 @@ class GovernancePolicy:
 # ---------------------------------------------------------------- error positions
 
 def _source_text(policy: Policy) -> str | None:
-    if policy.path.startswith("<default policy"):
-        return resources.files("alphatrace.policies").joinpath(DEFAULT_POLICY).read_text("utf-8")
+    shipped = shipped_name(policy.path)
+    if shipped is not None:
+        return shipped_text(shipped)
     p = Path(policy.path)
     return p.read_text("utf-8") if p.is_file() and not policy.path.endswith(".toml") else None
 
