@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from alphatrace.api import Database
 from alphatrace.governance import audit, journal, redecide
+from alphatrace.governance.reads import StoreReads
 from tests.policies import SEED
 from tests.rows import h, insert, reset, run, series
 
@@ -153,7 +154,7 @@ def _planned(db: Database) -> redecide.Redecide:
     """The plan's re-decider up to the log's newest as-of, whatever the log's length."""
     times = [dt.datetime.strptime(str(r["as_of"]), "%Y-%m-%dT%H:%M:%S.%fZ")
              for r in journal.read_records(db.con) if r["as_of"] is not None]
-    return redecide.planned(db.con, max(times, default=h(0)))
+    return redecide.planned(StoreReads(db.con), max(times, default=h(0)))
 
 
 def _recheck(db: Database, how: redecide.Redecide) -> list[dict[str, Any]]:
@@ -185,7 +186,7 @@ def test_the_planned_re_decision_is_the_reference(
         shared.revive(killed[0][1], "checked", scope=killed[0][0])
     shared.gates.evaluate(SEED, catch_up=True)
     assert (_recheck(shared, _planned(shared))
-            == _recheck(shared, redecide.decide_each(shared.con)))
+            == _recheck(shared, redecide.decide_each(StoreReads(shared.con))))
 
 
 def test_a_catch_up_after_one_time_evaluations_starts_where_they_left_off(db: Database) -> None:

@@ -1,4 +1,5 @@
-"""One local Spark session for the Spark tests (local[2], UTC, few shuffle partitions)."""
+"""One local Spark session for the Spark tests (local[2], UTC, few shuffle partitions), and the
+demo slice the governance parity tests read."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,3 +30,14 @@ def spark() -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's data (real prices, simulated agents), reconciled, without its governance."""
+    from alphatrace.demo.pipeline import STEPS, run_demo
+
+    db = tmp_path_factory.mktemp("spark_gov_demo") / "demo.duckdb"
+    run_demo(db, runs_per_agent=40,
+             steps=[s for s in STEPS if s.name in ("market", "simulate", "ingest", "reconcile")])
+    return db

@@ -15,10 +15,14 @@ def test_engine_flags_are_checked_before_spark_starts(tmp_path: Path) -> None:
     cli = CliRunner()
     no_tables = cli.invoke(app, ["--engine", "spark", "gates", "evaluate"])
     assert no_tables.exit_code != 0 and "--tables" in no_tables.output
-    backtest = cli.invoke(app, ["--engine", "spark", "gates", "backtest"])
-    assert backtest.exit_code != 0 and "runs on the store only" in backtest.output
-    audit = cli.invoke(app, ["--engine", "spark", "audit", "verify"])
-    assert audit.exit_code != 0 and "runs on the store only" in audit.output
+    for argv in (["--engine", "spark", "gates", "backtest"], ["--engine", "spark", "audit",
+                 "verify"], ["audit", "verify", "--engine", "spark", "--chain-only"]):
+        no_tables = cli.invoke(app, argv)
+        assert no_tables.exit_code != 0 and "--tables" in no_tables.output, argv
+    show = cli.invoke(app, ["--engine", "spark", "audit", "show", "x"])
+    assert show.exit_code != 0 and "`audit show` runs on the store only" in show.output
+    revive = cli.invoke(app, ["--engine", "spark", "revive", "x", "--reason", "r"])
+    assert revive.exit_code != 0 and "runs on the store only" in revive.output
     bad = cli.invoke(app, ["confidence", "--engine", "flink", "--tables", str(tmp_path)])
     assert bad.exit_code != 0 and "duckdb or spark" in bad.output
     stray = cli.invoke(app, ["confidence", "--tables", str(tmp_path)])

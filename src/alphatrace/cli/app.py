@@ -57,7 +57,8 @@ def _remote_options(
         "--key is the signing key).", envvar="ALPHATRACE_API_KEY", show_envvar=True)] = None,
     engine: Annotated[str | None, typer.Option(
         "--engine", help="duckdb (the store, default) or spark, for `ingest`, `reconcile`, "
-        "`ledger`, `confidence` and `gates evaluate` (each also takes --engine itself).")] = None,
+        "`ledger`, `confidence`, `gates evaluate`, `gates backtest` and `audit verify` (each "
+        "also takes --engine itself).")] = None,
 ) -> None:
     """Explain every dollar an automated trading agent gains or loses.
 

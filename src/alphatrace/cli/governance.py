@@ -32,7 +32,7 @@ from alphatrace.config import resolve_db_path
 from alphatrace.errors import InputError, NotFoundError, PolicyError
 from alphatrace.governance import anchor, anchor_check, journal, signing
 from alphatrace.governance import confidence as confidence_mod
-from alphatrace.governance.api import Gates, with_states
+from alphatrace.governance.api import Gates, Governance, with_states
 from alphatrace.governance.policy import load_governance, policy_errors
 from alphatrace.governance.runs import parse_as_of
 from alphatrace.policy import Policy, load_policy
@@ -67,6 +67,12 @@ policy_app = typer.Typer(help="Policy files.", no_args_is_help=True)
 def _gates(ctx: typer.Context) -> None:
     """Promotion/kill gates."""
     check_group(ctx, "gates")
+
+
+@audit_app.callback()
+def _audit(ctx: typer.Context) -> None:
+    """The tamper-evident decision log."""
+    check_group(ctx, "audit")
 
 
 def _log_store(db: Path | None, *, read_only: bool) -> Database:
@@ -291,15 +297,23 @@ def _say_signed(sh: signing.SignedHead | None, quiet: bool) -> None:
 
 @handle_errors
 def gates_backtest(
+    ctx: typer.Context,
     policy: PolicyOption = None,
+    engine: EngineOption = None,
+    tables: TablesOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Replay a policy run by run: when each subject would have been promoted or killed, and
-    the PnL each kill would have avoided."""
+    the PnL each kill would have avoided. With --engine spark: the ledger of an export
+    (--tables) is read and replayed on Spark; no store is read (the replay starts from an
+    empty lifecycle)."""
     gp = load_governance(policy)
-    with Database(db, read_only=True) as d, _busy("replaying the policy", not as_json):
-        result = d.gates.backtest(gp)
+    lake = spark_tables(ctx, engine, tables)
+    store = Database(db, read_only=True) if lake is None else Database(":memory:")
+    with store as d, _busy("replaying the policy", not as_json):
+        gates = d.gates if lake is None else Gates(d.store, _spark_reads(lake))
+        result = gates.backtest(gp)
     if as_json:
         print_json(result)
         return
@@ -311,6 +325,7 @@ def gates_backtest(
 
 @handle_errors
 def audit_verify(
+    ctx: typer.Context,
     recompute: Annotated[bool, typer.Option(
         "--recompute/--chain-only", help="Also re-decide every evaluation from the store.")] = True,
     pubkey: Annotated[Path | None, typer.Option(
@@ -323,20 +338,28 @@ def audit_verify(
     expect_seq: Annotated[int | None, typer.Option(
         "--expect-seq", min=1, help="The chain must still reach this seq (with --expect-head: "
         "that hash at that seq).")] = None,
+    engine: EngineOption = None,
+    tables: TablesOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Re-hash the decision chain, check every decision against its own metrics and the chain
     against signed or expected heads, and re-compute each decision; name every record that was
     edited, removed, reordered, rewritten, forged, truncated, forked, left unsigned or no longer
-    follows from its inputs. Exit 1 if any."""
+    follows from its inputs. Exit 1 if any. With --engine spark: the re-computation reads the
+    ledger of an export (--tables) on Spark; the log is the store's (--db)."""
+    lake = spark_tables(ctx, engine, tables)
     if expect_head is not None and not _is_hash(expect_head):
         raise InputError(f"--expect-head {expect_head!r} is not a 64-hex-digit SHA-256 hash")
     given = anchor_check.Given(pubkey=signing.load_public(pubkey) if pubkey else None,
                                heads_path=heads, expect_head=expect_head and expect_head.lower(),
                                expect_seq=expect_seq)
     with Database(db, read_only=True) as d, _busy("verifying the decision log", not as_json):
-        result = d.audit_verify(recompute=recompute, anchors=given)
+        if lake is None:
+            result = d.audit_verify(recompute=recompute, anchors=given)
+        else:  # Spark starts only when something is re-computed
+            reads = _spark_reads(lake) if recompute else None
+            result = Governance(d.store, reads).audit_verify(recompute=recompute, anchors=given)
     if as_json:
         print_json(result)
     elif result["ok"]:

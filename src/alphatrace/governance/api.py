@@ -179,7 +179,7 @@ class Gates:
     @utc_result
     def backtest(self, policy: PolicySource = None) -> dict[str, Any]:
         """Replay the policy run by run over the whole history; see docs/governance.md."""
-        return backtest.run(self.store.con, load_governance(policy))
+        return backtest.run(self.store.con, load_governance(policy), self.reads)
 
 
 def resolve_subject(store: Store, subject: str, scope: str | None) -> SubjectKey:
@@ -205,11 +205,13 @@ def resolve_subject(store: Store, subject: str, scope: str | None) -> SubjectKey
 
 class Governance:
     """Confidence, the gates (`gates`), the audit of the decision log, revive
-    (docs/governance.md)."""
+    (docs/governance.md). `reads`: where the gates and the audit's re-computation read the
+    ledger (default: the store's; `engines.spark` passes its own)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, reads: Reads | None = None) -> None:
         self.store = store
-        self.gates = Gates(store)
+        self._reads = reads
+        self.gates = Gates(store, reads)
 
     @utc_result
     def confidence(self, agent: str | None = None, history: bool = False,
@@ -233,7 +235,8 @@ class Governance:
         the heads signed or given in `anchors`, and (unless `recompute=False`) re-decide every
         evaluation from the store and its stored policy; names each problem (see
         docs/governance.md)."""
-        return audit.verify(self.store.con, recompute=recompute, given=anchors)
+        return audit.verify(self.store.con, recompute=recompute, given=anchors,
+                            reads=self._reads)
 
     def audit_sign(self, key: Path, heads_file: Path | None = None) -> dict[str, Any]:
         """Sign the decision log's head with the Ed25519 key file; append it to `heads_file`."""

@@ -49,6 +49,7 @@ from alphatrace.governance.lifecycle import (
 )
 from alphatrace.governance.novelty import is_news
 from alphatrace.governance.policy import SCOPES, GovernancePolicy, from_decision_body
+from alphatrace.governance.reads import Reads, StoreReads
 from alphatrace.governance.verdicts import Problem
 from alphatrace.governance.verdicts import problem as _problem
 from alphatrace.store.connection import has_table
@@ -228,7 +229,7 @@ def newest_before(order: list[dict[str, Any]]) -> Iterator[dict[SubjectKey, dict
             last[(r["scope"], r["subject"])] = r
 
 
-def _redecider(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]]) -> redecide.Redecide:
+def _redecider(reads: Reads, order: list[dict[str, Any]]) -> redecide.Redecide:
     """governance.redecide.chosen for this log: its evaluations per policy, its newest as-of."""
     counts: dict[str, int] = {}
     newest: dt.datetime | None = None
@@ -241,8 +242,8 @@ def _redecider(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]]) -> r
         counts[ph] = counts.get(ph, 0) + 1
         newest = t if newest is None else max(newest, t)
     if newest is None:
-        return redecide.decide_each(con)
-    return redecide.chosen(con, newest, counts)
+        return redecide.decide_each(reads)
+    return redecide.chosen(reads, newest, counts)
 
 
 class Policies:
@@ -282,7 +283,7 @@ def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
     each naming the record's seq, its subject and the fields. `redecider`: how (default: the
     windows of one replay plan per policy, governance.redecide)."""
     if redecider is None:
-        redecider = _redecider(con, order)
+        redecider = _redecider(StoreReads(con), order)
     policies = policies or Policies(con)
     problems: list[Problem] = []
     differs: set[int] = set()  # records named inputs_changed: later novelty follows from them
@@ -494,9 +495,12 @@ def recorded_problems(recs: Iterable[dict[str, Any]]) -> list[Problem]:
 
 
 def verify(con: duckdb.DuckDBPyConnection, recompute: bool = True,
-           given: anchor_check.Given | None = None) -> dict[str, Any]:
+           given: anchor_check.Given | None = None, reads: Reads | None = None
+           ) -> dict[str, Any]:
     """Every check, problems sorted by seq. `given`: the anchors to check against (the heads
-    signed in the store are always used; with a public key their signatures are checked)."""
+    signed in the store are always used; with a public key their signatures are checked).
+    `reads`: where the re-computation reads the ledger (default: `con`'s); the log is always
+    `con`'s."""
     recs = read_records(con)
     mark = head(con)
     intact = intact_ids(recs)
@@ -517,7 +521,8 @@ def verify(con: duckdb.DuckDBPyConnection, recompute: bool = True,
         skip = broken | {id(r) for r in recs if r["seq"] in flagged}
         removed = {int(p["seq"]) for p in problems
                    if p["kind"] in ("removed", "truncated") and p["seq"] is not None}
-        for p in recheck(con, order, skip, removed, policies=policies):
+        redecider = _redecider(reads or StoreReads(con), order)
+        for p in recheck(con, order, skip, removed, redecider, policies):
             if p["kind"] == "inputs_changed" and p["seq"] in rewritten:
                 p = _problem(p["seq"], "rewritten", f"the chain no longer reaches "
                              f"{rewritten[p['seq']]}, and this record no longer follows from "

@@ -17,35 +17,69 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from alphatrace.engines.duckdb import DUCKDB
+from alphatrace.engines.dialect import Dialect
 from alphatrace.governance import replay
 from alphatrace.governance.gates import Decision
 from alphatrace.governance.policy import GovernancePolicy
-from alphatrace.governance.runs import (
-    data_as_of,
-    eligible_sql,
-    needed_columns,
-    subjects_sql,
-)
-from alphatrace.store.connection import registered
+from alphatrace.governance.reads import Reads, StoreReads
+from alphatrace.governance.runs import subjects_sql
 
 KILL = "_alphatrace_bt_kills"
+_KILLS = pa.schema([("scope", pa.string()), ("subject", pa.string()), ("kts_us", pa.int64()),
+                    ("via", pa.string())])
 
 
-def decisions(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy) -> list[Decision]:
-    """Every decision the replay finds news, in (knowledge time, scope, subject) order."""
-    target = data_as_of(con)
+def decisions(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
+              reads: Reads | None = None) -> list[Decision]:
+    """Every decision the replay finds news, in (knowledge time, scope, subject) order.
+    `reads`: where the ledger is read (default: `con`'s); nothing is read from the store's
+    log (the lifecycle starts empty)."""
+    reads = reads or StoreReads(con)
+    target = reads.as_of()
     if target is None:
         return []
-    p = replay.plan(con, gp, {}, target)
+    p = reads.plan(gp, {}, target)
     out: list[Decision] = []
-    for _, ds in replay.walk(con, gp, p, replay.Walk({}, {}), target):
+    for _, ds in replay.walk(con, gp, p, replay.Walk({}, {}), target, runs=reads):
         out += [d for d, news in ds if news]
     return out
 
 
-def run(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy) -> dict[str, Any]:
-    ds = decisions(con, gp)
+def totals_sql(d: Dialect, gp: GovernancePolicy, base: str) -> str:
+    """Per subject of the gates' scopes: its runs, and the number, bps and USD of those
+    signalled after its kill was known (`KILL`: scope, subject, kts_us, via)."""
+    after = f"k.kts_us IS NOT NULL AND p.ts > {d.ts_from_us('k.kts_us')}"
+    return f"""
+SELECT p.scope, p.subject, count(*) AS runs,
+  count(CASE WHEN {after} THEN 1 END) AS runs_after,
+  coalesce({d.exact_sum("p.realized_pnl_bps", after)}, 0) AS bps_after,
+  coalesce({d.exact_sum("p.pnl_usd", after)}, 0) AS usd_after
+FROM ({subjects_sql(base, list(gp.gates.scope))}) p
+LEFT JOIN {KILL} k ON k.scope = p.scope AND k.subject = p.subject
+GROUP BY p.scope, p.subject"""
+
+
+def trigger_sql(d: Dialect, base: str) -> str:
+    """Per kill of `KILL`: the run whose knowledge decided it, the newest run known by then
+    (in (known_ts, ts, run_id) order) of the subject (its own rule) or of the strategy that
+    cascaded."""
+    return f"""
+SELECT scope, subject, run_id FROM (
+  SELECT k.scope, k.subject, p.run_id,
+    row_number() OVER (PARTITION BY k.scope, k.subject
+                       ORDER BY p.known_ts DESC, p.ts DESC, p.run_id DESC) AS _rk
+  FROM {KILL} k JOIN ({subjects_sql(base, ["agent", "strategy"])}) p
+    ON p.subject = k.via AND p.scope = CASE WHEN k.via = k.subject THEN k.scope
+                                            ELSE 'strategy' END
+    AND p.known_ts <= {d.ts_from_us('k.kts_us')}) t
+WHERE _rk = 1"""
+
+
+def run(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
+        reads: Reads | None = None) -> dict[str, Any]:
+    """The backtest's document. `reads`: where the ledger is read (default: `con`'s)."""
+    reads = reads or StoreReads(con)
+    ds = decisions(con, gp, reads)
     kills: dict[tuple[str, str], Decision] = {}
     promos: dict[tuple[str, str], Decision] = {}
     for d in ds:
@@ -55,35 +89,21 @@ def run(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy) -> dict[str, Any]:
             promos.setdefault(d.key, d)
     kp = pa.table({
         "scope": [k[0] for k in kills], "subject": [k[1] for k in kills],
-        "kts": pa.array([d.as_of for d in kills.values()], pa.timestamp("us")),
+        "kts_us": pa.array([d.as_of for d in kills.values()], pa.timestamp("us")).cast(pa.int64()),
         "via": [d.cascade_from or d.subject for d in kills.values()],
-    }, schema=pa.schema([("scope", pa.string()), ("subject", pa.string()),
-                         ("kts", pa.timestamp("us")), ("via", pa.string())]))
-    base, params = eligible_sql(con, gp, needed_columns(con, ["runs"]), None)
-    after = "k.kts IS NOT NULL AND p.ts > k.kts"  # signalled after the kill was known
-    with registered(con, KILL, kp):
-        totals = con.execute(f"""
-SELECT p.scope, p.subject, count(*) AS runs,
-  count(*) FILTER (WHERE {after}) AS runs_after,
-  coalesce({DUCKDB.exact_sum("realized_pnl_bps", after)}, 0) AS bps_after,
-  coalesce({DUCKDB.exact_sum("pnl_usd", after)}, 0) AS usd_after
-FROM ({subjects_sql(base, list(gp.gates.scope))}) p
-LEFT JOIN {KILL} k ON k.scope = p.scope AND k.subject = p.subject
-GROUP BY ALL ORDER BY p.scope, p.subject""", params).fetchall()
-        # the run whose knowledge decided a kill: the newest run known by then of the subject
-        # (own rule) or of the strategy that cascaded
-        trigger = {(str(sc), str(s)): str(r) for sc, s, r in con.execute(f"""
-SELECT k.scope, k.subject,
-  arg_max(CAST(p.run_id AS VARCHAR), row(p.known_ts, p.ts, CAST(p.run_id AS VARCHAR)))
-FROM {KILL} k JOIN ({subjects_sql(base, ["agent", "strategy"])}) p
-  ON p.subject = k.via AND p.scope = CASE WHEN k.via = k.subject THEN k.scope ELSE 'strategy' END
-  AND p.known_ts <= k.kts
-GROUP BY ALL""", params).fetchall()}
+    }, schema=_KILLS)
+    base = reads.runs_sql(gp, ["runs"])
+    totals = sorted(reads.query(totals_sql(reads.dialect, gp, base), {KILL: kp}).to_pylist(),
+                    key=lambda r: (r["scope"], r["subject"]))
+    trigger = {(str(r["scope"]), str(r["subject"])): str(r["run_id"]) for r in
+               reads.query(trigger_sql(reads.dialect, base), {KILL: kp}).to_pylist()}
 
     rule_of = {k: d.rule for k, d in kills.items()}
     subjects: list[dict[str, Any]] = []
-    for sc, s, runs, runs_after, bps_after, usd_after in totals:
-        key = (str(sc), str(s))
+    for row in totals:
+        key = (str(row["scope"]), str(row["subject"]))
+        runs, runs_after = row["runs"], row["runs_after"]
+        bps_after, usd_after = row["bps_after"], row["usd_after"]
         kill = kills.get(key)
         prom = promos.get(key)
         killed = kill is not None

@@ -26,12 +26,10 @@ import bisect
 import datetime as dt
 from collections.abc import Callable, Mapping
 
-import duckdb
-
-from alphatrace.governance import replay
-from alphatrace.governance.gates import Assessment, Decision, decide, judge
+from alphatrace.governance.gates import Assessment, Decision, judge
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.policy import GovernancePolicy
+from alphatrace.governance.reads import Reads
 
 # (policy, as-of, lifecycle before) → every subject's decision, ordered (scope, subject)
 Redecide = Callable[[GovernancePolicy, dt.datetime, Mapping[SubjectKey, State]], list[Decision]]
@@ -40,16 +38,15 @@ Redecide = Callable[[GovernancePolicy, dt.datetime, Mapping[SubjectKey, State]],
 class Windows:
     """Every subject's assessments under one policy up to `target`, by the time they start."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
-                 target: dt.datetime) -> None:
-        p = replay.plan(con, gp, {}, target)
+    def __init__(self, reads: Reads, gp: GovernancePolicy, target: dt.datetime) -> None:
+        p = reads.plan(gp, {}, target)
         self.times: dict[SubjectKey, list[dt.datetime]] = {}
         self.assessed: dict[SubjectKey, list[Assessment]] = {}
         for t, batch in p.by_time.items():  # in time order
             for a in batch:
                 self.times.setdefault(a.key, []).append(t)
                 self.assessed.setdefault(a.key, []).append(a)
-        self.members = replay.Membership.load(con, target)
+        self.members = reads.membership(target)
 
     def at(self, t: dt.datetime) -> list[Assessment]:
         """Each subject's assessment at `t` (its last point at or before it), ordered (scope,
@@ -72,7 +69,7 @@ class Windows:
         return judge(gp, t, pre, self.at(t), self.targets(t))
 
 
-def planned(con: duckdb.DuckDBPyConnection, target: dt.datetime) -> Redecide:
+def planned(reads: Reads, target: dt.datetime) -> Redecide:
     """A re-decider reading windows from one replay plan per policy, up to `target` (the newest
     as-of to re-decide), each built on first use."""
     cache: dict[str, Windows] = {}
@@ -83,7 +80,7 @@ def planned(con: duckdb.DuckDBPyConnection, target: dt.datetime) -> Redecide:
             raise ValueError(f"as-of {t} is after the re-decider's target {target}")
         w = cache.get(gp.hash)
         if w is None:
-            w = cache[gp.hash] = Windows(con, gp, target)
+            w = cache[gp.hash] = Windows(reads, gp, target)
         return w.decide(gp, t, pre)
 
     return redecide
@@ -97,11 +94,10 @@ def worth_planning(gp: GovernancePolicy) -> int:
     return 2 * (gp.gates.window.runs or PLAN_RUNS)
 
 
-def chosen(con: duckdb.DuckDBPyConnection, target: dt.datetime,
-           evaluations: Mapping[str, int]) -> Redecide:
+def chosen(reads: Reads, target: dt.datetime, evaluations: Mapping[str, int]) -> Redecide:
     """Per policy: the plan when the log has `worth_planning` evaluations of it or more
     (`evaluations`: policy hash → count), else one query per evaluation."""
-    plans, each = planned(con, target), decide_each(con)
+    plans, each = planned(reads, target), decide_each(reads)
 
     def redecide(gp: GovernancePolicy, t: dt.datetime,
                  pre: Mapping[SubjectKey, State]) -> list[Decision]:
@@ -111,6 +107,7 @@ def chosen(con: duckdb.DuckDBPyConnection, target: dt.datetime,
     return redecide
 
 
-def decide_each(con: duckdb.DuckDBPyConnection) -> Redecide:
-    """The reference: one `gates.decide` (a window query) per evaluation."""
-    return lambda gp, t, pre: decide(con, gp, t, pre)
+def decide_each(reads: Reads) -> Redecide:
+    """The reference: one evaluation's windows (`gates.decide`: a window query) per
+    evaluation."""
+    return lambda gp, t, pre: judge(gp, t, pre, reads.assess(gp, t), reads.members(t))

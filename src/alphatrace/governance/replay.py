@@ -24,6 +24,8 @@ import duckdb
 import pyarrow as pa
 
 from alphatrace import metrics
+from alphatrace.engines.dialect import Dialect
+from alphatrace.engines.duckdb import DUCKDB
 from alphatrace.governance.gates import (
     Assessment,
     Decision,
@@ -67,29 +69,34 @@ def _marks_table(marks: Mapping[SubjectKey, dt.datetime]) -> pa.Table:
                                       ("mark", pa.timestamp("us"))]))
 
 
-def _runs_sql(gp: GovernancePolicy, base: str) -> str:
+def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
+             d: Dialect = DUCKDB) -> str:
     """Runs of subjects with runs known after their mark: those new ones, and the newest
     `window.runs` before the mark (every one when the window has no run count), numbered
-    per subject in (known_ts, ts, run_id) order."""
+    per subject (`_i`, from 1) in (known_ts, ts, run_id) order; rows in no particular order.
+    `base`: the eligible runs, with `columns`; `marks`: a relation (scope, subject, mark).
+    The one definition of a replay's runs, in the dialect `d` of the engine that reads the
+    ledger (engines.spark runs it in Spark SQL)."""
     n = gp.gates.window.runs
     keep = "true" if n is None else f"_new OR _rk <= {int(n)}"
+    cols = ", ".join(["scope", "subject", *columns, "mark", "_new"])
     return f"""
 WITH s AS ({subjects_sql(base, list(gp.gates.scope))}),
 j AS (SELECT s.*, m.mark, (m.mark IS NULL OR s.known_ts > m.mark) AS _new
-      FROM s LEFT JOIN {MARKS} m ON m.scope = s.scope AND m.subject = s.subject),
-r AS (SELECT j.* FROM j SEMI JOIN (SELECT DISTINCT scope, subject FROM j WHERE _new) c
+      FROM s LEFT JOIN {marks} m ON m.scope = s.scope AND m.subject = s.subject),
+r AS (SELECT j.* FROM j {d.semi_join()} (SELECT DISTINCT scope, subject FROM j WHERE _new) c
       ON c.scope = j.scope AND c.subject = j.subject),
-k AS (SELECT *, row_number() OVER (PARTITION BY scope, subject, _new
-                                   ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk
-      FROM r QUALIFY {keep})
-SELECT * EXCLUDE (_rk), row_number() OVER (PARTITION BY scope, subject ORDER BY {ORDER}) AS _i
-FROM k ORDER BY scope, subject, _i"""
+k AS (SELECT r.*, row_number() OVER (PARTITION BY scope, subject, _new
+                                     ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk
+      FROM r)
+SELECT {cols}, row_number() OVER (PARTITION BY scope, subject ORDER BY {ORDER}) AS _i
+FROM k WHERE {keep}"""
 
 
 def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: list[str],
                 marks: Mapping[SubjectKey, dt.datetime], target: dt.datetime, *,
                 bounded: bool = True) -> pa.Table:
-    """`_runs_sql`'s table (the runs a replay needs), read without scanning the ledger.
+    """`runs_sql`'s table (the runs a replay needs), read without scanning the ledger.
 
     The marked subjects' runs are read from a lower bound on (`runs.ledger_sql`'s `since`):
     the earliest mark less a margin, which grows fourfold until every marked subject with news
@@ -116,7 +123,8 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
                         f"{ts_literal(lo)} AND (agent IN (SELECT unnest(?::VARCHAR[])) OR "
                         f"strategy IN (SELECT unnest(?::VARCHAR[])))")
                 params = [*params, *rparams, *unmarked]
-            runs = con.sql(_runs_sql(gp, base), params=params).to_arrow_table()
+            runs = con.sql(f"SELECT * FROM ({runs_sql(gp, base, columns, MARKS)}) "
+                           "ORDER BY scope, subject, _i", params=params).to_arrow_table()
             if lo is None or n is None or _complete(runs, lo, n):
                 return runs
             margin *= 4
@@ -226,7 +234,7 @@ def plan_of(assessed: list[tuple[dt.datetime, Assessment]],
 
 def assess_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, runs: pa.Table,
                 target: dt.datetime) -> list[tuple[dt.datetime, Assessment]]:
-    """Every (point, assessment) of the runs a replay needs (`_runs_sql`'s table, in its
+    """Every (point, assessment) of the runs a replay needs (`runs_sql`'s table, in its
     order), wherever they were selected: `con` only computes (engines.spark runs this per
     subject group on an in-memory connection)."""
     names = gp.gate_metrics()

@@ -28,6 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alphatrace.engines.spark.dialect import SPARK
 from alphatrace.errors import InputError
 from alphatrace.governance import confidence, replay
 from alphatrace.governance.gates import Assessment, Members, assess_window
@@ -36,6 +37,7 @@ from alphatrace.governance.policy import GovernancePolicy
 from alphatrace.governance.runs import KNOWN_TS, columns_for, eligible_where, subjects_sql
 
 LEDGER_VIEW = "_alphatrace_gov_ledger"
+MARKS_VIEW = "_alphatrace_gov_marks"
 EXCLUSIONS_VIEW = "run_exclusions"  # the name `forensics.exclusions.included_sql` reads
 _EPOCH = dt.datetime(1970, 1, 1)
 _SORT = [("known_ts", "ascending"), ("ts", "ascending"), ("run_id", "ascending")]
@@ -78,8 +80,10 @@ def _table_path(tables: Path, name: str) -> Path | None:
 
 
 class SparkReads:
-    """The ledger of an export, read on Spark: `governance.reads.Reads` for `api.Gates`,
-    and confidence."""
+    """The ledger of an export, read on Spark: `governance.reads.Reads` for `api.Gates`
+    (evaluations and the backtest) and the audit's re-computation, and confidence."""
+
+    dialect = SPARK
 
     def __init__(self, spark: Any, tables: Path) -> None:
         ledger = _table_path(tables, "ledger")
@@ -110,6 +114,16 @@ class SparkReads:
         where = eligible_where("l", None if as_of is None else _ts_sql(as_of),
                                gp.eligibility.exclude_flagged and self.has_exclusions)
         return f"SELECT {cols} FROM {self.view} l WHERE {where}"
+
+    def runs_sql(self, gp: GovernancePolicy, metric_names: list[str]) -> str:
+        return self.eligible_sql(gp, columns_for(self.columns, metric_names), None)
+
+    def query(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.Table:
+        """`sql` on Spark, each of `tables` a temporary view; the rows collected, timestamps
+        as the store's naive UTC ones."""
+        for name, tbl in tables.items():
+            self.spark.createDataFrame(tbl).createOrReplaceTempView(name)
+        return _naive(self.spark.sql(sql).toArrow())
 
     def as_of(self) -> dt.datetime | None:
         v = self.spark.sql(f"SELECT unix_micros(max(known_ts)) AS t FROM {self.view}"
@@ -182,29 +196,18 @@ class SparkReads:
 
     def plan(self, gp: GovernancePolicy, marks: Mapping[SubjectKey, dt.datetime],
              target: dt.datetime) -> replay.Plan:
-        """`replay.plan`: the runs of the subjects with news (`replay._runs_sql`, spelled
-        for Spark: new runs and the newest `window.runs` before the mark) selected on Spark,
-        each subject's points and assessments computed in its group (`replay.assess_runs`)."""
-        names = gp.gate_metrics()
-        base = self.eligible_sql(gp, columns_for(self.columns, names), target)
-        self.spark.sql(subjects_sql(base, list(gp.gates.scope))).createOrReplaceTempView(
-            "_alphatrace_gov_s")
+        """`replay.plan`: the runs of the subjects with news (`replay.runs_sql` in Spark SQL:
+        new runs and the newest `window.runs` before the mark) selected on Spark, each
+        subject's points and assessments computed in its group (`replay.assess_runs`)."""
+        columns = columns_for(self.columns, gp.gate_metrics())
+        base = self.eligible_sql(gp, columns, target)
         self.spark.createDataFrame(
             [(sc, s, micros(t)) for (sc, s), t in marks.items()],
             "scope string, subject string, mark_us bigint").createOrReplaceTempView(
-            "_alphatrace_gov_marks")
-        n = gp.gates.window.runs
-        keep = "true" if n is None else f"_new OR _rk <= {int(n)}"
-        runs = self.spark.sql(f"""
-WITH j AS (SELECT s.*, timestamp_micros(m.mark_us) AS mark,
-                  (m.mark_us IS NULL OR s.known_ts > timestamp_micros(m.mark_us)) AS _new
-           FROM _alphatrace_gov_s s LEFT JOIN _alphatrace_gov_marks m
-             ON m.scope = s.scope AND m.subject = s.subject),
-r AS (SELECT j.* FROM j LEFT SEMI JOIN (SELECT DISTINCT scope, subject FROM j WHERE _new) c
-      ON c.scope = j.scope AND c.subject = j.subject),
-k AS (SELECT *, row_number() OVER (PARTITION BY scope, subject, _new
-                                   ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk FROM r)
-SELECT * FROM k WHERE {keep}""").drop("_rk")
+            f"{MARKS_VIEW}_us")
+        self.spark.sql(f"SELECT scope, subject, timestamp_micros(mark_us) AS mark "
+                       f"FROM {MARKS_VIEW}_us").createOrReplaceTempView(MARKS_VIEW)
+        runs = self.spark.sql(replay.runs_sql(gp, base, columns, MARKS_VIEW, SPARK))
         kernel = partial(_runs_group, gp, target)
         got = _assessments(runs.groupBy("scope", "subject").applyInArrow(_grouped(kernel), ASSESSED)
                            .toArrow())
@@ -331,8 +334,7 @@ def _window_group(gp: GovernancePolicy, names: list[str], tbl: pa.Table) -> pa.T
 
 
 def _runs_group(gp: GovernancePolicy, target: dt.datetime, tbl: pa.Table) -> pa.Table:
-    runs = _in_order(tbl)
-    runs = runs.append_column("_i", pa.array(range(1, runs.num_rows + 1), pa.int64()))
+    runs = _in_order(tbl)  # the order of its `_i`
     got = replay.assess_runs(_con(), gp, runs, target)
     return _encode([(micros(t), a) for t, a in got], _group_key(runs))
 

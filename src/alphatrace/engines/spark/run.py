@@ -1,6 +1,6 @@
 """What `alphatrace ... --engine spark` runs: the ledger (`ledger`), or the legs and the ledger
-(`reconcile`), of an export written as Parquet, and the reads `confidence` and `gates evaluate`
-make (`spark_reads`)."""
+(`reconcile`), of an export written as Parquet, and the reads of `confidence`, the gates and
+`audit verify` (`spark_reads`)."""
 
 from __future__ import annotations
 
