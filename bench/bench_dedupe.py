@@ -38,10 +38,9 @@ OUT = HERE / "out"
 
 def base_store(events: int) -> Path:
     """A store holding `events` bare-shaped UUID4 events (built once, then reused)."""
-    from gen_events import generate
-
     from alphatrace.store import Store
     from alphatrace.store.ingest import ingest_paths
+    from gen_events import generate
 
     OUT.mkdir(exist_ok=True)
     db = OUT / f"dedupe_history_{events}.duckdb"

@@ -56,7 +56,7 @@ class KeyFilter:
             hi = con.execute(parsed(con, "SELECT key_hi FROM event_identity")).fetchnumpy()["key_hi"]
             self._runs = [np.sort(np.asarray(hi, dtype=np.uint64))] if n else []
             self.rows = n
-        store.after_commit(self._commit)
+        store.after_commit(self.commit)
 
     def maybe(self, hi: np.ndarray) -> np.ndarray:
         """For each key_hi, whether a stored (or pending) key has the same high half."""
@@ -78,7 +78,8 @@ class KeyFilter:
         if len(hi):
             self._pending.append(np.sort(np.asarray(hi, dtype=np.uint64)))
 
-    def _commit(self) -> None:
+    def commit(self) -> None:
+        """The current transaction committed: its pending keys join the runs."""
         for run in self._pending:
             self.rows += len(run)
             self._runs.append(run)
