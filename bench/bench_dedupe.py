@@ -36,17 +36,17 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 
-def base_store(events: int) -> Path:
-    """A store holding `events` bare-shaped UUID4 events (built once, then reused)."""
+def base_store(events: int, out: Path = OUT) -> Path:
+    """A store holding `events` bare-shaped UUID4 events (built once in `out`, then reused)."""
     from alphatrace.store import Store
     from alphatrace.store.ingest import ingest_paths
     from gen_events import generate
 
-    OUT.mkdir(exist_ok=True)
-    db = OUT / f"dedupe_history_{events}.duckdb"
+    out.mkdir(exist_ok=True)
+    db = out / f"dedupe_history_{events}.duckdb"
     if not db.exists():
         tmp = db.with_suffix(".building")
-        src = OUT / f"dedupe_history_{events}.jsonl"
+        src = out / f"dedupe_history_{events}.jsonl"
         generate(src, events // 3, seed=7, shape="bare")
         with Store(tmp) as s:
             if events:
@@ -104,10 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=10, help="rounds measured per size")
     ap.add_argument("--label", default="", help="a name for the code measured (e.g. old, new)")
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--out", type=Path, default=OUT, help="folder for the history stores")
     a = ap.parse_args(argv)
     rows = []
     for h in (int(x) for x in a.history.split(",")):
-        db = base_store(h)
+        db = base_store(h, a.out)
         for size in (int(x) for x in a.sizes.split(",")):
             r = measure(db, size, a.repeat)
             rows.append(f"| {a.label} | {h:,} | {size:,} | {r['first_cpu']:.1f} | {r['new_cpu']:.1f} "
