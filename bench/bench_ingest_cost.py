@@ -15,6 +15,7 @@ The budget it is compared with: a target of T seconds for N lines on C cores lea
     python bench/bench_ingest_cost.py             # after bench_ingest.py made the 3M-event file
     python bench/bench_ingest_cost.py --no-record
     python bench/bench_ingest_cost.py --rounds 512,8192 --no-record
+    python bench/bench_ingest_cost.py --hashes --no-record   # identity hash candidates
 """
 
 from __future__ import annotations
@@ -72,6 +73,49 @@ def round_costs(sizes: list[int], repeat: int) -> list[tuple[int, float, float]]
     return out
 
 
+# Candidates for the identity (issue #19, item 4), each over 1M rows of one thread: `canon` is
+# an id-less alpha event's normalised values joined by chr(31) (about 97 characters, as
+# validate_sql._identity_expr builds them), `hex` its md5 hex (the event_id shown to users),
+# `eid` an SDK event id (`<uuid>:3`). DuckDB's hash() is listed for scale only: it is not
+# stable across DuckDB versions.
+HASHES = [
+    ("md5 hex of the normalised values (the id-less event_id)", "md5(canon)"),
+    ("md5_number of the normalised values", "md5_number(canon)"),
+    ("sha1 of the normalised values", "sha1(canon)"),
+    ("sha256 of the normalised values", "sha256(canon)"),
+    ("DuckDB hash() (not stable across versions)", "hash(canon) // 2"),
+    ("key today: md5_number(kind, event_id), two halves",
+     "(md5_number('alpha' || chr(31) || hex) >> 64)::UBIGINT // 2 + "
+     "(md5_number('alpha' || chr(31) || hex) & 18446744073709551615::UHUGEINT)::UBIGINT // 2"),
+    ("key from the hex id: strict hex check", "regexp_full_match(hex, '[0-9a-f]{32}')"),
+    ("key from the hex id: parse to two halves",
+     "('0x' || left(hex, 16))::UBIGINT // 2 + ('0x' || right(hex, 16))::UBIGINT // 2"),
+    ("one digest for both: md5_number, then its hex", "format('{:032x}', md5_number(canon))"),
+    ("key of an SDK id: md5_number(kind, event_id)", "md5_number('alpha' || chr(31) || eid)"),
+]
+
+
+def hash_costs(n: int = 1_000_000) -> list[tuple[str, float]]:
+    """CPU µs per row of each candidate, beyond reading the rows (best of three, one thread)."""
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    con.execute(f"""CREATE TABLE t AS SELECT canon, md5(canon) AS hex, uuid()::VARCHAR || ':3' AS eid
+        FROM (SELECT concat_ws(chr(31), 'alpha', uuid()::VARCHAR, '2024-03-01 12:00:01', '',
+                               'Agent' || (i % 50), 'BTCUSDT', 'LONG', '', '', '', '28800.0', '')
+                     AS canon FROM range({n}) r(i))""")
+
+    def cost(expr: str) -> float:
+        best = float("inf")
+        for _ in range(3):
+            c0 = time.process_time()
+            con.execute(f"SELECT sum(hash({expr})) FROM t").fetchall()  # hash(): ~1 ns a row
+            best = min(best, time.process_time() - c0)
+        return best / n * 1e6
+
+    base = cost("canon")
+    return [(name, cost(e) - base) for name, e in HASHES]
+
+
 def _without(name: str, expr: str, make: Callable[[], str]) -> str:
     """The fast query with one generator of validate_sql replaced (restored afterwards)."""
     old = getattr(V, name)
@@ -88,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--rounds", help="comma-separated round sizes: measure collector rounds")
     ap.add_argument("--repeat", type=int, default=30, help="rounds measured per size (--rounds)")
+    ap.add_argument("--hashes", action="store_true", help="measure identity hash candidates")
     a = ap.parse_args(argv)
+    if a.hashes:
+        return hashes_main(not a.no_record)
     if a.rounds:
         return rounds_main([int(x) for x in a.rounds.split(",")], a.repeat, not a.no_record)
     if not a.file.exists():
@@ -137,6 +184,28 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if not a.no_record:
+        record(text)
+    return 0
+
+
+def hashes_main(write: bool) -> int:
+    rows = hash_costs()
+    lines = [
+        f"## Identity hash candidates (bench/bench_ingest_cost.py --hashes) — "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Machine: {machine('duckdb')}.",
+        "CPU µs per row beyond reading it, one DuckDB thread, best of three over 1M rows "
+        "(`HASHES` in the script says what each input is).",
+        "",
+        "| candidate | CPU µs / row |",
+        "|---|---:|",
+        *(f"| {name} | {us:.3f} |" for name, us in rows),
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if write:
         record(text)
     return 0
 

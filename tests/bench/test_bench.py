@@ -111,3 +111,16 @@ def test_harness_smoke_run(tmp_path: Path) -> None:
     assert rounds.returncode == 0, rounds.stderr
     assert "| 16 |" in rounds.stdout and "| 32 |" in rounds.stdout, rounds.stdout
     assert (BENCH / "RESULTS.md").read_text() == after
+
+
+def test_dedupe_smoke_run(tmp_path: Path) -> None:
+    """bench_dedupe on a 300-event history: rounds of new events are all accepted and the
+    retries all duplicates (the script stops otherwise), nothing recorded."""
+    before = (BENCH / "RESULTS.md").read_text()
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "bench_dedupe.py"), "--history", "0,300", "--sizes", "10",
+         "--repeat", "2", "--no-record", "--out", str(tmp_path), "--label", "smoke"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "| smoke | 0 | 10 |" in out.stdout and "| smoke | 300 | 10 |" in out.stdout, out.stdout
+    assert (BENCH / "RESULTS.md").read_text() == before

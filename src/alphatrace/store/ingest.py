@@ -24,6 +24,7 @@ from alphatrace.errors import InputError
 from alphatrace.events.fields import KINDS, SPECS, TYPE_ALIASES, Kind
 from alphatrace.store.connection import Store
 from alphatrace.store.encode_events import encode_lines
+from alphatrace.store.identity_filter import KeyFilter, key_filter
 from alphatrace.store.lines import (
     Chunk,
     expand_paths,
@@ -114,6 +115,7 @@ STAGE_BATCH = 1 << 16  # rows per Arrow batch of a staged chunk: scanned by all 
 
 def _ingest_chunk(
     con: duckdb.DuckDBPyConnection,
+    filt: KeyFilter,
     chunk: Chunk,
     file_id: int,
     path: str,
@@ -126,12 +128,13 @@ def _ingest_chunk(
     # Lenient fast path for every line, then the exact path for the lines it could not clear.
     con.execute(parsed(con, fast_sql("chunk_lines", kind)))
     staged_fast = to_arrow(con, STAGE_BATCH)
-    return _redo_and_store(con, staged_fast, chunk.table, chunk.bad_utf8, file_id, path, kind,
-                           report, collect)
+    return _redo_and_store(con, filt, staged_fast, chunk.table, chunk.bad_utf8, file_id, path,
+                           kind, report, collect)
 
 
 def _redo_and_store(
     con: duckdb.DuckDBPyConnection,
+    filt: KeyFilter,
     staged_fast: pa.Table,
     chunk_lines: pa.Table,
     bad_utf8: list[tuple[int, bytes]],
@@ -149,11 +152,13 @@ def _redo_and_store(
                 "(SELECT line_no FROM staged_fast WHERE NOT ok) s ON r.line_no = s.line_no)")
         con.execute(parsed(con, f"SELECT *, true AS ok FROM ({staged_sql(redo, kind)})"))
         staged_exact = to_arrow(con, STAGE_BATCH)
-    return _store_chunk(con, staged_fast, staged_exact, bad_utf8, file_id, path, report, collect)
+    return _store_chunk(con, filt, staged_fast, staged_exact, bad_utf8, file_id, path, report,
+                        collect)
 
 
 def _store_chunk(
     con: duckdb.DuckDBPyConnection,
+    filt: KeyFilter,
     staged_fast: pa.Table,
     staged_exact: pa.Table | None,
     bad_utf8: list[tuple[int, bytes]],
@@ -164,7 +169,7 @@ def _store_chunk(
 ) -> list[Status]:
     """Insert the new valid rows of a staged chunk, quarantine its bad lines."""
     stats = _chunk_stats(con, staged_fast, staged_exact)
-    statuses = _insert_new(con, staged_fast, staged_exact, stats, file_id, report, collect)
+    statuses = _insert_new(con, filt, staged_fast, staged_exact, stats, file_id, report, collect)
     bad = (_bad_rows(con, staged_fast, staged_exact, bad_utf8, file_id, path)
            if stats.bad or bad_utf8 else [])
     if bad:
@@ -235,6 +240,7 @@ def _valid_rows(con: duckdb.DuckDBPyConnection, staged_fast: pa.Table,
 
 def _insert_new(
     con: duckdb.DuckDBPyConnection,
+    filt: KeyFilter,
     staged_fast: pa.Table,
     staged_exact: pa.Table | None,
     stats: Stats,
@@ -247,26 +253,40 @@ def _insert_new(
     if stats.pre_range is None:
         return []
     valid = _valid_rows(con, staged_fast, staged_exact)
-    # New = its key is not in event_identity yet, and the first occurrence within this chunk.
-    # One probe for every kind, of the keys alone: the chunk's keys are the hash join's build
-    # side (a right anti join), so each stored key costs one lookup in a table of the chunk's
-    # size; the [min, max] of `pre` lets zone maps skip old row groups when ids are
-    # time-ordered (SDK ids start with a UUIDv7 run id), so a collector round costs the same on
-    # a large store as on an empty one. The first-occurrence window only runs when the chunk
-    # repeats an id (rare: a retried batch, a file concatenated with itself).
-    first_only = ("QUALIFY row_number() OVER (PARTITION BY key_hi, key_lo ORDER BY line_no) = 1"
-                  if stats.repeats else "")
     con.execute(parsed(con,
-        f"""SELECT line_no, {PRE_SQL} AS pre, key_hi, key_lo FROM (
-              SELECT line_no, event_id, {KEY_HALVES} FROM (
-                SELECT line_no, event_id, {KEY_SQL} AS id_key FROM valid)) s
-            WHERE NOT EXISTS (SELECT 1 FROM event_identity t WHERE t.key_hi = s.key_hi
-                              AND t.key_lo = s.key_lo AND t.pre BETWEEN ? AND ?)
-            {first_only}"""),
-        list(stats.pre_range))
-    fresh = to_arrow(con, STAGE_BATCH)
+        f"""SELECT line_no, {PRE_SQL} AS pre, {KEY_HALVES} FROM (
+              SELECT line_no, event_id, {KEY_SQL} AS id_key FROM valid)"""))
+    keys = to_arrow(con, STAGE_BATCH)
+    # New = its key is not in event_identity yet, and the first occurrence within this chunk.
+    # The filter (store/identity_filter.py) clears in memory every key whose high half no
+    # stored key has: the common case costs no read of the table, whatever the order of the
+    # ids and the size of the store. Only the probable duplicates it finds (a re-ingest, a
+    # retried batch) are checked exactly, both halves, against event_identity: the chunk's
+    # candidates are the hash join's build side, and the [min, max] of `pre` lets zone maps
+    # skip old row groups when ids are time-ordered (SDK ids start with a UUIDv7 run id).
+    maybe = filt.maybe(keys.column("key_hi").to_numpy())
+    if maybe.any():
+        cand = keys.filter(pa.array(maybe))  # noqa: F841  (read by name in the SQL)
+        con.execute(parsed(con,
+            """SELECT c.line_no FROM cand c
+               WHERE EXISTS (SELECT 1 FROM event_identity t WHERE t.key_hi = c.key_hi
+                             AND t.key_lo = c.key_lo AND t.pre BETWEEN ? AND ?)"""),
+            list(stats.pre_range))
+        stored = to_arrow(con, STAGE_BATCH).column("line_no")
+        if len(stored):
+            keys = keys.filter(pc.invert(pc.is_in(keys.column("line_no"),
+                                                 value_set=stored.combine_chunks())))
+    # The first-occurrence window only runs when the chunk repeats an id (rare: a retried
+    # batch, a file concatenated with itself).
+    if stats.repeats:
+        con.execute(parsed(con, "SELECT * FROM keys QUALIFY row_number() OVER "
+                                "(PARTITION BY key_hi, key_lo ORDER BY line_no) = 1"))
+        fresh = to_arrow(con, STAGE_BATCH)
+    else:
+        fresh = keys
     if fresh.num_rows:
         con.execute(parsed(con, "INSERT INTO event_identity SELECT pre, key_hi, key_lo FROM fresh"))
+        filt.add(fresh.column("key_hi").to_numpy())
     # Duplicates are rare outside a re-ingest: then every valid row of a kind is new, and each
     # insert reads the kind's rows straight from the staged chunk (an Arrow filter to split the
     # chunk by kind measured slower than the filter inside each insert).
@@ -379,11 +399,13 @@ def _ingest_stream_tx(
     nbytes = 0
     lines = 0
     with store.transaction() as con:
+        filt = key_filter(store)
+        filt.begin(store, con)
         file_id = _new_file(con)
         chunks = prefetch(iter_chunks(stream)) if read_ahead else iter_chunks(stream)
         with closing(chunks):
             for chunk in chunks:
-                statuses += _ingest_chunk(con, chunk, file_id, path, kind, report, collect)
+                statuses += _ingest_chunk(con, filt, chunk, file_id, path, kind, report, collect)
                 nbytes += chunk.nbytes
                 lines += chunk.table.num_rows
                 if progress:
@@ -485,8 +507,10 @@ def ingest_staged(
     field and reason of a bad one. `within(con)`: more writes in the same transaction."""
     report = IngestReport(files=1)
     with store.transaction() as con:
+        filt = key_filter(store)
+        filt.begin(store, con)
         file_id = _new_file(con)
-        raw = _redo_and_store(con, staged, lines, [], file_id, source, None, report, True)
+        raw = _redo_and_store(con, filt, staged, lines, [], file_id, source, None, report, True)
         if within is not None:
             within(con)
         _record_file(con, file_id, source, None, staged.num_rows, report)
