@@ -17,7 +17,8 @@ from alphatrace.errors import InputError
 ENGINES = ("duckdb", "spark")
 # Root commands (and, for a group, its subcommands) that run on Spark.
 ON_SPARK: dict[str, tuple[str, ...]] = {
-    "confidence": (), "ledger": (), "reconcile": (), "ingest": (), "gates": ("evaluate",)}
+    "confidence": (), "ledger": (), "reconcile": (), "ingest": (), "gates": ("evaluate",),
+    "forensics": (), "explain": ()}
 
 EngineOption = Annotated[
     str | None,

@@ -59,15 +59,21 @@ def exclusion_of(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] 
     return rows[0] if rows else None
 
 
-def history(con: duckdb.DuckDBPyConnection, row: dict[str, Any], n: int) -> History:
-    """The agent's `n` newest included runs before this one, in (ts, run_id) order."""
+def history_sql(row: dict[str, Any], n: int) -> tuple[str, list[Any]]:
+    """(SQL, parameters) of the agent's `n` newest included runs before the run `row`, from
+    `ledger` (SQL both engines run)."""
     before = ("(ts < ? OR (ts = ? AND run_id < ?))" if row.get("ts") is not None
               else "run_id <> ?")
     bparams: list[Any] = ([row["ts"], row["ts"], row["run_id"]] if row.get("ts") is not None
                           else [row["run_id"]])
     source = (f"SELECT * FROM ledger WHERE agent IS NOT DISTINCT FROM ? AND {INCLUDED_SQL} "
               f"AND {before} ORDER BY ts DESC, run_id DESC LIMIT {int(n)}")
-    params = [row.get("agent"), *bparams]
+    return source, [row.get("agent"), *bparams]
+
+
+def history(con: duckdb.DuckDBPyConnection, row: dict[str, Any], n: int) -> History:
+    """The agent's `n` newest included runs before this one, in (ts, run_id) order."""
+    source, params = history_sql(row, n)
     m = metrics.compute(con, source, [], ["runs", "p90_latency_ms"], params).to_pylist()[0]
     c = con.execute(
         f"""WITH h AS (SELECT coalesce(cost_usd, 0) AS c FROM ({source})),
