@@ -30,6 +30,12 @@ class Dialect(Protocol):
         """`exact_sum(expr) / count(expr)` (NULL over no terms)."""
         ...
 
+    def quantile(self, expr: str, q: float) -> str:
+        """The aggregate: the q-quantile of the non-NULL values of `expr` by the formula of
+        `alphatrace.quantiles` (type 7), each step the same double operation (NULL over no
+        values)."""
+        ...
+
     def epoch_us(self, ts: str) -> str:
         """Microseconds since the epoch of a TIMESTAMP (UTC wall time), as BIGINT."""
         ...
@@ -78,3 +84,13 @@ class Dialect(Protocol):
         """The aggregate: one of the group's non-NULL values of `expr` (use only where they
         are all equal or there is one)."""
         ...
+
+
+def type7_sql(s: str, size: str, at: str, q: float) -> str:
+    """`alphatrace.quantiles`' formula over the sorted list `s` of length `size`; `at` spells
+    the element at a 1-based index `{i}`."""
+    h = f"(CAST({size} - 1 AS DOUBLE) * CAST({float(q)!r} AS DOUBLE))"
+    j = f"CAST(floor({h}) AS BIGINT)"
+    lo, hi = at.format(i=f"{j} + 1"), at.format(i=f"{j} + 2")
+    return (f"CASE WHEN {size} = 0 THEN NULL WHEN {h} = floor({h}) THEN {lo} "
+            f"ELSE {lo} + ({hi} - {lo}) * ({h} - floor({h})) END")
