@@ -7,7 +7,9 @@ default of numpy, R and DuckDB's `quantile_cont`):
     Q(q) = s[j]                         when g = 0
          = s[j] + (s[j+1] − s[j])·g     otherwise
 
-every step one IEEE double operation, in this order. numpy (`b − (b − a)(1 − g)` when
+every step one IEEE double operation, in this order, over the values plus 0.0 (so −0.0 is
+0.0 and the order of equal values cannot change a bit of the result); NaN sorts above every
+number, as in SQL. numpy (`b − (b − a)(1 − g)` when
 g ≥ 0.5, and h from n·q − q), DuckDB's `quantile_cont` and Spark's `percentile` compute the
 same value by other roundings, so their last bits differ between engines; the median is Q(0.5)
 (not the mean of the two middle values). NULLs are left out; no values: NaN here, NULL in SQL.
@@ -25,9 +27,8 @@ F64 = npt.NDArray[np.float64]
 
 
 def quantiles(values: npt.ArrayLike, qs: npt.ArrayLike) -> F64:
-    """Q(q) of `values` (NaN left out) for each q in `qs` (each in [0, 1])."""
-    s = np.sort(np.asarray(values, dtype=np.float64).ravel())
-    s = s[~np.isnan(s)]
+    """Q(q) of `values` for each q in `qs` (each in [0, 1])."""
+    s = np.sort(np.asarray(values, dtype=np.float64).ravel() + 0.0)
     q = np.asarray(qs, dtype=np.float64)
     if s.size == 0:
         return np.full(q.shape, np.nan)
@@ -42,7 +43,7 @@ def quantiles(values: npt.ArrayLike, qs: npt.ArrayLike) -> F64:
 
 
 def quantile(values: npt.ArrayLike, q: float) -> float:
-    """Q(q) of `values` (NaN left out); NaN when there are none."""
+    """Q(q) of `values`; NaN when there are none."""
     return float(quantiles(values, q))
 
 

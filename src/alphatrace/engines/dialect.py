@@ -86,11 +86,11 @@ class Dialect(Protocol):
         ...
 
 
-def type7_sql(s: str, size: str, at: str, q: float) -> str:
-    """`alphatrace.quantiles`' formula over the sorted list `s` of length `size`; `at` spells
-    the element at a 1-based index `{i}`."""
+def type7_sql(size: str, at: str, q: float, index_type: str = "BIGINT") -> str:
+    """`alphatrace.quantiles`' formula over a sorted list of length `size`; `at` spells its
+    element at a 1-based index `{i}` (of SQL type `index_type`)."""
     h = f"(CAST({size} - 1 AS DOUBLE) * CAST({float(q)!r} AS DOUBLE))"
-    j = f"CAST(floor({h}) AS BIGINT)"
+    j = f"CAST(floor({h}) AS {index_type})"
     lo, hi = at.format(i=f"{j} + 1"), at.format(i=f"{j} + 2")
     return (f"CASE WHEN {size} = 0 THEN NULL WHEN {h} = floor({h}) THEN {lo} "
             f"ELSE {lo} + ({hi} - {lo}) * ({h} - floor({h})) END")

@@ -20,8 +20,9 @@ class DuckDBDialect:
 
     def quantile(self, expr: str, q: float) -> str:
         # the sorted values bound once to `s_` (a one-element list mapped by a lambda)
-        body = type7_sql("s_", "len(s_)", "s_[{i}]", q)
-        return (f"list_transform([list_sort(list({expr}) FILTER (WHERE ({expr}) IS NOT NULL))], "
+        body = type7_sql("len(s_)", "s_[{i}]", q)
+        return (f"list_transform([list_sort(list(({expr}) + CAST(0.0 AS DOUBLE)) "
+                f"FILTER (WHERE ({expr}) IS NOT NULL))], "
                 f"lambda s_: {body})[1]")
 
     def epoch_us(self, ts: str) -> str:

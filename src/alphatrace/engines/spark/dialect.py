@@ -22,8 +22,9 @@ class SparkDialect:
 
     def quantile(self, expr: str, q: float) -> str:
         # collect_list leaves NULLs out; the sorted values bound once to `s_` by a lambda
-        body = type7_sql("s_", "size(s_)", "element_at(s_, {i})", q)
-        return f"element_at(transform(array(array_sort(collect_list({expr}))), s_ -> {body}), 1)"
+        body = type7_sql("size(s_)", "element_at(s_, {i})", q, "INT")
+        return (f"element_at(transform(array(array_sort(collect_list(({expr}) + CAST(0.0 AS DOUBLE)))), "
+                f"s_ -> {body}), 1)")
 
     def epoch_us(self, ts: str) -> str:
         return f"unix_micros({ts})"

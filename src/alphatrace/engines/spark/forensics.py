@@ -204,9 +204,10 @@ def explain(spark: Any, tables: Path, run_id: str, *, policy: PolicyArg = None) 
     con = _driver(got)
     try:
         for name in _MARKET:
-            path = tables / f"{name}.parquet"
-            body = (f"SELECT * FROM read_parquet({lit(str(path))})" if path.is_file()
-                    else _EMPTY[name])
+            path = _table_path(tables, name)
+            files = str(path / "*.parquet") if path is not None and path.is_dir() else str(path)
+            body = (_EMPTY[name] if path is None
+                    else f"SELECT * FROM read_parquet({lit(files)})")
             con.execute(f"CREATE VIEW {name} AS {body}")
         return Forensics(Store(read_only=True, con=con)).explain(run_id, policy=policy)
     finally:
