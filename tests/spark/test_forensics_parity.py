@@ -112,9 +112,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     tmp = tmp_path_factory.mktemp("spark_fx_demo")
     db, lake, pol = tmp / "demo.duckdb", tmp / "lake", tmp / "p.yaml"
     pol.write_text(POLICY + """  exclusions:
-    - name: infra_errors
-      reason: "errored run that lost money"
-      when: [{field: errors, op: ">", value: 0}, {field: pnl, op: "<", value: 0}]
+    - name: big_losses
+      reason: "lost more than 40 bps"
+      when: [{field: pnl, op: "<", value: -40}]
 """)
     run_demo(db, runs_per_agent=60,
              steps=[s for s in STEPS if s.name in ("market", "simulate", "ingest", "reconcile")])
@@ -171,6 +171,7 @@ def _interesting_runs(db: Path, pol: Path) -> list[str]:
             "SELECT run_id FROM ledger WHERE errors > 0 OR latency_ms > 2500 OR gross_bps < -30 "
             "OR abs(execution_gap_bps) >= 20 OR status <> 'realized' "
             "ORDER BY ts, run_id").fetchall()]
+    assert excluded, "the demo slice has no run the exclusion rule matches"
     picked: list[str] = []
     seen: set[str] = set()
     for rid in candidates:
@@ -239,3 +240,12 @@ def test_tables_spark_wrote_as_folders(spark: Any, demo: tuple[Path, Path, Path]
     got = _ok("--engine", "spark", "explain", rid, "--tables", str(snap), "--policy", str(pol),
               "--json")
     assert got == want
+
+
+def test_unknown_agent_on_spark_is_refused(spark: Any, synthetic: tuple[Path, Path, Path]) -> None:
+    db, lake, _ = synthetic
+    want = _run("forensics", "--agent", "BreakAgnet", "--db", str(db), "--json")
+    got = _run("forensics", "--agent", "BreakAgnet", "--engine", "spark", "--tables", str(lake),
+               "--json")
+    assert want.exit_code == got.exit_code != 0
+    assert "BreakAgent" in got.output and want.output == got.output

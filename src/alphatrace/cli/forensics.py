@@ -130,8 +130,11 @@ def forensics(
     Spark per agent, the slice search on the driver (docs/spark.md)."""
     lake = spark_tables(ctx, engine, tables)
     if lake is not None:
-        from alphatrace.engines.spark.run import forensics_doc
+        from alphatrace.engines.spark.run import forensics_doc, ledger_names
 
+        for scope, name in (("agent", agent), ("strategy", strategy)):
+            if name is not None and name not in (known := ledger_names(lake, scope)):
+                raise names.not_found(scope, name, known)
         with _progress(not as_json) as prog:
             doc = forensics_doc(lake, agent=agent, strategy=strategy, since=since,
                                 holdout=holdout, depth=depth, policy=policy, progress=prog)

@@ -108,6 +108,13 @@ class _Export:
         return _naive(df.toArrow())
 
 
+def names(spark: Any, tables: Path, scope: str) -> set[str]:
+    """The agents or strategies (`scope`) of the export's ledger."""
+    ex = _Export(spark, tables)
+    return {str(r[0]) for r in ex.sql(
+        f"SELECT DISTINCT {scope} FROM ledger WHERE {scope} IS NOT NULL", []).collect()}
+
+
 def _driver(tables: dict[str, pa.Table | None]) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB (UTC) with `tables` as tables (None: left out) and an empty
     `run_exclusions` unless given."""

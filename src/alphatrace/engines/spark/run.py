@@ -62,3 +62,10 @@ def explain_doc(tables: Path, run_id: str, **kwargs: Any) -> dict[str, Any]:
     from alphatrace.engines.spark.forensics import explain
 
     return explain(session(), tables, run_id, **kwargs)
+
+
+def ledger_names(tables: Path, scope: str) -> set[str]:
+    """The agents or strategies (`scope`) in the ledger of the export in `tables`."""
+    from alphatrace.engines.spark.forensics import names
+
+    return names(session(), tables, scope)
