@@ -4,15 +4,18 @@ million runs, Spark's beside the embedded engine's, measured in the same run.
 Stages:
 - ingest: `alphatrace ingest` of the files into an empty store, against `ingest --engine spark`
   (each file validated in a Spark task, deduplicated across files on Spark);
-- reconcile + ledger: the embedded `reconcile(full=True)`, against the Spark ledger built from
-  the export's legs (`ledger --engine spark`). Pricing on Spark is not in this stage yet, so the
-  two columns do not do the same work: the row says so.
+- reconcile: the embedded `reconcile(full=True)`, against `reconcile --engine spark` over the
+  export (every signal priced, the legs and the ledger built on Spark): the same work;
+- gates: one evaluation of the default gates at the newest knowledge time, nothing written
+  (`gates evaluate --once --dry-run`), on the store against the export's ledger on Spark;
+- forensics: `alphatrace forensics` (loss clusters over the store, each agent and strategy;
+  change points per agent) on the store against `--engine spark` over the export.
 
 CPU-seconds: this process's CPU time (DuckDB's threads included), plus, for Spark, the JVM's
 and every process under it (the Python workers), read from /proc before and after each stage.
 Shuffle bytes are Spark's own count (its status tracker, summed over the stage's jobs).
 
-    python bench/bench_spark.py [--runs 200000] [--files 8] [--record]
+    python bench/bench_spark.py [--runs 100000] [--files 8] [--record]
 """
 
 from __future__ import annotations
@@ -79,21 +82,28 @@ def _shuffle_bytes(spark: Any) -> int:
 
     sc = spark.sparkContext
     url = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}/stages"
-    with urllib.request.urlopen(url, timeout=30) as r:
+    with urllib.request.urlopen(url, timeout=300) as r:  # slow on a loaded machine
         return sum(int(st.get("shuffleWriteBytes", 0)) for st in json.load(r))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=200_000)
+    ap.add_argument("--runs", type=int, default=100_000)
     ap.add_argument("--files", type=int, default=8)
+    ap.add_argument("--partitions", type=int, default=4,
+                    help="spark.sql.shuffle.partitions (Spark's default, 200, is sized for a "
+                         "cluster: on local[2] its per-task cost dominates small stages)")
     ap.add_argument("--record", action="store_true", help="append the table to RESULTS.md")
     args = ap.parse_args(argv)
 
     import gen_events
+    from alphatrace.engines.spark.forensics import forensics as spark_forensics
     from alphatrace.engines.spark.ingest import ingest_sharded
-    from alphatrace.engines.spark.run import ledger_to_parquet
+    from alphatrace.engines.spark.run import reconcile_to_parquet, spark_reads
     from alphatrace.engines.spark.session import session
+    from alphatrace.forensics.api import Forensics
+    from alphatrace.governance.api import Gates
+    from alphatrace.governance.policy import load_governance
     from alphatrace.ledger.policy import load as load_reconcile
     from alphatrace.ledger.reconcile import reconcile
     from alphatrace.store import Store
@@ -113,31 +123,48 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark = session()
         spark.sparkContext.setLogLevel("ERROR")
+        spark.conf.set("spark.sql.shuffle.partitions", str(args.partitions))
         jvm = spark.sparkContext._gateway.proc.pid
         duck, sprk = Meter(), Meter(jvm)
         rows: list[tuple[str, float, float, float, float, str]] = []
         cfg = load_reconcile()
 
         db = where / "store.duckdb"
-        with Store(db) as store:
-            w, c, _ = duck(lambda: ingest_paths(store, files))
+        lake = where / "export"
+
+        def stage(name: str, embedded: Callable[[], Any], on_spark: Callable[[], Any],
+                  note: str = "") -> None:
+            w, c, _ = duck(embedded)
             s0 = _shuffle_bytes(spark)
-            sw, sc, _ = sprk(lambda: ingest_sharded(files, where / "lake"))
-            rows.append(("ingest", w, c, sw, sc, f"shuffle {(_shuffle_bytes(spark) - s0) / 1e6:.1f} MB"))
+            sw, sc, _ = sprk(on_spark)
+            shuffle = f"shuffle {(_shuffle_bytes(spark) - s0) / 1e6:.1f} MB"
+            rows.append((name, w, c, sw, sc, f"{shuffle}{'; ' + note if note else ''}"))
             print(rows[-1], file=sys.stderr)
-            w, c, _ = duck(lambda: reconcile(store, cfg, full=True))
-            export_parquet(store.con, where / "export")
-        s0 = _shuffle_bytes(spark)
-        sw, sc, _ = sprk(lambda: ledger_to_parquet(where / "export", where / "ledger", cfg))
-        rows.append(("reconcile + ledger (Spark: ledger from exported legs)", w, c, sw, sc,
-                     f"shuffle {(_shuffle_bytes(spark) - s0) / 1e6:.1f} MB"))
-        print(rows[-1], file=sys.stderr)
+
+        with Store(db) as store:
+            stage("ingest", lambda: ingest_paths(store, files),
+                  lambda: ingest_sharded(files, where / "lake"))
+            export_parquet(store.con, lake)  # the events, for Spark's reconcile
+            stage("reconcile (legs + ledger)", lambda: reconcile(store, cfg, full=True),
+                  lambda: reconcile_to_parquet(lake, where / "spark_rc", cfg))
+            export_parquet(store.con, lake)  # now with the ledger
+            gp = load_governance(None)
+            log = Store(where / "log.duckdb")  # the Spark side's decision log: empty
+            stage("gates (one evaluation, dry run)",
+                  lambda: Gates(store).evaluation(policy=gp, record=False, once=True),
+                  lambda: Gates(log, spark_reads(lake)).evaluation(policy=gp, record=False,
+                                                                   once=True))
+            log.close()
+            stage("forensics (clusters + change points)",
+                  lambda: Forensics(store).forensics(),
+                  lambda: spark_forensics(spark, lake),
+                  "Spark: selection and change points on Spark, slice search on the driver")
     finally:
         shutil.rmtree(where, ignore_errors=True)
 
     m = runs / 1e6
     lines = [f"## bench_spark.py: {runs:,} runs in {args.files} files (`--runs {args.runs} "
-             f"--files {args.files}`)", "", header, "",
+             f"--files {args.files} --partitions {args.partitions}`)", "", header, "",
              "| stage | DuckDB wall s | DuckDB CPU-s / M runs | Spark wall s | Spark CPU-s / M runs "
              "| Spark/DuckDB CPU | note |", "|---|---|---|---|---|---|---|"]
     for name, w, c, sw, sc, note in rows:

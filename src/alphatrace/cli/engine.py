@@ -17,8 +17,8 @@ from alphatrace.errors import InputError
 ENGINES = ("duckdb", "spark")
 # Root commands (and, for a group, its subcommands) that run on Spark.
 ON_SPARK: dict[str, tuple[str, ...]] = {
-    "confidence": (), "ledger": (), "reconcile": (), "ingest": (),
-    "gates": ("evaluate", "backtest"), "audit": ("verify",)}
+    "confidence": (), "ledger": (), "reconcile": (), "ingest": (), "forensics": (),
+    "explain": (), "gates": ("evaluate", "backtest"), "audit": ("verify",)}
 
 EngineOption = Annotated[
     str | None,

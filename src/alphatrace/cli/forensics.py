@@ -22,6 +22,7 @@ from alphatrace.cli.common import (
     handle_errors,
     print_json,
 )
+from alphatrace.cli.engine import EngineOption, TablesOption, spark_tables
 
 
 def register(app: typer.Typer) -> None:
@@ -45,17 +46,28 @@ def _db(db: Path | None, *, create: bool = False) -> Any:
 
 @handle_errors
 def explain(
+    ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="The run to explain.")],
     db: DbOption = None,
     policy: PolicyOption = None,
+    engine: EngineOption = None,
+    tables: TablesOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Why a run made or lost money: its dollar waterfall and the causes with their evidence."""
-    d = _db(db)
-    try:
-        doc = d.explain(run_id, policy=policy)
-    finally:
-        d.close()
+    """Why a run made or lost money: its dollar waterfall and the causes with their evidence.
+
+    With --engine spark: the run, its history and legs are read from an export (--tables)."""
+    lake = spark_tables(ctx, engine, tables)
+    if lake is not None:
+        from alphatrace.engines.spark.run import explain_doc
+
+        doc = explain_doc(lake, run_id, policy=policy)
+    else:
+        d = _db(db)
+        try:
+            doc = d.explain(run_id, policy=policy)
+        finally:
+            d.close()
     if as_json:
         print_json(doc)
         return
@@ -97,6 +109,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
 
 @handle_errors
 def forensics(
+    ctx: typer.Context,
     agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's runs.")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy", help="Only this strategy class.")] = None,
     since: Annotated[str | None, typer.Option(
@@ -107,16 +120,33 @@ def forensics(
     depth: Annotated[int | None, typer.Option("--depth", help="Predicates per cluster (1-4; policy default 2).")] = None,
     db: DbOption = None,
     policy: PolicyOption = None,
+    engine: EngineOption = None,
+    tables: TablesOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Loss clusters, change points per agent, and what broke first."""
-    d = _db(db)
-    try:
-        names.check(d.con, agent, strategy)
+    """Loss clusters, change points per agent, and what broke first.
+
+    With --engine spark: the runs are read from an export (--tables); change points run on
+    Spark per agent, the slice search on the driver (docs/spark.md)."""
+    lake = spark_tables(ctx, engine, tables)
+    if lake is not None:
+        from alphatrace.engines.spark.run import forensics_doc, ledger_names
+
+        for scope, name in (("agent", agent), ("strategy", strategy)):
+            if name is not None and name not in (known := ledger_names(lake, scope)):
+                raise names.not_found(scope, name, known)
         with _progress(not as_json) as prog:
-            doc = d.forensics(agent, strategy, since, holdout, depth, policy=policy, progress=prog)
-    finally:
-        d.close()
+            doc = forensics_doc(lake, agent=agent, strategy=strategy, since=since,
+                                holdout=holdout, depth=depth, policy=policy, progress=prog)
+    else:
+        d = _db(db)
+        try:
+            names.check(d.con, agent, strategy)
+            with _progress(not as_json) as prog:
+                doc = d.forensics(agent, strategy, since, holdout, depth, policy=policy,
+                                  progress=prog)
+        finally:
+            d.close()
     if as_json:
         print_json(doc)
         return

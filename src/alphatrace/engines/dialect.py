@@ -30,6 +30,12 @@ class Dialect(Protocol):
         """`exact_sum(expr) / count(expr)` (NULL over no terms)."""
         ...
 
+    def quantile(self, expr: str, q: float) -> str:
+        """The aggregate: the q-quantile of the non-NULL values of `expr` by the formula of
+        `alphatrace.quantiles` (type 7), each step the same double operation (NULL over no
+        values)."""
+        ...
+
     def epoch_us(self, ts: str) -> str:
         """Microseconds since the epoch of a TIMESTAMP (UTC wall time), as BIGINT."""
         ...
@@ -78,3 +84,13 @@ class Dialect(Protocol):
         """The aggregate: one of the group's non-NULL values of `expr` (use only where they
         are all equal or there is one)."""
         ...
+
+
+def type7_sql(size: str, at: str, q: float, index_type: str = "BIGINT") -> str:
+    """`alphatrace.quantiles`' formula over a sorted list of length `size`; `at` spells its
+    element at a 1-based index `{i}` (of SQL type `index_type`)."""
+    h = f"(CAST({size} - 1 AS DOUBLE) * CAST({float(q)!r} AS DOUBLE))"
+    j = f"CAST(floor({h}) AS {index_type})"
+    lo, hi = at.format(i=f"{j} + 1"), at.format(i=f"{j} + 2")
+    return (f"CASE WHEN {size} = 0 THEN NULL WHEN {h} = floor({h}) THEN {lo} "
+            f"ELSE {lo} + ({hi} - {lo}) * ({h} - floor({h})) END")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -157,31 +158,7 @@ class Forensics:
             sum(r.combos_read for r in results), sum(r.combos_skipped for r in results)), len(pops)
 
     def _changes(self, f: data.Filters, cfg: ForensicsConfig) -> list[cpmod.Change]:
-        con = self.store.con
-        names: list[str] = list(cfg.changepoints.metrics)
-        frame = data.series_frame(con, f, names)
-        if frame.num_rows == 0:
-            return []
-        agents = np.asarray(frame["agent"].to_pylist(), dtype=object)
-        run_index = np.asarray(frame["run_index"].to_numpy(), dtype=np.int64)
-        run_ids = [str(r) for r in frame["run_id"].to_pylist()]
-        ts = frame["ts"].to_pylist()
-        cols = {n: floats(frame[n]) for n in names}
-
-        def seg(agent: str, metric: str, lo: int, hi: int) -> float | None:
-            return data.segment_metric(con, f, agent, metric, lo, hi)
-
-        out: list[cpmod.Change] = []
-        starts = [0, *[i for i in range(1, len(agents)) if agents[i] != agents[i - 1]], len(agents)]
-        for a, b in itertools.pairwise(starts):
-            agent = agents[a]
-            if agent is None:
-                continue
-            out.extend(cpmod.agent_changes(
-                str(agent), run_index[a:b], run_ids[a:b], ts[a:b],
-                {n: cols[n][a:b] for n in names}, cfg.changepoints, seg))
-        out.sort(key=lambda c: (c.agent, c.run_index, c.metric))
-        return out
+        return changes(self.store.con, f, cfg)
 
     @utc_result
     def apply_exclusions(self, policy: PolicyArg = None) -> dict[str, Any]:
@@ -194,3 +171,34 @@ class Forensics:
     def exclusions(self) -> list[dict[str, Any]]:
         """Runs excluded from governance, with rule and reason."""
         return exmod.listing(self.store.con)
+
+
+def changes(con: duckdb.DuckDBPyConnection, f: data.Filters, cfg: ForensicsConfig) -> list[cpmod.Change]:
+    """Confirmed change points of every agent `f` selects, ordered by (agent, run_index,
+    metric): each agent's series in its (ts, run_id) run order, segment metrics from the
+    registry over the `ledger` of `con`. Spark runs it per agent on the agent's runs
+    (engines/spark/forensics.py), the store on all of them."""
+    names: list[str] = list(cfg.changepoints.metrics)
+    frame = data.series_frame(con, f, names)
+    if frame.num_rows == 0:
+        return []
+    agents = np.asarray(frame["agent"].to_pylist(), dtype=object)
+    run_index = np.asarray(frame["run_index"].to_numpy(), dtype=np.int64)
+    run_ids = [str(r) for r in frame["run_id"].to_pylist()]
+    ts = frame["ts"].to_pylist()
+    cols = {n: floats(frame[n]) for n in names}
+
+    def seg(agent: str, metric: str, lo: int, hi: int) -> float | None:
+        return data.segment_metric(con, f, agent, metric, lo, hi)
+
+    out: list[cpmod.Change] = []
+    starts = [0, *[i for i in range(1, len(agents)) if agents[i] != agents[i - 1]], len(agents)]
+    for a, b in itertools.pairwise(starts):
+        agent = agents[a]
+        if agent is None:
+            continue
+        out.extend(cpmod.agent_changes(
+            str(agent), run_index[a:b], run_ids[a:b], ts[a:b],
+            {n: cols[n][a:b] for n in names}, cfg.changepoints, seg))
+    out.sort(key=lambda c: (c.agent, c.run_index, c.metric))
+    return out

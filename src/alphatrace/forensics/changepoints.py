@@ -33,6 +33,7 @@ from alphatrace import metrics
 from alphatrace.forensics.config import ChangepointsConfig
 from alphatrace.forensics.stats import welch_samples
 from alphatrace.forensics.text import num, pct, signed
+from alphatrace.quantiles import median
 
 F64 = npt.NDArray[np.float64]
 
@@ -44,12 +45,12 @@ def robust_standardise(x: F64) -> F64 | None:
     if x.size < 3:
         return None
     d = np.diff(x)
-    scale = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2)
+    scale = 1.4826 * median(np.abs(d - median(d))) / math.sqrt(2)
     if not scale > 0:
         scale = float(np.std(x))
     if not scale > 0:
         return None
-    return (x - float(np.median(x))) / scale
+    return (x - median(x)) / scale
 
 
 def detect(x: F64, cfg: ChangepointsConfig) -> list[int]:

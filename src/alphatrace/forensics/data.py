@@ -14,6 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from alphatrace import metrics
+from alphatrace.engines.duckdb import DUCKDB
 from alphatrace.forensics.causes import History, LegPath
 from alphatrace.forensics.exclusions import INCLUDED_SQL
 from alphatrace.market.symbols import symbol_map_sql
@@ -59,20 +60,28 @@ def exclusion_of(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] 
     return rows[0] if rows else None
 
 
-def history(con: duckdb.DuckDBPyConnection, row: dict[str, Any], n: int) -> History:
-    """The agent's `n` newest included runs before this one, in (ts, run_id) order."""
+def history_sql(row: dict[str, Any], n: int) -> tuple[str, list[Any]]:
+    """(SQL, parameters) of the agent's `n` newest included runs before the run `row`, from
+    `ledger` (SQL both engines run)."""
     before = ("(ts < ? OR (ts = ? AND run_id < ?))" if row.get("ts") is not None
               else "run_id <> ?")
     bparams: list[Any] = ([row["ts"], row["ts"], row["run_id"]] if row.get("ts") is not None
                           else [row["run_id"]])
     source = (f"SELECT * FROM ledger WHERE agent IS NOT DISTINCT FROM ? AND {INCLUDED_SQL} "
               f"AND {before} ORDER BY ts DESC, run_id DESC LIMIT {int(n)}")
-    params = [row.get("agent"), *bparams]
+    return source, [row.get("agent"), *bparams]
+
+
+def history(con: duckdb.DuckDBPyConnection, row: dict[str, Any], n: int) -> History:
+    """The agent's `n` newest included runs before this one, in (ts, run_id) order."""
+    source, params = history_sql(row, n)
     m = metrics.compute(con, source, [], ["runs", "p90_latency_ms"], params).to_pylist()[0]
+    dev = "abs(h.c - med.m)"
     c = con.execute(
         f"""WITH h AS (SELECT coalesce(cost_usd, 0) AS c FROM ({source})),
-                 med AS (SELECT median(c) AS m FROM h)
-            SELECT count(*), any_value(med.m), median(abs(h.c - med.m)), avg(abs(h.c - med.m))
+                 med AS (SELECT {DUCKDB.quantile("c", 0.5)} AS m FROM h)
+            SELECT count(*), any_value(med.m), {DUCKDB.quantile(dev, 0.5)},
+                   {DUCKDB.exact_mean(dev)}
             FROM h, med""", params).fetchall()[0]
     return History(runs=int(m["runs"]), p90_latency_ms=m["p90_latency_ms"],
                    cost_runs=int(c[0]), cost_median=c[1], cost_mad=c[2], cost_mean_ad=c[3])
@@ -177,7 +186,9 @@ def cluster_frame(con: duckdb.DuckDBPyConnection, f: Filters, target: str,
     if not attr_keys:
         return con.sql(f"SELECT {sel} FROM ledger WHERE {where} ORDER BY ts, run_id",
                        params=params).to_arrow_table()
-    aggs = ", ".join(f"avg(v) FILTER (WHERE k = ?) AS attr_{i}" for i in range(len(attr_keys)))
+    # exact means: the same bits whatever order the events come in (an export read on Spark)
+    aggs = ", ".join(f"{DUCKDB.exact_sum('v', 'k = ?')} / count(v) FILTER (WHERE k = ?) "
+                     f"AS attr_{i}" for i in range(len(attr_keys)))
     q = f"""
 WITH runs AS (SELECT {sel} FROM ledger WHERE {where}),
      ev AS (SELECT run_id, attrs FROM alpha WHERE attrs IS NOT NULL
@@ -188,7 +199,8 @@ WITH runs AS (SELECT {sel} FROM ledger WHERE {where}),
      wide AS (SELECT run_id, {aggs} FROM kv GROUP BY run_id)
 SELECT runs.*, {", ".join(f"wide.attr_{i}" for i in range(len(attr_keys)))}
 FROM runs LEFT JOIN wide USING (run_id) ORDER BY runs.ts, runs.run_id"""
-    return con.sql(q, params=[*params, *attr_keys]).to_arrow_table()
+    keys = [k for k in attr_keys for _ in (0, 1)]  # each key twice: sum and count
+    return con.sql(q, params=[*params, *keys]).to_arrow_table()
 
 
 # --- change points --------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alphatrace.forensics.text import num, round_sig
+from alphatrace.quantiles import quantiles as quantile_points
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -114,7 +115,7 @@ def numeric_feature(name: str, values: npt.ArrayLike, quantiles: Sequence[float]
     xs = x[finite]
     if xs.size > QUANTILE_SAMPLE:  # cut points from an evenly strided sample: same to 3 digits
         xs = xs[:: xs.size // QUANTILE_SAMPLE]
-    qs = np.quantile(xs, np.asarray(quantiles, dtype=np.float64))
+    qs = quantile_points(xs, quantiles)
     cuts = np.unique(np.array([round_sig(float(q), sig) for q in qs], dtype=np.float64))
     m = cuts.size
     codes = np.where(finite, np.searchsorted(cuts, np.where(finite, x, 0.0), side="left"), m + 1)

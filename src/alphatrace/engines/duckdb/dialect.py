@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alphatrace.engines.dialect import TS_TEXT
+from alphatrace.engines.dialect import TS_TEXT, type7_sql
 from alphatrace.sql import lit
 
 
@@ -17,6 +17,13 @@ class DuckDBDialect:
 
     def exact_mean(self, expr: str) -> str:
         return f"({self.exact_sum(expr)} / count({expr}))"
+
+    def quantile(self, expr: str, q: float) -> str:
+        # the sorted values bound once to `s_` (a one-element list mapped by a lambda)
+        body = type7_sql("len(s_)", "s_[{i}]", q)
+        return (f"list_transform([list_sort(list(({expr}) + CAST(0.0 AS DOUBLE)) "
+                f"FILTER (WHERE ({expr}) IS NOT NULL))], "
+                f"lambda s_: {body})[1]")
 
     def epoch_us(self, ts: str) -> str:
         return f"epoch_us({ts})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from alphatrace.engines.dialect import type7_sql
 from alphatrace.sql import lit
 
 
@@ -18,6 +19,12 @@ class SparkDialect:
 
     def exact_mean(self, expr: str) -> str:
         return f"({self.exact_sum(expr)} / count({expr}))"
+
+    def quantile(self, expr: str, q: float) -> str:
+        # collect_list leaves NULLs out; the sorted values bound once to `s_` by a lambda
+        body = type7_sql("size(s_)", "element_at(s_, {i})", q, "INT")
+        return (f"element_at(transform(array(array_sort(collect_list(({expr}) + CAST(0.0 AS DOUBLE)))), "
+                f"s_ -> {body}), 1)")
 
     def epoch_us(self, ts: str) -> str:
         return f"unix_micros({ts})"

@@ -48,3 +48,24 @@ def reconcile_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> dict[
 def spark_reads(tables: Path) -> SparkReads:
     """The ledger of the export in `tables`, read on the session (`session()`)."""
     return SparkReads(session(), tables)
+
+
+def forensics_doc(tables: Path, **kwargs: Any) -> dict[str, Any]:
+    """`alphatrace forensics` over the export in `tables`, on the session (`session()`)."""
+    from alphatrace.engines.spark.forensics import forensics
+
+    return forensics(session(), tables, **kwargs)
+
+
+def explain_doc(tables: Path, run_id: str, **kwargs: Any) -> dict[str, Any]:
+    """`alphatrace explain RUN_ID` over the export in `tables`, on the session."""
+    from alphatrace.engines.spark.forensics import explain
+
+    return explain(session(), tables, run_id, **kwargs)
+
+
+def ledger_names(tables: Path, scope: str) -> set[str]:
+    """The agents or strategies (`scope`) in the ledger of the export in `tables`."""
+    from alphatrace.engines.spark.forensics import names
+
+    return names(session(), tables, scope)
