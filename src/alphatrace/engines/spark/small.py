@@ -44,6 +44,17 @@ _NO_STATE = ("CREATE TABLE ledger_market_state (symbol VARCHAR, interval_s INTEG
              "bars_last TIMESTAMP, funding_last TIMESTAMP)")
 
 
+def parquet_files(path: Path) -> str | None:
+    """What DuckDB reads for one table of `--tables`: the file `alphatrace export` wrote, or
+    the part files of a folder Spark wrote under the same name (a folder read as absent would
+    leave the market empty and every leg unpriced, with no error); None when there is none."""
+    if path.is_file():
+        return str(path)
+    if path.is_dir() and any(path.glob("*.parquet")):
+        return str(path / "*.parquet")
+    return None
+
+
 @contextmanager
 def _export(tables: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection with the export's market, aliases and pnl as views."""
@@ -51,8 +62,8 @@ def _export(tables: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         con.execute("SET TimeZone = 'UTC'")
         for name, empty in _EMPTY.items():
-            f = tables / f"{name}.parquet"
-            body = f"SELECT * FROM read_parquet({lit(str(f))})" if f.is_file() else empty
+            files = parquet_files(tables / f"{name}.parquet")
+            body = f"SELECT * FROM read_parquet({lit(files)})" if files is not None else empty
             con.execute(f"CREATE VIEW {name} AS {body}")
         yield con
     finally:
