@@ -1,0 +1,252 @@
+"""Metrics of many windows of one table of runs at once, in numpy: a catch-up's points.
+
+A catch-up (governance.replay) judges a subject at every point its window changes, so it needs
+the metrics of every window (lo, hi] of each subject's ordered runs — about (points × window)
+rows if every window is written out as rows and aggregated in SQL. Here each window is a slice
+of the one table (rows `lo[i]` to `hi[i] - 1`), gathered into a matrix of at most a few million
+cells at a time, and each metric a handful of vector operations over it.
+
+The kernels are the metrics of `alphatrace.metrics` (the definition: their SQL) spelled again
+in numpy, bit for bit — `tests/test_metric_windows.py` compares every one with
+`metrics.compute_one` on random windows, NULLs, ties and signed zeros included:
+- an exact sum (`Dialect.exact_sum`) adds the window's non-NULL terms sorted by value, one by one
+  from +0.0. A NULL (or a cell past the window's end) enters as +0.0: with the sum started at
+  +0.0, a zero term never changes it, wherever it sorts;
+- a median (DuckDB's) is the middle non-NULL value, or `lo · 0.5 + hi · 0.5` of the middle two.
+A metric without a kernel here (`supported` says which) is computed by `metrics.compute` over the
+written-out windows, as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from alphatrace.metrics import PNL
+
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+
+# Cells of one gathered matrix (each column read is one such matrix of float64).
+_CELLS = 1 << 22
+
+
+class _Chunk:
+    """Windows `lo[i]:hi[i]` of `rows`, gathered as a matrix padded to the longest one."""
+
+    def __init__(self, rows: pa.Table, lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64],
+                 cache: dict[str, tuple[Floats, Bools]]) -> None:
+        self.size = hi - lo
+        width = int(self.size.max()) if len(lo) else 0
+        col = np.arange(width, dtype=np.int64)
+        self.inside = col[None, :] < self.size[:, None]
+        self.idx = np.where(self.inside, lo[:, None] + col[None, :], 0)
+        self._rows, self._cache = rows, cache
+        self._got: dict[str, tuple[Floats, Bools]] = {}
+
+    def col(self, name: str) -> tuple[Floats, Bools]:
+        """The column's values in each window (0.0 where NULL or past the end) and where they
+        are present (non-NULL and inside the window)."""
+        if name not in self._got:
+            if name not in self._cache:
+                c = self._rows.column(name).combine_chunks() if self._rows.num_rows else None
+                if c is None:
+                    self._cache[name] = (np.zeros(0), np.zeros(0, dtype=bool))
+                else:
+                    present = np.asarray(c.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+                    vals = np.asarray(c.cast(pa.float64()).fill_null(0.0)
+                                      .to_numpy(zero_copy_only=False), dtype=np.float64)
+                    self._cache[name] = (vals, present)
+            vals, present = self._cache[name]
+            if len(vals) == 0:
+                shape = self.idx.shape
+                self._got[name] = (np.zeros(shape), np.zeros(shape, dtype=bool))
+            else:
+                p = present[self.idx] & self.inside
+                self._got[name] = (np.where(p, vals[self.idx], 0.0), p)
+        return self._got[name]
+
+
+def exact_sum(values: Floats, present: Bools) -> Floats:
+    """`Dialect.exact_sum` of each row's present terms (`values` 0.0 elsewhere); NaN (NULL)
+    over none."""
+    s = np.zeros(values.shape[0])
+    with np.errstate(invalid="ignore", over="ignore"):
+        for c in np.sort(values, axis=1).T:  # column by column: each row left to right
+            s = s + c
+    return np.where(present.any(axis=1), s, np.nan)
+
+
+def count(present: Bools) -> npt.NDArray[np.int64]:
+    return np.asarray(present.sum(axis=1), dtype=np.int64)
+
+
+def mean(values: Floats, present: Bools) -> Floats:
+    """`exact_sum / count` (NULL over no terms)."""
+    n = count(present)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, exact_sum(values, present) / np.maximum(n, 1), np.nan)
+
+
+def median(values: Floats, present: Bools) -> Floats:
+    """DuckDB's `median` (`quantile_cont(x, 0.5)`) of each row's present values: the middle
+    one, or `lo · 0.5 + hi · 0.5` of the middle two (NULL over none). Other quantiles have no
+    kernel: DuckDB's interpolation at other fractions is not reproduced here bit for bit."""
+    n = count(present)
+    # absent cells sort last as +inf, NaN values after them (after every number in DuckDB
+    # too): put the row's NaNs back in the last of its n places
+    s = np.sort(np.where(present, values, np.inf), axis=1)
+    nan = present & np.isnan(values)
+    if nan.any():
+        pos = np.arange(s.shape[1])[None, :]
+        s = np.where((pos >= (n - nan.sum(axis=1))[:, None]) & (pos < n[:, None]), np.nan, s)
+    if s.shape[1] == 0:
+        return np.full(len(n), np.nan)
+    rows = np.arange(len(n))
+    lo_i = (np.maximum(n, 1) - 1) // 2
+    lo, hi = s[rows, lo_i], s[rows, np.maximum(n, 1) // 2]
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = np.where(n % 2 == 1, lo, lo * 0.5 + hi * 0.5)
+    return np.where(n > 0, out, np.nan)
+
+
+def _gt0(v: Floats) -> Bools:
+    """SQL's `v > 0` for DuckDB, where NaN is above every number."""
+    with np.errstate(invalid="ignore"):
+        return (v > 0) | np.isnan(v)
+
+
+def _coalesce0(x: Floats, present: Bools) -> Floats:
+    """`coalesce(exact_sum(...), 0)`: 0 over no terms."""
+    return np.where(present.any(axis=1), x, 0.0)
+
+
+def _sharpe(w: _Chunk) -> Floats:
+    """`mean / nullif(sd, 0)`, sd from the sums shifted by the window's first PnL (metrics'
+    `_SD`): `sqrt(greatest(0, (Σd² − Σd·Σd / n) / nullif(n − 1, 0)))`."""
+    v, p = w.col(PNL)
+    n = count(p)
+    pnl0 = v[np.arange(len(n)), np.argmax(p, axis=1)] if v.shape[1] else np.zeros(len(n))
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        d = np.where(p, v - pnl0[:, None], 0.0)
+        s1, s2 = exact_sum(d, p), exact_sum(np.where(p, d * d, 0.0), p)
+        var = (s2 - s1 * s1 / n) / np.where(n > 1, n - 1, 1)
+        # greatest(0, var) (NaN stays NaN); n ≤ 1: a NULL variance, which greatest turns to 0
+        sd = np.where(n > 1, np.sqrt(np.where(np.isnan(var) | (var > 0), var, 0.0)), 0.0)
+        m = exact_sum(v, p) / n
+        return np.where((n > 0) & (sd != 0), m / np.where(sd != 0, sd, 1.0), np.nan)
+
+
+def _hit_rate(w: _Chunk) -> Floats:
+    v, p = w.col(PNL)
+    return mean(np.where(p & _gt0(v), 1.0, 0.0), p)
+
+
+def _error_rate(w: _Chunk) -> Floats:
+    v, p = w.col("errors")
+    return _coalesce0(mean(np.where(p & _gt0(v), 1.0, 0.0), w.inside), w.inside)
+
+
+def _profit_factor(w: _Chunk) -> Floats:
+    v, p = w.col(PNL)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        win = exact_sum(np.where(p & _gt0(v), v, 0.0), w.inside)
+        loss = -exact_sum(np.where(p & (v < 0), v, 0.0), w.inside)
+        return np.where(loss == 0, np.nan, win / np.where(loss == 0, 1.0, loss))
+
+
+def _last_n(n: int) -> Callable[[_Chunk], Floats]:
+    def k(w: _Chunk) -> Floats:
+        v, p = w.col(PNL)
+        keep = p & (np.cumsum(p[:, ::-1], axis=1)[:, ::-1] <= n)  # among the newest n realized
+        return _coalesce0(exact_sum(np.where(keep, v, 0.0), keep), keep)
+    return k
+
+
+def _sum0(column: str) -> Callable[[_Chunk], Floats]:
+    def k(w: _Chunk) -> Floats:
+        v, p = w.col(column)
+        return _coalesce0(exact_sum(v, p), p)
+    return k
+
+
+def _mean(column: str, null_is_zero: bool = False) -> Callable[[_Chunk], Floats]:
+    """The mean of a column; `null_is_zero`: of `coalesce(column, 0)`."""
+    def k(w: _Chunk) -> Floats:
+        v, p = w.col(column)
+        return mean(v, w.inside if null_is_zero else p)
+    return k
+
+
+def _median(column: str) -> Callable[[_Chunk], Floats]:
+    def k(w: _Chunk) -> Floats:
+        return median(*w.col(column))
+    return k
+
+
+_KERNELS: dict[str, Callable[[_Chunk], npt.NDArray[np.float64] | npt.NDArray[np.int64]]] = {
+    "runs": lambda w: w.size.astype(np.int64),
+    "realized_runs": lambda w: count(w.col(PNL)[1]),
+    "hit_rate": _hit_rate,
+    "rolling_pnl_bps": _sum0(PNL),
+    "mean_pnl_bps": _mean(PNL),
+    "median_pnl_bps": _median(PNL),
+    "mean_net_bps": _mean("net_bps"),
+    "median_net_bps": _median("net_bps"),
+    "total_pnl_usd": _sum0("pnl_usd"),
+    "total_cost_usd": _sum0("cost_usd"),
+    "profit_factor": _profit_factor,
+    "sharpe": _sharpe,
+    "error_rate": _error_rate,
+    "mean_latency_ms": _mean("latency_ms"),
+    "median_latency_ms": _median("latency_ms"),
+    "cost_per_run": _mean("cost_usd", null_is_zero=True),
+}
+_LAST_N = re.compile(r"^last_(\d+)_runs_pnl$")
+
+
+def _kernel(name: str) -> Callable[[_Chunk], npt.NDArray[np.float64] | npt.NDArray[np.int64]] | None:
+    m = _LAST_N.match(name)
+    if m and int(m.group(1)) >= 1:
+        return _last_n(int(m.group(1)))
+    return _KERNELS.get(name)
+
+
+def supported(name: str) -> bool:
+    """Whether `compute` has a kernel for the metric."""
+    return _kernel(name) is not None
+
+
+def compute(rows: pa.Table, lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64],
+            names: list[str]) -> dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64]]:
+    """Each metric of `names` (all `supported`) over each window: the rows `lo[i]` to
+    `hi[i] - 1` of `rows`, in run order. `runs` and `realized_runs` as int64, the rest as
+    float64 with NaN for NULL. Windows are taken shortest first in matrices of at most
+    `_CELLS` cells, so one long window does not widen every other."""
+    kernels = {n: _kernel(n) for n in names}
+    missing = [n for n, k in kernels.items() if k is None]
+    if missing:
+        raise KeyError(f"no window kernel for {', '.join(missing)}")
+    n = len(lo)
+    out: dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64]] = {
+        nm: np.zeros(n, dtype=np.int64 if nm in ("runs", "realized_runs") else np.float64)
+        for nm in names}
+    order = np.argsort(hi - lo, kind="stable")
+    cache: dict[str, tuple[Floats, Bools]] = {}
+    i = 0
+    while i < n:
+        width = max(int(hi[order[i]] - lo[order[i]]), 1)
+        j = min(n, i + max(1, _CELLS // width))
+        width = max(int(hi[order[j - 1]] - lo[order[j - 1]]), 1)
+        j = min(j, i + max(1, _CELLS // width))
+        part = order[i:j]
+        chunk = _Chunk(rows, lo[part], hi[part], cache)
+        for nm, k in kernels.items():
+            assert k is not None
+            out[nm][part] = k(chunk)
+        i = j
+    return out
