@@ -12,7 +12,8 @@ in numpy, bit for bit — `tests/test_metric_windows.py` compares every one with
 - an exact sum (`Dialect.exact_sum`) adds the window's non-NULL terms sorted by value, one by one
   from +0.0. A NULL (or a cell past the window's end) enters as +0.0: with the sum started at
   +0.0, a zero term never changes it, wherever it sorts;
-- a median (DuckDB's) is the middle non-NULL value, or `lo · 0.5 + hi · 0.5` of the middle two.
+- a median is the middle non-NULL value, or `lo · 0.5 + hi · 0.5` of the middle two, a
+  zero as +0.0 (metrics' `_median`).
 A metric without a kernel here (`supported` says which) is computed by `metrics.compute` over the
 written-out windows, as before.
 """
@@ -93,9 +94,10 @@ def mean(values: Floats, present: Bools) -> Floats:
 
 
 def median(values: Floats, present: Bools) -> Floats:
-    """DuckDB's `median` (`quantile_cont(x, 0.5)`) of each row's present values: the middle
-    one, or `lo · 0.5 + hi · 0.5` of the middle two (NULL over none). Other quantiles have no
-    kernel: DuckDB's interpolation at other fractions is not reproduced here bit for bit."""
+    """The metrics' median (DuckDB's `median` + 0.0) of each row's present values: the middle
+    one, or `lo · 0.5 + hi · 0.5` of the middle two (NULL over none), a zero as +0.0. Other
+    quantiles have no kernel: DuckDB's interpolation at other fractions is not reproduced
+    here bit for bit."""
     n = count(present)
     # absent cells sort last as +inf, NaN values after them (after every number in DuckDB
     # too): put the row's NaNs back in the last of its n places
@@ -110,7 +112,7 @@ def median(values: Floats, present: Bools) -> Floats:
     lo_i = (np.maximum(n, 1) - 1) // 2
     lo, hi = s[rows, lo_i], s[rows, np.maximum(n, 1) // 2]
     with np.errstate(invalid="ignore", over="ignore"):
-        out = np.where(n % 2 == 1, lo, lo * 0.5 + hi * 0.5)
+        out = np.where(n % 2 == 1, lo, lo * 0.5 + hi * 0.5) + 0.0
     return np.where(n > 0, out, np.nan)
 
 

@@ -94,6 +94,13 @@ _SD = (f"sqrt(greatest(0, ({_sum(f'{_D} * {_D}')} - {_sum(_D)} * {_sum(_D)} / co
 # Days from the first to the last realized run (runs without PnL carry no return).
 _DAYS = (f"date_diff('second', min(ts) FILTER (WHERE {PNL} IS NOT NULL), "
          f"max(ts) FILTER (WHERE {PNL} IS NOT NULL)) / 86400.0")
+# The median with +0.0 added: DuckDB picks the middle value by selection, so of a -0.0 and a
+# +0.0 tied in the middle it returns whichever the selection left there (it depends on the
+# input order); + 0.0 makes every zero median +0.0, the same bits however the rows arrive.
+def _median(expr: str) -> str:
+    return f"(median({expr}) + 0.0)"
+
+
 # A run whose PnL is not known yet (open, unpriced): its ledger net_usd is NULL, its cost spent.
 _UNREALIZED = "pnl_usd IS NULL"
 
@@ -110,12 +117,12 @@ _METRICS: tuple[Metric, ...] = (
        label="rolling PnL", fmt="bps"),
     _mean("mean_pnl_bps", PNL, "bps", "Σ pnl / n", "mean realized bps per run",
        label="PnL", fmt="bps"),
-    _m("median_pnl_bps", f"median({PNL})", "bps", "median(pnl)", "median realized bps per run",
+    _m("median_pnl_bps", _median(PNL), "bps", "median(pnl)", "median realized bps per run",
        label="median PnL", fmt="bps"),
     _mean("mean_net_bps", "net_bps", "bps", "mean(pnl_bps − cost_usd/size_usd·1e4)",
        "mean per-run bps after inference cost",
        label="mean net", fmt="bps"),
-    _m("median_net_bps", "median(net_bps)", "bps", "median(net_bps)", "median per-run net bps",
+    _m("median_net_bps", _median("net_bps"), "bps", "median(net_bps)", "median per-run net bps",
        label="median net", fmt="bps"),
     _m("total_pnl_usd", f"coalesce({_sum('pnl_usd')}, 0)", "USD", "Σ pnl_usd", "trading PnL in dollars",
        label="trading PnL", fmt="usd"),
@@ -162,7 +169,7 @@ _METRICS: tuple[Metric, ...] = (
        label="error rate", fmt="pct"),
     _mean("mean_latency_ms", "latency_ms", "ms", "mean(latency)", "mean run latency",
        label="latency", fmt="n0"),
-    _m("median_latency_ms", "median(latency_ms)", "ms", "median(latency)", "median run latency",
+    _m("median_latency_ms", _median("latency_ms"), "ms", "median(latency)", "median run latency",
        label="median latency", fmt="n0"),
     _m("p90_latency_ms", "quantile_cont(latency_ms, 0.9)", "ms", "90th percentile (linear)",
        "tail latency",
