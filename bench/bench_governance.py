@@ -5,6 +5,15 @@ computation over it can cost.
 
     .venv/bin/python bench/bench_governance.py [--runs 1000000] [--agents 10000] [--append]
 
+`--catchup` times instead a first catch-up (`gates evaluate` on a store with history and no
+progress mark: every point of every subject) under the shipped default gates, on agents with
+Zipf-sized histories, step by step: the read of the runs (`replay.window_runs`), points and
+window metrics with the rules (`replay.assess_runs`), the lifecycle walk (a dry run less the
+two before) and appending the records (an evaluation less the dry run). Run it from a
+checkout of another commit (PYTHONPATH=<checkout>/src) to compare the two in the same minutes.
+
+    .venv/bin/python bench/bench_governance.py --catchup --runs 20000 --agents 200
+
 --append adds the result section to bench/RESULTS.md (one write, after re-reading the file).
 """
 
@@ -23,19 +32,26 @@ import numpy as np
 import pyarrow as pa
 
 import alphatrace as at
-from alphatrace.governance import backtest, confidence
+from alphatrace.governance import backtest, confidence, replay
 from alphatrace.governance.gates import decide
 from alphatrace.governance.policy import load_governance
-from alphatrace.policy import SEED_POLICY, Policy, shipped_policy
+from alphatrace.governance.runs import needed_columns
+from alphatrace.policy import DEFAULT_POLICY, SEED_POLICY, Policy, shipped_policy
 from common import machine, record
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def build(db: at.Database, runs: int, agents: int, strategies: int, seed: int = 7) -> None:
-    """A synthetic ledger: agents with their own edge and error rate, runs spread over a year."""
+def build(db: at.Database, runs: int, agents: int, strategies: int, seed: int = 7,
+          zipf: float | None = None) -> None:
+    """A synthetic ledger: agents with their own edge and error rate, runs spread over a year;
+    with `zipf`, agent k (from 1) has a share of the runs ∝ 1 / k^zipf (else all alike)."""
     rng = np.random.default_rng(seed)
-    agent = rng.integers(0, agents, runs)
+    if zipf is None:
+        agent = rng.integers(0, agents, runs)
+    else:
+        w = 1.0 / np.arange(1, agents + 1) ** zipf
+        agent = rng.choice(agents, runs, p=w / w.sum())
     edge = rng.normal(0.5, 3.0, agents)[agent]
     pnl = np.round(rng.normal(edge, 25.0) * 4) / 4
     err_p = rng.uniform(0, 0.15, agents)[agent]
@@ -68,6 +84,28 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return statistics.median(times), out
 
 
+def catchup(db: at.Database, repeat: int) -> list[tuple[str, float, float | None]]:
+    """A first catch-up under the default gates, step by step (median of `repeat` each)."""
+    con = db.con
+    gp = load_governance(shipped_policy(DEFAULT_POLICY))
+    target = con.execute("SELECT max(coalesce(known_ts, ts)) FROM ledger").fetchall()[0][0]
+    cols = needed_columns(con, gp.gate_metrics())
+    read, runs = timed(lambda: replay.window_runs(con, gp, cols, {}, target), repeat)
+    assess, got = timed(lambda: replay.assess_runs(con, gp, runs, target), repeat)
+    dry, _ = timed(lambda: db.gates.evaluate(gp, record=False), repeat)
+
+    def evaluate() -> list[dict[str, Any]]:
+        con.execute("DELETE FROM decisions; DELETE FROM decision_head; DELETE FROM gate_progress")
+        return db.gates.evaluate(gp)
+
+    ev, recs = timed(evaluate, repeat)
+    return [(f"read the runs ({runs.num_rows:,} subject-runs)", read, None),
+            (f"points, window metrics, rules ({len(got):,} points)", assess, None),
+            ("lifecycle walk (dry run − the two above)", dry - read - assess, None),
+            (f"append {len(recs):,} records (evaluate − dry run)", ev - dry, None),
+            ("first `gates evaluate` (catch-up), total", ev, None)]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=1_000_000)
@@ -76,7 +114,12 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--backtest", action="store_true", help="also time a full backtest")
     ap.add_argument("--append", action="store_true")
+    ap.add_argument("--catchup", action="store_true",
+                    help="time a first catch-up under the default gates (Zipf-sized histories)")
+    ap.add_argument("--zipf", type=float, default=1.1, help="--catchup: the histories' exponent")
     args = ap.parse_args()
+    if args.catchup:
+        return main_catchup(args)
 
     info = machine("duckdb", "numpy", "pyarrow")
     db = at.connect(":memory:")
@@ -129,6 +172,27 @@ def main() -> int:
     for name, secs, target in rows:
         ok = "" if target is None else (f"≤ {target:g} s ✓" if secs <= target else f"≤ {target:g} s ✗")
         lines.append(f"| {name} | {secs:.3f} | {secs / base:.1f} | {ok} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.append:
+        record(text)
+    db.close()
+    return 0
+
+
+def main_catchup(args: argparse.Namespace) -> int:
+    info = machine("duckdb", "numpy", "pyarrow")
+    db = at.connect(":memory:")
+    build(db, args.runs, args.agents, args.strategies, zipf=args.zipf)
+    rows = catchup(db, args.repeat)
+    head = (f"## First catch-up, default gates (bench/bench_governance.py --catchup) — "
+            f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
+            f"Machine: {info}.\n"
+            f"Input: synthetic ledger of {args.runs:,} realized runs, {args.agents:,} agents "
+            f"(Zipf {args.zipf:g} history sizes) in {args.strategies} strategy classes, one "
+            f"year (seed 7); policies/default.yaml gates. Median of {args.repeat} runs per step.")
+    lines = [head, "", "| step | median s |", "|---|---:|"]
+    lines += [f"| {name} | {secs:.3f} |" for name, secs, _ in rows]
     text = "\n".join(lines)
     print(text)
     if args.append:

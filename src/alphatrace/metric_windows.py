@@ -234,9 +234,10 @@ def compute(rows: pa.Table, lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64]
     if missing:
         raise KeyError(f"no window kernel for {', '.join(missing)}")
     n = len(lo)
-    out: dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64]] = {
-        nm: np.zeros(n, dtype=np.int64 if nm in ("runs", "realized_runs") else np.float64)
-        for nm in names}
+    out: dict[str, npt.NDArray[np.float64] | npt.NDArray[np.int64]] = {}
+    for nm in names:
+        out[nm] = (np.zeros(n, dtype=np.int64) if nm in ("runs", "realized_runs")
+                   else np.zeros(n, dtype=np.float64))
     order = np.argsort(hi - lo, kind="stable")
     cache: dict[str, tuple[Floats, Bools]] = {}
     i = 0

@@ -372,21 +372,37 @@ class Walk:
     state: dict[SubjectKey, State]
     last: dict[SubjectKey, dict[str, Any]]
     pending: list[dict[str, Any]] = field(default_factory=list)  # by (as_of, seq)
+    # the strategies whose state is killed, kept with `state` (read at every point)
+    killed: set[str] = field(init=False)
+    _next: int = field(default=0, init=False)  # the first of `pending` not yet applied
+
+    def __post_init__(self) -> None:
+        self.killed = {s for (sc, s), st in self.state.items()
+                       if sc == "strategy" and st == "killed"}
+
+    def _set(self, key: SubjectKey, state: State) -> None:
+        self.state[key] = state
+        if key[0] == "strategy":
+            if state == "killed":
+                self.killed.add(key[1])
+            else:
+                self.killed.discard(key[1])
 
     def advance(self, t: dt.datetime) -> set[SubjectKey]:
         """Apply the log's records up to `t`; the subjects revived by them."""
         revived = set()
-        while self.pending and self.pending[0]["_at"] <= t:
-            r = self.pending.pop(0)
+        while self._next < len(self.pending) and self.pending[self._next]["_at"] <= t:
+            r = self.pending[self._next]
+            self._next += 1
             key = (str(r["scope"]), str(r["subject"]))
-            self.state[key] = r["state"]
+            self._set(key, r["state"])
             self.last[key] = r
             if r["action"] == "revive":
                 revived.add(key)
         return revived
 
     def record(self, d: Decision) -> None:
-        self.state[d.key] = d.state
+        self._set(d.key, d.state)
         self.last[d.key] = d.content()
 
 
@@ -488,11 +504,10 @@ def walk(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, p: Plan, w: Walk,
         return loaded[0]
 
     current: dict[SubjectKey, Assessment] = {}
-    killed = {s for (sc, s), st in w.state.items() if sc == "strategy" and st == "killed"}
     prev: dt.datetime | None = None
     for t, fresh in p.by_time.items():
         revived = w.advance(t) | set((revives or {}).get(t, set()))
-        killed = {s for (sc, s), st in w.state.items() if sc == "strategy" and st == "killed"}
+        killed = set(w.killed)
         for a in fresh:
             current[a.key] = a
         new_kills = {a.key[1] for a in fresh if a.key[0] == "strategy" and a.error is None
