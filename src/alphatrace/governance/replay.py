@@ -401,9 +401,10 @@ class Walk:
                 revived.add(key)
         return revived
 
-    def record(self, d: Decision) -> None:
+    def record(self, d: Decision, content: dict[str, Any] | None = None) -> None:
+        """Apply a decision that is news (`content`: its `content()`, if already built)."""
         self._set(d.key, d.state)
-        self.last[d.key] = d.content()
+        self.last[d.key] = d.content() if content is None else content
 
 
 def start(con: duckdb.DuckDBPyConnection, first: dt.datetime | None, *,
@@ -541,12 +542,12 @@ def walk(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, p: Plan, w: Walk,
 
         decisions = judge(gp, t, w.state, assessed, targets, killed)
         out = []
-        for d in decisions:
-            news = is_news(w.last.get(d.key), d.content())
-            out.append((d, news))
-        for d, news in out:
+        contents = [d.content() for d in decisions]
+        for d, c in zip(decisions, contents, strict=True):
+            out.append((d, is_news(w.last.get(d.key), c)))
+        for (d, news), c in zip(out, contents, strict=True):
             if news:
-                w.record(d)
+                w.record(d, c)
         prev = t
         yield t, out
 
