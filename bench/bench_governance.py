@@ -8,8 +8,8 @@ computation over it can cost.
 `--catchup` times instead a first catch-up (`gates evaluate` on a store with history and no
 progress mark: every point of every subject) under the shipped default gates, on agents with
 Zipf-sized histories, step by step: the read of the runs (`replay.window_runs`), points and
-window metrics with the rules (`replay.assess_runs`), the lifecycle walk (a dry run less the
-two before) and appending the records (an evaluation less the dry run). Run it from a
+window metrics with the rules (`replay.assess_runs`), the lifecycle walk (`replay.walk`) and
+appending the records (`journal.append`), each timed inside one evaluation. Run it from a
 checkout of another commit (PYTHONPATH=<checkout>/src) to compare the two in the same minutes.
 
     .venv/bin/python bench/bench_governance.py --catchup --runs 20000 --agents 200
@@ -32,10 +32,9 @@ import numpy as np
 import pyarrow as pa
 
 import alphatrace as at
-from alphatrace.governance import backtest, confidence, replay
+from alphatrace.governance import backtest, confidence, journal, replay
 from alphatrace.governance.gates import decide
 from alphatrace.governance.policy import load_governance
-from alphatrace.governance.runs import needed_columns
 from alphatrace.policy import DEFAULT_POLICY, SEED_POLICY, Policy, shipped_policy
 from common import machine, record
 
@@ -85,25 +84,65 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 def catchup(db: at.Database, repeat: int) -> list[tuple[str, float, float | None]]:
-    """A first catch-up under the default gates, step by step (median of `repeat` each)."""
+    """A first catch-up under the default gates (median of `repeat`), split by timing the
+    steps inside the one evaluation: each step's function is wrapped with a timer."""
     con = db.con
     gp = load_governance(shipped_policy(DEFAULT_POLICY))
-    target = con.execute("SELECT max(coalesce(known_ts, ts)) FROM ledger").fetchall()[0][0]
-    cols = needed_columns(con, gp.gate_metrics())
-    read, runs = timed(lambda: replay.window_runs(con, gp, cols, {}, target), repeat)
-    assess, got = timed(lambda: replay.assess_runs(con, gp, runs, target), repeat)
-    dry, _ = timed(lambda: db.gates.evaluate(gp, record=False), repeat)
+    spent: dict[str, float] = {}
+    sizes: dict[str, int] = {}
 
-    def evaluate() -> list[dict[str, Any]]:
-        con.execute("DELETE FROM decisions; DELETE FROM decision_head; DELETE FROM gate_progress")
-        return db.gates.evaluate(gp)
+    def clock(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            out = fn(*a, **k)
+            spent[name] = spent.get(name, 0.0) + time.perf_counter() - t
+            sizes[name] = out.num_rows if isinstance(out, pa.Table) else len(out)
+            return out
+        return wrapped
 
-    ev, recs = timed(evaluate, repeat)
-    return [(f"read the runs ({runs.num_rows:,} subject-runs)", read, None),
-            (f"points, window metrics, rules ({len(got):,} points)", assess, None),
-            ("lifecycle walk (dry run − the two above)", dry - read - assess, None),
-            (f"append {len(recs):,} records (evaluate − dry run)", ev - dry, None),
-            ("first `gates evaluate` (catch-up), total", ev, None)]
+    def walk(*a: Any, **k: Any) -> Any:  # a generator: time each step of it
+        steps = orig["walk"](*a, **k)
+        while True:
+            t = time.perf_counter()
+            try:
+                step = next(steps)
+            except StopIteration:
+                return
+            finally:
+                spent["walk"] = spent.get("walk", 0.0) + time.perf_counter() - t
+            yield step
+
+    orig = {"window_runs": replay.window_runs, "assess_runs": replay.assess_runs,
+            "walk": replay.walk, "append": journal.append}
+    replay.window_runs = clock("window_runs", orig["window_runs"])
+    replay.assess_runs = clock("assess_runs", orig["assess_runs"])
+    replay.walk = walk
+    journal.append = clock("append", orig["append"])
+    runs: list[dict[str, float]] = []
+    try:
+        for _ in range(repeat):
+            con.execute("DELETE FROM decisions; DELETE FROM decision_head; "
+                        "DELETE FROM gate_progress")
+            spent.clear()
+            t = time.perf_counter()
+            db.gates.evaluate(gp)
+            runs.append({**spent, "total": time.perf_counter() - t})
+    finally:
+        replay.window_runs, replay.assess_runs = orig["window_runs"], orig["assess_runs"]
+        replay.walk, journal.append = orig["walk"], orig["append"]
+
+    def med(k: str) -> float:
+        return statistics.median(r.get(k, 0.0) for r in runs)
+
+    steps = ("window_runs", "assess_runs", "walk", "append")
+    return [(f"read the runs ({sizes.get('window_runs', 0):,} subject-runs)", med("window_runs"), None),
+            (f"points, window metrics, rules ({sizes.get('assess_runs', 0):,} points)",
+             med("assess_runs"), None),
+            ("lifecycle walk", med("walk"), None),
+            (f"append {sizes.get('append', 0):,} records", med("append"), None),
+            ("the rest (progress marks, log reads)",
+             statistics.median(r["total"] - sum(r.get(k, 0.0) for k in steps) for r in runs), None),
+            ("first `gates evaluate` (catch-up), total", med("total"), None)]
 
 
 def main() -> int:
