@@ -48,6 +48,8 @@ class _Chunk:
         self.idx = np.where(self.inside, lo[:, None] + col[None, :], 0)
         self._rows, self._cache = rows, cache
         self._got: dict[str, tuple[Floats, Bools]] = {}
+        self._ordered: dict[str, tuple[Floats, npt.NDArray[np.int64], Bools]] = {}
+        self._totals: dict[str, Floats] = {}
 
     def col(self, name: str) -> tuple[Floats, Bools]:
         """The column's values in each window (0.0 where NULL or past the end) and where they
@@ -72,14 +74,50 @@ class _Chunk:
         return self._got[name]
 
 
+    def ordered(self, name: str) -> tuple[Floats, npt.NDArray[np.int64], Bools]:
+        """The column's present values in each window sorted ascending (+inf after them, then
+        NaN values), how many are present, and which windows hold a NaN value."""
+        if name not in self._ordered:
+            v, p = self.col(name)
+            self._ordered[name] = (np.sort(np.where(p, v, np.inf), axis=1), count(p),
+                                   (p & np.isnan(v)).any(axis=1))
+        return self._ordered[name]
+
+    def first(self, n: npt.NDArray[np.int64]) -> Bools:
+        """The first n[i] cells of each window's row."""
+        return np.arange(self.idx.shape[1])[None, :] < n[:, None]
+
+    def total(self, name: str) -> Floats:
+        """`exact_sum` of the column in each window (NaN: NULL or a NaN term)."""
+        if name not in self._totals:
+            s, n, nan = self.ordered(name)
+            x = _added(np.where(self.first(n), s, 0.0))
+            self._totals[name] = np.where((n == 0) | nan, np.nan, x)
+        return self._totals[name]
+
+
+def _added(sorted_terms: Floats) -> Floats:
+    """Each row's terms added left to right, from +0.0."""
+    s = np.zeros(sorted_terms.shape[0])
+    with np.errstate(invalid="ignore", over="ignore"):
+        for c in sorted_terms.T:  # column by column: each row left to right
+            s = s + c
+    return s
+
+
 def exact_sum(values: Floats, present: Bools) -> Floats:
     """`Dialect.exact_sum` of each row's present terms (`values` 0.0 elsewhere); NaN (NULL)
     over none."""
-    s = np.zeros(values.shape[0])
-    with np.errstate(invalid="ignore", over="ignore"):
-        for c in np.sort(values, axis=1).T:  # column by column: each row left to right
-            s = s + c
-    return np.where(present.any(axis=1), s, np.nan)
+    return np.where(present.any(axis=1), _added(np.sort(values, axis=1)), np.nan)
+
+
+def share(flags: Bools, present: Bools) -> Floats:
+    """`exact_mean` of a term that is 1.0 where `flags`, else 0.0, over the present cells: a
+    sum of ones is exact in any order, so it is their count (NULL over no terms)."""
+    n = count(present)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k = np.asarray((flags & present).sum(axis=1), dtype=np.float64)
+        return np.where(n > 0, k / np.maximum(n, 1), np.nan)
 
 
 def count(present: Bools) -> npt.NDArray[np.int64]:
@@ -93,24 +131,21 @@ def mean(values: Floats, present: Bools) -> Floats:
         return np.where(n > 0, exact_sum(values, present) / np.maximum(n, 1), np.nan)
 
 
-def median(values: Floats, present: Bools) -> Floats:
-    """The metrics' median (DuckDB's `median` + 0.0) of each row's present values: the middle
-    one, or `lo · 0.5 + hi · 0.5` of the middle two (NULL over none), a zero as +0.0. Other
-    quantiles have no kernel: DuckDB's interpolation at other fractions is not reproduced
-    here bit for bit."""
-    n = count(present)
-    # absent cells sort last as +inf, NaN values after them (after every number in DuckDB
-    # too): put the row's NaNs back in the last of its n places
-    s = np.sort(np.where(present, values, np.inf), axis=1)
-    nan = present & np.isnan(values)
-    if nan.any():
+def median(s: Floats, n: npt.NDArray[np.int64], nan: Bools) -> Floats:
+    """The metrics' median (DuckDB's `median` + 0.0) of each row's n present values, given
+    sorted as `_Chunk.ordered` gives them: the middle one, or `lo · 0.5 + hi · 0.5` of the
+    middle two (NULL over none), a zero as +0.0. Other quantiles have no kernel: DuckDB's
+    interpolation at other fractions is not reproduced here bit for bit."""
+    if nan.any():  # NaN sorts after the +inf padding here, after every number in DuckDB:
+        k = np.zeros(len(n), dtype=np.int64)  # put a row's NaNs in the last of its n places
+        rows = np.flatnonzero(nan)
+        k[rows] = np.isnan(s[rows]).sum(axis=1)
         pos = np.arange(s.shape[1])[None, :]
-        s = np.where((pos >= (n - nan.sum(axis=1))[:, None]) & (pos < n[:, None]), np.nan, s)
+        s = np.where((pos >= (n - k)[:, None]) & (pos < n[:, None]), np.nan, s)
     if s.shape[1] == 0:
         return np.full(len(n), np.nan)
     rows = np.arange(len(n))
-    lo_i = (np.maximum(n, 1) - 1) // 2
-    lo, hi = s[rows, lo_i], s[rows, np.maximum(n, 1) // 2]
+    lo, hi = s[rows, (np.maximum(n, 1) - 1) // 2], s[rows, np.maximum(n, 1) // 2]
     with np.errstate(invalid="ignore", over="ignore"):
         out = np.where(n % 2 == 1, lo, lo * 0.5 + hi * 0.5) + 0.0
     return np.where(n > 0, out, np.nan)
@@ -129,28 +164,31 @@ def _coalesce0(x: Floats, present: Bools) -> Floats:
 
 def _sharpe(w: _Chunk) -> Floats:
     """`mean / nullif(sd, 0)`, sd from the sums shifted by the window's first PnL (metrics'
-    `_SD`): `sqrt(greatest(0, (Σd² − Σd·Σd / n) / nullif(n − 1, 0)))`."""
+    `_SD`): `sqrt(greatest(0, (Σd² − Σd·Σd / n) / nullif(n − 1, 0)))`. Subtracting one number
+    keeps the order, so the shifted terms are the sorted PnL shifted: one sort fewer."""
     v, p = w.col(PNL)
-    n = count(p)
+    s, n, nan = w.ordered(PNL)
     pnl0 = v[np.arange(len(n)), np.argmax(p, axis=1)] if v.shape[1] else np.zeros(len(n))
+    first = w.first(n)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        d = np.where(p, v - pnl0[:, None], 0.0)
-        s1, s2 = exact_sum(d, p), exact_sum(np.where(p, d * d, 0.0), p)
+        d = np.where(first, s - pnl0[:, None], 0.0)
+        s1 = np.where(nan, np.nan, _added(d))
+        s2 = exact_sum(d * d, first)
         var = (s2 - s1 * s1 / n) / np.where(n > 1, n - 1, 1)
         # greatest(0, var) (NaN stays NaN); n ≤ 1: a NULL variance, which greatest turns to 0
         sd = np.where(n > 1, np.sqrt(np.where(np.isnan(var) | (var > 0), var, 0.0)), 0.0)
-        m = exact_sum(v, p) / n
+        m = w.total(PNL) / n
         return np.where((n > 0) & (sd != 0), m / np.where(sd != 0, sd, 1.0), np.nan)
 
 
 def _hit_rate(w: _Chunk) -> Floats:
     v, p = w.col(PNL)
-    return mean(np.where(p & _gt0(v), 1.0, 0.0), p)
+    return share(_gt0(v), p)
 
 
 def _error_rate(w: _Chunk) -> Floats:
     v, p = w.col("errors")
-    return _coalesce0(mean(np.where(p & _gt0(v), 1.0, 0.0), w.inside), w.inside)
+    return _coalesce0(share(p & _gt0(v), w.inside), w.inside)
 
 
 def _profit_factor(w: _Chunk) -> Floats:
@@ -171,22 +209,24 @@ def _last_n(n: int) -> Callable[[_Chunk], Floats]:
 
 def _sum0(column: str) -> Callable[[_Chunk], Floats]:
     def k(w: _Chunk) -> Floats:
-        v, p = w.col(column)
-        return _coalesce0(exact_sum(v, p), p)
+        return _coalesce0(w.total(column), w.col(column)[1])
     return k
 
 
 def _mean(column: str, null_is_zero: bool = False) -> Callable[[_Chunk], Floats]:
     """The mean of a column; `null_is_zero`: of `coalesce(column, 0)`."""
     def k(w: _Chunk) -> Floats:
-        v, p = w.col(column)
-        return mean(v, w.inside if null_is_zero else p)
+        if null_is_zero:
+            return mean(w.col(column)[0], w.inside)
+        n = count(w.col(column)[1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 0, w.total(column) / np.maximum(n, 1), np.nan)
     return k
 
 
 def _median(column: str) -> Callable[[_Chunk], Floats]:
     def k(w: _Chunk) -> Floats:
-        return median(*w.col(column))
+        return median(*w.ordered(column))
     return k
 
 
