@@ -79,8 +79,8 @@ class _Chunk:
         NaN values), how many are present, and which windows hold a NaN value."""
         if name not in self._ordered:
             v, p = self.col(name)
-            self._ordered[name] = (np.sort(np.where(p, v, np.inf), axis=1), count(p),
-                                   (p & np.isnan(v)).any(axis=1))
+            nan = np.asarray((p & np.isnan(v)).any(axis=1), dtype=np.bool_)
+            self._ordered[name] = (np.sort(np.where(p, v, np.inf), axis=1), count(p), nan)
         return self._ordered[name]
 
     def first(self, n: npt.NDArray[np.int64]) -> Bools:
