@@ -30,16 +30,28 @@ def quantiles(values: npt.ArrayLike, qs: npt.ArrayLike) -> F64:
     """Q(q) of `values` for each q in `qs` (each in [0, 1])."""
     s = np.sort(np.asarray(values, dtype=np.float64).ravel() + 0.0)
     q = np.asarray(qs, dtype=np.float64)
-    if s.size == 0:
-        return np.full(q.shape, np.nan)
-    h = float(s.size - 1) * q
+    n = np.array([s.size], dtype=np.int64)
+    out = [rows_quantile(s[None, :], n, float(x))[0] for x in q.ravel()]
+    return np.asarray(out, dtype=np.float64).reshape(q.shape)
+
+
+def rows_quantile(s: F64, n: npt.NDArray[np.int64], q: float) -> F64:
+    """Q(q) of each row of `s`, whose first n[i] cells are row i's values sorted ascending
+    (NaN last); NaN for a row with none. The steps of the module docstring, one per
+    vector operation; the values get their + 0.0 here (a −0.0 that sorted either side of a
+    +0.0 gives the same bits)."""
+    if s.shape[1] == 0:
+        return np.full(len(n), np.nan)
+    h = (n - 1).astype(np.float64) * q
     fl = np.floor(h)
-    j = fl.astype(np.int64)
+    j = np.maximum(fl, 0).astype(np.int64)
     g = h - fl
-    lo = s[j]
-    hi = s[np.minimum(j + 1, s.size - 1)]
-    with np.errstate(invalid="ignore"):
-        return np.asarray(np.where(g == 0, lo, lo + (hi - lo) * g), dtype=np.float64)
+    rows = np.arange(len(n))
+    lo = s[rows, j] + 0.0
+    hi = s[rows, np.minimum(j + 1, np.maximum(n - 1, 0))] + 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = np.where(g == 0, lo, lo + (hi - lo) * g)
+    return np.asarray(np.where(n > 0, out, np.nan), dtype=np.float64)
 
 
 def quantile(values: npt.ArrayLike, q: float) -> float:

@@ -9,7 +9,6 @@ per subject is a Python loop (over subjects, not runs).
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -156,13 +155,51 @@ def apply_rules(gp: GovernancePolicy, env: Mapping[str, expr.FloatArray], scopes
 
 
 def _metric_dicts(tbl: pa.Table, env: Mapping[str, expr.FloatArray], names: list[str]) -> list[dict[str, Any]]:
-    cols: dict[str, list[Any]] = {}
+    cols: list[list[Any]] = []
     for nm in names:
         if metrics.get(nm).unit == "runs":
-            cols[nm] = [int(v) if v is not None else None for v in tbl.column(nm).to_pylist()]
+            cols.append([int(v) if v is not None else None for v in tbl.column(nm).to_pylist()])
         else:
-            cols[nm] = [None if np.isnan(v) else float(v) for v in env[nm].tolist()]
-    return [{nm: cols[nm][i] for nm in names} for i in range(tbl.num_rows)]
+            cols.append([None if v != v else v for v in env[nm].tolist()])  # NaN: null
+    if not cols:
+        return [{} for _ in range(tbl.num_rows)]
+    return [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
+
+
+def _not_finite(env: Mapping[str, expr.FloatArray], names: list[str]) -> dict[int, str]:
+    """Rows with a non-finite metric (canonical JSON has no inf/NaN; NaN is null): row → why,
+    naming the first such metric of `names`."""
+    out: dict[int, str] = {}
+    for nm in names:
+        if metrics.get(nm).unit == "runs":
+            continue
+        for i in np.flatnonzero(np.isinf(env[nm])).tolist():
+            out.setdefault(i, failure(ArithmeticError(
+                f"metric {nm} is {float(env[nm][i])} (not finite)")))
+    return out
+
+
+def assessments(gp: GovernancePolicy, tbl: pa.Table, names: list[str],
+                windows: list[list[str]]) -> list[Assessment]:
+    """One assessment per row of `tbl` (scope, subject and the metric columns `names`), whose
+    window is `windows[i]`: metrics rounded as recorded, rules as vectors; a row with a
+    non-finite metric gets an error."""
+    n = tbl.num_rows
+    scopes = [str(s) for s in tbl.column("scope").to_pylist()]
+    subjects = [str(s) for s in tbl.column("subject").to_pylist()]
+    env = metric_env(tbl, names)
+    hits = apply_rules(gp, env, scopes, n)
+    mdicts = _metric_dicts(tbl, env, names)
+    bad = _not_finite(env, names)
+    out = []
+    for i in range(n):
+        key = (scopes[i], subjects[i])
+        if i in bad:
+            out.append(Assessment(key, windows[i], {}, error=bad[i]))
+        else:
+            out.append(Assessment(key, windows[i], mdicts[i], bool(hits.conclusive[i]),
+                                  hits.kill[i], hits.promote[i], hits.fired[i]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -184,13 +221,6 @@ def failure(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def _finite(values: Mapping[str, Any]) -> None:
-    """Non-finite values cannot be recorded (canonical JSON has no inf/NaN) nor judged."""
-    for k, v in values.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ArithmeticError(f"metric {k} is {v} (not finite)")
-
-
 def _assess(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, win: pa.Table,
             names: list[str]) -> list[Assessment]:
     """Every subject of `win` (sorted by scope, subject, run order) at once: one metric pass,
@@ -204,23 +234,8 @@ def _assess(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, win: pa.Table,
         raise RuntimeError("gate window and metric groups disagree")
     all_ids = [str(r) for r in win.column("run_id").to_pylist()]
     bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-    scopes = [str(s) for s in tbl.column("scope").to_pylist()]
-    subjects = [str(s) for s in tbl.column("subject").to_pylist()]
-    n = tbl.num_rows
-    env = metric_env(tbl, names)
-    hits = apply_rules(gp, env, scopes, n)
-    mdicts = _metric_dicts(tbl, env, names)
-    out = []
-    for i in range(n):
-        key, ids = (scopes[i], subjects[i]), all_ids[bounds[i]:bounds[i + 1]]
-        try:
-            _finite(mdicts[i])
-        except ArithmeticError as e:
-            out.append(Assessment(key, ids, {}, error=failure(e)))
-            continue
-        out.append(Assessment(key, ids, mdicts[i], bool(hits.conclusive[i]), hits.kill[i],
-                              hits.promote[i], hits.fired[i]))
-    return out
+    return assessments(gp, tbl, names, [all_ids[bounds[i]:bounds[i + 1]]
+                                        for i in range(tbl.num_rows)])
 
 
 def _assess_each(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, win: pa.Table,

@@ -145,8 +145,9 @@ class GovernancePolicy:
         return {"eligibility": self.eligibility.model_dump(mode="json"),
                 "gates": self.gates.model_dump(mode="json")}
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
+        """Computed once (the policy is frozen): a catch-up stamps it on every decision."""
         return sha256_hex(canonical_json(self.decision_body()))
 
     @property

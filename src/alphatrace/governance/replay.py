@@ -21,22 +21,21 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
-from alphatrace import metrics
+from alphatrace import metric_windows, metrics
 from alphatrace.engines.dialect import Dialect
 from alphatrace.engines.duckdb import DUCKDB
 from alphatrace.governance.gates import (
     Assessment,
     Decision,
-    apply_rules,
     assess,
+    assessments,
     failure,
     judge,
-    metric_env,
 )
-from alphatrace.governance.gates import _finite as finite
-from alphatrace.governance.gates import _metric_dicts as metric_dicts
 from alphatrace.governance.lifecycle import State, SubjectKey
 from alphatrace.governance.novelty import is_news
 from alphatrace.governance.policy import GovernancePolicy
@@ -186,7 +185,9 @@ def _complete(runs: pa.Table, lo: dt.datetime, n: int) -> bool:
 
 def _points_sql(gp: GovernancePolicy) -> str:
     """Each subject's points: the knowledge times of its new runs and, with a duration window,
-    the times its runs leave the window after its mark; `_end` is the last run known by then."""
+    the times its runs leave the window after its mark; `_end` is the last run known by then
+    (an as-of join on each subject's last run per knowledge time: linear in runs and points,
+    where a join on `known_ts <= _at` pairs every point with every earlier run)."""
     secs = gp.gates.window.seconds
     parts = [f"SELECT scope, subject, known_ts AS _at FROM {RUNS} WHERE _new"]
     if secs is not None:
@@ -194,14 +195,15 @@ def _points_sql(gp: GovernancePolicy) -> str:
         parts.append(f"SELECT scope, subject, known_ts + {d} AS _at FROM {RUNS} "
                      f"WHERE (mark IS NULL OR known_ts + {d} > mark) AND known_ts + {d} <= ?")
     return f"""
-SELECT p.scope, p.subject, p._at, max(w._i) AS _end
+SELECT p.scope, p.subject, p._at, w._end
 FROM (SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})) p
-JOIN {RUNS} w ON w.scope = p.scope AND w.subject = p.subject AND w.known_ts <= p._at
-GROUP BY ALL"""
+ASOF JOIN (SELECT scope, subject, known_ts, max(_i) AS _end FROM {RUNS} GROUP BY ALL) w
+ON w.scope = p.scope AND w.subject = p.subject AND p._at >= w.known_ts"""
 
 
 def _expansion_sql(gp: GovernancePolicy) -> str:
-    """Every point's window: the runs numbered (_end − N, _end] known after _at − duration."""
+    """Every point's window written out as rows: the runs numbered (_end − N, _end] known after
+    _at − duration (`_bounds` as SQL; only metrics without a window kernel read it)."""
     n = gp.gates.window.runs
     secs = gp.gates.window.seconds
     cond = [] if n is None else [f"w._i > p._end - {int(n)}"]
@@ -245,9 +247,9 @@ def assess_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, runs: pa.T
         ids = _ids_by_subject(runs)
         with registered(con, POINTS, points):
             try:
-                return _assess_points(con, gp, names, ids)
+                return _assess_points(con, gp, names, ids, runs, points)
             except Exception:  # find which subject fails: every other one is still judged
-                return _assess_each(con, gp, names, ids, points)
+                return _assess_each(con, gp, names, ids, runs, points)
 
 
 def _ids_by_subject(runs: pa.Table) -> dict[SubjectKey, list[str]]:
@@ -259,36 +261,82 @@ def _ids_by_subject(runs: pa.Table) -> dict[SubjectKey, list[str]]:
     return out
 
 
+def _micros(col: pa.ChunkedArray) -> npt.NDArray[np.int64]:
+    """A timestamp column as integer microseconds."""
+    c = col.combine_chunks()
+    if pa.types.is_timestamp(c.type) and c.type.unit != "us":
+        c = c.cast(pa.timestamp("us", c.type.tz))
+    return np.asarray(c.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _bounds(gp: GovernancePolicy, runs: pa.Table, points: pa.Table
+            ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Each point's window as rows `lo` to `hi − 1` of `runs` (each subject's runs in _i order,
+    _i from 1): the runs numbered (_end − N, _end] known after _at − duration."""
+    first = metrics.segment_starts(runs, ["scope", "subject"])
+    keys = zip(runs.column("scope").take(first).to_pylist(),
+               runs.column("subject").take(first).to_pylist(), strict=True)
+    at_row = {(str(sc), str(s)): int(i) for (sc, s), i in zip(keys, first.tolist(), strict=True)}
+    pstarts = metrics.segment_starts(points, ["scope", "subject"])
+    pkeys = zip(points.column("scope").take(pstarts).to_pylist(),
+                points.column("subject").take(pstarts).to_pylist(), strict=True)
+    heads = np.asarray([at_row[(str(sc), str(s))] for sc, s in pkeys], dtype=np.int64)
+    lens = np.diff(np.append(pstarts, points.num_rows))
+    base = np.repeat(heads, lens)
+    end = np.asarray(points.column("_end").to_numpy(zero_copy_only=False), dtype=np.int64)
+    hi = base + end
+    n = gp.gates.window.runs
+    lo = base if n is None else base + np.maximum(end - int(n), 0)
+    secs = gp.gates.window.seconds
+    if secs is not None:
+        known = _micros(runs.column("known_ts"))
+        after = _micros(points.column("_at")) - round(secs * 1e6)
+        stops = np.append(first[1:], runs.num_rows)
+        for h, i, k in zip(heads.tolist(), pstarts.tolist(), lens.tolist(), strict=True):
+            seg = known[h:stops[np.searchsorted(first, h)]]
+            lo[i:i + k] = np.maximum(lo[i:i + k],
+                                     h + np.searchsorted(seg, after[i:i + k], side="right"))
+    return lo, hi
+
+
+def _point_metrics(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, names: list[str],
+                   runs: pa.Table, points: pa.Table, where: str
+                   ) -> tuple[pa.Table, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The points with a non-empty window (in `points`' order), with the metrics of each: by
+    the window kernels (`alphatrace.metric_windows`) on slices of `runs`, and those without a
+    kernel by `metrics.compute` over the windows written out as rows."""
+    lo, hi = _bounds(gp, runs, points)
+    keep = hi > lo  # a point whose runs all left the duration window has no window
+    if not keep.all():
+        points, lo, hi = points.filter(pa.array(keep)), lo[keep], hi[keep]
+    fast = [n for n in names if metric_windows.supported(n)]
+    got = metric_windows.compute(runs, lo, hi, fast)
+    tbl = points.select(["scope", "subject", "_at", "_end"])
+    slow = [n for n in names if n not in fast]
+    if slow:
+        rest = metrics.compute(con, f"SELECT * FROM ({_expansion_sql(gp)}) WHERE {where}",
+                               ["scope", "subject", "_at", "_end"], slow, order=ORDER)
+        if rest.num_rows != tbl.num_rows:
+            raise RuntimeError("windows and metric groups disagree")
+    for nm in names:
+        tbl = tbl.append_column(nm, pa.array(got[nm]) if nm in got else rest.column(nm))
+    return tbl, lo, hi
+
+
 def _assess_points(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, names: list[str],
-                   ids: Mapping[SubjectKey, list[str]], where: str = "true"
-                   ) -> list[tuple[dt.datetime, Assessment]]:
-    tbl = metrics.compute(con, f"SELECT * FROM ({_expansion_sql(gp)}) WHERE {where}",
-                          ["scope", "subject", "_at", "_end"], names, order=ORDER)
-    n = tbl.num_rows
-    scopes = [str(s) for s in tbl.column("scope").to_pylist()]
-    subjects = [str(s) for s in tbl.column("subject").to_pylist()]
-    ats = tbl.column("_at").to_pylist()
+                   ids: Mapping[SubjectKey, list[str]], runs: pa.Table, points: pa.Table,
+                   where: str = "true") -> list[tuple[dt.datetime, Assessment]]:
+    tbl, lo, hi = _point_metrics(con, gp, names, runs, points, where)
+    keys = zip(tbl.column("scope").to_pylist(), tbl.column("subject").to_pylist(), strict=True)
     ends = tbl.column("_end").to_pylist()
-    env = metric_env(tbl, names)
-    hits = apply_rules(gp, env, scopes, n)
-    mdicts = metric_dicts(tbl, env, names)
-    out = []
-    for i in range(n):
-        key = (scopes[i], subjects[i])
-        size = int(mdicts[i]["runs"])
-        window = ids[key][int(ends[i]) - size:int(ends[i])]
-        try:
-            finite(mdicts[i])
-        except ArithmeticError as e:
-            out.append((ats[i], Assessment(key, window, {}, error=failure(e))))
-            continue
-        out.append((ats[i], Assessment(key, window, mdicts[i], bool(hits.conclusive[i]),
-                                       hits.kill[i], hits.promote[i], hits.fired[i])))
-    return out
+    windows = [ids[(str(sc), str(s))][int(e) - size:int(e)]
+               for (sc, s), e, size in zip(keys, ends, (hi - lo).tolist(), strict=True)]
+    return list(zip(tbl.column("_at").to_pylist(), assessments(gp, tbl, names, windows),
+                    strict=True))
 
 
 def _assess_each(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, names: list[str],
-                 ids: Mapping[SubjectKey, list[str]], points: pa.Table
+                 ids: Mapping[SubjectKey, list[str]], runs: pa.Table, points: pa.Table
                  ) -> list[tuple[dt.datetime, Assessment]]:
     """Subject by subject; a subject whose metrics fail gets an `error` at each of its points
     (its window: the newest `window.runs` known by then)."""
@@ -299,14 +347,15 @@ def _assess_each(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, names: li
                     strict=True))
     for key in sorted(ids):
         sc, s = key
+        mine = [i for i, (psc, ps, _, _) in enumerate(rows) if (psc, ps) == key]
         try:
-            out += _assess_points(con, gp, names, ids,
+            out += _assess_points(con, gp, names, ids, runs, points.take(mine),
                                   f"scope = '{sc}' AND subject = {_quote(s)}")
         except Exception as e:  # this subject's failure is its error
-            for psc, ps, at, end in rows:
-                if (psc, ps) == key:
-                    lo = 0 if n is None else max(0, int(end) - n)
-                    out.append((at, Assessment(key, ids[key][lo:int(end)], {}, error=failure(e))))
+            for i in mine:
+                _, _, at, end = rows[i]
+                lo = 0 if n is None else max(0, int(end) - n)
+                out.append((at, Assessment(key, ids[key][lo:int(end)], {}, error=failure(e))))
     return out
 
 
@@ -331,22 +380,39 @@ class Walk:
     state: dict[SubjectKey, State]
     last: dict[SubjectKey, dict[str, Any]]
     pending: list[dict[str, Any]] = field(default_factory=list)  # by (as_of, seq)
+    # the strategies whose state is killed, kept with `state` (read at every point)
+    killed: set[str] = field(init=False)
+    _next: int = field(default=0, init=False)  # the first of `pending` not yet applied
+
+    def __post_init__(self) -> None:
+        self.killed = {s for (sc, s), st in self.state.items()
+                       if sc == "strategy" and st == "killed"}
+
+    def _set(self, key: SubjectKey, state: State) -> None:
+        self.state[key] = state
+        if key[0] == "strategy":
+            if state == "killed":
+                self.killed.add(key[1])
+            else:
+                self.killed.discard(key[1])
 
     def advance(self, t: dt.datetime) -> set[SubjectKey]:
         """Apply the log's records up to `t`; the subjects revived by them."""
         revived = set()
-        while self.pending and self.pending[0]["_at"] <= t:
-            r = self.pending.pop(0)
+        while self._next < len(self.pending) and self.pending[self._next]["_at"] <= t:
+            r = self.pending[self._next]
+            self._next += 1
             key = (str(r["scope"]), str(r["subject"]))
-            self.state[key] = r["state"]
+            self._set(key, r["state"])
             self.last[key] = r
             if r["action"] == "revive":
                 revived.add(key)
         return revived
 
-    def record(self, d: Decision) -> None:
-        self.state[d.key] = d.state
-        self.last[d.key] = d.content()
+    def record(self, d: Decision, content: dict[str, Any] | None = None) -> None:
+        """Apply a decision that is news (`content`: its `content()`, if already built)."""
+        self._set(d.key, d.state)
+        self.last[d.key] = d.content() if content is None else content
 
 
 def start(con: duckdb.DuckDBPyConnection, first: dt.datetime | None, *,
@@ -447,11 +513,10 @@ def walk(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, p: Plan, w: Walk,
         return loaded[0]
 
     current: dict[SubjectKey, Assessment] = {}
-    killed = {s for (sc, s), st in w.state.items() if sc == "strategy" and st == "killed"}
     prev: dt.datetime | None = None
     for t, fresh in p.by_time.items():
         revived = w.advance(t) | set((revives or {}).get(t, set()))
-        killed = {s for (sc, s), st in w.state.items() if sc == "strategy" and st == "killed"}
+        killed = set(w.killed)
         for a in fresh:
             current[a.key] = a
         new_kills = {a.key[1] for a in fresh if a.key[0] == "strategy" and a.error is None
@@ -485,12 +550,12 @@ def walk(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, p: Plan, w: Walk,
 
         decisions = judge(gp, t, w.state, assessed, targets, killed)
         out = []
-        for d in decisions:
-            news = is_news(w.last.get(d.key), d.content())
-            out.append((d, news))
-        for d, news in out:
+        contents = [d.content() for d in decisions]
+        for d, c in zip(decisions, contents, strict=True):
+            out.append((d, is_news(w.last.get(d.key), c)))
+        for (d, news), c in zip(out, contents, strict=True):
             if news:
-                w.record(d)
+                w.record(d, c)
         prev = t
         yield t, out
 
