@@ -192,3 +192,16 @@ def test_protocol_answers_are_counted_in_the_sizing_histogram(served: Served) ->
     before = count()
     answers = ask(served, *[served.get("/v1/agents/A/sizing")] * 3)
     assert [a[0] for a in answers] == [200] * 3 and count() == before + 3
+
+
+def test_a_failure_of_the_protocols_answer_leaves_the_request_to_the_app(
+        served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raised inside the parser's callback it would be answered 400 (an invalid request); the
+    request goes to the app instead, whose answer to the same failure is a 500."""
+    def broken() -> None:
+        raise RuntimeError("state unreadable")
+
+    monkeypatch.setattr(served.app.state.live, "current", broken)
+    served.routed.clear()
+    (status, _, _), = ask(served, served.get("/v1/agents/A/sizing"))
+    assert status == 500 and served.routed == ["/v1/agents/A/sizing"]

@@ -26,6 +26,7 @@ else goes the ASGI way, where `SizingFastPath` (and then the route) decide as be
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterable
@@ -43,6 +44,7 @@ from alphatrace.server.limits import Limits
 from alphatrace.server.live_state import LiveState
 from alphatrace.server.sizing_routes import BASE_SIZE_MAX, SCORE_MAX, encoded
 
+log = logging.getLogger("alphatrace.server")
 PREFIX, SUFFIX = "/v1/agents/", "/sizing"
 # Decimal numbers that every parser involved reads alike (Python's float, pydantic's): no sign
 # but a leading minus (a '+' in a query is a space), no spaces, no inf/nan, no underscores.
@@ -163,7 +165,11 @@ class SizingProtocol(GuardedHttpToolsProtocol):
         self._answered = False  # the current request was answered here, not by the app
 
     def on_headers_complete(self) -> None:
-        body = self._direct()
+        try:
+            body = self._direct()
+        except Exception:  # raised in a parser callback it would be a 400: the app decides
+            log.exception("sizing answer failed; the request goes to the app")
+            body = None
         if body is None:
             super().on_headers_complete()
             return
