@@ -63,30 +63,69 @@ def run(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
     def read_key(store: Any) -> None:
         keys["read"] = create_key(store, "bench-read", "read")["key"]
 
-    with collector(tmp, "--otlp-grpc-port", "0", prepare=read_key) as (url, ingest_key, _db):
+    with collector(tmp, "--otlp-grpc-port", "0", *a.serve_arg, prepare=read_key
+                   ) as (url, ingest_key, db):
         port = int(url.rsplit(":", 1)[1])
         cached = cached_size_us(url, keys["read"], a.calls)
         jobs: list[Job] = [(sizing_client, (c, port, keys["read"], AGENTS, a.rps / a.clients,
                                             a.seconds)) for c in range(a.clients)]
         jobs += [(ingest_client, (c, port, ingest_key, a.eps / a.ingest_clients, a.seconds))
                  for c in range(a.ingest_clients)]
+        server = server_pid(db)
         with Load(jobs) as load:
-            load.start()
+            start_at = load.start()
+            time.sleep(max(0.0, start_at - time.time()))
+            cpu0, busy0 = cpu_seconds(server), machine_busy_seconds()
+            time.sleep(a.seconds)
+            server_cpu, busy = cpu_seconds(server) - cpu0, machine_busy_seconds() - busy0
         metrics = httpx.get(url + "/metrics", timeout=10).text
     outs = load.results
-    sz, ing = outs[:a.clients], outs[a.clients:] or [{"sent": 0, "bad": 0, "lat": [],
+    sz, ing = outs[:a.clients], outs[a.clients:] or [{"sent": 0, "bad": 0, "lat": [], "cpu": 0.0,
                                                        "elapsed": 1.0}]
     lat = [x for o in sz for x in o["lat"]]
+    rtt = [x for o in sz for x in o["rtt"]]
     ilat = [x for o in ing for x in o["lat"]]
     route = [ln for ln in metrics.splitlines() if ln.startswith("alphatrace_sizing_seconds_")]
     return {
         "requests": len(lat), "failed": sum(o["bad"] for o in sz),
         "rps": len(lat) / a.seconds, "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99),
         "max": max(lat) if lat else float("nan"),
+        "rtt_p50": percentile(rtt, 0.5), "rtt_p99": percentile(rtt, 0.99),
         "events_sent": sum(o["sent"] for o in ing), "ingest_failed": sum(o["bad"] for o in ing),
         "eps": sum(o["sent"] for o in ing) / max(o["elapsed"] for o in ing),
         "ingest_p99": percentile(ilat, 0.99), "cached_us": cached, "route_metrics": route[-2:],
+        # CPU-seconds per second of load: what each side used of the machine's cores
+        "cpu_server": server_cpu / a.seconds,
+        "cpu_sizing_clients": sum(o["cpu"] for o in sz) / a.seconds,
+        "cpu_ingest_clients": sum(o["cpu"] for o in ing) / a.seconds,
+        "cpu_machine": busy / a.seconds,
     }
+
+
+def server_pid(db: Path) -> int:
+    """The pid of the `alphatrace serve` process on `db` (Linux /proc)."""
+    needle = str(db).encode()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"serve" in cmd and needle in cmd:
+                return int(d.name)
+    raise RuntimeError(f"no server process found for {db}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent not idle so far, all cores (Linux /proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -98,6 +137,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--calls", type=int, default=200_000, help="cached size() calls timed")
     ap.add_argument("--quick", action="store_true", help="5 s, not recorded")
+    ap.add_argument("--serve-arg", action="append", default=[],
+                    help="an extra argument of `alphatrace serve` (repeatable), e.g. "
+                         "--serve-arg=--no-pipeline")
     a = ap.parse_args()
     if a.quick:
         a.seconds, a.calls = 5.0, 50_000

@@ -107,12 +107,18 @@ def sizing_client(args: tuple[int, int, str, list[str], float, float],
     conn.request(reqs[0])  # connected and warm before the clock starts
     n = int(rate * seconds)
     lat: list[float] = []
+    rtt: list[float] = []
     bad = 0
+    cpu0 = time.process_time()
     for i, due in enumerate(schedule(rate, n, start())):
+        sent = time.perf_counter()
         bad += conn.request(reqs[(client + i) % len(reqs)]) != 200
-        lat.append((time.perf_counter() - due) * 1000)
+        done = time.perf_counter()
+        lat.append((done - due) * 1000)
+        rtt.append((done - sent) * 1000)
+    cpu = time.process_time() - cpu0
     conn.close()
-    return {"lat": lat, "bad": bad}
+    return {"lat": lat, "rtt": rtt, "bad": bad, "cpu": cpu}
 
 
 def ingest_client(args: tuple[int, int, str, float, float], start: Callable[[], float]
@@ -128,6 +134,7 @@ def ingest_client(args: tuple[int, int, str, float, float], start: Callable[[], 
     sent = bad = 0
     lag: list[float] = []
     first = None
+    cpu0 = time.process_time()
     for i, due in enumerate(schedule(rate, n, start())):
         first = due if first is None else first
         conn.request("POST", "/v1/events", body=bodies[i], headers=headers)
@@ -136,8 +143,9 @@ def ingest_client(args: tuple[int, int, str, float, float], start: Callable[[], 
         bad += resp.status != 200
         sent += BATCH
         lag.append((time.perf_counter() - due) * 1000)
+    cpu = time.process_time() - cpu0
     conn.close()
-    return {"sent": sent, "bad": bad, "lat": lag,
+    return {"sent": sent, "bad": bad, "lat": lag, "cpu": cpu,
             "elapsed": time.perf_counter() - (first or 0.0)}
 
 

@@ -82,11 +82,11 @@ def serve(
     import uvicorn
 
     from alphatrace.server.app import NO_KEYS, create_app
-    from alphatrace.server.guard import guarded_protocol
     from alphatrace.server.limits import Limits
     from alphatrace.server.listen import bind
     from alphatrace.server.metrics_routes import is_loopback
     from alphatrace.server.pipeline import PipelineConfig
+    from alphatrace.server.sizing_fast import serving_protocol
 
     for d in follow or []:
         if not d.is_dir():
@@ -134,7 +134,7 @@ def serve(
     if not n_keys:
         err_console.print(Text(NO_KEYS, style="yellow"))
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=10, http=guarded_protocol(limits))
+                            timeout_graceful_shutdown=10, http=serving_protocol(limits, app.state))
     from alphatrace.store import discovery
 
     served = None

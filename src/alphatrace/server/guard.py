@@ -6,7 +6,8 @@ time, holds its socket (and, for a body, a task waiting in `receive`) for as lon
 and a few hundred of them exhaust file descriptors. uvicorn's `limit_concurrency` only answers
 503 once a request's headers are complete, which such a client never reaches.
 
-`guarded_protocol(limits)` is uvicorn's httptools protocol plus three rules:
+`GuardedHttpToolsProtocol` is uvicorn's httptools protocol plus three rules (its `limits`; the
+server's protocol, server/sizing_fast.py `serving_protocol`, binds them):
 - the request line and headers must arrive within `header_timeout_s` of the connection opening
   (or of the first byte of a later request on the same connection);
 - the body must arrive within `body_timeout_s` of the end of the headers;
@@ -68,9 +69,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._deadline is None:  # a later request on a kept-alive connection
             self._arm(self.limits.header_timeout_s, self._headers_late)
 
-    def on_headers_complete(self) -> None:
+    def headers_arrived(self) -> None:
+        """The header deadline is met: stop its timer."""
         self._in_request = False
         self._disarm()
+
+    def on_headers_complete(self) -> None:
+        self.headers_arrived()
         super().on_headers_complete()
         # Disarmed again by on_message_complete, at once when there is no body.
         self._arm(self.limits.body_timeout_s, self._body_late)
@@ -114,7 +119,3 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 f"request body not received within {self.limits.body_timeout_s:g} s\n"))
         self.transport.close()
 
-
-def guarded_protocol(limits: Limits) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class to pass as uvicorn's `http=`, bound to `limits`."""
-    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
