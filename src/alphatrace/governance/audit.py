@@ -41,6 +41,7 @@ from alphatrace.governance.journal import (
 from alphatrace.governance.lifecycle import (
     CHAIN_SCOPE,
     ERROR,
+    History,
     State,
     SubjectKey,
     failed,
@@ -209,24 +210,21 @@ Lifecycle = dict[SubjectKey, State]
 
 
 def evaluations(order: list[dict[str, Any]]
-                ) -> Iterator[tuple[list[dict[str, Any]], Lifecycle, Lifecycle]]:
-    """Each evaluation's records (one eval_id, chain order) with the lifecycle before and after."""
-    state: Lifecycle = {}
+                ) -> Iterator[tuple[list[dict[str, Any]], Lifecycle, Lifecycle,
+                                    dict[SubjectKey, Any]]]:
+    """Each evaluation's records (one eval_id, chain order) with the lifecycle before and after
+    it and each subject's newest record before it (what its novelty test compared with), all
+    as they were at its as-of (lifecycle.History: the records before it in the chain, stamped
+    at or before its as-of, in knowledge-time order), which is what the evaluation judged
+    with."""
+    history = History()
     for _, grp_iter in groupby(order, key=lambda r: r["eval_id"]):
         grp = list(grp_iter)
-        pre = dict(state)
-        state.update(fold(grp))
-        yield grp, pre, dict(state)
-
-
-def newest_before(order: list[dict[str, Any]]) -> Iterator[dict[SubjectKey, dict[str, Any]]]:
-    """For each evaluation of `evaluations(order)`: each subject's newest record before it,
-    which that evaluation's novelty test compared with."""
-    last: dict[SubjectKey, dict[str, Any]] = {}
-    for _, grp in groupby(order, key=lambda r: r["eval_id"]):
-        yield dict(last)
-        for r in grp:
-            last[(r["scope"], r["subject"])] = r
+        when = next((r["as_of"] for r in grp if r["scope"] != CHAIN_SCOPE and r["as_of"]), None)
+        pre, last = history.at(str(when)) if when is not None else ({}, {})
+        post = {**pre, **fold(grp)}
+        history.add(grp)
+        yield grp, pre, post, last
 
 
 def _redecider(reads: Reads, order: list[dict[str, Any]]) -> redecide.Redecide:
@@ -287,7 +285,7 @@ def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
     policies = policies or Policies(con)
     problems: list[Problem] = []
     differs: set[int] = set()  # records named inputs_changed: later novelty follows from them
-    for (grp, pre, _), last in zip(evaluations(order), newest_before(order), strict=True):
+    for grp, pre, _, last in evaluations(order):
         gate = [r for r in grp if r["action"] in EVALUATED]
         if not gate:
             continue
@@ -402,7 +400,7 @@ def check_consistency(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]
     (ids of records already named as edited) are not judged again."""
     policies = policies or Policies(con)
     problems: list[Problem] = []
-    for grp, pre, post in evaluations(order):
+    for grp, pre, post, _ in evaluations(order):
         killed = {s for (sc, s), st in post.items() if sc == "strategy" and st == "killed"}
         gate = [r for r in grp if r["action"] in GATE_ACTIONS and r["scope"] in SCOPES]
         errors = [r for r in grp if r["action"] == ERROR and r["scope"] in SCOPES]

@@ -79,12 +79,15 @@ def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
     ledger (engines.spark runs it in Spark SQL)."""
     n = gp.gates.window.runs
     keep = "true" if n is None else f"_new OR _rk <= {int(n)}"
+    secs = gp.gates.window.seconds  # a run leaving the window after the mark moves it too
+    moved = "_new" if secs is None else (
+        f"_new OR {d.epoch_us('known_ts')} + {round(secs * 1e6)} > {d.epoch_us('mark')}")
     cols = ", ".join(["scope", "subject", *columns, "mark", "_new"])
     return f"""
 WITH s AS ({subjects_sql(base, list(gp.gates.scope))}),
 j AS (SELECT s.*, m.mark, (m.mark IS NULL OR s.known_ts > m.mark) AS _new
       FROM s LEFT JOIN {marks} m ON m.scope = s.scope AND m.subject = s.subject),
-r AS (SELECT j.* FROM j {d.semi_join()} (SELECT DISTINCT scope, subject FROM j WHERE _new) c
+r AS (SELECT j.* FROM j {d.semi_join()} (SELECT DISTINCT scope, subject FROM j WHERE {moved}) c
       ON c.scope = j.scope AND c.subject = j.subject),
 k AS (SELECT r.*, row_number() OVER (PARTITION BY scope, subject, _new
                                      ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk
@@ -107,7 +110,8 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
     marks, the read is unbounded: every earlier run may be needed."""
     n = gp.gates.window.runs
     start = min(marks.values()) if bounded and n is not None and marks else None
-    margin = dt.timedelta(hours=1)
+    # at least the duration: the runs leaving a window after its mark are all inside the bound
+    margin = max(dt.timedelta(hours=1), dt.timedelta(seconds=gp.gates.window.seconds or 0))
     with registered(con, MARKS, _marks_table(marks)):
         unmarked = _unmarked(con, marks) if start is not None else ([], [])
         floor: dt.datetime | None = None
