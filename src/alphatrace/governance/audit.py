@@ -11,7 +11,8 @@ each decision must follow from its own recorded metrics under its stored policy 
 from a killed state), which needs no data but the record; and heads recorded outside the store
 (signed heads, a heads file, a head the user wrote down; see anchor_check) pin the chain up to
 them. A record that is intact but that the gates, re-run on the store with the stored policy,
-the same as-of and the lifecycle the chain implies at that point, would decide differently is
+the same as-of and the lifecycle at that as-of implied by the records before it in the chain
+(lifecycle.History: newest by as_of, then seq), would decide differently is
 reported as `inputs_changed` (the ledger changed after the decision), unless an anchor shows the
 chain was rewritten there: then it is `rewritten`.
 """
