@@ -11,7 +11,8 @@ each decision must follow from its own recorded metrics under its stored policy 
 from a killed state), which needs no data but the record; and heads recorded outside the store
 (signed heads, a heads file, a head the user wrote down; see anchor_check) pin the chain up to
 them. A record that is intact but that the gates, re-run on the store with the stored policy,
-the same as-of and the lifecycle the chain implies at that point, would decide differently is
+the same as-of and the lifecycle at that as-of implied by the records before it in the chain
+(lifecycle.History: newest by as_of, then seq), would decide differently is
 reported as `inputs_changed` (the ledger changed after the decision), unless an anchor shows the
 chain was rewritten there: then it is `rewritten`.
 """
@@ -41,6 +42,7 @@ from alphatrace.governance.journal import (
 from alphatrace.governance.lifecycle import (
     CHAIN_SCOPE,
     ERROR,
+    History,
     State,
     SubjectKey,
     failed,
@@ -209,24 +211,21 @@ Lifecycle = dict[SubjectKey, State]
 
 
 def evaluations(order: list[dict[str, Any]]
-                ) -> Iterator[tuple[list[dict[str, Any]], Lifecycle, Lifecycle]]:
-    """Each evaluation's records (one eval_id, chain order) with the lifecycle before and after."""
-    state: Lifecycle = {}
+                ) -> Iterator[tuple[list[dict[str, Any]], Lifecycle, Lifecycle,
+                                    dict[SubjectKey, Any]]]:
+    """Each evaluation's records (one eval_id, chain order) with the lifecycle before and after
+    it and each subject's newest record before it (what its novelty test compared with), all
+    as they were at its as-of (lifecycle.History: the records before it in the chain, stamped
+    at or before its as-of, in knowledge-time order), which is what the evaluation judged
+    with."""
+    history = History()
     for _, grp_iter in groupby(order, key=lambda r: r["eval_id"]):
         grp = list(grp_iter)
-        pre = dict(state)
-        state.update(fold(grp))
-        yield grp, pre, dict(state)
-
-
-def newest_before(order: list[dict[str, Any]]) -> Iterator[dict[SubjectKey, dict[str, Any]]]:
-    """For each evaluation of `evaluations(order)`: each subject's newest record before it,
-    which that evaluation's novelty test compared with."""
-    last: dict[SubjectKey, dict[str, Any]] = {}
-    for _, grp in groupby(order, key=lambda r: r["eval_id"]):
-        yield dict(last)
-        for r in grp:
-            last[(r["scope"], r["subject"])] = r
+        when = next((r["as_of"] for r in grp if r["scope"] != CHAIN_SCOPE and r["as_of"]), None)
+        pre, last = history.at(str(when)) if when is not None else ({}, {})
+        post = {**pre, **fold(grp)}
+        history.add(grp)
+        yield grp, pre, post, last
 
 
 def _redecider(reads: Reads, order: list[dict[str, Any]]) -> redecide.Redecide:
@@ -287,7 +286,7 @@ def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
     policies = policies or Policies(con)
     problems: list[Problem] = []
     differs: set[int] = set()  # records named inputs_changed: later novelty follows from them
-    for (grp, pre, _), last in zip(evaluations(order), newest_before(order), strict=True):
+    for grp, pre, _, last in evaluations(order):
         gate = [r for r in grp if r["action"] in EVALUATED]
         if not gate:
             continue
@@ -402,7 +401,7 @@ def check_consistency(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]
     (ids of records already named as edited) are not judged again."""
     policies = policies or Policies(con)
     problems: list[Problem] = []
-    for grp, pre, post in evaluations(order):
+    for grp, pre, post, _ in evaluations(order):
         killed = {s for (sc, s), st in post.items() if sc == "strategy" and st == "killed"}
         gate = [r for r in grp if r["action"] in GATE_ACTIONS and r["scope"] in SCOPES]
         errors = [r for r in grp if r["action"] == ERROR and r["scope"] in SCOPES]

@@ -97,16 +97,24 @@ def _columns(con: duckdb.DuckDBPyConnection) -> set[str]:
 def lifecycle_states(con: duckdb.DuckDBPyConnection,
                      as_of: dt.datetime | None = None) -> dict[SubjectKey, State]:
     """Each subject's state after its newest record (by seq, which the hash covers); with
-    `as_of`, the lifecycle as it was at that time: only records whose as_of is at or before
-    it (a decision counts from the knowledge time it was decided at, a revive from its time)."""
+    `as_of`, the lifecycle as it was at that time (`lifecycle.History`): of the records whose
+    as_of is at or before it, the newest by (as_of, seq) (a decision counts from the knowledge
+    time it was decided at, a revive from its time, even when written after later records)."""
     if not has_log(con):
         return {}
     scopes = ", ".join(f"'{sc}'" for sc in SCOPES)
     when = "" if as_of is None else " AND as_of <= ?"
-    rows = con.execute(f"SELECT scope, subject, arg_max(state, seq) FROM decisions "
-                       f"WHERE scope IN ({scopes}){when} GROUP BY scope, subject",
+    rows = con.execute(f"SELECT scope, subject, state FROM decisions "
+                       f"WHERE scope IN ({scopes}){when} QUALIFY {_newest(as_of)}",
                        [] if as_of is None else [as_of]).fetchall()
     return {(str(sc), str(s)): st for sc, s, st in rows}
+
+
+def _newest(as_of: dt.datetime | None) -> str:
+    """The filter keeping each subject's newest record: by seq, or, at an as-of, by (as_of,
+    seq) (the lifecycle at that time, `lifecycle.History`)."""
+    order = "seq DESC" if as_of is None else "as_of DESC, seq DESC"
+    return f"row_number() OVER (PARTITION BY scope, subject ORDER BY {order}) = 1"
 
 
 def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
@@ -114,7 +122,7 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
                  newest: bool = False, limit: int | None = None,
                  as_of: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Records ordered by seq, JSON fields parsed (left as text when they no longer parse).
-    `newest`: only each subject's newest record; `limit`: the first N; `as_of`: only records at
+    `newest`: only each subject's newest record (at `as_of`: by (as_of, seq)); `limit`: the first N; `as_of`: only records at
     or before it. On a store not yet migrated to 0009 (opened
     read-only), actor and hash_version are NULL."""
     if not has_log(con):
@@ -127,7 +135,7 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
     if where:
         sql += " WHERE " + " AND ".join(where)
     if newest:
-        sql += " QUALIFY row_number() OVER (PARTITION BY scope, subject ORDER BY seq DESC) = 1"
+        sql += f" QUALIFY {_newest(as_of)}"
     sql += " ORDER BY seq, hash"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"

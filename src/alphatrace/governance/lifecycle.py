@@ -8,8 +8,9 @@ audit's check of each record's own consistency (`audit.verify`) calls it directl
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 State = Literal["candidate", "promoted", "killed"]
@@ -62,3 +63,51 @@ def fold(records: Iterable[Mapping[str, Any]]) -> dict[SubjectKey, State]:
         if r["scope"] != CHAIN_SCOPE:
             out[(str(r["scope"]), str(r["subject"]))] = r["state"]
     return out
+
+
+@dataclass
+class History:
+    """The lifecycle at any knowledge time, from records added in chain order.
+
+    The lifecycle at T is each subject's newest record among those whose `as_of` is at or
+    before T, newest by (as_of, chain order): a decision counts from the knowledge time it was
+    decided at and a revive from its time, whatever order they were written in. Two kinds of
+    records are written after records stamped later than themselves: a `--once --as-of T` in
+    the past, and a catch-up's points between a subject's previous record and its revive (the
+    catch-up stamps each decision with its point). `gates evaluate` judges with this lifecycle
+    (`journal.lifecycle_states` and `newest_records` with an as-of read the same in SQL, and
+    `replay.Walk` applies later records in this order) and `audit verify` re-derives it here.
+    `as_of` is compared as the records carry it (`canon.ts_text`, which sorts as time);
+    records without one, or about the chain itself, are no subject's lifecycle."""
+
+    _keys: list[tuple[str, int]] = field(default_factory=list)  # (as_of, chain position)
+    _recs: list[Mapping[str, Any]] = field(default_factory=list)  # in _keys order
+    _folded: int = 0  # _recs[:_folded] are applied to _state/_last
+    _state: dict[SubjectKey, State] = field(default_factory=dict)
+    _last: dict[SubjectKey, Mapping[str, Any]] = field(default_factory=dict)
+
+    def add(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Records that follow every record added before (in chain order)."""
+        for r in records:
+            if r["scope"] == CHAIN_SCOPE or r["as_of"] is None:
+                continue
+            key = (str(r["as_of"]), len(self._keys))
+            i = bisect.bisect_right(self._keys, key)
+            self._keys.insert(i, key)
+            self._recs.insert(i, r)
+            if i < self._folded:  # stamped before records already applied: apply anew
+                self._folded = 0
+                self._state, self._last = {}, {}
+
+    def at(self, as_of: str) -> tuple[dict[SubjectKey, State], dict[SubjectKey, Mapping[str, Any]]]:
+        """Each subject's state and newest record at `as_of` (copies)."""
+        n = bisect.bisect_right(self._keys, (as_of, len(self._keys)))
+        if n < self._folded:
+            self._folded = 0
+            self._state, self._last = {}, {}
+        for r in self._recs[self._folded:n]:
+            key = (str(r["scope"]), str(r["subject"]))
+            self._state[key] = r["state"]
+            self._last[key] = r
+        self._folded = n
+        return dict(self._state), dict(self._last)

@@ -1,8 +1,9 @@
 """What each recorded evaluation would decide on today's store: `audit verify`'s re-computation.
 
 A recorded evaluation at time T is re-decided by `gates.judge` from every subject's window at T
-and the lifecycle the chain implies before it (audit.recheck supplies that lifecycle, so one
-altered record is named alone instead of changing every later decision of its subject).
+and the lifecycle at T implied by the records before it in the chain (audit.evaluations supplies
+that lifecycle, lifecycle.History, so one altered record is named alone instead of changing
+every later decision of its subject).
 
 The windows come from one replay plan per stored policy (governance/replay.py: every subject's
 assessment at each of its points, in one metric pass; the computation the catch-up of `gates

@@ -50,6 +50,7 @@ from alphatrace.governance.runs import (
 )
 from alphatrace.store.connection import has_table, registered
 
+EPOCH, US = dt.datetime(1970, 1, 1), dt.timedelta(microseconds=1)
 MARKS, RUNS, POINTS = "_alphatrace_rp_marks", "_alphatrace_rp_runs", "_alphatrace_rp_points"
 
 
@@ -69,21 +70,28 @@ def _marks_table(marks: Mapping[SubjectKey, dt.datetime]) -> pa.Table:
 
 
 def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
-             d: Dialect = DUCKDB) -> str:
+             d: Dialect = DUCKDB, target: dt.datetime | None = None) -> str:
     """Runs of subjects with runs known after their mark: those new ones, and the newest
     `window.runs` before the mark (every one when the window has no run count), numbered
     per subject (`_i`, from 1) in (known_ts, ts, run_id) order; rows in no particular order.
     `base`: the eligible runs, with `columns`; `marks`: a relation (scope, subject, mark).
     The one definition of a replay's runs, in the dialect `d` of the engine that reads the
-    ledger (engines.spark runs it in Spark SQL)."""
+    ledger (engines.spark runs it in Spark SQL). With a duration window, a subject whose runs
+    leave it after its mark (and by `target`, when given) is taken too: its window changed."""
     n = gp.gates.window.runs
     keep = "true" if n is None else f"_new OR _rk <= {int(n)}"
+    secs = gp.gates.window.seconds
+    moved = "_new"
+    if secs is not None:
+        leaves = f"{d.epoch_us('known_ts')} + {round(secs * 1e6)}"
+        until = "" if target is None else f" AND {leaves} <= {(target - EPOCH) // US}"
+        moved = f"_new OR ({leaves} > {d.epoch_us('mark')}{until})"
     cols = ", ".join(["scope", "subject", *columns, "mark", "_new"])
     return f"""
 WITH s AS ({subjects_sql(base, list(gp.gates.scope))}),
 j AS (SELECT s.*, m.mark, (m.mark IS NULL OR s.known_ts > m.mark) AS _new
       FROM s LEFT JOIN {marks} m ON m.scope = s.scope AND m.subject = s.subject),
-r AS (SELECT j.* FROM j {d.semi_join()} (SELECT DISTINCT scope, subject FROM j WHERE _new) c
+r AS (SELECT j.* FROM j {d.semi_join()} (SELECT DISTINCT scope, subject FROM j WHERE {moved}) c
       ON c.scope = j.scope AND c.subject = j.subject),
 k AS (SELECT r.*, row_number() OVER (PARTITION BY scope, subject, _new
                                      ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk
@@ -106,7 +114,8 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
     marks, the read is unbounded: every earlier run may be needed."""
     n = gp.gates.window.runs
     start = min(marks.values()) if bounded and n is not None and marks else None
-    margin = dt.timedelta(hours=1)
+    # at least the duration: the runs leaving a window after its mark are all inside the bound
+    margin = max(dt.timedelta(hours=1), dt.timedelta(seconds=gp.gates.window.seconds or 0))
     with registered(con, MARKS, _marks_table(marks)):
         unmarked = _unmarked(con, marks) if start is not None else ([], [])
         floor: dt.datetime | None = None
@@ -122,7 +131,7 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
                         f"{ts_literal(lo)} AND (agent IN (SELECT unnest(?::VARCHAR[])) OR "
                         f"strategy IN (SELECT unnest(?::VARCHAR[])))")
                 params = [*params, *rparams, *unmarked]
-            runs = con.sql(f"SELECT * FROM ({runs_sql(gp, base, columns, MARKS)}) "
+            runs = con.sql(f"SELECT * FROM ({runs_sql(gp, base, columns, MARKS, target=target)}) "
                            "ORDER BY scope, subject, _i", params=params).to_arrow_table()
             if lo is None or n is None or _complete(runs, lo, n):
                 return runs

@@ -207,7 +207,8 @@ class SparkReads:
             f"{MARKS_VIEW}_us")
         self.spark.sql(f"SELECT scope, subject, timestamp_micros(mark_us) AS mark "
                        f"FROM {MARKS_VIEW}_us").createOrReplaceTempView(MARKS_VIEW)
-        runs = self.spark.sql(replay.runs_sql(gp, base, columns, MARKS_VIEW, SPARK))
+        runs = self.spark.sql(replay.runs_sql(gp, base, columns, MARKS_VIEW, SPARK,
+                                                target))
         kernel = partial(_runs_group, gp, target)
         got = _assessments(runs.groupBy("scope", "subject").applyInArrow(_grouped(kernel), ASSESSED)
                            .toArrow())
