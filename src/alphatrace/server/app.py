@@ -111,7 +111,7 @@ def create_app(
         pipe = Pipeline(pipeline, rounds=writer.after_rounds.covering)
         writer.after_round(pipe)  # first: the hooks after it read what it derived
     # The sizing state: read now, then after every round that wrote; registered after the
-    # live pipeline's hook, so it reads what the pipeline derived in the same round.
+    # live pipeline's hook, so it reads what the pipeline derived in the same run of the hooks.
     live = LiveState(load_governance(policy), reader=writer.reader)
     try:
         live.start(writer.store)
