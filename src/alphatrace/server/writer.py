@@ -235,9 +235,9 @@ class Writer:
 
     def sync(self) -> Future[None]:
         """A round that writes nothing, resolved once a run of the after-round hooks that
-        started after it has ended: a write made beside the writer (a CLI command the server runs on its own connection) is then
-        seen by the live pipeline and what reads it, and an answer given after this reflects
-        them."""
+        started after it has ended: a write made beside the writer (a CLI command the server
+        runs on its own connection) is then seen by the live pipeline and what reads it, and
+        an answer given after this reflects them."""
         fut: Future[None] = Future()
         self._q.put(_CallJob(lambda _store: None, fut, after_hooks=True))
         return fut
