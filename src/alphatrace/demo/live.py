@@ -149,8 +149,8 @@ class Collector:
     read_key: str
 
     def settle(self) -> None:
-        """Wait until the writer has finished every round sent so far, hooks included (they
-        run before it takes the next job)."""
+        """Wait until the writer has finished every round sent so far and the after-round
+        hooks (the live pipeline) have run for them (`Writer.sync`)."""
         self.app.state.writer.sync().result(timeout=600)
 
 
