@@ -260,23 +260,21 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
 def bench_throughput(seconds: float, pipeline: bool) -> dict[str, Any]:
     """bench_collector.py's run with `serve` started with the pipeline on (its default), or
     with `--no-pipeline` (the same load without it, for comparison in the same conditions)."""
-    import subprocess
     import tempfile
 
     import bench_collector
+    from common import collector
 
-    popen = subprocess.Popen
+    def serve(tmp: Path, *extra: str, **kw: Any) -> Any:
+        return collector(tmp, *extra, *([] if pipeline else ["--no-pipeline"]), **kw)
 
-    def serve(args: list[str], **kw: Any) -> Any:
-        return popen(args + ([] if pipeline else ["--no-pipeline"]), **kw)
-
-    bench_collector.subprocess.Popen = serve  # type: ignore[assignment]
+    bench_collector.collector = serve  # type: ignore[assignment]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             return {"pipeline": pipeline,
                     **bench_collector.run_collector(Path(tmp), 8, 500, seconds)}
     finally:
-        bench_collector.subprocess.Popen = popen  # type: ignore[misc]
+        bench_collector.collector = collector
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from alphatrace.governance.api import Gates
 from alphatrace.ledger.reconcile import reconcile
 from alphatrace.server import pipeline as pipeline_mod
+from alphatrace.server.after_rounds import Rounds
 from alphatrace.server.pipeline import Pipeline, PipelineConfig, data_mark
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_events
@@ -92,52 +94,70 @@ def test_no_new_data_no_pass(seeded: Store, config: PipelineConfig) -> None:
     assert live.passes == 2
 
 
-def test_queued_rounds_are_coalesced_into_one_pass(seeded: Store, config: PipelineConfig
-                                                   ) -> None:
-    queued = [3]
+def test_one_pass_covers_the_rounds_it_is_given(seeded: Store, config: PipelineConfig
+                                                ) -> None:
+    """Run by the after-round thread, a call covers every round committed since the last
+    one: the pass record counts them, and its lag runs from the oldest one's commit."""
     clock = Clock()
-    live = Pipeline(config, backlog=lambda: queued[0], max_defer_s=0.25, clock=clock)
+    live = Pipeline(config, rounds=lambda: Rounds(4, 1_000.0), clock=clock)
     for i in range(4):
         ingest_events(seeded, run_events("A", i, "LONG"))
-        live(seeded)
-        queued[0] -= 1
-        clock.t += 0.01
-    assert live.passes == 1 and live.skipped == 3
+    clock.t += 0.03
+    live(seeded)
+    assert live.passes == 1
     assert live.last is not None and live.last.rounds == 4
     assert live.last.lag_ms == pytest.approx(30.0)  # from the first round's commit
     assert seeded.con.execute("SELECT count(*) FROM ledger").fetchall() == [(4,)]
 
 
-def test_a_steady_stream_still_gets_passes(seeded: Store, config: PipelineConfig) -> None:
-    clock = Clock()
-    live = Pipeline(config, backlog=lambda: 1, max_defer_s=0.25, clock=clock)
-    for i in range(10):
-        ingest_events(seeded, run_events("A", i, "LONG"))
-        live(seeded)
-        clock.t += 0.1
-    # rounds at 0.0 .. 0.9 s; a pass once the oldest uncovered round is 0.25 s old: at 0.3
-    # (covering 0.0-0.3) and at 0.7 (0.4-0.7); 0.8 and 0.9 wait for the next round
-    assert live.passes == 2 and live.skipped == 8
+def test_a_pass_does_not_hold_back_ingest(tmp_path: Path, config: PipelineConfig,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The collector app: while a pass blocks inside reconcile (on its own cursor and
+    transaction), an ingest request is stored and answered; the next pass covers it, and a
+    `sync()` resolves only after that pass."""
+    import threading
 
+    from fastapi.testclient import TestClient
 
-def test_under_a_stream_a_slow_pass_waits_as_long_as_it_took(
-        seeded: Store, config: PipelineConfig, monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock()
+    from alphatrace.server.app import create_app
+    from alphatrace.server.keys import create_key
 
-    def slow(store: Store, cfg: Any) -> Any:
-        clock.t += 0.5  # each pass takes 0.5 s
+    entered, release = threading.Event(), threading.Event()
+
+    def blocking(store: Store, cfg: Any) -> Any:
+        if not entered.is_set() and store.con.execute("SELECT count(*) FROM alpha"
+                                                      ).fetchall() != [(0,)]:
+            entered.set()  # the first pass with events blocks here
+            release.wait(30)
         return reconcile(store, cfg)
 
-    monkeypatch.setattr(pipeline_mod, "reconcile", slow)
-    live = Pipeline(config, backlog=lambda: 1, max_defer_s=0.25, clock=clock)
-    for i in range(8):
-        ingest_events(seeded, run_events("A", i, "LONG"))
-        live(seeded)
-        clock.t += 0.125  # exact in binary: no rounding at the limits
-    # rounds 0-1 (t = 0, 0.125) wait; round 2 (0.25) passes, until 0.75; rounds 3-6
-    # (0.875 .. 1.25) wait up to 0.5 s, as long as that pass took (with 0.25, round 5 would
-    # pass); round 7 (1.375) passes, covering rounds 3-7
-    assert live.passes == 2 and live.last is not None and live.last.rounds == 5
+    db = tmp_path / "db.duckdb"
+    with Store(db) as s:
+        bars(s)
+        key = create_key(s, "k", "ingest")["key"]
+    monkeypatch.setattr(pipeline_mod, "reconcile", blocking)
+    app = create_app(db, pipeline=config, warn_without_keys=False)
+    hdr = {"Authorization": f"Bearer {key}"}
+    with TestClient(app) as client:
+        writer = app.state.writer
+        writer.sync().result(30)  # the catch-up pass at start (no events yet) has run
+        assert client.post("/v1/events", json=run_events("A", 0, "LONG"),
+                           headers=hdr).status_code == 200
+        assert entered.wait(30)  # the pass for A-0 is blocked inside reconcile
+        res = client.post("/v1/events", json=run_events("B", 0, "LONG"), headers=hdr)
+        assert res.status_code == 200 and res.json()["accepted"] == 2
+        assert not release.is_set()
+        with writer.reader() as cur:
+            assert cur.execute("SELECT count(*) FROM alpha").fetchall() == [(2,)]
+            assert cur.execute("SELECT count(*) FROM ledger").fetchall() == [(0,)]
+        fut = writer.sync()
+        release.set()
+        fut.result(30)
+        with writer.reader() as cur:
+            assert cur.execute("SELECT run_id FROM ledger ORDER BY run_id").fetchall() == [
+                ("A-0",), ("B-0",)]
+        pipe = app.state.pipeline
+        assert pipe.last_error is None and pipe.health()["caught_up"]
 
 
 def test_a_failed_step_is_reported_and_retried(seeded: Store, config: PipelineConfig,

@@ -27,20 +27,19 @@ def test_remote_writes_run_the_after_round_hooks_and_reads_do_not(tmp_path: Path
         key = create_key(store, "k", "admin")["key"]
     app = create_app(db, warn_without_keys=False)
     writer = app.state.writer
-    log: list[tuple[str, int]] = []  # in writer-thread order: marker jobs and hook calls
-    writer.after_round(lambda s: log.append(("hook", int(
+    log: list[tuple[int, int]] = []  # per hook run: (rounds it covers, telemetry rows seen)
+    writer.after_round(lambda s: log.append((writer.after_rounds.covering().count, int(
         s.con.execute("SELECT count(*) FROM telemetry").fetchall()[0][0]))))
 
-    def rounds_after(post: Any) -> list[int]:
-        """The telemetry count each hook call that `post` caused saw (the markers' own
-        rounds excluded)."""
+    def rounds_after(post: Any) -> tuple[int, int]:
+        """The writer rounds `post` caused plus one (a `sync()` after it, whose hook run
+        covers them too), and the telemetry count the last hook run saw. The hooks run on
+        their own thread, so `sync()` is what orders them with `post`."""
+        writer.sync().result(timeout=60)  # every earlier round's hooks have run
         log.clear()
-        writer.submit_call(lambda s: log.append(("mark", 0))).result(timeout=60)
         post()
-        writer.submit_call(lambda s: log.append(("mark", 1))).result(timeout=60)
-        start, end = log.index(("mark", 0)), log.index(("mark", 1))
-        assert log[start + 1][0] == "hook"  # the first marker's own round
-        return [n for what, n in log[start + 2:end] if what == "hook"]
+        writer.sync().result(timeout=60)
+        return sum(n for n, _ in log), log[-1][1]
 
     auth = {"Authorization": f"Bearer {key}"}
     with TestClient(app) as c:
@@ -48,9 +47,10 @@ def test_remote_writes_run_the_after_round_hooks_and_reads_do_not(tmp_path: Path
             r = c.post("/v1/cli", headers=auth, files=_parts({"argv": argv}, files))
             assert r.status_code == 200 and r.json()["exit_code"] == 0, r.text
 
-        assert rounds_after(lambda: cli(["agents", "--json"], {})) == []
+        assert rounds_after(lambda: cli(["agents", "--json"], {})) == (1, 0)  # no round
+        # the command writes on its own connection; the route's `sync()` is its round
         assert rounds_after(lambda: cli(["ingest", "e.jsonl", "--json"],
-                                        {"e.jsonl": EVENT.encode() + b"\n"})) == [1]
+                                        {"e.jsonl": EVENT.encode() + b"\n"})) == (2, 1)
 
         def call() -> None:
             r = c.post("/v1/call", headers=auth, files=_parts(
@@ -58,4 +58,4 @@ def test_remote_writes_run_the_after_round_hooks_and_reads_do_not(tmp_path: Path
                 {"f.jsonl": EVENT.replace("h1", "h2").encode() + b"\n"}))
             assert r.status_code == 200, r.text
 
-        assert rounds_after(call) == [2]
+        assert rounds_after(call) == (2, 2)  # its round on the writer thread

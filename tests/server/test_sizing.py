@@ -59,11 +59,11 @@ class Collector:
         assert r.status_code == 200 and r.json()["rejected"] == 0, r.text
 
     def write(self, fn: Any) -> Any:
-        """A write on the writer thread, then an empty one: the after-round hooks of the
-        first round have run once the second returns."""
+        """A write on the writer thread, then `sync`: a run of the after-round hooks (the
+        sizing state's refresh) that started after the write has ended once it returns."""
         writer = self.client.app.state.writer  # type: ignore[attr-defined]
         out = writer.submit_call(fn).result(60)
-        writer.submit_call(lambda s: None).result(60)
+        writer.sync().result(60)
         assert self.client.app.state.live.settle()  # type: ignore[attr-defined]
         return out
 

@@ -120,8 +120,9 @@ def test_stop_interrupts_a_long_read_and_closes_the_store(tmp_path: Path) -> Non
 
 
 def test_after_round_hooks_see_each_committed_round_in_order(tmp_path: Path) -> None:
-    """Hooks run on the writer thread after a round, in registration order, with the round's
-    rows already visible; a hook that raises neither fails ingest nor stops the next hook."""
+    """Hooks run after a round (on the after-round thread), in registration order, with the
+    round's rows already visible; a hook that raises neither fails ingest nor stops the next
+    hook. (`sync()` after each round: hook runs coalesce the rounds committed meanwhile.)"""
     w = Writer(tmp_path / "db.duckdb")
     seen: list[tuple[str, int]] = []
 
@@ -139,6 +140,7 @@ def test_after_round_hooks_see_each_committed_round_in_order(tmp_path: Path) -> 
     w.start()
     res = w.submit_events(events("A", 3)).result(30)
     assert [r.status for r in res] == ["accepted"] * 3
+    w.sync().result(30)
     w.submit_events(events("B", 2)).result(30)
     w.stop()
     assert seen[:2] == [("first", 3), ("second", 3)]
@@ -164,4 +166,97 @@ def test_sync_resolves_after_the_hooks_of_its_round(tmp_path: Path) -> None:
     assert not fut.done()  # the hook is still waiting
     release.set()
     assert fut.result(30) is None and seen == [1]
+    w.stop()
+
+
+def test_a_running_hook_does_not_hold_back_ingest(tmp_path: Path) -> None:
+    """While an after-round hook (the live pipeline's pass) runs, ingest rounds still commit
+    and answer; the next hook run covers every round committed meanwhile, and `sync()`
+    resolves only after a run that saw its round."""
+    import threading
+
+    w = Writer(tmp_path / "db.duckdb")
+    entered, release = threading.Event(), threading.Event()
+    runs: list[tuple[int, int]] = []  # (telemetry rows seen, rounds covered)
+
+    def blocking(store: Any) -> None:
+        n = int(one(store.con, "SELECT count(*) FROM telemetry")[0])
+        runs.append((n, w.after_rounds.covering().count))
+        if len(runs) == 1:
+            entered.set()
+            release.wait(30)
+
+    w.after_round(blocking)
+    w.start()
+    w.submit_events(events("A", 3)).result(30)
+    assert entered.wait(30)  # the first run is blocked in the hook
+    res = w.submit_events(events("B", 2)).result(30)  # committed and answered meanwhile
+    res += w.submit_events(events("C", 1)).result(30)
+    assert [r.status for r in res] == ["accepted"] * 3 and not release.is_set()
+    assert int(one(w.store.con, "SELECT count(*) FROM telemetry")[0]) == 6
+    fut = w.sync()
+    assert not fut.done() and len(runs) == 1
+    release.set()
+    assert fut.result(30) is None
+    assert runs[0] == (3, 1)
+    assert runs[1][0] == 6 and runs[1][1] >= 2  # the rounds of B and C, in one run
+    w.stop()
+
+
+def test_a_derived_write_waits_for_the_running_hooks(tmp_path: Path) -> None:
+    """`Writer.derived()` (a CLI `reconcile` or `revive` beside the server) never overlaps a
+    hook run: taken while a run blocks, it is granted only after the run ended."""
+    import threading
+
+    w = Writer(tmp_path / "db.duckdb")
+    entered, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def blocking(store: Any) -> None:
+        entered.set()
+        release.wait(30)
+        order.append("hook done")
+
+    def derived_write() -> None:
+        with w.derived():
+            order.append("derived write")
+
+    w.after_round(blocking)
+    w.start()
+    w.submit_events(events("A", 1)).result(30)
+    assert entered.wait(30)
+    t = threading.Thread(target=derived_write)
+    t.start()
+    release.set()
+    t.join(30)
+    assert order == ["hook done", "derived write"]
+    w.stop()
+
+
+def test_the_idle_checkpoint_waits_for_the_hooks_then_happens(tmp_path: Path) -> None:
+    """No checkpoint while a hook run is in progress (the pass's own writes would stay in the
+    WAL); once it ends and ingest is idle, the writer checkpoints."""
+    import threading
+    import time
+
+    w = Writer(tmp_path / "db.duckdb", idle_checkpoint_s=0.01)
+    entered, release = threading.Event(), threading.Event()
+
+    def blocking(store: Any) -> None:
+        store.con.execute("CREATE TABLE IF NOT EXISTS derived_here (x INTEGER)")
+        store.con.execute("INSERT INTO derived_here VALUES (1)")
+        entered.set()
+        release.wait(30)
+
+    w.after_round(blocking)
+    w.start()
+    w.submit_events(events("A", 1)).result(30)
+    assert entered.wait(30)
+    time.sleep(0.3)  # the writer's idle timer fires many times while the hook blocks
+    assert w.stats.checkpoints == 0
+    release.set()
+    deadline = time.monotonic() + 60
+    while w.stats.checkpoints == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert w.stats.checkpoints >= 1
     w.stop()

@@ -149,8 +149,8 @@ class Collector:
     read_key: str
 
     def settle(self) -> None:
-        """Wait until the writer has finished every round sent so far, hooks included (they
-        run before it takes the next job)."""
+        """Wait until the writer has finished every round sent so far and the after-round
+        hooks (the live pipeline) have run for them (`Writer.sync`)."""
         self.app.state.writer.sync().result(timeout=600)
 
 
@@ -226,8 +226,16 @@ class Client:
         headers = {"Authorization": f"Bearer {key}"}
         if data is not None:
             headers["Content-Type"] = "application/json"
-        self._con.request(method, path, body=data, headers=headers)
-        res = self._con.getresponse()
+        try:
+            self._con.request(method, path, body=data, headers=headers)
+            res = self._con.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed the kept-alive connection while it sat idle (uvicorn: 5 s, as
+            # when the replay waits for the pipeline to settle): send again on a new one (the
+            # requests are idempotent: events by id, reads).
+            self._con.close()
+            self._con.request(method, path, body=data, headers=headers)
+            res = self._con.getresponse()
         text = res.read()
         if res.status >= 300 and res.status != 207:
             raise ReplayError(f"{method} {path}: HTTP {res.status}: {text[:500]!r}")

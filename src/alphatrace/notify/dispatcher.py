@@ -6,7 +6,8 @@ order; a target's first failure ends its turn, and the dispatcher leaves that ta
 until the failed delivery's next try, so a receiver that is down gets one probe per backoff
 step rather than every queued delivery each time. Results are written by the thread that
 runs the pass, on its own cursor, each in a short transaction: no transaction is open while a
-request waits, and the server's writer thread never waits on a receiver.
+request waits, and neither the server's writer thread nor its live pipeline ever waits on a
+receiver.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class Dispatcher:
         self._wake.set()
 
     def after_round(self, store: Store) -> None:
-        """The writer's after-round hook: wake, never wait (the writer must not)."""
+        """The writer's after-round hook: wake, never wait (the pipeline must not)."""
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -108,10 +108,10 @@ def create_app(
     writer.observer = metrics.ingest
     pipe = None
     if pipeline is not None:
-        pipe = Pipeline(pipeline, backlog=lambda: writer.pending_events)
+        pipe = Pipeline(pipeline, rounds=writer.after_rounds.covering)
         writer.after_round(pipe)  # first: the hooks after it read what it derived
     # The sizing state: read now, then after every round that wrote; registered after the
-    # live pipeline's hook, so it reads what the pipeline derived in the same round.
+    # live pipeline's hook, so it reads what the pipeline derived in the same run of the hooks.
     live = LiveState(load_governance(policy), reader=writer.reader)
     try:
         live.start(writer.store)

@@ -4,10 +4,11 @@
 `{"method": "ledger", "args": [...], "kwargs": {...}}` in the tagged JSON of `client/wire.py`,
 with the files it reads as uploads (`server/scratch.py`). Only the methods of `METHODS` run,
 each needing its scope; arguments are plain values, never code. Writes run on the writer
-thread (`Writer.submit_call`), in order with ingest and followed by the after-round hooks (the
-live pipeline); reads run on the request thread's own cursor. The answer is an Arrow IPC stream
-for a table (a LedgerResult's summary in a header), JSON otherwise; a typed error comes back
-as `{"error": {"type", "message"}}` and is raised again as the same class by the caller.
+thread (`Writer.submit_call`), in order with ingest, never beside a live pipeline pass
+(`Writer.derived`), and followed by the after-round hooks (the live pipeline); reads run on
+the request thread's own cursor. The answer is an Arrow IPC stream for a table (a
+LedgerResult's summary in a header), JSON otherwise; a typed error comes back as
+`{"error": {"type", "message"}}` and is raised again as the same class by the caller.
 """
 
 from __future__ import annotations
@@ -147,6 +148,10 @@ async def call(request: Request) -> Response:
         folder = sc.root if sc.digests or name == "audit_sign" else None
 
         def run(store: Store) -> Any:
+            with writer.derived():
+                return invoke(store)
+
+        def invoke(store: Store) -> Any:
             from alphatrace.api import Database
 
             fn = _bound(Database(store), name)
@@ -161,7 +166,7 @@ async def call(request: Request) -> Response:
 
         def read() -> Any:
             with writer.reader() as cur:
-                return run(Store(writer.store.path, read_only=True, con=cur))
+                return invoke(Store(writer.store.path, read_only=True, con=cur))
 
         try:
             if m.write:

@@ -167,12 +167,20 @@ async def cli(call: CliCall, request: Request) -> dict[str, Any]:
 
 async def _run(request: Request, argv: list[str], cwd: str, columns: int,
                stdin: bytes | None, writes: bool) -> tuple[int, str, str]:
-    """Run the command; after one that may have written, the writer takes a round
+    """Run the command (one that may write: never beside a live pipeline pass,
+    `Writer.derived`); after one that may have written, the writer takes a round
     (`Writer.sync`), so its after-round hooks (the live pipeline, the sizing state) see what
     the command wrote on its own connection, as they see every ingest, before we answer."""
     writer: Writer = request.app.state.writer
     db = str(request.app.state.db_abs)
-    res = await run_in_threadpool(run_command, argv, cwd, columns, stdin, db)
+
+    def command() -> tuple[int, str, str]:
+        if not writes:
+            return run_command(argv, cwd, columns, stdin, db)
+        with writer.derived():
+            return run_command(argv, cwd, columns, stdin, db)
+
+    res = await run_in_threadpool(command)
     # `keys create|revoke` may have changed the keys: the server's ring follows at once.
     with writer.store.con.cursor() as cur:
         request.app.state.keyring.replace(active_keys(cur))

@@ -6,12 +6,12 @@ under the collector. A request reads one immutable `Snapshot`: replacing the ref
 atomic, so a reader never sees half of an update.
 
 Two sides, refreshed apart (governance/sizing.py `combine`s them):
-- the decision log's (`Lifecycle`): read by the `after_round` hook on the writer thread as soon
-  as the decision head moved (one aggregate query), so a kill is in the very next answer;
+- the decision log's (`Lifecycle`): read by the `after_round` hook (on the after-round thread,
+  server/after_rounds.py) as soon as the decision head moved (one aggregate query), so a kill is in the very next answer;
 - the ledger's (`LedgerFacts`: confidence multipliers, knowledge times, strategy classes):
   a confidence computation over every agent, redone when a reconcile, the ledger or the
   exclusions changed. With a `reader` it runs on a thread of its own, on its own read cursor,
-  so the writer never waits for it; changes that arrive meanwhile are covered by one more pass.
+  so the hooks never wait for it; changes that arrive meanwhile are covered by one more pass.
 
 Both are read at startup, before the server takes requests. The state also tells waiting
 decision streams (server/stream_routes.py) that the head moved.
@@ -97,7 +97,7 @@ class LiveState:
     """The current snapshot, the hook that keeps it current, and its background reader.
 
     `reader`: a read-cursor factory (the writer's) for the ledger side's thread; None reads
-    both sides on the hook's thread (the writer's)."""
+    both sides on the hook's thread."""
 
     policy: GovernancePolicy
     reader: Reader | None = None

@@ -9,7 +9,7 @@ position is everywhere else in the collector), uploads to temporary files named 
 name may carry the symbol and interval, as with `market import`). So every format, check,
 dedupe rule and quarantine reason is the importer's, and there is no second parser.
 
-The import runs on the writer thread (`Writer.submit_call`): one round like any other, after
+The import runs on the writer thread (`Writer.submit_call`): one round like any other, for
 which the after-round hooks run (the live pipeline prices the open legs whose exit bar or
 funding settlement arrived in it). Bad rows are quarantined with their reason and the good
 rows kept; the answer counts them. Body limit and gzip/deflate as on POST /v1/events.

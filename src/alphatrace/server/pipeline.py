@@ -1,18 +1,20 @@
-"""The live pipeline: after each ingest round, the server brings derived state up to date.
+"""The live pipeline: after ingest rounds, the server brings derived state up to date.
 
 `Pipeline` is the first `Writer.after_round` hook (server/app.py registers it). It runs on
-the writer thread, so nothing else writes while it works: an incremental `reconcile` (legs
-and the ledger rows of the runs that changed), then `Gates(store).evaluate(policy, catch_up=True)`, which
-appends decision records only for news. The same calls as `alphatrace reconcile` and
-`alphatrace gates evaluate`, so the live path and the batch tools give the same results.
+the after-round thread (server/after_rounds.py), on a cursor of its own, while the writer
+keeps committing ingest rounds: an incremental `reconcile` (legs and the ledger rows of the
+runs that changed; one transaction, so it sees one snapshot of the events), then
+`Gates(store).evaluate(policy, catch_up=True)`, which appends decision records only for news.
+The same calls as `alphatrace reconcile` and `alphatrace gates evaluate`, so the live path and
+the batch tools give the same results. Nothing else writes derived state meanwhile (the
+after-round thread's lock, `Writer.derived`).
 
-When it runs: after a round that committed something new — the data mark (newest file id,
+When it runs: after rounds that committed something new — the data mark (newest file id,
 number of event and market files, number of bars and funding rows) differs from the one the
-last pass saw — or when the last pass failed (it is retried). Coalescing: while more events
-wait in the writer's queue, the hook returns at once and the round that drains them runs one
-pass for all of them; a pass is never put off longer than `max_defer_s` (or the duration of
-the last pass, if longer) after the data it covers was committed, so a steady stream still
-gets passes and ingest keeps at least about half of the writer's time.
+last pass saw — or when the last pass failed (it is retried). Coalescing: one pass covers
+every round that committed while the previous pass ran (the after-round thread runs the
+hooks once for all of them), so under a steady stream passes run back to back, each taking
+what arrived during the one before.
 
 A failing step is logged and kept in `last_error` (GET /healthz shows it); ingest never fails
 because of the pipeline. Each pass is recorded (`PassRecord`): what changed, how long each
@@ -36,6 +38,7 @@ from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.ledger import policy as rpolicy
 from alphatrace.ledger.reconcile import newest_file_id, reconcile
 from alphatrace.policy import Policy, load_policy
+from alphatrace.server.after_rounds import Rounds
 from alphatrace.store import Store
 from alphatrace.store.connection import catalog_cached, has_table, one
 
@@ -98,17 +101,17 @@ class PipelineConfig:
 class Pipeline:
     """The `after_round` hook; see the module docstring."""
 
-    def __init__(self, config: PipelineConfig, *, backlog: Callable[[], int] = lambda: 0,
-                 max_defer_s: float = 0.25, clock: Clock = time.time) -> None:
+    def __init__(self, config: PipelineConfig, *, rounds: Callable[[], Rounds] | None = None,
+                 clock: Clock = time.time) -> None:
+        """`rounds`: the writer rounds the current call covers (`AfterRounds.covering`);
+        None: one round, committed when the call is made."""
         self.config = config
-        self.backlog = backlog
-        self.max_defer_s = max_defer_s
+        self.rounds = rounds
         self.clock = clock
         self.last: PassRecord | None = None
         self.last_error: str | None = None
         self.passes = 0
         self.failures = 0
-        self.skipped = 0
         self._seen: Mark | None = None
         self._pending_since: float | None = None  # first round not yet covered by a pass
         self._rounds = 0
@@ -120,26 +123,16 @@ class Pipeline:
 
     def _after_round(self, store: Store) -> None:
         now = self.clock()
+        covered = self.rounds() if self.rounds is not None else Rounds(1, now)
         mark = data_mark(store.con)
         if mark != self._seen or self._retry:
             if self._pending_since is None:
-                self._pending_since = now
-            self._rounds += 1
+                since = covered.since
+                self._pending_since = now if since is None else min(now, since)
+            self._rounds += covered.count
         if self._pending_since is None:
             return
-        if self.backlog() > 0 and now - self._pending_since < self._defer_limit():
-            self.skipped += 1  # the round draining the queue runs one pass for all of it
-            return
         self.run(store, mark)
-
-    def _defer_limit(self) -> float:
-        """How long a pass may wait for the queue to drain: `max_defer_s`, or as long as the
-        last pass took, so that under a steady stream passes take at most about half of the
-        writer's time and ingest keeps the rest."""
-        last = self.last
-        took = 0.0 if last is None or last.caught_up_at is None else (
-            last.caught_up_at - last.started_at)
-        return max(self.max_defer_s, took)
 
     def run(self, store: Store, mark: Mark | None = None) -> PassRecord:
         """One pass now: reconcile, then gates. Never raises; the record says what happened."""

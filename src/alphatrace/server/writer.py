@@ -9,7 +9,9 @@ longer. Requests never share a
 failure: if a merged call raises, each request is retried on its own.
 
 Reads do not go through this thread: each reading thread gets its own cursor on the same
-database (DuckDB MVCC), so a long read never delays ingest and vice versa.
+database (DuckDB MVCC), so a long read never delays ingest and vice versa. Nor does what follows
+a round (the live pipeline's pass, the sizing state, notifications): the after-round hooks run
+on a thread of their own (server/after_rounds.py), so a round never waits for a pass.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Protocol, TypeVar
 
 import duckdb
 
+from alphatrace.server.after_rounds import AfterRounds
 from alphatrace.store import Store
 from alphatrace.store.ingest import EventResult, ingest_events
 
@@ -90,6 +93,7 @@ class WriterStats:
     events: int = 0
     requests: int = 0
     last_round_ms: float = 0.0
+    checkpoints: int = 0
     follow: dict[str, int] = field(default_factory=dict)
     market: dict[str, int] = field(default_factory=dict)
 
@@ -141,13 +145,15 @@ class Writer:
         self._last_follow = 0.0
         self._last_round_jobs = 1
         self._before_close: list[Callable[[], None]] = []
-        self._after_round: list[Callable[[Store], None]] = []
+        self.after_rounds = AfterRounds(self.store)
+        self._cursors.append(self.after_rounds.store.con)
         self._settle: list[tuple[Future[Any], Any]] = []  # results held until the hooks ran
         self.stats = WriterStats()
         self.observer: IngestObserver = observer or _Unobserved()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        self.after_rounds.start()
         self._thread.start()
 
     def before_close(self, fn: Callable[[], None]) -> None:
@@ -156,21 +162,26 @@ class Writer:
         self._before_close.append(fn)
 
     def after_round(self, fn: Callable[[Store], None]) -> None:
-        """Call `fn(store)` on the writer thread after every round that wrote something
-        (events, a write call, a spool pickup), in registration order: the live pipeline
-        first (server/app.py registers it), then whatever reads what it derived. A hook that
-        raises is logged and the next one still runs; ingest never fails because of a hook."""
-        self._after_round.append(fn)
+        """Call `fn(store)` after rounds (events, a write call, a spool pickup), in
+        registration order: the live pipeline first (server/app.py registers it), then
+        whatever reads what it derived. They run on the after-round thread with a store view
+        of its own (server/after_rounds.py), once for all the rounds that committed while
+        the previous run was busy; ingest never waits for them. A hook that raises is logged
+        and the next one still runs; ingest never fails because of a hook."""
+        self.after_rounds.add(fn)
 
     def _hooks(self) -> None:
-        for fn in self._after_round:
-            try:
-                fn(self.store)
-            except Exception:
-                log.exception("after-round hook %r failed", fn)
+        """This round is done: the hooks run for it, and results held for them follow."""
         settle, self._settle = self._settle, []
-        for fut, result in settle:
-            fut.set_result(result)
+        self.after_rounds.committed(settle)
+
+    @contextmanager
+    def derived(self) -> Iterator[None]:
+        """Hold for a write of derived state made beside the live pipeline (a `reconcile`,
+        `gates evaluate`, `revive` for a remote caller or the CLI): it waits for a pass in
+        progress and no pass starts until it ends."""
+        with self.after_rounds.lock:
+            yield
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish every queued request, then close the store.
@@ -180,6 +191,7 @@ class Writer:
         and a server asked to stop should not wait a minute for a page nobody will see."""
         self._q.put(None)
         self._thread.join(timeout)
+        self.after_rounds.stop(timeout)  # the hooks for the last rounds run first
         for fn in self._before_close:
             fn()
         deadline = time.monotonic() + timeout
@@ -222,10 +234,10 @@ class Writer:
         return fut
 
     def sync(self) -> Future[None]:
-        """A round that writes nothing, resolved once its after-round hooks have run: a write
-        made beside the writer (a CLI command the server runs on its own connection) is then
-        seen by the live pipeline and what reads it, and an answer given after this reflects
-        them."""
+        """A round that writes nothing, resolved once a run of the after-round hooks that
+        started after it has ended: a write made beside the writer (a CLI command the server
+        runs on its own connection) is then seen by the live pipeline and what reads it, and
+        an answer given after this reflects them."""
         fut: Future[None] = Future()
         self._q.put(_CallJob(lambda _store: None, fut, after_hooks=True))
         return fut
@@ -375,12 +387,19 @@ class Writer:
             j.future.set_result(part)
 
     def _checkpoint(self) -> None:
+        """Checkpoint once the hooks have written what follows the last round (a checkpoint
+        does not wait for open transactions, but one made during a pass leaves the pass's
+        writes in the WAL): while they run, the next idle moment tries again."""
+        if self.after_rounds.busy:
+            self._last_write = time.monotonic()
+            return
         self._dirty = False
         if self.store.path is None:
             return
         try:
             self.store.con.execute("CHECKPOINT")
-        except Exception:  # a read transaction in the way: the next idle moment will do
+            self.stats.checkpoints += 1
+        except Exception:  # the next idle moment will do
             log.debug("idle checkpoint skipped", exc_info=True)
 
     @property

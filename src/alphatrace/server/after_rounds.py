@@ -1,0 +1,133 @@
+"""The after-round hooks' thread: what follows the writer's rounds runs here, beside ingest.
+
+Why a thread of its own: the first hook, the live pipeline (server/pipeline.py), takes
+100–200 ms a pass at a million runs; run by the writer, it held every ingest round back that
+long. Here the hooks run on a thread and a DuckDB cursor of their own (same database, their
+own transactions: DuckDB MVCC), so ingest rounds keep committing while a pass runs. A pass
+writes only derived tables (legs, the ledger and its bookkeeping, reconcile_log, decisions,
+gate progress, the notify outbox), which ingest never writes, so their transactions do not
+conflict.
+
+The writer reports each round it finished (`committed`); the thread runs every hook once for
+all the rounds reported before that run started, in registration order. One run thus covers
+the rounds that committed while the previous run was busy (coalescing needs no timer). A hook
+that raises is logged and the next one still runs.
+
+`lock` is held while the hooks run. Anything else that writes derived state in this process
+(`reconcile`, `gates evaluate`, `revive`, `exclusions apply` run for a remote caller or the
+CLI) holds it too, so it never runs beside a pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from alphatrace.store import Store
+
+log = logging.getLogger("alphatrace.server")
+
+Hook = Callable[[Store], None]
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """Writer rounds one hook run covers: how many, and when the oldest was reported
+    (`time.time()` seconds; None for none)."""
+
+    count: int
+    since: float | None
+
+
+class AfterRounds:
+    """The hooks, the thread that runs them and its store view (a cursor of `store`)."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        cur = store.con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        self.store = Store(store.path, con=cur)
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.runs = 0
+        self._hooks: list[Hook] = []
+        self._cv = threading.Condition()
+        self._waiting = 0
+        self._since: float | None = None
+        self._settle: list[tuple[Future[Any], Any]] = []
+        self._covering = Rounds(0, None)
+        self._busy = False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="alphatrace-after-round",
+                                        daemon=True)
+
+    def add(self, fn: Hook) -> None:
+        self._hooks.append(fn)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def committed(self, settle: Iterable[tuple[Future[Any], Any]] = ()) -> None:
+        """A round finished: the hooks run (again) for it. Each (future, result) of `settle`
+        is resolved once a run that started after this call has finished."""
+        with self._cv:
+            self._waiting += 1
+            if self._since is None:
+                self._since = self.clock()
+            self._settle.extend(settle)
+            self._cv.notify_all()
+
+    def covering(self) -> Rounds:
+        """The rounds of the run in progress (for the pipeline's pass record and lag)."""
+        return self._covering
+
+    @property
+    def busy(self) -> bool:
+        """Whether a run is in progress or rounds wait for one."""
+        return self._busy or self._waiting > 0
+
+    def idle(self, timeout: float = 60.0) -> bool:
+        """Wait until no run is in progress or due (tests, benchmarks)."""
+        with self._cv:
+            return self._cv.wait_for(lambda: not self.busy, timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Run the hooks for the rounds still reported, then end the thread."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._waiting > 0 or self._stopping)
+                if self._waiting == 0:
+                    return
+                self._covering = Rounds(self._waiting, self._since)
+                self._waiting, self._since = 0, None
+                settle, self._settle = self._settle, []
+                self._busy = True
+            try:
+                with self.lock:
+                    self._run()
+            finally:
+                for fut, result in settle:
+                    if not fut.done():
+                        fut.set_result(result)
+                with self._cv:
+                    self.runs += 1
+                    self._busy = False
+                    self._cv.notify_all()
+
+    def _run(self) -> None:
+        for fn in self._hooks:
+            try:
+                fn(self.store)
+            except Exception:
+                log.exception("after-round hook %r failed", fn)
