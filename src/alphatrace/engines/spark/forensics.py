@@ -38,16 +38,15 @@ from alphatrace.engines.spark.governance import (
     _naive,
     _table_path,
     from_micros,
+    ledger_path,
     micros,
 )
-from alphatrace.engines.spark.small import _EMPTY
-from alphatrace.errors import InputError
+from alphatrace.engines.spark.small import create_views
 from alphatrace.forensics import changepoints as cpmod
 from alphatrace.forensics import data
 from alphatrace.forensics.api import Forensics, PolicyArg, Progress, _policy, changes
 from alphatrace.forensics.config import ForensicsConfig
 from alphatrace.parse import parse_since
-from alphatrace.sql import lit
 from alphatrace.store import Store
 
 CHANGES = ("agent string, metric string, run_index bigint, run_id string, ts_us bigint, "
@@ -70,10 +69,7 @@ class _Export:
     embedded SQL uses), the exclusions as `run_exclusions` (empty when not exported)."""
 
     def __init__(self, spark: Any, tables: Path) -> None:
-        ledger = _table_path(tables, "ledger")
-        if ledger is None:
-            raise InputError(f"{tables}: no ledger.parquet (write it with `alphatrace export "
-                             "--to parquet`)")
+        ledger = ledger_path(tables)
         self.spark = spark
         self.tables = tables
         self.view = f"_alphatrace_fx_ledger_{uuid.uuid4().hex}"
@@ -210,12 +206,7 @@ def explain(spark: Any, tables: Path, run_id: str, *, policy: PolicyArg = None) 
         del got["legs"]
     con = _driver(got)
     try:
-        for name in _MARKET:
-            path = _table_path(tables, name)
-            files = str(path / "*.parquet") if path is not None and path.is_dir() else str(path)
-            body = (_EMPTY[name] if path is None
-                    else f"SELECT * FROM read_parquet({lit(files)})")
-            con.execute(f"CREATE VIEW {name} AS {body}")
+        create_views(con, tables, list(_MARKET))
         return Forensics(Store(read_only=True, con=con)).explain(run_id, policy=policy)
     finally:
         con.close()

@@ -79,6 +79,15 @@ def _table_path(tables: Path, name: str) -> Path | None:
     return f if f.exists() else None
 
 
+def ledger_path(tables: Path) -> Path:
+    """`DIR/ledger.parquet` (`_table_path`); every Spark read of an export starts from it."""
+    ledger = _table_path(tables, "ledger")
+    if ledger is None:
+        raise InputError(f"{tables}: no ledger.parquet (write it with `alphatrace export "
+                         "--to parquet`)")
+    return ledger
+
+
 class SparkReads:
     """The ledger of an export, read on Spark: `governance.reads.Reads` for `api.Gates`
     (evaluations and the backtest) and the audit's re-computation, and confidence."""
@@ -86,10 +95,7 @@ class SparkReads:
     dialect = SPARK
 
     def __init__(self, spark: Any, tables: Path) -> None:
-        ledger = _table_path(tables, "ledger")
-        if ledger is None:
-            raise InputError(f"{tables}: no ledger.parquet (write it with `alphatrace export "
-                             "--to parquet`)")
+        ledger = ledger_path(tables)
         self.spark = spark
         self.view = f"{LEDGER_VIEW}_{uuid.uuid4().hex}"  # two exports in one session: two views
         df = spark.read.parquet(str(ledger))

@@ -55,16 +55,22 @@ def parquet_files(path: Path) -> str | None:
     return None
 
 
+def create_views(con: duckdb.DuckDBPyConnection, tables: Path, names: list[str]) -> None:
+    """A view per name of `_EMPTY` over its table in `tables` (`parquet_files`), or over its
+    empty stand-in when the export has none."""
+    for name in names:
+        files = parquet_files(tables / f"{name}.parquet")
+        body = f"SELECT * FROM read_parquet({lit(files)})" if files is not None else _EMPTY[name]
+        con.execute(f"CREATE VIEW {name} AS {body}")
+
+
 @contextmanager
 def _export(tables: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection with the export's market, aliases and pnl as views."""
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        for name, empty in _EMPTY.items():
-            files = parquet_files(tables / f"{name}.parquet")
-            body = f"SELECT * FROM read_parquet({lit(files)})" if files is not None else empty
-            con.execute(f"CREATE VIEW {name} AS {body}")
+        create_views(con, tables, list(_EMPTY))
         yield con
     finally:
         con.close()
