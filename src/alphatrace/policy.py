@@ -238,8 +238,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
     if path is None:
         return shipped_policy(DEFAULT_POLICY)
     p = Path(path)
-    if not p.is_file() and str(path) in SHIPPED:
+    if p.is_file():
+        return parse_policy_text(p.read_text("utf-8"), str(p))
+    if str(path) in SHIPPED:
         return shipped_policy(SHIPPED[str(path)])
-    if not p.is_file():
-        raise PolicyError("no such policy file", path=str(p))
-    return parse_policy_text(p.read_text("utf-8"), str(p))
+    raise PolicyError("no such policy file", path=str(p))
