@@ -36,7 +36,8 @@ PolicyArg = str | Path | Policy | None
 Progress = Callable[[int, int], None]
 
 
-def _policy(policy: PolicyArg) -> tuple[ForensicsConfig, Policy]:
+def load_config(policy: PolicyArg) -> tuple[ForensicsConfig, Policy]:
+    """The forensics section and the whole policy (both engines read the policy this way)."""
     return load(str(policy) if isinstance(policy, Path) else policy)
 
 
@@ -57,7 +58,7 @@ class Forensics:
     @utc_result
     def explain(self, run_id: str, *, policy: PolicyArg = None) -> dict[str, Any]:
         """The run's ledger row, dollar waterfall, causes with evidence and a `because`."""
-        cfg, pol = _policy(policy)
+        cfg, pol = load_config(policy)
         con = self.store.con
         row = data.ledger_row(con, run_id)
         if row is None:
@@ -77,7 +78,7 @@ class Forensics:
 
         `changepoints=False` skips the change-point part (an empty list), e.g. when looping
         over agents for clusters only."""
-        cfg, _ = _policy(policy)
+        cfg, _ = load_config(policy)
         if holdout is not None and not 0 < holdout < 1:
             raise InputError("--holdout must be a fraction of the runs between 0 and 1, e.g. 0.3")
         if depth is not None and not 1 <= depth <= 4:
@@ -163,7 +164,7 @@ class Forensics:
     @utc_result
     def apply_exclusions(self, policy: PolicyArg = None) -> dict[str, Any]:
         """Rewrite the excluded-run flags from the policy's `forensics.exclusions` rules."""
-        cfg, pol = _policy(policy)
+        cfg, pol = load_config(policy)
         with self.store.transaction() as con:
             return exmod.apply(con, cfg.exclusions, pol.hash)
 

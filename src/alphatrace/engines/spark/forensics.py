@@ -34,17 +34,17 @@ import pyarrow as pa
 
 from alphatrace.engines.spark.governance import (
     EXCLUSIONS_VIEW,
-    _grouped,
-    _naive,
-    _table_path,
+    arrow_kernel,
     from_micros,
     ledger_path,
     micros,
+    naive_utc,
+    table_path,
 )
 from alphatrace.engines.spark.small import create_views
 from alphatrace.forensics import changepoints as cpmod
 from alphatrace.forensics import data
-from alphatrace.forensics.api import Forensics, PolicyArg, Progress, _policy, changes
+from alphatrace.forensics.api import Forensics, PolicyArg, Progress, changes, load_config
 from alphatrace.forensics.config import ForensicsConfig
 from alphatrace.parse import parse_since
 from alphatrace.store import Store
@@ -74,7 +74,7 @@ class _Export:
         self.tables = tables
         self.view = f"_alphatrace_fx_ledger_{uuid.uuid4().hex}"
         spark.read.parquet(str(ledger)).createOrReplaceTempView(self.view)
-        exclusions = _table_path(tables, "run_exclusions")
+        exclusions = table_path(tables, "run_exclusions")
         if exclusions is not None:
             spark.read.parquet(str(exclusions)).createOrReplaceTempView(EXCLUSIONS_VIEW)
         else:
@@ -95,13 +95,13 @@ class _Export:
     def events(self, name: str, run_ids: Any, attrs: bool = False) -> pa.Table | None:
         """The rows of event table `name` whose run is in `run_ids` (a frame with run_id);
         with `attrs`, only (run_id, attrs) of the rows that have attrs."""
-        path = _table_path(self.tables, name)
+        path = table_path(self.tables, name)
         if path is None:
             return None
         df = self.spark.read.parquet(str(path)).join(run_ids, "run_id", "left_semi")
         if attrs:
             df = df.where("attrs IS NOT NULL").select("run_id", "attrs")
-        return _naive(df.toArrow())
+        return naive_utc(df.toArrow())
 
 
 def names(spark: Any, tables: Path, scope: str) -> set[str]:
@@ -137,7 +137,7 @@ class SparkForensics(Forensics):
     def _changes(self, f: data.Filters, cfg: ForensicsConfig) -> list[cpmod.Change]:
         runs = self.export.runs(f, ["agent IS NOT NULL"])
         got = runs.groupBy("agent").applyInArrow(
-            _grouped(partial(_changes_group, cfg)), CHANGES).toArrow().to_pylist()
+            arrow_kernel(partial(_changes_group, cfg)), CHANGES).toArrow().to_pylist()
         out = [cpmod.Change(r["agent"], r["metric"], int(r["run_index"]), r["run_id"],
                             None if r["ts_us"] is None else from_micros(int(r["ts_us"])),
                             r["before"], r["after"], float(r["p"])) for r in got]
@@ -147,7 +147,7 @@ class SparkForensics(Forensics):
 
 def _changes_group(cfg: ForensicsConfig, tbl: pa.Table) -> pa.Table:
     """One agent's runs (in a Python worker): its confirmed change points."""
-    con = _driver({"ledger": _naive(tbl)})
+    con = _driver({"ledger": naive_utc(tbl)})
     try:
         found = changes(con, data.Filters(), cfg)
     finally:
@@ -165,14 +165,14 @@ def forensics(spark: Any, tables: Path, agent: str | None = None, strategy: str 
               depth: int | None = None, *, policy: PolicyArg = None,
               progress: Progress | None = None) -> dict[str, Any]:
     """`alphatrace forensics` over the export in `tables` (the same document)."""
-    cfg, _ = _policy(policy)
+    cfg, _ = load_config(policy)
     ex = _Export(spark, tables)
     f = data.Filters(agent, strategy, parse_since(since))
     cc = cfg.clusters
     wanted = ["run_id", "ts", "agent", "strategy", cfg.target,
               *(c for c in cc.features if data.BASE_COLUMNS[c] == c)]
     runs = ex.runs(f, [f"{cfg.target} IS NOT NULL"]).select(*dict.fromkeys(wanted))
-    ledger = _naive(runs.toArrow())
+    ledger = naive_utc(runs.toArrow())
     ids = runs.select("run_id")
     attrs = ({name: ex.events(name, ids, attrs=True) for name in ("alpha", "telemetry")}
              if cc.attrs else {})
@@ -191,13 +191,13 @@ def forensics(spark: Any, tables: Path, agent: str | None = None, strategy: str 
 
 def explain(spark: Any, tables: Path, run_id: str, *, policy: PolicyArg = None) -> dict[str, Any]:
     """`alphatrace explain RUN_ID` over the export in `tables` (the same document)."""
-    cfg, _ = _policy(policy)
+    cfg, _ = load_config(policy)
     ex = _Export(spark, tables)
-    row = _naive(ex.sql("SELECT * FROM ledger WHERE run_id = ?", [run_id]).toArrow())
+    row = naive_utc(ex.sql("SELECT * FROM ledger WHERE run_id = ?", [run_id]).toArrow())
     ledger = row
     if row.num_rows:
         hist_sql, params = data.history_sql(row.to_pylist()[0], cfg.explain.history_runs)
-        ledger = pa.concat_tables([row, _naive(ex.sql(hist_sql, params).toArrow())])
+        ledger = pa.concat_tables([row, naive_utc(ex.sql(hist_sql, params).toArrow())])
     this = spark.createDataFrame([(run_id,)], "run_id string")
     got: dict[str, pa.Table | None] = {"ledger": ledger}
     for name in ("alpha", "telemetry", "pnl", "legs", "run_exclusions"):

@@ -73,15 +73,15 @@ def _ts_sql(t: dt.datetime) -> str:
     return f"timestamp_micros({micros(t)})"
 
 
-def _table_path(tables: Path, name: str) -> Path | None:
+def table_path(tables: Path, name: str) -> Path | None:
     """`DIR/name.parquet`, a file (`alphatrace export`) or a folder (Spark's own writes)."""
     f = tables / f"{name}.parquet"
     return f if f.exists() else None
 
 
 def ledger_path(tables: Path) -> Path:
-    """`DIR/ledger.parquet` (`_table_path`); every Spark read of an export starts from it."""
-    ledger = _table_path(tables, "ledger")
+    """`DIR/ledger.parquet` (`table_path`); every Spark read of an export starts from it."""
+    ledger = table_path(tables, "ledger")
     if ledger is None:
         raise InputError(f"{tables}: no ledger.parquet (write it with `alphatrace export "
                          "--to parquet`)")
@@ -105,7 +105,7 @@ class SparkReads:
         df.createOrReplaceTempView(f"{self.view}_raw")
         spark.sql(f"SELECT {keep}, {known} AS known_ts FROM {self.view}_raw"
                   ).createOrReplaceTempView(self.view)
-        exclusions = _table_path(tables, "run_exclusions")
+        exclusions = table_path(tables, "run_exclusions")
         self.has_exclusions = exclusions is not None
         if exclusions is not None:
             spark.read.parquet(str(exclusions)).createOrReplaceTempView(EXCLUSIONS_VIEW)
@@ -129,7 +129,7 @@ class SparkReads:
         as the store's naive UTC ones."""
         for name, tbl in tables.items():
             self.spark.createDataFrame(tbl).createOrReplaceTempView(name)
-        return _naive(self.spark.sql(sql).toArrow())
+        return naive_utc(self.spark.sql(sql).toArrow())
 
     def as_of(self) -> dt.datetime | None:
         v = self.spark.sql(f"SELECT unix_micros(max(known_ts)) AS t FROM {self.view}"
@@ -156,7 +156,7 @@ class SparkReads:
         if agent is not None:
             df = df.where(F.col("agent") == agent)
         kernel = partial(_confidence_group, gp, history)
-        rows = df.groupBy("agent").applyInArrow(_grouped(kernel), HISTORY if history else SUMMARY)
+        rows = df.groupBy("agent").applyInArrow(arrow_kernel(kernel), HISTORY if history else SUMMARY)
         got = rows.toArrow()
         if history:
             got = got.take(pc.sort_indices(got, [("agent", "ascending"), ("_i", "ascending")]))
@@ -197,7 +197,7 @@ class SparkReads:
                 "ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk "
                 f"FROM _alphatrace_gov_subjects) w WHERE _rk <= {int(n)}").drop("_rk")
         kernel = partial(_window_group, gp, names)
-        rows = subjects.groupBy("scope", "subject").applyInArrow(_grouped(kernel), ASSESSED)
+        rows = subjects.groupBy("scope", "subject").applyInArrow(arrow_kernel(kernel), ASSESSED)
         return [a for _, a in _assessments(rows.toArrow())]
 
     def plan(self, gp: GovernancePolicy, marks: Mapping[SubjectKey, dt.datetime],
@@ -216,7 +216,7 @@ class SparkReads:
         runs = self.spark.sql(replay.runs_sql(gp, base, columns, MARKS_VIEW, SPARK,
                                                 target))
         kernel = partial(_runs_group, gp, target)
-        got = _assessments(runs.groupBy("scope", "subject").applyInArrow(_grouped(kernel), ASSESSED)
+        got = _assessments(runs.groupBy("scope", "subject").applyInArrow(arrow_kernel(kernel), ASSESSED)
                            .toArrow())
         subjects = {a.key for _, a in got}
         return replay.plan_of([(t, a) for t, a in got if t is not None], subjects)
@@ -263,7 +263,7 @@ def _con() -> duckdb.DuckDBPyConnection:
     return _CON[0]
 
 
-def _grouped(kernel: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
+def arrow_kernel(kernel: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
     """`kernel` as a function pyspark's `applyInArrow` recognises (it reads the type hints:
     a table in, a table out)."""
     def run(tbl: pa.Table) -> pa.Table:
@@ -272,7 +272,7 @@ def _grouped(kernel: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.
     return run
 
 
-def _naive(tbl: pa.Table) -> pa.Table:
+def naive_utc(tbl: pa.Table) -> pa.Table:
     """Spark's UTC timestamps as the store's naive UTC ones (same instants), and its large
     strings as strings."""
     fields = []
@@ -288,7 +288,7 @@ def _naive(tbl: pa.Table) -> pa.Table:
 def _in_order(tbl: pa.Table) -> pa.Table:
     """The rows in (known_ts, ts, run_id) order (`runs.ORDER`: a total order, byte order on
     run_id as DuckDB's)."""
-    tbl = _naive(tbl)
+    tbl = naive_utc(tbl)
     return tbl.take(pc.sort_indices(tbl, _SORT))
 
 
