@@ -198,11 +198,12 @@ def _roots_only(body: bytes) -> bytes:
 
 
 def run(tmp: Path, clients: int, size: int, seconds: float, split: bool,
-        rate: float | None = None) -> dict[str, Any]:
+        rate: float | None = None, pipeline: bool = True) -> dict[str, Any]:
     from alphatrace.store import Store
 
     # stopped with SIGTERM at the end: a clean stop writes what the trace hold still has
-    with collector(tmp, "--otlp-grpc-port", "0") as (url, key, db):
+    extra = ("--otlp-grpc-port", "0", *(() if pipeline else ("--no-pipeline",)))
+    with collector(tmp, *extra) as (url, key, db):
         ctx = mp.get_context("spawn")
         start, results = ctx.Barrier(clients + 1), ctx.Queue()
         interval = clients * size / rate if rate else None
@@ -230,7 +231,8 @@ def run(tmp: Path, clients: int, size: int, seconds: float, split: bool,
             "SELECT count(*), count(DISTINCT event_id), count(DISTINCT run_id), "
             "count(*) FILTER (WHERE run_id NOT LIKE 'bench-%') FROM telemetry").fetchall()[0]
     return {
-        "clients": clients, "batch": size, "split": split, "seconds": elapsed,
+        "clients": clients, "batch": size, "split": split, "pipeline": pipeline,
+        "seconds": elapsed,
         "mode": f"open loop at {rate:,.0f} spans/s" if rate else "closed loop",
         "requests": len(lat), "spans_sent": sent, "stored": int(stored),
         "distinct": int(distinct), "runs": int(runs), "spans_outside_their_run": int(strays),
@@ -295,13 +297,16 @@ def main() -> None:
     ap.add_argument("--closed", action="store_true",
                     help="closed loop (the old mode): each client sends again once answered")
     ap.add_argument("--quick", action="store_true", help="10 s, not recorded")
+    ap.add_argument("--no-pipeline", action="store_true",
+                    help="serve --no-pipeline: the ingest path's cost alone (no live pipeline)")
     a = ap.parse_args()
     if a.quick:
         a.seconds = 10.0
     info = machine("duckdb", "fastapi", "uvicorn", "protobuf")
     tmp = Path(tempfile.mkdtemp(prefix="bench-otlp-"))
     try:
-        r = run(tmp, a.clients, a.batch, a.seconds, a.split, None if a.closed else a.rate)
+        r = run(tmp, a.clients, a.batch, a.seconds, a.split, None if a.closed else a.rate,
+                pipeline=not a.no_pipeline)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     loss = r["spans_sent"] - r["stored"]

@@ -102,9 +102,20 @@ def _hex(raw: bytes, nbytes: int) -> str | None:
     return raw.hex() if len(raw) == nbytes and raw != _ZERO[nbytes] else None
 
 
+_PLAIN = frozenset(["string_value", "int_value", "double_value", "bool_value"])  # as they are
+
+
 def _read_attributes(kvs: Any) -> dict[str, Any]:
-    """The attributes of `otlp.READ_KEYS`, decoded (a repeated key: the last one, as in a dict)."""
-    return {kv.key: _value(kv.value) for kv in kvs if kv.key in READ_KEYS}
+    """The attributes of `otlp.READ_KEYS`, decoded (a repeated key: the last one, as in a dict).
+    A scalar (what the mapping reads nearly always) is read inline, not through `_value`."""
+    out: dict[str, Any] = {}
+    for kv in kvs:
+        k = kv.key
+        if k in READ_KEYS:
+            v = kv.value
+            kind = v.WhichOneof("value")
+            out[k] = getattr(v, kind) if kind in _PLAIN else _value(v)
+    return out
 
 
 def span_fields(s: Any) -> SpanFields:

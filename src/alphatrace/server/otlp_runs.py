@@ -91,17 +91,26 @@ def trace_attribution(trace_id: str, tags: Iterable[SpanTags]) -> Attribution:
     return tuple(out)
 
 
+_TRACE_FIELDS = tuple(enumerate(src.field for src in TRACE))
+
+
 def attribute(event: dict[str, Any], tags: SpanTags, trace: Attribution) -> dict[str, Any]:
-    """`event` with its TRACE fields set: the span's own tag, else the trace's value (a field
-    with neither is left out, as the mapping leaves out every unset field)."""
+    """`event` with its TRACE fields set (a copy; `set_attribution` says how)."""
     out = dict(event)
-    for i, src in enumerate(TRACE):
-        value = tags.values[i][0] or trace[i]
-        if value is None:
-            out.pop(src.field, None)
-        else:
-            out[src.field] = value
+    set_attribution(out, tags, trace)
     return out
+
+
+def set_attribution(event: dict[str, Any], tags: SpanTags, trace: Attribution) -> None:
+    """Set the TRACE fields of `event`: the span's own tag, else the trace's value (a field
+    with neither is left out, as the mapping leaves out every unset field)."""
+    values = tags.values
+    for i, name in _TRACE_FIELDS:
+        value = values[i][0] or trace[i]
+        if value is None:
+            event.pop(name, None)
+        else:
+            event[name] = value
 
 
 def trace_attributions(tags: list[SpanTags]) -> dict[str, Attribution]:
@@ -113,6 +122,8 @@ def trace_attributions(tags: list[SpanTags]) -> dict[str, Attribution]:
 
 
 def attribute_together(events: list[dict[str, Any]], tags: list[SpanTags],
-                       traces: dict[str, Attribution]) -> list[dict[str, Any]]:
-    """Each event attributed with its trace's value in `traces` (`trace_attributions`)."""
-    return [attribute(ev, t, traces[t.trace_id]) for ev, t in zip(events, tags, strict=True)]
+                       traces: dict[str, Attribution]) -> None:
+    """Attribute each event (in place) with its trace's value in `traces`
+    (`trace_attributions`): the mapping's own new events, so no copy."""
+    for ev, t in zip(events, tags, strict=True):
+        set_attribution(ev, t, traces[t.trace_id])
