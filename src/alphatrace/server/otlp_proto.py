@@ -102,19 +102,22 @@ def _hex(raw: bytes, nbytes: int) -> str | None:
     return raw.hex() if len(raw) == nbytes and raw != _ZERO[nbytes] else None
 
 
-_PLAIN = frozenset(["string_value", "int_value", "double_value", "bool_value"])  # as they are
-
-
 def _read_attributes(kvs: Any) -> dict[str, Any]:
     """The attributes of `otlp.READ_KEYS`, decoded (a repeated key: the last one, as in a dict).
-    A scalar (what the mapping reads nearly always) is read inline, not through `_value`."""
+    Text and integers (what the mapping reads nearly always) are read inline, not through
+    `_value`: this loop is a third of the mapping's time."""
     out: dict[str, Any] = {}
     for kv in kvs:
         k = kv.key
         if k in READ_KEYS:
             v = kv.value
             kind = v.WhichOneof("value")
-            out[k] = getattr(v, kind) if kind in _PLAIN else _value(v)
+            if kind == "string_value":
+                out[k] = v.string_value
+            elif kind == "int_value":
+                out[k] = v.int_value
+            else:
+                out[k] = _value(v)
     return out
 
 
