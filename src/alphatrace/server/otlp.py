@@ -209,39 +209,39 @@ def exception_type(span: dict[str, Any]) -> Any:
     return None
 
 
-# Per attribute key of USAGE: (the index of its Source, the key's rank in it); each key is in
-# one Source only (tests/server/test_otlp_attrs.py).
-_USAGE_SLOT = {k: (i, rank) for i, src in enumerate(USAGE) for rank, k in enumerate(src.keys)}
 _COUNT = tuple(src.kind == "count" for src in USAGE)
 _NO_USAGE = (None,) * len(USAGE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _usage_plan(keys: tuple[str, ...]) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    """Per USAGE field some of `keys` may feed, in table order: (its index, those keys in the
+    field's order). Spans of one instrumentation carry the same keys: one plan serves them all."""
+    have = set(keys)
+    return tuple((i, tuple(k for k in src.keys if k in have))
+                 for i, src in enumerate(USAGE) if not have.isdisjoint(src.keys))
 
 
 def usage(a: dict[str, Any]) -> tuple[Any, ...]:
     """Per field of `otlp_attrs.USAGE`, in table order, its value read from span attributes
     `a` (None when unset): the first of the field's keys that is set, as an integer for a
-    count (SpanError beyond a 64-bit integer), else as text. One walk over `a`: a span has a
-    few attributes, the table lists dozens of keys."""
-    best: dict[int, tuple[int, str, Any]] = {}  # per Source: (rank, key, value) of the first set
-    for k, v in a.items():
-        slot = _USAGE_SLOT.get(k)
-        if slot is None or v is None or v == "":
-            continue
-        i, rank = slot
-        b = best.get(i)
-        if b is None or rank < b[0]:
-            best[i] = (rank, k, v)
-    if not best:
+    count (SpanError beyond a 64-bit integer), else as text."""
+    plan = _usage_plan(tuple(a))
+    if not plan:
         return _NO_USAGE
     out: list[Any] = [None] * len(USAGE)
-    for i in sorted(best):  # table order: the first bad count is the one named
-        _, k, v = best[i]
-        if _COUNT[i]:
-            n = _int(v)
-            if n is not None and abs(n) > INT64_MAX:
-                raise SpanError(k, f"{v} is out of range for a token count")
-            out[i] = n
-        else:
-            out[i] = str(v)
+    for i, keys in plan:
+        for k in keys:
+            v = a[k]
+            if v is not None and v != "":
+                if _COUNT[i]:
+                    n = _int(v)
+                    if n is not None and abs(n) > INT64_MAX:
+                        raise SpanError(k, f"{v} is out of range for a token count")
+                    out[i] = n
+                else:
+                    out[i] = str(v)
+                break
     return tuple(out)
 
 
