@@ -24,6 +24,7 @@ section is appended to bench/RESULTS.md in one write (not with --quick).
     python bench/bench_otlp.py                 # 8 clients x 45 s, recorded
     python bench/bench_otlp.py --split         # children and roots in different requests
     python bench/bench_otlp.py --quick         # 8 clients x 10 s, not recorded
+    python bench/bench_otlp.py --no-pipeline   # serve --no-pipeline: the ingest path alone
 """
 
 from __future__ import annotations
@@ -326,7 +327,8 @@ def main() -> None:
 Machine: {info}.
 Load: {r['clients']} client processes on 127.0.0.1, {r['mode']}, OTLP/HTTP protobuf bodies of
 {r['batch']} spans to `POST /v1/traces` for {r['seconds']:.1f} s against `alphatrace serve` with a
-fresh store; traces of 1 tagged root + {CHILDREN} LLM-call spans with GenAI usage, {how}.
+fresh store{'' if r['pipeline'] else ' (`--no-pipeline`)'}; traces of 1 tagged root + {CHILDREN} LLM-call
+spans with GenAI usage, {how}.
 
 | measure | value |
 |---|---:|
@@ -336,6 +338,7 @@ fresh store; traces of 1 tagged root + {CHILDREN} LLM-call spans with GenAI usag
 | spans sent / stored (distinct) | {r['spans_sent']:,} / {r['stored']:,} ({r['distinct']:,}) |
 | runs / spans outside their root's run | {r['runs']:,} / {r['spans_outside_their_run']} |
 | failed requests | {r['failed_requests']} |
+| server CPU per span (µs) | {r['server_cpu_us_per_span']:.0f} |
 
 Targets: ≥ {TARGET_SPANS_S:,} spans/s: {yn[ok_rate]}; p99 ≤ {TARGET_P99_MS:.0f} ms: {yn[ok_p99]}; zero loss, every span in its run: {yn[ok_loss]}.
 """
