@@ -216,7 +216,8 @@ _NO_USAGE = (None,) * len(USAGE)
 @functools.lru_cache(maxsize=1024)
 def _usage_plan(keys: tuple[str, ...]) -> tuple[tuple[int, tuple[str, ...]], ...]:
     """Per USAGE field some of `keys` may feed, in table order: (its index, those keys in the
-    field's order). Spans of one instrumentation carry the same keys: one plan serves them all."""
+    field's order). Spans of one instrumentation carry the same keys: one plan serves them all.
+    `keys` are of READ_KEYS only (both readers keep no others), so an entry stays small."""
     have = set(keys)
     return tuple((i, tuple(k for k in src.keys if k in have))
                  for i, src in enumerate(USAGE) if not have.isdisjoint(src.keys))
@@ -260,7 +261,9 @@ def span_fields(span: dict[str, Any]) -> SpanFields:
     sid = trace_id(span.get("spanId"), 8)
     if sid is None:
         raise SpanError(*BAD_SPAN_ID)
-    a = attributes(span.get("attributes"))
+    # only what the mapping reads (as the protobuf reader keeps): `usage` caches a plan per
+    # set of keys, which must not grow with whatever other attributes a client sends
+    a = {k: v for k, v in attributes(span.get("attributes")).items() if k in READ_KEYS}
     start = nanos(span.get("startTimeUnixNano"), "startTimeUnixNano")
     end = nanos(span.get("endTimeUnixNano"), "endTimeUnixNano")
     parent = trace_id(span.get("parentSpanId"), 8)
