@@ -161,8 +161,9 @@ def typed_table(events: list[Any]) -> pa.Table:
 def stage(con: duckdb.DuckDBPyConnection, events: list[Any]) -> tuple[pa.Table, pa.Table]:
     """(staged rows, JSON lines of the rows not cleared): what `ingest.ingest_staged` takes."""
     typed = typed_table(events)  # noqa: F841  (read by name in the SQL)
-    # The statement parsed once (`statements.parsed`): `con.sql` parsed and bound its text
-    # anew every round, a third of the round's typed staging (bench/RESULTS.md, 2026-12-02).
+    # The statement parsed once (`statements.parsed`), as ingest.py runs its own: `con.sql`
+    # parsed the text and bound it into a relation every round before running it, ~8 ms more
+    # CPU a round than this (bench/RESULTS.md, session of 2026-12-02, otlpcpu).
     con.execute(parsed(con, STAGED_SQL))
     staged = to_arrow(con, STAGE_BATCH)
     redo = pc.filter(staged.column("line_no"), pc.invert(staged.column("ok"))).to_pylist()
