@@ -24,6 +24,7 @@ section is appended to bench/RESULTS.md in one write (not with --quick).
     python bench/bench_otlp.py                 # 8 clients x 45 s, recorded
     python bench/bench_otlp.py --split         # children and roots in different requests
     python bench/bench_otlp.py --quick         # 8 clients x 10 s, not recorded
+    python bench/bench_otlp.py --no-pipeline   # serve --no-pipeline: the ingest path alone
 """
 
 from __future__ import annotations
@@ -198,11 +199,12 @@ def _roots_only(body: bytes) -> bytes:
 
 
 def run(tmp: Path, clients: int, size: int, seconds: float, split: bool,
-        rate: float | None = None) -> dict[str, Any]:
+        rate: float | None = None, pipeline: bool = True) -> dict[str, Any]:
     from alphatrace.store import Store
 
     # stopped with SIGTERM at the end: a clean stop writes what the trace hold still has
-    with collector(tmp, "--otlp-grpc-port", "0") as (url, key, db):
+    extra = ("--otlp-grpc-port", "0", *(() if pipeline else ("--no-pipeline",)))
+    with collector(tmp, *extra) as (url, key, db):
         ctx = mp.get_context("spawn")
         start, results = ctx.Barrier(clients + 1), ctx.Queue()
         interval = clients * size / rate if rate else None
@@ -230,7 +232,8 @@ def run(tmp: Path, clients: int, size: int, seconds: float, split: bool,
             "SELECT count(*), count(DISTINCT event_id), count(DISTINCT run_id), "
             "count(*) FILTER (WHERE run_id NOT LIKE 'bench-%') FROM telemetry").fetchall()[0]
     return {
-        "clients": clients, "batch": size, "split": split, "seconds": elapsed,
+        "clients": clients, "batch": size, "split": split, "pipeline": pipeline,
+        "seconds": elapsed,
         "mode": f"open loop at {rate:,.0f} spans/s" if rate else "closed loop",
         "requests": len(lat), "spans_sent": sent, "stored": int(stored),
         "distinct": int(distinct), "runs": int(runs), "spans_outside_their_run": int(strays),
@@ -295,13 +298,16 @@ def main() -> None:
     ap.add_argument("--closed", action="store_true",
                     help="closed loop (the old mode): each client sends again once answered")
     ap.add_argument("--quick", action="store_true", help="10 s, not recorded")
+    ap.add_argument("--no-pipeline", action="store_true",
+                    help="serve --no-pipeline: the ingest path's cost alone (no live pipeline)")
     a = ap.parse_args()
     if a.quick:
         a.seconds = 10.0
     info = machine("duckdb", "fastapi", "uvicorn", "protobuf")
     tmp = Path(tempfile.mkdtemp(prefix="bench-otlp-"))
     try:
-        r = run(tmp, a.clients, a.batch, a.seconds, a.split, None if a.closed else a.rate)
+        r = run(tmp, a.clients, a.batch, a.seconds, a.split, None if a.closed else a.rate,
+                pipeline=not a.no_pipeline)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     loss = r["spans_sent"] - r["stored"]
@@ -321,7 +327,8 @@ def main() -> None:
 Machine: {info}.
 Load: {r['clients']} client processes on 127.0.0.1, {r['mode']}, OTLP/HTTP protobuf bodies of
 {r['batch']} spans to `POST /v1/traces` for {r['seconds']:.1f} s against `alphatrace serve` with a
-fresh store; traces of 1 tagged root + {CHILDREN} LLM-call spans with GenAI usage, {how}.
+fresh store{'' if r['pipeline'] else ' (`--no-pipeline`)'}; traces of 1 tagged root + {CHILDREN} LLM-call
+spans with GenAI usage, {how}.
 
 | measure | value |
 |---|---:|
@@ -331,6 +338,7 @@ fresh store; traces of 1 tagged root + {CHILDREN} LLM-call spans with GenAI usag
 | spans sent / stored (distinct) | {r['spans_sent']:,} / {r['stored']:,} ({r['distinct']:,}) |
 | runs / spans outside their root's run | {r['runs']:,} / {r['spans_outside_their_run']} |
 | failed requests | {r['failed_requests']} |
+| server CPU per span (µs) | {r['server_cpu_us_per_span']:.0f} |
 
 Targets: ≥ {TARGET_SPANS_S:,} spans/s: {yn[ok_rate]}; p99 ≤ {TARGET_P99_MS:.0f} ms: {yn[ok_p99]}; zero loss, every span in its run: {yn[ok_loss]}.
 """

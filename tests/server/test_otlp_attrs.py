@@ -123,11 +123,17 @@ MULTI = [s for s in USAGE if len(s.keys) > 1]
 @given(st.sampled_from(MULTI), st.data())
 def test_first_listed_attribute_wins(source: Any, data: st.DataObject) -> None:
     present = data.draw(st.lists(st.sampled_from(source.keys), min_size=1, unique=True))
-    values = {k: (i + 1 if source.kind == "count" else f"v{i}")
-              for i, k in enumerate(source.keys) if k in present}
+    values = {k: (source.keys.index(k) + 1 if source.kind == "count"
+                  else f"v{source.keys.index(k)}") for k in present}  # in the span, any order
     ev = one_span(values)
     first = next(k for k in source.keys if k in present)
     assert ev[source.field] == values[first]
+
+
+def test_each_attribute_feeds_one_field() -> None:
+    """The mapping reads each attribute into the one USAGE field that lists it."""
+    keys = [k for s in USAGE for k in s.keys]
+    assert len(keys) == len(set(keys))
 
 
 def test_docs_show_the_table_of_the_code() -> None:

@@ -175,16 +175,6 @@ def _iso_second(second: int) -> str:
     return (_EPOCH + dt.timedelta(seconds=second)).isoformat()
 
 
-def _first(keys: tuple[str, ...], *sources: dict[str, Any]) -> Any:
-    """The first key set in any source: key by key, each looked up in the sources in order."""
-    for k in keys:
-        for src in sources:
-            v = src.get(k)
-            if v is not None and v != "":
-                return v
-    return None
-
-
 def _int(v: Any) -> int | None:
     if isinstance(v, bool):
         return None
@@ -192,18 +182,6 @@ def _int(v: Any) -> int | None:
         return v
     if isinstance(v, float) and v.is_integer():
         return int(v)
-    return None
-
-
-def _count(keys: tuple[str, ...], attrs: dict[str, Any]) -> int | None:
-    """The first of `keys` set in `attrs`, as an integer; SpanError beyond a 64-bit integer."""
-    for k in keys:
-        v = attrs.get(k)
-        if v is not None and v != "":
-            n = _int(v)
-            if n is not None and abs(n) > INT64_MAX:
-                raise SpanError(k, f"{v} is out of range for a token count")
-            return n
     return None
 
 
@@ -231,16 +209,41 @@ def exception_type(span: dict[str, Any]) -> Any:
     return None
 
 
-def usage(a: dict[str, Any]) -> dict[str, Any]:
-    """The fields of `otlp_attrs.USAGE` read from span attributes `a` (None when unset)."""
-    out: dict[str, Any] = {}
-    for src in USAGE:
-        if src.kind == "count":
-            out[src.field] = _count(src.keys, a)
-        else:
-            v = _first(src.keys, a)
-            out[src.field] = None if v is None else str(v)
-    return out
+_COUNT = tuple(src.kind == "count" for src in USAGE)
+_NO_USAGE = (None,) * len(USAGE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _usage_plan(keys: tuple[str, ...]) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    """Per USAGE field some of `keys` may feed, in table order: (its index, those keys in the
+    field's order). Spans of one instrumentation carry the same keys: one plan serves them all.
+    `keys` are of READ_KEYS only (both readers keep no others), so an entry stays small."""
+    have = set(keys)
+    return tuple((i, tuple(k for k in src.keys if k in have))
+                 for i, src in enumerate(USAGE) if not have.isdisjoint(src.keys))
+
+
+def usage(a: dict[str, Any]) -> tuple[Any, ...]:
+    """Per field of `otlp_attrs.USAGE`, in table order, its value read from span attributes
+    `a` (None when unset): the first of the field's keys that is set, as an integer for a
+    count (SpanError beyond a 64-bit integer), else as text."""
+    plan = _usage_plan(tuple(a))
+    if not plan:
+        return _NO_USAGE
+    out: list[Any] = [None] * len(USAGE)
+    for i, keys in plan:
+        for k in keys:
+            v = a[k]
+            if v is not None and v != "":
+                if _COUNT[i]:
+                    n = _int(v)
+                    if n is not None and abs(n) > INT64_MAX:
+                        raise SpanError(k, f"{v} is out of range for a token count")
+                    out[i] = n
+                else:
+                    out[i] = str(v)
+                break
+    return tuple(out)
 
 
 BAD_TRACE_ID = ("traceId", "missing, all zero or not a 16-byte id")  # SpanError(field, reason)
@@ -258,7 +261,9 @@ def span_fields(span: dict[str, Any]) -> SpanFields:
     sid = trace_id(span.get("spanId"), 8)
     if sid is None:
         raise SpanError(*BAD_SPAN_ID)
-    a = attributes(span.get("attributes"))
+    # only what the mapping reads (as the protobuf reader keeps): `usage` caches a plan per
+    # set of keys, which must not grow with whatever other attributes a client sends
+    a = {k: v for k, v in attributes(span.get("attributes")).items() if k in READ_KEYS}
     start = nanos(span.get("startTimeUnixNano"), "startTimeUnixNano")
     end = nanos(span.get("endTimeUnixNano"), "endTimeUnixNano")
     parent = trace_id(span.get("parentSpanId"), 8)
@@ -268,7 +273,7 @@ def span_fields(span: dict[str, Any]) -> SpanFields:
                       lambda: exception_type(span))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per span, and a frozen init costs 5x
 class SpanFields:
     """What the mapping reads of a span, checked: the same from OTLP/JSON (`span_event`) and
     from a protobuf message (`otlp_proto.message_events`)."""
@@ -284,24 +289,32 @@ class SpanFields:
     exception: Callable[[], Any]  # `exception_type` of the span (read on error spans only)
 
 
+_FIELDS = tuple(src.field for src in USAGE)
+_MODEL, _IN, _OUT, _CACHED, _ERROR_TYPE = (
+    _FIELDS.index(f) for f in ("model", "tokens_in", "tokens_out", "cached_tokens", "error_type"))
+
+
 def build_event(f: SpanFields, res: dict[str, Any], prices: Any = None,
                 res_values: Any = None) -> tuple[dict[str, Any], SpanTags]:
     """The event (its keys in a fixed order, unset ones left out) and the tags of a span."""
     a = f.attrs
     u = usage(a)
-    if u["error_type"] is None and f.error:
-        u["error_type"] = f.exception()
-    ev: dict[str, Any] = {
-        "type": "telemetry",
-        "event_id": f"otlp:{f.trace_id}:{f.span_id}",
-        **u,
-        "errors": 1 if f.error else 0,
-        "span_name": f.name,
-        "trace_id": f.trace_id,
-        "span_id": f.span_id,
-        "parent_span_id": f.parent,
-        "service_name": res.get("service.name"),
-    }
+    if f.error and u[_ERROR_TYPE] is None:
+        u = (*u[:_ERROR_TYPE], f.exception(), *u[_ERROR_TYPE + 1:])
+    ev: dict[str, Any] = {"type": "telemetry", "event_id": f"otlp:{f.trace_id}:{f.span_id}"}
+    for name, v in zip(_FIELDS, u, strict=True):
+        if v is not None:
+            ev[name] = v
+    ev["errors"] = 1 if f.error else 0
+    if f.name is not None:
+        ev["span_name"] = f.name
+    ev["trace_id"] = f.trace_id
+    ev["span_id"] = f.span_id
+    if f.parent is not None:
+        ev["parent_span_id"] = f.parent
+    service = res.get("service.name")
+    if service is not None:
+        ev["service_name"] = service
     start, end = f.start, f.end
     if start is not None:
         ev["ts"] = ev["start_ts"] = iso_from_nanos(start)
@@ -313,14 +326,13 @@ def build_event(f: SpanFields, res: dict[str, Any], prices: Any = None,
         if f.parent is None:
             ev["latency_ms"] = ms
     cost = a.get(COST_KEY)
-    if cost is None and prices is not None and ev["model"] and (ev["tokens_in"] or ev["tokens_out"]):
-        cost = prices.cost(ev["model"], ev["tokens_in"] or 0, ev["tokens_out"] or 0,
-                           ev["cached_tokens"] or 0)
+    if cost is None and prices is not None and u[_MODEL] and (u[_IN] or u[_OUT]):
+        cost = prices.cost(u[_MODEL], u[_IN] or 0, u[_OUT] or 0, u[_CACHED] or 0)
         if cost is not None:
             ev["price_version"] = prices.version
-    ev["cost_usd"] = cost
-    tags = span_tags(f.trace_id, f.span_id, f.parent is None, start, a, res, res_values)
-    return {k: v for k, v in ev.items() if v is not None}, tags
+    if cost is not None:
+        ev["cost_usd"] = cost
+    return ev, span_tags(f.trace_id, f.span_id, f.parent is None, start, a, res, res_values)
 
 
 def request_events(doc: Any, prices: Any = None) -> Mapped:
@@ -363,7 +375,7 @@ def map_spans(spans: Iterable[tuple[S, dict[str, Any], Any]], fields: Callable[[
             out.rejected.append(RejectedSpan(
                 index, None, f"cannot map span: {type(e).__name__}: {e}", raw(span)))
     out.traces = trace_attributions(out.tags)
-    out.events = attribute_together(out.events, out.tags, out.traces)
+    attribute_together(out.events, out.tags, out.traces)
     return out
 
 

@@ -27,7 +27,7 @@ from alphatrace.server.otlp_attrs import TRACE
 Attribution = tuple[str | None, ...]  # per field of TRACE: the trace's value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per span, and a frozen init costs 5x
 class SpanTags:
     """What one span says about its trace: per field of TRACE, per key, its value (span
     attribute, then resource attribute; None when neither has it)."""
@@ -51,11 +51,11 @@ def _text(v: Any) -> str | None:
 
 
 _KEYS = frozenset(k for src in TRACE for k in src.keys)
+_TRACE_KEYS = tuple(src.keys for src in TRACE)
 
 
-def _values(*sources: dict[str, Any]) -> tuple[tuple[str | None, ...], ...]:
-    return tuple(tuple(next((t for src_ in sources if (t := _text(src_.get(k))) is not None),
-                            None) for k in src.keys) for src in TRACE)
+def _values(src: dict[str, Any]) -> tuple[tuple[str | None, ...], ...]:
+    return tuple(tuple(_text(src.get(k)) for k in keys) for keys in _TRACE_KEYS)
 
 
 def resource_values(resource: dict[str, Any]) -> tuple[tuple[str | None, ...], ...]:
@@ -68,21 +68,32 @@ def span_tags(trace_id: str, span_id: str, root: bool, start: int | None,
               res_values: tuple[tuple[str | None, ...], ...] | None = None) -> SpanTags:
     """What a span says (its attribute, else its resource's, per key); `res_values`:
     `resource_values(resource)` if already known."""
+    if res_values is None:
+        res_values = _values(resource)
     if _KEYS.isdisjoint(attrs):  # most spans: only what the resource says
-        values = res_values if res_values is not None else _values(resource)
+        values = res_values
     else:
-        values = _values(attrs, resource)
+        values = tuple(tuple(t if (t := _text(attrs.get(k))) is not None else r
+                             for k, r in zip(keys, rv, strict=True))
+                       for keys, rv in zip(_TRACE_KEYS, res_values, strict=True))
     return SpanTags(trace_id, span_id, root, start or 0, values)
+
+
+def _rank(t: SpanTags) -> tuple[bool, int, str]:
+    return t.rank
 
 
 def trace_attribution(trace_id: str, tags: Iterable[SpanTags]) -> Attribution:
     """The trace's value of each TRACE field, from the spans in `tags` (any order)."""
-    ordered = sorted(tags, key=lambda t: t.rank)
+    ordered = sorted(tags, key=_rank)
     out: list[str | None] = []
     for i, src in enumerate(TRACE):
         value = None
         for j in range(len(src.keys)):
-            value = next((t.values[i][j] for t in ordered if t.values[i][j] is not None), None)
+            for t in ordered:
+                value = t.values[i][j]
+                if value is not None:
+                    break
             if value is not None:
                 break
         if value is None and src.field == "run_id":
@@ -91,17 +102,26 @@ def trace_attribution(trace_id: str, tags: Iterable[SpanTags]) -> Attribution:
     return tuple(out)
 
 
+_TRACE_FIELDS = tuple(enumerate(src.field for src in TRACE))
+
+
 def attribute(event: dict[str, Any], tags: SpanTags, trace: Attribution) -> dict[str, Any]:
-    """`event` with its TRACE fields set: the span's own tag, else the trace's value (a field
-    with neither is left out, as the mapping leaves out every unset field)."""
+    """`event` with its TRACE fields set (a copy; `set_attribution` says how)."""
     out = dict(event)
-    for i, src in enumerate(TRACE):
-        value = tags.values[i][0] or trace[i]
-        if value is None:
-            out.pop(src.field, None)
-        else:
-            out[src.field] = value
+    set_attribution(out, tags, trace)
     return out
+
+
+def set_attribution(event: dict[str, Any], tags: SpanTags, trace: Attribution) -> None:
+    """Set the TRACE fields of `event`: the span's own tag, else the trace's value (a field
+    with neither is left out, as the mapping leaves out every unset field)."""
+    values = tags.values
+    for i, name in _TRACE_FIELDS:
+        value = values[i][0] or trace[i]
+        if value is None:
+            event.pop(name, None)
+        else:
+            event[name] = value
 
 
 def trace_attributions(tags: list[SpanTags]) -> dict[str, Attribution]:
@@ -113,6 +133,8 @@ def trace_attributions(tags: list[SpanTags]) -> dict[str, Attribution]:
 
 
 def attribute_together(events: list[dict[str, Any]], tags: list[SpanTags],
-                       traces: dict[str, Attribution]) -> list[dict[str, Any]]:
-    """Each event attributed with its trace's value in `traces` (`trace_attributions`)."""
-    return [attribute(ev, t, traces[t.trace_id]) for ev, t in zip(events, tags, strict=True)]
+                       traces: dict[str, Attribution]) -> None:
+    """Attribute each event (in place) with its trace's value in `traces`
+    (`trace_attributions`): the mapping's own new events, so no copy."""
+    for ev, t in zip(events, tags, strict=True):
+        set_attribution(ev, t, traces[t.trace_id])

@@ -44,7 +44,7 @@ SPAN_OVERHEAD = 1_500  # bytes per held span beyond its text (tests/server/test_
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per span, on the event loop; a frozen init costs 5x
 class Ready:
     """An event whose trace is decided: to be written. `mine`: it came in the call that
     released it (its status belongs in that request's answer)."""
