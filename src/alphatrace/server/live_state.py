@@ -41,7 +41,7 @@ from alphatrace.governance.sizing import (
     unknown_agent,
 )
 from alphatrace.store import Store
-from alphatrace.store.connection import has_table
+from alphatrace.store.connection import catalog_cached, has_table
 
 log = logging.getLogger("alphatrace.server")
 
@@ -59,14 +59,12 @@ _LEDGER = (
 
 
 def version(con: duckdb.DuckDBPyConnection, parts: tuple[tuple[str, str], ...]) -> Hashable:
-    """A key that changes whenever the tables of `parts` change (aggregates with stats)."""
-    out: list[object] = []
-    for table, exprs in parts:
-        if has_table(con, table):
-            out.extend(con.execute(f"SELECT {exprs} FROM {table}").fetchall()[0])
-        else:
-            out.append(None)
-    return tuple(out)
+    """A key that changes whenever the tables of `parts` change (aggregates with stats), in
+    one query whatever the number of parts (it runs after every round)."""
+    present = [(t, e) for t, e in parts if has_table(con, t)]
+    row = con.execute("SELECT * FROM " + ", ".join(
+        f"(SELECT {e} FROM {t})" for t, e in present)).fetchall()[0] if present else ()
+    return (tuple(t for t, _ in present), tuple(row))
 
 
 @dataclass(frozen=True)
@@ -140,7 +138,8 @@ class LiveState:
         """The `after_round` hook: the lifecycle now if the head moved; the ledger side now or
         on its thread if what it reads changed."""
         con = store.con
-        hv, lv = version(con, _HEAD), version(con, _LEDGER)
+        with catalog_cached(con):
+            hv, lv = version(con, _HEAD), version(con, _LEDGER)
         if self._life is None or hv != self._head_version:
             life = read_lifecycle(con)
             self._head_version = hv
