@@ -5,6 +5,8 @@
     runs whose exit is that bar (so they are known after every subject's mark, as live runs
     are) through ingest, and the pipeline pass runs (incremental reconcile + gates evaluate), printed beside a full
     rebuild (`reconcile(full=True)`) of the same store in the same run. Target ≤ 100 ms.
+    Each pass also reports `cpu_ms`, the CPU time of the process (every DuckDB thread) during
+    the pass: on a shared machine it varies less than wall time.
 (b) latency: a real server (uvicorn on loopback, in this process) with the pipeline on,
     8 client processes sending 10,000 events/s in all; a probe sends a losing agent's runs,
     one run per request, and times from the request that completes its evidence (the 5th
@@ -13,7 +15,7 @@
 (c) throughput: bench_collector.py's load generator against `serve` with the pipeline on.
     Target ≥ 20,000 events/s, p99 ≤ 250 ms.
 
-    python bench/bench_pipeline.py round [--runs N] [--keep] [--trace]
+    python bench/bench_pipeline.py round [--runs N] [--keep] [--trace] [--threads N]
     python bench/bench_pipeline.py latency [--seconds S] [--probes N]
     python bench/bench_pipeline.py throughput [--seconds S] [--no-pipeline]
 """
@@ -171,10 +173,10 @@ class _Traced:
         return getattr(self._con, name)
 
 
-def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False
-                ) -> dict[str, Any]:
+def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
+                threads: int | None = None) -> dict[str, Any]:
     """`keep`: build the store once (bench/out/bench_pipeline_N.base.duckdb) and start each run
-    from a copy of it."""
+    from a copy of it. `threads`: DuckDB's threads (default: one per core)."""
     import shutil
 
     from alphatrace.ledger.reconcile import reconcile
@@ -198,6 +200,8 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False
     cfg = PipelineConfig.load(None)
     times: dict[str, list[float]] = {}
     with Store(db) as store:
+        if threads is not None:
+            store.con.execute(f"SET threads = {int(threads)}")
         t = time.perf_counter()
         reconcile(store, cfg.reconcile, full=True)
         first_full = time.perf_counter() - t
@@ -207,6 +211,7 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False
         for k in range(rounds):
             add_bar(store, HOURS - 1 + k)  # the round's exit bar: its runs are known now
             ingest_events(store, new_runs(k * 1000, 1000, HOURS - 2 + k))
+            cpu = time.process_time()
             if trace:
                 raw, store.con = store.con, _Traced(store.con, times)
                 try:
@@ -216,10 +221,12 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False
                     store.con = raw
             else:
                 live(store)
+            cpu = time.process_time() - cpu
             rec = live.last
             assert rec is not None and rec.error is None, rec
             assert rec.reconcile is not None
-            passes.append({"total_ms": rec.total_ms, "reconcile_ms": rec.reconcile_ms,
+            passes.append({"total_ms": rec.total_ms, "cpu_ms": cpu * 1000.0,
+                           "reconcile_ms": rec.reconcile_ms,
                            "gates_ms": rec.gates_ms, "rebuilt": rec.reconcile["rebuilt"],
                            "priced": rec.reconcile["priced"]})
         t = time.perf_counter()
@@ -236,6 +243,7 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False
               file=sys.stderr)
     return {"runs": rep.runs, "first_full_s": first_full, "full_rebuild_s": full_s,
             "pass_ms_median": statistics.median(totals), "pass_ms_max": totals[-1],
+            "pass_cpu_ms_median": statistics.median(p["cpu_ms"] for p in passes),
             "passes": passes}
 
 
@@ -382,6 +390,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10_000.0)
     ap.add_argument("--keep", action="store_true",
                     help="round: build the store once, start each run from a copy")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="round: DuckDB threads for the run (default: one per core)")
     ap.add_argument("--trace", action="store_true",
                     help="round: time each SQL statement of the passes (to stderr)")
     ap.add_argument("--no-pipeline", action="store_true",
@@ -389,7 +399,7 @@ def main() -> None:
     a = ap.parse_args()
     print(machine("duckdb"), file=sys.stderr)
     if a.part == "round":
-        out = bench_round(a.runs, a.rounds, a.keep, a.trace)
+        out = bench_round(a.runs, a.rounds, a.keep, a.trace, a.threads)
     elif a.part == "latency":
         out = bench_latency(a.seconds, a.probes, a.clients, a.rate)
     else:

@@ -81,7 +81,7 @@ class ReconcileReport:
 
 
 _TEMP = ("_rc_params", "_rc_profile", "_rc_markets", "_rc_fprofile", "_rc_settle", "_rc_symmap",
-         "_rc_pnlkeys", "_rc_todo", "_rc_gone", "_rc_runs", "_rc_stale", "_rc_built")
+         "_rc_pnlkeys", "_rc_todo", "_rc_gone", "_rc_runs", "_rc_stale")
 
 
 @dataclass(frozen=True)
@@ -218,15 +218,17 @@ class Moved:
 
 
 def moved(con: duckdb.DuckDBPyConnection) -> Moved:
-    symbols = con.execute(f"""
-WITH {_MARKET_CHANGES}
-SELECT symbol FROM bars_change WHERE kind = 'changed' AND symbol IS NOT NULL
-UNION SELECT symbol FROM funding_change WHERE kind <> 'same' AND symbol IS NOT NULL
-ORDER BY symbol""").fetchall()
-    aliases = con.execute("""
-SELECT n.alias FROM _rc_symmap n LEFT JOIN ledger_alpha_keys o ON o.alias = n.alias
-WHERE n.alias IS NOT NULL AND n.symbol IS DISTINCT FROM o.symbol ORDER BY n.alias""").fetchall()
-    return Moved([str(r[0]) for r in symbols], [str(r[0]) for r in aliases])
+    symbols, aliases = one(con, f"""
+WITH {_MARKET_CHANGES},
+symbols AS (
+  SELECT symbol FROM bars_change WHERE kind = 'changed' AND symbol IS NOT NULL
+  UNION SELECT symbol FROM funding_change WHERE kind <> 'same' AND symbol IS NOT NULL),
+aliases AS (
+  SELECT n.alias FROM _rc_symmap n LEFT JOIN ledger_alpha_keys o ON o.alias = n.alias
+  WHERE n.alias IS NOT NULL AND n.symbol IS DISTINCT FROM o.symbol)
+SELECT (SELECT list(symbol ORDER BY symbol) FROM symbols),
+       (SELECT list(alias ORDER BY alias) FROM aliases)""")
+    return Moved([str(x) for x in symbols or []], [str(x) for x in aliases or []])
 
 
 def _todo_from_new_files(seen: int) -> str:
@@ -243,11 +245,11 @@ SELECT * FROM alpha SEMI JOIN _rc_stale USING (event_id)
 
 def newest_file_id(con: duckdb.DuckDBPyConnection) -> int:
     """The newest ingested or imported file: reconcile records it, the CLI compares against it."""
-    return int(one(con, f"SELECT {_newest_file_sql(con)}")[0])
+    return int(one(con, f"SELECT {newest_file_sql(con)}")[0])
 
 
-def _newest_file_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """`newest_file_id` as a scalar subquery."""
+def newest_file_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """`newest_file_id` as a scalar subquery (for queries that read it with other values)."""
     parts = ["SELECT max(file_id) AS f FROM ingested_files"]
     if has_table(con, "market_files"):
         parts.append("SELECT max(file_id) FROM market_files")
@@ -274,26 +276,28 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
         seen = None if full else _legs_match_old_signals(con, last, facts)
         # the last reconcile's keys cover every event of the files it saw: read only new ones
         keyed = seen is not None and last is not None and last.current
-        con.execute("CREATE OR REPLACE TEMP TABLE _rc_symmap AS " + resolution_sql(
-            _symbols("alpha", "ledger_alpha_keys", seen if keyed else None), cfg.aliases))
+        n_symmap = one(con, "CREATE OR REPLACE TEMP TABLE _rc_symmap AS " + resolution_sql(
+            _symbols("alpha", "ledger_alpha_keys", seen if keyed else None), cfg.aliases))[0]
         counted = (_events_counted(last, facts) if not full and last is not None and last.current
                    else None)
         pnl_seen = seen if keyed and counted else None
         con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlkeys AS " + pnl_keys_sql(
             f"({resolution_sql(_symbols('pnl', 'ledger_pnl_keys', pnl_seen), cfg.aliases)})"))
         say("selecting signals to price")
+        keys_moved = True  # whether `ledger_alpha_keys` may differ from `_rc_symmap`
+        gone = 0
         if full:
             con.execute("DELETE FROM legs")
             rel = replace(rel, todo="alpha")
         else:
             if seen is not None:  # the usual case: signals were only added, by ingest
-                con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS "
-                            + _stale_legs_sql(moved(con) if keyed else None))
+                mv = moved(con) if keyed else None
+                # the keys were read whole into `_rc_symmap`: as many rows, none moved, same
+                keys_moved = not (mv is not None and not mv.aliases
+                                  and n_symmap == facts.alpha_keys)
+                con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS " + _stale_legs_sql(mv))
                 todo = one(con, "CREATE OR REPLACE TEMP TABLE _rc_todo AS "
                                 + _todo_from_new_files(seen))[0]
-                con.execute("CREATE OR REPLACE TEMP TABLE _rc_gone AS "
-                            "SELECT event_id, run_id FROM legs WHERE false")
-                gone = 0
             else:
                 todo = one(con, f"CREATE OR REPLACE TEMP TABLE _rc_todo AS {_TODO_INCREMENTAL}")[0]
                 gone = one(con, "CREATE OR REPLACE TEMP TABLE _rc_gone AS "
@@ -301,7 +305,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
                                 "USING (event_id)")[0]
             if todo or gone:
                 con.execute("DELETE FROM legs WHERE event_id IN (SELECT event_id FROM _rc_todo "
-                            "UNION ALL SELECT event_id FROM _rc_gone)")
+                            + ("UNION ALL SELECT event_id FROM _rc_gone)" if gone else ")"))
         # CREATE TABLE AS answers with its row count: `_rc_todo` is not counted again
         priced = int(one(con, "SELECT count(*) FROM alpha")[0] if full else todo)
         if priced:  # nothing new and nothing stale: no pricing at all
@@ -313,9 +317,10 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
             with registered(con, "_rc_new_legs", legs) as new:
                 con.execute(f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}")
         say("building the ledger")
-        changed = None if full else changed_runs(con, cfg.hash, last, counted, facts.built)
+        changed = (None if full else
+                   changed_runs(con, cfg.hash, last, counted, facts.built, bool(gone)))
         rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current)
-        _save_state(con, facts.built, keyed, pnl_seen is not None)
+        _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_seen is not None)
         legs, realized, open_, unpriced, runs = one(con, _log_sql(con), [cfg.hash, priced])
         report = ReconcileReport(legs, realized, open_, unpriced, priced, runs, cfg.hash, full,
                                  rebuilt)
@@ -332,7 +337,7 @@ INSERT INTO reconcile_log (seq, policy_hash, legs, priced, realized, open, unpri
                            max_file_id, reconciled_at, n_telemetry, n_pnl)
 SELECT (SELECT coalesce(max(seq), 0) + 1 FROM reconcile_log), ?, n_legs, ?,
        n_legs - n_open - n_unpriced, n_open, n_unpriced, (SELECT count(*) FROM ledger),
-       {_newest_file_sql(con)}, current_timestamp::TIMESTAMP,
+       {newest_file_sql(con)}, current_timestamp::TIMESTAMP,
        (SELECT count(*) FROM telemetry), (SELECT count(*) FROM pnl)
 FROM (SELECT (SELECT count(*) FROM legs) AS n_legs, {pending.format('open')} AS n_open,
              {pending.format('unpriced')} AS n_unpriced)
@@ -397,6 +402,7 @@ class Facts:
 
     built: list[str]
     has_legs: bool
+    alpha_keys: int   # rows of ledger_alpha_keys
     counts: dict[str, tuple[int, int]] | None
 
 
@@ -405,14 +411,15 @@ _EVENT_TABLES = ("alpha", "telemetry", "pnl")
 
 def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None) -> Facts:
     parts = ["(SELECT list(definition) FROM ledger_build)",
-             "(SELECT count(*) FROM (SELECT 1 FROM legs LIMIT 1))"]
+             "(SELECT count(*) FROM (SELECT 1 FROM legs LIMIT 1))",
+             "(SELECT count(*) FROM ledger_alpha_keys)"]
     if last is not None:
         parts += [f"(SELECT [count(*), count(*) FILTER (WHERE file_id > {int(last.seen)})] "
                   f"FROM {t})" for t in _EVENT_TABLES]
     row = one(con, f"SELECT {', '.join(parts)}")
     counts = (None if last is None else
-              {t: (int(c[0]), int(c[1])) for t, c in zip(_EVENT_TABLES, row[2:], strict=True)})
-    return Facts([str(d) for d in row[0] or []], bool(row[1]), counts)
+              {t: (int(c[0]), int(c[1])) for t, c in zip(_EVENT_TABLES, row[3:], strict=True)})
+    return Facts([str(d) for d in row[0] or []], bool(row[1]), int(row[2]), counts)
 
 
 def _legs_match_old_signals(con: duckdb.DuckDBPyConnection, last: LastState | None,
@@ -461,12 +468,13 @@ WHERE n.key IS DISTINCT FROM o.key"""
 
 
 def changed_runs(con: duckdb.DuckDBPyConnection, policy_hash: str, last: LastState | None,
-                 counted: bool | None, built: list[str]) -> int | None:
+                 counted: bool | None, built: list[str], gone: bool = True) -> int | None:
     """How many runs' ledger rows must be rebuilt, listed in the temp table `_rc_runs`, or None
     when the whole ledger must be (see the module docstring). Runs inside the reconcile's
     transaction, after the legs were priced (`_rc_todo`, `_rc_gone`). `counted`: whether
     `_events_counted` held (None: the last reconcile recorded no counts, so they are compared
-    with the ledger's). `built`: the definitions `ledger_build` holds."""
+    with the ledger's). `built`: the definitions `ledger_build` holds; `gone`: whether
+    `_rc_gone` has rows (else it is not read, and need not exist)."""
     if last is None:
         return None
     if built != [ledger_definition()]:
@@ -493,7 +501,7 @@ def changed_runs(con: duckdb.DuckDBPyConnection, policy_hash: str, last: LastSta
 CREATE OR REPLACE TEMP TABLE _rc_runs AS
 SELECT DISTINCT run_id FROM (
   SELECT run_id FROM _rc_todo
-  UNION ALL SELECT run_id FROM _rc_gone
+  {"UNION ALL SELECT run_id FROM _rc_gone" if gone else ""}
   UNION ALL SELECT run_id FROM telemetry WHERE file_id > {seen}
   UNION ALL SELECT run_id FROM pnl WHERE file_id > {seen}
   UNION ALL SELECT run_id FROM alpha WHERE file_id > {seen}
@@ -525,27 +533,32 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
     else:
         con.execute("DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM _rc_runs)")
         # the longest text of a pass, the same for every pass of a policy: parsed once
-        con.execute(parsed(con, f"CREATE OR REPLACE TEMP TABLE _rc_built AS SELECT {lcols} "
-                                f"FROM ({ledger_sql(policy_hash, runs='_rc_runs')})"))
-        rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM _rc_built")[0])
+        rows = con.execute(parsed(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM "
+                                       f"({ledger_sql(policy_hash, runs='_rc_runs')}) "
+                                       "RETURNING agent, strategy, realized_pnl_bps")).fetchnumpy()
+        rebuilt = len(rows["agent"])
     if changed is not None and add_subjects:
         if rebuilt:
-            con.execute(f"INSERT OR IGNORE INTO ledger_subjects {_subjects_sql('_rc_built')}")
+            with registered(con, "_rc_built", rows) as built:
+                con.execute(f"INSERT OR IGNORE INTO ledger_subjects {_subjects_sql(built)}")
     else:
         con.execute("DELETE FROM ledger_subjects")
         con.execute(f"INSERT INTO ledger_subjects {_subjects_sql('ledger')}")
     return rebuilt
 
 
-def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_keyed: bool,
-                pnl_keyed: bool) -> None:
+def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_same: bool,
+                alpha_keyed: bool, pnl_keyed: bool) -> None:
     """The market as priced against, the alpha and pnl symbols' keys and the ledger's
     definition, for the next reconcile's change detection. `built`: the definitions stored
     now (rewritten only when not this one). `alpha_keyed`, `pnl_keyed`: the key table's
     aliases were all read into the new keys (`_symbols` with `seen`), so only the keys that
-    differ are written; otherwise the table is written anew."""
+    differ are written; otherwise the table is written anew. `alpha_same`: the alpha keys
+    are known to equal the stored ones (nothing to write)."""
     for table, new, value, keyed in (("ledger_alpha_keys", "_rc_symmap", "symbol", alpha_keyed),
                                      ("ledger_pnl_keys", "_rc_pnlkeys", "key", pnl_keyed)):
+        if table == "ledger_alpha_keys" and alpha_same:
+            continue
         if keyed:
             con.execute(f"INSERT OR REPLACE INTO {table} SELECT n.alias, n.{value} FROM {new} n "
                         f"LEFT JOIN {table} o ON o.alias = n.alias WHERE n.alias IS NOT NULL "
