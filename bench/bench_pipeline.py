@@ -117,6 +117,7 @@ class _Traced:
 
     def __init__(self, con: Any, times: dict[str, list[float]]) -> None:
         self._con, self._times = con, times
+        self.statements = 0  # statements run (a relation counts once, when made)
         con.execute("SET enable_profiling = 'json'")
         con.execute(f"SET profiling_output = '{self.PROFILE}'")
         con.execute("SET profiling_mode = 'detailed'")
@@ -142,6 +143,7 @@ class _Traced:
         slot[4] += prof.get("physical_planner", {}).get("total_time", 0.0) * 1000.0
 
     def execute(self, sql: object, *a: Any, **k: Any) -> Any:
+        self.statements += 1
         t0 = time.perf_counter()
         try:
             return self._con.execute(sql, *a, **k)
@@ -149,6 +151,7 @@ class _Traced:
             self._add(sql, t0)
 
     def sql(self, sql: str, *a: Any, **k: Any) -> Any:
+        self.statements += 1
         t0 = time.perf_counter()
         rel = self._con.sql(sql, *a, **k)
         self._add(sql, t0)
@@ -199,6 +202,7 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
     print(f"store ready in {time.perf_counter() - t:.1f}s: {runs:,} runs", file=sys.stderr)
     cfg = PipelineConfig.load(None)
     times: dict[str, list[float]] = {}
+    statements: list[int] = []
     with Store(db) as store:
         if threads is not None:
             store.con.execute(f"SET threads = {int(threads)}")
@@ -218,6 +222,7 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
                     live(store)
                 finally:
                     store.con.close_trace()
+                    statements.append(store.con.statements)
                     store.con = raw
             else:
                 live(store)
@@ -239,8 +244,8 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
             print(f"{ms / rounds:8.2f} ({b / rounds:5.1f} {o / rounds:5.1f} {pp / rounds:4.1f})"
                   f" {n / rounds:4.1f}x  {text}", file=sys.stderr)
         tot = [sum(v[i] for v in times.values()) / rounds for i in range(1, 5)]
-        print(f"{tot[0]:8.2f} ({tot[1]:5.1f} {tot[2]:5.1f} {tot[3]:4.1f}) all statements",
-              file=sys.stderr)
+        print(f"{tot[0]:8.2f} ({tot[1]:5.1f} {tot[2]:5.1f} {tot[3]:4.1f}) all statements; "
+              f"statements per pass: {statements}", file=sys.stderr)
     return {"runs": rep.runs, "first_full_s": first_full, "full_rebuild_s": full_s,
             "pass_ms_median": statistics.median(totals), "pass_ms_max": totals[-1],
             "pass_cpu_ms_median": statistics.median(p["cpu_ms"] for p in passes),

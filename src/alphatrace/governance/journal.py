@@ -159,6 +159,17 @@ def newest_records(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None = N
             for r in read_records(con, newest=True, as_of=as_of)}
 
 
+def newest_revives(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, dt.datetime]]:
+    """(scope, subject, as_of) of the subjects whose newest record (`newest_records`) is a
+    revive with an as_of: read from three columns, not the whole records."""
+    if not has_log(con):
+        return []
+    rows = con.execute(f"SELECT scope, subject, as_of FROM (SELECT scope, subject, action, "
+                       f"as_of FROM decisions QUALIFY {_newest(None)}) "
+                       "WHERE action = 'revive' AND as_of IS NOT NULL").fetchall()
+    return [(str(sc), str(s), at) for sc, s, at in rows]
+
+
 def legacy_count(con: duckdb.DuckDBPyConnection) -> int:
     """Records still hashed under v1 (written before migration 0009, not yet re-chained)."""
     if not has_log(con):
