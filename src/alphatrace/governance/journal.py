@@ -132,10 +132,12 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
     have = _columns(con)
     cols = [n if n in have or n not in _LATE_COLUMNS else f"NULL AS {n}" for n in _SCHEMA.names]
     sql = f"SELECT {', '.join(cols)} FROM decisions"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    if newest:
-        sql += f" QUALIFY {_newest(as_of)}"
+    cond = " AND ".join(where)
+    if newest:  # ranked on the key columns; only the rows kept are read whole
+        sql += (f" WHERE rowid IN (SELECT rowid FROM decisions{' WHERE ' + cond if cond else ''}"
+                f" QUALIFY {_newest(as_of)})")
+    elif where:
+        sql += " WHERE " + cond
     sql += " ORDER BY seq, hash"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
