@@ -129,7 +129,7 @@ class _Traced:
     def _add(self, sql: object, t0: float) -> None:
         """[calls, wall ms, bind ms, optimize ms, physical plan ms] (from DuckDB's profile)."""
         wall = (time.perf_counter() - t0) * 1000.0
-        text = " ".join(str(sql).split())[:80]
+        text = " ".join(str(getattr(sql, "query", sql)).split())[:80]
         slot = self._times.setdefault(text, [0, 0.0, 0.0, 0.0, 0.0])
         slot[0] += 1
         slot[1] += wall
