@@ -5,6 +5,8 @@
     runs whose exit is that bar (so they are known after every subject's mark, as live runs
     are) through ingest, and the pipeline pass runs (incremental reconcile + gates evaluate), printed beside a full
     rebuild (`reconcile(full=True)`) of the same store in the same run. Target ≤ 100 ms.
+    Each pass also reports `cpu_ms`, the CPU time of the process (every DuckDB thread) during
+    the pass: on a shared machine it varies less than wall time.
 (b) latency: a real server (uvicorn on loopback, in this process) with the pipeline on,
     8 client processes sending 10,000 events/s in all; a probe sends a losing agent's runs,
     one run per request, and times from the request that completes its evidence (the 5th
@@ -13,7 +15,7 @@
 (c) throughput: bench_collector.py's load generator against `serve` with the pipeline on.
     Target ≥ 20,000 events/s, p99 ≤ 250 ms.
 
-    python bench/bench_pipeline.py round [--runs N]
+    python bench/bench_pipeline.py round [--runs N] [--keep] [--trace] [--threads N]
     python bench/bench_pipeline.py latency [--seconds S] [--probes N]
     python bench/bench_pipeline.py throughput [--seconds S] [--no-pipeline]
 """
@@ -107,7 +109,79 @@ FROM range({SYMBOLS}) a(s) ANTI JOIN bars b ON b.symbol = 'SYM' || s || 'USDT'
   AND b.interval_s = 3600 AND b.ts = TIMESTAMP '{START}' + to_hours({hour})""")
 
 
-def bench_round(runs: int, rounds: int) -> dict[str, Any]:
+class _Traced:
+    """A connection that times each statement run through it (`--trace`): SQL text (its first
+    line of substance) -> [calls, total ms]. The relations `sql` returns are timed when read."""
+
+    PROFILE = OUT / "trace_profile.json"
+
+    def __init__(self, con: Any, times: dict[str, list[float]]) -> None:
+        self._con, self._times = con, times
+        self.statements = 0  # statements run (a relation counts once, when made)
+        con.execute("SET enable_profiling = 'json'")
+        con.execute(f"SET profiling_output = '{self.PROFILE}'")
+        con.execute("SET profiling_mode = 'detailed'")
+
+    def close_trace(self) -> None:
+        self._con.execute("SET enable_profiling = 'no_output'")
+        self._con.execute("SET profiling_mode = 'standard'")
+
+    def _add(self, sql: object, t0: float) -> None:
+        """[calls, wall ms, bind ms, optimize ms, physical plan ms] (from DuckDB's profile)."""
+        wall = (time.perf_counter() - t0) * 1000.0
+        text = " ".join(str(getattr(sql, "query", sql)).split())[:80]
+        slot = self._times.setdefault(text, [0, 0.0, 0.0, 0.0, 0.0])
+        slot[0] += 1
+        slot[1] += wall
+        try:
+            prof = json.loads(self.PROFILE.read_text())
+            self.PROFILE.unlink()
+        except (OSError, ValueError):
+            return
+        slot[2] += prof.get("planner", {}).get("total_time", 0.0) * 1000.0
+        slot[3] += prof.get("optimizer", {}).get("total_time", 0.0) * 1000.0
+        slot[4] += prof.get("physical_planner", {}).get("total_time", 0.0) * 1000.0
+
+    def execute(self, sql: object, *a: Any, **k: Any) -> Any:
+        self.statements += 1
+        t0 = time.perf_counter()
+        try:
+            return self._con.execute(sql, *a, **k)
+        finally:
+            self._add(sql, t0)
+
+    def sql(self, sql: str, *a: Any, **k: Any) -> Any:
+        self.statements += 1
+        t0 = time.perf_counter()
+        rel = self._con.sql(sql, *a, **k)
+        self._add(sql, t0)
+        traced = self
+
+        class Rel:
+            def __getattr__(self, name: str) -> Any:
+                f = getattr(rel, name)
+                if not callable(f):
+                    return f
+
+                def timed(*a: Any, **k: Any) -> Any:
+                    t1 = time.perf_counter()
+                    try:
+                        return f(*a, **k)
+                    finally:
+                        traced._add(sql, t1)
+                return timed
+        return Rel()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
+                threads: int | None = None) -> dict[str, Any]:
+    """`keep`: build the store once (bench/out/bench_pipeline_N.base.duckdb) and start each run
+    from a copy of it. `threads`: DuckDB's threads (default: one per core)."""
+    import shutil
+
     from alphatrace.ledger.reconcile import reconcile
     from alphatrace.server.pipeline import Pipeline, PipelineConfig
     from alphatrace.store import Store
@@ -115,11 +189,23 @@ def bench_round(runs: int, rounds: int) -> dict[str, Any]:
 
     OUT.mkdir(exist_ok=True)
     db = OUT / f"bench_pipeline_{runs}.duckdb"
+    base = OUT / f"bench_pipeline_{runs}.base.duckdb"
     t = time.perf_counter()
-    build_store(db, runs)
-    print(f"store built in {time.perf_counter() - t:.1f}s: {runs:,} runs", file=sys.stderr)
+    if keep and base.exists():
+        for p in (db, db.with_name(db.name + ".wal")):
+            p.unlink(missing_ok=True)
+        shutil.copyfile(base, db)
+    else:
+        build_store(db, runs)
+        if keep:
+            shutil.copyfile(db, base)
+    print(f"store ready in {time.perf_counter() - t:.1f}s: {runs:,} runs", file=sys.stderr)
     cfg = PipelineConfig.load(None)
+    times: dict[str, list[float]] = {}
+    statements: list[int] = []
     with Store(db) as store:
+        if threads is not None:
+            store.con.execute(f"SET threads = {int(threads)}")
         t = time.perf_counter()
         reconcile(store, cfg.reconcile, full=True)
         first_full = time.perf_counter() - t
@@ -129,19 +215,40 @@ def bench_round(runs: int, rounds: int) -> dict[str, Any]:
         for k in range(rounds):
             add_bar(store, HOURS - 1 + k)  # the round's exit bar: its runs are known now
             ingest_events(store, new_runs(k * 1000, 1000, HOURS - 2 + k))
-            live(store)
+            cpu = time.process_time()
+            if trace:
+                raw, store.con = store.con, _Traced(store.con, times)
+                try:
+                    live(store)
+                finally:
+                    store.con.close_trace()
+                    statements.append(store.con.statements)
+                    store.con = raw
+            else:
+                live(store)
+            cpu = time.process_time() - cpu
             rec = live.last
             assert rec is not None and rec.error is None, rec
             assert rec.reconcile is not None
-            passes.append({"total_ms": rec.total_ms, "reconcile_ms": rec.reconcile_ms,
+            passes.append({"total_ms": rec.total_ms, "cpu_ms": cpu * 1000.0,
+                           "reconcile_ms": rec.reconcile_ms,
                            "gates_ms": rec.gates_ms, "rebuilt": rec.reconcile["rebuilt"],
                            "priced": rec.reconcile["priced"]})
         t = time.perf_counter()
         rep = reconcile(store, cfg.reconcile, full=True)
         full_s = time.perf_counter() - t
     totals = sorted(p["total_ms"] for p in passes)
+    if trace:
+        print("  ms/pass (bind optim physplan)  calls  statement", file=sys.stderr)
+        for text, (n, ms, b, o, pp) in sorted(times.items(), key=lambda kv: -kv[1][1])[:45]:
+            print(f"{ms / rounds:8.2f} ({b / rounds:5.1f} {o / rounds:5.1f} {pp / rounds:4.1f})"
+                  f" {n / rounds:4.1f}x  {text}", file=sys.stderr)
+        tot = [sum(v[i] for v in times.values()) / rounds for i in range(1, 5)]
+        print(f"{tot[0]:8.2f} ({tot[1]:5.1f} {tot[2]:5.1f} {tot[3]:4.1f}) all statements; "
+              f"statements per pass: {statements}", file=sys.stderr)
     return {"runs": rep.runs, "first_full_s": first_full, "full_rebuild_s": full_s,
             "pass_ms_median": statistics.median(totals), "pass_ms_max": totals[-1],
+            "pass_cpu_ms_median": statistics.median(p["cpu_ms"] for p in passes),
             "passes": passes}
 
 
@@ -286,12 +393,18 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=40)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--rate", type=float, default=10_000.0)
+    ap.add_argument("--keep", action="store_true",
+                    help="round: build the store once, start each run from a copy")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="round: DuckDB threads for the run (default: one per core)")
+    ap.add_argument("--trace", action="store_true",
+                    help="round: time each SQL statement of the passes (to stderr)")
     ap.add_argument("--no-pipeline", action="store_true",
                     help="throughput: the same load against `serve --no-pipeline`")
     a = ap.parse_args()
     print(machine("duckdb"), file=sys.stderr)
     if a.part == "round":
-        out = bench_round(a.runs, a.rounds)
+        out = bench_round(a.runs, a.rounds, a.keep, a.trace, a.threads)
     elif a.part == "latency":
         out = bench_latency(a.seconds, a.probes, a.clients, a.rate)
     else:

@@ -219,6 +219,10 @@ def test_incremental_ledger_equals_a_full_rebuild_after_every_batch(
             got = run_reconcile(inc)
             want = run_reconcile(full, full=True)
             assert snapshot(inc) == snapshot(full), (op, arg)
+            # what the next reconcile compares with: the symbol keys an incremental reconcile
+            # writes (only those that changed, or none) equal those resolved from scratch
+            for keys in ("ledger_alpha_keys", "ledger_pnl_keys"):
+                assert _rows(inc, keys) == _rows(full, keys), (op, arg, keys)
             counts = ("legs", "realized", "open", "unpriced", "runs")
             assert ([getattr(got, c) for c in counts]
                     == [getattr(want, c) for c in counts]), (op, arg)
@@ -226,6 +230,10 @@ def test_incremental_ledger_equals_a_full_rebuild_after_every_batch(
             # a realized run (more are allowed: subjects whose runs are no longer realized)
             recorded = recorded_subjects(inc.con)
             assert recorded is not None and recorded >= realized_subjects(inc), (op, arg)
+
+
+def _rows(store: Store, table: str) -> list[tuple[Any, ...]]:
+    return store.con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
 
 
 def realized_subjects(store: Store) -> set[tuple[str, str]]:

@@ -132,10 +132,12 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
     have = _columns(con)
     cols = [n if n in have or n not in _LATE_COLUMNS else f"NULL AS {n}" for n in _SCHEMA.names]
     sql = f"SELECT {', '.join(cols)} FROM decisions"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    if newest:
-        sql += f" QUALIFY {_newest(as_of)}"
+    cond = " AND ".join(where)
+    if newest:  # ranked on the key columns; only the rows kept are read whole
+        sql += (f" WHERE rowid IN (SELECT rowid FROM decisions{' WHERE ' + cond if cond else ''}"
+                f" QUALIFY {_newest(as_of)})")
+    elif where:
+        sql += " WHERE " + cond
     sql += " ORDER BY seq, hash"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
@@ -157,6 +159,17 @@ def newest_records(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None = N
     compared with (novelty)."""
     return {(str(r["scope"]), str(r["subject"])): r
             for r in read_records(con, newest=True, as_of=as_of)}
+
+
+def newest_revives(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, dt.datetime]]:
+    """(scope, subject, as_of) of the subjects whose newest record (`newest_records`) is a
+    revive with an as_of: read from three columns, not the whole records."""
+    if not has_log(con):
+        return []
+    rows = con.execute(f"SELECT scope, subject, as_of FROM (SELECT scope, subject, action, "
+                       f"as_of FROM decisions QUALIFY {_newest(None)}) "
+                       "WHERE action = 'revive' AND as_of IS NOT NULL").fetchall()
+    return [(str(sc), str(s), at) for sc, s, at in rows]
 
 
 def legacy_count(con: duckdb.DuckDBPyConnection) -> int:

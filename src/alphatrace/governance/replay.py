@@ -170,12 +170,13 @@ def recorded_subjects(con: duckdb.DuckDBPyConnection) -> set[SubjectKey] | None:
     lost rows other than by reconcile (its row count differs from the one recorded)."""
     if not (has_table(con, "ledger_subjects") and has_table(con, "reconcile_log")):
         return None
-    last = con.execute("SELECT n_telemetry IS NOT NULL AND runs = (SELECT count(*) FROM ledger) "
-                       "FROM reconcile_log ORDER BY seq DESC LIMIT 1").fetchall()
-    if not last or not last[0][0]:
+    valid, subjects = con.execute(
+        "SELECT (SELECT n_telemetry IS NOT NULL AND runs = (SELECT count(*) FROM ledger) "
+        "        FROM reconcile_log ORDER BY seq DESC LIMIT 1), "
+        "(SELECT list([scope, subject]) FROM ledger_subjects)").fetchall()[0]
+    if not valid:
         return None
-    return {(str(sc), str(s)) for sc, s in
-            con.execute("SELECT scope, subject FROM ledger_subjects").fetchall()}
+    return {(str(sc), str(s)) for sc, s in subjects or []}
 
 
 def _complete(runs: pa.Table, lo: dt.datetime, n: int) -> bool:
@@ -498,9 +499,8 @@ def revived(con: duckdb.DuckDBPyConnection, target: dt.datetime
     from alphatrace.governance import journal
 
     out: dict[dt.datetime, set[SubjectKey]] = {}
-    for key, r in journal.newest_records(con).items():
-        if r["action"] == "revive" and r["as_of"] is not None:
-            out.setdefault(min(_parse(r["as_of"]), target), set()).add(key)
+    for sc, s, at in journal.newest_revives(con):
+        out.setdefault(min(at, target), set()).add((sc, s))
     return out
 
 

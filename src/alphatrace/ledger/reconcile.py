@@ -57,6 +57,7 @@ from alphatrace.market.symbols import resolution_sql
 from alphatrace.sql import lit
 from alphatrace.store import Store
 from alphatrace.store.connection import catalog_cached, has_table, one, registered
+from alphatrace.store.statements import parsed
 
 Step = Callable[[str], None]
 
@@ -80,7 +81,7 @@ class ReconcileReport:
 
 
 _TEMP = ("_rc_params", "_rc_profile", "_rc_markets", "_rc_fprofile", "_rc_settle", "_rc_symmap",
-         "_rc_pnlkeys", "_rc_todo", "_rc_gone", "_rc_runs", "_rc_stale", "_rc_built")
+         "_rc_pnlkeys", "_rc_todo", "_rc_gone", "_rc_runs", "_rc_stale")
 
 
 @dataclass(frozen=True)
@@ -217,15 +218,17 @@ class Moved:
 
 
 def moved(con: duckdb.DuckDBPyConnection) -> Moved:
-    symbols = con.execute(f"""
-WITH {_MARKET_CHANGES}
-SELECT symbol FROM bars_change WHERE kind = 'changed' AND symbol IS NOT NULL
-UNION SELECT symbol FROM funding_change WHERE kind <> 'same' AND symbol IS NOT NULL
-ORDER BY symbol""").fetchall()
-    aliases = con.execute("""
-SELECT n.alias FROM _rc_symmap n LEFT JOIN ledger_alpha_keys o ON o.alias = n.alias
-WHERE n.alias IS NOT NULL AND n.symbol IS DISTINCT FROM o.symbol ORDER BY n.alias""").fetchall()
-    return Moved([str(r[0]) for r in symbols], [str(r[0]) for r in aliases])
+    symbols, aliases = one(con, f"""
+WITH {_MARKET_CHANGES},
+symbols AS (
+  SELECT symbol FROM bars_change WHERE kind = 'changed' AND symbol IS NOT NULL
+  UNION SELECT symbol FROM funding_change WHERE kind <> 'same' AND symbol IS NOT NULL),
+aliases AS (
+  SELECT n.alias FROM _rc_symmap n LEFT JOIN ledger_alpha_keys o ON o.alias = n.alias
+  WHERE n.alias IS NOT NULL AND n.symbol IS DISTINCT FROM o.symbol)
+SELECT (SELECT list(symbol ORDER BY symbol) FROM symbols),
+       (SELECT list(alias ORDER BY alias) FROM aliases)""")
+    return Moved([str(x) for x in symbols or []], [str(x) for x in aliases or []])
 
 
 def _todo_from_new_files(seen: int) -> str:
@@ -242,10 +245,15 @@ SELECT * FROM alpha SEMI JOIN _rc_stale USING (event_id)
 
 def newest_file_id(con: duckdb.DuckDBPyConnection) -> int:
     """The newest ingested or imported file: reconcile records it, the CLI compares against it."""
+    return int(one(con, f"SELECT {newest_file_sql(con)}")[0])
+
+
+def newest_file_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """`newest_file_id` as a scalar subquery (for queries that read it with other values)."""
     parts = ["SELECT max(file_id) AS f FROM ingested_files"]
     if has_table(con, "market_files"):
         parts.append("SELECT max(file_id) FROM market_files")
-    return int(one(con, f"SELECT coalesce(max(f), 0) FROM ({' UNION ALL '.join(parts)})")[0])
+    return f"(SELECT coalesce(max(f), 0) FROM ({' UNION ALL '.join(parts)}))"
 
 
 def reconcile(store: Store, cfg: ReconcileConfig, *, full: bool = False,
@@ -262,37 +270,44 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
         rel = Relations()
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_params AS {params_sql(cfg.policy)}")
         last = last_state(con)
+        facts = _facts(con, last)
         # Legs priced by other pricing code (e.g. fingerprints of an older form) are re-priced.
-        full = full or _policy_changed(con, cfg.hash, last) or _built_by_other_code(con)
-        seen = None if full else _legs_match_old_signals(con, last)
+        full = full or _policy_changed(con, cfg.hash, last) or _built_by_other_code(facts)
+        seen = None if full else _legs_match_old_signals(con, last, facts)
         # the last reconcile's keys cover every event of the files it saw: read only new ones
         keyed = seen is not None and last is not None and last.current
-        con.execute("CREATE OR REPLACE TEMP TABLE _rc_symmap AS " + resolution_sql(
-            _symbols("alpha", "ledger_alpha_keys", seen if keyed else None), cfg.aliases))
-        counted = (_events_counted(con, last) if not full and last is not None and last.current
+        n_symmap = one(con, "CREATE OR REPLACE TEMP TABLE _rc_symmap AS " + resolution_sql(
+            _symbols("alpha", "ledger_alpha_keys", seen if keyed else None), cfg.aliases))[0]
+        counted = (_events_counted(last, facts) if not full and last is not None and last.current
                    else None)
         pnl_seen = seen if keyed and counted else None
         con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlkeys AS " + pnl_keys_sql(
             f"({resolution_sql(_symbols('pnl', 'ledger_pnl_keys', pnl_seen), cfg.aliases)})"))
         say("selecting signals to price")
+        keys_moved = True  # whether `ledger_alpha_keys` may differ from `_rc_symmap`
+        gone = 0
         if full:
             con.execute("DELETE FROM legs")
             rel = replace(rel, todo="alpha")
         else:
             if seen is not None:  # the usual case: signals were only added, by ingest
-                con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS "
-                            + _stale_legs_sql(moved(con) if keyed else None))
-                con.execute("CREATE OR REPLACE TEMP TABLE _rc_todo AS "
-                            + _todo_from_new_files(seen))
-                con.execute("CREATE OR REPLACE TEMP TABLE _rc_gone AS "
-                            "SELECT event_id, run_id FROM legs WHERE false")
+                mv = moved(con) if keyed else None
+                # the keys were read whole into `_rc_symmap`: as many rows, none moved, same
+                keys_moved = not (mv is not None and not mv.aliases
+                                  and n_symmap == facts.alpha_keys)
+                con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS " + _stale_legs_sql(mv))
+                todo = one(con, "CREATE OR REPLACE TEMP TABLE _rc_todo AS "
+                                + _todo_from_new_files(seen))[0]
             else:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_todo AS {_TODO_INCREMENTAL}")
-                con.execute("CREATE OR REPLACE TEMP TABLE _rc_gone AS "
-                            "SELECT event_id, run_id FROM legs ANTI JOIN alpha USING (event_id)")
-            con.execute("DELETE FROM legs WHERE event_id IN (SELECT event_id FROM _rc_todo "
-                        "UNION ALL SELECT event_id FROM _rc_gone)")
-        priced = int(one(con, f"SELECT count(*) FROM {rel.todo}")[0])
+                todo = one(con, f"CREATE OR REPLACE TEMP TABLE _rc_todo AS {_TODO_INCREMENTAL}")[0]
+                gone = one(con, "CREATE OR REPLACE TEMP TABLE _rc_gone AS "
+                                "SELECT event_id, run_id FROM legs ANTI JOIN alpha "
+                                "USING (event_id)")[0]
+            if todo or gone:
+                con.execute("DELETE FROM legs WHERE event_id IN (SELECT event_id FROM _rc_todo "
+                            + ("UNION ALL SELECT event_id FROM _rc_gone)" if gone else ")"))
+        # CREATE TABLE AS answers with its row count: `_rc_todo` is not counted again
+        priced = int(one(con, "SELECT count(*) FROM alpha")[0] if full else todo)
         if priced:  # nothing new and nothing stale: no pricing at all
             say(f"pricing {priced:,} legs")
             cols = ", ".join(LEG_COLUMNS)
@@ -302,26 +317,31 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
             with registered(con, "_rc_new_legs", legs) as new:
                 con.execute(f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}")
         say("building the ledger")
-        changed = None if full else changed_runs(con, cfg.hash, last, counted)
+        changed = (None if full else
+                   changed_runs(con, cfg.hash, last, counted, facts.built, bool(gone)))
         rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current)
-        _save_state(con)
-        legs = int(one(con, "SELECT count(*) FROM legs")[0])
-        pending = dict(con.execute("SELECT status, count(*) FROM legs WHERE status <> 'realized' "
-                                   "GROUP BY status").fetchall())
-        open_, unpriced = int(pending.get("open", 0)), int(pending.get("unpriced", 0))
-        runs = int(one(con, "SELECT count(*) FROM ledger")[0])
-        report = ReconcileReport(legs, legs - open_ - unpriced, open_, unpriced, priced,
-                                 runs, cfg.hash, full, rebuilt)
-        con.execute(
-            "INSERT INTO reconcile_log (seq, policy_hash, legs, priced, realized, open, unpriced, "
-            "runs, max_file_id, reconciled_at, n_telemetry, n_pnl) "
-            "SELECT coalesce(max(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, "
-            "(SELECT count(*) FROM telemetry), (SELECT count(*) FROM pnl) FROM reconcile_log",
-            [cfg.hash, report.legs, report.priced, report.realized, report.open,
-             report.unpriced, report.runs, newest_file_id(con)],
-        )
+        _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_seen is not None)
+        legs, realized, open_, unpriced, runs = one(con, _log_sql(con), [cfg.hash, priced])
+        report = ReconcileReport(legs, realized, open_, unpriced, priced, runs, cfg.hash, full,
+                                 rebuilt)
         con.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in _TEMP))
     return report
+
+
+def _log_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """The `reconcile_log` row of this reconcile (parameters: policy hash, legs priced), with
+    the counts of the report: one statement, the counts read where they are written."""
+    pending = "(SELECT count(*) FROM legs WHERE status = '{}')"
+    return f"""
+INSERT INTO reconcile_log (seq, policy_hash, legs, priced, realized, open, unpriced, runs,
+                           max_file_id, reconciled_at, n_telemetry, n_pnl)
+SELECT (SELECT coalesce(max(seq), 0) + 1 FROM reconcile_log), ?, n_legs, ?,
+       n_legs - n_open - n_unpriced, n_open, n_unpriced, (SELECT count(*) FROM ledger),
+       {newest_file_sql(con)}, current_timestamp::TIMESTAMP,
+       (SELECT count(*) FROM telemetry), (SELECT count(*) FROM pnl)
+FROM (SELECT (SELECT count(*) FROM legs) AS n_legs, {pending.format('open')} AS n_open,
+             {pending.format('unpriced')} AS n_unpriced)
+RETURNING legs, realized, open, unpriced, runs"""
 
 
 @dataclass(frozen=True)
@@ -373,27 +393,55 @@ def _symbols(table: str, keys: str, seen: int | None) -> str:
             f"SELECT DISTINCT symbol FROM {table} WHERE file_id > {int(seen)})")
 
 
-def _legs_match_old_signals(con: duckdb.DuckDBPyConnection, last: LastState | None
-                            ) -> int | None:
+@dataclass(frozen=True)
+class Facts:
+    """What a reconcile compares with the last one's state, read in one query: the ledger's
+    recorded definition(s), whether any leg is stored, and per event table (alpha, telemetry,
+    pnl) its rows and those of files newer than the last reconcile's newest (None before the
+    first reconcile)."""
+
+    built: list[str]
+    has_legs: bool
+    alpha_keys: int   # rows of ledger_alpha_keys
+    counts: dict[str, tuple[int, int]] | None
+
+
+_EVENT_TABLES = ("alpha", "telemetry", "pnl")
+
+
+def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None) -> Facts:
+    parts = ["(SELECT list(definition) FROM ledger_build)",
+             "(SELECT count(*) FROM (SELECT 1 FROM legs LIMIT 1))",
+             "(SELECT count(*) FROM ledger_alpha_keys)"]
+    if last is not None:
+        parts += [f"(SELECT [count(*), count(*) FILTER (WHERE file_id > {int(last.seen)})] "
+                  f"FROM {t})" for t in _EVENT_TABLES]
+    row = one(con, f"SELECT {', '.join(parts)}")
+    counts = (None if last is None else
+              {t: (int(c[0]), int(c[1])) for t, c in zip(_EVENT_TABLES, row[3:], strict=True)})
+    return Facts([str(d) for d in row[0] or []], bool(row[1]), int(row[2]), counts)
+
+
+def _legs_match_old_signals(con: duckdb.DuckDBPyConnection, last: LastState | None,
+                            facts: Facts) -> int | None:
     """The last reconcile's newest file, when the signals of files up to it number exactly
     the stored legs (each of those signals got one leg then): nothing was removed or written
     other than by ingest since. None otherwise: the full comparison of `alpha` and `legs`."""
-    if last is None:
+    if last is None or facts.counts is None:
         return None
-    total, new = one(con, "SELECT count(*), count(*) FILTER (WHERE file_id > ?) FROM alpha",
-                     [last.seen])
+    total, new = facts.counts["alpha"]
     legs = last.legs if last.current else one(con, "SELECT count(*) FROM legs")[0]
-    return last.seen if int(total) == int(legs) + int(new) else None
+    return last.seen if total == int(legs) + new else None
 
 
-def _events_counted(con: duckdb.DuckDBPyConnection, last: LastState) -> bool:
+def _events_counted(last: LastState, facts: Facts) -> bool:
     """Whether the telemetry and pnl rows of files up to the last reconcile's newest still
     number what it recorded (every one of them is counted in the ledger): nothing was removed
     or written other than by ingest since."""
+    assert facts.counts is not None
     for table, then in (("telemetry", last.n_telemetry), ("pnl", last.n_pnl)):
-        total, new = one(con, f"SELECT count(*), count(*) FILTER (WHERE file_id > ?) "
-                              f"FROM {table}", [last.seen])
-        if int(total) != int(then or 0) + int(new):
+        total, new = facts.counts[table]
+        if total != int(then or 0) + new:
             return False
     return True
 
@@ -407,12 +455,10 @@ def ledger_definition() -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _built_by_other_code(con: duckdb.DuckDBPyConnection) -> bool:
+def _built_by_other_code(facts: Facts) -> bool:
     """Whether there are stored legs and they were priced by a version of the code other than
     this one (or by one from before `ledger_build` recorded it)."""
-    built = [r[0] for r in con.execute("SELECT definition FROM ledger_build").fetchall()]
-    return built != [ledger_definition()] and bool(one(
-        con, "SELECT count(*) FROM (SELECT 1 FROM legs LIMIT 1)")[0])
+    return facts.built != [ledger_definition()] and facts.has_legs
 
 
 _KEY_CHANGES = """
@@ -422,16 +468,16 @@ WHERE n.key IS DISTINCT FROM o.key"""
 
 
 def changed_runs(con: duckdb.DuckDBPyConnection, policy_hash: str, last: LastState | None,
-                 counted: bool | None) -> str | None:
-    """The temp table (`_rc_runs`) of the runs whose ledger rows must be rebuilt, or None when
-    the whole ledger must be (see the module docstring). Runs inside the reconcile's
+                 counted: bool | None, built: list[str], gone: bool = True) -> int | None:
+    """How many runs' ledger rows must be rebuilt, listed in the temp table `_rc_runs`, or None
+    when the whole ledger must be (see the module docstring). Runs inside the reconcile's
     transaction, after the legs were priced (`_rc_todo`, `_rc_gone`). `counted`: whether
     `_events_counted` held (None: the last reconcile recorded no counts, so they are compared
-    with the ledger's)."""
+    with the ledger's). `built`: the definitions `ledger_build` holds; `gone`: whether
+    `_rc_gone` has rows (else it is not read, and need not exist)."""
     if last is None:
         return None
-    built = con.execute("SELECT definition FROM ledger_build").fetchall()
-    if [r[0] for r in built] != [ledger_definition()]:
+    if built != [ledger_definition()]:
         return None
     seen = last.seen
     if last.current:
@@ -451,17 +497,16 @@ def changed_runs(con: duckdb.DuckDBPyConnection, policy_hash: str, last: LastSta
             counted_then = one(con, f"SELECT coalesce(sum({column}), 0) FROM ledger")[0]
             if int(total) != int(counted_then) + int(new):
                 return None
-    con.execute(f"""
+    return int(one(con, f"""
 CREATE OR REPLACE TEMP TABLE _rc_runs AS
 SELECT DISTINCT run_id FROM (
   SELECT run_id FROM _rc_todo
-  UNION ALL SELECT run_id FROM _rc_gone
+  {"UNION ALL SELECT run_id FROM _rc_gone" if gone else ""}
   UNION ALL SELECT run_id FROM telemetry WHERE file_id > {seen}
   UNION ALL SELECT run_id FROM pnl WHERE file_id > {seen}
   UNION ALL SELECT run_id FROM alpha WHERE file_id > {seen}
   UNION ALL SELECT run_id FROM pnl SEMI JOIN ({_KEY_CHANGES}) k ON k.alias = pnl.symbol
-)""")
-    return "_rc_runs"
+)""")[0])
 
 
 def _subjects_sql(rows: str) -> str:
@@ -472,9 +517,9 @@ def _subjects_sql(rows: str) -> str:
         for scope in ("agent", "strategy"))
 
 
-def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: str | None,
+def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int | None,
                   add_subjects: bool) -> int:
-    """Rebuild the ledger rows of the runs in `changed` (None: every row) and keep
+    """Rebuild the ledger rows of the `changed` runs of `_rc_runs` (None: every row) and keep
     `ledger_subjects` up to date: the subjects of the rebuilt rows added when
     `add_subjects` (it held every subject before), else found again in the whole ledger.
     Returns the number of rows built."""
@@ -483,33 +528,48 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: str
         con.execute("DELETE FROM ledger")
         rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM "
                                f"({ledger_sql(policy_hash)})")[0])
-    elif int(one(con, f"SELECT count(*) FROM {changed}")[0]) == 0:
+    elif changed == 0:
         rebuilt = 0
     else:
-        con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM {changed})")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_built AS SELECT {lcols} FROM "
-                    f"({ledger_sql(policy_hash, runs=changed)})")
-        rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM _rc_built")[0])
+        con.execute("DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM _rc_runs)")
+        # the longest text of a pass, the same for every pass of a policy: parsed once
+        rows = con.execute(parsed(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM "
+                                       f"({ledger_sql(policy_hash, runs='_rc_runs')}) "
+                                       "RETURNING agent, strategy, realized_pnl_bps")).fetchnumpy()
+        rebuilt = len(rows["agent"])
     if changed is not None and add_subjects:
         if rebuilt:
-            con.execute(f"INSERT OR IGNORE INTO ledger_subjects {_subjects_sql('_rc_built')}")
+            with registered(con, "_rc_built", rows) as built:
+                con.execute(f"INSERT OR IGNORE INTO ledger_subjects {_subjects_sql(built)}")
     else:
         con.execute("DELETE FROM ledger_subjects")
         con.execute(f"INSERT INTO ledger_subjects {_subjects_sql('ledger')}")
     return rebuilt
 
 
-def _save_state(con: duckdb.DuckDBPyConnection) -> None:
+def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_same: bool,
+                alpha_keyed: bool, pnl_keyed: bool) -> None:
     """The market as priced against, the alpha and pnl symbols' keys and the ledger's
-    definition, for the next reconcile's change detection."""
-    con.execute("DELETE FROM ledger_alpha_keys")
-    con.execute("INSERT INTO ledger_alpha_keys SELECT alias, symbol FROM _rc_symmap "
-                "WHERE alias IS NOT NULL")
-    con.execute("DELETE FROM ledger_pnl_keys")
-    con.execute("INSERT INTO ledger_pnl_keys SELECT alias, key FROM _rc_pnlkeys "
-                "WHERE alias IS NOT NULL")
-    con.execute("DELETE FROM ledger_build")
-    con.execute("INSERT INTO ledger_build VALUES (?)", [ledger_definition()])
+    definition, for the next reconcile's change detection. `built`: the definitions stored
+    now (rewritten only when not this one). `alpha_keyed`, `pnl_keyed`: the key table's
+    aliases were all read into the new keys (`_symbols` with `seen`), so only the keys that
+    differ are written; otherwise the table is written anew. `alpha_same`: the alpha keys
+    are known to equal the stored ones (nothing to write)."""
+    for table, new, value, keyed in (("ledger_alpha_keys", "_rc_symmap", "symbol", alpha_keyed),
+                                     ("ledger_pnl_keys", "_rc_pnlkeys", "key", pnl_keyed)):
+        if table == "ledger_alpha_keys" and alpha_same:
+            continue
+        if keyed:
+            con.execute(f"INSERT OR REPLACE INTO {table} SELECT n.alias, n.{value} FROM {new} n "
+                        f"LEFT JOIN {table} o ON o.alias = n.alias WHERE n.alias IS NOT NULL "
+                        f"AND (o.alias IS NULL OR o.{value} IS DISTINCT FROM n.{value})")
+        else:
+            con.execute(f"DELETE FROM {table}")
+            con.execute(f"INSERT INTO {table} SELECT alias, {value} FROM {new} "
+                        "WHERE alias IS NOT NULL")
+    if built != [ledger_definition()]:
+        con.execute("DELETE FROM ledger_build")
+        con.execute("INSERT INTO ledger_build VALUES (?)", [ledger_definition()])
     con.execute("DELETE FROM ledger_market_state")
     con.execute("""
 INSERT INTO ledger_market_state

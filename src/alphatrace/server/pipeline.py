@@ -36,7 +36,7 @@ import duckdb
 from alphatrace.governance.api import Gates
 from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.ledger import policy as rpolicy
-from alphatrace.ledger.reconcile import newest_file_id, reconcile
+from alphatrace.ledger.reconcile import newest_file_sql, reconcile
 from alphatrace.policy import Policy, load_policy
 from alphatrace.server.after_rounds import Rounds
 from alphatrace.store import Store
@@ -53,12 +53,11 @@ def data_mark(con: duckdb.DuckDBPyConnection) -> Mark:
     reconcile records it), the number of event and market files (a file committed late with an
     older id still counts), and the number of bar and funding rows (market data written
     without a file). Each is a count or a max over a small table, or table metadata."""
-    parts = ["(SELECT count(*) FROM ingested_files)"]
+    parts = [newest_file_sql(con), "(SELECT count(*) FROM ingested_files)"]
     for table in ("market_files", "bars", "funding"):
         if has_table(con, table):
             parts.append(f"(SELECT count(*) FROM {table})")
-    counts = one(con, f"SELECT {', '.join(parts)}")
-    return (newest_file_id(con), *(int(c) for c in counts))
+    return tuple(int(c) for c in one(con, f"SELECT {', '.join(parts)}"))
 
 
 @dataclass
