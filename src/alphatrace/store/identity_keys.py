@@ -1,0 +1,154 @@
+"""Which identity keys of a chunk are already stored, answered exactly in memory in O(m log n).
+
+Why: dedupe used to be an anti-join of the chunk's keys against all of `event_identity`. That
+scan costs the whole table per chunk whenever ids are not time-ordered (UUID4 run ids, content
+hashes), so a collector round grew with the store. A filter of the keys' high halves then cleared
+new keys in memory, but every key it found (a retried batch, a re-ingested file: all of them
+duplicates) was still checked against the table, so such rounds kept growing with the store
+(bench/RESULTS.md, sessions of 2026-12-02).
+
+`StoredKeys` holds every stored identity key whole: both 64-bit halves of `event_identity`
+(`key_hi`, `key_lo`), as a few runs sorted by `key_hi` with `key_lo` beside (runs are merged as
+they grow, so there are O(log n) of them). The key is the event's identity (md5 of kind and
+event_id, docs/architecture.md §Invariants), so membership here is the same exact answer the
+table gives, and dedupe reads no table for new events or duplicates, whatever the order of the
+ids and the size of the store. The table stays the truth; the set must hold exactly its rows,
+and `begin` guarantees that:
+
+- it is rebuilt from `event_identity` whenever the table's row count (seen inside the caller's
+  transaction) differs from the count the set reflects. Nothing deletes identities, so every row
+  the set holds is in every later snapshot, and a row written by anything else (another `Store`
+  on the same file in this process, another process since this one last looked, a migration)
+  changes the count and forces a rebuild;
+- keys written by the current transaction are `add`ed as pending: they are stored at once for
+  the rest of the transaction (a later chunk of the same file), and join the committed runs only
+  when the transaction commits (`Store.after_commit`); a rollback or a kill -9 leaves nothing
+  behind, since the table is the truth and the set is rebuilt from it in a new process.
+
+The halves are kept as int64 (the same 64 bits): numpy sorts signed 64-bit integers with its
+vectorised sort, about twice as fast as unsigned ones here, and the order only has to be the
+same for the runs and the probes.
+
+Memory: 16 bytes per stored event (48 MB at 3M), and 8 more per event while a rebuild sorts.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import duckdb
+import numpy as np
+
+from alphatrace.store.connection import Store
+from alphatrace.store.statements import parsed
+
+_MERGE_FACTOR = 4  # a run is merged into the one before it once that is < 4× its size
+
+Run = tuple[np.ndarray, np.ndarray]  # (key_hi sorted, key_lo of the same rows), both int64
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """A half of the key as int64 with the same bits (from UBIGINT columns: uint64)."""
+    return np.ascontiguousarray(a, dtype=np.uint64).view(np.int64)
+
+
+def _run(hi: np.ndarray, lo: np.ndarray) -> Run:
+    order = np.argsort(hi)
+    return hi[order], lo[order]
+
+
+def _merge(a: Run, b: Run) -> Run:
+    """The union of two runs as one run: `b`'s rows slotted into `a` in O(len(a) + len(b))."""
+    at = np.searchsorted(a[0], b[0]) + np.arange(len(b[0]))
+    is_b = np.zeros(len(a[0]) + len(b[0]), dtype=bool)
+    is_b[at] = True
+    out = []
+    for x, y in zip(a, b, strict=True):
+        m = np.empty(len(is_b), dtype=np.int64)
+        m[is_b] = y
+        m[~is_b] = x
+        out.append(m)
+    return out[0], out[1]
+
+
+def _found_in(run: Run, hi: np.ndarray, lo: np.ndarray, todo: np.ndarray) -> np.ndarray:
+    """Which probes `todo` (indexes into sorted `hi`, `lo`) have their whole key in `run`."""
+    run_hi, run_lo = run
+    at = np.searchsorted(run_hi, hi[todo])  # the first stored key with that high half, if any
+    found: list[np.ndarray] = []
+    # Walk the stored keys sharing a probe's high half: nearly always at most one (two of n
+    # keys share it with probability about n²/2⁶⁵), so this loop nearly always runs once.
+    while len(todo):
+        inside = at < len(run_hi)
+        todo, at = todo[inside], at[inside]
+        same_hi = run_hi[at] == hi[todo]
+        todo, at = todo[same_hi], at[same_hi]
+        same = run_lo[at] == lo[todo]
+        found.append(todo[same])
+        todo, at = todo[~same], at[~same] + 1
+    return np.concatenate(found) if found else todo
+
+
+class StoredKeys:
+    """The stored identity keys in sorted runs, plus the current transaction's pending ones."""
+
+    def __init__(self) -> None:
+        self.rows = -1  # committed rows of event_identity reflected; -1: never built
+        self._runs: list[Run] = []
+        self._pending: list[Run] = []
+
+    def begin(self, store: Store, con: duckdb.DuckDBPyConnection) -> None:
+        """Start a transaction's use: drop what a rolled-back one left pending, and rebuild
+        from the table if it holds rows the set does not reflect."""
+        self._pending = []
+        n = int(con.execute(parsed(con, "SELECT count(*) FROM event_identity")).fetchall()[0][0])
+        if n != self.rows:
+            self._runs = []
+            self.rows = -1  # a failure below leaves the set to be rebuilt next time
+            if n:
+                cols = con.execute(parsed(con, "SELECT key_hi, key_lo FROM event_identity")).fetchnumpy()
+                self._runs = [_run(_bits(cols["key_hi"]), _bits(cols["key_lo"]))]
+                n = len(self._runs[0][0])  # the rows read, in the same snapshot as the count
+            self.rows = n
+        store.after_commit(self.commit)
+
+    def contains(self, key_hi: np.ndarray, key_lo: np.ndarray) -> np.ndarray:
+        """For each key (its two halves, UBIGINT bits), whether it is stored or pending."""
+        hi, lo = _bits(key_hi), _bits(key_lo)
+        found = np.zeros(len(hi), dtype=bool)
+        if not len(hi):
+            return found
+        order = np.argsort(hi)  # sorted probes walk each run once
+        hi, lo = hi[order], lo[order]
+        hit = np.zeros(len(hi), dtype=bool)
+        for run in self._runs + self._pending:
+            hit[_found_in(run, hi, lo, np.flatnonzero(~hit))] = True
+        found[order] = hit
+        return found
+
+    def add(self, key_hi: np.ndarray, key_lo: np.ndarray) -> None:
+        """Keys the current transaction wrote to event_identity."""
+        if len(key_hi):
+            self._pending.append(_run(_bits(key_hi), _bits(key_lo)))
+
+    def commit(self) -> None:
+        """The current transaction committed: its pending keys join the runs."""
+        for run in self._pending:
+            self.rows += len(run[0])
+            self._runs.append(run)
+            while (len(self._runs) > 1
+                   and len(self._runs[-2][0]) < _MERGE_FACTOR * len(self._runs[-1][0])):
+                last = self._runs.pop()
+                self._runs[-1] = _merge(self._runs[-1], last)
+        self._pending = []
+
+
+_SETS: weakref.WeakKeyDictionary[Store, StoredKeys] = weakref.WeakKeyDictionary()
+
+
+def stored_keys(store: Store) -> StoredKeys:
+    """The key set of `store` (one per open Store object), built on first use."""
+    s = _SETS.get(store)
+    if s is None:
+        s = _SETS[store] = StoredKeys()
+    return s
