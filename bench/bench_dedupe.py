@@ -9,7 +9,7 @@ For each history size H it builds (once, kept in bench/out) a store holding H ev
 seed's bare shapes with UUID4 run ids (bench/gen_events.py `bare`), copies it, and ingests into
 the copy: rounds of `--sizes` new events (each a fresh batch, also UUID4), then the same
 batches again (a retry: every event a duplicate). It reports the first round apart (the new code
-builds its in-memory key filter there) and the median CPU and wall ms of the others.
+builds its in-memory set of stored keys there) and the median CPU and wall ms of the others.
 
 The store files do not depend on the code version (no migration between them), so the same
 script run with PYTHONPATH at an old checkout's `src` measures the old code on the same stores:

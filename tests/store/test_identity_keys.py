@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alphatrace.store import Store
-from alphatrace.store.identity_keys import StoredKeys, stored_keys
+from alphatrace.store.identity_keys import StoredKeys, sorting_order, stored_keys
 from alphatrace.store.ingest import ingest_events
 from alphatrace.store.typed_ingest import ingest_typed
 
@@ -122,3 +122,13 @@ def test_a_stale_set_lets_no_duplicate_in(tmp_path: Path) -> None:
         assert a.con.execute("SELECT count(*), count(DISTINCT (key_hi, key_lo)) "
                              "FROM event_identity").fetchall() == [(60, 60)]
         assert a.con.execute("SELECT count(*) FROM pnl").fetchall() == [(60,)]
+
+
+@given(keys=st.lists(HALF, max_size=300), shift=st.integers(min_value=0, max_value=63))
+def test_sorting_order_is_numpys_stable_argsort(keys: list[int], shift: int) -> None:
+    """Keys sharing high bits (small values, and values shifted to differ in low bits only)
+    are the case the fast order handles apart."""
+    hi = np.array(keys + [k >> shift for k in keys], dtype=np.uint64).view(np.int64)
+    order, got = sorting_order(hi)
+    assert order.tolist() == np.argsort(hi, kind="stable").tolist()
+    assert got.tolist() == sorted(hi.tolist())

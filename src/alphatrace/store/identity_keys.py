@@ -40,7 +40,7 @@ import duckdb
 import numpy as np
 
 from alphatrace.store.connection import Store
-from alphatrace.store.statements import parsed
+from alphatrace.store.statements import parsed, to_arrow
 
 _MERGE_FACTOR = 4  # a run is merged into the one before it once that is < 4× its size
 
@@ -52,9 +52,33 @@ def _bits(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.uint64).view(np.int64)
 
 
+def sorting_order(hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(`np.argsort(hi, kind="stable")`, `hi` in that order) for int64 keys, several times
+    faster than argsort on md5 keys.
+
+    numpy sorts plain int64 with its vectorised sort, but not so argsort (at 3M keys: 21 vs
+    250 ms CPU). So each key's row number replaces its low bits and those keys are sorted: the
+    row numbers come out ordered by the keys' high bits, then by row. Keys sharing their high
+    bits (a few pairs among millions of uniform keys) are then put in the order of their full
+    value, one small group at a time."""
+    n = len(hi)
+    bits = max(1, (n - 1).bit_length())
+    low = np.int64((1 << bits) - 1)
+    tag = (hi & ~low) | np.arange(n, dtype=np.int64)
+    tag.sort()
+    order = tag & low
+    got = hi[order]
+    for i in np.flatnonzero(got[1:] < got[:-1]):  # inside a group of equal high bits only
+        top = tag[i] & ~low
+        a, b = int(np.searchsorted(tag, top)), int(np.searchsorted(tag, top | low, side="right"))
+        order[a:b] = order[a:b][np.argsort(got[a:b], kind="stable")]
+        got[a:b] = hi[order[a:b]]
+    return order, got
+
+
 def _run(hi: np.ndarray, lo: np.ndarray) -> Run:
-    order = np.argsort(hi)
-    return hi[order], lo[order]
+    order, hi_sorted = sorting_order(hi)
+    return hi_sorted, lo[order]
 
 
 def _merge(a: Run, b: Run) -> Run:
@@ -106,8 +130,10 @@ class StoredKeys:
             self._runs = []
             self.rows = -1  # a failure below leaves the set to be rebuilt next time
             if n:
-                cols = con.execute(parsed(con, "SELECT key_hi, key_lo FROM event_identity")).fetchnumpy()
-                self._runs = [_run(_bits(cols["key_hi"]), _bits(cols["key_lo"]))]
+                con.execute(parsed(con, "SELECT key_hi, key_lo FROM event_identity"))
+                cols = to_arrow(con, 1 << 20)  # measured: a tenth of fetchnumpy's CPU
+                self._runs = [_run(_bits(cols.column("key_hi").to_numpy()),
+                                   _bits(cols.column("key_lo").to_numpy()))]
                 n = len(self._runs[0][0])  # the rows read, in the same snapshot as the count
             self.rows = n
         store.after_commit(self.commit)
@@ -118,8 +144,8 @@ class StoredKeys:
         found = np.zeros(len(hi), dtype=bool)
         if not len(hi):
             return found
-        order = np.argsort(hi)  # sorted probes walk each run once
-        hi, lo = hi[order], lo[order]
+        order, hi = sorting_order(hi)  # sorted probes walk each run once
+        lo = lo[order]
         hit = np.zeros(len(hi), dtype=bool)
         for run in self._runs + self._pending:
             hit[_found_in(run, hi, lo, np.flatnonzero(~hit))] = True
