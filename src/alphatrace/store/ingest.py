@@ -254,7 +254,7 @@ def _insert_new(
     # The stored keys are held whole in memory (store/identity_keys.py), so both new events and
     # duplicates (a re-ingest, a retried batch) are decided there: no read of the table,
     # whatever the order of the ids and the size of the store.
-    stored = known.contains(keys.column("key_hi").to_numpy(), keys.column("key_lo").to_numpy())
+    stored = known.contains(keys.column("key_hi"), keys.column("key_lo"))
     if stored.any():
         keys = keys.filter(pa.array(~stored))
     # The first-occurrence window only runs when the chunk repeats an id (rare: a retried
@@ -267,7 +267,7 @@ def _insert_new(
         fresh = keys
     if fresh.num_rows:
         con.execute(parsed(con, "INSERT INTO event_identity SELECT pre, key_hi, key_lo FROM fresh"))
-        known.add(fresh.column("key_hi").to_numpy(), fresh.column("key_lo").to_numpy())
+        known.add(fresh.column("key_hi"), fresh.column("key_lo"))
     # Duplicates are rare outside a re-ingest: then every valid row of a kind is new, and each
     # insert reads the kind's rows straight from the staged chunk (an Arrow filter to split the
     # chunk by kind measured slower than the filter inside each insert).
