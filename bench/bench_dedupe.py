@@ -134,7 +134,8 @@ def measure_file(db: Path, events: int, out: Path) -> dict[str, float]:
         for what, expect in (("file_new", (n, 0)), ("file_again", (0, n))):
             run = subprocess.run([sys.executable, "-c", _FILE_CHILD, str(copy), str(src)],
                                  check=True, capture_output=True, text=True)
-            cpu, wall, accepted, duplicates = json.loads(run.stdout)[0]
+            # the last line: DuckDB may draw its progress bar on stdout before it
+            cpu, wall, accepted, duplicates = json.loads(run.stdout.strip().splitlines()[-1])[0]
             if (accepted, duplicates) != expect:
                 raise SystemExit(f"unexpected report {accepted, duplicates} for {what}")
             res[what + "_cpu"], res[what + "_wall"] = cpu, wall
