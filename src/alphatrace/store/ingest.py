@@ -198,10 +198,9 @@ class Stats:
 
 
 # An event's identity key (migration 0015): the two halves of 128 bits of md5 over kind and
-# event_id, stable across DuckDB versions; `pre` keeps the order of time-ordered ids.
+# event_id, stable across DuckDB versions.
 KEY_SQL = "md5_number(kind || chr(31) || event_id)"
 KEY_HALVES = "(id_key >> 64)::UBIGINT AS key_hi, (id_key & 18446744073709551615::UHUGEINT)::UBIGINT AS key_lo"
-PRE_SQL = "left(event_id, 8)"
 
 
 def _chunk_stats(con: duckdb.DuckDBPyConnection, staged_fast: pa.Table,
@@ -247,7 +246,7 @@ def _insert_new(
         return []
     valid = _valid_rows(con, staged_fast, staged_exact)
     con.execute(parsed(con,
-        f"""SELECT line_no, {PRE_SQL} AS pre, {KEY_HALVES} FROM (
+        f"""SELECT line_no, {KEY_HALVES} FROM (
               SELECT line_no, event_id, {KEY_SQL} AS id_key FROM valid)"""))
     keys = to_arrow(con, STAGE_BATCH)
     # New = its key is not in event_identity yet, and the first occurrence within this chunk.
@@ -266,7 +265,7 @@ def _insert_new(
     else:
         fresh = keys
     if fresh.num_rows:
-        con.execute(parsed(con, "INSERT INTO event_identity SELECT pre, key_hi, key_lo FROM fresh"))
+        con.execute(parsed(con, "INSERT INTO event_identity SELECT key_hi, key_lo FROM fresh"))
         known.add(fresh.column("key_hi"), fresh.column("key_lo"))
     # Duplicates are rare outside a re-ingest: then every valid row of a kind is new, and each
     # insert reads the kind's rows straight from the staged chunk (an Arrow filter to split the
