@@ -24,7 +24,7 @@ from alphatrace.errors import InputError
 from alphatrace.events.fields import KINDS, SPECS, TYPE_ALIASES, Kind
 from alphatrace.store.connection import Store
 from alphatrace.store.encode_events import encode_lines
-from alphatrace.store.identity_filter import KeyFilter, key_filter
+from alphatrace.store.identity_keys import StoredKeys, stored_keys
 from alphatrace.store.lines import (
     Chunk,
     expand_paths,
@@ -115,7 +115,7 @@ STAGE_BATCH = 1 << 16  # rows per Arrow batch of a staged chunk: scanned by all 
 
 def _ingest_chunk(
     con: duckdb.DuckDBPyConnection,
-    filt: KeyFilter,
+    known: StoredKeys,
     chunk: Chunk,
     file_id: int,
     path: str,
@@ -128,13 +128,13 @@ def _ingest_chunk(
     # Lenient fast path for every line, then the exact path for the lines it could not clear.
     con.execute(parsed(con, fast_sql("chunk_lines", kind)))
     staged_fast = to_arrow(con, STAGE_BATCH)
-    return _redo_and_store(con, filt, staged_fast, chunk.table, chunk.bad_utf8, file_id, path,
+    return _redo_and_store(con, known, staged_fast, chunk.table, chunk.bad_utf8, file_id, path,
                            kind, report, collect)
 
 
 def _redo_and_store(
     con: duckdb.DuckDBPyConnection,
-    filt: KeyFilter,
+    known: StoredKeys,
     staged_fast: pa.Table,
     chunk_lines: pa.Table,
     bad_utf8: list[tuple[int, bytes]],
@@ -152,13 +152,13 @@ def _redo_and_store(
                 "(SELECT line_no FROM staged_fast WHERE NOT ok) s ON r.line_no = s.line_no)")
         con.execute(parsed(con, f"SELECT *, true AS ok FROM ({staged_sql(redo, kind)})"))
         staged_exact = to_arrow(con, STAGE_BATCH)
-    return _store_chunk(con, filt, staged_fast, staged_exact, bad_utf8, file_id, path, report,
+    return _store_chunk(con, known, staged_fast, staged_exact, bad_utf8, file_id, path, report,
                         collect)
 
 
 def _store_chunk(
     con: duckdb.DuckDBPyConnection,
-    filt: KeyFilter,
+    known: StoredKeys,
     staged_fast: pa.Table,
     staged_exact: pa.Table | None,
     bad_utf8: list[tuple[int, bytes]],
@@ -169,7 +169,7 @@ def _store_chunk(
 ) -> list[Status]:
     """Insert the new valid rows of a staged chunk, quarantine its bad lines."""
     stats = _chunk_stats(con, staged_fast, staged_exact)
-    statuses = _insert_new(con, filt, staged_fast, staged_exact, stats, file_id, report, collect)
+    statuses = _insert_new(con, known, staged_fast, staged_exact, stats, file_id, report, collect)
     bad = (_bad_rows(con, staged_fast, staged_exact, bad_utf8, file_id, path)
            if stats.bad or bad_utf8 else [])
     if bad:
@@ -194,37 +194,29 @@ class Stats:
 
     valid: dict[str, int]  # kind -> valid rows
     repeats: bool  # a valid id occurs twice in the chunk
-    pre_range: tuple[str, str] | None  # [min, max] of the valid ids' `pre` (see `_insert_new`)
     bad: int  # lines with an error
 
 
 # An event's identity key (migration 0015): the two halves of 128 bits of md5 over kind and
-# event_id, stable across DuckDB versions; `pre` keeps the order of time-ordered ids for zone maps.
+# event_id, stable across DuckDB versions.
 KEY_SQL = "md5_number(kind || chr(31) || event_id)"
 KEY_HALVES = "(id_key >> 64)::UBIGINT AS key_hi, (id_key & 18446744073709551615::UHUGEINT)::UBIGINT AS key_lo"
-PRE_SQL = "left(event_id, 8)"
 
 
 def _chunk_stats(con: duckdb.DuckDBPyConnection, staged_fast: pa.Table,
                  staged_exact: pa.Table | None) -> Stats:
-    """Per kind the valid rows, whether an id repeats, the `pre` range of the valid ids, and how
-    many lines are bad. One query: a collector round pays per statement."""
-    stats = Stats({}, False, None, 0)
-    lo: str | None = None
-    hi: str | None = None
-    for k, valid, total, distinct, p_lo, p_hi in con.execute(parsed(
-        con, f"SELECT kind, err IS NULL, count(*), count(DISTINCT event_id), min({PRE_SQL}), "
-        f"max({PRE_SQL}) FROM {_staged(staged_exact)} GROUP BY ALL")
+    """Per kind the valid rows, whether an id repeats, and how many lines are bad. One query:
+    a collector round pays per statement."""
+    stats = Stats({}, False, 0)
+    for k, valid, total, distinct in con.execute(parsed(
+        con, f"SELECT kind, err IS NULL, count(*), count(DISTINCT event_id) "
+        f"FROM {_staged(staged_exact)} GROUP BY ALL")
     ).fetchall():
         if not valid:
             stats.bad += total
             continue
         stats.valid[k] = total
         stats.repeats |= distinct < total
-        lo = p_lo if lo is None else min(lo, p_lo)
-        hi = p_hi if hi is None else max(hi, p_hi)
-    if lo is not None and hi is not None:
-        stats.pre_range = (lo, hi)
     return stats
 
 
@@ -240,7 +232,7 @@ def _valid_rows(con: duckdb.DuckDBPyConnection, staged_fast: pa.Table,
 
 def _insert_new(
     con: duckdb.DuckDBPyConnection,
-    filt: KeyFilter,
+    known: StoredKeys,
     staged_fast: pa.Table,
     staged_exact: pa.Table | None,
     stats: Stats,
@@ -250,32 +242,20 @@ def _insert_new(
 ) -> list[Status]:
     """Insert the valid rows that are new, with their identity keys; per-line statuses of the
     valid lines if `collect`."""
-    if stats.pre_range is None:
+    if not stats.valid:
         return []
     valid = _valid_rows(con, staged_fast, staged_exact)
     con.execute(parsed(con,
-        f"""SELECT line_no, {PRE_SQL} AS pre, {KEY_HALVES} FROM (
+        f"""SELECT line_no, {KEY_HALVES} FROM (
               SELECT line_no, event_id, {KEY_SQL} AS id_key FROM valid)"""))
     keys = to_arrow(con, STAGE_BATCH)
     # New = its key is not in event_identity yet, and the first occurrence within this chunk.
-    # The filter (store/identity_filter.py) clears in memory every key whose high half no
-    # stored key has: the common case costs no read of the table, whatever the order of the
-    # ids and the size of the store. Only the probable duplicates it finds (a re-ingest, a
-    # retried batch) are checked exactly, both halves, against event_identity: the chunk's
-    # candidates are the hash join's build side, and the [min, max] of `pre` lets zone maps
-    # skip old row groups when ids are time-ordered (SDK ids start with a UUIDv7 run id).
-    maybe = filt.maybe(keys.column("key_hi").to_numpy())
-    if maybe.any():
-        cand = keys.filter(pa.array(maybe))  # noqa: F841  (read by name in the SQL)
-        con.execute(parsed(con,
-            """SELECT c.line_no FROM cand c
-               WHERE EXISTS (SELECT 1 FROM event_identity t WHERE t.key_hi = c.key_hi
-                             AND t.key_lo = c.key_lo AND t.pre BETWEEN ? AND ?)"""),
-            list(stats.pre_range))
-        stored = to_arrow(con, STAGE_BATCH).column("line_no")
-        if len(stored):
-            keys = keys.filter(pc.invert(pc.is_in(keys.column("line_no"),
-                                                 value_set=stored.combine_chunks())))
+    # The stored keys are held whole in memory (store/identity_keys.py), so both new events and
+    # duplicates (a re-ingest, a retried batch) are decided there: no read of the table,
+    # whatever the order of the ids and the size of the store.
+    stored = known.contains(keys.column("key_hi"), keys.column("key_lo"))
+    if stored.any():
+        keys = keys.filter(pa.array(~stored))
     # The first-occurrence window only runs when the chunk repeats an id (rare: a retried
     # batch, a file concatenated with itself).
     if stats.repeats:
@@ -285,8 +265,8 @@ def _insert_new(
     else:
         fresh = keys
     if fresh.num_rows:
-        con.execute(parsed(con, "INSERT INTO event_identity SELECT pre, key_hi, key_lo FROM fresh"))
-        filt.add(fresh.column("key_hi").to_numpy())
+        con.execute(parsed(con, "INSERT INTO event_identity SELECT key_hi, key_lo FROM fresh"))
+        known.add(fresh.column("key_hi"), fresh.column("key_lo"))
     # Duplicates are rare outside a re-ingest: then every valid row of a kind is new, and each
     # insert reads the kind's rows straight from the staged chunk (an Arrow filter to split the
     # chunk by kind measured slower than the filter inside each insert).
@@ -399,13 +379,13 @@ def _ingest_stream_tx(
     nbytes = 0
     lines = 0
     with store.transaction() as con:
-        filt = key_filter(store)
-        filt.begin(store, con)
+        known = stored_keys(store)
+        known.begin(store, con)
         file_id = _new_file(con)
         chunks = prefetch(iter_chunks(stream)) if read_ahead else iter_chunks(stream)
         with closing(chunks):
             for chunk in chunks:
-                statuses += _ingest_chunk(con, filt, chunk, file_id, path, kind, report, collect)
+                statuses += _ingest_chunk(con, known, chunk, file_id, path, kind, report, collect)
                 nbytes += chunk.nbytes
                 lines += chunk.table.num_rows
                 if progress:
@@ -507,10 +487,10 @@ def ingest_staged(
     field and reason of a bad one. `within(con)`: more writes in the same transaction."""
     report = IngestReport(files=1)
     with store.transaction() as con:
-        filt = key_filter(store)
-        filt.begin(store, con)
+        known = stored_keys(store)
+        known.begin(store, con)
         file_id = _new_file(con)
-        raw = _redo_and_store(con, filt, staged, lines, [], file_id, source, None, report, True)
+        raw = _redo_and_store(con, known, staged, lines, [], file_id, source, None, report, True)
         if within is not None:
             within(con)
         _record_file(con, file_id, source, None, staged.num_rows, report)

@@ -49,6 +49,20 @@ def to_arrow(con: duckdb.DuckDBPyConnection, batch_rows: int) -> pa.Table:
     silenced for this call site only; the filter is put back on each call, as a test runner
     resets the filters between tests.
     """
+    _quiet()
+    return con.to_arrow_table(batch_rows)
+
+
+def to_arrow_batches(con: duckdb.DuckDBPyConnection, batch_rows: int) -> pa.RecordBatchReader:
+    """The rows of the statement `con` just ran, one Arrow record batch of `batch_rows` at a
+    time (the same copy and warning as `to_arrow`)."""
+    _quiet()
+    reader = con.to_arrow_reader(batch_rows)
+    if reader is None:
+        raise RuntimeError("the last statement returned no rows to read")
+    return reader
+
+
+def _quiet() -> None:
     warnings.filterwarnings("ignore", message="Arrow output on a DB-API result",
                             category=UserWarning, module=__name__)
-    return con.to_arrow_table(batch_rows)
