@@ -133,8 +133,11 @@ class Gates:
             out += [final[k] for k in sorted(final) if not final[k][1]]
             return out
 
-        return self._settle(gp, target, walked, record,
-                            lambda _: replay.save_progress(con, p.subjects, target))
+        def advance(_: list[tuple[Decision, bool]]) -> None:
+            replay.save_progress(con, p.subjects, target)
+            replay.save_files(con, p.files)
+
+        return self._settle(gp, target, walked, record, advance)
 
     def _single(self, gp: GovernancePolicy, when: dt.datetime | None,
                 record: bool) -> dict[str, Any]:

@@ -60,6 +60,7 @@ class Plan:
 
     by_time: dict[dt.datetime, list[Assessment]]
     subjects: set[SubjectKey]
+    files: int | None = None  # the ledger's newest file it read (`file_marks`), to save
 
 
 def _marks_table(marks: Mapping[SubjectKey, dt.datetime]) -> pa.Table:
@@ -70,14 +71,18 @@ def _marks_table(marks: Mapping[SubjectKey, dt.datetime]) -> pa.Table:
 
 
 def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
-             d: Dialect = DUCKDB, target: dt.datetime | None = None) -> str:
+             d: Dialect = DUCKDB, target: dt.datetime | None = None,
+             changed: str | None = None) -> str:
     """Runs of subjects with runs known after their mark: those new ones, and the newest
     `window.runs` before the mark (every one when the window has no run count), numbered
     per subject (`_i`, from 1) in (known_ts, ts, run_id) order; rows in no particular order.
     `base`: the eligible runs, with `columns`; `marks`: a relation (scope, subject, mark).
     The one definition of a replay's runs, in the dialect `d` of the engine that reads the
     ledger (engines.spark runs it in Spark SQL). With a duration window, a subject whose runs
-    leave it after its mark (and by `target`, when given) is taken too: its window changed."""
+    leave it after its mark (and by `target`, when given) is taken too: its window changed.
+    `changed`: a relation of the run_ids stored or rebuilt since the last catch-up
+    (`changed_runs_sql`); a subject with such a run known at or before its mark is taken too,
+    and flagged `_late` (its window at the mark changed: `_points_sql` judges it there)."""
     n = gp.gates.window.runs
     keep = "true" if n is None else f"_new OR _rk <= {int(n)}"
     secs = gp.gates.window.seconds
@@ -86,11 +91,18 @@ def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
         leaves = f"{d.epoch_us('known_ts')} + {round(secs * 1e6)}"
         until = "" if target is None else f" AND {leaves} <= {(target - EPOCH) // US}"
         moved = f"_new OR ({leaves} > {d.epoch_us('mark')}{until})"
-    cols = ", ".join(["scope", "subject", *columns, "mark", "_new"])
+    extra = ["_late"] if changed is not None else []
+    cols = ", ".join(["scope", "subject", *columns, "mark", "_new", *extra])
+    late = ""
+    if changed is not None:
+        late = (f", bool_or(NOT _new AND run_id IN {changed}) "
+                "OVER (PARTITION BY scope, subject) AS _late")
+        moved = f"{moved} OR _late"
     return f"""
 WITH s AS ({subjects_sql(base, list(gp.gates.scope))}),
-j AS (SELECT s.*, m.mark, (m.mark IS NULL OR s.known_ts > m.mark) AS _new
-      FROM s LEFT JOIN {marks} m ON m.scope = s.scope AND m.subject = s.subject),
+j0 AS (SELECT s.*, m.mark, (m.mark IS NULL OR s.known_ts > m.mark) AS _new
+       FROM s LEFT JOIN {marks} m ON m.scope = s.scope AND m.subject = s.subject),
+j AS (SELECT j0.*{late} FROM j0),
 r AS (SELECT j.* FROM j {d.semi_join()} (SELECT DISTINCT scope, subject FROM j WHERE {moved}) c
       ON c.scope = j.scope AND c.subject = j.subject),
 k AS (SELECT r.*, row_number() OVER (PARTITION BY scope, subject, _new
@@ -100,9 +112,35 @@ SELECT {cols}, row_number() OVER (PARTITION BY scope, subject ORDER BY {ORDER}) 
 FROM k WHERE {keep}"""
 
 
+def file_marks(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int | None]:
+    """(the newest file whose events the last catch-up's ledger held, the newest the ledger
+    holds now: the last reconcile's), None where not known."""
+    if not (has_table(con, "gate_files") and has_table(con, "reconcile_log")):
+        return None, None
+    seen, now = con.execute(
+        "SELECT (SELECT max(seen) FROM gate_files), "
+        "(SELECT max_file_id FROM reconcile_log ORDER BY seq DESC LIMIT 1)").fetchall()[0]
+    return (None if seen is None else int(seen)), (None if now is None else int(now))
+
+
+def changed_runs_sql(seen: int, now: int) -> str:
+    """The run_ids with an event from a file in (seen, now]: the runs whose ledger rows were
+    added or rebuilt from new events since the last catch-up (a run repriced by market data
+    alone is not among them)."""
+    return "(" + " UNION ".join(
+        f"SELECT run_id FROM {t} WHERE file_id > {int(seen)} AND file_id <= {int(now)}"
+        for t in ("alpha", "pnl", "telemetry")) + ")"
+
+
+def save_files(con: duckdb.DuckDBPyConnection, files: int | None) -> None:
+    if files is not None and has_table(con, "gate_files"):
+        con.execute("DELETE FROM gate_files")
+        con.execute("INSERT INTO gate_files VALUES (?)", [files])
+
+
 def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: list[str],
                 marks: Mapping[SubjectKey, dt.datetime], target: dt.datetime, *,
-                bounded: bool = True) -> pa.Table:
+                bounded: bool = True, changed: str | None = None) -> pa.Table:
     """`runs_sql`'s table (the runs a replay needs), read without scanning the ledger.
 
     The marked subjects' runs are read from a lower bound on (`runs.ledger_sql`'s `since`):
@@ -111,9 +149,16 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
     older run can be in its window) or the bound passes the oldest run. Subjects with no mark
     need their whole history: their runs are added without the bound. The result equals the
     unbounded read (`bounded=False`), row for row. With no run count in the window, or no
-    marks, the read is unbounded: every earlier run may be needed."""
+    marks, the read is unbounded: every earlier run may be needed. `changed`: `runs_sql`'s;
+    the bound then also starts at the earliest changed run known before the newest mark."""
     n = gp.gates.window.runs
     start = min(marks.values()) if bounded and n is not None and marks else None
+    if start is not None and changed is not None:
+        known = "coalesce(known_ts, ts)" if "known_ts" in ledger_columns(con) else "ts"
+        late = con.execute(f"SELECT min({known}) FROM ledger WHERE run_id IN {changed} "
+                           f"AND {known} <= ?", [max(marks.values())]).fetchall()[0][0]
+        if isinstance(late, dt.datetime):
+            start = min(start, late)
     # at least the duration: the runs leaving a window after its mark are all inside the bound
     margin = max(dt.timedelta(hours=1), dt.timedelta(seconds=gp.gates.window.seconds or 0))
     with registered(con, MARKS, _marks_table(marks)):
@@ -131,7 +176,8 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
                         f"{ts_literal(lo)} AND (agent IN (SELECT unnest(?::VARCHAR[])) OR "
                         f"strategy IN (SELECT unnest(?::VARCHAR[])))")
                 params = [*params, *rparams, *unmarked]
-            runs = con.sql(f"SELECT * FROM ({runs_sql(gp, base, columns, MARKS, target=target)}) "
+            sql = runs_sql(gp, base, columns, MARKS, target=target, changed=changed)
+            runs = con.sql(f"SELECT * FROM ({sql}) "
                            "ORDER BY scope, subject, _i", params=params).to_arrow_table()
             if lo is None or n is None or _complete(runs, lo, n):
                 return runs
@@ -193,13 +239,17 @@ def _complete(runs: pa.Table, lo: dt.datetime, n: int) -> bool:
     return all(c >= n for c in counts.values())
 
 
-def _points_sql(gp: GovernancePolicy) -> str:
-    """Each subject's points: the knowledge times of its new runs and, with a duration window,
-    the times its runs leave the window after its mark; `_end` is the last run known by then
-    (an as-of join on each subject's last run per knowledge time: linear in runs and points,
-    where a join on `known_ts <= _at` pairs every point with every earlier run)."""
+def _points_sql(gp: GovernancePolicy, late: bool = False) -> str:
+    """Each subject's points: the knowledge times of its new runs, its mark when a run known
+    by then came after it was set (`late`: the runs table has `_late`, `runs_sql`) and, with a
+    duration window, the times its runs leave the window after its mark; `_end` is the last
+    run known by then (an as-of join on each subject's last run per knowledge time: linear in
+    runs and points, where a join on `known_ts <= _at` pairs every point with every earlier
+    run)."""
     secs = gp.gates.window.seconds
     parts = [f"SELECT scope, subject, known_ts AS _at FROM {RUNS} WHERE _new"]
+    if late:
+        parts.append(f"SELECT scope, subject, mark AS _at FROM {RUNS} WHERE _late")
     if secs is not None:
         d = f"to_microseconds({round(secs * 1e6)})"
         parts.append(f"SELECT scope, subject, known_ts + {d} AS _at FROM {RUNS} "
@@ -211,7 +261,7 @@ ASOF JOIN (SELECT scope, subject, known_ts, max(_i) AS _end FROM {RUNS} GROUP BY
 ON w.scope = p.scope AND w.subject = p.subject AND p._at >= w.known_ts"""
 
 
-def _expansion_sql(gp: GovernancePolicy) -> str:
+def _expansion_sql(gp: GovernancePolicy, late: bool = False) -> str:
     """Every point's window written out as rows: the runs numbered (_end − N, _end] known after
     _at − duration (`_bounds` as SQL; only metrics without a window kernel read it)."""
     n = gp.gates.window.runs
@@ -221,7 +271,7 @@ def _expansion_sql(gp: GovernancePolicy) -> str:
         cond.append(f"w.known_ts > p._at - to_microseconds({round(secs * 1e6)})")
     extra = "".join(f" AND {c}" for c in cond)
     return f"""
-SELECT p._at, p._end, w.* EXCLUDE (mark, _new) FROM {POINTS} p
+SELECT p._at, p._end, w.* EXCLUDE (mark, _new{", _late" if late else ""}) FROM {POINTS} p
 JOIN {RUNS} w ON w.scope = p.scope AND w.subject = p.subject AND w._i <= p._end{extra}"""
 
 
@@ -230,10 +280,14 @@ def plan(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
     """Every subject's assessments at its points after its mark (no mark: its whole history)
     up to `target`."""
     names = gp.gate_metrics()
-    runs = window_runs(con, gp, needed_columns(con, names), marks, target)
+    seen, now = file_marks(con)
+    changed = changed_runs_sql(seen, now) if seen is not None and now is not None else None
+    runs = window_runs(con, gp, needed_columns(con, names), marks, target, changed=changed)
     if runs.num_rows == 0:
-        return Plan({}, set())
-    return plan_of(assess_runs(con, gp, runs, target), set(_ids_by_subject(runs)))
+        return Plan({}, set(), now)
+    p = plan_of(assess_runs(con, gp, runs, target), set(_ids_by_subject(runs)))
+    p.files = now
+    return p
 
 
 def plan_of(assessed: list[tuple[dt.datetime, Assessment]],
@@ -252,7 +306,8 @@ def assess_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, runs: pa.T
     names = gp.gate_metrics()
     with registered(con, RUNS, runs):
         pparams = [target] if gp.gates.window.seconds is not None else []
-        points = con.sql(f"SELECT * FROM ({_points_sql(gp)}) ORDER BY scope, subject, _at",
+        late = "_late" in runs.column_names
+        points = con.sql(f"SELECT * FROM ({_points_sql(gp, late)}) ORDER BY scope, subject, _at",
                          params=pparams).to_arrow_table()
         ids = _ids_by_subject(runs)
         with registered(con, POINTS, points):
@@ -324,7 +379,8 @@ def _point_metrics(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, names: 
     tbl = points.select(["scope", "subject", "_at", "_end"])
     slow = [n for n in names if n not in fast]
     if slow:
-        rest = metrics.compute(con, f"SELECT * FROM ({_expansion_sql(gp)}) WHERE {where}",
+        rows = _expansion_sql(gp, "_late" in runs.column_names)
+        rest = metrics.compute(con, f"SELECT * FROM ({rows}) WHERE {where}",
                                ["scope", "subject", "_at", "_end"], slow, order=ORDER)
         if rest.num_rows != tbl.num_rows:
             raise RuntimeError("windows and metric groups disagree")
