@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,6 +53,7 @@ from alphatrace.store.connection import has_table, registered
 
 EPOCH, US = dt.datetime(1970, 1, 1), dt.timedelta(microseconds=1)
 MARKS, RUNS, POINTS = "_alphatrace_rp_marks", "_alphatrace_rp_runs", "_alphatrace_rp_points"
+CHANGED = "_alphatrace_rp_changed"
 
 
 @dataclass
@@ -80,7 +82,7 @@ def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
     The one definition of a replay's runs, in the dialect `d` of the engine that reads the
     ledger (engines.spark runs it in Spark SQL). With a duration window, a subject whose runs
     leave it after its mark (and by `target`, when given) is taken too: its window changed.
-    `changed`: a relation of the run_ids stored or rebuilt since the last catch-up
+    `changed`: a relation with the run_ids stored or rebuilt since the last catch-up
     (`changed_runs_sql`); a subject with such a run known at or before its mark is taken too,
     and flagged `_late` (its window at the mark changed: `_points_sql` judges it there)."""
     n = gp.gates.window.runs
@@ -95,7 +97,7 @@ def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
     cols = ", ".join(["scope", "subject", *columns, "mark", "_new", *extra])
     late = ""
     if changed is not None:
-        late = (f", bool_or(NOT _new AND run_id IN {changed}) "
+        late = (f", bool_or(NOT _new AND run_id IN (SELECT run_id FROM {changed})) "
                 "OVER (PARTITION BY scope, subject) AS _late")
         moved = f"{moved} OR _late"
     return f"""
@@ -127,9 +129,9 @@ def changed_runs_sql(seen: int, now: int) -> str:
     """The run_ids with an event from a file in (seen, now]: the runs whose ledger rows were
     added or rebuilt from new events since the last catch-up (a run repriced by market data
     alone is not among them)."""
-    return "(" + " UNION ".join(
+    return " UNION ".join(
         f"SELECT run_id FROM {t} WHERE file_id > {int(seen)} AND file_id <= {int(now)}"
-        for t in ("alpha", "pnl", "telemetry")) + ")"
+        for t in ("alpha", "pnl", "telemetry"))
 
 
 def save_files(con: duckdb.DuckDBPyConnection, files: int | None) -> None:
@@ -140,7 +142,7 @@ def save_files(con: duckdb.DuckDBPyConnection, files: int | None) -> None:
 
 def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: list[str],
                 marks: Mapping[SubjectKey, dt.datetime], target: dt.datetime, *,
-                bounded: bool = True, changed: str | None = None) -> pa.Table:
+                bounded: bool = True, changed: pa.Table | None = None) -> pa.Table:
     """`runs_sql`'s table (the runs a replay needs), read without scanning the ledger.
 
     The marked subjects' runs are read from a lower bound on (`runs.ledger_sql`'s `since`):
@@ -149,19 +151,22 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
     older run can be in its window) or the bound passes the oldest run. Subjects with no mark
     need their whole history: their runs are added without the bound. The result equals the
     unbounded read (`bounded=False`), row for row. With no run count in the window, or no
-    marks, the read is unbounded: every earlier run may be needed. `changed`: `runs_sql`'s;
-    the bound then also starts at the earliest changed run known before the newest mark."""
+    marks, the read is unbounded: every earlier run may be needed. `changed`: the run_ids of
+    `runs_sql`'s `changed` (`changed_runs_sql`, read once); the bound then also starts at the
+    earliest changed run known before the newest mark."""
     n = gp.gates.window.runs
     start = min(marks.values()) if bounded and n is not None and marks else None
-    if start is not None and changed is not None:
-        known = "coalesce(known_ts, ts)" if "known_ts" in ledger_columns(con) else "ts"
-        late = con.execute(f"SELECT min({known}) FROM ledger WHERE run_id IN {changed} "
-                           f"AND {known} <= ?", [max(marks.values())]).fetchall()[0][0]
-        if isinstance(late, dt.datetime):
-            start = min(start, late)
+    rel = None if changed is None else CHANGED
     # at least the duration: the runs leaving a window after its mark are all inside the bound
     margin = max(dt.timedelta(hours=1), dt.timedelta(seconds=gp.gates.window.seconds or 0))
-    with registered(con, MARKS, _marks_table(marks)):
+    with registered(con, MARKS, _marks_table(marks)), \
+            (nullcontext() if changed is None else registered(con, CHANGED, changed)):
+        if start is not None and rel is not None:
+            known = "coalesce(known_ts, ts)" if "known_ts" in ledger_columns(con) else "ts"
+            late = con.execute(f"SELECT min({known}) FROM ledger SEMI JOIN {rel} USING (run_id) "
+                               f"WHERE {known} <= ?", [max(marks.values())]).fetchall()[0][0]
+            if isinstance(late, dt.datetime):
+                start = min(start, late)
         unmarked = _unmarked(con, marks) if start is not None else ([], [])
         floor: dt.datetime | None = None
         while True:
@@ -176,7 +181,7 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
                         f"{ts_literal(lo)} AND (agent IN (SELECT unnest(?::VARCHAR[])) OR "
                         f"strategy IN (SELECT unnest(?::VARCHAR[])))")
                 params = [*params, *rparams, *unmarked]
-            sql = runs_sql(gp, base, columns, MARKS, target=target, changed=changed)
+            sql = runs_sql(gp, base, columns, MARKS, target=target, changed=rel)
             runs = con.sql(f"SELECT * FROM ({sql}) "
                            "ORDER BY scope, subject, _i", params=params).to_arrow_table()
             if lo is None or n is None or _complete(runs, lo, n):
@@ -281,21 +286,20 @@ def plan(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
     up to `target`."""
     names = gp.gate_metrics()
     seen, now = file_marks(con)
-    changed = changed_runs_sql(seen, now) if seen is not None and now is not None else None
+    changed = (con.sql(changed_runs_sql(seen, now)).to_arrow_table()
+               if seen is not None and now is not None and now > seen else None)
     runs = window_runs(con, gp, needed_columns(con, names), marks, target, changed=changed)
     if runs.num_rows == 0:
         return Plan({}, set(), now)
-    p = plan_of(assess_runs(con, gp, runs, target), set(_ids_by_subject(runs)))
-    p.files = now
-    return p
+    return plan_of(assess_runs(con, gp, runs, target), set(_ids_by_subject(runs)), now)
 
 
 def plan_of(assessed: list[tuple[dt.datetime, Assessment]],
-            subjects: set[SubjectKey]) -> Plan:
+            subjects: set[SubjectKey], files: int | None = None) -> Plan:
     by_time: dict[dt.datetime, list[Assessment]] = {}
     for t, a in assessed:
         by_time.setdefault(t, []).append(a)
-    return Plan(dict(sorted(by_time.items())), subjects)
+    return Plan(dict(sorted(by_time.items())), subjects, files)
 
 
 def assess_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, runs: pa.Table,
