@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,11 @@ from alphatrace.server.keys import create_key
 from alphatrace.store import Store
 
 SCOPES = ("ingest", "read", "admin")
+
+
+def histogram_count(hist: Any) -> float:
+    """The `_count` sample of a prometheus_client histogram (observations so far)."""
+    return next(s.value for m in hist.collect() for s in m.samples if s.name.endswith("_count"))
 
 
 def free_port() -> int:

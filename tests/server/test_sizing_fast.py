@@ -33,6 +33,7 @@ from alphatrace.server.keys import create_key
 from alphatrace.server.live_state import Snapshot
 from alphatrace.server.sizing_fast import PREFIX, SUFFIX, SizingFastPath
 from alphatrace.store import Store
+from tests.server.conftest import histogram_count
 from tests.server.test_sizing import Collector, evidence
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -124,8 +125,7 @@ def test_fast_answers_are_counted_in_the_sizing_histogram(both: Both) -> None:
     hist = both.app.state.metrics.sizing.latency
 
     def count() -> float:
-        return next(s.value for m in hist.collect() for s in m.samples
-                    if s.name.endswith("_count"))
+        return histogram_count(hist)
 
     before = count()
     for _ in range(3):

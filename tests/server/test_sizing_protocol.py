@@ -26,6 +26,7 @@ from alphatrace.server.limits import Limits
 from alphatrace.server.listen import bind
 from alphatrace.server.sizing_fast import SizingFastPath, serving_protocol
 from alphatrace.store import Store
+from tests.server.conftest import histogram_count
 from tests.server.test_sizing import Collector, evidence
 
 WAIT_S = 30.0
@@ -186,8 +187,7 @@ def test_protocol_answers_are_counted_in_the_sizing_histogram(served: Served) ->
     hist = served.app.state.metrics.sizing.latency
 
     def count() -> float:
-        return next(s.value for m in hist.collect() for s in m.samples
-                    if s.name.endswith("_count"))
+        return histogram_count(hist)
 
     before = count()
     answers = ask(served, *[served.get("/v1/agents/A/sizing")] * 3)
