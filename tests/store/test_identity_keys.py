@@ -9,6 +9,7 @@ dedupe is still exact.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,40 @@ def test_sorting_order_is_numpys_stable_argsort(keys: list[int], shift: int) -> 
     order, got = sorting_order(hi)
     assert order.tolist() == np.argsort(hi, kind="stable").tolist()
     assert got.tolist() == sorted(hi.tolist())
+
+
+def test_overlapping_ingests_through_two_stores_store_an_event_once(tmp_path: Path) -> None:
+    """Two Store objects on one file in one process (the server runs a CLI `ingest` on its own
+    Store beside the writer's HTTP rounds) ingest the same new events in transactions that
+    would overlap: neither transaction sees the other's uncommitted keys, so each would store
+    them. One ingest transaction at a time per file (`store.ingest.ingest_transaction`) makes
+    the second wait for the first and find its events stored."""
+    db = tmp_path / "s.duckdb"
+    events = [{"run_id": f"r{i}", "agent": "A", "latency_ms": 10.0, "event_id": f"e{i}"}
+              for i in range(5)]
+    inside, second_done = threading.Event(), threading.Event()
+    results: dict[str, tuple[int, int]] = {}
+
+    def hold(_con: object) -> None:  # the first transaction, its events written, not committed
+        inside.set()
+        second_done.wait(timeout=3)  # bounded: with the fix the second waits for this one
+
+    with Store(db) as a, Store(db) as b:
+        def first() -> None:
+            r = ingest_typed(a, events, within=hold)[0]
+            results["first"] = (r.accepted, r.duplicates)
+
+        def second() -> None:
+            inside.wait(timeout=30)
+            r = ingest_typed(b, events)[0]
+            results["second"] = (r.accepted, r.duplicates)
+            second_done.set()
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert results == {"first": (5, 0), "second": (0, 5)}
+        assert a.con.execute("SELECT count(*) FROM telemetry").fetchall() == [(5,)]
+        assert a.con.execute("SELECT count(*) FROM event_identity").fetchall() == [(5,)]

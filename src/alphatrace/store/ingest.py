@@ -9,8 +9,9 @@ field and reason while the good lines of the same file are kept.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -378,7 +379,7 @@ def _ingest_stream_tx(
     statuses: list[Status] = []
     nbytes = 0
     lines = 0
-    with store.transaction() as con:
+    with ingest_transaction(store) as con:
         known = stored_keys(store)
         known.begin(store, con)
         file_id = _new_file(con)
@@ -393,6 +394,32 @@ def _ingest_stream_tx(
                 del chunk  # its buffers go before the next chunk arrives
         _record_file(con, file_id, path, nbytes, lines, report)
     return report, statuses
+
+
+# One lock per store file (resolved path), for every ingest transaction of this process.
+_FILE_LOCKS: dict[Path, threading.RLock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def ingest_transaction(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`store.transaction()`, one at a time per store file in this process.
+
+    Why: dedupe decides "new" against the keys committed before the transaction began
+    (`StoredKeys.begin`) plus its own. Two Store objects on one file (the server runs a CLI
+    `ingest` on its own Store beside the writer thread's HTTP rounds) ingesting the same new
+    event in overlapping transactions would each find it new and both store it: DuckDB
+    appends do not conflict and `event_identity` has no unique index (an index over every
+    key costs more than dedupe itself). Another process cannot write the file at all (DuckDB's
+    file lock), so a lock in this process makes the check exact. An in-memory store is its own
+    database: nothing to share."""
+    lock: threading.RLock | nullcontext[None] = nullcontext()
+    if store.path is not None:
+        key = store.path.resolve()
+        with _FILE_LOCKS_GUARD:
+            lock = _FILE_LOCKS.setdefault(key, threading.RLock())
+    with lock, store.transaction() as con:
+        yield con
 
 
 def _new_file(con: duckdb.DuckDBPyConnection) -> int:
@@ -486,7 +513,7 @@ def ingest_staged(
     again by the exact path from its JSON line in `lines` (line_no, line), which names the
     field and reason of a bad one. `within(con)`: more writes in the same transaction."""
     report = IngestReport(files=1)
-    with store.transaction() as con:
+    with ingest_transaction(store) as con:
         known = stored_keys(store)
         known.begin(store, con)
         file_id = _new_file(con)
