@@ -185,6 +185,28 @@ def test_round_histogram_counts_the_writers_rounds(tmp_path: Path) -> None:
     assert sum(events(samples).values()) == 15
 
 
+def test_pipeline_passes_are_counted(tmp_path: Path) -> None:
+    """The app's live pipeline reports each pass: after a sync, the histogram counts every
+    pass the pipeline made (the one at start included)."""
+    from alphatrace.server.pipeline import PipelineConfig
+    from tests.policies import SEED
+
+    keys = keyed_store(tmp_path / "p.duckdb")
+    app = create_app(tmp_path / "p.duckdb", metrics_public=True,
+                     pipeline=PipelineConfig.load(SEED))
+    with TestClient(app) as c:
+        for i in range(3):
+            c.post("/v1/events", json=http_batch(f"p{i}")[:4],
+                   headers={"Authorization": f"Bearer {keys['ingest']}"})
+            app.state.writer.sync().result(60)
+        samples = scrape(c.get("/metrics").text)
+        passes = app.state.pipeline.passes
+    assert passes >= 2  # the one at start, and at least one after the events
+    assert samples[("alphatrace_pipeline_pass_seconds_count", (("stage", "total"),))] == passes
+    assert samples[("alphatrace_pipeline_catch_up_seconds_count", ())] == passes
+    assert samples[("alphatrace_pipeline_pass_failures_total", ())] == 0
+
+
 def test_open_legs_and_decisions_are_read_at_scrape_time(tmp_path: Path) -> None:
     db = tmp_path / "g.duckdb"
     with Store(db) as store:

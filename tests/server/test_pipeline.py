@@ -9,15 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from alphatrace.governance.api import Gates
 from alphatrace.ledger.reconcile import reconcile
 from alphatrace.server import pipeline as pipeline_mod
 from alphatrace.server.after_rounds import Rounds
+from alphatrace.server.metrics import PipelineMetrics
 from alphatrace.server.pipeline import Pipeline, PipelineConfig, data_mark
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_events
 from tests.policies import SEED
+from tests.server.test_metrics_endpoint import scrape
 
 T0 = dt.datetime(2024, 1, 1)
 
@@ -209,3 +212,36 @@ def test_data_mark_sees_a_late_file_with_an_older_id(store: Store) -> None:
     store.con.execute("INSERT INTO ingested_files (file_id, path) VALUES (0, 'late')")
     after = data_mark(store.con)
     assert before[0] == after[0] and before != after
+
+
+def test_each_pass_is_reported_to_metrics(seeded: Store, config: PipelineConfig,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`/metrics` sees every pass: step durations (a failed step's too), the catch-up time of
+    the passes that succeeded (commit of the oldest covered round → end of the pass: 2 s, then
+    5 s for the retry, by the clock), and the failures."""
+    reg = CollectorRegistry()
+    clock = Clock()
+    waited = [2.0]
+    live = Pipeline(config, clock=clock, observe=PipelineMetrics(reg).observe,
+                    rounds=lambda: Rounds(1, clock.t - waited[0]))
+    ingest_events(seeded, run_events("A", 0, "LONG"))
+    live(seeded)  # ok, covering a round committed 2 s before
+    monkeypatch.setattr(pipeline_mod, "reconcile", lambda s, c: 1 / 0)
+    ingest_events(seeded, run_events("A", 1, "LONG"))
+    clock.t += 10.0
+    live(seeded)  # fails in reconcile
+    monkeypatch.setattr(pipeline_mod, "reconcile", reconcile)
+    clock.t += 3.0  # the retry covers the round committed 2 s before the failed pass
+    waited[0] = 0.0
+    live(seeded)
+    got = scrape(generate_latest(reg).decode())
+    count = "alphatrace_pipeline_pass_seconds_count"
+    assert got[(count, (("stage", "total"),))] == 3
+    assert got[(count, (("stage", "reconcile"),))] == 3  # the failed step is timed too
+    assert got[(count, (("stage", "gates"),))] == 2
+    assert got[("alphatrace_pipeline_pass_failures_total", ())] == 1
+    assert got[("alphatrace_pipeline_catch_up_seconds_count", ())] == 2
+    assert got[("alphatrace_pipeline_catch_up_seconds_sum", ())] == 2.0 + 5.0
+    assert got[("alphatrace_pipeline_catch_up_seconds_bucket", (("le", "2.5"),))] == 1
+    assert got[("alphatrace_pipeline_catch_up_seconds_bucket", (("le", "5.0"),))] == 2
+    assert live.passes == 3 and live.failures == 1

@@ -108,7 +108,8 @@ def create_app(
     writer.observer = metrics.ingest
     pipe = None
     if pipeline is not None:
-        pipe = Pipeline(pipeline, rounds=writer.after_rounds.covering)
+        pipe = Pipeline(pipeline, rounds=writer.after_rounds.covering,
+                        observe=metrics.pipeline.observe)
         writer.after_round(pipe)  # first: the hooks after it read what it derived
     # The sizing state: read now, then after every round that wrote; registered after the
     # live pipeline's hook, so it reads what the pipeline derived in the same run of the hooks.

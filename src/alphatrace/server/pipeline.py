@@ -101,11 +101,14 @@ class Pipeline:
     """The `after_round` hook; see the module docstring."""
 
     def __init__(self, config: PipelineConfig, *, rounds: Callable[[], Rounds] | None = None,
-                 clock: Clock = time.time) -> None:
+                 clock: Clock = time.time,
+                 observe: Callable[[PassRecord], None] | None = None) -> None:
         """`rounds`: the writer rounds the current call covers (`AfterRounds.covering`);
-        None: one round, committed when the call is made."""
+        None: one round, committed when the call is made. `observe`: told of every pass as it
+        ends (the app's `/metrics`, `server/metrics.py` `PipelineMetrics`)."""
         self.config = config
         self.rounds = rounds
+        self.observe = observe
         self.clock = clock
         self.last: PassRecord | None = None
         self.last_error: str | None = None
@@ -165,6 +168,11 @@ class Pipeline:
             self.failures += 1
             self.last_error = rec.error
             self._retry = True
+        if self.observe is not None:
+            try:
+                self.observe(rec)
+            except Exception:
+                log.exception("reporting a pipeline pass failed")
         return rec
 
     @staticmethod
