@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alphatrace.store import Store
-from alphatrace.store.identity_keys import StoredKeys, sorting_order, stored_keys
+from alphatrace.store.identity_keys import StoredKeys, repeats, sorting_order, stored_keys
 from alphatrace.store.ingest import ingest_events
 from alphatrace.store.typed_ingest import ingest_typed
 
@@ -170,3 +170,14 @@ def test_overlapping_ingests_through_two_stores_store_an_event_once(tmp_path: Pa
         assert results == {"first": (5, 0), "second": (0, 5)}
         assert a.con.execute("SELECT count(*) FROM telemetry").fetchall() == [(5,)]
         assert a.con.execute("SELECT count(*) FROM event_identity").fetchall() == [(5,)]
+
+
+@given(keys=KEYS, dup=st.booleans(), data=st.data())
+def test_repeats_is_whether_a_key_occurs_twice(keys: list[tuple[int, int]], dup: bool,
+                                               data: st.DataObject) -> None:
+    """Against a set of whole keys; keys sharing a high half (HALF's small values) are the
+    case the low halves decide."""
+    if dup and keys:
+        keys = keys + [data.draw(st.sampled_from(keys))]
+        keys = data.draw(st.permutations(keys))
+    assert repeats(*_halves(keys)) == (len(set(keys)) < len(keys))

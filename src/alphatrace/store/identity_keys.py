@@ -93,6 +93,21 @@ def sorting_order(hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, got
 
 
+def repeats(key_hi: Half, key_lo: Half) -> bool:
+    """Whether a key occurs twice among these (a chunk repeating an event: a retried batch, a
+    file concatenated with itself). A sort of the high halves answers "no" for nearly every
+    chunk; only equal high halves need the low ones."""
+    hi, lo = _bits(key_hi), _bits(key_lo)
+    if len(hi) < 2:
+        return False
+    h = np.sort(hi)
+    if not (h[1:] == h[:-1]).any():
+        return False
+    order = np.lexsort((lo, hi))
+    hi, lo = hi[order], lo[order]
+    return bool(((hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1])).any())
+
+
 def _read_keys(con: duckdb.DuckDBPyConnection, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The `n` rows of event_identity (counted in the same transaction) as two int64 arrays.
 

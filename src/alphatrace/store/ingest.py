@@ -25,7 +25,7 @@ from alphatrace.errors import InputError
 from alphatrace.events.fields import KINDS, SPECS, TYPE_ALIASES, Kind
 from alphatrace.store.connection import Store
 from alphatrace.store.encode_events import encode_lines
-from alphatrace.store.identity_keys import StoredKeys, stored_keys
+from alphatrace.store.identity_keys import StoredKeys, repeats, stored_keys
 from alphatrace.store.lines import (
     Chunk,
     expand_paths,
@@ -106,6 +106,20 @@ def _insert_columns(kind: Kind) -> tuple[tuple[str, str], ...]:
 Status = tuple[int, str, str | None, str | None, str | None, str | None]
 
 
+# An event's identity key (migration 0015): the two halves of 128 bits of md5 over kind and
+# event_id, stable across DuckDB versions.
+KEY_SQL = "md5_number(kind || chr(31) || event_id)"
+KEY_HALVES = "(id_key >> 64)::UBIGINT AS key_hi, (id_key & 18446744073709551615::UHUGEINT)::UBIGINT AS key_lo"
+
+
+def keyed(staged: str) -> str:
+    """A staging query's rows with their identity key halves (`key_hi`, `key_lo`; NULL where
+    there is no event_id: a bad line). Computed where the rows are staged: a collector round
+    pays per statement, and a query of its own for the keys cost one more each round."""
+    return (f"SELECT * EXCLUDE (id_key), {KEY_HALVES} "
+            f"FROM (SELECT *, {KEY_SQL} AS id_key FROM ({staged}))")
+
+
 STAGE_BATCH = 1 << 16  # rows per Arrow batch of a staged chunk: scanned by all DuckDB threads
 
 # Chunks and staged rows are Arrow tables that the SQL reads by the name of a local variable
@@ -127,7 +141,7 @@ def _ingest_chunk(
     """Validate, dedupe and insert one chunk. Returns per-line statuses when `collect`."""
     chunk_lines = chunk.table  # noqa: F841  (read by name in the SQL)
     # Lenient fast path for every line, then the exact path for the lines it could not clear.
-    con.execute(parsed(con, fast_sql("chunk_lines", kind)))
+    con.execute(parsed(con, keyed(fast_sql("chunk_lines", kind))))
     staged_fast = to_arrow(con, STAGE_BATCH)
     return _redo_and_store(con, known, staged_fast, chunk.table, chunk.bad_utf8, file_id, path,
                            kind, report, collect)
@@ -151,7 +165,7 @@ def _redo_and_store(
     if pc.all(staged_fast.column("ok")).as_py() is False:
         redo = ("(SELECT r.line_no, r.line FROM chunk_lines r SEMI JOIN "
                 "(SELECT line_no FROM staged_fast WHERE NOT ok) s ON r.line_no = s.line_no)")
-        con.execute(parsed(con, f"SELECT *, true AS ok FROM ({staged_sql(redo, kind)})"))
+        con.execute(parsed(con, keyed(f"SELECT *, true AS ok FROM ({staged_sql(redo, kind)})")))
         staged_exact = to_arrow(con, STAGE_BATCH)
     return _store_chunk(con, known, staged_fast, staged_exact, bad_utf8, file_id, path, report,
                         collect)
@@ -169,7 +183,7 @@ def _store_chunk(
     collect: bool,
 ) -> list[Status]:
     """Insert the new valid rows of a staged chunk, quarantine its bad lines."""
-    stats = _chunk_stats(con, staged_fast, staged_exact)
+    stats = _chunk_stats(staged_fast, staged_exact)
     statuses = _insert_new(con, known, staged_fast, staged_exact, stats, file_id, report, collect)
     bad = (_bad_rows(con, staged_fast, staged_exact, bad_utf8, file_id, path)
            if stats.bad or bad_utf8 else [])
@@ -191,33 +205,25 @@ def _staged(staged_exact: pa.Table | None) -> str:
 
 @dataclass
 class Stats:
-    """What one query tells about a staged chunk before anything is inserted."""
+    """What the staged chunk holds before anything is inserted."""
 
     valid: dict[str, int]  # kind -> valid rows
-    repeats: bool  # a valid id occurs twice in the chunk
     bad: int  # lines with an error
 
 
-# An event's identity key (migration 0015): the two halves of 128 bits of md5 over kind and
-# event_id, stable across DuckDB versions.
-KEY_SQL = "md5_number(kind || chr(31) || event_id)"
-KEY_HALVES = "(id_key >> 64)::UBIGINT AS key_hi, (id_key & 18446744073709551615::UHUGEINT)::UBIGINT AS key_lo"
-
-
-def _chunk_stats(con: duckdb.DuckDBPyConnection, staged_fast: pa.Table,
-                 staged_exact: pa.Table | None) -> Stats:
-    """Per kind the valid rows, whether an id repeats, and how many lines are bad. One query:
-    a collector round pays per statement."""
-    stats = Stats({}, False, 0)
-    for k, valid, total, distinct in con.execute(parsed(
-        con, f"SELECT kind, err IS NULL, count(*), count(DISTINCT event_id) "
-        f"FROM {_staged(staged_exact)} GROUP BY ALL")
-    ).fetchall():
-        if not valid:
-            stats.bad += total
-            continue
-        stats.valid[k] = total
-        stats.repeats |= distinct < total
+def _chunk_stats(staged_fast: pa.Table, staged_exact: pa.Table | None) -> Stats:
+    """Per kind the valid rows, and how many lines are bad: counted in Arrow, not by a query
+    (a collector round pays a few ms a statement)."""
+    stats = Stats({}, 0)
+    parts = [staged_fast] if staged_exact is None else [
+        staged_fast.filter(staged_fast.column("ok")), staged_exact]
+    for t in parts:
+        ok = t.column("err").is_null()
+        n_ok = int(pc.sum(ok).as_py() or 0)
+        stats.bad += t.num_rows - n_ok
+        kinds = t.column("kind") if n_ok == t.num_rows else t.column("kind").filter(ok)
+        for d in pc.value_counts(kinds).to_pylist():
+            stats.valid[d["values"]] = stats.valid.get(d["values"], 0) + d["counts"]
     return stats
 
 
@@ -246,10 +252,7 @@ def _insert_new(
     if not stats.valid:
         return []
     valid = _valid_rows(con, staged_fast, staged_exact)
-    con.execute(parsed(con,
-        f"""SELECT line_no, {KEY_HALVES} FROM (
-              SELECT line_no, event_id, {KEY_SQL} AS id_key FROM valid)"""))
-    keys = to_arrow(con, STAGE_BATCH)
+    keys = valid.select(["line_no", "key_hi", "key_lo"])  # staged with the rows (`keyed`)
     # New = its key is not in event_identity yet, and the first occurrence within this chunk.
     # The stored keys are held whole in memory (store/identity_keys.py), so both new events and
     # duplicates (a re-ingest, a retried batch) are decided there: no read of the table,
@@ -259,7 +262,7 @@ def _insert_new(
         keys = keys.filter(pa.array(~stored))
     # The first-occurrence window only runs when the chunk repeats an id (rare: a retried
     # batch, a file concatenated with itself).
-    if stats.repeats:
+    if repeats(keys.column("key_hi"), keys.column("key_lo")):
         con.execute(parsed(con, "SELECT * FROM keys QUALIFY row_number() OVER "
                                 "(PARTITION BY key_hi, key_lo ORDER BY line_no) = 1"))
         fresh = to_arrow(con, STAGE_BATCH)

@@ -35,7 +35,7 @@ from alphatrace.events.fields import ENVELOPE, SPECS, Field, Kind
 from alphatrace.sql import lit
 from alphatrace.store.connection import Store
 from alphatrace.store.encode_events import encode_lines
-from alphatrace.store.ingest import STAGE_BATCH, EventResult, IngestReport, ingest_staged
+from alphatrace.store.ingest import STAGE_BATCH, EventResult, IngestReport, ingest_staged, keyed
 from alphatrace.store.statements import parsed, to_arrow
 from alphatrace.store.validate_sql import ALL_FIELDS, FIELD_TYPES, _ts_text, typed_ok
 
@@ -94,7 +94,7 @@ FROM (
 )"""
 
 
-STAGED_SQL = _staged_sql()
+STAGED_SQL = keyed(_staged_sql())
 
 
 @functools.lru_cache(maxsize=1024)
