@@ -178,6 +178,6 @@ def test_repeats_is_whether_a_key_occurs_twice(keys: list[tuple[int, int]], dup:
     """Against a set of whole keys; keys sharing a high half (HALF's small values) are the
     case the low halves decide."""
     if dup and keys:
-        keys = keys + [data.draw(st.sampled_from(keys))]
+        keys = [*keys, data.draw(st.sampled_from(keys))]
         keys = data.draw(st.permutations(keys))
     assert repeats(*_halves(keys)) == (len(set(keys)) < len(keys))
