@@ -189,23 +189,24 @@ class Newest:
 
 def newest_times(con: duckdb.DuckDBPyConnection, keys: Iterable[SubjectKey] | None = None
                  ) -> dict[SubjectKey, Newest]:
-    """Each subject's newest record by seq (of `keys`, default every subject), read from four
-    columns."""
+    """Each subject's newest record by seq (of `keys`, default every subject): its seq found
+    by a plain grouped max, then three columns of those rows (several times cheaper than
+    ranking or arg_max over a long log)."""
     if not has_log(con):
         return {}
+    wanted = None if keys is None else set(keys)
+    if wanted is not None and not wanted:
+        return {}
     scopes = ", ".join(f"'{sc}'" for sc in SCOPES)
-    sql = (f"SELECT scope, subject, max(seq), arg_max(action, seq), arg_max(as_of, seq) "
-           f"FROM decisions WHERE scope IN ({scopes})")
-    params: list[object] = []
-    if keys is not None:
-        wanted = sorted(set(keys))
-        if not wanted:
-            return {}
-        sql += " AND (scope, subject) IN (SELECT unnest(?, recursive := true))"
-        params.append([{"scope": sc, "subject": s} for sc, s in wanted])
-    rows = con.execute(sql + " GROUP BY scope, subject", params).fetchall()
-    return {(str(sc), str(s)): Newest(int(q), str(a), at)
-            for sc, s, q, a, at in rows if at is not None}
+    rows = con.execute(f"SELECT scope, subject, seq, action, as_of FROM decisions WHERE seq IN "
+                       f"(SELECT max(seq) FROM decisions WHERE scope IN ({scopes}) "
+                       "GROUP BY scope, subject)").fetchall()
+    out = {}
+    for sc, s, q, a, at in rows:
+        key = (str(sc), str(s))
+        if at is not None and (wanted is None or key in wanted):
+            out[key] = Newest(int(q), str(a), at)
+    return out
 
 
 def out_of_order(newest: Mapping[SubjectKey, Newest],
