@@ -167,7 +167,7 @@ def test_evaluating_twice_gives_identical_decisions(
     again = shared.gates.evaluation(SEED, catch_up=False, as_of=as_of, record=False)
     hashed = ("seq", "eval_id", "prev_hash", "hash", "created_at", "actor", "hash_version")
     assert [{k: v for k, v in r.items() if k not in hashed} for r in recs] == [
-        {k: v for k, v in d.items() if k not in ("changed", "seq", "hash")}
+        {k: v for k, v in d.items() if k not in ("changed", "not_recorded", "seq", "hash")}
         for d in again["decisions"]]
     assert again["changed"] == 0 and again["evaluated"] == len(recs)
     assert shared.audit_verify()["ok"]

@@ -1,12 +1,12 @@
-"""The lifecycle at a knowledge time, and the points of a duration window, on logs whose
-records are not written in as_of order: `audit verify` must pass what alphatrace wrote.
+"""The lifecycle at a knowledge time, and the points of a duration window: `audit verify` must
+pass what alphatrace wrote.
 
-Two logs alphatrace writes out of as_of order: a catch-up after a revive records points
-between the subject's previous record and the revive's time (each stamped with its point), and
-a `--once --as-of T` in the past is written after records stamped later than T. The lifecycle at
-T is each subject's newest record stamped at or before T, newest by (as_of, seq)
-(docs/governance.md, "--as-of T ... the lifecycle as it was at T"; "a revive counts after the
-kill it lifts and from then on"). Expected records worked out by hand below, one agent, no
+Records of a subject are appended in as_of order (`journal.out_of_order`): a catch-up after a
+revive resumes the subject at the revive's time, and a `--once --as-of T` in the past records no
+subject whose newest record is later than T (it reports it). The lifecycle at T is each
+subject's newest record stamped at or before T, newest by (as_of, seq) (docs/governance.md,
+"--as-of T ... the lifecycle as it was at T"); `lifecycle.History` also reads logs written
+before that rule, out of as_of order. Expected records worked out by hand below, one agent, no
 strategy (so no strategy subject and no cascade)."""
 
 from __future__ import annotations
@@ -86,18 +86,17 @@ def test_runs_leaving_a_duration_window_are_points_without_new_runs(db: Database
         whole.close()
 
 
-def test_a_catch_up_after_a_revive_decides_earlier_points_in_the_kill(db: Database) -> None:
+def test_a_catch_up_after_a_revive_resumes_the_subject_at_the_revive(db: Database) -> None:
     """A is revived when the newest knowledge time is h4 (B's run), before the catch-up reaches
-    h3 and h4. At h3 the revive has not happened yet: A is still killed (hold, killed); at h4 it
-    has: A is a candidate again, its window (A0002) inconclusive. The h3 record is written after
-    the revive but stamped before it; the audit judges it in the lifecycle at h3."""
+    h3 and h4. The catch-up resumes A at the revive's time: no point of A before h4 (A0000
+    leaving the window at h3 was a point before the revive); at h4 A is a candidate again,
+    its window (A0002; A0001, known at h1, left it at h4) inconclusive."""
     losing_a(db)
     insert(db.con, [run("B0000", "B", 1.0, hour=4, strategy=None)])
     db.revive("A", "reviewed", actor="tester")
     before = seq(db)
     db.gates.evaluate(TIMED)
     assert log(db, before - 1) == [("A", "revive", None, False, "candidate", 4.0),
-                                   ("A", "hold", None, False, "killed", 3.0),
                                    ("A", "inconclusive", None, False, "candidate", 4.0),
                                    ("B", "inconclusive", None, False, "candidate", 4.0)]
     assert journal.lifecycle_states(db.con, h(3.5))[("agent", "A")] == "killed"
@@ -119,20 +118,25 @@ def promoted_then_killed(db: Database) -> None:
 
 def test_a_past_once_is_judged_in_the_lifecycle_at_its_as_of(db: Database) -> None:
     """`--once --as-of h1.5` with a 1-run window: A0001 (+50) promotes, and at h1.5 A was
-    promoted (its kill is at h2): promote, news (other evidence than the h1 record). Written
-    after the h2 kill, it is still a promotion of a promoted agent, not of a killed one."""
+    promoted (its kill is at h2): promote, news (other evidence than the h1 record). A's
+    newest record (the h3 hold) is later than h1.5: reported, not recorded, so A stays
+    killed."""
     promoted_then_killed(db)
     before = seq(db)
-    db.gates.evaluate(count_policy(1, 1), as_of=h(1.5), once=True)
-    assert log(db, before) == [("A", "promote", "promote_ok", False, "promoted", 1.5)]
+    doc = db.gates.evaluation(count_policy(1, 1), as_of=h(1.5), once=True)
+    assert [(d["subject"], d["action"], d["state"], d["changed"], d["seq"])
+            for d in doc["decisions"]] == [("A", "promote", "promoted", True, None)]
+    assert doc["decisions"][0]["not_recorded"].startswith(
+        "agent A has a newer record (hold at seq 4, as of 2024-01-01T03:00:00.000000Z)")
+    assert log(db, before) == []
+    assert journal.lifecycle_states(db.con)[("agent", "A")] == "killed"
     assert db.audit_verify()["problems"] == []
 
 
 def test_an_evaluation_after_a_past_once_sees_the_later_kill(db: Database) -> None:
-    """After the h1.5 promotion, `--once --as-of h4`: the window (A0003, +100) promotes, but at
-    h4 A is killed (h2 kill, h3 hold): the newest record by as_of is the h3 hold, not the h1.5
-    promotion written last. So: hold, blocked, state killed (a kill blocks promotions; only a
-    revive lifts it)."""
+    """After the h1.5 evaluation, `--once --as-of h4`: the window (A0003, +100) promotes, but
+    at h4 A is killed (h2 kill, h3 hold). So: hold, blocked, state killed (a kill blocks
+    promotions; only a revive lifts it)."""
     promoted_then_killed(db)
     db.gates.evaluate(count_policy(1, 1), as_of=h(1.5), once=True)
     assert journal.lifecycle_states(db.con, h(4))[("agent", "A")] == "killed"

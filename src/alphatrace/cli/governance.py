@@ -44,6 +44,14 @@ AsOfOption = Annotated[
                  "offset), epoch seconds or ms, or a span back from now (7d). Default: the "
                  "newest run in the ledger."),
 ]
+EvalAsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Judge with the runs known by this time and the lifecycle as "
+                 "it was then: ISO 8601 (UTC if no offset), epoch seconds or ms, or a span back "
+                 "from now (7d). Default: the newest run in the ledger. A subject whose newest "
+                 "record is later than this time is reported, not recorded (its current state "
+                 "stays)."),
+]
 ScopeOption = Annotated[
     str | None, typer.Option("--scope", help="agent | strategy, when a name is both.")
 ]
@@ -227,9 +235,11 @@ def _decision_rows(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
     rows = []
     for r in recs:
         row = {k: r.get(k) for k in ("seq", "scope", "subject", "action", "rule", "state")}
-        row["note"] = (f"from {r['cascade_from']}" if r.get("cascade_from")
-                       else "blocked: killed" if r.get("blocked")
-                       else "evaluation failed" if r.get("action") == "error" else None)
+        notes = [f"from {r['cascade_from']}" if r.get("cascade_from")
+                 else "blocked: killed" if r.get("blocked")
+                 else "evaluation failed" if r.get("action") == "error" else None,
+                 "not recorded" if r.get("not_recorded") else None]
+        row["note"] = "; ".join(n for n in notes if n) or None
         row.update({k: r["metrics"].get(k) for k in metric_cols})
         rows.append(row)
     cols = ["seq", "scope", "subject", "action", "rule", "state", "note", *metric_cols]
@@ -240,12 +250,15 @@ def _decision_rows(recs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
 def gates_evaluate(
     ctx: typer.Context,
     policy: PolicyOption = None,
-    as_of: AsOfOption = None,
+    as_of: EvalAsOfOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide but do not append to the "
                                           "decision log.")] = False,
     once: Annotated[bool, typer.Option("--once", help="One evaluation at --as-of (default: "
                                        "the newest knowledge time) instead of catching up "
-                                       "over every knowledge time since the last one.")] = False,
+                                       "over every knowledge time since the last one. In the "
+                                       "past, it records only subjects with no record after "
+                                       "--as-of; the others are shown, noted 'not "
+                                       "recorded'.")] = False,
     engine: EngineOption = None,
     tables: TablesOption = None,
     db: DbOption = None,
@@ -273,6 +286,7 @@ def gates_evaluate(
     if dry_run:
         cols.remove("seq")
     n, unchanged = doc["evaluated"], sum(1 for x in doc["decisions"] if not x["changed"])
+    held = sum(1 for x in shown if x["not_recorded"])
     if not shown:
         console.print(f"no change ({n} subject{'s' if n != 1 else ''} evaluated"
                       + (f", as of {doc['as_of']}" if doc["as_of"] else "") + ")", highlight=False)
@@ -281,12 +295,15 @@ def gates_evaluate(
     counts = Counter(r["action"] for r in shown)
     console.print(", ".join(f"{k}: {counts[k]}" for k in
                             ("promote", "kill", "hold", "inconclusive", "error") if counts[k])
+                  + (f"; {held} not recorded (newer record)" if held else "")
                   + (f"; {unchanged} unchanged, not recorded" if unchanged else "")
                   + f"  (as of {doc['as_of']}, policy {gp.hash[:12]})", highlight=False)
     for r in shown:
         if r["action"] == "error":
             err_console.print(f"[red]error:[/] {r['scope']} {r['subject']}: {r['reason']} "
                               f"(state stays {r['state']})", highlight=False)
+        if r.get("not_recorded"):
+            err_console.print(f"[yellow]not recorded:[/] {r['not_recorded']}", highlight=False)
 
 
 def _say_signed(sh: signing.SignedHead | None, quiet: bool) -> None:

@@ -8,7 +8,7 @@ pure computations, and appends decisions to the log inside one transaction.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ class Gates:
         every knowledge time since the progress mark up to `as_of` (see docs/governance.md,
         Catch-up); `once=True` (or `catch_up=False`): one evaluation at `as_of`."""
         doc = self._run(policy, as_of, record, catch_up and not once)
-        return doc["records"] if record else [d for d, _ in doc["decisions"]]
+        return doc["records"] if record else [d for d, _, _ in doc["decisions"]]
 
     @utc_result
     def evaluation(self, policy: PolicySource = None, as_of: AsOf = None, *,
@@ -75,16 +75,17 @@ class Gates:
                    once: bool = False) -> dict[str, Any]:
         """Like `evaluate`, but about every subject evaluated: `{"as_of", "policy_hash",
         "recorded" (written, not a dry run), "evaluated", "changed", "decisions"}`, each
-        decision with `changed` (news: recorded, or would be) and the `seq` and `hash` of its
-        record (null when not recorded)."""
+        decision with `changed` (news at its as-of), `not_recorded` (why news is not appended:
+        its subject has a newer record, `journal.out_of_order`; else null) and the `seq` and
+        `hash` of its record (null when not recorded)."""
         gp = load_governance(policy)
         doc = self._run(gp, as_of, record, catch_up and not once)
         recs = iter(doc["records"])
         decisions = []
-        for d, news in doc["decisions"]:
-            rec = next(recs) if news and record else {}
-            decisions.append({**d, "changed": news, "seq": rec.get("seq"),
-                              "hash": rec.get("hash")})
+        for d, news, why in doc["decisions"]:
+            rec = next(recs) if news and why is None and record else {}
+            decisions.append({**d, "changed": news, "not_recorded": why,
+                              "seq": rec.get("seq"), "hash": rec.get("hash")})
         return {"as_of": doc["as_of"], "policy_hash": gp.hash, "recorded": record,
                 "evaluated": len({(d["scope"], d["subject"]) for d in decisions}),
                 "changed": sum(d["changed"] for d in decisions),
@@ -113,7 +114,7 @@ class Gates:
             return {"as_of": None, "records": [], "decisions": []}
         # read before the write transaction: a query that fails there would abort it
         reads = self.reads
-        p = reads.plan(gp, marks, target)
+        p = reads.plan(gp, resume_marks(con, marks), target)
         revived = replay.revived(con, target)
         for t in revived:
             p.by_time.setdefault(t, [])
@@ -133,7 +134,7 @@ class Gates:
             out += [final[k] for k in sorted(final) if not final[k][1]]
             return out
 
-        def advance(_: list[tuple[Decision, bool]]) -> None:
+        def advance(_: list[tuple[Decision, bool]], __: set[SubjectKey]) -> None:
             replay.save_progress(con, p.subjects, target)
             replay.save_files(con, p.files)
 
@@ -153,36 +154,65 @@ class Gates:
                   else [])
             return [(d, novelty.is_news(last.get(d.key), d.content())) for d in ds]
 
-        def advance(decisions: list[tuple[Decision, bool]]) -> None:
+        def advance(decisions: list[tuple[Decision, bool]], held: set[SubjectKey]) -> None:
             if when is not None:  # a later catch-up starts after `when` for these subjects
                 marks = replay.progress(con)
-                replay.save_progress(con, {d.key for d, _ in decisions
-                                           if d.key not in marks or marks[d.key] < when}, when)
+                replay.save_progress(con, {d.key for d, _ in decisions if d.key not in held
+                                           and (d.key not in marks or marks[d.key] < when)},
+                                     when)
 
         return self._settle(gp, when, decided, record, advance)
 
     def _settle(self, gp: GovernancePolicy, as_of: dt.datetime | None,
                 decide: Callable[[], list[tuple[Decision, bool]]], record: bool,
-                progress: Callable[[list[tuple[Decision, bool]]], None]) -> dict[str, Any]:
+                progress: Callable[[list[tuple[Decision, bool]], set[SubjectKey]], None]
+                ) -> dict[str, Any]:
         """Decide; when recording, inside one transaction that also appends the news (which
-        queues its notifications) and moves the progress marks, so a failure leaves none."""
+        queues its notifications) and moves the progress marks, so a failure leaves none.
+        News about a subject with a newer record is reported with why, not appended
+        (`journal.held_back`: a past evaluation never replaces today's lifecycle); the other
+        subjects are recorded as usual."""
         if not record:
             decisions = decide()
+            why = self._held(decisions)
             records: list[dict[str, Any]] = []
         else:
             with self.store.transaction():
                 upgrade.ensure_current(self.store)
                 decisions = decide()
-                records = journal.append(self.store, [d for d, news in decisions if news],
-                                         gp.decision_body(), notify=gp.notify)
-                progress(decisions)
+                why = self._held(decisions)
+                records = journal.append(self.store, [d for (d, news), w in zip(
+                    decisions, why, strict=True) if news and w is None],
+                    gp.decision_body(), notify=gp.notify)
+                progress(decisions, {d.key for (d, _), w in zip(decisions, why, strict=True)
+                                     if w is not None})
         return {"as_of": ts_text(as_of), "records": records,
-                "decisions": [(d.content(), news) for d, news in decisions]}
+                "decisions": [(d.content(), news, w) for (d, news), w in
+                              zip(decisions, why, strict=True)]}
+
+    def _held(self, decisions: list[tuple[Decision, bool]]) -> list[str | None]:
+        """Per decision: why its news is not appended (None: it is, or it is not news)."""
+        news = [d for d, n in decisions if n]
+        why = iter(journal.held_back(self.store.con, news))
+        return [next(why) if n else None for _, n in decisions]
 
     @utc_result
     def backtest(self, policy: PolicySource = None) -> dict[str, Any]:
         """Replay the policy run by run over the whole history; see docs/governance.md."""
         return backtest.run(self.store.con, load_governance(policy), self.reads)
+
+
+def resume_marks(con: duckdb.DuckDBPyConnection, marks: Mapping[SubjectKey, dt.datetime]
+                 ) -> dict[SubjectKey, dt.datetime]:
+    """Where a catch-up resumes each subject: its progress mark, or its newest record's as_of
+    when that is later (a revive stamped at a knowledge time the subject was not evaluated to,
+    a cascade), so it judges no point before a record already in the log
+    (`journal.out_of_order`)."""
+    out = dict(marks)
+    for key, n in journal.newest_times(con).items():
+        if key not in out or out[key] < n.as_of:
+            out[key] = n.as_of
+    return out
 
 
 def resolve_subject(store: Store, subject: str, scope: str | None) -> SubjectKey:

@@ -279,14 +279,22 @@ def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
             redecider: redecide.Redecide | None = None,
             policies: Policies | None = None) -> list[Problem]:
     """Re-decide every evaluation from the store and its stored policy; report differences,
-    each naming the record's seq, its subject and the fields. `redecider`: how (default: the
+    each naming the record's seq, its subject and the fields. A subject an evaluation would
+    decide news about but whose newest record before it is later is not expected in it (the
+    evaluation held it back: `journal.out_of_order`). `redecider`: how (default: the
     windows of one replay plan per policy, governance.redecide)."""
     if redecider is None:
         redecider = _redecider(StoreReads(con), order)
     policies = policies or Policies(con)
     problems: list[Problem] = []
     differs: set[int] = set()  # records named inputs_changed: later novelty follows from them
+    newest: dict[SubjectKey, str] = {}  # each subject's newest record's as_of, in chain order
+    done: list[dict[str, Any]] = []
     for grp, pre, _, last in evaluations(order):
+        for r in done:
+            if r["scope"] != CHAIN_SCOPE and r["as_of"] is not None:
+                newest[(str(r["scope"]), str(r["subject"]))] = str(r["as_of"])
+        done = grp
         gate = [r for r in grp if r["action"] in EVALUATED]
         if not gate:
             continue
@@ -339,6 +347,8 @@ def recheck(con: duckdb.DuckDBPyConnection, order: list[dict[str, Any]],
                 continue  # what the evaluation compared with is named already, or removed
             if not is_news(prior, fresh[key]):
                 continue  # an unchanged decision is not recorded again
+            if newest.get(key, "") > str(first["as_of"]):
+                continue  # its subject has a newer record: not recorded (journal.out_of_order)
             problems.append(_problem(gate[-1]["seq"], "inputs_changed",
                                      f"evaluation {first['eval_id']} would now also decide "
                                      f"{key[0]} {key[1]!r} ({fresh[key]['action']})"))

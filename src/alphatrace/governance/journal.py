@@ -7,6 +7,11 @@ place `audit verify` can name. Records written before migration 0009 carry hash_
 
 The lifecycle is not stored apart from the chain: `lifecycle_states` reads each subject's state
 from its newest record (the `lifecycle` view of migration 0009 does the same in SQL).
+
+Records of a subject are appended in knowledge-time order (`out_of_order`, checked by `write`
+for every writer): a record is stamped at or after its subject's newest record's as_of. So the
+newest record by seq (the current lifecycle) is also the newest by (as_of, seq) (the lifecycle
+as of any later time), and a past evaluation can never replace today's state.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -23,7 +29,7 @@ import pyarrow as pa
 from alphatrace.errors import GovernanceError
 from alphatrace.governance.canon import GENESIS, canonical_json, sha256_hex, ts_text
 from alphatrace.governance.gates import Decision
-from alphatrace.governance.lifecycle import State, SubjectKey
+from alphatrace.governance.lifecycle import CHAIN_SCOPE, State, SubjectKey
 from alphatrace.governance.policy import SCOPES
 from alphatrace.notify import outbox
 from alphatrace.notify.config import NotifySection
@@ -172,6 +178,66 @@ def newest_revives(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, dt.da
     return [(str(sc), str(s), at) for sc, s, at in rows]
 
 
+@dataclass(frozen=True)
+class Newest:
+    """A subject's newest record (by seq): the earliest as_of a record may be appended at."""
+
+    seq: int
+    action: str
+    as_of: dt.datetime
+
+
+def newest_times(con: duckdb.DuckDBPyConnection, keys: Iterable[SubjectKey] | None = None
+                 ) -> dict[SubjectKey, Newest]:
+    """Each subject's newest record by seq (of `keys`, default every subject): its seq found
+    by a plain grouped max, then three columns of those rows (several times cheaper than
+    ranking or arg_max over a long log)."""
+    if not has_log(con):
+        return {}
+    wanted = None if keys is None else set(keys)
+    if wanted is not None and not wanted:
+        return {}
+    scopes = ", ".join(f"'{sc}'" for sc in SCOPES)
+    rows = con.execute(f"SELECT scope, subject, seq, action, as_of FROM decisions WHERE seq IN "
+                       f"(SELECT max(seq) FROM decisions WHERE scope IN ({scopes}) "
+                       "GROUP BY scope, subject)").fetchall()
+    out = {}
+    for sc, s, q, a, at in rows:
+        key = (str(sc), str(s))
+        if at is not None and (wanted is None or key in wanted):
+            out[key] = Newest(int(q), str(a), at)
+    return out
+
+
+def out_of_order(newest: Mapping[SubjectKey, Newest],
+                 items: Sequence[tuple[SubjectKey, dt.datetime | None]]) -> list[str | None]:
+    """The rule every record obeys: a record about a subject is appended only at an as_of at
+    or after its newest record's (`newest`, then the items before it). Per item, None when it
+    may be appended, else why not. Records about the chain itself, or without an as_of, are
+    no subject's lifecycle and always may."""
+    floor: dict[SubjectKey, tuple[dt.datetime, str]] = {
+        k: (n.as_of, f"{n.action} at seq {n.seq}") for k, n in newest.items()}
+    out: list[str | None] = []
+    for key, as_of in items:
+        before = floor.get(key)
+        if key[0] == CHAIN_SCOPE or as_of is None:
+            out.append(None)
+        elif before is not None and as_of < before[0]:
+            out.append(f"{key[0]} {key[1]} has a newer record ({before[1]}, as of "
+                       f"{ts_text(before[0])}): a record as of {ts_text(as_of)} would replace "
+                       "its current state with an older one")
+        else:
+            floor[key] = (as_of, "this evaluation")
+            out.append(None)
+    return out
+
+
+def held_back(con: duckdb.DuckDBPyConnection, decisions: Sequence[Decision]) -> list[str | None]:
+    """`out_of_order` for decisions about to be appended in this order, against the log."""
+    items = [(d.key, d.as_of) for d in decisions]
+    return out_of_order(newest_times(con, [k for k, _ in items]), items)
+
+
 def legacy_count(con: duckdb.DuckDBPyConnection) -> int:
     """Records still hashed under v1 (written before migration 0009, not yet re-chained)."""
     if not has_log(con):
@@ -221,8 +287,14 @@ def write(store: Store, items: Sequence[tuple[dict[str, Any], dt.datetime | None
     """Chain and insert records given as (content, as_of): content is Decision.content()'s
     shape; one eval_id per evaluation time (a catch-up evaluates at several knowledge times,
     each its own evaluation; consecutive items with the same as_of share one); the head moves
-    to the last one."""
+    to the last one. Refuses (GovernanceError, nothing written) items that break
+    `out_of_order`: every writer's records pass here."""
     con = store.con
+    keyed = [((str(c["scope"]), str(c["subject"])), as_of) for c, as_of in items]
+    why = out_of_order(newest_times(con, [k for k, _ in keyed if k[0] != CHAIN_SCOPE]), keyed)
+    bad = next((w for w in why if w is not None), None)
+    if bad is not None:
+        raise GovernanceError(f"not appended: {bad}")
     seq, prev, eval_id = _last(con)
     now_text = ts_text(at)
     recs: list[dict[str, Any]] = []

@@ -71,10 +71,11 @@ class History:
 
     The lifecycle at T is each subject's newest record among those whose `as_of` is at or
     before T, newest by (as_of, chain order): a decision counts from the knowledge time it was
-    decided at and a revive from its time, whatever order they were written in. Two kinds of
-    records are written after records stamped later than themselves: a `--once --as-of T` in
-    the past, and a catch-up's points between a subject's previous record and its revive (the
-    catch-up stamps each decision with its point). `gates evaluate` judges with this lifecycle
+    decided at and a revive from its time. alphatrace appends each subject's records in as_of
+    order (`journal.out_of_order`), so on its logs this is also chain order per subject; logs
+    written before that rule may hold records written after records stamped later than
+    themselves (a past `--once --as-of T`, a catch-up's points before a revive, a revive
+    stamped with the wall clock), read here in as_of order. `gates evaluate` judges with this lifecycle
     (`journal.lifecycle_states` and `newest_records` with an as-of read the same in SQL, and
     `replay.Walk` applies later records in this order) and `audit verify` re-derives it here.
     `as_of` is compared as the records carry it (`canon.ts_text`, which sorts as time);
