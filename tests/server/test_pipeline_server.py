@@ -125,6 +125,35 @@ def test_runs_that_arrive_after_later_runs_were_judged_count(
     assert max(p["seq"] for p in problems) <= first
 
 
+def test_late_runs_found_by_0022_are_kept_through_the_upgrade_to_0023(
+        tmp_path: Path, batch_state: dict[str, Any]) -> None:
+    """A store left by 0022's code: its last catch-up saw the files of runs 5 and 6
+    (`gate_files`), then runs 0-4 arrived and were reconciled. Migration 0023 carries those
+    runs over as changed, so the first catch-up after the upgrade judges them at the marks."""
+    late = {f"{a}-{i}" for a in ("Loser", "Winner", "Mixed", "Idle") for i in (5, 6)}
+    cfg = PipelineConfig.load(SEED)
+    db = tmp_path / "old.duckdb"
+    with Store(db) as store:
+        bars(store)
+        ingest_events(store, [e for e in EVENTS if e["run_id"] in late])
+        reconcile(store, cfg.reconcile)
+        Gates(store).evaluate(cfg.governance)
+        seen = store.con.execute("SELECT max(file_id) FROM ingested_files").fetchall()[0][0]
+        ingest_events(store, [e for e in EVENTS if e["run_id"] not in late])
+        reconcile(store, cfg.reconcile)
+        # as 0022 left it: its mark, none of 0023's tables
+        store.con.execute("DROP TABLE ledger_changes; DROP TABLE gate_seen; "
+                          "CREATE TABLE gate_files (seen BIGINT NOT NULL); "
+                          "DELETE FROM schema_migrations WHERE version = 23")
+        store.con.execute("INSERT INTO gate_files VALUES (?)", [seen])
+    with Store(db) as store:  # migrated
+        assert store.con.execute("SELECT DISTINCT seq FROM ledger_changes").fetchall() == [(2,)]
+        assert {r for (r,) in store.con.execute("SELECT run_id FROM ledger_changes").fetchall()
+                } == {e["run_id"] for e in EVENTS} - late
+        Gates(store).evaluate(cfg.governance)
+    assert final_state(db) == batch_state
+
+
 # The same runs, with runs 0-4 of every agent on ETH: their exit bars (all of ETH's) can arrive
 # after runs 5 and 6 (on BTC) were judged, with no new event at all.
 ON_ETH = [{**e, "symbol": "ETH"} if e["type"] == "alpha" and int(e["run_id"].rsplit("-")[1]) < 5
