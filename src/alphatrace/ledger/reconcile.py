@@ -15,6 +15,8 @@ the first reconcile, after a policy change, when the code that builds it changed
 (`ledger_build`), or when the event tables no longer add up to what the ledger counted plus
 the new files (an event removed, or rows written other than by ingest). The result equals a
 from-scratch rebuild; the tests check that on random histories split into random batches.
+Whichever way the rows were rebuilt, the runs whose row was added or now differs are appended
+to `ledger_changes` with this reconcile's seq (migration 0023): the gates' late runs.
 
 What the last reconcile left is recorded so the next one does not recount it (migration 0016):
 its `reconcile_log` row (policy, legs, runs, newest file, the telemetry and pnl rows then), the
