@@ -213,6 +213,33 @@ def test_runs_priced_by_market_data_after_later_runs_were_judged_count(
     assert final_state(db) == eth_batch_state
 
 
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(1, len(ON_ETH) - 1), max_size=5, unique=True),
+       market=st.integers(0, 6))
+def test_any_batching_with_the_market_arriving_anywhere_ends_as_batch(
+        tmp_path_factory: pytest.TempPathFactory, eth_batch_state: dict[str, Any],
+        cuts: list[int], market: int) -> None:
+    """The events in random batches, ETH's bars before the `market`-th of them (or after the
+    last), each batch reconciled and judged (`ingest`, `reconcile`, `gates evaluate`): batch's end."""
+    cfg = PipelineConfig.load(SEED)
+    bounds = [0, *sorted(cuts), len(ON_ETH)]
+    db = tmp_path_factory.mktemp("eth_any") / "s.duckdb"
+    with Store(db) as store:
+        bars(store)
+        for k, (a, b) in enumerate(pairwise(bounds)):
+            if k == market:
+                eth_bars(store)
+            ingest_events(store, ON_ETH[a:b])
+            reconcile(store, cfg.reconcile)
+            Gates(store).evaluate(cfg.governance)
+        if market >= len(bounds) - 1:  # after the last batch
+            eth_bars(store)
+            reconcile(store, cfg.reconcile)
+            Gates(store).evaluate(cfg.governance)
+    assert final_state(db) == eth_batch_state
+
+
 def test_exit_bars_posted_to_the_server_after_later_runs_were_judged_count(
         tmp_path: Path, eth_batch_state: dict[str, Any]) -> None:
     """The same through `alphatrace serve`: the events, then ETH's bars on /v1/market/bars;
