@@ -121,7 +121,7 @@ def exclude(con: duckdb.DuckDBPyConnection, run_ids: Iterable[str]) -> None:
 
 
 GOV_TABLES = ("ledger", "decisions", "governance_policies", "decision_head", "signed_heads",
-              "run_exclusions", "gate_progress", "gate_files")
+              "run_exclusions", "gate_progress", "gate_seen", "ledger_changes")
 
 
 def reset(con: duckdb.DuckDBPyConnection) -> None:

@@ -3,6 +3,7 @@ batchings, a kill -9 mid-stream loses and double-counts nothing, the flags and /
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import alphatrace as at
+from alphatrace.governance import journal
 from alphatrace.governance.api import Gates
 from alphatrace.ledger.reconcile import reconcile
 from alphatrace.server.pipeline import PipelineConfig
@@ -25,7 +27,7 @@ from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_events
 from tests.policies import SEED, SEED_FLAG
 from tests.server.conftest import Server, start_server
-from tests.server.test_pipeline import bars, run_events
+from tests.server.test_pipeline import T0, bars, run_events
 
 # Agents whose lifecycle does not depend on when the gates were evaluated (a loser is killed
 # from its 5th run on, a winner promoted, a flat one stays a candidate; Mixed loses more than
@@ -121,6 +123,136 @@ def test_runs_that_arrive_after_later_runs_were_judged_count(
     # late runs came now see more runs known by their as-of, and it says so.
     assert problems and {p["kind"] for p in problems} == {"inputs_changed"}
     assert max(p["seq"] for p in problems) <= first
+
+
+def test_late_runs_found_by_0022_are_kept_through_the_upgrade_to_0023(
+        tmp_path: Path, batch_state: dict[str, Any]) -> None:
+    """A store left by 0022's code: its last catch-up saw the files of runs 5 and 6
+    (`gate_files`), then runs 0-4 arrived and were reconciled. Migration 0023 carries those
+    runs over as changed, so the first catch-up after the upgrade judges them at the marks."""
+    late = {f"{a}-{i}" for a in ("Loser", "Winner", "Mixed", "Idle") for i in (5, 6)}
+    cfg = PipelineConfig.load(SEED)
+    db = tmp_path / "old.duckdb"
+    with Store(db) as store:
+        bars(store)
+        ingest_events(store, [e for e in EVENTS if e["run_id"] in late])
+        reconcile(store, cfg.reconcile)
+        Gates(store).evaluate(cfg.governance)
+        seen = store.con.execute("SELECT max(file_id) FROM ingested_files").fetchall()[0][0]
+        ingest_events(store, [e for e in EVENTS if e["run_id"] not in late])
+        reconcile(store, cfg.reconcile)
+        # as 0022 left it: its mark, none of 0023's tables
+        store.con.execute("DROP TABLE ledger_changes; DROP TABLE gate_seen; "
+                          "CREATE TABLE gate_files (seen BIGINT NOT NULL); "
+                          "DELETE FROM schema_migrations WHERE version = 23")
+        store.con.execute("INSERT INTO gate_files VALUES (?)", [seen])
+    with Store(db) as store:  # migrated
+        assert store.con.execute("SELECT DISTINCT seq FROM ledger_changes").fetchall() == [(2,)]
+        assert {r for (r,) in store.con.execute("SELECT run_id FROM ledger_changes").fetchall()
+                } == {e["run_id"] for e in EVENTS} - late
+        Gates(store).evaluate(cfg.governance)
+    assert final_state(db) == batch_state
+
+
+# The same runs, with runs 0-4 of every agent on ETH: their exit bars (all of ETH's) can arrive
+# after runs 5 and 6 (on BTC) were judged, with no new event at all.
+ON_ETH = [{**e, "symbol": "ETH"} if e["type"] == "alpha" and int(e["run_id"].rsplit("-")[1]) < 5
+          else e for e in EVENTS]
+
+
+def eth_rows(hours: int = 200) -> list[dict[str, Any]]:
+    """ETHUSDT 1h bars moving as BTCUSDT's (`bars`): a run prices the same on either."""
+    t0 = int(T0.replace(tzinfo=dt.UTC).timestamp() * 1000)
+    return [{"symbol": "ETHUSDT", "ts": t0 + h * 3_600_000, "open": 100.0 * 1.01 ** h,
+             "high": 100.0 * 1.01 ** h, "low": 100.0 * 1.01 ** h, "close": 100.0 * 1.01 ** h,
+             "volume": 1.0} for h in range(hours)]
+
+
+def eth_bars(store: Store) -> None:
+    store.con.executemany(
+        "INSERT INTO bars (symbol, interval_s, ts, open) VALUES ('ETHUSDT', 3600, ?, ?)",
+        [(T0 + dt.timedelta(hours=h), 100.0 * 1.01 ** h) for h in range(200)])
+
+
+@pytest.fixture(scope="module")
+def eth_batch_state(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Batch on everything at once: both markets, every event, one reconcile and catch-up."""
+    db = tmp_path_factory.mktemp("eth_batch") / "batch.duckdb"
+    cfg = PipelineConfig.load(SEED)
+    with Store(db) as store:
+        bars(store)
+        eth_bars(store)
+        ingest_events(store, ON_ETH)
+        reconcile(store, cfg.reconcile)
+        Gates(store).evaluate(cfg.governance)
+    state = final_state(db)
+    assert {(c["agent"], c["state"]) for c in state["confidence"]} == {
+        ("Loser", "killed"), ("Winner", "promoted"), ("Mixed", "killed"), ("Idle", "candidate")}
+    return state
+
+
+def test_runs_priced_by_market_data_after_later_runs_were_judged_count(
+        tmp_path: Path, eth_batch_state: dict[str, Any]) -> None:
+    """Every event arrives first, but only BTC has bars: runs 5 and 6 are judged (2 runs:
+    inconclusive) and runs 0-4 stay unpriced. Then ETH's bars arrive, and nothing else: runs
+    0-4 are priced, known before the agents' marks. The store that saw the market in two parts
+    ends as batch on everything (Loser and Mixed killed, Winner promoted)."""
+    cfg = PipelineConfig.load(SEED)
+    db = tmp_path / "late.duckdb"
+    with Store(db) as store:
+        bars(store)
+        ingest_events(store, ON_ETH)
+        reconcile(store, cfg.reconcile)
+        Gates(store).evaluate(cfg.governance)
+        assert set(journal.lifecycle_states(store.con).values()) == {"candidate"}
+        files = store.con.execute("SELECT count(*) FROM ingested_files").fetchall()
+        eth_bars(store)
+        reconcile(store, cfg.reconcile)
+        Gates(store).evaluate(cfg.governance)
+        assert store.con.execute("SELECT count(*) FROM ingested_files").fetchall() == files
+    assert final_state(db) == eth_batch_state
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(1, len(ON_ETH) - 1), max_size=5, unique=True),
+       market=st.integers(0, 6))
+def test_any_batching_with_the_market_arriving_anywhere_ends_as_batch(
+        tmp_path_factory: pytest.TempPathFactory, eth_batch_state: dict[str, Any],
+        cuts: list[int], market: int) -> None:
+    """The events in random batches, ETH's bars before the `market`-th of them (or after the
+    last), each batch reconciled and judged (`ingest`, `reconcile`, `gates evaluate`): batch's end."""
+    cfg = PipelineConfig.load(SEED)
+    bounds = [0, *sorted(cuts), len(ON_ETH)]
+    db = tmp_path_factory.mktemp("eth_any") / "s.duckdb"
+    with Store(db) as store:
+        bars(store)
+        for k, (a, b) in enumerate(pairwise(bounds)):
+            if k == market:
+                eth_bars(store)
+            ingest_events(store, ON_ETH[a:b])
+            reconcile(store, cfg.reconcile)
+            Gates(store).evaluate(cfg.governance)
+        if market >= len(bounds) - 1:  # after the last batch
+            eth_bars(store)
+            reconcile(store, cfg.reconcile)
+            Gates(store).evaluate(cfg.governance)
+    assert final_state(db) == eth_batch_state
+
+
+def test_exit_bars_posted_to_the_server_after_later_runs_were_judged_count(
+        tmp_path: Path, eth_batch_state: dict[str, Any]) -> None:
+    """The same through `alphatrace serve`: the events, then ETH's bars on /v1/market/bars;
+    the live pipeline's passes end as batch."""
+    srv = start_server(tmp_path, *SEED_FLAG, prepare=bars)
+    try:
+        post(srv, ON_ETH)
+        res = httpx.post(srv.url + "/v1/market/bars", params={"interval": "1h"},
+                         json=eth_rows(), headers=srv.auth("ingest"), timeout=60)
+        assert res.status_code == 200, res.text
+    finally:
+        srv.stop()
+    assert final_state(srv.db) == eth_batch_state
 
 
 def test_kill_9_mid_stream_then_restart_ends_as_without_a_crash(

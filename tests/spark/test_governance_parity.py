@@ -117,3 +117,36 @@ def test_demo_catch_up_on_spark_equals_the_embedded_engine(tmp_path: Path, spark
         assert _decisions(s) == _decisions(e)
     same(ok("confidence", "--db", emb, "--json"), conf)
 
+
+
+def test_runs_changed_by_market_data_are_late_on_spark_as_embedded(tmp_path: Path,
+                                                                   spark: Any) -> None:
+    """Late runs on both engines: every event first, with bars for BTC only (runs 5 and 6 of
+    every agent judged, runs 0-4 on ETH unpriced), exported and evaluated; then ETH's bars,
+    a reconcile, a new export and evaluation. The export carries `ledger_changes`, so Spark
+    judges runs 0-4 at the agents' marks as the embedded engine does: the same documents,
+    the same log, record for record, and the end batch reaches."""
+    from alphatrace.ledger.reconcile import reconcile
+    from alphatrace.server.pipeline import PipelineConfig
+    from alphatrace.store.ingest import ingest_events
+    from tests.policies import SEED
+    from tests.server.test_pipeline import bars
+    from tests.server.test_pipeline_server import ON_ETH, eth_bars
+
+    cfg = PipelineConfig.load(SEED)
+    emb = Database(tmp_path / "emb.duckdb")
+    log = Database(tmp_path / "log.duckdb")
+    lake = tmp_path / "lake"
+    bars(emb.store)
+    ingest_events(emb.store, ON_ETH)
+    for part in range(2):
+        if part:
+            eth_bars(emb.store)
+        reconcile(emb.store, cfg.reconcile)
+        export_parquet(emb.con, lake)
+        with partitions(spark, 1 + 6 * part):
+            _evaluate_both(emb, log, lake, spark, cfg.governance)
+    assert _decisions(log) == _decisions(emb)
+    states = journal.lifecycle_states(log.con)
+    assert [states.get(("agent", a)) for a in ("Loser", "Winner", "Mixed")] == [
+        "killed", "promoted", "killed"]

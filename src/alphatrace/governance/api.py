@@ -114,7 +114,7 @@ class Gates:
             return {"as_of": None, "records": [], "decisions": []}
         # read before the write transaction: a query that fails there would abort it
         reads = self.reads
-        p = reads.plan(gp, resume_marks(con, marks), target)
+        p = reads.plan(gp, resume_marks(con, marks), target, replay.seen(con))
         revived = replay.revived(con, target)
         for t in revived:
             p.by_time.setdefault(t, [])
@@ -136,7 +136,7 @@ class Gates:
 
         def advance(_: list[tuple[Decision, bool]], __: set[SubjectKey]) -> None:
             replay.save_progress(con, p.subjects, target)
-            replay.save_files(con, p.files)
+            replay.save_seen(con, p.seen)
 
         return self._settle(gp, target, walked, record, advance)
 

@@ -51,8 +51,9 @@ class Reads(replay.RunReads, Protocol):
         ...
 
     def plan(self, gp: GovernancePolicy, marks: Mapping[SubjectKey, dt.datetime],
-             target: dt.datetime) -> replay.Plan:
-        """`replay.plan`: every subject's assessments at its points after its mark."""
+             target: dt.datetime, after: int | None = None) -> replay.Plan:
+        """`replay.plan`: every subject's assessments at its points after its mark, the runs
+        changed after `after` (a `ledger_changes` seq) judged at their subject's mark."""
         ...
 
     def members(self, as_of: dt.datetime) -> Members:
@@ -87,8 +88,8 @@ class StoreReads:
         return assess(self.con, gp, as_of, only)
 
     def plan(self, gp: GovernancePolicy, marks: Mapping[SubjectKey, dt.datetime],
-             target: dt.datetime) -> replay.Plan:
-        return replay.plan(self.con, gp, marks, target)
+             target: dt.datetime, after: int | None = None) -> replay.Plan:
+        return replay.plan(self.con, gp, marks, target, after)
 
     def members(self, as_of: dt.datetime) -> Members:
         return members(self.con, as_of)

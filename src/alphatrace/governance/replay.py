@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,6 +25,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from alphatrace import metric_windows, metrics
 from alphatrace.engines.dialect import Dialect
@@ -62,7 +63,7 @@ class Plan:
 
     by_time: dict[dt.datetime, list[Assessment]]
     subjects: set[SubjectKey]
-    files: int | None = None  # the ledger's newest file it read (`file_marks`), to save
+    seen: int | None = None  # the newest `ledger_changes` seq it read (`changes`), to save
 
 
 def _marks_table(marks: Mapping[SubjectKey, dt.datetime]) -> pa.Table:
@@ -82,8 +83,8 @@ def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
     The one definition of a replay's runs, in the dialect `d` of the engine that reads the
     ledger (engines.spark runs it in Spark SQL). With a duration window, a subject whose runs
     leave it after its mark (and by `target`, when given) is taken too: its window changed.
-    `changed`: a relation with the run_ids stored or rebuilt since the last catch-up
-    (`changed_runs_sql`); a subject with such a run known at or before its mark is taken too,
+    `changed`: a relation with the run_ids whose ledger rows changed since the last catch-up
+    (`changes_sql`); a subject with such a run known at or before its mark is taken too,
     and flagged `_late` (its window at the mark changed: `_points_sql` judges it there)."""
     n = gp.gates.window.runs
     keep = "true" if n is None else f"_new OR _rk <= {int(n)}"
@@ -95,15 +96,16 @@ def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
         moved = f"_new OR ({leaves} > {d.epoch_us('mark')}{until})"
     extra = ["_late"] if changed is not None else []
     cols = ", ".join(["scope", "subject", *columns, "mark", "_new", *extra])
-    late = ""
-    if changed is not None:
-        late = (f", bool_or(NOT _new AND run_id IN (SELECT run_id FROM {changed})) "
-                "OVER (PARTITION BY scope, subject) AS _late")
+    late, chg, join = "", "", ""
+    if changed is not None:  # a join, not IN: Spark takes IN (subquery) only in a filter
+        chg = ", (c.run_id IS NOT NULL) AS _chg"
+        join = f" LEFT JOIN (SELECT DISTINCT run_id FROM {changed}) c ON c.run_id = s.run_id"
+        late = ", bool_or(NOT _new AND _chg) OVER (PARTITION BY scope, subject) AS _late"
         moved = f"{moved} OR _late"
     return f"""
 WITH s AS ({subjects_sql(base, list(gp.gates.scope))}),
-j0 AS (SELECT s.*, m.mark, (m.mark IS NULL OR s.known_ts > m.mark) AS _new
-       FROM s LEFT JOIN {marks} m ON m.scope = s.scope AND m.subject = s.subject),
+j0 AS (SELECT s.*, m.mark, (m.mark IS NULL OR s.known_ts > m.mark) AS _new{chg}
+       FROM s LEFT JOIN {marks} m ON m.scope = s.scope AND m.subject = s.subject{join}),
 j AS (SELECT j0.*{late} FROM j0),
 r AS (SELECT j.* FROM j {d.semi_join()} (SELECT DISTINCT scope, subject FROM j WHERE {moved}) c
       ON c.scope = j.scope AND c.subject = j.subject),
@@ -114,30 +116,40 @@ SELECT {cols}, row_number() OVER (PARTITION BY scope, subject ORDER BY {ORDER}) 
 FROM k WHERE {keep}"""
 
 
-def file_marks(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int | None]:
-    """(the newest file whose events the last catch-up's ledger held, the newest the ledger
-    holds now: the last reconcile's), None where not known."""
-    if not (has_table(con, "gate_files") and has_table(con, "reconcile_log")):
-        return None, None
-    seen, now = con.execute(
-        "SELECT (SELECT max(seen) FROM gate_files), "
-        "(SELECT max_file_id FROM reconcile_log ORDER BY seq DESC LIMIT 1)").fetchall()[0]
-    return (None if seen is None else int(seen)), (None if now is None else int(now))
+def seen(con: duckdb.DuckDBPyConnection) -> int:
+    """The newest `ledger_changes` seq the last catch-up read the ledger at (`gate_seen`,
+    migration 0023); 0 before the first: every recorded change is after it."""
+    if not has_table(con, "gate_seen"):
+        return 0
+    v = con.execute("SELECT max(seq) FROM gate_seen").fetchall()[0][0]
+    return 0 if v is None else int(v)
 
 
-def changed_runs_sql(seen: int, now: int) -> str:
-    """The run_ids with an event from a file in (seen, now]: the runs whose ledger rows were
-    added or rebuilt from new events since the last catch-up (a run repriced by market data
-    alone is not among them)."""
-    return " UNION ".join(
-        f"SELECT run_id FROM {t} WHERE file_id > {int(seen)} AND file_id <= {int(now)}"
-        for t in ("alpha", "pnl", "telemetry"))
+def changes_sql(table: str, after: int) -> str:
+    """The runs whose ledger row a reconcile added or changed after seq `after` (`table`:
+    `ledger_changes` or its export), with that seq: whatever changed them (events, bars or
+    funding appended or corrected, a policy), and only the rows whose values changed."""
+    return f"SELECT run_id, seq FROM {table} WHERE seq > {int(after)}"
 
 
-def save_files(con: duckdb.DuckDBPyConnection, files: int | None) -> None:
-    if files is not None and has_table(con, "gate_files"):
-        con.execute("DELETE FROM gate_files")
-        con.execute("INSERT INTO gate_files VALUES (?)", [files])
+def changes(read: Callable[[str], pa.Table], table: str, after: int,
+            marked: bool) -> tuple[pa.Table | None, int]:
+    """`runs_sql`'s `changed` relation (the run_ids changed after seq `after`; None: none, or
+    no subject has a mark, so none can be late) and the mark to save: the newest seq read
+    (`after` when none is newer). `read`: a query on the engine holding `table`."""
+    if not marked:
+        newest = read(f"SELECT max(seq) AS seq FROM {table}").column(0)[0].as_py()
+        return None, max(after, int(newest or 0))
+    rows = read(changes_sql(table, after))
+    if rows.num_rows == 0:
+        return None, after
+    return rows.select(["run_id"]), max(after, int(pc.max(rows.column("seq")).as_py()))
+
+
+def save_seen(con: duckdb.DuckDBPyConnection, seq: int | None) -> None:
+    if seq is not None and has_table(con, "gate_seen"):
+        con.execute("DELETE FROM gate_seen")
+        con.execute("INSERT INTO gate_seen VALUES (?)", [seq])
 
 
 def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: list[str],
@@ -152,7 +164,7 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
     need their whole history: their runs are added without the bound. The result equals the
     unbounded read (`bounded=False`), row for row. With no run count in the window, or no
     marks, the read is unbounded: every earlier run may be needed. `changed`: the run_ids of
-    `runs_sql`'s `changed` (`changed_runs_sql`, read once); the bound then also starts at the
+    `runs_sql`'s `changed` (`changed_since`, read once); the bound then also starts at the
     earliest changed run known before the newest mark."""
     n = gp.gates.window.runs
     start = min(marks.values()) if bounded and n is not None and marks else None
@@ -281,13 +293,16 @@ JOIN {RUNS} w ON w.scope = p.scope AND w.subject = p.subject AND w._i <= p._end{
 
 
 def plan(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
-         marks: Mapping[SubjectKey, dt.datetime], target: dt.datetime) -> Plan:
+         marks: Mapping[SubjectKey, dt.datetime], target: dt.datetime,
+         after: int | None = None) -> Plan:
     """Every subject's assessments at its points after its mark (no mark: its whole history)
-    up to `target`."""
+    up to `target`. `after`: the `ledger_changes` seq the last catch-up saw (`seen`): the runs
+    changed since are late (`runs_sql`'s `changed`); None (a backtest): none is."""
     names = gp.gate_metrics()
-    seen, now = file_marks(con)
-    changed = (con.sql(changed_runs_sql(seen, now)).to_arrow_table()
-               if seen is not None and now is not None and now > seen else None)
+    changed, now = None, None
+    if after is not None and has_table(con, "ledger_changes"):
+        changed, now = changes(lambda q: con.sql(q).to_arrow_table(), "ledger_changes", after,
+                               bool(marks))
     runs = window_runs(con, gp, needed_columns(con, names), marks, target, changed=changed)
     if runs.num_rows == 0:
         return Plan({}, set(), now)
@@ -295,11 +310,11 @@ def plan(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
 
 
 def plan_of(assessed: list[tuple[dt.datetime, Assessment]],
-            subjects: set[SubjectKey], files: int | None = None) -> Plan:
+            subjects: set[SubjectKey], seen: int | None = None) -> Plan:
     by_time: dict[dt.datetime, list[Assessment]] = {}
     for t, a in assessed:
         by_time.setdefault(t, []).append(a)
-    return Plan(dict(sorted(by_time.items())), subjects, files)
+    return Plan(dict(sorted(by_time.items())), subjects, seen)
 
 
 def assess_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, runs: pa.Table,

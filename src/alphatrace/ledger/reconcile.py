@@ -15,6 +15,8 @@ the first reconcile, after a policy change, when the code that builds it changed
 (`ledger_build`), or when the event tables no longer add up to what the ledger counted plus
 the new files (an event removed, or rows written other than by ingest). The result equals a
 from-scratch rebuild; the tests check that on random histories split into random batches.
+Whichever way the rows were rebuilt, the runs whose row was added or now differs are appended
+to `ledger_changes` with this reconcile's seq (migration 0023): the gates' late runs.
 
 What the last reconcile left is recorded so the next one does not recount it (migration 0016):
 its `reconcile_log` row (policy, legs, runs, newest file, the telemetry and pnl rows then), the
@@ -57,7 +59,7 @@ from alphatrace.market.symbols import resolution_sql
 from alphatrace.sql import lit
 from alphatrace.store import Store
 from alphatrace.store.connection import catalog_cached, has_table, one, registered
-from alphatrace.store.statements import parsed
+from alphatrace.store.statements import parsed, to_arrow
 
 Step = Callable[[str], None]
 
@@ -81,7 +83,7 @@ class ReconcileReport:
 
 
 _TEMP = ("_rc_params", "_rc_profile", "_rc_markets", "_rc_fprofile", "_rc_settle", "_rc_symmap",
-         "_rc_pnlkeys", "_rc_todo", "_rc_gone", "_rc_runs", "_rc_stale")
+         "_rc_pnlkeys", "_rc_todo", "_rc_gone", "_rc_runs", "_rc_stale", "_rc_built")
 
 
 @dataclass(frozen=True)
@@ -319,13 +321,20 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
         say("building the ledger")
         changed = (None if full else
                    changed_runs(con, cfg.hash, last, counted, facts.built, bool(gone)))
-        rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current)
+        rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current,
+                                _next_seq(con))
         _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_seen is not None)
         legs, realized, open_, unpriced, runs = one(con, _log_sql(con), [cfg.hash, priced])
         report = ReconcileReport(legs, realized, open_, unpriced, priced, runs, cfg.hash, full,
                                  rebuilt)
         con.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in _TEMP))
     return report
+
+
+def _next_seq(con: duckdb.DuckDBPyConnection) -> int:
+    """The `reconcile_log` seq this reconcile writes (`_log_sql`: the same expression, read
+    in the same transaction)."""
+    return int(one(con, "SELECT coalesce(max(seq), 0) + 1 FROM reconcile_log")[0])
 
 
 def _log_sql(con: duckdb.DuckDBPyConnection) -> str:
@@ -518,33 +527,53 @@ def _subjects_sql(rows: str) -> str:
 
 
 def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int | None,
-                  add_subjects: bool) -> int:
-    """Rebuild the ledger rows of the `changed` runs of `_rc_runs` (None: every row) and keep
-    `ledger_subjects` up to date: the subjects of the rebuilt rows added when
-    `add_subjects` (it held every subject before), else found again in the whole ledger.
-    Returns the number of rows built."""
+                  add_subjects: bool, seq: int) -> int:
+    """Rebuild the ledger rows of the `changed` runs of `_rc_runs` (None: every row), record
+    in `ledger_changes` (as reconcile `seq`) the runs whose row was added or now differs in
+    some column (`_record_changes`), and keep `ledger_subjects` up to date: the subjects of
+    the rebuilt rows added when `add_subjects` (it held every subject before), else found
+    again in the whole ledger. Returns the number of rows built."""
     lcols = ", ".join(LEDGER_COLUMNS)
     if changed is None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_built AS SELECT {lcols} FROM "
+                    f"({ledger_sql(policy_hash)})")
+        _record_changes(con, seq, "_rc_built", f"(SELECT {lcols} FROM ledger)")
         con.execute("DELETE FROM ledger")
-        rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM "
-                               f"({ledger_sql(policy_hash)})")[0])
+        rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM _rc_built")[0])
     elif changed == 0:
         rebuilt = 0
     else:
-        con.execute("DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM _rc_runs)")
+        con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM _rc_runs) "
+                    f"RETURNING {lcols}")
+        old = to_arrow(con, _BATCH)
         # the longest text of a pass, the same for every pass of a policy: parsed once
-        rows = con.execute(parsed(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM "
-                                       f"({ledger_sql(policy_hash, runs='_rc_runs')}) "
-                                       "RETURNING agent, strategy, realized_pnl_bps")).fetchnumpy()
-        rebuilt = len(rows["agent"])
+        con.execute(parsed(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM "
+                                f"({ledger_sql(policy_hash, runs='_rc_runs')}) "
+                                f"RETURNING {lcols}"))
+        rows = to_arrow(con, _BATCH)
+        rebuilt = rows.num_rows
+        with registered(con, "_rc_old", old) as o, registered(con, "_rc_new", rows) as n:
+            _record_changes(con, seq, n, o)
     if changed is not None and add_subjects:
         if rebuilt:
-            with registered(con, "_rc_built", rows) as built:
+            with registered(con, "_rc_built_rows", rows) as built:
                 con.execute(f"INSERT OR IGNORE INTO ledger_subjects {_subjects_sql(built)}")
     else:
         con.execute("DELETE FROM ledger_subjects")
         con.execute(f"INSERT INTO ledger_subjects {_subjects_sql('ledger')}")
     return rebuilt
+
+
+_BATCH = 1 << 20  # rows per Arrow batch of the rows a pass rebuilt
+
+
+def _record_changes(con: duckdb.DuckDBPyConnection, seq: int, new: str, old: str) -> None:
+    """Append to `ledger_changes` the runs of `new` (ledger rows just built) that `old` (the
+    rows they replace) lacks or holds with another value in some column: the news of this
+    reconcile, whatever caused it (events, bars, funding, policy), and only that (run_id is
+    unique in both, so a set difference of whole rows is exactly the added or changed rows)."""
+    con.execute(f"INSERT INTO ledger_changes SELECT {int(seq)}, run_id FROM "
+                f"(SELECT * FROM {new} EXCEPT SELECT * FROM {old}) ORDER BY run_id")
 
 
 def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_same: bool,

@@ -37,6 +37,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("quarantine", "ALL"),
     ("legs", "event_id"),
     ("ledger", "run_id"),
+    ("ledger_changes", "seq, run_id"),
     ("run_exclusions", "ALL"),
     ("decisions", "seq"),
     ("governance_policies", "policy_hash"),

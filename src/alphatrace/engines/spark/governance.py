@@ -38,6 +38,7 @@ from alphatrace.governance.runs import KNOWN_TS, columns_for, eligible_where, su
 
 LEDGER_VIEW = "_alphatrace_gov_ledger"
 MARKS_VIEW = "_alphatrace_gov_marks"
+CHANGED_VIEW = "_alphatrace_gov_changed"
 EXCLUSIONS_VIEW = "run_exclusions"  # the name `forensics.exclusions.included_sql` reads
 _EPOCH = dt.datetime(1970, 1, 1)
 _SORT = [("known_ts", "ascending"), ("ts", "ascending"), ("run_id", "ascending")]
@@ -109,6 +110,12 @@ class SparkReads:
         self.has_exclusions = exclusions is not None
         if exclusions is not None:
             spark.read.parquet(str(exclusions)).createOrReplaceTempView(EXCLUSIONS_VIEW)
+        # which reconcile changed which ledger rows (an export from before migration 0023 has
+        # none: its late runs are not found)
+        changes = table_path(tables, "ledger_changes")
+        self.changes = None if changes is None else f"{self.view}_changes"
+        if changes is not None:
+            spark.read.parquet(str(changes)).createOrReplaceTempView(f"{self.view}_changes")
         self._membership: dict[dt.datetime, replay.Membership] = {}
 
     # -- which runs count ---------------------------------------------------------------------
@@ -201,10 +208,11 @@ class SparkReads:
         return [a for _, a in _assessments(rows.toArrow())]
 
     def plan(self, gp: GovernancePolicy, marks: Mapping[SubjectKey, dt.datetime],
-             target: dt.datetime) -> replay.Plan:
+             target: dt.datetime, after: int | None = None) -> replay.Plan:
         """`replay.plan`: the runs of the subjects with news (`replay.runs_sql` in Spark SQL:
-        new runs and the newest `window.runs` before the mark) selected on Spark, each
-        subject's points and assessments computed in its group (`replay.assess_runs`)."""
+        new runs, runs changed after `after` by the export's `ledger_changes`, and the newest
+        `window.runs` before the mark) selected on Spark, each subject's points and
+        assessments computed in its group (`replay.assess_runs`)."""
         columns = columns_for(self.columns, gp.gate_metrics())
         base = self.eligible_sql(gp, columns, target)
         self.spark.createDataFrame(
@@ -213,13 +221,19 @@ class SparkReads:
             f"{MARKS_VIEW}_us")
         self.spark.sql(f"SELECT scope, subject, timestamp_micros(mark_us) AS mark "
                        f"FROM {MARKS_VIEW}_us").createOrReplaceTempView(MARKS_VIEW)
-        runs = self.spark.sql(replay.runs_sql(gp, base, columns, MARKS_VIEW, SPARK,
-                                                target))
+        changed, seen = None, None
+        if after is not None and self.changes is not None:
+            changed, seen = replay.changes(lambda q: self.query(q, {}), self.changes, after,
+                                           bool(marks))
+        if changed is not None:
+            self.spark.createDataFrame(changed).createOrReplaceTempView(CHANGED_VIEW)
+        runs = self.spark.sql(replay.runs_sql(gp, base, columns, MARKS_VIEW, SPARK, target,
+                                              None if changed is None else CHANGED_VIEW))
         kernel = partial(_runs_group, gp, target)
         got = _assessments(runs.groupBy("scope", "subject").applyInArrow(arrow_kernel(kernel), ASSESSED)
                            .toArrow())
         subjects = {a.key for _, a in got}
-        return replay.plan_of([(t, a) for t, a in got if t is not None], subjects)
+        return replay.plan_of([(t, a) for t, a in got if t is not None], subjects, seen)
 
     def membership(self, target: dt.datetime) -> replay.Membership:
         """`replay.Membership.load`: each agent's first signal in each strategy by `target`
