@@ -36,6 +36,7 @@ import duckdb
 from alphatrace.governance.api import Gates
 from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.ledger import policy as rpolicy
+from alphatrace.ledger.market_cache import MarketCache
 from alphatrace.ledger.reconcile import newest_file_sql, reconcile
 from alphatrace.policy import Policy, load_policy
 from alphatrace.server.after_rounds import Rounds
@@ -109,6 +110,7 @@ class Pipeline:
         self.clock = clock
         self.last: PassRecord | None = None
         self.last_error: str | None = None
+        self.market = MarketCache()  # the market between passes (ledger/market_cache.py)
         self.passes = 0
         self.failures = 0
         self._seen: Mark | None = None
@@ -144,7 +146,8 @@ class Pipeline:
         try:
             with catalog_cached(store.con):
                 report = self._step(rec, "reconcile_ms",
-                                    lambda: reconcile(store, self.config.reconcile))
+                                    lambda: reconcile(store, self.config.reconcile,
+                                                      market=self.market))
                 rec.reconcile = report.to_dict()
                 rec.decisions = self._step(
                     rec, "gates_ms",
