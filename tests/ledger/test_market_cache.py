@@ -139,7 +139,7 @@ def test_appended_bars_and_funding_are_read_alone(tmp_path: Path) -> None:
         import_bars(s, "BTCUSDT", [(at(26), 132.0)], "1h")
         add_funding(s, "BTCUSDT", [(at(24), 0.0003, None)])
         got = market_pass(s, cache)
-        assert cache.kinds == ["full", "same", "delta"]
+        assert list(cache.kinds) == ["full", "same", "delta"]
         assert got["bars"][1][0][-3:] == [int(at(h).timestamp()) * 10**6 for h in (24, 25, 26)]
         # the settlement at 24:00 has no mark: the open of the bar at 24:00 (130) is used
         assert [r[3] for r in got["_rc_settle"][0]] == [0.0002 * 108.0, 0.0003 * 130.0]
@@ -151,7 +151,7 @@ def test_a_corrected_or_deleted_bar_is_read_in_full(tmp_path: Path) -> None:
         report = import_bars(s, "BTCUSDT", [(at(8), 99.0)], "1h")
         assert report.updated == 1
         got = market_pass(s, cache)
-        assert cache.kinds == ["full", "full"]
+        assert list(cache.kinds) == ["full", "full"]
         assert got["bars"][1][1][8] == 99.0
         assert [r[3] for r in got["_rc_settle"][0]] == [0.0002 * 99.0]
         s.con.execute("DELETE FROM bars WHERE ts = ?", [at(3)])

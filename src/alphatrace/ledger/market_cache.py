@@ -32,6 +32,7 @@ snapshot.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -86,7 +87,8 @@ class MarketCache:
     pending: Snapshot | None = None
     full_reads: int = 0
     delta_reads: int = 0
-    kinds: list[str] = field(default_factory=list)  # per pass: 'full' | 'delta' | 'same'
+    # the last passes' reads: 'full' | 'delta' | 'same' (nothing came)
+    kinds: deque[str] = field(default_factory=lambda: deque(maxlen=64))
 
     def commit(self) -> None:
         """The pass's transaction committed: its snapshot describes the store."""

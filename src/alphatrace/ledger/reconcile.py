@@ -6,7 +6,9 @@ store upgraded by migration 0008: its next reconcile re-prices those legs once),
 than by appending, or funding changed in a way that can reach it (anything but appended
 settlements after its exit). Appended bars cannot move a realized leg: its exit bar already
 existed and new bars open later. Market changes are detected from a per-symbol digest stored
-after each reconcile (`ledger_market_state`), one aggregate pass over the bars.
+after each reconcile (`ledger_market_state`), one aggregate pass over the bars; a caller that
+lives across passes (the server's pipeline) passes a `MarketCache` and reads only the rows
+the market tables gained (`market_cache`).
 
 The ledger is rebuilt only for the runs that changed (`changed_runs`): runs of legs priced or
 removed now, runs with events from files newer than the last reconcile (file ids only grow),

@@ -6,7 +6,8 @@ keeps committing ingest rounds: an incremental `reconcile` (legs and the ledger 
 runs that changed; one transaction, so it sees one snapshot of the events), then
 `Gates(store).evaluate(policy, catch_up=True)`, which appends decision records only for news.
 The same calls as `alphatrace reconcile` and `alphatrace gates evaluate`, so the live path and
-the batch tools give the same results. Nothing else writes derived state meanwhile (the
+the batch tools give the same results. The pipeline keeps the market between passes
+(`self.market`, ledger/market_cache.py): a pass reads only the bars and funding that arrived. Nothing else writes derived state meanwhile (the
 after-round thread's lock, `Writer.derived`).
 
 When it runs: after rounds that committed something new — the data mark (newest file id,
