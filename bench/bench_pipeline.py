@@ -1,7 +1,8 @@
 """The live pipeline (issue #14 targets): its work per round, decision latency, throughput.
 
-(a) round: a store of 1M runs (alpha + telemetry each, pnl for 1 in 10; a year of 1h bars
-    for 4 symbols), reconciled once in full; then a round adds the next hour's bar and 1,000
+(a) round: a store of 1M runs (alpha + telemetry each, pnl for 1 in 10; a year of bars for
+    4 symbols, 1m by default (`--interval`: 2.1M bars), and 8-hourly funding with marks),
+    reconciled once in full; then a round adds the next hour's bars and 1,000
     runs whose exit is that bar (so they are known after every subject's mark, as live runs
     are) through ingest, and the pipeline pass runs (incremental reconcile + gates evaluate), printed beside a full
     rebuild (`reconcile(full=True)`) of the same store in the same run. Target ≤ 100 ms.
@@ -15,7 +16,8 @@
 (c) throughput: bench_collector.py's load generator against `serve` with the pipeline on.
     Target ≥ 20,000 events/s, p99 ≤ 250 ms.
 
-    python bench/bench_pipeline.py round [--runs N] [--keep] [--trace] [--threads N]
+    python bench/bench_pipeline.py round [--runs N] [--interval S] [--keep] [--trace]
+                                         [--threads N]
     python bench/bench_pipeline.py latency [--seconds S] [--probes N]
     python bench/bench_pipeline.py throughput [--seconds S] [--no-pipeline]
 """
@@ -41,9 +43,10 @@ HOURS = 24 * 365
 SYMBOLS = 4
 
 
-def build_store(db: Path, runs: int) -> None:
-    """Bars for SYMBOLS symbols, and `runs` runs written straight into the event tables as
-    ingest would store them (one file id, recorded in ingested_files)."""
+def build_store(db: Path, runs: int, interval: int = 60) -> None:
+    """A year of `interval`-second bars and of 8-hourly funding for SYMBOLS symbols, and
+    `runs` runs written straight into the event tables as ingest would store them (one file
+    id, recorded in ingested_files)."""
     from alphatrace.store import Store
 
     for p in (db, db.with_name(db.name + ".wal")):
@@ -54,9 +57,16 @@ def build_store(db: Path, runs: int) -> None:
         con.execute("SELECT setseed(0.17)")
         con.execute(f"""
 INSERT INTO bars (symbol, interval_s, ts, open)
-SELECT 'SYM' || s || 'USDT', 3600, TIMESTAMP '{START}' + to_hours(h),
+SELECT 'SYM' || s || 'USDT', {interval}, TIMESTAMP '{START}' + to_seconds(k * {interval}),
        (100 + 37 * s) * exp(0.05 * sin(h / 300.0 + s) + 0.01 * sin(h / 7.0 + 3 * s))
-FROM range({SYMBOLS}) a(s), range({HOURS}) b(h)""")
+FROM range({SYMBOLS}) a(s), range({HOURS * 3600 // interval}) b(k),
+     LATERAL (SELECT k * {interval} / 3600.0 AS h)
+ORDER BY 1, 3""")
+        con.execute(f"""
+INSERT INTO funding (symbol, ts, funding_rate, mark_price)
+SELECT 'SYM' || s || 'USDT', TIMESTAMP '{START}' + to_hours(h), 0.0001 * sin(h / 50.0 + s),
+       100 + 37 * s
+FROM range({SYMBOLS}) a(s), range(0, {HOURS}, 8) b(h)""")
         fid = int(con.execute("SELECT nextval('file_id_seq')").fetchall()[0][0])
         con.execute("INSERT INTO ingested_files VALUES (?, 'bench', NULL, 0, ?, ?, 0, 0, "
                     "current_timestamp::TIMESTAMP)", [fid, runs, runs])
@@ -100,13 +110,22 @@ def new_runs(first: int, n: int, hour: int = HOURS - 10) -> list[dict[str, Any]]
     return out
 
 
-def add_bar(store: Any, hour: int) -> None:
-    """The bar at `hour` for every symbol, as a live price feed would add it (no-op if there)."""
+def add_bar(store: Any, hour: int, interval: int = 60) -> None:
+    """The bars of the hour starting at `hour` for every symbol, as a live price feed would
+    add them (those already there are left), and the funding settlement when `hour` has one."""
     store.con.execute(f"""
 INSERT INTO bars (symbol, interval_s, ts, open)
-SELECT 'SYM' || s || 'USDT', 3600, TIMESTAMP '{START}' + to_hours({hour}), 100 + 37 * s
-FROM range({SYMBOLS}) a(s) ANTI JOIN bars b ON b.symbol = 'SYM' || s || 'USDT'
-  AND b.interval_s = 3600 AND b.ts = TIMESTAMP '{START}' + to_hours({hour})""")
+SELECT 'SYM' || s || 'USDT', {interval}, TIMESTAMP '{START}' + to_seconds(k * {interval}),
+       100 + 37 * s
+FROM range({SYMBOLS}) a(s),
+     range({hour * 3600 // interval}, {(hour + 1) * 3600 // interval}) r(k)
+ANTI JOIN bars b ON b.symbol = 'SYM' || s || 'USDT' AND b.interval_s = {interval}
+  AND b.ts = TIMESTAMP '{START}' + to_seconds(k * {interval})""")
+    if hour % 8 == 0:
+        store.con.execute(f"""
+INSERT OR IGNORE INTO funding (symbol, ts, funding_rate, mark_price)
+SELECT 'SYM' || s || 'USDT', TIMESTAMP '{START}' + to_hours({hour}), 0.0001, 100 + 37 * s
+FROM range({SYMBOLS}) a(s)""")
 
 
 class _Traced:
@@ -177,7 +196,7 @@ class _Traced:
 
 
 def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
-                threads: int | None = None) -> dict[str, Any]:
+                threads: int | None = None, interval: int = 60) -> dict[str, Any]:
     """`keep`: build the store once (bench/out/bench_pipeline_N.base.duckdb) and start each run
     from a copy of it. `threads`: DuckDB's threads (default: one per core)."""
     import shutil
@@ -188,15 +207,15 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
     from alphatrace.store.ingest import ingest_events
 
     OUT.mkdir(exist_ok=True)
-    db = OUT / f"bench_pipeline_{runs}.duckdb"
-    base = OUT / f"bench_pipeline_{runs}.base.duckdb"
+    db = OUT / f"bench_pipeline_{runs}_{interval}.duckdb"
+    base = OUT / f"bench_pipeline_{runs}_{interval}.base.duckdb"
     t = time.perf_counter()
     if keep and base.exists():
         for p in (db, db.with_name(db.name + ".wal")):
             p.unlink(missing_ok=True)
         shutil.copyfile(base, db)
     else:
-        build_store(db, runs)
+        build_store(db, runs, interval)
         if keep:
             shutil.copyfile(db, base)
     print(f"store ready in {time.perf_counter() - t:.1f}s: {runs:,} runs", file=sys.stderr)
@@ -213,7 +232,7 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
         live.run(store)  # the first pass: gates over the whole history, as at server start
         passes = []
         for k in range(rounds):
-            add_bar(store, HOURS - 1 + k)  # the round's exit bar: its runs are known now
+            add_bar(store, HOURS - 1 + k, interval)  # the round's exit bar: its runs are known
             ingest_events(store, new_runs(k * 1000, 1000, HOURS - 2 + k))
             cpu = time.process_time()
             if trace:
@@ -237,6 +256,8 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
         t = time.perf_counter()
         rep = reconcile(store, cfg.reconcile, full=True)
         full_s = time.perf_counter() - t
+    print("market reads:", list(getattr(getattr(live, "market", None), "kinds", [])),
+          file=sys.stderr)
     totals = sorted(p["total_ms"] for p in passes)
     if trace:
         print("  ms/pass (bind optim physplan)  calls  statement", file=sys.stderr)
@@ -395,6 +416,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10_000.0)
     ap.add_argument("--keep", action="store_true",
                     help="round: build the store once, start each run from a copy")
+    ap.add_argument("--interval", type=int, default=60,
+                    help="round: the bars' interval in seconds (a year of them per symbol)")
     ap.add_argument("--threads", type=int, default=None,
                     help="round: DuckDB threads for the run (default: one per core)")
     ap.add_argument("--trace", action="store_true",
@@ -404,7 +427,7 @@ def main() -> None:
     a = ap.parse_args()
     print(machine("duckdb"), file=sys.stderr)
     if a.part == "round":
-        out = bench_round(a.runs, a.rounds, a.keep, a.trace, a.threads)
+        out = bench_round(a.runs, a.rounds, a.keep, a.trace, a.threads, a.interval)
     elif a.part == "latency":
         out = bench_latency(a.seconds, a.probes, a.clients, a.rate)
     else:

@@ -109,3 +109,19 @@ def long_bps(entry: float, exit_: float, f: float = F) -> float:
 
 def short_bps(entry: float, exit_: float, f: float = F) -> float:
     return (1 - (exit_ * (1 + f)) / (entry * (1 - f))) * 1e4
+
+
+def import_bars(store: Store, symbol: str, rows: Sequence[tuple[dt.datetime, float]],
+                label: str) -> Any:
+    """`rows` (ts, open; high = low = close = open) through `market import`, as a CSV file
+    named for the interval (`label`: '1h', '15m'): how a live feed or a correction arrives."""
+    import tempfile
+    from pathlib import Path
+
+    from alphatrace.market.importer import import_files
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{symbol}_{label}.csv"
+        path.write_text("ts,open,high,low,close\n" + "".join(
+            f"{ts.isoformat()},{o!r},{o!r},{o!r},{o!r}\n" for ts, o in rows))
+        return import_files(store, [path])

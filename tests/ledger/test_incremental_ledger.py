@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphatrace.governance.replay import recorded_subjects
+from alphatrace.ledger.market_cache import MarketCache
+from alphatrace.ledger.reconcile import reconcile
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_events
-from tests.ledger.helpers import add_bars, at, run_reconcile
+from tests.ledger.helpers import add_bars, at, import_bars, policy, run_reconcile
 
 
 def snapshot(store: Store) -> tuple[list[Any], list[Any]]:
@@ -152,6 +154,8 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
         st.tuples(st.just("remove"), st.integers(0, 10_000)),
         st.tuples(st.just("resend"), st.integers(0, 10_000)),
         st.tuples(st.just("edit"), st.integers(0, 30)),
+        st.tuples(st.just("correct"), st.integers(0, 30)),
+        st.tuples(st.just("import"), st.integers(1, 4)),
         st.tuples(st.just("funding"), st.integers(0, 40)),
     )
     return draw(st.lists(op, min_size=1, max_size=7))
@@ -174,8 +178,10 @@ def _event(n: int, spec: tuple[Any, ...]) -> dict[str, Any]:
 @given(history=histories())
 def test_incremental_ledger_equals_a_full_rebuild_after_every_batch(
         history: list[tuple[str, Any]]) -> None:
-    """Store `inc` reconciles incrementally, store `full` rebuilds everything; both receive
-    the same ingests (same file ids) and changes, and must hold the same legs and ledger."""
+    """Store `inc` reconciles incrementally, with one market cache for all its reconciles
+    (as the server's pipeline does), store `full` rebuilds everything; both receive the same
+    ingests (same file ids) and changes, and must hold the same legs and ledger."""
+    cache = MarketCache(min_room=2)
     with Store(":memory:") as inc, Store(":memory:") as full:
         stores = (inc, full)
         ends = {"BTCUSDT": 24, "ETHUSDT": 24 * 4}
@@ -212,11 +218,23 @@ def test_incremental_ledger_equals_a_full_rebuild_after_every_batch(
                 for s in stores:
                     s.con.execute("UPDATE bars SET open = open * 1.01 WHERE ts = ?",
                                   [at(arg)])
+                cache.drop()  # raw SQL in place: not what the cache sees (market_cache.py)
+            elif op == "correct":  # a bar corrected by `market import`: the cache sees it
+                k = arg % ends["BTCUSDT"]
+                for s in stores:
+                    (o,), = s.con.execute("SELECT open FROM bars WHERE symbol = 'BTCUSDT' AND "
+                                          "ts = ?", [at(k)]).fetchall()
+                    import_bars(s, "BTCUSDT", [(at(k), o * 0.98)], "1h")
+            elif op == "import":  # bars appended by `market import`
+                n = ends["BTCUSDT"]
+                for s in stores:
+                    import_bars(s, "BTCUSDT", [(at(n + i), 400.0 + i) for i in range(arg)], "1h")
+                ends["BTCUSDT"] += arg
             elif op == "funding":  # a settlement inside or after the legs' holding windows
                 for s in stores:
                     s.con.execute("INSERT OR REPLACE INTO funding VALUES ('BTCUSDT', ?, 0.001, "
                                   "NULL)", [at(arg)])
-            got = run_reconcile(inc)
+            got = reconcile(inc, policy(), market=cache)
             want = run_reconcile(full, full=True)
             assert snapshot(inc) == snapshot(full), (op, arg)
             # what the next reconcile compares with: the symbol keys an incremental reconcile

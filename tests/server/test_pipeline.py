@@ -127,7 +127,7 @@ def test_a_pass_does_not_hold_back_ingest(tmp_path: Path, config: PipelineConfig
 
     entered, release = threading.Event(), threading.Event()
 
-    def blocking(store: Store, cfg: Any) -> Any:
+    def blocking(store: Store, cfg: Any, **_kw: Any) -> Any:
         if not entered.is_set() and store.con.execute("SELECT count(*) FROM alpha"
                                                       ).fetchall() != [(0,)]:
             entered.set()  # the first pass with events blocks here

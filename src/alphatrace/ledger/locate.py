@@ -112,16 +112,6 @@ def _sorted_by_market(cols: Columns, sid: str, us: str) -> Columns:
     return {name: a[order] for name, a in cols.items()}
 
 
-def next_opens(bars: Series, opens: np.ndarray, points: Columns) -> Columns:
-    """(sid, us, open) per point (sid, us) with the open of the first bar at or after it; points
-    with no such bar are left out. `opens` is per input row of `bars`."""
-    p = _sorted_by_market(points, "sid", "us")
-    sid, us = _int(p["sid"]), _int(p["us"])
-    pos = at_or_after(bars, sid, us, np.ones(len(sid), dtype=bool))
-    keep = pos != NONE
-    return {"sid": sid[keep], "us": us[keep], "open": opens[_rows(bars, pos[keep])]}
-
-
 def exits(narrow: Columns, b: Series, opens: np.ndarray, settlements: Columns) -> Columns:
     """`narrow` (sid, t_us, h_us, include_funding, …) plus the entry and exit bar (`entry_us`,
     `entry_price`, `exit_us`, `exit_price`), the target time, `funded` (the leg includes
@@ -157,6 +147,23 @@ def exits(narrow: Columns, b: Series, opens: np.ndarray, settlements: Columns) -
                 "exit_settle": _at(settle_i, _rows(f, exit_j))}
 
 
+def settlements(funding: Columns, bars: Series, opens: np.ndarray) -> Columns:
+    """(sid, us, rm) of the funding rows (sid, us, rate, mark; in (sid, us) order): `rm` is
+    rate·mark, a missing mark being the open of the first bar at or after the settlement
+    (NULL while there is none). Recomputed from the rows on each call, so a bar appended
+    after a settlement without a mark gives it its mark."""
+    sid, us = _int(funding["sid"]), _int(funding["us"])
+    mark = np.ma.masked_array(np.ma.getdata(funding["mark"]).astype(np.float64),
+                              mask=np.ma.getmaskarray(funding["mark"]).copy())
+    none = np.flatnonzero(np.ma.getmaskarray(mark))
+    if len(none):
+        pos = at_or_after(bars, sid[none], us[none], np.ones(len(none), dtype=bool))
+        found = pos != NONE
+        mark[none[found]] = opens[_rows(bars, pos[found])]
+    rate = np.asarray(np.ma.getdata(funding["rate"]), dtype=np.float64)
+    return {"sid": sid, "us": us, "rm": rate * mark}
+
+
 def funding_totals(settlements: Columns) -> Columns:
     """`settlements` (sid, us, rm; in (sid, us) order) with `i` (the row's position: the key
     `exits` reports) and `cum`, the running sum of `rm` per market, added settlement by
@@ -168,3 +175,78 @@ def funding_totals(settlements: Columns) -> Columns:
     cum = segmented_accumulate(np.add, np.asarray(rm, dtype=np.float64), starts_of(sid))
     return {"i": np.arange(len(sid), dtype=np.int64), "sid": sid,
             "us": _int(settlements["us"]), "rm": settlements["rm"], "cum": cum}
+
+
+@dataclass(frozen=True)
+class Bars:
+    """The chosen bars laid out by market then time, each market followed by room for bars
+    appended later, so a pass that adds a few bars writes only those (`appended`) instead of
+    sorting and copying every bar again. Market `m` is `us[lo[m]:hi[m]]`, its opens at the
+    same positions; `hi[m]:end[m]` is free. `series`/`opens` are what `exits` searches (the
+    series' `order` is the identity: a position is its own row)."""
+
+    us: np.ndarray
+    open: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    end: np.ndarray
+    min_room: int
+    ident: np.ndarray  # arange(capacity): the series' `order`
+
+    @staticmethod
+    def of(sid: np.ndarray, us: np.ndarray, opens: np.ndarray, min_room: int = 0) -> Bars:
+        """Rows (sid, us, open) in any order; each market gets `room(n, min_room)` free
+        positions after its `n` rows (none when `min_room` is 0: the batch layout)."""
+        s = Series.of(sid, us)
+        return Bars._laid_out(s.us, np.ma.getdata(opens)[s.order], s.hi - s.lo, min_room)
+
+    @staticmethod
+    def _laid_out(us: np.ndarray, opens: np.ndarray, counts: np.ndarray, min_room: int
+                  ) -> Bars:
+        """Rows sorted by (market, time), `counts[m]` of market m, laid out with room."""
+        counts = np.asarray(counts, dtype=np.int64)
+        room = np.maximum(min_room, counts // 4) if min_room else np.zeros_like(counts)
+        end = np.cumsum(counts + room)
+        lo = end - counts - room
+        src_lo = np.cumsum(counts) - counts
+        dest = np.arange(len(us), dtype=np.int64) + np.repeat(lo - src_lo, counts)
+        cap = int(end[-1]) if len(end) else 0
+        u, o = np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.float64)
+        u[dest], o[dest] = us, opens
+        return Bars(u, o, lo, lo + counts, end, min_room, np.arange(cap, dtype=np.int64))
+
+    @property
+    def series(self) -> Series:
+        return Series(self.us, self.lo, self.hi, self.ident)
+
+    @property
+    def opens(self) -> np.ndarray:
+        return self.open
+
+    def appended(self, sid: np.ndarray, us: np.ndarray, opens: np.ndarray) -> Bars:
+        """These bars plus rows (sid, us, open) sorted by (sid, us), each later than its
+        market's last bar, of markets this layout has. Written into the room (positions no
+        other `Bars` of this buffer reads: their `hi` is older), else laid out anew."""
+        sid = np.asarray(sid, dtype=np.int64)
+        add = np.bincount(sid, minlength=len(self.lo))
+        if len(add) > len(self.lo):
+            raise ValueError("bars of a market this layout does not have")
+        hi = self.hi + add
+        if np.any(hi > self.end):
+            keep = np.concatenate([np.arange(a, b) for a, b in zip(self.lo, self.hi, strict=True)]
+                                  ) if len(self.lo) else np.zeros(0, dtype=np.int64)
+            old = np.repeat(np.arange(len(self.lo)), self.hi - self.lo)
+            order = by_market_then_time(np.concatenate([old, sid]),
+                                        np.concatenate([self.us[keep], us]))
+            return Bars._laid_out(np.concatenate([self.us[keep], us])[order],
+                                  np.concatenate([self.open[keep], opens])[order],
+                                  hi - self.lo, self.min_room)
+        dest = np.arange(len(sid), dtype=np.int64) + np.repeat(
+            self.hi - (np.cumsum(add) - add), add)
+        self.us[dest], self.open[dest] = us, opens
+        return Bars(self.us, self.open, self.lo, hi, self.end, self.min_room, self.ident)
+
+    def last_us(self) -> np.ndarray:
+        """The time of each market's last bar (-1: none)."""
+        has = self.hi > self.lo
+        return np.where(has, self.us[np.maximum(self.hi - 1, 0)] if len(self.us) else -1, -1)

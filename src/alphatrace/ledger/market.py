@@ -83,19 +83,26 @@ SELECT m.sid, f.* FROM (
 ) f LEFT JOIN {markets} m ON m.symbol = f.symbol"""
 
 
-def settlements_sql(fprofile: str, mark_fallback: str | None) -> str:
-    """(sid, us, rm) for funding of priced markets, each settlement's `rate·mark`, in (sid,
-    us) order: the order `locate.funding_totals` adds them in.
-
-    `mark_fallback`, when given, is a relation (sid, us, open) with the open of the first bar at
-    or after each settlement whose mark price is missing.
-    """
-    mark = "f.mark_price"
-    join = ""
-    if mark_fallback:
-        mark = "coalesce(f.mark_price, mf.open)"
-        join = f"LEFT JOIN {mark_fallback} mf ON mf.sid = fp.sid AND mf.us = epoch_us(f.ts)"
+def funding_rows_sql(fprofile: str) -> str:
+    """(sid, us, rate, mark) of the funding of priced markets, in (sid, us) order: what
+    `locate.settlements` prices and `locate.funding_totals` adds up, in that order."""
     return f"""
-SELECT fp.sid, epoch_us(f.ts) AS us, f.funding_rate * {mark} AS rm
-FROM funding f JOIN {fprofile} fp ON fp.symbol = f.symbol AND fp.sid IS NOT NULL {join}
-ORDER BY sid, us, rm NULLS FIRST"""
+SELECT fp.sid, epoch_us(f.ts) AS us, f.funding_rate AS rate, f.mark_price AS mark
+FROM funding f JOIN {fprofile} fp ON fp.symbol = f.symbol AND fp.sid IS NOT NULL
+ORDER BY sid, us"""
+
+
+# The rows a table gained since a pass, found by row id (DuckDB assigns row ids in commit
+# order and answers `rowid >=` without a scan), from the last row the pass saw (`rowid` =
+# `$from` - 1, to check it is still that row) on, with the hash its profile digest adds up.
+DELTA_SQL = {
+    "bars": """
+SELECT rowid AS rid, symbol, interval_s, epoch_us(ts) AS us, open, hash(ts, open) AS h,
+       NULL::DOUBLE AS rate, NULL::DOUBLE AS mark
+FROM bars WHERE rowid >= $from ORDER BY rowid""",
+    "funding": """
+SELECT rowid AS rid, symbol, NULL::INTEGER AS interval_s, epoch_us(ts) AS us,
+       NULL::DOUBLE AS open, hash(ts, funding_rate, mark_price) AS h,
+       funding_rate AS rate, mark_price AS mark
+FROM funding WHERE rowid >= $from ORDER BY rowid""",
+}

@@ -6,7 +6,9 @@ store upgraded by migration 0008: its next reconcile re-prices those legs once),
 than by appending, or funding changed in a way that can reach it (anything but appended
 settlements after its exit). Appended bars cannot move a realized leg: its exit bar already
 existed and new bars open later. Market changes are detected from a per-symbol digest stored
-after each reconcile (`ledger_market_state`), one aggregate pass over the bars.
+after each reconcile (`ledger_market_state`), one aggregate pass over the bars; a caller that
+lives across passes (the server's pipeline) passes a `MarketCache` and reads only the rows
+the market tables gained (`market_cache`).
 
 The ledger is rebuilt only for the runs that changed (`changed_runs`): runs of legs priced or
 removed now, runs with events from files newer than the last reconcile (file ids only grow),
@@ -41,18 +43,21 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
-from alphatrace.ledger import locate
+from alphatrace.ledger import locate, market_cache
 from alphatrace.ledger.build import LEDGER_COLUMNS, ledger_sql, pnl_keys_sql
 from alphatrace.ledger.fingerprint import FIELDS, with_fingerprints
 from alphatrace.ledger.market import (
+    DELTA_SQL,
     chosen_bars_sql,
     funding_profile_sql,
+    funding_rows_sql,
     label_sql,
     markets_sql,
     profile_sql,
-    settlements_sql,
 )
+from alphatrace.ledger.market_cache import MarketCache
 from alphatrace.ledger.policy import ReconcileConfig, params_sql
 from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, narrow_sql, priced_legs_sql
 from alphatrace.market.symbols import resolution_sql
@@ -97,42 +102,133 @@ class Market:
     settlements: locate.Columns
 
 
-def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig) -> Market:
+def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig,
+                   cache: MarketCache | None = None) -> Market:
     """Profiles (temp tables `_rc_profile`, `_rc_markets`, `_rc_fprofile`), the chosen bars
-    and the funding running sums (`_rc_settle`)."""
+    and the funding running sums (`_rc_settle`). With `cache` (a reconciler that lives
+    across passes), from its snapshot plus the rows the market tables gained when that is
+    all that changed (`market_cache`); the new snapshot is left in `cache.pending`."""
+    snap = None
+    if cache is not None and cache.snapshot is not None \
+            and cache.snapshot.interval == cfg.bar_interval_s:
+        snap = _advanced(con, cache.snapshot)
+    if snap is None:
+        snap = _read_market(con, cfg, cache.min_room if cache is not None else 0)
+        if cache is not None:
+            cache.full_reads += 1
+            cache.kinds.append("full")
+    else:
+        assert cache is not None
+        cache.delta_reads += 1
+        cache.kinds.append("same" if snap.bars is cache.snapshot.bars  # type: ignore[union-attr]
+                           and snap.funding is cache.snapshot.funding  # type: ignore[union-attr]
+                           else "delta")
+        _profile_tables(con, snap)
+    if cache is not None:
+        cache.pending = snap
+    totals = snap.totals
+    with registered(con, "_rc_settle_rows", totals) as rows:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_settle AS SELECT * FROM {rows}")
+    return Market(snap.bars.series, snap.bars.opens, {k: totals[k] for k in ("i", "sid", "us")})
+
+
+def _read_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, min_room: int
+                 ) -> market_cache.Snapshot:
+    """The market read in full: the profile tables by SQL over every bar and settlement."""
+    marks = _table_marks(con)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_profile AS {profile_sql(cfg.bar_interval_s)}")
     intervals = [int(r[0]) for r in con.execute(
         "SELECT DISTINCT interval_s FROM _rc_profile WHERE chosen").fetchall()]
     con.execute("CREATE OR REPLACE TEMP TABLE _rc_markets AS "
                 + markets_sql("_rc_profile", label_sql(intervals)))
     chosen = con.sql(chosen_bars_sql("_rc_markets")).fetchnumpy()
-    bars, opens = locate.Series.of(chosen["sid"], chosen["us"]), np.ma.getdata(chosen["open"])
+    bars = locate.Bars.of(chosen["sid"], chosen["us"], chosen["open"], min_room)
     con.execute("CREATE OR REPLACE TEMP TABLE _rc_fprofile AS "
                 + funding_profile_sql("_rc_markets"))
-    null_marks = one(con, "SELECT coalesce(sum(null_marks) FILTER (WHERE sid IS NOT NULL), 0) "
-                          "FROM _rc_fprofile")[0]
-    fallback = None
-    if null_marks:
-        # Missing mark price: the open of the first bar at or after the settlement.
-        points = con.sql("SELECT fp.sid, epoch_us(f.ts) AS us FROM funding f "
-                         "JOIN _rc_fprofile fp ON fp.symbol = f.symbol AND fp.sid IS NOT NULL "
-                         "WHERE f.mark_price IS NULL").fetchnumpy()
-        fallback = locate.next_opens(bars, opens, points)
-    totals = locate.funding_totals(_settlement_rows(con, fallback))
-    with registered(con, "_rc_settle_rows", totals) as rows:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_settle AS SELECT * FROM {rows}")
-    settle = {k: totals[k] for k in ("i", "sid", "us")}
-    return Market(bars, opens, settle)
+    funding = con.sql(funding_rows_sql("_rc_fprofile")).fetchnumpy()
+    series: market_cache.Series = {
+        (str(r[0]), int(r[1])): tuple(int(x) for x in r[2:]) for r in con.execute(
+            "SELECT symbol, interval_s, n, first_us, last_us, digest FROM _rc_profile").fetchall()}
+    fseries: market_cache.Funding = {
+        str(r[0]): tuple(int(x) for x in r[1:]) for r in con.execute(
+            "SELECT symbol, n, first_us, last_us, null_marks, digest FROM _rc_fprofile").fetchall()}
+    markets = con.execute("SELECT symbol, sid, interval_s FROM _rc_markets").fetchall()
+    return market_cache.Snapshot(
+        cfg.bar_interval_s, *marks, series, fseries,
+        {str(s): int(i) for s, i, _ in markets}, {str(s): int(iv) for s, _, iv in markets},
+        bars, funding, market_cache.settle(funding, bars))
 
 
-def _settlement_rows(con: duckdb.DuckDBPyConnection, fallback: locate.Columns | None
-                     ) -> locate.Columns:
-    """(sid, us, rm) of the settlements of `_rc_fprofile`'s markets, in (sid, us) order;
-    `fallback` (sid, us, open): the marks of settlements without one."""
-    if fallback is None:
-        return con.sql(settlements_sql("_rc_fprofile", None)).fetchnumpy()
-    with registered(con, "_rc_markfb", fallback) as fb:
-        return con.sql(settlements_sql("_rc_fprofile", fb)).fetchnumpy()
+def _table_marks(con: duckdb.DuckDBPyConnection
+                 ) -> tuple[market_cache.Watermark, market_cache.Watermark, int]:
+    """The watermarks of `bars` and `funding` and the corrections imports made."""
+    marks = []
+    for table in ("bars", "funding"):
+        rows = int(one(con, f"SELECT count(*) FROM {table}")[0])
+        top = one(con, f"SELECT coalesce(max(rowid), -1) FROM {table}")[0]
+        last = con.execute(DELTA_SQL[table], {"from": int(top)}).fetchnumpy() if rows else \
+            {"rid": np.zeros(0)}
+        marks.append(market_cache.watermark(rows, last))
+    return marks[0], marks[1], _corrections(con)
+
+
+def _corrections(con: duckdb.DuckDBPyConnection) -> int:
+    if not has_table(con, "market_files"):
+        return 0
+    return int(one(con, "SELECT coalesce(sum(updated), 0) FROM market_files")[0])
+
+
+def _advanced(con: duckdb.DuckDBPyConnection, snap: market_cache.Snapshot
+              ) -> market_cache.Snapshot | None:
+    """`snap` brought up to the store by the rows its tables gained (None: read in full)."""
+    if snap.state is None:
+        return None
+    counts = one(con, "SELECT (SELECT count(*) FROM bars), (SELECT count(*) FROM funding)")
+    bars = con.execute(DELTA_SQL["bars"], {"from": max(snap.bars_mark.next - 1, 0)}
+                       ).fetchnumpy()
+    funding = con.execute(DELTA_SQL["funding"], {"from": max(snap.funding_mark.next - 1, 0)}
+                          ).fetchnumpy()
+    return market_cache.advance(snap, bars, funding, int(counts[0]), int(counts[1]),
+                                _corrections(con), market_state(con))
+
+
+def market_state(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    """`ledger_market_state`'s rows, in order."""
+    return [tuple(r) for r in con.execute(
+        "SELECT * FROM ledger_market_state ORDER BY symbol").fetchall()]
+
+
+_PROFILE_TYPES = {
+    "_rc_profile": ("symbol VARCHAR, interval_s INTEGER, n BIGINT, first_us BIGINT, "
+                    "last_us BIGINT, digest UBIGINT, prefix_n BIGINT, prefix_digest UBIGINT, "
+                    "chosen BOOLEAN"),
+    "_rc_fprofile": ("symbol VARCHAR, n BIGINT, first_us BIGINT, last_us BIGINT, "
+                     "null_marks BIGINT, digest UBIGINT, prefix_n BIGINT, "
+                     "prefix_digest UBIGINT"),
+}
+
+
+def _profile_tables(con: duckdb.DuckDBPyConnection, snap: market_cache.Snapshot) -> None:
+    """`_rc_profile`, `_rc_markets`, `_rc_fprofile` from a snapshot: the rows and types the
+    SQL of `_read_market` gives for the same store."""
+    for table, rows in (("_rc_profile", market_cache.profile_rows(snap)),
+                        ("_rc_fprofile", market_cache.fprofile_rows(snap))):
+        cols = [c.split() for c in _PROFILE_TYPES[table].split(", ")]
+        data = pa.table({c: pa.array(rows[c], type=_ARROW[t]) for c, t in cols})
+        sel = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in cols)
+        with registered(con, "_rc_profile_rows", data) as reg:
+            if table == "_rc_fprofile":
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT m.sid, f.* FROM "
+                            f"(SELECT {sel} FROM {reg}) f "
+                            "LEFT JOIN _rc_markets m ON m.symbol = f.symbol")
+            else:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {sel} FROM {reg}")
+                con.execute("CREATE OR REPLACE TEMP TABLE _rc_markets AS " + markets_sql(
+                    "_rc_profile", label_sql(set(snap.chosen.values()))))
+
+
+_ARROW = {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
+          "UBIGINT": pa.uint64(), "BOOLEAN": pa.bool_()}
 
 
 def locate_exits(con: duckdb.DuckDBPyConnection, rel: Relations, market: Market
@@ -259,16 +355,27 @@ def newest_file_sql(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def reconcile(store: Store, cfg: ReconcileConfig, *, full: bool = False,
-              step: Step | None = None) -> ReconcileReport:
-    """Bring `legs` and `ledger` up to date with the events, market data and `cfg`."""
-    return _reconcile(store, cfg, full, step or (lambda _msg: None))
+              step: Step | None = None, market: MarketCache | None = None) -> ReconcileReport:
+    """Bring `legs` and `ledger` up to date with the events, market data and `cfg`.
+    `market`: the market as the last reconcile of this caller left it (`prepare_market`),
+    updated when this one commits and dropped when it fails."""
+    try:
+        report = _reconcile(store, cfg, full, step or (lambda _msg: None), market)
+    except BaseException:
+        if market is not None:
+            market.drop()
+        raise
+    if market is not None:
+        market.commit()
+    return report
 
 
-def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> ReconcileReport:
+def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
+               cache: MarketCache | None) -> ReconcileReport:
     con = store.con
     with store.transaction(), catalog_cached(con):
         say("profiling market data")
-        market = prepare_market(con, cfg)
+        market = prepare_market(con, cfg, cache)
         rel = Relations()
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_params AS {params_sql(cfg.policy)}")
         last = last_state(con)
@@ -324,6 +431,8 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step) -> Rec
         rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current,
                                 _next_seq(con))
         _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_seen is not None)
+        if cache is not None and cache.pending is not None:
+            cache.pending = replace(cache.pending, state=market_state(con))
         legs, realized, open_, unpriced, runs = one(con, _log_sql(con), [cfg.hash, priced])
         report = ReconcileReport(legs, realized, open_, unpriced, priced, runs, cfg.hash, full,
                                  rebuilt)

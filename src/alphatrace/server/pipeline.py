@@ -6,7 +6,8 @@ keeps committing ingest rounds: an incremental `reconcile` (legs and the ledger 
 runs that changed; one transaction, so it sees one snapshot of the events), then
 `Gates(store).evaluate(policy, catch_up=True)`, which appends decision records only for news.
 The same calls as `alphatrace reconcile` and `alphatrace gates evaluate`, so the live path and
-the batch tools give the same results. Nothing else writes derived state meanwhile (the
+the batch tools give the same results. The pipeline keeps the market between passes
+(`self.market`, ledger/market_cache.py): a pass reads only the bars and funding that arrived. Nothing else writes derived state meanwhile (the
 after-round thread's lock, `Writer.derived`).
 
 When it runs: after rounds that committed something new — the data mark (newest file id,
@@ -36,6 +37,7 @@ import duckdb
 from alphatrace.governance.api import Gates
 from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.ledger import policy as rpolicy
+from alphatrace.ledger.market_cache import MarketCache
 from alphatrace.ledger.reconcile import newest_file_sql, reconcile
 from alphatrace.policy import Policy, load_policy
 from alphatrace.server.after_rounds import Rounds
@@ -112,6 +114,7 @@ class Pipeline:
         self.clock = clock
         self.last: PassRecord | None = None
         self.last_error: str | None = None
+        self.market = MarketCache()  # the market between passes (ledger/market_cache.py)
         self.passes = 0
         self.failures = 0
         self._seen: Mark | None = None
@@ -147,7 +150,8 @@ class Pipeline:
         try:
             with catalog_cached(store.con):
                 report = self._step(rec, "reconcile_ms",
-                                    lambda: reconcile(store, self.config.reconcile))
+                                    lambda: reconcile(store, self.config.reconcile,
+                                                      market=self.market))
                 rec.reconcile = report.to_dict()
                 rec.decisions = self._step(
                     rec, "gates_ms",
