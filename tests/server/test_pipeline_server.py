@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
@@ -51,20 +52,26 @@ def final_state(db: Path) -> dict[str, Any]:
         }
 
 
-@pytest.fixture(scope="module")
-def batch_state(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Batch: `ingest` + `reconcile` + `gates evaluate` on a fresh store."""
-    db = tmp_path_factory.mktemp("batch") / "batch.duckdb"
+def batch_end(db: Path, events: list[dict[str, Any]],
+              markets: list[Callable[[Store], None]]) -> dict[str, Any]:
+    """Batch: `ingest` + `reconcile` + `gates evaluate` on a fresh store holding `markets`, all
+    at once; the agents end as their story says."""
     cfg = PipelineConfig.load(SEED)
     with Store(db) as store:
-        bars(store)
-        ingest_events(store, EVENTS)
+        for market in markets:
+            market(store)
+        ingest_events(store, events)
         reconcile(store, cfg.reconcile)
         Gates(store).evaluate(cfg.governance)
     state = final_state(db)
     assert {(c["agent"], c["state"]) for c in state["confidence"]} == {
         ("Loser", "killed"), ("Winner", "promoted"), ("Mixed", "killed"), ("Idle", "candidate")}
     return state
+
+
+@pytest.fixture(scope="module")
+def batch_state(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return batch_end(tmp_path_factory.mktemp("batch") / "batch.duckdb", EVENTS, [bars])
 
 
 def post(srv: Server, events: list[dict[str, Any]]) -> None:
@@ -177,18 +184,8 @@ def eth_bars(store: Store) -> None:
 @pytest.fixture(scope="module")
 def eth_batch_state(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Batch on everything at once: both markets, every event, one reconcile and catch-up."""
-    db = tmp_path_factory.mktemp("eth_batch") / "batch.duckdb"
-    cfg = PipelineConfig.load(SEED)
-    with Store(db) as store:
-        bars(store)
-        eth_bars(store)
-        ingest_events(store, ON_ETH)
-        reconcile(store, cfg.reconcile)
-        Gates(store).evaluate(cfg.governance)
-    state = final_state(db)
-    assert {(c["agent"], c["state"]) for c in state["confidence"]} == {
-        ("Loser", "killed"), ("Winner", "promoted"), ("Mixed", "killed"), ("Idle", "candidate")}
-    return state
+    return batch_end(tmp_path_factory.mktemp("eth_batch") / "batch.duckdb", ON_ETH,
+                     [bars, eth_bars])
 
 
 def test_runs_priced_by_market_data_after_later_runs_were_judged_count(
