@@ -168,7 +168,7 @@ def test_a_failed_step_is_reported_and_retried(seeded: Store, config: PipelineCo
     live = Pipeline(config)
     calls = []
 
-    def broken(store: Store, cfg: Any) -> Any:
+    def broken(store: Store, cfg: Any, **_kw: Any) -> Any:
         calls.append(1)
         raise RuntimeError("disk on fire")
 
@@ -226,7 +226,7 @@ def test_each_pass_is_reported_to_metrics(seeded: Store, config: PipelineConfig,
                     rounds=lambda: Rounds(1, clock.t - waited[0]))
     ingest_events(seeded, run_events("A", 0, "LONG"))
     live(seeded)  # ok, covering a round committed 2 s before
-    monkeypatch.setattr(pipeline_mod, "reconcile", lambda s, c: 1 / 0)
+    monkeypatch.setattr(pipeline_mod, "reconcile", lambda s, c, **kw: 1 / 0)
     ingest_events(seeded, run_events("A", 1, "LONG"))
     clock.t += 10.0
     live(seeded)  # fails in reconcile

@@ -113,7 +113,8 @@ def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig,
             and cache.snapshot.interval == cfg.bar_interval_s:
         snap = _advanced(con, cache.snapshot)
     if snap is None:
-        snap = _read_market(con, cfg, cache.min_room if cache is not None else 0)
+        snap = _read_market(con, cfg, cache.min_room if cache is not None else 0,
+                            kept=cache is not None)
         if cache is not None:
             cache.full_reads += 1
             cache.kinds.append("full")
@@ -132,10 +133,13 @@ def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig,
     return Market(snap.bars.series, snap.bars.opens, {k: totals[k] for k in ("i", "sid", "us")})
 
 
-def _read_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, min_room: int
-                 ) -> market_cache.Snapshot:
-    """The market read in full: the profile tables by SQL over every bar and settlement."""
-    marks = _table_marks(con)
+def _read_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, min_room: int,
+                 kept: bool = True) -> market_cache.Snapshot:
+    """The market read in full: the profile tables by SQL over every bar and settlement.
+    The tables' watermarks only matter to a snapshot that is `kept` for the next pass; the
+    batch path does without them, so it also reads market relations that have no row ids
+    (the Spark engine's views over exported files)."""
+    marks = _table_marks(con) if kept else _UNMARKED
     con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_profile AS {profile_sql(cfg.bar_interval_s)}")
     intervals = [int(r[0]) for r in con.execute(
         "SELECT DISTINCT interval_s FROM _rc_profile WHERE chosen").fetchall()]
@@ -157,6 +161,9 @@ def _read_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, min_room:
         cfg.bar_interval_s, *marks, series, fseries,
         {str(s): int(i) for s, i, _ in markets}, {str(s): int(iv) for s, _, iv in markets},
         bars, funding, market_cache.settle(funding, bars))
+
+
+_UNMARKED = (market_cache.Watermark(0, 0, None), market_cache.Watermark(0, 0, None), 0)
 
 
 def _table_marks(con: duckdb.DuckDBPyConnection
