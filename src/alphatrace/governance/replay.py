@@ -164,7 +164,7 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
     need their whole history: their runs are added without the bound. The result equals the
     unbounded read (`bounded=False`), row for row. With no run count in the window, or no
     marks, the read is unbounded: every earlier run may be needed. `changed`: the run_ids of
-    `runs_sql`'s `changed` (`changed_since`, read once); the bound then also starts at the
+    `runs_sql`'s `changed` (`changes`, read once); the bound then also starts at the
     earliest changed run known before the newest mark."""
     n = gp.gates.window.runs
     start = min(marks.values()) if bounded and n is not None and marks else None
