@@ -240,8 +240,9 @@ _ARROW = {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
 
 def locate_exits(con: duckdb.DuckDBPyConnection, rel: Relations, market: Market
                  ) -> locate.Columns:
-    """The priceable signals of `rel.todo` with their entry/exit bars and settlements."""
-    narrow = con.sql(narrow_sql(rel)).fetchnumpy()
+    """The priceable signals of `rel.todo` with their entry/exit bars and settlements.
+    (`execute`, not `sql`: a relation binds its text twice, to describe it and to run it.)"""
+    narrow = con.execute(parsed(con, narrow_sql(rel))).fetchnumpy()
     return locate.exits(narrow, market.bars, market.opens, market.settlements)
 
 
@@ -289,11 +290,13 @@ WHERE l.event_id IS NULL OR {_STALE_LEG}
 """
 
 
-def _stale_legs_sql(moved: Moved | None = None) -> str:
+def _stale_legs_sql(moved: Moved | None = None, recent: int | None = None) -> str:
     """The legs to re-price, found in `legs` alone (event_id). With `moved`, every leg is
     known to have been priced with `ledger_alpha_keys`' resolution and the market as
     `ledger_market_state` records it, so only the candidates can be stale: legs not realized,
-    legs from before `bar_interval`, and legs of the symbols and aliases in `moved`."""
+    legs from before `bar_interval`, and legs of the symbols and aliases in `moved`.
+    `recent` (with a `moved` that moved nothing): a row id below which no leg is a
+    candidate (`_recent_legs`), so the scan skips the older row groups."""
     legs = "legs"
     if moved is not None:
         may = ["l.status <> 'realized'", "(l.bar_interval IS NULL AND l.direction <> 'FLAT')"]
@@ -301,7 +304,10 @@ def _stale_legs_sql(moved: Moved | None = None) -> str:
             may.append(f"l.market_symbol IN ({', '.join(lit(x) for x in moved.symbols)})")
         if moved.aliases:
             may.append(f"l.symbol IN ({', '.join(lit(x) for x in moved.aliases)})")
-        legs = f"(SELECT * FROM legs l WHERE {' OR '.join(may)})"
+        where = " OR ".join(may)
+        if recent is not None and not moved.symbols and not moved.aliases:
+            where = f"l.rowid >= {int(recent)} AND ({where})"
+        legs = f"(SELECT * FROM legs l WHERE {where})"
     return f"""
 WITH {_MARKET_CHANGES}
 SELECT l.event_id FROM {legs} l
@@ -310,6 +316,27 @@ LEFT JOIN bars_change bc ON bc.symbol = l.market_symbol
 LEFT JOIN funding_change fc ON fc.symbol = l.market_symbol
 WHERE {_STALE_LEG}
 """
+
+
+def _recent_legs(con: duckdb.DuckDBPyConnection, last: LastState) -> int | None:
+    """The row id from which `legs` holds every leg the last reconcile left not realized
+    (None: not known, every leg is read). Each reconcile re-prices all such legs, deleting
+    and appending them, so they are among the `last.priced` rows it appended last, the
+    rows with the highest row ids; that is checked, not assumed: those rows must number
+    `last.priced` and hold `last.pending` legs not realized, as many as the whole table
+    held when the last reconcile recorded them (`last.current`: only reconcile writes
+    `legs`). DuckDB answers `rowid >=` from the row groups it needs, without a scan. A
+    realized leg without `bar_interval` (from before migration 0008) is never left by a
+    reconcile of this version: it re-prices them all."""
+    if not last.current:
+        return None
+    top = one(con, "SELECT max(rowid) FROM legs")[0]
+    if top is None:
+        return None
+    start = int(top) - last.priced + 1
+    n, pending = one(con, "SELECT count(*), count(*) FILTER (WHERE status <> 'realized') "
+                          f"FROM legs WHERE rowid >= {start}")
+    return start if (int(n), int(pending)) == (last.priced, last.pending) else None
 
 
 @dataclass(frozen=True)
@@ -377,6 +404,11 @@ def reconcile(store: Store, cfg: ReconcileConfig, *, full: bool = False,
     return report
 
 
+# The market symbols (those of bars and funding), from the profiles `prepare_market` made:
+# one row per series, where `market.symbols.MARKET_SYMBOLS` scans every bar.
+_MARKET_SYMBOLS = "(SELECT symbol FROM _rc_profile UNION SELECT symbol FROM _rc_fprofile)"
+
+
 def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                cache: MarketCache | None) -> ReconcileReport:
     con = store.con
@@ -393,12 +425,14 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         # the last reconcile's keys cover every event of the files it saw: read only new ones
         keyed = seen is not None and last is not None and last.current
         n_symmap = one(con, "CREATE OR REPLACE TEMP TABLE _rc_symmap AS " + resolution_sql(
-            _symbols("alpha", "ledger_alpha_keys", seen if keyed else None), cfg.aliases))[0]
+            _symbols("alpha", "ledger_alpha_keys", seen if keyed else None), cfg.aliases,
+            _MARKET_SYMBOLS))[0]
         counted = (_events_counted(last, facts) if not full and last is not None and last.current
                    else None)
         pnl_seen = seen if keyed and counted else None
+        pnl_symbols = _symbols("pnl", "ledger_pnl_keys", pnl_seen)
         con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlkeys AS " + pnl_keys_sql(
-            f"({resolution_sql(_symbols('pnl', 'ledger_pnl_keys', pnl_seen), cfg.aliases)})"))
+            f"({resolution_sql(pnl_symbols, cfg.aliases, _MARKET_SYMBOLS)})"))
         say("selecting signals to price")
         keys_moved = True  # whether `ledger_alpha_keys` may differ from `_rc_symmap`
         gone = 0
@@ -411,7 +445,10 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 # the keys were read whole into `_rc_symmap`: as many rows, none moved, same
                 keys_moved = not (mv is not None and not mv.aliases
                                   and n_symmap == facts.alpha_keys)
-                con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS " + _stale_legs_sql(mv))
+                recent = (_recent_legs(con, last) if mv is not None and last is not None
+                          and not mv.symbols and not mv.aliases else None)
+                con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS "
+                            + _stale_legs_sql(mv, recent))
                 todo = one(con, "CREATE OR REPLACE TEMP TABLE _rc_todo AS "
                                 + _todo_from_new_files(seen))[0]
             else:
@@ -428,8 +465,9 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
             say(f"pricing {priced:,} legs")
             cols = ", ".join(LEG_COLUMNS)
             with registered(con, "_rc_exits", locate_exits(con, rel, market)) as exits:
-                legs = with_fingerprints(con.sql(
-                    priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s, exits)).to_arrow_table())
+                con.execute(parsed(con, priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s,
+                                                        exits)))
+                legs = with_fingerprints(to_arrow(con, _BATCH))
             with registered(con, "_rc_new_legs", legs) as new:
                 con.execute(f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}")
         say("building the ledger")
@@ -480,6 +518,8 @@ class LastState:
     n_telemetry: int | None   # telemetry rows then (None: written before migration 0016)
     n_pnl: int | None
     current: bool             # written by this version; legs and ledger rows still number legs, runs
+    priced: int = 0           # legs it (re)priced: the last rows it appended to `legs`
+    pending: int = 0          # legs it left not realized (open + unpriced)
 
 
 def last_state(con: duckdb.DuckDBPyConnection) -> LastState | None:
@@ -488,15 +528,15 @@ def last_state(con: duckdb.DuckDBPyConnection) -> LastState | None:
     has added or removed legs or ledger rows since (only reconcile writes them)."""
     rows = con.execute(
         "SELECT policy_hash, legs, runs, max_file_id, n_telemetry, n_pnl, "
-        "(SELECT count(*) FROM legs), (SELECT count(*) FROM ledger) "
+        "(SELECT count(*) FROM legs), (SELECT count(*) FROM ledger), priced, open, unpriced "
         "FROM reconcile_log ORDER BY seq DESC LIMIT 1").fetchall()
     if not rows:
         return None
-    ph, legs, runs, seen, n_tel, n_pnl, legs_now, runs_now = rows[0]
+    ph, legs, runs, seen, n_tel, n_pnl, legs_now, runs_now, priced, open_, unpriced = rows[0]
     current = n_tel is not None and n_pnl is not None and (legs, runs) == (legs_now, runs_now)
     return LastState(str(ph), int(legs or 0), int(runs or 0), int(seen or 0),
                      None if n_tel is None else int(n_tel), None if n_pnl is None else int(n_pnl),
-                     current)
+                     current, int(priced or 0), int(open_ or 0) + int(unpriced or 0))
 
 
 def _policy_changed(con: duckdb.DuckDBPyConnection, policy_hash: str,

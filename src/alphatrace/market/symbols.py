@@ -43,12 +43,16 @@ def _alias_relation(aliases: Mapping[str, str] | None) -> str:
             "QUALIFY row_number() OVER (PARTITION BY key ORDER BY rank, symbol) = 1")
 
 
-def _ctes(source: str, aliases: Mapping[str, str] | None) -> str:
+# Every market symbol: those of the bars and of the funding (a scan of both tables).
+MARKET_SYMBOLS = "(SELECT DISTINCT symbol FROM bars UNION SELECT DISTINCT symbol FROM funding)"
+
+
+def _ctes(source: str, aliases: Mapping[str, str] | None, markets: str = MARKET_SYMBOLS) -> str:
     return f"""
 WITH wanted AS (SELECT DISTINCT symbol AS alias, {norm_sql('symbol')} AS key
                 FROM {source} WHERE symbol IS NOT NULL),
      markets AS (SELECT symbol, {norm_sql('symbol')} AS key
-                 FROM (SELECT DISTINCT symbol FROM bars UNION SELECT DISTINCT symbol FROM funding)),
+                 FROM {markets}),
      aliases AS ({_alias_relation(aliases)}),
      exact AS (SELECT key, min(symbol) AS symbol FROM markets GROUP BY key),
      cand AS (
@@ -90,6 +94,10 @@ def symbol_map_sql(
     return f"{_ctes(source, aliases)}\nSELECT alias, symbol, status FROM resolved"
 
 
-def resolution_sql(source: str, aliases: Mapping[str, str] | None = None) -> str:
-    """symbol_map_sql plus `candidates`: the prefix matches (what made a symbol ambiguous)."""
-    return f"{_ctes(source, aliases)}\nSELECT alias, symbol, status, candidates FROM resolved"
+def resolution_sql(source: str, aliases: Mapping[str, str] | None = None,
+                   markets: str = MARKET_SYMBOLS) -> str:
+    """symbol_map_sql plus `candidates`: the prefix matches (what made a symbol ambiguous).
+    `markets`: a relation with the distinct market symbols in its `symbol` column, for a
+    caller that already has them (reconcile's market profiles) and need not scan the bars."""
+    return (f"{_ctes(source, aliases, markets)}\n"
+            "SELECT alias, symbol, status, candidates FROM resolved")
