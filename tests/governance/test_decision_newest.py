@@ -130,7 +130,7 @@ def test_a_store_from_before_0027_fills_it_from_the_log(tmp_path: Path) -> None:
 def test_audit_names_a_row_that_disagrees_with_the_log(store: Store) -> None:
     """An edit of the table (a later as_of would hold back every earlier record of A) is
     named by `audit verify`; the log as written has no problem."""
-    write_all(store, [[(0, "kill", 1), (1, "hold", 2)]])
+    write_all(store, [[(0, "kill", 1), (1, "hold", 2), (3, "promote", 2)]])
     assert audit.verify(store.con, recompute=False)["problems"] == []
     store.con.execute("UPDATE decision_newest SET as_of = TIMESTAMP '2030-01-01' "
                       "WHERE subject = 'A'")

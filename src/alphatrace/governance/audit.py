@@ -36,6 +36,7 @@ from alphatrace.governance.journal import (
     HASH_VERSION,
     NEWEST,
     head,
+    newest_kept,
     read_records,
     record_hash,
     stored_policy,
@@ -376,8 +377,10 @@ def check_lifecycle(con: duckdb.DuckDBPyConnection, order: Iterable[dict[str, An
 def check_newest(con: duckdb.DuckDBPyConnection, recs: list[dict[str, Any]]) -> list[Problem]:
     """`decision_newest` (what `journal.write` recorded as each subject's newest record, read
     instead of the log by every append's order check) against the newest record by seq of an
-    intact log: a row that disagrees was edited."""
-    if not has_table(con, NEWEST):
+    intact log: a row that disagrees was edited. Only while it is read (`newest_kept`): when
+    its newest seq is not the log's, the log itself is read, and records removed from the end
+    of the log stay what only an anchor can tell."""
+    if not newest_kept(con):
         return []
     want = {(str(r["scope"]), str(r["subject"])): (int(r["seq"]), str(r["action"]), r["as_of"])
             for r in sorted(recs, key=lambda r: int(r["seq"]))}
