@@ -30,13 +30,11 @@ import numpy as np
 
 from alphatrace.errors import PolicyError
 from alphatrace.governance import anchor_check, redecide
-from alphatrace.governance.canon import GENESIS, ts_text
+from alphatrace.governance.canon import GENESIS
 from alphatrace.governance.gates import apply_rules
 from alphatrace.governance.journal import (
     HASH_VERSION,
-    NEWEST,
     head,
-    newest_kept,
     read_records,
     record_hash,
     stored_policy,
@@ -374,33 +372,6 @@ def check_lifecycle(con: duckdb.DuckDBPyConnection, order: Iterable[dict[str, An
     return problems
 
 
-def check_newest(con: duckdb.DuckDBPyConnection, recs: list[dict[str, Any]]) -> list[Problem]:
-    """`decision_newest` (what `journal.write` recorded as each subject's newest record, read
-    instead of the log by every append's order check) against the newest record by seq of an
-    intact log: a row that disagrees was edited. Only while it is read (`newest_kept`): when
-    its newest seq is not the log's, the log itself is read, and records removed from the end
-    of the log stay what only an anchor can tell."""
-    if not newest_kept(con):
-        return []
-    want = {(str(r["scope"]), str(r["subject"])): (int(r["seq"]), str(r["action"]), r["as_of"])
-            for r in sorted(recs, key=lambda r: int(r["seq"]))}
-    got = {(str(sc), str(s)): (int(q), str(a), ts_text(t)) for sc, s, q, a, t in con.execute(
-        f"SELECT scope, subject, seq, action, as_of FROM {NEWEST}").fetchall()}
-    problems = []
-    for key in sorted(set(want) | set(got)):
-        w, g = want.get(key), got.get(key)
-        if w != g:
-            problems.append(_problem(
-                g[0] if g else None, "edited",
-                f"{NEWEST} names {_newest_text(g)} as the newest record of {key[0]} "
-                f"{key[1]!r}, but the log's is {_newest_text(w)}"))
-    return problems
-
-
-def _newest_text(n: tuple[int, str, str | None] | None) -> str:
-    return "none" if n is None else f"seq {n[0]} ({n[1]}, as of {n[2]})"
-
-
 def _loaded(policies: Policies, policy_hash: Any) -> GovernancePolicy | None:
     """The stored policy of a record, or None when it is missing, altered or does not load
     (recheck names those)."""
@@ -545,7 +516,7 @@ def verify(con: duckdb.DuckDBPyConnection, recompute: bool = True,
     problems = check_chain(recs, mark, intact)
     order = chain_order(recs)
     if not problems:  # with a broken chain the implied lifecycle is itself unknown
-        problems += check_lifecycle(con, order) + check_newest(con, recs)
+        problems += check_lifecycle(con, order)
     problems += recorded_problems(recs)
     broken = {id(r) for r in recs} - intact
     policies = Policies(con)

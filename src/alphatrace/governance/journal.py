@@ -194,13 +194,13 @@ def newest_rows(con: duckdb.DuckDBPyConnection) -> str:
     what the subjects are, not what the log is long. When the table is absent (a store opened
     read-only before 0027) or the log's newest seq is not the table's (records written other
     than by `write`), the log itself: a grouped max(seq), then those records."""
-    if newest_kept(con):
+    if _newest_kept(con):
         return f"SELECT scope, subject, seq, action, as_of FROM {NEWEST}"
     return ("SELECT scope, subject, seq, action, as_of FROM decisions WHERE seq IN "
             "(SELECT max(seq) FROM decisions GROUP BY scope, subject)")
 
 
-def newest_kept(con: duckdb.DuckDBPyConnection) -> bool:
+def _newest_kept(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether `decision_newest` is read for the log: it exists and its newest seq is the
     log's (every record since it was filled was appended by `write`, as far as seqs tell)."""
     return has_table(con, NEWEST) and bool(one(

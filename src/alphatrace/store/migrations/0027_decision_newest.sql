@@ -3,9 +3,8 @@
 -- before and when appending, governance/journal.py `newest_times`); a grouped max over the
 -- whole decision log costs what the log is long, this what the subjects are. `journal.write`,
 -- the one place that appends, keeps it in the same transaction; a log whose newest seq is not
--- this table's (written by other means) is read in full instead, and `audit verify` names a
--- row that disagrees with the log. Every scope is kept, the chain's too, so the newest seq of
--- the log is the newest here.
+-- this table's (written by other means) is read in full instead. Every scope is kept, the
+-- chain's too, so the newest seq of the log is the newest here.
 CREATE TABLE decision_newest (
     scope    VARCHAR NOT NULL,
     subject  VARCHAR NOT NULL,
