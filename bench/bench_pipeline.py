@@ -7,7 +7,8 @@
     are) through ingest, and the pipeline pass runs (incremental reconcile + gates evaluate), printed beside a full
     rebuild (`reconcile(full=True)`) of the same store in the same run. Target ≤ 100 ms.
     Each pass also reports `cpu_ms`, the CPU time of the process (every DuckDB thread) during
-    the pass: on a shared machine it varies less than wall time.
+    the pass: on a shared machine it varies less than wall time; `gates_cpu_ms`, the same for
+    its gates step alone (`Gates.evaluate`).
 (b) latency: a real server (uvicorn on loopback, in this process) with the pipeline on,
     8 client processes sending 10,000 events/s in all; a probe sends a losing agent's runs,
     one run per request, and times from the request that completes its evidence (the 5th
@@ -201,6 +202,7 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
     from a copy of it. `threads`: DuckDB's threads (default: one per core)."""
     import shutil
 
+    from alphatrace.governance.api import Gates
     from alphatrace.ledger.reconcile import reconcile
     from alphatrace.server.pipeline import Pipeline, PipelineConfig
     from alphatrace.store import Store
@@ -222,6 +224,17 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
     cfg = PipelineConfig.load(None)
     times: dict[str, list[float]] = {}
     statements: list[int] = []
+    gates_cpu: list[float] = []  # CPU of each pass's gates step (`Gates.evaluate`), ms
+    evaluate = Gates.evaluate
+
+    def timed(self: Gates, *a: Any, **k: Any) -> Any:
+        c = time.process_time()
+        try:
+            return evaluate(self, *a, **k)
+        finally:
+            gates_cpu.append((time.process_time() - c) * 1000.0)
+
+    Gates.evaluate = timed
     with Store(db) as store:
         if threads is not None:
             store.con.execute(f"SET threads = {int(threads)}")
@@ -251,11 +264,13 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
             assert rec.reconcile is not None
             passes.append({"total_ms": rec.total_ms, "cpu_ms": cpu * 1000.0,
                            "reconcile_ms": rec.reconcile_ms,
-                           "gates_ms": rec.gates_ms, "rebuilt": rec.reconcile["rebuilt"],
+                           "gates_ms": rec.gates_ms, "gates_cpu_ms": gates_cpu[-1],
+                           "rebuilt": rec.reconcile["rebuilt"],
                            "priced": rec.reconcile["priced"]})
         t = time.perf_counter()
         rep = reconcile(store, cfg.reconcile, full=True)
         full_s = time.perf_counter() - t
+    Gates.evaluate = evaluate
     print("market reads:", list(getattr(getattr(live, "market", None), "kinds", [])),
           file=sys.stderr)
     totals = sorted(p["total_ms"] for p in passes)
@@ -270,6 +285,7 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
     return {"runs": rep.runs, "first_full_s": first_full, "full_rebuild_s": full_s,
             "pass_ms_median": statistics.median(totals), "pass_ms_max": totals[-1],
             "pass_cpu_ms_median": statistics.median(p["cpu_ms"] for p in passes),
+            "gates_cpu_ms_median": statistics.median(p["gates_cpu_ms"] for p in passes),
             "passes": passes}
 
 

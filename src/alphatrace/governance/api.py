@@ -148,8 +148,8 @@ class Gates:
         assessed = reads.assess(gp, when) if when is not None else []
 
         def decided() -> list[tuple[Decision, bool]]:
-            pre = journal.lifecycle_states(con, when)
             last = journal.newest_records(con, when)
+            pre = journal.states_of(last)
             ds = (judge(gp, when, pre, assessed, reads.members(when)) if when is not None
                   else [])
             return [(d, novelty.is_news(last.get(d.key), d.content())) for d in ds]

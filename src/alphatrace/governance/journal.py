@@ -12,6 +12,9 @@ Records of a subject are appended in knowledge-time order (`out_of_order`, check
 for every writer): a record is stamped at or after its subject's newest record's as_of. So the
 newest record by seq (the current lifecycle) is also the newest by (as_of, seq) (the lifecycle
 as of any later time), and a past evaluation can never replace today's state.
+
+The check reads each subject's newest record from `decision_newest` (migration 0027), which
+`write` keeps beside the records it appends (`newest_rows`): a long log costs it nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ HASHED_V1 = ("eval_id", "subject", "scope", "action", "rule", "fired", "blocked"
 HASHED = (*HASHED_V1, "seq", "created_at", "actor", "hash_version")
 JSON_FIELDS = ("fired", "metrics", "run_ids")
 VIEW = "_alphatrace_new_decisions"
+KEYS = "_alphatrace_newest_keys"
+NEWEST = "decision_newest"  # each subject's newest record (migration 0027), kept by `write`
 
 _SCHEMA = pa.schema([
     ("seq", pa.int64()), ("eval_id", pa.int64()), ("subject", pa.string()),
@@ -167,15 +172,49 @@ def newest_records(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None = N
             for r in read_records(con, newest=True, as_of=as_of)}
 
 
+def states_of(newest: Mapping[SubjectKey, dict[str, Any]]) -> dict[SubjectKey, State]:
+    """`lifecycle_states` from `newest_records` at the same as_of (the state is the newest
+    record's), when both are needed: the log is ranked once."""
+    return {k: r["state"] for k, r in newest.items() if k[0] in SCOPES}
+
+
 def newest_revives(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, dt.datetime]]:
     """(scope, subject, as_of) of the subjects whose newest record (`newest_records`) is a
-    revive with an as_of: read from three columns, not the whole records."""
+    revive with an as_of (read from `newest_rows`)."""
     if not has_log(con):
         return []
-    rows = con.execute(f"SELECT scope, subject, as_of FROM (SELECT scope, subject, action, "
-                       f"as_of FROM decisions QUALIFY {_newest(None)}) "
-                       "WHERE action = 'revive' AND as_of IS NOT NULL").fetchall()
-    return [(str(sc), str(s), at) for sc, s, at in rows]
+    rows = con.execute(f"SELECT scope, subject, seq, as_of FROM ({newest_rows(con)}) "
+                       "WHERE action = 'revive' AND as_of IS NOT NULL ORDER BY seq").fetchall()
+    return [(str(sc), str(s), at) for sc, s, _, at in _one_per_subject(rows)]
+
+
+def newest_rows(con: duckdb.DuckDBPyConnection) -> str:
+    """A query for (scope, subject, seq, action, as_of) of each subject's newest record by seq
+    (every scope): `decision_newest` (migration 0027), which `write` keeps, so the read costs
+    what the subjects are, not what the log is long. When the table is absent (a store opened
+    read-only before 0027) or the log's newest seq is not the table's (records written other
+    than by `write`), the log itself: a grouped max(seq), then those records."""
+    if _newest_kept(con):
+        return f"SELECT scope, subject, seq, action, as_of FROM {NEWEST}"
+    return ("SELECT scope, subject, seq, action, as_of FROM decisions WHERE seq IN "
+            "(SELECT max(seq) FROM decisions GROUP BY scope, subject)")
+
+
+def _newest_kept(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `decision_newest` is read for the log: it exists and its newest seq is the
+    log's (every record since it was filled was appended by `write`, as far as seqs tell)."""
+    return has_table(con, NEWEST) and bool(one(
+        con, f"SELECT (SELECT max(seq) FROM decisions) IS NOT DISTINCT FROM "
+             f"(SELECT max(seq) FROM {NEWEST})")[0])
+
+
+def _one_per_subject(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows (scope, subject, ...) in seq order, the last per subject kept: a log whose seqs
+    are not unique (changed other than by `write`) still gives one record per subject."""
+    out: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for r in rows:
+        out[(str(r[0]), str(r[1]))] = r
+    return list(out.values())
 
 
 @dataclass(frozen=True)
@@ -189,24 +228,26 @@ class Newest:
 
 def newest_times(con: duckdb.DuckDBPyConnection, keys: Iterable[SubjectKey] | None = None
                  ) -> dict[SubjectKey, Newest]:
-    """Each subject's newest record by seq (of `keys`, default every subject): its seq found
-    by a plain grouped max, then three columns of those rows (several times cheaper than
-    ranking or arg_max over a long log)."""
+    """Each subject's newest record by seq (of `keys`, default every subject), from
+    `newest_rows`."""
     if not has_log(con):
         return {}
     wanted = None if keys is None else set(keys)
     if wanted is not None and not wanted:
         return {}
     scopes = ", ".join(f"'{sc}'" for sc in SCOPES)
-    rows = con.execute(f"SELECT scope, subject, seq, action, as_of FROM decisions WHERE seq IN "
-                       f"(SELECT max(seq) FROM decisions WHERE scope IN ({scopes}) "
-                       "GROUP BY scope, subject)").fetchall()
-    out = {}
-    for sc, s, q, a, at in rows:
-        key = (str(sc), str(s))
-        if at is not None and (wanted is None or key in wanted):
-            out[key] = Newest(int(q), str(a), at)
-    return out
+    sql = (f"SELECT scope, subject, seq, action, as_of FROM ({newest_rows(con)}) n "
+           f"WHERE scope IN ({scopes}) AND as_of IS NOT NULL")
+    if wanted is None:
+        rows = con.execute(f"{sql} ORDER BY seq").fetchall()
+    else:  # only those rows: a write's check reads what it appends, not every subject
+        ks = sorted(wanted)
+        with registered(con, KEYS, pa.table({"scope": [k[0] for k in ks],
+                                             "subject": [k[1] for k in ks]})):
+            rows = con.execute(f"{sql} AND (scope, subject) IN (SELECT (scope, subject) "
+                               f"FROM {KEYS}) ORDER BY seq").fetchall()
+    return {(str(sc), str(s)): Newest(int(q), str(a), at)
+            for sc, s, q, a, at in _one_per_subject(rows)}
 
 
 def out_of_order(newest: Mapping[SubjectKey, Newest],
@@ -248,8 +289,11 @@ def legacy_count(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _last(con: duckdb.DuckDBPyConnection) -> tuple[int, str, int]:
-    seq, h, ev = one(con, "SELECT coalesce(max(seq), 0), coalesce(arg_max(hash, seq), ?), "
-                          "coalesce(max(eval_id), 0) FROM decisions", [GENESIS])
+    """The head the next record chains to (the newest seq and its hash, GENESIS when the log
+    is empty) and the newest eval_id: the hash found by its seq (the log is in seq order, so
+    the read skips the row groups before it), not by an arg_max over every hash."""
+    seq, ev = one(con, "SELECT coalesce(max(seq), 0), coalesce(max(eval_id), 0) FROM decisions")
+    h = one(con, "SELECT coalesce(min(hash), ?) FROM decisions WHERE seq = ?", [GENESIS, seq])[0]
     return int(seq), str(h), int(ev)
 
 
@@ -321,6 +365,9 @@ def write(store: Store, items: Sequence[tuple[dict[str, Any], dt.datetime | None
         return recs
     with registered(con, VIEW, pa.table(cols, schema=_SCHEMA)):
         con.execute(f"INSERT INTO decisions BY NAME SELECT * FROM {VIEW}")
+        if has_table(con, NEWEST):
+            con.execute(f"INSERT OR REPLACE INTO {NEWEST} SELECT scope, subject, seq, action, "
+                        f"as_of FROM {VIEW} QUALIFY {_newest(None)}")
     set_head(con, recs[-1]["seq"], recs[-1]["hash"])
     return recs
 

@@ -245,15 +245,16 @@ def recorded_subjects(con: duckdb.DuckDBPyConnection) -> set[SubjectKey] | None:
 def _complete(runs: pa.Table, lo: dt.datetime, n: int) -> bool:
     """Whether every marked subject with news kept at least `n` runs from before its mark that
     are known at or after `lo` (then the older runs of its window were all inside the bound)."""
-    counts: dict[SubjectKey, int] = {}
-    for sc, s, new, mark, known in zip(
-            runs.column("scope").to_pylist(), runs.column("subject").to_pylist(),
-            runs.column("_new").to_pylist(), runs.column("mark").to_pylist(),
-            runs.column("known_ts").to_pylist(), strict=True):
-        if mark is not None:
-            key = (str(sc), str(s))
-            counts[key] = counts.get(key, 0) + int(not new and known >= lo)
-    return all(c >= n for c in counts.values())
+    marked = runs.filter(pc.is_valid(runs.column("mark")))
+    if marked.num_rows == 0:
+        return True
+    inside = pc.and_(pc.invert(marked.column("_new")),
+                     pc.greater_equal(marked.column("known_ts"),
+                                      pa.scalar(lo, marked.schema.field("known_ts").type)))
+    counts = marked.select(["scope", "subject"]).append_column(
+        "_in", pc.cast(inside, pa.int64())).group_by(["scope", "subject"]).aggregate(
+        [("_in", "sum")])
+    return bool(pc.all(pc.greater_equal(counts.column("_in_sum"), n)).as_py())
 
 
 def _points_sql(gp: GovernancePolicy, late: bool = False) -> str:
@@ -337,12 +338,15 @@ def assess_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, runs: pa.T
 
 
 def _ids_by_subject(runs: pa.Table) -> dict[SubjectKey, list[str]]:
-    """Each subject's run_ids in window order (index _i − 1)."""
-    out: dict[SubjectKey, list[str]] = {}
-    for sc, s, r in zip(runs.column("scope").to_pylist(), runs.column("subject").to_pylist(),
-                        runs.column("run_id").to_pylist(), strict=True):
-        out.setdefault((str(sc), str(s)), []).append(str(r))
-    return out
+    """Each subject's run_ids in window order (index _i − 1; `runs` grouped by subject in _i
+    order, as `_bounds` reads it)."""
+    first = metrics.segment_starts(runs, ["scope", "subject"])
+    ids = [str(r) for r in runs.column("run_id").to_pylist()]
+    stops = [*first.tolist()[1:], runs.num_rows]
+    keys = zip(runs.column("scope").take(first).to_pylist(),
+               runs.column("subject").take(first).to_pylist(), strict=True)
+    return {(str(sc), str(s)): ids[a:b]
+            for (sc, s), a, b in zip(keys, first.tolist(), stops, strict=True)}
 
 
 def _micros(col: pa.ChunkedArray) -> npt.NDArray[np.int64]:
@@ -509,8 +513,8 @@ def start(con: duckdb.DuckDBPyConnection, first: dt.datetime | None, *,
 
     if empty or first is None:
         return Walk({}, {})
-    state = journal.lifecycle_states(con, first)
     last = journal.newest_records(con, first)
+    state = journal.states_of(last)
     # the log's records after `first` (from the first of them by seq: not the whole log)
     lo = (con.execute("SELECT min(seq) FROM decisions WHERE as_of > ?", [first]).fetchall()[0][0]
           if journal.has_log(con) else None)

@@ -1,0 +1,128 @@
+"""`decision_newest` (migration 0027): which record is each subject's newest, kept by
+`journal.write` so the live pass does not group the whole decision log to find it.
+
+Expected values are computed here from the writes themselves (the k-th record written has seq
+k; a subject's newest is the last one written about it), not by reading the log back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alphatrace.governance import journal
+from alphatrace.governance.canon import ts_text
+from alphatrace.governance.journal import Newest
+from alphatrace.governance.lifecycle import CHAIN_SCOPE, SubjectKey
+from alphatrace.store import Store
+
+T0 = dt.datetime(2024, 1, 1)
+AT = dt.datetime(2024, 6, 1)
+KEYS: list[SubjectKey] = [("agent", "A"), ("agent", "B"), ("strategy", "A"),
+                          ("strategy", "S"), (CHAIN_SCOPE, "decisions")]
+ACTIONS = ["promote", "kill", "hold", "inconclusive", "revive", "error"]
+
+
+def content(key: SubjectKey, action: str) -> dict[str, Any]:
+    return {"subject": key[1], "scope": key[0], "action": action, "rule": None, "fired": [],
+            "blocked": False, "state": "killed" if action == "kill" else "candidate",
+            "cascade_from": None, "reason": None, "policy_hash": None, "as_of": None,
+            "metrics": {}, "run_ids": []}
+
+
+# one write: a batch of (subject, action, as_of in hours from T0 or None); hours only grow per
+# subject across the whole sequence (`write` refuses the rest, tested in test_past_once)
+Batch = list[tuple[int, str, int | None]]
+batches = st.lists(st.lists(st.tuples(st.integers(0, len(KEYS) - 1), st.sampled_from(ACTIONS),
+                                      st.one_of(st.none(), st.integers(0, 5))),
+                            min_size=0, max_size=6), min_size=1, max_size=6)
+
+
+def write_all(store: Store, writes: list[Batch]) -> list[tuple[SubjectKey, str, dt.datetime | None]]:
+    """Write the batches through `journal.write` (each as_of raised to keep the subject's
+    order); the records as written, in seq order."""
+    done: list[tuple[SubjectKey, str, dt.datetime | None]] = []
+    floor: dict[SubjectKey, int] = {}
+    hour = 0
+    for batch in writes:
+        items = []
+        for k, action, step in batch:
+            key = KEYS[k]
+            action = "rechain" if key[0] == CHAIN_SCOPE else action  # the chain's one action
+            as_of = None
+            if step is not None:
+                hour += step
+                as_of = T0 + dt.timedelta(hours=max(hour, floor.get(key, 0)))
+                floor[key] = max(hour, floor.get(key, 0))
+            items.append(({**content(key, action), "as_of": ts_text(as_of)}, as_of))
+            done.append((key, action, as_of))
+        with store.transaction():
+            journal.write(store, items, actor=None, at=AT)
+    return done
+
+
+def expected(done: list[tuple[SubjectKey, str, dt.datetime | None]]
+             ) -> tuple[dict[SubjectKey, int], dict[SubjectKey, Newest]]:
+    """(each subject's newest seq, `newest_times` of the subjects whose newest has an as_of)."""
+    seqs: dict[SubjectKey, int] = {}
+    newest: dict[SubjectKey, tuple[int, str, dt.datetime | None]] = {}
+    for seq, (key, action, as_of) in enumerate(done, start=1):
+        seqs[key] = seq
+        newest[key] = (seq, action, as_of)
+    times = {k: Newest(q, a, t) for k, (q, a, t) in newest.items()
+             if t is not None and k[0] != CHAIN_SCOPE}
+    return seqs, times
+
+
+def table(store: Store) -> dict[SubjectKey, int]:
+    return {(sc, s): q for sc, s, q in
+            store.con.execute("SELECT scope, subject, seq FROM decision_newest").fetchall()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(writes=batches)
+def test_the_table_names_each_subjects_newest_record_after_any_writes(writes: list[Batch]
+                                                                       ) -> None:
+    with Store(":memory:") as store:
+        done = write_all(store, writes)
+        seqs, times = expected(done)
+        assert table(store) == seqs
+        assert journal.newest_times(store.con) == times
+        assert journal.newest_times(store.con, [("agent", "A")]) == {
+            k: v for k, v in times.items() if k == ("agent", "A")}
+        assert sorted(journal.newest_revives(store.con)) == sorted(
+            (k[0], k[1], n.as_of) for k, n in times.items() if n.action == "revive")
+
+
+def test_a_record_written_by_other_means_is_still_seen(store: Store) -> None:
+    """The table is trusted only while its newest seq is the log's: a record inserted by
+    plain SQL (or the newest one deleted) makes the reads go to the log itself."""
+    done = write_all(store, [[(0, "promote", 1), (1, "hold", 1)]])
+    assert expected(done)[1] == journal.newest_times(store.con)
+    store.con.execute("INSERT INTO decisions (seq, eval_id, subject, scope, action, fired, "
+                      "blocked, state, metrics, run_ids, prev_hash, hash, as_of) VALUES "
+                      "(3, 9, 'A', 'agent', 'kill', '[]', false, 'killed', '{}', '[]', '', '', "
+                      "TIMESTAMP '2024-01-02')")
+    assert journal.newest_times(store.con)[("agent", "A")] == Newest(
+        3, "kill", dt.datetime(2024, 1, 2))
+    store.con.execute("DELETE FROM decisions WHERE seq >= 2")
+    assert journal.newest_times(store.con) == {
+        ("agent", "A"): Newest(1, "promote", T0 + dt.timedelta(hours=1))}
+
+
+def test_a_store_from_before_0027_fills_it_from_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with Store(path) as store:
+        done = write_all(store, [[(0, "promote", 1), (2, "hold", 2)],
+                                 [(4, "rechain", None), (0, "kill", 0), (3, "revive", None)]])
+        store.con.execute("DROP TABLE decision_newest")
+        store.con.execute("DELETE FROM schema_migrations WHERE version = 27")
+    with Store(path) as store:
+        seqs, times = expected(done)
+        assert table(store) == seqs == {("agent", "A"): 4, ("strategy", "A"): 2,
+                                        (CHAIN_SCOPE, "decisions"): 3, ("strategy", "S"): 5}
+        assert journal.newest_times(store.con) == times
+
