@@ -10,8 +10,10 @@ and spills what it has not yet written to its temporary folder, at the same CPU.
 is set. So the budget is set only where the ingest is the instance's only user: a store file
 this process opened itself. Not for a store `alphatrace serve` holds in this process
 (connection.SERVED: the dashboard, the pipeline and the HTTP rounds share its instance), and
-not for an in-memory store (nothing to evict: its data lives in the pool). A limit already at
-or below the budget is left as it is; the one found is restored afterwards.
+not for an in-memory store (nothing to evict: its data lives in the pool). Only DuckDB's
+default limit is replaced, and RESET afterwards (exact; DuckDB shows a limit rounded, so setting
+the shown text back would lower it a little every time): a limit the caller set is theirs, and
+a default already below the budget (a small machine) is not raised.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 import duckdb
 
@@ -29,6 +32,14 @@ log = logging.getLogger("alphatrace.store")
 BULK_LIMIT_MB = 400  # DuckDB's memory_limit during a bulk file ingest (1 MB = 10^6 bytes)
 
 
+@cache
+def _default_limit() -> tuple[str, int]:
+    """DuckDB's default memory_limit in this process (80% of the machine's memory, as shown
+    and in bytes), read from a fresh in-memory instance."""
+    with duckdb.connect() as con:
+        return _limit(con)
+
+
 def _limit(con: duckdb.DuckDBPyConnection) -> tuple[str, int]:
     """The instance's memory_limit as DuckDB shows it, and in bytes."""
     shown, nbytes = con.execute(
@@ -37,33 +48,27 @@ def _limit(con: duckdb.DuckDBPyConnection) -> tuple[str, int]:
     return str(shown), int(nbytes)
 
 
-def _restore(con: duckdb.DuckDBPyConnection, shown: str) -> None:
-    """Back to the limit shown as `shown`: the default if that is what it was (RESET keeps it
-    exact; setting the shown, rounded, text again would drift a little every ingest)."""
-    con.execute("RESET memory_limit")
-    if _limit(con)[0] != shown:
-        con.execute(f"SET memory_limit = '{shown}'")
-
-
 @contextmanager
 def bulk_budget(store: Store) -> Iterator[None]:
     """DuckDB's memory_limit at BULK_LIMIT_MB for the block, when `store` is a file this
-    process owns (see the module docstring); otherwise nothing changes."""
+    process owns and its limit is DuckDB's default (see the module docstring); otherwise
+    nothing changes."""
     if store.path is None or store.path.resolve() in SERVED:
         yield
         return
     con = store.con
-    shown, nbytes = _limit(con)
-    if nbytes <= BULK_LIMIT_MB * 1000 * 1000:
+    default, nbytes = _default_limit()
+    if _limit(con)[0] != default or nbytes <= BULK_LIMIT_MB * 1000 * 1000:
         yield
         return
+    capped = True
     try:
         con.execute(f"SET memory_limit = '{BULK_LIMIT_MB}MB'")
     except duckdb.Error as e:  # more pinned than the budget already: ingest as before
         log.info("ingest memory budget not set: %s", e)
-        yield
-        return
+        capped = False
     try:
         yield
     finally:
-        _restore(con, shown)
+        if capped:
+            con.execute("RESET memory_limit")
