@@ -22,7 +22,7 @@ import pyarrow as pa
 
 # A chunk is alive about three times over (its bytes, the next one read ahead, its staged rows)
 # beside what DuckDB allocates to validate it: 32 MB rather than 64 MB lowered the peak RSS of a
-# 3M-event ingest by about 0.2 GB, at the same CPU (bench/RESULTS.md, 2026-12-03).
+# 3M-event ingest by about 0.2 GB, for ~2% more CPU (bench/RESULTS.md, 2026-12-03).
 CHUNK_BYTES = 32 * 1024 * 1024
 BATCH_LINES = 16384  # zero-copy slices of a chunk
 SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json", ".json.gz")

@@ -4,7 +4,9 @@ Why: a file's rows stay in its transaction's local storage until COMMIT, and the
 writes stay cached in its buffer pool; with the default limit (80% of RAM) nothing is evicted,
 so at 3M events that cache alone was 0.3–0.4 GB of a 1.0–1.1 GB peak (bench/RESULTS.md,
 2026-12-03). Under a lower limit DuckDB evicts the blocks it has written (they are on disk)
-and spills what it has not yet written to its temporary folder, at the same CPU.
+and spills what it has not yet written to its temporary folder. With 32 MB chunks: peak RSS
+0.65–0.81 GB instead of 0.97–1.17 GB; the CPU cost (0 to ~8%, most into a large store) is not
+resolved from the noise of a shared machine (bench/RESULTS.md).
 
 `memory_limit` is database-wide: every connection of the DuckDB instance is capped while it
 is set. So the budget is set only where the ingest is the instance's only user: a store file
