@@ -1,6 +1,6 @@
 """Dedupe against history: what a collector round of UUID4 events costs as the store grows.
 
-Why a script of its own: `bench_ingest.py` ingests files of 300k events, one 64 MB chunk each,
+Why a script of its own: `bench_ingest.py` ingests files of 300k events, in two or three chunks,
 so the store's size shows only once per file. The collector ingests a round of a few hundred
 events per transaction; with random (UUID4) run ids the old dedupe read the whole identity
 table every round, so a round's cost grew with the store (issue #19, item 3).
@@ -12,7 +12,7 @@ batches again (a retry: every event a duplicate). It reports the first round apa
 builds its in-memory set of stored keys there) and the median CPU and wall ms of the others.
 
 With `--file-events K` it also ingests, into another copy, a file of K new events of the same
-shape (`ingest_paths`, the bulk path: 64 MB chunks), then the same file again (every event a
+shape (`ingest_paths`, the bulk path: 32 MB chunks), then the same file again (every event a
 duplicate), each in a fresh process as the CLI would (so each file pays the building of the
 in-memory key set), and reports CPU and wall seconds of `ingest_paths`.
 

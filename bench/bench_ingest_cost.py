@@ -1,7 +1,7 @@
 """Where ingest's CPU goes: the cost per line of each piece of the validation query.
 
 `bench_ingest.py` measures the whole ingest against its targets; this script shows where the
-CPU goes. It runs, on one 64 MB chunk of the benchmark file (as ingest splits it), the lenient
+CPU goes. It runs, on one chunk of the benchmark file (32 MB, as ingest splits it), the lenient
 validation query that every line goes through, then the same query with one piece removed, or
 one piece alone. CPU µs per line = process CPU time (all DuckDB threads) / lines, best of five.
 
@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from alphatrace.store import validate_sql as V  # noqa: E402
-from alphatrace.store.lines import iter_chunks  # noqa: E402
+from alphatrace.store.lines import CHUNK_BYTES, iter_chunks  # noqa: E402
 
 
 def cpu_per_line(con: duckdb.DuckDBPyConnection, sql: str, lines: int) -> float:
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         f"## Ingest CPU per line (bench/bench_ingest_cost.py) — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Machine: {mach}.",
-        f"Input: the first 64 MB chunk of {a.file.name} ({n:,} lines). CPU µs per line, all "
+        f"Input: the first {CHUNK_BYTES >> 20} MiB chunk of {a.file.name} ({n:,} lines). CPU µs per line, all "
         "DuckDB threads, best of five.",
         "",
         "| piece | CPU µs / line |",

@@ -34,6 +34,7 @@ from alphatrace.store.lines import (
     open_input,
     prefetch,
 )
+from alphatrace.store.memory_budget import bulk_budget
 from alphatrace.store.statements import parsed, to_arrow
 from alphatrace.store.validate_sql import SEP, fast_sql, staged_sql
 
@@ -462,20 +463,23 @@ def ingest_paths(
     progress: Progress | None = None,
     stdin: BinaryIO | None = None,
 ) -> IngestReport:
-    """Ingest files, folders and `-` (stdin). Each file commits on its own."""
+    """Ingest files, folders and `-` (stdin). Each file commits on its own, under DuckDB's
+    memory budget for bulk ingest when this process owns the store (store/memory_budget.py)."""
     k = normalize_kind(kind)
     total = IngestReport()
-    for p in resolve_inputs(paths):
-        if p == "-":
-            stream: BinaryIO = stdin or sys.stdin.buffer
-            r, _ = _ingest_stream(store, stream, "<stdin>", k, progress)
-        else:
-            with open_input(Path(p)) as fh:
-                try:
-                    r, _ = _ingest_stream(store, fh, str(p), k, progress)
-                except (OSError, EOFError) as e:  # e.g. a truncated .gz
-                    raise InputError(f"{p}: cannot read: {e}") from None
-        total.add(r)
+    files = resolve_inputs(paths)
+    with bulk_budget(store):
+        for p in files:
+            if p == "-":
+                stream: BinaryIO = stdin or sys.stdin.buffer
+                r, _ = _ingest_stream(store, stream, "<stdin>", k, progress)
+            else:
+                with open_input(Path(p)) as fh:
+                    try:
+                        r, _ = _ingest_stream(store, fh, str(p), k, progress)
+                    except (OSError, EOFError) as e:  # e.g. a truncated .gz
+                        raise InputError(f"{p}: cannot read: {e}") from None
+            total.add(r)
     return total
 
 
