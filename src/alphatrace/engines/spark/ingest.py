@@ -13,6 +13,8 @@ its own file.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +36,7 @@ def ingest_sharded(files: list[str], out: Path, kind: str | None = None) -> Inge
     out.mkdir(parents=True, exist_ok=True)
     staging = out / STAGING
     shutil.rmtree(staging, ignore_errors=True)
-    jobs = list(enumerate(files, 1))
-    where = str(staging)
-    shards: list[ShardReport] = (
-        spark.sparkContext.parallelize(jobs, max(1, len(jobs)))
-        .map(lambda job: validate_file(job[1], job[0], where, kind)).collect())
-    shards.sort(key=lambda s: s.key)
+    shards = _validate_files(spark, files, str(staging), kind)
 
     def staged(table: str) -> Any:
         return spark.read.parquet(*(str(shard_dir(staging, s.key) / f"{table}.parquet")
@@ -77,3 +74,29 @@ def ingest_sharded(files: list[str], out: Path, kind: str | None = None) -> Inge
      .write.mode("overwrite").parquet(str(out / "ingested_files.parquet")))
     shutil.rmtree(staging, ignore_errors=True)
     return report
+
+
+SHARD_SCHEMA = "key LONG, path STRING, accepted LONG, duplicates LONG, quarantined LONG"
+
+
+def _validate_files(spark: Any, files: list[str], staging: str, kind: str | None
+                    ) -> list[ShardReport]:
+    """`validate_file` of each file (key 1, 2, … in input order) in an executor, one file a
+    partition. Through the DataFrame API (`mapInArrow`), not `sparkContext`: a Spark Connect
+    session has no SparkContext."""
+    import pyarrow as pa
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            reports = [validate_file(path, key, staging, kind) for key, path in
+                       zip(b.column(0).to_pylist(), b.column(1).to_pylist(), strict=True)]
+            yield pa.RecordBatch.from_pylist([asdict(r) for r in reports],
+                                             schema=pa.schema([
+                                                 ("key", pa.int64()), ("path", pa.string()),
+                                                 ("accepted", pa.int64()),
+                                                 ("duplicates", pa.int64()),
+                                                 ("quarantined", pa.int64())]))
+
+    jobs = spark.createDataFrame(list(enumerate(files, 1)), "key LONG, path STRING")
+    rows = jobs.repartition(max(1, len(files))).mapInArrow(run, SHARD_SCHEMA).collect()
+    return sorted((ShardReport(**r.asDict()) for r in rows), key=lambda s: s.key)
