@@ -10,9 +10,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alphatrace.errors import GovernanceError
 from alphatrace.governance import journal
 from alphatrace.governance.canon import ts_text
 from alphatrace.governance.journal import Newest
@@ -111,6 +113,23 @@ def test_a_record_written_by_other_means_is_still_seen(store: Store) -> None:
     store.con.execute("DELETE FROM decisions WHERE seq >= 2")
     assert journal.newest_times(store.con) == {
         ("agent", "A"): Newest(1, "promote", T0 + dt.timedelta(hours=1))}
+
+
+def test_a_write_after_a_record_written_by_other_means_keeps_seeing_it(store: Store) -> None:
+    """After a record inserted by plain SQL, the next `write` (about another subject) makes the
+    table's newest seq the log's again: the table must then hold the other record too, or the
+    as_of-order rule would let a record about that subject in before it."""
+    write_all(store, [[(0, "promote", 1)]])
+    store.con.execute("INSERT INTO decisions (seq, eval_id, subject, scope, action, fired, "
+                      "blocked, state, metrics, run_ids, prev_hash, hash, as_of) VALUES "
+                      "(2, 9, 'A', 'agent', 'kill', '[]', false, 'killed', '{}', '[]', '', '', "
+                      "TIMESTAMP '2024-01-02')")
+    write_all(store, [[(1, "hold", 1)]])  # agent B, seq 3
+    kill = Newest(2, "kill", dt.datetime(2024, 1, 2))
+    assert journal.newest_times(store.con)[("agent", "A")] == kill
+    assert table(store)[("agent", "A")] == 2
+    with pytest.raises(GovernanceError, match="not appended"):  # A at 05:00, before the kill
+        write_all(store, [[(0, "promote", 5)]])
 
 
 def test_a_store_from_before_0027_fills_it_from_the_log(tmp_path: Path) -> None:

@@ -363,11 +363,18 @@ def write(store: Store, items: Sequence[tuple[dict[str, Any], dt.datetime | None
     cols["created_at"] = [at] * len(recs)
     if not recs:
         return recs
+    # `decision_newest` took every record so far (its newest seq is the log's, `_newest_kept`):
+    # the new ones update it; else (records written by other means) it is rebuilt from the log,
+    # so the append cannot make a table that misses them look current.
+    kept = _newest_kept(con) if has_table(con, NEWEST) else None
     with registered(con, VIEW, pa.table(cols, schema=_SCHEMA)):
         con.execute(f"INSERT INTO decisions BY NAME SELECT * FROM {VIEW}")
-        if has_table(con, NEWEST):
+        if kept is not None:
+            source = VIEW if kept else "decisions"
+            if not kept:
+                con.execute(f"DELETE FROM {NEWEST}")
             con.execute(f"INSERT OR REPLACE INTO {NEWEST} SELECT scope, subject, seq, action, "
-                        f"as_of FROM {VIEW} QUALIFY {_newest(None)}")
+                        f"as_of FROM {source} QUALIFY {_newest(None)}")
     set_head(con, recs[-1]["seq"], recs[-1]["hash"])
     return recs
 
