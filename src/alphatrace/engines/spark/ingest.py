@@ -18,6 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from alphatrace.engines.spark.session import session
 from alphatrace.store.ingest import IngestReport
 from alphatrace.store.shard import EVENT_TABLES, ShardReport, shard_dir, validate_file
@@ -76,7 +78,9 @@ def ingest_sharded(files: list[str], out: Path, kind: str | None = None) -> Inge
     return report
 
 
-SHARD_SCHEMA = "key LONG, path STRING, accepted LONG, duplicates LONG, quarantined LONG"
+# What each shard's task returns: `ShardReport`'s fields.
+SHARDS = pa.schema([("key", pa.int64()), ("path", pa.string()), ("accepted", pa.int64()),
+                    ("duplicates", pa.int64()), ("quarantined", pa.int64())])
 
 
 def _validate_files(spark: Any, files: list[str], staging: str, kind: str | None
@@ -84,19 +88,15 @@ def _validate_files(spark: Any, files: list[str], staging: str, kind: str | None
     """`validate_file` of each file (key 1, 2, … in input order) in an executor, one file a
     partition. Through the DataFrame API (`mapInArrow`), not `sparkContext`: a Spark Connect
     session has no SparkContext."""
-    import pyarrow as pa
+    from pyspark.sql.pandas.types import from_arrow_schema
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for b in batches:
             reports = [validate_file(path, key, staging, kind) for key, path in
                        zip(b.column(0).to_pylist(), b.column(1).to_pylist(), strict=True)]
-            yield pa.RecordBatch.from_pylist([asdict(r) for r in reports],
-                                             schema=pa.schema([
-                                                 ("key", pa.int64()), ("path", pa.string()),
-                                                 ("accepted", pa.int64()),
-                                                 ("duplicates", pa.int64()),
-                                                 ("quarantined", pa.int64())]))
+            yield pa.RecordBatch.from_pylist([asdict(r) for r in reports], schema=SHARDS)
 
     jobs = spark.createDataFrame(list(enumerate(files, 1)), "key LONG, path STRING")
-    rows = jobs.repartition(max(1, len(files))).mapInArrow(run, SHARD_SCHEMA).collect()
+    rows = (jobs.repartition(max(1, len(files)))
+            .mapInArrow(run, from_arrow_schema(SHARDS)).collect())
     return sorted((ShardReport(**r.asDict()) for r in rows), key=lambda s: s.key)
