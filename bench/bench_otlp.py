@@ -2,7 +2,8 @@
 
 Each client process posts ExportTraceServiceRequest bodies of `--batch` spans (512, the OTel
 batch span processor's export size) to `POST /v1/traces` as `application/x-protobuf`, for
-`--seconds`, in an open loop at `--rate` spans/s in all (default the target's 10,000): each
+`--seconds`, in an open loop at `--rate` spans/s in all (default 10,500: 5% above the target,
+see below): each
 client sends a request every `clients × batch / rate` s, as a batch span processor exports when
 its spans come, and a request's latency counts from when it was due (a client that fell behind
 sends at once, and its wait counts: no coordinated omission). That is what the target means:
@@ -16,7 +17,10 @@ emit them. With `--split`, each trace's children go in one request and its root 
 (children before the root, as exporters often send them), so every child waits in the trace
 hold until its root arrives.
 
-Measured: spans/s sustained, request latency p50/p99/max, and loss: after the server stops
+Measured: spans/s sustained (spans answered / from the start to the last answer: the ramp and
+the last answer's latency are in the time, so offering exactly 10,000 spans/s measured
+9,770–9,960 even when every request was answered in time; 5% more makes "≥ 10,000 sustained"
+a claim the run can fail), request latency p50/p99/max, and loss: after the server stops
 (which writes any span still held), the store must hold exactly the spans sent, all distinct,
 every child in its root's run. Load goes to 127.0.0.1 only and stops after `--seconds`. A dated
 section is appended to bench/RESULTS.md in one write (not with --quick).
@@ -43,6 +47,7 @@ from common import RESULTS, collector, machine, percentile, record
 
 TARGET_SPANS_S = 10_000
 TARGET_P99_MS = 250.0
+OFFERED_SPANS_S = 10_500  # the default --rate: above the target (module docstring)
 CHILDREN = 3  # LLM calls per run: a trace is 1 root + CHILDREN spans
 T0 = 1_740_816_000_000_000_000  # 2025-03-01T08:00:00Z in ns
 
@@ -293,11 +298,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=45.0)
     ap.add_argument("--split", action="store_true",
                     help="children in one request, their roots in the next")
-    ap.add_argument("--rate", type=float, default=TARGET_SPANS_S,
+    ap.add_argument("--rate", type=float, default=OFFERED_SPANS_S,
                     help="open loop: spans/s offered by all clients together")
     ap.add_argument("--closed", action="store_true",
                     help="closed loop (the old mode): each client sends again once answered")
     ap.add_argument("--quick", action="store_true", help="10 s, not recorded")
+    ap.add_argument("--no-record", action="store_true", help="print only")
     ap.add_argument("--no-pipeline", action="store_true",
                     help="serve --no-pipeline: the ingest path's cost alone (no live pipeline)")
     a = ap.parse_args()
@@ -315,7 +321,7 @@ def main() -> None:
     ok_loss = (loss == 0 and r["stored"] == r["distinct"] and not r["failed_requests"]
                and not r["spans_outside_their_run"])
     print(json.dumps({**r, "loss": loss}, indent=2))
-    if a.quick:
+    if a.quick or a.no_record:
         return
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     yn = {True: "**yes**", False: "**no**"}

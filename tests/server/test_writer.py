@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,65 @@ def test_a_running_hook_does_not_hold_back_ingest(tmp_path: Path) -> None:
     assert runs[0] == (3, 1)
     assert runs[1][0] == 6 and runs[1][1] >= 2  # the rounds of B and C, in one run
     w.stop()
+
+
+def test_after_a_run_the_hooks_rest_as_long_as_it_took(tmp_path: Path) -> None:
+    """Rounds that keep coming would start a run as soon as the last one ended: the thread
+    rests `REST` x the run's time first, so the hooks take at most half the time under
+    sustained ingest. Only lower bounds on time are asserted (a slower machine only makes a
+    run and its rest longer): each run starts at least REST x the previous run's time after
+    it ended (without the rest, microseconds after)."""
+    import threading
+    import time
+
+    from alphatrace.server.after_rounds import REST
+
+    assert REST >= 1.0
+    w = Writer(tmp_path / "db.duckdb")
+    marks: list[tuple[float, float]] = []  # (start, end) of each run of the hook
+    entered, release = threading.Event(), threading.Event()
+
+    def hook(store: Any) -> None:
+        t0 = time.monotonic()
+        if not marks:
+            entered.set()
+            release.wait(30)
+        time.sleep(0.05)
+        marks.append((t0, time.monotonic()))
+
+    w.after_round(hook)
+    w.start()
+    w.submit_events(events("A", 1)).result(30)
+    assert entered.wait(30)
+    for i in range(3):  # rounds waiting when each run ends: the next run is due at once
+        w.submit_events(events(f"B{i}", 1)).result(30)
+    release.set()
+    w.sync().result(30)
+    w.submit_events(events("C", 1)).result(30)
+    w.sync().result(30)
+    w.stop()
+    assert len(marks) >= 3
+    for (s0, e0), (s1, _) in itertools.pairwise(marks):
+        assert s1 - e0 >= REST * (e0 - s0)
+
+
+def test_a_stop_does_not_wait_for_the_rest(tmp_path: Path) -> None:
+    """A stop during the rest ends it: the hooks run for the rounds still reported and the
+    thread ends (with a rest of hours, it would still be resting when `stop` gave up)."""
+    w = Writer(tmp_path / "db.duckdb")
+    seen: list[int] = []
+    w.after_rounds.rest = 1e6  # any run's rest outlasts the test
+
+    def hook(store: Any) -> None:
+        seen.append(int(one(store.con, "SELECT count(*) FROM telemetry")[0]))
+
+    w.after_round(hook)
+    w.start()
+    w.submit_events(events("A", 2)).result(30)
+    w.submit_events(events("B", 3)).result(30)  # committed while the first run rests
+    w.stop()
+    assert not w.after_rounds._thread.is_alive()
+    assert seen[-1] == 5
 
 
 def test_a_derived_write_waits_for_the_running_hooks(tmp_path: Path) -> None:

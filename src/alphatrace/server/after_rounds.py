@@ -13,6 +13,16 @@ all the rounds reported before that run started, in registration order. One run 
 the rounds that committed while the previous run was busy (coalescing needs no timer). A hook
 that raises is logged and the next one still runs.
 
+After a run that took d seconds the thread rests `rest` × d before the next one (`REST`: as
+long as the run took). Under sustained ingest a run is due again as soon as one ends, so
+without the rest the hooks took a whole core of a small machine, in CPU taken from the
+rounds themselves: on 2 cores, OTLP requests at 10,500 spans/s waited p99 0.3–0.4 s for their
+round against 0.2–0.27 s with the rest, and the server spent 15–20% less CPU a span
+(bench/bench_otlp.py; bench/RESULTS.md, session of 2026-12-03, lead). The price is paid only
+under load: a round that comes after the rest is over starts a run at once, and at most it
+delays a decision by one run's time (evidence that lands during a run waits for the rest,
+then the next run: about 3 × d at worst instead of 2 × d).
+
 `lock` is held while the hooks run. Anything else that writes derived state in this process
 (`reconcile`, `gates evaluate`, `revive`, `exclusions apply` run for a remote caller or the
 CLI) holds it too, so it never runs beside a pass.
@@ -33,6 +43,7 @@ from alphatrace.store import Store
 log = logging.getLogger("alphatrace.server")
 
 Hook = Callable[[Store], None]
+REST = 1.0  # rest after a run, as a multiple of the run's time (module docstring)
 
 
 @dataclass(frozen=True)
@@ -47,11 +58,13 @@ class Rounds:
 class AfterRounds:
     """The hooks, the thread that runs them and its store view (a cursor of `store`)."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time,
+                 rest: float = REST) -> None:
         cur = store.con.cursor()
         cur.execute("SET TimeZone = 'UTC'")
         self.store = Store(store.path, con=cur)
         self.clock = clock
+        self.rest = rest
         self.lock = threading.RLock()
         self.runs = 0
         self._hooks: list[Hook] = []
@@ -113,6 +126,7 @@ class AfterRounds:
                 self._waiting, self._since = 0, None
                 settle, self._settle = self._settle, []
                 self._busy = True
+            started = time.monotonic()
             try:
                 with self.lock:
                     self._run()
@@ -120,10 +134,13 @@ class AfterRounds:
                 for fut, result in settle:
                     if not fut.done():
                         fut.set_result(result)
+                took = time.monotonic() - started
                 with self._cv:
                     self.runs += 1
                     self._busy = False
                     self._cv.notify_all()
+                    if self.rest > 0:  # a stop does not wait for the rest
+                        self._cv.wait_for(lambda: self._stopping, self.rest * took)
 
     def _run(self) -> None:
         for fn in self._hooks:

@@ -178,7 +178,7 @@ class LiveState:
                     return
                 self._pending, self._busy = False, True
             try:
-                with self.reader() as cur:
+                with self.reader() as cur, catalog_cached(cur):  # reads only
                     self._read_facts(cur)
             except Exception:
                 log.exception("reading the sizing state (confidence) failed")
