@@ -409,3 +409,58 @@ def test_notification_counters_match_the_outbox(tmp_path: Path,
     assert got[(attempts, "gone", "no_response")] >= 2
     assert got[(finished, "bad", "expired")] == got[(finished, "gone", "expired")] == 2
     assert len(ok.accepted()) == 2 and len(bad.requests) == got[(attempts, "bad", "http_error")]
+
+
+def _otlp_body(n_traces: int, first: int) -> bytes:
+    """An OTLP protobuf export of `n_traces` traces (a tagged root and 3 LLM-call spans each)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    def kv(k: str, v: str | int) -> KeyValue:
+        return KeyValue(key=k, value=AnyValue(int_value=v) if isinstance(v, int)
+                        else AnyValue(string_value=v))
+
+    spans = []
+    for t in range(first, first + n_traces):
+        tid, start = (t + 1).to_bytes(16, "big"), 1_740_816_000_000_000_000 + t * 10**9
+        root = Span(trace_id=tid, span_id=(1 << 60 | t).to_bytes(8, "big"), name="run",
+                    start_time_unix_nano=start, end_time_unix_nano=start + 9 * 10**8,
+                    attributes=[kv("alphatrace.run_id", f"gc-{t}"), kv("alphatrace.agent", "G")])
+        spans.append(root)
+        spans += [Span(trace_id=tid, span_id=(2 << 60 | t << 4 | i).to_bytes(8, "big"),
+                       parent_span_id=root.span_id, name="chat",
+                       start_time_unix_nano=start + i, end_time_unix_nano=start + 10**8,
+                       attributes=[kv("gen_ai.request.model", "gpt-4o"),
+                                   kv("gen_ai.usage.input_tokens", 100 + i),
+                                   kv("gen_ai.usage.output_tokens", 7)])
+                  for i in range(3)]
+    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+        resource=Resource(attributes=[kv("service.name", "gc")]),
+        scope_spans=[ScopeSpans(spans=spans)])]).SerializeToString()
+
+
+def test_the_server_collects_cycles_rarely_under_ingest(tmp_path: Path) -> None:
+    """`serve` freezes what exists at start out of the cyclic collector's scans and raises its
+    thresholds (cli/server.py GC_THRESHOLDS): 10,240 OTLP spans make at most a few young
+    collections (Python's defaults made 57, each holding the GIL; `python_gc_collections_total`
+    counts them, from /metrics). Counts of collections, not times: they do not depend on the
+    machine's speed."""
+    srv = start_server(tmp_path)
+    try:
+        def young() -> float:
+            text = httpx.get(srv.url + "/metrics", timeout=30).text
+            return scrape(text)[("python_gc_collections_total", (("generation", "0"),))]
+
+        before = young()
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            for r in range(20):
+                res = c.post("/v1/traces", content=_otlp_body(128, r * 128), headers={
+                    **srv.auth("ingest"), "Content-Type": "application/x-protobuf"})
+                assert res.status_code == 200
+        assert young() - before <= 5
+    finally:
+        srv.stop()

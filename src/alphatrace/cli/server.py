@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -27,6 +28,9 @@ from alphatrace.server.limits import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNE
 from alphatrace.server.trace_hold import MAX_BYTES, MAX_SPANS, WAIT_S, TraceHold
 
 SWITCH_INTERVAL_S = 0.0005  # sys.setswitchinterval while serving (see `serve`)
+# The cyclic garbage collector's thresholds while serving (see `serve`): a young collection
+# after 50,000 net new container objects instead of 700, the older ones as rarely.
+GC_THRESHOLDS = (50_000, 20, 100)
 
 keys_app = typer.Typer(help="API keys of the collector (stored hashed; a key is shown once).",
                        no_args_is_help=True)
@@ -150,6 +154,16 @@ def serve(
     # that arrives while one of them runs Python waits for the switch interval (5 ms by
     # default) before the loop gets the GIL back; 0.5 ms shortens that wait for sizing answers.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # A collector round makes and frees a dict per event, and the app keeps hundreds of
+    # thousands of long-lived objects (modules, the trace hold, caches): with Python's default
+    # thresholds the cyclic collector ran ~900 times in 10 s at 10,000 OTLP spans/s, ~1 s of
+    # CPU holding the GIL, with pauses up to 96 ms in the middle of requests (bench_otlp.py,
+    # bench/RESULTS.md, session of 2026-12-03, lead). The events are freed by reference
+    # counting; what the cyclic collector is for (cycles) is rare here. So what exists at
+    # start is frozen out of its scans and it runs far less often.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

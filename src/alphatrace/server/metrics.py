@@ -23,7 +23,14 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -258,3 +265,8 @@ class CollectorMetrics:
         self.sizing = SizingMetrics(self.registry)
         self.pipeline = PipelineMetrics(self.registry)
         self.registry.register(StoreCollector(reader, pipeline))
+        # the process's own (CPU, memory, file descriptors; Python's collections per
+        # generation: `python_gc_collections_total`), as every Python exporter has them
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
