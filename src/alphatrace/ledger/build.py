@@ -53,17 +53,22 @@ _NO_BIGINT = "CAST(NULL AS BIGINT)"
 _KTS = "coalesce(p.ts, f.ingested_at)"
 
 
-def _split(d: Dialect, table: str, name: str, runs: str | None = None) -> str:
+def _split(d: Dialect, table: str, name: str, runs: str | None = None,
+           single: bool = False) -> str:
     """`{name}_1`: rows of runs with one row in `table`; `{name}_m`: rows of runs with several.
     The few runs with several rows are found first; both halves are then joins against that
     small set (semi / anti), never against the million single-row runs. With `runs`, only the
     rows of those runs take part (`{name}_rows`, found once): the work follows the runs that
-    changed."""
+    changed. `single`: no run has several rows (the caller knows; `single_sources`), so
+    `{name}_1` is every row and there is no `{name}_m`."""
     head = ""
     if runs is not None:
         head = (f"{name}_rows AS {d.materialized()}(SELECT * FROM {table} "
                 f"{d.semi_join()} {runs} USING (run_id)),\n")
         table = f"{name}_rows"
+    if single:
+        return f"""
+{head}{name}_1 AS (SELECT * FROM {table})"""
     return f"""
 {head}{name}_multi AS (SELECT run_id FROM {table} GROUP BY run_id HAVING count(*) > 1),
 {name}_1 AS (SELECT * FROM {table} {d.anti_join()} {name}_multi USING (run_id)),
@@ -78,17 +83,19 @@ def _wmean(d: Dialect, part: str) -> str:
             f"ELSE {d.exact_sum(f'{_W} * {part}')} / {d.exact_sum(_W)} END")
 
 
-def _halves(name: str, columns: list[tuple[str, str, str]]) -> str:
+def _halves(name: str, columns: list[tuple[str, str, str]], single: bool = False) -> str:
     """Per run, from `_split`'s halves: each column as (name, its value for a run with one row,
     its aggregate over a run's several rows), so the two halves are written once, side by
-    side, and cannot drift apart."""
-    one = ",\n    ".join(f"{single} AS {col}" for col, single, _ in columns)
+    side, and cannot drift apart. `single`: the one-row half only (`_split`)."""
+    one = ",\n    ".join(f"{single_value} AS {col}" for col, single_value, _ in columns)
+    if single:
+        return f"  SELECT run_id,\n    {one}\n  FROM {name}_1"
     many = ",\n    ".join(f"{agg} AS {col}" for col, _, agg in columns)
     return (f"  SELECT run_id,\n    {one}\n  FROM {name}_1\n  UNION ALL\n"
             f"  SELECT run_id,\n    {many}\n  FROM {name}_m GROUP BY run_id")
 
 
-def _legs_sql(d: Dialect, runs: str | None) -> str:
+def _legs_sql(d: Dialect, runs: str | None, single: bool = False) -> str:
     """Per run: identity, symbols, direction, status counts and the weighted numbers."""
     columns = [
         ("n_legs", "1", "count(*)"),
@@ -121,13 +128,13 @@ def _legs_sql(d: Dialect, runs: str | None) -> str:
          " '')"),
     ]
     return f"""
-{_split(d, "legs", "leg", runs)},
+{_split(d, "legs", "leg", runs, single)},
 leg_run AS (
-{_halves("leg", columns)}
+{_halves("leg", columns, single)}
 )"""
 
 
-def _telemetry_sql(d: Dialect, runs: str | None) -> str:
+def _telemetry_sql(d: Dialect, runs: str | None, single: bool = False) -> str:
     """Per run: sums of tokens, cost and errors; latency as the sum, or wall time."""
     def wall(s: str, e: str) -> str:
         return f"CAST({d.epoch_us(e)} - {d.epoch_us(s)} AS DOUBLE) / 1e3"
@@ -150,9 +157,9 @@ def _telemetry_sql(d: Dialect, runs: str | None) -> str:
         ("model", model, f"nullif({d.sorted_distinct_join(model)}, '')"),
     ]
     return f"""
-{_split(d, "telemetry", "tel", runs)},
+{_split(d, "telemetry", "tel", runs, single)},
 tel AS (
-{_halves("tel", columns)}
+{_halves("tel", columns, single)}
 )"""
 
 
@@ -163,7 +170,8 @@ def pnl_keys_sql(pnl_symmap: str) -> str:
     return f"SELECT alias, coalesce(symbol, nullif({norm_sql('alias')}, '')) AS key FROM {pnl_symmap}"
 
 
-def _pnl_sql(d: Dialect, pnl_keys: str, runs: str | None) -> str:
+def _pnl_sql(d: Dialect, pnl_keys: str, runs: str | None, single: bool = False,
+             single_legs: bool = False) -> str:
     """Per run: identity and the latest external figure(s) — `run_level_bps` for a run-level
     event, else per-symbol figures, each weighted by the size of its market's legs (`k_*`);
     figures without such a leg are summed apart (`u_*`) and weighted by the agent's default
@@ -171,12 +179,13 @@ def _pnl_sql(d: Dialect, pnl_keys: str, runs: str | None) -> str:
 
     A run with one pnl event (the usual case) takes it as it is (`key1`, `bps1`); its weight is
     settled after the join with the run's legs (`mw1`: the weight when the run has several
-    legs). Only runs with several pnl events are ranked and aggregated here (`*_m`)."""
+    legs). Only runs with several pnl events are ranked and aggregated here (`*_m`).
+    `single` / `single_legs`: no run has several pnl events / legs (`_split`), so those parts
+    are left out (with one leg at most per run, `mw1`, the weight of several legs, is NULL)."""
     key = "CASE WHEN p.symbol IS NOT NULL THEN sm.key END"
     order = ("p.revision DESC, p.ts DESC NULLS LAST, p.file_id DESC NULLS LAST, "
              "p.line DESC NULLS LAST, p.event_id DESC")
-    return f"""
-{_split(d, "pnl", "pnl", runs)},
+    many = f"""
 pnl_latest_m AS (
   SELECT run_id, key, bps, kts FROM (
     SELECT p.*, {key} AS key, p.realized_pnl_bps AS bps, {_KTS} AS kts,
@@ -194,18 +203,8 @@ pnl_w_m AS (
     GROUP BY l.run_id, l.market_symbol
   ) lw ON lw.run_id = p.run_id AND lw.market_symbol = p.key
   WHERE p.key IS NOT NULL
-),
-pnl_run AS (
-  SELECT p.run_id, CAST(1 AS BIGINT) AS n_pnl, p.agent, p.strategy, p.ts,
-    CASE WHEN {key} IS NULL THEN p.realized_pnl_bps END AS run_level_bps,
-    {key} AS key1, p.realized_pnl_bps AS bps1, lw.w AS mw1,
-    {_NO_BIGINT} AS n_sym_m, {_NO_DOUBLE} AS one_bps_m, {_NO_DOUBLE} AS k_bw_m,
-    {_NO_DOUBLE} AS k_w_m, {_NO_DOUBLE} AS u_b_m, {_NO_BIGINT} AS u_n_m, {_KTS} AS pnl_kts
-  FROM pnl_1 p LEFT JOIN {pnl_keys} sm ON sm.alias = p.symbol
-  LEFT JOIN ingested_files f ON f.file_id = p.file_id
-  LEFT JOIN (
-    SELECT run_id, market_symbol, {d.exact_sum(_W)} AS w FROM leg_m GROUP BY run_id, market_symbol
-  ) lw ON lw.run_id = p.run_id AND lw.market_symbol = {key}
+),"""
+    many_runs = f"""
   UNION ALL
   SELECT r.run_id, r.n_pnl, r.agent, r.strategy, r.ts, er.run_level_bps,
          CAST(NULL AS STRING) AS key1, {_NO_DOUBLE} AS bps1, {_NO_DOUBLE} AS mw1,
@@ -226,23 +225,53 @@ pnl_run AS (
            {d.exact_sum("bps", "w IS NULL")} AS u_b_m, count(*) FILTER (WHERE w IS NULL) AS u_n_m,
            max(kts) AS kts_m
     FROM pnl_w_m GROUP BY run_id
-  ) es ON es.run_id = r.run_id
+  ) es ON es.run_id = r.run_id"""
+    weight = (f"{_NO_DOUBLE} AS mw1" if single_legs else "lw.w AS mw1")
+    legs_weight = "" if single_legs else f"""
+  LEFT JOIN (
+    SELECT run_id, market_symbol, {d.exact_sum(_W)} AS w FROM leg_m GROUP BY run_id, market_symbol
+  ) lw ON lw.run_id = p.run_id AND lw.market_symbol = {key}"""
+    return f"""
+{_split(d, "pnl", "pnl", runs, single)},{"" if single else many}
+pnl_run AS (
+  SELECT p.run_id, CAST(1 AS BIGINT) AS n_pnl, p.agent, p.strategy, p.ts,
+    CASE WHEN {key} IS NULL THEN p.realized_pnl_bps END AS run_level_bps,
+    {key} AS key1, p.realized_pnl_bps AS bps1, {weight},
+    {_NO_BIGINT} AS n_sym_m, {_NO_DOUBLE} AS one_bps_m, {_NO_DOUBLE} AS k_bw_m,
+    {_NO_DOUBLE} AS k_w_m, {_NO_DOUBLE} AS u_b_m, {_NO_BIGINT} AS u_n_m, {_KTS} AS pnl_kts
+  FROM pnl_1 p LEFT JOIN {pnl_keys} sm ON sm.alias = p.symbol
+  LEFT JOIN ingested_files f ON f.file_id = p.file_id{legs_weight}{"" if single else many_runs}
 )"""
+
+
+SOURCES = {"leg": "legs", "tel": "telemetry", "pnl": "pnl"}  # name in the SQL: table
+
+
+def single_sources(runs: str) -> str:
+    """A query of one row, a boolean per `SOURCES` name (in order): whether no run of `runs`
+    has several rows in that table (`ledger_sql`'s `single`)."""
+    return "SELECT " + ", ".join(
+        f"NOT EXISTS (SELECT run_id FROM {table} SEMI JOIN {runs} USING (run_id) "
+        f"GROUP BY run_id HAVING count(*) > 1) AS {name}" for name, table in SOURCES.items())
 
 
 def ledger_sql(policy_hash: str, pnl_keys: str = "_rc_pnlkeys",
                params: str = "_rc_params", runs: str | None = None,
-               dialect: Dialect = DUCKDB) -> str:
+               dialect: Dialect = DUCKDB, single: frozenset[str] = frozenset()) -> str:
     """Ledger rows with the columns LEDGER_COLUMNS (unordered: readers order by ts, run_id).
     `runs`: a relation with a `run_id` column; only those runs' rows are built (None: all).
-    Relations `legs`, `telemetry`, `pnl` and `ingested_files` are read by those names."""
+    Relations `legs`, `telemetry`, `pnl` and `ingested_files` are read by those names.
+    `single`: the sources (`SOURCES`) in which no run of `runs` has several rows, as
+    `single_sources` finds them: their aggregation over several rows is left out of the text,
+    the same rows for a statement DuckDB plans in half the time (bench/RESULTS.md, session of
+    2026-12-03, lead)."""
     d = dialect
     realized = "CASE WHEN status = 'realized' THEN {x} END"
     return f"""
 WITH
-{_legs_sql(d, runs)},
-{_telemetry_sql(d, runs)},
-{_pnl_sql(d, pnl_keys, runs)},
+{_legs_sql(d, runs, "leg" in single)},
+{_telemetry_sql(d, runs, "tel" in single)},
+{_pnl_sql(d, pnl_keys, runs, "pnl" in single, "leg" in single)},
 joined AS (
   SELECT coalesce(lr.run_id, t.run_id, pr.run_id) AS run_id,
     coalesce(lr.agent, t.agent, pr.agent) AS agent,

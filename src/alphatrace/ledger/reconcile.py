@@ -46,7 +46,13 @@ import numpy as np
 import pyarrow as pa
 
 from alphatrace.ledger import locate, market_cache
-from alphatrace.ledger.build import LEDGER_COLUMNS, ledger_sql, pnl_keys_sql
+from alphatrace.ledger.build import (
+    LEDGER_COLUMNS,
+    SOURCES,
+    ledger_sql,
+    pnl_keys_sql,
+    single_sources,
+)
 from alphatrace.ledger.fingerprint import FIELDS, with_fingerprints
 from alphatrace.ledger.market import (
     DELTA_SQL,
@@ -702,9 +708,13 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
         con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM _rc_runs) "
                     f"RETURNING {lcols}")
         old = to_arrow(con, _BATCH)
-        # the longest text of a pass, the same for every pass of a policy: parsed once
+        # the sources where no changed run has several rows: most passes, whose statement
+        # then leaves out the aggregation over several rows (`ledger_sql` `single`)
+        found = one(con, single_sources("_rc_runs"))
+        single = frozenset(n for n, yes in zip(SOURCES, found, strict=True) if yes)
+        # the longest text of a pass, one of eight per policy: parsed once
         con.execute(parsed(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM "
-                                f"({ledger_sql(policy_hash, runs='_rc_runs')}) "
+                                f"({ledger_sql(policy_hash, runs='_rc_runs', single=single)}) "
                                 f"RETURNING {lcols}"))
         rows = to_arrow(con, _BATCH)
         rebuilt = rows.num_rows
