@@ -1,7 +1,7 @@
 """The slice search's histograms on Spark's executors (`engines.spark.slices.histograms`): the
 kernel (`forensics.slices.histogram`) per partition, partials added on the driver, equal to
 the kernel over all rows bit for bit, for generated rows split over 1, 3 and 7 partitions
-(counts, sums of the grid weights, maxima)."""
+(counts, sums of the grid weights, maxima; two feature combinations in one pass)."""
 
 from __future__ import annotations
 
@@ -38,10 +38,15 @@ def test_executor_histograms_equal_the_kernel(spark: Any, parts: int) -> None:
                                [cols[w] for w in weights], cols["e"])
     df = spark.createDataFrame(tbl.to_pandas()).repartition(parts)
     assert df.rdd.getNumPartitions() == parts
-    got, got_max = histograms(df, ["a", "b", "c"], (5, 7, 3), weights, "e")
-    assert got_max is not None
+    dims = {"a": 5, "b": 7, "c": 3}
+    (got, got_max), (pair, pair_max) = histograms(df, [["a", "b", "c"], ["c", "a"]], dims,
+                                                  weights, "e")
+    assert got_max is not None and pair_max is not None
     assert got.tobytes() == want.tobytes() and got_max.tobytes() == want_max.tobytes()
     assert int(got[:, 0].sum()) == 20_000
+    want, want_max = histogram([cols["c"], cols["a"]], (3, 5), [cols[w] for w in weights],
+                               cols["e"])
+    assert pair.tobytes() == want.tobytes() and pair_max.tobytes() == want_max.tobytes()
     # a plain double sum would not do: the raw y added in this split differs somewhere
     raw = np.asarray(cols["y"]) + np.exp(np.arange(20_000) % 50 - 25.0)
     parts_sum = sum(histogram([cols["a"][i::parts]], (5,), [raw[i::parts]])[0]
