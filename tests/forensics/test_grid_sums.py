@@ -75,3 +75,15 @@ def test_without_the_grid_a_split_changes_the_bits() -> None:
     a, _ = histogram([np.zeros(1, np.int64)], (1,), [g[:1]])
     b, _ = histogram([np.zeros(2, np.int64)], (1,), [g[1:]])
     assert (a + b).tobytes() == whole.tobytes()
+
+
+def test_a_target_that_is_not_finite_is_refused_naming_the_run() -> None:
+    import pytest
+
+    from alphatrace.errors import InputError
+    from alphatrace.forensics.clusters import scan
+    from alphatrace.forensics.config import ForensicsConfig
+
+    y = np.array([1.0, -2.0, float("inf"), 3.0])
+    with pytest.raises(InputError, match=r"run 'c'.*inf"):
+        scan({"x": np.arange(4.0)}, ["x"], y, ["a", "b", "c", "d"], ForensicsConfig().clusters)

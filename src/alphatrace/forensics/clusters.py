@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from alphatrace.errors import InputError
 from alphatrace.forensics.config import ClustersConfig
 from alphatrace.forensics.slices import (
     Feature,
@@ -141,6 +142,10 @@ def scan(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
          run_ids: Sequence[str], cfg: ClustersConfig, depth: int | None = None,
          progress: Callable[[int, int], None] | None = None) -> Scan:
     ya = np.asarray(y, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(ya))
+    if bad.size:
+        raise InputError(f"run {run_ids[int(bad[0])]!r}: the target is {ya[bad[0]]}, not a "
+                         f"number the loss clusters can use ({bad.size:,} such runs)")
     n = int(ya.size)
     minsup = cfg.support(n)
     feats = encode(columns, numeric, cfg, minsup)
