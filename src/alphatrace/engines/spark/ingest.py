@@ -5,7 +5,7 @@ the same order, into an empty store accepts, counts as duplicate and quarantines
 
 The output is a folder of Parquet tables the Spark engine reads (`--tables DIR`): `telemetry`,
 `alpha`, `pnl`, `quarantine` and `ingested_files`, each `<table>.parquet` (a Spark output
-folder), with the file ids a fresh store would give (1, 2, … in input order). Per-file counts in
+folder), or those tables in a catalog namespace (`--tables catalog.schema`, `lake.py`), with the file ids a fresh store would give (1, 2, … in input order). Per-file counts in
 `ingested_files` are the global ones: a line first seen in an earlier file is a duplicate of
 its own file.
 """
