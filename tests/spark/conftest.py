@@ -14,7 +14,7 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     pyspark_sql = pytest.importorskip("pyspark.sql")
     if shutil.which("java") is None:
         pytest.skip("Spark needs Java 17+ (not on PATH)")
@@ -26,6 +26,9 @@ def spark() -> Iterator[Any]:
                .config("spark.sql.shuffle.partitions", "2")
                .config("spark.ui.enabled", "false")
                .config("spark.driver.memory", "1g")
+               # catalog tables (tests/spark/test_catalog.py) never land in the checkout
+               .config("spark.sql.warehouse.dir",
+                       str(tmp_path_factory.mktemp("spark_warehouse")))
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session

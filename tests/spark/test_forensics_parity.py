@@ -223,8 +223,8 @@ def test_explain_of_an_unknown_run_on_spark_is_the_same_error(
 
 def test_tables_spark_wrote_as_folders(spark: Any, demo: tuple[Path, Path, Path],
                                        tmp_path: Path) -> None:
-    """docs/spark.md's Delta/Iceberg recipe: each table written by Spark as a folder of part
-    files (`DIR/<table>.parquet/part-*.parquet`) reads as the export's files do."""
+    """Each table written by Spark as a folder of part files
+    (`DIR/<table>.parquet/part-*.parquet`) reads as the export's files do."""
     db, lake, pol = demo
     snap = tmp_path / "snap"
     for f in sorted(lake.glob("*.parquet")):

@@ -1,6 +1,6 @@
 """The driver's DuckDB reads of `--tables` (engines/spark/small.py) take a table Spark wrote as
-a folder of part files the same as the file `alphatrace export` wrote. No JVM: the driver side
-is plain DuckDB over Parquet."""
+a folder of part files, and a catalog table's rows as Arrow (`lake.Lake.driver_source`), the
+same as the file `alphatrace export` wrote. No JVM: the driver side is plain DuckDB."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from alphatrace.engines.spark.small import parquet_files, pricing_relations
+from alphatrace.engines.spark.lake import lake, parquet_files
+from alphatrace.engines.spark.small import Reader, pricing_relations
 from alphatrace.ledger import policy as rpolicy
 from alphatrace.store import Store
 from alphatrace.store.export import export_parquet
@@ -41,13 +42,27 @@ def test_market_read_from_spark_part_files_equals_the_exported_file(tmp_path: Pa
     _as_spark_folder(tmp_path / "folder_lake" / "bars.parquet")
     cfg = rpolicy.load(None)
     symbols = pa.table({"symbol": ["BTC", "ETH"]})
-    by_file = pricing_relations(tmp_path / "file_lake", cfg, symbols)
-    by_folder = pricing_relations(tmp_path / "folder_lake", cfg, symbols)
-    markets = by_folder.relations["markets"]
-    assert sorted(markets.column("symbol").to_pylist()) == ["BTC", "ETH"]  # not read as empty
-    for name in by_file.relations:  # relations, not ordered results: compared as row sets
-        assert by_folder.relations[name].schema == by_file.relations[name].schema, name
-        assert _rows(by_folder.relations[name]) == _rows(by_file.relations[name]), name
+    by_file = pricing_relations(_folder(tmp_path / "file_lake"), cfg, symbols)
+    by_folder = pricing_relations(_folder(tmp_path / "folder_lake"), cfg, symbols)
+    by_arrow = pricing_relations(_arrow(tmp_path / "file_lake"), cfg, symbols)
+    for got in (by_folder, by_arrow):
+        markets = got.relations["markets"]
+        assert sorted(markets.column("symbol").to_pylist()) == ["BTC", "ETH"]  # not empty
+        for name in by_file.relations:  # relations, not ordered results: row sets
+            assert got.relations[name].schema == by_file.relations[name].schema, name
+            assert _rows(got.relations[name]) == _rows(by_file.relations[name]), name
+
+
+def _folder(path: Path) -> Reader:
+    return lambda t: lake(path).driver_source(None, t)
+
+
+def _arrow(path: Path) -> Reader:
+    """What a catalog table gives the driver: its rows as Arrow, instants UTC-flagged."""
+    def read(t: str) -> pa.Table | None:
+        f = path / f"{t}.parquet"
+        return pq.read_table(f) if f.exists() else None
+    return read
 
 
 def _rows(t: pa.Table) -> list[str]:

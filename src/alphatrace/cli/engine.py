@@ -28,7 +28,8 @@ EngineOption = Annotated[
 TablesOption = Annotated[
     Path | None,
     typer.Option("--tables", help="With --engine spark: the folder `alphatrace export --to "
-                 "parquet DIR` wrote."),
+                 "parquet DIR` wrote, or a namespace of the Spark session's catalogs "
+                 "(catalog.schema: tables read and written by name, e.g. Delta or Iceberg)."),
 ]
 
 

@@ -73,7 +73,8 @@ def reconcile(
     tables: TablesOption = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="With --engine spark: the folder to write `legs/` and `ledger/` "
-                      "(Parquet directories, replaced) to.")] = None,
+                      "(Parquet directories, replaced) to, or a catalog namespace "
+                      "(catalog.schema: tables `legs` and `ledger`).")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -132,7 +133,8 @@ def ledger(
     status: Annotated[str | None, typer.Option(
         "--status", help=f"Only runs with this status: {' | '.join(STATUSES)}.")] = None,
     out: Annotated[Path | None, typer.Option(
-        "--out", help="Write every selected row to a .parquet or .csv file.")] = None,
+        "--out", help="Write every selected row to a .parquet or .csv file (with --engine "
+                      "spark: a Parquet folder, or a catalog namespace: table `ledger`).")] = None,
     limit: Annotated[int, typer.Option(
         "--limit", help="Rows shown in the table (the newest); --json and --out write all.")]
     = DEFAULT_SHOWN,

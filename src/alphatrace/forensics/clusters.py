@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from alphatrace.errors import InputError
 from alphatrace.forensics.config import ClustersConfig
 from alphatrace.forensics.slices import (
     Feature,
@@ -45,6 +46,7 @@ from alphatrace.forensics.slices import (
     SliceTable,
     categorical_feature,
     numeric_feature,
+    on_grid,
     search,
     slice_mask,
 )
@@ -140,22 +142,26 @@ def scan(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
          run_ids: Sequence[str], cfg: ClustersConfig, depth: int | None = None,
          progress: Callable[[int, int], None] | None = None) -> Scan:
     ya = np.asarray(y, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(ya))
+    if bad.size:
+        raise InputError(f"run {run_ids[int(bad[0])]!r}: the target is {ya[bad[0]]}, not a "
+                         f"number the loss clusters can use ({bad.size:,} such runs)")
     n = int(ya.size)
     minsup = cfg.support(n)
     feats = encode(columns, numeric, cfg, minsup)
-    loss = np.maximum(0.0, -ya)
+    loss = on_grid(np.maximum(0.0, -ya))  # every sum below is exact: see slices.on_grid
     empty = np.array([], dtype=np.float64)
     if n < 2 * minsup or not feats:
         return Scan(n, feats, None, np.array([], dtype=np.int64), empty, empty, empty, empty,
                     ya, loss, run_ids)
-    centre = float(ya.mean())
-    yc = ya - centre
+    centre = float(on_grid(ya).sum()) / n
+    yc = on_grid(ya - centre)
     table = search(feats, loss, SearchParams(alpha=cfg.alpha, k=cfg.search_k,
                                              max_level=depth or cfg.max_depth,
                                              min_support=minsup, exact_max=False),
                    y=yc, progress=progress)
     tested = np.flatnonzero((table.size >= minsup) & (n - table.size >= 2))
-    tot_s, tot_q = float(yc.sum()), float((yc * yc).sum())
+    tot_s, tot_q = float(yc.sum()), float(on_grid(yc * yc).sum())
     n_in = table.size[tested]
     s_in, q_in = table.y_sum[tested], table.y_sq[tested]
     _, p = welch_from_sums(n_in, s_in, q_in, n - n_in, tot_s - s_in, tot_q - q_in, "less")
@@ -235,8 +241,10 @@ def select(sc: Scan, q: F64, cfg: ClustersConfig) -> ClusterResult:
 Stat = tuple[float, float, float]  # n, Σy, Σy² of the centred target
 
 
-def _stat(v: F64) -> Stat:
-    return float(v.size), float(v.sum()), float((v * v).sum())
+def _stat(v: F64, sq: F64) -> Stat:
+    """n, Σv, Σ of the squares `sq` (the on-grid squares SliceLine summed, so every sum is
+    exact)."""
+    return float(v.size), float(v.sum()), float(sq.sum())
 
 
 def _less(a: Stat, b: Stat) -> float:
@@ -256,6 +264,7 @@ class _Sums:
 
     def __init__(self, table: SliceTable, feats: Sequence[Feature], yc: F64) -> None:
         self.table, self.feats, self.yc = table, feats, yc
+        self.sq = on_grid(yc * yc)  # the squares SliceLine summed
         self.offsets = np.cumsum([0] + [f.n_predicates for f in feats]).astype(np.int64)
         self.base = int(self.offsets[-1]) + 1
         gid = np.where(table.feats >= 0,
@@ -263,7 +272,7 @@ class _Sums:
         keys = self._key(np.sort(gid, axis=1))
         self.order = np.argsort(keys, kind="stable")
         self.sorted_keys = keys[self.order]
-        self.total = _stat(yc)
+        self.total = _stat(yc, self.sq)
         self.kept: list[tuple[I64, Stat]] = []
         self.union = np.zeros(yc.size, np.bool_)
         self.union_rows = np.zeros(0, np.int64)
@@ -287,7 +296,7 @@ class _Sums:
             if f >= 0:
                 feat = self.feats[f]
                 m &= feat.masks[p][feat.codes[rows]]
-        return _stat(self.yc[rows[m]])
+        return _stat(self.yc[rows[m]], self.sq[rows[m]])
 
     def beats_parents(self, t: int, p_max: float) -> bool:
         """Every predicate earns its place: the slice is significantly worse than the runs its
@@ -313,10 +322,10 @@ class _Sums:
 
     def keep(self, rows: I64) -> None:
         """Add a kept cluster (its row indices) to the reference set."""
-        self.kept.append((rows, _stat(self.yc[rows])))
+        self.kept.append((rows, _stat(self.yc[rows], self.sq[rows])))
         self.union[rows] = True
         self.union_rows = np.flatnonzero(self.union)
-        self.union_stat = _stat(self.yc[self.union_rows])
+        self.union_stat = _stat(self.yc[self.union_rows], self.sq[self.union_rows])
 
     def novel(self, t: int, minsup: int, p_max: float) -> bool:
         """Against the kept clusters; the rules are in the module doc."""

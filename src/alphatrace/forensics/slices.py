@@ -96,6 +96,27 @@ class Feature:
         return len(self.predicates)
 
 
+def on_grid(x: npt.ArrayLike) -> F64:
+    """`x` rounded to the nearest multiple of 2^g, g = e + b − 52 where max|x| < 2^e and
+    n < 2^b (n the number of values), so n·max|x| stays under 2^52 units. Then the sum of any
+    subset of the values, added in any order and grouping, is exact: every partial sum is a
+    multiple of 2^g under 2^53 units. So a histogram's sums are the same bits whether one
+    `bincount` adds the rows in order or partial histograms of any split are added up
+    (Spark's partitions), and so are the cumulative sums and differences the contractions
+    take of them. The rounding moves a value by at most 2^(g−1) ≤ 2^−51·n·max|x|: the order
+    of the error a plain float sum of the same values makes anyway."""
+    v = np.asarray(x, dtype=np.float64)
+    if v.size == 0:
+        return v
+    top = float(np.max(np.abs(v)))
+    if not math.isfinite(top):
+        raise ValueError("values must be finite")
+    if top == 0.0:
+        return v + 0.0  # −0.0 as 0.0, as the sums would give
+    g = max(math.frexp(top)[1] + int(v.size).bit_length() - 52, -1074)
+    return np.ldexp(np.rint(np.ldexp(v, -g)), g)
+
+
 def _codes_dtype(n_codes: int) -> type[np.integer[Any]]:
     return np.uint8 if n_codes <= 255 else np.int32
 
@@ -322,6 +343,29 @@ class _Level:
     err_max: dict[tuple[int, ...], F64] = field(default_factory=dict)
 
 
+def histogram(codes: Sequence[npt.NDArray[np.integer[Any]]], dims: Sequence[int],
+              weights: Sequence[F64], e: F64 | None = None) -> tuple[F64, F64 | None]:
+    """The joint histogram of rows given by their bin `codes` (one array per feature, code <
+    dim): per cell (row-major over `dims`), the sums of each of `weights` (cells × weights)
+    and, with `e`, the maximum of e (0 where empty; e ≥ 0). The kernel the slice search runs
+    over all rows, and Spark over each partition's rows (`engines/spark/slices.py`): the
+    histograms of a split add up (sums, `np.add`) and combine (`np.maximum`) to the
+    histogram of all rows, bit for bit when the weights are on their grids (`on_grid`)."""
+    cells = math.prod(dims)
+    wide = np.int64 if cells >= 2**31 else np.int32
+    flat: npt.NDArray[np.signedinteger[Any]] = np.asarray(codes[0]).astype(wide)
+    for c, d in zip(codes[1:], dims[1:], strict=True):
+        flat *= d
+        flat += c
+    sums = np.stack([np.asarray(np.bincount(flat, weights=w, minlength=cells), dtype=np.float64)
+                     for w in weights], axis=-1)
+    if e is None:
+        return sums, None
+    sm = np.zeros(cells, np.float64)
+    np.maximum.at(sm, flat, e)
+    return sums, sm
+
+
 def _hist(features: Sequence[Feature], combo: tuple[int, ...], e: F64,
           weights: Sequence[F64], with_max: bool = True) -> tuple[F64, F64 | None]:
     """Joint histogram of the combo's codes: the sums of `weights` (1, e[, y, y²]) on a
@@ -332,18 +376,9 @@ def _hist(features: Sequence[Feature], combo: tuple[int, ...], e: F64,
         names = ", ".join(features[f].name for f in combo)
         raise MemoryError(f"too many value combinations for {names} ({cells:,}); "
                           "lower max_categories or the depth")
-    wide = np.int64 if cells >= 2**31 else np.int32
-    flat: npt.NDArray[np.signedinteger[Any]] = features[combo[0]].codes.astype(wide)
-    for f, d in zip(combo[1:], dims[1:], strict=True):
-        flat *= d
-        flat += features[f].codes
-    sums = np.stack([np.asarray(np.bincount(flat, weights=w, minlength=cells), dtype=np.float64)
-                     for w in weights], axis=-1)
-    if not with_max:
-        return sums.reshape((*dims, len(weights))), None
-    sm = np.zeros(cells, np.float64)
-    np.maximum.at(sm, flat, e)
-    return sums.reshape((*dims, len(weights))), sm.reshape(dims)
+    sums, sm = histogram([features[f].codes for f in combo], dims, weights,
+                         e if with_max else None)
+    return sums.reshape((*dims, len(weights))), None if sm is None else sm.reshape(dims)
 
 
 def _pair_hists(features: Sequence[Feature], pairs: Sequence[tuple[int, ...]], e: F64,
@@ -488,8 +523,8 @@ class SliceLine:
         self.ya = None if y is None else np.asarray(y, dtype=np.float64)
         # a weighted bincount counts faster than a plain one
         self.weights = [np.ones(e.size, np.float64), e]
-        if self.ya is not None:
-            self.weights += [self.ya, self.ya * self.ya]
+        if self.ya is not None:  # y², on its grid: its sums exact when e's and y's are
+            self.weights += [self.ya, on_grid(self.ya * self.ya)]
         self.ebar = float(np.mean(e)) if self.n else 0.0
         self.feats = list(features)
         self.params = params
@@ -644,7 +679,8 @@ def search(features: Sequence[Feature], errors: npt.ArrayLike, params: SearchPar
 
     `errors` must be non-negative (SliceLine's error vector; for PnL, the per-run loss).
     `y`, when given, is summed too (Σy, Σy²) so callers can test slices without rereading rows;
-    pass it centred. `progress(done, total)` is called per feature combination.
+    pass it centred. Sums are exact, whatever the row order or split, when `errors` and `y`
+    are on their grids (`on_grid`; y² is put on its own here). `progress(done, total)` is called per feature combination.
     `params.reference` picks `ReferenceSliceLine`.
     """
     algo = ReferenceSliceLine if params.reference else SliceLine

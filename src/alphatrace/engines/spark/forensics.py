@@ -36,11 +36,10 @@ from alphatrace.engines.spark.governance import (
     EXCLUSIONS_VIEW,
     arrow_kernel,
     from_micros,
-    ledger_path,
     micros,
     naive_utc,
-    table_path,
 )
+from alphatrace.engines.spark.lake import Lake, lake
 from alphatrace.engines.spark.small import create_views
 from alphatrace.forensics import changepoints as cpmod
 from alphatrace.forensics import data
@@ -68,15 +67,14 @@ class _Export:
     """The export's tables on Spark: the ledger as a view (read `AS ledger`, the name the
     embedded SQL uses), the exclusions as `run_exclusions` (empty when not exported)."""
 
-    def __init__(self, spark: Any, tables: Path) -> None:
-        ledger = ledger_path(tables)
+    def __init__(self, spark: Any, tables: Path | Lake) -> None:
         self.spark = spark
-        self.tables = tables
+        self.tables = lake(tables)
         self.view = f"_alphatrace_fx_ledger_{uuid.uuid4().hex}"
-        spark.read.parquet(str(ledger)).createOrReplaceTempView(self.view)
-        exclusions = table_path(tables, "run_exclusions")
+        self.tables.require(spark, "ledger").createOrReplaceTempView(self.view)
+        exclusions = self.tables.read(spark, "run_exclusions")
         if exclusions is not None:
-            spark.read.parquet(str(exclusions)).createOrReplaceTempView(EXCLUSIONS_VIEW)
+            exclusions.createOrReplaceTempView(EXCLUSIONS_VIEW)
         else:
             spark.sql("SELECT CAST(NULL AS STRING) AS run_id, CAST(NULL AS STRING) AS rule, "
                       "CAST(NULL AS STRING) AS reason, CAST(NULL AS STRING) AS policy_hash "
@@ -95,10 +93,10 @@ class _Export:
     def events(self, name: str, run_ids: Any, attrs: bool = False) -> pa.Table | None:
         """The rows of event table `name` whose run is in `run_ids` (a frame with run_id);
         with `attrs`, only (run_id, attrs) of the rows that have attrs."""
-        path = table_path(self.tables, name)
-        if path is None:
+        table = self.tables.read(self.spark, name)
+        if table is None:
             return None
-        df = self.spark.read.parquet(str(path)).join(run_ids, "run_id", "left_semi")
+        df = table.join(run_ids, "run_id", "left_semi")
         if attrs:
             df = df.where("attrs IS NOT NULL").select("run_id", "attrs")
         return naive_utc(df.toArrow())
@@ -206,7 +204,7 @@ def explain(spark: Any, tables: Path, run_id: str, *, policy: PolicyArg = None) 
         del got["legs"]
     con = _driver(got)
     try:
-        create_views(con, tables, list(_MARKET))
+        create_views(con, lambda t: ex.tables.driver_source(spark, t), list(_MARKET))
         return Forensics(Store(read_only=True, con=con)).explain(run_id, policy=policy)
     finally:
         con.close()

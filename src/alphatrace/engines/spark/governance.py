@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alphatrace.engines.spark.dialect import SPARK
-from alphatrace.errors import InputError
+from alphatrace.engines.spark.lake import Lake, lake
 from alphatrace.governance import confidence, replay
 from alphatrace.governance.gates import Assessment, Members, assess_window
 from alphatrace.governance.lifecycle import SubjectKey
@@ -74,48 +74,33 @@ def _ts_sql(t: dt.datetime) -> str:
     return f"timestamp_micros({micros(t)})"
 
 
-def table_path(tables: Path, name: str) -> Path | None:
-    """`DIR/name.parquet`, a file (`alphatrace export`) or a folder (Spark's own writes)."""
-    f = tables / f"{name}.parquet"
-    return f if f.exists() else None
-
-
-def ledger_path(tables: Path) -> Path:
-    """`DIR/ledger.parquet` (`table_path`); every Spark read of an export starts from it."""
-    ledger = table_path(tables, "ledger")
-    if ledger is None:
-        raise InputError(f"{tables}: no ledger.parquet (write it with `alphatrace export "
-                         "--to parquet`)")
-    return ledger
-
-
 class SparkReads:
     """The ledger of an export, read on Spark: `governance.reads.Reads` for `api.Gates`
     (evaluations and the backtest) and the audit's re-computation, and confidence."""
 
     dialect = SPARK
 
-    def __init__(self, spark: Any, tables: Path) -> None:
-        ledger = ledger_path(tables)
+    def __init__(self, spark: Any, tables: Path | Lake) -> None:
+        lk = lake(tables)
         self.spark = spark
         self.view = f"{LEDGER_VIEW}_{uuid.uuid4().hex}"  # two exports in one session: two views
-        df = spark.read.parquet(str(ledger))
+        df = lk.require(spark, "ledger")
         self.columns = [c for c in df.columns if c != "known_ts"] + ["known_ts"]
         known = KNOWN_TS if "known_ts" in df.columns else "ts"
         keep = ", ".join(c for c in df.columns if c != "known_ts")
         df.createOrReplaceTempView(f"{self.view}_raw")
         spark.sql(f"SELECT {keep}, {known} AS known_ts FROM {self.view}_raw"
                   ).createOrReplaceTempView(self.view)
-        exclusions = table_path(tables, "run_exclusions")
+        exclusions = lk.read(spark, "run_exclusions")
         self.has_exclusions = exclusions is not None
         if exclusions is not None:
-            spark.read.parquet(str(exclusions)).createOrReplaceTempView(EXCLUSIONS_VIEW)
+            exclusions.createOrReplaceTempView(EXCLUSIONS_VIEW)
         # which reconcile changed which ledger rows (an export from before migration 0023 has
         # none: its late runs are not found)
-        changes = table_path(tables, "ledger_changes")
+        changes = lk.read(spark, "ledger_changes")
         self.changes = None if changes is None else f"{self.view}_changes"
         if changes is not None:
-            spark.read.parquet(str(changes)).createOrReplaceTempView(f"{self.view}_changes")
+            changes.createOrReplaceTempView(f"{self.view}_changes")
         self._membership: dict[dt.datetime, replay.Membership] = {}
 
     # -- which runs count ---------------------------------------------------------------------

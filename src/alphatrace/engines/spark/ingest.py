@@ -5,7 +5,7 @@ the same order, into an empty store accepts, counts as duplicate and quarantines
 
 The output is a folder of Parquet tables the Spark engine reads (`--tables DIR`): `telemetry`,
 `alpha`, `pnl`, `quarantine` and `ingested_files`, each `<table>.parquet` (a Spark output
-folder), with the file ids a fresh store would give (1, 2, … in input order). Per-file counts in
+folder), or those tables in a catalog namespace (`--tables catalog.schema`, `lake.py`), with the file ids a fresh store would give (1, 2, … in input order). Per-file counts in
 `ingested_files` are the global ones: a line first seen in an earlier file is a duplicate of
 its own file.
 """
@@ -13,6 +13,7 @@ its own file.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from alphatrace.engines.spark.lake import lake
 from alphatrace.engines.spark.session import session
 from alphatrace.store.ingest import IngestReport
 from alphatrace.store.shard import EVENT_TABLES, ShardReport, shard_dir, validate_file
@@ -28,15 +30,21 @@ STAGING = "_shards"
 
 
 def ingest_sharded(files: list[str], out: Path, kind: str | None = None) -> IngestReport:
-    """Ingest `files` (resolved, in input order) into the Parquet tables of `out` (replaced),
-    on the session `session()` gives (its UTC zone and microsecond timestamps)."""
+    """Ingest `files` (resolved, in input order) into the tables of `out` (replaced): a
+    folder of Parquet tables, or a catalog namespace (`lake.lake`), on the session `session()`
+    gives (its UTC zone and microsecond timestamps). The shards are staged in `out/_shards`,
+    or, for a namespace, in a temporary folder of this machine (`TMPDIR`: on a cluster, one
+    the executors see too)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     spark = session()
-
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / STAGING
+    lk = lake(out)
+    if lk.folder is not None:
+        lk.folder.mkdir(parents=True, exist_ok=True)
+        staging = lk.folder / STAGING
+    else:
+        staging = Path(tempfile.mkdtemp(prefix="alphatrace-shards-"))
     shutil.rmtree(staging, ignore_errors=True)
     shards = _validate_files(spark, files, str(staging), kind)
 
@@ -51,7 +59,7 @@ def ingest_sharded(files: list[str], out: Path, kind: str | None = None) -> Inge
         kept = (staged(table).withColumn("_n", F.row_number().over(first))
                 .where("_n = 1").drop("_n").orderBy("event_id").cache())
         try:
-            kept.write.mode("overwrite").parquet(str(out / f"{table}.parquet"))
+            lk.write(kept, table)
             for row in kept.groupBy("file_id").count().collect():
                 accepted[int(row["file_id"])] = accepted.get(int(row["file_id"]), 0) + int(row["count"])
             n = int(kept.count())
@@ -59,8 +67,7 @@ def ingest_sharded(files: list[str], out: Path, kind: str | None = None) -> Inge
             kept.unpersist()
         if n:
             by_kind[table] = n
-    staged("quarantine").orderBy("file_id", "line").write.mode("overwrite").parquet(
-        str(out / "quarantine.parquet"))
+    lk.write(staged("quarantine").orderBy("file_id", "line"), "quarantine")
     report = IngestReport(files=len(shards), by_kind=by_kind)
     fixed = []
     for s in shards:
@@ -70,10 +77,10 @@ def ingest_sharded(files: list[str], out: Path, kind: str | None = None) -> Inge
         report.quarantined += s.quarantined
         fixed.append((s.key, new, s.accepted + s.duplicates - new))
     counts = spark.createDataFrame(fixed, "file_id LONG, accepted_g LONG, duplicates_g LONG")
-    (staged("ingested_files").join(counts, "file_id")
-     .withColumn("accepted", F.col("accepted_g")).withColumn("duplicates", F.col("duplicates_g"))
-     .drop("accepted_g", "duplicates_g").orderBy("file_id")
-     .write.mode("overwrite").parquet(str(out / "ingested_files.parquet")))
+    lk.write(staged("ingested_files").join(counts, "file_id")
+             .withColumn("accepted", F.col("accepted_g"))
+             .withColumn("duplicates", F.col("duplicates_g"))
+             .drop("accepted_g", "duplicates_g").orderBy("file_id"), "ingested_files")
     shutil.rmtree(staging, ignore_errors=True)
     return report
 

@@ -15,8 +15,8 @@ from typing import Any
 import pyarrow as pa
 
 from alphatrace.engines.spark.dialect import SPARK
+from alphatrace.engines.spark.lake import Lake, lake
 from alphatrace.engines.spark.small import small_relations
-from alphatrace.errors import InputError
 from alphatrace.ledger.build import LEDGER_COLUMNS, ledger_sql
 from alphatrace.ledger.policy import ReconcileConfig
 
@@ -25,20 +25,18 @@ _PARAMS = ("agent STRING, fee_rate DOUBLE, horizon_s DOUBLE, size_usd DOUBLE, "
            "include_funding BOOLEAN")
 
 
-def read_views(spark: Any, tables: Path, names: tuple[str, ...]) -> None:
+def read_views(spark: Any, tables: Lake, names: tuple[str, ...]) -> None:
     """Each `names` table of the export in `tables` as a Spark temp view of that name."""
     for name in names:
-        f = tables / f"{name}.parquet"
-        if not f.exists():  # a file (`export`) or a Spark output folder (`ingest --engine spark`)
-            raise InputError(f"{tables}: no {name}.parquet (write it with "
-                             "`alphatrace export --to parquet`)")
-        spark.read.parquet(str(f)).createOrReplaceTempView(name)
+        tables.require(spark, name).createOrReplaceTempView(name)
 
 
-def ledger_frame(spark: Any, tables: Path, cfg: ReconcileConfig) -> Any:
+def ledger_frame(spark: Any, tables: Path | Lake, cfg: ReconcileConfig) -> Any:
     """The ledger of the export in `tables` as a Spark DataFrame (columns LEDGER_COLUMNS)."""
-    read_views(spark, tables, INPUTS)
-    return ledger_over_views(spark, small_relations(tables, cfg), cfg)
+    lk = lake(tables)
+    read_views(spark, lk, INPUTS)
+    return ledger_over_views(
+        spark, small_relations(lambda t: lk.driver_source(spark, t), cfg), cfg)
 
 
 def ledger_over_views(spark: Any, small: dict[str, pa.Table], cfg: ReconcileConfig) -> Any:

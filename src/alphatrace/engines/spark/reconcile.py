@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from alphatrace.engines.spark.dialect import SPARK
+from alphatrace.engines.spark.lake import Lake, lake
 from alphatrace.engines.spark.ledger import ledger_over_views, read_views
 from alphatrace.engines.spark.locate import exits_in_partitions
 from alphatrace.engines.spark.small import pricing_relations
@@ -64,12 +65,13 @@ def fingerprinted(legs: Any) -> Any:
     return legs.mapInArrow(run, from_arrow_schema(schema))
 
 
-def reconcile_frames(spark: Any, tables: Path, cfg: ReconcileConfig) -> Frames:
+def reconcile_frames(spark: Any, tables: Path | Lake, cfg: ReconcileConfig) -> Frames:
     """Legs and ledger of the export in `tables`, priced with `cfg`. The legs are cached (the
     ledger and the caller both read them): `unpersist` them when done."""
-    read_views(spark, tables, INPUTS)
+    lk = lake(tables)
+    read_views(spark, lk, INPUTS)
     symbols = spark.sql("SELECT DISTINCT symbol FROM alpha").toArrow()
-    pricing = pricing_relations(tables, cfg, symbols)
+    pricing = pricing_relations(lambda t: lk.driver_source(spark, t), cfg, symbols)
     for name, view, schema in _VIEWS:
         spark.createDataFrame(pricing.relations[name].to_pylist(), schema=schema
                               ).createOrReplaceTempView(view)

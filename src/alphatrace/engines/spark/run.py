@@ -8,18 +8,30 @@ from pathlib import Path
 from typing import Any
 
 from alphatrace.engines.spark.governance import SparkReads
+from alphatrace.engines.spark.lake import lake
 from alphatrace.engines.spark.ledger import ledger_frame
 from alphatrace.engines.spark.reconcile import reconcile_frames
 from alphatrace.engines.spark.session import session
 from alphatrace.ledger.policy import ReconcileConfig
 
 
+def _write(df: Any, out: Path, table: str, folder: Path) -> None:
+    """`df` to the table `table` of the namespace `out` names (`lake.lake`), or, when `out`
+    is a folder, to the Parquet directory `folder`; replaced either way."""
+    lk = lake(out)
+    if lk.namespace is not None:
+        lk.write(df, table)
+    else:
+        df.write.mode("overwrite").parquet(str(folder))
+
+
 def ledger_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> int:
     """Build the ledger of the export in `tables` on Spark and write it to the Parquet
-    directory `out` (replaced), rows in (ts, run_id) order; the number of rows."""
+    directory `out` (or the table `ledger` of the namespace `out`), replaced, rows in (ts,
+    run_id) order; the number of rows."""
     df = ledger_frame(session(), tables, cfg).orderBy("ts", "run_id").cache()
     try:
-        df.write.mode("overwrite").parquet(str(out))
+        _write(df, out, "ledger", out)
         return int(df.count())
     finally:
         df.unpersist()
@@ -28,13 +40,13 @@ def ledger_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> int:
 def reconcile_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> dict[str, Any]:
     """Price every signal of the export in `tables` on Spark and build the ledger; write the
     legs to the Parquet directory `out/legs` (rows in event_id order) and the ledger to
-    `out/ledger` (in (ts, run_id) order), both replaced. The counts `alphatrace reconcile`
-    reports (legs by status, runs) and the policy hash."""
+    `out/ledger` (in (ts, run_id) order), or to the tables `legs` and `ledger` of the
+    namespace `out`, replaced. The counts `alphatrace reconcile` reports (legs by status,
+    runs) and the policy hash."""
     frames = reconcile_frames(session(), tables, cfg)
     try:
-        frames.legs.orderBy("event_id").write.mode("overwrite").parquet(str(out / "legs"))
-        frames.ledger.orderBy("ts", "run_id").write.mode("overwrite").parquet(
-            str(out / "ledger"))
+        _write(frames.legs.orderBy("event_id"), out, "legs", out / "legs")
+        _write(frames.ledger.orderBy("ts", "run_id"), out, "ledger", out / "ledger")
         counts = {r["status"]: int(r["n"]) for r in
                   frames.legs.groupBy("status").count().withColumnRenamed("count", "n").collect()}
         runs = int(frames.ledger.count())

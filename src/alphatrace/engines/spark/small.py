@@ -1,5 +1,5 @@
-"""What a Spark ledger build or reconcile computes on the driver with DuckDB over the exported
-Parquet (no pyspark here): the policy's per-agent values, the resolution of symbols, and the
+"""What a Spark ledger build or reconcile computes on the driver with DuckDB over the export's
+tables (Parquet files by name, or a catalog's rows as Arrow; no pyspark here): the policy's per-agent values, the resolution of symbols, and the
 market pricing searches.
 
 All come from the embedded engine's own code, so each has one definition:
@@ -14,10 +14,9 @@ All come from the embedded engine's own code, so each has one definition:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -44,41 +43,39 @@ _NO_STATE = ("CREATE TABLE ledger_market_state (symbol VARCHAR, interval_s INTEG
              "bars_last TIMESTAMP, funding_last TIMESTAMP)")
 
 
-def parquet_files(path: Path) -> str | None:
-    """What DuckDB reads for one table of `--tables`: the file `alphatrace export` wrote, or
-    the part files of a folder Spark wrote under the same name (a folder read as absent would
-    leave the market empty and every leg unpriced, with no error); None when there is none."""
-    if path.is_file():
-        return str(path)
-    if path.is_dir() and any(path.glob("*.parquet")):
-        return str(path / "*.parquet")
-    return None
+# What the driver reads for a table: Parquet files by name, the rows as Arrow, or None (absent)
+# (`lake.Lake.driver_source`).
+Reader = Callable[[str], "str | pa.Table | None"]
 
 
-def create_views(con: duckdb.DuckDBPyConnection, tables: Path, names: list[str]) -> None:
-    """A view per name of `_EMPTY` over its table in `tables` (`parquet_files`), or over its
-    empty stand-in when the export has none."""
+def create_views(con: duckdb.DuckDBPyConnection, read: Reader, names: list[str]) -> None:
+    """A view per name of `_EMPTY` over what `read` gives for it (Parquet files, or Arrow
+    rows), or over its empty stand-in when there is none."""
     for name in names:
-        files = parquet_files(tables / f"{name}.parquet")
-        body = f"SELECT * FROM read_parquet({lit(files)})" if files is not None else _EMPTY[name]
+        src = read(name)
+        if isinstance(src, pa.Table):
+            con.register(f"_src_{name}", src)
+            body = f"SELECT * FROM _src_{name}"
+        else:
+            body = f"SELECT * FROM read_parquet({lit(src)})" if src is not None else _EMPTY[name]
         con.execute(f"CREATE VIEW {name} AS {body}")
 
 
 @contextmanager
-def _export(tables: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def _export(read: Reader) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection with the export's market, aliases and pnl as views."""
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        create_views(con, tables, list(_EMPTY))
+        create_views(con, read, list(_EMPTY))
         yield con
     finally:
         con.close()
 
 
-def small_relations(tables: Path, cfg: ReconcileConfig) -> dict[str, pa.Table]:
-    """`params` and `pnl_keys` as Arrow tables, from the export in `tables`."""
-    with _export(tables) as con:
+def small_relations(read: Reader, cfg: ReconcileConfig) -> dict[str, pa.Table]:
+    """`params` and `pnl_keys` as Arrow tables, from the export `read` reads."""
+    with _export(read) as con:
         return _small(con, cfg)
 
 
@@ -98,10 +95,10 @@ class Pricing:
     market: Market
 
 
-def pricing_relations(tables: Path, cfg: ReconcileConfig, symbols: pa.Table) -> Pricing:
-    """`Pricing` for the export in `tables`; `symbols` (one column, `symbol`) are the distinct
-    symbols of its signals."""
-    with _export(tables) as con:
+def pricing_relations(read: Reader, cfg: ReconcileConfig, symbols: pa.Table) -> Pricing:
+    """`Pricing` for the export `read` reads; `symbols` (one column, `symbol`) are the
+    distinct symbols of its signals."""
+    with _export(read) as con:
         con.execute(_NO_STATE)
         market = prepare_market(con, cfg)
         con.register("_sp_symbols", symbols)
