@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import alphatrace as at
 from alphatrace.api import Database
@@ -142,3 +144,46 @@ def test_a_run_that_stops_counting_for_a_subject_rejudges_it_at_its_mark(
         # hold comes at A4's own time, hour 4, which live had judged before A4 was B's)
         assert KILL in caught_up(batch)
         assert dict(journal.lifecycle_states(batch.con)) == states
+
+
+# -------------------------------------------- property: any batching, the change anywhere after
+# A's runs arrived, more runs after it: the live store ends as batch on the final data
+
+LATER = [pnl(f"B{i}", "B", 10.0, i + 2.5) for i in range(4, 8)]  # B's runs at hours 6.5-9.5
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None)
+@given(cause=st.sampled_from(["left", "excluded", "moved", "agent"]),
+       cuts=st.lists(st.integers(1, len(BASE) + len(LATER) - 1), max_size=5, unique=True),
+       after=st.integers(0, len(LATER)))
+def test_any_batching_with_a_run_leaving_anywhere_ends_as_batch(
+        tmp_path_factory: pytest.TempPathFactory, cause: str, cuts: list[int],
+        after: int) -> None:
+    """The events in random batches, each ingested, reconciled and caught up; A4 stops counting
+    for A once A's runs are all in, before the `after`-th of B's later runs. Whatever the
+    batching, A ends killed (at its mark: hour 5, or later when a batch took A's mark past
+    it) and every subject as batch on the final data leaves it (A has no run after A5: when
+    A4 arrived before A5 was judged, only the change can re-judge A)."""
+    tmp = tmp_path_factory.mktemp("leaving")
+    events = BASE + LATER
+    split = len(BASE) + after  # the change comes after the events before this index
+    bounds = sorted({0, *cuts, split, len(events)})
+    with at.connect(tmp / "live.duckdb") as live:
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            if a == split:
+                change(live, cause, tmp)
+                caught_up(live)
+            ingest(live, events[a:b])
+            caught_up(live)
+        if split == len(events):
+            change(live, cause, tmp)
+            caught_up(live)
+        states = dict(journal.lifecycle_states(live.con))
+    with at.connect(tmp / "batch.duckdb") as batch:
+        ingest(batch, final(cause) + LATER)
+        if cause == "excluded":
+            exclude_winners(batch, tmp)
+        caught_up(batch)
+        assert dict(journal.lifecycle_states(batch.con)) == states
+    assert states[("agent", "A")] == "killed"
