@@ -15,6 +15,7 @@ runs of +10 (hours 0.5-3.5): inconclusive (4 runs).
 from __future__ import annotations
 
 import datetime as dt
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ def test_any_batching_with_a_run_leaving_anywhere_ends_as_batch(
     split = len(BASE) + after  # the change comes after the events before this index
     bounds = sorted({0, *cuts, split, len(events)})
     with at.connect(tmp / "live.duckdb") as live:
-        for a, b in zip(bounds, bounds[1:], strict=False):
+        for a, b in pairwise(bounds):
             if a == split:
                 change(live, cause, tmp)
                 caught_up(live)
@@ -187,3 +188,31 @@ def test_any_batching_with_a_run_leaving_anywhere_ends_as_batch(
         caught_up(batch)
         assert dict(journal.lifecycle_states(batch.con)) == states
     assert states[("agent", "A")] == "killed"
+
+
+def test_a_store_from_before_0028_keeps_its_late_runs_through_the_upgrade(tmp_path: Path) -> None:
+    """A store as 0027's code left it: `ledger_changes` with run ids only, holding a late run
+    (A6, -200 at hour 4.5, before A's mark) and a run that has since left the ledger (X).
+    Migration 0028 fills the new side from the ledger (X's stays NULL, and both old sides), and
+    the first catch-up after it judges A at its mark: A2-A4, A6, A5 sum to -230, a kill."""
+    db = tmp_path / "old.duckdb"
+    with at.connect(db) as d:
+        ingest(d, BASE)
+        caught_up(d)
+        ingest(d, [pnl("A6", "A", -200.0, 4.5)])
+        d.con.execute("""
+            CREATE TABLE _kept AS SELECT seq, run_id FROM ledger_changes
+            UNION ALL SELECT 2, 'X';
+            DROP TABLE ledger_changes;
+            CREATE TABLE ledger_changes (seq BIGINT NOT NULL, run_id VARCHAR NOT NULL);
+            INSERT INTO ledger_changes SELECT * FROM _kept ORDER BY seq, run_id;
+            DROP TABLE _kept;
+            DELETE FROM schema_migrations WHERE version = 28""")
+    with at.connect(db) as d:  # migrated
+        got = d.con.execute("SELECT run_id, old_agent, old_strategy, old_known_ts, new_agent, "
+                            "new_strategy, new_known_ts FROM ledger_changes WHERE seq = 2 "
+                            "ORDER BY run_id").fetchall()
+        assert got == [("A6", None, None, None, "A", None, h(4.5)),
+                       ("X", None, None, None, None, None, None)]
+        assert caught_up(d) == [(text(MARK), "agent", "A", "kill", "kill_drawdown", "killed",
+                                 ["A0", "A1", "A2", "A3", "A4", "A6", "A5"])]
