@@ -125,54 +125,57 @@ def seen(con: duckdb.DuckDBPyConnection) -> int:
 
 
 # The sides of a `ledger_changes` row, as its columns' prefixes (ledger/changes.py).
-_SIDES: tuple[str, ...] = ("old_", "new_")
+_SIDES = ("old_", "new_")
 
 
 def changes_sql(table: str, after: int, ledger: str | None = None) -> str:
-    """Per subject that a run changed after seq `after` entered or left (`table`:
-    `ledger_changes` or its export; ledger/changes.py): the earliest knowledge time such a run
-    had on that side (NULL: it counted on neither), and the newest seq of its changes; one row
-    with a NULL subject gathers the changes of runs without agent or strategy. Whatever
-    changed them: events, bars or funding appended or corrected, a policy, an exclusion.
-    `ledger`: for a table from before migration 0028 (run_id and seq only), the ledger (with
-    known_ts coalesced) whose rows give the new side, as the catch-up read it then."""
+    """The changes recorded after seq `after` (`table`: `ledger_changes` or its export;
+    ledger/changes.py): each changed run with its agent, strategy and knowledge time before
+    and after, whatever changed it (events, bars or funding appended or corrected, a policy,
+    an exclusion). `ledger`: for a table from before migration 0028 (seq and run_id only),
+    the ledger (known_ts coalesced) whose rows give the new side, as the catch-up read it
+    then; the old side is NULL."""
     if ledger is None:
-        src = f"(SELECT * FROM {table} WHERE seq > {int(after)})"
-        sides = _SIDES
-    else:
-        src = (f"(SELECT c.seq, l.agent AS new_agent, l.strategy AS new_strategy, "
-               f"CASE WHEN l.realized_pnl_bps IS NOT NULL AND l.ts IS NOT NULL "
-               f"THEN l.known_ts END AS new_known_ts "
-               f"FROM {table} c LEFT JOIN {ledger} l ON l.run_id = c.run_id "
-               f"WHERE c.seq > {int(after)})")
-        sides = ("new_",)
-    parts = " UNION ALL ".join(
-        f"SELECT '{scope}' AS scope, {side}{scope} AS subject, {side}known_ts AS known_ts, seq "
-        f"FROM {src} x" for side in sides for scope in ("agent", "strategy"))
-    return (f"SELECT scope, subject, min(known_ts) AS known_ts, max(seq) AS seq "
-            f"FROM ({parts}) u GROUP BY scope, subject")
+        return f"SELECT * FROM {table} WHERE seq > {int(after)}"
+    return (f"SELECT c.seq, c.run_id, CAST(NULL AS STRING) AS old_agent, "
+            f"CAST(NULL AS STRING) AS old_strategy, CAST(NULL AS TIMESTAMP) AS old_known_ts, "
+            f"l.agent AS new_agent, l.strategy AS new_strategy, "
+            f"CASE WHEN l.realized_pnl_bps IS NOT NULL AND l.ts IS NOT NULL "
+            f"THEN l.known_ts END AS new_known_ts "
+            f"FROM {table} c LEFT JOIN {ledger} l ON l.run_id = c.run_id "
+            f"WHERE c.seq > {int(after)}")
 
 
 def changes(read: Callable[[str], pa.Table], table: str, after: int, marked: bool,
-            ledger: str) -> tuple[pa.Table | None, int]:
-    """`runs_sql`'s `changed` relation (scope, subject, known_ts: the subjects a run changed
-    after seq `after` entered or left, `changes_sql`; None: none, or no subject has a mark, so
-    none can be late) and the mark to save: the newest seq read (`after` when none is newer).
-    `read`: a query on the engine holding `table`; `ledger`: see `changes_sql`, used only
-    when `table` has no sides (from before migration 0028)."""
+            ledger: Callable[[], str]) -> tuple[pa.Table | None, int]:
+    """`runs_sql`'s `changed` relation and the mark to save: the newest seq read (`after`
+    when none is newer). The relation has, per subject that a run changed after seq `after`
+    entered or left (its agent or strategy on the old side or the new), the earliest
+    knowledge time the run had on that side (a side on which it did not count gives none);
+    None: no such subject, or no subject has a mark, so none can be late. `read`: a query on
+    the engine holding `table`; `ledger`: the ledger relation, asked for only when `table`
+    is from before migration 0028 (`changes_sql`)."""
     if not marked:
         newest = read(f"SELECT max(seq) AS seq FROM {table}").column(0)[0].as_py()
         return None, max(after, int(newest or 0))
-    sided = "new_known_ts" in read(f"SELECT * FROM {table} LIMIT 0").column_names
-    rows = read(changes_sql(table, after, None if sided else ledger))
+    rows = read(changes_sql(table, after))
     if rows.num_rows == 0:
         return None, after
+    if "new_known_ts" not in rows.column_names:
+        rows = read(changes_sql(table, after, ledger()))
     newest = max(after, int(pc.max(rows.column("seq")).as_py()))
-    rows = rows.filter(pc.and_(pc.is_valid(rows.column("subject")),
-                               pc.is_valid(rows.column("known_ts"))))
-    if rows.num_rows == 0:
+    sides = pa.concat_tables(
+        pa.table({"scope": pa.array([scope] * rows.num_rows, pa.string()),
+                  "subject": rows.column(f"{side}{scope}").cast(pa.string()),
+                  "known_ts": rows.column(f"{side}known_ts").cast(pa.timestamp("us"))})
+        for side in _SIDES for scope in ("agent", "strategy"))
+    sides = sides.filter(pc.and_(pc.is_valid(sides.column("subject")),
+                                 pc.is_valid(sides.column("known_ts"))))
+    if sides.num_rows == 0:
         return None, newest
-    return rows.select(["scope", "subject", "known_ts"]), newest
+    got = sides.group_by(["scope", "subject"]).aggregate([("known_ts", "min")])
+    return pa.table({"scope": got.column("scope"), "subject": got.column("subject"),
+                     "known_ts": got.column("known_ts_min")}), newest
 
 
 def save_seen(con: duckdb.DuckDBPyConnection, seq: int | None) -> None:
@@ -348,7 +351,7 @@ def plan(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
     changed, now = None, None
     if after is not None and has_table(con, "ledger_changes"):
         changed, now = changes(lambda q: con.sql(q).to_arrow_table(), "ledger_changes", after,
-                               bool(marks), ledger_sql(con))
+                               bool(marks), lambda: ledger_sql(con))
     runs = window_runs(con, gp, needed_columns(con, names), marks, target, changed=changed)
     if runs.num_rows == 0:
         return Plan({}, set(), now)

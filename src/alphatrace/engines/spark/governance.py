@@ -225,7 +225,7 @@ class SparkReads:
         changed, seen = None, None
         if after is not None and self.changes is not None:
             changed, seen = replay.changes(lambda q: self.query(q, {}), self.changes, after,
-                                           bool(marks), self.view)
+                                           bool(marks), lambda: self.view)
         if changed is not None:
             self.spark.createDataFrame(
                 [(r["scope"], r["subject"], micros(r["known_ts"])) for r in changed.to_pylist()],
