@@ -45,14 +45,14 @@ def record(con: duckdb.DuckDBPyConnection, seq: int, new: str, old: str) -> None
     changed rows; a row rebuilt to the same values is not recorded)."""
     con.execute(f"""
 INSERT INTO ledger_changes ({COLUMNS})
-SELECT {int(seq)}, k.run_id, o.agent, o.strategy, {counted_known('o')},
-       n.agent, n.strategy, {counted_known('n')}
-FROM (SELECT run_id FROM (SELECT * FROM {new} EXCEPT SELECT * FROM {old})
-      UNION ALL
-      (SELECT run_id FROM {old} EXCEPT SELECT run_id FROM {new})) k
-LEFT JOIN {old} o ON o.run_id = k.run_id
-LEFT JOIN {new} n ON n.run_id = k.run_id
-ORDER BY k.run_id""")
+WITH d AS (SELECT * FROM {new} EXCEPT SELECT * FROM {old})
+SELECT {int(seq)}, d.run_id, o.agent, o.strategy, {counted_known('o')},
+       d.agent, d.strategy, {counted_known('d')}
+FROM d LEFT JOIN {old} o ON o.run_id = d.run_id
+UNION ALL
+SELECT {int(seq)}, o.run_id, o.agent, o.strategy, {counted_known('o')}, NULL, NULL, NULL
+FROM {old} o ANTI JOIN {new} n ON n.run_id = o.run_id
+ORDER BY 2""")
 
 
 def record_exclusions(con: duckdb.DuckDBPyConnection, runs: str) -> None:
