@@ -1,11 +1,13 @@
 """The catch-up's bounded read of the ledger (`replay.window_runs`) equals the unbounded read,
-row for row, whatever the marks, late runs, runs with no knowledge time, exclusions and window."""
+row for row, whatever the marks, late runs, runs with no knowledge time, exclusions, window and
+subjects that changed runs entered or left (late subjects, some with no run left at all)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,10 +38,14 @@ def histories(draw: st.DrawFn) -> dict[str, Any]:
         rows.append(r)
     subjects = [("agent", a) for a in AGENTS] + [("strategy", s) for s in STRATEGIES if s]
     marks = {k: T0 + dt.timedelta(hours=draw(st.integers(0, 3200)))
-             for k in draw(st.lists(st.sampled_from(subjects), unique=True))}
+             for k in draw(st.lists(st.sampled_from([*subjects, ("agent", "Gone")]),
+                                    unique=True))}
     excluded = draw(st.lists(st.sampled_from([r["run_id"] for r in rows]), unique=True,
                              max_size=3)) if rows else []
-    return {"rows": rows, "marks": marks, "excluded": excluded,
+    changed = draw(st.lists(st.tuples(st.sampled_from([*subjects, ("agent", "Gone")]),
+                                      st.integers(0, 3200)), unique_by=lambda c: c[0],
+                            max_size=3))
+    return {"rows": rows, "marks": marks, "excluded": excluded, "changed": changed,
             "runs": draw(st.integers(1, 6)),
             "duration": draw(st.sampled_from([None, "24h", "30d"])),
             "target": T0 + dt.timedelta(hours=draw(st.integers(0, 3400)))}
@@ -62,8 +68,13 @@ def test_the_bounded_read_equals_the_unbounded_read(h: dict[str, Any]) -> None:
                            [rid])
         gp = policy(h["runs"], h["duration"])
         cols = needed_columns(db.con, gp.gate_metrics())
-        fast = replay.window_runs(db.con, gp, cols, h["marks"], h["target"])
-        plain = replay.window_runs(db.con, gp, cols, h["marks"], h["target"], bounded=False)
+        changed = None if not h["changed"] else pa.table({
+            "scope": [k[0] for k, _ in h["changed"]], "subject": [k[1] for k, _ in h["changed"]],
+            "known_ts": pa.array([T0 + dt.timedelta(hours=t) for _, t in h["changed"]],
+                                 pa.timestamp("us"))})
+        fast = replay.window_runs(db.con, gp, cols, h["marks"], h["target"], changed=changed)
+        plain = replay.window_runs(db.con, gp, cols, h["marks"], h["target"], bounded=False,
+                                   changed=changed)
         assert fast.to_pylist() == plain.to_pylist()
 
 

@@ -1,33 +1,59 @@
-"""`ledger_changes` (migration 0023): each reconcile records the runs whose ledger row it added
-or changed, whatever changed it (events, bars appended or corrected, a policy), and only those
-— the same whether it rebuilt a few rows or the whole ledger. The expected runs are found by
-comparing the ledger before and after in Python, row by row."""
+"""`ledger_changes` (migrations 0023, 0028): each reconcile records the runs whose ledger row it
+added, changed or removed, whatever changed it (events, bars appended or corrected, a policy),
+and only those — the same whether it rebuilt a few rows or the whole ledger — each with its
+agent, strategy and knowledge time before and after; `exclusions apply` records the runs whose
+exclusion changed. The expected runs and sides are found by comparing the ledger before and
+after in Python, row by row."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from alphatrace.api import Database
 from alphatrace.store import Store
 from tests.ledger.helpers import add_bars, at, run_reconcile
 from tests.ledger.test_incremental_ledger import alpha, ingest, telemetry
 
+SIDES = "old_agent, old_strategy, old_known_ts, new_agent, new_strategy, new_known_ts"
 
-def rows(store: Store) -> dict[str, tuple[Any, ...]]:
-    return {r[0]: r for r in store.con.execute("SELECT * FROM ledger").fetchall()}
+
+def rows(store: Store) -> dict[str, dict[str, Any]]:
+    cur = store.con.execute("SELECT * FROM ledger")
+    names = [d[0] for d in cur.description]
+    return {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+
+
+def side(row: dict[str, Any] | None) -> tuple[Any, ...]:
+    """A run's (agent, strategy, knowledge time when it can count) in a ledger row (None: no
+    row)."""
+    if row is None:
+        return (None, None, None)
+    counts = row["realized_pnl_bps"] is not None and row["ts"] is not None
+    return (row["agent"], row["strategy"], (row["known_ts"] or row["ts"]) if counts else None)
+
+
+def recorded(store: Store, seq: int) -> dict[str, tuple[Any, ...]]:
+    got = store.con.execute(f"SELECT run_id, {SIDES} FROM ledger_changes WHERE seq = ?",
+                            [seq]).fetchall()
+    assert len(got) == len({r[0] for r in got})
+    return {r[0]: tuple(r[1:]) for r in got}
 
 
 def reconciled(store: Store, **kw: Any) -> tuple[int, set[str], set[str]]:
-    """Reconcile; (its seq, the runs it recorded, the runs whose row differs from before)."""
+    """Reconcile; (its seq, the runs it recorded, the runs whose row differs from before or
+    is gone), after checking each recorded run's sides against its rows before and after."""
     before = rows(store)
     run_reconcile(store, **kw)
     after = rows(store)
     seq = store.con.execute("SELECT max(seq) FROM reconcile_log").fetchall()[0][0]
-    got = [r[0] for r in store.con.execute(
-        "SELECT run_id FROM ledger_changes WHERE seq = ?", [seq]).fetchall()]
-    assert len(got) == len(set(got))
+    got = recorded(store, seq)
     assert store.con.execute("SELECT count(*) FROM ledger_changes WHERE seq > ?",
                              [seq]).fetchall() == [(0,)]
-    return seq, set(got), {k for k, v in after.items() if before.get(k) != v}
+    for run_id, sides in got.items():
+        assert sides == (*side(before.get(run_id)), *side(after.get(run_id))), run_id
+    return seq, set(got), ({k for k, v in after.items() if before.get(k) != v}
+                           | (before.keys() - after.keys()))
 
 
 def test_each_reconcile_records_exactly_the_runs_whose_row_changed(store: Store) -> None:
@@ -64,3 +90,34 @@ def test_each_reconcile_records_exactly_the_runs_whose_row_changed(store: Store)
     # a policy change reprices everything: the runs whose numbers moved are recorded
     seq, got, want = reconciled(store, text="reconcile: {fee_bps: 9}")
     assert seq == 7 and got == want and len(want) == 5
+
+    # r3's events are removed: its row leaves the ledger, recorded with no new side
+    store.con.execute("DELETE FROM alpha WHERE run_id = 'r3'")
+    store.con.execute("DELETE FROM telemetry WHERE run_id = 'r3'")
+    assert reconciled(store, text="reconcile: {fee_bps: 9}") == (8, {"r3"}, {"r3"})
+    assert recorded(store, 8)["r3"][3:] == (None, None, None)
+
+
+def test_exclusions_applied_or_lifted_are_recorded_after_every_reconcile(
+        store: Store, tmp_path: Path) -> None:
+    """`exclusions apply` records the runs it newly excludes or no longer excludes, with their
+    row on both sides, numbered after the last reconcile; the next reconcile numbers after it
+    (one counter: a catch-up that read up to a seq misses neither)."""
+    add_bars(store, "BTCUSDT", [100.0 + i for i in range(10)])
+    ingest(store, [alpha(f"a{i}", f"r{i}", 120 * i, horizon=3600, agent="ABC"[i])
+                   for i in range(3)])
+    assert reconciled(store)[0] == 1
+    after = rows(store)
+    db = Database(store)
+    pol = tmp_path / "p.yaml"
+    # A's run excluded; then B's too; then A's lifted; then the same again: nothing
+    for agents, seq, want in ((["A"], 2, {"r0"}), (["A", "B"], 3, {"r1"}), (["B"], 4, {"r0"}),
+                              (["B"], 5, set())):
+        pol.write_text("forensics:\n  exclusions:\n    - {name: x, reason: r, when: "
+                       f"[{{field: agent, op: in, value: {agents}}}]}}\n")
+        db.apply_exclusions(pol)
+        got = recorded(store, seq)
+        assert set(got) == want
+        for run_id, sides in got.items():
+            assert sides == side(after[run_id]) * 2
+    assert reconciled(store) == (5, set(), set())  # after the exclusions' 4

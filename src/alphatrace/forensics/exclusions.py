@@ -14,6 +14,8 @@ from typing import Any
 import duckdb
 
 from alphatrace.forensics.config import FIELDS, Condition, ExclusionRule
+from alphatrace.ledger import changes
+from alphatrace.store.connection import has_table
 
 
 def included_sql(relation: str) -> str:
@@ -52,7 +54,10 @@ def rule_sql(rule: ExclusionRule) -> tuple[str, list[Any]]:
 
 
 def apply(con: duckdb.DuckDBPyConnection, rules: list[ExclusionRule], policy_hash: str) -> dict[str, Any]:
-    """Rewrite `run_exclusions` from `rules` (the caller owns the transaction)."""
+    """Rewrite `run_exclusions` from `rules` (the caller owns the transaction). The runs whose
+    exclusion this applied or lifted are recorded in `ledger_changes` (`ledger.changes`): the
+    gates' catch-up judges their subjects again at their marks, as a changed ledger row."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _ex_before AS SELECT run_id FROM run_exclusions")
     con.execute("DELETE FROM run_exclusions")
     counts: dict[str, int] = {}
     for rule in rules:
@@ -66,6 +71,11 @@ def apply(con: duckdb.DuckDBPyConnection, rules: list[ExclusionRule], policy_has
         )
         counts[rule.name] = int(con.execute(
             "SELECT count(*) FROM run_exclusions WHERE rule = ?", [rule.name]).fetchall()[0][0])
+    if has_table(con, "ledger_changes"):
+        changes.record_exclusions(
+            con, "((SELECT run_id FROM _ex_before EXCEPT SELECT run_id FROM run_exclusions) "
+                 "UNION ALL (SELECT run_id FROM run_exclusions EXCEPT SELECT run_id FROM _ex_before))")
+    con.execute("DROP TABLE _ex_before")
     total = int(con.execute("SELECT count(*) FROM run_exclusions").fetchall()[0][0])
     return {"excluded": total, "rules": counts, "policy_hash": policy_hash}
 

@@ -52,8 +52,9 @@ class Reads(replay.RunReads, Protocol):
 
     def plan(self, gp: GovernancePolicy, marks: Mapping[SubjectKey, dt.datetime],
              target: dt.datetime, after: int | None = None) -> replay.Plan:
-        """`replay.plan`: every subject's assessments at its points after its mark, the runs
-        changed after `after` (a `ledger_changes` seq) judged at their subject's mark."""
+        """`replay.plan`: every subject's assessments at its points after its mark; a subject
+        that a run changed after `after` (a `ledger_changes` seq) entered or left is judged at
+        its mark."""
         ...
 
     def members(self, as_of: dt.datetime) -> Members:

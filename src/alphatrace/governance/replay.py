@@ -83,9 +83,10 @@ def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
     The one definition of a replay's runs, in the dialect `d` of the engine that reads the
     ledger (engines.spark runs it in Spark SQL). With a duration window, a subject whose runs
     leave it after its mark (and by `target`, when given) is taken too: its window changed.
-    `changed`: a relation with the run_ids whose ledger rows changed since the last catch-up
-    (`changes_sql`); a subject with such a run known at or before its mark is taken too,
-    and flagged `_late` (its window at the mark changed: `_points_sql` judges it there)."""
+    `changed`: a relation (scope, subject, known_ts) with, per subject a run changed since
+    the last catch-up entered or left, the earliest knowledge time of such a run on that side
+    (`changes`); a subject with one at or before its mark is taken too, and flagged `_late`
+    (its window at the mark changed: `_points_sql` judges it there)."""
     n = gp.gates.window.runs
     keep = "true" if n is None else f"_new OR _rk <= {int(n)}"
     secs = gp.gates.window.seconds
@@ -96,17 +97,15 @@ def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
         moved = f"_new OR ({leaves} > {d.epoch_us('mark')}{until})"
     extra = ["_late"] if changed is not None else []
     cols = ", ".join(["scope", "subject", *columns, "mark", "_new", *extra])
-    late, chg, join = "", "", ""
+    late, join = "", ""
     if changed is not None:  # a join, not IN: Spark takes IN (subquery) only in a filter
-        chg = ", (c.run_id IS NOT NULL) AS _chg"
-        join = f" LEFT JOIN (SELECT DISTINCT run_id FROM {changed}) c ON c.run_id = s.run_id"
-        late = ", bool_or(NOT _new AND _chg) OVER (PARTITION BY scope, subject) AS _late"
+        late = ", coalesce(m.mark IS NOT NULL AND c.known_ts <= m.mark, false) AS _late"
+        join = f" LEFT JOIN {changed} c ON c.scope = s.scope AND c.subject = s.subject"
         moved = f"{moved} OR _late"
     return f"""
 WITH s AS ({subjects_sql(base, list(gp.gates.scope))}),
-j0 AS (SELECT s.*, m.mark, (m.mark IS NULL OR s.known_ts > m.mark) AS _new{chg}
-       FROM s LEFT JOIN {marks} m ON m.scope = s.scope AND m.subject = s.subject{join}),
-j AS (SELECT j0.*{late} FROM j0),
+j AS (SELECT s.*, m.mark, (m.mark IS NULL OR s.known_ts > m.mark) AS _new{late}
+      FROM s LEFT JOIN {marks} m ON m.scope = s.scope AND m.subject = s.subject{join}),
 r AS (SELECT j.* FROM j {d.semi_join()} (SELECT DISTINCT scope, subject FROM j WHERE {moved}) c
       ON c.scope = j.scope AND c.subject = j.subject),
 k AS (SELECT r.*, row_number() OVER (PARTITION BY scope, subject, _new
@@ -125,25 +124,58 @@ def seen(con: duckdb.DuckDBPyConnection) -> int:
     return 0 if v is None else int(v)
 
 
-def changes_sql(table: str, after: int) -> str:
-    """The runs whose ledger row a reconcile added or changed after seq `after` (`table`:
-    `ledger_changes` or its export), with that seq: whatever changed them (events, bars or
-    funding appended or corrected, a policy), and only the rows whose values changed."""
-    return f"SELECT run_id, seq FROM {table} WHERE seq > {int(after)}"
+# The sides of a `ledger_changes` row, as its columns' prefixes (ledger/changes.py).
+_SIDES = ("old_", "new_")
 
 
-def changes(read: Callable[[str], pa.Table], table: str, after: int,
-            marked: bool) -> tuple[pa.Table | None, int]:
-    """`runs_sql`'s `changed` relation (the run_ids changed after seq `after`; None: none, or
-    no subject has a mark, so none can be late) and the mark to save: the newest seq read
-    (`after` when none is newer). `read`: a query on the engine holding `table`."""
+def changes_sql(table: str, after: int, ledger: str | None = None) -> str:
+    """The changes recorded after seq `after` (`table`: `ledger_changes` or its export;
+    ledger/changes.py): each changed run with its agent, strategy and knowledge time before
+    and after, whatever changed it (events, bars or funding appended or corrected, a policy,
+    an exclusion). `ledger`: for a table from before migration 0028 (seq and run_id only),
+    the ledger (known_ts coalesced) whose rows give the new side, as the catch-up read it
+    then; the old side is NULL."""
+    if ledger is None:
+        return f"SELECT * FROM {table} WHERE seq > {int(after)}"
+    return (f"SELECT c.seq, c.run_id, CAST(NULL AS STRING) AS old_agent, "
+            f"CAST(NULL AS STRING) AS old_strategy, CAST(NULL AS TIMESTAMP) AS old_known_ts, "
+            f"l.agent AS new_agent, l.strategy AS new_strategy, "
+            f"CASE WHEN l.realized_pnl_bps IS NOT NULL AND l.ts IS NOT NULL "
+            f"THEN l.known_ts END AS new_known_ts "
+            f"FROM {table} c LEFT JOIN {ledger} l ON l.run_id = c.run_id "
+            f"WHERE c.seq > {int(after)}")
+
+
+def changes(read: Callable[[str], pa.Table], table: str, after: int, marked: bool,
+            ledger: Callable[[], str]) -> tuple[pa.Table | None, int]:
+    """`runs_sql`'s `changed` relation and the mark to save: the newest seq read (`after`
+    when none is newer). The relation has, per subject that a run changed after seq `after`
+    entered or left (its agent or strategy on the old side or the new), the earliest
+    knowledge time the run had on that side (a side on which it did not count gives none);
+    None: no such subject, or no subject has a mark, so none can be late. `read`: a query on
+    the engine holding `table`; `ledger`: the ledger relation, asked for only when `table`
+    is from before migration 0028 (`changes_sql`)."""
     if not marked:
         newest = read(f"SELECT max(seq) AS seq FROM {table}").column(0)[0].as_py()
         return None, max(after, int(newest or 0))
     rows = read(changes_sql(table, after))
     if rows.num_rows == 0:
         return None, after
-    return rows.select(["run_id"]), max(after, int(pc.max(rows.column("seq")).as_py()))
+    if "new_known_ts" not in rows.column_names:
+        rows = read(changes_sql(table, after, ledger()))
+    newest = max(after, int(pc.max(rows.column("seq")).as_py()))
+    sides = pa.concat_tables(
+        pa.table({"scope": pa.array([scope] * rows.num_rows, pa.string()),
+                  "subject": rows.column(f"{side}{scope}").cast(pa.string()),
+                  "known_ts": rows.column(f"{side}known_ts").cast(pa.timestamp("us"))})
+        for side in _SIDES for scope in ("agent", "strategy"))
+    sides = sides.filter(pc.and_(pc.is_valid(sides.column("subject")),
+                                 pc.is_valid(sides.column("known_ts"))))
+    if sides.num_rows == 0:
+        return None, newest
+    got = sides.group_by(["scope", "subject"]).aggregate([("known_ts", "min")])
+    return pa.table({"scope": got.column("scope"), "subject": got.column("subject"),
+                     "known_ts": got.column("known_ts_min")}), newest
 
 
 def save_seen(con: duckdb.DuckDBPyConnection, seq: int | None) -> None:
@@ -163,22 +195,20 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
     older run can be in its window) or the bound passes the oldest run. Subjects with no mark
     need their whole history: their runs are added without the bound. The result equals the
     unbounded read (`bounded=False`), row for row. With no run count in the window, or no
-    marks, the read is unbounded: every earlier run may be needed. `changed`: the run_ids of
-    `runs_sql`'s `changed` (`changes`, read once); the bound then also starts at the
-    earliest changed run known before the newest mark."""
+    marks, the read is unbounded: every earlier run may be needed. `changed`: `runs_sql`'s
+    `changed` (`changes`, read once from `ledger_changes`); the bound then also starts at the
+    earliest knowledge time it gives a subject at or before its mark (a late subject), and
+    every late subject counts as one with news even when no run of it is inside the bound."""
     n = gp.gates.window.runs
     start = min(marks.values()) if bounded and n is not None and marks else None
     rel = None if changed is None else CHANGED
+    late = _late(changed, marks) if changed is not None else {}
+    if start is not None and late:
+        start = min(start, *late.values())
     # at least the duration: the runs leaving a window after its mark are all inside the bound
     margin = max(dt.timedelta(hours=1), dt.timedelta(seconds=gp.gates.window.seconds or 0))
     with registered(con, MARKS, _marks_table(marks)), \
             (nullcontext() if changed is None else registered(con, CHANGED, changed)):
-        if start is not None and rel is not None:
-            known = "coalesce(known_ts, ts)" if "known_ts" in ledger_columns(con) else "ts"
-            late = con.execute(f"SELECT min({known}) FROM ledger SEMI JOIN {rel} USING (run_id) "
-                               f"WHERE {known} <= ?", [max(marks.values())]).fetchall()[0][0]
-            if isinstance(late, dt.datetime):
-                start = min(start, late)
         unmarked = _unmarked(con, marks) if start is not None else ([], [])
         floor: dt.datetime | None = None
         while True:
@@ -196,9 +226,22 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
             sql = runs_sql(gp, base, columns, MARKS, target=target, changed=rel)
             runs = con.sql(f"SELECT * FROM ({sql}) "
                            "ORDER BY scope, subject, _i", params=params).to_arrow_table()
-            if lo is None or n is None or _complete(runs, lo, n):
+            if lo is None or n is None or _complete(runs, lo, n, set(late)):
                 return runs
             margin *= 4
+
+
+def _late(changed: pa.Table, marks: Mapping[SubjectKey, dt.datetime]
+          ) -> dict[SubjectKey, dt.datetime]:
+    """The subjects of `changed` (`changes`) whose changed runs' earliest knowledge time is at
+    or before their mark, with that time: `runs_sql` flags them `_late`."""
+    out = {}
+    for sc, s, t in zip(changed.column("scope").to_pylist(), changed.column("subject").to_pylist(),
+                        changed.column("known_ts").to_pylist(), strict=True):
+        mark = marks.get((str(sc), str(s)))
+        if mark is not None and t <= mark:
+            out[(str(sc), str(s))] = t
+    return out
 
 
 def _oldest(con: duckdb.DuckDBPyConnection) -> dt.datetime:
@@ -242,18 +285,23 @@ def recorded_subjects(con: duckdb.DuckDBPyConnection) -> set[SubjectKey] | None:
     return {(str(sc), str(s)) for sc, s in subjects or []}
 
 
-def _complete(runs: pa.Table, lo: dt.datetime, n: int) -> bool:
+def _complete(runs: pa.Table, lo: dt.datetime, n: int, late: set[SubjectKey]) -> bool:
     """Whether every marked subject with news kept at least `n` runs from before its mark that
-    are known at or after `lo` (then the older runs of its window were all inside the bound)."""
+    are known at or after `lo` (then the older runs of its window were all inside the bound),
+    and every `late` subject (judged at its mark: news) is among them: one with no run inside
+    the bound may have its window before it."""
     marked = runs.filter(pc.is_valid(runs.column("mark")))
     if marked.num_rows == 0:
-        return True
+        return not late
     inside = pc.and_(pc.invert(marked.column("_new")),
                      pc.greater_equal(marked.column("known_ts"),
                                       pa.scalar(lo, marked.schema.field("known_ts").type)))
     counts = marked.select(["scope", "subject"]).append_column(
         "_in", pc.cast(inside, pa.int64())).group_by(["scope", "subject"]).aggregate(
         [("_in", "sum")])
+    if late - set(zip(counts.column("scope").to_pylist(), counts.column("subject").to_pylist(),
+                      strict=True)):
+        return False
     return bool(pc.all(pc.greater_equal(counts.column("_in_sum"), n)).as_py())
 
 
@@ -303,7 +351,7 @@ def plan(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
     changed, now = None, None
     if after is not None and has_table(con, "ledger_changes"):
         changed, now = changes(lambda q: con.sql(q).to_arrow_table(), "ledger_changes", after,
-                               bool(marks))
+                               bool(marks), lambda: ledger_sql(con))
     runs = window_runs(con, gp, needed_columns(con, names), marks, target, changed=changed)
     if runs.num_rows == 0:
         return Plan({}, set(), now)

@@ -17,8 +17,9 @@ the first reconcile, after a policy change, when the code that builds it changed
 (`ledger_build`), or when the event tables no longer add up to what the ledger counted plus
 the new files (an event removed, or rows written other than by ingest). The result equals a
 from-scratch rebuild; the tests check that on random histories split into random batches.
-Whichever way the rows were rebuilt, the runs whose row was added or now differs are appended
-to `ledger_changes` with this reconcile's seq (migration 0023): the gates' late runs.
+Whichever way the rows were rebuilt, the runs whose row was added, now differs or left the
+ledger are appended to `ledger_changes` with this reconcile's seq and their agent, strategy and
+knowledge time before and after (migrations 0023, 0028; `ledger.changes`): the gates' late runs.
 
 What the last reconcile left is recorded so the next one does not recount it (migration 0016):
 its `reconcile_log` row (policy, legs, runs, newest file, the telemetry and pnl rows then), the
@@ -45,7 +46,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from alphatrace.ledger import locate, market_cache
+from alphatrace.ledger import changes, locate, market_cache
 from alphatrace.ledger.build import (
     LEDGER_COLUMNS,
     SOURCES,
@@ -479,32 +480,28 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         say("building the ledger")
         changed = (None if full else
                    changed_runs(con, cfg.hash, last, counted, facts.built, bool(gone)))
+        seq = changes.next_seq(con)
         rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current,
-                                _next_seq(con))
+                                seq)
         _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_seen is not None)
         if cache is not None and cache.pending is not None:
             cache.pending = replace(cache.pending, state=market_state(con))
-        legs, realized, open_, unpriced, runs = one(con, _log_sql(con), [cfg.hash, priced])
+        legs, realized, open_, unpriced, runs = one(con, _log_sql(con), [seq, cfg.hash, priced])
         report = ReconcileReport(legs, realized, open_, unpriced, priced, runs, cfg.hash, full,
                                  rebuilt)
         con.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in _TEMP))
     return report
 
 
-def _next_seq(con: duckdb.DuckDBPyConnection) -> int:
-    """The `reconcile_log` seq this reconcile writes (`_log_sql`: the same expression, read
-    in the same transaction)."""
-    return int(one(con, "SELECT coalesce(max(seq), 0) + 1 FROM reconcile_log")[0])
-
-
 def _log_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """The `reconcile_log` row of this reconcile (parameters: policy hash, legs priced), with
+    """The `reconcile_log` row of this reconcile (parameters: its seq, `changes.next_seq`
+    read before its changes were recorded; policy hash, legs priced), with
     the counts of the report: one statement, the counts read where they are written."""
     pending = "(SELECT count(*) FROM legs WHERE status = '{}')"
     return f"""
 INSERT INTO reconcile_log (seq, policy_hash, legs, priced, realized, open, unpriced, runs,
                            max_file_id, reconciled_at, n_telemetry, n_pnl)
-SELECT (SELECT coalesce(max(seq), 0) + 1 FROM reconcile_log), ?, n_legs, ?,
+SELECT ?, ?, n_legs, ?,
        n_legs - n_open - n_unpriced, n_open, n_unpriced, (SELECT count(*) FROM ledger),
        {newest_file_sql(con)}, current_timestamp::TIMESTAMP,
        (SELECT count(*) FROM telemetry), (SELECT count(*) FROM pnl)
@@ -691,15 +688,15 @@ def _subjects_sql(rows: str) -> str:
 def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int | None,
                   add_subjects: bool, seq: int) -> int:
     """Rebuild the ledger rows of the `changed` runs of `_rc_runs` (None: every row), record
-    in `ledger_changes` (as reconcile `seq`) the runs whose row was added or now differs in
-    some column (`_record_changes`), and keep `ledger_subjects` up to date: the subjects of
-    the rebuilt rows added when `add_subjects` (it held every subject before), else found
-    again in the whole ledger. Returns the number of rows built."""
+    in `ledger_changes` (as reconcile `seq`) the runs whose row was added, now differs in some
+    column or left the ledger (`changes.record`), and keep `ledger_subjects` up to date: the
+    subjects of the rebuilt rows added when `add_subjects` (it held every subject before),
+    else found again in the whole ledger. Returns the number of rows built."""
     lcols = ", ".join(LEDGER_COLUMNS)
     if changed is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_built AS SELECT {lcols} FROM "
                     f"({ledger_sql(policy_hash)})")
-        _record_changes(con, seq, "_rc_built", f"(SELECT {lcols} FROM ledger)")
+        changes.record(con, seq, "_rc_built", f"(SELECT {lcols} FROM ledger)")
         con.execute("DELETE FROM ledger")
         rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM _rc_built")[0])
     elif changed == 0:
@@ -719,7 +716,7 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
         rows = to_arrow(con, _BATCH)
         rebuilt = rows.num_rows
         with registered(con, "_rc_old", old) as o, registered(con, "_rc_new", rows) as n:
-            _record_changes(con, seq, n, o)
+            changes.record(con, seq, n, o)
     if changed is not None and add_subjects:
         if rebuilt:
             with registered(con, "_rc_built_rows", rows) as built:
@@ -731,15 +728,6 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
 
 
 _BATCH = 1 << 20  # rows per Arrow batch of the rows a pass rebuilt
-
-
-def _record_changes(con: duckdb.DuckDBPyConnection, seq: int, new: str, old: str) -> None:
-    """Append to `ledger_changes` the runs of `new` (ledger rows just built) that `old` (the
-    rows they replace) lacks or holds with another value in some column: the news of this
-    reconcile, whatever caused it (events, bars, funding, policy), and only that (run_id is
-    unique in both, so a set difference of whole rows is exactly the added or changed rows)."""
-    con.execute(f"INSERT INTO ledger_changes SELECT {int(seq)}, run_id FROM "
-                f"(SELECT * FROM {new} EXCEPT SELECT * FROM {old}) ORDER BY run_id")
 
 
 def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_same: bool,

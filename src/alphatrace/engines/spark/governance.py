@@ -95,8 +95,9 @@ class SparkReads:
         self.has_exclusions = exclusions is not None
         if exclusions is not None:
             exclusions.createOrReplaceTempView(EXCLUSIONS_VIEW)
-        # which reconcile changed which ledger rows (an export from before migration 0023 has
-        # none: its late runs are not found)
+        # which reconcile changed which ledger rows, with the subjects they entered or left
+        # (an export from before migration 0023 has none: its late runs are not found; one
+        # from before 0028 has run_ids only, read with this ledger's rows as the new side)
         changes = lk.read(spark, "ledger_changes")
         self.changes = None if changes is None else f"{self.view}_changes"
         if changes is not None:
@@ -209,9 +210,14 @@ class SparkReads:
         changed, seen = None, None
         if after is not None and self.changes is not None:
             changed, seen = replay.changes(lambda q: self.query(q, {}), self.changes, after,
-                                           bool(marks))
+                                           bool(marks), lambda: self.view)
         if changed is not None:
-            self.spark.createDataFrame(changed).createOrReplaceTempView(CHANGED_VIEW)
+            self.spark.createDataFrame(
+                [(r["scope"], r["subject"], micros(r["known_ts"])) for r in changed.to_pylist()],
+                "scope string, subject string, known_us bigint").createOrReplaceTempView(
+                f"{CHANGED_VIEW}_us")
+            self.spark.sql(f"SELECT scope, subject, timestamp_micros(known_us) AS known_ts "
+                           f"FROM {CHANGED_VIEW}_us").createOrReplaceTempView(CHANGED_VIEW)
         runs = self.spark.sql(replay.runs_sql(gp, base, columns, MARKS_VIEW, SPARK, target,
                                               None if changed is None else CHANGED_VIEW))
         kernel = partial(_runs_group, gp, target)

@@ -1,0 +1,67 @@
+"""`ledger_changes`: the runs whose ledger row changed, or whose exclusion did, with what the
+gates' catch-up needs to find every subject concerned without reading the ledger (migrations
+0023, 0028).
+
+Each row holds the run's agent, strategy and knowledge time before the change (`old_*`) and
+after it (`new_*`): the catch-up judges again, at its progress mark, every subject a changed
+run entered or left (`governance.replay.changes`). A side's knowledge time is NULL when the
+run did not count on that side (no realized PnL or no ts): it then concerns no window. The
+old side is all NULL for a row a reconcile added, the new side for a row that left the ledger.
+
+Reconciles and `exclusions apply` number their changes from one counter (`next_seq`), so a
+catch-up that read up to some seq (`gate_seen`) never misses a change recorded after it.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+COLUMNS = ("seq, run_id, old_agent, old_strategy, old_known_ts, "
+           "new_agent, new_strategy, new_known_ts")
+
+
+def counted_known(alias: str) -> str:
+    """SQL: the knowledge time of ledger row `alias` when it can count for governance
+    (realized, timed; a row without known_ts counts from its ts, as `governance.runs` reads
+    it), else NULL."""
+    return (f"CASE WHEN {alias}.realized_pnl_bps IS NOT NULL AND {alias}.ts IS NOT NULL "
+            f"THEN coalesce({alias}.known_ts, {alias}.ts) END")
+
+
+def next_seq(con: duckdb.DuckDBPyConnection) -> int:
+    """The seq the next reconcile or exclusion change writes: after every one recorded, in
+    `reconcile_log` (a reconcile that changed no row) or in `ledger_changes`."""
+    return int(con.execute(
+        "SELECT greatest((SELECT coalesce(max(seq), 0) FROM reconcile_log), "
+        "(SELECT coalesce(max(seq), 0) FROM ledger_changes)) + 1").fetchall()[0][0])
+
+
+def record(con: duckdb.DuckDBPyConnection, seq: int, new: str, old: str) -> None:
+    """Append to `ledger_changes` as `seq` the runs of `new` (ledger rows just built) that
+    `old` (the rows they replace) lacks or holds with another value in some column, and the
+    runs of `old` that `new` lacks (rows that left the ledger), each with both sides: the news
+    of this reconcile, whatever caused it (events, bars, funding, policy), and only that
+    (run_id is unique in both, so a set difference of whole rows is exactly the added or
+    changed rows; a row rebuilt to the same values is not recorded)."""
+    con.execute(f"""
+INSERT INTO ledger_changes ({COLUMNS})
+WITH d AS (SELECT * FROM {new} EXCEPT SELECT * FROM {old})
+SELECT {int(seq)}, d.run_id, o.agent, o.strategy, {counted_known('o')},
+       d.agent, d.strategy, {counted_known('d')}
+FROM d LEFT JOIN {old} o ON o.run_id = d.run_id
+UNION ALL
+SELECT {int(seq)}, o.run_id, o.agent, o.strategy, {counted_known('o')}, NULL, NULL, NULL
+FROM {old} o ANTI JOIN {new} n ON n.run_id = o.run_id
+ORDER BY 2""")
+
+
+def record_exclusions(con: duckdb.DuckDBPyConnection, runs: str) -> None:
+    """Append the runs of `runs` (a relation with run_id: runs whose exclusion was applied or
+    lifted) that the ledger holds, with the next seq and their row's values on both sides:
+    the row did not change, whether it counts did (with `eligibility.exclude_flagged`)."""
+    con.execute(f"""
+INSERT INTO ledger_changes ({COLUMNS})
+SELECT {next_seq(con)}, l.run_id, l.agent, l.strategy, {counted_known('l')},
+       l.agent, l.strategy, {counted_known('l')}
+FROM ledger l SEMI JOIN {runs} r ON r.run_id = l.run_id
+ORDER BY l.run_id""")
