@@ -403,8 +403,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inputs", default="typed,bare,sdk",
                     help="comma-separated shapes of the files bench_ingest.py writes")
     ap.add_argument("--runs", type=int, default=1_000_000,
-                    help="runs of the file read (bench/out/events_<shape>_<runs>.jsonl; "
+                    help="runs of the file read (<out>/events_<shape>_<runs>.jsonl; "
                          "bench_ingest.py --events 3000000 writes 1,000,000)")
+    ap.add_argument("--out", type=Path, default=HERE / "out",
+                    help="the folder bench_ingest.py wrote the files to (its --out)")
     ap.add_argument("--mb", type=int, default=32,
                     help="MiB of each file measured (its head; 32: one chunk, as ingest splits it)")
     ap.add_argument("--repeat", type=int, default=3, help="best of this many")
@@ -417,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.rounds:
         return rounds_main([int(x) for x in a.rounds.split(",")], a.repeat, not a.no_record)
     shapes = [x for x in a.inputs.split(",") if x]
-    files = {s: HERE / "out" / f"events_{s}_{a.runs}.jsonl" for s in shapes}
+    files = {s: a.out / f"events_{s}_{a.runs}.jsonl" for s in shapes}
     for s, f in files.items():
         if not f.exists():
             raise SystemExit(f"{f} is missing: run `python bench/bench_ingest.py --inputs {s}` "
