@@ -96,14 +96,21 @@ def test_harness_smoke_run(tmp_path: Path) -> None:
     after = (BENCH / "RESULTS.md").read_text() if (BENCH / "RESULTS.md").exists() else None
     assert before == after
     cost = subprocess.run(
-        [sys.executable, str(BENCH / "bench_ingest_cost.py"), "--no-record",
-         "--file", str(tmp_path / "events_typed_2000.jsonl")],
+        [sys.executable, str(BENCH / "bench_ingest_cost.py"), "--no-record", "--inputs", "typed",
+         "--runs", "2000", "--out", str(tmp_path), "--repeat", "1"],
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert cost.returncode == 0, cost.stderr
-    assert "(6,000 lines)" in cost.stdout
-    rows = [line for line in cost.stdout.splitlines() if line.startswith("| ") and "µs" not in line]
-    assert len(rows) == 5 and float(rows[0].split("|")[2]) > 0, cost.stdout
+    assert "`events_typed_2000.jsonl`, 6,000 lines" in cost.stdout  # the whole small file
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1].rstrip(" |")
+            for line in cost.stdout.splitlines() if line.startswith("| ") and "µs" not in line}
+    names = list(rows)
+    parts = [n for n in names[:names.index("**sum of parts**")] if not n.startswith("·")]
+    assert len(parts) == 9, rows  # reading .. checkpoint: every part of an ingest has its row
+    assert float(rows["**whole ingest** (`ingest_paths` + close, fresh store)"]) > 0, rows
+    # the generator writes clean lines: the fast path clears them all, nothing is quarantined
+    assert rows["lines the fast path did not clear"] == "0", rows
+    assert rows["quarantine"] == "0.00", rows
     assert (BENCH / "RESULTS.md").read_text() == after  # nothing recorded here either
     rounds = subprocess.run(
         [sys.executable, str(BENCH / "bench_ingest_cost.py"), "--no-record", "--rounds", "16,32",
