@@ -29,6 +29,8 @@ DuckDB and Spark share plus the dialect's primitives.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from alphatrace.engines.dialect import Dialect
 from alphatrace.engines.duckdb import DUCKDB
 from alphatrace.market.symbols import norm_sql
@@ -54,15 +56,18 @@ _KTS = "coalesce(p.ts, f.ingested_at)"
 
 
 def _split(d: Dialect, table: str, name: str, runs: str | None = None,
-           single: bool = False) -> str:
+           single: bool = False, rows: str | None = None) -> str:
     """`{name}_1`: rows of runs with one row in `table`; `{name}_m`: rows of runs with several.
     The few runs with several rows are found first; both halves are then joins against that
     small set (semi / anti), never against the million single-row runs. With `runs`, only the
-    rows of those runs take part (`{name}_rows`, found once): the work follows the runs that
-    changed. `single`: no run has several rows (the caller knows; `single_sources`), so
-    `{name}_1` is every row and there is no `{name}_m`."""
+    rows of those runs take part (`{name}_rows`, found once, or the relation `rows` that
+    already holds them): the work follows the runs that changed. `single`: no run has several
+    rows (the caller knows; `single_sources`), so `{name}_1` is every row and there is no
+    `{name}_m`."""
     head = ""
-    if runs is not None:
+    if rows is not None:
+        table = rows
+    elif runs is not None:
         head = (f"{name}_rows AS {d.materialized()}(SELECT * FROM {table} "
                 f"{d.semi_join()} {runs} USING (run_id)),\n")
         table = f"{name}_rows"
@@ -95,7 +100,8 @@ def _halves(name: str, columns: list[tuple[str, str, str]], single: bool = False
             f"  SELECT run_id,\n    {many}\n  FROM {name}_m GROUP BY run_id")
 
 
-def _legs_sql(d: Dialect, runs: str | None, single: bool = False) -> str:
+def _legs_sql(d: Dialect, runs: str | None, single: bool = False,
+              rows: str | None = None) -> str:
     """Per run: identity, symbols, direction, status counts and the weighted numbers."""
     columns = [
         ("n_legs", "1", "count(*)"),
@@ -128,13 +134,14 @@ def _legs_sql(d: Dialect, runs: str | None, single: bool = False) -> str:
          " '')"),
     ]
     return f"""
-{_split(d, "legs", "leg", runs, single)},
+{_split(d, "legs", "leg", runs, single, rows)},
 leg_run AS (
 {_halves("leg", columns, single)}
 )"""
 
 
-def _telemetry_sql(d: Dialect, runs: str | None, single: bool = False) -> str:
+def _telemetry_sql(d: Dialect, runs: str | None, single: bool = False,
+                   rows: str | None = None) -> str:
     """Per run: sums of tokens, cost and errors; latency as the sum, or wall time."""
     def wall(s: str, e: str) -> str:
         return f"CAST({d.epoch_us(e)} - {d.epoch_us(s)} AS DOUBLE) / 1e3"
@@ -157,7 +164,7 @@ def _telemetry_sql(d: Dialect, runs: str | None, single: bool = False) -> str:
         ("model", model, f"nullif({d.sorted_distinct_join(model)}, '')"),
     ]
     return f"""
-{_split(d, "telemetry", "tel", runs, single)},
+{_split(d, "telemetry", "tel", runs, single, rows)},
 tel AS (
 {_halves("tel", columns, single)}
 )"""
@@ -171,7 +178,7 @@ def pnl_keys_sql(pnl_symmap: str) -> str:
 
 
 def _pnl_sql(d: Dialect, pnl_keys: str, runs: str | None, single: bool = False,
-             single_legs: bool = False) -> str:
+             single_legs: bool = False, rows: str | None = None) -> str:
     """Per run: identity and the latest external figure(s) — `run_level_bps` for a run-level
     event, else per-symbol figures, each weighted by the size of its market's legs (`k_*`);
     figures without such a leg are summed apart (`u_*`) and weighted by the agent's default
@@ -232,7 +239,7 @@ pnl_w_m AS (
     SELECT run_id, market_symbol, {d.exact_sum(_W)} AS w FROM leg_m GROUP BY run_id, market_symbol
   ) lw ON lw.run_id = p.run_id AND lw.market_symbol = {key}"""
     return f"""
-{_split(d, "pnl", "pnl", runs, single)},{"" if single else many}
+{_split(d, "pnl", "pnl", runs, single, rows)},{"" if single else many}
 pnl_run AS (
   SELECT p.run_id, CAST(1 AS BIGINT) AS n_pnl, p.agent, p.strategy, p.ts,
     CASE WHEN {key} IS NULL THEN p.realized_pnl_bps END AS run_level_bps,
@@ -247,31 +254,41 @@ pnl_run AS (
 SOURCES = {"leg": "legs", "tel": "telemetry", "pnl": "pnl"}  # name in the SQL: table
 
 
-def single_sources(runs: str) -> str:
-    """A query of one row, a boolean per `SOURCES` name (in order): whether no run of `runs`
-    has several rows in that table (`ledger_sql`'s `single`)."""
+def runs_rows_sql(table: str, runs: str) -> str:
+    """The rows of `table` (a `SOURCES` table) of the runs in `runs`: what `ledger_sql` reads of
+    it for those runs, and what `single_sources` looks at (DuckDB)."""
+    return f"SELECT * FROM {table} SEMI JOIN {runs} USING (run_id)"
+
+
+def single_sources(rows: Mapping[str, str]) -> str:
+    """A query of one row, a boolean per `SOURCES` name (in order): whether no run has several
+    rows in that source's relation `rows[name]` (its `runs_rows_sql`; `ledger_sql`'s
+    `single`)."""
     return "SELECT " + ", ".join(
-        f"NOT EXISTS (SELECT run_id FROM {table} SEMI JOIN {runs} USING (run_id) "
-        f"GROUP BY run_id HAVING count(*) > 1) AS {name}" for name, table in SOURCES.items())
+        f"NOT EXISTS (SELECT run_id FROM {rows[name]} GROUP BY run_id HAVING count(*) > 1) "
+        f"AS {name}" for name in SOURCES)
 
 
 def ledger_sql(policy_hash: str, pnl_keys: str = "_rc_pnlkeys",
                params: str = "_rc_params", runs: str | None = None,
-               dialect: Dialect = DUCKDB, single: frozenset[str] = frozenset()) -> str:
+               dialect: Dialect = DUCKDB, single: frozenset[str] = frozenset(),
+               rows: Mapping[str, str] | None = None) -> str:
     """Ledger rows with the columns LEDGER_COLUMNS (unordered: readers order by ts, run_id).
     `runs`: a relation with a `run_id` column; only those runs' rows are built (None: all).
     Relations `legs`, `telemetry`, `pnl` and `ingested_files` are read by those names.
     `single`: the sources (`SOURCES`) in which no run of `runs` has several rows, as
     `single_sources` finds them: their aggregation over several rows is left out of the text,
     the same rows for a statement DuckDB plans in half the time (bench/RESULTS.md, session of
-    2026-12-03, lead)."""
+    2026-12-03, lead). `rows`: per `SOURCES` name, a relation already holding that source's
+    rows of `runs` (`runs_rows_sql`), read instead of finding them again."""
     d = dialect
+    got = rows or {}
     realized = "CASE WHEN status = 'realized' THEN {x} END"
     return f"""
 WITH
-{_legs_sql(d, runs, "leg" in single)},
-{_telemetry_sql(d, runs, "tel" in single)},
-{_pnl_sql(d, pnl_keys, runs, "pnl" in single, "leg" in single)},
+{_legs_sql(d, runs, "leg" in single, got.get("leg"))},
+{_telemetry_sql(d, runs, "tel" in single, got.get("tel"))},
+{_pnl_sql(d, pnl_keys, runs, "pnl" in single, "leg" in single, got.get("pnl"))},
 joined AS (
   SELECT coalesce(lr.run_id, t.run_id, pr.run_id) AS run_id,
     coalesce(lr.agent, t.agent, pr.agent) AS agent,

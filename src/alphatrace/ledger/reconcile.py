@@ -52,6 +52,7 @@ from alphatrace.ledger.build import (
     SOURCES,
     ledger_sql,
     pnl_keys_sql,
+    runs_rows_sql,
     single_sources,
 )
 from alphatrace.ledger.fingerprint import FIELDS, with_fingerprints
@@ -94,8 +95,11 @@ class ReconcileReport:
         return asdict(self)
 
 
+# each source's rows of the changed runs (`_build_ledger`)
+_ROWS = {name: f"_rc_{name}_rows" for name in SOURCES}
 _TEMP = ("_rc_params", "_rc_profile", "_rc_markets", "_rc_fprofile", "_rc_settle", "_rc_symmap",
-         "_rc_pnlkeys", "_rc_todo", "_rc_gone", "_rc_runs", "_rc_stale", "_rc_built")
+         "_rc_pnlkeys", "_rc_todo", "_rc_gone", "_rc_runs", "_rc_stale", "_rc_built",
+         *_ROWS.values())
 
 
 @dataclass(frozen=True)
@@ -705,13 +709,17 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
         con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM _rc_runs) "
                     f"RETURNING {lcols}")
         old = to_arrow(con, _BATCH)
-        # the sources where no changed run has several rows: most passes, whose statement
-        # then leaves out the aggregation over several rows (`ledger_sql` `single`)
-        found = one(con, single_sources("_rc_runs"))
+        # each source's rows of the changed runs, found once: read by the statement, and by
+        # the check for the sources where no changed run has several rows (most passes),
+        # whose aggregation over several rows the statement then leaves out (`single`)
+        for name, table in SOURCES.items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS[name]} AS "
+                        f"{runs_rows_sql(table, '_rc_runs')}")
+        found = one(con, single_sources(_ROWS))
         single = frozenset(n for n, yes in zip(SOURCES, found, strict=True) if yes)
         # the longest text of a pass, one of eight per policy: parsed once
-        con.execute(parsed(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM "
-                                f"({ledger_sql(policy_hash, runs='_rc_runs', single=single)}) "
+        built = ledger_sql(policy_hash, runs="_rc_runs", single=single, rows=_ROWS)
+        con.execute(parsed(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM ({built}) "
                                 f"RETURNING {lcols}"))
         rows = to_arrow(con, _BATCH)
         rebuilt = rows.num_rows
