@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, collector, machine, percentile, record
+from common import RESULTS, collector, cpu_seconds, machine, percentile, record, server_pid
 
 TARGET_SPANS_S = 10_000
 TARGET_P99_MS = 250.0
@@ -255,26 +255,6 @@ def run(tmp: Path, clients: int, size: int, seconds: float, split: bool,
         "requests_per_round": len(lat) / rounds[0] if rounds[0] else float("nan"),
         "round_ms_mean": 1000 * rounds[1] / rounds[0] if rounds[0] else float("nan"),
     }
-
-
-def server_pid(db: Path) -> int:
-    """The pid of the `alphatrace serve` process on `db` (Linux /proc)."""
-    for proc in Path("/proc").iterdir():
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"serve" in cmd and str(db).encode() in cmd:
-            return int(proc.name)
-    raise RuntimeError(f"no server process on {db}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid`, all its threads (Linux /proc)."""
-    import os
-
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def writer_rounds(url: str) -> tuple[int, float]:

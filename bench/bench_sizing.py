@@ -12,10 +12,11 @@ What it measures, in one run on this machine:
    the first call filled the cache. Target: ≤ 20 µs.
 
 Load goes to 127.0.0.1 only and stops after `--seconds`. A dated section is appended to
-bench/RESULTS.md in one write (skipped with --quick).
+bench/RESULTS.md in one write (skipped with --quick or --no-record).
 
     python bench/bench_sizing.py                 # 20 s, recorded
     python bench/bench_sizing.py --quick         # 5 s, not recorded
+    python bench/bench_sizing.py --floor         # then the same load against a canned answer
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, collector, machine, percentile, record
-from load import BATCH, Job, Load, ingest_client, sizing_client
+from common import RESULTS, collector, cpu_seconds, machine, percentile, record, server_pid
+from load import BATCH, Job, Load, canned_server, ingest_client, sizing_client
 
 TARGET_P99_MS = 5.0
 TARGET_CACHED_US = 20.0
@@ -53,7 +54,13 @@ def cached_size_us(url: str, key: str, calls: int) -> float:
     return (time.perf_counter() - t0) / calls * 1e6
 
 
-def run(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
+def run(tmp: Path, a: argparse.Namespace, floor: bool = False) -> dict[str, Any]:
+    """One measurement. `floor`: the sizing clients ask a canned-answer server in a process
+    of its own (`load.canned_server`, the real endpoint's answer bytes) while the same ingest
+    load goes to `alphatrace serve`: the latency no server could beat on this machine with
+    these clients beside this ingest."""
+    import multiprocessing as mp
+
     import httpx
 
     from alphatrace.server.keys import create_key
@@ -67,8 +74,21 @@ def run(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
                    ) as (url, ingest_key, db):
         port = int(url.rsplit(":", 1)[1])
         cached = cached_size_us(url, keys["read"], a.calls)
-        jobs: list[Job] = [(sizing_client, (c, port, keys["read"], AGENTS, a.rps / a.clients,
-                                            a.seconds)) for c in range(a.clients)]
+        canned = None
+        sizing_port = port
+        if floor:
+            real = httpx.get(f"{url}/v1/agents/{AGENTS[0]}/sizing?base_size=10000&score=1.0",
+                             headers={"Authorization": f"Bearer {keys['read']}"}, timeout=10)
+            answer = (f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                      f"content-length: {len(real.content)}\r\n\r\n").encode() + real.content
+            ports = mp.get_context("spawn").Queue()
+            canned = mp.get_context("spawn").Process(target=canned_server, args=(ports, answer),
+                                                     daemon=True)
+            canned.start()
+            sizing_port = ports.get(timeout=60)
+        jobs: list[Job] = [(sizing_client, (c, sizing_port, keys["read"], AGENTS,
+                                            a.rps / a.clients, a.seconds))
+                           for c in range(a.clients)]
         jobs += [(ingest_client, (c, port, ingest_key, a.eps / a.ingest_clients, a.seconds))
                  for c in range(a.ingest_clients)]
         server = server_pid(db)
@@ -79,6 +99,8 @@ def run(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
             time.sleep(a.seconds)
             server_cpu, busy = cpu_seconds(server) - cpu0, machine_busy_seconds() - busy0
         metrics = httpx.get(url + "/metrics", timeout=10).text
+        if canned is not None:
+            canned.kill()
     outs = load.results
     sz, ing = outs[:a.clients], outs[a.clients:] or [{"sent": 0, "bad": 0, "lat": [], "cpu": 0.0,
                                                        "elapsed": 1.0}]
@@ -102,24 +124,12 @@ def run(tmp: Path, a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def server_pid(db: Path) -> int:
-    """The pid of the `alphatrace serve` process on `db` (Linux /proc)."""
-    needle = str(db).encode()
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"serve" in cmd and needle in cmd:
-                return int(d.name)
-    raise RuntimeError(f"no server process found for {db}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def floor_row(f: dict[str, Any] | None) -> str:
+    """The table row of the floor run (`--floor`), or nothing."""
+    if f is None:
+        return ""
+    return ("| floor: the same clients asking a canned-answer process beside the same ingest, "
+            f"p50 / p99 / max (ms) | {f['p50']:.2f} / {f['p99']:.2f} / {f['max']:.1f} |\n")
 
 
 def machine_busy_seconds() -> float:
@@ -137,6 +147,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--calls", type=int, default=200_000, help="cached size() calls timed")
     ap.add_argument("--quick", action="store_true", help="5 s, not recorded")
+    ap.add_argument("--no-record", action="store_true", help="print only")
+    ap.add_argument("--floor", action="store_true",
+                    help="then the same load with the sizing clients asking a canned-answer "
+                         "server (load.canned_server): this machine's floor, in the same run")
     ap.add_argument("--serve-arg", action="append", default=[],
                     help="an extra argument of `alphatrace serve` (repeatable), e.g. "
                          "--serve-arg=--no-pipeline")
@@ -147,10 +161,17 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-sizing-"))
     try:
         r = run(tmp, a)
+        f = None
+        if a.floor:
+            (tmp / "floor").mkdir()
+            f = run(tmp / "floor", a, floor=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(r, indent=2))
-    if a.quick:
+    if f is not None:
+        print("floor (canned-answer server, same load):", json.dumps(
+            {k: f[k] for k in ("requests", "failed", "p50", "p99", "max", "eps", "cpu_machine")}))
+    if a.quick or a.no_record:
         return
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     yn = {True: "**yes**", False: "**no**"}
@@ -170,7 +191,7 @@ requests/s in total (open loop: latency counted from each request's scheduled ti
 | events/s posted beside it (failed batches) | {r['eps']:,.0f} ({r['ingest_failed']}) |
 | ingest request p99 from schedule (ms) | {r['ingest_p99']:.0f} |
 | SDK cached `alphatrace.size()` per call (µs) | {r['cached_us']:.2f} |
-
+{floor_row(f)}
 Targets: sizing p99 ≤ {TARGET_P99_MS:.0f} ms: {yn[r['p99'] <= TARGET_P99_MS]}; cached size()
 ≤ {TARGET_CACHED_US:.0f} µs: {yn[r['cached_us'] <= TARGET_CACHED_US]}.
 """

@@ -103,3 +103,45 @@ def collector(tmp: Path, *extra: str, prepare: Callable[[Any], None] | None = No
     finally:
         server.terminate()
         server.wait(60)
+
+
+def server_pid(db: Path) -> int:
+    """The pid of the `alphatrace serve` process on `db` (Linux /proc)."""
+    needle = str(db).encode()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"serve" in cmd and needle in cmd:
+                return int(d.name)
+    raise RuntimeError(f"no server process found for {db}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds so far of process `pid` and of its live descendants (the
+    server's parsing workers, server/offload.py), all threads (Linux /proc)."""
+    import os
+
+    parents: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p and c not in tree]
+        tree.update(kids)
+        frontier.extend(kids)
+    total = 0
+    for p in tree:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")

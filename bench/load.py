@@ -91,6 +91,31 @@ class RawHTTP:
         self.sock, self.buf = None, b""
 
 
+def canned_server(port_out: Any, answer: bytes) -> None:
+    """A process that answers every HTTP/1.1 request it reads with `answer`, at once: the
+    sizing clients' latency against it is the floor this machine and these clients give (the
+    same scheduling, the same loopback), whatever the server behind the real endpoint does.
+    Writes its port to `port_out` (a multiprocessing Queue), then serves until killed."""
+    import asyncio
+
+    class Canned(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.t, self.buf = transport, b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            while (end := self.buf.find(b"\r\n\r\n")) >= 0:
+                self.buf = self.buf[end + 4:]
+                self.t.write(answer)
+
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_server(Canned, "127.0.0.1", 0)
+        port_out.put(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
 def get_request(path: str, key: str) -> bytes:
     return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
             "\r\n").encode()
