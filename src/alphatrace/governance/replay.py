@@ -50,6 +50,7 @@ from alphatrace.governance.runs import (
     subjects_sql,
     ts_literal,
 )
+from alphatrace.ledger import changes as ledger_changes
 from alphatrace.store.connection import has_table, registered
 
 EPOCH, US = dt.datetime(1970, 1, 1), dt.timedelta(microseconds=1)
@@ -179,9 +180,13 @@ def changes(read: Callable[[str], pa.Table], table: str, after: int, marked: boo
 
 
 def save_seen(con: duckdb.DuckDBPyConnection, seq: int | None) -> None:
+    """Save `seq` (`Plan.seen`: never below `seen`) as the newest change read, and prune the
+    changes at or below it: no catch-up reads them again (`ledger.changes.prune`)."""
     if seq is not None and has_table(con, "gate_seen"):
         con.execute("DELETE FROM gate_seen")
         con.execute("INSERT INTO gate_seen VALUES (?)", [seq])
+        if has_table(con, "ledger_changes"):
+            ledger_changes.prune(con, seq)
 
 
 def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: list[str],

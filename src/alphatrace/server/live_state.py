@@ -53,8 +53,9 @@ Reader = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 # the newest `ledger_changes` seq. The last follows the exclusions, whose number alone stays
 # the same when one is lifted and another applied: `exclusions apply` (forensics/exclusions.py)
 # records every ledger run whose exclusion it applied or lifted under a new seq, numbered after
-# every earlier change (`ledger.changes.record_exclusions`, `next_seq`), so this maximum moves
-# with every exclusion change that can move a multiplier. (An exclusion of a run the ledger
+# every earlier change (`ledger.changes.record_exclusions`, `next_seq`), and a catch-up's prune
+# keeps a row of the newest change (`ledger.changes.prune`), so this maximum moves with every
+# exclusion change that can move a multiplier. (An exclusion of a run the ledger
 # lacks is not recorded: it changes no confidence.)
 _HEAD = (("decision_head", "max(seq), max(hash)"),)
 _LEDGER = (
