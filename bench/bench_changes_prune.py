@@ -8,6 +8,11 @@ first catch-up), five times on fresh copies; (b) `--rounds` rounds of `--changed
 each, a catch-up (prune) after each, against the same rounds never pruned: rows left, the
 file's size (checkpointed every 50 rounds) and the prune's CPU per round. CPU is process
 time (every DuckDB thread).
+
+`--key`: instead, the server's sizing key over the ledger side (`live_state.version`) with
+`ledger_changes` max(seq) (server/live_state.py `_LEDGER`) against 016aabb's
+`run_exclusions` count(*), alternated in one process, on a store of 1,000,000 ledger rows
+and 1,000,000 changes (never pruned: the worst case) and 1,000 exclusions.
 """
 
 from __future__ import annotations
@@ -28,6 +33,36 @@ INSERT INTO ledger_changes SELECT {seq}, 'r' || lpad((i + {start})::VARCHAR, 8, 
 FROM range({n}) r(i)""")
 
 
+def key(tmp: Path) -> None:
+    from alphatrace.server.live_state import _LEDGER, version
+    from alphatrace.store import Store
+
+    db = Path(tmp) / "key.duckdb"
+    with Store(db) as s:
+        s.con.execute("""
+INSERT INTO ledger (run_id, agent, strategy, ts, known_ts, realized_pnl_bps, status, policy_hash)
+SELECT 'r' || lpad(i::VARCHAR, 8, '0'), 'Agent' || (i % 12), 'S' || (i % 3),
+       TIMESTAMP '2024-01-01' + to_seconds(i * 30), TIMESTAMP '2024-01-01' + to_seconds(i * 30 + 60),
+       1.0, 'realized', 'h' FROM range(1000000) r(i)""")
+        s.con.execute("INSERT INTO ledger_changes SELECT 1, run_id, NULL, NULL, NULL, agent, "
+                      "strategy, known_ts FROM ledger ORDER BY run_id")
+        s.con.execute("INSERT INTO run_exclusions (run_id, rule, reason, policy_hash) "
+                      "SELECT run_id, 'x', 'y', 'h' FROM ledger WHERE hash(run_id) % 1000 = 0")
+        s.con.execute("CHECKPOINT")
+    con = duckdb.connect(str(db), read_only=True)
+    old = (*_LEDGER[:2], ("run_exclusions", "count(*)"))
+    got: dict[str, list[float]] = {"old": [], "new": []}
+    for i in range(41):
+        for name, parts in (("old", old), ("new", _LEDGER))[:: 1 if i % 2 else -1]:
+            t = time.process_time()
+            for _ in range(10):
+                version(con, parts)
+            got[name].append((time.process_time() - t) * 100)
+    for name, v in got.items():
+        print(f"{name} key: {statistics.median(v[1:]):.2f} ms CPU (median of 40 x 10; "
+              f"range {min(v[1:]):.2f}-{max(v[1:]):.2f})")
+
+
 def main() -> None:
     from alphatrace.ledger import changes
     from alphatrace.store import Store
@@ -35,8 +70,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--changed", type=int, default=1000)
+    ap.add_argument("--key", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.key:
+            key(Path(tmp))
+            return
         base = Path(tmp) / "base.duckdb"
         with Store(base) as s:
             s.con.execute("CHECKPOINT")
