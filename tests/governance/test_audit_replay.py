@@ -65,10 +65,12 @@ def test_an_altered_action_is_named_with_its_seq_subject_and_field(db: Database)
                    "metrics = replace(metrics, '\"last_5_runs_pnl\":-150.0', "
                    "'\"last_5_runs_pnl\":-50.0') WHERE seq = 4")
     rehash(db.con)
-    assert problems(db, recompute=False) == []
+    # the chain is intact; `decision_newest`, written with the record, still says kill
+    assert problems(db, recompute=False) == [(4, "edited")]
     out = db.audit_verify()["problems"]
-    assert [(p["seq"], p["kind"]) for p in out] == [(4, "inputs_changed")]
-    detail = out[0]["detail"]
+    assert [(p["seq"], p["kind"]) for p in out] == [(4, "edited"), (4, "inputs_changed")]
+    assert out[0]["detail"].startswith("decision_newest names seq 4 (kill, ")
+    detail = out[1]["detail"]
     assert detail.startswith("agent 'A': action: hold → kill; rule: None → kill_drawdown; ")
     assert "fired: [] → ['kill_drawdown']" in detail
     assert "metrics: last_5_runs_pnl -50.0 → -150.0" in detail

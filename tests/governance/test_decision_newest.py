@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphatrace.errors import GovernanceError
-from alphatrace.governance import journal
+from alphatrace.governance import audit, journal
 from alphatrace.governance.canon import ts_text
 from alphatrace.governance.journal import Newest
 from alphatrace.governance.lifecycle import CHAIN_SCOPE, SubjectKey
@@ -145,3 +145,35 @@ def test_a_store_from_before_0027_fills_it_from_the_log(tmp_path: Path) -> None:
                                         (CHAIN_SCOPE, "decisions"): 3, ("strategy", "S"): 5}
         assert journal.newest_times(store.con) == times
 
+
+
+@pytest.mark.parametrize(("edit", "seq", "said"), [
+    ("UPDATE decision_newest SET seq = 1, action = 'promote' WHERE subject = 'A' "
+     "AND scope = 'agent'", 2, "names seq 1 (promote, "),
+    ("UPDATE decision_newest SET as_of = TIMESTAMP '2030-01-01' WHERE subject = 'A' "
+     "AND scope = 'agent'", 2, "as_of 2030-01-01 00:00:00)"),
+    ("DELETE FROM decision_newest WHERE subject = 'A' AND scope = 'agent'", 2, "names nothing"),
+    ("INSERT INTO decision_newest VALUES ('agent', 'Z', 1, 'kill', NULL)", 1,
+     "newest is nothing"),
+])
+def test_audit_names_the_subject_whose_row_is_wrong(store: Store, edit: str, seq: int,
+                                                    said: str) -> None:
+    """`audit verify` checks the table against the log while the reads use it (its newest seq
+    is the log's): a row edited, removed or added by hand is `edited`, naming the subject."""
+    write_all(store, [[(0, "promote", 1)], [(0, "kill", 2)], [(1, "hold", 3)]])  # A 1, 2; B 3
+    assert audit.check_newest(store.con) == []
+    store.con.execute(edit)
+    got = audit.check_newest(store.con)
+    assert [(p["seq"], p["kind"]) for p in got] == [(seq, "edited")]
+    assert said in got[0]["detail"]
+    assert ("agent 'Z'" if "'Z'" in edit else "agent 'A'") in got[0]["detail"]
+    assert [p for p in audit.verify(store.con, recompute=False)["problems"]
+            if p["detail"].startswith("decision_newest")] == got
+
+
+def test_audit_leaves_a_table_the_reads_do_not_use(store: Store) -> None:
+    """The log's newest record deleted (a truncation, invisible without an anchor): the table
+    is no longer read (the reads fall back to the log) and is not reported."""
+    write_all(store, [[(0, "promote", 1)], [(1, "hold", 3)]])
+    store.con.execute("DELETE FROM decisions WHERE seq = 2")
+    assert audit.check_newest(store.con) == []

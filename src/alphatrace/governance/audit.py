@@ -34,7 +34,9 @@ from alphatrace.governance.canon import GENESIS
 from alphatrace.governance.gates import apply_rules
 from alphatrace.governance.journal import (
     HASH_VERSION,
+    NEWEST,
     head,
+    newest_kept,
     read_records,
     record_hash,
     stored_policy,
@@ -372,6 +374,38 @@ def check_lifecycle(con: duckdb.DuckDBPyConnection, order: Iterable[dict[str, An
     return problems
 
 
+def check_newest(con: duckdb.DuckDBPyConnection) -> list[Problem]:
+    """`decision_newest` (migration 0027) against the log: it must name each subject's newest
+    record by seq, with its action and as_of, and no subject the log lacks. The gates' reads
+    answer from it while its newest seq is the log's (`journal.newest_kept`): a table edited
+    by hand would make them judge a subject from a wrong record. Otherwise they read the log
+    (records written other than by `journal.write`, or the newest deleted, which `write`
+    repairs): nothing is checked. One grouped query; each subject that differs is an `edited`
+    problem at the log's newest record of it (the table's when the log has none)."""
+    if not newest_kept(con):
+        return []
+    rows = con.execute(f"""
+WITH l AS (SELECT scope, subject, max(seq) AS seq FROM decisions GROUP BY scope, subject),
+d AS (SELECT l.scope, l.subject, l.seq, min(d.action) AS action, min(d.as_of) AS as_of
+      FROM l JOIN decisions d ON d.scope = l.scope AND d.subject = l.subject AND d.seq = l.seq
+      GROUP BY ALL)
+SELECT coalesce(d.scope, n.scope), coalesce(d.subject, n.subject), d.seq, d.action, d.as_of,
+       n.seq, n.action, n.as_of
+FROM d FULL JOIN {NEWEST} n ON n.scope = d.scope AND n.subject = d.subject
+WHERE d.seq IS DISTINCT FROM n.seq OR d.action IS DISTINCT FROM n.action
+   OR d.as_of IS DISTINCT FROM n.as_of
+ORDER BY 1, 2""").fetchall()
+
+    def said(seq: Any, action: Any, as_of: Any) -> str:
+        return "nothing" if seq is None else f"seq {seq} ({action}, as_of {as_of})"
+
+    return [_problem(lseq if lseq is not None else nseq, "edited",
+                     f"decision_newest names {said(nseq, nact, nat)} as the newest record of "
+                     f"{sc} {s!r}, but the log's newest is {said(lseq, lact, lat)}: the table or "
+                     "the record was changed after the record was appended")
+            for sc, s, lseq, lact, lat, nseq, nact, nat in rows]
+
+
 def _loaded(policies: Policies, policy_hash: Any) -> GovernancePolicy | None:
     """The stored policy of a record, or None when it is missing, altered or does not load
     (recheck names those)."""
@@ -517,6 +551,7 @@ def verify(con: duckdb.DuckDBPyConnection, recompute: bool = True,
     order = chain_order(recs)
     if not problems:  # with a broken chain the implied lifecycle is itself unknown
         problems += check_lifecycle(con, order)
+        problems += check_newest(con)  # ... and a table from the log before it differs
     problems += recorded_problems(recs)
     broken = {id(r) for r in recs} - intact
     policies = Policies(con)

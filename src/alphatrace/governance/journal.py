@@ -194,13 +194,13 @@ def newest_rows(con: duckdb.DuckDBPyConnection) -> str:
     what the subjects are, not what the log is long. When the table is absent (a store opened
     read-only before 0027) or the log's newest seq is not the table's (records written other
     than by `write`), the log itself: a grouped max(seq), then those records."""
-    if _newest_kept(con):
+    if newest_kept(con):
         return f"SELECT scope, subject, seq, action, as_of FROM {NEWEST}"
     return ("SELECT scope, subject, seq, action, as_of FROM decisions WHERE seq IN "
             "(SELECT max(seq) FROM decisions GROUP BY scope, subject)")
 
 
-def _newest_kept(con: duckdb.DuckDBPyConnection) -> bool:
+def newest_kept(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether `decision_newest` is read for the log: it exists and its newest seq is the
     log's (every record since it was filled was appended by `write`, as far as seqs tell)."""
     return has_table(con, NEWEST) and bool(one(
@@ -363,10 +363,10 @@ def write(store: Store, items: Sequence[tuple[dict[str, Any], dt.datetime | None
     cols["created_at"] = [at] * len(recs)
     if not recs:
         return recs
-    # `decision_newest` took every record so far (its newest seq is the log's, `_newest_kept`):
+    # `decision_newest` took every record so far (its newest seq is the log's, `newest_kept`):
     # the new ones update it; else (records written by other means) it is rebuilt from the log,
     # so the append cannot make a table that misses them look current.
-    kept = _newest_kept(con) if has_table(con, NEWEST) else None
+    kept = newest_kept(con) if has_table(con, NEWEST) else None
     with registered(con, VIEW, pa.table(cols, schema=_SCHEMA)):
         con.execute(f"INSERT INTO decisions BY NAME SELECT * FROM {VIEW}")
         if kept is not None:

@@ -50,6 +50,7 @@ from alphatrace.governance.runs import (
     subjects_sql,
     ts_literal,
 )
+from alphatrace.ledger import changes as ledger_changes
 from alphatrace.store.connection import has_table, registered
 
 EPOCH, US = dt.datetime(1970, 1, 1), dt.timedelta(microseconds=1)
@@ -178,10 +179,25 @@ def changes(read: Callable[[str], pa.Table], table: str, after: int, marked: boo
                      "known_ts": got.column("known_ts_min")}), newest
 
 
+def every_mark(marks: Mapping[SubjectKey, dt.datetime]) -> pa.Table | None:
+    """`runs_sql`'s `changed` relation when what changed is not known (a ledger with no
+    `ledger_changes`, as Spark's reconcile writes it: it rebuilds the whole ledger and keeps
+    no earlier one to compare with): every marked subject, at its mark, so each is judged
+    there again, with the window of runs known by then (a full re-judge at the marks). A
+    subject none of whose runs changed decides there what it decided at its last point, which
+    is no news; one whose runs changed decides what `changes` would have made it decide. None:
+    no marks."""
+    return _marks_table(marks).rename_columns(["scope", "subject", "known_ts"]) if marks else None
+
+
 def save_seen(con: duckdb.DuckDBPyConnection, seq: int | None) -> None:
+    """Save `seq` (`Plan.seen`: never below `seen`) as the newest change read, and prune the
+    changes at or below it: no catch-up reads them again (`ledger.changes.prune`)."""
     if seq is not None and has_table(con, "gate_seen"):
         con.execute("DELETE FROM gate_seen")
         con.execute("INSERT INTO gate_seen VALUES (?)", [seq])
+        if has_table(con, "ledger_changes"):
+            ledger_changes.prune(con, seq)
 
 
 def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: list[str],

@@ -10,6 +10,12 @@ old side is all NULL for a row a reconcile added, the new side for a row that le
 
 Reconciles and `exclusions apply` number their changes from one counter (`next_seq`), so a
 catch-up that read up to some seq (`gate_seen`) never misses a change recorded after it.
+
+The catch-up that advances `gate_seen` prunes what it read (`prune`): every reader of the
+table reads only the changes after `gate_seen` (`governance.replay.changes`, in the store and,
+through the export, on Spark), and `gate_seen` never moves back, so a change at or below it is
+never read again. One row of the newest change stays: `next_seq` and the server's sizing key
+(server/live_state.py) read the newest seq from the table.
 """
 
 from __future__ import annotations
@@ -34,6 +40,15 @@ def next_seq(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute(
         "SELECT greatest((SELECT coalesce(max(seq), 0) FROM reconcile_log), "
         "(SELECT coalesce(max(seq), 0) FROM ledger_changes)) + 1").fetchall()[0][0])
+
+
+def prune(con: duckdb.DuckDBPyConnection, seen: int) -> None:
+    """Delete the changes at or below seq `seen` (the catch-up's new `gate_seen`, in its
+    transaction) but one row of the newest change: no catch-up reads them again (module
+    docstring). Its cost is a scan of the table's seq column, which pruning at every catch-up
+    keeps to the changes recorded since the one before."""
+    con.execute("DELETE FROM ledger_changes WHERE seq <= ? AND (seq, run_id) <> "
+                "(SELECT max((seq, run_id)) FROM ledger_changes)", [int(seen)])
 
 
 def record(con: duckdb.DuckDBPyConnection, seq: int, new: str, old: str) -> None:

@@ -10,8 +10,9 @@ Two sides, refreshed apart (governance/sizing.py `combine`s them):
   server/after_rounds.py) as soon as the decision head moved (one aggregate query), so a kill is in the very next answer;
 - the ledger's (`LedgerFacts`: confidence multipliers, knowledge times, strategy classes):
   a confidence computation over every agent, redone when a reconcile, the ledger or the
-  exclusions changed. With a `reader` it runs on a thread of its own, on its own read cursor,
-  so the hooks never wait for it; changes that arrive meanwhile are covered by one more pass.
+  exclusions changed (`_LEDGER`). With a `reader` it runs on a thread of its own, on its own
+  read cursor, so the hooks never wait for it; changes that arrive meanwhile are covered by one
+  more pass.
 
 Both are read at startup, before the server takes requests. The state also tells waiting
 decision streams (server/stream_routes.py) that the head moved.
@@ -49,12 +50,18 @@ Reader = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 # What must change for a side to be read again: the decision head (every append moves it), and
 # for the ledger's side each reconcile (reconcile_log), the ledger's size and newest run, and
-# the exclusions.
+# the newest `ledger_changes` seq. The last follows the exclusions, whose number alone stays
+# the same when one is lifted and another applied: `exclusions apply` (forensics/exclusions.py)
+# records every ledger run whose exclusion it applied or lifted under a new seq, numbered after
+# every earlier change (`ledger.changes.record_exclusions`, `next_seq`), and a catch-up's prune
+# keeps a row of the newest change (`ledger.changes.prune`), so this maximum moves with every
+# exclusion change that can move a multiplier. (An exclusion of a run the ledger
+# lacks is not recorded: it changes no confidence.)
 _HEAD = (("decision_head", "max(seq), max(hash)"),)
 _LEDGER = (
     ("reconcile_log", "max(seq)"),
     ("ledger", "count(*), max(ts)"),
-    ("run_exclusions", "count(*)"),
+    ("ledger_changes", "max(seq)"),
 )
 
 

@@ -96,7 +96,8 @@ class SparkReads:
         if exclusions is not None:
             exclusions.createOrReplaceTempView(EXCLUSIONS_VIEW)
         # which reconcile changed which ledger rows, with the subjects they entered or left
-        # (an export from before migration 0023 has none: its late runs are not found; one
+        # (a ledger Spark built, or an export from before migration 0023, has none: a
+        # catch-up judges every marked subject again at its mark, `replay.every_mark`; one
         # from before 0028 has run_ids only, read with this ledger's rows as the new side)
         changes = lk.read(spark, "ledger_changes")
         self.changes = None if changes is None else f"{self.view}_changes"
@@ -196,7 +197,8 @@ class SparkReads:
     def plan(self, gp: GovernancePolicy, marks: Mapping[SubjectKey, dt.datetime],
              target: dt.datetime, after: int | None = None) -> replay.Plan:
         """`replay.plan`: the runs of the subjects with news (`replay.runs_sql` in Spark SQL:
-        new runs, runs changed after `after` by the export's `ledger_changes`, and the newest
+        new runs, runs changed after `after` by the export's `ledger_changes` (with none,
+        every marked subject at its mark: `replay.every_mark`), and the newest
         `window.runs` before the mark) selected on Spark, each subject's points and
         assessments computed in its group (`replay.assess_runs`)."""
         columns = columns_for(self.columns, gp.gate_metrics())
@@ -211,6 +213,8 @@ class SparkReads:
         if after is not None and self.changes is not None:
             changed, seen = replay.changes(lambda q: self.query(q, {}), self.changes, after,
                                            bool(marks), lambda: self.view)
+        elif after is not None:  # no `ledger_changes` (a ledger Spark built): all may have
+            changed = replay.every_mark(marks)
         if changed is not None:
             self.spark.createDataFrame(
                 [(r["scope"], r["subject"], micros(r["known_ts"])) for r in changed.to_pylist()],

@@ -1,0 +1,76 @@
+"""Governance over a ledger Spark built (`ledger --engine spark --out`, `reconcile --engine
+spark --out`): Spark's reconcile rebuilds the whole ledger and records no `ledger_changes`, so
+a catch-up cannot tell which runs changed. The contract: it judges every marked subject again
+at its mark (`replay.every_mark`), which records what the embedded engine records from its
+changes — a subject none of whose runs changed decides there what it decided last (no news).
+The evaluation document then also lists every marked subject as evaluated (`changed: false`);
+the log is the embedded engine's, record for record.
+
+The lake here is the store's export without `ledger_changes.parquet`: the ledger Spark builds
+equals the exported one bit for bit (tests/spark/test_reconcile_parity.py), and this keeps
+the test to one JVM's governance work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alphatrace.api import Database
+from alphatrace.engines.spark.governance import SparkReads
+from alphatrace.governance import journal
+from alphatrace.governance.api import Gates
+from alphatrace.store.export import export_parquet
+from tests.spark import cases
+
+pytestmark = pytest.mark.slow  # a JVM start; see `make test-fast`
+
+
+@pytest.fixture(autouse=True)
+def _written_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal, "now", lambda: cases.WRITTEN_AT)
+
+
+def without_changes(emb: Database, lake: Path) -> None:
+    export_parquet(emb.con, lake)
+    for p in lake.glob("ledger_changes*"):
+        p.unlink()
+
+
+def test_late_runs_on_a_ledger_without_changes_are_judged_at_every_mark(
+        tmp_path: Path, spark: Any) -> None:
+    """Every event first, with bars for BTC only (runs 5 and 6 of every agent judged, runs 0-4
+    on ETH unpriced); then ETH's bars and a reconcile: runs 0-4 become known before the marks.
+    Spark, with no changes to read, judges every subject at its mark: the same log as the
+    embedded engine (which reads its changes), record for record, and the lifecycle batch
+    reaches (Loser and Mixed killed on runs 0-4, Winner promoted)."""
+    from alphatrace.ledger.reconcile import reconcile
+    from alphatrace.server.pipeline import PipelineConfig
+    from alphatrace.store.ingest import ingest_events
+    from tests.policies import SEED
+    from tests.server.test_pipeline import bars
+    from tests.server.test_pipeline_server import ON_ETH, eth_bars
+
+    cfg = PipelineConfig.load(SEED)
+    emb = Database(tmp_path / "emb.duckdb")
+    log = Database(tmp_path / "log.duckdb")
+    lake = tmp_path / "lake"
+    bars(emb.store)
+    ingest_events(emb.store, ON_ETH)
+    for part in range(2):
+        if part:
+            eth_bars(emb.store)
+        reconcile(emb.store, cfg.reconcile)
+        without_changes(emb, lake)
+        want = emb.gates.evaluation(policy=cfg.governance)
+        got = Gates(log.store, SparkReads(spark, lake)).evaluation(policy=cfg.governance)
+        # the news is the same; Spark also evaluated the subjects it judged at their marks
+        assert [d for d in got["decisions"] if d["changed"]] == [
+            d for d in want["decisions"] if d["changed"]]
+        assert got["evaluated"] >= want["evaluated"]
+    assert journal.read_records(log.con) == journal.read_records(emb.con)
+    states = journal.lifecycle_states(log.con)
+    assert [states.get(("agent", a)) for a in ("Loser", "Winner", "Mixed")] == [
+        "killed", "promoted", "killed"]
+    assert log.con.execute("SELECT count(*) FROM gate_seen").fetchall() == [(0,)]
