@@ -12,10 +12,13 @@ Stages:
   change points per agent) on the store against `--engine spark` over the export.
 
 CPU-seconds: this process's CPU time (DuckDB's threads included), plus, for Spark, the JVM's
-and every process under it (the Python workers), read from /proc before and after each stage.
-Shuffle bytes are Spark's own count (its status tracker, summed over the stage's jobs).
+and every process under it (the Python workers), read from /proc every 0.2 s (workers exit
+unaccounted: pyspark's daemon ignores SIGCHLD, so a before/after reading would lose them), reported apart.
+Shuffle bytes, and with --spark-stages each Spark stage's tasks, executor CPU, GC, shuffle and
+spill, are Spark's own counts (its UI's REST API).
 
-    python bench/bench_spark.py [--runs 100000] [--files 8] [--record]
+    python bench/bench_spark.py [--runs 100000] [--files 8] [--stages ingest,reconcile]
+        [--repeat 2] [--spark-stages 10] [--record]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,12 +41,11 @@ HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _tree_cpu(root: int) -> tuple[float, float]:
-    """CPU-seconds of `root` itself, and of its descendants (living ones, and those that ended
-    and were waited for: `root`'s and their children's cutime/cstime)."""
+def _tree(root: int) -> dict[int, tuple[float, float]]:
+    """(own CPU-seconds, CPU-seconds of its children that ended and were waited for) of `root`
+    and of each of its living descendants, by pid."""
     parents: dict[int, int] = {}
-    own: dict[int, float] = {}
-    reaped: dict[int, float] = {}
+    times: dict[int, tuple[float, float]] = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
@@ -52,16 +55,50 @@ def _tree_cpu(root: int) -> tuple[float, float]:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
         parents[int(d.name)] = int(fields[1])
-        own[int(d.name)] = sum(int(x) for x in fields[11:13]) / TICK
-        reaped[int(d.name)] = sum(int(x) for x in fields[13:15]) / TICK
+        times[int(d.name)] = (sum(int(x) for x in fields[11:13]) / TICK,
+                              sum(int(x) for x in fields[13:15]) / TICK)
     keep, frontier = {root}, [root]
     while frontier:
         p = frontier.pop()
         kids = [c for c, pp in parents.items() if pp == p and c not in keep]
         keep.update(kids)
         frontier += kids
-    below = sum(own.get(p, 0.0) + reaped.get(p, 0.0) for p in keep if p != root)
-    return own.get(root, 0.0), below + reaped.get(root, 0.0)
+    return {p: times[p] for p in keep if p in times}
+
+
+class _Sampler(threading.Thread):
+    """The JVM's process tree sampled every `every` seconds while a Spark stage runs: the
+    Python workers come and go (an idle one exits, and pyspark's daemon ignores SIGCHLD, so their
+    CPU is in no parent's cutime), so each process's CPU is its last
+    sample. What a process spends after its last sample (< `every` seconds) is missed; the
+    sampling's own CPU (`own`) is taken off the driver's."""
+
+    def __init__(self, root: int, every: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.root, self.every = root, every
+        self.seen: dict[int, tuple[float, float]] = {}
+        self.own = 0.0
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.sample()
+
+    def sample(self) -> None:
+        now = _tree(self.root)
+        with self.lock:
+            self.seen.update(now)
+
+    def run(self) -> None:
+        while not self.done.wait(self.every):
+            t0 = time.thread_time()
+            self.sample()
+            self.own += time.thread_time() - t0
+
+    def totals(self) -> tuple[float, float]:
+        """(the JVM's own CPU-seconds, every other process's under it) so far."""
+        with self.lock:
+            jvm = self.seen.get(self.root, (0.0, 0.0))
+            rest = sum(a + b for p, (a, b) in self.seen.items() if p != self.root)
+        return jvm[0], rest + jvm[1]
 
 
 @dataclass
@@ -85,16 +122,22 @@ class Meter:
     def __init__(self, jvm: int | None = None) -> None:
         self.jvm = jvm
 
-    def _now(self) -> tuple[float, float, float]:
-        j, w = _tree_cpu(self.jvm) if self.jvm else (0.0, 0.0)
-        return time.process_time(), j, w
-
     def __call__(self, fn: Callable[[], Any]) -> tuple[Cost, Any]:
-        d0, j0, w0 = self._now()
+        sampler = _Sampler(self.jvm) if self.jvm else None
+        j0, w0 = sampler.totals() if sampler else (0.0, 0.0)
+        if sampler:
+            sampler.start()
+        d0 = time.process_time()
         t0 = time.perf_counter()
         out = fn()
         wall = time.perf_counter() - t0
-        d1, j1, w1 = self._now()
+        if sampler is None:
+            return Cost(wall, time.process_time() - d0), out
+        sampler.done.set()
+        sampler.join()
+        d1 = time.process_time() - sampler.own
+        sampler.sample()
+        j1, w1 = sampler.totals()
         return Cost(wall, d1 - d0, j1 - j0, w1 - w0), out
 
 
