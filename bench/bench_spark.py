@@ -12,10 +12,13 @@ Stages:
   change points per agent) on the store against `--engine spark` over the export.
 
 CPU-seconds: this process's CPU time (DuckDB's threads included), plus, for Spark, the JVM's
-and every process under it (the Python workers), read from /proc before and after each stage.
-Shuffle bytes are Spark's own count (its status tracker, summed over the stage's jobs).
+and every process under it (the Python workers), read from /proc every 0.2 s (workers exit
+unaccounted: pyspark's daemon ignores SIGCHLD, so a before/after reading would lose them), reported apart.
+Shuffle bytes, and with --spark-stages each Spark stage's tasks, executor CPU, GC, shuffle and
+spill, are Spark's own counts (its UI's REST API).
 
-    python bench/bench_spark.py [--runs 100000] [--files 8] [--record]
+    python bench/bench_spark.py [--runs 100000] [--files 8] [--stages ingest,reconcile]
+        [--repeat 2] [--spark-stages 10] [--record]
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +41,11 @@ HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _tree_cpu(root: int) -> float:
-    """CPU-seconds of `root` and its living descendants, children that ended included."""
+def _tree(root: int) -> dict[int, tuple[float, float]]:
+    """(own CPU-seconds, CPU-seconds of its children that ended and were waited for) of `root`
+    and of each of its living descendants, by pid."""
     parents: dict[int, int] = {}
-    times: dict[int, float] = {}
+    times: dict[int, tuple[float, float]] = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
@@ -49,14 +55,65 @@ def _tree_cpu(root: int) -> float:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
         parents[int(d.name)] = int(fields[1])
-        times[int(d.name)] = sum(int(x) for x in fields[11:15]) / TICK
+        times[int(d.name)] = (sum(int(x) for x in fields[11:13]) / TICK,
+                              sum(int(x) for x in fields[13:15]) / TICK)
     keep, frontier = {root}, [root]
     while frontier:
         p = frontier.pop()
         kids = [c for c, pp in parents.items() if pp == p and c not in keep]
         keep.update(kids)
         frontier += kids
-    return sum(times.get(p, 0.0) for p in keep)
+    return {p: times[p] for p in keep if p in times}
+
+
+class _Sampler(threading.Thread):
+    """The JVM's process tree sampled every `every` seconds while a Spark stage runs: the
+    Python workers come and go (an idle one exits, and pyspark's daemon ignores SIGCHLD, so their
+    CPU is in no parent's cutime), so each process's CPU is its last
+    sample. What a process spends after its last sample (< `every` seconds) is missed; the
+    sampling's own CPU (`own`) is taken off the driver's."""
+
+    def __init__(self, root: int, every: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.root, self.every = root, every
+        self.seen: dict[int, tuple[float, float]] = {}
+        self.own = 0.0
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.sample()
+
+    def sample(self) -> None:
+        now = _tree(self.root)
+        with self.lock:
+            self.seen.update(now)
+
+    def run(self) -> None:
+        while not self.done.wait(self.every):
+            t0 = time.thread_time()
+            self.sample()
+            self.own += time.thread_time() - t0
+
+    def totals(self) -> tuple[float, float]:
+        """(the JVM's own CPU-seconds, every other process's under it) so far."""
+        with self.lock:
+            jvm = self.seen.get(self.root, (0.0, 0.0))
+            rest = sum(a + b for p, (a, b) in self.seen.items() if p != self.root)
+        return jvm[0], rest + jvm[1]
+
+
+@dataclass
+class Cost:
+    """A stage's wall seconds and CPU-seconds: this process's (the driver: DuckDB's threads
+    included), the JVM's own, and its Python workers'."""
+
+    wall: float
+    driver: float
+    jvm: float = 0.0
+    workers: float = 0.0
+
+    @property
+    def cpu(self) -> float:
+        return self.driver + self.jvm + self.workers
 
 
 class Meter:
@@ -65,25 +122,65 @@ class Meter:
     def __init__(self, jvm: int | None = None) -> None:
         self.jvm = jvm
 
-    def __call__(self, fn: Callable[[], Any]) -> tuple[float, float, Any]:
-        c0 = time.process_time() + (_tree_cpu(self.jvm) if self.jvm else 0.0)
+    def __call__(self, fn: Callable[[], Any]) -> tuple[Cost, Any]:
+        sampler = _Sampler(self.jvm) if self.jvm else None
+        j0, w0 = sampler.totals() if sampler else (0.0, 0.0)
+        if sampler:
+            sampler.start()
+        d0 = time.process_time()
         t0 = time.perf_counter()
         out = fn()
         wall = time.perf_counter() - t0
-        cpu = time.process_time() + (_tree_cpu(self.jvm) if self.jvm else 0.0) - c0
-        return wall, cpu, out
+        if sampler is None:
+            return Cost(wall, time.process_time() - d0), out
+        sampler.done.set()
+        sampler.join()
+        d1 = time.process_time() - sampler.own
+        sampler.sample()
+        j1, w1 = sampler.totals()
+        return Cost(wall, d1 - d0, j1 - j0, w1 - w0), out
 
 
-def _shuffle_bytes(spark: Any) -> int:
-    """Shuffle bytes written by every stage so far: Spark's own count, from its UI's REST API
-    on this machine (the local session's UI is on by default)."""
+def _stages(spark: Any) -> list[dict[str, Any]]:
+    """Every Spark stage so far with its metrics (tasks, executor CPU and run time, GC,
+    shuffle, spill): Spark's own counts, from its UI's REST API on this machine (the local
+    session's UI is on by default)."""
     import json
     import urllib.request
 
     sc = spark.sparkContext
     url = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}/stages"
     with urllib.request.urlopen(url, timeout=300) as r:  # slow on a loaded machine
-        return sum(int(st.get("shuffleWriteBytes", 0)) for st in json.load(r))
+        return list(json.load(r))
+
+
+def _stage_report(before: list[dict[str, Any]], after: list[dict[str, Any]], top: int) -> str:
+    """The stages `after` has that `before` had not, heaviest executor CPU first."""
+    seen = {(st["stageId"], st["attemptId"]) for st in before}
+    new = [st for st in after if (st["stageId"], st["attemptId"]) not in seen]
+    new.sort(key=lambda st: -int(st.get("executorCpuTime", 0)))
+    out = []
+    for st in new[:top]:
+        out.append(
+            f"    stage {st['stageId']:>4} tasks {st.get('numTasks', 0):>3} "
+            f"cpu {int(st.get('executorCpuTime', 0)) / 1e9:6.2f}s "
+            f"run {int(st.get('executorRunTime', 0)) / 1e3:6.2f}s "
+            f"gc {int(st.get('jvmGcTime', 0)) / 1e3:5.2f}s "
+            f"shw {int(st.get('shuffleWriteBytes', 0)) / 1e6:6.1f}MB "
+            f"shr {int(st.get('shuffleReadBytes', 0)) / 1e6:6.1f}MB "
+            f"spill {int(st.get('diskBytesSpilled', 0)) / 1e6:5.1f}MB "
+            f"in {int(st.get('inputBytes', 0)) / 1e6:6.1f}MB "
+            f"out {int(st.get('outputBytes', 0)) / 1e6:6.1f}MB  {st.get('name', '')[:60]}")
+    rest = new[top:]
+    if rest:
+        out.append(f"    ... {len(rest)} more stages, cpu "
+                   f"{sum(int(st.get('executorCpuTime', 0)) for st in rest) / 1e9:.2f}s")
+    out.append(f"    {len(new)} stages, {sum(int(st.get('numTasks', 0)) for st in new)} tasks, "
+               f"executor cpu {sum(int(st.get('executorCpuTime', 0)) for st in new) / 1e9:.2f}s")
+    return "\n".join(out)
+
+
+STAGES = ("ingest", "reconcile", "gates", "forensics")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,8 +190,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--partitions", type=int, default=4,
                     help="spark.sql.shuffle.partitions (Spark's default, 200, is sized for a "
                          "cluster: on local[2] its per-task cost dominates small stages)")
+    ap.add_argument("--stages", default=",".join(STAGES),
+                    help=f"which stages, comma-separated ({', '.join(STAGES)}); the embedded "
+                         "ingest always runs (the others read its store)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each Spark stage this many times in the same session: the "
+                         "first pays the fixed costs (JIT, worker start-up), the later ones not")
+    ap.add_argument("--spark-stages", type=int, default=0, metavar="N",
+                    help="print the N heaviest Spark stages (executor CPU) of each stage")
     ap.add_argument("--record", action="store_true", help="append the table to RESULTS.md")
     args = ap.parse_args(argv)
+    chosen = [x.strip() for x in args.stages.split(",") if x.strip()]
+    unknown = set(chosen) - set(STAGES)
+    if unknown:
+        ap.error(f"unknown stages: {', '.join(sorted(unknown))}")
 
     import gen_events
     from alphatrace.engines.spark.forensics import forensics as spark_forensics
@@ -112,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
     where = Path(tempfile.mkdtemp(prefix="bench_spark_", dir=HERE / "out"))
     header = machine("duckdb", "pyspark", "pyarrow")
+    rows: list[tuple[str, Cost, Cost, str]] = []
     try:
         per = args.runs // args.files
         files = []
@@ -126,7 +236,6 @@ def main(argv: list[str] | None = None) -> int:
         spark.conf.set("spark.sql.shuffle.partitions", str(args.partitions))
         jvm = spark.sparkContext._gateway.proc.pid
         duck, sprk = Meter(), Meter(jvm)
-        rows: list[tuple[str, float, float, float, float, str]] = []
         cfg = load_reconcile()
 
         db = where / "store.duckdb"
@@ -134,31 +243,46 @@ def main(argv: list[str] | None = None) -> int:
 
         def stage(name: str, embedded: Callable[[], Any], on_spark: Callable[[], Any],
                   note: str = "") -> None:
-            w, c, _ = duck(embedded)
-            s0 = _shuffle_bytes(spark)
-            sw, sc, _ = sprk(on_spark)
-            shuffle = f"shuffle {(_shuffle_bytes(spark) - s0) / 1e6:.1f} MB"
-            rows.append((name, w, c, sw, sc, f"{shuffle}{'; ' + note if note else ''}"))
-            print(rows[-1], file=sys.stderr)
+            d, _ = duck(embedded)
+            for k in range(args.repeat):
+                s0 = _stages(spark)
+                c, _ = sprk(on_spark)
+                s1 = _stages(spark)
+                shuffle = sum(int(st.get("shuffleWriteBytes", 0)) for st in s1) - sum(
+                    int(st.get("shuffleWriteBytes", 0)) for st in s0)
+                label = name if args.repeat == 1 else f"{name} #{k + 1}"
+                rows.append((label, d, c, f"shuffle {shuffle / 1e6:.1f} MB"
+                             f"{'; ' + note if note else ''}"))
+                print(rows[-1], file=sys.stderr)
+                if args.spark_stages:
+                    print(_stage_report(s0, s1, args.spark_stages), file=sys.stderr)
 
         with Store(db) as store:
-            stage("ingest", lambda: ingest_paths(store, files),
-                  lambda: ingest_sharded(files, where / "lake"))
+            if "ingest" in chosen:
+                stage("ingest", lambda: ingest_paths(store, files),
+                      lambda: ingest_sharded(files, where / "lake"))
+            else:
+                ingest_paths(store, files)
             export_parquet(store.con, lake)  # the events, for Spark's reconcile
-            stage("reconcile (legs + ledger)", lambda: reconcile(store, cfg, full=True),
-                  lambda: reconcile_to_parquet(lake, where / "spark_rc", cfg))
+            if "reconcile" in chosen:
+                stage("reconcile (legs + ledger)", lambda: reconcile(store, cfg, full=True),
+                      lambda: reconcile_to_parquet(lake, where / "spark_rc", cfg))
+            else:
+                reconcile(store, cfg, full=True)
             export_parquet(store.con, lake)  # now with the ledger
             gp = load_governance(None)
             log = Store(where / "log.duckdb")  # the Spark side's decision log: empty
-            stage("gates (one evaluation, dry run)",
-                  lambda: Gates(store).evaluation(policy=gp, record=False, once=True),
-                  lambda: Gates(log, spark_reads(lake)).evaluation(policy=gp, record=False,
-                                                                   once=True))
+            if "gates" in chosen:
+                stage("gates (one evaluation, dry run)",
+                      lambda: Gates(store).evaluation(policy=gp, record=False, once=True),
+                      lambda: Gates(log, spark_reads(lake)).evaluation(
+                          policy=gp, record=False, once=True))
             log.close()
-            stage("forensics (clusters + change points)",
-                  lambda: Forensics(store).forensics(),
-                  lambda: spark_forensics(spark, lake),
-                  "Spark: selection and change points on Spark, slice search on the driver")
+            if "forensics" in chosen:
+                stage("forensics (clusters + change points)",
+                      lambda: Forensics(store).forensics(),
+                      lambda: spark_forensics(spark, lake),
+                      "Spark: selection and change points on Spark, slice search on the driver")
     finally:
         shutil.rmtree(where, ignore_errors=True)
 
@@ -166,10 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"## bench_spark.py: {runs:,} runs in {args.files} files (`--runs {args.runs} "
              f"--files {args.files} --partitions {args.partitions}`)", "", header, "",
              "| stage | DuckDB wall s | DuckDB CPU-s / M runs | Spark wall s | Spark CPU-s / M runs "
-             "| Spark/DuckDB CPU | note |", "|---|---|---|---|---|---|---|"]
-    for name, w, c, sw, sc, note in rows:
-        lines.append(f"| {name} | {w:.2f} | {c / m:.1f} | {sw:.2f} | {sc / m:.1f} | "
-                     f"{sc / c:.2f}× | {note} |")
+             "| of which driver / JVM / Python workers | Spark/DuckDB CPU | note |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, d, c, note in rows:
+        lines.append(f"| {name} | {d.wall:.2f} | {d.cpu / m:.1f} | {c.wall:.2f} | {c.cpu / m:.1f} "
+                     f"| {c.driver / m:.0f} / {c.jvm / m:.0f} / {c.workers / m:.0f} "
+                     f"| {c.cpu / d.cpu:.2f}× | {note} |")
     text = "\n".join(lines)
     print(text)
     if args.record:

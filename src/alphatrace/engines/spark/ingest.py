@@ -52,19 +52,22 @@ def ingest_sharded(files: list[str], out: Path, kind: str | None = None) -> Inge
         return spark.read.parquet(*(str(shard_dir(staging, s.key) / f"{table}.parquet")
                                     for s in shards))
 
+    # Range-partitioned on event_id once: the window's partitions and the output's order
+    # both follow from it, so Spark shuffles the rows once (a window by event_id, then a sort,
+    # shuffled them twice).
     first = Window.partitionBy("event_id").orderBy("file_id", "line")
     accepted: dict[int, int] = {}
     by_kind: dict[str, int] = {}
     for table in EVENT_TABLES:
-        kept = (staged(table).withColumn("_n", F.row_number().over(first))
-                .where("_n = 1").drop("_n").orderBy("event_id").cache())
-        try:
-            lk.write(kept, table)
-            for row in kept.groupBy("file_id").count().collect():
-                accepted[int(row["file_id"])] = accepted.get(int(row["file_id"]), 0) + int(row["count"])
-            n = int(kept.count())
-        finally:
-            kept.unpersist()
+        lk.write(staged(table).repartitionByRange("event_id")
+                 .withColumn("_n", F.row_number().over(first))
+                 .where("_n = 1").drop("_n").orderBy("event_id"), table)
+        # Counted from what was written (one column's scan), not by running the deduplication
+        # again or caching its rows.
+        n = 0
+        for row in lk.require(spark, table).groupBy("file_id").count().collect():
+            accepted[int(row["file_id"])] = accepted.get(int(row["file_id"]), 0) + int(row["count"])
+            n += int(row["count"])
         if n:
             by_kind[table] = n
     lk.write(staged("quarantine").orderBy("file_id", "line"), "quarantine")

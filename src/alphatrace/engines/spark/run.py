@@ -15,26 +15,32 @@ from alphatrace.engines.spark.session import session
 from alphatrace.ledger.policy import ReconcileConfig
 
 
-def _write(df: Any, out: Path, table: str, folder: Path) -> None:
+def _write(df: Any, out: Path, table: str, folder: Path, **counts: Any) -> dict[str, int]:
     """`df` to the table `table` of the namespace `out` names (`lake.lake`), or, when `out`
-    is a folder, to the Parquet directory `folder`; replaced either way."""
+    is a folder, to the Parquet directory `folder`; replaced either way. `counts` (name: a
+    Spark aggregate column) are computed while the rows are written (`DataFrame.observe`) and
+    returned: counting afterwards would run the plan a second time (the ledger's is ~50 Spark
+    stages, about as much CPU as the write itself)."""
+    from pyspark.sql import Observation
+
+    obs = Observation(table)
+    df = df.observe(obs, *(c.alias(name) for name, c in counts.items())) if counts else df
     lk = lake(out)
     if lk.namespace is not None:
         lk.write(df, table)
     else:
         df.write.mode("overwrite").parquet(str(folder))
+    return {name: int(v) for name, v in obs.get.items()} if counts else {}
 
 
 def ledger_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> int:
     """Build the ledger of the export in `tables` on Spark and write it to the Parquet
     directory `out` (or the table `ledger` of the namespace `out`), replaced, rows in (ts,
     run_id) order; the number of rows."""
-    df = ledger_frame(session(), tables, cfg).orderBy("ts", "run_id").cache()
-    try:
-        _write(df, out, "ledger", out)
-        return int(df.count())
-    finally:
-        df.unpersist()
+    from pyspark.sql import functions as F
+
+    df = ledger_frame(session(), tables, cfg).orderBy("ts", "run_id")
+    return _write(df, out, "ledger", out, rows=F.count(F.lit(1)))["rows"]
 
 
 def reconcile_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> dict[str, Any]:
@@ -43,18 +49,20 @@ def reconcile_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> dict[
     `out/ledger` (in (ts, run_id) order), or to the tables `legs` and `ledger` of the
     namespace `out`, replaced. The counts `alphatrace reconcile` reports (legs by status,
     runs) and the policy hash."""
+    from pyspark.sql import functions as F
+
     frames = reconcile_frames(session(), tables, cfg)
     try:
-        _write(frames.legs.orderBy("event_id"), out, "legs", out / "legs")
-        _write(frames.ledger.orderBy("ts", "run_id"), out, "ledger", out / "ledger")
-        counts = {r["status"]: int(r["n"]) for r in
-                  frames.legs.groupBy("status").count().withColumnRenamed("count", "n").collect()}
-        runs = int(frames.ledger.count())
+        legs = _write(frames.legs.orderBy("event_id"), out, "legs", out / "legs",
+                      legs=F.count(F.lit(1)),
+                      **{s: F.count_if(F.col("status") == s)
+                         for s in ("realized", "open", "unpriced")})
+        runs = _write(frames.ledger.orderBy("ts", "run_id"), out, "ledger", out / "ledger",
+                      rows=F.count(F.lit(1)))["rows"]
     finally:
         frames.legs.unpersist()
-    return {"legs": sum(counts.values()), "realized": counts.get("realized", 0),
-            "open": counts.get("open", 0), "unpriced": counts.get("unpriced", 0),
-            "runs": runs, "policy_hash": cfg.hash}
+    return {"legs": legs["legs"], "realized": legs["realized"], "open": legs["open"],
+            "unpriced": legs["unpriced"], "runs": runs, "policy_hash": cfg.hash}
 
 
 def spark_reads(tables: Path) -> SparkReads:
