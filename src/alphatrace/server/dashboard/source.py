@@ -43,7 +43,7 @@ PolicyArg = str | Path | Policy | None
 _VERSION_PARTS = (
     ("ledger", ("count(*)", "max(ts)")),
     ("reconcile_log", ("max(seq)",)),
-    ("run_exclusions", ("count(*)",)),
+    ("run_exclusions", ("count(*)", "sum(hash(run_exclusions))")),  # a swap keeps the count
     ("decisions", ("count(*)", "max(seq)", "sum(hash(decisions))")),
     ("lifecycle", ("count(*)", "sum(hash(lifecycle))")),
     ("decision_head", ("sum(hash(decision_head))",)),
