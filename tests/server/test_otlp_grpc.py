@@ -74,23 +74,6 @@ def test_keys_and_partial_success(grpc_server: tuple[Server, int]) -> None:
         assert "span 0: traceId" in res.partial_success.error_message
 
 
-def test_bytes_that_are_no_message_are_an_invalid_argument(
-        grpc_server: tuple[Server, int]) -> None:
-    """The server decodes the request itself (in a parsing worker): bytes that are not an
-    ExportTraceServiceRequest are INVALID_ARGUMENT, the key being checked first."""
-    srv, port = grpc_server
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        export = channel.unary_unary(
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export")
-        garbage = b"\x0a\xff\xff\xff\xff\x0f"  # field 1, a length past the end
-        for scope, code in (("read", grpc.StatusCode.PERMISSION_DENIED),
-                            ("ingest", grpc.StatusCode.INVALID_ARGUMENT)):
-            with pytest.raises(grpc.RpcError) as e:
-                export(garbage, metadata=(("authorization", f"Bearer {srv.keys[scope]}"),),
-                       timeout=30)
-            assert e.value.code() == code
-
-
 def test_grpc_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     busy, res = serve_with_port_taken(tmp_path, "--otlp-grpc-port", "--port", str(free_port()))
     out = res.stdout + res.stderr

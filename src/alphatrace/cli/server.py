@@ -89,7 +89,6 @@ def serve(
     from alphatrace.server.limits import Limits
     from alphatrace.server.listen import bind
     from alphatrace.server.metrics_routes import is_loopback
-    from alphatrace.server.offload import default_workers
     from alphatrace.server.pipeline import PipelineConfig
     from alphatrace.server.sizing_fast import serving_protocol
 
@@ -114,8 +113,7 @@ def serve(
     live = None if no_pipeline else PipelineConfig.load(str(policy) if policy else None)
     app = create_app(db, follow=follow or [], follow_market=follow_market or [],
                      warn_without_keys=False, metrics_public=is_loopback(host), pipeline=live,
-                     policy=live.governance if live is not None else None, trace_hold=hold,
-                     parse_workers=default_workers())
+                     policy=live.governance if live is not None else None, trace_hold=hold)
     try:
         # Before any banner: a port in use is one line and exit 2, not a startup then a crash.
         sock = bind(host, port)
@@ -178,7 +176,7 @@ def start_grpc(app: Any, host: str, port: int) -> Any:
     from alphatrace.server.otlp_grpc import GrpcServer
 
     server = GrpcServer(app.state.writer, app.state.trace_hold, app.state.keyring,
-                        app.state.prices, host, port, app.state.max_body, app.state.parsers)
+                        app.state.prices, host, port, app.state.max_body)
     server.start()
     return server
 

@@ -42,7 +42,6 @@ from alphatrace.server.body import MAX_BODY
 from alphatrace.server.keys import active_keys
 from alphatrace.server.live_state import LiveState
 from alphatrace.server.metrics import CollectorMetrics
-from alphatrace.server.offload import Parsers
 from alphatrace.server.otlp_late import LateWriter
 from alphatrace.server.pipeline import Pipeline, PipelineConfig
 from alphatrace.server.sizing_fast import SizingFastPath
@@ -80,7 +79,6 @@ def create_app(
     policy: str | Path | GovernancePolicy | None = None,
     trace_hold: TraceHold | None = None,
     pipeline: PipelineConfig | None = None,
-    parse_workers: int = 0,
 ) -> FastAPI:
     """The app, with its writer (and store) open; the writer thread starts with the app.
 
@@ -92,9 +90,7 @@ def create_app(
     bounds if None).
     `pipeline`: run the live pipeline (server/pipeline.py) with this policy after every ingest
     round, as the first after-round hook, and once at start for what arrived while the server
-    was down (`alphatrace serve` passes one unless --no-pipeline; None: store events only).
-    `parse_workers`: processes that parse request bodies (server/offload.py; 0: a thread of this
-    process, `alphatrace serve` starts `offload.default_workers()`)."""
+    was down (`alphatrace serve` passes one unless --no-pipeline; None: store events only)."""
     writer = Writer(
         db_path,
         linger_s=linger_s,
@@ -126,14 +122,12 @@ def create_app(
     writer.before_close(live.stop)
     hold = trace_hold if trace_hold is not None else TraceHold()
     late = LateWriter(writer, hold)
-    parsers = Parsers(parse_workers, preload=(otlp_routes.__name__,))
     ring = KeyRing(active_keys(writer.store.con))
     if warn_without_keys and not len(ring):
         log.warning(NO_KEYS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        parsers.start()
         writer.start()
         dispatcher.start()
         late.start()
@@ -151,7 +145,6 @@ def create_app(
                 stop()
             late.close()  # OTLP spans still waiting for their trace's root: written now
             writer.stop()
-            parsers.close()
             gc.unfreeze()
 
     app = FastAPI(
@@ -162,7 +155,6 @@ def create_app(
     )
     app.state.writer = writer
     app.state.trace_hold = hold
-    app.state.parsers = parsers
     app.state.stop_first = []  # callables run at shutdown before the writer stops
     app.state.keyring = ring
     app.state.max_body = max_body

@@ -8,6 +8,7 @@ array of objects or `{"events": [...]}` (400).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -92,19 +93,12 @@ def parse_json(body: bytes) -> Any:
 
 
 async def read_events(request: Request, limit: int = MAX_BODY) -> list[dict[str, Any]]:
-    """The events of a batch request (`read_raw`, then `body_events`), decoded and parsed by a
-    parsing worker (`offload.Parsers`: a process under `alphatrace serve`, else a thread): a
-    500-event batch takes milliseconds to parse, and on the event loop every other request (a
-    sizing answer) would wait for it."""
+    """The events of a batch request (`read_raw`, then `decoded`, `parse_json`, `event_list`),
+    decoded and parsed on a worker thread: a 500-event batch takes milliseconds to parse, and
+    on the event loop every other request (a sizing answer) would wait for it."""
     raw = await read_raw(request, limit)
     enc = request.headers.get("content-encoding")
-    return await request.app.state.parsers.run(
-        body_events, raw, enc, limit)
-
-
-def body_events(raw: bytes, enc: str | None, limit: int) -> list[dict[str, Any]]:
-    """`event_list(parse_json(decoded(...)))`: a request body as it came → its events."""
-    return event_list(parse_json(decoded(raw, enc, limit)))
+    return await asyncio.to_thread(lambda: event_list(parse_json(decoded(raw, enc, limit))))
 
 
 def event_list(doc: Any) -> list[dict[str, Any]]:

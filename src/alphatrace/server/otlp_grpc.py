@@ -20,16 +20,17 @@ from concurrent.futures import Future
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from alphatrace.errors import InputError
 from alphatrace.server.auth import KeyRing, allows, bearer_principal
 from alphatrace.server.listen import bind
-from alphatrace.server.offload import Parsers
 from alphatrace.server.otlp_export import export, partial_message
-from alphatrace.server.otlp_proto import body_events
+from alphatrace.server.otlp_proto import message_events
 from alphatrace.server.trace_hold import TraceHold
 from alphatrace.server.writer import Busy, Writer
 
@@ -37,20 +38,13 @@ log = logging.getLogger("alphatrace.server")
 OPTION = "--otlp-grpc-port"
 
 
-SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-
-
 class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, writer: Writer, hold: TraceHold, ring: KeyRing, prices: Any,
-                 parsers: Parsers) -> None:
+    def __init__(self, writer: Writer, hold: TraceHold, ring: KeyRing, prices: Any) -> None:
         self.writer, self.hold, self.ring, self.prices = writer, hold, ring, prices
-        self.parsers = parsers
 
     async def Export(
-        self, request: bytes, context: grpc.aio.ServicerContext
+        self, request: ExportTraceServiceRequest, context: grpc.aio.ServicerContext
     ) -> ExportTraceServiceResponse:
-        """`request`: the message's bytes (`handler` registers no deserializer), decoded and
-        mapped in a parsing worker as POST /v1/traces does, after the key is checked."""
         auth = None
         for key, value in context.invocation_metadata() or ():
             if key.lower() == "authorization":
@@ -62,31 +56,19 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         if not allows(who, "ingest"):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "forbidden")
         try:
-            mapped = await self.parsers.run(body_events, request, self.prices)
-        except DecodeError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "not an ExportTraceServiceRequest message")
-        try:
-            rejected, message = await export(self.writer, self.hold, mapped)
+            rejected, message = await export(self.writer, self.hold,
+                                             message_events(request, self.prices))
         except Busy:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "collector busy: retry later")
         return partial_message(rejected, message)
-
-
-def handler(service: TraceService) -> grpc.GenericRpcHandler:
-    """The TraceService's Export, as `trace_service_pb2_grpc` registers it but for the request
-    given as bytes (no deserializer), so the decoding goes to a parsing worker too."""
-    return grpc.method_handlers_generic_handler(SERVICE, {
-        "Export": grpc.unary_unary_rpc_method_handler(
-            service.Export, response_serializer=ExportTraceServiceResponse.SerializeToString)})
 
 
 class GrpcServer:
     """The OTLP/gRPC service on (host, port), on its own thread; `start()` binds or raises."""
 
     def __init__(self, writer: Writer, hold: TraceHold, ring: KeyRing, prices: Any, host: str,
-                 port: int, max_message: int, parsers: Parsers) -> None:
-        self.service = TraceService(writer, hold, ring, prices, parsers)
+                 port: int, max_message: int) -> None:
+        self.service = TraceService(writer, hold, ring, prices)
         self.host, self.port, self.max_message = host, port, max_message
         self._bound: Future[int] = Future()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -126,7 +108,7 @@ class GrpcServer:
             ("grpc.so_reuseport", 0),
             ("grpc.max_receive_message_length", self.max_message),
         ])
-        server.add_generic_rpc_handlers((handler(self.service),))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self.service, server)
         address = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         try:
             port = server.add_insecure_port(address)

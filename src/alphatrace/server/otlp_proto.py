@@ -145,12 +145,6 @@ def _message_spans(msg: Any) -> Iterator[tuple[Any, dict[str, Any], Any]]:
                 yield s, res, res_values
 
 
-def body_events(body: bytes, prices: Any = None) -> Mapped:
-    """`message_events` of protobuf bytes (DecodeError if they are not a message). Module
-    level: OTLP/gRPC runs it in a parsing worker (server/offload.py)."""
-    return message_events(decode_protobuf(body), prices)
-
-
 def message_events(msg: Any, prices: Any = None) -> Mapped:
     """The events of a decoded ExportTraceServiceRequest (HTTP protobuf or gRPC): those
     `otlp.request_events` makes of its OTLP/JSON form, rejected spans included."""

@@ -9,6 +9,7 @@ ExportTraceServiceResponse whose `partial_success` counts the rejected spans and
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -44,27 +45,21 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
              responses=RESPONSES, openapi_extra={"requestBody": OTLP_BODY_SCHEMA})
 async def post_traces(request: Request, who: Principal = Depends(require("ingest"))) -> Response:
     """Each span becomes a telemetry event of its run (see docs/collector.md for the mapping).
-    Decompression, decoding and mapping run in a parsing worker (`offload.Parsers`: a process
-    under `alphatrace serve`, else a thread): a 512-span export takes milliseconds of Python,
-    during which every other request on the event loop (a sizing answer) would wait."""
+    Decompression, decoding and mapping run on a worker thread, as the JSON collector's parsing does
+    (`body.read_events`): a 512-span export takes milliseconds of Python, during which every
+    other request on the event loop (a sizing answer) would wait."""
     state = request.app.state
     raw = await read_raw(request, state.max_body)
     enc = request.headers.get("content-encoding")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     protobuf = ctype in (PROTOBUF, "application/protobuf")
-    mapped = await state.parsers.run(map_request, raw, enc, state.max_body, protobuf,
-                                     state.prices)
+    mapped = await asyncio.to_thread(
+        lambda: map_body(decoded(raw, enc, state.max_body), protobuf, state.prices))
     rejected, message = await export(state.writer, state.trace_hold, mapped)
     if protobuf:
         return Response(partial_message(rejected, message).SerializeToString(),
                         media_type=ctype)
     return Response(json.dumps(partial_json(rejected, message)), media_type="application/json")
-
-
-def map_request(raw: bytes, enc: str | None, limit: int, protobuf: bool, prices: Any) -> Mapped:
-    """A request body as it came (`enc`: its Content-Encoding) → its mapped spans; HTTPException
-    for a body that cannot be read. Module level: it runs in a parsing worker (offload.py)."""
-    return map_body(decoded(raw, enc, limit), protobuf, prices)
 
 
 def map_body(body: bytes, protobuf: bool, prices: Any) -> Mapped:
