@@ -120,8 +120,8 @@ def server_pid(db: Path) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds so far of process `pid` and of its live descendants (the
-    server's parsing workers, server/offload.py), all threads (Linux /proc)."""
+    """User + system CPU seconds so far of process `pid` and of its live descendants (a server
+    that does work in child processes is charged for it), all threads (Linux /proc)."""
     import os
 
     parents: dict[int, int] = {}

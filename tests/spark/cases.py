@@ -7,8 +7,10 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from alphatrace.api import Database
 from alphatrace.cli.common import to_json
 from alphatrace.governance.canon import canonical_json
 from alphatrace.governance.policy import load_governance
@@ -71,6 +73,31 @@ def second_batch() -> list[dict[str, Any]]:
     return [*series("loser", [20, 25, 30, 35], strategy="trend", start_hour=12, prefix="l2_"),
             *series("winner", [-5, 50, 60], strategy="carry", start_hour=12, prefix="w2_"),
             *series("fresh", [1, 2, 3, 4], strategy="trend", start_hour=13)]
+
+
+def late_eth_rounds(tmp: Path) -> Iterator[tuple[Database, Database, Path, Any]]:
+    """The late-runs scenario both engines are judged on: every event first, with bars for BTC
+    only (runs 5 and 6 of every agent judged, runs 0-4 on ETH unpriced), reconciled; then
+    ETH's bars and a reconcile, which make runs 0-4 known before the agents' marks. Yields
+    after each reconcile: (the embedded store, an empty store for Spark's log, the lake's
+    path, the pipeline config of the seed policy)."""
+    from alphatrace.ledger.reconcile import reconcile
+    from alphatrace.server.pipeline import PipelineConfig
+    from alphatrace.store.ingest import ingest_events
+    from tests.policies import SEED
+    from tests.server.test_pipeline import bars
+    from tests.server.test_pipeline_server import ON_ETH, eth_bars
+
+    cfg = PipelineConfig.load(SEED)
+    emb = Database(tmp / "emb.duckdb")
+    log = Database(tmp / "log.duckdb")
+    bars(emb.store)
+    ingest_events(emb.store, ON_ETH)
+    for part in range(2):
+        if part:
+            eth_bars(emb.store)
+        reconcile(emb.store, cfg.reconcile)
+        yield emb, log, tmp / "lake", cfg
 
 
 def same(want: Any, got: Any) -> None:

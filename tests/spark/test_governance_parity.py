@@ -126,23 +126,7 @@ def test_runs_changed_by_market_data_are_late_on_spark_as_embedded(tmp_path: Pat
     a reconcile, a new export and evaluation. The export carries `ledger_changes`, so Spark
     judges runs 0-4 at the agents' marks as the embedded engine does: the same documents,
     the same log, record for record, and the end batch reaches."""
-    from alphatrace.ledger.reconcile import reconcile
-    from alphatrace.server.pipeline import PipelineConfig
-    from alphatrace.store.ingest import ingest_events
-    from tests.policies import SEED
-    from tests.server.test_pipeline import bars
-    from tests.server.test_pipeline_server import ON_ETH, eth_bars
-
-    cfg = PipelineConfig.load(SEED)
-    emb = Database(tmp_path / "emb.duckdb")
-    log = Database(tmp_path / "log.duckdb")
-    lake = tmp_path / "lake"
-    bars(emb.store)
-    ingest_events(emb.store, ON_ETH)
-    for part in range(2):
-        if part:
-            eth_bars(emb.store)
-        reconcile(emb.store, cfg.reconcile)
+    for part, (emb, log, lake, cfg) in enumerate(cases.late_eth_rounds(tmp_path)):
         export_parquet(emb.con, lake)
         with partitions(spark, 1 + 6 * part):
             _evaluate_both(emb, log, lake, spark, cfg.governance)

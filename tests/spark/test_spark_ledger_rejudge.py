@@ -45,23 +45,7 @@ def test_late_runs_on_a_ledger_without_changes_are_judged_at_every_mark(
     Spark, with no changes to read, judges every subject at its mark: the same log as the
     embedded engine (which reads its changes), record for record, and the lifecycle batch
     reaches (Loser and Mixed killed on runs 0-4, Winner promoted)."""
-    from alphatrace.ledger.reconcile import reconcile
-    from alphatrace.server.pipeline import PipelineConfig
-    from alphatrace.store.ingest import ingest_events
-    from tests.policies import SEED
-    from tests.server.test_pipeline import bars
-    from tests.server.test_pipeline_server import ON_ETH, eth_bars
-
-    cfg = PipelineConfig.load(SEED)
-    emb = Database(tmp_path / "emb.duckdb")
-    log = Database(tmp_path / "log.duckdb")
-    lake = tmp_path / "lake"
-    bars(emb.store)
-    ingest_events(emb.store, ON_ETH)
-    for part in range(2):
-        if part:
-            eth_bars(emb.store)
-        reconcile(emb.store, cfg.reconcile)
+    for emb, log, lake, cfg in cases.late_eth_rounds(tmp_path):
         without_changes(emb, lake)
         want = emb.gates.evaluation(policy=cfg.governance)
         got = Gates(log.store, SparkReads(spark, lake)).evaluation(policy=cfg.governance)
