@@ -23,6 +23,16 @@ def events(tag: str, n: int, bad_at: int | None = None) -> list[dict[str, Any]]:
     return out
 
 
+def until(cond: Any, timeout: float = 60.0) -> None:
+    """Wait for `cond()` (a liveness check: the timeout only ends a test that would hang)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def test_requests_waiting_together_share_one_round(tmp_path: Path) -> None:
     w = Writer(tmp_path / "db.duckdb", linger_s=0.2)
     sizes = [3, 1, 4, 1, 5, 9, 2, 6]
@@ -235,11 +245,11 @@ def test_after_a_run_the_hooks_rest_as_long_as_it_took(tmp_path: Path) -> None:
     for i in range(3):  # rounds waiting when each run ends: the next run is due at once
         w.submit_events(events(f"B{i}", 1)).result(30)
     release.set()
-    w.sync().result(30)
+    # Waited for by polling, not `sync()`: a write call may decide, so it would end the rest.
+    until(lambda: len(marks) >= 2)
     w.submit_events(events("C", 1)).result(30)
-    w.sync().result(30)
+    until(lambda: len(marks) >= 3)
     w.stop()
-    assert len(marks) >= 3
     for (s0, e0), (s1, _) in itertools.pairwise(marks):
         assert s1 - e0 >= REST * (e0 - s0)
 
@@ -261,6 +271,55 @@ def test_a_stop_does_not_wait_for_the_rest(tmp_path: Path) -> None:
     w.stop()
     assert not w.after_rounds._thread.is_alive()
     assert seen[-1] == 5
+
+
+def test_a_round_that_may_decide_ends_the_rest(tmp_path: Path) -> None:
+    """A kill must not wait out the rest: with a rest that outlasts the test, a round carrying
+    a PnL event starts the next run of the hooks at once, and that run covers the telemetry
+    round that was resting (without `urgent`, the wait below would time out)."""
+    import threading
+
+    w = Writer(tmp_path / "db.duckdb")
+    w.after_rounds.rest = 1e6
+    seen: list[tuple[int, int]] = []
+    ran = threading.Semaphore(0)
+
+    def hook(store: Any) -> None:
+        seen.append((int(one(store.con, "SELECT count(*) FROM telemetry")[0]),
+                     int(one(store.con, "SELECT count(*) FROM pnl")[0])))
+        ran.release()
+
+    w.after_round(hook)
+    w.start()
+    w.submit_events(events("A", 2)).result(30)
+    assert ran.acquire(timeout=60)  # the first run; its rest begins
+    w.submit_events(events("B", 3)).result(30)  # telemetry: rests
+    w.submit_events([{"type": "pnl", "run_id": "A-0", "realized_pnl_bps": -12.5,
+                      "event_id": "pnl:A-0"}]).result(30)
+    assert ran.acquire(timeout=60)
+    assert seen[-1] == (5, 1)
+    w.stop()
+
+
+@pytest.mark.parametrize(("jobs", "decides"), [
+    ([("json", [{"type": "telemetry", "run_id": "r"}] * 3)], False),
+    ([("otlp", [{"type": "telemetry", "run_id": "r"}])], False),
+    ([("json", ["not an object", 7])], False),  # quarantined: nothing to decide on
+    ([("json", [{"type": "telemetry"}, {"type": "alpha", "run_id": "r"}])], True),
+    ([("json", [{"type": "pnl", "run_id": "r"}])], True),
+    ([("json", [{"run_id": "r", "realized_pnl_bps": 1.0}])], True),  # no type: may be PnL
+    ([("otlp", [{"type": "telemetry"}]), ("call", None)], True),
+])
+def test_which_rounds_may_decide(jobs: list[tuple[str, Any]], decides: bool) -> None:
+    from concurrent.futures import Future
+
+    def job(how: str, evs: Any) -> Any:
+        if how == "call":
+            return writer_mod._CallJob(lambda _s: None, Future())
+        entry = None if how == "json" else (lambda *_a: [])
+        return writer_mod._EventJob(evs, Future(), "<t>", entry)
+
+    assert writer_mod.may_decide([job(h, e) for h, e in jobs]) is decides
 
 
 def test_a_derived_write_waits_for_the_running_hooks(tmp_path: Path) -> None:

@@ -18,10 +18,14 @@ long as the run took). Under sustained ingest a run is due again as soon as one 
 without the rest the hooks took a whole core of a small machine, in CPU taken from the
 rounds themselves: on 2 cores, OTLP requests at 10,500 spans/s waited p99 0.3–0.4 s for their
 round against 0.2–0.27 s with the rest, and the server spent 15–20% less CPU a span
-(bench/bench_otlp.py; bench/RESULTS.md, session of 2026-12-03, lead). The price is paid only
-under load: a round that comes after the rest is over starts a run at once, and at most it
-delays a decision by one run's time (evidence that lands during a run waits for the rest,
-then the next run: about 3 × d at worst instead of 2 × d).
+(bench/bench_otlp.py; bench/RESULTS.md, session of 2026-12-03, lead). A round that comes after
+the rest is over starts a run at once.
+
+A round that may carry evidence ends the rest at once (`committed(urgent=True)`; the writer
+decides which rounds, `writer.may_decide`): a signal, a PnL event, bars or a CLI write can
+complete a losing run, and a kill must not wait a rest (evidence that lands during a run then
+waits for that run and the next: about 2 × d at worst, not 3 × d). The rounds that only rest
+are the stream of telemetry that makes the load.
 
 `lock` is held while the hooks run. Anything else that writes derived state in this process
 (`reconcile`, `gates evaluate`, `revive`, `exclusions apply` run for a remote caller or the
@@ -70,6 +74,7 @@ class AfterRounds:
         self._hooks: list[Hook] = []
         self._cv = threading.Condition()
         self._waiting = 0
+        self._urgent = False
         self._since: float | None = None
         self._settle: list[tuple[Future[Any], Any]] = []
         self._covering = Rounds(0, None)
@@ -84,11 +89,13 @@ class AfterRounds:
     def start(self) -> None:
         self._thread.start()
 
-    def committed(self, settle: Iterable[tuple[Future[Any], Any]] = ()) -> None:
+    def committed(self, settle: Iterable[tuple[Future[Any], Any]] = (), urgent: bool = False) -> None:
         """A round finished: the hooks run (again) for it. Each (future, result) of `settle`
-        is resolved once a run that started after this call has finished."""
+        is resolved once a run that started after this call has finished. `urgent`: the
+        round may complete evidence, so a rest in progress ends now (module docstring)."""
         with self._cv:
             self._waiting += 1
+            self._urgent = self._urgent or urgent
             if self._since is None:
                 self._since = self.clock()
             self._settle.extend(settle)
@@ -123,7 +130,7 @@ class AfterRounds:
                 if self._waiting == 0:
                     return
                 self._covering = Rounds(self._waiting, self._since)
-                self._waiting, self._since = 0, None
+                self._waiting, self._since, self._urgent = 0, None, False
                 settle, self._settle = self._settle, []
                 self._busy = True
             started = time.monotonic()
@@ -139,8 +146,9 @@ class AfterRounds:
                     self.runs += 1
                     self._busy = False
                     self._cv.notify_all()
-                    if self.rest > 0:  # a stop does not wait for the rest
-                        self._cv.wait_for(lambda: self._stopping, self.rest * took)
+                    if self.rest > 0:  # a stop or a round with evidence ends the rest
+                        self._cv.wait_for(lambda: self._stopping or self._urgent,
+                                          self.rest * took)
 
     def _run(self) -> None:
         for fn in self._hooks:

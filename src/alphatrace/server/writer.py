@@ -87,6 +87,21 @@ class _CallJob:
     after_hooks: bool = False  # resolve the future only once the round's hooks have run
 
 
+def may_decide(jobs: list[_EventJob | _CallJob]) -> bool:
+    """Whether a round may complete evidence for a decision, so the live pass should not wait
+    out its rest (server/after_rounds.py): any write call (a market import, a CLI command run
+    beside the server, `sync`), and any event of the JSON path not marked telemetry (a signal
+    or PnL event; one without a `type` may be either). Telemetry alone, the bulk of the load
+    (OTLP spans come only as telemetry), can wait: the pass still runs after the rest."""
+    for j in jobs:
+        if isinstance(j, _CallJob):
+            return True
+        if j.entry is None and any(type(e) is dict and e.get("type") != "telemetry"
+                                   for e in j.events):
+            return True
+    return False
+
+
 @dataclass
 class WriterStats:
     rounds: int = 0
@@ -170,10 +185,11 @@ class Writer:
         and the next one still runs; ingest never fails because of a hook."""
         self.after_rounds.add(fn)
 
-    def _hooks(self) -> None:
-        """This round is done: the hooks run for it, and results held for them follow."""
+    def _hooks(self, urgent: bool = True) -> None:
+        """This round is done: the hooks run for it, and results held for them follow.
+        `urgent` (`may_decide`): a rest of the after-round thread ends for it."""
         settle, self._settle = self._settle, []
-        self.after_rounds.committed(settle)
+        self.after_rounds.committed(settle, urgent)
 
     @contextmanager
     def derived(self) -> Iterator[None]:
@@ -275,9 +291,10 @@ class Writer:
                 return
             jobs, stop = self._gather(job)
             self._run(jobs)
+            urgent = may_decide(jobs)
             if self.following and time.monotonic() - self._last_follow >= self.follow_poll_s:
-                self._follow_pass()
-            self._hooks()
+                urgent = self._follow_pass() or urgent
+            self._hooks(urgent)
             if stop:
                 self._drain_rest()
                 return
