@@ -301,11 +301,24 @@ def test_a_round_that_may_decide_ends_the_rest(tmp_path: Path) -> None:
     w.stop()
 
 
+NOW = "2026-06-01T12:00:00Z"
+
+
 @pytest.mark.parametrize(("jobs", "decides"), [
     ([("json", [{"type": "telemetry", "run_id": "r"}] * 3)], False),
+    # live signals: their exit is ahead of the clock, no bar can price them yet
+    ([("json", [{"type": "alpha", "ts": "2026-06-01T11:30:00Z", "horizon": "1h"},
+                {"type": "alpha", "ts": 1_780_315_200 + 60, "horizon": 3600}])], False),
+    ([("json", [{"type": "alpha", "ts": "2026-06-01T12:00:01Z"}])], False),  # no horizon
+    # a replayed or late signal: bars already stored may price it
+    ([("json", [{"type": "alpha", "ts": "2026-06-01T10:00:00Z", "horizon": "2h"}])], True),
+    ([("json", [{"type": "alpha", "ts": 1_780_315_200_000 - 3_600_000, "horizon": "30m"}])], True),
+    ([("json", [{"type": "alpha", "ts": "not a time", "horizon": "1h"}])], True),
+    ([("json", [{"type": "alpha", "horizon": "1h"}])], True),  # no ts: quarantined, say may
     ([("otlp", [{"type": "telemetry", "run_id": "r"}])], False),
     ([("json", ["not an object", 7])], False),  # quarantined: nothing to decide on
-    ([("json", [{"type": "telemetry"}, {"type": "alpha", "run_id": "r"}])], True),
+    ([("json", [{"type": "telemetry"}, {"type": "alpha", "ts": "2025-01-01", "run_id": "r"}])],
+     True),
     ([("json", [{"type": "pnl", "run_id": "r"}])], True),
     ([("json", [{"run_id": "r", "realized_pnl_bps": 1.0}])], True),  # no type: may be PnL
     ([("otlp", [{"type": "telemetry"}]), ("call", None)], True),
@@ -319,7 +332,9 @@ def test_which_rounds_may_decide(jobs: list[tuple[str, Any]], decides: bool) -> 
         entry = None if how == "json" else (lambda *_a: [])
         return writer_mod._EventJob(evs, Future(), "<t>", entry)
 
-    assert writer_mod.may_decide([job(h, e) for h, e in jobs]) is decides
+    from alphatrace.parse import parse_time
+
+    assert writer_mod.may_decide([job(h, e) for h, e in jobs], parse_time(NOW)) is decides
 
 
 def test_a_derived_write_waits_for_the_running_hooks(tmp_path: Path) -> None:

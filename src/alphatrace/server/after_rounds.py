@@ -22,10 +22,10 @@ round against 0.2–0.27 s with the rest, and the server spent 15–20% less CPU
 the rest is over starts a run at once.
 
 A round that may carry evidence ends the rest at once (`committed(urgent=True)`; the writer
-decides which rounds, `writer.may_decide`): a signal, a PnL event, bars or a CLI write can
-complete a losing run, and a kill must not wait a rest (evidence that lands during a run then
-waits for that run and the next: about 2 × d at worst, not 3 × d). The rounds that only rest
-are the stream of telemetry that makes the load.
+decides which rounds, `writer.may_decide`): a PnL event, bars, a replayed signal or a CLI
+write can complete a losing run, and a kill must not wait a rest (evidence that lands during a
+run then waits for that run and the next: about 2 × d at worst, not 3 × d). The rounds that
+rest are the stream that makes the load: telemetry and live signals.
 
 `lock` is held while the hooks run. Anything else that writes derived state in this process
 (`reconcile`, `gates evaluate`, `revive`, `exclusions apply` run for a remote caller or the

@@ -16,6 +16,7 @@ on a thread of their own (server/after_rounds.py), so a round never waits for a 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import queue
@@ -30,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 import duckdb
 
+from alphatrace.parse import parse_duration, parse_time
 from alphatrace.server.after_rounds import AfterRounds
 from alphatrace.store import Store
 from alphatrace.store.ingest import EventResult, ingest_events
@@ -87,19 +89,38 @@ class _CallJob:
     after_hooks: bool = False  # resolve the future only once the round's hooks have run
 
 
-def may_decide(jobs: list[_EventJob | _CallJob]) -> bool:
+def may_decide(jobs: list[_EventJob | _CallJob], now: dt.datetime | None = None) -> bool:
     """Whether a round may complete evidence for a decision, so the live pass should not wait
     out its rest (server/after_rounds.py): any write call (a market import, a CLI command run
-    beside the server, `sync`), and any event of the JSON path not marked telemetry (a signal
-    or PnL event; one without a `type` may be either). Telemetry alone, the bulk of the load
-    (OTLP spans come only as telemetry), can wait: the pass still runs after the rest."""
+    beside the server, `sync`), and any event of the JSON path that `_may_complete`. The rest
+    is for the stream that makes the load: telemetry (OTLP spans come only as telemetry) and
+    live signals, whose exit no bar can price before the clock reaches it."""
+    at = now or dt.datetime.now(dt.UTC)
     for j in jobs:
         if isinstance(j, _CallJob):
             return True
-        if j.entry is None and any(type(e) is dict and e.get("type") != "telemetry"
-                                   for e in j.events):
+        if j.entry is None and any(type(e) is dict and _may_complete(e, at) for e in j.events):
             return True
     return False
+
+
+def _may_complete(event: dict[str, Any], now: dt.datetime) -> bool:
+    """A PnL event, or one without a `type` (it may be PnL), may complete a run; a signal only
+    once its exit (ts + horizon, or ts without one) is not after `now`: a replay or a late
+    signal is priced by bars already stored. An unreadable time counts as may (the pass
+    quarantines or prices it; the rest would only delay that)."""
+    kind = event.get("type")
+    if kind == "telemetry":
+        return False
+    if kind != "alpha":
+        return True
+    try:
+        exit_at = parse_time(event["ts"], now=now)
+        if event.get("horizon") is not None:
+            exit_at += parse_duration(event["horizon"])
+    except (KeyError, ValueError, TypeError, OverflowError):
+        return True
+    return exit_at <= now
 
 
 @dataclass
