@@ -309,7 +309,9 @@ NOW = "2026-06-01T12:00:00Z"
     # live signals: their exit is ahead of the clock, no bar can price them yet
     ([("json", [{"type": "alpha", "ts": "2026-06-01T11:30:00Z", "horizon": "1h"},
                 {"type": "alpha", "ts": 1_780_315_200 + 60, "horizon": 3600}])], False),
-    ([("json", [{"type": "alpha", "ts": "2026-06-01T12:00:01Z"}])], False),  # no horizon
+    # no horizon: the policy's shortest (90m here) decides
+    ([("json", [{"type": "alpha", "ts": "2026-06-01T11:00:00Z"}])], False),
+    ([("json", [{"type": "alpha", "ts": "2026-06-01T10:30:00Z"}])], True),
     # a replayed or late signal: bars already stored may price it
     ([("json", [{"type": "alpha", "ts": "2026-06-01T10:00:00Z", "horizon": "2h"}])], True),
     ([("json", [{"type": "alpha", "ts": 1_780_315_200_000 - 3_600_000, "horizon": "30m"}])], True),
@@ -334,7 +336,28 @@ def test_which_rounds_may_decide(jobs: list[tuple[str, Any]], decides: bool) -> 
 
     from alphatrace.parse import parse_time
 
-    assert writer_mod.may_decide([job(h, e) for h, e in jobs], parse_time(NOW)) is decides
+    assert writer_mod.may_decide([job(h, e) for h, e in jobs], parse_time(NOW), 5400.0) is decides
+
+
+def test_the_shortest_horizon_of_a_policy() -> None:
+    from alphatrace.ledger.policy import ReconcilePolicy
+
+    assert ReconcilePolicy().shortest_horizon_s() == 8 * 3600
+    p = ReconcilePolicy.model_validate(
+        {"horizon": "4h", "agents": {"Fast": {"horizon": "90m"}, "Cheap": {"fee_bps": 1}}})
+    assert p.shortest_horizon_s() == 5400
+
+
+def test_the_server_takes_the_signal_horizon_from_its_policy(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from alphatrace.server.app import create_app
+    from alphatrace.server.pipeline import PipelineConfig
+
+    app = create_app(tmp_path / "db.duckdb", pipeline=PipelineConfig.load(None),
+                     warn_without_keys=False)
+    with TestClient(app):
+        assert app.state.writer.signal_horizon_s == 8 * 3600  # the shipped policy's 8h
 
 
 def test_a_derived_write_waits_for_the_running_hooks(tmp_path: Path) -> None:

@@ -51,6 +51,13 @@ class ReconcilePolicy(BaseModel):
     bar_interval: Duration | None = None
     agents: dict[str, AgentOverride] = {}
 
+    def shortest_horizon_s(self) -> float:
+        """The shortest horizon this section gives a signal that has none of its own (the
+        default or an agent's): before ts + this, no bar can price its exit. The collector's
+        writer uses it to tell a live signal from a replayed one (`server/writer.may_decide`)."""
+        return min([self.horizon, *(a.horizon for a in self.agents.values()
+                                    if a.horizon is not None)])
+
 
 @dataclass(frozen=True)
 class ReconcileConfig:

@@ -111,6 +111,7 @@ def create_app(
         pipe = Pipeline(pipeline, rounds=writer.after_rounds.covering,
                         observe=metrics.pipeline.observe)
         writer.after_round(pipe)  # first: the hooks after it read what it derived
+        writer.signal_horizon_s = pipeline.reconcile.policy.shortest_horizon_s()
     # The sizing state: read now, then after every round that wrote; registered after the
     # live pipeline's hook, so it reads what the pipeline derived in the same run of the hooks.
     live = LiveState(load_governance(policy), reader=writer.reader)

@@ -89,24 +89,27 @@ class _CallJob:
     after_hooks: bool = False  # resolve the future only once the round's hooks have run
 
 
-def may_decide(jobs: list[_EventJob | _CallJob], now: dt.datetime | None = None) -> bool:
+def may_decide(jobs: list[_EventJob | _CallJob], now: dt.datetime | None = None,
+               horizon_s: float = 0.0) -> bool:
     """Whether a round may complete evidence for a decision, so the live pass should not wait
     out its rest (server/after_rounds.py): any write call (a market import, a CLI command run
-    beside the server, `sync`), and any event of the JSON path that `_may_complete`. The rest
+    beside the server, `sync`), and any event of the JSON path that `_may_complete`, a signal
+    without a horizon taken to have `horizon_s` (the policy's shortest). The rest
     is for the stream that makes the load: telemetry (OTLP spans come only as telemetry) and
     live signals, whose exit no bar can price before the clock reaches it."""
     at = now or dt.datetime.now(dt.UTC)
     for j in jobs:
         if isinstance(j, _CallJob):
             return True
-        if j.entry is None and any(type(e) is dict and _may_complete(e, at) for e in j.events):
+        if j.entry is None and any(type(e) is dict and _may_complete(e, at, horizon_s)
+                                   for e in j.events):
             return True
     return False
 
 
-def _may_complete(event: dict[str, Any], now: dt.datetime) -> bool:
+def _may_complete(event: dict[str, Any], now: dt.datetime, horizon_s: float) -> bool:
     """A PnL event, or one without a `type` (it may be PnL), may complete a run; a signal only
-    once its exit (ts + horizon, or ts without one) is not after `now`: a replay or a late
+    once its exit (ts + its horizon, else + `horizon_s`) is not after `now`: a replay or a late
     signal is priced by bars already stored. An unreadable time counts as may (the pass
     quarantines or prices it; the rest would only delay that)."""
     kind = event.get("type")
@@ -116,8 +119,8 @@ def _may_complete(event: dict[str, Any], now: dt.datetime) -> bool:
         return True
     try:
         exit_at = parse_time(event["ts"], now=now)
-        if event.get("horizon") is not None:
-            exit_at += parse_duration(event["horizon"])
+        h = event.get("horizon")
+        exit_at += parse_duration(h) if h is not None else dt.timedelta(seconds=horizon_s)
     except (KeyError, ValueError, TypeError, OverflowError):
         return True
     return exit_at <= now
@@ -163,6 +166,9 @@ class Writer:
             # checkpoints itself once traffic pauses instead.
             self.store.con.execute(f"SET checkpoint_threshold = '{checkpoint_threshold}'")
         self.idle_checkpoint_s = idle_checkpoint_s
+        # a signal without a horizon is taken to have this one (`may_decide`); 0 until the
+        # live pipeline's policy says (server/app.py): every past signal may then decide
+        self.signal_horizon_s = 0.0
         self._dirty = False
         self._last_write = 0.0
         self.max_batch_events = max_batch_events
@@ -312,7 +318,7 @@ class Writer:
                 return
             jobs, stop = self._gather(job)
             self._run(jobs)
-            urgent = may_decide(jobs)
+            urgent = may_decide(jobs, horizon_s=self.signal_horizon_s)
             if self.following and time.monotonic() - self._last_follow >= self.follow_poll_s:
                 urgent = self._follow_pass() or urgent
             self._hooks(urgent)
