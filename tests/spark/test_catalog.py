@@ -131,6 +131,8 @@ def test_reconcile_and_ledger_write_catalog_tables(catalog: tuple[Path, Path, st
     out = _database(spark, "at_out", tmp_path / "out")
     built = _database(spark, "at_built", tmp_path / "built")
     try:
+        # a change log beside the ledger `ledger` replaces describes a ledger that is gone
+        spark.sql(f"CREATE TABLE {built}.ledger_changes AS SELECT * FROM {ns}.ledger_changes")
         with partitions(spark, 7):
             doc = _ok("reconcile", "--engine", "spark", "--tables", ns, "--out", out, "--json")
             led = _ok("ledger", "--engine", "spark", "--tables", ns, "--out", built, "--json")
@@ -138,6 +140,7 @@ def test_reconcile_and_ledger_write_catalog_tables(catalog: tuple[Path, Path, st
         want_ledger = _store_rows(db, "ledger", LEDGER_COLUMNS, "run_id")
         assert doc["legs"] == len(want_legs) and doc["runs"] == len(want_ledger) > 100
         assert led == {"engine": "spark", "runs": len(want_ledger), "out": built}
+        assert not spark.catalog.tableExists(f"{built}.ledger_changes")  # run._forget_changes
         assert _table_rows(spark, f"{out}.legs", LEG_COLUMNS, "event_id") == want_legs
         assert _table_rows(spark, f"{out}.ledger", LEDGER_COLUMNS, "run_id") == want_ledger
         assert _table_rows(spark, f"{built}.ledger", LEDGER_COLUMNS, "run_id") == want_ledger

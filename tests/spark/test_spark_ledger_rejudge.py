@@ -58,3 +58,34 @@ def test_late_runs_on_a_ledger_without_changes_are_judged_at_every_mark(
     assert [states.get(("agent", a)) for a in ("Loser", "Winner", "Mixed")] == [
         "killed", "promoted", "killed"]
     assert log.con.execute("SELECT count(*) FROM gate_seen").fetchall() == [(0,)]
+
+
+def test_a_ledger_spark_writes_into_an_export_drops_its_change_log(
+        tmp_path: Path, spark: Any) -> None:
+    """The rebuild in place: after ETH's bars priced runs 0-4, the export folder gets the new
+    legs and `ledger --engine spark --out lake/ledger.parquet` rebuilds its ledger. The
+    folder's `ledger_changes.parquet` is the old ledger's: read beside the new one it names
+    none of the runs it changed, the catch-up finds no news after `gate_seen`, and Loser and
+    Mixed are never killed. Dropped with the write (`run._forget_changes`), every mark is
+    judged again: the embedded engine's log, record for record."""
+    import shutil
+
+    from alphatrace.engines.spark.run import ledger_to_parquet
+
+    lake = tmp_path / "lake"
+    for part, (emb, log, _, cfg) in enumerate(cases.late_eth_rounds(tmp_path)):
+        if part == 0:
+            export_parquet(emb.con, lake)
+        else:
+            fresh = tmp_path / "fresh"
+            export_parquet(emb.con, fresh)
+            shutil.copy(fresh / "legs.parquet", lake / "legs.parquet")
+            assert (lake / "ledger_changes.parquet").exists()
+            ledger_to_parquet(lake, lake / "ledger.parquet", cfg.reconcile)
+            assert not (lake / "ledger_changes.parquet").exists()
+        emb.gates.evaluation(policy=cfg.governance)
+        Gates(log.store, SparkReads(spark, lake)).evaluation(policy=cfg.governance)
+    assert journal.read_records(log.con) == journal.read_records(emb.con)
+    states = journal.lifecycle_states(log.con)
+    assert [states.get(("agent", a)) for a in ("Loser", "Winner", "Mixed")] == [
+        "killed", "promoted", "killed"]

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,23 @@ def _write(df: Any, out: Path, table: str, folder: Path, **counts: Any) -> dict[
     return {name: int(v) for name, v in obs.get.items()} if counts else {}
 
 
+def _forget_changes(out: Path) -> None:
+    """A ledger Spark wrote where an export's change log sits beside it (the namespace `out`,
+    or `ledger.parquet` of an export folder) replaced the rows that log described, and Spark
+    records no changes of its own: the log is dropped, so governance over these tables judges
+    every marked subject at its mark (`replay.every_mark`) instead of reading the changes of a
+    ledger that is gone, and missing the runs this one changed."""
+    lk = lake(out)
+    if lk.namespace is not None:
+        session().sql(f"DROP TABLE IF EXISTS {lk.name('ledger_changes')}")
+    elif out.name == "ledger.parquet":
+        stale = out.parent / "ledger_changes.parquet"
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 def ledger_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> int:
     """Build the ledger of the export in `tables` on Spark and write it to the Parquet
     directory `out` (or the table `ledger` of the namespace `out`), replaced, rows in (ts,
@@ -40,7 +58,9 @@ def ledger_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> int:
     from pyspark.sql import functions as F
 
     df = ledger_frame(session(), tables, cfg).orderBy("ts", "run_id")
-    return _write(df, out, "ledger", out, rows=F.count(F.lit(1)))["rows"]
+    rows = _write(df, out, "ledger", out, rows=F.count(F.lit(1)))["rows"]
+    _forget_changes(out)
+    return rows
 
 
 def reconcile_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> dict[str, Any]:
@@ -59,6 +79,7 @@ def reconcile_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> dict[
                          for s in ("realized", "open", "unpriced")})
         runs = _write(frames.ledger.orderBy("ts", "run_id"), out, "ledger", out / "ledger",
                       rows=F.count(F.lit(1)))["rows"]
+        _forget_changes(out)
     finally:
         frames.legs.unpersist()
     return {"legs": legs["legs"], "realized": legs["realized"], "open": legs["open"],
