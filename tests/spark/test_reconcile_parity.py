@@ -107,7 +107,7 @@ def test_spark_prices_the_same_legs_and_ledger(
         frames = reconcile_frames(spark, lake, policy(POLICY))
         legs = _keyed([r.asDict() for r in frames.legs.collect()], "event_id")
         ledger = _keyed([r.asDict() for r in frames.ledger.collect()], "run_id")
-        frames.legs.unpersist()
+        frames.release()
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", "2")
     _same(legs, want_legs, LEG_COLUMNS)
@@ -143,3 +143,25 @@ def test_reconcile_cli_writes_legs_and_ledger(
                  ["--engine", "flink"]):
         bad = CliRunner().invoke(app, ["reconcile", *args])
         assert bad.exit_code != 0 and ("engine" in bad.output or "--tables" in bad.output)
+
+
+def test_the_ledger_reads_the_priced_legs_without_pricing_again(
+        lakes: dict[str, tuple[Path, Rows, Rows]], spark: Any) -> None:
+    """The ledger's physical plan scans the legs `reconcile_frames` computed: it runs neither
+    Python kernel (`locate.exits`, the fingerprints) again, and it joins the driver's small
+    relations (params, pnl keys) by broadcast, not by shuffling the runs to them. Before, a
+    cached legs plan was not matched inside the ledger's CTEs, so the plan priced every signal
+    once per read of `legs`."""
+    import re
+
+    lake, _, want_ledger = lakes["demo"]
+    frames = reconcile_frames(spark, lake, policy(POLICY))
+    try:
+        plan = frames.ledger._jdf.queryExecution().executedPlan().toString()
+        assert "MapInArrow" not in plan
+        assert "Scan ExistingRDD[event_id" in plan  # the kept legs
+        assert not re.search(r"SortMergeJoin \[(agent|symbol)#", plan), plan
+        got = _keyed([r.asDict() for r in frames.ledger.collect()], "run_id")
+    finally:
+        frames.release()
+    _same(got, want_ledger, LEDGER_COLUMNS)

@@ -39,12 +39,20 @@ def ledger_frame(spark: Any, tables: Path | Lake, cfg: ReconcileConfig) -> Any:
         spark, small_relations(lambda t: lk.driver_source(spark, t), cfg), cfg)
 
 
+def small_view(spark: Any, rows: pa.Table, schema: str, name: str) -> None:
+    """The driver's `rows` as the Spark temp view `name`, joined by broadcast: a DataFrame made
+    from local rows has no size Spark knows, so every join against it would otherwise be a
+    sort-merge join that shuffles the large side (bench/RESULTS.md, session "sparkledger")."""
+    from pyspark.sql import functions as F
+
+    F.broadcast(spark.createDataFrame(rows.to_pylist(), schema=schema)
+                ).createOrReplaceTempView(name)
+
+
 def ledger_over_views(spark: Any, small: dict[str, pa.Table], cfg: ReconcileConfig) -> Any:
     """The ledger from the views `legs`, `telemetry`, `pnl` and `ingested_files`, with the
     small relations `params` and `pnl_keys` (`small.small_relations`)."""
-    spark.createDataFrame(small["params"].to_pylist(), schema=_PARAMS).createOrReplaceTempView(
-        "_sp_params")
-    spark.createDataFrame(small["pnl_keys"].to_pylist(), schema="alias STRING, key STRING"
-                          ).createOrReplaceTempView("_sp_pnlkeys")
+    small_view(spark, small["params"], _PARAMS, "_sp_params")
+    small_view(spark, small["pnl_keys"], "alias STRING, key STRING", "_sp_pnlkeys")
     sql = ledger_sql(cfg.hash, pnl_keys="_sp_pnlkeys", params="_sp_params", dialect=SPARK)
     return spark.sql(f"SELECT {', '.join(LEDGER_COLUMNS)} FROM ({sql}) l")

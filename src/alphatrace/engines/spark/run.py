@@ -60,7 +60,7 @@ def reconcile_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> dict[
         runs = _write(frames.ledger.orderBy("ts", "run_id"), out, "ledger", out / "ledger",
                       rows=F.count(F.lit(1)))["rows"]
     finally:
-        frames.legs.unpersist()
+        frames.release()
     return {"legs": legs["legs"], "realized": legs["realized"], "open": legs["open"],
             "unpriced": legs["unpriced"], "runs": runs, "policy_hash": cfg.hash}
 
