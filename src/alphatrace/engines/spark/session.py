@@ -8,11 +8,19 @@ from typing import Any
 
 from alphatrace.errors import InputError
 
+_PARTITIONS = "spark.sql.shuffle.partitions"
+
 
 def session() -> Any:
     """The active Spark session, or a new local one. Either way the session time zone is UTC
     (the store's instants) and Parquet timestamps are written as microseconds (what the
-    embedded engine and `alphatrace export` read and write)."""
+    embedded engine and `alphatrace export` read and write).
+
+    A new session whose configuration does not set `spark.sql.shuffle.partitions` gets two per
+    core (`defaultParallelism`) instead of Spark's 200: adaptive execution coalesces small
+    partitions only on the reading side, so every map task still writes 200 pieces, and most
+    of Spark's CPU here is per task and per stage, not per row (docs/spark.md). A session the
+    user configured, or one already running, keeps its setting."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -24,6 +32,8 @@ def session() -> Any:
         # would start `python3` from PATH); a cluster's session says where its own is.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark = SparkSession.builder.appName("alphatrace").getOrCreate()
+        if not spark.sparkContext.getConf().contains(_PARTITIONS):
+            spark.conf.set(_PARTITIONS, str(2 * spark.sparkContext.defaultParallelism))
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     return spark
