@@ -51,8 +51,11 @@ class Frames:
     ledger: Any
 
     def release(self) -> None:
-        """Drop the kept legs from the executors' storage."""
-        self.legs._jdf.queryExecution().logical().rdd().unpersist(False)
+        """Drop the kept legs from the executors' storage. On Spark Connect the server drops
+        them when the client's DataFrame goes."""
+        jdf = getattr(self.legs, "_jdf", None)
+        if jdf is not None:
+            jdf.queryExecution().logical().rdd().unpersist(False)
 
 
 def materialized(df: Any) -> Any:

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from alphatrace.engines.spark.session import spark_context
 from alphatrace.forensics.slices import Feature, Passes, PassesOn, histogram
 
 # The Spark job group of the passes (Spark's status tracker lists their jobs under it).
@@ -103,8 +104,8 @@ def passes_on(spark: Any, min_rows: int = MIN_ROWS) -> PassesOn:
     """`slices.PassesOn` on `spark`'s executors, for searches over at least `min_rows` rows
     (smaller ones stay on the driver: None). A search's rows (its features' codes and its
     weights, e last) become a DataFrame kept on the executors in `defaultParallelism`
-    partitions; each call is one pass of `histograms` over them, in the job group
-    `JOB_GROUP`."""
+    partitions (the shuffle partitions on Spark Connect); each call is one pass of
+    `histograms` over them, in the job group `JOB_GROUP` (none on Connect)."""
 
     def on(features: Sequence[Feature], weights: Sequence[F64], e: F64) -> Passes | None:
         if e.size < min_rows:
@@ -112,17 +113,23 @@ def passes_on(spark: Any, min_rows: int = MIN_ROWS) -> PassesOn:
         codes = {f"c{i}": np.asarray(f.codes, np.int32) for i, f in enumerate(features)}
         ws = {f"w{j}": np.asarray(w, np.float64) for j, w in enumerate(weights)}
         rows = pa.table({**codes, **ws, "e": np.asarray(e, np.float64)})
-        df = spark.createDataFrame(rows).repartition(spark.sparkContext.defaultParallelism)
-        df = df.localCheckpoint(eager=True)
+        sc = spark_context(spark)
+        parts = (sc.defaultParallelism if sc is not None
+                 else int(spark.conf.get("spark.sql.shuffle.partitions")))
+        df = spark.createDataFrame(rows).repartition(parts).localCheckpoint(eager=True)
         dims = {f"c{i}": f.n_codes for i, f in enumerate(features)}
 
         def passes(combos: Sequence[tuple[int, ...]], with_max: bool) -> list[Hist]:
-            sc = spark.sparkContext
+            def run() -> list[Hist]:
+                return histograms(df, [[f"c{i}" for i in c] for c in combos], dims, list(ws),
+                                  "e" if with_max else None)
+
+            if sc is None:  # Spark Connect: no job groups on the client
+                return run()
             before = {k: sc.getLocalProperty(k) for k in _GROUP_PROPERTIES}
             sc.setJobGroup(JOB_GROUP, "slice search histograms")
             try:
-                return histograms(df, [[f"c{i}" for i in c] for c in combos], dims, list(ws),
-                                  "e" if with_max else None)
+                return run()
             finally:
                 for k, v in before.items():
                     sc.setLocalProperty(k, v)
