@@ -29,9 +29,12 @@ from alphatrace.forensics.slices import Feature, Passes, PassesOn, histogram
 # The Spark job group of the passes (Spark's status tracker lists their jobs under it).
 JOB_GROUP = "alphatrace-slice-histograms"
 _GROUP_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
-# Searches over fewer rows run their passes on the driver: a Spark job and the rows' trip
-# to the executors cost more than the passes themselves there (bench/RESULTS.md, session
-# "sparkledger"), and `forensics` searches every agent and strategy class, most of them small.
+# Searches over fewer rows run their passes on the driver. Even at 1M rows the executor path
+# cost ~2x the driver's CPU on 2 cores (bench/RESULTS.md, session "sparkhist"); below, the
+# fixed part (the rows' trip, a job per lattice level) weighs more, and `forensics` searches
+# every agent and strategy class, most of them small: what the executors take over is the
+# passes of the large populations, whose rows would otherwise be read once per combination
+# on the driver's one core.
 MIN_ROWS = 100_000
 
 F64 = npt.NDArray[np.float64]
