@@ -249,3 +249,27 @@ def test_unknown_agent_on_spark_is_refused(spark: Any, synthetic: tuple[Path, Pa
                "--json")
     assert want.exit_code == got.exit_code != 0
     assert "BreakAgent" in got.output and want.output == got.output
+
+
+def test_slice_search_passes_run_on_the_executors(
+        spark: Any, synthetic: tuple[Path, Path, Path]) -> None:
+    """With every population's search on the executors (`min_rows=1`), the document is the
+    embedded engine's, and Spark ran the histogram passes: its status tracker lists their jobs
+    (one per lattice level and population) in their job group. Without the wiring, none."""
+    from alphatrace.engines.spark.forensics import forensics
+    from alphatrace.engines.spark.slices import JOB_GROUP
+    from alphatrace.forensics.api import Forensics
+    from alphatrace.store import Store
+
+    db, lake, pol = synthetic
+    with Store(db, read_only=True) as store:
+        want = Forensics(store).forensics(policy=pol)
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup(JOB_GROUP))
+    with _partitions(spark, 7):
+        got = forensics(spark, lake, policy=pol, min_rows=1)
+    jobs = set(tracker.getJobIdsForGroup(JOB_GROUP)) - before
+    assert got == want
+    # 7 populations (the store, each agent, each strategy class), each at least its first level
+    assert want["search"]["populations"] == 7
+    assert len(jobs) >= 7, len(jobs)

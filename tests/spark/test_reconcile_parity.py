@@ -20,8 +20,9 @@ import alphatrace as at_
 from alphatrace.cli.main import app
 from alphatrace.demo import shipped
 from alphatrace.demo.simulate import simulate
+from alphatrace.engines.spark.ledger import single_sources_on
 from alphatrace.engines.spark.reconcile import reconcile_frames
-from alphatrace.ledger.build import LEDGER_COLUMNS
+from alphatrace.ledger.build import LEDGER_COLUMNS, SOURCES
 from alphatrace.ledger.policy import ReconcileConfig
 from alphatrace.ledger.pricing import LEG_COLUMNS
 from alphatrace.ledger.reconcile import reconcile
@@ -86,16 +87,21 @@ def lakes(tmp_path_factory: pytest.TempPathFactory, demo_market: tuple[pa.Table,
           ) -> dict[str, tuple[Path, Rows, Rows]]:
     """Per data set: the export, and the embedded engine's legs and ledger."""
     out = {}
-    for name in ("edges", "demo"):
+    for name in ("edges", "demo", "single"):
         d = tmp_path_factory.mktemp(name)
         s = _edges(d / "s.duckdb") if name == "edges" else _demo(d / "s.duckdb", demo_market)
+        if name == "single":  # one signal, telemetry record and pnl event per run
+            for t in ("alpha", "telemetry", "pnl"):
+                s.con.execute(f"DELETE FROM {t} WHERE event_id NOT IN "
+                              f"(SELECT min(event_id) FROM {t} GROUP BY run_id)")
         legs, ledger = _embedded(s, d / "lake", policy(POLICY))
         out[name] = (d / "lake", legs, ledger)
     return out
 
 
 # Each data set with 1 and 7 shuffle partitions: edges with 1 is the CLI test below.
-@pytest.mark.parametrize(("data", "partitions"), [("edges", 7), ("demo", 1), ("demo", 7)])
+@pytest.mark.parametrize(("data", "partitions"),
+                         [("edges", 7), ("demo", 1), ("demo", 7), ("single", 7)])
 def test_spark_prices_the_same_legs_and_ledger(
         lakes: dict[str, tuple[Path, Rows, Rows]], spark: Any, data: str,
         partitions: int) -> None:
@@ -105,9 +111,13 @@ def test_spark_prices_the_same_legs_and_ledger(
     spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
     try:
         frames = reconcile_frames(spark, lake, policy(POLICY))
+        # the ledger's text without the several-row halves (`single`) where no run has several
+        # rows; with them wherever a source has such a run
+        assert single_sources_on(spark) == (frozenset(SOURCES) if data == "single"
+                                            else frozenset())
         legs = _keyed([r.asDict() for r in frames.legs.collect()], "event_id")
         ledger = _keyed([r.asDict() for r in frames.ledger.collect()], "run_id")
-        frames.legs.unpersist()
+        frames.release()
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", "2")
     _same(legs, want_legs, LEG_COLUMNS)
@@ -143,3 +153,25 @@ def test_reconcile_cli_writes_legs_and_ledger(
                  ["--engine", "flink"]):
         bad = CliRunner().invoke(app, ["reconcile", *args])
         assert bad.exit_code != 0 and ("engine" in bad.output or "--tables" in bad.output)
+
+
+def test_the_ledger_reads_the_priced_legs_without_pricing_again(
+        lakes: dict[str, tuple[Path, Rows, Rows]], spark: Any) -> None:
+    """The ledger's physical plan scans the legs `reconcile_frames` computed: it runs neither
+    Python kernel (`locate.exits`, the fingerprints) again, and it joins the driver's small
+    relations (params, pnl keys) by broadcast, not by shuffling the runs to them. Before, a
+    cached legs plan was not matched inside the ledger's CTEs, so the plan priced every signal
+    once per read of `legs`."""
+    import re
+
+    lake, _, want_ledger = lakes["demo"]
+    frames = reconcile_frames(spark, lake, policy(POLICY))
+    try:
+        plan = frames.ledger._jdf.queryExecution().executedPlan().toString()
+        assert "MapInArrow" not in plan
+        assert "Scan ExistingRDD[event_id" in plan  # the kept legs
+        assert not re.search(r"SortMergeJoin \[(agent|symbol)#", plan), plan
+        got = _keyed([r.asDict() for r in frames.ledger.collect()], "run_id")
+    finally:
+        frames.release()
+    _same(got, want_ledger, LEDGER_COLUMNS)

@@ -26,7 +26,7 @@ from alphatrace.forensics import data
 from alphatrace.forensics import exclusions as exmod
 from alphatrace.forensics.config import NUMERIC_FEATURES, ForensicsConfig, default_horizon_s, load
 from alphatrace.forensics.explain import explain as explain_doc
-from alphatrace.forensics.slices import Categorical
+from alphatrace.forensics.slices import Categorical, PassesOn
 from alphatrace.parse import parse_since
 from alphatrace.policy import Policy
 from alphatrace.store import Store
@@ -96,7 +96,8 @@ class Forensics:
         elif holdout is not None:
             split = int(len(run_ids) * (1 - holdout))
             disc = {k: v[:split] for k, v in columns.items()}
-            res = clmod.find(disc, sorted(numeric), y[:split], run_ids[:split], cc, depth, progress)
+            res = clmod.find(disc, sorted(numeric), y[:split], run_ids[:split], cc, depth, progress,
+                             self._passes_on())
             clmod.holdout_check(res.clusters, {k: v[split:] for k, v in columns.items()},
                                 y[split:], cc.fdr_q)
             ts = frame["ts"].to_pylist()
@@ -104,7 +105,8 @@ class Forensics:
                               "holdout_runs": len(run_ids) - split,
                               "split_ts": ts[split] if split < len(ts) else None}
         else:
-            res = clmod.find(columns, sorted(numeric), y, run_ids, cc, depth, progress)
+            res = clmod.find(columns, sorted(numeric), y, run_ids, cc, depth, progress,
+                             self._passes_on())
         out["clusters"] = [c.to_dict() for c in res.clusters]
         out["search"] = {"features": res.features, "slices_tested": res.tested,
                          "discoveries": res.discoveries, "depth": depth or cc.max_depth,
@@ -150,7 +152,7 @@ class Forensics:
                 pops.append((columns, sorted(numeric), floats(frame["y"]),
                              [str(r) for r in frame["run_id"].to_pylist()]))
                 labels.append(f"{scope} {name}")
-        results = clmod.find_family(pops, cfg.clusters, depth, progress)
+        results = clmod.find_family(pops, cfg.clusters, depth, progress, self._passes_on())
         merged = clmod.merge_ranked(list(zip(labels, results, strict=True)), cfg.clusters.max_clusters)
         first = results[0]
         return clmod.ClusterResult(
@@ -160,6 +162,11 @@ class Forensics:
 
     def _changes(self, f: data.Filters, cfg: ForensicsConfig) -> list[cpmod.Change]:
         return changes(self.store.con, f, cfg)
+
+    def _passes_on(self) -> PassesOn | None:
+        """Where the slice search's histogram passes run: here (None); Spark's executors on
+        `engines/spark/forensics.SparkForensics`."""
+        return None
 
     @utc_result
     def apply_exclusions(self, policy: PolicyArg = None) -> dict[str, Any]:

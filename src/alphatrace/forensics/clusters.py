@@ -41,6 +41,7 @@ from alphatrace.errors import InputError
 from alphatrace.forensics.config import ClustersConfig
 from alphatrace.forensics.slices import (
     Feature,
+    PassesOn,
     Predicate,
     SearchParams,
     SliceTable,
@@ -140,7 +141,8 @@ class Scan:
 
 def scan(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
          run_ids: Sequence[str], cfg: ClustersConfig, depth: int | None = None,
-         progress: Callable[[int, int], None] | None = None) -> Scan:
+         progress: Callable[[int, int], None] | None = None,
+         passes_on: PassesOn | None = None) -> Scan:
     ya = np.asarray(y, dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(ya))
     if bad.size:
@@ -159,7 +161,7 @@ def scan(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
     table = search(feats, loss, SearchParams(alpha=cfg.alpha, k=cfg.search_k,
                                              max_level=depth or cfg.max_depth,
                                              min_support=minsup, exact_max=False),
-                   y=yc, progress=progress)
+                   y=yc, progress=progress, passes_on=passes_on)
     tested = np.flatnonzero((table.size >= minsup) & (n - table.size >= 2))
     tot_s, tot_q = float(yc.sum()), float(on_grid(yc * yc).sum())
     n_in = table.size[tested]
@@ -173,9 +175,11 @@ def scan(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
 
 def find(columns: dict[str, Any], numeric: Sequence[str], y: npt.ArrayLike,
          run_ids: Sequence[str], cfg: ClustersConfig, depth: int | None = None,
-         progress: Callable[[int, int], None] | None = None) -> ClusterResult:
-    """Loss clusters of target `y` (bps) over the run features in `columns`."""
-    sc = scan(columns, numeric, y, run_ids, cfg, depth, progress)
+         progress: Callable[[int, int], None] | None = None,
+         passes_on: PassesOn | None = None) -> ClusterResult:
+    """Loss clusters of target `y` (bps) over the run features in `columns`; `passes_on`:
+    where the search's histogram passes run (`slices.PassesOn`; None: here)."""
+    sc = scan(columns, numeric, y, run_ids, cfg, depth, progress, passes_on)
     return select(sc, bh_qvalues(sc.p), cfg)
 
 
@@ -183,14 +187,15 @@ Population = tuple[dict[str, Any], Sequence[str], npt.ArrayLike, Sequence[str]]
 
 
 def find_family(populations: Sequence[Population], cfg: ClustersConfig, depth: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> list[ClusterResult]:
+                progress: Callable[[int, int], None] | None = None,
+                passes_on: PassesOn | None = None) -> list[ClusterResult]:
     """Loss clusters of several populations (e.g. the whole store, each agent, each strategy
     class) with Benjamini–Hochberg over the whole family of tested slices, so searching more
     populations does not inflate the false discovery rate. One result per population."""
     scans: list[Scan] = []
     total = len(populations)
     for i, (columns, numeric, y, run_ids) in enumerate(populations):
-        scans.append(scan(columns, numeric, y, run_ids, cfg, depth))
+        scans.append(scan(columns, numeric, y, run_ids, cfg, depth, passes_on=passes_on))
         if progress is not None:
             progress(i + 1, total)
     q = bh_qvalues(np.concatenate([s.p for s in scans]) if scans else np.array([]))

@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -366,19 +366,39 @@ def histogram(codes: Sequence[npt.NDArray[np.integer[Any]]], dims: Sequence[int]
     return sums, sm
 
 
-def _hist(features: Sequence[Feature], combo: tuple[int, ...], e: F64,
-          weights: Sequence[F64], with_max: bool = True) -> tuple[F64, F64 | None]:
-    """Joint histogram of the combo's codes: the sums of `weights` (1, e[, y, y²]) on a
-    trailing axis, and max e, per cell."""
+def _dims(features: Sequence[Feature], combo: tuple[int, ...]) -> tuple[int, ...]:
+    """The combo's histogram shape (codes per feature); refused past MAX_CELLS cells."""
     dims = tuple(features[f].n_codes for f in combo)
     cells = math.prod(dims)
     if cells > MAX_CELLS:
         names = ", ".join(features[f].name for f in combo)
         raise MemoryError(f"too many value combinations for {names} ({cells:,}); "
                           "lower max_categories or the depth")
+    return dims
+
+
+def _hist(features: Sequence[Feature], combo: tuple[int, ...], e: F64,
+          weights: Sequence[F64], with_max: bool = True) -> tuple[F64, F64 | None]:
+    """Joint histogram of the combo's codes: the sums of `weights` (1, e[, y, y²]) on a
+    trailing axis, and max e, per cell."""
+    dims = _dims(features, combo)
     sums, sm = histogram([features[f].codes for f in combo], dims, weights,
                          e if with_max else None)
     return sums.reshape((*dims, len(weights))), None if sm is None else sm.reshape(dims)
+
+
+class Passes(Protocol):
+    """Histogram passes run elsewhere (Spark's executors: `engines/spark/slices.py`): for each
+    combo, `histogram` of the search's rows (its features' codes, its weights, e's maxima with
+    `with_max`), flat as `histogram` returns them; the same bits as over the rows here."""
+
+    def __call__(self, combos: Sequence[tuple[int, ...]], with_max: bool
+                 ) -> list[tuple[F64, F64 | None]]: ...
+
+
+# Where a search's histogram passes run: given its features, weights (1, e[, y, y²]) and e,
+# the passes over those rows, or None to run them here, over the in-memory codes.
+PassesOn = Callable[[Sequence[Feature], Sequence[F64], F64], "Passes | None"]
 
 
 def _pair_hists(features: Sequence[Feature], pairs: Sequence[tuple[int, ...]], e: F64,
@@ -514,7 +534,8 @@ class SliceLine:
 
     def __init__(self, features: Sequence[Feature], errors: npt.ArrayLike, params: SearchParams,
                  y: npt.ArrayLike | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None,
+                 passes_on: PassesOn | None = None) -> None:
         e = np.asarray(errors, dtype=np.float64)
         if e.ndim != 1 or (e.size and float(e.min()) < 0):
             raise ValueError("errors must be a non-negative vector")
@@ -536,6 +557,7 @@ class SliceLine:
         self.done = 0
         self.total = len(self.feats) + sum(math.comb(len(self.feats), lv)
                                            for lv in range(2, self.max_level + 1))
+        self.passes = None if passes_on is None else passes_on(self.feats, self.weights, e)
 
     # -- the two pruning choices a reference run replaces ------------------------------------
     @property
@@ -559,9 +581,11 @@ class SliceLine:
 
     def first_level(self) -> _Level:
         out = _Level()
-        for f in range(len(self.feats)):
+        combos = [(f,) for f in range(len(self.feats))]
+        got = self.elsewhere(combos, True)
+        for (f,) in combos:
             out.valid[(f,)], out.size[(f,)], out.err[(f,)], out.err_max[(f,)] = (
-                self.evaluate((f,), None))
+                self.evaluate((f,), None, hist=got.get((f,))))
             self.combos_read += 1
             self._step()
         return out
@@ -577,8 +601,10 @@ class SliceLine:
             else:
                 pending.append((combo, alive, sm))
         last = level == self.max_level and not self.params.exact_max
-        shared = (_pair_hists(self.feats, [c for c, _, _ in pending], self.e, self.weights,
-                              not last) if level == 2 else {})
+        shared = self.elsewhere([c for c, _, _ in pending], not last)
+        if not shared and level == 2:
+            shared = _pair_hists(self.feats, [c for c, _, _ in pending], self.e, self.weights,
+                                 not last)
         cur = _Level()
         for combo, alive, sm in pending:
             cur.valid[combo], cur.size[combo], cur.err[combo], cur.err_max[combo] = self.evaluate(
@@ -586,6 +612,20 @@ class SliceLine:
             self.combos_read += 1
             self._step()
         return cur
+
+    def elsewhere(self, combos: Sequence[tuple[int, ...]], with_max: bool
+                  ) -> dict[tuple[int, ...], tuple[F64, F64 | None]]:
+        """The combos' histograms from `passes` (one pass for all of them, shaped as `_hist`
+        shapes them); empty when the passes run here."""
+        if self.passes is None or not combos:
+            return {}
+        shapes = [_dims(self.feats, c) for c in combos]
+        out = {}
+        for c, dims, (sums, top) in zip(combos, shapes, self.passes(combos, with_max),
+                                        strict=True):
+            out[c] = (sums.reshape((*dims, len(self.weights))),
+                      None if top is None else top.reshape(dims))
+        return out
 
     def candidates(self, combo: tuple[int, ...], prev: _Level, thr: float
                    ) -> tuple[BOOL | None, F64 | None]:
@@ -674,14 +714,16 @@ class ReferenceSliceLine(SliceLine):
 
 def search(features: Sequence[Feature], errors: npt.ArrayLike, params: SearchParams,
            y: npt.ArrayLike | None = None,
-           progress: Callable[[int, int], None] | None = None) -> SliceTable:
+           progress: Callable[[int, int], None] | None = None,
+           passes_on: PassesOn | None = None) -> SliceTable:
     """Every slice SliceLine would evaluate, with its statistics, and the top-K.
 
     `errors` must be non-negative (SliceLine's error vector; for PnL, the per-run loss).
     `y`, when given, is summed too (Σy, Σy²) so callers can test slices without rereading rows;
     pass it centred. Sums are exact, whatever the row order or split, when `errors` and `y`
     are on their grids (`on_grid`; y² is put on its own here). `progress(done, total)` is called per feature combination.
-    `params.reference` picks `ReferenceSliceLine`.
+    `params.reference` picks `ReferenceSliceLine`. `passes_on`: where the histogram passes
+    run (`PassesOn`; None: here).
     """
     algo = ReferenceSliceLine if params.reference else SliceLine
-    return algo(features, errors, params, y, progress).run()
+    return algo(features, errors, params, y, progress, passes_on).run()

@@ -6,7 +6,9 @@ them, so each document has one definition:
 - `forensics`: Spark selects the included runs (`forensics.data.Filters`: not excluded, the
   agent, strategy and since filters) and, for the loss clusters, their feature columns and
   the `attrs` of their events; these go to the driver, where `Forensics.forensics` runs the
-  slice search (`forensics.clusters`, numpy) on an in-memory DuckDB holding only them. The
+  slice search (`forensics.clusters`, numpy) on an in-memory DuckDB holding only them; a
+  search over at least `slices.MIN_ROWS` runs makes its histogram passes, the part that
+  reads every row once per feature combination, on the executors (`slices.passes_on`). The
   change points run on Spark: each agent's runs are one group (`applyInArrow`) in which
   `forensics.api.changes` (ruptures, Welch, the metric registry on an in-memory DuckDB in the
   Python worker) finds the agent's confirmed changes.
@@ -40,11 +42,13 @@ from alphatrace.engines.spark.governance import (
     naive_utc,
 )
 from alphatrace.engines.spark.lake import Lake, lake
+from alphatrace.engines.spark.slices import MIN_ROWS, passes_on
 from alphatrace.engines.spark.small import create_views
 from alphatrace.forensics import changepoints as cpmod
 from alphatrace.forensics import data
 from alphatrace.forensics.api import Forensics, PolicyArg, Progress, changes, load_config
 from alphatrace.forensics.config import ForensicsConfig
+from alphatrace.forensics.slices import PassesOn
 from alphatrace.parse import parse_since
 from alphatrace.store import Store
 
@@ -125,12 +129,17 @@ def _driver(tables: dict[str, pa.Table | None]) -> duckdb.DuckDBPyConnection:
 
 
 class SparkForensics(Forensics):
-    """`Forensics` whose store holds the runs Spark selected, and whose change points run on
-    Spark, one group per agent."""
+    """`Forensics` whose store holds the runs Spark selected, whose change points run on
+    Spark, one group per agent, and whose slice searches over at least `min_rows` runs make
+    their histogram passes on the executors (`slices.passes_on`)."""
 
-    def __init__(self, store: Store, export: _Export) -> None:
+    def __init__(self, store: Store, export: _Export, min_rows: int = MIN_ROWS) -> None:
         super().__init__(store)
         self.export = export
+        self.min_rows = min_rows
+
+    def _passes_on(self) -> PassesOn:
+        return passes_on(self.export.spark, self.min_rows)
 
     def _changes(self, f: data.Filters, cfg: ForensicsConfig) -> list[cpmod.Change]:
         runs = self.export.runs(f, ["agent IS NOT NULL"])
@@ -161,8 +170,9 @@ def _changes_group(cfg: ForensicsConfig, tbl: pa.Table) -> pa.Table:
 def forensics(spark: Any, tables: Path, agent: str | None = None, strategy: str | None = None,
               since: str | dt.datetime | dt.date | None = None, holdout: float | None = None,
               depth: int | None = None, *, policy: PolicyArg = None,
-              progress: Progress | None = None) -> dict[str, Any]:
-    """`alphatrace forensics` over the export in `tables` (the same document)."""
+              progress: Progress | None = None, min_rows: int = MIN_ROWS) -> dict[str, Any]:
+    """`alphatrace forensics` over the export in `tables` (the same document); searches over
+    at least `min_rows` runs make their histogram passes on the executors."""
     cfg, _ = load_config(policy)
     ex = _Export(spark, tables)
     f = data.Filters(agent, strategy, parse_since(since))
@@ -180,7 +190,7 @@ def forensics(spark: Any, tables: Path, agent: str | None = None, strategy: str 
                                     "attrs": pa.array([], pa.string())})
     con = _driver({"ledger": ledger, **attrs})
     try:
-        fx = SparkForensics(Store(read_only=True, con=con), ex)
+        fx = SparkForensics(Store(read_only=True, con=con), ex, min_rows)
         return fx.forensics(agent, strategy, f.since, holdout, depth, policy=policy,
                             progress=progress)
     finally:

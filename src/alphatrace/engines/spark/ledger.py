@@ -17,7 +17,7 @@ import pyarrow as pa
 from alphatrace.engines.spark.dialect import SPARK
 from alphatrace.engines.spark.lake import Lake, lake
 from alphatrace.engines.spark.small import small_relations
-from alphatrace.ledger.build import LEDGER_COLUMNS, ledger_sql
+from alphatrace.ledger.build import LEDGER_COLUMNS, SOURCES, ledger_sql, single_sources
 from alphatrace.ledger.policy import ReconcileConfig
 
 INPUTS = ("legs", "telemetry", "pnl", "ingested_files")
@@ -39,12 +39,31 @@ def ledger_frame(spark: Any, tables: Path | Lake, cfg: ReconcileConfig) -> Any:
         spark, small_relations(lambda t: lk.driver_source(spark, t), cfg), cfg)
 
 
+def small_view(spark: Any, rows: pa.Table, schema: str, name: str) -> None:
+    """The driver's `rows` as the Spark temp view `name`, joined by broadcast: a DataFrame made
+    from local rows has no size Spark knows, so every join against it would otherwise be a
+    sort-merge join that shuffles the large side (bench/RESULTS.md, session "sparkledger")."""
+    from pyspark.sql import functions as F
+
+    F.broadcast(spark.createDataFrame(rows.to_pylist(), schema=schema)
+                ).createOrReplaceTempView(name)
+
+
+def single_sources_on(spark: Any) -> frozenset[str]:
+    """The sources (`ledger.build.SOURCES`) of the views in which no run has several rows, by
+    the embedded engine's own query (`single_sources`), in one Spark job: the ledger's text
+    then leaves out their several-row halves (`ledger_sql`'s `single`). Usually every source:
+    a run has one signal, one telemetry record and one pnl event, and the halves cost a
+    shuffle and a join each for no row (bench/RESULTS.md, session "sparkledger")."""
+    row = spark.sql(single_sources(dict(SOURCES))).first()
+    return frozenset(name for name in SOURCES if row[name])
+
+
 def ledger_over_views(spark: Any, small: dict[str, pa.Table], cfg: ReconcileConfig) -> Any:
     """The ledger from the views `legs`, `telemetry`, `pnl` and `ingested_files`, with the
     small relations `params` and `pnl_keys` (`small.small_relations`)."""
-    spark.createDataFrame(small["params"].to_pylist(), schema=_PARAMS).createOrReplaceTempView(
-        "_sp_params")
-    spark.createDataFrame(small["pnl_keys"].to_pylist(), schema="alias STRING, key STRING"
-                          ).createOrReplaceTempView("_sp_pnlkeys")
-    sql = ledger_sql(cfg.hash, pnl_keys="_sp_pnlkeys", params="_sp_params", dialect=SPARK)
+    small_view(spark, small["params"], _PARAMS, "_sp_params")
+    small_view(spark, small["pnl_keys"], "alias STRING, key STRING", "_sp_pnlkeys")
+    sql = ledger_sql(cfg.hash, pnl_keys="_sp_pnlkeys", params="_sp_params", dialect=SPARK,
+                     single=single_sources_on(spark))
     return spark.sql(f"SELECT {', '.join(LEDGER_COLUMNS)} FROM ({sql}) l")

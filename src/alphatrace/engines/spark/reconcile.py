@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from alphatrace.engines.spark.dialect import SPARK
 from alphatrace.engines.spark.lake import Lake, lake
-from alphatrace.engines.spark.ledger import ledger_over_views, read_views
+from alphatrace.engines.spark.ledger import ledger_over_views, read_views, small_view
 from alphatrace.engines.spark.locate import exits_in_partitions
 from alphatrace.engines.spark.small import pricing_relations
 from alphatrace.ledger.fingerprint import with_fingerprints_batch
@@ -43,10 +43,31 @@ _VIEWS = (
 
 @dataclass(frozen=True)
 class Frames:
-    """The legs (columns LEG_COLUMNS) and the ledger (LEDGER_COLUMNS) as Spark DataFrames."""
+    """The legs (columns LEG_COLUMNS) and the ledger (LEDGER_COLUMNS) as Spark DataFrames. The
+    legs are computed once and kept on the executors (`materialized`): `release` them when
+    done."""
 
     legs: Any
     ledger: Any
+
+    def release(self) -> None:
+        """Drop the kept legs from the executors' storage. On Spark Connect the server drops
+        them when the client's DataFrame goes."""
+        jdf = getattr(self.legs, "_jdf", None)
+        if jdf is not None:
+            jdf.queryExecution().logical().rdd().unpersist(False)
+
+
+def materialized(df: Any) -> Any:
+    """`df` computed now, once, and kept on the executors as a plan of its own (a local
+    checkpoint). Not `cache()`: Spark finds a cached plan only where the same plan is read
+    again, and the ledger SQL reads the legs in several CTEs, where the analyzer gives each
+    read new attribute ids; no read matched, so every read of the legs priced every signal
+    again (the two Python kernels and their joins, four times over; bench/RESULTS.md, session
+    "sparkledger"). A checkpoint is a plain scan of stored rows wherever it is read. Like a
+    cache on local disk, it is lost with its executor: a job that then reads it fails instead
+    of recomputing it."""
+    return df.localCheckpoint(eager=True)
 
 
 def fingerprinted(legs: Any) -> Any:
@@ -66,19 +87,18 @@ def fingerprinted(legs: Any) -> Any:
 
 
 def reconcile_frames(spark: Any, tables: Path | Lake, cfg: ReconcileConfig) -> Frames:
-    """Legs and ledger of the export in `tables`, priced with `cfg`. The legs are cached (the
-    ledger and the caller both read them): `unpersist` them when done."""
+    """Legs and ledger of the export in `tables`, priced with `cfg`. The legs are computed here,
+    once (the ledger and the caller both read them): `Frames.release` them when done."""
     lk = lake(tables)
     read_views(spark, lk, INPUTS)
     symbols = spark.sql("SELECT DISTINCT symbol FROM alpha").toArrow()
     pricing = pricing_relations(lambda t: lk.driver_source(spark, t), cfg, symbols)
     for name, view, schema in _VIEWS:
-        spark.createDataFrame(pricing.relations[name].to_pylist(), schema=schema
-                              ).createOrReplaceTempView(view)
+        small_view(spark, pricing.relations[name], schema, view)
     rel = Relations(todo="alpha")
     narrow = spark.sql(narrow_sql(rel, SPARK))
     exits_in_partitions(narrow, pricing.market).createOrReplaceTempView("_rc_exits")
     priced = spark.sql(priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s, "_rc_exits", SPARK))
-    legs = fingerprinted(priced).select(*LEG_COLUMNS).cache()
+    legs = materialized(fingerprinted(priced).select(*LEG_COLUMNS))
     legs.createOrReplaceTempView("legs")
     return Frames(legs, ledger_over_views(spark, pricing.relations, cfg))

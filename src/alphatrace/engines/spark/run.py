@@ -81,7 +81,7 @@ def reconcile_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> dict[
                       rows=F.count(F.lit(1)))["rows"]
         _forget_changes(out)
     finally:
-        frames.legs.unpersist()
+        frames.release()
     return {"legs": legs["legs"], "realized": legs["realized"], "open": legs["open"],
             "unpriced": legs["unpriced"], "runs": runs, "policy_hash": cfg.hash}
 

@@ -7,9 +7,11 @@ every partial sum is exact and the total is the embedded engine's, bit for bit, 
 partitioning; the driver still adds them in partition order. A partition sends one row: its
 histogram as raw float64 bytes (cells × weights sums, and the cells' maxima), never its rows.
 
-Not yet called by `forensics --engine spark` (docs/spark.md, "Forensics and explain on
-Spark"): the search there still runs on the driver, because the encoding (quantile cut
-points, per population) and the redundancy filter (the rows of kept clusters) read rows too.
+`forensics --engine spark` runs its searches' passes here (`passes_on`): each population's
+codes and weights are sent to the executors once, kept there, and each level of the lattice
+is one Spark job over them, all of its feature combinations in one pass. The encoding
+(quantile cut points, per population) and the redundancy filter (the rows of kept clusters)
+still read the rows on the driver.
 """
 
 from __future__ import annotations
@@ -21,7 +23,19 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from alphatrace.forensics.slices import histogram
+from alphatrace.engines.spark.session import spark_context
+from alphatrace.forensics.slices import Feature, Passes, PassesOn, histogram
+
+# The Spark job group of the passes (Spark's status tracker lists their jobs under it).
+JOB_GROUP = "alphatrace-slice-histograms"
+_GROUP_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
+# Searches over fewer rows run their passes on the driver. Even at 1M rows the executor path
+# cost ~2x the driver's CPU on 2 cores (bench/RESULTS.md, session "sparkhist"); below, the
+# fixed part (the rows' trip, a job per lattice level) weighs more, and `forensics` searches
+# every agent and strategy class, most of them small: what the executors take over is the
+# passes of the large populations, whose rows would otherwise be read once per combination
+# on the driver's one core.
+MIN_ROWS = 100_000
 
 F64 = npt.NDArray[np.float64]
 Hist = tuple[F64, "F64 | None"]
@@ -87,3 +101,42 @@ def histograms(df: Any, combos: Sequence[Sequence[str]], dims: Mapping[str, int]
         if top is not None:
             np.maximum(top, np.frombuffer(r["max"], np.float64), out=top)
     return out
+
+
+def passes_on(spark: Any, min_rows: int = MIN_ROWS) -> PassesOn:
+    """`slices.PassesOn` on `spark`'s executors, for searches over at least `min_rows` rows
+    (smaller ones stay on the driver: None). A search's rows (its features' codes and its
+    weights, e last) become a DataFrame kept on the executors in `defaultParallelism`
+    partitions (the shuffle partitions on Spark Connect); each call is one pass of
+    `histograms` over them, in the job group `JOB_GROUP` (none on Connect)."""
+
+    def on(features: Sequence[Feature], weights: Sequence[F64], e: F64) -> Passes | None:
+        if e.size < min_rows:
+            return None
+        codes = {f"c{i}": np.asarray(f.codes, np.int32) for i, f in enumerate(features)}
+        ws = {f"w{j}": np.asarray(w, np.float64) for j, w in enumerate(weights)}
+        rows = pa.table({**codes, **ws, "e": np.asarray(e, np.float64)})
+        sc = spark_context(spark)
+        parts = (sc.defaultParallelism if sc is not None
+                 else int(spark.conf.get("spark.sql.shuffle.partitions")))
+        df = spark.createDataFrame(rows).repartition(parts).localCheckpoint(eager=True)
+        dims = {f"c{i}": f.n_codes for i, f in enumerate(features)}
+
+        def passes(combos: Sequence[tuple[int, ...]], with_max: bool) -> list[Hist]:
+            def run() -> list[Hist]:
+                return histograms(df, [[f"c{i}" for i in c] for c in combos], dims, list(ws),
+                                  "e" if with_max else None)
+
+            if sc is None:  # Spark Connect: no job groups on the client
+                return run()
+            before = {k: sc.getLocalProperty(k) for k in _GROUP_PROPERTIES}
+            sc.setJobGroup(JOB_GROUP, "slice search histograms")
+            try:
+                return run()
+            finally:
+                for k, v in before.items():
+                    sc.setLocalProperty(k, v)
+
+        return passes
+
+    return on
