@@ -20,6 +20,8 @@ from tests.server.test_pipeline import T0, bars, run_events
 LOG = ("SELECT scope, subject, action, rule, state, as_of, run_ids, metrics FROM decisions "
        "ORDER BY seq")
 MARKS = "SELECT * FROM gate_progress ORDER BY ALL"
+SEEN = ("SELECT (SELECT list(seq) FROM gate_seen), "
+        "(SELECT list(c ORDER BY c.seq, c.run_id) FROM ledger_changes c)")
 
 
 def telemetry(i: int, run: str | None = None, agent: str = "Ops") -> list[dict[str, Any]]:
@@ -43,10 +45,10 @@ def rounds() -> list[tuple[str, list[dict[str, Any]]]]:
 
 
 def _live(config: PipelineConfig, skip: bool, monkeypatch: pytest.MonkeyPatch
-          ) -> tuple[list[Any], list[Any], list[bool], list[str]]:
+          ) -> tuple[list[Any], list[Any], list[bool], list[str], list[Any]]:
     with monkeypatch.context() as m:
         if not skip:  # the oracle: every pass runs its catch-up
-            m.setattr(quiet, "unchanged", lambda *_a: False)
+            m.setattr(quiet, "skip", lambda *_a: None)
         with Store(":memory:") as store:
             bars(store)
             live = Pipeline(config)
@@ -58,16 +60,16 @@ def _live(config: PipelineConfig, skip: bool, monkeypatch: pytest.MonkeyPatch
                 skipped.append(live.last.gates_skipped)
                 kinds.append(kind)
             return (store.con.execute(LOG).fetchall(), store.con.execute(MARKS).fetchall(),
-                    skipped, kinds)
+                    skipped, kinds, store.con.execute(SEEN).fetchall())
 
 
 def test_rounds_that_change_no_decision_skip_the_gates_exactly(
         monkeypatch: pytest.MonkeyPatch) -> None:
     config = PipelineConfig.load(SEED)
-    log, marks, skipped, kinds = _live(config, True, monkeypatch)
-    oracle_log, oracle_marks, never, _ = _live(config, False, monkeypatch)
+    log, marks, skipped, kinds, seen = _live(config, True, monkeypatch)
+    oracle_log, oracle_marks, never, _, oracle_seen = _live(config, False, monkeypatch)
     assert not any(never)
-    assert log == oracle_log and marks == oracle_marks
+    assert log == oracle_log and marks == oracle_marks and seen == oracle_seen
     assert {a for _, _, a, *_ in log} >= {"kill", "promote"}
     # skipped: the telemetry-only rounds of new runs; not: new runs, a counted run's change
     assert [k for k, s in zip(kinds, skipped, strict=True) if s] == ["telemetry"] * 15
@@ -92,9 +94,11 @@ def test_a_skip_is_what_running_the_catch_up_gives() -> None:
         live(store)
         assert live.last is not None and live.last.gates_skipped and live.last.decisions == []
         log, marks = store.con.execute(LOG).fetchall(), store.con.execute(MARKS).fetchall()
+        seen = store.con.execute(SEEN).fetchall()
         assert Gates(store).evaluate(config.governance, catch_up=True) == []
         assert store.con.execute(LOG).fetchall() == log
         assert store.con.execute(MARKS).fetchall() == marks
+        assert store.con.execute(SEEN).fetchall() == seen
 
 
 def test_a_revive_or_a_record_written_elsewhere_is_judged() -> None:
@@ -113,7 +117,7 @@ def test_a_revive_or_a_record_written_elsewhere_is_judged() -> None:
         Governance(store).revive("Loser", "again", actor="test")
         now = quiet.judged(store.con, config.governance)
         assert now is not None and now.revives
-        assert not quiet.unchanged(store.con, config.governance, now)
+        assert quiet.skip(store, config.governance, now) is None
 
 
 def test_a_duration_window_is_judged_when_the_newest_time_moves() -> None:

@@ -9,28 +9,29 @@ brought none of these — OTLP telemetry alone, signals still open, bars no exit
 would read the changes, the marks, the window's runs and the log, and append nothing.
 
 `judged` takes, right after a catch-up to the newest knowledge time, what the next one's work
-depends on besides the ledger; `unchanged` says, in one query, whether that still holds and
-every ledger change since concerns no window. Then the next catch-up would find no point to
+depends on besides the ledger; `skip` says, in one query, whether that still holds and every
+ledger change since concerns no window. Then the next catch-up would find no point to
 judge: no run is known after its subject's mark (the last catch-up judged up to the newest
 knowledge time, and a run that became known since is a change with a knowledge time), no
 late change, no pending revive, and (with a duration window) no run leaving it, as the target
-did not move. It appends no record and moves no mark; what it would have saved (`gate_seen`,
-and the pruning of the changes it read) only skips changes that concern no window, which the
-next catch-up that runs reads and ignores just the same (`replay.changes` drops sides without
-a knowledge time). Skipping it is exact: the log, the marks and every later decision are
-those of a run of it.
+did not move. It appends no record and moves no mark; it only moves `gate_seen` past the
+changes it read and prunes them, which `skip` does in its place (two statements, so the
+table stays as short on a stream of telemetry as with the catch-up). Skipping it is exact:
+the log, the marks, `gate_seen`, `ledger_changes` and every later decision are those of a
+run of it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 
-from alphatrace.governance import journal
+from alphatrace.governance import journal, replay
 from alphatrace.governance.policy import GovernancePolicy
 from alphatrace.governance.runs import data_as_of
+from alphatrace.store import Store
 from alphatrace.store.connection import has_table, one
 
 
@@ -45,15 +46,16 @@ class Judged:
 
 
 def _state_sql() -> str:
-    """gate_seen, the log's newest seq, the marks' count and digest, and how many changes
-    after gate_seen carry a knowledge time on a side (concern some window)."""
+    """gate_seen, the log's newest seq, the marks' count and digest, how many changes after
+    gate_seen carry a knowledge time on a side (concern some window), and the newest change."""
     seen = "(SELECT coalesce(max(seq), 0) FROM gate_seen)"
     return f"""
 SELECT {seen}, (SELECT max(seq) FROM decisions),
        (SELECT [count(*), coalesce(bit_xor(hash(scope, subject, evaluated_to)), 0)]
         FROM gate_progress),
        (SELECT count(*) FROM ledger_changes WHERE seq > {seen}
-          AND (old_known_ts IS NOT NULL OR new_known_ts IS NOT NULL))"""
+          AND (old_known_ts IS NOT NULL OR new_known_ts IS NOT NULL)),
+       (SELECT max(seq) FROM ledger_changes WHERE seq > {seen})"""
 
 
 def _readable(con: duckdb.DuckDBPyConnection) -> bool:
@@ -64,7 +66,7 @@ def _readable(con: duckdb.DuckDBPyConnection) -> bool:
 
 def judged(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy) -> Judged | None:
     """The state a catch-up to the newest knowledge time (`data_as_of`) just left, for
-    `unchanged` (None: the store cannot tell, never skip)."""
+    `skip` (None: the store cannot tell, never skip)."""
     if not _readable(con):
         return None
     row = one(con, _state_sql())
@@ -74,22 +76,28 @@ def judged(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy) -> Judged | Non
 
 
 def _key(row: tuple[object, ...]) -> tuple[object, ...]:
-    seen, head, marks, _ = row
+    seen, head, marks = row[:3]
     return (seen, head, tuple(marks) if isinstance(marks, list) else marks)
 
 
-def unchanged(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
-              before: Judged | None) -> bool:
-    """Whether a catch-up now to the newest knowledge time would judge nothing (see the
-    module docstring): same policy, no record, mark or `gate_seen` written since `before`
-    (`judged`), no pending revive then, every ledger change since concerns no window, and,
-    with a duration window, the newest knowledge time has not moved."""
+def skip(store: Store, gp: GovernancePolicy, before: Judged | None) -> Judged | None:
+    """When a catch-up now to the newest knowledge time would judge nothing (see the module
+    docstring: same policy, no record, mark or `gate_seen` written since `before`, no pending
+    revive then, every ledger change since concerns no window and, with a duration window,
+    the newest knowledge time has not moved): write what it would (`gate_seen` moved to the
+    newest change, the changes up to it pruned: `replay.save_seen`) and return the state
+    that leaves, for the next pass. None: run the catch-up."""
+    con = store.con
     if before is None or before.revives or before.policy != gp.hash or not _readable(con):
-        return False
+        return None
     row = one(con, _state_sql())
     if _key(row) != before.state or int(row[3]) != 0:
-        return False
-    if gp.gates.window.seconds is not None:
-        return data_as_of(con) == before.as_of
-    return True
-
+        return None
+    if gp.gates.window.seconds is not None and data_as_of(con) != before.as_of:
+        return None
+    newest = row[4]
+    if newest is None:  # no change since: nothing to write
+        return before
+    with store.transaction():
+        replay.save_seen(con, int(newest))
+    return replace(before, state=(int(newest), *before.state[1:]))

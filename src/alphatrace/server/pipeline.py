@@ -184,12 +184,13 @@ class Pipeline:
         return rec
 
     def _gates(self, store: Store, rec: PassRecord) -> list[dict[str, Any]]:
-        """The catch-up, unless `quiet.unchanged` proves it would judge nothing."""
+        """The catch-up, unless `quiet.skip` proves it would judge nothing."""
         gp, con = self.config.governance, store.con
-        if quiet.unchanged(con, gp, self._judged):
+        left = quiet.skip(store, gp, self._judged)
+        self._judged = left
+        if left is not None:
             rec.gates_skipped = True
             return []
-        self._judged = None
         out = Gates(store).evaluate(gp, catch_up=True)
         self._judged = quiet.judged(con, gp)
         return out
