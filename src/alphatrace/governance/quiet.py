@@ -46,13 +46,19 @@ class Judged:
 
 
 def _state_sql() -> str:
-    """gate_seen, the log's newest seq, the marks' count and digest, how many changes after
-    gate_seen carry a knowledge time on a side (concern some window), and the newest change."""
+    """gate_seen, the log's newest seq, the marks' count and digest, whether some subject's
+    newest record is a revive (from `journal.NEWEST`; NULL when that table is not the log's,
+    `journal.newest_kept`), how many changes after gate_seen carry a knowledge time on a side
+    (concern some window), and the newest change."""
     seen = "(SELECT coalesce(max(seq), 0) FROM gate_seen)"
+    head = "(SELECT max(seq) FROM decisions)"
     return f"""
-SELECT {seen}, (SELECT max(seq) FROM decisions),
+SELECT {seen}, {head},
        (SELECT [count(*), coalesce(bit_xor(hash(scope, subject, evaluated_to)), 0)]
         FROM gate_progress),
+       CASE WHEN {head} IS NOT DISTINCT FROM (SELECT max(seq) FROM {journal.NEWEST})
+            THEN EXISTS (SELECT 1 FROM {journal.NEWEST}
+                         WHERE action = 'revive' AND as_of IS NOT NULL) END,
        (SELECT count(*) FROM ledger_changes WHERE seq > {seen}
           AND (old_known_ts IS NOT NULL OR new_known_ts IS NOT NULL)),
        (SELECT max(seq) FROM ledger_changes WHERE seq > {seen})"""
@@ -61,7 +67,7 @@ SELECT {seen}, (SELECT max(seq) FROM decisions),
 def _readable(con: duckdb.DuckDBPyConnection) -> bool:
     """The tables the proof reads exist (a store migrated to 0028)."""
     return all(has_table(con, t) for t in ("gate_seen", "decisions", "gate_progress",
-                                           "ledger_changes"))
+                                           journal.NEWEST, "ledger_changes"))
 
 
 def judged(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy) -> Judged | None:
@@ -71,7 +77,7 @@ def judged(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy) -> Judged | Non
         return None
     row = one(con, _state_sql())
     timed = gp.gates.window.seconds is not None  # only a duration window reads the target
-    return Judged(gp.hash, _key(row), bool(journal.newest_revives(con)),
+    return Judged(gp.hash, _key(row), row[3] is not False,  # unknown counts as a revive
                   data_as_of(con) if timed else None)
 
 
@@ -91,11 +97,11 @@ def skip(store: Store, gp: GovernancePolicy, before: Judged | None) -> Judged | 
     if before is None or before.revives or before.policy != gp.hash or not _readable(con):
         return None
     row = one(con, _state_sql())
-    if _key(row) != before.state or int(row[3]) != 0:
+    if _key(row) != before.state or int(row[4]) != 0:
         return None
     if gp.gates.window.seconds is not None and data_as_of(con) != before.as_of:
         return None
-    newest = row[4]
+    newest = row[5]
     if newest is None:  # no change since: nothing to write
         return before
     with store.transaction():
