@@ -15,7 +15,7 @@ judge: no run is known after its subject's mark (the last catch-up judged up to 
 knowledge time, and a run that became known since is a change with a knowledge time), no
 late change, no pending revive, and (with a duration window) no run leaving it, as the target
 did not move. It appends no record and moves no mark; it only moves `gate_seen` past the
-changes it read and prunes them, which `skip` does in its place (two statements, so the
+changes it read and prunes them, which `skip` does in its place (three statements, so the
 table stays as short on a stream of telemetry as with the catch-up). Skipping it is exact:
 the log, the marks, `gate_seen`, `ledger_changes` and every later decision are those of a
 run of it.
