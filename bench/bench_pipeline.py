@@ -8,7 +8,8 @@
     rebuild (`reconcile(full=True)`) of the same store in the same run. Target ≤ 100 ms.
     Each pass also reports `cpu_ms`, the CPU time of the process (every DuckDB thread) during
     the pass: on a shared machine it varies less than wall time; `gates_cpu_ms`, the same for
-    its gates step alone (`Gates.evaluate`).
+    its gates step alone (`Gates.evaluate`). Then `--quiet-rounds` rounds of 1,000 runs of
+    telemetry alone (an OTLP stream: no decision can change; `telemetry_passes`).
 (b) latency: a real server (uvicorn on loopback, in this process) with the pipeline on,
     8 client processes sending 10,000 events/s in all; a probe sends a losing agent's runs,
     one run per request, and times from the request that completes its evidence (the 5th
@@ -18,6 +19,7 @@
     Target ≥ 20,000 events/s, p99 ≤ 250 ms.
 
     python bench/bench_pipeline.py round [--runs N] [--interval S] [--keep] [--trace]
+                                         [--quiet-rounds N]
                                          [--threads N]
     python bench/bench_pipeline.py latency [--seconds S] [--probes N]
     python bench/bench_pipeline.py throughput [--seconds S] [--no-pipeline]
@@ -111,6 +113,16 @@ def new_runs(first: int, n: int, hour: int = HOURS - 10) -> list[dict[str, Any]]
     return out
 
 
+def telemetry_runs(first: int, n: int, hour: int) -> list[dict[str, Any]]:
+    """`n` runs of telemetry alone (as an OTLP exporter sends them), in the hour before
+    `hour`: ledger rows without a signal, which no gate counts."""
+    return [{"type": "telemetry", "event_id": f"q{k:08d}:t", "run_id": f"q{k:08d}",
+             "agent": f"Agent{k % 12}",
+             "ts": (START + dt.timedelta(hours=hour - 1, seconds=1 + k % 3599)).isoformat()
+             + "Z", "latency_ms": 80.0, "tokens_in": 500, "strategy": f"S{k % 3}"}
+            for k in range(first, first + n)]
+
+
 def add_bar(store: Any, hour: int, interval: int = 60) -> None:
     """The bars of the hour starting at `hour` for every symbol, as a live price feed would
     add them (those already there are left), and the funding settlement when `hour` has one."""
@@ -197,9 +209,11 @@ class _Traced:
 
 
 def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
-                threads: int | None = None, interval: int = 60) -> dict[str, Any]:
+                threads: int | None = None, interval: int = 60,
+                quiet_rounds: int = 3) -> dict[str, Any]:
     """`keep`: build the store once (bench/out/bench_pipeline_N.base.duckdb) and start each run
-    from a copy of it. `threads`: DuckDB's threads (default: one per core)."""
+    from a copy of it. `threads`: DuckDB's threads (default: one per core). `quiet_rounds`:
+    then rounds of 1,000 telemetry-only runs (`telemetry_pass_cpu_ms_median`)."""
     import shutil
 
     from alphatrace.governance.api import Gates
@@ -267,6 +281,18 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
                            "gates_ms": rec.gates_ms, "gates_cpu_ms": gates_cpu[-1],
                            "rebuilt": rec.reconcile["rebuilt"],
                            "priced": rec.reconcile["priced"]})
+        quiet = []  # rounds of telemetry alone (as OTLP sends): no decision can change
+        for k in range(quiet_rounds):
+            ingest_events(store, telemetry_runs(k * 1000, 1000, HOURS - 2 + rounds))
+            called = len(gates_cpu)
+            cpu = time.process_time()
+            live(store)
+            cpu = time.process_time() - cpu
+            rec = live.last
+            assert rec is not None and rec.error is None, rec
+            quiet.append({"total_ms": rec.total_ms, "cpu_ms": cpu * 1000.0,
+                          "gates_skipped": getattr(rec, "gates_skipped", None),
+                          "gates_cpu_ms": gates_cpu[-1] if len(gates_cpu) > called else 0.0})
         t = time.perf_counter()
         rep = reconcile(store, cfg.reconcile, full=True)
         full_s = time.perf_counter() - t
@@ -286,7 +312,9 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
             "pass_ms_median": statistics.median(totals), "pass_ms_max": totals[-1],
             "pass_cpu_ms_median": statistics.median(p["cpu_ms"] for p in passes),
             "gates_cpu_ms_median": statistics.median(p["gates_cpu_ms"] for p in passes),
-            "passes": passes}
+            "telemetry_pass_cpu_ms_median": (statistics.median(p["cpu_ms"] for p in quiet)
+                                             if quiet else None),
+            "passes": passes, "telemetry_passes": quiet}
 
 
 # -- (b) decision latency --------------------------------------------------------------------
@@ -436,6 +464,8 @@ def main() -> None:
                     help="round: the bars' interval in seconds (a year of them per symbol)")
     ap.add_argument("--threads", type=int, default=None,
                     help="round: DuckDB threads for the run (default: one per core)")
+    ap.add_argument("--quiet-rounds", type=int, default=3,
+                    help="round: then rounds of telemetry alone (no decision can change)")
     ap.add_argument("--trace", action="store_true",
                     help="round: time each SQL statement of the passes (to stderr)")
     ap.add_argument("--no-pipeline", action="store_true",
@@ -443,7 +473,8 @@ def main() -> None:
     a = ap.parse_args()
     print(machine("duckdb"), file=sys.stderr)
     if a.part == "round":
-        out = bench_round(a.runs, a.rounds, a.keep, a.trace, a.threads, a.interval)
+        out = bench_round(a.runs, a.rounds, a.keep, a.trace, a.threads, a.interval,
+                          a.quiet_rounds)
     elif a.part == "latency":
         out = bench_latency(a.seconds, a.probes, a.clients, a.rate)
     else:

@@ -74,28 +74,34 @@ def test_each_reconcile_records_exactly_the_runs_whose_row_changed(store: Store)
     ingest(store, [telemetry("t9", "r2", 7.0)])
     assert reconciled(store) == (3, {"r2"}, {"r2"})
 
+    # runs new to the ledger only (no row replaced: `changes.record_added`), one realized
+    ingest(store, [alpha("a5", "r5", 60, horizon=3600), telemetry("t5", "r5", 3.0),
+                   telemetry("t6", "r6", 4.0)])
+    assert reconciled(store) == (4, {"r5", "r6"}, {"r5", "r6"})
+    assert recorded(store, 4)["r5"][:3] == (None, None, None)
+
     # market data alone: r4's exit bar arrives (no event, no file of events)
     add_bars(store, "BTCUSDT", [110.0, 111.0, 112.0], start=at(10))
-    assert reconciled(store) == (4, {"r4"}, {"r4"})
+    assert reconciled(store) == (5, {"r4"}, {"r4"})
 
     # a corrected bar (history changed, every leg of the symbol repriced): only the runs
     # priced on that bar change
     store.con.execute("UPDATE bars SET open = 150.0 WHERE ts = ?", [at(3)])
     seq, got, want = reconciled(store)
-    assert seq == 5 and got == want and want and want <= {"r0", "r1", "r2"}
+    assert seq == 6 and got == want and want and want <= {"r0", "r1", "r2"}
 
     # a full rebuild of an unchanged ledger changes no row and records none
-    assert reconciled(store, full=True) == (6, set(), set())
+    assert reconciled(store, full=True) == (7, set(), set())
 
     # a policy change reprices everything: the runs whose numbers moved are recorded
     seq, got, want = reconciled(store, text="reconcile: {fee_bps: 9}")
-    assert seq == 7 and got == want and len(want) == 5
+    assert seq == 8 and got == want and len(want) == 7
 
     # r3's events are removed: its row leaves the ledger, recorded with no new side
     store.con.execute("DELETE FROM alpha WHERE run_id = 'r3'")
     store.con.execute("DELETE FROM telemetry WHERE run_id = 'r3'")
-    assert reconciled(store, text="reconcile: {fee_bps: 9}") == (8, {"r3"}, {"r3"})
-    assert recorded(store, 8)["r3"][3:] == (None, None, None)
+    assert reconciled(store, text="reconcile: {fee_bps: 9}") == (9, {"r3"}, {"r3"})
+    assert recorded(store, 9)["r3"][3:] == (None, None, None)
 
 
 def test_exclusions_applied_or_lifted_are_recorded_after_every_reconcile(

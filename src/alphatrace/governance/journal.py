@@ -115,17 +115,20 @@ def lifecycle_states(con: duckdb.DuckDBPyConnection,
         return {}
     scopes = ", ".join(f"'{sc}'" for sc in SCOPES)
     when = "" if as_of is None else " AND as_of <= ?"
-    rows = con.execute(f"SELECT scope, subject, state FROM decisions "
-                       f"WHERE scope IN ({scopes}){when} QUALIFY {_newest(as_of)}",
+    rows = con.execute(f"SELECT scope, subject, state FROM decisions WHERE rowid IN "
+                       f"({_newest('decisions', f'scope IN ({scopes}){when}', as_of)})",
                        [] if as_of is None else [as_of]).fetchall()
     return {(str(sc), str(s)): st for sc, s, st in rows}
 
 
-def _newest(as_of: dt.datetime | None) -> str:
-    """The filter keeping each subject's newest record: by seq, or, at an as-of, by (as_of,
-    seq) (the lifecycle at that time, `lifecycle.History`)."""
-    order = "seq DESC" if as_of is None else "as_of DESC, seq DESC"
-    return f"row_number() OVER (PARTITION BY scope, subject ORDER BY {order}) = 1"
+def _newest(source: str, where: str, as_of: dt.datetime | None) -> str:
+    """The row ids of each subject's newest record of `source` (rows matching `where`, SQL
+    text, empty for all): by seq, or, at an as-of, by (as_of, seq) (the lifecycle at that time,
+    `lifecycle.History`). A grouped arg-max: one hash aggregate over the log, where ranking
+    every record with a window sorted the whole log (3× the CPU at 82k records)."""
+    key = "seq" if as_of is None else "(as_of, seq)"
+    cond = f" WHERE {where}" if where else ""
+    return f"SELECT max_by(rowid, {key}) FROM {source}{cond} GROUP BY scope, subject"
 
 
 def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
@@ -144,9 +147,8 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
     cols = [n if n in have or n not in _LATE_COLUMNS else f"NULL AS {n}" for n in _SCHEMA.names]
     sql = f"SELECT {', '.join(cols)} FROM decisions"
     cond = " AND ".join(where)
-    if newest:  # ranked on the key columns; only the rows kept are read whole
-        sql += (f" WHERE rowid IN (SELECT rowid FROM decisions{' WHERE ' + cond if cond else ''}"
-                f" QUALIFY {_newest(as_of)})")
+    if newest:  # found on the key columns; only the rows kept are read whole
+        sql += f" WHERE rowid IN ({_newest('decisions', cond, as_of)})"
     elif where:
         sql += " WHERE " + cond
     sql += " ORDER BY seq, hash"
@@ -374,7 +376,8 @@ def write(store: Store, items: Sequence[tuple[dict[str, Any], dt.datetime | None
             if not kept:
                 con.execute(f"DELETE FROM {NEWEST}")
             con.execute(f"INSERT OR REPLACE INTO {NEWEST} SELECT scope, subject, seq, action, "
-                        f"as_of FROM {source} QUALIFY {_newest(None)}")
+                        f"as_of FROM {source} QUALIFY row_number() OVER "
+                        "(PARTITION BY scope, subject ORDER BY seq DESC) = 1")
     set_head(con, recs[-1]["seq"], recs[-1]["hash"])
     return recs
 

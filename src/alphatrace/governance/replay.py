@@ -174,7 +174,9 @@ def changes(read: Callable[[str], pa.Table], table: str, after: int, marked: boo
                                  pc.is_valid(sides.column("known_ts"))))
     if sides.num_rows == 0:
         return None, newest
-    got = sides.group_by(["scope", "subject"]).aggregate([("known_ts", "min")])
+    # one thread: a few thousand rows, where Acero's pool costs ~10 ms CPU a call to wake
+    got = sides.group_by(["scope", "subject"], use_threads=False).aggregate(
+        [("known_ts", "min")])
     return pa.table({"scope": got.column("scope"), "subject": got.column("subject"),
                      "known_ts": got.column("known_ts_min")}), newest
 
@@ -313,7 +315,8 @@ def _complete(runs: pa.Table, lo: dt.datetime, n: int, late: set[SubjectKey]) ->
                      pc.greater_equal(marked.column("known_ts"),
                                       pa.scalar(lo, marked.schema.field("known_ts").type)))
     counts = marked.select(["scope", "subject"]).append_column(
-        "_in", pc.cast(inside, pa.int64())).group_by(["scope", "subject"]).aggregate(
+        "_in", pc.cast(inside, pa.int64())).group_by(["scope", "subject"],
+                                                     use_threads=False).aggregate(
         [("_in", "sum")])
     if late - set(zip(counts.column("scope").to_pylist(), counts.column("subject").to_pylist(),
                       strict=True)):

@@ -70,6 +70,18 @@ FROM {old} o ANTI JOIN {new} n ON n.run_id = o.run_id
 ORDER BY 2""")
 
 
+def record_added(con: duckdb.DuckDBPyConnection, seq: int, new: str) -> None:
+    """`record` when the rows replaced are none (every run of `new` is added: a round of new
+    runs, the usual live pass): each run of `new` with an empty old side. The same rows as
+    `record(con, seq, new, <no rows>)`, without its set difference and joins over the 38
+    columns (about 10 ms CPU a pass to plan and run for 1,000 rows)."""
+    con.execute(f"""
+INSERT INTO ledger_changes ({COLUMNS})
+SELECT {int(seq)}, n.run_id, NULL, NULL, NULL, n.agent, n.strategy, {counted_known('n')}
+FROM {new} n
+ORDER BY 2""")
+
+
 def record_exclusions(con: duckdb.DuckDBPyConnection, runs: str) -> None:
     """Append the runs of `runs` (a relation with run_id: runs whose exclusion was applied or
     lifted) that the ledger holds, with the next seq and their row's values on both sides:

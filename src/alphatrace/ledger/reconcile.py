@@ -723,8 +723,12 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
                                 f"RETURNING {lcols}"))
         rows = to_arrow(con, _BATCH)
         rebuilt = rows.num_rows
-        with registered(con, "_rc_old", old) as o, registered(con, "_rc_new", rows) as n:
-            changes.record(con, seq, n, o)
+        if old.num_rows == 0:  # only runs new to the ledger: every row is added
+            with registered(con, "_rc_new", rows) as n:
+                changes.record_added(con, seq, n)
+        else:
+            with registered(con, "_rc_old", old) as o, registered(con, "_rc_new", rows) as n:
+                changes.record(con, seq, n, o)
     if changed is not None and add_subjects:
         if rebuilt:
             with registered(con, "_rc_built_rows", rows) as built:

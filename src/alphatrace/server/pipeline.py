@@ -4,7 +4,9 @@
 the after-round thread (server/after_rounds.py), on a cursor of its own, while the writer
 keeps committing ingest rounds: an incremental `reconcile` (legs and the ledger rows of the
 runs that changed; one transaction, so it sees one snapshot of the events), then
-`Gates(store).evaluate(policy, catch_up=True)`, which appends decision records only for news.
+`Gates(store).evaluate(policy, catch_up=True)`, which appends decision records only for news;
+it is skipped when the round can change no decision (`governance.quiet`: e.g. a round of OTLP
+telemetry alone), and the record says so (`gates_skipped`).
 The same calls as `alphatrace reconcile` and `alphatrace gates evaluate`, so the live path and
 the batch tools give the same results. The pipeline keeps the market between passes
 (`self.market`, ledger/market_cache.py): a pass reads only the bars and funding that arrived. Nothing else writes derived state meanwhile (the
@@ -34,6 +36,7 @@ from typing import Any
 
 import duckdb
 
+from alphatrace.governance import quiet
 from alphatrace.governance.api import Gates
 from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.ledger import policy as rpolicy
@@ -79,6 +82,7 @@ class PassRecord:
     reconcile: dict[str, Any] | None = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    gates_skipped: bool = False  # the round could change no decision (`governance.quiet`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +125,7 @@ class Pipeline:
         self._pending_since: float | None = None  # first round not yet covered by a pass
         self._rounds = 0
         self._retry = False
+        self._judged: quiet.Judged | None = None  # what the last catch-up left
 
     def __call__(self, store: Store) -> None:
         with catalog_cached(store.con):  # no store table is created or dropped in a pass
@@ -153,10 +158,9 @@ class Pipeline:
                                     lambda: reconcile(store, self.config.reconcile,
                                                       market=self.market))
                 rec.reconcile = report.to_dict()
-                rec.decisions = self._step(
-                    rec, "gates_ms",
-                    lambda: Gates(store).evaluate(self.config.governance, catch_up=True))
+                rec.decisions = self._step(rec, "gates_ms", lambda: self._gates(store, rec))
         except Exception as e:
+            self._judged = None
             rec.error = f"{type(e).__name__}: {e}"
             log.exception("live pipeline pass failed; it is retried after the next round")
         rec.total_ms = (time.perf_counter() - t0) * 1000.0
@@ -178,6 +182,18 @@ class Pipeline:
             except Exception:
                 log.exception("reporting a pipeline pass failed")
         return rec
+
+    def _gates(self, store: Store, rec: PassRecord) -> list[dict[str, Any]]:
+        """The catch-up, unless `quiet.skip` proves it would judge nothing."""
+        gp, con = self.config.governance, store.con
+        left = quiet.skip(store, gp, self._judged)
+        self._judged = left
+        if left is not None:
+            rec.gates_skipped = True
+            return []
+        out = Gates(store).evaluate(gp, catch_up=True)
+        self._judged = quiet.judged(con, gp)
+        return out
 
     @staticmethod
     def _step(rec: PassRecord, slot: str, fn: Callable[[], Any]) -> Any:
