@@ -272,6 +272,41 @@ def test_serve_shortens_the_gil_switch_interval(tmp_path: Path,
     assert seen == [cli_server.SWITCH_INTERVAL_S] and seen[0] < 0.005
 
 
+@pytest.mark.parametrize(("cores", "threads"), [(None, 1), (1, 1), (2, 1), (8, 7), (64, 63)])
+def test_duckdb_leaves_the_python_side_a_core(cores: int | None, threads: int) -> None:
+    from alphatrace.cli.server import serving_threads
+
+    assert serving_threads(cores) == threads
+
+
+def test_serve_sets_duckdb_threads_one_below_the_cores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import uvicorn
+
+    from alphatrace.cli import server as cli_server
+
+    seen: list[int] = []
+
+    def run(self: uvicorn.Server, sockets: Any = None) -> None:
+        store = self.config.app.state.writer.store
+        seen.append(int(store.con.execute("SELECT current_setting('threads')").fetchall()[0][0]))
+        for s in sockets or []:
+            s.close()
+        store.close()
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    monkeypatch.setattr(os, "cpu_count", lambda: 5)
+    before = sys.getswitchinterval()
+    try:
+        cli_server.serve(port=0, db=tmp_path / "s.duckdb", otlp_grpc_port=0, no_pipeline=True,
+                         log_level="warning")
+    finally:
+        sys.setswitchinterval(before)
+    assert seen == [4]
+
+
 @pytest.mark.parametrize("protobuf", [True, False])
 def test_an_otlp_export_is_decoded_and_mapped_off_the_event_loop(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, protobuf: bool) -> None:

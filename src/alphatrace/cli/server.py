@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 import time
@@ -31,6 +32,16 @@ SWITCH_INTERVAL_S = 0.0005  # sys.setswitchinterval while serving (see `serve`)
 # The cyclic garbage collector's thresholds while serving (see `serve`): a young collection
 # after 50,000 net new container objects instead of 700, the older ones as rarely.
 GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def serving_threads(cores: int | None) -> int:
+    """DuckDB's worker threads while serving: one core fewer than the machine has (at least
+    one). The server's Python (the event loop, request parsing, the writer's rounds) runs one
+    thread at a time under the GIL, about a core's worth at full load; DuckDB's default of a
+    thread per core let a pass's parallel scans take that core too, and requests waited behind
+    them. On 2 cores at 10,500 OTLP spans/s: p99 224–292 ms with one thread against 197–1,810 ms
+    with two, and ~5% less CPU a span (bench/RESULTS.md, session of 2026-12-03 12:20, lead)."""
+    return max(1, (cores or 1) - 1)
 
 keys_app = typer.Typer(help="API keys of the collector (stored hashed; a key is shown once).",
                        no_args_is_help=True)
@@ -154,6 +165,7 @@ def serve(
     # that arrives while one of them runs Python waits for the switch interval (5 ms by
     # default) before the loop gets the GIL back; 0.5 ms shortens that wait for sizing answers.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    app.state.writer.store.con.execute(f"SET threads = {serving_threads(os.cpu_count())}")
     # A collector round makes and frees a dict per event, and the app keeps hundreds of
     # thousands of long-lived objects (modules, the trace hold, caches): with Python's default
     # thresholds the cyclic collector ran ~900 times in 10 s at 10,000 OTLP spans/s, ~1 s of
