@@ -248,8 +248,12 @@ def test_a_batch_is_parsed_and_answered_off_the_event_loop(
     assert threads["parse"] != threads["loop"] and threads["encode"] != threads["loop"]
 
 
-def test_serve_shortens_the_gil_switch_interval(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_shortens_the_gil_switch_interval_and_leaves_python_a_core(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While serving: the switch interval, and DuckDB's threads one below the cores
+    (`serving_threads`; without it DuckDB keeps its default, the machine's cores)."""
+    import os
+
     import uvicorn
 
     from alphatrace.cli import server as cli_server
@@ -257,40 +261,8 @@ def test_serve_shortens_the_gil_switch_interval(tmp_path: Path,
     seen: list[float] = []
 
     def run(self: uvicorn.Server, sockets: Any = None) -> None:
-        seen.append(sys.getswitchinterval())
-        for s in sockets or []:
-            s.close()
-        self.config.app.state.writer.store.close()
-
-    monkeypatch.setattr(uvicorn.Server, "run", run)
-    before = sys.getswitchinterval()
-    try:
-        cli_server.serve(port=0, db=tmp_path / "s.duckdb", otlp_grpc_port=0, no_pipeline=True,
-                         log_level="warning")
-    finally:
-        sys.setswitchinterval(before)
-    assert seen == [cli_server.SWITCH_INTERVAL_S] and seen[0] < 0.005
-
-
-@pytest.mark.parametrize(("cores", "threads"), [(None, 1), (1, 1), (2, 1), (8, 7), (64, 63)])
-def test_duckdb_leaves_the_python_side_a_core(cores: int | None, threads: int) -> None:
-    from alphatrace.cli.server import serving_threads
-
-    assert serving_threads(cores) == threads
-
-
-def test_serve_sets_duckdb_threads_one_below_the_cores(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    import uvicorn
-
-    from alphatrace.cli import server as cli_server
-
-    seen: list[int] = []
-
-    def run(self: uvicorn.Server, sockets: Any = None) -> None:
         store = self.config.app.state.writer.store
+        seen.append(sys.getswitchinterval())
         seen.append(int(store.con.execute("SELECT current_setting('threads')").fetchall()[0][0]))
         for s in sockets or []:
             s.close()
@@ -304,7 +276,14 @@ def test_serve_sets_duckdb_threads_one_below_the_cores(
                          log_level="warning")
     finally:
         sys.setswitchinterval(before)
-    assert seen == [4]
+    assert seen == [cli_server.SWITCH_INTERVAL_S, 4] and seen[0] < 0.005
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(None, 1), (1, 1), (2, 1), (8, 7), (64, 63)])
+def test_duckdb_leaves_the_python_side_a_core(cores: int | None, threads: int) -> None:
+    from alphatrace.cli.server import serving_threads
+
+    assert serving_threads(cores) == threads
 
 
 @pytest.mark.parametrize("protobuf", [True, False])
