@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import statistics
@@ -42,10 +43,12 @@ from common import machine, record
 SECRET_ENV = "ALPHATRACE_BENCH_HOOK_SECRET"
 
 
-def receiver(arrivals: dict[str, float],
-             kills: dict[str, float] | None = None) -> ThreadingHTTPServer:
+def receiver(arrivals: dict[str, float], kills: dict[str, float] | None = None,
+             made: dict[str, float] | None = None) -> ThreadingHTTPServer:
     """A webhook receiver: first arrival time per idempotency key, and per killed subject in
-    `kills` if given (`time.perf_counter()` of this process)."""
+    `kills` if given (`time.perf_counter()` of this process); `made`: per killed subject, how
+    long before its arrival the record was created (its `created_at`, the server's clock, the
+    same machine's), in seconds."""
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -56,6 +59,10 @@ def receiver(arrivals: dict[str, float],
                 rec = doc.get("record") or {}
                 if rec.get("action") == "kill":
                     kills.setdefault(str(rec.get("subject")), now)
+                    if made is not None and rec.get("created_at"):
+                        at = dt.datetime.fromisoformat(str(rec["created_at"]).rstrip("Z"))
+                        made.setdefault(str(rec.get("subject")), time.time() - at.replace(
+                            tzinfo=dt.UTC).timestamp())
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -124,7 +131,8 @@ def run_evidence(a: argparse.Namespace) -> dict[str, object]:
 
     os.environ[SECRET_ENV] = "bench-secret"
     kills: dict[str, float] = {}
-    srv = receiver({}, kills)
+    made: dict[str, float] = {}
+    srv = receiver({}, kills, made)
     keys: dict[str, str] = {}
 
     def read_key(store: Store) -> None:
@@ -172,6 +180,7 @@ def run_evidence(a: argparse.Namespace) -> dict[str, object]:
         finally:
             srv.shutdown()
     lat = sorted((kills[k] - t) * 1000.0 for k, t in sent.items() if k in kills)
+    sending = sorted(v * 1000.0 for v in made.values())  # the record's creation to arrival
     ing = load.results[a.clients:]
     sz = [x for o in load.results[:a.clients] for x in o["lat"]]
     pipe = health.get("pipeline") or {}
@@ -180,6 +189,8 @@ def run_evidence(a: argparse.Namespace) -> dict[str, object]:
         "p50_ms": lat[len(lat) // 2] if lat else None,
         "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else None,
         "max_ms": lat[-1] if lat else None,
+        "record_to_arrival_p50_ms": sending[len(sending) // 2] if sending else None,
+        "record_to_arrival_max_ms": sending[-1] if sending else None,
         "eps": (sum(o["sent"] for o in ing) / max(o["elapsed"] for o in ing)) if ing else 0.0,
         "sizing_p99_ms": sorted(sz)[int(0.99 * (len(sz) - 1))] if sz else None,
         "last_pass_ms": pipe.get("last_pass_ms"), "last_reconcile_ms": pipe.get("last_reconcile_ms"),

@@ -11,7 +11,8 @@
     its gates step alone (`Gates.evaluate`). Then `--quiet-rounds` rounds of 1,000 runs of
     telemetry alone (an OTLP stream: no decision can change; `telemetry_passes`).
 (b) latency: a real server (uvicorn on loopback, in this process) with the pipeline on,
-    8 client processes sending 10,000 events/s in all; a probe sends a losing agent's runs,
+    8 client processes sending 10,000 events/s in all (telemetry in the SDK's batches of 512,
+    `_load_client`; the process tuned as `serve` tunes it); a probe sends a losing agent's runs,
     one run per request, and times from the request that completes its evidence (the 5th
     losing run, under the seed's gates, policies/seed.yaml) to the committed kill record (seen by an after-round hook registered after
     the pipeline). p50/p99 over repeats. Targets p50 ≤ 250 ms, p99 ≤ 1 s.
@@ -43,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 START = dt.datetime(2024, 1, 1)
 HOURS = 24 * 365
+BATCH = 512  # the SDK's default batch (sdk/emitter.py Config.batch_size)
 SYMBOLS = 4
 
 
@@ -320,24 +322,24 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
 # -- (b) decision latency --------------------------------------------------------------------
 
 def _load_client(args: tuple[str, str, float, float, int]) -> int:
-    """One load client: sends `rate` events/s in requests of 100 until `until`."""
+    """One load client, shaped as the SDK's HTTP sink under a steady stream: `rate` events/s
+    are due on a schedule, and a batch of BATCH goes out as soon as that many are due, one
+    request at a time (a slow answer makes the next batch leave at once, not a smaller rate)."""
     import httpx
 
     url, key, rate, until, seed = args
     sent, seq = 0, 0
-    per = 100
-    interval = per / rate
-    nxt = time.monotonic()
+    start = time.monotonic()
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
                       timeout=30) as c:
         while time.monotonic() < until:
+            due_at = start + (sent + BATCH) / rate
+            time.sleep(max(0.0, due_at - time.monotonic()))
             evs = [{"type": "telemetry", "run_id": f"L{seed}-{seq}-{i}", "agent": f"Load{seed}",
-                    "latency_ms": 50.0, "tokens_in": 10} for i in range(per)]
+                    "latency_ms": 50.0, "tokens_in": 10} for i in range(BATCH)]
             c.post("/v1/events", json=evs)
-            sent += per
+            sent += BATCH
             seq += 1
-            nxt += interval
-            time.sleep(max(0.0, nxt - time.monotonic()))
     return sent
 
 
@@ -367,7 +369,12 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
     # gates need 40 runs and would make each probe 8× longer).
     app = create_app(db, pipeline=PipelineConfig.load(shipped_policy(SEED_POLICY)),
                      warn_without_keys=False)
+    from alphatrace.cli.server import tune_for_serving
+
+    tune_for_serving(app)  # what `serve` sets: DuckDB threads, GIL switch interval, GC
     kills: dict[str, float] = {}
+    passes: dict[str, tuple[float, Any]] = {}  # probe -> its pass's start (perf_counter), record
+    epoch = time.time() - time.perf_counter()  # PassRecord times are time.time()
 
     def watch(store: Any) -> None:  # after the pipeline: its kill records are committed
         rec = app.state.pipeline.last
@@ -375,6 +382,7 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
             for d in rec.decisions:
                 if d["action"] == "kill" and d["subject"] not in kills:
                     kills[d["subject"]] = time.perf_counter()
+                    passes[d["subject"]] = (rec.started_at - epoch, rec)
 
     app.state.writer.after_round(watch)
     import socket
@@ -396,6 +404,7 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
                                          for i in range(clients)])
     time.sleep(min(3.0, seconds / 5))  # the load is running
     latencies: list[float] = []
+    parts: list[tuple[float, ...]] = []  # request, wait, pass, its reconcile, its gates (ms)
     hdr = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=url, headers=hdr, timeout=30) as c:
         for p in range(probes):
@@ -408,11 +417,15 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
                        "symbol": "BTC", "direction": "SHORT", "horizon": 3600}]
                 t0 = time.perf_counter()
                 c.post("/v1/events", json=ev).raise_for_status()
+                t1 = time.perf_counter()
             deadline = time.perf_counter() + 10
             while agent not in kills and time.perf_counter() < deadline:
                 time.sleep(0.002)
             if agent in kills:
                 latencies.append((kills[agent] - t0) * 1000.0)
+                began, rec = passes[agent]
+                parts.append(((t1 - t0) * 1000.0, (began - t1) * 1000.0, rec.total_ms,
+                              rec.reconcile_ms, rec.gates_ms))
             time.sleep(0.2)
     sent = sum(load.get())
     pool.close()
@@ -424,8 +437,17 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
     def q(x: float) -> float:
         return latencies[min(len(latencies) - 1, int(x * len(latencies)))] if latencies else float("nan")
 
+    def median(i: int) -> float | None:
+        return statistics.median(p[i] for p in parts) if parts else None
+
     return {"probes": len(latencies), "missed": probes - len(latencies),
             "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": latencies[-1] if latencies else None,
+            # where a probe's time went, medians: its request (round and commit), from the
+            # commit to the start of the pass that killed (the pass in progress, the rest),
+            # that pass (the watch hook runs right after it)
+            "median_request_ms": median(0), "median_wait_ms": median(1),
+            "median_pass_ms": median(2), "median_pass_reconcile_ms": median(3),
+            "median_pass_gates_ms": median(4),
             "load_events_per_s": sent / seconds, "pipeline": health["pipeline"]}
 
 

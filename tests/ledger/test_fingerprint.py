@@ -124,5 +124,5 @@ def test_legs_from_older_pricing_code_are_re_priced_once(tmp_path: Path) -> None
     rep = run_reconcile(old)
     assert (rep.full, rep.priced) == (True, 5)
     assert old.con.execute(FPS).fetchall() == want
-    assert run_reconcile(old).priced == 2  # then as usual: the open and the unpriced leg
+    assert run_reconcile(old).priced == 0  # then as usual: nothing new, nothing priced
     old.close()

@@ -1,6 +1,7 @@
 """Incremental reconcile: idempotent, prices only what it must, and always equals a rebuild from
 scratch — checked after every step of random histories (new signals, bars appended, holes
-back-filled, history edited, funding appended or back-filled, aliases, policy changes)."""
+back-filled, history edited, funding appended or back-filled, aliases, new markets, policy
+changes)."""
 
 from __future__ import annotations
 
@@ -31,18 +32,45 @@ def snapshot(store: Store) -> tuple[list[Any], list[Any]]:
     return legs.fetchall(), ledger.fetchall()
 
 
-def test_second_reconcile_prices_only_open_and_unpriced_legs(store: Store) -> None:
+def test_legs_waiting_for_market_data_are_priced_again_only_when_it_comes(store: Store) -> None:
     add_bars(store, "BTCUSDT", [100.0 + i for i in range(24)])
     done = add_alpha(store, "r1", "BTC", "LONG", at(1))
-    add_alpha(store, "r2", "BTC", "LONG", at(20))        # open
-    add_alpha(store, "r3", "DOGE", "LONG", at(1))        # unpriced
+    waiting = add_alpha(store, "r2", "BTC", "LONG", at(20))  # open: exits at 28:00
+    doge = add_alpha(store, "r3", "DOGE", "LONG", at(1))     # unpriced: no DOGE market
     first = run_reconcile(store)
     before = snapshot(store)
     fp = leg(store, done)["fingerprint"]
-    again = run_reconcile(store)
-    assert (first.priced, again.priced, again.legs, again.full) == (3, 2, 3, False)
+    again = run_reconcile(store)  # nothing new: no leg priced again
+    assert (first.priced, again.priced, again.legs, again.full) == (3, 0, 3, False)
     assert snapshot(store) == before
     assert leg(store, done)["fingerprint"] == fp
+    add_alpha(store, "r4", "BTC", "SHORT", at(2))  # a new signal alone: only it is priced
+    assert run_reconcile(store).priced == 1
+    assert (leg(store, waiting)["status"], leg(store, doge)["status"]) == ("open", "unpriced")
+    add_bars(store, "BTCUSDT", [124.0 + i for i in range(6)], start=at(24))
+    rep = run_reconcile(store)  # BTC's bars appended: its open leg, not its realized ones
+    assert (rep.priced, leg(store, waiting)["status"]) == (1, "realized")
+    assert leg(store, waiting)["exit_price"] == 128.0
+    add_bars(store, "DOGEUSDT", [0.1 * (1 + i) for i in range(12)])  # a new market: priced
+    rep = run_reconcile(store)
+    assert (rep.priced, leg(store, doge)["status"]) == (1, "realized")
+    incremental = snapshot(store)
+    run_reconcile(store, full=True)
+    assert snapshot(store) == incremental
+
+
+def test_an_unpriced_leg_names_the_markets_as_they_are_now(store: Store) -> None:
+    """An ambiguous symbol's leg lists its candidates: a market imported later adds one, and
+    the leg is priced again although its own (unresolved) symbol did not move."""
+    add_bars(store, "SOLUSDT", [20.0 + i for i in range(12)])
+    add_bars(store, "SOLUSDC", [20.0 + i for i in range(12)])
+    sol = add_alpha(store, "r1", "SOL", "LONG", at(1))
+    run_reconcile(store)
+    assert leg(store, sol)["reason"].startswith("ambiguous symbol SOL (matches SOLUSDC, SOLUSDT)")
+    add_bars(store, "SOLBTC", [0.01] * 12)
+    assert run_reconcile(store).priced == 1
+    assert leg(store, sol)["reason"].startswith(
+        "ambiguous symbol SOL (matches SOLBTC, SOLUSDC, SOLUSDT)")
 
 
 def test_appended_bars_do_not_reprice_realized_legs_but_edits_do(store: Store) -> None:
@@ -82,6 +110,8 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
         st.tuples(st.just("funding_after"), st.integers(1, 30)),
         st.tuples(st.just("funding_before"), st.integers(0, 20)),
         st.tuples(st.just("alias"), st.just(None)),
+        # a new market: SOL resolves, then is ambiguous among 2 or 3; BTC becomes ambiguous
+        st.tuples(st.just("market"), st.sampled_from(["SOLUSDT", "SOLUSDC", "SOLBTC", "BTCUSDC"])),
         st.tuples(st.just("policy"), st.integers(0, len(POLICIES) - 1)),
         st.tuples(st.just("pnl"), st.tuples(st.integers(0, 9), st.floats(-50, 50))),
         st.tuples(st.just("telemetry"), st.integers(0, 9)),
@@ -101,6 +131,7 @@ def test_incremental_equals_a_rebuild_after_every_step(history: list[tuple[str, 
         fund_last = 8
         add_funding(store, "BTCUSDT", [(at(h), 0.0001 * h, 100.0 + h) for h in (0, 8)])
         policy: str | None = None
+        markets: set[str] = set()
         n = 0
         for op, arg in history:
             if op == "signals":
@@ -126,6 +157,9 @@ def test_incremental_equals_a_rebuild_after_every_step(history: list[tuple[str, 
             elif op == "funding_before":
                 store.con.execute("INSERT OR REPLACE INTO funding VALUES ('BTCUSDT', ?, -0.001, 90)",
                                   [at(arg)])
+            elif op == "market" and arg not in markets:
+                markets.add(arg)
+                add_bars(store, arg, [20.0 + i for i in range(30)])
             elif op == "alias":
                 store.con.execute("INSERT OR IGNORE INTO symbol_aliases VALUES ('XBT', 'BTCUSDT')")
             elif op == "policy":

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alphatrace.governance.replay import recorded_subjects
-from alphatrace.ledger.reconcile import _recent_legs, last_state
+from alphatrace.ledger.reconcile import last_state
 from alphatrace.store import Store
 from alphatrace.store.connection import catalog_cached, has_table, table_columns
 from tests.ledger.helpers import add_bars, at, run_reconcile
@@ -49,43 +49,22 @@ def test_rows_written_other_than_by_reconcile_make_the_record_stale(store: Store
     assert recorded_subjects(store.con) == {("agent", "A"), ("agent", "B")}
 
 
-def _two_reconciles(store: Store) -> None:
-    """a1..a3 priced (a3 open), then a4 (open too) priced and a3 re-priced; deleted legs
-    vacuumed by a checkpoint, so row ids may have moved."""
+def test_a_round_of_events_alone_reads_no_leg_waiting_for_the_market(store: Store) -> None:
+    """a3 waits for its exit bar: rounds that bring no market data leave it alone, and the
+    bars that bring its exit price it."""
     add_bars(store, "BTCUSDT", [100.0 + i for i in range(48)])
     ingest(store, _events())
     run_reconcile(store)
     ingest(store, [alpha("a4", "r4", 46 * 60, horizon=7200)])
-    run_reconcile(store)
+    rep = run_reconcile(store)
+    assert (rep.priced, rep.open) == (1, 2)  # a4 alone; a3 still open, not priced again
     store.con.execute("CHECKPOINT")
-
-
-def test_open_legs_are_looked_for_among_the_legs_the_last_reconcile_priced(
-        store: Store) -> None:
-    _two_reconciles(store)
-    state = last_state(store.con)
-    assert state is not None and (state.priced, state.pending) == (2, 2)
-    start = _recent_legs(store.con, state)
-    assert start is not None
-    assert sorted(r[0] for r in store.con.execute(
-        "SELECT event_id FROM legs WHERE rowid >= ?", [start]).fetchall()) == ["a3", "a4"]
     add_bars(store, "BTCUSDT", [148.0, 149.0, 150.0], start=at(48))  # both exit bars
     rep = run_reconcile(store)
     assert (rep.priced, rep.realized, rep.open) == (2, 4, 0)
     incremental = snapshot(store)
     run_reconcile(store, full=True)
     assert snapshot(store) == incremental
-
-
-def test_last_legs_not_holding_every_open_leg_recorded_are_not_trusted(store: Store) -> None:
-    _two_reconciles(store)
-    store.con.execute("UPDATE reconcile_log SET open = open + 1 "
-                      "WHERE seq = (SELECT max(seq) FROM reconcile_log)")
-    state = last_state(store.con)
-    assert state is not None and state.current and state.pending == 3
-    assert _recent_legs(store.con, state) is None  # every leg is read instead
-    add_bars(store, "BTCUSDT", [148.0, 149.0, 150.0], start=at(48))
-    assert run_reconcile(store).open == 0
 
 
 def _pre_0016_store(path: Path) -> None:

@@ -40,12 +40,12 @@ def test_a_store_from_before_0008_upgrades_and_reconciles(tmp_path: Path) -> Non
         assert s.con.execute("SELECT count(*) FROM legs WHERE bar_interval IS NULL"
                              ).fetchall() == [(4,)]
         rep = run_reconcile(s)
-        # the realized non-FLAT legs priced before 0008 (r1, r2) are re-priced once, with the
-        # open one (r4); the FLAT leg keeps its row (it has no bar interval)
+        # the non-FLAT legs priced before 0008 (realized r1, r2 and open r4) are re-priced
+        # once; the FLAT leg keeps its row (it has no bar interval)
         assert (rep.priced, rep.full) == (3, False)
         got = s.con.execute("SELECT run_id, bar_interval FROM ledger ORDER BY run_id").fetchall()
         assert got == [("r1", "15m"), ("r2", "15m"), ("r3", None), ("r4", "15m")]
         incremental = (s.con.sql(LEDGER).fetchall(), s.con.sql(LEGS).fetchall())
-        assert run_reconcile(s).priced == 1     # only the open leg, as on any store
+        assert run_reconcile(s).priced == 0     # nothing new: no leg, as on any store
         run_reconcile(s, full=True)
         assert (s.con.sql(LEDGER).fetchall(), s.con.sql(LEGS).fetchall()) == incremental

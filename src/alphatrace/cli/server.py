@@ -43,6 +43,27 @@ def serving_threads(cores: int | None) -> int:
     with two, and ~5% less CPU a span (bench/RESULTS.md, session of 2026-12-03 12:20, lead)."""
     return max(1, (cores or 1) - 1)
 
+
+def tune_for_serving(app: Any) -> None:
+    """The process settings `serve` runs with (a benchmark that serves `create_app` in its own
+    process calls this too, so it measures what `serve` does)."""
+    # The event loop shares the GIL with the writer, pipeline and parsing threads: a request
+    # that arrives while one of them runs Python waits for the switch interval (5 ms by
+    # default) before the loop gets the GIL back; 0.5 ms shortens that wait for sizing answers.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    app.state.writer.store.con.execute(f"SET threads = {serving_threads(os.cpu_count())}")
+    # A collector round makes and frees a dict per event, and the app keeps hundreds of
+    # thousands of long-lived objects (modules, the trace hold, caches): with Python's default
+    # thresholds the cyclic collector ran ~900 times in 10 s at 10,000 OTLP spans/s, ~1 s of
+    # CPU holding the GIL, with pauses up to 96 ms in the middle of requests (bench_otlp.py,
+    # bench/RESULTS.md, session of 2026-12-03, lead). The events are freed by reference
+    # counting; what the cyclic collector is for (cycles) is rare here. So what exists at
+    # start is frozen out of its scans and it runs far less often.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 keys_app = typer.Typer(help="API keys of the collector (stored hashed; a key is shown once).",
                        no_args_is_help=True)
 
@@ -161,21 +182,7 @@ def serve(
         # At shutdown, inside the app's lifespan: uvicorn ends the process by re-raising the
         # signal that stopped it, so code after `run` is not reached on Ctrl-C or SIGTERM.
         app.state.stop_first.append(partial(discovery.remove, app.state.db_abs, served))
-    # The event loop shares the GIL with the writer, pipeline and parsing threads: a request
-    # that arrives while one of them runs Python waits for the switch interval (5 ms by
-    # default) before the loop gets the GIL back; 0.5 ms shortens that wait for sizing answers.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    app.state.writer.store.con.execute(f"SET threads = {serving_threads(os.cpu_count())}")
-    # A collector round makes and frees a dict per event, and the app keeps hundreds of
-    # thousands of long-lived objects (modules, the trace hold, caches): with Python's default
-    # thresholds the cyclic collector ran ~900 times in 10 s at 10,000 OTLP spans/s, ~1 s of
-    # CPU holding the GIL, with pauses up to 96 ms in the middle of requests (bench_otlp.py,
-    # bench/RESULTS.md, session of 2026-12-03, lead). The events are freed by reference
-    # counting; what the cyclic collector is for (cycles) is rare here. So what exists at
-    # start is frozen out of its scans and it runs far less often.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_for_serving(app)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -1,11 +1,12 @@
 """`alphatrace reconcile`: price what is new or whose inputs changed, then rebuild the ledger.
 
-Incremental and idempotent. A leg is (re)priced when it is new, still open or unpriced, its
-symbol now resolves differently, it was priced before legs recorded their `bar_interval` (a
-store upgraded by migration 0008: its next reconcile re-prices those legs once), the policy section changed, its market's bars changed other
-than by appending, or funding changed in a way that can reach it (anything but appended
-settlements after its exit). Appended bars cannot move a realized leg: its exit bar already
-existed and new bars open later. Market changes are detected from a per-symbol digest stored
+Incremental and idempotent. A leg is (re)priced when it is new, its symbol now resolves
+differently, it was priced before legs recorded their `bar_interval` (a store upgraded by
+migration 0008: its next reconcile re-prices those legs once), the policy section changed, its
+market's bars changed other than by appending, or funding changed in a way that can reach it
+(anything but appended settlements after its exit). Appended bars cannot move a realized leg:
+its exit bar already existed and new bars open later. A leg not realized (open, unpriced) is
+priced again only when market data that can move it came (`_STALE_LEG`), not every time. Market changes are detected from a per-symbol digest stored
 after each reconcile (`ledger_market_state`), one aggregate pass over the bars; a caller that
 lives across passes (the server's pipeline) passes a `MarketCache` and reads only the rows
 the market tables gained (`market_cache`).
@@ -26,8 +27,8 @@ its `reconcile_log` row (policy, legs, runs, newest file, the telemetry and pnl 
 alias resolution its legs were priced with (`ledger_alpha_keys`) and the subjects with realized
 runs (`ledger_subjects`, read by gates). When that row still describes the store (same number
 of legs and ledger rows, written by this version), a pass reads only what is new: the symbols
-of new events and the stored ones, the legs that are not realized plus those of symbols whose
-market or resolution changed, and the runs of new files. Otherwise it counts and compares
+of new events and the stored ones, the legs of symbols whose market or resolution changed
+(`_stale_legs_sql`; none when no market data came), and the runs of new files. Otherwise it counts and compares
 everything, as the first reconcile after an upgrade does once.
 
 This module runs the SQL of `market`, `pricing` and `build` on the store, in one transaction,
@@ -279,13 +280,23 @@ funding_change AS (
          WHEN f.prefix_n = s.funding_n AND f.prefix_digest = s.funding_digest THEN 'appended'
          ELSE 'changed' END AS kind
   FROM _rc_fprofile f FULL JOIN ledger_market_state s ON s.symbol = f.symbol
+),
+market_moved AS (
+  SELECT EXISTS (SELECT 1 FROM bars_change WHERE kind = 'changed')
+      OR EXISTS (SELECT 1 FROM funding_change WHERE kind <> 'same') AS moved
 )"""
 
 # A leg `l` to re-price (with `sm`, `bc`, `fc` joined on its symbols); see the module docstring.
-_STALE_LEG = """(l.status <> 'realized'
-   OR (l.bar_interval IS NULL AND l.direction <> 'FLAT')
-   OR l.market_symbol IS DISTINCT FROM sm.symbol
+# A leg not realized waits for market data: it is re-priced when its market gained or changed
+# bars or funding, or (unpriced: an unknown or ambiguous symbol, a market without bars of the
+# interval) when the set of markets may have changed (`market_moved`); re-pricing it against the
+# same market would give the same row. Legs priced before `bar_interval` was recorded (realized
+# or open, without it) are re-priced once.
+_STALE_LEG = """(l.market_symbol IS DISTINCT FROM sm.symbol
    OR bc.kind = 'changed'
+   OR (l.bar_interval IS NULL AND l.direction <> 'FLAT' AND l.status <> 'unpriced')
+   OR (l.status <> 'realized' AND (bc.kind = 'appended' OR fc.kind <> 'same'))
+   OR (l.status = 'unpriced' AND (SELECT moved FROM market_moved))
    OR (l.include_funding AND l.direction <> 'FLAT'
        AND (fc.kind = 'changed'
             OR (fc.kind = 'appended' AND (fc.watermark IS NULL OR l.exit_ts > fc.watermark)))))"""
@@ -301,24 +312,25 @@ WHERE l.event_id IS NULL OR {_STALE_LEG}
 """
 
 
-def _stale_legs_sql(moved: Moved | None = None, recent: int | None = None) -> str:
+def _stale_legs_sql(moved: Moved | None = None) -> str:
     """The legs to re-price, found in `legs` alone (event_id). With `moved`, every leg is
     known to have been priced with `ledger_alpha_keys`' resolution and the market as
-    `ledger_market_state` records it, so only the candidates can be stale: legs not realized,
-    legs from before `bar_interval`, and legs of the symbols and aliases in `moved`.
-    `recent` (with a `moved` that moved nothing): a row id below which no leg is a
-    candidate (`_recent_legs`), so the scan skips the older row groups."""
+    `ledger_market_state` records it, so only these can be stale: legs of the symbols and
+    aliases in `moved`, legs not realized of the symbols whose market gained anything
+    (`moved.touched`), and, when some market changed, the unpriced legs. With none of these
+    (a round of events alone), no leg is read."""
     legs = "legs"
     if moved is not None:
-        may = ["l.status <> 'realized'", "(l.bar_interval IS NULL AND l.direction <> 'FLAT')"]
+        may = []
         if moved.symbols:
             may.append(f"l.market_symbol IN ({', '.join(lit(x) for x in moved.symbols)})")
+            may.append("l.status = 'unpriced'")
+        if moved.touched:
+            may.append(f"(l.status <> 'realized' AND l.market_symbol IN "
+                       f"({', '.join(lit(x) for x in moved.touched)}))")
         if moved.aliases:
             may.append(f"l.symbol IN ({', '.join(lit(x) for x in moved.aliases)})")
-        where = " OR ".join(may)
-        if recent is not None and not moved.symbols and not moved.aliases:
-            where = f"l.rowid >= {int(recent)} AND ({where})"
-        legs = f"(SELECT * FROM legs l WHERE {where})"
+        legs = f"(SELECT * FROM legs l WHERE {' OR '.join(may) or 'false'})"
     return f"""
 WITH {_MARKET_CHANGES}
 SELECT l.event_id FROM {legs} l
@@ -329,49 +341,36 @@ WHERE {_STALE_LEG}
 """
 
 
-def _recent_legs(con: duckdb.DuckDBPyConnection, last: LastState) -> int | None:
-    """The row id from which `legs` holds every leg the last reconcile left not realized
-    (None: not known, every leg is read). Each reconcile re-prices all such legs, deleting
-    and appending them, so they are among the `last.priced` rows it appended last, the
-    rows with the highest row ids; that is checked, not assumed: those rows must number
-    `last.priced` and hold `last.pending` legs not realized, as many as the whole table
-    held when the last reconcile recorded them (`last.current`: only reconcile writes
-    `legs`). DuckDB answers `rowid >=` from the row groups it needs, without a scan. A
-    realized leg without `bar_interval` (from before migration 0008) is never left by a
-    reconcile of this version: it re-prices them all."""
-    if not last.current:
-        return None
-    top = one(con, "SELECT max(rowid) FROM legs")[0]
-    if top is None:
-        return None
-    start = int(top) - last.priced + 1
-    n, pending = one(con, "SELECT count(*), count(*) FILTER (WHERE status <> 'realized') "
-                          f"FROM legs WHERE rowid >= {start}")
-    return start if (int(n), int(pending)) == (last.priced, last.pending) else None
-
-
 @dataclass(frozen=True)
 class Moved:
-    """What changed since the last reconcile that can make a realized leg stale: market symbols
-    whose bars changed other than by appending or whose funding changed at all, and aliases
-    that resolve differently from `ledger_alpha_keys` (a few, usually none)."""
+    """What changed since the last reconcile that can make a leg stale: market symbols whose
+    bars changed other than by appending or whose funding changed at all (`symbols`: they can
+    move a realized leg), market symbols whose bars or funding changed in any way (`touched`:
+    they can move a leg not realized), and aliases that resolve differently from
+    `ledger_alpha_keys` (a few, usually none)."""
 
     symbols: list[str]
     aliases: list[str]
+    touched: list[str]
 
 
 def moved(con: duckdb.DuckDBPyConnection) -> Moved:
-    symbols, aliases = one(con, f"""
+    symbols, aliases, touched = one(con, f"""
 WITH {_MARKET_CHANGES},
 symbols AS (
   SELECT symbol FROM bars_change WHERE kind = 'changed' AND symbol IS NOT NULL
+  UNION SELECT symbol FROM funding_change WHERE kind <> 'same' AND symbol IS NOT NULL),
+touched AS (
+  SELECT symbol FROM bars_change WHERE kind <> 'same' AND symbol IS NOT NULL
   UNION SELECT symbol FROM funding_change WHERE kind <> 'same' AND symbol IS NOT NULL),
 aliases AS (
   SELECT n.alias FROM _rc_symmap n LEFT JOIN ledger_alpha_keys o ON o.alias = n.alias
   WHERE n.alias IS NOT NULL AND n.symbol IS DISTINCT FROM o.symbol)
 SELECT (SELECT list(symbol ORDER BY symbol) FROM symbols),
-       (SELECT list(alias ORDER BY alias) FROM aliases)""")
-    return Moved([str(x) for x in symbols or []], [str(x) for x in aliases or []])
+       (SELECT list(alias ORDER BY alias) FROM aliases),
+       (SELECT list(symbol ORDER BY symbol) FROM touched)""")
+    return Moved([str(x) for x in symbols or []], [str(x) for x in aliases or []],
+                 [str(x) for x in touched or []])
 
 
 def _todo_from_new_files(seen: int) -> str:
@@ -456,10 +455,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 # the keys were read whole into `_rc_symmap`: as many rows, none moved, same
                 keys_moved = not (mv is not None and not mv.aliases
                                   and n_symmap == facts.alpha_keys)
-                recent = (_recent_legs(con, last) if mv is not None and last is not None
-                          and not mv.symbols and not mv.aliases else None)
-                con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS "
-                            + _stale_legs_sql(mv, recent))
+                con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS " + _stale_legs_sql(mv))
                 todo = one(con, "CREATE OR REPLACE TEMP TABLE _rc_todo AS "
                                 + _todo_from_new_files(seen))[0]
             else:
@@ -525,8 +521,6 @@ class LastState:
     n_telemetry: int | None   # telemetry rows then (None: written before migration 0016)
     n_pnl: int | None
     current: bool             # written by this version; legs and ledger rows still number legs, runs
-    priced: int = 0           # legs it (re)priced: the last rows it appended to `legs`
-    pending: int = 0          # legs it left not realized (open + unpriced)
 
 
 def last_state(con: duckdb.DuckDBPyConnection) -> LastState | None:
@@ -535,15 +529,15 @@ def last_state(con: duckdb.DuckDBPyConnection) -> LastState | None:
     has added or removed legs or ledger rows since (only reconcile writes them)."""
     rows = con.execute(
         "SELECT policy_hash, legs, runs, max_file_id, n_telemetry, n_pnl, "
-        "(SELECT count(*) FROM legs), (SELECT count(*) FROM ledger), priced, open, unpriced "
+        "(SELECT count(*) FROM legs), (SELECT count(*) FROM ledger) "
         "FROM reconcile_log ORDER BY seq DESC LIMIT 1").fetchall()
     if not rows:
         return None
-    ph, legs, runs, seen, n_tel, n_pnl, legs_now, runs_now, priced, open_, unpriced = rows[0]
+    ph, legs, runs, seen, n_tel, n_pnl, legs_now, runs_now = rows[0]
     current = n_tel is not None and n_pnl is not None and (legs, runs) == (legs_now, runs_now)
     return LastState(str(ph), int(legs or 0), int(runs or 0), int(seen or 0),
                      None if n_tel is None else int(n_tel), None if n_pnl is None else int(n_pnl),
-                     current, int(priced or 0), int(open_ or 0) + int(unpriced or 0))
+                     current)
 
 
 def _policy_changed(con: duckdb.DuckDBPyConnection, policy_hash: str,
