@@ -47,10 +47,18 @@ def test_legs_waiting_for_market_data_are_priced_again_only_when_it_comes(store:
     add_alpha(store, "r4", "BTC", "SHORT", at(2))  # a new signal alone: only it is priced
     assert run_reconcile(store).priced == 1
     assert (leg(store, waiting)["status"], leg(store, doge)["status"]) == ("open", "unpriced")
-    add_bars(store, "BTCUSDT", [124.0 + i for i in range(6)], start=at(24))
-    rep = run_reconcile(store)  # BTC's bars appended: its open leg, not its realized ones
+    late = add_alpha(store, "r5", "BTC", "LONG", at(30))  # open, with no entry bar yet
+    assert run_reconcile(store).priced == 1
+    add_bars(store, "BTCUSDT", [124.0 + i for i in range(4)], start=at(24))
+    assert run_reconcile(store).priced == 0  # bars up to 27:00: r2 waits for 28:00, r5 for 30:00
+    add_bars(store, "BTCUSDT", [128.0, 129.0], start=at(28))
+    rep = run_reconcile(store)  # r2's exit bar: r2 alone, not the realized legs, not r5
     assert (rep.priced, leg(store, waiting)["status"]) == (1, "realized")
     assert leg(store, waiting)["exit_price"] == 128.0
+    add_bars(store, "BTCUSDT", [130.0], start=at(30))
+    rep = run_reconcile(store)  # r5's entry bar: open still, with its entry
+    assert (rep.priced, leg(store, late)["status"], leg(store, late)["entry_price"]) == (
+        1, "open", 130.0)
     add_bars(store, "DOGEUSDT", [0.1 * (1 + i) for i in range(12)])  # a new market: priced
     rep = run_reconcile(store)
     assert (rep.priced, leg(store, doge)["status"]) == (1, "realized")

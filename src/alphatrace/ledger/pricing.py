@@ -112,6 +112,12 @@ LEG_COLUMNS = (
 PRICED_COLUMNS = tuple(c for c in LEG_COLUMNS if c != "fingerprint")
 
 
+def horizon_us(seconds: str) -> str:
+    """SQL: a horizon in seconds as the whole microseconds pricing adds to the entry (the one
+    rounding both the pricing and reconcile's staleness test use)."""
+    return f"CAST(round({seconds} * 1e6) AS BIGINT)"
+
+
 def narrow_sql(r: Relations, d: Dialect = DUCKDB) -> str:
     """The priceable signals (ts, resolved symbol with bars, not before the data, not FLAT)
     with only what pricing needs. Same conditions as `classify_sql` leaving `reason` NULL and
@@ -122,7 +128,7 @@ def narrow_sql(r: Relations, d: Dialect = DUCKDB) -> str:
 SELECT a.event_id, m.sid,
        CASE upper(trim(a.direction)) WHEN 'LONG' THEN 1 ELSE -1 END AS d,
        {t_us} AS t_us,
-       CAST(round(coalesce(a.horizon_s, po.horizon_s, pd.horizon_s) * 1e6) AS BIGINT) AS h_us,
+       {horizon_us("coalesce(a.horizon_s, po.horizon_s, pd.horizon_s)")} AS h_us,
        coalesce(po.fee_rate, pd.fee_rate) AS fee_rate,
        coalesce(po.include_funding, pd.include_funding) AS include_funding
 FROM {r.todo} a

@@ -68,7 +68,13 @@ from alphatrace.ledger.market import (
 )
 from alphatrace.ledger.market_cache import MarketCache
 from alphatrace.ledger.policy import ReconcileConfig, params_sql
-from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, narrow_sql, priced_legs_sql
+from alphatrace.ledger.pricing import (
+    LEG_COLUMNS,
+    Relations,
+    horizon_us,
+    narrow_sql,
+    priced_legs_sql,
+)
 from alphatrace.market.symbols import resolution_sql
 from alphatrace.sql import lit
 from alphatrace.store import Store
@@ -260,7 +266,7 @@ def locate_exits(con: duckdb.DuckDBPyConnection, rel: Relations, market: Market
 
 _MARKET_CHANGES = """
 bars_change AS (
-  SELECT coalesce(m.symbol, s.symbol) AS symbol,
+  SELECT coalesce(m.symbol, s.symbol) AS symbol, m.last_us,
     CASE WHEN m.symbol IS NULL AND s.interval_s IS NULL THEN 'same'
          WHEN m.symbol IS NULL OR s.interval_s IS NULL OR m.interval_s <> s.interval_s
            THEN 'changed'
@@ -287,16 +293,22 @@ market_moved AS (
 )"""
 
 # A leg `l` to re-price (with `sm`, `bc`, `fc` joined on its symbols); see the module docstring.
-# A leg not realized waits for market data: it is re-priced when its market gained or changed
-# bars or funding, or (unpriced: an unknown or ambiguous symbol, a market without bars of the
-# interval) when the set of markets may have changed (`market_moved`); re-pricing it against the
-# same market would give the same row. Legs priced before `bar_interval` was recorded (realized
-# or open, without it) are re-priced once.
-_STALE_LEG = """(l.market_symbol IS DISTINCT FROM sm.symbol
+# A leg not realized waits for market data; against the same market it would price to the same
+# row. An open leg moves only when appended bars reach the bar it waits for: its entry (the
+# first bar at or after its ts) or, with an entry, its exit (the first at or after entry +
+# horizon; `locate.exits`); every bar it saw was before that time. An unpriced one (an unknown
+# or ambiguous symbol, a market without bars of the interval, a signal before the first bar)
+# is re-priced when its market gained or changed anything, or when some market may have come
+# or gone (`market_moved`). Legs priced before `bar_interval` was recorded (realized or open,
+# without it) are re-priced once.
+_STALE_LEG = f"""(l.market_symbol IS DISTINCT FROM sm.symbol
    OR bc.kind = 'changed'
    OR (l.bar_interval IS NULL AND l.direction <> 'FLAT' AND l.status <> 'unpriced')
-   OR (l.status <> 'realized' AND (bc.kind = 'appended' OR fc.kind <> 'same'))
-   OR (l.status = 'unpriced' AND (SELECT moved FROM market_moved))
+   OR (l.status = 'open' AND bc.kind = 'appended'
+       AND bc.last_us >= CASE WHEN l.entry_ts IS NULL THEN epoch_us(l.ts)
+                              ELSE epoch_us(l.entry_ts) + {horizon_us("l.horizon_s")} END)
+   OR (l.status = 'unpriced' AND (bc.kind = 'appended' OR fc.kind <> 'same'
+                                  OR (SELECT moved FROM market_moved)))
    OR (l.include_funding AND l.direction <> 'FLAT'
        AND (fc.kind = 'changed'
             OR (fc.kind = 'appended' AND (fc.watermark IS NULL OR l.exit_ts > fc.watermark)))))"""
