@@ -179,8 +179,8 @@ def classified_sql(r: Relations, bar_interval_s: int | None, d: Dialect = DUCKDB
     and what `locate.exits` needs (`sid`, `t_us`, `h_us`, `include_funding`), `priceable`
     where `narrow_sql` keeps the signal (no reason, not FLAT). One pass of `locate` over
     these rows, pricing the priceable ones, gives what `wide_legs_sql` reads: the pricing
-    then needs no join of the signals with their exits (on Spark, a shuffle of every signal
-    on each side)."""
+    then needs no join of the signals with their exits (on Spark, a broadcast of every priced
+    signal or a shuffle of every signal on both sides)."""
     return f"""
 SELECT event_id, run_id, agent, strategy, ts, event_symbol, symbol, direction, d, score_final,
        regime, size_usd, horizon_s, fee_rate, include_funding, interval_s, bar_interval, reason,

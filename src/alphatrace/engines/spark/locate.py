@@ -8,7 +8,9 @@ searched on its own, so how Spark splits the signals does not change a result.
 It runs over every signal (`ledger.pricing.classified_sql`), pricing the priceable ones and
 passing the rest through with NULL exits, so the pricing SQL after it reads one relation:
 run over the priceable signals alone, its result had to be joined back to all of them on
-`event_id`, two shuffles of every signal (bench/RESULTS.md, session "sparkprice").
+`event_id`: a second scan of the signals and, by Spark's size estimate, a broadcast of every
+priced signal or a shuffle of every signal on both sides (bench/RESULTS.md, session
+"sparkprice").
 """
 
 from __future__ import annotations
