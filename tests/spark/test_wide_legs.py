@@ -13,8 +13,13 @@ import pyarrow as pa
 
 from alphatrace.engines.spark.locate import EXIT_FIELDS, _with_exits
 from alphatrace.ledger.policy import params_sql
-from alphatrace.ledger.pricing import PRICED_COLUMNS, Relations, classified_sql, priced_legs_sql
-from alphatrace.ledger.pricing import wide_legs_sql
+from alphatrace.ledger.pricing import (
+    PRICED_COLUMNS,
+    Relations,
+    classified_sql,
+    priced_legs_sql,
+    wide_legs_sql,
+)
 from alphatrace.ledger.reconcile import locate_exits, prepare_market
 from alphatrace.market.symbols import resolution_sql
 from alphatrace.store.connection import registered
