@@ -21,7 +21,7 @@ from alphatrace.cli.main import app
 from alphatrace.demo import shipped
 from alphatrace.demo.simulate import simulate
 from alphatrace.engines.spark.ledger import single_sources_on
-from alphatrace.engines.spark.reconcile import reconcile_frames
+from alphatrace.engines.spark.reconcile import priced_legs, reconcile_frames
 from alphatrace.ledger.build import LEDGER_COLUMNS, SOURCES
 from alphatrace.ledger.policy import ReconcileConfig
 from alphatrace.ledger.pricing import LEG_COLUMNS
@@ -145,10 +145,14 @@ def test_reconcile_cli_writes_legs_and_ledger(
                    "unpriced": by_status.count("unpriced"), "runs": len(want_ledger),
                    "policy_hash": policy(POLICY).hash, "out": str(tmp_path / "out")}
     legs = pq.read_table(tmp_path / "out" / "legs").to_pylist()
-    assert [r["event_id"] for r in legs] == sorted(want_legs)
     _same(_keyed(legs, "event_id"), want_legs, LEG_COLUMNS)
     ledger = pq.read_table(tmp_path / "out" / "ledger").to_pylist()
     _same(_keyed(ledger, "run_id"), want_ledger, LEDGER_COLUMNS)
+    for table, key in (("legs", ("event_id",)), ("ledger", ("ts", "run_id"))):
+        for f in (tmp_path / "out" / table).glob("*.parquet"):
+            keys = [tuple((r[k] is not None, r[k]) for k in key)  # NULLs first
+                    for r in pq.read_table(f).to_pylist()]
+            assert keys == sorted(keys), f  # each file's rows in key order
     for args in (["--engine", "spark", "--out", "x"], ["--tables", str(lake)],
                  ["--engine", "flink"]):
         bad = CliRunner().invoke(app, ["reconcile", *args])
@@ -175,3 +179,22 @@ def test_the_ledger_reads_the_priced_legs_without_pricing_again(
     finally:
         frames.release()
     _same(got, want_ledger, LEDGER_COLUMNS)
+
+
+def test_pricing_reads_each_signal_once_and_shuffles_none(
+        lakes: dict[str, tuple[Path, Rows, Rows]], spark: Any) -> None:
+    """The legs' plan scans the signals once and never shuffles them: the driver's relations
+    are broadcast, and `locate.exits` runs over every signal (the unpriceable ones pass
+    through with NULL exits), so the priced rows need no join back to the signals. Before, the
+    priceable signals went through the kernel apart and were joined back on `event_id`: a
+    second scan, and a sort-merge join shuffling every signal on both sides."""
+    import re
+
+    lake, want_legs, _ = lakes["demo"]
+    legs, _ = priced_legs(spark, lake, policy(POLICY))
+    plan = legs._jdf.queryExecution().executedPlan().toString()
+    assert not re.search(r"Exchange (hash|range|single|round)", plan), plan
+    assert not re.search(r"(SortMerge|ShuffledHash)Join", plan), plan
+    assert len(re.findall(r"FileScan parquet [^\n]*alpha\.parquet", plan)) == 1, plan
+    assert plan.count("MapInArrow") == 2, plan  # locate.exits, the fingerprints
+    _same(_keyed([r.asDict() for r in legs.collect()], "event_id"), want_legs, LEG_COLUMNS)

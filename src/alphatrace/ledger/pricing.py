@@ -113,8 +113,8 @@ PRICED_COLUMNS = tuple(c for c in LEG_COLUMNS if c != "fingerprint")
 
 
 def horizon_us(seconds: str) -> str:
-    """SQL: a horizon in seconds as the whole microseconds pricing adds to the entry (the one
-    rounding both the pricing and reconcile's staleness test use)."""
+    """SQL: a horizon in seconds as the whole microseconds `locate` adds to the entry: the one
+    rounding the pricing (either engine) and reconcile's staleness test use."""
     return f"CAST(round({seconds} * 1e6) AS BIGINT)"
 
 
@@ -140,10 +140,13 @@ WHERE a.ts IS NOT NULL AND upper(trim(a.direction)) IN ('LONG', 'SHORT')
   AND NOT ({before_data})"""
 
 
-def priced_sql(r: Relations, exits: str) -> str:
-    """(event_id, entry/exit prices, gross, price leg, funding, running sums) from `exits`: the
-    priceable signals of `narrow_sql` with their bars and settlements (`locate.exits`).
-    C(x) is the running sum of the settlement found for x, 0 when there is none."""
+_PRICED_KEEP = "event_id, entry_us, entry_price, exit_us, exit_price, target_us, c_entry, c_exit"
+
+
+def priced_sql(r: Relations, exits: str, keep: str = _PRICED_KEEP) -> str:
+    """(`keep`: event_id, entry/exit prices, running sums; then gross, price leg, funding) from
+    `exits`: signals with their bars and settlements (`locate.exits`); a signal without them
+    gets NULLs. C(x) is the running sum of the settlement found for x, 0 when there is none."""
     zero = "CAST(0 AS DOUBLE)"
     return f"""
 with_cum AS (
@@ -155,7 +158,7 @@ with_cum AS (
   LEFT JOIN {r.settlements} sx ON sx.i = x.exit_settle
 ),
 priced AS (
-  SELECT event_id, entry_us, entry_price, exit_us, exit_price, target_us, c_entry, c_exit,
+  SELECT {keep},
     CASE WHEN exit_price IS NOT NULL THEN {GROSS} END AS gross_bps,
     CASE WHEN exit_price IS NULL THEN NULL WHEN include_funding THEN {FUNDING} ELSE 0.0 END
       AS funding_bps,
@@ -169,33 +172,61 @@ def priced_legs_sql(r: Relations, policy_hash: str, bar_interval_s: int | None,
     """Every signal of `r.todo` as a leg row with the columns of the `legs` table but the
     fingerprint (`PRICED_COLUMNS`); `exits` is the result of `locate.exits` on
     `narrow_sql(r)`."""
-    ph = lit(policy_hash)
-    target = d.format_ts(d.ts_from_us("p.target_us"))
     return f"""
 WITH classified AS ({classify_sql(r, bar_interval_s, d)}),
 {priced_sql(r, exits)}
-SELECT c.event_id, c.run_id, c.agent, c.strategy, c.ts, c.event_symbol AS symbol,
-       c.symbol AS market_symbol, c.direction, c.score_final, c.regime, c.size_usd,
-       c.horizon_s, c.fee_rate, c.include_funding, c.interval_s,
-       CASE WHEN c.reason IS NULL AND c.d <> 0 THEN c.bar_interval END AS bar_interval,
-       {d.ts_from_us("p.entry_us")} AS entry_ts, p.entry_price,
-       {d.ts_from_us("p.exit_us")} AS exit_ts, p.exit_price,
-       CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0 ELSE p.gross_bps END AS gross_bps,
-       CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0 ELSE p.price_bps - p.gross_bps END
+{_legs_select(policy_hash, d, 'c', 'p')}FROM classified c LEFT JOIN priced p ON p.event_id = c.event_id"""
+
+
+def classified_sql(r: Relations, bar_interval_s: int | None, d: Dialect = DUCKDB) -> str:
+    """Every signal of `r.todo` classified (`classify_sql`), with the columns the leg rows read
+    and what `locate.exits` needs (`sid`, `t_us`, `h_us`, `include_funding`), `priceable`
+    where `narrow_sql` keeps the signal (no reason, not FLAT). One pass of `locate` over
+    these rows, pricing the priceable ones, gives what `wide_legs_sql` reads: the pricing
+    then needs no join of the signals with their exits (on Spark, a broadcast of every priced
+    signal or a shuffle of every signal on both sides)."""
+    return f"""
+SELECT event_id, run_id, agent, strategy, ts, event_symbol, symbol, direction, d, score_final,
+       regime, size_usd, horizon_s, fee_rate, include_funding, interval_s, bar_interval, reason,
+       file_id, line, sid, t_us, {horizon_us("horizon_s")} AS h_us,
+       coalesce(reason IS NULL AND d <> 0, false) AS priceable
+FROM ({classify_sql(r, bar_interval_s, d)}) c"""
+
+
+def wide_legs_sql(r: Relations, policy_hash: str, exits: str, d: Dialect = DUCKDB) -> str:
+    """`priced_legs_sql` over `exits`, the rows of `classified_sql(r)` with the columns of
+    `locate.exits` (NULL where the signal is not priceable): the same rows, without a join."""
+    return f"""
+WITH {priced_sql(r, exits, keep="*")}
+{_legs_select(policy_hash, d, "w", "w")}FROM priced w"""
+
+
+def _legs_select(policy_hash: str, d: Dialect, c: str, p: str) -> str:
+    """The SELECT list of a leg row: `c` names the classified signal, `p` its prices."""
+    ph = lit(policy_hash)
+    target = d.format_ts(d.ts_from_us(f"{p}.target_us"))
+    return f"""SELECT {c}.event_id, {c}.run_id, {c}.agent, {c}.strategy, {c}.ts, {c}.event_symbol AS symbol,
+       {c}.symbol AS market_symbol, {c}.direction, {c}.score_final, {c}.regime, {c}.size_usd,
+       {c}.horizon_s, {c}.fee_rate, {c}.include_funding, {c}.interval_s,
+       CASE WHEN {c}.reason IS NULL AND {c}.d <> 0 THEN {c}.bar_interval END AS bar_interval,
+       {d.ts_from_us(p + ".entry_us")} AS entry_ts, {p}.entry_price,
+       {d.ts_from_us(p + ".exit_us")} AS exit_ts, {p}.exit_price,
+       CASE WHEN {c}.reason IS NULL AND {c}.d = 0 THEN 0.0 ELSE {p}.gross_bps END AS gross_bps,
+       CASE WHEN {c}.reason IS NULL AND {c}.d = 0 THEN 0.0 ELSE {p}.price_bps - {p}.gross_bps END
          AS fee_bps,
-       CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0 ELSE p.funding_bps END AS funding_bps,
-       CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0 ELSE p.price_bps + p.funding_bps END
+       CASE WHEN {c}.reason IS NULL AND {c}.d = 0 THEN 0.0 ELSE {p}.funding_bps END AS funding_bps,
+       CASE WHEN {c}.reason IS NULL AND {c}.d = 0 THEN 0.0 ELSE {p}.price_bps + {p}.funding_bps END
          AS paper_pnl_bps,
-       CASE WHEN c.reason IS NULL AND c.d = 0 THEN 0.0
-            ELSE (p.price_bps + p.funding_bps) * c.size_usd / 1e4 END AS pnl_usd,
-       CASE WHEN c.reason IS NOT NULL THEN 'unpriced'
-            WHEN c.d = 0 OR p.exit_price IS NOT NULL THEN 'realized'
+       CASE WHEN {c}.reason IS NULL AND {c}.d = 0 THEN 0.0
+            ELSE ({p}.price_bps + {p}.funding_bps) * {c}.size_usd / 1e4 END AS pnl_usd,
+       CASE WHEN {c}.reason IS NOT NULL THEN 'unpriced'
+            WHEN {c}.d = 0 OR {p}.exit_price IS NOT NULL THEN 'realized'
             ELSE 'open' END AS status,
-       CASE WHEN c.reason IS NOT NULL THEN c.reason
-            WHEN c.d = 0 OR p.exit_price IS NOT NULL THEN NULL
-            WHEN p.entry_us IS NULL THEN 'no bar of ' || c.symbol || ' at or after the signal yet'
-                 || ' (' || c.bar_interval || ' bars)'
-            ELSE 'awaiting the exit bar of ' || c.symbol || ' at or after ' || {target}
-                 || ' (' || c.bar_interval || ' bars)' END AS reason,
-       {ph} AS policy_hash, c.file_id, c.line
-FROM classified c LEFT JOIN priced p ON p.event_id = c.event_id"""
+       CASE WHEN {c}.reason IS NOT NULL THEN {c}.reason
+            WHEN {c}.d = 0 OR {p}.exit_price IS NOT NULL THEN NULL
+            WHEN {p}.entry_us IS NULL THEN 'no bar of ' || {c}.symbol || ' at or after the signal yet'
+                 || ' (' || {c}.bar_interval || ' bars)'
+            ELSE 'awaiting the exit bar of ' || {c}.symbol || ' at or after ' || {target}
+                 || ' (' || {c}.bar_interval || ' bars)' END AS reason,
+       {ph} AS policy_hash, {c}.file_id, {c}.line
+"""

@@ -4,6 +4,13 @@
 Spark SQL has no ASOF join, and its as-of joins are quadratic (issue #18 measured 549 s for
 100k signals); the kernel is exact and took 1.5 s for 1M signals this way. Each signal is
 searched on its own, so how Spark splits the signals does not change a result.
+
+It runs over every signal (`ledger.pricing.classified_sql`), pricing the priceable ones and
+passing the rest through with NULL exits, so the pricing SQL after it reads one relation:
+run over the priceable signals alone, its result had to be joined back to all of them on
+`event_id`: a second scan of the signals and, by Spark's size estimate, a broadcast of every
+priced signal or a shuffle of every signal on both sides (bench/RESULTS.md, session
+"sparkprice").
 """
 
 from __future__ import annotations
@@ -37,27 +44,44 @@ def _columns(batch: pa.RecordBatch) -> locate.Columns:
     return out
 
 
-def _batch(cols: locate.Columns, schema: pa.Schema) -> pa.RecordBatch:
-    arrays = []
-    for field in schema:
-        a = cols[field.name]
-        mask = np.ma.getmaskarray(a) if np.ma.isMaskedArray(a) else None
-        arrays.append(pa.array(np.ma.getdata(a), type=field.type, mask=mask))
+# What `locate.exits` reads of a signal.
+_KERNEL_IN = ("sid", "t_us", "h_us", "include_funding")
+
+
+def _with_exits(batch: pa.RecordBatch, market: Any, schema: pa.Schema) -> pa.RecordBatch:
+    """`batch` with the columns of `locate.exits` (EXIT_FIELDS) added: found for its rows
+    with `priceable` set, NULL on the others."""
+    n = batch.num_rows
+    rows = np.flatnonzero(batch.column("priceable").to_numpy(zero_copy_only=False))
+    found: locate.Columns = {}
+    if len(rows):
+        cols = _columns(batch.select(list(_KERNEL_IN)).take(pa.array(rows)))
+        found = locate.exits(cols | {"_row": rows}, market.bars, market.opens,
+                             market.settlements)
+    arrays = list(batch.columns)
+    for field in EXIT_FIELDS:
+        values = np.zeros(n, dtype=field.type.to_pandas_dtype())
+        missing = np.ones(n, dtype=bool)
+        if len(rows):
+            at, a = found["_row"], found[field.name]
+            values[at] = np.ma.getdata(a)
+            missing[at] = np.ma.getmaskarray(a)
+        arrays.append(pa.array(values, type=field.type, mask=missing))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def exits_in_partitions(narrow: Any, market: Any) -> Any:
-    """`narrow` (a Spark DataFrame with the columns of `ledger.pricing.narrow_sql`) with the
-    columns of `locate.exits`; `market` is a `ledger.reconcile.Market`."""
+def exits_in_partitions(signals: Any, market: Any) -> Any:
+    """`signals` (a Spark DataFrame with the columns of `ledger.pricing.classified_sql`) with
+    the columns of `locate.exits`, NULL where a signal is not `priceable`; `market` is a
+    `ledger.reconcile.Market`."""
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
-    arrow_schema = pa.schema([*to_arrow_schema(narrow.schema), *EXIT_FIELDS])
-    bars, opens, settlements = market.bars, market.opens, market.settlements
+    tz = signals.sparkSession.conf.get("spark.sql.session.timeZone")
+    arrow_schema = pa.schema([*to_arrow_schema(signals.schema, timezone=tz), *EXIT_FIELDS])
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for b in batches:
             if b.num_rows:
-                yield _batch(locate.exits(_columns(b), bars, opens, settlements), arrow_schema)
+                yield _with_exits(b, market, arrow_schema)
 
-    return narrow.mapInArrow(run, from_arrow_schema(arrow_schema))
-
+    return signals.mapInArrow(run, from_arrow_schema(arrow_schema))

@@ -3,8 +3,9 @@ ledger built from them, by the embedded engine's own definitions.
 
 The steps are those of `ledger.reconcile` in full (every signal priced, nothing stored):
 the driver builds the small relations and the market (`small.pricing_relations`, DuckDB over
-the export); Spark runs `pricing.narrow_sql`, then `locate.exits` per partition
-(`locate.exits_in_partitions`), then `pricing.priced_legs_sql`, all in the `SPARK` dialect;
+the export); Spark runs `pricing.classified_sql`, then `locate.exits` per partition over every
+signal (`locate.exits_in_partitions`), then `pricing.wide_legs_sql` (the rows of
+`pricing.priced_legs_sql`, without its join), all in the `SPARK` dialect;
 the fingerprint kernel runs per partition too; the ledger is `ledger.build.ledger_sql` over
 those legs (`ledger.ledger_over_views`). Legs equal the embedded engine's by event_id and the
 ledger by run_id, doubles bit for bit (tests/spark/test_reconcile_parity.py).
@@ -23,10 +24,10 @@ from alphatrace.engines.spark.dialect import SPARK
 from alphatrace.engines.spark.lake import Lake, lake
 from alphatrace.engines.spark.ledger import ledger_over_views, read_views, small_view
 from alphatrace.engines.spark.locate import exits_in_partitions
-from alphatrace.engines.spark.small import pricing_relations
+from alphatrace.engines.spark.small import Pricing, pricing_relations
 from alphatrace.ledger.fingerprint import with_fingerprints_batch
 from alphatrace.ledger.policy import ReconcileConfig
-from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, narrow_sql, priced_legs_sql
+from alphatrace.ledger.pricing import LEG_COLUMNS, Relations, classified_sql, wide_legs_sql
 
 INPUTS = ("alpha", "telemetry", "pnl", "ingested_files")
 # The driver's relations as Spark views: (name in `Pricing.relations`, view, Spark schema).
@@ -86,9 +87,11 @@ def fingerprinted(legs: Any) -> Any:
     return legs.mapInArrow(run, from_arrow_schema(schema))
 
 
-def reconcile_frames(spark: Any, tables: Path | Lake, cfg: ReconcileConfig) -> Frames:
-    """Legs and ledger of the export in `tables`, priced with `cfg`. The legs are computed here,
-    once (the ledger and the caller both read them): `Frames.release` them when done."""
+def priced_legs(spark: Any, tables: Path | Lake, cfg: ReconcileConfig) -> tuple[Any, Pricing]:
+    """The legs of the export in `tables` priced with `cfg`, as a plan not yet run (columns
+    LEG_COLUMNS), and the driver's `Pricing` it reads. Each signal is read once and stays in
+    its partition: joined by broadcast to the driver's relations, through the two kernels
+    (`locate.exits`, the fingerprints), never shuffled."""
     lk = lake(tables)
     read_views(spark, lk, INPUTS)
     symbols = spark.sql("SELECT DISTINCT symbol FROM alpha").toArrow()
@@ -96,9 +99,16 @@ def reconcile_frames(spark: Any, tables: Path | Lake, cfg: ReconcileConfig) -> F
     for name, view, schema in _VIEWS:
         small_view(spark, pricing.relations[name], schema, view)
     rel = Relations(todo="alpha")
-    narrow = spark.sql(narrow_sql(rel, SPARK))
-    exits_in_partitions(narrow, pricing.market).createOrReplaceTempView("_rc_exits")
-    priced = spark.sql(priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s, "_rc_exits", SPARK))
-    legs = materialized(fingerprinted(priced).select(*LEG_COLUMNS))
+    signals = spark.sql(classified_sql(rel, cfg.bar_interval_s, SPARK))
+    exits_in_partitions(signals, pricing.market).createOrReplaceTempView("_rc_exits")
+    priced = spark.sql(wide_legs_sql(rel, cfg.hash, "_rc_exits", SPARK))
+    return fingerprinted(priced).select(*LEG_COLUMNS), pricing
+
+
+def reconcile_frames(spark: Any, tables: Path | Lake, cfg: ReconcileConfig) -> Frames:
+    """Legs and ledger of the export in `tables`, priced with `cfg`. The legs are computed here,
+    once (the ledger and the caller both read them): `Frames.release` them when done."""
+    legs_plan, pricing = priced_legs(spark, tables, cfg)
+    legs = materialized(legs_plan)
     legs.createOrReplaceTempView("legs")
     return Frames(legs, ledger_over_views(spark, pricing.relations, cfg))

@@ -34,6 +34,16 @@ def _write(df: Any, out: Path, table: str, folder: Path, **counts: Any) -> dict[
     return {name: int(v) for name, v in obs.get.items()} if counts else {}
 
 
+def _in_order(df: Any, *key: str) -> Any:
+    """`df` with each partition's rows sorted by `key` (unique, so the order is total): each
+    file written holds its rows in that order, and which rows share a file is set by the
+    plan's partitions, the same for the same input and session settings. Not a global
+    `orderBy`: its range partitioning samples every row, then shuffles and sorts them all
+    again (the legs' and the ledger's sorts spilled at 1M runs on a 1 GB driver;
+    bench/RESULTS.md, sessions "sparkledger" and "sparkprice")."""
+    return df.sortWithinPartitions(*key)
+
+
 def _forget_changes(out: Path) -> None:
     """A ledger Spark wrote where an export's change log sits beside it (the namespace `out`,
     or `ledger.parquet` of an export folder) replaced the rows that log described, and Spark
@@ -53,11 +63,11 @@ def _forget_changes(out: Path) -> None:
 
 def ledger_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> int:
     """Build the ledger of the export in `tables` on Spark and write it to the Parquet
-    directory `out` (or the table `ledger` of the namespace `out`), replaced, rows in (ts,
-    run_id) order; the number of rows."""
+    directory `out` (or the table `ledger` of the namespace `out`), replaced, each file's rows
+    in (ts, run_id) order; the number of rows."""
     from pyspark.sql import functions as F
 
-    df = ledger_frame(session(), tables, cfg).orderBy("ts", "run_id")
+    df = _in_order(ledger_frame(session(), tables, cfg), "ts", "run_id")
     rows = _write(df, out, "ledger", out, rows=F.count(F.lit(1)))["rows"]
     _forget_changes(out)
     return rows
@@ -65,19 +75,19 @@ def ledger_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> int:
 
 def reconcile_to_parquet(tables: Path, out: Path, cfg: ReconcileConfig) -> dict[str, Any]:
     """Price every signal of the export in `tables` on Spark and build the ledger; write the
-    legs to the Parquet directory `out/legs` (rows in event_id order) and the ledger to
-    `out/ledger` (in (ts, run_id) order), or to the tables `legs` and `ledger` of the
-    namespace `out`, replaced. The counts `alphatrace reconcile` reports (legs by status,
+    legs to the Parquet directory `out/legs` (each file's rows in event_id order) and the
+    ledger to `out/ledger` (in (ts, run_id) order), or to the tables `legs` and `ledger` of
+    the namespace `out`, replaced. The counts `alphatrace reconcile` reports (legs by status,
     runs) and the policy hash."""
     from pyspark.sql import functions as F
 
     frames = reconcile_frames(session(), tables, cfg)
     try:
-        legs = _write(frames.legs.orderBy("event_id"), out, "legs", out / "legs",
+        legs = _write(_in_order(frames.legs, "event_id"), out, "legs", out / "legs",
                       legs=F.count(F.lit(1)),
                       **{s: F.count_if(F.col("status") == s)
                          for s in ("realized", "open", "unpriced")})
-        runs = _write(frames.ledger.orderBy("ts", "run_id"), out, "ledger", out / "ledger",
+        runs = _write(_in_order(frames.ledger, "ts", "run_id"), out, "ledger", out / "ledger",
                       rows=F.count(F.lit(1)))["rows"]
         _forget_changes(out)
     finally:
