@@ -10,6 +10,11 @@ after each reconcile (`ledger_market_state`), one aggregate pass over the bars; 
 lives across passes (the server's pipeline) passes a `MarketCache` and reads only the rows
 the market tables gained (`market_cache`).
 
+A pass after a round that brought telemetry alone, with the market, the policy and the
+aliases as this caller's last reconcile left them (`_telemetry_only`), prices and resolves
+nothing: it writes the rows of the new telemetry's runs as a projection of their telemetry
+(`telemetry_pass`), unless one of them has a leg or a pnl event.
+
 The ledger is rebuilt only for the runs that changed (`changed_runs`): runs of legs priced or
 removed now, runs with events from files newer than the last reconcile (file ids only grow),
 and runs whose pnl symbols now resolve differently. It is rebuilt in full with `--full`, on
@@ -18,7 +23,7 @@ the first reconcile, after a policy change, when the code that builds it changed
 the new files (an event removed, or rows written other than by ingest). The result equals a
 from-scratch rebuild; the tests check that on random histories split into random batches.
 Whichever way the rows were rebuilt, the runs whose row was added, now differs or left the
-ledger are appended to `ledger_changes` with this reconcile's seq and their agent, strategy and
+ledger, and that count for governance on a side, are appended to `ledger_changes` with this reconcile's seq and their agent, strategy and
 knowledge time before and after (migrations 0023, 0028; `ledger.changes`): the gates' late runs.
 
 What the last reconcile left is recorded so the next one does not recount it (migration 0016):
@@ -342,11 +347,12 @@ WHERE {_STALE_LEG}
 
 def _recent_legs(con: duckdb.DuckDBPyConnection, last: LastState) -> int | None:
     """The row id from which `legs` holds every leg the last reconcile left not realized
-    (None: not known, every leg is read). Each reconcile re-prices all such legs, deleting
-    and appending them, so they are among the `last.priced` rows it appended last, the
-    rows with the highest row ids; that is checked, not assumed: those rows must number
-    `last.priced` and hold `last.pending` legs not realized, as many as the whole table
-    held when the last reconcile recorded them (`last.current`: only reconcile writes
+    (None: not known, every leg is read). Each reconcile that prices re-prices all such
+    legs, deleting and appending them, so they are among the `last.priced` rows the newest
+    one appended last, the rows with the highest row ids (a telemetry pass in between,
+    `ledger.telemetry_pass`, writes no leg); that is checked, not assumed: those rows must
+    number `last.priced` and hold `last.pending` legs not realized, as many as the whole
+    table held when the last reconcile recorded them (`last.current`: only reconcile writes
     `legs`). DuckDB answers `rowid >=` from the row groups it needs, without a scan. A
     realized leg without `bar_interval` (from before migration 0008) is never left by a
     reconcile of this version: it re-prices them all."""
@@ -667,19 +673,27 @@ _EVENT_TABLES = ("alpha", "telemetry", "pnl")
 
 
 def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None) -> Facts:
-    parts = ["(SELECT list(definition) FROM ledger_build)",
-             "(SELECT count(*) FROM (SELECT 1 FROM legs LIMIT 1))",
-             "(SELECT count(*) FROM ledger_alpha_keys)", newest_file_sql(con),
-             "(SELECT [count(*), coalesce(bit_xor(hash(alias, symbol)), 0)] "
-             "FROM symbol_aliases)" if has_table(con, "symbol_aliases") else "[0, 0]"]
+    """One statement: a UNION ALL of one-row parts (a row of cross-joined scalar subqueries
+    costs DuckDB's join ordering several times the CPU once there are eight of them)."""
+    nothing = "CAST(NULL AS VARCHAR[])"
+    parts = ["SELECT 0 AS k, CAST(NULL AS BIGINT[]) AS v, list(definition) AS d "
+             "FROM ledger_build",
+             f"SELECT 1, [count(*)], {nothing} FROM (SELECT 1 FROM legs LIMIT 1)",
+             f"SELECT 2, [count(*)], {nothing} FROM ledger_alpha_keys",
+             f"SELECT 3, [{newest_file_sql(con)}], {nothing}"]
+    if has_table(con, "symbol_aliases"):
+        parts.append(f"SELECT 4, [count(*), CAST(coalesce(bit_xor(hash(alias, symbol)), 0) >> 1 "
+                     f"AS BIGINT)], {nothing} FROM symbol_aliases")
     if last is not None:
-        parts += [f"(SELECT [count(*), count(*) FILTER (WHERE file_id > {int(last.seen)})] "
-                  f"FROM {t})" for t in _EVENT_TABLES]
-    row = one(con, f"SELECT {', '.join(parts)}")
+        parts += [f"SELECT {5 + i}, [count(*), count(*) FILTER (WHERE file_id > "
+                  f"{int(last.seen)})], {nothing} FROM {t}" for i, t in enumerate(_EVENT_TABLES)]
+    got = {int(k): (v, d) for k, v, d in con.execute(" UNION ALL ".join(parts)).fetchall()}
     counts = (None if last is None else
-              {t: (int(c[0]), int(c[1])) for t, c in zip(_EVENT_TABLES, row[5:], strict=True)})
-    return Facts([str(d) for d in row[0] or []], bool(row[1]), int(row[2]), counts,
-                 int(row[3]), tuple(int(x) for x in row[4]))
+              {t: (int(got[5 + i][0][0]), int(got[5 + i][0][1]))
+               for i, t in enumerate(_EVENT_TABLES)})
+    return Facts([str(x) for x in got[0][1] or []], bool(got[1][0][0]), int(got[2][0][0]),
+                 counts, int(got[3][0][0]),
+                 tuple(int(x) for x in got[4][0]) if 4 in got else (0, 0))
 
 
 def _legs_match_old_signals(con: duckdb.DuckDBPyConnection, last: LastState | None,
