@@ -8,8 +8,10 @@
     rebuild (`reconcile(full=True)`) of the same store in the same run. Target ≤ 100 ms.
     Each pass also reports `cpu_ms`, the CPU time of the process (every DuckDB thread) during
     the pass: on a shared machine it varies less than wall time; `gates_cpu_ms`, the same for
-    its gates step alone (`Gates.evaluate`). Then `--quiet-rounds` rounds of 1,000 runs of
-    telemetry alone (an OTLP stream: no decision can change; `telemetry_passes`).
+    its gates step alone (`Gates.evaluate`). Then `--quiet-rounds` rounds of `--quiet-runs`
+    runs of telemetry alone (an OTLP stream: no decision can change; `telemetry_passes`),
+    with `--random-ids` run ids spread over the stored ones as trace ids are (the bench's
+    own ids are sorted, which lets DuckDB's min/max filters skip the stored row groups).
 (b) latency: a real server (uvicorn on loopback, in this process) with the pipeline on,
     8 client processes sending 10,000 events/s in all (telemetry in the SDK's batches of 512,
     `_load_client`; the process tuned as `serve` tunes it); a probe sends a losing agent's runs,
@@ -20,7 +22,7 @@
     Target ≥ 20,000 events/s, p99 ≤ 250 ms.
 
     python bench/bench_pipeline.py round [--runs N] [--interval S] [--keep] [--trace]
-                                         [--quiet-rounds N]
+                                         [--quiet-rounds N] [--quiet-runs N] [--random-ids]
                                          [--threads N]
     python bench/bench_pipeline.py latency [--seconds S] [--probes N]
     python bench/bench_pipeline.py throughput [--seconds S] [--no-pipeline]
@@ -115,10 +117,18 @@ def new_runs(first: int, n: int, hour: int = HOURS - 10) -> list[dict[str, Any]]
     return out
 
 
-def telemetry_runs(first: int, n: int, hour: int) -> list[dict[str, Any]]:
+def telemetry_runs(first: int, n: int, hour: int, random_ids: bool = False
+                   ) -> list[dict[str, Any]]:
     """`n` runs of telemetry alone (as an OTLP exporter sends them), in the hour before
-    `hour`: ledger rows without a signal, which no gate counts."""
-    return [{"type": "telemetry", "event_id": f"q{k:08d}:t", "run_id": f"q{k:08d}",
+    `hour`: ledger rows without a signal, which no gate counts. `random_ids`: ids spread
+    over the stored runs' (`r` + a hash), as trace ids are, instead of sorted ones."""
+    import hashlib
+
+    def rid(k: int) -> str:
+        return ("r" + hashlib.sha1(str(k).encode()).hexdigest()[:12] if random_ids
+                else f"q{k:08d}")
+
+    return [{"type": "telemetry", "event_id": f"{rid(k)}:t", "run_id": rid(k),
              "agent": f"Agent{k % 12}",
              "ts": (START + dt.timedelta(hours=hour - 1, seconds=1 + k % 3599)).isoformat()
              + "Z", "latency_ms": 80.0, "tokens_in": 500, "strategy": f"S{k % 3}"}
@@ -160,13 +170,16 @@ class _Traced:
         self._con.execute("SET enable_profiling = 'no_output'")
         self._con.execute("SET profiling_mode = 'standard'")
 
-    def _add(self, sql: object, t0: float) -> None:
-        """[calls, wall ms, bind ms, optimize ms, physical plan ms] (from DuckDB's profile)."""
+    def _add(self, sql: object, t0: float, c0: float) -> None:
+        """[calls, wall ms, bind ms, optimize ms, physical plan ms, CPU ms] (bind, optimize
+        and plan from DuckDB's profile; CPU: the process's, every DuckDB thread)."""
         wall = (time.perf_counter() - t0) * 1000.0
+        cpu = (time.process_time() - c0) * 1000.0
         text = " ".join(str(getattr(sql, "query", sql)).split())[:80]
-        slot = self._times.setdefault(text, [0, 0.0, 0.0, 0.0, 0.0])
+        slot = self._times.setdefault(text, [0, 0.0, 0.0, 0.0, 0.0, 0.0])
         slot[0] += 1
         slot[1] += wall
+        slot[5] += cpu
         try:
             prof = json.loads(self.PROFILE.read_text())
             self.PROFILE.unlink()
@@ -178,17 +191,17 @@ class _Traced:
 
     def execute(self, sql: object, *a: Any, **k: Any) -> Any:
         self.statements += 1
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             return self._con.execute(sql, *a, **k)
         finally:
-            self._add(sql, t0)
+            self._add(sql, t0, c0)
 
     def sql(self, sql: str, *a: Any, **k: Any) -> Any:
         self.statements += 1
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rel = self._con.sql(sql, *a, **k)
-        self._add(sql, t0)
+        self._add(sql, t0, c0)
         traced = self
 
         class Rel:
@@ -198,11 +211,11 @@ class _Traced:
                     return f
 
                 def timed(*a: Any, **k: Any) -> Any:
-                    t1 = time.perf_counter()
+                    t1, c1 = time.perf_counter(), time.process_time()
                     try:
                         return f(*a, **k)
                     finally:
-                        traced._add(sql, t1)
+                        traced._add(sql, t1, c1)
                 return timed
         return Rel()
 
@@ -212,10 +225,11 @@ class _Traced:
 
 def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
                 threads: int | None = None, interval: int = 60,
-                quiet_rounds: int = 3) -> dict[str, Any]:
+                quiet_rounds: int = 3, quiet_runs: int = 1000,
+                random_ids: bool = False) -> dict[str, Any]:
     """`keep`: build the store once (bench/out/bench_pipeline_N.base.duckdb) and start each run
     from a copy of it. `threads`: DuckDB's threads (default: one per core). `quiet_rounds`:
-    then rounds of 1,000 telemetry-only runs (`telemetry_pass_cpu_ms_median`)."""
+    then rounds of `quiet_runs` telemetry-only runs (`telemetry_pass_cpu_ms_median`)."""
     import shutil
 
     from alphatrace.governance.api import Gates
@@ -240,6 +254,8 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
     cfg = PipelineConfig.load(None)
     times: dict[str, list[float]] = {}
     statements: list[int] = []
+    qtimes: dict[str, list[float]] = {}  # the same for the telemetry-only passes
+    qstatements: list[int] = []
     gates_cpu: list[float] = []  # CPU of each pass's gates step (`Gates.evaluate`), ms
     evaluate = Gates.evaluate
 
@@ -263,18 +279,7 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
         for k in range(rounds):
             add_bar(store, HOURS - 1 + k, interval)  # the round's exit bar: its runs are known
             ingest_events(store, new_runs(k * 1000, 1000, HOURS - 2 + k))
-            cpu = time.process_time()
-            if trace:
-                raw, store.con = store.con, _Traced(store.con, times)
-                try:
-                    live(store)
-                finally:
-                    store.con.close_trace()
-                    statements.append(store.con.statements)
-                    store.con = raw
-            else:
-                live(store)
-            cpu = time.process_time() - cpu
+            cpu = _pass(live, store, times, statements) if trace else _pass(live, store)
             rec = live.last
             assert rec is not None and rec.error is None, rec
             assert rec.reconcile is not None
@@ -285,11 +290,10 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
                            "priced": rec.reconcile["priced"]})
         quiet = []  # rounds of telemetry alone (as OTLP sends): no decision can change
         for k in range(quiet_rounds):
-            ingest_events(store, telemetry_runs(k * 1000, 1000, HOURS - 2 + rounds))
+            ingest_events(store, telemetry_runs(k * quiet_runs, quiet_runs, HOURS - 2 + rounds,
+                                                random_ids))
             called = len(gates_cpu)
-            cpu = time.process_time()
-            live(store)
-            cpu = time.process_time() - cpu
+            cpu = _pass(live, store, qtimes, qstatements) if trace else _pass(live, store)
             rec = live.last
             assert rec is not None and rec.error is None, rec
             quiet.append({"total_ms": rec.total_ms, "cpu_ms": cpu * 1000.0,
@@ -303,13 +307,9 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
           file=sys.stderr)
     totals = sorted(p["total_ms"] for p in passes)
     if trace:
-        print("  ms/pass (bind optim physplan)  calls  statement", file=sys.stderr)
-        for text, (n, ms, b, o, pp) in sorted(times.items(), key=lambda kv: -kv[1][1])[:45]:
-            print(f"{ms / rounds:8.2f} ({b / rounds:5.1f} {o / rounds:5.1f} {pp / rounds:4.1f})"
-                  f" {n / rounds:4.1f}x  {text}", file=sys.stderr)
-        tot = [sum(v[i] for v in times.values()) / rounds for i in range(1, 5)]
-        print(f"{tot[0]:8.2f} ({tot[1]:5.1f} {tot[2]:5.1f} {tot[3]:4.1f}) all statements; "
-              f"statements per pass: {statements}", file=sys.stderr)
+        _print_trace("busy rounds", times, statements, rounds)
+        _print_trace(f"telemetry-only rounds ({quiet_runs:,} runs each)", qtimes, qstatements,
+                     quiet_rounds)
     return {"runs": rep.runs, "first_full_s": first_full, "full_rebuild_s": full_s,
             "pass_ms_median": statistics.median(totals), "pass_ms_max": totals[-1],
             "pass_cpu_ms_median": statistics.median(p["cpu_ms"] for p in passes),
@@ -317,6 +317,41 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
             "telemetry_pass_cpu_ms_median": (statistics.median(p["cpu_ms"] for p in quiet)
                                              if quiet else None),
             "passes": passes, "telemetry_passes": quiet}
+
+
+def _pass(live: Any, store: Any, times: dict[str, list[float]] | None = None,
+          statements: list[int] | None = None) -> float:
+    """One pipeline call; its process CPU in seconds. With `times`, each statement traced
+    (`_Traced`) into `times`, and the pass's statement count appended to `statements`."""
+    if times is None:
+        cpu = time.process_time()
+        live(store)
+        return time.process_time() - cpu
+    raw, store.con = store.con, _Traced(store.con, times)
+    cpu = time.process_time()
+    try:
+        live(store)
+        return time.process_time() - cpu
+    finally:
+        store.con.close_trace()
+        if statements is not None:
+            statements.append(store.con.statements)
+        store.con = raw
+
+
+def _print_trace(title: str, times: dict[str, list[float]], statements: list[int],
+                 passes: int) -> None:
+    """The traced statements, ms a pass (wall, and DuckDB's bind/optimise/plan), top first."""
+    if not passes or not times:
+        return
+    print(f"-- {title}: CPU ms/pass, wall (bind optim physplan)  calls  statement",
+          file=sys.stderr)
+    for text, (n, ms, b, o, pp, c) in sorted(times.items(), key=lambda kv: -kv[1][5])[:45]:
+        print(f"{c / passes:7.2f} {ms / passes:7.2f} ({b / passes:5.1f} {o / passes:5.1f} "
+              f"{pp / passes:4.1f}) {n / passes:4.1f}x  {text}", file=sys.stderr)
+    tot = [sum(v[i] for v in times.values()) / passes for i in (5, 1, 2, 3, 4)]
+    print(f"{tot[0]:7.2f} {tot[1]:7.2f} ({tot[2]:5.1f} {tot[3]:5.1f} {tot[4]:4.1f}) all "
+          f"statements; statements per pass: {statements}", file=sys.stderr)
 
 
 # -- (b) decision latency --------------------------------------------------------------------
@@ -488,6 +523,10 @@ def main() -> None:
                     help="round: DuckDB threads for the run (default: one per core)")
     ap.add_argument("--quiet-rounds", type=int, default=3,
                     help="round: then rounds of telemetry alone (no decision can change)")
+    ap.add_argument("--quiet-runs", type=int, default=1000,
+                    help="round: telemetry-only runs in each of those rounds")
+    ap.add_argument("--random-ids", action="store_true",
+                    help="round: the telemetry-only runs' ids spread over the stored ones")
     ap.add_argument("--trace", action="store_true",
                     help="round: time each SQL statement of the passes (to stderr)")
     ap.add_argument("--no-pipeline", action="store_true",
@@ -496,7 +535,7 @@ def main() -> None:
     print(machine("duckdb"), file=sys.stderr)
     if a.part == "round":
         out = bench_round(a.runs, a.rounds, a.keep, a.trace, a.threads, a.interval,
-                          a.quiet_rounds)
+                          a.quiet_rounds, a.quiet_runs, a.random_ids)
     elif a.part == "latency":
         out = bench_latency(a.seconds, a.probes, a.clients, a.rate)
     else:

@@ -1,9 +1,10 @@
 """`ledger_changes` (migrations 0023, 0028): each reconcile records the runs whose ledger row it
 added, changed or removed, whatever changed it (events, bars appended or corrected, a policy),
 and only those — the same whether it rebuilt a few rows or the whole ledger — each with its
-agent, strategy and knowledge time before and after; `exclusions apply` records the runs whose
-exclusion changed. The expected runs and sides are found by comparing the ledger before and
-after in Python, row by row."""
+agent, strategy and knowledge time before and after, when the run counts (has a knowledge
+time) on one side at least: a change that counts on neither concerns no window; `exclusions
+apply` records the runs whose exclusion changed. The expected runs and sides are found by
+comparing the ledger before and after in Python, row by row."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def recorded(store: Store, seq: int) -> dict[str, tuple[Any, ...]]:
 
 def reconciled(store: Store, **kw: Any) -> tuple[int, set[str], set[str]]:
     """Reconcile; (its seq, the runs it recorded, the runs whose row differs from before or
-    is gone), after checking each recorded run's sides against its rows before and after."""
+    is gone and counts on a side), after checking each recorded run's sides against its rows
+    before and after."""
     before = rows(store)
     run_reconcile(store, **kw)
     after = rows(store)
@@ -52,8 +54,11 @@ def reconciled(store: Store, **kw: Any) -> tuple[int, set[str], set[str]]:
                              [seq]).fetchall() == [(0,)]
     for run_id, sides in got.items():
         assert sides == (*side(before.get(run_id)), *side(after.get(run_id))), run_id
-    return seq, set(got), ({k for k, v in after.items() if before.get(k) != v}
-                           | (before.keys() - after.keys()))
+    changed = ({k for k, v in after.items() if before.get(k) != v}
+               | (before.keys() - after.keys()))
+    return seq, set(got), {k for k in changed
+                           if side(before.get(k))[2] is not None
+                           or side(after.get(k))[2] is not None}
 
 
 def test_each_reconcile_records_exactly_the_runs_whose_row_changed(store: Store) -> None:
@@ -63,7 +68,8 @@ def test_each_reconcile_records_exactly_the_runs_whose_row_changed(store: Store)
            + [alpha("a4", "r4", 9 * 60 + 30, horizon=7200)]
            + [telemetry(f"t{i}", f"r{i}", 10.0 * i) for i in range(5)])
     seq, got, want = reconciled(store)
-    assert (seq, got, want) == (1, {f"r{i}" for i in range(5)}, {f"r{i}" for i in range(5)})
+    # r4 is open: no knowledge time, no window can see its row yet
+    assert (seq, got, want) == (1, {f"r{i}" for i in range(4)}, {f"r{i}" for i in range(4)})
     assert store.con.execute("SELECT status FROM ledger WHERE run_id = 'r4'").fetchall() == [
         ("open",)]
 
@@ -74,10 +80,12 @@ def test_each_reconcile_records_exactly_the_runs_whose_row_changed(store: Store)
     ingest(store, [telemetry("t9", "r2", 7.0)])
     assert reconciled(store) == (3, {"r2"}, {"r2"})
 
-    # runs new to the ledger only (no row replaced: `changes.record_added`), one realized
+    # runs new to the ledger only (no row replaced: `changes.record_added`), one realized;
+    # r6, telemetry alone, counts for no window
     ingest(store, [alpha("a5", "r5", 60, horizon=3600), telemetry("t5", "r5", 3.0),
                    telemetry("t6", "r6", 4.0)])
-    assert reconciled(store) == (4, {"r5", "r6"}, {"r5", "r6"})
+    assert reconciled(store) == (4, {"r5"}, {"r5"})
+    assert rows(store)["r6"]["status"] == "no_signal"
     assert recorded(store, 4)["r5"][:3] == (None, None, None)
 
     # market data alone: r4's exit bar arrives (no event, no file of events)
@@ -95,7 +103,7 @@ def test_each_reconcile_records_exactly_the_runs_whose_row_changed(store: Store)
 
     # a policy change reprices everything: the runs whose numbers moved are recorded
     seq, got, want = reconciled(store, text="reconcile: {fee_bps: 9}")
-    assert seq == 8 and got == want and len(want) == 7
+    assert seq == 8 and got == want and len(want) == 6  # r6 (no_signal) counts nowhere
 
     # r3's events are removed: its row leaves the ledger, recorded with no new side
     store.con.execute("DELETE FROM alpha WHERE run_id = 'r3'")

@@ -378,3 +378,37 @@ SELECT run_id, agent, strategy, ts, symbols, direction, score_final, regime, lat
        CASE WHEN pnl_source = 'external' THEN greatest(ts, pnl_kts)
             WHEN pnl_source = 'reconciled' THEN coalesce(exit_ts, ts) END AS known_ts
 FROM usd"""
+
+
+def telemetry_only_sql(policy_hash: str, rows: str, single: bool = False) -> str:
+    """`ledger_sql`'s rows (LEDGER_COLUMNS) for runs that have telemetry and nothing else (no
+    alpha event, so no leg, and no pnl event), from `rows`, every telemetry row of those runs:
+    a projection of the runs' telemetry (`_telemetry_sql`), the rest of the row fixed by the
+    rules above for a run without signal or pnl (status `no_signal`, pnl_usd 0, no knowledge
+    time). A live round of OTLP telemetry builds its rows with this statement, a fraction of
+    the full one to plan (`ledger.telemetry_pass`); `tests/ledger/test_telemetry_pass.py`
+    checks it against `ledger_sql` on the same rows. `single`: no run has several rows."""
+    null = {"symbols": "STRING", "direction": "STRING", "score_final": "DOUBLE",
+            "regime": "STRING", "entry_price": "DOUBLE", "exit_price": "DOUBLE",
+            "gross_bps": "DOUBLE", "fee_bps": "DOUBLE", "funding_bps": "DOUBLE",
+            "paper_pnl_bps": "DOUBLE", "realized_pnl_bps": "DOUBLE", "pnl_source": "STRING",
+            "size_usd": "DOUBLE", "net_bps": "DOUBLE", "execution_gap_bps": "DOUBLE",
+            "entry_ts": "TIMESTAMP", "exit_ts": "TIMESTAMP", "external_pnl_bps": "DOUBLE",
+            "bar_interval": "STRING", "known_ts": "TIMESTAMP"}
+    value = {
+        "pnl_usd": "CAST(0.0 AS DOUBLE)",
+        "net_usd": "CAST(0.0 AS DOUBLE) - coalesce(cost_usd, 0.0)",
+        "status": "'no_signal'",
+        "policy_hash": lit(policy_hash),
+        "n_legs": "CAST(0 AS BIGINT)",
+        "n_pnl": "CAST(0 AS BIGINT)",
+        "reason": "'no alpha event (telemetry only)'",
+        **{c: f"CAST(NULL AS {t})" for c, t in null.items()},
+    }
+    cols = ",\n  ".join(f"{value[c]} AS {c}" if c in value else c for c in LEDGER_COLUMNS)
+    return f"""
+WITH
+{_telemetry_sql(DUCKDB, None, single, rows)}
+SELECT
+  {cols}
+FROM tel"""

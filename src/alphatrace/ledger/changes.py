@@ -5,8 +5,10 @@ gates' catch-up needs to find every subject concerned without reading the ledger
 Each row holds the run's agent, strategy and knowledge time before the change (`old_*`) and
 after it (`new_*`): the catch-up judges again, at its progress mark, every subject a changed
 run entered or left (`governance.replay.changes`). A side's knowledge time is NULL when the
-run did not count on that side (no realized PnL or no ts): it then concerns no window. The
-old side is all NULL for a row a reconcile added, the new side for a row that left the ledger.
+run did not count on that side (no realized PnL or no ts): it then concerns no window, and a
+change that counts on neither side is not recorded (a run of telemetry alone, an open signal
+priced again: no reader would look at it). The old side is all NULL for a row a reconcile
+added, the new side for a row that left the ledger.
 
 Reconciles and `exclusions apply` number their changes from one counter (`next_seq`), so a
 catch-up that read up to some seq (`gate_seen`) never misses a change recorded after it.
@@ -57,28 +59,40 @@ def record(con: duckdb.DuckDBPyConnection, seq: int, new: str, old: str) -> None
     runs of `old` that `new` lacks (rows that left the ledger), each with both sides: the news
     of this reconcile, whatever caused it (events, bars, funding, policy), and only that
     (run_id is unique in both, so a set difference of whole rows is exactly the added or
-    changed rows; a row rebuilt to the same values is not recorded)."""
+    changed rows; a row rebuilt to the same values is not recorded). A change that counts
+    on neither side (no knowledge time before or after: a run without realized PnL, such as
+    telemetry alone or an open signal) concerns no window and is not recorded (`_COUNTS`)."""
     con.execute(f"""
 INSERT INTO ledger_changes ({COLUMNS})
-WITH d AS (SELECT * FROM {new} EXCEPT SELECT * FROM {old})
-SELECT {int(seq)}, d.run_id, o.agent, o.strategy, {counted_known('o')},
-       d.agent, d.strategy, {counted_known('d')}
-FROM d LEFT JOIN {old} o ON o.run_id = d.run_id
-UNION ALL
-SELECT {int(seq)}, o.run_id, o.agent, o.strategy, {counted_known('o')}, NULL, NULL, NULL
-FROM {old} o ANTI JOIN {new} n ON n.run_id = o.run_id
+SELECT * FROM (
+  WITH d AS (SELECT * FROM {new} EXCEPT SELECT * FROM {old})
+  SELECT {int(seq)} AS seq, d.run_id, o.agent AS old_agent, o.strategy AS old_strategy,
+         {counted_known('o')} AS old_known_ts, d.agent AS new_agent,
+         d.strategy AS new_strategy, {counted_known('d')} AS new_known_ts
+  FROM d LEFT JOIN {old} o ON o.run_id = d.run_id
+  UNION ALL
+  SELECT {int(seq)}, o.run_id, o.agent, o.strategy, {counted_known('o')}, NULL, NULL, NULL
+  FROM {old} o ANTI JOIN {new} n ON n.run_id = o.run_id)
+WHERE {_COUNTS}
 ORDER BY 2""")
+
+
+# A change some window can see: the run counts (has a knowledge time) on one side at least.
+# The gates' catch-up reads only such changes (`governance.replay.changes`), and so does the
+# proof that a pass can skip it (`governance.quiet`).
+_COUNTS = "(old_known_ts IS NOT NULL OR new_known_ts IS NOT NULL)"
 
 
 def record_added(con: duckdb.DuckDBPyConnection, seq: int, new: str) -> None:
     """`record` when the rows replaced are none (every run of `new` is added: a round of new
-    runs, the usual live pass): each run of `new` with an empty old side. The same rows as
-    `record(con, seq, new, <no rows>)`, without its set difference and joins over the 38
-    columns (about 10 ms CPU a pass to plan and run for 1,000 rows)."""
+    runs, the usual live pass): each run of `new` that counts, with an empty old side. The
+    same rows as `record(con, seq, new, <no rows>)`, without its set difference and joins
+    over the 38 columns (about 10 ms CPU a pass to plan and run for 1,000 rows)."""
     con.execute(f"""
 INSERT INTO ledger_changes ({COLUMNS})
 SELECT {int(seq)}, n.run_id, NULL, NULL, NULL, n.agent, n.strategy, {counted_known('n')}
 FROM {new} n
+WHERE {counted_known('n')} IS NOT NULL
 ORDER BY 2""")
 
 

@@ -75,6 +75,10 @@ class Snapshot:
     funding: Columns            # (sid, us, rate, mark) of markets with bars, (sid, us) order
     totals: Columns             # locate.funding_totals of them
     state: list[Row] | None = None
+    # the reconcile that left it: (its reconcile_log seq, policy hash, aliases); the one after
+    # trusts the legs and keys it recorded only when that is still the last reconcile and the
+    # configuration is the same (`reconcile._telemetry_only`)
+    left_by: tuple[object, ...] | None = None
 
 
 @dataclass

@@ -11,6 +11,11 @@ after each reconcile (`ledger_market_state`), one aggregate pass over the bars; 
 lives across passes (the server's pipeline) passes a `MarketCache` and reads only the rows
 the market tables gained (`market_cache`).
 
+A pass after a round that brought telemetry alone, with the market, the policy and the
+aliases as this caller's last reconcile left them (`_telemetry_only`), prices and resolves
+nothing: it writes the rows of the new telemetry's runs as a projection of their telemetry
+(`telemetry_pass`), unless one of them has a leg or a pnl event.
+
 The ledger is rebuilt only for the runs that changed (`changed_runs`): runs of legs priced or
 removed now, runs with events from files newer than the last reconcile (file ids only grow),
 and runs whose pnl symbols now resolve differently. It is rebuilt in full with `--full`, on
@@ -19,7 +24,7 @@ the first reconcile, after a policy change, when the code that builds it changed
 the new files (an event removed, or rows written other than by ingest). The result equals a
 from-scratch rebuild; the tests check that on random histories split into random batches.
 Whichever way the rows were rebuilt, the runs whose row was added, now differs or left the
-ledger are appended to `ledger_changes` with this reconcile's seq and their agent, strategy and
+ledger, and that count for governance on a side, are appended to `ledger_changes` with this reconcile's seq and their agent, strategy and
 knowledge time before and after (migrations 0023, 0028; `ledger.changes`): the gates' late runs.
 
 What the last reconcile left is recorded so the next one does not recount it (migration 0016):
@@ -47,7 +52,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from alphatrace.ledger import changes, locate, market_cache
+from alphatrace.ledger import changes, locate, market_cache, telemetry_pass
 from alphatrace.ledger.build import (
     LEDGER_COLUMNS,
     SOURCES,
@@ -55,6 +60,7 @@ from alphatrace.ledger.build import (
     pnl_keys_sql,
     runs_rows_sql,
     single_sources,
+    telemetry_only_sql,
 )
 from alphatrace.ledger.fingerprint import FIELDS, with_fingerprints
 from alphatrace.ledger.market import (
@@ -121,15 +127,16 @@ class Market:
 
 
 def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig,
-                   cache: MarketCache | None = None) -> Market:
+                   cache: MarketCache | None = None,
+                   snap: market_cache.Snapshot | None = None) -> Market:
     """Profiles (temp tables `_rc_profile`, `_rc_markets`, `_rc_fprofile`), the chosen bars
     and the funding running sums (`_rc_settle`). With `cache` (a reconciler that lives
     across passes), from its snapshot plus the rows the market tables gained when that is
-    all that changed (`market_cache`); the new snapshot is left in `cache.pending`."""
-    snap = None
-    if cache is not None and cache.snapshot is not None \
-            and cache.snapshot.interval == cfg.bar_interval_s:
-        snap = _advanced(con, cache.snapshot)
+    all that changed (`market_cache`); the new snapshot is left in `cache.pending`. `snap`:
+    that snapshot already brought up to the store (`advanced`; None: not yet, or not
+    possible)."""
+    if snap is None and cache is not None:
+        snap = advanced(con, cfg, cache)
     if snap is None:
         snap = _read_market(con, cfg, cache.min_room if cache is not None else 0,
                             kept=cache is not None)
@@ -203,18 +210,27 @@ def _corrections(con: duckdb.DuckDBPyConnection) -> int:
     return int(one(con, "SELECT coalesce(sum(updated), 0) FROM market_files")[0])
 
 
-def _advanced(con: duckdb.DuckDBPyConnection, snap: market_cache.Snapshot
-              ) -> market_cache.Snapshot | None:
-    """`snap` brought up to the store by the rows its tables gained (None: read in full)."""
-    if snap.state is None:
+def advanced(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, cache: MarketCache,
+             last: LastState | None = None) -> market_cache.Snapshot | None:
+    """`cache`'s snapshot brought up to the store by the rows its tables gained (None: there
+    is none for `cfg`'s bar interval, or the market must be read in full). `last`: the last
+    reconcile's state; when that reconcile is the one that left the snapshot (`left_by`),
+    no other has written `ledger_market_state` since (only a reconcile writes it, with its
+    `reconcile_log` row), so the snapshot's copy stands in for reading it."""
+    snap = cache.snapshot
+    if snap is None or snap.interval != cfg.bar_interval_s or snap.state is None:
         return None
-    counts = one(con, "SELECT (SELECT count(*) FROM bars), (SELECT count(*) FROM funding)")
+    fixed = ("(SELECT coalesce(sum(updated), 0) FROM market_files)"
+             if has_table(con, "market_files") else "0")
+    counts = one(con, "SELECT (SELECT count(*) FROM bars), (SELECT count(*) FROM funding), "
+                      + fixed)
     bars = con.execute(DELTA_SQL["bars"], {"from": max(snap.bars_mark.next - 1, 0)}
                        ).fetchnumpy()
     funding = con.execute(DELTA_SQL["funding"], {"from": max(snap.funding_mark.next - 1, 0)}
                           ).fetchnumpy()
+    ours = last is not None and snap.left_by is not None and snap.left_by[0] == last.seq
     return market_cache.advance(snap, bars, funding, int(counts[0]), int(counts[1]),
-                                _corrections(con), market_state(con))
+                                int(counts[2]), snap.state if ours else market_state(con))
 
 
 def market_state(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
@@ -435,12 +451,22 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                cache: MarketCache | None) -> ReconcileReport:
     con = store.con
     with store.transaction(), catalog_cached(con):
-        say("profiling market data")
-        market = prepare_market(con, cfg, cache)
-        rel = Relations()
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_params AS {params_sql(cfg.policy)}")
         last = last_state(con)
         facts = _facts(con, last)
+        snap = advanced(con, cfg, cache, last) if cache is not None and not full else None
+        if (snap is not None and cache is not None and cache.snapshot is not None
+                and last is not None and _telemetry_only(cfg, last, facts, cache.snapshot, snap)):
+            done = _telemetry_pass(con, cfg, last, facts)
+            if done is not None:
+                report, seq = done
+                cache.kinds.append("same")
+                cache.delta_reads += 1
+                cache.pending = replace(snap, left_by=_left_by(seq, cfg, facts))
+                return report
+        say("profiling market data")
+        market = prepare_market(con, cfg, cache, snap)
+        rel = Relations()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_params AS {params_sql(cfg.policy)}")
         # Legs priced by other pricing code (e.g. fingerprints of an older form) are re-priced.
         full = full or _policy_changed(con, cfg.hash, last) or _built_by_other_code(facts)
         seen = None if full else _legs_match_old_signals(con, last, facts)
@@ -497,12 +523,66 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                                 seq)
         _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_seen is not None)
         if cache is not None and cache.pending is not None:
-            cache.pending = replace(cache.pending, state=market_state(con))
+            cache.pending = replace(cache.pending, state=market_state(con),
+                                    left_by=_left_by(seq, cfg, facts))
         legs, realized, open_, unpriced, runs = one(con, _log_sql(con), [seq, cfg.hash, priced])
         report = ReconcileReport(legs, realized, open_, unpriced, priced, runs, cfg.hash, full,
                                  rebuilt)
         con.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in _TEMP))
     return report
+
+
+def _left_by(seq: int, cfg: ReconcileConfig, facts: Facts) -> tuple[object, ...]:
+    """`market_cache.Snapshot.left_by` of reconcile `seq` run with `cfg` on a store whose
+    `symbol_aliases` were `facts.aliases`: what symbol resolution depends on besides the
+    market and the events."""
+    return (seq, cfg.hash, tuple(sorted(cfg.aliases.items())), facts.aliases)
+
+
+def _telemetry_only(cfg: ReconcileConfig, last: LastState, facts: Facts,
+                    before: market_cache.Snapshot, snap: market_cache.Snapshot) -> bool:
+    """Whether telemetry is all that changed since the last reconcile, so a pass needs only
+    the rows of its runs (`ledger.telemetry_pass`): that reconcile was this caller's with the
+    same policy and aliases (`snap.left_by`), with this version of the code, and what it
+    recorded still describes the store (`last.current`); no signal or pnl event is new and
+    none it counted is gone (the tables number what it recorded); the market is the one it
+    priced against (`snap`, the cache's snapshot `before` brought up to the store, gained
+    no row; `advanced` checked the corrections and `ledger_market_state`). Pricing again
+    would then give every leg it left, open and unpriced ones too, and resolve every symbol
+    as it did."""
+    if (before.left_by is None or before.left_by != _left_by(last.seq, cfg, facts)
+            or not last.current or facts.built != [ledger_definition()]
+            or facts.counts is None or (snap.bars_mark, snap.funding_mark)
+            != (before.bars_mark, before.funding_mark)):
+        return False
+    (alpha, alpha_new), (pnl, pnl_new) = facts.counts["alpha"], facts.counts["pnl"]
+    tel, tel_new = facts.counts["telemetry"]
+    return (alpha_new == 0 and alpha == last.legs and pnl_new == 0 and pnl == last.n_pnl
+            and tel_new > 0 and tel == (last.n_telemetry or 0) + tel_new
+            and last.n_telemetry is not None)
+
+
+def _telemetry_pass(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, last: LastState,
+                    facts: Facts) -> tuple[ReconcileReport, int] | None:
+    """The reconcile of a round of telemetry alone (`_telemetry_only` held), and its seq: the
+    ledger rows of its runs (`telemetry_pass.build`) and the `reconcile_log` row, the legs
+    and every recorded state left as they are. None (nothing written): a run of that telemetry has a leg or a pnl event; the
+    full pass runs."""
+    assert facts.counts is not None
+    built = telemetry_pass.build(con, cfg.hash, last.seen)
+    if built is None:
+        return None
+    rebuilt, grown = built
+    realized, open_, unpriced = last.counts
+    runs = last.runs + grown
+    seq = last.next_seq  # read in this transaction, which wrote no change since
+    con.execute("INSERT INTO reconcile_log (seq, policy_hash, legs, priced, realized, open, "
+                "unpriced, runs, max_file_id, reconciled_at, n_telemetry, n_pnl) VALUES "
+                "(?, ?, ?, 0, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, ?, ?)",
+                [seq, cfg.hash, last.legs, realized, open_, unpriced, runs, facts.newest,
+                 facts.counts["telemetry"][0], facts.counts["pnl"][0]])
+    return (ReconcileReport(last.legs, realized, open_, unpriced, 0, runs, cfg.hash, False,
+                            rebuilt), seq)
 
 
 def _log_sql(con: duckdb.DuckDBPyConnection) -> str:
@@ -533,6 +613,9 @@ class LastState:
     n_telemetry: int | None   # telemetry rows then (None: written before migration 0016)
     n_pnl: int | None
     current: bool             # written by this version; legs and ledger rows still number legs, runs
+    seq: int = 0
+    counts: tuple[int, int, int] = (0, 0, 0)  # its legs realized, open, unpriced
+    next_seq: int = 0         # `changes.next_seq` when it was read
 
 
 def last_state(con: duckdb.DuckDBPyConnection) -> LastState | None:
@@ -541,15 +624,19 @@ def last_state(con: duckdb.DuckDBPyConnection) -> LastState | None:
     has added or removed legs or ledger rows since (only reconcile writes them)."""
     rows = con.execute(
         "SELECT policy_hash, legs, runs, max_file_id, n_telemetry, n_pnl, "
-        "(SELECT count(*) FROM legs), (SELECT count(*) FROM ledger) "
+        "(SELECT count(*) FROM legs), (SELECT count(*) FROM ledger), "
+        "realized, open, unpriced, seq, (SELECT coalesce(max(seq), 0) FROM ledger_changes) "
         "FROM reconcile_log ORDER BY seq DESC LIMIT 1").fetchall()
     if not rows:
         return None
-    ph, legs, runs, seen, n_tel, n_pnl, legs_now, runs_now = rows[0]
+    (ph, legs, runs, seen, n_tel, n_pnl, legs_now, runs_now, realized, open_, unpriced, seq,
+     changed) = rows[0]
     current = n_tel is not None and n_pnl is not None and (legs, runs) == (legs_now, runs_now)
     return LastState(str(ph), int(legs or 0), int(runs or 0), int(seen or 0),
                      None if n_tel is None else int(n_tel), None if n_pnl is None else int(n_pnl),
-                     current)
+                     current, int(seq),
+                     (int(realized or 0), int(open_ or 0), int(unpriced or 0)),
+                     max(int(seq), int(changed)) + 1)
 
 
 def _policy_changed(con: duckdb.DuckDBPyConnection, policy_hash: str,
@@ -582,22 +669,35 @@ class Facts:
     has_legs: bool
     alpha_keys: int   # rows of ledger_alpha_keys
     counts: dict[str, tuple[int, int]] | None
+    newest: int = 0   # `newest_file_id`
+    aliases: tuple[int, ...] = ()  # `symbol_aliases`' rows and their digest
 
 
 _EVENT_TABLES = ("alpha", "telemetry", "pnl")
 
 
 def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None) -> Facts:
-    parts = ["(SELECT list(definition) FROM ledger_build)",
-             "(SELECT count(*) FROM (SELECT 1 FROM legs LIMIT 1))",
-             "(SELECT count(*) FROM ledger_alpha_keys)"]
+    """One statement: a UNION ALL of one-row parts (a row of cross-joined scalar subqueries
+    costs DuckDB's join ordering several times the CPU once there are eight of them)."""
+    nothing = "CAST(NULL AS VARCHAR[])"
+    parts = ["SELECT 0 AS k, CAST(NULL AS BIGINT[]) AS v, list(definition) AS d "
+             "FROM ledger_build",
+             f"SELECT 1, [count(*)], {nothing} FROM (SELECT 1 FROM legs LIMIT 1)",
+             f"SELECT 2, [count(*)], {nothing} FROM ledger_alpha_keys",
+             f"SELECT 3, [{newest_file_sql(con)}], {nothing}"]
+    if has_table(con, "symbol_aliases"):
+        parts.append(f"SELECT 4, [count(*), CAST(coalesce(bit_xor(hash(alias, symbol)), 0) >> 1 "
+                     f"AS BIGINT)], {nothing} FROM symbol_aliases")
     if last is not None:
-        parts += [f"(SELECT [count(*), count(*) FILTER (WHERE file_id > {int(last.seen)})] "
-                  f"FROM {t})" for t in _EVENT_TABLES]
-    row = one(con, f"SELECT {', '.join(parts)}")
+        parts += [f"SELECT {5 + i}, [count(*), count(*) FILTER (WHERE file_id > "
+                  f"{int(last.seen)})], {nothing} FROM {t}" for i, t in enumerate(_EVENT_TABLES)]
+    got = {int(k): (v, d) for k, v, d in con.execute(" UNION ALL ".join(parts)).fetchall()}
     counts = (None if last is None else
-              {t: (int(c[0]), int(c[1])) for t, c in zip(_EVENT_TABLES, row[3:], strict=True)})
-    return Facts([str(d) for d in row[0] or []], bool(row[1]), int(row[2]), counts)
+              {t: (int(got[5 + i][0][0]), int(got[5 + i][0][1]))
+               for i, t in enumerate(_EVENT_TABLES)})
+    return Facts([str(x) for x in got[0][1] or []], bool(got[1][0][0]), int(got[2][0][0]),
+                 counts, int(got[3][0][0]),
+                 tuple(int(x) for x in got[4][0]) if 4 in got else (0, 0))
 
 
 def _legs_match_old_signals(con: duckdb.DuckDBPyConnection, last: LastState | None,
@@ -629,7 +729,8 @@ def ledger_definition() -> str:
     """A hash of the code that prices legs and builds the ledger (their SQL, the fingerprint's
     fields): another version of it means a full re-price and rebuild."""
     pricing = f"{priced_legs_sql(Relations(), 'policy', None, 'exits')}\n{FIELDS}"
-    text = f"{LEDGER_COLUMNS}\n{ledger_sql('policy', runs='runs')}\n{pricing}"
+    text = (f"{LEDGER_COLUMNS}\n{ledger_sql('policy', runs='runs')}\n{pricing}\n"
+            f"{telemetry_only_sql('policy', 'rows')}")
     return hashlib.sha256(text.encode()).hexdigest()
 
 

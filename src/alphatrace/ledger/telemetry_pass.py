@@ -1,0 +1,67 @@
+"""The ledger side of a live pass whose round brought telemetry alone (an OTLP stream).
+
+Such telemetry belongs to runs whose signals come later or never. When `reconcile` knows that
+nothing else changed since the last reconcile — no signal and no pnl event is new, every
+event it counted is still there, the market is the one it priced against, same policy and
+aliases (`reconcile._telemetry_only`) — pricing again would give every leg it left, and only
+the runs of the new telemetry can have another ledger row. A run with telemetry alone has no
+leg and no pnl: its row is a projection of its telemetry rows (`build.telemetry_only_sql`),
+with no pricing, symbol resolution or join with legs and pnl, and no subject to add (it has
+no realized PnL). A run new to the ledger has nothing to delete.
+
+So the pass costs what the new telemetry is, plus a few statements: one that finds the runs
+of the new rows and which of them the ledger already holds (a scan of the ledger's run ids
+when they are not sorted), the one that writes their rows, and the `reconcile_log` row. No
+`ledger_changes`: such a row counts for no window before or after. A run the ledger holds
+with telemetry alone (its spans came in several rounds) has its row deleted and built again
+from all its telemetry. When a run of the new telemetry already has a leg or a pnl event in
+the ledger, its row depends on them: the pass answers None having written nothing, and the
+caller runs the full incremental pass.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from alphatrace.ledger.build import LEDGER_COLUMNS, telemetry_only_sql
+from alphatrace.store.statements import parsed
+
+_COLS = ", ".join(LEDGER_COLUMNS)
+
+
+# The telemetry rows from files after the last reconcile's newest (parameter `seen`).
+_NEW_ROWS = "(SELECT * FROM telemetry WHERE file_id > $seen)"
+
+# The runs of those rows: how many, how many the ledger holds, how many of those have a leg or
+# a pnl event, and the most rows one run has among the new rows.
+_CHECK = f"""
+SELECT count(*), count(l.run_id), count(*) FILTER (WHERE l.n_legs > 0 OR l.n_pnl > 0),
+       coalesce(max(r.n), 0)
+FROM (SELECT run_id, count(*) AS n FROM {_NEW_ROWS} GROUP BY run_id) r
+LEFT JOIN (SELECT run_id, n_legs, n_pnl FROM ledger) l ON l.run_id = r.run_id"""
+
+
+def build(con: duckdb.DuckDBPyConnection, policy_hash: str, seen: int
+          ) -> tuple[int, int] | None:
+    """Write the ledger rows of the runs of telemetry from files after `seen` (the last
+    reconcile's newest) and return how many rows were built and by how many the ledger grew.
+    None (nothing written): some of those runs has a leg or a pnl event. Nothing goes to
+    `ledger_changes`: such a row counts for no window before or after (`changes.record`)."""
+    at = {"seen": int(seen)}
+    runs, held, other, most = (int(x) for x in con.execute(parsed(con, _CHECK), at).fetchall()[0])
+    if other:
+        return None
+    if held == 0:  # runs new to the ledger: their rows are the new rows' projection
+        con.execute(parsed(con, f"INSERT INTO ledger ({_COLS}) SELECT {_COLS} FROM ("
+                                f"{telemetry_only_sql(policy_hash, _NEW_ROWS, most == 1)})"),
+                    at)
+        return runs, runs
+    # some runs had telemetry alone before: their rows are rebuilt from all their telemetry
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _tp_runs AS SELECT DISTINCT run_id FROM "
+                f"{_NEW_ROWS}", at)
+    con.execute("DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM _tp_runs)")
+    rows = "(SELECT * FROM telemetry SEMI JOIN _tp_runs USING (run_id))"
+    con.execute(f"INSERT INTO ledger ({_COLS}) SELECT {_COLS} FROM ("
+                f"{telemetry_only_sql(policy_hash, rows)})")
+    con.execute("DROP TABLE _tp_runs")
+    return runs, runs - held
