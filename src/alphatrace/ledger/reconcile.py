@@ -6,10 +6,11 @@ migration 0008: its next reconcile re-prices those legs once), the policy sectio
 market's bars changed other than by appending, or funding changed in a way that can reach it
 (anything but appended settlements after its exit). Appended bars cannot move a realized leg:
 its exit bar already existed and new bars open later. A leg not realized (open, unpriced) is
-priced again only when market data that can move it came (`_STALE_LEG`), not every time. Market changes are detected from a per-symbol digest stored
-after each reconcile (`ledger_market_state`), one aggregate pass over the bars; a caller that
-lives across passes (the server's pipeline) passes a `MarketCache` and reads only the rows
-the market tables gained (`market_cache`).
+priced again only when market data that can move it came (`_STALE_LEG`), not every time.
+Market changes are detected from a per-symbol digest stored after each reconcile
+(`ledger_market_state`), one aggregate pass over the bars; a caller that lives across passes
+(the server's pipeline) passes a `MarketCache` and reads only the rows the market tables
+gained (`market_cache`).
 
 A pass after a round that brought telemetry alone, with the market, the policy and the
 aliases as this caller's last reconcile left them (`_telemetry_only`), prices and resolves
@@ -33,8 +34,8 @@ alias resolution its legs were priced with (`ledger_alpha_keys`) and the subject
 runs (`ledger_subjects`, read by gates). When that row still describes the store (same number
 of legs and ledger rows, written by this version), a pass reads only what is new: the symbols
 of new events and the stored ones, the legs of symbols whose market or resolution changed
-(`_stale_legs_sql`; none when no market data came), and the runs of new files. Otherwise it counts and compares
-everything, as the first reconcile after an upgrade does once.
+(`_stale_legs_sql`; none when no market data came), and the runs of new files. Otherwise it
+counts and compares everything, as the first reconcile after an upgrade does once.
 
 This module runs the SQL of `market`, `pricing` and `build` on the store, in one transaction,
 and hands `locate` the bars, settlements and signals it searches (as numpy arrays).
@@ -205,9 +206,15 @@ def _table_marks(con: duckdb.DuckDBPyConnection
 
 
 def _corrections(con: duckdb.DuckDBPyConnection) -> int:
+    return int(one(con, f"SELECT {_corrections_sql(con)}")[0])
+
+
+def _corrections_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """The rows market imports updated in place (a scalar SQL expression; 0 before
+    `market_files` exists): the snapshot's corrections count (`market_cache`)."""
     if not has_table(con, "market_files"):
-        return 0
-    return int(one(con, "SELECT coalesce(sum(updated), 0) FROM market_files")[0])
+        return "0"
+    return "(SELECT coalesce(sum(updated), 0) FROM market_files)"
 
 
 def advanced(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, cache: MarketCache,
@@ -220,10 +227,8 @@ def advanced(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, cache: Market
     snap = cache.snapshot
     if snap is None or snap.interval != cfg.bar_interval_s or snap.state is None:
         return None
-    fixed = ("(SELECT coalesce(sum(updated), 0) FROM market_files)"
-             if has_table(con, "market_files") else "0")
     counts = one(con, "SELECT (SELECT count(*) FROM bars), (SELECT count(*) FROM funding), "
-                      + fixed)
+                      + _corrections_sql(con))
     bars = con.execute(DELTA_SQL["bars"], {"from": max(snap.bars_mark.next - 1, 0)}
                        ).fetchnumpy()
     funding = con.execute(DELTA_SQL["funding"], {"from": max(snap.funding_mark.next - 1, 0)}
@@ -314,8 +319,9 @@ market_moved AS (
 # first bar at or after its ts) or, with an entry, its exit (the first at or after entry +
 # horizon; `locate.exits`); every bar it saw was before that time. An unpriced one (an unknown
 # or ambiguous symbol, a market without bars of the interval, a signal before the first bar)
-# is re-priced when its market gained or changed anything, or when some market may have come
-# or gone (`market_moved`). Legs priced before `bar_interval` was recorded (realized or open,
+# is re-priced when its market gained bars, or when some market's bars changed or any funding
+# did (`market_moved`: a market may have come or gone; its own changed bars or funding are
+# among these). Legs priced before `bar_interval` was recorded (realized or open,
 # without it) are re-priced once.
 _STALE_LEG = f"""(l.market_symbol IS DISTINCT FROM sm.symbol
    OR bc.kind = 'changed'
@@ -323,8 +329,7 @@ _STALE_LEG = f"""(l.market_symbol IS DISTINCT FROM sm.symbol
    OR (l.status = 'open' AND bc.kind = 'appended'
        AND bc.last_us >= CASE WHEN l.entry_ts IS NULL THEN epoch_us(l.ts)
                               ELSE epoch_us(l.entry_ts) + {horizon_us("l.horizon_s")} END)
-   OR (l.status = 'unpriced' AND (bc.kind = 'appended' OR fc.kind <> 'same'
-                                  OR (SELECT moved FROM market_moved)))
+   OR (l.status = 'unpriced' AND (bc.kind = 'appended' OR (SELECT moved FROM market_moved)))
    OR (l.include_funding AND l.direction <> 'FLAT'
        AND (fc.kind = 'changed'
             OR (fc.kind = 'appended' AND (fc.watermark IS NULL OR l.exit_ts > fc.watermark)))))"""
