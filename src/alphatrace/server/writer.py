@@ -327,7 +327,10 @@ class Writer:
                 return
 
     def _gather(self, first: _EventJob | _CallJob) -> tuple[list[_EventJob | _CallJob], bool]:
-        """The first job plus what arrives within the linger window (up to the batch size)."""
+        """The first job plus what arrives within the linger window (up to the batch size).
+        A first job that may complete evidence (`may_decide`) takes only what is already
+        waiting: a kill must not wait out the linger (up to `linger_s` before the round, then
+        the pass), and such jobs are rare beside the stream that makes the load."""
         jobs: list[_EventJob | _CallJob] = [first]
         if isinstance(first, _CallJob):
             return jobs, False
@@ -335,7 +338,8 @@ class Writer:
         # Clients in flight ≈ last round's requests + those that queued up meanwhile; waiting a
         # moment for all of them merges two half-size rounds (two fixed costs) into one.
         want = min(64, self._last_round_jobs + self._q.qsize())
-        deadline = time.monotonic() + self.linger_s
+        linger = 0.0 if may_decide([first], horizon_s=self.signal_horizon_s) else self.linger_s
+        deadline = time.monotonic() + linger
         while n < self.max_batch_events:
             try:
                 j = self._q.get_nowait()
