@@ -106,6 +106,11 @@ class AfterRounds:
         return self._covering
 
     @property
+    def running(self) -> bool:
+        """Whether a run is in progress (not resting, not merely due)."""
+        return self._busy
+
+    @property
     def busy(self) -> bool:
         """Whether a run is in progress or rounds wait for one."""
         return self._busy or self._waiting > 0
