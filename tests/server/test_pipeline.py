@@ -85,6 +85,66 @@ def test_a_pass_reconciles_then_kills_a_losing_agent(seeded: Store, config: Pipe
     assert live.last.reconcile is not None and live.last.reconcile["rebuilt"] == 1
 
 
+def test_evidence_committed_during_the_reconcile_is_judged_by_the_same_pass(
+        seeded: Store, config: PipelineConfig) -> None:
+    # Runs 0-3 are in; run 4 (the 5th losing run: the kill) commits while the pass reconciles
+    # (the writer would report it urgent). The pass reconciles again before its gates, so the
+    # kill is in this pass's records, the next call finds nothing new, and the decisions are
+    # those of a pipeline that saw the two rounds in two passes.
+    asked: list[bool] = []
+
+    def during() -> bool:
+        if asked:
+            return False
+        asked.append(True)
+        ingest_events(seeded, run_events("Loser", 4, "SHORT"))
+        return True
+
+    for i in range(4):
+        ingest_events(seeded, run_events("Loser", i, "SHORT"))
+    live = Pipeline(config, evidence_waiting=during)
+    rec = live.run(seeded)
+    assert rec.error is None and rec.reconciles == 2 and asked == [True]
+    assert rec.reconcile is not None and rec.reconcile["rebuilt"] == 5
+    assert rec.reconcile["priced"] == 5 and rec.reconcile["realized"] == 5
+    acts = [(d["subject"], d["action"]) for d in rec.decisions]
+    assert acts[-1] == ("Loser", "kill") and acts.count(("Loser", "kill")) == 1
+    assert states(seeded) == {("agent", "Loser"): "killed"}
+    live(seeded)
+    assert live.passes == 1  # the second round's data was covered: no pass for it
+
+
+def test_a_second_reconcile_records_what_two_passes_record(
+        tmp_path: Path, config: PipelineConfig) -> None:
+    def decisions(store: Store) -> list[tuple[Any, ...]]:
+        return store.con.execute(
+            "SELECT subject, scope, action, rule, as_of, state FROM decisions ORDER BY seq"
+        ).fetchall()
+
+    got = []
+    for merged in (False, True):
+        with Store(tmp_path / f"s{merged}.duckdb") as store:
+            bars(store)
+            for i in range(4):
+                ingest_events(store, run_events("Loser", i, "SHORT"))
+                ingest_events(store, run_events("Winner", i, "LONG"))
+            late = [*run_events("Loser", 4, "SHORT"), *run_events("Winner", 4, "LONG")]
+            if merged:
+                def during(s: Store = store) -> bool:
+                    ingest_events(s, late)
+                    return True
+
+                live = Pipeline(config, evidence_waiting=during)
+                assert live.run(store).reconciles == 2
+            else:
+                live = Pipeline(config)
+                live.run(store)
+                ingest_events(store, late)
+                live.run(store)
+            got.append(decisions(store))
+    assert got[0] == got[1] and ("Loser", "agent", "kill") in [g[:3] for g in got[0]]
+
+
 def test_no_new_data_no_pass(seeded: Store, config: PipelineConfig) -> None:
     live = Pipeline(config)
     ingest_events(seeded, run_events("A", 0, "LONG"))
