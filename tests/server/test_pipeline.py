@@ -130,7 +130,7 @@ def test_a_second_reconcile_records_what_two_passes_record(
                 ingest_events(store, run_events("Winner", i, "LONG"))
             late = [*run_events("Loser", 4, "SHORT"), *run_events("Winner", 4, "LONG")]
             if merged:
-                def during(s: Store = store) -> bool:
+                def during(s: Store = store, late: list[dict[str, Any]] = late) -> bool:
                     ingest_events(s, late)
                     return True
 
