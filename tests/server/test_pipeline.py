@@ -114,6 +114,14 @@ def test_evidence_committed_during_the_reconcile_is_judged_by_the_same_pass(
     assert live.passes == 1  # the second round's data was covered: no pass for it
 
 
+def test_no_second_reconcile_when_nothing_came(seeded: Store, config: PipelineConfig) -> None:
+    ingest_events(seeded, run_events("A", 0, "LONG"))
+    live = Pipeline(config, evidence_waiting=lambda: True)  # the round was the one it covers
+    rec = live.run(seeded)
+    assert rec.error is None and rec.reconciles == 1 and rec.reconcile is not None
+    assert rec.reconcile["rebuilt"] == 1
+
+
 def test_a_second_reconcile_records_what_two_passes_record(
         tmp_path: Path, config: PipelineConfig) -> None:
     def decisions(store: Store) -> list[tuple[Any, ...]]:

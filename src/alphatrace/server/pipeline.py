@@ -14,8 +14,8 @@ after-round thread's lock, `Writer.derived`).
 
 Evidence that lands during a pass: a round that may complete evidence (`writer.may_decide`)
 and commits while the pass reconciles would wait for the rest of the pass, its gates
-catch-up, then a pass of its own. Instead, when `evidence_waiting` says such a round came, the
-pass reconciles once more before its gates (at most once: under a stream of such rounds the
+catch-up, then a pass of its own. Instead, when `evidence_waiting` says such a round came and
+the data mark moved since the pass began, the pass reconciles once more before its gates (at most once: under a stream of such rounds the
 gates still run every second reconcile), and one catch-up judges both. The catch-up gives the
 same decisions whatever rounds a pass covers (live equals batch), so this changes when a
 decision is recorded, not which: the new evidence's saves a catch-up, the first round's waits a
@@ -169,13 +169,14 @@ class Pipeline:
         try:
             with catalog_cached(store.con):
                 report = self._step(rec, "reconcile_ms", lambda: self._reconcile(store))
-                if self.evidence_waiting is not None and self.evidence_waiting():
-                    mark = data_mark(store.con)  # read before: what it covers at least
+                later = (data_mark(store.con) if self.evidence_waiting is not None
+                         and self.evidence_waiting() else mark)
+                if later != mark:  # read before the reconcile: what it covers at least
                     more = self._step(rec, "reconcile_ms", lambda: self._reconcile(store),
                                       add=True)
                     report = replace(more, priced=report.priced + more.priced,
                                      rebuilt=report.rebuilt + more.rebuilt)
-                    rec.newest_file_id, rec.reconciles = mark[0], 2
+                    mark, rec.newest_file_id, rec.reconciles = later, later[0], 2
                 rec.reconcile = report.to_dict()
                 rec.decisions = self._step(rec, "gates_ms", lambda: self._gates(store, rec))
         except Exception as e:
