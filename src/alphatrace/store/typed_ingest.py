@@ -61,6 +61,15 @@ def _extra_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(k for k in keys if k not in KNOWN)
 
 
+def _beyond_exact(col: list[Any], types: set[type]) -> bool:
+    """Whether an integer of `col` (of these value types, None aside) is beyond EXACT_INT. A
+    column of integers alone (token counts) is bounded by its min and max, which run in C."""
+    if types == {int}:
+        ints = [v for v in col if v is not None]
+        return max(ints) > EXACT_INT or min(ints) < -EXACT_INT
+    return max(abs(v) for v in col if type(v) is int) > EXACT_INT
+
+
 def typed_table(events: list[Any]) -> pa.Table:
     """The events as typed columns: line_no (1-based), usable, event_id, one column per
     telemetry field, attrs_text (the extra keys as JSON text, NULL without any).
@@ -82,8 +91,7 @@ def typed_table(events: list[Any]) -> pa.Table:
         allowed = _PY[f.type]
         types = set(map(type, col))
         types.discard(type(None))
-        if not types.issubset(allowed) or (
-                int in types and max(abs(v) for v in col if type(v) is int) > EXACT_INT):
+        if not types.issubset(allowed) or (int in types and _beyond_exact(col, types)):
             for i, v in enumerate(col):
                 if v is not None and (type(v) not in allowed
                                       or (type(v) is int and abs(v) > EXACT_INT)):
