@@ -36,12 +36,14 @@ from alphatrace.events.fields import ENVELOPE, SPECS, Field, Kind
 from alphatrace.store.connection import Store
 from alphatrace.store.encode_events import encode_lines
 from alphatrace.store.ingest import EventResult, IngestReport, ingest_staged
-from alphatrace.store.typed_rules import field_values, identity_keys, json_ok, text_ok
+from alphatrace.store.typed_rules import bools, cleared, identity_keys, json_ok
 from alphatrace.store.validate_sql import ALL_FIELDS, FIELD_TYPES
 
 KIND: Kind = "telemetry"
 FIELDS: tuple[Field, ...] = SPECS[KIND]
 KNOWN = frozenset(f.name for f in FIELDS) | frozenset(ENVELOPE)
+# the event id is checked as the text fields are (`trim(event_id) <> ''`), and is required
+_CHECKED = [Field("event_id", "string", True), *FIELDS]
 EXACT_INT = 2**53  # integers up to this convert to a double exactly, as the JSON text does
 
 # Per field type: the Python types taken as they are (`type(v) is T`, so no bool for a number),
@@ -131,13 +133,9 @@ def staged_table(typed: pa.Table) -> pa.Table:
     attrs of those rows; fields of the other kinds NULL, of the types the JSON path stages
     them as. The rows not cleared have no event id, attrs or key: the exact path redoes them."""
     n = typed.num_rows
-    ok = pc.and_(typed.column("usable"), pc.fill_null(text_ok(typed.column("event_id")), False))
-    values: dict[str, pa.Array] = {}
-    for f in FIELDS:
-        values[f.name], good = field_values(typed.column(f.name), f)
-        ok = pc.and_(ok, good)
     attrs = typed.column("attrs_text")
-    ok = pc.and_(ok, json_ok(attrs))
+    checked, values = cleared({k: typed.column(k) for k in typed.column_names}, _CHECKED)
+    ok = pa.array(checked & bools(typed.column("usable")) & bools(json_ok(attrs)))
     none = pa.scalar(None, pa.string())
     event_id = pc.if_else(ok, typed.column("event_id"), none)
     cols: dict[str, Any] = {"line_no": typed.column("line_no"),
@@ -147,7 +145,12 @@ def staged_table(typed: pa.Table) -> pa.Table:
                             "event_id": event_id}
     for k in ALL_FIELDS:
         if k not in ("type", "event_id"):
-            cols[k] = values[k] if k in values else pa.nulls(n, _STAGED[FIELD_TYPES[k].type])
+            if k in values:  # timestamps, read
+                cols[k] = values[k]
+            elif k in KNOWN:
+                cols[k] = typed.column(k)
+            else:  # another kind's
+                cols[k] = pa.nulls(n, _STAGED[FIELD_TYPES[k].type])
     cols["attrs"] = pc.if_else(ok, attrs, none)
     cols["ok"] = ok
     cols["key_hi"], cols["key_lo"] = identity_keys(KIND, event_id.to_pylist())

@@ -51,20 +51,32 @@ def _no_nulls(mask: pa.Array) -> pa.Array:
     return pc.fill_null(mask, False)
 
 
+def bools(a: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean column as numpy (null: false)."""
+    return np.asarray(a.to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def text_ok(col: pa.Array) -> pa.Array:
     """Non-empty after trimming whitespace (stricter than DuckDB's `trim`); null where absent."""
     return pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)
 
 
-def number_ok(col: pa.Array, f: Field) -> pa.Array:
-    """Finite, whole for an integer field, within the field's range; null where absent."""
-    ok = pc.is_finite(col)
-    if f.type == "integer":
-        ok = pc.and_(ok, pc.equal(col, pc.floor(col)))
-    if f.range is not None:
-        low = (pc.greater if f.range.lo_open else pc.greater_equal)(col, f.range.lo)
-        ok = pc.and_(ok, pc.and_(low, pc.less_equal(col, f.range.hi)))
-    return ok
+def numbers_ok(x: np.ndarray, fields: list[Field]) -> np.ndarray:
+    """Per value of `x` (the fields' columns one after the other, NaN where absent): finite,
+    whole for an integer field, within the field's range."""
+    n = len(x) // len(fields) if fields else 0
+
+    def each(values: list[float | bool]) -> np.ndarray:
+        return np.repeat(np.array(values), n)
+
+    inf = float("inf")
+    lo = each([f.range.lo if f.range else -inf for f in fields])
+    hi = each([f.range.hi if f.range else inf for f in fields])
+    lo_open = each([bool(f.range and f.range.lo_open) for f in fields])
+    integer = each([f.type == "integer" for f in fields])
+    with np.errstate(invalid="ignore"):
+        return (np.isfinite(x) & (~integer | (x == np.floor(x)))
+                & np.where(lo_open, x > lo, x >= lo) & (x <= hi))
 
 
 def timestamps(col: pa.Array) -> pa.Array:
@@ -93,17 +105,34 @@ def json_ok(col: pa.Array) -> pa.Array:
     return pc.invert(_no_nulls(pc.match_substring_regex(col, JSON_DIFFERS)))
 
 
-def field_values(col: pa.Array, f: Field) -> tuple[pa.Array, pa.Array]:
-    """(typed value, the row's value passes the field's rules) of one field's column; a
-    required field must be present."""
-    if f.type == "timestamp":
-        value = timestamps(col)
-        ok = pc.or_(pc.is_null(col), pc.is_valid(value))
-    else:
-        value = col
-        rule = number_ok(col, f) if f.type in ("number", "integer") else text_ok(col)
-        ok = _no_nulls(rule) if f.required else pc.or_(pc.is_null(col), _no_nulls(rule))
-    return value, ok
+def cleared(columns: dict[str, pa.ChunkedArray], fields: list[Field]
+            ) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    """(per row: every field's value passes its rules, a required one present; the typed
+    value of each timestamp field). Fields of one type are checked together, their columns
+    one after the other: a compute call costs ~10 µs whatever its length, and a round has
+    a few hundred rows."""
+    n = len(columns[fields[0].name]) if fields else 0
+    values: dict[str, pa.Array] = {}
+    ok = np.ones(n, bool)
+    groups = (("text", [f for f in fields if f.type in ("string", "id")]),
+              ("number", [f for f in fields if f.type in ("number", "integer")]),
+              ("timestamp", [f for f in fields if f.type == "timestamp"]))
+    for kind, group in groups:
+        if not group:
+            continue
+        col = pa.concat_arrays([c for f in group for c in columns[f.name].chunks])
+        absent = bools(col.is_null())
+        if kind == "text":
+            rule = bools(_no_nulls(text_ok(col)))
+        elif kind == "number":
+            rule = numbers_ok(np.asarray(col.to_numpy(zero_copy_only=False), float), group)
+        else:
+            typed = timestamps(col)
+            rule = bools(typed.is_valid())
+            values.update((f.name, typed.slice(i * n, n)) for i, f in enumerate(group))
+        required = np.repeat(np.array([f.required for f in group]), n)
+        ok &= np.where(absent, ~required, rule).reshape(len(group), n).all(axis=0)
+    return ok, values
 
 
 def identity_keys(kind: Kind, ids: list[str | None]) -> tuple[pa.Array, pa.Array]:
