@@ -26,6 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=64, help="bodies of 512 spans")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--round", type=int, default=3, help="requests per writer round")
     a = ap.parse_args()
     from alphatrace.sdk.prices import resolve_table
     from alphatrace.server.otlp_held import store_spans
@@ -44,8 +45,9 @@ def main() -> None:
     for _ in range(a.repeat):
         with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "cpu.duckdb") as s:
             c0 = time.process_time()
-            for i in range(0, len(mapped), 3):
-                store_spans(s, [e for m in mapped[i:i + 3] for e in m.events], "<otlp>", [None])
+            for i in range(0, len(mapped), a.round):
+                store_spans(s, [e for m in mapped[i:i + a.round] for e in m.events], "<otlp>",
+                            [None])
             store_us = min(store_us, (time.process_time() - c0) / n * 1e6)
     print(json.dumps({"spans": n, "map_cpu_us_per_span": round(map_us, 2),
                       "store_cpu_us_per_span": round(store_us, 2)}, indent=2))

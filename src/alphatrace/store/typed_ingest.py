@@ -5,20 +5,21 @@ Why: the JSON path (`ingest.ingest_events`) encodes each event to a line, then D
 every known key out of it, scans it with a regular expression, counts its keys and rebuilds
 its extra keys as `attrs`: about 30 µs of the 45 µs an OTLP span cost a collector round
 (bench/bench_otlp.py). The OTLP mapping (`server/otlp.py`) already holds each field as a
-value of its type, so this entry puts the fields into typed columns and checks them with the
-same value rules (`validate_sql.typed_ok`, from the field table), then stores the rows with
-the JSON path's own steps (`ingest.ingest_staged`: identity, dedupe, insert, quarantine).
+value of its type, so this entry puts the fields into typed columns, clears the rows whose
+values pass the field table's rules with Arrow compute functions (`typed_rules`: no DuckDB
+statement to plan each round), then stores the rows with the JSON path's own steps
+(`ingest.ingest_staged`: identity, dedupe, insert, quarantine).
 
 An event this entry cannot take as it is (not a plain telemetry dict with an `event_id`, a
-field whose Python type the JSON path would read differently, a value a rule refuses) is
-validated from its JSON line by the JSON path's exact query, in the same call: it is stored
+field whose Python type the JSON path would read differently, a value `typed_rules` does not
+clear) is validated from its JSON line by the JSON path's exact query, in the same call: it is stored
 or quarantined with the same field and reason as if it had come as JSON. So the store holds
-what `ingest_events` on the same events gives (tests/store/test_typed_ingest.py checks it
+what `ingest_events` on the same events gives (tests/server/test_otlp_typed.py checks it
 with Hypothesis), except the `bytes` of the batch's `ingested_files` row: NULL, no text was read.
 
 `attrs`: the keys beyond the kind's fields, encoded as the JSON path encodes the event
-(`encode_events.encode_lines`) and rewritten by DuckDB's JSON writer (`json()`), as the JSON
-path's `json_merge_patch` rewrites them: numbers and escapes come out in DuckDB's spelling.
+(`encode_events.encode_lines`); the JSON path's `json_merge_patch` rewrites them in DuckDB's
+spelling, so a text whose spelling DuckDB would change (`typed_rules.json_ok`) is not cleared.
 """
 
 from __future__ import annotations
@@ -32,74 +33,43 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from alphatrace.events.fields import ENVELOPE, SPECS, Field, Kind
-from alphatrace.sql import lit
 from alphatrace.store.connection import Store
 from alphatrace.store.encode_events import encode_lines
-from alphatrace.store.ingest import STAGE_BATCH, EventResult, IngestReport, ingest_staged, keyed
-from alphatrace.store.statements import parsed, to_arrow
-from alphatrace.store.validate_sql import ALL_FIELDS, FIELD_TYPES, _ts_text, typed_ok
+from alphatrace.store.ingest import EventResult, IngestReport, ingest_staged
+from alphatrace.store.typed_rules import bools, cleared, identity_keys, json_ok
+from alphatrace.store.validate_sql import ALL_FIELDS, FIELD_TYPES
 
 KIND: Kind = "telemetry"
 FIELDS: tuple[Field, ...] = SPECS[KIND]
 KNOWN = frozenset(f.name for f in FIELDS) | frozenset(ENVELOPE)
-RAW = "raw {}"  # the column of a field as given (NULL: absent), beside its typed value
+# the event id is checked as the text fields are (`trim(event_id) <> ''`), and is required
+_CHECKED = [Field("event_id", "string", True), *FIELDS]
 EXACT_INT = 2**53  # integers up to this convert to a double exactly, as the JSON text does
 
 # Per field type: the Python types taken as they are (`type(v) is T`, so no bool for a number),
-# the Arrow column type, and the SQL giving the JSON path's typed value from the column.
+# the Arrow column type of `typed_table`, and the type the JSON path stages a value as.
 _PY: dict[str, tuple[type, ...]] = {
     "string": (str,), "id": (str,), "timestamp": (str,),
     "number": (int, float), "integer": (int,)}
 _ARROW = {"string": pa.string(), "id": pa.string(), "timestamp": pa.string(),
           "number": pa.float64(), "integer": pa.float64()}
-_SQL_TYPE = {"string": "VARCHAR", "id": "VARCHAR", "direction": "VARCHAR", "number": "DOUBLE",
-             "integer": "DOUBLE", "horizon": "DOUBLE", "timestamp": "TIMESTAMP"}
-
-
-def _q(name: str) -> str:
-    return f'"{name}"'
-
-
-def _typed_value(f: Field) -> str:
-    """The staged value of field `f` from its typed column, as `validate_sql` stages it."""
-    return _ts_text(_q(f.name)) if f.type == "timestamp" else _q(f.name)
-
-
-def _staged_sql() -> str:
-    """`validate_sql.fast_sql`'s columns from the typed table `typed` (line_no, usable,
-    event_id, each telemetry field, attrs_text): `ok` when the row was usable and every value
-    rule holds. Fields of the other kinds are NULL, of the type the JSON path stages them as."""
-    own = {f.name: f for f in FIELDS}
-    cols = []
-    for k in ALL_FIELDS:
-        if k in ("type", "event_id"):
-            continue
-        f = own.get(k)
-        cols.append(f"{_q(k)}" if f is not None
-                    else f"NULL::{_SQL_TYPE[FIELD_TYPES[k].type]} AS {_q(k)}")
-    typed = ", ".join(f"{_typed_value(f)} AS {_q(f.name)}, {_q(f.name)} AS {_q(RAW.format(f.name))}"
-                      for f in FIELDS)
-    return f"""
-SELECT line_no, {lit(KIND)} AS kind, NULL::VARCHAR AS err, NULL::VARCHAR AS bad_line,
-       CASE WHEN ok THEN event_id END AS event_id, {', '.join(cols)},
-       CASE WHEN ok THEN attrs END AS attrs, ok
-FROM (
-  SELECT *, coalesce(usable AND trim(event_id) <> '' AND (attrs_text IS NULL OR attrs IS NOT NULL)
-                     AND {typed_ok(KIND, RAW)}, false) AS ok
-  FROM (
-    SELECT line_no, usable, event_id, {typed},
-           attrs_text, NULLIF(CAST(try(json(attrs_text)) AS VARCHAR), '{{}}') AS attrs
-    FROM typed
-  )
-)"""
-
-
-STAGED_SQL = keyed(_staged_sql())
+_STAGED = {"string": pa.string(), "id": pa.string(), "direction": pa.string(),
+           "number": pa.float64(), "integer": pa.float64(), "horizon": pa.float64(),
+           "timestamp": pa.timestamp("us")}
 
 
 @functools.lru_cache(maxsize=1024)
 def _extra_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(k for k in keys if k not in KNOWN)
+
+
+def _beyond_exact(col: list[Any], types: set[type]) -> bool:
+    """Whether an integer of `col` (of these value types, None aside) is beyond EXACT_INT. A
+    column of integers alone (token counts) is bounded by its min and max, which run in C."""
+    if types == {int}:
+        ints = [v for v in col if v is not None]
+        return max(ints) > EXACT_INT or min(ints) < -EXACT_INT
+    return max(abs(v) for v in col if type(v) is int) > EXACT_INT
 
 
 def typed_table(events: list[Any]) -> pa.Table:
@@ -123,8 +93,7 @@ def typed_table(events: list[Any]) -> pa.Table:
         allowed = _PY[f.type]
         types = set(map(type, col))
         types.discard(type(None))
-        if not types.issubset(allowed) or (
-                int in types and max(abs(v) for v in col if type(v) is int) > EXACT_INT):
+        if not types.issubset(allowed) or (int in types and _beyond_exact(col, types)):
             for i, v in enumerate(col):
                 if v is not None and (type(v) not in allowed
                                       or (type(v) is int and abs(v) > EXACT_INT)):
@@ -158,14 +127,39 @@ def typed_table(events: list[Any]) -> pa.Table:
     return pa.table(cols)
 
 
-def stage(con: duckdb.DuckDBPyConnection, events: list[Any]) -> tuple[pa.Table, pa.Table]:
+def staged_table(typed: pa.Table) -> pa.Table:
+    """`validate_sql.fast_sql`'s columns (and `ingest.keyed`'s key halves) from `typed_table`'s:
+    `ok` where the row is usable and `typed_rules` clears every value, the typed values and
+    attrs of those rows; fields of the other kinds NULL, of the types the JSON path stages
+    them as. The rows not cleared have no event id, attrs or key: the exact path redoes them."""
+    n = typed.num_rows
+    attrs = typed.column("attrs_text")
+    checked, values = cleared({k: typed.column(k) for k in typed.column_names}, _CHECKED)
+    ok = pa.array(checked & bools(typed.column("usable")) & bools(json_ok(attrs)))
+    none = pa.scalar(None, pa.string())
+    event_id = pc.if_else(ok, typed.column("event_id"), none)
+    cols: dict[str, Any] = {"line_no": typed.column("line_no"),
+                            "kind": pa.array([KIND] * n, pa.string()),
+                            "err": pa.nulls(n, pa.string()),
+                            "bad_line": pa.nulls(n, pa.string()),
+                            "event_id": event_id}
+    for k in ALL_FIELDS:
+        if k not in ("type", "event_id"):
+            if k in values:  # timestamps, read
+                cols[k] = values[k]
+            elif k in KNOWN:
+                cols[k] = typed.column(k)
+            else:  # another kind's
+                cols[k] = pa.nulls(n, _STAGED[FIELD_TYPES[k].type])
+    cols["attrs"] = pc.if_else(ok, attrs, none)
+    cols["ok"] = ok
+    cols["key_hi"], cols["key_lo"] = identity_keys(KIND, event_id.to_pylist())
+    return pa.table(cols)
+
+
+def stage(events: list[Any]) -> tuple[pa.Table, pa.Table]:
     """(staged rows, JSON lines of the rows not cleared): what `ingest.ingest_staged` takes."""
-    typed = typed_table(events)  # noqa: F841  (read by name in the SQL)
-    # The statement parsed once (`statements.parsed`), as ingest.py runs its own: `con.sql`
-    # parsed the text and bound it into a relation every round before running it, ~8 ms more
-    # CPU a round than this (bench/RESULTS.md, session of 2026-12-02, otlpcpu).
-    con.execute(parsed(con, STAGED_SQL))
-    staged = to_arrow(con, STAGE_BATCH)
+    staged = staged_table(typed_table(events))
     redo = pc.filter(staged.column("line_no"), pc.invert(staged.column("ok"))).to_pylist()
     text = encode_lines([events[i - 1] for i in redo]).decode("utf-8") if redo else ""
     lines = pa.table({"line_no": pa.array(redo, pa.int64()),
@@ -187,5 +181,5 @@ def ingest_typed(
             with store.transaction() as con:
                 within(con)
         return IngestReport(), []
-    staged, lines = stage(store.con, events)
+    staged, lines = stage(events)
     return ingest_staged(store, staged, lines, source, within)

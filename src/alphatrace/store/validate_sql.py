@@ -338,27 +338,13 @@ def _typed_fast(f: Field) -> str:
     return _horizon_text(x)
 
 
-def _value_ok(f: Field, present: str | None = None) -> str:
+def _value_ok(f: Field) -> str:
     """True when the field is absent or present with a valid value: no condition of `_checks`
-    holds (a NULL typed value makes the first one true). `present`: whether the field is
-    present (default: the parsed line has it). Whether a required field is there is checked
-    apart (`_ok_expr`, `typed_ok`)."""
-    present = present or f'v."{f.name}" IS NOT NULL'
+    holds (a NULL typed value makes the first one true). Whether a required field is there is
+    checked apart (`_ok_expr`)."""
+    present = f'v."{f.name}" IS NOT NULL'
     bad = " OR ".join(f"({cond})" for cond, _ in _checks(f))
     return f"(NOT {present} OR NOT coalesce({bad}, true))"
-
-
-def typed_ok(kind: Kind, raw: str) -> str:
-    """`_value_ok` of every field of `kind`, and its required fields present, over rows whose
-    fields are typed columns of their names, and whose column `raw.format(name)` is NULL when
-    the field is absent (the typed entry, store/typed_ingest.py): the same value rules as a
-    parsed line's."""
-    parts = []
-    for f in SPECS[kind]:
-        present = f"{_q(raw.format(f.name))} IS NOT NULL"
-        parts.append(f"({present} AND {_value_ok(f, present)})" if f.required
-                     else _value_ok(f, present))
-    return " AND ".join(parts)
 
 
 def _ok_expr() -> str:
