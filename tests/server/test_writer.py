@@ -49,53 +49,6 @@ def test_requests_waiting_together_share_one_round(tmp_path: Path) -> None:
     w.stop()
 
 
-def test_a_request_that_may_decide_does_not_wait_out_the_linger(tmp_path: Path) -> None:
-    # After a round of two requests the writer lingers for two again; a lone PnL event (it may
-    # complete a losing run) is written at once. With telemetry alone it would wait the whole
-    # 10 minutes of linger, far past this test's 60 s liveness bound.
-    w = Writer(tmp_path / "db.duckdb", linger_s=600.0)
-    first = [w.submit_events(events("A", 2)), w.submit_events(events("B", 1))]
-    w.start()  # both already queued: one round of two requests, no linger needed
-    for f in first:
-        assert [x.status for x in f.result(60)] == ["accepted"] * len(f.result(60))
-    assert w.stats.rounds == 1
-    pnl = w.submit_events([{"type": "pnl", "run_id": "A-0", "realized_pnl_bps": -12.5,
-                            "event_id": "P:0"}])
-    assert [x.status for x in pnl.result(60)] == ["accepted"]
-    assert w.stats.rounds == 2 and w.stats.requests == 3
-    w.stop()
-
-
-def test_while_a_run_is_in_progress_a_request_that_may_decide_lingers(tmp_path: Path) -> None:
-    # The evidence waits for the run in progress anyway: its round lingers as usual, and the
-    # next request joins it (without the linger it would be written alone, a round of its own).
-    import threading
-
-    w = Writer(tmp_path / "db.duckdb", linger_s=600.0)
-    w.after_rounds.rest = 0.0
-    gate, started = threading.Event(), threading.Event()
-
-    def hook(store: Any) -> None:
-        started.set()
-        assert gate.wait(120)
-
-    w.after_round(hook)
-    first = [w.submit_events(events("A", 2)), w.submit_events(events("B", 1))]
-    w.start()  # one round of two requests; its run holds on `gate`
-    for f in first:
-        f.result(60)
-    assert started.wait(60) and w.after_rounds.running
-    pnl = w.submit_events([{"type": "pnl", "run_id": "A-0", "realized_pnl_bps": -12.5,
-                            "event_id": "P:0"}])
-    until(w._q.empty)  # the writer took it and waits for a second request
-    late = w.submit_events(events("C", 1))
-    assert [x.status for x in pnl.result(60)] == ["accepted"]
-    assert [x.status for x in late.result(60)] == ["accepted"]
-    assert w.stats.rounds == 2
-    gate.set()
-    w.stop()
-
-
 def test_backpressure(tmp_path: Path) -> None:
     w = Writer(tmp_path / "db.duckdb", max_pending_events=10)
     w.submit_events(events("A", 8))

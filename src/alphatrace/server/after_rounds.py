@@ -105,16 +105,6 @@ class AfterRounds:
         """The rounds of the run in progress (for the pipeline's pass record and lag)."""
         return self._covering
 
-    def evidence_waiting(self) -> bool:
-        """Whether a round that may complete evidence (`committed(urgent=True)`) was reported
-        since the run in progress began (the live pipeline reconciles it before its gates)."""
-        return self._urgent
-
-    @property
-    def running(self) -> bool:
-        """Whether a run is in progress (not resting, not merely due)."""
-        return self._busy
-
     @property
     def busy(self) -> bool:
         """Whether a run is in progress or rounds wait for one."""

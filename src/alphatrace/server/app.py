@@ -109,8 +109,7 @@ def create_app(
     pipe = None
     if pipeline is not None:
         pipe = Pipeline(pipeline, rounds=writer.after_rounds.covering,
-                        observe=metrics.pipeline.observe,
-                        evidence_waiting=writer.after_rounds.evidence_waiting)
+                        observe=metrics.pipeline.observe)
         writer.after_round(pipe)  # first: the hooks after it read what it derived
         writer.signal_horizon_s = pipeline.reconcile.policy.shortest_horizon_s()
     # The sizing state: read now, then after every round that wrote; registered after the

@@ -12,15 +12,6 @@ the batch tools give the same results. The pipeline keeps the market between pas
 (`self.market`, ledger/market_cache.py): a pass reads only the bars and funding that arrived. Nothing else writes derived state meanwhile (the
 after-round thread's lock, `Writer.derived`).
 
-Evidence that lands during a pass: a round that may complete evidence (`writer.may_decide`)
-and commits while the pass reconciles would wait for the rest of the pass, its gates
-catch-up, then a pass of its own. Instead, when `evidence_waiting` says such a round came and
-the data mark moved since the pass began, the pass reconciles once more before its gates (at most once: under a stream of such rounds the
-gates still run every second reconcile), and one catch-up judges both. The catch-up gives the
-same decisions whatever rounds a pass covers (live equals batch), so this changes when a
-decision is recorded, not which: the new evidence's saves a catch-up, the first round's waits a
-reconcile more.
-
 When it runs: after rounds that committed something new — the data mark (newest file id,
 number of event and market files, number of bars and funding rows) differs from the one the
 last pass saw — or when the last pass failed (it is retried). Coalescing: one pass covers
@@ -40,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import duckdb
@@ -50,7 +41,7 @@ from alphatrace.governance.api import Gates
 from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.ledger import policy as rpolicy
 from alphatrace.ledger.market_cache import MarketCache
-from alphatrace.ledger.reconcile import ReconcileReport, newest_file_sql, reconcile
+from alphatrace.ledger.reconcile import newest_file_sql, reconcile
 from alphatrace.policy import Policy, load_policy
 from alphatrace.server.after_rounds import Rounds
 from alphatrace.store import Store
@@ -92,7 +83,6 @@ class PassRecord:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     gates_skipped: bool = False  # the round could change no decision (`governance.quiet`)
-    reconciles: int = 1  # 2: evidence came during the first (module docstring)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,16 +108,12 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig, *, rounds: Callable[[], Rounds] | None = None,
                  clock: Clock = time.time,
-                 observe: Callable[[PassRecord], None] | None = None,
-                 evidence_waiting: Callable[[], bool] | None = None) -> None:
+                 observe: Callable[[PassRecord], None] | None = None) -> None:
         """`rounds`: the writer rounds the current call covers (`AfterRounds.covering`);
         None: one round, committed when the call is made. `observe`: told of every pass as it
-        ends (the app's `/metrics`, `server/metrics.py` `PipelineMetrics`).
-        `evidence_waiting`: whether a round that may complete evidence committed since this
-        call began (`AfterRounds.evidence_waiting`); None: never asked (module docstring)."""
+        ends (the app's `/metrics`, `server/metrics.py` `PipelineMetrics`)."""
         self.config = config
         self.rounds = rounds
-        self.evidence_waiting = evidence_waiting
         self.observe = observe
         self.clock = clock
         self.last: PassRecord | None = None
@@ -168,15 +154,9 @@ class Pipeline:
         t0 = time.perf_counter()
         try:
             with catalog_cached(store.con):
-                report = self._step(rec, "reconcile_ms", lambda: self._reconcile(store))
-                later = (data_mark(store.con) if self.evidence_waiting is not None
-                         and self.evidence_waiting() else mark)
-                if later != mark:  # read before the reconcile: what it covers at least
-                    more = self._step(rec, "reconcile_ms", lambda: self._reconcile(store),
-                                      add=True)
-                    report = replace(more, priced=report.priced + more.priced,
-                                     rebuilt=report.rebuilt + more.rebuilt)
-                    mark, rec.newest_file_id, rec.reconciles = later, later[0], 2
+                report = self._step(rec, "reconcile_ms",
+                                    lambda: reconcile(store, self.config.reconcile,
+                                                      market=self.market))
                 rec.reconcile = report.to_dict()
                 rec.decisions = self._step(rec, "gates_ms", lambda: self._gates(store, rec))
         except Exception as e:
@@ -203,9 +183,6 @@ class Pipeline:
                 log.exception("reporting a pipeline pass failed")
         return rec
 
-    def _reconcile(self, store: Store) -> ReconcileReport:
-        return reconcile(store, self.config.reconcile, market=self.market)
-
     def _gates(self, store: Store, rec: PassRecord) -> list[dict[str, Any]]:
         """The catch-up, unless `quiet.skip` proves it would judge nothing."""
         gp, con = self.config.governance, store.con
@@ -219,13 +196,12 @@ class Pipeline:
         return out
 
     @staticmethod
-    def _step(rec: PassRecord, slot: str, fn: Callable[[], Any], add: bool = False) -> Any:
+    def _step(rec: PassRecord, slot: str, fn: Callable[[], Any]) -> Any:
         t0 = time.perf_counter()
         try:
             return fn()
         finally:
-            ms = (time.perf_counter() - t0) * 1000.0
-            setattr(rec, slot, ms + ((getattr(rec, slot) or 0.0) if add else 0.0))
+            setattr(rec, slot, (time.perf_counter() - t0) * 1000.0)
 
     def lag_s(self) -> float:
         """How far derived state is behind the committed data, in seconds: growing while a

@@ -327,12 +327,7 @@ class Writer:
                 return
 
     def _gather(self, first: _EventJob | _CallJob) -> tuple[list[_EventJob | _CallJob], bool]:
-        """The first job plus what arrives within the linger window (up to the batch size).
-        A first job that may complete evidence (`may_decide`) while no after-round run is in
-        progress takes only what is already waiting: the pass its round starts must not wait
-        out the linger. While a run is in progress the round lingers as usual: the evidence
-        waits for that run anyway, and under a stream of such rounds (a replay, past-stamped
-        signals) merging them keeps the rounds, and their fixed costs, few."""
+        """The first job plus what arrives within the linger window (up to the batch size)."""
         jobs: list[_EventJob | _CallJob] = [first]
         if isinstance(first, _CallJob):
             return jobs, False
@@ -340,9 +335,7 @@ class Writer:
         # Clients in flight ≈ last round's requests + those that queued up meanwhile; waiting a
         # moment for all of them merges two half-size rounds (two fixed costs) into one.
         want = min(64, self._last_round_jobs + self._q.qsize())
-        linger = (0.0 if not self.after_rounds.running
-                  and may_decide([first], horizon_s=self.signal_horizon_s) else self.linger_s)
-        deadline = time.monotonic() + linger
+        deadline = time.monotonic() + self.linger_s
         while n < self.max_batch_events:
             try:
                 j = self._q.get_nowait()
