@@ -21,7 +21,7 @@
 (c) throughput: bench_collector.py's load generator against `serve` with the pipeline on.
     Target ≥ 20,000 events/s, p99 ≤ 250 ms.
 
-    python bench/bench_pipeline.py round [--runs N] [--interval S] [--keep] [--trace]
+    python bench/bench_pipeline.py round [--runs N] [--interval S] [--keep] [--trace [--phases]]
                                          [--quiet-rounds N] [--quiet-runs N] [--random-ids]
                                          [--threads N]
     python bench/bench_pipeline.py latency [--seconds S] [--probes N]
@@ -155,18 +155,26 @@ FROM range({SYMBOLS}) a(s)""")
 
 class _Traced:
     """A connection that times each statement run through it (`--trace`): SQL text (its first
-    line of substance) -> [calls, total ms]. The relations `sql` returns are timed when read."""
+    line of substance) -> [calls, total ms]. The relations `sql` returns are timed when read.
+    `phases` (`--phases`): DuckDB's detailed profile of each statement too, for its bind,
+    optimise and plan times; rendering that profile runs inside the timed call and inflates
+    each statement's CPU (at 1M runs a busy pass's statements 363 ms against ~230 untraced,
+    most for plans with long IN-lists: bench/RESULTS.md, 2026-12-04), so rank by CPU without it."""
 
     PROFILE = OUT / "trace_profile.json"
 
-    def __init__(self, con: Any, times: dict[str, list[float]]) -> None:
-        self._con, self._times = con, times
+    def __init__(self, con: Any, times: dict[str, list[float]], phases: bool = False) -> None:
+        self._con, self._times, self.phases = con, times, phases
         self.statements = 0  # statements run (a relation counts once, when made)
+        if not phases:
+            return
         con.execute("SET enable_profiling = 'json'")
         con.execute(f"SET profiling_output = '{self.PROFILE}'")
         con.execute("SET profiling_mode = 'detailed'")
 
     def close_trace(self) -> None:
+        if not self.phases:
+            return
         self._con.execute("SET enable_profiling = 'no_output'")
         self._con.execute("SET profiling_mode = 'standard'")
 
@@ -180,6 +188,8 @@ class _Traced:
         slot[0] += 1
         slot[1] += wall
         slot[5] += cpu
+        if not self.phases:
+            return
         try:
             prof = json.loads(self.PROFILE.read_text())
             self.PROFILE.unlink()
@@ -226,7 +236,7 @@ class _Traced:
 def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
                 threads: int | None = None, interval: int = 60,
                 quiet_rounds: int = 3, quiet_runs: int = 1000,
-                random_ids: bool = False) -> dict[str, Any]:
+                random_ids: bool = False, phases: bool = False) -> dict[str, Any]:
     """`keep`: build the store once (bench/out/bench_pipeline_N.base.duckdb) and start each run
     from a copy of it. `threads`: DuckDB's threads (default: one per core). `quiet_rounds`:
     then rounds of `quiet_runs` telemetry-only runs (`telemetry_pass_cpu_ms_median`)."""
@@ -279,7 +289,8 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
         for k in range(rounds):
             add_bar(store, HOURS - 1 + k, interval)  # the round's exit bar: its runs are known
             ingest_events(store, new_runs(k * 1000, 1000, HOURS - 2 + k))
-            cpu = _pass(live, store, times, statements) if trace else _pass(live, store)
+            cpu = (_pass(live, store, times, statements, phases) if trace
+                   else _pass(live, store))
             rec = live.last
             assert rec is not None and rec.error is None, rec
             assert rec.reconcile is not None
@@ -293,7 +304,8 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
             ingest_events(store, telemetry_runs(k * quiet_runs, quiet_runs, HOURS - 2 + rounds,
                                                 random_ids))
             called = len(gates_cpu)
-            cpu = _pass(live, store, qtimes, qstatements) if trace else _pass(live, store)
+            cpu = (_pass(live, store, qtimes, qstatements, phases) if trace
+                   else _pass(live, store))
             rec = live.last
             assert rec is not None and rec.error is None, rec
             quiet.append({"total_ms": rec.total_ms, "cpu_ms": cpu * 1000.0,
@@ -320,14 +332,14 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
 
 
 def _pass(live: Any, store: Any, times: dict[str, list[float]] | None = None,
-          statements: list[int] | None = None) -> float:
+          statements: list[int] | None = None, phases: bool = False) -> float:
     """One pipeline call; its process CPU in seconds. With `times`, each statement traced
     (`_Traced`) into `times`, and the pass's statement count appended to `statements`."""
     if times is None:
         cpu = time.process_time()
         live(store)
         return time.process_time() - cpu
-    raw, store.con = store.con, _Traced(store.con, times)
+    raw, store.con = store.con, _Traced(store.con, times, phases)
     cpu = time.process_time()
     try:
         live(store)
@@ -344,7 +356,7 @@ def _print_trace(title: str, times: dict[str, list[float]], statements: list[int
     """The traced statements, ms a pass (wall, and DuckDB's bind/optimise/plan), top first."""
     if not passes or not times:
         return
-    print(f"-- {title}: CPU ms/pass, wall (bind optim physplan)  calls  statement",
+    print(f"-- {title}: CPU ms/pass, wall (bind optim physplan: --phases)  calls  statement",
           file=sys.stderr)
     for text, (n, ms, b, o, pp, c) in sorted(times.items(), key=lambda kv: -kv[1][5])[:45]:
         print(f"{c / passes:7.2f} {ms / passes:7.2f} ({b / passes:5.1f} {o / passes:5.1f} "
@@ -529,13 +541,16 @@ def main() -> None:
                     help="round: the telemetry-only runs' ids spread over the stored ones")
     ap.add_argument("--trace", action="store_true",
                     help="round: time each SQL statement of the passes (to stderr)")
+    ap.add_argument("--phases", action="store_true",
+                    help="round, with --trace: DuckDB's bind/optimise/plan times too (its "
+                         "profiling inflates each statement's CPU)")
     ap.add_argument("--no-pipeline", action="store_true",
                     help="throughput: the same load against `serve --no-pipeline`")
     a = ap.parse_args()
     print(machine("duckdb"), file=sys.stderr)
     if a.part == "round":
         out = bench_round(a.runs, a.rounds, a.keep, a.trace, a.threads, a.interval,
-                          a.quiet_rounds, a.quiet_runs, a.random_ids)
+                          a.quiet_rounds, a.quiet_runs, a.random_ids, a.phases)
     elif a.part == "latency":
         out = bench_latency(a.seconds, a.probes, a.clients, a.rate)
     else:
