@@ -100,7 +100,9 @@ def bodies(client: int, n_bodies: int, size: int, split: bool) -> list[bytes]:
     carried: list[Any] = []  # roots whose children went in the previous body
     for _ in range(n_bodies):
         spans, roots = list(carried), []
-        while len(spans) + len(roots) + 1 + CHILDREN <= size:
+        # a whole trace takes 1 + CHILDREN slots of this body; with `split` its root goes in the
+        # next one instead, so only the children count here (every body then holds ~`size`)
+        while len(spans) + (0 if split else len(roots) + 1) + CHILDREN <= size:
             root, children = trace_spans(client, run)
             run += 1
             spans += children
