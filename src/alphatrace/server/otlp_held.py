@@ -11,9 +11,11 @@ the collector dies; `load` reads them back at start (`otlp_late.LateWriter.start
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 
 from alphatrace.server.otlp_runs import SpanTags
@@ -23,23 +25,54 @@ from alphatrace.store.ingest import EventResult
 from alphatrace.store.typed_ingest import ingest_typed
 
 _COLUMNS = ("trace_id", "span_id", "held_at", "event", "tags")
+_JSON = json.JSONEncoder(separators=(",", ":"), default=str).encode
+# orjson refuses (TypeError) datetimes, dataclasses and subclasses of the JSON types instead of
+# writing forms of its own: those go to `json`, whose `default` writes them as before.
+_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | \
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+_PLAIN = (str, int, bool, type(None))
+
+
+def _finite(v: Any) -> bool:
+    """Whether `v` (JSON types) holds no non-finite float, which orjson writes as null where
+    `json` writes NaN or Infinity (and reads them back)."""
+    c = v.__class__
+    if c is float:
+        return math.isfinite(v)
+    if c is dict:
+        return all(_finite(x) for x in v.values())
+    if c is list or c is tuple:
+        return all(_finite(x) for x in v)
+    return True
 
 
 def _dumps(v: Any) -> str:
-    return json.dumps(v, separators=(",", ":"), default=str)
+    """A held row's JSON text, read back by `load` with `json.loads` as `json.dumps`'s would
+    be: orjson's (a held span's event is written under load, once per span: ~5 µs a span less
+    than `json`'s; bench/bench_otlp_cpu.py --split) unless orjson refuses the value (ints
+    beyond 64 bits, lone surrogates, keys that are not strings, `_OPTS`) or wrote a null that
+    may be a non-finite float; then `json`'s, as before."""
+    try:
+        text = orjson.dumps(v, option=_OPTS)
+    except TypeError:
+        return _JSON(v)
+    if b"null" in text and not _finite(v):
+        return _JSON(v)
+    return text.decode()
 
 
 def apply(con: duckdb.DuckDBPyConnection, sides: list[Any]) -> None:
     """Apply the `HoldWrites` of `sides` (None: none) in order: rows of the spans held, then
     deletion of the released traces' rows. Idempotent: a span already there is not added."""
     writes = [w for w in sides if isinstance(w, HoldWrites)]
-    rows = [(t.trace_id, t.span_id, w.at, _dumps(event),
-             _dumps({"root": t.root, "start": t.start, "values": t.values}))
-            for w in writes for event, t in w.held]
+    held = [(w.at, event, t) for w in writes for event, t in w.held]
     drop = sorted({tid for w in writes for tid in w.drop})
-    if rows:
-        held_rows = pa.table(  # noqa: F841  (read by name in the SQL)
-            list(map(list, zip(*rows, strict=True))), names=list(_COLUMNS))
+    if held:
+        held_rows = pa.table([  # noqa: F841  (read by name in the SQL)
+            [t.trace_id for _, _, t in held], [t.span_id for _, _, t in held],
+            [at for at, _, _ in held], [_dumps(event) for _, event, _ in held],
+            [_dumps({"root": t.root, "start": t.start, "values": t.values})
+             for _, _, t in held]], names=list(_COLUMNS))
         con.execute("""INSERT INTO otlp_held SELECT DISTINCT ON (trace_id, span_id) h.*
                        FROM held_rows h ANTI JOIN otlp_held o USING (trace_id, span_id)""")
     if drop:
