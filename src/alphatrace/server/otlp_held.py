@@ -63,7 +63,10 @@ def _dumps(v: Any) -> str:
 
 def apply(con: duckdb.DuckDBPyConnection, sides: list[Any]) -> None:
     """Apply the `HoldWrites` of `sides` (None: none) in order: rows of the spans held, then
-    deletion of the released traces' rows. Idempotent: a span already there is not added."""
+    deletion of the released traces' rows. A plain append: the hold adds a span once
+    (`TraceHold._admit`), and a row there twice would do no harm (`TraceHold.restore` holds a
+    span once, a release deletes its trace's rows), so the append does not look for one (a
+    join with the table cost ~1.1 ms a round of 400 spans)."""
     writes = [w for w in sides if isinstance(w, HoldWrites)]
     held = [(w.at, event, t) for w in writes for event, t in w.held]
     drop = sorted({tid for w in writes for tid in w.drop})
@@ -73,8 +76,7 @@ def apply(con: duckdb.DuckDBPyConnection, sides: list[Any]) -> None:
             [at for at, _, _ in held], [_dumps(event) for _, event, _ in held],
             [_dumps({"root": t.root, "start": t.start, "values": t.values})
              for _, _, t in held]], names=list(_COLUMNS))
-        con.execute("""INSERT INTO otlp_held SELECT DISTINCT ON (trace_id, span_id) h.*
-                       FROM held_rows h ANTI JOIN otlp_held o USING (trace_id, span_id)""")
+        con.execute("INSERT INTO otlp_held SELECT * FROM held_rows")
     if drop:
         dropped = pa.table({"trace_id": drop})  # noqa: F841
         con.execute("DELETE FROM otlp_held WHERE trace_id IN (SELECT trace_id FROM dropped)")

@@ -1,5 +1,6 @@
-"""The held rows' JSON text (server/otlp_held.py `_dumps`): orjson's where that is exact, read
-back by `load` (`json.loads`) as the `json.dumps` text it replaced would be."""
+"""The held spans' rows (server/otlp_held.py): their JSON text (`_dumps`: orjson's where that is
+exact, read back by `load` as the `json.dumps` text it replaced would be), and a row there twice
+doing no harm (the append does not look for one)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphatrace.server.otlp_held import _dumps, apply, load
-from alphatrace.server.otlp_runs import SpanTags
-from alphatrace.server.trace_hold import HoldWrites
+from alphatrace.server.otlp_runs import TRACE, SpanTags
+from alphatrace.server.trace_hold import HoldWrites, TraceHold
 from alphatrace.store import Store
 
 
@@ -76,3 +77,21 @@ def test_held_rows_read_back_as_they_were_held(tmp_path: Any) -> None:
     assert [at for _, _, at in back] == [12.5, 12.5]
     assert math.isnan(back[0][0]["cost_usd"]) and back[1][0]["tokens_in"] == 2**70
     assert back[1][0]["x"] == "é"
+
+
+def test_a_span_whose_row_is_there_twice_is_held_once_and_its_rows_all_go(tmp_path: Any) -> None:
+    ev = {"type": "telemetry", "event_id": "otlp:t1:s1", "tokens_in": 3}
+    tags = SpanTags("t1", "s1", False, 5, tuple((None,) * len(f.keys) for f in TRACE))
+    with Store(tmp_path / "h.duckdb") as store:
+        writes = HoldWrites([(ev, tags)], [], 1.0)
+        apply(store.con, [writes])
+        apply(store.con, [writes])
+        rows = load(store)
+        assert len(rows) == 2
+        hold = TraceHold()
+        hold.restore(rows)
+        assert hold.stats.spans == 1
+        out = hold.drain()
+        assert [r.event["event_id"] for r in out] == ["otlp:t1:s1"]
+        apply(store.con, [HoldWrites.dropping(out)])
+        assert load(store) == []
