@@ -6,8 +6,10 @@ Expected multipliers are the seed's factors by hand: a run under −20 bps ×0.8
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -234,3 +236,39 @@ def test_a_kill_is_answered_while_the_confidence_pass_is_still_running() -> None
         assert snap is not None and snap.agent("A").multiplier == pytest.approx(0.85 ** 2)
         assert snap.agent("A").killed
         live.stop()
+
+
+def test_the_confidence_pass_rests_between_passes_and_still_ends_current() -> None:
+    """The ledger side's thread takes at most `duty` of a core: after a pass it rests
+    (1/duty − 1) times as long as the pass took, and the changes that came meanwhile are read
+    by the next pass (live_state.LEDGER_DUTY)."""
+    pnls = [5.0, -30.0, -1.0, 2.0, -25.0, -3.0, 4.0, -40.0]
+    with Store(":memory:") as store:
+        insert(store.con, series("A", pnls[:1]))
+
+        @contextmanager
+        def slow_reader() -> Iterator[Any]:
+            time.sleep(0.05)  # a pass as long as over a big ledger
+            cur = store.con.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+        live = LiveState(load_governance(), reader=slow_reader, duty=0.25)
+        live.start(store)
+        for i, p in enumerate(pnls[1:]):
+            insert(store.con, series("A", [p], prefix=f"A{i}"))
+            live.refresh(store)  # a pass is due after every round
+            time.sleep(0.02)
+        assert live.settle()
+        passes = list(live.passes)
+        live.stop()
+    assert 1 <= len(passes) < len(pnls) - 1  # rounds that came during a rest share a pass
+    for (s0, e0), (s1, _) in itertools.pairwise(passes):
+        assert s1 - e0 >= 3.0 * (e0 - s0) - 1e-9  # rested (1/0.25 − 1) times the pass
+    snap = live.current()
+    want = math.prod(0.85 if p < -20 else 0.95 if p < 0 else 1.0 for p in pnls)
+    assert snap is not None and snap.agent("A").multiplier == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match="duty"):
+        LiveState(load_governance(), duty=0.0)

@@ -12,7 +12,13 @@ Two sides, refreshed apart (governance/sizing.py `combine`s them):
   a confidence computation over every agent, redone when a reconcile, the ledger or the
   exclusions changed (`_LEDGER`). With a `reader` it runs on a thread of its own, on its own
   read cursor, so the hooks never wait for it; changes that arrive meanwhile are covered by one
-  more pass.
+  more pass. That thread takes at most `LEDGER_DUTY` of a core: after each pass it rests
+  (1/duty − 1) times as long as the pass took. A pass reads every realized run (~360 ms of
+  CPU at 1M runs), and under steady ingest the ledger changes every round, so passes back to
+  back would take a whole core from the writer and the pipeline; rested, the multipliers lag
+  the ledger by at most ~1/duty passes (under a second and a half at 1M runs, 20 ms on a small
+  store), which the SDK's 1 s answer cache is of the order of. Kills do not wait for it: the
+  lifecycle side is read on the hook's thread as soon as the head moves.
 
 Both are read at startup, before the server takes requests. The state also tells waiting
 decision streams (server/stream_routes.py) that the head moved.
@@ -24,6 +30,8 @@ import asyncio
 import datetime as dt
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -58,6 +66,7 @@ Reader = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 # exclusion change that can move a multiplier. (An exclusion of a run the ledger
 # lacks is not recorded: it changes no confidence.)
 _HEAD = (("decision_head", "max(seq), max(hash)"),)
+LEDGER_DUTY = 0.25  # the ledger side's thread: at most this share of a core (module docstring)
 _LEDGER = (
     ("reconcile_log", "max(seq)"),
     ("ledger", "count(*), max(ts)"),
@@ -106,8 +115,11 @@ class LiveState:
 
     policy: GovernancePolicy
     reader: Reader | None = None
+    duty: float = LEDGER_DUTY
     snapshot: Snapshot | None = None
     refreshes: int = 0               # times the ledger side was read
+    # (start, end) of the thread's last passes, monotonic seconds: when it may start the next
+    passes: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=64))
     last_error: str | None = None
     _life: Lifecycle | None = None
     _facts: LedgerFacts | None = None
@@ -120,6 +132,10 @@ class LiveState:
     _busy: bool = False
     _stopped: bool = False
     _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.duty <= 1.0:
+            raise ValueError(f"duty must be in (0, 1], got {self.duty}")
 
     def current(self) -> Snapshot | None:
         """The newest snapshot; None until both sides were read once (a caller then refuses
@@ -181,9 +197,12 @@ class LiveState:
         while True:
             with self._wanted:
                 self._wanted.wait_for(lambda: self._pending or self._stopped)
+                while not self._stopped and (wait := self._rested_at() - time.monotonic()) > 0:
+                    self._wanted.wait(wait)
                 if self._stopped:
                     return
                 self._pending, self._busy = False, True
+            start = time.monotonic()
             try:
                 with self.reader() as cur, catalog_cached(cur):  # reads only
                     self._read_facts(cur)
@@ -191,8 +210,17 @@ class LiveState:
                 log.exception("reading the sizing state (confidence) failed")
             finally:
                 with self._wanted:
+                    self.passes.append((start, time.monotonic()))
                     self._busy = False
                     self._wanted.notify_all()
+
+    def _rested_at(self) -> float:
+        """When the thread may start its next pass: the last one's end plus (1/duty − 1)
+        times its length (`LEDGER_DUTY`)."""
+        if not self.passes:
+            return 0.0
+        start, end = self.passes[-1]
+        return end + (end - start) * (1.0 / self.duty - 1.0)
 
     # -- both sides to one snapshot ------------------------------------------------------------
     def _publish(self, life: Lifecycle | None = None, facts: LedgerFacts | None = None) -> None:
