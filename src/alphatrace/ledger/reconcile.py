@@ -483,9 +483,12 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         counted = (_events_counted(last, facts) if not full and last is not None and last.current
                    else None)
         pnl_seen = seen if keyed and counted else None
-        pnl_symbols = _symbols("pnl", "ledger_pnl_keys", pnl_seen)
-        con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlkeys AS " + pnl_keys_sql(
-            f"({resolution_sql(pnl_symbols, cfg.aliases, _MARKET_SYMBOLS)})"))
+        pnl_same = pnl_seen is not None and _pnl_keys_hold(cfg, last, facts, cache, snap)
+        if not pnl_same:
+            pnl_symbols = _symbols("pnl", "ledger_pnl_keys", pnl_seen)
+            con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlkeys AS " + pnl_keys_sql(
+                f"({resolution_sql(pnl_symbols, cfg.aliases, _MARKET_SYMBOLS)})"))
+        pnl_keys = "ledger_pnl_keys" if pnl_same else "_rc_pnlkeys"
         say("selecting signals to price")
         keys_moved = True  # whether `ledger_alpha_keys` may differ from `_rc_symmap`
         gone = 0
@@ -522,11 +525,13 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 con.execute(f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}")
         say("building the ledger")
         changed = (None if full else
-                   changed_runs(con, cfg.hash, last, counted, facts.built, bool(gone)))
+                   changed_runs(con, cfg.hash, last, counted, facts.built, bool(gone),
+                                pnl_keys=None if pnl_same else pnl_keys))
         seq = changes.next_seq(con)
         rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current,
-                                seq)
-        _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_seen is not None)
+                                seq, pnl_keys)
+        _save_state(con, facts.built, keyed and not keys_moved, keyed,
+                    None if pnl_same else pnl_seen is not None)
         if cache is not None and cache.pending is not None:
             cache.pending = replace(cache.pending, state=market_state(con),
                                     left_by=_left_by(seq, cfg, facts))
@@ -535,6 +540,21 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                                  rebuilt)
         con.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in _TEMP))
     return report
+
+
+def _pnl_keys_hold(cfg: ReconcileConfig, last: LastState | None, facts: Facts,
+                   cache: MarketCache | None, snap: market_cache.Snapshot | None) -> bool:
+    """Whether the stored pnl keys (`ledger_pnl_keys`) are this pass's, so no pnl symbol need
+    be resolved: no pnl event is new, and what resolution reads is what the last reconcile
+    resolved them with, that reconcile being this caller's (its snapshot, `left_by`): the
+    same policy aliases and `symbol_aliases`, and the same market symbols (`snap`, its
+    snapshot brought up to the store: `market_cache.advance` reads the market in full, and
+    `advanced` answers None, for a new series). Called when those keys cover every pnl event
+    of the files it saw (`_symbols`' `seen`)."""
+    before = cache.snapshot if cache is not None else None
+    return (before is not None and snap is not None and last is not None
+            and facts.counts is not None and facts.counts["pnl"][1] == 0
+            and before.left_by == _left_by(last.seq, cfg, facts))
 
 
 def _left_by(seq: int, cfg: ReconcileConfig, facts: Facts) -> tuple[object, ...]:
@@ -745,20 +765,25 @@ def _built_by_other_code(facts: Facts) -> bool:
     return facts.built != [ledger_definition()] and facts.has_legs
 
 
-_KEY_CHANGES = """
-SELECT coalesce(n.alias, o.alias) AS alias FROM _rc_pnlkeys n
-FULL JOIN ledger_pnl_keys o ON o.alias = n.alias
-WHERE n.key IS DISTINCT FROM o.key"""
+def _key_changes_sql(pnl_keys: str) -> str:
+    """The runs of pnl events whose symbol `pnl_keys` keys otherwise than `ledger_pnl_keys`."""
+    return f"""UNION ALL SELECT run_id FROM pnl SEMI JOIN (
+  SELECT coalesce(n.alias, o.alias) AS alias FROM {pnl_keys} n
+  FULL JOIN ledger_pnl_keys o ON o.alias = n.alias
+  WHERE n.key IS DISTINCT FROM o.key) k ON k.alias = pnl.symbol"""
 
 
 def changed_runs(con: duckdb.DuckDBPyConnection, policy_hash: str, last: LastState | None,
-                 counted: bool | None, built: list[str], gone: bool = True) -> int | None:
+                 counted: bool | None, built: list[str], gone: bool = True,
+                 pnl_keys: str | None = "_rc_pnlkeys") -> int | None:
     """How many runs' ledger rows must be rebuilt, listed in the temp table `_rc_runs`, or None
     when the whole ledger must be (see the module docstring). Runs inside the reconcile's
     transaction, after the legs were priced (`_rc_todo`, `_rc_gone`). `counted`: whether
     `_events_counted` held (None: the last reconcile recorded no counts, so they are compared
     with the ledger's). `built`: the definitions `ledger_build` holds; `gone`: whether
-    `_rc_gone` has rows (else it is not read, and need not exist)."""
+    `_rc_gone` has rows (else it is not read, and need not exist); `pnl_keys`: this pass's
+    pnl keys, compared with the stored ones (None: they are the stored ones,
+    `_pnl_keys_hold`)."""
     if last is None:
         return None
     if built != [ledger_definition()]:
@@ -789,7 +814,7 @@ SELECT DISTINCT run_id FROM (
   UNION ALL SELECT run_id FROM telemetry WHERE file_id > {seen}
   UNION ALL SELECT run_id FROM pnl WHERE file_id > {seen}
   UNION ALL SELECT run_id FROM alpha WHERE file_id > {seen}
-  UNION ALL SELECT run_id FROM pnl SEMI JOIN ({_KEY_CHANGES}) k ON k.alias = pnl.symbol
+  {"" if pnl_keys is None else _key_changes_sql(pnl_keys)}
 )""")[0])
 
 
@@ -802,16 +827,17 @@ def _subjects_sql(rows: str) -> str:
 
 
 def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int | None,
-                  add_subjects: bool, seq: int) -> int:
+                  add_subjects: bool, seq: int, pnl_keys: str = "_rc_pnlkeys") -> int:
     """Rebuild the ledger rows of the `changed` runs of `_rc_runs` (None: every row), record
     in `ledger_changes` (as reconcile `seq`) the runs whose row was added, now differs in some
     column or left the ledger (`changes.record`), and keep `ledger_subjects` up to date: the
     subjects of the rebuilt rows added when `add_subjects` (it held every subject before),
-    else found again in the whole ledger. Returns the number of rows built."""
+    else found again in the whole ledger. `pnl_keys`: the pnl symbols' keys of this pass.
+    Returns the number of rows built."""
     lcols = ", ".join(LEDGER_COLUMNS)
     if changed is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_built AS SELECT {lcols} FROM "
-                    f"({ledger_sql(policy_hash)})")
+                    f"({ledger_sql(policy_hash, pnl_keys)})")
         changes.record(con, seq, "_rc_built", f"(SELECT {lcols} FROM ledger)")
         con.execute("DELETE FROM ledger")
         rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM _rc_built")[0])
@@ -830,7 +856,7 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
         found = one(con, single_sources(_ROWS))
         single = frozenset(n for n, yes in zip(SOURCES, found, strict=True) if yes)
         # the longest text of a pass, one of eight per policy: parsed once
-        built = ledger_sql(policy_hash, runs="_rc_runs", single=single, rows=_ROWS)
+        built = ledger_sql(policy_hash, pnl_keys, runs="_rc_runs", single=single, rows=_ROWS)
         con.execute(parsed(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM ({built}) "
                                 f"RETURNING {lcols}"))
         rows = to_arrow(con, _BATCH)
@@ -855,16 +881,17 @@ _BATCH = 1 << 20  # rows per Arrow batch of the rows a pass rebuilt
 
 
 def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_same: bool,
-                alpha_keyed: bool, pnl_keyed: bool) -> None:
+                alpha_keyed: bool, pnl_keyed: bool | None) -> None:
     """The market as priced against, the alpha and pnl symbols' keys and the ledger's
     definition, for the next reconcile's change detection. `built`: the definitions stored
     now (rewritten only when not this one). `alpha_keyed`, `pnl_keyed`: the key table's
     aliases were all read into the new keys (`_symbols` with `seen`), so only the keys that
     differ are written; otherwise the table is written anew. `alpha_same`: the alpha keys
-    are known to equal the stored ones (nothing to write)."""
+    are known to equal the stored ones (nothing to write); `pnl_keyed` None: so are the pnl
+    keys (`_pnl_keys_hold`)."""
     for table, new, value, keyed in (("ledger_alpha_keys", "_rc_symmap", "symbol", alpha_keyed),
                                      ("ledger_pnl_keys", "_rc_pnlkeys", "key", pnl_keyed)):
-        if table == "ledger_alpha_keys" and alpha_same:
+        if (table == "ledger_alpha_keys" and alpha_same) or keyed is None:
             continue
         if keyed:
             con.execute(f"INSERT OR REPLACE INTO {table} SELECT n.alias, n.{value} FROM {new} n "

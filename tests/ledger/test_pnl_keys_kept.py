@@ -1,0 +1,129 @@
+"""A pass that keeps its market between passes (the live pipeline's `MarketCache`) reuses the
+stored pnl keys when nothing they depend on changed (reconcile `_pnl_keys_hold`: no new pnl
+event, the same aliases and market symbols as the last reconcile), and resolves them again
+when something did: either way its ledger is the full rebuild's."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alphatrace.ledger.market_cache import MarketCache
+from alphatrace.ledger.reconcile import reconcile
+from alphatrace.store import Store
+from alphatrace.store.ingest import ingest_events
+from tests.ledger.helpers import add_bars, at, policy
+
+SYMBOLS = ["BTC", "SOL", "XBT", "ETH", None]
+
+
+def _event(op: tuple[Any, ...], n: int) -> dict[str, Any] | None:
+    kind = op[0]
+    if kind == "alpha":
+        return {"type": "alpha", "run_id": f"r{op[2]}", "agent": "A", "symbol": op[1] or "BTC",
+                "direction": "LONG", "ts": at(2 + n % 9, 7).isoformat() + "Z", "horizon": 3600}
+    if kind == "pnl":
+        ev = {"type": "pnl", "run_id": f"r{op[2]}", "realized_pnl_bps": op[3],
+              "ts": at(20, n).isoformat() + "Z"}
+        return ev if op[1] is None else {**ev, "symbol": op[1]}
+    if kind == "telemetry":
+        return {"type": "telemetry", "run_id": f"r{op[1]}", "agent": "A", "latency_ms": 5.0}
+    return None
+
+
+def _apply(s: Store, op: tuple[Any, ...], n: int) -> None:
+    ev = _event(op, n)
+    if ev is not None:
+        ingest_events(s, [ev])
+    elif op[0] == "market" and not s.con.execute(
+            "SELECT count(*) FROM bars WHERE symbol = ?", [op[1]]).fetchall()[0][0]:
+        add_bars(s, op[1], [20.0 + i for i in range(48)])
+    elif op[0] == "alias":
+        s.con.execute("INSERT OR IGNORE INTO symbol_aliases VALUES ('XBT', 'BTCUSDT')")
+    elif op[0] == "bars":
+        have = s.con.execute("SELECT count(*) FROM bars WHERE symbol = 'BTCUSDT'").fetchall()
+        add_bars(s, "BTCUSDT", [300.0], start=at(have[0][0]))
+
+
+def _state(s: Store) -> tuple[list[Any], list[Any]]:
+    return (s.con.execute("SELECT * FROM ledger ORDER BY run_id").fetchall(),
+            s.con.execute("SELECT * FROM ledger_pnl_keys ORDER BY alias").fetchall())
+
+
+def _kept_pass(s: Store, cache: MarketCache) -> bool:
+    """Reconcile with `cache`; whether the pass resolved pnl symbols (`_rc_pnlkeys` made)."""
+    made: list[bool] = []
+
+    def say(msg: str) -> None:
+        if msg == "building the ledger":
+            made.append(bool(s.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_rc_pnlkeys'"
+            ).fetchall()[0][0]))
+
+    reconcile(s, policy(), step=say, market=cache)
+    return made == [True]
+
+
+OPS = st.one_of(
+    st.tuples(st.just("alpha"), st.sampled_from(SYMBOLS), st.integers(0, 5)),
+    st.tuples(st.just("pnl"), st.sampled_from(SYMBOLS), st.integers(0, 5),
+              st.sampled_from([-30.0, 12.5])),
+    st.tuples(st.just("telemetry"), st.integers(0, 5)),
+    st.tuples(st.just("market"), st.sampled_from(["SOLUSDT", "SOLUSDC", "ETHUSDT"])),
+    st.tuples(st.just("alias")),
+    st.tuples(st.just("bars")),
+)
+
+
+def _stores(tmp: str) -> tuple[Store, Store]:
+    kept, ref = Store(Path(tmp) / "kept.duckdb"), Store(Path(tmp) / "ref.duckdb")
+    for s in (kept, ref):
+        add_bars(s, "BTCUSDT", [100.0 + i for i in range(48)])
+        ingest_events(s, [{"type": "pnl", "run_id": "r0", "realized_pnl_bps": 1.0,
+                           "symbol": "SOL", "ts": at(20).isoformat() + "Z"}])
+    return kept, ref
+
+
+@settings(max_examples=40)
+@given(st.lists(OPS, min_size=1, max_size=8))
+def test_a_kept_pass_equals_a_full_rebuild_after_every_change(ops: list[tuple[Any, ...]]
+                                                              ) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        kept, ref = _stores(tmp)
+        with kept, ref:
+            cache = MarketCache()
+            _kept_pass(kept, cache)
+            for n, op in enumerate(ops):
+                for s in (kept, ref):
+                    _apply(s, op, n)
+                _kept_pass(kept, cache)
+                reconcile(ref, policy(), full=True)
+                assert _state(kept) == _state(ref), op
+
+
+def test_stored_pnl_keys_are_reused_only_while_what_they_depend_on_holds() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        kept, ref = _stores(tmp)
+        with kept, ref:
+            cache = MarketCache()
+            assert _kept_pass(kept, cache)  # the first pass resolves
+            steps = [(("alpha", "BTC", 1), False),         # signals alone: keys kept
+                     (("telemetry", 2), False),
+                     (("pnl", "SOL", 1, -30.0), True),     # a new pnl event
+                     (("bars",), False),                   # bars of a known market
+                     (("market", "SOLUSDT"), True),         # SOL now resolves: SOLUSDT
+                     (("alpha", "SOL", 3), False),
+                     (("alias",), True),                   # XBT now means BTCUSDT
+                     (("market", "SOLUSDC"), True)]         # SOL ambiguous again
+            for n, (op, resolves) in enumerate(steps):
+                for s in (kept, ref):
+                    _apply(s, op, n)
+                assert _kept_pass(kept, cache) is resolves, op
+                reconcile(ref, policy(), full=True)
+                assert _state(kept) == _state(ref), op
+            keys = dict(kept.con.execute("SELECT alias, key FROM ledger_pnl_keys").fetchall())
+            assert keys == {"SOL": "SOL"}  # ambiguous (SOLUSDT, SOLUSDC): its own spelling
