@@ -17,6 +17,7 @@ bench/RESULTS.md in one write (skipped with --quick or --no-record).
     python bench/bench_sizing.py                 # 20 s, recorded
     python bench/bench_sizing.py --quick         # 5 s, not recorded
     python bench/bench_sizing.py --floor         # then the same load against a canned answer
+    python bench/bench_sizing.py --split         # half the clients on a canned answer, at once
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def run(tmp: Path, a: argparse.Namespace, floor: bool = False) -> dict[str, Any]
     """One measurement. `floor`: the sizing clients ask a canned-answer server in a process
     of its own (`load.canned_server`, the real endpoint's answer bytes) while the same ingest
     load goes to `alphatrace serve`: the latency no server could beat on this machine with
-    these clients beside this ingest."""
+    these clients beside this ingest. `a.split`: half the clients ask the real endpoint and
+    half a canned-answer server, at the same time (both under the same moment's load)."""
     import multiprocessing as mp
 
     import httpx
@@ -75,8 +77,8 @@ def run(tmp: Path, a: argparse.Namespace, floor: bool = False) -> dict[str, Any]
         port = int(url.rsplit(":", 1)[1])
         cached = cached_size_us(url, keys["read"], a.calls)
         canned = None
-        sizing_port = port
-        if floor:
+        targets = [port] * a.clients
+        if floor or a.split:
             real = httpx.get(f"{url}/v1/agents/{AGENTS[0]}/sizing?base_size=10000&score=1.0",
                              headers={"Authorization": f"Bearer {keys['read']}"}, timeout=10)
             answer = (f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -85,8 +87,9 @@ def run(tmp: Path, a: argparse.Namespace, floor: bool = False) -> dict[str, Any]
             canned = mp.get_context("spawn").Process(target=canned_server, args=(ports, answer),
                                                      daemon=True)
             canned.start()
-            sizing_port = ports.get(timeout=60)
-        jobs: list[Job] = [(sizing_client, (c, sizing_port, keys["read"], AGENTS,
+            canned_port = ports.get(timeout=60)
+            targets = [canned_port if floor or c % 2 else port for c in range(a.clients)]
+        jobs: list[Job] = [(sizing_client, (c, targets[c], keys["read"], AGENTS,
                                             a.rps / a.clients, a.seconds))
                            for c in range(a.clients)]
         jobs += [(ingest_client, (c, port, ingest_key, a.eps / a.ingest_clients, a.seconds))
@@ -108,7 +111,14 @@ def run(tmp: Path, a: argparse.Namespace, floor: bool = False) -> dict[str, Any]
     rtt = [x for o in sz for x in o["rtt"]]
     ilat = [x for o in ing for x in o["lat"]]
     route = [ln for ln in metrics.splitlines() if ln.startswith("alphatrace_sizing_seconds_")]
+    split = {}
+    if a.split and not floor:  # the real endpoint's half, then the canned half
+        for name, half in (("real", sz[0::2]), ("canned", sz[1::2])):
+            xs = [x for o in half for x in o["lat"]]
+            split[name] = {"p50": percentile(xs, 0.5), "p99": percentile(xs, 0.99),
+                           "max": max(xs) if xs else float("nan")}
     return {
+        "split": split,
         "requests": len(lat), "failed": sum(o["bad"] for o in sz),
         "rps": len(lat) / a.seconds, "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99),
         "max": max(lat) if lat else float("nan"),
@@ -151,6 +161,9 @@ def main() -> None:
     ap.add_argument("--floor", action="store_true",
                     help="then the same load with the sizing clients asking a canned-answer "
                          "server (load.canned_server): this machine's floor, in the same run")
+    ap.add_argument("--split", action="store_true",
+                    help="half the sizing clients ask the real endpoint, half a canned-answer "
+                         "server, at the same time (the floor under the same moment's load)")
     ap.add_argument("--serve-arg", action="append", default=[],
                     help="an extra argument of `alphatrace serve` (repeatable), e.g. "
                          "--serve-arg=--no-pipeline")
