@@ -1,7 +1,9 @@
 """A pass that keeps its market between passes (the live pipeline's `MarketCache`) reuses the
 stored pnl keys when nothing they depend on changed (reconcile `_pnl_keys_hold`: no new pnl
 event, the same aliases and market symbols as the last reconcile), and resolves them again
-when something did: either way its ledger is the full rebuild's."""
+when something did; it reads no leg for staleness when its market is the last reconcile's and
+no alias moved (`moved(market_same=True)`, `_todo_from_new_files(stale=False)`). Either way
+its ledger is the full rebuild's."""
 
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ def _event(op: tuple[Any, ...], n: int) -> dict[str, Any] | None:
     kind = op[0]
     if kind == "alpha":
         return {"type": "alpha", "run_id": f"r{op[2]}", "agent": "A", "symbol": op[1] or "BTC",
-                "direction": "LONG", "ts": at(2 + n % 9, 7).isoformat() + "Z", "horizon": 3600}
+                "direction": "LONG", "ts": at(46 + n % 3, 7).isoformat() + "Z",
+                "horizon": 3600}  # some wait for bars yet to come
     if kind == "pnl":
         ev = {"type": "pnl", "run_id": f"r{op[2]}", "realized_pnl_bps": op[3],
               "ts": at(20, n).isoformat() + "Z"}
@@ -54,18 +57,19 @@ def _state(s: Store) -> tuple[list[Any], list[Any]]:
             s.con.execute("SELECT * FROM ledger_pnl_keys ORDER BY alias").fetchall())
 
 
-def _kept_pass(s: Store, cache: MarketCache) -> bool:
-    """Reconcile with `cache`; whether the pass resolved pnl symbols (`_rc_pnlkeys` made)."""
-    made: list[bool] = []
+def _kept_pass(s: Store, cache: MarketCache) -> set[str]:
+    """Reconcile with `cache`; which of `_rc_pnlkeys` (pnl symbols resolved) and `_rc_stale`
+    (legs read for staleness) the pass made (none: a pass of telemetry alone)."""
+    made: set[str] = set()
 
     def say(msg: str) -> None:
         if msg == "building the ledger":
-            made.append(bool(s.con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_rc_pnlkeys'"
-            ).fetchall()[0][0]))
+            made.update(str(t) for (t,) in s.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE table_name IN "
+                "('_rc_pnlkeys', '_rc_stale')").fetchall())
 
     reconcile(s, policy(), step=say, market=cache)
-    return made == [True]
+    return made
 
 
 OPS = st.one_of(
@@ -84,7 +88,8 @@ def _stores(tmp: str) -> tuple[Store, Store]:
     for s in (kept, ref):
         add_bars(s, "BTCUSDT", [100.0 + i for i in range(48)])
         ingest_events(s, [{"type": "pnl", "run_id": "r0", "realized_pnl_bps": 1.0,
-                           "symbol": "SOL", "ts": at(20).isoformat() + "Z"}])
+                           "symbol": "SOL", "ts": at(20).isoformat() + "Z"},
+                          _event(("alpha", "BTC", 0), 0)])
     return kept, ref
 
 
@@ -110,19 +115,22 @@ def test_stored_pnl_keys_are_reused_only_while_what_they_depend_on_holds() -> No
         kept, ref = _stores(tmp)
         with kept, ref:
             cache = MarketCache()
-            assert _kept_pass(kept, cache)  # the first pass resolves
-            steps = [(("alpha", "BTC", 1), False),         # signals alone: keys kept
-                     (("telemetry", 2), False),
-                     (("pnl", "SOL", 1, -30.0), True),     # a new pnl event
-                     (("bars",), False),                   # bars of a known market
-                     (("market", "SOLUSDT"), True),         # SOL now resolves: SOLUSDT
-                     (("alpha", "SOL", 3), False),
-                     (("alias",), True),                   # XBT now means BTCUSDT
-                     (("market", "SOLUSDC"), True)]         # SOL ambiguous again
-            for n, (op, resolves) in enumerate(steps):
+            assert "_rc_pnlkeys" in _kept_pass(kept, cache)  # the first pass resolves
+            p, st_ = "_rc_pnlkeys", "_rc_stale"
+            steps: list[tuple[tuple[Any, ...], set[str]]] = [
+                (("alpha", "BTC", 1), set()),       # signals alone: keys kept, no leg read
+                (("telemetry", 2), set()),          # (a pass of telemetry alone)
+                (("pnl", "SOL", 1, -30.0), {p}),    # a new pnl event: resolved
+                (("bars",), {st_}),                 # bars appended: open legs may be priced
+                (("alpha", "BTC", 4), set()),
+                (("market", "SOLUSDT"), {p, st_}),  # SOL now resolves: SOLUSDT
+                (("alpha", "SOL", 3), {st_}),       # a new alias (it has no leg yet)
+                (("alias",), {p}),                  # XBT now means BTCUSDT (no signal says XBT)
+                (("market", "SOLUSDC"), {p, st_})]  # SOL ambiguous again
+            for n, (op, made) in enumerate(steps):
                 for s in (kept, ref):
                     _apply(s, op, n)
-                assert _kept_pass(kept, cache) is resolves, op
+                assert _kept_pass(kept, cache) == made, op
                 reconcile(ref, policy(), full=True)
                 assert _state(kept) == _state(ref), op
             keys = dict(kept.con.execute("SELECT alias, key FROM ledger_pnl_keys").fetchall())

@@ -387,7 +387,17 @@ class Moved:
     touched: list[str]
 
 
-def moved(con: duckdb.DuckDBPyConnection) -> Moved:
+_ALIASES_MOVED = """
+  SELECT n.alias FROM _rc_symmap n LEFT JOIN ledger_alpha_keys o ON o.alias = n.alias
+  WHERE n.alias IS NOT NULL AND n.symbol IS DISTINCT FROM o.symbol"""
+
+
+def moved(con: duckdb.DuckDBPyConnection, market_same: bool = False) -> Moved:
+    """`Moved` since the last reconcile; `market_same`: the market is known to be the one it
+    recorded (`ledger_market_state`), so only aliases are compared."""
+    if market_same:
+        aliases = one(con, f"SELECT list(alias ORDER BY alias) FROM ({_ALIASES_MOVED})")[0]
+        return Moved([], [str(x) for x in aliases or []], [])
     symbols, aliases, touched = one(con, f"""
 WITH {_MARKET_CHANGES},
 symbols AS (
@@ -396,9 +406,7 @@ symbols AS (
 touched AS (
   SELECT symbol FROM bars_change WHERE kind <> 'same' AND symbol IS NOT NULL
   UNION SELECT symbol FROM funding_change WHERE kind <> 'same' AND symbol IS NOT NULL),
-aliases AS (
-  SELECT n.alias FROM _rc_symmap n LEFT JOIN ledger_alpha_keys o ON o.alias = n.alias
-  WHERE n.alias IS NOT NULL AND n.symbol IS DISTINCT FROM o.symbol)
+aliases AS ({_ALIASES_MOVED})
 SELECT (SELECT list(symbol ORDER BY symbol) FROM symbols),
        (SELECT list(alias ORDER BY alias) FROM aliases),
        (SELECT list(symbol ORDER BY symbol) FROM touched)""")
@@ -406,16 +414,15 @@ SELECT (SELECT list(symbol ORDER BY symbol) FROM symbols),
                  [str(x) for x in touched or []])
 
 
-def _todo_from_new_files(seen: int) -> str:
+def _todo_from_new_files(seen: int, stale: bool = True) -> str:
     """`_TODO_INCREMENTAL` when every stored leg's signal is still there and every signal
     without a leg came from a file newer than `seen` (the last reconcile's newest file): the
-    signals of the stale legs (`_rc_stale`, a table so that the join knows it is small) and
-    the new ones, read without comparing all of `alpha` with all of `legs`."""
-    return f"""
-SELECT * FROM alpha WHERE file_id > {int(seen)}
-UNION ALL
-SELECT * FROM alpha SEMI JOIN _rc_stale USING (event_id)
-"""
+    signals of the stale legs (`_rc_stale`, a table so that the join knows it is small; not
+    read when no leg can be `stale`) and the new ones, read without comparing all of `alpha`
+    with all of `legs`."""
+    new = f"SELECT * FROM alpha WHERE file_id > {int(seen)}"
+    return f"{new} UNION ALL SELECT * FROM alpha SEMI JOIN _rc_stale USING (event_id)" \
+        if stale else new
 
 
 def newest_file_id(con: duckdb.DuckDBPyConnection) -> int:
@@ -483,7 +490,8 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         counted = (_events_counted(last, facts) if not full and last is not None and last.current
                    else None)
         pnl_seen = seen if keyed and counted else None
-        pnl_same = pnl_seen is not None and _pnl_keys_hold(cfg, last, facts, cache, snap)
+        own = _last_own(cfg, last, facts, cache, snap)
+        pnl_same = pnl_seen is not None and _pnl_keys_hold(facts, own)
         if not pnl_same:
             pnl_symbols = _symbols("pnl", "ledger_pnl_keys", pnl_seen)
             con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlkeys AS " + pnl_keys_sql(
@@ -497,13 +505,19 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
             rel = replace(rel, todo="alpha")
         else:
             if seen is not None:  # the usual case: signals were only added, by ingest
-                mv = moved(con) if keyed else None
+                # the market is the last reconcile's (it recorded it): only aliases can move
+                same = (own is not None and snap is not None and (
+                    own.bars_mark, own.funding_mark) == (snap.bars_mark, snap.funding_mark))
+                mv = moved(con, same) if keyed else None
                 # the keys were read whole into `_rc_symmap`: as many rows, none moved, same
                 keys_moved = not (mv is not None and not mv.aliases
                                   and n_symmap == facts.alpha_keys)
-                con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS " + _stale_legs_sql(mv))
+                stale = mv is None or bool(mv.symbols or mv.touched or mv.aliases)
+                if stale:  # else no leg can be stale (`_stale_legs_sql`): none is read
+                    con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS "
+                                + _stale_legs_sql(mv))
                 todo = one(con, "CREATE OR REPLACE TEMP TABLE _rc_todo AS "
-                                + _todo_from_new_files(seen))[0]
+                                + _todo_from_new_files(seen, stale))[0]
             else:
                 todo = one(con, f"CREATE OR REPLACE TEMP TABLE _rc_todo AS {_TODO_INCREMENTAL}")[0]
                 gone = one(con, "CREATE OR REPLACE TEMP TABLE _rc_gone AS "
@@ -542,19 +556,26 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
     return report
 
 
-def _pnl_keys_hold(cfg: ReconcileConfig, last: LastState | None, facts: Facts,
-                   cache: MarketCache | None, snap: market_cache.Snapshot | None) -> bool:
-    """Whether the stored pnl keys (`ledger_pnl_keys`) are this pass's, so no pnl symbol need
-    be resolved: no pnl event is new, and what resolution reads is what the last reconcile
-    resolved them with, that reconcile being this caller's (its snapshot, `left_by`): the
-    same policy aliases and `symbol_aliases`, and the same market symbols (`snap`, its
-    snapshot brought up to the store: `market_cache.advance` reads the market in full, and
-    `advanced` answers None, for a new series). Called when those keys cover every pnl event
-    of the files it saw (`_symbols`' `seen`)."""
+def _last_own(cfg: ReconcileConfig, last: LastState | None, facts: Facts,
+              cache: MarketCache | None, snap: market_cache.Snapshot | None
+              ) -> market_cache.Snapshot | None:
+    """The market of the last reconcile when that reconcile was this caller's (its snapshot,
+    `left_by`: same policy, aliases and `symbol_aliases`, no reconcile since) and this pass's
+    market is that one plus appended rows (`snap`, brought up to the store: a new series, a
+    deleted or corrected row, means a full read and no `snap`). None otherwise."""
     before = cache.snapshot if cache is not None else None
-    return (before is not None and snap is not None and last is not None
-            and facts.counts is not None and facts.counts["pnl"][1] == 0
-            and before.left_by == _left_by(last.seq, cfg, facts))
+    if (before is None or snap is None or last is None
+            or before.left_by != _left_by(last.seq, cfg, facts)):
+        return None
+    return before
+
+
+def _pnl_keys_hold(facts: Facts, before: market_cache.Snapshot | None) -> bool:
+    """Whether the stored pnl keys (`ledger_pnl_keys`) are this pass's, so no pnl symbol need
+    be resolved: no pnl event is new, and resolution reads what the last reconcile resolved
+    them with (`before`, `_last_own`: the same aliases and market symbols). Called when those
+    keys cover every pnl event of the files it saw (`_symbols`' `seen`)."""
+    return before is not None and facts.counts is not None and facts.counts["pnl"][1] == 0
 
 
 def _left_by(seq: int, cfg: ReconcileConfig, facts: Facts) -> tuple[object, ...]:
