@@ -28,14 +28,17 @@ def session() -> Any:
     user configured, one already running, or a Spark Connect session (the server's settings)
     keeps its setting.
 
-    A new session whose JVM this call starts (local mode: the driver JVM does all the work)
-    gets `JIT_OPTIONS` as `spark.driver.defaultJavaOptions`: its optimizing JIT waits 10x
-    longer before compiling a method. Most of a query's fixed CPU is that JIT compiling
-    Spark's code and each query's generated classes, much of which runs too little to pay
-    it back (bench/RESULTS.md, session "sparkjvm"). Options the user gives
+    A new session whose JVM this call starts (in local mode that JVM does all the work) gets
+    `JIT_OPTIONS` as `spark.driver.defaultJavaOptions`: its optimizing JIT (C2) waits 10x
+    longer before compiling a method. C2 was a third of the JVM's CPU per stage at 100k runs,
+    the largest fixed cost, much of it on methods that run too little to pay the compile
+    back: with the higher thresholds a stage cost 5-19% less CPU from 100k to 1M runs and
+    the tasks' own CPU was unchanged, where C1 alone (`-XX:TieredStopAtLevel=1`) saved more
+    at 100k and lost at 1M (bench/RESULTS.md, session "sparkjvm"). Options the user gives
     (`spark.driver.extraJavaOptions`, `--driver-java-options`) come after these on the JVM's
-    command line and win; one who sets `spark.driver.defaultJavaOptions` (`PYSPARK_SUBMIT_ARGS`,
-    `spark-defaults.conf`) keeps it, and a JVM already running is left as it is."""
+    command line and win; a user who sets `spark.driver.defaultJavaOptions`
+    (`PYSPARK_SUBMIT_ARGS`, `spark-defaults.conf`) keeps it, and a JVM already running is
+    left as it is."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
