@@ -15,7 +15,9 @@ CPU-seconds: this process's CPU time (DuckDB's threads included), plus, for Spar
 and every process under it (the Python workers), read from /proc every 0.2 s (workers exit
 unaccounted: pyspark's daemon ignores SIGCHLD, so a before/after reading would lose them), reported apart.
 Shuffle bytes, and with --spark-stages each Spark stage's tasks, executor CPU, GC, shuffle and
-spill, are Spark's own counts (its UI's REST API).
+spill, are Spark's own counts (its UI's REST API). With --jvm-threads, the JVM's CPU of each
+stage (and of the session's start) by thread name: the JIT compilers, GC, task threads, the
+py4j threads that plan the driver's queries (/proc/<jvm>/task, sampled with the rest).
 
     python bench/bench_spark.py [--runs 100000] [--files 8] [--stages ingest,reconcile]
         [--repeat 2] [--spark-stages 10] [--jvm-threads] [--record]
