@@ -43,24 +43,28 @@ def _child(script: str, submit_args: str) -> list[str]:
                           text=True, timeout=600, check=True).stdout.split("\n")
 
 
-def test_a_new_session_sizes_its_shuffle_partitions_to_the_cores() -> None:
-    out = _child(_CHILD, "")
-    partitions, cores = out[0].split()
+@pytest.fixture(scope="module")
+def plain() -> list[str]:
+    """What `_CHILD` prints when the user set neither partitions nor Java options."""
+    return _child(_CHILD, "")
+
+
+def test_a_new_session_sizes_its_shuffle_partitions_to_the_cores(plain: list[str]) -> None:
+    partitions, cores = plain[0].split()
     assert (int(cores), int(partitions)) == (2, 4)
-    assert out[3] == "3"
+    assert plain[3] == "3"
 
 
-def test_a_new_session_starts_its_jvm_with_the_jit_options() -> None:
+def test_a_new_session_starts_its_jvm_with_the_jit_options(plain: list[str]) -> None:
     from alphatrace.engines.spark.session import JIT_OPTIONS
 
-    out = _child(_CHILD, "")
-    assert out[1] == JIT_OPTIONS
-    assert set(JIT_OPTIONS.split()) <= set(out[2].split())
+    assert plain[1] == JIT_OPTIONS
+    assert set(JIT_OPTIONS.split()) <= set(plain[2].split())
 
 
 def test_java_options_the_user_gives_are_kept() -> None:
-    """The user's `spark.driver.defaultJavaOptions` replaces none of its options with ours;
-    `spark.driver.extraJavaOptions` follows ours on the JVM's command line, so its flags
+    """A user's `spark.driver.defaultJavaOptions` is kept and ours are not added; a user's
+    `spark.driver.extraJavaOptions` follow ours on the JVM's command line, so their flags
     win where both set one."""
     out = _child(_CHILD, "--conf spark.driver.defaultJavaOptions=-Dalphatrace.probe=1")
     assert out[1] == "-Dalphatrace.probe=1"
