@@ -15,16 +15,19 @@ CPU-seconds: this process's CPU time (DuckDB's threads included), plus, for Spar
 and every process under it (the Python workers), read from /proc every 0.2 s (workers exit
 unaccounted: pyspark's daemon ignores SIGCHLD, so a before/after reading would lose them), reported apart.
 Shuffle bytes, and with --spark-stages each Spark stage's tasks, executor CPU, GC, shuffle and
-spill, are Spark's own counts (its UI's REST API).
+spill, are Spark's own counts (its UI's REST API). With --jvm-threads, the JVM's CPU of each
+stage (and of the session's start) by thread name: the JIT compilers, GC, task threads, the
+py4j threads that plan the driver's queries (/proc/<jvm>/task, sampled with the rest).
 
     python bench/bench_spark.py [--runs 100000] [--files 8] [--stages ingest,reconcile]
-        [--repeat 2] [--spark-stages 10] [--record]
+        [--repeat 2] [--spark-stages 10] [--jvm-threads] [--record]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -66,6 +69,27 @@ def _tree(root: int) -> dict[int, tuple[float, float]]:
     return {p: times[p] for p in keep if p in times}
 
 
+def _threads(pid: int) -> dict[int, tuple[str, float]]:
+    """(name, CPU-seconds) of each living thread of process `pid`, by thread id. The name is
+    the thread's comm (15 characters) without its trailing number, so a pool's threads share
+    one ("GC Thread#", "C2 CompilerThre", "Thread-")."""
+    out: dict[int, tuple[str, float]] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tids:
+        try:
+            comm = Path(f"/proc/{pid}/task/{t}/comm").read_text().strip()
+            stat = Path(f"/proc/{pid}/task/{t}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        name = re.sub(r"\d+$", "", comm).strip()
+        out[int(t)] = (name, sum(int(x) for x in fields[11:13]) / TICK)
+    return out
+
+
 class _Sampler(threading.Thread):
     """The JVM's process tree sampled every `every` seconds while a Spark stage runs: the
     Python workers come and go (an idle one exits, and pyspark's daemon ignores SIGCHLD, so their
@@ -73,10 +97,11 @@ class _Sampler(threading.Thread):
     sample. What a process spends after its last sample (< `every` seconds) is missed; the
     sampling's own CPU (`own`) is taken off the driver's."""
 
-    def __init__(self, root: int, every: float = 0.2) -> None:
+    def __init__(self, root: int, every: float = 0.2, threads: bool = False) -> None:
         super().__init__(daemon=True)
-        self.root, self.every = root, every
+        self.root, self.every, self.threads = root, every, threads
         self.seen: dict[int, tuple[float, float]] = {}
+        self.tids: dict[int, tuple[str, float]] = {}
         self.own = 0.0
         self.lock = threading.Lock()
         self.done = threading.Event()
@@ -84,8 +109,10 @@ class _Sampler(threading.Thread):
 
     def sample(self) -> None:
         now = _tree(self.root)
+        tids = _threads(self.root) if self.threads else {}
         with self.lock:
             self.seen.update(now)
+            self.tids.update(tids)
 
     def run(self) -> None:
         while not self.done.wait(self.every):
@@ -99,6 +126,27 @@ class _Sampler(threading.Thread):
             jvm = self.seen.get(self.root, (0.0, 0.0))
             rest = sum(a + b for p, (a, b) in self.seen.items() if p != self.root)
         return jvm[0], rest + jvm[1]
+
+    def by_thread(self) -> dict[str, float]:
+        """The JVM's CPU-seconds so far by thread name (each thread's last sample; a thread
+        that started and ended between two samples is in no name)."""
+        with self.lock:
+            out: dict[str, float] = {}
+            for name, cpu in self.tids.values():
+                out[name] = out.get(name, 0.0) + cpu
+        return out
+
+
+def _thread_report(before: dict[str, float], after: dict[str, float], jvm: float) -> str:
+    """The JVM's CPU-seconds of one stage by thread name, heaviest first, and what no sampled
+    thread accounts for (threads that lived less than a sampling period)."""
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    named = sum(delta.values())
+    lines = [f"    JVM by thread: {jvm:.2f} CPU-s, unaccounted {jvm - named:.2f}"]
+    for k, v in sorted(delta.items(), key=lambda kv: -kv[1]):
+        if v >= 0.05:
+            lines.append(f"    {v:8.2f}  {k}")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -119,12 +167,13 @@ class Cost:
 class Meter:
     """Wall and CPU seconds of a stage; with `jvm`, the Spark JVM's process tree too."""
 
-    def __init__(self, jvm: int | None = None) -> None:
-        self.jvm = jvm
+    def __init__(self, jvm: int | None = None, threads: bool = False) -> None:
+        self.jvm, self.threads = jvm, threads
 
     def __call__(self, fn: Callable[[], Any]) -> tuple[Cost, Any]:
-        sampler = _Sampler(self.jvm) if self.jvm else None
+        sampler = _Sampler(self.jvm, threads=self.threads) if self.jvm else None
         j0, w0 = sampler.totals() if sampler else (0.0, 0.0)
+        t0s = sampler.by_thread() if sampler else {}
         if sampler:
             sampler.start()
         d0 = time.process_time()
@@ -138,6 +187,8 @@ class Meter:
         d1 = time.process_time() - sampler.own
         sampler.sample()
         j1, w1 = sampler.totals()
+        if self.threads:
+            print(_thread_report(t0s, sampler.by_thread(), j1 - j0), file=sys.stderr)
         return Cost(wall, d1 - d0, j1 - j0, w1 - w0), out
 
 
@@ -198,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                          "first pays the fixed costs (JIT, worker start-up), the later ones not")
     ap.add_argument("--spark-stages", type=int, default=0, metavar="N",
                     help="print the N heaviest Spark stages (executor CPU) of each stage")
+    ap.add_argument("--jvm-threads", action="store_true",
+                    help="print the JVM's CPU of each Spark stage by thread name (JIT "
+                         "compilers, GC, task workers, scheduler, ...), sampled from /proc")
     ap.add_argument("--record", action="store_true", help="append the table to RESULTS.md")
     args = ap.parse_args(argv)
     chosen = [x.strip() for x in args.stages.split(",") if x.strip()]
@@ -235,7 +289,11 @@ def main(argv: list[str] | None = None) -> int:
         spark.sparkContext.setLogLevel("ERROR")
         spark.conf.set("spark.sql.shuffle.partitions", str(args.partitions))
         jvm = spark.sparkContext._gateway.proc.pid
-        duck, sprk = Meter(), Meter(jvm)
+        duck, sprk = Meter(), Meter(jvm, threads=args.jvm_threads)
+        if args.jvm_threads:  # the session's start, before any stage
+            up = _Sampler(jvm, threads=True)
+            print(f"session start: {args.partitions} shuffle partitions\n"
+                  + _thread_report({}, up.by_thread(), up.totals()[0]), file=sys.stderr)
         cfg = load_reconcile()
 
         db = where / "store.duckdb"
