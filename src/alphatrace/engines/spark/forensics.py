@@ -34,6 +34,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from alphatrace.engines.spark.collect import to_driver
 from alphatrace.engines.spark.governance import (
     EXCLUSIONS_VIEW,
     arrow_kernel,
@@ -180,7 +181,9 @@ def forensics(spark: Any, tables: Path, agent: str | None = None, strategy: str 
     wanted = ["run_id", "ts", "agent", "strategy", cfg.target,
               *(c for c in cc.features if data.BASE_COLUMNS[c] == c)]
     runs = ex.runs(f, [f"{cfg.target} IS NOT NULL"]).select(*dict.fromkeys(wanted))
-    ledger = naive_utc(runs.toArrow())
+    ledger = naive_utc(to_driver(
+        runs, "the selected runs' features (~120 MB per million runs)",
+        "select fewer runs (--agent, --strategy, --since)"))
     ids = runs.select("run_id")
     attrs = ({name: ex.events(name, ids, attrs=True) for name in ("alpha", "telemetry")}
              if cc.attrs else {})
