@@ -62,7 +62,6 @@ def main() -> None:
             hold = TraceHold()
             for m in mapped:
                 spans = list(zip(m.events, m.tags, [p + 1 for p in m.positions], strict=True))
-
                 hold.admit_submit(spans, m.traces, functools.partial(_keep, requests))
             requests.append(([r.event for r in hold.drain()], [None]))
         else:

@@ -30,7 +30,6 @@ _JSON = json.JSONEncoder(separators=(",", ":"), default=str).encode
 # writing forms of its own: those go to `json`, whose `default` writes them as before.
 _OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | \
     orjson.OPT_PASSTHROUGH_SUBCLASS
-_PLAIN = (str, int, bool, type(None))
 
 
 def _finite(v: Any) -> bool:
