@@ -1,6 +1,8 @@
 """The catch-up's bounded read of the ledger (`replay.window_runs`) equals the unbounded read,
 row for row, whatever the marks, late runs, runs with no knowledge time, exclusions, window and
-subjects that changed runs entered or left (late subjects, some with no run left at all)."""
+subjects that changed runs entered or left (late subjects, some with no run left at all); with
+or without each subject's recorded first knowledge time (`ledger_subjects.first_known`, any
+lower bound of it), which takes a young subject's read to two statements."""
 
 from __future__ import annotations
 
@@ -58,11 +60,47 @@ def policy(runs: int, duration: str | None) -> GovernancePolicy:
     return load_governance(Policy({"gates": {"window": window, "min_runs": 1}}, "<test>"))
 
 
+def counted(rows: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[int, dt.datetime]]:
+    """Each subject's counted runs (realized, with a ts; a run without known_ts counts at its
+    ts): how many, and the earliest knowledge time, computed here from the rows themselves."""
+    out: dict[tuple[str, str], tuple[int, dt.datetime]] = {}
+    for r in rows:
+        if r.get("realized_pnl_bps") is None or r.get("ts") is None:
+            continue
+        t = r.get("known_ts") or r["ts"]
+        for key in (("agent", r.get("agent")), ("strategy", r.get("strategy"))):
+            if key[1] is not None:
+                k, first = out.get(key, (0, t))
+                out[key] = (k + 1, min(first, t))
+    return out
+
+
+def record_subjects(con: Any, rows: list[dict[str, Any]], slack_h: dict[tuple[str, str], int],
+                    extra: int = 0) -> None:
+    """What reconcile leaves for the gates: its log row for this ledger, and every subject
+    with its runs (plus `extra`: the count may be high, never low) and its first knowledge
+    time less `slack_h` hours (a lower bound, as an incremental reconcile keeps it); a subject
+    given -1 has no time recorded."""
+    con.execute("INSERT INTO reconcile_log (seq, policy_hash, runs, n_telemetry, n_pnl) "
+                "VALUES (1, 'h', ?, 0, 0)", [len(rows)])
+    for key, (k, t) in counted(rows).items():
+        slack = slack_h.get(key, 0)
+        con.execute("INSERT INTO ledger_subjects (scope, subject, runs, first_known) "
+                    "VALUES (?, ?, ?, ?)",
+                    [*key, k + extra, None if slack < 0 else t - dt.timedelta(hours=slack)])
+
+
 @settings(max_examples=150)
-@given(histories())
-def test_the_bounded_read_equals_the_unbounded_read(h: dict[str, Any]) -> None:
+@given(histories(), st.dictionaries(st.sampled_from(
+    [("agent", a) for a in AGENTS] + [("strategy", s) for s in STRATEGIES if s]),
+    st.sampled_from([0, 0, 1, 500, -1])), st.sampled_from([None, 0, 0, 1, 4]))
+def test_the_bounded_read_equals_the_unbounded_read(h: dict[str, Any],
+                                                     slack_h: dict[tuple[str, str], int],
+                                                     extra: int | None) -> None:
     with at.connect(":memory:") as db:
         insert(db.con, h["rows"])
+        if extra is not None:
+            record_subjects(db.con, h["rows"], slack_h, extra)
         for rid in h["excluded"]:
             db.con.execute("INSERT INTO run_exclusions VALUES (?, 'test', 'excluded', NULL)",
                            [rid])
@@ -78,14 +116,17 @@ def test_the_bounded_read_equals_the_unbounded_read(h: dict[str, Any]) -> None:
         assert fast.to_pylist() == plain.to_pylist()
 
 
-@pytest.mark.parametrize("old_runs", [0, 3, 30])
-def test_a_sparse_subject_is_read_from_far_back(old_runs: int) -> None:
+@pytest.mark.parametrize("recorded", [True, False])
+@pytest.mark.parametrize("old_runs", [0, 1, 3, 5, 6, 30])
+def test_a_sparse_subject_is_read_from_far_back(old_runs: int, recorded: bool) -> None:
     # B's newest runs before its mark are a year older than the mark: the bound widens to them
     with at.connect(":memory:") as db:
         rows = [run(f"b{i}", "B", -1.0, hour=i, strategy=None) for i in range(old_runs)]
         rows += [run(f"a{i}", "A", 1.0, hour=9000 + i, strategy=None) for i in range(30)]
         rows.append(run("b-new", "B", 2.0, hour=9100, strategy=None))
         insert(db.con, rows)
+        if recorded:
+            record_subjects(db.con, rows, {})
         gp = policy(5, None)
         cols = needed_columns(db.con, gp.gate_metrics())
         marks = {("agent", "A"): T0 + dt.timedelta(hours=9050),
@@ -96,3 +137,46 @@ def test_a_sparse_subject_is_read_from_far_back(old_runs: int) -> None:
                                got.column("subject").to_pylist(), strict=True) if s == "B"]
         old = [f"b{i}" for i in range(max(0, old_runs - 5), old_runs)]
         assert b == [*old, "b-new"]
+
+
+class Counted:
+    """A connection that counts the window reads made through it (`con.sql`)."""
+
+    def __init__(self, con: Any) -> None:
+        self.con, self.reads = con, 0
+
+    def sql(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return self.con.sql(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.con, name)
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_a_young_subject_in_an_old_ledger_is_read_in_two_statements(recorded: bool) -> None:
+    # A has a run an hour for a year; Y has 3 runs over 200 days and a window of 5: all its
+    # history is needed.
+    with at.connect(":memory:") as db:
+        rows = [run(f"a{i}", "A", 1.0, hour=i, strategy=None) for i in range(24 * 365)]
+        rows += [run(f"y{i}", "Y", -1.0, hour=24 * (164 + 100 * i) + 0.5, strategy=None)
+                 for i in range(3)]
+        insert(db.con, rows)
+        if recorded:
+            record_subjects(db.con, rows, {})
+        gp = policy(5, None)
+        cols = needed_columns(db.con, gp.gate_metrics())
+        marks = {("agent", "A"): T0 + dt.timedelta(hours=24 * 364),
+                 ("agent", "Y"): T0 + dt.timedelta(hours=24 * 364)}
+        target = T0 + dt.timedelta(hours=24 * 365)
+        counted = Counted(db.con)
+        got = replay.window_runs(counted, gp, cols, marks, target)  # type: ignore[arg-type]
+        plain = replay.window_runs(db.con, gp, cols, marks, target, bounded=False)
+        assert got.to_pylist() == plain.to_pylist()
+        y = [r for r, s in zip(got.column("run_id").to_pylist(),
+                               got.column("subject").to_pylist(), strict=True) if s == "Y"]
+        assert y == ["y0", "y1", "y2"]
+        # from the mark less an hour, then from Y's first run (A: 4 h back holds its 5 runs);
+        # without the record, the bound widens fourfold a read until it passes Y's first run
+        # 200 days back (1 h, 4 h, ..., 4^6 h = 171 days: short, 4^7 h: the whole ledger)
+        assert counted.reads == (2 if recorded else 8)

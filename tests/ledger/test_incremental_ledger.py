@@ -247,11 +247,40 @@ def test_incremental_ledger_equals_a_full_rebuild_after_every_batch(
             # the subjects gates read instead of a DISTINCT over the ledger: every subject with
             # a realized run (more are allowed: subjects whose runs are no longer realized)
             recorded = recorded_subjects(inc.con)
-            assert recorded is not None and recorded >= realized_subjects(inc), (op, arg)
+            assert recorded is not None and recorded.keys() >= realized_subjects(inc), (op, arg)
+            # each with its counted runs, exactly, and a lower bound of their first knowledge
+            # time (exact after a full rebuild), as the gates' window read trusts them
+            for store, exact in ((inc, False), (full, True)):
+                want_runs = counted_runs(store)  # its own: an arrival time is the store's
+                got_runs = recorded_subjects(store.con)
+                assert got_runs is not None
+                for key, rec in got_runs.items():
+                    assert rec is not None
+                    n, first = want_runs.get(key, (0, None))
+                    assert rec.runs == n, (op, arg, key)
+                    if first is not None:
+                        assert rec.first_known is not None, (op, arg, key)
+                        assert (rec.first_known == first if exact
+                                else rec.first_known <= first), (op, arg, key)
 
 
 def _rows(store: Store, table: str) -> list[tuple[Any, ...]]:
     return store.con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+
+
+def counted_runs(store: Store) -> dict[tuple[str, str], tuple[int, Any]]:
+    """Each subject's runs governance may count (realized, with a ts), read row by row from
+    the ledger here: how many, and the earliest knowledge time (known_ts, else ts)."""
+    out: dict[tuple[str, str], tuple[int, Any]] = {}
+    for agent, strategy, ts, known in store.con.execute(
+            "SELECT agent, strategy, ts, known_ts FROM ledger "
+            "WHERE realized_pnl_bps IS NOT NULL AND ts IS NOT NULL").fetchall():
+        t = known if known is not None else ts
+        for key in (("agent", agent), ("strategy", strategy)):
+            if key[1] is not None:
+                n, first = out.get(key, (0, t))
+                out[key] = (n + 1, min(first, t))
+    return out
 
 
 def realized_subjects(store: Store) -> set[tuple[str, str]]:

@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import duckdb
 import numpy as np
@@ -51,7 +51,7 @@ from alphatrace.governance.runs import (
     ts_literal,
 )
 from alphatrace.ledger import changes as ledger_changes
-from alphatrace.store.connection import has_table, registered
+from alphatrace.store.connection import has_table, registered, table_columns
 
 EPOCH, US = dt.datetime(1970, 1, 1), dt.timedelta(microseconds=1)
 MARKS, RUNS, POINTS = "_alphatrace_rp_marks", "_alphatrace_rp_runs", "_alphatrace_rp_points"
@@ -208,10 +208,14 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
     """`runs_sql`'s table (the runs a replay needs), read without scanning the ledger.
 
     The marked subjects' runs are read from a lower bound on (`runs.ledger_sql`'s `since`):
-    the earliest mark less a margin, which grows fourfold until every marked subject with news
-    kept `window.runs` runs before its mark from inside the bound (they are its newest, so no
-    older run can be in its window) or the bound passes the oldest run. Subjects with no mark
-    need their whole history: their runs are added without the bound. The result equals the
+    the earliest mark less a margin. A marked subject with news is short when it kept fewer
+    than `window.runs` runs before its mark from inside the bound (then older runs may be in
+    its window; with that many, they are its newest and no older run can be). The next read
+    reaches each short subject's first knowledge time when its `recorded_subjects` runs say it
+    needs every run it has before the bound (`_reach`): two reads for a young subject, however
+    old the ledger. For the others the margin grows fourfold, until no subject is short or
+    the bound passes the oldest run. Subjects with no mark need their whole history: their
+    runs are added without the bound. The result equals the
     unbounded read (`bounded=False`), row for row. With no run count in the window, or no
     marks, the read is unbounded: every earlier run may be needed. `changed`: `runs_sql`'s
     `changed` (`changes`, read once from `ledger_changes`); the bound then also starts at the
@@ -227,13 +231,19 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
     margin = max(dt.timedelta(hours=1), dt.timedelta(seconds=gp.gates.window.seconds or 0))
     with registered(con, MARKS, _marks_table(marks)), \
             (nullcontext() if changed is None else registered(con, CHANGED, changed)):
-        unmarked = _unmarked(con, marks) if start is not None else ([], [])
+        known = recorded_subjects(con) if start is not None else None
+        unmarked = _unmarked(con, marks, known) if start is not None else ([], [])
         floor: dt.datetime | None = None
-        while True:
-            if start is not None and margin > dt.timedelta(hours=1):
+
+        def widened() -> dt.datetime | None:  # the earliest mark less the margin (None: all)
+            nonlocal floor
+            assert start is not None
+            if margin > dt.timedelta(hours=1):
                 floor = floor or _oldest(con)  # read once the first bound fell short
-            lo = (None if start is None or (floor is not None and start - margin <= floor)
-                  else start - margin)
+            return None if floor is not None and start - margin <= floor else start - margin
+
+        lo = None if start is None else widened()
+        while True:
             base, params = eligible_sql(con, gp, columns, target, lo)
             if lo is not None and (unmarked[0] or unmarked[1]):
                 rest, rparams = eligible_sql(con, gp, columns, target)
@@ -244,9 +254,17 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
             sql = runs_sql(gp, base, columns, MARKS, target=target, changed=rel)
             runs = con.sql(f"SELECT * FROM ({sql}) "
                            "ORDER BY scope, subject, _i", params=params).to_arrow_table()
-            if lo is None or n is None or _complete(runs, lo, n, set(late)):
+            if lo is None or n is None:
                 return runs
-            margin *= 4
+            widen, starts = _reach(_short(runs, lo, n, set(late)), lo, n, known or {})
+            if not widen and not starts:
+                return runs
+            if widen:
+                margin *= 4
+                grown = widened()
+                lo = None if grown is None else min([grown, *starts])
+            else:
+                lo = min(starts)
 
 
 def _late(changed: pa.Table, marks: Mapping[SubjectKey, dt.datetime]
@@ -270,58 +288,94 @@ def _oldest(con: duckdb.DuckDBPyConnection) -> dt.datetime:
     return v if isinstance(v, dt.datetime) else dt.datetime.max
 
 
-def _unmarked(con: duckdb.DuckDBPyConnection, marks: Mapping[SubjectKey, dt.datetime]
-              ) -> tuple[list[str], list[str]]:
-    """Agents and strategies with realized runs in the ledger (or, from `recorded_subjects`,
-    a few more without any: they add no run to the read) and no progress mark."""
-    known = recorded_subjects(con)
+def _unmarked(con: duckdb.DuckDBPyConnection, marks: Mapping[SubjectKey, dt.datetime],
+              known: Mapping[SubjectKey, object] | None) -> tuple[list[str], list[str]]:
+    """Agents and strategies with realized runs in the ledger (or, from `known`, the
+    `recorded_subjects`, a few more without any: they add no run to the read) and no progress
+    mark."""
     if known is None:
         agents, strategies = con.execute(
             "SELECT list(DISTINCT agent) FILTER (WHERE agent IS NOT NULL), "
             "list(DISTINCT strategy) FILTER (WHERE strategy IS NOT NULL) "
             "FROM ledger WHERE realized_pnl_bps IS NOT NULL").fetchall()[0]
-        known = ({("agent", str(a)) for a in agents or []}
-                 | {("strategy", str(s)) for s in strategies or []})
+        known = dict.fromkeys([("agent", str(a)) for a in agents or []]
+                              + [("strategy", str(s)) for s in strategies or []])
     return (sorted(s for sc, s in known if sc == "agent" and ("agent", s) not in marks),
             sorted(s for sc, s in known if sc == "strategy" and ("strategy", s) not in marks))
 
 
-def recorded_subjects(con: duckdb.DuckDBPyConnection) -> set[SubjectKey] | None:
+class Recorded(NamedTuple):
+    """A subject as the last reconcile left it in `ledger_subjects` (migration 0029)."""
+
+    runs: int                       # its ledger rows governance may count (no fewer)
+    first_known: dt.datetime | None  # none of them is known before this (None: none seen)
+
+
+def recorded_subjects(con: duckdb.DuckDBPyConnection) -> dict[SubjectKey, Recorded | None] | None:
     """Every subject with a realized run in the ledger, read from `ledger_subjects` (reconcile
     keeps it, migration 0016; it may also hold subjects whose runs are no longer realized)
-    instead of a DISTINCT over the whole ledger. None when it cannot be relied on: the last
-    reconcile did not record its state (an older version), or the ledger has since gained or
-    lost rows other than by reconcile (its row count differs from the one recorded)."""
+    instead of a DISTINCT over the whole ledger, with its `Recorded` runs and first knowledge
+    time (None: a store from before 0029, opened read-only). None when it cannot be relied
+    on: the last reconcile did not record its state (an older version), or the ledger has
+    since gained or lost rows other than by reconcile (its row count differs from the one
+    recorded)."""
     if not (has_table(con, "ledger_subjects") and has_table(con, "reconcile_log")):
         return None
+    have = "first_known" in table_columns(con, "ledger_subjects")
     valid, subjects = con.execute(
         "SELECT (SELECT n_telemetry IS NOT NULL AND runs = (SELECT count(*) FROM ledger) "
         "        FROM reconcile_log ORDER BY seq DESC LIMIT 1), "
-        "(SELECT list([scope, subject]) FROM ledger_subjects)").fetchall()[0]
+        "(SELECT list({'scope': scope, 'subject': subject, "
+        + ("'runs': runs, 'first': first_known" if have else "'runs': NULL, 'first': NULL")
+        + "}) FROM ledger_subjects)").fetchall()[0]
     if not valid:
         return None
-    return {(str(sc), str(s)) for sc, s in subjects or []}
+    return {(str(r["scope"]), str(r["subject"])):
+            None if r["runs"] is None else Recorded(int(r["runs"]), r["first"])
+            for r in subjects or []}
 
 
-def _complete(runs: pa.Table, lo: dt.datetime, n: int, late: set[SubjectKey]) -> bool:
-    """Whether every marked subject with news kept at least `n` runs from before its mark that
-    are known at or after `lo` (then the older runs of its window were all inside the bound),
-    and every `late` subject (judged at its mark: news) is among them: one with no run inside
-    the bound may have its window before it."""
+def _short(runs: pa.Table, lo: dt.datetime, n: int, late: set[SubjectKey]
+           ) -> dict[SubjectKey, tuple[int, int]]:
+    """The marked subjects with news whose window may reach before `lo`, each with (its runs
+    from before its mark read, all its runs read): those that kept fewer than `n` runs from
+    before their mark known at or after `lo` (with `n`, they are its newest and no older run
+    can be in its window), and the `late` ones (judged at their mark: news) with none read."""
     marked = runs.filter(pc.is_valid(runs.column("mark")))
-    if marked.num_rows == 0:
-        return not late
     inside = pc.and_(pc.invert(marked.column("_new")),
                      pc.greater_equal(marked.column("known_ts"),
                                       pa.scalar(lo, marked.schema.field("known_ts").type)))
     counts = marked.select(["scope", "subject"]).append_column(
         "_in", pc.cast(inside, pa.int64())).group_by(["scope", "subject"],
                                                      use_threads=False).aggregate(
-        [("_in", "sum")])
-    if late - set(zip(counts.column("scope").to_pylist(), counts.column("subject").to_pylist(),
-                      strict=True)):
-        return False
-    return bool(pc.all(pc.greater_equal(counts.column("_in_sum"), n)).as_py())
+        [("_in", "sum"), ("_in", "count")])
+    kept = dict(zip(zip(counts.column("scope").to_pylist(), counts.column("subject").to_pylist(),
+                        strict=True),
+                    zip(counts.column("_in_sum").to_pylist(),
+                        counts.column("_in_count").to_pylist(), strict=True), strict=True))
+    out = {k: (int(i), int(c)) for k, (i, c) in kept.items() if i < n}
+    return out | {k: (0, 0) for k in late - kept.keys()}
+
+
+def _reach(short: Mapping[SubjectKey, tuple[int, int]], lo: dt.datetime, n: int,
+           recorded: Mapping[SubjectKey, Recorded | None]) -> tuple[bool, list[dt.datetime]]:
+    """What the `short` subjects need read before `lo`, from their `Recorded` runs: whether
+    some need the bound widened (nothing recorded, or more runs before `lo` than their window
+    wants), and the first knowledge times of those that need every run they have there (no
+    more than their window wants): a read from there holds their whole history. A subject
+    whose recorded runs were all read needs nothing."""
+    widen, starts = False, []
+    for key, (inside, read) in short.items():
+        r = recorded.get(key)
+        rest = None if r is None else r.runs - read  # its runs not read: all known before lo
+        if rest is not None and rest <= 0:
+            continue
+        if (r is not None and rest is not None and rest <= n - inside
+                and r.first_known is not None and r.first_known < lo):
+            starts.append(r.first_known)
+        else:
+            widen = True
+    return widen, starts
 
 
 def _points_sql(gp: GovernancePolicy, late: bool = False) -> str:

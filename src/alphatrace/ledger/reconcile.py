@@ -46,6 +46,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -840,11 +841,38 @@ SELECT DISTINCT run_id FROM (
 
 
 def _subjects_sql(rows: str) -> str:
-    """The agents and strategy classes with a realized run among the ledger rows `rows`."""
-    return " UNION ".join(
-        f"SELECT DISTINCT '{scope}' AS scope, {scope} AS subject FROM {rows} "
-        f"WHERE realized_pnl_bps IS NOT NULL AND {scope} IS NOT NULL"
+    """The agents and strategy classes with a realized run among the ledger rows `rows`, each
+    with how many of those runs governance may count (realized, with a ts) and the earliest
+    knowledge time among them (counted at `coalesce(known_ts, ts)`, as
+    `governance.runs.eligible_where` reads the ledger): `ledger_subjects` (migration 0029)."""
+    return " UNION ALL ".join(
+        f"SELECT '{scope}' AS scope, {scope} AS subject, "
+        f"min(coalesce(known_ts, ts)) FILTER (WHERE ts IS NOT NULL) AS first_known, "
+        f"count(*) FILTER (WHERE ts IS NOT NULL) AS runs "
+        f"FROM {rows} WHERE realized_pnl_bps IS NOT NULL AND {scope} IS NOT NULL "
+        f"GROUP BY {scope}"
         for scope in ("agent", "strategy"))
+
+
+def _subject_changes_sql(new: str, old: str | None) -> str:
+    """What the rows `new` that replaced the rows `old` (None: none) change in each subject's
+    `ledger_subjects` row: its runs added less those removed, and its new rows' earliest
+    knowledge time."""
+    if old is None:
+        return _subjects_sql(new)
+    return (f"SELECT scope, subject, min(first_known) AS first_known, sum(runs) AS runs FROM "
+            f"({_subjects_sql(new)} UNION ALL SELECT scope, subject, NULL, -runs FROM "
+            f"({_subjects_sql(old)})) GROUP BY scope, subject")
+
+
+# An incremental pass adds the subjects of the rows it built, counts their runs in and out,
+# and lowers their `first_known`, never raises it: it sees only those rows, not whether a
+# subject's earliest run moved later or left, so the stored time stays a lower bound, which is
+# what the window read needs (`governance.replay.window_runs`). A full rebuild writes the
+# exact times.
+_ADD_SUBJECTS = ("INSERT INTO ledger_subjects (scope, subject, first_known, runs) {rows} "
+                 "ON CONFLICT DO UPDATE SET runs = runs + excluded.runs, "
+                 "first_known = least(first_known, excluded.first_known)")
 
 
 def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int | None,
@@ -882,19 +910,18 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
                                 f"RETURNING {lcols}"))
         rows = to_arrow(con, _BATCH)
         rebuilt = rows.num_rows
-        if old.num_rows == 0:  # only runs new to the ledger: every row is added
-            with registered(con, "_rc_new", rows) as n:
+        with registered(con, "_rc_new", rows) as n, \
+                (nullcontext(None) if old.num_rows == 0 else registered(con, "_rc_old", old)) as o:
+            if o is None:  # only runs new to the ledger: every row is added
                 changes.record_added(con, seq, n)
-        else:
-            with registered(con, "_rc_old", old) as o, registered(con, "_rc_new", rows) as n:
+            else:
                 changes.record(con, seq, n, o)
-    if changed is not None and add_subjects:
-        if rebuilt:
-            with registered(con, "_rc_built_rows", rows) as built:
-                con.execute(f"INSERT OR IGNORE INTO ledger_subjects {_subjects_sql(built)}")
-    else:
+            if add_subjects:
+                con.execute(_ADD_SUBJECTS.format(rows=_subject_changes_sql(n, o)))
+    if changed is None or not add_subjects:
         con.execute("DELETE FROM ledger_subjects")
-        con.execute(f"INSERT INTO ledger_subjects {_subjects_sql('ledger')}")
+        con.execute("INSERT INTO ledger_subjects (scope, subject, first_known, runs) "
+                    f"{_subjects_sql('ledger')}")
     return rebuilt
 
 
