@@ -492,12 +492,12 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                    else None)
         pnl_seen = seen if keyed and counted else None
         own = _last_own(cfg, last, facts, cache, snap)
-        pnl_same = pnl_seen is not None and _pnl_keys_hold(facts, own)
-        if not pnl_same:
+        pnl_keys = PnlKeys(pnl_seen is not None and _pnl_keys_hold(facts, own),
+                           pnl_seen is not None)
+        if not pnl_keys.held:
             pnl_symbols = _symbols("pnl", "ledger_pnl_keys", pnl_seen)
-            con.execute("CREATE OR REPLACE TEMP TABLE _rc_pnlkeys AS " + pnl_keys_sql(
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {pnl_keys.table} AS " + pnl_keys_sql(
                 f"({resolution_sql(pnl_symbols, cfg.aliases, _MARKET_SYMBOLS)})"))
-        pnl_keys = "ledger_pnl_keys" if pnl_same else "_rc_pnlkeys"
         say("selecting signals to price")
         keys_moved = True  # whether `ledger_alpha_keys` may differ from `_rc_symmap`
         gone = 0
@@ -540,13 +540,11 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 con.execute(f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}")
         say("building the ledger")
         changed = (None if full else
-                   changed_runs(con, cfg.hash, last, counted, facts.built, bool(gone),
-                                pnl_keys=None if pnl_same else pnl_keys))
+                   changed_runs(con, cfg.hash, last, counted, facts.built, bool(gone), pnl_keys))
         seq = changes.next_seq(con)
         rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current,
                                 seq, pnl_keys)
-        _save_state(con, facts.built, keyed and not keys_moved, keyed,
-                    None if pnl_same else pnl_seen is not None)
+        _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_keys)
         if cache is not None and cache.pending is not None:
             cache.pending = replace(cache.pending, state=market_state(con),
                                     left_by=_left_by(seq, cfg, facts))
@@ -569,6 +567,22 @@ def _last_own(cfg: ReconcileConfig, last: LastState | None, facts: Facts,
             or before.left_by != _left_by(last.seq, cfg, facts)):
         return None
     return before
+
+
+@dataclass(frozen=True)
+class PnlKeys:
+    """This pass's pnl symbols' keys, as `changed_runs`, `_build_ledger` and `_save_state`
+    read them: `held` when the stored ones are this pass's (`_pnl_keys_hold`: none is
+    resolved, compared or written), else resolved into `_rc_pnlkeys`, from the stored keys
+    and the new files' symbols (`seen`, `_symbols`) or from every pnl event."""
+
+    held: bool = False
+    seen: bool = False
+
+    @property
+    def table(self) -> str:
+        """Where this pass's keys are."""
+        return "ledger_pnl_keys" if self.held else "_rc_pnlkeys"
 
 
 def _pnl_keys_hold(facts: Facts, before: market_cache.Snapshot | None) -> bool:
@@ -797,15 +811,14 @@ def _key_changes_sql(pnl_keys: str) -> str:
 
 def changed_runs(con: duckdb.DuckDBPyConnection, policy_hash: str, last: LastState | None,
                  counted: bool | None, built: list[str], gone: bool = True,
-                 pnl_keys: str | None = "_rc_pnlkeys") -> int | None:
+                 pnl_keys: PnlKeys = PnlKeys()) -> int | None:
     """How many runs' ledger rows must be rebuilt, listed in the temp table `_rc_runs`, or None
     when the whole ledger must be (see the module docstring). Runs inside the reconcile's
     transaction, after the legs were priced (`_rc_todo`, `_rc_gone`). `counted`: whether
     `_events_counted` held (None: the last reconcile recorded no counts, so they are compared
     with the ledger's). `built`: the definitions `ledger_build` holds; `gone`: whether
     `_rc_gone` has rows (else it is not read, and need not exist); `pnl_keys`: this pass's
-    pnl keys, compared with the stored ones (None: they are the stored ones,
-    `_pnl_keys_hold`)."""
+    pnl keys, compared with the stored ones unless held."""
     if last is None:
         return None
     if built != [ledger_definition()]:
@@ -836,7 +849,7 @@ SELECT DISTINCT run_id FROM (
   UNION ALL SELECT run_id FROM telemetry WHERE file_id > {seen}
   UNION ALL SELECT run_id FROM pnl WHERE file_id > {seen}
   UNION ALL SELECT run_id FROM alpha WHERE file_id > {seen}
-  {"" if pnl_keys is None else _key_changes_sql(pnl_keys)}
+  {"" if pnl_keys.held else _key_changes_sql(pnl_keys.table)}
 )""")[0])
 
 
@@ -876,7 +889,7 @@ _ADD_SUBJECTS = ("INSERT INTO ledger_subjects (scope, subject, first_known, runs
 
 
 def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int | None,
-                  add_subjects: bool, seq: int, pnl_keys: str = "_rc_pnlkeys") -> int:
+                  add_subjects: bool, seq: int, pnl_keys: PnlKeys = PnlKeys()) -> int:
     """Rebuild the ledger rows of the `changed` runs of `_rc_runs` (None: every row), record
     in `ledger_changes` (as reconcile `seq`) the runs whose row was added, now differs in some
     column or left the ledger (`changes.record`), and keep `ledger_subjects` up to date: the
@@ -886,7 +899,7 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
     lcols = ", ".join(LEDGER_COLUMNS)
     if changed is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_built AS SELECT {lcols} FROM "
-                    f"({ledger_sql(policy_hash, pnl_keys)})")
+                    f"({ledger_sql(policy_hash, pnl_keys.table)})")
         changes.record(con, seq, "_rc_built", f"(SELECT {lcols} FROM ledger)")
         con.execute("DELETE FROM ledger")
         rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM _rc_built")[0])
@@ -905,7 +918,8 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
         found = one(con, single_sources(_ROWS))
         single = frozenset(n for n, yes in zip(SOURCES, found, strict=True) if yes)
         # the longest text of a pass, one of eight per policy: parsed once
-        built = ledger_sql(policy_hash, pnl_keys, runs="_rc_runs", single=single, rows=_ROWS)
+        built = ledger_sql(policy_hash, pnl_keys.table, runs="_rc_runs", single=single,
+                           rows=_ROWS)
         con.execute(parsed(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM ({built}) "
                                 f"RETURNING {lcols}"))
         rows = to_arrow(con, _BATCH)
@@ -929,17 +943,17 @@ _BATCH = 1 << 20  # rows per Arrow batch of the rows a pass rebuilt
 
 
 def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_same: bool,
-                alpha_keyed: bool, pnl_keyed: bool | None) -> None:
+                alpha_keyed: bool, pnl: PnlKeys) -> None:
     """The market as priced against, the alpha and pnl symbols' keys and the ledger's
     definition, for the next reconcile's change detection. `built`: the definitions stored
-    now (rewritten only when not this one). `alpha_keyed`, `pnl_keyed`: the key table's
+    now (rewritten only when not this one). `alpha_keyed`, `pnl.seen`: the key table's
     aliases were all read into the new keys (`_symbols` with `seen`), so only the keys that
     differ are written; otherwise the table is written anew. `alpha_same`: the alpha keys
-    are known to equal the stored ones (nothing to write); `pnl_keyed` None: so are the pnl
-    keys (`_pnl_keys_hold`)."""
-    for table, new, value, keyed in (("ledger_alpha_keys", "_rc_symmap", "symbol", alpha_keyed),
-                                     ("ledger_pnl_keys", "_rc_pnlkeys", "key", pnl_keyed)):
-        if (table == "ledger_alpha_keys" and alpha_same) or keyed is None:
+    are known to equal the stored ones (nothing to write); so are the pnl keys when held."""
+    for table, new, value, keyed, same in (
+            ("ledger_alpha_keys", "_rc_symmap", "symbol", alpha_keyed, alpha_same),
+            ("ledger_pnl_keys", pnl.table, "key", pnl.seen, pnl.held)):
+        if same:
             continue
         if keyed:
             con.execute(f"INSERT OR REPLACE INTO {table} SELECT n.alias, n.{value} FROM {new} n "
