@@ -28,6 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alphatrace.engines.spark.collect import to_driver
 from alphatrace.engines.spark.dialect import SPARK
 from alphatrace.engines.spark.lake import Lake, lake
 from alphatrace.governance import confidence, replay
@@ -151,7 +152,11 @@ class SparkReads:
             df = df.where(F.col("agent") == agent)
         kernel = partial(_confidence_group, gp, history)
         rows = df.groupBy("agent").applyInArrow(arrow_kernel(kernel), HISTORY if history else SUMMARY)
-        got = rows.toArrow()
+        if not history:  # one row per agent
+            got = rows.toArrow()
+        else:  # one row per run: a partition at a time
+            got = to_driver(rows, "the confidence history (one row per run)",
+                            "select one agent (--agent)")
         if history:
             got = got.take(pc.sort_indices(got, [("agent", "ascending"), ("_i", "ascending")]))
             return pa.table([got.column("agent"), got.column("run_id"),
@@ -225,8 +230,12 @@ class SparkReads:
         runs = self.spark.sql(replay.runs_sql(gp, base, columns, MARKS_VIEW, SPARK, target,
                                               None if changed is None else CHANGED_VIEW))
         kernel = partial(_runs_group, gp, target)
-        got = _assessments(runs.groupBy("scope", "subject").applyInArrow(arrow_kernel(kernel), ASSESSED)
-                           .toArrow())
+        # one row per subject and point (a catch-up over many new runs has about as many
+        # points, each with its window's run ids): a partition at a time
+        got = _assessments(to_driver(
+            runs.groupBy("scope", "subject").applyInArrow(arrow_kernel(kernel), ASSESSED),
+            "the catch-up's assessments (one per subject and point)",
+            "judge once at the newest time (--once) instead of at every new run"))
         subjects = {a.key for _, a in got}
         return replay.plan_of([(t, a) for t, a in got if t is not None], subjects, seen)
 
