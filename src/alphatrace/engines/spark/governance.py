@@ -6,9 +6,10 @@ runs the embedded engine's own per-group computation in each group through `appl
 `confidence.from_runs` (the sequential numpy kernel: Java's `pow` differs from numpy's, so no
 factor is computed in Spark SQL), `gates.assess_window` and `replay.assess_runs` (the metric
 registry's aggregates and the numpy path columns, on an in-memory DuckDB connection in the
-Python worker). The driver collects one row per subject (or per subject and point), and the
-lifecycle, the verdicts (`gates.judge`, `replay.walk`), the decision log and its signature
-stay where they are for the embedded engine: `api.Gates` on the store, the one writer.
+Python worker). The driver collects one row per subject (or per subject and point, a
+partition at a time: `collect.to_driver`), and the lifecycle, the verdicts (`gates.judge`,
+`replay.walk`), the decision log and its signature stay where they are for the embedded
+engine: `api.Gates` on the store, the one writer.
 
 Timestamps cross between Spark and Python as epoch microseconds (`unix_micros`,
 `timestamp_micros`), never as Python datetimes, which pyspark would read in the local zone.
