@@ -236,7 +236,8 @@ class SparkReads:
         got = _assessments(to_driver(
             runs.groupBy("scope", "subject").applyInArrow(arrow_kernel(kernel), ASSESSED),
             "the catch-up's assessments (one per subject and point)",
-            "judge once at the newest time (--once) instead of at every new run"))
+            "evaluate once (gates evaluate --once) instead of catching up over every "
+            "knowledge time"))
         subjects = {a.key for _, a in got}
         return replay.plan_of([(t, a) for t, a in got if t is not None], subjects, seen)
 
