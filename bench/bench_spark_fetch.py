@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             for mode in ("toArrow", "to_driver"):
                 p = subprocess.run([sys.executable, __file__, "--child", mode, data],
-                                   capture_output=True, text=True, check=True)
+                                   capture_output=True, text=True)
+                if p.returncode:
+                    sys.exit(f"{mode} failed:\n{p.stderr[-3000:]}")
                 results.append(json.loads(p.stdout.strip().splitlines()[-1]))
                 print(results[-1], flush=True)
     assert len({r["digest"] for r in results}) == 1, "the two paths gave different tables"
