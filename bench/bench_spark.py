@@ -26,6 +26,7 @@ py4j threads that plan the driver's queries (/proc/<jvm>/task, sampled with the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -149,6 +150,23 @@ def _thread_report(before: dict[str, float], after: dict[str, float], jvm: float
     return "\n".join(lines)
 
 
+def _reset_peak(pid: int) -> None:
+    """Start `pid`'s peak resident set (VmHWM) again from its current one (Linux: writing 5 to
+    clear_refs), so a stage's peak is its own, not an earlier stage's."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def _peak_mib(pid: int) -> float:
+    """`pid`'s peak resident set (VmHWM) in MiB since its last `_reset_peak`."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    m = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    return float("nan") if m is None else int(m.group(1)) / 1024
+
+
 @dataclass
 class Cost:
     """A stage's wall seconds and CPU-seconds: this process's (the driver: DuckDB's threads
@@ -158,6 +176,7 @@ class Cost:
     driver: float
     jvm: float = 0.0
     workers: float = 0.0
+    peaks: tuple[float, float] | None = None  # peak RSS (MiB) of the driver and the JVM
 
     @property
     def cpu(self) -> float:
@@ -176,6 +195,8 @@ class Meter:
         t0s = sampler.by_thread() if sampler else {}
         if sampler:
             sampler.start()
+            _reset_peak(os.getpid())
+            _reset_peak(sampler.root)
         d0 = time.process_time()
         t0 = time.perf_counter()
         out = fn()
@@ -185,11 +206,12 @@ class Meter:
         sampler.done.set()
         sampler.join()
         d1 = time.process_time() - sampler.own
+        peaks = (_peak_mib(os.getpid()), _peak_mib(sampler.root))
         sampler.sample()
         j1, w1 = sampler.totals()
         if self.threads:
             print(_thread_report(t0s, sampler.by_thread(), j1 - j0), file=sys.stderr)
-        return Cost(wall, d1 - d0, j1 - j0, w1 - w0), out
+        return Cost(wall, d1 - d0, j1 - j0, w1 - w0, peaks), out
 
 
 def _stages(spark: Any) -> list[dict[str, Any]]:
@@ -309,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
                 shuffle = sum(int(st.get("shuffleWriteBytes", 0)) for st in s1) - sum(
                     int(st.get("shuffleWriteBytes", 0)) for st in s0)
                 label = name if args.repeat == 1 else f"{name} #{k + 1}"
-                rows.append((label, d, c, f"shuffle {shuffle / 1e6:.1f} MB"
+                peaks = ("" if c.peaks is None else
+                         f"; peak RSS driver {c.peaks[0]:.0f} MiB, JVM {c.peaks[1]:.0f} MiB")
+                rows.append((label, d, c, f"shuffle {shuffle / 1e6:.1f} MB{peaks}"
                              f"{'; ' + note if note else ''}"))
                 print(rows[-1], file=sys.stderr)
                 if args.spark_stages:

@@ -61,6 +61,7 @@ _CHANGES = pa.schema([
     ("after", pa.float64()), ("p", pa.float64())])
 _NO_EXCLUSIONS = "CREATE TABLE run_exclusions (run_id VARCHAR, rule VARCHAR, reason VARCHAR, policy_hash VARCHAR)"
 _MARKET = ("bars", "funding", "symbol_aliases")
+_FEWER = "select fewer runs (--agent, --strategy, --since)"
 
 
 def _aware(v: Any) -> Any:
@@ -97,14 +98,16 @@ class _Export:
 
     def events(self, name: str, run_ids: Any, attrs: bool = False) -> pa.Table | None:
         """The rows of event table `name` whose run is in `run_ids` (a frame with run_id);
-        with `attrs`, only (run_id, attrs) of the rows that have attrs."""
+        with `attrs`, only (run_id, attrs) of the rows that have attrs, for every selected run
+        (they scale with the runs: fetched a partition at a time, `collect.to_driver`)."""
         table = self.tables.read(self.spark, name)
         if table is None:
             return None
         df = table.join(run_ids, "run_id", "left_semi")
-        if attrs:
-            df = df.where("attrs IS NOT NULL").select("run_id", "attrs")
-        return naive_utc(df.toArrow())
+        if not attrs:
+            return naive_utc(df.toArrow())
+        df = df.where("attrs IS NOT NULL").select("run_id", "attrs")
+        return naive_utc(to_driver(df, f"the selected runs' {name} attrs", _FEWER))
 
 
 def names(spark: Any, tables: Path, scope: str) -> set[str]:
@@ -181,9 +184,8 @@ def forensics(spark: Any, tables: Path, agent: str | None = None, strategy: str 
     wanted = ["run_id", "ts", "agent", "strategy", cfg.target,
               *(c for c in cc.features if data.BASE_COLUMNS[c] == c)]
     runs = ex.runs(f, [f"{cfg.target} IS NOT NULL"]).select(*dict.fromkeys(wanted))
-    ledger = naive_utc(to_driver(
-        runs, "the selected runs' features (~120 MB per million runs)",
-        "select fewer runs (--agent, --strategy, --since)"))
+    ledger = naive_utc(to_driver(runs, "the selected runs' features (~120 MB per million runs)",
+                                 _FEWER))
     ids = runs.select("run_id")
     attrs = ({name: ex.events(name, ids, attrs=True) for name in ("alpha", "telemetry")}
              if cc.attrs else {})

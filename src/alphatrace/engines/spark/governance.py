@@ -6,9 +6,10 @@ runs the embedded engine's own per-group computation in each group through `appl
 `confidence.from_runs` (the sequential numpy kernel: Java's `pow` differs from numpy's, so no
 factor is computed in Spark SQL), `gates.assess_window` and `replay.assess_runs` (the metric
 registry's aggregates and the numpy path columns, on an in-memory DuckDB connection in the
-Python worker). The driver collects one row per subject (or per subject and point), and the
-lifecycle, the verdicts (`gates.judge`, `replay.walk`), the decision log and its signature
-stay where they are for the embedded engine: `api.Gates` on the store, the one writer.
+Python worker). The driver collects one row per subject (or per subject and point, a
+partition at a time: `collect.to_driver`), and the lifecycle, the verdicts (`gates.judge`,
+`replay.walk`), the decision log and its signature stay where they are for the embedded
+engine: `api.Gates` on the store, the one writer.
 
 Timestamps cross between Spark and Python as epoch microseconds (`unix_micros`,
 `timestamp_micros`), never as Python datetimes, which pyspark would read in the local zone.
@@ -28,6 +29,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alphatrace.engines.spark.collect import to_driver
 from alphatrace.engines.spark.dialect import SPARK
 from alphatrace.engines.spark.lake import Lake, lake
 from alphatrace.governance import confidence, replay
@@ -151,7 +153,11 @@ class SparkReads:
             df = df.where(F.col("agent") == agent)
         kernel = partial(_confidence_group, gp, history)
         rows = df.groupBy("agent").applyInArrow(arrow_kernel(kernel), HISTORY if history else SUMMARY)
-        got = rows.toArrow()
+        if not history:  # one row per agent
+            got = rows.toArrow()
+        else:  # one row per run: a partition at a time
+            got = to_driver(rows, "the confidence history (one row per run)",
+                            "select one agent (--agent)")
         if history:
             got = got.take(pc.sort_indices(got, [("agent", "ascending"), ("_i", "ascending")]))
             return pa.table([got.column("agent"), got.column("run_id"),
@@ -225,8 +231,13 @@ class SparkReads:
         runs = self.spark.sql(replay.runs_sql(gp, base, columns, MARKS_VIEW, SPARK, target,
                                               None if changed is None else CHANGED_VIEW))
         kernel = partial(_runs_group, gp, target)
-        got = _assessments(runs.groupBy("scope", "subject").applyInArrow(arrow_kernel(kernel), ASSESSED)
-                           .toArrow())
+        # one row per subject and point (a catch-up over many new runs has about as many
+        # points, each with its window's run ids): a partition at a time
+        got = _assessments(to_driver(
+            runs.groupBy("scope", "subject").applyInArrow(arrow_kernel(kernel), ASSESSED),
+            "the catch-up's assessments (one per subject and point)",
+            "evaluate once (gates evaluate --once) instead of catching up over every "
+            "knowledge time"))
         subjects = {a.key for _, a in got}
         return replay.plan_of([(t, a) for t, a in got if t is not None], subjects, seen)
 

@@ -8,7 +8,8 @@ default format. So a Delta or Iceberg catalog configured on the session works un
 its own snapshot rules (a table is read at its current version, never as loose data files).
 
 The driver's DuckDB reads (the market for reconcile and explain, the policy's small
-relations) get a folder's Parquet files by name, and a catalog table as Arrow through Spark.
+relations) get a folder's Parquet files by name, and a catalog table as Arrow through Spark
+(of `pnl`, only its distinct symbols).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import pyarrow as pa
 
 from alphatrace.errors import InputError
 
+# The tables that grow with the runs of which the driver's DuckDB reads only the distinct values
+# of some columns (`small._small`: pnl's symbols).
+_DRIVER_COLUMNS = {"pnl": ("symbol",)}
 _NAMESPACE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -87,10 +91,14 @@ class Lake:
 
     def driver_source(self, spark: Any, table: str) -> str | pa.Table | None:
         """What the driver's DuckDB reads for the table: Parquet files by name (a folder) or
-        the rows as Arrow (a catalog table, read through Spark); None when there is none."""
+        the rows as Arrow (a catalog table, read through Spark); None when there is none. Of
+        `pnl`, one row per run, a catalog gives only the distinct symbols, all the driver
+        reads of it (`small.py`)."""
         if self.namespace is None:
             return parquet_files(self.path(table))
         df = self.read(spark, table)  # instants stay UTC-flagged, as in the export's Parquet
+        if df is not None and table in _DRIVER_COLUMNS:
+            df = df.select(*_DRIVER_COLUMNS[table]).distinct()
         return None if df is None else df.toArrow()
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from alphatrace.engines.spark.dialect import SPARK
+from alphatrace.engines.spark.kept import materialized, release
 from alphatrace.engines.spark.lake import Lake, lake
 from alphatrace.engines.spark.ledger import ledger_over_views, read_views, small_view
 from alphatrace.engines.spark.locate import exits_in_partitions
@@ -52,23 +53,8 @@ class Frames:
     ledger: Any
 
     def release(self) -> None:
-        """Drop the kept legs from the executors' storage. On Spark Connect the server drops
-        them when the client's DataFrame goes."""
-        jdf = getattr(self.legs, "_jdf", None)
-        if jdf is not None:
-            jdf.queryExecution().logical().rdd().unpersist(False)
-
-
-def materialized(df: Any) -> Any:
-    """`df` computed now, once, and kept on the executors as a plan of its own (a local
-    checkpoint). Not `cache()`: Spark finds a cached plan only where the same plan is read
-    again, and the ledger SQL reads the legs in several CTEs, where the analyzer gives each
-    read new attribute ids; no read matched, so every read of the legs priced every signal
-    again (the two Python kernels and their joins, four times over; bench/RESULTS.md, session
-    "sparkledger"). A checkpoint is a plain scan of stored rows wherever it is read. Like a
-    cache on local disk, it is lost with its executor: a job that then reads it fails instead
-    of recomputing it."""
-    return df.localCheckpoint(eager=True)
+        """Drop the kept legs from the executors' storage (`kept.release`)."""
+        release(self.legs)
 
 
 def fingerprinted(legs: Any) -> Any:
