@@ -70,6 +70,12 @@ def _tree(root: int) -> dict[int, tuple[float, float]]:
     return {p: times[p] for p in keep if p in times}
 
 
+def tree_cpu(root: int) -> float:
+    """CPU-seconds of `root` and its living descendants so far (children that ended and were
+    waited for included)."""
+    return sum(own + kids for own, kids in _tree(root).values())
+
+
 def _threads(pid: int) -> dict[int, tuple[str, float]]:
     """(name, CPU-seconds) of each living thread of process `pid`, by thread id. The name is
     the thread's comm (15 characters) without its trailing number, so a pool's threads share

@@ -27,15 +27,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench_spark import tree_cpu
 from common import machine, record
 
 HERE = Path(__file__).resolve().parent
-
-
-def _tree_cpu(root: int) -> float:
-    from bench_spark import _tree
-
-    return sum(own + kids for own, kids in _tree(root).values())
 
 
 def _hwm_mb(pid: int) -> float:
@@ -85,9 +80,9 @@ def child(mode: str, data: Path) -> dict[str, Any]:
         for pid in (os.getpid(), jvm):
             Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak RSS
         tbl = None
-        cpu0 = _tree_cpu(os.getpid())
+        cpu0 = tree_cpu(os.getpid())
         tbl = df.toArrow() if mode == "toArrow" else to_driver(df, "rows", "fewer")
-        cpu.append(_tree_cpu(os.getpid()) - cpu0)
+        cpu.append(tree_cpu(os.getpid()) - cpu0)
         peaks = (_hwm_mb(os.getpid()), _hwm_mb(jvm))
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, tbl.schema) as w:

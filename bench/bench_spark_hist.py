@@ -37,15 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from bench_spark import tree_cpu
 from common import machine, record
 
 HERE = Path(__file__).resolve().parent
-
-
-def _tree_cpu(root: int) -> float:
-    from bench_spark import _tree_cpu as tree
-
-    return float(tree(root))
 
 
 def _hwm_mb() -> float:
@@ -97,7 +92,7 @@ def child(mode: str, data: Path, dims: dict[str, int]) -> dict[str, Any]:
     singles = [[c] for c in dims]
     pairs = [list(p) for p in combinations(dims, 2)]
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS
-    cpu0 = _tree_cpu(os.getpid())
+    cpu0 = tree_cpu(os.getpid())
     if mode == "driver":
         tbl = spark.read.parquet(str(data)).toArrow()
         cols = {n: tbl.column(n).to_numpy() for n in tbl.column_names}
@@ -112,7 +107,7 @@ def child(mode: str, data: Path, dims: dict[str, int]) -> dict[str, Any]:
         out = [*histograms(df, singles, dims, weights, "e"),
                *histograms(df, pairs, dims, weights, "e")]
         rows = parts * (len(singles) + len(pairs))
-    cpu = _tree_cpu(os.getpid()) - cpu0
+    cpu = tree_cpu(os.getpid()) - cpu0
     digest = hashlib.sha256(b"".join(s.tobytes() + (m.tobytes() if m is not None else b"")
                                      for s, m in out)).hexdigest()
     res = {"mode": mode, "cpu_s": cpu, "driver_rows": rows, "driver_peak_mb": _hwm_mb(),
