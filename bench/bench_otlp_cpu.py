@@ -61,8 +61,7 @@ def main() -> None:
         if a.split:
             hold = TraceHold()
             for m in mapped:
-                spans = list(zip(m.events, m.tags, [p + 1 for p in m.positions], strict=True))
-                hold.admit_submit(spans, m.traces, functools.partial(_keep, requests))
+                hold.admit_submit(m.for_hold(), m.traces, functools.partial(_keep, requests))
             requests.append(([r.event for r in hold.drain()], [None]))
         else:
             requests = [(m.events, [None]) for m in mapped]

@@ -85,6 +85,11 @@ class Mapped:
     def spans(self) -> int:
         return len(self.events) + len(self.rejected)
 
+    def for_hold(self) -> list[tuple[dict[str, Any], SpanTags, int]]:
+        """Each event with its tags and its span's line (1-based), as
+        `TraceHold.admit_submit` takes them."""
+        return list(zip(self.events, self.tags, [p + 1 for p in self.positions], strict=True))
+
 
 def _list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []

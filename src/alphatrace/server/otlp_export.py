@@ -37,7 +37,6 @@ REASONS_SHOWN = 3  # rejected spans named in error_message; the count covers the
 async def export(writer: Writer, hold: TraceHold, mapped: Mapped) -> tuple[int, str]:
     """Store the mapped spans of an ExportTraceServiceRequest, or hold those whose trace is
     not decided yet (written to `otlp_held` in the same round); (rejected, message)."""
-    spans = list(zip(mapped.events, mapped.tags, [p + 1 for p in mapped.positions], strict=True))
     submitted: list[tuple[list[Ready], HoldWrites]] = []
 
     def submit(ready: list[Ready], writes: HoldWrites) -> Future[list[EventResult]] | None:
@@ -46,7 +45,7 @@ async def export(writer: Writer, hold: TraceHold, mapped: Mapped) -> tuple[int, 
             return None  # every span re-sent while held: nothing new to keep
         return writer.submit_events([r.event for r in ready], SOURCE, store_spans, writes)
 
-    future = hold.admit_submit(spans, mapped.traces, submit)  # Busy: the client re-sends
+    future = hold.admit_submit(mapped.for_hold(), mapped.traces, submit)  # Busy: the client re-sends
     ((ready, writes),) = submitted
     results = [] if future is None else await _stored(writer, ready, writes, future)
     return await settle(writer, mapped, ready, results)
