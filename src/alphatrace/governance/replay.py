@@ -51,7 +51,7 @@ from alphatrace.governance.runs import (
     ts_literal,
 )
 from alphatrace.ledger import changes as ledger_changes
-from alphatrace.store.connection import has_table, registered, table_columns
+from alphatrace.store.connection import has_table, registered
 
 EPOCH, US = dt.datetime(1970, 1, 1), dt.timedelta(microseconds=1)
 MARKS, RUNS, POINTS = "_alphatrace_rp_marks", "_alphatrace_rp_runs", "_alphatrace_rp_points"
@@ -215,8 +215,8 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
     needs every run it has before the bound (`_reach`): two reads for a young subject, however
     old the ledger. For the others the margin grows fourfold, until no subject is short or
     the bound passes the oldest run. Subjects with no mark need their whole history: their
-    runs are added without the bound. The result equals the
-    unbounded read (`bounded=False`), row for row. With no run count in the window, or no
+    runs are added without the bound. The result equals the unbounded read (`bounded=False`),
+    row for row. With no run count in the window, or no
     marks, the read is unbounded: every earlier run may be needed. `changed`: `runs_sql`'s
     `changed` (`changes`, read once from `ledger_changes`); the bound then also starts at the
     earliest knowledge time it gives a subject at or before its mark (a late subject), and
@@ -321,17 +321,14 @@ def recorded_subjects(con: duckdb.DuckDBPyConnection) -> dict[SubjectKey, Record
     recorded)."""
     if not (has_table(con, "ledger_subjects") and has_table(con, "reconcile_log")):
         return None
-    have = "first_known" in table_columns(con, "ledger_subjects")
-    valid, subjects = con.execute(
+    valid, subjects = con.execute(  # whole rows: a store from before 0029 has no runs column
         "SELECT (SELECT n_telemetry IS NOT NULL AND runs = (SELECT count(*) FROM ledger) "
         "        FROM reconcile_log ORDER BY seq DESC LIMIT 1), "
-        "(SELECT list({'scope': scope, 'subject': subject, "
-        + ("'runs': runs, 'first': first_known" if have else "'runs': NULL, 'first': NULL")
-        + "}) FROM ledger_subjects)").fetchall()[0]
+        "(SELECT list(s) FROM ledger_subjects s)").fetchall()[0]
     if not valid:
         return None
     return {(str(r["scope"]), str(r["subject"])):
-            None if r["runs"] is None else Recorded(int(r["runs"]), r["first"])
+            None if r.get("runs") is None else Recorded(int(r["runs"]), r["first_known"])
             for r in subjects or []}
 
 

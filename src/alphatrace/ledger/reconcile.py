@@ -892,9 +892,9 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
                   add_subjects: bool, seq: int, pnl_keys: PnlKeys = PnlKeys()) -> int:
     """Rebuild the ledger rows of the `changed` runs of `_rc_runs` (None: every row), record
     in `ledger_changes` (as reconcile `seq`) the runs whose row was added, now differs in some
-    column or left the ledger (`changes.record`), and keep `ledger_subjects` up to date: the
-    subjects of the rebuilt rows added when `add_subjects` (it held every subject before),
-    else found again in the whole ledger. `pnl_keys`: the pnl symbols' keys of this pass.
+    column or left the ledger (`changes.record`), and keep `ledger_subjects` up to date: with
+    `add_subjects` (it was up to date before), the rebuilt and replaced rows counted in and
+    out (`_ADD_SUBJECTS`), else found again in the whole ledger. `pnl_keys`: the pnl symbols' keys of this pass.
     Returns the number of rows built."""
     lcols = ", ".join(LEDGER_COLUMNS)
     if changed is None:
