@@ -156,15 +156,15 @@ def _thread_report(before: dict[str, float], after: dict[str, float], jvm: float
     return "\n".join(lines)
 
 
-def _reset_peak(pid: int) -> None:
+def reset_peak(pid: int) -> None:
     """Start `pid`'s peak resident set (VmHWM) again from its current one (Linux: writing 5 to
     clear_refs), so a stage's peak is its own, not an earlier stage's."""
     with contextlib.suppress(OSError):
         Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def _peak_mib(pid: int) -> float:
-    """`pid`'s peak resident set (VmHWM) in MiB since its last `_reset_peak`."""
+def peak_mib(pid: int) -> float:
+    """`pid`'s peak resident set (VmHWM) in MiB since its last `reset_peak`."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -201,8 +201,8 @@ class Meter:
         t0s = sampler.by_thread() if sampler else {}
         if sampler:
             sampler.start()
-            _reset_peak(os.getpid())
-            _reset_peak(sampler.root)
+            reset_peak(os.getpid())
+            reset_peak(sampler.root)
         d0 = time.process_time()
         t0 = time.perf_counter()
         out = fn()
@@ -212,7 +212,7 @@ class Meter:
         sampler.done.set()
         sampler.join()
         d1 = time.process_time() - sampler.own
-        peaks = (_peak_mib(os.getpid()), _peak_mib(sampler.root))
+        peaks = (peak_mib(os.getpid()), peak_mib(sampler.root))
         sampler.sample()
         j1, w1 = sampler.totals()
         if self.threads:

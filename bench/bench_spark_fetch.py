@@ -27,17 +27,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench_spark import tree_cpu
+from bench_spark import peak_mib, reset_peak, tree_cpu
 from common import machine, record
 
 HERE = Path(__file__).resolve().parent
-
-
-def _hwm_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def prepare(n: int, out: Path) -> None:
@@ -78,12 +71,12 @@ def child(mode: str, data: Path) -> dict[str, Any]:
     cpu = []
     for _ in range(2):  # the first in the session, then again (Python workers and JIT warm)
         for pid in (os.getpid(), jvm):
-            Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak RSS
+            reset_peak(pid)
         tbl = None
         cpu0 = tree_cpu(os.getpid())
         tbl = df.toArrow() if mode == "toArrow" else to_driver(df, "rows", "fewer")
         cpu.append(tree_cpu(os.getpid()) - cpu0)
-        peaks = (_hwm_mb(os.getpid()), _hwm_mb(jvm))
+        peaks = (peak_mib(os.getpid()), peak_mib(jvm))
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, tbl.schema) as w:
         w.write_table(tbl.combine_chunks())

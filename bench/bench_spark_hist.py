@@ -37,17 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from bench_spark import tree_cpu
+from bench_spark import peak_mib, reset_peak, tree_cpu
 from common import machine, record
 
 HERE = Path(__file__).resolve().parent
-
-
-def _hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def prepare(n: int, out: Path) -> dict[str, int]:
@@ -91,7 +84,7 @@ def child(mode: str, data: Path, dims: dict[str, int]) -> dict[str, Any]:
     weights = ["one", "e", "y", "y2"]
     singles = [[c] for c in dims]
     pairs = [list(p) for p in combinations(dims, 2)]
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS
+    reset_peak(os.getpid())
     cpu0 = tree_cpu(os.getpid())
     if mode == "driver":
         tbl = spark.read.parquet(str(data)).toArrow()
@@ -110,7 +103,7 @@ def child(mode: str, data: Path, dims: dict[str, int]) -> dict[str, Any]:
     cpu = tree_cpu(os.getpid()) - cpu0
     digest = hashlib.sha256(b"".join(s.tobytes() + (m.tobytes() if m is not None else b"")
                                      for s, m in out)).hexdigest()
-    res = {"mode": mode, "cpu_s": cpu, "driver_rows": rows, "driver_peak_mb": _hwm_mb(),
+    res = {"mode": mode, "cpu_s": cpu, "driver_rows": rows, "driver_peak_mb": peak_mib(os.getpid()),
            "digest": digest}
     spark.stop()
     return res
