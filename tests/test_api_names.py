@@ -122,6 +122,6 @@ def test_an_area_works_alone_on_a_store_or_a_read_connection(tmp_path: Path) -> 
     with Store(tmp_path / "s.duckdb") as store:
         db = Database(store)
         assert db.store is store and db.con is store.con
-        view = Store(store.path, read_only=True, con=store.con.cursor())
+        view = Store(store.path, read_only=True, con=store.cursor())
         assert Forensics(view).exclusions() == db.exclusions() == []
     assert Database.explain.__doc__ == Forensics.explain.__doc__

@@ -25,7 +25,7 @@ def test_pages_are_served_from_what_the_warm_up_computed(tmp_path: Path,
 
     @contextlib.contextmanager
     def connect() -> Iterator[duckdb.DuckDBPyConnection]:
-        with store.con.cursor() as cur:  # the warm-up's jobs run on a thread of their own
+        with store.cursor() as cur:  # the warm-up's jobs run on a thread of their own
             yield cur
 
     src = Source(connect, wait_s=None, side_wait_s=None)

@@ -210,7 +210,7 @@ def test_a_kill_is_answered_while_the_confidence_pass_is_still_running() -> None
         @contextmanager
         def slow_reader() -> Iterator[Any]:
             gate.wait(30)  # the background pass is held here
-            cur = store.con.cursor()
+            cur = store.cursor()
             try:
                 yield cur
             finally:
@@ -249,7 +249,7 @@ def test_the_confidence_pass_rests_between_passes_and_still_ends_current() -> No
         @contextmanager
         def slow_reader() -> Iterator[Any]:
             time.sleep(0.05)  # a pass as long as over a big ledger
-            cur = store.con.cursor()
+            cur = store.cursor()
             try:
                 yield cur
             finally:

@@ -119,7 +119,7 @@ class Dispatcher:
     def __init__(self, store: Store, *, poll_s: float = 2.0, http: httpx.Client | None = None,
                  workers: int = 4) -> None:
         self.path = store.path
-        self.cursor = store.con.cursor()
+        self.cursor = store.cursor()
         self.poll_s = poll_s
         self.http = http if http is not None else delivery.client()
         self.workers = workers

@@ -64,9 +64,7 @@ class AfterRounds:
 
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time,
                  rest: float = REST) -> None:
-        cur = store.con.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
-        self.store = Store(store.path, con=cur)
+        self.store = Store(store.path, con=store.cursor())
         self.clock = clock
         self.rest = rest
         self.lock = threading.RLock()

@@ -182,7 +182,7 @@ async def _run(request: Request, argv: list[str], cwd: str, columns: int,
 
     res = await run_in_threadpool(command)
     # `keys create|revoke` may have changed the keys: the server's ring follows at once.
-    with writer.store.con.cursor() as cur:
+    with writer.store.cursor() as cur:
         request.app.state.keyring.replace(active_keys(cur))
     if writes:
         await asyncio.wrap_future(writer.sync())

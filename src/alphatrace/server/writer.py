@@ -156,14 +156,18 @@ class Writer:
         follow_dirs: list[Path] | None = None,
         market_dirs: list[Path] | None = None,
         follow_poll_s: float = 1.0,
-        checkpoint_threshold: str | None = "256MB",
+        checkpoint_threshold: str | None = "16MB",
         idle_checkpoint_s: float = 2.0,
         observer: IngestObserver | None = None,
     ) -> None:
         self.store = Store(db_path)
         if checkpoint_threshold and self.store.path is not None:
-            # Fewer automatic checkpoints under load (each stalls one round); the writer
-            # checkpoints itself once traffic pauses instead.
+            # An automatic checkpoint runs in the commit that passes this much WAL and stalls
+            # that round (DuckDB 2.0.1 holds every insert while it checkpoints). With the
+            # store's small row groups its cost is what changed (store/connection.py), so
+            # small ones often: 16 MB, ~60-120 ms at 10,000 spans/s every ~3 s, where 256 MB
+            # stalled 0.6-1 s (bench/RESULTS.md, 2026-12-05). The writer also checkpoints
+            # once traffic pauses.
             self.store.con.execute(f"SET checkpoint_threshold = '{checkpoint_threshold}'")
         self.idle_checkpoint_s = idle_checkpoint_s
         # a signal without a horizon is taken to have this one (`may_decide`); 0 until the
@@ -291,8 +295,7 @@ class Writer:
         """This thread's read cursor (created on first use)."""
         cur = getattr(self._local, "cursor", None)
         if cur is None:
-            cur = self.store.con.cursor()
-            cur.execute("SET TimeZone = 'UTC'")
+            cur = self.store.cursor()
             self._local.cursor = cur
             with self._cursor_lock:
                 self._cursors.append(cur)

@@ -2,14 +2,25 @@
 
 DuckDB allows one writing process per file; a second writer gets a clear StoreError that says
 to go through the collector or spool files instead of a lock traceback.
+
+A store file is attached to an in-memory DuckDB instance with row groups of `ROW_GROUP_ROWS`
+rows, not opened directly (which allows only DuckDB's 122,880). Why: a checkpoint rewrites a
+table's last, partly filled row group whole. With a stream of small appends (the collector's
+rounds) a checkpoint of 16 MB of new rows took 70 ms to 900 ms depending on how full that row
+group was, and under 10,000 spans/s those checkpoints, in the writer's commit, were the
+collector's p99 (bench/RESULTS.md, 2026-12-05). With small row groups a checkpoint costs what
+changed. Every connection on the store therefore comes from `cursor_on`, which also makes
+the store its default database; the instances open in this process are shared
+(`_Instances`), as DuckDB shares its own per file.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +32,83 @@ from alphatrace.store.migrations import migrate
 
 log = logging.getLogger("alphatrace.store")
 
-# Store files this process serves (`alphatrace serve`). A command the server runs for the CLI
-# (`server/cli_routes.py`) opens its store again in this process, where DuckDB shares one
-# database instance per file and refuses a second configuration: read-only is not possible
-# there, so such a store is opened read-write whatever the caller asked.
+# Store files this process serves (`alphatrace serve`): their instance's settings belong to the
+# server (store/memory_budget.py). A command the server runs for the CLI (`server/cli_routes.py`)
+# opens its store again in this process and shares that instance (`_Instances`).
 SERVED: set[Path] = set()
+
+
+# Rows per row group of every store file (DuckDB's default is 122,880): see the module docstring.
+# A multiple of DuckDB's vector size (2,048); at 16,384 a 1M-row table scans as fast, and a
+# checkpoint after 36,000 appended spans took 45-120 ms against 75-900 ms.
+ROW_GROUP_ROWS = 16_384
+_ALIAS = "store"  # the attached file's name in its instance: every connection's default database
+
+
+def _session(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """`con` with the store as its default database and UTC as its time zone: both are
+    per connection in DuckDB, so every connection on a store is set up here. An in-memory
+    store (":memory:", or a caller's own connection) has no attached file to use."""
+    with suppress(duckdb.CatalogException):
+        con.execute(f"USE {_ALIAS}")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def cursor_on(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A connection of its own on `con`'s database (its own transactions, usable from another
+    thread), set up as every store connection is (`_session`): the one way to get one."""
+    return _session(con.cursor())
+
+
+class _Instances:
+    """The DuckDB instances this process holds store files in, one per file, shared by every
+    `Store` of that file (DuckDB refuses a second instance on a file, even in one process), and
+    closed with the last of them, which releases the file's lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[Path, tuple[duckdb.DuckDBPyConnection, bool, int]] = {}
+
+    def connect(self, path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """A connection of its own on `path`'s instance, attaching the file if none holds it.
+        An instance opened for writing also serves read-only opens; one opened read-only
+        cannot serve writes."""
+        key = path.resolve()
+        with self._lock:
+            held = self._open.get(key)
+            if held is not None:
+                root, ro, n = held
+                if ro and not read_only:
+                    raise StoreError(f"{path} is open read-only in this process; close it first")
+                self._open[key] = (root, ro, n + 1)
+                return _session(root.cursor())
+            root = duckdb.connect()
+            quoted = str(path).replace("'", "''")
+            mode = ", READ_ONLY" if read_only else ""
+            try:
+                root.execute(f"ATTACH '{quoted}' AS {_ALIAS} (ROW_GROUP_SIZE {ROW_GROUP_ROWS}{mode})")
+            except BaseException:
+                root.close()
+                raise
+            self._open[key] = (root, read_only, 1)
+            return _session(root.cursor())
+
+    def release(self, path: Path) -> None:
+        key = path.resolve()
+        with self._lock:
+            held = self._open.get(key)
+            if held is None:
+                return
+            root, ro, n = held
+            if n > 1:
+                self._open[key] = (root, ro, n - 1)
+                return
+            del self._open[key]
+            root.close()
+
+
+_INSTANCES = _Instances()
 
 
 class Store:
@@ -43,6 +126,7 @@ class Store:
         self.read_only = read_only
         self._in_transaction = False
         self._on_commit: list[Callable[[], None]] = []
+        self._attached = False  # holds a share of an `_INSTANCES` instance (released by close)
         if con is not None:
             self.path = Path(path) if path is not None else None
             self.con = con
@@ -55,9 +139,12 @@ class Store:
             target = str(self.path)
             if read_only and not self.path.exists():
                 raise StoreError(f"no alphatrace store at {self.path} (run `alphatrace ingest` first)")
-        shared = self.path is not None and self.path.resolve() in SERVED
         try:
-            self.con = duckdb.connect(target, read_only=read_only and not shared)
+            if self.path is None:
+                self.con = _session(duckdb.connect(target))
+            else:
+                self.con = _INSTANCES.connect(self.path, read_only=read_only)
+                self._attached = True
         except duckdb.IOException as e:
             msg = str(e)
             if "lock" in msg.lower():
@@ -74,7 +161,6 @@ class Store:
                     "Send events through `alphatrace serve` or spool files instead."
                 ) from None
             raise StoreError(f"cannot open store {target}: {msg}") from None
-        self.con.execute("SET TimeZone = 'UTC'")
         if not read_only:
             migrate(self.con)
 
@@ -113,8 +199,15 @@ class Store:
             except Exception:
                 log.exception("after-commit callback %r failed", fn)
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own on this store: `cursor_on(self.con)`."""
+        return cursor_on(self.con)
+
     def close(self) -> None:
         self.con.close()
+        if self._attached and self.path is not None:
+            self._attached = False
+            _INSTANCES.release(self.path)
 
     def __enter__(self) -> Store:
         return self

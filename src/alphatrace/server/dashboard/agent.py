@@ -28,6 +28,7 @@ from alphatrace.forensics.config import SERIES
 from alphatrace.governance import confidence, journal
 from alphatrace.governance.runs import ledger_columns, needed_columns
 from alphatrace.server.dashboard.source import Pending, Source, epoch_ms, jsonable
+from alphatrace.store.connection import cursor_on
 
 USAGE = ["mean_latency_ms", "tokens_per_run", "cost_per_run"]
 MARKED = ("promote", "kill", "revive")
@@ -210,15 +211,15 @@ _SIDE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="alphatrace-agent-p
 def core(src: Source, con: duckdb.DuckDBPyConnection, version: Hashable, name: str,
          points: int) -> dict[str, Any]:
     """Everything on the page but the change points (kept per version)."""
-    side = _SIDE.submit(_on, con.cursor(), span, name)  # a cursor is made on its own connection
+    side = _SIDE.submit(_on, cursor_on(con), span, name)  # a cursor is made on its own connection
     rows = agent_rows(con, name)
     if not rows.num_rows:
         side.result()
         raise NotFoundError(f"no agent named {name!r} in the ledger")
-    series = _SIDE.submit(_on, con.cursor(), _series, rows, points)
+    series = _SIDE.submit(_on, cursor_on(con), _series, rows, points)
     lists = {"recent": recent_positions(rows, RECENT_RUNS),
              "worst": worst_positions(rows, WORST_RUNS)}
-    runs = _SIDE.submit(_on, con.cursor(), runs_at, name, rows, lists)
+    runs = _SIDE.submit(_on, cursor_on(con), runs_at, name, rows, lists)
     summary = metrics.compute_one(con, rows, list(metrics.SUMMARY))
     mult = src.multipliers(con, version, None).get(name)
     states = journal.lifecycle_states(con)
