@@ -894,8 +894,8 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
     in `ledger_changes` (as reconcile `seq`) the runs whose row was added, now differs in some
     column or left the ledger (`changes.record`), and keep `ledger_subjects` up to date: with
     `add_subjects` (it was up to date before), the rebuilt and replaced rows counted in and
-    out (`_ADD_SUBJECTS`), else found again in the whole ledger. `pnl_keys`: the pnl symbols' keys of this pass.
-    Returns the number of rows built."""
+    out (`_ADD_SUBJECTS`), else found again in the whole ledger. `pnl_keys`: the pnl symbols'
+    keys of this pass. Returns the number of rows built."""
     lcols = ", ".join(LEDGER_COLUMNS)
     if changed is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_built AS SELECT {lcols} FROM "

@@ -166,8 +166,10 @@ class Writer:
             # that round (DuckDB 2.0.1 holds every insert while it checkpoints). With the
             # store's small row groups its cost is what changed (store/connection.py), so
             # small ones often: 16 MB, ~60-120 ms at 10,000 spans/s every ~3 s, where 256 MB
-            # stalled 0.6-1 s (bench/RESULTS.md, 2026-12-05). The writer also checkpoints
-            # once traffic pauses.
+            # stalled 0.6-1 s (bench/RESULTS.md, 2026-12-05). A checkpoint also waits for a
+            # live pass that has deleted rows (it holds the checkpoint lock until it commits):
+            # under JSON ingest at ~28,000 events/s every ~8th took 300-660 ms (same place).
+            # The writer also checkpoints once traffic pauses.
             self.store.con.execute(f"SET checkpoint_threshold = '{checkpoint_threshold}'")
         self.idle_checkpoint_s = idle_checkpoint_s
         # a signal without a horizon is taken to have this one (`may_decide`); 0 until the
