@@ -66,12 +66,15 @@ def body(client: int, seq: int, size: int) -> bytes:
 _ACCEPTED = re.compile(rb'^\{"accepted":(\d+),')
 
 
-def client_proc(args: tuple[int, str, str, int, float, float]) -> dict[str, Any]:
+def client_proc(args: tuple[int, str, str, int, float, float, float | None]) -> dict[str, Any]:
     """One client: bodies are built before the clock starts (the load generator shares the
-    machine's two cores with the server, so it should spend as little CPU as it can)."""
+    machine's two cores with the server, so it should spend as little CPU as it can).
+    `rate` (events/s of this client): batches are due at fixed times and a request's latency
+    counts from its due time, so one that waited for a slow answer before it could be sent
+    counts that wait too (no coordinated omission); None: a closed loop."""
     import httpx
 
-    client, url, key, size, start_at, seconds = args
+    client, url, key, size, start_at, seconds, rate = args
     bodies = [body(client, seq, size) for seq in range(int(seconds * 12) + 1)]
     lat: list[float] = []
     sent = accepted = bad = 0
@@ -83,10 +86,17 @@ def client_proc(args: tuple[int, str, str, int, float, float]) -> dict[str, Any]
         end = start_at + seconds
         while time.time() < end:
             data = bodies[seq] if seq < len(bodies) else body(client, seq, size)
+            due = None if rate is None else start_at + seq * size / rate
             seq += 1
+            if due is not None:
+                if due >= end:
+                    break
+                while time.time() < due:
+                    time.sleep(min(0.001, max(0.0, due - time.time())))
             t0 = time.perf_counter()
+            late = 0.0 if due is None else max(0.0, time.time() - due)
             res = c.post("/v1/events", content=data)
-            lat.append((time.perf_counter() - t0) * 1000)
+            lat.append((time.perf_counter() - t0 + late) * 1000)
             sent += size
             m = _ACCEPTED.match(res.content) if res.status_code == 200 else None
             if m:
@@ -117,15 +127,19 @@ def baseline(tmp: Path, size: int, seconds: float) -> float:
         return n / (time.perf_counter() - t0)
 
 
-def run_collector(tmp: Path, clients: int, size: int, seconds: float) -> dict[str, Any]:
+def run_collector(tmp: Path, clients: int, size: int, seconds: float,
+                  rate: float | None = None) -> dict[str, Any]:
+    """`rate`: events/s offered by all clients together, paced (`client_proc`); None: each
+    client in a closed loop."""
     from alphatrace.store import Store
 
     with collector(tmp) as (url, key, db):
         with mp.get_context("spawn").Pool(clients) as pool:
             pool.map(_warm, range(clients), chunksize=1)  # every worker up and importing done
             start_at = time.time() + 2.0 + seconds * 0.05  # time to build the bodies
-            outs = pool.map(client_proc, [(c, url, key, size, start_at, seconds) for c in range(clients)],
-                            chunksize=1)
+            each = None if rate is None else rate / clients
+            outs = pool.map(client_proc, [(c, url, key, size, start_at, seconds, each)
+                                          for c in range(clients)], chunksize=1)
         elapsed = max(o["end"] for o in outs) - start_at
     lat = [x for o in outs for x in o["lat"]]
     sent = sum(o["sent"] for o in outs)
@@ -134,7 +148,7 @@ def run_collector(tmp: Path, clients: int, size: int, seconds: float) -> dict[st
             "SELECT sum(n), sum(d) FROM (SELECT count(*) n, count(DISTINCT event_id) d FROM telemetry "
             "UNION ALL SELECT count(*), count(DISTINCT event_id) FROM alpha)").fetchall()[0]
     return {
-        "clients": clients, "batch": size, "seconds": elapsed, "requests": len(lat),
+        "clients": clients, "batch": size, "rate": rate, "seconds": elapsed, "requests": len(lat),
         "sent": sent, "accepted": sum(o["accepted"] for o in outs), "stored": int(stored),
         "distinct": int(distinct), "failed_requests": sum(o["bad"] for o in outs),
         "eps": sent / elapsed, "p50": percentile(lat, 0.50), "p99": percentile(lat, 0.99),

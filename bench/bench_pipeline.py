@@ -498,9 +498,10 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
             "load_events_per_s": sent / seconds, "pipeline": health["pipeline"]}
 
 
-def bench_throughput(seconds: float, pipeline: bool) -> dict[str, Any]:
+def bench_throughput(seconds: float, pipeline: bool, rate: float | None = None) -> dict[str, Any]:
     """bench_collector.py's run with `serve` started with the pipeline on (its default), or
-    with `--no-pipeline` (the same load without it, for comparison in the same conditions)."""
+    with `--no-pipeline` (the same load without it, for comparison in the same conditions).
+    `rate`: events/s offered, paced (`bench_collector.client_proc`); None: a closed loop."""
     import tempfile
 
     import bench_collector
@@ -513,7 +514,7 @@ def bench_throughput(seconds: float, pipeline: bool) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             return {"pipeline": pipeline,
-                    **bench_collector.run_collector(Path(tmp), 8, 500, seconds)}
+                    **bench_collector.run_collector(Path(tmp), 8, 500, seconds, rate)}
     finally:
         bench_collector.collector = collector
 
@@ -544,6 +545,9 @@ def main() -> None:
     ap.add_argument("--phases", action="store_true",
                     help="round, with --trace: DuckDB's bind/optimise/plan times too (its "
                          "profiling inflates each statement's CPU)")
+    ap.add_argument("--offered", type=float, default=None,
+                    help="throughput: events/s the clients offer, paced, with latency counted "
+                         "from each batch's due time (default: a closed loop)")
     ap.add_argument("--no-pipeline", action="store_true",
                     help="throughput: the same load against `serve --no-pipeline`")
     a = ap.parse_args()
@@ -554,7 +558,7 @@ def main() -> None:
     elif a.part == "latency":
         out = bench_latency(a.seconds, a.probes, a.clients, a.rate)
     else:
-        out = bench_throughput(a.seconds, not a.no_pipeline)
+        out = bench_throughput(a.seconds, not a.no_pipeline, a.offered)
     print(json.dumps(out, indent=2, default=str))
 
 
