@@ -26,6 +26,7 @@ import httpx
 
 from alphatrace.notify import callbacks, delivery, outbox
 from alphatrace.notify.outbox import Attempt, Delivery
+from alphatrace.server.priority import background_thread
 from alphatrace.store import Store
 
 log = logging.getLogger("alphatrace.notify")
@@ -179,6 +180,7 @@ class Dispatcher:
         return max(0.0, min(self.poll_s, (nxt - outbox.now()).total_seconds()))
 
     def _loop(self) -> None:
+        background_thread()  # server/priority.py
         while not self._stop.is_set():
             self._wake.clear()
             wait = self.poll_s

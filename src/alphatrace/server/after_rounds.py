@@ -42,6 +42,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from alphatrace.server.priority import background_thread
 from alphatrace.store import Store
 
 log = logging.getLogger("alphatrace.server")
@@ -122,6 +123,7 @@ class AfterRounds:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
+        background_thread()  # server/priority.py
         while True:
             with self._cv:
                 self._cv.wait_for(lambda: self._waiting > 0 or self._stopping)

@@ -49,6 +49,7 @@ from alphatrace.governance.sizing import (
     read_lifecycle,
     unknown_agent,
 )
+from alphatrace.server.priority import background_thread
 from alphatrace.store import Store
 from alphatrace.store.connection import catalog_cached, has_table
 
@@ -193,6 +194,7 @@ class LiveState:
         self._publish(facts=facts)
 
     def _loop(self) -> None:
+        background_thread()  # server/priority.py
         assert self.reader is not None
         while True:
             with self._wanted:

@@ -33,6 +33,7 @@ import duckdb
 
 from alphatrace.parse import parse_duration, parse_time
 from alphatrace.server.after_rounds import AfterRounds
+from alphatrace.server.priority import background_thread
 from alphatrace.store import Store
 from alphatrace.store.ingest import EventResult, ingest_events
 
@@ -311,6 +312,7 @@ class Writer:
 
     # -- the thread ------------------------------------------------------------------------
     def _loop(self) -> None:
+        background_thread()  # server/priority.py
         while True:
             timeout = self.idle_checkpoint_s if self._dirty else None
             if self.following:
