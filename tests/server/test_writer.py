@@ -417,31 +417,3 @@ def test_the_idle_checkpoint_waits_for_the_hooks_then_happens(tmp_path: Path) ->
         time.sleep(0.01)
     assert w.stats.checkpoints >= 1
     w.stop()
-
-
-def test_the_writer_checkpoints_between_passes_once_the_wal_is_full(tmp_path: Path) -> None:
-    """Once the WAL has `checkpoint_wal_bytes` the writer checkpoints after a round, but not
-    while a live pass runs (it holds the after-round lock): that round defers it."""
-    w = Writer(tmp_path / "db.duckdb", checkpoint_wal_bytes=1 << 30, idle_checkpoint_s=3600)
-    wal = tmp_path / "db.duckdb.wal"
-    w.start()
-
-    def round_(tag: str) -> None:
-        w.submit_events(events(tag, 20)).result(30)
-        # a round of its own, run after the events' round has checkpointed or not
-        w.submit_call(lambda _store: None).result(30)
-
-    with w.after_rounds.lock:  # as a pass in progress holds it
-        round_("A")
-        held = wal.stat().st_size
-        assert held > 0 and w.stats.checkpoints == 0  # under the threshold: none due
-        w.checkpoint_wal_bytes = held  # now due, but the pass still runs
-        round_("B")
-        assert w.stats.checkpoints == 0
-        assert wal.stat().st_size > held
-    round_("C")
-    assert w.stats.checkpoints == 1
-    assert not wal.exists() or wal.stat().st_size < held
-    with w.reader() as cur:
-        assert one(cur, "SELECT count(*) FROM telemetry")[0] == 60
-    w.stop()

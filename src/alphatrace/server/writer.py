@@ -127,9 +127,6 @@ def _may_complete(event: dict[str, Any], now: dt.datetime, horizon_s: float) -> 
     return exit_at <= now
 
 
-BACKSTOP_FACTOR = 4  # DuckDB's own checkpoint threshold, in multiples of the writer's
-
-
 @dataclass
 class WriterStats:
     rounds: int = 0
@@ -160,24 +157,22 @@ class Writer:
         follow_dirs: list[Path] | None = None,
         market_dirs: list[Path] | None = None,
         follow_poll_s: float = 1.0,
-        checkpoint_wal_bytes: int = 16 << 20,
+        checkpoint_threshold: str | None = "16MB",
         idle_checkpoint_s: float = 2.0,
         observer: IngestObserver | None = None,
     ) -> None:
         self.store = Store(db_path)
-        # Checkpoints stall every insert while they run (DuckDB 2.0.1), and their cost is what
-        # changed since the last one (the store's small row groups, store/connection.py): so
-        # small ones, often. The writer runs them itself between live passes
-        # (`_checkpoint_due`); DuckDB's own, in whatever commit passes its threshold, only
-        # backs that up. Run beside a pass, a checkpoint took 0.4-1.8 s instead of ~0.1-0.15 s
-        # under JSON ingest at ~28,000 events/s, and one in a pass's commit 0.3-0.6 s
-        # (bench/RESULTS.md, 2026-12-05, "checkpoints between passes"). The writer also
-        # checkpoints once traffic pauses.
-        self.checkpoint_wal_bytes = checkpoint_wal_bytes
-        self._wal = None if self.store.path is None else Path(f"{self.store.path}.wal")
-        if self._wal is not None:
-            self.store.con.execute(
-                f"SET checkpoint_threshold = '{BACKSTOP_FACTOR * checkpoint_wal_bytes}B'")
+        if checkpoint_threshold and self.store.path is not None:
+            # An automatic checkpoint runs in the commit that passes this much WAL and stalls
+            # that round (DuckDB 2.0.1 holds every insert while it checkpoints). With the
+            # store's small row groups its cost is what changed (store/connection.py), so
+            # small ones often: 16 MB, ~60-120 ms at 10,000 spans/s every ~3 s, where 256 MB
+            # stalled 0.6-1 s (bench/RESULTS.md, 2026-12-05). The commit that passes it may be
+            # a live pass's, and the round then waits for that checkpoint: under JSON ingest at
+            # ~28,000 events/s ~1 in 20 pass commits did, taking 0.1-0.6 s. Checkpointing only
+            # between passes instead cost the OTLP split-trace p99 40-50 ms (same place,
+            # "checkpoints between passes"). The writer also checkpoints once traffic pauses.
+            self.store.con.execute(f"SET checkpoint_threshold = '{checkpoint_threshold}'")
         self.idle_checkpoint_s = idle_checkpoint_s
         # a signal without a horizon is taken to have this one (`may_decide`); 0 until the
         # live pipeline's policy says (server/app.py): every past signal may then decide
@@ -335,7 +330,6 @@ class Writer:
             if self.following and time.monotonic() - self._last_follow >= self.follow_poll_s:
                 urgent = self._follow_pass() or urgent
             self._hooks(urgent)
-            self._checkpoint_due()
             if stop:
                 self._drain_rest()
                 return
@@ -443,28 +437,6 @@ class Writer:
                 r.index -= offset
             offset += n
             j.future.set_result(part)
-
-    def _checkpoint_due(self) -> None:
-        """Checkpoint once the WAL has `checkpoint_wal_bytes`, when no live pass runs: the
-        after-round thread's lock is taken without waiting (a pass in progress defers it to a
-        later round) and held meanwhile, so no pass starts beside it. A checkpoint refused
-        (a transaction of another cursor holds an update) is deferred too."""
-        if self._wal is None:
-            return
-        try:
-            if self._wal.stat().st_size < self.checkpoint_wal_bytes:
-                return
-        except OSError:  # no WAL: nothing since the last checkpoint
-            return
-        if not self.after_rounds.lock.acquire(blocking=False):
-            return
-        try:
-            self.store.con.execute("CHECKPOINT")
-            self.stats.checkpoints += 1
-        except duckdb.Error:
-            log.debug("checkpoint deferred", exc_info=True)
-        finally:
-            self.after_rounds.lock.release()
 
     def _checkpoint(self) -> None:
         """Checkpoint once the hooks have written what follows the last round (a checkpoint
