@@ -10,7 +10,7 @@ event loop first when both are ready. They still take every cycle the loop leave
 
 Measured on 2 cores with the collector at 10,000 events/s beside 1,000 sizing requests/s
 (bench/bench_sizing.py --split, bench/RESULTS.md, 2026-12-05): the sizing p99 went from
-5.0–6.8 ms to 3.8–5.5 ms.
+4.8–6.8 ms to 3.8–5.5 ms.
 """
 
 from __future__ import annotations
