@@ -25,6 +25,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,34 +70,29 @@ _ACCEPTED = re.compile(rb'^\{"accepted":(\d+),')
 def client_proc(args: tuple[int, str, str, int, float, float, float | None]) -> dict[str, Any]:
     """One client: bodies are built before the clock starts (the load generator shares the
     machine's two cores with the server, so it should spend as little CPU as it can).
-    `rate` (events/s of this client): batches are due at fixed times and a request's latency
-    counts from its due time, so one that waited for a slow answer before it could be sent
-    counts that wait too (no coordinated omission); None: a closed loop."""
+    `rate` (events/s of this client): batches are due at fixed times (`load.schedule`) and a
+    request's latency counts from its due time, so one that waited for a slow answer before it
+    could be sent counts that wait too (no coordinated omission); None: a closed loop."""
     import httpx
 
     client, url, key, size, start_at, seconds, rate = args
     bodies = [body(client, seq, size) for seq in range(int(seconds * 12) + 1)]
     lat: list[float] = []
     sent = accepted = bad = 0
-    seq = 0
+    if rate is None:
+        dues: Iterator[float | None] = _closed_loop(start_at, seconds)
+    else:
+        from load import schedule  # load imports this module
+
+        batches = rate / size
+        dues = schedule(batches, int(seconds * batches), start_at)
     with httpx.Client(base_url=url, timeout=60, headers={
         "Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as c:
-        while time.time() < start_at:
-            time.sleep(0.001)
-        end = start_at + seconds
-        while time.time() < end:
+        for seq, due in enumerate(dues):
             data = bodies[seq] if seq < len(bodies) else body(client, seq, size)
-            due = None if rate is None else start_at + seq * size / rate
-            seq += 1
-            if due is not None:
-                if due >= end:
-                    break
-                while time.time() < due:
-                    time.sleep(min(0.001, max(0.0, due - time.time())))
-            t0 = time.perf_counter()
-            late = 0.0 if due is None else max(0.0, time.time() - due)
+            t0 = time.perf_counter() if due is None else due
             res = c.post("/v1/events", content=data)
-            lat.append((time.perf_counter() - t0 + late) * 1000)
+            lat.append((time.perf_counter() - t0) * 1000)
             sent += size
             m = _ACCEPTED.match(res.content) if res.status_code == 200 else None
             if m:
@@ -104,6 +100,16 @@ def client_proc(args: tuple[int, str, str, int, float, float, float | None]) -> 
             else:
                 bad += 1
     return {"lat": lat, "sent": sent, "accepted": accepted, "bad": bad, "end": time.time()}
+
+
+def _closed_loop(start_at: float, seconds: float) -> Iterator[None]:
+    """Waits for the wall-clock `start_at`, then yields until `seconds` have passed: each
+    batch is sent as soon as the last one was answered."""
+    while time.time() < start_at:
+        time.sleep(0.001)
+    end = start_at + seconds
+    while time.time() < end:
+        yield None
 
 
 def _warm(_: int) -> None:
