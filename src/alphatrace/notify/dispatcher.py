@@ -131,7 +131,7 @@ class Dispatcher:
         self.expired = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="alphatrace-notify", daemon=True)
+        self._thread = background_thread(self._loop, "alphatrace-notify")
         self._unlisten: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -180,7 +180,6 @@ class Dispatcher:
         return max(0.0, min(self.poll_s, (nxt - outbox.now()).total_seconds()))
 
     def _loop(self) -> None:
-        background_thread()  # server/priority.py
         while not self._stop.is_set():
             self._wake.clear()
             wait = self.poll_s

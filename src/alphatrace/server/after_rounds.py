@@ -79,8 +79,7 @@ class AfterRounds:
         self._covering = Rounds(0, None)
         self._busy = False
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name="alphatrace-after-round",
-                                        daemon=True)
+        self._thread = background_thread(self._loop, "alphatrace-after-round")
 
     def add(self, fn: Hook) -> None:
         self._hooks.append(fn)
@@ -123,7 +122,6 @@ class AfterRounds:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        background_thread()  # server/priority.py
         while True:
             with self._cv:
                 self._cv.wait_for(lambda: self._waiting > 0 or self._stopping)

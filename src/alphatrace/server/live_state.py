@@ -147,8 +147,7 @@ class LiveState:
         """Read both sides now (before requests come) and start the ledger side's thread."""
         self.refresh(store, background=False)
         if self.reader is not None and self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="alphatrace-live-state",
-                                            daemon=True)
+            self._thread = background_thread(self._loop, "alphatrace-live-state")
             self._thread.start()
 
     def stop(self) -> None:
@@ -194,7 +193,6 @@ class LiveState:
         self._publish(facts=facts)
 
     def _loop(self) -> None:
-        background_thread()  # server/priority.py
         assert self.reader is not None
         while True:
             with self._wanted:

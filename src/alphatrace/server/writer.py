@@ -188,7 +188,7 @@ class Writer:
         self._q: queue.Queue[_EventJob | _CallJob | None] = queue.Queue()
         self._pending = 0
         self._pending_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="alphatrace-writer", daemon=True)
+        self._thread = background_thread(self._loop, "alphatrace-writer")
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursor_lock = threading.Lock()
@@ -307,7 +307,6 @@ class Writer:
 
     # -- the thread ------------------------------------------------------------------------
     def _loop(self) -> None:
-        background_thread()  # server/priority.py
         while True:
             timeout = self.idle_checkpoint_s if self._dirty else None
             if self.following:
