@@ -1,6 +1,12 @@
 """Both engines on the same input, stage by stage (issue #18): wall seconds and CPU-seconds per
 million runs, Spark's beside the embedded engine's, measured in the same run.
 
+Input (the issue's scale workload, `gen_events.Universe`): N runs of 2,000 agents with
+Zipf(1.1)-sized histories (the largest has ~16% of the runs) in 20 strategy classes, each run a
+telemetry event and a signal on one of 500 symbols, one run in ten also an external pnl; hourly
+bars and 8-hourly funding for every symbol (`gen_events.write_market`, 2.3M bars), imported
+into the store before the stages, so reconcile prices every signal on real-shaped bars.
+
 Stages:
 - ingest: `alphatrace ingest` of the files into an empty store, against `ingest --engine spark`
   (each file validated in a Spark task, deduplicated across files on Spark);
@@ -269,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--partitions", type=int, default=4,
                     help="spark.sql.shuffle.partitions (Spark's default, 200, is sized for a "
                          "cluster: on local[2] its per-task cost dominates small stages)")
+    ap.add_argument("--agents", type=int, default=2000,
+                    help="agents, with Zipf(1.1)-sized histories in 20 strategy classes")
+    ap.add_argument("--symbols", type=int, default=500,
+                    help="symbols, each with hourly bars and 8-hourly funding over the runs")
     ap.add_argument("--stages", default=",".join(STAGES),
                     help=f"which stages, comma-separated ({', '.join(STAGES)}); the embedded "
                          "ingest always runs (the others read its store)")
@@ -297,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     from alphatrace.governance.policy import load_governance
     from alphatrace.ledger.policy import load as load_reconcile
     from alphatrace.ledger.reconcile import reconcile
+    from alphatrace.market.importer import import_files
     from alphatrace.store import Store
     from alphatrace.store.export import export_parquet
     from alphatrace.store.ingest import ingest_paths
@@ -306,12 +317,17 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, Cost, Cost, str]] = []
     try:
         per = args.runs // args.files
+        universe = gen_events.Universe(agents=args.agents, symbols=args.symbols)
         files = []
         for k in range(args.files):
             p = where / f"events{k:02d}.jsonl"
-            gen_events.generate(p, per, seed=k, shape="typed", first_run=k * per)
+            gen_events.generate(p, per, seed=k, shape="typed", first_run=k * per,
+                                universe=universe)
             files.append(str(p))
         runs = per * args.files
+        market = where / "market" / "bars.parquet"
+        market.parent.mkdir()
+        gen_events.write_market(market, universe)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark = session()
         spark.sparkContext.setLogLevel("ERROR")
@@ -346,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(_stage_report(s0, s1, args.spark_stages), file=sys.stderr)
 
         with Store(db) as store:
+            import_files(store, [str(market.parent)])  # the bars every signal is priced on
             if "ingest" in chosen:
                 stage("ingest", lambda: ingest_paths(store, files),
                       lambda: ingest_sharded(files, where / "lake"))
@@ -375,8 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(where, ignore_errors=True)
 
     m = runs / 1e6
-    lines = [f"## bench_spark.py: {runs:,} runs in {args.files} files (`--runs {args.runs} "
-             f"--files {args.files} --partitions {args.partitions}`)", "", header, "",
+    lines = [f"## bench_spark.py: {runs:,} runs of {args.agents:,} agents on {args.symbols} "
+             f"symbols in {args.files} files (`--runs {args.runs} --files {args.files} "
+             f"--partitions {args.partitions}`)", "", header, "",
              "| stage | DuckDB wall s | DuckDB CPU-s / M runs | Spark wall s | Spark CPU-s / M runs "
              "| of which driver / JVM / Python workers | Spark/DuckDB CPU | note |",
              "|---|---|---|---|---|---|---|---|"]
