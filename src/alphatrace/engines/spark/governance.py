@@ -1,15 +1,17 @@
 """Confidence and the gates on Spark, over an export (`alphatrace export --to parquet DIR`).
 
 Spark selects the runs (eligibility, each subject's window, the runs a catch-up needs) with
-the same conditions the embedded engine uses (`governance.runs`), groups them by subject and
-runs the embedded engine's own per-group computation in each group through `applyInArrow`:
-`confidence.from_runs` (the sequential numpy kernel: Java's `pow` differs from numpy's, so no
-factor is computed in Spark SQL), `gates.assess_window` and `replay.assess_runs` (the metric
-registry's aggregates and the numpy path columns, on an in-memory DuckDB connection in the
-Python worker). The driver collects one row per subject (or per subject and point, a
-partition at a time: `collect.to_driver`), and the lifecycle, the verdicts (`gates.judge`,
-`replay.walk`), the decision log and its signature stay where they are for the embedded
-engine: `api.Gates` on the store, the one writer.
+the same conditions the embedded engine uses (`governance.runs`), puts each subject's runs in
+one partition and runs the embedded engine's own computation once per partition, over all of
+its subjects (`by_partition`): `confidence.from_runs` (the sequential numpy kernel: Java's
+`pow` differs from numpy's, so no factor is computed in Spark SQL), `gates.assess_window` and
+`replay.assess_runs` (the metric registry's aggregates and the numpy path columns, on an
+in-memory DuckDB connection in the Python worker). Each of those computes many subjects at
+once, as the embedded engine calls it, and a subject's result depends on its own runs only.
+The driver collects one row per subject (or per subject and point, a partition at a time:
+`collect.to_driver`), and the lifecycle, the verdicts (`gates.judge`, `replay.walk`), the
+decision log and its signature stay where they are for the embedded engine: `api.Gates` on
+the store, the one writer.
 
 Timestamps cross between Spark and Python as epoch microseconds (`unix_micros`,
 `timestamp_micros`), never as Python datetimes, which pyspark would read in the local zone.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -152,7 +154,7 @@ class SparkReads:
         if agent is not None:
             df = df.where(F.col("agent") == agent)
         kernel = partial(_confidence_group, gp, history)
-        rows = df.groupBy("agent").applyInArrow(arrow_kernel(kernel), HISTORY if history else SUMMARY)
+        rows = by_partition(df, ["agent"], kernel, HISTORY if history else SUMMARY)
         if not history:  # one row per agent
             got = rows.toArrow()
         else:  # one row per run: a partition at a time
@@ -197,7 +199,7 @@ class SparkReads:
                 "ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk "
                 f"FROM _alphatrace_gov_subjects) w WHERE _rk <= {int(n)}").drop("_rk")
         kernel = partial(_window_group, gp, names)
-        rows = subjects.groupBy("scope", "subject").applyInArrow(arrow_kernel(kernel), ASSESSED)
+        rows = by_partition(subjects, ["scope", "subject"], kernel, ASSESSED)
         return [a for _, a in _assessments(rows.toArrow())]
 
     def plan(self, gp: GovernancePolicy, marks: Mapping[SubjectKey, dt.datetime],
@@ -234,7 +236,7 @@ class SparkReads:
         # one row per subject and point (a catch-up over many new runs has about as many
         # points, each with its window's run ids): a partition at a time
         got = _assessments(to_driver(
-            runs.groupBy("scope", "subject").applyInArrow(arrow_kernel(kernel), ASSESSED),
+            by_partition(runs, ["scope", "subject"], kernel, ASSESSED),
             "the catch-up's assessments (one per subject and point)",
             "evaluate once (gates evaluate --once) instead of catching up over every "
             "knowledge time"))
@@ -267,7 +269,7 @@ class SparkReads:
         return targets
 
 
-# -- what runs in the Python workers, one call per group ---------------------------------------
+# -- what runs in the Python workers, one call per partition -----------------------------------
 
 _CON: list[duckdb.DuckDBPyConnection] = []
 
@@ -281,6 +283,24 @@ def _con() -> duckdb.DuckDBPyConnection:
         con.execute("SET threads = 1")  # Spark runs the groups in parallel
         _CON.append(con)
     return _CON[0]
+
+
+def by_partition(df: Any, keys: list[str], kernel: Callable[[pa.Table], pa.Table],
+                 schema: str) -> Any:
+    """`kernel` once per partition of `df` hash-partitioned on `keys` (so all rows of a key are
+    in one partition), on all of the partition's rows; `kernel` must order them itself.
+
+    Why not `groupBy(keys).applyInArrow`: that calls the kernel once per key, and each call
+    here is an in-memory DuckDB query whose planning costs milliseconds. With 2,000 agents one
+    gates evaluation took 36 CPU-s of Python workers at 40k runs (bench/RESULTS.md, 2026-12-05);
+    per partition it is one query for all the partition's subjects, as the embedded engine
+    makes it."""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        got = list(batches)
+        if got:
+            yield from kernel(pa.Table.from_batches(got)).to_batches()
+
+    return df.repartition(*keys).mapInArrow(run, schema)
 
 
 def arrow_kernel(kernel: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
@@ -305,11 +325,11 @@ def naive_utc(tbl: pa.Table) -> pa.Table:
     return tbl.cast(pa.schema(fields))
 
 
-def _in_order(tbl: pa.Table) -> pa.Table:
-    """The rows in (known_ts, ts, run_id) order (`runs.ORDER`: a total order, byte order on
-    run_id as DuckDB's)."""
+def _in_order(tbl: pa.Table, *keys: str) -> pa.Table:
+    """The rows by `keys`, then in (known_ts, ts, run_id) order (`runs.ORDER`: a total order,
+    byte order on run_id and on the keys, as DuckDB's)."""
     tbl = naive_utc(tbl)
-    return tbl.take(pc.sort_indices(tbl, _SORT))
+    return tbl.take(pc.sort_indices(tbl, [(k, "ascending") for k in keys] + _SORT))
 
 
 def _us(values: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -336,34 +356,33 @@ def _confidence_group(gp: GovernancePolicy, history: bool, tbl: pa.Table) -> pa.
                      "warning": s.column("warning")})
 
 
-def _encode(rows: list[tuple[int | None, Assessment]], key: SubjectKey) -> pa.Table:
-    """One row per (point, assessment); a subject with none: one row, every field NULL but
-    its key."""
-    if not rows:
-        return pa.table({f.name: [list(key)[i] if i < 2 else None] for i, f in
-                         enumerate(_ASSESSED)}, schema=_ASSESSED)
-    return pa.table({
-        "scope": [key[0]] * len(rows), "subject": [key[1]] * len(rows),
-        "at_us": [at for at, _ in rows], "run_ids": [a.run_ids for _, a in rows],
-        "metrics": [json.dumps(a.metrics) for _, a in rows],
-        "conclusive": [a.conclusive for _, a in rows], "kill": [a.kill for _, a in rows],
-        "promote": [a.promote for _, a in rows], "fired": [list(a.fired) for _, a in rows],
-        "error": [a.error for _, a in rows]}, schema=_ASSESSED)
+def _encode(rows: list[tuple[int | None, Assessment]], keys: list[SubjectKey]) -> pa.Table:
+    """One row per (point, assessment), and for each subject of `keys` with none, one row whose
+    fields are NULL but its key."""
+    seen = {a.key for _, a in rows}
+    out = [{"scope": a.key[0], "subject": a.key[1], "at_us": at, "run_ids": a.run_ids,
+            "metrics": json.dumps(a.metrics), "conclusive": a.conclusive, "kill": a.kill,
+            "promote": a.promote, "fired": list(a.fired), "error": a.error} for at, a in rows]
+    out += [{"scope": k[0], "subject": k[1]} for k in keys if k not in seen]
+    return pa.Table.from_pylist(out, schema=_ASSESSED)
 
 
-def _group_key(tbl: pa.Table) -> SubjectKey:
-    return (str(tbl.column("scope")[0]), str(tbl.column("subject")[0]))
+def _subject_keys(tbl: pa.Table) -> list[SubjectKey]:
+    """The (scope, subject) keys of a partition's rows, each once."""
+    pairs = zip(tbl.column("scope").to_pylist(), tbl.column("subject").to_pylist(), strict=True)
+    return [(str(sc), str(s)) for sc, s in dict.fromkeys(pairs)]
 
 
 def _window_group(gp: GovernancePolicy, names: list[str], tbl: pa.Table) -> pa.Table:
-    win = _in_order(tbl)
-    return _encode([(None, a) for a in assess_window(_con(), gp, win, names)], _group_key(win))
+    win = _in_order(tbl, "scope", "subject")
+    return _encode([(None, a) for a in assess_window(_con(), gp, win, names)],
+                   _subject_keys(win))
 
 
 def _runs_group(gp: GovernancePolicy, target: dt.datetime, tbl: pa.Table) -> pa.Table:
-    runs = _in_order(tbl)  # the order of its `_i`
+    runs = _in_order(tbl, "scope", "subject")  # each subject's rows in the order of its `_i`
     got = replay.assess_runs(_con(), gp, runs, target)
-    return _encode([(micros(t), a) for t, a in got], _group_key(runs))
+    return _encode([(micros(t), a) for t, a in got], _subject_keys(runs))
 
 
 def _assessments(tbl: pa.Table) -> list[tuple[dt.datetime | None, Assessment]]:
