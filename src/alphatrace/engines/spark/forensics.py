@@ -9,9 +9,10 @@ them, so each document has one definition:
   slice search (`forensics.clusters`, numpy) on an in-memory DuckDB holding only them; a
   search over at least `slices.MIN_ROWS` runs makes its histogram passes, the part that
   reads every row once per feature combination, on the executors (`slices.passes_on`). The
-  change points run on Spark: each agent's runs are one group (`applyInArrow`) in which
+  change points run on Spark: each agent's runs are in one partition, where
   `forensics.api.changes` (ruptures, Welch, the metric registry on an in-memory DuckDB in the
-  Python worker) finds the agent's confirmed changes.
+  Python worker) finds the confirmed changes of all the partition's agents in one call
+  (`governance.by_partition`).
 - `explain`: one run. Spark selects its ledger row, its agent's `history_runs` newest
   included runs before it (`forensics.data.history_sql`), its legs, events and exclusion;
   the market (bars, funding, aliases) is read on the driver by DuckDB from the export's
@@ -37,7 +38,7 @@ import pyarrow as pa
 from alphatrace.engines.spark.collect import to_driver
 from alphatrace.engines.spark.governance import (
     EXCLUSIONS_VIEW,
-    arrow_kernel,
+    by_partition,
     from_micros,
     micros,
     naive_utc,
@@ -134,7 +135,7 @@ def _driver(tables: dict[str, pa.Table | None]) -> duckdb.DuckDBPyConnection:
 
 class SparkForensics(Forensics):
     """`Forensics` whose store holds the runs Spark selected, whose change points run on
-    Spark, one group per agent, and whose slice searches over at least `min_rows` runs make
+    Spark, each agent's runs in one partition, and whose slice searches over at least `min_rows` runs make
     their histogram passes on the executors (`slices.passes_on`)."""
 
     def __init__(self, store: Store, export: _Export, min_rows: int = MIN_ROWS) -> None:
@@ -147,8 +148,8 @@ class SparkForensics(Forensics):
 
     def _changes(self, f: data.Filters, cfg: ForensicsConfig) -> list[cpmod.Change]:
         runs = self.export.runs(f, ["agent IS NOT NULL"])
-        got = runs.groupBy("agent").applyInArrow(
-            arrow_kernel(partial(_changes_group, cfg)), CHANGES).toArrow().to_pylist()
+        got = by_partition(runs, ["agent"], partial(_changes_group, cfg),
+                           CHANGES).toArrow().to_pylist()
         out = [cpmod.Change(r["agent"], r["metric"], int(r["run_index"]), r["run_id"],
                             None if r["ts_us"] is None else from_micros(int(r["ts_us"])),
                             r["before"], r["after"], float(r["p"])) for r in got]
@@ -157,7 +158,8 @@ class SparkForensics(Forensics):
 
 
 def _changes_group(cfg: ForensicsConfig, tbl: pa.Table) -> pa.Table:
-    """One agent's runs (in a Python worker): its confirmed change points."""
+    """A partition's runs (in a Python worker): the confirmed change points of its agents
+    (`changes` puts each agent's runs in its own order)."""
     con = _driver({"ledger": naive_utc(tbl)})
     try:
         found = changes(con, data.Filters(), cfg)

@@ -303,15 +303,6 @@ def by_partition(df: Any, keys: list[str], kernel: Callable[[pa.Table], pa.Table
     return df.repartition(*keys).mapInArrow(run, schema)
 
 
-def arrow_kernel(kernel: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
-    """`kernel` as a function pyspark's `applyInArrow` recognises (it reads the type hints:
-    a table in, a table out)."""
-    def run(tbl: pa.Table) -> pa.Table:
-        return kernel(tbl)
-
-    return run
-
-
 def naive_utc(tbl: pa.Table) -> pa.Table:
     """Spark's UTC timestamps as the store's naive UTC ones (same instants), and its large
     strings as strings."""
