@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="agents, with Zipf(1.1)-sized histories in 20 strategy classes")
     ap.add_argument("--symbols", type=int, default=500,
                     help="symbols, each with hourly bars and 8-hourly funding over the runs")
+    ap.add_argument("--duckdb-memory", default="8GB",
+                    help="the embedded store's DuckDB memory_limit (the JVM shares the machine)")
     ap.add_argument("--stages", default=",".join(STAGES),
                     help=f"which stages, comma-separated ({', '.join(STAGES)}); the embedded "
                          "ingest always runs (the others read its store)")
@@ -362,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(_stage_report(s0, s1, args.spark_stages), file=sys.stderr)
 
         with Store(db) as store:
+            # The embedded engine shares this machine with Spark's JVM and Python workers.
+            # DuckDB's default (80% of RAM) let this process reach 15.8 GB at 10M runs, with
+            # the JVM's 7 GB beside it: 0.9 GB short of the 24 GB machine (RESULTS.md,
+            # 2026-12-05). Its operators spill beyond the limit instead.
+            store.con.execute(f"SET memory_limit = '{args.duckdb_memory}'")
             import_files(store, [str(market.parent)])  # the bars every signal is priced on
             if "ingest" in chosen:
                 stage("ingest", lambda: ingest_paths(store, files),
