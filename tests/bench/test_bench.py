@@ -28,6 +28,7 @@ def _load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # as an import would (dataclasses look their module up)
     spec.loader.exec_module(mod)
     return mod
 
@@ -58,6 +59,52 @@ def test_generated_lines_are_valid_events_in_run_order(tmp_path: Path, store: St
     report = ingest_paths(store, [str(path)])
     assert (report.accepted, report.duplicates, report.quarantined) == (600, 0, 0)
     assert report.by_kind == {"telemetry": 200, "alpha": 200, "pnl": 200}
+
+
+def test_a_universe_is_priced_on_its_own_market(tmp_path: Path, store: Store) -> None:
+    """Issue #18's workload: many agents with Zipf-sized shares, many symbols, a pnl for a
+    share of the runs, and bars that price every signal whose exit they cover."""
+    u = gen.Universe(agents=50, symbols=7, zipf=1.1, strategies=4, pnl_share=0.1)
+    path = tmp_path / "u.jsonl"
+    runs = 4000
+    events, nbytes = gen.generate(path, runs, seed=5, universe=u)
+    objs = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(objs) == events and path.stat().st_size == nbytes
+    kinds = [o["type"] for o in objs]
+    pnl = kinds.count("pnl")
+    assert kinds.count("telemetry") == kinds.count("alpha") == runs
+    assert abs(pnl - 0.1 * runs) < 4 * (runs * 0.1 * 0.9) ** 0.5  # binomial, 4 sigma
+    # every run's events in run order: telemetry, alpha, then its pnl if it has one
+    order = [(o["run_id"], kinds[i]) for i, o in enumerate(objs)]
+    assert order == sorted(order, key=lambda x: (x[0], ["telemetry", "alpha", "pnl"].index(x[1])))
+    alpha = [o for o in objs if o["type"] == "alpha"]
+    share0 = sum(o["agent"] == "Agent0000" for o in alpha) / runs
+    want0 = 1 / sum(k ** -1.1 for k in range(1, 51))  # Zipf(1.1) over 50 agents
+    assert abs(share0 - want0) < 4 * (want0 * (1 - want0) / runs) ** 0.5
+    for o in alpha:
+        k = int(o["agent"][5:])
+        assert o["strategy"] == f"CLASS{k % 4:02d}"
+        assert o["symbol"] in {f"U{j:03d}USDT" for j in range(7)}
+
+    market = tmp_path / "m" / "bars.parquet"
+    market.parent.mkdir()
+    bars = gen.write_market(market, u)
+    hours = (gen.SPAN_S + 3 * 86_400) // 3600
+    assert bars == 7 * hours
+    from alphatrace.ledger.policy import load
+    from alphatrace.ledger.reconcile import reconcile
+    from alphatrace.market.importer import import_files
+
+    report = import_files(store, [str(market.parent)])
+    assert (report.bars, report.funding, report.quarantined) == (7 * hours, 7 * len(range(0, hours, 8)), 0)
+    ingest_paths(store, [str(path)])
+    reconcile(store, load(), full=True)
+    by_status = dict(store.con.execute(
+        "SELECT status, count(*) FROM legs GROUP BY ALL").fetchall())
+    assert by_status == {"realized": runs}  # every signal's exit is inside the bars
+    sources = dict(store.con.execute(
+        "SELECT pnl_source, count(*) FROM ledger GROUP BY ALL").fetchall())
+    assert sources == {"external": pnl, "reconciled": runs - pnl}
 
 
 def test_generation_is_deterministic(tmp_path: Path) -> None:
