@@ -296,11 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--symbols", type=int, default=500, help="the Universe's symbols")
     ap.add_argument("--market", type=Path, help="also write the Universe's bars (Parquet) here")
     a = ap.parse_args(argv)
+    if a.market is not None and a.agents is None:
+        ap.error("--market writes a Universe's bars: give --agents too")
     t0 = time.perf_counter()
     universe = None if a.agents is None else Universe(agents=a.agents, symbols=a.symbols)
     events, nbytes = generate(a.path, a.runs, a.seed, a.shape, a.first_run, universe)
     if a.market is not None:
-        print(f"{write_market(a.market, universe or Universe()):,} bars -> {a.market}")
+        print(f"{write_market(a.market, universe):,} bars -> {a.market}")
     dt = time.perf_counter() - t0
     print(f"{events:,} events, {nbytes / 1e6:,.1f} MB in {dt:.1f} s -> {a.path}")
     return 0

@@ -148,7 +148,7 @@ class SparkForensics(Forensics):
 
     def _changes(self, f: data.Filters, cfg: ForensicsConfig) -> list[cpmod.Change]:
         runs = self.export.runs(f, ["agent IS NOT NULL"])
-        got = by_partition(runs, ["agent"], partial(_changes_group, cfg),
+        got = by_partition(runs, ["agent"], partial(_changes_partition, cfg),
                            CHANGES).toArrow().to_pylist()
         out = [cpmod.Change(r["agent"], r["metric"], int(r["run_index"]), r["run_id"],
                             None if r["ts_us"] is None else from_micros(int(r["ts_us"])),
@@ -157,7 +157,7 @@ class SparkForensics(Forensics):
         return out
 
 
-def _changes_group(cfg: ForensicsConfig, tbl: pa.Table) -> pa.Table:
+def _changes_partition(cfg: ForensicsConfig, tbl: pa.Table) -> pa.Table:
     """A partition's runs (in a Python worker): the confirmed change points of its agents
     (`changes` puts each agent's runs in its own order)."""
     con = _driver({"ledger": naive_utc(tbl)})

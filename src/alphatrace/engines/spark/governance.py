@@ -153,7 +153,7 @@ class SparkReads:
                             "WHERE agent IS NOT NULL")
         if agent is not None:
             df = df.where(F.col("agent") == agent)
-        kernel = partial(_confidence_group, gp, history)
+        kernel = partial(_confidence_partition, gp, history)
         rows = by_partition(df, ["agent"], kernel, HISTORY if history else SUMMARY)
         if not history:  # one row per agent
             got = rows.toArrow()
@@ -198,7 +198,7 @@ class SparkReads:
                 "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY scope, subject "
                 "ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk "
                 f"FROM _alphatrace_gov_subjects) w WHERE _rk <= {int(n)}").drop("_rk")
-        kernel = partial(_window_group, gp, names)
+        kernel = partial(_window_partition, gp, names)
         rows = by_partition(subjects, ["scope", "subject"], kernel, ASSESSED)
         return [a for _, a in _assessments(rows.toArrow())]
 
@@ -232,7 +232,7 @@ class SparkReads:
                            f"FROM {CHANGED_VIEW}_us").createOrReplaceTempView(CHANGED_VIEW)
         runs = self.spark.sql(replay.runs_sql(gp, base, columns, MARKS_VIEW, SPARK, target,
                                               None if changed is None else CHANGED_VIEW))
-        kernel = partial(_runs_group, gp, target)
+        kernel = partial(_runs_partition, gp, target)
         # one row per subject and point (a catch-up over many new runs has about as many
         # points, each with its window's run ids): a partition at a time
         got = _assessments(to_driver(
@@ -331,10 +331,12 @@ def _ts_column(us: pa.ChunkedArray) -> pa.ChunkedArray:
     return us.cast(pa.timestamp("us"))
 
 
-def _confidence_group(gp: GovernancePolicy, history: bool, tbl: pa.Table) -> pa.Table:
+def _confidence_partition(gp: GovernancePolicy, history: bool, tbl: pa.Table) -> pa.Table:
     conf = confidence.from_runs(gp, _in_order(tbl))
     if history:
         h = conf.history()
+        # `_i`: the row's place in this partition's history, which lists each agent's runs
+        # together in run order, so the driver's sort by (agent, _i) restores that order
         return pa.table({"agent": h.column("agent"), "_i": pa.array(range(h.num_rows),
                                                                     pa.int64()),
                          "run_id": h.column("run_id"), "ts_us": _us(h.column("ts")),
@@ -364,13 +366,13 @@ def _subject_keys(tbl: pa.Table) -> list[SubjectKey]:
     return [(str(sc), str(s)) for sc, s in dict.fromkeys(pairs)]
 
 
-def _window_group(gp: GovernancePolicy, names: list[str], tbl: pa.Table) -> pa.Table:
+def _window_partition(gp: GovernancePolicy, names: list[str], tbl: pa.Table) -> pa.Table:
     win = _in_order(tbl, "scope", "subject")
     return _encode([(None, a) for a in assess_window(_con(), gp, win, names)],
                    _subject_keys(win))
 
 
-def _runs_group(gp: GovernancePolicy, target: dt.datetime, tbl: pa.Table) -> pa.Table:
+def _runs_partition(gp: GovernancePolicy, target: dt.datetime, tbl: pa.Table) -> pa.Table:
     runs = _in_order(tbl, "scope", "subject")  # each subject's rows in the order of its `_i`
     got = replay.assess_runs(_con(), gp, runs, target)
     return _encode([(micros(t), a) for t, a in got], _subject_keys(runs))
