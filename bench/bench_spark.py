@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     from alphatrace.store.export import export_parquet
     from alphatrace.store.ingest import ingest_paths
 
+    (HERE / "out").mkdir(exist_ok=True)  # a fresh clone has none (it is not tracked)
     where = Path(tempfile.mkdtemp(prefix="bench_spark_", dir=HERE / "out"))
     header = machine("duckdb", "pyspark", "pyarrow")
     rows: list[tuple[str, Cost, Cost, str]] = []

@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -46,6 +47,58 @@ def _categorical(col: pa.ChunkedArray) -> Categorical:
     enc = pc.dictionary_encode(col.combine_chunks())
     codes = np.asarray(pc.fill_null(enc.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False))
     return Categorical(codes.astype(np.int64), tuple(enc.dictionary.to_pylist()))
+
+
+# (frame, feature columns, numeric feature names) of a search population
+PopulationFrame = tuple[pa.Table, dict[str, Any], set[str]]
+# attr keys per frame query of `Forensics._populations`: its columns are the union of its
+# populations' keys, so a store whose agents carry keys of their own takes several queries
+_WIDE = 64
+
+
+def _attr_columns(n: int) -> list[str]:
+    return [f"attr_{i}" for i in range(n)]
+
+
+def _features(frame: pa.Table, attrs: dict[str, str], cfg: ForensicsConfig) -> PopulationFrame:
+    """The search's columns of `frame` (`data.cluster_frame`): numbers as floats, the rest as
+    categoricals; `attrs` names the attr columns it keeps (column → key)."""
+    cc = cfg.clusters
+    names = {c: (k if k not in cc.features else f"attrs.{k}") for c, k in attrs.items()}
+    numeric = {*NUMERIC_FEATURES, *names.values()}
+    columns: dict[str, Any] = {}
+    for c in frame.column_names:
+        if c in ("run_id", "ts", "y") or c.startswith("_"):
+            continue
+        name = names.get(c, c)
+        columns[name] = floats(frame[c]) if name in numeric else _categorical(frame[c])
+    return frame, columns, numeric
+
+
+def _chunks(keys: list[list[str]], width: int) -> list[list[int]]:
+    """Consecutive indices of `keys`, grouped while their union has at most `width` keys (a
+    population with more is a group of its own)."""
+    out: list[list[int]] = []
+    seen: set[str] = set()
+    for i, ks in enumerate(keys):
+        if not out or len(seen | set(ks)) > width:
+            out.append([])
+            seen = set()
+        out[-1].append(i)
+        seen |= set(ks)
+    return out
+
+
+def _rows_by(col: pa.ChunkedArray) -> dict[str, npt.NDArray[np.int64]]:
+    """Each non-NULL value's row indices in `col`, ascending (one stable sort, not a scan
+    per value)."""
+    cat = _categorical(col)
+    order = np.argsort(cat.codes, kind="stable")
+    sorted_codes = cat.codes[order]
+    bounds = np.flatnonzero(np.diff(sorted_codes)) + 1
+    return {str(cat.labels[g[0]]): order[a:b]
+            for a, b in itertools.pairwise([0, *bounds.tolist(), len(order)])
+            if (g := sorted_codes[a:b]).size and g[0] >= 0}
 
 
 class Forensics:
@@ -85,14 +138,16 @@ class Forensics:
             raise InputError("--depth must be 1, 2, 3 or 4")
         f = data.Filters(agent, strategy, parse_since(since))
         cc = cfg.clusters
-        frame, columns, numeric = self._population(f, cfg)
+        store_wide = holdout is None and agent is None and strategy is None
+        pops: list[tuple[str | None, PopulationFrame]] = (
+            self._populations(f, cfg) if store_wide else [(None, self._population(f, cfg))])
+        frame, columns, numeric = pops[0][1]
         y = floats(frame["y"])
         run_ids = [str(r) for r in frame["run_id"].to_pylist()]
         out: dict[str, Any] = {"runs": len(run_ids), "target": cfg.target}
         populations = 1
-        if holdout is None and agent is None and strategy is None:
-            res, populations = self._store_wide(f, cfg, (columns, sorted(numeric), y, run_ids),
-                                                depth, progress)
+        if store_wide:
+            res, populations = self._store_wide(pops, cfg, depth, progress)
         elif holdout is not None:
             split = int(len(run_ids) * (1 - holdout))
             disc = {k: v[:split] for k, v in columns.items()}
@@ -117,42 +172,64 @@ class Forensics:
         out["findings"] = [c.sentence for c in res.clusters[:3]] + cpmod.findings(changes)
         return out
 
-    def _population(self, f: data.Filters, cfg: ForensicsConfig) -> tuple[Any, dict[str, Any], set[str]]:
-        """(frame, feature columns, numeric feature names) of the runs `f` selects."""
+    def _population(self, f: data.Filters, cfg: ForensicsConfig) -> PopulationFrame:
+        """The runs `f` selects as a search population."""
         con = self.store.con
         cc = cfg.clusters
-        keys = data.numeric_attr_keys(con, f, cc.max_attrs) if cc.attrs else []
+        keys = data.numeric_attr_keys(con, f, cfg.target, cc.max_attrs) if cc.attrs else []
         frame = data.cluster_frame(con, f, cfg.target, cc.features, keys)
-        names = {f"attr_{i}": (k if k not in cc.features else f"attrs.{k}") for i, k in enumerate(keys)}
-        numeric = {*NUMERIC_FEATURES, *names.values()}
-        columns: dict[str, Any] = {}
-        for c in frame.column_names:
-            if c in ("run_id", "ts", "y"):
-                continue
-            name = names.get(c, c)
-            columns[name] = floats(frame[c]) if name in numeric else _categorical(frame[c])
-        return frame, columns, numeric
+        return _features(frame, dict(zip(_attr_columns(len(keys)), keys, strict=True)), cfg)
 
-    def _store_wide(self, f: data.Filters, cfg: ForensicsConfig, whole: clmod.Population,
-                    depth: int | None, progress: Progress | None) -> tuple[clmod.ClusterResult, int]:
-        """The whole store, each agent and each strategy class searched as one BH family
-        (an agent's loss region is diluted in the pool of every agent, so the store alone
-        misses it), the findings merged into one ranking. (result, populations searched)."""
+    def _populations(self, f: data.Filters,
+                     cfg: ForensicsConfig) -> list[tuple[str | None, PopulationFrame]]:
+        """The whole store, each agent and each strategy class (label, population), the
+        same as `_population` of each, from one query of attr keys and one frame query per
+        `_WIDE` distinct keys: the frame of the store's runs split by agent and strategy."""
         con = self.store.con
-        labels: list[str | None] = [None]  # the whole store: no prefix
-        pops: list[clmod.Population] = [whole]
+        cc = cfg.clusters
+        subjects: list[tuple[str, str | None]] = [("store", None)]
         for scope in ("agent", "strategy"):
             where, params = f.where([f"{scope} IS NOT NULL"])
-            names = [str(r[0]) for r in con.execute(
+            subjects += [(scope, str(r[0])) for r in con.execute(
                 f"SELECT DISTINCT {scope} FROM ledger WHERE {where} ORDER BY 1", params).fetchall()]
-            for name in names:
-                sub = data.Filters(name if scope == "agent" else None,
-                                   name if scope == "strategy" else None, f.since)
-                frame, columns, numeric = self._population(sub, cfg)
-                pops.append((columns, sorted(numeric), floats(frame["y"]),
-                             [str(r) for r in frame["run_id"].to_pylist()]))
-                labels.append(f"{scope} {name}")
-        results = clmod.find_family(pops, cfg.clusters, depth, progress, self._passes_on())
+        counts: dict[tuple[str, str | None], list[tuple[str, int]]] = {}
+        if cc.attrs and cc.max_attrs > 0:
+            for agent, strategy, k, n in data.attr_key_counts(con, f, cfg.target):
+                for subject in (("store", None), ("agent", agent), ("strategy", strategy)):
+                    counts.setdefault(subject, []).append((k, n))
+        keys = [data.top_attr_keys(counts.get(s, []), cc.max_attrs) for s in subjects]
+        out: list[tuple[str | None, PopulationFrame]] = []
+        for chunk in _chunks(keys, _WIDE):
+            wide = list(dict.fromkeys(k for i in chunk for k in keys[i]))
+            names = {scope: [str(subjects[i][1]) for i in chunk if subjects[i][0] == scope]
+                     for scope in ("agent", "strategy")}
+            whole = subjects[chunk[0]][0] == "store"
+            frame = data.cluster_frame(con, f, cfg.target, cc.features, wide,
+                                       None if whole else (names["agent"], names["strategy"]))
+            frame = frame.combine_chunks()  # one chunk: a `take` per population reads its rows only
+            rows = {"agent": _rows_by(frame["_agent"]), "strategy": _rows_by(frame["_strategy"])}
+            base = [c for c in frame.column_names if not c.startswith("attr_")]
+            for i in chunk:
+                scope, name = subjects[i]
+                cols = [f"attr_{wide.index(k)}" for k in keys[i]]
+                part = frame.select([*base, *cols])
+                if scope != "store":
+                    part = part.take(rows[scope].get(str(name), np.zeros(0, np.int64)))
+                out.append((None if scope == "store" else f"{scope} {name}",
+                            _features(part, dict(zip(cols, keys[i], strict=True)), cfg)))
+        return out
+
+    def _store_wide(self, pops: list[tuple[str | None, PopulationFrame]], cfg: ForensicsConfig,
+                    depth: int | None, progress: Progress | None) -> tuple[clmod.ClusterResult, int]:
+        """The whole store, each agent and each strategy class (`_populations`) searched as
+        one BH family (an agent's loss region is diluted in the pool of every agent, so the
+        store alone misses it), the findings merged into one ranking. (result, populations
+        searched)."""
+        labels = [label for label, _ in pops]
+        found = [(columns, sorted(numeric), floats(frame["y"]),
+                  [str(r) for r in frame["run_id"].to_pylist()])
+                 for _, (frame, columns, numeric) in pops]
+        results = clmod.find_family(found, cfg.clusters, depth, progress, self._passes_on())
         merged = clmod.merge_ranked(list(zip(labels, results, strict=True)), cfg.clusters.max_clusters)
         first = results[0]
         return clmod.ClusterResult(

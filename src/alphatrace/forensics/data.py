@@ -158,31 +158,64 @@ BASE_COLUMNS = {
 }
 
 
-def numeric_attr_keys(con: duckdb.DuckDBPyConnection, f: Filters, limit: int) -> list[str]:
-    """Numeric attrs of the runs' alpha/telemetry events, most widespread first."""
-    if limit <= 0:
-        return []
-    where, params = f.where()
+_ATTR_EVENTS = """ev AS (SELECT run_id, attrs FROM alpha WHERE attrs IS NOT NULL
+            UNION ALL SELECT run_id, attrs FROM telemetry WHERE attrs IS NOT NULL)"""
+
+
+def attr_key_counts(con: duckdb.DuckDBPyConnection, f: Filters,
+                    target: str) -> list[tuple[str | None, str | None, str, int]]:
+    """(agent, strategy, key, runs): how many of the (agent, strategy)'s included runs with a
+    `target` value carry `key` as a number in an alpha or telemetry event's attrs. A run has
+    one agent and one strategy, so a population's count of a key is the sum of its rows
+    (`top_attr_keys`): one query serves the store, every agent and every strategy class."""
+    where, params = f.where([f"{target} IS NOT NULL"])
     rows = con.execute(
-        f"""WITH runs AS (SELECT run_id FROM ledger WHERE {where}),
-                 ev AS (SELECT run_id, attrs FROM alpha WHERE attrs IS NOT NULL
-                        UNION ALL SELECT run_id, attrs FROM telemetry WHERE attrs IS NOT NULL),
-                 kv AS (SELECT ev.run_id, unnest(json_keys(ev.attrs)) AS k, ev.attrs
+        f"""WITH runs AS (SELECT run_id, agent, strategy FROM ledger WHERE {where}),
+                 {_ATTR_EVENTS},
+                 kv AS (SELECT runs.run_id, runs.agent, runs.strategy, ev.attrs,
+                               unnest(json_keys(ev.attrs)) AS k
                         FROM ev JOIN runs USING (run_id))
-            SELECT k, count(DISTINCT run_id) AS n FROM kv
+            SELECT agent, strategy, k, count(DISTINCT run_id) FROM kv
             WHERE json_type(attrs, '$."' || replace(k, '"', '\\"') || '"')
                   IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-            GROUP BY k ORDER BY n DESC, k LIMIT {int(limit)}""", params).fetchall()
-    return [r[0] for r in rows]
+            GROUP BY agent, strategy, k""", params).fetchall()
+    return [(r[0], r[1], str(r[2]), int(r[3])) for r in rows]
+
+
+def top_attr_keys(counts: list[tuple[str, int]], limit: int) -> list[str]:
+    """The `limit` keys carried by the most runs, ties by key, from (key, runs) terms of
+    `attr_key_counts` (a key's terms are added)."""
+    total: dict[str, int] = {}
+    for k, n in counts:
+        total[k] = total.get(k, 0) + n
+    return sorted(total, key=lambda k: (-total[k], k))[:max(limit, 0)]
+
+
+def numeric_attr_keys(con: duckdb.DuckDBPyConnection, f: Filters, target: str,
+                      limit: int) -> list[str]:
+    """The numeric attrs of the runs `f` selects that have a `target` value (the runs the
+    search has), the most widespread first."""
+    if limit <= 0:
+        return []
+    return top_attr_keys([(k, n) for _, _, k, n in attr_key_counts(con, f, target)], limit)
 
 
 def cluster_frame(con: duckdb.DuckDBPyConnection, f: Filters, target: str,
-                  features: list[str], attr_keys: list[str]) -> pa.Table:
-    """One row per included run with realized PnL, in (ts, run_id) order: run_id, ts, y,
-    the base features, and `attr_i` columns (mean of the run's numeric attr values)."""
-    where, params = f.where([f"{target} IS NOT NULL"])
+                  features: list[str], attr_keys: list[str],
+                  subjects: tuple[list[str], list[str]] | None = None) -> pa.Table:
+    """One row per included run with a `target` value, in (ts, run_id) order: run_id, ts, y,
+    the base features, `_agent` and `_strategy` (to split it into populations), and `attr_i`
+    columns (the mean of the run's numeric values of `attr_keys[i]`). `subjects` (agents,
+    strategies) keeps only their runs."""
+    extra = [f"{target} IS NOT NULL"]
+    if subjects is not None:
+        extra.append("(list_contains(CAST(? AS VARCHAR[]), agent) OR list_contains(CAST(? AS VARCHAR[]), strategy))")
+    where, params = f.where(extra)
+    if subjects is not None:
+        params = [*params, list(subjects[0]), list(subjects[1])]
     cols = ", ".join(f"{BASE_COLUMNS[c]} AS \"{c}\"" for c in features)
-    sel = f"run_id, ts, {target} AS y" + (f", {cols}" if cols else "")
+    sel = (f"run_id, ts, {target} AS y" + (f", {cols}" if cols else "")
+           + ", agent AS _agent, strategy AS _strategy")
     if not attr_keys:
         return con.sql(f"SELECT {sel} FROM ledger WHERE {where} ORDER BY ts, run_id",
                        params=params).to_arrow_table()
@@ -191,8 +224,7 @@ def cluster_frame(con: duckdb.DuckDBPyConnection, f: Filters, target: str,
                      f"AS attr_{i}" for i in range(len(attr_keys)))
     q = f"""
 WITH runs AS (SELECT {sel} FROM ledger WHERE {where}),
-     ev AS (SELECT run_id, attrs FROM alpha WHERE attrs IS NOT NULL
-            UNION ALL SELECT run_id, attrs FROM telemetry WHERE attrs IS NOT NULL),
+     {_ATTR_EVENTS},
      kv AS (SELECT run_id, k, TRY_CAST(json_extract_string(attrs, '$."' || replace(k, '"', '\\"') || '"') AS DOUBLE) AS v
             FROM (SELECT ev.run_id, ev.attrs, unnest(json_keys(ev.attrs)) AS k
                   FROM ev WHERE ev.run_id IN (SELECT run_id FROM runs))),
