@@ -56,10 +56,6 @@ PopulationFrame = tuple[pa.Table, dict[str, Any], set[str]]
 _WIDE = 64
 
 
-def _attr_columns(n: int) -> list[str]:
-    return [f"attr_{i}" for i in range(n)]
-
-
 def _features(frame: pa.Table, attrs: dict[str, str], cfg: ForensicsConfig) -> PopulationFrame:
     """The search's columns of `frame` (`data.cluster_frame`): numbers as floats, the rest as
     categoricals; `attrs` names the attr columns it keeps (column → key)."""
@@ -147,7 +143,8 @@ class Forensics:
         out: dict[str, Any] = {"runs": len(run_ids), "target": cfg.target}
         populations = 1
         if store_wide:
-            res, populations = self._store_wide(pops, cfg, depth, progress)
+            res, populations = self._store_wide(pops, (columns, sorted(numeric), y, run_ids),
+                                                cfg, depth, progress)
         elif holdout is not None:
             split = int(len(run_ids) * (1 - holdout))
             disc = {k: v[:split] for k, v in columns.items()}
@@ -178,7 +175,8 @@ class Forensics:
         cc = cfg.clusters
         keys = data.numeric_attr_keys(con, f, cfg.target, cc.max_attrs) if cc.attrs else []
         frame = data.cluster_frame(con, f, cfg.target, cc.features, keys)
-        return _features(frame, dict(zip(_attr_columns(len(keys)), keys, strict=True)), cfg)
+        cols = [data.attr_column(i) for i in range(len(keys))]
+        return _features(frame, dict(zip(cols, keys, strict=True)), cfg)
 
     def _populations(self, f: data.Filters,
                      cfg: ForensicsConfig) -> list[tuple[str | None, PopulationFrame]]:
@@ -208,10 +206,12 @@ class Forensics:
                                        None if whole else (names["agent"], names["strategy"]))
             frame = frame.combine_chunks()  # one chunk: a `take` per population reads its rows only
             rows = {"agent": _rows_by(frame["_agent"]), "strategy": _rows_by(frame["_strategy"])}
-            base = [c for c in frame.column_names if not c.startswith("attr_")]
+            attrs = {k: data.attr_column(j) for j, k in enumerate(wide)}
+            named = set(attrs.values())
+            base = [c for c in frame.column_names if c not in named]
             for i in chunk:
                 scope, name = subjects[i]
-                cols = [f"attr_{wide.index(k)}" for k in keys[i]]
+                cols = [attrs[k] for k in keys[i]]
                 part = frame.select([*base, *cols])
                 if scope != "store":
                     part = part.take(rows[scope].get(str(name), np.zeros(0, np.int64)))
@@ -219,16 +219,17 @@ class Forensics:
                             _features(part, dict(zip(cols, keys[i], strict=True)), cfg)))
         return out
 
-    def _store_wide(self, pops: list[tuple[str | None, PopulationFrame]], cfg: ForensicsConfig,
-                    depth: int | None, progress: Progress | None) -> tuple[clmod.ClusterResult, int]:
-        """The whole store, each agent and each strategy class (`_populations`) searched as
-        one BH family (an agent's loss region is diluted in the pool of every agent, so the
-        store alone misses it), the findings merged into one ranking. (result, populations
-        searched)."""
+    def _store_wide(self, pops: list[tuple[str | None, PopulationFrame]], whole: clmod.Population,
+                    cfg: ForensicsConfig, depth: int | None,
+                    progress: Progress | None) -> tuple[clmod.ClusterResult, int]:
+        """The whole store (`whole`, the search input of `pops[0]`), each agent and each
+        strategy class (`_populations`) searched as one BH family (an agent's loss region is
+        diluted in the pool of every agent, so the store alone misses it), the findings merged
+        into one ranking. (result, populations searched)."""
         labels = [label for label, _ in pops]
-        found = [(columns, sorted(numeric), floats(frame["y"]),
-                  [str(r) for r in frame["run_id"].to_pylist()])
-                 for _, (frame, columns, numeric) in pops]
+        found = [whole, *((columns, sorted(numeric), floats(frame["y"]),
+                           [str(r) for r in frame["run_id"].to_pylist()])
+                          for _, (frame, columns, numeric) in pops[1:])]
         results = clmod.find_family(found, cfg.clusters, depth, progress, self._passes_on())
         merged = clmod.merge_ranked(list(zip(labels, results, strict=True)), cfg.clusters.max_clusters)
         first = results[0]

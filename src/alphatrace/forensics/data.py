@@ -200,13 +200,18 @@ def numeric_attr_keys(con: duckdb.DuckDBPyConnection, f: Filters, target: str,
     return top_attr_keys([(k, n) for _, _, k, n in attr_key_counts(con, f, target)], limit)
 
 
+def attr_column(i: int) -> str:
+    """The name of `cluster_frame`'s column of its `attr_keys[i]`."""
+    return f"attr_{i}"
+
+
 def cluster_frame(con: duckdb.DuckDBPyConnection, f: Filters, target: str,
                   features: list[str], attr_keys: list[str],
                   subjects: tuple[list[str], list[str]] | None = None) -> pa.Table:
     """One row per included run with a `target` value, in (ts, run_id) order: run_id, ts, y,
-    the base features, `_agent` and `_strategy` (to split it into populations), and `attr_i`
-    columns (the mean of the run's numeric values of `attr_keys[i]`). `subjects` (agents,
-    strategies) keeps only their runs."""
+    the base features, `_agent` and `_strategy` (to split it into populations), and the
+    `attr_column(i)` columns (the mean of the run's numeric values of `attr_keys[i]`).
+    `subjects` (agents, strategies) keeps only their runs."""
     extra = [f"{target} IS NOT NULL"]
     if subjects is not None:
         extra.append("(list_contains(CAST(? AS VARCHAR[]), agent) OR list_contains(CAST(? AS VARCHAR[]), strategy))")
@@ -221,7 +226,7 @@ def cluster_frame(con: duckdb.DuckDBPyConnection, f: Filters, target: str,
                        params=params).to_arrow_table()
     # exact means: the same bits whatever order the events come in (an export read on Spark)
     aggs = ", ".join(f"{DUCKDB.exact_sum('v', 'k = ?')} / count(v) FILTER (WHERE k = ?) "
-                     f"AS attr_{i}" for i in range(len(attr_keys)))
+                     f"AS {attr_column(i)}" for i in range(len(attr_keys)))
     q = f"""
 WITH runs AS (SELECT {sel} FROM ledger WHERE {where}),
      {_ATTR_EVENTS},
@@ -229,7 +234,7 @@ WITH runs AS (SELECT {sel} FROM ledger WHERE {where}),
             FROM (SELECT ev.run_id, ev.attrs, unnest(json_keys(ev.attrs)) AS k
                   FROM ev WHERE ev.run_id IN (SELECT run_id FROM runs))),
      wide AS (SELECT run_id, {aggs} FROM kv GROUP BY run_id)
-SELECT runs.*, {", ".join(f"wide.attr_{i}" for i in range(len(attr_keys)))}
+SELECT runs.*, {", ".join(f"wide.{attr_column(i)}" for i in range(len(attr_keys)))}
 FROM runs LEFT JOIN wide USING (run_id) ORDER BY runs.ts, runs.run_id"""
     keys = [k for k in attr_keys for _ in (0, 1)]  # each key twice: sum and count
     return con.sql(q, params=[*params, *keys]).to_arrow_table()
