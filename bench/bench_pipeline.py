@@ -14,17 +14,22 @@
     own ids are sorted, which lets DuckDB's min/max filters skip the stored row groups).
 (b) latency: a real server (uvicorn on loopback, in this process) with the pipeline on,
     8 client processes sending 10,000 events/s in all (telemetry in the SDK's batches of 512,
-    `_load_client`; the process tuned as `serve` tunes it); a probe sends a losing agent's runs,
-    one run per request, and times from the request that completes its evidence (the 5th
-    losing run, under the seed's gates, policies/seed.yaml) to the committed kill record (seen by an after-round hook registered after
-    the pipeline). p50/p99 over repeats. Targets p50 ≤ 250 ms, p99 ≤ 1 s.
+    `_load_client`; the process tuned as `serve` tunes it). A probe is a losing agent under
+    the seed's gates (policies/seed.yaml: its 5th losing run is the evidence of a kill). Its
+    first four runs are realized and judged first; then the request that completes the 5th
+    run's evidence is timed, as the issue defines it, to the commit of the kill record (the
+    end of the pass that appended it). `--evidence pnl` (default): that request is the 5th
+    run's pnl event; `bar`: it is the bar that prices the 5th run's exit (the probe trades a
+    symbol of its own); `signal` (the bench before 2026-12-05): the five losing signals, one
+    a request, priced by stored bars, so the 5th came while the pass of the 4th ran.
+    p50/p99 over repeats. Targets p50 ≤ 250 ms, p99 ≤ 1 s.
 (c) throughput: bench_collector.py's load generator against `serve` with the pipeline on.
     Target ≥ 20,000 events/s, p99 ≤ 250 ms.
 
     python bench/bench_pipeline.py round [--runs N] [--interval S] [--keep] [--trace [--phases]]
                                          [--quiet-rounds N] [--quiet-runs N] [--random-ids]
                                          [--threads N]
-    python bench/bench_pipeline.py latency [--seconds S] [--probes N]
+    python bench/bench_pipeline.py latency [--seconds S] [--probes N] [--evidence pnl|bar|signal]
     python bench/bench_pipeline.py throughput [--seconds S] [--no-pipeline]
 """
 
@@ -37,6 +42,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -390,7 +396,54 @@ def _load_client(args: tuple[str, str, float, float, int]) -> int:
     return sent
 
 
-def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dict[str, Any]:
+def _probe_hour(p: int, i: int) -> dt.datetime:
+    return START + dt.timedelta(hours=10 * p + i, minutes=1)
+
+
+def _probe_bars(p: int, hours: range) -> list[dict[str, Any]]:
+    """1h bars of the probe's own symbol, rising 1% an hour (its SHORT signals lose)."""
+    return [{"symbol": f"P{p}USDT", "ts": (START + dt.timedelta(hours=10 * p + h)).isoformat()
+             + "Z", **dict.fromkeys(("open", "high", "low", "close"), 100.0 * 1.01 ** h)}
+            for h in hours]
+
+
+def _probe_signal(p: int, agent: str, i: int, symbol: str) -> dict[str, Any]:
+    return {"type": "alpha", "run_id": f"{agent}-{i}", "agent": agent,
+            "ts": _probe_hour(p, i).isoformat() + "Z", "symbol": symbol, "direction": "SHORT",
+            "horizon": 3600}
+
+
+def _probe_prepare(c: Any, p: int, agent: str, evidence: str) -> None:
+    """The probe's first four losing runs, realized, and its fifth run short of its evidence:
+    `pnl`, its telemetry (the pnl event completes it); `bar`, its signal, whose exit bar
+    (the probe's own symbol's bar 10p+6) is not there yet."""
+    if evidence == "pnl":
+        ev = [_probe_signal(p, agent, i, "BTC") for i in range(4)]
+        ev.append({"type": "telemetry", "run_id": f"{agent}-4", "agent": agent,
+                   "ts": _probe_hour(p, 4).isoformat() + "Z", "latency_ms": 100.0})
+    else:
+        c.post("/v1/market/bars", params={"interval": "1h"},
+               json=_probe_bars(p, range(0, 6))).raise_for_status()
+        ev = [_probe_signal(p, agent, i, f"P{p}USDT") for i in range(5)]
+    c.post("/v1/events", json=ev).raise_for_status()
+
+
+def _probe_evidence(p: int, agent: str, evidence: str
+                    ) -> list[tuple[str, dict[str, Any] | None, Any]]:
+    """The request(s) that complete the probe's evidence; the last one is timed. `signal`
+    (this bench before 2026-12-05): the five losing signals, one a request, all priced by
+    stored bars, so the fifth arrives while the pass of the fourth runs."""
+    if evidence == "pnl":
+        known = (_probe_hour(p, 5)).isoformat() + "Z"
+        return [("/v1/events", None, [{"type": "pnl", "run_id": f"{agent}-4", "agent": agent,
+                                       "ts": known, "realized_pnl_bps": -80.0}])]
+    if evidence == "bar":
+        return [("/v1/market/bars", {"interval": "1h"}, _probe_bars(p, range(6, 7)))]
+    return [("/v1/events", None, [_probe_signal(p, agent, i, "BTC")]) for i in range(5)]
+
+
+def bench_latency(seconds: float, probes: int, clients: int, rate: float,
+                  evidence: str = "pnl") -> dict[str, Any]:
     import multiprocessing as mp
 
     import httpx
@@ -423,6 +476,11 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
     passes: dict[str, tuple[float, Any]] = {}  # probe -> its pass's start (perf_counter), record
     epoch = time.time() - time.perf_counter()  # PassRecord times are time.time()
 
+    # The probe waits on this, woken by `watch` after each pass: a thread polling with short
+    # sleeps would take the GIL from the server's threads at every wake-up (each asks the
+    # holder to drop it within the switch interval), slowing what it measures.
+    seen = threading.Condition()
+
     def watch(store: Any) -> None:  # after the pipeline: its kill records are committed
         rec = app.state.pipeline.last
         if rec is not None:
@@ -430,6 +488,12 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
                 if d["action"] == "kill" and d["subject"] not in kills:
                     kills[d["subject"]] = time.perf_counter()
                     passes[d["subject"]] = (rec.started_at - epoch, rec)
+        with seen:
+            seen.notify_all()
+
+    def wait_for(done: Callable[[], bool]) -> None:
+        with seen:
+            seen.wait_for(done, timeout=10)
 
     app.state.writer.after_round(watch)
     import socket
@@ -458,19 +522,24 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
             if time.monotonic() > until - 2:
                 break
             agent = f"Probe{p}"
-            for i in range(5):  # realized losers: SHORT in a rising market, 1h horizon
-                ts = (START + dt.timedelta(hours=10 * p + i, minutes=1)).isoformat() + "Z"
-                ev = [{"type": "alpha", "run_id": f"{agent}-{i}", "agent": agent, "ts": ts,
-                       "symbol": "BTC", "direction": "SHORT", "horizon": 3600}]
+            if evidence != "signal":  # the runs before the evidence, judged before it comes
+                before = app.state.pipeline.passes
+                _probe_prepare(c, p, agent, evidence)
+                wait_for(lambda b=before, a=agent: app.state.pipeline.passes >= b + 2 or a in kills)
+                time.sleep(0.05)
+                if agent in kills:
+                    raise SystemExit(f"{agent} was killed before its evidence came")
+            t0 = time.perf_counter()
+            for req in _probe_evidence(p, agent, evidence):
                 t0 = time.perf_counter()
-                c.post("/v1/events", json=ev).raise_for_status()
-                t1 = time.perf_counter()
-            deadline = time.perf_counter() + 10
-            while agent not in kills and time.perf_counter() < deadline:
-                time.sleep(0.002)
+                c.post(req[0], params=req[1], json=req[2]).raise_for_status()
+            t1 = time.perf_counter()
+            wait_for(lambda a=agent: a in kills)
             if agent in kills:
-                latencies.append((kills[agent] - t0) * 1000.0)
                 began, rec = passes[agent]
+                # to the kill record's commit: the end of the pass that appended it (the
+                # hooks after the pipeline, this watch among them, run later)
+                latencies.append((rec.caught_up_at - epoch - t0) * 1000.0)
                 parts.append(((t1 - t0) * 1000.0, (began - t1) * 1000.0, rec.total_ms,
                               rec.reconcile_ms, rec.gates_ms))
             time.sleep(0.2)
@@ -495,6 +564,7 @@ def bench_latency(seconds: float, probes: int, clients: int, rate: float) -> dic
             "median_request_ms": median(0), "median_wait_ms": median(1),
             "median_pass_ms": median(2), "median_pass_reconcile_ms": median(3),
             "median_pass_gates_ms": median(4),
+            "evidence": evidence,
             "load_events_per_s": sent / seconds, "pipeline": health["pipeline"]}
 
 
@@ -548,6 +618,10 @@ def main() -> None:
     ap.add_argument("--offered", type=float, default=None,
                     help="throughput: events/s the clients offer, paced, with latency counted "
                          "from each batch's due time (default: a closed loop)")
+    ap.add_argument("--evidence", choices=["pnl", "bar", "signal"], default="pnl",
+                    help="latency: what completes a probe's evidence (the timed request): its "
+                         "fifth run's pnl event, the bar that prices its exit, or (before "
+                         "2026-12-05) five signals sent one a request, priced by stored bars")
     ap.add_argument("--no-pipeline", action="store_true",
                     help="throughput: the same load against `serve --no-pipeline`")
     a = ap.parse_args()
@@ -556,7 +630,7 @@ def main() -> None:
         out = bench_round(a.runs, a.rounds, a.keep, a.trace, a.threads, a.interval,
                           a.quiet_rounds, a.quiet_runs, a.random_ids, a.phases)
     elif a.part == "latency":
-        out = bench_latency(a.seconds, a.probes, a.clients, a.rate)
+        out = bench_latency(a.seconds, a.probes, a.clients, a.rate, a.evidence)
     else:
         out = bench_throughput(a.seconds, not a.no_pipeline, a.offered)
     print(json.dumps(out, indent=2, default=str))

@@ -31,10 +31,26 @@ def _cpu() -> str:
     return platform.machine()
 
 
+def reference_loop_ms() -> float:
+    """CPU ms of a fixed pure-Python loop (5M additions), best of three: the speed of the
+    machine at that moment. Machines of the same name differ (the SDK's cached size() took
+    1.5–1.7 µs on one and 4.2 µs on another, 2026-12-05), and one machine drifts by a fifth
+    within an hour, so a section's absolute times are read against this."""
+    best = float("inf")
+    for _ in range(3):
+        c = time.process_time()
+        s = 0
+        for i in range(5_000_000):
+            s += i
+        best = min(best, time.process_time() - c)
+    return best * 1000.0
+
+
 def machine(*packages: str) -> str:
     """'2 CPUs (model), 23.5 GiB RAM, Linux 6.x; Python 3.11.7, duckdb 2.0.1, …; load average
-    before the run a b c'. Call it before the run: the load average is then the machine's
-    (others' work slows every number), not the benchmark's own."""
+    before the run a b c; reference loop N ms' (`reference_loop_ms`). Call it before the run:
+    the load average is then the machine's (others' work slows every number), not the
+    benchmark's own."""
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     versions = []
     for p in packages:
@@ -45,7 +61,8 @@ def machine(*packages: str) -> str:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"{os.cpu_count()} CPUs ({_cpu()}), {ram:.1f} GiB RAM, {platform.system()} "
             f"{platform.release()}; Python {platform.python_version()}"
-            + "".join(f", {v}" for v in versions) + f"; load average before the run {load}")
+            + "".join(f", {v}" for v in versions) + f"; load average before the run {load}"
+            + f"; reference loop {reference_loop_ms():.0f} ms")
 
 
 def record(section: str, path: Path = RESULTS) -> None:

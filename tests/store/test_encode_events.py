@@ -65,3 +65,33 @@ def test_characters_beyond_ascii_are_written_as_utf8_not_escapes() -> None:
 def test_a_batch_with_a_lone_surrogate_is_written_with_escapes() -> None:
     events = [{"a": "é"}, {"b": "x\ud800y"}]
     assert encode_lines(events) == reference(events, ascii=True)
+
+
+@given(st.lists(values, max_size=30), st.integers(1, 8))
+@settings(max_examples=200)
+def test_encoded_in_slices_the_bytes_are_the_same(events: list[Any], size: int) -> None:
+    """The list is encoded `SLICE` events per encoder call (to bound how long one call holds
+    the GIL); any slice size gives the bytes of one dumps per event."""
+    import alphatrace.store.encode_events as mod
+
+    kept = mod.SLICE
+    mod.SLICE = size
+    try:
+        assert encode_lines(events) == reference(events)
+    finally:
+        mod.SLICE = kept
+
+
+def test_a_slice_that_holds_the_separator_falls_back_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import alphatrace.store.encode_events as mod
+
+    monkeypatch.setattr(mod.secrets, "token_hex", lambda n: "ab" * n)
+    monkeypatch.setattr(mod, "SLICE", 2)
+    mark = "\x00" + "ab" * 16 + "\x00"
+    calls: list[Any] = []
+    one = mod._one
+    monkeypatch.setattr(mod, "_one", lambda e, enc=mod._ENCODER: calls.append(e) or one(e, enc))
+    events = [{"a": 1}, {"b": 2}, {"c": [1, mark, 2]}, {"d": 4}, {"e": 5}]
+    assert encode_lines(events) == reference(events)
+    # the third event's text holds the separator: its slice (the 3rd and 4th) goes one by one
+    assert calls == [{"c": [1, mark, 2]}, {"d": 4}]
