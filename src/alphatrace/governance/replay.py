@@ -246,7 +246,8 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
         while True:
             base, params = eligible_sql(con, gp, columns, target, lo)
             if lo is not None and (unmarked[0] or unmarked[1]):
-                rest, rparams = eligible_sql(con, gp, columns, target)
+                rest, rparams = eligible_sql(con, gp, columns, target,
+                                             _unmarked_since(unmarked, known))
                 base = (f"{base} UNION ALL SELECT * FROM ({rest}) WHERE known_ts < "
                         f"{ts_literal(lo)} AND (agent IN (SELECT unnest(?::VARCHAR[])) OR "
                         f"strategy IN (SELECT unnest(?::VARCHAR[])))")
@@ -302,6 +303,25 @@ def _unmarked(con: duckdb.DuckDBPyConnection, marks: Mapping[SubjectKey, dt.date
                               + [("strategy", str(s)) for s in strategies or []])
     return (sorted(s for sc, s in known if sc == "agent" and ("agent", s) not in marks),
             sorted(s for sc, s in known if sc == "strategy" and ("strategy", s) not in marks))
+
+
+def _unmarked_since(unmarked: tuple[list[str], list[str]],
+                    known: Mapping[SubjectKey, Recorded | None] | None) -> dt.datetime | None:
+    """Where the read of the `unmarked` subjects' whole history may start: the earliest of
+    their recorded first knowledge times (`Recorded`: none of a subject's runs is known before
+    it; a subject recorded with no run adds none). Without it that read scanned the ledger
+    from its first row in every pass that met a new subject. None (from the first row) when
+    one of them has no time recorded, or nothing is recorded."""
+    if known is None:
+        return None
+    times = []
+    for key in [("agent", a) for a in unmarked[0]] + [("strategy", s) for s in unmarked[1]]:
+        r = known.get(key)
+        if r is None or (r.first_known is None and r.runs > 0):
+            return None
+        if r.first_known is not None:
+            times.append(r.first_known)
+    return min(times) if times else None
 
 
 class Recorded(NamedTuple):
