@@ -177,3 +177,21 @@ def test_audit_leaves_a_table_the_reads_do_not_use(store: Store) -> None:
     write_all(store, [[(0, "promote", 1)], [(1, "hold", 3)]])
     store.con.execute("DELETE FROM decisions WHERE seq = 2")
     assert audit.check_newest(store.con) == []
+
+
+@settings(max_examples=80, deadline=None)
+@given(writes=batches, at_h=st.integers(0, 40))
+def test_each_subjects_newest_record_at_an_as_of(writes: list[Batch], at_h: int) -> None:
+    """`newest_records(con, T)`: per subject, of its records with an as_of at or before T, the
+    latest by (as_of, seq). Read from `decision_newest` when no record it holds is after T or
+    without an as_of, else from the log: both give what is computed here from the writes."""
+    at = T0 + dt.timedelta(hours=at_h)
+    with Store(":memory:") as store:
+        done = write_all(store, writes)
+        want: dict[SubjectKey, tuple[dt.datetime, int]] = {}
+        for seq, (key, _, as_of) in enumerate(done, start=1):
+            if as_of is not None and as_of <= at and (key not in want
+                                                      or (as_of, seq) >= want[key]):
+                want[key] = (as_of, seq)
+        got = journal.newest_records(store.con, at)
+        assert {k: r["seq"] for k, r in got.items()} == {k: q for k, (_, q) in want.items()}

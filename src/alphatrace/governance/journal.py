@@ -147,7 +147,11 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
     cols = [n if n in have or n not in _LATE_COLUMNS else f"NULL AS {n}" for n in _SCHEMA.names]
     sql = f"SELECT {', '.join(cols)} FROM decisions"
     cond = " AND ".join(where)
-    if newest:  # found on the key columns; only the rows kept are read whole
+    if (newest and subject is None and scope is None and since_seq is None
+            and _newest_at(con, as_of)):
+        sql += f" WHERE seq IN (SELECT seq FROM {NEWEST})"
+        params = []
+    elif newest:  # found on the key columns; only the rows kept are read whole
         sql += f" WHERE rowid IN ({_newest('decisions', cond, as_of)})"
     elif where:
         sql += " WHERE " + cond
@@ -164,6 +168,19 @@ def read_records(con: duckdb.DuckDBPyConnection, subject: str | None = None,
         rec["created_at"] = ts_text(rec["created_at"])
         out.append(rec)
     return out
+
+
+def _newest_at(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None) -> bool:
+    """Whether each subject's newest record at `as_of` is the one `decision_newest` keeps,
+    so the log need not be grouped (a pass's catch-up asks at its first point, usually after
+    every record): the table is kept (`newest_kept`) and each record it holds has an as_of, at
+    or before `as_of`. Then no subject has a record after `as_of`: a subject's records by seq
+    have non-decreasing as_ofs (`out_of_order`, which `write` enforces), and those without an
+    as_of are excluded from a newest-at-an-as-of and move nothing."""
+    if as_of is None or not newest_kept(con):
+        return False
+    return bool(one(con, f"SELECT count(*) = 0 FROM {NEWEST} WHERE as_of IS NULL OR as_of > ?",
+                    [as_of])[0])
 
 
 def newest_records(con: duckdb.DuckDBPyConnection, as_of: dt.datetime | None = None
