@@ -63,7 +63,8 @@ def main() -> None:
     from alphatrace.cli.server import SWITCH_INTERVAL_S
     from alphatrace.store import encode_events
 
-    print(machine(), file=sys.stderr)
+    line = machine()  # before the run: its load average and reference loop are the machine's
+    print(line, file=sys.stderr)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     events = [{"type": "telemetry", "run_id": f"L0-{i}", "agent": "Load0", "latency_ms": 50.0,
                "tokens_in": 10} for i in range(a.events)]
@@ -90,7 +91,7 @@ def main() -> None:
         f"| {v['max']:.2f} |" for k, v in out.items() if isinstance(v, dict))
     record(f"""## GIL wait beside the writer's encoding (bench/bench_gil.py) — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC
 
-{machine()}
+{line}
 
 A round of {a.events:,} events encoded to JSON lines in a loop on a thread; the main thread's
 0.5 ms sleeps, {a.wakes:,} of them, and how late each got the GIL back (ms):
