@@ -19,7 +19,7 @@ from alphatrace.sdk.prices import resolve_table
 from alphatrace.server.otlp import request_events
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_events
-from alphatrace.store.typed_ingest import ingest_typed, staged_table, typed_table
+from alphatrace.store.typed_ingest import ingest_typed, stage
 
 TABLES = {
     "telemetry": "SELECT * FROM telemetry ORDER BY file_id, line",
@@ -170,7 +170,7 @@ def test_the_spans_the_mapping_makes_are_all_cleared() -> None:
     doc = {"resourceSpans": [{"resource": {"attributes": [_kv("service.name", "svc")]},
                               "scopeSpans": [{"spans": spans}]}]}
     events = request_events(doc, resolve_table(None)).events
-    staged = staged_table(typed_table(events))
+    staged, _ = stage(events)
     assert staged.num_rows == len(events) == 800
     assert staged.column("ok").to_pylist() == [True] * 800
     assert staged.column("attrs").null_count == staged.column("ts").null_count == 0

@@ -65,14 +65,14 @@ def test_backpressure(tmp_path: Path) -> None:
 
 
 def test_a_failing_request_does_not_fail_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = writer_mod.ingest_events
+    real = writer_mod.ingest_typed
 
-    def picky(store: Any, evs: list[Any], source: str = "", kind: Any = None) -> Any:
+    def picky(store: Any, evs: list[Any], source: str = "") -> Any:
         if any(e.get("poison") for e in evs):
             raise RuntimeError("poisoned")
         return real(store, evs, source=source)
 
-    monkeypatch.setattr(writer_mod, "ingest_events", picky)
+    monkeypatch.setattr(writer_mod, "ingest_typed", picky)
     w = Writer(tmp_path / "db.duckdb", linger_s=0.2)
     good = w.submit_events(events("G", 2))
     bad = w.submit_events([{"poison": True}])

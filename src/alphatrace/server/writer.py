@@ -2,7 +2,8 @@
 
 Why: DuckDB allows one writer, and an ingest call has a fixed cost (one validation query, one
 transaction) that dwarfs the per-event cost, so the writer merges whatever requests are waiting
-into one `ingest_events` call and hands each request back its own slice of the per-event
+into one ingest call (`typed_ingest.ingest_typed`: events as typed columns, no validation query
+to plan for the events it clears) and hands each request back its own slice of the per-event
 results. After taking a first request it waits up to `linger_s` for as many requests as the
 previous round had plus those that queued meanwhile (concurrent clients send together), never
 longer. Requests never share a
@@ -35,7 +36,8 @@ from alphatrace.parse import parse_duration, parse_time
 from alphatrace.server.after_rounds import AfterRounds
 from alphatrace.server.priority import background_thread
 from alphatrace.store import Store
-from alphatrace.store.ingest import EventResult, ingest_events
+from alphatrace.store.ingest import EventResult
+from alphatrace.store.typed_ingest import ingest_typed
 
 log = logging.getLogger("alphatrace.server")
 T = TypeVar("T")
@@ -45,9 +47,9 @@ class Busy(Exception):
     """More events are waiting than the writer accepts; the client should retry later."""
 
 
-# An entry other than the JSON path for one kind of request (the OTLP spans'): it stores the
+# An entry other than the default one for one kind of request (the OTLP spans'): it stores the
 # merged events of a round's requests, with each request's side writes (`side`), in one
-# transaction, and answers a status per event, as `ingest_events` does.
+# transaction, and answers a status per event, as `ingest_typed` does.
 Entry = Callable[[Store, list[Any], str, list[Any]], list[EventResult]]
 
 
@@ -79,7 +81,7 @@ class _EventJob:
     events: list[Any]
     future: Future[list[EventResult]]
     source: str
-    entry: Entry | None = None  # None: the JSON path (`ingest_events`)
+    entry: Entry | None = None  # None: `ingest_typed`
     side: Any = None  # for `entry`: this request's other writes
 
 
@@ -416,7 +418,7 @@ class Writer:
         entry = batch[0].entry
         try:
             if entry is None:
-                _, results = ingest_events(self.store, events, source=batch[0].source)
+                _, results = ingest_typed(self.store, events, source=batch[0].source)
             else:
                 results = entry(self.store, events, batch[0].source, [j.side for j in batch])
         except Exception as e:

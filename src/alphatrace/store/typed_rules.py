@@ -18,27 +18,35 @@ it: stored, or quarantined with its field and reason. So each check here is the 
   there;
 - numbers: finite, whole for an integer field, within the field's range, as the SQL compares
   the same doubles;
-- timestamps: only the two spellings the OTLP mapping writes (`otlp.iso_from_nanos`:
-  `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, a real date and time) are read here, to the microsecond, as
-  DuckDB reads them; any other spelling is left to the SQL;
+- timestamps: text only in the two spellings the SDK and the OTLP mapping write (`sdk.encode.iso`,
+  `otlp.iso_from_nanos`: `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, a real date and time), read to the
+  microsecond as DuckDB reads them; any other text is left to the SQL. A number is epoch
+  seconds, or milliseconds from 1e11, rounded to the microsecond half away from zero, as
+  `validate_sql._epoch` computes it from the same double (`epoch_timestamps`);
+- directions: only `LONG`, `SHORT` and `FLAT` as written (the SQL also takes other cases and
+  surrounding space: those rows go to it);
+- horizons: a number as seconds, or text in the one spelling `[0-9]+(.[0-9]+)?[smhdw]?` (no
+  space, lower-case unit), its quantity times the unit's seconds, as the SQL multiplies them
+  (`horizon_seconds`); then the range rule of a number;
 - attrs: the extra keys' JSON text as Python writes it, taken as the attrs DuckDB's `json()`
   would write when the text has no number in exponent form, no NaN/Infinity and no `\\u`
   escape (the only spellings in which the two differ: Hypothesis over every JSON value, in
   the tests); a text with any of them goes to the SQL.
 
-The identity key is `ingest.KEY_SQL`'s: md5 over `telemetry`, chr(31) and the event id, its
+The identity key is `ingest.KEY_SQL`'s: md5 over the kind, chr(31) and the event id, its
 16 bytes a little-endian 128-bit number (DuckDB's `md5_number`), split into two halves.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from alphatrace.events.fields import TS_MAX, TS_MIN, Field, Kind
+from alphatrace.events.fields import DIRECTIONS, TS_MAX, TS_MIN, Field, Kind
 
 ISO_UTC = r"^\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{6})?Z$"
 SECOND = "%Y-%m-%dT%H:%M:%S"
@@ -46,6 +54,9 @@ SECOND = "%Y-%m-%dT%H:%M:%S"
 JSON_DIFFERS = r"[:,\[]-?[0-9]+(?:\.[0-9]+)?[eE]|NaN|Infinity|\\u"
 _TS_LO = int(TS_MIN.timestamp()) * 1_000_000
 _TS_HI = int(TS_MAX.timestamp()) * 1_000_000
+EXACT = 2.0**52  # a double at least this large is a whole number: nothing to round
+HORIZON = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw]?)")
+UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def _no_nulls(mask: pa.Array) -> pa.Array:
@@ -100,37 +111,102 @@ def timestamps(col: pa.Array) -> pa.Array:
     return pc.cast(pc.if_else(keep, us, pa.scalar(None, pa.int64())), pa.timestamp("us"))
 
 
+def epoch_timestamps(x: np.ndarray) -> pa.Array:
+    """Epoch numbers (NaN where absent) as timestamp[us]: seconds below 1e11 in magnitude,
+    milliseconds below 1e14, as `validate_sql._epoch` reads them (the same double times 1e6 or
+    1e3, rounded half away from zero like DuckDB's `round`); null outside those, non-finite, or
+    outside [TS_MIN, TS_MAX)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        mag = np.abs(x)
+        sec = mag < 1e11
+        ms = ~sec & (mag < 1e14)
+        p = np.where(sec, x * 1e6, np.where(ms, x * 1e3, 0.0))
+        low = np.floor(p)
+        frac = p - low  # exact: |p| < 2^52 wherever it is used
+        up = (frac > 0.5) | ((frac == 0.5) & (p > 0))
+        r = np.where(np.abs(p) >= EXACT, p, low + up)
+        us = np.where(sec | ms, r, 0.0).astype(np.int64)
+    keep = (sec | ms) & (us >= _TS_LO) & (us < _TS_HI)
+    return pa.array(us, pa.timestamp("us"), mask=~keep)
+
+
+def horizon_seconds(text: pa.Array, number: pa.Array) -> pa.Array:
+    """A horizon in seconds from its text (`HORIZON`'s spelling only) or its number; null
+    where absent or in another spelling. Horizons are rare (alpha events that set one), so
+    this is a loop over the present values."""
+    out: list[float | None] = []
+    for t, x in zip(text.to_pylist(), number.to_pylist(), strict=True):
+        if t is not None:
+            m = HORIZON.fullmatch(t)
+            out.append(float(m[1]) * UNIT_S[m[2]] if m else None)
+        else:
+            out.append(x)
+    return pa.array(out, pa.float64())
+
+
 def json_ok(col: pa.Array) -> pa.Array:
     """Whether DuckDB's `json()` of each text is the text itself (see the module docstring);
     true where absent."""
     return pc.invert(_no_nulls(pc.match_substring_regex(col, JSON_DIFFERS)))
 
 
+NUMBER_COL = "{}#n"  # the column of a timestamp or horizon field's numbers (its text: `name`)
+
+
+def _present(columns: dict[str, pa.ChunkedArray], f: Field) -> np.ndarray:
+    present = bools(columns[f.name].is_valid())
+    if f.type in ("timestamp", "horizon"):
+        present |= bools(columns[NUMBER_COL.format(f.name)].is_valid())
+    return present
+
+
+def _one(col: pa.ChunkedArray) -> pa.Array:
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def typed_values(columns: dict[str, pa.ChunkedArray], fields: list[Field]) -> dict[str, pa.Array]:
+    """The staged value of each timestamp (timestamp[us]) and horizon (seconds) field, from its
+    text and number columns; null where neither reads."""
+    values: dict[str, pa.Array] = {}
+    for f in fields:
+        if f.type == "timestamp":
+            number = _one(columns[NUMBER_COL.format(f.name)])
+            by_text = timestamps(_one(columns[f.name]))
+            by_number = epoch_timestamps(np.asarray(number.to_numpy(zero_copy_only=False), float))
+            values[f.name] = pc.coalesce(by_text, by_number)
+        elif f.type == "horizon":
+            values[f.name] = horizon_seconds(_one(columns[f.name]),
+                                             _one(columns[NUMBER_COL.format(f.name)]))
+    return values
+
+
 def cleared(columns: dict[str, pa.ChunkedArray], fields: list[Field]
             ) -> tuple[np.ndarray, dict[str, pa.Array]]:
     """(per row: every field's value passes its rules, a required one present; the typed
-    value of each timestamp field). Fields of one type are checked together, their columns
-    one after the other: a compute call costs ~10 µs whatever its length, and a round has
-    a few hundred rows."""
+    value of each timestamp and horizon field, `typed_values`). Fields of one rule are
+    checked together, their columns one after the other: a compute call costs ~10 µs
+    whatever its length, and a round has a few hundred rows."""
     n = len(columns[fields[0].name]) if fields else 0
-    values: dict[str, pa.Array] = {}
+    values = typed_values(columns, fields)
     ok = np.ones(n, bool)
     groups = (("text", [f for f in fields if f.type in ("string", "id")]),
-              ("number", [f for f in fields if f.type in ("number", "integer")]),
+              ("direction", [f for f in fields if f.type == "direction"]),
+              ("number", [f for f in fields if f.type in ("number", "integer", "horizon")]),
               ("timestamp", [f for f in fields if f.type == "timestamp"]))
     for kind, group in groups:
         if not group:
             continue
-        col = pa.concat_arrays([c for f in group for c in columns[f.name].chunks])
-        absent = bools(col.is_null())
+        col = pa.concat_arrays([_one(values[f.name]) if f.name in values
+                                else _one(columns[f.name]) for f in group])
         if kind == "text":
             rule = bools(_no_nulls(text_ok(col)))
+        elif kind == "direction":
+            rule = bools(pc.is_in(col, pa.array(DIRECTIONS)))
         elif kind == "number":
             rule = numbers_ok(np.asarray(col.to_numpy(zero_copy_only=False), float), group)
         else:
-            typed = timestamps(col)
-            rule = bools(typed.is_valid())
-            values.update((f.name, typed.slice(i * n, n)) for i, f in enumerate(group))
+            rule = bools(col.is_valid())
+        absent = ~np.concatenate([_present(columns, f) for f in group])
         required = np.repeat(np.array([f.required for f in group]), n)
         ok &= np.where(absent, ~required, rule).reshape(len(group), n).all(axis=0)
     return ok, values
