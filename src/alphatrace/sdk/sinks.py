@@ -304,11 +304,11 @@ class StoreSink:
         return self._store
 
     def write(self, events: list[dict[str, Any]]) -> None:
-        from alphatrace.store.ingest import ingest_events
+        from alphatrace.store.typed_ingest import ingest_typed
 
         docs = [prepare(e) for e in events]
         try:
-            ingest_events(self._open(), docs, source="<sdk>")
+            ingest_typed(self._open(), docs, source="<sdk>")
         except Exception as e:  # locked file, disk full, closed store: spool, never raise
             self._warn.warn("store", "alphatrace: cannot write to the store (%s); spooling", e)
             self.fallback.write(events)
