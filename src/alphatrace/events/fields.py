@@ -27,8 +27,9 @@ class Range:
     Every number has one, so a value no real run produces (an integer beyond 2^63, a PnL of
     1.7e308 whose sum overflows to infinity) is quarantined at ingest instead of breaking a
     later cast, sum or report for the whole store. Enforced by `alphatrace.sql.range_checks`
-    on every ingest path (files, HTTP, OTLP, SDK) and in market import. The OTLP typed entry
-    stores the rows it clears without that SQL: it clears a number only within these bounds
+    on every ingest path (files, HTTP, OTLP, SDK) and in market import. The typed entry
+    (store/typed_ingest.py: JSON bodies, OTLP spans, the SDK's store sink) stores the rows it
+    clears without that SQL: it clears a number only within these bounds
     (`store.typed_rules.numbers_ok`, never looser), and every other row goes through it.
     """
 
