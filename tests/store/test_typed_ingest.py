@@ -17,9 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphatrace.store import Store
-from alphatrace.store.ingest import ingest_events
 from alphatrace.store.typed_ingest import ingest_typed, stage
-from tests.server.test_otlp_typed import TABLES, anything, contents, number, same, text
+from tests.server.test_otlp_typed import anything, assert_typed_as_json_lines, number, text
 
 ids = st.sampled_from(["r-1", "r-2", "0195a0c0-7e1f-7000-8000-000000000001"])
 good_text = st.sampled_from(["Agent0", "FUNDING", "BTCUSDT", "MEAN_REVERT", " x", "é"])
@@ -108,14 +107,7 @@ def event(draw: st.DrawFn) -> Any:
 @settings(max_examples=100)
 @given(st.lists(st.lists(event(), max_size=30), min_size=1, max_size=3))
 def test_the_typed_entry_stores_what_json_lines_store(batches: list[list[Any]]) -> None:
-    with Store(":memory:") as by_json, Store(":memory:") as by_type:
-        for batch in batches:
-            _, want = ingest_events(by_json, batch, source="<http>")
-            _, got = ingest_typed(by_type, batch, source="<http>")
-            assert got == want
-        a, b = contents(by_json), contents(by_type)
-        for t in TABLES:
-            assert same(b[t], a[t]), t
+    assert_typed_as_json_lines(batches, "<http>")
 
 
 def test_sdk_events_of_every_kind_are_cleared_without_sql() -> None:
