@@ -140,12 +140,17 @@ def _ingest_chunk(
     collect: bool,
 ) -> list[Status]:
     """Validate, dedupe and insert one chunk. Returns per-line statuses when `collect`."""
-    chunk_lines = chunk.table  # noqa: F841  (read by name in the SQL)
     # Lenient fast path for every line, then the exact path for the lines it could not clear.
-    con.execute(parsed(con, keyed(fast_sql("chunk_lines", kind))))
-    staged_fast = to_arrow(con, STAGE_BATCH)
+    staged_fast = _fast_staged(con, chunk.table, kind)
     return _redo_and_store(con, known, staged_fast, chunk.table, chunk.bad_utf8, file_id, path,
                            kind, report, collect)
+
+
+def _fast_staged(con: duckdb.DuckDBPyConnection, chunk_lines: pa.Table, kind: Kind | None
+                 ) -> pa.Table:
+    """The fast query's staged rows of `chunk_lines` (line_no, line), keyed (`keyed`)."""
+    con.execute(parsed(con, keyed(fast_sql("chunk_lines", kind))))  # reads chunk_lines by name
+    return to_arrow(con, STAGE_BATCH)
 
 
 def _redo_and_store(
@@ -540,9 +545,7 @@ def _fast_redo(con: duckdb.DuckDBPyConnection, staged: pa.Table, lines: pa.Table
     what that query leaves goes on to the exact one."""
     if not lines.num_rows:
         return staged
-    chunk_lines = lines  # noqa: F841  (read by name in the SQL)
-    con.execute(parsed(con, keyed(fast_sql("chunk_lines", None))))
-    fast = to_arrow(con, STAGE_BATCH)
+    fast = _fast_staged(con, lines, None)
     kept = staged.filter(staged.column("ok"))
     return pa.concat_tables([kept, fast.cast(kept.schema)]).sort_by("line_no")
 

@@ -37,7 +37,14 @@ from alphatrace.events.fields import ENVELOPE, KINDS, SPECS, Field, Kind
 from alphatrace.store.connection import Store
 from alphatrace.store.encode_events import encode_lines
 from alphatrace.store.ingest import EventResult, IngestReport, ingest_staged
-from alphatrace.store.typed_rules import NUMBER_COL, bools, cleared, identity_keys, json_ok
+from alphatrace.store.typed_rules import (
+    FLEX,
+    NUMBER_COL,
+    bools,
+    cleared,
+    identity_keys,
+    json_ok,
+)
 from alphatrace.store.validate_sql import ALL_FIELDS, FIELD_TYPES
 
 KNOWN: dict[Kind, frozenset[str]] = {
@@ -55,7 +62,6 @@ _PY: dict[str, tuple[type, ...]] = {
     "horizon": (str, int, float), "number": (int, float), "integer": (int,)}
 _ARROW = {"string": pa.string(), "id": pa.string(), "direction": pa.string(),
           "number": pa.float64(), "integer": pa.float64()}
-_FLEX = ("timestamp", "horizon")
 # the type the JSON path stages each field type's value as
 _STAGED = {"string": pa.string(), "id": pa.string(), "direction": pa.string(),
            "number": pa.float64(), "integer": pa.float64(), "horizon": pa.float64(),
@@ -132,7 +138,7 @@ def typed_table(events: list[Any], kind: Kind, line_nos: list[int] | None = None
     }
     for f in fields:
         col = values[f.name]
-        if f.type in _FLEX:
+        if f.type in FLEX:
             cols[f.name] = pa.array([v if type(v) is str else None for v in col], pa.string())
             cols[NUMBER_COL.format(f.name)] = pa.array(
                 [None if type(v) is str else v for v in col], pa.float64())

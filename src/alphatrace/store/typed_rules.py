@@ -132,8 +132,8 @@ def epoch_timestamps(x: np.ndarray) -> pa.Array:
 
 def horizon_seconds(text: pa.Array, number: pa.Array) -> pa.Array:
     """A horizon in seconds from its text (`HORIZON`'s spelling only) or its number; null
-    where absent or in another spelling. Horizons are rare (alpha events that set one), so
-    this is a loop over the present values."""
+    where absent or in another spelling. Only alpha events have one, so this is a Python loop
+    over the alpha rows of a round."""
     out: list[float | None] = []
     for t, x in zip(text.to_pylist(), number.to_pylist(), strict=True):
         if t is not None:
@@ -151,30 +151,39 @@ def json_ok(col: pa.Array) -> pa.Array:
 
 
 NUMBER_COL = "{}#n"  # the column of a timestamp or horizon field's numbers (its text: `name`)
+FLEX = ("timestamp", "horizon")  # the field types given as text or as a number
+
+
+def _one(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
 
 
 def _present(columns: dict[str, pa.ChunkedArray], f: Field) -> np.ndarray:
+    """Where the field is given: as text or, for a flexible one, as a number."""
     present = bools(columns[f.name].is_valid())
-    if f.type in ("timestamp", "horizon"):
+    if f.type in FLEX:
         present |= bools(columns[NUMBER_COL.format(f.name)].is_valid())
     return present
 
 
-def _one(col: pa.ChunkedArray) -> pa.Array:
-    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+def _joined(columns: dict[str, pa.ChunkedArray], names: list[str]) -> pa.Array:
+    return pa.concat_arrays([_one(columns[k]) for k in names])
 
 
 def typed_values(columns: dict[str, pa.ChunkedArray], fields: list[Field]) -> dict[str, pa.Array]:
     """The staged value of each timestamp (timestamp[us]) and horizon (seconds) field, from its
-    text and number columns; null where neither reads."""
+    text and number columns; null where neither reads. The timestamp fields are read together,
+    their columns one after the other (`cleared`)."""
+    n = len(columns[fields[0].name]) if fields else 0
+    stamps = [f.name for f in fields if f.type == "timestamp"]
     values: dict[str, pa.Array] = {}
+    if stamps:
+        number = _joined(columns, [NUMBER_COL.format(k) for k in stamps])
+        read = pc.coalesce(timestamps(_joined(columns, stamps)), epoch_timestamps(
+            np.asarray(number.to_numpy(zero_copy_only=False), float)))
+        values.update((k, read.slice(i * n, n)) for i, k in enumerate(stamps))
     for f in fields:
-        if f.type == "timestamp":
-            number = _one(columns[NUMBER_COL.format(f.name)])
-            by_text = timestamps(_one(columns[f.name]))
-            by_number = epoch_timestamps(np.asarray(number.to_numpy(zero_copy_only=False), float))
-            values[f.name] = pc.coalesce(by_text, by_number)
-        elif f.type == "horizon":
+        if f.type == "horizon":
             values[f.name] = horizon_seconds(_one(columns[f.name]),
                                              _one(columns[NUMBER_COL.format(f.name)]))
     return values
