@@ -211,6 +211,19 @@ def announced_kills(decisions: list[dict[str, Any]]) -> list[int]:
     return out
 
 
+def unmatched_evidence(row: dict[str, Any], decisions: list[dict[str, Any]], db: Path) -> str:
+    """Why a kill's `as_of` matched no knowledge time the replay posted: the delivery, its
+    record's run ids and the stored knowledge time of each (seen once in CI, not since)."""
+    rec = next(d for d in decisions if d["seq"] == row["seq"])
+    ids = rec.get("run_ids") or []
+    with Store(db, read_only=True) as store:
+        runs = store.con.execute(
+            "SELECT run_id, ts, exit_ts, known_ts, pnl_source FROM ledger "
+            "WHERE list_contains(?, run_id) ORDER BY known_ts DESC, run_id LIMIT 8",
+            [list(ids)]).fetchall()
+    return f"{row}\nrecord: {rec}\nnewest runs of its window: {runs}"
+
+
 def test_speed_must_be_positive() -> None:
     res = subprocess.run([sys.executable, "-m", "alphatrace.cli.main", "demo", "--live",
                           "--speed", "0"], capture_output=True, text=True, timeout=300)
@@ -250,7 +263,8 @@ def test_breakout_momentum_is_killed_live_near_its_break(tmp_path: Path) -> None
     # the append (the kill was decided on it).
     assert sorted(d["seq"] for d in result.deliveries) == announced_kills(result.decisions)
     for d in result.deliveries:
-        assert d["evidence_delay_s"] is not None, d
+        assert d["evidence_delay_s"] is not None, unmatched_evidence(
+            d, result.decisions, tmp_path / "live.duckdb")
         assert d["evidence_delay_s"] >= d["append_delay_s"] >= 0, d
 
 
