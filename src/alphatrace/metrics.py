@@ -34,6 +34,7 @@ from alphatrace.arrays import floats
 from alphatrace.engines.duckdb import DUCKDB
 from alphatrace.scan import segment_cumsum_int, segmented_accumulate
 from alphatrace.store.connection import registered
+from alphatrace.store.statements import query_table
 
 PNL = "realized_pnl_bps"
 _sum = DUCKDB.exact_sum
@@ -273,14 +274,14 @@ def compute(
     keys = ", ".join(group_by)
     tail = f" GROUP BY {keys} ORDER BY {keys}" if group_by else ""
     if not any(reads_path(get(n)) for n in chosen):  # plain aggregates: no rows to fetch
-        return con.sql(f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} "
-                       f"FROM ({source}){tail}", params=params or None).to_arrow_table()
-    rows = con.sql(f"SELECT * FROM ({source}) ORDER BY {', '.join([*group_by, order])}",
-                   params=params or None).to_arrow_table()
+        return query_table(con, f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} "
+                                f"FROM ({source}){tail}", params or None)
+    rows = query_table(con, f"SELECT * FROM ({source}) ORDER BY {', '.join([*group_by, order])}",
+                       params or None)
     starts = segment_starts(rows, group_by)
     with registered(con, f"_metrics_rows_{uuid.uuid4().hex}", _with_path(rows, starts)) as view:
-        return con.sql(f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} "
-                       f"FROM {view}{tail}").to_arrow_table()
+        return query_table(con, f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} "
+                                f"FROM {view}{tail}")
 
 
 PATH_COLUMNS = ("_seq", "_rn_desc", "_cum_bps", "_cum_usd", "_pnl0", "_peak_bps", "_peak_usd",
@@ -367,8 +368,8 @@ def compute_one(con: duckdb.DuckDBPyConnection, rows: pa.Table,
     fetched once): the same aggregates and path columns as `compute`."""
     tbl = _with_path(rows, segment_starts(rows, []))
     with registered(con, f"_metrics_rows_{uuid.uuid4().hex}", tbl) as view:
-        out = con.sql(f"SELECT {select_list(metric_names or list(METRICS))} FROM {view}"
-                      ).to_arrow_table().to_pylist()
+        out = query_table(con, f"SELECT {select_list(metric_names or list(METRICS))} "
+                               f"FROM {view}").to_pylist()
     return out[0]
 
 

@@ -33,6 +33,7 @@ from alphatrace.governance.lifecycle import (
 from alphatrace.governance.policy import SCOPES, GovernancePolicy
 from alphatrace.governance.runs import ORDER, eligible_sql, needed_columns, subjects_sql
 from alphatrace.store.connection import registered
+from alphatrace.store.statements import query_table
 
 WINDOW_VIEW = "_alphatrace_gate_window"
 
@@ -272,8 +273,7 @@ def assess(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
         sql = f"SELECT * FROM ({sql}) WHERE (scope, subject) IN (SELECT unnest(?, recursive := true))"
         params = [*params, [{"scope": sc, "subject": s} for sc, s in only]]
     # sorted by subject then run order, so each subject's run_ids are one slice
-    win = con.sql(f"SELECT * FROM ({sql}) ORDER BY scope, subject, _o",
-                  params=params).to_arrow_table()
+    win = query_table(con, f"SELECT * FROM ({sql}) ORDER BY scope, subject, _o", params)
     return assess_window(con, gp, win, names)
 
 

@@ -25,6 +25,7 @@ from alphatrace.governance.lifecycle import SubjectKey
 from alphatrace.governance.policy import GovernancePolicy
 from alphatrace.governance.runs import data_as_of, eligible_sql, needed_columns
 from alphatrace.store.connection import registered
+from alphatrace.store.statements import query_table
 
 
 class Reads(replay.RunReads, Protocol):
@@ -79,7 +80,7 @@ class StoreReads:
         with ExitStack() as stack:
             for name, tbl in tables.items():
                 stack.enter_context(registered(self.con, name, tbl))
-            return self.con.sql(sql).to_arrow_table()
+            return query_table(self.con, sql)
 
     def as_of(self) -> dt.datetime | None:
         return data_as_of(self.con)

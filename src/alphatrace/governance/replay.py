@@ -52,6 +52,7 @@ from alphatrace.governance.runs import (
 )
 from alphatrace.ledger import changes as ledger_changes
 from alphatrace.store.connection import has_table, registered
+from alphatrace.store.statements import query_table
 
 EPOCH, US = dt.datetime(1970, 1, 1), dt.timedelta(microseconds=1)
 MARKS, RUNS, POINTS = "_alphatrace_rp_marks", "_alphatrace_rp_runs", "_alphatrace_rp_points"
@@ -253,8 +254,8 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
                         f"strategy IN (SELECT unnest(?::VARCHAR[])))")
                 params = [*params, *rparams, *unmarked]
             sql = runs_sql(gp, base, columns, MARKS, target=target, changed=rel)
-            runs = con.sql(f"SELECT * FROM ({sql}) "
-                           "ORDER BY scope, subject, _i", params=params).to_arrow_table()
+            runs = query_table(con, f"SELECT * FROM ({sql}) ORDER BY scope, subject, _i",
+                               params)
             if lo is None or n is None:
                 return runs
             widen, starts = _reach(_short(runs, lo, n, set(late)), lo, n, known or {})
@@ -440,7 +441,7 @@ def plan(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
     names = gp.gate_metrics()
     changed, now = None, None
     if after is not None and has_table(con, "ledger_changes"):
-        changed, now = changes(lambda q: con.sql(q).to_arrow_table(), "ledger_changes", after,
+        changed, now = changes(lambda q: query_table(con, q), "ledger_changes", after,
                                bool(marks), lambda: ledger_sql(con))
     runs = window_runs(con, gp, needed_columns(con, names), marks, target, changed=changed)
     if runs.num_rows == 0:
@@ -465,8 +466,9 @@ def assess_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, runs: pa.T
     with registered(con, RUNS, runs):
         pparams = [target] if gp.gates.window.seconds is not None else []
         late = "_late" in runs.column_names
-        points = con.sql(f"SELECT * FROM ({_points_sql(gp, late)}) ORDER BY scope, subject, _at",
-                         params=pparams).to_arrow_table()
+        points = query_table(
+            con, f"SELECT * FROM ({_points_sql(gp, late)}) ORDER BY scope, subject, _at",
+            pparams)
         ids = _ids_by_subject(runs)
         with registered(con, POINTS, points):
             try:
