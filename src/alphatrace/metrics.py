@@ -276,8 +276,8 @@ def compute(
     if not any(reads_path(get(n)) for n in chosen):  # plain aggregates: no rows to fetch
         return query_table(con, f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} "
                                 f"FROM ({source}){tail}", params or None)
-    rows = query_table(con, f"SELECT * FROM ({source}) ORDER BY {', '.join([*group_by, order])}",
-                       params or None)
+    rows = con.sql(f"SELECT * FROM ({source}) ORDER BY {', '.join([*group_by, order])}",
+                   params=params or None).to_arrow_table()  # a ledger's size: streamed
     starts = segment_starts(rows, group_by)
     with registered(con, f"_metrics_rows_{uuid.uuid4().hex}", _with_path(rows, starts)) as view:
         return query_table(con, f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} "

@@ -26,7 +26,6 @@ from alphatrace.arrays import floats
 from alphatrace.governance import expr
 from alphatrace.governance.policy import RUN_VARIABLES, ConfidenceSection, GovernancePolicy
 from alphatrace.governance.runs import ORDER, eligible_sql
-from alphatrace.store.statements import query_table
 
 HISTORY_SCHEMA = pa.schema([
     ("agent", pa.string()), ("run_id", pa.string()), ("ts", pa.timestamp("us")),
@@ -46,7 +45,7 @@ def _runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, agent: str | Non
         where += " AND agent = ?"
         params = [*params, agent]
     sql = f"SELECT {select_list(gp)} FROM ({base}) WHERE {where} ORDER BY {ORDER}"
-    return query_table(con, sql, params)
+    return con.sql(sql, params=params).to_arrow_table()
 
 
 def ledger_columns(gp: GovernancePolicy) -> list[str]:
