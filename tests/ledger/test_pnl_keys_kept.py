@@ -2,8 +2,9 @@
 stored pnl keys when nothing they depend on changed (reconcile `_pnl_keys_hold`: no new pnl
 event, the same aliases and market symbols as the last reconcile), and resolves them again
 when something did; it reads no leg for staleness when its market is the last reconcile's and
-no alias moved (`moved(market_same=True)`, `_todo_from_new_files(stale=False)`). Either way
-its ledger is the full rebuild's."""
+no alias moved (`moved(market_same=True)`, `_todo_from_new_files(stale=False)`); it resolves
+no signal symbol when no signal is new and its market is the last reconcile's
+(`_alpha_keys_hold`). Either way its ledger is the full rebuild's."""
 
 from __future__ import annotations
 
@@ -58,15 +59,16 @@ def _state(s: Store) -> tuple[list[Any], list[Any]]:
 
 
 def _kept_pass(s: Store, cache: MarketCache) -> set[str]:
-    """Reconcile with `cache`; which of `_rc_pnlkeys` (pnl symbols resolved) and `_rc_stale`
-    (legs read for staleness) the pass made (none: a pass of telemetry alone)."""
+    """Reconcile with `cache`; which of `_rc_pnlkeys` (pnl symbols resolved), `_rc_stale`
+    (legs read for staleness) and `_rc_symmap` (signal symbols resolved) the pass made (none:
+    a pass of telemetry alone)."""
     made: set[str] = set()
 
     def say(msg: str) -> None:
         if msg == "building the ledger":
             made.update(str(t) for (t,) in s.con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE table_name IN "
-                "('_rc_pnlkeys', '_rc_stale')").fetchall())
+                "('_rc_pnlkeys', '_rc_stale', '_rc_symmap')").fetchall())
 
     reconcile(s, policy(), step=say, market=cache)
     return made
@@ -116,17 +118,17 @@ def test_stored_pnl_keys_are_reused_only_while_what_they_depend_on_holds() -> No
         with kept, ref:
             cache = MarketCache()
             assert "_rc_pnlkeys" in _kept_pass(kept, cache)  # the first pass resolves
-            p, st_ = "_rc_pnlkeys", "_rc_stale"
+            p, st_, a = "_rc_pnlkeys", "_rc_stale", "_rc_symmap"
             steps: list[tuple[tuple[Any, ...], set[str]]] = [
-                (("alpha", "BTC", 1), set()),       # signals alone: keys kept, no leg read
+                (("alpha", "BTC", 1), {a}),         # signals alone: keys kept, no leg read
                 (("telemetry", 2), set()),          # (a pass of telemetry alone)
-                (("pnl", "SOL", 1, -30.0), {p}),    # a new pnl event: resolved
-                (("bars",), {st_}),                 # bars appended: open legs may be priced
-                (("alpha", "BTC", 4), set()),
-                (("market", "SOLUSDT"), {p, st_}),  # SOL now resolves: SOLUSDT
-                (("alpha", "SOL", 3), {st_}),       # a new alias (it has no leg yet)
-                (("alias",), {p}),                  # XBT now means BTCUSDT (no signal says XBT)
-                (("market", "SOLUSDC"), {p, st_})]  # SOL ambiguous again
+                (("pnl", "SOL", 1, -30.0), {p}),    # a new pnl event: resolved (signals: kept)
+                (("bars",), {st_, a}),              # bars appended: open legs may be priced
+                (("alpha", "BTC", 4), {a}),
+                (("market", "SOLUSDT"), {p, st_, a}),  # SOL now resolves: SOLUSDT
+                (("alpha", "SOL", 3), {st_, a}),    # a new alias (it has no leg yet)
+                (("alias",), {p, a}),               # XBT now means BTCUSDT (no signal says XBT)
+                (("market", "SOLUSDC"), {p, st_, a})]  # SOL ambiguous again
             for n, (op, made) in enumerate(steps):
                 for s in (kept, ref):
                     _apply(s, op, n)
