@@ -120,7 +120,7 @@ def test_stored_pnl_keys_are_reused_only_while_what_they_depend_on_holds() -> No
             assert "_rc_pnlkeys" in _kept_pass(kept, cache)  # the first pass resolves
             p, st_, a = "_rc_pnlkeys", "_rc_stale", "_rc_symmap"
             steps: list[tuple[tuple[Any, ...], set[str]]] = [
-                (("alpha", "BTC", 1), {a}),         # signals alone: keys kept, no leg read
+                (("alpha", "BTC", 1), {a}),         # signals alone: pnl keys kept, no leg read
                 (("telemetry", 2), set()),          # (a pass of telemetry alone)
                 (("pnl", "SOL", 1, -30.0), {p}),    # a new pnl event: resolved (signals: kept)
                 (("bars",), {st_, a}),              # bars appended: open legs may be priced

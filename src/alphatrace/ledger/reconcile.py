@@ -486,7 +486,10 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         # the last reconcile's keys cover every event of the files it saw: read only new ones
         keyed = seen is not None and last is not None and last.current
         own = _last_own(cfg, last, facts, cache, snap)
-        alpha_held = keyed and _alpha_keys_hold(facts, own, snap)
+        # the market is the last reconcile's (it recorded it): only aliases can move
+        same = (own is not None and snap is not None and (
+            own.bars_mark, own.funding_mark) == (snap.bars_mark, snap.funding_mark))
+        alpha_held = keyed and _alpha_keys_hold(facts, same)
         n_symmap = facts.alpha_keys if alpha_held else one(
             con, "CREATE OR REPLACE TEMP TABLE _rc_symmap AS " + resolution_sql(
                 _symbols("alpha", "ledger_alpha_keys", seen if keyed else None), cfg.aliases,
@@ -508,9 +511,6 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
             rel = replace(rel, todo="alpha")
         else:
             if seen is not None:  # the usual case: signals were only added, by ingest
-                # the market is the last reconcile's (it recorded it): only aliases can move
-                same = (own is not None and snap is not None and (
-                    own.bars_mark, own.funding_mark) == (snap.bars_mark, snap.funding_mark))
                 mv = (Moved([], [], []) if alpha_held  # no `_rc_symmap` to compare
                       else moved(con, same) if keyed else None)
                 # the keys were read whole into `_rc_symmap`: as many rows, none moved, same
@@ -596,18 +596,15 @@ def _pnl_keys_hold(facts: Facts, before: market_cache.Snapshot | None) -> bool:
     return before is not None and facts.counts is not None and facts.counts["pnl"][1] == 0
 
 
-def _alpha_keys_hold(facts: Facts, before: market_cache.Snapshot | None,
-                     snap: market_cache.Snapshot | None) -> bool:
+def _alpha_keys_hold(facts: Facts, market_same: bool) -> bool:
     """Whether the stored signal keys (`ledger_alpha_keys`) are this pass's and no leg can be
     stale, so `_rc_symmap` need not be resolved (~12 ms a pass to plan and run) and nothing is
-    priced: no signal is new, resolution reads what the last reconcile resolved them with
-    (`before`, `_last_own`: the same aliases and market symbols), and the market is the one
-    it priced against (no bar or funding row since: `_stale_legs_sql` would find no leg).
-    Called when those keys cover every signal of the files it saw (`_symbols`' `seen`); the
-    pnl keys' rule is `_pnl_keys_hold`."""
-    return (before is not None and snap is not None and facts.counts is not None
-            and facts.counts["alpha"][1] == 0
-            and (before.bars_mark, before.funding_mark) == (snap.bars_mark, snap.funding_mark))
+    priced: no signal is new, and `market_same`: the last reconcile was this caller's, with
+    the same aliases and market symbols (`_last_own`), and the market is the one it priced
+    against (no bar or funding row since: `_stale_legs_sql` would find no leg). Called when
+    those keys cover every signal of the files it saw (`_symbols`' `seen`); the pnl keys'
+    rule is `_pnl_keys_hold`."""
+    return market_same and facts.counts is not None and facts.counts["alpha"][1] == 0
 
 
 def _left_by(seq: int, cfg: ReconcileConfig, facts: Facts) -> tuple[object, ...]:

@@ -54,7 +54,7 @@ def to_arrow(con: duckdb.DuckDBPyConnection, batch_rows: int) -> pa.Table:
 
 
 def query_table(con: duckdb.DuckDBPyConnection, sql: str | duckdb.Statement,
-                params: object = None, batch_rows: int = 1_000_000) -> pa.Table:
+                params: object = None) -> pa.Table:
     """The rows of `sql` as an Arrow table, the statement bound once. `con.sql(text)
     .to_arrow_table()` binds it twice (module docstring): for a governance window read or a
     metrics query that is 1–3 ms a call of planning alone (measured, DuckDB 2.0.1). For
@@ -64,7 +64,7 @@ def query_table(con: duckdb.DuckDBPyConnection, sql: str | duckdb.Statement,
     statement names must be registered (`connection.registered`): this frame is not the
     caller's, so DuckDB cannot find the caller's local Arrow tables by name."""
     con.execute(sql, params)
-    return to_arrow(con, batch_rows)
+    return to_arrow(con, 1_000_000)  # rows a batch: `to_arrow_table`'s default
 
 
 def to_arrow_batches(con: duckdb.DuckDBPyConnection, batch_rows: int) -> pa.RecordBatchReader:
