@@ -301,6 +301,28 @@ def test_a_round_that_may_decide_ends_the_rest(tmp_path: Path) -> None:
     w.stop()
 
 
+def test_a_round_that_may_decide_does_not_linger(tmp_path: Path) -> None:
+    """The writer waits for more requests only on the stream that makes the load: with a linger
+    that outlasts the test and more requests expected than come, a telemetry request waits
+    for company, a PnL request goes at once (without it, its result below would time out)."""
+    w = Writer(tmp_path / "db.duckdb", linger_s=1e6)
+    w.start()
+    w._last_round_jobs = 8  # eight clients were in the last round: wait for them
+    pnl = w.submit_events([{"type": "pnl", "run_id": "A-0", "realized_pnl_bps": -12.5,
+                            "event_id": "pnl:A-0"}])
+    assert [r.status for r in pnl.result(30)] == ["accepted"]
+    w._last_round_jobs = 8
+    tel = w.submit_events(events("A", 2))
+    until(lambda: w._q.empty())  # taken: the writer is lingering with it
+    assert not tel.done()
+    also = w.submit_events([{"type": "pnl", "run_id": "A-1", "realized_pnl_bps": 3.0,
+                             "event_id": "pnl:A-1"}])  # joins that round and ends its wait
+    assert [r.status for r in tel.result(30)] == ["accepted", "accepted"]
+    assert [r.status for r in also.result(30)] == ["accepted"]
+    assert w.stats.rounds == 2 and w.stats.requests == 3
+    w.stop()
+
+
 NOW = "2026-06-01T12:00:00Z"
 
 

@@ -6,8 +6,8 @@ into one ingest call (`typed_ingest.ingest_typed`: events as typed columns, no v
 to plan for the events it clears) and hands each request back its own slice of the per-event
 results. After taking a first request it waits up to `linger_s` for as many requests as the
 previous round had plus those that queued meanwhile (concurrent clients send together), never
-longer. Requests never share a
-failure: if a merged call raises, each request is retried on its own.
+longer, and not at all once the round holds a request that may complete evidence (`_gather`).
+Requests never share a failure: if a merged call raises, each request is retried on its own.
 
 Reads do not go through this thread: each reading thread gets its own cursor on the same
 database (DuckDB MVCC), so a long read never delays ingest and vice versa. Nor does what follows
@@ -325,9 +325,8 @@ class Writer:
             if job is None:
                 self._drain_rest()
                 return
-            jobs, stop = self._gather(job)
+            jobs, urgent, stop = self._gather(job)
             self._run(jobs)
-            urgent = may_decide(jobs, horizon_s=self.signal_horizon_s)
             if self.following and time.monotonic() - self._last_follow >= self.follow_poll_s:
                 urgent = self._follow_pass() or urgent
             self._hooks(urgent)
@@ -335,11 +334,16 @@ class Writer:
                 self._drain_rest()
                 return
 
-    def _gather(self, first: _EventJob | _CallJob) -> tuple[list[_EventJob | _CallJob], bool]:
-        """The first job plus what arrives within the linger window (up to the batch size)."""
+    def _gather(self, first: _EventJob | _CallJob
+                ) -> tuple[list[_EventJob | _CallJob], bool, bool]:
+        """The first job plus what arrives within the linger window (up to the batch size),
+        whether the round `may_decide`, and whether the writer was told to stop. A round that
+        may decide lingers no more: it takes what is queued and goes, because a kill waits for
+        its commit (the linger only saves fixed costs on the stream that makes the load)."""
         jobs: list[_EventJob | _CallJob] = [first]
+        urgent = may_decide(jobs, horizon_s=self.signal_horizon_s)
         if isinstance(first, _CallJob):
-            return jobs, False
+            return jobs, urgent, False
         n = len(first.events)
         # Clients in flight ≈ last round's requests + those that queued up meanwhile; waiting a
         # moment for all of them merges two half-size rounds (two fixed costs) into one.
@@ -349,7 +353,7 @@ class Writer:
             try:
                 j = self._q.get_nowait()
             except queue.Empty:
-                if len(jobs) >= want:
+                if urgent or len(jobs) >= want:
                     break
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -359,13 +363,14 @@ class Writer:
                 except queue.Empty:
                     break
             if j is None:
-                return jobs, True
+                return jobs, urgent, True
             jobs.append(j)
+            urgent = urgent or may_decide([j], horizon_s=self.signal_horizon_s)
             if isinstance(j, _CallJob):
                 break
             n += len(j.events)
         self._last_round_jobs = max(1, sum(isinstance(j, _EventJob) for j in jobs))
-        return jobs, False
+        return jobs, urgent, False
 
     def _drain_rest(self) -> None:
         ran = False
