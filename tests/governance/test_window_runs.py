@@ -2,7 +2,8 @@
 row for row, whatever the marks, late runs, runs with no knowledge time, exclusions, window and
 subjects that changed runs entered or left (late subjects, some with no run left at all); with
 or without each subject's recorded first knowledge time (`ledger_subjects.first_known`, any
-lower bound of it), which takes a young subject's read to two statements."""
+lower bound of it), which takes a young subject's read to two statements, and to one when the
+catch-up's changes name it."""
 
 from __future__ import annotations
 
@@ -154,8 +155,10 @@ class Counted:
         return getattr(self.con, name)
 
 
+@pytest.mark.parametrize("named", [False, True])
 @pytest.mark.parametrize("recorded", [True, False])
-def test_a_young_subject_in_an_old_ledger_is_read_in_two_statements(recorded: bool) -> None:
+def test_a_young_subject_in_an_old_ledger_is_read_in_two_statements(recorded: bool,
+                                                                     named: bool) -> None:
     # A has a run an hour for a year; Y has 3 runs over 200 days and a window of 5: all its
     # history is needed.
     with at.connect(":memory:") as db:
@@ -170,14 +173,21 @@ def test_a_young_subject_in_an_old_ledger_is_read_in_two_statements(recorded: bo
         marks = {("agent", "A"): T0 + dt.timedelta(hours=24 * 364),
                  ("agent", "Y"): T0 + dt.timedelta(hours=24 * 364)}
         target = T0 + dt.timedelta(hours=24 * 365)
+        # `named`: the catch-up's `changes` names Y (its newest run entered after the mark)
+        changed = None if not named else pa.table({
+            "scope": ["agent"], "subject": ["Y"],
+            "known_ts": pa.array([T0 + dt.timedelta(hours=24 * 364 + 12)], pa.timestamp("us"))})
         counted = Counted(db.con)
-        got = replay.window_runs(counted, gp, cols, marks, target)  # type: ignore[arg-type]
-        plain = replay.window_runs(db.con, gp, cols, marks, target, bounded=False)
+        got = replay.window_runs(counted, gp, cols, marks, target,  # type: ignore[arg-type]
+                                 changed=changed)
+        plain = replay.window_runs(db.con, gp, cols, marks, target, bounded=False,
+                                   changed=changed)
         assert got.to_pylist() == plain.to_pylist()
         y = [r for r, s in zip(got.column("run_id").to_pylist(),
                                got.column("subject").to_pylist(), strict=True) if s == "Y"]
         assert y == ["y0", "y1", "y2"]
         # from the mark less an hour, then from Y's first run (A: 4 h back holds its 5 runs);
         # without the record, the bound widens fourfold a read until it passes Y's first run
-        # 200 days back (1 h, 4 h, ..., 4^6 h = 171 days: short, 4^7 h: the whole ledger)
-        assert counted.reads == (2 if recorded else 8)
+        # 200 days back (1 h, 4 h, ..., 4^6 h = 171 days: short, 4^7 h: the whole ledger);
+        # named and recorded (its 3 runs fit the window of 5), the first read starts there
+        assert counted.reads == (8 if not recorded else 1 if named else 2)

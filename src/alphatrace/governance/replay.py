@@ -214,8 +214,9 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
     its window; with that many, they are its newest and no older run can be). The next read
     reaches each short subject's first knowledge time when its `recorded_subjects` runs say it
     needs every run it has before the bound (`_reach`): two reads for a young subject, however
-    old the ledger. For the others the margin grows fourfold, until no subject is short or
-    the bound passes the oldest run. Subjects with no mark need their whole history: their
+    old the ledger, and one when `changed` names it (`_whole`: the first read starts there).
+    For the others the margin grows fourfold, until no subject is short or the bound passes
+    the oldest run; the bound never moves up again. Subjects with no mark need their whole history: their
     runs are added without the bound. The result equals the unbounded read (`bounded=False`),
     row for row. With no run count in the window, or no
     marks, the read is unbounded: every earlier run may be needed. `changed`: `runs_sql`'s
@@ -244,6 +245,8 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
             return None if floor is not None and start - margin <= floor else start - margin
 
         lo = None if start is None else widened()
+        if lo is not None and changed is not None and known:
+            lo = min([lo, *_whole(changed, marks, known, n or 0)])
         while True:
             base, params = eligible_sql(con, gp, columns, target, lo)
             if lo is not None and (unmarked[0] or unmarked[1]):
@@ -264,9 +267,25 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
             if widen:
                 margin *= 4
                 grown = widened()
-                lo = None if grown is None else min([grown, *starts])
+                lo = None if grown is None else min([lo, grown, *starts])
             else:
-                lo = min(starts)
+                lo = min([lo, *starts])
+
+
+def _whole(changed: pa.Table, marks: Mapping[SubjectKey, dt.datetime],
+           recorded: Mapping[SubjectKey, Recorded | None], n: int) -> list[dt.datetime]:
+    """The first knowledge times of the marked subjects of `changed` (`changes`) whose whole
+    `recorded_subjects` history fits a window of `n` runs: each has news or is late, so a
+    read from a later bound falls short of it and `_reach` sends the next read to that time.
+    `window_runs` starts there and saves the read."""
+    out = []
+    for sc, s in zip(changed.column("scope").to_pylist(), changed.column("subject").to_pylist(),
+                     strict=True):
+        key = (str(sc), str(s))
+        r = recorded.get(key)
+        if key in marks and r is not None and r.runs <= n and r.first_known is not None:
+            out.append(r.first_known)
+    return out
 
 
 def _late(changed: pa.Table, marks: Mapping[SubjectKey, dt.datetime]
