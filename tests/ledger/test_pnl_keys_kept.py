@@ -1,6 +1,7 @@
 """A pass that keeps its market between passes (the live pipeline's `MarketCache`) reuses the
 stored pnl keys when nothing they depend on changed (reconcile `_pnl_keys_hold`: no new pnl
-event, the same aliases and market symbols as the last reconcile), and resolves them again
+event spells a symbol no stored key has, the same aliases and market symbols as the last
+reconcile), and resolves them again
 when something did; it reads no leg for staleness when its market is the last reconcile's and
 no alias moved (`moved(market_same=True)`, `_todo_from_new_files(stale=False)`); it resolves
 no signal symbol when no signal is new and its market is the last reconcile's
@@ -122,7 +123,9 @@ def test_stored_pnl_keys_are_reused_only_while_what_they_depend_on_holds() -> No
             steps: list[tuple[tuple[Any, ...], set[str]]] = [
                 (("alpha", "BTC", 1), {a}),         # signals alone: pnl keys kept, no leg read
                 (("telemetry", 2), set()),          # (a pass of telemetry alone)
-                (("pnl", "SOL", 1, -30.0), {p}),    # a new pnl event: resolved (signals: kept)
+                (("pnl", "SOL", 1, -30.0), set()),  # a new pnl event, its symbol keyed: kept
+                (("pnl", "ETH", 2, 12.5), {p}),     # a symbol no pnl event spelt: resolved
+                (("pnl", None, 3, 12.5), set()),    # no symbol: nothing to key, kept
                 (("bars",), {st_, a}),              # bars appended: open legs may be priced
                 (("alpha", "BTC", 4), {a}),
                 (("market", "SOLUSDT"), {p, st_, a}),  # SOL now resolves: SOLUSDT
@@ -136,4 +139,5 @@ def test_stored_pnl_keys_are_reused_only_while_what_they_depend_on_holds() -> No
                 reconcile(ref, policy(), full=True)
                 assert _state(kept) == _state(ref), op
             keys = dict(kept.con.execute("SELECT alias, key FROM ledger_pnl_keys").fetchall())
-            assert keys == {"SOL": "SOL"}  # ambiguous (SOLUSDT, SOLUSDC): its own spelling
+            # SOL is ambiguous (SOLUSDT, SOLUSDC): its own spelling; ETH has no market
+            assert keys == {"SOL": "SOL", "ETH": "ETH"}

@@ -590,10 +590,12 @@ class PnlKeys:
 
 def _pnl_keys_hold(facts: Facts, before: market_cache.Snapshot | None) -> bool:
     """Whether the stored pnl keys (`ledger_pnl_keys`) are this pass's, so no pnl symbol need
-    be resolved: no pnl event is new, and resolution reads what the last reconcile resolved
-    them with (`before`, `_last_own`: the same aliases and market symbols). Called when those
-    keys cover every pnl event of the files it saw (`_symbols`' `seen`)."""
-    return before is not None and facts.counts is not None and facts.counts["pnl"][1] == 0
+    be resolved (~7 ms a pass to plan and write): every new pnl event spells its symbol as
+    one stored (`Facts.pnl_unkeyed`; an execution system repeats a few symbols, or sends
+    none), and resolution reads what the last reconcile resolved them with (`before`,
+    `_last_own`: the same aliases and market symbols). Called when those keys cover every pnl
+    event of the files it saw (`_symbols`' `seen`)."""
+    return before is not None and facts.pnl_unkeyed == 0
 
 
 def _alpha_keys_hold(facts: Facts, market_same: bool) -> bool:
@@ -746,6 +748,10 @@ class Facts:
     counts: dict[str, tuple[int, int]] | None
     newest: int = 0   # `newest_file_id`
     aliases: tuple[int, ...] = ()  # `symbol_aliases`' rows and their digest
+    # pnl events of files newer than the last reconcile's newest with a symbol that is no
+    # alias of `ledger_pnl_keys` (None before the first reconcile): `_pnl_keys_hold`.
+    # No symbol needs no key (`market.symbols.resolution_sql` resolves none).
+    pnl_unkeyed: int | None = None
 
 
 _EVENT_TABLES = ("alpha", "telemetry", "pnl")
@@ -766,13 +772,17 @@ def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None) -> Facts:
     if last is not None:
         parts += [f"SELECT {5 + i}, [count(*), count(*) FILTER (WHERE file_id > "
                   f"{int(last.seen)})], {nothing} FROM {t}" for i, t in enumerate(_EVENT_TABLES)]
+        parts.append(f"SELECT 8, [count(*)], {nothing} FROM pnl p WHERE file_id > "
+                     f"{int(last.seen)} AND symbol IS NOT NULL AND NOT EXISTS "
+                     "(SELECT 1 FROM ledger_pnl_keys k WHERE k.alias = p.symbol)")
     got = {int(k): (v, d) for k, v, d in con.execute(" UNION ALL ".join(parts)).fetchall()}
     counts = (None if last is None else
               {t: (int(got[5 + i][0][0]), int(got[5 + i][0][1]))
                for i, t in enumerate(_EVENT_TABLES)})
     return Facts([str(x) for x in got[0][1] or []], bool(got[1][0][0]), int(got[2][0][0]),
                  counts, int(got[3][0][0]),
-                 tuple(int(x) for x in got[4][0]) if 4 in got else (0, 0))
+                 tuple(int(x) for x in got[4][0]) if 4 in got else (0, 0),
+                 int(got[8][0][0]) if 8 in got else None)
 
 
 def _legs_match_old_signals(con: duckdb.DuckDBPyConnection, last: LastState | None,
