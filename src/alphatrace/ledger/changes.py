@@ -58,21 +58,20 @@ def record(con: duckdb.DuckDBPyConnection, seq: int, new: str, old: str) -> None
     `old` (the rows they replace) lacks or holds with another value in some column, and the
     runs of `old` that `new` lacks (rows that left the ledger), each with both sides: the news
     of this reconcile, whatever caused it (events, bars, funding, policy), and only that
-    (run_id is unique in both, so a set difference of whole rows is exactly the added or
-    changed rows; a row rebuilt to the same values is not recorded). A change that counts
-    on neither side (no knowledge time before or after: a run without realized PnL, such as
-    telemetry alone or an open signal) concerns no window and is not recorded (`_COUNTS`)."""
+    (run_id is unique in both, so the rows of a run, joined on it, compared whole with NULLs
+    equal, as a set difference would: a row rebuilt to the same values is not recorded;
+    one join, where `EXCEPT` and its two joins cost ~2.5 ms more a pass to plan). A change
+    that counts on neither side (no knowledge time before or after: a run without realized
+    PnL, such as telemetry alone or an open signal) concerns no window and is not recorded
+    (`_COUNTS`)."""
     con.execute(f"""
 INSERT INTO ledger_changes ({COLUMNS})
 SELECT * FROM (
-  WITH d AS (SELECT * FROM {new} EXCEPT SELECT * FROM {old})
-  SELECT {int(seq)} AS seq, d.run_id, o.agent AS old_agent, o.strategy AS old_strategy,
-         {counted_known('o')} AS old_known_ts, d.agent AS new_agent,
-         d.strategy AS new_strategy, {counted_known('d')} AS new_known_ts
-  FROM d LEFT JOIN {old} o ON o.run_id = d.run_id
-  UNION ALL
-  SELECT {int(seq)}, o.run_id, o.agent, o.strategy, {counted_known('o')}, NULL, NULL, NULL
-  FROM {old} o ANTI JOIN {new} n ON n.run_id = o.run_id)
+  SELECT {int(seq)} AS seq, coalesce(d.run_id, o.run_id) AS run_id, o.agent AS old_agent,
+         o.strategy AS old_strategy, {counted_known('o')} AS old_known_ts,
+         d.agent AS new_agent, d.strategy AS new_strategy, {counted_known('d')} AS new_known_ts
+  FROM {new} d FULL JOIN {old} o ON o.run_id = d.run_id
+  WHERE d IS DISTINCT FROM o)
 WHERE {_COUNTS}
 ORDER BY 2""")
 
