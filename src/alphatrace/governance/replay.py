@@ -216,10 +216,10 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
     needs every run it has before the bound (`_reach`): two reads for a young subject, however
     old the ledger, and one when `changed` names it (`_whole`: the first read starts there).
     For the others the margin grows fourfold, until no subject is short or the bound passes
-    the oldest run; the bound never moves up again. Subjects with no mark need their whole history: their
-    runs are added without the bound. The result equals the unbounded read (`bounded=False`),
-    row for row. With no run count in the window, or no
-    marks, the read is unbounded: every earlier run may be needed. `changed`: `runs_sql`'s
+    the oldest run; the bound never moves up again. Subjects with no mark need their whole
+    history: their runs are added without the bound. The result equals the unbounded read
+    (`bounded=False`), row for row. With no run count in the window, or no marks, the read
+    is unbounded: every earlier run may be needed. `changed`: `runs_sql`'s
     `changed` (`changes`, read once from `ledger_changes`); the bound then also starts at the
     earliest knowledge time it gives a subject at or before its mark (a late subject), and
     every late subject counts as one with news even when no run of it is inside the bound."""
