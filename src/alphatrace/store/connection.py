@@ -4,14 +4,20 @@ DuckDB allows one writing process per file; a second writer gets a clear StoreEr
 to go through the collector or spool files instead of a lock traceback.
 
 A store file is attached to an in-memory DuckDB instance with row groups of `ROW_GROUP_ROWS`
-rows, not opened directly (which allows only DuckDB's 122,880). Why: a checkpoint rewrites a
-table's last, partly filled row group whole. With a stream of small appends (the collector's
-rounds) a checkpoint of 16 MB of new rows took 70 ms to 900 ms depending on how full that row
-group was, and under 10,000 spans/s those checkpoints, in the writer's commit, were the
-collector's p99 (bench/RESULTS.md, 2026-12-05). With small row groups a checkpoint costs what
-changed. Every connection on the store therefore comes from `cursor_on`, which also makes
-the store its default database; the instances open in this process are shared
-(`_Instances`), as DuckDB shares its own per file.
+rows, not opened directly (which allows only DuckDB's 122,880). Why: a checkpoint rewrites
+each table's last, partly filled row group whole, and a checkpoint stalls every insert while it
+runs (DuckDB 2.0.1), so under the collector's stream of small rounds its cost is the
+collector's tail. With 122,880-row groups a checkpoint of 16 MB of new rows took 70–900 ms
+depending on how full those groups were (bench/RESULTS.md, 2026-12-05). With 16,384 it still
+followed a sawtooth once the live pipeline wrote beside ingest: the alpha, legs and ledger
+tables each gain ~10,700 rows per 16 MB of WAL, their partial groups fill in step, and every
+third checkpoint took 180–290 ms against 60–75 ms (in process); at 20,000 events/s the
+collector's p99 was 340–363 ms. With 8,192: checkpoints 51–137 ms, that p99 176–179 ms, at
+the cost of a file 16% larger for the collector's rounds and a 1M-run live pass ~5% slower.
+4,096 flattened checkpoints further (40–57 ms, p99 118–129 ms) but made that file 73% larger
+and the pass 10% slower (bench/RESULTS.md, 2026-12-06). Every connection on the store
+therefore comes from `cursor_on`, which also makes the store its default database; the
+instances open in this process are shared (`_Instances`), as DuckDB shares its own per file.
 """
 
 from __future__ import annotations
@@ -39,9 +45,8 @@ SERVED: set[Path] = set()
 
 
 # Rows per row group of every store file (DuckDB's default is 122,880): see the module docstring.
-# A multiple of DuckDB's vector size (2,048); at 16,384 a 432,000-row table scanned faster (9
-# against 15 ms), and a checkpoint after 36,000 appended spans took 45-120 ms against 75-900 ms.
-ROW_GROUP_ROWS = 16_384
+# A multiple of DuckDB's vector size (2,048).
+ROW_GROUP_ROWS = 8_192
 _ALIAS = "store"  # the attached file's name in its instance: every connection's default database
 
 
