@@ -24,13 +24,13 @@ def row_group_sizes(store: Store, table: str) -> list[int]:
     return [int(n) for _, n in rows]
 
 
-def test_a_store_writes_row_groups_of_8192_rows_at_every_open(tmp_path: Path) -> None:
+def test_a_store_writes_row_groups_of_4096_rows_at_every_open(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     with Store(path) as s:
         s.con.execute("CREATE TABLE probe AS SELECT i, 'run-' || i AS run_id FROM range(50000) r(i)")
         s.con.execute("CHECKPOINT")
-        # 50,000 = 6 x 8,192 + 848; DuckDB's own row groups would hold all of it in one
-        assert row_group_sizes(s, "probe") == [8192] * 6 + [848]
+        # 50,000 = 12 x 4,096 + 848; DuckDB's own row groups would hold all of it in one
+        assert row_group_sizes(s, "probe") == [4096] * 12 + [848]
     with Store(path) as s:  # reopened: appended in small commits, as the collector's rounds are
         for k in range(25):
             s.con.execute("INSERT INTO probe SELECT i, 'run-' || i FROM range(?, ?) r(i)",
@@ -38,7 +38,7 @@ def test_a_store_writes_row_groups_of_8192_rows_at_every_open(tmp_path: Path) ->
         s.con.execute("CHECKPOINT")
         sizes = row_group_sizes(s, "probe")
         assert sum(sizes) == 100_000
-        assert max(sizes) == ROW_GROUP_ROWS == 8_192
+        assert max(sizes) == ROW_GROUP_ROWS == 4_096
 
 
 def test_stores_of_one_file_share_it_and_the_last_close_releases_it(tmp_path: Path) -> None:

@@ -12,10 +12,11 @@ depending on how full those groups were (bench/RESULTS.md, 2026-12-05). With 16,
 followed a sawtooth once the live pipeline wrote beside ingest: the alpha, legs and ledger
 tables each gain ~10,700 rows per 16 MB of WAL, their partial groups fill in step, and every
 third checkpoint took 180–290 ms against 60–75 ms (in process); at 20,000 events/s the
-collector's p99 was 340–363 ms. With 8,192: checkpoints 51–137 ms, that p99 176–179 ms, at
-the cost of a file 16% larger for the collector's rounds and a 1M-run live pass ~5% slower.
-4,096 flattened checkpoints further (40–57 ms, p99 118–129 ms) but made that file 73% larger
-and the pass 10% slower (bench/RESULTS.md, 2026-12-06). Every connection on the store
+collector's p99 was 270–363 ms. With 4,096 a checkpoint rewrites at most 4,096 old rows a
+table: 40–57 ms in process, none higher, and that p99 118–140 ms in five runs. 8,192 was not
+enough (checkpoints 51–137 ms, p99 143–296 ms). The cost (bench/RESULTS.md, 2026-12-06): a
+store filled by the collector's rounds takes ~65% more disk (more, smaller segments; a store
+loaded in bulk does not), and a 1M-run live pass is ~10% slower. Every connection on the store
 therefore comes from `cursor_on`, which also makes the store its default database; the
 instances open in this process are shared (`_Instances`), as DuckDB shares its own per file.
 """
@@ -46,7 +47,7 @@ SERVED: set[Path] = set()
 
 # Rows per row group of every store file (DuckDB's default is 122,880): see the module docstring.
 # A multiple of DuckDB's vector size (2,048).
-ROW_GROUP_ROWS = 8_192
+ROW_GROUP_ROWS = 4_096
 _ALIAS = "store"  # the attached file's name in its instance: every connection's default database
 
 
