@@ -2,9 +2,9 @@
 stored pnl keys when nothing they depend on changed (reconcile `_pnl_keys_hold`: no new pnl
 event spells a symbol no stored key has, the same aliases and market symbols as the last
 reconcile), and resolves them again when something did; it reads no leg for staleness when
-its market is the last reconcile's and no alias moved (`moved(market_same=True)`, `_todo_from_new_files(stale=False)`); it resolves
-no signal symbol when no signal is new and its market is the last reconcile's
-(`_alpha_keys_hold`). Either way its ledger is the full rebuild's."""
+its market is the last reconcile's and no alias moved (`moved(market_same=True)`,
+`_todo_from_new_files(stale=False)`); it resolves no signal symbol when no signal is new and
+its market is the last reconcile's (`_alpha_keys_hold`). Either way its ledger is the full rebuild's."""
 
 from __future__ import annotations
 

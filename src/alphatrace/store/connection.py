@@ -16,7 +16,7 @@ collector's p99 was 270–363 ms. With 4,096 a checkpoint rewrites at most 4,096
 table: 40–57 ms in process, none higher, and that p99 118–140 ms in five runs. 8,192 was not
 enough (checkpoints 51–137 ms, p99 143–296 ms). The cost (bench/RESULTS.md, 2026-12-06): a
 store filled by the collector's rounds takes ~65% more disk (more, smaller segments; a store
-loaded in bulk does not), and a 1M-run live pass is ~10% slower. Every connection on the store
+loaded in bulk does not), and a 1M-run live pass is 5–10% slower. Every connection on the store
 therefore comes from `cursor_on`, which also makes the store its default database; the
 instances open in this process are shared (`_Instances`), as DuckDB shares its own per file.
 """
