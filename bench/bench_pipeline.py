@@ -12,6 +12,7 @@
     runs of telemetry alone (an OTLP stream: no decision can change; `telemetry_passes`),
     with `--random-ids` run ids spread over the stored ones as trace ids are (the bench's
     own ids are sorted, which lets DuckDB's min/max filters skip the stored row groups).
+    `--uuid-ids`: every run id (stored and new) a UUID's text from a hash, in no order.
 (b) latency: a real server (uvicorn on loopback, in this process) with the pipeline on,
     8 client processes sending 10,000 events/s in all (telemetry in the SDK's batches of 512,
     `_load_client`; the process tuned as `serve` tunes it). A probe is a losing agent under
@@ -28,7 +29,7 @@
 
     python bench/bench_pipeline.py round [--runs N] [--interval S] [--keep] [--trace [--phases]]
                                          [--quiet-rounds N] [--quiet-runs N] [--random-ids]
-                                         [--threads N]
+                                         [--uuid-ids] [--threads N]
     python bench/bench_pipeline.py latency [--seconds S] [--probes N] [--evidence pnl|bar|signal]
     python bench/bench_pipeline.py throughput [--seconds S] [--no-pipeline]
 """
@@ -56,10 +57,31 @@ BATCH = 512  # the SDK's default batch (sdk/emitter.py Config.batch_size)
 SYMBOLS = 4
 
 
-def build_store(db: Path, runs: int, interval: int = 60) -> None:
+def run_id_sql(prefix: str, i: str, uuid_ids: bool) -> str:
+    """The run id of run `i` (a SQL expression): `prefix` and 8 digits, sorted as the runs
+    were made, or with `uuid_ids` a UUID's text from a hash (as SDKs and trace ids make them:
+    36 characters, in no order, so DuckDB's min/max filters skip no row group). The same
+    as `run_id`."""
+    if not uuid_ids:
+        return f"'{prefix}' || lpad({i}::VARCHAR, 8, '0')"
+    return (f"regexp_replace(md5('{prefix}' || {i}), "
+            "'^(.{8})(.{4})(.{4})(.{4})(.{12})$', '\\1-\\2-\\3-\\4-\\5')")
+
+
+def run_id(prefix: str, k: int, uuid_ids: bool) -> str:
+    """`run_id_sql` in Python."""
+    if not uuid_ids:
+        return f"{prefix}{k:08d}"
+    import hashlib
+    import uuid
+
+    return str(uuid.UUID(hashlib.md5(f"{prefix}{k}".encode()).hexdigest()))
+
+
+def build_store(db: Path, runs: int, interval: int = 60, uuid_ids: bool = False) -> None:
     """A year of `interval`-second bars and of 8-hourly funding for SYMBOLS symbols, and
     `runs` runs written straight into the event tables as ingest would store them (one file
-    id, recorded in ingested_files)."""
+    id, recorded in ingested_files); run ids as `run_id_sql`."""
     from alphatrace.store import Store
 
     for p in (db, db.with_name(db.name + ".wal")):
@@ -85,10 +107,11 @@ FROM range({SYMBOLS}) a(s), range(0, {HOURS}, 8) b(h)""")
                     "current_timestamp::TIMESTAMP)", [fid, runs, runs])
         ts = (f"TIMESTAMP '{START}' + to_microseconds(CAST(i / {runs} * {HOURS - 10} * 3600e6 "
               "AS BIGINT))")
+        rid = run_id_sql("r", "i", uuid_ids)
         con.execute(f"""
 INSERT INTO alpha (event_id, run_id, agent, ts, symbol, direction, score_final, size_usd,
                    horizon_s, strategy, file_id, line)
-SELECT 'a' || i, 'r' || lpad(i::VARCHAR, 8, '0'), 'Agent' || (i % 12), {ts},
+SELECT 'a' || i, {rid}, 'Agent' || (i % 12), {ts},
        'SYM' || (i % {SYMBOLS}) || 'USDT',
        CASE WHEN random() < 0.5 THEN 'LONG' ELSE 'SHORT' END, round(random() * 4 - 2, 2),
        NULL, [3600, 14400, 28800][1 + i % 3], 'S' || (i % 3), {fid}, 3 * i + 1
@@ -96,24 +119,25 @@ FROM range({runs}) r(i)""")
         con.execute(f"""
 INSERT INTO telemetry (event_id, run_id, agent, ts, latency_ms, tokens_in, tokens_out,
                        cost_usd, errors, strategy, file_id, line)
-SELECT 't' || i, 'r' || lpad(i::VARCHAR, 8, '0'), 'Agent' || (i % 12), {ts},
+SELECT 't' || i, {rid}, 'Agent' || (i % 12), {ts},
        100 + random() * 400, 1000, 200, 0.002, 0, 'S' || (i % 3), {fid}, 3 * i + 2
 FROM range({runs}) r(i)""")
         con.execute(f"""
 INSERT INTO pnl (event_id, run_id, realized_pnl_bps, ts, agent, revision, file_id, line)
-SELECT 'p' || i, 'r' || lpad(i::VARCHAR, 8, '0'), round(random() * 60 - 30, 2), {ts},
+SELECT 'p' || i, {rid}, round(random() * 60 - 30, 2), {ts},
        'Agent' || (i % 12), 0, {fid}, 3 * i + 3
 FROM range(0, {runs}, 10) r(i)""")
         con.execute("CHECKPOINT")
 
 
-def new_runs(first: int, n: int, hour: int = HOURS - 10) -> list[dict[str, Any]]:
+def new_runs(first: int, n: int, hour: int = HOURS - 10, uuid_ids: bool = False
+             ) -> list[dict[str, Any]]:
     """`n` runs after the stored ones, signalled in the hour before `hour` (1h horizon: entry
-    at bar `hour`, exit at bar `hour` + 1)."""
+    at bar `hour`, exit at bar `hour` + 1); run ids as `run_id`."""
     out: list[dict[str, Any]] = []
     for k in range(first, first + n):
         ts = (START + dt.timedelta(hours=hour - 1, seconds=1 + k % 3599)).isoformat() + "Z"
-        rid = f"n{k:08d}"
+        rid = run_id("n", k, uuid_ids)
         out.append({"type": "alpha", "event_id": f"{rid}:a", "run_id": rid,
                     "agent": f"Agent{k % 12}", "ts": ts, "symbol": f"SYM{k % SYMBOLS}USDT",
                     "direction": "LONG", "horizon": 3600, "strategy": f"S{k % 3}"})
@@ -242,10 +266,12 @@ class _Traced:
 def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
                 threads: int | None = None, interval: int = 60,
                 quiet_rounds: int = 3, quiet_runs: int = 1000,
-                random_ids: bool = False, phases: bool = False) -> dict[str, Any]:
+                random_ids: bool = False, phases: bool = False,
+                uuid_ids: bool = False) -> dict[str, Any]:
     """`keep`: build the store once (bench/out/bench_pipeline_N.base.duckdb) and start each run
     from a copy of it. `threads`: DuckDB's threads (default: one per core). `quiet_rounds`:
-    then rounds of `quiet_runs` telemetry-only runs (`telemetry_pass_cpu_ms_median`)."""
+    then rounds of `quiet_runs` telemetry-only runs (`telemetry_pass_cpu_ms_median`).
+    `uuid_ids`: every run id a UUID's text (`run_id_sql`), stored and new ones."""
     import shutil
 
     from alphatrace.governance.api import Gates
@@ -255,15 +281,16 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
     from alphatrace.store.ingest import ingest_events
 
     OUT.mkdir(exist_ok=True)
-    db = OUT / f"bench_pipeline_{runs}_{interval}.duckdb"
-    base = OUT / f"bench_pipeline_{runs}_{interval}.base.duckdb"
+    name = f"bench_pipeline_{runs}_{interval}{'_uuid' if uuid_ids else ''}"
+    db = OUT / f"{name}.duckdb"
+    base = OUT / f"{name}.base.duckdb"
     t = time.perf_counter()
     if keep and base.exists():
         for p in (db, db.with_name(db.name + ".wal")):
             p.unlink(missing_ok=True)
         shutil.copyfile(base, db)
     else:
-        build_store(db, runs, interval)
+        build_store(db, runs, interval, uuid_ids)
         if keep:
             shutil.copyfile(db, base)
     print(f"store ready in {time.perf_counter() - t:.1f}s: {runs:,} runs", file=sys.stderr)
@@ -294,7 +321,7 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
         passes = []
         for k in range(rounds):
             add_bar(store, HOURS - 1 + k, interval)  # the round's exit bar: its runs are known
-            ingest_events(store, new_runs(k * 1000, 1000, HOURS - 2 + k))
+            ingest_events(store, new_runs(k * 1000, 1000, HOURS - 2 + k, uuid_ids))
             cpu = (_pass(live, store, times, statements, phases) if trace
                    else _pass(live, store))
             rec = live.last
@@ -610,6 +637,9 @@ def main() -> None:
                     help="round: telemetry-only runs in each of those rounds")
     ap.add_argument("--random-ids", action="store_true",
                     help="round: the telemetry-only runs' ids spread over the stored ones")
+    ap.add_argument("--uuid-ids", action="store_true",
+                    help="round: every run id a UUID's text, in no order (as SDKs and trace "
+                         "ids make them), instead of sorted short ids")
     ap.add_argument("--trace", action="store_true",
                     help="round: time each SQL statement of the passes (to stderr)")
     ap.add_argument("--phases", action="store_true",
@@ -628,7 +658,7 @@ def main() -> None:
     print(machine("duckdb"), file=sys.stderr)
     if a.part == "round":
         out = bench_round(a.runs, a.rounds, a.keep, a.trace, a.threads, a.interval,
-                          a.quiet_rounds, a.quiet_runs, a.random_ids, a.phases)
+                          a.quiet_rounds, a.quiet_runs, a.random_ids, a.phases, a.uuid_ids)
     elif a.part == "latency":
         out = bench_latency(a.seconds, a.probes, a.clients, a.rate, a.evidence)
     else:
