@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphatrace.governance.replay import recorded_subjects
+from alphatrace.ledger.known_runs import KnownRuns
 from alphatrace.ledger.market_cache import MarketCache
 from alphatrace.ledger.reconcile import reconcile
 from alphatrace.store import Store
@@ -69,6 +70,44 @@ def test_a_new_event_rebuilds_only_its_run(store: Store) -> None:
     assert store.con.execute("SELECT n_telemetry, latency_ms FROM ledger WHERE run_id = 'r2'"
                              ).fetchall() == [(2, 27.0)]  # 20 + 7
     assert run_reconcile(store).rebuilt == 0  # nothing new: nothing rebuilt
+
+
+def test_runs_the_ledger_held_are_rebuilt_from_all_their_rows_with_the_set_of_its_runs(
+        ) -> None:
+    """The live pipeline's way (`known_runs`): a run the ledger already held — an open leg
+    whose exit bar came, a telemetry-only run whose signal came, a late pnl revision — is
+    rebuilt from every row it has, not only the new ones, beside runs new to the ledger; the
+    set is read from the ledger once and kept after."""
+    cache, known = MarketCache(min_room=2), KnownRuns()
+    steps: list[tuple[list[dict[str, Any]], int]] = [
+        ([alpha("a1", "r1", 60 * 20, horizon=36_000), telemetry("t1", "r1", 5.0),
+          telemetry("t2", "r2", 6.0), pnl("p3", "r3", 12.0)], 0),
+        ([alpha("a4", "r4", 60, horizon=3600), telemetry("t4", "r4", 7.0)], 0),
+        ([telemetry("t1b", "r1", 9.0), alpha("a2", "r2", 120, horizon=3600),
+          pnl("p3b", "r3", -4.0, revision=1), alpha("a5", "r5", 180, horizon=3600),
+          telemetry("t5", "r5", 3.0)], 0),
+        ([alpha("a6", "r6", 240, horizon=3600)], 24),  # r1's exit bar (hour 30) arrives
+        ([pnl("p1", "r1", 20.0), telemetry("t6", "r6", 1.0), pnl("p7", "r7", 3.0)], 0),
+    ]
+    with Store(":memory:") as inc, Store(":memory:") as full:
+        for s in (inc, full):
+            add_bars(s, "BTCUSDT", [100.0 + i for i in range(24)])
+        bars = 24
+        for events, more in steps:
+            for s in (inc, full):
+                ingest(s, events)
+                if more:
+                    add_bars(s, "BTCUSDT", [100.0 + bars + i for i in range(more)],
+                             start=at(0, bars * 60))
+            bars += more
+            reconcile(inc, policy(), market=cache, runs=known)
+            run_reconcile(full, full=True)
+            assert snapshot(inc) == snapshot(full)
+        assert inc.con.execute("SELECT count(*), count(DISTINCT run_id) FROM ledger"
+                               ).fetchall() == [(7, 7)]
+        assert inc.con.execute("SELECT status, n_telemetry, n_pnl FROM ledger WHERE "
+                               "run_id = 'r1'").fetchall() == [("realized", 2, 1)]
+    assert known.reads == 1
 
 
 def test_an_open_leg_is_priced_when_its_exit_bar_arrives(store: Store) -> None:
@@ -137,7 +176,8 @@ SYMBOLS = ["BTC", "ETHUSDT", "XBT", "SOL"]
 
 @st.composite
 def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
-    run = st.integers(0, 7).map(lambda i: f"r{i}")
+    # a few runs that events keep touching, and runs of one event, UUIDs in no order
+    run = st.one_of(st.integers(0, 7).map(lambda i: f"r{i}"), st.uuids().map(str))
     event = st.one_of(
         st.tuples(st.just("alpha"), run, st.integers(-30, 30 * 60), st.sampled_from(SYMBOLS),
                   st.sampled_from(["LONG", "SHORT", "FLAT"]),
@@ -157,6 +197,7 @@ def histories(draw: st.DrawFn) -> list[tuple[str, Any]]:
         st.tuples(st.just("correct"), st.integers(0, 30)),
         st.tuples(st.just("import"), st.integers(1, 4)),
         st.tuples(st.just("funding"), st.integers(0, 40)),
+        st.tuples(st.just("other"), st.lists(event, min_size=1, max_size=4)),
     )
     return draw(st.lists(op, min_size=1, max_size=7))
 
@@ -178,10 +219,13 @@ def _event(n: int, spec: tuple[Any, ...]) -> dict[str, Any]:
 @given(history=histories())
 def test_incremental_ledger_equals_a_full_rebuild_after_every_batch(
         history: list[tuple[str, Any]]) -> None:
-    """Store `inc` reconciles incrementally, with one market cache for all its reconciles
-    (as the server's pipeline does), store `full` rebuilds everything; both receive the same
-    ingests (same file ids) and changes, and must hold the same legs and ledger."""
+    """Store `inc` reconciles incrementally, with one market cache and one set of the
+    ledger's runs for all its reconciles (as the server's pipeline does), store `full`
+    rebuilds everything; both receive the same ingests (same file ids) and changes, and must
+    hold the same legs and ledger. `other`: events reconciled into `inc` by another caller
+    (the batch CLI) before its own reconcile, which must notice."""
     cache = MarketCache(min_room=2)
+    known = KnownRuns()
     with Store(":memory:") as inc, Store(":memory:") as full:
         stores = (inc, full)
         ends = {"BTCUSDT": 24, "ETHUSDT": 24 * 4}
@@ -234,9 +278,18 @@ def test_incremental_ledger_equals_a_full_rebuild_after_every_batch(
                 for s in stores:
                     s.con.execute("INSERT OR REPLACE INTO funding VALUES ('BTCUSDT', ?, 0.001, "
                                   "NULL)", [at(arg)])
-            got = reconcile(inc, policy(), market=cache)
+            elif op == "other":
+                events = [_event(len(sent) + i, spec) for i, spec in enumerate(arg)]
+                sent += events
+                for s in stores:
+                    ingest(s, events)
+                reconcile(inc, policy())
+            got = reconcile(inc, policy(), market=cache, runs=known)
             want = run_reconcile(full, full=True)
             assert snapshot(inc) == snapshot(full), (op, arg)
+            # the set of the ledger's runs holds every one of them (more are allowed)
+            ledger_h = inc.con.execute("SELECT hash(run_id) AS h FROM ledger").fetchnumpy()["h"]
+            assert known.seq is None or known.holds(ledger_h).all(), (op, arg)
             # what the next reconcile compares with: the symbol keys an incremental reconcile
             # writes (only those that changed, or none) equal those resolved from scratch
             for keys in ("ledger_alpha_keys", "ledger_pnl_keys"):

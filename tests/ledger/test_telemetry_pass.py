@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from alphatrace.ledger import telemetry_pass
 from alphatrace.ledger.build import LEDGER_COLUMNS, telemetry_only_sql
+from alphatrace.ledger.known_runs import KnownRuns
 from alphatrace.ledger.market_cache import MarketCache
 from alphatrace.ledger.reconcile import reconcile
 from alphatrace.store import Store
@@ -87,7 +88,7 @@ def _leg_rows(s: Store) -> list[Any]:
 
 def test_a_round_of_telemetry_alone_prices_nothing_and_equals_a_full_rebuild(
         taken: list[Any]) -> None:
-    cache = MarketCache(min_room=2)
+    cache, known = MarketCache(min_room=2), KnownRuns()
     spec = (120.0, 0.01, 500, 0, "m1", 30, False)
     with Store(":memory:") as inc, Store(":memory:") as full:
         for s in (inc, full):
@@ -95,13 +96,13 @@ def test_a_round_of_telemetry_alone_prices_nothing_and_equals_a_full_rebuild(
             # r1 realized, r2 open (its exit bar is not there yet): a leg left not realized
             ingest(s, [alpha("a1", "r1", 0, horizon=3600), alpha("a2", "r2", 60, horizon=36_000),
                        pnl("p1", "r1", 12.0)])
-        reconcile(inc, policy(), market=cache)
+        reconcile(inc, policy(), market=cache, runs=known)
         legs = _leg_rows(inc)
         for k, runs in enumerate((["t1", "t2"], ["t3", "t1"], ["t4"])):
             events = [tel(f"e{k}{i}", run, spec) for i, run in enumerate(runs)]
             for s in (inc, full):
                 ingest(s, events)
-            rep = reconcile(inc, policy(), market=cache)
+            rep = reconcile(inc, policy(), market=cache, runs=known)
             run_reconcile(full, full=True)
             assert snapshot(inc) == snapshot(full)
             assert (rep.priced, rep.rebuilt) == (0, len(runs))
@@ -117,27 +118,28 @@ def test_a_round_of_telemetry_alone_prices_nothing_and_equals_a_full_rebuild(
                     ingest(s, [tel("e9", "r1", spec)])
                 else:
                     add_bars(s, "BTCUSDT", [200.0 + i for i in range(12)], start=at(6))
-            reconcile(inc, policy(), market=cache)
+            reconcile(inc, policy(), market=cache, runs=known)
             run_reconcile(full, full=True)
             assert snapshot(inc) == snapshot(full)
         assert taken[3:] == [None]
         assert inc.con.execute("SELECT status FROM ledger WHERE run_id = 'r2'").fetchall() == [
             ("realized",)]
+    assert known.reads == 1  # the ledger's runs read once, at the first pass that used them
 
 
 def test_an_alias_added_beside_telemetry_is_not_missed(taken: list[Any]) -> None:
     """`symbol_aliases` is the store's: a pass that brought an alias and telemetry alone
     must resolve the signals again (the alias prices XBT's leg)."""
-    cache = MarketCache(min_room=2)
+    cache, known = MarketCache(min_room=2), KnownRuns()
     with Store(":memory:") as inc, Store(":memory:") as full:
         for s in (inc, full):
             add_bars(s, "BTCUSDT", [100.0 + i for i in range(6)])
             ingest(s, [alpha("a1", "r1", 0, symbol="XBT", horizon=3600)])
-        reconcile(inc, policy(), market=cache)
+        reconcile(inc, policy(), market=cache, runs=known)
         for s in (inc, full):
             s.con.execute("INSERT INTO symbol_aliases VALUES ('XBT', 'BTCUSDT')")
             ingest(s, [tel("e1", "t1", (1.0, 0.0, 1, 0, None, None, False))])
-        reconcile(inc, policy(), market=cache)
+        reconcile(inc, policy(), market=cache, runs=known)
         run_reconcile(full, full=True)
         assert taken == []
         assert snapshot(inc) == snapshot(full)
@@ -175,7 +177,7 @@ def test_passes_over_telemetry_late_signals_and_pnl_equal_a_full_rebuild(
     """Store `inc` reconciles after each round with one market cache (as the server's
     pipeline does), store `full` rebuilds everything; same ingests, same ledger and legs, and
     the same counts in the report, after every round."""
-    cache = MarketCache(min_room=2)
+    cache, known = MarketCache(min_room=2), KnownRuns()
     n = 0
     with Store(":memory:") as inc, Store(":memory:") as full:
         stores = (inc, full)
@@ -205,7 +207,7 @@ def test_passes_over_telemetry_late_signals_and_pnl_equal_a_full_rebuild(
             if events:
                 for s in stores:
                     ingest(s, events)
-            got = reconcile(inc, policy(), market=cache)
+            got = reconcile(inc, policy(), market=cache, runs=known)
             want = run_reconcile(full, full=True)
             assert snapshot(inc) == snapshot(full), actions
             counts = ("legs", "realized", "open", "unpriced", "runs")

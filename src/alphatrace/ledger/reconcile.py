@@ -54,7 +54,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from alphatrace.ledger import changes, locate, market_cache, telemetry_pass
+from alphatrace.ledger import changes, known_runs, locate, market_cache, telemetry_pass
 from alphatrace.ledger.build import (
     LEDGER_COLUMNS,
     SOURCES,
@@ -65,6 +65,7 @@ from alphatrace.ledger.build import (
     telemetry_only_sql,
 )
 from alphatrace.ledger.fingerprint import FIELDS, with_fingerprints
+from alphatrace.ledger.known_runs import KnownRuns
 from alphatrace.ledger.market import (
     DELTA_SQL,
     chosen_bars_sql,
@@ -114,6 +115,7 @@ class ReconcileReport:
 _ROWS = {name: f"_rc_{name}_rows" for name in SOURCES}
 _TEMP = ("_rc_params", "_rc_profile", "_rc_markets", "_rc_fprofile", "_rc_settle", "_rc_symmap",
          "_rc_pnlkeys", "_rc_todo", "_rc_gone", "_rc_runs", "_rc_stale", "_rc_built",
+         "_rc_held",
          *_ROWS.values())
 
 
@@ -440,18 +442,21 @@ def newest_file_sql(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def reconcile(store: Store, cfg: ReconcileConfig, *, full: bool = False,
-              step: Step | None = None, market: MarketCache | None = None) -> ReconcileReport:
+              step: Step | None = None, market: MarketCache | None = None,
+              runs: KnownRuns | None = None) -> ReconcileReport:
     """Bring `legs` and `ledger` up to date with the events, market data and `cfg`.
-    `market`: the market as the last reconcile of this caller left it (`prepare_market`),
-    updated when this one commits and dropped when it fails."""
+    `market`: the market as the last reconcile of this caller left it (`prepare_market`);
+    `runs`: the runs its ledger held (`known_runs`). Both are updated when this one commits
+    and dropped when it fails."""
+    kept = [k for k in (market, runs) if k is not None]
     try:
-        report = _reconcile(store, cfg, full, step or (lambda _msg: None), market)
+        report = _reconcile(store, cfg, full, step or (lambda _msg: None), market, runs)
     except BaseException:
-        if market is not None:
-            market.drop()
+        for k in kept:
+            k.drop()
         raise
-    if market is not None:
-        market.commit()
+    for k in kept:
+        k.commit()
     return report
 
 
@@ -461,7 +466,7 @@ _MARKET_SYMBOLS = "(SELECT symbol FROM _rc_profile UNION SELECT symbol FROM _rc_
 
 
 def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
-               cache: MarketCache | None) -> ReconcileReport:
+               cache: MarketCache | None, known: KnownRuns | None) -> ReconcileReport:
     con = store.con
     with store.transaction(), catalog_cached(con):
         last = last_state(con)
@@ -469,9 +474,19 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         snap = advanced(con, cfg, cache, last) if cache is not None and not full else None
         if (snap is not None and cache is not None and cache.snapshot is not None
                 and last is not None and _telemetry_only(cfg, last, facts, cache.snapshot, snap)):
-            done = _telemetry_pass(con, cfg, last, facts)
+            # the new telemetry's runs, to tell whether the ledger holds any (`known`)
+            new_h = np.empty(0, dtype=np.uint64)
+            if known is not None:
+                if not known.current(last.seq):
+                    known.read(con, last.seq)
+                new_h = con.execute(f"SELECT hash(run_id) AS h FROM telemetry WHERE "
+                                    f"file_id > {int(last.seen)}").fetchnumpy()["h"]
+            done = _telemetry_pass(con, cfg, last, facts,
+                                   known is not None and not known.holds(new_h).any())
             if done is not None:
                 report, seq = done
+                if known is not None:
+                    known.stage(seq, new_h)
                 cache.kinds.append("same")
                 cache.delta_reads += 1
                 cache.pending = replace(snap, left_by=_left_by(seq, cfg, facts))
@@ -506,6 +521,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         say("selecting signals to price")
         keys_moved = True  # whether `ledger_alpha_keys` may differ from `_rc_symmap`
         gone = 0
+        dead = "_rc_todo"  # the signals whose stored legs are deleted before pricing
         if full:
             con.execute("DELETE FROM legs")
             rel = replace(rel, todo="alpha")
@@ -517,21 +533,26 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 keys_moved = not (mv is not None and not mv.aliases
                                   and n_symmap == facts.alpha_keys)
                 stale = mv is None or bool(mv.symbols or mv.touched or mv.aliases)
-                if stale:  # else no leg can be stale (`_stale_legs_sql`): none is read
-                    con.execute("CREATE OR REPLACE TEMP TABLE _rc_stale AS "
-                                + _stale_legs_sql(mv))
+                n_stale = one(con, "CREATE OR REPLACE TEMP TABLE _rc_stale AS "
+                              + _stale_legs_sql(mv))[0] if stale else 0
+                # else no leg can be stale (`_stale_legs_sql`): none is read
                 todo = one(con, "CREATE OR REPLACE TEMP TABLE _rc_todo AS "
                                 + _todo_from_new_files(seen, stale))[0]
+                # a new file's signal has no leg yet (the old ones number the legs): only
+                # stale legs are deleted, and none when there are none
+                dead = "_rc_stale" if n_stale else ""
             else:
                 todo = one(con, f"CREATE OR REPLACE TEMP TABLE _rc_todo AS {_TODO_INCREMENTAL}")[0]
                 gone = one(con, "CREATE OR REPLACE TEMP TABLE _rc_gone AS "
                                 "SELECT event_id, run_id FROM legs ANTI JOIN alpha "
                                 "USING (event_id)")[0]
-            if todo or gone:
-                con.execute("DELETE FROM legs WHERE event_id IN (SELECT event_id FROM _rc_todo "
-                            + ("UNION ALL SELECT event_id FROM _rc_gone)" if gone else ")"))
+            dead_in = [t for t in (dead if todo else "", "_rc_gone" if gone else "") if t]
+            if dead_in:
+                con.execute("DELETE FROM legs WHERE event_id IN (" + " UNION ALL ".join(
+                    f"SELECT event_id FROM {t}" for t in dead_in) + ")")
         # CREATE TABLE AS answers with its row count: `_rc_todo` is not counted again
         priced = int(one(con, "SELECT count(*) FROM alpha")[0] if full else todo)
+        inserted: pa.Table | None = None  # the legs priced now, as stored
         if priced:  # nothing new and nothing stale: no pricing at all
             say(f"pricing {priced:,} legs")
             cols = ", ".join(LEG_COLUMNS)
@@ -540,13 +561,22 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                                                         exits)))
                 legs = with_fingerprints(to_arrow(con, _BATCH))
             with registered(con, "_rc_new_legs", legs) as new:
-                con.execute(f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}")
+                con.execute(f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}"
+                            + (" RETURNING *" if known is not None else ""))
+                if known is not None:
+                    inserted = to_arrow(con, _BATCH)
         say("building the ledger")
         changed = (None if full else
                    changed_runs(con, cfg.hash, last, counted, facts.built, bool(gone), pnl_keys))
         seq = changes.next_seq(con)
+        split = None
+        if known is not None and last is not None and changed is not None:
+            if changed:
+                split = known_runs.split(con, known, last.seq, seq, last.seen)
+            elif known.current(last.seq):  # no ledger row changes
+                known.stage(seq, np.empty(0, dtype=np.uint64))
         rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current,
-                                seq, pnl_keys)
+                                seq, pnl_keys, split, inserted)
         _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_keys)
         if cache is not None and cache.pending is not None:
             cache.pending = replace(cache.pending, state=market_state(con),
@@ -640,13 +670,14 @@ def _telemetry_only(cfg: ReconcileConfig, last: LastState, facts: Facts,
 
 
 def _telemetry_pass(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, last: LastState,
-                    facts: Facts) -> tuple[ReconcileReport, int] | None:
+                    facts: Facts, all_new: bool = False) -> tuple[ReconcileReport, int] | None:
     """The reconcile of a round of telemetry alone (`_telemetry_only` held), and its seq: the
     ledger rows of its runs (`telemetry_pass.build`) and the `reconcile_log` row, the legs
-    and every recorded state left as they are. None (nothing written): a run of that telemetry has a leg or a pnl event; the
-    full pass runs."""
+    and every recorded state left as they are. None (nothing written): a run of that telemetry
+    has a leg or a pnl event; the full pass runs. `all_new`: no run of that telemetry is in
+    the ledger (`known_runs`)."""
     assert facts.counts is not None
-    built = telemetry_pass.build(con, cfg.hash, last.seen)
+    built = telemetry_pass.build(con, cfg.hash, last.seen, all_new)
     if built is None:
         return None
     rebuilt, grown = built
@@ -912,14 +943,33 @@ _ADD_SUBJECTS = ("INSERT INTO ledger_subjects (scope, subject, first_known, runs
                  "first_known = least(first_known, excluded.first_known)")
 
 
+def _source_rows_sql(name: str, table: str, split: known_runs.Split | None,
+                     inserted: str | None) -> str:
+    """The rows of the `SOURCES` table `table` of the changed runs (`_rc_runs`): with `split`,
+    those of the held runs read from the table, and those of the runs new to the ledger from
+    this pass's priced legs (`inserted`, None: none were) or the newer files' events."""
+    if split is None:
+        return runs_rows_sql(table, "_rc_runs")
+    parts = [runs_rows_sql(table, "_rc_held")] if split.held else []
+    new = (inserted if name == "leg" else
+           f"(SELECT * FROM {table} WHERE file_id > {int(split.seen)})")
+    if new is not None:
+        parts.append(f"SELECT * FROM {new} SEMI JOIN {split.fresh()} USING (run_id)")
+    return " UNION ALL ".join(parts) or f"SELECT * FROM {table} LIMIT 0"
+
+
 def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int | None,
-                  add_subjects: bool, seq: int, pnl_keys: PnlKeys = PnlKeys()) -> int:
+                  add_subjects: bool, seq: int, pnl_keys: PnlKeys = PnlKeys(),
+                  split: known_runs.Split | None = None, inserted: pa.Table | None = None
+                  ) -> int:
     """Rebuild the ledger rows of the `changed` runs of `_rc_runs` (None: every row), record
     in `ledger_changes` (as reconcile `seq`) the runs whose row was added, now differs in some
     column or left the ledger (`changes.record`), and keep `ledger_subjects` up to date: with
     `add_subjects` (it was up to date before), the rebuilt and replaced rows counted in and
     out (`_ADD_SUBJECTS`), else found again in the whole ledger. `pnl_keys`: the pnl symbols'
-    keys of this pass. Returns the number of rows built."""
+    keys of this pass. `split`: which changed runs the ledger holds (`known_runs`; None: any
+    may), `inserted` the legs priced now (as `legs` stores them). Returns the number of rows
+    built."""
     lcols = ", ".join(LEDGER_COLUMNS)
     if changed is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_built AS SELECT {lcols} FROM "
@@ -930,15 +980,20 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
     elif changed == 0:
         rebuilt = 0
     else:
-        con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM _rc_runs) "
-                    f"RETURNING {lcols}")
-        old = to_arrow(con, _BATCH)
+        old: pa.Table | None = None  # the rows deleted (None: no changed run had one)
+        if split is None or split.held:
+            held = "_rc_runs" if split is None else "_rc_held"
+            con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM {held}) "
+                        f"RETURNING {lcols}")
+            old = to_arrow(con, _BATCH)
         # each source's rows of the changed runs, found once: read by the statement, and by
         # the check for the sources where no changed run has several rows (most passes),
         # whose aggregation over several rows the statement then leaves out (`single`)
-        for name, table in SOURCES.items():
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS[name]} AS "
-                        f"{runs_rows_sql(table, '_rc_runs')}")
+        with (nullcontext(None) if inserted is None
+              else registered(con, "_rc_inserted", inserted)) as ins:
+            for name, table in SOURCES.items():
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS[name]} AS "
+                            f"{_source_rows_sql(name, table, split, ins)}")
         found = one(con, single_sources(_ROWS))
         single = frozenset(n for n, yes in zip(SOURCES, found, strict=True) if yes)
         # the longest text of a pass, one of eight per policy: parsed once
@@ -949,7 +1004,8 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
         rows = to_arrow(con, _BATCH)
         rebuilt = rows.num_rows
         with registered(con, "_rc_new", rows) as n, \
-                (nullcontext(None) if old.num_rows == 0 else registered(con, "_rc_old", old)) as o:
+                (nullcontext(None) if old is None or old.num_rows == 0
+                 else registered(con, "_rc_old", old)) as o:
             if o is None:  # only runs new to the ledger: every row is added
                 changes.record_added(con, seq, n)
             else:

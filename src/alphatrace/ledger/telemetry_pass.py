@@ -11,7 +11,8 @@ no realized PnL). A run new to the ledger has nothing to delete.
 
 So the pass costs what the new telemetry is, plus a few statements: one that finds the runs
 of the new rows and which of them the ledger already holds (a scan of the ledger's run ids
-when they are not sorted), the one that writes their rows, and the `reconcile_log` row. No
+when they are not sorted, skipped when the caller's `known_runs` shows it holds none), the
+one that writes their rows, and the `reconcile_log` row. No
 `ledger_changes`: such a row counts for no window before or after. A run the ledger holds
 with telemetry alone (its spans came in several rounds) has its row deleted and built again
 from all its telemetry. When a run of the new telemetry already has a leg or a pnl event in
@@ -40,15 +41,22 @@ SELECT count(*), count(l.run_id), count(*) FILTER (WHERE l.n_legs > 0 OR l.n_pnl
 FROM (SELECT run_id, count(*) AS n FROM {_NEW_ROWS} GROUP BY run_id) r
 LEFT JOIN (SELECT run_id, n_legs, n_pnl FROM ledger) l ON l.run_id = r.run_id"""
 
+# The same when the ledger is known to hold none of those runs.
+_CHECK_NEW = f"""
+SELECT count(*), 0, 0, coalesce(max(n), 0)
+FROM (SELECT run_id, count(*) AS n FROM {_NEW_ROWS} GROUP BY run_id)"""
 
-def build(con: duckdb.DuckDBPyConnection, policy_hash: str, seen: int
+
+def build(con: duckdb.DuckDBPyConnection, policy_hash: str, seen: int, all_new: bool = False
           ) -> tuple[int, int] | None:
     """Write the ledger rows of the runs of telemetry from files after `seen` (the last
     reconcile's newest) and return how many rows were built and by how many the ledger grew.
     None (nothing written): some of those runs has a leg or a pnl event. Nothing goes to
-    `ledger_changes`: such a row counts for no window before or after (`changes.record`)."""
+    `ledger_changes`: such a row counts for no window before or after (`changes.record`).
+    `all_new`: the ledger holds none of those runs (the ledger is not read to find out)."""
     at = {"seen": int(seen)}
-    runs, held, other, most = (int(x) for x in con.execute(parsed(con, _CHECK), at).fetchall()[0])
+    check = _CHECK_NEW if all_new else _CHECK
+    runs, held, other, most = (int(x) for x in con.execute(parsed(con, check), at).fetchall()[0])
     if other:
         return None
     if held == 0:  # runs new to the ledger: their rows are the new rows' projection

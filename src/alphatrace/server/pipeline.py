@@ -9,8 +9,10 @@ it is skipped when the round can change no decision (`governance.quiet`: e.g. a 
 telemetry alone), and the record says so (`gates_skipped`).
 The same calls as `alphatrace reconcile` and `alphatrace gates evaluate`, so the live path and
 the batch tools give the same results. The pipeline keeps the market between passes
-(`self.market`, ledger/market_cache.py): a pass reads only the bars and funding that arrived. Nothing else writes derived state meanwhile (the
-after-round thread's lock, `Writer.derived`).
+(`self.market`, ledger/market_cache.py): a pass reads only the bars and funding that arrived;
+and the runs its ledger holds (`self.runs`, ledger/known_runs.py): a pass reads the tables
+only for the changed runs the ledger already held. Nothing else writes derived state
+meanwhile (the after-round thread's lock, `Writer.derived`).
 
 When it runs: after rounds that committed something new — the data mark (newest file id,
 number of event and market files, number of bars and funding rows) differs from the one the
@@ -40,6 +42,7 @@ from alphatrace.governance import quiet
 from alphatrace.governance.api import Gates
 from alphatrace.governance.policy import GovernancePolicy, load_governance
 from alphatrace.ledger import policy as rpolicy
+from alphatrace.ledger.known_runs import KnownRuns
 from alphatrace.ledger.market_cache import MarketCache
 from alphatrace.ledger.reconcile import newest_file_sql, reconcile
 from alphatrace.policy import Policy, load_policy
@@ -119,6 +122,7 @@ class Pipeline:
         self.last: PassRecord | None = None
         self.last_error: str | None = None
         self.market = MarketCache()  # the market between passes (ledger/market_cache.py)
+        self.runs = KnownRuns()  # the ledger's runs between passes (ledger/known_runs.py)
         self.passes = 0
         self.failures = 0
         self._seen: Mark | None = None
@@ -156,7 +160,7 @@ class Pipeline:
             with catalog_cached(store.con):
                 report = self._step(rec, "reconcile_ms",
                                     lambda: reconcile(store, self.config.reconcile,
-                                                      market=self.market))
+                                                      market=self.market, runs=self.runs))
                 rec.reconcile = report.to_dict()
                 rec.decisions = self._step(rec, "gates_ms", lambda: self._gates(store, rec))
         except Exception as e:

@@ -1,0 +1,136 @@
+"""Which runs the ledger holds, kept in memory between a caller's reconciles.
+
+A pass rebuilds the ledger rows of the runs that changed (`reconcile.changed_runs`). Most of
+those are new: runs of this round's events that no ledger row names yet. Such a run has no
+row to delete, and its source rows are all in files newer than the last reconcile (every
+event of an older file is counted in the ledger, which `changed_runs` checks) and among the
+legs this pass priced. Finding that out from the store means matching the runs against every
+ledger, legs and telemetry row: cheap when run ids sort by time (DuckDB's zone maps skip the
+old row groups), a scan of the whole table when they are in no order (UUIDv4 text, OTLP trace
+ids), which at 1M runs was most of a pass (bench/RESULTS.md, "#14's 1M round").
+
+`KnownRuns` answers it without reading the ledger: the 64-bit `hash(run_id)` of every run it
+holds, as DuckDB computes it, sorted. A superset is safe — a hash collision, or a run that
+left the ledger, only makes a new run look held, and a held run is read from the tables as
+before — so runs are added and never removed. The set describes the ledger as one reconcile
+left it (`seq`, the `reconcile_log` row that reconcile wrote); when the store's last
+reconcile is another one (the batch CLI, a failed pass), it is read again from the ledger.
+The live pipeline keeps one (`server.pipeline.Pipeline.runs`); batch reconciles pass none and
+read the tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from alphatrace.store.connection import registered
+from alphatrace.store.statements import to_arrow
+
+_EMPTY = np.empty(0, dtype=np.uint64)
+
+
+def _sorted(h: np.ndarray) -> np.ndarray:
+    """Sorted, duplicates kept (`_has` does not mind them; `np.unique` costs ~40x the sort)."""
+    return np.sort(h.astype(np.uint64, copy=False))
+
+
+def _has(sorted_h: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """For each of `h`, whether the sorted array `sorted_h` holds it."""
+    if sorted_h.size == 0:
+        return np.zeros(h.size, dtype=bool)
+    i = np.searchsorted(sorted_h, h)
+    return sorted_h[np.minimum(i, sorted_h.size - 1)] == h
+
+
+@dataclass
+class KnownRuns:
+    """A superset of the ledger's run ids (their `hash(run_id)`) as the reconcile `seq` left
+    it. `added`: sorted arrays of runs added since `base` was last merged (merged once they
+    outgrow an eighth of it, so a pass costs what it adds, not the ledger's size).
+    `pending`: what the running pass adds, kept on `commit`, dropped on `drop`."""
+
+    seq: int | None = None
+    base: np.ndarray = field(default_factory=lambda: _EMPTY)
+    added: list[np.ndarray] = field(default_factory=list)
+    pending: tuple[int, np.ndarray] | None = None
+    reads: int = 0  # times the set was read from the ledger
+
+    def holds(self, h: np.ndarray) -> np.ndarray:
+        """For each hash in `h`, whether the ledger may hold that run (False: it does not)."""
+        got = _has(self.base, h)
+        for a in self.added:
+            got |= _has(a, h)
+        return got
+
+    def current(self, seq: int) -> bool:
+        """Whether the set describes the ledger as the reconcile `seq` left it."""
+        return self.seq == seq
+
+    def read(self, con: duckdb.DuckDBPyConnection, seq: int) -> None:
+        """The set from the ledger as it is now, which the reconcile `seq` left."""
+        h = con.execute("SELECT hash(run_id) AS h FROM ledger").fetchnumpy()["h"]
+        self.seq, self.base, self.added, self.pending = seq, _sorted(h), [], None
+        self.reads += 1
+
+    def stage(self, seq: int, new: np.ndarray) -> None:
+        """The running reconcile `seq` may add the runs `new` to the ledger."""
+        self.pending = (seq, _sorted(new))
+
+    def commit(self) -> None:
+        """The pass's transaction committed: the set describes the ledger it left. A pass
+        that staged nothing (one that rebuilt the whole ledger) leaves the set to be read."""
+        if self.pending is None:
+            self.drop()
+            return
+        self.seq, new = self.pending
+        self.pending = None
+        if new.size:
+            self.added.append(new)
+        if sum(a.size for a in self.added) * 8 > self.base.size:
+            self.base = _sorted(np.concatenate([self.base, *self.added]))
+            self.added = []
+
+    def drop(self) -> None:
+        """The pass failed or rebuilt everything: read the set again before using it."""
+        self.seq, self.pending = None, None
+        self.base, self.added = _EMPTY, []
+
+
+@dataclass(frozen=True)
+class Split:
+    """A pass's changed runs (`_rc_runs`) split by whether the ledger may hold them: `held`
+    runs, in the temp table `_rc_held`, are read from the tables; the others have all their
+    rows in files newer than `seen` (the last reconcile's newest) and among the legs this pass
+    priced. `_rc_held` exists only when `held` is not 0."""
+
+    held: int
+    seen: int
+
+    def fresh(self) -> str:
+        """The changed runs the ledger does not hold, as a relation of `run_id`."""
+        return ("_rc_runs" if not self.held
+                else "(SELECT run_id FROM _rc_runs ANTI JOIN _rc_held USING (run_id))")
+
+
+def split(con: duckdb.DuckDBPyConnection, known: KnownRuns, last_seq: int, seq: int,
+          seen: int) -> Split:
+    """Split `_rc_runs` (see `Split`), reading `known` from the ledger first unless it
+    describes it as the reconcile `last_seq` left it, and stage the new runs as the reconcile
+    `seq`'s. Runs inside the pass's transaction, before its ledger rows are deleted."""
+    if not known.current(last_seq):
+        known.read(con, last_seq)
+    con.execute("SELECT run_id, hash(run_id) AS h FROM _rc_runs")
+    runs = to_arrow(con, 1 << 20)
+    h = runs.column("h").to_numpy()
+    held = known.holds(h)
+    known.stage(seq, h[~held])
+    n = int(held.sum())
+    if n:
+        with registered(con, "_rc_held_arrow", runs.filter(pa.array(held)).select(["run_id"])):
+            con.execute("CREATE OR REPLACE TEMP TABLE _rc_held AS "
+                        "SELECT run_id FROM _rc_held_arrow")
+    return Split(n, seen)

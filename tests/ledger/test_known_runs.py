@@ -1,0 +1,116 @@
+"""`ledger.known_runs`: the in-memory set of the ledger's runs a live caller keeps between
+reconciles. Checked against a Python set of the run ids themselves, with DuckDB computing the
+hashes as the store does. The set may hold more (runs that left, hash collisions), never fewer;
+with 64-bit hashes and a few hundred ids, a run never added must read as not held."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alphatrace.ledger.known_runs import KnownRuns, split
+
+
+def _con(ledger: set[str], runs: list[str]) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE ledger (run_id VARCHAR)")
+    _add(con, "ledger", sorted(ledger))
+    con.execute("CREATE TEMP TABLE _rc_runs (run_id VARCHAR)")
+    _add(con, "_rc_runs", runs)
+    return con
+
+
+def _add(con: duckdb.DuckDBPyConnection, table: str, runs: list[str]) -> None:
+    for r in runs:
+        con.execute(f"INSERT INTO {table} VALUES (?)", [r])
+
+
+def _hashes(con: duckdb.DuckDBPyConnection, ids: list[str]) -> np.ndarray:
+    if not ids:
+        return np.empty(0, dtype=np.uint64)
+    return np.array([con.execute("SELECT hash(?)", [i]).fetchall()[0][0] for i in ids],
+                    dtype=np.uint64)
+
+
+ids = st.text(alphabet="abcdef0123456789-", min_size=1, max_size=12)
+# runs never added to the ledger: another alphabet, so they cannot equal an added one
+strangers = st.lists(st.text(alphabet="XYZ", min_size=1, max_size=8), max_size=10)
+ops = st.lists(st.one_of(
+    st.tuples(st.just("pass"), st.lists(ids, max_size=30)),    # a pass adds these runs
+    st.tuples(st.just("fail"), st.lists(ids, max_size=10)),    # a pass that rolls back
+    st.tuples(st.just("other"), st.lists(ids, max_size=10)),   # another caller's reconcile
+), min_size=1, max_size=25)
+
+
+@settings(max_examples=60)
+@given(first=st.lists(ids, max_size=40), steps=ops, never=strangers)
+def test_the_set_holds_every_run_of_the_ledger_and_none_it_never_saw(
+        first: list[str], steps: list[tuple[str, list[str]]], never: list[str]) -> None:
+    ledger = set(first)
+    con = _con(ledger, [])
+    known = KnownRuns()
+    seq = 1
+    for op, runs in steps:
+        new = [r for r in dict.fromkeys(runs) if r not in ledger]
+        con.execute("DELETE FROM _rc_runs")
+        _add(con, "_rc_runs", list(dict.fromkeys(runs)))
+        if op == "other":  # the ledger moves on without this caller: its seq is not ours
+            _add(con, "ledger", new)
+            ledger |= set(new)
+            seq += 1
+            continue
+        got = split(con, known, seq, seq + 1, 0)
+        # `split` counts the runs the ledger held before this pass, exactly (no collisions)
+        assert got.held == len(set(runs) & ledger)
+        held = {r for (r,) in con.execute("SELECT run_id FROM _rc_held").fetchall()} \
+            if got.held else set()
+        assert held == set(runs) & ledger
+        fresh = {r for (r,) in con.execute(f"SELECT run_id FROM {got.fresh()}").fetchall()}
+        assert fresh == set(runs) - ledger
+        if op == "fail":
+            known.drop()
+            continue
+        _add(con, "ledger", new)
+        ledger |= set(new)
+        seq += 1
+        known.commit()
+        assert known.current(seq)
+        assert known.holds(_hashes(con, sorted(ledger))).all()
+        assert not known.holds(_hashes(con, never)).any()
+
+
+def test_a_pass_that_staged_nothing_leaves_the_set_to_be_read_again() -> None:
+    """A full rebuild stages nothing: the set is not trusted for the next pass."""
+    con = _con({"a", "b"}, ["a", "c"])
+    known = KnownRuns()
+    assert split(con, known, 7, 8, 0).held == 1
+    assert known.reads == 1
+    known.commit()
+    assert known.current(8) and not known.current(7)
+    known.commit()  # the next pass staged nothing
+    assert not known.current(8)
+    split(con, known, 8, 9, 0)
+    assert known.reads == 2
+
+
+def test_many_small_passes_merge_into_one_sorted_array() -> None:
+    """Each pass's runs are kept apart until they outgrow an eighth of the base, then merged:
+    membership is the same either way."""
+    con = _con({f"r{i}" for i in range(64)}, [])
+    known = KnownRuns()
+    known.read(con, 0)
+    added: list[str] = []
+    for k in range(40):
+        batch = [f"n{k}-{j}" for j in range(3)]
+        known.stage(k + 1, _hashes(con, batch))
+        known.commit()
+        added += batch
+        assert sum(a.size for a in known.added) * 8 <= known.base.size
+    assert known.base.size > 64  # merged at least once
+    everything: list[Any] = [f"r{i}" for i in range(64)] + added
+    assert known.holds(_hashes(con, everything)).all()
+    assert not known.holds(_hashes(con, ["z1", "z2", "n99-0"])).any()
