@@ -470,6 +470,8 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
     con = store.con
     with store.transaction(), catalog_cached(con):
         last = last_state(con)
+        if known is not None and (last is None or not last.current):
+            known.drop()  # the ledger was written other than by a reconcile: read it again
         facts = _facts(con, last)
         snap = advanced(con, cfg, cache, last) if cache is not None and not full else None
         if (snap is not None and cache is not None and cache.snapshot is not None
