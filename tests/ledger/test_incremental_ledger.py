@@ -77,7 +77,8 @@ def test_runs_the_ledger_held_are_rebuilt_from_all_their_rows_with_the_set_of_it
     """The live pipeline's way (`known_runs`): a run the ledger already held — an open leg
     whose exit bar came, a telemetry-only run whose signal came, a late pnl revision — is
     rebuilt from every row it has, not only the new ones, beside runs new to the ledger; the
-    set is read from the ledger once and kept after."""
+    set is read from the ledger once and kept after, and a run it added is read from the
+    file it came in on."""
     cache, known = MarketCache(min_room=2), KnownRuns()
     steps: list[tuple[list[dict[str, Any]], int]] = [
         ([alpha("a1", "r1", 60 * 20, horizon=36_000), telemetry("t1", "r1", 5.0),
@@ -88,6 +89,9 @@ def test_runs_the_ledger_held_are_rebuilt_from_all_their_rows_with_the_set_of_it
           telemetry("t5", "r5", 3.0)], 0),
         ([alpha("a6", "r6", 240, horizon=3600)], 24),  # r1's exit bar (hour 30) arrives
         ([pnl("p1", "r1", 20.0), telemetry("t6", "r6", 1.0), pnl("p7", "r7", 3.0)], 0),
+        # runs this caller added (r5 at the third step, r6 at the fourth): their rows are
+        # read from the files they came in on, not before
+        ([telemetry("t6b", "r6", 2.0), pnl("p5", "r5", 1.0)], 0),
     ]
     with Store(":memory:") as inc, Store(":memory:") as full:
         for s in (inc, full):

@@ -54,6 +54,7 @@ def test_the_set_holds_every_run_of_the_ledger_and_none_it_never_saw(
     con = _con(ledger, [])
     known = KnownRuns()
     seq = 1
+    first_seen: dict[str, int] = {}  # the file after `seen` of the pass that added the run
     for op, runs in steps:
         new = [r for r in dict.fromkeys(runs) if r not in ledger]
         con.execute("DELETE FROM _rc_runs")
@@ -63,7 +64,7 @@ def test_the_set_holds_every_run_of_the_ledger_and_none_it_never_saw(
             ledger |= set(new)
             seq += 1
             continue
-        got = split(con, known, seq, seq + 1, 0)
+        got = split(con, known, seq, seq + 1, seq * 10)
         # `split` counts the runs the ledger held before this pass, exactly (no collisions)
         assert got.held == len(set(runs) & ledger)
         held = {r for (r,) in con.execute("SELECT run_id FROM _rc_held").fetchall()} \
@@ -76,11 +77,16 @@ def test_the_set_holds_every_run_of_the_ledger_and_none_it_never_saw(
             continue
         _add(con, "ledger", new)
         ledger |= set(new)
+        for r in new:
+            first_seen[r] = seq * 10 + 1
         seq += 1
         known.commit()
         assert known.current(seq)
         assert known.holds(_hashes(con, sorted(ledger))).all()
         assert not known.holds(_hashes(con, never)).any()
+        # a bound no newer than the run's first pass: `seen` + 1 of the pass that added it
+        for r in ledger:
+            assert known.since(_hashes(con, [r])) <= first_seen.get(r, 0)
 
 
 def test_a_pass_that_staged_nothing_leaves_the_set_to_be_read_again() -> None:
@@ -106,11 +112,16 @@ def test_many_small_passes_merge_into_one_sorted_array() -> None:
     added: list[str] = []
     for k in range(40):
         batch = [f"n{k}-{j}" for j in range(3)]
-        known.stage(k + 1, _hashes(con, batch))
+        known.stage(k + 1, _hashes(con, batch), 100 + k)
         known.commit()
         added += batch
-        assert sum(a.size for a in known.added) * 8 <= known.base.size
+        assert sum(a.size for a, _ in known.added) * 8 <= known.base.size
     assert known.base.size > 64  # merged at least once
     everything: list[Any] = [f"r{i}" for i in range(64)] + added
     assert known.holds(_hashes(con, everything)).all()
     assert not known.holds(_hashes(con, ["z1", "z2", "n99-0"])).any()
+    # each run keeps the file its pass staged it with, merged or not; read runs have 0
+    for k in (0, 17, 39):
+        assert known.since(_hashes(con, [f"n{k}-1", f"n{min(k + 1, 39)}-2"])) == 100 + k
+    assert known.since(_hashes(con, ["n5-0", "r3"])) == 0
+    assert known.since(_hashes(con, ["z1"])) == 0

@@ -31,54 +31,73 @@ from alphatrace.store.connection import registered
 from alphatrace.store.statements import to_arrow
 
 _EMPTY = np.empty(0, dtype=np.uint64)
+_NO_FILE = np.empty(0, dtype=np.int64)
 
 
 def _sorted(h: np.ndarray) -> np.ndarray:
-    """Sorted, duplicates kept (`_has` does not mind them; `np.unique` costs ~40x the sort)."""
+    """Sorted, duplicates kept (`_find` does not mind them; `np.unique` costs ~40x the sort)."""
     return np.sort(h.astype(np.uint64, copy=False))
 
 
-def _has(sorted_h: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """For each of `h`, whether the sorted array `sorted_h` holds it."""
+def _find(sorted_h: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of `h`, whether the sorted array `sorted_h` holds it, and where."""
     if sorted_h.size == 0:
-        return np.zeros(h.size, dtype=bool)
-    i = np.searchsorted(sorted_h, h)
-    return sorted_h[np.minimum(i, sorted_h.size - 1)] == h
+        return np.zeros(h.size, dtype=bool), np.zeros(h.size, dtype=np.intp)
+    i = np.minimum(np.searchsorted(sorted_h, h), sorted_h.size - 1)
+    return sorted_h[i] == h, i
 
 
 @dataclass
 class KnownRuns:
     """A superset of the ledger's run ids (their `hash(run_id)`) as the reconcile `seq` left
-    it. `added`: sorted arrays of runs added since `base` was last merged (merged once they
-    outgrow an eighth of it, so a pass costs what it adds, not the ledger's size).
+    it, each with a file id no newer than its oldest source row (`since`). `base` and
+    `base_since`: sorted hashes and their files; `added`: per pass since `base` was last
+    merged, its runs' sorted hashes and the one file id that bounds them (merged once they
+    outgrow an eighth of `base`, so a pass costs what it adds, not the ledger's size).
     `pending`: what the running pass adds, kept on `commit`, dropped on `drop`."""
 
     seq: int | None = None
     base: np.ndarray = field(default_factory=lambda: _EMPTY)
-    added: list[np.ndarray] = field(default_factory=list)
-    pending: tuple[int, np.ndarray] | None = None
+    base_since: np.ndarray = field(default_factory=lambda: _NO_FILE)
+    added: list[tuple[np.ndarray, int]] = field(default_factory=list)
+    pending: tuple[int, np.ndarray, int] | None = None
     reads: int = 0  # times the set was read from the ledger
 
     def holds(self, h: np.ndarray) -> np.ndarray:
         """For each hash in `h`, whether the ledger may hold that run (False: it does not)."""
-        got = _has(self.base, h)
-        for a in self.added:
-            got |= _has(a, h)
+        got = _find(self.base, h)[0]
+        for a, _ in self.added:
+            got |= _find(a, h)[0]
         return got
+
+    def since(self, h: np.ndarray) -> int:
+        """A file id no newer than any source row of the held runs `h` (their events' and
+        legs' `file_id`): 0 for runs that were in the ledger when the set was read."""
+        bound = np.iinfo(np.int64).max
+        found, i = _find(self.base, h)
+        if found.any():
+            bound = int(self.base_since[i[found]].min())
+        for a, f in self.added:
+            if _find(a, h)[0].any():
+                bound = min(bound, f)
+        return 0 if bound == np.iinfo(np.int64).max else bound
 
     def current(self, seq: int) -> bool:
         """Whether the set describes the ledger as the reconcile `seq` left it."""
         return self.seq == seq
 
     def read(self, con: duckdb.DuckDBPyConnection, seq: int) -> None:
-        """The set from the ledger as it is now, which the reconcile `seq` left."""
+        """The set from the ledger as it is now, which the reconcile `seq` left (its runs'
+        rows may be in any file: `since` 0)."""
         h = con.execute("SELECT hash(run_id) AS h FROM ledger").fetchnumpy()["h"]
         self.seq, self.base, self.added, self.pending = seq, _sorted(h), [], None
+        self.base_since = np.zeros(self.base.size, dtype=np.int64)
         self.reads += 1
 
-    def stage(self, seq: int, new: np.ndarray) -> None:
-        """The running reconcile `seq` may add the runs `new` to the ledger."""
-        self.pending = (seq, _sorted(new))
+    def stage(self, seq: int, new: np.ndarray, since: int) -> None:
+        """The running reconcile `seq` may add the runs `new` to the ledger, every source row
+        of which is in a file `since` or newer."""
+        self.pending = (seq, _sorted(new), since)
 
     def commit(self) -> None:
         """The pass's transaction committed: the set describes the ledger it left. A pass
@@ -86,18 +105,21 @@ class KnownRuns:
         if self.pending is None:
             self.drop()
             return
-        self.seq, new = self.pending
+        self.seq, new, since = self.pending
         self.pending = None
         if new.size:
-            self.added.append(new)
-        if sum(a.size for a in self.added) * 8 > self.base.size:
-            self.base = _sorted(np.concatenate([self.base, *self.added]))
-            self.added = []
+            self.added.append((new, since))
+        if sum(a.size for a, _ in self.added) * 8 > self.base.size:
+            h = np.concatenate([self.base, *(a for a, _ in self.added)])
+            f = np.concatenate([self.base_since,
+                                *(np.full(a.size, s, dtype=np.int64) for a, s in self.added)])
+            order = np.argsort(h, kind="stable")
+            self.base, self.base_since, self.added = h[order], f[order], []
 
     def drop(self) -> None:
         """The pass failed or rebuilt everything: read the set again before using it."""
         self.seq, self.pending = None, None
-        self.base, self.added = _EMPTY, []
+        self.base, self.base_since, self.added = _EMPTY, _NO_FILE, []
 
 
 @dataclass(frozen=True)
@@ -109,6 +131,7 @@ class Split:
 
     held: int
     seen: int
+    since: int = 0  # a file id no newer than any source row of the held runs
 
     def fresh(self) -> str:
         """The changed runs the ledger does not hold, as a relation of `run_id`."""
@@ -127,10 +150,10 @@ def split(con: duckdb.DuckDBPyConnection, known: KnownRuns, last_seq: int, seq: 
     runs = to_arrow(con, 1 << 20)
     h = runs.column("h").to_numpy()
     held = known.holds(h)
-    known.stage(seq, h[~held])
+    known.stage(seq, h[~held], seen + 1)
     n = int(held.sum())
     if n:
         with registered(con, "_rc_held_arrow", runs.filter(pa.array(held)).select(["run_id"])):
             con.execute("CREATE OR REPLACE TEMP TABLE _rc_held AS "
                         "SELECT run_id FROM _rc_held_arrow")
-    return Split(n, seen)
+    return Split(n, seen, known.since(h[held]) if n else 0)

@@ -369,7 +369,7 @@ def _stale_legs_sql(moved: Moved | None = None) -> str:
         legs = f"(SELECT * FROM legs l WHERE {' OR '.join(may) or 'false'})"
     return f"""
 WITH {_MARKET_CHANGES}
-SELECT l.event_id FROM {legs} l
+SELECT l.event_id, l.file_id FROM {legs} l
 LEFT JOIN _rc_symmap sm ON sm.alias = l.symbol
 LEFT JOIN bars_change bc ON bc.symbol = l.market_symbol
 LEFT JOIN funding_change fc ON fc.symbol = l.market_symbol
@@ -488,7 +488,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
             if done is not None:
                 report, seq = done
                 if known is not None:
-                    known.stage(seq, new_h)
+                    known.stage(seq, new_h, int(last.seen) + 1)
                 cache.kinds.append("same")
                 cache.delta_reads += 1
                 cache.pending = replace(snap, left_by=_left_by(seq, cfg, facts))
@@ -550,8 +550,13 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                                 "USING (event_id)")[0]
             dead_in = [t for t in (dead if todo else "", "_rc_gone" if gone else "") if t]
             if dead_in:
-                con.execute("DELETE FROM legs WHERE event_id IN (" + " UNION ALL ".join(
-                    f"SELECT event_id FROM {t}" for t in dead_in) + ")")
+                # only stale legs: none older than the oldest of their files, when all have one
+                oldest = (one(con, "SELECT CASE WHEN count(*) = count(file_id) THEN "
+                                   "min(file_id) END FROM _rc_stale")[0] if dead_in == ["_rc_stale"] else None)
+                con.execute("DELETE FROM legs WHERE "
+                            + ("" if oldest is None else f"file_id >= {int(oldest)} AND ")
+                            + "event_id IN (" + " UNION ALL ".join(
+                                f"SELECT event_id FROM {t}" for t in dead_in) + ")")
         # CREATE TABLE AS answers with its row count: `_rc_todo` is not counted again
         priced = int(one(con, "SELECT count(*) FROM alpha")[0] if full else todo)
         inserted: pa.Table | None = None  # the legs priced now, as stored
@@ -576,7 +581,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
             if changed:
                 split = known_runs.split(con, known, last.seq, seq, last.seen)
             elif known.current(last.seq):  # no ledger row changes
-                known.stage(seq, np.empty(0, dtype=np.uint64))
+                known.stage(seq, np.empty(0, dtype=np.uint64), 0)
         rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current,
                                 seq, pnl_keys, split, inserted)
         _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_keys)
@@ -952,7 +957,11 @@ def _source_rows_sql(name: str, table: str, split: known_runs.Split | None,
     this pass's priced legs (`inserted`, None: none were) or the newer files' events."""
     if split is None:
         return runs_rows_sql(table, "_rc_runs")
-    parts = [runs_rows_sql(table, "_rc_held")] if split.held else []
+    # the held runs' rows: in files `split.since` or newer, which DuckDB's min/max filters
+    # find without reading older row groups (every source table has `file_id`)
+    held = (table if not split.since else
+            f"(SELECT * FROM {table} WHERE file_id >= {int(split.since)})")
+    parts = [runs_rows_sql(held, "_rc_held")] if split.held else []
     new = (inserted if name == "leg" else
            f"(SELECT * FROM {table} WHERE file_id > {int(split.seen)})")
     if new is not None:
