@@ -17,6 +17,13 @@ left it (`seq`, the `reconcile_log` row that reconcile wrote); when the store's 
 reconcile is another one (the batch CLI, a failed pass), it is read again from the ledger.
 The live pipeline keeps one (`server.pipeline.Pipeline.runs`); batch reconciles pass none and
 read the tables.
+
+Each run also keeps a file id no newer than any of its rows (`KnownRuns.since`): for a run a
+pass added, the file after that pass's `seen`, since all its rows were newer; 0 for runs read
+from the ledger. A held run's rows are then read from that file on (`reconcile`'s
+`_source_rows_sql`), so a run touched again soon (an open leg priced by the next bar) costs
+what its recent files hold. A hash collision leaves a new run with the bound of an older run,
+which is older than any row of the new one: still a bound.
 """
 
 from __future__ import annotations
