@@ -523,7 +523,6 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         say("selecting signals to price")
         keys_moved = True  # whether `ledger_alpha_keys` may differ from `_rc_symmap`
         gone = 0
-        dead = "_rc_todo"  # the signals whose stored legs are deleted before pricing
         if full:
             con.execute("DELETE FROM legs")
             rel = replace(rel, todo="alpha")
@@ -541,22 +540,23 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 todo = one(con, "CREATE OR REPLACE TEMP TABLE _rc_todo AS "
                                 + _todo_from_new_files(seen, stale))[0]
                 # a new file's signal has no leg yet (the old ones number the legs): only
-                # stale legs are deleted, and none when there are none
-                dead = "_rc_stale" if n_stale else ""
+                # stale legs are deleted, none older than the oldest of their files (when
+                # all have one), and none when there are none
+                if n_stale:
+                    oldest = one(con, "SELECT CASE WHEN count(*) = count(file_id) THEN "
+                                      "min(file_id) END FROM _rc_stale")[0]
+                    con.execute("DELETE FROM legs WHERE "
+                                + ("" if oldest is None else f"file_id >= {int(oldest)} AND ")
+                                + "event_id IN (SELECT event_id FROM _rc_stale)")
             else:
                 todo = one(con, f"CREATE OR REPLACE TEMP TABLE _rc_todo AS {_TODO_INCREMENTAL}")[0]
                 gone = one(con, "CREATE OR REPLACE TEMP TABLE _rc_gone AS "
                                 "SELECT event_id, run_id FROM legs ANTI JOIN alpha "
                                 "USING (event_id)")[0]
-            dead_in = [t for t in (dead if todo else "", "_rc_gone" if gone else "") if t]
-            if dead_in:
-                # only stale legs: none older than the oldest of their files, when all have one
-                oldest = (one(con, "SELECT CASE WHEN count(*) = count(file_id) THEN "
-                                   "min(file_id) END FROM _rc_stale")[0] if dead_in == ["_rc_stale"] else None)
-                con.execute("DELETE FROM legs WHERE "
-                            + ("" if oldest is None else f"file_id >= {int(oldest)} AND ")
-                            + "event_id IN (" + " UNION ALL ".join(
-                                f"SELECT event_id FROM {t}" for t in dead_in) + ")")
+                if todo or gone:
+                    con.execute("DELETE FROM legs WHERE event_id IN (SELECT event_id FROM "
+                                "_rc_todo " + ("UNION ALL SELECT event_id FROM _rc_gone)"
+                                               if gone else ")"))
         # CREATE TABLE AS answers with its row count: `_rc_todo` is not counted again
         priced = int(one(con, "SELECT count(*) FROM alpha")[0] if full else todo)
         inserted: pa.Table | None = None  # the legs priced now, as stored

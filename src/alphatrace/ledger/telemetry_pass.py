@@ -33,18 +33,19 @@ _COLS = ", ".join(LEDGER_COLUMNS)
 # The telemetry rows from files after the last reconcile's newest (parameter `seen`).
 _NEW_ROWS = "(SELECT * FROM telemetry WHERE file_id > $seen)"
 
+# The runs of those rows, each with its number of rows.
+_PER_RUN = f"(SELECT run_id, count(*) AS n FROM {_NEW_ROWS} GROUP BY run_id)"
+
 # The runs of those rows: how many, how many the ledger holds, how many of those have a leg or
 # a pnl event, and the most rows one run has among the new rows.
 _CHECK = f"""
 SELECT count(*), count(l.run_id), count(*) FILTER (WHERE l.n_legs > 0 OR l.n_pnl > 0),
        coalesce(max(r.n), 0)
-FROM (SELECT run_id, count(*) AS n FROM {_NEW_ROWS} GROUP BY run_id) r
+FROM {_PER_RUN} r
 LEFT JOIN (SELECT run_id, n_legs, n_pnl FROM ledger) l ON l.run_id = r.run_id"""
 
 # The same when the ledger is known to hold none of those runs.
-_CHECK_NEW = f"""
-SELECT count(*), 0, 0, coalesce(max(n), 0)
-FROM (SELECT run_id, count(*) AS n FROM {_NEW_ROWS} GROUP BY run_id)"""
+_CHECK_NEW = f"SELECT count(*), 0, 0, coalesce(max(n), 0) FROM {_PER_RUN}"
 
 
 def build(con: duckdb.DuckDBPyConnection, policy_hash: str, seen: int, all_new: bool = False
