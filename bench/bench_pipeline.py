@@ -6,6 +6,7 @@
     runs whose exit is that bar (so they are known after every subject's mark, as live runs
     are) through ingest, and the pipeline pass runs (incremental reconcile + gates evaluate), printed beside a full
     rebuild (`reconcile(full=True)`) of the same store in the same run. Target ≤ 100 ms.
+    DuckDB runs with the threads `serve` gives it (`--threads`: others).
     Each pass also reports `cpu_ms`, the CPU time of the process (every DuckDB thread) during
     the pass: on a shared machine it varies less than wall time; `gates_cpu_ms`, the same for
     its gates step alone (`Gates.evaluate`). Then `--quiet-rounds` rounds of `--quiet-runs`
@@ -39,6 +40,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import threading
@@ -269,11 +271,13 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
                 random_ids: bool = False, phases: bool = False,
                 uuid_ids: bool = False) -> dict[str, Any]:
     """`keep`: build the store once (bench/out/bench_pipeline_N.base.duckdb) and start each run
-    from a copy of it. `threads`: DuckDB's threads (default: one per core). `quiet_rounds`:
+    from a copy of it. `threads`: DuckDB's threads (default: what `serve` sets,
+    `cli.server.serving_threads`, one core fewer than the machine has). `quiet_rounds`:
     then rounds of `quiet_runs` telemetry-only runs (`telemetry_pass_cpu_ms_median`).
     `uuid_ids`: every run id a UUID's text (`run_id_sql`), stored and new ones."""
     import shutil
 
+    from alphatrace.cli.server import serving_threads
     from alphatrace.governance.api import Gates
     from alphatrace.ledger.reconcile import reconcile
     from alphatrace.server.pipeline import Pipeline, PipelineConfig
@@ -311,8 +315,9 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
 
     Gates.evaluate = timed
     with Store(db) as store:
-        if threads is not None:
-            store.con.execute(f"SET threads = {int(threads)}")
+        if threads is None:  # the pass as `serve` runs it (on 2 cores: 1 thread, ~15% less)
+            threads = serving_threads(os.cpu_count())
+        store.con.execute(f"SET threads = {int(threads)}")
         t = time.perf_counter()
         reconcile(store, cfg.reconcile, full=True)
         first_full = time.perf_counter() - t
@@ -355,7 +360,8 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
         _print_trace("busy rounds", times, statements, rounds)
         _print_trace(f"telemetry-only rounds ({quiet_runs:,} runs each)", qtimes, qstatements,
                      quiet_rounds)
-    return {"runs": rep.runs, "first_full_s": first_full, "full_rebuild_s": full_s,
+    return {"runs": rep.runs, "threads": threads, "first_full_s": first_full,
+            "full_rebuild_s": full_s,
             "pass_ms_median": statistics.median(totals), "pass_ms_max": totals[-1],
             "pass_cpu_ms_median": statistics.median(p["cpu_ms"] for p in passes),
             "gates_cpu_ms_median": statistics.median(p["gates_cpu_ms"] for p in passes),
@@ -630,7 +636,7 @@ def main() -> None:
     ap.add_argument("--interval", type=int, default=60,
                     help="round: the bars' interval in seconds (a year of them per symbol)")
     ap.add_argument("--threads", type=int, default=None,
-                    help="round: DuckDB threads for the run (default: one per core)")
+                    help="round: DuckDB threads for the run (default: what `serve` sets)")
     ap.add_argument("--quiet-rounds", type=int, default=3,
                     help="round: then rounds of telemetry alone (no decision can change)")
     ap.add_argument("--quiet-runs", type=int, default=1000,
