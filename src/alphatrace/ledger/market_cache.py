@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from alphatrace.ledger import locate
 from alphatrace.ledger.locate import Columns
@@ -79,6 +80,9 @@ class Snapshot:
     # trusts the legs and keys it recorded only when that is still the last reconcile and the
     # configuration is the same (`reconcile._telemetry_only`)
     left_by: tuple[object, ...] | None = None
+    # the signal symbols' resolution that reconcile used and stored as `ledger_alpha_keys`
+    # (`_rc_symmap`'s rows; None: not kept), for the next pass (`reconcile._symmap_held`)
+    symmap: pa.Table | None = None
 
 
 @dataclass

@@ -507,10 +507,19 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         same = (own is not None and snap is not None and (
             own.bars_mark, own.funding_mark) == (snap.bars_mark, snap.funding_mark))
         alpha_held = keyed and _alpha_keys_hold(facts, same)
-        n_symmap = facts.alpha_keys if alpha_held else one(
-            con, "CREATE OR REPLACE TEMP TABLE _rc_symmap AS " + resolution_sql(
+        symmap = _symmap_held(facts, own) if keyed and not alpha_held else None
+        if alpha_held:
+            n_symmap = facts.alpha_keys
+        elif symmap is not None:
+            with registered(con, "_rc_symmap_rows", symmap) as rows:
+                n_symmap = one(con, f"CREATE OR REPLACE TEMP TABLE _rc_symmap AS "
+                                    f"SELECT * FROM {rows}")[0]
+        else:
+            n_symmap = one(con, "CREATE OR REPLACE TEMP TABLE _rc_symmap AS " + resolution_sql(
                 _symbols("alpha", "ledger_alpha_keys", seen if keyed else None), cfg.aliases,
                 _MARKET_SYMBOLS))[0]
+            if cache is not None:
+                symmap = con.sql("SELECT * FROM _rc_symmap").to_arrow_table()
         counted = (_events_counted(last, facts) if not full and last is not None and last.current
                    else None)
         pnl_seen = seen if keyed and counted else None
@@ -586,8 +595,10 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                                 seq, pnl_keys, split, inserted)
         _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_keys)
         if cache is not None and cache.pending is not None:
+            # no new signal and the keys held (`alpha_held`): the last pass's resolution stays
             cache.pending = replace(cache.pending, state=market_state(con),
-                                    left_by=_left_by(seq, cfg, facts))
+                                    left_by=_left_by(seq, cfg, facts),
+                                    symmap=cache.pending.symmap if alpha_held else symmap)
         legs, realized, open_, unpriced, runs = one(con, _log_sql(con), [seq, cfg.hash, priced])
         report = ReconcileReport(legs, realized, open_, unpriced, priced, runs, cfg.hash, full,
                                  rebuilt)
@@ -633,6 +644,20 @@ def _pnl_keys_hold(facts: Facts, before: market_cache.Snapshot | None) -> bool:
     `_last_own`: the same aliases and market symbols). Called when those keys cover every pnl
     event of the files it saw (`_symbols`' `seen`)."""
     return before is not None and facts.pnl_unkeyed == 0
+
+
+def _symmap_held(facts: Facts, before: market_cache.Snapshot | None) -> pa.Table | None:
+    """The last pass's `_rc_symmap` (kept in its snapshot, `before`), when it is this pass's,
+    so no signal symbol need be resolved (~7 ms a pass at 1M runs to plan and run): the last
+    reconcile was this caller's, with the same aliases and market symbols (`_last_own`: a new
+    series means no snapshot), so each alias it resolved resolves the same way
+    (`market.symbols.resolution_sql` resolves each alias alone), and every new signal spells
+    its symbol as one of them (`Facts.alpha_unkeyed`; it resolved the stored keys and wrote
+    them, so they are its aliases: as many rows). Called when those keys cover every signal
+    of the files it saw (`_symbols`' `seen`); the pnl keys' rule is `_pnl_keys_hold`."""
+    if before is None or before.symmap is None or facts.alpha_unkeyed != 0:
+        return None
+    return before.symmap if before.symmap.num_rows == facts.alpha_keys else None
 
 
 def _alpha_keys_hold(facts: Facts, market_same: bool) -> bool:
@@ -790,6 +815,8 @@ class Facts:
     # alias of `ledger_pnl_keys` (None before the first reconcile): `_pnl_keys_hold`.
     # No symbol needs no key (`market.symbols.resolution_sql` resolves none).
     pnl_unkeyed: int | None = None
+    # the same for signals and `ledger_alpha_keys`: `_symmap_held`
+    alpha_unkeyed: int | None = None
 
 
 _EVENT_TABLES = ("alpha", "telemetry", "pnl")
@@ -810,9 +837,11 @@ def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None) -> Facts:
     if last is not None:
         parts += [f"SELECT {5 + i}, [count(*), count(*) FILTER (WHERE file_id > "
                   f"{int(last.seen)})], {nothing} FROM {t}" for i, t in enumerate(_EVENT_TABLES)]
-        parts.append(f"SELECT 8, [count(*)], {nothing} FROM pnl p WHERE file_id > "
-                     f"{int(last.seen)} AND symbol IS NOT NULL AND NOT EXISTS "
-                     "(SELECT 1 FROM ledger_pnl_keys k WHERE k.alias = p.symbol)")
+        parts += [f"SELECT {k}, [count(*)], {nothing} FROM {t} e WHERE file_id > "
+                  f"{int(last.seen)} AND symbol IS NOT NULL AND NOT EXISTS "
+                  f"(SELECT 1 FROM {keys} k WHERE k.alias = e.symbol)"
+                  for k, t, keys in ((8, "pnl", "ledger_pnl_keys"),
+                                     (9, "alpha", "ledger_alpha_keys"))]
     got = {int(k): (v, d) for k, v, d in con.execute(" UNION ALL ".join(parts)).fetchall()}
     counts = (None if last is None else
               {t: (int(got[5 + i][0][0]), int(got[5 + i][0][1]))
@@ -820,7 +849,8 @@ def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None) -> Facts:
     return Facts([str(x) for x in got[0][1] or []], bool(got[1][0][0]), int(got[2][0][0]),
                  counts, int(got[3][0][0]),
                  tuple(int(x) for x in got[4][0]) if 4 in got else (0, 0),
-                 int(got[8][0][0]) if 8 in got else None)
+                 int(got[8][0][0]) if 8 in got else None,
+                 int(got[9][0][0]) if 9 in got else None)
 
 
 def _legs_match_old_signals(con: duckdb.DuckDBPyConnection, last: LastState | None,
