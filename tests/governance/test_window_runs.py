@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import alphatrace as at
 from alphatrace.governance import replay
 from alphatrace.governance.policy import GovernancePolicy, load_governance
-from alphatrace.governance.runs import needed_columns
+from alphatrace.governance.runs import data_as_of, needed_columns
 from alphatrace.policy import Policy
 from tests.rows import T0, insert, run
 
@@ -191,3 +191,16 @@ def test_a_young_subject_in_an_old_ledger_is_read_in_one_or_two_statements(
         # 200 days back (1 h, 4 h, ..., 4^6 h = 171 days: short, 4^7 h: the whole ledger);
         # named and recorded (its 3 runs fit the window of 5), the first read starts there
         assert counted.reads == (8 if not recorded else 1 if named else 2)
+
+
+@settings(max_examples=150)
+@given(histories(), st.one_of(st.none(), st.integers(-100, 3400)))
+def test_the_newest_knowledge_time_does_not_depend_on_the_bound(h: dict[str, Any],
+                                                                 hint_h: int | None) -> None:
+    """`data_as_of` with any `at_least` (before, inside or after the ledger's times, or none)
+    is the newest knowledge time computed here from the rows: `known_ts`, else `ts`."""
+    with at.connect(":memory:") as db:
+        insert(db.con, h["rows"])
+        times = [r.get("known_ts") or r["ts"] for r in h["rows"]]
+        hint = None if hint_h is None else T0 + dt.timedelta(hours=hint_h)
+        assert data_as_of(db.con, hint) == (max(times) if times else None)

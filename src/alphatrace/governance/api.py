@@ -105,7 +105,9 @@ class Gates:
         marks = replay.progress(con)
         if asked is not None and (not record or (marks and asked <= max(marks.values()))):
             return self._single(gp, asked, record)
-        return self._catch_up(gp, asked or self.reads.as_of(), marks, record)
+        if asked is None:  # the newest knowledge time; the last catch-up's bounds its read
+            asked = self.reads.as_of(max(marks.values()) if marks else None)
+        return self._catch_up(gp, asked, marks, record)
 
     def _catch_up(self, gp: GovernancePolicy, target: dt.datetime | None,
                   marks: dict[SubjectKey, dt.datetime], record: bool) -> dict[str, Any]:

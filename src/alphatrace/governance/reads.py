@@ -47,8 +47,10 @@ class Reads(replay.RunReads, Protocol):
         name (pass times as epoch microseconds: `dialect.ts_from_us`)."""
         ...
 
-    def as_of(self) -> dt.datetime | None:
-        """The newest knowledge time in the ledger (the default as-of)."""
+    def as_of(self, at_least: dt.datetime | None = None) -> dt.datetime | None:
+        """The newest knowledge time in the ledger (the default as-of). `at_least`: a time
+        it is probably not before (the last catch-up's), which a reader may use to read less;
+        the answer does not depend on it."""
         ...
 
     def plan(self, gp: GovernancePolicy, marks: Mapping[SubjectKey, dt.datetime],
@@ -82,8 +84,8 @@ class StoreReads:
                 stack.enter_context(registered(self.con, name, tbl))
             return query_table(self.con, sql)
 
-    def as_of(self) -> dt.datetime | None:
-        return data_as_of(self.con)
+    def as_of(self, at_least: dt.datetime | None = None) -> dt.datetime | None:
+        return data_as_of(self.con, at_least)
 
     def assess(self, gp: GovernancePolicy, as_of: dt.datetime,
                only: list[SubjectKey] | None = None) -> list[Assessment]:

@@ -114,11 +114,19 @@ def subjects_sql(base: str, scopes: list[str]) -> str:
     return f"WITH _base AS ({base}) " + " UNION ALL ".join(parts)
 
 
-def data_as_of(con: duckdb.DuckDBPyConnection) -> dt.datetime | None:
+def data_as_of(con: duckdb.DuckDBPyConnection, at_least: dt.datetime | None = None
+               ) -> dt.datetime | None:
     """The newest knowledge time in the ledger: the default as-of, derived from data, not the
-    clock."""
-    rows = con.execute(f"SELECT max(known_ts) FROM {ledger_sql(con)}").fetchall()
-    v = rows[0][0]
+    clock. `at_least`: a time it is probably not before (a live pass gives the last
+    catch-up's): the runs known at or after it are read first (`ledger_sql`'s `since`, whose
+    bound DuckDB's min/max filters use: a live pass at 1M runs read the whole ledger for
+    this), and the whole ledger only when there is none. When there is one, the newest of
+    them is the newest of all, so the answer does not depend on `at_least`."""
+    if at_least is not None:
+        v = con.execute(f"SELECT max(known_ts) FROM {ledger_sql(con, at_least)}").fetchall()[0][0]
+        if isinstance(v, dt.datetime):
+            return v
+    v = con.execute(f"SELECT max(known_ts) FROM {ledger_sql(con)}").fetchall()[0][0]
     return v if isinstance(v, dt.datetime) else None
 
 

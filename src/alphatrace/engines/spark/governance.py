@@ -129,7 +129,7 @@ class SparkReads:
             self.spark.createDataFrame(tbl).createOrReplaceTempView(name)
         return naive_utc(self.spark.sql(sql).toArrow())
 
-    def as_of(self) -> dt.datetime | None:
+    def as_of(self, at_least: dt.datetime | None = None) -> dt.datetime | None:
         v = self.spark.sql(f"SELECT unix_micros(max(known_ts)) AS t FROM {self.view}"
                            ).collect()[0]["t"]
         return None if v is None else from_micros(int(v))
