@@ -88,7 +88,7 @@ from alphatrace.market.symbols import resolution_sql
 from alphatrace.sql import lit
 from alphatrace.store import Store
 from alphatrace.store.connection import catalog_cached, has_table, one, registered
-from alphatrace.store.statements import parsed, to_arrow
+from alphatrace.store.statements import parsed, query_table, to_arrow
 
 Step = Callable[[str], None]
 
@@ -519,7 +519,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 _symbols("alpha", "ledger_alpha_keys", seen if keyed else None), cfg.aliases,
                 _MARKET_SYMBOLS))[0]
             if cache is not None:
-                symmap = con.sql("SELECT * FROM _rc_symmap").to_arrow_table()
+                symmap = query_table(con, "SELECT * FROM _rc_symmap")
         counted = (_events_counted(last, facts) if not full and last is not None and last.current
                    else None)
         pnl_seen = seen if keyed and counted else None
