@@ -19,7 +19,7 @@ spent on runs whose PnL is not known yet (`pnl_usd` NULL: open or unpriced).
 from __future__ import annotations
 
 import re
-import uuid
+import threading
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -279,7 +279,7 @@ def compute(
     rows = con.sql(f"SELECT * FROM ({source}) ORDER BY {', '.join([*group_by, order])}",
                    params=params or None).to_arrow_table()  # a ledger's size: streamed
     starts = segment_starts(rows, group_by)
-    with registered(con, f"_metrics_rows_{uuid.uuid4().hex}", _with_path(rows, starts)) as view:
+    with registered(con, _rows_view(), _with_path(rows, starts)) as view:
         return query_table(con, f"SELECT {keys + ', ' if keys else ''}{select_list(chosen)} "
                                 f"FROM {view}{tail}")
 
@@ -362,12 +362,18 @@ def _with_path(rows: pa.Table, starts: npt.NDArray[np.int64]) -> pa.Table:
     return tbl
 
 
+def _rows_view() -> str:
+    """The name the rows are registered under: one per thread, so that threads sharing a
+    connection do not read each other's rows (`registered` keeps a small table's view)."""
+    return f"_metrics_rows_{threading.get_ident()}"
+
+
 def compute_one(con: duckdb.DuckDBPyConnection, rows: pa.Table,
                 metric_names: list[str] | None = None) -> dict[str, Any]:
     """Metrics of one group given as Arrow rows in (ts, run_id) order (the dashboard's agent,
     fetched once): the same aggregates and path columns as `compute`."""
     tbl = _with_path(rows, segment_starts(rows, []))
-    with registered(con, f"_metrics_rows_{uuid.uuid4().hex}", tbl) as view:
+    with registered(con, _rows_view(), tbl) as view:
         out = query_table(con, f"SELECT {select_list(metric_names or list(METRICS))} "
                                f"FROM {view}").to_pylist()
     return out[0]

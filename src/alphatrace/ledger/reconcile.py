@@ -572,7 +572,8 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         if priced:  # nothing new and nothing stale: no pricing at all
             say(f"pricing {priced:,} legs")
             cols = ", ".join(LEG_COLUMNS)
-            with registered(con, "_rc_exits", locate_exits(con, rel, market)) as exits:
+            with registered(con, "_rc_exits",
+                            locate.as_arrow(locate_exits(con, rel, market))) as exits:
                 con.execute(parsed(con, priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s,
                                                         exits)))
                 legs = with_fingerprints(to_arrow(con, _BATCH))
@@ -593,10 +594,10 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 known.stage(seq, np.empty(0, dtype=np.uint64), 0)
         rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current,
                                 seq, pnl_keys, split, inserted)
-        _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_keys)
+        state = _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_keys)
         if cache is not None and cache.pending is not None:
             # no new signal and the keys held (`alpha_held`): the last pass's resolution stays
-            cache.pending = replace(cache.pending, state=market_state(con),
+            cache.pending = replace(cache.pending, state=state,
                                     left_by=_left_by(seq, cfg, facts),
                                     symmap=cache.pending.symmap if alpha_held else symmap)
         legs, realized, open_, unpriced, runs = one(con, _log_sql(con), [seq, cfg.hash, priced])

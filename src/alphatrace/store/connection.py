@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -180,13 +181,15 @@ class Store:
         except BaseException:
             self._in_transaction = False
             self._on_commit.clear()
+            forget_kept_views(self.con)
             self.con.execute("ROLLBACK")
             raise
         self._in_transaction = False
         try:
             self.con.execute("COMMIT")
-        except BaseException:
+        except BaseException:  # DuckDB rolled it back
             self._on_commit.clear()
+            forget_kept_views(self.con)
             raise
         self._run_on_commit()
 
@@ -281,15 +284,76 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return cols
 
 
+# Up to this many rows, `registered` lends Arrow data through a view kept on the connection.
+FED_ROWS = 8_192
+
+
+class _Feed:
+    """What a kept view scans (as an Arrow stream): the data of the `registered` block that
+    uses its name now."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        if self.data is None:
+            raise StoreError("a registered relation was read outside its `registered` block")
+        return self.data.__arrow_c_stream__(requested_schema)
+
+
+# Per connection, the names `registered` keeps a view for, with their feeds. A rolled-back
+# transaction takes the views it created with it: `forget_kept_views`.
+_KEPT: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, dict[str, _Feed]] = \
+    weakref.WeakKeyDictionary()
+_KEPT_LOCK = threading.Lock()
+
+
+def forget_kept_views(con: duckdb.DuckDBPyConnection) -> None:
+    """After a rollback on `con`: the kept views may be gone, so each is registered again on
+    its next use (registering replaces a view that is still there)."""
+    with _KEPT_LOCK:
+        _KEPT.pop(con, None)
+
+
 @contextmanager
 def registered(con: duckdb.DuckDBPyConnection, name: str, data: object) -> Iterator[str]:
     """`data` (an Arrow table, a dict of numpy arrays, ...) visible to SQL on `con` as the
-    relation `name` for the duration of the block; yields the name."""
-    con.register(name, data)
+    relation `name` for the duration of the block; yields the name.
+
+    DuckDB's `register` and `unregister` create and drop a view, ~1 ms a pair, and a live
+    pass made 13 of them (bench/RESULTS.md, "Registered relations kept as views"). So an
+    Arrow table of up to `FED_ROWS` rows is lent through a view kept for `name` on `con`,
+    created on first use, whose feed is swapped in and out (a nested block of the same name
+    gets its outer data back). Larger data is registered as DuckDB takes it, which also tells
+    the planner its row count; a kept view is a stream, planned as one row, which only a
+    small table can afford."""
+    rows = getattr(data, "num_rows", None)
+    if not isinstance(rows, int) or rows > FED_ROWS or not hasattr(data, "__arrow_c_stream__"):
+        with _KEPT_LOCK:
+            kept = _KEPT.get(con)
+        if kept is not None:
+            kept.pop(name, None)  # this replaces and then drops its view
+        con.register(name, data)
+        try:
+            yield name
+        finally:
+            con.unregister(name)
+        return
+    with _KEPT_LOCK:
+        kept = _KEPT.setdefault(con, {})
+    feed, before = kept.get(name), None
+    if feed is None:
+        feed = _Feed(data)
+        con.register(name, feed)
+        kept[name] = feed
+    else:
+        before, feed.data = feed.data, data
     try:
         yield name
     finally:
-        con.unregister(name)
+        feed.data = before
 
 
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> tuple[Any, ...]:
