@@ -157,7 +157,7 @@ def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig,
     if cache is not None:
         cache.pending = snap
     totals = snap.totals
-    with registered(con, "_rc_settle_rows", totals) as rows:
+    with registered(con, "_rc_settle_rows", locate.as_arrow(totals)) as rows:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_settle AS SELECT * FROM {rows}")
     return Market(snap.bars.series, snap.bars.opens, {k: totals[k] for k in ("i", "sid", "us")})
 
@@ -1065,10 +1065,11 @@ _BATCH = 1 << 20  # rows per Arrow batch of the rows a pass rebuilt
 
 
 def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_same: bool,
-                alpha_keyed: bool, pnl: PnlKeys) -> None:
+                alpha_keyed: bool, pnl: PnlKeys) -> list[tuple[Any, ...]]:
     """The market as priced against, the alpha and pnl symbols' keys and the ledger's
-    definition, for the next reconcile's change detection. `built`: the definitions stored
-    now (rewritten only when not this one). `alpha_keyed`, `pnl.seen`: the key table's
+    definition, for the next reconcile's change detection; returns `ledger_market_state`'s
+    rows as written, in `market_state`'s order (a caller's snapshot keeps them). `built`:
+    the definitions stored now (rewritten only when not this one). `alpha_keyed`, `pnl.seen`: the key table's
     aliases were all read into the new keys (`_symbols` with `seen`), so only the keys that
     differ are written; otherwise the table is written anew. `alpha_same`: the alpha keys
     are known to equal the stored ones (nothing to write); so are the pnl keys when held."""
@@ -1089,8 +1090,9 @@ def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_same: bo
         con.execute("DELETE FROM ledger_build")
         con.execute("INSERT INTO ledger_build VALUES (?)", [ledger_definition()])
     con.execute("DELETE FROM ledger_market_state")
-    con.execute("""
+    return sorted((tuple(r) for r in con.execute("""
 INSERT INTO ledger_market_state
 SELECT coalesce(m.symbol, f.symbol), m.interval_s, m.n, make_timestamp(m.last_us), m.digest,
        f.n, make_timestamp(f.last_us), f.digest
-FROM _rc_markets m FULL JOIN _rc_fprofile f ON f.symbol = m.symbol""")
+FROM _rc_markets m FULL JOIN _rc_fprofile f ON f.symbol = m.symbol
+RETURNING *""").fetchall()), key=lambda r: str(r[0]))
