@@ -1069,9 +1069,9 @@ def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_same: bo
     """The market as priced against, the alpha and pnl symbols' keys and the ledger's
     definition, for the next reconcile's change detection; returns `ledger_market_state`'s
     rows as written, in `market_state`'s order (a caller's snapshot keeps them). `built`:
-    the definitions stored now (rewritten only when not this one). `alpha_keyed`, `pnl.seen`: the key table's
-    aliases were all read into the new keys (`_symbols` with `seen`), so only the keys that
-    differ are written; otherwise the table is written anew. `alpha_same`: the alpha keys
+    the definitions stored now (rewritten only when not this one). `alpha_keyed`,
+    `pnl.seen`: the key table's aliases were all read into the new keys (`_symbols` with
+    `seen`), so only the keys that differ are written; otherwise the table is written anew. `alpha_same`: the alpha keys
     are known to equal the stored ones (nothing to write); so are the pnl keys when held."""
     for table, new, value, keyed, same in (
             ("ledger_alpha_keys", "_rc_symmap", "symbol", alpha_keyed, alpha_same),

@@ -323,12 +323,12 @@ def registered(con: duckdb.DuckDBPyConnection, name: str, data: object) -> Itera
     relation `name` for the duration of the block; yields the name.
 
     DuckDB's `register` and `unregister` create and drop a view, ~1 ms a pair, and a live
-    pass made 13 of them (bench/RESULTS.md, "Registered relations kept as views"). So an
-    Arrow table of up to `FED_ROWS` rows is lent through a view kept for `name` on `con`,
-    created on first use, whose feed is swapped in and out (a nested block of the same name
-    gets its outer data back). Larger data is registered as DuckDB takes it, which also tells
-    the planner its row count; a kept view is a stream, planned as one row, which only a
-    small table can afford."""
+    pass made 13 of them (bench/RESULTS.md, "#14's 1M round: registered Arrow tables kept
+    as views"). So an Arrow table of up to `FED_ROWS` rows is lent through a view kept for
+    `name` on `con`, created on first use, whose feed is swapped in and out (a nested block
+    of the same name gets its outer data back). Larger data is registered as DuckDB takes
+    it, which also tells the planner its row count; a kept view is a stream, planned as one
+    row, which only a small table can afford."""
     rows = getattr(data, "num_rows", None)
     if not isinstance(rows, int) or rows > FED_ROWS or not hasattr(data, "__arrow_c_stream__"):
         with _KEPT_LOCK:
