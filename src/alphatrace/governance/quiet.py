@@ -31,6 +31,7 @@ import duckdb
 from alphatrace.governance import journal, replay
 from alphatrace.governance.policy import GovernancePolicy
 from alphatrace.governance.runs import data_as_of
+from alphatrace.ledger import changes as ledger_changes
 from alphatrace.store import Store
 from alphatrace.store.connection import has_table, one
 
@@ -59,7 +60,7 @@ WITH s AS (SELECT coalesce(max(seq), 0) AS seen FROM gate_seen),
            FROM {journal.NEWEST}),
      p AS (SELECT [count(*), coalesce(bit_xor(hash(scope, subject, evaluated_to)), 0)] AS marks
            FROM gate_progress),
-     c AS (SELECT count(*) FILTER (WHERE old_known_ts IS NOT NULL OR new_known_ts IS NOT NULL)
+     c AS (SELECT count(*) FILTER (WHERE {ledger_changes.COUNTS})
                     AS known, max(seq) AS newest
            FROM ledger_changes, s WHERE seq > s.seen)
 SELECT s.seen, d.head, p.marks, CASE WHEN d.head IS NOT DISTINCT FROM n.head THEN n.revive END,
@@ -96,8 +97,7 @@ def _concern_windows(con: duckdb.DuckDBPyConnection, seen: object) -> bool:
     answered by this one small read of the changes since, not the whole proof (3 ms at 1M
     runs)."""
     return bool(one(con, "SELECT EXISTS (SELECT 1 FROM ledger_changes WHERE seq > ? AND "
-                         "(old_known_ts IS NOT NULL OR new_known_ts IS NOT NULL))",
-                    [seen])[0])
+                         f"{ledger_changes.COUNTS})", [seen])[0])
 
 
 def skip(store: Store, gp: GovernancePolicy, before: Judged | None) -> Judged | None:

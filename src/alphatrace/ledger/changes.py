@@ -63,7 +63,7 @@ def record(con: duckdb.DuckDBPyConnection, seq: int, new: str, old: str) -> None
     one join, where `EXCEPT` and its two joins cost ~2.5 ms more a pass to plan). A change
     that counts on neither side (no knowledge time before or after: a run without realized
     PnL, such as telemetry alone or an open signal) concerns no window and is not recorded
-    (`_COUNTS`)."""
+    (`COUNTS`)."""
     con.execute(f"""
 INSERT INTO ledger_changes ({COLUMNS})
 SELECT * FROM (
@@ -72,14 +72,14 @@ SELECT * FROM (
          d.agent AS new_agent, d.strategy AS new_strategy, {counted_known('d')} AS new_known_ts
   FROM {new} d FULL JOIN {old} o ON o.run_id = d.run_id
   WHERE d IS DISTINCT FROM o)
-WHERE {_COUNTS}
+WHERE {COUNTS}
 ORDER BY 2""")
 
 
 # A change some window can see: the run counts (has a knowledge time) on one side at least.
 # The gates' catch-up reads only such changes (`governance.replay.changes`), and so does the
 # proof that a pass can skip it (`governance.quiet`).
-_COUNTS = "(old_known_ts IS NOT NULL OR new_known_ts IS NOT NULL)"
+COUNTS = "(old_known_ts IS NOT NULL OR new_known_ts IS NOT NULL)"
 
 
 def record_added(con: duckdb.DuckDBPyConnection, seq: int, new: str) -> None:

@@ -1071,8 +1071,9 @@ def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_same: bo
     rows as written, in `market_state`'s order (a caller's snapshot keeps them). `built`:
     the definitions stored now (rewritten only when not this one). `alpha_keyed`,
     `pnl.seen`: the key table's aliases were all read into the new keys (`_symbols` with
-    `seen`), so only the keys that differ are written; otherwise the table is written anew. `alpha_same`: the alpha keys
-    are known to equal the stored ones (nothing to write); so are the pnl keys when held."""
+    `seen`), so only the keys that differ are written; otherwise the table is written anew.
+    `alpha_same`: the alpha keys are known to equal the stored ones (nothing to write); so
+    are the pnl keys when held."""
     for table, new, value, keyed, same in (
             ("ledger_alpha_keys", "_rc_symmap", "symbol", alpha_keyed, alpha_same),
             ("ledger_pnl_keys", pnl.table, "key", pnl.seen, pnl.held)):
