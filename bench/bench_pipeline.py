@@ -374,6 +374,8 @@ def _pass(live: Any, store: Any, times: dict[str, list[float]] | None = None,
           statements: list[int] | None = None, phases: bool = False) -> float:
     """One pipeline call; its process CPU in seconds. With `times`, each statement traced
     (`_Traced`) into `times`, and the pass's statement count appended to `statements`."""
+    from alphatrace.store.connection import forget_kept_views
+
     if times is None:
         cpu = time.process_time()
         live(store)
@@ -388,6 +390,9 @@ def _pass(live: Any, store: Any, times: dict[str, list[float]] | None = None,
         if statements is not None:
             statements.append(store.con.statements)
         store.con = raw
+        # the views `registered` kept for the wrapper replaced those kept for `raw` (the same
+        # DuckDB connection), so `raw` registers its own again on their next use
+        forget_kept_views(raw)
 
 
 def _print_trace(title: str, times: dict[str, list[float]], statements: list[int],
