@@ -76,6 +76,7 @@ from alphatrace.ledger.market import (
     profile_sql,
 )
 from alphatrace.ledger.market_cache import MarketCache
+from alphatrace.ledger.market_changes import MarketChanges, classify
 from alphatrace.ledger.policy import ReconcileConfig, params_sql
 from alphatrace.ledger.pricing import (
     LEG_COLUMNS,
@@ -128,6 +129,10 @@ class Market:
     bars: locate.Series
     opens: np.ndarray
     settlements: locate.Columns
+    # the profiles' columns and `ledger_market_state`'s rows when taken from a live caller's
+    # snapshot (`_profile_tables`), so `market_changes` need not read them back
+    profiles: tuple[dict[str, list[Any]], dict[str, list[Any]], list[tuple[Any, ...]]] | None \
+        = None
 
 
 def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig,
@@ -141,6 +146,7 @@ def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig,
     possible)."""
     if snap is None and cache is not None:
         snap = advanced(con, cfg, cache)
+    profiles = None
     if snap is None:
         snap = _read_market(con, cfg, cache.min_room if cache is not None else 0,
                             kept=cache is not None)
@@ -153,13 +159,27 @@ def prepare_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig,
         cache.kinds.append("same" if snap.bars is cache.snapshot.bars  # type: ignore[union-attr]
                            and snap.funding is cache.snapshot.funding  # type: ignore[union-attr]
                            else "delta")
-        _profile_tables(con, snap)
+        profiles = (*_profile_tables(con, snap), list(snap.state or []))
     if cache is not None:
         cache.pending = snap
     totals = snap.totals
     with registered(con, "_rc_settle_rows", locate.as_arrow(totals)) as rows:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_settle AS SELECT * FROM {rows}")
-    return Market(snap.bars.series, snap.bars.opens, {k: totals[k] for k in ("i", "sid", "us")})
+    return Market(snap.bars.series, snap.bars.opens, {k: totals[k] for k in ("i", "sid", "us")},
+                  profiles)
+
+
+def market_changes(con: duckdb.DuckDBPyConnection, market: Market) -> MarketChanges:
+    """How the market moved since the last reconcile (`ledger.market_changes`), from the
+    profiles `prepare_market` made and `ledger_market_state`."""
+    if market.profiles is not None:
+        return classify(*market.profiles)
+    cols = ("symbol", "interval_s", "n", "digest", "last_us", "prefix_n", "prefix_digest")
+    profile = con.execute(f"SELECT {', '.join(cols)}, chosen FROM _rc_profile").fetchnumpy()
+    fprofile = con.execute("SELECT symbol, n, digest, prefix_n, prefix_digest "
+                           "FROM _rc_fprofile").fetchnumpy()
+    return classify({k: v.tolist() for k, v in profile.items()},
+                    {k: v.tolist() for k, v in fprofile.items()}, market_state(con))
 
 
 def _read_market(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, min_room: int,
@@ -257,11 +277,12 @@ _PROFILE_TYPES = {
 }
 
 
-def _profile_tables(con: duckdb.DuckDBPyConnection, snap: market_cache.Snapshot) -> None:
+def _profile_tables(con: duckdb.DuckDBPyConnection, snap: market_cache.Snapshot
+                    ) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
     """`_rc_profile`, `_rc_markets`, `_rc_fprofile` from a snapshot: the rows and types the
-    SQL of `_read_market` gives for the same store."""
-    for table, rows in (("_rc_profile", market_cache.profile_rows(snap)),
-                        ("_rc_fprofile", market_cache.fprofile_rows(snap))):
+    SQL of `_read_market` gives for the same store. Returns the profiles' columns."""
+    profiles = (market_cache.profile_rows(snap), market_cache.fprofile_rows(snap))
+    for table, rows in zip(("_rc_profile", "_rc_fprofile"), profiles, strict=True):
         cols = [c.split() for c in _PROFILE_TYPES[table].split(", ")]
         data = pa.table({c: pa.array(rows[c], type=_ARROW[t]) for c, t in cols})
         sel = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in cols)
@@ -274,6 +295,7 @@ def _profile_tables(con: duckdb.DuckDBPyConnection, snap: market_cache.Snapshot)
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {sel} FROM {reg}")
                 con.execute("CREATE OR REPLACE TEMP TABLE _rc_markets AS " + markets_sql(
                     "_rc_profile", label_sql(set(snap.chosen.values()))))
+    return profiles
 
 
 _ARROW = {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
@@ -288,35 +310,8 @@ def locate_exits(con: duckdb.DuckDBPyConnection, rel: Relations, market: Market
     return locate.exits(narrow, market.bars, market.opens, market.settlements)
 
 
-_MARKET_CHANGES = """
-bars_change AS (
-  SELECT coalesce(m.symbol, s.symbol) AS symbol, m.last_us,
-    CASE WHEN m.symbol IS NULL AND s.interval_s IS NULL THEN 'same'
-         WHEN m.symbol IS NULL OR s.interval_s IS NULL OR m.interval_s <> s.interval_s
-           THEN 'changed'
-         WHEN m.n = s.bars_n AND m.digest = s.bars_digest THEN 'same'
-         WHEN p.prefix_n = s.bars_n AND p.prefix_digest = s.bars_digest THEN 'appended'
-         ELSE 'changed' END AS kind
-  FROM _rc_markets m
-  FULL JOIN ledger_market_state s ON s.symbol = m.symbol
-  LEFT JOIN _rc_profile p ON p.symbol = m.symbol AND p.interval_s = m.interval_s
-),
-funding_change AS (
-  SELECT coalesce(f.symbol, s.symbol) AS symbol, s.funding_last AS watermark,
-    CASE WHEN f.symbol IS NULL AND coalesce(s.funding_n, 0) = 0 THEN 'same'
-         WHEN f.symbol IS NULL THEN 'changed'
-         WHEN coalesce(s.funding_n, 0) = 0 THEN 'appended'
-         WHEN f.n = s.funding_n AND f.digest = s.funding_digest THEN 'same'
-         WHEN f.prefix_n = s.funding_n AND f.prefix_digest = s.funding_digest THEN 'appended'
-         ELSE 'changed' END AS kind
-  FROM _rc_fprofile f FULL JOIN ledger_market_state s ON s.symbol = f.symbol
-),
-market_moved AS (
-  SELECT EXISTS (SELECT 1 FROM bars_change WHERE kind = 'changed')
-      OR EXISTS (SELECT 1 FROM funding_change WHERE kind <> 'same') AS moved
-)"""
-
-# A leg `l` to re-price (with `sm`, `bc`, `fc` joined on its symbols); see the module docstring.
+# A leg `l` to re-price (with `sm` and `mc`, `market_changes`' table, joined on its symbols;
+# `market_moved`: `MarketChanges.moved`); see the module docstring.
 # A leg not realized waits for market data; against the same market it would price to the same
 # row. An open leg moves only when appended bars reach the bar it waits for: its entry (the
 # first bar at or after its ts) or, with an entry, its exit (the first at or after entry +
@@ -326,35 +321,40 @@ market_moved AS (
 # did (`market_moved`: a market may have come or gone; its own changed bars or funding are
 # among these). Legs priced before `bar_interval` was recorded (realized or open,
 # without it) are re-priced once.
-_STALE_LEG = f"""(l.market_symbol IS DISTINCT FROM sm.symbol
-   OR bc.kind = 'changed'
+def _stale_leg(market_moved: bool) -> str:
+    return f"""(l.market_symbol IS DISTINCT FROM sm.symbol
+   OR mc.bars_kind = 'changed'
    OR (l.bar_interval IS NULL AND l.direction <> 'FLAT' AND l.status <> 'unpriced')
-   OR (l.status = 'open' AND bc.kind = 'appended'
-       AND bc.last_us >= CASE WHEN l.entry_ts IS NULL THEN epoch_us(l.ts)
+   OR (l.status = 'open' AND mc.bars_kind = 'appended'
+       AND mc.last_us >= CASE WHEN l.entry_ts IS NULL THEN epoch_us(l.ts)
                               ELSE epoch_us(l.entry_ts) + {horizon_us("l.horizon_s")} END)
-   OR (l.status = 'unpriced' AND (bc.kind = 'appended' OR (SELECT moved FROM market_moved)))
+   OR (l.status = 'unpriced' AND (mc.bars_kind = 'appended' OR {str(market_moved).lower()}))
    OR (l.include_funding AND l.direction <> 'FLAT'
-       AND (fc.kind = 'changed'
-            OR (fc.kind = 'appended' AND (fc.watermark IS NULL OR l.exit_ts > fc.watermark)))))"""
+       AND (mc.funding_kind = 'changed'
+            OR (mc.funding_kind = 'appended'
+                AND (mc.watermark IS NULL OR l.exit_ts > mc.watermark)))))"""
 
-_TODO_INCREMENTAL = f"""
-WITH {_MARKET_CHANGES}
+
+def _todo_incremental_sql(mc: str, market_moved: bool) -> str:
+    """Signals without a leg and those of stale legs, comparing all of `alpha` with `legs`;
+    `mc`: the relation of `MarketChanges.to_arrow`."""
+    return f"""
 SELECT a.* FROM alpha a
 LEFT JOIN legs l ON l.event_id = a.event_id
 LEFT JOIN _rc_symmap sm ON sm.alias = a.symbol
-LEFT JOIN bars_change bc ON bc.symbol = l.market_symbol
-LEFT JOIN funding_change fc ON fc.symbol = l.market_symbol
-WHERE l.event_id IS NULL OR {_STALE_LEG}
+LEFT JOIN {mc} mc ON mc.symbol = l.market_symbol
+WHERE l.event_id IS NULL OR {_stale_leg(market_moved)}
 """
 
 
-def _stale_legs_sql(moved: Moved | None = None) -> str:
-    """The legs to re-price, found in `legs` alone (event_id). With `moved`, every leg is
-    known to have been priced with `ledger_alpha_keys`' resolution and the market as
-    `ledger_market_state` records it, so only these can be stale: legs of the symbols and
-    aliases in `moved`, legs not realized of the symbols whose market gained anything
-    (`moved.touched`), and, when some market changed, the unpriced legs. With none of these
-    (a round of events alone), no leg is read."""
+def _stale_legs_sql(mc: str, market: MarketChanges, moved: Moved | None = None) -> str:
+    """The legs to re-price, found in `legs` alone (event_id); `mc`: the relation of
+    `market.to_arrow()`. With `moved`, every leg is known to have been priced with
+    `ledger_alpha_keys`' resolution and the market as `ledger_market_state` records it, so
+    only these can be stale: legs of the symbols and aliases in `moved`, legs not realized of
+    the symbols whose market gained anything (`moved.touched`), and, when some market
+    changed, the unpriced legs. With none of these (a round of events alone), no leg is
+    read."""
     legs = "legs"
     if moved is not None:
         may = []
@@ -368,12 +368,10 @@ def _stale_legs_sql(moved: Moved | None = None) -> str:
             may.append(f"l.symbol IN ({', '.join(lit(x) for x in moved.aliases)})")
         legs = f"(SELECT * FROM legs l WHERE {' OR '.join(may) or 'false'})"
     return f"""
-WITH {_MARKET_CHANGES}
 SELECT l.event_id, l.file_id FROM {legs} l
 LEFT JOIN _rc_symmap sm ON sm.alias = l.symbol
-LEFT JOIN bars_change bc ON bc.symbol = l.market_symbol
-LEFT JOIN funding_change fc ON fc.symbol = l.market_symbol
-WHERE {_STALE_LEG}
+LEFT JOIN {mc} mc ON mc.symbol = l.market_symbol
+WHERE {_stale_leg(market.moved)}
 """
 
 
@@ -395,30 +393,19 @@ _ALIASES_MOVED = """
   WHERE n.alias IS NOT NULL AND n.symbol IS DISTINCT FROM o.symbol"""
 
 
-def moved(con: duckdb.DuckDBPyConnection, market_same: bool = False) -> Moved:
-    """`Moved` since the last reconcile; `market_same`: the market is known to be the one it
-    recorded (`ledger_market_state`), so only aliases are compared."""
-    if market_same:
-        aliases = one(con, f"SELECT list(alias ORDER BY alias) FROM ({_ALIASES_MOVED})")[0]
-        return Moved([], [str(x) for x in aliases or []], [])
-    symbols, aliases, touched = one(con, f"""
-WITH {_MARKET_CHANGES},
-symbols AS (
-  SELECT symbol FROM bars_change WHERE kind = 'changed' AND symbol IS NOT NULL
-  UNION SELECT symbol FROM funding_change WHERE kind <> 'same' AND symbol IS NOT NULL),
-touched AS (
-  SELECT symbol FROM bars_change WHERE kind <> 'same' AND symbol IS NOT NULL
-  UNION SELECT symbol FROM funding_change WHERE kind <> 'same' AND symbol IS NOT NULL),
-aliases AS ({_ALIASES_MOVED})
-SELECT (SELECT list(symbol ORDER BY symbol) FROM symbols),
-       (SELECT list(alias ORDER BY alias) FROM aliases),
-       (SELECT list(symbol ORDER BY symbol) FROM touched)""")
-    return Moved([str(x) for x in symbols or []], [str(x) for x in aliases or []],
-                 [str(x) for x in touched or []])
+def moved(con: duckdb.DuckDBPyConnection, market: MarketChanges | None,
+          aliases_held: bool = False) -> Moved:
+    """`Moved` since the last reconcile. `market`: how the market moved (None: it is known to
+    be the one the last reconcile recorded); `aliases_held`: `_rc_symmap` is known to be
+    `ledger_alpha_keys` (`_symmap_held`), so no alias is compared."""
+    aliases = [] if aliases_held else one(
+        con, f"SELECT list(alias ORDER BY alias) FROM ({_ALIASES_MOVED})")[0]
+    return Moved([] if market is None else market.symbols, [str(x) for x in aliases or []],
+                 [] if market is None else market.touched)
 
 
 def _todo_from_new_files(seen: int, stale: bool = True) -> str:
-    """`_TODO_INCREMENTAL` when every stored leg's signal is still there and every signal
+    """`_todo_incremental_sql` when every stored leg's signal is still there and every signal
     without a leg came from a file newer than `seen` (the last reconcile's newest file): the
     signals of the stale legs (`_rc_stale`, a table so that the join knows it is small; not
     read when no leg can be `stale`) and the new ones, read without comparing all of `alpha`
@@ -508,6 +495,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
             own.bars_mark, own.funding_mark) == (snap.bars_mark, snap.funding_mark))
         alpha_held = keyed and _alpha_keys_hold(facts, same)
         symmap = _symmap_held(facts, own) if keyed and not alpha_held else None
+        symmap_held = symmap is not None  # `_rc_symmap` is `ledger_alpha_keys`
         if alpha_held:
             n_symmap = facts.alpha_keys
         elif symmap is not None:
@@ -537,14 +525,20 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
             rel = replace(rel, todo="alpha")
         else:
             if seen is not None:  # the usual case: signals were only added, by ingest
+                # the market is the one the last reconcile recorded (`same`): none moved
+                mc = None if same else market_changes(con, market)
                 mv = (Moved([], [], []) if alpha_held  # no `_rc_symmap` to compare
-                      else moved(con, same) if keyed else None)
+                      else moved(con, mc, symmap_held) if keyed else None)
                 # the keys were read whole into `_rc_symmap`: as many rows, none moved, same
                 keys_moved = not (mv is not None and not mv.aliases
                                   and n_symmap == facts.alpha_keys)
                 stale = mv is None or bool(mv.symbols or mv.touched or mv.aliases)
-                n_stale = one(con, "CREATE OR REPLACE TEMP TABLE _rc_stale AS "
-                              + _stale_legs_sql(mv))[0] if stale else 0
+                n_stale = 0
+                if stale:
+                    mc = mc or market_changes(con, market)
+                    with registered(con, "_rc_market_changes", mc.to_arrow()) as t:
+                        n_stale = one(con, "CREATE OR REPLACE TEMP TABLE _rc_stale AS "
+                                      + _stale_legs_sql(t, mc, mv))[0]
                 # else no leg can be stale (`_stale_legs_sql`): none is read
                 todo = one(con, "CREATE OR REPLACE TEMP TABLE _rc_todo AS "
                                 + _todo_from_new_files(seen, stale))[0]
@@ -558,7 +552,10 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                                 + ("" if oldest is None else f"file_id >= {int(oldest)} AND ")
                                 + "event_id IN (SELECT event_id FROM _rc_stale)")
             else:
-                todo = one(con, f"CREATE OR REPLACE TEMP TABLE _rc_todo AS {_TODO_INCREMENTAL}")[0]
+                mc = market_changes(con, market)
+                with registered(con, "_rc_market_changes", mc.to_arrow()) as t:
+                    todo = one(con, "CREATE OR REPLACE TEMP TABLE _rc_todo AS "
+                                    + _todo_incremental_sql(t, mc.moved))[0]
                 gone = one(con, "CREATE OR REPLACE TEMP TABLE _rc_gone AS "
                                 "SELECT event_id, run_id FROM legs ANTI JOIN alpha "
                                 "USING (event_id)")[0]
