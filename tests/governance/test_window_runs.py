@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import alphatrace as at
 from alphatrace.governance import replay
 from alphatrace.governance.policy import GovernancePolicy, load_governance
-from alphatrace.governance.runs import data_as_of, needed_columns
+from alphatrace.governance.runs import ORDER, data_as_of, needed_columns
 from alphatrace.policy import Policy
 from tests.rows import T0, insert, run
 
@@ -148,7 +148,7 @@ class Counted:
         self.con, self.reads = con, 0
 
     def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
-        self.reads += str(sql).endswith("ORDER BY scope, subject, _i")
+        self.reads += str(sql).endswith(f"ORDER BY scope, subject, {ORDER}")
         return self.con.execute(sql, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
@@ -204,3 +204,29 @@ def test_the_newest_knowledge_time_does_not_depend_on_the_bound(h: dict[str, Any
         times = [r.get("known_ts") or r["ts"] for r in h["rows"]]
         hint = None if hint_h is None else T0 + dt.timedelta(hours=hint_h)
         assert data_as_of(db.con, hint) == (max(times) if times else None)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from(["agent", "strategy"]), st.sampled_from("abc"),
+                          st.integers(0, 5), st.integers(0, 3)),
+                max_size=40))
+def test_positions_number_each_subject_as_a_window_in_sql_does(
+        rows: list[tuple[str, str, int, int]]) -> None:
+    """`replay.positions` on the rows in read order gives DuckDB's `row_number()` over each
+    subject in (known_ts, ts, run_id) order: the window `runs_sql` had until 2026-12-07."""
+    import duckdb
+
+    con = duckdb.connect()
+    tbl = pa.table({
+        "scope": pa.array([r[0] for r in rows], pa.string()),
+        "subject": pa.array([r[1] for r in rows], pa.string()),
+        "known_ts": pa.array([T0 + dt.timedelta(hours=r[2]) for r in rows], pa.timestamp("us")),
+        "ts": pa.array([T0 + dt.timedelta(hours=r[3]) for r in rows], pa.timestamp("us")),
+        "run_id": pa.array([f"r{i:02d}" for i in range(len(rows))], pa.string())})
+    con.register("t", tbl)
+    read = con.sql(f"SELECT * FROM t ORDER BY scope, subject, {ORDER}").to_arrow_table()
+    want = con.sql(f"SELECT *, row_number() OVER (PARTITION BY scope, subject ORDER BY "
+                       f"{ORDER}) AS _i FROM t ORDER BY scope, subject, _i").to_arrow_table()
+    got = replay.positions(read)
+    assert got.column_names == want.column_names
+    assert got.to_pylist() == want.to_pylist()

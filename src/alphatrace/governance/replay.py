@@ -79,8 +79,8 @@ def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
              d: Dialect = DUCKDB, target: dt.datetime | None = None,
              changed: str | None = None) -> str:
     """Runs of subjects with runs known after their mark: those new ones, and the newest
-    `window.runs` before the mark (every one when the window has no run count), numbered
-    per subject (`_i`, from 1) in (known_ts, ts, run_id) order; rows in no particular order.
+    `window.runs` before the mark (every one when the window has no run count); rows in no
+    particular order. Read in order and numbered by `positions`.
     `base`: the eligible runs, with `columns`; `marks`: a relation (scope, subject, mark).
     The one definition of a replay's runs, in the dialect `d` of the engine that reads the
     ledger (engines.spark runs it in Spark SQL). With a duration window, a subject whose runs
@@ -113,8 +113,18 @@ r AS (SELECT j.* FROM j {d.semi_join()} (SELECT DISTINCT scope, subject FROM j W
 k AS (SELECT r.*, row_number() OVER (PARTITION BY scope, subject, _new
                                      ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk
       FROM r)
-SELECT {cols}, row_number() OVER (PARTITION BY scope, subject ORDER BY {ORDER}) AS _i
-FROM k WHERE {keep}"""
+SELECT {cols} FROM k WHERE {keep}"""
+
+
+def positions(runs: pa.Table) -> pa.Table:
+    """`runs_sql`'s rows, each subject's together in (known_ts, ts, run_id) order (`ORDER`),
+    with `_i`: each row's place among its subject's, from 1 (the last column). Numbered here
+    rather than by a second window in `runs_sql`: DuckDB's window operator costs ~4 ms
+    whatever its size, a tenth of a live pass's gates at 1M runs (bench/RESULTS.md, "#14:
+    the window read's numbering in Python"); both engines read in this order anyway."""
+    first = metrics.segment_starts(runs, ["scope", "subject"])
+    at = np.repeat(first, np.diff(np.append(first, runs.num_rows)))
+    return runs.append_column("_i", pa.array(np.arange(1, runs.num_rows + 1) - at, pa.int64()))
 
 
 def seen(con: duckdb.DuckDBPyConnection) -> int:
@@ -257,8 +267,8 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
                         f"strategy IN (SELECT unnest(?::VARCHAR[])))")
                 params = [*params, *rparams, *unmarked]
             sql = runs_sql(gp, base, columns, MARKS, target=target, changed=rel)
-            runs = query_table(con, f"SELECT * FROM ({sql}) ORDER BY scope, subject, _i",
-                               params)
+            runs = positions(query_table(
+                con, f"SELECT * FROM ({sql}) ORDER BY scope, subject, {ORDER}", params))
             if lo is None or n is None:
                 return runs
             widen, starts = _reach(_short(runs, lo, n, set(late)), lo, n, known or {})

@@ -373,7 +373,7 @@ def _window_partition(gp: GovernancePolicy, names: list[str], tbl: pa.Table) -> 
 
 
 def _runs_partition(gp: GovernancePolicy, target: dt.datetime, tbl: pa.Table) -> pa.Table:
-    runs = _in_order(tbl, "scope", "subject")  # each subject's rows in the order of its `_i`
+    runs = replay.positions(_in_order(tbl, "scope", "subject"))
     got = replay.assess_runs(_con(), gp, runs, target)
     return _encode([(micros(t), a) for t, a in got], _subject_keys(runs))
 
