@@ -120,8 +120,9 @@ def positions(runs: pa.Table) -> pa.Table:
     """`runs_sql`'s rows, each subject's together in (known_ts, ts, run_id) order (`ORDER`),
     with `_i`: each row's place among its subject's, from 1 (the last column). Numbered here
     rather than by a second window in `runs_sql`: DuckDB's window operator costs ~4 ms
-    whatever its size, a tenth of a live pass's gates at 1M runs (bench/RESULTS.md, "#14:
-    the window read's numbering in Python"); both engines read in this order anyway."""
+    whatever its size, a tenth of a live pass's gates at 1M runs (bench/RESULTS.md, "#14's 1M
+    round: the market's changes and the window's numbering in Python"); both engines read in
+    this order anyway."""
     first = metrics.segment_starts(runs, ["scope", "subject"])
     at = np.repeat(first, np.diff(np.append(first, runs.num_rows)))
     return runs.append_column("_i", pa.array(np.arange(1, runs.num_rows + 1) - at, pa.int64()))

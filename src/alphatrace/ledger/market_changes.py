@@ -11,8 +11,8 @@ funding. `reconcile` reads which legs to price again from these (its `_stale_leg
 
 The classification is a few comparisons over one row per symbol, so it is done here, in
 Python, and lent to SQL as a small table (`to_arrow`): planning it as SQL, twice a pass, cost
-a live pass ~10 ms at 1M runs (bench/RESULTS.md, "#14: the market's changes classified in
-Python")."""
+a live pass ~10 ms at 1M runs (bench/RESULTS.md, "#14's 1M round: the market's changes and
+the window's numbering in Python")."""
 
 from __future__ import annotations
 
@@ -82,6 +82,16 @@ def _eq(a: object, b: object) -> bool:
     return a is not None and b is not None and a == b
 
 
+def _against(p: Mapping[str, Any], n: object, digest: object) -> str:
+    """A profile row `p` against the recorded count and digest: the whole series, or its rows
+    up to the recorded last time (`prefix_n`, `prefix_digest`), or neither."""
+    if _eq(p["n"], n) and _eq(p["digest"], digest):
+        return SAME
+    if _eq(p["prefix_n"], n) and _eq(p["prefix_digest"], digest):
+        return APPENDED
+    return CHANGED
+
+
 def _bars(m: Mapping[str, Any] | None, s: Sequence[Any] | None) -> str:
     """`m`: this pass's chosen series of the symbol (a profile row), `s`: its recorded state."""
     recorded = None if s is None else s[_IV]
@@ -89,11 +99,7 @@ def _bars(m: Mapping[str, Any] | None, s: Sequence[Any] | None) -> str:
         return SAME if recorded is None else CHANGED
     if recorded is None or s is None or m["interval_s"] != recorded:
         return CHANGED
-    if _eq(m["n"], s[_BARS_N]) and _eq(m["digest"], s[_BARS_DIGEST]):
-        return SAME
-    if _eq(m["prefix_n"], s[_BARS_N]) and _eq(m["prefix_digest"], s[_BARS_DIGEST]):
-        return APPENDED
-    return CHANGED
+    return _against(m, s[_BARS_N], s[_BARS_DIGEST])
 
 
 def _funding(f: Mapping[str, Any] | None, s: Sequence[Any] | None) -> str:
@@ -102,11 +108,7 @@ def _funding(f: Mapping[str, Any] | None, s: Sequence[Any] | None) -> str:
         return SAME if recorded == 0 else CHANGED
     if recorded == 0 or s is None:
         return APPENDED
-    if _eq(f["n"], s[_FUND_N]) and _eq(f["digest"], s[_FUND_DIGEST]):
-        return SAME
-    if _eq(f["prefix_n"], s[_FUND_N]) and _eq(f["prefix_digest"], s[_FUND_DIGEST]):
-        return APPENDED
-    return CHANGED
+    return _against(f, s[_FUND_N], s[_FUND_DIGEST])
 
 
 def _rows(cols: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:

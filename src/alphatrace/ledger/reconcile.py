@@ -347,9 +347,9 @@ WHERE l.event_id IS NULL OR {_stale_leg(market_moved)}
 """
 
 
-def _stale_legs_sql(mc: str, market: MarketChanges, moved: Moved | None = None) -> str:
-    """The legs to re-price, found in `legs` alone (event_id); `mc`: the relation of
-    `market.to_arrow()`. With `moved`, every leg is known to have been priced with
+def _stale_legs_sql(mc: str, market_moved: bool, moved: Moved | None = None) -> str:
+    """The legs to re-price, found in `legs` alone (event_id); `mc`, `market_moved`: as
+    `_todo_incremental_sql` takes them. With `moved`, every leg is known to have been priced with
     `ledger_alpha_keys`' resolution and the market as `ledger_market_state` records it, so
     only these can be stale: legs of the symbols and aliases in `moved`, legs not realized of
     the symbols whose market gained anything (`moved.touched`), and, when some market
@@ -371,7 +371,7 @@ def _stale_legs_sql(mc: str, market: MarketChanges, moved: Moved | None = None) 
 SELECT l.event_id, l.file_id FROM {legs} l
 LEFT JOIN _rc_symmap sm ON sm.alias = l.symbol
 LEFT JOIN {mc} mc ON mc.symbol = l.market_symbol
-WHERE {_stale_leg(market.moved)}
+WHERE {_stale_leg(market_moved)}
 """
 
 
@@ -538,7 +538,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                     mc = mc or market_changes(con, market)
                     with registered(con, "_rc_market_changes", mc.to_arrow()) as t:
                         n_stale = one(con, "CREATE OR REPLACE TEMP TABLE _rc_stale AS "
-                                      + _stale_legs_sql(t, mc, mv))[0]
+                                      + _stale_legs_sql(t, mc.moved, mv))[0]
                 # else no leg can be stale (`_stale_legs_sql`): none is read
                 todo = one(con, "CREATE OR REPLACE TEMP TABLE _rc_todo AS "
                                 + _todo_from_new_files(seen, stale))[0]
