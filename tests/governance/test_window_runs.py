@@ -206,14 +206,18 @@ def test_the_newest_knowledge_time_does_not_depend_on_the_bound(h: dict[str, Any
         assert data_as_of(db.con, hint) == (max(times) if times else None)
 
 
-@settings(max_examples=200)
+@settings(max_examples=300)
 @given(st.lists(st.tuples(st.sampled_from(["agent", "strategy"]), st.sampled_from("abc"),
-                          st.integers(0, 5), st.integers(0, 3)),
-                max_size=40))
-def test_positions_number_each_subject_as_a_window_in_sql_does(
-        rows: list[tuple[str, str, int, int]]) -> None:
-    """`replay.positions` on the rows in read order gives DuckDB's `row_number()` over each
-    subject in (known_ts, ts, run_id) order: the window `runs_sql` had until 2026-12-07."""
+                          st.integers(0, 5), st.integers(0, 3), st.booleans()),
+                max_size=40),
+       st.one_of(st.none(), st.integers(0, 4)))
+def test_window_rows_cut_and_number_each_subject_as_windows_in_sql_do(
+        rows: list[tuple[str, str, int, int, bool]], n: int | None) -> None:
+    """`replay.window_rows` on the rows in read order keeps and numbers what DuckDB's windows
+    did in `runs_sql` until 2026-12-07: the new rows and the newest `n` others of each subject
+    (`row_number()` over (subject, _new) in descending order), then `row_number()` over each
+    subject in (known_ts, ts, run_id) order. `_new` is drawn freely here, not as a mark
+    would set it: the cut must not depend on new rows coming last."""
     import duckdb
 
     con = duckdb.connect()
@@ -222,11 +226,16 @@ def test_positions_number_each_subject_as_a_window_in_sql_does(
         "subject": pa.array([r[1] for r in rows], pa.string()),
         "known_ts": pa.array([T0 + dt.timedelta(hours=r[2]) for r in rows], pa.timestamp("us")),
         "ts": pa.array([T0 + dt.timedelta(hours=r[3]) for r in rows], pa.timestamp("us")),
-        "run_id": pa.array([f"r{i:02d}" for i in range(len(rows))], pa.string())})
+        "run_id": pa.array([f"r{i:02d}" for i in range(len(rows))], pa.string()),
+        "_new": pa.array([r[4] for r in rows], pa.bool_())})
     con.register("t", tbl)
     read = con.sql(f"SELECT * FROM t ORDER BY scope, subject, {ORDER}").to_arrow_table()
-    want = con.sql(f"SELECT *, row_number() OVER (PARTITION BY scope, subject ORDER BY "
-                       f"{ORDER}) AS _i FROM t ORDER BY scope, subject, _i").to_arrow_table()
-    got = replay.positions(read)
+    keep = "true" if n is None else f"_new OR _rk <= {n}"
+    want = con.sql(f"""
+SELECT * EXCLUDE (_rk), row_number() OVER (PARTITION BY scope, subject ORDER BY {ORDER}) AS _i
+FROM (SELECT *, row_number() OVER (PARTITION BY scope, subject, _new
+                                   ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk FROM t)
+WHERE {keep} ORDER BY scope, subject, _i""").to_arrow_table()
+    got = replay.window_rows(read, n)
     assert got.column_names == want.column_names
     assert got.to_pylist() == want.to_pylist()

@@ -96,18 +96,20 @@ class Gates:
         """A single evaluation at `as_of` (default: the newest knowledge time), or with
         `catch_up` every knowledge time after the progress marks up to it; a catch-up to a
         time at or before the progress mark (or a dry run at a given time) is a single
-        evaluation at that time."""
+        evaluation at that time. The log's `decision_newest` is checked once for it
+        (`journal.newest_checked`): only its own `journal.write` adds records meanwhile."""
         gp = load_governance(policy)
         con = self.store.con
         asked = parse_as_of(as_of)
-        if not catch_up:
-            return self._single(gp, asked or self.reads.as_of(), record)
-        marks = replay.progress(con)
-        if asked is not None and (not record or (marks and asked <= max(marks.values()))):
-            return self._single(gp, asked, record)
-        if asked is None:  # the newest knowledge time; the last catch-up's bounds its read
-            asked = self.reads.as_of(max(marks.values()) if marks else None)
-        return self._catch_up(gp, asked, marks, record)
+        with journal.newest_checked(con):
+            if not catch_up:
+                return self._single(gp, asked or self.reads.as_of(), record)
+            marks = replay.progress(con)
+            if asked is not None and (not record or (marks and asked <= max(marks.values()))):
+                return self._single(gp, asked, record)
+            if asked is None:  # the newest knowledge time; the last catch-up's bounds its read
+                asked = self.reads.as_of(max(marks.values()) if marks else None)
+            return self._catch_up(gp, asked, marks, record)
 
     def _catch_up(self, gp: GovernancePolicy, target: dt.datetime | None,
                   marks: dict[SubjectKey, dt.datetime], record: bool) -> dict[str, Any]:
@@ -116,8 +118,9 @@ class Gates:
             return {"as_of": None, "records": [], "decisions": []}
         # read before the write transaction: a query that fails there would abort it
         reads = self.reads
-        p = reads.plan(gp, resume_marks(con, marks), target, replay.seen(con))
-        revived = replay.revived(con, target)
+        newest = journal.newest_times(con)
+        p = reads.plan(gp, resume_marks(marks, newest), target, replay.seen(con))
+        revived = replay.revived(newest, target)
         for t in revived:
             p.by_time.setdefault(t, [])
         p.by_time = dict(sorted(p.by_time.items()))
@@ -204,14 +207,14 @@ class Gates:
         return backtest.run(self.store.con, load_governance(policy), self.reads)
 
 
-def resume_marks(con: duckdb.DuckDBPyConnection, marks: Mapping[SubjectKey, dt.datetime]
-                 ) -> dict[SubjectKey, dt.datetime]:
+def resume_marks(marks: Mapping[SubjectKey, dt.datetime],
+                 newest: Mapping[SubjectKey, journal.Newest]) -> dict[SubjectKey, dt.datetime]:
     """Where a catch-up resumes each subject: its progress mark, or its newest record's as_of
     when that is later (a revive stamped at a knowledge time the subject was not evaluated to,
     a cascade), so it judges no point before a record already in the log
-    (`journal.out_of_order`)."""
+    (`journal.out_of_order`). `newest`: `journal.newest_times` (every subject)."""
     out = dict(marks)
-    for key, n in journal.newest_times(con).items():
+    for key, n in newest.items():
         if key not in out or out[key] < n.as_of:
             out[key] = n.as_of
     return out

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,16 +197,6 @@ def states_of(newest: Mapping[SubjectKey, dict[str, Any]]) -> dict[SubjectKey, S
     return {k: r["state"] for k, r in newest.items() if k[0] in SCOPES}
 
 
-def newest_revives(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, dt.datetime]]:
-    """(scope, subject, as_of) of the subjects whose newest record (`newest_records`) is a
-    revive with an as_of (read from `newest_rows`)."""
-    if not has_log(con):
-        return []
-    rows = con.execute(f"SELECT scope, subject, seq, as_of FROM ({newest_rows(con)}) "
-                       "WHERE action = 'revive' AND as_of IS NOT NULL ORDER BY seq").fetchall()
-    return [(str(sc), str(s), at) for sc, s, _, at in _one_per_subject(rows)]
-
-
 def newest_rows(con: duckdb.DuckDBPyConnection) -> str:
     """A query for (scope, subject, seq, action, as_of) of each subject's newest record by seq
     (every scope): `decision_newest` (migration 0027), which `write` keeps, so the read costs
@@ -221,10 +211,39 @@ def newest_rows(con: duckdb.DuckDBPyConnection) -> str:
 
 def newest_kept(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether `decision_newest` is read for the log: it exists and its newest seq is the
-    log's (every record since it was filled was appended by `write`, as far as seqs tell)."""
-    return has_table(con, NEWEST) and bool(one(
+    log's (every record since it was filled was appended by `write`, as far as seqs tell).
+    Inside `newest_checked`, read once for the block."""
+    known = _KEPT.get(id(con))
+    if known is not None:
+        return known
+    kept = has_table(con, NEWEST) and bool(one(
         con, f"SELECT (SELECT max(seq) FROM decisions) IS NOT DISTINCT FROM "
              f"(SELECT max(seq) FROM {NEWEST})")[0])
+    if id(con) in _KEPT:
+        _KEPT[id(con)] = kept
+    return kept
+
+
+# Connections (by id) inside a `newest_checked` block, with `newest_kept`'s answer once read.
+_KEPT: dict[int, bool | None] = {}
+
+
+@contextlib.contextmanager
+def newest_checked(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """For the block, `newest_kept` on `con` is read once (an evaluation asked it three times,
+    ~1.3 ms each at 1M runs). Only for a block in which nothing but `write` adds records to
+    the log (one evaluation, which holds the store's writer): `write` keeps `decision_newest`
+    (or rebuilds it), so the answer holds after it, and is true once it has written. Nested
+    blocks share the outer answer."""
+    key = id(con)
+    if key in _KEPT:
+        yield
+        return
+    _KEPT[key] = None
+    try:
+        yield
+    finally:
+        _KEPT.pop(key, None)
 
 
 def _one_per_subject(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -328,8 +347,11 @@ def append(store: Store, decisions: Sequence[Decision], policy_body: dict[str, A
     transaction; returns the records as stored. `actor` is who (revives: the operator);
     `at` is created_at (default: the wall clock), the only field that is a time of writing.
     The same transaction queues their notifications: to `notify`'s targets, or (None) to
-    those of the policy that last appended (notify.outbox)."""
+    those of the policy that last appended (notify.outbox). No decision: nothing is read or
+    written (that policy has not appended)."""
     con = store.con
+    if not decisions:
+        return []
     if legacy_count(con):
         raise GovernanceError("the decision log still has v1 records: re-chain them first "
                               "(alphatrace.governance.upgrade.ensure_current)")
@@ -395,6 +417,8 @@ def write(store: Store, items: Sequence[tuple[dict[str, Any], dt.datetime | None
             con.execute(f"INSERT OR REPLACE INTO {NEWEST} SELECT scope, subject, seq, action, "
                         f"as_of FROM {source} QUALIFY row_number() OVER "
                         "(PARTITION BY scope, subject ORDER BY seq DESC) = 1")
+    if kept is not None and id(con) in _KEPT:  # `newest_checked`: the table is the log's now
+        _KEPT[id(con)] = True
     set_head(con, recs[-1]["seq"], recs[-1]["hash"])
     return recs
 

@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import duckdb
 import numpy as np
@@ -54,6 +54,9 @@ from alphatrace.ledger import changes as ledger_changes
 from alphatrace.store.connection import has_table, registered
 from alphatrace.store.statements import query_table
 
+if TYPE_CHECKING:  # journal imports gates, which this module's callers import first
+    from alphatrace.governance.journal import Newest
+
 EPOCH, US = dt.datetime(1970, 1, 1), dt.timedelta(microseconds=1)
 MARKS, RUNS, POINTS = "_alphatrace_rp_marks", "_alphatrace_rp_runs", "_alphatrace_rp_points"
 CHANGED = "_alphatrace_rp_changed"
@@ -78,9 +81,9 @@ def _marks_table(marks: Mapping[SubjectKey, dt.datetime]) -> pa.Table:
 def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
              d: Dialect = DUCKDB, target: dt.datetime | None = None,
              changed: str | None = None) -> str:
-    """Runs of subjects with runs known after their mark: those new ones, and the newest
-    `window.runs` before the mark (every one when the window has no run count); rows in no
-    particular order. Read in order and numbered by `positions`.
+    """Runs of subjects with runs known after their mark: those new ones, and the runs before
+    the mark (`_new` false), of which `window_rows` keeps the newest `window.runs`; rows in
+    no particular order. Read in order and cut by `window_rows`.
     `base`: the eligible runs, with `columns`; `marks`: a relation (scope, subject, mark).
     The one definition of a replay's runs, in the dialect `d` of the engine that reads the
     ledger (engines.spark runs it in Spark SQL). With a duration window, a subject whose runs
@@ -89,8 +92,6 @@ def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
     the last catch-up entered or left, the earliest knowledge time of such a run on that side
     (`changes`); a subject with one at or before its mark is taken too, and flagged `_late`
     (its window at the mark changed: `_points_sql` judges it there)."""
-    n = gp.gates.window.runs
-    keep = "true" if n is None else f"_new OR _rk <= {int(n)}"
     secs = gp.gates.window.seconds
     moved = "_new"
     if secs is not None:
@@ -107,22 +108,34 @@ def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
     return f"""
 WITH s AS ({subjects_sql(base, list(gp.gates.scope))}),
 j AS (SELECT s.*, m.mark, (m.mark IS NULL OR s.known_ts > m.mark) AS _new{late}
-      FROM s LEFT JOIN {marks} m ON m.scope = s.scope AND m.subject = s.subject{join}),
-r AS (SELECT j.* FROM j {d.semi_join()} (SELECT DISTINCT scope, subject FROM j WHERE {moved}) c
-      ON c.scope = j.scope AND c.subject = j.subject),
-k AS (SELECT r.*, row_number() OVER (PARTITION BY scope, subject, _new
-                                     ORDER BY known_ts DESC, ts DESC, run_id DESC) AS _rk
-      FROM r)
-SELECT {cols} FROM k WHERE {keep}"""
+      FROM s LEFT JOIN {marks} m ON m.scope = s.scope AND m.subject = s.subject{join})
+SELECT {cols} FROM j {d.semi_join()} (SELECT DISTINCT scope, subject FROM j WHERE {moved}) c
+      ON c.scope = j.scope AND c.subject = j.subject"""
 
 
-def positions(runs: pa.Table) -> pa.Table:
+def window_rows(runs: pa.Table, n: int | None) -> pa.Table:
     """`runs_sql`'s rows, each subject's together in (known_ts, ts, run_id) order (`ORDER`),
-    with `_i`: each row's place among its subject's, from 1 (the last column). Numbered here
-    rather than by a second window in `runs_sql`: DuckDB's window operator costs ~4 ms
-    whatever its size, a tenth of a live pass's gates at 1M runs (bench/RESULTS.md, "#14's 1M
-    round: the market's changes and the window's numbering in Python"); both engines read in
-    this order anyway."""
+    cut to what a replay needs: the new runs (`_new`) and the newest `n` before the mark
+    (`window.runs`; every one with None), then `_i`, each row's place among its subject's
+    kept rows, from 1 (the last column). The one definition of that cut: Spark makes the same
+    one in SQL before its rows leave the executors (`engines.spark.governance`'s
+    `newest_before_mark`), and this one then finds nothing more to cut. Cut and numbered
+    here rather than by windows in `runs_sql`: DuckDB's window operator costs ~3-4 ms whatever
+    its size, at 1M runs a tenth of a live pass's gates (bench/RESULTS.md, "#14's 1M round:
+    the market's changes and the window's numbering in Python"; "#14's 1M round: fewer
+    reads of the decision log, the window's cut in Python")."""
+    if n is not None and runs.num_rows:
+        first = metrics.segment_starts(runs, ["scope", "subject"])
+        at = np.repeat(first, np.diff(np.append(first, runs.num_rows)))
+        old = ~np.asarray(runs.column("_new").to_numpy(zero_copy_only=False), dtype=bool)
+        before = np.cumsum(old) - old  # old rows before each row, over the whole table
+        ends = np.append(first[1:], runs.num_rows)
+        total = np.cumsum(old)[ends - 1] - before[first]  # old rows per subject
+        per = np.repeat(total, np.diff(np.append(first, runs.num_rows)))
+        newer = per - (before - before[at]) - old  # old rows after this one in its subject
+        keep = ~old | (newer < n)
+        if not keep.all():
+            runs = runs.filter(pa.array(keep))
     first = metrics.segment_starts(runs, ["scope", "subject"])
     at = np.repeat(first, np.diff(np.append(first, runs.num_rows)))
     return runs.append_column("_i", pa.array(np.arange(1, runs.num_rows + 1) - at, pa.int64()))
@@ -268,8 +281,8 @@ def window_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: l
                         f"strategy IN (SELECT unnest(?::VARCHAR[])))")
                 params = [*params, *rparams, *unmarked]
             sql = runs_sql(gp, base, columns, MARKS, target=target, changed=rel)
-            runs = positions(query_table(
-                con, f"SELECT * FROM ({sql}) ORDER BY scope, subject, {ORDER}", params))
+            runs = window_rows(query_table(
+                con, f"SELECT * FROM ({sql}) ORDER BY scope, subject, {ORDER}", params), n)
             if lo is None or n is None:
                 return runs
             widen, starts = _reach(_short(runs, lo, n, set(late)), lo, n, known or {})
@@ -741,15 +754,15 @@ class Membership:
         return min(hit) if hit else None
 
 
-def revived(con: duckdb.DuckDBPyConnection, target: dt.datetime
+def revived(newest: Mapping[SubjectKey, Newest], target: dt.datetime
             ) -> dict[dt.datetime, set[SubjectKey]]:
     """Subjects whose newest record is a revive (not judged since), by the revive's as_of (at
-    most `target`): the next evaluation judges them there, in the lifecycle the revive left."""
-    from alphatrace.governance import journal
-
+    most `target`): the next evaluation judges them there, in the lifecycle the revive left.
+    `newest`: `journal.newest_times` (every subject)."""
     out: dict[dt.datetime, set[SubjectKey]] = {}
-    for sc, s, at in journal.newest_revives(con):
-        out.setdefault(min(at, target), set()).add((sc, s))
+    for key, n in newest.items():
+        if n.action == "revive":
+            out.setdefault(min(n.as_of, target), set()).add(key)
     return out
 
 

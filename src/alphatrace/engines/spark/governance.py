@@ -230,8 +230,9 @@ class SparkReads:
                 f"{CHANGED_VIEW}_us")
             self.spark.sql(f"SELECT scope, subject, timestamp_micros(known_us) AS known_ts "
                            f"FROM {CHANGED_VIEW}_us").createOrReplaceTempView(CHANGED_VIEW)
-        runs = self.spark.sql(replay.runs_sql(gp, base, columns, MARKS_VIEW, SPARK, target,
-                                              None if changed is None else CHANGED_VIEW))
+        runs = newest_before_mark(self.spark.sql(replay.runs_sql(
+            gp, base, columns, MARKS_VIEW, SPARK, target,
+            None if changed is None else CHANGED_VIEW)), gp.gates.window.runs)
         kernel = partial(_runs_partition, gp, target)
         # one row per subject and point (a catch-up over many new runs has about as many
         # points, each with its window's run ids): a partition at a time
@@ -372,8 +373,23 @@ def _window_partition(gp: GovernancePolicy, names: list[str], tbl: pa.Table) -> 
                    _subject_keys(win))
 
 
+def newest_before_mark(runs: Any, n: int | None) -> Any:
+    """`replay.runs_sql`'s rows with only the newest `n` runs before each subject's mark
+    kept: the cut `replay.window_rows` defines, made before the rows leave the executors
+    (Spark's read has no knowledge-time bound, so a subject's whole history would ship)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if n is None:
+        return runs
+    newest = Window.partitionBy("scope", "subject", "_new").orderBy(
+        F.col("known_ts").desc(), F.col("ts").desc(), F.col("run_id").desc())
+    return (runs.withColumn("_rk", F.row_number().over(newest))
+            .where(F.col("_new") | (F.col("_rk") <= int(n))).drop("_rk"))
+
+
 def _runs_partition(gp: GovernancePolicy, target: dt.datetime, tbl: pa.Table) -> pa.Table:
-    runs = replay.positions(_in_order(tbl, "scope", "subject"))
+    runs = replay.window_rows(_in_order(tbl, "scope", "subject"), gp.gates.window.runs)
     got = replay.assess_runs(_con(), gp, runs, target)
     return _encode([(micros(t), a) for t, a in got], _subject_keys(runs))
 
