@@ -118,27 +118,28 @@ def window_rows(runs: pa.Table, n: int | None) -> pa.Table:
     cut to what a replay needs: the new runs (`_new`) and the newest `n` before the mark
     (`window.runs`; every one with None), then `_i`, each row's place among its subject's
     kept rows, from 1 (the last column). The one definition of that cut: Spark makes the same
-    one in SQL before its rows leave the executors (`engines.spark.governance`'s
+    one on its executors before its rows leave them (`engines.spark.governance`'s
     `newest_before_mark`), and this one then finds nothing more to cut. Cut and numbered
     here rather than by windows in `runs_sql`: DuckDB's window operator costs ~3-4 ms whatever
     its size, at 1M runs a tenth of a live pass's gates (bench/RESULTS.md, "#14's 1M round:
     the market's changes and the window's numbering in Python"; "#14's 1M round: fewer
     reads of the decision log, the window's cut in Python")."""
-    if n is not None and runs.num_rows:
-        first = metrics.segment_starts(runs, ["scope", "subject"])
-        at = np.repeat(first, np.diff(np.append(first, runs.num_rows)))
+    if not runs.num_rows:
+        return runs.append_column("_i", pa.array([], pa.int64()))
+    first = metrics.segment_starts(runs, ["scope", "subject"])
+    sizes = np.diff(np.append(first, runs.num_rows))
+    at = np.repeat(first, sizes)  # each row's subject's first row
+    keep = np.ones(runs.num_rows, dtype=bool)
+    if n is not None:
         old = ~np.asarray(runs.column("_new").to_numpy(zero_copy_only=False), dtype=bool)
         before = np.cumsum(old) - old  # old rows before each row, over the whole table
-        ends = np.append(first[1:], runs.num_rows)
-        total = np.cumsum(old)[ends - 1] - before[first]  # old rows per subject
-        per = np.repeat(total, np.diff(np.append(first, runs.num_rows)))
-        newer = per - (before - before[at]) - old  # old rows after this one in its subject
-        keep = ~old | (newer < n)
-        if not keep.all():
-            runs = runs.filter(pa.array(keep))
-    first = metrics.segment_starts(runs, ["scope", "subject"])
-    at = np.repeat(first, np.diff(np.append(first, runs.num_rows)))
-    return runs.append_column("_i", pa.array(np.arange(1, runs.num_rows + 1) - at, pa.int64()))
+        after = np.repeat(np.add.reduceat(old.astype(np.int64), first), sizes) - (before - before[at]) - old
+        keep = ~old | (after < n)  # `after`: old rows after this one in its subject
+    ahead = np.cumsum(keep) - keep  # kept rows before each row, over the whole table
+    place = (ahead - ahead[at] + 1)[keep]
+    if not keep.all():
+        runs = runs.filter(pa.array(keep))
+    return runs.append_column("_i", pa.array(place, pa.int64()))
 
 
 def seen(con: duckdb.DuckDBPyConnection) -> int:
