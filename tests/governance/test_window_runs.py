@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import alphatrace as at
 from alphatrace.governance import replay
 from alphatrace.governance.policy import GovernancePolicy, load_governance
-from alphatrace.governance.runs import ORDER, data_as_of, needed_columns
+from alphatrace.governance.runs import ORDER, data_as_of, ledger_sql, needed_columns
 from alphatrace.policy import Policy
 from tests.rows import T0, insert, run
 
@@ -204,6 +204,30 @@ def test_the_newest_knowledge_time_does_not_depend_on_the_bound(h: dict[str, Any
         times = [r.get("known_ts") or r["ts"] for r in h["rows"]]
         hint = None if hint_h is None else T0 + dt.timedelta(hours=hint_h)
         assert data_as_of(db.con, hint) == (max(times) if times else None)
+
+
+@settings(max_examples=150)
+@given(histories(), st.one_of(st.none(), st.integers(-100, 3400)),
+       st.lists(st.sampled_from(["agent", "strategy", "ts", "known_ts", "realized_pnl_bps",
+                                 "net_usd", "errors", "no_such_column"]), max_size=5))
+def test_the_ledger_read_with_named_columns_holds_the_rows_computed_here(
+        h: dict[str, Any], since_h: int | None, columns: list[str]) -> None:
+    """`ledger_sql` with `columns` gives, per run known at or after `since` (its `known_ts`,
+    else its `ts`), those of the columns the ledger has, and known_ts coalesced with ts:
+    computed here from the rows inserted."""
+    since = None if since_h is None else T0 + dt.timedelta(hours=since_h)
+    with at.connect(":memory:") as db:
+        insert(db.con, h["rows"])
+        got = db.con.sql(f"SELECT * FROM {ledger_sql(db.con, since, ['run_id', *columns])} "
+                         "ORDER BY run_id").to_arrow_table().to_pylist()
+    named = [c for c in dict.fromkeys(["run_id", *columns])
+             if c not in ("known_ts", "no_such_column")]
+    want = []
+    for r in sorted(h["rows"], key=lambda r: r["run_id"]):
+        known = r.get("known_ts") or r["ts"]
+        if since is None or known >= since:
+            want.append({**{c: r.get(c) for c in named}, "known_ts": known})
+    assert got == want
 
 
 @settings(max_examples=300)
