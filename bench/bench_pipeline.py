@@ -678,4 +678,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # the `round` part runs the pipeline in this process: under the allocator serve runs with
+    from alphatrace.server.allocator import run_under_mimalloc
+
+    run_under_mimalloc()
     main()
