@@ -5,6 +5,7 @@ with 64-bit hashes and a few hundred ids, a run never added must read as not hel
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import duckdb
@@ -12,7 +13,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alphatrace.ledger.known_runs import KnownRuns, split
+from alphatrace.ledger.known_runs import KnownRuns, _merge, split
 
 
 def _con(ledger: set[str], runs: list[str]) -> duckdb.DuckDBPyConnection:
@@ -82,11 +83,11 @@ def test_the_set_holds_every_run_of_the_ledger_and_none_it_never_saw(
         seq += 1
         known.commit()
         assert known.current(seq)
-        assert known.holds(_hashes(con, sorted(ledger))).all()
-        assert not known.holds(_hashes(con, never)).any()
+        assert known.find(_hashes(con, sorted(ledger)))[0].all()
+        assert not known.find(_hashes(con, never))[0].any()
         # a bound no newer than the run's first pass: `seen` + 1 of the pass that added it
         for r in ledger:
-            assert known.since(_hashes(con, [r])) <= first_seen.get(r, 0)
+            assert known.find(_hashes(con, [r]))[1] <= first_seen.get(r, 0)
 
 
 def test_a_pass_that_staged_nothing_leaves_the_set_to_be_read_again() -> None:
@@ -103,25 +104,52 @@ def test_a_pass_that_staged_nothing_leaves_the_set_to_be_read_again() -> None:
     assert known.reads == 2
 
 
-def test_many_small_passes_merge_into_one_sorted_array() -> None:
-    """Each pass's runs are kept apart until they outgrow an eighth of the base, then merged:
-    membership is the same either way."""
+def test_passes_merge_in_tiers_each_less_than_half_the_one_before() -> None:
+    """Each pass's runs are a segment, merged while it is at least half the one before: the
+    segments stay sorted, each less than half its predecessor (so at most log2(runs) + 1 of
+    them), and membership and files are the same as one set's."""
     con = _con({f"r{i}" for i in range(64)}, [])
     known = KnownRuns()
     known.read(con, 0)
     added: list[str] = []
+    counts = []
     for k in range(40):
         batch = [f"n{k}-{j}" for j in range(3)]
         known.stage(k + 1, _hashes(con, batch), 100 + k)
         known.commit()
         added += batch
-        assert sum(a.size for a, _ in known.added) * 8 <= known.base.size
-    assert known.base.size > 64  # merged at least once
+        sizes = [h.size for h, _ in known.segments]
+        counts.append(len(sizes))
+        assert sum(sizes) == 64 + len(added)
+        assert all(2 * b < a for a, b in itertools.pairwise(sizes))
+        assert len(sizes) <= int(np.log2(sum(sizes))) + 1
+        assert all((np.diff(h.astype(np.float64)) >= 0).all() for h, _ in known.segments)
+    assert max(counts) > 1 and 1 in counts[1:]  # kept apart, and merged whole at times
     everything: list[Any] = [f"r{i}" for i in range(64)] + added
-    assert known.holds(_hashes(con, everything)).all()
-    assert not known.holds(_hashes(con, ["z1", "z2", "n99-0"])).any()
+    assert known.find(_hashes(con, everything))[0].all()
+    assert not known.find(_hashes(con, ["z1", "z2", "n99-0"]))[0].any()
     # each run keeps the file its pass staged it with, merged or not; read runs have 0
     for k in (0, 17, 39):
-        assert known.since(_hashes(con, [f"n{k}-1", f"n{min(k + 1, 39)}-2"])) == 100 + k
-    assert known.since(_hashes(con, ["n5-0", "r3"])) == 0
-    assert known.since(_hashes(con, ["z1"])) == 0
+        assert known.find(_hashes(con, [f"n{k}-1", f"n{min(k + 1, 39)}-2"]))[1] == 100 + k
+    assert known.find(_hashes(con, ["n5-0", "r3"]))[1] == 0
+    assert known.find(_hashes(con, ["z1"]))[1] == 0
+
+
+u64 = st.integers(min_value=0, max_value=2**64 - 1)
+
+
+@settings(max_examples=200)
+@given(a=st.lists(st.tuples(u64, st.integers(0, 9)), max_size=40),
+       b=st.lists(st.tuples(u64, st.integers(0, 9)), max_size=40))
+def test_a_merge_keeps_every_hash_with_its_file_in_order(
+        a: list[tuple[int, int]], b: list[tuple[int, int]]) -> None:
+    """`_merge` against Python's sort of the pairs: the same (hash, file) pairs, hashes in
+    order (duplicates included, across and within the segments)."""
+    def seg(pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        pairs = sorted(pairs)
+        return (np.array([h for h, _ in pairs], dtype=np.uint64),
+                np.array([f for _, f in pairs], dtype=np.int64))
+    h, f = _merge(seg(a), seg(b))
+    got = list(zip(h.tolist(), f.tolist(), strict=True))
+    assert [x for x, _ in got] == sorted(x for x, _ in a + b)
+    assert sorted(got) == sorted(a + b)

@@ -37,9 +37,6 @@ import pyarrow as pa
 from alphatrace.store.connection import registered
 from alphatrace.store.statements import to_arrow
 
-_EMPTY = np.empty(0, dtype=np.uint64)
-_NO_FILE = np.empty(0, dtype=np.int64)
-
 
 def _sorted(h: np.ndarray) -> np.ndarray:
     """Sorted, duplicates kept (`_find` does not mind them; `np.unique` costs ~40x the sort)."""
@@ -54,40 +51,52 @@ def _find(sorted_h: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sorted_h[i] == h, i
 
 
+Segment = tuple[np.ndarray, np.ndarray]  # sorted hashes, and each one's file id
+
+
+def _merge(a: Segment, b: Segment) -> Segment:
+    """Two segments as one, in time linear in their sizes: `b`'s places in the merged order
+    are its positions in `a` plus its own rank (both sorted), `a` fills the rest."""
+    (ha, fa), (hb, fb) = a, b
+    at = np.searchsorted(ha, hb, side="right") + np.arange(hb.size)
+    h = np.empty(ha.size + hb.size, dtype=np.uint64)
+    f = np.empty(h.size, dtype=np.int64)
+    rest = np.ones(h.size, dtype=bool)
+    rest[at] = False
+    h[at], f[at] = hb, fb
+    h[rest], f[rest] = ha, fa
+    return h, f
+
+
 @dataclass
 class KnownRuns:
     """A superset of the ledger's run ids (their `hash(run_id)`) as the reconcile `seq` left
-    it, each with a file id no newer than its oldest source row (`since`). `base` and
-    `base_since`: sorted hashes and their files; `added`: per pass since `base` was last
-    merged, its runs' sorted hashes and the one file id that bounds them (merged once they
-    outgrow an eighth of `base`, so a pass costs what it adds, not the ledger's size).
-    `pending`: what the running pass adds, kept on `commit`, dropped on `drop`."""
+    it, each with a file id no newer than its oldest source row (`since`), in `segments` of
+    sorted hashes. A pass's runs become a segment, merged with the one before it while it
+    is at least half that one's size (a binary counter): each segment is less than half the
+    one before, so a lookup searches O(log(runs / pass)) arrays and a hash is merged
+    O(log) times, never the whole set at every pass. (Merging every pass's array once they
+    outgrew an eighth of the set left up to 125 arrays to search at 1M runs.) `pending`:
+    what the running pass adds, kept on `commit`, dropped on `drop`."""
 
     seq: int | None = None
-    base: np.ndarray = field(default_factory=lambda: _EMPTY)
-    base_since: np.ndarray = field(default_factory=lambda: _NO_FILE)
-    added: list[tuple[np.ndarray, int]] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
     pending: tuple[int, np.ndarray, int] | None = None
     reads: int = 0  # times the set was read from the ledger
 
-    def holds(self, h: np.ndarray) -> np.ndarray:
-        """For each hash in `h`, whether the ledger may hold that run (False: it does not)."""
-        got = _find(self.base, h)[0]
-        for a, _ in self.added:
-            got |= _find(a, h)[0]
-        return got
-
-    def since(self, h: np.ndarray) -> int:
-        """A file id no newer than any source row of the held runs `h` (their events' and
-        legs' `file_id`): 0 for runs that were in the ledger when the set was read."""
+    def find(self, h: np.ndarray) -> tuple[np.ndarray, int]:
+        """For each hash in `h`, whether the ledger may hold that run (False: it does not);
+        and a file id no newer than any source row of those it may hold (their events' and
+        legs' `file_id`): 0 for runs that were in the ledger when the set was read, or when
+        it holds none of them."""
+        held = np.zeros(h.size, dtype=bool)
         bound = np.iinfo(np.int64).max
-        found, i = _find(self.base, h)
-        if found.any():
-            bound = int(self.base_since[i[found]].min())
-        for a, f in self.added:
-            if _find(a, h)[0].any():
-                bound = min(bound, f)
-        return 0 if bound == np.iinfo(np.int64).max else bound
+        for hashes, files in self.segments:
+            found, i = _find(hashes, h)
+            if found.any():
+                held |= found
+                bound = min(bound, int(files[i[found]].min()))
+        return held, (0 if bound == np.iinfo(np.int64).max else bound)
 
     def current(self, seq: int) -> bool:
         """Whether the set describes the ledger as the reconcile `seq` left it."""
@@ -96,9 +105,8 @@ class KnownRuns:
     def read(self, con: duckdb.DuckDBPyConnection, seq: int) -> None:
         """The set from the ledger as it is now, which the reconcile `seq` left (its runs'
         rows may be in any file: `since` 0)."""
-        h = con.execute("SELECT hash(run_id) AS h FROM ledger").fetchnumpy()["h"]
-        self.seq, self.base, self.added, self.pending = seq, _sorted(h), [], None
-        self.base_since = np.zeros(self.base.size, dtype=np.int64)
+        h = _sorted(con.execute("SELECT hash(run_id) AS h FROM ledger").fetchnumpy()["h"])
+        self.seq, self.segments, self.pending = seq, [(h, np.zeros(h.size, np.int64))], None
         self.reads += 1
 
     def stage(self, seq: int, new: np.ndarray, since: int) -> None:
@@ -115,18 +123,15 @@ class KnownRuns:
         self.seq, new, since = self.pending
         self.pending = None
         if new.size:
-            self.added.append((new, since))
-        if sum(a.size for a, _ in self.added) * 8 > self.base.size:
-            h = np.concatenate([self.base, *(a for a, _ in self.added)])
-            f = np.concatenate([self.base_since,
-                                *(np.full(a.size, s, dtype=np.int64) for a, s in self.added)])
-            order = np.argsort(h, kind="stable")
-            self.base, self.base_since, self.added = h[order], f[order], []
+            self.segments.append((new, np.full(new.size, since, dtype=np.int64)))
+        while (len(self.segments) > 1
+               and 2 * self.segments[-1][0].size >= self.segments[-2][0].size):
+            last = self.segments.pop()
+            self.segments[-1] = _merge(self.segments[-1], last)
 
     def drop(self) -> None:
         """The pass failed or rebuilt everything: read the set again before using it."""
-        self.seq, self.pending = None, None
-        self.base, self.base_since, self.added = _EMPTY, _NO_FILE, []
+        self.seq, self.pending, self.segments = None, None, []
 
 
 @dataclass(frozen=True)
@@ -156,11 +161,11 @@ def split(con: duckdb.DuckDBPyConnection, known: KnownRuns, last_seq: int, seq: 
     con.execute("SELECT run_id, hash(run_id) AS h FROM _rc_runs")
     runs = to_arrow(con, 1 << 20)
     h = runs.column("h").to_numpy()
-    held = known.holds(h)
+    held, since = known.find(h)
     known.stage(seq, h[~held], seen + 1)
     n = int(held.sum())
     if n:
         with registered(con, "_rc_held_arrow", runs.filter(pa.array(held)).select(["run_id"])):
             con.execute("CREATE OR REPLACE TEMP TABLE _rc_held AS "
                         "SELECT run_id FROM _rc_held_arrow")
-    return Split(n, seen, known.since(h[held]) if n else 0)
+    return Split(n, seen, since)

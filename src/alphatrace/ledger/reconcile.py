@@ -241,17 +241,20 @@ def _corrections_sql(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def advanced(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, cache: MarketCache,
-             last: LastState | None = None) -> market_cache.Snapshot | None:
+             last: LastState | None = None, counts: tuple[int, int, int] | None = None
+             ) -> market_cache.Snapshot | None:
     """`cache`'s snapshot brought up to the store by the rows its tables gained (None: there
     is none for `cfg`'s bar interval, or the market must be read in full). `last`: the last
     reconcile's state; when that reconcile is the one that left the snapshot (`left_by`),
     no other has written `ledger_market_state` since (only a reconcile writes it, with its
-    `reconcile_log` row), so the snapshot's copy stands in for reading it."""
+    `reconcile_log` row), so the snapshot's copy stands in for reading it. `counts`: the
+    rows of bars and funding and the corrections (`Facts.market`), when already read."""
     snap = cache.snapshot
     if snap is None or snap.interval != cfg.bar_interval_s or snap.state is None:
         return None
-    counts = one(con, "SELECT (SELECT count(*) FROM bars), (SELECT count(*) FROM funding), "
-                      + _corrections_sql(con))
+    if counts is None:
+        counts = one(con, "SELECT (SELECT count(*) FROM bars), (SELECT count(*) FROM funding), "
+                          + _corrections_sql(con))
     bars = con.execute(DELTA_SQL["bars"], {"from": max(snap.bars_mark.next - 1, 0)}
                        ).fetchnumpy()
     funding = con.execute(DELTA_SQL["funding"], {"from": max(snap.funding_mark.next - 1, 0)}
@@ -459,8 +462,10 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         last = last_state(con)
         if known is not None and (last is None or not last.current):
             known.drop()  # the ledger was written other than by a reconcile: read it again
-        facts = _facts(con, last)
-        snap = advanced(con, cfg, cache, last) if cache is not None and not full else None
+        live = cache is not None and not full  # the market is brought up from the cache
+        facts = _facts(con, last, market=live)
+        snap = advanced(con, cfg, cache, last, facts.market) if cache is not None and live \
+            else None
         if (snap is not None and cache is not None and cache.snapshot is not None
                 and last is not None and _telemetry_only(cfg, last, facts, cache.snapshot, snap)):
             # the new telemetry's runs, to tell whether the ledger holds any (`known`)
@@ -471,7 +476,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 new_h = con.execute(f"SELECT hash(run_id) AS h FROM telemetry WHERE "
                                     f"file_id > {int(last.seen)}").fetchnumpy()["h"]
             done = _telemetry_pass(con, cfg, last, facts,
-                                   known is not None and not known.holds(new_h).any())
+                                   known is not None and not known.find(new_h)[0].any())
             if done is not None:
                 report, seq = done
                 if known is not None:
@@ -582,7 +587,8 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         say("building the ledger")
         changed = (None if full else
                    changed_runs(con, cfg.hash, last, counted, facts.built, bool(gone), pnl_keys))
-        seq = changes.next_seq(con)
+        # read with `last` in this transaction, which has recorded no change since
+        seq = last.next_seq if last is not None else changes.next_seq(con)
         split = None
         if known is not None and last is not None and changed is not None:
             if changed:
@@ -815,14 +821,18 @@ class Facts:
     pnl_unkeyed: int | None = None
     # the same for signals and `ledger_alpha_keys`: `_symmap_held`
     alpha_unkeyed: int | None = None
+    # rows of bars and funding, and the corrections market imports made (`advanced`)
+    market: tuple[int, int, int] | None = None
 
 
 _EVENT_TABLES = ("alpha", "telemetry", "pnl")
 
 
-def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None) -> Facts:
+def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None,
+           market: bool = False) -> Facts:
     """One statement: a UNION ALL of one-row parts (a row of cross-joined scalar subqueries
-    costs DuckDB's join ordering several times the CPU once there are eight of them)."""
+    costs DuckDB's join ordering several times the CPU once there are eight of them).
+    `market`: with the counts `advanced` compares (`Facts.market`)."""
     nothing = "CAST(NULL AS VARCHAR[])"
     parts = ["SELECT 0 AS k, CAST(NULL AS BIGINT[]) AS v, list(definition) AS d "
              "FROM ledger_build",
@@ -840,6 +850,10 @@ def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None) -> Facts:
                   f"(SELECT 1 FROM {keys} k WHERE k.alias = e.symbol)"
                   for k, t, keys in ((8, "pnl", "ledger_pnl_keys"),
                                      (9, "alpha", "ledger_alpha_keys"))]
+    if market:
+        parts += [f"SELECT {10 + i}, [count(*)], {nothing} FROM {t}"
+                  for i, t in enumerate(("bars", "funding"))]
+        parts.append(f"SELECT 12, [CAST({_corrections_sql(con)} AS BIGINT)], {nothing}")
     got = {int(k): (v, d) for k, v, d in con.execute(" UNION ALL ".join(parts)).fetchall()}
     counts = (None if last is None else
               {t: (int(got[5 + i][0][0]), int(got[5 + i][0][1]))
@@ -848,7 +862,9 @@ def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None) -> Facts:
                  counts, int(got[3][0][0]),
                  tuple(int(x) for x in got[4][0]) if 4 in got else (0, 0),
                  int(got[8][0][0]) if 8 in got else None,
-                 int(got[9][0][0]) if 9 in got else None)
+                 int(got[9][0][0]) if 9 in got else None,
+                 (int(got[10][0][0]), int(got[11][0][0]), int(got[12][0][0])) if market
+                 else None)
 
 
 def _legs_match_old_signals(con: duckdb.DuckDBPyConnection, last: LastState | None,

@@ -48,7 +48,7 @@ from alphatrace.ledger.reconcile import newest_file_sql, reconcile
 from alphatrace.policy import Policy, load_policy
 from alphatrace.server.after_rounds import Rounds
 from alphatrace.store import Store
-from alphatrace.store.connection import catalog_cached, has_table, one
+from alphatrace.store.connection import Catalog, catalog_cached, has_table, one
 
 log = logging.getLogger("alphatrace.server.pipeline")
 
@@ -130,9 +130,19 @@ class Pipeline:
         self._rounds = 0
         self._retry = False
         self._judged: quiet.Judged | None = None  # what the last catch-up left
+        self._catalog: Catalog | None = None  # `catalog`
+
+    def catalog(self, con: duckdb.DuckDBPyConnection) -> Catalog:
+        """`con`'s store tables and their columns, read once for every pass on it: a store's
+        tables change only by its migrations (store/migrations.py), which run when it opens,
+        before a pipeline runs on it. Reading them each pass cost ~2 ms of a 1M-run pass
+        (bench/RESULTS.md, "#14's 1M round: fewer reads a pass")."""
+        if self._catalog is None or self._catalog.con is not con:
+            self._catalog = Catalog(con)
+        return self._catalog
 
     def __call__(self, store: Store) -> None:
-        with catalog_cached(store.con):  # no store table is created or dropped in a pass
+        with catalog_cached(store.con, self.catalog(store.con)):
             self._after_round(store)
 
     def _after_round(self, store: Store) -> None:
@@ -157,7 +167,7 @@ class Pipeline:
                          started_at=started, committed_at=committed)
         t0 = time.perf_counter()
         try:
-            with catalog_cached(store.con):
+            with catalog_cached(store.con, self.catalog(store.con)):
                 report = self._step(rec, "reconcile_ms",
                                     lambda: reconcile(store, self.config.reconcile,
                                                       market=self.market, runs=self.runs))

@@ -237,29 +237,33 @@ def table_names(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
     return frozenset(str(r[0]) for r in rows)
 
 
-class _Catalog:
+class Catalog:
     """The store tables, read once, and each table's columns, read on first need."""
 
-    def __init__(self, tables: frozenset[str]) -> None:
-        self.tables = tables
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.tables = table_names(con)
         self.columns: dict[str, list[str]] = {}
 
 
 # Connections (by id) inside a `catalog_cached` block, with what was read of their catalog.
-_CATALOG: dict[int, _Catalog] = {}
+_CATALOG: dict[int, Catalog] = {}
 
 
 @contextmanager
-def catalog_cached(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def catalog_cached(con: duckdb.DuckDBPyConnection,
+                   kept: Catalog | None = None) -> Iterator[None]:
     """For the block, `has_table` and `table_columns` on `con` answer from one read of the
     catalog instead of a catalog query per call (a live pipeline pass asked 15-20 times).
     Only for work that creates, drops or alters no store table (temporary tables do not
-    count); nested blocks share the outer read."""
+    count); nested blocks share the outer read. `kept`: a read of `con`'s catalog made
+    earlier, for a caller that knows no store table changed since (the live pipeline,
+    server/pipeline.py `Pipeline.catalog`)."""
     key = id(con)
     if key in _CATALOG:
         yield
         return
-    _CATALOG[key] = _Catalog(table_names(con))
+    _CATALOG[key] = kept if kept is not None and kept.con is con else Catalog(con)
     try:
         yield
     finally:
