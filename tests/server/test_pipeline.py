@@ -18,6 +18,7 @@ from alphatrace.server.after_rounds import Rounds
 from alphatrace.server.metrics import PipelineMetrics
 from alphatrace.server.pipeline import Pipeline, PipelineConfig, data_mark
 from alphatrace.store import Store
+from alphatrace.store.connection import table_names
 from alphatrace.store.ingest import ingest_events
 from tests.policies import SEED
 from tests.server.test_metrics_endpoint import scrape
@@ -245,3 +246,43 @@ def test_each_pass_is_reported_to_metrics(seeded: Store, config: PipelineConfig,
     assert got[("alphatrace_pipeline_catch_up_seconds_bucket", (("le", "2.5"),))] == 1
     assert got[("alphatrace_pipeline_catch_up_seconds_bucket", (("le", "5.0"),))] == 2
     assert live.passes == 3 and live.failures == 1
+
+
+def _schema(store: Store) -> list[tuple[str, str, str]]:
+    """Every store table's columns, as DuckDB's catalog lists them (not the cached read)."""
+    return [(str(t), str(c), str(ty)) for t, c, ty in store.con.execute(
+        "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+        "WHERE schema_name = 'main' AND database_name = current_database() "
+        "ORDER BY table_name, column_index").fetchall()]
+
+
+def test_the_catalog_a_pipeline_keeps_stays_the_stores(seeded: Store, config: PipelineConfig
+                                                        ) -> None:
+    """`Pipeline.catalog` is read once for every pass, on the grounds that a store's tables
+    change only by its migrations, at open. Passes, then every kind of write between them
+    (a kill, a revive, an alias, exclusions, a batch reconcile and evaluation), and the store's
+    tables and columns are still those read after open, which the kept catalog holds."""
+    from alphatrace.api import Database
+
+    before = _schema(seeded)
+    live = Pipeline(config)
+    db = Database(seeded)
+    for i in range(6):
+        ingest_events(seeded, run_events("Loser", i, "SHORT"))
+        live(seeded)
+        assert live.last is not None and live.last.error is None
+    assert states(seeded) == {("agent", "Loser"): "killed"}
+    db.revive("Loser", "checked by hand", scope="agent")
+    db.alias("BTC", "BTCUSDT")
+    db.apply_exclusions(SEED)
+    reconcile(seeded, config.reconcile)
+    Gates(seeded).evaluate(config.governance)
+    ingest_events(seeded, run_events("Loser", 6, "SHORT"))
+    live(seeded)
+    assert live.last is not None and live.last.error is None
+    assert _schema(seeded) == before
+    kept = live.catalog(seeded.con)
+    assert kept.tables == table_names(seeded.con)  # read again, now
+    assert kept.columns  # the passes asked for some columns
+    for table, cols in kept.columns.items():
+        assert cols == [c for t, c, _ in before if t == table], table

@@ -11,8 +11,9 @@ The same calls as `alphatrace reconcile` and `alphatrace gates evaluate`, so the
 the batch tools give the same results. The pipeline keeps the market between passes
 (`self.market`, ledger/market_cache.py): a pass reads only the bars and funding that arrived;
 and the runs its ledger holds (`self.runs`, ledger/known_runs.py): a pass reads the tables
-only for the changed runs the ledger already held. Nothing else writes derived state
-meanwhile (the after-round thread's lock, `Writer.derived`).
+only for the changed runs the ledger already held; and its store's tables and columns
+(`catalog`). Nothing else writes derived state meanwhile (the after-round thread's lock,
+`Writer.derived`).
 
 When it runs: after rounds that committed something new — the data mark (newest file id,
 number of event and market files, number of bars and funding rows) differs from the one the
