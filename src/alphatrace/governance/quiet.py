@@ -34,6 +34,7 @@ from alphatrace.governance.runs import data_as_of
 from alphatrace.ledger import changes as ledger_changes
 from alphatrace.store import Store
 from alphatrace.store.connection import has_table, one
+from alphatrace.store.statements import parsed
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def judged(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy) -> Judged | Non
     `skip` (None: the store cannot tell, never skip)."""
     if not _readable(con):
         return None
-    row = one(con, _state_sql())
+    row = one(con, parsed(con, _state_sql()))
     timed = gp.gates.window.seconds is not None  # only a duration window reads the target
     return Judged(gp.hash, _key(row), row[3] is not False,  # unknown counts as a revive
                   data_as_of(con) if timed else None)
@@ -112,7 +113,7 @@ def skip(store: Store, gp: GovernancePolicy, before: Judged | None) -> Judged | 
         return None
     if _concern_windows(con, before.state[0]):  # a busy pass: one small read says no
         return None
-    row = one(con, _state_sql())
+    row = one(con, parsed(con, _state_sql()))
     if _key(row) != before.state or int(row[4]) != 0:
         return None
     if gp.gates.window.seconds is not None and data_as_of(con) != before.as_of:

@@ -580,8 +580,8 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                                                         exits)))
                 legs = with_fingerprints(to_arrow(con, _BATCH))
             with registered(con, "_rc_new_legs", legs) as new:
-                con.execute(f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}"
-                            + (" RETURNING *" if known is not None else ""))
+                con.execute(parsed(con, f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}"
+                                   + (" RETURNING *" if known is not None else "")))
                 if known is not None:
                     inserted = to_arrow(con, _BATCH)
         say("building the ledger")
@@ -603,7 +603,8 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
             cache.pending = replace(cache.pending, state=state,
                                     left_by=_left_by(seq, cfg, facts),
                                     symmap=cache.pending.symmap if alpha_held else symmap)
-        legs, realized, open_, unpriced, runs = one(con, _log_sql(con), [seq, cfg.hash, priced])
+        legs, realized, open_, unpriced, runs = one(con, parsed(con, _log_sql(con)),
+                                                    [seq, cfg.hash, priced])
         report = ReconcileReport(legs, realized, open_, unpriced, priced, runs, cfg.hash, full,
                                  rebuilt)
         con.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in _TEMP))
@@ -1066,7 +1067,7 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
             else:
                 changes.record(con, seq, n, o)
             if add_subjects:
-                con.execute(_ADD_SUBJECTS.format(rows=_subject_changes_sql(n, o)))
+                con.execute(parsed(con, _ADD_SUBJECTS.format(rows=_subject_changes_sql(n, o))))
     if changed is None or not add_subjects:
         con.execute("DELETE FROM ledger_subjects")
         con.execute("INSERT INTO ledger_subjects (scope, subject, first_known, runs) "

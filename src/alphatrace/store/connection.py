@@ -360,7 +360,8 @@ def registered(con: duckdb.DuckDBPyConnection, name: str, data: object) -> Itera
         feed.data = before
 
 
-def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> tuple[Any, ...]:
+def one(con: duckdb.DuckDBPyConnection, sql: str | duckdb.Statement,
+        params: list[object] | None = None) -> tuple[Any, ...]:
     """The single row of a query, with the result fully consumed.
 
     DuckDB 2.x refuses new work on a connection whose previous result was not consumed, so
@@ -369,5 +370,5 @@ def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = 
     """
     rows = con.execute(sql, params or []).fetchall()
     if len(rows) != 1:
-        raise RuntimeError(f"expected one row, got {len(rows)}: {sql}")
+        raise RuntimeError(f"expected one row, got {len(rows)}: {getattr(sql, 'query', sql)}")
     return tuple(rows[0])
