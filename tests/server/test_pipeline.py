@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from alphatrace.api import Database
 from alphatrace.governance.api import Gates
 from alphatrace.ledger.reconcile import reconcile
 from alphatrace.server import pipeline as pipeline_mod
@@ -262,8 +263,6 @@ def test_the_catalog_a_pipeline_keeps_stays_the_stores(seeded: Store, config: Pi
     change only by its migrations, at open. Passes, then every kind of write between them
     (a kill, a revive, an alias, exclusions, a batch reconcile and evaluation), and the store's
     tables and columns are still those read after open, which the kept catalog holds."""
-    from alphatrace.api import Database
-
     before = _schema(seeded)
     live = Pipeline(config)
     db = Database(seeded)

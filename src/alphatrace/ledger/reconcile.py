@@ -462,10 +462,10 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         last = last_state(con)
         if known is not None and (last is None or not last.current):
             known.drop()  # the ledger was written other than by a reconcile: read it again
-        live = cache is not None and not full  # the market is brought up from the cache
-        facts = _facts(con, last, market=live)
-        snap = advanced(con, cfg, cache, last, facts.market) if cache is not None and live \
-            else None
+        # with the market's counts when it is brought up from the cache (`advanced`)
+        facts = _facts(con, last, market=cache is not None and not full)
+        snap = (advanced(con, cfg, cache, last, facts.market)
+                if cache is not None and facts.market is not None else None)
         if (snap is not None and cache is not None and cache.snapshot is not None
                 and last is not None and _telemetry_only(cfg, last, facts, cache.snapshot, snap)):
             # the new telemetry's runs, to tell whether the ledger holds any (`known`)
