@@ -91,7 +91,7 @@ def runs_sql(gp: GovernancePolicy, base: str, columns: list[str], marks: str,
     `changed`: a relation (scope, subject, known_ts) with, per subject a run changed since
     the last catch-up entered or left, the earliest knowledge time of such a run on that side
     (`changes`); a subject with one at or before its mark is taken too, and flagged `_late`
-    (its window at the mark changed: `_points_sql` judges it there)."""
+    (its window at the mark changed: `points` judges it there)."""
     secs = gp.gates.window.seconds
     moved = "_new"
     if secs is not None:
@@ -440,26 +440,61 @@ def _reach(short: Mapping[SubjectKey, tuple[int, int]], lo: dt.datetime, n: int,
     return widen, starts
 
 
-def _points_sql(gp: GovernancePolicy, late: bool = False) -> str:
-    """Each subject's points: the knowledge times of its new runs, its mark when a run known
-    by then came after it was set (`late`: the runs table has `_late`, `runs_sql`) and, with a
-    duration window, the times its runs leave the window after its mark; `_end` is the last
-    run known by then (an as-of join on each subject's last run per knowledge time: linear in
-    runs and points, where a join on `known_ts <= _at` pairs every point with every earlier
-    run)."""
+def points(gp: GovernancePolicy, runs: pa.Table, target: dt.datetime | None) -> pa.Table:
+    """Each subject's points (scope, subject, `_at`, `_end`; by subject in `runs`' order, then
+    `_at`): the knowledge times of its new runs, its mark when a run known by then came after
+    it was set (`late`: the runs table has `_late`, `runs_sql`) and, with a duration window,
+    the times its runs leave the window after its mark, by `target`; `_end` is the last run
+    known by then, its `_i` (a point with none has no window and is left out). `runs`:
+    `window_rows`' table, each subject's runs in knowledge-time order, so that run is found
+    by a binary search. The one definition of
+    the points; in numpy rather than as DuckDB's as-of join, which cost ~4 ms of a live pass
+    at 1M runs to plan and run (bench/RESULTS.md, "#14's 1M round: a catch-up's points in
+    numpy")."""
+    fields = [runs.schema.field("scope"), runs.schema.field("subject"),
+              pa.field("_at", pa.timestamp("us")), pa.field("_end", pa.int64())]
+    n = runs.num_rows
+    if n == 0:
+        return pa.schema(fields).empty_table()
+    first = metrics.segment_starts(runs, ["scope", "subject"])
+    seg = np.repeat(np.arange(len(first)), np.diff(np.append(first, n)))
+    known = _micros(runs.column("known_ts"))
+    segs, ats = [seg[_flags(runs, "_new")]], [known[_flags(runs, "_new")]]
+    mark = runs.column("mark")
+    marked = np.asarray(mark.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    mark_us = _micros(mark, missing=0)
+    if "_late" in runs.column_names:
+        late = _flags(runs, "_late") & marked
+        segs.append(seg[late])
+        ats.append(mark_us[late])
     secs = gp.gates.window.seconds
-    parts = [f"SELECT scope, subject, known_ts AS _at FROM {RUNS} WHERE _new"]
-    if late:
-        parts.append(f"SELECT scope, subject, mark AS _at FROM {RUNS} WHERE _late")
-    if secs is not None:
-        d = f"to_microseconds({round(secs * 1e6)})"
-        parts.append(f"SELECT scope, subject, known_ts + {d} AS _at FROM {RUNS} "
-                     f"WHERE (mark IS NULL OR known_ts + {d} > mark) AND known_ts + {d} <= ?")
-    return f"""
-SELECT p.scope, p.subject, p._at, w._end
-FROM (SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})) p
-ASOF JOIN (SELECT scope, subject, known_ts, max(_i) AS _end FROM {RUNS} GROUP BY ALL) w
-ON w.scope = p.scope AND w.subject = p.subject AND p._at >= w.known_ts"""
+    if secs is not None and target is not None:
+        leave = known + round(secs * 1e6)
+        gone = (~marked | (leave > mark_us)) & (leave <= (target - EPOCH) // US)
+        segs.append(seg[gone])
+        ats.append(leave[gone])
+    pseg, pat = np.concatenate(segs), np.concatenate(ats)
+    order = np.lexsort((pat, pseg))
+    pseg, pat = pseg[order], pat[order]
+    fresh = np.ones(len(pseg), dtype=bool)  # distinct (subject, time)
+    fresh[1:] = (pseg[1:] != pseg[:-1]) | (pat[1:] != pat[:-1])
+    pseg, pat = pseg[fresh], pat[fresh]
+    # runs and points as one sorted key: the subject, then the time's rank among all times
+    _, rank = np.unique(np.concatenate([known, pat]), return_inverse=True)
+    width = int(rank.max()) + 1
+    rkey = seg * width + rank[:n]
+    last = np.searchsorted(rkey, pseg * width + rank[n:], side="right") - 1
+    has = last >= first[pseg]  # some run of the subject known by then
+    pseg, pat, last = pseg[has], pat[has], last[has]
+    rows = pa.array(first[pseg])
+    return pa.table([runs.column("scope").take(rows), runs.column("subject").take(rows),
+                     pa.array(pat, pa.int64()).cast(pa.timestamp("us")),
+                     runs.column("_i").take(pa.array(last)).cast(pa.int64())],
+                    schema=pa.schema(fields))
+
+
+def _flags(runs: pa.Table, name: str) -> npt.NDArray[np.bool_]:
+    return np.asarray(runs.column(name).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _expansion_sql(gp: GovernancePolicy, late: bool = False) -> str:
@@ -490,7 +525,7 @@ def plan(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy,
     runs = window_runs(con, gp, needed_columns(con, names), marks, target, changed=changed)
     if runs.num_rows == 0:
         return Plan({}, set(), now)
-    return plan_of(assess_runs(con, gp, runs, target), set(_ids_by_subject(runs)), now)
+    return plan_of(assess_runs(con, gp, runs, target), _subjects(runs), now)
 
 
 def plan_of(assessed: list[tuple[dt.datetime, Assessment]],
@@ -507,18 +542,21 @@ def assess_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, runs: pa.T
     order), wherever they were selected: `con` only computes (engines.spark runs this per
     subject group on an in-memory connection)."""
     names = gp.gate_metrics()
-    with registered(con, RUNS, runs):
-        pparams = [target] if gp.gates.window.seconds is not None else []
-        late = "_late" in runs.column_names
-        points = query_table(
-            con, f"SELECT * FROM ({_points_sql(gp, late)}) ORDER BY scope, subject, _at",
-            pparams)
-        ids = _ids_by_subject(runs)
-        with registered(con, POINTS, points):
-            try:
-                return _assess_points(con, gp, names, ids, runs, points)
-            except Exception:  # find which subject fails: every other one is still judged
-                return _assess_each(con, gp, names, ids, runs, points)
+    at = points(gp, runs, target)
+    ids = _ids_by_subject(runs)
+    with registered(con, RUNS, runs), registered(con, POINTS, at):
+        try:
+            return _assess_points(con, gp, names, ids, runs, at)
+        except Exception:  # find which subject fails: every other one is still judged
+            return _assess_each(con, gp, names, ids, runs, at)
+
+
+def _subjects(runs: pa.Table) -> set[SubjectKey]:
+    """The subjects of `runs` (grouped by subject, as `window_rows` leaves them)."""
+    first = metrics.segment_starts(runs, ["scope", "subject"])
+    return {(str(sc), str(s)) for sc, s in zip(runs.column("scope").take(first).to_pylist(),
+                                               runs.column("subject").take(first).to_pylist(),
+                                               strict=True)}
 
 
 def _ids_by_subject(runs: pa.Table) -> dict[SubjectKey, list[str]]:
@@ -533,12 +571,15 @@ def _ids_by_subject(runs: pa.Table) -> dict[SubjectKey, list[str]]:
             for (sc, s), a, b in zip(keys, first.tolist(), stops, strict=True)}
 
 
-def _micros(col: pa.ChunkedArray) -> npt.NDArray[np.int64]:
-    """A timestamp column as integer microseconds."""
+def _micros(col: pa.ChunkedArray, missing: int | None = None) -> npt.NDArray[np.int64]:
+    """A timestamp column as integer microseconds, NULL as `missing` (None: it has none)."""
     c = col.combine_chunks()
     if pa.types.is_timestamp(c.type) and c.type.unit != "us":
         c = c.cast(pa.timestamp("us", c.type.tz))
-    return np.asarray(c.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    c = c.cast(pa.int64())
+    if missing is not None:
+        c = c.fill_null(missing)
+    return np.asarray(c.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _bounds(gp: GovernancePolicy, runs: pa.Table, points: pa.Table
