@@ -44,9 +44,9 @@ def recorded(store: Store, seq: int) -> dict[str, tuple[Any, ...]]:
 def reconciled(store: Store, **kw: Any) -> tuple[int, set[str], set[str]]:
     """Reconcile; (its seq, the runs it recorded, the runs whose row differs from before or
     is gone and counts on a side), after checking each recorded run's sides against its rows
-    before and after."""
+    before and after, and that the report counts those runs."""
     before = rows(store)
-    run_reconcile(store, **kw)
+    report = run_reconcile(store, **kw)
     after = rows(store)
     seq = store.con.execute("SELECT max(seq) FROM reconcile_log").fetchall()[0][0]
     got = recorded(store, seq)
@@ -56,9 +56,10 @@ def reconciled(store: Store, **kw: Any) -> tuple[int, set[str], set[str]]:
         assert sides == (*side(before.get(run_id)), *side(after.get(run_id))), run_id
     changed = ({k for k, v in after.items() if before.get(k) != v}
                | (before.keys() - after.keys()))
-    return seq, set(got), {k for k in changed
-                           if side(before.get(k))[2] is not None
-                           or side(after.get(k))[2] is not None}
+    expected = {k for k in changed
+                if side(before.get(k))[2] is not None or side(after.get(k))[2] is not None}
+    assert report.changes == len(expected)  # what the live pipeline reads off the report
+    return seq, set(got), expected
 
 
 def test_each_reconcile_records_exactly_the_runs_whose_row_changed(store: Store) -> None:

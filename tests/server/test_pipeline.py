@@ -85,6 +85,7 @@ def test_a_pass_reconciles_then_kills_a_losing_agent(seeded: Store, config: Pipe
     assert first_kill == 4
     assert states(seeded) == {("agent", "Loser"): "killed"}
     assert live.last.reconcile is not None and live.last.reconcile["rebuilt"] == 1
+    assert live.last.reconcile["changes"] == 1  # the new run, realized: the catch-up runs
 
 
 def test_no_new_data_no_pass(seeded: Store, config: PipelineConfig) -> None:

@@ -53,7 +53,7 @@ def prune(con: duckdb.DuckDBPyConnection, seen: int) -> None:
                 "(SELECT max((seq, run_id)) FROM ledger_changes)", [int(seen)])
 
 
-def record(con: duckdb.DuckDBPyConnection, seq: int, new: str, old: str) -> None:
+def record(con: duckdb.DuckDBPyConnection, seq: int, new: str, old: str) -> int:
     """Append to `ledger_changes` as `seq` the runs of `new` (ledger rows just built) that
     `old` (the rows they replace) lacks or holds with another value in some column, and the
     runs of `old` that `new` lacks (rows that left the ledger), each with both sides: the news
@@ -63,8 +63,8 @@ def record(con: duckdb.DuckDBPyConnection, seq: int, new: str, old: str) -> None
     one join, where `EXCEPT` and its two joins cost ~2.5 ms more a pass to plan). A change
     that counts on neither side (no knowledge time before or after: a run without realized
     PnL, such as telemetry alone or an open signal) concerns no window and is not recorded
-    (`COUNTS`)."""
-    con.execute(f"""
+    (`COUNTS`). Returns the number of changes recorded."""
+    return _count(con, f"""
 INSERT INTO ledger_changes ({COLUMNS})
 SELECT * FROM (
   SELECT {int(seq)} AS seq, coalesce(d.run_id, o.run_id) AS run_id, o.agent AS old_agent,
@@ -76,18 +76,23 @@ WHERE {COUNTS}
 ORDER BY 2""")
 
 
+def _count(con: duckdb.DuckDBPyConnection, insert: str) -> int:
+    return int(con.execute(insert).fetchall()[0][0])
+
+
 # A change some window can see: the run counts (has a knowledge time) on one side at least.
 # The gates' catch-up reads only such changes (`governance.replay.changes`), and so does the
 # proof that a pass can skip it (`governance.quiet`).
 COUNTS = "(old_known_ts IS NOT NULL OR new_known_ts IS NOT NULL)"
 
 
-def record_added(con: duckdb.DuckDBPyConnection, seq: int, new: str) -> None:
+def record_added(con: duckdb.DuckDBPyConnection, seq: int, new: str) -> int:
     """`record` when the rows replaced are none (every run of `new` is added: a round of new
     runs, the usual live pass): each run of `new` that counts, with an empty old side. The
     same rows as `record(con, seq, new, <no rows>)`, without its set difference and joins
-    over the 38 columns (about 10 ms CPU a pass to plan and run for 1,000 rows)."""
-    con.execute(f"""
+    over the 38 columns (about 10 ms CPU a pass to plan and run for 1,000 rows). Returns the
+    number of changes recorded."""
+    return _count(con, f"""
 INSERT INTO ledger_changes ({COLUMNS})
 SELECT {int(seq)}, n.run_id, NULL, NULL, NULL, n.agent, n.strategy, {counted_known('n')}
 FROM {new} n

@@ -107,6 +107,7 @@ class ReconcileReport:
     policy_hash: str
     full: bool
     rebuilt: int = 0  # ledger rows (runs) rebuilt by this reconcile; `runs` when in full
+    changes: int = 0  # of them, and of rows that left, those some window sees (`ledger.changes`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -595,7 +596,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 split = known_runs.split(con, known, last.seq, seq, last.seen)
             elif known.current(last.seq):  # no ledger row changes
                 known.stage(seq, np.empty(0, dtype=np.uint64), 0)
-        rebuilt = _build_ledger(con, cfg.hash, changed, last is not None and last.current,
+        rebuilt, recorded = _build_ledger(con, cfg.hash, changed, last is not None and last.current,
                                 seq, pnl_keys, split, inserted)
         state = _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_keys)
         if cache is not None and cache.pending is not None:
@@ -606,7 +607,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         legs, realized, open_, unpriced, runs = one(con, parsed(con, _log_sql(con)),
                                                     [seq, cfg.hash, priced])
         report = ReconcileReport(legs, realized, open_, unpriced, priced, runs, cfg.hash, full,
-                                 rebuilt)
+                                 rebuilt, recorded)
         con.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in _TEMP))
     return report
 
@@ -1017,7 +1018,7 @@ def _source_rows_sql(name: str, table: str, split: known_runs.Split | None,
 def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int | None,
                   add_subjects: bool, seq: int, pnl_keys: PnlKeys = PnlKeys(),
                   split: known_runs.Split | None = None, inserted: pa.Table | None = None
-                  ) -> int:
+                  ) -> tuple[int, int]:
     """Rebuild the ledger rows of the `changed` runs of `_rc_runs` (None: every row), record
     in `ledger_changes` (as reconcile `seq`) the runs whose row was added, now differs in some
     column or left the ledger (`changes.record`), and keep `ledger_subjects` up to date: with
@@ -1025,16 +1026,16 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
     out (`_ADD_SUBJECTS`), else found again in the whole ledger. `pnl_keys`: the pnl symbols'
     keys of this pass. `split`: which changed runs the ledger holds (`known_runs`; None: any
     may), `inserted` the legs priced now (as `legs` stores them). Returns the number of rows
-    built."""
+    built and of changes recorded."""
     lcols = ", ".join(LEDGER_COLUMNS)
     if changed is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_built AS SELECT {lcols} FROM "
                     f"({ledger_sql(policy_hash, pnl_keys.table)})")
-        changes.record(con, seq, "_rc_built", f"(SELECT {lcols} FROM ledger)")
+        recorded = changes.record(con, seq, "_rc_built", f"(SELECT {lcols} FROM ledger)")
         con.execute("DELETE FROM ledger")
         rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM _rc_built")[0])
     elif changed == 0:
-        rebuilt = 0
+        rebuilt = recorded = 0
     else:
         old: pa.Table | None = None  # the rows deleted (None: no changed run had one)
         if split is None or split.held:
@@ -1063,16 +1064,16 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
                 (nullcontext(None) if old is None or old.num_rows == 0
                  else registered(con, "_rc_old", old)) as o:
             if o is None:  # only runs new to the ledger: every row is added
-                changes.record_added(con, seq, n)
+                recorded = changes.record_added(con, seq, n)
             else:
-                changes.record(con, seq, n, o)
+                recorded = changes.record(con, seq, n, o)
             if add_subjects:
                 con.execute(parsed(con, _ADD_SUBJECTS.format(rows=_subject_changes_sql(n, o))))
     if changed is None or not add_subjects:
         con.execute("DELETE FROM ledger_subjects")
         con.execute("INSERT INTO ledger_subjects (scope, subject, first_known, runs) "
                     f"{_subjects_sql('ledger')}")
-    return rebuilt
+    return rebuilt, recorded
 
 
 _BATCH = 1 << 20  # rows per Arrow batch of the rows a pass rebuilt

@@ -199,9 +199,12 @@ class Pipeline:
         return rec
 
     def _gates(self, store: Store, rec: PassRecord) -> list[dict[str, Any]]:
-        """The catch-up, unless `quiet.skip` proves it would judge nothing."""
+        """The catch-up, unless `quiet.skip` proves it would judge nothing. When this pass's
+        reconcile recorded a change some window sees (`ReconcileReport.changes`), there is
+        something to judge, which the proof's first read would find."""
         gp, con = self.config.governance, store.con
-        left = quiet.skip(store, gp, self._judged)
+        news = rec.reconcile is not None and rec.reconcile.get("changes", 0) > 0
+        left = None if news else quiet.skip(store, gp, self._judged)
         self._judged = left
         if left is not None:
             rec.gates_skipped = True
