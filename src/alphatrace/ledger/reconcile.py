@@ -88,7 +88,13 @@ from alphatrace.ledger.pricing import (
 from alphatrace.market.symbols import resolution_sql
 from alphatrace.sql import lit
 from alphatrace.store import Store
-from alphatrace.store.connection import catalog_cached, has_table, one, registered
+from alphatrace.store.connection import (
+    catalog_cached,
+    has_table,
+    one,
+    registered,
+    table_columns,
+)
 from alphatrace.store.statements import parsed, query_table, to_arrow
 
 Step = Callable[[str], None]
@@ -581,10 +587,9 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                                                         exits)))
                 legs = with_fingerprints(to_arrow(con, _BATCH))
             with registered(con, "_rc_new_legs", legs) as new:
-                con.execute(parsed(con, f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}"
-                                   + (" RETURNING *" if known is not None else "")))
-                if known is not None:
-                    inserted = to_arrow(con, _BATCH)
+                con.execute(parsed(con, f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}"))
+            if known is not None:
+                inserted = _as_stored(legs, table_columns(con, "legs"))
         say("building the ledger")
         changed = (None if full else
                    changed_runs(con, cfg.hash, last, counted, facts.built, bool(gone), pnl_keys))
@@ -610,6 +615,17 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                                  rebuilt, recorded)
         con.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in _TEMP))
     return report
+
+
+def _as_stored(legs: pa.Table, columns: list[str]) -> pa.Table:
+    """Priced legs (`with_fingerprints`) as `legs` stores them: in the table's column order
+    (`columns`; a reader may append them to rows read from it, `_source_rows_sql`) and the
+    fingerprint, an int64 ≥ 0 (`fingerprint.fingerprints`), as its UBIGINT. What the
+    `INSERT`'s `RETURNING *` gave, without reading them back (~1.5 ms of a live pass at 1M
+    runs; bench/RESULTS.md, "#14's 1M round: a catch-up's points in numpy")."""
+    t = legs.select(columns)
+    i = t.schema.get_field_index("fingerprint")
+    return t.set_column(i, "fingerprint", t.column(i).cast(pa.uint64()))
 
 
 def _last_own(cfg: ReconcileConfig, last: LastState | None, facts: Facts,
