@@ -1027,7 +1027,10 @@ def _source_rows_sql(name: str, table: str, split: known_runs.Split | None,
     new = (inserted if name == "leg" else
            f"(SELECT * FROM {table} WHERE file_id > {int(split.seen)})")
     if new is not None:
-        parts.append(f"SELECT * FROM {new} SEMI JOIN {split.fresh()} USING (run_id)")
+        # with no held run every changed run is fresh, and `_rc_runs` has the run of each of
+        # these rows (`changed_runs` reads them): the join would keep all but a NULL run_id's
+        parts.append(f"SELECT * FROM {new} SEMI JOIN {split.fresh()} USING (run_id)"
+                     if split.held else f"SELECT * FROM {new} WHERE run_id IS NOT NULL")
     return " UNION ALL ".join(parts) or f"SELECT * FROM {table} LIMIT 0"
 
 
