@@ -71,6 +71,23 @@ def test_the_next_catch_up_evaluates_only_new_points(db: Database) -> None:
     assert "+1 (A0012)" in problems[0]["detail"]
 
 
+def test_a_catch_up_from_before_a_record_applies_it_when_the_walk_reaches_it(
+        db: Database) -> None:
+    # A: +10 ×4 then −30 ×5 at hours 0..8: killed at h8 (last 5 = −110)
+    insert(db.con, series("A", [10.0] * 4 + [-30.0] * 5, strategy=None))
+    assert [r["action"] for r in db.gates.evaluate(SEED, catch_up=True)][-1] == "kill"
+    # then C's first run, known at h3, and A's next, known at h12: the catch-up starts at h3,
+    # before A's records from h4 on, and must apply them by the time it judges A at h12
+    insert(db.con, [run("C0000", "C", 5.0, hour=3, strategy=None),
+                    run("A0009", "A", 50.0, hour=12, strategy=None)])
+    doc = db.gates.evaluation(SEED, catch_up=True)
+    # h12: last 5 = −30 ×4 + 50 = −70, no kill: the killed agent holds, still killed
+    assert [(d["as_of"], d["subject"], d["action"], d["state"]) for d in doc["decisions"]
+            if d["subject"] == "A"] == [(text(h(12)), "A", "hold", "killed")]
+    # C's run, known at h3, is late for the evaluations since: the audit says so
+    assert {p["kind"] for p in db.audit_verify()["problems"]} == {"inputs_changed"}
+
+
 def test_a_one_week_run_kills_when_its_loss_is_known_not_at_its_signal(db: Database) -> None:
     # the 2023-01-07 example: four losses known at once, the fifth a one-week run
     t = dt.datetime(2023, 1, 7, 16)

@@ -127,7 +127,8 @@ class Gates:
         first = min(p.by_time) if p.by_time else None
 
         def walked() -> list[tuple[Decision, bool]]:
-            steps = replay.walk(con, gp, p, replay.start(con, first), target, revived, reads)
+            steps = replay.walk(con, gp, p, replay.start(con, first, newest=newest), target,
+                                revived, reads)
             out: list[tuple[Decision, bool]] = []
             final: dict[SubjectKey, tuple[Decision, bool]] = {}
             for _, ds in steps:

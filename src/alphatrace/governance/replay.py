@@ -730,9 +730,10 @@ class Walk:
 
 
 def start(con: duckdb.DuckDBPyConnection, first: dt.datetime | None, *,
-          empty: bool = False) -> Walk:
+          empty: bool = False, newest: Mapping[SubjectKey, Newest] | None = None) -> Walk:
     """The lifecycle at `first` from the log (empty: from nothing, as the backtest starts),
-    with the log's later records pending."""
+    with the log's later records pending. `newest`: each subject's newest record
+    (`journal.newest_times`), when read for the same log."""
     from alphatrace.governance import journal  # journal imports gates: avoid a cycle at import
     from alphatrace.governance.lifecycle import CHAIN_SCOPE
 
@@ -740,6 +741,10 @@ def start(con: duckdb.DuckDBPyConnection, first: dt.datetime | None, *,
         return Walk({}, {})
     last = journal.newest_records(con, first)
     state = journal.states_of(last)
+    if newest is not None and all(n.as_of <= first for n in newest.values()):
+        # no record is later: a subject's records by seq have non-decreasing as_ofs
+        # (`journal.out_of_order`), and those of the chain or without an as_of are not kept
+        return Walk(state, last)
     # the log's records after `first` (from the first of them by seq: not the whole log)
     lo = (con.execute("SELECT min(seq) FROM decisions WHERE as_of > ?", [first]).fetchall()[0][0]
           if journal.has_log(con) else None)
