@@ -447,10 +447,9 @@ def points(gp: GovernancePolicy, runs: pa.Table, target: dt.datetime | None) -> 
     the times its runs leave the window after its mark, by `target`; `_end` is the last run
     known by then, its `_i` (a point with none has no window and is left out). `runs`:
     `window_rows`' table, each subject's runs in knowledge-time order, so that run is found
-    by a binary search. The one definition of
-    the points; in numpy rather than as DuckDB's as-of join, which cost ~4 ms of a live pass
-    at 1M runs to plan and run (bench/RESULTS.md, "#14's 1M round: a catch-up's points in
-    numpy")."""
+    by a binary search. The one definition of the points; in numpy rather than as DuckDB's
+    as-of join, which cost ~4 ms of a live pass at 1M runs to plan and run (bench/RESULTS.md,
+    "#14's 1M round: a catch-up's points in numpy")."""
     fields = [runs.schema.field("scope"), runs.schema.field("subject"),
               pa.field("_at", pa.timestamp("us")), pa.field("_end", pa.int64())]
     n = runs.num_rows

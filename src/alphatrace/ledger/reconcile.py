@@ -601,8 +601,9 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 split = known_runs.split(con, known, last.seq, seq, last.seen)
             elif known.current(last.seq):  # no ledger row changes
                 known.stage(seq, np.empty(0, dtype=np.uint64), 0)
-        rebuilt, recorded = _build_ledger(con, cfg.hash, changed, last is not None and last.current,
-                                seq, pnl_keys, split, inserted)
+        rebuilt, recorded = _build_ledger(con, cfg.hash, changed,
+                                          last is not None and last.current, seq, pnl_keys,
+                                          split, inserted)
         state = _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_keys)
         if cache is not None and cache.pending is not None:
             # no new signal and the keys held (`alpha_held`): the last pass's resolution stays
