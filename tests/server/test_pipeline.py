@@ -88,6 +88,20 @@ def test_a_pass_reconciles_then_kills_a_losing_agent(seeded: Store, config: Pipe
     assert live.last.reconcile["changes"] == 1  # the new run, realized: the catch-up runs
 
 
+def test_the_pass_at_start_reads_the_known_runs_the_next_round_needs(
+        seeded: Store, config: PipelineConfig) -> None:
+    ingest_events(seeded, run_events("A", 0, "LONG"))
+    reconcile(seeded, config.reconcile)  # a batch reconcile before the server starts
+    live = Pipeline(config)
+    live.run(seeded)  # the pass at start: nothing new to reconcile
+    assert live.runs.reads == 1
+    ingest_events(seeded, run_events("A", 1, "LONG"))
+    live(seeded)  # the first round's pass finds the set current: no read of the ledger
+    assert live.last is not None and live.last.error is None
+    assert live.last.reconcile is not None and live.last.reconcile["rebuilt"] == 1
+    assert live.runs.reads == 1
+
+
 def test_no_new_data_no_pass(seeded: Store, config: PipelineConfig) -> None:
     live = Pipeline(config)
     ingest_events(seeded, run_events("A", 0, "LONG"))

@@ -599,7 +599,10 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         if known is not None and last is not None and changed is not None:
             if changed:
                 split = known_runs.split(con, known, last.seq, seq, last.seen)
-            elif known.current(last.seq):  # no ledger row changes
+            else:  # no ledger row changes: a pass with little to do reads the set it lacks
+                # (the first after a start), so the next round's pass need not
+                if not known.current(last.seq):
+                    known.read(con, last.seq)
                 known.stage(seq, np.empty(0, dtype=np.uint64), 0)
         rebuilt, recorded = _build_ledger(con, cfg.hash, changed,
                                           last is not None and last.current, seq, pnl_keys,
