@@ -222,9 +222,8 @@ def save_seen(con: duckdb.DuckDBPyConnection, seq: int | None) -> None:
     """Save `seq` (`Plan.seen`: never below `seen`) as the newest change read, and prune the
     changes at or below it: no catch-up reads them again (`ledger.changes.prune`)."""
     if seq is not None and has_table(con, "gate_seen"):
-        # its one row, moved (written the first time): one statement in a steady stream
-        if not con.execute("UPDATE gate_seen SET seq = ?", [seq]).fetchall()[0][0]:
-            con.execute("INSERT INTO gate_seen VALUES (?)", [seq])
+        con.execute("DELETE FROM gate_seen")
+        con.execute("INSERT INTO gate_seen VALUES (?)", [seq])
         if has_table(con, "ledger_changes"):
             ledger_changes.prune(con, seq)
 
