@@ -131,8 +131,8 @@ def window_rows(runs: pa.Table, n: int | None) -> pa.Table:
     at = np.repeat(first, sizes)  # each row's subject's first row
     keep = np.ones(runs.num_rows, dtype=bool)
     if n is not None:
-        old = ~np.asarray(runs.column("_new").to_numpy(zero_copy_only=False), dtype=bool)
-        before = np.cumsum(old) - old  # old rows before each row, over the whole table
+        old = ~_flags(runs, "_new")
+        before: npt.NDArray[np.int64] = np.cumsum(old) - old  # old rows before each row, over the whole table
         after = np.repeat(np.add.reduceat(old.astype(np.int64), first), sizes) - (before - before[at]) - old
         keep = ~old | (after < n)  # `after`: old rows after this one in its subject
     ahead = np.cumsum(keep) - keep  # kept rows before each row, over the whole table
@@ -550,24 +550,27 @@ def assess_runs(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, runs: pa.T
             return _assess_each(con, gp, names, ids, runs, at)
 
 
+def _subject_starts(rows: pa.Table) -> tuple[npt.NDArray[np.int64], list[SubjectKey]]:
+    """The first row of each subject of `rows` (grouped by scope and subject, as `window_rows`
+    and `points` leave them) and the subject there."""
+    first = metrics.segment_starts(rows, ["scope", "subject"])
+    return first, [(str(sc), str(s)) for sc, s in zip(
+        rows.column("scope").take(first).to_pylist(),
+        rows.column("subject").take(first).to_pylist(), strict=True)]
+
+
 def _subjects(runs: pa.Table) -> set[SubjectKey]:
-    """The subjects of `runs` (grouped by subject, as `window_rows` leaves them)."""
-    first = metrics.segment_starts(runs, ["scope", "subject"])
-    return {(str(sc), str(s)) for sc, s in zip(runs.column("scope").take(first).to_pylist(),
-                                               runs.column("subject").take(first).to_pylist(),
-                                               strict=True)}
+    """The subjects of `runs`."""
+    return set(_subject_starts(runs)[1])
 
 
 def _ids_by_subject(runs: pa.Table) -> dict[SubjectKey, list[str]]:
     """Each subject's run_ids in window order (index _i − 1; `runs` grouped by subject in _i
     order, as `_bounds` reads it)."""
-    first = metrics.segment_starts(runs, ["scope", "subject"])
+    first, keys = _subject_starts(runs)
     ids = [str(r) for r in runs.column("run_id").to_pylist()]
     stops = [*first.tolist()[1:], runs.num_rows]
-    keys = zip(runs.column("scope").take(first).to_pylist(),
-               runs.column("subject").take(first).to_pylist(), strict=True)
-    return {(str(sc), str(s)): ids[a:b]
-            for (sc, s), a, b in zip(keys, first.tolist(), stops, strict=True)}
+    return {key: ids[a:b] for key, a, b in zip(keys, first.tolist(), stops, strict=True)}
 
 
 def _micros(col: pa.ChunkedArray, missing: int | None = None) -> npt.NDArray[np.int64]:
@@ -585,14 +588,10 @@ def _bounds(gp: GovernancePolicy, runs: pa.Table, points: pa.Table
             ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Each point's window as rows `lo` to `hi − 1` of `runs` (each subject's runs in _i order,
     _i from 1): the runs numbered (_end − N, _end] known after _at − duration."""
-    first = metrics.segment_starts(runs, ["scope", "subject"])
-    keys = zip(runs.column("scope").take(first).to_pylist(),
-               runs.column("subject").take(first).to_pylist(), strict=True)
-    at_row = {(str(sc), str(s)): int(i) for (sc, s), i in zip(keys, first.tolist(), strict=True)}
-    pstarts = metrics.segment_starts(points, ["scope", "subject"])
-    pkeys = zip(points.column("scope").take(pstarts).to_pylist(),
-                points.column("subject").take(pstarts).to_pylist(), strict=True)
-    heads = np.asarray([at_row[(str(sc), str(s))] for sc, s in pkeys], dtype=np.int64)
+    first, keys = _subject_starts(runs)
+    at_row = dict(zip(keys, first.tolist(), strict=True))
+    pstarts, pkeys = _subject_starts(points)
+    heads = np.asarray([at_row[k] for k in pkeys], dtype=np.int64)
     lens = np.diff(np.append(pstarts, points.num_rows))
     base = np.repeat(heads, lens)
     end = np.asarray(points.column("_end").to_numpy(zero_copy_only=False), dtype=np.int64)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import duckdb
 
+from alphatrace.store.connection import one
+
 COLUMNS = ("seq, run_id, old_agent, old_strategy, old_known_ts, "
            "new_agent, new_strategy, new_known_ts")
 
@@ -64,7 +66,7 @@ def record(con: duckdb.DuckDBPyConnection, seq: int, new: str, old: str) -> int:
     that counts on neither side (no knowledge time before or after: a run without realized
     PnL, such as telemetry alone or an open signal) concerns no window and is not recorded
     (`COUNTS`). Returns the number of changes recorded."""
-    return _count(con, f"""
+    return int(one(con, f"""
 INSERT INTO ledger_changes ({COLUMNS})
 SELECT * FROM (
   SELECT {int(seq)} AS seq, coalesce(d.run_id, o.run_id) AS run_id, o.agent AS old_agent,
@@ -73,11 +75,7 @@ SELECT * FROM (
   FROM {new} d FULL JOIN {old} o ON o.run_id = d.run_id
   WHERE d IS DISTINCT FROM o)
 WHERE {COUNTS}
-ORDER BY 2""")
-
-
-def _count(con: duckdb.DuckDBPyConnection, insert: str) -> int:
-    return int(con.execute(insert).fetchall()[0][0])
+ORDER BY 2""")[0])
 
 
 # A change some window can see: the run counts (has a knowledge time) on one side at least.
@@ -92,12 +90,12 @@ def record_added(con: duckdb.DuckDBPyConnection, seq: int, new: str) -> int:
     same rows as `record(con, seq, new, <no rows>)`, without its set difference and joins
     over the 38 columns (about 10 ms CPU a pass to plan and run for 1,000 rows). Returns the
     number of changes recorded."""
-    return _count(con, f"""
+    return int(one(con, f"""
 INSERT INTO ledger_changes ({COLUMNS})
 SELECT {int(seq)}, n.run_id, NULL, NULL, NULL, n.agent, n.strategy, {counted_known('n')}
 FROM {new} n
 WHERE {counted_known('n')} IS NOT NULL
-ORDER BY 2""")
+ORDER BY 2""")[0])
 
 
 def record_exclusions(con: duckdb.DuckDBPyConnection, runs: str) -> None:
