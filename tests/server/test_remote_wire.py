@@ -70,6 +70,18 @@ def test_reports_are_rebuilt_as_their_class_and_nothing_else_is() -> None:
         wire.encode(Path("x"))
 
 
+def test_a_report_from_a_server_of_another_version_keeps_the_fields_both_know() -> None:
+    sent = wire.encode(ReconcileReport(1, 2, 3, 4, 5, 6, "abc", False, 7, 1))
+    newer = {**sent, "fields": {**sent["fields"], "drift_ms": 12.5}}
+    assert wire.decode(newer) == ReconcileReport(1, 2, 3, 4, 5, 6, "abc", False, 7, 1)
+    older = {**sent, "fields": {k: v for k, v in sent["fields"].items()
+                                if k not in ("rebuilt", "changes")}}
+    assert wire.decode(older) == ReconcileReport(1, 2, 3, 4, 5, 6, "abc", False, 0, 0)
+    lacking = {**sent, "fields": {k: v for k, v in sent["fields"].items() if k != "runs"}}
+    with pytest.raises(ValueError, match="ReconcileReport lacks runs"):
+        wire.decode(lacking)
+
+
 def test_tables_round_trip_with_their_types() -> None:
     t = pa.table({"ts": pa.array([dt.datetime(2025, 1, 1)], pa.timestamp("us", tz="UTC")),
                   "x": [1.5]})

@@ -101,8 +101,22 @@ def decode(o: Any) -> Any:
         cls = REPORTS.get(o["$report"])
         if cls is None:
             raise ValueError(f"unknown report {o['$report']!r} on the wire")
-        return cls(**{k: decode(v) for k, v in o["fields"].items()})
+        return _report(cls, o["fields"])
     return {k: decode(v) for k, v in o.items()}
+
+
+def _report(cls: type[Any], fields: dict[str, Any]) -> Any:
+    """A report from the fields a server of another version sent: the ones this class does
+    not know (a newer server's) are left out, and the ones it lacks (an older server's) take
+    their defaults. A field without a default that is missing is an error naming it."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    missing = [name for name, f in known.items() if name not in fields
+               and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"the server's {cls.__name__} lacks {', '.join(missing)}: "
+                         "is it an older alphatrace than this client?")
+    return cls(**{k: decode(v) for k, v in fields.items() if k in known})
 
 
 def _hashable(k: Any) -> Any:
