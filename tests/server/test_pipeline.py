@@ -300,3 +300,15 @@ def test_the_catalog_a_pipeline_keeps_stays_the_stores(seeded: Store, config: Pi
     assert kept.columns  # the passes asked for some columns
     for table, cols in kept.columns.items():
         assert cols == [c for t, c, _ in before if t == table], table
+
+
+def test_the_server_imports_what_the_first_catch_up_would_import() -> None:
+    """The first round after a start would otherwise pay pyarrow's lazy Acero import (~20 ms)
+    inside its decision's latency: loading the pipeline loads it."""
+    import subprocess
+    import sys
+    code = ("import sys; import alphatrace.server.pipeline; "
+            "print('pyarrow.acero' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "True"

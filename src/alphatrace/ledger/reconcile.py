@@ -865,8 +865,14 @@ def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None,
         parts.append(f"SELECT 4, [count(*), CAST(coalesce(bit_xor(hash(alias, symbol)), 0) >> 1 "
                      f"AS BIGINT)], {nothing} FROM symbol_aliases")
     if last is not None:
-        parts += [f"SELECT {5 + i}, [count(*), count(*) FILTER (WHERE file_id > "
-                  f"{int(last.seen)})], {nothing} FROM {t}" for i, t in enumerate(_EVENT_TABLES)]
+        # the rows of newer files in a part of their own: a `WHERE` on file_id skips the row
+        # groups of older files by their min/max (rows are stored in file order), where a
+        # `count(*) FILTER` beside the total read every row's file_id (~1.5 ms a pass at 1M
+        # runs, growing with the store); a bare `count(*)` is read from the table's metadata
+        parts += [f"SELECT {5 + i}, [count(*)], {nothing} FROM {t}"
+                  for i, t in enumerate(_EVENT_TABLES)]
+        parts += [f"SELECT {15 + i}, [count(*)], {nothing} FROM {t} WHERE file_id > "
+                  f"{int(last.seen)}" for i, t in enumerate(_EVENT_TABLES)]
         parts += [f"SELECT {k}, [count(*)], {nothing} FROM {t} e WHERE file_id > "
                   f"{int(last.seen)} AND symbol IS NOT NULL AND NOT EXISTS "
                   f"(SELECT 1 FROM {keys} k WHERE k.alias = e.symbol)"
@@ -878,7 +884,7 @@ def _facts(con: duckdb.DuckDBPyConnection, last: LastState | None,
         parts.append(f"SELECT 12, [CAST({_corrections_sql(con)} AS BIGINT)], {nothing}")
     got = {int(k): (v, d) for k, v, d in con.execute(" UNION ALL ".join(parts)).fetchall()}
     counts = (None if last is None else
-              {t: (int(got[5 + i][0][0]), int(got[5 + i][0][1]))
+              {t: (int(got[5 + i][0][0]), int(got[15 + i][0][0]))
                for i, t in enumerate(_EVENT_TABLES)})
     return Facts([str(x) for x in got[0][1] or []], bool(got[1][0][0]), int(got[2][0][0]),
                  counts, int(got[3][0][0]),

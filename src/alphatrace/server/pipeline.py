@@ -39,6 +39,11 @@ from typing import Any
 
 import duckdb
 
+# Imported here, at server start, and not by the first round: a catch-up's `Table.group_by`
+# (governance/replay.py) imports pyarrow's Acero engine on first use, and with it
+# `pyarrow.dataset` and the filesystems (~20 ms, measured in the first pass after a start).
+import pyarrow.acero  # noqa: F401
+
 from alphatrace.governance import quiet
 from alphatrace.governance.api import Gates
 from alphatrace.governance.policy import GovernancePolicy, load_governance
