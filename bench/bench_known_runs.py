@@ -36,7 +36,8 @@ def main() -> None:
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     base = rng.integers(0, 2**63, a.runs, dtype=np.uint64)
-    known = KnownRuns(seq=0, segments=[(np.sort(base), np.zeros(base.size, np.int64))])
+    known = KnownRuns(seq=0, segments=[(np.sort(base), np.zeros(base.size, np.int64),
+                                        np.zeros(base.size, np.int64))])
     every = np.sort(base)
     half = a.per_pass // 2
     last = base[:half]

@@ -13,12 +13,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alphatrace.ledger.known_runs import KnownRuns, _merge, split
+from alphatrace.ledger.known_runs import NO_TS, KnownRuns, _merge, split
 
 
 def _con(ledger: set[str], runs: list[str]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute("CREATE TABLE ledger (run_id VARCHAR)")
+    con.execute("CREATE TABLE ledger (run_id VARCHAR, ts TIMESTAMP)")
     _add(con, "ledger", sorted(ledger))
     con.execute("CREATE TEMP TABLE _rc_runs (run_id VARCHAR)")
     _add(con, "_rc_runs", runs)
@@ -27,7 +27,7 @@ def _con(ledger: set[str], runs: list[str]) -> duckdb.DuckDBPyConnection:
 
 def _add(con: duckdb.DuckDBPyConnection, table: str, runs: list[str]) -> None:
     for r in runs:
-        con.execute(f"INSERT INTO {table} VALUES (?)", [r])
+        con.execute(f"INSERT INTO {table} (run_id) VALUES (?)", [r])
 
 
 def _hashes(con: duckdb.DuckDBPyConnection, ids: list[str]) -> np.ndarray:
@@ -118,12 +118,12 @@ def test_passes_merge_in_tiers_each_less_than_half_the_one_before() -> None:
         known.stage(k + 1, _hashes(con, batch), 100 + k)
         known.commit()
         added += batch
-        sizes = [h.size for h, _ in known.segments]
+        sizes = [h.size for h, _, _ in known.segments]
         counts.append(len(sizes))
         assert sum(sizes) == 64 + len(added)
         assert all(2 * b < a for a, b in itertools.pairwise(sizes))
         assert len(sizes) <= int(np.log2(sum(sizes))) + 1
-        assert all((np.diff(h.astype(np.float64)) >= 0).all() for h, _ in known.segments)
+        assert all((np.diff(h.astype(np.float64)) >= 0).all() for h, _, _ in known.segments)
     assert max(counts) > 1 and 1 in counts[1:]  # kept apart, and merged whole at times
     everything: list[Any] = [f"r{i}" for i in range(64)] + added
     assert known.find(_hashes(con, everything))[0].all()
@@ -139,17 +139,35 @@ u64 = st.integers(min_value=0, max_value=2**64 - 1)
 
 
 @settings(max_examples=200)
-@given(a=st.lists(st.tuples(u64, st.integers(0, 9)), max_size=40),
-       b=st.lists(st.tuples(u64, st.integers(0, 9)), max_size=40))
-def test_a_merge_keeps_every_hash_with_its_file_in_order(
-        a: list[tuple[int, int]], b: list[tuple[int, int]]) -> None:
-    """`_merge` against Python's sort of the pairs: the same (hash, file) pairs, hashes in
-    order (duplicates included, across and within the segments)."""
-    def seg(pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-        pairs = sorted(pairs)
-        return (np.array([h for h, _ in pairs], dtype=np.uint64),
-                np.array([f for _, f in pairs], dtype=np.int64))
-    h, f = _merge(seg(a), seg(b))
-    got = list(zip(h.tolist(), f.tolist(), strict=True))
-    assert [x for x, _ in got] == sorted(x for x, _ in a + b)
+@given(a=st.lists(st.tuples(u64, st.integers(0, 9), st.integers(-3, 3)), max_size=40),
+       b=st.lists(st.tuples(u64, st.integers(0, 9), st.integers(-3, 3)), max_size=40))
+def test_a_merge_keeps_every_hash_with_its_file_and_time_in_order(
+        a: list[tuple[int, int, int]], b: list[tuple[int, int, int]]) -> None:
+    """`_merge` against Python's sort of the triples: the same (hash, file, time) triples,
+    hashes in order (duplicates included, across and within the segments)."""
+    def seg(rows: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = sorted(rows)
+        return (np.array([h for h, _, _ in rows], dtype=np.uint64),
+                np.array([f for _, f, _ in rows], dtype=np.int64),
+                np.array([t for _, _, t in rows], dtype=np.int64))
+    h, f, t = _merge(seg(a), seg(b))
+    got = list(zip(h.tolist(), f.tolist(), t.tolist(), strict=True))
+    assert [x for x, _, _ in got] == sorted(x for x, _, _ in a + b)
     assert sorted(got) == sorted(a + b)
+
+
+def test_the_span_covers_every_entry_of_the_held_hashes_and_is_unknown_with_a_row_untimed(
+        ) -> None:
+    """`span` over hand-made segments: min and max over every entry of each held hash
+    (duplicates within and across segments), None when one of them has no time or none is
+    held."""
+    known = KnownRuns()
+    known.segments = [
+        (np.array([5, 9, 9, 12], dtype=np.uint64), np.zeros(4, np.int64),
+         np.array([50, 90, 30, NO_TS], dtype=np.int64)),
+        (np.array([9, 20], dtype=np.uint64), np.ones(2, np.int64),
+         np.array([95, 7], dtype=np.int64))]
+    assert known.span(np.array([9], dtype=np.uint64)) == (30, 95)
+    assert known.span(np.array([5, 20, 3], dtype=np.uint64)) == (7, 50)
+    assert known.span(np.array([12, 5], dtype=np.uint64)) is None
+    assert known.span(np.array([3, 4], dtype=np.uint64)) is None

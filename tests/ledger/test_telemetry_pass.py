@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alphatrace.ledger import reconcile as reconcile_mod
 from alphatrace.ledger import telemetry_pass
 from alphatrace.ledger.build import LEDGER_COLUMNS, telemetry_only_sql
 from alphatrace.ledger.known_runs import KnownRuns
@@ -108,7 +109,7 @@ def test_a_round_of_telemetry_alone_prices_nothing_and_equals_a_full_rebuild(
             assert (rep.priced, rep.rebuilt) == (0, len(runs))
         # three rounds, each taken by the telemetry pass; the legs were not touched (the open
         # one was not priced again)
-        assert taken == [(2, 2), (2, 1), (1, 1)]
+        assert [t[:2] for t in taken] == [(2, 2), (2, 1), (1, 1)]
         assert _leg_rows(inc) == legs
         # telemetry for a run with a signal: left to the full pass; then the open leg's exit
         # bar (the market moved: the full pass, which prices it)
@@ -213,3 +214,57 @@ def test_passes_over_telemetry_late_signals_and_pnl_equal_a_full_rebuild(
             counts = ("legs", "realized", "open", "unpriced", "runs")
             assert ([getattr(got, c) for c in counts]
                     == [getattr(want, c) for c in counts]), actions
+
+
+def test_a_held_runs_row_is_found_within_the_ts_span_the_set_keeps(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger's rows of held runs are deleted within the span of `ts` the known-runs set
+    keeps for them (`reconcile._within`). A run's row moves in time: telemetry alone at
+    05:00, then its signal at 01:00 (the row's ts becomes the signal's), then its exit bar.
+    The third pass must find the row at 01:00: a set that kept only the first row's ts, or
+    did not learn the rebuilt row's, would miss it and leave the run twice in the ledger."""
+    bounds: list[str] = []
+    within = reconcile_mod._within
+    monkeypatch.setattr(reconcile_mod, "_within",
+                        lambda split: bounds.append(within(split)) or bounds[-1])
+    cache, known = MarketCache(min_room=2), KnownRuns()
+    spec = (120.0, 0.01, 500, 0, "m1", 300, False)
+    with Store(":memory:") as inc, Store(":memory:") as full:
+        for s in (inc, full):
+            add_bars(s, "BTCUSDT", [100.0 + i for i in range(6)])
+            ingest(s, [alpha("a1", "r1", 0, horizon=3600), pnl("p1", "r1", 12.0)])
+        reconcile(inc, policy(), market=cache, runs=known)
+        rounds: list[list[dict[str, Any]] | None] = [
+            [tel("e1", "x", spec)],                       # 05:00, telemetry alone
+            [alpha("a2", "x", 60, horizon=6 * 3600)],     # 01:00, open: exit at 07:00
+            None]                                         # bars through 11:00: realized
+        for events in rounds:
+            for s in (inc, full):
+                if events is None:
+                    add_bars(s, "BTCUSDT", [200.0 + i for i in range(6)], start=at(6))
+                else:
+                    ingest(s, events)
+            reconcile(inc, policy(), market=cache, runs=known)
+            run_reconcile(full, full=True)
+            assert snapshot(inc) == snapshot(full)
+        assert inc.con.execute("SELECT count(*), min(ts), any_value(status) FROM ledger "
+                               "WHERE run_id = 'x'").fetchall() == [(1, at(0, 60), "realized")]
+    # the second and third passes held x, each with a span
+    assert [b for b in bounds if b] == [
+        f" AND ts BETWEEN make_timestamp({_us(at(0, 300))}) AND make_timestamp({_us(at(0, 300))})",
+        f" AND ts BETWEEN make_timestamp({_us(at(0, 60))}) AND make_timestamp({_us(at(0, 300))})"]
+
+
+def _us(t: dt.datetime) -> int:
+    return int((t - dt.datetime(1970, 1, 1)).total_seconds()) * 1_000_000
+
+
+def test_a_full_rebuild_stores_the_ledger_in_ts_order() -> None:
+    """What lets a held run's delete skip row groups (`reconcile._within`)."""
+    with Store(":memory:") as s:
+        add_bars(s, "BTCUSDT", [100.0 + i for i in range(6)])
+        ingest(s, [alpha(f"a{i}", f"r{(7 * i) % 10}", (37 * i) % 240, horizon=3600)
+                   for i in range(10)])
+        run_reconcile(s, full=True)
+        stored = [t for (t,) in s.con.execute("SELECT ts FROM ledger ORDER BY rowid").fetchall()]
+        assert stored == sorted(stored) and len(set(stored)) > 5

@@ -24,6 +24,12 @@ from the ledger. A held run's rows are then read from that file on (`reconcile`'
 `_source_rows_sql`), so a run touched again soon (an open leg priced by the next bar) costs
 what its recent files hold. A hash collision leaves a new run with the bound of an older run,
 which is older than any row of the new one: still a bound.
+
+Each entry also keeps the `ts` of the ledger row it stands for (`NO_TS`: none, or not
+known), and a pass adds an entry for every row it writes, held runs included (`written`), so
+the entries of a hash hold the `ts` of the row the ledger has now among others: the span of
+them (`KnownRuns.span`) bounds the delete of held runs' rows, which DuckDB's min/max filters
+prune on the `ts`-ordered ledger (`reconcile._within`).
 """
 
 from __future__ import annotations
@@ -33,14 +39,10 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from alphatrace.store.connection import registered
 from alphatrace.store.statements import to_arrow
-
-
-def _sorted(h: np.ndarray) -> np.ndarray:
-    """Sorted, duplicates kept (`_find` does not mind them; `np.unique` costs ~40x the sort)."""
-    return np.sort(h.astype(np.uint64, copy=False))
 
 
 def _find(sorted_h: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,27 +53,39 @@ def _find(sorted_h: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sorted_h[i] == h, i
 
 
-Segment = tuple[np.ndarray, np.ndarray]  # sorted hashes, and each one's file id
+# sorted hashes, and each one's file id and the `ts` of the ledger row it was written with
+# (epoch µs, `NO_TS` when that row had none or was not written by a pass)
+Segment = tuple[np.ndarray, np.ndarray, np.ndarray]
+NO_TS = np.iinfo(np.int64).min
 
 
 def _merge(a: Segment, b: Segment) -> Segment:
     """Two segments as one, in time linear in their sizes: `b`'s places in the merged order
     are its positions in `a` plus its own rank (both sorted), `a` fills the rest."""
-    (ha, fa), (hb, fb) = a, b
+    (ha, fa, ta), (hb, fb, tb) = a, b
     at = np.searchsorted(ha, hb, side="right") + np.arange(hb.size)
     h = np.empty(ha.size + hb.size, dtype=np.uint64)
     f = np.empty(h.size, dtype=np.int64)
+    t = np.empty(h.size, dtype=np.int64)
     rest = np.ones(h.size, dtype=bool)
     rest[at] = False
-    h[at], f[at] = hb, fb
-    h[rest], f[rest] = ha, fa
-    return h, f
+    h[at], f[at], t[at] = hb, fb, tb
+    h[rest], f[rest], t[rest] = ha, fa, ta
+    return h, f, t
+
+
+def _segment(h: np.ndarray, files: np.ndarray, times: np.ndarray) -> Segment:
+    """Entries as a segment: sorted by hash, each keeping its file and time."""
+    order = np.argsort(h.astype(np.uint64, copy=False), kind="stable")
+    return (h.astype(np.uint64, copy=False)[order], files.astype(np.int64, copy=False)[order],
+            times.astype(np.int64, copy=False)[order])
 
 
 @dataclass
 class KnownRuns:
     """A superset of the ledger's run ids (their `hash(run_id)`) as the reconcile `seq` left
-    it, each with a file id no newer than its oldest source row (`since`), in `segments` of
+    it, each with a file id no newer than its oldest source row (`since`) and its row's `ts`
+    (module docstring), in `segments` of
     sorted hashes. A pass's runs become a segment, merged with the one before it while it
     is at least half that one's size (a binary counter): each segment is less than half the
     one before, so a lookup searches O(log(runs / pass)) arrays and a hash is merged
@@ -81,7 +95,7 @@ class KnownRuns:
 
     seq: int | None = None
     segments: list[Segment] = field(default_factory=list)
-    pending: tuple[int, np.ndarray, int] | None = None
+    pending: tuple[int, Segment] | None = None
     reads: int = 0  # times the set was read from the ledger
 
     def find(self, h: np.ndarray) -> tuple[np.ndarray, int]:
@@ -91,12 +105,35 @@ class KnownRuns:
         it holds none of them."""
         held = np.zeros(h.size, dtype=bool)
         bound = np.iinfo(np.int64).max
-        for hashes, files in self.segments:
+        for hashes, files, _ in self.segments:
             found, i = _find(hashes, h)
             if found.any():
                 held |= found
                 bound = min(bound, int(files[i[found]].min()))
         return held, (0 if bound == np.iinfo(np.int64).max else bound)
+
+    def span(self, h: np.ndarray) -> tuple[int, int] | None:
+        """The earliest and latest `ts` (epoch µs) of the ledger rows of the runs `h` the set
+        holds: every entry of each of those hashes counts, so a hash collision or a run's
+        earlier row only widens the span, and the row the ledger has now is inside it. None
+        when some entry has no `ts` (a row without one, or a run read or staged without its
+        row's), or no hash is held."""
+        lo, hi = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+        for hashes, _, times in self.segments:
+            if hashes.size == 0:
+                continue
+            left = np.searchsorted(hashes, h, side="left")
+            right = np.searchsorted(hashes, h, side="right")
+            has = right > left
+            if not has.any():
+                continue
+            at = [np.arange(x, y) for x, y in zip(left[has], right[has], strict=True)] \
+                if (right[has] - left[has]).max() > 1 else [left[has]]
+            t = times[np.concatenate(at)]
+            if (t == NO_TS).any():
+                return None
+            lo, hi = min(lo, int(t.min())), max(hi, int(t.max()))
+        return None if lo > hi else (lo, hi)
 
     def current(self, seq: int) -> bool:
         """Whether the set describes the ledger as the reconcile `seq` left it."""
@@ -104,15 +141,22 @@ class KnownRuns:
 
     def read(self, con: duckdb.DuckDBPyConnection, seq: int) -> None:
         """The set from the ledger as it is now, which the reconcile `seq` left (its runs'
-        rows may be in any file: `since` 0)."""
-        h = _sorted(con.execute("SELECT hash(run_id) AS h FROM ledger").fetchnumpy()["h"])
-        self.seq, self.segments, self.pending = seq, [(h, np.zeros(h.size, np.int64))], None
+        rows may be in any file: `since` 0), with each row's `ts`."""
+        got = con.execute(f"SELECT hash(run_id) AS h, coalesce(epoch_us(ts), {NO_TS}) AS t "
+                          "FROM ledger").fetchnumpy()
+        h = got["h"]
+        self.seq, self.pending = seq, None
+        self.segments = [_segment(h, np.zeros(h.size, np.int64), got["t"])]
         self.reads += 1
 
-    def stage(self, seq: int, new: np.ndarray, since: int) -> None:
-        """The running reconcile `seq` may add the runs `new` to the ledger, every source row
-        of which is in a file `since` or newer."""
-        self.pending = (seq, _sorted(new), since)
+    def stage(self, seq: int, new: np.ndarray, since: int | np.ndarray,
+              times: np.ndarray | None = None) -> None:
+        """The running reconcile `seq` writes the ledger rows of the runs `new`, every source
+        row of which is in a file `since` or newer (one for all, or one each), with `times`
+        their rows' `ts` (epoch µs, `NO_TS` for none; None: not known)."""
+        files = np.broadcast_to(np.asarray(since, dtype=np.int64), new.shape)
+        self.pending = (seq, _segment(new, files, np.full(new.size, NO_TS, dtype=np.int64)
+                                      if times is None else times))
 
     def commit(self) -> None:
         """The pass's transaction committed: the set describes the ledger it left. A pass
@@ -120,10 +164,10 @@ class KnownRuns:
         if self.pending is None:
             self.drop()
             return
-        self.seq, new, since = self.pending
+        self.seq, new = self.pending
         self.pending = None
-        if new.size:
-            self.segments.append((new, np.full(new.size, since, dtype=np.int64)))
+        if new[0].size:
+            self.segments.append(new)
         while (len(self.segments) > 1
                and 2 * self.segments[-1][0].size >= self.segments[-2][0].size):
             last = self.segments.pop()
@@ -144,6 +188,11 @@ class Split:
     held: int
     seen: int
     since: int = 0  # a file id no newer than any source row of the held runs
+    # the earliest and latest `ts` (epoch µs) of the held runs' ledger rows
+    # (`KnownRuns.span`; None: not known)
+    span: tuple[int, int] | None = None
+    # `_rc_runs`' run_id and hash(run_id) (`h`), and whether the set holds each (`held`)
+    runs: pa.Table | None = None
 
     def fresh(self) -> str:
         """The changed runs the ledger does not hold, as a relation of `run_id`."""
@@ -168,4 +217,19 @@ def split(con: duckdb.DuckDBPyConnection, known: KnownRuns, last_seq: int, seq: 
         with registered(con, "_rc_held_arrow", runs.filter(pa.array(held)).select(["run_id"])):
             con.execute("CREATE OR REPLACE TEMP TABLE _rc_held AS "
                         "SELECT run_id FROM _rc_held_arrow")
-    return Split(n, seen, since)
+    return Split(n, seen, since, known.span(h[held]) if n else None,
+                 runs.append_column("held", pa.array(held)))
+
+
+def written(known: KnownRuns, seq: int, split: Split, rows: pa.Table) -> None:
+    """Stage, in place of what `split` staged, the ledger rows the reconcile `seq` wrote
+    (`rows`: their run_id and ts): each run with its row's `ts`, and the file bound `split`
+    gave it (the held runs' bound, or the file after `seen` for a run new to the ledger). A
+    changed run with no row now is not in the ledger: it needs no entry."""
+    assert split.runs is not None
+    at = pc.index_in(rows.column("run_id"), value_set=split.runs.column("run_id"))
+    h = split.runs.column("h").take(at).to_numpy()
+    held = split.runs.column("held").take(at).to_numpy(zero_copy_only=False)
+    ts = pc.fill_null(pc.cast(pc.cast(rows.column("ts"), pa.timestamp("us")), pa.int64()),
+                     NO_TS).to_numpy()
+    known.stage(seq, h, np.where(held, split.since, split.seen + 1), ts)

@@ -485,9 +485,9 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
             done = _telemetry_pass(con, cfg, last, facts,
                                    known is not None and not known.find(new_h)[0].any())
             if done is not None:
-                report, seq = done
-                if known is not None:
-                    known.stage(seq, new_h, int(last.seen) + 1)
+                report, seq, written = done
+                if known is not None:  # the runs it wrote, each with its row's ts
+                    known.stage(seq, written["h"], int(last.seen) + 1, written["t"])
                 cache.kinds.append("same")
                 cache.delta_reads += 1
                 cache.pending = replace(snap, left_by=_left_by(seq, cfg, facts))
@@ -606,7 +606,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 known.stage(seq, np.empty(0, dtype=np.uint64), 0)
         rebuilt, recorded = _build_ledger(con, cfg.hash, changed,
                                           last is not None and last.current, seq, pnl_keys,
-                                          split, inserted)
+                                          split, inserted, known)
         state = _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_keys)
         if cache is not None and cache.pending is not None:
             # no new signal and the keys held (`alpha_held`): the last pass's resolution stays
@@ -728,17 +728,19 @@ def _telemetry_only(cfg: ReconcileConfig, last: LastState, facts: Facts,
 
 
 def _telemetry_pass(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, last: LastState,
-                    facts: Facts, all_new: bool = False) -> tuple[ReconcileReport, int] | None:
+                    facts: Facts, all_new: bool = False
+                    ) -> tuple[ReconcileReport, int, dict[str, np.ndarray]] | None:
     """The reconcile of a round of telemetry alone (`_telemetry_only` held), and its seq: the
     ledger rows of its runs (`telemetry_pass.build`) and the `reconcile_log` row, the legs
     and every recorded state left as they are. None (nothing written): a run of that telemetry
     has a leg or a pnl event; the full pass runs. `all_new`: no run of that telemetry is in
-    the ledger (`known_runs`)."""
+    the ledger (`known_runs`). Also returns the rows' hashes and times
+    (`telemetry_pass.build`)."""
     assert facts.counts is not None
     built = telemetry_pass.build(con, cfg.hash, last.seen, all_new)
     if built is None:
         return None
-    rebuilt, grown = built
+    rebuilt, grown, written = built
     realized, open_, unpriced = last.counts
     runs = last.runs + grown
     seq = last.next_seq  # read in this transaction, which wrote no change since
@@ -748,7 +750,7 @@ def _telemetry_pass(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, last: 
                 [seq, cfg.hash, last.legs, realized, open_, unpriced, runs, facts.newest,
                  facts.counts["telemetry"][0], facts.counts["pnl"][0]])
     return (ReconcileReport(last.legs, realized, open_, unpriced, 0, runs, cfg.hash, False,
-                            rebuilt), seq)
+                            rebuilt), seq, written)
 
 
 def _log_sql(con: duckdb.DuckDBPyConnection) -> str:
@@ -1046,8 +1048,8 @@ def _source_rows_sql(name: str, table: str, split: known_runs.Split | None,
 
 def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int | None,
                   add_subjects: bool, seq: int, pnl_keys: PnlKeys = PnlKeys(),
-                  split: known_runs.Split | None = None, inserted: pa.Table | None = None
-                  ) -> tuple[int, int]:
+                  split: known_runs.Split | None = None, inserted: pa.Table | None = None,
+                  known: KnownRuns | None = None) -> tuple[int, int]:
     """Rebuild the ledger rows of the `changed` runs of `_rc_runs` (None: every row), record
     in `ledger_changes` (as reconcile `seq`) the runs whose row was added, now differs in some
     column or left the ledger (`changes.record`), and keep `ledger_subjects` up to date: with
@@ -1062,15 +1064,17 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
                     f"({ledger_sql(policy_hash, pnl_keys.table)})")
         recorded = changes.record(con, seq, "_rc_built", f"(SELECT {lcols} FROM ledger)")
         con.execute("DELETE FROM ledger")
-        rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM _rc_built")[0])
+        # in `ts` order, which lets the deletes of later passes skip row groups (`_within`)
+        rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM _rc_built "
+                               "ORDER BY ts, run_id")[0])
     elif changed == 0:
         rebuilt = recorded = 0
     else:
         old: pa.Table | None = None  # the rows deleted (None: no changed run had one)
         if split is None or split.held:
             held = "_rc_runs" if split is None else "_rc_held"
-            con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM {held}) "
-                        f"RETURNING {lcols}")
+            con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM {held})"
+                        f"{_within(split)} RETURNING {lcols}")
             old = to_arrow(con, _BATCH)
         # each source's rows of the changed runs, found once: read by the statement, and by
         # the check for the sources where no changed run has several rows (most passes),
@@ -1088,6 +1092,8 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
         con.execute(parsed(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM ({built}) "
                                 f"RETURNING {lcols}"))
         rows = to_arrow(con, _BATCH)
+        if split is not None and known is not None:
+            known_runs.written(known, seq, split, rows)
         rebuilt = rows.num_rows
         with registered(con, "_rc_new", rows) as n, \
                 (nullcontext(None) if old is None or old.num_rows == 0
@@ -1106,6 +1112,19 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
 
 
 _BATCH = 1 << 20  # rows per Arrow batch of the rows a pass rebuilt
+
+
+def _within(split: known_runs.Split | None) -> str:
+    """SQL: ` AND` the held runs' rows' `ts` inside the span the known-runs set gives
+    (`KnownRuns.span`), whose min/max DuckDB checks against each row group's to skip it: the
+    ledger is stored in `ts` order (a full rebuild writes it so, and a pass appends its runs,
+    newer than those before), so deleting the rows of runs touched again soon reads the
+    newest row groups, not the whole ledger (bench/RESULTS.md, "#14's 1M round: where a
+    steady pass's time goes"). Empty when the span is not known."""
+    if split is None or split.span is None:
+        return ""
+    lo, hi = split.span
+    return f" AND ts BETWEEN make_timestamp({int(lo)}) AND make_timestamp({int(hi)})"
 
 
 def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_same: bool,

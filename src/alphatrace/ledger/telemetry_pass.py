@@ -23,8 +23,10 @@ caller runs the full incremental pass.
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 
 from alphatrace.ledger.build import LEDGER_COLUMNS, telemetry_only_sql
+from alphatrace.ledger.known_runs import NO_TS
 from alphatrace.store.statements import parsed
 
 _COLS = ", ".join(LEDGER_COLUMNS)
@@ -48,10 +50,15 @@ LEFT JOIN (SELECT run_id, n_legs, n_pnl FROM ledger) l ON l.run_id = r.run_id"""
 _CHECK_NEW = f"SELECT count(*), 0, 0, coalesce(max(n), 0) FROM {_PER_RUN}"
 
 
+# What the rows written give the caller's set of known runs (`known_runs.KnownRuns.stage`).
+_WRITTEN = f" RETURNING hash(run_id) AS h, coalesce(epoch_us(ts), {NO_TS}) AS t"
+
+
 def build(con: duckdb.DuckDBPyConnection, policy_hash: str, seen: int, all_new: bool = False
-          ) -> tuple[int, int] | None:
+          ) -> tuple[int, int, dict[str, np.ndarray]] | None:
     """Write the ledger rows of the runs of telemetry from files after `seen` (the last
-    reconcile's newest) and return how many rows were built and by how many the ledger grew.
+    reconcile's newest) and return how many rows were built, by how many the ledger grew,
+    and each row's `hash(run_id)` (`h`) and `ts` (`t`, epoch µs; `known_runs.NO_TS`: none).
     None (nothing written): some of those runs has a leg or a pnl event. Nothing goes to
     `ledger_changes`: such a row counts for no window before or after (`changes.record`).
     `all_new`: the ledger holds none of those runs (the ledger is not read to find out)."""
@@ -61,16 +68,17 @@ def build(con: duckdb.DuckDBPyConnection, policy_hash: str, seen: int, all_new: 
     if other:
         return None
     if held == 0:  # runs new to the ledger: their rows are the new rows' projection
-        con.execute(parsed(con, f"INSERT INTO ledger ({_COLS}) SELECT {_COLS} FROM ("
-                                f"{telemetry_only_sql(policy_hash, _NEW_ROWS, most == 1)})"),
-                    at)
-        return runs, runs
+        written = con.execute(parsed(
+            con, f"INSERT INTO ledger ({_COLS}) SELECT {_COLS} FROM ("
+                 f"{telemetry_only_sql(policy_hash, _NEW_ROWS, most == 1)}){_WRITTEN}"),
+            at).fetchnumpy()
+        return runs, runs, written
     # some runs had telemetry alone before: their rows are rebuilt from all their telemetry
     con.execute(f"CREATE OR REPLACE TEMP TABLE _tp_runs AS SELECT DISTINCT run_id FROM "
                 f"{_NEW_ROWS}", at)
     con.execute("DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM _tp_runs)")
     rows = "(SELECT * FROM telemetry SEMI JOIN _tp_runs USING (run_id))"
-    con.execute(f"INSERT INTO ledger ({_COLS}) SELECT {_COLS} FROM ("
-                f"{telemetry_only_sql(policy_hash, rows)})")
+    written = con.execute(f"INSERT INTO ledger ({_COLS}) SELECT {_COLS} FROM ("
+                          f"{telemetry_only_sql(policy_hash, rows)}){_WRITTEN}").fetchnumpy()
     con.execute("DROP TABLE _tp_runs")
-    return runs, runs - held
+    return runs, runs - held, written
