@@ -414,15 +414,20 @@ def moved(con: duckdb.DuckDBPyConnection, market: MarketChanges | None,
                  [] if market is None else market.touched)
 
 
-def _todo_from_new_files(seen: int, stale: bool = True) -> str:
+def _todo_from_new_files(seen: int, stale: bool = True, oldest: int | None = None) -> str:
     """`_todo_incremental_sql` when every stored leg's signal is still there and every signal
     without a leg came from a file newer than `seen` (the last reconcile's newest file): the
     signals of the stale legs (`_rc_stale`, a table so that the join knows it is small; not
-    read when no leg can be `stale`) and the new ones, read without comparing all of `alpha`
-    with all of `legs`."""
+    read when there is none, `stale` False) and the new ones, read without comparing all of
+    `alpha` with all of `legs`. `oldest`: a file id no newer than any stale leg's signal,
+    from which they are read (with run ids in no order, a semi join over all of `alpha` was
+    ~50 ms a pass at 1M runs; bench/RESULTS.md, "the held runs' delete")."""
     new = f"SELECT * FROM alpha WHERE file_id > {int(seen)}"
-    return f"{new} UNION ALL SELECT * FROM alpha SEMI JOIN _rc_stale USING (event_id)" \
-        if stale else new
+    if not stale:
+        return new
+    since = "" if oldest is None else f" WHERE file_id >= {int(oldest)}"
+    return (f"{new} UNION ALL SELECT * FROM (SELECT * FROM alpha{since}) "
+            "SEMI JOIN _rc_stale USING (event_id)")
 
 
 def newest_file_id(con: duckdb.DuckDBPyConnection) -> int:
@@ -552,14 +557,17 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                         n_stale = one(con, "CREATE OR REPLACE TEMP TABLE _rc_stale AS "
                                       + _stale_legs_sql(t, mc.moved, mv))[0]
                 # else no leg can be stale (`_stale_legs_sql`): none is read
+                # the oldest file of the stale legs (None: one has none), which is their
+                # signals' (a leg keeps its signal's file id): their signals and the legs are
+                # read from there on, which DuckDB's min/max filters prune
+                oldest = one(con, "SELECT CASE WHEN count(*) = count(file_id) THEN "
+                                  "min(file_id) END FROM _rc_stale")[0] if n_stale else None
                 todo = one(con, "CREATE OR REPLACE TEMP TABLE _rc_todo AS "
-                                + _todo_from_new_files(seen, stale))[0]
+                                + _todo_from_new_files(seen, n_stale > 0, oldest))[0]
                 # a new file's signal has no leg yet (the old ones number the legs): only
                 # stale legs are deleted, none older than the oldest of their files (when
                 # all have one), and none when there are none
                 if n_stale:
-                    oldest = one(con, "SELECT CASE WHEN count(*) = count(file_id) THEN "
-                                      "min(file_id) END FROM _rc_stale")[0]
                     con.execute("DELETE FROM legs WHERE "
                                 + ("" if oldest is None else f"file_id >= {int(oldest)} AND ")
                                 + "event_id IN (SELECT event_id FROM _rc_stale)")
