@@ -57,6 +57,8 @@ def _find(sorted_h: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # (epoch µs, `NO_TS` when that row had none or was not written by a pass)
 Segment = tuple[np.ndarray, np.ndarray, np.ndarray]
 NO_TS = np.iinfo(np.int64).min
+# SQL: a ledger row's `ts` as an entry keeps it (epoch µs, `NO_TS` for none)
+ROW_TS = f"coalesce(epoch_us(ts), {NO_TS})"
 
 
 def _merge(a: Segment, b: Segment) -> Segment:
@@ -142,8 +144,7 @@ class KnownRuns:
     def read(self, con: duckdb.DuckDBPyConnection, seq: int) -> None:
         """The set from the ledger as it is now, which the reconcile `seq` left (its runs'
         rows may be in any file: `since` 0), with each row's `ts`."""
-        got = con.execute(f"SELECT hash(run_id) AS h, coalesce(epoch_us(ts), {NO_TS}) AS t "
-                          "FROM ledger").fetchnumpy()
+        got = con.execute(f"SELECT hash(run_id) AS h, {ROW_TS} AS t FROM ledger").fetchnumpy()
         h = got["h"]
         self.seq, self.pending = seq, None
         self.segments = [_segment(h, np.zeros(h.size, np.int64), got["t"])]

@@ -26,7 +26,7 @@ import duckdb
 import numpy as np
 
 from alphatrace.ledger.build import LEDGER_COLUMNS, telemetry_only_sql
-from alphatrace.ledger.known_runs import NO_TS
+from alphatrace.ledger.known_runs import ROW_TS
 from alphatrace.store.statements import parsed
 
 _COLS = ", ".join(LEDGER_COLUMNS)
@@ -51,7 +51,7 @@ _CHECK_NEW = f"SELECT count(*), 0, 0, coalesce(max(n), 0) FROM {_PER_RUN}"
 
 
 # What the rows written give the caller's set of known runs (`known_runs.KnownRuns.stage`).
-_WRITTEN = f" RETURNING hash(run_id) AS h, coalesce(epoch_us(ts), {NO_TS}) AS t"
+_WRITTEN = f" RETURNING hash(run_id) AS h, {ROW_TS} AS t"
 
 
 def build(con: duckdb.DuckDBPyConnection, policy_hash: str, seen: int, all_new: bool = False
