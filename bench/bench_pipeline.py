@@ -2,10 +2,11 @@
 
 (a) round: a store of 1M runs (alpha + telemetry each, pnl for 1 in 10; a year of bars for
     4 symbols, 1m by default (`--interval`: 2.1M bars), and 8-hourly funding with marks),
-    reconciled once in full; then a round adds the next hour's bars and 1,000
-    runs whose exit is that bar (so they are known after every subject's mark, as live runs
-    are) through ingest, and the pipeline pass runs (incremental reconcile + gates evaluate), printed beside a full
-    rebuild (`reconcile(full=True)`) of the same store in the same run. Target ≤ 100 ms.
+    reconciled once in full; then a round adds the next hour's bars and 1,000 runs signalled
+    in the hour before the last stored one, with a 1h horizon, so that hour's bars price their
+    exit and they are known after every subject's mark, as live runs are (see `--open-rounds`
+    for legs that wait for their exit bar), through ingest, and the pipeline pass runs
+    (incremental reconcile + gates evaluate), printed beside a full rebuild (`reconcile(full=True)`) of the same store in the same run. Target ≤ 100 ms.
     DuckDB runs with the threads `serve` gives it (`--threads`: others).
     Each pass also reports `cpu_ms`, the CPU time of the process (every DuckDB thread) during
     the pass: on a shared machine it varies less than wall time; `gates_cpu_ms`, the same for
@@ -14,6 +15,11 @@
     with `--random-ids` run ids spread over the stored ones as trace ids are (the bench's
     own ids are sorted, which lets DuckDB's min/max filters skip the stored row groups).
     `--uuid-ids`: every run id (stored and new) a UUID's text from a hash, in no order.
+    `--open-rounds N`: each round's runs exit at a bar N rounds later (the live pattern: a
+    run's entry is priced in the pass that brings its signal, its leg stays open, and the bar
+    of its exit comes later), so from round N on a pass adds 1,000 runs and realizes the
+    1,000 of round k - N, which the ledger holds. By default (0) a run's exit is at a bar of
+    the hour before the round's (already stored), so each pass realizes the runs it adds.
 (b) latency: a real server (uvicorn on loopback, in this process) with the pipeline on,
     8 client processes sending 10,000 events/s in all (telemetry in the SDK's batches of 512,
     `_load_client`; the process tuned as `serve` tunes it). A probe is a losing agent under
@@ -30,7 +36,7 @@
 
     python bench/bench_pipeline.py round [--runs N] [--interval S] [--keep] [--trace [--phases]]
                                          [--quiet-rounds N] [--quiet-runs N] [--random-ids]
-                                         [--uuid-ids] [--threads N]
+                                         [--uuid-ids] [--open-rounds N] [--threads N]
     python bench/bench_pipeline.py latency [--seconds S] [--probes N] [--evidence pnl|bar|signal]
     python bench/bench_pipeline.py throughput [--seconds S] [--no-pipeline]
 """
@@ -134,8 +140,9 @@ FROM range(0, {runs}, 10) r(i)""")
 
 def new_runs(first: int, n: int, hour: int = HOURS - 10, uuid_ids: bool = False
              ) -> list[dict[str, Any]]:
-    """`n` runs after the stored ones, signalled in the hour before `hour` (1h horizon: entry
-    at bar `hour`, exit at bar `hour` + 1); run ids as `run_id`."""
+    """`n` runs after the stored ones, signalled in the hour before `hour` with a 1h horizon:
+    entry at the bar after the signal, exit an hour later, in hour `hour` (hours count from
+    START); run ids as `run_id`."""
     out: list[dict[str, Any]] = []
     for k in range(first, first + n):
         ts = (START + dt.timedelta(hours=hour - 1, seconds=1 + k % 3599)).isoformat() + "Z"
@@ -269,12 +276,13 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
                 threads: int | None = None, interval: int = 60,
                 quiet_rounds: int = 3, quiet_runs: int = 1000,
                 random_ids: bool = False, phases: bool = False,
-                uuid_ids: bool = False) -> dict[str, Any]:
+                uuid_ids: bool = False, open_rounds: int = 0) -> dict[str, Any]:
     """`keep`: build the store once (bench/out/bench_pipeline_N.base.duckdb) and start each run
     from a copy of it. `threads`: DuckDB's threads (default: what `serve` sets,
     `cli.server.serving_threads`, one core fewer than the machine has). `quiet_rounds`:
     then rounds of `quiet_runs` telemetry-only runs (`telemetry_pass_cpu_ms_median`).
-    `uuid_ids`: every run id a UUID's text (`run_id_sql`), stored and new ones."""
+    `uuid_ids`: every run id a UUID's text (`run_id_sql`), stored and new ones.
+    `open_rounds`: the rounds a run's leg stays open (`--open-rounds`)."""
     import shutil
 
     from alphatrace.cli.server import serving_threads
@@ -326,7 +334,10 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
         passes = []
         for k in range(rounds):
             add_bar(store, HOURS - 1 + k, interval)  # the round's exit bar: its runs are known
-            ingest_events(store, new_runs(k * 1000, 1000, HOURS - 2 + k, uuid_ids))
+            # the exit is the signal's hour + 1: a bar of round k - 1 (stored), or of round
+            # k + open_rounds
+            hour = HOURS - 2 + k + (open_rounds + 1 if open_rounds else 0)
+            ingest_events(store, new_runs(k * 1000, 1000, hour, uuid_ids))
             cpu = (_pass(live, store, times, statements, phases) if trace
                    else _pass(live, store))
             rec = live.last
@@ -360,7 +371,7 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
         _print_trace("busy rounds", times, statements, rounds)
         _print_trace(f"telemetry-only rounds ({quiet_runs:,} runs each)", qtimes, qstatements,
                      quiet_rounds)
-    return {"runs": rep.runs, "threads": threads, "first_full_s": first_full,
+    return {"runs": rep.runs, "threads": threads, "open_rounds": open_rounds, "first_full_s": first_full,
             "full_rebuild_s": full_s,
             "pass_ms_median": statistics.median(totals), "pass_ms_max": totals[-1],
             "pass_cpu_ms_median": statistics.median(p["cpu_ms"] for p in passes),
@@ -651,6 +662,9 @@ def main() -> None:
     ap.add_argument("--uuid-ids", action="store_true",
                     help="round: every run id a UUID's text, in no order (as SDKs and trace "
                          "ids make them), instead of sorted short ids")
+    ap.add_argument("--open-rounds", type=int, default=0,
+                    help="round: each round's runs exit at a bar this many rounds later "
+                         "(their legs stay open until then, as live signals' do)")
     ap.add_argument("--trace", action="store_true",
                     help="round: time each SQL statement of the passes (to stderr)")
     ap.add_argument("--phases", action="store_true",
@@ -669,7 +683,8 @@ def main() -> None:
     print(machine("duckdb"), file=sys.stderr)
     if a.part == "round":
         out = bench_round(a.runs, a.rounds, a.keep, a.trace, a.threads, a.interval,
-                          a.quiet_rounds, a.quiet_runs, a.random_ids, a.phases, a.uuid_ids)
+                          a.quiet_rounds, a.quiet_runs, a.random_ids, a.phases, a.uuid_ids,
+                          a.open_rounds)
     elif a.part == "latency":
         out = bench_latency(a.seconds, a.probes, a.clients, a.rate, a.evidence)
     else:
