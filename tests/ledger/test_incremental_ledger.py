@@ -301,6 +301,8 @@ def test_incremental_ledger_equals_a_full_rebuild_after_every_batch(
             counts = ("legs", "realized", "open", "unpriced", "runs")
             assert ([getattr(got, c) for c in counts]
                     == [getattr(want, c) for c in counts]), (op, arg)
+            # as recorded for the next pass, which may count on from them (`LegTally`)
+            assert logged_counts(inc) == table_counts(inc), (op, arg)
             # the subjects gates read instead of a DISTINCT over the ledger: every subject with
             # a realized run (more are allowed: subjects whose runs are no longer realized)
             recorded = recorded_subjects(inc.con)
@@ -319,6 +321,22 @@ def test_incremental_ledger_equals_a_full_rebuild_after_every_batch(
                         assert rec.first_known is not None, (op, arg, key)
                         assert (rec.first_known == first if exact
                                 else rec.first_known <= first), (op, arg, key)
+
+
+def table_counts(store: Store) -> tuple[int, ...]:
+    """Legs, realized, open and unpriced, and ledger rows, counted in the tables."""
+    row = store.con.execute(
+        "SELECT count(*), count(*) FILTER (status = 'realized'), count(*) FILTER (status = "
+        "'open'), count(*) FILTER (status = 'unpriced'), (SELECT count(*) FROM ledger) "
+        "FROM legs").fetchall()[0]
+    return tuple(int(x) for x in row)
+
+
+def logged_counts(store: Store) -> tuple[int, ...]:
+    """The same as the last `reconcile_log` row records them."""
+    row = store.con.execute("SELECT legs, realized, open, unpriced, runs FROM reconcile_log "
+                            "ORDER BY seq DESC LIMIT 1").fetchall()[0]
+    return tuple(int(x) for x in row)
 
 
 def _rows(store: Store, table: str) -> list[tuple[Any, ...]]:

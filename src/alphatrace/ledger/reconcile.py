@@ -53,6 +53,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from alphatrace.ledger import changes, known_runs, locate, market_cache, telemetry_pass
 from alphatrace.ledger.build import (
@@ -378,7 +379,7 @@ def _stale_legs_sql(mc: str, market_moved: bool, moved: Moved | None = None) -> 
             may.append(f"l.symbol IN ({', '.join(lit(x) for x in moved.aliases)})")
         legs = f"(SELECT * FROM legs l WHERE {' OR '.join(may) or 'false'})"
     return f"""
-SELECT l.event_id, l.file_id FROM {legs} l
+SELECT l.event_id, l.file_id, l.status FROM {legs} l
 LEFT JOIN _rc_symmap sm ON sm.alias = l.symbol
 LEFT JOIN {mc} mc ON mc.symbol = l.market_symbol
 WHERE {_stale_leg(market_moved)}
@@ -537,6 +538,8 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         say("selecting signals to price")
         keys_moved = True  # whether `ledger_alpha_keys` may differ from `_rc_symmap`
         gone = 0
+        # the legs this pass deletes, by status, when known (None: `_log_sql` counts them)
+        removed: LegTally | None = None
         if full:
             con.execute("DELETE FROM legs")
             rel = replace(rel, todo="alpha")
@@ -560,8 +563,13 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 # the oldest file of the stale legs (None: one has none), which is their
                 # signals' (a leg keeps its signal's file id): their signals and the legs are
                 # read from there on, which DuckDB's min/max filters prune
-                oldest = one(con, "SELECT CASE WHEN count(*) = count(file_id) THEN "
-                                  "min(file_id) END FROM _rc_stale")[0] if n_stale else None
+                oldest, removed = None, LegTally()
+                if n_stale:
+                    oldest, o, u = one(con, "SELECT CASE WHEN count(*) = count(file_id) THEN "
+                                            "min(file_id) END, count(*) FILTER (status = "
+                                            "'open'), count(*) FILTER (status = 'unpriced') "
+                                            "FROM _rc_stale")
+                    removed = LegTally(n_stale, int(o), int(u))
                 todo = one(con, "CREATE OR REPLACE TEMP TABLE _rc_todo AS "
                                 + _todo_from_new_files(seen, n_stale > 0, oldest))[0]
                 # a new file's signal has no leg yet (the old ones number the legs): only
@@ -586,6 +594,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
         # CREATE TABLE AS answers with its row count: `_rc_todo` is not counted again
         priced = int(one(con, "SELECT count(*) FROM alpha")[0] if full else todo)
         inserted: pa.Table | None = None  # the legs priced now, as stored
+        added = LegTally()
         if priced:  # nothing new and nothing stale: no pricing at all
             say(f"pricing {priced:,} legs")
             cols = ", ".join(LEG_COLUMNS)
@@ -594,6 +603,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 con.execute(parsed(con, priced_legs_sql(rel, cfg.hash, cfg.bar_interval_s,
                                                         exits)))
                 legs = with_fingerprints(to_arrow(con, _BATCH))
+            added = LegTally.of(legs.column("status"))
             with registered(con, "_rc_new_legs", legs) as new:
                 con.execute(parsed(con, f"INSERT INTO legs ({cols}) SELECT {cols} FROM {new}"))
             if known is not None:
@@ -612,7 +622,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 if not known.current(last.seq):
                     known.read(con, last.seq)
                 known.stage(seq, np.empty(0, dtype=np.uint64), 0)
-        rebuilt, recorded = _build_ledger(con, cfg.hash, changed,
+        rebuilt, recorded, removed_rows = _build_ledger(con, cfg.hash, changed,
                                           last is not None and last.current, seq, pnl_keys,
                                           split, inserted, known)
         state = _save_state(con, facts.built, keyed and not keys_moved, keyed, pnl_keys)
@@ -621,8 +631,17 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
             cache.pending = replace(cache.pending, state=state,
                                     left_by=_left_by(seq, cfg, facts),
                                     symmap=cache.pending.symmap if alpha_held else symmap)
-        legs, realized, open_, unpriced, runs = one(con, parsed(con, _log_sql(con)),
-                                                    [seq, cfg.hash, priced])
+        if removed is not None and last is not None and last.current:
+            # every leg deleted and added is known, and every ledger row: counted from the
+            # last record, not read (in the pass's transaction the status counts read every
+            # leg: ~5 ms at 1M runs once legs are deleted; bench/RESULTS.md, 2026-12-07)
+            legs, realized, open_, unpriced = last_tally(last).after(removed, added)
+            runs = (rebuilt if removed_rows is None
+                    else last.runs - removed_rows + rebuilt)
+            _log(con, seq, cfg.hash, priced, (legs, realized, open_, unpriced), runs, facts)
+        else:
+            legs, realized, open_, unpriced, runs = one(con, parsed(con, _log_sql(con)),
+                                                        [seq, cfg.hash, priced])
         report = ReconcileReport(legs, realized, open_, unpriced, priced, runs, cfg.hash, full,
                                  rebuilt, recorded)
         con.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in _TEMP))
@@ -752,13 +771,51 @@ def _telemetry_pass(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, last: 
     realized, open_, unpriced = last.counts
     runs = last.runs + grown
     seq = last.next_seq  # read in this transaction, which wrote no change since
-    con.execute("INSERT INTO reconcile_log (seq, policy_hash, legs, priced, realized, open, "
-                "unpriced, runs, max_file_id, reconciled_at, n_telemetry, n_pnl) VALUES "
-                "(?, ?, ?, 0, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, ?, ?)",
-                [seq, cfg.hash, last.legs, realized, open_, unpriced, runs, facts.newest,
-                 facts.counts["telemetry"][0], facts.counts["pnl"][0]])
+    _log(con, seq, cfg.hash, 0, (last.legs, realized, open_, unpriced), runs, facts)
     return (ReconcileReport(last.legs, realized, open_, unpriced, 0, runs, cfg.hash, False,
                             rebuilt), seq, written)
+
+
+@dataclass(frozen=True)
+class LegTally:
+    """Legs by status, as `reconcile_log` counts them: all, open and unpriced; the rest are
+    realized (`_log_sql`)."""
+
+    legs: int = 0
+    open: int = 0
+    unpriced: int = 0
+
+    @classmethod
+    def of(cls, status: pa.ChunkedArray | pa.Array) -> LegTally:
+        """The tally of legs with these statuses."""
+        counts = {str(v["values"]): int(v["counts"])
+                  for v in pc.value_counts(status).to_pylist()}
+        return cls(len(status), counts.get("open", 0), counts.get("unpriced", 0))
+
+    def after(self, removed: LegTally, added: LegTally) -> tuple[int, int, int, int]:
+        """Legs, realized, open and unpriced once `removed` are deleted and `added` inserted."""
+        legs = self.legs - removed.legs + added.legs
+        open_ = self.open - removed.open + added.open
+        unpriced = self.unpriced - removed.unpriced + added.unpriced
+        return legs, legs - open_ - unpriced, open_, unpriced
+
+
+def last_tally(last: LastState) -> LegTally:
+    """The legs the last reconcile recorded, by status."""
+    return LegTally(last.legs, last.counts[1], last.counts[2])
+
+
+def _log(con: duckdb.DuckDBPyConnection, seq: int, policy_hash: str, priced: int,
+         legs: tuple[int, int, int, int], runs: int, facts: Facts) -> None:
+    """The `reconcile_log` row of a pass whose counts are known without reading the tables:
+    `legs` (all, realized, open, unpriced), the ledger's `runs`, and the events' rows and
+    newest file as `facts` read them in this transaction (a reconcile writes no event)."""
+    assert facts.counts is not None
+    con.execute("INSERT INTO reconcile_log (seq, policy_hash, legs, priced, realized, open, "
+                "unpriced, runs, max_file_id, reconciled_at, n_telemetry, n_pnl) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, ?, ?)",
+                [seq, policy_hash, legs[0], priced, *legs[1:], runs, facts.newest,
+                 facts.counts["telemetry"][0], facts.counts["pnl"][0]])
 
 
 def _log_sql(con: duckdb.DuckDBPyConnection) -> str:
@@ -1057,7 +1114,7 @@ def _source_rows_sql(name: str, table: str, split: known_runs.Split | None,
 def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int | None,
                   add_subjects: bool, seq: int, pnl_keys: PnlKeys = PnlKeys(),
                   split: known_runs.Split | None = None, inserted: pa.Table | None = None,
-                  known: KnownRuns | None = None) -> tuple[int, int]:
+                  known: KnownRuns | None = None) -> tuple[int, int, int | None]:
     """Rebuild the ledger rows of the `changed` runs of `_rc_runs` (None: every row), record
     in `ledger_changes` (as reconcile `seq`) the runs whose row was added, now differs in some
     column or left the ledger (`changes.record`), and keep `ledger_subjects` up to date: with
@@ -1065,7 +1122,7 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
     out (`_ADD_SUBJECTS`), else found again in the whole ledger. `pnl_keys`: the pnl symbols'
     keys of this pass. `split`: which changed runs the ledger holds (`known_runs`; None: any
     may), `inserted` the legs priced now (as `legs` stores them). Returns the number of rows
-    built and of changes recorded."""
+    built, of changes recorded and of rows deleted (None: the whole ledger was rebuilt)."""
     lcols = ", ".join(LEDGER_COLUMNS)
     if changed is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _rc_built AS SELECT {lcols} FROM "
@@ -1075,8 +1132,9 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
         # in `ts` order, which lets the deletes of later passes skip row groups (`_within`)
         rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM _rc_built "
                                "ORDER BY ts, run_id")[0])
+        removed: int | None = None
     elif changed == 0:
-        rebuilt = recorded = 0
+        rebuilt = recorded = removed = 0
     else:
         old: pa.Table | None = None  # the rows deleted (None: no changed run had one)
         if split is None or split.held:
@@ -1084,6 +1142,7 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
             con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM {held})"
                         f"{_within(split)} RETURNING {lcols}")
             old = to_arrow(con, _BATCH)
+        removed = 0 if old is None else old.num_rows
         # each source's rows of the changed runs, found once: read by the statement, and by
         # the check for the sources where no changed run has several rows (most passes),
         # whose aggregation over several rows the statement then leaves out (`single`)
@@ -1116,7 +1175,7 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
         con.execute("DELETE FROM ledger_subjects")
         con.execute("INSERT INTO ledger_subjects (scope, subject, first_known, runs) "
                     f"{_subjects_sql('ledger')}")
-    return rebuilt, recorded
+    return rebuilt, recorded, removed
 
 
 _BATCH = 1 << 20  # rows per Arrow batch of the rows a pass rebuilt
