@@ -635,7 +635,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
             # every leg deleted and added is known, and every ledger row: counted from the
             # last record, not read (in the pass's transaction the status counts read every
             # leg: ~5 ms at 1M runs once legs are deleted; bench/RESULTS.md, 2026-12-07)
-            legs, realized, open_, unpriced = last_tally(last).after(removed, added)
+            legs, realized, open_, unpriced = last.tally.after(removed, added)
             runs = (rebuilt if removed_rows is None
                     else last.runs - removed_rows + rebuilt)
             _log(con, seq, cfg.hash, priced, (legs, realized, open_, unpriced), runs, facts)
@@ -800,11 +800,6 @@ class LegTally:
         return legs, legs - open_ - unpriced, open_, unpriced
 
 
-def last_tally(last: LastState) -> LegTally:
-    """The legs the last reconcile recorded, by status."""
-    return LegTally(last.legs, last.counts[1], last.counts[2])
-
-
 def _log(con: duckdb.DuckDBPyConnection, seq: int, policy_hash: str, priced: int,
          legs: tuple[int, int, int, int], runs: int, facts: Facts) -> None:
     """The `reconcile_log` row of a pass whose counts are known without reading the tables:
@@ -849,6 +844,11 @@ class LastState:
     seq: int = 0
     counts: tuple[int, int, int] = (0, 0, 0)  # its legs realized, open, unpriced
     next_seq: int = 0         # `changes.next_seq` when it was read
+
+    @property
+    def tally(self) -> LegTally:
+        """Its legs by status."""
+        return LegTally(self.legs, self.counts[1], self.counts[2])
 
 
 def last_state(con: duckdb.DuckDBPyConnection) -> LastState | None:
