@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alphatrace.ledger import reconcile as reconcile_mod
-from alphatrace.ledger import telemetry_pass
+from alphatrace.ledger import known_runs, telemetry_pass
 from alphatrace.ledger.build import LEDGER_COLUMNS, telemetry_only_sql
 from alphatrace.ledger.known_runs import KnownRuns
 from alphatrace.ledger.market_cache import MarketCache
@@ -219,14 +218,14 @@ def test_passes_over_telemetry_late_signals_and_pnl_equal_a_full_rebuild(
 def test_a_held_runs_row_is_found_within_the_ts_span_the_set_keeps(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The ledger's rows of held runs are deleted within the span of `ts` the known-runs set
-    keeps for them (`reconcile._within`). A run's row moves in time: telemetry alone at
+    keeps for them (`known_runs.ts_within`). A run's row moves in time: telemetry alone at
     05:00, then its signal at 01:00 (the row's ts becomes the signal's), then its exit bar.
     The third pass must find the row at 01:00: a set that kept only the first row's ts, or
     did not learn the rebuilt row's, would miss it and leave the run twice in the ledger."""
     bounds: list[str] = []
-    within = reconcile_mod._within
-    monkeypatch.setattr(reconcile_mod, "_within",
-                        lambda split: bounds.append(within(split)) or bounds[-1])
+    within = known_runs.ts_within
+    monkeypatch.setattr(known_runs, "ts_within",
+                        lambda span: bounds.append(within(span)) or bounds[-1])
     cache, known = MarketCache(min_room=2), KnownRuns()
     spec = (120.0, 0.01, 500, 0, "m1", 300, False)
     with Store(":memory:") as inc, Store(":memory:") as full:
@@ -250,9 +249,48 @@ def test_a_held_runs_row_is_found_within_the_ts_span_the_set_keeps(
         assert inc.con.execute("SELECT count(*), min(ts), any_value(status) FROM ledger "
                                "WHERE run_id = 'x'").fetchall() == [(1, at(0, 60), "realized")]
     # the second and third passes held x, each with a span
-    assert [b for b in bounds if b] == [
-        f" AND ts BETWEEN make_timestamp({_us(at(0, 300))}) AND make_timestamp({_us(at(0, 300))})",
-        f" AND ts BETWEEN make_timestamp({_us(at(0, 60))}) AND make_timestamp({_us(at(0, 300))})"]
+    assert [b for b in bounds if b != "true"] == [
+        f"ts BETWEEN make_timestamp({_us(at(0, 300))}) AND make_timestamp({_us(at(0, 300))})",
+        f"ts BETWEEN make_timestamp({_us(at(0, 60))}) AND make_timestamp({_us(at(0, 300))})"]
+
+
+def test_a_held_telemetry_only_run_is_found_within_its_rows_ts_and_files(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose telemetry comes in two rounds is held by the second telemetry pass: its
+    row is found and deleted within the `ts` span the known-runs set keeps, and its earlier
+    telemetry read from a file no newer than its first (`telemetry_pass.build`'s `span`,
+    `since`), not by reading the whole ledger and telemetry. Read here from the store: the
+    row's ts and the file of its first telemetry."""
+    calls: list[tuple[Any, Any]] = []
+    build = telemetry_pass.build
+
+    def spy(*a: Any, **k: Any) -> Any:
+        calls.append((a[3:], k))
+        return build(*a, **k)
+
+    monkeypatch.setattr(telemetry_pass, "build", spy)
+    cache, known = MarketCache(min_room=2), KnownRuns()
+    first = (120.0, 0.01, 500, 0, "m1", 30, False)
+    second = (80.0, 0.02, 300, 1, "m1", 45, False)
+    with Store(":memory:") as inc, Store(":memory:") as full:
+        for s in (inc, full):
+            add_bars(s, "BTCUSDT", [100.0 + i for i in range(6)])
+            ingest(s, [alpha("a1", "r1", 0, horizon=3600), pnl("p1", "r1", 12.0)])
+        reconcile(inc, policy(), market=cache, runs=known)
+        for k, events in enumerate(([tel("e1", "t1", first)],
+                                    [tel("e2", "t1", second), tel("e3", "t2", second)])):
+            if k == 1:  # what the set must bound t1 by, read from the store
+                (us, file1), = inc.con.execute(
+                    "SELECT epoch_us(l.ts), (SELECT max(file_id) FROM telemetry "
+                    "WHERE run_id = 't1') FROM ledger l WHERE run_id = 't1'").fetchall()
+            for s in (inc, full):
+                ingest(s, events)
+            reconcile(inc, policy(), market=cache, runs=known)
+            run_reconcile(full, full=True)
+            assert snapshot(inc) == snapshot(full)
+    assert len(calls) == 2 and calls[0][0] == (True, None, 0)  # t1 new: nothing to bound
+    all_new, span, since = calls[1][0]
+    assert (all_new, span) == (False, (us, us)) and 0 < since <= file1
 
 
 def _us(t: dt.datetime) -> int:

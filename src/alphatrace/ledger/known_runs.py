@@ -29,7 +29,7 @@ Each entry also keeps the `ts` of the ledger row it stands for (`NO_TS`: none, o
 known), and a pass adds an entry for every row it writes, held runs included (`written`), so
 the entries of a hash hold the `ts` of the row the ledger has now among others: the span of
 them (`KnownRuns.span`) bounds the delete of held runs' rows, which DuckDB's min/max filters
-prune on the `ts`-ordered ledger (`reconcile._within`).
+prune on the `ts`-ordered ledger (`ts_within`).
 """
 
 from __future__ import annotations
@@ -81,6 +81,19 @@ def _segment(h: np.ndarray, files: np.ndarray, times: np.ndarray) -> Segment:
     order = np.argsort(h.astype(np.uint64, copy=False), kind="stable")
     return (h.astype(np.uint64, copy=False)[order], files.astype(np.int64, copy=False)[order],
             times.astype(np.int64, copy=False)[order])
+
+
+def ts_within(span: tuple[int, int] | None) -> str:
+    """SQL: a ledger row's `ts` inside `span` (`KnownRuns.span`; `true` when it is not
+    known), whose min/max DuckDB checks against each row group's to skip it: the ledger is
+    stored in `ts` order (a full rebuild writes it so, and a pass appends its runs, newer than
+    those before), so finding or deleting the rows of runs touched again soon reads the
+    newest row groups, not the whole ledger (bench/RESULTS.md, "#14's 1M round: where a
+    steady pass's time goes")."""
+    if span is None:
+        return "true"
+    lo, hi = span
+    return f"ts BETWEEN make_timestamp({int(lo)}) AND make_timestamp({int(hi)})"
 
 
 @dataclass

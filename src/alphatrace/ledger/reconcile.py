@@ -488,8 +488,12 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                     known.read(con, last.seq)
                 new_h = con.execute(f"SELECT hash(run_id) AS h FROM telemetry WHERE "
                                     f"file_id > {int(last.seen)}").fetchnumpy()["h"]
+            # those it holds: their rows' ts span and a file no newer than their rows
+            held, since = (known.find(new_h) if known is not None
+                           else (np.ones(0, dtype=bool), 0))
+            span = known.span(new_h[held]) if known is not None and held.any() else None
             done = _telemetry_pass(con, cfg, last, facts,
-                                   known is not None and not known.find(new_h)[0].any())
+                                   known is not None and not held.any(), span, since)
             if done is not None:
                 report, seq, written = done
                 if known is not None:  # the runs it wrote, each with its row's ts
@@ -755,16 +759,17 @@ def _telemetry_only(cfg: ReconcileConfig, last: LastState, facts: Facts,
 
 
 def _telemetry_pass(con: duckdb.DuckDBPyConnection, cfg: ReconcileConfig, last: LastState,
-                    facts: Facts, all_new: bool = False
+                    facts: Facts, all_new: bool = False, span: tuple[int, int] | None = None,
+                    since: int = 0
                     ) -> tuple[ReconcileReport, int, dict[str, np.ndarray]] | None:
     """The reconcile of a round of telemetry alone (`_telemetry_only` held), and its seq: the
     ledger rows of its runs (`telemetry_pass.build`) and the `reconcile_log` row, the legs
     and every recorded state left as they are. None (nothing written): a run of that telemetry
     has a leg or a pnl event; the full pass runs. `all_new`: no run of that telemetry is in
-    the ledger (`known_runs`). Also returns the rows' hashes and times
-    (`telemetry_pass.build`)."""
+    the ledger (`known_runs`); `span`, `since`: as `telemetry_pass.build` takes them. Also
+    returns the rows' hashes and times (`telemetry_pass.build`)."""
     assert facts.counts is not None
-    built = telemetry_pass.build(con, cfg.hash, last.seen, all_new)
+    built = telemetry_pass.build(con, cfg.hash, last.seen, all_new, span, since)
     if built is None:
         return None
     rebuilt, grown, written = built
@@ -1129,7 +1134,8 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
                     f"({ledger_sql(policy_hash, pnl_keys.table)})")
         recorded = changes.record(con, seq, "_rc_built", f"(SELECT {lcols} FROM ledger)")
         con.execute("DELETE FROM ledger")
-        # in `ts` order, which lets the deletes of later passes skip row groups (`_within`)
+        # in `ts` order, which lets the deletes of later passes skip row groups
+        # (`known_runs.ts_within`)
         rebuilt = int(one(con, f"INSERT INTO ledger ({lcols}) SELECT {lcols} FROM _rc_built "
                                "ORDER BY ts, run_id")[0])
         removed: int | None = None
@@ -1139,8 +1145,9 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
         old: pa.Table | None = None  # the rows deleted (None: no changed run had one)
         if split is None or split.held:
             held = "_rc_runs" if split is None else "_rc_held"
-            con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM {held})"
-                        f"{_within(split)} RETURNING {lcols}")
+            span = None if split is None else split.span
+            con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM {held}) AND "
+                        f"{known_runs.ts_within(span)} RETURNING {lcols}")
             old = to_arrow(con, _BATCH)
         removed = 0 if old is None else old.num_rows
         # each source's rows of the changed runs, found once: read by the statement, and by
@@ -1179,19 +1186,6 @@ def _build_ledger(con: duckdb.DuckDBPyConnection, policy_hash: str, changed: int
 
 
 _BATCH = 1 << 20  # rows per Arrow batch of the rows a pass rebuilt
-
-
-def _within(split: known_runs.Split | None) -> str:
-    """SQL: ` AND` the held runs' rows' `ts` inside the span the known-runs set gives
-    (`KnownRuns.span`), whose min/max DuckDB checks against each row group's to skip it: the
-    ledger is stored in `ts` order (a full rebuild writes it so, and a pass appends its runs,
-    newer than those before), so deleting the rows of runs touched again soon reads the
-    newest row groups, not the whole ledger (bench/RESULTS.md, "#14's 1M round: where a
-    steady pass's time goes"). Empty when the span is not known."""
-    if split is None or split.span is None:
-        return ""
-    lo, hi = split.span
-    return f" AND ts BETWEEN make_timestamp({int(lo)}) AND make_timestamp({int(hi)})"
 
 
 def _save_state(con: duckdb.DuckDBPyConnection, built: list[str], alpha_same: bool,
