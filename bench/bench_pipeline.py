@@ -13,7 +13,9 @@
     its gates step alone (`Gates.evaluate`). Then `--quiet-rounds` rounds of `--quiet-runs`
     runs of telemetry alone (an OTLP stream: no decision can change; `telemetry_passes`),
     with `--random-ids` run ids spread over the stored ones as trace ids are (the bench's
-    own ids are sorted, which lets DuckDB's min/max filters skip the stored row groups).
+    own ids are sorted, which lets DuckDB's min/max filters skip the stored row groups);
+    `--quiet-held`: each of those rounds after the first also brings more telemetry of the
+    last one's runs, which the ledger then holds.
     `--uuid-ids`: every run id (stored and new) a UUID's text from a hash, in no order.
     `--open-rounds N`: each round's runs exit at a bar N rounds later (the live pattern: a
     run's entry is priced in the pass that brings its signal, its leg stays open, and the bar
@@ -36,7 +38,8 @@
 
     python bench/bench_pipeline.py round [--runs N] [--interval S] [--keep] [--trace [--phases]]
                                          [--quiet-rounds N] [--quiet-runs N] [--random-ids]
-                                         [--uuid-ids] [--open-rounds N] [--threads N]
+                                         [--uuid-ids] [--open-rounds N] [--quiet-held]
+                                         [--threads N]
     python bench/bench_pipeline.py latency [--seconds S] [--probes N] [--evidence pnl|bar|signal]
     python bench/bench_pipeline.py throughput [--seconds S] [--no-pipeline]
 """
@@ -156,18 +159,23 @@ def new_runs(first: int, n: int, hour: int = HOURS - 10, uuid_ids: bool = False
     return out
 
 
-def telemetry_runs(first: int, n: int, hour: int, random_ids: bool = False
-                   ) -> list[dict[str, Any]]:
+def telemetry_runs(first: int, n: int, hour: int, random_ids: bool = False, part: int = 0,
+                   uuid_ids: bool = False) -> list[dict[str, Any]]:
     """`n` runs of telemetry alone (as an OTLP exporter sends them), in the hour before
     `hour`: ledger rows without a signal, which no gate counts. `random_ids`: ids spread
-    over the stored runs' (`r` + a hash), as trace ids are, instead of sorted ones."""
+    over the stored runs' (`r` + a hash), as trace ids are, instead of sorted ones. `part`:
+    more telemetry of the same runs (other event ids), as a trace whose spans came in
+    several rounds. `uuid_ids`: ids as `run_id` makes them (UUIDs, among the stored ones
+    when those are UUIDs too; `r` + a hash would sort after every one of them)."""
     import hashlib
 
     def rid(k: int) -> str:
+        if uuid_ids:
+            return run_id("q", k, True)
         return ("r" + hashlib.sha1(str(k).encode()).hexdigest()[:12] if random_ids
                 else f"q{k:08d}")
 
-    return [{"type": "telemetry", "event_id": f"{rid(k)}:t", "run_id": rid(k),
+    return [{"type": "telemetry", "event_id": f"{rid(k)}:t{part or ''}", "run_id": rid(k),
              "agent": f"Agent{k % 12}",
              "ts": (START + dt.timedelta(hours=hour - 1, seconds=1 + k % 3599)).isoformat()
              + "Z", "latency_ms": 80.0, "tokens_in": 500, "strategy": f"S{k % 3}"}
@@ -276,13 +284,16 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
                 threads: int | None = None, interval: int = 60,
                 quiet_rounds: int = 3, quiet_runs: int = 1000,
                 random_ids: bool = False, phases: bool = False,
-                uuid_ids: bool = False, open_rounds: int = 0) -> dict[str, Any]:
+                uuid_ids: bool = False, open_rounds: int = 0,
+                quiet_held: bool = False) -> dict[str, Any]:
     """`keep`: build the store once (bench/out/bench_pipeline_N.base.duckdb) and start each run
     from a copy of it. `threads`: DuckDB's threads (default: what `serve` sets,
     `cli.server.serving_threads`, one core fewer than the machine has). `quiet_rounds`:
     then rounds of `quiet_runs` telemetry-only runs (`telemetry_pass_cpu_ms_median`).
     `uuid_ids`: every run id a UUID's text (`run_id_sql`), stored and new ones.
-    `open_rounds`: the rounds a run's leg stays open (`--open-rounds`)."""
+    `open_rounds`: the rounds a run's leg stays open (`--open-rounds`). `quiet_held`: each
+    telemetry-only round after the first also brings more telemetry of the last one's runs
+    (`--quiet-held`)."""
     import shutil
 
     from alphatrace.cli.server import serving_threads
@@ -350,8 +361,12 @@ def bench_round(runs: int, rounds: int, keep: bool = False, trace: bool = False,
                            "priced": rec.reconcile["priced"]})
         quiet = []  # rounds of telemetry alone (as OTLP sends): no decision can change
         for k in range(quiet_rounds):
-            ingest_events(store, telemetry_runs(k * quiet_runs, quiet_runs, HOURS - 2 + rounds,
-                                                random_ids))
+            events = telemetry_runs(k * quiet_runs, quiet_runs, HOURS - 2 + rounds, random_ids,
+                                    uuid_ids=uuid_ids)
+            if quiet_held and k:  # more of the last round's runs, which the ledger holds
+                events += telemetry_runs((k - 1) * quiet_runs, quiet_runs, HOURS - 2 + rounds,
+                                         random_ids, part=1, uuid_ids=uuid_ids)
+            ingest_events(store, events)
             called = len(gates_cpu)
             cpu = (_pass(live, store, qtimes, qstatements, phases) if trace
                    else _pass(live, store))
@@ -665,6 +680,10 @@ def main() -> None:
     ap.add_argument("--open-rounds", type=int, default=0,
                     help="round: each round's runs exit at a bar this many rounds later "
                          "(their legs stay open until then, as live signals' do)")
+    ap.add_argument("--quiet-held", action="store_true",
+                    help="round: each telemetry-only round after the first also brings more "
+                         "telemetry of the last one's runs (spans of one trace in two rounds: "
+                         "runs the ledger holds)")
     ap.add_argument("--trace", action="store_true",
                     help="round: time each SQL statement of the passes (to stderr)")
     ap.add_argument("--phases", action="store_true",
@@ -684,7 +703,7 @@ def main() -> None:
     if a.part == "round":
         out = bench_round(a.runs, a.rounds, a.keep, a.trace, a.threads, a.interval,
                           a.quiet_rounds, a.quiet_runs, a.random_ids, a.phases, a.uuid_ids,
-                          a.open_rounds)
+                          a.open_rounds, a.quiet_held)
     elif a.part == "latency":
         out = bench_latency(a.seconds, a.probes, a.clients, a.rate, a.evidence)
     else:
