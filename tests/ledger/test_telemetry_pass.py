@@ -229,10 +229,7 @@ def test_a_held_runs_row_is_found_within_the_ts_span_the_set_keeps(
     cache, known = MarketCache(min_room=2), KnownRuns()
     spec = (120.0, 0.01, 500, 0, "m1", 300, False)
     with Store(":memory:") as inc, Store(":memory:") as full:
-        for s in (inc, full):
-            add_bars(s, "BTCUSDT", [100.0 + i for i in range(6)])
-            ingest(s, [alpha("a1", "r1", 0, horizon=3600), pnl("p1", "r1", 12.0)])
-        reconcile(inc, policy(), market=cache, runs=known)
+        _seed(inc, full, cache, known)
         rounds: list[list[dict[str, Any]] | None] = [
             [tel("e1", "x", spec)],                       # 05:00, telemetry alone
             [alpha("a2", "x", 60, horizon=6 * 3600)],     # 01:00, open: exit at 07:00
@@ -273,10 +270,7 @@ def test_a_held_telemetry_only_run_is_found_within_its_rows_ts_and_files(
     first = (120.0, 0.01, 500, 0, "m1", 30, False)
     second = (80.0, 0.02, 300, 1, "m1", 45, False)
     with Store(":memory:") as inc, Store(":memory:") as full:
-        for s in (inc, full):
-            add_bars(s, "BTCUSDT", [100.0 + i for i in range(6)])
-            ingest(s, [alpha("a1", "r1", 0, horizon=3600), pnl("p1", "r1", 12.0)])
-        reconcile(inc, policy(), market=cache, runs=known)
+        _seed(inc, full, cache, known)
         for k, events in enumerate(([tel("e1", "t1", first)],
                                     [tel("e2", "t1", second), tel("e3", "t2", second)])):
             if k == 1:  # what the set must bound t1 by, read from the store
@@ -291,6 +285,15 @@ def test_a_held_telemetry_only_run_is_found_within_its_rows_ts_and_files(
     assert len(calls) == 2 and calls[0][0] == (True, None, 0)  # t1 new: nothing to bound
     all_new, span, since = calls[1][0]
     assert (all_new, span) == (False, (us, us)) and 0 < since <= file1
+
+
+def _seed(inc: Store, full: Store, cache: MarketCache, known: KnownRuns) -> None:
+    """Six hourly bars and one realized run with a pnl event in both stores, `inc`
+    reconciled with `cache` and `known`."""
+    for s in (inc, full):
+        add_bars(s, "BTCUSDT", [100.0 + i for i in range(6)])
+        ingest(s, [alpha("a1", "r1", 0, horizon=3600), pnl("p1", "r1", 12.0)])
+    reconcile(inc, policy(), market=cache, runs=known)
 
 
 def _us(t: dt.datetime) -> int:
