@@ -83,6 +83,14 @@ def _segment(h: np.ndarray, files: np.ndarray, times: np.ndarray) -> Segment:
             times.astype(np.int64, copy=False)[order])
 
 
+def rows_since(table: str, since: int | None) -> str:
+    """SQL: the rows of `table` (which has `file_id`) from file `since` on, as a relation;
+    `table` itself when no bound is known (None or 0). Rows are stored in file order, so
+    DuckDB's min/max filters skip the row groups of older files: a run's rows read from the
+    file the set keeps for it (`KnownRuns.find`), or a stale leg's signal from its leg's."""
+    return table if not since else f"(SELECT * FROM {table} WHERE file_id >= {int(since)})"
+
+
 def ts_within(span: tuple[int, int] | None) -> str:
     """SQL: a ledger row's `ts` inside `span` (`KnownRuns.span`; `true` when it is not
     known), whose min/max DuckDB checks against each row group's to skip it: the ledger is

@@ -426,8 +426,7 @@ def _todo_from_new_files(seen: int, stale: bool = True, oldest: int | None = Non
     new = f"SELECT * FROM alpha WHERE file_id > {int(seen)}"
     if not stale:
         return new
-    since = "" if oldest is None else f" WHERE file_id >= {int(oldest)}"
-    return (f"{new} UNION ALL SELECT * FROM (SELECT * FROM alpha{since}) "
+    return (f"{new} UNION ALL SELECT * FROM {known_runs.rows_since('alpha', oldest)} "
             "SEMI JOIN _rc_stale USING (event_id)")
 
 
@@ -1101,10 +1100,8 @@ def _source_rows_sql(name: str, table: str, split: known_runs.Split | None,
     this pass's priced legs (`inserted`, None: none were) or the newer files' events."""
     if split is None:
         return runs_rows_sql(table, "_rc_runs")
-    # the held runs' rows: in files `split.since` or newer, which DuckDB's min/max filters
-    # find without reading older row groups (every source table has `file_id`)
-    held = (table if not split.since else
-            f"(SELECT * FROM {table} WHERE file_id >= {int(split.since)})")
+    # the held runs' rows: in files `split.since` or newer (every source table has `file_id`)
+    held = known_runs.rows_since(table, split.since)
     parts = [runs_rows_sql(held, "_rc_held")] if split.held else []
     new = (inserted if name == "leg" else
            f"(SELECT * FROM {table} WHERE file_id > {int(split.seen)})")

@@ -18,9 +18,9 @@ with telemetry alone (its spans came in several rounds) has its row deleted and 
 from all its telemetry; with the caller's `known_runs`, its row is found within the `ts` span
 the set keeps and its telemetry read from the file it keeps (at 1M runs with UUID ids, a
 round that adds 1,000 runs and more telemetry of 1,000 held ones: 37 against 126 ms a pass;
-bench/RESULTS.md, 2026-12-07 20:40). When a run of the new telemetry already has a leg or a pnl event in
-the ledger, its row depends on them: the pass answers None having written nothing, and the
-caller runs the full incremental pass.
+bench/RESULTS.md, 2026-12-07 20:40). When a run of the new telemetry already has a leg or a
+pnl event in the ledger, its row depends on them: the pass answers None having written
+nothing, and the caller runs the full incremental pass.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import duckdb
 import numpy as np
 
 from alphatrace.ledger.build import LEDGER_COLUMNS, telemetry_only_sql
-from alphatrace.ledger.known_runs import ROW_TS, ts_within
+from alphatrace.ledger.known_runs import ROW_TS, rows_since, ts_within
 from alphatrace.store.statements import parsed
 
 _COLS = ", ".join(LEDGER_COLUMNS)
@@ -89,9 +89,7 @@ def build(con: duckdb.DuckDBPyConnection, policy_hash: str, seen: int, all_new: 
     con.execute(f"CREATE OR REPLACE TEMP TABLE _tp_runs AS SELECT DISTINCT run_id FROM "
                 f"{_NEW_ROWS}", at)
     con.execute(f"DELETE FROM ledger WHERE run_id IN (SELECT run_id FROM _tp_runs) AND {within}")
-    telemetry = ("telemetry" if not since else
-                 f"(SELECT * FROM telemetry WHERE file_id >= {int(since)})")
-    rows = f"(SELECT * FROM {telemetry} SEMI JOIN _tp_runs USING (run_id))"
+    rows = f"(SELECT * FROM {rows_since('telemetry', since)} SEMI JOIN _tp_runs USING (run_id))"
     written = con.execute(f"INSERT INTO ledger ({_COLS}) SELECT {_COLS} FROM ("
                           f"{telemetry_only_sql(policy_hash, rows)}){_WRITTEN}").fetchnumpy()
     con.execute("DROP TABLE _tp_runs")
