@@ -7,6 +7,8 @@ columns (`market/formats.py`), so a documented range means the same thing on eve
 
 from __future__ import annotations
 
+import datetime as dt
+
 from alphatrace.events.fields import TS_MAX, TS_MIN, Range, show
 
 
@@ -21,6 +23,13 @@ def filters(*terms: tuple[str, object]) -> tuple[list[str], list[object]]:
 def lit(s: str) -> str:
     """A SQL string literal."""
     return "'" + s.replace("'", "''") + "'"
+
+
+def ts_literal(t: dt.datetime) -> str:
+    """A naive-UTC datetime as an exact SQL TIMESTAMP literal."""
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.UTC).replace(tzinfo=None)
+    return f"TIMESTAMP '{t.isoformat(sep=' ', timespec='microseconds')}'"
 
 
 def num(x: float) -> str:

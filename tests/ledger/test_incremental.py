@@ -27,9 +27,11 @@ POLICIES = [None, "reconcile: {fee_bps: 2}", "reconcile: {horizon: 3h, agents: {
 
 
 def snapshot(store: Store) -> tuple[list[Any], list[Any]]:
-    legs = store.con.execute("SELECT * EXCLUDE (file_id, line) FROM legs ORDER BY event_id")
-    ledger = store.con.execute("SELECT * FROM ledger ORDER BY run_id")
-    return legs.fetchall(), ledger.fetchall()
+    # each fetched before the next query (`execute` returns the connection: see
+    # test_incremental_ledger.snapshot)
+    legs = store.con.execute("SELECT * EXCLUDE (file_id, line) FROM legs ORDER BY event_id"
+                             ).fetchall()
+    return legs, store.con.execute("SELECT * FROM ledger ORDER BY run_id").fetchall()
 
 
 def test_legs_waiting_for_market_data_are_priced_again_only_when_it_comes(store: Store) -> None:

@@ -16,18 +16,20 @@ from alphatrace.ledger.market_cache import MarketCache
 from alphatrace.ledger.reconcile import reconcile
 from alphatrace.store import Store
 from alphatrace.store.ingest import ingest_events
-from tests.ledger.helpers import add_bars, at, import_bars, policy, run_reconcile
+from tests.ledger.helpers import add_bars, add_funding, at, import_bars, policy, run_reconcile
 
 
 def snapshot(store: Store) -> tuple[list[Any], list[Any]]:
     """Legs and ledger rows; a known_ts that is a file's arrival time (an external PnL without
     a ts) reads "arrival": two stores ingest the same files at different wall times."""
-    legs = store.con.execute("SELECT * FROM legs ORDER BY event_id")
+    # each fetched before the next query: `execute` returns the connection, whose result is
+    # the last statement's (fetching both after the second compared no legs at all)
+    legs = store.con.execute("SELECT * FROM legs ORDER BY event_id").fetchall()
     ledger = store.con.execute(
         "SELECT * REPLACE (CASE WHEN known_ts IN (SELECT ingested_at FROM ingested_files) "
         "THEN 'arrival' ELSE CAST(known_ts AS VARCHAR) END AS known_ts) "
-        "FROM ledger ORDER BY run_id")
-    return legs.fetchall(), ledger.fetchall()
+        "FROM ledger ORDER BY run_id").fetchall()
+    return legs, ledger
 
 
 def alpha(eid: str, run: str, minute: int, *, symbol: str = "BTC", agent: str = "A",
@@ -70,6 +72,41 @@ def test_a_new_event_rebuilds_only_its_run(store: Store) -> None:
     assert store.con.execute("SELECT n_telemetry, latency_ms FROM ledger WHERE run_id = 'r2'"
                              ).fetchall() == [(2, 27.0)]  # 20 + 7
     assert run_reconcile(store).rebuilt == 0  # nothing new: nothing rebuilt
+
+
+def test_settlements_after_the_last_recorded_one_reprice_the_legs_exiting_after_it() -> None:
+    """Funding that only gained settlements after the last one the ledger was priced with
+    (04:00) moves only realized legs exiting after that one (`MarketChanges.funded`): the
+    pass reads those legs from it on, and prices again exactly them. A leg held across the
+    new 05:00 settlement and exiting within the hours after 04:00 is among them, and every
+    leg equals a full rebuild's."""
+    cache, known = MarketCache(min_room=2), KnownRuns()
+    signals = [alpha(f"a{m}_{h}", f"r{m}_{h}", m, horizon=h)
+               for m in (30, 90, 150, 180, 210, 240, 270, 300) for h in (1800, 3600, 7200)]
+    with Store(":memory:") as inc, Store(":memory:") as full:
+        for s in (inc, full):
+            add_bars(s, "BTCUSDT", [100.0 + i for i in range(24)])
+            add_funding(s, "BTCUSDT", [(at(4), 0.001, None)])
+            ingest(s, signals)
+        reconcile(inc, policy(), market=cache, runs=known)
+        run_reconcile(full, full=True)
+        assert snapshot(inc) == snapshot(full)
+        before = dict(inc.con.execute("SELECT event_id, funding_bps FROM legs").fetchall())
+        for s in (inc, full):
+            add_funding(s, "BTCUSDT", [(at(5), 0.002, None)])
+        rep = reconcile(inc, policy(), market=cache, runs=known)
+        run_reconcile(full, full=True)
+        assert snapshot(inc) == snapshot(full)
+        after = dict(inc.con.execute("SELECT event_id, funding_bps FROM legs").fetchall())
+        exiting_after, = inc.con.execute(
+            "SELECT count(*) FROM legs WHERE status = 'realized' AND exit_ts > ?",
+            [at(4)]).fetchall()[0]
+        held_across = [e for e in after if after[e] != before[e]]
+        assert rep.priced == exiting_after > len(held_across) > 0
+        # some leg held across 05:00 exits before 07:00, within three hours of 04:00
+        assert inc.con.execute(
+            "SELECT count(*) FROM legs WHERE event_id IN (SELECT unnest(?)) AND exit_ts < ?",
+            [held_across, at(7)]).fetchall()[0][0] > 0
 
 
 def test_runs_the_ledger_held_are_rebuilt_from_all_their_rows_with_the_set_of_its_runs(

@@ -48,9 +48,9 @@ from alphatrace.governance.runs import (
     ledger_sql,
     needed_columns,
     subjects_sql,
-    ts_literal,
 )
 from alphatrace.ledger import changes as ledger_changes
+from alphatrace.sql import ts_literal
 from alphatrace.store.connection import has_table, registered
 from alphatrace.store.statements import query_table
 

@@ -19,6 +19,7 @@ from alphatrace import metrics
 from alphatrace.forensics.exclusions import included_sql
 from alphatrace.governance.policy import SCOPES, GovernancePolicy
 from alphatrace.parse import parse_since
+from alphatrace.sql import ts_literal
 from alphatrace.store.connection import has_table, one, table_columns
 
 # Columns every governance relation carries, whatever the metrics read.
@@ -82,13 +83,6 @@ def ledger_sql(con: duckdb.DuckDBPyConnection, since: dt.datetime | None = None,
     if since is None:
         return f"(SELECT {legacy} FROM ledger)"
     return f"(SELECT {legacy} FROM ledger WHERE ts >= {ts_literal(since)})"
-
-
-def ts_literal(t: dt.datetime) -> str:
-    """A naive-UTC datetime as an exact SQL TIMESTAMP literal."""
-    if t.tzinfo is not None:
-        t = t.astimezone(dt.UTC).replace(tzinfo=None)
-    return f"TIMESTAMP '{t.isoformat(sep=' ', timespec='microseconds')}'"
 
 
 def eligible_sql(con: duckdb.DuckDBPyConnection, gp: GovernancePolicy, columns: list[str],

@@ -60,6 +60,15 @@ class MarketChanges:
         return sorted(c.symbol for c in self.rows if c.bars == CHANGED or c.funding != SAME)
 
     @property
+    def funded(self) -> dict[str, Any]:
+        """Of `symbols`, those whose bars did not change and whose funding only gained
+        settlements after the recorded last one, with that time (`watermark`; None: none was
+        recorded): such a settlement moves only a realized leg that exits after it
+        (`reconcile._stale_leg`)."""
+        return {c.symbol: c.watermark for c in self.rows
+                if c.bars != CHANGED and c.funding == APPENDED}
+
+    @property
     def touched(self) -> list[str]:
         """Symbols whose bars or funding changed in any way: they can move a leg not
         realized."""

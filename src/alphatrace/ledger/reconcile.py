@@ -47,7 +47,7 @@ import functools
 import hashlib
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -87,7 +87,7 @@ from alphatrace.ledger.pricing import (
     priced_legs_sql,
 )
 from alphatrace.market.symbols import resolution_sql
-from alphatrace.sql import lit
+from alphatrace.sql import lit, ts_literal
 from alphatrace.store import Store
 from alphatrace.store.connection import (
     catalog_cached,
@@ -362,22 +362,34 @@ def _stale_legs_sql(mc: str, market_moved: bool, moved: Moved | None = None) -> 
     """The legs to re-price, found in `legs` alone (event_id); `mc`, `market_moved`: as
     `_todo_incremental_sql` takes them. With `moved`, every leg is known to have been priced with
     `ledger_alpha_keys`' resolution and the market as `ledger_market_state` records it, so
-    only these can be stale: legs of the symbols and aliases in `moved`, legs not realized of
-    the symbols whose market gained anything (`moved.touched`), and, when some market
-    changed, the unpriced legs. With none of these (a round of events alone), no leg is
-    read."""
+    only these can be stale: legs of the symbols and aliases in `moved`, legs of the symbols
+    whose funding gained settlements that exit after the last one recorded (`moved.funded`:
+    a settlement moves only a leg held across it), legs not realized of the symbols whose
+    market gained anything (`moved.touched`), and, when some market changed, the unpriced
+    legs. With none of these (a round of events alone), no leg is read. The legs' `exit_ts`
+    bound lets DuckDB skip the row groups of legs that exited before it (they are stored in
+    signal order), where reading every leg of a symbol was ~46 ms at 1M runs
+    (bench/RESULTS.md, "#14: new funding settlements read the legs exiting after the
+    last")."""
     legs = "legs"
     if moved is not None:
         may = []
         if moved.symbols:
             may.append(f"l.market_symbol IN ({', '.join(lit(x) for x in moved.symbols)})")
+        if moved.symbols or moved.funded:
             may.append("l.status = 'unpriced'")
+        for symbol, watermark in sorted(moved.funded.items()):
+            may.append(f"(l.market_symbol = {lit(symbol)}" + (
+                "" if watermark is None else f" AND l.exit_ts > {ts_literal(watermark)}") + ")")
         if moved.touched:
             may.append(f"(l.status <> 'realized' AND l.market_symbol IN "
                        f"({', '.join(lit(x) for x in moved.touched)}))")
         if moved.aliases:
             may.append(f"l.symbol IN ({', '.join(lit(x) for x in moved.aliases)})")
-        legs = f"(SELECT * FROM legs l WHERE {' OR '.join(may) or 'false'})"
+        # a scan per condition, not one scan with their OR: DuckDB's min/max filters skip row
+        # groups only for a condition on one column, or an AND of such (UNION: a leg that
+        # meets two is read once; legs have no two equal rows, their event ids differ)
+        legs = f"({' UNION '.join(f'SELECT * FROM legs l WHERE {m}' for m in may or ['false'])})"
     return f"""
 SELECT l.event_id, l.file_id, l.status FROM {legs} l
 LEFT JOIN _rc_symmap sm ON sm.alias = l.symbol
@@ -389,14 +401,17 @@ WHERE {_stale_leg(market_moved)}
 @dataclass(frozen=True)
 class Moved:
     """What changed since the last reconcile that can make a leg stale: market symbols whose
-    bars changed other than by appending or whose funding changed at all (`symbols`: they can
-    move a realized leg), market symbols whose bars or funding changed in any way (`touched`:
-    they can move a leg not realized), and aliases that resolve differently from
+    bars changed other than by appending or whose funding changed other than by new
+    settlements (`symbols`: they can move any realized leg), those whose funding only gained
+    settlements, with the recorded last one (`funded`, `MarketChanges.funded`: they can move a
+    realized leg exiting after it), market symbols whose bars or funding changed in any way
+    (`touched`: they can move a leg not realized), and aliases that resolve differently from
     `ledger_alpha_keys` (a few, usually none)."""
 
     symbols: list[str]
     aliases: list[str]
     touched: list[str]
+    funded: dict[str, Any] = field(default_factory=dict)
 
 
 _ALIASES_MOVED = """
@@ -411,8 +426,11 @@ def moved(con: duckdb.DuckDBPyConnection, market: MarketChanges | None,
     `ledger_alpha_keys` (`_symmap_held`), so no alias is compared."""
     aliases = [] if aliases_held else one(
         con, f"SELECT list(alias ORDER BY alias) FROM ({_ALIASES_MOVED})")[0]
-    return Moved([] if market is None else market.symbols, [str(x) for x in aliases or []],
-                 [] if market is None else market.touched)
+    if market is None:
+        return Moved([], [str(x) for x in aliases or []], [])
+    funded = market.funded
+    return Moved([s for s in market.symbols if s not in funded], [str(x) for x in aliases or []],
+                 market.touched, funded)
 
 
 def _todo_from_new_files(seen: int, stale: bool = True, oldest: int | None = None) -> str:
@@ -555,7 +573,7 @@ def _reconcile(store: Store, cfg: ReconcileConfig, full: bool, say: Step,
                 # the keys were read whole into `_rc_symmap`: as many rows, none moved, same
                 keys_moved = not (mv is not None and not mv.aliases
                                   and n_symmap == facts.alpha_keys)
-                stale = mv is None or bool(mv.symbols or mv.touched or mv.aliases)
+                stale = mv is None or bool(mv.symbols or mv.touched or mv.aliases or mv.funded)
                 n_stale = 0
                 if stale:
                     mc = mc or market_changes(con, market)
