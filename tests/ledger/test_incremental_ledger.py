@@ -74,12 +74,13 @@ def test_a_new_event_rebuilds_only_its_run(store: Store) -> None:
     assert run_reconcile(store).rebuilt == 0  # nothing new: nothing rebuilt
 
 
-def test_settlements_after_the_last_recorded_one_reprice_the_legs_exiting_after_it() -> None:
+def test_settlements_after_the_last_recorded_one_reprice_the_legs_exiting_at_or_after_them(
+        ) -> None:
     """Funding that only gained settlements after the last one the ledger was priced with
-    (04:00) moves only realized legs exiting after that one (`MarketChanges.funded`): the
-    pass reads those legs from it on, and prices again exactly them. A leg held across the
-    new 05:00 settlement and exiting within the hours after 04:00 is among them, and every
-    leg equals a full rebuild's."""
+    (04:00) moves only realized legs held across a new one (06:00): the pass reads the legs
+    exiting at or after 06:00 (`reconcile._first_new_settlements`) and prices again exactly
+    them, not those exiting between 04:00 and 06:00. A leg exiting at 06:00 itself is held
+    across it, and every leg equals a full rebuild's."""
     cache, known = MarketCache(min_room=2), KnownRuns()
     signals = [alpha(f"a{m}_{h}", f"r{m}_{h}", m, horizon=h)
                for m in (30, 90, 150, 180, 210, 240, 270, 300) for h in (1800, 3600, 7200)]
@@ -93,20 +94,20 @@ def test_settlements_after_the_last_recorded_one_reprice_the_legs_exiting_after_
         assert snapshot(inc) == snapshot(full)
         before = dict(inc.con.execute("SELECT event_id, funding_bps FROM legs").fetchall())
         for s in (inc, full):
-            add_funding(s, "BTCUSDT", [(at(5), 0.002, None)])
+            add_funding(s, "BTCUSDT", [(at(6), 0.002, None)])
         rep = reconcile(inc, policy(), market=cache, runs=known)
         run_reconcile(full, full=True)
         assert snapshot(inc) == snapshot(full)
         after = dict(inc.con.execute("SELECT event_id, funding_bps FROM legs").fetchall())
-        exiting_after, = inc.con.execute(
-            "SELECT count(*) FROM legs WHERE status = 'realized' AND exit_ts > ?",
-            [at(4)]).fetchall()[0]
+        (exiting_from, between), = inc.con.execute(
+            "SELECT count(*) FILTER (exit_ts >= ?), count(*) FILTER (exit_ts > ? AND exit_ts < ?) "
+            "FROM legs WHERE status = 'realized'", [at(6), at(4), at(6)]).fetchall()
         held_across = [e for e in after if after[e] != before[e]]
-        assert rep.priced == exiting_after > len(held_across) > 0
-        # some leg held across 05:00 exits before 07:00, within three hours of 04:00
+        assert rep.priced == exiting_from >= len(held_across) > 0 and between > 0
+        # a leg exiting at 06:00 is held across it
         assert inc.con.execute(
-            "SELECT count(*) FROM legs WHERE event_id IN (SELECT unnest(?)) AND exit_ts < ?",
-            [held_across, at(7)]).fetchall()[0][0] > 0
+            "SELECT count(*) FROM legs WHERE event_id IN (SELECT unnest(?)) AND exit_ts = ?",
+            [held_across, at(6)]).fetchall()[0][0] > 0
 
 
 def test_runs_the_ledger_held_are_rebuilt_from_all_their_rows_with_the_set_of_its_runs(

@@ -63,8 +63,8 @@ class MarketChanges:
     def funded(self) -> dict[str, Any]:
         """Of `symbols`, those whose bars did not change and whose funding only gained
         settlements after the recorded last one, with that time (`watermark`; None: none was
-        recorded): such a settlement moves only a realized leg that exits after it
-        (`reconcile._stale_leg`)."""
+        recorded): a settlement at t moves only a realized leg held across it, entry < t <=
+        exit (`reconcile._first_new_settlements`, `reconcile._stale_legs_sql`)."""
         return {c.symbol: c.watermark for c in self.rows
                 if c.bars != CHANGED and c.funding == APPENDED}
 

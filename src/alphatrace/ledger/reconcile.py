@@ -363,12 +363,14 @@ def _stale_legs_sql(mc: str, market_moved: bool, moved: Moved | None = None) -> 
     `_todo_incremental_sql` takes them. With `moved`, every leg is known to have been priced with
     `ledger_alpha_keys`' resolution and the market as `ledger_market_state` records it, so
     only these can be stale: legs of the symbols and aliases in `moved`, legs of the symbols
-    whose funding gained settlements that exit after the last one recorded (`moved.funded`:
-    a settlement moves only a leg held across it), legs not realized of the symbols whose
-    market gained anything (`moved.touched`), and, when some market changed, the unpriced
-    legs. With none of these (a round of events alone), no leg is read. The legs' `exit_ts`
-    bound lets DuckDB skip the row groups of legs that exited before it (they are stored in
-    signal order), where reading every leg of a symbol was ~46 ms at 1M runs
+    whose funding gained settlements that exit at or after the first of them
+    (`moved.funded`: a settlement at t moves only a leg with entry < t <= exit), legs not
+    realized of the symbols whose market gained anything (`moved.touched`), and, when some
+    market changed, the unpriced legs. With none of these (a round of events alone), no leg
+    is read. The legs' `exit_ts` bound lets DuckDB skip the row groups of legs that exited
+    before it (they are stored in signal order), where reading every leg of a symbol was
+    ~46 ms at 1M runs, and it keeps the legs that exited between the last recorded
+    settlement and the new one, which `_stale_leg` alone would price again
     (bench/RESULTS.md, "#14: new funding settlements read the legs exiting after the
     last")."""
     legs = "legs"
@@ -378,9 +380,9 @@ def _stale_legs_sql(mc: str, market_moved: bool, moved: Moved | None = None) -> 
             may.append(f"l.market_symbol IN ({', '.join(lit(x) for x in moved.symbols)})")
         if moved.symbols or moved.funded:
             may.append("l.status = 'unpriced'")
-        for symbol, watermark in sorted(moved.funded.items()):
+        for symbol, first in sorted(moved.funded.items()):
             may.append(f"(l.market_symbol = {lit(symbol)}" + (
-                "" if watermark is None else f" AND l.exit_ts > {ts_literal(watermark)}") + ")")
+                "" if first is None else f" AND l.exit_ts >= {ts_literal(first)}") + ")")
         if moved.touched:
             may.append(f"(l.status <> 'realized' AND l.market_symbol IN "
                        f"({', '.join(lit(x) for x in moved.touched)}))")
@@ -403,8 +405,8 @@ class Moved:
     """What changed since the last reconcile that can make a leg stale: market symbols whose
     bars changed other than by appending or whose funding changed other than by new
     settlements (`symbols`: they can move any realized leg), those whose funding only gained
-    settlements, with the recorded last one (`funded`, `MarketChanges.funded`: they can move a
-    realized leg exiting after it), market symbols whose bars or funding changed in any way
+    settlements, with the first of them (`funded`, `_first_new_settlements`: they can move a
+    realized leg exiting at or after it), market symbols whose bars or funding changed in any way
     (`touched`: they can move a leg not realized), and aliases that resolve differently from
     `ledger_alpha_keys` (a few, usually none)."""
 
@@ -430,7 +432,21 @@ def moved(con: duckdb.DuckDBPyConnection, market: MarketChanges | None,
         return Moved([], [str(x) for x in aliases or []], [])
     funded = market.funded
     return Moved([s for s in market.symbols if s not in funded], [str(x) for x in aliases or []],
-                 market.touched, funded)
+                 market.touched, _first_new_settlements(con, funded))
+
+
+def _first_new_settlements(con: duckdb.DuckDBPyConnection,
+                           funded: dict[str, Any]) -> dict[str, Any]:
+    """Per symbol of `MarketChanges.funded` (symbol: the recorded last settlement), the first
+    settlement after that one; None where none was recorded (or none is found): every leg
+    of the symbol is read."""
+    out: dict[str, Any] = dict.fromkeys(funded)
+    after = sorted((s, w) for s, w in funded.items() if w is not None)
+    if after:
+        cond = " OR ".join(f"(symbol = {lit(s)} AND ts > {ts_literal(w)})" for s, w in after)
+        out.update({str(s): t for s, t in con.execute(
+            f"SELECT symbol, min(ts) FROM funding WHERE {cond} GROUP BY symbol").fetchall()})
+    return out
 
 
 def _todo_from_new_files(seen: int, stale: bool = True, oldest: int | None = None) -> str:
